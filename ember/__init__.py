@@ -1,0 +1,35 @@
+"""ember: PyTorch's API rebuilt from first principles on NumPy.
+
+``import ember as torch`` and ordinary PyTorch code runs unchanged.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ._dtype import (dtype, bool_ as bool, uint8, int8, int16, int32, int64, float16,
+                     bfloat16, float32, float64, half, float, double, short, int, long,
+                     get_default_dtype, set_default_dtype, promote_types, result_type, can_cast)
+from ._backend import device
+from ._tensor import Tensor, Size, bind as _bind
+from .autograd.grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,
+                                 is_grad_enabled, is_inference_mode_enabled)
+from . import autograd
+from .random import (Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state,
+                     default_generator)
+from ._creation import (tensor, as_tensor, asarray, from_numpy, zeros, ones, empty, full,
+                        zeros_like, ones_like, empty_like, full_like, arange, linspace, logspace,
+                        eye, rand, randn, randint, randperm, normal, bernoulli, multinomial,
+                        poisson, rand_like, randn_like, randint_like)
+from ._printing import set_printoptions
+from .ops import _inplace, convert, elementwise, linalg as _linalg_ops, movement, reduce
+from . import _creation
+
+for _family in (elementwise, reduce, movement, _linalg_ops, convert, _inplace, _creation):
+    _bind(_family.METHODS)
+
+from .ops.elementwise import *  # noqa: E402,F401,F403
+from .ops.reduce import *  # noqa: E402,F401,F403
+from .ops.movement import *  # noqa: E402,F401,F403
+from .ops.linalg import *  # noqa: E402,F401,F403
+from .ops.convert import clone  # noqa: E402,F401
+

@@ -1,0 +1,468 @@
+"""Tensor creation and random sampling (``tensor``, ``zeros``, ``arange``, ``randn``, ...).
+
+Arrays come from the namespace of the requested device (``_backend.xp_for``);
+random draws use the ``Generator`` in ``ember/random.py``.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+from . import _backend, _dtype
+from ._dtype import from_np, get_default_dtype
+from ._tensor import Tensor, _make
+from .autograd.grad_mode import state
+from .random import _gen
+
+
+def _finish(arr, requires_grad=False, device=None) -> Tensor:
+    if device is not None:
+        arr = _backend.to_device(arr, device)
+    t = _make(arr)
+    if state.inference:
+        t._inference = True
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _xp(device):
+    return _backend.xp_for(device if device is not None else "cpu")
+
+
+def _size(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    out = []
+    for s in size:
+        if isinstance(s, Tensor):
+            s = s.item()
+        if not isinstance(s, builtins.int) and not hasattr(s, "__index__"):
+            raise TypeError(f"empty(): argument 'size' must be tuple of ints, but found element "
+                            f"of type {type(s).__name__}")
+        s = builtins.int(s)
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: "
+                               f"{list(size)}")
+        out.append(s)
+    return tuple(out)
+
+
+def _infer_dtype(arr, data):
+    """PyTorch's dtype for data given as Python values: float → default, int → int64."""
+    k = arr.dtype.kind
+    if k == "f":
+        return get_default_dtype()
+    if k in "iu":
+        return _dtype.int64
+    if k == "b":
+        return _dtype.bool_
+    if k == "O":
+        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    raise TypeError(f"can't convert {arr.dtype} data to a tensor")
+
+
+def _to_plain(data):
+    """Replace tensors nested in lists by Python numbers/lists."""
+    if isinstance(data, Tensor):
+        return data.tolist()
+    if isinstance(data, (list, tuple)):
+        return [_to_plain(d) for d in data]
+    return data
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """A new tensor that copies ``data`` (nested lists, numbers, arrays or tensors)."""
+    xp = _xp(device)
+    if isinstance(data, Tensor):
+        arr = data._data.copy()
+        dt = data.dtype
+    elif type(data) in _backend._BY_ARRAY_TYPE or hasattr(data, "__array_interface__") and \
+            hasattr(data, "dtype"):
+        arr = xp.array(data, copy=True)
+        dt = from_np(arr.dtype)
+    elif hasattr(data, "dtype") and hasattr(data, "item") and not isinstance(data, (list, tuple)):
+        arr = xp.asarray(data)  # a NumPy scalar keeps its dtype
+        dt = from_np(arr.dtype)
+    else:
+        plain = _to_plain(data)
+        try:
+            arr = xp.asarray(plain)
+        except ValueError as e:
+            raise ValueError(f"expected sequence of equal-length lists: {e}") from None
+        if arr.dtype.kind in "US":
+            raise TypeError(f"new(): invalid data type '{arr.dtype.kind == 'U' and 'str'}'")
+        dt = _infer_dtype(arr, data)
+    if dtype is not None:
+        dt = dtype
+    npd = dt.np
+    if arr.dtype != npd:
+        arr = arr.astype(npd)
+    return _finish(xp.ascontiguousarray(arr) if arr.ndim else arr, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """A tensor sharing ``data``'s memory when it already is a suitable array."""
+    if isinstance(data, Tensor):
+        return data.to(dtype=dtype) if dtype is not None else data
+    if type(data) in _backend._BY_ARRAY_TYPE:
+        dt = from_np(data.dtype) if dtype is None else dtype
+        arr = data if data.dtype == dt.np else data.astype(dt.np)
+        return _finish(arr, device=device)
+    return tensor(data, dtype=dtype, device=device)
+
+
+asarray = as_tensor
+
+
+def from_numpy(ndarray) -> Tensor:
+    """A tensor that shares memory with a NumPy array."""
+    if type(ndarray).__module__ != "numpy" or not hasattr(ndarray, "dtype"):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    from_np(ndarray.dtype)  # raises for unsupported dtypes
+    return _make(ndarray)
+
+
+def _rebuild_tensor(arr, requires_grad):
+    t = _make(arr)
+    t._requires_grad = requires_grad
+    return t
+
+
+def _dt(dtype, default=None):
+    d = dtype if dtype is not None else (default or get_default_dtype())
+    if not isinstance(d, _dtype.dtype):
+        raise TypeError(f"dtype must be an ember.dtype, not {type(d).__name__}")
+    return d.np
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+          pin_memory=False) -> Tensor:
+    """A tensor of zeros."""
+    return _finish(_xp(device).zeros(_size(size), _dt(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+         pin_memory=False) -> Tensor:
+    """A tensor of ones."""
+    return _finish(_xp(device).ones(_size(size), _dt(dtype)), requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+          pin_memory=False, memory_format=None) -> Tensor:
+    """An uninitialised tensor."""
+    return _finish(_xp(device).empty(_size(size), _dt(dtype)), requires_grad)
+
+
+def _fill_dtype(v):
+    if isinstance(v, Tensor):
+        return v.dtype
+    if isinstance(v, builtins.bool):
+        return _dtype.bool_
+    if isinstance(v, builtins.int):
+        return _dtype.int64
+    return get_default_dtype()
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None,
+         layout=None, pin_memory=False) -> Tensor:
+    """A tensor filled with ``fill_value`` (dtype inferred from it, as PyTorch does)."""
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    dt = dtype if dtype is not None else _fill_dtype(fill_value)
+    return _finish(_xp(device).full(_size((size,) if isinstance(size, builtins.int) else size),
+                                    fill_value, dt.np), requires_grad)
+
+
+def _like(fn):
+    def like(input, *args, dtype=None, device=None, requires_grad=False, memory_format=None,
+             layout=None, pin_memory=False, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{fn.__name__}_like(): argument 'input' (position 1) must be Tensor, "
+                            f"not {type(input).__name__}")
+        dt = dtype if dtype is not None else input.dtype
+        return fn(*((input.shape,) + args), dtype=dt, device=device or input.device,
+                  requires_grad=requires_grad, **kwargs)
+    like.__name__ = fn.__name__ + "_like"
+    like.__doc__ = f"``{fn.__name__}`` with ``input``'s shape, dtype and device."
+    return like
+
+
+zeros_like = _like(zeros)
+ones_like = _like(ones)
+empty_like = _like(empty)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False,
+              memory_format=None, layout=None, pin_memory=False) -> Tensor:
+    return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device,
+                requires_grad=requires_grad)
+
+
+def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=False,
+           out=None, layout=None, pin_memory=False) -> Tensor:
+    """Values from ``start`` up to (not including) ``end`` in steps of ``step``."""
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    start, end, step = vals
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"upper bound and larger bound inconsistent with step sign")
+    if dtype is None:
+        dtype = _dtype.int64 if all(isinstance(v, builtins.int) for v in vals) \
+            else get_default_dtype()
+    n = math.ceil((end - start) / step)
+    xp = _xp(device)
+    arr = (start + xp.arange(n, dtype="float64") * step) if dtype.is_floating_point else \
+        xp.arange(start, end, step)
+    return _finish(arr.astype(dtype.np), requires_grad)
+
+
+def range_(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
+    """Deprecated ``torch.range``: includes ``end``."""
+    return arange(start, end + step / 2 if isinstance(step, float) else end + step, step,
+                  dtype=dtype or get_default_dtype(), device=device, requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None,
+             layout=None) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    dt = dtype or get_default_dtype()
+    arr = _xp(device).linspace(float(start), float(end), steps, dtype="float64")
+    return _finish(arr.astype(dt.np), requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False,
+             out=None, layout=None) -> Tensor:
+    """``base ** linspace(start, end, steps)``."""
+    dt = dtype or get_default_dtype()
+    arr = _xp(device).logspace(float(start), float(end), steps, base=base, dtype="float64")
+    return _finish(arr.astype(dt.np), requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None, layout=None):
+    """The identity matrix (``n × m``)."""
+    if n < 0 or (m is not None and m < 0):
+        raise RuntimeError(f"n must be greater or equal to 0, got {n}")
+    return _finish(_xp(device).eye(n, m, dtype=_dt(dtype)), requires_grad)
+
+
+# ---- random sampling ---------------------------------------------------------------------
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
+         layout=None, pin_memory=False) -> Tensor:
+    """Uniform samples on [0, 1)."""
+    dt = _dt(dtype)
+    arr = _gen(generator).random(_size(size), dtype="float64" if dt.itemsize == 8 else "float32")
+    return _finish(arr.astype(dt, copy=False), requires_grad, device)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
+          layout=None, pin_memory=False) -> Tensor:
+    """Standard normal samples."""
+    dt = _dt(dtype)
+    arr = _gen(generator).standard_normal(_size(size),
+                                          dtype="float64" if dt.itemsize == 8 else "float32")
+    return _finish(arr.astype(dt, copy=False), requires_grad, device)
+
+
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad=False, out=None, layout=None, pin_memory=False) -> Tensor:
+    """Integers uniform on [low, high)."""
+    if size is None:  # randint(high, size)
+        if high is None:
+            raise TypeError("randint() missing required argument 'size'")
+        low, high, size = 0, low, high
+    if high is None:
+        raise TypeError("randint() missing required argument 'high'")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
+                           f"to={high}")
+    arr = _gen(generator).integers(low, high, _size((size,) if isinstance(size, int) else size))
+    return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad, device)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False, out=None,
+             layout=None, pin_memory=False) -> Tensor:
+    """A random permutation of ``0 .. n-1``."""
+    if n < 0:
+        raise RuntimeError(f"n must be non-negative, got{n}")
+    arr = _gen(generator).permutation(n)
+    return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad, device)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None,
+           requires_grad=False) -> Tensor:
+    """Normal samples; ``mean``/``std`` may be tensors (broadcast) or numbers with ``size``."""
+    g = _gen(generator)
+    mt, st = isinstance(mean, Tensor), isinstance(std, Tensor)
+    if not mt and not st:
+        if size is None:
+            raise TypeError("normal() missing required argument 'size'")
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        dt = _dt(dtype)
+        arr = g.normal(mean, std, _size((size,) if isinstance(size, int) else size))
+        return _finish(arr.astype(dt), requires_grad, device)
+    m = mean._data if mt else mean
+    s = std._data if st else std
+    if st and (s < 0).any():
+        raise RuntimeError("normal expects all elements of std >= 0.0")
+    ref = mean if mt else std
+    shape = _backend.xp_of(ref._data).broadcast_shapes(getattr(m, "shape", ()),
+                                                       getattr(s, "shape", ()))
+    arr = m + s * g.standard_normal(shape)
+    return _finish(arr.astype(ref._data.dtype), requires_grad)
+
+
+def bernoulli(input, p=None, *, generator=None, out=None) -> Tensor:
+    """Samples in {0, 1} with probabilities ``input`` (or scalar ``p``)."""
+    probs = input._data if p is None else p
+    if p is None and ((probs < 0) | (probs > 1)).any():
+        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    u = _gen(generator).random(input._data.shape)
+    return _finish((u < probs).astype(input._data.dtype))
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None, out=None) -> Tensor:
+    """Indices drawn from the rows of ``input`` (non-negative weights)."""
+    w = input._data.astype("float64")
+    if w.ndim not in (1, 2):
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    if (w < 0).any() or not (w == w).all() or (w == float("inf")).any():
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    rows = w.reshape(-1, w.shape[-1])
+    if not replacement and num_samples > rows.shape[1]:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                           "replacement")
+    if num_samples <= 0:
+        raise RuntimeError(f"cannot sample n_sample <= 0 samples")
+    g = _gen(generator)
+    xp = _backend.xp_of(w)
+    out = xp.empty((rows.shape[0], num_samples), dtype="int64")
+    for i, r in enumerate(rows):
+        tot = r.sum()
+        if tot <= 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if replacement:
+            out[i] = g.choice(r.size, num_samples, replace=True, p=r / tot)
+        else:
+            # Gumbel top-k: sampling without replacement in proportion to the weights
+            keys = xp.log(r) - xp.log(-xp.log(g.random(r.size)))
+            keys[r == 0] = -xp.inf
+            order = xp.argsort(-keys, kind="stable")[:num_samples]
+            if (r[order] == 0).any():
+                raise RuntimeError("invalid multinomial distribution (with replacement=False, "
+                                   "not enough non-negative category to sample)")
+            out[i] = order
+    return _finish(out.reshape(w.shape[:-1] + (num_samples,)))
+
+
+def poisson(input, generator=None) -> Tensor:
+    return _finish(_gen(generator).poisson(input._data).astype(input._data.dtype))
+
+
+def rand_like(input, *, dtype=None, device=None, requires_grad=False, generator=None,
+              memory_format=None, layout=None):
+    return rand(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad,
+                generator=generator)
+
+
+def randn_like(input, *, dtype=None, device=None, requires_grad=False, generator=None,
+               memory_format=None, layout=None):
+    return randn(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad,
+                 generator=generator)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False,
+                 generator=None, memory_format=None, layout=None):
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, input.shape, dtype=dtype or input.dtype, generator=generator)
+
+
+# ---- in-place samplers (used by nn.init) -------------------------------------------------
+
+def _sample_into(t: Tensor, arr) -> Tensor:
+    from .ops._inplace import _check_inplace
+    from .autograd.function import _version_counter
+    _check_inplace(t)
+    if state.grad and t._requires_grad and t._grad_fn is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    t._data[...] = arr
+    _version_counter(t)[0] += 1
+    return t
+
+
+def uniform_(self, a=0.0, b=1.0, *, generator=None) -> Tensor:
+    """Fill with samples from U(a, b)."""
+    if a > b:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > "
+                           f"to={b}")
+    return _sample_into(self, _gen(generator).uniform(a, b, self._data.shape))
+
+
+def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
+    """Fill with samples from N(mean, std²)."""
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _sample_into(self, _gen(generator).normal(mean, std, self._data.shape))
+
+
+def bernoulli_(self, p=0.5, *, generator=None) -> Tensor:
+    pr = p._data if isinstance(p, Tensor) else p
+    return _sample_into(self, _gen(generator).random(self._data.shape) < pr)
+
+
+def exponential_(self, lambd=1.0, *, generator=None) -> Tensor:
+    return _sample_into(self, _gen(generator).exponential(1.0 / lambd, self._data.shape))
+
+
+def log_normal_(self, mean=1.0, std=2.0, *, generator=None) -> Tensor:
+    return _sample_into(self, _gen(generator).lognormal(mean, std, self._data.shape))
+
+
+def cauchy_(self, median=0.0, sigma=1.0, *, generator=None) -> Tensor:
+    return _sample_into(self, median + sigma * _gen(generator).standard_cauchy(self._data.shape))
+
+
+def geometric_(self, p, *, generator=None) -> Tensor:
+    return _sample_into(self, _gen(generator).geometric(p, self._data.shape))
+
+
+def random_(self, from_=0, to=None, *, generator=None) -> Tensor:
+    if to is None:
+        from_, to = 0, from_ if from_ else 2 ** 24
+    return _sample_into(self, _gen(generator).integers(from_, to, self._data.shape))
+
+
+def _new_method(fn):
+    def method(self, *args, dtype=None, device=None, requires_grad=False, **kw):
+        return fn(*args, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad,
+                  **kw)
+    method.__name__ = "new_" + fn.__name__
+    return method
+
+
+def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+METHODS = {
+    "uniform_": uniform_, "normal_": normal_, "bernoulli_": bernoulli_,
+    "exponential_": exponential_, "log_normal_": log_normal_, "cauchy_": cauchy_,
+    "geometric_": geometric_, "random_": random_,
+    "bernoulli": lambda self, p=None, generator=None: bernoulli(self, p, generator=generator),
+    "multinomial": multinomial,
+    "new_zeros": _new_method(zeros), "new_ones": _new_method(ones),
+    "new_empty": _new_method(empty), "new_tensor": _new_tensor, "new_full": _new_full,
+}

@@ -1,0 +1,181 @@
+"""dtypes and PyTorch's type-promotion rules.
+
+A dtype wraps the backend's dtype (a NumPy dtype on cpu).  Promotion follows
+PyTorch (https://pytorch.org/docs/stable/tensor_attributes.html#type-promotion-doc):
+categories bool < integer < floating; dimensioned tensors outrank zero-dim tensors,
+which outrank Python scalars, and a lower-ranked operand only changes the result
+when its category is higher.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+_BOOL, _INT, _FLOAT = 0, 1, 2
+
+
+class dtype:
+    """A tensor element type, printed as ``ember.float32``."""
+
+    __slots__ = ("name", "_np", "itemsize", "is_floating_point", "is_signed", "_cat", "_rank")
+
+    def __init__(self, name: str, np_dtype, cat: int, rank: int, itemsize: int, signed: bool):
+        self.name = name
+        self._np = np_dtype
+        self._cat = cat
+        self._rank = rank
+        self.itemsize = itemsize
+        self.is_floating_point = cat == _FLOAT
+        self.is_signed = signed
+
+    @property
+    def np(self) -> np.dtype:
+        """The NumPy dtype; bfloat16 resolves ``ml_dtypes`` on first use."""
+        if self._np is None:
+            try:
+                import ml_dtypes
+            except ImportError:
+                raise RuntimeError(
+                    "ember.bfloat16 needs the optional package 'ml_dtypes' "
+                    "(pip install 'ember[bf16]')") from None
+            self._np = np.dtype(ml_dtypes.bfloat16)
+            _FROM_NP[self._np] = self
+        return self._np
+
+    is_complex = False
+
+    def __repr__(self) -> str:
+        return "ember." + self.name
+
+    def __reduce__(self):
+        return self.name
+
+    def to_real(self) -> "dtype":
+        return self
+
+
+bool_ = dtype("bool", np.dtype(np.bool_), _BOOL, 0, 1, False)
+uint8 = dtype("uint8", np.dtype(np.uint8), _INT, 1, 1, False)
+int8 = dtype("int8", np.dtype(np.int8), _INT, 1, 1, True)
+int16 = dtype("int16", np.dtype(np.int16), _INT, 2, 2, True)
+int32 = dtype("int32", np.dtype(np.int32), _INT, 3, 4, True)
+int64 = dtype("int64", np.dtype(np.int64), _INT, 4, 8, True)
+float16 = dtype("float16", np.dtype(np.float16), _FLOAT, 1, 2, True)
+bfloat16 = dtype("bfloat16", None, _FLOAT, 1, 2, True)
+float32 = dtype("float32", np.dtype(np.float32), _FLOAT, 2, 4, True)
+float64 = dtype("float64", np.dtype(np.float64), _FLOAT, 3, 8, True)
+
+# PyTorch's aliases
+half, float, double = float16, float32, float64
+short, int, long = int16, int32, int64
+
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+_FROM_NP = {d._np: d for d in ALL if d._np is not None}
+
+
+def from_np(npd) -> dtype:
+    """The ember dtype of a backend (NumPy) dtype."""
+    d = _FROM_NP.get(npd)
+    if d is not None:
+        return d
+    npd = np.dtype(npd)
+    d = _FROM_NP.get(npd)
+    if d is not None:
+        return d
+    if npd.name == "bfloat16":
+        bfloat16.np  # registers it
+        return bfloat16
+    if npd.kind == "U" or npd.kind == "S" or npd.kind == "O":
+        raise TypeError(f"can't convert np.ndarray of type numpy.{npd.name}. The only supported "
+                        "types are: float64, float32, float16, bfloat16, int64, int32, int16, "
+                        "int8, uint8, and bool.")
+    if npd.kind == "u":  # uint16/32/64 have no ember twin: widen like a user would
+        return int64
+    if npd.kind == "c":
+        raise TypeError("complex dtypes are not supported by ember")
+    raise TypeError(f"unsupported dtype {npd}")
+
+
+_default_float = float32
+
+
+def get_default_dtype() -> dtype:
+    """The dtype of float tensors made from Python floats (float32 unless changed)."""
+    return _default_float
+
+
+def set_default_dtype(d: dtype) -> None:
+    """Set the default floating dtype; PyTorch allows only floating types here."""
+    global _default_float
+    if not isinstance(d, dtype) or not d.is_floating_point:
+        raise TypeError(f"only floating-point types are supported as the default type, got {d}")
+    _default_float = d
+
+
+def promote_types(a: dtype, b: dtype) -> dtype:
+    """The smallest dtype both ``a`` and ``b`` can be cast to (``torch.promote_types``)."""
+    if a is b:
+        return a
+    if a._cat != b._cat:
+        return a if a._cat > b._cat else b
+    if a._cat == _INT:
+        if a is uint8 or b is uint8:  # uint8 with a signed int needs the next signed size
+            other = b if a is uint8 else a
+            return int16 if other is int8 else other
+        return a if a._rank > b._rank else b
+    if a._cat == _FLOAT:
+        if a._rank == b._rank:  # float16 with bfloat16
+            return float32
+        return a if a._rank > b._rank else b
+    return a
+
+
+def _scalar_cat(x) -> int:
+    if isinstance(x, bool):
+        return _BOOL
+    if isinstance(x, (builtins.int, np.integer)):
+        return _INT
+    return _FLOAT
+
+
+
+
+def default_for_cat(cat: int) -> dtype:
+    return (bool_, int64, _default_float)[cat]
+
+
+def result_type_of(operands) -> dtype:
+    """Promotion over tensors and Python scalars (``torch.result_type`` for many operands)."""
+    from ._tensor import Tensor
+    dims = zero = scal = None
+    for x in operands:
+        if isinstance(x, Tensor):
+            d = x.dtype
+            if x._data.ndim:
+                dims = d if dims is None else promote_types(dims, d)
+            else:
+                zero = d if zero is None else promote_types(zero, d)
+        elif x is not None:
+            c = _scalar_cat(x)
+            scal = c if scal is None or c > scal else scal
+    out = dims
+    if zero is not None:
+        if out is None or zero._cat > out._cat:
+            out = zero
+    if scal is not None:
+        if out is None or scal > out._cat:
+            out = default_for_cat(scal)
+    if out is None:
+        raise TypeError("result_type needs at least one tensor or number")
+    return out
+
+
+def result_type(a, b) -> dtype:
+    """``torch.result_type(tensor1, tensor2)``."""
+    return result_type_of((a, b))
+
+
+def can_cast(from_: dtype, to: dtype) -> bool:
+    """Whether PyTorch allows an in-place/out cast from ``from_`` to ``to`` (no category drop)."""
+    return from_._cat <= to._cat

@@ -1,0 +1,447 @@
+"""``Tensor``: a backend array plus the autograd metadata PyTorch keeps beside it.
+
+Ops live in ``ember/ops`` (one file per family); each family binds its methods
+and operators onto ``Tensor`` through its ``METHODS`` table (see
+``ember/__init__.py``), so this file holds only what is a tensor's own:
+metadata, conversion, autograd entry points and printing.
+"""
+from __future__ import annotations
+
+import builtins
+import weakref
+
+from . import _backend, _dtype
+from ._dtype import from_np
+from .autograd.grad_mode import state
+from .autograd.function import _version_counter, _RemovableHandle
+
+_new = object.__new__
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple printed as ``ember.Size([32, 1])``."""
+
+    def __repr__(self):
+        return f"ember.Size({list(self)})"
+
+    __str__ = __repr__
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __getitem__(self, i):
+        r = tuple.__getitem__(self, i)
+        return Size(r) if isinstance(i, slice) else r
+
+    def __add__(self, other):
+        return Size(tuple(self) + tuple(other))
+
+    def __reduce__(self):
+        return (Size, (tuple(self),))
+
+
+def _make(data, requires_grad=False, grad_fn=None, output_nr=0):
+    """Wrap a backend array without copying (the hot path of every op)."""
+    t = _new(Tensor)
+    t._data = data
+    t._requires_grad = requires_grad
+    t._grad_fn = grad_fn
+    t._output_nr = output_nr
+    return t
+
+
+_LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                 "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
+                 "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
+                 "bool": "BoolTensor"}
+
+
+def _type_name(t) -> str:
+    return "torch." + _LEGACY_NAMES[t.dtype.name]
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it."""
+
+    __slots__ = ("_data", "_requires_grad", "_grad_fn", "_output_nr", "__dict__", "__weakref__")
+
+    # Rarely-set state lives in the (lazily created) instance dict; these are its defaults.
+    grad = None
+    _version_ctr = None
+    _base = None
+    _view_chain = None
+    _accum = None
+    _hooks = None
+    _post_acc_hooks = None
+    _retains_grad = False
+    _inference = False
+
+    def __new__(cls, *args, dtype=None, device=None):
+        # Legacy constructor: Tensor(2, 3) is uninitialised float, Tensor([1, 2]) copies data.
+        from ._creation import empty, tensor
+        if len(args) == 1 and not isinstance(args[0], builtins.int):
+            t = tensor(args[0], dtype=dtype or _dtype.get_default_dtype())
+        else:
+            t = empty(*args, dtype=dtype)
+        if cls is not Tensor:
+            sub = _new(cls)
+            sub._data, sub._requires_grad, sub._grad_fn, sub._output_nr = t._data, False, None, 0
+            return sub
+        return t
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    # ---- metadata -------------------------------------------------------------------------
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        """The shape, or one dimension of it."""
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_wrap_dim(dim, self._data.ndim)]
+
+    @property
+    def dtype(self) -> _dtype.dtype:
+        return from_np(self._data.dtype)
+
+    @property
+    def device(self) -> _backend.device:
+        return _backend.device_of(self._data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    ndimension = dim
+
+    def numel(self) -> int:
+        return builtins.int(self._data.size)
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    def stride(self, dim=None):
+        """Strides in elements, as PyTorch reports them."""
+        st = tuple(s // self._data.itemsize for s in self._data.strides)
+        return st if dim is None else st[_wrap_dim(dim, self._data.ndim)]
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        return self._data.flags.c_contiguous
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def is_complex(self) -> bool:
+        return False
+
+    def is_signed(self) -> bool:
+        return self.dtype.is_signed
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def grad_fn(self):
+        return self._grad_fn
+
+    @property
+    def output_nr(self) -> int:
+        return self._output_nr
+
+    @property
+    def _version(self) -> int:
+        return _version_counter(self)[0]
+
+    @property
+    def is_inference(self):
+        return lambda: self._inference
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool):
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Set ``requires_grad`` on a leaf (floating dtypes only)."""
+        requires_grad = bool(requires_grad)
+        if self._grad_fn is not None:
+            if requires_grad:
+                return self
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use "
+                "a computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach().")
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if requires_grad and self._inference and not state.inference:
+            raise RuntimeError("Setting requires_grad=True on inference tensor outside "
+                               "InferenceMode is not allowed.")
+        self._requires_grad = requires_grad
+        return self
+
+    @property
+    def data(self) -> "Tensor":
+        """The same storage without autograd history (prefer ``detach()``)."""
+        t = _make(self._data)
+        t._base = self._base if self._base is not None else self
+        return t
+
+    @data.setter
+    def data(self, value: "Tensor"):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        self._data = value._data
+
+    # ---- conversion -----------------------------------------------------------------------
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
+                               "to Scalar")
+        return self._data.reshape(()).item() if self.dtype.name != "bfloat16" else builtins.float(
+            self._data.reshape(()))
+
+    def tolist(self):
+        if self.dtype.name == "bfloat16":
+            return self._data.astype("float32").tolist()
+        return self._data.tolist()
+
+    def numpy(self, *, force: bool = False):
+        """The NumPy array sharing this tensor's memory (no copy on cpu)."""
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        if self.device.type != "cpu":
+            if not force:
+                raise TypeError(f"can't convert {self.device} device type tensor to numpy. "
+                                "Use Tensor.cpu() to copy the tensor to host memory first.")
+            return self._data.get()
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return builtins.bool(self._data.reshape(()))
+
+    def __float__(self):
+        return builtins.float(self.item())
+
+    def __int__(self):
+        return builtins.int(self.item())
+
+    def __index__(self):
+        if self.dtype.is_floating_point or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return builtins.int(self._data.reshape(()))
+
+    def __complex__(self):
+        return complex(self.item())
+
+    __hash__ = object.__hash__
+
+    def __format__(self, spec):
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
+    def __deepcopy__(self, memo):
+        if self._grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.")
+        new = _new(type(self))
+        new.__dict__.update({k: v for k, v in self.__dict__.items()
+                             if k not in ("_accum", "_base", "_view_chain", "_version_ctr",
+                                          "_hooks", "_post_acc_hooks")})
+        new._data = self._data.copy()
+        new._requires_grad = self._requires_grad
+        new._grad_fn = None
+        new._output_nr = 0
+        if self.grad is not None:
+            new.grad = self.grad.__deepcopy__(memo)
+        memo[id(self)] = new
+        return new
+
+    def __reduce_ex__(self, protocol):
+        from ._creation import _rebuild_tensor
+        return (_rebuild_tensor, (self._data, self._requires_grad))
+
+    def detach(self) -> "Tensor":
+        """A new tensor on the same storage, cut from the graph."""
+        t = _make(self._data)
+        t._base = self._base if self._base is not None else self
+        return t
+
+    def detach_(self) -> "Tensor":
+        if self._base is not None and self._base._requires_grad:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self._grad_fn = None
+        self._requires_grad = False
+        self._output_nr = 0
+        return self
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device=None, non_blocking=False) -> "Tensor":
+        return self.to("cuda" if device is None else device)
+
+    # ---- autograd -------------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's Tensor.backward)."""
+        from .autograd import backward
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf after backward."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._grad_fn is None or self._retains_grad:
+            return
+        ref = weakref.ref(self)
+
+        def _retain(g):
+            t = ref()
+            if t is not None:
+                if t.grad is None:
+                    t.grad = g if state.grad else _make(g._data.copy())
+                else:
+                    t.grad = t.grad + g if state.grad else _make(t.grad._data + g._data)
+        self._retains_grad = True
+        self._add_node_hook(_retain, last=True)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        """``hook(grad)`` runs when this tensor's gradient is computed; may return a new one."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._grad_fn is None:
+            if self._hooks is None:
+                self._hooks = {}
+            self._hooks[id(hook)] = hook
+            return _DictHandle(self._hooks, id(hook))
+        return self._add_node_hook(hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(tensor)`` runs after a leaf's ``.grad`` has been accumulated."""
+        if self._grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if self._post_acc_hooks is None:
+            self._post_acc_hooks = {}
+        self._post_acc_hooks[id(hook)] = hook
+        return _DictHandle(self._post_acc_hooks, id(hook))
+
+    def _add_node_hook(self, hook, last=False):
+        node = self._grad_fn
+        if node._pre_hooks is None:
+            node._pre_hooks = {}
+        hooks = node._pre_hooks.setdefault(self._output_nr, [])
+        if last or not hooks or not getattr(hooks[-1], "_retain", False):
+            hooks.append(hook)
+        else:  # retain_grad's hook stays last, as in PyTorch
+            hooks.insert(len(hooks) - 1, hook)
+        if last:
+            hook._retain = True
+        return _RemovableHandle(hooks, hook)
+
+    # ---- printing -------------------------------------------------------------------------
+    def __repr__(self):
+        from ._printing import tensor_repr
+        return tensor_repr(self)
+
+    __str__ = __repr__
+
+
+class _DictHandle:
+    __slots__ = ("_d", "_k")
+
+    def __init__(self, d, k):
+        self._d = d
+        self._k = k
+
+    def remove(self):
+        self._d.pop(self._k, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _wrap_dim(dim, ndim: int) -> int:
+    """Normalise a possibly negative dim, raising PyTorch's IndexError when out of range."""
+    if not isinstance(dim, builtins.int) or isinstance(dim, builtins.bool):
+        dim = builtins.int(dim) if hasattr(dim, "__index__") else dim
+        if not isinstance(dim, builtins.int):
+            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    n = ndim if ndim > 0 else 1
+    if dim < -n or dim >= n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim + n if dim < 0 else dim
+
+
+def bind(methods: dict) -> None:
+    """Attach an op family's methods and operators to ``Tensor``."""
+    for name, fn in methods.items():
+        setattr(Tensor, name, fn)
+
+
+def _late_bind():
+    """Give the autograd core its references to Tensor (it is imported before Tensor exists)."""
+    from .autograd import function, engine
+    function.Tensor = engine.Tensor = Tensor
+    function._make = engine._make = _make
+
+
+_late_bind()

@@ -1,0 +1,43 @@
+"""Anomaly detection: a NaN made in backward names the forward op that caused it."""
+from __future__ import annotations
+
+from .grad_mode import state, _DecoratorContextManager
+
+
+def is_anomaly_enabled() -> bool:
+    return state.anomaly
+
+
+class detect_anomaly(_DecoratorContextManager):
+    """Record each op's forward traceback and check every backward output for NaN."""
+
+    def __init__(self, check_nan: bool = True):
+        self.check_nan = check_nan
+
+    def __enter__(self):
+        self.prev = state.anomaly
+        state.anomaly = self.check_nan
+
+    def __exit__(self, *exc):
+        state.anomaly = self.prev
+
+    def clone(self):
+        return self.__class__(self.check_nan)
+
+
+class set_detect_anomaly(_DecoratorContextManager):
+    """Turn anomaly detection on or off (at once, and back on exit)."""
+
+    def __init__(self, mode: bool, check_nan: bool = True):
+        self.prev = state.anomaly
+        self.mode = bool(mode)
+        state.anomaly = self.mode
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, *exc):
+        state.anomaly = self.prev
+
+    def clone(self):
+        return self.__class__(self.mode)

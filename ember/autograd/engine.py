@@ -1,0 +1,295 @@
+"""The backward engine: walks the recorded DAG from the outputs with the chain rule.
+
+Iterative throughout (no recursion), so a 10,000-op chain is fine.  Each node
+runs once, after every node that feeds it a gradient has run (dependency
+counting over ``next_functions``); gradients reaching the same node output are
+summed.  Saved tensors are freed after a node runs unless ``retain_graph``.
+"""
+from __future__ import annotations
+
+import warnings
+
+from .grad_mode import state
+from .function import AccumulateGrad, Function, FunctionCtx
+
+# Bound by ember/_tensor.py once Tensor exists (it imports this module).
+Tensor = _make = None
+
+
+def _add(a, b):
+    """Sum two gradients; through the graph only when building a differentiable one."""
+    if state.grad:
+        return a + b
+    return _make(a._data + b._data)
+
+
+def _has_nan(t) -> bool:
+    xp = t._data
+    return bool((xp != xp).any())
+
+
+def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
+                 inputs=None, capture: bool = False, allow_unused: bool = False):
+    """Propagate ``root_grads`` from ``roots`` (tensors) back through the graph.
+
+    With ``capture`` the gradients of ``inputs`` are returned instead of accumulated
+    (``autograd.grad``); with ``inputs`` and no capture, only those accumulate.
+    """
+    from .function import accumulate_node
+
+    # Where each requested input's gradient arrives: its AccumulateGrad, or its node output.
+    targets = None
+    if inputs is not None:
+        targets = {}
+        for k, t in enumerate(inputs):
+            if t._grad_fn is None:
+                if not t._requires_grad:
+                    raise RuntimeError("One of the differentiated Tensors does not require grad")
+                key = (accumulate_node(t), 0)
+            else:
+                key = (t._grad_fn, t._output_nr)
+            targets.setdefault(key, []).append(k)
+
+    # Dependency count over the reachable graph.
+    deps = {}
+    stack = []
+    buffers = {}
+    for t, g in zip(roots, root_grads):
+        node = t._grad_fn
+        if node is None:
+            node = accumulate_node(t)
+        key = node
+        buf = buffers.get(key)
+        if buf is None:
+            buf = buffers[key] = [None] * node._n_out
+        nr = t._output_nr if t._grad_fn is not None else 0
+        buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
+        if node not in deps:
+            deps[node] = 0
+            stack.append(node)
+    seen = set(deps)
+    order_stack = list(stack)
+    while order_stack:
+        node = order_stack.pop()
+        for child, _ in node.next_functions:
+            if child is not None:
+                if child in seen:
+                    deps[child] += 1
+                else:
+                    seen.add(child)
+                    deps[child] = 1
+                    order_stack.append(child)
+
+    needed = None
+    if targets is not None:
+        needed = _needed_nodes(deps, {k[0] for k in targets})
+        if capture:
+            captured = [None] * len(inputs)
+
+    ready = [n for n in stack if deps[n] == 0]
+    prev_grad = state.grad
+    state.grad = create_graph
+    try:
+        while ready:
+            node = ready.pop()
+            grads = buffers.pop(node, None)
+            if grads is None:
+                grads = [None] * node._n_out
+            if targets is not None:
+                for nr, g in enumerate(grads):
+                    ks = targets.get((node, nr))
+                    if ks is not None:
+                        for k in ks:
+                            if capture:
+                                captured[k] = g
+                            elif isinstance(node, AccumulateGrad):
+                                pass  # accumulated below
+                            else:
+                                _store_nonleaf_grad(inputs[k], g)
+
+            run = needed is None or node in needed
+            if run:
+                out_grads = _call_node(node, grads, capture and targets is not None, targets)
+            else:
+                out_grads = None
+            if not retain_graph and isinstance(node, FunctionCtx):
+                node._free()
+
+            for i, (child, nr) in enumerate(node.next_functions):
+                if child is None:
+                    continue
+                g = out_grads[i] if out_grads is not None and i < len(out_grads) else None
+                if g is not None:
+                    buf = buffers.get(child)
+                    if buf is None:
+                        buf = buffers[child] = [None] * child._n_out
+                    buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
+                d = deps[child] - 1
+                deps[child] = d
+                if d == 0:
+                    ready.append(child)
+    finally:
+        state.grad = prev_grad
+
+    if capture:
+        for k, g in enumerate(captured):
+            if g is None and not allow_unused:
+                raise RuntimeError(
+                    "One of the differentiated Tensors appears to not have been used in the "
+                    "graph. Set allow_unused=True if this is the desired behavior.")
+        return captured
+    return None
+
+
+def _needed_nodes(deps, target_nodes):
+    """Nodes from which some target node is reachable (the only ones worth running)."""
+    needed = set()
+    # post-order over the reachable graph, iteratively
+    for start in list(deps):
+        if start in needed:
+            continue
+        stack = [(start, iter(start.next_functions))]
+        visiting = {start}
+        while stack:
+            node, it = stack[-1]
+            advanced = False
+            for child, _ in it:
+                if child is None or child in visiting:
+                    if child is not None and child in needed:
+                        needed.add(node)
+                    continue
+                visiting.add(child)
+                stack.append((child, iter(child.next_functions)))
+                advanced = True
+                break
+            if advanced:
+                continue
+            stack.pop()
+            if node in target_nodes or any(c in needed for c, _ in node.next_functions
+                                           if c is not None):
+                needed.add(node)
+    return needed
+
+
+def _store_nonleaf_grad(t, g):
+    """``backward(inputs=[non_leaf])`` accumulates into that tensor's ``.grad``."""
+    if g is None:
+        return
+    if t.grad is None:
+        t.grad = g if state.grad else _make(g._data.copy())
+    else:
+        t.grad = _add(t.grad, g)
+
+
+def _call_node(node, grads, capture, targets):
+    """Run one node's backward (with hooks) and return its input gradients."""
+    hooks = node._pre_hooks
+    if hooks:
+        for nr, hs in list(hooks.items()):
+            g = grads[nr]
+            if g is None:
+                continue
+            for h in list(hs):
+                new = h(g)
+                if new is not None:
+                    g = new
+            grads[nr] = g
+    if node._node_pre_hooks:
+        for h in list(node._node_pre_hooks):
+            new = h(tuple(grads))
+            if new is not None:
+                grads = list(new)
+
+    if isinstance(node, AccumulateGrad):
+        if not capture:
+            _accumulate(node.variable, grads[0])
+        return None
+
+    if node._saved is None and node._freed:
+        raise RuntimeError(
+            "Trying to backward through the graph a second time (or directly access saved "
+            "tensors after they have already been freed). Saved intermediate values of the "
+            "graph are freed when you call .backward() or autograd.grad(). Specify "
+            "retain_graph=True if you need to backward through the graph a second time or if "
+            "you need to access saved tensors after calling backward.")
+    cls = type(node)
+    if node._n_out > 1:
+        meta = node._out_meta
+        for i, g in enumerate(grads):
+            if g is None and node.materialize_grads and meta[i] is not None:
+                shape, dt, xp = meta[i]
+                grads[i] = _make(xp.zeros(shape, dt))
+    out = cls.backward(node, *grads)
+    if type(out) is not tuple:
+        out = (out,)
+    n_in = len(node.next_functions)
+    if len(out) != n_in:
+        if len(out) > n_in and all(o is None for o in out[n_in:]):
+            out = out[:n_in]
+        else:
+            raise RuntimeError(f"function {node.name()} returned an incorrect number of "
+                               f"gradients (expected {n_in}, got {len(out)})")
+    if not cls.raw:
+        out = _validate_custom(node, out)
+    if node._node_hooks:
+        for h in list(node._node_hooks):
+            new = h(out, tuple(grads))
+            if new is not None:
+                out = tuple(new)
+    if state.anomaly:
+        for i, g in enumerate(out):
+            if g is not None and _has_nan(g):
+                if node._trace:
+                    warnings.warn(f"Error detected in {node.name()}. Traceback of forward call "
+                                  f"that caused the error:\n{node._trace}")
+                raise RuntimeError(f"Function '{node.name()}' returned nan values in its "
+                                   f"{i}th output.")
+    return out
+
+
+def _validate_custom(node, out):
+    """Check a custom Function's gradients against its inputs, as PyTorch does."""
+    fixed = []
+    for i, g in enumerate(out):
+        meta = node._in_meta[i]
+        if g is not None and meta is not None and node.needs_input_grad[i]:
+            if not isinstance(g, Tensor):
+                raise TypeError(f"function {node.name()} returned a gradient of type "
+                                f"{type(g).__name__} at index {i}, expected a Tensor")
+            shape = meta[0]
+            if tuple(g._data.shape) != shape:
+                try:
+                    g = g.sum_to_size(shape)
+                except RuntimeError:
+                    raise RuntimeError(
+                        f"Function {node.name()} returned an invalid gradient at index {i} - "
+                        f"got {list(g.shape)} but expected shape compatible with "
+                        f"{list(shape)}") from None
+        elif meta is None or not node.needs_input_grad[i]:
+            g = None
+        fixed.append(g)
+    return tuple(fixed)
+
+
+def _accumulate(t, g):
+    """``t.grad += g`` with PyTorch's rules: tensor hooks first, copy on first write."""
+    if g is None:
+        return
+    if t._hooks:
+        for h in list(t._hooks.values()):
+            new = h(g)
+            if new is not None:
+                g = new
+    if t.grad is None:
+        if state.grad:
+            t.grad = g
+        else:
+            t.grad = _make(g._data.copy() if g._data.dtype == t._data.dtype
+                           else g._data.astype(t._data.dtype))
+    elif state.grad:
+        t.grad = t.grad + g
+    else:
+        t.grad._data += g._data
+    if t._post_acc_hooks:
+        for h in list(t._post_acc_hooks.values()):
+            h(t)

@@ -1,0 +1,427 @@
+"""``autograd.Function``: the one mechanism behind every differentiable op.
+
+An op is a ``Function`` subclass with ``forward(ctx, ...)`` and
+``backward(ctx, *grads)`` side by side.  ``Function.apply`` runs ``forward``
+and, when grad mode is on and an input requires grad, turns ``ctx`` into the
+graph node (the object a result's ``grad_fn`` points to), as PyTorch does.
+
+Built-in ops (``ember/ops``) set ``raw = True``: their ``forward`` receives and
+returns backend arrays, so the hot path never builds throw-away tensors.  Their
+``backward`` is written with ember ops on tensors, so ``create_graph=True``
+gives exact higher derivatives.  User subclasses keep PyTorch's contract:
+``forward`` sees tensors and runs under ``no_grad``.
+
+NOTE [ Saved tensors ]
+``ctx.save_for_backward`` takes inputs or outputs of ``forward`` (arrays for
+raw ops).  After ``forward`` each item is matched by identity: an input is
+saved as that input tensor with its version, an output as its array only
+(a node never holds its own output tensor, which would be a reference cycle;
+on unpack the output is rebuilt with ``grad_fn`` set to this node, as
+PyTorch's SavedVariable does).  Anything else is saved as a constant.
+"""
+from __future__ import annotations
+
+import functools
+import traceback
+import weakref
+
+from .grad_mode import state, no_grad
+from .. import _backend
+
+_ARRAY_TYPES = _backend._BY_ARRAY_TYPE  # array type -> (xp, device)
+_new = object.__new__
+# Bound by ember/_tensor.py once Tensor exists (it imports this module).
+Tensor = _make = None
+
+# kinds of saved entries
+_IN, _OUT, _CONST = 0, 1, 2
+
+
+def _version_counter(t):
+    """The version counter shared by ``t`` and every view of its storage."""
+    b = t._base if t._base is not None else t
+    vc = b._version_ctr
+    if vc is None:
+        vc = b._version_ctr = [0]
+    return vc
+
+
+class Node:
+    """Graph-node behaviour shared by op contexts and ``AccumulateGrad``."""
+
+    _pre_hooks = None      # {output_nr: [hook]} from Tensor.register_hook on outputs
+    _node_hooks = None     # hooks on the node itself: hook(grad_inputs, grad_outputs)
+    _node_pre_hooks = None
+    _trace = None          # forward traceback, recorded under detect_anomaly
+    next_functions = ()
+    metadata_ = None
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def metadata(self) -> dict:
+        if self.metadata_ is None:
+            self.metadata_ = {}
+        return self.metadata_
+
+    def register_hook(self, fn):
+        """``fn(grad_inputs, grad_outputs)`` runs after this node's backward."""
+        if self._node_hooks is None:
+            self._node_hooks = []
+        self._node_hooks.append(fn)
+        return _RemovableHandle(self._node_hooks, fn)
+
+    def register_prehook(self, fn):
+        """``fn(grad_outputs)`` runs before this node's backward and may replace them."""
+        if self._node_pre_hooks is None:
+            self._node_pre_hooks = []
+        self._node_pre_hooks.append(fn)
+        return _RemovableHandle(self._node_pre_hooks, fn)
+
+    def __repr__(self):
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+
+class _RemovableHandle:
+    __slots__ = ("_list", "_item")
+
+    def __init__(self, lst, item):
+        self._list = lst
+        self._item = item
+
+    def remove(self):
+        try:
+            self._list.remove(self._item)
+        except ValueError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class AccumulateGrad(Node):
+    """The node at a leaf: adds the incoming gradient into ``variable.grad``."""
+
+    _n_out = 1
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self):
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+
+def accumulate_node(t) -> AccumulateGrad:
+    """The (cached, weakly held) AccumulateGrad node of leaf ``t``."""
+    ref = t._accum
+    node = ref() if ref is not None else None
+    if node is None:
+        node = AccumulateGrad(t)
+        t._accum = weakref.ref(node)
+    return node
+
+
+class FunctionCtx(Node):
+    """What ``forward`` and ``backward`` see as ``ctx``."""
+
+    _saved = None
+    _to_save = None
+    _freed = False
+    _non_diff = None
+    _dirty = None
+    materialize_grads = True
+    _n_out = 1
+    _out_meta = None
+    _record = False
+
+    def save_for_backward(self, *items):
+        """Keep inputs/outputs of ``forward`` for ``backward`` (see NOTE [ Saved tensors ])."""
+        if self._record:
+            self._to_save = items
+
+    @property
+    def saved_tensors(self):
+        saved = self._saved
+        if saved is None:
+            if self._freed:
+                raise RuntimeError(
+                    "Trying to backward through the graph a second time (or directly access "
+                    "saved tensors after they have already been freed). Saved intermediate "
+                    "values of the graph are freed when you call .backward() or "
+                    "autograd.grad(). Specify retain_graph=True if you need to backward "
+                    "through the graph a second time or if you need to access saved tensors "
+                    "after calling backward.")
+            return ()
+        out = []
+        for entry in saved:
+            kind = entry[0]
+            if kind == _IN:
+                t, vc, version = entry[1], entry[2], entry[3]
+                if vc[0] != version:
+                    _raise_modified(self, t, vc[0], version)
+                out.append(t)
+            elif kind == _OUT:
+                arr, idx, vc, version = entry[1], entry[2], entry[3], entry[4]
+                if vc is not None and vc[0] != version:
+                    _raise_modified(self, _make(arr), vc[0], version, idx)
+                out.append(_make(arr, True, self, idx))
+            else:
+                out.append(entry[1])
+        return tuple(out)
+
+    saved_variables = saved_tensors
+
+    def mark_non_differentiable(self, *outputs):
+        """Outputs that never get a gradient (indices, masks)."""
+        self._non_diff = outputs
+
+    def mark_dirty(self, *tensors):
+        """Inputs that ``forward`` modified in place."""
+        self._dirty = tensors
+
+    def set_materialize_grads(self, value: bool):
+        self.materialize_grads = value
+
+    def _free(self):
+        self._saved = None
+        self._freed = True
+
+
+def _raise_modified(node, t, now, expected, out_idx=None):
+    from .._tensor import _type_name
+    where = f", which is output {out_idx} of {node.name()}," if out_idx is not None else ""
+    raise RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [{_type_name(t)} {list(t.shape)}]{where} is at version {now}; "
+        f"expected version {expected} instead. Hint: the backtrace further above can point "
+        "at the operation that failed to compute its gradient.")
+
+
+class Function(FunctionCtx):
+    """Base class of differentiable ops: subclass with static ``forward``/``backward``.
+
+    ``MyFn.apply(*args)`` runs it; the result's ``grad_fn`` is the ctx of that call.
+    """
+
+    raw = False          # built-ins: forward on backend arrays (see module docstring)
+    view = False         # the (first) output is a view of input 0's storage
+    backward_name = None  # node name shown in grad_fn, e.g. "AddBackward0"
+
+    def name(self) -> str:
+        cls = type(self)
+        return cls.backward_name or cls.__name__ + "Backward"
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("You must implement the forward function for custom "
+                                  "autograd.Function.")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("You must implement either the backward or vjp method for "
+                                  "your custom autograd.Function to use it with backward mode AD.")
+
+    vjp = backward
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        record = False
+        grad_on = state.grad
+        ctx = _new(cls)
+        if cls.raw:
+            raw = []
+            xp = None
+            for a in args:
+                if isinstance(a, Tensor):
+                    d = a._data
+                    if xp is None:
+                        xp = _ARRAY_TYPES[type(d)][0]
+                    if grad_on and a._requires_grad:
+                        record = True
+                    raw.append(d)
+                else:
+                    raw.append(a)
+            ctx.xp = xp
+            ctx._record = record
+            out = cls.forward(ctx, *raw, **kwargs)
+        else:
+            if grad_on:
+                for a in args:
+                    if isinstance(a, Tensor) and a._requires_grad:
+                        record = True
+                        break
+            ctx._record = record
+            raw = args
+            prev = state.grad
+            state.grad = False
+            try:
+                out = cls.forward(ctx, *args, **kwargs)
+            finally:
+                state.grad = prev
+
+        single = type(out) is not tuple
+        outs = (out,) if single else out
+        results = []
+        non_diff = ctx._non_diff
+        inference = state.inference
+        dirty = ctx._dirty
+        for i, o in enumerate(outs):
+            if cls.raw:
+                if type(o) not in _ARRAY_TYPES:
+                    if not hasattr(o, "dtype"):  # a plain Python value passes through
+                        results.append(o)
+                        continue
+                    o = _backend.asarray(o)
+                t = _make(o)
+            elif isinstance(o, Tensor):
+                t = o
+                if record and (t._grad_fn is not None or t._requires_grad) and not (
+                        dirty is not None and _in(t, dirty)):
+                    t = _make(t._data)  # alias: never rewrite the history of a returned input
+            else:
+                results.append(o)
+                continue
+            if inference:
+                t._inference = True
+            if record and (non_diff is None or not _in(o, non_diff)) and t.dtype.is_floating_point:
+                if dirty is not None and _in(t, dirty):
+                    _version_counter(t)[0] += 1
+                t._requires_grad = True
+                t._grad_fn = ctx
+                t._output_nr = i
+            results.append(t)
+        if cls.view and isinstance(args[0], Tensor) and isinstance(results[0], Tensor):
+            _link_view(results[0], args[0], cls, args[1:], kwargs)
+
+        if record:
+            ctx._n_out = len(outs)
+            if not single:
+                ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
+                                 if isinstance(r, Tensor) else None for r in results]
+            nf = []
+            needs = []
+            for a in args:
+                if isinstance(a, Tensor) and a._requires_grad:
+                    fn = a._grad_fn
+                    nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
+                    needs.append(True)
+                else:
+                    nf.append((None, 0))
+                    needs.append(False)
+            ctx.next_functions = tuple(nf)
+            ctx.needs_input_grad = tuple(needs)
+            if not cls.raw:
+                ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor) else None
+                                for a in args]
+            if ctx._to_save is not None:
+                ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
+                ctx._to_save = None
+            if state.anomaly:
+                ctx._trace = "".join(traceback.format_stack()[:-1])
+        return results[0] if single else tuple(results)
+
+
+def _in(x, seq) -> bool:
+    for s in seq:
+        if s is x:
+            return True
+    return False
+
+
+def _resolve_saved(items, raw, args, outs, results):
+    """Map saved items to inputs/outputs by identity (NOTE [ Saved tensors ])."""
+    saved = []
+    for item in items:
+        entry = None
+        if item is None:
+            entry = (_CONST, None)
+        else:
+            for j, r in enumerate(raw):
+                if r is item and isinstance(args[j], Tensor):
+                    t = args[j]
+                    if t._inference and not state.inference:
+                        raise RuntimeError(
+                            "Inference tensors cannot be saved for backward. To work around you "
+                            "can make a clone to get a normal tensor and use it in autograd.")
+                    vc = _version_counter(t)
+                    entry = (_IN, t, vc, vc[0])
+                    break
+            if entry is None:
+                for j, o in enumerate(outs):
+                    if o is item:
+                        r = results[j]
+                        if r._grad_fn is None:  # non-differentiable output: plain constant
+                            entry = (_CONST, r)
+                        else:
+                            vc = _version_counter(r)
+                            entry = (_OUT, r._data, j, vc, vc[0])
+                        break
+            if entry is None:  # an intermediate value or a Python scalar: a constant
+                entry = (_CONST, _make(item) if type(item) in _ARRAY_TYPES else item)
+        saved.append(entry)
+    return tuple(saved)
+
+
+def _link_view(out, inp, cls, args, kwargs):
+    """Record that ``out`` views ``inp``'s storage: shared version counter and a replay chain."""
+    base = inp._base if inp._base is not None else inp
+    out._base = base
+    step = (cls, args, kwargs)
+    out._view_chain = (inp._view_chain or ()) + (step,)
+
+
+def replay_view(base, chain):
+    """Re-apply the view ops of ``chain`` to ``base`` (used to rebase views after in-place ops)."""
+    t = base
+    for cls, args, kwargs in chain:
+        t = cls.apply(t, *args, **kwargs)
+    return t
+
+
+class _DelayedError(Function):
+    """Stands in for a gradient that cannot be differentiated again (once_differentiable)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.detach() if hasattr(x, "detach") else x
+
+    @staticmethod
+    def backward(ctx, g):
+        raise RuntimeError("trying to differentiate twice a function that was marked with "
+                           "@once_differentiable")
+
+
+def once_differentiable(fn):
+    """Decorate a ``backward`` that is not itself differentiable: runs it under no_grad."""
+    @functools.wraps(fn)
+    def wrapper(ctx, *grads):
+        create = state.grad
+        with no_grad():
+            out = fn(ctx, *grads)
+        if not create:
+            return out
+        single = not isinstance(out, tuple)
+        outs = (out,) if single else out
+        wrapped = tuple(_DelayedError.apply(o) if o is not None and any(
+            getattr(g, "_requires_grad", False) for g in grads) else o for o in outs)
+        return wrapped[0] if single else wrapped
+    return wrapper
+
+
+class InplaceFunction(Function):
+    pass
+
+
+class NestedIOFunction(Function):
+    pass

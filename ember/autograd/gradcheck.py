@@ -1,0 +1,134 @@
+"""``gradcheck``/``gradgradcheck``: compare autograd with central finite differences."""
+from __future__ import annotations
+
+import numpy as np  # noqa: E402  (finite differences are a host-side numerical check)
+
+
+class GradcheckError(RuntimeError):
+    """Raised when analytical and numerical Jacobians disagree."""
+
+
+def _tensors(x):
+    from .._tensor import Tensor
+    if isinstance(x, Tensor):
+        return (x,)
+    return tuple(x)
+
+
+def _outputs(func, inputs):
+    from .._tensor import Tensor
+    out = func(*inputs)
+    if isinstance(out, Tensor):
+        return (out,)
+    return tuple(o for o in out if isinstance(o, Tensor))
+
+
+def _numerical_jacobians(func, inputs, diff_idx, eps):
+    """J[i][j]: d output j / d input i, shape (numel_in, numel_out), by central differences."""
+    from ..autograd.grad_mode import no_grad
+    with no_grad():
+        outs = _outputs(func, inputs)
+        jac = []
+        for i in diff_idx:
+            x = inputs[i]
+            flat = x._data.reshape(-1) if x._data.flags.c_contiguous else None
+            if flat is None:
+                raise ValueError("gradcheck needs contiguous inputs")
+            cols = [np.zeros((x._data.size, o._data.size)) for o in outs]
+            for k in range(flat.size):
+                orig = flat[k].copy()
+                flat[k] = orig + eps
+                plus = [o._data.astype(np.float64).reshape(-1).copy()
+                        for o in _outputs(func, inputs)]
+                flat[k] = orig - eps
+                minus = [o._data.astype(np.float64).reshape(-1).copy()
+                         for o in _outputs(func, inputs)]
+                flat[k] = orig
+                for j in range(len(outs)):
+                    cols[j][k] = (plus[j] - minus[j]) / (2 * eps)
+            jac.append(cols)
+    return jac, outs
+
+
+def _analytical_jacobians(func, inputs, diff_idx):
+    from .._tensor import _make
+    from . import grad
+    outs = _outputs(func, inputs)
+    jac = [[np.zeros((inputs[i]._data.size, o._data.size)) for o in outs] for i in diff_idx]
+    diff_inputs = [inputs[i] for i in diff_idx]
+    for j, o in enumerate(outs):
+        if not o._requires_grad:
+            continue
+        for k in range(o._data.size):
+            g = np.zeros(o._data.size, o._data.dtype)
+            g[k] = 1
+            gs = grad(o, diff_inputs, _make(g.reshape(o._data.shape)), retain_graph=True,
+                      allow_unused=True)
+            for n, gi in enumerate(gs):
+                if gi is not None:
+                    jac[n][j][:, k] = gi._data.astype(np.float64).reshape(-1)
+    return jac
+
+
+def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, nondet_tol: float = 0.0,
+              check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+              check_batched_grad: bool = False, check_batched_forward_grad: bool = False,
+              check_forward_ad: bool = False, check_backward_ad: bool = True,
+              fast_mode: bool = False, masked=None) -> bool:
+    """Check ``func``'s gradients w.r.t. float64 ``inputs`` that require grad."""
+    from .._tensor import Tensor
+    inputs = _tensors(inputs)
+    diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x._requires_grad]
+    if not diff_idx:
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, but "
+                         "none of the them have requires_grad=True.")
+    for i in diff_idx:
+        if inputs[i].dtype.name != "float64":
+            import warnings
+            warnings.warn(f"Input #{i} requires gradient and is not a double precision floating "
+                          "point. This check will likely fail if all the inputs are not of "
+                          "double precision floating point.")
+    num, outs = _numerical_jacobians(func, inputs, diff_idx, eps)
+    ana = _analytical_jacobians(func, inputs, diff_idx)
+    for n, i in enumerate(diff_idx):
+        for j in range(len(outs)):
+            a, b = ana[n][j], num[n][j]
+            if not np.allclose(a, b, rtol=rtol, atol=atol):
+                if not raise_exception:
+                    return False
+                raise GradcheckError(
+                    f"Jacobian mismatch for output {j} with respect to input {i},\n"
+                    f"numerical:{b}\nanalytical:{a}\n")
+    return True
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, gen_non_contig_grad_outputs: bool = False,
+                  raise_exception: bool = True, nondet_tol: float = 0.0,
+                  check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+                  check_batched_grad: bool = False, check_fwd_over_rev: bool = False,
+                  check_rev_over_rev: bool = True, fast_mode: bool = False,
+                  masked: bool = False) -> bool:
+    """Check second derivatives: gradcheck of the vector-Jacobian product of ``func``."""
+    from .._tensor import Tensor, _make
+    from . import grad
+    inputs = _tensors(inputs)
+    if grad_outputs is None:
+        outs = _outputs(func, inputs)
+        rng = np.random.default_rng(0)
+        grad_outputs = tuple(_make(rng.standard_normal(o._data.shape).astype(o._data.dtype))
+                             .requires_grad_() for o in outs)
+    else:
+        grad_outputs = _tensors(grad_outputs)
+    n_in = len(inputs)
+    diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x._requires_grad]
+
+    def vjp(*args):
+        ins, gos = args[:n_in], args[n_in:]
+        outs = _outputs(func, ins)
+        gs = grad(outs, [ins[i] for i in diff_idx], gos, create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return gradcheck(vjp, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception)

@@ -1,0 +1,216 @@
+"""In-place ops with PyTorch's autograd semantics.
+
+NOTE [ In-place ops ]
+``x.op_(...)`` runs the out-of-place op, writes the result into ``x``'s storage
+(so every view sees it) and bumps the version counter that ``x`` shares with
+its views; a node that saved ``x`` earlier then refuses to run (see NOTE
+[ Saved tensors ] in autograd/function.py).  When the graph is recorded the op
+reads a snapshot of ``x``'s old values, and ``x`` takes the result's history
+("rebase").  If ``x`` is a view, its base's history is rebased too through a
+``CopySlices`` node: the base's old gradient is masked where the view lies, and
+the view's new values get the base's gradient in that region.
+"""
+from __future__ import annotations
+
+from ..autograd.function import Function, _version_counter, replay_view
+from ..autograd.grad_mode import state, no_grad
+from .._tensor import Tensor, _make
+from .._dtype import from_np
+from .._backend import xp_of
+
+
+class CopySlices(Function):
+    """The base of a view after an in-place op on the view."""
+
+    raw = True
+    backward_name = "CopySlices"
+
+    @staticmethod
+    def forward(ctx, base, src, chain):
+        ctx.chain = chain
+        return base  # the storage already holds the new values
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = xp_of(g._data)
+        with no_grad():
+            mask = _make(xp.ones(g._data.shape, g._data.dtype))
+            replay_view(mask, ctx.chain)._data[...] = 0
+        gsrc = replay_view(g, ctx.chain) if ctx.needs_input_grad[1] else None
+        gbase = g * mask if ctx.needs_input_grad[0] else None
+        return gbase, gsrc, None
+
+
+def _check_inplace(t: Tensor):
+    if t._inference and not state.inference:
+        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not "
+                           "allowed.You can make a clone to get a normal tensor before doing "
+                           "inplace update.See https://github.com/pytorch/rfcs/pull/17 for "
+                           "more details.")
+
+
+def inplace(t: Tensor, fn, *args, **kwargs) -> Tensor:
+    """Run ``fn(t, *args)`` out of place and write the result into ``t`` (NOTE [ In-place ops ])."""
+    _check_inplace(t)
+    record = state.grad and (t._requires_grad or any(
+        isinstance(a, Tensor) and a._requires_grad for a in args))
+    if record:
+        if t._grad_fn is None and t._requires_grad:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                               "operation.")
+        base = t._base
+        if base is not None and base._grad_fn is None and base._requires_grad:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in "
+                               "an in-place operation.")
+        src = _make(t._data.copy(), t._requires_grad, t._grad_fn, t._output_nr)
+    else:
+        src = t
+    result = fn(src, *args, **kwargs)
+    _write(t, result)
+    if record and result._grad_fn is not None:
+        _rebase(t, result)
+    return t
+
+
+def _write(t: Tensor, result: Tensor) -> None:
+    """Store ``result`` into ``t``'s memory with PyTorch's cast and shape checks."""
+    rd, td = result._data.dtype, t._data.dtype
+    if rd != td:
+        r, d = from_np(rd), from_np(td)
+        if r._cat > d._cat:
+            raise RuntimeError(f"result type {_cap(r)} can't be cast to the desired output "
+                               f"type {_cap(d)}")
+    if result._data.shape != t._data.shape:
+        rs, ts = result._data.shape, t._data.shape
+        if len(rs) > len(ts) or any(a != b and a != 1 for a, b in zip(rs[::-1], ts[::-1])):
+            raise RuntimeError(f"output with shape {list(ts)} doesn't match the broadcast shape "
+                               f"{list(rs)}")
+    if result._data is not t._data:
+        t._data[...] = result._data
+    _version_counter(t)[0] += 1
+
+
+def _cap(d) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+            "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+            "bool": "Bool"}[d.name]
+
+
+def _rebase(t: Tensor, result: Tensor) -> None:
+    base = t._base
+    if base is None:
+        t._grad_fn = result._grad_fn
+        t._output_nr = result._output_nr
+        t._requires_grad = True
+        return
+    alias = _make(base._data, base._requires_grad, base._grad_fn, base._output_nr)
+    new_base = CopySlices.apply(alias, result, t._view_chain)
+    base._grad_fn = new_base._grad_fn
+    base._output_nr = 0
+    base._requires_grad = True
+    v = replay_view(base, t._view_chain)
+    t._grad_fn = v._grad_fn
+    t._output_nr = v._output_nr
+    t._requires_grad = True
+
+
+def make_inplace(fn):
+    """The in-place method ``x.fn_(...)`` built from out-of-place ``fn``."""
+    def method(self, *args, **kwargs):
+        return inplace(self, fn, *args, **kwargs)
+    method.__name__ = fn.__name__ + "_"
+    method.__doc__ = f"In-place ``{fn.__name__}`` (see NOTE [ In-place ops ])."
+    return method
+
+
+def copy_into_out(out: Tensor, result: Tensor) -> Tensor:
+    """Write an op's result into a user's ``out=`` tensor (no autograd, as in PyTorch)."""
+    if state.grad and (result._requires_grad or out._requires_grad):
+        raise RuntimeError("functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad.")
+    if out._data.shape != result._data.shape:
+        out._data = result._data.astype(out._data.dtype)  # PyTorch resizes ``out``
+        _version_counter(out)[0] += 1
+        return out
+    _write(out, result)
+    return out
+
+
+class Fill(Function):
+    raw = True
+    backward_name = "FillBackward1"
+
+    @staticmethod
+    def forward(ctx, a, value):
+        ctx.vmeta = (getattr(value, "shape", None), getattr(value, "dtype", None))
+        return ctx.xp.full(a.shape, value, a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, dt = ctx.vmeta
+        gv = g.sum().to(from_np(dt)) if ctx.needs_input_grad[1] else None
+        return None, gv
+
+
+class Copy(Function):
+    raw = True
+    backward_name = "CopyBackwards"
+
+    @staticmethod
+    def forward(ctx, dst, src):
+        ctx.smeta = (src.shape, src.dtype)
+        xp = ctx.xp
+        return xp.broadcast_to(xp.asarray(src).astype(dst.dtype, copy=False), dst.shape).copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        from ._util import reduce_grad
+        shape, dt = ctx.smeta
+        return None, reduce_grad(g, shape, dt) if ctx.needs_input_grad[1] else None
+
+
+def _fill(self, value):
+    if isinstance(value, Tensor) and value._data.ndim != 0:
+        raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                           f"{value._data.ndim} dimensions.")
+    return Fill.apply(self, value)
+
+
+def fill_(self: Tensor, value) -> Tensor:
+    """Set every element to ``value``."""
+    return inplace(self, _fill, value)
+
+
+def zero_(self: Tensor) -> Tensor:
+    """Set every element to zero."""
+    return inplace(self, _fill, 0)
+
+
+def _copy(self, src):
+    if not isinstance(src, Tensor):
+        raise TypeError(f"copy_(): argument 'src' (position 1) must be Tensor, not "
+                        f"{type(src).__name__}")
+    ss, ds = src._data.shape, self._data.shape
+    if len(ss) > len(ds) or any(a != b and a != 1 for a, b in zip(ss[::-1], ds[::-1])):
+        raise RuntimeError(f"The size of tensor a ({ds[-1] if ds else 1}) must match the size of "
+                           f"tensor b ({ss[-1] if ss else 1}) at non-singleton dimension "
+                           f"{len(ds) - 1 if ds else 0}")
+    return Copy.apply(self, src)
+
+
+def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
+    """Copy ``src`` (broadcast and cast) into ``self``."""
+    return inplace(self, _copy, src)
+
+
+def _grad_mode_inplace_methods():
+    from .elementwise import add, sub, mul, div
+    return {"add_": make_inplace(add), "sub_": make_inplace(sub), "mul_": make_inplace(mul),
+            "div_": make_inplace(div), "subtract_": make_inplace(sub),
+            "multiply_": make_inplace(mul), "divide_": make_inplace(div),
+            "true_divide_": make_inplace(div),
+            "__iadd__": make_inplace(add), "__isub__": make_inplace(sub),
+            "__imul__": make_inplace(mul), "__itruediv__": make_inplace(div)}
+
+
+METHODS = {"fill_": fill_, "zero_": zero_, "copy_": copy_, **_grad_mode_inplace_methods()}
