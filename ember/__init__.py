@@ -21,15 +21,16 @@ from ._creation import (tensor, as_tensor, asarray, from_numpy, zeros, ones, emp
                         eye, rand, randn, randint, randperm, normal, bernoulli, multinomial,
                         poisson, rand_like, randn_like, randint_like)
 from ._printing import set_printoptions
-from .ops import _inplace, convert, elementwise, linalg as _linalg_ops, movement, reduce
+from .ops import _inplace, convert, elementwise, index, linalg as _linalg_ops, movement, reduce
 from . import _creation
 
-for _family in (elementwise, reduce, movement, _linalg_ops, convert, _inplace, _creation):
+for _family in (elementwise, reduce, movement, index, _linalg_ops, convert, _inplace, _creation):
     _bind(_family.METHODS)
 
 from .ops.elementwise import *  # noqa: E402,F401,F403
 from .ops.reduce import *  # noqa: E402,F401,F403
 from .ops.movement import *  # noqa: E402,F401,F403
 from .ops.linalg import *  # noqa: E402,F401,F403
+from .ops.index import *  # noqa: E402,F401,F403
 from .ops.convert import clone  # noqa: E402,F401
 

@@ -14,6 +14,8 @@ from ..autograd.function import Function
 from .._tensor import Tensor
 from ._util import result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype
 
+__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "neg", "negative", "exp"]
+
 
 def _dt(x):
     return x.dtype if hasattr(x, "dtype") else None

@@ -5,6 +5,8 @@ from ..autograd.function import Function
 from .._tensor import Tensor
 from ._util import reduce_grad, result_dtype
 
+__all__ = ["matmul"]
+
 
 def _matmul_shape_error(sa, sb):
     if len(sa) == 1 and len(sb) == 1:

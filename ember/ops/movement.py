@@ -6,6 +6,8 @@ import builtins
 from ..autograd.function import Function
 from .._tensor import Tensor, Size, _wrap_dim
 
+__all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swapdims", "t"]
+
 
 def _shape_arg(size) -> tuple:
     """Accept ``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` shapes, as PyTorch does."""

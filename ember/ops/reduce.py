@@ -6,6 +6,8 @@ from .._tensor import Tensor
 from ._util import normalize_dims, float_dtype, is_float
 from .._dtype import dtype as _dtype_cls
 
+__all__ = ["sum", "mean", "sum_to_size"]
+
 
 def _restore_dims(g: Tensor, shape, dims, keepdim: bool) -> Tensor:
     """Re-insert reduced dims (size 1) into ``g`` so it broadcasts against ``shape``."""
