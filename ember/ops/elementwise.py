@@ -1,34 +1,248 @@
-"""Elementwise ops: arithmetic, unary math, activations-as-ops, comparisons.
+"""Elementwise ops: arithmetic, unary math, clamps and selections, rounding, comparisons.
 
-Binary ops promote with PyTorch's rules before the array op runs (``_prep``),
-and their backward sums broadcast gradients back to each input's shape and
+Binary ops promote with PyTorch's rules (``result_dtype``) and compute in that
+dtype by handing it to the ufunc (``dtype=``), so operands are cast inside the
+loop instead of copied first.  The rare cases the fast call rejects (shapes that
+do not broadcast, Python ints out of the dtype's range, bfloat16 scalars) go
+through ``_slow``, which raises PyTorch's error or casts explicitly.  The
+backward of a binary op sums broadcast gradients back to each input's shape and
 dtype (``reduce_grad``).  ``a - b`` is not a primitive of its own in spirit
 (micrograd writes it as ``a + (-b)``), but it is one node here because that is
 what PyTorch records (``SubBackward0``).
+
+Gradient formulas are PyTorch's (tools/autograd/derivatives.yaml), written with
+ember ops so ``create_graph=True`` differentiates them again.  Each class saves
+what PyTorch saves, so an in-place change of that tensor fails backward the same
+way.
 """
 from __future__ import annotations
 
 import builtins
+import contextlib
+import math
+import warnings
 
+from .. import _backend
+from .._dtype import from_np, result_type_of
+from .._tensor import Tensor, _make
 from ..autograd.function import Function
-from .._tensor import Tensor
+from ..autograd.grad_mode import state
 from ._util import result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype
 
-__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "neg", "negative", "exp"]
+__all__ = [
+    # arithmetic
+    "add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide",
+    "floor_divide", "remainder", "fmod", "pow", "float_power", "square", "neg", "negative",
+    "positive", "abs", "absolute", "sign", "sgn", "signbit", "reciprocal",
+    # unary math
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan",
+    "asin", "arcsin", "acos", "arccos", "atan", "arctan", "atan2", "arctan2", "sinh", "cosh",
+    "tanh", "asinh", "arcsinh", "acosh", "arccosh", "atanh", "arctanh", "erf", "erfc", "erfinv",
+    "sigmoid", "logit", "relu", "hypot", "deg2rad", "rad2deg",
+    # clamps, selection, blends
+    "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum", "fmax", "fmin", "where",
+    "lerp", "addcmul", "addcdiv",
+    # rounding
+    "floor", "ceil", "round", "trunc", "fix", "frac",
+    # comparisons, logic, bits, tests
+    "eq", "ne", "not_equal", "lt", "less", "le", "less_equal", "gt", "greater", "ge",
+    "greater_equal", "equal", "allclose", "isclose", "logical_and", "logical_or", "logical_xor",
+    "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    "bitwise_left_shift", "bitwise_right_shift", "isnan", "isinf", "isfinite", "isposinf",
+    "isneginf", "nan_to_num",
+]
+
+# NOTE [ Floating-point warnings ]
+# NumPy warns on floating-point edge cases (log(0), x / 0, overflow) that PyTorch computes
+# silently; the values are the IEEE ones either way.  This filter, scoped to this module,
+# hides them at no cost per call.  Where the user turns warnings into errors (``-W error``,
+# pytest's ``filterwarnings = error``, ``np.seterr(all="raise")``) the ufunc raises instead,
+# and the op runs again with the backend's error state off (``_quiet``).
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=__name__)
+
+_ARRAY_TYPES = _backend._BY_ARRAY_TYPE
+_FP_ERRORS = (RuntimeWarning, FloatingPointError)
+# What a ufunc called with ``dtype=`` raises for operands it will not take as they are,
+# or for floating-point edge cases the user made errors: ``_slow`` handles both.
+_SLOW = (ValueError, OverflowError, TypeError) + _FP_ERRORS
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half",
+               "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
+               "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+# ---- operands and results ----------------------------------------------------------------
+
+def _tname(dt) -> str:
+    """PyTorch's short name of a backend dtype ('Float', 'Long', ...)."""
+    return _TYPE_NAMES[from_np(dt).name]
+
+
+def _number(x):
+    """``x`` as a Tensor or Python number, or None when PyTorch would not take it."""
+    if isinstance(x, (Tensor, builtins.int, builtins.float)):
+        return x
+    if type(x) in _ARRAY_TYPES:
+        return _make(x)  # PyTorch takes a NumPy array as a tensor operand
+    if hasattr(x, "dtype") and hasattr(x, "item"):  # a NumPy scalar
+        return x.item()
+    return None
+
+
+def _operand(x, name: str, arg: str = "other", pos: int = 2):
+    """``x`` as an op operand, or PyTorch's TypeError."""
+    y = _number(x)
+    if y is None:
+        raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, not "
+                        f"{type(x).__name__}")
+    return y
+
+
+def _need_tensor(x, name: str, arg: str = "input", pos: int = 1):
+    if not isinstance(x, Tensor):
+        if type(x) in _ARRAY_TYPES:
+            return _make(x)
+        raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, not "
+                        f"{type(x).__name__}")
+    return x
 
 
 def _dt(x):
     return x.dtype if hasattr(x, "dtype") else None
 
 
-def _prep(a, b, dt):
-    """Cast array operands to ``dt`` and check that their shapes broadcast."""
-    a = cast(a, dt)
-    b = cast(b, dt)
+def _arr(x):
+    return x._data if isinstance(x, Tensor) else x
+
+
+def _xp(*xs):
+    """The array module of the first tensor among ``xs``."""
+    for x in xs:
+        if isinstance(x, Tensor):
+            return _ARRAY_TYPES[type(x._data)][0]
+    raise TypeError("expected at least one Tensor argument")
+
+
+def _plain(arr) -> Tensor:
+    """A result with no history (comparisons, tests); honours inference mode."""
+    if type(arr) not in _ARRAY_TYPES:  # ufuncs give scalars for 0-d inputs
+        arr = _backend.asarray(arr)
+    t = _make(arr)
+    if state.inference:
+        t._inference = True
+    return t
+
+
+def _out(result: Tensor, out) -> Tensor:
+    """Honour PyTorch's ``out=`` argument by copying into the given tensor."""
+    if out is None:
+        return result
+    from ._inplace import copy_into_out
+    return copy_into_out(out, result)
+
+
+def _as_dtype(xp, x, dt):
+    """Array or Python scalar ``x`` as an array of dtype ``dt``."""
+    if hasattr(x, "dtype") and hasattr(x, "shape"):
+        return cast(x, dt)
+    if isinstance(x, builtins.int) and dt.kind in "iu":
+        return xp.asarray(x).astype(dt)  # out-of-range ints wrap around, as in PyTorch
+    return xp.asarray(x, dtype=dt)
+
+
+def _operands(a, b, dt):
+    """``a`` and ``b`` cast to ``dt`` explicitly, after PyTorch's broadcast check."""
     sa, sb = shape_of(a), shape_of(b)
-    if sa != sb and sa and sb:
+    if sa != sb:
         check_broadcast(sa, sb)
-    return a, b
+    xp = _backend.xp_of(a if hasattr(a, "shape") else b)
+    return _as_dtype(xp, a, dt), _as_dtype(xp, b, dt)
+
+
+def _quiet(xp):
+    """A context with the backend's floating-point warnings off (see NOTE above)."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(all="ignore") if errstate is not None else contextlib.nullcontext()
+
+
+def _slow(fn, a, b, dt):
+    """The fallback of a binary ufunc call: explicit casts, floating-point warnings off."""
+    with _quiet(_backend.xp_of(a if hasattr(a, "shape") else b)):
+        return fn(*_operands(a, b, dt))
+
+
+def _calc(fn, a, b, dt):
+    """Ufunc ``fn(a, b)`` computed in dtype ``dt``."""
+    try:
+        return fn(a, b, dtype=dt)
+    except _SLOW:
+        return _slow(fn, a, b, dt)
+
+
+def _fp_safe(forward):
+    """``forward`` run again with floating-point warnings off if they were made errors."""
+    def run(ctx, *args):
+        try:
+            return forward(ctx, *args)
+        except _FP_ERRORS:
+            with _quiet(ctx.xp):
+                return forward(ctx, *args)
+    return staticmethod(run)
+
+
+def _bshape(*shapes):
+    """The broadcast shape of ``shapes``, raising PyTorch's error when they do not match."""
+    out = ()
+    for s in shapes:
+        if s != out:
+            check_broadcast(out, s)
+            n = builtins.max(len(out), len(s))
+            a, b = (1,) * (n - len(out)) + tuple(out), (1,) * (n - len(s)) + tuple(s)
+            out = tuple(y if x == 1 else x for x, y in zip(a, b))
+    return out
+
+
+def _zeros(g: Tensor, shape, dt) -> Tensor:
+    """A zero gradient for an input of ``shape`` and dtype ``dt``."""
+    return _make(_backend.xp_of(g._data).zeros(shape, dt))
+
+
+def _not_implemented(kernel: str, dt):
+    return NotImplementedError(f'"{kernel}" not implemented for \'{_tname(dt)}\'')
+
+
+def _is_int(dt) -> bool:
+    return dt.kind in "iub"
+
+
+def _is_bool(x) -> bool:
+    """Whether array or number ``x`` is boolean."""
+    if hasattr(x, "dtype"):
+        return x.dtype.kind == "b"
+    return x is True or x is False
+
+
+def _check_zero_division(xp, b, dt):
+    """Integer division by zero raises in PyTorch (NumPy would give 0)."""
+    if dt.kind in "iu" and xp.any(xp.equal(b, 0)):
+        raise RuntimeError("ZeroDivisionError")
+
+
+# ---- add, sub, mul, div --------------------------------------------------------------------
+
+def _scaled(b, alpha, dt):
+    """``alpha * b`` for the ``alpha=`` argument of add/sub."""
+    if hasattr(b, "shape"):
+        return _calc(_backend.xp_of(b).multiply, b, alpha, dt)
+    return b * alpha
+
+
+def _check_alpha(alpha, dt):
+    if isinstance(alpha, builtins.bool):
+        if dt.kind != "b":
+            raise RuntimeError("Boolean alpha only supported for Boolean results.")
+    elif isinstance(alpha, builtins.float) and _is_int(dt):
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
+                           "point number.")
 
 
 class Add(Function):
@@ -36,17 +250,22 @@ class Add(Function):
     backward_name = "AddBackward0"
 
     @staticmethod
-    def forward(ctx, a, b, dt):
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
-        a, b = _prep(a, b, dt)
-        return ctx.xp.add(a, b)
+    def forward(ctx, a, b, dt, alpha=1):
+        if ctx._record:
+            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b), alpha)
+        if alpha != 1:
+            b = _scaled(b, alpha, dt)
+        try:
+            return ctx.xp.add(a, b, dtype=dt)
+        except _SLOW:
+            return _slow(ctx.xp.add, a, b, dt)
 
     @staticmethod
     def backward(ctx, g):
-        sa, da, sb, db = ctx.meta
+        sa, da, sb, db, alpha = ctx.meta
         na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (reduce_grad(g, sa, da) if na else None,
-                reduce_grad(g, sb, db) if nb else None, None)
+                reduce_grad(g if alpha == 1 else g * alpha, sb, db) if nb else None, None, None)
 
 
 class Sub(Function):
@@ -54,20 +273,54 @@ class Sub(Function):
     backward_name = "SubBackward0"
 
     @staticmethod
-    def forward(ctx, a, b, dt):
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
-        a, b = _prep(a, b, dt)
-        if a.dtype.kind == "b" if hasattr(a, "dtype") else False:
+    def forward(ctx, a, b, dt, alpha=1):
+        if ctx._record:
+            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b), alpha)
+        if dt.kind == "b":
             raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                                "supported. Use the `^` or `logical_xor()` operator instead.")
-        return ctx.xp.subtract(a, b)
+        # a bool operand (Python bool, or an array not already in ``dt``) is refused too
+        if a.__class__ is bool or b.__class__ is bool or (
+                getattr(a, "dtype", dt) is not dt and _is_bool(a)) or (
+                getattr(b, "dtype", dt) is not dt and _is_bool(b)):
+            raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
+                               "supported. If you are trying to invert a mask, use the `~` or "
+                               "`logical_not()` operator instead.")
+        if alpha != 1:
+            b = _scaled(b, alpha, dt)
+        try:
+            return ctx.xp.subtract(a, b, dtype=dt)
+        except _SLOW:
+            return _slow(ctx.xp.subtract, a, b, dt)
 
     @staticmethod
     def backward(ctx, g):
-        sa, da, sb, db = ctx.meta
+        sa, da, sb, db, alpha = ctx.meta
         na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (reduce_grad(g, sa, da) if na else None,
-                reduce_grad(-g, sb, db) if nb else None, None)
+                reduce_grad(-g if alpha == 1 else g * -alpha, sb, db) if nb else None,
+                None, None)
+
+
+class Rsub(Sub):
+    """``other - alpha * input``: PyTorch records it as its own node."""
+
+    backward_name = "RsubBackward0"
+
+    @staticmethod
+    def forward(ctx, a, b, dt, alpha=1):
+        return Sub.forward(ctx, b, a, dt, alpha)
+
+    @staticmethod
+    def backward(ctx, g):
+        sb, db, sa, da, alpha = ctx.meta  # Sub.forward saw (other, input)
+        na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        return (reduce_grad(-g if alpha == 1 else g * -alpha, sa, da) if na else None,
+                reduce_grad(g, sb, db) if nb else None, None, None)
+
+
+class RsubScalar(Rsub):
+    backward_name = "RsubBackward1"
 
 
 class Mul(Function):
@@ -76,10 +329,13 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b, dt):
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
-        ctx.save_for_backward(a, b)
-        a, b = _prep(a, b, dt)
-        return ctx.xp.multiply(a, b)
+        if ctx._record:
+            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+            ctx.save_for_backward(a, b)
+        try:
+            return ctx.xp.multiply(a, b, dtype=dt)
+        except _SLOW:
+            return _slow(ctx.xp.multiply, a, b, dt)
 
     @staticmethod
     def backward(ctx, g):
@@ -96,10 +352,13 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b, dt):
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
-        ctx.save_for_backward(a, b)
-        a, b = _prep(a, b, dt)
-        return ctx.xp.true_divide(a, b)
+        if ctx._record:
+            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+            ctx.save_for_backward(a, b)
+        try:
+            return ctx.xp.true_divide(a, b, dtype=dt)
+        except _SLOW:
+            return _slow(ctx.xp.true_divide, a, b, dt)
 
     @staticmethod
     def backward(ctx, g):
@@ -109,6 +368,374 @@ class Div(Function):
         return (reduce_grad(g / b, sa, da) if na else None,
                 reduce_grad(-g * a / (b * b), sb, db) if nb else None, None)
 
+
+def _floor_div(xp, a, b, dt):
+    if dt.kind == "b":
+        raise _not_implemented("div_floor_cpu", dt)
+    _check_zero_division(xp, b, dt)
+    return _calc(xp.floor_divide, a, b, dt)
+
+
+def _trunc_div(xp, a, b, dt):
+    if dt.kind == "b":
+        raise _not_implemented("div_trunc_cpu", dt)
+    if dt.kind in "iu":
+        _check_zero_division(xp, b, dt)
+        a, b = _operands(a, b, dt)
+        return xp.floor_divide(a - xp.fmod(a, b), b)  # exact: a - fmod(a, b) is a multiple of b
+    return xp.trunc(_calc(xp.true_divide, a, b, dt))
+
+
+class DivMode(Function):
+    """``div`` with ``rounding_mode``: piecewise constant, so its gradient is zero."""
+
+    raw = True
+    backward_name = "DivBackward2"
+
+    @staticmethod
+    def forward(ctx, a, b, dt, mode):
+        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        if mode == "floor":
+            return _floor_div(ctx.xp, a, b, dt)
+        return _trunc_div(ctx.xp, a, b, dt)
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, da, sb, db = ctx.meta
+        na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        return (_zeros(g, sa, da) if na else None, _zeros(g, sb, db) if nb else None, None, None)
+
+
+class _NoDerivative(Function):
+    """Ops PyTorch does not differentiate: backward raises its error."""
+
+    raw = True
+    backward_name = "torch::autograd::NotImplemented"
+    aten = ""
+
+    @staticmethod
+    def backward(ctx, g):
+        raise RuntimeError(f"derivative for aten::{ctx.aten} is not implemented")
+
+
+class FloorDivide(_NoDerivative):
+    aten = "floor_divide"
+
+    @staticmethod
+    def forward(ctx, a, b, dt):
+        return _floor_div(ctx.xp, a, b, dt)
+
+
+def add(input, other, *, alpha=1, out=None) -> Tensor:
+    """``input + alpha * other`` with broadcasting."""
+    if not isinstance(other, Tensor):
+        other = _operand(other, "add")
+    dt = result_dtype(input, other)
+    if alpha != 1 or alpha is True:
+        _check_alpha(alpha, dt)
+    r = Add.apply(input, other, dt, alpha)
+    return r if out is None else _out(r, out)
+
+
+def sub(input, other, *, alpha=1, out=None) -> Tensor:
+    """``input - alpha * other``."""
+    if not isinstance(other, Tensor):
+        other = _operand(other, "sub")
+    dt = result_dtype(input, other)
+    if alpha != 1 or alpha is True:
+        _check_alpha(alpha, dt)
+    r = Sub.apply(input, other, dt, alpha)
+    return r if out is None else _out(r, out)
+
+
+subtract = sub
+
+
+def rsub(input, other, *, alpha=1) -> Tensor:
+    """``other - alpha * input``."""
+    input = _need_tensor(input, "rsub")
+    if not isinstance(other, Tensor):
+        other = _operand(other, "rsub")
+    dt = result_dtype(input, other)
+    if alpha != 1 or alpha is True:
+        _check_alpha(alpha, dt)
+    cls = Rsub if isinstance(other, Tensor) else RsubScalar
+    return cls.apply(input, other, dt, alpha)
+
+
+def mul(input, other, *, out=None) -> Tensor:
+    """``input * other``."""
+    if not isinstance(other, Tensor):
+        other = _operand(other, "mul")
+    r = Mul.apply(input, other, result_dtype(input, other))
+    return r if out is None else _out(r, out)
+
+
+multiply = mul
+
+
+def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
+    """``input / other``; ``rounding_mode`` 'trunc' or 'floor' rounds (ints then stay ints)."""
+    if not isinstance(other, Tensor):
+        other = _operand(other, "div")
+    dt = result_dtype(input, other)
+    if rounding_mode is None:
+        r = Div.apply(input, other, float_dtype(dt))
+    elif rounding_mode == "trunc" or rounding_mode == "floor":
+        r = DivMode.apply(input, other, dt, rounding_mode)
+    else:
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                           f"but found '{rounding_mode}'")
+    return r if out is None else _out(r, out)
+
+
+divide = div
+
+
+def true_divide(dividend, divisor, *, out=None) -> Tensor:
+    """``dividend / divisor`` (always true division)."""
+    return div(dividend, divisor, out=out)
+
+
+def floor_divide(input, other, *, out=None) -> Tensor:
+    """``input // other``: division rounded towards minus infinity (Python's ``//``)."""
+    if not isinstance(other, Tensor):
+        other = _operand(other, "floor_divide")
+    return _out(FloorDivide.apply(input, other, result_dtype(input, other)), out)
+
+
+# ---- remainder, fmod ------------------------------------------------------------------------
+
+def _mod(xp, fn, kernel, a, b, dt):
+    if dt.kind == "b":
+        raise _not_implemented(kernel, dt)
+    _check_zero_division(xp, b, dt)
+    return _calc(fn, a, b, dt)
+
+
+class Remainder(Function):
+    """``a - floor(a / b) * b``: the result takes the sign of ``b`` (Python's ``%``)."""
+
+    raw = True
+    backward_name = "RemainderBackward1"
+    rounding = "floor"
+
+    @staticmethod
+    def forward(ctx, a, b, dt):
+        if ctx._record:
+            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+            ctx.save_for_backward(a, b)
+        return ctx._compute(ctx.xp, a, b, dt)
+
+    @staticmethod
+    def _compute(xp, a, b, dt):
+        return _mod(xp, xp.remainder, "remainder_cpu", a, b, dt)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        sa, da, sb, db = ctx.meta
+        na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gb = None
+        if nb:
+            gb = reduce_grad(-g * div(a, b, rounding_mode=ctx.rounding), sb, db)
+        return reduce_grad(g, sa, da) if na else None, gb, None
+
+
+class RemainderScalar(Remainder):
+    backward_name = "RemainderBackward0"
+
+
+class Fmod(Remainder):
+    """``a - trunc(a / b) * b``: the result takes the sign of ``a`` (C's ``fmod``)."""
+
+    backward_name = "FmodBackward1"
+    rounding = "trunc"
+
+    @staticmethod
+    def _compute(xp, a, b, dt):
+        return _mod(xp, xp.fmod, "fmod_cpu", a, b, dt)
+
+
+class FmodScalar(Fmod):
+    backward_name = "FmodBackward0"
+
+
+class RemainderOfScalar(_NoDerivative):
+    """``number % tensor``."""
+
+    aten = "remainder"
+
+    @staticmethod
+    def forward(ctx, a, b, dt):
+        return Remainder._compute(ctx.xp, a, b, dt)
+
+
+def remainder(input, other, *, out=None) -> Tensor:
+    """Python's modulus ``input % other`` (sign of the divisor)."""
+    if not isinstance(input, Tensor):
+        input = _operand(input, "remainder", "input", 1)
+        if not isinstance(input, Tensor):
+            other = _need_tensor(other, "remainder", "other", 2)
+            return _out(RemainderOfScalar.apply(input, other, result_dtype(input, other)), out)
+    if not isinstance(other, Tensor):
+        other = _operand(other, "remainder")
+    cls = Remainder if isinstance(other, Tensor) else RemainderScalar
+    return _out(cls.apply(input, other, result_dtype(input, other)), out)
+
+
+def fmod(input, other, *, out=None) -> Tensor:
+    """C's ``fmod``: remainder of truncated division (sign of the dividend)."""
+    input = _need_tensor(input, "fmod")
+    if not isinstance(other, Tensor):
+        other = _operand(other, "fmod")
+    cls = Fmod if isinstance(other, Tensor) else FmodScalar
+    return _out(cls.apply(input, other, result_dtype(input, other)), out)
+
+
+# ---- pow ------------------------------------------------------------------------------------
+
+def _pow_scalar(xp, x, e):
+    """``x ** e`` for a Python exponent, with PyTorch's exact fast paths for floats."""
+    if x.dtype.kind == "f":
+        if e == 2:
+            return x * x
+        if e == 0.5:
+            return xp.sqrt(x)
+        if e == 3:
+            return x * x * x
+        if e == -1:
+            return 1 / x
+        if e == -2:
+            return 1 / (x * x)
+        if e == -0.5:
+            return 1 / xp.sqrt(x)
+    return xp.power(x, e)
+
+
+def _int_pow(xp, a, e, dt):
+    """Integer ``a ** e`` as PyTorch computes it: negative ``e`` gives 0 unless |a| is 1."""
+    a, e = _operands(a, e, dt)
+    neg = e < 0
+    if not xp.any(neg):
+        return xp.power(a, e)
+    r = xp.power(a, xp.where(neg, 0, e))
+    odd = xp.remainder(e, 2) != 0
+    inv = xp.where(a == 1, 1, xp.where(a == -1, xp.where(odd, -1, 1), 0))
+    return xp.where(neg, inv, r).astype(dt)
+
+
+def _log_number(v) -> float:
+    if v > 0:
+        return math.log(v)
+    return -math.inf if v == 0 else math.nan
+
+
+class Pow(Function):
+    """``tensor ** number``."""
+
+    raw = True
+    backward_name = "PowBackward0"
+
+    @_fp_safe
+    def forward(ctx, a, e, dt):
+        if _is_int(dt):
+            if dt.kind == "b":  # a bool exponent: x ** True is x, x ** False is True
+                if not isinstance(e, builtins.bool):
+                    raise _not_implemented("pow", dt)
+                return a.copy() if e else ctx.xp.ones(a.shape, dt)
+            if e < 0:
+                raise RuntimeError("Integers to negative integer powers are not allowed.")
+            e = _checked_int(ctx.xp, e, dt)
+        ctx.e = e
+        ctx.save_for_backward(a)
+        return _pow_scalar(ctx.xp, cast(a, dt), e)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, = ctx.saved_tensors
+        e = ctx.e
+        if e == 0:
+            return _zeros(g, a._data.shape, a._data.dtype), None, None
+        return g * (e * a.pow(e - 1)), None, None
+
+
+class PowTensor(Function):
+    """``tensor ** tensor`` (and ``number ** tensor`` as ``PowBackward2``)."""
+
+    raw = True
+    backward_name = "PowBackward1"
+
+    @staticmethod
+    def forward(ctx, a, e, dt):
+        if ctx._record:
+            ctx.meta = (shape_of(a), _dt(a), shape_of(e), _dt(e))
+        xp = ctx.xp
+        if _is_int(dt):
+            if dt.kind == "b":
+                raise _not_implemented("pow", dt)
+            y = _int_pow(xp, a, e, dt)
+        else:
+            y = _calc(xp.power, a, e, dt)
+        ctx.save_for_backward(a, e, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        a, e, y = ctx.saved_tensors
+        sa, da, se, de = ctx.meta
+        ga = ge = None
+        if ctx.needs_input_grad[0]:
+            ga = reduce_grad(where(e == 0, 0.0, g * (e * a.pow(e - 1))), sa, da)
+        if ctx.needs_input_grad[1]:
+            if isinstance(a, Tensor):
+                zero_base = logical_and(a == 0, e >= 0)
+                ge = g * where(zero_base, 0.0, y * a.log())
+            else:
+                ge = g * (where(e >= 0, 0.0, y * _log_number(a)) if a == 0
+                          else y * _log_number(a))
+            ge = reduce_grad(ge, se, de)
+        return ga, ge, None
+
+
+class PowOfScalar(PowTensor):
+    backward_name = "PowBackward2"
+
+
+def pow(input, exponent, *, out=None) -> Tensor:
+    """``input ** exponent``; either may be a number, ints raised to negative ints raise."""
+    if not isinstance(input, Tensor):
+        input = _operand(input, "pow", "self", 1)
+        exponent = _need_tensor(exponent, "pow", "exponent", 2)
+        if not isinstance(input, Tensor):
+            return _out(PowOfScalar.apply(input, exponent, result_dtype(input, exponent)), out)
+    if not isinstance(exponent, Tensor):
+        exponent = _operand(exponent, "pow", "exponent")
+    if isinstance(exponent, Tensor):
+        return _out(PowTensor.apply(input, exponent, result_dtype(input, exponent)), out)
+    return _out(Pow.apply(input, exponent, result_dtype(input, exponent)), out)
+
+
+def float_power(input, exponent, *, out=None) -> Tensor:
+    """``input ** exponent`` computed in float64."""
+    from .._dtype import float64
+    if isinstance(input, Tensor):
+        input = input.to(float64)
+    else:
+        input = builtins.float(_operand(input, "float_power", "input", 1))
+    if isinstance(exponent, Tensor):
+        exponent = exponent.to(float64)
+    else:
+        exponent = builtins.float(_operand(exponent, "float_power", "exponent"))
+    return pow(input, exponent, out=out)
+
+
+def square(input, *, out=None) -> Tensor:
+    """``input * input`` (as ``input ** 2``)."""
+    return pow(input, 2, out=out)
+
+
+# ---- sign-like unary ops --------------------------------------------------------------------
 
 class Neg(Function):
     raw = True
@@ -127,69 +754,48 @@ class Neg(Function):
         return -g
 
 
-class Exp(Function):
+def _sign_array(xp, a):
+    """``sign`` with NaN mapped to 0, as PyTorch does."""
+    if a.dtype.kind == "b":
+        return a.copy()
+    if a.dtype.kind == "u":
+        return (a > 0).astype(a.dtype)
+    return xp.subtract(a > 0, a < 0, dtype=a.dtype)
+
+
+class Abs(Function):
     raw = True
-    backward_name = "ExpBackward0"
+    backward_name = "AbsBackward0"
 
     @staticmethod
     def forward(ctx, a):
-        y = ctx.xp.exp(cast(a, float_dtype(a.dtype)))
-        ctx.save_for_backward(y)
-        return y
+        if a.dtype.kind == "b":
+            raise _not_implemented("abs_cpu", a.dtype)
+        ctx.save_for_backward(a)
+        return ctx.xp.abs(a)
 
     @staticmethod
     def backward(ctx, g):
-        y, = ctx.saved_tensors
-        return g * y
+        a, = ctx.saved_tensors
+        return g * sgn(a)
 
 
-def _check_operand(x, name="other"):
-    if not isinstance(x, (Tensor, builtins.int, builtins.float, builtins.bool)):
-        if hasattr(x, "__index__") or hasattr(x, "__float__"):
-            return x.item() if hasattr(x, "item") else builtins.float(x)
-        raise TypeError(f"unsupported operand type for ember op: '{type(x).__name__}'")
-    return x
+class Sign(Function):
+    raw = True
+    backward_name = "SignBackward0"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.meta = (a.shape, a.dtype)
+        return _sign_array(ctx.xp, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _zeros(g, *ctx.meta)
 
 
-def add(input, other, *, alpha=1, out=None) -> Tensor:
-    """``input + alpha * other`` with broadcasting."""
-    other = _check_operand(other)
-    if alpha != 1:
-        other = mul(other, alpha)
-    return _out(Add.apply(input, other, result_dtype(input, other)), out)
-
-
-def sub(input, other, *, alpha=1, out=None) -> Tensor:
-    """``input - alpha * other``."""
-    other = _check_operand(other)
-    if alpha != 1:
-        other = mul(other, alpha)
-    return _out(Sub.apply(input, other, result_dtype(input, other)), out)
-
-
-subtract = sub
-
-
-def mul(input, other, *, out=None) -> Tensor:
-    """``input * other``."""
-    other = _check_operand(other)
-    return _out(Mul.apply(input, other, result_dtype(input, other)), out)
-
-
-multiply = mul
-
-
-def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
-    """``input / other``; integer inputs give floats unless ``rounding_mode`` is set."""
-    other = _check_operand(other)
-    dt = result_dtype(input, other)
-    if rounding_mode is None:
-        return _out(Div.apply(input, other, float_dtype(dt)), out)
-    raise NotImplementedError("rounding_mode")  # completed below by the family
-
-
-true_divide = div
-divide = div
+class Sgn(Sign):
+    backward_name = "SgnBackward0"
 
 
 def neg(input, *, out=None) -> Tensor:
@@ -200,35 +806,1416 @@ def neg(input, *, out=None) -> Tensor:
 negative = neg
 
 
+def positive(input) -> Tensor:
+    """``+input``: ``input`` itself."""
+    input = _need_tensor(input, "positive")
+    if input._data.dtype.kind == "b":
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+def abs(input, *, out=None) -> Tensor:
+    """``|input|``."""
+    return _out(Abs.apply(_need_tensor(input, "abs")), out)
+
+
+absolute = abs
+
+
+def sign(input, *, out=None) -> Tensor:
+    """-1, 0 or 1 by the sign of each element (0 for NaN)."""
+    return _out(Sign.apply(_need_tensor(input, "sign")), out)
+
+
+def sgn(input, *, out=None) -> Tensor:
+    """``sign`` (the complex-aware name)."""
+    return _out(Sgn.apply(_need_tensor(input, "sgn")), out)
+
+
+def signbit(input, *, out=None) -> Tensor:
+    """Whether the sign bit is set (True for -0.0)."""
+    a = _need_tensor(input, "signbit")._data
+    xp = _backend.xp_of(a)
+    k = a.dtype.kind
+    r = xp.signbit(a) if k == "f" or k == "V" else (a < 0 if k == "i" else xp.zeros(a.shape, bool))
+    return _out(_plain(r), out)
+
+
+# ---- float-valued unary math ----------------------------------------------------------------
+
+class _Unary(Function):
+    """A float-valued unary op; integer and bool inputs compute in the default float dtype.
+
+    Subclasses (made by ``_unary``) give ``fn(xp, x)`` on arrays, ``grad(g, x, y)`` on
+    tensors and ``saves``: which of input ``x`` and result ``y`` PyTorch keeps.
+    """
+
+    raw = True
+    saves = ""
+
+    @staticmethod
+    def forward(ctx, a):
+        if ctx.xp is None:
+            raise TypeError(f"{ctx.name()[:-9].lower()}(): argument 'input' (position 1) must "
+                            f"be Tensor, not {type(a).__name__}")
+        if a.dtype.kind != "f":
+            a = cast(a, float_dtype(a.dtype))
+        xp = ctx.xp
+        # half precision computes in float32 and rounds once, as PyTorch's CPU kernels do
+        x = a if a.dtype.itemsize > 2 else a.astype("float32")
+        try:
+            y = ctx.fn(xp, x)
+        except _FP_ERRORS:
+            with _quiet(xp):
+                y = ctx.fn(xp, x)
+        if x is not a:
+            y = y.astype(a.dtype)
+        s = ctx.saves
+        if s:
+            ctx.save_for_backward(*((a,) if s == "x" else (y,) if s == "y" else (a, y)))
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        s = ctx.saves
+        saved = ctx.saved_tensors
+        x = saved[0] if s[:1] == "x" else None
+        y = saved[-1] if s[-1:] == "y" else None
+        return ctx.grad(g, x, y)
+
+
+def _unary(name: str, fn, saves: str, grad, backward_name: str = None):
+    """A ``_Unary`` op class: ``fn(xp, x)`` forward, ``grad(g, x, y)`` backward."""
+    return type(name, (_Unary,), {
+        "backward_name": backward_name or name + "Backward0", "saves": saves,
+        "fn": staticmethod(fn), "grad": staticmethod(grad)})
+
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+Exp = _unary("Exp", lambda xp, x: xp.exp(x), "y", lambda g, x, y: g * y)
+Exp2 = _unary("Exp2", lambda xp, x: xp.exp2(x), "y", lambda g, x, y: g * (y * _LN2))
+Expm1 = _unary("Expm1", lambda xp, x: xp.expm1(x), "y", lambda g, x, y: g * (y + 1))
+Log = _unary("Log", lambda xp, x: xp.log(x), "x", lambda g, x, y: g / x)
+Log2 = _unary("Log2", lambda xp, x: xp.log2(x), "x", lambda g, x, y: g / (x * _LN2))
+Log10 = _unary("Log10", lambda xp, x: xp.log10(x), "x", lambda g, x, y: g / (x * _LN10))
+Log1p = _unary("Log1p", lambda xp, x: xp.log1p(x), "x", lambda g, x, y: g / (x + 1),
+               "Log1PBackward0")
+Sqrt = _unary("Sqrt", lambda xp, x: xp.sqrt(x), "y", lambda g, x, y: g / (2 * y))
+Rsqrt = _unary("Rsqrt", lambda xp, x: 1 / xp.sqrt(x), "y",
+               lambda g, x, y: -0.5 * g * y.pow(3))
+Sin = _unary("Sin", lambda xp, x: xp.sin(x), "x", lambda g, x, y: g * x.cos())
+Cos = _unary("Cos", lambda xp, x: xp.cos(x), "x", lambda g, x, y: g * -x.sin())
+Tan = _unary("Tan", lambda xp, x: xp.tan(x), "y", lambda g, x, y: g * (1 + y.pow(2)))
+Asin = _unary("Asin", lambda xp, x: xp.arcsin(x), "x",
+              lambda g, x, y: g * (-x * x + 1).rsqrt())
+Acos = _unary("Acos", lambda xp, x: xp.arccos(x), "x",
+              lambda g, x, y: g * -(-x * x + 1).rsqrt())
+Atan = _unary("Atan", lambda xp, x: xp.arctan(x), "x", lambda g, x, y: g / (x * x + 1))
+Sinh = _unary("Sinh", lambda xp, x: xp.sinh(x), "x", lambda g, x, y: g * x.cosh())
+Cosh = _unary("Cosh", lambda xp, x: xp.cosh(x), "x", lambda g, x, y: g * x.sinh())
+Tanh = _unary("Tanh", lambda xp, x: xp.tanh(x), "y", lambda g, x, y: g * (1 - y * y))
+Asinh = _unary("Asinh", lambda xp, x: xp.arcsinh(x), "x",
+               lambda g, x, y: g * (x.pow(2) + 1).rsqrt())
+Acosh = _unary("Acosh", lambda xp, x: xp.arccosh(x), "x",
+               lambda g, x, y: g * (x.pow(2) - 1).rsqrt())
+Atanh = _unary("Atanh", lambda xp, x: xp.arctanh(x), "x",
+               lambda g, x, y: g * (1 / (1 - x.pow(2))))
+Sigmoid = _unary("Sigmoid", lambda xp, x: 1 / (1 + xp.exp(-x)), "y",
+                 lambda g, x, y: g * ((1 - y) * y))
+Reciprocal = _unary("Reciprocal", lambda xp, x: 1 / x, "y", lambda g, x, y: -g * (y * y))
+Deg2rad = _unary("Deg2rad", lambda xp, x: x * (math.pi / 180), "",
+                 lambda g, x, y: g * (math.pi / 180), "Deg2RadBackward0")
+Rad2deg = _unary("Rad2deg", lambda xp, x: x * (180 / math.pi), "",
+                 lambda g, x, y: g * (180 / math.pi), "Rad2DegBackward0")
+
+
 def exp(input, *, out=None) -> Tensor:
     """``e ** input``."""
     return _out(Exp.apply(input), out)
 
 
-def _out(result: Tensor, out) -> Tensor:
-    """Honour PyTorch's ``out=`` argument by copying into the given tensor."""
-    if out is None:
-        return result
-    from ._inplace import copy_into_out
-    return copy_into_out(out, result)
+def exp2(input, *, out=None) -> Tensor:
+    """``2 ** input``."""
+    return _out(Exp2.apply(input), out)
 
 
-def _rsub(self, other):
-    return Sub.apply(other, self, result_dtype(self, other))
+def expm1(input, *, out=None) -> Tensor:
+    """``exp(input) - 1``, accurate near 0."""
+    return _out(Expm1.apply(input), out)
 
 
-def _rdiv(self, other):
-    return Div.apply(other, self, float_dtype(result_dtype(self, other)))
+def log(input, *, out=None) -> Tensor:
+    """Natural logarithm."""
+    return _out(Log.apply(input), out)
 
 
-METHODS = {
-    "add": add, "sub": sub, "subtract": sub, "mul": mul, "multiply": mul, "div": div,
-    "divide": div, "true_divide": div, "neg": neg, "negative": neg, "exp": exp,
-    "__add__": add, "__radd__": lambda self, other: Add.apply(other, self,
-                                                              result_dtype(self, other)),
-    "__sub__": sub, "__rsub__": _rsub,
-    "__mul__": mul, "__rmul__": lambda self, other: Mul.apply(other, self,
-                                                              result_dtype(self, other)),
-    "__truediv__": div, "__rtruediv__": _rdiv,
-    "__neg__": neg,
-}
+def log2(input, *, out=None) -> Tensor:
+    """Base-2 logarithm."""
+    return _out(Log2.apply(input), out)
+
+
+def log10(input, *, out=None) -> Tensor:
+    """Base-10 logarithm."""
+    return _out(Log10.apply(input), out)
+
+
+def log1p(input, *, out=None) -> Tensor:
+    """``log(1 + input)``, accurate near 0."""
+    return _out(Log1p.apply(input), out)
+
+
+def sqrt(input, *, out=None) -> Tensor:
+    """Square root."""
+    return _out(Sqrt.apply(input), out)
+
+
+def rsqrt(input, *, out=None) -> Tensor:
+    """``1 / sqrt(input)``."""
+    return _out(Rsqrt.apply(input), out)
+
+
+def sin(input, *, out=None) -> Tensor:
+    """Sine."""
+    return _out(Sin.apply(input), out)
+
+
+def cos(input, *, out=None) -> Tensor:
+    """Cosine."""
+    return _out(Cos.apply(input), out)
+
+
+def tan(input, *, out=None) -> Tensor:
+    """Tangent."""
+    return _out(Tan.apply(input), out)
+
+
+def asin(input, *, out=None) -> Tensor:
+    """Inverse sine."""
+    return _out(Asin.apply(input), out)
+
+
+def acos(input, *, out=None) -> Tensor:
+    """Inverse cosine."""
+    return _out(Acos.apply(input), out)
+
+
+def atan(input, *, out=None) -> Tensor:
+    """Inverse tangent."""
+    return _out(Atan.apply(input), out)
+
+
+def sinh(input, *, out=None) -> Tensor:
+    """Hyperbolic sine."""
+    return _out(Sinh.apply(input), out)
+
+
+def cosh(input, *, out=None) -> Tensor:
+    """Hyperbolic cosine."""
+    return _out(Cosh.apply(input), out)
+
+
+def tanh(input, *, out=None) -> Tensor:
+    """Hyperbolic tangent."""
+    return _out(Tanh.apply(input), out)
+
+
+def asinh(input, *, out=None) -> Tensor:
+    """Inverse hyperbolic sine."""
+    return _out(Asinh.apply(input), out)
+
+
+def acosh(input, *, out=None) -> Tensor:
+    """Inverse hyperbolic cosine."""
+    return _out(Acosh.apply(input), out)
+
+
+def atanh(input, *, out=None) -> Tensor:
+    """Inverse hyperbolic tangent."""
+    return _out(Atanh.apply(input), out)
+
+
+arcsin, arccos, arctan = asin, acos, atan
+arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+
+def sigmoid(input, *, out=None) -> Tensor:
+    """``1 / (1 + exp(-input))``."""
+    return _out(Sigmoid.apply(input), out)
+
+
+def reciprocal(input, *, out=None) -> Tensor:
+    """``1 / input``."""
+    return _out(Reciprocal.apply(input), out)
+
+
+def deg2rad(input, *, out=None) -> Tensor:
+    """Degrees to radians."""
+    return _out(Deg2rad.apply(input), out)
+
+
+def rad2deg(input, *, out=None) -> Tensor:
+    """Radians to degrees."""
+    return _out(Rad2deg.apply(input), out)
+
+
+class Relu(Function):
+    """``max(input, 0)``; keeps integer dtypes."""
+
+    raw = True
+    backward_name = "ReluBackward0"
+
+    @staticmethod
+    def forward(ctx, a):
+        if a.dtype.kind == "b":
+            raise RuntimeError("Boolean inputs not supported for relu")
+        y = ctx.xp.maximum(a, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        y, = ctx.saved_tensors
+        return where(y <= 0, 0.0, g)
+
+
+def relu(input) -> Tensor:
+    """``max(input, 0)``."""
+    return Relu.apply(_need_tensor(input, "relu"))
+
+
+class Logit(Function):
+    """``log(p / (1 - p))``, with ``p`` clamped to ``[eps, 1 - eps]`` when ``eps`` is given."""
+
+    raw = True
+    backward_name = "LogitBackward0"
+
+    @_fp_safe
+    def forward(ctx, a, eps):
+        a = cast(a, float_dtype(a.dtype))
+        ctx.eps = eps
+        ctx.save_for_backward(a)
+        x = a if eps is None else ctx.xp.clip(a, eps, 1 - eps)
+        return ctx.xp.log(x / (1 - x))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        eps = ctx.eps
+        d = g / (x * (1 - x))
+        if eps is None:
+            return where(logical_or(x < 0, x > 1), math.nan, d), None
+        return where(logical_or(x < eps, x > 1 - eps), 0.0, d), None
+
+
+def logit(input, eps=None, *, out=None) -> Tensor:
+    """``log(input / (1 - input))``."""
+    return _out(Logit.apply(_need_tensor(input, "logit"), eps), out)
+
+
+class Atan2(Function):
+    raw = True
+    backward_name = "Atan2Backward0"
+
+    @staticmethod
+    def forward(ctx, a, b, dt):
+        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        ctx.save_for_backward(a, b)
+        return _calc(ctx.xp.arctan2, a, b, dt)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        sa, da, sb, db = ctx.meta
+        r = g / (a * a + b * b)
+        return (reduce_grad(r * b, sa, da) if ctx.needs_input_grad[0] else None,
+                reduce_grad(r * -a, sb, db) if ctx.needs_input_grad[1] else None, None)
+
+
+def atan2(input, other, *, out=None) -> Tensor:
+    """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
+    input = _need_tensor(input, "atan2")
+    other = _need_tensor(other, "atan2", "other", 2)
+    return _out(Atan2.apply(input, other, float_dtype(result_dtype(input, other))), out)
+
+
+arctan2 = atan2
+
+
+class Hypot(Function):
+    raw = True
+    backward_name = "HypotBackward0"
+
+    @staticmethod
+    def forward(ctx, a, b, dt):
+        if _is_int(dt):
+            raise _not_implemented("hypot_cpu", dt)
+        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        y = _calc(ctx.xp.hypot, a, b, dt)
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, y = ctx.saved_tensors
+        sa, da, sb, db = ctx.meta
+        return (reduce_grad(g * a / y, sa, da) if ctx.needs_input_grad[0] else None,
+                reduce_grad(g * b / y, sb, db) if ctx.needs_input_grad[1] else None, None)
+
+
+def hypot(input, other, *, out=None) -> Tensor:
+    """``sqrt(input**2 + other**2)`` without overflow."""
+    input = _need_tensor(input, "hypot")
+    other = _need_tensor(other, "hypot", "other", 2)
+    return _out(Hypot.apply(input, other, result_dtype(input, other)), out)
+
+
+# ---- erf, erfc, erfinv ----------------------------------------------------------------------
+# SciPy has them when installed; otherwise a pure-array fallback: a positive-term series for
+# erf below 2.5 (no cancellation), a continued fraction for erfc above, and Halley's method
+# on those for erfinv.  Both reach float64 accuracy (~1e-15 relative).
+
+_scipy_special = None  # scipy.special once looked up, False when it is not installed
+
+_ERF_SPLIT = 2.5
+_ERF_TERMS = 40        # series terms for |x| < 2.5 (tested to 1.3e-15 relative)
+_ERFC_DEPTH = 40       # continued-fraction depth for |x| >= 2.5 (tested to 1.5e-15)
+
+
+def _special(xp):
+    """``scipy.special`` for NumPy arrays when SciPy is importable, else None."""
+    global _scipy_special
+    if _scipy_special is None:
+        try:
+            import scipy.special as sp
+        except ImportError:
+            sp = False
+        _scipy_special = sp
+    return _scipy_special if _scipy_special and xp.__name__ == "numpy" else None
+
+
+def _erf_parts(xp, x):
+    """``(erf(|x|), erfc(|x|))`` in float64; each accurate where it is not close to 1."""
+    a = xp.abs(x.astype("float64"))
+    small = a < _ERF_SPLIT
+    # erf(a) = 2/sqrt(pi) exp(-a^2) sum_k 2^k a^(2k+1) / (2k+1)!!  (all terms positive)
+    s_in = xp.where(small, a, 0.0)
+    term = s_in
+    total = s_in
+    two_a2 = 2 * s_in * s_in
+    for k in range(1, _ERF_TERMS + 1):
+        term = term * two_a2 / (2 * k + 1)
+        total = total + term
+    erf_small = _TWO_OVER_SQRT_PI * xp.exp(-s_in * s_in) * total
+    # erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + 1 / (a + (3/2) / (a + ...))))
+    c_in = xp.where(small, _ERF_SPLIT, a)
+    f = c_in
+    for k in range(_ERFC_DEPTH, 0, -1):
+        f = c_in + (k / 2) / f
+    erfc_large = xp.exp(-c_in * c_in) / (math.sqrt(math.pi) * f)
+    erf_a = xp.where(small, erf_small, 1 - erfc_large)
+    erfc_a = xp.where(small, 1 - erf_small, erfc_large)
+    erf_a = xp.where(a != a, a, erf_a)  # NaN stays NaN
+    erfc_a = xp.where(a != a, a, erfc_a)
+    return erf_a, erfc_a
+
+
+def _erf_fallback(xp, x):
+    erf_a, _ = _erf_parts(xp, x)
+    return xp.where(x < 0, -erf_a, erf_a)
+
+
+def _erfc_fallback(xp, x):
+    _, erfc_a = _erf_parts(xp, x)
+    return xp.where(x < 0, 2 - erfc_a, erfc_a)
+
+
+def _erfinv_fallback(xp, x):
+    """Winitzki's closed form (error ~2e-3), then three Halley steps on erf (or erfc)."""
+    p = xp.abs(x.astype("float64"))
+    inside = p < 1
+    q = xp.where(inside, p, 0.5)
+    c = 2 / (math.pi * 0.147)
+    ln = xp.log1p(-q * q)
+    y = xp.sqrt(xp.sqrt((c + ln / 2) ** 2 - ln / 0.147) - (c + ln / 2))
+    upper = q > 0.5  # solve erfc(y) = 1 - q there: 1 - q is exact and keeps the tail accurate
+    for _ in range(3):
+        erf_y, erfc_y = _erf_parts(xp, y)
+        f = xp.where(upper, (1 - q) - erfc_y, erf_y - q)
+        r = f / (_TWO_OVER_SQRT_PI * xp.exp(-y * y))
+        y = y - r / (1 + y * r)
+    y = xp.where(inside, y, xp.where(p == 1, math.inf, math.nan))
+    y = xp.where(p != p, p, y)
+    return xp.where(x < 0, -y, y)
+
+
+def _special_fn(name, fallback):
+    def fn(xp, x):
+        sp = _special(xp)
+        y = getattr(sp, name)(x) if sp else fallback(xp, x)
+        return y.astype(x.dtype, copy=False) if y.dtype != x.dtype else y
+    return fn
+
+
+Erf = _unary("Erf", _special_fn("erf", _erf_fallback), "x",
+             lambda g, x, y: _TWO_OVER_SQRT_PI * (-x.pow(2)).exp() * g)
+Erfc = _unary("Erfc", _special_fn("erfc", _erfc_fallback), "x",
+              lambda g, x, y: -_TWO_OVER_SQRT_PI * (-x.pow(2)).exp() * g)
+Erfinv = _unary("Erfinv", _special_fn("erfinv", _erfinv_fallback), "x",
+                lambda g, x, y: 0.5 * math.sqrt(math.pi) * x.erfinv().pow(2).exp() * g)
+
+
+def erf(input, *, out=None) -> Tensor:
+    """The error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt``."""
+    return _out(Erf.apply(input), out)
+
+
+def erfc(input, *, out=None) -> Tensor:
+    """``1 - erf(input)``, accurate where erf is close to 1."""
+    return _out(Erfc.apply(input), out)
+
+
+def erfinv(input, *, out=None) -> Tensor:
+    """The inverse of ``erf`` on (-1, 1)."""
+    return _out(Erfinv.apply(input), out)
+
+
+# ---- clamp, maximum, where, lerp, addcmul ---------------------------------------------------
+
+class Clamp(Function):
+    """``min(max(input, lo), hi)`` with number bounds."""
+
+    raw = True
+    backward_name = "ClampBackward1"
+
+    @staticmethod
+    def forward(ctx, a, lo, hi, dt):
+        ctx.bounds = (lo, hi)
+        ctx.save_for_backward(a)
+        xp = ctx.xp
+        if _is_int(dt):
+            if dt.kind == "b":
+                kernel = "clamp_max" if lo is None else "clamp_min" if hi is None else "clamp"
+                raise _not_implemented(kernel + "_scalar_cpu", dt)
+            lo = None if lo is None else _checked_int(xp, lo, dt)
+            hi = None if hi is None else _checked_int(xp, hi, dt)
+        x = cast(a, dt)
+        if lo is not None:
+            x = xp.maximum(x, lo)
+        if hi is not None:
+            x = xp.minimum(x, hi)
+        return x.copy() if x is a else x
+
+    @staticmethod
+    def backward(ctx, g):
+        a, = ctx.saved_tensors
+        lo, hi = ctx.bounds
+        if lo is None:
+            keep = a <= hi
+        elif hi is None:
+            keep = a >= lo
+        else:
+            keep = logical_and(a >= lo, a <= hi)
+        return where(keep, g, 0.0), None, None, None
+
+
+_C_TYPES = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int",
+            "int64": "int64_t"}
+
+
+def _checked_int(xp, v, dt):
+    """Python int ``v`` as PyTorch converts a scalar argument: range-checked, except that
+    negatives wrap around for unsigned types."""
+    info = xp.iinfo(dt)
+    low = -info.max if dt.kind == "u" else info.min
+    if not low <= v <= info.max:
+        if not -2 ** 63 <= v < 2 ** 64:
+            raise OverflowError("int too big to convert")
+        raise RuntimeError(f"value cannot be converted to type {_C_TYPES[dt.name]} without "
+                           "overflow")
+    return _int_scalar(xp, v, dt)
+
+
+class ClampMin(Clamp):
+    backward_name = "ClampMinBackward0"
+
+
+class ClampMax(Clamp):
+    backward_name = "ClampMaxBackward0"
+
+
+class ClampTensor(Function):
+    """``min(max(input, lo), hi)`` with tensor bounds (either may be None)."""
+
+    raw = True
+    backward_name = "ClampBackward0"
+
+    @staticmethod
+    def forward(ctx, a, lo, hi, dt):
+        ctx.meta = tuple((shape_of(v), _dt(v)) for v in (a, lo, hi))
+        ctx.save_for_backward(a, lo, hi)
+        xp = ctx.xp
+        _bshape(*(shape_of(v) for v in (a, lo, hi) if v is not None))
+        x = cast(a, dt)
+        if lo is not None:
+            x = xp.maximum(x, cast(lo, dt))
+        if hi is not None:
+            x = xp.minimum(x, cast(hi, dt))
+        return x
+
+    @staticmethod
+    def backward(ctx, g):
+        a, lo, hi = ctx.saved_tensors
+        (sa, da), (sl, dl), (sh, dh) = ctx.meta
+        need = ctx.needs_input_grad
+        ga = glo = ghi = None
+        if need[0]:
+            if lo is None:
+                keep = a <= hi
+            elif hi is None:
+                keep = a >= lo
+            else:
+                keep = logical_and(a >= lo, a <= hi)
+            ga = reduce_grad(where(keep, g, 0.0), sa, da)
+        if lo is not None and need[1]:
+            take = a < lo if hi is None else logical_and(a < lo, lo < hi)
+            glo = reduce_grad(where(take, g, 0.0), sl, dl)
+        if hi is not None and need[2]:
+            take = a > hi if lo is None else logical_or(a > hi, hi < lo)
+            ghi = reduce_grad(where(take, g, 0.0), sh, dh)
+        return ga, glo, ghi, None
+
+
+class ClampMinTensor(ClampTensor):
+    backward_name = "ClampMinBackward1"
+
+
+class ClampMaxTensor(ClampTensor):
+    backward_name = "ClampMaxBackward1"
+
+
+def _clamp(input, lo, hi, name, scalar_cls, tensor_cls):
+    input = _need_tensor(input, name)
+    lo_t, hi_t = isinstance(lo, Tensor), isinstance(hi, Tensor)
+    if lo_t or hi_t:
+        if (lo is not None and not lo_t) or (hi is not None and not hi_t):
+            if (lo_t and lo._data.ndim) or (hi_t and hi._data.ndim):
+                raise TypeError(f"{name}() received an invalid combination of arguments: bounds "
+                                "must be all Tensors or all numbers")
+            lo = lo.item() if lo_t else lo  # 0-d tensors pass as numbers, as in PyTorch
+            hi = hi.item() if hi_t else hi
+        else:
+            dt = result_type_of((input, lo, hi)).np
+            return tensor_cls.apply(input, lo, hi, dt)
+    if lo is not None:
+        lo = _operand(lo, name, "min")
+    if hi is not None:
+        hi = _operand(hi, name, "max")
+    dt = input._data.dtype
+    if dt.kind != "f":  # number bounds never change a float tensor's dtype
+        dt = result_type_of((input, lo, hi)).np
+    return scalar_cls.apply(input, lo, hi, dt)
+
+
+def clamp(input, min=None, max=None, *, out=None) -> Tensor:
+    """Limit each element to ``[min, max]`` (numbers or tensors; one may be None)."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    return _out(_clamp(input, min, max, "clamp", Clamp, ClampTensor), out)
+
+
+clip = clamp
+
+
+def clamp_min(input, min) -> Tensor:
+    """``max(input, min)``."""
+    return _clamp(input, min, None, "clamp_min", ClampMin, ClampMinTensor)
+
+
+def clamp_max(input, max) -> Tensor:
+    """``min(input, max)``."""
+    return _clamp(input, None, max, "clamp_max", ClampMax, ClampMaxTensor)
+
+
+class Maximum(Function):
+    """Elementwise max; NaN propagates, ties split the gradient in halves."""
+
+    raw = True
+    backward_name = "MaximumBackward0"
+    ufunc = "maximum"
+
+    @staticmethod
+    def forward(ctx, a, b, dt):
+        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        ctx.save_for_backward(a, b)
+        return _calc(getattr(ctx.xp, ctx.ufunc), a, b, dt)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        sa, da, sb, db = ctx.meta
+        ga, gb = ctx.split(g, a, b)
+        return (reduce_grad(ga, sa, da) if ctx.needs_input_grad[0] else None,
+                reduce_grad(gb, sb, db) if ctx.needs_input_grad[1] else None, None)
+
+    @staticmethod
+    def split(g, a, b):
+        h = where(a == b, g / 2, g)
+        return where(a < b, 0.0, h), where(a > b, 0.0, h)
+
+
+class Minimum(Maximum):
+    backward_name = "MinimumBackward0"
+    ufunc = "minimum"
+
+    @staticmethod
+    def split(g, a, b):
+        h = where(a == b, g / 2, g)
+        return where(a > b, 0.0, h), where(a < b, 0.0, h)
+
+
+class Fmax(Maximum):
+    """Elementwise max ignoring NaN; ties give the whole gradient to ``input``."""
+
+    backward_name = "FmaxBackward0"
+    ufunc = "fmax"
+
+    @staticmethod
+    def split(g, a, b):
+        first = logical_or(a >= b, isnan(b))
+        return where(first, g, 0.0), where(first, 0.0, g)
+
+
+class Fmin(Maximum):
+    backward_name = "FminBackward0"
+    ufunc = "fmin"
+
+    @staticmethod
+    def split(g, a, b):
+        first = logical_or(a <= b, isnan(b))
+        return where(first, g, 0.0), where(first, 0.0, g)
+
+
+def _binary_tensors(cls, name, input, other, out):
+    input = _need_tensor(input, name)
+    other = _need_tensor(other, name, "other", 2)
+    return _out(cls.apply(input, other, result_dtype(input, other)), out)
+
+
+def maximum(input, other, *, out=None) -> Tensor:
+    """Elementwise maximum (NaN if either is NaN)."""
+    return _binary_tensors(Maximum, "maximum", input, other, out)
+
+
+def minimum(input, other, *, out=None) -> Tensor:
+    """Elementwise minimum (NaN if either is NaN)."""
+    return _binary_tensors(Minimum, "minimum", input, other, out)
+
+
+def fmax(input, other, *, out=None) -> Tensor:
+    """Elementwise maximum that ignores a NaN operand."""
+    return _binary_tensors(Fmax, "fmax", input, other, out)
+
+
+def fmin(input, other, *, out=None) -> Tensor:
+    """Elementwise minimum that ignores a NaN operand."""
+    return _binary_tensors(Fmin, "fmin", input, other, out)
+
+
+class Where(Function):
+    raw = True
+    backward_name = "WhereBackward0"
+
+    @staticmethod
+    def forward(ctx, c, x, y, dt):
+        ctx.meta = (shape_of(x), _dt(x), shape_of(y), _dt(y))
+        ctx.save_for_backward(c)
+        xp = ctx.xp
+        try:
+            r = xp.where(c, x, y)
+        except ValueError:
+            _bshape(shape_of(c), shape_of(x), shape_of(y))
+            raise
+        return cast(r, dt) if hasattr(r, "dtype") else _as_dtype(xp, r, dt)
+
+    @staticmethod
+    def backward(ctx, g):
+        c, = ctx.saved_tensors
+        sx, dx, sy, dy = ctx.meta
+        return (None,
+                reduce_grad(where(c, g, 0.0), sx, dx) if ctx.needs_input_grad[1] else None,
+                reduce_grad(where(c, 0.0, g), sy, dy) if ctx.needs_input_grad[2] else None,
+                None)
+
+
+def where(condition, input=None, other=None, *, out=None):
+    """``input`` where ``condition`` holds, else ``other``; one argument gives ``nonzero``."""
+    condition = _need_tensor(condition, "where", "condition")
+    if input is None and other is None:
+        return condition.nonzero(as_tuple=True)
+    kind = condition._data.dtype.kind
+    if kind != "b":
+        if condition._data.dtype.name != "uint8":
+            raise RuntimeError("where expected condition to be a boolean tensor, but got a "
+                               f"tensor with dtype {_tname(condition._data.dtype)}")
+        warnings.warn("where received a uint8 condition tensor. This behavior is deprecated and "
+                      "will be removed in a future version of PyTorch. Use a boolean condition "
+                      "instead.", UserWarning, stacklevel=2)
+        condition = condition.bool()
+    if not isinstance(input, Tensor):
+        input = _operand(input, "where", "input")
+    if not isinstance(other, Tensor):
+        other = _operand(other, "where", "other", 3)
+    dt = result_dtype(input, other)
+    if dt.kind in "iu":
+        xp = _xp(condition)
+        if isinstance(input, builtins.int):
+            input = _checked_int(xp, input, dt)
+        if isinstance(other, builtins.int):
+            other = _checked_int(xp, other, dt)
+    return _out(Where.apply(condition, input, other, dt), out)
+
+
+def _lerp_array(xp, a, e, w):
+    """PyTorch's lerp: ``a + w (e - a)`` for |w| < 0.5, else ``e - (e - a)(1 - w)``."""
+    d = e - a
+    if not hasattr(w, "shape"):
+        return a + w * d if builtins.abs(w) < 0.5 else e - d * (1 - w)
+    return xp.where(xp.abs(w) < 0.5, a + w * d, e - d * (1 - w))
+
+
+class Lerp(Function):
+    raw = True
+    backward_name = "LerpBackward0"
+
+    @_fp_safe
+    def forward(ctx, a, e, w):
+        ctx.meta = (shape_of(a), _dt(a), shape_of(e), _dt(e), shape_of(w), _dt(w))
+        ctx.save_for_backward(a, e, w)
+        _bshape(shape_of(a), shape_of(e), shape_of(w))
+        return _lerp_array(ctx.xp, a, e, w)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, e, w = ctx.saved_tensors
+        sa, da, se, de, sw, dw = ctx.meta
+        need = ctx.needs_input_grad
+        return (reduce_grad(g * (1 - w), sa, da) if need[0] else None,
+                reduce_grad(g * w, se, de) if need[1] else None,
+                reduce_grad(g * (e - a), sw, dw) if need[2] else None)
+
+
+class LerpTensor(Lerp):
+    backward_name = "LerpBackward1"
+
+
+def lerp(input, end, weight, *, out=None) -> Tensor:
+    """Linear interpolation ``input + weight * (end - input)``."""
+    input = _need_tensor(input, "lerp")
+    end = _need_tensor(end, "lerp", "end", 2)
+    dt = input._data.dtype
+    if end._data.dtype != dt:
+        raise RuntimeError(f"expected dtype {_short(dt)} for `end` but got dtype "
+                           f"{_short(end._data.dtype)}")
+    if isinstance(weight, Tensor):
+        if weight._data.dtype != dt:
+            raise RuntimeError(f"expected dtype {_short(dt)} for `weight` but got dtype "
+                               f"{_short(weight._data.dtype)}")
+        cls = LerpTensor
+    else:
+        weight = _operand(weight, "lerp", "weight", 3)
+        cls = Lerp
+    if _is_int(dt):
+        raise _not_implemented("lerp_kernel_scalar" if cls is Lerp else "lerp_kernel_tensor", dt)
+    return _out(cls.apply(input, end, weight), out)
+
+
+def _short(dt) -> str:
+    """PyTorch's lower-case dtype name in messages ('float', 'double', 'long')."""
+    return {"float32": "float", "float64": "double", "float16": "half", "int64": "long",
+            "int32": "int", "int16": "short", "int8": "signed char", "uint8": "unsigned char",
+            "bool": "bool", "bfloat16": "c10::BFloat16"}[from_np(dt).name]
+
+
+class Addcmul(Function):
+    raw = True
+    backward_name = "AddcmulBackward0"
+
+    @_fp_safe
+    def forward(ctx, a, t1, t2, value, dt):
+        ctx.meta = tuple((shape_of(v), _dt(v)) for v in (a, t1, t2)) + (value,)
+        ctx.save_for_backward(t1, t2)
+        _bshape(shape_of(a), shape_of(t1), shape_of(t2))
+        a, t1, t2 = cast(a, dt), cast(t1, dt), cast(t2, dt)
+        return ctx.combine(a, t1, t2, value)
+
+    @staticmethod
+    def combine(a, t1, t2, value):
+        return a + value * t1 * t2
+
+    @staticmethod
+    def backward(ctx, g):
+        t1, t2 = ctx.saved_tensors
+        (sa, da), (s1, d1), (s2, d2), value = ctx.meta
+        need = ctx.needs_input_grad
+        return (reduce_grad(g, sa, da) if need[0] else None,
+                reduce_grad(g * (t2 * value), s1, d1) if need[1] else None,
+                reduce_grad(g * (t1 * value), s2, d2) if need[2] else None, None, None)
+
+
+class Addcdiv(Addcmul):
+    backward_name = "AddcdivBackward0"
+
+    @staticmethod
+    def combine(a, t1, t2, value):
+        return a + value * t1 / t2
+
+    @staticmethod
+    def backward(ctx, g):
+        t1, t2 = ctx.saved_tensors
+        (sa, da), (s1, d1), (s2, d2), value = ctx.meta
+        need = ctx.needs_input_grad
+        return (reduce_grad(g, sa, da) if need[0] else None,
+                reduce_grad(g * (value / t2), s1, d1) if need[1] else None,
+                reduce_grad(-g * (value * t1 / (t2 * t2)), s2, d2) if need[2] else None,
+                None, None)
+
+
+def _addc(cls, name, input, tensor1, tensor2, value):
+    input = _need_tensor(input, name)
+    tensor1 = _need_tensor(tensor1, name, "tensor1", 2)
+    tensor2 = _need_tensor(tensor2, name, "tensor2", 3)
+    if isinstance(value, Tensor):
+        raise TypeError(f"{name}(): argument 'value' must be Number, not Tensor")
+    if cls is Addcdiv and _is_int(tensor1._data.dtype) and _is_int(tensor2._data.dtype):
+        raise RuntimeError(_ADDCDIV_INT)
+    dt = result_type_of((input, tensor1, tensor2)).np
+    if _is_int(dt):
+        if dt.kind == "b":
+            raise _not_implemented(name + "_cpu_out", dt)
+        # PyTorch casts the scalar to the integer result type
+        value = _checked_int(_xp(input), builtins.int(value), dt)
+    return cls.apply(input, tensor1, tensor2, value, dt)
+
+
+_ADDCDIV_INT = (
+    "Integer division with addcdiv is no longer supported, and in a future  release addcdiv "
+    "will perform a true division of tensor1 and tensor2. The historic addcdiv behavior can be "
+    "implemented as (input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for "
+    "integer inputs and as (input + value * tensor1 / tensor2) for float inputs. The future "
+    "addcdiv behavior is just the latter implementation: (input + value * tensor1 / tensor2), "
+    "for all dtypes.")
+
+
+def addcmul(input, tensor1, tensor2, *, value=1, out=None) -> Tensor:
+    """``input + value * tensor1 * tensor2``."""
+    return _out(_addc(Addcmul, "addcmul", input, tensor1, tensor2, value), out)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1, out=None) -> Tensor:
+    """``input + value * tensor1 / tensor2``."""
+    return _out(_addc(Addcdiv, "addcdiv", input, tensor1, tensor2, value), out)
+
+
+# ---- rounding -------------------------------------------------------------------------------
+
+class _Rounding(Function):
+    """Piecewise-constant rounding: integers pass through, the gradient is zero."""
+
+    raw = True
+    kernel = ""
+
+    @_fp_safe
+    def forward(ctx, a, *args):
+        ctx.meta = (a.shape, a.dtype)
+        k = a.dtype.kind
+        if k == "b":
+            raise _not_implemented(ctx.kernel, a.dtype)
+        if k in "iu":
+            return a.copy()
+        return ctx.fn(ctx.xp, a, *args)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (_zeros(g, *ctx.meta),) + (None,) * (ctx._n_args - 1)
+
+
+def _rounding(name, kernel, fn, nargs=1):
+    return type(name, (_Rounding,), {"backward_name": name + "Backward0", "kernel": kernel,
+                                     "fn": staticmethod(fn), "_n_args": nargs})
+
+
+Floor = _rounding("Floor", "floor_vml_cpu", lambda xp, x: xp.floor(x))
+Ceil = _rounding("Ceil", "ceil_vml_cpu", lambda xp, x: xp.ceil(x))
+Trunc = _rounding("Trunc", "trunc_vml_cpu", lambda xp, x: xp.trunc(x))
+Round = _rounding("Round", "round_vml_cpu", lambda xp, x: xp.rint(x))  # half to even
+
+
+def _round_decimals(xp, x, decimals):
+    """PyTorch's rounding to ``decimals`` places: scale, round half to even, unscale."""
+    if decimals >= 0:
+        f = 10.0 ** decimals
+        return xp.rint(x * f) / f
+    f = 10.0 ** -decimals
+    return xp.rint(x / f) * f
+
+
+class RoundDecimals(_Rounding):
+    backward_name = "RoundBackward1"
+    kernel = "round_cpu"
+    _n_args = 2
+    fn = staticmethod(_round_decimals)
+
+
+class Frac(Function):
+    raw = True
+    backward_name = "FracBackward0"
+
+    @_fp_safe
+    def forward(ctx, a):
+        if a.dtype.kind in "biu":
+            raise _not_implemented("frac_cpu", a.dtype)
+        return a - ctx.xp.trunc(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def floor(input, *, out=None) -> Tensor:
+    """Round down to an integer value."""
+    return _out(Floor.apply(_need_tensor(input, "floor")), out)
+
+
+def ceil(input, *, out=None) -> Tensor:
+    """Round up to an integer value."""
+    return _out(Ceil.apply(_need_tensor(input, "ceil")), out)
+
+
+def trunc(input, *, out=None) -> Tensor:
+    """Round towards zero."""
+    return _out(Trunc.apply(_need_tensor(input, "trunc")), out)
+
+
+fix = trunc
+
+
+def round(input, *, decimals=0, out=None) -> Tensor:
+    """Round half to even, to ``decimals`` decimal places."""
+    input = _need_tensor(input, "round")
+    if decimals == 0:
+        return _out(Round.apply(input), out)
+    if _is_int(input._data.dtype):
+        raise _not_implemented("round_cpu", input._data.dtype)
+    return _out(RoundDecimals.apply(input, builtins.int(decimals)), out)
+
+
+def frac(input, *, out=None) -> Tensor:
+    """The fractional part ``input - trunc(input)``."""
+    return _out(Frac.apply(_need_tensor(input, "frac")), out)
+
+
+# ---- comparisons, logic, bits ---------------------------------------------------------------
+
+def _compare(ufunc: str, name: str, input, other, out=None):
+    input = _need_tensor(input, name)
+    if not isinstance(other, Tensor):
+        other = _operand(other, name)
+    dt = result_dtype(input, other)
+    a = cast(input._data, dt)
+    xp = _backend.xp_of(a)
+    if isinstance(other, Tensor):
+        b = cast(other._data, dt)
+    elif isinstance(other, builtins.int) and dt.kind in "iu":
+        b = _int_scalar(xp, other, dt)
+    else:
+        b = other
+    try:
+        r = getattr(xp, ufunc)(a, b)
+    except _SLOW:
+        r = _slow(getattr(xp, ufunc), a, b, dt)
+    return _out(_plain(r), out)
+
+
+def _int_scalar(xp, v, dt):
+    """Python int ``v`` in integer dtype ``dt``, wrapped around as PyTorch casts it."""
+    try:
+        return xp.asarray(v, dtype=dt)
+    except OverflowError:
+        return _as_dtype(xp, v, dt)
+
+
+def eq(input, other, *, out=None) -> Tensor:
+    """``input == other`` elementwise."""
+    return _compare("equal", "eq", input, other, out)
+
+
+def ne(input, other, *, out=None) -> Tensor:
+    """``input != other`` elementwise."""
+    return _compare("not_equal", "ne", input, other, out)
+
+
+def lt(input, other, *, out=None) -> Tensor:
+    """``input < other`` elementwise."""
+    return _compare("less", "lt", input, other, out)
+
+
+def le(input, other, *, out=None) -> Tensor:
+    """``input <= other`` elementwise."""
+    return _compare("less_equal", "le", input, other, out)
+
+
+def gt(input, other, *, out=None) -> Tensor:
+    """``input > other`` elementwise."""
+    return _compare("greater", "gt", input, other, out)
+
+
+def ge(input, other, *, out=None) -> Tensor:
+    """``input >= other`` elementwise."""
+    return _compare("greater_equal", "ge", input, other, out)
+
+
+not_equal, less, less_equal, greater, greater_equal = ne, lt, le, gt, ge
+
+
+class _ComparedInPlace(Function):
+    """``self.eq_(other)`` and friends: PyTorch records a node whose gradients are zero."""
+
+    raw = True
+
+    @staticmethod
+    def forward(ctx, a, b, result):
+        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        return result.astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, da, sb, db = ctx.meta
+        na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        return (_zeros(g, sa, da) if na else None, _zeros(g, sb, db) if nb else None, None)
+
+
+def _inplace_comparison(fn, op: str):
+    """``self.<op>_(other)``: the comparison written into ``self`` as 0 and 1."""
+    from ._inplace import inplace
+    number = type(op + "Number", (_ComparedInPlace,), {"backward_name": op + "Backward0"})
+    tensor = type(op + "Tensor", (_ComparedInPlace,), {"backward_name": op + "Backward1"})
+
+    def compare(self, other):
+        r = fn(self, other)._data
+        return (tensor if isinstance(other, Tensor) else number).apply(self, other, r)
+
+    def method(self, other):
+        return inplace(self, compare, other)
+    method.__name__ = fn.__name__ + "_"
+    return method
+
+
+def equal(input, other) -> bool:
+    """True when both have the same shape and elements."""
+    input = _need_tensor(input, "equal")
+    other = _need_tensor(other, "equal", "other", 2)
+    if input._data.shape != other._data.shape:
+        return False
+    return builtins.bool(eq(input, other)._data.all())
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
+    """``|input - other| <= atol + rtol * |other|`` elementwise (infinities must be equal)."""
+    input = _need_tensor(input, "isclose")
+    other = _need_tensor(other, "isclose", "other", 2)
+    a, b = input._data, other._data
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"{_tname(a.dtype)} did not match {_tname(b.dtype)}")
+    if rtol < 0:
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
+    if atol < 0:
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
+    if a.shape != b.shape:
+        check_broadcast(a.shape, b.shape)
+    xp = _backend.xp_of(a)
+    close = a == b
+    if equal_nan and a.dtype.kind not in "biu":
+        close = close | ((a != a) & (b != b))
+    if rtol or atol:
+        if a.dtype.kind == "b":
+            a = a.astype(float_dtype(a.dtype))
+            b = b.astype(a.dtype)
+        with _quiet(xp):  # inf - inf
+            err = xp.abs(a - b)
+            close = close | (xp.isfinite(err) & (err <= atol + xp.abs(rtol * b)))
+    return _plain(close)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+    """Whether every element of ``input`` is close to ``other`` (see ``isclose``)."""
+    return builtins.bool(isclose(input, other, rtol, atol, equal_nan)._data.all())
+
+
+def _logical(ufunc: str, name: str, input, other, out):
+    input = _need_tensor(input, name)
+    other = _need_tensor(other, name, "other", 2)
+    a, b = input._data, other._data
+    try:
+        r = getattr(_backend.xp_of(a), ufunc)(a, b)
+    except ValueError:
+        check_broadcast(a.shape, b.shape)
+        raise
+    return _out(_plain(r), out)
+
+
+def logical_and(input, other, *, out=None) -> Tensor:
+    """Elementwise AND of truth values (nonzero is True)."""
+    return _logical("logical_and", "logical_and", input, other, out)
+
+
+def logical_or(input, other, *, out=None) -> Tensor:
+    """Elementwise OR of truth values."""
+    return _logical("logical_or", "logical_or", input, other, out)
+
+
+def logical_xor(input, other, *, out=None) -> Tensor:
+    """Elementwise XOR of truth values."""
+    return _logical("logical_xor", "logical_xor", input, other, out)
+
+
+def logical_not(input, *, out=None) -> Tensor:
+    """Elementwise NOT of truth values."""
+    a = _need_tensor(input, "logical_not")._data
+    return _out(_plain(_backend.xp_of(a).logical_not(a)), out)
+
+
+def _bitwise(ufunc: str, kernel: str, name: str, input, other, out=None):
+    if not isinstance(input, Tensor):
+        input = _operand(input, name, "input", 1)
+    if not isinstance(other, Tensor):
+        other = _operand(other, name)
+    dt = result_dtype(input, other)
+    if not _is_int(dt) or dt.kind == "b" and "shift" in ufunc:
+        raise _not_implemented(kernel, dt)
+    return _out(_plain(_calc(getattr(_xp(input, other), ufunc), _arr(input), _arr(other), dt)),
+                out)
+
+
+def bitwise_and(input, other, *, out=None) -> Tensor:
+    """Bitwise AND of integer or bool tensors."""
+    return _bitwise("bitwise_and", "bitwise_and_cpu", "bitwise_and", input, other, out)
+
+
+def bitwise_or(input, other, *, out=None) -> Tensor:
+    """Bitwise OR of integer or bool tensors."""
+    return _bitwise("bitwise_or", "bitwise_or_cpu", "bitwise_or", input, other, out)
+
+
+def bitwise_xor(input, other, *, out=None) -> Tensor:
+    """Bitwise XOR of integer or bool tensors."""
+    return _bitwise("bitwise_xor", "bitwise_xor_cpu", "bitwise_xor", input, other, out)
+
+
+def bitwise_left_shift(input, other, *, out=None) -> Tensor:
+    """``input << other`` for integer tensors."""
+    return _bitwise("left_shift", "lshift_cpu", "bitwise_left_shift", input, other, out)
+
+
+def bitwise_right_shift(input, other, *, out=None) -> Tensor:
+    """``input >> other`` for integer tensors (arithmetic shift for signed types)."""
+    return _bitwise("right_shift", "rshift_cpu", "bitwise_right_shift", input, other, out)
+
+
+def bitwise_not(input, *, out=None) -> Tensor:
+    """Bitwise NOT (``~``); logical NOT for bool."""
+    a = _need_tensor(input, "bitwise_not")._data
+    if not _is_int(a.dtype):
+        raise _not_implemented("bitwise_not_cpu", a.dtype)
+    return _out(_plain(_backend.xp_of(a).invert(a)), out)
+
+
+# ---- NaN and infinity -----------------------------------------------------------------------
+
+def _test(input, name, fn, int_value):
+    a = _need_tensor(input, name)._data
+    xp = _backend.xp_of(a)
+    if a.dtype.kind in "biu":  # integers are always finite
+        return _plain(xp.full(a.shape, int_value))
+    return _plain(fn(xp, a))
+
+
+def isnan(input) -> Tensor:
+    """Whether each element is NaN."""
+    return _test(input, "isnan", lambda xp, a: a != a, False)
+
+
+def isinf(input) -> Tensor:
+    """Whether each element is +inf or -inf."""
+    return _test(input, "isinf", lambda xp, a: xp.isinf(a), False)
+
+
+def isfinite(input) -> Tensor:
+    """Whether each element is neither infinite nor NaN."""
+    return _test(input, "isfinite", lambda xp, a: xp.isfinite(a), True)
+
+
+def isposinf(input, *, out=None) -> Tensor:
+    """Whether each element is +inf."""
+    return _out(_test(input, "isposinf", lambda xp, a: a == math.inf, False), out)
+
+
+def isneginf(input, *, out=None) -> Tensor:
+    """Whether each element is -inf."""
+    return _out(_test(input, "isneginf", lambda xp, a: a == -math.inf, False), out)
+
+
+class NanToNum(Function):
+    raw = True
+    backward_name = "NanToNumBackward0"
+
+    @staticmethod
+    def forward(ctx, a, nan, posinf, neginf):
+        ctx.save_for_backward(a)
+        if a.dtype.kind in "biu":
+            return a.copy()
+        return ctx.xp.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, = ctx.saved_tensors
+        return g * isfinite(a), None, None, None
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None) -> Tensor:
+    """Replace NaN by ``nan`` and infinities by ``posinf``/``neginf`` (default: dtype limits)."""
+    return _out(NanToNum.apply(_need_tensor(input, "nan_to_num"), nan, posinf, neginf), out)
+
+
+# ---- operators and methods ------------------------------------------------------------------
+
+def _operator(fn, reflected=False):
+    """Python operator form of binary ``fn``: NotImplemented for operands PyTorch rejects."""
+    if reflected:
+        def op(self, other):
+            if not isinstance(other, Tensor):
+                other = _number(other)
+                if other is None:
+                    return NotImplemented
+            return fn(other, self)
+    else:
+        def op(self, other):
+            if not isinstance(other, Tensor):
+                other = _number(other)
+                if other is None:
+                    return NotImplemented
+            return fn(self, other)
+    op.__name__ = fn.__name__
+    return op
+
+
+def _arith_operator(cls, reflected=False, floating=False):
+    """The hot arithmetic operators: ``cls`` applied directly, one call frame less."""
+    def op(self, other):
+        if not isinstance(other, Tensor):
+            other = _number(other)
+            if other is None:
+                return NotImplemented
+        dt = result_dtype(self, other)
+        if floating:
+            dt = float_dtype(dt)
+        if reflected:
+            return cls.apply(other, self, dt)
+        return cls.apply(self, other, dt)
+    return op
+
+
+def _rsub_op(other, self):
+    cls = Rsub if isinstance(other, Tensor) else RsubScalar
+    return cls.apply(self, other, result_dtype(self, other))
+
+
+def _rdiv_op(other, self):
+    if isinstance(other, Tensor):
+        return Div.apply(other, self, float_dtype(result_dtype(self, other)))
+    return reciprocal(self) * other  # what PyTorch records for ``number / tensor``
+
+
+def _where_method(self, condition, other):
+    return where(condition, self, other)
+
+
+def _invert(self):
+    if not _is_int(self._data.dtype):
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
+                        "tensors")
+    return bitwise_not(self)
+
+
+def _inplace_methods(names):
+    from ._inplace import make_inplace
+    g = globals()
+    return {name + "_": make_inplace(g[name]) for name in names}
+
+
+_INPLACE = [
+    "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide",
+    "remainder", "fmod", "pow", "float_power", "square", "neg", "negative", "abs", "absolute",
+    "sign", "sgn", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
+    "rsqrt", "sin", "cos", "tan", "asin", "arcsin", "acos", "arccos", "atan", "arctan", "atan2",
+    "arctan2", "sinh", "cosh", "tanh", "asinh", "arcsinh", "acosh", "arccosh", "atanh",
+    "arctanh", "erf", "erfc", "erfinv", "sigmoid", "logit", "relu", "hypot", "deg2rad",
+    "rad2deg", "clamp", "clip", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv", "floor",
+    "ceil", "round", "trunc", "fix", "frac", "logical_and", "logical_or", "logical_xor",
+    "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    "bitwise_left_shift", "bitwise_right_shift", "nan_to_num",
+]  # the comparisons' in-place forms are ``_inplace_comparison``
+
+
+def _float_power_(self, exponent):
+    if self._data.dtype.name != "float64":
+        raise RuntimeError(f"the base given to float_power_ has dtype {_tname(self._data.dtype)} "
+                           "but the operation's result requires dtype Double")
+    from ._inplace import inplace
+    return inplace(self, float_power, exponent)
+
+
+def _methods():
+    plain = {name: globals()[name] for name in __all__ if name not in (
+        "where", "equal", "allclose", "isclose", "rsub", "true_divide")}
+    ops = {
+        "__add__": _arith_operator(Add), "__radd__": _arith_operator(Add, True),
+        "__sub__": _arith_operator(Sub), "__rsub__": _operator(_rsub_op, True),
+        "__mul__": _arith_operator(Mul), "__rmul__": _arith_operator(Mul, True),
+        "__truediv__": _arith_operator(Div, floating=True),
+        "__rtruediv__": _operator(_rdiv_op, True),
+        "__floordiv__": _operator(floor_divide), "__rfloordiv__": _operator(floor_divide, True),
+        "__mod__": _operator(remainder), "__rmod__": _operator(remainder, True),
+        "__pow__": _operator(pow), "__rpow__": _operator(pow, True),
+        "__and__": _operator(bitwise_and), "__rand__": _operator(bitwise_and, True),
+        "__or__": _operator(bitwise_or), "__ror__": _operator(bitwise_or, True),
+        "__xor__": _operator(bitwise_xor), "__rxor__": _operator(bitwise_xor, True),
+        "__lshift__": _operator(bitwise_left_shift),
+        "__rlshift__": _operator(bitwise_left_shift, True),
+        "__rshift__": _operator(bitwise_right_shift),
+        "__rrshift__": _operator(bitwise_right_shift, True),
+        "__eq__": _operator(eq), "__ne__": _operator(ne), "__lt__": _operator(lt),
+        "__le__": _operator(le), "__gt__": _operator(gt), "__ge__": _operator(ge),
+        "__neg__": neg, "__pos__": positive, "__abs__": abs, "__invert__": _invert,
+        # NumPy defers to ``Tensor``'s reflected operators instead of converting it
+        "__array_priority__": 1000,
+    }
+    inplace = _inplace_methods(_INPLACE)
+    for names, op in ((("eq",), "Eq"), (("ne", "not_equal"), "Ne"), (("lt", "less"), "Lt"),
+                      (("le", "less_equal"), "Le"), (("gt", "greater"), "Gt"),
+                      (("ge", "greater_equal"), "Ge")):
+        for name in names:
+            inplace[name + "_"] = _inplace_comparison(globals()[name], op)
+    for op, name in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("truediv", "div"),
+                     ("floordiv", "floor_divide"), ("mod", "remainder"), ("pow", "pow"),
+                     ("and", "bitwise_and"), ("or", "bitwise_or"), ("xor", "bitwise_xor"),
+                     ("lshift", "bitwise_left_shift"), ("rshift", "bitwise_right_shift")):
+        ops[f"__i{op}__"] = inplace[name + "_"]
+    inplace["float_power_"] = _float_power_
+    return {**plain, **ops, **inplace, "where": _where_method, "true_divide": true_divide,
+            "equal": equal, "allclose": allclose, "isclose": isclose}
+
+
+METHODS = _methods()
