@@ -1,0 +1,173 @@
+"""``ember.linalg``: PyTorch's ``torch.linalg`` namespace (the ops live in ember/ops/linalg.py)."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from ._tensor import Tensor
+from .ops import linalg as _ops
+from .ops.reduce import vector_norm as _vector_norm
+from .ops.linalg import (LinAlgError, matmul, multi_dot, matrix_norm, svdvals,  # noqa: F401
+                         linalg_svd as svd, linalg_qr as qr)
+
+__all__ = ["LinAlgError", "matmul", "multi_dot", "det", "slogdet", "inv", "inv_ex", "solve",
+           "cholesky", "cholesky_ex", "qr", "eigh", "eigvalsh", "svd", "svdvals", "norm",
+           "vector_norm", "matrix_norm", "cross", "vecdot", "matrix_power"]
+
+
+def _finish(result, out):
+    return _ops._finish(result, out)
+
+
+def det(A: Tensor, *, out=None) -> Tensor:
+    """Determinant of a square matrix (or a batch of them)."""
+    return _ops.det(A, out=out)
+
+
+_Slogdet = namedtuple("linalg_slogdet", "sign logabsdet")
+
+
+def slogdet(A: Tensor, *, out=None) -> tuple:
+    """``(sign, log|det A|)``."""
+    return _Slogdet(*_ops.slogdet(A))
+
+
+def inv(A: Tensor, *, out=None) -> Tensor:
+    """Inverse of a square matrix; raises ``LinAlgError`` when it is singular."""
+    return _ops.inverse(A, out=out)
+
+
+_InvEx = namedtuple("linalg_inv_ex", "inverse info")
+
+
+def inv_ex(A: Tensor, *, check_errors: bool = False, out=None) -> tuple:
+    """``inv`` that reports singular matrices through ``info`` (the failing pivot, 1-based)."""
+    try:
+        result = _ops.inverse(A)
+        info = 0
+    except LinAlgError as e:
+        if check_errors:
+            raise
+        from ._creation import full_like
+        result = full_like(A, float("nan"))
+        info = int(str(e).split("diagonal element ")[1].split()[0])
+    from ._creation import tensor
+    return _InvEx(result, tensor(info, dtype=_int32()))
+
+
+def _int32():
+    from ._dtype import int32
+    return int32
+
+
+def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:
+    """``X`` with ``A X = B`` (``X A = B`` when ``left=False``); B may be a (batch of) vector(s)."""
+    return _finish(_ops._solve(A, B, left), out)
+
+
+def cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:
+    """Lower Cholesky factor ``L`` with ``A = L L^T`` (upper ``U = L^T`` when ``upper``)."""
+    return _finish(_ops._cholesky(A, upper, _ops.Cholesky), out)
+
+
+_CholeskyEx = namedtuple("linalg_cholesky_ex", "L info")
+
+
+def cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):
+    """``cholesky`` that reports failure through ``info`` (order of the failing minor)."""
+    from ._creation import tensor, full_like
+    try:
+        return _CholeskyEx(cholesky(A, upper=upper), tensor(0, dtype=_int32()))
+    except LinAlgError as e:
+        if check_errors:
+            raise
+        order = int(str(e).split("minor of order ")[1].split()[0])
+        return _CholeskyEx(full_like(A, float("nan")), tensor(order, dtype=_int32()))
+
+
+_Eigh = namedtuple("linalg_eigh", "eigenvalues eigenvectors")
+
+
+def _check_uplo(UPLO):
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+
+
+def eigh(A: Tensor, UPLO: str = "L", *, out=None) -> tuple:
+    """Eigenvalues (ascending) and orthonormal eigenvectors of a symmetric matrix."""
+    _ops._need_tensor("eigh", "A", 1, A)
+    _check_uplo(UPLO)
+    _ops._check_square(A._data, "linalg.eigh")
+    _ops._check_float(A._data, "linalg.eigh")
+    return _Eigh(*_ops.Eigh.apply(A, UPLO))
+
+
+def eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
+    """Eigenvalues (ascending) of a symmetric matrix."""
+    return _finish(eigh(A, UPLO)[0], out)
+
+
+def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None,
+                out=None) -> Tensor:
+    """``(sum |x|^ord)^(1/ord)`` over ``dim`` (all dims by default); also ord = inf, -inf, 0."""
+    _ops._need_tensor("vector_norm", "x", 1, x)
+    return _finish(_vector_norm(x, ord, dim, keepdim, dtype=dtype), out)
+
+
+def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, out=None,
+         dtype=None) -> Tensor:
+    """A vector norm (1-D input or one dim) or a matrix norm (2-D input or two dims)."""
+    _ops._need_tensor("norm", "A", 1, A)
+    if isinstance(dim, int):
+        dim = (dim,)
+    if dim is None:
+        nd = A._data.ndim
+        if ord is None:
+            return vector_norm(A, 2, None, keepdim, dtype=dtype, out=out)
+        if nd not in (1, 2):
+            raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input "
+                               f"must be 1D or 2D. Got {nd}D.")
+        dim = tuple(range(nd))
+    if len(dim) == 1:
+        if isinstance(ord, str):
+            raise RuntimeError(f"linalg.vector_norm: Expected a number for ord, got '{ord}'")
+        return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype, out=out)
+    return matrix_norm(A, "fro" if ord is None else ord, dim, keepdim, dtype=dtype, out=out)
+
+
+def cross(input: Tensor, other: Tensor, *, dim: int = -1, out=None) -> Tensor:
+    """Cross product of 3-vectors along ``dim``."""
+    return _finish(_ops._cross(input, other, dim, False), out)
+
+
+def vecdot(x: Tensor, y: Tensor, *, dim: int = -1, out=None) -> Tensor:
+    """Dot product of vectors along ``dim`` (broadcasting the other dims)."""
+    return _finish((x * y).sum(dim), out)
+
+
+def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:
+    """``A`` multiplied by itself ``n`` times (``inv(A)`` powers for negative ``n``)."""
+    _ops._need_tensor("matrix_power", "A", 1, A)
+    _ops._check_square(A._data, "linalg.matrix_power")
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"matrix_power(): argument 'n' (position 2) must be int, not "
+                        f"{type(n).__name__}")
+    a = A._data
+    if n == 0:
+        xp = _ops.xp_of(a)
+        eye = xp.broadcast_to(xp.eye(a.shape[-1], dtype=a.dtype), a.shape).copy()
+        return _finish(_ops._make(eye), out)
+    if n < 0:
+        A = inv(A)
+        n = -n
+    # binary powering: O(log n) products
+    result = None
+    base = A
+    while n:
+        if n & 1:
+            result = base if result is None else matmul(result, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
+    if result is A:
+        result = A.clone()
+    return _finish(result, out)
