@@ -10,7 +10,7 @@ import math
 
 from . import _backend, _dtype
 from ._dtype import from_np, get_default_dtype
-from ._tensor import Tensor, _make
+from ._tensor import Tensor, _make, _LEGACY_NAMES
 from .autograd.grad_mode import state
 from .random import _gen
 
@@ -50,16 +50,77 @@ def _size(size) -> tuple:
 
 def _infer_dtype(arr, data):
     """PyTorch's dtype for data given as Python values: float → default, int → int64."""
+    leaf = _first_leaf(data)
+    if hasattr(leaf, "dtype"):  # NumPy scalars keep their dtype, promoted with the rest
+        return _scan_dtype(data)
     k = arr.dtype.kind
     if k == "f":
         return get_default_dtype()
-    if k in "iu":
+    if k == "i":
         return _dtype.int64
     if k == "b":
         return _dtype.bool_
+    if k == "u":  # NumPy widened a Python int past int64
+        raise ValueError("Overflow when unpacking long long")
     if k == "O":
-        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+        _scan_dtype(data)  # raises PyTorch's error for the offending element
     raise TypeError(f"can't convert {arr.dtype} data to a tensor")
+
+
+def _first_leaf(data):
+    while isinstance(data, (list, tuple)) and len(data):
+        data = data[0]
+    return data
+
+
+def _scan_dtype(data):
+    """Promote the dtypes of every element (PyTorch's inference with NumPy scalars inside)."""
+    dt = None
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+            continue
+        if hasattr(x, "dtype"):
+            d = from_np(x.dtype)
+        elif isinstance(x, builtins.bool):
+            d = _dtype.bool_
+        elif isinstance(x, builtins.int):
+            if not -2 ** 63 <= x < 2 ** 63:
+                raise ValueError("Overflow when unpacking long long")
+            d = _dtype.int64
+        elif isinstance(x, builtins.float):
+            d = get_default_dtype()
+        else:
+            raise RuntimeError(f"Could not infer dtype of {type(x).__name__}")
+        dt = d if dt is None else _dtype.promote_types(dt, d)
+    return dt if dt is not None else get_default_dtype()
+
+
+def _check_ragged(data):
+    """Raise PyTorch's error for nested lists that do not form a rectangular shape."""
+    shape = []
+    x = data
+    while isinstance(x, (list, tuple)):
+        shape.append(len(x))
+        if not x:
+            break
+        x = x[0]
+    stack = [(data, 0)]
+    while stack:
+        x, d = stack.pop()
+        if d == len(shape):
+            if isinstance(x, (list, tuple)):
+                raise TypeError(f"'{type(x).__name__}' object cannot be interpreted as an "
+                                "integer")
+            continue
+        if not isinstance(x, (list, tuple)):
+            raise TypeError("not a sequence")
+        if len(x) != shape[d]:
+            raise ValueError(f"expected sequence of length {shape[d]} at dim {d} "
+                             f"(got {len(x)})")
+        stack.extend((y, d + 1) for y in x)
 
 
 def _to_plain(data):
@@ -88,11 +149,14 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
         plain = _to_plain(data)
         try:
             arr = xp.asarray(plain)
-        except ValueError as e:
-            raise ValueError(f"expected sequence of equal-length lists: {e}") from None
+        except (ValueError, TypeError, OverflowError) as e:
+            _check_ragged(plain)
+            raise ValueError(f"could not convert data to a tensor: {e}") from None
         if arr.dtype.kind in "US":
-            raise TypeError(f"new(): invalid data type '{arr.dtype.kind == 'U' and 'str'}'")
-        dt = _infer_dtype(arr, data)
+            if arr.ndim and isinstance(_first_leaf(plain), str):
+                raise ValueError("too many dimensions 'str'")
+            raise TypeError("new(): invalid data type 'str'")
+        dt = _infer_dtype(arr, plain)
     if dtype is not None:
         dt = dtype
     npd = dt.np
@@ -167,11 +231,13 @@ def _fill_dtype(v):
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None,
          layout=None, pin_memory=False) -> Tensor:
     """A tensor filled with ``fill_value`` (dtype inferred from it, as PyTorch does)."""
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"full(): argument 'size' (position 1) must be tuple of ints, not "
+                        f"{type(size).__name__}")
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dt = dtype if dtype is not None else _fill_dtype(fill_value)
-    return _finish(_xp(device).full(_size((size,) if isinstance(size, builtins.int) else size),
-                                    fill_value, dt.np), requires_grad)
+    return _finish(_xp(device).full(_size((size,)), fill_value, dt.np), requires_grad)
 
 
 def _like(fn):
@@ -209,9 +275,9 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:
-        raise RuntimeError(f"upper bound and larger bound inconsistent with step sign")
-    if dtype is None:
-        dtype = _dtype.int64 if all(isinstance(v, builtins.int) for v in vals) \
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    if dtype is None:  # integers (Python or NumPy) give int64, anything else the default float
+        dtype = _dtype.int64 if all(hasattr(v, "__index__") for v in vals) \
             else get_default_dtype()
     n = math.ceil((end - start) / step)
     xp = _xp(device)
@@ -239,6 +305,8 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False,
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False,
              out=None, layout=None) -> Tensor:
     """``base ** linspace(start, end, steps)``."""
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
     dt = dtype or get_default_dtype()
     arr = _xp(device).logspace(float(start), float(end), steps, base=base, dtype="float64")
     return _finish(arr.astype(dt.np), requires_grad)
@@ -246,24 +314,41 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None, layout=None):
     """The identity matrix (``n × m``)."""
-    if n < 0 or (m is not None and m < 0):
+    if n < 0:
         raise RuntimeError(f"n must be greater or equal to 0, got {n}")
+    if m is not None and m < 0:
+        raise RuntimeError(f"m must be greater or equal to 0, got {m}")
     return _finish(_xp(device).eye(n, m, dtype=_dt(dtype)), requires_grad)
 
 
 # ---- random sampling ---------------------------------------------------------------------
 
+def _float_only(dtype, kernel: str):
+    """PyTorch's error for a floating-point sampler asked for an integer dtype."""
+    if dtype is not None and not dtype.is_floating_point:
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{_LEGACY_NAMES[dtype.name][:-len('Tensor')]}'")
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
          layout=None, pin_memory=False) -> Tensor:
     """Uniform samples on [0, 1)."""
+    _float_only(dtype, "check_uniform_bounds")
     dt = _dt(dtype)
-    arr = _gen(generator).random(_size(size), dtype="float64" if dt.itemsize == 8 else "float32")
+    g = _gen(generator)
+    if dt.itemsize == 2:
+        # k / 2**digits, exact in the 16-bit type: rounding a float32 draw could give 1.0
+        digits = 8 if dt.name == "bfloat16" else 11
+        arr = g.integers(0, 2 ** digits, _size(size)) * (1.0 / 2 ** digits)
+    else:
+        arr = g.random(_size(size), dtype="float64" if dt.itemsize == 8 else "float32")
     return _finish(arr.astype(dt, copy=False), requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
           layout=None, pin_memory=False) -> Tensor:
     """Standard normal samples."""
+    _float_only(dtype, "normal_kernel_cpu")
     dt = _dt(dtype)
     arr = _gen(generator).standard_normal(_size(size),
                                           dtype="float64" if dt.itemsize == 8 else "float32")
@@ -290,7 +375,7 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False,
              layout=None, pin_memory=False) -> Tensor:
     """A random permutation of ``0 .. n-1``."""
     if n < 0:
-        raise RuntimeError(f"n must be non-negative, got{n}")
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     arr = _gen(generator).permutation(n)
     return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad, device)
 
@@ -305,6 +390,7 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
             raise TypeError("normal() missing required argument 'size'")
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        _float_only(dtype, "normal_kernel_cpu")
         dt = _dt(dtype)
         arr = g.normal(mean, std, _size((size,) if isinstance(size, int) else size))
         return _finish(arr.astype(dt), requires_grad, device)
@@ -330,6 +416,9 @@ def bernoulli(input, p=None, *, generator=None, out=None) -> Tensor:
 
 def multinomial(input, num_samples, replacement=False, *, generator=None, out=None) -> Tensor:
     """Indices drawn from the rows of ``input`` (non-negative weights)."""
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: "
+                           f"{_LEGACY_NAMES[input.dtype.name][:-len('Tensor')]}")
     w = input._data.astype("float64")
     if w.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
@@ -351,14 +440,10 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
         if replacement:
             out[i] = g.choice(r.size, num_samples, replace=True, p=r / tot)
         else:
-            # Gumbel top-k: sampling without replacement in proportion to the weights
-            keys = xp.log(r) - xp.log(-xp.log(g.random(r.size)))
-            keys[r == 0] = -xp.inf
-            order = xp.argsort(-keys, kind="stable")[:num_samples]
-            if (r[order] == 0).any():
-                raise RuntimeError("invalid multinomial distribution (with replacement=False, "
-                                   "not enough non-negative category to sample)")
-            out[i] = order
+            # top-k of w / Exp(1) samples without replacement in proportion to the weights;
+            # zero-weight categories come last (PyTorch's cpu kernel also returns them)
+            keys = r / g.standard_exponential(r.size)
+            out[i] = xp.argsort(-keys, kind="stable")[:num_samples]
     return _finish(out.reshape(w.shape[:-1] + (num_samples,)))
 
 

@@ -49,7 +49,8 @@ class dtype:
         return "ember." + self.name
 
     def __reduce__(self):
-        return self.name
+        # by name, so unpickling gives the same object (``bool`` is ``bool_`` in this module)
+        return (_by_name, (self.name,))
 
     def to_real(self) -> "dtype":
         return self
@@ -72,6 +73,11 @@ short, int, long = int16, int32, int64
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 _FROM_NP = {d._np: d for d in ALL if d._np is not None}
+_BY_NAME = {d.name: d for d in ALL}
+
+
+def _by_name(name: str) -> dtype:
+    return _BY_NAME[name]
 
 
 def from_np(npd) -> dtype:

@@ -1,5 +1,13 @@
-"""``repr(tensor)`` laid out as PyTorch prints it (torch/_tensor_str.py's rules)."""
+"""``repr(tensor)`` laid out as PyTorch prints it (torch/_tensor_str.py's rules).
+
+One formatter is built from the values that will be shown (the edge items of a
+summarised tensor): it picks integer-valued, fixed or scientific notation and a
+common width from the non-zero finite values, then every element is
+right-aligned to that width.
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np  # printing is host-side: device arrays are copied to NumPy first
 
@@ -9,97 +17,121 @@ PRECISION = 4
 THRESHOLD = 1000
 EDGEITEMS = 3
 LINEWIDTH = 80
+SCI_MODE = None  # None: chosen per tensor; True/False: forced
 
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
                      profile=None, sci_mode=None):
     """Change how tensors print (``torch.set_printoptions``)."""
-    global PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH
+    global PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH, SCI_MODE
     if profile == "default":
         PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH = 4, 1000, 3, 80
     elif profile == "full":
-        PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH = 4, float("inf"), 3, 80
+        PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH = 4, math.inf, 3, 80
     elif profile == "short":
         PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH = 2, 1000, 2, 80
     PRECISION = PRECISION if precision is None else precision
     THRESHOLD = THRESHOLD if threshold is None else threshold
     EDGEITEMS = EDGEITEMS if edgeitems is None else edgeitems
     LINEWIDTH = LINEWIDTH if linewidth is None else linewidth
+    SCI_MODE = sci_mode  # as in PyTorch, every call resets it (None: automatic)
 
 
 class _Formatter:
-    def __init__(self, values, kind):
-        self.kind = kind
+    def __init__(self, values, floating: bool):
+        """``values``: the flat shown values (float64 for floating tensors)."""
+        self.floating = floating
         self.int_mode = True
-        self.sci = False
+        self.sci_mode = False
         self.width = 1
-        if kind == "b":
-            self.width = max((len(str(bool(v))) for v in values), default=1)
+        if not floating:
+            self.width = max((len(str(v)) for v in values.tolist()), default=1)
             return
-        if kind != "f":
-            self.width = max((len(str(int(v))) for v in values), default=1)
+        # PyTorch sizes the columns from the non-zero finite values only
+        shown = values[np.isfinite(values) & (values != 0)]
+        if shown.size == 0:
             return
-        finite = values[np.isfinite(values)]
-        nonzero = np.abs(finite[finite != 0])
-        if finite.size:
-            self.int_mode = bool(np.all(finite == np.ceil(finite)))
-        if nonzero.size:
-            mx, mn = float(nonzero.max()), float(nonzero.min())
-            if self.int_mode:
-                self.sci = mx > 1e8
-            else:
-                self.sci = mx / mn > 1000.0 or mx > 1e8 or mn < 1e-4
-        self.width = max((len(self._fmt(v)) for v in values), default=1)
-
-    def _fmt(self, v) -> str:
-        if self.kind == "b":
-            return str(bool(v))
-        if self.kind != "f":
-            return str(int(v))
-        v = float(v)
-        if not np.isfinite(v):
-            return str(v).replace("inf", "inf").replace("nan", "nan")
-        if self.sci:
-            return f"{v:.{PRECISION}e}"
-        if self.int_mode:
-            return f"{v:.0f}."
-        return f"{v:.{PRECISION}f}"
+        mag = np.abs(shown)
+        mx, mn = float(mag.max()), float(mag.min())
+        self.int_mode = bool(np.all(shown == np.ceil(shown)))
+        if SCI_MODE is None:
+            self.sci_mode = mx / mn > 1000.0 or mx > 1.0e8 or mn < 1.0e-4
+        else:
+            self.sci_mode = SCI_MODE
+        vals = shown.tolist()
+        if self.sci_mode:
+            self.width = max(len(f"{v:.{PRECISION}e}") for v in vals)
+        elif self.int_mode:
+            self.width = max(len(f"{v:.0f}") + 1 for v in vals)
+        else:
+            self.width = max(len(f"{v:.{PRECISION}f}") for v in vals)
 
     def format(self, v) -> str:
-        return self._fmt(v).rjust(self.width)
+        if not self.floating:
+            s = f"{v}"
+        elif self.sci_mode:
+            s = f"{v:.{PRECISION}e}"
+        elif self.int_mode:
+            s = f"{v:.0f}"
+            if not (math.isinf(v) or math.isnan(v)):
+                s += "."
+        else:
+            s = f"{v:.{PRECISION}f}"
+        return s.rjust(self.width)
 
 
-def _summ_values(a, summarize):
+def _summarized(a, summarize: bool):
+    """The flat values that will be shown (edge items only when summarising)."""
     if not summarize or a.ndim == 0:
         return a.reshape(-1)
-    if a.ndim == 1:
-        if a.shape[0] > 2 * EDGEITEMS:
-            return np.concatenate([a[:EDGEITEMS], a[-EDGEITEMS:]])
-        return a
     if a.shape[0] > 2 * EDGEITEMS:
-        parts = [_summ_values(x, summarize) for x in list(a[:EDGEITEMS]) + list(a[-EDGEITEMS:])]
+        rows = list(a[:EDGEITEMS]) + list(a[a.shape[0] - EDGEITEMS:])
     else:
-        parts = [_summ_values(x, summarize) for x in a]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def _body(a, fmt, indent, summarize):
-    if a.ndim == 0:
-        return fmt.format(a.item() if fmt.kind != "f" else float(a))
+        rows = list(a)
     if a.ndim == 1:
-        items = [fmt.format(v) for v in a.tolist()] if fmt.kind != "f" else \
-            [fmt.format(v) for v in a.astype(np.float64).tolist()]
-        if summarize and len(items) > 2 * EDGEITEMS:
-            items = items[:EDGEITEMS] + ["..."] + items[-EDGEITEMS:]
-        per_line = max(1, (LINEWIDTH - indent) // (fmt.width + 2))
-        lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
-        return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
-    rows = list(range(a.shape[0]))
+        return np.asarray(rows, dtype=a.dtype)
+    parts = [_summarized(r, summarize) for r in rows]
+    return np.concatenate(parts) if parts else a.reshape(-1)[:0]
+
+
+def _vector(a, fmt, indent: int, summarize: bool) -> str:
+    per_line = max(1, (LINEWIDTH - indent) // (fmt.width + 2))
     if summarize and a.shape[0] > 2 * EDGEITEMS:
-        rows = rows[:EDGEITEMS] + [None] + rows[-EDGEITEMS:]
-    parts = [("..." if r is None else _body(a[r], fmt, indent + 1, summarize)) for r in rows]
-    sep = "," + "\n" * (a.ndim - 1) + " " * (indent + 1)
-    return "[" + sep.join(parts) + "]"
+        items = ([fmt.format(v) for v in a[:EDGEITEMS].tolist()] + [" ..."]
+                 + [fmt.format(v) for v in a[a.shape[0] - EDGEITEMS:].tolist()])
+    else:
+        items = [fmt.format(v) for v in a.tolist()]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
+
+
+def _body(a, fmt, indent: int, summarize: bool) -> str:
+    if a.ndim == 0:
+        return fmt.format(a.item())
+    if a.ndim == 1:
+        return _vector(a, fmt, indent, summarize)
+    n = a.shape[0]
+    if summarize and n > 2 * EDGEITEMS:
+        parts = ([_body(a[i], fmt, indent + 1, summarize) for i in range(EDGEITEMS)] + ["..."]
+                 + [_body(a[i], fmt, indent + 1, summarize) for i in range(n - EDGEITEMS, n)])
+    else:
+        parts = [_body(a[i], fmt, indent + 1, summarize) for i in range(n)]
+    return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(parts) + "]"
+
+
+def _add_suffixes(text: str, suffixes, indent: int) -> str:
+    """Append ``, key=value`` parts, wrapping onto a new line past the line width."""
+    out = [text]
+    last = len(text) - text.rfind("\n") + 1
+    for s in suffixes:
+        if last + len(s) + 2 > LINEWIDTH:
+            out.append(",\n" + " " * indent + s)
+            last = indent + len(s)
+        else:
+            out.append(", " + s)
+            last += len(s) + 2
+    out.append(")")
+    return "".join(out)
 
 
 def tensor_repr(t) -> str:
@@ -107,29 +139,32 @@ def tensor_repr(t) -> str:
     if type(a) is not np.ndarray:
         a = a.get()  # device array → host
     dt = t.dtype
-    if dt.name == "bfloat16" or dt.name == "float16":
-        vals = a.astype(np.float32)
-    else:
-        vals = a
-    kind = "b" if dt is _dtype.bool_ else ("f" if dt.is_floating_point else "i")
+    floating = dt.is_floating_point
     prefix = "tensor("
+    indent = len(prefix)
     suffixes = []
-    summarize = a.size > THRESHOLD
-    if a.size == 0:
-        body = "[]"
-        if a.shape != (0,):
-            suffixes.append(f"size={tuple(a.shape)}")
-    else:
-        fmt = _Formatter(_summ_values(vals, summarize).astype(
-            np.float64 if kind == "f" else vals.dtype), kind)
-        body = _body(vals, fmt, len(prefix), summarize)
     if t.device.type != "cpu":
         suffixes.append(f"device='{t.device}'")
-    default = {_dtype.get_default_dtype(), _dtype.int64, _dtype.bool_}
-    if dt not in default:
-        suffixes.append(f"dtype={dt!r}")
+    if a.size == 0:
+        if a.ndim != 1:
+            suffixes.append(f"size={tuple(a.shape)}")
+        if dt is not _dtype.get_default_dtype():  # PyTorch's rule for empty tensors
+            suffixes.append(f"dtype={dt!r}")
+        body = "[]"
+    else:
+        summarize = a.size > THRESHOLD
+        if not EDGEITEMS:
+            suffixes.append(f"size={tuple(a.shape)}")
+        if dt is not _dtype.get_default_dtype() and dt is not _dtype.int64 and \
+                dt is not _dtype.bool_:
+            suffixes.append(f"dtype={dt!r}")
+        vals = a.astype(np.float32) if dt is _dtype.bfloat16 else a
+        shown = _summarized(vals, summarize)
+        fmt = _Formatter(shown.astype(np.float64) if floating else shown, floating)
+        body = _body(vals, fmt, indent, summarize)
     if t._grad_fn is not None:
-        suffixes.append(f"grad_fn=<{t._grad_fn.name()}>")
+        # "torch::autograd::CopySlices" prints as <CopySlices>, as in PyTorch
+        suffixes.append(f"grad_fn=<{t._grad_fn.name().rsplit('::', 1)[-1]}>")
     elif t._requires_grad:
         suffixes.append("requires_grad=True")
-    return prefix + body + "".join(", " + s for s in suffixes) + ")"
+    return _add_suffixes(prefix + body, suffixes, indent)

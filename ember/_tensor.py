@@ -69,14 +69,16 @@ class Tensor:
     __slots__ = ("_data", "_requires_grad", "_grad_fn", "_output_nr", "__dict__", "__weakref__")
 
     # Rarely-set state lives in the (lazily created) instance dict; these are its defaults.
-    grad = None
+    _grad = None
     _version_ctr = None
+    _views = None          # weakrefs to differentiable views of this base (see _inplace._rebase)
     _base = None
     _view_chain = None
     _accum = None
     _hooks = None
     _post_acc_hooks = None
     _retains_grad = False
+    _retain_hook = None
     _inference = False
 
     def __new__(cls, *args, dtype=None, device=None):
@@ -149,7 +151,15 @@ class Tensor:
 
     def stride(self, dim=None):
         """Strides in elements, as PyTorch reports them."""
-        st = tuple(s // self._data.itemsize for s in self._data.strides)
+        if self._data.size == 0:  # PyTorch reports contiguous strides (NumPy reports zeros)
+            st = []
+            n = 1
+            for s in reversed(self._data.shape):
+                st.append(n)
+                n *= max(s, 1)
+            st = tuple(reversed(st))
+        else:
+            st = tuple(s // self._data.itemsize for s in self._data.strides)
         return st if dim is None else st[_wrap_dim(dim, self._data.ndim)]
 
     def is_contiguous(self, memory_format=None) -> bool:
@@ -171,6 +181,33 @@ class Tensor:
     @property
     def grad_fn(self):
         return self._grad_fn
+
+    @property
+    def grad(self):
+        """The accumulated gradient (None until a backward reaches this leaf)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError("assigned grad expected to be a Tensor or None but got grad of "
+                                f"type {type(value).__name__}")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError(
+                    f"attempting to assign a gradient of size '{list(value._data.shape)}' to a "
+                    f"tensor of size '{list(self._data.shape)}'. Please ensure that the "
+                    "gradient and the tensor are the same size")
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{value.dtype.name}' to a "
+                    f"tensor with grad_dtype '{self.dtype.name}'. The gradient must match the "
+                    "tensor's grad_dtype (defaults to the tensor's dtype).")
+        self._grad = value
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
 
     @property
     def output_nr(self) -> int:
@@ -203,7 +240,8 @@ class Tensor:
                 "a computed variable in a subgraph that doesn't require differentiation use "
                 "var_no_grad = var.detach().")
         if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require "
+                               "gradients")
         if requires_grad and self._inference and not state.inference:
             raise RuntimeError("Setting requires_grad=True on inference tensor outside "
                                "InferenceMode is not allowed.")
@@ -212,10 +250,12 @@ class Tensor:
 
     @property
     def data(self) -> "Tensor":
-        """The same storage without autograd history (prefer ``detach()``)."""
-        t = _make(self._data)
-        t._base = self._base if self._base is not None else self
-        return t
+        """The same storage without autograd history (prefer ``detach()``).
+
+        Unlike ``detach()`` it has its own version counter, as in PyTorch: in-place
+        changes through ``.data`` are invisible to autograd's saved-tensor checks.
+        """
+        return _make(self._data)
 
     @data.setter
     def data(self, value: "Tensor"):
@@ -268,11 +308,16 @@ class Tensor:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
         return builtins.bool(self._data.reshape(()))
 
+    def _scalar(self):
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.item()
+
     def __float__(self):
-        return builtins.float(self.item())
+        return builtins.float(self._scalar())
 
     def __int__(self):
-        return builtins.int(self.item())
+        return builtins.int(self._scalar())
 
     def __index__(self):
         if self.dtype.is_floating_point or self._data.size != 1:
@@ -281,7 +326,7 @@ class Tensor:
         return builtins.int(self._data.reshape(()))
 
     def __complex__(self):
-        return complex(self.item())
+        return complex(self._scalar())
 
     __hash__ = object.__hash__
 
@@ -297,7 +342,8 @@ class Tensor:
         new = _new(type(self))
         new.__dict__.update({k: v for k, v in self.__dict__.items()
                              if k not in ("_accum", "_base", "_view_chain", "_version_ctr",
-                                          "_hooks", "_post_acc_hooks")})
+                                          "_hooks", "_post_acc_hooks", "_views", "_grad",
+                                          "_retain_hook", "_retains_grad")})
         new._data = self._data.copy()
         new._requires_grad = self._requires_grad
         new._grad_fn = None
@@ -312,9 +358,13 @@ class Tensor:
         return (_rebuild_tensor, (self._data, self._requires_grad))
 
     def detach(self) -> "Tensor":
-        """A new tensor on the same storage, cut from the graph."""
+        """A new tensor on the same storage, cut from the graph.
+
+        It shares the version counter (so in-place changes through it are caught by
+        backward) but is not a view: its own in-place ops never rebase ``self``'s history.
+        """
         t = _make(self._data)
-        t._base = self._base if self._base is not None else self
+        t._version_ctr = _version_counter(self)
         return t
 
     def detach_(self) -> "Tensor":
@@ -348,12 +398,22 @@ class Tensor:
         def _retain(g):
             t = ref()
             if t is not None:
-                if t.grad is None:
-                    t.grad = g if state.grad else _make(g._data.copy())
+                if t._grad is None:
+                    t._grad = g if state.grad else _make(g._data.copy())
+                elif state.grad:
+                    t._grad = t._grad + g
                 else:
-                    t.grad = t.grad + g if state.grad else _make(t.grad._data + g._data)
+                    t._grad = _make(_backend.asarray(t._grad._data + g._data))
         self._retains_grad = True
+        self._retain_hook = _retain
         self._add_node_hook(_retain, last=True)
+
+    def _move_retain_hook(self, old_fn, old_nr) -> None:
+        """After an in-place op rebased this tensor, retain the grad of its new history."""
+        hooks = old_fn._pre_hooks.get(old_nr) if old_fn._pre_hooks else None
+        if hooks and self._retain_hook in hooks:
+            hooks.remove(self._retain_hook)
+        self._add_node_hook(self._retain_hook, last=True)
 
     @property
     def retains_grad(self) -> bool:

@@ -20,7 +20,11 @@ def _add(a, b):
     """Sum two gradients; through the graph only when building a differentiable one."""
     if state.grad:
         return a + b
-    return _make(a._data + b._data)
+    s = a._data + b._data
+    if type(s) is not type(a._data):  # NumPy gives a scalar for 0-d arrays
+        from .._backend import asarray
+        s = asarray(s)
+    return _make(s)
 
 
 def _has_nan(t) -> bool:
@@ -135,8 +139,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
         for k, g in enumerate(captured):
             if g is None and not allow_unused:
                 raise RuntimeError(
-                    "One of the differentiated Tensors appears to not have been used in the "
-                    "graph. Set allow_unused=True if this is the desired behavior.")
+                    f"The differentiated Tensor at index {k} appears to not have been used in "
+                    "the graph. Set allow_unused=True if this is the desired behavior.")
         return captured
     return None
 
@@ -175,10 +179,10 @@ def _store_nonleaf_grad(t, g):
     """``backward(inputs=[non_leaf])`` accumulates into that tensor's ``.grad``."""
     if g is None:
         return
-    if t.grad is None:
-        t.grad = g if state.grad else _make(g._data.copy())
+    if t._grad is None:
+        t._grad = g if state.grad else _make(g._data.copy())
     else:
-        t.grad = _add(t.grad, g)
+        t._grad = _add(t._grad, g)
 
 
 def _call_node(node, grads, capture, targets):
@@ -204,6 +208,8 @@ def _call_node(node, grads, capture, targets):
         if not capture:
             _accumulate(node.variable, grads[0])
         return None
+    if grads[0] is None and (node._n_out == 1 or all(g is None for g in grads)):
+        return None  # nothing flows through this node (e.g. below a fill_)
 
     if node._saved is None and node._freed:
         raise RuntimeError(
@@ -280,16 +286,16 @@ def _accumulate(t, g):
             new = h(g)
             if new is not None:
                 g = new
-    if t.grad is None:
+    if t._grad is None:
         if state.grad:
-            t.grad = g
+            t._grad = g
         else:
-            t.grad = _make(g._data.copy() if g._data.dtype == t._data.dtype
-                           else g._data.astype(t._data.dtype))
+            t._grad = _make(g._data.copy() if g._data.dtype == t._data.dtype
+                            else g._data.astype(t._data.dtype))
     elif state.grad:
-        t.grad = t.grad + g
+        t._grad = t._grad + g
     else:
-        t.grad._data += g._data
+        t._grad._data += g._data
     if t._post_acc_hooks:
         for h in list(t._post_acc_hooks.values()):
             h(t)

@@ -190,18 +190,31 @@ class FunctionCtx(Node):
         self.materialize_grads = value
 
     def _free(self):
-        self._saved = None
-        self._freed = True
+        # Only a node that saved something fails on a second backward, as in PyTorch.
+        if self._saved is not None:
+            self._saved = None
+            self._freed = True
 
 
 def _raise_modified(node, t, now, expected, out_idx=None):
+    """PyTorch's error for a saved tensor changed in place after it was saved."""
     from .._tensor import _type_name
-    where = f", which is output {out_idx} of {node.name()}," if out_idx is not None else ""
+    if out_idx is not None:  # an output of ``node`` itself
+        fn = node
+    else:
+        fn, out_idx = t._grad_fn, t._output_nr
+    where = ""
+    if fn is not None:
+        op = fn.name().rstrip("0123456789")  # PyTorch names the op without "Backward0"
+        if op.endswith("Backward"):
+            op = op[:-len("Backward")]
+        where = f", which is output {out_idx} of {op},"
     raise RuntimeError(
         "one of the variables needed for gradient computation has been modified by an "
         f"inplace operation: [{_type_name(t)} {list(t.shape)}]{where} is at version {now}; "
-        f"expected version {expected} instead. Hint: the backtrace further above can point "
-        "at the operation that failed to compute its gradient.")
+        f"expected version {expected} instead. Hint: enable anomaly detection to find the "
+        "operation that failed to compute its gradient, with "
+        "torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
 class Function(FunctionCtx):
@@ -232,7 +245,8 @@ class Function(FunctionCtx):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        pass
+        """Override to save state from ``forward(*args)`` (then forward takes no ctx)."""
+        raise NotImplementedError("setup_context is not overridden")
 
     @classmethod
     def apply(cls, *args, **kwargs):
@@ -263,10 +277,17 @@ class Function(FunctionCtx):
                         break
             ctx._record = record
             raw = args
+            # Link inputs before forward: ``needs_input_grad`` is readable in forward, and a
+            # ``mark_dirty`` input returned as output must not become its own next function.
+            _link_inputs(ctx, args, record)
             prev = state.grad
             state.grad = False
             try:
-                out = cls.forward(ctx, *args, **kwargs)
+                if cls.setup_context is _base_setup_context:
+                    out = cls.forward(ctx, *args, **kwargs)
+                else:  # the forward(*args) + setup_context(ctx, inputs, output) style
+                    out = cls.forward(*args, **kwargs)
+                    cls.setup_context(ctx, args, out)
             finally:
                 state.grad = prev
 
@@ -296,7 +317,7 @@ class Function(FunctionCtx):
                 t._inference = True
             if record and (non_diff is None or not _in(o, non_diff)) and t.dtype.is_floating_point:
                 if dirty is not None and _in(t, dirty):
-                    _version_counter(t)[0] += 1
+                    _version_counter(t)[0] += 1  # PyTorch bumps a dirty output once more
                 t._requires_grad = True
                 t._grad_fn = ctx
                 t._output_nr = i
@@ -309,27 +330,47 @@ class Function(FunctionCtx):
             if not single:
                 ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
                                  if isinstance(r, Tensor) else None for r in results]
-            nf = []
-            needs = []
-            for a in args:
-                if isinstance(a, Tensor) and a._requires_grad:
-                    fn = a._grad_fn
-                    nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
-                    needs.append(True)
-                else:
-                    nf.append((None, 0))
-                    needs.append(False)
-            ctx.next_functions = tuple(nf)
-            ctx.needs_input_grad = tuple(needs)
-            if not cls.raw:
-                ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor) else None
-                                for a in args]
+            if cls.raw:
+                nf = []
+                needs = []
+                for a in args:
+                    if isinstance(a, Tensor) and a._requires_grad:
+                        fn = a._grad_fn
+                        nf.append((fn, a._output_nr) if fn is not None else
+                                  (accumulate_node(a), 0))
+                        needs.append(True)
+                    else:
+                        nf.append((None, 0))
+                        needs.append(False)
+                ctx.next_functions = tuple(nf)
+                ctx.needs_input_grad = tuple(needs)
             if ctx._to_save is not None:
                 ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
                 ctx._to_save = None
             if state.anomaly:
                 ctx._trace = "".join(traceback.format_stack()[:-1])
         return results[0] if single else tuple(results)
+
+
+def _link_inputs(ctx, args, record: bool) -> None:
+    """Set a custom Function's ``next_functions``, ``needs_input_grad`` and input metadata."""
+    if not record:
+        ctx.needs_input_grad = tuple(False for _ in args)
+        return
+    nf = []
+    needs = []
+    for a in args:
+        if isinstance(a, Tensor) and a._requires_grad:
+            fn = a._grad_fn
+            nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
+            needs.append(True)
+        else:
+            nf.append((None, 0))
+            needs.append(False)
+    ctx.next_functions = tuple(nf)
+    ctx.needs_input_grad = tuple(needs)
+    ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor) else None
+                    for a in args]
 
 
 def _in(x, seq) -> bool:
@@ -352,8 +393,11 @@ def _resolve_saved(items, raw, args, outs, results):
                     t = args[j]
                     if t._inference and not state.inference:
                         raise RuntimeError(
-                            "Inference tensors cannot be saved for backward. To work around you "
-                            "can make a clone to get a normal tensor and use it in autograd.")
+                            "Inference tensors cannot be saved for backward. Please do not use "
+                            "Tensors created in inference mode in computation tracked by "
+                            "autograd. To work around this, you can make a clone to get a "
+                            "normal tensor and use it in autograd, or use `torch.no_grad()` "
+                            "instead of `torch.inference_mode()`.")
                     vc = _version_counter(t)
                     entry = (_IN, t, vc, vc[0])
                     break
@@ -379,6 +423,14 @@ def _link_view(out, inp, cls, args, kwargs):
     out._base = base
     step = (cls, args, kwargs)
     out._view_chain = (inp._view_chain or ()) + (step,)
+    # An in-place op on a non-leaf base (or a sibling view) must re-derive ``out``'s history
+    # (_inplace._refresh_views).  Views of leaves are never rebased, so they are not listed.
+    if out._grad_fn is not None and base._grad_fn is not None:
+        views = base._views
+        if views is None:
+            base._views = [weakref.ref(out)]
+        else:
+            views.append(weakref.ref(out))
 
 
 def replay_view(base, chain):
@@ -413,10 +465,17 @@ def once_differentiable(fn):
             return out
         single = not isinstance(out, tuple)
         outs = (out,) if single else out
-        wrapped = tuple(_DelayedError.apply(o) if o is not None and any(
-            getattr(g, "_requires_grad", False) for g in grads) else o for o in outs)
+        if not any(getattr(g, "_requires_grad", False) for g in grads):
+            return out
+        # The result was computed under no_grad: give it a node that fails when differentiated.
+        wrapped = tuple(_DelayedError.apply(o.detach().requires_grad_())
+                        if isinstance(o, Tensor) and o.dtype.is_floating_point else o
+                        for o in outs)
         return wrapped[0] if single else wrapped
     return wrapper
+
+
+_base_setup_context = Function.setup_context
 
 
 class InplaceFunction(Function):

@@ -6,6 +6,7 @@ leak into another.  Each is a context manager and a decorator.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 
@@ -28,20 +29,56 @@ def is_inference_mode_enabled() -> bool:
 
 
 class _DecoratorContextManager:
-    """Lets a context manager also decorate functions (and generators' calls)."""
+    """Lets a context manager also decorate functions; a generator runs each step in it."""
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):
+            return self._wrap_generator(fn)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with self.clone():
                 return fn(*args, **kwargs)
         return wrapper
 
+    def _wrap_generator(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            gen = fn(*args, **kwargs)
+            try:
+                with self.clone():
+                    response = gen.send(None)
+                while True:
+                    try:
+                        request = yield response
+                    except GeneratorExit:
+                        with self.clone():
+                            gen.close()
+                        raise
+                    except BaseException as e:
+                        with self.clone():
+                            response = gen.throw(e)
+                    else:
+                        with self.clone():
+                            response = gen.send(request)
+            except StopIteration as e:
+                return e.value
+        return wrapper
+
     def clone(self):
         return self.__class__()
 
 
-class no_grad(_DecoratorContextManager):
+class _NoParamDecoratorContextManager(_DecoratorContextManager):
+    """Also usable as a bare decorator: ``@no_grad`` as well as ``@no_grad()``."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return object.__new__(cls)  # (not super(): this runs on every ``with no_grad()``)
+        return cls()(orig_func)
+
+
+class no_grad(_NoParamDecoratorContextManager):
     """Disable graph recording: results of ops have ``requires_grad=False``."""
 
     def __enter__(self):
@@ -52,7 +89,7 @@ class no_grad(_DecoratorContextManager):
         state.grad = self.prev
 
 
-class enable_grad(_DecoratorContextManager):
+class enable_grad(_NoParamDecoratorContextManager):
     """Re-enable graph recording inside ``no_grad``."""
 
     def __enter__(self):
@@ -71,6 +108,10 @@ class set_grad_enabled(_DecoratorContextManager):
         self.mode = bool(mode)
         state.grad = self.mode
 
+    def __call__(self, fn):
+        state.grad = self.prev  # as a decorator, it only applies inside ``fn``
+        return super().__call__(fn)
+
     def __enter__(self):
         pass
 
@@ -84,6 +125,11 @@ class set_grad_enabled(_DecoratorContextManager):
 class inference_mode(_DecoratorContextManager):
     """``no_grad`` that also marks new tensors as inference tensors (never usable in autograd)."""
 
+    def __new__(cls, mode=True):
+        if callable(mode):  # bare ``@inference_mode``
+            return cls()(mode)
+        return object.__new__(cls)
+
     def __init__(self, mode: bool = True):
         self.mode = mode
 
@@ -92,7 +138,8 @@ class inference_mode(_DecoratorContextManager):
         if self.mode:
             state.grad = False
             state.inference = True
-        else:
+        else:  # like PyTorch's InferenceMode(false): grad mode on, inference off
+            state.grad = True
             state.inference = False
 
     def __exit__(self, *exc):
@@ -100,8 +147,3 @@ class inference_mode(_DecoratorContextManager):
 
     def clone(self):
         return self.__class__(self.mode)
-
-    def __call__(self, fn=None):
-        if isinstance(fn, bool):  # @inference_mode(False) is handled by __init__
-            return self.__class__(fn)
-        return super().__call__(fn)

@@ -113,6 +113,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
     """Check second derivatives: gradcheck of the vector-Jacobian product of ``func``."""
     from .._tensor import Tensor, _make
     from . import grad
+    from .grad_mode import enable_grad
     inputs = _tensors(inputs)
     if grad_outputs is None:
         outs = _outputs(func, inputs)
@@ -126,8 +127,10 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
 
     def vjp(*args):
         ins, gos = args[:n_in], args[n_in:]
-        outs = _outputs(func, ins)
-        gs = grad(outs, [ins[i] for i in diff_idx], gos, create_graph=True, allow_unused=True)
+        with enable_grad():  # the numerical pass runs ``vjp`` under no_grad
+            outs = _outputs(func, ins)
+            gs = grad(outs, [ins[i] for i in diff_idx], gos, create_graph=True,
+                      allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(vjp, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,

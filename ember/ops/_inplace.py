@@ -12,7 +12,7 @@ the view's new values get the base's gradient in that region.
 """
 from __future__ import annotations
 
-from ..autograd.function import Function, _version_counter, replay_view
+from ..autograd.function import Function, AccumulateGrad, _version_counter, replay_view
 from ..autograd.grad_mode import state, no_grad
 from .._tensor import Tensor, _make
 from .._dtype import from_np
@@ -23,7 +23,7 @@ class CopySlices(Function):
     """The base of a view after an in-place op on the view."""
 
     raw = True
-    backward_name = "CopySlices"
+    backward_name = "torch::autograd::CopySlices"
 
     @staticmethod
     def forward(ctx, base, src, chain):
@@ -32,12 +32,17 @@ class CopySlices(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = xp_of(g._data)
-        with no_grad():
-            mask = _make(xp.ones(g._data.shape, g._data.dtype))
-            replay_view(mask, ctx.chain)._data[...] = 0
         gsrc = replay_view(g, ctx.chain) if ctx.needs_input_grad[1] else None
-        gbase = g * mask if ctx.needs_input_grad[0] else None
+        gbase = None
+        if ctx.needs_input_grad[0]:
+            # The base's old values under the view were overwritten: zero gradient there.
+            # Overwriting (not multiplying by a mask) keeps an inf gradient from becoming nan.
+            fill = 1 if state.grad else g._data  # create_graph: a differentiable 0/1 mask
+            with no_grad():
+                kept = _make(xp_of(g._data).empty_like(g._data))
+                kept._data[...] = fill
+                replay_view(kept, ctx.chain)._data[...] = 0
+            gbase = g * kept if state.grad else kept
         return gbase, gsrc, None
 
 
@@ -59,7 +64,8 @@ def inplace(t: Tensor, fn, *args, **kwargs) -> Tensor:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                                "operation.")
         base = t._base
-        if base is not None and base._grad_fn is None and base._requires_grad:
+        if base is not None and (base._grad_fn is None and base._requires_grad
+                                 or _views_leaf(t)):
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in "
                                "an in-place operation.")
         src = _make(t._data.copy(), t._requires_grad, t._grad_fn, t._output_nr)
@@ -96,22 +102,59 @@ def _cap(d) -> str:
             "bool": "Bool"}[d.name]
 
 
+def _views_leaf(t: Tensor) -> bool:
+    """Whether view ``t`` reaches a leaf that requires grad through view nodes only.
+
+    ``x = a.view(2, 3).requires_grad_()`` is a leaf whose storage base ``a`` is not, so the
+    storage base alone cannot tell that ``x.view(-1).mul_(2)`` would modify a leaf.
+    """
+    fn = t._grad_fn
+    while fn is not None and getattr(type(fn), "view", False):
+        fn = fn.next_functions[0][0]
+        if isinstance(fn, AccumulateGrad):
+            return True
+    return False
+
+
+def _set_history(t: Tensor, fn, nr: int) -> None:
+    """Give ``t`` a new ``grad_fn``; a ``retain_grad`` hook follows it, as in PyTorch."""
+    old_fn, old_nr = t._grad_fn, t._output_nr
+    t._grad_fn = fn
+    t._output_nr = nr
+    t._requires_grad = True
+    if t._retains_grad and old_fn is not None:
+        t._move_retain_hook(old_fn, old_nr)
+
+
+def _refresh_views(base: Tensor, skip) -> None:
+    """Re-derive the history of every live view of ``base`` from its new history."""
+    views = base._views
+    if not views:
+        return
+    live = []
+    for ref in list(views):  # replaying registers temporaries: iterate over a snapshot
+        v = ref()
+        if v is None:
+            continue
+        live.append(ref)
+        if v is not skip:
+            r = replay_view(base, v._view_chain)
+            _set_history(v, r._grad_fn, r._output_nr)
+    base._views = live
+
+
 def _rebase(t: Tensor, result: Tensor) -> None:
     base = t._base
     if base is None:
-        t._grad_fn = result._grad_fn
-        t._output_nr = result._output_nr
-        t._requires_grad = True
+        _set_history(t, result._grad_fn, result._output_nr)
+        _refresh_views(t, None)
         return
     alias = _make(base._data, base._requires_grad, base._grad_fn, base._output_nr)
     new_base = CopySlices.apply(alias, result, t._view_chain)
-    base._grad_fn = new_base._grad_fn
-    base._output_nr = 0
-    base._requires_grad = True
+    _set_history(base, new_base._grad_fn, 0)
     v = replay_view(base, t._view_chain)
-    t._grad_fn = v._grad_fn
-    t._output_nr = v._output_nr
-    t._requires_grad = True
+    _set_history(t, v._grad_fn, v._output_nr)
+    _refresh_views(base, t)
 
 
 def make_inplace(fn):
@@ -149,7 +192,7 @@ class Fill(Function):
     def backward(ctx, g):
         shape, dt = ctx.vmeta
         gv = g.sum().to(from_np(dt)) if ctx.needs_input_grad[1] else None
-        return None, gv
+        return _zeros_like(g) if ctx.needs_input_grad[0] else None, gv
 
 
 class Copy(Function):
@@ -166,7 +209,13 @@ class Copy(Function):
     def backward(ctx, g):
         from ._util import reduce_grad
         shape, dt = ctx.smeta
-        return None, reduce_grad(g, shape, dt) if ctx.needs_input_grad[1] else None
+        return (_zeros_like(g) if ctx.needs_input_grad[0] else None,
+                reduce_grad(g, shape, dt) if ctx.needs_input_grad[1] else None)
+
+
+def _zeros_like(g: Tensor) -> Tensor:
+    """The gradient of overwritten values: zero (PyTorch's ``zeros_like(grad)``)."""
+    return _make(xp_of(g._data).zeros_like(g._data))
 
 
 def _fill(self, value):
@@ -203,14 +252,5 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     return inplace(self, _copy, src)
 
 
-def _grad_mode_inplace_methods():
-    from .elementwise import add, sub, mul, div
-    return {"add_": make_inplace(add), "sub_": make_inplace(sub), "mul_": make_inplace(mul),
-            "div_": make_inplace(div), "subtract_": make_inplace(sub),
-            "multiply_": make_inplace(mul), "divide_": make_inplace(div),
-            "true_divide_": make_inplace(div),
-            "__iadd__": make_inplace(add), "__isub__": make_inplace(sub),
-            "__imul__": make_inplace(mul), "__itruediv__": make_inplace(div)}
-
-
-METHODS = {"fill_": fill_, "zero_": zero_, "copy_": copy_, **_grad_mode_inplace_methods()}
+# The in-place arithmetic (add_, __iadd__, ...) is bound by ops/elementwise.py.
+METHODS = {"fill_": fill_, "zero_": zero_, "copy_": copy_}
