@@ -1,0 +1,50 @@
+"""``python -m bench [--only NAME] [--repeat N] [--quick] [--strict]`` from the repository root."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+from . import workloads  # noqa: F401  (registers the workloads)
+from .harness import REGISTRY, blas_threads, format_result, load_module, run
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help=f"run only this workload (repeatable): {', '.join(REGISTRY)}")
+    ap.add_argument("--repeat", type=int, default=None, help="timed samples per backend "
+                    "(default 7, 3 with --quick); the median is reported")
+    ap.add_argument("--quick", action="store_true", help="fewer and shorter samples")
+    ap.add_argument("--strict", action="store_true", help="exit 1 if a workload was skipped")
+    args = ap.parse_args(argv)
+    names = args.only or list(REGISTRY)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        ap.error(f"unknown workload(s) {unknown}; choose from {list(REGISTRY)}")
+    repeat = args.repeat or (3 if args.quick else 7)
+    min_sample_s = 0.02 if args.quick else 0.1
+
+    mods = {b: load_module(b) for b in ("ember", "torch", "numpy")}
+    threads, source = blas_threads()
+    mods["torch"].set_num_threads(threads)  # same thread count as NumPy's BLAS
+    print(f"# ember {mods['ember'].__version__} | torch {mods['torch'].__version__} | "
+          f"numpy {mods['numpy'].__version__} | python {platform.python_version()}")
+    print(f"# threads: numpy BLAS {threads} ({source}), torch {mods['torch'].get_num_threads()}"
+          f" | median of {repeat} samples, each >= {min_sample_s * 1e3:.0f} ms")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5:
+        # Other processes on the cores skew everything, torch's thread pool most of all.
+        print(f"# WARNING: load average {load:.2f} before starting: the machine is busy and "
+              "timings are unreliable (OPENBLAS_NUM_THREADS=1 pins both sides to one thread)")
+    skipped = False
+    for name in names:
+        result = run(REGISTRY[name], mods, repeat, min_sample_s)
+        skipped |= bool(result.skipped)
+        print(format_result(result), flush=True)
+    return 1 if skipped and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
