@@ -1,0 +1,132 @@
+"""``nn`` layers: batch normalisation (``BatchNorm1d/2d/3d``) and their shared base."""
+from __future__ import annotations
+
+from ... import _creation
+from ..._dtype import int64
+from ...autograd.function import _version_counter
+from .. import functional as F
+from .. import init
+from ..parameter import Parameter
+from .module import Module
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
+
+
+class _NormBase(Module):
+    """Parameters, running-stat buffers and repr shared by batch and instance norm."""
+
+    _version = 2  # version 2 added ``num_batches_tracked``
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None, *,
+                 bias: bool = True) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = Parameter(_creation.empty(num_features, dtype=dtype, device=device))
+            if bias:
+                self.bias = Parameter(_creation.empty(num_features, dtype=dtype, device=device))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean",
+                                 _creation.zeros(num_features, dtype=dtype, device=device))
+            self.register_buffer("running_var",
+                                 _creation.ones(num_features, dtype=dtype, device=device))
+            self.register_buffer("num_batches_tracked",
+                                 _creation.tensor(0, dtype=int64, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches seen."""
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        """Reset the running stats; weight 1 and bias 0."""
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def _check_input_dim(self, input):
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs, *args, **kwargs):
+        version = local_metadata.get("version", None)
+        if (version is None or version < 2) and self.track_running_stats:
+            # checkpoints older than version 2 have no ``num_batches_tracked``: start it at 0
+            key = prefix + "num_batches_tracked"
+            if key not in state_dict:
+                state_dict[key] = (self.num_batches_tracked if self.num_batches_tracked
+                                   is not None else _creation.tensor(0, dtype=int64))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs, *args, **kwargs)
+
+
+class _BatchNorm(_NormBase):
+    """Batch norm over dim 1: batch statistics in training, running statistics in eval."""
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        momentum = self.momentum
+        factor = 0.0 if momentum is None else momentum
+        training = self.training
+        if training and self.track_running_stats:
+            count = self.num_batches_tracked
+            if count is not None:
+                # ``count.add_(1)`` without the in-place machinery (an int counter has no graph)
+                count._data += 1
+                _version_counter(count)[0] += 1
+                if momentum is None:  # cumulative moving average
+                    factor = 1.0 / float(count._data)
+        # batch statistics in training, and in eval when no running stats are kept
+        use_batch = training or (self.running_mean is None and self.running_var is None)
+        track = not training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if track else None,
+                            self.running_var if track else None, self.weight, self.bias,
+                            use_batch, factor, self.eps)
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L) input."""
+
+    def _check_input_dim(self, input):
+        if input.dim() != 2 and input.dim() != 3:
+            raise ValueError(f"expected 2D or 3D input (got {input.dim()}D input)")
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) input."""
+
+    def _check_input_dim(self, input):
+        if input.dim() != 4:
+            raise ValueError(f"expected 4D input (got {input.dim()}D input)")
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm of (N, C, D, H, W) input."""
+
+    def _check_input_dim(self, input):
+        if input.dim() != 5:
+            raise ValueError(f"expected 5D input (got {input.dim()}D input)")

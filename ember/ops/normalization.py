@@ -1,0 +1,541 @@
+"""Normalisation ops: batch, layer, group, instance, RMS and local-response norm.
+
+NOTE [ Fused normalisation ]
+``batch_norm``, ``layer_norm`` and ``group_norm`` are one graph node each (one Function, as
+PyTorch's ``NativeBatchNormBackward0`` etc.): forward computes the statistics and the affine
+map on arrays, backward uses the closed form
+
+    dx = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)),   g_hat = g * weight
+
+A plain backward evaluates it on arrays (a handful of passes, no per-op overhead).  Under
+``create_graph`` the same formula is written with ember ops and the statistics are recomputed
+from ``x`` with ember ops, so their dependence on ``x`` is in the graph and higher derivatives
+are exact.  Half-precision inputs are normalised in float32, as PyTorch does.
+Each op views its input in a "work" shape where the statistics reduce over ``stat`` axes and
+the weight broadcasts from ``wshape``; the weight/bias gradients reduce over ``paxes``:
+
+    batch_norm  (N, C, S)       stat (0, 2)  weight (C, 1)       paxes (0, 2)  (= stat)
+    layer_norm  (R, K)          stat (1,)    weight (K,)         paxes (0,)
+    group_norm  (N, G, C/G, S)  stat (2, 3)  weight (G, C/G, 1)  paxes (0, 3)
+
+When ``paxes == stat`` (batch norm) the weight folds into the per-channel scale and the
+sums behind ``dweight``/``dbias`` are reused for ``dx``.
+"""
+from __future__ import annotations
+
+import collections
+import math
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import state
+from .._tensor import Tensor, _make
+
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
+           "local_response_norm"]
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half",
+               "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
+               "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+# ---- shared forward/backward ---------------------------------------------------------------
+
+class _Layout(collections.namedtuple(
+        "_Layout", "work sub red pred stat paxes kshape wshape pshape fold")):
+    """How an op views its input (NOTE [ Fused normalisation ]).
+
+    ``work``: the shape the input is viewed in; ``sub``: its einsum letters; ``red``/``pred``:
+    the letters kept by the statistics' / the parameter gradients' reductions (``stat`` and
+    ``paxes`` are the reduced axes); ``kshape``: the statistics' keepdims shape; ``wshape``:
+    the weight's broadcast shape in ``work``; ``pshape``: the weight's own shape; ``fold``:
+    the parameter reduction is the statistics' one (batch norm).
+    """
+
+
+def _reduce(xp, lay, a, b=None, out=None):
+    """Sum of ``a`` (or ``a * b``) over the axes whose letters ``out`` drops (the statistics').
+
+    einsum reduces several axes in one pass without the temporary ``a * b`` (numpy's
+    ``sum`` over a short last axis is several times slower).
+    """
+    out = out or lay.red
+    if b is None:
+        return xp.einsum(f"{lay.sub}->{out}", a)
+    return xp.einsum(f"{lay.sub},{lay.sub}->{out}", a, b)
+
+
+def _up(a):
+    """Half-precision arrays in float32, the precision PyTorch computes their statistics in."""
+    return a if a is None or a.dtype.itemsize >= 4 else a.astype("float32")
+
+
+def _stats(xp, lay, xw, eps):
+    """Centred input, mean, biased variance and 1/sqrt(var + eps) (in ``lay.kshape``)."""
+    n = xw.size // math.prod(lay.kshape) if xw.size else 1
+    mean = (_reduce(xp, lay, xw) / n).reshape(lay.kshape)
+    xc = xw - mean
+    var = (_reduce(xp, lay, xc, xc) / n).reshape(lay.kshape)
+    inv = 1.0 / xp.sqrt(var + eps)
+    return xc, mean, var, inv
+
+
+def _affine(xc, inv, w, b, lay):
+    """``xc * inv * w + b`` with as few full-size passes as the layout allows."""
+    if w is not None and lay.fold:
+        y = xc * (inv * w.reshape(lay.wshape))
+    else:
+        y = xc * inv
+        if w is not None:
+            y *= w.reshape(lay.wshape)
+    if b is not None:
+        y += b.reshape(lay.wshape)
+    return y
+
+
+class _Normalize(Function):
+    """Normalise over the layout's statistics axes, then scale and shift (NOTE above)."""
+
+    raw = True
+
+    @staticmethod
+    def forward(ctx, x, w, b, lay, eps):
+        xc, mean, _, inv = _stats(ctx.xp, lay, _up(x.reshape(lay.work)), eps)
+        ctx.lay = lay
+        ctx.eps = eps
+        ctx.save_for_backward(x, w, mean, inv)
+        y = _affine(xc, inv, _up(w), _up(b), lay)
+        return y.astype(x.dtype, copy=False).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _normalize_grads(ctx, g) + (None, None)
+
+
+def _normalize_grads(ctx, g):
+    """(dx, dweight, dbias): ember ops under create_graph, else the same formula on arrays."""
+    x, w, mean, inv = ctx.saved_tensors
+    if state.grad:
+        return _grads_graph(ctx, g, x, w, mean, inv)
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    lay = ctx.lay
+    xp = ctx.xp
+    inv = inv._data
+    dt = x._data.dtype  # weight and bias share it (batch_norm etc. check)
+    gw = _up(g._data.reshape(lay.work))
+    xhat = _up(x._data.reshape(lay.work)) - mean._data
+    xhat *= inv
+    n = xhat.size // inv.size if inv.size else 1
+    gx = gwt = gb = None
+    if lay.fold:
+        sg = _reduce(xp, lay, gw).reshape(lay.kshape)
+        sgx = _reduce(xp, lay, gw, xhat).reshape(lay.kshape)
+        if need_b:
+            gb = _result(sg, lay.pshape, dt)
+        if need_w:
+            gwt = _result(sgx, lay.pshape, dt)
+        if need_x:
+            scale = inv if w is None else inv * _up(w._data).reshape(lay.wshape)
+            # dx = scale * (g - (sum(g) + xhat * sum(g * xhat)) / n)
+            t = xhat * (sgx / n)
+            t += sg / n
+            dx = gw - t
+            dx *= scale
+            gx = _result(dx, x._data.shape, dt)
+    else:
+        if need_b:
+            gb = _result(_reduce(xp, lay, gw, out=lay.pred), lay.pshape, dt)
+        if need_w:
+            gwt = _result(_reduce(xp, lay, gw, xhat, out=lay.pred), lay.pshape, dt)
+        if need_x:
+            gh = gw if w is None else gw * _up(w._data).reshape(lay.wshape)
+            # dx = inv * (gh - mean(gh) - xhat * mean(gh * xhat))
+            dx = gh - (_reduce(xp, lay, gh) / n).reshape(lay.kshape)
+            dx -= xhat * (_reduce(xp, lay, gh, xhat) / n).reshape(lay.kshape)
+            dx *= inv
+            gx = _result(dx, x._data.shape, dt)
+    return gx, gwt, gb
+
+
+def _result(a, shape, dt) -> Tensor:
+    return _make(a.reshape(shape).astype(dt, copy=False))
+
+
+def _grads_graph(ctx, g, x, w, mean, inv):
+    """(dx, dweight, dbias) in ember ops, so that they can be differentiated again."""
+    lay = ctx.lay
+    stat = lay.stat
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    xw = x.reshape(lay.work)
+    if need_x:  # the statistics depend on x: recompute them in the graph
+        xc = xw - xw.mean(stat, keepdim=True)
+        inv = ((xc * xc).mean(stat, keepdim=True) + ctx.eps).rsqrt()
+        xhat = xc * inv
+    else:
+        xhat = (xw - mean) * inv
+    gw = g.reshape(lay.work)
+    gx = gwt = gb = None
+    if lay.fold:
+        n = xhat.numel() // inv.numel() if inv.numel() else 1
+        sg = gw.sum(stat, keepdim=True)
+        sgx = (gw * xhat).sum(stat, keepdim=True)
+        if need_b:
+            gb = sg.reshape(lay.pshape)
+        if need_w:
+            gwt = sgx.reshape(lay.pshape)
+        if need_x:
+            scale = inv if w is None else inv * w.reshape(lay.wshape)
+            gx = (gw - (sg + xhat * sgx) / n) * scale
+    else:
+        if need_b:
+            gb = gw.sum(lay.paxes).reshape(lay.pshape)
+        if need_w:
+            gwt = (gw * xhat).sum(lay.paxes).reshape(lay.pshape)
+        if need_x:
+            gh = gw if w is None else gw * w.reshape(lay.wshape)
+            gx = (gh - gh.mean(stat, keepdim=True)
+                  - xhat * (gh * xhat).mean(stat, keepdim=True)) * inv
+    if gx is not None:
+        gx = gx.reshape(x.shape)
+    return gx, gwt, gb
+
+
+class _LayerNorm(_Normalize):
+    backward_name = "NativeLayerNormBackward0"
+
+
+class _GroupNorm(_Normalize):
+    backward_name = "NativeGroupNormBackward0"
+
+
+class _BatchNormTrain(Function):
+    """Batch statistics; updates the running stats in place (unbiased variance)."""
+
+    raw = True
+    backward_name = "NativeBatchNormBackward0"
+
+    @staticmethod
+    def forward(ctx, x, w, b, running_mean, running_var, lay, momentum, eps):
+        xc, mean, var, inv = _stats(ctx.xp, lay, _up(x.reshape(lay.work)), eps)
+        if running_mean is not None:
+            n = xc.size // mean.size
+            running_mean *= 1.0 - momentum
+            running_mean += momentum * mean.reshape(-1)
+            running_var *= 1.0 - momentum
+            running_var += (momentum * n / (n - 1)) * var.reshape(-1)
+        ctx.lay = lay
+        ctx.eps = eps
+        ctx.save_for_backward(x, w, mean, inv)
+        y = _affine(xc, inv, _up(w), _up(b), lay)
+        return y.astype(x.dtype, copy=False).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _normalize_grads(ctx, g) + (None,) * 5
+
+
+class _BatchNormEval(Function):
+    """Normalise with the running statistics: a per-channel affine map."""
+
+    raw = True
+    backward_name = "NativeBatchNormBackward0"
+
+    @staticmethod
+    def forward(ctx, x, w, b, running_mean, running_var, lay, eps):
+        inv = 1.0 / ctx.xp.sqrt(_up(running_var) + eps)
+        scale = inv if w is None else inv * _up(w)
+        shift = -_up(running_mean) * scale
+        if b is not None:
+            shift += _up(b)
+        ctx.lay = lay
+        ctx.save_for_backward(x, w, running_mean, inv.astype(x.dtype, copy=False))
+        y = _up(x.reshape(lay.work)) * scale.reshape(lay.wshape)
+        y += shift.reshape(lay.wshape)
+        return y.astype(x.dtype, copy=False).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, mean, inv = ctx.saved_tensors
+        lay = ctx.lay
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gw = g.reshape(lay.work)
+        gx = gwt = gb = None
+        if need_x:
+            scale = inv if w is None else inv * w
+            gx = (gw * scale.reshape(lay.wshape)).reshape(x.shape)
+        if need_w:
+            gwt = (gw * (x.reshape(lay.work) - mean.reshape(lay.wshape))).sum(lay.stat) * inv
+        if need_b:
+            gb = gw.sum(lay.stat)
+        return (gx, gwt, gb) + (None,) * 4
+
+
+# ---- argument checks -----------------------------------------------------------------------
+
+def _need_tensor(fn: str, name: str, pos: int, x, optional=False):
+    if isinstance(x, Tensor) or optional and x is None:
+        return
+    raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
+                    f"{type(x).__name__}")
+
+
+def _check_float(kernel: str, x: Tensor):
+    dt = x._data.dtype
+    if not (dt.kind == "f" or dt.name == "bfloat16"):
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{_TYPE_NAMES.get(dt.name, dt.name)}'")
+
+
+def _check_same_dtype(x: Tensor, *others):
+    dt = x._data.dtype
+    for o in others:
+        if o is not None and o._data.dtype != dt:
+            raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+
+
+def _torch_size(shape) -> str:
+    return f"torch.Size({list(shape)})"
+
+
+def _verify_batch_size(size):
+    """PyTorch's check that each channel has more than one value to take statistics of."""
+    n = size[0]
+    for s in size[2:]:
+        n *= s
+    if n == 1:
+        shown = _torch_size(size) if isinstance(size, tuple) else list(size)
+        raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                         f"size {shown}")
+
+
+def _bn_layout(shape):
+    n, c = shape[0], shape[1]
+    s = math.prod(shape[2:])
+    return _Layout((n, c, s), "ncs", "c", "c", (0, 2), (0, 2), (1, c, 1), (c, 1), (c,), True)
+
+
+# ---- functional API ------------------------------------------------------------------------
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-05):
+    """Normalise each channel (dim 1) over the batch and spatial dims, then scale and shift.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``; in training the batch statistics are
+    used and ``running_* = (1 - momentum) * running_* + momentum * batch_stat`` (unbiased var).
+    """
+    _need_tensor("batch_norm", "input", 1, input)
+    for i, (name, t) in enumerate((("running_mean", running_mean),
+                                   ("running_var", running_var), ("weight", weight),
+                                   ("bias", bias))):
+        _need_tensor("batch_norm", name, i + 2, t, optional=True)
+    shape = tuple(input._data.shape)
+    if training:
+        _verify_batch_size(shape)
+        if eps <= 0.0:
+            raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    elif eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    if momentum is None or not isinstance(momentum, (int, float)):
+        raise TypeError(f"batch_norm(): argument 'momentum' (position 7) must be float, not "
+                        f"{type(momentum).__name__}")
+    if (running_mean is None) != (running_var is None):
+        if training:
+            raise ValueError("running_mean and running_var must either both be None or "
+                             "neither be None")
+        which = "running_mean" if running_mean is None else "running_var"
+        raise RuntimeError(f"{which} must be defined in evaluation mode")
+    if not training and running_mean is None:
+        raise RuntimeError("running_mean must be defined in evaluation mode")
+    c = input.size(1)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t._data.size != c:
+            raise RuntimeError(f"{name} should contain {c} elements not {t._data.size}")
+    _check_float("batch_norm", input)
+    _check_same_dtype(input, weight, bias, running_mean, running_var)
+    if state.grad:
+        for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+            if t is not None and t._requires_grad:
+                raise RuntimeError(f"The function 'native_batch_norm' is not differentiable "
+                                   f"with respect to argument '{name}'. This input cannot have "
+                                   f"requires_grad True.")
+    if input._data.size == 0:  # nothing to normalise: PyTorch leaves the running stats alone
+        return _empty_affine(input, weight, bias, c)
+    layout = _bn_layout(shape)
+    if training:
+        return _BatchNormTrain.apply(input, weight, bias, running_mean, running_var, layout,
+                                     momentum, eps)
+    return _BatchNormEval.apply(input, weight, bias, running_mean, running_var, layout, eps)
+
+
+def _empty_affine(input, weight, bias, c):
+    """The (empty) result of a normalisation of an empty input, still linked to the graph."""
+    shape = (c,) + (1,) * (input.dim() - 2)
+    out = input * 1.0
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def _normalized_shape(fn: str, normalized_shape) -> tuple:
+    if isinstance(normalized_shape, int) or not hasattr(normalized_shape, "__iter__"):
+        raise TypeError(f"{fn}(): argument 'normalized_shape' (position 2) must be tuple of "
+                        f"ints, not {type(normalized_shape).__name__}")
+    ns = tuple(int(s) for s in normalized_shape)
+    if not ns:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., "
+                           "containing at least one element, but got normalized_shape = []")
+    return ns
+
+
+def _check_normalized(input, ns, sep=", "):
+    shape = tuple(input._data.shape)
+    k = len(ns)
+    if len(shape) < k or shape[len(shape) - k:] != ns:
+        raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
+                           f"[*{sep}{', '.join(map(str, ns))}], but got input of size"
+                           f"{list(shape)}")
+
+
+def _check_param_shape(name: str, t, ns):
+    if t is not None and tuple(t._data.shape) != ns:
+        raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got "
+                           f"{name} of shape {list(t._data.shape)} and normalized_shape = "
+                           f"{list(ns)}")
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
+    """Normalise over the trailing ``normalized_shape`` dims, then scale and shift elementwise.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with biased variance.
+    """
+    _need_tensor("layer_norm", "input", 1, input)
+    ns = _normalized_shape("layer_norm", normalized_shape)
+    _check_param_shape("weight", weight, ns)
+    _check_param_shape("bias", bias, ns)
+    _check_normalized(input, ns)
+    _check_float("LayerNormKernelImpl", input)
+    _check_same_dtype(input, weight, bias)
+    k = math.prod(ns)
+    r = input._data.size // k if k else 0
+    layout = _Layout((r, k), "rk", "r", "k", (1,), (0,), (r, 1), (k,), ns, False)
+    return _LayerNorm.apply(input, weight, bias, layout, eps)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
+    """Normalise each group of ``C / num_groups`` channels per sample, then scale and shift."""
+    _need_tensor("group_norm", "input", 1, input)
+    if input.dim() < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received "
+                           f"{input.dim()}")
+    shape = tuple(input._data.shape)
+    n, c = shape[0], shape[1]
+    _verify_batch_size([n * c // num_groups, num_groups] + list(shape[2:]))
+    if c % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by "
+                           f"num_groups, but got input of shape {list(shape)} and num_groups="
+                           f"{num_groups}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and (t.dim() != 1 or t._data.size != c):
+            raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of "
+                               f"channels in input, but got {name} of shape "
+                               f"{list(t._data.shape)} and input of shape {list(shape)}")
+    _check_float("GroupNormKernelImpl", input)
+    _check_same_dtype(input, weight, bias)
+    g = num_groups
+    s = math.prod(shape[2:])
+    cg = c // g
+    layout = _Layout((n, g, cg, s), "ngcs", "ng", "gc", (2, 3), (0, 3), (n, g, 1, 1),
+                     (g, cg, 1), (c,), False)
+    return _GroupNorm.apply(input, weight, bias, layout, eps)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-05):
+    """Normalise each (sample, channel) over its spatial dims: batch norm of (1, N*C, ...)."""
+    _need_tensor("instance_norm", "input", 1, input)
+    shape = tuple(input._data.shape)
+    if use_input_stats:
+        if math.prod(shape[2:]) == 1:
+            raise ValueError(f"Expected more than 1 spatial element when training, got input "
+                             f"size {_torch_size(shape)}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither "
+                         "be None")
+    if not use_input_stats and running_mean is None:
+        raise RuntimeError("Expected running_mean and running_var to be defined when "
+                           "use_input_stats is false")
+    n, c = shape[0], shape[1]
+    flat = input.reshape((1, n * c) + shape[2:])
+    w = weight.repeat(n) if weight is not None else None
+    b = bias.repeat(n) if bias is not None else None
+    rm = rv = None
+    if running_mean is not None:
+        rm, rv = _tile_stats(running_mean, n), _tile_stats(running_var, n)
+    out = batch_norm(flat, rm, rv, w, b, use_input_stats, momentum, eps)
+    if running_mean is not None:
+        running_mean._data[...] = rm._data.reshape(n, -1).mean(0)
+        running_var._data[...] = rv._data.reshape(n, -1).mean(0)
+    return out.view(shape)
+
+
+def _tile_stats(t: Tensor, n: int) -> Tensor:
+    """``t`` repeated ``n`` times as a flat constant (PyTorch's ``repeat_if_defined``)."""
+    return _make(t._data.reshape(1, -1).repeat(n, axis=0).reshape(-1))
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``x / sqrt(mean(x**2) + eps) * weight`` over the trailing ``normalized_shape`` dims."""
+    _need_tensor("rms_norm", "input", 1, input)
+    ns = _normalized_shape("rms_norm", normalized_shape)
+    _check_normalized(input, ns, sep="")
+    if weight is not None and tuple(weight._data.shape) != ns:
+        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got "
+                           f"weight of shape {list(weight._data.shape)} and normalized_shape = "
+                           f"{list(ns)}")
+    _check_float("rms_norm", input)
+    if eps is None:
+        eps = _finfo_eps(input)
+    dims = tuple(range(input.dim() - len(ns), input.dim()))
+    out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
+    if weight is not None:
+        out = out * weight
+    return out
+
+
+def _finfo_eps(t: Tensor) -> float:
+    """Machine epsilon of the dtype PyTorch computes ``t``'s op in (float32 for half types)."""
+    return 2.220446049250313e-16 if t._data.dtype.itemsize == 8 else 1.1920928955078125e-07
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """``x / (k + alpha * mean of x**2 over ``size`` neighbouring channels) ** beta``."""
+    _need_tensor("local_response_norm", "input", 1, input)
+    dim = input.dim()
+    if dim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality                          "
+                         f"input (got {dim} dimensions)")
+    if input.numel() == 0:
+        return input
+    from .._creation import zeros
+    from .movement import cat
+    sq = input * input
+    shape = tuple(sq._data.shape)
+    c = shape[1]
+    parts = []
+    front, back = size // 2, (size - 1) // 2
+    if front:
+        parts.append(zeros((shape[0], front) + shape[2:], dtype=sq.dtype))
+    parts.append(sq)
+    if back:
+        parts.append(zeros((shape[0], back) + shape[2:], dtype=sq.dtype))
+    padded = cat(parts, 1) if len(parts) > 1 else sq
+    window = padded[:, 0:c]
+    for i in range(1, size):
+        window = window + padded[:, i:i + c]
+    # the average over the window; integer input averages with integer division, as torch's
+    # avg_pool does
+    avg = window / size if sq.is_floating_point() else window // size
+    div = (avg * alpha + k) ** beta
+    return input / div
