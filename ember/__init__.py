@@ -14,6 +14,7 @@ from ._tensor import Tensor, Size, bind as _bind
 from .autograd.grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,
                                  is_grad_enabled, is_inference_mode_enabled)
 from . import autograd
+from .autograd.anomaly_mode import is_anomaly_enabled, set_detect_anomaly  # noqa: F401
 from .random import (Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state,
                      default_generator)
 from ._creation import (tensor, as_tensor, asarray, from_numpy, zeros, ones, empty, full,
@@ -34,3 +35,10 @@ from .ops.linalg import *  # noqa: E402,F401,F403
 from .ops.index import *  # noqa: E402,F401,F403
 from .ops.convert import clone  # noqa: E402,F401
 
+from . import linalg  # noqa: E402,F401
+from . import nn  # noqa: E402,F401
+from .ops import activation as _activation  # noqa: E402
+
+_bind(_activation.METHODS)
+from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: E402,F401
+                             rrelu, rrelu_, hardshrink, threshold, threshold_)

@@ -458,7 +458,8 @@ class Tensor:
         from ._printing import tensor_repr
         return tensor_repr(self)
 
-    __str__ = __repr__
+    def __str__(self):
+        return self.__repr__()  # so subclasses (Parameter) print their own repr
 
 
 class _DictHandle:
