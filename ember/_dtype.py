@@ -41,6 +41,7 @@ class dtype:
                     "(pip install 'ember[bf16]')") from None
             self._np = np.dtype(ml_dtypes.bfloat16)
             _FROM_NP[self._np] = self
+            FLOAT_NP.add(self._np)
         return self._np
 
     is_complex = False
@@ -73,6 +74,8 @@ short, int, long = int16, int32, int64
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 _FROM_NP = {d._np: d for d in ALL if d._np is not None}
+# NumPy dtypes of floating tensors (the ones that can require grad); bfloat16 added on first use
+FLOAT_NP = {float16._np, float32._np, float64._np}
 _BY_NAME = {d.name: d for d in ALL}
 
 

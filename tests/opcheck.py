@@ -30,7 +30,7 @@ def to_torch(a, requires_grad=False):
 def as_np(t):
     if isinstance(t, ember.Tensor):
         return t.detach().numpy()
-    return t.detach().numpy()
+    return t.detach().numpy(force=True)  # force: torch returns ZeroTensors for some grads
 
 
 def assert_close(e, t, dtype="float64", msg=""):

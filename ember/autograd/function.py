@@ -26,12 +26,13 @@ import traceback
 import weakref
 
 from .grad_mode import state, no_grad
-from .. import _backend
+from .. import _backend, _dtype
 
 _ARRAY_TYPES = _backend._BY_ARRAY_TYPE  # array type -> (xp, device)
 _new = object.__new__
 # Bound by ember/_tensor.py once Tensor exists (it imports this module).
 Tensor = _make = None
+_FLOAT_NP = _dtype.FLOAT_NP  # dtypes that carry gradients (bfloat16 joins on first use)
 
 # kinds of saved entries
 _IN, _OUT, _CONST = 0, 1, 2
@@ -269,6 +270,8 @@ class Function(FunctionCtx):
             ctx.xp = xp
             ctx._record = record
             out = cls.forward(ctx, *raw, **kwargs)
+            if type(out) in _ARRAY_TYPES:  # the hot path: one array out
+                return _finish_single(cls, ctx, args, raw, out, record, kwargs)
         else:
             if grad_on:
                 for a in args:
@@ -350,6 +353,44 @@ class Function(FunctionCtx):
             if state.anomaly:
                 ctx._trace = "".join(traceback.format_stack()[:-1])
         return results[0] if single else tuple(results)
+
+
+def _finish_single(cls, ctx, args, raw, out, record, kwargs):
+    """Wrap a raw op's single output array and, when recording, make ``ctx`` its node."""
+    t = _new(Tensor)
+    t._data = out
+    t._grad_fn = None
+    t._output_nr = 0
+    if state.inference:
+        t._inference = True
+    if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
+        t._requires_grad = True
+        t._grad_fn = ctx
+        nf = []
+        needs = []
+        for a in args:
+            if isinstance(a, Tensor) and a._requires_grad:
+                fn = a._grad_fn
+                nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
+                needs.append(True)
+            else:
+                nf.append(_NO_EDGE)
+                needs.append(False)
+        ctx.next_functions = tuple(nf)
+        ctx.needs_input_grad = tuple(needs)
+        if ctx._to_save is not None:
+            ctx._saved = _resolve_saved(ctx._to_save, raw, args, (out,), (t,))
+            ctx._to_save = None
+        if state.anomaly:
+            ctx._trace = "".join(traceback.format_stack()[:-2])
+    else:
+        t._requires_grad = False
+    if cls.view and isinstance(args[0], Tensor):
+        _link_view(t, args[0], cls, args[1:], kwargs)
+    return t
+
+
+_NO_EDGE = (None, 0)
 
 
 def _link_inputs(ctx, args, record: bool) -> None:
