@@ -42,3 +42,4 @@ from .ops import activation as _activation  # noqa: E402
 _bind(_activation.METHODS)
 from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: E402,F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
+from . import optim  # noqa: E402,F401

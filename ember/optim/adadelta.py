@@ -1,0 +1,4 @@
+"""adadelta optimizer."""
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,4 @@
+"""adagrad optimizer."""
+from __future__ import annotations
+
+__all__ = []

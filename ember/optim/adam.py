@@ -1,0 +1,4 @@
+"""adam optimizer."""
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,4 @@
+"""adamax optimizer."""
+from __future__ import annotations
+
+__all__ = []

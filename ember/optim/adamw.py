@@ -1,0 +1,4 @@
+"""adamw optimizer."""
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,4 @@
+"""asgd optimizer."""
+from __future__ import annotations
+
+__all__ = []

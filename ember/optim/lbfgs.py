@@ -1,0 +1,4 @@
+"""lbfgs optimizer."""
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,4 @@
+"""nadam optimizer."""
+from __future__ import annotations
+
+__all__ = []

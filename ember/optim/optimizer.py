@@ -1,0 +1,259 @@
+"""``Optimizer``: the base class every optimizer extends (shaped like ``torch.optim.Optimizer``).
+
+A subclass lists its hyper-parameters in ``defaults`` and implements
+``_update(p, grad, state, group)``, a pure array-level update of one parameter
+written with ``xp`` in place (MLX's ``apply_single``); ``step`` handles closures,
+hooks, no-grad and skipping parameters without gradients.  ``state_dict`` uses
+PyTorch's layout (integer parameter ids), so state dicts interchange.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict, defaultdict
+from copy import deepcopy
+from itertools import chain
+
+from .._tensor import Tensor, _make
+from .._backend import xp_of
+from ..autograd.grad_mode import no_grad, enable_grad
+from ..autograd.function import _version_counter
+
+
+class _RequiredParameter:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+class _Handle:
+    _next = 0
+
+    def __init__(self, d):
+        self.id = _Handle._next
+        _Handle._next += 1
+        self._d = d
+
+    def remove(self):
+        self._d.pop(self.id, None)
+
+
+_global_pre_hooks: "OrderedDict" = OrderedDict()
+_global_post_hooks: "OrderedDict" = OrderedDict()
+
+
+def register_optimizer_step_pre_hook(hook):
+    h = _Handle(_global_pre_hooks)
+    _global_pre_hooks[h.id] = hook
+    return h
+
+
+def register_optimizer_step_post_hook(hook):
+    h = _Handle(_global_post_hooks)
+    _global_post_hooks[h.id] = hook
+    return h
+
+
+class Optimizer:
+    """Base class: ``param_groups``, ``state``, ``step``, ``zero_grad``, state dicts, hooks."""
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = defaults
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {_tname(params)}")
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    def __getstate__(self):
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_optimizer_step_pre_hooks", OrderedDict())
+        self.__dict__.setdefault("_optimizer_step_post_hooks", OrderedDict())
+
+    def __repr__(self):
+        s = self.__class__.__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            s += "\n" + f"Parameter Group {i}"
+            for key in sorted(group.keys()):
+                if key != "params":
+                    s += "\n" + f"    {key}: {group[key]}"
+        return s + "\n)"
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own options (e.g. a new head's learning rate)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            param_group["params"] = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        else:
+            param_group["params"] = list(params)
+        for p in param_group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                + _tname(p))
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError(f"parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            param_group.setdefault(name, default)
+        params = param_group["params"]
+        if len(params) != len(set(map(id, params))):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in "
+                          "future, this will cause an error; see "
+                          "github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
+        seen = set()
+        for group in self.param_groups:
+            seen.update(map(id, group["params"]))
+        if not seen.isdisjoint(map(id, params)):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all optimized parameters (to None by default)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        p.grad._data[...] = 0
+
+    def register_step_pre_hook(self, hook):
+        """``hook(optimizer, args, kwargs)`` before each ``step``; may return new (args, kwargs)."""
+        h = _Handle(self._optimizer_step_pre_hooks)
+        self._optimizer_step_pre_hooks[h.id] = hook
+        return h
+
+    def register_step_post_hook(self, hook):
+        """``hook(optimizer, args, kwargs)`` after each ``step``."""
+        h = _Handle(self._optimizer_step_post_hooks)
+        self._optimizer_step_post_hooks[h.id] = hook
+        return h
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns ``closure()``'s loss."""
+        args, kwargs = (), {}
+        for hook in chain(_global_pre_hooks.values(), self._optimizer_step_pre_hooks.values()):
+            res = hook(self, args, kwargs)
+            if res is not None:
+                if not (isinstance(res, tuple) and len(res) == 2):
+                    raise RuntimeError(f"{hook} must return None or a tuple of (new_args, "
+                                       f"new_kwargs), but got {res}.")
+                args, kwargs = res
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                self._step_group(group)
+        for hook in chain(self._optimizer_step_post_hooks.values(), _global_post_hooks.values()):
+            hook(self, args, kwargs)
+        return loss
+
+    def _step_group(self, group: dict) -> None:
+        """Apply ``_update`` to each parameter of ``group`` that has a gradient."""
+        maximize = group.get("maximize", False)
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            garr = g._data
+            if maximize:
+                garr = -garr
+            state = self.state[p]
+            if not state:
+                self._init_state(p, state, group)
+            self._update(p._data, garr, state, group, xp_of(p._data))
+            _version_counter(p)[0] += 1
+
+    def _init_state(self, p: Tensor, state: dict, group: dict) -> None:
+        """Create a parameter's state on its first step (override)."""
+
+    def _update(self, p, g, state: dict, group: dict, xp) -> None:
+        """Update array ``p`` in place from gradient array ``g`` (override)."""
+        raise NotImplementedError
+
+    # ---- state dicts (PyTorch's layout) -------------------------------------------------------
+    def state_dict(self) -> dict:
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}``."""
+        mapping = {}
+        index = 0
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            ids = []
+            for p in group["params"]:
+                if id(p) not in mapping:
+                    mapping[id(p)] = index
+                    index += 1
+                ids.append(mapping[id(p)])
+            packed["params"] = ids
+            groups.append(packed)
+        state = {mapping[id(p)]: v for p, v in self.state.items() if id(p) in mapping}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load a state dict made by ``state_dict`` (ember's or PyTorch's)."""
+        state_dict = state_dict.copy()
+        groups = self.param_groups
+        saved_groups = deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        param_lens = (len(g["params"]) for g in groups)
+        saved_lens = (len(g["params"]) for g in saved_groups)
+        if any(p_len != s_len for p_len, s_len in zip(param_lens, saved_lens)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match "
+                             "the size of optimizer's group")
+        id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+        state = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k in id_map:
+                param = id_map[k]
+                state[param] = {key: _cast_state(param, key, val) for key, val in v.items()}
+        self.__dict__["state"] = state
+        new_groups = []
+        for group, saved in zip(groups, saved_groups):
+            saved["params"] = group["params"]
+            new_groups.append(saved)
+        self.__dict__["param_groups"] = new_groups
+
+
+def _cast_state(param: Tensor, key, value):
+    """State tensors take the parameter's dtype, except the step count (as PyTorch)."""
+    if isinstance(value, Tensor):
+        if key != "step" and param.is_floating_point() and value.dtype != param.dtype:
+            return _make(value._data.astype(param._data.dtype))
+        return _make(value._data.copy())
+    if hasattr(value, "dtype") and hasattr(value, "shape"):  # a bare array
+        return _make(value.copy())
+    return value
+
+
+def _tname(x) -> str:
+    if isinstance(x, Tensor):
+        from .._tensor import _type_name
+        return _type_name(x)
+    return type(x).__name__

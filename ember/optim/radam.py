@@ -1,0 +1,4 @@
+"""radam optimizer."""
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,4 @@
+"""rmsprop optimizer."""
+from __future__ import annotations
+
+__all__ = []
