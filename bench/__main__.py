@@ -23,6 +23,11 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         ap.error(f"unknown workload(s) {unknown}; choose from {list(REGISTRY)}")
+    ordered = []
+    for name in names:  # a ratio's reference workload runs first, even if not asked for
+        for n in (*REGISTRY[name].ratio_to[:1], name):
+            if n not in ordered:
+                ordered.append(n)
     repeat = args.repeat or (3 if args.quick else 7)
     min_sample_s = 0.02 if args.quick else 0.1
 
@@ -39,10 +44,13 @@ def main(argv=None) -> int:
         print(f"# WARNING: load average {load:.2f} before starting: the machine is busy and "
               "timings are unreliable (OPENBLAS_NUM_THREADS=1 pins both sides to one thread)")
     skipped = False
-    for name in names:
-        result = run(REGISTRY[name], mods, repeat, min_sample_s)
+    results = {}
+    for name in ordered:
+        result = results[name] = run(REGISTRY[name], mods, repeat, min_sample_s)
         skipped |= bool(result.skipped)
-        print(format_result(result), flush=True)
+        ratio_to = result.workload.ratio_to
+        other = results.get(ratio_to[0]) if ratio_to else None
+        print(format_result(result, other), flush=True)
     return 1 if skipped and args.strict else 0
 
 

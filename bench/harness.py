@@ -27,16 +27,20 @@ class Workload:
     unit: str
     higher_is_better: bool
     backends: tuple  # the first two are compared (ember/torch); the rest are extra columns
+    ratio_to: tuple = ()  # (other workload, label): also print this one's time over the other's
 
 
 REGISTRY: dict[str, Workload] = {}
 
 
 def workload(name: str, unit: str, *, higher_is_better: bool = False,
-             backends: tuple = ("ember", "torch")):
-    """Register ``fn(mod) -> (step, convert)`` as benchmark ``name`` reported in ``unit``."""
+             backends: tuple = ("ember", "torch"), ratio_to: tuple = ()):
+    """Register ``fn(mod) -> (step, convert)`` as benchmark ``name`` reported in ``unit``.
+
+    ``ratio_to=(other, label)`` adds, per backend, this workload's value over ``other``'s.
+    """
     def register(fn):
-        REGISTRY[name] = Workload(name, fn, unit, higher_is_better, backends)
+        REGISTRY[name] = Workload(name, fn, unit, higher_is_better, backends, ratio_to)
         return fn
     return register
 
@@ -123,7 +127,8 @@ def run(w: Workload, mods: dict, repeat: int, min_sample_s: float) -> Result:
     return Result(w, values, mismatch=",".join(mismatch))
 
 
-def format_result(r: Result) -> str:
+def format_result(r: Result, other: Result | None = None) -> str:
+    """One line for ``r``; ``other`` is the result its ``ratio_to`` names, if that ran."""
     w = r.workload
     if r.skipped:
         return f"{w.name:<14} skipped: {r.skipped}"
@@ -133,6 +138,9 @@ def format_result(r: Result) -> str:
             f"ember/torch {v['ember'] / v['torch']:>6.2f}   {w.unit} ({better} is better)")
     for b in w.backends[2:]:
         line += f"   {b} {v[b]:.4g}  ember/{b} {v['ember'] / v[b]:.2f}"
+    if other is not None and other.values:
+        ratios = "  ".join(f"{b} {v[b] / other.values[b]:.2f}" for b in w.backends[:2])
+        line += f"   {w.ratio_to[1]}: {ratios}"
     if r.mismatch:
         line += f"   WARNING: {r.mismatch} result differs from torch's"
     return line

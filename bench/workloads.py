@@ -107,3 +107,119 @@ def mlp_step_ops(mod):
         return loss
 
     return step, lambda s: s * 1e3
+
+
+def _linear_weights(rng, sizes):
+    """``[(W, b), ...]`` for Linear layers ``sizes[i] -> sizes[i+1]``: PyTorch's default
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from NumPy so every backend gets the same."""
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = fan_in ** -0.5
+        w = rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)
+        b = rng.uniform(-bound, bound, fan_out).astype(np.float32)
+        layers.append((w, b))
+    return layers
+
+
+def _load_linears(mod, model, weights):
+    """Copy ``weights`` (from ``_linear_weights``) into ``model``'s Linear layers, in order."""
+    names = [name for name, m in model.named_modules() if isinstance(m, mod.nn.Linear)]
+    assert len(names) == len(weights), (names, len(weights))
+    state = model.state_dict()  # the other layers (LayerNorm) keep their deterministic init
+    for name, (w, b) in zip(names, weights):
+        state[f"{name}.weight"] = mod.from_numpy(w)
+        state[f"{name}.bias"] = mod.from_numpy(b)
+    model.load_state_dict(state)
+
+
+def _mlp_data(mod, rng):
+    x = mod.from_numpy(rng.standard_normal((MLP_BATCH, MLP_SIZES[0]), dtype=np.float32))
+    target = mod.from_numpy(rng.integers(0, MLP_SIZES[-1], MLP_BATCH))  # int64 class indices
+    return x, target
+
+
+MLP_LR = 0.01
+
+
+@workload("mlp_step_raw", "ms/step")
+def mlp_step_raw(mod):
+    """``mlp_step_nn``'s computation with raw ops: leaf weights, ``F.linear``, ``F.relu``,
+    ``F.cross_entropy`` and the same hand-written SGD update."""
+    F = mod.nn.functional
+    rng = _rng()
+    layers = [(_leaf(mod, w, True), _leaf(mod, b, True))
+              for w, b in _linear_weights(rng, MLP_SIZES)]
+    params = [p for layer in layers for p in layer]
+    x, target = _mlp_data(mod, rng)
+
+    def step():
+        h = x
+        for i, (w, b) in enumerate(layers):
+            h = F.linear(h, w, b)
+            if i + 1 < len(layers):
+                h = F.relu(h)
+        loss = F.cross_entropy(h, target)
+        loss.backward()
+        with mod.no_grad():
+            for p in params:
+                p.add_(p.grad, alpha=-MLP_LR)
+                p.grad = None
+        return loss
+
+    return step, lambda s: s * 1e3
+
+
+@workload("mlp_step_nn", "ms/step", ratio_to=("mlp_step_raw", "nn/raw"))
+def mlp_step_nn(mod):
+    """One SGD step of ``nn.Sequential`` 784-512-256-10 (Linear, ReLU), batch 128,
+    ``nn.CrossEntropyLoss``; the same numbers as ``mlp_step_raw``, so their ratio is the
+    cost of the ``nn.Module`` layer."""
+    nn = mod.nn
+    rng = _rng()
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                          nn.Linear(256, 10))
+    _load_linears(mod, model, _linear_weights(rng, MLP_SIZES))
+    loss_fn = nn.CrossEntropyLoss()
+    x, target = _mlp_data(mod, rng)
+
+    def step():
+        loss = loss_fn(model(x), target)
+        loss.backward()
+        with mod.no_grad():
+            for p in model.parameters():
+                p.add_(p.grad, alpha=-MLP_LR)
+        model.zero_grad()
+        return loss
+
+    return step, lambda s: s * 1e3
+
+
+BLOCK_DIM, BLOCK_HIDDEN, BLOCK_BATCH, BLOCK_DEPTH = 256, 1024, 64, 2
+
+
+@workload("ln_gelu_block", "ms/step")
+def ln_gelu_block(mod):
+    """Two residual blocks ``x + Linear(GELU(Linear(LayerNorm(x))))`` (256 -> 1024 -> 256),
+    batch (64, 256) float32: forward and ``sum().backward()``.  The step returns the input's
+    gradient, so the sanity check covers the backward pass."""
+    nn = mod.nn
+    rng = _rng()
+    blocks = nn.ModuleList(
+        nn.Sequential(nn.LayerNorm(BLOCK_DIM), nn.Linear(BLOCK_DIM, BLOCK_HIDDEN), nn.GELU(),
+                      nn.Linear(BLOCK_HIDDEN, BLOCK_DIM))
+        for _ in range(BLOCK_DEPTH))
+    sizes = (BLOCK_DIM, BLOCK_HIDDEN, BLOCK_DIM)
+    _load_linears(mod, blocks, [wb for _ in range(BLOCK_DEPTH)
+                                for wb in _linear_weights(rng, sizes)])
+    x = _leaf(mod, rng.standard_normal((BLOCK_BATCH, BLOCK_DIM), dtype=np.float32), True)
+
+    def step():
+        blocks.zero_grad()
+        x.grad = None
+        h = x
+        for block in blocks:
+            h = h + block(h)
+        h.sum().backward()
+        return x.grad
+
+    return step, lambda s: s * 1e3

@@ -1,9 +1,9 @@
-"""Fit y = sin(3x) + noise with a two-layer tanh network built from ember ops.
+"""Fit y = sin(3x) + noise with a two-layer network (an ``nn.Module``) and hand-written SGD.
 
-Ordinary PyTorch code: ``import ember as torch`` is the only difference.  The
-network is two weight matrices and two bias vectors (leaf tensors), the loss is
-the mean squared error, and the update is SGD with momentum written by hand
-under ``no_grad``.
+Ordinary PyTorch code: ``import ember as torch`` and ``import ember.nn as nn`` are the only
+differences, and swapping in the real ``torch`` runs it unchanged.  The network is
+``fc1 -> tanh -> fc2`` (``nn.Linear`` layers), the loss is ``nn.MSELoss``, and the update is
+SGD with momentum written by hand under ``no_grad`` over ``model.parameters()``.
 
     python examples/regression.py [--steps N] [--every K]
 """
@@ -13,6 +13,20 @@ import argparse
 import time
 
 import ember as torch
+import ember.nn as nn
+
+
+class TwoLayerNet(nn.Module):
+    """``y = W2 tanh(W1 x + b1) + b2``."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden_dim)
+        self.act = nn.Tanh()
+        self.fc2 = nn.Linear(hidden_dim, out_dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
 
 
 def main() -> None:
@@ -25,36 +39,31 @@ def main() -> None:
     x = torch.linspace(-1, 1, 256).reshape(256, 1)
     y = torch.sin(3 * x) + 0.05 * torch.randn(256, 1)
 
-    hidden, lr, momentum = 32, 0.05, 0.9
-    w1 = torch.randn(1, hidden).requires_grad_()
-    b1 = torch.zeros(hidden, requires_grad=True)
-    w2 = (torch.randn(hidden, 1) / hidden ** 0.5).requires_grad_()
-    b2 = torch.zeros(1, requires_grad=True)
-    params = [w1, b1, w2, b2]
-    velocity = [torch.zeros_like(p) for p in params]
-
-    def loss_fn():
-        pred = torch.tanh(x @ w1 + b1) @ w2 + b2
-        err = pred - y
-        return (err * err).mean()
+    model = TwoLayerNet(in_dim=1, hidden_dim=32, out_dim=1)
+    loss_fn = nn.MSELoss()
+    lr, momentum = 0.1, 0.9
+    velocity = [torch.zeros_like(p) for p in model.parameters()]
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{model}\n{n_params} parameters; SGD lr {lr} momentum {momentum}")
 
     start = time.perf_counter()
     initial = None
     for step in range(args.steps):
-        loss = loss_fn()
+        loss = loss_fn(model(x), y)
         loss.backward()
         with torch.no_grad():
-            for p, v in zip(params, velocity):
+            for p, v in zip(model.parameters(), velocity):
                 v.mul_(momentum).add_(p.grad)  # v = momentum * v + grad
-                p -= lr * v
-                p.grad = None
+                p.sub_(lr * v)
+        model.zero_grad()
         if initial is None:
             initial = loss.item()
         if step % args.every == 0:
             print(f"step {step:5d}  loss {loss.item():.5f}")
 
+    model.eval()
     with torch.no_grad():
-        final = loss_fn().item()
+        final = loss_fn(model(x), y).item()
     print(f"final loss {final:.5f} after {args.steps} steps (initial loss {initial:.5f}, "
           f"{time.perf_counter() - start:.1f} s)")
 

@@ -1,4 +1,5 @@
-"""The examples run as scripts, train, and never import PyTorch."""
+"""The examples run as scripts, train, never import PyTorch, and run unchanged on PyTorch;
+the benchmark workloads compute the same numbers under ember and PyTorch."""
 from __future__ import annotations
 
 import os
@@ -7,29 +8,84 @@ import re
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+import torch
+
+import ember
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # bench/ is not installed; plain `pytest` may not put it on the path
+from bench import workloads  # noqa: E402,F401  (registers the workloads)
+from bench.harness import REGISTRY, _as_array  # noqa: E402
+STEP_LINE = re.compile(r"^step +\d+ +loss ([\d.e+-]+)$", re.M)
+FINAL_LINE = re.compile(r"final loss ([\d.e+-]+) after 300 steps \(initial loss ([\d.e+-]+)")
 
 
-def run_example(name: str, *args: str) -> subprocess.CompletedProcess:
+def run_script(path: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
     # The working tree's ember, whatever is installed; -X importtime lists every import.
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "examples" / name),
-                           *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-X", "importtime", str(path), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_regression_trains_without_torch():
-    proc = run_example("regression.py", "--steps", "300", "--every", "100")
+def check_training(proc: subprocess.CompletedProcess) -> None:
+    """Three falling losses at steps 0/100/200 and a final loss a tenth of the first."""
     assert proc.returncode == 0, proc.stderr[-3000:]
-    losses = [float(v) for v in re.findall(r"^step +\d+ +loss ([\d.e+-]+)$", proc.stdout, re.M)]
+    losses = [float(v) for v in STEP_LINE.findall(proc.stdout)]
     assert len(losses) == 3, proc.stdout
     assert losses[0] > losses[1] > losses[2], losses
-    m = re.search(r"final loss ([\d.e+-]+) after 300 steps \(initial loss ([\d.e+-]+)",
-                  proc.stdout)
+    m = FINAL_LINE.search(proc.stdout)
     assert m, proc.stdout
     final, initial = float(m.group(1)), float(m.group(2))
     assert initial == losses[0]
     assert final < 0.1 * initial, (final, initial)
-    imported = re.findall(r"\|\s*(\S+)\s*$", proc.stderr, re.M)
-    assert "ember" in imported
+    assert "TwoLayerNet(\n  (fc1): Linear(in_features=1, out_features=32" in proc.stdout
+
+
+def imported_modules(proc: subprocess.CompletedProcess) -> list:
+    return re.findall(r"\|\s*(\S+)\s*$", proc.stderr, re.M)
+
+
+def test_regression_trains_without_torch():
+    proc = run_script(ROOT / "examples" / "regression.py", "--steps", "300", "--every", "100")
+    check_training(proc)
+    imported = imported_modules(proc)
+    assert "ember" in imported and "ember.nn" in imported
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+
+
+def test_regression_runs_unchanged_on_torch(tmp_path):
+    source = (ROOT / "examples" / "regression.py").read_text()
+    swapped = source.replace("import ember as torch\n", "import torch\n")
+    swapped = swapped.replace("import ember.nn as nn\n", "import torch.nn as nn\n")
+    assert not re.search(r"^\s*(import|from) ember", swapped, re.M), swapped
+    script = tmp_path / "regression_torch.py"
+    script.write_text(swapped)
+    proc = run_script(script, "--steps", "300", "--every", "100")
+    check_training(proc)
+    imported = imported_modules(proc)
+    assert "torch" in imported and "ember" not in imported
+
+
+@pytest.mark.parametrize("name", ["mlp_step_ops", "mlp_step_raw", "mlp_step_nn",
+                                  "ln_gelu_block", "op_overhead"])
+def test_workload_matches_torch(name):
+    # Three steps: the later ones depend on the first step's gradients through the update.
+    outs = {}
+    for mod in (ember, torch):
+        step, convert = REGISTRY[name].fn(mod)
+        outs[mod] = [_as_array(step()) for _ in range(3)]
+        assert convert(1.0) > 0
+    for e, t in zip(outs[ember], outs[torch]):
+        assert e.shape == t.shape
+        np.testing.assert_allclose(e, t, rtol=1e-4, atol=1e-5 * np.abs(t).max())
+
+
+def test_nn_and_raw_mlp_compute_the_same_steps():
+    # The nn/raw ratio printed by the bench compares two spellings of one computation.
+    for mod in (ember, torch):
+        nn_step, _ = REGISTRY["mlp_step_nn"].fn(mod)
+        raw_step, _ = REGISTRY["mlp_step_raw"].fn(mod)
+        for _ in range(3):
+            np.testing.assert_allclose(_as_array(nn_step()), _as_array(raw_step()), rtol=1e-6)

@@ -334,19 +334,7 @@ class Function(FunctionCtx):
                 ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
                                  if isinstance(r, Tensor) else None for r in results]
             if cls.raw:
-                nf = []
-                needs = []
-                for a in args:
-                    if isinstance(a, Tensor) and a._requires_grad:
-                        fn = a._grad_fn
-                        nf.append((fn, a._output_nr) if fn is not None else
-                                  (accumulate_node(a), 0))
-                        needs.append(True)
-                    else:
-                        nf.append((None, 0))
-                        needs.append(False)
-                ctx.next_functions = tuple(nf)
-                ctx.needs_input_grad = tuple(needs)
+                _set_edges(ctx, args)
             if ctx._to_save is not None:
                 ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
                 ctx._to_save = None
@@ -366,18 +354,7 @@ def _finish_single(cls, ctx, args, raw, out, record, kwargs):
     if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
         t._requires_grad = True
         t._grad_fn = ctx
-        nf = []
-        needs = []
-        for a in args:
-            if isinstance(a, Tensor) and a._requires_grad:
-                fn = a._grad_fn
-                nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
-                needs.append(True)
-            else:
-                nf.append(_NO_EDGE)
-                needs.append(False)
-        ctx.next_functions = tuple(nf)
-        ctx.needs_input_grad = tuple(needs)
+        _set_edges(ctx, args)
         if ctx._to_save is not None:
             ctx._saved = _resolve_saved(ctx._to_save, raw, args, (out,), (t,))
             ctx._to_save = None
@@ -393,11 +370,8 @@ def _finish_single(cls, ctx, args, raw, out, record, kwargs):
 _NO_EDGE = (None, 0)
 
 
-def _link_inputs(ctx, args, record: bool) -> None:
-    """Set a custom Function's ``next_functions``, ``needs_input_grad`` and input metadata."""
-    if not record:
-        ctx.needs_input_grad = tuple(False for _ in args)
-        return
+def _set_edges(ctx, args) -> None:
+    """Point ``ctx`` at the nodes that produced its inputs (``next_functions``)."""
     nf = []
     needs = []
     for a in args:
@@ -406,10 +380,18 @@ def _link_inputs(ctx, args, record: bool) -> None:
             nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
             needs.append(True)
         else:
-            nf.append((None, 0))
+            nf.append(_NO_EDGE)
             needs.append(False)
     ctx.next_functions = tuple(nf)
     ctx.needs_input_grad = tuple(needs)
+
+
+def _link_inputs(ctx, args, record: bool) -> None:
+    """Set a custom Function's ``next_functions``, ``needs_input_grad`` and input metadata."""
+    if not record:
+        ctx.needs_input_grad = tuple(False for _ in args)
+        return
+    _set_edges(ctx, args)
     ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor) else None
                     for a in args]
 
