@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench/ is not installed; plain `pytest` may not put it on the path
 from bench import workloads  # noqa: E402,F401  (registers the workloads)
 from bench.harness import REGISTRY, _as_array  # noqa: E402
+
 STEP_LINE = re.compile(r"^step +\d+ +loss ([\d.e+-]+)$", re.M)
 FINAL_LINE = re.compile(r"final loss ([\d.e+-]+) after 300 steps \(initial loss ([\d.e+-]+)")
 
