@@ -7,6 +7,7 @@ summed.  Saved tensors are freed after a node runs unless ``retain_graph``.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 from .grad_mode import state
@@ -277,6 +278,12 @@ def _validate_custom(node, out):
     return tuple(fixed)
 
 
+_getrefcount = sys.getrefcount
+# References to a gradient array that only the engine holds: the tensor's slot, the local
+# name in _accumulate and getrefcount's own argument.  More means someone else can see it.
+_SOLE_OWNER = 3
+
+
 def _accumulate(t, g):
     """``t.grad += g`` with PyTorch's rules: tensor hooks first, copy on first write."""
     if g is None:
@@ -290,8 +297,12 @@ def _accumulate(t, g):
         if state.grad:
             t._grad = g
         else:
-            t._grad = _make(g._data.copy() if g._data.dtype == t._data.dtype
-                            else g._data.astype(t._data.dtype))
+            a = g._data
+            if a.dtype != t._data.dtype:
+                a = a.astype(t._data.dtype)
+            elif a.base is not None or _getrefcount(a) > _SOLE_OWNER:
+                a = a.copy()  # shared with another tensor or view: .grad needs its own memory
+            t._grad = _make(a)
     elif state.grad:
         t._grad = t._grad + g
     else:
