@@ -153,7 +153,8 @@ class Optimizer:
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient; returns ``closure()``'s loss."""
-        args, kwargs = (), {}
+        # hooks see PyTorch's (args, kwargs) of the step call, ``self`` first
+        args, kwargs = ((self,), {}) if closure is None else ((self, closure), {})
         for hook in chain(_global_pre_hooks.values(), self._optimizer_step_pre_hooks.values()):
             res = hook(self, args, kwargs)
             if res is not None:
@@ -161,6 +162,7 @@ class Optimizer:
                     raise RuntimeError(f"{hook} must return None or a tuple of (new_args, "
                                        f"new_kwargs), but got {res}.")
                 args, kwargs = res
+                closure = args[1] if len(args) > 1 else kwargs.get("closure")
         loss = None
         if closure is not None:
             with enable_grad():
@@ -180,12 +182,19 @@ class Optimizer:
             if g is None:
                 continue
             garr = g._data
+            xp = xp_of(garr)
             if maximize:
-                garr = -garr
-            state = self.state[p]
-            if not state:
+                # out= keeps a 0-d gradient an array (a bare ufunc returns a NumPy scalar)
+                garr = xp.negative(garr, out=xp.empty_like(garr))
+            state = self.state.get(p)
+            fresh = not state
+            if fresh:
+                # stored only once non-empty: PyTorch keeps no entry for stateless updates
+                state = {}
                 self._init_state(p, state, group)
-            self._update(p._data, garr, state, group, xp_of(p._data))
+            self._update(p._data, garr, state, group, xp)
+            if fresh and state:
+                self.state[p] = state
             _version_counter(p)[0] += 1
 
     def _init_state(self, p: Tensor, state: dict, group: dict) -> None:
@@ -233,12 +242,12 @@ class Optimizer:
             if k in id_map:
                 param = id_map[k]
                 state[param] = {key: _cast_state(param, key, val) for key, val in v.items()}
-        self.__dict__["state"] = state
         new_groups = []
         for group, saved in zip(groups, saved_groups):
             saved["params"] = group["params"]
             new_groups.append(saved)
-        self.__dict__["param_groups"] = new_groups
+        # through __setstate__ as PyTorch, so subclasses fill keys missing from old state dicts
+        self.__setstate__({"state": state, "param_groups": new_groups})
 
 
 def _cast_state(param: Tensor, key, value):

@@ -30,7 +30,8 @@ class SGD(Optimizer):
     def _update(self, p, g, state, group, xp):
         wd, mom = group["weight_decay"], group["momentum"]
         if wd != 0:
-            g = g + wd * p
+            # out= keeps a 0-d result an array (a ufunc alone returns a NumPy scalar)
+            g = xp.add(g, xp.multiply(p, wd), out=xp.empty_like(p))
         if mom != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -39,5 +40,8 @@ class SGD(Optimizer):
                 b = buf._data
                 b *= mom
                 b += (1 - group["dampening"]) * g
-            g = g + mom * buf._data if group["nesterov"] else buf._data
+            if group["nesterov"]:
+                g = xp.add(g, xp.multiply(buf._data, mom), out=xp.empty_like(p))
+            else:
+                g = buf._data
         p -= group["lr"] * g
