@@ -1,9 +1,13 @@
 """Adam (Kingma & Ba, 2014) with L2 or decoupled weight decay and AMSGrad."""
 from __future__ import annotations
 
+from itertools import repeat
+from operator import attrgetter, is_, is_not
+
 from .._tensor import Tensor, _make
 from .._backend import xp_of
 from .. import _dtype
+from ..autograd.function import _version_counter
 from .optimizer import Optimizer
 
 __all__ = ["Adam"]
@@ -62,6 +66,9 @@ class Adam(Optimizer):
 
     g ← g + λθ (or θ ← θ(1 - γλ) if decoupled);  m ← lerp(m, g, 1-β₁);  v ← β₂v + (1-β₂)g²;
     v̂ ← max(v̂, v) if amsgrad;  θ ← θ - γ/(1-β₁ᵗ) · m / (√v̂ / √(1-β₂ᵗ) + ε)
+
+    A group of 2+ same-dtype float parameters that all have gradients is stepped on one
+    flat buffer (parameters and moments become views into it; see ``_FlatGroup``).
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
@@ -81,11 +88,14 @@ class Adam(Optimizer):
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
+        self._flat = {}
         super().__init__(params, defaults)
         check_fused(fused, foreach, differentiable)
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        # loaded state replaces the state tensors: flat buffers are rebuilt on the next step
+        self._flat = {}
         for group in self.param_groups:
             group.setdefault("amsgrad", False)
             group.setdefault("maximize", False)
@@ -134,3 +144,173 @@ class Adam(Optimizer):
         xp.divide(m, tmp, out=tmp)
         tmp *= -(lr / (1 - beta1 ** t))
         p += tmp
+
+    # ---- flat fast path: one buffer per group, a dozen NumPy ops per step ----------------------
+    def _step_group(self, group):
+        """The flat path when the group allows it, else the base class's per-parameter loop."""
+        cls = type(self)
+        if cls._update is Adam._update and cls._init_state is Adam._init_state:
+            if self._flat_step(group):
+                return
+            # the loop may advance some steps only: rebuild (and re-check) next time
+            self._flat.pop(id(group), None)
+        super()._step_group(group)
+
+    def _flat_step(self, group) -> bool:
+        """Update ``group`` through its flat buffers; False (nothing done) if not eligible."""
+        params = group["params"]
+        grads = list(map(_grad_of, params))
+        if not all(map(is_not, grads, repeat(None))):
+            return False
+        fg = self._flat.get(id(group))
+        if fg is None or not fg.valid(self, group):
+            fg = _FlatGroup.build(self, group)
+            if fg is None:
+                return False
+            self._flat[id(group)] = fg
+        garrs = list(map(_data_of, grads))
+        dt = fg.dtype
+        if not all(a.dtype == dt for a in garrs):
+            return False
+        xp = fg.xp
+        g = fg.g
+        xp.concatenate([a.reshape(-1) for a in garrs], out=g)
+        if group["maximize"]:
+            xp.negative(g, out=g)
+        # the same array formulas as ``_update``, on the whole group at once
+        beta1, beta2 = group["betas"]
+        if not isinstance(beta1, float):  # 0-d Tensor betas
+            beta1, beta2 = float(beta1), float(beta2)
+        lr, wd = float(group["lr"]), group["weight_decay"]
+        fg.steps += 1
+        t = float(fg.steps[0])
+        p, m, v, tmp = fg.flat, fg.m, fg.v, fg.tmp
+        if wd != 0:
+            if group["decoupled_weight_decay"]:
+                p *= 1 - lr * wd
+            else:
+                xp.multiply(p, wd, out=tmp)  # g + wd·p (``decayed_grad``)
+                g += tmp
+        lerp_(m, g, 1 - beta1, tmp, xp)
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - beta2
+        v *= beta2
+        v += tmp
+        if fg.vmax is not None:
+            xp.maximum(fg.vmax, v, out=fg.vmax)
+            v = fg.vmax
+        xp.sqrt(v, out=tmp)
+        tmp /= (1 - beta2 ** t) ** 0.5
+        tmp += group["eps"]
+        xp.divide(m, tmp, out=tmp)
+        tmp *= -(lr / (1 - beta1 ** t))
+        p += tmp
+        for vc in fg.vcs:
+            vc[0] += 1
+        return True
+
+
+_grad_of = attrgetter("_grad")
+_data_of = attrgetter("_data")
+_STATE_KEYS = ("exp_avg", "exp_avg_sq")
+
+
+class _FlatGroup:
+    """A group's parameters, moments and step counts as views into contiguous buffers.
+
+    ``p._data`` of each parameter is re-pointed once to a view of ``flat``; state tensors
+    (same Tensor objects as the loop path's) are re-pointed to views of ``m``/``v``/``vmax``
+    and ``steps``.  ``valid`` detects when a user replaced ``p.data`` or the state.
+    """
+
+    def __init__(self, group, params, views, states, xp, dtype, flat, m, v, vmax, steps):
+        self.group = group
+        self.params = params
+        self.views = views
+        self.states = states
+        self.xp = xp
+        self.dtype = dtype
+        self.flat, self.m, self.v, self.vmax, self.steps = flat, m, v, vmax, steps
+        self.g = xp.empty_like(flat)
+        self.tmp = xp.empty_like(flat)
+        self.amsgrad = vmax is not None
+        self.vcs = [_version_counter(p) for p in params]
+
+    def valid(self, opt, group) -> bool:
+        """Whether the installed views are still what the parameters and state hold."""
+        params = group["params"]
+        return (self.group is group and len(params) == len(self.params)
+                and bool(group["amsgrad"]) == self.amsgrad
+                and all(map(is_, params, self.params))
+                and all(map(is_, map(_data_of, params), self.views))
+                and all(map(is_, map(opt.state.get, params), self.states)))
+
+    @staticmethod
+    def build(opt, group):
+        """Move ``group`` into fresh flat buffers from its current values; None if ineligible."""
+        params = list(group["params"])
+        # one parameter gains nothing from a copy: it keeps its own storage on the loop
+        if len(params) < 2 or len(set(map(id, params))) != len(params):
+            return None
+        arrs = list(map(_data_of, params))
+        xp = xp_of(arrs[0])
+        dt = arrs[0].dtype
+        for p, a in zip(params, arrs):
+            # plain float leaves that nothing else views (a view would not follow the move)
+            if (not isinstance(a, xp.ndarray) or a.dtype != dt or p._base is not None
+                    or any(r() is not None for r in (p._views or ()))):
+                return None
+        if dt.kind != "f":
+            return None
+        amsgrad = bool(group["amsgrad"])
+        keys = _STATE_KEYS + (("max_exp_avg_sq",) if amsgrad else ())
+        states = [opt.state.get(p) for p in params]
+        fresh = not any(states)
+        if not fresh:
+            step0 = None
+            for p, st in zip(params, states):
+                if not st or "step" not in st:
+                    return None
+                step = st["step"]
+                if not isinstance(step, Tensor) or step._data.shape != ():
+                    return None
+                for k in keys:
+                    s = st.get(k)
+                    if (not isinstance(s, Tensor) or s._data.dtype != dt
+                            or s._data.shape != p._data.shape):
+                        return None
+                if step0 is None:
+                    step0 = step._data
+                elif step._data.dtype != step0.dtype or step._data != step0:
+                    return None  # different step counts: the loop handles them
+        sizes = [a.size for a in arrs]
+        n = sum(sizes)
+        flat = xp.concatenate([a.reshape(-1) for a in arrs]) if n else xp.empty(0, dtype=dt)
+        bufs = {k: xp.zeros(n, dtype=dt) for k in keys}
+        if fresh:
+            step_dt = step_tensor(xp)._data.dtype
+            steps = xp.zeros(len(params), dtype=step_dt)
+            states = [{} for _ in params]
+        else:
+            steps = xp.asarray([st["step"]._data for st in states], dtype=step0.dtype)
+        views = []
+        start = 0
+        for i, (p, st, size) in enumerate(zip(params, states, sizes)):
+            shape = p._data.shape
+            sl = slice(start, start + size)
+            start += size
+            p._data = view = flat[sl].reshape(shape)
+            views.append(view)
+            if fresh:
+                st["step"] = _make(steps[i:i + 1].reshape(()))
+                for k in keys:
+                    st[k] = _make(bufs[k][sl].reshape(shape))
+                opt.state[p] = st
+            else:
+                st["step"]._data = steps[i:i + 1].reshape(())
+                for k in keys:
+                    buf = bufs[k]
+                    buf[sl] = st[k]._data.reshape(-1)
+                    st[k]._data = buf[sl].reshape(shape)
+        return _FlatGroup(group, params, views, states, xp, dt, flat, bufs["exp_avg"],
+                          bufs["exp_avg_sq"], bufs.get("max_exp_avg_sq"), steps)
