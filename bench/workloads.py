@@ -141,6 +141,29 @@ def _mlp_data(mod, rng):
 MLP_LR = 0.01
 
 
+class _Snapshot:
+    """Tensors a step ends with, gathered into one flat array only when the sanity check
+    reads it (``detach().numpy()``), so the timed step pays nothing for it."""
+
+    def __init__(self, *tensors):
+        self.tensors = tensors
+
+    def detach(self):
+        return self
+
+    def numpy(self):
+        return np.concatenate([t.detach().numpy().reshape(-1) for t in self.tensors])
+
+
+def _mlp_model(mod, rng):
+    """``nn.Sequential`` 784-512-256-10 (Linear, ReLU) holding ``_linear_weights(rng)``."""
+    nn = mod.nn
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                          nn.Linear(256, 10))
+    _load_linears(mod, model, _linear_weights(rng, MLP_SIZES))
+    return model
+
+
 @workload("mlp_step_raw", "ms/step")
 def mlp_step_raw(mod):
     """``mlp_step_nn``'s computation with raw ops: leaf weights, ``F.linear``, ``F.relu``,
@@ -174,12 +197,9 @@ def mlp_step_nn(mod):
     """One SGD step of ``nn.Sequential`` 784-512-256-10 (Linear, ReLU), batch 128,
     ``nn.CrossEntropyLoss``; the same numbers as ``mlp_step_raw``, so their ratio is the
     cost of the ``nn.Module`` layer."""
-    nn = mod.nn
     rng = _rng()
-    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                          nn.Linear(256, 10))
-    _load_linears(mod, model, _linear_weights(rng, MLP_SIZES))
-    loss_fn = nn.CrossEntropyLoss()
+    model = _mlp_model(mod, rng)
+    loss_fn = mod.nn.CrossEntropyLoss()
     x, target = _mlp_data(mod, rng)
 
     def step():
@@ -192,6 +212,53 @@ def mlp_step_nn(mod):
         return loss
 
     return step, lambda s: s * 1e3
+
+
+@workload("mlp_step_adam", "ms/step")
+def mlp_step_adam(mod):
+    """A full training step of ``mlp_step_nn``'s model with ``optim.Adam(lr=1e-3)``:
+    ``zero_grad()``, forward, ``nn.CrossEntropyLoss``, ``backward()``, ``step()``.  The step
+    returns the updated parameters, so the sanity check covers forward, backward and the
+    update (each element moves by about lr; the check's tolerance is well below that)."""
+    rng = _rng()
+    model = _mlp_model(mod, rng)
+    x, target = _mlp_data(mod, rng)
+    loss_fn = mod.nn.CrossEntropyLoss()
+    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
+    params = tuple(model.parameters())
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), target)
+        loss.backward()
+        opt.step()
+        return _Snapshot(*params)
+
+    return step, lambda s: s * 1e3
+
+
+ADAM_PARAMS, ADAM_NUMEL = 100, 1000
+
+
+@workload("adam_step_100", "µs/step, torch: Adam default (cpu: single-tensor)")
+def adam_step_100(mod):
+    """``optim.Adam.step()`` alone over 100 float32 parameters of 1,000 elements each, their
+    gradients set once: the optimizer's per-parameter overhead.  torch runs its default
+    (no ``foreach`` argument), which on CPU tensors is the single-tensor loop.  The step
+    returns every parameter after the update."""
+    rng = _rng()
+    # weight-sized values (~0.01), so a step of lr=1e-3 is far above the check's tolerance
+    params = [_leaf(mod, rng.standard_normal(ADAM_NUMEL, dtype=np.float32) * 0.01, True)
+              for _ in range(ADAM_PARAMS)]
+    for p in params:
+        p.grad = _leaf(mod, rng.standard_normal(ADAM_NUMEL, dtype=np.float32))
+    opt = mod.optim.Adam(params, lr=1e-3)
+
+    def step():
+        opt.step()
+        return _Snapshot(*params)
+
+    return step, lambda s: s * 1e6
 
 
 BLOCK_DIM, BLOCK_HIDDEN, BLOCK_BATCH, BLOCK_DEPTH = 256, 1024, 64, 2

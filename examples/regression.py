@@ -1,9 +1,11 @@
-"""Fit y = sin(3x) + noise with a two-layer network (an ``nn.Module``) and hand-written SGD.
+"""Fit y = sin(3x) + noise with a two-layer network (an ``nn.Module``), SGD and a schedule.
 
 Ordinary PyTorch code: ``import ember as torch`` and ``import ember.nn as nn`` are the only
 differences, and swapping in the real ``torch`` runs it unchanged.  The network is
-``fc1 -> tanh -> fc2`` (``nn.Linear`` layers), the loss is ``nn.MSELoss``, and the update is
-SGD with momentum written by hand under ``no_grad`` over ``model.parameters()``.
+``fc1 -> tanh -> fc2`` (``nn.Linear`` layers), the loss is ``nn.MSELoss``, the optimizer is
+``torch.optim.SGD`` with momentum and the learning rate follows
+``torch.optim.lr_scheduler.CosineAnnealingLR`` (``optimizer.step()``, then
+``scheduler.step()``, PyTorch's order).
 
     python examples/regression.py [--steps N] [--every K]
 """
@@ -41,25 +43,26 @@ def main() -> None:
 
     model = TwoLayerNet(in_dim=1, hidden_dim=32, out_dim=1)
     loss_fn = nn.MSELoss()
-    lr, momentum = 0.1, 0.9
-    velocity = [torch.zeros_like(p) for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    # the rate falls from 0.1 to 0 along half a cosine over the run
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{model}\n{n_params} parameters; SGD lr {lr} momentum {momentum}")
+    print(f"{model}\n{n_params} parameters; {optimizer.__class__.__name__} lr 0.1 momentum 0.9, "
+          f"{scheduler.__class__.__name__} T_max={args.steps}")
 
     start = time.perf_counter()
     initial = None
     for step in range(args.steps):
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
+        optimizer.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
-        with torch.no_grad():
-            for p, v in zip(model.parameters(), velocity):
-                v.mul_(momentum).add_(p.grad)  # v = momentum * v + grad
-                p.sub_(lr * v)
-        model.zero_grad()
+        optimizer.step()
+        scheduler.step()
         if initial is None:
             initial = loss.item()
         if step % args.every == 0:
-            print(f"step {step:5d}  loss {loss.item():.5f}")
+            print(f"step {step:5d}  loss {loss.item():.5f}  lr {lr:.5f}")
 
     model.eval()
     with torch.no_grad():

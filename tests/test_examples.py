@@ -2,6 +2,8 @@
 the benchmark workloads compute the same numbers under ember and PyTorch."""
 from __future__ import annotations
 
+import importlib
+import math
 import os
 import pathlib
 import re
@@ -19,7 +21,7 @@ sys.path.insert(0, str(ROOT))  # bench/ is not installed; plain `pytest` may not
 from bench import workloads  # noqa: E402,F401  (registers the workloads)
 from bench.harness import REGISTRY, _as_array  # noqa: E402
 
-STEP_LINE = re.compile(r"^step +\d+ +loss ([\d.e+-]+)$", re.M)
+STEP_LINE = re.compile(r"^step +(\d+) +loss ([\d.e+-]+) +lr ([\d.e+-]+)$", re.M)
 FINAL_LINE = re.compile(r"final loss ([\d.e+-]+) after 300 steps \(initial loss ([\d.e+-]+)")
 
 
@@ -30,18 +32,24 @@ def run_script(path: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=120)
 
 
-def check_training(proc: subprocess.CompletedProcess) -> None:
-    """Three falling losses at steps 0/100/200 and a final loss a tenth of the first."""
+def check_training(proc: subprocess.CompletedProcess) -> list:
+    """Three falling losses at steps 0/100/200, the cosine schedule's rates at those steps
+    and a final loss a tenth of the first; returns the (step, loss, lr) rows."""
     assert proc.returncode == 0, proc.stderr[-3000:]
-    losses = [float(v) for v in STEP_LINE.findall(proc.stdout)]
-    assert len(losses) == 3, proc.stdout
+    rows = [(int(s), float(loss), float(lr)) for s, loss, lr in STEP_LINE.findall(proc.stdout)]
+    assert [r[0] for r in rows] == [0, 100, 200], proc.stdout
+    losses = [r[1] for r in rows]
     assert losses[0] > losses[1] > losses[2], losses
+    for step, _, lr in rows:  # CosineAnnealingLR(T_max=300) from lr 0.1, printed to 5 places
+        assert lr == pytest.approx(0.05 * (1 + math.cos(math.pi * step / 300)), abs=1e-5)
     m = FINAL_LINE.search(proc.stdout)
     assert m, proc.stdout
     final, initial = float(m.group(1)), float(m.group(2))
     assert initial == losses[0]
     assert final < 0.1 * initial, (final, initial)
     assert "TwoLayerNet(\n  (fc1): Linear(in_features=1, out_features=32" in proc.stdout
+    assert "SGD lr 0.1 momentum 0.9, CosineAnnealingLR T_max=300" in proc.stdout
+    return rows
 
 
 def imported_modules(proc: subprocess.CompletedProcess) -> list:
@@ -69,18 +77,58 @@ def test_regression_runs_unchanged_on_torch(tmp_path):
     assert "torch" in imported and "ember" not in imported
 
 
-@pytest.mark.parametrize("name", ["mlp_step_ops", "mlp_step_raw", "mlp_step_nn",
-                                  "ln_gelu_block", "op_overhead"])
-def test_workload_matches_torch(name):
-    # Three steps: the later ones depend on the first step's gradients through the update.
+# Tolerance on |ember - torch|, relative to the largest |torch| value.  Adam divides each
+# gradient by its own magnitude (g / (|g| + eps)), so the few elements whose float32 gradient
+# is near eps (1e-8) move by slightly different fractions of lr; still far below lr = 1e-3.
+ATOL = {"mlp_step_adam": 1e-3}
+WORKLOADS = ["mlp_step_ops", "mlp_step_raw", "mlp_step_nn", "ln_gelu_block", "op_overhead",
+             "mlp_step_adam", "adam_step_100"]
+
+
+def three_steps(name):
+    """``{module: [result of step 1, 2, 3]}`` of workload ``name`` under ember and torch."""
     outs = {}
     for mod in (ember, torch):
         step, convert = REGISTRY[name].fn(mod)
         outs[mod] = [_as_array(step()) for _ in range(3)]
         assert convert(1.0) > 0
+    return outs
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_workload_matches_torch(name):
+    # Three steps: the later ones depend on the first step's gradients through the update.
+    outs = three_steps(name)
     for e, t in zip(outs[ember], outs[torch]):
         assert e.shape == t.shape
-        np.testing.assert_allclose(e, t, rtol=1e-4, atol=1e-5 * np.abs(t).max())
+        np.testing.assert_allclose(e, t, rtol=1e-4, atol=ATOL.get(name, 1e-5) * np.abs(t).max())
+
+
+@pytest.mark.parametrize("name", ["mlp_step_adam", "adam_step_100"])
+def test_adam_workload_checks_the_update(name):
+    # The steps return parameters; each Adam step moves every one with a nonzero gradient
+    # by about lr = 1e-3, well above both the test's and the bench's tolerance, so a
+    # missing or wrong update cannot pass either check.
+    first, second, _ = three_steps(name)[ember]
+    moved = np.abs(second - first)
+    ref = np.abs(first).max()
+    assert np.median(moved) > 5e-4
+    assert np.median(moved) > 10 * ATOL.get(name, 1e-5) * ref
+    assert np.median(moved) > 10 * 1e-3 * ref  # the bench's harness uses atol 1e-3 * max
+
+
+def test_adam_step_100_runs_torch_default_single_tensor_path(monkeypatch):
+    # The workload's unit says torch's default Adam on CPU is the single-tensor loop.
+    adam = importlib.import_module("torch.optim.adam")
+    calls = []
+    for impl in ("_single_tensor_adam", "_multi_tensor_adam"):
+        real = getattr(adam, impl)
+        monkeypatch.setattr(adam, impl, lambda *a, _real=real, _impl=impl, **k:
+                            calls.append(_impl) or _real(*a, **k))
+    step, _ = REGISTRY["adam_step_100"].fn(torch)
+    step()
+    assert calls == ["_single_tensor_adam"]
+    assert "single-tensor" in REGISTRY["adam_step_100"].unit
 
 
 def test_nn_and_raw_mlp_compute_the_same_steps():
