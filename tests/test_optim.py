@@ -597,3 +597,14 @@ def test_replaced_data_is_used():
     pair.t[0].data = torch.from_numpy(new.copy())
     run(pair, e_opt, t_opt, 3)
     assert_params(pair.e, pair.t, "float64")
+
+
+def test_repr_matches_torch_with_two_groups():
+    import torch as _torch
+    pt = _torch.nn.Parameter(_torch.ones(2))
+    extra_t = _torch.nn.Parameter(_torch.ones(1))
+    pe = ember.nn.Parameter(ember.ones(2))
+    extra_e = ember.nn.Parameter(ember.ones(1))
+    t = _torch.optim.SGD([{"params": [pt]}, {"params": [extra_t], "lr": 0.1}], lr=0.01)
+    e = ember.optim.SGD([{"params": [pe]}, {"params": [extra_e], "lr": 0.1}], lr=0.01)
+    assert repr(e) == repr(t)
