@@ -33,11 +33,8 @@ class Adadelta(Optimizer):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+        self._group_setdefaults(foreach=None, maximize=False, differentiable=False,
+                                capturable=False)
 
     def _init_state(self, p, state, group):
         xp = xp_of(p._data)

@@ -83,6 +83,12 @@ class Optimizer:
         self.__dict__.setdefault("_optimizer_step_pre_hooks", OrderedDict())
         self.__dict__.setdefault("_optimizer_step_post_hooks", OrderedDict())
 
+    def _group_setdefaults(self, **defaults) -> None:
+        """Fill options missing from old pickled param groups (used by subclasses' __setstate__)."""
+        for group in self.param_groups:
+            for key, value in defaults.items():
+                group.setdefault(key, value)
+
     def __repr__(self):
         s = self.__class__.__name__ + " ("
         for i, group in enumerate(self.param_groups):
