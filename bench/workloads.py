@@ -290,3 +290,7 @@ def ln_gelu_block(mod):
         return x.grad
 
     return step, lambda s: s * 1e3
+
+
+# Later families keep their workloads in their own files; importing them registers them.
+from . import wl_data, wl_conv, wl_rnn, wl_attention  # noqa: E402,F401

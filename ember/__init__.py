@@ -43,3 +43,10 @@ _bind(_activation.METHODS)
 from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: E402,F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
 from . import optim  # noqa: E402,F401
+from .ops import conv as _conv, pooling as _pooling, padding as _padding  # noqa: E402
+from .ops import resample as _resample, rnn as _rnn, attention as _attention  # noqa: E402
+
+for _family in (_conv, _pooling, _padding, _resample, _rnn, _attention):
+    _bind(_family.METHODS)
+from . import serialization, utils  # noqa: E402,F401
+from .serialization import *  # noqa: E402,F401,F403

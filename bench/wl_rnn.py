@@ -1,0 +1,5 @@
+"""Benchmark workloads: rnn family (registered when bench.workloads is imported)."""
+from __future__ import annotations
+
+from .harness import workload  # noqa: F401
+from .workloads import _rng, _leaf  # noqa: F401

@@ -1,0 +1,4 @@
+"""``ember.save`` / ``ember.load`` in PyTorch's zip format, with an allow-list unpickler."""
+from __future__ import annotations
+
+__all__: list = []

@@ -1,0 +1,2 @@
+"""``ember.utils``: data loading (``ember.utils.data``) and file formats."""
+from . import data  # noqa: F401

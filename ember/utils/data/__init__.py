@@ -1,0 +1,1 @@
+"""``ember.utils.data``: datasets, samplers, collation and the DataLoader."""
