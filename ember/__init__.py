@@ -48,5 +48,7 @@ from .ops import resample as _resample, rnn as _rnn, attention as _attention  # 
 
 for _family in (_conv, _pooling, _padding, _resample, _rnn, _attention):
     _bind(_family.METHODS)
+from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # noqa: E402,F401
+                           native_channel_shuffle)
 from . import serialization, utils  # noqa: E402,F401
 from .serialization import *  # noqa: E402,F401,F403
