@@ -1,5 +1,145 @@
 """Benchmark workloads: conv family (registered when bench.workloads is imported)."""
 from __future__ import annotations
 
-from .harness import workload  # noqa: F401
-from .workloads import _rng, _leaf  # noqa: F401
+import numpy as np
+
+from .harness import workload
+from .workloads import _rng, _leaf, _Snapshot
+
+
+def _uniform(rng, shape, fan_in):
+    """PyTorch's default layer init U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from NumPy."""
+    bound = fan_in ** -0.5
+    return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+
+def _load(mod, model, rng):
+    """Replace every parameter of ``model`` (in order) by ``_uniform`` draws of its shape."""
+    state = model.state_dict()
+    for name, p in model.named_parameters():
+        shape = tuple(p.shape)
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+        state[name] = mod.from_numpy(_uniform(rng, shape, fan_in))
+    model.load_state_dict(state)
+
+
+LENET_BATCH = 64
+
+
+def _lenet(mod):
+    nn, F = mod.nn, mod.nn.functional
+
+    class LeNet5(nn.Module):
+        """LeNet-5 on 1x28x28: conv 6@5x5 (padding 2), pool, conv 16@5x5, pool, 120-84-10."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+            x = x.flatten(1)
+            x = F.relu(self.fc1(x))
+            x = F.relu(self.fc2(x))
+            return self.fc3(x)
+
+    return LeNet5()
+
+
+@workload("lenet_step", "ms/step")
+def lenet_step(mod):
+    """One Adam training step of LeNet-5 on a (64, 1, 28, 28) float32 batch: ``zero_grad()``,
+    forward, cross-entropy, ``backward()``, ``step()``.  Returns the loss and the updated
+    parameters."""
+    rng = _rng()
+    model = _lenet(mod)
+    _load(mod, model, rng)
+    x = _leaf(mod, rng.standard_normal((LENET_BATCH, 1, 28, 28), dtype=np.float32))
+    target = mod.from_numpy(rng.integers(0, 10, LENET_BATCH))
+    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
+    params = tuple(model.parameters())
+
+    def step():
+        opt.zero_grad()
+        loss = mod.nn.functional.cross_entropy(model(x), target)
+        loss.backward()
+        opt.step()
+        return _Snapshot(loss.detach().reshape(1), *params)
+
+    return step, lambda s: s * 1e3
+
+
+RES_C, RES_HW, RES_BATCH = 64, 32, 32
+
+
+def _basic_block(mod):
+    nn, F = mod.nn, mod.nn.functional
+
+    class BasicBlock(nn.Module):
+        """ResNet basic block: conv3x3-BN-ReLU-conv3x3-BN, plus the identity, then ReLU."""
+
+        def __init__(self, c):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c)
+            self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return F.relu(out + x)
+
+    return BasicBlock(RES_C)
+
+
+@workload("resnet_block", "ms/step")
+def resnet_block(mod):
+    """A ResNet basic block (64 channels, 32x32, batch 32, float32, training-mode BN): forward
+    and backward of a fixed upstream gradient.  Returns the input's and the convolutions'
+    gradients."""
+    rng = _rng()
+    block = _basic_block(mod)
+    state = block.state_dict()
+    for name in ("conv1.weight", "conv2.weight"):
+        state[name] = mod.from_numpy(_uniform(rng, (RES_C, RES_C, 3, 3), RES_C * 9))
+    block.load_state_dict(state)
+    shape = (RES_BATCH, RES_C, RES_HW, RES_HW)
+    x = _leaf(mod, rng.standard_normal(shape, dtype=np.float32), True)
+    g = _leaf(mod, rng.standard_normal(shape, dtype=np.float32))
+
+    def step():
+        block.zero_grad()
+        x.grad = None
+        block(x).backward(g)
+        return _Snapshot(x.grad, block.conv1.weight.grad, block.conv2.weight.grad)
+
+    return step, lambda s: s * 1e3
+
+
+CONV_FLOP = 2 * RES_BATCH * RES_HW * RES_HW * RES_C * RES_C * 9  # one 3x3 conv's GEMM
+
+
+@workload("conv_gflops", "GFLOP/s (3x3 conv fwd+bwd)", higher_is_better=True,
+          ratio_to=("matmul_2048", "conv/matmul"))
+def conv_gflops(mod):
+    """The ResNet block's convolution alone: 3x3, 64 -> 64 channels, padding 1, on
+    (32, 64, 32, 32) float32, forward and backward (input and weight gradients): three GEMMs of
+    ``2 * N * H * W * C_out * C_in * 9`` FLOPs each, compared with ``matmul_2048``'s GFLOP/s."""
+    rng = _rng()
+    shape = (RES_BATCH, RES_C, RES_HW, RES_HW)
+    x = _leaf(mod, rng.standard_normal(shape, dtype=np.float32), True)
+    w = _leaf(mod, _uniform(rng, (RES_C, RES_C, 3, 3), RES_C * 9), True)
+    g = _leaf(mod, rng.standard_normal(shape, dtype=np.float32))
+
+    def step():
+        x.grad = w.grad = None
+        mod.nn.functional.conv2d(x, w, padding=1).backward(g)
+        return _Snapshot(x.grad, w.grad)
+
+    return step, lambda s: 3 * CONV_FLOP / s / 1e9
