@@ -1078,7 +1078,36 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         y, = ctx.saved_tensors
-        return where(y <= 0, 0.0, g)
+        return _ReluGrad.apply(g, y)
+
+
+class _ReluGrad(Function):
+    """``g`` where ``y > 0`` else 0 (PyTorch's threshold_backward), as one node.
+
+    ``g * (y > 0)`` measured 12x faster than ``where`` on (64, 6, 28, 28) float32 (random
+    masks defeat branch prediction); ``where`` only reruns when a non-finite ``g`` would leave
+    NaN (inf * 0) where PyTorch gives 0.  Linear in ``g``, so its gradient is itself.
+    """
+
+    raw = True
+    backward_name = "ThresholdBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, g, y):
+        xp = ctx.xp
+        mask = y > 0
+        out = g * mask
+        if out.dtype != g.dtype:
+            out = out.astype(g.dtype)
+        if not xp.isfinite(out).all():
+            out = xp.where(mask, g, xp.zeros((), dtype=g.dtype))
+        ctx.save_for_backward(y)
+        return out
+
+    @staticmethod
+    def backward(ctx, gg):
+        y, = ctx.saved_tensors
+        return _ReluGrad.apply(gg, y), None
 
 
 def relu(input) -> Tensor:
