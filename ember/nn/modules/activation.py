@@ -12,12 +12,14 @@ from .. import functional as F
 from .. import init as _init
 from ..parameter import Parameter
 from ..._creation import empty
+from ...ops import attention as _mha_ops
+from .linear import Linear
 
 __all__ = [
     "Threshold", "ReLU", "RReLU", "Hardtanh", "ReLU6", "Sigmoid", "Hardsigmoid", "Tanh", "SiLU",
     "Mish", "Hardswish", "ELU", "CELU", "SELU", "GLU", "GELU", "Hardshrink", "LeakyReLU",
     "LogSigmoid", "Softplus", "Softshrink", "PReLU", "Softsign", "Tanhshrink", "Softmin",
-    "Softmax", "LogSoftmax",
+    "Softmax", "LogSoftmax", "MultiheadAttention",
 ]
 
 
@@ -372,3 +374,125 @@ class LogSoftmax(_SoftmaxBase):
 
     def forward(self, input):
         return F.log_softmax(input, self.dim, _stacklevel=5)
+
+
+# ---- attention ------------------------------------------------------------------------------
+
+class NonDynamicallyQuantizableLinear(Linear):
+    """A ``Linear`` under PyTorch's name for ``MultiheadAttention.out_proj`` (same keys)."""
+
+
+class MultiheadAttention(Module):
+    """Multi-head attention: ``concat(head_1..head_H) W_o^T + b_o`` with
+    ``head_i = softmax(Q W_qi^T (K W_ki^T)^T / sqrt(E / H) + mask) V W_vi^T``.
+
+    As ``torch.nn.MultiheadAttention``: packed ``in_proj_weight`` ``(3E, E)`` when
+    ``kdim == vdim == embed_dim``, else ``q_proj_weight``/``k_proj_weight``/``v_proj_weight``;
+    ``in_proj_bias`` ``(3E,)``; ``out_proj`` a Linear; optional ``bias_k``/``bias_v``
+    ``(1, 1, E)`` appended to the keys/values, and ``add_zero_attn`` appends a zero key/value.
+    Runs ``F.multi_head_attention_forward``'s computation (batch-first without transposes).
+    """
+
+    __constants__ = ["batch_first"]
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False,
+                 add_zero_attn=False, kdim=None, vdim=None, batch_first=False, device=None,
+                 dtype=None) -> None:
+        if embed_dim <= 0 or num_heads <= 0:
+            raise ValueError(f"embed_dim and num_heads must be greater than 0, got "
+                             f"embed_dim={embed_dim} and num_heads={num_heads} instead")
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.embed_dim = embed_dim
+        self.kdim = kdim if kdim is not None else embed_dim
+        self.vdim = vdim if vdim is not None else embed_dim
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.head_dim = embed_dim // num_heads
+        if self.head_dim * num_heads != self.embed_dim:
+            raise AssertionError("embed_dim must be divisible by num_heads")
+        if not self._qkv_same_embed_dim:
+            self.q_proj_weight = Parameter(empty((embed_dim, embed_dim), **kw))
+            self.k_proj_weight = Parameter(empty((embed_dim, self.kdim), **kw))
+            self.v_proj_weight = Parameter(empty((embed_dim, self.vdim), **kw))
+            self.register_parameter("in_proj_weight", None)
+        else:
+            self.in_proj_weight = Parameter(empty((3 * embed_dim, embed_dim), **kw))
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        if bias:
+            self.in_proj_bias = Parameter(empty(3 * embed_dim, **kw))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **kw)
+        if add_bias_kv:
+            self.bias_k = Parameter(empty((1, 1, embed_dim), **kw))
+            self.bias_v = Parameter(empty((1, 1, embed_dim), **kw))
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        """PyTorch's: xavier-uniform projections, zero biases, xavier-normal bias_k/bias_v."""
+        if self._qkv_same_embed_dim:
+            _init.xavier_uniform_(self.in_proj_weight)
+        else:
+            _init.xavier_uniform_(self.q_proj_weight)
+            _init.xavier_uniform_(self.k_proj_weight)
+            _init.xavier_uniform_(self.v_proj_weight)
+        if self.in_proj_bias is not None:
+            _init.constant_(self.in_proj_bias, 0.0)
+            _init.constant_(self.out_proj.bias, 0.0)
+        if self.bias_k is not None:
+            _init.xavier_normal_(self.bias_k)
+        if self.bias_v is not None:
+            _init.xavier_normal_(self.bias_v)
+
+    def __setstate__(self, state):
+        if "_qkv_same_embed_dim" not in state:
+            state["_qkv_same_embed_dim"] = True
+        super().__setstate__(state)
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True,
+                attn_mask=None, average_attn_weights: bool = True, is_causal: bool = False):
+        """``(attn_output, attn_weights)``; inputs ``(L, N, E)`` (``(N, L, E)`` when
+        ``batch_first``) or unbatched ``(L, E)``; masks: True / -inf = not attended."""
+        dt = query._data.dtype
+        key_padding_mask = _mha_ops._canonical_mask(key_padding_mask, "key_padding_mask", dt,
+                                                    attn_mask, "attn_mask")
+        attn_mask = _mha_ops._canonical_mask(attn_mask, "attn_mask", dt)
+        sep = not self._qkv_same_embed_dim
+        return _mha_ops._mha(
+            query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
+            self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn, self.dropout,
+            self.out_proj.weight, self.out_proj.bias, training=self.training,
+            key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask,
+            use_separate_proj_weight=sep, q_proj_weight=self.q_proj_weight if sep else None,
+            k_proj_weight=self.k_proj_weight if sep else None,
+            v_proj_weight=self.v_proj_weight if sep else None,
+            average_attn_weights=average_attn_weights, is_causal=is_causal,
+            batch_first=self.batch_first)
+
+    def merge_masks(self, attn_mask, key_padding_mask, query):
+        """PyTorch's fast-path helper: one ``(N, H, L, L)`` mask and its type (0, 1 or 2)."""
+        mask_type = merged = None
+        if key_padding_mask is not None:
+            mask_type = 1
+            merged = key_padding_mask
+        if attn_mask is not None:
+            batch_size, seq_len, _ = query.shape
+            mask_type = 2
+            if attn_mask.dim() == 3:
+                expanded = attn_mask.view(batch_size, -1, seq_len, seq_len)
+            else:
+                expanded = attn_mask.view(1, 1, seq_len, seq_len).expand(
+                    batch_size, self.num_heads, -1, -1)
+            merged = expanded
+            if key_padding_mask is not None:
+                merged = expanded + key_padding_mask.view(batch_size, 1, 1, seq_len).expand(
+                    -1, self.num_heads, -1, -1)
+        return merged, mask_type
