@@ -9,6 +9,7 @@ import builtins
 import math
 
 from . import _backend, _dtype
+from ._dtype import np  # dtype metadata (iinfo/finfo) is host-side, not an array op
 from ._dtype import from_np, get_default_dtype
 from ._tensor import Tensor, _make, _LEGACY_NAMES
 from .autograd.grad_mode import state
@@ -237,7 +238,39 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dt = dtype if dtype is not None else _fill_dtype(fill_value)
+    fill_value = _check_fill(fill_value, dt)
     return _finish(_xp(device).full(_size((size,)), fill_value, dt.np), requires_grad)
+
+
+_C_NAMES = {"int8": "int8_t", "int16": "int16_t", "int32": "int", "int64": "int64_t",
+            "uint8": "uint8_t", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+            "float32": "float", "float64": "double"}
+
+
+def _check_fill(value, dt):
+    """PyTorch's checked scalar conversion: a fill value the dtype cannot hold raises.
+
+    As c10's ``overflows``: NaN/inf never fit an integer type, a finite value past the
+    float type's range overflows (inf itself is fine), and an unsigned type also takes
+    negatives down to ``-max`` (they wrap, ``-1`` -> 255).
+    """
+    if isinstance(value, bool) or dt.np.kind in "bc" or not isinstance(value, (int, float)):
+        return value
+    name = str(dt).split(".")[1]
+    kind = dt.np.kind
+    if kind in "iu":
+        info = np.iinfo(dt.np)
+        bad = (value != value or value in (math.inf, -math.inf) or value > info.max
+               or (value < info.min if kind == "i" else -value > info.max))
+    else:
+        fmax = float(np.finfo(dt.np).max)
+        bad = math.isfinite(value) and abs(value) > fmax
+    if bad:
+        raise RuntimeError(f"value cannot be converted to type {_C_NAMES.get(name, name)} "
+                           f"without overflow")
+    if kind == "u" and value < 0:
+        return int(value) % (int(np.iinfo(dt.np).max) + 1)
+    return value
 
 
 def _like(fn):

@@ -472,3 +472,18 @@ def test_multinomial_statistics():
 ])
 def test_random_bad_inputs_raise_like_torch(f, exc):
     same_error(f, exc)
+
+
+@pytest.mark.parametrize("value,dt", [
+    (float("-inf"), "int32"), (float("nan"), "int64"), (1e10, "int32"), (300, "uint8"),
+    (-1, "uint8"), (-255, "uint8"), (-256, "uint8"), (2 ** 40, "int32"), (3.7, "int64"),
+    (1e300, "float32"), (float("inf"), "float32"), (True, "int8"), (float("inf"), "bool")])
+def test_full_checks_the_fill_value_fits_like_torch(value, dt):
+    try:
+        want = torch.full((2,), value, dtype=getattr(torch, dt))
+    except RuntimeError as err:
+        with pytest.raises(RuntimeError, match=str(err).split(" without")[0]):
+            ember.full((2,), value, dtype=getattr(ember, dt))
+        return
+    got = ember.full((2,), value, dtype=getattr(ember, dt))
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
