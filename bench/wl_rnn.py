@@ -1,5 +1,53 @@
 """Benchmark workloads: rnn family (registered when bench.workloads is imported)."""
 from __future__ import annotations
 
-from .harness import workload  # noqa: F401
-from .workloads import _rng, _leaf  # noqa: F401
+import numpy as np
+
+from .harness import workload
+from .workloads import _rng, _leaf, _Snapshot
+
+LM_VOCAB, LM_EMBED, LM_HIDDEN, LM_SEQ, LM_BATCH = 65, 64, 128, 64, 32
+
+
+def _lm_model(mod, rng):
+    """Embedding(65, 64) -> LSTM(64, 128) -> Linear(128, 65) holding weights from ``rng``."""
+    nn = mod.nn
+    model = nn.ModuleDict({"emb": nn.Embedding(LM_VOCAB, LM_EMBED),
+                           "lstm": nn.LSTM(LM_EMBED, LM_HIDDEN),
+                           "head": nn.Linear(LM_HIDDEN, LM_VOCAB)})
+    bound = 1 / LM_HIDDEN ** 0.5
+    with mod.no_grad():
+        for name, p in model.named_parameters():  # torch's order; the same in ember
+            if name == "emb.weight":
+                arr = rng.standard_normal(tuple(p.shape), dtype=np.float32)
+            else:
+                arr = rng.uniform(-bound, bound, tuple(p.shape)).astype(np.float32)
+            p.copy_(_leaf(mod, arr))
+    return model
+
+
+@workload("lstm_lm_step", "ms/step")
+def lstm_lm_step(mod):
+    """One Adam training step of an LSTM language model (vocab 65, embed 64, hidden 128, one
+    layer, float32): a (64, 32) batch of tokens, cross-entropy of next-token logits over all
+    positions; ``zero_grad()``, forward, ``backward()``, ``step()``.  The step returns the loss
+    and the updated parameters."""
+    rng = _rng()
+    model = _lm_model(mod, rng)
+    tokens = rng.integers(0, LM_VOCAB, (LM_SEQ + 1, LM_BATCH))
+    x = mod.from_numpy(tokens[:-1].copy())
+    y = mod.from_numpy(tokens[1:].reshape(-1).copy())
+    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
+    F = mod.nn.functional
+    params = tuple(model.parameters())
+    emb, lstm, head = model["emb"], model["lstm"], model["head"]
+
+    def step():
+        opt.zero_grad()
+        out, _ = lstm(emb(x))
+        loss = F.cross_entropy(head(out).reshape(-1, LM_VOCAB), y)
+        loss.backward()
+        opt.step()
+        return _Snapshot(loss, *params)
+
+    return step, lambda s: s * 1e3

@@ -1,5 +1,562 @@
-"""Recurrent ops: fused RNN/LSTM/GRU layers (one node per layer and direction) and cells."""
+"""Recurrent ops: fused RNN/LSTM/GRU layers (one node per layer and direction) and cells.
+
+NOTE [ Fused recurrent layer ]
+``_rnn_layer`` runs one layer in one direction over a *packed* input: ``x`` of shape
+``(N, input_size)`` holds the rows of every time step one after the other, step ``t`` having
+``batch_sizes[t]`` rows (non-increasing, as PyTorch's PackedSequence); an ordinary
+``(T, B, I)`` input is the packed case with ``batch_sizes = (B,) * T``.  One ``Function``
+node (``_FusedLayer``) does the whole layer:
+
+* forward: the input-to-hidden products of all steps are one GEMM; the loop over steps does
+  the hidden-to-hidden GEMM and the gate update in place on preallocated arrays.  The hidden
+  states live in ``ext = [h0; y]`` (``B + N`` rows), so the previous state of step ``t`` is a
+  slice of ``ext`` (an index array only where the batch grows, in the reverse direction of a
+  packed input) and the final states are one gather (``fin``: each row's last step).
+* backward: the BPTT loop keeps the gradient in ``dext`` (same layout), so a step's
+  ``dh_prev`` is added to the rows its previous state came from, and the final-state gradient
+  is just added to the rows ``fin`` names.  What does not depend on the carried gradient
+  (the gate derivatives times the other factors of each product) is stored by the forward
+  loop while each step's values are in cache (LSTM ``P``/``K``, GRU ``Q``), so a backward
+  step is a few multiplies and one GEMM; the weight gradients are one GEMM each over all
+  steps after the loop.
+
+LSTM and GRU keep their gates gate-major, ``(gates, N, H)``: a gate of one step (or of a run
+of steps) is then one contiguous block, on which NumPy's elementwise ops run 3-4x faster than
+on the column blocks of an ``(N, gates * H)`` array, and the hidden-to-hidden product is one
+batched matmul of per-gate GEMMs (faster than the one wide GEMM).  The gates are reordered
+so that the sigmoid gates are adjacent (LSTM i,f,o,g; GRU n,r,z on the input side), and the
+sigmoid gates' weights are pre-scaled by 0.5 so that one ``tanh`` over all gates gives the
+sigmoids as ``0.5 * tanh(a / 2) + 0.5``.  (Scaling by 0.5 is exact in binary floating point.)
+
+Under ``create_graph=True`` the backward recomputes the layer with the unfused cell
+composition (``_layer_unfused``: ``F.linear``, ``sigmoid``, ``tanh`` ... on tensors) and
+differentiates that with ``create_graph``, so higher derivatives are exact.
+"""
 from __future__ import annotations
+
+import functools
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import state, enable_grad
+from .._tensor import _make
+from .elementwise import relu, sigmoid, tanh
+from .layers import linear as _lin
+from .movement import cat
 
 __all__: list = []
 METHODS: dict = {}
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+# ----------------------------------------------------------------------------------------------
+# cells, written with ember ops: the unfused composition (reference and create_graph path)
+
+
+def _rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    """``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)`` with act tanh or relu."""
+    pre = _lin(x, w_ih, b_ih) + _lin(h, w_hh, b_hh)
+    return tanh(pre) if nonlinearity == "tanh" else relu(pre)
+
+
+def _lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None):
+    """One LSTM step, gates i,f,g,o as PyTorch: ``c' = f*c + i*g``, ``h' = o*tanh(c')``
+    (then ``h' W_hr^T`` with a projection)."""
+    gates = _lin(x, w_ih, b_ih) + _lin(h, w_hh, b_hh)
+    i, f, g, o = gates.chunk(4, 1)
+    c2 = sigmoid(f) * c + sigmoid(i) * tanh(g)
+    h2 = sigmoid(o) * tanh(c2)
+    if w_hr is not None:
+        h2 = _lin(h2, w_hr, None)
+    return h2, c2
+
+
+def _gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One GRU step, gates r,z,n as PyTorch: ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``,
+    ``h' = n + z * (h - n)``."""
+    gi = _lin(x, w_ih, b_ih)
+    gh = _lin(h, w_hh, b_hh)
+    ir, iz, in_ = gi.chunk(3, 1)
+    hr, hz, hn = gh.chunk(3, 1)
+    r = sigmoid(ir + hr)
+    z = sigmoid(iz + hz)
+    n = tanh(in_ + r * hn)
+    return n + z * (h - n)
+
+
+def _layer_unfused(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs):
+    """``_rnn_layer`` as a composition of cells on tensors (the reference and the
+    create_graph path).  Returns ``(y, h_n, c_n)`` (``c_n`` None unless LSTM)."""
+    offs = _offsets(bs)
+    order = range(len(bs) - 1, -1, -1) if reverse else range(len(bs))
+    h, c = None, None
+    ys = [None] * len(bs)
+    fins_h, fins_c = [], []  # (first row, states) of rows whose sequence ended
+    for t in order:
+        n = bs[t]
+        if h is None:
+            h = h0[:n]
+            c = c0[:n] if c0 is not None else None
+        elif n < h.shape[0]:
+            fins_h.append((n, h[n:]))
+            h = h[:n]
+            if c is not None:
+                fins_c.append((n, c[n:]))
+                c = c[:n]
+        elif n > h.shape[0]:
+            m = h.shape[0]
+            h = cat([h, h0[m:n]])
+            if c is not None:
+                c = cat([c, c0[m:n]])
+        xt = x[offs[t]:offs[t] + n]
+        if mode == "LSTM":
+            h, c = _lstm_cell(xt, h, c, w_ih, w_hh, b_ih, b_hh, w_hr)
+        elif mode == "GRU":
+            h = _gru_cell(xt, h, w_ih, w_hh, b_ih, b_hh)
+        else:
+            h = _rnn_cell(xt, h, w_ih, w_hh, b_ih, b_hh,
+                          "tanh" if mode == "RNN_TANH" else "relu")
+        ys[t] = h
+    fins_h.append((0, h))
+    hn = cat([p for _, p in sorted(fins_h, key=lambda q: q[0])])
+    cn = None
+    if c is not None:
+        fins_c.append((0, c))
+        cn = cat([p for _, p in sorted(fins_c, key=lambda q: q[0])])
+    return cat(ys), hn, cn
+
+
+# ----------------------------------------------------------------------------------------------
+# the fused layer (NOTE [ Fused recurrent layer ])
+
+
+def _offsets(bs):
+    offs = [0]
+    for n in bs:
+        offs.append(offs[-1] + n)
+    return offs
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(np, bs: tuple, reverse: bool):
+    """Steps in processing order ``(s, e, prev)`` (``prev``: rows of ``ext = [h0; y]``
+    holding the previous state, a slice or an index array), the previous-state rows of all
+    steps in row order (``hp_all``) and each sequence's final row of ``y`` (``fin``).
+    ``np`` is the array module."""
+    T, B = len(bs), bs[0]
+    offs = _offsets(bs)
+    N = offs[-1]
+    steps = []
+    hp_all = np.empty(N, np.intp)
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    for k, t in enumerate(order):
+        s, n = offs[t], bs[t]
+        if k == 0:
+            prev = slice(0, n)
+            idx = np.arange(n)
+        elif not reverse:  # the batch only shrinks: a prefix of the previous step's rows
+            p = B + offs[t - 1]
+            prev = slice(p, p + n)
+            idx = np.arange(p, p + n)
+        else:
+            p, m = B + offs[t + 1], bs[t + 1]
+            if m == n:
+                prev = slice(p, p + n)
+                idx = np.arange(p, p + n)
+            else:  # sequences starting at this step take their state from h0
+                idx = np.concatenate([np.arange(p, p + m), np.arange(m, n)])
+                prev = idx
+        hp_all[s:s + n] = idx
+        steps.append((s, s + n, prev))
+    # final rows: forward, the last step of each sequence; reverse, the first step
+    if reverse:
+        fin = np.arange(B)
+    else:
+        fin = np.empty(B, np.intp)
+        for t in range(T):
+            n_next = bs[t + 1] if t + 1 < T else 0
+            fin[n_next:bs[t]] = offs[t] + np.arange(n_next, bs[t])
+    if not reverse and all(n == B for n in bs):
+        hp_all = slice(0, N)  # [h0; y[:-B]]: a plain slice of ext
+    return tuple(steps), hp_all, fin
+
+
+class _FusedLayer(Function):
+    """One recurrent layer in one direction over a packed input (NOTE above)."""
+
+    raw = True
+    backward_name = "FusedRnnLayerBackward"
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs):
+        xp = ctx.xp
+        steps, hp_all, fin = _plan(xp, bs, reverse)
+        ctx.meta = (mode, reverse, bs, w_hh.shape[0] // _GATES[mode])
+        if mode in ("LSTM", "GRU"):
+            run = _lstm_forward if mode == "LSTM" else _gru_forward
+            outs, keep = run(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin,
+                             ctx._record)
+            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, outs[0], *keep)
+            return outs
+        # Elman RNN: one gate
+        B, N = bs[0], x.shape[0]
+        A = xp.matmul(x, w_ih.T)
+        if A.dtype != x.dtype:
+            A = A.astype(x.dtype)
+        if b_ih is not None:
+            A += b_ih + b_hh
+        whT = xp.ascontiguousarray(w_hh.T)  # ~1.5x faster per-step GEMMs than the view
+        ext = xp.empty((B + N, h0.shape[1]), x.dtype)
+        ext[:B] = h0
+        act = xp.tanh if mode == "RNN_TANH" else None
+        for s, e, prev in steps:
+            h = ext[B + s:B + e]
+            xp.add(A[s:e], ext[prev] @ whT, out=h)
+            if act is None:
+                xp.maximum(h, 0, out=h)
+            else:
+                act(h, out=h)
+        y = ext[B:]
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, ext)
+        return y, ext[B + fin]
+
+    @staticmethod
+    def backward(ctx, dy, dhN, dcN=None):
+        saved = ctx.saved_tensors
+        if state.grad:
+            return _backward_graph(ctx, saved[:8], (dy, dhN, dcN))
+        mode, reverse, bs, H = ctx.meta
+        xp = ctx.xp
+        steps, hp_all, fin = _plan(xp, bs, reverse)
+        arrs = [None if s is None else s._data for s in saved]
+        need = ctx.needs_input_grad
+        dcN = None if dcN is None else dcN._data
+        if mode in ("LSTM", "GRU"):
+            run = _lstm_backward if mode == "LSTM" else _gru_backward
+            return run(xp, need, arrs, dy._data, dhN._data, dcN, steps, hp_all, fin)
+        x, h0, _, w_ih, w_hh, _, _, _, y, ext = arrs
+        B, N = bs[0], x.shape[0]
+        dext = xp.empty((B + N, h0.shape[1]), x.dtype)
+        dext[:B] = 0
+        dext[B:] = dy._data
+        dext[B + fin] += dhN._data
+        Q = 1 - y * y if mode == "RNN_TANH" else (y > 0).astype(x.dtype)
+        dG = xp.empty((N, H), x.dtype)
+        mul = xp.multiply
+        for s, e, prev in reversed(steps):
+            mul(dext[B + s:B + e], Q[s:e], out=dG[s:e])
+            dext[prev] += dG[s:e] @ w_hh
+        gx = gh0 = gwi = gwh = gb = None
+        if need[0]:
+            gx = _make(dG @ w_ih)
+        if need[1]:
+            gh0 = _make(dext[:B].copy())
+        if need[3]:
+            gwi = _make(dG.T @ x)
+        if need[4]:
+            gwh = _make(dG.T @ ext[hp_all])
+        if need[5] or need[6]:
+            gb = dG.sum(0)
+        return (gx, gh0, None, gwi, gwh, _make(gb) if need[5] else None,
+                _make(gb.copy()) if need[6] else None, None, None, None, None)
+
+
+# LSTM gates: (4, N, H), gate-major (NOTE above)
+_LSTM_ORDER = (0, 1, 3, 2)  # PyTorch's i,f,g,o -> i,f,o,g
+
+
+def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin, record):
+    """One LSTM layer-direction over packed rows: ``((y, h_n, c_n), saved arrays)``.
+
+    When recording, it also stores what the backward needs per unit of the incoming
+    gradients: ``P`` (4, N, H) holds d(pre-activation) per unit of dc for i, f, g and per
+    unit of dh for o, ``K`` (N, H) holds dc per unit of dh.  They are computed every few steps
+    over those steps' rows (``_lstm_factors``), while the values are still in cache.
+    """
+    B, N = h0.shape[0], x.shape[0]
+    H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
+    dt = x.dtype
+    order = list(_LSTM_ORDER)
+    # sigmoid gates pre-scaled by 0.5: one tanh gives them as 0.5 * tanh(a / 2) + 0.5
+    wi = w_ih.reshape(4, H, -1)[order]
+    wi[:3] *= 0.5
+    wh = w_hh.reshape(4, H, Hout)[order]
+    wh[:3] *= 0.5
+    A = xp.matmul(x, xp.ascontiguousarray(wi.transpose(0, 2, 1)))  # (4, N, H)
+    if A.dtype != dt:
+        A = A.astype(dt)
+    if b_ih is not None:
+        b = (b_ih + b_hh).reshape(4, 1, H)[order]
+        b[:3] *= 0.5
+        A += b
+    whT = xp.ascontiguousarray(wh.transpose(0, 2, 1))  # (4, Hout, H)
+    ext = xp.empty((B + N, Hout), dt)
+    ext[:B] = h0
+    cext = xp.empty((B + N, H), dt)
+    cext[:B] = c0
+    proj = w_hr is not None
+    hpre = xp.empty((N, H), dt) if proj else None
+    whrT = xp.ascontiguousarray(w_hr.T) if proj else None
+    P = xp.empty((4, N, H), dt) if record else None
+    K = xp.empty((N, H), dt) if record else None
+    tc_all = xp.empty((N, H), dt)
+    tmp = xp.empty((B, H), dt)
+    tanh, mul, matmul = xp.tanh, xp.multiply, xp.matmul
+    i_, f_, o_, g_ = A[0], A[1], A[2], A[3]
+    sig = A[:3]
+    lo, hi, k = N, 0, 0  # rows of the steps whose factors are not stored yet
+    for s, e, prev in steps:
+        g = A[:, s:e]
+        g += matmul(ext[prev], whT)
+        tanh(g, out=g)
+        sg = sig[:, s:e]
+        sg *= 0.5
+        sg += 0.5
+        c = cext[B + s:B + e]
+        mul(f_[s:e], cext[prev], out=c)
+        t = tmp[:e - s]
+        mul(i_[s:e], g_[s:e], out=t)
+        c += t
+        tc = tc_all[s:e]
+        tanh(c, out=tc)
+        if proj:
+            mul(o_[s:e], tc, out=hpre[s:e])
+            matmul(hpre[s:e], whrT, out=ext[B + s:B + e])
+        else:
+            mul(o_[s:e], tc, out=ext[B + s:B + e])
+        if record:
+            lo, hi, k = min(lo, s), max(hi, e), k + 1
+            if k == 8:
+                _lstm_factors(xp, A, cext, tc_all, P, K, hp_all, lo, hi)
+                lo, hi, k = N, 0, 0
+    if record and k:
+        _lstm_factors(xp, A, cext, tc_all, P, K, hp_all, lo, hi)
+    outs = (ext[B:], ext[B + fin], cext[B + fin])
+    return outs, (ext, A, P, K, hpre)
+
+
+def _lstm_factors(xp, A, cext, tc_all, P, K, hp_all, lo, hi):
+    """``P`` and ``K`` (see ``_lstm_forward``) of rows ``lo:hi``."""
+    mul, sub = xp.multiply, xp.subtract
+    sg, i, o, gg = A[:3, lo:hi], A[0, lo:hi], A[2, lo:hi], A[3, lo:hi]
+    tc = tc_all[lo:hi]
+    cp = cext[lo:hi] if isinstance(hp_all, slice) else cext[hp_all[lo:hi]]
+    ps = P[:3, lo:hi]
+    mul(sg, sg, out=ps)  # sigmoid' = s - s^2
+    sub(sg, ps, out=ps)
+    P[0, lo:hi] *= gg
+    P[1, lo:hi] *= cp
+    P[2, lo:hi] *= tc
+    pg = P[3, lo:hi]  # i * (1 - g^2)
+    mul(gg, gg, out=pg)
+    pg *= i
+    sub(i, pg, out=pg)
+    k = K[lo:hi]  # o * (1 - tanh(c)^2)
+    mul(tc, tc, out=k)
+    k *= o
+    sub(o, k, out=k)
+
+
+def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
+    """The LSTM BPTT loop and the weight gradients (one batched GEMM each, all steps)."""
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _, ext, A, P, K, hpre = arrs
+    B, N = h0.shape[0], x.shape[0]
+    H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
+    dt = x.dtype
+    order = list(_LSTM_ORDER)  # its own inverse
+    wh = w_hh.reshape(4, H, Hout)[order]
+    dext = xp.empty((B + N, Hout), dt)
+    dext[:B] = 0
+    dext[B:] = dy
+    dext[B + fin] += dhN
+    dcext = xp.zeros((B + N, H), dt)
+    if dcN is not None:
+        dcext[B + fin] += dcN
+    mul, matmul = xp.multiply, xp.matmul
+    dG = xp.empty_like(P)  # (4, N, H); P stays intact for a retained graph
+    f_ = A[1]
+    tmp = xp.empty((B, H), dt)
+    for s, e, prev in reversed(steps):
+        dh = dext[B + s:B + e]
+        if w_hr is not None:
+            dh = dh @ w_hr
+        dc = dcext[B + s:B + e]
+        t = tmp[:e - s]
+        mul(dh, K[s:e], out=t)
+        dc += t
+        mul(P[:, s:e], dc, out=dG[:, s:e])
+        mul(P[2, s:e], dh, out=dG[2, s:e])
+        mul(dc, f_[s:e], out=t)
+        dcext[prev] += t
+        dext[prev] += matmul(dG[:, s:e], wh).sum(0)
+    gx = gh0 = gc0 = gwi = gwh = gbi = gbh = gwr = None
+    if need[0]:
+        wi = w_ih.reshape(4, H, -1)[order]
+        gx = _make(matmul(dG, wi).sum(0))
+    if need[1]:
+        gh0 = _make(dext[:B].copy())
+    if need[2]:
+        gc0 = _make(dcext[:B].copy())
+    dGT = dG.transpose(0, 2, 1)
+    if need[3]:
+        gwi = _make(matmul(dGT, x)[order].reshape(4 * H, -1))
+    if need[4]:
+        hp = ext[hp_all]
+        gwh = _make(matmul(dGT, hp)[order].reshape(4 * H, Hout))
+    if need[5] or need[6]:
+        gb = dG.sum(1)[order].reshape(4 * H)
+        gbi = _make(gb) if need[5] else None
+        gbh = _make(gb.copy()) if need[6] else None
+    if need[7]:
+        gwr = _make(dext[B:].T @ hpre)
+    return gx, gh0, gc0, gwi, gwh, gbi, gbh, gwr, None, None, None
+
+
+# GRU gates, gate-major (NOTE above): input side ``A`` (3, N, H) in the order n,r,z, hidden
+# side products (3, n, H) in PyTorch's r,z,n.  Its gradients live in one (4, N, H) array ordered
+# n (input side), r, z, n (hidden side): the input-side ones are ``dG[:3]`` and the
+# hidden-side ones ``dG[1:]``, both contiguous.
+_GRU_IN = (2, 0, 1)   # PyTorch's r,z,n -> n,r,z
+_GRU_OUT = (1, 2, 0)  # and back
+
+
+def _gru_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin, record):
+    """One GRU layer-direction over packed rows: ``((y, h_n), saved arrays)``.
+
+    When recording, each step also stores ``Q`` (3, N, H): d(pre-activation of n) per unit of
+    dh, d(pre-activation of r) per unit of that, d(pre-activation of z) per unit of dh.
+    """
+    B, N = h0.shape[0], x.shape[0]
+    H, Hout = w_hh.shape[0] // 3, w_hh.shape[1]
+    dt = x.dtype
+    # r and z pre-scaled by 0.5: tanh gives them as 0.5 * tanh(a / 2) + 0.5
+    wi = w_ih.reshape(3, H, -1)[list(_GRU_IN)]
+    wi[1:] *= 0.5
+    A = xp.matmul(x, xp.ascontiguousarray(wi.transpose(0, 2, 1)))  # (3, N, H)
+    if A.dtype != dt:
+        A = A.astype(dt)
+    bhn = None
+    if b_ih is not None:
+        b = b_ih.reshape(3, 1, H)[list(_GRU_IN)]
+        b[1:] += b_hh.reshape(3, 1, H)[:2]
+        b[1:] *= 0.5
+        A += b
+        bhn = b_hh[2 * H:]
+    wh = w_hh.reshape(3, H, Hout).copy()
+    wh[:2] *= 0.5
+    whT = xp.ascontiguousarray(wh.transpose(0, 2, 1))  # (3, Hout, H)
+    ext = xp.empty((B + N, Hout), dt)
+    ext[:B] = h0
+    Q = xp.empty((3, N, H), dt) if record else None
+    tmp = xp.empty((B, H), dt)
+    tanh, mul, sub, matmul = xp.tanh, xp.multiply, xp.subtract, xp.matmul
+    n_, r_, z_ = A[0], A[1], A[2]
+    rz_ = A[1:]
+    for s, e, prev in steps:
+        hp = ext[prev]
+        gh = matmul(hp, whT)
+        rz = rz_[:, s:e]
+        rz += gh[:2]
+        tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5
+        r, z = r_[s:e], z_[s:e]
+        hn = gh[2]
+        if bhn is not None:
+            hn += bhn
+        n = n_[s:e]
+        t = tmp[:e - s]
+        mul(r, hn, out=t)
+        n += t
+        tanh(n, out=n)
+        h = ext[B + s:B + e]
+        sub(hp, n, out=h)
+        if record:
+            qn, qr, qz = Q[0, s:e], Q[1, s:e], Q[2, s:e]
+            mul(r, r, out=qr)  # r * (1 - r) * hn
+            sub(r, qr, out=qr)
+            qr *= hn
+            mul(z, z, out=qz)  # (h_prev - n) * z * (1 - z)
+            sub(z, qz, out=qz)
+            qz *= h
+            mul(n, n, out=qn)  # (1 - z) * (1 - n^2)
+            sub(1, qn, out=qn)
+            sub(1, z, out=t)
+            qn *= t
+        h *= z
+        h += n
+    return (ext[B:], ext[B + fin]), (ext, A, Q)
+
+
+def _gru_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
+    """The GRU BPTT loop and the weight gradients (one batched GEMM each, all steps)."""
+    x, h0, _, w_ih, w_hh, b_ih, b_hh, _, _, ext, A, Q = arrs
+    B, N = h0.shape[0], x.shape[0]
+    H, Hout = w_hh.shape[0] // 3, w_hh.shape[1]
+    dt = x.dtype
+    wh = w_hh.reshape(3, H, Hout)
+    dext = xp.empty((B + N, Hout), dt)
+    dext[:B] = 0
+    dext[B:] = dy
+    dext[B + fin] += dhN
+    mul, matmul = xp.multiply, xp.matmul
+    dG = xp.empty((4, N, H), dt)
+    dgh = dG[1:]
+    r_, z_ = A[1], A[2]
+    for s, e, prev in reversed(steps):
+        dh = dext[B + s:B + e]
+        dn = dG[0, s:e]
+        mul(dh, Q[0, s:e], out=dn)
+        mul(dn, Q[1, s:e], out=dG[1, s:e])
+        mul(dh, Q[2, s:e], out=dG[2, s:e])
+        mul(dn, r_[s:e], out=dG[3, s:e])
+        dhp = dh * z_[s:e]
+        dhp += matmul(dgh[:, s:e], wh).sum(0)
+        dext[prev] += dhp
+    dgi = dG[:3]
+    back = list(_GRU_OUT)
+    gx = gh0 = gwi = gwh = gbi = gbh = None
+    if need[0]:
+        gx = _make(matmul(dgi, w_ih.reshape(3, H, -1)[list(_GRU_IN)]).sum(0))
+    if need[1]:
+        gh0 = _make(dext[:B].copy())
+    if need[3]:
+        gwi = _make(matmul(dgi.transpose(0, 2, 1), x)[back].reshape(3 * H, -1))
+    if need[4]:
+        gwh = _make(matmul(dgh.transpose(0, 2, 1), ext[hp_all]).reshape(3 * H, Hout))
+    if need[5]:
+        gbi = _make(dgi.sum(1)[back].reshape(3 * H))
+    if need[6]:
+        gbh = _make(dgh.sum(1).reshape(3 * H))
+    return gx, gh0, None, gwi, gwh, gbi, gbh, None, None, None, None
+
+
+def _backward_graph(ctx, inputs, grads):
+    """create_graph: differentiate the unfused composition, recomputed from the inputs."""
+    from ..autograd import grad as _grad
+    mode, reverse, bs, _ = ctx.meta
+    need = ctx.needs_input_grad
+    wrt = [t for t, nd in zip(inputs, need) if nd]
+    with enable_grad():
+        y, hn, cn = _layer_unfused(*inputs, mode, reverse, bs)
+        outs = [y, hn] + ([cn] if cn is not None else [])
+        gouts = [g for g in grads[:len(outs)]]
+        got = _grad(outs, wrt, gouts, retain_graph=True, create_graph=True, allow_unused=True)
+    it = iter(got)
+    res = [next(it) if nd else None for nd in need[:8]]
+    return tuple(res) + (None, None, None)
+
+
+def _rnn_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs, fused=True):
+    """One layer, one direction, over packed rows ``x`` (NOTE [ Fused recurrent layer ]).
+
+    Returns ``(y, h_n, c_n)``; ``c_n`` is None unless ``mode == "LSTM"``.
+    """
+    bs = tuple(int(b) for b in bs)
+    if not fused:
+        return _layer_unfused(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs)
+    out = _FusedLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs)
+    if mode == "LSTM":
+        return out
+    return out[0], out[1], None
+
