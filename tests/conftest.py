@@ -1,13 +1,22 @@
 import os
 import sys
 
-import numpy as np
+# One BLAS thread for the whole suite: on a busy 2-core machine OpenBLAS's second thread made
+# small products 7-50x slower (a seq2seq test took 160 s instead of 15 s).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 torch = pytest.importorskip("torch") if os.environ.get("EMBER_NO_TORCH") else __import__("torch")
 torch.set_num_threads(1)
+try:  # numpy may have been imported (and its BLAS pool started) before this file
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+except ImportError:
+    pass
 
 
 @pytest.fixture(autouse=True)
