@@ -1,0 +1,77 @@
+"""The ``ember`` command: ``ember train digits``, ``ember eval CHECKPOINT``, ``ember info``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main", "CLIError"]
+
+
+class CLIError(Exception):
+    """A user error the CLI reports as one line (``ember <cmd>: error: ...``), no traceback."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+_EPILOG = """examples:
+  ember train digits                       train the digits CNN (~98% test accuracy)
+  ember train digits --resume runs/digits/last.pt
+  ember eval runs/digits/best.pt           test accuracy and confusion matrix
+  ember info                               versions, BLAS, threads, optional extras
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ember`` command (one sub-parser per command)."""
+    from .. import __version__
+    from . import digits
+
+    p = argparse.ArgumentParser(
+        prog="ember", description="ember: PyTorch's API rebuilt from first principles on NumPy.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"ember {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser(
+        "train", help="train a model on a bundled dataset",
+        description="Train a model on a dataset shipped with ember (no network needed).")
+    t.add_argument("task", choices=sorted(digits.TASKS), metavar="TASK",
+                   help="what to train: 'digits' = a small CNN on the 8x8 handwritten digits "
+                        "(1,797 images, bundled)")
+    digits.add_train_arguments(t)
+
+    e = sub.add_parser(
+        "eval", help="evaluate a checkpoint on its task's held-out test set",
+        description="Report test accuracy and the confusion matrix of a training checkpoint.")
+    e.add_argument("checkpoint", help="a checkpoint written by `ember train` (last.pt/best.pt)")
+    e.add_argument("--batch-size", type=int, default=512,
+                   help="evaluation batch size (default 512)")
+    digits.add_threads_argument(e)
+
+    sub.add_parser("info", help="show versions, BLAS, threads and optional extras",
+                   description="Show ember's version, array backend, BLAS, threads and which "
+                               "optional extras are installed.")
+    return p
+
+
+def main(argv=None) -> int:
+    """Run the ``ember`` command line with ``argv`` (default ``sys.argv[1:]``); the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # bad usage: argparse prints usage + error, exits 2
+    try:
+        if args.command == "train":
+            from . import digits
+            return digits.TASKS[args.task](args)
+        if args.command == "eval":
+            from . import digits
+            return digits.evaluate(args)
+        from . import info
+        return info.run(args)
+    except CLIError as err:
+        print(f"ember {args.command}: error: {err}", file=sys.stderr)
+        return err.code
+    except KeyboardInterrupt:
+        print(f"\nember {args.command}: interrupted", file=sys.stderr)
+        return 130
