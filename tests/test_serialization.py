@@ -235,7 +235,14 @@ LAYERS = [("Linear", (4, 3), {}), ("Bilinear", (2, 3, 4), {}), ("Conv1d", (2, 3,
           ("Embedding", (10, 4), {}), ("EmbeddingBag", (10, 4), {}), ("PReLU", (), {}),
           ("RMSNorm", (4,), {}), ("LSTM", (3, 4), {"num_layers": 2}),
           ("GRU", (3, 4), {"bidirectional": True}), ("RNN", (3, 4), {}),
-          ("LSTMCell", (3, 4), {}), ("MultiheadAttention", (8, 2), {})]
+          ("LSTMCell", (3, 4), {}), ("MultiheadAttention", (8, 2), {}),
+          ("LSTM", (3, 4), {"proj_size": 2, "bidirectional": True}), ("GRUCell", (3, 4), {}),
+          ("RNNCell", (3, 4), {}), ("ConvTranspose1d", (2, 3, 3), {"groups": 1}),
+          ("MultiheadAttention", (8, 2), {"kdim": 3, "vdim": 5, "add_bias_kv": True}),
+          ("TransformerEncoderLayer", (8, 2), {"dim_feedforward": 16}),
+          ("TransformerDecoderLayer", (8, 2), {"dim_feedforward": 16, "norm_first": True}),
+          ("Transformer", (), {"d_model": 8, "nhead": 2, "num_encoder_layers": 1,
+                               "num_decoder_layers": 1, "dim_feedforward": 16})]
 
 
 @pytest.mark.parametrize("name,args,kwargs", LAYERS, ids=[x[0] for x in LAYERS])
