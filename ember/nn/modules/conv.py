@@ -14,7 +14,8 @@ from ... import _creation
 from ...autograd.grad_mode import no_grad
 from ...ops.conv import _ntuple
 from .. import functional as F, init
-from ..parameter import Parameter, UninitializedParameter, is_lazy
+from ..parameter import Parameter, UninitializedParameter
+from .lazy import LazyModuleMixin
 from .module import Module
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
@@ -245,21 +246,17 @@ class ConvTranspose3d(_ConvTransposeNd):
 # lazy variants
 
 
-class _LazyConvXdMixin:
+class _LazyConvXdMixin(LazyModuleMixin):
     """Reads ``in_channels`` from the first input, then becomes ``cls_to_become``."""
 
     cls_to_become = None
 
     def _lazy_init(self, out_channels, bias, dtype) -> None:
         self.out_channels = out_channels
-        self._lazy_dtype = dtype
         self.weight = UninitializedParameter()
         if bias:
             self.bias = UninitializedParameter()
-        self._lazy_hook = self.register_forward_pre_hook(_LazyConvXdMixin._infer_parameters)
-
-    def has_uninitialized_params(self) -> bool:
-        return any(is_lazy(p) for p in self._parameters.values() if p is not None)
+        self._lazy_setup(dtype)
 
     def reset_parameters(self) -> None:
         if not self.has_uninitialized_params() and self.in_channels != 0:
@@ -287,16 +284,6 @@ class _LazyConvXdMixin:
                 if self.bias is not None:
                     self.bias.materialize((self.out_channels,), dtype=self._lazy_dtype)
                 self.reset_parameters()
-
-    @staticmethod
-    def _infer_parameters(module, args):
-        module.initialize_parameters(*args)
-        if module.has_uninitialized_params():
-            raise RuntimeError(f"module {module._get_name()} has not been fully initialized")
-        module._lazy_hook.remove()
-        for name in ("_lazy_hook", "_lazy_dtype"):
-            module.__dict__.pop(name, None)
-        module.__class__ = module.cls_to_become
 
 
 def _lazy_conv(base, name):

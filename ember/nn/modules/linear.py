@@ -6,7 +6,8 @@ import math
 from ... import _creation
 from ...autograd.grad_mode import no_grad
 from .. import functional as F, init
-from ..parameter import Parameter, UninitializedParameter, is_lazy
+from ..parameter import Parameter, UninitializedParameter
+from .lazy import LazyModuleMixin
 from .module import Module
 
 __all__ = ["Identity", "Linear", "Bilinear", "LazyLinear"]
@@ -93,22 +94,18 @@ class Bilinear(Module):
                 f"out_features={self.out_features}, bias={self.bias is not None}")
 
 
-class LazyLinear(Linear):
+class LazyLinear(LazyModuleMixin, Linear):
     """A ``Linear`` whose ``in_features`` is read from its first input; it then becomes one."""
 
     cls_to_become = Linear
 
     def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(0, 0, False)
-        self._lazy_dtype = dtype
         self.weight = UninitializedParameter()
         self.out_features = out_features
         if bias:
             self.bias = UninitializedParameter()
-        self._lazy_hook = self.register_forward_pre_hook(LazyLinear._infer_parameters)
-
-    def has_uninitialized_params(self) -> bool:
-        return any(is_lazy(p) for p in self._parameters.values() if p is not None)
+        self._lazy_setup(dtype)
 
     def reset_parameters(self) -> None:
         if not self.has_uninitialized_params() and self.in_features != 0:
@@ -124,13 +121,3 @@ class LazyLinear(Linear):
                 if self.bias is not None:
                     self.bias.materialize((self.out_features,), dtype=self._lazy_dtype)
                 self.reset_parameters()
-
-    @staticmethod
-    def _infer_parameters(module, args):
-        module.initialize_parameters(*args)
-        if module.has_uninitialized_params():
-            raise RuntimeError(f"module {module._get_name()} has not been fully initialized")
-        module._lazy_hook.remove()
-        for name in ("_lazy_hook", "_lazy_dtype"):
-            module.__dict__.pop(name, None)
-        module.__class__ = module.cls_to_become
