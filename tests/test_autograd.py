@@ -966,6 +966,60 @@ def test_modified_saved_tensor_message_names_version_and_op():
         z.backward()
 
 
+
+def _inplace_on_operand_no_needed_gradient_reads(m):
+    c = m.tensor([0.5, -1.0, 2.0], dtype=m.float64)  # no grad
+    x = A(m)
+    h = x.clone()
+    y = h * c         # d(h*c)/dh = c: the node keeps c only
+    z = h / c         # d(h/c)/dh = 1/c: the node keeps c only
+    w = c - h * 2     # keeps nothing
+    h.add_(1)
+    (y.sum() + z.sum() + w.sum()).backward()
+    return x.grad, h
+
+
+def test_inplace_on_operand_that_no_needed_gradient_reads_is_allowed():
+    both(_inplace_on_operand_no_needed_gradient_reads)
+
+
+@pytest.mark.parametrize("op", ["mul", "rmul", "div"])
+def test_inplace_on_operand_a_needed_gradient_reads_still_raises(op):
+    def f(m):
+        c = m.tensor([0.5, -1.0, 2.0], dtype=m.float64)
+        h = A(m).clone()
+        y = {"mul": lambda: h * c, "rmul": lambda: c * h, "div": lambda: h / c}[op]()
+        c.add_(1)
+        y.sum().backward()
+    same_error(f, RuntimeError, r"\[torch.DoubleTensor \[3\]\] is at version 1; expected "
+                                r"version 0 instead")
+
+
+def test_raw_forward_reads_needs_input_grad_when_recording():
+    seen = []
+
+    class Probe(ember.autograd.Function):
+        raw = True
+
+        @staticmethod
+        def forward(ctx, a, b, k):
+            seen.append((ctx.needs_input_grad, len(ctx.next_functions)) if ctx._record
+                        else None)
+            return a * b * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g, None
+
+    x, c = ember.ones(2, requires_grad=True), ember.ones(2)
+    y = Probe.apply(x, c, 2.0)
+    Probe.apply(c, y, 2.0)
+    Probe.apply(c, c, 2.0)
+    with ember.no_grad():
+        Probe.apply(x, c, 2.0)
+    assert seen == [((True, False, False), 3), ((False, True, False), 3), None, None]
+    assert y.grad_fn.next_functions[0][0].variable is x and y.grad_fn.next_functions[1][0] is None
+
 def test_version_counter_shared_with_views_and_detach():
     for m in (ember, torch):
         x = m.ones(2, 3)

@@ -1,4 +1,5 @@
 """Elementwise ops against torch: values, dtypes, gradients, operators, in-place forms, errors."""
+import itertools
 import subprocess
 import sys
 import warnings
@@ -836,6 +837,128 @@ def test_saved_tensor_modified_in_place(op):
         y.sum().backward()
     same_error(lambda: run(ember), lambda: run(torch))
 
+
+
+# Ops with several differentiable inputs, as ``(fn(m, *inputs), kinds)``: 'f' a float input
+# (each may require grad), 'b' a bool condition.  PyTorch keeps an operand that only another
+# input's gradient reads only when that input needs a gradient (the should_compute_output
+# guards of its generated code), so in-place changes of the rest leave backward working.
+MULTI_INPUT = {
+    "mul": (lambda m, a, b: a * b, "ff"),
+    "mul_number": (lambda m, a: a * 2.0, "f"),
+    "rmul_number": (lambda m, a: 2.0 * a, "f"),
+    "div": (lambda m, a, b: a / b, "ff"),
+    "div_number": (lambda m, a: a / 2.0, "f"),
+    "rdiv_number": (lambda m, a: 2.0 / a, "f"),
+    "div_floor": (lambda m, a, b: a.div(b, rounding_mode="floor"), "ff"),
+    "div_trunc": (lambda m, a, b: m.div(a, b, rounding_mode="trunc"), "ff"),
+    "remainder": (lambda m, a, b: a % b, "ff"),
+    "remainder_number": (lambda m, a: a % 0.7, "f"),
+    "fmod": (lambda m, a, b: m.fmod(a, b), "ff"),
+    "fmod_number": (lambda m, a: m.fmod(a, 0.7), "f"),
+    "pow": (lambda m, a, b: a ** b, "ff"),
+    "pow_number": (lambda m, a: a ** 3.0, "f"),
+    "rpow_number": (lambda m, a: 2.0 ** a, "f"),
+    "atan2": (lambda m, a, b: m.atan2(a, b), "ff"),
+    "hypot": (lambda m, a, b: m.hypot(a, b), "ff"),
+    "maximum": (lambda m, a, b: m.maximum(a, b), "ff"),
+    "fmin": (lambda m, a, b: m.fmin(a, b), "ff"),
+    "clamp_tensors": (lambda m, a, b, c: m.clamp(a, b, c), "fff"),
+    "clamp_min_tensor": (lambda m, a, b: m.clamp_min(a, b), "ff"),
+    "where": (lambda m, c, a, b: m.where(c, a, b), "bff"),
+    "lerp_number": (lambda m, a, b: m.lerp(a, b, 0.3), "ff"),
+    "lerp_tensor": (lambda m, a, b, w: m.lerp(a, b, w), "fff"),
+    "addcmul": (lambda m, a, b, c: m.addcmul(a, b, c, value=0.5), "fff"),
+    "addcdiv": (lambda m, a, b, c: m.addcdiv(a, b, c, value=0.5), "fff"),
+    "sub": (lambda m, a, b: a - b, "ff"),
+}
+
+
+def _inplace_after_op(m, name, need, target):
+    """Run op ``name`` with inputs that require grad per ``need``, modify ``target`` (an input
+    index or "out") in place, back-propagate; the leaves' gradients, or the error raised."""
+    fn, kinds = MULTI_INPUT[name]
+    leaves, ins = [], []
+    for i, k in enumerate(kinds):
+        if k == "b":
+            ins.append(m.tensor([True, False, True]))
+            continue
+        leaf = m.from_numpy(between(0.5, 1.5, 3, seed=i)).requires_grad_(need[i])
+        leaves.append(leaf)
+        ins.append(leaf.clone() if need[i] else leaf)  # a non-leaf may change in place
+    y = fn(m, *ins)
+    if target == "out":
+        y.mul_(1.0)
+    elif kinds[target] == "b":
+        ins[target].logical_not_()
+    else:
+        ins[target].add_(1.0)
+    try:
+        y.sum().backward()
+    except RuntimeError as e:
+        return e
+    return [leaf.grad for leaf in leaves if leaf.requires_grad]
+
+
+@pytest.mark.parametrize("name", MULTI_INPUT)
+def test_inplace_change_of_an_input_fails_backward_only_where_torch_does(name):
+    kinds = MULTI_INPUT[name][1]
+    floats = [i for i, k in enumerate(kinds) if k == "f"]
+    for mask in itertools.product((False, True), repeat=len(floats)):
+        if not any(mask):
+            continue
+        need = dict(zip(floats, mask))
+        for target in [*range(len(kinds)), "out"]:
+            case = f"{name} requires_grad={mask} in-place on {target}"
+            t = _inplace_after_op(torch, name, need, target)
+            e = _inplace_after_op(ember, name, need, target)
+            if isinstance(t, RuntimeError):
+                assert isinstance(e, RuntimeError), f"{case}: torch raised {t}, ember did not"
+                assert "modified by an inplace operation" in str(e), case
+            else:
+                assert not isinstance(e, Exception), f"{case}: ember raised {e}, torch did not"
+                assert_close(e, t, msg=case)
+
+
+def test_inplace_change_of_operand_unused_by_needed_gradient():
+    """The case that motivated the guards: ``h * c`` with only ``h`` requiring grad."""
+    def run(m, change):
+        c = m.from_numpy(between(0.5, 1.5, 3))
+        x = m.from_numpy(between(0.5, 1.5, 3, seed=1)).requires_grad_()
+        h = x.clone()
+        y = h * c
+        change(h, c).add_(1)
+        y.sum().backward()
+        return x.grad
+    # d(h*c)/dh = c: the node keeps c, not h
+    assert_close(run(ember, lambda h, c: h), run(torch, lambda h, c: h))
+    err = same_error(lambda: run(ember, lambda h, c: c), lambda: run(torch, lambda h, c: c))
+    assert "modified by an inplace operation" in str(err)
+    assert "is at version 1; expected version 0" in str(err)
+
+
+@pytest.mark.parametrize("name", ["mul_number", "div", "remainder", "remainder_number",
+                                  "hypot", "lerp_number", "addcmul", "addcdiv", "div_floor"])
+def test_second_backward_fails_only_where_torch_keeps_a_tensor(name):
+    """A node that kept no tensor frees nothing, so a second backward through it works."""
+    fn, kinds = MULTI_INPUT[name]
+
+    def run(m):
+        x = m.ones(3, dtype=m.float64, requires_grad=True)
+        others = [m.full((3,), 2.0, dtype=m.float64) for _ in kinds[1:]]
+        y = fn(m, x, *others).sum()
+        y.backward()
+        try:
+            y.backward()
+        except RuntimeError as e:
+            assert "backward through the graph a second time" in str(e)
+            return "raised"
+        return x.grad
+    e, t = run(ember), run(torch)
+    if t == "raised":
+        assert e == "raised"
+    else:
+        assert_close(e, t)
 
 def test_version_counter_and_views():
     x = ember.zeros(2, 3)

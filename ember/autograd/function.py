@@ -18,6 +18,13 @@ saved as that input tensor with its version, an output as its array only
 (a node never holds its own output tensor, which would be a reference cycle;
 on unpack the output is rebuilt with ``grad_fn`` set to this node, as
 PyTorch's SavedVariable does).  Anything else is saved as a constant.
+
+When recording (``ctx._record``), a raw ``forward`` can read ``ctx.needs_input_grad``
+(and ``ctx.next_functions``): the edges are set before ``forward`` runs.  An op with
+several differentiable inputs saves only what the gradients of the needed inputs use, as
+PyTorch's generated code does (``should_compute_output`` guards in VariableType), so an
+in-place change of an input no needed gradient reads does not fail backward.  Outside
+recording ``needs_input_grad`` is not set: read it under ``if ctx._record``.
 """
 from __future__ import annotations
 
@@ -269,6 +276,8 @@ class Function(FunctionCtx):
                     raw.append(a)
             ctx.xp = xp
             ctx._record = record
+            if record:  # before forward: it saves only what a needed gradient uses
+                _set_edges(ctx, args)
             out = cls.forward(ctx, *raw, **kwargs)
             if type(out) in _ARRAY_TYPES:  # the hot path: one array out
                 return _finish_single(cls, ctx, args, raw, out, record, kwargs)
@@ -333,8 +342,6 @@ class Function(FunctionCtx):
             if not single:
                 ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
                                  if isinstance(r, Tensor) else None for r in results]
-            if cls.raw:
-                _set_edges(ctx, args)
             if ctx._to_save is not None:
                 ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
                 ctx._to_save = None
@@ -354,7 +361,6 @@ def _finish_single(cls, ctx, args, raw, out, record, kwargs):
     if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
         t._requires_grad = True
         t._grad_fn = ctx
-        _set_edges(ctx, args)
         if ctx._to_save is not None:
             ctx._saved = _resolve_saved(ctx._to_save, raw, args, (out,), (t,))
             ctx._to_save = None

@@ -13,7 +13,9 @@ what PyTorch records (``SubBackward0``).
 Gradient formulas are PyTorch's (tools/autograd/derivatives.yaml), written with
 ember ops so ``create_graph=True`` differentiates them again.  Each class saves
 what PyTorch saves, so an in-place change of that tensor fails backward the same
-way.
+way: with several differentiable inputs, an operand only the gradient of another
+input reads is kept only when that input needs a gradient (``y = h * c`` keeps ``c``
+for h's gradient, and ``h`` only if ``c`` requires grad; see NOTE [ Saved tensors ]).
 """
 from __future__ import annotations
 
@@ -331,7 +333,8 @@ class Mul(Function):
     def forward(ctx, a, b, dt):
         if ctx._record:
             ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
-            ctx.save_for_backward(a, b)
+            need = ctx.needs_input_grad  # PyTorch keeps ``b`` for a's gradient, ``a`` for b's
+            ctx.save_for_backward(a if need[1] else None, b if need[0] else None)
         try:
             return ctx.xp.multiply(a, b, dtype=dt)
         except _SLOW:
@@ -354,7 +357,8 @@ class Div(Function):
     def forward(ctx, a, b, dt):
         if ctx._record:
             ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
-            ctx.save_for_backward(a, b)
+            # both gradients read ``b``; only b's reads ``a``
+            ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         try:
             return ctx.xp.true_divide(a, b, dtype=dt)
         except _SLOW:
@@ -394,13 +398,18 @@ class DivMode(Function):
 
     @staticmethod
     def forward(ctx, a, b, dt, mode):
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        if ctx._record:
+            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+            # Unused by the zero gradient, but PyTorch's DivBackward2 keeps them as
+            # DivBackward0 does, so an in-place change of them fails backward the same way.
+            ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         if mode == "floor":
             return _floor_div(ctx.xp, a, b, dt)
         return _trunc_div(ctx.xp, a, b, dt)
 
     @staticmethod
     def backward(ctx, g):
+        ctx.saved_tensors  # unpacked only for the version check PyTorch makes
         sa, da, sb, db = ctx.meta
         na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (_zeros(g, sa, da) if na else None, _zeros(g, sb, db) if nb else None, None, None)
@@ -524,7 +533,8 @@ class Remainder(Function):
     def forward(ctx, a, b, dt):
         if ctx._record:
             ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
-            ctx.save_for_backward(a, b)
+            if ctx.needs_input_grad[1]:  # only b's gradient reads the operands
+                ctx.save_for_backward(a, b)
         return ctx._compute(ctx.xp, a, b, dt)
 
     @staticmethod
@@ -533,11 +543,11 @@ class Remainder(Function):
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved_tensors
         sa, da, sb, db = ctx.meta
         na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         gb = None
         if nb:
+            a, b = ctx.saved_tensors
             gb = reduce_grad(-g * div(a, b, rounding_mode=ctx.rounding), sb, db)
         return reduce_grad(g, sa, da) if na else None, gb, None
 
@@ -1183,7 +1193,9 @@ class Hypot(Function):
             raise _not_implemented("hypot_cpu", dt)
         ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
         y = _calc(ctx.xp.hypot, a, b, dt)
-        ctx.save_for_backward(a, b, y)
+        if ctx._record:
+            need = ctx.needs_input_grad  # each operand is read by its own gradient only
+            ctx.save_for_backward(a if need[0] else None, b if need[1] else None, y)
         return y
 
     @staticmethod
@@ -1627,14 +1639,19 @@ class Lerp(Function):
 
     @_fp_safe
     def forward(ctx, a, e, w):
-        ctx.meta = (shape_of(a), _dt(a), shape_of(e), _dt(e), shape_of(w), _dt(w))
-        ctx.save_for_backward(a, e, w)
+        if ctx._record:
+            ctx.meta = (shape_of(a), _dt(a), shape_of(e), _dt(e), shape_of(w), _dt(w))
+            if hasattr(w, "shape"):  # the ends are read by weight's gradient only
+                nw = ctx.needs_input_grad[2]
+                ctx.save_for_backward(a if nw else None, e if nw else None, w)
+            else:  # PyTorch keeps a number weight as a Scalar: nothing to free or check
+                ctx.weight = w
         _bshape(shape_of(a), shape_of(e), shape_of(w))
         return _lerp_array(ctx.xp, a, e, w)
 
     @staticmethod
     def backward(ctx, g):
-        a, e, w = ctx.saved_tensors
+        a, e, w = ctx.saved_tensors or (None, None, ctx.weight)
         sa, da, se, de, sw, dw = ctx.meta
         need = ctx.needs_input_grad
         return (reduce_grad(g * (1 - w), sa, da) if need[0] else None,
@@ -1677,11 +1694,17 @@ def _short(dt) -> str:
 class Addcmul(Function):
     raw = True
     backward_name = "AddcmulBackward0"
+    # Whether t2's own gradient reads t2 too: PyTorch then keeps it whatever is needed.
+    keep_t2 = False
 
     @_fp_safe
     def forward(ctx, a, t1, t2, value, dt):
-        ctx.meta = tuple((shape_of(v), _dt(v)) for v in (a, t1, t2)) + (value,)
-        ctx.save_for_backward(t1, t2)
+        if ctx._record:
+            ctx.meta = tuple((shape_of(v), _dt(v)) for v in (a, t1, t2)) + (value,)
+            need = ctx.needs_input_grad  # t1 is read by t2's gradient only; t2 see ``keep_t2``
+            if need[1] or need[2] or ctx.keep_t2:  # a node that keeps nothing frees nothing
+                ctx.save_for_backward(t1 if need[2] else None,
+                                      t2 if need[1] or ctx.keep_t2 else None)
         _bshape(shape_of(a), shape_of(t1), shape_of(t2))
         a, t1, t2 = cast(a, dt), cast(t1, dt), cast(t2, dt)
         return ctx.combine(a, t1, t2, value)
@@ -1692,7 +1715,7 @@ class Addcmul(Function):
 
     @staticmethod
     def backward(ctx, g):
-        t1, t2 = ctx.saved_tensors
+        t1, t2 = ctx.saved_tensors or (None, None)
         (sa, da), (s1, d1), (s2, d2), value = ctx.meta
         need = ctx.needs_input_grad
         return (reduce_grad(g, sa, da) if need[0] else None,
@@ -1702,6 +1725,7 @@ class Addcmul(Function):
 
 class Addcdiv(Addcmul):
     backward_name = "AddcdivBackward0"
+    keep_t2 = True
 
     @staticmethod
     def combine(a, t1, t2, value):
