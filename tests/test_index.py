@@ -632,3 +632,181 @@ def test_setitem_double_backward():
         return [t.detach().numpy() for t in (gx, gv) + tuple(h)]
     for a, b in zip(run(ember), run(torch)):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+# ---- the basic-key fast path (index._basic_key / index._view) --------------------------------
+def _np_view_sig(a):
+    """What identifies a NumPy view: data pointer, shape and strides."""
+    return a.__array_interface__["data"][0], a.shape, a.strides
+
+
+_BASIC_ELEMS = st.one_of(
+    st.integers(-7, 7), st.none(), st.just(Ellipsis),
+    st.builds(slice, st.one_of(st.none(), st.integers(-7, 7)),
+              st.one_of(st.none(), st.integers(-7, 7)),
+              st.one_of(st.none(), st.integers(-3, 3).filter(lambda s: s != 0))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=0, max_size=3),
+       st.one_of(_BASIC_ELEMS, st.lists(_BASIC_ELEMS, max_size=5).map(tuple)))
+def test_fast_basic_key_agrees_with_parse_key(shape, key):
+    """The fast parser gives the view ``parse_key`` gives, or None where ``parse_key`` raises."""
+    from ember.ops import index as I
+    a = np.zeros(shape)
+    fast = I._basic_key(a.shape, key)
+    try:
+        ref = I.parse_key(a.shape, key, np)
+    except (IndexError, ValueError):
+        assert fast is None
+        return
+    assert ref.adv is None
+    assert fast is not None, f"fast path missed basic key {key!r} for shape {shape}"
+    assert fast[1] is ref.view_cls
+    assert _np_view_sig(a[fast[0]]) == _np_view_sig(a[ref.basic])
+
+
+FAST_KEYS = [3, -1, slice(1, 4), slice(None), slice(None, None, 2), (slice(None), 1), (3, 4),
+             (-1, slice(2, 4)), None, Ellipsis, (Ellipsis, 1), (1, Ellipsis), (None, 2),
+             (slice(None), None), (), (slice(None), slice(None)), (1, Ellipsis, None)]
+
+
+@pytest.mark.parametrize("mode", ["leaf", "nonleaf", "nograd", "no_grad_mode", "view_of_view"])
+@pytest.mark.parametrize("key", FAST_KEYS, ids=repr)
+def test_fast_view_matches_apply(key, mode):
+    """``x[key]`` builds the same tensor, node and view links as ``view_cls.apply(x, key)``."""
+    from ember.ops import index as I
+
+    def make():
+        leaf = x = ember.tensor(np.arange(50.).reshape(5, 10), requires_grad=mode != "nograd")
+        if mode == "nonleaf":
+            x = x * 2
+        elif mode == "view_of_view":
+            x = (x * 2)[1:]
+        return x, leaf
+
+    (x1, leaf1), (x2, leaf2) = make(), make()
+    k = I.parse_key(x2._data.shape, key, np)
+    with ember.set_grad_enabled(mode != "no_grad_mode"):
+        fast = x1[key]
+        ref = k.view_cls.apply(x2, k.basic)
+    assert fast.shape == ref.shape and fast._data.strides == ref._data.strides
+    assert np.shares_memory(fast._data, x1._data)
+    assert set(vars(fast)) == set(vars(ref))
+    assert fast._requires_grad == ref._requires_grad and fast._output_nr == ref._output_nr
+    b1 = x1._base if x1._base is not None else x1
+    b2 = x2._base if x2._base is not None else x2
+    assert fast._base is b1 and ref._base is b2
+    assert [(s[0], s[2]) for s in fast._view_chain] == [(s[0], s[2]) for s in ref._view_chain]
+    assert len(b1._views or ()) == len(b2._views or ())  # registered for rebasing alike
+    if ref._grad_fn is None:
+        assert fast._grad_fn is None
+        return
+    f, r = fast._grad_fn, ref._grad_fn
+    assert type(f) is type(r) and set(vars(f)) == set(vars(r))
+    assert f.needs_input_grad == r.needs_input_grad and f.xp is r.xp
+    assert [(type(n), i) for n, i in f.next_functions] == \
+        [(type(n), i) for n, i in r.next_functions]
+    assert f.meta[0] == r.meta[0]
+    for t in (fast, ref):  # distinct weights, so a misplaced gradient shows
+        (t * (ember.arange(t.numel(), dtype=ember.float64) + 1).reshape(t.shape)).sum().backward()
+    np.testing.assert_array_equal(leaf1.grad.numpy(), leaf2.grad.numpy())
+    assert leaf1.grad.abs().sum().item() > 0
+
+
+@pytest.mark.parametrize("key", [np.int64(2), np.int32(-1), np.uint8(1), np.int16(0)],
+                         ids=repr)
+def test_numpy_scalar_keys_select(key):
+    for m in (ember, torch):
+        x = m.tensor(np.arange(12.).reshape(3, 4), requires_grad=True)
+        y = x[key]
+        assert y.grad_fn.name() == "SelectBackward0"
+        assert y.tolist() == np.arange(12.).reshape(3, 4)[int(key)].tolist()
+
+
+def test_0d_tensor_keys():
+    for m in (ember, torch):
+        x = m.tensor(np.arange(12.).reshape(3, 4))
+        assert x[m.tensor(2)].tolist() == [8., 9., 10., 11.]
+        assert x[m.tensor(-1, dtype=m.int32)]._base is x
+        assert x[m.tensor(True)].shape == (1, 3, 4)       # a 0-d bool is a mask, not an int
+        assert x[m.tensor(False)].shape == (0, 3, 4)
+        with pytest.raises(IndexError, match="index 5 is out of bounds for dimension 0 with "
+                                             "size 3"):
+            x[m.tensor(5)]
+        with pytest.raises(IndexError, match="too many indices for tensor of dimension 0"):
+            m.tensor(1.0)[m.tensor(0)]
+        with pytest.raises(IndexError, match="tensors used as indices must be long, int, byte "
+                                             "or bool tensors"):
+            x[m.tensor(1.0)]
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x: x[5],
+    lambda m, x: x[-6],
+    lambda m, x: x[1, 10],
+    lambda m, x: x[1, 2, 3],
+    lambda m, x: x[..., 1, 2, 3],
+    lambda m, x: x[::-1],
+    lambda m, x: x[:, ::0],
+    lambda m, x: m.tensor(1.0)[0],
+    lambda m, x: m.tensor(1.0)[np.int64(0)],
+    lambda m, x: m.tensor(1.0)[:],
+    lambda m, x: m.tensor(1.0)[0:1],
+    lambda m, x: m.tensor(1.0)[(0,)],
+    lambda m, x: m.tensor(1.0)[None, 0],
+    lambda m, x: m.tensor(1.0)[..., 0],
+    lambda m, x: m.tensor(1.0)[[0]],
+    lambda m, x: m.tensor(1.0)[np.array(0)],
+    lambda m, x: m.tensor(1.0)[m.tensor(0)],
+    lambda m, x: m.tensor(1.0).__setitem__(0, 1.0),
+    lambda m, x: m.tensor(1.0).__setitem__(slice(None), 1.0),
+    lambda m, x: m.tensor(1.0).__setitem__(m.tensor(0), 1.0),
+    lambda m, x: x.__setitem__((1, 10), 1.0),
+    lambda m, x: x.__setitem__(slice(None, None, -1), 1.0),
+], ids=["int_high", "int_low", "tuple_oob", "too_many", "ellipsis_too_many", "neg_step",
+        "zero_step", "0d_int", "0d_np_int", "0d_slice", "0d_slice_range", "0d_tuple",
+        "0d_none_int", "0d_ellipsis_int", "0d_list", "0d_np_array", "0d_tensor", "0d_set_int",
+        "0d_set_slice", "0d_set_tensor", "set_oob", "set_neg_step"])
+def test_fast_path_errors_match_torch(fn):
+    with pytest.raises(Exception) as et:
+        fn(torch, torch.zeros(5, 10))
+    with pytest.raises(type(et.value)) as ee:
+        fn(ember, ember.zeros(5, 10))
+    assert str(ee.value) == str(et.value)
+
+
+def test_fast_view_under_anomaly_and_inference():
+    x = ember.tensor(np.arange(12.).reshape(3, 4), requires_grad=True)
+    with ember.autograd.detect_anomaly():
+        y = x[1, 1:3]
+        assert y.grad_fn.name() == "SliceBackward0" and y.grad_fn._trace
+        y.sum().backward()
+    assert x.grad.tolist()[1] == [0., 1., 1., 0.]
+    base = ember.ones(3, 4)
+    with ember.inference_mode():
+        v = base[1]
+        # as every ember view op marks its output (PyTorch leaves a view of a normal tensor
+        # normal): the fast path keeps ember's general rule
+        assert v.is_inference() == ember.select(base, 0, 1).is_inference()
+        assert v._base is base
+
+
+def test_inplace_on_fast_views_rebases_history():
+    """In-place ops on views from the fast path rebase the non-leaf base (NOTE [ In-place ops ])."""
+    def fn(m, x, w):
+        y = x * 1
+        row, col = y[1], y[:, 2]
+        row.mul_(w[0])          # rebases y through CopySlices; col is re-derived from y
+        col[1:] = w[1:3]
+        return y * col.sum() + row.sum()
+    check(fn, None, rand(3, 4, seed=5), rand(3, seed=6))
+
+
+def test_view_of_grad_free_base_with_grad_value():
+    def fn(m, x, w):
+        y = m.zeros(3, 4, dtype=x.dtype)
+        v = y[1:]
+        v.add_(w)
+        return y * x
+    check(fn, None, rand(3, 4, seed=8), rand(4, seed=9))

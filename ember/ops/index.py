@@ -10,13 +10,18 @@ applied to that view.  Ints are applied in the first stage, as PyTorch's
 follow NumPy's placement rule (adjacent: in place, else first), as PyTorch's do.
 ``x[key] = v`` is an out-of-place index-put run through ``inplace`` (NOTE
 [ In-place ops ]), so version counters, leaf checks and view rebasing apply.
+Keys of Python ints, slices, None and Ellipsis (nearly every key) skip the
+general parser: ``_basic_key`` gives the same NumPy key and view class, and
+``_view`` builds the view without ``Function.apply``; anything else, and every
+error, goes through ``parse_key``.
 """
 from __future__ import annotations
 
 import builtins
 import warnings
+from weakref import ref as _weakref
 
-from ..autograd.function import Function, _version_counter
+from ..autograd.function import Function, _version_counter, accumulate_node
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make, _wrap_dim, _type_name
 from .._backend import _BY_ARRAY_TYPE, xp_of
@@ -28,6 +33,14 @@ from .movement import (BasicIndexGrad, Select, Slice, UnsqueezeIndex, Alias, _ca
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add",
            "index_copy", "index_fill", "index_put", "masked_fill", "masked_select",
            "masked_scatter", "take", "take_along_dim", "nonzero", "argwhere"]
+
+_int = builtins.int
+_new = object.__new__
+_NO_EDGE = (None, 0)
+_NEEDS_SELF = (True, False)
+_NO_KW: dict = {}  # the kwargs of a view step; replay_view only unpacks it
+_NONE_KEY = (None, Ellipsis)
+_ELLIPSIS_KEY = (Ellipsis,)
 
 
 # ---- key parsing -----------------------------------------------------------------------------
@@ -122,6 +135,7 @@ def _array_entry(arr):
 
 def parse_key(shape, key, xp) -> Key:
     """Parse ``key`` for a tensor of ``shape`` (NOTE [ Index keys ])."""
+    orig = key
     if type(key) is not tuple:
         if isinstance(key, list) and _seq_as_tuple(key):
             warnings.warn("Using a non-tuple sequence for multidimensional indexing is "
@@ -140,9 +154,15 @@ def parse_key(shape, key, xp) -> Key:
         elif te is _Adv:
             consumed += e.arr.ndim if e.mask else 1
     if consumed > nd:
-        if nd == 0:
-            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
-                             "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+        # PyTorch's wording for a 0-d tensor depends on the key: a lone Python/NumPy integer
+        # (its select fast path), a lone slice, or anything else (tensors, tuples, lists).
+        if nd == 0 and len(entries) == 1 and orig is key[0]:
+            if type(orig) is slice:
+                raise IndexError("slice() cannot be applied to a 0-dim tensor.")
+            if not isinstance(orig, (Tensor, list)) and type(orig) not in _BY_ARRAY_TYPE:
+                raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in "
+                                 "Python or `tensor.item<T>()` in C++ to convert a 0-dim "
+                                 "tensor to a number")
         raise IndexError(f"too many indices for tensor of dimension {nd}")
     single_slice = len(key) == 1
     basic = []
@@ -317,23 +337,212 @@ class IndexGrad(Function):
 
 def _index(t: Tensor, key: Key) -> Tensor:
     if key.adv is None:
-        return key.view_cls.apply(t, key.basic)
+        return _view(t, key.basic, key.view_cls)
     return Index.apply(t, key)
+
+
+def _view(self: Tensor, key: tuple, cls) -> Tensor:
+    """``cls.apply(self, key)`` for a parsed basic key, built without ``Function.apply``.
+
+    Indexing is the hottest op in data pipelines and training loops, so this builds the
+    view and (when recording) its node directly.  The result must stay identical to
+    ``cls.apply(self, key)``: same tensor and node attributes, same view links
+    (``test_index.py::test_fast_view_matches_apply`` compares them).
+    """
+    if state.grad and self._requires_grad:
+        if state.anomaly:  # the node records its forward traceback: take the general path
+            return cls.apply(self, key)
+        a = self._data
+        ctx = _new(cls)
+        ctx.xp = _BY_ARRAY_TYPE[type(a)][0]
+        ctx._record = True
+        ctx.meta = (a.shape, key)
+        fn = self._grad_fn
+        ctx.next_functions = ((fn, self._output_nr) if fn is not None else
+                              (accumulate_node(self), 0), _NO_EDGE)
+        ctx.needs_input_grad = _NEEDS_SELF
+        t = _new(Tensor)
+        t._data = a[key]
+        t._requires_grad = True
+        t._grad_fn = ctx
+        t._output_nr = 0
+        if state.inference:
+            t._inference = True
+        base = self._base
+        if base is None:
+            base = self
+        chain = self._view_chain
+        t._base = base
+        t._view_chain = chain + ((cls, (key,), _NO_KW),) if chain else ((cls, (key,), _NO_KW),)
+        if base._grad_fn is not None:  # see _link_view: views of non-leaves get rebased
+            views = base._views
+            if views is None:
+                base._views = [_weakref(t)]
+            else:
+                views.append(_weakref(t))
+        return t
+    t = _new(Tensor)
+    t._data = self._data[key]
+    t._requires_grad = False
+    t._grad_fn = None
+    t._output_nr = 0
+    if state.inference:
+        t._inference = True
+    base = self._base
+    chain = self._view_chain
+    t._base = self if base is None else base
+    t._view_chain = chain + ((cls, (key,), _NO_KW),) if chain else ((cls, (key,), _NO_KW),)
+    return t
+
+
+def _basic_key(shape, key):
+    """``(numpy_key, view_cls)`` as ``parse_key`` gives for a valid key of ints, slices, None
+    and Ellipsis only; None for any other key, or one that is out of range (``parse_key``
+    then raises the error)."""
+    tk = type(key)
+    if tk is not tuple:
+        if tk is _int:
+            if shape:
+                n = shape[0]
+                if -n <= key < n:
+                    return (key, Ellipsis), Select
+            return None
+        if tk is slice:
+            if not shape:
+                return None
+            start, stop, step = key.indices(shape[0])
+            if step < 0:
+                return None
+            return (slice(start, stop, step), Ellipsis), Slice
+        if key is None:
+            return _NONE_KEY, UnsqueezeIndex
+        if key is Ellipsis:
+            return _ELLIPSIS_KEY, Alias
+        return None
+    # One pass for the usual tuple of ints, slices and None; Ellipsis needs the count of
+    # dims the whole key consumes first (_basic_key_ellipsis).
+    nd = len(shape)
+    single = len(key) == 1
+    basic = []
+    pos = 0
+    cls = Alias
+    for k in key:
+        tk = type(k)
+        if tk is _int:
+            if pos == nd:
+                return None
+            n = shape[pos]
+            if k < -n or k >= n:
+                return None
+            basic.append(k)
+            pos += 1
+            cls = Select
+        elif tk is slice:
+            if pos == nd:
+                return None
+            if k.start is None and k.stop is None and k.step is None:  # ``:``
+                basic.append(k)
+                if single:
+                    cls = Slice
+            else:
+                n = shape[pos]
+                start, stop, step = k.indices(n)
+                if step < 0:
+                    return None
+                basic.append(slice(start, stop, step))
+                if single or start != 0 or stop < n or step != 1:
+                    cls = Slice  # PyTorch skips full slices inside a tuple key
+            pos += 1
+        elif k is None:
+            basic.append(None)
+            cls = UnsqueezeIndex
+        elif k is Ellipsis:
+            return _basic_key_ellipsis(shape, key)
+        else:
+            return None
+    basic.append(Ellipsis)  # keeps a 0-d result a view instead of a NumPy scalar
+    return tuple(basic), cls
+
+
+def _basic_key_ellipsis(shape, key):
+    """``_basic_key`` for a tuple key holding Ellipsis."""
+    nd = len(shape)
+    consumed = 0
+    for k in key:
+        tk = type(k)
+        if tk is _int or tk is slice:
+            consumed += 1
+        elif k is not None and k is not Ellipsis:
+            return None
+    if consumed > nd:
+        return None
+    single = len(key) == 1
+    basic = []
+    pos = 0
+    ellipsis = False
+    cls = Alias
+    for k in key:
+        tk = type(k)
+        if tk is _int:
+            n = shape[pos]
+            if k < -n or k >= n:
+                return None
+            basic.append(k)
+            pos += 1
+            cls = Select
+        elif tk is slice:
+            n = shape[pos]
+            start, stop, step = k.indices(n)
+            if step < 0:
+                return None
+            basic.append(slice(start, stop, step))
+            if single or start != 0 or stop < n or step != 1:
+                cls = Slice
+            pos += 1
+        elif k is None:
+            basic.append(None)
+            cls = UnsqueezeIndex
+        elif not ellipsis:  # a second Ellipsis expands to no dims (PyTorch)
+            ellipsis = True
+            basic.append(Ellipsis)
+            pos += nd - consumed
+    return tuple(basic), cls
+
+
+def _scalar_key(key):
+    """``key`` as an int when it is a 0-d integer tensor or a NumPy integer (it selects, as
+    ``_entry`` parses it), else ``key`` unchanged."""
+    if isinstance(key, Tensor):
+        a = key._data
+        if a.ndim == 0 and _is_index_int(a.dtype):
+            return _int(a)
+        return key
+    dt = getattr(key, "dtype", None)
+    if dt is not None and (dt.kind == "i" or dt.kind == "u") and \
+            type(key) not in _BY_ARRAY_TYPE and hasattr(key, "__index__"):
+        return key.__index__()
+    return key
 
 
 def __getitem__(self: Tensor, key) -> Tensor:
     """``self[key]``: basic keys give views, index tensors and masks give copies."""
-    tk = type(key)
-    if tk is builtins.int:  # the hot path: x[i]
-        shape = self._data.shape
-        if not shape:
-            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
-                             "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+    if type(key) is not _int:
+        fast = _basic_key(self._data.shape, key)
+        if fast is not None:
+            return _view(self, fast[0], fast[1])
+        if self._data.ndim:  # a 0-d tensor: parse_key raises PyTorch's error for the key
+            key = _scalar_key(key)
+        if type(key) is not _int:
+            return _index(self, parse_key(self._data.shape, key, xp_of(self._data)))
+    # the hot path: x[i]
+    shape = self._data.shape
+    if shape:
         n = shape[0]
-        if key < -n or key >= n:
-            raise IndexError(f"index {key} is out of bounds for dimension 0 with size {n}")
-        return Select.apply(self, (key, Ellipsis))
-    return _index(self, parse_key(self._data.shape, key, xp_of(self._data)))
+        if -n <= key < n:
+            return _view(self, (key, Ellipsis), Select)
+        raise IndexError(f"index {key} is out of bounds for dimension 0 with size {n}")
+    raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                     "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
 
 
 # ---- t[key] = v ------------------------------------------------------------------------------
@@ -391,7 +600,11 @@ def __setitem__(self: Tensor, key, value) -> None:
     value = _scalar_value(self, value)
     if key is False:  # PyTorch writes nothing and leaves the version alone
         return
-    k = parse_key(self._data.shape, key, xp_of(self._data))
+    fast = _basic_key(self._data.shape, key)
+    if fast is not None:
+        k = Key(fast[0], None, True, fast[1])
+    else:
+        k = parse_key(self._data.shape, key, xp_of(self._data))
     vt = isinstance(value, Tensor)
     if vt and k.adv is not None and not k.unique and value._data.dtype != self._data.dtype:
         # PyTorch casts values for basic keys and masks, but not for integer index tensors
