@@ -143,6 +143,71 @@ def test_blocked_im2col_matches_torch(monkeypatch, block):
           None, rand(3, 4, 6), rand(4, 3, 3), rand(3))
 
 
+
+# Depthwise convolutions (one input channel a group, G > 1) run on the phase-flat engine (direct
+# multiply-adds over phase-split rows); strided transposed products use its slice-adds too.
+FLAT_CASES = [
+    # (nd, input shape, weight shape, kwargs)
+    (2, (3, 4, 9, 7), (4, 1, 3, 3), dict(groups=4, stride=2, padding=1)),
+    (2, (2, 3, 8, 9), (6, 1, 3, 2), dict(groups=3, stride=(3, 2), padding=(2, 0))),  # x2 mult
+    (2, (2, 2, 9, 10), (6, 1, 3, 3), dict(groups=2, dilation=(2, 3), padding=(1, 3))),
+    (2, (2, 3, 7, 8), (3, 1, 5, 5), dict(groups=3, stride=2, dilation=2, padding=4)),
+    (2, (2, 1, 6, 6), (3, 1, 3, 3), dict(stride=2)),                     # groups=1, C_in=1
+    (2, (1, 2, 5, 6), (2, 1, 1, 1), dict(groups=2, stride=3)),           # 1x1, stride > kernel
+    (1, (2, 5, 11), (10, 1, 4), dict(groups=5, stride=3, padding=2, dilation=2)),
+    (3, (2, 3, 5, 6, 5), (3, 1, 3, 2, 3), dict(groups=3, stride=(2, 1, 2), padding=1)),
+    (2, (2, 4, 9, 8), (6, 4, 3, 3), dict(stride=2, padding=1)),          # dense, stride 2
+    (2, (2, 4, 9, 8), (6, 2, 3, 3), dict(groups=2, stride=(2, 3), padding=(0, 2))),
+]
+
+
+@pytest.mark.parametrize("nd,xs,ws,kw", FLAT_CASES)
+def test_depthwise_and_strided_match_torch(nd, xs, ws, kw):
+    check(lambda m, x, w, b: getattr(m.nn.functional, _fn(nd))(x, w, b, **kw), None,
+          rand(*xs), rand(*ws), rand(ws[0]))
+    # the transposed convolution with the same geometry (weight read as (in, out/G, *k))
+    g = kw.get("groups", 1)
+    tkw = {k: v for k, v in kw.items() if k != "padding" or not isinstance(v, str)}
+    check(lambda m, x, w: getattr(m.nn.functional, _fn(nd, True))(x, w, **tkw), None,
+          rand(xs[0], ws[0], *xs[2:]), rand(ws[0], xs[1] // g, *ws[2:]))
+
+
+@pytest.mark.parametrize("block", [1, 3000])  # one sample a block, and a few
+def test_blocked_flat_engine_matches_torch(monkeypatch, block):
+    import ember.ops.conv as conv_ops
+    monkeypatch.setattr(conv_ops, "_FLAT_BLOCK_BYTES", block)
+    check(lambda m, x, w, b: m.nn.functional.conv2d(x, w, b, stride=2, padding=1, groups=4),
+          None, rand(5, 4, 7, 9), rand(4, 1, 3, 3), rand(4))
+    check(lambda m, x, w: m.nn.functional.conv_transpose2d(x, w, stride=2, padding=1,
+                                                           output_padding=1),
+          None, rand(3, 4, 5, 6), rand(4, 3, 3, 3))
+
+
+def test_depthwise_gradcheck_and_double_backward():
+    def fn(x, w, b):
+        return EF.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=2)
+    x, w, b = rand(2, 2, 5, 6, seed=1), rand(4, 1, 3, 2, seed=2), rand(4, seed=3)
+    assert gradcheck(fn, x, w, b)
+    ts = [ember.from_numpy(a.copy()).requires_grad_() for a in (x, w, b)]
+    assert ember.autograd.gradgradcheck(fn, ts)
+
+
+def test_depthwise_integer_and_float16():
+    x = np.arange(2 * 3 * 6 * 5).reshape(2, 3, 6, 5) % 7
+    w = np.arange(6 * 1 * 3 * 3).reshape(6, 1, 3, 3) % 5 - 2
+    for kw in (dict(groups=3, padding=1), dict(groups=3, stride=2)):
+        e = EF.conv2d(ember.from_numpy(x.copy()), ember.from_numpy(w.copy()), **kw)
+        t = TF.conv2d(torch.from_numpy(x.copy()), torch.from_numpy(w.copy()), **kw)
+        assert_close(e, t)
+    xf, wf = rand(2, 3, 6, 5), rand(3, 1, 3, 3)
+    e = EF.conv2d(ember.from_numpy(xf.astype("float16")), ember.from_numpy(wf.astype("float16")),
+                  groups=3, stride=2)
+    t = TF.conv2d(torch.from_numpy(xf.astype("float16")), torch.from_numpy(wf.astype("float16")),
+                  groups=3, stride=2)
+    assert e.dtype == ember.float16
+    np.testing.assert_allclose(e.numpy().astype(float), t.numpy().astype(float), rtol=1e-2,
+                               atol=2e-2)
+
 def test_empty_batch():
     check(lambda m, x, w, b: m.nn.functional.conv2d(x, w, b, padding=1), None,
           rand(0, 3, 5, 5), rand(4, 3, 3, 3), rand(4))
