@@ -1,4 +1,5 @@
 """interpolate / Upsample*, pixel_(un)shuffle, channel_shuffle, grid_sample, affine_grid."""
+import math
 import warnings
 
 import numpy as np
@@ -341,6 +342,71 @@ def test_grid_sample_edge_cases():
                     return m.nn.functional.grid_sample(x, gr, mode=mode, padding_mode=padding,
                                                        align_corners=align)
                 check(fn, None, rand(1, 2, 1, 4, seed=23), g)
+
+
+@pytest.mark.parametrize("mode,xshape,gshape", [
+    ("bilinear", (2, 7, 5, 6), (2, 3, 4, 2)), ("nearest", (2, 7, 5, 6), (2, 3, 4, 2)),
+    ("bicubic", (2, 7, 5, 6), (2, 3, 4, 2)), ("bilinear", (2, 3, 3, 4, 5), (2, 2, 3, 4, 3)),
+    ("nearest", (2, 3, 3, 4, 5), (2, 2, 3, 4, 3))])
+def test_grid_sample_channel_chunks(monkeypatch, mode, xshape, gshape):
+    # the gather and the grad_input scatter work on chunks of channels; a chunk size of two
+    # channels runs several chunks and a shorter last one (7 = 2+2+2+1, 3 = 2+1)
+    from ember.ops import resample
+    nd = len(xshape) - 2
+    taps = {"bilinear": 2 ** nd, "nearest": 1, "bicubic": 16}[mode]
+    monkeypatch.setattr(resample, "_CHUNK", 2 * taps * math.prod(gshape[:-1]) + 1)
+
+    def fn(m, x, g):
+        return m.nn.functional.grid_sample(x, g, mode=mode, padding_mode="zeros",
+                                           align_corners=False)
+    check(fn, None, rand(*xshape, seed=30), _grid(*gshape, seed=31))
+
+
+@pytest.mark.parametrize("xshape,gshape", [((2, 0, 4, 4), (2, 3, 3, 2)),
+                                           ((2, 3, 4, 4), (2, 0, 3, 2)),
+                                           ((0, 3, 4, 4), (0, 3, 3, 2))])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest", "bicubic"])
+def test_grid_sample_empty(mode, xshape, gshape):
+    def fn(m, x, g):
+        return m.nn.functional.grid_sample(x, g, mode=mode, align_corners=False)
+    check(fn, None, rand(*xshape, seed=36), _grid(*gshape, seed=37))
+
+
+@pytest.mark.parametrize("need", ["input", "grid", "both"])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_grid_sample_grad_of_one_input(mode, need):
+    x, g = rand(2, 3, 4, 5, seed=32), _grid(2, 3, 2, 2, seed=33)
+    res = []
+    for m, conv in ((ember, to_ember), (torch, to_torch)):
+        xt, gt = conv(x, need != "grid"), conv(g, need != "input")
+        y = m.nn.functional.grid_sample(xt, gt, mode=mode, padding_mode="reflection",
+                                        align_corners=False)
+        wrt = [t for t in (xt, gt) if t.requires_grad]
+        res.append(m.autograd.grad((y * y).sum(), wrt))
+    assert_close(res[0], res[1])
+
+
+@pytest.mark.parametrize("padding", ["zeros", "reflection"])
+def test_grid_sample_3d_double_backward(padding):
+    x, g = rand(1, 2, 3, 4, 2, seed=38), _grid(1, 2, 2, 2, 3, seed=39)
+    res = []
+    for m, conv in ((ember, to_ember), (torch, to_torch)):
+        xt, gt = conv(x, True), conv(g, True)
+        y = m.nn.functional.grid_sample(xt, gt, padding_mode=padding, align_corners=True)
+        gx, gg = m.autograd.grad((y * y).sum(), (xt, gt), create_graph=True)
+        res.append(m.autograd.grad((gx * gx).sum() + (gg * gg).sum(), (xt, gt)))
+    assert_close(res[0], res[1])
+
+
+def test_grid_sample_nearest_double_backward():
+    x, g = rand(1, 2, 3, 4, seed=34), _grid(1, 2, 3, 2, seed=35)
+    res = []
+    for m, conv in ((ember, to_ember), (torch, to_torch)):
+        xt, gt = conv(x, True), conv(g, True)
+        y = m.nn.functional.grid_sample(xt, gt, mode="nearest", align_corners=False)
+        gx, = m.autograd.grad((y * y).sum(), (xt,), create_graph=True)
+        res.append(m.autograd.grad((gx * gx).sum(), (xt,)))
+    assert_close(res[0], res[1])
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])

@@ -10,9 +10,11 @@ adjoint).  The op is linear in its input, so the backward is the transposed op, 
 Function whose own backward is the forward again: gradients of any order.
 
 ``grid_sample`` gathers its taps (4 for bilinear, 1 for nearest, 16 for bicubic) from the
-flattened input in one ``take``; its backward is written with ember ops (a scatter-add
-Function pair and elementwise weight polynomials), so it is differentiable again, as
-PyTorch's ``GridSampler2DBackward`` is.
+flattened input with ``take``, by chunks of channels.  Its plain backward is NumPy on arrays
+(a ``bincount`` scatter-add for the input, the weights' derivatives for the grid); under
+``create_graph`` the same backward is written with ember ops (a scatter-add Function pair
+and elementwise weight polynomials), so it is differentiable again, as PyTorch's
+``GridSampler2DBackward`` is.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numbers
 import warnings
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import state
 from .._backend import xp_of
 from .._tensor import Tensor, _make
 from .movement import stack
@@ -774,8 +777,9 @@ def _reflect_grad(xp, c, twice_low, twice_high):
     d = c - lo
     neg = d < 0
     d = xp.abs(d)
-    extra = xp.fmod(d, span)
-    even = xp.floor(d / span) % 2 == 0
+    with xp.errstate(invalid="ignore"):  # inf / nan coordinates: _safe turns them to -100
+        extra = xp.fmod(d, span)
+        even = xp.floor(d / span) % 2 == 0
     out = xp.where(even, extra + lo, span - extra + lo)
     return out, xp.where(even != neg, 1, -1)
 
@@ -794,13 +798,21 @@ def _pad_coord(xp, c, size, padding, align):
 
 def _safe(xp, c):
     """``safe_downgrade_to_int_range``: non-finite or huge coordinates become -100."""
-    with xp.errstate(invalid="ignore"):
-        ok = xp.isfinite(c) & (xp.abs(c) < 2.0 ** 31)
-    return xp.where(ok, c, c.dtype.type(-100))
+    # |nan| < x and |inf| < x are False: one test covers both
+    return xp.where(xp.abs(c) < 2.0 ** 31, c, c.dtype.type(-100))
+
+
+def _in_range(xp, i, size: int):
+    """``0 <= i < size`` in one comparison: negative int64 read as uint64 are huge."""
+    return i.view("uint64") < size
 
 
 def _gs_axis(xp, coord, size: int, mode: str, padding: str, align: bool):
-    """Taps of one axis: ``(idx list, valid list, t, slope)`` with ``slope = d coord_px / d g``."""
+    """Taps of one axis: ``(idx list, in-range list, t, slope)``, ``slope = d coord_px / d g``.
+
+    Out-of-range indices are replaced by 0: their taps are masked out of every weight.
+    ``slope`` is a scalar unless border / reflection padding clips some coordinates.
+    """
     dt = coord.dtype.type
     if align:
         sf = dt(size - 1) / dt(2)
@@ -808,55 +820,113 @@ def _gs_axis(xp, coord, size: int, mode: str, padding: str, align: bool):
     else:
         sf = dt(size) / dt(2)
         c = (coord + dt(1)) * sf - dt(0.5)
-    slope = xp.full(c.shape, sf, c.dtype)
+    slope = sf
     if mode == "bicubic":
         c0 = xp.floor(c)
-        t = c - c0
+        with xp.errstate(invalid="ignore"):  # inf - inf: out of range, masked out below
+            t = c - c0
         idx, valid = [], []
         for j in (-1, 0, 1, 2):
-            tc = _safe(xp, _pad_coord(xp, c0 + dt(j), size, padding, align))
-            ii = tc.astype("int64")
-            valid.append((ii >= 0) & (ii < size))
-            idx.append(xp.clip(ii, 0, size - 1))
+            ii = _safe(xp, _pad_coord(xp, c0 + dt(j), size, padding, align)).astype("int64")
+            ok = _in_range(xp, ii, size)
+            valid.append(ok)
+            idx.append(xp.where(ok, ii, 0))
         return idx, valid, t, slope
     if padding == "border":
         c, gm = _clip_grad(xp, c, size)
-        slope *= gm
+        slope = gm * sf
     elif padding == "reflection":
         if align:
             c, gm = _reflect_grad(xp, c, 0, 2 * (size - 1))
         else:
             c, gm = _reflect_grad(xp, c, -1, 2 * size - 1)
         c, gm2 = _clip_grad(xp, c, size)
-        slope *= gm * gm2
+        slope = (gm * gm2).astype(c.dtype) * sf
     c = _safe(xp, c)
     if mode == "nearest":
         ii = xp.rint(c).astype("int64")
-        return [xp.clip(ii, 0, size - 1)], [(ii >= 0) & (ii < size)], None, None
+        ok = _in_range(xp, ii, size)
+        return [xp.where(ok, ii, 0)], [ok], None, None
     c0 = xp.floor(c)
     t = c - c0
     i0 = c0.astype("int64")
-    idx = [xp.clip(i0, 0, size - 1), xp.clip(i0 + 1, 0, size - 1)]
-    valid = [(i0 >= 0) & (i0 < size), (i0 + 1 >= 0) & (i0 + 1 < size)]
-    return idx, valid, t, slope
+    i1 = i0 + 1
+    ok0, ok1 = _in_range(xp, i0, size), _in_range(xp, i1, size)
+    return [xp.where(ok0, i0, 0), xp.where(ok1, i1, 0)], [ok0, ok1], t, slope
 
 
-def _outer_taps(xp, per_axis, op):
-    """Combine per-axis tap lists of (N, P) arrays into (N, T, P) over all tap combinations.
-
-    ``op`` joins one axis's factor to the next (multiply weights, add offsets, and masks);
-    the first axis varies slowest.
-    """
+def _outer(factors, op=None):
+    """``op`` (default multiply) over all combinations of (N|1, K, P|1) factors: (N, T, P)."""
     out = None
-    for items in per_axis:
-        a = xp.stack(items, 1)  # (N, K, P)
-        out = a if out is None else op(out[:, :, None], a[:, None]).reshape(
-            a.shape[0], -1, a.shape[2])
+    for f in factors:
+        if out is None:
+            out = f
+        else:
+            o = out[:, :, None] * f[:, None] if op is None else op(out[:, :, None], f[:, None])
+            out = o.reshape(o.shape[0], o.shape[1] * o.shape[2], o.shape[3])
     return out
 
 
+def _gs_index(xp, tap, n: int, c: int, hw: int, bstride=None):
+    """Flat indices (n, c, ntap * p) of every tap's value: ``i * bstride + j * hw + tap``."""
+    bstride = c * hw if bstride is None else bstride
+    base = (xp.arange(n, dtype="int64") * bstride)[:, None] + xp.arange(0, c * hw, hw)
+    return base[:, :, None] + tap.reshape(n, 1, math.prod(tap.shape[1:]))
+
+
+# Elements per chunk of channels in the gather and the grad_input scatter.  Temporaries of
+# a few MB come back from the OS page by page on every call: one bincount over all
+# (8, 16, 4, 1024) products and their 4 MB index took 3.6 ms (5 ms with the products),
+# chunks of 2^16 products 1.0 ms; the small index also stays in cache for every chunk.
+_CHUNK = 1 << 16
+
+
+def _chunk(c: int, per_channel: int) -> int:
+    return max(1, min(c, _CHUNK // max(per_channel, 1)))
+
+
+def _gs_chunks(xp, x, tap):
+    """The taps' values of ``x`` (n, c, *sp) by chunks of channels: ``(c0, (n, k, ntap, p))``.
+
+    Every chunk has the same flat index, read from ``x`` offset to the chunk's first channel.
+    """
+    n, c = x.shape[:2]
+    hw = math.prod(x.shape[2:])
+    k = _chunk(c, tap.size)
+    index = _gs_index(xp, tap, n, k, hw, c * hw)
+    xf = x.reshape(-1)
+    for c0 in range(0, c, k):
+        kk = min(k, c - c0)
+        yield c0, xf[c0 * hw:].take(index[:, :kk]).reshape((n, kk) + tap.shape[1:])
+
+
+def _gs_scatter(xp, g, w, tap, xshape, dt):
+    """grad_input: ``g`` (n, c, p) times the weights ``w`` (n, ntap, p) summed at ``tap``.
+
+    One ``bincount`` (float64 sums) per chunk of channels: ~10x ``add.at``.
+    """
+    n, c = xshape[:2]
+    hw = math.prod(xshape[2:])
+    k = _chunk(c, tap.size)
+    index = _gs_index(xp, tap, n, k, hw)
+    out = xp.empty((n, c, hw), dt)
+    for c0 in range(0, c, k):
+        kk = min(k, c - c0)
+        src = g[:, c0:c0 + kk, None, :] * w[:, None]
+        acc = xp.bincount(index[:, :kk].reshape(-1), weights=src.reshape(-1),
+                          minlength=n * k * hw)
+        out[:, c0:c0 + kk] = acc.reshape(n, k, hw)[:, :kk]
+    return out.reshape(xshape)
+
+
 class _GridSampler(Function):
-    """``grid_sample``: taps gathered from the flattened input, weighted and summed."""
+    """``grid_sample``: taps gathered from the flattened input, weighted and summed.
+
+    Each axis's in-range mask is folded into its weights, so a tap's weight is the product
+    of masked per-axis factors.  The plain backward is NumPy on arrays (a ``bincount``
+    scatter for the input; for the grid, the per-axis weight derivatives against the taps
+    kept from the forward); under ``create_graph`` it is written with ember ops instead.
+    """
 
     raw = True
     backward_name = "GridSampler2DBackward0"
@@ -869,80 +939,132 @@ class _GridSampler(Function):
         nd = len(sp)
         osp = grid.shape[1:-1]
         p = math.prod(osp)
+        hw = math.prod(sp)
+        dt = x.dtype
         g2 = grid.reshape(n, p, nd)
         axes = [_gs_axis(xp, g2[:, :, nd - 1 - a], sp[a], mode, padding, align)
                 for a in range(nd)]
         strides = [math.prod(sp[a + 1:]) for a in range(nd)]
-        tap = _outer_taps(xp, [[i * strides[a] for i in axes[a][0]] for a in range(nd)],
-                          xp.add)
-        valid = _outer_taps(xp, [ax[1] for ax in axes], xp.logical_and)
+        tap = _outer((xp.stack([i * strides[a] for i in axes[a][0]], 1)
+                      for a in range(nd)), xp.add)
         ntap = tap.shape[1]
-        base = (xp.arange(n * c, dtype="int64") * math.prod(sp)).reshape(n, c, 1)
-        index = base + tap.reshape(n, 1, ntap * p)
-        v = x.reshape(-1).take(index).reshape(n, c, ntap, p)
-        wfun = _cub_w if mode == "bicubic" else _lin_w
+        facs = None
         if mode == "nearest":
-            w = valid.astype(x.dtype)
+            w = _outer(xp.stack(ax[1], 1) for ax in axes).astype(dt)
         else:
-            w = _outer_taps(xp, [wfun(ax[2]) for ax in axes], xp.multiply) * valid
-        out = xp.einsum("nctp,ntp->ncp", v, w.astype(x.dtype, copy=False))
-        ctx.meta = (mode, axes, valid, index, (n, c, ntap, p), x.shape, grid.shape)
+            wfun = _cub_w if mode == "bicubic" else _lin_w
+            facs = [xp.stack([f * m for f, m in zip(wfun(ax[2].astype(dt, copy=False)),
+                                                      ax[1])], 1) for ax in axes]
+            w = _outer(facs).astype(dt, copy=False)
+        # bilinear keeps the taps' values for the grid's gradient; bicubic's are 16 times the
+        # output: the backward gathers them again
+        keep = mode == "bilinear" and ctx._record
+        out = xp.empty((n, c, p), dt)
+        v = xp.empty((n, c, ntap, p), dt) if keep else None
+        for c0, vc in _gs_chunks(xp, x, tap):
+            cs = slice(c0, c0 + vc.shape[1])
+            if mode == "nearest":
+                xp.multiply(vc[:, :, 0], w, out=out[:, cs])
+            else:
+                xp.einsum("nctp,ntp->ncp", vc, w, out=out[:, cs])
+            if keep:
+                v[:, cs] = vc
+        ctx.meta = (mode, axes, tap, w, facs, v, (n, c, ntap, p), x.shape, grid.shape)
         ctx.save_for_backward(x, grid)
         return out.reshape((n, c) + osp)
 
     @staticmethod
     def backward(ctx, g):
-        mode, axes, valid, index, (n, c, ntap, p), xshape, gshape = ctx.meta
-        x, grid = ctx.saved_tensors
+        if state.grad:
+            return _grid_sample_grads_graph(ctx, g)
+        mode, axes, tap, w, facs, v, (n, c, ntap, p), xshape, gshape = ctx.meta
+        x, _ = ctx.saved_tensors
         need_x, need_g = ctx.needs_input_grad[:2]
-        nd = len(axes)
-        xp = xp_of(valid)
-        dt = x._data.dtype
-        g4 = g.reshape(n, c, 1, p)
-        validf = _make(valid.astype(dt))
+        xp = ctx.xp
+        xa = x._data
+        dt = xa.dtype
+        gd = g._data.reshape(n, c, p)
         gx = gg = None
-        if mode == "nearest":
-            if need_x:
-                gx = _GsPut.apply((g4 * validf.reshape(n, 1, ntap, p)).reshape(n, c, ntap * p),
-                                  index, xshape)
-            if need_g:
-                gg = _make(xp.zeros(gshape, dt))
-            return gx, gg, None, None, None
-        wfun, dwfun = (_cub_w, _cub_dw) if mode == "bicubic" else (_lin_w, _lin_dw)
-        # t as a function of the grid: exact value, slope d t / d grid (piecewise constant)
-        g2 = grid.reshape(n, p, nd) if grid.requires_grad else None
-        ts = []
-        for a, (_, _, t, slope) in enumerate(axes):
-            if g2 is None:
-                ts.append(_make(t))
-            else:
-                comp = g2[:, :, nd - 1 - a]
-                ts.append(comp * _make(slope) + _make(t - comp._data * slope))
-        ws = [wfun(t) for t in ts]
-
-        def combine(factors):
-            out = None
-            for f in factors:
-                fs = [k if isinstance(k, Tensor) else _make(xp.full((n, p), k, dt)) for k in f]
-                a = stack(fs, 1)
-                out = a if out is None else (out.unsqueeze(2) * a.unsqueeze(1)).reshape(
-                    n, -1, p)
-            return out * validf
-
         if need_x:
-            w = combine(ws)
-            gx = _GsPut.apply((g4 * w.reshape(n, 1, ntap, p)).reshape(n, c, ntap * p), index,
-                              xshape)
+            gx = _make(_gs_scatter(xp, gd, w, tap, xshape, dt))
         if need_g:
-            v = _GsTake.apply(x, index).reshape(n, c, ntap, p)
-            gv = (g4 * v).sum(1)  # (n, ntap, p)
-            comps = []
-            for a in range(nd):
-                dws = [dwfun(ts[a]) if b == a else ws[b] for b in range(nd)]
-                ga = (gv * combine(dws)).sum(1) * _make(axes[a][3])
-                comps.append(ga)
-            gg = stack(comps[::-1], -1).reshape(gshape)
+            if mode == "nearest":  # piecewise constant in the grid, as PyTorch: zeros
+                gg = _make(xp.zeros(gshape, dt))
+            else:
+                nd = len(axes)
+                if v is not None:
+                    gv = xp.einsum("nctp,ncp->ntp", v, gd)
+                else:
+                    gv = xp.zeros((n, ntap, p), dt)
+                    for c0, vc in _gs_chunks(xp, xa, tap):
+                        gv += xp.einsum("nctp,ncp->ntp", vc, gd[:, c0:c0 + vc.shape[1]])
+                dwfun = _cub_dw if mode == "bicubic" else _lin_dw
+                comps = []
+                for a, (_, ok, t, slope) in enumerate(axes):
+                    d = dwfun(t.astype(dt, copy=False))
+                    da = xp.stack([xp.where(m, f, dt.type(0)) for f, m in zip(d, ok)], 1)
+                    dw = _outer(da if b == a else facs[b] for b in range(nd))
+                    ga = xp.einsum("ntp,ntp->np", gv, dw)
+                    ga *= slope
+                    comps.append(ga)
+                gg = _make(xp.stack(comps[::-1], -1).reshape(gshape).astype(dt, copy=False))
         return gx, gg, None, None, None
+
+
+def _grid_sample_grads_graph(ctx, g):
+    """The backward of ``_GridSampler`` in ember ops: differentiable again (create_graph)."""
+    mode, axes, tap, _, _, _, (n, c, ntap, p), xshape, gshape = ctx.meta
+    x, grid = ctx.saved_tensors
+    need_x, need_g = ctx.needs_input_grad[:2]
+    nd = len(axes)
+    xp = ctx.xp
+    dt = x._data.dtype
+    index = _gs_index(xp, tap, n, c, math.prod(xshape[2:]))
+    validf = _make(_outer(xp.stack(ax[1], 1) for ax in axes).astype(dt))
+    g4 = g.reshape(n, c, 1, p)
+    gx = gg = None
+    if mode == "nearest":
+        if need_x:
+            gx = _GsPut.apply((g4 * validf.reshape(n, 1, ntap, p)).reshape(n, c, ntap * p),
+                              index, xshape)
+        if need_g:
+            gg = _make(xp.zeros(gshape, dt))
+        return gx, gg, None, None, None
+    wfun, dwfun = (_cub_w, _cub_dw) if mode == "bicubic" else (_lin_w, _lin_dw)
+    # t as a function of the grid: exact value, slope d t / d grid (piecewise constant)
+    g2 = grid.reshape(n, p, nd) if grid.requires_grad else None
+    ts = []
+    for a, (_, _, t, slope) in enumerate(axes):
+        if g2 is None:
+            ts.append(_make(t))
+        else:
+            comp = g2[:, :, nd - 1 - a]
+            ts.append(comp * _make(xp.asarray(slope, dt)) + _make(t - comp._data * slope))
+    ws = [wfun(t) for t in ts]
+
+    def combine(factors):
+        out = None
+        for f in factors:
+            fs = [k if isinstance(k, Tensor) else _make(xp.full((n, p), k, dt)) for k in f]
+            a = stack(fs, 1)
+            out = a if out is None else (out.unsqueeze(2) * a.unsqueeze(1)).reshape(
+                n, out.shape[1] * a.shape[1], p)
+        return out * validf
+
+    if need_x:
+        w = combine(ws)
+        gx = _GsPut.apply((g4 * w.reshape(n, 1, ntap, p)).reshape(n, c, ntap * p), index,
+                          xshape)
+    if need_g:
+        v = _GsTake.apply(x, index).reshape(n, c, ntap, p)
+        gv = (g4 * v).sum(1)  # (n, ntap, p)
+        comps = []
+        for a in range(nd):
+            dws = [dwfun(ts[a]) if b == a else ws[b] for b in range(nd)]
+            ga = (gv * combine(dws)).sum(1) * _make(xp.asarray(axes[a][3], dt))
+            comps.append(ga)
+        gg = stack(comps[::-1], -1).reshape(gshape)
+    return gx, gg, None, None, None
 
 
 class _GridSampler3D(_GridSampler):
