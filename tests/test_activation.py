@@ -494,6 +494,89 @@ def test_softmax_special_values_match_torch():
         check(lambda m, a: getattr(F(m), name)(a, 1), None, x, grad=False)
 
 
+# ---- gelu (NOTE [ Fused GELU ]) -------------------------------------------------------------
+
+GELU_RANGE = np.concatenate([np.linspace(-12.0, 12.0, 24001), [-0.0, 1e-30, -1e-30, 5e-8]])
+
+
+def _gelu_and_grad(m, x, approximate):
+    y = F(m).gelu(x, approximate=approximate)
+    g, = m.autograd.grad(y.sum(), x)
+    return y.detach().numpy().astype("float64"), g.numpy().astype("float64")
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gelu_accuracy_over_range(approximate, dtype):
+    """Values and gradients against float64 PyTorch over the range and the tails: float64
+    to rounding, float32 as close as PyTorch's float32 (its erf is Abramowitz & Stegun 7.1.26,
+    |error| <= 1.5e-7, as PyTorch's vectorised CPU erf)."""
+    ref = _gelu_and_grad(torch, to_torch(GELU_RANGE, True), approximate)
+    x = to_ember(GELU_RANGE.astype(dtype), True)
+    got = _gelu_and_grad(ember, x, approximate)
+    if dtype == "float32":
+        theirs = _gelu_and_grad(torch, to_torch(GELU_RANGE.astype(dtype), True), approximate)
+        for e, t, r in zip(got, theirs, ref):
+            assert np.abs(e - r).max() <= 1.5 * np.abs(t - r).max() + 2e-7
+    else:
+        for e, r in zip(got, ref):
+            np.testing.assert_allclose(e, r, rtol=1e-12, atol=1e-13)
+    y = EF.gelu(x, approximate=approximate)
+    assert y.dtype == x.dtype
+    # the sign of zero, and 0.5 as the slope at both zeros
+    assert np.signbit(y.detach().numpy()[-4]) and not np.signbit(y.detach().numpy()[-3])
+    assert got[1][-4] == 0.5 and got[1][-3] == 0.5
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_gelu_zero_dim(approximate, dtype):
+    res = []
+    for m in (ember, torch):
+        x = m.tensor(0.7, dtype=getattr(m, dtype), requires_grad=True)
+        y = F(m).gelu(x, approximate=approximate)
+        y.backward()
+        assert tuple(y.shape) == () and tuple(x.grad.shape) == ()
+        assert x.grad.dtype == x.dtype
+        res.append((y.detach().float().item(), x.grad.float().item()))
+    tol = 1e-2 if dtype in ("float16", "bfloat16") else 1e-6
+    np.testing.assert_allclose(res[0], res[1], rtol=tol)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_retain_graph_and_in_place_input(approximate):
+    """The derivative kept from the forward serves a second backward unchanged; the input is
+    still checked for in-place changes, as in PyTorch."""
+    x = ember.randn(5, 6, requires_grad=True)
+    g = ember.randn(5, 6)
+    y = EF.gelu(x, approximate=approximate)
+    y.backward(g, retain_graph=True)
+    first = x.grad.numpy().copy()
+    x.grad = None
+    y.backward(g)
+    np.testing.assert_array_equal(x.grad.numpy(), first)
+    h = x * 1.0
+    y = EF.gelu(h, approximate=approximate)
+    h.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_gelu_create_graph_uses_the_graph_formula():
+    """With create_graph the first derivative is an ember graph (differentiable again);
+    without it, a plain array result."""
+    x = ember.tensor([-1.5, 0.3, 2.0], requires_grad=True)
+    g, = ember.autograd.grad(EF.gelu(x).sum(), x, create_graph=True)
+    assert g.requires_grad and g.grad_fn is not None
+    g2, = ember.autograd.grad(g.sum(), x)
+    xt = torch.tensor([-1.5, 0.3, 2.0], requires_grad=True)
+    gt, = torch.autograd.grad(TF.gelu(xt).sum(), xt, create_graph=True)
+    g2t, = torch.autograd.grad(gt.sum(), xt)
+    np.testing.assert_allclose(g2.numpy(), g2t.numpy(), rtol=1e-5, atol=1e-6)
+    g, = ember.autograd.grad(EF.gelu(x).sum(), x)
+    assert not g.requires_grad and g.grad_fn is None
+
+
 # ---- prelu and rrelu ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("xshape,wshape", [((2, 3), (3,)), ((2, 3, 4), (3,)), ((2, 3, 4, 5), (3,)),

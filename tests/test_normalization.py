@@ -313,6 +313,88 @@ def test_fused_matches_unfused(kind, shape, dtype):
         assert_close(a, torch.from_numpy(b.detach().numpy()), dtype)
 
 
+# ---- the array backward (NOTE [ Fused normalisation ]) -----------------------------------------
+
+_ARRAY_CASES = {  # name: (call(m, x, w, b), x shape, channels)
+    "bn": (lambda m, x, w, b: m.nn.functional.batch_norm(x, None, None, w, b, True),
+           (4, 6, 5, 3), 6),
+    "ln": (lambda m, x, w, b: m.nn.functional.layer_norm(x, (5, 3), w.reshape(5, 3),
+                                                         b.reshape(5, 3)), (4, 6, 5, 3), 15),
+    "gn": (lambda m, x, w, b: m.nn.functional.group_norm(x, 3, w, b), (4, 6, 5, 3), 6),
+}
+
+
+@pytest.mark.parametrize("name", list(_ARRAY_CASES))
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False),
+                                   (False, True, False), (False, False, True),
+                                   (False, True, True)], ids=str)
+def test_grad_subsets(name, needs):
+    """Every subset of (input, weight, bias) needing a gradient, against torch."""
+    call, shape, c = _ARRAY_CASES[name]
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(s).astype("float32") for s in (shape, (c,), (c,))]
+    g = rng.standard_normal(shape).astype("float32")
+    res = []
+    for m, conv in ((ember, to_ember), (torch, to_torch)):
+        ins = [conv(a, r) for a, r in zip(arrays, needs)]
+        y = call(m, *ins)
+        wanted = [t for t, r in zip(ins, needs) if r]
+        res.append([y] + list(m.autograd.grad(y, wanted, conv(g))))
+    assert_close(res[0], res[1], "float32")
+
+
+@pytest.mark.parametrize("name", list(_ARRAY_CASES))
+@pytest.mark.parametrize("offset", [100.0, 1000.0])
+def test_large_offset_float32(name, offset):
+    """A mean far from zero: float32 results as close to the float64 ones as PyTorch's
+    float32 results are (the backward recentres x instead of cancelling large sums)."""
+    call, shape, c = _ARRAY_CASES[name]
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(shape) + offset).astype("float32")
+    w, b = rng.standard_normal(c).astype("float32"), rng.standard_normal(c).astype("float32")
+    g = rng.standard_normal(shape).astype("float32")
+    res = []
+    for m, conv, dt in ((ember, to_ember, "float32"), (torch, to_torch, "float32"),
+                        (torch, to_torch, "float64")):
+        ins = [conv(a.astype(dt), True) for a in (x, w, b)]
+        y = call(m, *ins)
+        outs = [y] + list(m.autograd.grad(y, ins, conv(g.astype(dt))))
+        res.append([o.detach().numpy().astype("float64") for o in outs])
+    for e, t, ref in zip(*res):
+        assert np.abs(e - ref).max() <= 4 * np.abs(t - ref).max() + 1e-6
+
+
+@pytest.mark.parametrize("name", list(_ARRAY_CASES))
+def test_retain_graph_twice_and_leaf_grad_owns_memory(name):
+    """A second backward (retain_graph) gives the same gradients: nothing saved is written
+    over; the input's .grad is a fresh array of its own, not a view."""
+    call, shape, c = _ARRAY_CASES[name]
+    rng = np.random.default_rng(3)
+    x, w, b = (to_ember(rng.standard_normal(s).astype("float32"), True)
+               for s in (shape, (c,), (c,)))
+    g = to_ember(rng.standard_normal(shape).astype("float32"))
+    y = call(ember, x, w, b)
+    y.backward(g, retain_graph=True)
+    first = [t.grad.numpy().copy() for t in (x, w, b)]
+    assert x.grad._data.base is None and x.grad._data.flags.c_contiguous
+    for t in (x, w, b):
+        t.grad = None
+    y.backward(g)
+    for t, a in zip((x, w, b), first):
+        np.testing.assert_array_equal(t.grad.numpy(), a)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward(g)
+
+
+def test_batch_norm_input_modified_in_place_raises():
+    x = ember.randn(4, 3, 2, requires_grad=True)
+    h = x * 1.0
+    y = F_E.batch_norm(h, None, None, training=True)
+    h.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
 # ---- double backward --------------------------------------------------------------------------
 
 DOUBLE_CASES = {
