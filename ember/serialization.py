@@ -30,7 +30,6 @@ import warnings
 import zipfile
 import zlib
 from collections import Counter, OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -128,6 +127,7 @@ class _ZipWriter:
         crc = None
         if size >= _CRC_THREAD_MIN:  # the CRC trails the data, so compute it while writing
             if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor  # big saves only
                 self.pool = ThreadPoolExecutor(1)
             crc = self.pool.submit(zlib.crc32, mv)
         elif size:
