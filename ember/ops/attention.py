@@ -357,41 +357,26 @@ def _dim(t) -> int:
 def _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads) -> bool:
     """PyTorch's checks of the ranks of the inputs; True when they are batched."""
     qd = _dim(query)
-    if qd == 3:
-        if _dim(key) != 3 or _dim(value) != 3:
-            raise AssertionError(f"For batched (3-D) `query`, expected `key` and `value` to be "
-                                 f"3-D but found {_dim(key)}-D and {_dim(value)}-D tensors "
-                                 f"respectively")
-        if key_padding_mask is not None and _dim(key_padding_mask) != 2:
-            raise AssertionError(f"For batched (3-D) `query`, expected `key_padding_mask` to be "
-                                 f"`None` or 2-D but found {_dim(key_padding_mask)}-D tensor "
-                                 f"instead")
-        if attn_mask is not None and _dim(attn_mask) not in (2, 3):
-            raise AssertionError(f"For batched (3-D) `query`, expected `attn_mask` to be `None`, "
-                                 f"2-D or 3-D but found {_dim(attn_mask)}-D tensor instead")
-        return True
-    if qd == 2:
-        if _dim(key) != 2 or _dim(value) != 2:
-            raise AssertionError(f"For unbatched (2-D) `query`, expected `key` and `value` to be "
-                                 f"2-D but found {_dim(key)}-D and {_dim(value)}-D tensors "
-                                 f"respectively")
-        if key_padding_mask is not None and _dim(key_padding_mask) != 1:
-            raise AssertionError(f"For unbatched (2-D) `query`, expected `key_padding_mask` to "
-                                 f"be `None` or 1-D but found {_dim(key_padding_mask)}-D tensor "
-                                 f"instead")
-        if attn_mask is not None:
-            if _dim(attn_mask) not in (2, 3):
-                raise AssertionError(f"For unbatched (2-D) `query`, expected `attn_mask` to be "
-                                     f"`None`, 2-D or 3-D but found {_dim(attn_mask)}-D tensor "
-                                     f"instead")
-            if _dim(attn_mask) == 3:
-                expected = (num_heads, query.shape[0], key.shape[0])
-                if tuple(attn_mask.shape) != expected:
-                    raise AssertionError(f"Expected `attn_mask` shape to be {expected} but got "
-                                         f"{_size(attn_mask.shape)}")
-        return False
-    raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received "
-                         f"{qd}-D query tensor")
+    if qd not in (2, 3):
+        raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received "
+                             f"{qd}-D query tensor")
+    kind = "batched (3-D)" if qd == 3 else "unbatched (2-D)"
+    if _dim(key) != qd or _dim(value) != qd:
+        raise AssertionError(f"For {kind} `query`, expected `key` and `value` to be {qd}-D but "
+                             f"found {_dim(key)}-D and {_dim(value)}-D tensors respectively")
+    if key_padding_mask is not None and _dim(key_padding_mask) != qd - 1:
+        raise AssertionError(f"For {kind} `query`, expected `key_padding_mask` to be `None` or "
+                             f"{qd - 1}-D but found {_dim(key_padding_mask)}-D tensor instead")
+    if attn_mask is not None:
+        if _dim(attn_mask) not in (2, 3):
+            raise AssertionError(f"For {kind} `query`, expected `attn_mask` to be `None`, 2-D or "
+                                 f"3-D but found {_dim(attn_mask)}-D tensor instead")
+        if qd == 2 and _dim(attn_mask) == 3:
+            expected = (num_heads, query.shape[0], key.shape[0])
+            if tuple(attn_mask.shape) != expected:
+                raise AssertionError(f"Expected `attn_mask` shape to be {expected} but got "
+                                     f"{_size(attn_mask.shape)}")
+    return qd == 3
 
 
 def _canonical_mask(mask, mask_name: str, target_dtype, other=None, other_name: str = ""):

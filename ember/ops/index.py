@@ -18,6 +18,7 @@ error, goes through ``parse_key``.
 from __future__ import annotations
 
 import builtins
+import math
 import warnings
 from weakref import ref as _weakref
 
@@ -77,6 +78,10 @@ def _bad_index(k):
     msg = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
            f"valid indices (got {type(k).__name__})")
     return IndexError(msg) if isinstance(k, builtins.float) else TypeError(msg)
+
+
+def _oob(i: int, d: int, n: int) -> str:
+    return f"index {i} is out of bounds for dimension {d} with size {n}"
 
 
 def _seq_as_tuple(seq) -> bool:
@@ -175,7 +180,7 @@ def parse_key(shape, key, xp) -> Key:
         if te is builtins.int:
             n = shape[pos]
             if e < -n or e >= n:
-                raise IndexError(f"index {e} is out of bounds for dimension {pos} with size {n}")
+                raise IndexError(_oob(e, pos, n))
             basic.append(e)
             pos += 1
             view_cls = Select
@@ -540,7 +545,7 @@ def __getitem__(self: Tensor, key) -> Tensor:
         n = shape[0]
         if -n <= key < n:
             return _view(self, (key, Ellipsis), Select)
-        raise IndexError(f"index {key} is out of bounds for dimension 0 with size {n}")
+        raise IndexError(_oob(key, 0, n))
     raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
                      "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
 
@@ -641,6 +646,12 @@ def _bounds(idx, n: int, negative_ok: bool):
     return ()
 
 
+def _dim_bounds(a, d: int, idx, negative_ok: bool = False) -> tuple:
+    """``(n, bad)``: the size ``n`` of dim ``d`` of ``a`` (1 if 0-d), ``_bounds`` of ``idx``."""
+    n = a.shape[d] if a.ndim else 1
+    return n, _bounds(idx, n, negative_ok)
+
+
 def _grid_key(xp, idx, dim: int) -> tuple:
     """Coordinates addressing slot ``idx[i, j, ...]`` along ``dim`` for every index element."""
     nd = idx.ndim
@@ -703,10 +714,9 @@ def _gather_checks(input: Tensor, dim, index: Tensor, fn: str):
             raise RuntimeError(f"Size does not match at dimension {j} expected index "
                                f"{list(i.shape)} to be no larger than self {list(a.shape)} "
                                f"apart from dimension {d}")
-    n = a.shape[d] if a.ndim else 1
-    bad = _bounds(i, n, False)
+    n, bad = _dim_bounds(a, d, i)
     if bad:
-        raise RuntimeError(f"index {bad[0]} is out of bounds for dimension {d} with size {n}")
+        raise RuntimeError(_oob(bad[0], d, n))
     return d
 
 
@@ -787,10 +797,9 @@ def _scatter_checks(input: Tensor, dim, index: Tensor, src, fn: str):
     elif any(j != d and i.shape[j] > a.shape[j] for j in range(i.ndim)):
         raise RuntimeError(f"Expected index {list(i.shape)} to be no larger than self "
                            f"{list(a.shape)} apart from dimension {d}")
-    n = a.shape[d] if a.ndim else 1
-    bad = _bounds(i, n, False)
+    n, bad = _dim_bounds(a, d, i)
     if bad:
-        raise RuntimeError(f"index {bad[0]} is out of bounds for dimension {d} with size {n}")
+        raise RuntimeError(_oob(bad[0], d, n))
     return d
 
 
@@ -994,8 +1003,7 @@ def index_select(input: Tensor, dim: int, index: Tensor, *, out=None) -> Tensor:
     _vector_index(index, "index_select")
     _check_index_dtype(index, "index_select(): Expected dtype int32 or int64 for index")
     d = _wrap_dim(dim, input._data.ndim)
-    n = input._data.shape[d] if input._data.ndim else 1
-    if _bounds(index._data, n, False):
+    if _dim_bounds(input._data, d, index._data)[1]:
         raise IndexError("index out of range in self")
     return _finish(IndexSelect.apply(input, d, index), out)
 
@@ -1060,12 +1068,11 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
         raise RuntimeError(f"index_add_(): self ({_cap(input._data.dtype)}) and source "
                            f"({_cap(source._data.dtype)}) must have the same scalar type")
     _index_src_checks(input, d, index, source, "index_add_")
-    n = input._data.shape[d] if input._data.ndim else 1
-    bad = _bounds(index._data, n, False)
+    n, bad = _dim_bounds(input._data, d, index._data)
     if bad:
         if input._data.ndim <= 1:  # PyTorch's 1-D kernel reports it differently
             raise IndexError("index out of range in self")
-        raise RuntimeError(f"index {bad[0]} is out of bounds for dimension {d} with size {n}")
+        raise RuntimeError(_oob(bad[0], d, n))
     return _finish(IndexAdd.apply(input, d, index, source, alpha), out)
 
 
@@ -1110,11 +1117,9 @@ def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor, *, out=No
         raise IndexError(f"index_copy_(): Number of indices ({index._data.size}) should be "
                          f"equal to source.size(dim) ({ns})")
     _index_src_checks(input, d, index, source, "index_copy_")
-    n = input._data.shape[d] if input._data.ndim else 1
-    bad = _bounds(index._data, n, False)
+    n, bad = _dim_bounds(input._data, d, index._data)
     if bad:
-        raise IndexError(f"index_copy_(): index {bad[0]} is out of bounds for dimension {d} "
-                         f"with size {n}")
+        raise IndexError(f"index_copy_(): {_oob(bad[0], d, n)}")
     return _finish(IndexCopy.apply(input, d, index, source), out)
 
 
@@ -1155,10 +1160,9 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
     if index._data.ndim > 1:
         raise IndexError("index_fill_(): Index is supposed to be a vector")
     d = _wrap_dim(dim, input._data.ndim)
-    n = input._data.shape[d] if input._data.ndim else 1
-    bad = _bounds(index._data, n, True)
+    n, bad = _dim_bounds(input._data, d, index._data, negative_ok=True)
     if bad:
-        raise IndexError(f"index {bad[0]} is out of bounds for dimension {d} with size {n}")
+        raise IndexError(_oob(bad[0], d, n))
     if isinstance(value, Tensor):
         if value._data.ndim:
             raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got "
@@ -1301,10 +1305,7 @@ class MaskedScatter(Function):
             ga = reduce_grad(MaskedFill.apply(g, mask, 0), shape, dt)
         if ctx.needs_input_grad[2]:
             picked = MaskedSelect.apply(g, mask)
-            size = 1
-            for s in sshape:
-                size *= s
-            gs = _reshape(_pad_to(picked, (size,)), sshape)
+            gs = _reshape(_pad_to(picked, (math.prod(sshape),)), sshape)
         return ga, None, gs
 
 
@@ -1333,10 +1334,7 @@ class Take(Function):
     @staticmethod
     def backward(ctx, g):
         shape, idx = ctx.meta
-        size = 1
-        for s in shape:
-            size *= s
-        flat = IndexGrad.apply(g, (size,), Key((Ellipsis,), (idx,)))
+        flat = IndexGrad.apply(g, (math.prod(shape),), Key((Ellipsis,), (idx,)))
         return _reshape(flat, shape), None
 
 

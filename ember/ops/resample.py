@@ -323,19 +323,12 @@ class _Resample(Function):
 
     @staticmethod
     def forward(ctx, x, ops, cdt):
-        ctx.meta = (ops, cdt, x.dtype)
-        y = x if cdt is None else x.astype(cdt)
-        for axis in _order(ops, shrinking_first=True):
-            y = ops[axis].apply(y, axis + 2)
-        if cdt is not None:
-            y = y.astype(x.dtype)
-        elif y is x:
-            y = x.copy()
-        return y
+        ctx.meta = (ops, cdt)
+        return _along_axes(x, ops, cdt, adjoint=False)
 
     @classmethod
     def backward(cls, ctx, g):
-        ops, cdt, _ = ctx.meta
+        ops, cdt = ctx.meta
         return cls.adjoint.apply(g, ops, cdt), None, None
 
 
@@ -348,19 +341,26 @@ class _ResampleT(Function):
     @staticmethod
     def forward(ctx, g, ops, cdt):
         ctx.meta = (ops, cdt)
-        y = g if cdt is None else g.astype(cdt)
-        for axis in _order(ops, shrinking_first=False):
-            y = ops[axis].apply_t(y, axis + 2)
-        if cdt is not None:
-            y = y.astype(g.dtype)
-        elif y is g:
-            y = g.copy()
-        return y
+        return _along_axes(g, ops, cdt, adjoint=True)
 
     @classmethod
     def backward(cls, ctx, gg):
         ops, cdt = ctx.meta
         return cls.forward_op.apply(gg, ops, cdt), None, None
+
+
+def _along_axes(x, ops, cdt, adjoint: bool):
+    """Each axis's ``M_d`` (``M_d.T`` when ``adjoint``) applied to ``x``, computed in ``cdt``
+    (None: ``x``'s dtype); always a new array."""
+    y = x if cdt is None else x.astype(cdt)
+    for axis in _order(ops, shrinking_first=not adjoint):
+        op = ops[axis]
+        y = op.apply_t(y, axis + 2) if adjoint else op.apply(y, axis + 2)
+    if cdt is not None:
+        y = y.astype(x.dtype)
+    elif y is x:
+        y = x.copy()
+    return y
 
 
 def _order(ops, shrinking_first: bool):
@@ -614,16 +614,22 @@ class _PixelUnshuffle(Function):
         return _PixelShuffle.apply(g, ctx.r), None
 
 
-def pixel_shuffle(input, upscale_factor):
-    """Rearrange (*, C r^2, H, W) into (*, C, H r, W r) (``torch.nn.functional.pixel_shuffle``)."""
-    _need_tensor("pixel_shuffle", "input", 1, input)
-    r = _need_int("pixel_shuffle", "upscale_factor", 2, upscale_factor)
+def _shuffle_args(fn: str, input, name: str, factor) -> tuple:
+    """PyTorch's checks shared by ``pixel_shuffle`` and ``pixel_unshuffle``: ``(array, r)``."""
+    _need_tensor(fn, "input", 1, input)
+    r = _need_int(fn, name, 2, factor)
     x = input._data
     if x.ndim < 3:
-        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got "
-                           f"input with {x.ndim} dimension(s)")
+        raise RuntimeError(f"{fn} expects input to have at least 3 dimensions, but got input "
+                           f"with {x.ndim} dimension(s)")
     if r <= 0:
-        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+        raise RuntimeError(f"{fn} expects a positive {name}, but got {r}")
+    return x, r
+
+
+def pixel_shuffle(input, upscale_factor):
+    """Rearrange (*, C r^2, H, W) into (*, C, H r, W r) (``torch.nn.functional.pixel_shuffle``)."""
+    x, r = _shuffle_args("pixel_shuffle", input, "upscale_factor", upscale_factor)
     c = x.shape[-3]
     if c % (r * r):
         raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be "
@@ -634,14 +640,7 @@ def pixel_shuffle(input, upscale_factor):
 
 def pixel_unshuffle(input, downscale_factor):
     """Rearrange (*, C, H r, W r) into (*, C r^2, H, W), the inverse of ``pixel_shuffle``."""
-    _need_tensor("pixel_unshuffle", "input", 1, input)
-    r = _need_int("pixel_unshuffle", "downscale_factor", 2, downscale_factor)
-    x = input._data
-    if x.ndim < 3:
-        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but "
-                           f"got input with {x.ndim} dimension(s)")
-    if r <= 0:
-        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    x, r = _shuffle_args("pixel_unshuffle", input, "downscale_factor", downscale_factor)
     h, w = x.shape[-2:]
     if h % r:
         raise RuntimeError(f"pixel_unshuffle expects height to be divisible by downscale_factor, "
@@ -1071,6 +1070,17 @@ class _GridSampler3D(_GridSampler):
     backward_name = "GridSampler3DBackward0"
 
 
+def _align_default(align_corners):
+    """``align_corners``; None is False, with PyTorch's warning (grid_sample, affine_grid)."""
+    if align_corners is None:
+        warnings.warn("Default grid_sample and affine_grid behavior has changed to "
+                      "align_corners=False since 1.3.0. Please specify align_corners=True if "
+                      "the old behavior is desired. See the documentation of grid_sample for "
+                      "details.", stacklevel=3)
+        return False
+    return align_corners
+
+
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """Sample ``input`` (N, C, [D,] H, W) at ``grid`` (N, [Do,] Ho, Wo, 2|3) points in [-1, 1].
 
@@ -1083,12 +1093,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     if padding_mode not in ("zeros", "border", "reflection"):
         raise ValueError("nn.functional.grid_sample(): expected padding_mode to be 'zeros', "
                          f"'border', or 'reflection', but got: '{padding_mode}'")
-    if align_corners is None:
-        warnings.warn("Default grid_sample and affine_grid behavior has changed to "
-                      "align_corners=False since 1.3.0. Please specify align_corners=True if "
-                      "the old behavior is desired. See the documentation of grid_sample for "
-                      "details.", stacklevel=2)
-        align_corners = False
+    align_corners = _align_default(align_corners)
     _need_tensor("grid_sampler", "input", 1, input)
     _need_tensor("grid_sampler", "grid", 2, grid)
     x, gr = input._data, grid._data
@@ -1140,12 +1145,7 @@ def affine_grid(theta, size, align_corners=None):
     (pixel centres unless ``align_corners``); composed from ``matmul``, so ``theta`` gets
     its gradient from matmul's backward.
     """
-    if align_corners is None:
-        warnings.warn("Default grid_sample and affine_grid behavior has changed to "
-                      "align_corners=False since 1.3.0. Please specify align_corners=True if "
-                      "the old behavior is desired. See the documentation of grid_sample for "
-                      "details.", stacklevel=2)
-        align_corners = False
+    align_corners = _align_default(align_corners)
     _need_tensor("affine_grid", "theta", 1, theta)
     th = theta._data
     if not (th.dtype.kind == "f" or th.dtype.name == "bfloat16"):

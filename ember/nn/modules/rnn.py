@@ -367,10 +367,7 @@ class RNNCellBase(Module):
             s += ", nonlinearity={nonlinearity}"
         return s.format(**self.__dict__)
 
-    def reset_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            init.uniform_(weight, -stdv, stdv)
+    reset_parameters = RNNBase.reset_parameters
 
     def _check(self, input, hx, k: int) -> None:
         """The checks of PyTorch's ``*_cell`` ops (input width, batch and hidden width)."""
@@ -384,15 +381,40 @@ class RNNCellBase(Module):
             raise RuntimeError(f"hidden{k} has inconsistent hidden_size: got {hx.size(1)}, "
                                f"expected {self.hidden_size}")
 
-    def _step(self, mode, x, h, c=None):
-        return _rnn_layer(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                          None, mode, False, (x.shape[0],))
+    def _batch(self, name: str, input, hx, pair: bool = False):
+        """PyTorch's cell prologue: rank checks, a batch dim for 1-D input, zeros for no ``hx``.
 
+        Returns ``(input, hs, is_batched)``; ``hs`` is ``(h,)``, or ``(h, c)`` when ``pair``.
+        """
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D "
+                             f"instead")
+        is_batched = input.dim() == 2
+        if hx is not None:
+            for idx, value in enumerate(hx if pair else (hx,)):
+                if value.dim() not in (1, 2):
+                    what = f"hx[{idx}]" if pair else "hidden"
+                    raise ValueError(f"{name}: Expected {what} to be 1D or 2D, got "
+                                     f"{value.dim()}D instead")
+        if not is_batched:
+            input = input.unsqueeze(0)
+        if hx is None:
+            zeros = _creation.zeros((input.size(0), self.hidden_size), dtype=input.dtype,
+                                    device=input.device)
+            hs = (zeros, zeros) if pair else (zeros,)
+        else:
+            hs = (hx[0], hx[1]) if pair else (hx,)
+            if not is_batched:
+                hs = tuple(h.unsqueeze(0) for h in hs)
+        return input, hs, is_batched
 
-def _cell_input(cls: str, input):
-    if input.dim() not in (1, 2):
-        raise ValueError(f"{cls}: Expected input to be 1D or 2D, got {input.dim()}D instead")
-    return input.dim() == 2
+    def _step(self, mode, x, hs):
+        """One fused step over ``x`` from ``hs`` (after the cell checks): ``(y, h', c')``."""
+        for k, h in enumerate(hs):
+            self._check(x, h, k)
+        return _rnn_layer(x, hs[0], hs[1] if len(hs) > 1 else None, self.weight_ih,
+                          self.weight_hh, self.bias_ih, self.bias_hh, None, mode, False,
+                          (x.shape[0],))
 
 
 class RNNCell(RNNCellBase):
@@ -407,22 +429,11 @@ class RNNCell(RNNCellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input, hx=None):
-        is_batched = _cell_input("RNNCell", input)
-        if hx is not None and hx.dim() not in (1, 2):
-            raise ValueError(f"RNNCell: Expected hidden to be 1D or 2D, got {hx.dim()}D "
-                             f"instead")
-        if not is_batched:
-            input = input.unsqueeze(0)
-        if hx is None:
-            hx = _creation.zeros((input.size(0), self.hidden_size), dtype=input.dtype,
-                                 device=input.device)
-        elif not is_batched:
-            hx = hx.unsqueeze(0)
+        input, hs, is_batched = self._batch("RNNCell", input, hx)
         if self.nonlinearity not in ("tanh", "relu"):
             raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
-        self._check(input, hx, 0)
         mode = "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"
-        ret = self._step(mode, input, hx)[1]
+        ret = self._step(mode, input, hs)[1]
         return ret if is_batched else ret.squeeze(0)
 
 
@@ -435,23 +446,8 @@ class LSTMCell(RNNCellBase):
                          dtype=dtype)
 
     def forward(self, input, hx=None):
-        is_batched = _cell_input("LSTMCell", input)
-        if hx is not None:
-            for idx, value in enumerate(hx):
-                if value.dim() not in (1, 2):
-                    raise ValueError(f"LSTMCell: Expected hx[{idx}] to be 1D or 2D, got "
-                                     f"{value.dim()}D instead")
-        if not is_batched:
-            input = input.unsqueeze(0)
-        if hx is None:
-            zeros = _creation.zeros((input.size(0), self.hidden_size), dtype=input.dtype,
-                                    device=input.device)
-            hx = (zeros, zeros)
-        elif not is_batched:
-            hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
-        self._check(input, hx[0], 0)
-        self._check(input, hx[1], 1)
-        _, h, c = self._step("LSTM", input, hx[0], hx[1])
+        input, hs, is_batched = self._batch("LSTMCell", input, hx, pair=True)
+        _, h, c = self._step("LSTM", input, hs)
         return (h, c) if is_batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -464,17 +460,6 @@ class GRUCell(RNNCellBase):
                          dtype=dtype)
 
     def forward(self, input, hx=None):
-        is_batched = _cell_input("GRUCell", input)
-        if hx is not None and hx.dim() not in (1, 2):
-            raise ValueError(f"GRUCell: Expected hidden to be 1D or 2D, got {hx.dim()}D "
-                             f"instead")
-        if not is_batched:
-            input = input.unsqueeze(0)
-        if hx is None:
-            hx = _creation.zeros((input.size(0), self.hidden_size), dtype=input.dtype,
-                                 device=input.device)
-        elif not is_batched:
-            hx = hx.unsqueeze(0)
-        self._check(input, hx, 0)
-        ret = self._step("GRU", input, hx)[1]
+        input, hs, is_batched = self._batch("GRUCell", input, hx)
+        ret = self._step("GRU", input, hs)[1]
         return ret if is_batched else ret.squeeze(0)

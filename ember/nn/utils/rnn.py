@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ... import _creation
+from ... import _creation, _dtype
 from ..._tensor import Tensor
 
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence",
@@ -23,6 +23,15 @@ class PackedSequence_(namedtuple("PackedSequence_",
 
 def _bind(optional, fn):
     return None if optional is None else fn(optional)
+
+
+def _as(dtype: str):
+    """The method ``self.to(dtype=ember.<dtype>)`` (``double``, ``float``, ...)."""
+    dt = getattr(_dtype, dtype)
+
+    def convert(self):
+        return self.to(dtype=dt)
+    return convert
 
 
 class PackedSequence(PackedSequence_):
@@ -60,37 +69,14 @@ class PackedSequence(PackedSequence_):
     def cpu(self, *args, **kwargs):
         return self.to(*args, device="cpu", **kwargs)
 
-    def double(self):
-        from ... import float64
-        return self.to(dtype=float64)
-
-    def float(self):
-        from ... import float32
-        return self.to(dtype=float32)
-
-    def half(self):
-        from ... import float16
-        return self.to(dtype=float16)
-
-    def long(self):
-        from ... import int64
-        return self.to(dtype=int64)
-
-    def int(self):
-        from ... import int32
-        return self.to(dtype=int32)
-
-    def short(self):
-        from ... import int16
-        return self.to(dtype=int16)
-
-    def char(self):
-        from ... import int8
-        return self.to(dtype=int8)
-
-    def byte(self):
-        from ... import uint8
-        return self.to(dtype=uint8)
+    double = _as("float64")
+    float = _as("float32")
+    half = _as("float16")
+    long = _as("int64")
+    int = _as("int32")
+    short = _as("int16")
+    char = _as("int8")
+    byte = _as("uint8")
 
     @property
     def is_cuda(self) -> bool:
