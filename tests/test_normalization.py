@@ -321,6 +321,10 @@ _ARRAY_CASES = {  # name: (call(m, x, w, b), x shape, channels)
     "ln": (lambda m, x, w, b: m.nn.functional.layer_norm(x, (5, 3), w.reshape(5, 3),
                                                          b.reshape(5, 3)), (4, 6, 5, 3), 15),
     "gn": (lambda m, x, w, b: m.nn.functional.group_norm(x, 3, w, b), (4, 6, 5, 3), 6),
+    # >= 16 values per row: the sums of products are batched matmuls of rows (_reduce)
+    "bn_wide": (lambda m, x, w, b: m.nn.functional.batch_norm(x, None, None, w, b, True),
+                (3, 4, 8, 9), 4),
+    "ln_wide": (lambda m, x, w, b: m.nn.functional.layer_norm(x, (24,), w, b), (5, 3, 24), 24),
 }
 
 

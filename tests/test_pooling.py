@@ -137,6 +137,34 @@ def test_max_pool_ties_pick_first_max():
     check(lambda m, x: m.nn.functional.max_pool2d(x, 3, 1, 1, return_indices=True), None, z)
 
 
+def test_max_pool_tree_ties_nan_and_lowest():
+    # the pairwise tree (< 16 positions) must keep PyTorch's rules for every window size,
+    # odd ones included: first maximum on ties, the last NaN, padding never chosen
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 2, (2, 2, 9, 9)).astype(np.float32)
+    xn = x.copy()
+    xn[0, 0, rng.integers(0, 9, 6), rng.integers(0, 9, 6)] = np.nan
+    for a in (x, xn):
+        for args in [(2,), ((1, 3),), ((3, 5), 1, 1), ((1, 2), 1), ((3, 1), 2, (1, 0)),
+                     (3, 3, 0, 1, True)]:
+            ye, ie = ember.nn.functional.max_pool2d(to_ember(a), *args, return_indices=True)
+            yt, it = torch.nn.functional.max_pool2d(to_torch(a), *args, return_indices=True)
+            assert_close(ye, yt, "float32")
+            assert_close(ie, it)
+    x3 = rng.integers(0, 2, (1, 2, 5, 6, 7)).astype(np.float64)
+    x3[0, 1, 2, 3, 4] = np.nan
+    check(lambda m, x: m.nn.functional.max_pool3d(x, 2, 2, 1, return_indices=True), None, x3)
+    check(lambda m, x: m.nn.functional.max_pool3d(x, 3, 2, 1, return_indices=True), None, x3)
+    # integers: windows of only the lowest value keep their first input position
+    lo = np.iinfo(np.int64).min
+    xi = np.where(rng.random((1, 2, 6, 6)) < 0.7, lo, rng.integers(-3, 3, (1, 2, 6, 6)))
+    for args in [(2, 1, 1), (3, 2, 1), (3, 1, 1, 1, True)]:
+        ye, ie = ember.nn.functional.max_pool2d(to_ember(xi), *args, return_indices=True)
+        yt, it = torch.nn.functional.max_pool2d(to_torch(xi), *args, return_indices=True)
+        assert_close(ye, yt)
+        assert_close(ie, it)
+
+
 def test_max_pool_nan_and_inf():
     x = rand(2, 2, 6, 7)
     x[0, 0, 1, 1] = x[0, 0, 1, 2] = x[1, 1, 4, 4] = np.nan

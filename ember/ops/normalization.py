@@ -60,7 +60,8 @@ def _reduce(xp, lay, a, b=None, out=None):
     """Sum of ``a`` (or ``a * b``) over the axes whose letters ``out`` drops (the statistics').
 
     einsum reduces several axes in one pass without the temporary ``a * b`` (numpy's
-    ``sum`` over a short last axis is several times slower).  A plain sum over leading or
+    ``sum`` over a short last axis is several times slower); with ``b`` and reduced trailing
+    axes a batched matmul of rows is faster still.  A plain sum over leading or
     trailing axes is a matrix-vector product with ones instead: BLAS, ~4x less call
     overhead than einsum on a layer norm's (64, 256).
     """
@@ -74,7 +75,19 @@ def _reduce(xp, lay, a, b=None, out=None):
             m = math.prod(a.shape[:-k])
             return xp.matmul(_ones(xp, m, a.dtype), a.reshape(m, -1))
         return xp.einsum(f"{lay.sub}->{out}", a)
-    return xp.einsum(f"{lay.sub},{lay.sub}->{out}", a, b)
+    sub = lay.sub
+    k = len(sub)
+    while k and sub[k - 1] not in out:
+        k -= 1
+    m = math.prod(a.shape[k:])
+    if m >= 16 and a.flags.c_contiguous and b.flags.c_contiguous:
+        # the trailing reduced axes as one batched dot product per row: BLAS, ~1.7x faster
+        # than einsum's two-operand loop on a batch norm's (32, 64, 1024)
+        lead = a.shape[:k]
+        r = math.prod(lead)
+        d = xp.matmul(a.reshape(r, 1, m), b.reshape(r, m, 1)).reshape(lead)
+        return d if sub[:k] == out else xp.einsum(f"{sub[:k]}->{out}", d)
+    return xp.einsum(f"{sub},{sub}->{out}", a, b)
 
 
 _ONES: dict = {}
@@ -107,28 +120,44 @@ def _empty(xp, shape, lay, dtype):
 
 
 def _stats(xp, lay, xw, eps, shape):
-    """Centred input (as ``shape`` and as ``lay.work``), mean, biased variance and
-    1/sqrt(var + eps) (in ``lay.kshape``)."""
+    """Centred input (as ``shape`` and as ``lay.work``), mean, biased variance, 1/sqrt(var +
+    eps) (in ``lay.kshape``) and, for batch norm, the mean's residual ``mean(x - mean)``.
+
+    Batch norm's float32 sums run over many large values (a channel of a whole batch): the
+    residual makes its mean as exact as a float32 can hold (PyTorch accumulates in double),
+    which the backward's ``x - mean`` relies on.  The centred input is left as ``x - mean``;
+    the caller folds the residual into the shift.
+    """
     n = xw.size // math.prod(lay.kshape) if xw.size else 1
     mean = (_reduce(xp, lay, xw) / n).reshape(lay.kshape)
     xc_full, xc = _empty(xp, shape, lay, xw.dtype)
     xp.subtract(xw, mean, out=xc)
     var = (_reduce(xp, lay, xc, xc) / n).reshape(lay.kshape)
+    res = None
+    if lay.fold and xw.size:
+        res = (_reduce(xp, lay, xc) / n).reshape(lay.kshape)
+        var -= res * res  # mean((xc - res)^2)
+        xp.maximum(var, 0, out=var)
+        mean = mean + res
     inv = 1.0 / xp.sqrt(var + eps)
-    return xc_full, xc, mean, var, inv
+    return xc_full, xc, mean, var, inv, res
 
 
 def _normalized(xp, x, w, b, lay, eps):
     """``(y, mean, var, inv)`` for ``x``: the output is the one fresh full-size array."""
-    y_full, y, mean, var, inv = _stats(xp, lay, _up(x.reshape(lay.work)), eps, x.shape)
+    y_full, y, mean, var, inv, res = _stats(xp, lay, _up(x.reshape(lay.work)), eps, x.shape)
     w, b = _up(w), _up(b)
     if w is not None and lay.fold:
-        y *= inv * w.reshape(lay.wshape)
+        scale = inv * w.reshape(lay.wshape)
+        y *= scale
     else:
         y *= inv
+        scale = inv
         if w is not None:
             y *= w.reshape(lay.wshape)
-    if b is not None:
+    if res is not None:  # y = (x - mean - res) * scale + b
+        y += -res * scale if b is None else b.reshape(lay.wshape) - res * scale
+    elif b is not None:
         y += b.reshape(lay.wshape)
     return y_full.astype(x.dtype, copy=False), mean, var, inv
 

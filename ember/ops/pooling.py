@@ -181,10 +181,12 @@ def _argmax_loop(xp, w, sp, want_idx, starts, dil, lens=None, src=None):
     Along dim ``i`` output ``o`` reads input positions ``starts[i][o] + j * dil[i]``, or with
     ``lens`` (adaptive bins) ``starts[i][o] + min(j, lens[i][o] - 1)``; positions outside the
     input hold the lowest value and never win.  See NOTE [ Pooling kernels ] for the tie and
-    NaN rules.  The loop tracks the kernel offset in a small int and converts it to the flat
-    index once at the end (masked copies on strided arrays are ~10x slower in NumPy).  Large
-    windows (>= 16 positions) are copied out once and ``argmax``-ed instead: fewer passes, and
-    argmax's first maximum is PyTorch's tie rule.  ``src`` is the input (checked for NaN).
+    NaN rules.  The windows are copied once to ``(K, *lead, *out)`` (every pass over strided
+    windows costs ~10x a contiguous one) and reduced by a pairwise tree in window order, the
+    later half winning only when strictly greater (or NaN): that is the first maximum (the
+    last NaN), PyTorch's rule.  The kernel offset is tracked in a small int and turned into the
+    flat index once at the end.  Large windows (>= 16 positions) without NaN are ``argmax``-ed
+    instead (argmax's first maximum is the same rule).  ``src`` is the input (checked for NaN).
     """
     nd = len(starts)
     kernel = w.shape[-nd:]
@@ -198,35 +200,60 @@ def _argmax_loop(xp, w, sp, want_idx, starts, dil, lens=None, src=None):
     K = len(offsets)
     kdt = "int8" if K < 127 else "int16" if K < 32767 else "int32"
     kst = _plane_strides(kernel)
-    best = xp.full(first.shape, _lowest(xp, first.dtype), dtype=first.dtype)
-    # a window's index starts at its first position inside the input (PyTorch's init)
-    kid = xp.zeros(first.shape, dtype=kdt)
+    lowest = _lowest(xp, first.dtype)
+    # a window's index starts at its first position inside the input (PyTorch's init): it
+    # stays there when every value is the lowest (all padding or -inf)
+    kid0 = None
     if lens is None:
         for i in range(nd):
             j0 = xp.maximum(0, -(starts[i] // dil[i]))
             if j0.any():
-                kid += _bcast((j0 * kst[i]).astype(kdt), i, nd)
+                kid0 = xp.zeros(first.shape, dtype=kdt) if kid0 is None else kid0
+                kid0 += _bcast((j0 * kst[i]).astype(kdt), i, nd)
     has_nan = first.dtype.kind == "f" and bool(xp.isnan(src.sum()))
     if K >= 16 and not has_nan:  # (argmax picks the first NaN, PyTorch the last)
-        lo = best
         cols = w.reshape(first.shape + (K,))
         am = cols.argmax(-1)[..., None]
         best = xp.take_along_axis(cols, am, -1)[..., 0]
-        # a window whose inputs are all the lowest value keeps its first input position
-        kid = xp.where(best == lo, kid, am[..., 0].astype(kdt))
-        return best, _kid_to_flat(xp, kid, kernel, kst, sp, starts, dil, lens)
-    m = xp.empty(first.shape, dtype=bool)
-    tmp = xp.empty(first.shape, dtype=kdt)
-    for k, off in enumerate(offsets):
-        v = w[(Ellipsis,) + off]
-        xp.greater(v, best, out=m)
-        if has_nan:
-            m |= xp.isnan(v)
-        xp.maximum(best, v, out=best)
-        xp.subtract(k, kid, out=tmp)
-        tmp *= m
-        kid += tmp
+        kid = am[..., 0].astype(kdt)
+    else:
+        n = w.ndim - nd
+        cols = w.transpose(tuple(range(n, w.ndim)) + tuple(range(n))).copy()
+        best, kid = _tree_argmax(xp, list(cols.reshape((K,) + first.shape)), kdt, has_nan)
+    if kid0 is not None:
+        kid = xp.where(best == lowest, kid0, kid)
     return best, _kid_to_flat(xp, kid, kernel, kst, sp, starts, dil, lens)
+
+
+def _tree_argmax(xp, vals, kdt, has_nan):
+    """(max, first argmax) of the private arrays ``vals`` (overwritten), pairwise."""
+    kids = list(range(len(vals)))
+    while len(vals) > 1:
+        nv, nk = [], []
+        for j in range(0, len(vals) - 1, 2):
+            lo, hi, klo, khi = vals[j], vals[j + 1], kids[j], kids[j + 1]
+            m = xp.greater(hi, lo)
+            if has_nan:
+                m |= xp.isnan(hi)
+            nv.append(xp.maximum(lo, hi, out=lo))  # maximum propagates NaN
+            if isinstance(klo, int) and isinstance(khi, int):
+                k = m.astype(kdt)
+                if khi - klo != 1:
+                    k *= khi - klo
+            else:  # klo + m * (khi - klo): where() is several times slower on int8
+                k = xp.subtract(khi, klo, dtype=kdt)
+                k *= m
+            if not isinstance(klo, int) or klo:
+                k += klo
+            nk.append(k)
+        if len(vals) % 2:
+            nv.append(vals[-1])
+            nk.append(kids[-1])
+        vals, kids = nv, nk
+    kid = kids[0]
+    if isinstance(kid, int):
+        kid = xp.zeros(vals[0].shape, dtype=kdt)
+    return vals[0], kid
 
 
 def _kid_to_flat(xp, kid, kernel, kst, sp, starts, dil, lens):
@@ -238,7 +265,7 @@ def _kid_to_flat(xp, kid, kernel, kst, sp, starts, dil, lens):
         table = xp.zeros(K, dtype="int64")
         for i in range(nd):
             table += (xp.arange(K) // kst[i] % kernel[i]) * (dil[i] * pst[i])
-        idx = table.take(kid)
+        idx = table.take(kid.astype(xp.intp))  # (take with int8 indices is ~10x slower)
         for i in range(nd):
             idx += _bcast(starts[i] * pst[i], i, nd)
         return idx
