@@ -58,6 +58,14 @@ def _unique_dims(dims, nd: int) -> tuple:
     return out
 
 
+def _inverse_perm(perm) -> tuple:
+    """The permutation that undoes ``perm``."""
+    inv = [0] * len(perm)
+    for i, d in enumerate(perm):
+        inv[d] = i
+    return tuple(inv)
+
+
 def _type(t):
     from .._tensor import _type_name
     return _type_name(t)
@@ -273,10 +281,7 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, g):
-        inv = [0] * len(ctx.dims)
-        for i, d in enumerate(ctx.dims):
-            inv[d] = i
-        return Permute.apply(g, tuple(inv)), None
+        return Permute.apply(g, _inverse_perm(ctx.dims)), None
 
 
 class Transpose(Permute):
@@ -441,11 +446,16 @@ def broadcast_shapes(*shapes) -> Size:
                     f"Attempting to broadcast a dimension of length {s[-i]} at {-i}! Mismatching "
                     f"argument at index {k} had {s}; but expected shape should be broadcastable "
                     f"to {list(out)}")
-        n = max(len(out), len(s))
-        po = (1,) * (n - len(out)) + out
-        ps = (1,) * (n - len(s)) + s
-        out = tuple(b if a == 1 else a for a, b in zip(po, ps))
+        out = _merge_shapes(out, s)
     return Size(out)
+
+
+def _merge_shapes(a: tuple, b: tuple) -> tuple:
+    """The broadcast of two shapes already checked to be compatible."""
+    n = max(len(a), len(b))
+    pa = (1,) * (n - len(a)) + a
+    pb = (1,) * (n - len(b)) + b
+    return tuple(y if x == 1 else x for x, y in zip(pa, pb))
 
 
 def _broadcast_shape(tensors) -> tuple:
@@ -454,10 +464,7 @@ def _broadcast_shape(tensors) -> tuple:
         s = t._data.shape
         if s != out:
             check_broadcast(out, s)
-            n = max(len(out), len(s))
-            po = (1,) * (n - len(out)) + out
-            ps = (1,) * (n - len(s)) + s
-            out = tuple(b if a == 1 else a for a, b in zip(po, ps))
+            out = _merge_shapes(out, s)
     return out
 
 
@@ -974,16 +981,21 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
 
 
 # ---- splitting -------------------------------------------------------------------------------
-class Split(Function):
-    """Views of consecutive pieces along ``dim``; backward joins the gradients with one cat."""
+class _Pieces(Function):
+    """``a[key]`` for each of ``keys`` (basic-index views along ``dim``); see ``_piece_views``."""
 
     raw = True
-    backward_name = "SplitBackward0"
 
     @staticmethod
     def forward(ctx, a, keys, dim):
         ctx.dim = dim
         return tuple(a[k] for k in keys)
+
+
+class Split(_Pieces):
+    """Consecutive pieces along ``dim``; backward joins the gradients with one cat."""
+
+    backward_name = "SplitBackward0"
 
     @staticmethod
     def backward(ctx, *grads):
@@ -994,6 +1006,15 @@ class SplitWithSizes(Split):
     backward_name = "SplitWithSizesBackward0"
 
 
+def _piece_views(cls, input: Tensor, keys: tuple, d: int, view_cls) -> tuple:
+    """``cls.apply`` (a ``_Pieces``) with each output linked as a replayable ``view_cls`` view."""
+    outs = cls.apply(input, keys, d)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    for o, k in zip(outs, keys):
+        _link_view(o, input, view_cls, (k,), {})
+    return outs
+
+
 def _split_views(cls, input: Tensor, sizes, d: int):
     lead = (slice(None),) * d
     keys = []
@@ -1001,11 +1022,7 @@ def _split_views(cls, input: Tensor, sizes, d: int):
     for s in sizes:
         keys.append(lead + (slice(start, start + s), Ellipsis))
         start += s
-    outs = cls.apply(input, tuple(keys), d)
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    for o, k in zip(outs, keys):  # each piece is a replayable view of the input
-        _link_view(o, input, Slice, (k,), {})
-    return outs
+    return _piece_views(cls, input, tuple(keys), d, Slice)
 
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0):
@@ -1087,14 +1104,10 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0):
                  for a, b in zip(starts, ends))
 
 
-class Unbind(Function):
-    raw = True
-    backward_name = "UnbindBackward0"
+class Unbind(_Pieces):
+    """The slices along ``dim``; backward joins the gradients with one stack."""
 
-    @staticmethod
-    def forward(ctx, a, keys, dim):
-        ctx.dim = dim
-        return tuple(a[k] for k in keys)
+    backward_name = "UnbindBackward0"
 
     @staticmethod
     def backward(ctx, *grads):
@@ -1111,54 +1124,52 @@ def unbind(input: Tensor, dim: int = 0):
     keys = tuple(lead + (i, Ellipsis) for i in range(shape[d]))
     if not keys:
         return ()
-    outs = Unbind.apply(input, keys, d)
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    for o, k in zip(outs, keys):
-        _link_view(o, input, Select, (k,), {})
-    return outs
+    return _piece_views(Unbind, input, keys, d, Select)
 
 
 # ---- triangles and diagonals -----------------------------------------------------------------
-class Tril(Function):
+class _Triangle(Function):
+    """``a`` with the elements outside one triangle of the last two dims zeroed.
+
+    The op is its own adjoint (a fixed mask), so backward applies the same class to ``g``.
+    """
+
     raw = True
+    op = "tril"
+
+    @staticmethod
+    def forward(ctx, a, k):
+        ctx.k = k
+        return getattr(ctx.xp, ctx.op)(a, k)
+
+    @staticmethod
+    def backward(ctx, g):
+        return type(ctx).apply(g, ctx.k), None
+
+
+class Tril(_Triangle):
     backward_name = "TrilBackward0"
 
-    @staticmethod
-    def forward(ctx, a, k):
-        ctx.k = k
-        return ctx.xp.tril(a, k)
 
-    @staticmethod
-    def backward(ctx, g):
-        return Tril.apply(g, ctx.k), None
-
-
-class Triu(Function):
-    raw = True
+class Triu(_Triangle):
     backward_name = "TriuBackward0"
+    op = "triu"
 
-    @staticmethod
-    def forward(ctx, a, k):
-        ctx.k = k
-        return ctx.xp.triu(a, k)
 
-    @staticmethod
-    def backward(ctx, g):
-        return Triu.apply(g, ctx.k), None
+def _triangle(cls, input: Tensor, diagonal, out) -> Tensor:
+    if input._data.ndim < 2:
+        raise RuntimeError(f"{cls.op}: input tensor must have at least 2 dimensions")
+    return _finish(cls.apply(input, builtins.int(diagonal)), out)
 
 
 def tril(input: Tensor, diagonal: int = 0, *, out=None) -> Tensor:
     """Keep the lower triangle (``j - i <= diagonal``) of the last two dims, zero the rest."""
-    if input._data.ndim < 2:
-        raise RuntimeError("tril: input tensor must have at least 2 dimensions")
-    return _finish(Tril.apply(input, builtins.int(diagonal)), out)
+    return _triangle(Tril, input, diagonal, out)
 
 
 def triu(input: Tensor, diagonal: int = 0, *, out=None) -> Tensor:
     """Keep the upper triangle (``j - i >= diagonal``) of the last two dims, zero the rest."""
-    if input._data.ndim < 2:
-        raise RuntimeError("triu: input tensor must have at least 2 dimensions")
-    return _finish(Triu.apply(input, builtins.int(diagonal)), out)
+    return _triangle(Triu, input, diagonal, out)
 
 
 def _diag_view(xp, a, offset, d1, d2):

@@ -23,6 +23,7 @@ from .._backend import xp_of
 from .._dtype import from_np, promote_types
 from ._util import wrap_dim, float_dtype, is_float
 from ._inplace import make_inplace
+from .movement import _inverse_perm
 
 __all__ = ["sum", "nansum", "mean", "nanmean", "prod", "var", "std", "var_mean", "std_mean",
            "max", "min", "amax", "amin", "argmax", "argmin", "aminmax", "logsumexp", "norm",
@@ -94,8 +95,10 @@ def _np_dtype(dtype):
     return None if dtype is None else dtype.np
 
 
-def _int_to_long(a, xp):
-    """The dtype PyTorch sums/multiplies ``a`` in: bool and integers widen to int64."""
+def _acc_dtype(a, dt, xp):
+    """``dt`` if given, else the dtype PyTorch sums/multiplies ``a`` in (bool, int -> int64)."""
+    if dt is not None:
+        return dt
     dt = a.dtype
     if is_float(dt) or dt.kind == "i" and dt.itemsize == 8:
         return dt
@@ -152,17 +155,25 @@ def _moved_last(a, dims, xp):
     return moved.reshape(tuple(a.shape[d] for d in rest) + (-1,)), perm
 
 
+def _positions(xp, n, ndim, axis):
+    """``arange(n)`` laid along ``axis`` of an ``ndim``-d array (size 1 elsewhere)."""
+    shape = [1] * ndim
+    shape[axis] = n
+    return xp.arange(n).reshape(shape)
+
+
+def _neighbours(ndim, axis):
+    """Keys ``(later, earlier)`` selecting elements 1.. and ..-1 along ``axis``."""
+    lo = [slice(None)] * ndim
+    hi = [slice(None)] * ndim
+    lo[axis], hi[axis] = slice(1, None), slice(None, -1)
+    return tuple(lo), tuple(hi)
+
+
 def _full_index(xp, idx, axis):
     """Index arrays addressing ``idx`` (positions along ``axis``) in a full array."""
-    out = []
-    for d, n in enumerate(idx.shape):
-        if d == axis:
-            out.append(idx)
-        else:
-            shape = [1] * idx.ndim
-            shape[d] = n
-            out.append(xp.arange(n).reshape(shape))
-    return tuple(out)
+    return tuple(idx if d == axis else _positions(xp, n, idx.ndim, d)
+                 for d, n in enumerate(idx.shape))
 
 
 # ---- scatter/gather pair behind value-selecting reductions ----------------------------------
@@ -273,8 +284,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, a, dims, keepdim, dt):
         ctx.meta = (a.shape, dims, keepdim, a.dtype)
-        if dt is None:
-            dt = _int_to_long(a, ctx.xp)
+        dt = _acc_dtype(a, dt, ctx.xp)
         return ctx.xp.sum(a, axis=dims, keepdims=keepdim, dtype=dt)
 
     @staticmethod
@@ -302,8 +312,7 @@ class Nansum(Function):
     def forward(ctx, a, dims, keepdim, dt):
         ctx.meta = (a.shape, dims, keepdim, a.dtype)
         ctx.save_for_backward(a)
-        if dt is None:
-            dt = _int_to_long(a, ctx.xp)
+        dt = _acc_dtype(a, dt, ctx.xp)
         return ctx.xp.nansum(a, axis=dims, keepdims=keepdim, dtype=dt)
 
     @staticmethod
@@ -388,10 +397,7 @@ def _prod_others_np(xd, dims, xp):
         left[..., 1:] = xp.cumprod(moved[..., :-1], axis=-1)
         right[..., :-1] = xp.flip(xp.cumprod(xp.flip(moved[..., 1:], -1), axis=-1), -1)
     others = (left * right).reshape(tuple(xd.shape[d] for d in perm))
-    inv = [0] * len(perm)
-    for i, d in enumerate(perm):
-        inv[d] = i
-    return xp.transpose(others, inv)
+    return xp.transpose(others, _inverse_perm(perm))
 
 
 def _with_diag_one(xm: Tensor) -> Tensor:
@@ -414,10 +420,7 @@ def _prod_others_graph(x: Tensor, dims) -> Tensor:
     others = others.reshape(tuple(shape[d] for d in perm))
     if not shape:
         return others
-    inv = [0] * len(perm)
-    for i, d in enumerate(perm):
-        inv[d] = i
-    return others.permute(tuple(inv))
+    return others.permute(_inverse_perm(perm))
 
 
 class Prod(Function):
@@ -427,8 +430,7 @@ class Prod(Function):
     @staticmethod
     def forward(ctx, a, dims, keepdim, dt):
         ctx.meta = (a.shape, dims, keepdim, a.dtype)
-        if dt is None:
-            dt = _int_to_long(a, ctx.xp)
+        dt = _acc_dtype(a, dt, ctx.xp)
         out = ctx.xp.prod(a, axis=dims, keepdims=keepdim, dtype=dt)
         ctx.save_for_backward(a, out)
         return out
@@ -523,80 +525,63 @@ def _mean_backward(g, shape, dims, keepdim):
     return _restore_dims(g / n, shape, dims, keepdim).expand(shape)
 
 
-class Var(Function):
+class _VarStd(Function):
+    """var/std over ``dims``, optionally with the mean as a second output (var_mean/std_mean).
+
+    ``op`` names the op in the degrees-of-freedom warning; ``is_std`` takes the square root.
+    """
+
     raw = True
+    op = "var"
+    is_std = False
+    with_mean = False
+
+    @staticmethod
+    def forward(ctx, a, dims, correction, keepdim):
+        v, m, dof = _var_forward(ctx.xp, a, dims, correction, keepdim, ctx.op)
+        ctx.meta = (dims, keepdim, dof)
+        if ctx.is_std:
+            v = ctx.xp.sqrt(v)
+            ctx.save_for_backward(a, v)
+        else:
+            ctx.save_for_backward(a)
+        return (v, m) if ctx.with_mean else v
+
+    @staticmethod
+    def backward(ctx, g, gm=None):
+        dims, keepdim, dof = ctx.meta
+        if ctx.is_std:
+            x, out = ctx.saved_tensors
+            gx = _std_backward(g, out, x, dims, keepdim, dof)
+        else:
+            x, = ctx.saved_tensors
+            gx = _var_backward(g, x, dims, keepdim, dof)
+        if ctx.with_mean:
+            gx = gx + _mean_backward(gm, tuple(x.shape), dims, keepdim)
+        return gx, None, None, None
+
+
+class Var(_VarStd):
     backward_name = "VarBackward0"
 
-    @staticmethod
-    def forward(ctx, a, dims, correction, keepdim):
-        v, _, dof = _var_forward(ctx.xp, a, dims, correction, keepdim, "var")
-        ctx.meta = (dims, keepdim, dof)
-        ctx.save_for_backward(a)
-        return v
 
-    @staticmethod
-    def backward(ctx, g):
-        dims, keepdim, dof = ctx.meta
-        x, = ctx.saved_tensors
-        return _var_backward(g, x, dims, keepdim, dof), None, None, None
-
-
-class Std(Function):
-    raw = True
+class Std(_VarStd):
     backward_name = "StdBackward0"
-
-    @staticmethod
-    def forward(ctx, a, dims, correction, keepdim):
-        v, _, dof = _var_forward(ctx.xp, a, dims, correction, keepdim, "std")
-        out = ctx.xp.sqrt(v)
-        ctx.meta = (dims, keepdim, dof)
-        ctx.save_for_backward(a, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        dims, keepdim, dof = ctx.meta
-        x, out = ctx.saved_tensors
-        return _std_backward(g, out, x, dims, keepdim, dof), None, None, None
+    op = "std"
+    is_std = True
 
 
-class VarMean(Function):
-    raw = True
+class VarMean(_VarStd):
     backward_name = "VarMeanBackward0"
-
-    @staticmethod
-    def forward(ctx, a, dims, correction, keepdim):
-        v, m, dof = _var_forward(ctx.xp, a, dims, correction, keepdim, "var_mean")
-        ctx.meta = (dims, keepdim, dof)
-        ctx.save_for_backward(a)
-        return v, m
-
-    @staticmethod
-    def backward(ctx, gv, gm):
-        dims, keepdim, dof = ctx.meta
-        x, = ctx.saved_tensors
-        gx = _var_backward(gv, x, dims, keepdim, dof)
-        return gx + _mean_backward(gm, tuple(x.shape), dims, keepdim), None, None, None
+    op = "var_mean"
+    with_mean = True
 
 
-class StdMean(Function):
-    raw = True
+class StdMean(_VarStd):
     backward_name = "StdMeanBackward0"
-
-    @staticmethod
-    def forward(ctx, a, dims, correction, keepdim):
-        v, m, dof = _var_forward(ctx.xp, a, dims, correction, keepdim, "std_mean")
-        out = ctx.xp.sqrt(v)
-        ctx.meta = (dims, keepdim, dof)
-        ctx.save_for_backward(a, out)
-        return out, m
-
-    @staticmethod
-    def backward(ctx, gs, gm):
-        dims, keepdim, dof = ctx.meta
-        x, out = ctx.saved_tensors
-        gx = _std_backward(gs, out, x, dims, keepdim, dof)
-        return gx + _mean_backward(gm, tuple(x.shape), dims, keepdim), None, None, None
+    op = "std_mean"
+    is_std = True
+    with_mean = True
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Tensor:
@@ -625,23 +610,42 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 # ---- max / min / amax / amin / argmax / aminmax ---------------------------------------------
 
-def _tie_scale(xd, od, dims, keepdim, nan_ties):
-    """Constant ``mask / count``: the share of the gradient each tied extreme element gets."""
-    xp = xp_of(xd)
+def _tie_grad(g: Tensor, x: Tensor, out: Tensor, dims, keepdim, nan_ties) -> Tensor:
+    """``g`` shared evenly among the elements of ``x`` equal to their reduced value ``out``.
+
+    The share (``mask / count``) is a constant built from the arrays, as PyTorch does;
+    ``nan_ties`` counts NaN as equal to a NaN result.
+    """
+    xd, od = x._data, out._data
     if not keepdim and dims:
-        od = od.reshape(_keep_shape(xd.shape, dims))
+        keep = _keep_shape(xd.shape, dims)
+        g, od = g.reshape(keep), od.reshape(keep)
     mask = xd == od
     if nan_ties:
         mask |= (xd != xd) & (od != od)
-    with _quiet(xp):
+    with _quiet(xp_of(xd)):
         count = mask.sum(axis=dims, keepdims=True)
-        return _const((mask / count).astype(xd.dtype))
+        return g * _const((mask / count).astype(xd.dtype))
 
 
-class _ExtremeAll(Function):
-    """max()/min() over all elements; ties share the gradient evenly."""
+class _TiedAll(Function):
+    """Base of reductions of all elements to one of them (max/min/median without ``dim``).
+
+    Forward saves (input, output); backward shares ``g`` evenly among the elements equal to
+    the output, a NaN output counting every NaN, as PyTorch does.
+    """
 
     raw = True
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        return _tie_grad(g, x, out, tuple(range(x.ndim)), True, True)
+
+
+class _ExtremeAll(_TiedAll):
+    """max()/min() over all elements; ties share the gradient evenly."""
+
     is_max = True
 
     @staticmethod
@@ -654,12 +658,6 @@ class _ExtremeAll(Function):
         out = ctx.xp.max(a) if ctx.is_max else ctx.xp.min(a)
         ctx.save_for_backward(a, out)
         return out
-
-    @staticmethod
-    def backward(ctx, g):
-        x, out = ctx.saved_tensors
-        xd = x._data
-        return g * _tie_scale(xd, out._data, tuple(range(xd.ndim)), True, True)
 
 
 class MaxAll(_ExtremeAll):
@@ -771,9 +769,7 @@ class _AmaxAmin(Function):
     def backward(ctx, g):
         dims, keepdim = ctx.meta
         x, out = ctx.saved_tensors
-        xd = x._data
-        g = _restore_dims(g, xd.shape, dims, keepdim)
-        return g * _tie_scale(xd, out._data, dims, keepdim, False), None, None, None
+        return _tie_grad(g, x, out, dims, keepdim, False), None, None, None
 
 
 class Amax(_AmaxAmin):
@@ -785,16 +781,19 @@ class Amin(_AmaxAmin):
     is_max = False
 
 
+def _amax_amin(cls, input, dim, keepdim) -> Tensor:
+    given = dim is not None and not (isinstance(dim, (tuple, list)) and len(dim) == 0)
+    return cls.apply(input, _dims(dim, input._data.ndim), keepdim, given)
+
+
 def amax(input, dim=(), keepdim=False) -> Tensor:
     """Maximum over ``dim`` (all dims when empty); ties share the gradient evenly."""
-    given = dim is not None and not (isinstance(dim, (tuple, list)) and len(dim) == 0)
-    return Amax.apply(input, _dims(dim, input._data.ndim), keepdim, given)
+    return _amax_amin(Amax, input, dim, keepdim)
 
 
 def amin(input, dim=(), keepdim=False) -> Tensor:
     """Minimum over ``dim`` (all dims when empty); ties share the gradient evenly."""
-    given = dim is not None and not (isinstance(dim, (tuple, list)) and len(dim) == 0)
-    return Amin.apply(input, _dims(dim, input._data.ndim), keepdim, given)
+    return _amax_amin(Amin, input, dim, keepdim)
 
 
 def _arg_extreme(input, dim, keepdim, is_max):
@@ -850,11 +849,8 @@ class Aminmax(Function):
     def backward(ctx, glo, ghi):
         dims, keepdim = ctx.meta
         x, lo, hi = ctx.saved_tensors
-        xd = x._data
-        glo = _restore_dims(glo, xd.shape, dims, keepdim)
-        ghi = _restore_dims(ghi, xd.shape, dims, keepdim)
-        return (glo * _tie_scale(xd, lo._data, dims, keepdim, False)
-                + ghi * _tie_scale(xd, hi._data, dims, keepdim, False)), None, None
+        return (_tie_grad(glo, x, lo, dims, keepdim, False)
+                + _tie_grad(ghi, x, hi, dims, keepdim, False)), None, None
 
 
 def aminmax(input, *, dim=None, keepdim=False):
@@ -1050,8 +1046,7 @@ class Cumsum(Function):
 
     @staticmethod
     def forward(ctx, a, axis, dt):
-        if dt is None:
-            dt = _int_to_long(a, ctx.xp)
+        dt = _acc_dtype(a, dt, ctx.xp)
         ctx.meta = (axis, a.dtype)
         if a.ndim == 0:
             return a.astype(dt)
@@ -1119,9 +1114,6 @@ def _cumprod_zero_grad_graph(g: Tensor, x: Tensor, axis: int) -> Tensor:
     """d cumprod: grad_j = sum_{i >= j} g_i prod_{k <= i, k != j} x_k, from differentiable ops."""
     nd = x.ndim
     perm = [d for d in range(nd) if d != axis] + [axis]
-    inv = [0] * nd
-    for i, d in enumerate(perm):
-        inv[d] = i
     xm = x.permute(tuple(perm))
     gm = g.permute(tuple(perm))
     n = xm.shape[-1]
@@ -1129,7 +1121,7 @@ def _cumprod_zero_grad_graph(g: Tensor, x: Tensor, axis: int) -> Tensor:
     prods = cumprod(_with_diag_one(xm), -1)           # [..., j, i]
     upper = _const(xp.triu(xp.ones((n, n), x._data.dtype)))   # i >= j
     gm = gm.reshape(tuple(gm.shape[:-1]) + (1, n))
-    return sum(prods * (gm * upper), -1).permute(tuple(inv))
+    return sum(prods * (gm * upper), -1).permute(_inverse_perm(perm))
 
 
 class Cumprod(Function):
@@ -1138,8 +1130,7 @@ class Cumprod(Function):
 
     @staticmethod
     def forward(ctx, a, axis, dt):
-        if dt is None:
-            dt = _int_to_long(a, ctx.xp)
+        dt = _acc_dtype(a, dt, ctx.xp)
         ctx.meta = (axis, a.dtype)
         out = a.astype(dt) if a.ndim == 0 else ctx.xp.cumprod(a, axis=axis, dtype=dt)
         ctx.save_for_backward(a, out)
@@ -1177,9 +1168,7 @@ class _CumExtreme(Function):
         vals = (xp.maximum if ctx.is_max else xp.minimum).accumulate(a1, axis=axis)
         # the latest position that reached the running extreme (NaN sticks, as in PyTorch)
         hit = (a1 == vals) | (a1 != a1)
-        shape = [1] * a1.ndim
-        shape[axis] = a1.shape[axis]
-        pos = xp.arange(a1.shape[axis]).reshape(shape)
+        pos = _positions(xp, a1.shape[axis], a1.ndim, axis)
         idx = xp.maximum.accumulate(xp.where(hit, pos, 0), axis=axis)
         ctx.sel = (idx, axis, a1.shape, ctx.in_shape, None, True)
         return _finish(ctx, (vals, idx))
@@ -1296,10 +1285,8 @@ def _argsort(xp, a, axis, descending):
     vals = xp.sort(a, axis=axis)
     tied = False
     if a.shape[axis] > 1:
-        lo = [slice(None)] * a.ndim
-        hi = [slice(None)] * a.ndim
-        lo[axis], hi[axis] = slice(1, None), slice(None, -1)
-        tied = (vals[tuple(lo)] == vals[tuple(hi)]).any() or (vals != vals).any()
+        lo, hi = _neighbours(a.ndim, axis)
+        tied = (vals[lo] == vals[hi]).any() or (vals != vals).any()
     if not tied:
         idx = xp.argsort(a, axis=axis)
         if descending:
@@ -1442,10 +1429,9 @@ def kthvalue(input, k, dim=-1, keepdim=False):
                                                  "kthvalue"))
 
 
-class _MedianAll(Function):
+class _MedianAll(_TiedAll):
     """Lower median of all elements; ties share the gradient evenly (as PyTorch)."""
 
-    raw = True
     ignore_nan = False
 
     @staticmethod
@@ -1463,12 +1449,6 @@ class _MedianAll(Function):
             out = xp.partition(flat, (n - 1) // 2)[(n - 1) // 2]
         ctx.save_for_backward(a, out)
         return out
-
-    @staticmethod
-    def backward(ctx, g):
-        x, out = ctx.saved_tensors
-        xd = x._data
-        return g * _tie_scale(xd, out._data, tuple(range(xd.ndim)), True, True)
 
 
 class MedianAll(_MedianAll):
@@ -1511,14 +1491,10 @@ class Mode(Function):
         xp = ctx.xp
         order = xp.argsort(a1, axis=axis, kind="stable")
         s = xp.take_along_axis(a1, order, axis)
-        shape = [1] * a1.ndim
-        shape[axis] = n
-        pos = xp.arange(n).reshape(shape)
+        pos = _positions(xp, n, a1.ndim, axis)
         new_run = xp.ones(s.shape, bool)
-        lo = [slice(None)] * a1.ndim
-        hi = [slice(None)] * a1.ndim
-        lo[axis], hi[axis] = slice(1, None), slice(None, -1)
-        new_run[tuple(lo)] = s[tuple(lo)] != s[tuple(hi)]
+        lo, hi = _neighbours(a1.ndim, axis)
+        new_run[lo] = s[lo] != s[hi]
         start = xp.maximum.accumulate(xp.where(new_run, pos, 0), axis=axis)
         # the first position where a run reaches the longest length ends the smallest mode
         end = xp.argmax(pos - start, axis=axis, keepdims=True)
