@@ -142,6 +142,36 @@ def _out(result: Tensor, out) -> Tensor:
     return copy_into_out(out, result)
 
 
+def _unary_function(cls, doc: str, checked: bool = False):
+    """The public ``name(input, *, out=None)`` of unary op ``cls`` (``name``: its lower case).
+
+    A ``checked`` one refuses a non-Tensor with ``_need_tensor``'s error (and takes a NumPy
+    array); the others leave that to the op's forward (``_Unary`` names the function itself).
+    """
+    name = cls.__name__.lower()
+    if checked:
+        def fn(input, *, out=None) -> Tensor:
+            return _out(cls.apply(_need_tensor(input, name)), out)
+    else:
+        def fn(input, *, out=None) -> Tensor:
+            return _out(cls.apply(input), out)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
+
+
+def _binary_function(impl, op, name: str, doc: str):
+    """The public ``name(input, other, *, out=None)``: ``impl(op, name, input, other, out)``.
+
+    ``op`` is the ufunc's name or the op class; ``impl``'s errors give ``name``.
+    """
+    def fn(input, other, *, out=None) -> Tensor:
+        return impl(op, name, input, other, out)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
+
+
 def _as_dtype(xp, x, dt):
     """Array or Python scalar ``x`` as an array of dtype ``dt``."""
     if hasattr(x, "dtype") and hasattr(x, "shape"):
@@ -373,11 +403,15 @@ class Div(Function):
                 reduce_grad(-g * a / (b * b), sb, db) if nb else None, None)
 
 
-def _floor_div(xp, a, b, dt):
+def _checked_div(xp, fn, kernel, a, b, dt):
+    """``fn(a, b)`` in ``dt`` (floor division, modulus), refusing bool and division by int 0.
+
+    ``kernel`` is the name PyTorch's error for a bool ``dt`` gives.
+    """
     if dt.kind == "b":
-        raise _not_implemented("div_floor_cpu", dt)
+        raise _not_implemented(kernel, dt)
     _check_zero_division(xp, b, dt)
-    return _calc(xp.floor_divide, a, b, dt)
+    return _calc(fn, a, b, dt)
 
 
 def _trunc_div(xp, a, b, dt):
@@ -404,7 +438,7 @@ class DivMode(Function):
             # DivBackward0 does, so an in-place change of them fails backward the same way.
             ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         if mode == "floor":
-            return _floor_div(ctx.xp, a, b, dt)
+            return _checked_div(ctx.xp, ctx.xp.floor_divide, "div_floor_cpu", a, b, dt)
         return _trunc_div(ctx.xp, a, b, dt)
 
     @staticmethod
@@ -432,7 +466,7 @@ class FloorDivide(_NoDerivative):
 
     @staticmethod
     def forward(ctx, a, b, dt):
-        return _floor_div(ctx.xp, a, b, dt)
+        return _checked_div(ctx.xp, ctx.xp.floor_divide, "div_floor_cpu", a, b, dt)
 
 
 def add(input, other, *, alpha=1, out=None) -> Tensor:
@@ -515,13 +549,6 @@ def floor_divide(input, other, *, out=None) -> Tensor:
 
 # ---- remainder, fmod ------------------------------------------------------------------------
 
-def _mod(xp, fn, kernel, a, b, dt):
-    if dt.kind == "b":
-        raise _not_implemented(kernel, dt)
-    _check_zero_division(xp, b, dt)
-    return _calc(fn, a, b, dt)
-
-
 class Remainder(Function):
     """``a - floor(a / b) * b``: the result takes the sign of ``b`` (Python's ``%``)."""
 
@@ -539,7 +566,7 @@ class Remainder(Function):
 
     @staticmethod
     def _compute(xp, a, b, dt):
-        return _mod(xp, xp.remainder, "remainder_cpu", a, b, dt)
+        return _checked_div(xp, xp.remainder, "remainder_cpu", a, b, dt)
 
     @staticmethod
     def backward(ctx, g):
@@ -564,7 +591,7 @@ class Fmod(Remainder):
 
     @staticmethod
     def _compute(xp, a, b, dt):
-        return _mod(xp, xp.fmod, "fmod_cpu", a, b, dt)
+        return _checked_div(xp, xp.fmod, "fmod_cpu", a, b, dt)
 
 
 class FmodScalar(Fmod):
@@ -808,12 +835,11 @@ class Sgn(Sign):
     backward_name = "SgnBackward0"
 
 
-def neg(input, *, out=None) -> Tensor:
-    """``-input``."""
-    return _out(Neg.apply(input), out)
-
-
-negative = neg
+neg = _unary_function(Neg, "``-input``.")
+abs = _unary_function(Abs, "``|input|``.", checked=True)
+sign = _unary_function(Sign, "-1, 0 or 1 by the sign of each element (0 for NaN).", checked=True)
+sgn = _unary_function(Sgn, "``sign`` (the complex-aware name).", checked=True)
+negative, absolute = neg, abs
 
 
 def positive(input) -> Tensor:
@@ -822,24 +848,6 @@ def positive(input) -> Tensor:
     if input._data.dtype.kind == "b":
         raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
     return input
-
-
-def abs(input, *, out=None) -> Tensor:
-    """``|input|``."""
-    return _out(Abs.apply(_need_tensor(input, "abs")), out)
-
-
-absolute = abs
-
-
-def sign(input, *, out=None) -> Tensor:
-    """-1, 0 or 1 by the sign of each element (0 for NaN)."""
-    return _out(Sign.apply(_need_tensor(input, "sign")), out)
-
-
-def sgn(input, *, out=None) -> Tensor:
-    """``sign`` (the complex-aware name)."""
-    return _out(Sgn.apply(_need_tensor(input, "sgn")), out)
 
 
 def signbit(input, *, out=None) -> Tensor:
@@ -942,133 +950,33 @@ Rad2deg = _unary("Rad2deg", lambda xp, x: x * (180 / math.pi), "",
                  lambda g, x, y: g * (180 / math.pi), "Rad2DegBackward0")
 
 
-def exp(input, *, out=None) -> Tensor:
-    """``e ** input``."""
-    return _out(Exp.apply(input), out)
-
-
-def exp2(input, *, out=None) -> Tensor:
-    """``2 ** input``."""
-    return _out(Exp2.apply(input), out)
-
-
-def expm1(input, *, out=None) -> Tensor:
-    """``exp(input) - 1``, accurate near 0."""
-    return _out(Expm1.apply(input), out)
-
-
-def log(input, *, out=None) -> Tensor:
-    """Natural logarithm."""
-    return _out(Log.apply(input), out)
-
-
-def log2(input, *, out=None) -> Tensor:
-    """Base-2 logarithm."""
-    return _out(Log2.apply(input), out)
-
-
-def log10(input, *, out=None) -> Tensor:
-    """Base-10 logarithm."""
-    return _out(Log10.apply(input), out)
-
-
-def log1p(input, *, out=None) -> Tensor:
-    """``log(1 + input)``, accurate near 0."""
-    return _out(Log1p.apply(input), out)
-
-
-def sqrt(input, *, out=None) -> Tensor:
-    """Square root."""
-    return _out(Sqrt.apply(input), out)
-
-
-def rsqrt(input, *, out=None) -> Tensor:
-    """``1 / sqrt(input)``."""
-    return _out(Rsqrt.apply(input), out)
-
-
-def sin(input, *, out=None) -> Tensor:
-    """Sine."""
-    return _out(Sin.apply(input), out)
-
-
-def cos(input, *, out=None) -> Tensor:
-    """Cosine."""
-    return _out(Cos.apply(input), out)
-
-
-def tan(input, *, out=None) -> Tensor:
-    """Tangent."""
-    return _out(Tan.apply(input), out)
-
-
-def asin(input, *, out=None) -> Tensor:
-    """Inverse sine."""
-    return _out(Asin.apply(input), out)
-
-
-def acos(input, *, out=None) -> Tensor:
-    """Inverse cosine."""
-    return _out(Acos.apply(input), out)
-
-
-def atan(input, *, out=None) -> Tensor:
-    """Inverse tangent."""
-    return _out(Atan.apply(input), out)
-
-
-def sinh(input, *, out=None) -> Tensor:
-    """Hyperbolic sine."""
-    return _out(Sinh.apply(input), out)
-
-
-def cosh(input, *, out=None) -> Tensor:
-    """Hyperbolic cosine."""
-    return _out(Cosh.apply(input), out)
-
-
-def tanh(input, *, out=None) -> Tensor:
-    """Hyperbolic tangent."""
-    return _out(Tanh.apply(input), out)
-
-
-def asinh(input, *, out=None) -> Tensor:
-    """Inverse hyperbolic sine."""
-    return _out(Asinh.apply(input), out)
-
-
-def acosh(input, *, out=None) -> Tensor:
-    """Inverse hyperbolic cosine."""
-    return _out(Acosh.apply(input), out)
-
-
-def atanh(input, *, out=None) -> Tensor:
-    """Inverse hyperbolic tangent."""
-    return _out(Atanh.apply(input), out)
-
-
+exp = _unary_function(Exp, "``e ** input``.")
+exp2 = _unary_function(Exp2, "``2 ** input``.")
+expm1 = _unary_function(Expm1, "``exp(input) - 1``, accurate near 0.")
+log = _unary_function(Log, "Natural logarithm.")
+log2 = _unary_function(Log2, "Base-2 logarithm.")
+log10 = _unary_function(Log10, "Base-10 logarithm.")
+log1p = _unary_function(Log1p, "``log(1 + input)``, accurate near 0.")
+sqrt = _unary_function(Sqrt, "Square root.")
+rsqrt = _unary_function(Rsqrt, "``1 / sqrt(input)``.")
+sin = _unary_function(Sin, "Sine.")
+cos = _unary_function(Cos, "Cosine.")
+tan = _unary_function(Tan, "Tangent.")
+asin = _unary_function(Asin, "Inverse sine.")
+acos = _unary_function(Acos, "Inverse cosine.")
+atan = _unary_function(Atan, "Inverse tangent.")
+sinh = _unary_function(Sinh, "Hyperbolic sine.")
+cosh = _unary_function(Cosh, "Hyperbolic cosine.")
+tanh = _unary_function(Tanh, "Hyperbolic tangent.")
+asinh = _unary_function(Asinh, "Inverse hyperbolic sine.")
+acosh = _unary_function(Acosh, "Inverse hyperbolic cosine.")
+atanh = _unary_function(Atanh, "Inverse hyperbolic tangent.")
+sigmoid = _unary_function(Sigmoid, "``1 / (1 + exp(-input))``.")
+reciprocal = _unary_function(Reciprocal, "``1 / input``.")
+deg2rad = _unary_function(Deg2rad, "Degrees to radians.")
+rad2deg = _unary_function(Rad2deg, "Radians to degrees.")
 arcsin, arccos, arctan = asin, acos, atan
 arcsinh, arccosh, arctanh = asinh, acosh, atanh
-
-
-def sigmoid(input, *, out=None) -> Tensor:
-    """``1 / (1 + exp(-input))``."""
-    return _out(Sigmoid.apply(input), out)
-
-
-def reciprocal(input, *, out=None) -> Tensor:
-    """``1 / input``."""
-    return _out(Reciprocal.apply(input), out)
-
-
-def deg2rad(input, *, out=None) -> Tensor:
-    """Degrees to radians."""
-    return _out(Deg2rad.apply(input), out)
-
-
-def rad2deg(input, *, out=None) -> Tensor:
-    """Radians to degrees."""
-    return _out(Rad2deg.apply(input), out)
 
 
 class Relu(Function):
@@ -1308,19 +1216,9 @@ Erfinv = _unary("Erfinv", _special_fn("erfinv", _erfinv_fallback), "x",
                 lambda g, x, y: 0.5 * math.sqrt(math.pi) * x.erfinv().pow(2).exp() * g)
 
 
-def erf(input, *, out=None) -> Tensor:
-    """The error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt``."""
-    return _out(Erf.apply(input), out)
-
-
-def erfc(input, *, out=None) -> Tensor:
-    """``1 - erf(input)``, accurate where erf is close to 1."""
-    return _out(Erfc.apply(input), out)
-
-
-def erfinv(input, *, out=None) -> Tensor:
-    """The inverse of ``erf`` on (-1, 1)."""
-    return _out(Erfinv.apply(input), out)
+erf = _unary_function(Erf, "The error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt``.")
+erfc = _unary_function(Erfc, "``1 - erf(input)``, accurate where erf is close to 1.")
+erfinv = _unary_function(Erfinv, "The inverse of ``erf`` on (-1, 1).")
 
 
 # ---- clamp, maximum, where, lerp, addcmul ---------------------------------------------------
@@ -1352,14 +1250,16 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, g):
         a, = ctx.saved_tensors
-        lo, hi = ctx.bounds
-        if lo is None:
-            keep = a <= hi
-        elif hi is None:
-            keep = a >= lo
-        else:
-            keep = logical_and(a >= lo, a <= hi)
-        return where(keep, g, 0.0), None, None, None
+        return where(_within(a, *ctx.bounds), g, 0.0), None, None, None
+
+
+def _within(a: Tensor, lo, hi) -> Tensor:
+    """Where ``lo <= a <= hi`` (a bound may be None): where clamp passes its gradient."""
+    if lo is None:
+        return a <= hi
+    if hi is None:
+        return a >= lo
+    return logical_and(a >= lo, a <= hi)
 
 
 _C_TYPES = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int",
@@ -1413,13 +1313,7 @@ class ClampTensor(Function):
         need = ctx.needs_input_grad
         ga = glo = ghi = None
         if need[0]:
-            if lo is None:
-                keep = a <= hi
-            elif hi is None:
-                keep = a >= lo
-            else:
-                keep = logical_and(a >= lo, a <= hi)
-            ga = reduce_grad(where(keep, g, 0.0), sa, da)
+            ga = reduce_grad(where(_within(a, lo, hi), g, 0.0), sa, da)
         if lo is not None and need[1]:
             take = a < lo if hi is None else logical_and(a < lo, lo < hi)
             glo = reduce_grad(where(take, g, 0.0), sl, dl)
@@ -1545,24 +1439,14 @@ def _binary_tensors(cls, name, input, other, out):
     return _out(cls.apply(input, other, result_dtype(input, other)), out)
 
 
-def maximum(input, other, *, out=None) -> Tensor:
-    """Elementwise maximum (NaN if either is NaN)."""
-    return _binary_tensors(Maximum, "maximum", input, other, out)
-
-
-def minimum(input, other, *, out=None) -> Tensor:
-    """Elementwise minimum (NaN if either is NaN)."""
-    return _binary_tensors(Minimum, "minimum", input, other, out)
-
-
-def fmax(input, other, *, out=None) -> Tensor:
-    """Elementwise maximum that ignores a NaN operand."""
-    return _binary_tensors(Fmax, "fmax", input, other, out)
-
-
-def fmin(input, other, *, out=None) -> Tensor:
-    """Elementwise minimum that ignores a NaN operand."""
-    return _binary_tensors(Fmin, "fmin", input, other, out)
+maximum = _binary_function(_binary_tensors, Maximum, "maximum",
+                           "Elementwise maximum (NaN if either is NaN).")
+minimum = _binary_function(_binary_tensors, Minimum, "minimum",
+                           "Elementwise minimum (NaN if either is NaN).")
+fmax = _binary_function(_binary_tensors, Fmax, "fmax",
+                        "Elementwise maximum that ignores a NaN operand.")
+fmin = _binary_function(_binary_tensors, Fmin, "fmin",
+                        "Elementwise minimum that ignores a NaN operand.")
 
 
 class Where(Function):
@@ -1843,21 +1727,10 @@ class Frac(Function):
         return g
 
 
-def floor(input, *, out=None) -> Tensor:
-    """Round down to an integer value."""
-    return _out(Floor.apply(_need_tensor(input, "floor")), out)
-
-
-def ceil(input, *, out=None) -> Tensor:
-    """Round up to an integer value."""
-    return _out(Ceil.apply(_need_tensor(input, "ceil")), out)
-
-
-def trunc(input, *, out=None) -> Tensor:
-    """Round towards zero."""
-    return _out(Trunc.apply(_need_tensor(input, "trunc")), out)
-
-
+floor = _unary_function(Floor, "Round down to an integer value.", checked=True)
+ceil = _unary_function(Ceil, "Round up to an integer value.", checked=True)
+trunc = _unary_function(Trunc, "Round towards zero.", checked=True)
+frac = _unary_function(Frac, "The fractional part ``input - trunc(input)``.", checked=True)
 fix = trunc
 
 
@@ -1869,11 +1742,6 @@ def round(input, *, decimals=0, out=None) -> Tensor:
     if _is_int(input._data.dtype):
         raise _not_implemented("round_cpu", input._data.dtype)
     return _out(RoundDecimals.apply(input, builtins.int(decimals)), out)
-
-
-def frac(input, *, out=None) -> Tensor:
-    """The fractional part ``input - trunc(input)``."""
-    return _out(Frac.apply(_need_tensor(input, "frac")), out)
 
 
 # ---- comparisons, logic, bits ---------------------------------------------------------------
@@ -1906,34 +1774,12 @@ def _int_scalar(xp, v, dt):
         return _as_dtype(xp, v, dt)
 
 
-def eq(input, other, *, out=None) -> Tensor:
-    """``input == other`` elementwise."""
-    return _compare("equal", "eq", input, other, out)
-
-
-def ne(input, other, *, out=None) -> Tensor:
-    """``input != other`` elementwise."""
-    return _compare("not_equal", "ne", input, other, out)
-
-
-def lt(input, other, *, out=None) -> Tensor:
-    """``input < other`` elementwise."""
-    return _compare("less", "lt", input, other, out)
-
-
-def le(input, other, *, out=None) -> Tensor:
-    """``input <= other`` elementwise."""
-    return _compare("less_equal", "le", input, other, out)
-
-
-def gt(input, other, *, out=None) -> Tensor:
-    """``input > other`` elementwise."""
-    return _compare("greater", "gt", input, other, out)
-
-
-def ge(input, other, *, out=None) -> Tensor:
-    """``input >= other`` elementwise."""
-    return _compare("greater_equal", "ge", input, other, out)
+eq = _binary_function(_compare, "equal", "eq", "``input == other`` elementwise.")
+ne = _binary_function(_compare, "not_equal", "ne", "``input != other`` elementwise.")
+lt = _binary_function(_compare, "less", "lt", "``input < other`` elementwise.")
+le = _binary_function(_compare, "less_equal", "le", "``input <= other`` elementwise.")
+gt = _binary_function(_compare, "greater", "gt", "``input > other`` elementwise.")
+ge = _binary_function(_compare, "greater_equal", "ge", "``input >= other`` elementwise.")
 
 
 not_equal, less, less_equal, greater, greater_equal = ne, lt, le, gt, ge
@@ -2025,19 +1871,12 @@ def _logical(ufunc: str, name: str, input, other, out):
     return _out(_plain(r), out)
 
 
-def logical_and(input, other, *, out=None) -> Tensor:
-    """Elementwise AND of truth values (nonzero is True)."""
-    return _logical("logical_and", "logical_and", input, other, out)
-
-
-def logical_or(input, other, *, out=None) -> Tensor:
-    """Elementwise OR of truth values."""
-    return _logical("logical_or", "logical_or", input, other, out)
-
-
-def logical_xor(input, other, *, out=None) -> Tensor:
-    """Elementwise XOR of truth values."""
-    return _logical("logical_xor", "logical_xor", input, other, out)
+logical_and = _binary_function(_logical, "logical_and", "logical_and",
+                               "Elementwise AND of truth values (nonzero is True).")
+logical_or = _binary_function(_logical, "logical_or", "logical_or",
+                              "Elementwise OR of truth values.")
+logical_xor = _binary_function(_logical, "logical_xor", "logical_xor",
+                               "Elementwise XOR of truth values.")
 
 
 def logical_not(input, *, out=None) -> Tensor:
@@ -2046,41 +1885,32 @@ def logical_not(input, *, out=None) -> Tensor:
     return _out(_plain(_backend.xp_of(a).logical_not(a)), out)
 
 
-def _bitwise(ufunc: str, kernel: str, name: str, input, other, out=None):
+_SHIFT_KERNELS = {"left_shift": "lshift_cpu", "right_shift": "rshift_cpu"}
+
+
+def _bitwise(ufunc: str, name: str, input, other, out=None):
     if not isinstance(input, Tensor):
         input = _operand(input, name, "input", 1)
     if not isinstance(other, Tensor):
         other = _operand(other, name)
     dt = result_dtype(input, other)
     if not _is_int(dt) or dt.kind == "b" and "shift" in ufunc:
-        raise _not_implemented(kernel, dt)
+        raise _not_implemented(_SHIFT_KERNELS.get(ufunc, ufunc + "_cpu"), dt)
     return _out(_plain(_calc(getattr(_xp(input, other), ufunc), _arr(input), _arr(other), dt)),
                 out)
 
 
-def bitwise_and(input, other, *, out=None) -> Tensor:
-    """Bitwise AND of integer or bool tensors."""
-    return _bitwise("bitwise_and", "bitwise_and_cpu", "bitwise_and", input, other, out)
-
-
-def bitwise_or(input, other, *, out=None) -> Tensor:
-    """Bitwise OR of integer or bool tensors."""
-    return _bitwise("bitwise_or", "bitwise_or_cpu", "bitwise_or", input, other, out)
-
-
-def bitwise_xor(input, other, *, out=None) -> Tensor:
-    """Bitwise XOR of integer or bool tensors."""
-    return _bitwise("bitwise_xor", "bitwise_xor_cpu", "bitwise_xor", input, other, out)
-
-
-def bitwise_left_shift(input, other, *, out=None) -> Tensor:
-    """``input << other`` for integer tensors."""
-    return _bitwise("left_shift", "lshift_cpu", "bitwise_left_shift", input, other, out)
-
-
-def bitwise_right_shift(input, other, *, out=None) -> Tensor:
-    """``input >> other`` for integer tensors (arithmetic shift for signed types)."""
-    return _bitwise("right_shift", "rshift_cpu", "bitwise_right_shift", input, other, out)
+bitwise_and = _binary_function(_bitwise, "bitwise_and", "bitwise_and",
+                               "Bitwise AND of integer or bool tensors.")
+bitwise_or = _binary_function(_bitwise, "bitwise_or", "bitwise_or",
+                              "Bitwise OR of integer or bool tensors.")
+bitwise_xor = _binary_function(_bitwise, "bitwise_xor", "bitwise_xor",
+                               "Bitwise XOR of integer or bool tensors.")
+bitwise_left_shift = _binary_function(_bitwise, "left_shift", "bitwise_left_shift",
+                                      "``input << other`` for integer tensors.")
+bitwise_right_shift = _binary_function(
+    _bitwise, "right_shift", "bitwise_right_shift",
+    "``input >> other`` for integer tensors (arithmetic shift for signed types).")
 
 
 def bitwise_not(input, *, out=None) -> Tensor:
@@ -2152,20 +1982,12 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None) -> Tensor:
 
 def _operator(fn, reflected=False):
     """Python operator form of binary ``fn``: NotImplemented for operands PyTorch rejects."""
-    if reflected:
-        def op(self, other):
-            if not isinstance(other, Tensor):
-                other = _number(other)
-                if other is None:
-                    return NotImplemented
-            return fn(other, self)
-    else:
-        def op(self, other):
-            if not isinstance(other, Tensor):
-                other = _number(other)
-                if other is None:
-                    return NotImplemented
-            return fn(self, other)
+    def op(self, other):
+        if not isinstance(other, Tensor):
+            other = _number(other)
+            if other is None:
+                return NotImplemented
+        return fn(other, self) if reflected else fn(self, other)
     op.__name__ = fn.__name__
     return op
 

@@ -50,6 +50,12 @@ def _need_tensor(fn: str, name: str, pos: int, x) -> None:
                         f"{type(x).__name__}")
 
 
+def _need_tensors(fn: str, **operands) -> None:
+    """``_need_tensor`` for each keyword operand, numbered by position from 1."""
+    for pos, (name, x) in enumerate(operands.items(), 1):
+        _need_tensor(fn, name, pos, x)
+
+
 def _finish(result: Tensor, out) -> Tensor:
     if out is None:
         return result
@@ -322,24 +328,23 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
 
 def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     """Inner product of two 1-D tensors."""
-    _need_tensor("dot", "input", 1, input)
-    _need_tensor("dot", "tensor", 2, tensor)
-    a, b = input._data, tensor._data
-    if a.ndim != 1 or b.ndim != 1:
-        raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
-    _check_matmul(input, tensor)
-    return _finish(_Dot.apply(input, tensor), out)
+    return _finish(_vector_product(_Dot, "dot", input, "tensor", tensor), out)
 
 
 def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """``sum(conj(input) * other)`` of two 1-D tensors (``dot`` for real dtypes)."""
-    _need_tensor("vdot", "input", 1, input)
-    _need_tensor("vdot", "other", 2, other)
+    return _finish(_vector_product(_Vdot, "vdot", input, "other", other), out)
+
+
+def _vector_product(cls, fn: str, input, name2: str, other) -> Tensor:
+    """``cls`` (dot, vdot) of two 1-D tensors after PyTorch's checks; ``name2`` names ``other``."""
+    _need_tensor(fn, "input", 1, input)
+    _need_tensor(fn, name2, 2, other)
     a, b = input._data, other._data
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
     _check_matmul(input, other)
-    return _finish(_Vdot.apply(input, other), out)
+    return cls.apply(input, other)
 
 
 def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
@@ -469,8 +474,7 @@ def _same_dtype(inp, m1, m2):
 
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """``beta * input + alpha * (mat1 @ mat2)``."""
-    for i, (n, t) in enumerate((("input", input), ("mat1", mat1), ("mat2", mat2))):
-        _need_tensor("addmm", n, i + 1, t)
+    _need_tensors("addmm", input=input, mat1=mat1, mat2=mat2)
     inp, a, b = input._data, mat1._data, mat2._data
     if a.ndim != 2:
         raise RuntimeError(f"mat1 must be a matrix, got {a.ndim}-D tensor")
@@ -487,8 +491,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=Non
 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """``beta * input + alpha * (mat @ vec)``."""
-    for i, (n, t) in enumerate((("input", input), ("mat", mat), ("vec", vec))):
-        _need_tensor("addmv", n, i + 1, t)
+    _need_tensors("addmv", input=input, mat=mat, vec=vec)
     inp, a, b = input._data, mat._data, vec._data
     if a.ndim != 2 or b.ndim != 1 or inp.ndim > 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got {inp.ndim}, {a.ndim}, "
@@ -508,8 +511,7 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1,
             out=None) -> Tensor:
     """``beta * input + alpha * bmm(batch1, batch2)``."""
-    for i, (n, t) in enumerate((("input", input), ("batch1", batch1), ("batch2", batch2))):
-        _need_tensor("baddbmm", n, i + 1, t)
+    _need_tensors("baddbmm", input=input, batch1=batch1, batch2=batch2)
     inp, a, b = input._data, batch1._data, batch2._data
     _check_bmm(a, b, "batch1", "batch2")
     _same_dtype(inp, a, b)
@@ -521,8 +523,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1,
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1,
            out=None) -> Tensor:
     """``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
-    for i, (n, t) in enumerate((("input", input), ("batch1", batch1), ("batch2", batch2))):
-        _need_tensor("addbmm", n, i + 1, t)
+    _need_tensors("addbmm", input=input, batch1=batch1, batch2=batch2)
     inp, a, b = input._data, batch1._data, batch2._data
     if a.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor")
@@ -543,8 +544,7 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1,
 
 def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """``beta * input + alpha * outer(vec1, vec2)``."""
-    for i, (n, t) in enumerate((("input", input), ("vec1", vec1), ("vec2", vec2))):
-        _need_tensor("addr", n, i + 1, t)
+    _need_tensors("addr", input=input, vec1=vec1, vec2=vec2)
     inp, a, b = input._data, vec1._data, vec2._data
     for name, v in (("vec1", a), ("vec2", b)):
         if v.ndim != 1:
@@ -1015,6 +1015,13 @@ def _check_float(a, fn: str) -> None:
                            f"{_sname(a.dtype)}")
 
 
+def _square_float_input(fn: str, input, op: str, float_op: str = None) -> None:
+    """PyTorch's checks of a decomposition's ``input``: a Tensor of square float matrices."""
+    _need_tensor(fn, "input", 1, input)
+    _check_square(input._data, op)
+    _check_float(input._data, float_op or op)
+
+
 def _first_failure(a, xp, fn):
     """Index of the first batch element on which ``fn`` raises the backend's LinAlgError."""
     flat = a.reshape((-1,) + a.shape[-2:])
@@ -1074,9 +1081,7 @@ class Inv(Function):
 
 def inverse(input: Tensor, *, out=None) -> Tensor:
     """Inverse of a square matrix (or a batch of them)."""
-    _need_tensor("inverse", "input", 1, input)
-    _check_square(input._data, "linalg.inv")
-    _check_float(input._data, "linalg.inv")
+    _square_float_input("inverse", input, "linalg.inv")
     return _finish(Inv.apply(input), out)
 
 
@@ -1116,9 +1121,7 @@ class Det(Function):
 
 def det(input: Tensor, *, out=None) -> Tensor:
     """Determinant of a square matrix (or a batch of them)."""
-    _need_tensor("det", "input", 1, input)
-    _check_square(input._data, "linalg.det")
-    _check_float(input._data, "linalg.det")
+    _square_float_input("det", input, "linalg.det")
     return _finish(Det.apply(input), out)
 
 
@@ -1149,9 +1152,7 @@ _SlogdetResult = namedtuple("slogdet", "sign logabsdet")
 
 def slogdet(input: Tensor) -> tuple:
     """``(sign, log|det|)`` of a square matrix, stable where ``det`` under/overflows."""
-    _need_tensor("slogdet", "input", 1, input)
-    _check_square(input._data, "linalg.slogdet")
-    _check_float(input._data, "linalg.slogdet")
+    _square_float_input("slogdet", input, "linalg.slogdet")
     return _SlogdetResult(*Slogdet.apply(input))
 
 
@@ -1180,9 +1181,7 @@ class Logdet(Function):
 
 def logdet(input: Tensor) -> Tensor:
     """``log(det(input))``: NaN for a negative determinant, -inf for a singular matrix."""
-    _need_tensor("logdet", "input", 1, input)
-    _check_square(input._data, "linalg.slogdet")
-    _check_float(input._data, "logdet")
+    _square_float_input("logdet", input, "linalg.slogdet", "logdet")
     return Logdet.apply(input)
 
 
@@ -1315,9 +1314,7 @@ class _CholeskyOld(Cholesky):
 
 
 def _cholesky(input: Tensor, upper: bool, cls) -> Tensor:
-    _need_tensor("cholesky", "input", 1, input)
-    _check_square(input._data, "linalg.cholesky")
-    _check_float(input._data, "linalg.cholesky")
+    _square_float_input("cholesky", input, "linalg.cholesky")
     return cls.apply(input, builtins.bool(upper))
 
 
@@ -1430,16 +1427,16 @@ class _SvdVals(Function):
 def svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
     """Singular values in descending order."""
     _need_tensor("svdvals", "A", 1, A)
-    _check_matrix(A._data, "linalg.svd")
-    _check_float(A._data, "linalg.svd")
+    _check_float_matrix(A._data, "linalg.svd")
     if state.grad and A._requires_grad:
         return _finish(Svd.apply(A, False)[1], out)
     return _finish(_SvdVals.apply(A), out)
 
 
-def _check_matrix(a, fn):
+def _check_float_matrix(a, fn):
     if a.ndim < 2:
         raise RuntimeError(f"{fn}: The input tensor A must have at least 2 dimensions.")
+    _check_float(a, fn)
 
 
 _SvdResult = namedtuple("linalg_svd", "U S Vh")
@@ -1449,8 +1446,7 @@ _OldSvdResult = namedtuple("svd", "U S V")
 def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None) -> tuple:
     """``A = U diag(S) Vh`` with singular values in descending order."""
     _need_tensor("svd", "A", 1, A)
-    _check_matrix(A._data, "linalg.svd")
-    _check_float(A._data, "linalg.svd")
+    _check_float_matrix(A._data, "linalg.svd")
     return _SvdResult(*Svd.apply(A, builtins.bool(full_matrices)))
 
 
@@ -1542,8 +1538,7 @@ def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None) -> tuple:
     if mode not in ("reduced", "complete", "r"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
                            "'reduced' (default), 'r', or 'complete'")
-    _check_matrix(A._data, "linalg.qr")
-    _check_float(A._data, "linalg.qr")
+    _check_float_matrix(A._data, "linalg.qr")
     return _QrResult(*Qr.apply(A, mode))
 
 
