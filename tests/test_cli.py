@@ -3,6 +3,7 @@ info, help and bad input; plus the bundled digits data."""
 import contextlib
 import io
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -418,3 +419,12 @@ def test_usage_errors_exit_2(capsys, argv, message):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: ember") and message in err and "Traceback" not in err
+
+
+def test_info_into_a_closed_pipe_exits_quietly():
+    # `ember info | head -1`: the reader closes the pipe early; no BrokenPipeError traceback
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(ember.__file__).resolve().parents[1]))
+    proc = subprocess.run(f"{sys.executable} -m ember info | head -1", shell=True, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.startswith("ember"), proc.stdout
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

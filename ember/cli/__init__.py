@@ -75,3 +75,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"\nember {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`ember info | head`): stop quietly, as Python's docs advise,
+        # pointing stdout at devnull so the interpreter's final flush cannot fail again
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
