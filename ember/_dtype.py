@@ -18,10 +18,16 @@ _BOOL, _INT, _FLOAT = 0, 1, 2
 class dtype:
     """A tensor element type, printed as ``ember.float32``."""
 
-    __slots__ = ("name", "_np", "itemsize", "is_floating_point", "is_signed", "_cat", "_rank")
+    __slots__ = ("name", "_np", "itemsize", "is_floating_point", "is_signed", "_cat", "_rank",
+                 "scalar_name", "legacy_name")
 
-    def __init__(self, name: str, np_dtype, cat: int, rank: int, itemsize: int, signed: bool):
+    def __init__(self, name: str, np_dtype, cat: int, rank: int, itemsize: int, signed: bool,
+                 scalar_name: str):
         self.name = name
+        # c10's ScalarType name, as PyTorch's messages print it ("Float", "Long", ...)
+        self.scalar_name = scalar_name
+        # the legacy tensor type name, as ``Tensor.type()`` gives it after "torch."
+        self.legacy_name = scalar_name + "Tensor"
         self._np = np_dtype
         self._cat = cat
         self._rank = rank
@@ -57,16 +63,16 @@ class dtype:
         return self
 
 
-bool_ = dtype("bool", np.dtype(np.bool_), _BOOL, 0, 1, False)
-uint8 = dtype("uint8", np.dtype(np.uint8), _INT, 1, 1, False)
-int8 = dtype("int8", np.dtype(np.int8), _INT, 1, 1, True)
-int16 = dtype("int16", np.dtype(np.int16), _INT, 2, 2, True)
-int32 = dtype("int32", np.dtype(np.int32), _INT, 3, 4, True)
-int64 = dtype("int64", np.dtype(np.int64), _INT, 4, 8, True)
-float16 = dtype("float16", np.dtype(np.float16), _FLOAT, 1, 2, True)
-bfloat16 = dtype("bfloat16", None, _FLOAT, 1, 2, True)
-float32 = dtype("float32", np.dtype(np.float32), _FLOAT, 2, 4, True)
-float64 = dtype("float64", np.dtype(np.float64), _FLOAT, 3, 8, True)
+bool_ = dtype("bool", np.dtype(np.bool_), _BOOL, 0, 1, False, "Bool")
+uint8 = dtype("uint8", np.dtype(np.uint8), _INT, 1, 1, False, "Byte")
+int8 = dtype("int8", np.dtype(np.int8), _INT, 1, 1, True, "Char")
+int16 = dtype("int16", np.dtype(np.int16), _INT, 2, 2, True, "Short")
+int32 = dtype("int32", np.dtype(np.int32), _INT, 3, 4, True, "Int")
+int64 = dtype("int64", np.dtype(np.int64), _INT, 4, 8, True, "Long")
+float16 = dtype("float16", np.dtype(np.float16), _FLOAT, 1, 2, True, "Half")
+bfloat16 = dtype("bfloat16", None, _FLOAT, 1, 2, True, "BFloat16")
+float32 = dtype("float32", np.dtype(np.float32), _FLOAT, 2, 4, True, "Float")
+float64 = dtype("float64", np.dtype(np.float64), _FLOAT, 3, 8, True, "Double")
 
 # PyTorch's aliases
 half, float, double = float16, float32, float64
