@@ -19,15 +19,20 @@ class dtype:
     """A tensor element type, printed as ``ember.float32``."""
 
     __slots__ = ("name", "_np", "itemsize", "is_floating_point", "is_signed", "_cat", "_rank",
-                 "scalar_name", "legacy_name")
+                 "scalar_name", "legacy_name", "c_name", "finite_max")
 
     def __init__(self, name: str, np_dtype, cat: int, rank: int, itemsize: int, signed: bool,
-                 scalar_name: str):
+                 scalar_name: str, c_name: str, finite_max=None):
         self.name = name
         # c10's ScalarType name, as PyTorch's messages print it ("Float", "Long", ...)
         self.scalar_name = scalar_name
         # the legacy tensor type name, as ``Tensor.type()`` gives it after "torch."
         self.legacy_name = scalar_name + "Tensor"
+        # the C++ element type as c10's messages print it ("float", "long int", "c10::Half")
+        self.c_name = c_name
+        # largest finite value of a floating dtype (``finfo(d).max``), None for the others;
+        # kept here because NumPy's finfo does not know ml_dtypes' bfloat16
+        self.finite_max = finite_max
         self._np = np_dtype
         self._cat = cat
         self._rank = rank
@@ -63,16 +68,20 @@ class dtype:
         return self
 
 
-bool_ = dtype("bool", np.dtype(np.bool_), _BOOL, 0, 1, False, "Bool")
-uint8 = dtype("uint8", np.dtype(np.uint8), _INT, 1, 1, False, "Byte")
-int8 = dtype("int8", np.dtype(np.int8), _INT, 1, 1, True, "Char")
-int16 = dtype("int16", np.dtype(np.int16), _INT, 2, 2, True, "Short")
-int32 = dtype("int32", np.dtype(np.int32), _INT, 3, 4, True, "Int")
-int64 = dtype("int64", np.dtype(np.int64), _INT, 4, 8, True, "Long")
-float16 = dtype("float16", np.dtype(np.float16), _FLOAT, 1, 2, True, "Half")
-bfloat16 = dtype("bfloat16", None, _FLOAT, 1, 2, True, "BFloat16")
-float32 = dtype("float32", np.dtype(np.float32), _FLOAT, 2, 4, True, "Float")
-float64 = dtype("float64", np.dtype(np.float64), _FLOAT, 3, 8, True, "Double")
+bool_ = dtype("bool", np.dtype(np.bool_), _BOOL, 0, 1, False, "Bool", "bool")
+uint8 = dtype("uint8", np.dtype(np.uint8), _INT, 1, 1, False, "Byte", "unsigned char")
+int8 = dtype("int8", np.dtype(np.int8), _INT, 1, 1, True, "Char", "signed char")
+int16 = dtype("int16", np.dtype(np.int16), _INT, 2, 2, True, "Short", "short int")
+int32 = dtype("int32", np.dtype(np.int32), _INT, 3, 4, True, "Int", "int")
+int64 = dtype("int64", np.dtype(np.int64), _INT, 4, 8, True, "Long", "long int")
+float16 = dtype("float16", np.dtype(np.float16), _FLOAT, 1, 2, True, "Half", "c10::Half",
+                65504.0)
+bfloat16 = dtype("bfloat16", None, _FLOAT, 1, 2, True, "BFloat16", "c10::BFloat16",
+                 3.3895313892515355e38)
+float32 = dtype("float32", np.dtype(np.float32), _FLOAT, 2, 4, True, "Float", "float",
+                3.4028234663852886e38)
+float64 = dtype("float64", np.dtype(np.float64), _FLOAT, 3, 8, True, "Double", "double",
+                1.7976931348623157e308)
 
 # PyTorch's aliases
 half, float, double = float16, float32, float64
