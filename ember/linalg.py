@@ -5,6 +5,7 @@ from collections import namedtuple
 
 from ._tensor import Tensor
 from .ops import linalg as _ops
+from .ops._util import need_tensor
 from .ops.reduce import vector_norm as _vector_norm
 from .ops.linalg import (LinAlgError, matmul, multi_dot, matrix_norm, svdvals,  # noqa: F401
                          linalg_svd as svd, linalg_qr as qr)
@@ -94,7 +95,7 @@ def _check_uplo(UPLO):
 
 def eigh(A: Tensor, UPLO: str = "L", *, out=None) -> tuple:
     """Eigenvalues (ascending) and orthonormal eigenvectors of a symmetric matrix."""
-    _ops._need_tensor("eigh", "A", 1, A)
+    need_tensor(A, "eigh", "A")
     _check_uplo(UPLO)
     _ops._check_square(A._data, "linalg.eigh")
     _ops._check_float(A._data, "linalg.eigh")
@@ -109,14 +110,14 @@ def eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
 def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None,
                 out=None) -> Tensor:
     """``(sum |x|^ord)^(1/ord)`` over ``dim`` (all dims by default); also ord = inf, -inf, 0."""
-    _ops._need_tensor("vector_norm", "x", 1, x)
+    need_tensor(x, "vector_norm", "x")
     return _finish(_vector_norm(x, ord, dim, keepdim, dtype=dtype), out)
 
 
 def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, out=None,
          dtype=None) -> Tensor:
     """A vector norm (1-D input or one dim) or a matrix norm (2-D input or two dims)."""
-    _ops._need_tensor("norm", "A", 1, A)
+    need_tensor(A, "norm", "A")
     if isinstance(dim, int):
         dim = (dim,)
     if dim is None:
@@ -146,7 +147,7 @@ def vecdot(x: Tensor, y: Tensor, *, dim: int = -1, out=None) -> Tensor:
 
 def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:
     """``A`` multiplied by itself ``n`` times (``inv(A)`` powers for negative ``n``)."""
-    _ops._need_tensor("matrix_power", "A", 1, A)
+    need_tensor(A, "matrix_power", "A")
     _ops._check_square(A._data, "linalg.matrix_power")
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError(f"matrix_power(): argument 'n' (position 2) must be int, not "

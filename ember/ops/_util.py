@@ -4,6 +4,7 @@ from __future__ import annotations
 import builtins
 
 from .._dtype import from_np, result_type_of, _FLOAT, get_default_dtype
+from .._backend import _BY_ARRAY_TYPE as _ARRAY_TYPES
 from .._tensor import Tensor, _make, _wrap_dim
 
 wrap_dim = _wrap_dim
@@ -79,3 +80,15 @@ def check_broadcast(sa, sb):
 
 def is_float(dt) -> bool:
     return dt.kind == "f" or dt.name == "bfloat16"
+
+
+def need_tensor(x, fn: str, name: str = "input", pos: int = 1, optional: bool = False,
+                wrap_arrays: bool = False):
+    """``x`` if it is a Tensor, else PyTorch's "fn(): argument 'name' (position pos) must be
+    Tensor, not T"; ``optional`` lets None through, ``wrap_arrays`` takes a backend array."""
+    if isinstance(x, Tensor) or optional and x is None:
+        return x
+    if wrap_arrays and type(x) in _ARRAY_TYPES:
+        return _make(x)
+    raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
+                    f"{type(x).__name__}")

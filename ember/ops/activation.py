@@ -25,9 +25,9 @@ from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from ._inplace import inplace as _inplace
-from ._util import wrap_dim, is_float, reduce_grad
+from ._util import wrap_dim, is_float, reduce_grad, need_tensor
 from .elementwise import (Relu, Erf, sigmoid, tanh, where, exp, erf, logical_or,
-                          _not_implemented, _need_tensor, _quiet, _tname, _FP_ERRORS)
+                          _not_implemented, _quiet, _tname, _FP_ERRORS)
 from .movement import cat, narrow
 
 __all__ = [
@@ -48,9 +48,6 @@ _TANH_BETA = math.sqrt(2.0 / math.pi)
 _TANH_KAPPA = 0.044715
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
-
-
-_tensor = _need_tensor  # the input as a Tensor, or PyTorch's TypeError naming the argument
 
 
 # ---- the elementwise activation base --------------------------------------------------------
@@ -117,7 +114,7 @@ def _keep(g, mask):
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """``max(input, 0)``; keeps integer dtypes."""
-    input = _tensor(input, "relu")
+    input = need_tensor(input, "relu", wrap_arrays=True)
     if inplace:
         return _inplace(input, Relu.apply)
     return Relu.apply(input)
@@ -125,7 +122,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
 def relu_(input: Tensor) -> Tensor:
     """In-place ``relu``."""
-    return _inplace(_tensor(input, "relu_"), Relu.apply)
+    return _inplace(need_tensor(input, "relu_", wrap_arrays=True), Relu.apply)
 
 
 class Hardtanh(Function):
@@ -161,7 +158,7 @@ def _check_hardtanh(min_val, max_val):
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
     """``min(max(input, min_val), max_val)``."""
-    input = _tensor(input, "hardtanh")
+    input = need_tensor(input, "hardtanh", wrap_arrays=True)
     _check_hardtanh(min_val, max_val)
     if inplace:
         return _inplace(input, Hardtanh.apply, min_val, max_val)
@@ -170,14 +167,14 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
 
 def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """In-place ``hardtanh``."""
-    input = _tensor(input, "hardtanh_")
+    input = need_tensor(input, "hardtanh_", wrap_arrays=True)
     _check_hardtanh(min_val, max_val)
     return _inplace(input, Hardtanh.apply, min_val, max_val)
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """``min(max(input, 0), 6)`` (PyTorch records it as a hardtanh)."""
-    input = _tensor(input, "relu6")
+    input = need_tensor(input, "relu6", wrap_arrays=True)
     if inplace:
         return _inplace(input, Hardtanh.apply, 0.0, 6.0)
     return Hardtanh.apply(input, 0.0, 6.0)
@@ -206,7 +203,7 @@ LeakyReluInplace = _inplace_named(LeakyRelu, "LeakyReluBackward1", _check_leaky_
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``input`` where positive, else ``negative_slope * input``."""
-    input = _tensor(input, "leaky_relu")
+    input = need_tensor(input, "leaky_relu", wrap_arrays=True)
     if inplace:
         return _inplace(input, LeakyReluInplace.apply, negative_slope)
     return LeakyRelu.apply(input, negative_slope)
@@ -214,7 +211,8 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 
 def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """In-place ``leaky_relu``."""
-    return _inplace(_tensor(input, "leaky_relu_"), LeakyReluInplace.apply, negative_slope)
+    input = need_tensor(input, "leaky_relu_", wrap_arrays=True)
+    return _inplace(input, LeakyReluInplace.apply, negative_slope)
 
 
 class RreluWithNoise(Function):
@@ -240,7 +238,7 @@ RreluWithNoiseInplace = _inplace_named(RreluWithNoise, "RreluWithNoiseBackward1"
 
 
 def _rrelu(input, lower, upper, training, name, cls):
-    input = _tensor(input, name)
+    input = need_tensor(input, name, wrap_arrays=True)
     if lower > upper:
         raise RuntimeError("Lower bound should be less than or equal to the upper bound")
     dt = input._data.dtype
@@ -309,8 +307,8 @@ class Prelu(Function):
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """``max(0, input) + weight * min(0, input)``, ``weight`` per channel (dim 1) or shared."""
-    input = _tensor(input, "prelu")
-    weight = _tensor(weight, "prelu", "weight", 2)
+    input = need_tensor(input, "prelu", wrap_arrays=True)
+    weight = need_tensor(weight, "prelu", "weight", 2, wrap_arrays=True)
     return Prelu.apply(input, weight)
 
 
@@ -347,7 +345,7 @@ CeluInplace = _inplace_named(Celu, "CeluBackward1", _check_elu_inplace)
 
 def _run(input, name, inplace, cls, inplace_cls, *params):
     """``cls`` on ``input``, or ``inplace_cls`` written into ``input`` when ``inplace``."""
-    input = _tensor(input, name)
+    input = need_tensor(input, name, wrap_arrays=True)
     if inplace:
         return _inplace(input, inplace_cls.apply, *params)
     return cls.apply(input, *params)
@@ -536,7 +534,7 @@ class Gelu(Function):
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """``input * Phi(input)`` (Phi: the standard normal CDF), or its tanh approximation."""
-    input = _tensor(input, "gelu")
+    input = need_tensor(input, "gelu", wrap_arrays=True)
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
     return Gelu.apply(input, approximate)
@@ -572,7 +570,7 @@ Softplus = _activation("Softplus", "softplus_cpu", _softplus_fn, _softplus_grad)
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """``log(1 + exp(beta * input)) / beta``, linear where ``beta * input > threshold``."""
-    return Softplus.apply(_tensor(input, "softplus"), beta, threshold)
+    return Softplus.apply(need_tensor(input, "softplus", wrap_arrays=True), beta, threshold)
 
 
 def _mish_grad(g, x):
@@ -597,7 +595,7 @@ LogSigmoid = _activation(
 
 def logsigmoid(input: Tensor) -> Tensor:
     """``log(sigmoid(input))``, computed without overflow."""
-    return LogSigmoid.apply(_tensor(input, "log_sigmoid"))
+    return LogSigmoid.apply(need_tensor(input, "log_sigmoid", wrap_arrays=True))
 
 
 def softsign(input: Tensor) -> Tensor:
@@ -656,7 +654,7 @@ _FLOAT_MAX = {"float16": "65504", "bfloat16": "3.38953e+38", "float32": "3.40282
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """``input - lambd`` above ``lambd``, ``input + lambd`` below ``-lambd``, else 0."""
-    input = _tensor(input, "softshrink")
+    input = need_tensor(input, "softshrink", wrap_arrays=True)
     dt = input._data.dtype
     top = _FLOAT_MAX.get(dt.name)
     if top is not None and not 0 <= lambd <= float(top):
@@ -667,7 +665,7 @@ def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """``input`` where ``|input| > lambd``, else 0."""
-    return Hardshrink.apply(_tensor(input, "hardshrink"), lambd)
+    return Hardshrink.apply(need_tensor(input, "hardshrink", wrap_arrays=True), lambd)
 
 
 class Threshold(Function):
@@ -746,7 +744,7 @@ class Glu(Function):
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
     """``a * sigmoid(b)``, ``a`` and ``b`` the two halves of ``input`` along ``dim``."""
-    return Glu.apply(_tensor(input, "glu"), dim)
+    return Glu.apply(need_tensor(input, "glu", wrap_arrays=True), dim)
 
 
 # ---- softmax family -------------------------------------------------------------------------
@@ -838,7 +836,7 @@ def _implicit_dim(name: str, ndim: int, stacklevel: int) -> int:
 
 
 def _softmax_like(cls, name, input, dim, stacklevel, dtype, negate=False):
-    input = _tensor(input, name)
+    input = need_tensor(input, name, wrap_arrays=True)
     if dim is None:
         dim = _implicit_dim(name, input._data.ndim, stacklevel + 1)
     dim = wrap_dim(dim, input._data.ndim)

@@ -50,7 +50,7 @@ import math
 import threading
 
 from ..autograd.function import Function
-from .._tensor import Tensor
+from ._util import need_tensor
 from ._window import windows, add_windows
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -676,12 +676,6 @@ def _ntuple(v, nd: int) -> tuple:
     return (v,) * nd
 
 
-def _need_tensor(fn: str, name: str, pos: int, x) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
-                        f"{type(x).__name__}")
-
-
 _TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half",
                "bfloat16": "c10::BFloat16", "int64": "long int", "int32": "int"}
 _SCALAR_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half",
@@ -767,10 +761,10 @@ def _sizes_str(sizes) -> str:
 
 
 def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
-    _need_tensor(fn, "input", 1, input)
-    _need_tensor(fn, "weight", 2, weight)
+    need_tensor(input, fn)
+    need_tensor(weight, fn, "weight", 2)
     if bias is not None:
-        _need_tensor(fn, "bias", 3, bias)
+        need_tensor(bias, fn, "bias", 3)
     x, w = input._data, weight._data
     b = None if bias is None else bias._data
     stride = _tuple(stride, nd, "stride")
@@ -834,10 +828,10 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def _conv_transpose(fn, nd, input, weight, bias, stride, padding, output_padding, groups,
                     dilation):
-    _need_tensor(fn, "input", 1, input)
-    _need_tensor(fn, "weight", 2, weight)
+    need_tensor(input, fn)
+    need_tensor(weight, fn, "weight", 2)
     if bias is not None:
-        _need_tensor(fn, "bias", 3, bias)
+        need_tensor(bias, fn, "bias", 3)
     if isinstance(padding, str):
         raise TypeError(f"{fn}(): argument 'padding' must be tuple of ints, not str")
     x, w = input._data, weight._data
@@ -950,7 +944,7 @@ def _fold_args(kernel_size, dilation, padding, stride):
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """Sliding local blocks of a ``(N, C, H, W)`` (or ``(C, H, W)``) image as columns:
     ``(N, C * prod(kernel_size), L)`` with ``L`` blocks (im2col)."""
-    _need_tensor("unfold", "input", 1, input)
+    need_tensor(input, "unfold")
     x = input._data
     if x.ndim not in (3, 4):
         if x.ndim < 3:
@@ -974,7 +968,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """Sum sliding local blocks ``(N, C * prod(kernel_size), L)`` back into an image
     ``(N, C, *output_size)`` (col2im; the adjoint of ``unfold``)."""
-    _need_tensor("fold", "input", 1, input)
+    need_tensor(input, "fold")
     x = input._data
     if x.ndim not in (2, 3):
         raise RuntimeError(f"Expected 2D or 3D (batch mode) tensor for input with possibly 0 "

@@ -29,7 +29,8 @@ from .._dtype import from_np, result_type_of
 from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
-from ._util import result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype
+from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
+                    need_tensor)
 
 __all__ = [
     # arithmetic
@@ -99,15 +100,6 @@ def _operand(x, name: str, arg: str = "other", pos: int = 2):
     return y
 
 
-def _need_tensor(x, name: str, arg: str = "input", pos: int = 1):
-    if not isinstance(x, Tensor):
-        if type(x) in _ARRAY_TYPES:
-            return _make(x)
-        raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, not "
-                        f"{type(x).__name__}")
-    return x
-
-
 def _dt(x):
     return x.dtype if hasattr(x, "dtype") else None
 
@@ -145,13 +137,13 @@ def _out(result: Tensor, out) -> Tensor:
 def _unary_function(cls, doc: str, checked: bool = False):
     """The public ``name(input, *, out=None)`` of unary op ``cls`` (``name``: its lower case).
 
-    A ``checked`` one refuses a non-Tensor with ``_need_tensor``'s error (and takes a NumPy
+    A ``checked`` one refuses a non-Tensor with ``need_tensor``'s error (and takes a NumPy
     array); the others leave that to the op's forward (``_Unary`` names the function itself).
     """
     name = cls.__name__.lower()
     if checked:
         def fn(input, *, out=None) -> Tensor:
-            return _out(cls.apply(_need_tensor(input, name)), out)
+            return _out(cls.apply(need_tensor(input, name, wrap_arrays=True)), out)
     else:
         def fn(input, *, out=None) -> Tensor:
             return _out(cls.apply(input), out)
@@ -496,7 +488,7 @@ subtract = sub
 
 def rsub(input, other, *, alpha=1) -> Tensor:
     """``other - alpha * input``."""
-    input = _need_tensor(input, "rsub")
+    input = need_tensor(input, "rsub", wrap_arrays=True)
     if not isinstance(other, Tensor):
         other = _operand(other, "rsub")
     dt = result_dtype(input, other)
@@ -613,7 +605,7 @@ def remainder(input, other, *, out=None) -> Tensor:
     if not isinstance(input, Tensor):
         input = _operand(input, "remainder", "input", 1)
         if not isinstance(input, Tensor):
-            other = _need_tensor(other, "remainder", "other", 2)
+            other = need_tensor(other, "remainder", "other", 2, wrap_arrays=True)
             return _out(RemainderOfScalar.apply(input, other, result_dtype(input, other)), out)
     if not isinstance(other, Tensor):
         other = _operand(other, "remainder")
@@ -623,7 +615,7 @@ def remainder(input, other, *, out=None) -> Tensor:
 
 def fmod(input, other, *, out=None) -> Tensor:
     """C's ``fmod``: remainder of truncated division (sign of the dividend)."""
-    input = _need_tensor(input, "fmod")
+    input = need_tensor(input, "fmod", wrap_arrays=True)
     if not isinstance(other, Tensor):
         other = _operand(other, "fmod")
     cls = Fmod if isinstance(other, Tensor) else FmodScalar
@@ -743,7 +735,7 @@ def pow(input, exponent, *, out=None) -> Tensor:
     """``input ** exponent``; either may be a number, ints raised to negative ints raise."""
     if not isinstance(input, Tensor):
         input = _operand(input, "pow", "self", 1)
-        exponent = _need_tensor(exponent, "pow", "exponent", 2)
+        exponent = need_tensor(exponent, "pow", "exponent", 2, wrap_arrays=True)
         if not isinstance(input, Tensor):
             return _out(PowOfScalar.apply(input, exponent, result_dtype(input, exponent)), out)
     if not isinstance(exponent, Tensor):
@@ -844,7 +836,7 @@ negative, absolute = neg, abs
 
 def positive(input) -> Tensor:
     """``+input``: ``input`` itself."""
-    input = _need_tensor(input, "positive")
+    input = need_tensor(input, "positive", wrap_arrays=True)
     if input._data.dtype.kind == "b":
         raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
     return input
@@ -852,7 +844,7 @@ def positive(input) -> Tensor:
 
 def signbit(input, *, out=None) -> Tensor:
     """Whether the sign bit is set (True for -0.0)."""
-    a = _need_tensor(input, "signbit")._data
+    a = need_tensor(input, "signbit", wrap_arrays=True)._data
     xp = _backend.xp_of(a)
     k = a.dtype.kind
     r = xp.signbit(a) if k == "f" or k == "V" else (a < 0 if k == "i" else xp.zeros(a.shape, bool))
@@ -1030,7 +1022,7 @@ class _ReluGrad(Function):
 
 def relu(input) -> Tensor:
     """``max(input, 0)``."""
-    return Relu.apply(_need_tensor(input, "relu"))
+    return Relu.apply(need_tensor(input, "relu", wrap_arrays=True))
 
 
 class Logit(Function):
@@ -1059,7 +1051,7 @@ class Logit(Function):
 
 def logit(input, eps=None, *, out=None) -> Tensor:
     """``log(input / (1 - input))``."""
-    return _out(Logit.apply(_need_tensor(input, "logit"), eps), out)
+    return _out(Logit.apply(need_tensor(input, "logit", wrap_arrays=True), eps), out)
 
 
 class Atan2(Function):
@@ -1083,8 +1075,8 @@ class Atan2(Function):
 
 def atan2(input, other, *, out=None) -> Tensor:
     """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
-    input = _need_tensor(input, "atan2")
-    other = _need_tensor(other, "atan2", "other", 2)
+    input = need_tensor(input, "atan2", wrap_arrays=True)
+    other = need_tensor(other, "atan2", "other", 2, wrap_arrays=True)
     return _out(Atan2.apply(input, other, float_dtype(result_dtype(input, other))), out)
 
 
@@ -1116,8 +1108,8 @@ class Hypot(Function):
 
 def hypot(input, other, *, out=None) -> Tensor:
     """``sqrt(input**2 + other**2)`` without overflow."""
-    input = _need_tensor(input, "hypot")
-    other = _need_tensor(other, "hypot", "other", 2)
+    input = need_tensor(input, "hypot", wrap_arrays=True)
+    other = need_tensor(other, "hypot", "other", 2, wrap_arrays=True)
     return _out(Hypot.apply(input, other, result_dtype(input, other)), out)
 
 
@@ -1332,7 +1324,7 @@ class ClampMaxTensor(ClampTensor):
 
 
 def _clamp(input, lo, hi, name, scalar_cls, tensor_cls):
-    input = _need_tensor(input, name)
+    input = need_tensor(input, name, wrap_arrays=True)
     lo_t, hi_t = isinstance(lo, Tensor), isinstance(hi, Tensor)
     if lo_t or hi_t:
         if (lo is not None and not lo_t) or (hi is not None and not hi_t):
@@ -1434,8 +1426,8 @@ class Fmin(Maximum):
 
 
 def _binary_tensors(cls, name, input, other, out):
-    input = _need_tensor(input, name)
-    other = _need_tensor(other, name, "other", 2)
+    input = need_tensor(input, name, wrap_arrays=True)
+    other = need_tensor(other, name, "other", 2, wrap_arrays=True)
     return _out(cls.apply(input, other, result_dtype(input, other)), out)
 
 
@@ -1483,7 +1475,7 @@ class Where(Function):
 
 def where(condition, input=None, other=None, *, out=None):
     """``input`` where ``condition`` holds, else ``other``; one argument gives ``nonzero``."""
-    condition = _need_tensor(condition, "where", "condition")
+    condition = need_tensor(condition, "where", "condition", wrap_arrays=True)
     if input is None and other is None:
         return condition.nonzero(as_tuple=True)
     kind = condition._data.dtype.kind
@@ -1549,8 +1541,8 @@ class LerpTensor(Lerp):
 
 def lerp(input, end, weight, *, out=None) -> Tensor:
     """Linear interpolation ``input + weight * (end - input)``."""
-    input = _need_tensor(input, "lerp")
-    end = _need_tensor(end, "lerp", "end", 2)
+    input = need_tensor(input, "lerp", wrap_arrays=True)
+    end = need_tensor(end, "lerp", "end", 2, wrap_arrays=True)
     dt = input._data.dtype
     if end._data.dtype != dt:
         raise RuntimeError(f"expected dtype {_short(dt)} for `end` but got dtype "
@@ -1627,9 +1619,9 @@ class Addcdiv(Addcmul):
 
 
 def _addc(cls, name, input, tensor1, tensor2, value):
-    input = _need_tensor(input, name)
-    tensor1 = _need_tensor(tensor1, name, "tensor1", 2)
-    tensor2 = _need_tensor(tensor2, name, "tensor2", 3)
+    input = need_tensor(input, name, wrap_arrays=True)
+    tensor1 = need_tensor(tensor1, name, "tensor1", 2, wrap_arrays=True)
+    tensor2 = need_tensor(tensor2, name, "tensor2", 3, wrap_arrays=True)
     if isinstance(value, Tensor):
         raise TypeError(f"{name}(): argument 'value' must be Number, not Tensor")
     if cls is Addcdiv and _is_int(tensor1._data.dtype) and _is_int(tensor2._data.dtype):
@@ -1736,7 +1728,7 @@ fix = trunc
 
 def round(input, *, decimals=0, out=None) -> Tensor:
     """Round half to even, to ``decimals`` decimal places."""
-    input = _need_tensor(input, "round")
+    input = need_tensor(input, "round", wrap_arrays=True)
     if decimals == 0:
         return _out(Round.apply(input), out)
     if _is_int(input._data.dtype):
@@ -1747,7 +1739,7 @@ def round(input, *, decimals=0, out=None) -> Tensor:
 # ---- comparisons, logic, bits ---------------------------------------------------------------
 
 def _compare(ufunc: str, name: str, input, other, out=None):
-    input = _need_tensor(input, name)
+    input = need_tensor(input, name, wrap_arrays=True)
     if not isinstance(other, Tensor):
         other = _operand(other, name)
     dt = result_dtype(input, other)
@@ -1820,8 +1812,8 @@ def _inplace_comparison(fn, op: str):
 
 def equal(input, other) -> bool:
     """True when both have the same shape and elements."""
-    input = _need_tensor(input, "equal")
-    other = _need_tensor(other, "equal", "other", 2)
+    input = need_tensor(input, "equal", wrap_arrays=True)
+    other = need_tensor(other, "equal", "other", 2, wrap_arrays=True)
     if input._data.shape != other._data.shape:
         return False
     return builtins.bool(eq(input, other)._data.all())
@@ -1829,8 +1821,8 @@ def equal(input, other) -> bool:
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     """``|input - other| <= atol + rtol * |other|`` elementwise (infinities must be equal)."""
-    input = _need_tensor(input, "isclose")
-    other = _need_tensor(other, "isclose", "other", 2)
+    input = need_tensor(input, "isclose", wrap_arrays=True)
+    other = need_tensor(other, "isclose", "other", 2, wrap_arrays=True)
     a, b = input._data, other._data
     if a.dtype != b.dtype:
         raise RuntimeError(f"{_tname(a.dtype)} did not match {_tname(b.dtype)}")
@@ -1860,8 +1852,8 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
 
 
 def _logical(ufunc: str, name: str, input, other, out):
-    input = _need_tensor(input, name)
-    other = _need_tensor(other, name, "other", 2)
+    input = need_tensor(input, name, wrap_arrays=True)
+    other = need_tensor(other, name, "other", 2, wrap_arrays=True)
     a, b = input._data, other._data
     try:
         r = getattr(_backend.xp_of(a), ufunc)(a, b)
@@ -1881,7 +1873,7 @@ logical_xor = _binary_function(_logical, "logical_xor", "logical_xor",
 
 def logical_not(input, *, out=None) -> Tensor:
     """Elementwise NOT of truth values."""
-    a = _need_tensor(input, "logical_not")._data
+    a = need_tensor(input, "logical_not", wrap_arrays=True)._data
     return _out(_plain(_backend.xp_of(a).logical_not(a)), out)
 
 
@@ -1915,7 +1907,7 @@ bitwise_right_shift = _binary_function(
 
 def bitwise_not(input, *, out=None) -> Tensor:
     """Bitwise NOT (``~``); logical NOT for bool."""
-    a = _need_tensor(input, "bitwise_not")._data
+    a = need_tensor(input, "bitwise_not", wrap_arrays=True)._data
     if not _is_int(a.dtype):
         raise _not_implemented("bitwise_not_cpu", a.dtype)
     return _out(_plain(_backend.xp_of(a).invert(a)), out)
@@ -1924,7 +1916,7 @@ def bitwise_not(input, *, out=None) -> Tensor:
 # ---- NaN and infinity -----------------------------------------------------------------------
 
 def _test(input, name, fn, int_value):
-    a = _need_tensor(input, name)._data
+    a = need_tensor(input, name, wrap_arrays=True)._data
     xp = _backend.xp_of(a)
     if a.dtype.kind in "biu":  # integers are always finite
         return _plain(xp.full(a.shape, int_value))
@@ -1975,7 +1967,8 @@ class NanToNum(Function):
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None) -> Tensor:
     """Replace NaN by ``nan`` and infinities by ``posinf``/``neginf`` (default: dtype limits)."""
-    return _out(NanToNum.apply(_need_tensor(input, "nan_to_num"), nan, posinf, neginf), out)
+    input = need_tensor(input, "nan_to_num", wrap_arrays=True)
+    return _out(NanToNum.apply(input, nan, posinf, neginf), out)
 
 
 # ---- operators and methods ------------------------------------------------------------------

@@ -18,19 +18,13 @@ from ..autograd.grad_mode import no_grad
 from .._backend import xp_of
 from .._tensor import Tensor, _make
 from ..random import _gen
-from ._util import reduce_grad
+from ._util import reduce_grad, need_tensor
 from .elementwise import Mul, Add
 from .index import IndexSelect, ScatterAdd
 from .linalg import matmul, _sname, _cname
 
 __all__ = ["linear", "bilinear", "embedding", "embedding_bag", "dropout", "dropout1d",
            "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
-
-
-def _need_tensor(fn: str, name: str, pos: int, x) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
-                        f"{type(x).__name__}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,10 +119,10 @@ def _linear_checks(x, w, b) -> None:
 
 def linear(input, weight, bias=None):
     """``y = input @ weight.T + bias`` for ``input`` of shape ``(*, in_features)``."""
-    _need_tensor("linear", "input", 1, input)
-    _need_tensor("linear", "weight", 2, weight)
+    need_tensor(input, "linear")
+    need_tensor(weight, "linear", "weight", 2)
     if bias is not None:
-        _need_tensor("linear", "bias", 3, bias)
+        need_tensor(bias, "linear", "bias", 3)
     x, w = input._data, weight._data
     b = None if bias is None else bias._data
     if x.ndim == 0 or w.ndim == 0:
@@ -148,7 +142,7 @@ def linear(input, weight, bias=None):
 def bilinear(input1, input2, weight, bias=None):
     """``y[..., o] = sum_ij input1[..., i] * weight[o, i, j] * input2[..., j] + bias[o]``."""
     for i, (n, t) in enumerate((("input1", input1), ("input2", input2), ("weight", weight))):
-        _need_tensor("bilinear", n, i + 1, t)
+        need_tensor(t, "bilinear", n, i + 1)
     a, c, w = input1._data, input2._data, weight._data
     if a.ndim != c.ndim:
         raise RuntimeError(f"bilinear(): input dimensions do not match: got {a.ndim} and "
@@ -314,8 +308,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
 
     ``sparse`` is accepted but the gradient is always dense (ember has no sparse tensors).
     """
-    _need_tensor("embedding", "indices", 2, input)
-    _need_tensor("embedding", "weight", 1, weight)
+    need_tensor(input, "embedding", "indices", 2)
+    need_tensor(weight, "embedding", "weight", 1)
     w, idx = weight._data, input._data
     pad = _padding(padding_idx, w.shape[0] if w.ndim else 0)
     if w.ndim != 2:
@@ -445,8 +439,8 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
                   include_last_offset=False, padding_idx=None):
     """Sums, means or maxes of bags of embeddings: the rows of a 2-D ``input``, or the runs
     of a 1-D ``input`` that start at ``offsets``."""
-    _need_tensor("embedding_bag", "indices", 2, input)
-    _need_tensor("embedding_bag", "weight", 1, weight)
+    need_tensor(input, "embedding_bag", "indices", 2)
+    need_tensor(weight, "embedding_bag", "weight", 1)
     if weight.dtype.name == "int64" and input.is_floating_point():
         warnings.warn("Argument order of nn.functional.embedding_bag was changed. Usage "
                       "`embedding_bag(weight, input, ...)` is deprecated, and should now be "
@@ -577,21 +571,21 @@ def _dropout(input: Tensor, p, training, inplace, kept_dims=-1, alpha=False) -> 
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale survivors by ``1 / (1 - p)``."""
     _check_p(p)
-    _need_tensor("dropout", "input", 1, input)
+    need_tensor(input, "dropout")
     return _dropout(input, p, training, inplace)
 
 
 def alpha_dropout(input, p=0.5, training=False, inplace=False):
     """Dropout that keeps SELU's zero mean and unit variance (dropped units go to -alpha')."""
     _check_p(p)
-    _need_tensor("alpha_dropout", "input", 1, input)
+    need_tensor(input, "alpha_dropout")
     return _dropout(input, p, training, inplace, alpha=True)
 
 
 def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
     """``alpha_dropout`` with one mask entry per channel (dim 1)."""
     _check_p(p)
-    _need_tensor("feature_alpha_dropout", "input", 1, input)
+    need_tensor(input, "feature_alpha_dropout")
     return _dropout(input, p, training, inplace, kept_dims=2, alpha=True)
 
 
@@ -607,7 +601,7 @@ def _channel_dropout(input, p, training, inplace, batched: bool) -> Tensor:
 def dropout1d(input, p=0.5, training=True, inplace=False):
     """Zero whole channels of ``(N, C, L)`` or ``(C, L)`` input with probability ``p``."""
     _check_p(p)
-    _need_tensor("dropout1d", "input", 1, input)
+    need_tensor(input, "dropout1d")
     nd = input._data.ndim
     if nd not in (2, 3):
         raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {nd}D input. "
@@ -620,7 +614,7 @@ def dropout1d(input, p=0.5, training=True, inplace=False):
 def dropout2d(input, p=0.5, training=True, inplace=False):
     """Zero whole channels of ``(N, C, H, W)`` input with probability ``p``."""
     _check_p(p)
-    _need_tensor("dropout2d", "input", 1, input)
+    need_tensor(input, "dropout2d")
     nd = input._data.ndim
     if nd not in (3, 4):
         warnings.warn(f"dropout2d: Received a {nd}-D input to dropout2d, which is deprecated "
@@ -642,7 +636,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 def dropout3d(input, p=0.5, training=True, inplace=False):
     """Zero whole channels of ``(N, C, D, H, W)`` or ``(C, D, H, W)`` input with probability p."""
     _check_p(p)
-    _need_tensor("dropout3d", "input", 1, input)
+    need_tensor(input, "dropout3d")
     nd = input._data.ndim
     if nd not in (4, 5):
         warnings.warn(f"dropout3d: Received a {nd}-D input to dropout3d, which is deprecated "

@@ -15,7 +15,7 @@ from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make, _wrap_dim
 from .._dtype import from_np
 from .._backend import xp_of
-from ._util import reduce_grad, check_broadcast
+from ._util import reduce_grad, check_broadcast, need_tensor
 from .reduce import vector_norm
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum",
@@ -44,16 +44,10 @@ def _sname(npd) -> str:
     return _SNAME[from_np(npd).name]
 
 
-def _need_tensor(fn: str, name: str, pos: int, x) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
-                        f"{type(x).__name__}")
-
-
 def _need_tensors(fn: str, **operands) -> None:
-    """``_need_tensor`` for each keyword operand, numbered by position from 1."""
+    """``need_tensor`` for each keyword operand, numbered by position from 1."""
     for pos, (name, x) in enumerate(operands.items(), 1):
-        _need_tensor(fn, name, pos, x)
+        need_tensor(x, fn, name, pos)
 
 
 def _finish(result: Tensor, out) -> Tensor:
@@ -274,16 +268,16 @@ def _check_matmul(x: Tensor, y: Tensor):
 
 def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """Matrix product with PyTorch's rank rules (dot, mv, mm, batched with broadcasting)."""
-    _need_tensor("matmul", "input", 1, input)
-    _need_tensor("matmul", "other", 2, other)
+    need_tensor(input, "matmul")
+    need_tensor(other, "matmul", "other", 2)
     kind = _check_matmul(input, other)
     return _finish(_KIND[kind].apply(input, other), out)
 
 
 def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     """Product of two matrices."""
-    _need_tensor("mm", "input", 1, input)
-    _need_tensor("mm", "mat2", 2, mat2)
+    need_tensor(input, "mm")
+    need_tensor(mat2, "mm", "mat2", 2)
     a, b = input._data, mat2._data
     if a.ndim != 2:
         raise RuntimeError("self must be a matrix")
@@ -295,8 +289,8 @@ def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
 
 def bmm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     """Batched product of two 3-D tensors with equal batch sizes."""
-    _need_tensor("bmm", "input", 1, input)
-    _need_tensor("bmm", "mat2", 2, mat2)
+    need_tensor(input, "bmm")
+    need_tensor(mat2, "bmm", "mat2", 2)
     a, b = input._data, mat2._data
     _check_bmm(a, b, "batch1", "batch2")
     return _finish(_Bmm.apply(input, mat2), out)
@@ -317,8 +311,8 @@ def _check_bmm(a, b, n1, n2):
 
 def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     """Matrix-vector product."""
-    _need_tensor("mv", "input", 1, input)
-    _need_tensor("mv", "vec", 2, vec)
+    need_tensor(input, "mv")
+    need_tensor(vec, "mv", "vec", 2)
     a, b = input._data, vec._data
     if a.ndim != 2 or b.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {b.ndim}")
@@ -338,8 +332,8 @@ def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
 
 def _vector_product(cls, fn: str, input, name2: str, other) -> Tensor:
     """``cls`` (dot, vdot) of two 1-D tensors after PyTorch's checks; ``name2`` names ``other``."""
-    _need_tensor(fn, "input", 1, input)
-    _need_tensor(fn, name2, 2, other)
+    need_tensor(input, fn)
+    need_tensor(other, fn, name2, 2)
     a, b = input._data, other._data
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
@@ -349,8 +343,8 @@ def _vector_product(cls, fn: str, input, name2: str, other) -> Tensor:
 
 def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
     """Outer product ``input[i] * vec2[j]`` of two vectors."""
-    _need_tensor("outer", "input", 1, input)
-    _need_tensor("outer", "vec2", 2, vec2)
+    need_tensor(input, "outer")
+    need_tensor(vec2, "outer", "vec2", 2)
     for name, t in (("self", input), ("vec2", vec2)):
         if t._data.ndim != 1:
             raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {t._data.ndim}-D")
@@ -362,8 +356,8 @@ ger = outer
 
 def inner(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """Sum over the last dims: ``inner(a, b)[i.., j..] = sum_k a[i.., k] * b[j.., k]``."""
-    _need_tensor("inner", "input", 1, input)
-    _need_tensor("inner", "other", 2, other)
+    need_tensor(input, "inner")
+    need_tensor(other, "inner", "other", 2)
     sa, sb = input._data.shape, other._data.shape
     if not sa or not sb:
         return _finish(input * other, out)
@@ -804,8 +798,8 @@ def einsum(*args) -> Tensor:
 
 def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     """Contract ``dims`` (a count of trailing/leading dims, or two dim lists) of ``a`` and ``b``."""
-    _need_tensor("tensordot", "a", 1, a)
-    _need_tensor("tensordot", "b", 2, b)
+    need_tensor(a, "tensordot", "a", 1)
+    need_tensor(b, "tensordot", "b", 2)
     sa, sb = a._data.shape, b._data.shape
     if isinstance(dims, Tensor):
         dims = dims.item() if dims._data.ndim == 0 else dims.tolist()
@@ -841,8 +835,8 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
 
 def kron(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """Kronecker product: every element of ``input`` scales a copy of ``other``."""
-    _need_tensor("kron", "input", 1, input)
-    _need_tensor("kron", "other", 2, other)
+    need_tensor(input, "kron")
+    need_tensor(other, "kron", "other", 2)
     sa, sb = input._data.shape, other._data.shape
     n = builtins.max(len(sa), len(sb))
     sa = (1,) * (n - len(sa)) + tuple(sa)
@@ -872,7 +866,7 @@ class Trace(Function):
 
 def trace(input: Tensor) -> Tensor:
     """Sum of the main diagonal of a matrix."""
-    _need_tensor("trace", "input", 1, input)
+    need_tensor(input, "trace")
     a = input._data
     if a.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {a.ndim}")
@@ -903,8 +897,8 @@ class Cross(Function):
 
 
 def _cross(input, other, dim, default_first: bool):
-    _need_tensor("cross", "input", 1, input)
-    _need_tensor("cross", "other", 2, other)
+    need_tensor(input, "cross")
+    need_tensor(other, "cross", "other", 2)
     a, b = input._data, other._data
     if a.ndim != b.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
@@ -1017,7 +1011,7 @@ def _check_float(a, fn: str) -> None:
 
 def _square_float_input(fn: str, input, op: str, float_op: str = None) -> None:
     """PyTorch's checks of a decomposition's ``input``: a Tensor of square float matrices."""
-    _need_tensor(fn, "input", 1, input)
+    need_tensor(input, fn)
     _check_square(input._data, op)
     _check_float(input._data, float_op or op)
 
@@ -1241,8 +1235,8 @@ class Solve(Function):
 
 
 def _solve(A: Tensor, B: Tensor, left: bool = True) -> Tensor:
-    _need_tensor("solve", "A", 1, A)
-    _need_tensor("solve", "B", 2, B)
+    need_tensor(A, "solve", "A", 1)
+    need_tensor(B, "solve", "B", 2)
     a, b = A._data, B._data
     _check_square(a, "linalg.solve")
     _check_float(a, "linalg.solve")
@@ -1426,7 +1420,7 @@ class _SvdVals(Function):
 
 def svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
     """Singular values in descending order."""
-    _need_tensor("svdvals", "A", 1, A)
+    need_tensor(A, "svdvals", "A", 1)
     _check_float_matrix(A._data, "linalg.svd")
     if state.grad and A._requires_grad:
         return _finish(Svd.apply(A, False)[1], out)
@@ -1445,7 +1439,7 @@ _OldSvdResult = namedtuple("svd", "U S V")
 
 def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None) -> tuple:
     """``A = U diag(S) Vh`` with singular values in descending order."""
-    _need_tensor("svd", "A", 1, A)
+    need_tensor(A, "svd", "A", 1)
     _check_float_matrix(A._data, "linalg.svd")
     return _SvdResult(*Svd.apply(A, builtins.bool(full_matrices)))
 
@@ -1534,7 +1528,7 @@ _QrResult = namedtuple("linalg_qr", "Q R")
 
 def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None) -> tuple:
     """``A = Q R`` with orthonormal ``Q`` and upper-triangular ``R``."""
-    _need_tensor("qr", "A", 1, A)
+    need_tensor(A, "qr", "A", 1)
     if mode not in ("reduced", "complete", "r"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
                            "'reduced' (default), 'r', or 'complete'")
@@ -1592,7 +1586,7 @@ def _matrix_dims(ndim: int, dim, fn="linalg.matrix_norm"):
 def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None,
                 out=None) -> Tensor:
     """Matrix norm over two dims: 'fro', 'nuc', 1, -1, 2, -2, inf, -inf."""
-    _need_tensor("matrix_norm", "A", 1, A)
+    need_tensor(A, "matrix_norm", "A", 1)
     a = A._data
     if a.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 "

@@ -33,6 +33,7 @@ import math
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
+from ._util import need_tensor
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
            "local_response_norm"]
@@ -352,13 +353,6 @@ class _BatchNormEval(Function):
 
 # ---- argument checks -----------------------------------------------------------------------
 
-def _need_tensor(fn: str, name: str, pos: int, x, optional=False):
-    if isinstance(x, Tensor) or optional and x is None:
-        return
-    raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
-                    f"{type(x).__name__}")
-
-
 def _check_float(kernel: str, x: Tensor):
     dt = x._data.dtype
     if not (dt.kind == "f" or dt.name == "bfloat16"):
@@ -403,11 +397,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     ``y = (x - mean) / sqrt(var + eps) * weight + bias``; in training the batch statistics are
     used and ``running_* = (1 - momentum) * running_* + momentum * batch_stat`` (unbiased var).
     """
-    _need_tensor("batch_norm", "input", 1, input)
+    need_tensor(input, "batch_norm")
     for i, (name, t) in enumerate((("running_mean", running_mean),
                                    ("running_var", running_var), ("weight", weight),
                                    ("bias", bias))):
-        _need_tensor("batch_norm", name, i + 2, t, optional=True)
+        need_tensor(t, "batch_norm", name, i + 2, optional=True)
     shape = tuple(input._data.shape)
     if training:
         _verify_batch_size(shape)
@@ -491,7 +485,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
 
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with biased variance.
     """
-    _need_tensor("layer_norm", "input", 1, input)
+    need_tensor(input, "layer_norm")
     ns = _normalized_shape("layer_norm", normalized_shape)
     _check_param_shape("weight", weight, ns)
     _check_param_shape("bias", bias, ns)
@@ -506,7 +500,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
     """Normalise each group of ``C / num_groups`` channels per sample, then scale and shift."""
-    _need_tensor("group_norm", "input", 1, input)
+    need_tensor(input, "group_norm")
     if input.dim() < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received "
                            f"{input.dim()}")
@@ -535,7 +529,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-05):
     """Normalise each (sample, channel) over its spatial dims: batch norm of (1, N*C, ...)."""
-    _need_tensor("instance_norm", "input", 1, input)
+    need_tensor(input, "instance_norm")
     shape = tuple(input._data.shape)
     if use_input_stats:
         if math.prod(shape[2:]) == 1:
@@ -568,7 +562,7 @@ def _tile_stats(t: Tensor, n: int) -> Tensor:
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """``x / sqrt(mean(x**2) + eps) * weight`` over the trailing ``normalized_shape`` dims."""
-    _need_tensor("rms_norm", "input", 1, input)
+    need_tensor(input, "rms_norm")
     ns = _normalized_shape("rms_norm", normalized_shape)
     _check_normalized(input, ns, sep="")
     if weight is not None and tuple(weight._data.shape) != ns:
@@ -592,7 +586,7 @@ def _finfo_eps(t: Tensor) -> float:
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """``x / (k + alpha * mean of x**2 over ``size`` neighbouring channels) ** beta``."""
-    _need_tensor("local_response_norm", "input", 1, input)
+    need_tensor(input, "local_response_norm")
     dim = input.dim()
     if dim < 3:
         raise ValueError(f"Expected 3D or higher dimensionality                          "

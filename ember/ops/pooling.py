@@ -33,7 +33,8 @@ import math
 
 from ..autograd.function import Function
 from .._backend import xp_of
-from .._tensor import Tensor, _make
+from .._tensor import _make
+from ._util import need_tensor
 from ._window import windows, add_windows, out_size
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
@@ -64,12 +65,6 @@ def _tup(v, nd: int, fn: str, name: str, omit: bool = False) -> tuple:
         return (int(v),) * nd
     what = "either be omitted, a single int," if omit else "either be a single int,"
     raise RuntimeError(f"{fn}: {name} must {what} or a tuple of {_NUM[nd]} ints")
-
-
-def _need_tensor(fn: str, x) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not "
-                        f"{type(x).__name__}")
 
 
 def _check_input(fn: str, x, nd: int) -> None:
@@ -126,7 +121,7 @@ def _out_shape(x, k, s, p, d, ceil, nd) -> tuple:
 
 
 def _pool_args(fn, input, nd, kernel_size, stride, padding, dilation, ceil_mode):
-    _need_tensor(fn, input)
+    need_tensor(input, fn)
     k = _tup(kernel_size, nd, fn, "kernel_size")
     s = k if stride is None or isinstance(stride, (tuple, list)) and not stride else \
         _tup(stride, nd, fn, "stride", omit=True)
@@ -401,7 +396,7 @@ def _max_pool(fn, cls, nd, input, kernel_size, stride, padding, dilation, ceil_m
 
 
 def _check_1d(fn, input):
-    _need_tensor(fn, input)
+    need_tensor(input, fn)
     if input.ndim not in (2, 3):
         raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional "
                            f"tensor for argument #1 'self' (while checking arguments for {fn})")
@@ -419,7 +414,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                return_indices=False):
     """1-d max pooling over ``(N, C, L)`` or ``(C, L)``: ``max`` over each dilated window."""
     fn = "max_pool1d"
-    _need_tensor(fn, input)
+    need_tensor(input, fn)
     if input.ndim not in (2, 3):
         raise RuntimeError(f"max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 "
                            f"dim batch size for input, but got:{list(input.shape)}")
@@ -528,7 +523,7 @@ def _unpool_output_size(input, kernel_size, stride, padding, output_size):
 
 def _max_unpool(nd, cls, input, indices, kernel_size, stride, padding, output_size):
     fn = f"max_unpool{nd}d"
-    _need_tensor(fn, input)
+    need_tensor(input, fn)
     k = _tup(kernel_size, nd, fn, "kernel_size")
     s = k if stride is None else _tup(stride, nd, fn, "stride")
     p = _tup(padding, nd, fn, "padding")
@@ -752,7 +747,7 @@ def _adaptive_size(fn, input, output_size, nd):
 
 
 def _check_adaptive_input(fn, input, nd, colon=""):
-    _need_tensor(fn, input)
+    need_tensor(input, fn)
     x = input._data
     if x.ndim not in (nd + 1, nd + 2):
         if nd == 1:

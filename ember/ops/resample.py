@@ -27,6 +27,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._backend import xp_of
 from .._tensor import Tensor, _make
+from ._util import need_tensor
 from .movement import stack
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
@@ -38,12 +39,6 @@ METHODS: dict = {}
 # times its taps per output (measured crossover, float32, one thread: ~128 for linear x2 and
 # ~256 for cubic); longer axes gather the taps.
 _DENSE_PER_TAP = 64
-
-
-def _need_tensor(fn: str, name: str, pos: int, x) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
-                        f"{type(x).__name__}")
 
 
 def _need_int(fn: str, name: str, pos: int, v) -> int:
@@ -438,7 +433,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     ``recompute_scale_factor`` is not True) the source coordinate uses ``1 / scale_factor``,
     not ``in / out``, as PyTorch does.
     """
-    _need_tensor("interpolate", "input", 1, input)
+    need_tensor(input, "interpolate")
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
             raise ValueError("align_corners option can only be set with the interpolating "
@@ -616,7 +611,7 @@ class _PixelUnshuffle(Function):
 
 def _shuffle_args(fn: str, input, name: str, factor) -> tuple:
     """PyTorch's checks shared by ``pixel_shuffle`` and ``pixel_unshuffle``: ``(array, r)``."""
-    _need_tensor(fn, "input", 1, input)
+    need_tensor(input, fn)
     r = _need_int(fn, name, 2, factor)
     x = input._data
     if x.ndim < 3:
@@ -671,7 +666,7 @@ class _ChannelShuffle(Function):
 
 def channel_shuffle(input, groups):
     """Interleave ``groups`` channel groups (ShuffleNet): (N, C, *) -> (N, C, *)."""
-    _need_tensor("channel_shuffle", "input", 1, input)
+    need_tensor(input, "channel_shuffle")
     groups = _need_int("channel_shuffle", "groups", 2, groups)
     x = input._data
     if x.ndim <= 2:
@@ -1094,8 +1089,8 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         raise ValueError("nn.functional.grid_sample(): expected padding_mode to be 'zeros', "
                          f"'border', or 'reflection', but got: '{padding_mode}'")
     align_corners = _align_default(align_corners)
-    _need_tensor("grid_sampler", "input", 1, input)
-    _need_tensor("grid_sampler", "grid", 2, grid)
+    need_tensor(input, "grid_sampler")
+    need_tensor(grid, "grid_sampler", "grid", 2)
     x, gr = input._data, grid._data
     if x.ndim == 0 or gr.ndim == 0 or x.shape[0] != gr.shape[0]:
         raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, "
@@ -1146,7 +1141,7 @@ def affine_grid(theta, size, align_corners=None):
     its gradient from matmul's backward.
     """
     align_corners = _align_default(align_corners)
-    _need_tensor("affine_grid", "theta", 1, theta)
+    need_tensor(theta, "affine_grid", "theta", 1)
     th = theta._data
     if not (th.dtype.kind == "f" or th.dtype.name == "bfloat16"):
         raise ValueError(f"Expected theta to have floating point type, but got "
