@@ -82,6 +82,16 @@ def is_float(dt) -> bool:
     return dt.kind == "f" or dt.name == "bfloat16"
 
 
+def scalar_name(npd) -> str:
+    """c10's name of a backend dtype as PyTorch's messages print it ("Float", "Long")."""
+    return from_np(npd).scalar_name
+
+
+def c_name(npd) -> str:
+    """The C++ type of a backend dtype as c10's messages print it ("float", "long int")."""
+    return from_np(npd).c_name
+
+
 def need_tensor(x, fn: str, name: str = "input", pos: int = 1, optional: bool = False,
                 wrap_arrays: bool = False):
     """``x`` if it is a Tensor, else PyTorch's "fn(): argument 'name' (position pos) must be

@@ -21,13 +21,14 @@ from __future__ import annotations
 import math
 import warnings
 
+from .._dtype import from_np
 from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from ._inplace import inplace as _inplace
-from ._util import wrap_dim, is_float, reduce_grad, need_tensor
+from ._util import wrap_dim, is_float, reduce_grad, need_tensor, scalar_name
 from .elementwise import (Relu, Erf, sigmoid, tanh, where, exp, erf, logical_or,
-                          _not_implemented, _quiet, _tname, _FP_ERRORS)
+                          _not_implemented, _quiet, _FP_ERRORS)
 from .movement import cat, narrow
 
 __all__ = [
@@ -276,8 +277,8 @@ class Prelu(Function):
     @staticmethod
     def forward(ctx, a, w):
         if a.dtype != w.dtype:
-            raise RuntimeError(f"prelu: Type promoting not supported. Got {_tname(a.dtype)} and "
-                               f"{_tname(w.dtype)}")
+            raise RuntimeError(f"prelu: Type promoting not supported. Got "
+                               f"{scalar_name(a.dtype)} and {scalar_name(w.dtype)}")
         if w.ndim > 1:
             raise RuntimeError("prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
                                f"ndim = {w.ndim}")
@@ -648,18 +649,14 @@ Hardshrink = _activation(
     lambda xp, x, lambd: xp.where((x >= -lambd) & (x <= lambd), 0, x),
     lambda g, x, lambd: _keep(g, _shrink_mask(x, lambd)))
 
-_FLOAT_MAX = {"float16": "65504", "bfloat16": "3.38953e+38", "float32": "3.40282e+38",
-              "float64": "1.79769e+308"}
-
-
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """``input - lambd`` above ``lambd``, ``input + lambd`` below ``-lambd``, else 0."""
     input = need_tensor(input, "softshrink", wrap_arrays=True)
     dt = input._data.dtype
-    top = _FLOAT_MAX.get(dt.name)
-    if top is not None and not 0 <= lambd <= float(top):
-        raise RuntimeError(f"lambda must be in range [0, {top}] for input dtype {_tname(dt)}, "
-                           f"but found {lambd:g}")
+    top = from_np(dt).finite_max
+    if top is not None and not 0 <= lambd <= top:
+        raise RuntimeError(f"lambda must be in range [0, {top:g}] for input dtype "
+                           f"{scalar_name(dt)}, but found {lambd:g}")
     return Softshrink.apply(input, lambd)
 
 

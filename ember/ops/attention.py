@@ -37,10 +37,9 @@ from .._backend import xp_of
 from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
-from ._util import is_float, check_broadcast
+from ._util import is_float, check_broadcast, scalar_name, c_name
 from .activation import softmax
 from .layers import linear, dropout, _keep_mask
-from .linalg import _cname
 from .movement import cat
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
@@ -283,10 +282,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                            f"{v.ndim} instead.")
     if not (q.dtype == k.dtype == v.dtype):
         raise RuntimeError(f"Expected query, key, and value to have the same dtype, but got "
-                           f"query.dtype: {_cname(q.dtype)} key.dtype: {_cname(k.dtype)} and "
-                           f"value.dtype: {_cname(v.dtype)} instead.")
+                           f"query.dtype: {c_name(q.dtype)} key.dtype: {c_name(k.dtype)} and "
+                           f"value.dtype: {c_name(v.dtype)} instead.")
     if not is_float(q.dtype):
-        raise RuntimeError(f"expected scalar type Float but found {_tname(q.dtype)}")
+        raise RuntimeError(f"expected scalar type Float but found {scalar_name(q.dtype)}")
     m = None
     if attn_mask is not None:
         if not isinstance(attn_mask, Tensor):
@@ -295,8 +294,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         m = attn_mask._data
         if not (m.dtype == bool or m.dtype == q.dtype or m.dtype.name == "float32"):
             raise RuntimeError(f"Expected attn_mask dtype to be bool or float or to match query "
-                               f"dtype, but got attn_mask.dtype: {_cname(m.dtype)} and  "
-                               f"query.dtype: {_cname(q.dtype)} instead.")
+                               f"dtype, but got attn_mask.dtype: {c_name(m.dtype)} and  "
+                               f"query.dtype: {c_name(q.dtype)} instead.")
         if is_causal:
             # documented ("An error is thrown if both attn_mask and is_causal are set"), and
             # what PyTorch's math kernel raises; its CPU flash kernel applies both instead
@@ -336,14 +335,6 @@ def _broadcast(a, b) -> tuple:
     a = (1,) * (n - len(a)) + tuple(a)
     b = (1,) * (n - len(b)) + tuple(b)
     return tuple(x if y == 1 else y for x, y in zip(a, b))
-
-
-_TNAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-           "bool": "Bool"}
-
-
-def _tname(dt) -> str:
-    return _TNAMES.get(dt.name, dt.name)
 
 
 # ----------------------------------------------------------------------------------------------

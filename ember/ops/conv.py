@@ -50,7 +50,7 @@ import math
 import threading
 
 from ..autograd.function import Function
-from ._util import need_tensor
+from ._util import need_tensor, scalar_name, c_name
 from ._window import windows, add_windows
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -676,13 +676,6 @@ def _ntuple(v, nd: int) -> tuple:
     return (v,) * nd
 
 
-_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half",
-               "bfloat16": "c10::BFloat16", "int64": "long int", "int32": "int"}
-_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half",
-                 "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
-                 "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
-
 def _shape_str(shape) -> str:
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
@@ -742,12 +735,11 @@ def _check(fn, nd, x, w, b, stride, padding, dilation, groups, transposed=False,
                                f"1-dimensional with {w.shape[0]} elements, but got bias of size "
                                f"{_shape_str(b.shape)} instead")
     if x.dtype != w.dtype:
-        raise RuntimeError(f"expected scalar type {_SCALAR_NAMES.get(x.dtype.name, x.dtype.name)}"
-                           f" but found {_SCALAR_NAMES.get(w.dtype.name, w.dtype.name)}")
+        raise RuntimeError(f"expected scalar type {scalar_name(x.dtype)} but found "
+                           f"{scalar_name(w.dtype)}")
     if b is not None and b.dtype != x.dtype:
-        raise RuntimeError(f"Input type ({_TYPE_NAMES.get(x.dtype.name, x.dtype.name)}) and bias "
-                           f"type ({_TYPE_NAMES.get(b.dtype.name, b.dtype.name)}) should be the "
-                           f"same")
+        raise RuntimeError(f"Input type ({c_name(x.dtype)}) and bias type ({c_name(b.dtype)}) "
+                           f"should be the same")
     if x.dtype.kind == "b":
         raise NotImplementedError("\"slow_conv2d_cpu\" not implemented for 'Bool'")
     return xs

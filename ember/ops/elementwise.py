@@ -25,12 +25,12 @@ import math
 import warnings
 
 from .. import _backend
-from .._dtype import from_np, result_type_of
+from .._dtype import result_type_of
 from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
-                    need_tensor)
+                    need_tensor, scalar_name, c_name)
 
 __all__ = [
     # arithmetic
@@ -68,17 +68,9 @@ _FP_ERRORS = (RuntimeWarning, FloatingPointError)
 # What a ufunc called with ``dtype=`` raises for operands it will not take as they are,
 # or for floating-point edge cases the user made errors: ``_slow`` handles both.
 _SLOW = (ValueError, OverflowError, TypeError) + _FP_ERRORS
-_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half",
-               "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
-               "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 # ---- operands and results ----------------------------------------------------------------
-
-def _tname(dt) -> str:
-    """PyTorch's short name of a backend dtype ('Float', 'Long', ...)."""
-    return _TYPE_NAMES[from_np(dt).name]
-
 
 def _number(x):
     """``x`` as a Tensor or Python number, or None when PyTorch would not take it."""
@@ -231,7 +223,7 @@ def _zeros(g: Tensor, shape, dt) -> Tensor:
 
 
 def _not_implemented(kernel: str, dt):
-    return NotImplementedError(f'"{kernel}" not implemented for \'{_tname(dt)}\'')
+    return NotImplementedError(f'"{kernel}" not implemented for \'{scalar_name(dt)}\'')
 
 
 def _is_int(dt) -> bool:
@@ -1482,7 +1474,7 @@ def where(condition, input=None, other=None, *, out=None):
     if kind != "b":
         if condition._data.dtype.name != "uint8":
             raise RuntimeError("where expected condition to be a boolean tensor, but got a "
-                               f"tensor with dtype {_tname(condition._data.dtype)}")
+                               f"tensor with dtype {scalar_name(condition._data.dtype)}")
         warnings.warn("where received a uint8 condition tensor. This behavior is deprecated and "
                       "will be removed in a future version of PyTorch. Use a boolean condition "
                       "instead.", UserWarning, stacklevel=2)
@@ -1545,12 +1537,12 @@ def lerp(input, end, weight, *, out=None) -> Tensor:
     end = need_tensor(end, "lerp", "end", 2, wrap_arrays=True)
     dt = input._data.dtype
     if end._data.dtype != dt:
-        raise RuntimeError(f"expected dtype {_short(dt)} for `end` but got dtype "
-                           f"{_short(end._data.dtype)}")
+        raise RuntimeError(f"expected dtype {c_name(dt)} for `end` but got dtype "
+                           f"{c_name(end._data.dtype)}")
     if isinstance(weight, Tensor):
         if weight._data.dtype != dt:
-            raise RuntimeError(f"expected dtype {_short(dt)} for `weight` but got dtype "
-                               f"{_short(weight._data.dtype)}")
+            raise RuntimeError(f"expected dtype {c_name(dt)} for `weight` but got dtype "
+                               f"{c_name(weight._data.dtype)}")
         cls = LerpTensor
     else:
         weight = _operand(weight, "lerp", "weight", 3)
@@ -1558,13 +1550,6 @@ def lerp(input, end, weight, *, out=None) -> Tensor:
     if _is_int(dt):
         raise _not_implemented("lerp_kernel_scalar" if cls is Lerp else "lerp_kernel_tensor", dt)
     return _out(cls.apply(input, end, weight), out)
-
-
-def _short(dt) -> str:
-    """PyTorch's lower-case dtype name in messages ('float', 'double', 'long')."""
-    return {"float32": "float", "float64": "double", "float16": "half", "int64": "long",
-            "int32": "int", "int16": "short", "int8": "signed char", "uint8": "unsigned char",
-            "bool": "bool", "bfloat16": "c10::BFloat16"}[from_np(dt).name]
 
 
 class Addcmul(Function):
@@ -1825,7 +1810,7 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     other = need_tensor(other, "isclose", "other", 2, wrap_arrays=True)
     a, b = input._data, other._data
     if a.dtype != b.dtype:
-        raise RuntimeError(f"{_tname(a.dtype)} did not match {_tname(b.dtype)}")
+        raise RuntimeError(f"{scalar_name(a.dtype)} did not match {scalar_name(b.dtype)}")
     if rtol < 0:
         raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
     if atol < 0:
@@ -2045,8 +2030,9 @@ _INPLACE = [
 
 def _float_power_(self, exponent):
     if self._data.dtype.name != "float64":
-        raise RuntimeError(f"the base given to float_power_ has dtype {_tname(self._data.dtype)} "
-                           "but the operation's result requires dtype Double")
+        raise RuntimeError(f"the base given to float_power_ has dtype "
+                           f"{scalar_name(self._data.dtype)} but the operation's result requires "
+                           "dtype Double")
     from ._inplace import inplace
     return inplace(self, float_power, exponent)
 

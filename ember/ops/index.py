@@ -26,9 +26,9 @@ from ..autograd.function import Function, _version_counter, accumulate_node
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make, _wrap_dim, _type_name
 from .._backend import _BY_ARRAY_TYPE, xp_of
-from ._util import reduce_grad, check_broadcast, shape_of, is_float
+from ._util import reduce_grad, check_broadcast, shape_of, is_float, scalar_name, c_name
 from ._inplace import inplace, make_inplace, _check_inplace
-from .movement import (BasicIndexGrad, Select, Slice, UnsqueezeIndex, Alias, _cap,
+from .movement import (BasicIndexGrad, Select, Slice, UnsqueezeIndex, Alias,
                        _reshape, _broadcast_shape, expand)
 
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add",
@@ -614,8 +614,8 @@ def __setitem__(self: Tensor, key, value) -> None:
     if vt and k.adv is not None and not k.unique and value._data.dtype != self._data.dtype:
         # PyTorch casts values for basic keys and masks, but not for integer index tensors
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
-                           f"{_cap(self._data.dtype)} for the destination and "
-                           f"{_cap(value._data.dtype)} for the source.")
+                           f"{scalar_name(self._data.dtype)} for the destination and "
+                           f"{scalar_name(value._data.dtype)} for the source.")
     if state.grad and (self._requires_grad or vt and value._requires_grad):
         if k.adv is None and self._grad_fn is None and self._requires_grad:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
@@ -1060,13 +1060,13 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     """``input`` with ``alpha * source`` slices added at ``index`` along ``dim``."""
     if index._data.ndim > 1:
         raise IndexError(f"index_add_(): Index is supposed to be a vector, but got dim: "
-                         f"{index._data.ndim} with type: {_cap(index._data.dtype)} and size: "
-                         f"{list(index._data.shape)}")
+                         f"{index._data.ndim} with type: {scalar_name(index._data.dtype)} and "
+                         f"size: {list(index._data.shape)}")
     _check_index_dtype(index, "index_add_(): Expected dtype int32/int64 for index")
     d = _wrap_dim(dim, input._data.ndim)
     if source._data.dtype != input._data.dtype:
-        raise RuntimeError(f"index_add_(): self ({_cap(input._data.dtype)}) and source "
-                           f"({_cap(source._data.dtype)}) must have the same scalar type")
+        raise RuntimeError(f"index_add_(): self ({scalar_name(input._data.dtype)}) and source "
+                           f"({scalar_name(source._data.dtype)}) must have the same scalar type")
     _index_src_checks(input, d, index, source, "index_add_")
     n, bad = _dim_bounds(input._data, d, index._data)
     if bad:
@@ -1106,12 +1106,12 @@ def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor, *, out=No
         raise IndexError("index_copy_(): Index should have dimension 1 or 0 (got "
                          f"{index._data.ndim})")
     _check_index_dtype(index, "index_copy_(): Expected a long tensor for index, but got "
-                       f"{_cap(index._data.dtype)}", IndexError, allow32=False)
+                       f"{scalar_name(index._data.dtype)}", IndexError, allow32=False)
     d = _wrap_dim(dim, input._data.ndim)
     if source._data.dtype != input._data.dtype:
         raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, "
-                           f"but got (self) {_cap(input._data.dtype)} and (source) "
-                           f"{_cap(source._data.dtype)}")
+                           f"but got (self) {scalar_name(input._data.dtype)} and (source) "
+                           f"{scalar_name(source._data.dtype)}")
     ns = source._data.shape[d] if source._data.ndim else 1
     if index._data.size != ns:
         raise IndexError(f"index_copy_(): Number of indices ({index._data.size}) should be "
@@ -1183,8 +1183,8 @@ def index_put(input: Tensor, indices, values: Tensor, accumulate: bool = False) 
                             f"{type(t).__name__}")
     if values._data.dtype != input._data.dtype:
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
-                           f"{_cap(input._data.dtype)} for the destination and "
-                           f"{_cap(values._data.dtype)} for the source.")
+                           f"{scalar_name(input._data.dtype)} for the destination and "
+                           f"{scalar_name(values._data.dtype)} for the source.")
     nd = input._data.ndim
     n_idx = builtins.sum(t._data.ndim if t._data.dtype.kind == "b" else 1 for t in indices)
     if n_idx > nd:
@@ -1194,13 +1194,8 @@ def index_put(input: Tensor, indices, values: Tensor, accumulate: bool = False) 
 
 
 # ---- masks -----------------------------------------------------------------------------------
-_C_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int",
-            "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
-            "float16": "c10::Half", "bfloat16": "c10::BFloat16", "bool": "bool"}
-
-
 def _c_name(t) -> str:
-    return _C_NAMES[t._data.dtype.name] if isinstance(t, Tensor) else type(t).__name__
+    return c_name(t._data.dtype) if isinstance(t, Tensor) else type(t).__name__
 
 
 def _check_mask(mask: Tensor, msg: str):
@@ -1315,7 +1310,8 @@ def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
                       f"{_c_name(mask)}")
     if source._data.dtype != input._data.dtype:
         raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but "
-                           f"got{_cap(input._data.dtype)} and {_cap(source._data.dtype)}")
+                           f"got{scalar_name(input._data.dtype)} and "
+                           f"{scalar_name(source._data.dtype)}")
     if mask._data.shape != input._data.shape:
         check_broadcast(input._data.shape, mask._data.shape)
     return MaskedScatter.apply(input, mask, source)
@@ -1342,7 +1338,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     """Elements of the flattened ``input`` at ``index`` (negative indices count from the end)."""
     if not _is_long(index._data.dtype):
         raise RuntimeError(f"take(): Expected a long tensor for index, but got "
-                           f"{_cap(index._data.dtype)}")
+                           f"{scalar_name(index._data.dtype)}")
     n = input._data.size
     bad = _bounds(index._data, n, True)
     if bad:
@@ -1355,7 +1351,7 @@ def take_along_dim(input: Tensor, indices: Tensor, dim=None, *, out=None) -> Ten
     """``gather`` after broadcasting ``input`` and ``indices`` (flattened when ``dim`` is None)."""
     if not _is_long(indices._data.dtype):
         raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but got "
-                           f"{_cap(indices._data.dtype)}")
+                           f"{scalar_name(indices._data.dtype)}")
     if dim is None:
         return _finish(gather(_reshape(input, (input._data.size,)), 0,
                               _reshape(indices, (indices._data.size,))), out)

@@ -16,12 +16,13 @@ import warnings
 from ..autograd.function import Function, _version_counter
 from ..autograd.grad_mode import no_grad
 from .._backend import xp_of
+from .._dtype import from_np
 from .._tensor import Tensor, _make
 from ..random import _gen
-from ._util import reduce_grad, need_tensor
+from ._util import reduce_grad, need_tensor, scalar_name, c_name
 from .elementwise import Mul, Add
 from .index import IndexSelect, ScatterAdd
-from .linalg import matmul, _sname, _cname
+from .linalg import matmul
 
 __all__ = ["linear", "bilinear", "embedding", "embedding_bag", "dropout", "dropout1d",
            "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
@@ -100,13 +101,13 @@ def _linear_checks(x, w, b) -> None:
                            f"and {w.shape[1]}x{w.shape[0]})")
     if x.dtype != w.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                           f"{_cname(x.dtype)} != {_cname(w.dtype)}")
+                           f"{c_name(x.dtype)} != {c_name(w.dtype)}")
     if x.dtype.kind == "b":
         raise NotImplementedError("\"addmm_impl_cpu_\" not implemented for 'Bool'")
     if b is not None:
         if b.dtype != w.dtype:
             raise RuntimeError(f"self and mat2 must have the same dtype, but got "
-                               f"{_sname(b.dtype)} and {_sname(w.dtype)}")
+                               f"{scalar_name(b.dtype)} and {scalar_name(w.dtype)}")
         if b.ndim == 1 and b.shape[0] not in (1, w.shape[0]):
             rows = 1
             for s in x.shape[:-1]:
@@ -165,7 +166,7 @@ def bilinear(input1, input2, weight, bias=None):
                            f"{bias._data.shape[0]} but expected {w.shape[0]}")
     dts = [a.dtype, c.dtype, w.dtype] + ([bias._data.dtype] if bias is not None else [])
     if any(d != a.dtype for d in dts):
-        names = ", ".join(f"{n}: {_cname(d)}" for n, d in zip(
+        names = ", ".join(f"{n}: {c_name(d)}" for n, d in zip(
             ("input1", "input2", "weight", "bias"), dts))
         raise RuntimeError(f"All tensors must have the same dtype, got {names}")
     n_out, n1, n2 = w.shape
@@ -182,10 +183,9 @@ def bilinear(input1, input2, weight, bias=None):
 # embedding
 
 
-_INDEX_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
-                "float16": "torch.HalfTensor", "bfloat16": "torch.BFloat16Tensor",
-                "int16": "torch.ShortTensor", "int8": "torch.CharTensor",
-                "uint8": "torch.ByteTensor", "bool": "CPUBoolType"}
+def _index_type_name(npd) -> str:
+    # PyTorch's embedding check prints the legacy type name; bool its old CPUBoolType name
+    return "CPUBoolType" if npd.kind == "b" else "torch." + from_np(npd).legacy_name
 
 
 def _check_indices(idx, fn: str) -> None:
@@ -193,7 +193,7 @@ def _check_indices(idx, fn: str) -> None:
     if dt.kind != "i" or dt.itemsize < 4:
         raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the "
                            f"following scalar types: Long, Int; but got "
-                           f"{_INDEX_NAMES.get(dt.name, dt.name)} instead (while checking "
+                           f"{_index_type_name(dt)} instead (while checking "
                            f"arguments for {fn})")
 
 
@@ -505,8 +505,8 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
         if psw._data.dtype != w.dtype:
             raise RuntimeError(f"Expected tensor for argument #1 'weight' to have the same type "
                                f"as tensor for argument #1 'per_sample_weights'; but type "
-                               f"torch.{_sname(w.dtype)}Tensor does not equal "
-                               f"torch.{_sname(psw._data.dtype)}Tensor (while checking "
+                               f"torch.{scalar_name(w.dtype)}Tensor does not equal "
+                               f"torch.{scalar_name(psw._data.dtype)}Tensor (while checking "
                                f"arguments for embedding_bag)")
     plan = _bag_plan(xp, idx, offs, idx.size, include_last_offset, pad)
     return _EmbeddingBag.apply(weight, input, psw, plan, mode, scale_grad_by_freq)
@@ -527,7 +527,7 @@ def _keep_mask(x, shape, p):
     """Boolean Bernoulli(1 - p) mask of ``shape`` from ember's default generator."""
     if not (x.dtype.kind == "f" or x.dtype.name == "bfloat16"):
         raise RuntimeError(f"result type Float can't be cast to the desired output type "
-                           f"{_sname(x.dtype)}")
+                           f"{scalar_name(x.dtype)}")
     u = _gen(None).random(shape, dtype="float64" if x.dtype.itemsize == 8 else "float32")
     return u < 1.0 - p
 

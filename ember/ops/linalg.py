@@ -13,9 +13,8 @@ from collections import namedtuple
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make, _wrap_dim
-from .._dtype import from_np
 from .._backend import xp_of
-from ._util import reduce_grad, check_broadcast, need_tensor
+from ._util import reduce_grad, check_broadcast, need_tensor, scalar_name, c_name
 from .reduce import vector_norm
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum",
@@ -25,23 +24,6 @@ __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", 
 
 class LinAlgError(RuntimeError):
     """A matrix was singular or not positive-definite (``torch.linalg.LinAlgError``)."""
-
-
-# PyTorch names dtypes two ways in its messages: C types ("long int") and scalar types ("Long").
-_CNAME = {"float32": "float", "float64": "double", "float16": "c10::Half",
-          "bfloat16": "c10::BFloat16", "int64": "long int", "int32": "int", "int16": "short int",
-          "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
-_SNAME = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-          "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-          "bool": "Bool"}
-
-
-def _cname(npd) -> str:
-    return _CNAME[from_np(npd).name]
-
-
-def _sname(npd) -> str:
-    return _SNAME[from_np(npd).name]
 
 
 def _need_tensors(fn: str, **operands) -> None:
@@ -165,14 +147,14 @@ def _dtype_error(a, b, kind):
     da, db = a.dtype, b.dtype
     if kind == (1, 1):
         return RuntimeError(f"dot : expected both vectors to have same dtype, but found "
-                            f"{_sname(da)} and {_sname(db)}")
+                            f"{scalar_name(da)} and {scalar_name(db)}")
     if kind[1] == 1:
         return RuntimeError(f"addmv input tensors must have the same dtype, but got "
-                            f"{_sname(db)}, {_sname(da)}, and {_sname(db)}")
+                            f"{scalar_name(db)}, {scalar_name(da)}, and {scalar_name(db)}")
     if kind[1] == 2:
         return RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                            f"{_cname(da)} != {_cname(db)}")
-    return RuntimeError(f"expected scalar type {_sname(da)} but found {_sname(db)}")
+                            f"{c_name(da)} != {c_name(db)}")
+    return RuntimeError(f"expected scalar type {scalar_name(da)} but found {scalar_name(db)}")
 
 
 _BOOL_KERNEL = {1: "addmv_impl_cpu", 2: "addmm_impl_cpu_", 3: "bmm"}
@@ -459,11 +441,11 @@ def _check_scalars(m1, beta, alpha):
 
 def _same_dtype(inp, m1, m2):
     if inp.dtype != m2.dtype:
-        raise RuntimeError(f"self and mat2 must have the same dtype, but got {_sname(inp.dtype)} "
-                           f"and {_sname(m2.dtype)}")
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got "
+                           f"{scalar_name(inp.dtype)} and {scalar_name(m2.dtype)}")
     if m1.dtype != m2.dtype:
-        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_sname(m1.dtype)} "
-                           f"and {_sname(m2.dtype)}")
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
+                           f"{scalar_name(m1.dtype)} and {scalar_name(m2.dtype)}")
 
 
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
@@ -496,7 +478,8 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
                            f"vec ({b.shape[0]})")
     if not inp.dtype == a.dtype == b.dtype:
         raise RuntimeError(f"addmv input tensors must have the same dtype, but got "
-                           f"{_sname(inp.dtype)}, {_sname(a.dtype)}, and {_sname(b.dtype)}")
+                           f"{scalar_name(inp.dtype)}, {scalar_name(a.dtype)}, and "
+                           f"{scalar_name(b.dtype)}")
     _no_bool(a.dtype, (2, 1))
     _check_scalars(a, beta, alpha)
     return _finish(_Addmv.apply(input, mat, vec, beta, alpha, "addmv"), out)
@@ -786,8 +769,8 @@ def einsum(*args) -> Tensor:
         dt = ops[0]._data.dtype
         for o in ops[1:]:
             if o._data.dtype != dt:
-                raise RuntimeError(f"expected scalar type {_sname(dt)} but found "
-                                   f"{_sname(o._data.dtype)}")
+                raise RuntimeError(f"expected scalar type {scalar_name(dt)} but found "
+                                   f"{scalar_name(o._data.dtype)}")
     plan = _einsum_plan(eq, tuple(o._data.shape for o in ops))
     return Einsum.apply(plan, *ops)
 
@@ -903,7 +886,8 @@ def _cross(input, other, dim, default_first: bool):
     if a.ndim != b.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
     if a.dtype != b.dtype:
-        raise RuntimeError(f"expected scalar type {_sname(a.dtype)} but found {_sname(b.dtype)}")
+        raise RuntimeError(f"expected scalar type {scalar_name(a.dtype)} but found "
+                           f"{scalar_name(b.dtype)}")
     shape = _broadcast_shape(a.shape, b.shape)
     if dim is None and default_first:
         dim = next((i for i, s in enumerate(shape) if s == 3), -1)
@@ -959,8 +943,8 @@ def multi_dot(tensors, *, out=None) -> Tensor:
             raise RuntimeError(f"multi_dot(): tensor {i} must be 2D but got {nd}D")
         if t._data.dtype != ts[0]._data.dtype:
             raise RuntimeError(f"multi_dot(): all tensors must have be the same dtype but tensor "
-                               f"0 is {_cname(ts[0]._data.dtype)} and tensor {i} "
-                               f"{_cname(t._data.dtype)}")
+                               f"0 is {c_name(ts[0]._data.dtype)} and tensor {i} "
+                               f"{c_name(t._data.dtype)}")
     first_vec = ts[0]._data.ndim == 1
     last_vec = ts[-1]._data.ndim == 1
     if first_vec:
@@ -1004,9 +988,10 @@ def _check_square(a, fn: str) -> None:
 def _check_float(a, fn: str) -> None:
     if a.dtype.kind != "f" or a.dtype.itemsize < 4:
         if a.dtype.kind == "f" or a.dtype.name == "bfloat16":
-            raise RuntimeError(f"{fn}: Low precision dtypes not supported. Got {_sname(a.dtype)}")
+            raise RuntimeError(f"{fn}: Low precision dtypes not supported. Got "
+                               f"{scalar_name(a.dtype)}")
         raise RuntimeError(f"{fn}: Expected a floating point or complex tensor as input. Got "
-                           f"{_sname(a.dtype)}")
+                           f"{scalar_name(a.dtype)}")
 
 
 def _square_float_input(fn: str, input, op: str, float_op: str = None) -> None:
@@ -1242,7 +1227,8 @@ def _solve(A: Tensor, B: Tensor, left: bool = True) -> Tensor:
     _check_float(a, "linalg.solve")
     if a.dtype != b.dtype:
         raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A "
-                           f"of type {_sname(a.dtype)} and B of type {_sname(b.dtype)} instead")
+                           f"of type {scalar_name(a.dtype)} and B of type {scalar_name(b.dtype)} "
+                           "instead")
     vec = left and _is_vector_rhs(a, b)
     n = a.shape[-1]
     rows = b.shape[-1] if vec or not left else b.shape[-2]
@@ -1595,7 +1581,7 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     if a.dtype.kind != "f" and a.dtype.name != "bfloat16":
         raise RuntimeError(f"linalg.matrix_norm: Expected a floating point or complex tensor as "
-                           f"input. Got {_sname(a.dtype)}")
+                           f"input. Got {scalar_name(a.dtype)}")
     if not isinstance(dim, (tuple, list)):
         raise TypeError(f"linalg_matrix_norm(): argument 'dim' must be tuple of ints, not "
                         f"{type(dim).__name__}")

@@ -30,11 +30,12 @@ from .._dtype import from_np
 from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
-from ._util import result_dtype, reduce_grad, check_broadcast, is_float, wrap_dim
+from ._util import (result_dtype, reduce_grad, check_broadcast, is_float, wrap_dim,
+                    scalar_name)
 from . import elementwise as _ew
 from .activation import softmax, log_softmax, logsigmoid
 from .elementwise import (where, sigmoid, minimum, clamp_min, exp, log, _fp_safe, _quiet,
-                          _tname, _not_implemented)
+                          _not_implemented)
 from .movement import broadcast_shapes
 
 __all__ = [
@@ -350,7 +351,8 @@ def _bce_checks(input: Tensor, target: Tensor, weight):
         if t.dtype == x.dtype:
             raise _not_implemented("binary_cross_entropy", x.dtype)
     if t.dtype != x.dtype:
-        raise RuntimeError(f"Found dtype {_tname(t.dtype)} but expected {_tname(x.dtype)}")
+        raise RuntimeError(f"Found dtype {scalar_name(t.dtype)} but expected "
+                           f"{scalar_name(x.dtype)}")
     xp = _XP[type(x)][0]
     if not bool(xp.all((x >= 0) & (x <= 1))):
         raise RuntimeError("all elements of input should be between 0 and 1")
@@ -444,8 +446,8 @@ def _bce_logits(input, target, weight, pos_weight, reduction):
         raise _not_implemented("log_sigmoid_cpu", x.dtype)
     dt = result_dtype(input, target)
     if not is_float(t.dtype):
-        raise RuntimeError(f"result type {_tname(dt)} can't be cast to the desired output type "
-                           f"{_tname(t.dtype)}")
+        raise RuntimeError(f"result type {scalar_name(dt)} can't be cast to the desired output "
+                           f"type {scalar_name(t.dtype)}")
     shape = broadcast_shapes(input.shape, target.shape)
     w = pw = None
     if weight is not None:
@@ -608,7 +610,8 @@ def _class_args(input: Tensor, target: Tensor, weight, kernel: str, fn: str):
     _check_class_shapes(x.shape, t.shape)
     k, size = t.dtype.kind, t.dtype.itemsize
     if not (k == "i" and size == 8 or k == "u" and size == 1):  # int64 or uint8
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_tname(t.dtype)}")
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{scalar_name(t.dtype)}")
     if not is_float(x.dtype):
         raise _not_implemented(kernel, x.dtype)
     if weight is None:
@@ -619,8 +622,8 @@ def _class_args(input: Tensor, target: Tensor, weight, kernel: str, fn: str):
         raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes "
                            f"or no classes but got weight tensor of shape: {list(w.shape)}")
     if w.dtype != x.dtype:
-        raise RuntimeError(f"expected scalar type {_tname(x.dtype)} but found "
-                           f"{_tname(w.dtype)}")
+        raise RuntimeError(f"expected scalar type {scalar_name(x.dtype)} but found "
+                           f"{scalar_name(w.dtype)}")
     _no_grad_arg(weight, fn, "weight")
     return w
 
@@ -757,7 +760,7 @@ def _cross_entropy_probs(input, target, weight, reduction, eps):
     x, t = input._data, target._data
     if not is_float(t.dtype):
         raise RuntimeError("Expected floating point type for target with class probabilities, "
-                           f"got {_tname(t.dtype)}")
+                           f"got {scalar_name(t.dtype)}")
     class_dim = 0 if x.ndim == 1 else 1
     n_classes = x.shape[class_dim]
     if weight is not None and (weight.dim() != 1 or weight.numel() != n_classes):
@@ -1070,7 +1073,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8) -> Tensor:
     dt = result_dtype(x1, x2)
     if not is_float(dt):
         raise RuntimeError("expected common dtype to be floating point, yet common dtype is "
-                           f"{_tname(dt)}")
+                           f"{scalar_name(dt)}")
     if not is_float(x1._data.dtype):
         x1 = x1.to(from_np(dt))
     if not is_float(x2._data.dtype):

@@ -15,7 +15,7 @@ from ..autograd.function import Function, _link_view
 from .._tensor import Tensor, Size, _wrap_dim, _make
 from .._dtype import from_np, promote_types
 from .._backend import xp_of
-from ._util import check_broadcast
+from ._util import check_broadcast, scalar_name
 
 __all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swapdims", "t",
            "flatten", "unflatten", "ravel", "squeeze", "unsqueeze", "movedim", "moveaxis",
@@ -564,16 +564,9 @@ def repeat_interleave(input: Tensor, repeats=None, dim=None, *, output_size=None
 def _check_counts(counts):
     if counts.dtype.kind not in "iu":
         raise NotImplementedError(f'"repeat_interleave_cpu" not implemented for '
-                                  f"'{_cap(counts.dtype)}'")
+                                  f"'{scalar_name(counts.dtype)}'")
     if counts.size and counts.min() < 0:
         raise RuntimeError("repeats can not be negative")
-
-
-def _cap(npd) -> str:
-    n = from_np(npd).name
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-            "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}[n]
 
 
 def _xp(t: Tensor):

@@ -33,15 +33,10 @@ import math
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
-from ._util import need_tensor
+from ._util import need_tensor, scalar_name
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
            "local_response_norm"]
-
-_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half",
-               "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
-               "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
 
 # ---- shared forward/backward ---------------------------------------------------------------
 
@@ -357,7 +352,7 @@ def _check_float(kernel: str, x: Tensor):
     dt = x._data.dtype
     if not (dt.kind == "f" or dt.name == "bfloat16"):
         raise NotImplementedError(f'"{kernel}" not implemented for '
-                                  f"'{_TYPE_NAMES.get(dt.name, dt.name)}'")
+                                  f"'{scalar_name(dt)}'")
 
 
 def _check_same_dtype(x: Tensor, *others):

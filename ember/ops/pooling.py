@@ -34,7 +34,7 @@ import math
 from ..autograd.function import Function
 from .._backend import xp_of
 from .._tensor import _make
-from ._util import need_tensor
+from ._util import need_tensor, scalar_name
 from ._window import windows, add_windows, out_size
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
@@ -47,8 +47,6 @@ __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
 METHODS: dict = {}
 
 _NUM = {1: "one", 2: "two", 3: "three"}
-_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-               "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 _DNAMES = {2: ("H", "W"), 3: ("T", "H", "W")}
 
 
@@ -533,7 +531,7 @@ def _max_unpool(nd, cls, input, indices, kernel_size, stride, padding, output_si
                            f"Tensor, but got a tensor with {x.ndim} dimensions.")
     if idx.dtype.name != "int64":
         raise RuntimeError(f"elements in indices should be type int64 but got: "
-                           f"{_TYPE_NAMES.get(idx.dtype.name, idx.dtype.name)}")
+                           f"{scalar_name(idx.dtype)}")
     if idx.shape != x.shape:
         raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
                            f"({list(x.shape)}) but got indices tensor with shape: "

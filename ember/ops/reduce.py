@@ -21,7 +21,7 @@ from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
 from .._backend import xp_of
 from .._dtype import from_np, promote_types
-from ._util import wrap_dim, float_dtype, is_float
+from ._util import wrap_dim, float_dtype, is_float, scalar_name
 from ._inplace import make_inplace
 from .movement import _inverse_perm
 
@@ -109,14 +109,6 @@ def _quiet(xp):
     """Silence the backend's floating-point warnings (PyTorch returns inf/nan silently)."""
     es = getattr(xp, "errstate", None)
     return es(divide="ignore", invalid="ignore", over="ignore") if es else contextlib.nullcontext()
-
-
-def _tname(npd) -> str:
-    n = from_np(npd).name
-    return {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool", "float32": "Float", "float64": "Double", "float16": "Half",
-            "bfloat16": "BFloat16"}.get(n, n)
-
 
 
 def _wrap(arr, xp) -> Tensor:
@@ -340,12 +332,12 @@ class Mean(Function):
             if not is_float(a.dtype):
                 raise RuntimeError(
                     "mean(): could not infer output dtype. Input dtype must be either a "
-                    f"floating point or complex dtype. Got: {_tname(a.dtype)}")
+                    f"floating point or complex dtype. Got: {scalar_name(a.dtype)}")
             dt = a.dtype
         elif not is_float(dt):
             raise RuntimeError(
                 "mean(): could not infer output dtype. Optional dtype must be either a "
-                f"floating point or complex dtype. Got: {_tname(dt)}")
+                f"floating point or complex dtype. Got: {scalar_name(dt)}")
         n = _count(a.shape, dims)
         ctx.meta = (a.shape, dims, keepdim, n, a.dtype)
         if n == 0:
@@ -378,7 +370,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None) -> Tensor:
     a = input._data
     if not is_float(a.dtype):
         raise RuntimeError("nanmean(): expected input to have floating point or complex dtype "
-                           f"but got {_tname(a.dtype)}")
+                           f"but got {scalar_name(a.dtype)}")
     dims = _dims(dim, a.ndim)
     s = nansum(input, dim, keepdim, dtype=dtype)
     count = (a == a).sum(axis=dims, keepdims=keepdim).astype(s._data.dtype)
@@ -982,12 +974,13 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:
     a = x._data
     if not is_float(a.dtype):
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
-                           f"input. Got {_tname(a.dtype)}")
+                           f"input. Got {scalar_name(a.dtype)}")
     if dtype is not None and dtype.np != a.dtype:
         if promote_types(from_np(a.dtype), dtype) is not dtype:
-            raise RuntimeError(f"linalg.vector_norm: the dtype of the input ({_tname(a.dtype)}) "
-                               "should be convertible without narrowing to the specified dtype "
-                               f"({_tname(dtype.np)})")
+            raise RuntimeError(f"linalg.vector_norm: the dtype of the input "
+                               f"({scalar_name(a.dtype)}) should be convertible without narrowing "
+                               "to the specified dtype "
+                               f"({scalar_name(dtype.np)})")
         x = x.to(dtype)
         a = x._data
     dims = _dims(dim, a.ndim)
@@ -1205,7 +1198,7 @@ class Logcumsumexp(Function):
     def forward(ctx, a, axis):
         if not is_float(a.dtype):
             raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for "
-                                      f"'{_tname(a.dtype)}'")
+                                      f"'{scalar_name(a.dtype)}'")
         ctx.axis = axis
         out = a.copy() if a.ndim == 0 else ctx.xp.logaddexp.accumulate(a, axis=axis)
         ctx.save_for_backward(a, out)

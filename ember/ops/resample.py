@@ -27,7 +27,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._backend import xp_of
 from .._tensor import Tensor, _make
-from ._util import need_tensor
+from ._util import need_tensor, scalar_name
 from .movement import stack
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
@@ -46,16 +46,6 @@ def _need_int(fn: str, name: str, pos: int, v) -> int:
         raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be int, not "
                         f"{type(v).__name__}")
     return int(v)
-
-
-_TYPE_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half",
-               "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
-               "int8": "Char", "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat",
-               "complex128": "ComplexDouble"}
-
-
-def _tname(dt) -> str:
-    return _TYPE_NAMES.get(dt.name, dt.name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -522,7 +512,7 @@ def _resample(input, mode, in_sp, out_sp, align, scale_factors, antialias):
                                           "implemented in ember (only nearest modes are)")
             kernel = {"area": f"adaptive_avg_pool{nd}d", "bicubic": "compute_indices_weights_"
                       "cubic"}.get(mode, f"upsample_{mode.replace('-', '_')}{nd}d")
-            raise NotImplementedError(f"\"{kernel}\" not implemented for '{_tname(dt)}'")
+            raise NotImplementedError(f"\"{kernel}\" not implemented for '{scalar_name(dt)}'")
     cdt = None
     if dt.name in ("float16", "bfloat16"):
         cdt = xp.dtype("float32")
@@ -1118,10 +1108,10 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
     if x.dtype.kind != "f":
         raise NotImplementedError(f"\"grid_sampler_{x.ndim - 2}d_cpu_kernel_impl\" not "
-                                  f"implemented for '{_tname(x.dtype)}'")
+                                  f"implemented for '{scalar_name(x.dtype)}'")
     if gr.dtype != x.dtype:
-        raise RuntimeError(f"expected scalar type {_tname(x.dtype)} but found "
-                           f"{_tname(gr.dtype)}")
+        raise RuntimeError(f"expected scalar type {scalar_name(x.dtype)} but found "
+                           f"{scalar_name(gr.dtype)}")
     fn = _GridSampler if x.ndim == 4 else _GridSampler3D
     return fn.apply(input, grid, mode, padding_mode, bool(align_corners))
 
