@@ -1,4 +1,5 @@
-"""The ``ember`` command: ``ember train digits``, ``ember eval CHECKPOINT``, ``ember info``."""
+"""The ``ember`` command: ``ember train digits``, ``ember eval CHECKPOINT``, ``ember info``,
+``ember run script.py [args]``."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,7 @@ _EPILOG = """examples:
   ember train digits --resume runs/digits/last.pt
   ember eval runs/digits/best.pt           test accuracy and confusion matrix
   ember info                               versions, BLAS, threads, optional extras
+  ember run train.py --epochs 3            run a PyTorch script unchanged on ember
 """
 
 
@@ -53,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="show versions, BLAS, threads and optional extras",
                    description="Show ember's version, array backend, BLAS, threads and which "
                                "optional extras are installed.")
+
+    r = sub.add_parser(
+        "run", help="run a PyTorch program unchanged on ember (import torch gives ember)",
+        description="Run SCRIPT as __main__ with `import torch` resolving to ember, as "
+                    "`python SCRIPT ARGS` would (also `python -m ember.run SCRIPT ARGS`).")
+    r.add_argument("script", help="the Python file to run")
+    r.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     return p
 
 
@@ -67,6 +76,9 @@ def main(argv=None) -> int:
         if args.command == "eval":
             from . import digits
             return digits.evaluate(args)
+        if args.command == "run":
+            from .. import run
+            return run.main([args.script, *args.args])
         from . import info
         return info.run(args)
     except CLIError as err:
