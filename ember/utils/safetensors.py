@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor, _make
+from ..serialization import _root_array
 
 __all__ = ["save_file", "load_file", "save", "load"]
 
@@ -29,17 +30,6 @@ def _lib():
         raise ImportError("ember.utils.safetensors needs the 'safetensors' package: "
                           "pip install 'ember[safetensors]'") from None
     return safetensors
-
-
-def _root(arr):
-    root, obj = arr, arr
-    while True:
-        b = getattr(obj, "base", None)
-        if b is None or b is obj:
-            return root
-        if isinstance(b, np.ndarray):
-            root = b
-        obj = b
 
 
 def _arrays(tensors) -> dict:
@@ -62,7 +52,7 @@ def _arrays(tensors) -> dict:
         # lowest and one-past-highest byte the array touches
         span = sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0)
         neg = sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s < 0)
-        groups.setdefault(id(_root(a)), []).append((lo + neg, lo + span + a.itemsize, k))
+        groups.setdefault(id(_root_array(a)), []).append((lo + neg, lo + span + a.itemsize, k))
     failing = []
     for areas in groups.values():
         areas.sort()
