@@ -154,7 +154,7 @@ def _run(func, inputs, fn: str, create_graph: bool, strict: bool):
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
-    """``(func(inputs), vᵀ·J)``: the vector-Jacobian product (``torch.autograd.functional.vjp``)."""
+    """``(func(inputs), vᵀ·J)``: vector-Jacobian product (``torch.autograd.functional.vjp``)."""
     from .grad_mode import enable_grad, set_grad_enabled, is_grad_enabled
     with enable_grad():
         is_in_tuple, inputs, is_out_tuple, outputs = _run(func, inputs, "vjp", create_graph,
