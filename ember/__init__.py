@@ -52,3 +52,7 @@ from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # n
                            native_channel_shuffle)
 from . import serialization, utils  # noqa: E402,F401
 from .serialization import *  # noqa: E402,F401,F403
+
+# Devices without a GPU backend, runtime settings and loss scaling (issue 13)
+from . import cuda, accelerator, mps, backends, amp  # noqa: E402,F401
+from ._runtime import *  # noqa: E402,F401,F403
