@@ -109,6 +109,8 @@ def _type(self, dtype=None, non_blocking=False):
         if dtype not in names:
             raise ValueError(f"invalid type: '{dtype}'")
         dtype = getattr(_dtype, names[dtype] if names[dtype] != "bool" else "bool_")
+    elif isinstance(dtype, type):  # a legacy type: t.type(ember.LongTensor)
+        dtype = dtype.dtype
     return to(self, dtype)
 
 
