@@ -38,6 +38,41 @@ def decayed_grad(p, g, wd: float, xp):
     return out
 
 
+def adam_step(xp, p, g, m, v, vmax, tmp, t: float, group, g_scratch: bool = False) -> None:
+    """One Adam step at step count ``t`` over arrays: ``p``, ``m``, ``v`` (and ``vmax`` with
+    AMSGrad) in place, as ``Adam``'s docstring writes it; ``tmp`` is scratch shaped like ``p``.
+
+    The loop path calls it per parameter, the flat path once on a whole group's buffers;
+    ``g_scratch`` says ``g`` may be overwritten (the flat path's concatenated gradient).
+    """
+    beta1, beta2 = group["betas"]
+    if not isinstance(beta1, float):  # 0-d Tensor betas
+        beta1, beta2 = float(beta1), float(beta2)
+    lr, wd = float(group["lr"]), group["weight_decay"]
+    if wd != 0:
+        if group["decoupled_weight_decay"]:
+            p *= 1 - lr * wd
+        else:
+            # g + wd·p (PyTorch's ``grad.add(param, alpha=wd)``), never into the user's grad
+            xp.multiply(p, wd, out=tmp)
+            g = xp.add(g, tmp, out=g if g_scratch else xp.empty_like(g))
+    lerp_(m, g, 1 - beta1, tmp, xp)
+    xp.multiply(g, g, out=tmp)
+    tmp *= 1 - beta2
+    v *= beta2
+    v += tmp
+    if vmax is not None:
+        xp.maximum(vmax, v, out=vmax)
+        v = vmax
+    # denom = √v / √(1-β₂ᵗ) + ε;  θ ← θ - γ/(1-β₁ᵗ) · m / denom
+    xp.sqrt(v, out=tmp)
+    tmp /= (1 - beta2 ** t) ** 0.5
+    tmp += group["eps"]
+    xp.divide(m, tmp, out=tmp)
+    tmp *= -(lr / (1 - beta1 ** t))
+    p += tmp
+
+
 def check_betas(lr, eps, betas, weight_decay) -> None:
     """PyTorch's argument checks shared by the Adam family."""
     if not 0.0 <= lr:
@@ -114,36 +149,11 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = _make(xp.zeros_like(p._data))
 
     def _update(self, p, g, state, group, xp):
-        beta1, beta2 = group["betas"]
-        if not isinstance(beta1, float):  # 0-d Tensor betas
-            beta1, beta2 = float(beta1), float(beta2)
-        lr, wd = float(group["lr"]), group["weight_decay"]
         step = state["step"]._data
         step += 1
-        t = float(step)
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p *= 1 - lr * wd
-            else:
-                g = decayed_grad(p, g, wd, xp)
-        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        tmp = xp.empty_like(p)
-        lerp_(m, g, 1 - beta1, tmp, xp)
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1 - beta2
-        v *= beta2
-        v += tmp
-        if group["amsgrad"]:
-            vmax = state["max_exp_avg_sq"]._data
-            xp.maximum(vmax, v, out=vmax)
-            v = vmax
-        # denom = √v / √(1-β₂ᵗ) + ε;  θ ← θ - γ/(1-β₁ᵗ) · m / denom
-        xp.sqrt(v, out=tmp)
-        tmp /= (1 - beta2 ** t) ** 0.5
-        tmp += group["eps"]
-        xp.divide(m, tmp, out=tmp)
-        tmp *= -(lr / (1 - beta1 ** t))
-        p += tmp
+        vmax = state["max_exp_avg_sq"]._data if group["amsgrad"] else None
+        adam_step(xp, p, g, state["exp_avg"]._data, state["exp_avg_sq"]._data, vmax,
+                  xp.empty_like(p), float(step), group)
 
     # ---- flat fast path: one buffer per group, a dozen NumPy ops per step ----------------------
     def _step_group(self, group):
@@ -177,34 +187,10 @@ class Adam(Optimizer):
         xp.concatenate([a.reshape(-1) for a in garrs], out=g)
         if group["maximize"]:
             xp.negative(g, out=g)
-        # the same array formulas as ``_update``, on the whole group at once
-        beta1, beta2 = group["betas"]
-        if not isinstance(beta1, float):  # 0-d Tensor betas
-            beta1, beta2 = float(beta1), float(beta2)
-        lr, wd = float(group["lr"]), group["weight_decay"]
+        # the same formula as ``_update``, on the whole group at once
         fg.steps += 1
-        t = float(fg.steps[0])
-        p, m, v, tmp = fg.flat, fg.m, fg.v, fg.tmp
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p *= 1 - lr * wd
-            else:
-                xp.multiply(p, wd, out=tmp)  # g + wd·p (``decayed_grad``)
-                g += tmp
-        lerp_(m, g, 1 - beta1, tmp, xp)
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1 - beta2
-        v *= beta2
-        v += tmp
-        if fg.vmax is not None:
-            xp.maximum(fg.vmax, v, out=fg.vmax)
-            v = fg.vmax
-        xp.sqrt(v, out=tmp)
-        tmp /= (1 - beta2 ** t) ** 0.5
-        tmp += group["eps"]
-        xp.divide(m, tmp, out=tmp)
-        tmp *= -(lr / (1 - beta1 ** t))
-        p += tmp
+        adam_step(xp, fg.flat, g, fg.m, fg.v, fg.vmax, fg.tmp, float(fg.steps[0]), group,
+                  g_scratch=True)
         for vc in fg.vcs:
             vc[0] += 1
         return True
