@@ -138,3 +138,40 @@ def test_nn_and_raw_mlp_compute_the_same_steps():
         raw_step, _ = REGISTRY["mlp_step_raw"].fn(mod)
         for _ in range(3):
             np.testing.assert_allclose(_as_array(nn_step()), _as_array(raw_step()), rtol=1e-6)
+
+
+AMP_EPOCH = re.compile(r"^epoch +(\d+) +loss ([\d.]+) +scale (\S+) +skipped (\d+)/(\d+)$", re.M)
+AMP_FINAL = re.compile(r"^final loss ([\d.]+) on the known labels; skipped (\d+) of (\d+) "
+                       r"steps; scaler state (.*)$", re.M)
+
+
+def amp_rows(proc: subprocess.CompletedProcess):
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("device cpu, 0 cuda device(s)\n"), proc.stdout
+    epochs = AMP_EPOCH.findall(proc.stdout)
+    final = AMP_FINAL.search(proc.stdout)
+    assert [int(e[0]) for e in epochs] == [0, 4, 8, 11] and final, proc.stdout
+    return epochs, final.groups()
+
+
+def test_amp_device_agnostic_example_matches_torch(tmp_path):
+    # The device-agnostic GradScaler script (issue 13): same device line, same skipped steps
+    # and scales, same losses under ember and, imports swapped, under PyTorch.
+    path = ROOT / "examples" / "amp_device_agnostic.py"
+    ember_proc = run_script(path, "--epochs", "12", "--every", "4")
+    assert not [m for m in imported_modules(ember_proc) if m == "torch" or m.startswith("torch.")]
+    swapped = path.read_text().replace("import ember as torch\n", "import torch\n")
+    swapped = swapped.replace("import ember.nn as nn\n", "import torch.nn as nn\n")
+    assert not re.search(r"^\s*(import|from) ember", swapped, re.M)
+    script = tmp_path / "amp_torch.py"
+    script.write_text(swapped)
+    (e_epochs, e_final), (t_epochs, t_final) = (amp_rows(ember_proc),
+                                                amp_rows(run_script(script, "--epochs", "12",
+                                                                    "--every", "4")))
+    for e, t in zip(e_epochs, t_epochs):
+        assert (e[0], e[2], e[3], e[4]) == (t[0], t[2], t[3], t[4])  # epoch, scale, skips
+        assert float(e[1]) == pytest.approx(float(t[1]), rel=1e-4)
+    assert e_final[1:] == t_final[1:]  # skipped/steps and the scaler's state dict
+    assert int(e_final[1]) == 12  # the missing label's batch, once per epoch
+    assert float(e_final[0]) == pytest.approx(float(t_final[0]), rel=1e-4)
+    assert float(e_final[0]) < 0.5 * float(e_epochs[0][1])  # it trained
