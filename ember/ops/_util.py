@@ -19,7 +19,7 @@ def result_dtype(a, b):
             if ad is bd or ad == bd:
                 return ad
         elif isinstance(b, builtins.float):
-            if ad.kind == "f" or ad.name == "bfloat16":
+            if is_float(ad):
                 return ad
         elif isinstance(b, builtins.int) and not isinstance(b, builtins.bool):
             if ad.kind in "fiu" or ad.name == "bfloat16":
@@ -36,7 +36,7 @@ def cast(arr, dt):
 
 def float_dtype(dt):
     """The dtype a float-only op computes in: ints and bool go to the default float dtype."""
-    if dt.kind == "f" or dt.name == "bfloat16":
+    if is_float(dt):
         return dt
     return get_default_dtype().np
 
@@ -79,6 +79,7 @@ def check_broadcast(sa, sb):
 
 
 def is_float(dt) -> bool:
+    """Whether backend dtype ``dt`` is floating (ml_dtypes' bfloat16 has NumPy kind 'V')."""
     return dt.kind == "f" or dt.name == "bfloat16"
 
 

@@ -19,7 +19,7 @@ from .._backend import xp_of
 from .._dtype import from_np
 from .._tensor import Tensor, _make
 from ..random import _gen
-from ._util import reduce_grad, need_tensor, scalar_name, c_name
+from ._util import reduce_grad, need_tensor, scalar_name, c_name, is_float
 from .elementwise import Mul, Add
 from .index import IndexSelect, ScatterAdd
 from .linalg import matmul
@@ -525,7 +525,7 @@ def _check_p(p) -> None:
 
 def _keep_mask(x, shape, p):
     """Boolean Bernoulli(1 - p) mask of ``shape`` from ember's default generator."""
-    if not (x.dtype.kind == "f" or x.dtype.name == "bfloat16"):
+    if not is_float(x.dtype):
         raise RuntimeError(f"result type Float can't be cast to the desired output type "
                            f"{scalar_name(x.dtype)}")
     u = _gen(None).random(shape, dtype="float64" if x.dtype.itemsize == 8 else "float32")

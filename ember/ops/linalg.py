@@ -14,7 +14,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make, _wrap_dim
 from .._backend import xp_of
-from ._util import reduce_grad, check_broadcast, need_tensor, scalar_name, c_name
+from ._util import reduce_grad, check_broadcast, need_tensor, scalar_name, c_name, is_float
 from .reduce import vector_norm
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum",
@@ -837,7 +837,7 @@ class Trace(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.shape = a.shape
-        dt = a.dtype if a.dtype.kind == "f" or a.dtype.name == "bfloat16" else "int64"
+        dt = a.dtype if is_float(a.dtype) else "int64"
         return ctx.xp.trace(a, dtype=dt)
 
     @staticmethod
@@ -987,7 +987,7 @@ def _check_square(a, fn: str) -> None:
 
 def _check_float(a, fn: str) -> None:
     if a.dtype.kind != "f" or a.dtype.itemsize < 4:
-        if a.dtype.kind == "f" or a.dtype.name == "bfloat16":
+        if is_float(a.dtype):
             raise RuntimeError(f"{fn}: Low precision dtypes not supported. Got "
                                f"{scalar_name(a.dtype)}")
         raise RuntimeError(f"{fn}: Expected a floating point or complex tensor as input. Got "
@@ -1579,7 +1579,7 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
                            "dimensions.")
     if ord not in ("fro", "nuc", 1, -1, 2, -2, float("inf"), float("-inf")):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
-    if a.dtype.kind != "f" and a.dtype.name != "bfloat16":
+    if not is_float(a.dtype):
         raise RuntimeError(f"linalg.matrix_norm: Expected a floating point or complex tensor as "
                            f"input. Got {scalar_name(a.dtype)}")
     if not isinstance(dim, (tuple, list)):

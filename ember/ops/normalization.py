@@ -33,7 +33,7 @@ import math
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
-from ._util import need_tensor, scalar_name
+from ._util import need_tensor, scalar_name, is_float
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
            "local_response_norm"]
@@ -350,7 +350,7 @@ class _BatchNormEval(Function):
 
 def _check_float(kernel: str, x: Tensor):
     dt = x._data.dtype
-    if not (dt.kind == "f" or dt.name == "bfloat16"):
+    if not is_float(dt):
         raise NotImplementedError(f'"{kernel}" not implemented for '
                                   f"'{scalar_name(dt)}'")
 

@@ -34,7 +34,7 @@ import math
 from ..autograd.function import Function
 from .._backend import xp_of
 from .._tensor import _make
-from ._util import need_tensor, scalar_name
+from ._util import need_tensor, scalar_name, is_float
 from ._window import windows, add_windows, out_size
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
@@ -152,7 +152,7 @@ def _window_view(xp, xpad, nd, outs, k, s, d):
 
 
 def _lowest(xp, dt):
-    return -math.inf if dt.kind == "f" or dt.name == "bfloat16" else xp.iinfo(dt).min
+    return -math.inf if is_float(dt) else xp.iinfo(dt).min
 
 
 def _plane_strides(sp) -> list:

@@ -27,7 +27,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._backend import xp_of
 from .._tensor import Tensor, _make
-from ._util import need_tensor, scalar_name
+from ._util import need_tensor, scalar_name, is_float
 from .movement import stack
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
@@ -505,7 +505,7 @@ def _resample(input, mode, in_sp, out_sp, align, scale_factors, antialias):
     xp = xp_of(x)
     dt = x.dtype
     nd = len(in_sp)
-    if dt.kind != "f" and dt.name != "bfloat16":
+    if not is_float(dt):
         if not (dt.name == "uint8" and mode in ("nearest", "nearest-exact")):
             if dt.name == "uint8":
                 raise NotImplementedError(f"interpolate(): mode '{mode}' on uint8 input is not "
@@ -1133,7 +1133,7 @@ def affine_grid(theta, size, align_corners=None):
     align_corners = _align_default(align_corners)
     need_tensor(theta, "affine_grid", "theta", 1)
     th = theta._data
-    if not (th.dtype.kind == "f" or th.dtype.name == "bfloat16"):
+    if not is_float(th.dtype):
         raise ValueError(f"Expected theta to have floating point type, but got "
                          f"{theta.dtype}")
     shown = size
