@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import ember
 
@@ -304,3 +305,27 @@ def test_bfloat16_and_float64_gradients_are_unscaled():
             scaler.unscale_(opt)
             got.append(p.grad.double().numpy())
         np.testing.assert_array_equal(*got)
+
+
+@settings(max_examples=25, deadline=None)
+@given(overflows=st.lists(st.booleans(), min_size=1, max_size=12),
+       init_exp=st.integers(-4, 127), growth=st.sampled_from([1.5, 2.0, 3.0, 1e30]),
+       backoff=st.sampled_from([0.5, 0.1, 0.999, 1e-30]), interval=st.integers(1, 4))
+def test_scale_trajectory_matches_torch_for_any_overflow_pattern(overflows, init_exp, growth,
+                                                                 backoff, interval):
+    """Backoff, growth, the float32 rounding of the scale and the cap at float32's max."""
+    traces = []
+    for m in FRAMEWORKS:
+        p = m.zeros(1, requires_grad=True)
+        opt = m.optim.SGD([p], lr=0.5)  # exact in binary: p moves by exactly grad / 2
+        scaler = m.amp.GradScaler("cpu", init_scale=2.0**init_exp, growth_factor=growth,
+                                  backoff_factor=backoff, growth_interval=interval)
+        trace = []
+        for bad in overflows:
+            scaler.scale(m.ones(1))
+            p.grad = m.tensor([float("inf") if bad else 1.0])
+            scaler.step(opt)
+            scaler.update()
+            trace.append((scaler.get_scale(), scaler._get_growth_tracker(), p.item()))
+        traces.append(trace)
+    assert traces[0] == traces[1]

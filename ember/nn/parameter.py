@@ -68,9 +68,27 @@ class UninitializedParameter(Parameter):
 
     def materialize(self, shape, device=None, dtype=None):
         from .._creation import empty
+class UninitializedBuffer(Tensor):
+    """A buffer whose shape is set on first use (for ``LazyBatchNorm*``)."""
+
+    def __new__(cls, requires_grad: bool = False, device=None, dtype=None,
+                persistent: bool = True):
+        from .._creation import empty
+        return Buffer.__new__(cls, empty(0), persistent=persistent)
+
+    def __init__(self, requires_grad: bool = False, device=None, dtype=None,
+                 persistent: bool = True):
+        pass
+
+    def materialize(self, shape, device=None, dtype=None):
+        from .._creation import empty
+        self._data = empty(*shape, dtype=dtype)._data
+        self.__class__ = Tensor
+
+
         self._data = empty(*shape, dtype=dtype)._data
         self.__class__ = Parameter
 
 
 def is_lazy(param) -> bool:
-    return isinstance(param, UninitializedParameter)
+    return isinstance(param, (UninitializedParameter, UninitializedBuffer))

@@ -19,7 +19,8 @@ from .reduce import vector_norm
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum",
            "tensordot", "addmm", "addmv", "baddbmm", "addbmm", "addr", "kron", "trace", "cross",
-           "chain_matmul", "det", "logdet", "slogdet", "inverse", "cholesky", "qr", "svd"]
+           "chain_matmul", "det", "logdet", "slogdet", "inverse", "cholesky", "qr", "svd",
+           "cdist"]
 
 
 class LinAlgError(RuntimeError):
@@ -1614,6 +1615,50 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
             shape.insert(d, 1)
         r = r.reshape(tuple(shape))
     return _finish(r, out)
+
+
+_CDIST_MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
+                "donot_use_mm_for_euclid_dist")
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
+          compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
+    """p-norm distances between the rows of ``x1`` (…, P, M) and ``x2`` (…, R, M) → (…, P, R).
+
+    For p = 2 the matrix-product form ``√(‖a‖² - 2a·b + ‖b‖²)`` (clamped at 1e-30) is used when
+    ``compute_mode`` asks for it, or by default when P or R exceeds 25, as in PyTorch;
+    otherwise the norm of the row differences (its gradient is 0 at zero distance).
+    """
+    if compute_mode not in _CDIST_MODES:
+        raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
+    x1 = need_tensor(x1, "cdist", "x1", 1)
+    x2 = need_tensor(x2, "cdist", "x2", 2)
+    for name, t in (("X1", x1), ("X2", x2)):
+        if t.dim() < 2:
+            raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: "
+                               f"{t.dim()}D")
+    for name, t in (("X1", x1), ("X2", x2)):
+        if not t.dtype.is_floating_point:
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: "
+                               f"{scalar_name(t._data.dtype)}")
+    if x1.dtype != x2.dtype:
+        raise RuntimeError(f"expected scalar type {scalar_name(x1._data.dtype)} but found "
+                           f"{scalar_name(x2._data.dtype)}")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: "
+                           f"{x1.shape[-1]} X2: {x2.shape[-1]}")
+    if not p >= 0:
+        raise RuntimeError("cdist only supports non-negative p values")
+    use_mm = p == 2 and (compute_mode == "use_mm_for_euclid_dist" or
+                         compute_mode == _CDIST_MODES[0] and
+                         (x1.shape[-2] > 25 or x2.shape[-2] > 25))
+    if use_mm:
+        sq1 = (x1 * x1).sum(-1, keepdim=True)
+        sq2 = (x2 * x2).sum(-1, keepdim=True)
+        d2 = sq1 - 2 * matmul(x1, x2.mT) + sq2.mT
+        return d2.clamp_min(1e-30).sqrt()
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (…, P, R, M)
+    return vector_norm(diff, p, dim=-1)
 
 
 def _make_inplace(fn):

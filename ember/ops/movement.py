@@ -23,7 +23,8 @@ __all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swa
            "flip", "fliplr", "flipud", "roll", "rot90", "cat", "concat", "concatenate",
            "stack", "hstack", "vstack", "dstack", "row_stack", "column_stack", "atleast_1d",
            "atleast_2d", "atleast_3d", "split", "tensor_split", "chunk", "unbind", "narrow",
-           "select", "tril", "triu", "diagonal", "diag", "diag_embed", "diagflat", "adjoint"]
+           "select", "tril", "triu", "diagonal", "diag", "diag_embed", "diagflat", "adjoint",
+           "meshgrid"]
 
 
 # ---- argument helpers ------------------------------------------------------------------------
@@ -1261,6 +1262,101 @@ def diagflat(input: Tensor, offset: int = 0) -> Tensor:
 
 
 METHODS = {
+class Unfold(Function):
+    raw = True
+    view = True
+    backward_name = "UnfoldBackward0"
+
+    @staticmethod
+    def forward(ctx, a, d, size, step):
+        ctx.meta = (a.shape, d, size, step)
+        if a.ndim == 0:
+            return a.reshape(1)
+        n = (a.shape[d] - size) // step + 1
+        shape = a.shape[:d] + (n,) + a.shape[d + 1:] + (size,)
+        strides = a.strides[:d] + (a.strides[d] * step,) + a.strides[d + 1:] + (a.strides[d],)
+        return ctx.xp.lib.stride_tricks.as_strided(a, shape, strides,
+                                                   writeable=a.flags.writeable)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, d, size, step = ctx.meta
+        return UnfoldBackward.apply(g, shape, d, size, step), None, None, None
+
+
+class UnfoldBackward(Function):
+    """Adds each window of ``g`` back onto the positions it read (``unfold``'s adjoint)."""
+
+    raw = True
+    backward_name = "UnfoldBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, g, shape, d, size, step):
+        ctx.meta = (d, size, step)
+        xp = ctx.xp
+        if len(shape) == 0:
+            return g.reshape(())
+        out = xp.zeros(shape, g.dtype)
+        n = g.shape[d]
+        pre = (slice(None),) * d
+        for k in range(size):  # one strided slice-add per window offset
+            out[pre + (slice(k, k + step * (n - 1) + 1, step),)] += g[..., k]
+        return out
+
+    @staticmethod
+    def backward(ctx, gg):
+        d, size, step = ctx.meta
+        return unfold(gg, d, size, step), None, None, None, None
+
+
+def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """A view of every ``size``-long slice of ``dimension`` taken ``step`` apart, the slices
+    along a new last dim (``Tensor.unfold``)."""
+    nd = input._data.ndim
+    d = _wrap_dim(dimension, builtins.max(nd, 1))
+    length = input._data.shape[d] if nd else 1
+    if size < 0:
+        raise RuntimeError(f"size is {size} but must be >= 0")
+    if size > length:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size is "
+                           f"{size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    return Unfold.apply(input, d, builtins.int(size), builtins.int(step))
+
+
+def meshgrid(*tensors, indexing=None) -> tuple:
+    """Coordinate grids of 0-D/1-D tensors, each input expanded along its own dim
+    (``torch.meshgrid``; ``indexing='xy'`` swaps the first two dims)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the "
+                      "indexing argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if not tensors:
+        raise RuntimeError("meshgrid expects a non-empty TensorList")
+    for t in tensors:
+        if t.dim() > 1:
+            raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list but "
+                               f"got: {t}")
+    if any(t.dtype != tensors[0].dtype for t in tensors):
+        raise RuntimeError("meshgrid expects all tensors to have the same dtype")
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError('torch.meshgrid: indexing must be one of "xy" or "ij", but '
+                           f"received: {indexing}")
+    order = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) >= 2:
+        order[0], order[1] = 1, 0
+    sizes = [tensors[i].numel() for i in order]
+    grids = []
+    for i, t in enumerate(tensors):
+        shape = [1] * len(tensors)
+        shape[order.index(i)] = -1
+        grids.append(t.reshape(shape).expand(sizes))
+    return tuple(grids)
+
+
     "reshape": reshape, "view": view, "expand": expand, "permute": permute,
     "transpose": transpose, "swapaxes": transpose, "swapdims": transpose, "t": t,
     "T": property(_T), "mT": property(_mT), "H": property(_T), "mH": property(_mT),
@@ -1274,5 +1370,5 @@ METHODS = {
     "tile": tile, "flip": flip, "fliplr": fliplr, "flipud": flipud, "roll": roll, "rot90": rot90,
     "split": split, "tensor_split": tensor_split, "chunk": chunk, "unbind": unbind,
     "narrow": narrow, "select": select, "tril": tril, "triu": triu, "diagonal": diagonal,
-    "diag": diag, "diag_embed": diag_embed, "diagflat": diagflat,
+    "diag": diag, "diag_embed": diag_embed, "diagflat": diagflat, "unfold": unfold,
 }

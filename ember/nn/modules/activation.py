@@ -13,13 +13,13 @@ from .. import init as _init
 from ..parameter import Parameter
 from ..._creation import empty
 from ...ops import attention as _mha_ops
-from .linear import Linear
+from .linear import Linear, NonDynamicallyQuantizableLinear  # noqa: F401
 
 __all__ = [
     "Threshold", "ReLU", "RReLU", "Hardtanh", "ReLU6", "Sigmoid", "Hardsigmoid", "Tanh", "SiLU",
     "Mish", "Hardswish", "ELU", "CELU", "SELU", "GLU", "GELU", "Hardshrink", "LeakyReLU",
     "LogSigmoid", "Softplus", "Softshrink", "PReLU", "Softsign", "Tanhshrink", "Softmin",
-    "Softmax", "LogSoftmax", "MultiheadAttention",
+    "Softmax", "LogSoftmax", "Softmax2d", "MultiheadAttention",
 ]
 
 
@@ -369,6 +369,16 @@ class Softmax(_SoftmaxBase):
         return F.softmax(input, self.dim, _stacklevel=5)
 
 
+class Softmax2d(Module):
+    """``softmax`` over the channels of each spatial location (``dim=-3``)."""
+
+    def forward(self, input):
+        if input.dim() not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.dim()}D "
+                             "instead")
+        return F.softmax(input, -3, _stacklevel=5)
+
+
 class LogSoftmax(_SoftmaxBase):
     """``log(softmax(input))`` along ``dim``."""
 
@@ -377,10 +387,6 @@ class LogSoftmax(_SoftmaxBase):
 
 
 # ---- attention ------------------------------------------------------------------------------
-
-class NonDynamicallyQuantizableLinear(Linear):
-    """A ``Linear`` under PyTorch's name for ``MultiheadAttention.out_proj`` (same keys)."""
-
 
 class MultiheadAttention(Module):
     """Multi-head attention: ``concat(head_1..head_H) W_o^T + b_o`` with

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from ... import _creation
 from ..._dtype import int64
+from ...autograd.grad_mode import no_grad
 from ...autograd.function import _version_counter
 from .. import functional as F
 from .. import init
-from ..parameter import Parameter
+from ..parameter import Parameter, UninitializedParameter, UninitializedBuffer
+from .lazy import LazyModuleMixin
 from .module import Module
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d",
+           "LazyBatchNorm3d"]
 
 
 class _NormBase(Module):
@@ -130,3 +133,62 @@ class BatchNorm3d(_BatchNorm):
     def _check_input_dim(self, input):
         if input.dim() != 5:
             raise ValueError(f"expected 5D input (got {input.dim()}D input)")
+
+
+class _LazyNormBase(LazyModuleMixin, _NormBase):
+    """A norm layer whose ``num_features`` is read from ``input.shape[1]`` on first use."""
+
+    cls_to_become = None
+
+    def __init__(self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 device=None, dtype=None) -> None:
+        super().__init__(0, eps, momentum, False, False, device, dtype)
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = UninitializedParameter()
+            self.bias = UninitializedParameter()
+        if track_running_stats:
+            self.running_mean = UninitializedBuffer()
+            self.running_var = UninitializedBuffer()
+            self.num_batches_tracked = _creation.tensor(0, dtype=int64, device=device)
+        self._lazy_setup(dtype)
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params() and self.num_features != 0:
+            super().reset_parameters()
+
+    def initialize_parameters(self, input) -> None:
+        """Shapes from ``input.shape[1]`` (PyTorch reads dim 1 for every input rank)."""
+        if self.has_uninitialized_params():
+            with no_grad():
+                self.num_features = input.shape[1]
+                n, dt = (self.num_features,), self._lazy_dtype
+                if self.affine:
+                    self.weight.materialize(n, dtype=dt)
+                    self.bias.materialize(n, dtype=dt)
+                if self.track_running_stats:
+                    self.running_mean.materialize(n, dtype=dt)
+                    self.running_var.materialize(n, dtype=dt)
+                self.reset_parameters()
+
+
+class LazyBatchNorm1d(_LazyNormBase, _BatchNorm):
+    """``BatchNorm1d`` with ``num_features`` inferred from the first input."""
+
+    cls_to_become = BatchNorm1d
+    _check_input_dim = BatchNorm1d._check_input_dim
+
+
+class LazyBatchNorm2d(_LazyNormBase, _BatchNorm):
+    """``BatchNorm2d`` with ``num_features`` inferred from the first input."""
+
+    cls_to_become = BatchNorm2d
+    _check_input_dim = BatchNorm2d._check_input_dim
+
+
+class LazyBatchNorm3d(_LazyNormBase, _BatchNorm):
+    """``BatchNorm3d`` with ``num_features`` inferred from the first input."""
+
+    cls_to_become = BatchNorm3d
+    _check_input_dim = BatchNorm3d._check_input_dim

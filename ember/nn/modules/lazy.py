@@ -21,7 +21,8 @@ class LazyModuleMixin:
         self._lazy_hook = self.register_forward_pre_hook(LazyModuleMixin._infer_parameters)
 
     def has_uninitialized_params(self) -> bool:
-        return any(is_lazy(p) for p in self._parameters.values() if p is not None)
+        return (any(is_lazy(p) for p in self._parameters.values() if p is not None)
+                or any(is_lazy(b) for b in self._buffers.values() if b is not None))
 
     @staticmethod
     def _infer_parameters(module, args):

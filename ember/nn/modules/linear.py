@@ -57,6 +57,11 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """A ``Linear`` under PyTorch's name for ``MultiheadAttention.out_proj`` (same keys;
+    kept out of ``__all__`` as in ``torch.nn.modules.linear``)."""
+
+
 class Bilinear(Module):
     """``y = x1^T A x2 + b`` with ``A`` of shape ``(out_features, in1_features, in2_features)``."""
 
