@@ -329,3 +329,49 @@ def test_scale_trajectory_matches_torch_for_any_overflow_pattern(overflows, init
             trace.append((scaler.get_scale(), scaler._get_growth_tracker(), p.item()))
         traces.append(trace)
     assert traces[0] == traces[1]
+
+
+def _fused_like(m, *, kwarg: bool, unscale_first: bool, bad: bool):
+    """What an optimizer with ``_step_supports_amp_scaling`` is given by ``scaler.step``."""
+    p = m.zeros(2, requires_grad=True)
+    seen = {}
+
+    class Fused:
+        _step_supports_amp_scaling = True
+        param_groups = [{"params": [p]}]
+
+        if kwarg:
+            def step(self, grad_scaler=None):
+                seen["scaler"] = grad_scaler is scaler
+                return "stepped"
+        else:
+            def step(self):
+                seen["grad_scale"] = getattr(self, "grad_scale", "absent")
+                seen["found_inf"] = self.found_inf.item()
+                return "stepped"
+
+    opt = Fused()
+    scaler = m.amp.GradScaler("cpu", init_scale=8.0)
+    scaler.scale(p.sum() * (float("inf") if bad else 1.0)).backward()
+    if unscale_first:
+        scaler.unscale_(opt)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = scaler.step(opt)
+    try:  # a kwarg optimizer must record its own inf checks, or update() has none
+        scaler.update()
+    except AssertionError as e:
+        result = (result, str(e))
+    gs = seen.get("grad_scale")
+    seen["grad_scale"] = gs.item() if hasattr(gs, "item") else gs
+    return (result, seen, p.grad.tolist(), scaler.get_scale(), hasattr(opt, "found_inf"),
+            [w.category.__name__ for w in caught])
+
+
+@pytest.mark.parametrize("kwarg", [False, True])
+@pytest.mark.parametrize("unscale_first", [False, True])
+@pytest.mark.parametrize("bad", [False, True])
+def test_optimizers_that_unscale_themselves(kwarg, unscale_first, bad):
+    got = [_fused_like(m, kwarg=kwarg, unscale_first=unscale_first, bad=bad)
+           for m in FRAMEWORKS]
+    assert got[0] == got[1]

@@ -9,6 +9,7 @@ grows it after ``growth_interval`` clean steps in a row (PyTorch's ``_amp_update
 """
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections import abc, defaultdict
@@ -200,12 +201,44 @@ class GradScaler:
         optimizer_state = self._per_optimizer_states[id(optimizer)]
         if optimizer_state["stage"] is OptState.STEPPED:
             raise RuntimeError("step() has already been called since the last update().")
+        if getattr(optimizer, "_step_supports_amp_scaling", False):
+            return self._step_with_amp_support(optimizer, optimizer_state, args, kwargs)
         if optimizer_state["stage"] is OptState.READY:
             self.unscale_(optimizer)
         if len(optimizer_state["found_inf_per_device"]) == 0:
             raise AssertionError("No inf checks were recorded for this optimizer.")
         retval = self._maybe_opt_step(optimizer, optimizer_state, *args, **kwargs)
         optimizer_state["stage"] = OptState.STEPPED
+        return retval
+
+    def _step_with_amp_support(self, optimizer, optimizer_state: dict, args, kwargs):
+        """PyTorch's contract with optimizers that set ``_step_supports_amp_scaling`` (fused
+        ones): they unscale and skip themselves, reading ``optimizer.grad_scale`` and
+        ``optimizer.found_inf`` (or, if ``step`` takes ``grad_scaler``, the scaler itself)."""
+        has_grad_scaler_kwarg = "grad_scaler" in inspect.signature(optimizer.step).parameters
+        if has_grad_scaler_kwarg:
+            warnings.warn("GradScaler is going to stop passing itself as a keyword argument to "
+                          "the passed optimizer. In the near future GradScaler registers "
+                          "`grad_scale: Tensor` and `found_inf: Tensor` to the passed optimizer "
+                          "and let the optimizer use them directly.", FutureWarning,
+                          stacklevel=3)
+            kwargs.update({"grad_scaler": self})
+        else:
+            if optimizer_state["stage"] is OptState.READY:
+                self._check_inf_per_device(optimizer)
+            scaler = self._get_scale_async()
+            found_inf = sum(t.to(device=scaler.device)
+                            for t in optimizer_state["found_inf_per_device"].values())
+            # after an explicit unscale_ the gradients are already true ones
+            optimizer.grad_scale = (getattr(optimizer, "grad_scale", None)
+                                    if optimizer_state["stage"] is OptState.UNSCALED
+                                    else scaler * getattr(optimizer, "grad_scale", 1))
+            optimizer.found_inf = found_inf
+        retval = optimizer.step(*args, **kwargs)
+        optimizer_state["stage"] = OptState.STEPPED
+        if not has_grad_scaler_kwarg:
+            del optimizer.grad_scale
+            del optimizer.found_inf
         return retval
 
     def update(self, new_scale=None) -> None:
