@@ -9,10 +9,11 @@ storage aligned to 64 bytes, ``.format_version``, ``.storage_alignment``, ``byte
 ember's files and ``ember.load`` reads torch's; torch is never imported: the torch names
 are written into and read out of the pickle as plain text.
 
-``weights_only=True`` (the default) runs ember's own opcode interpreter, designed after
-``torch/_weights_only_unpickler.py``: only data opcodes, allow-listed globals, calls of
-allow-listed callables and well-formed storage ids; anything else raises
-``pickle.UnpicklingError`` before it can import or call anything.
+``weights_only=True`` (the default) runs ember's own opcode interpreter, kept as torch keeps
+it in ``ember/_weights_only_unpickler.py`` (the rebuild functions it allows are in
+``ember/_utils.py``): only data opcodes, allow-listed globals, calls of allow-listed callables
+and well-formed storage ids; anything else raises ``pickle.UnpicklingError`` before it can
+import or call anything.
 """
 from __future__ import annotations
 
