@@ -10,7 +10,7 @@ from ._dtype import (dtype, bool_ as bool, uint8, int8, int16, int32, int64, flo
                      bfloat16, float32, float64, half, float, double, short, int, long,
                      get_default_dtype, set_default_dtype, promote_types, result_type, can_cast)
 from ._backend import device
-from ._tensor import Tensor, Size, bind as _bind
+from ._tensor import Tensor, Size
 from .autograd.grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,
                                  is_grad_enabled, is_inference_mode_enabled)
 from . import autograd
@@ -22,34 +22,30 @@ from ._creation import (tensor, as_tensor, asarray, from_numpy, zeros, ones, emp
                         eye, rand, randn, randint, randperm, normal, bernoulli, multinomial,
                         poisson, rand_like, randn_like, randint_like)
 from ._printing import set_printoptions
-from .ops import _inplace, convert, elementwise, index, linalg as _linalg_ops, movement, reduce
 from . import _creation
-
-for _family in (elementwise, reduce, movement, index, _linalg_ops, convert, _inplace, _creation):
-    _bind(_family.METHODS)
-
-from .ops.elementwise import *  # noqa: E402,F401,F403
-from .ops.reduce import *  # noqa: E402,F401,F403
-from .ops.movement import *  # noqa: E402,F401,F403
-from .ops.linalg import *  # noqa: E402,F401,F403
-from .ops.index import *  # noqa: E402,F401,F403
-from .ops.convert import clone  # noqa: E402,F401
-
-from . import linalg  # noqa: E402,F401
-from . import nn  # noqa: E402,F401
-from .ops import activation as _activation  # noqa: E402
-
-_bind(_activation.METHODS)
-from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: E402,F401
+from .ops import (activation as _activation, convert as _convert, elementwise as _elementwise,
+                  fill as _fill, index as _index, linalg as _linalg_ops, movement as _movement,
+                  reduce as _reduce)
+from .ops.elementwise import *  # noqa: F401,F403
+from .ops.reduce import *  # noqa: F401,F403
+from .ops.movement import *  # noqa: F401,F403
+from .ops.linalg import *  # noqa: F401,F403
+from .ops.index import *  # noqa: F401,F403
+from .ops.convert import clone  # noqa: F401
+from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
-from . import optim  # noqa: E402,F401
-from .ops import conv as _conv, pooling as _pooling, padding as _padding  # noqa: E402
-from .ops import resample as _resample, rnn as _rnn, attention as _attention  # noqa: E402
-
-for _family in (_conv, _pooling, _padding, _resample, _rnn, _attention):
-    _bind(_family.METHODS)
-from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # noqa: E402,F401
+from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # noqa: F401
                            native_channel_shuffle)
+
+# Tensor's methods and operators: each op family's METHODS table, bound in this one loop
+# (later families win a shared name).  ``Tensor.sum`` is ops/reduce.py's ``sum``.
+_METHOD_FAMILIES = (_elementwise, _reduce, _movement, _index, _linalg_ops, _convert, _fill,
+                    _creation, _activation)
+for _family in _METHOD_FAMILIES:
+    for _name, _fn in _family.METHODS.items():
+        setattr(Tensor, _name, _fn)
+
+from . import linalg, nn, optim  # noqa: E402,F401
 from . import serialization, utils  # noqa: E402,F401
 from .serialization import *  # noqa: E402,F401,F403
 

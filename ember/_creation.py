@@ -11,8 +11,10 @@ import math
 from . import _backend, _dtype
 from ._dtype import np  # dtype metadata (iinfo/finfo) is host-side, not an array op
 from ._dtype import from_np, get_default_dtype
-from ._tensor import Tensor, _make, _LEGACY_NAMES
-from .autograd.grad_mode import state
+from ._tensor import Tensor, _make
+from ._state import state
+from ._tensor import _version_counter
+from .autograd.inplace import _check_inplace
 from .random import _gen
 
 
@@ -364,7 +366,7 @@ def _float_only(dtype, kernel: str):
     """PyTorch's error for a floating-point sampler asked for an integer dtype."""
     if dtype is not None and not dtype.is_floating_point:
         raise NotImplementedError(f'"{kernel}" not implemented for '
-                                  f"'{_LEGACY_NAMES[dtype.name][:-len('Tensor')]}'")
+                                  f"'{dtype.scalar_name}'")
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
@@ -455,7 +457,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     """Indices drawn from the rows of ``input`` (non-negative weights)."""
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: "
-                           f"{_LEGACY_NAMES[input.dtype.name][:-len('Tensor')]}")
+                           f"{input.dtype.scalar_name}")
     w = input._data.astype("float64")
     if w.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
@@ -510,8 +512,6 @@ def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_g
 # ---- in-place samplers (used by nn.init) -------------------------------------------------
 
 def _sample_into(t: Tensor, arr) -> Tensor:
-    from .ops._inplace import _check_inplace
-    from .autograd.function import _version_counter
     _check_inplace(t)
     if state.grad and t._requires_grad and t._grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "

@@ -1,9 +1,13 @@
 """``Tensor``: a backend array plus the autograd metadata PyTorch keeps beside it.
 
-Ops live in ``ember/ops`` (one file per family); each family binds its methods
-and operators onto ``Tensor`` through its ``METHODS`` table (see
-``ember/__init__.py``), so this file holds only what is a tensor's own:
-metadata, conversion, autograd entry points and printing.
+This file holds what is a tensor's own: metadata, conversion, the version counter,
+hooks, autograd entry points and printing.  Ops live in ``ember/ops`` (one file per
+family); ``ember/__init__.py`` binds each family's ``METHODS`` table onto ``Tensor``
+in one loop at its end (``_METHOD_FAMILIES``), so ``Tensor.sum`` is ``ops/reduce.py``'s
+``sum`` and ``Tensor.__add__`` is ``ops/elementwise.py``'s.
+
+Every tensor is made by ``_make`` (below the class): op results, ``Tensor(...)``,
+``Parameter``/``Buffer``, deserialised tensors and the fast view path all call it.
 """
 from __future__ import annotations
 
@@ -12,8 +16,7 @@ import weakref
 
 from . import _backend, _dtype
 from ._dtype import from_np
-from .autograd.grad_mode import state
-from .autograd.function import _version_counter, _RemovableHandle
+from ._state import state, _State
 
 _new = object.__new__
 
@@ -43,24 +46,8 @@ class Size(tuple):
         return (Size, (tuple(self),))
 
 
-def _make(data, requires_grad=False, grad_fn=None, output_nr=0):
-    """Wrap a backend array without copying (the hot path of every op)."""
-    t = _new(Tensor)
-    t._data = data
-    t._requires_grad = requires_grad
-    t._grad_fn = grad_fn
-    t._output_nr = output_nr
-    return t
-
-
-_LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-                 "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
-                 "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
-                 "bool": "BoolTensor"}
-
-
 def _type_name(t) -> str:
-    return "torch." + _LEGACY_NAMES[t.dtype.name]
+    return "torch." + t.dtype.legacy_name
 
 
 class Tensor:
@@ -71,7 +58,7 @@ class Tensor:
     # Rarely-set state lives in the (lazily created) instance dict; these are its defaults.
     _grad = None
     _version_ctr = None
-    _views = None          # weakrefs to differentiable views of this base (see _inplace._rebase)
+    _views = None          # weakrefs to differentiable views of this base (see autograd/inplace.py)
     _base = None
     _view_chain = None
     _accum = None
@@ -88,11 +75,7 @@ class Tensor:
             t = tensor(args[0], dtype=dtype or _dtype.get_default_dtype())
         else:
             t = empty(*args, dtype=dtype)
-        if cls is not Tensor:
-            sub = _new(cls)
-            sub._data, sub._requires_grad, sub._grad_fn, sub._output_nr = t._data, False, None, 0
-            return sub
-        return t
+        return t if cls is Tensor else _make(t._data, cls=cls)
 
     def __init__(self, *args, **kwargs):
         pass
@@ -339,15 +322,11 @@ class Tensor:
         if self._grad_fn is not None:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
                                "support the deepcopy protocol at the moment.")
-        new = _new(type(self))
+        new = _make(self._data.copy(), self._requires_grad, cls=type(self))
         new.__dict__.update({k: v for k, v in self.__dict__.items()
                              if k not in ("_accum", "_base", "_view_chain", "_version_ctr",
                                           "_hooks", "_post_acc_hooks", "_views", "_grad",
                                           "_retain_hook", "_retains_grad")})
-        new._data = self._data.copy()
-        new._requires_grad = self._requires_grad
-        new._grad_fn = None
-        new._output_nr = 0
         if self.grad is not None:
             new.grad = self.grad.__deepcopy__(memo)
         memo[id(self)] = new
@@ -384,7 +363,11 @@ class Tensor:
     # ---- autograd -------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's Tensor.backward)."""
-        from .autograd import backward
+        from .autograd import backward, modes  # autograd imports this module: not at the top
+        if state.intercept:  # function modes see ``backward`` itself, as in PyTorch
+            return modes.dispatch(modes.Op(backward, "backward"),
+                                  (self, gradient, retain_graph, create_graph),
+                                  {"inputs": inputs}, backward, composite=True)
         backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def retain_grad(self) -> None:
@@ -451,7 +434,35 @@ class Tensor:
             hooks.insert(len(hooks) - 1, hook)
         if last:
             hook._retain = True
-        return _RemovableHandle(hooks, hook)
+        return RemovableHandle(hooks, hook)
+
+    # ---- __torch_function__ protocol (NOTE [ Modes ] in autograd/modes.py) ----------------
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        tf = cls.__torch_function__
+        if getattr(tf, "__func__", tf) is not _disabled_torch_function_impl:
+            _State.intercept = True  # from now on every op checks for subclass arguments
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """Run ``func`` with subclass dispatch off and return tensors as ``cls`` (PyTorch's)."""
+        if not all(issubclass(cls, t) for t in types):
+            return NotImplemented
+        prev = state.subclass_off
+        state.subclass_off = True
+        try:
+            ret = func(*args, **(kwargs or {}))
+        finally:
+            state.subclass_off = prev
+        if isinstance(ret, (tuple, list)):
+            return type(ret)(_as_cls(r, cls) for r in ret)
+        return _as_cls(ret, cls)
+
+    def as_subclass(self, cls) -> "Tensor":
+        """The same data and autograd history, as an instance of subclass ``cls``."""
+        t = self[...]  # an alias view (AliasBackward0 when it requires grad), as PyTorch's
+        t.__class__ = cls
+        return t
 
     # ---- printing -------------------------------------------------------------------------
     def __repr__(self):
@@ -460,6 +471,69 @@ class Tensor:
 
     def __str__(self):
         return self.__repr__()  # so subclasses (Parameter) print their own repr
+
+
+def _make(data, requires_grad=False, grad_fn=None, output_nr=0, cls=Tensor):
+    """The one tensor constructor: wrap a backend array without copying.
+
+    Every tensor is made here (op results, ``Tensor(...)``, parameters, loaded files,
+    views), so a new slot needs one line in one place.
+    """
+    t = _new(cls)
+    t._data = data
+    t._requires_grad = requires_grad
+    t._grad_fn = grad_fn
+    t._output_nr = output_nr
+    return t
+
+
+def _version_counter(t) -> list:
+    """The version counter (a one-item list) shared by ``t`` and every view of its storage.
+
+    In-place writes bump it; a graph node that saved ``t`` compares it before using the value
+    (NOTE [ Saved tensors ] in autograd/function.py).
+    """
+    b = t._base if t._base is not None else t
+    vc = b._version_ctr
+    if vc is None:
+        vc = b._version_ctr = [0]
+    return vc
+
+
+class RemovableHandle:
+    """Returned by ``register_hook`` and friends: ``remove()`` takes the hook out again."""
+
+    __slots__ = ("_list", "_item")
+
+    def __init__(self, lst, item):
+        self._list = lst
+        self._item = item
+
+    def remove(self):
+        try:
+            self._list.remove(self._item)
+        except ValueError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _as_cls(r, cls):
+    return r.as_subclass(cls) if isinstance(r, Tensor) and not isinstance(r, cls) else r
+
+
+def _disabled_torch_function_impl(cls, func, types, args=(), kwargs=None):
+    """``__torch_function__ = _disabled_torch_function_impl`` opts a subclass out (Parameter)."""
+    prev = state.subclass_off
+    state.subclass_off = True
+    try:
+        return func(*args, **(kwargs or {}))
+    finally:
+        state.subclass_off = prev
 
 
 class _DictHandle:
@@ -490,19 +564,3 @@ def _wrap_dim(dim, ndim: int) -> int:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
                          f"but got {dim})")
     return dim + n if dim < 0 else dim
-
-
-def bind(methods: dict) -> None:
-    """Attach an op family's methods and operators to ``Tensor``."""
-    for name, fn in methods.items():
-        setattr(Tensor, name, fn)
-
-
-def _late_bind():
-    """Give the autograd core its references to Tensor (it is imported before Tensor exists)."""
-    from .autograd import function, engine
-    function.Tensor = engine.Tensor = Tensor
-    function._make = engine._make = _make
-
-
-_late_bind()

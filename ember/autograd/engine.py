@@ -11,10 +11,9 @@ import sys
 import warnings
 
 from .grad_mode import state
-from .function import AccumulateGrad, Function, FunctionCtx
-
-# Bound by ember/_tensor.py once Tensor exists (it imports this module).
-Tensor = _make = None
+from .function import AccumulateGrad, FunctionCtx, accumulate_node
+from .._backend import asarray
+from .._tensor import Tensor, _make
 
 
 def _add(a, b):
@@ -23,7 +22,6 @@ def _add(a, b):
         return a + b
     s = a._data + b._data
     if type(s) is not type(a._data):  # NumPy gives a scalar for 0-d arrays
-        from .._backend import asarray
         s = asarray(s)
     return _make(s)
 
@@ -40,8 +38,6 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     With ``capture`` the gradients of ``inputs`` are returned instead of accumulated
     (``autograd.grad``); with ``inputs`` and no capture, only those accumulate.
     """
-    from .function import accumulate_node
-
     # Where each requested input's gradient arrives: its AccumulateGrad, or its node output.
     targets = None
     if inputs is not None:
@@ -92,8 +88,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             captured = [None] * len(inputs)
 
     ready = [n for n in stack if deps[n] == 0]
-    prev_grad = state.grad
+    prev_grad, prev_bw = state.grad, state.in_backward
     state.grad = create_graph
+    state.in_backward = True  # the modes tell forward ops from backward ones (NOTE [ Modes ])
     try:
         while ready:
             node = ready.pop()
@@ -134,7 +131,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 if d == 0:
                     ready.append(child)
     finally:
-        state.grad = prev_grad
+        state.grad, state.in_backward = prev_grad, prev_bw
 
     if capture:
         for k, g in enumerate(captured):

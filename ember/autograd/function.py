@@ -33,25 +33,17 @@ import traceback
 import weakref
 
 from .grad_mode import state, no_grad
+from . import modes
+from .views import link_view
 from .. import _backend, _dtype
+from .._tensor import Tensor, _make, _version_counter, _type_name, RemovableHandle
 
 _ARRAY_TYPES = _backend._BY_ARRAY_TYPE  # array type -> (xp, device)
 _new = object.__new__
-# Bound by ember/_tensor.py once Tensor exists (it imports this module).
-Tensor = _make = None
 _FLOAT_NP = _dtype.FLOAT_NP  # dtypes that carry gradients (bfloat16 joins on first use)
 
 # kinds of saved entries
 _IN, _OUT, _CONST = 0, 1, 2
-
-
-def _version_counter(t):
-    """The version counter shared by ``t`` and every view of its storage."""
-    b = t._base if t._base is not None else t
-    vc = b._version_ctr
-    if vc is None:
-        vc = b._version_ctr = [0]
-    return vc
 
 
 class Node:
@@ -78,37 +70,17 @@ class Node:
         if self._node_hooks is None:
             self._node_hooks = []
         self._node_hooks.append(fn)
-        return _RemovableHandle(self._node_hooks, fn)
+        return RemovableHandle(self._node_hooks, fn)
 
     def register_prehook(self, fn):
         """``fn(grad_outputs)`` runs before this node's backward and may replace them."""
         if self._node_pre_hooks is None:
             self._node_pre_hooks = []
         self._node_pre_hooks.append(fn)
-        return _RemovableHandle(self._node_pre_hooks, fn)
+        return RemovableHandle(self._node_pre_hooks, fn)
 
     def __repr__(self):
         return f"<{self.name()} object at {hex(id(self))}>"
-
-
-class _RemovableHandle:
-    __slots__ = ("_list", "_item")
-
-    def __init__(self, lst, item):
-        self._list = lst
-        self._item = item
-
-    def remove(self):
-        try:
-            self._list.remove(self._item)
-        except ValueError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 class AccumulateGrad(Node):
@@ -206,7 +178,6 @@ class FunctionCtx(Node):
 
 def _raise_modified(node, t, now, expected, out_idx=None):
     """PyTorch's error for a saved tensor changed in place after it was saved."""
-    from .._tensor import _type_name
     if out_idx is not None:  # an output of ``node`` itself
         fn = node
     else:
@@ -258,6 +229,8 @@ class Function(FunctionCtx):
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        if state.intercept and cls.raw:  # a mode or a subclass wants to see it (NOTE [ Modes ])
+            return modes.dispatch(modes.op_for(cls), args, kwargs, cls.apply)
         record = False
         grad_on = state.grad
         ctx = _new(cls)
@@ -277,7 +250,7 @@ class Function(FunctionCtx):
             ctx.xp = xp
             ctx._record = record
             if record:  # before forward: it saves only what a needed gradient uses
-                _set_edges(ctx, args)
+                set_edges(ctx, args)
             out = cls.forward(ctx, *raw, **kwargs)
             if type(out) in _ARRAY_TYPES:  # the hot path: one array out
                 return _finish_single(cls, ctx, args, raw, out, record, kwargs)
@@ -335,7 +308,7 @@ class Function(FunctionCtx):
                 t._output_nr = i
             results.append(t)
         if cls.view and isinstance(args[0], Tensor) and isinstance(results[0], Tensor):
-            _link_view(results[0], args[0], cls, args[1:], kwargs)
+            link_view(results[0], args[0], cls, args[1:], kwargs)
 
         if record:
             ctx._n_out = len(outs)
@@ -352,31 +325,26 @@ class Function(FunctionCtx):
 
 def _finish_single(cls, ctx, args, raw, out, record, kwargs):
     """Wrap a raw op's single output array and, when recording, make ``ctx`` its node."""
-    t = _new(Tensor)
-    t._data = out
-    t._grad_fn = None
-    t._output_nr = 0
-    if state.inference:
-        t._inference = True
     if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
-        t._requires_grad = True
-        t._grad_fn = ctx
+        t = _make(out, True, ctx)
         if ctx._to_save is not None:
             ctx._saved = _resolve_saved(ctx._to_save, raw, args, (out,), (t,))
             ctx._to_save = None
         if state.anomaly:
             ctx._trace = "".join(traceback.format_stack()[:-2])
     else:
-        t._requires_grad = False
+        t = _make(out)
+    if state.inference:
+        t._inference = True
     if cls.view and isinstance(args[0], Tensor):
-        _link_view(t, args[0], cls, args[1:], kwargs)
+        link_view(t, args[0], cls, args[1:], kwargs)
     return t
 
 
 _NO_EDGE = (None, 0)
 
 
-def _set_edges(ctx, args) -> None:
+def set_edges(ctx, args) -> None:
     """Point ``ctx`` at the nodes that produced its inputs (``next_functions``)."""
     nf = []
     needs = []
@@ -397,7 +365,7 @@ def _link_inputs(ctx, args, record: bool) -> None:
     if not record:
         ctx.needs_input_grad = tuple(False for _ in args)
         return
-    _set_edges(ctx, args)
+    set_edges(ctx, args)
     ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor) else None
                     for a in args]
 
@@ -444,30 +412,6 @@ def _resolve_saved(items, raw, args, outs, results):
                 entry = (_CONST, _make(item) if type(item) in _ARRAY_TYPES else item)
         saved.append(entry)
     return tuple(saved)
-
-
-def _link_view(out, inp, cls, args, kwargs):
-    """Record that ``out`` views ``inp``'s storage: shared version counter and a replay chain."""
-    base = inp._base if inp._base is not None else inp
-    out._base = base
-    step = (cls, args, kwargs)
-    out._view_chain = (inp._view_chain or ()) + (step,)
-    # An in-place op on a non-leaf base (or a sibling view) must re-derive ``out``'s history
-    # (_inplace._refresh_views).  Views of leaves are never rebased, so they are not listed.
-    if out._grad_fn is not None and base._grad_fn is not None:
-        views = base._views
-        if views is None:
-            base._views = [weakref.ref(out)]
-        else:
-            views.append(weakref.ref(out))
-
-
-def replay_view(base, chain):
-    """Re-apply the view ops of ``chain`` to ``base`` (used to rebase views after in-place ops)."""
-    t = base
-    for cls, args, kwargs in chain:
-        t = cls.apply(t, *args, **kwargs)
-    return t
 
 
 class _DelayedError(Function):

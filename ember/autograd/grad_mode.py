@@ -7,16 +7,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 
-
-class _State(threading.local):
-    grad = True
-    inference = False
-    anomaly = False
-
-
-state = _State()
+from .._state import state
 
 
 def is_grad_enabled() -> bool:

@@ -1,7 +1,7 @@
 """``Parameter``: a leaf tensor that a ``Module`` registers as learnable; ``Buffer``."""
 from __future__ import annotations
 
-from .._tensor import Tensor, _make
+from .._tensor import Tensor, _make, _disabled_torch_function_impl
 
 
 class Parameter(Tensor):
@@ -13,14 +13,12 @@ class Parameter(Tensor):
             data = empty(0)
         if not isinstance(data, Tensor):
             raise TypeError(f"Parameter data must be a Tensor, got {type(data).__name__}")
-        p = object.__new__(cls)
-        p._data = data._data
-        p._grad_fn = None
-        p._output_nr = 0
-        p._requires_grad = False
+        p = _make(data._data, cls=cls)
         if requires_grad:
             p.requires_grad_(True)
         return p
+
+    __torch_function__ = _disabled_torch_function_impl  # ops return plain tensors, as PyTorch
 
     def __init__(self, data=None, requires_grad: bool = True):
         pass
@@ -51,13 +49,11 @@ class Buffer(Tensor):
         if data is None:
             from .._creation import empty
             data = empty(0)
-        b = object.__new__(cls)
-        b._data = data._data
-        b._grad_fn = None
-        b._output_nr = 0
-        b._requires_grad = data._requires_grad
+        b = _make(data._data, data._requires_grad, cls=cls)
         b.persistent = persistent
         return b
+
+    __torch_function__ = _disabled_torch_function_impl
 
     def __init__(self, data=None, *, persistent: bool = True):
         pass
@@ -68,8 +64,14 @@ class UninitializedParameter(Parameter):
 
     def materialize(self, shape, device=None, dtype=None):
         from .._creation import empty
+        self._data = empty(*shape, dtype=dtype)._data
+        self.__class__ = Parameter
+
+
 class UninitializedBuffer(Tensor):
     """A buffer whose shape is set on first use (for ``LazyBatchNorm*``)."""
+
+    __torch_function__ = _disabled_torch_function_impl  # keeps ops on their fast path
 
     def __new__(cls, requires_grad: bool = False, device=None, dtype=None,
                 persistent: bool = True):
@@ -84,10 +86,6 @@ class UninitializedBuffer(Tensor):
         from .._creation import empty
         self._data = empty(*shape, dtype=dtype)._data
         self.__class__ = Tensor
-
-
-        self._data = empty(*shape, dtype=dtype)._data
-        self.__class__ = Parameter
 
 
 def is_lazy(param) -> bool:

@@ -11,7 +11,7 @@ row maximum (no overflow), and the backward is ``g * y - y * sum(g * y)`` and
 ``g - exp(y) * sum(g)``, written with ember ops on the saved output (log_softmax keeps
 the softmax from its forward for a first-order backward, saving one exp).
 
-The ``inplace=True`` forms run the out-of-place op through ``_inplace.inplace``
+The ``inplace=True`` forms run the out-of-place op through ``autograd.inplace.inplace``
 (version counter, history rebase, leaf check; see NOTE [ In-place ops ]).  Where
 PyTorch names the in-place node differently (``EluBackward1``, ...) a subclass
 carries that name.
@@ -25,7 +25,7 @@ from .._dtype import from_np
 from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
-from ._inplace import inplace as _inplace
+from ..autograd.inplace import inplace as _inplace
 from ._util import wrap_dim, is_float, reduce_grad, need_tensor, scalar_name
 from .elementwise import (Relu, Erf, sigmoid, tanh, where, exp, erf, logical_or,
                           _not_implemented, _quiet, _FP_ERRORS)

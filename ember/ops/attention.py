@@ -43,7 +43,6 @@ from .layers import linear, dropout, _keep_mask
 from .movement import cat
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
-METHODS: dict = {}
 
 _NEG_INF = float("-inf")
 

@@ -55,7 +55,6 @@ from ._window import windows, add_windows
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "unfold", "fold"]
-METHODS: dict = {}
 
 
 # ----------------------------------------------------------------------------------------------

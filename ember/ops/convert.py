@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from .._tensor import Tensor, _make
+from .._tensor import Tensor, _make, _type_name
 from .. import _dtype, _backend
 
 
@@ -101,14 +101,12 @@ def contiguous(self: Tensor, memory_format=None) -> Tensor:
 
 def _type(self, dtype=None, non_blocking=False):
     if dtype is None:
-        from .._tensor import _type_name
         return _type_name(self)
     if isinstance(dtype, str):
-        names = {"torch." + v: k for k, v in __import__("ember._tensor", fromlist=["x"])
-                 ._LEGACY_NAMES.items()}
+        names = {"torch." + d.legacy_name: d for d in _dtype.ALL}
         if dtype not in names:
             raise ValueError(f"invalid type: '{dtype}'")
-        dtype = getattr(_dtype, names[dtype] if names[dtype] != "bool" else "bool_")
+        dtype = names[dtype]
     elif isinstance(dtype, type):  # a legacy type: t.type(ember.LongTensor)
         dtype = dtype.dtype
     return to(self, dtype)

@@ -28,6 +28,7 @@ from .. import _backend
 from .._dtype import result_type_of
 from .._tensor import Tensor, _make
 from ..autograd.function import Function
+from ..autograd.inplace import copy_into_out, inplace, make_inplace
 from ..autograd.grad_mode import state
 from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
                     need_tensor, scalar_name, c_name)
@@ -122,7 +123,6 @@ def _out(result: Tensor, out) -> Tensor:
     """Honour PyTorch's ``out=`` argument by copying into the given tensor."""
     if out is None:
         return result
-    from ._inplace import copy_into_out
     return copy_into_out(out, result)
 
 
@@ -1781,7 +1781,6 @@ class _ComparedInPlace(Function):
 
 def _inplace_comparison(fn, op: str):
     """``self.<op>_(other)``: the comparison written into ``self`` as 0 and 1."""
-    from ._inplace import inplace
     number = type(op + "Number", (_ComparedInPlace,), {"backward_name": op + "Backward0"})
     tensor = type(op + "Tensor", (_ComparedInPlace,), {"backward_name": op + "Backward1"})
 
@@ -2009,7 +2008,6 @@ def _invert(self):
 
 
 def _inplace_methods(names):
-    from ._inplace import make_inplace
     g = globals()
     return {name + "_": make_inplace(g[name]) for name in names}
 
@@ -2033,7 +2031,6 @@ def _float_power_(self, exponent):
         raise RuntimeError(f"the base given to float_power_ has dtype "
                            f"{scalar_name(self._data.dtype)} but the operation's result requires "
                            "dtype Double")
-    from ._inplace import inplace
     return inplace(self, float_power, exponent)
 
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 import builtins
 import math
 import warnings
-from weakref import ref as _weakref
 
-from ..autograd.function import Function, _version_counter, accumulate_node
-from ..autograd.grad_mode import state
-from .._tensor import Tensor, _make, _wrap_dim, _type_name
+from ..autograd.function import Function, set_edges
+from ..autograd.views import link_view
+from .._state import state
+from .._tensor import Tensor, _make, _wrap_dim, _type_name, _version_counter
 from .._backend import _BY_ARRAY_TYPE, xp_of
 from ._util import reduce_grad, check_broadcast, shape_of, is_float, scalar_name, c_name
-from ._inplace import inplace, make_inplace, _check_inplace
+from ..autograd.inplace import _check_inplace, copy_into_out, inplace, make_inplace
 from .movement import (BasicIndexGrad, Select, Slice, UnsqueezeIndex, Alias,
                        _reshape, _broadcast_shape, expand)
 
@@ -37,8 +37,6 @@ __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select",
 
 _int = builtins.int
 _new = object.__new__
-_NO_EDGE = (None, 0)
-_NEEDS_SELF = (True, False)
 _NO_KW: dict = {}  # the kwargs of a view step; replay_view only unpacks it
 _NONE_KEY = (None, Ellipsis)
 _ELLIPSIS_KEY = (Ellipsis,)
@@ -349,54 +347,26 @@ def _index(t: Tensor, key: Key) -> Tensor:
 def _view(self: Tensor, key: tuple, cls) -> Tensor:
     """``cls.apply(self, key)`` for a parsed basic key, built without ``Function.apply``.
 
-    Indexing is the hottest op in data pipelines and training loops, so this builds the
-    view and (when recording) its node directly.  The result must stay identical to
-    ``cls.apply(self, key)``: same tensor and node attributes, same view links
+    Indexing is the hottest op in data pipelines and training loops, so this skips
+    ``apply``'s generic argument handling but uses its pieces: ``_make``, ``set_edges`` and
+    ``link_view``.  The result must stay identical to ``cls.apply(self, key)``
     (``test_index.py::test_fast_view_matches_apply`` compares them).
     """
+    if state.intercept or state.anomaly:  # a mode must see the op; anomaly records a trace
+        return cls.apply(self, key)
     if state.grad and self._requires_grad:
-        if state.anomaly:  # the node records its forward traceback: take the general path
-            return cls.apply(self, key)
         a = self._data
         ctx = _new(cls)
         ctx.xp = _BY_ARRAY_TYPE[type(a)][0]
         ctx._record = True
         ctx.meta = (a.shape, key)
-        fn = self._grad_fn
-        ctx.next_functions = ((fn, self._output_nr) if fn is not None else
-                              (accumulate_node(self), 0), _NO_EDGE)
-        ctx.needs_input_grad = _NEEDS_SELF
-        t = _new(Tensor)
-        t._data = a[key]
-        t._requires_grad = True
-        t._grad_fn = ctx
-        t._output_nr = 0
-        if state.inference:
-            t._inference = True
-        base = self._base
-        if base is None:
-            base = self
-        chain = self._view_chain
-        t._base = base
-        t._view_chain = chain + ((cls, (key,), _NO_KW),) if chain else ((cls, (key,), _NO_KW),)
-        if base._grad_fn is not None:  # see _link_view: views of non-leaves get rebased
-            views = base._views
-            if views is None:
-                base._views = [_weakref(t)]
-            else:
-                views.append(_weakref(t))
-        return t
-    t = _new(Tensor)
-    t._data = self._data[key]
-    t._requires_grad = False
-    t._grad_fn = None
-    t._output_nr = 0
+        set_edges(ctx, (self, key))
+        t = _make(a[key], True, ctx)
+    else:
+        t = _make(self._data[key])
     if state.inference:
         t._inference = True
-    base = self._base
-    chain = self._view_chain
-    t._base = self if base is None else base
-    t._view_chain = chain + ((cls, (key,), _NO_KW),) if chain else ((cls, (key,), _NO_KW),)
+    link_view(t, self, cls, (key,), _NO_KW)
     return t
 
 
@@ -1415,7 +1385,6 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 def _finish(result: Tensor, out) -> Tensor:
     if out is None:
         return result
-    from ._inplace import copy_into_out
     return copy_into_out(out, result)
 
 

@@ -11,6 +11,7 @@ import functools
 from collections import namedtuple
 
 from ..autograd.function import Function
+from ..autograd.inplace import copy_into_out, make_inplace
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make, _wrap_dim
 from .._backend import xp_of
@@ -36,7 +37,6 @@ def _need_tensors(fn: str, **operands) -> None:
 def _finish(result: Tensor, out) -> Tensor:
     if out is None:
         return result
-    from ._inplace import copy_into_out
     return copy_into_out(out, result)
 
 
@@ -1662,7 +1662,6 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
 
 
 def _make_inplace(fn):
-    from ._inplace import make_inplace
     return make_inplace(fn)
 
 

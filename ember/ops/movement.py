@@ -2,8 +2,8 @@
 
 A view op sets ``view = True`` and returns a backend view of input 0 (NumPy basic
 slicing, ``reshape`` without copy, ``transpose`` ...), so writes through either
-tensor are seen by the other; ``_link_view`` gives them one version counter and
-records how to replay the view (see NOTE [ In-place ops ] in ops/_inplace.py).
+tensor are seen by the other; ``autograd.views.link_view`` gives them one version counter and
+records how to replay the view (see NOTE [ Views ] in autograd/views.py).
 Ops that must copy (``flip``, ``roll``, ``repeat`` ...) always return fresh memory.
 """
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import builtins
 import warnings
 
-from ..autograd.function import Function, _link_view
+from ..autograd.function import Function
+from ..autograd.views import link_view
+from ..autograd.inplace import copy_into_out
 from .._tensor import Tensor, Size, _wrap_dim, _make
 from .._dtype import from_np, promote_types
 from .._backend import xp_of
@@ -782,7 +784,6 @@ concat = concatenate = cat
 def _finish(result: Tensor, out) -> Tensor:
     if out is None:
         return result
-    from ._inplace import copy_into_out
     return copy_into_out(out, result)
 
 
@@ -1005,7 +1006,7 @@ def _piece_views(cls, input: Tensor, keys: tuple, d: int, view_cls) -> tuple:
     outs = cls.apply(input, keys, d)
     outs = outs if isinstance(outs, tuple) else (outs,)
     for o, k in zip(outs, keys):
-        _link_view(o, input, view_cls, (k,), {})
+        link_view(o, input, view_cls, (k,), {})
     return outs
 
 
@@ -1261,7 +1262,6 @@ def diagflat(input: Tensor, offset: int = 0) -> Tensor:
     return diag_embed(flatten(input), offset, 0, 1)
 
 
-METHODS = {
 class Unfold(Function):
     raw = True
     view = True
@@ -1357,6 +1357,7 @@ def meshgrid(*tensors, indexing=None) -> tuple:
     return tuple(grids)
 
 
+METHODS = {
     "reshape": reshape, "view": view, "expand": expand, "permute": permute,
     "transpose": transpose, "swapaxes": transpose, "swapdims": transpose, "t": t,
     "T": property(_T), "mT": property(_mT), "H": property(_T), "mH": property(_mT),

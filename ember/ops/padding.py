@@ -21,7 +21,6 @@ from ..autograd.function import Function
 from .._tensor import Tensor
 
 __all__ = ["pad"]
-METHODS: dict = {}
 
 _MODES = ("constant", "reflect", "replicate", "circular")
 _DIM_NAMES = "WHD"

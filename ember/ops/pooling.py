@@ -44,7 +44,6 @@ __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
            "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
            "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
            "adaptive_max_pool3d_with_indices", "lp_pool1d", "lp_pool2d", "lp_pool3d"]
-METHODS: dict = {}
 
 _NUM = {1: "one", 2: "two", 3: "three"}
 _DNAMES = {2: ("H", "W"), 3: ("T", "H", "W")}

@@ -22,7 +22,7 @@ from .._tensor import Tensor, _make
 from .._backend import xp_of
 from .._dtype import from_np, promote_types
 from ._util import wrap_dim, float_dtype, is_float, scalar_name
-from ._inplace import make_inplace
+from ..autograd.inplace import copy_into_out, make_inplace
 from .movement import _inverse_perm
 
 __all__ = ["sum", "nansum", "mean", "nanmean", "prod", "var", "std", "var_mean", "std_mean",
@@ -1008,7 +1008,6 @@ def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None) -> Tenso
     else:
         result = vector_norm(input, 2 if p is None else p, dim, keepdim, dtype=dtype)
     if out is not None:
-        from ._inplace import copy_into_out
         return copy_into_out(out, result)
     return result
 

@@ -33,7 +33,6 @@ from .movement import stack
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
            "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "grid_sample",
            "affine_grid"]
-METHODS: dict = {}
 
 # An axis contracts with the dense (out x in) matrix while its length is at most this many
 # times its taps per output (measured crossover, float32, one thread: ~128 for linear x2 and

@@ -44,7 +44,6 @@ from .layers import linear as _lin
 from .movement import cat
 
 __all__: list = []
-METHODS: dict = {}
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -559,4 +558,3 @@ def _rnn_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs, fused
     if mode == "LSTM":
         return out
     return out[0], out[1], None
-
