@@ -249,11 +249,6 @@ _C_NAMES = {"int8": "int8_t", "int16": "int16_t", "int32": "int", "int64": "int6
             "float32": "float", "float64": "double"}
 
 
-# largest finite values (NumPy's finfo does not know ml_dtypes' bfloat16)
-_FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38,
-              "float32": 3.4028234663852886e38}
-
-
 def _check_fill(value, dt):
     """PyTorch's checked scalar conversion: a fill value the dtype cannot hold raises.
 
@@ -270,7 +265,7 @@ def _check_fill(value, dt):
         bad = (value != value or value in (math.inf, -math.inf) or value > info.max
                or (value < info.min if kind == "i" else -value > info.max))
     else:
-        bad = math.isfinite(value) and abs(value) > _FLOAT_MAX.get(name, math.inf)
+        bad = math.isfinite(value) and abs(value) > (dt.finite_max or math.inf)
     if bad:
         raise RuntimeError(f"value cannot be converted to type {_C_NAMES.get(name, name)} "
                            f"without overflow")

@@ -20,7 +20,7 @@ from collections import Counter, OrderedDict
 
 from . import _dtype
 from ._backend import device as _device
-from ._tensor import Size, Tensor
+from ._tensor import Size, Tensor, _make
 from ._utils import (_REBUILDERS, _STORAGE_TYPES, _StorageType, _rebuild_parameter,
                      _rebuild_parameter_with_state, _rebuild_tensor, _rebuild_tensor_v2,
                      _rebuild_tensor_v3, _set_public_state)
@@ -52,10 +52,7 @@ def _rebuild_from_type_v2(func, new_type, args, state):
         if new_type is Parameter:
             ret = Parameter(ret, ret.requires_grad)
         else:
-            sub = object.__new__(new_type)
-            sub._data, sub._requires_grad = ret._data, ret._requires_grad
-            sub._grad_fn, sub._output_nr = None, 0
-            ret = sub
+            ret = _make(ret._data, ret._requires_grad, cls=new_type)
     return _set_public_state(ret, state)
 
 
