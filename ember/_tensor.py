@@ -16,34 +16,10 @@ import weakref
 
 from . import _backend, _dtype
 from ._dtype import from_np
+from ._size import Size
 from ._state import state, _State
 
 _new = object.__new__
-
-
-class Size(tuple):
-    """A tensor's shape: a tuple printed as ``ember.Size([32, 1])``."""
-
-    def __repr__(self):
-        return f"ember.Size({list(self)})"
-
-    __str__ = __repr__
-
-    def numel(self) -> int:
-        n = 1
-        for s in self:
-            n *= s
-        return n
-
-    def __getitem__(self, i):
-        r = tuple.__getitem__(self, i)
-        return Size(r) if isinstance(i, slice) else r
-
-    def __add__(self, other):
-        return Size(tuple(self) + tuple(other))
-
-    def __reduce__(self):
-        return (Size, (tuple(self),))
 
 
 def _type_name(t) -> str:
@@ -152,7 +128,7 @@ class Tensor:
         return self.dtype.is_floating_point
 
     def is_complex(self) -> bool:
-        return False
+        return self.dtype.is_complex
 
     def is_signed(self) -> bool:
         return self.dtype.is_signed
@@ -222,7 +198,7 @@ class Tensor:
                 "you can only change requires_grad flags of leaf variables. If you want to use "
                 "a computed variable in a subgraph that doesn't require differentiation use "
                 "var_no_grad = var.detach().")
-        if requires_grad and not self.dtype.is_floating_point:
+        if requires_grad and not (self.dtype.is_floating_point or self.dtype.is_complex):
             raise RuntimeError("Only Tensors of floating point and complex dtype can require "
                                "gradients")
         if requires_grad and self._inference and not state.inference:

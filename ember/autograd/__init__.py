@@ -1,33 +1,6 @@
 """``ember.autograd``: reverse-mode automatic differentiation (PyTorch's ``torch.autograd``).
 
-Reading order of the core (an afternoon):
-1. ``ember/_state.py``: the per-thread switches every op reads (grad, inference, modes).
-2. ``ember/_tensor.py``: ``Tensor`` is a backend array plus ``_requires_grad``, ``_grad_fn``
-   (the node that made it) and ``_output_nr``; ``_make`` is its one constructor; the version
-   counter; hooks.
-3. ``function.py``: ``Function`` (an op's ``forward`` and ``backward`` side by side) and
-   ``Function.apply``, where a call becomes a graph node; NOTE [ Saved tensors ].
-4. ``engine.py``: ``backward``/``grad`` walk the nodes in dependency order, summing gradients.
-5. ``views.py`` (NOTE [ Views ]) and ``inplace.py`` (NOTE [ In-place ops ]): views share
-   storage and a version counter; an in-place op rebases the history of the tensor it writes
-   and of the views of its storage.
-6. ``modes.py`` (NOTE [ Modes ]): the mode stack that autocast, capture and profiling use.
-Tools beside the core: ``grad_mode.py``, ``anomaly_mode.py``, ``gradcheck.py``,
-``functional.py``.
-
-The life of one op, ``y = x * w`` with ``x.requires_grad``:
-- ``Tensor.__mul__`` is ``ops/elementwise.py``'s ``mul`` (bound in ``ember/__init__.py``),
-  which calls ``Mul.apply(x, w, dtype)``.
-- ``apply`` (function.py) checks ``state.intercept`` (off: no mode), makes ``ctx``, a fresh
-  ``Mul`` instance, unwraps the tensors to arrays and, since grad mode is on and ``x``
-  requires grad, points ``ctx.next_functions`` at ``x``'s ``AccumulateGrad`` node;
-  ``Mul.forward(ctx, a, b, dt)`` computes the array and ``ctx.save_for_backward(a, b)``;
-  ``_finish_single`` wraps it with ``_make(out, True, ctx)``: ``y.grad_fn is ctx``.
-- ``y.sum().backward()`` runs ``engine.run_backward``: it counts each reachable node's
-  dependencies, then runs ready nodes: ``Sum``'s backward, then ``Mul.backward(ctx, g)``,
-  which reads ``ctx.saved_tensors`` (checking their versions) and returns one gradient per
-  ``apply`` argument; ``AccumulateGrad`` adds ``x``'s into ``x.grad``.  Saved values are
-  freed as each node finishes unless ``retain_graph``.
+The reading order of the core and the life of one op: ``ember/autograd/README.md``.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Anomaly detection: a NaN made in backward names the forward op that caused it."""
 from __future__ import annotations
 
-from .grad_mode import state, _DecoratorContextManager
+from .grad_mode import state
+from .._contextlib import _DecoratorContextManager
 
 
 def is_anomaly_enabled() -> bool:

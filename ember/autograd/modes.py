@@ -1,35 +1,21 @@
 """The mode stack: the one place where a feature sees every op as it runs.
 
 NOTE [ Modes ]
-``Function.apply`` is the single entry of every built-in op.  Its first line reads
-one thread-local flag, ``state.intercept``; when it is off (no mode active, no Tensor
-subclass overriding ``__torch_function__``) the op runs on its fast path and nothing here
-costs anything.  When it is on, ``apply`` hands the op to ``dispatch`` below, which offers
-it, as PyTorch does, in this order:
-
-1. the innermost ``TorchFunctionMode`` (``ember.overrides``): above autograd, so what its
-   ``__torch_function__(func, types, args, kwargs)`` does is recorded in the graph.
-   Function modes do not see the ops that the backward pass runs (PyTorch's backward
-   formulas are C++, below them).
-2. then the innermost ``TorchDispatchMode`` (``ember.utils._python_dispatch``): it also sees
-   the ops of backward passes, as PyTorch's dispatch modes see aten ops.  ember has no
-   second, lower op layer, so ``func(*args)`` inside ``__torch_dispatch__`` runs the same
-   recorded op; a mode that replaces the op's result replaces its value, not its gradient
-   formula only where it calls other ops itself.
-3. then ``__torch_function__`` of Tensor subclasses among the arguments (subclasses before
-   their bases); ``Tensor.__torch_function__`` runs ``func`` and returns the subclass.
-4. then the op itself.
-
-A user's ``autograd.Function`` is not an op here: as in PyTorch, the modes see the ops its
-``forward`` runs, not its ``apply``.
-
-While a mode's handler runs, that mode is off the stack (and a dispatch mode's handler
-sees no function modes: they have had their turn), so ``func(*args)`` inside it goes on
-to the next one.  ``func`` is an ``Op``: callable as the op, with ``__name__`` the op's
-ATen-style name (``mul``, ``addmm``, ``log_softmax``).  Its arguments are those of
-``Function.apply``, which for built-ins can include internal extras (a result dtype).
-
-Autocast, graph capture (``ember.compile``, ``jit.trace``, ``export``), the profiler and
+``Function.apply``, the entry of every built-in op, first reads one thread-local flag,
+``state.intercept``.  Off (no mode, no Tensor subclass with ``__torch_function__``), the op
+runs its fast path and nothing here costs anything.  On, ``dispatch`` offers the op, as
+PyTorch does, to: (1) the innermost ``TorchFunctionMode`` (``ember.overrides``), above
+autograd, so what its ``__torch_function__(func, types, args, kwargs)`` does is recorded;
+it does not see the backward pass's ops (PyTorch's backward formulas are below it); (2) the
+innermost ``TorchDispatchMode`` (``ember.utils._python_dispatch``), which sees backward ops
+too; ember has no lower op layer, so ``func(*args)`` there runs the same recorded op;
+(3) ``__torch_function__`` of Tensor subclasses among the arguments, subclasses first;
+(4) the op itself.  A handler runs with its own mode off the stack (a dispatch handler
+also without function modes: they had their turn), so ``func(*args)`` goes on to the
+next.  ``func`` is an ``Op``: callable, ``__name__`` the ATen-style name (``mul``,
+``addmm``); its args are ``Function.apply``'s, which for built-ins may include internal
+extras (a result dtype).  A user's ``autograd.Function`` is not an op here: as in PyTorch,
+modes see the ops its ``forward`` runs.  Autocast, graph capture, the profiler and
 quantization observers are each a mode pushed here; none adds a branch to an op.
 """
 from __future__ import annotations
@@ -51,10 +37,6 @@ class _Mode:
 
     def __exit__(self, *exc):
         pop(self)
-
-    @classmethod
-    def push(cls, *args, **kwargs):
-        return cls(*args, **kwargs)
 
 
 class TorchFunctionMode(_Mode):
