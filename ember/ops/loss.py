@@ -44,6 +44,7 @@ __all__ = [
     "gaussian_nll_loss", "cosine_embedding_loss", "margin_ranking_loss", "hinge_embedding_loss",
     "triplet_margin_loss", "multilabel_soft_margin_loss", "soft_margin_loss",
     "multi_margin_loss", "normalize", "cosine_similarity", "pairwise_distance",
+    "multilabel_margin_loss", "triplet_margin_with_distance_loss", "ctc_loss",
 ]
 
 # 0 / 0 for the mean over no (unignored) targets is NaN, silently as in PyTorch: see
@@ -1094,3 +1095,294 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False) -> Tensor:
     if not is_float(d._data.dtype):
         d = d.to(result_dtype(d, 1.0))
     return d.norm(p, last, keepdim)
+
+
+# ---- multilabel margin, triplet with a distance function, CTC --------------------------------
+
+class MultilabelMarginLoss(Function):
+    """``sum_{j target, i not target} max(0, 1 - (x[y_j] - x[i])) / C`` per sample.
+
+    The loss is piecewise linear, so the forward keeps the gradient's coefficients
+    ``∂loss/∂x`` as a constant; the backward is ``g`` times them.
+    """
+
+    raw = True
+    backward_name = "MultilabelMarginLossBackward0"
+
+    @_fp_safe
+    def forward(ctx, x, t, reduction):
+        xp = ctx.xp
+        n_classes = x.shape[-1]
+        # targets count until the first -1; each listed class counts as often as it is listed
+        valid = xp.cumprod(t != -1, axis=-1).astype(bool)
+        cls = xp.where(valid, t, 0)
+        onehot = (cls[..., None] == xp.arange(n_classes)) & valid[..., None]
+        count = onehot.sum(-2).astype(x.dtype)                      # (N, C) times listed
+        other = (count == 0).astype(x.dtype)                        # (N, C) not a target
+        m = 1 - x[..., :, None] + x[..., None, :]                   # (N, j, i)
+        w = count[..., :, None] * other[..., None, :]
+        hinge = xp.maximum(m, 0) * w
+        loss = hinge.sum((-2, -1)) / n_classes
+        if ctx._record:
+            active = (m > 0) * w / n_classes
+            ctx.coef = active.sum(-2) - active.sum(-1)
+            ctx.meta = (reduction, loss.size)
+        return _reduced(xp, loss, reduction).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        reduction, n = ctx.meta
+        if reduction == "mean" and n:
+            g = g / n
+        if reduction == "none":
+            g = g.unsqueeze(-1)
+        return g * _make(ctx.coef), None, None
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None,
+                           reduction="mean") -> Tensor:
+    """Multi-class multi-label hinge loss; ``target`` lists class indices, ended by -1."""
+    reduction = _reduction(size_average, reduce, reduction)
+    nd = input.dim()
+    if nd > 2:
+        raise RuntimeError("Expected non-empty vector or matrix with optional 0-dim batch size, "
+                           f"but got: {list(input.shape)}")
+    if tuple(target.shape) != tuple(input.shape):
+        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: "
+                           f"{list(input.shape)}")
+    if target.dtype.name != "int64":
+        raise RuntimeError(f"expected scalar type Long but found {target.dtype.scalar_name}")
+    if not is_float(input._data.dtype):
+        raise _not_implemented("multilabel_margin_loss", input._data.dtype)
+    x = input.reshape(1, -1) if nd < 2 else input
+    t = target.reshape(1, -1) if nd < 2 else target
+    td = t._data
+    if td.size and bool(((td < -1) | (td >= x.shape[-1])).any()):
+        raise RuntimeError("argument #2 'target' is out of range")
+    loss = MultilabelMarginLoss.apply(x, t.detach(), reduction)
+    if nd < 2 and reduction == "none":
+        loss = loss.reshape(())
+    return loss
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean") -> Tensor:
+    """``max(0, margin + d(anchor, positive) - d(anchor, negative))`` for any distance ``d``
+    (``pairwise_distance`` by default), reduced."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    a, po, n = anchor.dim(), positive.dim(), negative.dim()
+    if not (a == po == n):
+        raise RuntimeError("The anchor, positive, and negative tensors are expected to have the "
+                           f"same number of dimensions, but got: anchor {a}D, positive {po}D, "
+                           f"and negative {n}D inputs")
+    dist = distance_function if distance_function is not None else pairwise_distance
+    d_pos = dist(anchor, positive)
+    d_neg = dist(anchor, negative)
+    if swap:
+        d_neg = minimum(d_neg, dist(positive, negative))
+    return _reduce(clamp_min(margin + d_pos - d_neg, 0), reduction)
+
+
+def _logsumexp3(xp, a, b, c):
+    """``log(e^a + e^b + e^c)`` elementwise, -inf when all three are -inf."""
+    m = xp.maximum(xp.maximum(a, b), c)
+    ms = xp.where(xp.isneginf(m), 0, m)
+    return ms + xp.log(xp.exp(a - ms) + xp.exp(b - ms) + xp.exp(c - ms))
+
+
+class CtcLoss(Function):
+    """Connectionist temporal classification: ``-log Σ_alignments Π_t p_t(label)``.
+
+    The forward runs the alpha recursion over the extended label sequence (blanks around
+    and between the labels) in log space, vectorised over the batch; the backward runs
+    the beta recursion and gives PyTorch's gradient ``exp(lp) - exp(log(αβ)_c + nll - lp)``
+    (the gradient through a log-softmax, as PyTorch's kernel computes it), zero past each
+    input length and for infinite losses under ``zero_infinity``.
+    """
+
+    raw = True
+    backward_name = "CtcLossBackward0"
+
+    @staticmethod
+    def forward(ctx, lp, targets, in_lens, tg_lens, blank, zero_infinity):
+        with _quiet(ctx.xp):  # log(0) = -inf is the recursion's "no path", not an error
+            return _ctc_alpha(ctx, lp, targets, in_lens, tg_lens, blank, zero_infinity)
+
+    @staticmethod
+    def backward(ctx, g):
+        (lp_t,) = ctx.saved_tensors
+        return CtcLossBackward.apply(lp_t, g, ctx.arrays), None, None, None, None, None
+
+
+class CtcLossBackward(Function):
+    """The CTC gradient; like PyTorch's ``_ctc_loss_backward`` it has no derivative."""
+
+    raw = True
+    backward_name = "CtcLossBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, lp, g, arrays):
+        return _ctc_grad(arrays, lp, g)
+
+    @staticmethod
+    def backward(ctx, gg):
+        raise RuntimeError("derivative for aten::_ctc_loss_backward is not implemented")
+
+
+def _ctc_alpha(ctx, lp, targets, in_lens, tg_lens, blank, zero_infinity):
+    """The per-sample CTC losses by the alpha recursion (arrays in, arrays out)."""
+    xp = ctx.xp
+    n_t, n_b, _ = lp.shape
+    s_max = targets.shape[1]
+    ext = xp.full((n_b, 2 * s_max + 1), blank, dtype=targets.dtype)
+    ext[:, 1::2] = targets
+    n_s = ext.shape[1]
+    s_idx = xp.arange(n_s)
+    inside = s_idx[None, :] <= 2 * tg_lens[:, None]            # (N, S') real positions
+    # s-2 may be skipped into s when s is a label different from the label at s-2
+    skip = xp.zeros((n_b, n_s), bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    neg = xp.asarray(-xp.inf, lp.dtype)
+    emit = xp.take_along_axis(lp, xp.broadcast_to(ext[None], (n_t,) + ext.shape), 2)
+    alpha = xp.full((n_t, n_b, n_s), neg, lp.dtype)
+    alpha[0, :, 0] = emit[0, :, 0]
+    alpha[0, :, 1] = xp.where(tg_lens > 0, emit[0, :, 1], neg) if n_s > 1 else neg
+    alpha[0] = xp.where(inside, alpha[0], neg)
+    for t in range(1, n_t):
+        prev = alpha[t - 1]
+        p1 = xp.concatenate([xp.full((n_b, 1), neg, lp.dtype), prev[:, :-1]], 1)
+        p2 = xp.concatenate([xp.full((n_b, 2), neg, lp.dtype), prev[:, :-2]], 1)
+        alpha[t] = xp.where(inside, emit[t] + _logsumexp3(xp, prev, p1,
+                                                           xp.where(skip, p2, neg)), neg)
+    last = xp.maximum(in_lens - 1, 0)
+    end = alpha[last, xp.arange(n_b)]                           # (N, S')
+    a_end = xp.take_along_axis(end, (2 * tg_lens)[:, None], 1)[:, 0]
+    a_pre = xp.take_along_axis(end, xp.maximum(2 * tg_lens - 1, 0)[:, None], 1)[:, 0]
+    a_pre = xp.where(tg_lens > 0, a_pre, neg)
+    nll = -_logsumexp3(xp, a_end, a_pre, neg)
+    nll = xp.where(in_lens == 0, xp.where(tg_lens == 0, 0, xp.inf), nll).astype(lp.dtype)
+    if ctx._record:
+        ctx.save_for_backward(lp)
+        ctx.arrays = (alpha, emit, ext, inside, skip, nll, in_lens, tg_lens, zero_infinity)
+    if zero_infinity:
+        nll = xp.where(xp.isinf(nll), 0, nll).astype(lp.dtype)
+    return nll
+
+
+def _ctc_grad(arrays, lp, g):
+    """PyTorch's CTC gradient w.r.t. the log-probabilities, times ``g`` per sample."""
+    alpha, emit, ext, inside, skip, nll, in_lens, tg_lens, zero_inf = arrays
+    xp = _backend.xp_of(lp)
+    with _quiet(xp):
+        n_t, n_b, n_c = lp.shape
+        n_s = ext.shape[1]
+        neg = xp.asarray(-xp.inf, lp.dtype)
+        beta = xp.full((n_t, n_b, n_s), neg, lp.dtype)
+        s_idx = xp.arange(n_s)
+        # skip[s + 2] says whether s may jump to s + 2
+        skip_next = xp.concatenate([skip[:, 2:], xp.zeros((n_b, 2), bool)], 1)
+        for t in range(n_t - 1, -1, -1):
+            start = (t == in_lens - 1)[:, None]
+            init = xp.where((s_idx[None] == 2 * tg_lens[:, None]) |
+                            ((s_idx[None] == 2 * tg_lens[:, None] - 1) & (tg_lens[:, None] > 0)),
+                            emit[t], neg)
+            if t + 1 < n_t:
+                nxt = beta[t + 1]
+                n1 = xp.concatenate([nxt[:, 1:], xp.full((n_b, 1), neg, lp.dtype)], 1)
+                n2 = xp.concatenate([nxt[:, 2:], xp.full((n_b, 2), neg, lp.dtype)], 1)
+                rec = emit[t] + _logsumexp3(xp, nxt, n1, xp.where(skip_next, n2, neg))
+            else:
+                rec = xp.full((n_b, n_s), neg, lp.dtype)
+            before = (t < in_lens - 1)[:, None]
+            beta[t] = xp.where(inside & start, init, xp.where(inside & before, rec, neg))
+        ab = alpha + beta                                            # (T, N, S')
+        m = ab.max(-1, keepdims=True)
+        ms = xp.where(xp.isneginf(m), 0, m)
+        onehot = (ext[:, :, None] == xp.arange(n_c)).astype(lp.dtype)   # (N, S', C)
+        occ = xp.einsum("tns,nsc->tnc", xp.exp(ab - ms), onehot)
+        lcab = xp.log(occ) + ms
+        grad = xp.exp(lp) - xp.exp(lcab + nll[None, :, None] - lp)
+        live = xp.arange(n_t)[:, None] < in_lens[None, :]            # (T, N)
+        grad = xp.where(live[..., None], grad, 0)
+        if zero_inf:
+            grad = xp.where(xp.isinf(nll)[None, :, None], 0, grad)
+    return (grad * g.reshape(1, -1, 1)).astype(lp.dtype, copy=False)
+
+
+def _lengths(x, name: str) -> list:
+    if isinstance(x, Tensor):
+        if x.dtype.is_floating_point:
+            raise RuntimeError(f"{name} must be integral")
+        return [int(v) for v in x.reshape(-1).tolist()]
+    if isinstance(x, int):
+        return [x]
+    return [int(v) for v in x]
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False) -> Tensor:
+    """The CTC loss of (T, N, C) (or unbatched (T, C)) log-probabilities against padded
+    (N, S) or concatenated targets; ``'mean'`` divides each loss by its target length."""
+    reduction = _check_reduction(reduction)
+    unbatched = log_probs.dim() == 2
+    lp = log_probs.unsqueeze(1) if unbatched else log_probs
+    if lp.dim() != 3:
+        raise RuntimeError(f"Expected 3-dimensional tensor, but got {lp.dim()}-dimensional "
+                           "tensor for argument #1 'log_probs' (while checking arguments for "
+                           "ctc_loss_allocate_outputs)")
+    if not is_float(lp._data.dtype):
+        raise NotImplementedError(f'"ctc_loss_cpu" not implemented for '
+                                  f"'{from_np(lp._data.dtype).scalar_name}'")
+    n_t, n_b, n_c = lp.shape
+    if isinstance(input_lengths, Tensor) != isinstance(target_lengths, Tensor):
+        raise TypeError("ctc_loss() received an invalid combination of arguments: "
+                        "input_lengths and target_lengths must both be Tensors or both be "
+                        "tuples of ints")
+    in_lens = _lengths(input_lengths, "input_lengths")
+    tg_lens = _lengths(target_lengths, "target_lengths")
+    if len(in_lens) != n_b:
+        raise RuntimeError("input_lengths must be of size batch_size")
+    if len(tg_lens) != n_b:
+        raise RuntimeError("target_lengths must be of size batch_size")
+    if not 0 <= blank < n_c:
+        raise RuntimeError("blank must be in label range")
+    for name, lens, most in (("input_lengths", in_lens, n_t), ("target_lengths", tg_lens, None)):
+        for v in lens:
+            if v < 0:
+                raise RuntimeError(f"Expected {name} to have value at least 0, but got value {v} "
+                                   "(while checking arguments for ctc_loss_allocate_outputs)")
+            if most is not None and v > most:
+                raise RuntimeError(f"Expected {name} to have value at most {most}, but got value "
+                                   f"{v} (while checking arguments for ctc_loss_allocate_outputs)")
+    xp = _backend.xp_of(lp._data)
+    t = targets._data.astype(xp.int64)
+    s_max = max(tg_lens) if tg_lens else 0
+    if unbatched:
+        t = t.reshape(1, -1)
+    if t.ndim == 1:  # concatenated targets: cut them into padded rows
+        if t.shape[0] != sum(tg_lens):
+            raise RuntimeError(f"Expected tensor to have size {sum(tg_lens)} at dimension 0, but "
+                               f"got size {t.shape[0]} for argument #2 'targets' (while checking "
+                               "arguments for ctc_loss_allocate_outputs)")
+        padded = xp.zeros((n_b, s_max), xp.int64)
+        offs = 0
+        for i, n in enumerate(tg_lens):
+            padded[i, :n] = t[offs:offs + n]
+            offs += n
+        t = padded
+    elif t.shape[1] < s_max:
+        raise RuntimeError(f"Expected tensor to have size at least {s_max} at dimension 1, but "
+                           f"got size {t.shape[1]} for argument #2 'targets' (while checking "
+                           "arguments for ctc_loss_allocate_outputs)")
+    in_a = xp.asarray(in_lens, xp.int64)
+    tg_a = xp.asarray(tg_lens, xp.int64)
+    loss = CtcLoss.apply(lp, _make(xp.ascontiguousarray(t)), in_a, tg_a, int(blank),
+                         bool(zero_infinity))
+    if reduction == "mean":
+        return (loss / _make(xp.maximum(tg_a, 1).astype(lp._data.dtype))).mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss.reshape(()) if unbatched else loss
