@@ -21,6 +21,8 @@ class _State(threading.local):
     modes = ()           # this thread's mode stack, innermost last
     in_backward = False  # the engine is running backward formulas (function modes skip them)
     subclass_off = False  # inside Tensor.__torch_function__: subclasses are not dispatched again
+    saved_hooks = ()     # (pack, unpack) pairs of autograd.graph.saved_tensors_hooks
+    saved_hooks_disabled = None  # the error message of disable_saved_tensors_hooks
 
 
 state = _State()

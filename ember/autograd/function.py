@@ -42,8 +42,8 @@ _ARRAY_TYPES = _backend._BY_ARRAY_TYPE  # array type -> (xp, device)
 _new = object.__new__
 _FLOAT_NP = _dtype.FLOAT_NP  # dtypes that carry gradients (bfloat16 joins on first use)
 
-# kinds of saved entries
-_IN, _OUT, _CONST = 0, 1, 2
+# kinds of saved entries (_HOOK: packed by autograd.graph.saved_tensors_hooks)
+_IN, _OUT, _CONST, _HOOK = 0, 1, 2, 3
 
 
 class Node:
@@ -152,6 +152,8 @@ class FunctionCtx(Node):
                 if vc is not None and vc[0] != version:
                     _raise_modified(self, _make(arr), vc[0], version, idx)
                 out.append(_make(arr, True, self, idx))
+            elif kind == _HOOK:
+                out.append(entry[2](entry[1]))  # unpack_hook(packed)
             else:
                 out.append(entry[1])
         return tuple(out)
@@ -241,7 +243,10 @@ class Function(FunctionCtx):
                 if isinstance(a, Tensor):
                     d = a._data
                     if xp is None:
-                        xp = _ARRAY_TYPES[type(d)][0]
+                        t0 = type(d)
+                        xp = _ARRAY_TYPES[t0][0]
+                    elif type(d) is not t0:  # another array type: maybe another device
+                        _backend.check_same_device(t0, d)
                     if grad_on and a._requires_grad:
                         record = True
                     raw.append(d)
@@ -300,7 +305,8 @@ class Function(FunctionCtx):
                 continue
             if inference:
                 t._inference = True
-            if record and (non_diff is None or not _in(o, non_diff)) and t.dtype.is_floating_point:
+            if record and (non_diff is None or not _in(o, non_diff)) and (
+                    t.dtype.is_floating_point or t.dtype.is_complex):
                 if dirty is not None and _in(t, dirty):
                     _version_counter(t)[0] += 1  # PyTorch bumps a dirty output once more
                 t._requires_grad = True
@@ -411,7 +417,23 @@ def _resolve_saved(items, raw, args, outs, results):
             if entry is None:  # an intermediate value or a Python scalar: a constant
                 entry = (_CONST, _make(item) if type(item) in _ARRAY_TYPES else item)
         saved.append(entry)
+    if state.saved_hooks:
+        return _pack(saved, results)
     return tuple(saved)
+
+
+def _pack(saved, results):
+    """Hand each saved tensor to the innermost ``saved_tensors_hooks``' pack hook."""
+    pack, unpack = state.saved_hooks[-1]
+    packed = []
+    for entry in saved:
+        kind = entry[0]
+        t = entry[1] if kind == _IN else results[entry[2]] if kind == _OUT else entry[1]
+        if isinstance(t, Tensor):
+            with no_grad():
+                entry = (_HOOK, pack(t), unpack)
+        packed.append(entry)
+    return tuple(packed)
 
 
 class _DelayedError(Function):
