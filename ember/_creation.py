@@ -63,6 +63,8 @@ def _infer_dtype(arr, data):
         return _dtype.int64
     if k == "b":
         return _dtype.bool_
+    if k == "c":
+        return _dtype.get_default_complex_dtype()
     if k == "u":  # NumPy widened a Python int past int64
         raise ValueError("Overflow when unpacking long long")
     if k == "O":
@@ -95,6 +97,8 @@ def _scan_dtype(data):
             d = _dtype.int64
         elif isinstance(x, builtins.float):
             d = get_default_dtype()
+        elif isinstance(x, builtins.complex):
+            d = _dtype.get_default_complex_dtype()
         else:
             raise RuntimeError(f"Could not infer dtype of {type(x).__name__}")
         dt = d if dt is None else _dtype.promote_types(dt, d)
@@ -228,6 +232,8 @@ def _fill_dtype(v):
         return _dtype.bool_
     if isinstance(v, builtins.int):
         return _dtype.int64
+    if isinstance(v, builtins.complex):
+        return _dtype.get_default_complex_dtype()
     return get_default_dtype()
 
 

@@ -2,9 +2,15 @@
 
 A dtype wraps the backend's dtype (a NumPy dtype on cpu).  Promotion follows
 PyTorch (https://pytorch.org/docs/stable/tensor_attributes.html#type-promotion-doc):
-categories bool < integer < floating; dimensioned tensors outrank zero-dim tensors,
+categories bool < integer < floating < complex; dimensioned tensors outrank zero-dim tensors,
 which outrank Python scalars, and a lower-ranked operand only changes the result
-when its category is higher.
+when its category is higher.  A complex operand of lower rank keeps a floating result's
+precision (float64 tensor * 1j is complex128, float32 tensor * complex128 0-dim tensor is
+complex64), as c10's ``combine_categories`` does.
+
+Complex dtypes (issue 14): complex64 and complex128, NumPy's own.  complex32 (``chalf``)
+has no NumPy twin and is not provided: where PyTorch would give complex32 (float16 with a
+complex scalar) ember gives complex64.
 """
 from __future__ import annotations
 
@@ -12,13 +18,14 @@ import builtins
 
 import numpy as np
 
-_BOOL, _INT, _FLOAT = 0, 1, 2
+_BOOL, _INT, _FLOAT, _COMPLEX = 0, 1, 2, 3
 
 
 class dtype:
     """A tensor element type, printed as ``ember.float32``."""
 
-    __slots__ = ("name", "_np", "itemsize", "is_floating_point", "is_signed", "_cat", "_rank",
+    __slots__ = ("name", "_np", "itemsize", "is_floating_point", "is_complex", "is_signed",
+                 "_cat", "_rank",
                  "scalar_name", "legacy_name", "c_name", "finite_max")
 
     def __init__(self, name: str, np_dtype, cat: int, rank: int, itemsize: int, signed: bool,
@@ -38,6 +45,7 @@ class dtype:
         self._rank = rank
         self.itemsize = itemsize
         self.is_floating_point = cat == _FLOAT
+        self.is_complex = cat == _COMPLEX
         self.is_signed = signed
 
     @property
@@ -55,8 +63,6 @@ class dtype:
             FLOAT_NP.add(self._np)
         return self._np
 
-    is_complex = False
-
     def __repr__(self) -> str:
         return "ember." + self.name
 
@@ -65,7 +71,18 @@ class dtype:
         return (_by_name, (self.name,))
 
     def to_real(self) -> "dtype":
-        return self
+        """The real dtype of a complex one (complex64 -> float32); other dtypes map to
+        themselves."""
+        return _TO_REAL.get(self, self)
+
+    def to_complex(self) -> "dtype":
+        """The complex dtype with this floating dtype's precision (float32 -> complex64)."""
+        c = _TO_COMPLEX.get(self)
+        if c is None:
+            if self.is_complex:
+                return self
+            raise RuntimeError(f"Unknown Complex ScalarType for {self.scalar_name}")
+        return c
 
 
 bool_ = dtype("bool", np.dtype(np.bool_), _BOOL, 0, 1, False, "Bool", "bool")
@@ -83,14 +100,27 @@ float32 = dtype("float32", np.dtype(np.float32), _FLOAT, 2, 4, True, "Float", "f
 float64 = dtype("float64", np.dtype(np.float64), _FLOAT, 3, 8, True, "Double", "double",
                 1.7976931348623157e308)
 
+complex64 = dtype("complex64", np.dtype(np.complex64), _COMPLEX, 2, 8, True, "ComplexFloat",
+                  "c10::complex<float>")
+complex128 = dtype("complex128", np.dtype(np.complex128), _COMPLEX, 3, 16, True,
+                   "ComplexDouble", "c10::complex<double>")
+
 # PyTorch's aliases
 half, float, double = float16, float32, float64
 short, int, long = int16, int32, int64
+cfloat, cdouble = complex64, complex128
 
-ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+_TO_REAL = {complex64: float32, complex128: float64}
+# float16 and bfloat16 have no complex twin here (complex32 is not provided): complex64
+_TO_COMPLEX = {float16: complex64, bfloat16: complex64, float32: complex64,
+               float64: complex128}
+
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
+       complex64, complex128)
 _FROM_NP = {d._np: d for d in ALL if d._np is not None}
-# NumPy dtypes of floating tensors (the ones that can require grad); bfloat16 added on first use
-FLOAT_NP = {float16._np, float32._np, float64._np}
+# NumPy dtypes of floating and complex tensors (the ones that can require grad); bfloat16 is
+# added on first use
+FLOAT_NP = {float16._np, float32._np, float64._np, complex64._np, complex128._np}
 _BY_NAME = {d.name: d for d in ALL}
 
 
@@ -116,8 +146,10 @@ def from_np(npd) -> dtype:
                         "int8, uint8, and bool.")
     if npd.kind == "u":  # uint16/32/64 have no ember twin: widen like a user would
         return int64
-    if npd.kind == "c":
-        raise TypeError("complex dtypes are not supported by ember")
+    if npd.kind == "c":  # complex256 (long double) has no PyTorch twin
+        raise TypeError(f"can't convert np.ndarray of type numpy.{npd.name}. The only supported "
+                        "types are: float64, float32, float16, complex64, complex128, int64, "
+                        "int32, int16, int8, uint8, and bool.")
     raise TypeError(f"unsupported dtype {npd}")
 
 
@@ -137,12 +169,21 @@ def set_default_dtype(d: dtype) -> None:
     _default_float = d
 
 
+def get_default_complex_dtype() -> dtype:
+    """The dtype of complex tensors made from Python complex numbers: complex128 when the
+    default float dtype is float64, else complex64."""
+    return complex128 if _default_float is float64 else complex64
+
+
 def promote_types(a: dtype, b: dtype) -> dtype:
     """The smallest dtype both ``a`` and ``b`` can be cast to (``torch.promote_types``)."""
     if a is b:
         return a
     if a._cat != b._cat:
-        return a if a._cat > b._cat else b
+        hi, lo = (a, b) if a._cat > b._cat else (b, a)
+        if hi._cat == _COMPLEX and lo._cat == _FLOAT:  # complex64 with float64: complex128
+            return promote_types(hi.to_real(), lo).to_complex()
+        return hi
     if a._cat == _INT:
         if a is uint8 or b is uint8:  # uint8 with a signed int needs the next signed size
             other = b if a is uint8 else a
@@ -152,6 +193,8 @@ def promote_types(a: dtype, b: dtype) -> dtype:
         if a._rank == b._rank:  # float16 with bfloat16
             return float32
         return a if a._rank > b._rank else b
+    if a._cat == _COMPLEX:
+        return a if a._rank > b._rank else b
     return a
 
 
@@ -160,13 +203,25 @@ def _scalar_cat(x) -> int:
         return _BOOL
     if isinstance(x, (builtins.int, np.integer)):
         return _INT
+    if isinstance(x, (builtins.complex, np.complexfloating)):
+        return _COMPLEX
     return _FLOAT
 
 
 
 
 def default_for_cat(cat: int) -> dtype:
+    if cat == _COMPLEX:
+        return get_default_complex_dtype()
     return (bool_, int64, _default_float)[cat]
+
+
+def _combine(higher, lower):
+    """The result when a lower-priority operand's category outranks ``higher``'s (c10's
+    ``combine_categories``): a complex one keeps a floating ``higher``'s precision."""
+    if lower._cat == _COMPLEX and higher._cat == _FLOAT:
+        return higher.to_complex()
+    return lower
 
 
 def result_type_of(operands) -> dtype:
@@ -185,11 +240,15 @@ def result_type_of(operands) -> dtype:
             scal = c if scal is None or c > scal else scal
     out = dims
     if zero is not None:
-        if out is None or zero._cat > out._cat:
+        if out is None:
             out = zero
+        elif zero._cat > out._cat:
+            out = _combine(out, zero)
     if scal is not None:
-        if out is None or scal > out._cat:
+        if out is None:
             out = default_for_cat(scal)
+        elif scal > out._cat:
+            out = _combine(out, default_for_cat(scal))
     if out is None:
         raise TypeError("result_type needs at least one tensor or number")
     return out
@@ -201,5 +260,6 @@ def result_type(a, b) -> dtype:
 
 
 def can_cast(from_: dtype, to: dtype) -> bool:
-    """Whether PyTorch allows an in-place/out cast from ``from_`` to ``to`` (no category drop)."""
+    """Whether PyTorch allows an in-place/out cast from ``from_`` to ``to`` (no category drop:
+    complex to float is refused)."""
     return from_._cat <= to._cat

@@ -80,6 +80,22 @@ class _Formatter:
         return s.rjust(self.width)
 
 
+class _ComplexFormatter:
+    """PyTorch's complex layout: the real part right-aligned to its own width, then the
+    imaginary part with its sign and a ``j`` (each part sized by its own ``_Formatter``)."""
+
+    def __init__(self, values):
+        self.real = _Formatter(values.real.astype(np.float64), True)
+        self.imag = _Formatter(values.imag.astype(np.float64), True)
+        # the line-filling arithmetic counts both widths and the "j"
+        self.width = self.real.width + self.imag.width + 1
+
+    def format(self, v) -> str:
+        re = self.real.format(v.real)
+        im = (self.imag.format(v.imag) + "j").lstrip()
+        return re + im if im[0] in "+-" else re + "+" + im
+
+
 def _summarized(a, summarize: bool):
     """The flat values that will be shown (edge items only when summarising)."""
     if not summarize or a.ndim == 0:
@@ -156,11 +172,14 @@ def tensor_repr(t) -> str:
         if not EDGEITEMS:
             suffixes.append(f"size={tuple(a.shape)}")
         if dt is not _dtype.get_default_dtype() and dt is not _dtype.int64 and \
-                dt is not _dtype.bool_:
+                dt is not _dtype.bool_ and dt is not _dtype.get_default_complex_dtype():
             suffixes.append(f"dtype={dt!r}")
         vals = a.astype(np.float32) if dt is _dtype.bfloat16 else a
         shown = _summarized(vals, summarize)
-        fmt = _Formatter(shown.astype(np.float64) if floating else shown, floating)
+        if dt.is_complex:
+            fmt = _ComplexFormatter(shown)
+        else:
+            fmt = _Formatter(shown.astype(np.float64) if floating else shown, floating)
         body = _body(vals, fmt, indent, summarize)
     if t._grad_fn is not None:
         # "torch::autograd::CopySlices" prints as <CopySlices>, as in PyTorch

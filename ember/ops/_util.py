@@ -22,7 +22,7 @@ def result_dtype(a, b):
             if is_float(ad):
                 return ad
         elif isinstance(b, builtins.int) and not isinstance(b, builtins.bool):
-            if ad.kind in "fiu" or ad.name == "bfloat16":
+            if ad.kind in "fiuc" or ad.name == "bfloat16":
                 return ad
     return result_type_of((a, b)).np
 
@@ -36,7 +36,7 @@ def cast(arr, dt):
 
 def float_dtype(dt):
     """The dtype a float-only op computes in: ints and bool go to the default float dtype."""
-    if is_float(dt):
+    if is_float(dt) or dt.kind == "c":
         return dt
     return get_default_dtype().np
 
@@ -51,8 +51,49 @@ def reduce_grad(g: Tensor, shape, dtype) -> Tensor:
         from .reduce import sum_to_size
         g = sum_to_size(g, shape)
     if g._data.dtype != dtype:
+        if g._data.dtype.kind == "c" and dtype.kind != "c":
+            g = g.real  # a real input of a complex result gets the real part (PyTorch's rule)
         g = g.to(from_np(dtype))
     return g
+
+
+def conj_grads(grads):
+    """Each complex tensor of ``grads`` conjugated (others as they are)."""
+    out = []
+    for g in grads:
+        if g is not None and isinstance(g, Tensor) and g._data.dtype.kind == "c":
+            g = g.conj()
+        out.append(g)
+    return tuple(out)
+
+
+def holomorphic(backward):
+    """Decorate the ``backward`` of an op whose real formula is its complex derivative.
+
+    NOTE [ Complex gradients ]
+    PyTorch's gradient of a real loss L w.r.t. a complex z is the conjugate Wirtinger
+    derivative, conj(dL/dz); for a holomorphic f the chain rule is then
+    grad_in = grad_out * conj(f'(z)) = conj(conj(grad_out) * f'(z)).  So the real formula
+    (``grad_out * f'(z)``, linear in the gradient) serves complex inputs unchanged when it
+    is fed ``conj(grad_out)`` and its results are conjugated; real results (a real input's
+    share of a complex product, see ``reduce_grad``) are conj-free.  Real gradients go
+    straight through: the float path pays one dtype test.  Ops that are real-linear (add,
+    sum, views, indexing) need no decoration; non-holomorphic ones (abs, angle, real, conj)
+    write their complex formula in ops/complex.py.
+    """
+    def run(ctx, *grads):
+        g = grads[0]
+        if g is not None and g._data.dtype.kind == "c" or len(grads) > 1 and any(
+                x is not None and x._data.dtype.kind == "c" for x in grads[1:]):
+            return conj_grads(_as_tuple(backward(ctx, *conj_grads(grads))))
+        return backward(ctx, *grads)
+    run.__name__ = backward.__name__
+    run.__doc__ = backward.__doc__
+    return staticmethod(run)
+
+
+def _as_tuple(x):
+    return x if type(x) is tuple else (x,)
 
 
 def normalize_dims(dim, ndim: int):
@@ -81,6 +122,18 @@ def check_broadcast(sa, sb):
 def is_float(dt) -> bool:
     """Whether backend dtype ``dt`` is floating (ml_dtypes' bfloat16 has NumPy kind 'V')."""
     return dt.kind == "f" or dt.name == "bfloat16"
+
+
+def is_complex(dt) -> bool:
+    """Whether backend dtype ``dt`` is complex."""
+    return dt.kind == "c"
+
+
+def refuse_complex(dt, msg: str, exc=RuntimeError):
+    """Raise ``exc(msg)`` (PyTorch's words, ``{}`` filled with c10's dtype name) when backend
+    dtype ``dt`` is complex."""
+    if dt.kind == "c":
+        raise exc(msg.format(scalar_name(dt)))
 
 
 def scalar_name(npd) -> str:
