@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 from ._dtype import (dtype, bool_ as bool, uint8, int8, int16, int32, int64, float16,
                      bfloat16, float32, float64, half, float, double, short, int, long,
-                     get_default_dtype, set_default_dtype, promote_types, result_type, can_cast)
+                     complex64, complex128, cfloat, cdouble, get_default_dtype,
+                     set_default_dtype, promote_types, result_type, can_cast)
 from ._backend import device
 from ._tensor import Tensor, Size
 from .autograd.grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,

@@ -75,7 +75,7 @@ _SLOW = (ValueError, OverflowError, TypeError) + _FP_ERRORS
 
 def _number(x):
     """``x`` as a Tensor or Python number, or None when PyTorch would not take it."""
-    if isinstance(x, (Tensor, builtins.int, builtins.float)):
+    if isinstance(x, (Tensor, builtins.int, builtins.float, builtins.complex)):
         return x
     if type(x) in _ARRAY_TYPES:
         return _make(x)  # PyTorch takes a NumPy array as a tensor operand
