@@ -19,6 +19,8 @@ CASES = [
     ("f16", ([1.], "float16"), ([1.001], "float16"), {}),
     ("ints", ([1, 2, 3], "int64"), ([1, 2, 4], "int64"), {}),
     ("bools", ([True], "bool"), ([False], "bool"), {}),
+    ("uint8_2d", ([[1, 2]], "uint8"), ([[3, 2]], "uint8"), {}),
+    ("bf16", ([1., 2., 3.], "bfloat16"), ([1., 2.1, 3.], "bfloat16"), {}),
     ("dtype", ([1., 2.], "float32"), ([1., 2.], "float64"), {}),
     ("no_dtype_check", ([1., 2.], "float32"), ([1., 2.], "float64"), {"check_dtype": False}),
     ("promoted", ([1., 3.], "float32"), ([1, 2], "int32"), {"check_dtype": False}),

@@ -98,7 +98,12 @@ def _compare_arrays(actual, expected, rtol, atol, equal_nan, check_dtype, check_
             raise _Mismatch(_scalar_message(a.item(), e.item(), rtol, atol, "Scalars"))
         abs_diff = np.abs(a - e).reshape(-1)
         abs_diff[matches.reshape(-1)] = 0
-        rel_diff = abs_diff / np.abs(e.reshape(-1))
+        denom = np.abs(e.reshape(-1))
+        if exact:  # int / int is true division into the default float dtype, as in torch
+            default = _dtype.get_default_dtype().np
+            rel_diff = abs_diff.astype(default) / denom.astype(default)
+        else:
+            rel_diff = abs_diff / denom
         rel_diff[matches.reshape(-1)] = 0
     n, bad = matches.size, int(matches.size - matches.sum())
     extra = f"Mismatched elements: {bad} / {n} ({bad / n:.1%})"
