@@ -810,3 +810,15 @@ def test_view_of_grad_free_base_with_grad_value():
         v.add_(w)
         return y * x
     check(fn, None, rand(3, 4, seed=8), rand(4, seed=9))
+
+
+@pytest.mark.parametrize("key", [range(1, 3), range(4, 0, -2), (range(2),), range(0),
+                                 (slice(None), range(1, 3))], ids=str)
+def test_range_keys_index_as_lists_as_torch(key):
+    a = np.arange(20.0).reshape(5, 4)
+    e, t = ember.tensor(a)[key], torch.tensor(a)[key]
+    np.testing.assert_array_equal(e.numpy(), t.numpy())
+    e2, t2 = ember.tensor(a), torch.tensor(a)
+    e2[key] = -1.0
+    t2[key] = -1.0
+    np.testing.assert_array_equal(e2.numpy(), t2.numpy())

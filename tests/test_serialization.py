@@ -707,3 +707,21 @@ class _Point:
 
     def __eq__(self, other):
         return (self.x, self.y) == (other.x, other.y)
+
+
+def test_whole_module_pickle_loads_weights_only_with_its_class_allowed():
+    """A module saved whole loads under weights_only=True once its class is allow-listed
+    (nothing internal to Module needs allowing), as in PyTorch."""
+    m = ember.nn.Linear(2, 3)
+    buf = io.BytesIO()
+    ember.save(m, buf)
+    buf.seek(0)
+    with pytest.raises(pickle.UnpicklingError, match="Linear"):
+        ember.load(buf)
+    buf.seek(0)
+    with ember.serialization.safe_globals([ember.nn.Linear]):
+        r = ember.load(buf)
+    assert type(r) is ember.nn.Linear
+    np.testing.assert_array_equal(r.weight.detach().numpy(), m.weight.detach().numpy())
+    np.testing.assert_array_equal(r(ember.ones(1, 2)).detach().numpy(),
+                                  m(ember.ones(1, 2)).detach().numpy())

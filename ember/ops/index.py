@@ -106,7 +106,7 @@ def _entry(k, xp):
         return builtins.bool(k)
     if hasattr(k, "__index__"):
         return k.__index__()
-    if isinstance(k, (list, tuple)):
+    if isinstance(k, (list, tuple, range)):  # a range indexes as its list, as in PyTorch
         arr = xp.asarray(_plain(k))
         if arr.dtype.kind == "f" or arr.size == 0:
             arr = arr.astype("int64")

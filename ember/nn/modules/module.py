@@ -61,10 +61,6 @@ class RemovableHandle:
         self.remove()
 
 
-class _HookDict(OrderedDict):
-    """An OrderedDict that can be weakly referenced by handles."""
-
-
 def _addindent(s: str, n: int) -> str:
     lines = s.split("\n")
     if len(lines) == 1:
@@ -227,18 +223,18 @@ class Module:
         d["_parameters"] = {}
         d["_buffers"] = {}
         d["_non_persistent_buffers_set"] = set()
-        d["_backward_pre_hooks"] = _HookDict()
-        d["_backward_hooks"] = _HookDict()
+        d["_backward_pre_hooks"] = OrderedDict()  # weakly referenced by handles, as torch
+        d["_backward_hooks"] = OrderedDict()
         d["_is_full_backward_hook"] = None
-        d["_forward_hooks"] = _HookDict()
-        d["_forward_hooks_with_kwargs"] = _HookDict()
-        d["_forward_hooks_always_called"] = _HookDict()
-        d["_forward_pre_hooks"] = _HookDict()
-        d["_forward_pre_hooks_with_kwargs"] = _HookDict()
-        d["_state_dict_hooks"] = _HookDict()
-        d["_state_dict_pre_hooks"] = _HookDict()
-        d["_load_state_dict_pre_hooks"] = _HookDict()
-        d["_load_state_dict_post_hooks"] = _HookDict()
+        d["_forward_hooks"] = OrderedDict()
+        d["_forward_hooks_with_kwargs"] = OrderedDict()
+        d["_forward_hooks_always_called"] = OrderedDict()
+        d["_forward_pre_hooks"] = OrderedDict()
+        d["_forward_pre_hooks_with_kwargs"] = OrderedDict()
+        d["_state_dict_hooks"] = OrderedDict()
+        d["_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_post_hooks"] = OrderedDict()
         d["_modules"] = {}
         if self.call_super_init:
             super().__init__(*args, **kwargs)
@@ -1011,7 +1007,7 @@ class Module:
                     "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
                     "_load_state_dict_post_hooks", "_backward_pre_hooks"):
             if key not in d:
-                d[key] = _HookDict()
+                d[key] = OrderedDict()
         d.setdefault("_non_persistent_buffers_set", set())
         d.setdefault("_is_full_backward_hook", None)
 
