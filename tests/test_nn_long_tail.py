@@ -165,7 +165,102 @@ def test_non_dynamically_quantizable_linear():
     assert not hasattr(ember.nn, "NonDynamicallyQuantizableLinear")
 
 
+# ---- fractional max pooling ---------------------------------------------------------------
+
+FRAC = [  # (id, input shape, kernel, output_size or None, output_ratio or None)
+    ("2d", (2, 3, 7, 9), (2, 3), (4, 5), None),
+    ("2d_unbatched", (3, 10, 10), 2, (5, 4), None),
+    ("2d_ratio", (2, 2, 8, 9), 2, None, (0.5, 0.7)),
+    ("2d_one", (1, 2, 5, 5), 3, 1, None),
+    ("2d_full", (1, 2, 5, 6), 1, (5, 6), None),
+    ("3d", (2, 2, 6, 7, 8), (2, 3, 2), (3, 4, 5), None),
+    ("3d_unbatched", (2, 5, 5, 6), 2, None, 0.6),
+]
+
+
+def _samples(shape, nd, seed):
+    batch = 1 if len(shape) == nd + 1 else shape[0]
+    return np.random.default_rng(seed).uniform(size=(batch, shape[-nd - 1], nd))
+
+
+@pytest.mark.parametrize("name,shape,k,size,ratio", FRAC, ids=[f[0] for f in FRAC])
+def test_fractional_max_pool_equals_torch_exactly(name, shape, k, size, ratio):
+    nd = 3 if name.startswith("3d") else 2
+    for dt in ("float64", "float32"):
+        x = np.random.default_rng(1).normal(size=shape).astype(dt)
+        x[..., 0] = x[..., 1]  # ties: the first maximum in window order wins
+        s = _samples(shape, nd, 2).astype(dt)
+        res = []
+        for m in (ember, torch):
+            f = getattr(m.nn.functional, f"fractional_max_pool{nd}d")
+            res.append(f(m.tensor(x), k, size, ratio, return_indices=True,
+                         _random_samples=m.tensor(s)))
+        np.testing.assert_array_equal(res[0][0].numpy(), res[1][0].numpy())
+        np.testing.assert_array_equal(res[0][1].numpy(), res[1][1].numpy())
+        assert res[0][1].dtype == ember.int64
+
+
+@pytest.mark.parametrize("name,shape,k,size,ratio", FRAC, ids=[f[0] for f in FRAC])
+def test_fractional_max_pool_grad(name, shape, k, size, ratio):
+    nd = 3 if name.startswith("3d") else 2
+    fn = f"fractional_max_pool{nd}d"
+    s = _samples(shape, nd, 3)
+    check(lambda m, x, smp: getattr(m.nn.functional, fn)(x, k, size, ratio,
+                                                           _random_samples=smp),
+          None, rand(*shape, seed=4), s, grad_inputs=[0])
+    assert gradcheck(lambda x: getattr(ember.nn.functional, fn)(
+        x, k, size, ratio, _random_samples=ember.tensor(s)), rand(*shape, seed=4))
+
+
+def test_fractional_max_pool_module_and_random_samples():
+    x = rand(2, 3, 8, 8, seed=5)
+    s = _samples(x.shape, 2, 6)
+    res = []
+    for m in (ember, torch):
+        mod = m.nn.FractionalMaxPool2d(3, output_ratio=0.5, return_indices=True,
+                                       _random_samples=m.tensor(s))
+        xi = m.tensor(x, requires_grad=True)
+        out, idx = mod(xi)
+        out.sum().backward()
+        res.append((repr(mod), list(mod.state_dict()), out, idx, xi.grad,
+                    out.grad_fn.name()))
+    assert res[0][0] == res[1][0] and res[0][1] == res[1][1] == ["_random_samples"]
+    assert res[0][5] == res[1][5] == "FractionalMaxPool2DBackward0"
+    assert_close(res[0][2:5], res[1][2:5])
+    # without samples the windows are random, but each output is a max of its input plane
+    y = ember.nn.FractionalMaxPool3d(2, output_size=3)(ember.tensor(rand(1, 2, 5, 5, 5)))
+    assert y.shape == (1, 2, 3, 3, 3)
+    assert repr(ember.nn.FractionalMaxPool3d(2, output_size=3)) == "FractionalMaxPool3d()"
+
+
 BAD = [  # (id, fn(m), exception type, message)
+    ("frac_pool_h", lambda m: m.nn.functional.fractional_max_pool2d(
+        m.zeros(2, 3, 7, 9), (5, 3), (4, 5), _random_samples=m.full((2, 3, 2), 0.5)),
+     RuntimeError, "pool height 5 too large relative to input height 7"),
+    ("frac_pool_w", lambda m: m.nn.functional.fractional_max_pool2d(
+        m.zeros(2, 3, 7, 9), (2, 6), (4, 5), _random_samples=m.full((2, 3, 2), 0.5)),
+     RuntimeError, "pool width 6 too large relative to input width 9"),
+    ("frac_pool_t", lambda m: m.nn.functional.fractional_max_pool3d(
+        m.zeros(2, 2, 5, 5), 2, output_size=3), RuntimeError,
+     "fractional_max_pool3d_out\\(\\): pool time 2 too large relative to input time 2"),
+    ("frac_samples_batch", lambda m: m.nn.functional.fractional_max_pool2d(
+        m.zeros(2, 3, 7, 9), 2, (4, 5), _random_samples=m.full((1, 3, 2), 0.5)),
+     RuntimeError, "Expect _random_samples.size\\(0\\) no less then input batch size."),
+    ("frac_samples_dim2", lambda m: m.nn.functional.fractional_max_pool2d(
+        m.zeros(2, 3, 7, 9), 2, (4, 5), _random_samples=m.full((2, 3, 1), 0.5)),
+     RuntimeError, "Expect _random_samples.size\\(2\\) equals to 2; got 1."),
+    ("frac_samples_dtype", lambda m: m.nn.functional.fractional_max_pool2d(
+        m.zeros(2, 3, 7, 9), 2, (4, 5), _random_samples=m.full((2, 3, 2), 0.5).double()),
+     RuntimeError, "Expect _random_samples to have the same dtype as input"),
+    ("frac_no_size", lambda m: m.nn.functional.fractional_max_pool2d(m.zeros(2, 3, 7, 9), 2),
+     ValueError, "fractional_max_pool2d requires specifying either an output_size or an "
+                 "output_ratio"),
+    ("frac_mod_ratio", lambda m: m.nn.FractionalMaxPool2d(2, output_ratio=1.5), ValueError,
+     "output_ratio must be between 0 and 1 \\(got 1.5\\)"),
+    ("frac_mod_none", lambda m: m.nn.FractionalMaxPool3d(2), ValueError,
+     "FractionalMaxPool3d requires specifying either an output size, or a pooling ratio"),
+    ("frac_mod_both", lambda m: m.nn.FractionalMaxPool2d(2, output_size=2, output_ratio=0.5),
+     ValueError, "only one of output_size and output_ratio may be specified"),
     ("ctc_short_targets", lambda m: _ctc(m, m.zeros(6, 3, 5), targets=_i(np.ones((3, 1), int))),
      RuntimeError, "Expected tensor to have size at least 3 at dimension 1"),
     ("ctc_long_input", lambda m: _ctc(m, m.zeros(6, 3, 5), il=_i(np.array([7, 5, 4]))),

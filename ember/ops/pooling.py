@@ -43,7 +43,9 @@ __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
            "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
            "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
-           "adaptive_max_pool3d_with_indices", "lp_pool1d", "lp_pool2d", "lp_pool3d"]
+           "adaptive_max_pool3d_with_indices", "lp_pool1d", "lp_pool2d", "lp_pool3d",
+           "fractional_max_pool2d", "fractional_max_pool3d",
+           "fractional_max_pool2d_with_indices", "fractional_max_pool3d_with_indices"]
 
 _NUM = {1: "one", 2: "two", 3: "three"}
 _DNAMES = {2: ("H", "W"), 3: ("T", "H", "W")}
@@ -978,3 +980,162 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
 def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     """Power-average pooling over 3-d windows: ``(sum_window x^p)^(1/p)``."""
     return _lp(input, norm_type, kernel_size, stride, ceil_mode, 3)
+
+
+# ---- fractional max pooling -----------------------------------------------------------------
+
+def _intervals(xp, u, n: int, o: int, k: int, dt):
+    """Window starts ``(P, o)`` for samples ``u`` ``(P,)``, in the input's float type as
+    PyTorch's kernel: ``start_i = int((i + u)·α) - int(u·α)``, ``α = (n - k)/(o - 1)``, and
+    the last window ends at the input's end."""
+    u = u.astype(dt)
+    seq = xp.empty((u.shape[0], o), dtype="int64")
+    if o > 1:
+        alpha = dt.type(n - k) / dt.type(o - 1)
+        i = xp.arange(o - 1).astype(dt)
+        seq[:, :-1] = (((i[None, :] + u[:, None]) * alpha).astype("int64")
+                       - (u * alpha).astype("int64")[:, None])
+    if o > 0:
+        seq[:, -1] = n - k
+    return seq
+
+
+class _FractionalMaxPool(Function):
+    """Max over pseudo-random windows: per plane, the starts along each dim come from one
+    uniform sample (``_random_samples``); outputs (values, flat per-plane indices)."""
+
+    raw = True
+    backward_name = "FractionalMaxPool2DBackward0"
+
+    @staticmethod
+    def forward(ctx, x, k, outs, samples):
+        xp = ctx.xp
+        nd = len(k)
+        lead = x.shape[:-nd]
+        sp = x.shape[-nd:]
+        planes = math.prod(lead)
+        dt = x.dtype if x.dtype.kind == "f" and x.dtype.itemsize >= 4 else xp.dtype("float32")
+        u = samples.reshape(-1, samples.shape[-1])[:planes]
+        g = x.reshape((planes,) + sp)
+        pos = []
+        for i in range(nd):  # gather each dim's windows: (P, ..., o_i * k_i, ...)
+            start = _intervals(xp, u[:, i], sp[i], outs[i], k[i], dt)
+            p_i = (start[:, :, None] + xp.arange(k[i])).reshape(planes, -1)
+            pos.append(p_i.reshape(planes, outs[i], k[i]))
+            shape = [planes] + [1] * nd
+            shape[1 + i] = -1
+            g = xp.take_along_axis(g, p_i.reshape(shape), 1 + i)
+        g = g.reshape((planes,) + tuple(d for i in range(nd) for d in (outs[i], k[i])))
+        g = g.transpose((0,) + tuple(1 + 2 * i for i in range(nd))
+                        + tuple(2 + 2 * i for i in range(nd)))
+        cols = g.reshape((planes,) + tuple(outs) + (-1,))
+        if cols.shape[-1] == 0:  # an empty window (kernel 0): -inf, as PyTorch's kernel
+            out = xp.full(cols.shape[:-1], -xp.inf, x.dtype)
+            am = xp.zeros(cols.shape[:-1], "int64")
+        else:
+            # the first maximum in window order, or the last NaN (PyTorch's comparison)
+            am = cols.argmax(-1)
+            nan = xp.isnan(cols)
+            if nan.any():
+                last = cols.shape[-1] - 1 - nan[..., ::-1].argmax(-1)
+                am = xp.where(nan.any(-1), last, am)
+            out = xp.take_along_axis(cols, am[..., None], -1)[..., 0]
+        idx = xp.zeros(am.shape, "int64")
+        kst = _plane_strides(k)
+        pst = _plane_strides(sp)
+        for i in range(nd):  # the flat input index of the chosen window position
+            j = am // kst[i] % k[i] if k[i] else am
+            start = pos[i][:, :, 0].reshape([planes] + [1] * i + [-1] + [1] * (nd - 1 - i))
+            idx += (start + j) * pst[i]
+        out = out.reshape(lead + tuple(outs))
+        idx = idx.reshape(lead + tuple(outs))
+        ctx.meta = (idx, sp)
+        ctx.mark_non_differentiable(idx)
+        return out, idx
+
+    @staticmethod
+    def backward(ctx, g, _):
+        idx, sp = ctx.meta
+        return _ScatterPlanes.apply(g, idx, sp, False), None, None, None
+
+
+class _FractionalMaxPool3d(_FractionalMaxPool):
+    backward_name = "FractionalMaxPool3DBackward0"
+
+
+def _fractional(nd, input, kernel_size, output_size, output_ratio, return_indices,
+                _random_samples):
+    fn = f"fractional_max_pool{nd}d"
+    if output_size is None and output_ratio is None:
+        raise ValueError(f"{fn} requires specifying either an output_size or an output_ratio")
+    need_tensor(input, fn)
+    if output_size is None:
+        if nd == 2 and isinstance(output_ratio, (tuple, list)) and len(output_ratio) > 2:
+            raise ValueError(f"{fn} requires output_ratio to either be a single Int or tuple of "
+                             "Ints.")
+        ratio = (tuple(output_ratio) if isinstance(output_ratio, (tuple, list))
+                 else (output_ratio,) * nd)
+        output_size = [int(input.shape[-nd + i] * ratio[i]) for i in range(nd)]
+    k = _tup(kernel_size, nd, fn, "kernel_size")
+    outs = _tup(output_size, nd, fn, "output_size")
+    if input.dim() not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{fn}(): non-empty {nd + 1}D or {nd + 2}D (batch mode) tensor "
+                           f"expected for input, but got: ndim {input.dim()}")
+    channels = input.shape[-nd - 1]
+    batch = 1 if input.dim() == nd + 1 else input.shape[0]
+    if _random_samples is None:
+        from .._creation import rand
+        _random_samples = rand(batch, channels, nd, dtype=input.dtype)
+    s = _random_samples
+    if s.dtype != input.dtype:
+        raise RuntimeError("Expect _random_samples to have the same dtype as input")
+    if s.dim() != 3:
+        raise RuntimeError(f"Expect _random samples to have 3 dimensions, got {s.dim()}")
+    if s.shape[0] < batch:
+        raise RuntimeError("Expect _random_samples.size(0) no less then input batch size.")
+    if s.shape[1] != channels:
+        raise RuntimeError("Expect _random_samples.size(1) equals to input channel size.")
+    if s.shape[2] != nd:
+        raise RuntimeError(f"Expect _random_samples.size(2) equals to {nd}; got {s.shape[2]}.")
+    names = {2: (("height", "height"), ("width", "width")),
+             3: (("time", "time"), ("height", "height"), ("width", "width"))}[nd]
+    where = f"{fn}()" if nd == 2 else f"{fn}_out()"
+    for i in range(nd):
+        n = input.shape[-nd + i]
+        if outs[i] + k[i] - 1 > n:
+            raise RuntimeError(f"{where}: pool {names[i][0]} {k[i]} too large relative to input "
+                               f"{names[i][1]} {n}")
+    # PyTorch's samples hold (W, H) for 2-d planes and (T, H, W) for 3-d ones
+    sd = s._data[:batch].reshape(-1, nd)
+    if nd == 2:
+        sd = sd[:, ::-1]
+    cls = _FractionalMaxPool3d if nd == 3 else _FractionalMaxPool
+    out, idx = cls.apply(input, k, outs, sd)
+    return (out, idx) if return_indices else out
+
+
+def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None,
+                          return_indices=False, _random_samples=None):
+    """Max pooling over pseudo-random, overlapping ``kernel_size`` windows whose starts step
+    by a fractional stride to give ``output_size`` (or ``output_ratio`` × input) outputs."""
+    return _fractional(2, input, kernel_size, output_size, output_ratio, return_indices,
+                       _random_samples)
+
+
+def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None,
+                          return_indices=False, _random_samples=None):
+    """Fractional max pooling over (T, H, W) windows (``fractional_max_pool2d`` in 3-d)."""
+    return _fractional(3, input, kernel_size, output_size, output_ratio, return_indices,
+                       _random_samples)
+
+
+def fractional_max_pool2d_with_indices(input, kernel_size, output_size=None, output_ratio=None,
+                                       return_indices=False, _random_samples=None):
+    """``(values, indices)`` of ``fractional_max_pool2d``."""
+    return _fractional(2, input, kernel_size, output_size, output_ratio, True, _random_samples)
+
+
+def fractional_max_pool3d_with_indices(input, kernel_size, output_size=None, output_ratio=None,
+                                       return_indices=False, _random_samples=None):
+    """``(values, indices)`` of ``fractional_max_pool3d``."""
+    return _fractional(3, input, kernel_size, output_size, output_ratio, True, _random_samples)
