@@ -233,7 +233,68 @@ def test_fractional_max_pool_module_and_random_samples():
     assert repr(ember.nn.FractionalMaxPool3d(2, output_size=3)) == "FractionalMaxPool3d()"
 
 
+# ---- adaptive softmax -------------------------------------------------------------------------
+
+def _asm(m, **kw):
+    mod = m.nn.AdaptiveLogSoftmaxWithLoss(8, 15, [4, 10], **kw).double()
+    with m.no_grad():
+        for i, p in enumerate(mod.parameters()):
+            p.copy_(m.tensor(np.random.default_rng(i).normal(size=tuple(p.shape))))
+    return mod
+
+
+@pytest.mark.parametrize("kw", [dict(div_value=2.0, head_bias=True), {}])
+@pytest.mark.parametrize("target", [[0, 3, 5, 9, 12, 14, 4], [1, 2, 3, 0, 1, 2, 3],
+                                    [14, 13, 12, 11, 10, 10, 10], 11])
+def test_adaptive_log_softmax(kw, target):
+    t = np.array(target)
+    x = np.random.default_rng(9).normal(size=(7, 8) if t.ndim else (8,))
+    res = []
+    for m in (ember, torch):
+        mod = _asm(m, **kw)
+        xi = m.tensor(x, requires_grad=True)
+        out = mod(xi, m.tensor(t))
+        out.loss.backward()
+        grads = tuple(p.grad if p.grad is not None else m.zeros_like(p)
+                      for p in mod.parameters())
+        rows = m.tensor(x.reshape(-1, 8))
+        res.append((repr(mod), list(mod.state_dict()), type(out).__name__, out._fields,
+                    (out.output, out.loss, xi.grad) + grads,
+                    (mod.log_prob(rows), mod.predict(rows))))
+    assert res[0][:4] == res[1][:4]
+    assert_close(res[0][4], res[1][4])
+    assert_close(res[0][5], res[1][5])
+
+
+def test_adaptive_log_softmax_predict_mixed_rows():
+    """Rows whose head argmax is a shortlist class and rows that need the full softmax."""
+    x = np.random.default_rng(3).normal(size=(40, 8)) * 3
+    preds = [_asm(m).predict(m.tensor(x)) for m in (ember, torch)]
+    assert_close(preds[0], preds[1])
+    assert 0 < int((preds[1] >= 4).sum()) < 40
+
+
 BAD = [  # (id, fn(m), exception type, message)
+    ("asm_cutoffs_empty", lambda m: m.nn.AdaptiveLogSoftmaxWithLoss(8, 10, []), ValueError,
+     "cutoffs should be a sequence of length larger than 0"),
+    ("asm_cutoffs_order", lambda m: m.nn.AdaptiveLogSoftmaxWithLoss(8, 10, [5, 3]),
+     ValueError, "cutoffs should be a sequence of unique, positive integers"),
+    ("asm_cutoffs_range", lambda m: m.nn.AdaptiveLogSoftmaxWithLoss(8, 10, [3, 10]),
+     ValueError, "each value is between 1 and n_classes-1"),
+    ("asm_batch", lambda m: m.nn.AdaptiveLogSoftmaxWithLoss(8, 10, [3])(
+        m.zeros(3, 8), m.zeros(2).long()), RuntimeError,
+     "Input and target should have the same size in the batch dimension."),
+    ("asm_target_range", lambda m: m.nn.AdaptiveLogSoftmaxWithLoss(8, 10, [3])(
+        m.zeros(3, 8), m.tensor([0, 10, 2])), RuntimeError,
+     r"Target values should be in \[0, 9\], but values in range \[0, 10\] were found."),
+    ("asm_target_2d", lambda m: m.nn.AdaptiveLogSoftmaxWithLoss(8, 10, [3])(
+        m.zeros(3, 8), m.zeros(3, 1).long()), RuntimeError,
+     "0D or 1D target tensor expected, multi-target not supported"),
+    ("asm_input_3d", lambda m: m.nn.AdaptiveLogSoftmaxWithLoss(8, 10, [3])(
+        m.zeros(3, 2, 8), m.zeros(3).long()), RuntimeError,
+     "1D target tensor expects 2D input tensors"),
+    ("asm_input_0d_target", lambda m: m.nn.AdaptiveLogSoftmaxWithLoss(8, 10, [3])(
+        m.zeros(3, 8), m.tensor(1)), RuntimeError, "0D target tensor expects 1D input tensors"),
     ("frac_pool_h", lambda m: m.nn.functional.fractional_max_pool2d(
         m.zeros(2, 3, 7, 9), (5, 3), (4, 5), _random_samples=m.full((2, 3, 2), 0.5)),
      RuntimeError, "pool height 5 too large relative to input height 7"),
