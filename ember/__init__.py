@@ -55,11 +55,13 @@ from . import cuda, accelerator, mps, backends, amp  # noqa: E402,F401
 from ._runtime import *  # noqa: E402,F401,F403
 
 # The long tail of top-level names (issue 14): dtype limits, predicates and constants, the
-# legacy tensor types, torch.testing, torch.hub. Tensor.is_nonzero is bound here.
+# legacy tensor types, torch.testing, torch.hub, torch.version. Tensor.is_nonzero and
+# Tensor.is_same_size are bound here.
 from ._typeinfo import finfo, iinfo  # noqa: E402,F401
 from ._predicates import *  # noqa: E402,F401,F403
 from ._tensor_types import *  # noqa: E402,F401,F403
-from . import _predicates, testing, hub  # noqa: E402,F401
+from ._predicates import _assert  # noqa: E402,F401
+from . import _predicates, testing, hub, version  # noqa: E402,F401
 
 for _name, _fn in _predicates.METHODS.items():
     setattr(Tensor, _name, _fn)

@@ -6,7 +6,7 @@ import math
 from ._tensor import Tensor
 
 __all__ = ["is_tensor", "is_storage", "is_complex", "is_floating_point", "is_nonzero", "numel",
-           "pi", "e", "inf", "nan", "newaxis"]
+           "is_same_size", "typename", "pi", "e", "inf", "nan", "newaxis"]
 
 pi = math.pi
 e = math.e
@@ -57,4 +57,34 @@ def numel(input) -> int:
     return _tensor_arg("numel", input).numel()
 
 
-METHODS = {"is_nonzero": is_nonzero}
+def is_same_size(input, other) -> bool:
+    """Whether two tensors have the same shape (``torch.is_same_size``)."""
+    _tensor_arg("is_same_size", input)
+    if not isinstance(other, Tensor):
+        raise TypeError(f"is_same_size(): argument 'other' (position 2) must be Tensor, "
+                        f"not {type(other).__name__}")
+    return input.shape == other.shape
+
+
+def typename(obj, /) -> str:
+    """The qualified type name of ``obj``; a tensor's legacy type (``torch.typename``)."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    module = getattr(obj, "__module__", "") or ""
+    if hasattr(obj, "__qualname__"):
+        qualname = obj.__qualname__
+    elif hasattr(obj, "__name__"):
+        qualname = obj.__name__
+    else:
+        module = obj.__class__.__module__ or ""
+        qualname = obj.__class__.__qualname__
+    return qualname if module in ("", "builtins") else f"{module}.{qualname}"
+
+
+def _assert(condition, message) -> None:
+    """``assert condition, message`` as a function (``torch._assert``)."""
+    if not condition:
+        raise AssertionError(message)
+
+
+METHODS = {"is_nonzero": is_nonzero, "is_same_size": is_same_size}

@@ -14,7 +14,8 @@ from . import _dtype
 from ._tensor import Tensor, Size
 
 __all__ = ["FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "LongTensor",
-           "IntTensor", "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor"]
+           "IntTensor", "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor",
+           "set_default_tensor_type"]
 
 
 class _TensorType(type):
@@ -77,3 +78,24 @@ ShortTensor = _make_type(_dtype.int16)
 CharTensor = _make_type(_dtype.int8)
 ByteTensor = _make_type(_dtype.uint8)
 BoolTensor = _make_type(_dtype.bool_)
+
+
+def set_default_tensor_type(t) -> None:
+    """The deprecated ``torch.set_default_tensor_type``: ``set_default_dtype`` of a floating
+    legacy type (``ember.DoubleTensor`` or ``"torch.DoubleTensor"``)."""
+    import warnings
+    warnings.warn("torch.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
+                  "torch.set_default_dtype() and torch.set_default_device() as alternatives.",
+                  UserWarning, stacklevel=2)
+    if isinstance(t, str):
+        prefix, _, name = t.rpartition(".")
+        found = globals().get(name) if prefix in ("torch", "ember") else None
+        if not isinstance(found, _TensorType):
+            raise AttributeError(f"module '{prefix or t}' has no attribute '{name}'")
+        t = found
+    if not isinstance(t, _TensorType):
+        raise TypeError("invalid type object: only floating-point types are supported as the "
+                        "default type")
+    if not t.dtype.is_floating_point:
+        raise TypeError("only floating-point types are supported as the default type")
+    _dtype.set_default_dtype(t.dtype)

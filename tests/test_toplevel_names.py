@@ -1,5 +1,6 @@
 """The long tail of top-level names, each checked against torch: finfo/iinfo, predicates,
 constants, the legacy tensor types, Tensor.type, nn.DataParallel."""
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -145,3 +146,48 @@ def test_data_parallel_pass_through():
                                          .state_dict())
     np.testing.assert_array_equal(ember.nn.parallel.data_parallel(m, x).detach().numpy(),
                                   m(x).detach().numpy())
+
+
+def test_typename_same_size_assert_version():
+    assert ember.typename(ember.ones(2)) == "torch.FloatTensor" == torch.typename(torch.ones(2))
+    assert ember.typename(3) == torch.typename(3) == "int"
+    assert ember.typename(ember.nn.Linear(1, 1)) == "ember.nn.modules.linear.Linear"
+    assert ember.typename(ember.nn.Parameter) == "ember.nn.parameter.Parameter"
+    assert ember.is_same_size(ember.ones(2), ember.ones(2))
+    assert not ember.ones(2).is_same_size(ember.ones(3))
+    with pytest.raises(TypeError, match="argument 'other' \\(position 2\\) must be Tensor"):
+        ember.is_same_size(ember.ones(2), [1, 2])
+    ember._assert(ember.tensor(True), "fine")
+    with pytest.raises(AssertionError, match="boom"):
+        ember._assert(False, "boom")
+    assert ember.version.__version__ == ember.__version__ and ember.version.cuda is None
+
+
+@pytest.mark.parametrize("t,exc", [("LongTensor", TypeError), ("str:torch.IntTensor", TypeError),
+                                   (3, TypeError), ("float64", TypeError),
+                                   ("str:torch.Foo", AttributeError)])
+def test_set_default_tensor_type_bad_input(t, exc):
+    def arg(m):
+        if isinstance(t, str) and t.startswith("str:"):
+            return t[4:]
+        return getattr(m, t) if isinstance(t, str) else t
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns once per process
+        with pytest.raises(exc):
+            torch.set_default_tensor_type(arg(torch))
+    with pytest.warns(UserWarning, match="deprecated"), pytest.raises(exc):
+        ember.set_default_tensor_type(arg(ember))
+    assert ember.get_default_dtype() is ember.float32
+
+
+def test_set_default_tensor_type():
+    try:
+        with pytest.warns(UserWarning, match="set_default_tensor_type\\(\\) is deprecated"):
+            ember.set_default_tensor_type(ember.DoubleTensor)
+        assert ember.get_default_dtype() is ember.float64
+        assert ember.tensor([1.5]).dtype is ember.float64
+        with pytest.warns(UserWarning):
+            ember.set_default_tensor_type("torch.FloatTensor")
+        assert ember.get_default_dtype() is ember.float32
+    finally:
+        ember.set_default_dtype(ember.float32)
