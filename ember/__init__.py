@@ -26,13 +26,14 @@ from ._printing import set_printoptions
 from . import _creation
 from .ops import (activation as _activation, convert as _convert, elementwise as _elementwise,
                   fill as _fill, index as _index, linalg as _linalg_ops, movement as _movement,
-                  reduce as _reduce)
+                  reduce as _reduce, complex as _complex_ops)
 from .ops.elementwise import *  # noqa: F401,F403
 from .ops.reduce import *  # noqa: F401,F403
 from .ops.movement import *  # noqa: F401,F403
 from .ops.linalg import *  # noqa: F401,F403
 from .ops.index import *  # noqa: F401,F403
 from .ops.convert import clone  # noqa: F401
+from .ops.complex import *  # noqa: F401,F403
 from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
 from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # noqa: F401
@@ -41,7 +42,7 @@ from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # n
 # Tensor's methods and operators: each op family's METHODS table, bound in this one loop
 # (later families win a shared name).  ``Tensor.sum`` is ops/reduce.py's ``sum``.
 _METHOD_FAMILIES = (_elementwise, _reduce, _movement, _index, _linalg_ops, _convert, _fill,
-                    _creation, _activation)
+                    _creation, _activation, _complex_ops)
 for _family in _METHOD_FAMILIES:
     for _name, _fn in _family.METHODS.items():
         setattr(Tensor, _name, _fn)
@@ -53,6 +54,7 @@ from .serialization import *  # noqa: E402,F401,F403
 # Devices without a GPU backend, runtime settings and loss scaling (issue 13)
 from . import cuda, accelerator, mps, backends, amp  # noqa: E402,F401
 from ._runtime import *  # noqa: E402,F401,F403
+from . import fft  # noqa: E402,F401
 
 # The long tail of top-level names (issue 14): dtype limits, predicates and constants, the
 # legacy tensor types, torch.testing, torch.hub, torch.version. Tensor.is_nonzero and

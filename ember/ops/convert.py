@@ -41,6 +41,8 @@ class ToCopy(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if g._data.dtype.kind == "c" and ctx.in_dtype.kind != "c":
+            g = g.real  # a real input cast to complex gets the real part of the gradient
         return g.to(dtype=_dtype.from_np(ctx.in_dtype), device=ctx.in_device), None, None
 
 

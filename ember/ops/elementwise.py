@@ -31,7 +31,7 @@ from ..autograd.function import Function
 from ..autograd.inplace import copy_into_out, inplace, make_inplace
 from ..autograd.grad_mode import state
 from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
-                    need_tensor, scalar_name, c_name)
+                    need_tensor, scalar_name, c_name, holomorphic)
 
 __all__ = [
     # arithmetic
@@ -354,7 +354,7 @@ class Mul(Function):
         except _SLOW:
             return _slow(ctx.xp.multiply, a, b, dt)
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         sa, da, sb, db = ctx.meta
@@ -378,7 +378,7 @@ class Div(Function):
         except _SLOW:
             return _slow(ctx.xp.true_divide, a, b, dt)
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         sa, da, sb, db = ctx.meta
@@ -392,7 +392,7 @@ def _checked_div(xp, fn, kernel, a, b, dt):
 
     ``kernel`` is the name PyTorch's error for a bool ``dt`` gives.
     """
-    if dt.kind == "b":
+    if dt.kind in "bc":
         raise _not_implemented(kernel, dt)
     _check_zero_division(xp, b, dt)
     return _calc(fn, a, b, dt)
@@ -672,7 +672,7 @@ class Pow(Function):
         ctx.save_for_backward(a)
         return _pow_scalar(ctx.xp, cast(a, dt), e)
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         a, = ctx.saved_tensors
         e = ctx.e
@@ -701,7 +701,7 @@ class PowTensor(Function):
         ctx.save_for_backward(a, e, y)
         return y
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         a, e, y = ctx.saved_tensors
         sa, da, se, de = ctx.meta
@@ -710,7 +710,8 @@ class PowTensor(Function):
             ga = reduce_grad(where(e == 0, 0.0, g * (e * a.pow(e - 1))), sa, da)
         if ctx.needs_input_grad[1]:
             if isinstance(a, Tensor):
-                zero_base = logical_and(a == 0, e >= 0)
+                # a complex exponent's real part decides, as PyTorch's pow_backward_exponent
+                zero_base = logical_and(a == 0, (e.real if e.is_complex() else e) >= 0)
                 ge = g * where(zero_base, 0.0, y * a.log())
             else:
                 ge = g * (where(e >= 0, 0.0, y * _log_number(a)) if a == 0
@@ -781,6 +782,9 @@ def _sign_array(xp, a):
         return a.copy()
     if a.dtype.kind == "u":
         return (a > 0).astype(a.dtype)
+    if a.dtype.kind == "c":
+        raise NotImplementedError("Unlike NumPy, torch.sign is not intended to support complex "
+                                  "numbers. Please use torch.sgn instead.")
     return xp.subtract(a > 0, a < 0, dtype=a.dtype)
 
 
@@ -816,7 +820,29 @@ class Sign(Function):
 
 
 class Sgn(Sign):
+    """``sign`` for real inputs; ``z / |z|`` (0 at 0) for complex ones."""
+
     backward_name = "SgnBackward0"
+
+    @staticmethod
+    def forward(ctx, a):
+        if a.dtype.kind != "c":
+            return Sign.forward(ctx, a)
+        ctx.save_for_backward(a)
+        xp = ctx.xp
+        r = xp.abs(a)
+        with _quiet(xp):
+            return xp.where(r == 0, 0, a / r).astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        if not ctx.saved_tensors:
+            return Sign.backward(ctx, g)
+        z, = ctx.saved_tensors
+        # s = z/|z|: grad = (g - Re(g * conj(s)) * s) / |z|, 0 at z = 0 (PyTorch's sgn_backward)
+        r = z.abs()
+        s = z.sgn()
+        return where(r == 0, 0.0, (g - (g * s.conj()).real * s) / r)
 
 
 neg = _unary_function(Neg, "``-input``.")
@@ -877,7 +903,7 @@ class _Unary(Function):
             ctx.save_for_backward(*((a,) if s == "x" else (y,) if s == "y" else (a, y)))
         return y
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         s = ctx.saves
         saved = ctx.saved_tensors
@@ -971,7 +997,9 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, a):
-        if a.dtype.kind == "b":
+        if a.dtype.kind in "bc":
+            if a.dtype.kind == "c":  # relu is clamp_min(0) in PyTorch
+                raise NotImplementedError("clamp is not supported for complex types")
             raise RuntimeError("Boolean inputs not supported for relu")
         y = ctx.xp.maximum(a, 0)
         ctx.save_for_backward(y)
@@ -1052,6 +1080,8 @@ class Atan2(Function):
 
     @staticmethod
     def forward(ctx, a, b, dt):
+        if dt.kind == "c":
+            raise _not_implemented("atan2_cpu", dt)
         ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
         ctx.save_for_backward(a, b)
         return _calc(ctx.xp.arctan2, a, b, dt)
@@ -1327,6 +1357,8 @@ def _clamp(input, lo, hi, name, scalar_cls, tensor_cls):
             hi = hi.item() if hi_t else hi
         else:
             dt = result_type_of((input, lo, hi)).np
+            if dt.kind == "c":
+                raise NotImplementedError("clamp is not supported for complex types")
             return tensor_cls.apply(input, lo, hi, dt)
     if lo is not None:
         lo = _operand(lo, name, "min")
@@ -1335,6 +1367,8 @@ def _clamp(input, lo, hi, name, scalar_cls, tensor_cls):
     dt = input._data.dtype
     if dt.kind != "f":  # number bounds never change a float tensor's dtype
         dt = result_type_of((input, lo, hi)).np
+        if dt.kind == "c":
+            raise NotImplementedError("clamp is not supported for complex types")
     return scalar_cls.apply(input, lo, hi, dt)
 
 
@@ -1367,6 +1401,8 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, a, b, dt):
+        if dt.kind == "c":
+            raise RuntimeError(f"{ctx.ufunc} not implemented for complex tensors.")
         ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
         ctx.save_for_backward(a, b)
         return _calc(getattr(ctx.xp, ctx.ufunc), a, b, dt)
@@ -1651,8 +1687,10 @@ class _Rounding(Function):
     def forward(ctx, a, *args):
         ctx.meta = (a.shape, a.dtype)
         k = a.dtype.kind
-        if k == "b":
+        if k == "b" or k == "c" and ctx.kernel.startswith("round"):
             raise _not_implemented(ctx.kernel, a.dtype)
+        if k == "c":  # floor_vml_cpu -> "floor is not supported ..."
+            raise NotImplementedError(f"{ctx.kernel[:-8]} is not supported for complex inputs")
         if k in "iu":
             return a.copy()
         return ctx.fn(ctx.xp, a, *args)
@@ -1695,7 +1733,7 @@ class Frac(Function):
 
     @_fp_safe
     def forward(ctx, a):
-        if a.dtype.kind in "biu":
+        if a.dtype.kind in "biuc":
             raise _not_implemented("frac_cpu", a.dtype)
         return a - ctx.xp.trunc(a)
 
@@ -1728,6 +1766,8 @@ def _compare(ufunc: str, name: str, input, other, out=None):
     if not isinstance(other, Tensor):
         other = _operand(other, name)
     dt = result_dtype(input, other)
+    if dt.kind == "c" and name[0] != "e" and name[0] != "n":  # only == and != order-free
+        raise _not_implemented(name + "_cpu", dt)
     a = cast(input._data, dt)
     xp = _backend.xp_of(a)
     if isinstance(other, Tensor):

@@ -15,7 +15,8 @@ from ..autograd.inplace import copy_into_out, make_inplace
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make, _wrap_dim
 from .._backend import xp_of
-from ._util import reduce_grad, check_broadcast, need_tensor, scalar_name, c_name, is_float
+from ._util import (reduce_grad, check_broadcast, need_tensor, scalar_name, c_name, is_float,
+                    holomorphic)
 from .reduce import vector_norm
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum",
@@ -72,7 +73,7 @@ class MatMul(Function):
             out = out.astype(a.dtype)
         return out
 
-    @staticmethod
+    @holomorphic  # complex: g @ b^H and a^H @ g (NOTE [ Complex gradients ] in ops/_util.py)
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
@@ -379,7 +380,7 @@ class _AddProduct(Function):
             prod += inp if beta == 1 else inp * beta
         return prod
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         m1, m2 = ctx.saved_tensors
         shape, dt, beta, alpha, kind = ctx.meta
@@ -669,7 +670,7 @@ class Einsum(Function):
             out = out.copy()  # NumPy returns views for transposes/diagonals
         return out
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         ops = ctx.saved_tensors
         need = ctx.needs_input_grad

@@ -21,7 +21,7 @@ from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
 from .._backend import xp_of
 from .._dtype import from_np, promote_types
-from ._util import wrap_dim, float_dtype, is_float, scalar_name
+from ._util import wrap_dim, float_dtype, is_float, scalar_name, holomorphic
 from ..autograd.inplace import copy_into_out, make_inplace
 from .movement import _inverse_perm
 
@@ -100,7 +100,7 @@ def _acc_dtype(a, dt, xp):
     if dt is not None:
         return dt
     dt = a.dtype
-    if is_float(dt) or dt.kind == "i" and dt.itemsize == 8:
+    if is_float(dt) or dt.kind == "i" and dt.itemsize == 8 or dt.kind == "c":
         return dt
     return xp.dtype("int64")
 
@@ -329,12 +329,12 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, a, dims, keepdim, dt):
         if dt is None:
-            if not is_float(a.dtype):
+            if not is_float(a.dtype) and a.dtype.kind != "c":
                 raise RuntimeError(
                     "mean(): could not infer output dtype. Input dtype must be either a "
                     f"floating point or complex dtype. Got: {scalar_name(a.dtype)}")
             dt = a.dtype
-        elif not is_float(dt):
+        elif not is_float(dt) and dt.kind != "c":
             raise RuntimeError(
                 "mean(): could not infer output dtype. Optional dtype must be either a "
                 f"floating point or complex dtype. Got: {scalar_name(dt)}")
@@ -427,7 +427,7 @@ class Prod(Function):
         ctx.save_for_backward(a, out)
         return out
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         shape, dims, keepdim, in_dt = ctx.meta
         x, out = ctx.saved_tensors
@@ -643,6 +643,8 @@ class _ExtremeAll(_TiedAll):
     @staticmethod
     def forward(ctx, a):
         op = "max" if ctx.is_max else "min"
+        if a.dtype.kind == "c":
+            raise NotImplementedError(f'"{op}_all" not implemented for \'{scalar_name(a.dtype)}\'')
         if a.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for "
                                "input.numel() == 0. Specify the reduction dim with the 'dim' "
@@ -695,6 +697,8 @@ class _ExtremeDim(Function):
     @staticmethod
     def forward(ctx, a, dim, keepdim):
         op = "max" if ctx.is_max else "min"
+        if a.dtype.kind == "c":
+            raise RuntimeError(f"{op}(): does not support complex input")
         a1 = _as_1d(ctx, a)
         if a1.shape[dim] == 0:
             raise IndexError(f"{op}(): Expected reduction dim {dim} to have non-zero size.")
@@ -751,6 +755,9 @@ class _AmaxAmin(Function):
 
     @staticmethod
     def forward(ctx, a, dims, keepdim, dim_given):
+        if a.dtype.kind == "c":
+            raise NotImplementedError(f'"{"max" if ctx.is_max else "min"}_values_cpu" not '
+                                      f"implemented for '{scalar_name(a.dtype)}'")
         _check_nonempty("amax" if ctx.is_max else "amin", a, dims, dim_given)
         ctx.meta = (dims, keepdim)
         out = (ctx.xp.max if ctx.is_max else ctx.xp.min)(a, axis=dims, keepdims=keepdim)
@@ -792,8 +799,9 @@ def _arg_extreme(input, dim, keepdim, is_max):
     op = "argmax" if is_max else "argmin"
     a = input._data
     xp = xp_of(a)
-    if a.dtype.kind == "b":
-        raise RuntimeError(f"{op}(): does not support bool input")
+    if a.dtype.kind in "bc":
+        kind = "bool" if a.dtype.kind == "b" else "complex"
+        raise RuntimeError(f"{op}(): does not support {kind} input")
     fn = xp.argmax if is_max else xp.argmin
     if dim is None:
         if a.size == 0:
@@ -827,6 +835,9 @@ class Aminmax(Function):
 
     @staticmethod
     def forward(ctx, a, dims, keepdim):
+        if a.dtype.kind == "c":
+            raise NotImplementedError(f"\"aminmax_cpu\" not implemented for "
+                                      f"'{scalar_name(a.dtype)}'")
         if a.size == 0 and (not dims or builtins.any(a.shape[d] == 0 for d in dims)):
             raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as "
                                "the operation has no identity.")
@@ -1155,6 +1166,9 @@ class _CumExtreme(Function):
 
     @staticmethod
     def forward(ctx, a, axis):
+        if a.dtype.kind == "c":
+            raise NotImplementedError(f'"{"cummax" if ctx.is_max else "cummin"}_cpu" not '
+                                      f"implemented for '{scalar_name(a.dtype)}'")
         a1 = _as_1d(ctx, a)
         xp = ctx.xp
         vals = (xp.maximum if ctx.is_max else xp.minimum).accumulate(a1, axis=axis)
