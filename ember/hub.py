@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import warnings
+from urllib.parse import urlparse  # noqa: F401  (torch.hub exposes it; timm imports it here)
 
 __all__ = ["list", "help", "load", "get_dir", "set_dir", "load_state_dict_from_url",
            "download_url_to_file"]
@@ -173,7 +174,6 @@ def load_state_dict_from_url(url: str, model_dir=None, map_location=None, progre
                              weights_only: bool = False):
     """``ember.load`` of ``url``'s file, downloaded into ``model_dir`` (default
     ``<hub dir>/checkpoints``) only when not already cached there."""
-    from urllib.parse import urlparse
     from .serialization import load as _load
     if model_dir is None:
         model_dir = os.path.join(get_dir(), "checkpoints")

@@ -77,6 +77,11 @@ def test_api_coverage_text_and_errors(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "ember has 66.67% of the uses" in out.stdout
     assert out.stdout.strip().splitlines()[-1].split() == ["1", "torch.nope"]
+    ex = subprocess.run([sys.executable, TOOL, str(tmp_path), "--exclude", "torch.nope",
+                         "--exclude", "Tensor.t", "--json"], capture_output=True, text=True,
+                        timeout=120, cwd=ROOT)
+    r = json.loads(ex.stdout)
+    assert r["references"] == 1 and r["method_calls"] == 0 and r["share"] == 1.0
     bad = subprocess.run([sys.executable, TOOL, str(tmp_path / "nope")], capture_output=True,
                          text=True, timeout=120, cwd=ROOT)
     assert bad.returncode == 2 and "not a folder" in bad.stderr

@@ -70,6 +70,13 @@ def test_local_errors(repo, tmp_path_factory):
         hub.load(str(empty), "tiny", source="local")
 
 
+def test_module_names_as_torch():
+    for name in ("HASH_REGEX", "urlparse", "get_dir", "set_dir", "list", "help", "load",
+                 "download_url_to_file", "load_state_dict_from_url", "_get_torch_home"):
+        assert hasattr(torch.hub, name) and hasattr(hub, name), name
+    assert hub.HASH_REGEX.pattern == torch.hub.HASH_REGEX.pattern
+
+
 def test_get_dir_set_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     assert hub.get_dir() == str(tmp_path / "th" / "hub")

@@ -12,6 +12,7 @@ file under the folders, extracts with Python's ``ast``:
   an installed PyTorch when there is one, else ember's own ``Tensor``) and is not also a
   method of a builtin type (``split``, ``index``, ``copy``: ambiguous, skipped),
 
+(``--exclude torch.jit`` leaves a namespace out of the count, for APIs tracked elsewhere),
 then resolves each ``torch.X.Y`` on ember's module tree (``ember.X.Y``, importing
 subpackages as needed) and each method with ``hasattr(ember.Tensor, name)``, and prints the
 usage-weighted share that ember has and the missing names ranked by count.
@@ -198,19 +199,31 @@ def report(refs, calls, resolver):
             "distinct_names": len(refs) + len(calls), "missing": missing.most_common()}
 
 
+def _without(counter, prefixes, label):
+    """``counter`` less the names (shown as ``label + name``) equal to or under a prefix."""
+    def excluded(name):
+        full = label + name
+        return any(full == p or full.startswith(p + ".") for p in prefixes)
+    return collections.Counter({k: n for k, n in counter.items() if not excluded(k)})
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folders", nargs="+", help="folders of PyTorch source files")
     p.add_argument("--top", type=int, default=40, help="missing names to list (default 40)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.add_argument("--exclude", action="append", default=[], metavar="PREFIX",
+                   help="leave names under PREFIX (torch.jit, Tensor.foo) out; repeatable")
     args = p.parse_args(argv)
     for f in args.folders:
         if not os.path.isdir(f):
             p.error(f"not a folder: {f}")
     methods, source = tensor_method_names()
     refs, calls, files, bad = scan(args.folders, methods)
+    refs = _without(refs, args.exclude, "")
+    calls = _without(calls, args.exclude, "Tensor.")
     result = report(refs, calls, _Resolver())
-    result.update(files=files, unparsable=bad, method_list=source)
+    result.update(files=files, unparsable=bad, method_list=source, excluded=args.exclude)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -219,6 +232,8 @@ def main(argv=None) -> int:
           f"{result['distinct_names']} distinct names "
           f"({result['references']} torch.* references, {result['method_calls']} tensor-method "
           f"calls; methods listed from {source})")
+    if args.exclude:
+        print(f"excluded: {', '.join(args.exclude)}")
     print(f"ember has {100 * result['share']:.2f}% of the uses "
           f"(references {result['references_present']}/{result['references']}, "
           f"methods {result['method_calls_present']}/{result['method_calls']})")
