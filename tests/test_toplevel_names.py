@@ -191,3 +191,20 @@ def test_set_default_tensor_type():
         assert ember.get_default_dtype() is ember.float32
     finally:
         ember.set_default_dtype(ember.float32)
+
+
+def test_info_every_dtype():
+    # every dtype ember has (complex ones too, once they exist) against torch: values or error
+    from ember import _dtype
+    for d in _dtype.ALL:
+        for fn in ("finfo", "iinfo"):
+            got = want = None
+            try:
+                got = repr(getattr(ember, fn)(d))
+            except TypeError as err:
+                got = ("TypeError", str(err))
+            try:
+                want = repr(getattr(torch, fn)(getattr(torch, d.name)))
+            except TypeError as err:
+                want = ("TypeError", str(err))
+            assert got == want, (fn, d)
