@@ -21,9 +21,17 @@ def run_path(script: str, args=()) -> None:
     compat.install()
     sys.argv = [script, *args]
     # as `python script.py`: the script's folder (not ember's caller's) heads sys.path
-    # (python -m ember.run put the cwd there, the `ember` console script its bin folder)
-    sys.path[:1] = [os.path.dirname(os.path.abspath(script))]
+    # (python -m ember.run put the cwd there, the `ember` console script its bin folder);
+    # a folder or zip with a __main__.py is itself the entry, as for `python folder`
+    path = os.path.abspath(script)
+    sys.path[:1] = [path if not os.path.isfile(path) or not path.endswith(".py")
+                    and _is_zip(path) else os.path.dirname(path)]
     runpy.run_path(script, run_name="__main__")
+
+
+def _is_zip(path: str) -> bool:
+    import zipfile
+    return zipfile.is_zipfile(path)
 
 
 def run_module(module: str, args=()) -> None:
@@ -48,7 +56,7 @@ def main(argv=None) -> int:
             return 2
         run_module(argv[1], argv[2:])
         return 0
-    if not os.path.isfile(argv[0]):
+    if not os.path.exists(argv[0]):
         print(f"ember run: error: can't open file {os.path.abspath(argv[0])!r}: "
               "No such file", file=sys.stderr)
         return 2

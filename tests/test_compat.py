@@ -116,6 +116,13 @@ def test_run_module(tmp_path):
     result = _run(["-m", "ember.run", "-m", "modprog", "x"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["ember", "__main__", "['x']"]
+    # a folder with a __main__.py runs as `python folder` runs it
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text("import sys, torch\nprint(torch.__name__, sys.path[0])\n")
+    result = _run(["-m", "ember.run", str(app)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ember", str(app)]
 
 
 CHILDREN = textwrap.dedent('''
