@@ -1,4 +1,11 @@
-"""``gradcheck``/``gradgradcheck``: compare autograd with central finite differences."""
+"""``gradcheck``/``gradgradcheck``: compare autograd with central finite differences.
+
+Complex inputs and outputs are checked as pairs of reals (PyTorch's "slow mode" for
+complex): each complex element is two rows/columns of the Jacobian, its real and its
+imaginary part; the analytical columns come from unit gradients 1 and 1j, whose results
+under PyTorch's conjugate-Wirtinger convention hold d Re(out)/d(re, im) and
+d Im(out)/d(re, im) as their real and imaginary parts.
+"""
 from __future__ import annotations
 
 import numpy as np  # noqa: E402  (finite differences are a host-side numerical check)
@@ -23,6 +30,18 @@ def _outputs(func, inputs):
     return tuple(o for o in out if isinstance(o, Tensor))
 
 
+def _nreal(a) -> int:
+    """Real degrees of freedom of array ``a`` (two per complex element)."""
+    return a.size * 2 if a.dtype.kind == "c" else a.size
+
+
+def _flat_real(a):
+    """``a`` as a flat float64 vector, a complex element as its (real, imaginary) pair."""
+    if a.dtype.kind == "c":
+        return np.stack([a.real, a.imag], -1).astype(np.float64).reshape(-1)
+    return a.astype(np.float64).reshape(-1)
+
+
 def _numerical_jacobians(func, inputs, diff_idx, eps):
     """J[i][j]: d output j / d input i, shape (numel_in, numel_out), by central differences."""
     from ..autograd.grad_mode import no_grad
@@ -34,18 +53,20 @@ def _numerical_jacobians(func, inputs, diff_idx, eps):
             flat = x._data.reshape(-1) if x._data.flags.c_contiguous else None
             if flat is None:
                 raise ValueError("gradcheck needs contiguous inputs")
-            cols = [np.zeros((x._data.size, o._data.size)) for o in outs]
+            cols = [np.zeros((_nreal(x._data), _nreal(o._data))) for o in outs]
+            steps = (eps, 1j * eps) if x._data.dtype.kind == "c" else (eps,)
+            row = 0
             for k in range(flat.size):
-                orig = flat[k].copy()
-                flat[k] = orig + eps
-                plus = [o._data.astype(np.float64).reshape(-1).copy()
-                        for o in _outputs(func, inputs)]
-                flat[k] = orig - eps
-                minus = [o._data.astype(np.float64).reshape(-1).copy()
-                         for o in _outputs(func, inputs)]
-                flat[k] = orig
-                for j in range(len(outs)):
-                    cols[j][k] = (plus[j] - minus[j]) / (2 * eps)
+                for step in steps:
+                    orig = flat[k].copy()
+                    flat[k] = orig + step
+                    plus = [_flat_real(o._data) for o in _outputs(func, inputs)]
+                    flat[k] = orig - step
+                    minus = [_flat_real(o._data) for o in _outputs(func, inputs)]
+                    flat[k] = orig
+                    for j in range(len(outs)):
+                        cols[j][row] = (plus[j] - minus[j]) / (2 * eps)
+                    row += 1
             jac.append(cols)
     return jac, outs
 
@@ -54,19 +75,24 @@ def _analytical_jacobians(func, inputs, diff_idx):
     from .._tensor import _make
     from . import grad
     outs = _outputs(func, inputs)
-    jac = [[np.zeros((inputs[i]._data.size, o._data.size)) for o in outs] for i in diff_idx]
+    jac = [[np.zeros((_nreal(inputs[i]._data), _nreal(o._data))) for o in outs]
+           for i in diff_idx]
     diff_inputs = [inputs[i] for i in diff_idx]
     for j, o in enumerate(outs):
         if not o._requires_grad:
             continue
+        units = (1, 1j) if o._data.dtype.kind == "c" else (1,)
+        col = 0
         for k in range(o._data.size):
-            g = np.zeros(o._data.size, o._data.dtype)
-            g[k] = 1
-            gs = grad(o, diff_inputs, _make(g.reshape(o._data.shape)), retain_graph=True,
-                      allow_unused=True)
-            for n, gi in enumerate(gs):
-                if gi is not None:
-                    jac[n][j][:, k] = gi._data.astype(np.float64).reshape(-1)
+            for unit in units:
+                g = np.zeros(o._data.size, o._data.dtype)
+                g[k] = unit
+                gs = grad(o, diff_inputs, _make(g.reshape(o._data.shape)), retain_graph=True,
+                          allow_unused=True)
+                for n, gi in enumerate(gs):
+                    if gi is not None:
+                        jac[n][j][:, col] = _flat_real(gi._data)
+                col += 1
     return jac
 
 
@@ -84,7 +110,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
         raise ValueError("gradcheck expects at least one input tensor to require gradient, but "
                          "none of the them have requires_grad=True.")
     for i in diff_idx:
-        if inputs[i].dtype.name != "float64":
+        if inputs[i].dtype.name not in ("float64", "complex128"):
             import warnings
             warnings.warn(f"Input #{i} requires gradient and is not a double precision floating "
                           "point. This check will likely fail if all the inputs are not of "

@@ -311,6 +311,8 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
 
 def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """``sum(conj(input) * other)`` of two 1-D tensors (``dot`` for real dtypes)."""
+    if isinstance(input, Tensor) and input._data.dtype.kind == "c":
+        input = input.conj()
     return _finish(_vector_product(_Vdot, "vdot", input, "other", other), out)
 
 

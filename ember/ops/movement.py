@@ -18,6 +18,7 @@ from .._tensor import Tensor, Size, _wrap_dim, _make
 from .._dtype import from_np, promote_types
 from .._backend import xp_of
 from ._util import check_broadcast, scalar_name
+from .complex import conj
 
 __all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swapdims", "t",
            "flatten", "unflatten", "ravel", "squeeze", "unsqueeze", "movedim", "moveaxis",
@@ -356,8 +357,17 @@ def _mT(self):
 
 
 def adjoint(input: Tensor) -> Tensor:
-    """The conjugate transpose of the last two dims (a plain transpose for real dtypes)."""
-    return _mT(input)
+    """The conjugate transpose of the last two dims (a plain transpose for real dtypes).
+
+    For complex dtypes the conjugate is materialised (NOTE [ Complex tensors ] in
+    ops/complex.py), so it is a new tensor where PyTorch gives a lazy-conj view."""
+    t = _mT(input)
+    return conj(t) if t._data.dtype.kind == "c" else t
+
+
+def _H(self: Tensor) -> Tensor:
+    t = _T(self)
+    return conj(t) if t._data.dtype.kind == "c" else t
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
@@ -1360,7 +1370,7 @@ def meshgrid(*tensors, indexing=None) -> tuple:
 METHODS = {
     "reshape": reshape, "view": view, "expand": expand, "permute": permute,
     "transpose": transpose, "swapaxes": transpose, "swapdims": transpose, "t": t,
-    "T": property(_T), "mT": property(_mT), "H": property(_T), "mH": property(_mT),
+    "T": property(_T), "mT": property(_mT), "H": property(_H), "mH": property(adjoint),
     "adjoint": adjoint,
     "view_as": lambda self, other: view(self, other.shape),
     "reshape_as": lambda self, other: reshape(self, other.shape),

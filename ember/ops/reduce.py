@@ -471,7 +471,7 @@ def _var_args(input, dim, unbiased, correction, name):
         raise TypeError(f"{name}(): argument 'dim' must be tuple of ints, not float")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    if not is_float(input._data.dtype):
+    if not is_float(input._data.dtype) and input._data.dtype.kind != "c":
         raise RuntimeError("std and var only support floating point and complex dtypes")
     return _dims(dim, input._data.ndim), correction
 
@@ -489,12 +489,16 @@ def _var_forward(xp, a, dims, correction, keepdim, name):
         m = xp.sum(acc, axis=dims, keepdims=True) / n if n else xp.full(
             _keep_shape(a.shape, dims), float("nan"), acc.dtype)
         d = acc - m
+        vdt = a.dtype
+        if d.dtype.kind == "c":  # complex: the mean squared modulus, a real variance
+            d = xp.abs(d)
+            vdt = d.dtype
         v = xp.sum(d * d, axis=dims, keepdims=keepdim)
-        v = xp.true_divide(v, dof) if dof else v / acc.dtype.type(0)
+        v = xp.true_divide(v, dof) if dof else v / d.dtype.type(0)
     if not keepdim:
         m = m.reshape(v.shape)
     # the forward clamps N - correction at 0; PyTorch's backward does not
-    return v.astype(a.dtype, copy=False), m.astype(a.dtype, copy=False), n - correction
+    return v.astype(vdt, copy=False), m.astype(a.dtype, copy=False), n - correction
 
 
 def _var_backward(g, x, dims, keepdim, dof):
@@ -927,6 +931,9 @@ class VectorNorm(Function):
     def forward(ctx, a, ord, dims, keepdim):
         xp = ctx.xp
         ctx.meta = (ord, dims, keepdim)
+        x = a
+        if a.dtype.kind == "c":  # the norm of the moduli, a real result
+            a = xp.abs(a)
         with _quiet(xp):
             if ord == 2:
                 out = xp.sqrt(xp.sum(a * a, axis=dims, keepdims=keepdim))
@@ -943,7 +950,7 @@ class VectorNorm(Function):
                 s = xp.sum(xp.abs(a) ** p, axis=dims, keepdims=keepdim)
                 out = s ** (a.dtype.type(1) / p)
         out = xp.asarray(out, dtype=a.dtype)
-        ctx.save_for_backward(a, out)
+        ctx.save_for_backward(x, out)
         return out
 
     @staticmethod
@@ -957,7 +964,12 @@ class VectorNorm(Function):
         shape = xd.shape
         g = _restore_dims(g, shape, dims, keepdim)
         norm = _restore_dims(norm, shape, dims, keepdim)
-        sgn = _const(xp.sign(xd))
+        if xd.dtype.kind == "c":  # z / |z| (0 at 0) plays sign's part
+            with _quiet(xp):
+                ax = xp.abs(xd)
+                sgn = _const(xp.where(ax == 0, 0, xd / ax).astype(xd.dtype))
+        else:
+            sgn = _const(xp.sign(xd))
         if ord == 1:
             gx = g * sgn
         elif ord == 2:
@@ -983,7 +995,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:
         raise TypeError("linalg_vector_norm(): argument 'ord' (position 2) must be Number, not "
                         f"{type(ord).__name__}")
     a = x._data
-    if not is_float(a.dtype):
+    if not is_float(a.dtype) and a.dtype.kind != "c":
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
                            f"input. Got {scalar_name(a.dtype)}")
     if dtype is not None and dtype.np != a.dtype:
