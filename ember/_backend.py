@@ -3,14 +3,37 @@
 Ops never import NumPy: they ask the backend for the array module of their
 inputs (``xp``), so a CuPy ``cuda`` backend can be registered here without
 touching any op (Chainer's ``get_array_module``).
+
+NOTE [ Device backends ]
+A backend is one row: an array type, its array module (NumPy's API) and the device it lives
+on.  cpu (NumPy) is built in; ``register_backend(device_type, array_type, xp)`` adds another
+(a CuPy ``cuda`` backend, or the tests' fake device, a NumPy subclass).  A registered array
+module must give NumPy's functions; moving between devices goes through host memory:
+``arr.get()`` to the host (CuPy's convention) and ``xp.asarray(host)`` onto the device.
+``Function.apply`` compares each tensor argument's array type to the first one's (a pointer
+compare on the all-cpu path) and only on a difference asks for their devices, raising
+PyTorch's "Expected all tensors to be on the same device" error when they differ.
+Factories without ``device=`` use the default device: ``set_default_device`` or the
+innermost ``with ember.device(...):``.
 """
 from __future__ import annotations
 
 import numpy as np
 
+# PyTorch's device types, in the order its error message lists them
+_TORCH_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
+                "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
+                "privateuseone")
+# device type -> array module of each registered backend (cpu's is NumPy)
+_XP_BY_TYPE = {"cpu": np}
+
 
 class device:
-    """Where a tensor's storage lives: ``device('cpu')``, ``device('cuda', 0)``."""
+    """Where a tensor's storage lives: ``device('cpu')``, ``device('cuda', 0)``, ``'cuda:0'``.
+
+    Used as a context manager (``with ember.device('cpu'):``) it is the default device of
+    factories inside the block, as ``torch.device``.
+    """
 
     __slots__ = ("type", "index")
 
@@ -18,6 +41,9 @@ class device:
         if isinstance(type, device):
             self.type, self.index = type.type, type.index
             return
+        if isinstance(type, int) and not isinstance(type, bool):
+            # torch.device(0): index 0 of the current accelerator
+            raise RuntimeError("Cannot access accelerator device when none is available.")
         if not isinstance(type, str):
             raise TypeError(f"device() expected a string or device, got {type!r}")
         if ":" in type:
@@ -25,10 +51,11 @@ class device:
             if index is not None or not idx.isdigit():
                 raise RuntimeError(f"Invalid device string: '{type}:{idx}'")
             index = int(idx)
-        if type not in ("cpu", "cuda", "meta", "mps"):
-            raise RuntimeError(
-                "Expected one of cpu, cuda, meta, mps device type at start of device "
-                f"string: {type}")
+        if type not in _TORCH_TYPES and type not in _XP_BY_TYPE:
+            raise RuntimeError(f"Expected one of {', '.join(_TORCH_TYPES)} device type at start "
+                               f"of device string: {type}")
+        if index is not None and (not isinstance(index, int) or index < 0):
+            raise RuntimeError(f"Device index must be -1 or non-negative, got {index}")
         self.type = type
         self.index = index
 
@@ -48,11 +75,64 @@ class device:
     def __str__(self):
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
+    def __reduce__(self):
+        return (device, (self.type, self.index))
+
+    def __enter__(self):
+        _DEFAULT_STACK.append(_default[0])
+        _default[0] = self
+        return self
+
+    def __exit__(self, *exc):
+        _default[0] = _DEFAULT_STACK.pop()
+
 
 CPU = device("cpu")
 
-# array type -> (array module, device); a cuda backend adds its own row
+# array type -> (array module, device); register_backend adds a row
 _BY_ARRAY_TYPE = {np.ndarray: (np, CPU)}
+
+_default = [CPU]        # the default device of factories (a one-item list: set in place)
+_DEFAULT_STACK = []     # what each open ``with device(...)`` block replaced
+
+
+def set_default_device(device_) -> None:
+    """Make ``device_`` the device factories use when given none (None: back to cpu)."""
+    _default[0] = CPU if device_ is None else _as_device(device_)
+
+
+def get_default_device() -> device:
+    """The device factories use when given none (``torch.get_default_device``)."""
+    return _default[0]
+
+
+def default_device(dev=None) -> device:
+    """``dev`` as a device, or the default device when it is None."""
+    return _default[0] if dev is None else _as_device(dev)
+
+
+def _as_device(dev) -> device:
+    return dev if type(dev) is device else device(dev)
+
+
+def register_backend(device_type: str, array_type: type, xp) -> device:
+    """Add a device type whose tensors hold ``array_type`` arrays made by module ``xp``
+    (NOTE [ Device backends ]); returns the device, index 0 as PyTorch's cuda tensors."""
+    if device_type == "cpu" or array_type in _BY_ARRAY_TYPE:
+        raise RuntimeError(f"a backend for '{device_type}' or {array_type.__name__} is already "
+                           "registered")
+    _XP_BY_TYPE[device_type] = xp
+    dev = device(device_type, 0)
+    _BY_ARRAY_TYPE[array_type] = (xp, dev)
+    return dev
+
+
+def unregister_backend(device_type: str) -> None:
+    """Remove a backend added by :func:`register_backend` (tests clean up with it)."""
+    _XP_BY_TYPE.pop(device_type, None)
+    for t, (_, dev) in list(_BY_ARRAY_TYPE.items()):
+        if dev.type == device_type:
+            del _BY_ARRAY_TYPE[t]
 
 
 def xp_of(arr):
@@ -64,23 +144,40 @@ def device_of(arr) -> device:
     return _BY_ARRAY_TYPE[type(arr)][1]
 
 
+NO_CUDA = ("Torch not compiled with CUDA enabled: ember has no GPU backend installed (it runs "
+           "on NumPy, on the cpu)")
+
+
 def xp_for(dev) -> object:
-    """The array module for a device."""
-    dev = device(dev) if not isinstance(dev, device) else dev
-    if dev.type == "cpu":
-        return np
-    if dev.type == "cuda":
-        raise RuntimeError("Torch not compiled with CUDA enabled: ember's cuda backend "
-                           "needs CuPy and a GPU, and neither is available here")
-    raise RuntimeError(f"ember has no backend for device '{dev}'")
+    """The array module for a device; PyTorch's error when no backend serves it."""
+    dev = _as_device(dev)
+    xp = _XP_BY_TYPE.get(dev.type)
+    if xp is not None:
+        return xp
+    if dev.type == "cuda":  # torch.cuda._lazy_init's error on a build without CUDA
+        raise AssertionError(NO_CUDA)
+    raise RuntimeError(f"ember has no backend for device '{dev}' (its devices: "
+                       f"{', '.join(_XP_BY_TYPE)})")
 
 
 def to_device(arr, dev):
-    """Move an array to ``dev``'s backend (a no-op on cpu)."""
+    """Move an array to ``dev``'s backend through host memory (a no-op when already there)."""
     xp = xp_for(dev)
-    if xp_of(arr) is xp:
+    src = _BY_ARRAY_TYPE[type(arr)][0]
+    if src is xp:
         return arr
-    return xp.asarray(arr)
+    host = arr if src is np else arr.get()
+    return host if xp is np else xp.asarray(host)
+
+
+def check_same_device(first_type, arr) -> None:
+    """Raise PyTorch's error when ``arr`` is not on the device of arrays of ``first_type``
+    (called by ``Function.apply`` only when the two array types differ)."""
+    d0 = _BY_ARRAY_TYPE[first_type][1]
+    d1 = _BY_ARRAY_TYPE[type(arr)][1]
+    if d0 != d1:
+        raise RuntimeError("Expected all tensors to be on the same device, but found at least "
+                           f"two devices, {d0} and {d1}!")
 
 
 def asarray(x):

@@ -15,6 +15,7 @@ from ._tensor import Tensor, _make
 from ._state import state
 from ._tensor import _version_counter
 from .autograd.inplace import _check_inplace
+from ._runtime import check_memory_format, memory_order, copy_as, preserve_format
 from .random import _gen
 
 
@@ -30,7 +31,18 @@ def _finish(arr, requires_grad=False, device=None) -> Tensor:
 
 
 def _xp(device):
-    return _backend.xp_for(device if device is not None else "cpu")
+    """The array module of ``device`` (the default device when None)."""
+    return _backend.xp_for(_backend.default_device(device))
+
+
+_NO_PINNED = ("pin_memory=True requires a CUDA or other accelerator backend; no pinned memory "
+              "allocator is available on this system.")
+
+
+def _check_pin(pin_memory) -> None:
+    # PyTorch's error without an accelerator: there is no pinned-memory allocator to use
+    if pin_memory:
+        raise RuntimeError(_NO_PINNED)
 
 
 def _size(size) -> tuple:
@@ -141,12 +153,18 @@ def _to_plain(data):
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor that copies ``data`` (nested lists, numbers, arrays or tensors)."""
-    xp = _xp(device)
+    _check_pin(pin_memory)
+    device = _backend.default_device(device)
+    xp = _backend.xp_for(device)
     if isinstance(data, Tensor):
-        arr = data._data.copy()
+        arr = _backend.to_device(data._data, device)
+        arr = arr.copy() if arr is data._data else arr
         dt = data.dtype
-    elif type(data) in _backend._BY_ARRAY_TYPE or hasattr(data, "__array_interface__") and \
-            hasattr(data, "dtype"):
+    elif type(data) in _backend._BY_ARRAY_TYPE:
+        arr = _backend.to_device(data, device)
+        arr = arr.copy() if arr is data else arr
+        dt = from_np(arr.dtype)
+    elif hasattr(data, "__array_interface__") and hasattr(data, "dtype"):
         arr = xp.array(data, copy=True)
         dt = from_np(arr.dtype)
     elif hasattr(data, "dtype") and hasattr(data, "item") and not isinstance(data, (list, tuple)):
@@ -174,12 +192,12 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """A tensor sharing ``data``'s memory when it already is a suitable array."""
-    if isinstance(data, Tensor):
-        return data.to(dtype=dtype) if dtype is not None else data
+    if isinstance(data, Tensor):  # a tensor stays where it is unless a device is given
+        return data.to(dtype=dtype, device=device)
     if type(data) in _backend._BY_ARRAY_TYPE:
         dt = from_np(data.dtype) if dtype is None else dtype
         arr = data if data.dtype == dt.np else data.astype(dt.np)
-        return _finish(arr, device=device)
+        return _finish(arr, device=_backend.default_device(device))
     return tensor(data, dtype=dtype, device=device)
 
 
@@ -210,19 +228,28 @@ def _dt(dtype, default=None):
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None,
           pin_memory=False) -> Tensor:
     """A tensor of zeros."""
+    _check_pin(pin_memory)
     return _finish(_xp(device).zeros(_size(size), _dt(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None,
          pin_memory=False) -> Tensor:
     """A tensor of ones."""
+    _check_pin(pin_memory)
     return _finish(_xp(device).ones(_size(size), _dt(dtype)), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None,
           pin_memory=False, memory_format=None) -> Tensor:
-    """An uninitialised tensor."""
-    return _finish(_xp(device).empty(_size(size), _dt(dtype)), requires_grad)
+    """An uninitialised tensor (laid out as ``memory_format``: row-major or channels-last)."""
+    _check_pin(pin_memory)
+    check_memory_format(memory_format, "empty")
+    if memory_format is preserve_format:
+        raise RuntimeError("unsupported memory format Preserve")
+    arr = _xp(device).empty(_size(size), _dt(dtype))
+    if memory_order(memory_format, arr.ndim) is not None:
+        arr = copy_as(arr, memory_format)
+    return _finish(arr, requires_grad)
 
 
 def _fill_dtype(v):
@@ -247,6 +274,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
         fill_value = fill_value.item()
     dt = dtype if dtype is not None else _fill_dtype(fill_value)
     fill_value = _check_fill(fill_value, dt)
+    _check_pin(pin_memory)
     return _finish(_xp(device).full(_size((size,)), fill_value, dt.np), requires_grad)
 
 
@@ -280,6 +308,24 @@ def _check_fill(value, dt):
     return value
 
 
+def _like_layout(out: Tensor, input: Tensor, memory_format, fn: str) -> Tensor:
+    """``out`` (row-major, made like ``input``) laid out as ``memory_format``: by default
+    (preserve_format) ``input``'s own strides, as PyTorch's ``empty_like``."""
+    check_memory_format(memory_format, fn)
+    arr, src = out._data, input._data
+    if memory_format is None or memory_format is preserve_format:
+        if src.flags.c_contiguous or type(arr) is not type(src) or arr.ndim != src.ndim:
+            return out
+        new = _backend.xp_of(arr).empty_like(src, dtype=arr.dtype)  # input's order ('K')
+        new[...] = arr
+    elif memory_order(memory_format, arr.ndim) is None:  # contiguous_format
+        return out
+    else:
+        new = copy_as(arr, memory_format)
+    out._data = new
+    return out
+
+
 def _like(fn):
     def like(input, *args, dtype=None, device=None, requires_grad=False, memory_format=None,
              layout=None, pin_memory=False, **kwargs):
@@ -287,8 +333,10 @@ def _like(fn):
             raise TypeError(f"{fn.__name__}_like(): argument 'input' (position 1) must be Tensor, "
                             f"not {type(input).__name__}")
         dt = dtype if dtype is not None else input.dtype
-        return fn(*((input.shape,) + args), dtype=dt, device=device or input.device,
-                  requires_grad=requires_grad, **kwargs)
+        out = fn(*((input.shape,) + args), dtype=dt, device=device or input.device,
+                 pin_memory=pin_memory, **kwargs)
+        out = _like_layout(out, input, memory_format, like.__name__)
+        return out.requires_grad_(True) if requires_grad else out
     like.__name__ = fn.__name__ + "_like"
     like.__doc__ = f"``{fn.__name__}`` with ``input``'s shape, dtype and device."
     return like
@@ -301,8 +349,11 @@ empty_like = _like(empty)
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False,
               memory_format=None, layout=None, pin_memory=False) -> Tensor:
-    return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device,
-                requires_grad=requires_grad)
+    """``full`` with ``input``'s shape, dtype, device and (by default) layout."""
+    out = full(input.shape, fill_value, dtype=dtype or input.dtype,
+               device=device or input.device, pin_memory=pin_memory)
+    out = _like_layout(out, input, memory_format, "full_like")
+    return out.requires_grad_(True) if requires_grad else out
 
 
 def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=False,
@@ -320,6 +371,7 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
         dtype = _dtype.int64 if all(hasattr(v, "__index__") for v in vals) \
             else get_default_dtype()
     n = math.ceil((end - start) / step)
+    _check_pin(pin_memory)
     xp = _xp(device)
     arr = (start + xp.arange(n, dtype="float64") * step) if dtype.is_floating_point else \
         xp.arange(start, end, step)
@@ -373,6 +425,7 @@ def _float_only(dtype, kernel: str):
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
          layout=None, pin_memory=False) -> Tensor:
     """Uniform samples on [0, 1)."""
+    _check_pin(pin_memory)
     _float_only(dtype, "check_uniform_bounds")
     dt = _dt(dtype)
     g = _gen(generator)
@@ -382,22 +435,24 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
         arr = g.integers(0, 2 ** digits, _size(size)) * (1.0 / 2 ** digits)
     else:
         arr = g.random(_size(size), dtype="float64" if dt.itemsize == 8 else "float32")
-    return _finish(arr.astype(dt, copy=False), requires_grad, device)
+    return _finish(arr.astype(dt, copy=False), requires_grad, _backend.default_device(device))
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
           layout=None, pin_memory=False) -> Tensor:
     """Standard normal samples."""
+    _check_pin(pin_memory)
     _float_only(dtype, "normal_kernel_cpu")
     dt = _dt(dtype)
     arr = _gen(generator).standard_normal(_size(size),
                                           dtype="float64" if dt.itemsize == 8 else "float32")
-    return _finish(arr.astype(dt, copy=False), requires_grad, device)
+    return _finish(arr.astype(dt, copy=False), requires_grad, _backend.default_device(device))
 
 
 def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad=False, out=None, layout=None, pin_memory=False) -> Tensor:
     """Integers uniform on [low, high)."""
+    _check_pin(pin_memory)
     if size is None:  # randint(high, size)
         if high is None:
             raise TypeError("randint() missing required argument 'size'")
@@ -408,16 +463,19 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
     arr = _gen(generator).integers(low, high, _size((size,) if isinstance(size, int) else size))
-    return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad, device)
+    return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad,
+                   _backend.default_device(device))
 
 
 def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False, out=None,
              layout=None, pin_memory=False) -> Tensor:
     """A random permutation of ``0 .. n-1``."""
+    _check_pin(pin_memory)
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     arr = _gen(generator).permutation(n)
-    return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad, device)
+    return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad,
+                   _backend.default_device(device))
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None,
@@ -492,22 +550,31 @@ def poisson(input, generator=None) -> Tensor:
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, generator=None,
-              memory_format=None, layout=None):
-    return rand(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad,
-                generator=generator)
+              memory_format=None, layout=None, pin_memory=False):
+    """``rand`` with ``input``'s shape, dtype, device and (by default) layout."""
+    out = rand(input.shape, dtype=dtype or input.dtype, device=device or input.device,
+               generator=generator, pin_memory=pin_memory)
+    out = _like_layout(out, input, memory_format, "rand_like")
+    return out.requires_grad_(True) if requires_grad else out
 
 
 def randn_like(input, *, dtype=None, device=None, requires_grad=False, generator=None,
-               memory_format=None, layout=None):
-    return randn(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad,
-                 generator=generator)
+               memory_format=None, layout=None, pin_memory=False):
+    """``randn`` with ``input``'s shape, dtype, device and (by default) layout."""
+    out = randn(input.shape, dtype=dtype or input.dtype, device=device or input.device,
+                generator=generator, pin_memory=pin_memory)
+    out = _like_layout(out, input, memory_format, "randn_like")
+    return out.requires_grad_(True) if requires_grad else out
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False,
-                 generator=None, memory_format=None, layout=None):
+                 generator=None, memory_format=None, layout=None, pin_memory=False):
+    """``randint`` with ``input``'s shape, dtype, device and (by default) layout."""
     if high is None:
         low, high = 0, low
-    return randint(low, high, input.shape, dtype=dtype or input.dtype, generator=generator)
+    out = randint(low, high, input.shape, dtype=dtype or input.dtype,
+                  device=device or input.device, generator=generator, pin_memory=pin_memory)
+    return _like_layout(out, input, memory_format, "randint_like")
 
 
 # ---- in-place samplers (used by nn.init) -------------------------------------------------
@@ -566,18 +633,21 @@ def random_(self, from_=0, to=None, *, generator=None) -> Tensor:
 
 def _new_method(fn):
     def method(self, *args, dtype=None, device=None, requires_grad=False, **kw):
-        return fn(*args, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad,
-                  **kw)
+        return fn(*args, dtype=dtype or self.dtype, device=device or self.device,
+                  requires_grad=requires_grad, **kw)
     method.__name__ = "new_" + fn.__name__
+    method.__doc__ = f"``{fn.__name__}`` with this tensor's dtype and device by default."
     return method
 
 
 def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
-    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                  requires_grad=requires_grad)
 
 
 def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
-    return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                requires_grad=requires_grad)
 
 
 METHODS = {

@@ -210,6 +210,57 @@ channels_last = memory_format._make("channels_last")
 channels_last_3d = memory_format._make("channels_last_3d")
 preserve_format = memory_format._make("preserve_format")
 
+# channels-last formats: the rank they need and the dimension order of their memory
+_LAST = {channels_last: (4, (0, 2, 3, 1)), channels_last_3d: (5, (0, 2, 3, 4, 1))}
+
+
+def check_memory_format(fmt, fn: str) -> None:
+    """PyTorch's TypeError for a ``memory_format=`` that is not one (None is allowed)."""
+    if fmt is not None and type(fmt) is not memory_format:
+        raise TypeError(f"{fn}(): argument 'memory_format' must be torch.memory_format, not "
+                        f"{type(fmt).__name__}")
+
+
+def memory_order(fmt, ndim: int):
+    """The order of dimensions in memory for ``fmt`` (None: row-major), checking the rank."""
+    spec = _LAST.get(fmt)
+    if spec is None:
+        return None
+    if ndim != spec[0]:
+        raise RuntimeError(f"required rank {spec[0]} tensor to use {fmt._name} format")
+    return spec[1]
+
+
+def is_contiguous_as(shape, strides, fmt) -> bool:
+    """Whether element ``strides`` are ``fmt``'s dense layout for ``shape`` (c10's rule:
+    size-1 dimensions may have any stride); preserve_format asks for row-major."""
+    spec = _LAST.get(fmt)
+    if spec is None:
+        order = range(len(shape))
+    elif len(shape) != spec[0]:
+        return False
+    else:
+        order = spec[1]
+    expected = 1
+    for d in reversed(order):
+        if shape[d] != 1:
+            if strides[d] != expected:
+                return False
+            expected *= shape[d]
+    return True
+
+
+def copy_as(arr, fmt, dtype=None):
+    """A copy of ``arr`` (cast to ``dtype``) laid out as ``fmt``: row-major for
+    contiguous_format, channels-last, or ``arr``'s own order for preserve_format/None."""
+    dtype = arr.dtype if dtype is None else dtype
+    order = memory_order(fmt, arr.ndim)
+    if order is not None:
+        inverse = sorted(range(arr.ndim), key=order.__getitem__)
+        return arr.transpose(order).astype(dtype, order="C").transpose(inverse)
+    # as PyTorch's preserve_format: a dense input keeps its strides ('K' also sorts others)
+    return arr.astype(dtype, order="C" if fmt is contiguous_format else "K")
+
 __all__ = ["set_float32_matmul_precision", "get_float32_matmul_precision",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
            "is_deterministic_algorithms_warn_only_enabled", "set_deterministic_debug_mode",

@@ -121,9 +121,6 @@ class Tensor:
             st = tuple(s // self._data.itemsize for s in self._data.strides)
         return st if dim is None else st[_wrap_dim(dim, self._data.ndim)]
 
-    def is_contiguous(self, memory_format=None) -> bool:
-        return self._data.flags.c_contiguous
-
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
 
@@ -330,11 +327,8 @@ class Tensor:
         self._output_nr = 0
         return self
 
-    def cpu(self) -> "Tensor":
-        return self.to("cpu")
-
-    def cuda(self, device=None, non_blocking=False) -> "Tensor":
-        return self.to("cuda" if device is None else device)
+    # to/cpu/cuda/pin_memory/is_pinned/is_contiguous (devices, dtypes, memory formats) are
+    # ops/convert.py's, bound with its METHODS table
 
     # ---- autograd -------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):

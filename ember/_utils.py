@@ -13,7 +13,7 @@ import pickle
 
 import numpy as np
 
-from . import _dtype
+from . import _backend, _dtype
 from ._tensor import Tensor, _make
 from .nn.parameter import Parameter
 
@@ -90,7 +90,7 @@ def _tensor_from_storage(storage, storage_offset, size, stride, dtype=None):
         if offset * item > nbytes:
             raise RuntimeError(f"storage offset {offset} is out of bounds for storage of size "
                                f"{nbytes}")
-        return _make(np.empty(size, npdt))
+        return _make(_on_device(np.empty(size, npdt), storage))
     need = (offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1) * item
     if need > nbytes:
         raise RuntimeError(
@@ -103,7 +103,13 @@ def _tensor_from_storage(storage, storage_offset, size, stride, dtype=None):
     except (ValueError, TypeError, OverflowError) as e:
         raise RuntimeError(f"cannot rebuild a tensor of size {list(size)}, stride "
                            f"{list(stride)}: {e}") from None
-    return _make(arr)
+    return _make(_on_device(arr, storage))
+
+
+def _on_device(arr, storage):
+    # serialization's loader sets the storage's location to the device it maps to
+    loc = storage.location
+    return arr if loc == "cpu" else _backend.to_device(arr, loc)
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride):

@@ -31,7 +31,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import _dtype
+from . import _backend, _dtype
 from ._backend import device as _device
 from ._tensor import Size, Tensor
 from ._utils import _Storage
@@ -527,17 +527,47 @@ class _StorageLoader:
             raw = raw.view(f"u{item}").byteswap().view(np.uint8)
         st = _Storage(raw, dt, location)
         ml = self.map_location
-        if callable(ml) and not isinstance(ml, (str, bytes, _device, dict)):
+        target = location
+        if isinstance(ml, dict):
+            target = ml.get(location, location)
+        elif isinstance(ml, (str, bytes)):
+            target = ml.decode() if isinstance(ml, bytes) else ml
+        elif isinstance(ml, _device) or type(ml).__name__ == "device":
+            target = str(ml)
+        elif callable(ml):
             res = ml(st, location)
             if res is not None:
                 if type(res) is not _Storage:
                     err = TypeError("map_location callable must return a storage or None "
-                                    f"(ember loads everything to cpu), got {type(res).__name__}")
+                                    f"(the one it was given), got {type(res).__name__}")
                     err._ember_user_error = True
                     raise err
-                st = res
+                st, target = res, "cpu"  # the storage as read: in host memory
+        # the tensors rebuilt on this storage are made on st.location's device (_utils)
+        st.location = _restore_location(target, dt)
         self.loaded[key] = st
         return st
+
+
+def _restore_location(location: str, dt) -> str:
+    """The device a storage tagged ``location`` loads to, with PyTorch's errors when no
+    backend serves it ('cpu', or a device type registered in ``_backend``)."""
+    try:
+        dev = _device(location)
+    except RuntimeError:
+        dev = None
+    if dev is not None and dev.type == "cpu":
+        return "cpu"
+    if dev is not None and dev.type in _backend._XP_BY_TYPE:
+        return str(dev)
+    if dev is not None and dev.type in ("cuda", "mps", "xpu", "hpu", "mtia"):
+        name = dev.type.upper()
+        raise RuntimeError(f"Attempting to deserialize object on a {name} device but "
+                           f"torch.{dev.type}.is_available() is False. If you are running on a "
+                           "CPU-only machine, please use torch.load with "
+                           "map_location=torch.device('cpu') to map your storages to the CPU.")
+    raise RuntimeError(f"don't know how to restore data location of torch.storage."
+                       f"TypedStorage (tagged with {location})")
 
 
 def _full_unpickler_class(pickle_module):
@@ -607,7 +637,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=Fa
     ``weights_only=True`` only rebuilds tensors, containers, numbers and strings (plus what
     ``add_safe_globals`` allows); ``weights_only=False`` unpickles anything and must only be
     used on trusted files.  ``mmap=True`` maps storages from the file lazily (copy-on-write).
-    Every ``map_location`` loads to cpu, ember's only device here.
+    ``map_location`` (a device, a str, a dict of locations or a callable) picks where each
+    storage goes, as PyTorch's; cpu and registered backends' devices are the ones there are.
     """
     if weights_only:
         if pickle_module is not None:

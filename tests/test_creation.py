@@ -213,9 +213,12 @@ def test_like_functions(f):
 
 
 def test_like_of_non_contiguous_is_a_fresh_tensor():
-    x = ember.ones(3, 4).t()
-    z = ember.zeros_like(x)
-    assert tuple(z.shape) == (4, 3) and z.is_contiguous()
+    # preserve_format, PyTorch's default: a dense input's strides are kept
+    x, tx = ember.ones(3, 4).t(), torch.ones(3, 4).t()
+    z, tz = ember.zeros_like(x), torch.zeros_like(tx)
+    assert tuple(z.shape) == (4, 3) and z.stride() == tz.stride()
+    assert z.is_contiguous() == tz.is_contiguous()
+    assert z._data is not x._data and not (z._data.base is x._data)
 
 
 # ---- ranges -------------------------------------------------------------------------------

@@ -202,9 +202,10 @@ def test_to_with_bad_argument_raises_type_error(bad):
 
 
 def test_to_unavailable_device_raises():
-    with pytest.raises(RuntimeError, match="CUDA"):
+    # torch's CPU build: AssertionError from torch.cuda's lazy initialisation
+    with pytest.raises(AssertionError, match="CUDA.*no GPU backend"):
         ember.ones(2).to("cuda")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(AssertionError, match="CUDA"):
         ember.ones(2).cuda()
 
 

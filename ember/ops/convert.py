@@ -1,9 +1,14 @@
-"""Copies and casts: ``clone``, ``to(dtype)``, ``contiguous``."""
+"""Copies, casts and moves: ``clone``, ``to`` (dtype, device, memory format), ``cpu``/``cuda``,
+``contiguous``, pinning."""
 from __future__ import annotations
+
+import warnings
 
 from ..autograd.function import Function
 from .._tensor import Tensor, _make, _type_name
 from .. import _dtype, _backend
+from .._runtime import (memory_format, preserve_format, contiguous_format, check_memory_format, memory_order,
+                        is_contiguous_as, copy_as)
 
 
 class Clone(Function):
@@ -11,94 +16,233 @@ class Clone(Function):
     backward_name = "CloneBackward0"
 
     @staticmethod
-    def forward(ctx, a):
-        return a.copy()
+    def forward(ctx, a, fmt=None):
+        # NumPy's own copy (row-major) unless a memory format was asked for
+        return a.copy() if fmt is None else copy_as(a, fmt)
 
     @staticmethod
     def backward(ctx, g):
-        return g
+        return g, None
 
 
 def clone(input: Tensor, *, memory_format=None) -> Tensor:
-    """A copy with its own storage that stays in the graph."""
-    return Clone.apply(input)
+    """A copy with its own storage that stays in the graph (in ``memory_format``'s layout)."""
+    check_memory_format(memory_format, "clone")
+    if memory_format is preserve_format:
+        memory_format = None
+    return Clone.apply(input, memory_format)
 
 
 class ToCopy(Function):
-    """Cast to another dtype (and/or device); gradients are cast back."""
+    """Cast to another dtype, memory format and/or device; gradients go back to the input's
+    dtype and device."""
 
     raw = True
     backward_name = "ToCopyBackward0"
 
     @staticmethod
-    def forward(ctx, a, dt, dev):
+    def forward(ctx, a, dt, dev, fmt):
         ctx.in_dtype = a.dtype
         ctx.in_device = _backend.device_of(a)
-        out = a.astype(dt) if dt is not None and a.dtype != dt else a.copy()
-        if dev is not None:
-            out = _backend.to_device(out, dev)
-        return out
+        if dev is None:
+            return copy_as(a, fmt, dt)
+        # the move copies: cast/lay out without a copy of our own when nothing else changes
+        out = a if (dt is None or dt == a.dtype) and fmt in (None, preserve_format) \
+            else copy_as(a, fmt, dt)
+        return _backend.to_device(out, dev)
 
     @staticmethod
     def backward(ctx, g):
         if g._data.dtype.kind == "c" and ctx.in_dtype.kind != "c":
             g = g.real  # a real input cast to complex gets the real part of the gradient
-        return g.to(dtype=_dtype.from_np(ctx.in_dtype), device=ctx.in_device), None, None
+        return (g.to(dtype=_dtype.from_np(ctx.in_dtype), device=ctx.in_device), None, None,
+                None)
+
+
+_TO_SIGNATURES = (
+    " * (torch.device device = None, torch.dtype dtype = None, bool non_blocking = False, "
+    "bool copy = False, *, torch.memory_format memory_format = None)\n"
+    " * (torch.dtype dtype, bool non_blocking = False, bool copy = False, *, "
+    "torch.memory_format memory_format = None)\n"
+    " * (Tensor tensor, bool non_blocking = False, bool copy = False, *, "
+    "torch.memory_format memory_format = None)\n")
+_TO_KEYWORDS = ("device", "dtype", "non_blocking", "copy", "memory_format")
+
+
+def _arg_type(a) -> str:
+    if isinstance(a, _dtype.dtype):
+        return "torch.dtype"
+    if isinstance(a, _backend.device):
+        return "torch.device"
+    if isinstance(a, Tensor):
+        return "Tensor"
+    if isinstance(a, memory_format):
+        return "torch.memory_format"
+    return type(a).__name__
+
+
+def _bad_to(args, kwargs) -> TypeError:
+    got = ", ".join(_arg_type(a) for a in args)
+    if kwargs:
+        got += (", " if got else "") + "".join(f"{k}={_arg_type(v)}, " for k, v in kwargs.items())
+    return TypeError(f"to() received an invalid combination of arguments - got ({got}), but "
+                     f"expected one of:\n{_TO_SIGNATURES}")
 
 
 def _parse_to(args, kwargs):
-    dt = kwargs.pop("dtype", None)
-    dev = kwargs.pop("device", None)
-    copy = kwargs.pop("copy", False)
-    kwargs.pop("non_blocking", None)
-    kwargs.pop("memory_format", None)
-    if kwargs:
-        raise TypeError(f"to() got an unexpected keyword argument '{next(iter(kwargs))}'")
-    for a in args:
-        if isinstance(a, _dtype.dtype):
-            dt = a
-        elif isinstance(a, Tensor):
-            dt, dev = a.dtype, a.device
-        elif isinstance(a, (str, _backend.device)):
-            dev = _backend.device(a)
-        elif isinstance(a, bool):
-            pass
-        elif a is not None:
-            raise TypeError(f"to() received an invalid combination of arguments: got "
-                            f"{type(a).__name__}")
-    if dev is not None and not isinstance(dev, _backend.device):
-        dev = _backend.device(dev)
-    return dt, dev, copy
+    """``Tensor.to``'s three overloads (device/dtype, dtype, other tensor), as PyTorch parses
+    them: returns (dtype, device, non_blocking, copy, memory_format)."""
+    if len(args) > 4:
+        raise TypeError(f"to() takes from 0 to 4 positional arguments but {len(args)} were "
+                        "given")
+    for k in kwargs:
+        if k not in _TO_KEYWORDS:
+            raise _bad_to(args, kwargs)
+    first = args[0] if args else None
+    if isinstance(first, Tensor):
+        names, (dt, dev) = ("tensor", "non_blocking", "copy"), (first.dtype, first.device)
+    elif isinstance(first, _dtype.dtype):
+        names, dt, dev = ("dtype", "non_blocking", "copy"), first, None
+    else:
+        names, dt, dev = ("device", "dtype", "non_blocking", "copy"), None, None
+    if len(args) > len(names):
+        raise _bad_to(args, kwargs)
+    vals = dict(zip(names, args))
+    for k, v in kwargs.items():
+        if k in vals or (k not in names and k != "memory_format") or \
+                (k in ("device", "dtype") and "tensor" in names):
+            raise _bad_to(args, kwargs)
+        vals[k] = v
+    if "device" in names:
+        dt = vals.get("dtype")
+        dev = vals.get("device")
+    elif "dtype" in kwargs:
+        raise _bad_to(args, kwargs)
+    non_blocking, copy = vals.get("non_blocking", False), vals.get("copy", False)
+    fmt = vals.get("memory_format")
+    if (dt is not None and not isinstance(dt, _dtype.dtype)) or \
+            not isinstance(non_blocking, bool) or not isinstance(copy, bool) or \
+            (fmt is not None and not isinstance(fmt, memory_format)):
+        raise _bad_to(args, kwargs)
+    if dev is not None:
+        if isinstance(dev, (float, Tensor)) or isinstance(dev, bool):
+            raise _bad_to(args, kwargs)
+        dev = _backend.device(dev) if not isinstance(dev, _backend.device) else dev
+    return dt, dev, non_blocking, copy, fmt
+
+
+def _needs_layout(t: Tensor, fmt) -> bool:
+    """Whether ``t`` must be copied to be in memory format ``fmt`` (None/preserve: never)."""
+    if fmt is None or fmt is preserve_format:
+        return False
+    memory_order(fmt, t._data.ndim)  # PyTorch's rank check
+    return not is_contiguous_as(t._data.shape, t.stride(), fmt)
+
+
+def _move(self: Tensor, dt, dev, copy: bool, fmt) -> Tensor:
+    """``self`` in dtype ``dt``, on ``dev`` and in ``fmt`` (each None: unchanged)."""
+    same_dt = dt is None or dt.np == self._data.dtype
+    here = self.device
+    same_dev = dev is None or (dev.type == here.type and dev.index in (None, here.index))
+    if same_dt and same_dev and not copy and not _needs_layout(self, fmt):
+        return self
+    if not same_dev:
+        _backend.xp_for(dev)  # PyTorch's error when no backend serves that device
+        if dev.index not in (None, 0):
+            raise RuntimeError(f"Device index {dev.index} is out of range: ember's '{dev.type}'"
+                               " backend has one device (index 0)")
+    return ToCopy.apply(self, None if same_dt else dt.np, None if same_dev else dev, fmt)
 
 
 def to(self: Tensor, *args, **kwargs) -> Tensor:
-    """Cast to a dtype and/or move to a device; returns ``self`` when nothing changes."""
-    dt, dev, copy = _parse_to(args, dict(kwargs))
-    same_dt = dt is None or dt.np == self._data.dtype
-    same_dev = dev is None or dev.type == self.device.type
-    if same_dt and same_dev and not copy:
-        return self
-    if dev is not None and dev.type != "cpu":
-        _backend.xp_for(dev)  # raises a clear error when the backend is missing
-    return ToCopy.apply(self, None if dt is None else dt.np, None if same_dev else dev)
+    """Cast to a dtype, move to a device and/or lay out in a memory format; ``self`` when
+    nothing changes and ``copy`` is False (``Tensor.to``, all three overloads)."""
+    dt, dev, _, copy, fmt = _parse_to(args, kwargs)
+    return _move(self, dt, dev, copy, fmt)
+
+
+def cpu(self: Tensor, memory_format=preserve_format) -> Tensor:
+    """A copy in host memory, or ``self`` when already there."""
+    check_memory_format(memory_format, "cpu")
+    return _move(self, None, _backend.CPU, False, memory_format)
+
+
+def cuda(self: Tensor, device=None, non_blocking: bool = False,
+         memory_format=preserve_format) -> Tensor:
+    """``self.to('cuda')``: PyTorch's AssertionError while ember has no GPU backend."""
+    check_memory_format(memory_format, "cuda")
+    if device is None:
+        device = "cuda"
+    elif isinstance(device, int) and not isinstance(device, bool):
+        device = f"cuda:{device}"
+    dev = _backend.device(device)
+    if dev.type != "cuda":
+        raise RuntimeError(f"Invalid device, must be cuda device")
+    return _move(self, None, dev, False, memory_format)
+
+
+_NO_PINNING = ("Cannot access accelerator device when none is available. (ember has no GPU "
+               "backend, so it has no pinned host memory)")
+
+
+def _pin_device_warning(fn: str, device) -> None:
+    if device is not None:
+        warnings.warn(f"The argument 'device' of Tensor.{fn}() is deprecated. Please do not pass "
+                      "this argument.", DeprecationWarning, stacklevel=3)
+
+
+def pin_memory(self: Tensor, device=None) -> Tensor:
+    """Page-locked copy for fast transfers to an accelerator; without one, PyTorch's error."""
+    _pin_device_warning("pin_memory", device)
+    if self.device.type != "cpu":
+        raise RuntimeError(f"cannot pin '{_type_name(self)}' only dense CPU tensors can be "
+                           "pinned")
+    raise RuntimeError(_NO_PINNING)
+
+
+def is_pinned(self: Tensor, device=None) -> bool:
+    """False: ember never allocates pinned memory (PyTorch's answer without an accelerator)."""
+    _pin_device_warning("is_pinned", device)
+    return False
 
 
 def _caster(dt):
-    def cast(self, memory_format=None):
-        return to(self, dt)
+    def cast(self, memory_format=preserve_format):
+        check_memory_format(memory_format, dt.name)
+        return _move(self, dt, None, False, memory_format)
     cast.__doc__ = f"``self.to({dt})``."
     return cast
 
 
 def type_as(self: Tensor, other: Tensor) -> Tensor:
-    return to(self, other.dtype)
+    """``self.to(other.dtype)``."""
+    return _move(self, other.dtype, None, False, None)
 
 
 def contiguous(self: Tensor, memory_format=None) -> Tensor:
-    """``self`` if already C-contiguous, else a contiguous copy in the graph."""
-    if self._data.flags.c_contiguous:
+    """``self`` if already dense in ``memory_format`` (row-major by default), else a copy in
+    that layout that stays in the graph."""
+    check_memory_format(memory_format, "contiguous")
+    if memory_format is None or memory_format is contiguous_format:
+        if self._data.flags.c_contiguous:
+            return self
+        return Clone.apply(self, None)
+    if memory_format is preserve_format:
+        if self._data.flags.c_contiguous:
+            return self
+        raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
+    if not _needs_layout(self, memory_format):
         return self
-    return Clone.apply(self)
+    return Clone.apply(self, memory_format)
+
+
+def is_contiguous(self: Tensor, memory_format=None) -> bool:
+    """Whether ``self`` is dense in ``memory_format``'s layout (row-major by default)."""
+    check_memory_format(memory_format, "is_contiguous")
+    if memory_format is None or memory_format is contiguous_format or \
+            memory_format is preserve_format:
+        return self._data.flags.c_contiguous
+    return is_contiguous_as(self._data.shape, self.stride(), memory_format)
 
 
 def _type(self, dtype=None, non_blocking=False):
@@ -116,6 +260,8 @@ def _type(self, dtype=None, non_blocking=False):
 
 METHODS = {
     "clone": clone, "to": to, "type_as": type_as, "contiguous": contiguous, "type": _type,
+    "is_contiguous": is_contiguous, "cpu": cpu, "cuda": cuda, "pin_memory": pin_memory,
+    "is_pinned": is_pinned,
     "float": _caster(_dtype.float32), "double": _caster(_dtype.float64),
     "half": _caster(_dtype.float16), "bfloat16": _caster(_dtype.bfloat16),
     "long": _caster(_dtype.int64), "int": _caster(_dtype.int32),

@@ -529,7 +529,7 @@ def _keep_mask(x, shape, p):
         raise RuntimeError(f"result type Float can't be cast to the desired output type "
                            f"{scalar_name(x.dtype)}")
     u = _gen(None).random(shape, dtype="float64" if x.dtype.itemsize == 8 else "float32")
-    return u < 1.0 - p
+    return xp_of(x).asarray(u < 1.0 - p)  # drawn on the host: onto x's device
 
 
 def _multiply(input: Tensor, factor, inplace: bool) -> Tensor:

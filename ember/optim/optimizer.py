@@ -14,6 +14,7 @@ from copy import deepcopy
 from itertools import chain
 
 from .._tensor import Tensor, _make
+from .. import _backend
 from .._backend import xp_of
 from ..autograd.grad_mode import no_grad, enable_grad
 from ..autograd.function import _version_counter
@@ -257,11 +258,15 @@ class Optimizer:
 
 
 def _cast_state(param: Tensor, key, value):
-    """State tensors take the parameter's dtype, except the step count (as PyTorch)."""
+    """State tensors take the parameter's device and (floating parameters) dtype, except the
+    step count, which stays where it was saved (as PyTorch without capturable/fused)."""
     if isinstance(value, Tensor):
-        if key != "step" and param.is_floating_point() and value.dtype != param.dtype:
-            return _make(value._data.astype(param._data.dtype))
-        return _make(value._data.copy())
+        arr = value._data
+        if key != "step":
+            if param.is_floating_point() and value.dtype != param.dtype:
+                arr = arr.astype(param._data.dtype)
+            arr = _backend.to_device(arr, param.device)
+        return _make(arr.copy() if arr is value._data else arr)
     if hasattr(value, "dtype") and hasattr(value, "shape"):  # a bare array
         return _make(value.copy())
     return value

@@ -577,18 +577,25 @@ class Module:
         return self
 
     def to(self, *args, **kwargs) -> "Module":
-        """Cast floating parameters/buffers to a dtype and/or move them to a device."""
+        """Move parameters/buffers to a device, cast the floating ones to a dtype, and lay out
+        the 4-D/5-D ones in ``memory_format`` (``Module.to``, Tensor.to's overloads)."""
         from ...ops.convert import _parse_to
-        dt, dev, _ = _parse_to(args, dict(kwargs))
+        dt, dev, non_blocking, _, fmt = _parse_to(args, kwargs)
         if dt is not None and not dt.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but "
                             f"got desired dtype={dt}")
 
         def convert(t):
-            if t.is_floating_point():
-                return t.to(dtype=dt, device=dev)
-            return t.to(device=dev)
+            cast = dt if t.is_floating_point() else None
+            if fmt is not None and t.dim() in (4, 5):
+                return t.to(dev, cast, non_blocking, memory_format=fmt)
+            return t.to(dev, cast, non_blocking)
         return self._apply(convert)
+
+    def to_empty(self, *, device, recurse: bool = True) -> "Module":
+        """Parameters and buffers replaced by uninitialised tensors on ``device``."""
+        from ..._creation import empty_like
+        return self._apply(lambda t: empty_like(t, device=device), recurse=recurse)
 
     def float(self) -> "Module":
         """Cast floating parameters and buffers to float32."""

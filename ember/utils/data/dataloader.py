@@ -265,6 +265,10 @@ class _BaseDataLoaderIter:
         self._drop_last = loader.drop_last
         self._index_sampler = loader._index_sampler
         self._num_workers = loader.num_workers
+        if loader.pin_memory and loader.pin_memory_device:
+            warnings.warn("pin_memory_device is deprecated, the current accelerator will be used "
+                          "as the device,ignore pin_memory_device="
+                          f"'{loader.pin_memory_device}'.", stacklevel=3)
         if loader.pin_memory:
             # As PyTorch without an accelerator: pinning is a no-op on CPU.
             warnings.warn("'pin_memory' argument is set as true but no accelerator is found, "
