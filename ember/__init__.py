@@ -10,7 +10,7 @@ from ._dtype import (dtype, bool_ as bool, uint8, int8, int16, int32, int64, flo
                      bfloat16, float32, float64, half, float, double, short, int, long,
                      complex64, complex128, cfloat, cdouble, get_default_dtype,
                      set_default_dtype, promote_types, result_type, can_cast)
-from ._backend import device, set_default_device, get_default_device
+from ._backend import device
 from ._tensor import Tensor, Size
 from .autograd.grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,
                                  is_grad_enabled, is_inference_mode_enabled)
@@ -66,4 +66,14 @@ from ._predicates import _assert  # noqa: E402,F401
 from . import _predicates, testing, hub, version  # noqa: E402,F401
 
 for _name, _fn in _predicates.METHODS.items():
+    setattr(Tensor, _name, _fn)
+
+# Sparse tensors and the profiler (issue 14): layouts, sparse constructors, and Tensor's
+# sparse methods and properties (ops/sparse.py's METHODS, bound here).
+from . import sparse, profiler  # noqa: E402,F401
+from ._layout import (layout, strided, sparse_coo, sparse_csr, sparse_csc,  # noqa: E402,F401
+                      sparse_bsr, sparse_bsc, jagged)
+from .ops.sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
+
+for _name, _fn in sparse.METHODS.items():
     setattr(Tensor, _name, _fn)

@@ -152,6 +152,9 @@ def _add_suffixes(text: str, suffixes, indent: int) -> str:
 
 def tensor_repr(t) -> str:
     a = t._data
+    if hasattr(a, "layout"):  # a sparse tensor's storage (ember/sparse) prints its parts
+        from .sparse._repr import sparse_repr
+        return sparse_repr(t)
     if type(a) is not np.ndarray:
         a = a.get()  # device array → host
     dt = t.dtype

@@ -11,6 +11,7 @@ from .engine import run_backward
 from .anomaly_mode import detect_anomaly, set_detect_anomaly, is_anomaly_enabled
 from .gradcheck import gradcheck, gradgradcheck
 from . import graph, functional
+from . import profiler  # noqa: F401  (the legacy torch.autograd.profiler API)
 
 __all__ = ["backward", "grad", "Function", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "gradcheck", "gradgradcheck", "detect_anomaly",
