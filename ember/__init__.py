@@ -10,7 +10,7 @@ from ._dtype import (dtype, bool_ as bool, uint8, int8, int16, int32, int64, flo
                      bfloat16, float32, float64, half, float, double, short, int, long,
                      complex64, complex128, cfloat, cdouble, get_default_dtype,
                      set_default_dtype, promote_types, result_type, can_cast)
-from ._backend import device
+from ._backend import device, set_default_device, get_default_device
 from ._tensor import Tensor, Size
 from .autograd.grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,
                                  is_grad_enabled, is_inference_mode_enabled)
