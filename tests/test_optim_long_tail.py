@@ -76,11 +76,7 @@ def test_adafactor_state_shapes():
 
 
 def test_sparse_adam_update_matches_torch_on_sparse_gradients():
-    """The update on COO indices/values equals torch's SparseAdam on the same sparse grads.
-
-    ember has no sparse tensors yet, so the update is driven with torch's coalesced indices
-    and values; ``step`` itself refuses dense gradients (tested below).
-    """
+    """The array update on COO indices/values equals torch's SparseAdam, float32 and 64."""
     from ember.optim.sparse_adam import sparse_adam_update
     rng = np.random.default_rng(0)
     for dtype in ("float64", "float32"):
@@ -101,6 +97,26 @@ def test_sparse_adam_update_matches_torch_on_sparse_gradients():
             np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-5, atol=1e-7)
             np.testing.assert_allclose(m, to.state[tp]["exp_avg"].numpy(), rtol=1e-5,
                                        atol=1e-7)
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_sparse_adam_steps_on_sparse_gradients(maximize):
+    """``step`` with ember's sparse COO gradients (``to_sparse``) follows torch's trajectory."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((6, 3))
+    ep = ember.nn.Parameter(ember.tensor(w.copy()))
+    tp = torch.nn.Parameter(torch.tensor(w.copy()))
+    eo = ember.optim.SparseAdam([ep], lr=0.1, maximize=maximize)
+    to = torch.optim.SparseAdam([tp], lr=0.1, maximize=maximize)
+    for _ in range(4):
+        dense = np.zeros_like(w)
+        dense[rng.choice(6, 2)] = rng.standard_normal((2, 3))
+        ep.grad = ember.tensor(dense).to_sparse()
+        tp.grad = torch.tensor(dense).to_sparse()
+        eo.step()
+        to.step()
+    np.testing.assert_allclose(ep.detach().numpy(), tp.detach().numpy(), rtol=1e-12)
+    assert eo.state_dict()["state"][0]["step"] == to.state_dict()["state"][0]["step"] == 4
 
 
 def test_sparse_adam_refuses_dense_gradients():
