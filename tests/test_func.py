@@ -397,3 +397,14 @@ def test_per_sample_gradients_recipe(dt):
     ember.nn.functional.cross_entropy(net(ember.tensor(xs)), ember.tensor(ys)).backward()
     np.testing.assert_allclose(res[0]["0.weight"].mean(0).numpy(), net[0].weight.grad.numpy(),
                                rtol=1e-4, atol=1e-6)
+
+
+def test_stateless_functional_call_is_deprecated_alias():
+    res = []
+    for m in (ember, torch):
+        net = _mlp(m)
+        new = {k: v * 0.5 for k, v in net.named_parameters()}
+        x = m.tensor(_np((3, 4), dt="float32")[0])
+        with pytest.warns(FutureWarning, match="torch.func.functional_call"):
+            res.append(m.nn.utils.stateless.functional_call(net, new, (x,)))
+    assert_close(res[0], res[1], "float32")
