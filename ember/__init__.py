@@ -53,6 +53,13 @@ from .serialization import *  # noqa: E402,F401,F403
 
 # Devices without a GPU backend, runtime settings and loss scaling (issue 13)
 from . import cuda, accelerator, mps, backends, amp  # noqa: E402,F401
+from . import cpu  # noqa: E402,F401
+from .amp.autocast_mode import (  # noqa: E402,F401
+    autocast, is_autocast_enabled, set_autocast_enabled, get_autocast_dtype, set_autocast_dtype,
+    is_autocast_cache_enabled, set_autocast_cache_enabled, clear_autocast_cache,
+    autocast_increment_nesting, autocast_decrement_nesting, get_autocast_gpu_dtype,
+    get_autocast_cpu_dtype, set_autocast_gpu_dtype, set_autocast_cpu_dtype,
+    is_autocast_cpu_enabled, set_autocast_cpu_enabled)
 from ._runtime import *  # noqa: E402,F401,F403
 from . import fft  # noqa: E402,F401
 

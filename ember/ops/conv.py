@@ -563,6 +563,23 @@ def _bias_dims(nd):
     return (0,) + tuple(range(2, 2 + nd))
 
 
+def _conv_dtypes(x, w, b) -> None:
+    """PyTorch's errors for mixed dtypes; raised in forward, after autocast has cast them."""
+    if x.dtype != w.dtype:
+        raise RuntimeError(f"expected scalar type {scalar_name(x.dtype)} but found "
+                           f"{scalar_name(w.dtype)}")
+    if b is not None and b.dtype != x.dtype:
+        raise RuntimeError(f"Input type ({c_name(x.dtype)}) and bias type ({c_name(b.dtype)}) "
+                           f"should be the same")
+
+
+def _half(xp, *arrays):
+    """float16/bfloat16 arrays in float32, for float32 GEMMs rounded once at the end (NumPy
+    has no half-precision BLAS; PyTorch's cpu convolutions accumulate them in float32)."""
+    return [a if a is None or a.dtype.itemsize != 2 or a.dtype.kind not in "fV"
+            else a.astype(xp.float32) for a in arrays]
+
+
 class _Conv(Function):
     """``F(x, w) + b``."""
 
@@ -571,16 +588,18 @@ class _Conv(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, g):
-        y, cols = _conv_fwd(ctx.xp, x, w, g)
-        if b is not None:
-            y += b.reshape((-1,) + (1,) * len(g.k))
+        _conv_dtypes(x, w, b)
+        xc, wc, bc = _half(ctx.xp, x, w, b)
+        y, cols = _conv_fwd(ctx.xp, xc, wc, g)
+        if bc is not None:
+            y += bc.reshape((-1,) + (1,) * len(g.k))
         if ctx._record:
             ctx.geom = g
             ctx.cols = _Cols(cols)
             ctx.save_for_backward(x, w)
         else:
             _SCRATCH.give(cols)
-        return y
+        return y if y.dtype == x.dtype else y.astype(x.dtype)
 
     @staticmethod
     def backward(ctx, gy):
@@ -603,13 +622,15 @@ class _ConvTranspose(Function):
 
     @staticmethod
     def forward(ctx, gy, w, b, g):
-        x = _conv_tr(ctx.xp, gy, w, g)
-        if b is not None:
-            x += b.reshape((-1,) + (1,) * len(g.k))
+        _conv_dtypes(gy, w, b)
+        gc, wc, bc = _half(ctx.xp, gy, w, b)
+        x = _conv_tr(ctx.xp, gc, wc, g)
+        if bc is not None:
+            x += bc.reshape((-1,) + (1,) * len(g.k))
         if ctx._record:
             ctx.geom = g
             ctx.save_for_backward(gy, w)
-        return x
+        return x if x.dtype == gy.dtype else x.astype(gy.dtype)
 
     @staticmethod
     def backward(ctx, h):
@@ -639,7 +660,11 @@ class _ConvWeight(Function):
         if ctx._record:
             ctx.geom = g
             ctx.save_for_backward(x, gy)
-        return _conv_wgrad(ctx.xp, x, gy, g, cols)
+        xc, gc = _half(ctx.xp, x, gy)
+        if cols is not None and cols.dtype != xc.dtype:
+            cols = None
+        gw = _conv_wgrad(ctx.xp, xc, gc, g, cols)
+        return gw if gw.dtype == x.dtype else gw.astype(x.dtype)
 
     @staticmethod
     def backward(ctx, h):
@@ -733,13 +758,7 @@ def _check(fn, nd, x, w, b, stride, padding, dilation, groups, transposed=False,
             raise RuntimeError(f"Given weight of size {_shape_str(w.shape)}, expected bias to be "
                                f"1-dimensional with {w.shape[0]} elements, but got bias of size "
                                f"{_shape_str(b.shape)} instead")
-    if x.dtype != w.dtype:
-        raise RuntimeError(f"expected scalar type {scalar_name(x.dtype)} but found "
-                           f"{scalar_name(w.dtype)}")
-    if b is not None and b.dtype != x.dtype:
-        raise RuntimeError(f"Input type ({c_name(x.dtype)}) and bias type ({c_name(b.dtype)}) "
-                           f"should be the same")
-    if x.dtype.kind == "b":
+    if x.dtype.kind == "b":  # (mixed dtypes are checked in forward, after autocast)
         raise NotImplementedError("\"slow_conv2d_cpu\" not implemented for 'Bool'")
     return xs
 

@@ -22,7 +22,7 @@ from ..random import _gen
 from ._util import reduce_grad, need_tensor, scalar_name, c_name, is_float
 from .elementwise import Mul, Add
 from .index import IndexSelect, ScatterAdd
-from .linalg import matmul
+from .linalg import matmul, lowp_matmul
 
 __all__ = ["linear", "bilinear", "embedding", "embedding_bag", "dropout", "dropout1d",
            "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
@@ -40,14 +40,15 @@ class _Linear(Function):
 
     @staticmethod
     def forward(ctx, x, w, b):
+        _linear_dtypes(x, w, b)  # here, after the modes: autocast casts mixed inputs first
         lead = x.shape[:-1]
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-        out = ctx.xp.matmul(x2, w.T)
-        if out.dtype != x.dtype:  # NumPy returns bfloat16 products in float32
-            out = out.astype(x.dtype)
+        out = lowp_matmul(ctx.xp, x2, w.T, keep=True)
         if b is not None:
             out += b
             ctx.bmeta = (b.shape, b.dtype)
+        if out.dtype != x.dtype:  # float16/bfloat16: float32 sum rounded once
+            out = out.astype(x.dtype)
         ctx.save_for_backward(x, w)
         return out if x.ndim == 2 else out.reshape(lead + (w.shape[0],))
 
@@ -99,15 +100,9 @@ def _linear_checks(x, w, b) -> None:
             rows *= s
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{x.shape[-1]} "
                            f"and {w.shape[1]}x{w.shape[0]})")
-    if x.dtype != w.dtype:
-        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                           f"{c_name(x.dtype)} != {c_name(w.dtype)}")
     if x.dtype.kind == "b":
         raise NotImplementedError("\"addmm_impl_cpu_\" not implemented for 'Bool'")
     if b is not None:
-        if b.dtype != w.dtype:
-            raise RuntimeError(f"self and mat2 must have the same dtype, but got "
-                               f"{scalar_name(b.dtype)} and {scalar_name(w.dtype)}")
         if b.ndim == 1 and b.shape[0] not in (1, w.shape[0]):
             rows = 1
             for s in x.shape[:-1]:
@@ -116,6 +111,16 @@ def _linear_checks(x, w, b) -> None:
                                f"existing size ({b.shape[0]}) at non-singleton dimension 1.  "
                                f"Target sizes: [{rows}, {w.shape[0]}].  Tensor sizes: "
                                f"[{b.shape[0]}]")
+
+
+def _linear_dtypes(x, w, b) -> None:
+    """PyTorch's errors for mixed dtypes (checked in ``_Linear.forward``, after autocast)."""
+    if x.dtype != w.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                           f"{c_name(x.dtype)} != {c_name(w.dtype)}")
+    if b is not None and b.dtype != w.dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got "
+                           f"{scalar_name(b.dtype)} and {scalar_name(w.dtype)}")
 
 
 def linear(input, weight, bias=None):

@@ -59,6 +59,21 @@ def _unsq(t: Tensor, dim: int) -> Tensor:
 # matmul and its fixed-rank forms
 
 
+def lowp_matmul(xp, a, b, keep: bool = False):
+    """``a @ b``; float16/bfloat16 operands are multiplied in float32 (one BLAS call) and the
+    result rounded to their dtype, unless ``keep`` (then the float32 product is returned).
+
+    NumPy has no half-precision BLAS (its float16 matmul is a slow loop, ml_dtypes' bfloat16
+    one returns float32); PyTorch's cpu GEMMs also accumulate half types in float32.
+    """
+    dt = a.dtype
+    if dt.itemsize == 2 and dt.kind in "fV" and b.dtype == dt:
+        out = xp.matmul(a.astype(xp.float32), b.astype(xp.float32))
+        return out if keep else out.astype(dt)
+    out = xp.matmul(a, b)
+    return out if keep or out.dtype == dt else out.astype(dt)
+
+
 class MatMul(Function):
     """``a @ b`` in any rank case (NumPy's matmul rules are PyTorch's); one BLAS call."""
 
@@ -67,11 +82,11 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        # the dtype check runs here, after the modes: autocast casts mixed inputs first
+        if a.dtype != b.dtype:
+            raise _dtype_error(a, b, (min(a.ndim, 3), min(b.ndim, 3)))
         ctx.save_for_backward(a, b)
-        out = ctx.xp.matmul(a, b)
-        if out.dtype != a.dtype:  # NumPy returns bfloat16 products in float32
-            out = out.astype(a.dtype)
-        return out
+        return lowp_matmul(ctx.xp, a, b)
 
     @holomorphic  # complex: g @ b^H and a^H @ g (NOTE [ Complex gradients ] in ops/_util.py)
     def backward(ctx, g):
@@ -109,7 +124,16 @@ class _Vdot(MatMul):
     backward_name = "VdotBackward0"
 
 
-_KIND = {(1, 1): _Dot, (2, 1): _Mv, (1, 2): _VecMat, (2, 2): _Mm, (2, 3): _MatBatch,
+# matmul's own dot and mv: autocast lowers matmul but not torch.dot / torch.mv
+class _MatmulDot(_Dot):
+    pass
+
+
+class _MatmulMv(_Mv):
+    pass
+
+
+_KIND = {(1, 1): _MatmulDot, (2, 1): _MatmulMv, (1, 2): _VecMat, (2, 2): _Mm, (2, 3): _MatBatch,
          (1, 3): MatMul, (3, 1): MatMul, (3, 2): MatMul, (3, 3): MatMul}
 
 
@@ -240,9 +264,7 @@ def _check_matmul(x: Tensor, y: Tensor):
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
                            f"{na}D and {nb}D")
     kind = (na if na < 3 else 3, nb if nb < 3 else 3)
-    if a.dtype != b.dtype:
-        raise _dtype_error(a, b, kind)
-    _no_bool(a.dtype, kind)
+    _no_bool(a.dtype, kind)  # (mixed dtypes are checked in MatMul.forward, after autocast)
     if na > 2 and nb > 2:
         check_broadcast(a.shape[:-2], b.shape[:-2])
     if a.shape[-1] != (b.shape[-2] if nb > 1 else b.shape[0]):
@@ -285,8 +307,6 @@ def _check_bmm(a, b, n1, n2):
         raise RuntimeError(f"{n1} must be a 3D tensor")
     if b.ndim != 3:
         raise RuntimeError(f"{n2} must be a 3D tensor")
-    if a.dtype != b.dtype:
-        raise _dtype_error(a, b, (3, 3))
     _no_bool(a.dtype, (3, 3))
     if b.shape[0] != a.shape[0] or b.shape[1] != a.shape[2]:
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
@@ -366,21 +386,22 @@ class _AddProduct(Function):
     @staticmethod
     def forward(ctx, inp, m1, m2, beta, alpha, kind):
         xp = ctx.xp
+        if kind != "addmv":  # here, after the modes: autocast casts mixed inputs first
+            _same_dtype(inp, m1, m2)
         ctx.save_for_backward(m1, m2)
         ctx.meta = (inp.shape, inp.dtype, beta, alpha, kind)
         if kind == "addr":
             prod = xp.multiply.outer(m1, m2)
         elif kind == "addbmm":
-            prod = xp.matmul(m1, m2).sum(0)
+            prod = lowp_matmul(xp, m1, m2, keep=True).sum(0)
         else:
-            prod = xp.matmul(m1, m2)
-        if prod.dtype != m1.dtype:
-            prod = prod.astype(m1.dtype)
+            prod = lowp_matmul(xp, m1, m2, keep=True)
         if alpha != 1:
             prod *= alpha
         if beta != 0:  # beta == 0 ignores input, NaN and inf included
             prod += inp if beta == 1 else inp * beta
-        return prod
+        # float16/bfloat16: the whole sum in float32, rounded once (as PyTorch's cpu GEMM)
+        return prod if prod.dtype == m1.dtype else prod.astype(m1.dtype)
 
     @holomorphic
     def backward(ctx, g):
@@ -462,7 +483,6 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1, out=Non
         raise RuntimeError(f"mat2 must be a matrix, got {b.ndim}-D tensor")
     if a.shape[1] != b.shape[0]:
         raise _matmul_shape_error(mat1, mat2)
-    _same_dtype(inp, a, b)
     _no_bool(a.dtype, (2, 2))
     _check_scalars(a, beta, alpha)
     _check_expand(inp.shape, (a.shape[0], b.shape[1]))
@@ -495,7 +515,6 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1,
     _need_tensors("baddbmm", input=input, batch1=batch1, batch2=batch2)
     inp, a, b = input._data, batch1._data, batch2._data
     _check_bmm(a, b, "batch1", "batch2")
-    _same_dtype(inp, a, b)
     _check_scalars(a, beta, alpha)
     _check_expand(inp.shape, (a.shape[0], a.shape[1], b.shape[2]))
     return _finish(_Baddbmm.apply(input, batch1, batch2, beta, alpha, "bmm"), out)
@@ -516,7 +535,6 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1,
     if a.shape[2] != b.shape[1]:
         raise RuntimeError(f"Incompatible matrix sizes for bmm ({a.shape[1]}x{a.shape[2]} and "
                            f"{b.shape[1]}x{b.shape[2]})")
-    _same_dtype(inp, a, b)
     _no_bool(a.dtype, (3, 3))
     _check_scalars(a, beta, alpha)
     _check_expand(inp.shape, (a.shape[1], b.shape[2]))
@@ -530,7 +548,6 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     for name, v in (("vec1", a), ("vec2", b)):
         if v.ndim != 1:
             raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {v.ndim}-D")
-    _same_dtype(inp, a, b)
     _check_scalars(a, beta, alpha)
     _check_expand(inp.shape, (a.shape[0], b.shape[0]))
     return _finish(_Addr.apply(input, vec1, vec2, beta, alpha, "addr"), out)
@@ -659,6 +676,11 @@ class Einsum(Function):
     @staticmethod
     def forward(ctx, plan, *arrays):
         xp = ctx.xp
+        dt = arrays[0].dtype if arrays else None
+        for a in arrays[1:]:  # here, after the modes: autocast casts mixed inputs first
+            if a.dtype != dt:
+                raise RuntimeError(f"expected scalar type {scalar_name(dt)} but found "
+                                   f"{scalar_name(a.dtype)}")
         ctx.plan = plan
         ctx.save_for_backward(*arrays)
         if len(arrays) == 1:
@@ -666,6 +688,9 @@ class Einsum(Function):
             # a lone operand that sums over a label is torch.sum: ints and bool go to int64
             summed = a.dtype.kind in "biu" and not set(plan.labels[0]) <= set(plan.out)
             out = xp.einsum(plan.np_eq, a, dtype="int64" if summed else None)
+        elif dt.itemsize == 2 and dt.kind in "fV":  # half types: float32 BLAS, rounded once
+            out = xp.einsum(plan.np_eq, *[a.astype(xp.float32) for a in arrays],
+                            optimize=True).astype(dt)
         else:
             out = xp.einsum(plan.np_eq, *arrays, optimize=True)
         if len(arrays) == 1 and xp.may_share_memory(out, arrays[0]):
@@ -769,12 +794,6 @@ def einsum(*args) -> Tensor:
         if not isinstance(o, Tensor):
             raise TypeError(f"expected Tensor as element {i} in argument 1, but got "
                             f"{type(o).__name__}")
-    if ops:
-        dt = ops[0]._data.dtype
-        for o in ops[1:]:
-            if o._data.dtype != dt:
-                raise RuntimeError(f"expected scalar type {scalar_name(dt)} but found "
-                                   f"{scalar_name(o._data.dtype)}")
     plan = _einsum_plan(eq, tuple(o._data.shape for o in ops))
     return Einsum.apply(plan, *ops)
 

@@ -277,6 +277,8 @@ class Sum(Function):
     def forward(ctx, a, dims, keepdim, dt):
         ctx.meta = (a.shape, dims, keepdim, a.dtype)
         dt = _acc_dtype(a, dt, ctx.xp)
+        if dt.name == "bfloat16":  # ml_dtypes adds in bfloat16 (1024 ones sum to 256)
+            return ctx.xp.sum(a, axis=dims, keepdims=keepdim, dtype="float32").astype(dt)
         return ctx.xp.sum(a, axis=dims, keepdims=keepdim, dtype=dt)
 
     @staticmethod
@@ -344,6 +346,8 @@ class Mean(Function):
             out_shape = _keep_shape(a.shape, dims) if keepdim else tuple(
                 s for i, s in enumerate(a.shape) if i not in dims)
             return ctx.xp.full(out_shape, float("nan"), dt)
+        if dt.name == "bfloat16":  # accumulate in float32, as PyTorch (ml_dtypes would not)
+            return ctx.xp.mean(a, axis=dims, keepdims=keepdim, dtype="float32").astype(dt)
         return ctx.xp.mean(a, axis=dims, keepdims=keepdim, dtype=dt)
 
     @staticmethod
@@ -1322,6 +1326,8 @@ class Sort(Function):
 
     @staticmethod
     def forward(ctx, a, axis, descending):
+        if a.dtype.kind == "c":
+            raise RuntimeError(" Sort does not support complex dtypes on CPU")
         a1 = _as_1d(ctx, a)
         xp = ctx.xp
         idx, vals = _argsort(xp, a1, axis, descending)
@@ -1344,6 +1350,8 @@ def argsort(input, dim=-1, descending=False, stable=False) -> Tensor:
     a = input._data
     xp = xp_of(a)
     d = wrap_dim(dim, a.ndim)
+    if a.dtype.kind == "c":
+        raise RuntimeError(" Sort does not support complex dtypes on CPU")
     if a.ndim == 0:
         return _wrap(xp.zeros((), xp.int64), xp)
     return _wrap(_argsort(xp, a, d, descending)[0], xp)
@@ -1365,8 +1373,10 @@ class Topk(Function):
             raise RuntimeError("selected index k out of range")
         if not ctx.in_shape:
             k = 1  # PyTorch returns the element of a 0-d input for k = 0 too
-        if a.dtype.kind == "b":
-            raise RuntimeError("topk does not support bool dtypes on CPU")
+        if a.dtype.kind in "bc":
+            what = "bool" if a.dtype.kind == "b" else "complex"
+            raise RuntimeError(f"{'' if what == 'bool' else ' '}topk does not support {what} "
+                               "dtypes on CPU")
         xp = ctx.xp
         n = a1.shape[axis]
         if 0 < k and 8 * k < n and n > 1024:
@@ -1455,8 +1465,9 @@ class _MedianAll(_TiedAll):
     @staticmethod
     def forward(ctx, a):
         xp = ctx.xp
-        if a.dtype.kind == "b":
-            raise NotImplementedError("\"median_cpu\" not implemented for 'Bool'")
+        if a.dtype.kind in "bc":
+            raise NotImplementedError(f"\"median_cpu\" not implemented for "
+                                      f"'{scalar_name(a.dtype)}'")
         flat = a.reshape(-1)
         if ctx.ignore_nan:
             flat = flat[flat == flat]
