@@ -565,6 +565,8 @@ def _setitem(src: Tensor, key: Key, value) -> Tensor:
 def _scalar_value(self: Tensor, value):
     if isinstance(value, Tensor) or isinstance(value, (builtins.int, builtins.float)):
         return value
+    if isinstance(value, builtins.complex) and self._data.dtype.kind == "c":
+        return value
     if hasattr(value, "__float__") and not hasattr(value, "__len__"):
         return value.item() if hasattr(value, "item") else builtins.float(value)
     raise TypeError(f"can't assign a {type(value).__name__} to a {_type_name(self)}")
