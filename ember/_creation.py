@@ -205,10 +205,13 @@ asarray = as_tensor
 
 
 def from_numpy(ndarray) -> Tensor:
-    """A tensor that shares memory with a NumPy array."""
-    if type(ndarray).__module__ != "numpy" or not hasattr(ndarray, "dtype"):
-        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    """A tensor that shares memory with a NumPy array (subclasses such as ``np.memmap`` too)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__module__}."
+                        f"{type(ndarray).__name__})")
     from_np(ndarray.dtype)  # raises for unsupported dtypes
+    if type(ndarray) is not np.ndarray:  # the same memory as a plain ndarray, as PyTorch
+        ndarray = ndarray.view(np.ndarray)
     return _make(ndarray)
 
 

@@ -68,6 +68,7 @@ class Generator:
 
 
 default_generator = Generator()
+default_generator.seed()  # each process starts from a fresh seed, as PyTorch's does
 
 
 def _gen(generator) -> np.random.Generator:

@@ -630,7 +630,28 @@ def _check_map_location(map_location):
                     f"{type(map_location).__name__}")
 
 
-def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=False,
+def _weights_only_default(weights_only, pickle_module) -> bool:
+    """PyTorch's choice: True unless a pickle module is given; the environment can force it."""
+    not_set = weights_only is None
+    if not_set:
+        weights_only = pickle_module is None
+    yes = ("1", "y", "yes", "true")
+    force = os.getenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in yes
+    force_no = os.getenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "0").lower() in yes
+    if force and force_no:
+        raise RuntimeError("Only one of `TORCH_FORCE_WEIGHTS_ONLY_LOAD` or "
+                           "`TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD` should be set, but both were set.")
+    if force:
+        return True
+    if force_no and not_set:
+        warnings.warn("Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected, since "
+                      "the`weights_only` argument was not explicitly passed to `torch.load`, "
+                      "forcing weights_only=False.", UserWarning, stacklevel=3)
+        return False
+    return weights_only
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=False,
          **pickle_load_args):
     """Load an object saved by ``torch.save`` or ``ember.save`` (``torch.load``).
 
@@ -639,7 +660,9 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=Fa
     used on trusted files.  ``mmap=True`` maps storages from the file lazily (copy-on-write).
     ``map_location`` (a device, a str, a dict of locations or a callable) picks where each
     storage goes, as PyTorch's; cpu and registered backends' devices are the ones there are.
+    ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` / ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` act as in PyTorch.
     """
+    weights_only = _weights_only_default(weights_only, pickle_module)
     if weights_only:
         if pickle_module is not None:
             raise RuntimeError("Can not safely load weights when explicit pickle_module is "

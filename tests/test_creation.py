@@ -491,3 +491,32 @@ def test_full_checks_the_fill_value_fits_like_torch(value, dt):
         return
     got = ember.full((2,), value, dtype=getattr(ember, dt))
     assert got.tolist() == want.tolist()
+
+
+def test_from_numpy_takes_ndarray_subclasses_sharing_memory(tmp_path):
+    """``np.memmap`` and other ndarray subclasses are accepted (and shared) as by PyTorch."""
+    m = np.memmap(tmp_path / "m.bin", dtype="float32", mode="w+", shape=(4,))
+    t, tt = ember.from_numpy(m), torch.from_numpy(m)
+    t[0] = 7.0
+    assert m[0] == 7.0 and tt[0].item() == 7.0
+    assert (t + 1).tolist() == [8.0, 1.0, 1.0, 1.0]
+
+    class Sub(np.ndarray):
+        pass
+    s = np.arange(3.0).view(Sub)
+    assert ember.from_numpy(s).tolist() == torch.from_numpy(s).tolist()
+    for bad in (np.float32(1.0), [1.0, 2.0]):
+        with pytest.raises(TypeError, match="expected np.ndarray"):
+            ember.from_numpy(bad)
+        with pytest.raises(TypeError, match="expected np.ndarray"):
+            torch.from_numpy(bad)
+
+
+def test_each_process_starts_from_a_fresh_seed_as_torch():
+    import subprocess
+    import sys
+    code = "import {m}; print({m}.initial_seed(), {m}.rand(1).item())"
+    for m in ("ember", "torch"):
+        outs = {subprocess.run([sys.executable, "-c", code.format(m=m)], capture_output=True,
+                               text=True, check=True).stdout for _ in range(2)}
+        assert len(outs) == 2, m

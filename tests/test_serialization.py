@@ -725,3 +725,31 @@ def test_whole_module_pickle_loads_weights_only_with_its_class_allowed():
     np.testing.assert_array_equal(r.weight.detach().numpy(), m.weight.detach().numpy())
     np.testing.assert_array_equal(r(ember.ones(1, 2)).detach().numpy(),
                                   m(ember.ones(1, 2)).detach().numpy())
+
+
+@pytest.mark.parametrize("env", [{}, {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+                                 {"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "true"},
+                                 {"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1",
+                                  "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "yes"}], ids=str)
+@pytest.mark.parametrize("kw", [{}, {"weights_only": False}, {"weights_only": True}], ids=str)
+def test_weights_only_environment_variables_as_torch(monkeypatch, env, kw):
+    import warnings
+    buf = io.BytesIO()
+    ember.save({"a": ember.ones(2), "f": os.getcwd}, buf)  # a global outside the allow-list
+    for k in ("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_WEIGHTS_ONLY_LOAD"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    outcome = {}
+    for m in (ember, torch):
+        buf.seek(0)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            try:
+                r = m.load(buf, **kw)
+                res = ("ok", sorted(r))
+            except Exception as e:  # noqa: BLE001 - the type is what is compared
+                res = (type(e).__name__,)
+        forced = any("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected" in str(x.message) for x in w)
+        outcome[m.__name__] = res + (forced,)
+    assert outcome["ember"] == outcome["torch"]
