@@ -62,6 +62,8 @@ from .amp.autocast_mode import (  # noqa: E402,F401
     is_autocast_cpu_enabled, set_autocast_cpu_enabled)
 from ._runtime import *  # noqa: E402,F401,F403
 from . import fft  # noqa: E402,F401
+from . import func  # noqa: E402,F401
+from .func import vmap  # noqa: E402,F401
 
 # The long tail of top-level names (issue 14): dtype limits, predicates and constants, the
 # legacy tensor types, torch.testing, torch.hub, torch.version. Tensor.is_nonzero and
