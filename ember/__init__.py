@@ -86,3 +86,7 @@ from .ops.sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402
 
 for _name, _fn in sparse.METHODS.items():
     setattr(Tensor, _name, _fn)
+# Tensor.share_memory_/is_shared (ember/_shared.py); ember.multiprocessing is imported on use
+from . import _shared  # noqa: E402
+for _name, _fn in _shared.METHODS.items():
+    setattr(Tensor, _name, _fn)

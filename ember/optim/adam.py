@@ -6,7 +6,7 @@ from operator import attrgetter, is_, is_not
 
 from .._tensor import Tensor, _make
 from .._backend import xp_of
-from .. import _dtype
+from .. import _dtype, _shared
 from ..autograd.function import _version_counter
 from .optimizer import Optimizer
 
@@ -242,9 +242,11 @@ class _FlatGroup:
         xp = xp_of(arrs[0])
         dt = arrs[0].dtype
         for p, a in zip(params, arrs):
-            # plain float leaves that nothing else views (a view would not follow the move)
+            # plain float leaves that nothing else views (a view would not follow the move),
+            # not in shared memory (Hogwild workers must keep updating the one shared copy)
             if (not isinstance(a, xp.ndarray) or a.dtype != dt or p._base is not None
-                    or any(r() is not None for r in (p._views or ()))):
+                    or any(r() is not None for r in (p._views or ()))
+                    or _shared.shared_info(a) is not None):
                 return None
         if dt.kind != "f":
             return None

@@ -627,6 +627,9 @@ class Module:
         return self._apply(lambda t: t.type(dst_type))
 
     def share_memory(self) -> "Module":
+        """Move every parameter and buffer to shared memory, in place (Hogwild training)."""
+        for t in (*self.parameters(), *self.buffers()):
+            t.share_memory_()
         return self
 
     # ---- state dict -------------------------------------------------------------------------
