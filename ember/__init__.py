@@ -26,7 +26,7 @@ from ._printing import set_printoptions
 from . import _creation
 from .ops import (activation as _activation, convert as _convert, elementwise as _elementwise,
                   fill as _fill, index as _index, linalg as _linalg_ops, movement as _movement,
-                  reduce as _reduce, complex as _complex_ops)
+                  reduce as _reduce, special as _special_ops, complex as _complex_ops)
 from .ops.elementwise import *  # noqa: F401,F403
 from .ops.reduce import *  # noqa: F401,F403
 from .ops.movement import *  # noqa: F401,F403
@@ -34,6 +34,7 @@ from .ops.linalg import *  # noqa: F401,F403
 from .ops.index import *  # noqa: F401,F403
 from .ops.convert import clone  # noqa: F401
 from .ops.complex import *  # noqa: F401,F403
+from .ops.special import *  # noqa: F401,F403
 from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
 from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # noqa: F401
@@ -42,7 +43,7 @@ from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # n
 # Tensor's methods and operators: each op family's METHODS table, bound in this one loop
 # (later families win a shared name).  ``Tensor.sum`` is ops/reduce.py's ``sum``.
 _METHOD_FAMILIES = (_elementwise, _reduce, _movement, _index, _linalg_ops, _convert, _fill,
-                    _creation, _activation, _complex_ops)
+                    _creation, _activation, _special_ops, _complex_ops)
 for _family in _METHOD_FAMILIES:
     for _name, _fn in _family.METHODS.items():
         setattr(Tensor, _name, _fn)
@@ -61,6 +62,7 @@ from .amp.autocast_mode import (  # noqa: E402,F401
     get_autocast_cpu_dtype, set_autocast_gpu_dtype, set_autocast_cpu_dtype,
     is_autocast_cpu_enabled, set_autocast_cpu_enabled)
 from ._runtime import *  # noqa: E402,F401,F403
+from . import special, distributions  # noqa: E402,F401
 from . import fft  # noqa: E402,F401
 from . import func  # noqa: E402,F401
 from .func import vmap  # noqa: E402,F401
