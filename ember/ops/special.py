@@ -24,7 +24,8 @@ import math
 
 from .._tensor import Tensor
 from ..autograd.function import Function
-from ._util import result_dtype, cast, reduce_grad, shape_of, float_dtype, need_tensor
+from ._util import (result_dtype, cast, reduce_grad, shape_of, float_dtype, need_tensor,
+                    check_broadcast)
 from .elementwise import (_unary, _unary_function, _number, _out, _dt, _quiet, _plain, where,
                           _erfc_fallback, _special_fn)
 
@@ -47,9 +48,16 @@ _LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.323
 
 
 def _sinpi(xp, x):
-    """``sin(pi x)`` with the argument reduced first, so integers give exactly 0."""
-    r = x - 2 * xp.round(x / 2)  # in [-1, 1]
-    return xp.sin(math.pi * r)
+    """``sin(pi x)`` with the argument reduced to [-1/2, 1/2] first, so integers give 0."""
+    n = xp.round(x)
+    s = xp.sin(math.pi * (x - n))
+    return xp.where(n % 2 == 0, s, -s)
+
+
+def _cotpi(xp, x):
+    """``cot(pi x)`` (period 1), reduced the same way."""
+    r = x - xp.round(x)
+    return xp.cos(math.pi * r) / xp.sin(math.pi * r)
 
 
 def _lgamma(xp, x):
@@ -65,6 +73,7 @@ def _lgamma(xp, x):
         lg = xp.where(xp.isinf(z), xp.inf, lg)
         s = xp.abs(_sinpi(xp, x))
         lg = xp.where(refl, _LOG_PI - xp.log(s) - lg, lg)
+        lg = xp.where((x == 1) | (x == 2), 0.0, lg)  # exact zeros, as PyTorch's
         return xp.where(xp.isinf(x), xp.inf, lg)
 
 
@@ -88,7 +97,7 @@ def _digamma(xp, x):
         psi = acc + xp.log(z) - 0.5 / z - s
         psi = xp.where(xp.isposinf(z), xp.inf, psi)
         # psi(x) = psi(1 - x) - pi / tan(pi x); poles at non-positive integers
-        refl_psi = psi - math.pi * xp.cos(math.pi * (x - 2 * xp.round(x / 2))) / _sinpi(xp, x)
+        refl_psi = psi - math.pi * _cotpi(xp, x)
         out = xp.where(refl, refl_psi, psi)
         isint = (x == xp.floor(x)) & (x <= 0)
         out = xp.where(isint, xp.where(x == 0, -xp.inf, xp.nan), out)
@@ -630,6 +639,7 @@ class _Binary(Function):
     @classmethod
     def forward(cls, ctx, a, b, dt):
         xp = ctx.xp
+        check_broadcast(shape_of(a), shape_of(b))
         ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
         a64 = xp.asarray(a, dtype="float64")
         b64 = xp.asarray(b, dtype="float64")
