@@ -261,3 +261,30 @@ def test_random_patterns_match_torch(n, k, j, seed):
                      c.values().numpy(), _dense(s.detach().to_dense().to_sparse_csr())))
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 0])
+def test_embedding_sparse_gradient_and_sparse_adam_match_torch(padding_idx):
+    res = []
+    for m in (ember, torch):
+        e = m.nn.Embedding(5, 2, sparse=True, padding_idx=padding_idx)
+        with m.no_grad():
+            e.weight.copy_(m.tensor(np.arange(10.0).reshape(5, 2)))
+        opt = m.optim.SparseAdam(e.parameters(), lr=0.1)
+        i = m.tensor([[1, 0, 3], [3, 3, 4]])
+        for _ in range(3):
+            opt.zero_grad()
+            (e(i) ** 2).sum().backward()
+            g = e.weight.grad
+            opt.step()
+        res.append((e.weight.detach().numpy(), g.is_sparse, g._indices().numpy(),
+                    g._values().numpy()))
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_embedding_sparse_with_scale_grad_by_freq_raises_as_torch():
+    for m in (ember, torch):
+        e = m.nn.Embedding(5, 2, sparse=True, scale_grad_by_freq=True)
+        with pytest.raises(RuntimeError, match="scale_grad_by_freq not supported with sparse"):
+            e(m.tensor([1, 1])).sum().backward()

@@ -22,6 +22,8 @@ from ..random import _gen
 from ._util import reduce_grad, need_tensor, scalar_name, c_name, is_float
 from .elementwise import Mul, Add
 from .index import IndexSelect, ScatterAdd
+from .sparse import from_values as sparse_from_values
+from .._sparse import COO
 from .linalg import matmul, lowp_matmul
 
 __all__ = ["linear", "bilinear", "embedding", "embedding_bag", "dropout", "dropout1d",
@@ -284,18 +286,27 @@ class _Embedding(Function):
     backward_name = "EmbeddingBackward0"
 
     @staticmethod
-    def forward(ctx, w, idx, padding_idx, scale_grad_by_freq):
-        ctx.meta = (w.shape, padding_idx, scale_grad_by_freq)
+    def forward(ctx, w, idx, padding_idx, scale_grad_by_freq, sparse=False):
+        ctx.meta = (w.shape, padding_idx, scale_grad_by_freq, sparse)
         ctx.save_for_backward(idx)
         return w.take(idx, axis=0)
 
     @staticmethod
     def backward(ctx, g):
-        (n, dim), pad, by_freq = ctx.meta
+        (n, dim), pad, by_freq, sparse = ctx.meta
         idx, = ctx.saved_tensors
         flat = idx._data.reshape(-1)
         xp = xp_of(flat)
         g2 = g.reshape(-1, dim)
+        if sparse:  # PyTorch's sparse gradient: one row per looked-up index, padding left out
+            if by_freq:
+                raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with "
+                                   "sparse gradients")
+            keep = xp.nonzero(flat != pad)[0] if pad >= 0 else None
+            rows = flat if keep is None else flat[keep]
+            vals = g2 if keep is None else g2[_make(keep)]
+            proto = COO(rows.reshape(1, -1).astype(xp.int64), None, (n, dim))
+            return sparse_from_values(vals, proto), None, None, None, None
         coef = None
         if by_freq:
             coef = 1.0 / xp.bincount(flat, minlength=n)[flat]
@@ -304,14 +315,14 @@ class _Embedding(Function):
             coef = keep if coef is None else coef * keep
         if coef is not None:
             g2 = g2 * _make(coef.astype(g._data.dtype).reshape(-1, 1))
-        return _EmbeddingDenseBackward.apply(g2, _make(flat), n), None, None, None
+        return _EmbeddingDenseBackward.apply(g2, _make(flat), n), None, None, None, None
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """``weight[input]``: rows of the table ``weight`` looked up by integer ``input``.
 
-    ``sparse`` is accepted but the gradient is always dense (ember has no sparse tensors).
+    With ``sparse=True`` the table's gradient is a sparse COO tensor (for ``SparseAdam``).
     """
     need_tensor(input, "embedding", "indices", 2)
     need_tensor(weight, "embedding", "weight", 1)
@@ -325,7 +336,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if max_norm is not None:
         with no_grad():
             _renorm_(weight, idx, max_norm, norm_type)
-    return _Embedding.apply(weight, input, pad, scale_grad_by_freq)
+    return _Embedding.apply(weight, input, pad, scale_grad_by_freq, bool(sparse))
 
 
 class _EmbeddingBag(Function):

@@ -65,7 +65,7 @@ class _CsrFromValues(_FromValues):
     backward_name = "SparseCsrTensorBackward0"
 
 
-def _from_values(values: Tensor, proto) -> Tensor:
+def from_values(values: Tensor, proto) -> Tensor:
     cls = _FromValues if type(proto) is COO else _CsrFromValues
     return cls.apply(values, proto)
 
@@ -83,7 +83,7 @@ class _Values(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return _from_values(g, ctx.proto)
+        return from_values(g, ctx.proto)
 
 
 class _ToDense(Function):
@@ -99,7 +99,7 @@ class _ToDense(Function):
     def backward(ctx, g):
         # PyTorch's gradient is sparse, masked to the input's (coalesced) pattern
         mask = _mask_of(ctx.proto)
-        return _from_values(_gather(g, mask), mask)
+        return from_values(_gather(g, mask), mask)
 
 
 class _ToSparse(Function):
@@ -165,7 +165,7 @@ class _SparseMM(Function):
             sc = _mask_of(s)
             rows, cols = (_make(i) for i in sc.rows_cols())
             prod = g[rows] * d[cols]
-            gs = _from_values(prod.sum(-1) if d.ndim == 2 else prod, sc)
+            gs = from_values(prod.sum(-1) if d.ndim == 2 else prod, sc)
         if ctx.needs_input_grad[1]:
             rows, cols = s.rows_cols()
             st = COO(_data.stack_rows(cols, rows), s.values, s.shape[::-1])
@@ -186,7 +186,7 @@ class _SumAll(Function):
     @staticmethod
     def backward(ctx, g):
         mask = _mask_of(ctx.proto)
-        return _from_values(g.expand(mask.values.shape), mask), None
+        return from_values(g.expand(mask.values.shape), mask), None
 
 
 class _SumDims(Function):
@@ -214,7 +214,7 @@ class _SumDims(Function):
             gv = gd[tuple(_make(s.indices[d]) for d in keep)]
         else:
             gv = gd.unsqueeze(0)
-        return _from_values(gv.expand(s.values.shape), s), None
+        return from_values(gv.expand(s.values.shape), s), None
 
 
 class _Softmax(Function):
@@ -237,7 +237,7 @@ class _Softmax(Function):
         gv = _gather(g, ctx.proto)
         seg = _make(ctx.seg)
         total = (gv * y).new_zeros((ctx.n,) + tuple(y.shape[1:])).index_add(0, seg, gv * y)
-        return _from_values(y * (gv - total[seg]), ctx.proto), None
+        return from_values(y * (gv - total[seg]), ctx.proto), None
 
 
 # ---- public functions ----------------------------------------------------------------------
@@ -366,7 +366,7 @@ def _need_layout(t: Tensor, want, fn: str):
 
 def _cast(input: Tensor, dtype) -> Tensor:
     """``input`` with its values cast to ``dtype`` (differentiably)."""
-    return _from_values(_Values.apply(input).to(dtype), input._data)
+    return from_values(_Values.apply(input).to(dtype), input._data)
 
 
 def sparse_mm(mat1: Tensor, mat2: Tensor) -> Tensor:

@@ -1,9 +1,9 @@
 """``ember.sparse``: sparse COO and CSR tensors (PyTorch's ``torch.sparse``).
 
 Design note.  A sparse tensor is an ordinary ``ember.Tensor`` whose ``_data`` is not a
-NumPy array but a small container (``ember/_sparse.py``'s ``COO``: int64 ``indices`` (sparse_dim, nnz),
-``values`` (nnz, *dense), the size, a coalesced flag; ``CSR``: ``crow``, ``col``,
-``values``, the size).  Each container type is registered in the backend seam
+NumPy array but a small container (``ember/_sparse.py``: ``COO`` holds int64 ``indices``
+(sparse_dim, nnz), ``values`` (nnz, *dense), the size and a coalesced flag; ``CSR`` holds
+``crow``, ``col``, ``values`` and the size).  Each container type is registered in the backend seam
 (``_backend._BY_ARRAY_TYPE``) as a cpu array type whose module is NumPy, and answers the
 metadata a NumPy array answers (``shape`` is the dense size, ``dtype`` the values' dtype),
 so ``Tensor.shape``/``dtype``/``device``/``numel``, ``Function.apply``, the saved-tensor
@@ -43,9 +43,9 @@ __all__ = ["mm", "sum", "softmax", "log_softmax", "addmm", "spmm",
 
 def log_softmax(input, dim: int, dtype=None):
     """``log(softmax(input, dim))`` over the stored values (``torch.sparse.log_softmax``)."""
-    from ..ops.sparse import _from_values, _Values
+    from ..ops.sparse import from_values, _Values
     s = softmax(input, dim, dtype)
-    return _from_values(_Values.apply(s).log(), s._data)
+    return from_values(_Values.apply(s).log(), s._data)
 
 
 def addmm(mat, mat1, mat2, *, beta=1.0, alpha=1.0):
