@@ -34,6 +34,7 @@ from .ops.linalg import *  # noqa: F401,F403
 from .ops.index import *  # noqa: F401,F403
 from .ops.convert import clone  # noqa: F401
 from .ops.complex import *  # noqa: F401,F403
+from .ops.foreach import *  # noqa: F401,F403  (torch._foreach_*)
 from .ops.special import *  # noqa: F401,F403
 from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
