@@ -42,8 +42,10 @@ class device:
             self.type, self.index = type.type, type.index
             return
         if isinstance(type, int) and not isinstance(type, bool):
-            # torch.device(0): index 0 of the current accelerator
-            raise RuntimeError("Cannot access accelerator device when none is available.")
+            # torch.device(0): index 0 of the current accelerator (cuda, when registered)
+            if "cuda" not in _XP_BY_TYPE:
+                raise RuntimeError("Cannot access accelerator device when none is available.")
+            type, index = "cuda", type
         if not isinstance(type, str):
             raise TypeError(f"device() expected a string or device, got {type!r}")
         if ":" in type:

@@ -17,8 +17,8 @@ class Clone(Function):
 
     @staticmethod
     def forward(ctx, a, fmt=None):
-        # NumPy's own copy (row-major) unless a memory format was asked for
-        return a.copy() if fmt is None else copy_as(a, fmt)
+        # preserve_format (None) keeps a dense input's strides, as PyTorch's clone
+        return a.copy(order="K") if fmt is None else copy_as(a, fmt)
 
     @staticmethod
     def backward(ctx, g):
@@ -171,11 +171,7 @@ def cuda(self: Tensor, device=None, non_blocking: bool = False,
          memory_format=preserve_format) -> Tensor:
     """``self.to('cuda')``: PyTorch's AssertionError while ember has no GPU backend."""
     check_memory_format(memory_format, "cuda")
-    if device is None:
-        device = "cuda"
-    elif isinstance(device, int) and not isinstance(device, bool):
-        device = f"cuda:{device}"
-    dev = _backend.device(device)
+    dev = _backend.device("cuda" if device is None else device)  # an int: the accelerator's
     if dev.type != "cuda":
         raise RuntimeError(f"Invalid device, must be cuda device")
     return _move(self, None, dev, False, memory_format)
@@ -226,7 +222,7 @@ def contiguous(self: Tensor, memory_format=None) -> Tensor:
     if memory_format is None or memory_format is contiguous_format:
         if self._data.flags.c_contiguous:
             return self
-        return Clone.apply(self, None)
+        return Clone.apply(self, contiguous_format)
     if memory_format is preserve_format:
         if self._data.flags.c_contiguous:
             return self

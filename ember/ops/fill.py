@@ -77,6 +77,8 @@ def _copy(self, src):
         raise RuntimeError(f"The size of tensor a ({ds[-1] if ds else 1}) must match the size of "
                            f"tensor b ({ss[-1] if ss else 1}) at non-singleton dimension "
                            f"{len(ds) - 1 if ds else 0}")
+    if type(src._data) is not type(self._data):  # copy_ crosses devices, as PyTorch's
+        src = src.to(self.device)
     return Copy.apply(self, src)
 
 
