@@ -216,6 +216,18 @@ def test_second_derivatives():
     assert_close(h, ht)
 
 
+@pytest.mark.parametrize("method,args", [("lgamma_", ()), ("digamma_", ()), ("polygamma_", (1,)),
+                                         ("mvlgamma_", (2,)), ("i0_", ()), ("sinc_", ()),
+                                         ("xlogy_", (2.0,))])
+def test_inplace_methods(method, args):
+    x = np.array([1.3, 2.5, 4.0])
+    e = ember.tensor(x)
+    t = torch.tensor(x)
+    assert getattr(e, method)(*args) is e
+    getattr(t, method)(*args)
+    assert_close(e, t)
+
+
 def test_out_argument():
     out = ember.empty(3)
     r = ember.special.gammaln(ember.tensor([1.5, 2.5, 3.5]), out=out)

@@ -88,10 +88,6 @@ def _dispatch_kl(type_p, type_q):
     return left_fun
 
 
-def _infinite_like(tensor):
-    return ember.full_like(tensor, math.inf)
-
-
 def kl_divergence(p, q):
     """``KL(p || q) = E_p[log p(x) - log q(x)]``, batched."""
     try:

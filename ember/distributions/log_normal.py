@@ -1,7 +1,6 @@
 """``LogNormal(loc, scale)``: exp of a Normal."""
 from __future__ import annotations
 
-import ember
 from . import constraints
 from .normal import Normal
 from .transformed_distribution import TransformedDistribution

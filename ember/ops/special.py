@@ -24,6 +24,7 @@ import math
 
 from .._tensor import Tensor
 from ..autograd.function import Function
+from ..autograd.inplace import make_inplace
 from ._util import (result_dtype, cast, reduce_grad, shape_of, float_dtype, need_tensor,
                     check_broadcast)
 from .elementwise import (_unary, _unary_function, _number, _out, _dt, _quiet, _plain, where,
@@ -988,10 +989,16 @@ def _airy_ai(xp, x):
 special_airy_ai = _no_grad_unary(_airy_ai, "airy_ai", "Airy function Ai.")
 
 
+def _polygamma_method(self, n):
+    return polygamma(n, self)
+
+
 def _methods():
-    return {"lgamma": lgamma, "digamma": digamma, "polygamma": lambda self, n: polygamma(
-        n, self), "mvlgamma": mvlgamma, "xlogy": xlogy, "i0": i0, "sinc": sinc,
-        "igamma": igamma, "igammac": igammac}
+    plain = {"lgamma": lgamma, "digamma": digamma, "polygamma": _polygamma_method,
+             "mvlgamma": mvlgamma, "xlogy": xlogy, "i0": i0, "sinc": sinc, "igamma": igamma,
+             "igammac": igammac}
+    inplace = {name + "_": make_inplace(fn) for name, fn in plain.items()}
+    return {**plain, **inplace}
 
 
 METHODS = _methods()
