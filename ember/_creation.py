@@ -425,10 +425,20 @@ def _float_only(dtype, kernel: str):
                                   f"'{dtype.scalar_name}'")
 
 
+def _complex_draw(fn, size, generator, dtype, device, requires_grad, scale):
+    """A complex sample: real and imaginary parts drawn as trailing pairs of ``fn``'s real
+    samples, times ``scale`` (``randn``'s parts have variance 1/2 each, as PyTorch's)."""
+    pairs = fn(*(_size(size) + (2,)), generator=generator, dtype=dtype.to_real())._data
+    arr = (pairs * scale).view(dtype.np)[..., 0]
+    return _finish(arr, requires_grad, _backend.default_device(device))
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
          layout=None, pin_memory=False) -> Tensor:
-    """Uniform samples on [0, 1)."""
+    """Uniform samples on [0, 1) (each part of a complex dtype)."""
     _check_pin(pin_memory)
+    if dtype is not None and dtype.is_complex:
+        return _complex_draw(rand, size, generator, dtype, device, requires_grad, 1.0)
     _float_only(dtype, "check_uniform_bounds")
     dt = _dt(dtype)
     g = _gen(generator)
@@ -443,8 +453,10 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
           layout=None, pin_memory=False) -> Tensor:
-    """Standard normal samples."""
+    """Standard normal samples (complex: parts of variance 1/2, so E|z|^2 = 1)."""
     _check_pin(pin_memory)
+    if dtype is not None and dtype.is_complex:
+        return _complex_draw(randn, size, generator, dtype, device, requires_grad, 0.5 ** 0.5)
     _float_only(dtype, "normal_kernel_cpu")
     dt = _dt(dtype)
     arr = _gen(generator).standard_normal(_size(size),

@@ -357,3 +357,38 @@ def test_same_helper_compares_conj_views():
     z = torch.tensor([1 + 1j])
     same(ember.tensor([1 - 1j]), z.conj(), "float64")
     assert np_of(z.conj()).tolist() == [1 - 1j]
+
+
+# ---- optimizers and sampling on complex parameters -----------------------------------------
+
+@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+                                     ("Adam", dict(lr=0.1)), ("Adam", dict(lr=0.1, amsgrad=True)),
+                                     ("AdamW", dict(lr=0.1, weight_decay=0.1)),
+                                     ("RMSprop", dict(lr=0.01)), ("Adagrad", dict(lr=0.1))])
+def test_optimizers_update_complex_parameters_as_real_pairs(name, kw):
+    """PyTorch's optimizers step a complex parameter on view_as_real of it and its state."""
+    a = crand(3, 4, seed=20).astype(np.complex64)
+    r = rrand(5, seed=21).astype(np.float32)
+    g = crand(4, 3, seed=22).astype(np.complex64)
+    results = []
+    for m in (ember, torch):
+        p, q = m.nn.Parameter(m.from_numpy(a.copy())), m.nn.Parameter(m.from_numpy(r.copy()))
+        opt = getattr(m.optim, name)([q, p], **kw)
+        for k in range(3):
+            p.grad = m.from_numpy(g.copy() * (k + 1)).t()  # a non-contiguous gradient too
+            q.grad = m.from_numpy(r.copy() + k)
+            opt.step()
+        results.append((np_of(p), np_of(q)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["rand", "randn"])
+@pytest.mark.parametrize("name", ["complex64", "complex128"])
+def test_random_complex_sampling(fn, name):
+    z = getattr(ember, fn)(4000, dtype=getattr(ember, name))
+    assert z.dtype is getattr(ember, name) and z.shape == (4000,)
+    if fn == "randn":  # each part has variance 1/2, so E|z|^2 = 1 (as PyTorch's)
+        assert abs(z.real.var().item() - 0.5) < 0.05 and abs(z.imag.var().item() - 0.5) < 0.05
+    else:
+        assert 0 <= z.real.min().item() and z.imag.max().item() < 1

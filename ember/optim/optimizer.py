@@ -56,6 +56,34 @@ def register_optimizer_step_post_hook(hook):
     return h
 
 
+def _real_view(a):
+    """Complex array ``a`` as float pairs sharing its memory (``view_as_real``), or None."""
+    try:
+        return a.view(a.real.dtype)
+    except ValueError:  # a last axis that is not contiguous cannot be reinterpreted
+        return None
+
+
+def _update_as_real(opt, p, g, state, group, xp) -> None:
+    """``opt._update`` on a complex parameter as PyTorch's optimizers run it: on
+    ``view_as_real`` of the parameter, its gradient and its complex state, so element-wise
+    rules (Adam's squared gradient, sign-based steps) act on real and imaginary parts."""
+    pr, gr = _real_view(p), _real_view(xp.ascontiguousarray(g))  # g is only read
+    if pr is None:
+        return opt._update(p, g, state, group, xp)
+    views = {}
+    for k, v in state.items():
+        if isinstance(v, Tensor) and v._data.dtype.kind == "c":
+            r = _real_view(v._data)
+            if r is not None:
+                views[k] = _make(r)
+    real_state = dict(state, **views)
+    opt._update(pr, gr, real_state, group, xp)
+    for k, v in real_state.items():  # entries the update replaced (step counters) go back
+        if views.get(k) is not v:
+            state[k] = v
+
+
 class Optimizer:
     """Base class: ``param_groups``, ``state``, ``step``, ``zero_grad``, state dicts, hooks."""
 
@@ -199,13 +227,18 @@ class Optimizer:
                 # stored only once non-empty: PyTorch keeps no entry for stateless updates
                 state = {}
                 self._init_state(p, state, group)
-            self._update(p._data, garr, state, group, xp)
+            if garr.dtype.kind == "c":
+                _update_as_real(self, p._data, garr, state, group, xp)
+            else:
+                self._update(p._data, garr, state, group, xp)
             if fresh and state:
                 self.state[p] = state
             _version_counter(p)[0] += 1
 
     def _init_state(self, p: Tensor, state: dict, group: dict) -> None:
-        """Create a parameter's state on its first step (override)."""
+        """Create a parameter's state on its first step (override).
+
+        A complex parameter's state is complex too; the update sees it as real pairs."""
 
     def _update(self, p, g, state: dict, group: dict, xp) -> None:
         """Update array ``p`` in place from gradient array ``g`` (override)."""
