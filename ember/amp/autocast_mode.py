@@ -280,13 +280,18 @@ def _policy() -> dict:
             linalg.Slogdet, linalg.Trace, pooling._AvgPool3d, pooling._MaxPool3d,
             pooling._MaxUnpool, pooling._MaxUnpool3d, pooling._AdaptiveAvgPool3d,
             pooling._AdaptiveMaxPool3d, pooling._AdaptiveMaxPool3dEven,
-            resample._GridSampler, resample._GridSampler3D, reduce.Prod, reduce.ProdAll,
-            padding._IndexPad]
+            resample._GridSampler, resample._GridSampler3D, reduce.Prod, reduce.ProdAll]
+    fp32 += list(padding._PAD_CLS.values())  # reflect/replicate/circular pads, by name
     promote = [movement.Cat, movement.Stack, index.IndexCopy]
     for kind, classes in ((_LOWER, lower), (_FP32, fp32), (_PROMOTE, promote)):
         for cls in classes:
             table[cls] = kind
     return table
+
+
+def _index_pad():
+    from ..ops.padding import _IndexPad
+    return _IndexPad
 
 
 def _skip(cls, args) -> bool:
@@ -296,7 +301,7 @@ def _skip(cls, args) -> bool:
         return args[3] is not None  # an explicit dtype= is never autocast
     if name == "_FusedLayer":
         return args[8] == "GRU"  # PyTorch's cpu GRU is cells that promote back to float32
-    if name == "_IndexPad":  # reflection_pad1d/2d and replication_pad1d/2d/3d only
+    if issubclass(cls, _index_pad()):  # reflection_pad1d/2d and replication_pad1d/2d/3d only
         x, mode, pad = args[0], args[1], args[2]
         return not (mode == "replicate" or mode == "reflect" and len(pad) <= 4)
     return False

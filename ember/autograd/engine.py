@@ -269,6 +269,8 @@ def _validate_custom(node, out):
                         f"Function {node.name()} returned an invalid gradient at index {i} - "
                         f"got {list(g.shape)} but expected shape compatible with "
                         f"{list(shape)}") from None
+            if g.dtype != meta[1]:  # PyTorch casts it to the input's dtype (validate_outputs)
+                g = g.to(meta[1])
         elif meta is None or not node.needs_input_grad[i]:
             g = None
         fixed.append(g)

@@ -1054,6 +1054,10 @@ class IndexCopy(Function):
 
     @staticmethod
     def forward(ctx, a, dim, idx, src):
+        if src.dtype != a.dtype:  # here, after the modes: autocast promotes mixed inputs first
+            raise RuntimeError(f"index_copy_(): self and source expected to have the same "
+                               f"dtype, but got (self) {scalar_name(a.dtype)} and (source) "
+                               f"{scalar_name(src.dtype)}")
         ctx.meta = (dim, src.shape)
         ctx.save_for_backward(idx)
         out = a.copy()
@@ -1080,10 +1084,6 @@ def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor, *, out=No
     _check_index_dtype(index, "index_copy_(): Expected a long tensor for index, but got "
                        f"{scalar_name(index._data.dtype)}", IndexError, allow32=False)
     d = _wrap_dim(dim, input._data.ndim)
-    if source._data.dtype != input._data.dtype:
-        raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, "
-                           f"but got (self) {scalar_name(input._data.dtype)} and (source) "
-                           f"{scalar_name(source._data.dtype)}")
     ns = source._data.shape[d] if source._data.ndim else 1
     if index._data.size != ns:
         raise IndexError(f"index_copy_(): Number of indices ({index._data.size}) should be "

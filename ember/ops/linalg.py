@@ -1008,20 +1008,30 @@ def _check_square(a, fn: str) -> None:
                            f"{a.shape[-2]} by {a.shape[-1]} matrices")
 
 
-def _check_float(a, fn: str) -> None:
+def _check_float(a, fn: str, later: bool = False) -> None:
+    """A float32/float64 (or complex) input; with ``later`` float16/bfloat16 pass here and
+    ``_full_precision`` in the op's forward refuses them, after autocast cast them up."""
     if a.dtype.kind != "f" or a.dtype.itemsize < 4:
         if is_float(a.dtype):
-            raise RuntimeError(f"{fn}: Low precision dtypes not supported. Got "
-                               f"{scalar_name(a.dtype)}")
+            if later:
+                return
+            _full_precision(a, fn)
         raise RuntimeError(f"{fn}: Expected a floating point or complex tensor as input. Got "
                            f"{scalar_name(a.dtype)}")
 
 
-def _square_float_input(fn: str, input, op: str, float_op: str = None) -> None:
+def _full_precision(a, fn: str) -> None:
+    if a.dtype.itemsize < 4 and is_float(a.dtype):
+        raise RuntimeError(f"{fn}: Low precision dtypes not supported. Got "
+                           f"{scalar_name(a.dtype)}")
+
+
+def _square_float_input(fn: str, input, op: str, float_op: str = None,
+                        later: bool = False) -> None:
     """PyTorch's checks of a decomposition's ``input``: a Tensor of square float matrices."""
     need_tensor(input, fn)
     _check_square(input._data, op)
-    _check_float(input._data, float_op or op)
+    _check_float(input._data, float_op or op, later)
 
 
 def _first_failure(a, xp, fn):
@@ -1066,6 +1076,7 @@ class Inv(Function):
 
     @staticmethod
     def forward(ctx, a):
+        _full_precision(a, "linalg.inv")  # after the modes: autocast casts up first
         xp = ctx.xp
         try:
             out = xp.linalg.inv(a)
@@ -1083,7 +1094,7 @@ class Inv(Function):
 
 def inverse(input: Tensor, *, out=None) -> Tensor:
     """Inverse of a square matrix (or a batch of them)."""
-    _square_float_input("inverse", input, "linalg.inv")
+    _square_float_input("inverse", input, "linalg.inv", later=True)
     return _finish(Inv.apply(input), out)
 
 
@@ -1164,6 +1175,7 @@ class Logdet(Function):
 
     @staticmethod
     def forward(ctx, a):
+        _full_precision(a, "logdet")  # after the modes: autocast casts up first
         xp = ctx.xp
         sign, lad = xp.linalg.slogdet(a)
         out = xp.where(sign < 0, xp.nan, lad).astype(a.dtype)
@@ -1183,7 +1195,7 @@ class Logdet(Function):
 
 def logdet(input: Tensor) -> Tensor:
     """``log(det(input))``: NaN for a negative determinant, -inf for a singular matrix."""
-    _square_float_input("logdet", input, "linalg.slogdet", "logdet")
+    _square_float_input("logdet", input, "linalg.slogdet", "logdet", later=True)
     return Logdet.apply(input)
 
 
@@ -1207,6 +1219,7 @@ class Solve(Function):
 
     @staticmethod
     def forward(ctx, a, b, vec, left=True):
+        _full_precision(a, "linalg.solve")  # after the modes: autocast casts up first
         xp = ctx.xp
         if not left:  # X A = B  <=>  A^T X^T = B^T
             x = xp.swapaxes(_lapack_solve(xp, xp.swapaxes(a, -1, -2), xp.swapaxes(b, -1, -2)),
@@ -1247,7 +1260,7 @@ def _solve(A: Tensor, B: Tensor, left: bool = True) -> Tensor:
     need_tensor(B, "solve", "B", 2)
     a, b = A._data, B._data
     _check_square(a, "linalg.solve")
-    _check_float(a, "linalg.solve")
+    _check_float(a, "linalg.solve", later=True)
     if a.dtype != b.dtype:
         raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A "
                            f"of type {scalar_name(a.dtype)} and B of type {scalar_name(b.dtype)} "
@@ -1271,6 +1284,7 @@ class Cholesky(Function):
 
     @staticmethod
     def forward(ctx, a, upper):
+        _full_precision(a, "linalg.cholesky")  # after the modes: autocast casts up first
         xp = ctx.xp
         try:
             low = xp.linalg.cholesky(a)
@@ -1317,7 +1331,7 @@ class _CholeskyOld(Cholesky):
 
 
 def _cholesky(input: Tensor, upper: bool, cls) -> Tensor:
-    _square_float_input("cholesky", input, "linalg.cholesky")
+    _square_float_input("cholesky", input, "linalg.cholesky", later=True)
     return cls.apply(input, builtins.bool(upper))
 
 
@@ -1363,6 +1377,7 @@ class Svd(Function):
 
     @staticmethod
     def forward(ctx, a, full_matrices):
+        _full_precision(a, "linalg.svd")  # after the modes: autocast casts up first
         u, s, vh = ctx.xp.linalg.svd(a, full_matrices=full_matrices)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(u, s, vh)
@@ -1424,22 +1439,23 @@ class _SvdVals(Function):
 
     @staticmethod
     def forward(ctx, a):
+        _full_precision(a, "linalg.svd")  # after the modes: autocast casts up first
         return ctx.xp.linalg.svd(a, compute_uv=False).astype(a.dtype, copy=False)
 
 
 def svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
     """Singular values in descending order."""
     need_tensor(A, "svdvals", "A", 1)
-    _check_float_matrix(A._data, "linalg.svd")
+    _check_float_matrix(A._data, "linalg.svd", later=True)
     if state.grad and A._requires_grad:
         return _finish(Svd.apply(A, False)[1], out)
     return _finish(_SvdVals.apply(A), out)
 
 
-def _check_float_matrix(a, fn):
+def _check_float_matrix(a, fn, later: bool = False):
     if a.ndim < 2:
         raise RuntimeError(f"{fn}: The input tensor A must have at least 2 dimensions.")
-    _check_float(a, fn)
+    _check_float(a, fn, later)
 
 
 _SvdResult = namedtuple("linalg_svd", "U S Vh")
@@ -1449,7 +1465,7 @@ _OldSvdResult = namedtuple("svd", "U S V")
 def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None) -> tuple:
     """``A = U diag(S) Vh`` with singular values in descending order."""
     need_tensor(A, "svd", "A", 1)
-    _check_float_matrix(A._data, "linalg.svd")
+    _check_float_matrix(A._data, "linalg.svd", later=True)
     return _SvdResult(*Svd.apply(A, builtins.bool(full_matrices)))
 
 

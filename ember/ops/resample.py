@@ -916,6 +916,13 @@ class _GridSampler(Function):
 
     @staticmethod
     def forward(ctx, x, grid, mode, padding, align):
+        # dtype checks here, after the modes: autocast runs grid_sample in float32 first
+        if x.dtype.kind != "f":
+            raise NotImplementedError(f"\"grid_sampler_{x.ndim - 2}d_cpu_kernel_impl\" not "
+                                      f"implemented for '{scalar_name(x.dtype)}'")
+        if grid.dtype != x.dtype:
+            raise RuntimeError(f"expected scalar type {scalar_name(x.dtype)} but found "
+                               f"{scalar_name(grid.dtype)}")
         xp = ctx.xp
         n, c = x.shape[:2]
         sp = x.shape[2:]
@@ -1105,12 +1112,6 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
                                f"with sizes {list(gr.shape)}")
         if mode == "bicubic":
             raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
-    if x.dtype.kind != "f":
-        raise NotImplementedError(f"\"grid_sampler_{x.ndim - 2}d_cpu_kernel_impl\" not "
-                                  f"implemented for '{scalar_name(x.dtype)}'")
-    if gr.dtype != x.dtype:
-        raise RuntimeError(f"expected scalar type {scalar_name(x.dtype)} but found "
-                           f"{scalar_name(gr.dtype)}")
     fn = _GridSampler if x.ndim == 4 else _GridSampler3D
     return fn.apply(input, grid, mode, padding_mode, bool(align_corners))
 
