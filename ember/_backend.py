@@ -53,6 +53,9 @@ class device:
             if index is not None or not idx.isdigit():
                 raise RuntimeError(f"Invalid device string: '{type}:{idx}'")
             index = int(idx)
+            if index > 2 ** 31 - 1:  # c10 parses the index as a 32-bit int
+                raise RuntimeError(f"Could not parse device index '{idx}' in device string "
+                                   f"'{type}:{idx}'")
         if type not in _TORCH_TYPES and type not in _XP_BY_TYPE:
             raise RuntimeError(f"Expected one of {', '.join(_TORCH_TYPES)} device type at start "
                                f"of device string: {type}")

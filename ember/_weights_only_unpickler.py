@@ -8,6 +8,18 @@ torch's tensor/parameter rebuilders from ``ember._utils``, dtypes, storage types
 by the user (``add_safe_globals``, stored here in ``_safe``); anything else raises
 ``pickle.UnpicklingError`` before it can import or call anything.  ``ember.serialization``
 re-exports the public functions and runs this unpickler inside ``ember.load``.
+
+NOTE [ Bounded work per file ]: a small hostile pickle must not keep a loader busy or make it
+allocate far more than the file holds.  Each load gets a work allowance of
+``_WORK_PER_BYTE`` units per pickle byte (plus ``_WORK_MIN``): every opcode costs one unit
+and every call that copies a container or a buffer (``Size(tuple)``, ``set(list)``,
+``bytearray(bytes)``, ``OrderedDict(pairs)``, a BUILD state) costs its length, so repeating
+a copy of a big object is refused.  Dict and set keys other than str/bytes (whose hashes are
+salted) may not share a hash more than ``_MAX_SAME_HASH`` times in one container, which
+refuses the colliding-keys attack (100k int keys of one hash take minutes to insert).
+Containers may nest at most ``_MAX_DEPTH`` deep (ember's and torch's picklers recurse, so
+real checkpoints stay far below it).  MARK lives on a separate stack, as in torch's
+unpickler, so it can never be memoized or stored into a container.
 """
 from __future__ import annotations
 
@@ -104,7 +116,7 @@ _CALLABLE = {id(f): f for f in (OrderedDict, Counter, _rebuild_tensor, _rebuild_
                                 _rebuild_parameter_with_state, _rebuild_from_type_v2, Parameter,
                                 Size, _device, _latin1_encode, _safe_bytearray, set, frozenset,
                                 complex)}
-_NEWOBJ = {id(c): c for c in (OrderedDict, Counter, Size, set, frozenset)}
+_NEW_ALLOWED = {id(c): c for c in (OrderedDict, Counter, Size, set, frozenset)}
 # Python 2 names, which protocol-2 pickles written by Python 3 still use (torch maps them with
 # the same ``_compat_pickle`` tables), plus torch's own renamed module
 _PY2_MODULES = dict(_compat_pickle.IMPORT_MAPPING, **{"torch.tensor": "torch._tensor"})
@@ -244,7 +256,66 @@ def _short(x):
 # ================================================================================================
 _OP = {name: op[0] for name, op in vars(pickle).items()
        if name.isupper() and isinstance(op, bytes) and len(op) == 1}
-_MARK = object()
+# each opcode as a module constant: the dispatch below compares against them
+_ADDITEMS = _OP["ADDITEMS"]
+_APPEND = _OP["APPEND"]
+_APPENDS = _OP["APPENDS"]
+_BINBYTES = _OP["BINBYTES"]
+_BINBYTES8 = _OP["BINBYTES8"]
+_BINFLOAT = _OP["BINFLOAT"]
+_BINGET = _OP["BINGET"]
+_BININT = _OP["BININT"]
+_BININT1 = _OP["BININT1"]
+_BININT2 = _OP["BININT2"]
+_BINPERSID = _OP["BINPERSID"]
+_BINPUT = _OP["BINPUT"]
+_BINSTRING = _OP["BINSTRING"]
+_BINUNICODE = _OP["BINUNICODE"]
+_BINUNICODE8 = _OP["BINUNICODE8"]
+_BUILD = _OP["BUILD"]
+_BYTEARRAY8 = _OP["BYTEARRAY8"]
+_DICT = _OP["DICT"]
+_DUP = _OP["DUP"]
+_EMPTY_DICT = _OP["EMPTY_DICT"]
+_EMPTY_LIST = _OP["EMPTY_LIST"]
+_EMPTY_SET = _OP["EMPTY_SET"]
+_EMPTY_TUPLE = _OP["EMPTY_TUPLE"]
+_FRAME = _OP["FRAME"]
+_FROZENSET = _OP["FROZENSET"]
+_GLOBAL = _OP["GLOBAL"]
+_LIST = _OP["LIST"]
+_LONG1 = _OP["LONG1"]
+_LONG4 = _OP["LONG4"]
+_LONG_BINGET = _OP["LONG_BINGET"]
+_LONG_BINPUT = _OP["LONG_BINPUT"]
+_MARK = _OP["MARK"]
+_MEMOIZE = _OP["MEMOIZE"]
+_NEWFALSE = _OP["NEWFALSE"]
+_NEWOBJ = _OP["NEWOBJ"]
+_NEWTRUE = _OP["NEWTRUE"]
+_NONE = _OP["NONE"]
+_POP = _OP["POP"]
+_POP_MARK = _OP["POP_MARK"]
+_PROTO = _OP["PROTO"]
+_REDUCE = _OP["REDUCE"]
+_SETITEM = _OP["SETITEM"]
+_SETITEMS = _OP["SETITEMS"]
+_SHORT_BINBYTES = _OP["SHORT_BINBYTES"]
+_SHORT_BINSTRING = _OP["SHORT_BINSTRING"]
+_SHORT_BINUNICODE = _OP["SHORT_BINUNICODE"]
+_STACK_GLOBAL = _OP["STACK_GLOBAL"]
+_STOP = _OP["STOP"]
+_TUPLE = _OP["TUPLE"]
+_TUPLE1 = _OP["TUPLE1"]
+_TUPLE2 = _OP["TUPLE2"]
+_TUPLE3 = _OP["TUPLE3"]
+_WORK_PER_BYTE = 64
+_WORK_MIN = 1 << 20
+_MAX_SAME_HASH = 64
+_MAX_DEPTH = 1000
+_SALTED = (str, bytes)  # their hashes are randomised per process: no chosen collisions
+_CONTAINERS = (list, tuple, dict, OrderedDict, Counter, set, frozenset)
+_CONTAINER_TYPES = frozenset(_CONTAINERS)
 
 
 class Unpickler(pickle.Unpickler):
@@ -275,19 +346,77 @@ class Unpickler(pickle.Unpickler):
         return line[:-1].decode("utf-8")
 
     def _pop_mark(self):
-        stack = self._stack
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i] is _MARK:
-                items = stack[i + 1:]
-                del stack[i:]
-                return items
-        raise pickle.UnpicklingError("could not find MARK")
+        """The items pushed since the last MARK; the stack below it becomes current."""
+        if not self._metastack:
+            raise pickle.UnpicklingError("could not find MARK")
+        items = self._stack
+        self._stack = self._metastack.pop()
+        return items
+
+    def _spend(self, units):
+        self._work += units
+        if self._work > self._work_cap:
+            raise pickle.UnpicklingError(
+                f"the pickle needs more than {self._work_cap} units of work (opcodes plus "
+                f"copied items) for its {self._size} bytes, the limit of {_WORK_PER_BYTE} per "
+                "byte; the file is refused as hostile")
+
+    def _keys(self, container, keys):
+        """Count hashes of the non-str keys going into ``container`` (collision attacks)."""
+        seen = None
+        for k in keys:
+            if type(k) in _SALTED:
+                continue
+            if seen is None:
+                seen = self._hashes.setdefault(id(container), (container, Counter()))[1]
+            h = hash(k)
+            seen[h] += 1
+            if seen[h] > _MAX_SAME_HASH:
+                raise pickle.UnpicklingError(
+                    f"more than {_MAX_SAME_HASH} keys of one dict or set share the hash {h} "
+                    "(a hash-collision attack); the file is refused")
+
+    def _nest(self, parent, kids):
+        """Track nesting as containers go into containers, to refuse a deep structure as it
+        is built (``_check_depth`` at the end is the exact check; this one is early)."""
+        height, depth = self._height, self._depth
+        hp = height.get(id(parent))
+        h0 = hmax = hp[1] if hp else 1
+        dp = depth.get(id(parent))
+        d = dp[1] + 1 if dp else 1
+        for c in kids:
+            if type(c) in _CONTAINER_TYPES:
+                hc = height.get(id(c))
+                if hc is not None and hc[1] + 1 > hmax:
+                    hmax = hc[1] + 1
+                elif hmax < 2:
+                    hmax = 2
+                dc = depth.get(id(c))
+                if dc is None or dc[1] < d:
+                    depth[id(c)] = (c, d)  # the object is kept so its id is not reused
+        if hmax > h0:
+            height[id(parent)] = (parent, hmax)
+        if d - 1 + hmax > _MAX_DEPTH:
+            raise pickle.UnpicklingError(
+                f"containers nested more than {_MAX_DEPTH} deep; the file is refused")
 
     def load(self):
+        self._height = {}
+        self._depth = {}
         self._stack = []
+        self._metastack = []
         self._memo = {}
+        self._hashes = {}
+        self._work = 0
         try:
-            return self._load()
+            self._size = len(self._file.getbuffer())
+        except AttributeError:
+            self._size = 0
+        self._work_cap = _WORK_PER_BYTE * self._size + _WORK_MIN
+        try:
+            out = self._load()
+            _check_depth(out)
+            return out
         except pickle.UnpicklingError:
             raise
         except Exception as e:
@@ -301,53 +430,73 @@ class Unpickler(pickle.Unpickler):
                                          f"{type(e).__name__}: {e}") from None
 
     def _load(self):  # noqa: C901 - one flat opcode switch, like pickle's own
-        read, stack, memo, O = self._read, self._stack, self._memo, _OP
+        read, stack, memo = self._read, self._stack, self._memo
+        read1 = self._file.read
         push = stack.append
+        spend = self._spend
         while True:
-            op = read(1)[0]
-            if op == O["BINPUT"]:
+            b = read1(1)
+            if not b:
+                raise pickle.UnpicklingError("pickle data was truncated")
+            op = b[0]
+            self._work += 1
+            if self._work > self._work_cap:
+                spend(0)
+            if op == _BINPUT:
                 memo[read(1)[0]] = stack[-1]
-            elif op == O["BINGET"]:
+            elif op == _BINGET:
                 push(memo[read(1)[0]])
-            elif op == O["MARK"]:
-                push(_MARK)
-            elif op == O["BINUNICODE"]:
+            elif op == _MARK:
+                self._metastack.append(stack)
+                stack = self._stack = []
+                push = stack.append
+            elif op == _BINUNICODE:
                 push(str(read(struct.unpack("<I", read(4))[0]), "utf-8", "surrogatepass"))
-            elif op == O["SHORT_BINUNICODE"]:
+            elif op == _SHORT_BINUNICODE:
                 push(str(read(read(1)[0]), "utf-8", "surrogatepass"))
-            elif op == O["BININT1"]:
+            elif op == _BININT1:
                 push(read(1)[0])
-            elif op == O["BININT2"]:
+            elif op == _BININT2:
                 push(struct.unpack("<H", read(2))[0])
-            elif op == O["BININT"]:
+            elif op == _BININT:
                 push(struct.unpack("<i", read(4))[0])
-            elif op == O["TUPLE"]:
-                push(tuple(self._pop_mark()))
-            elif op == O["TUPLE1"]:
-                stack[-1] = (stack[-1],)
-            elif op == O["TUPLE2"]:
-                stack[-2:] = [(stack[-2], stack[-1])]
-            elif op == O["TUPLE3"]:
-                stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
-            elif op == O["EMPTY_TUPLE"]:
+            elif op == _TUPLE:
+                items = self._pop_mark()
+                stack = self._stack
+                push = stack.append
+                t = tuple(items)
+                self._nest(t, t)
+                push(t)
+            elif op == _TUPLE1:
+                t = stack[-1] = (stack[-1],)
+                self._nest(t, t)
+            elif op == _TUPLE2:
+                t = (stack[-2], stack[-1])
+                stack[-2:] = [t]
+                self._nest(t, t)
+            elif op == _TUPLE3:
+                t = (stack[-3], stack[-2], stack[-1])
+                stack[-3:] = [t]
+                self._nest(t, t)
+            elif op == _EMPTY_TUPLE:
                 push(())
-            elif op == O["NEWFALSE"]:
+            elif op == _NEWFALSE:
                 push(False)
-            elif op == O["NEWTRUE"]:
+            elif op == _NEWTRUE:
                 push(True)
-            elif op == O["NONE"]:
+            elif op == _NONE:
                 push(None)
-            elif op == O["BINPERSID"]:
+            elif op == _BINPERSID:
                 push(self._persistent_load(*_check_pid(stack.pop())))
-            elif op == O["GLOBAL"]:
+            elif op == _GLOBAL:
                 module = self._readline()
                 name = self._readline()
                 push(self.find_class(module, name))
-            elif op == O["STACK_GLOBAL"]:
+            elif op == _STACK_GLOBAL:
                 name = stack.pop()
                 module = stack.pop()
                 push(self.find_class(module, name))
-            elif op == O["REDUCE"]:
+            elif op == _REDUCE:
                 args = stack.pop()
                 func = stack[-1]
                 if _CALLABLE.get(id(func)) is not func and \
@@ -357,15 +506,17 @@ class Unpickler(pickle.Unpickler):
                 if type(args) is not tuple:
                     raise pickle.UnpicklingError("REDUCE arguments must be a tuple, got "
                                                  f"{type(args).__name__}")
+                self._charge_call(func, args)
                 stack[-1] = func(*args)
-            elif op == O["NEWOBJ"]:
+            elif op == _NEWOBJ:
                 args = stack.pop()
                 cls = stack.pop()
                 if type(args) is not tuple:
                     raise pickle.UnpicklingError("NEWOBJ arguments must be a tuple")
+                self._charge_call(cls, args)
                 if cls is Parameter:
                     push(Parameter(*args))
-                elif _NEWOBJ.get(id(cls)) is cls or (
+                elif _NEW_ALLOWED.get(id(cls)) is cls or (
                         isinstance(cls, type) and
                         any(cls is g for g in _user_globals().values())):
                     push(cls.__new__(cls, *args))
@@ -373,103 +524,153 @@ class Unpickler(pickle.Unpickler):
                     raise pickle.UnpicklingError(
                         "Can only create new object for nn.Parameter or classes allowlisted "
                         f"via `add_safe_globals` but got {_short(cls)}")
-            elif op == O["BUILD"]:
+            elif op == _BUILD:
                 state = stack.pop()
+                if hasattr(state, "__len__"):
+                    spend(len(state))
                 self._build(stack[-1], state)
-            elif op == O["EMPTY_DICT"]:
+            elif op == _EMPTY_DICT:
                 push({})
-            elif op == O["EMPTY_LIST"]:
+            elif op == _EMPTY_LIST:
                 push([])
-            elif op == O["EMPTY_SET"]:
+            elif op == _EMPTY_SET:
                 push(set())
-            elif op == O["APPEND"]:
+            elif op == _APPEND:
                 item = stack.pop()
                 if type(stack[-1]) is not list:
                     raise pickle.UnpicklingError(f"Can only append to lists, but got "
                                                  f"{type(stack[-1]).__name__}")
                 stack[-1].append(item)
-            elif op == O["APPENDS"]:
+                self._nest(stack[-1], (item,))
+            elif op == _APPENDS:
                 items = self._pop_mark()
+                stack = self._stack
+                push = stack.append
                 if type(stack[-1]) is not list:
                     raise pickle.UnpicklingError(f"Can only extend lists, but got "
                                                  f"{type(stack[-1]).__name__}")
                 stack[-1].extend(items)
-            elif op == O["SETITEM"]:
+                self._nest(stack[-1], items)
+            elif op == _SETITEM:
                 v = stack.pop()
                 k = stack.pop()
-                self._check_dict(stack[-1], "SETITEM")[k] = v
-            elif op == O["SETITEMS"]:
+                d = self._check_dict(stack[-1], "SETITEM")
+                self._keys(d, (k,))
+                d[k] = v
+                self._nest(d, (k, v))
+            elif op == _SETITEMS:
                 items = self._pop_mark()
+                stack = self._stack
+                push = stack.append
                 d = self._check_dict(stack[-1], "SETITEMS")
                 if len(items) % 2:
                     raise pickle.UnpicklingError("SETITEMS needs key/value pairs")
+                self._keys(d, items[::2])
                 for i in range(0, len(items), 2):
                     d[items[i]] = items[i + 1]
-            elif op == O["ADDITEMS"]:
+                self._nest(d, items)
+            elif op == _ADDITEMS:
                 items = self._pop_mark()
+                stack = self._stack
+                push = stack.append
                 if type(stack[-1]) is not set:
                     raise pickle.UnpicklingError("Can only add items to sets")
+                self._keys(stack[-1], items)
                 stack[-1].update(items)
-            elif op == O["FROZENSET"]:
-                push(frozenset(self._pop_mark()))
-            elif op == O["LIST"]:
-                push(list(self._pop_mark()))
-            elif op == O["DICT"]:
+                self._nest(stack[-1], items)
+            elif op == _FROZENSET:
                 items = self._pop_mark()
-                push({items[i]: items[i + 1] for i in range(0, len(items) - 1, 2)})
-            elif op == O["BINFLOAT"]:
+                stack = self._stack
+                push = stack.append
+                self._keys(items, items)
+                fs = frozenset(items)
+                self._nest(fs, items)
+                push(fs)
+            elif op == _LIST:
+                items = self._pop_mark()
+                stack = self._stack
+                push = stack.append
+                self._nest(items, items)
+                push(items)
+            elif op == _DICT:
+                items = self._pop_mark()
+                stack = self._stack
+                push = stack.append
+                self._keys(items, items[::2])
+                d = {items[i]: items[i + 1] for i in range(0, len(items) - 1, 2)}
+                self._nest(d, items)
+                push(d)
+            elif op == _BINFLOAT:
                 push(struct.unpack(">d", read(8))[0])
-            elif op == O["LONG1"]:
+            elif op == _LONG1:
                 push(int.from_bytes(read(read(1)[0]), "little", signed=True))
-            elif op == O["LONG4"]:
+            elif op == _LONG4:
                 n = struct.unpack("<i", read(4))[0]
                 if n < 0:
                     raise pickle.UnpicklingError("LONG pickle has negative byte count")
                 push(int.from_bytes(read(n), "little", signed=True))
-            elif op in (O["SHORT_BINSTRING"], O["BINSTRING"]):
-                n = read(1)[0] if op == O["SHORT_BINSTRING"] else struct.unpack("<i", read(4))[0]
+            elif op in (_SHORT_BINSTRING, _BINSTRING):
+                n = read(1)[0] if op == _SHORT_BINSTRING else struct.unpack("<i", read(4))[0]
                 if n < 0:
                     raise pickle.UnpicklingError("BINSTRING pickle has negative byte count")
                 data = read(n)
                 push(data if self._encoding == "bytes" else data.decode(self._encoding))
-            elif op in (O["SHORT_BINBYTES"], O["BINBYTES"], O["BINBYTES8"]):
-                n = (read(1)[0] if op == O["SHORT_BINBYTES"] else
-                     struct.unpack("<I", read(4))[0] if op == O["BINBYTES"] else
+            elif op in (_SHORT_BINBYTES, _BINBYTES, _BINBYTES8):
+                n = (read(1)[0] if op == _SHORT_BINBYTES else
+                     struct.unpack("<I", read(4))[0] if op == _BINBYTES else
                      struct.unpack("<Q", read(8))[0])
                 push(read(n))
-            elif op == O["BINUNICODE8"]:
+            elif op == _BINUNICODE8:
                 push(str(read(struct.unpack("<Q", read(8))[0]), "utf-8", "surrogatepass"))
-            elif op == O["BYTEARRAY8"]:
+            elif op == _BYTEARRAY8:
                 push(bytearray(read(struct.unpack("<Q", read(8))[0])))
-            elif op == O["LONG_BINPUT"]:
+            elif op == _LONG_BINPUT:
                 memo[struct.unpack("<I", read(4))[0]] = stack[-1]
-            elif op == O["LONG_BINGET"]:
+            elif op == _LONG_BINGET:
                 push(memo[struct.unpack("<I", read(4))[0]])
-            elif op == O["MEMOIZE"]:
+            elif op == _MEMOIZE:
                 memo[len(memo)] = stack[-1]
-            elif op == O["POP"]:
-                if stack and stack[-1] is _MARK:
-                    raise pickle.UnpicklingError("POP of a MARK")
-                stack.pop()
-            elif op == O["POP_MARK"]:
+            elif op == _POP:
+                if stack:
+                    stack.pop()
+                else:  # as pickle: POP on an empty stack drops the last MARK
+                    self._pop_mark()
+                    stack = self._stack
+                    push = stack.append
+            elif op == _POP_MARK:
                 self._pop_mark()
-            elif op == O["DUP"]:
+                stack = self._stack
+                push = stack.append
+            elif op == _DUP:
                 push(stack[-1])
-            elif op == O["FRAME"]:
+            elif op == _FRAME:
                 read(8)
-            elif op == O["PROTO"]:
+            elif op == _PROTO:
                 proto = read(1)[0]
                 if proto > pickle.HIGHEST_PROTOCOL:
                     raise pickle.UnpicklingError(f"unsupported pickle protocol: {proto}")
-            elif op == O["STOP"]:
-                if len(stack) != 1 or stack[0] is _MARK:
+            elif op == _STOP:
+                if len(stack) != 1 or self._metastack:
                     raise pickle.UnpicklingError("pickle data ended with a malformed stack")
                 return stack.pop()
             else:
-                name = next((k for k, v in O.items() if v == op), None)
+                name = next((k for k, v in _OP.items() if v == op), None)
                 raise pickle.UnpicklingError(
                     f"Unsupported operand {op}" + (f" ({name})" if name else "") +
                     " in weights_only loading")
+
+    def _charge_call(self, func, args):
+        """Spend the items a call copies; check the keys of the sets and dicts it builds."""
+        size = 0
+        for a in args:
+            if isinstance(a, (str, bytes, bytearray, tuple, list, dict, set, frozenset)):
+                size += len(a)
+        self._spend(size)
+        if args and isinstance(args[0], (list, tuple)):
+            if func is set or func is frozenset or func is Counter:
+                self._keys(args, args[0])
+            elif func is OrderedDict:
+                self._keys(args, [p[0] for p in args[0] if type(p) is tuple and p])
 
     @staticmethod
     def _check_dict(d, opcode):
@@ -505,3 +706,36 @@ class Unpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(
                 "Can only build OrderedDict, Counter or types allowlisted via "
                 f"`add_safe_globals`, but got {t.__name__}")
+
+
+def _check_depth(obj):
+    """Refuse containers nested deeper than ``_MAX_DEPTH`` (each container visited once)."""
+    if not isinstance(obj, _CONTAINERS):
+        return
+    height = {}  # id -> levels of containers at and below it (0 while being visited)
+    keep = []    # what ``height`` keys on stays alive during the walk
+    todo = [(obj, False)]
+    while todo:
+        o, done = todo.pop()
+        if done:
+            kids = o.items() if isinstance(o, dict) else o
+            h = 0
+            for k in kids:
+                for c in (k if isinstance(o, dict) else (k,)):
+                    if isinstance(c, _CONTAINERS):
+                        h = max(h, height.get(id(c), 0))
+            height[id(o)] = h + 1
+            if h + 1 > _MAX_DEPTH:
+                raise pickle.UnpicklingError(
+                    f"containers nested more than {_MAX_DEPTH} deep; the file is refused")
+            continue
+        if id(o) in height:
+            continue
+        height[id(o)] = 0
+        keep.append(o)
+        todo.append((o, True))
+        kids = o.items() if isinstance(o, dict) else o
+        for k in kids:
+            for c in (k if isinstance(o, dict) else (k,)):
+                if isinstance(c, _CONTAINERS) and id(c) not in height:
+                    todo.append((c, False))

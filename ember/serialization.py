@@ -422,12 +422,62 @@ def _wo_message(message):
 # ================================================================================================
 # the archive reader
 # ================================================================================================
+# NOTE [ Load budget ]: every byte a load materialises from the archive (data.pkl and each
+# storage's numel x itemsize; only those bytes are read or inflated) is charged to a budget:
+# ``load(max_bytes=...)``, else the environment variable EMBER_LOAD_MAX_BYTES, else 4x the
+# file's size plus 64x the compressed size of its deflated records (torch writes only stored
+# records).  Records may not overlap, so stored data can never exceed the file; the budget
+# bounds what a deflated "zip bomb" can inflate to.
+LOAD_MAX_BYTES_ENV = "EMBER_LOAD_MAX_BYTES"
+_STORED_FACTOR = 4
+_DEFLATED_FACTOR = 64
+_CHUNK = 1 << 20
+
+
+class _Budget:
+    """Bytes a load may still materialise (NOTE [ Load budget ])."""
+
+    def __init__(self, limit, how):
+        self.limit, self.left, self.how = limit, limit, how
+
+    def take(self, n, what):
+        if n > self.left:
+            raise RuntimeError(
+                f"loading {what} needs {n} bytes but only {self.left} of the load budget of "
+                f"{self.limit} bytes ({self.how}) are left; pass ember.load(..., "
+                f"max_bytes=N) or set {LOAD_MAX_BYTES_ENV} if you trust this file")
+        self.left -= n
+
+
+def _budget(archive, file_size, max_bytes):
+    if max_bytes is None:
+        env = os.environ.get(LOAD_MAX_BYTES_ENV)
+        if env is not None:
+            try:
+                max_bytes = int(env)
+            except ValueError:
+                raise ValueError(f"{LOAD_MAX_BYTES_ENV} must be an integer number of bytes, "
+                                 f"got {env!r}") from None
+            return _Budget(max_bytes, f"from {LOAD_MAX_BYTES_ENV}")
+        deflated = sum(i.compress_size for i in archive.zf.infolist()
+                       if i.compress_type == zipfile.ZIP_DEFLATED)
+        limit = _STORED_FACTOR * file_size + _DEFLATED_FACTOR * deflated
+        return _Budget(limit, f"the default: {_STORED_FACTOR}x the file's {file_size} bytes "
+                              f"+ {_DEFLATED_FACTOR}x its {deflated} deflated bytes")
+    if type(max_bytes) is not int:
+        raise TypeError(f"max_bytes must be an int or None, got {type(max_bytes).__name__}")
+    if max_bytes < 0:
+        raise ValueError(f"max_bytes must be non-negative, got {max_bytes}")
+    return _Budget(max_bytes, "max_bytes")
+
+
 class _Archive:
     """A torch zip checkpoint opened for reading, with its record names validated."""
 
     def __init__(self, fh, mm=None):
         self.fh = fh
         self.mm = mm
+        self.budget = _Budget(float("inf"), "unlimited")
         try:
             self.zf = zipfile.ZipFile(fh)
             infos = self.zf.infolist()
@@ -450,6 +500,26 @@ class _Archive:
                                    "(absolute path, path traversal or a second archive root)")
         self.prefix = prefix
         self.names = {i.filename for i in infos}
+        self._check_layout(infos)
+
+    def _check_layout(self, infos):
+        """Refuse compression methods torch cannot read and records sharing bytes."""
+        spans = []
+        for info in infos:
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise RuntimeError(
+                    f"PytorchStreamReader failed reading record {info.filename}: unsupported "
+                    f"compression method {info.compress_type} (only stored and deflated "
+                    "records are read)")
+            # the local header is at least 30 bytes plus the name
+            spans.append((info.header_offset,
+                          info.header_offset + 30 + len(info.orig_filename.encode()) +
+                          info.compress_size, info.filename))
+        spans.sort()
+        for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+            if start < end:
+                raise RuntimeError(f"records {a} and {b} overlap in the checkpoint archive "
+                                   "(a malformed or hostile zip file)")
 
     def has(self, name):
         return f"{self.prefix}/{name}" in self.names
@@ -459,12 +529,52 @@ class _Archive:
         if full not in self.names:
             raise RuntimeError(f"PytorchStreamReader failed locating file {name}: file not "
                                "found")
+        info = self.zf.getinfo(full)
+        self.budget.take(info.file_size, f"record {name}")
         try:
-            return self.zf.read(full)
+            if info.compress_type == zipfile.ZIP_STORED:
+                return self.zf.read(full)
+            buf = self._inflate(info, name, info.file_size)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error,
                 NotImplementedError) as e:
             raise RuntimeError(f"PytorchStreamReader failed reading record {name}: {e}") \
                 from None
+        return bytes(buf)
+
+    def _inflate(self, info, name, nbytes):
+        """Inflate deflated record ``name`` into a fresh uint8 array of exactly ``nbytes``
+        (its declared size), never producing more than that, and check its CRC."""
+        if info.file_size != nbytes:
+            raise RuntimeError(f"deflated record {name} declares {info.file_size} bytes but "
+                               f"the pickle needs {nbytes}")
+        start = self._data_offset(info, info.compress_size)
+        out = np.empty(nbytes, np.uint8)
+        view = memoryview(out)
+        d = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.fh.seek(start)
+        left_in, pos, crc = info.compress_size, 0, 0
+        while True:
+            chunk = d.unconsumed_tail
+            if not chunk and left_in and not d.eof:
+                chunk = self.fh.read(min(_CHUNK, left_in))
+                if not chunk:
+                    break
+                left_in -= len(chunk)
+            if not chunk or d.eof:
+                break
+            got = d.decompress(chunk, nbytes - pos + 1)  # one byte more shows an excess
+            if pos + len(got) > nbytes:
+                raise RuntimeError(f"deflated record {name} inflates to more than the "
+                                   f"{nbytes} bytes it declares")
+            view[pos:pos + len(got)] = got
+            crc = zlib.crc32(got, crc)
+            pos += len(got)
+        if pos != nbytes or not d.eof:
+            raise RuntimeError(f"deflated record {name} inflates to {pos} bytes, not the "
+                               f"{nbytes} it declares (truncated or corrupted)")
+        if crc != info.CRC:
+            raise RuntimeError(f"record {name} is corrupted (CRC-32 mismatch)")
+        return out
 
     def read_storage(self, name, nbytes):
         """A writable uint8 array with record ``name`` (at least ``nbytes`` long)."""
@@ -476,25 +586,35 @@ class _Archive:
         if info.file_size < nbytes:
             raise RuntimeError(f"storage record {name} holds {info.file_size} bytes but the "
                                f"pickle declares a storage of {nbytes} bytes")
+        self.budget.take(nbytes, f"storage record {name}")
         if info.compress_type != zipfile.ZIP_STORED:
             if self.mm is not None:
                 raise RuntimeError(f"mmap needs uncompressed storage records, but {name} is "
                                    "compressed")
-            return np.frombuffer(bytearray(self.read(name)), np.uint8)
-        start = self._data_offset(info)
+            return self._inflate(info, name, nbytes)
+        start = self._data_offset(info, info.file_size)
         if self.mm is not None:
-            return np.frombuffer(self.mm, np.uint8, count=info.file_size, offset=start)
-        buf = np.empty(info.file_size, np.uint8)
+            return np.frombuffer(self.mm, np.uint8, count=nbytes, offset=start)
+        # read only the bytes the storage needs; the rest of the record only feeds the CRC
+        buf = np.empty(nbytes, np.uint8)
         self.fh.seek(start)
-        got = self.fh.readinto(memoryview(buf)) if info.file_size else 0
-        if got != info.file_size:
+        got = self.fh.readinto(memoryview(buf)) if nbytes else 0
+        if got != nbytes:
             raise RuntimeError(f"storage record {name} is truncated ({got} of "
                                f"{info.file_size} bytes)")
-        if zlib.crc32(buf) != info.CRC:
+        crc = zlib.crc32(buf)
+        left = info.file_size - nbytes
+        while left:
+            chunk = self.fh.read(min(_CHUNK, left))
+            if not chunk:
+                raise RuntimeError(f"storage record {name} is truncated")
+            crc = zlib.crc32(chunk, crc)
+            left -= len(chunk)
+        if crc != info.CRC:
             raise RuntimeError(f"storage record {name} is corrupted (CRC-32 mismatch)")
         return buf
 
-    def _data_offset(self, info):
+    def _data_offset(self, info, size):
         self.fh.seek(info.header_offset)
         hdr = self.fh.read(30)
         if len(hdr) != 30 or hdr[:4] != b"PK\x03\x04":
@@ -502,7 +622,7 @@ class _Archive:
         nl, el = struct.unpack("<HH", hdr[26:30])
         start = info.header_offset + 30 + nl + el
         end = self.fh.seek(0, 2)
-        if start + info.file_size > end:
+        if start + size > end:
             raise RuntimeError(f"record {info.filename} extends past the end of the file")
         return start
 
@@ -652,7 +772,7 @@ def _weights_only_default(weights_only, pickle_module) -> bool:
 
 
 def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=False,
-         **pickle_load_args):
+         max_bytes=None, **pickle_load_args):
     """Load an object saved by ``torch.save`` or ``ember.save`` (``torch.load``).
 
     ``weights_only=True`` only rebuilds tensors, containers, numbers and strings (plus what
@@ -660,6 +780,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=Fa
     used on trusted files.  ``mmap=True`` maps storages from the file lazily (copy-on-write).
     ``map_location`` (a device, a str, a dict of locations or a callable) picks where each
     storage goes, as PyTorch's; cpu and registered backends' devices are the ones there are.
+    ``max_bytes`` (ember only) caps the bytes read or inflated from the archive; by default
+    ``EMBER_LOAD_MAX_BYTES`` or 4x the file size (NOTE [ Load budget ]).
     ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` / ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` act as in PyTorch.
     """
     weights_only = _weights_only_default(weights_only, pickle_module)
@@ -706,6 +828,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=Fa
         if mmap:
             mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_COPY)
         archive = _Archive(fh, mm)
+        archive.budget = _budget(archive, fh.seek(0, 2) - start, max_bytes)
         if archive.has("constants.pkl"):
             raise RuntimeError("this is a TorchScript archive (torch.jit.save); ember cannot "
                                "load TorchScript")

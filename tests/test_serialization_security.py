@@ -3,11 +3,15 @@
 Every payload sits inside an otherwise valid torch zip archive; each test checks the error
 names the problem and that the sentinel file the payload tries to create never appears.
 """
+import json
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -295,3 +299,259 @@ def test_torch_itself_refuses_what_ember_refuses(tmp_path):
         torch.load(path, weights_only=True)
     ok = write_ckpt(tmp_path / "ok.pt", proto2(tensor_pkl()), FLOATS)
     assert torch.load(ok, weights_only=True).tolist() == [0, 1, 2, 3]
+
+
+# ================================================================================================
+# bounded memory and work (issue 16): each hostile file is loaded in a child process under
+# RLIMIT_AS and a per-case time budget, so a regression fails instead of exhausting the machine
+# ================================================================================================
+GIB = 1 << 30
+HEADROOM = 512 << 20   # address space the child may add after importing ember
+CASE_SECONDS = 10      # per-case wall-clock budget (a hang is a failure, not a stuck suite)
+
+
+def raw_zip(path, entries, aliases=0):
+    """A zip written by hand: ``entries`` are ``(name, data, method, crc, usize)`` with
+    ``data`` exactly as stored in the file; ``aliases`` extra central-directory entries point
+    at the first record's bytes."""
+    out, central = bytearray(), []
+    for name, data, method, crc, usize in entries:
+        full = f"archive/{name}".encode()
+        central.append((full, len(out), method, crc, len(data), usize))
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0, crc, len(data),
+                           usize, len(full), 0) + full + data
+    first = central[0]
+    central += [(f"archive/data/a{k}".encode(),) + first[1:] for k in range(aliases)]
+    cd = len(out)
+    for full, off, method, crc, csize, usize in central:
+        out += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0, crc, csize,
+                           usize, len(full), 0, 0, 0, 0, 0, off) + full
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central),
+                       len(out) - cd, cd, 0)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def zeros_bomb(n_mib):
+    """A raw deflate stream of ``n_mib`` MiB of zeros (about 1 KB per MiB) and its CRC."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    mib = bytes(1 << 20)
+    seg = c.compress(mib) + c.flush(zlib.Z_FULL_FLUSH)  # self-contained: repeatable
+    crc = 0
+    for _ in range(n_mib):
+        crc = zlib.crc32(mib, crc)
+    return seg * n_mib + c.flush(), crc
+
+
+def stored(name, data):
+    return (name, data, 0, zlib.crc32(data), len(data))
+
+
+def deflated(name, data):
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return (name, c.compress(data) + c.flush(), 8, zlib.crc32(data), len(data))
+
+
+def colliding_dict(n, opcode=b"u"):
+    """A dict of ``n`` int keys that all hash to 0 (multiples of 2**61 - 1)."""
+    keys = b"".join(i(k * (2 ** 61 - 1)) + b"N" for k in range(1, n + 1))
+    return proto2(b"}(" + keys + opcode) if opcode == b"u" else proto2(b"(" + keys + b"d")
+
+
+def deep_list_bottom_up(n):
+    return proto2(b"]" * n + b"a" * (n - 1))
+
+
+def deep_list_top_down(n):
+    """Nesting built through the memo with a stack that never grows: the root stays on the
+    stack; each step gets the last list, makes a child, memoizes it, appends it, pops."""
+    steps = (b"h" + bytes([(k - 1) % 2]) + b"]q" + bytes([k % 2]) + b"a0" for k in range(1, n))
+    return proto2(b"]q\x00" + b"".join(steps))
+
+
+def repeated_copies(n, size=1 << 20):
+    """One ``size``-byte bytes object turned into ``n`` bytearrays (n x size bytes)."""
+    body = b"]" + b"B" + struct.pack("<I", size) + bytes(size) + b"q\x00" + b"0"
+    body += g("builtins", "bytearray") + b"q\x01" + b"0"
+    body += b"(" + b"h\x01h\x00\x85R" * n + b"e"
+    return proto2(body)
+
+
+def hostile_cases(d):
+    """name -> (path, load kwargs, expected exception type name, message regex)."""
+    t16 = np.arange(4, dtype=np.float32).tobytes()
+    bomb, bomb_crc = zeros_bomb(1024)  # 1 GiB of zeros in about 1 MB
+    pkl = proto2(tensor_pkl())
+    cases = {}
+
+    def case(name, entries, match, kw=None, err="RuntimeError", aliases=0):
+        cases[name] = (str(raw_zip(d / f"{name}.pt", entries, aliases)), kw or {}, err, match)
+
+    big_numel = GIB // 4
+    case("deflated_storage_bigger_than_pickle_needs",
+         [stored("data.pkl", pkl), ("data/0", bomb, 8, bomb_crc, GIB)],
+         "declares 1073741824 bytes but the pickle needs 16")
+    case("deflated_storage_the_pickle_declares_huge",
+         [stored("data.pkl", proto2(tensor_pkl(numel=big_numel, size=(big_numel,)))),
+          ("data/0", bomb, 8, bomb_crc, GIB)],
+         r"needs 1073741824 bytes but only \d+ of the load budget")
+    case("deflated_storage_lies_about_its_size",
+         [stored("data.pkl", pkl), ("data/0", bomb, 8, zlib.crc32(t16), 16)],
+         "inflates to more than the 16 bytes it declares")
+    case("deflated_data_pkl_bomb",
+         [("data.pkl", bomb, 8, bomb_crc, GIB), stored("data/0", t16)],
+         r"record data.pkl needs 1073741824 bytes but only \d+ of the load budget")
+    case("deflated_data_pkl_lies_about_its_size",
+         [("data.pkl", bomb, 8, zlib.crc32(pkl), len(pkl)), stored("data/0", t16)],
+         "inflates to more than")
+    case("central_directory_aliases_of_one_record",
+         [stored("data/0", bytes(32 << 20)), stored("data.pkl", pkl)],
+         "overlap in the checkpoint archive", aliases=128)
+    case("max_bytes_below_what_the_file_needs",
+         [stored("data.pkl", pkl), stored("data/0", t16)],
+         r"storage record data/0 needs 16 bytes but only 0 of the load budget of \d+ bytes "
+         r"\(max_bytes\)", kw={"max_bytes": len(pkl)})
+    case("deflated_records_within_budget_load",
+         [deflated("data.pkl", pkl), deflated("data/0", t16)], None)
+    for name, body, match in (
+            ("colliding_keys_setitems", colliding_dict(100_000), "share the hash 0"),
+            ("colliding_keys_dict", colliding_dict(100_000, b"d"), "share the hash 0"),
+            ("deep_list_bottom_up", deep_list_bottom_up(10 ** 6), "nested more than 1000 deep"),
+            ("deep_list_top_down", deep_list_top_down(10 ** 6), "nested more than 1000 deep"),
+            ("repeated_bytearray_copies", repeated_copies(4000), "units of work"),
+            ("memoized_mark", proto2(b"]" + b"(q\x00" + b"h\x00a"), "corrupt or unsupported"),
+            ("size_of_a_str", proto2(g("torch", "Size") + tup(u("abc")) + b"R"),
+             r"torch.Size\(\) takes an iterable of 'int' \(item 0 is 'str'\)")):
+        cases[name] = (str(write_ckpt(d / f"{name}.pt", body)), {}, "UnpicklingError", match)
+    cases["device_index_overflow"] = (
+        str(write_ckpt(d / "dev.pt", proto2(g("torch", "device") +
+                                            tup(u("cuda:99999999999999999999")) + b"R"))),
+        {}, "RuntimeError", "Could not parse device index '99999999999999999999'")
+    for method, label in ((zipfile.ZIP_LZMA, "lzma"), (zipfile.ZIP_BZIP2, "bzip2")):
+        path = d / f"{label}.pt"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("archive/data.pkl", proto2(b"N"), compress_type=method)
+        cases[f"data_pkl_{label}"] = (str(path), {}, "RuntimeError",
+                                      f"unsupported compression method {method}")
+    return cases
+
+
+_CHILD = r"""
+import json, pickle, resource, signal, sys, time
+import ember
+base = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (base + HEADROOM, base + HEADROOM))
+
+def alarm(*_):
+    raise TimeoutError('over the time budget')
+
+signal.signal(signal.SIGALRM, alarm)
+out = {}
+for name, (path, kw, _, _) in json.loads(sys.argv[1]).items():
+    t0 = time.perf_counter()
+    signal.alarm(CASE_SECONDS)
+    try:
+        ember.load(path, **kw)
+        res = [None, '']
+    except BaseException as e:  # MemoryError and TimeoutError are the regressions
+        res = [type(e).__name__, str(e)]
+    signal.alarm(0)
+    out[name] = res + [time.perf_counter() - t0]
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def hostile_results(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    cases = hostile_cases(d)
+    code = _CHILD.replace("HEADROOM", str(HEADROOM)).replace("CASE_SECONDS", str(CASE_SECONDS))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(ember.__file__)))
+    env.pop(ser.LOAD_MAX_BYTES_ENV, None)
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], env=env, timeout=240,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cases, json.loads(proc.stdout.splitlines()[-1])
+
+
+HOSTILE = ["deflated_storage_bigger_than_pickle_needs", "deflated_storage_the_pickle_declares_huge",
+           "deflated_storage_lies_about_its_size", "deflated_data_pkl_bomb",
+           "deflated_data_pkl_lies_about_its_size", "central_directory_aliases_of_one_record",
+           "max_bytes_below_what_the_file_needs", "deflated_records_within_budget_load",
+           "colliding_keys_setitems", "colliding_keys_dict", "deep_list_bottom_up",
+           "deep_list_top_down", "repeated_bytearray_copies", "memoized_mark", "size_of_a_str",
+           "device_index_overflow", "data_pkl_lzma", "data_pkl_bzip2"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_file_is_refused_within_budget(hostile_results, name):
+    cases, results = hostile_results
+    _, _, err, match = cases[name]
+    got, msg, seconds = results[name]
+    assert seconds < CASE_SECONDS, (name, seconds)
+    if match is None:
+        assert got is None, msg
+    else:
+        assert got == err, (got, msg)
+        assert re.search(match, msg), msg
+
+
+@pytest.mark.parametrize("name,body", [
+    ("memoized_mark", proto2(b"]" + b"(q\x00" + b"h\x00a")),
+    ("size_of_a_str", proto2(g("torch", "Size") + tup(u("abc")) + b"R")),
+    ("colliding_keys", colliding_dict(200)),
+])
+def test_torch_refuses_these_too(tmp_path, name, body):
+    """torch lets the IndexError/TypeError out raw; ember wraps every malformed-pickle error
+    in UnpicklingError (its "corrupt or unsupported pickle data")."""
+    path = write_ckpt(tmp_path / f"{name}.pt", body)
+    if name == "colliding_keys":  # torch loads it (slowly at 100k keys); ember refuses
+        assert len(torch.load(path, weights_only=True)) == 200
+    else:
+        with pytest.raises((IndexError, TypeError)):
+            torch.load(path, weights_only=True)
+    with pytest.raises(pickle.UnpicklingError):
+        ember.load(path)
+
+
+def test_torch_refuses_compressed_data_pkl_and_the_device_index(tmp_path):
+    path = tmp_path / "lzma.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", proto2(b"N"), compress_type=zipfile.ZIP_LZMA)
+    with pytest.raises(RuntimeError):
+        torch.load(path, weights_only=True)
+    with pytest.raises(RuntimeError, match="unsupported compression method 14"):
+        ember.load(path)
+    with pytest.raises(RuntimeError, match="Could not parse device index"):
+        torch.device("cuda:99999999999999999999")
+    with pytest.raises(RuntimeError, match="Could not parse device index"):
+        ember.device("cuda:99999999999999999999")
+    with pytest.raises(TypeError, match=r"item 0 is 'str'"):
+        ember.Size("abc")
+
+
+def test_budget_from_the_environment_and_max_bytes(tmp_path, monkeypatch):
+    path = write_ckpt(tmp_path / "ok.pt", proto2(tensor_pkl()), FLOATS)
+    assert ember.load(path, max_bytes=10 ** 6).tolist() == [0, 1, 2, 3]
+    monkeypatch.setenv(ser.LOAD_MAX_BYTES_ENV, "20")
+    with pytest.raises(RuntimeError, match=r"budget of 20 bytes \(from EMBER_LOAD_MAX_BYTES\)"):
+        ember.load(path)
+    assert ember.load(path, max_bytes=10 ** 6).tolist() == [0, 1, 2, 3]  # the argument wins
+    monkeypatch.setenv(ser.LOAD_MAX_BYTES_ENV, "lots")
+    with pytest.raises(ValueError, match="EMBER_LOAD_MAX_BYTES must be an integer"):
+        ember.load(path)
+    monkeypatch.delenv(ser.LOAD_MAX_BYTES_ENV)
+    with pytest.raises(TypeError, match="max_bytes must be an int or None"):
+        ember.load(path, max_bytes=1.5)
+    with pytest.raises(ValueError, match="max_bytes must be non-negative"):
+        ember.load(path, max_bytes=-1)
+
+
+def test_a_real_checkpoint_loads_under_the_default_budget(tmp_path):
+    """What torch.save writes (a few storages, a nested state dict) is far inside the limits."""
+    sd = {"layer": {f"w{k}": torch.randn(64, 64) for k in range(8)},
+          "nested": [[[list(range(100))]]], "ints": {k: k for k in range(5000)}}
+    torch.save(sd, tmp_path / "real.pt")
+    out = ember.load(tmp_path / "real.pt")
+    assert out["ints"][4999] == 4999 and out["nested"][0][0][0][99] == 99
+    np.testing.assert_array_equal(out["layer"]["w3"].numpy(), sd["layer"]["w3"].numpy())
