@@ -219,77 +219,9 @@ class Tensor:
             raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
         self._data = value._data
 
-    # ---- conversion -----------------------------------------------------------------------
-    def item(self):
-        """The value of a one-element tensor as a Python number."""
-        if self._data.size != 1:
-            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
-                               "to Scalar")
-        return self._data.reshape(()).item() if self.dtype.name != "bfloat16" else builtins.float(
-            self._data.reshape(()))
-
-    def tolist(self):
-        if self.dtype.name == "bfloat16":
-            return self._data.astype("float32").tolist()
-        return self._data.tolist()
-
-    def numpy(self, *, force: bool = False):
-        """The NumPy array sharing this tensor's memory (no copy on cpu)."""
-        if self._requires_grad and not force:
-            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
-                               "tensor.detach().numpy() instead.")
-        if self.device.type != "cpu":
-            if not force:
-                raise TypeError(f"can't convert {self.device} device type tensor to numpy. "
-                                "Use Tensor.cpu() to copy the tensor to host memory first.")
-            return self._data.get()
-        return self._data
-
-    def __array__(self, dtype=None, copy=None):
-        a = self.numpy()
-        return a if dtype is None else a.astype(dtype)
-
-    def __len__(self):
-        if self._data.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
-        return self._data.shape[0]
-
-    def __iter__(self):
-        if self._data.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
-        return iter(self.unbind(0))
-
-    def __bool__(self):
-        if self._data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return builtins.bool(self._data.reshape(()))
-
-    def _scalar(self):
-        if self._data.size != 1:
-            raise ValueError("only one element tensors can be converted to Python scalars")
-        return self.item()
-
-    def __float__(self):
-        return builtins.float(self._scalar())
-
-    def __int__(self):
-        return builtins.int(self._scalar())
-
-    def __index__(self):
-        if self.dtype.is_floating_point or self._data.size != 1:
-            raise TypeError("only integer tensors of a single element can be converted to an "
-                            "index")
-        return builtins.int(self._data.reshape(()))
-
-    def __complex__(self):
-        return complex(self._scalar())
-
+    # Conversion to Python values and NumPy (item, tolist, numpy, __float__, __len__ ...) is
+    # ops/convert.py's, bound with the op families.
     __hash__ = object.__hash__
-
-    def __format__(self, spec):
-        if self._data.ndim == 0:
-            return format(self.item(), spec)
-        return object.__format__(self, spec)
 
     def __deepcopy__(self, memo):
         if self._grad_fn is not None:

@@ -2,6 +2,7 @@
 ``contiguous``, pinning."""
 from __future__ import annotations
 
+import builtins
 import warnings
 
 from ..autograd.function import Function
@@ -254,7 +255,93 @@ def _type(self, dtype=None, non_blocking=False):
     return to(self, dtype)
 
 
+# ---- conversion to Python values and NumPy ---------------------------------------------------
+def item(self):
+    """The value of a one-element tensor as a Python number."""
+    if self._data.size != 1:
+        raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
+                           "to Scalar")
+    return self._data.reshape(()).item() if self.dtype.name != "bfloat16" else builtins.float(
+        self._data.reshape(()))
+
+
+def tolist(self):
+    if self.dtype.name == "bfloat16":
+        return self._data.astype("float32").tolist()
+    return self._data.tolist()
+
+
+def numpy(self, *, force: bool = False):
+    """The NumPy array sharing this tensor's memory (no copy on cpu)."""
+    if self._requires_grad and not force:
+        raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                           "tensor.detach().numpy() instead.")
+    if self.device.type != "cpu":
+        if not force:
+            raise TypeError(f"can't convert {self.device} device type tensor to numpy. "
+                            "Use Tensor.cpu() to copy the tensor to host memory first.")
+        return self._data.get()
+    return self._data
+
+
+def _array(self, dtype=None, copy=None):
+    a = numpy(self)
+    return a if dtype is None else a.astype(dtype)
+
+
+def _len(self):
+    if self._data.ndim == 0:
+        raise TypeError("len() of a 0-d tensor")
+    return self._data.shape[0]
+
+
+def _iter(self):
+    if self._data.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return iter(self.unbind(0))
+
+
+def _bool(self):
+    if self._data.size != 1:
+        raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+    return builtins.bool(self._data.reshape(()))
+
+
+def _scalar(self):
+    if self._data.size != 1:
+        raise ValueError("only one element tensors can be converted to Python scalars")
+    return item(self)
+
+
+def _float(self):
+    return builtins.float(_scalar(self))
+
+
+def _int(self):
+    return builtins.int(_scalar(self))
+
+
+def _index(self):
+    if self.dtype.is_floating_point or self._data.size != 1:
+        raise TypeError("only integer tensors of a single element can be converted to an "
+                        "index")
+    return builtins.int(self._data.reshape(()))
+
+
+def _complex(self):
+    return complex(_scalar(self))
+
+
+def _format(self, spec):
+    if self._data.ndim == 0:
+        return format(item(self), spec)
+    return object.__format__(self, spec)
+
+
 METHODS = {
+    "item": item, "tolist": tolist, "numpy": numpy, "__array__": _array, "__len__": _len,
+    "__iter__": _iter, "__bool__": _bool, "__float__": _float, "__int__": _int,
+    "__index__": _index, "__complex__": _complex, "__format__": _format,
     "clone": clone, "to": to, "type_as": type_as, "contiguous": contiguous, "type": _type,
     "is_contiguous": is_contiguous, "cpu": cpu, "cuda": cuda, "pin_memory": pin_memory,
     "is_pinned": is_pinned,
