@@ -21,9 +21,9 @@ import io
 import mmap as _mmap
 import os
 import pickle
+import re
 import struct
 import sys
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -339,6 +339,50 @@ def _umask_mode():
     return 0o666 & ~mask
 
 
+# NOTE [ Save temp files ]: an atomic save writes ``.<name>.ember-tmp-<pid>-<random>`` next
+# to the target and renames it over the target.  Every exception (KeyboardInterrupt too)
+# removes it; a save killed outright (SIGKILL, power loss) cannot, so each save first removes
+# the temp files of earlier saves to the same name whose pid is no longer alive.  Only names
+# of exactly this form are touched, so other programs' files never are.
+_TEMP_RE = r"\.{}\.ember-tmp-(\d+)-[0-9a-f]{{16}}"
+
+
+def _make_temp(folder, base):
+    while True:
+        tmp = os.path.join(folder, f".{base}.ember-tmp-{os.getpid()}-{os.urandom(8).hex()}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), tmp
+        except FileExistsError:  # 64 random bits collided: draw again
+            continue
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):  # someone else's, or not a pid
+        return pid > 0
+    return True
+
+
+def _remove_stale_temps(folder, base):
+    """Delete temp files of crashed saves to ``folder/base`` (NOTE [ Save temp files ])."""
+    pattern = re.compile(_TEMP_RE.format(re.escape(base)))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:  # gone already, or not ours to remove
+            pass
+
+
 def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True,
          _disable_byteorder_record=False) -> None:
     """Save ``obj`` in PyTorch's zip checkpoint format (``torch.save``).
@@ -374,7 +418,8 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_seriali
         raise IsADirectoryError(f"[Errno 21] Is a directory: '{path}'")
     base = os.path.basename(path)
     archive = os.path.splitext(base)[0] or "archive"
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
+    _remove_stale_temps(folder, base)
+    fd, tmp = _make_temp(folder, base)
     try:
         with os.fdopen(fd, "wb") as fh:
             _write_archive(obj, fh, archive, pickle_protocol, byteorder)
