@@ -507,24 +507,34 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
         dt = _dt(dtype)
         arr = g.normal(mean, std, _size((size,) if isinstance(size, int) else size))
         return _finish(arr.astype(dt), requires_grad, device)
-    m = mean._data if mt else mean
-    s = std._data if st else std
+    m = _host(mean._data) if mt else mean
+    s = _host(std._data) if st else std
     if st and (s < 0).any():
         raise RuntimeError("normal expects all elements of std >= 0.0")
     ref = mean if mt else std
     shape = _backend.xp_of(ref._data).broadcast_shapes(getattr(m, "shape", ()),
                                                        getattr(s, "shape", ()))
     arr = m + s * g.standard_normal(shape)
-    return _finish(arr.astype(ref._data.dtype), requires_grad)
+    return _finish(_onto(arr.astype(ref._data.dtype), ref._data), requires_grad)
+
+
+def _host(arr):
+    """``arr`` in host memory: the generator draws there (NumPy's PCG64)."""
+    return _backend.to_device(arr, _backend.CPU)
+
+
+def _onto(arr, like):
+    """Host draws ``arr`` moved onto the device of array ``like`` (a no-op on cpu)."""
+    return _backend.xp_of(like).asarray(arr)
 
 
 def bernoulli(input, p=None, *, generator=None, out=None) -> Tensor:
     """Samples in {0, 1} with probabilities ``input`` (or scalar ``p``)."""
-    probs = input._data if p is None else p
+    probs = _host(input._data) if p is None else p
     if p is None and ((probs < 0) | (probs > 1)).any():
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
     u = _gen(generator).random(input._data.shape)
-    return _finish((u < probs).astype(input._data.dtype))
+    return _finish(_onto((u < probs).astype(input._data.dtype), input._data))
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None, out=None) -> Tensor:
@@ -532,7 +542,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: "
                            f"{input.dtype.scalar_name}")
-    w = input._data.astype("float64")
+    w = _host(input._data).astype("float64")
     if w.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
     if (w < 0).any() or not (w == w).all() or (w == float("inf")).any():
@@ -557,11 +567,13 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
             # zero-weight categories come last (PyTorch's cpu kernel also returns them)
             keys = r / g.standard_exponential(r.size)
             out[i] = xp.argsort(-keys, kind="stable")[:num_samples]
-    return _finish(out.reshape(w.shape[:-1] + (num_samples,)))
+    return _finish(_onto(out.reshape(w.shape[:-1] + (num_samples,)), input._data))
 
 
 def poisson(input, generator=None) -> Tensor:
-    return _finish(_gen(generator).poisson(input._data).astype(input._data.dtype))
+    """Poisson samples with rates ``input``."""
+    draws = _gen(generator).poisson(_host(input._data)).astype(input._data.dtype)
+    return _finish(_onto(draws, input._data))
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, generator=None,
@@ -599,7 +611,7 @@ def _sample_into(t: Tensor, arr) -> Tensor:
     if state.grad and t._requires_grad and t._grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation.")
-    t._data[...] = arr
+    t._data[...] = _onto(arr, t._data)  # drawn on the host
     _version_counter(t)[0] += 1
     return t
 
@@ -620,7 +632,7 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
 
 
 def bernoulli_(self, p=0.5, *, generator=None) -> Tensor:
-    pr = p._data if isinstance(p, Tensor) else p
+    pr = _host(p._data) if isinstance(p, Tensor) else p
     return _sample_into(self, _gen(generator).random(self._data.shape) < pr)
 
 
