@@ -515,3 +515,81 @@ def test_custom_fwd_cast_inputs_runs_forward_in_float32_without_autocast():
                    a.grad.tolist(), b.grad.tolist())
         assert out.grad_fn.seen == (m.float32, m.float32, False)
     assert seen[ember] == seen[torch]
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch's cpu "mixed type" normalization: a low-precision activation from an autocast op
+# into float32 parameters (conv -> BatchNorm, linear -> LayerNorm)
+
+
+def _norm_layer(m, kind):
+    layer = {"batch_norm": lambda: m.nn.BatchNorm2d(3), "layer_norm": lambda: m.nn.LayerNorm(5),
+             "group_norm": lambda: m.nn.GroupNorm(3, 3)}[kind]()
+    with m.no_grad():
+        for i, p in enumerate(layer.parameters()):
+            p.copy_(m.from_numpy(_rand(*p.shape, seed=10 + i)))
+    return layer
+
+
+@pytest.mark.parametrize("low", list(LOW))
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("kind", ["batch_norm", "layer_norm", "group_norm"])
+def test_half_input_float32_parameter_norms_match_torch(kind, train, low):
+    x = _rand(4, 3, 4, 5)
+    up = np.random.default_rng(9).standard_normal(x.shape).astype(np.float32)
+    got = {}
+    for m in (ember, torch):
+        layer = _norm_layer(m, kind).train(train)
+        xt = m.from_numpy(x).to(LOW[low][0 if m is ember else 1]).requires_grad_()
+        y = layer(xt)
+        y.backward(m.from_numpy(up).to(y.dtype))
+        stats = [layer.running_mean, layer.running_var] if kind == "batch_norm" else []
+        got[m] = [y, xt.grad] + [p.grad for p in layer.parameters()] + stats
+    for e, t in zip(got[ember], got[torch]):
+        assert _name(e.dtype) == _name(t.dtype)
+        _close(e, t, kind)
+    assert _name(got[ember][0].dtype) == low
+
+
+MIXES = [("float32", "float64"), ("float32", "bfloat16"), ("bfloat16", "float16"),
+         ("bfloat16", "float64"), ("float64", "float32")]
+
+
+@pytest.mark.parametrize("xdt,wdt", MIXES)
+@pytest.mark.parametrize("kind", ["layer_norm", "group_norm", "batch_norm", "batch_norm_eval"])
+def test_mixed_norm_refuses_other_mixes_as_torch(kind, xdt, wdt):
+    msgs = []
+    for m in (ember, torch):
+        x = m.ones(2, 3, dtype=getattr(m, xdt))
+        w = m.ones(3, dtype=getattr(m, wdt))
+        f = m.nn.functional
+        call = {"layer_norm": lambda: f.layer_norm(x, (3,), w),
+                "group_norm": lambda: f.group_norm(x, 1, w),
+                "batch_norm": lambda: f.batch_norm(x, None, None, w, training=True),
+                "batch_norm_eval": lambda: f.batch_norm(x, m.zeros(3), m.ones(3), w)}[kind]
+        with pytest.raises(RuntimeError, match=r"mixed dtype \(CPU\)") as e:
+            call()
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
+
+
+def test_cnn_under_autocast_matches_torch():
+    """conv -> BatchNorm -> ReLU -> pool -> linear, a training step's loss and gradients."""
+    x = _rand(4, 1, 8, 8)
+    target = np.array([0, 2, 1, 2])
+    got = {}
+    for m in (ember, torch):
+        nn = m.nn
+        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 3))
+        with m.no_grad():
+            for i, p in enumerate(net.parameters()):
+                p.copy_(m.from_numpy(_rand(*p.shape, seed=20 + i)))
+        with m.autocast("cpu"):
+            logits = net(m.from_numpy(x))
+            loss = nn.functional.cross_entropy(logits, m.from_numpy(target))
+        loss.backward()
+        got[m] = [logits, loss] + [p.grad for p in net.parameters()]
+    for e, t in zip(got[ember], got[torch]):
+        assert _name(e.dtype) == _name(t.dtype)
+        _close(e, t, "cnn")

@@ -191,7 +191,8 @@ def _normalize_grads(ctx, g):
     lay = ctx.lay
     xp = ctx.xp
     inv = inv._data
-    dt = x._data.dtype  # weight and bias share it (batch_norm etc. check)
+    dt = x._data.dtype
+    pdt = dt if w is None else w._data.dtype  # float32 parameters of a half input (mixed type)
     gw = _up(g._data.reshape(lay.work))
     xw = _up(x._data.reshape(lay.work))
     n = xw.size // inv.size if inv.size else 1
@@ -202,11 +203,11 @@ def _normalize_grads(ctx, g):
     if lay.fold:
         sg = _reduce(xp, lay, gw).reshape(lay.kshape)
         if need_b:
-            gb = _result(sg, lay.pshape, dt)
+            gb = _result(sg, lay.pshape, pdt)
         if need_x or need_w:
             sgx = _reduce(xp, lay, gw, xc).reshape(lay.kshape) * inv  # sum(g * xhat)
             if need_w:
-                gwt = _result(sgx, lay.pshape, dt)
+                gwt = _result(sgx, lay.pshape, pdt)
         if need_x:
             scale = inv if w is None else inv * _up(w._data).reshape(lay.wshape)
             # dx = scale * (g - (sum(g) + xhat * sum(g * xhat)) / n),  xhat = xc * inv
@@ -216,11 +217,11 @@ def _normalize_grads(ctx, g):
             xc *= scale
     else:
         if need_b:
-            gb = _result(_reduce(xp, lay, gw, out=lay.pred), lay.pshape, dt)
+            gb = _result(_reduce(xp, lay, gw, out=lay.pred), lay.pshape, pdt)
         if need_x or need_w:
             xc *= inv  # xhat
         if need_w:
-            gwt = _result(_reduce(xp, lay, gw, xc, out=lay.pred), lay.pshape, dt)
+            gwt = _result(_reduce(xp, lay, gw, xc, out=lay.pred), lay.pshape, pdt)
         if need_x:
             # dx = inv * (gh - mean(gh) - xhat * mean(gh * xhat)),  gh = g * weight
             gh = gw if w is None else gw * _up(w._data).reshape(lay.wshape)
@@ -343,6 +344,12 @@ class _BatchNormEval(Function):
             gwt = (gw * (x.reshape(lay.work) - mean.reshape(lay.wshape))).sum(lay.stat) * inv
         if need_b:
             gb = gw.sum(lay.stat)
+        # mixed type (half input, float32 parameters): each gradient in its input's dtype
+        pdt = mean.dtype if w is None else w.dtype
+        if gx is not None and gx.dtype != x.dtype:
+            gx = gx.to(x.dtype)
+        gwt = gwt if gwt is None or gwt.dtype == pdt else gwt.to(pdt)
+        gb = gb if gb is None or gb.dtype == pdt else gb.to(pdt)
         return (gx, gwt, gb) + (None,) * 4
 
 
@@ -357,9 +364,15 @@ def _check_float(kernel: str, x: Tensor):
 
 def _check_same_dtype(x: Tensor, *others):
     dt = x._data.dtype
-    for o in others:
-        if o is not None and o._data.dtype != dt:
-            raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    params = [o._data.dtype for o in others if o is not None]
+    if all(p == dt for p in params):
+        return
+    # PyTorch's cpu "mixed type": a float16/bfloat16 input with float32 parameters, as
+    # autocast produces (a bfloat16 conv output into a float32 BatchNorm); output in x's dtype
+    if any(p.name != "float32" for p in params):
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    if not (dt.itemsize == 2 and is_float(dt)):
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
 
 
 def _torch_size(shape) -> str:
