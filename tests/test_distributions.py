@@ -111,6 +111,28 @@ CASES = {
     "MixtureSameFamily": (lambda D, w, m, s: D.MixtureSameFamily(
         D.Categorical(logits=w), D.Normal(m, s)), [real(2, 3), real(2, 3), pos(2, 3)],
         real(4, 2), "lp mean var"),
+    "LowRankMultivariateNormal": (lambda D, m, W, d: D.LowRankMultivariateNormal(m, W, d),
+                                  [real(2, 4), real(4, 2), pos(4)], real(3, 2, 4),
+                                  "lp ent mean var"),
+    "ContinuousBernoulli": (lambda D, p: D.ContinuousBernoulli(probs=p),
+                            [np.array([0.2, 0.4995, 0.7, 0.9])], unit(2, 4),
+                            "lp ent mean var cdf icdf"),
+    "ContinuousBernoulli_logits": (lambda D, l: D.ContinuousBernoulli(logits=l), [real(3)],
+                                   unit(2, 3), "lp ent mean"),
+    "HalfNormal": (lambda D, s: D.HalfNormal(s), [pos(3)], pos(2, 3),
+                   "lp ent mean var cdf icdf"),
+    "HalfCauchy": (lambda D, s: D.HalfCauchy(s), [pos(3)], pos(2, 3), "lp ent cdf icdf"),
+    "Pareto": (lambda D, s, a: D.Pareto(s, a), [pos(3), pos(3, lo=2.5, hi=4)],
+               pos(2, 3, lo=2.1, hi=4), "lp ent mean var"),
+    "Weibull": (lambda D, s, k: D.Weibull(s, k), [pos(3), pos(3, lo=1.2)], pos(2, 3),
+                "lp ent mean var mode"),
+    "InverseGamma": (lambda D, a, b: D.InverseGamma(a, b), [pos(3, lo=2.5, hi=4), pos(3)],
+                     pos(2, 3), "lp ent mean var mode"),
+    "Multinomial": (lambda D, p: D.Multinomial(4, probs=p), [simplex(2, 3)],
+                    np.array([[[1.0, 2.0, 1.0], [0.0, 0.0, 4.0]]]), "lp ent mean var"),
+    "NegativeBinomial": (lambda D, r, p: D.NegativeBinomial(r, probs=p), [pos(3, lo=1, hi=4),
+                                                                         unit(3)],
+                         R.integers(0, 6, (2, 3)).astype(float), "lp mean var"),
     "Transformed_affine_exp": (lambda D, a, b: D.TransformedDistribution(
         D.Normal(a, b), [D.transforms.AffineTransform(0.5, 2.0), D.transforms.ExpTransform()]),
         [real(3), pos(3)], pos(2, 3), "lp"),
@@ -210,6 +232,14 @@ STATS = [
     (lambda: ED.Gumbel(1.0, 2.0), 1.0 + 2.0 * 0.5772156649, math.pi ** 2 / 6 * 4),
     (lambda: ED.StudentT(6.0, 1.0, 2.0), 1.0, 4.0 * 6 / 4),
     (lambda: ED.Chi2(3.0), 3.0, 6.0),
+    (lambda: ED.HalfNormal(2.0), 2.0 * math.sqrt(2 / math.pi), 4.0 * (1 - 2 / math.pi)),
+    (lambda: ED.Weibull(1.5, 2.0), 1.5 * math.gamma(1.5),
+     2.25 * (math.gamma(2.0) - math.gamma(1.5) ** 2)),
+    (lambda: ED.NegativeBinomial(3.0, probs=ember.tensor(0.4)), 2.0, 2.0 / 0.6),
+    (lambda: ED.ContinuousBernoulli(ember.tensor(0.8)),
+     float(TD.ContinuousBernoulli(torch.tensor(0.8)).mean),
+     float(TD.ContinuousBernoulli(torch.tensor(0.8)).variance)),
+    (lambda: ED.Binomial(5, probs=ember.tensor(0.2)), 1.0, 0.8),
 ]
 
 
@@ -220,6 +250,22 @@ def test_sample_statistics(i):
     s = factory().sample((40000,)).double().numpy()
     assert abs(s.mean() - mean) < 5 * math.sqrt(var / s.size) + 1e-9
     assert abs(s.var() - var) / var < 0.08
+
+
+def test_multinomial_and_lowrank_sample_statistics():
+    ember.manual_seed(0)
+    s = ED.Multinomial(6, probs=ember.tensor([0.2, 0.3, 0.5])).sample((20000,)).numpy()
+    assert (s.sum(-1) == 6).all()
+    np.testing.assert_allclose(s.mean(0), [1.2, 1.8, 3.0], atol=0.05)
+    W, d = real(3, 2), pos(3)
+    lr = ED.LowRankMultivariateNormal(ember.zeros(3, dtype=ember.float64), ember.tensor(W),
+                                      ember.tensor(d))
+    s = lr.sample((40000,)).numpy()
+    np.testing.assert_allclose(np.cov(s.T), W @ W.T + np.diag(d), atol=0.1)
+    t = TD.LowRankMultivariateNormal(torch.zeros(3, dtype=torch.float64), torch.tensor(W),
+                                     torch.tensor(d))
+    for name in ("covariance_matrix", "precision_matrix", "scale_tril"):
+        assert_close(getattr(lr, name), getattr(t, name))
 
 
 def test_seeded_samples_repeat():
@@ -467,6 +513,36 @@ def test_transform_cache_and_equality():
         ED.transforms.ExpTransform(cache_size=2)
     with pytest.raises(ValueError):
         ED.transforms.ReshapeTransform((4,), (3,))
+
+
+@pytest.mark.parametrize("registry", ["biject_to", "transform_to"])
+@pytest.mark.parametrize("constraint", [
+    lambda C, m: C.real, lambda C, m: C.positive, lambda C, m: C.greater_than(1.5),
+    lambda C, m: C.less_than(-1.0), lambda C, m: C.interval(-1.0, 2.0),
+    lambda C, m: C.unit_interval,
+    lambda C, m: C.simplex, lambda C, m: C.independent(C.positive, 1),
+])
+def test_constraint_registry(registry, constraint):
+    ce, ct = constraint(ED.constraints, ember), constraint(TD.constraints, torch)
+    te = getattr(ED, registry)(ce)
+    tt = getattr(TD, registry)(ct)
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    ye, yt = te(to_ember(x)), tt(to_torch(x))
+    assert_close(ye, yt)
+    assert bool(ce.check(ye).all())
+    if isinstance(tt, TD.transforms.SoftmaxTransform):  # no log-Jacobian (not bijective)
+        with pytest.raises(NotImplementedError):
+            te.log_abs_det_jacobian(to_ember(x), ye)
+        return
+    assert_close(te.log_abs_det_jacobian(to_ember(x), ye),
+                 tt.log_abs_det_jacobian(to_torch(x), yt))
+
+
+def test_constraint_registry_errors():
+    with pytest.raises(NotImplementedError):
+        ED.biject_to(ED.constraints.boolean)
+    with pytest.raises(TypeError):
+        ED.biject_to.register(int, lambda c: None)
 
 
 # ---- KL divergence ------------------------------------------------------------------------
