@@ -372,7 +372,8 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         try:
             for i in range(self._num_workers):
                 index_r, index_w = ctx.Pipe(duplex=False)
-                result_r, result_w = ctx.Pipe(duplex=False)
+                # a socket pair: shared-memory batches follow their message as descriptors
+                result_r, result_w = ctx.Pipe(duplex=True)
                 w = ctx.Process(
                     target=_utils.worker._worker_loop,
                     args=(self._dataset_kind, self._dataset, index_r, result_w,
@@ -380,6 +381,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                           self._base_seed, loader.worker_init_fn, i, self._num_workers,
                           None if self._shm_prefix is None else f"{self._shm_prefix}{i}_",
                           self._owner_pid, _utils.MP_STATUS_CHECK_INTERVAL),
+                    kwargs={"pdeathsig": threading.current_thread() is threading.main_thread()},
                     daemon=True)
                 # Registered before start so a failed start still closes them.
                 self._index_conns.append(index_w)
@@ -452,7 +454,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                         message = r.recv_bytes()
                     except (EOFError, OSError):
                         self._worker_died([conns[r]])
-                    return _transport.decode(message)
+                    return _transport.decode(message, r)
             # Only sentinels: a worker ended. Data it sent before dying is read first.
             dead = [sentinels[s] for s in ready if s in sentinels]
             if not any(self._result_conns[i].poll() for i in dead):
@@ -558,7 +560,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             for conn in self._result_conns:
                 try:
                     while conn.poll():
-                        _transport.decode(conn.recv_bytes())
+                        _transport.decode(conn.recv_bytes(), conn)
                 except Exception:
                     pass
             deadline = time.monotonic() + 1.0  # then a worker stuck in user code is signalled

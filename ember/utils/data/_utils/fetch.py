@@ -43,7 +43,10 @@ class _IterableDatasetFetcher(_BaseDatasetFetcher):
 
 
 class _MapDatasetFetcher(_BaseDatasetFetcher):
+    failed_index = None  # the dataset index whose ``__getitem__`` raised, for the error
+
     def fetch(self, possibly_batched_index):
+        self.failed_index = None
         if self.auto_collation:
             # A dataset may fetch a whole batch at once (torch's ``__getitems__`` protocol).
             getitems = getattr(self.dataset, "__getitems__", None)
@@ -52,7 +55,13 @@ class _MapDatasetFetcher(_BaseDatasetFetcher):
                 if type(data) is _StackedSamples and self.collate_fn is not default_collate:
                     data = list(data)  # other collate functions get the plain list torch gives
             else:
-                data = [self.dataset[idx] for idx in possibly_batched_index]
+                data = []
+                for idx in possibly_batched_index:
+                    self.failed_index = idx
+                    data.append(self.dataset[idx])
+                self.failed_index = None
         else:
+            self.failed_index = possibly_batched_index
             data = self.dataset[possibly_batched_index]
+            self.failed_index = None
         return self.collate_fn(data)

@@ -2,10 +2,15 @@
 
 A message is pickled with protocol 5; NumPy arrays (and so ember Tensors, which pickle as
 their array) of at least ``INLINE_MAX`` bytes leave the pickle as out-of-band buffers and are
-written, back to back, into one fresh file in ``/dev/shm``. Only the small pickle and the
-file's name go through the worker's pipe. The main process maps the file, unlinks it at once
-(the memory lives as long as the tensors built on it) and unpickles onto the mapping, so large
-arrays are never copied through the pipe nor in Python.
+written, back to back, into one fresh shared-memory file. Only the small pickle goes through
+the worker's connection, followed by the file itself as a descriptor: on Linux the file is an
+anonymous ``memfd`` and the connection a Unix socket, so the descriptor travels by
+SCM_RIGHTS (as PyTorch passes its shared-memory fds) and the file never has a name; nothing
+can be left behind in ``/dev/shm``, whoever is killed when. Elsewhere (no memfd or no socket)
+the file is ``/dev/shm/<prefix><n>`` and the main process unlinks it as soon as it opens it
+(``unlink_prefix`` sweeps what a crash left). The main process maps the file (the memory
+lives as long as the tensors built on it) and unpickles onto the mapping, so large arrays are
+never copied through the pipe nor in Python.
 
 Measured on the 2-core development machine (loaded by other jobs, so rough): forked producer
 -> consumer that reads every byte, per batch: 128x784 float32 (0.4 MB): ``mp.Queue`` (pickle
@@ -22,11 +27,32 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
+import socket
+import stat
+from multiprocessing.reduction import recvfds, sendfds
 
 SHM_DIR = "/dev/shm"
 INLINE_MAX = 64 * 1024  # smaller buffers stay in the pickle: a file costs more than the copy
 _ALIGN = 64
 _IOV_MAX = 512
+_VIA_FD = "<fd>"  # the header's "path" when the file follows as a descriptor
+
+
+def _is_socket(conn) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(conn.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _fd_passing(conn) -> bool:
+    """Whether files can travel as descriptors: memfd (Linux) and a Unix-socket connection."""
+    return hasattr(os, "memfd_create") and _is_socket(conn)
+
+
+def _borrow_socket(conn):
+    """A socket object on ``conn``'s descriptor (``detach()`` it, never close it)."""
+    return socket.socket(fileno=conn.fileno())
 
 
 def shm_available() -> bool:
@@ -56,14 +82,15 @@ class Sender:
 
     def __init__(self, conn, prefix):
         self.conn = conn
-        self.prefix = prefix  # file-name prefix in SHM_DIR, or None: everything in the pipe
+        self.prefix = prefix  # file-name prefix in SHM_DIR, or None: no /dev/shm files
+        self.fds = _fd_passing(conn)
         self.seq = 0
 
     def send(self, obj):
         bufs = []
 
         def out_of_band(pb):
-            if self.prefix is None:
+            if self.prefix is None and not self.fds:
                 return True
             raw = pb.raw()
             if raw.nbytes < INLINE_MAX:
@@ -72,17 +99,30 @@ class Sender:
             return False
 
         head = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
-        path, layout = None, ()
+        path, layout, fd = None, (), None
         if bufs:
             try:
-                path, layout = self._write(bufs)
-            except OSError:  # /dev/shm full or gone: everything through the pipe instead
+                if self.fds:
+                    fd, layout = self._write_memfd(bufs)
+                    path = _VIA_FD
+                else:
+                    path, layout = self._write(bufs)
+            except OSError:  # shared memory full or gone: everything through the pipe instead
                 head = pickle.dumps(obj, protocol=5)
-        self.conn.send_bytes(pickle.dumps((head, path, layout), protocol=5))
+        try:
+            self.conn.send_bytes(pickle.dumps((head, path, layout), protocol=5))
+            if fd is not None:  # right behind its message, so the receiver takes it next
+                sock = _borrow_socket(self.conn)
+                try:
+                    sendfds(sock, [fd])
+                finally:
+                    sock.detach()
+        finally:
+            if fd is not None:
+                os.close(fd)  # the receiver holds its own descriptor (or it died: freed)
 
-    def _write(self, bufs):
-        path = f"{SHM_DIR}/{self.prefix}{self.seq}"
-        self.seq += 1
+    @staticmethod
+    def _pieces(bufs):
         layout, pieces, off = [], [], 0
         for raw in bufs:
             n = raw.nbytes
@@ -92,6 +132,22 @@ class Sender:
             if pad:
                 pieces.append(bytes(pad))
             off += n + pad
+        return layout, pieces
+
+    def _write_memfd(self, bufs):
+        layout, pieces = self._pieces(bufs)
+        fd = os.memfd_create("ember_dl", os.MFD_CLOEXEC)
+        try:
+            _write_all(fd, pieces)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, layout
+
+    def _write(self, bufs):
+        path = f"{SHM_DIR}/{self.prefix}{self.seq}"
+        self.seq += 1
+        layout, pieces = self._pieces(bufs)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         try:
             _write_all(fd, pieces)
@@ -103,19 +159,32 @@ class Sender:
         return path, layout
 
 
-def decode(message: bytes):
-    """The main process's end: rebuild the object a ``Sender`` sent."""
+def decode(message: bytes, conn=None):
+    """The main process's end: rebuild the object a ``Sender`` sent on ``conn`` (needed when
+    the message's file follows it as a descriptor)."""
     head, path, layout = pickle.loads(message)
     if path is None:
         return pickle.loads(head)
-    fd = os.open(path, os.O_RDWR)
+    if path == _VIA_FD:
+        if conn is None:
+            raise RuntimeError("a DataLoader message whose data follows as a file descriptor "
+                               "was decoded without its connection")
+        sock = _borrow_socket(conn)
+        try:
+            fd, = recvfds(sock, 1)
+        finally:
+            sock.detach()
+    else:
+        try:
+            fd = os.open(path, os.O_RDWR)
+        finally:
+            os.unlink(path)  # opened (or unopenable): the name is not needed any more
     try:
         size = os.fstat(fd).st_size
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         m = mmap.mmap(fd, size, flags=flags)
     finally:
         os.close(fd)
-        os.unlink(path)
     mv = memoryview(m)
     return pickle.loads(head, buffers=[mv[o:o + n] for o, n in layout])
 

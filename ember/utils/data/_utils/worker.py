@@ -63,12 +63,13 @@ class ExceptionWrapper:
     as torch's ``torch._utils.ExceptionWrapper`` does.
     """
 
-    def __init__(self, exc_info=None, where="in background"):
+    def __init__(self, exc_info=None, where="in background", detail=None):
         if exc_info is None:
             exc_info = sys.exc_info()
         self.exc_type = exc_info[0]
         self.exc_msg = "".join(traceback.format_exception(*exc_info))
         self.where = where
+        self.detail = detail  # a line after the first, e.g. the dataset index that failed
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -82,6 +83,9 @@ class ExceptionWrapper:
     def reraise(self):
         name = getattr(self, "type_name", None) or self.exc_type.__name__
         msg = f"Caught {name} {self.where}.\nOriginal {self.exc_msg}"
+        detail = getattr(self, "detail", None)
+        if detail:  # after the traceback, next to the error line a reader looks at first
+            msg = f"{msg.rstrip()}\n{detail}"
         if self.exc_type is KeyError:
             # KeyError reprs its argument, which would make the traceback unreadable.
             msg = KeyErrorMessage(msg)
@@ -171,19 +175,72 @@ def _seed_worker(base_seed, worker_id):
     return seed
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(use_pdeathsig, interval, shm_prefix):
+    """Make this worker end when its parent does, even while stuck in user code: the kernel's
+    parent-death signal (Linux ``prctl``, only when the parent's main thread started us: the
+    signal follows the thread), and a watchdog thread on ``os.getppid()`` everywhere (it
+    cannot help a C call that holds the GIL; the signal can)."""
+    import threading
+    import time
+    parent = os.getppid()
+    if use_pdeathsig and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(min(interval, 1.0))  # a sleeping thread costs nothing
+            if os.getppid() != parent:  # orphaned: remove what nobody will map, then go
+                if shm_prefix is not None:
+                    from .transport import unlink_prefix
+                    unlink_prefix(shm_prefix)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ember-dl-parent-watchdog", daemon=True).start()
+
+
+def _failure_detail(fetcher, index):
+    """Which dataset index made the fetch fail (torch names only the worker)."""
+    bad = getattr(fetcher, "failed_index", None)
+    if bad is not None:
+        batch = "" if bad is index else f" (in the batch of indices {_short_list(index)})"
+        return f"It failed on dataset index {bad!r}{batch}."
+    if index is not None and not isinstance(index, (int, str)) and hasattr(index, "__len__"):
+        return f"It failed fetching the batch of dataset indices {_short_list(index)}."
+    return None
+
+
+def _short_list(index):
+    items = list(index)
+    return repr(items) if len(items) <= 32 else repr(items[:32])[:-1] + ", ...]"
+
+
 def _worker_loop(dataset_kind, dataset, index_conn, result_conn, auto_collation, collate_fn,
                  drop_last, base_seed, init_fn, worker_id, num_workers, shm_prefix,
-                 manager_pid, status_interval):
+                 manager_pid, status_interval, pdeathsig=False):
     """Fetch ``(task_idx, index)`` requests from ``index_conn`` until ``None`` arrives.
 
     Each answer is ``(task_idx, data)`` where data is the batch, an ``ExceptionWrapper`` or
-    ``_IterableDatasetStopIteration``. The worker also leaves when its parent dies.
+    ``_IterableDatasetStopIteration``. The worker also leaves when its parent dies, even
+    from inside ``__getitem__`` (``_die_with_parent``).
     """
     from ..dataloader import _DatasetKind
     from .transport import Sender, unlink_prefix
 
     global _worker_info
+    _die_with_parent(pdeathsig, status_interval, shm_prefix)
     sender = Sender(result_conn, shm_prefix)
+    fetcher = None
     try:
         _one_blas_thread()
         seed = _seed_worker(base_seed, worker_id)
@@ -232,7 +289,8 @@ def _worker_loop(dataset_kind, dataset, index_conn, result_conn, auto_collation,
                         iteration_end = True
                     else:
                         data = ExceptionWrapper(
-                            where=f"in DataLoader worker process {worker_id}")
+                            where=f"in DataLoader worker process {worker_id}",
+                            detail=_failure_detail(fetcher, index))
             try:
                 sender.send((idx, data))
             except (BrokenPipeError, ConnectionResetError):
