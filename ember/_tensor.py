@@ -17,6 +17,7 @@ import weakref
 from . import _backend, _dtype
 from ._dtype import from_np
 from ._size import Size
+from ._hooks import add_hook
 from ._state import state, _State
 
 _new = object.__new__
@@ -219,27 +220,9 @@ class Tensor:
             raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
         self._data = value._data
 
-    # Conversion to Python values and NumPy (item, tolist, numpy, __float__, __len__ ...) is
-    # ops/convert.py's, bound with the op families.
+    # Conversion to Python values and NumPy (item, tolist, numpy, __float__, __len__ ...) and
+    # the copy and pickle protocols are ops/convert.py's, bound with the op families.
     __hash__ = object.__hash__
-
-    def __deepcopy__(self, memo):
-        if self._grad_fn is not None:
-            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
-                               "support the deepcopy protocol at the moment.")
-        new = _make(self._data.copy(), self._requires_grad, cls=type(self))
-        new.__dict__.update({k: v for k, v in self.__dict__.items()
-                             if k not in ("_accum", "_base", "_view_chain", "_version_ctr",
-                                          "_hooks", "_post_acc_hooks", "_views", "_grad",
-                                          "_retain_hook", "_retains_grad")})
-        if self.grad is not None:
-            new.grad = self.grad.__deepcopy__(memo)
-        memo[id(self)] = new
-        return new
-
-    def __reduce_ex__(self, protocol):
-        from ._creation import _rebuild_tensor
-        return (_rebuild_tensor, (self._data, self._requires_grad))
 
     def detach(self) -> "Tensor":
         """A new tensor on the same storage, cut from the graph.
@@ -296,8 +279,8 @@ class Tensor:
     def _move_retain_hook(self, old_fn, old_nr) -> None:
         """After an in-place op rebased this tensor, retain the grad of its new history."""
         hooks = old_fn._pre_hooks.get(old_nr) if old_fn._pre_hooks else None
-        if hooks and self._retain_hook in hooks:
-            hooks.remove(self._retain_hook)
+        for k in [k for k, h in (hooks or {}).items() if h is self._retain_hook]:
+            del hooks[k]
         self._add_node_hook(self._retain_hook, last=True)
 
     @property
@@ -311,8 +294,7 @@ class Tensor:
         if self._grad_fn is None:
             if self._hooks is None:
                 self._hooks = {}
-            self._hooks[id(hook)] = hook
-            return _DictHandle(self._hooks, id(hook))
+            return add_hook(self._hooks, hook)
         return self._add_node_hook(hook)
 
     def register_post_accumulate_grad_hook(self, hook):
@@ -322,21 +304,20 @@ class Tensor:
                                "tensors")
         if self._post_acc_hooks is None:
             self._post_acc_hooks = {}
-        self._post_acc_hooks[id(hook)] = hook
-        return _DictHandle(self._post_acc_hooks, id(hook))
+        return add_hook(self._post_acc_hooks, hook)
 
     def _add_node_hook(self, hook, last=False):
         node = self._grad_fn
         if node._pre_hooks is None:
             node._pre_hooks = {}
-        hooks = node._pre_hooks.setdefault(self._output_nr, [])
-        if last or not hooks or not getattr(hooks[-1], "_retain", False):
-            hooks.append(hook)
-        else:  # retain_grad's hook stays last, as in PyTorch
-            hooks.insert(len(hooks) - 1, hook)
+        hooks = node._pre_hooks.setdefault(self._output_nr, {})
+        handle = add_hook(hooks, hook)
         if last:
             hook._retain = True
-        return RemovableHandle(hooks, hook)
+        else:  # retain_grad's hook stays last, as in PyTorch
+            for k in [k for k, h in hooks.items() if getattr(h, "_retain", False)]:
+                hooks[k] = hooks.pop(k)
+        return handle
 
     # ---- __torch_function__ protocol (NOTE [ Modes ] in autograd/modes.py) ----------------
     def __init_subclass__(cls, **kwargs):
@@ -402,28 +383,6 @@ def _version_counter(t) -> list:
     return vc
 
 
-class RemovableHandle:
-    """Returned by ``register_hook`` and friends: ``remove()`` takes the hook out again."""
-
-    __slots__ = ("_list", "_item")
-
-    def __init__(self, lst, item):
-        self._list = lst
-        self._item = item
-
-    def remove(self):
-        try:
-            self._list.remove(self._item)
-        except ValueError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-
-
 def _as_cls(r, cls):
     return r.as_subclass(cls) if isinstance(r, Tensor) and not isinstance(r, cls) else r
 
@@ -436,23 +395,6 @@ def _disabled_torch_function_impl(cls, func, types, args=(), kwargs=None):
         return func(*args, **(kwargs or {}))
     finally:
         state.subclass_off = prev
-
-
-class _DictHandle:
-    __slots__ = ("_d", "_k")
-
-    def __init__(self, d, k):
-        self._d = d
-        self._k = k
-
-    def remove(self):
-        self._d.pop(self._k, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _wrap_dim(dim, ndim: int) -> int:

@@ -1,6 +1,8 @@
 """Anomaly detection: a NaN made in backward names the forward op that caused it."""
 from __future__ import annotations
 
+import warnings
+
 from .grad_mode import state
 from .._contextlib import _DecoratorContextManager
 
@@ -42,3 +44,14 @@ class set_detect_anomaly(_DecoratorContextManager):
 
     def clone(self):
         return self.__class__(self.mode)
+
+
+def check_nan(node, grads) -> None:
+    """The engine's check of a node's gradients under anomaly mode: NaN names the forward."""
+    for i, g in enumerate(grads):
+        if g is not None and bool((g._data != g._data).any()):
+            if node._trace:
+                warnings.warn(f"Error detected in {node.name()}. Traceback of forward call "
+                              f"that caused the error:\n{node._trace}")
+            raise RuntimeError(f"Function '{node.name()}' returned nan values in its "
+                               f"{i}th output.")

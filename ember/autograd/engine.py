@@ -8,9 +8,9 @@ summed.  Saved tensors are freed after a node runs unless ``retain_graph``.
 from __future__ import annotations
 
 import sys
-import warnings
 
 from .grad_mode import state
+from .anomaly_mode import check_nan
 from .function import AccumulateGrad, FunctionCtx, accumulate_node
 from .._backend import asarray
 from .._tensor import Tensor, _make
@@ -24,11 +24,6 @@ def _add(a, b):
     if type(s) is not type(a._data):  # NumPy gives a scalar for 0-d arrays
         s = asarray(s)
     return _make(s)
-
-
-def _has_nan(t) -> bool:
-    xp = t._data
-    return bool((xp != xp).any())
 
 
 def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
@@ -191,13 +186,13 @@ def _call_node(node, grads, capture, targets):
             g = grads[nr]
             if g is None:
                 continue
-            for h in list(hs):
+            for h in list(hs.values()):
                 new = h(g)
                 if new is not None:
                     g = new
             grads[nr] = g
     if node._node_pre_hooks:
-        for h in list(node._node_pre_hooks):
+        for h in list(node._node_pre_hooks.values()):
             new = h(tuple(grads))
             if new is not None:
                 grads = list(new)
@@ -236,18 +231,12 @@ def _call_node(node, grads, capture, targets):
     if not cls.raw:
         out = _validate_custom(node, out)
     if node._node_hooks:
-        for h in list(node._node_hooks):
+        for h in list(node._node_hooks.values()):
             new = h(out, tuple(grads))
             if new is not None:
                 out = tuple(new)
     if state.anomaly:
-        for i, g in enumerate(out):
-            if g is not None and _has_nan(g):
-                if node._trace:
-                    warnings.warn(f"Error detected in {node.name()}. Traceback of forward call "
-                                  f"that caused the error:\n{node._trace}")
-                raise RuntimeError(f"Function '{node.name()}' returned nan values in its "
-                                   f"{i}th output.")
+        check_nan(node, out)
     return out
 
 

@@ -36,7 +36,8 @@ from .grad_mode import state, no_grad
 from . import modes
 from .views import link_view
 from .. import _backend, _dtype
-from .._tensor import Tensor, _make, _version_counter, _type_name, RemovableHandle
+from .._hooks import add_hook
+from .._tensor import Tensor, _make, _version_counter, _type_name
 
 _ARRAY_TYPES = _backend._BY_ARRAY_TYPE  # array type -> (xp, device)
 _new = object.__new__
@@ -49,7 +50,7 @@ _IN, _OUT, _CONST, _HOOK = 0, 1, 2, 3
 class Node:
     """Graph-node behaviour shared by op contexts and ``AccumulateGrad``."""
 
-    _pre_hooks = None      # {output_nr: [hook]} from Tensor.register_hook on outputs
+    _pre_hooks = None      # {output_nr: {id: hook}} from Tensor.register_hook on outputs
     _node_hooks = None     # hooks on the node itself: hook(grad_inputs, grad_outputs)
     _node_pre_hooks = None
     _trace = None          # forward traceback, recorded under detect_anomaly
@@ -68,16 +69,14 @@ class Node:
     def register_hook(self, fn):
         """``fn(grad_inputs, grad_outputs)`` runs after this node's backward."""
         if self._node_hooks is None:
-            self._node_hooks = []
-        self._node_hooks.append(fn)
-        return RemovableHandle(self._node_hooks, fn)
+            self._node_hooks = {}
+        return add_hook(self._node_hooks, fn)
 
     def register_prehook(self, fn):
         """``fn(grad_outputs)`` runs before this node's backward and may replace them."""
         if self._node_pre_hooks is None:
-            self._node_pre_hooks = []
-        self._node_pre_hooks.append(fn)
-        return RemovableHandle(self._node_pre_hooks, fn)
+            self._node_pre_hooks = {}
+        return add_hook(self._node_pre_hooks, fn)
 
     def __repr__(self):
         return f"<{self.name()} object at {hex(id(self))}>"

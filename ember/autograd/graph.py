@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .._state import state
-from .._tensor import Tensor, RemovableHandle, _version_counter
+from .._hooks import RemovableHandle
+from .._tensor import Tensor, _version_counter
 from .function import Node, AccumulateGrad, accumulate_node
 
 __all__ = ["Node", "AccumulateGrad", "GradientEdge", "get_gradient_edge", "increment_version",

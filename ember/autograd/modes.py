@@ -168,12 +168,7 @@ def dispatch(op: Op, args: tuple, kwargs: dict, impl, composite: bool = False):
 
 
 def _types(args) -> tuple:
-    seen = []
-    for a in _flat(args):
-        t = type(a)
-        if hasattr(t, "__torch_function__") and t not in seen:
-            seen.append(t)
-    return tuple(seen)
+    return tuple(dict.fromkeys(type(a) for a in _flat(args) if isinstance(a, Tensor)))
 
 
 def _flat(args):

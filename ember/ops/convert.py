@@ -8,6 +8,7 @@ import warnings
 from ..autograd.function import Function
 from .._tensor import Tensor, _make, _type_name
 from .. import _dtype, _backend
+from .._creation import _rebuild_tensor
 from .._runtime import (memory_format, preserve_format, contiguous_format, check_memory_format, memory_order,
                         is_contiguous_as, copy_as)
 
@@ -338,10 +339,32 @@ def _format(self, spec):
     return object.__format__(self, spec)
 
 
+def _deepcopy(self, memo):
+    """``copy.deepcopy``: leaves only; the data, ``requires_grad``, ``.grad`` and attributes."""
+    if self._grad_fn is not None:
+        raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                           "support the deepcopy protocol at the moment.")
+    new = _make(self._data.copy(), self._requires_grad, cls=type(self))
+    new.__dict__.update({k: v for k, v in self.__dict__.items()
+                         if k not in ("_accum", "_base", "_view_chain", "_version_ctr",
+                                      "_hooks", "_post_acc_hooks", "_views", "_grad",
+                                      "_retain_hook", "_retains_grad")})
+    if self.grad is not None:
+        new.grad = _deepcopy(self.grad, memo)
+    memo[id(self)] = new
+    return new
+
+
+def _reduce_ex(self, protocol):
+    """Pickling: the array and ``requires_grad``."""
+    return (_rebuild_tensor, (self._data, self._requires_grad))
+
+
 METHODS = {
     "item": item, "tolist": tolist, "numpy": numpy, "__array__": _array, "__len__": _len,
     "__iter__": _iter, "__bool__": _bool, "__float__": _float, "__int__": _int,
     "__index__": _index, "__complex__": _complex, "__format__": _format,
+    "__deepcopy__": _deepcopy, "__reduce_ex__": _reduce_ex,
     "clone": clone, "to": to, "type_as": type_as, "contiguous": contiguous, "type": _type,
     "is_contiguous": is_contiguous, "cpu": cpu, "cuda": cuda, "pin_memory": pin_memory,
     "is_pinned": is_pinned,

@@ -13,6 +13,7 @@ from collections import OrderedDict, defaultdict
 from copy import deepcopy
 from itertools import chain
 
+from .._hooks import RemovableHandle
 from .._tensor import Tensor, _make
 from .. import _backend
 from .._backend import xp_of
@@ -28,30 +29,18 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
-class _Handle:
-    _next = 0
-
-    def __init__(self, d):
-        self.id = _Handle._next
-        _Handle._next += 1
-        self._d = d
-
-    def remove(self):
-        self._d.pop(self.id, None)
-
-
 _global_pre_hooks: "OrderedDict" = OrderedDict()
 _global_post_hooks: "OrderedDict" = OrderedDict()
 
 
 def register_optimizer_step_pre_hook(hook):
-    h = _Handle(_global_pre_hooks)
+    h = RemovableHandle(_global_pre_hooks)
     _global_pre_hooks[h.id] = hook
     return h
 
 
 def register_optimizer_step_post_hook(hook):
-    h = _Handle(_global_post_hooks)
+    h = RemovableHandle(_global_post_hooks)
     _global_post_hooks[h.id] = hook
     return h
 
@@ -176,13 +165,13 @@ class Optimizer:
 
     def register_step_pre_hook(self, hook):
         """``hook(optimizer, args, kwargs)`` before each ``step``; may return new (args, kwargs)."""
-        h = _Handle(self._optimizer_step_pre_hooks)
+        h = RemovableHandle(self._optimizer_step_pre_hooks)
         self._optimizer_step_pre_hooks[h.id] = hook
         return h
 
     def register_step_post_hook(self, hook):
         """``hook(optimizer, args, kwargs)`` after each ``step``."""
-        h = _Handle(self._optimizer_step_post_hooks)
+        h = RemovableHandle(self._optimizer_step_post_hooks)
         self._optimizer_step_post_hooks[h.id] = hook
         return h
 

@@ -7,13 +7,13 @@ order equal PyTorch's for the same architecture.
 """
 from __future__ import annotations
 
-import itertools
 import warnings
 import weakref
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 from typing import Iterator
 
+from ..._hooks import RemovableHandle
 from ..._tensor import Tensor, _make
 from ...autograd.function import Function
 from ...autograd.grad_mode import no_grad
@@ -36,29 +36,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         return super().__repr__()
 
     __str__ = __repr__
-
-
-class RemovableHandle:
-    """Removes a registered hook: ``handle.remove()`` or use as a context manager."""
-
-    _ids = itertools.count()
-
-    def __init__(self, *dicts):
-        self.id = next(RemovableHandle._ids)
-        self._dicts = [weakref.ref(d) if hasattr(d, "__weakref__") else (lambda d=d: d)
-                       for d in dicts]
-
-    def remove(self):
-        for ref in self._dicts:
-            d = ref()
-            if d is not None:
-                d.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _addindent(s: str, n: int) -> str:
@@ -828,7 +805,8 @@ class Module:
     def register_forward_pre_hook(self, hook, *, prepend: bool = False,
                                   with_kwargs: bool = False):
         """``hook(module, args)`` (or ``(module, args, kwargs)``) runs before ``forward``."""
-        h = RemovableHandle(self._forward_pre_hooks, self._forward_pre_hooks_with_kwargs)
+        h = RemovableHandle(self._forward_pre_hooks,
+                            extra_dict=self._forward_pre_hooks_with_kwargs)
         self._forward_pre_hooks[h.id] = hook
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs[h.id] = True
@@ -839,8 +817,8 @@ class Module:
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False):
         """``hook(module, args, output)`` runs after ``forward``; may replace the output."""
-        h = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs,
-                            self._forward_hooks_always_called)
+        h = RemovableHandle(self._forward_hooks, extra_dict=(
+            self._forward_hooks_with_kwargs, self._forward_hooks_always_called))
         self._forward_hooks[h.id] = hook
         if with_kwargs:
             self._forward_hooks_with_kwargs[h.id] = True
@@ -1062,8 +1040,8 @@ def register_module_forward_pre_hook(hook):
 
 def register_module_forward_hook(hook, *, with_kwargs: bool = False, always_call: bool = False):
     """A forward hook run by every module (before its own)."""
-    h = RemovableHandle(_global_forward_hooks, _global_forward_hooks_with_kwargs,
-                        _global_forward_hooks_always_called)
+    h = RemovableHandle(_global_forward_hooks, extra_dict=(
+        _global_forward_hooks_with_kwargs, _global_forward_hooks_always_called))
     _global_forward_hooks[h.id] = hook
     if with_kwargs:
         _global_forward_hooks_with_kwargs[h.id] = True
