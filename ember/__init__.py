@@ -79,6 +79,12 @@ from . import _predicates, testing, hub, version  # noqa: E402,F401
 
 for _name, _fn in _predicates.METHODS.items():
     setattr(Tensor, _name, _fn)
+# Tensor.new/resize_/resize_as_/resize/record_stream: the legacy storage methods
+from . import _tensor_legacy  # noqa: E402
+for _name, _fn in _tensor_legacy.METHODS.items():
+    setattr(Tensor, _name, _fn)
+from . import futures  # noqa: E402,F401
+from .func import vmap  # noqa: E402,F401  (torch.vmap is torch.func.vmap)
 
 # Sparse tensors and the profiler (issue 14): layouts, sparse constructors, and Tensor's
 # sparse methods and properties (ops/sparse.py's METHODS, bound here).

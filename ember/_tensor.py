@@ -84,6 +84,15 @@ class Tensor:
     def is_cpu(self) -> bool:
         return self.device.type == "cpu"
 
+    # the other device and tensor kinds PyTorch's Tensor asks about; none exists in ember
+    is_xpu = is_mps = is_meta = is_quantized = is_mkldnn = is_nested = is_vulkan = is_ipu = \
+        is_maia = is_mtia = property(lambda self: False)
+
+    def get_device(self) -> int:
+        """The device index; -1 on the cpu, as PyTorch's ``Tensor.get_device``."""
+        d = self.device
+        return -1 if d.type == "cpu" else (d.index or 0)
+
     @property
     def ndim(self) -> int:
         return self._data.ndim

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from ._tensor import Tensor
+from .autograd.function import Function
 from .ops import linalg as _ops
 from .ops._util import need_tensor
 from .ops.reduce import vector_norm as _vector_norm
@@ -12,7 +13,7 @@ from .ops.linalg import (LinAlgError, matmul, multi_dot, matrix_norm, svdvals,  
 
 __all__ = ["LinAlgError", "matmul", "multi_dot", "det", "slogdet", "inv", "inv_ex", "solve",
            "cholesky", "cholesky_ex", "qr", "eigh", "eigvalsh", "svd", "svdvals", "norm",
-           "vector_norm", "matrix_norm", "cross", "vecdot", "matrix_power"]
+           "vector_norm", "matrix_norm", "cross", "vecdot", "matrix_power", "pinv"]
 
 
 def _finish(result, out):
@@ -172,3 +173,74 @@ def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:
     if result is A:
         result = A.clone()
     return _finish(result, out)
+
+
+def _pinv_values(A: Tensor, atol, rtol, hermitian: bool) -> Tensor:
+    """``pinv``'s value, from the SVD (or ``eigh``) of a non-empty ``A``."""
+    from ._typeinfo import finfo
+    from .ops.elementwise import where, maximum
+    m, n = A.shape[-2:]
+    if hermitian:
+        w, Q = eigh(A)
+        s = w.abs()
+    else:
+        U, s, Vh = svd(A, full_matrices=False)
+    default = finfo(s.dtype).eps * max(m, n)
+    if rtol is None:  # PyTorch: no default rtol once a positive atol is given
+        rtol = 0.0 if atol is not None and (not isinstance(atol, (int, float)) or atol > 0) \
+            else default
+    atol = 0.0 if atol is None else atol
+    as_col = (lambda t: t.unsqueeze(-1) if isinstance(t, Tensor) else t)
+    tol = maximum(s.new_tensor(0.0) + as_col(atol), as_col(rtol) * s.amax(-1, keepdim=True))
+    keep = s > tol
+    inv_s = where(keep, 1 / where(keep, w if hermitian else s, 1.0), 0.0)
+    if hermitian:
+        result = (Q * inv_s.unsqueeze(-2).to(Q.dtype)) @ Q.mH
+    else:
+        result = (Vh.mH * inv_s.unsqueeze(-2).to(Vh.dtype)) @ U.mH
+    return result
+
+
+class _Pinv(Function):
+    """The pseudo-inverse with PyTorch's gradient (``pinv_backward``): the derivative of
+    ``A+`` as a function of ``A`` at constant rank, whatever values the cut-off dropped."""
+    backward_name = "LinalgPinvBackward0"
+
+    @staticmethod
+    def forward(ctx, A, atol, rtol, hermitian):
+        from .autograd.grad_mode import no_grad
+        with no_grad():
+            P = _pinv_values(A, atol, rtol, hermitian)
+        ctx.save_for_backward(A, P)
+        return P
+
+    @staticmethod
+    def backward(ctx, g):
+        A, P = ctx.saved_tensors
+        Ph, gh = P.mH, g.mH
+        m, n = A.shape[-2:]
+        if m <= n:  # the products are arranged to keep the matrices small
+            K = gh @ P
+            KPh = K @ Ph
+            gA = -(P @ K).mH + KPh - (A @ P) @ KPh + (Ph @ P) @ (gh - K @ A)
+        else:
+            K = P @ gh
+            PhK = Ph @ K
+            gA = -(K @ P).mH + (gh - A @ K) @ P @ Ph + PhK - PhK @ P @ A
+        return gA, None, None, None
+
+
+def pinv(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) -> Tensor:
+    """Moore-Penrose pseudo-inverse ``V diag(1/s) U^H`` over the singular values ``s`` above
+    ``max(atol, rtol * s_max)`` (eigenvalues ``|w|`` with ``hermitian``), as PyTorch's."""
+    from ._creation import zeros
+    need_tensor(A, "pinv", "A")
+    if A.dim() < 2 or not (A.dtype.is_complex or A.dtype.itemsize >= 4
+                           and A.dtype.is_floating_point):
+        raise RuntimeError(f"linalg.pinv({A.dtype.scalar_name}{{{list(A.shape)}}}): expected a "
+                           "tensor with 2 or more dimensions of float, double, cfloat or cdouble "
+                           "types")
+    m, n = A.shape[-2:]
+    if A.numel() == 0:
+        return _finish(zeros(*A.shape[:-2], n, m, dtype=A.dtype), out)
+    return _finish(_Pinv.apply(A, atol, rtol, hermitian), out)

@@ -42,7 +42,7 @@ __all__ = [
     "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan",
     "asin", "arcsin", "acos", "arccos", "atan", "arctan", "atan2", "arctan2", "sinh", "cosh",
     "tanh", "asinh", "arcsinh", "acosh", "arccosh", "atanh", "arctanh", "erf", "erfc", "erfinv",
-    "sigmoid", "logit", "relu", "hypot", "deg2rad", "rad2deg",
+    "sigmoid", "logit", "relu", "hypot", "copysign", "deg2rad", "rad2deg",
     # clamps, selection, blends
     "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum", "fmax", "fmin", "where",
     "lerp", "addcmul", "addcdiv",
@@ -1135,6 +1135,39 @@ def hypot(input, other, *, out=None) -> Tensor:
     return _out(Hypot.apply(input, other, result_dtype(input, other)), out)
 
 
+class Copysign(Function):
+    raw = True
+    backward_name = "CopysignBackward0"
+
+    @staticmethod
+    def forward(ctx, a, b, dt):
+        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        y = _calc(ctx.xp.copysign, a, b, dt)
+        if ctx._record and ctx.needs_input_grad[0]:
+            ctx.save_for_backward(a, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        # d/da |a| sign(b) = sign(a) sign(b) = y / a, taken as 0 at a = 0 (PyTorch's choice);
+        # the sign of ``other`` has a zero gradient
+        sa, da, sb, db = ctx.meta
+        gb = _make(ctx.xp.zeros(sb, dtype=db)) if ctx.needs_input_grad[1] else None
+        if not ctx.needs_input_grad[0]:
+            return None, gb, None
+        a, y = ctx.saved_tensors
+        ratio = where(a == 0, 0.0, y / a)
+        return reduce_grad(g * ratio, sa, da), gb, None
+
+
+def copysign(input, other, *, out=None) -> Tensor:
+    """``|input|`` with the sign of ``other`` (a tensor or a number), as a float."""
+    input = need_tensor(input, "copysign", wrap_arrays=True)
+    if not isinstance(other, Tensor):
+        other = _operand(other, "copysign")
+    return _out(Copysign.apply(input, other, float_dtype(result_dtype(input, other))), out)
+
+
 # ---- erf, erfc, erfinv ----------------------------------------------------------------------
 # SciPy has them when installed; otherwise a pure-array fallback: a positive-term series for
 # erf below 2.5 (no cancellation), a continued fraction for erfc above, and Halley's method
@@ -2058,7 +2091,7 @@ _INPLACE = [
     "sign", "sgn", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
     "rsqrt", "sin", "cos", "tan", "asin", "arcsin", "acos", "arccos", "atan", "arctan", "atan2",
     "arctan2", "sinh", "cosh", "tanh", "asinh", "arcsinh", "acosh", "arccosh", "atanh",
-    "arctanh", "erf", "erfc", "erfinv", "sigmoid", "logit", "relu", "hypot", "deg2rad",
+    "arctanh", "erf", "erfc", "erfinv", "sigmoid", "logit", "relu", "hypot", "copysign", "deg2rad",
     "rad2deg", "clamp", "clip", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv", "floor",
     "ceil", "round", "trunc", "fix", "frac", "logical_and", "logical_or", "logical_xor",
     "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
