@@ -134,6 +134,21 @@ def test_view_as_real_and_complex_share_memory():
         assert t.tolist() == [[[0.0, 7.0]], [[3.0, 9.0]]]
 
 
+def test_in_place_through_real_and_imag_views_keeps_gradients():
+    a = np.array([1 + 2j, -0.5 + 1j, 2 - 1j])
+    grads = []
+    for m in (ember, torch):
+        z = m.tensor(a, requires_grad=True)
+        w = z * (1 + 1j)
+        w.real.mul_(3)
+        w.imag.add_(w.real * 2)
+        (w * w.conj()).real.sum().backward()
+        grads.append(z.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1])
+    with pytest.raises(RuntimeError, match="view of a leaf Variable"):
+        ember.tensor(a, requires_grad=True).real.mul_(2)
+
+
 def test_real_of_real_is_itself_and_conj_of_real_too():
     x = ember.ones(2)
     assert ember.real(x) is x and x.real is x and ember.conj(x) is x
@@ -231,7 +246,18 @@ CASES = {
               Z, crand(4, 2, seed=15)),
     "einsum": (lambda m, a, b: m.einsum("ij,kj->ik", a, b), Z, W),
     "adjoint": (lambda m, z: z.mH @ z, Z),
+    "linear": (lambda m, x, w, b: m.nn.functional.linear(x, w, b), Z, crand(5, 4, seed=16),
+               crand(5, seed=17)),
+    "linear_3d": (lambda m, x, w: m.nn.functional.linear(x, w), crand(2, 3, 4, seed=18),
+                  crand(5, 4, seed=16)),
+    "cumprod": (lambda m, z: z.cumprod(1), Z),
+    "addcmul": (lambda m, a, b, c: m.addcmul(a, b, c, value=2), Z, W, crand(3, 4, seed=19)),
+    "addcdiv": (lambda m, a, b, c: m.addcdiv(a, b, c, value=2), Z, W, crand(3, 4, seed=19)),
+    "trace": (lambda m, a: m.trace(a), crand(3, 3, seed=20)),
+    "outer": (lambda m, a, b: m.outer(a, b), ZV, crand(3, seed=21)),
+    "lerp": (lambda m, a, b: m.lerp(a, b, 0.3), Z, W),
     # movement and indexing pass complex through
+    "masked_fill": (lambda m, z: z.masked_fill(z.real > 0, 1j), Z),
     "index": (lambda m, z: z[1:, ::2].reshape(-1).flip(0), Z),
     "cat": (lambda m, z, w: m.cat([z, w], 1).t(), Z, W),
 }

@@ -1643,7 +1643,7 @@ class Addcmul(Function):
     def combine(a, t1, t2, value):
         return a + value * t1 * t2
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         t1, t2 = ctx.saved_tensors or (None, None)
         (sa, da), (s1, d1), (s2, d2), value = ctx.meta
@@ -1661,7 +1661,7 @@ class Addcdiv(Addcmul):
     def combine(a, t1, t2, value):
         return a + value * t1 / t2
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         t1, t2 = ctx.saved_tensors
         (sa, da), (s1, d1), (s2, d2), value = ctx.meta

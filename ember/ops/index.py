@@ -795,7 +795,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *,
 
 
 def _number(v):
-    if isinstance(v, (builtins.int, builtins.float, builtins.bool)):
+    if isinstance(v, (builtins.int, builtins.float, builtins.bool, builtins.complex)):
         return v
     return v.item() if hasattr(v, "item") else builtins.float(v)
 

@@ -19,7 +19,7 @@ from .._backend import xp_of
 from .._dtype import from_np
 from .._tensor import Tensor, _make
 from ..random import _gen
-from ._util import reduce_grad, need_tensor, scalar_name, c_name, is_float
+from ._util import reduce_grad, need_tensor, scalar_name, c_name, is_float, holomorphic
 from .elementwise import Mul, Add
 from .index import IndexSelect, ScatterAdd
 from .sparse import from_values as sparse_from_values
@@ -54,7 +54,7 @@ class _Linear(Function):
         ctx.save_for_backward(x, w)
         return out if x.ndim == 2 else out.reshape(lead + (w.shape[0],))
 
-    @staticmethod
+    @holomorphic  # complex weights: g @ conj(w), conj(x)^T g (ops/_util.py)
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad

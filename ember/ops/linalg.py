@@ -860,7 +860,7 @@ class Trace(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.shape = a.shape
-        dt = a.dtype if is_float(a.dtype) else "int64"
+        dt = a.dtype if is_float(a.dtype) or a.dtype.kind == "c" else "int64"
         return ctx.xp.trace(a, dtype=dt)
 
     @staticmethod

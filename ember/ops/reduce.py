@@ -1155,7 +1155,7 @@ class Cumprod(Function):
         ctx.save_for_backward(a, out)
         return out
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         axis, in_dt = ctx.meta
         x, out = ctx.saved_tensors
