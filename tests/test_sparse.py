@@ -288,3 +288,17 @@ def test_embedding_sparse_with_scale_grad_by_freq_raises_as_torch():
         e = m.nn.Embedding(5, 2, sparse=True, scale_grad_by_freq=True)
         with pytest.raises(RuntimeError, match="scale_grad_by_freq not supported with sparse"):
             e(m.tensor([1, 1])).sum().backward()
+
+
+def test_sparse_log_softmax_and_addmm():
+    outs = []
+    for m in (ember, torch):
+        v = m.tensor(VAL, dtype=m.float64, requires_grad=True)
+        s = m.sparse_coo_tensor(m.tensor(IDX), v, SIZE).coalesce()
+        y = m.sparse.log_softmax(s, 1)
+        y.to_dense().sum().backward()
+        base = m.ones(2, 2, dtype=m.float64)
+        d = m.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=m.float64)
+        outs.append((_dense(y), _np(v.grad), _np(m.sparse.addmm(base, s, d, beta=0.5, alpha=2.0))))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, atol=1e-12)
