@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 
 import ember
 import ember.distributions as ED
@@ -212,6 +214,33 @@ def test_sample_shapes_and_dtypes(name):
     tx = dt.expand((4,) + tuple(dt.batch_shape))
     assert tuple(ex.batch_shape) == tuple(tx.batch_shape)
     assert tuple(ex.sample((2,)).shape) == tuple(tx.sample((2,)).shape)
+
+
+SHAPE_FAMILIES = [
+    lambda D, m, p: D.Normal(p, p.abs() + 0.5),
+    lambda D, m, p: D.Gamma(p.abs() + 0.5, 2.0),
+    lambda D, m, p: D.Bernoulli(logits=p),
+    lambda D, m, p: D.Categorical(logits=p.unsqueeze(-1).expand(p.shape + (3,))),
+    lambda D, m, p: D.Dirichlet(p.abs().unsqueeze(-1).expand(p.shape + (3,)) + 0.5),
+    lambda D, m, p: D.Independent(D.Laplace(p, 1.0), min(1, p.dim())),
+]
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=hnp.array_shapes(min_dims=0, max_dims=3, max_side=3),
+       sample=hnp.array_shapes(min_dims=0, max_dims=2, max_side=3),
+       which=st.integers(0, len(SHAPE_FAMILIES) - 1))
+def test_shapes_hypothesis(batch, sample, which):
+    p = np.random.default_rng(0).standard_normal(batch)
+    de = SHAPE_FAMILIES[which](ED, ember, ember.tensor(p))
+    dt = SHAPE_FAMILIES[which](TD, torch, torch.tensor(p))
+    assert tuple(de.batch_shape) == tuple(dt.batch_shape)
+    assert tuple(de.event_shape) == tuple(dt.event_shape)
+    se, st_ = de.sample(sample), dt.sample(sample)
+    assert tuple(se.shape) == tuple(st_.shape)
+    assert tuple(de.log_prob(se).shape) == tuple(dt.log_prob(st_).shape)
+    assert_close(de.log_prob(ember.tensor(st_.numpy())), dt.log_prob(st_))
+    assert tuple(de.entropy().shape) == tuple(dt.entropy().shape)
 
 
 # (factory, mean, variance): sample moments over many draws
@@ -572,6 +601,23 @@ KL_PAIRS = [
     (lambda D, a, b: (D.Uniform(a, a + 1), D.Normal(b, b)), [real(3), pos(3)]),
     (lambda D, a, b: (D.Normal(a, b), D.Gumbel(b, b)), [real(3), pos(3)]),
     (lambda D, a, b: (D.Exponential(a), D.Gamma(b, a)), [pos(3), pos(3)]),
+    (lambda D, a, b: (D.HalfNormal(a), D.HalfNormal(b)), [pos(3), pos(3)]),
+    (lambda D, a, b: (D.Pareto(a, b), D.Pareto(a * 0.5, b + 1)), [pos(3), pos(3)]),
+    (lambda D, a, b: (D.Pareto(a, b), D.Pareto(a * 2, b)), [pos(3), pos(3)]),
+    (lambda D, a, b: (D.ContinuousBernoulli(a), D.ContinuousBernoulli(b)), [unit(3), unit(3)]),
+    (lambda D, m, W, d: (D.LowRankMultivariateNormal(m, W, d),
+                         D.LowRankMultivariateNormal(m * 2, W * 0.5, d + 1)),
+     [real(2, 3), real(3, 2), pos(3)]),
+    (lambda D, m, W, d: (D.LowRankMultivariateNormal(m, W, d),
+                         D.MultivariateNormal(m * 2,
+                                              scale_tril=(W @ W.mT).tril() + d.diag_embed())),
+     [real(2, 3), real(3, 3), pos(3)]),
+    (lambda D, m, W, d: (D.MultivariateNormal(m, scale_tril=(W @ W.mT).tril() + d.diag_embed()),
+                         D.LowRankMultivariateNormal(m * 2, W, d)),
+     [real(2, 3), real(3, 3), pos(3)]),
+    (lambda D, a, b: (D.Normal(a, b), D.Uniform(a, a + b)), [real(3), pos(3)]),
+    (lambda D, a, b: (D.Gamma(a, b), D.Beta(a, b)), [pos(3), pos(3)]),
+    (lambda D, a, b: (D.Poisson(a), D.Bernoulli(b)), [pos(3), unit(3)]),
 ]
 
 
@@ -584,11 +630,42 @@ def test_kl_divergence_matches_torch(i, dtype):
     ke = ED.kl_divergence(*factory(ED, *pe))
     kt = TD.kl_divergence(*factory(TD, *pt))
     assert_close(ke, kt, dtype, f"kl {i}")
+    assert ke.requires_grad == kt.requires_grad
+    if not kt.requires_grad:  # an infinite divergence from the supports alone
+        return
     ge = ember.autograd.grad(ke.sum(), pe, allow_unused=True)
     gt = torch.autograd.grad(kt.sum(), pt, allow_unused=True)
     for a, b in zip(ge, gt):
         if b is not None:
             assert_close(a, b, dtype, f"kl {i} grad")
+
+
+@pytest.mark.parametrize("make", [
+    lambda D, a, b: (D.Gamma(a, b), D.Gamma(b, a)),
+    lambda D, a, b: (D.Beta(a, b), D.Beta(b, a)),
+    lambda D, a, b: (D.Normal(a, b), D.Normal(b, a)),
+    lambda D, a, b: (D.Poisson(a), D.Poisson(b)),
+])
+def test_kl_bregman_fallback_matches_torch(make):
+    a, b = pos(3), pos(3)
+    pe = [to_ember(a, True), to_ember(b, True)]
+    pt = [to_torch(a, True), to_torch(b, True)]
+    import torch.distributions.kl as tkl
+    import ember.distributions.kl as ekl
+    ke = ekl._kl_expfamily_expfamily(*make(ED, *pe))
+    kt = tkl._kl_expfamily_expfamily(*make(TD, *pt))
+    assert_close(ke, kt)
+    # PyTorch detaches p's natural parameters: only q's get a gradient (None for p's)
+    ge = ember.autograd.grad(ke.sum(), pe, allow_unused=True, retain_graph=True)
+    gt = torch.autograd.grad(kt.sum(), pt, allow_unused=True)
+    for a_, b_ in zip(ge, gt):
+        assert (a_ is None) == (b_ is None)
+        if b_ is not None:
+            assert_close(a_, b_)
+    np.testing.assert_allclose(ke.detach().numpy(),
+                               ED.kl_divergence(*make(ED, *pe)).detach().numpy(), rtol=1e-10)
+    with pytest.raises(NotImplementedError):
+        ekl._kl_expfamily_expfamily(ED.Gamma(1.0, 1.0), ED.Exponential(1.0))
 
 
 def test_kl_registry():
@@ -605,5 +682,7 @@ def test_kl_registry():
 
     assert float(ED.kl_divergence(p, q)) == 42.0
     with pytest.raises(NotImplementedError, match="No KL\\(p \\|\\| q\\) is implemented for p "
-                                                  "type Normal and q type Beta"):
-        ED.kl_divergence(ED.Normal(0.0, 1.0), ED.Beta(1.0, 1.0))
+                                                  "type Normal and q type Cauchy"):
+        ED.kl_divergence(ED.Normal(0.0, 1.0), ED.Cauchy(1.0, 1.0))
+    with pytest.raises(NotImplementedError):
+        TD.kl_divergence(TD.Normal(0.0, 1.0), TD.Cauchy(1.0, 1.0))

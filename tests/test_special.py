@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis.extra import numpy as hnp
 
 import ember
 from tests.opcheck import assert_close, check, gradcheck
@@ -257,3 +259,16 @@ def test_bad_input_raises_torch_errors(i):
         fn(torch)
     with pytest.raises(exc):
         fn(ember)
+
+
+@settings(max_examples=20, deadline=None)
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
+                                                 max_side=3))
+def test_binary_broadcasting_hypothesis(shapes):
+    sx, sy = shapes.input_shapes
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-2, 2, sx), rng.uniform(0.2, 3, sy)
+    check(lambda m, a, b: m.special.xlogy(a, b), None, x, y, dtypes=("float64",))
+    check(lambda m, a, b: m.special.xlog1py(a, b), None, x, y, dtypes=("float64",))
+    check(lambda m, a, b: m.special.zeta(a.detach().abs() + 1.5, b), None, x, y,
+          dtypes=("float64",))

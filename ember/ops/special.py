@@ -799,8 +799,8 @@ class StandardGamma(Function):
 
     @staticmethod
     def forward(ctx, alpha, gen):
-        y = gen.standard_gamma(alpha.astype("float64")).astype(alpha.dtype)
-        y = ctx.xp.asarray(y)
+        # a 0-d shape gives a Python float: back to an array of the input's dtype
+        y = ctx.xp.asarray(gen.standard_gamma(alpha.astype("float64"))).astype(alpha.dtype)
         ctx.save_for_backward(alpha, y)
         return y
 
