@@ -183,7 +183,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
             raise TypeError("new(): invalid data type 'str'")
         dt = _infer_dtype(arr, plain)
     if dtype is not None:
-        dt = dtype
+        dt = _dtype.as_dtype(dtype, "tensor")
     npd = dt.np
     if arr.dtype != npd:
         arr = arr.astype(npd)
@@ -222,9 +222,7 @@ def _rebuild_tensor(arr, requires_grad):
 
 
 def _dt(dtype, default=None):
-    d = dtype if dtype is not None else (default or get_default_dtype())
-    if not isinstance(d, _dtype.dtype):
-        raise TypeError(f"dtype must be an ember.dtype, not {type(d).__name__}")
+    d = _dtype.as_dtype(dtype) if dtype is not None else (default or get_default_dtype())
     return d.np
 
 
@@ -275,7 +273,12 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
                         f"{type(size).__name__}")
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
-    dt = dtype if dtype is not None else _fill_dtype(fill_value)
+    elif not isinstance(fill_value, (builtins.bool, builtins.int, builtins.float,
+                                     builtins.complex)) and \
+            not (hasattr(fill_value, "dtype") and hasattr(fill_value, "item")):
+        raise TypeError(f"full(): argument 'fill_value' (position 2) must be Number, not "
+                        f"{type(fill_value).__name__}")
+    dt = _dtype.as_dtype(dtype, "full") if dtype is not None else _fill_dtype(fill_value)
     fill_value = _check_fill(fill_value, dt)
     _check_pin(pin_memory)
     return _finish(_xp(device).full(_size((size,)), fill_value, dt.np), requires_grad)
@@ -370,6 +373,8 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    if dtype is not None:
+        dtype = _dtype.as_dtype(dtype, "arange")
     if dtype is None:  # integers (Python or NumPy) give int64, anything else the default float
         dtype = _dtype.int64 if all(hasattr(v, "__index__") for v in vals) \
             else get_default_dtype()

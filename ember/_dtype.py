@@ -263,3 +263,19 @@ def can_cast(from_: dtype, to: dtype) -> bool:
     """Whether PyTorch allows an in-place/out cast from ``from_`` to ``to`` (no category drop:
     complex to float is refused)."""
     return from_._cat <= to._cat
+
+
+# Python's scalar types name dtypes wherever PyTorch takes one (its argument parser's mapping)
+_PY_TYPES = {builtins.bool: bool_, builtins.int: int64, builtins.float: float64,
+             builtins.complex: complex128}
+
+
+def as_dtype(d, fn: str = "", arg: str = "dtype") -> dtype:
+    """``d`` as a dtype: a dtype itself, or Python's ``bool``/``int``/``float``/``complex``
+    (bool, int64, float64, complex128, as PyTorch); anything else raises PyTorch's TypeError."""
+    if isinstance(d, dtype):
+        return d
+    if isinstance(d, builtins.type) and d in _PY_TYPES:
+        return _PY_TYPES[d]
+    where = f"{fn}(): argument" if fn else "argument"
+    raise TypeError(f"{where} '{arg}' must be torch.dtype, not {type(d).__name__}")

@@ -100,6 +100,10 @@ def _parse_to(args, kwargs):
     for k in kwargs:
         if k not in _TO_KEYWORDS:
             raise _bad_to(args, kwargs)
+    if args and isinstance(args[0], type) and args[0] in _dtype._PY_TYPES:  # .to(float)
+        args = (_dtype._PY_TYPES[args[0]],) + tuple(args[1:])
+    if isinstance(kwargs.get("dtype"), type) and kwargs["dtype"] in _dtype._PY_TYPES:
+        kwargs = dict(kwargs, dtype=_dtype._PY_TYPES[kwargs["dtype"]])
     first = args[0] if args else None
     if isinstance(first, Tensor):
         names, (dt, dev) = ("tensor", "non_blocking", "copy"), (first.dtype, first.device)

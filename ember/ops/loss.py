@@ -26,7 +26,7 @@ import math
 import warnings
 
 from .. import _backend
-from .._dtype import from_np
+from .._dtype import from_np, promote_types
 from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
@@ -238,6 +238,9 @@ def _diff_loss(cls, kernel: str, input: Tensor, target: Tensor, reduction: str, 
     if input.shape != target.shape:
         check_broadcast(tuple(input.shape), tuple(target.shape))
     dt = result_dtype(input, target)
+    if cls is not HuberLoss and isinstance(input, Tensor) and isinstance(target, Tensor):
+        # PyTorch broadcasts both first, so a 0-d float64 operand counts as dimensioned
+        dt = promote_types(input.dtype, target.dtype).np
     if not is_float(dt):
         raise _not_implemented(kernel, dt)
     return cls.apply(input, target, dt, reduction, param)
