@@ -593,3 +593,22 @@ def test_cnn_under_autocast_matches_torch():
     for e, t in zip(got[ember], got[torch]):
         assert _name(e.dtype) == _name(t.dtype)
         _close(e, t, "cnn")
+
+
+@pytest.mark.parametrize("low", list(LOW))
+@pytest.mark.parametrize("grads", [(True, False), (False, True)])
+def test_linear_with_one_input_needing_grad(low, grads):
+    """A frozen weight or a constant input: linear saves only what the needed gradient reads."""
+    x, w = _rand(4, 6, 7), _rand(5, 7, seed=1)
+    up = np.random.default_rng(7).standard_normal((4, 6, 5)).astype(np.float32)
+    got = {}
+    for m in (ember, torch):
+        xt = m.from_numpy(x).requires_grad_(grads[0])
+        wt = m.from_numpy(w).requires_grad_(grads[1])
+        with m.autocast("cpu", dtype=LOW[low][0 if m is ember else 1]):
+            y = m.nn.functional.linear(xt, wt)
+        y.backward(m.from_numpy(up).to(y.dtype))
+        got[m] = [y, xt.grad if grads[0] else wt.grad]
+    for e, t in zip(got[ember], got[torch]):
+        assert _name(e.dtype) == _name(t.dtype)
+        _close(e, t, "linear")

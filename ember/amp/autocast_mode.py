@@ -103,7 +103,11 @@ def set_autocast_enabled(device_type, enabled=None) -> None:
 
 def get_autocast_dtype(device_type: str):
     """The lower-precision dtype of autocast regions on ``device_type``."""
-    dt = _check_autocast_type(_device_type(device_type))
+    return _lower_dtype(_check_autocast_type(_device_type(device_type)))
+
+
+def _lower_dtype(dt: str):
+    """``get_autocast_dtype`` of a checked device type (the per-op path skips the parsing)."""
     got = _state.dtype.get(dt)
     return got if got is not None else getattr(_dtype, _DEFAULT_DTYPE[dt])
 
@@ -320,7 +324,7 @@ def _cast(t: Tensor, target) -> Tensor:
     st = _state
     if (st.cache_enabled and t.dtype is _dtype.float32 and t._requires_grad and
             t._grad_fn is None and t._base is None and
-            target is get_autocast_dtype(t.device.type)):
+            target is _lower_dtype(t.device.type)):
         hit = st.cache.get(id(t))
         if hit is not None and hit[0]() is t:
             return hit[1]
@@ -346,7 +350,7 @@ class _AutocastMode(TorchFunctionMode):
         if not _state.enabled.get(dev, False) or _skip(cls, args):
             return func(*args, **kwargs)
         if kind == _LOWER:
-            target = get_autocast_dtype(dev)
+            target = _lower_dtype(dev)
         elif kind == _FP32:
             target = _dtype.float32
         else:

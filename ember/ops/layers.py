@@ -14,7 +14,7 @@ import math
 import warnings
 
 from ..autograd.function import Function, _version_counter
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import no_grad, state
 from .._backend import xp_of
 from .._dtype import from_np
 from .._tensor import Tensor, _make
@@ -24,7 +24,7 @@ from .elementwise import Mul, Add
 from .index import IndexSelect, ScatterAdd
 from .sparse import from_values as sparse_from_values
 from .._sparse import COO
-from .linalg import matmul, lowp_matmul
+from .linalg import matmul, lowp_matmul, half_to_float
 
 __all__ = ["linear", "bilinear", "embedding", "embedding_bag", "dropout", "dropout1d",
            "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
@@ -51,23 +51,37 @@ class _Linear(Function):
             ctx.bmeta = (b.shape, b.dtype)
         if out.dtype != x.dtype:  # float16/bfloat16: float32 sum rounded once
             out = out.astype(x.dtype)
-        ctx.save_for_backward(x, w)
+        if ctx._record:  # x only for w's gradient, w only for x's (as PyTorch's addmm)
+            need_x, need_w = ctx.needs_input_grad[:2]
+            ctx.save_for_backward(x if need_w else None, w if need_x else None)
+            ctx.xshape = x.shape
         return out if x.ndim == 2 else out.reshape(lead + (w.shape[0],))
 
     @holomorphic  # complex weights: g @ conj(w), conj(x)^T g (ops/_util.py)
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        xs = x._data.shape
-        g2 = g if len(xs) == 2 else g.reshape(-1, w._data.shape[0])
+        xs = ctx.xshape
+        g2 = g if len(xs) == 2 else g.reshape(-1, g._data.shape[-1])
         gx = gw = gb = None
-        if need_x:
-            gx = g2 @ w
-            if len(xs) != 2:
-                gx = gx.reshape(xs)
-        if need_w:
-            x2 = x if len(xs) == 2 else x.reshape(-1, xs[-1])
-            gw = g2.mT @ x2
+        d = g2._data
+        if not state.grad and d.dtype.itemsize == 2 and d.dtype.kind in "fV":
+            # half precision without a graph: g in float32 once for both GEMMs (each rounded)
+            xp = ctx.xp
+            g32 = half_to_float(xp, d)
+            if need_x:
+                gx = _make(xp.matmul(g32, half_to_float(xp, w._data)).astype(d.dtype))
+            if need_w:
+                x32 = half_to_float(xp, x._data).reshape(-1, xs[-1])
+                gw = _make(xp.matmul(g32.T, x32).astype(d.dtype))
+        else:
+            if need_x:
+                gx = g2 @ w
+            if need_w:
+                x2 = x if len(xs) == 2 else x.reshape(-1, xs[-1])
+                gw = g2.mT @ x2
+        if gx is not None and len(xs) != 2:
+            gx = gx.reshape(xs)
         if need_b:
             bshape, bdt = ctx.bmeta
             gb = reduce_grad(g2.sum(0), bshape, bdt)
