@@ -143,3 +143,94 @@ def conv_gflops(mod):
         return _Snapshot(x.grad, w.grad)
 
     return step, lambda s: 3 * CONV_FLOP / s / 1e9
+
+
+R18_BATCH, R18_HW, R18_CLASSES = 32, 64, 10
+
+
+def _resnet18(mod):
+    nn = mod.nn
+
+    class Block(nn.Module):
+        """Basic block: conv3x3(stride)-BN-ReLU-conv3x3-BN, plus the (projected) skip, ReLU."""
+
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.relu = nn.ReLU()
+            self.down = None
+            if stride != 1 or cin != cout:
+                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + (x if self.down is None else self.down(x)))
+
+    class ResNet18(nn.Module):
+        """torchvision's resnet18 layout: 7x7/2 stem, max-pool, 4 stages of 2 blocks."""
+
+        def __init__(self, classes):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+                                      nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+            layers, cin = [], 64
+            for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+                layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
+                cin = cout
+            self.layers = nn.Sequential(*layers)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(512, classes)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+
+    return ResNet18(R18_CLASSES)
+
+
+@workload("resnet18_step", "ms/step")
+def resnet18_step(mod):
+    """One SGD (momentum 0.9) training step of a ResNet-18 built from nn layers on a
+    (32, 3, 64, 64) float32 batch, 10 classes: ``zero_grad()``, forward, cross-entropy,
+    ``backward()``, ``step()``.  Returns the loss and the updated parameters."""
+    rng = _rng()
+    model = _resnet18(mod)
+    _load(mod, model, rng)
+    x = _leaf(mod, rng.standard_normal((R18_BATCH, 3, R18_HW, R18_HW), dtype=np.float32))
+    target = mod.from_numpy(rng.integers(0, R18_CLASSES, R18_BATCH))
+    opt = mod.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+    params = tuple(model.parameters())
+
+    def step():
+        opt.zero_grad()
+        loss = mod.nn.functional.cross_entropy(model(x), target)
+        loss.backward()
+        opt.step()
+        return _Snapshot(loss.detach().reshape(1), *params)
+
+    return step, lambda s: s * 1e3
+
+
+SMALL_C, SMALL_HW = 512, 2
+
+
+@workload("conv512_small", "ms/step")
+def conv512_small(mod):
+    """ResNet-18's last stage on small images: a 3x3 512 -> 512 convolution, padding 1, on
+    (32, 512, 2, 2) float32, forward and backward (input and weight gradients)."""
+    rng = _rng()
+    shape = (R18_BATCH, SMALL_C, SMALL_HW, SMALL_HW)
+    x = _leaf(mod, rng.standard_normal(shape, dtype=np.float32), True)
+    w = _leaf(mod, _uniform(rng, (SMALL_C, SMALL_C, 3, 3), SMALL_C * 9), True)
+    g = _leaf(mod, rng.standard_normal(shape, dtype=np.float32))
+
+    def step():
+        x.grad = w.grad = None
+        mod.nn.functional.conv2d(x, w, padding=1).backward(g)
+        return _Snapshot(x.grad, w.grad)
+
+    return step, lambda s: s * 1e3

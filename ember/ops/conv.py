@@ -242,6 +242,14 @@ def _conv_fwd(xp, x, w, g: _Geom):
         return y, None
     w2 = w.reshape(o, -1) if G == 1 else w.reshape(G, o // G, -1)
     step = _chunk(n, c * g.K * g.L * x.dtype.itemsize)
+    if n and _folded(c // G * g.K, g.L):
+        y = xp.empty((n, o) + g.out, x.dtype)
+        for i in range(0, n, step):
+            cols = _fold_fwd(xp, x[i:i + step], w2, g, y[i:i + step])
+            if step >= n:
+                return y, cols
+            _SCRATCH.give(cols)
+        return y, None
     y = cols = None
     for i in range(0, max(n, 1), step):
         cols = _im2col(xp, x[i:i + step], g, True)
@@ -256,6 +264,65 @@ def _conv_fwd(xp, x, w, g: _Geom):
     if y.dtype != x.dtype:  # NumPy returns bfloat16 products in float32
         y = y.astype(x.dtype)
     return y.reshape((n, o) + g.out), (cols if step >= n else None)
+
+
+def _folded(ck: int, L: int) -> bool:
+    """Whether ``F``/``W`` fold the batch into the GEMM (NOTE [ Choosing the algorithm ])."""
+    return L <= _FOLD_L or (L <= _FOLD_L_WIDE and ck >= _FOLD_CK)
+
+
+_FOLD_L, _FOLD_L_WIDE, _FOLD_CK = 64, 256, 512
+
+
+def _fold_cols(xp, x, g: _Geom):
+    """The batch-folded im2col of ``x`` ``(N, C, *sp)``: a ``(C*K, N*L)`` scratch array.
+
+    Rows run over (channel, kernel offset) as in ``_im2col``; columns over (sample, output
+    position), so one GEMM covers the whole block of samples.
+    """
+    nd = len(g.k)
+    n, c = x.shape[:2]
+    xpad = _padded(xp, x, g)
+    v = windows(xp, xpad, g.k, g.stride, g.dil)  # (N, C, *out_full, *k)
+    if v.shape[2:2 + nd] != g.out:
+        v = v[(slice(None), slice(None)) + tuple(slice(0, o) for o in g.out)]
+    perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
+    cols = _SCRATCH.take(xp, (c * g.K, n * g.L), x.dtype)
+    xp.copyto(cols.reshape((c,) + g.k + (n,) + g.out), v.transpose(perm))
+    if xpad is not x:
+        _SCRATCH.give(xpad)
+    return cols
+
+
+def _fold_fwd(xp, x, w2, g: _Geom, y):
+    """``F`` on a block of samples as ONE GEMM ``(O, C*K) @ (C*K, N*L)`` (per group), written
+    into ``y`` ``(N, O, *out)``; returns the folded im2col (a scratch array)."""
+    n = x.shape[0]
+    cols = _fold_cols(xp, x, g)
+    if w2.ndim == 2:
+        yt = _matmul(xp, w2, cols)
+    else:
+        yt = _matmul(xp, w2, cols.reshape(w2.shape[0], -1, n * g.L))
+    o = y.shape[1]
+    xp.copyto(y.reshape(n, o, g.L), yt.reshape(o, n, g.L).transpose(1, 0, 2), casting="unsafe")
+    _SCRATCH.give(yt)
+    return cols
+
+
+def _fold_wgrad(xp, gy, cols, g: _Geom):
+    """``W`` on a block of samples from its folded im2col ``(C*K, N*L)``: one GEMM
+    ``(O, N*L) @ (N*L, C*K)`` per group, as ``(O, C/G*K)`` (or ``(G, O/G, C/G*K)``)."""
+    n, o = gy.shape[:2]
+    G = g.groups
+    gt = _SCRATCH.take(xp, (o, n, g.L), gy.dtype)
+    xp.copyto(gt, gy.reshape(n, o, g.L).transpose(1, 0, 2))
+    if G == 1:
+        gw = xp.matmul(gt.reshape(o, n * g.L), cols.T)
+    else:
+        gw = xp.matmul(gt.reshape(G, o // G, n * g.L),
+                       cols.reshape(G, -1, n * g.L).transpose(0, 2, 1))
+    _SCRATCH.give(gt)
+    return gw
 
 
 def _conv_tr(xp, gy, w, g: _Geom):
@@ -344,8 +411,16 @@ def _conv_wgrad(xp, x, gy, g: _Geom, cols=None):
             gw = gw.astype(x.dtype)
         return gw.reshape((o, 1) + g.k)
     step = max(n, 1) if cols is not None else _chunk(n, c * g.K * g.L * x.dtype.itemsize)
+    folded = n and _folded(c // G * g.K, g.L)
     gw = None
     for i in range(0, n, step):
+        if folded:
+            ci = cols if cols is not None else _fold_cols(xp, x[i:i + step], g)
+            part = _fold_wgrad(xp, gy[i:i + step], ci, g)
+            if cols is None:
+                _SCRATCH.give(ci)
+            gw = part if gw is None else gw + part
+            continue
         ci = cols if cols is not None else _im2col(xp, x[i:i + step], g, True)
         gi = gy[i:i + step]
         m = gi.shape[0]
