@@ -531,6 +531,49 @@ def test_transforms_match_torch(i):
     assert te.codomain.event_dim == tt.codomain.event_dim
 
 
+@pytest.mark.parametrize("make", [
+    lambda T, D, m: T.CatTransform([T.ExpTransform(), T.AffineTransform(1.0, 2.0)], dim=1,
+                                   lengths=[1, 2]),
+    lambda T, D, m: T.StackTransform([T.ExpTransform(), T.SigmoidTransform(),
+                                      T.TanhTransform()], dim=1),
+    lambda T, D, m: T.CumulativeDistributionTransform(D.Normal(m.tensor(0.5, dtype=m.float64),
+                                                               m.tensor(2.0, dtype=m.float64))),
+])
+def test_cat_stack_cdf_transforms(make):
+    te, tt = make(ED.transforms, ED, ember), make(TD.transforms, TD, torch)
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    xe, xt = to_ember(x, True), to_torch(x, True)
+    ye, yt = te(xe), tt(xt)
+    assert_close(ye, yt)
+    assert_close(te.inv(ye.detach()), tt.inv(yt.detach()))
+    le, lt = te.log_abs_det_jacobian(xe, ye), tt.log_abs_det_jacobian(xt, yt)
+    assert_close(le, lt)
+    assert_close(ember.autograd.grad(le.sum(), [xe]), torch.autograd.grad(lt.sum(), [xt]))
+
+
+def test_mixture_of_multivariate_components():
+    w, m = real(2, 3), real(2, 3, 2)
+    v = real(4, 2, 2)
+
+    def make(D, M):
+        return D.MixtureSameFamily(D.Categorical(logits=M.tensor(w)), D.Independent(
+            D.Normal(M.tensor(m), M.ones(2, 3, 2, dtype=M.float64)), 1))
+    e, t = make(ED, ember), make(TD, torch)
+    assert tuple(e.batch_shape) == tuple(t.batch_shape) == (2,)
+    assert tuple(e.event_shape) == tuple(t.event_shape) == (2,)
+    assert_close(e.log_prob(ember.tensor(v)), t.log_prob(torch.tensor(v)))
+    assert_close(e.mean, t.mean)
+    assert_close(e.variance, t.variance)
+    assert tuple(e.sample((5,)).shape) == tuple(t.sample((5,)).shape)
+    c = ED.MixtureSameFamily(ED.Categorical(logits=ember.tensor(w)),
+                             ED.Normal(ember.tensor(m[..., 0]), ember.ones(2, 3)))
+    ct = TD.MixtureSameFamily(TD.Categorical(logits=torch.tensor(w)),
+                              TD.Normal(torch.tensor(m[..., 0]), torch.ones(2, 3)))
+    assert_close(c.cdf(ember.tensor(v[..., 0])), ct.cdf(torch.tensor(v[..., 0])))
+    with pytest.raises(ValueError):
+        ED.MixtureSameFamily(ED.Normal(0.0, 1.0), ED.Normal(ember.zeros(3), ember.ones(3)))
+
+
 def test_transform_cache_and_equality():
     t = ED.transforms.ExpTransform(cache_size=1)
     x = ember.randn(3)
