@@ -81,10 +81,16 @@ class _Sparse:
         a = inputs[0]
         if ufunc is np.matmul and a is self and isinstance(inputs[1], np.ndarray):
             return self.matmul(inputs[1])
-        if ufunc is np.add and len(inputs) == 2 and type(inputs[0]) is COO and \
-                type(inputs[1]) is COO:
-            out = inputs[0] + inputs[1]
-            return out if dtype is None else out.astype(dtype)
+        if ufunc is np.add and len(inputs) == 2:
+            b = inputs[1]
+            if type(a) is COO and type(b) is COO:
+                out = a + b
+                return out if dtype is None else out.astype(dtype)
+            if isinstance(a, np.ndarray) and b is self:  # dense + sparse is dense
+                return np.add(a, self.to_dense(), dtype=dtype)
+            if a is self and isinstance(b, np.ndarray):
+                raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, "
+                                   "sparse) instead.")
         if ufunc is np.negative:
             return self.with_values(np.negative(self.values))
         if ufunc in (np.multiply, np.true_divide) and len(inputs) == 2:
@@ -96,6 +102,12 @@ class _Sparse:
     def __array_function__(self, func, types, args, kwargs):
         if func is np.transpose and self.ndim == 2 and isinstance(self, COO):
             return self.transpose()
+        axis = kwargs.get("axis")
+        every = axis is None or sorted(np.atleast_1d(axis) % max(self.ndim, 1)) == \
+            list(range(self.ndim))
+        if func is np.sum and len(args) == 1 and every and not kwargs.get("keepdims"):
+            # the sum of every element: a dense scalar
+            return np.asarray(self.values.sum(dtype=kwargs.get("dtype")))
         raise not_implemented(func.__name__, self.backend)
 
     def rows_cols(self):
@@ -131,10 +143,10 @@ class COO(_Sparse):
     def with_values(self, values) -> "COO":
         return COO(self.indices, values, self.shape, self.coalesced)
 
-    def copy(self) -> "COO":
+    def copy(self, **kwargs) -> "COO":
         return COO(self.indices.copy(), self.values.copy(), self.shape, self.coalesced)
 
-    def astype(self, dtype, copy=True) -> "COO":
+    def astype(self, dtype, **kwargs) -> "COO":
         return self.with_values(self.values.astype(dtype))
 
     def check(self) -> None:
@@ -219,10 +231,10 @@ class CSR(_Sparse):
     def with_values(self, values) -> "CSR":
         return CSR(self.crow, self.col, values, self.shape)
 
-    def copy(self) -> "CSR":
+    def copy(self, **kwargs) -> "CSR":
         return CSR(self.crow.copy(), self.col.copy(), self.values.copy(), self.shape)
 
-    def astype(self, dtype, copy=True) -> "CSR":
+    def astype(self, dtype, **kwargs) -> "CSR":
         return self.with_values(self.values.astype(dtype))
 
     def check(self) -> None:

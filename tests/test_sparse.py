@@ -302,3 +302,29 @@ def test_sparse_log_softmax_and_addmm():
         outs.append((_dense(y), _np(v.grad), _np(m.sparse.addmm(base, s, d, beta=0.5, alpha=2.0))))
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_sparse_times_sparse_and_its_gradients():
+    outs = []
+    b_idx, b_val = [[0, 2, 2], [1, 0, 1]], [2.0, -1.0, 0.5]
+    for m in (ember, torch):
+        a = _coo(m, m.float64, requires_grad=True)
+        b = m.sparse_coo_tensor(m.tensor(b_idx), m.tensor(b_val, dtype=m.float64), (3, 2),
+                                requires_grad=True)
+        y = m.sparse.mm(a, b)
+        (y.to_dense() * m.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=m.float64)).sum().backward()
+        outs.append((y.is_sparse, _dense(y), _dense(a.grad), _dense(b.grad)))
+    assert outs[0][0] and outs[1][0]
+    for x, z in zip(outs[0][1:], outs[1][1:]):
+        np.testing.assert_allclose(x, z)
+    _raises(lambda m: m.sparse.mm(m.ones(2, 3).to_sparse(), m.ones(2, 3).to_sparse()),
+            RuntimeError)
+
+
+def test_casts_copies_full_sum_and_dense_plus_sparse():
+    for fn in (lambda m, s: _dense(s.double()), lambda m, s: _dense(s.to(m.float64)),
+               lambda m, s: _dense(s.clone()), lambda m, s: s.clone().is_sparse,
+               lambda m, s: _np(s.sum()), lambda m, s: _np(m.ones(2, 3) + s)):
+        a, b = fn(ember, _coo(ember, ember.float32)), fn(torch, _coo(torch, torch.float32))
+        np.testing.assert_allclose(a, b)
+    _raises(lambda m: _coo(m, m.float32) + m.ones(2, 3), RuntimeError)

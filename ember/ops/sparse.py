@@ -173,6 +173,30 @@ class _SparseMM(Function):
         return gs, gd
 
 
+class _SparseSparseMM(Function):
+    """``sparse @ sparse``, a sparse result; each gradient masked to its input's pattern."""
+
+    raw = True
+    backward_name = "SparseSparseMatmulBackward0"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return _data.from_dense(a.matmul(b.to_dense()))
+
+    @staticmethod
+    def backward(ctx, g):
+        gd = _ToDense.apply(g) if _is_sparse(g) else g
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            mask = _mask_of(ctx.a)
+            ga = from_values(_gather(gd @ _make(ctx.b.to_dense()).mT, mask), mask)
+        if ctx.needs_input_grad[1]:
+            mask = _mask_of(ctx.b)
+            gb = from_values(_gather(_make(ctx.a.to_dense()).mT @ gd, mask), mask)
+        return ga, gb
+
+
 class _SumAll(Function):
     raw = True
     backward_name = "SumBackward0"
@@ -370,15 +394,19 @@ def _cast(input: Tensor, dtype) -> Tensor:
 
 
 def sparse_mm(mat1: Tensor, mat2: Tensor) -> Tensor:
-    """``mat1 @ mat2`` with a sparse ``mat1`` (``torch.sparse.mm``); sparse x sparse is
-    not supported."""
+    """``mat1 @ mat2`` with a sparse ``mat1`` (``torch.sparse.mm``): dense for a dense
+    ``mat2``, sparse for a sparse one."""
     need_tensor(mat1, "mm")
     need_tensor(mat2, "mm", "mat2", 2)
     if not _is_sparse(mat1):
         from .linalg import mm
         return mm(mat1, mat2)
     if _is_sparse(mat2):
-        raise not_implemented("_sparse_sparse_matmul")
+        if mat1.ndim != 2 or mat2.ndim != 2 or mat1.shape[1] != mat2.shape[0]:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
+                               f"({mat1.shape[0]}x{mat1.shape[1]} and "
+                               f"{mat2.shape[0]}x{mat2.shape[1]})")
+        return _SparseSparseMM.apply(mat1, mat2)
     if mat2.ndim != 2:
         _wrap_dim(1, mat2.ndim)  # PyTorch's IndexError for a vector
     if mat1.ndim != 2:
