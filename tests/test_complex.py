@@ -418,3 +418,22 @@ def test_random_complex_sampling(fn, name):
         assert abs(z.real.var().item() - 0.5) < 0.05 and abs(z.imag.var().item() - 0.5) < 0.05
     else:
         assert 0 <= z.real.min().item() and z.imag.max().item() < 1
+
+
+def test_module_to_complex_like_torch():
+    results = []
+    for m in (ember, torch):
+        lin = m.nn.Linear(3, 2)
+        with m.no_grad():
+            lin.weight.copy_(m.from_numpy(rrand(2, 3, seed=30).astype(np.float32)))
+            lin.bias.copy_(m.from_numpy(rrand(2, seed=31).astype(np.float32)))
+        with pytest.warns(UserWarning, match="Complex modules are a new feature"):
+            lin.to(m.complex64)
+        x = m.from_numpy(crand(4, 3, seed=32).astype(np.complex64))
+        lin(x).abs().sum().backward()
+        results.append((lin.weight.dtype.is_complex, np_of(lin.weight.grad), np_of(lin.bias.grad)))
+    assert results[0][0] and results[1][0]
+    for a, b in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="only accepts floating point or complex"):
+        ember.nn.Linear(1, 1).to(ember.int64)

@@ -558,12 +558,19 @@ class Module:
         the 4-D/5-D ones in ``memory_format`` (``Module.to``, Tensor.to's overloads)."""
         from ...ops.convert import _parse_to
         dt, dev, non_blocking, _, fmt = _parse_to(args, kwargs)
-        if dt is not None and not dt.is_floating_point:
+        if dt is not None and not (dt.is_floating_point or dt.is_complex):
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but "
                             f"got desired dtype={dt}")
+        if dt is not None and dt.is_complex:
+            warnings.warn(
+                "Complex modules are a new feature under active development whose design may "
+                "change, and some modules might not work as expected when using complex tensors "
+                "as parameters or buffers. Please file an issue at "
+                "https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml if a "
+                "complex module does not work as expected.", stacklevel=2)
 
         def convert(t):
-            cast = dt if t.is_floating_point() else None
+            cast = dt if t.is_floating_point() or t.is_complex() else None
             if fmt is not None and t.dim() in (4, 5):
                 return t.to(dev, cast, non_blocking, memory_format=fmt)
             return t.to(dev, cast, non_blocking)
