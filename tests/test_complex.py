@@ -187,6 +187,7 @@ CASES = {
     "pow_int": (lambda m, z: z ** 3, Z),
     "pow_half": (lambda m, z: z ** 0.5, Z),
     "pow_complex_scalar": (lambda m, z: z ** (1 + 0.5j), Z),
+    "real_pow_complex_scalar": (lambda m, x: (x.abs() + 0.5) ** (1 + 0.5j), X),
     "pow_tensor": (lambda m, z, w: z ** w, Z, W),
     "square": (lambda m, z: z.square(), Z),
     "reciprocal": (lambda m, z: z.reciprocal(), Z),

@@ -678,7 +678,10 @@ class Pow(Function):
         e = ctx.e
         if e == 0:
             return _zeros(g, a._data.shape, a._data.dtype), None, None
-        return g * (e * a.pow(e - 1)), None, None
+        ga = g * (e * a.pow(e - 1))
+        if e.__class__ is builtins.complex and a._data.dtype.kind != "c":
+            ga = ga.real  # a real base under a complex exponent: the real part
+        return ga, None, None
 
 
 class PowTensor(Function):
