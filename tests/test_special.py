@@ -230,6 +230,22 @@ def test_inplace_methods(method, args):
     assert_close(e, t)
 
 
+@pytest.mark.parametrize("fn,args", [("i0_", ()), ("sinc_", ()), ("xlogy_", (2.0,))])
+def test_top_level_inplace_functions(fn, args):
+    e, t = ember.tensor([0.5, 1.5]), torch.tensor([0.5, 1.5])
+    assert getattr(ember, fn)(e, *args) is e
+    getattr(torch, fn)(t, *args)
+    assert_close(e, t)
+
+
+def test_sample_dirichlet():
+    ember.manual_seed(0)
+    x = ember._sample_dirichlet(ember.tensor([[1.0, 2.0, 3.0]] * 2000, dtype=ember.float64))
+    assert tuple(x.shape) == (2000, 3) and not x.requires_grad
+    np.testing.assert_allclose(x.sum(-1).numpy(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(x.mean(0).numpy(), [1 / 6, 1 / 3, 1 / 2], atol=0.02)
+
+
 def test_out_argument():
     out = ember.empty(3)
     r = ember.special.gammaln(ember.tensor([1.5, 2.5, 3.5]), out=out)

@@ -31,7 +31,8 @@ from .elementwise import (_unary, _unary_function, _number, _out, _dt, _quiet, _
                           _erfc_fallback, _special_fn)
 
 __all__ = ["lgamma", "digamma", "polygamma", "mvlgamma", "xlogy", "i0", "sinc", "igamma",
-           "igammac", "_standard_gamma", "_standard_gamma_grad"]
+           "igammac", "_standard_gamma", "_standard_gamma_grad", "_sample_dirichlet", "i0_",
+           "sinc_", "xlogy_"]
 
 _LOG_PI = math.log(math.pi)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -817,6 +818,15 @@ def _standard_gamma(input, generator=None) -> Tensor:
     return StandardGamma.apply(input, _gen(generator))
 
 
+def _sample_dirichlet(input, generator=None) -> Tensor:
+    """Dirichlet(input) samples: normalised standard gammas (no gradient, as PyTorch's)."""
+    from ..random import _gen
+    input = need_tensor(input, "_sample_dirichlet")
+    a = input._data
+    g = _xp_of(a).asarray(_gen(generator).standard_gamma(a.astype("float64")))
+    return _plain((g / g.sum(-1, keepdims=True)).astype(a.dtype))
+
+
 def _standard_gamma_grad(input, output) -> Tensor:
     """``d output / d input`` for Gamma(input, 1) samples ``output`` (no further gradient)."""
     a = input._data
@@ -1002,3 +1012,6 @@ def _methods():
 
 
 METHODS = _methods()
+i0_ = METHODS["i0_"]
+sinc_ = METHODS["sinc_"]
+xlogy_ = METHODS["xlogy_"]
