@@ -149,3 +149,18 @@ def test_events_before_start_raise_assertion_as_torch():
     for m in (ember, torch):
         with pytest.raises(AssertionError):
             m.profiler.profile().events()
+
+
+def test_profile_memory_columns_as_torch():
+    rows = {}
+    for m in (ember, torch):
+        x = m.ones(100, 100)
+        with m.profiler.profile(profile_memory=True) as prof:
+            (x * 2).exp()
+        text = prof.key_averages().table(sort_by="self_cpu_memory_usage", row_limit=20)
+        assert "CPU Mem" in text.splitlines()[1] and "Self CPU Mem" in text.splitlines()[1]
+        rows[m] = [r.split()[-5:] for r in text.splitlines() if "aten::mul" in r][0]
+        mul = [e for e in prof.key_averages() if e.key == "aten::mul"][0]
+        assert mul.cpu_memory_usage == 100 * 100 * 4
+    assert rows[ember][:4] == rows[torch][:4] == ["39.06", "KB", "39.06", "KB"]
+    assert "CPU Mem" not in _run(ember).key_averages().table()

@@ -45,9 +45,10 @@ class _Recorder(TorchDispatchMode):
     parents of the ops run inside them, so each event knows its self time.
     """
 
-    def __init__(self, record_shapes: bool = False):
+    def __init__(self, record_shapes: bool = False, profile_memory: bool = False):
         super().__init__()
         self.record_shapes = record_shapes
+        self.profile_memory = profile_memory
         self.recording = True
         self.events = []
         self._open = []  # events begun and not yet ended, innermost last
@@ -80,9 +81,14 @@ class _Recorder(TorchDispatchMode):
                                                                 tuple, bool))]
         evt = self.begin("aten::" + func.__name__, shapes)
         try:
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
         finally:
             self.end(evt)
+        if self.profile_memory:  # what the op allocated: its outputs' bytes
+            evt.own_memory = sum(o._data.nbytes for o in (out if isinstance(out, tuple)
+                                                          else (out,))
+                                 if isinstance(o, Tensor))
+        return out
 
     def start(self) -> None:
         _recorders().append(self)
@@ -149,7 +155,7 @@ class profile:
         if self.enabled:
             if self._recorder is not None:
                 raise RuntimeError("Profiler context manager is not reentrant")
-            self._recorder = _Recorder(self.record_shapes)
+            self._recorder = _Recorder(self.record_shapes, self.profile_memory)
             self._recorder.start()
         return self
 

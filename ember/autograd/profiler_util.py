@@ -24,6 +24,7 @@ class FunctionEvent:
         self.children = []
         self.cpu_parent = None
         self.count = 1
+        self.own_memory = 0  # bytes of the outputs this call made (profile_memory=True)
 
     @property
     def key(self) -> str:
@@ -40,6 +41,15 @@ class FunctionEvent:
 
     cpu_time = cpu_time_total
 
+    @property
+    def self_cpu_memory_usage(self) -> int:
+        return self.own_memory
+
+    @property
+    def cpu_memory_usage(self) -> int:
+        """Bytes allocated by this call and everything nested in it."""
+        return self.own_memory + sum(c.cpu_memory_usage for c in self.children)
+
     def __repr__(self):
         return (f"<FunctionEvent id={self.id} name={self.name} "
                 f"cpu_time_total={self.cpu_time_total:.3f} input_shapes={self.input_shapes}>")
@@ -54,12 +64,16 @@ class FunctionEventAvg:
         self.count = 0
         self.cpu_time_total = 0.0
         self.self_cpu_time_total = 0.0
+        self.cpu_memory_usage = 0
+        self.self_cpu_memory_usage = 0
         self.is_user_annotation = False
 
     def add(self, evt) -> "FunctionEventAvg":
         self.count += evt.count
         self.cpu_time_total += evt.cpu_time_total
         self.self_cpu_time_total += evt.self_cpu_time_total
+        self.cpu_memory_usage += evt.cpu_memory_usage
+        self.self_cpu_memory_usage += evt.self_cpu_memory_usage
         self.is_user_annotation = evt.is_user_annotation
         return self
 
@@ -80,6 +94,14 @@ def _format_time(us: float) -> str:
     if us >= 1e3:
         return f"{us / 1e3:.3f}ms"
     return f"{us:.3f}us"
+
+
+def _format_memory(nbytes: int) -> str:
+    """PyTorch's memory column: B, KB, MB or GB (binary), two decimals above bytes."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if abs(nbytes) >= size:
+            return f"{nbytes / size:.2f} {unit}"
+    return f"{nbytes} B"
 
 
 def _format_share(us: float, total: float) -> str:
@@ -132,9 +154,11 @@ class EventList(list):
         shapes_w = max(len(str(e.input_shapes)) for e in events) + 4
         if max_shapes_column_width is not None:
             shapes_w = min(shapes_w, max_shapes_column_width)
+        has_mem = any(e.self_cpu_memory_usage for e in events)
         headers = ["Name", "Self CPU %", "Self CPU", "CPU total %", "CPU total",
-                   "CPU time avg", "# of Calls"]
-        widths = [name_w] + [12] * 6
+                   "CPU time avg"] + (["CPU Mem", "Self CPU Mem"] if has_mem else []) + \
+            ["# of Calls"]
+        widths = [name_w] + [12] * (len(headers) - 1)
         if has_shapes:
             headers.append("Input Shapes")
             widths.append(shapes_w)
@@ -155,7 +179,11 @@ class EventList(list):
             row = [name, _format_share(e.self_cpu_time_total, total),
                    _format_time(e.self_cpu_time_total),
                    _format_share(e.cpu_time_total, total), _format_time(e.cpu_time_total),
-                   _format_time(e.cpu_time_total / max(e.count, 1)), e.count]
+                   _format_time(e.cpu_time_total / max(e.count, 1))]
+            if has_mem:
+                row += [_format_memory(e.cpu_memory_usage),
+                        _format_memory(e.self_cpu_memory_usage)]
+            row.append(e.count)
             if has_shapes:
                 shapes = str(e.input_shapes)
                 row.append(shapes[:shapes_w - 4] if len(shapes) > shapes_w - 4 else shapes)

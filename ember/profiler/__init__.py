@@ -12,7 +12,8 @@ and closes the event.  What it produces: ``prof.events()``, ``key_averages()`` (
 self and total CPU time, per name or per name and shapes) with PyTorch's ``table()``, and
 Chrome trace-event JSON (``export_chrome_trace``, ``tensorboard_trace_handler``).
 ``schedule`` gates recording per ``step()`` as PyTorch's does.  CPU only: ember has no
-device kernels to time; memory columns and stacks are not recorded.
+device kernels to time.  ``profile_memory=True`` counts the bytes of each op's outputs
+(PyTorch's allocator also counts frees); stacks are not recorded.
 """
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ class _KinetoProfile:
         self._events = None
 
     def start(self) -> None:
-        self._recorder = _Recorder(self.record_shapes)
+        self._recorder = _Recorder(self.record_shapes, self.profile_memory)
         self._recorder.start()
 
     def stop(self) -> None:
