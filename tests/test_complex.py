@@ -438,3 +438,20 @@ def test_module_to_complex_like_torch():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(TypeError, match="only accepts floating point or complex"):
         ember.nn.Linear(1, 1).to(ember.int64)
+
+
+@pytest.mark.parametrize("view", ["real", "imag", "slice"])
+def test_create_graph_through_in_place_view_writes(view):
+    """CopySlices masks the real and imaginary parts apart when the graph is differentiable."""
+    a = np.array([1 + 2j, -0.5 + 1j, 2 - 1j])
+    out = []
+    for m in (ember, torch):
+        z = m.tensor(a, requires_grad=True)
+        w = z * (1 + 1j)
+        v = getattr(w, view) if view != "slice" else w[1:]
+        v.mul_(3)
+        g, = m.autograd.grad((w * w.conj()).real.sum(), z, create_graph=True)
+        gg, = m.autograd.grad((g * g.conj()).real.sum(), z)
+        out.append((np_of(g), np_of(gg)))
+    for x, y in zip(*out):
+        np.testing.assert_allclose(x, y)

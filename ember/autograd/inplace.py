@@ -38,12 +38,21 @@ class CopySlices(Function):
         if ctx.needs_input_grad[0]:
             # The base's old values under the view were overwritten: zero gradient there.
             # Overwriting (not multiplying by a mask) keeps an inf gradient from becoming nan.
-            fill = 1 if state.grad else g._data  # create_graph: a differentiable 0/1 mask
+            cplx = g._data.dtype.kind == "c"
+            # create_graph: a differentiable 0/1 mask (1+1j for complex: a view of the real
+            # or imaginary parts zeroes only that part, so each part keeps its own mask)
+            fill = (1 + 1j if cplx else 1) if state.grad else g._data
             with no_grad():
                 kept = _make(xp_of(g._data).empty_like(g._data))
                 kept._data[...] = fill
                 replay_view(kept, ctx.chain)._data[...] = 0
-            gbase = g * kept if state.grad else kept
+            if not state.grad:
+                gbase = kept
+            elif cplx:
+                from ..ops.complex import complex as _complex
+                gbase = _complex(g.real * kept.real, g.imag * kept.imag)
+            else:
+                gbase = g * kept
         return gbase, gsrc, None
 
 
