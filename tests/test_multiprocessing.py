@@ -97,3 +97,13 @@ def test_adam_updates_stay_in_shared_memory():
     mp.start_processes(W.adam_worker, args=(model, 3), nprocs=1, start_method="fork")
     assert all(p.is_shared() for p in model.parameters())
     assert all(not ember.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+def test_a_view_put_on_a_queue_keeps_its_base():
+    from multiprocessing.reduction import ForkingPickler
+    base = ember.arange(6.0)
+    view = base[2:4]
+    got = ForkingPickler.loads(ForkingPickler.dumps(view))
+    assert got.tolist() == [2.0, 3.0] and got.is_shared()
+    base.add_(1)  # the sender's view still follows its base
+    assert view.tolist() == [3.0, 4.0] and not base.is_shared()

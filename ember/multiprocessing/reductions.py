@@ -30,6 +30,10 @@ def reduce_tensor(t: Tensor):
                            "before serializing (e.g., putting it on the queue).")
     if type(t._data) is not _shared.np.ndarray:  # sparse storage: pickled by value
         return t.__reduce_ex__(5)
+    if t._base is not None and not t.is_shared():
+        # a view: moving its data alone would cut it from its base, so the receiver gets a
+        # shared copy (PyTorch moves the whole storage; ember's views have no storage object)
+        t = _make(t._data.copy())
     _shared.share_memory_(t)
     a = t._data
     fd, size, offset = _shared.shared_info(a)
