@@ -102,8 +102,43 @@ def _write(t: Tensor, result: Tensor) -> None:
             raise RuntimeError(f"output with shape {list(ts)} doesn't match the broadcast shape "
                                f"{list(rs)}")
     if result._data is not t._data:
-        t._data[...] = result._data
+        arr = t._data
+        if not arr.flags.writeable:  # an expanded view: NumPy marks it read-only
+            if has_internal_overlap(arr):
+                raise RuntimeError(OVERLAP_MESSAGE)
+            arr = writable_alias(arr)
+        arr[...] = result._data
     _version_counter(t)[0] += 1
+
+
+OVERLAP_MESSAGE = ("unsupported operation: more than one element of the written-to tensor "
+                   "refers to a single memory location. Please clone() the tensor before "
+                   "performing the operation.")
+
+
+def has_internal_overlap(a) -> bool:
+    """c10's ``has_internal_overlap``: a stride-0 dim of size > 1 (an expanded dim)."""
+    return any(st == 0 and n > 1 for n, st in zip(a.shape, a.strides))
+
+
+def writable_alias(a):
+    """A writable alias of read-only view ``a`` whose memory is writable: NumPy marks
+    ``broadcast_to`` results read-only, PyTorch writes through expanded views wherever the
+    written elements are distinct.  ``a`` itself when there is no such memory."""
+    root = obj = a
+    while getattr(obj, "base", None) is not None:
+        obj = obj.base
+        if hasattr(obj, "flags") and hasattr(obj, "strides"):
+            root = obj
+    if root is a or not root.flags.writeable or not (root.flags.c_contiguous or
+                                                     root.flags.f_contiguous):
+        return a
+    flat = root.ravel(order="K")
+    start = a.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
+    if start < 0 or start % a.itemsize:
+        return a
+    return xp_of(a).lib.stride_tricks.as_strided(flat[start // a.itemsize:], a.shape,
+                                                 a.strides, writeable=True)
 
 
 def _views_leaf(t: Tensor) -> bool:

@@ -27,7 +27,8 @@ from .._state import state
 from .._tensor import Tensor, _make, _wrap_dim, _type_name, _version_counter
 from .._backend import _BY_ARRAY_TYPE, xp_of
 from ._util import reduce_grad, check_broadcast, shape_of, is_float, scalar_name, c_name
-from ..autograd.inplace import _check_inplace, copy_into_out, inplace, make_inplace
+from ..autograd.inplace import (_check_inplace, copy_into_out, has_internal_overlap, inplace,
+                                make_inplace, writable_alias)
 from .movement import (BasicIndexGrad, Select, Slice, UnsqueezeIndex, Alias,
                        _reshape, _broadcast_shape, expand)
 
@@ -261,6 +262,10 @@ def _take_key(a, key: Key):
 
 def _put(xp, out, key: Key, v, accumulate: bool) -> None:
     """Write (or add) ``v`` into ``out`` at ``key``, in place."""
+    if not out.flags.writeable:
+        # writing into an expanded view is allowed where the written elements are distinct
+        if key.adv is None and not has_internal_overlap(out[key.basic]):
+            out = writable_alias(out)
     t = out[key.basic]
     if hasattr(v, "dtype") and v.dtype != out.dtype:
         v = v.astype(out.dtype)

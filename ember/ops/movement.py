@@ -13,7 +13,7 @@ import warnings
 
 from ..autograd.function import Function
 from ..autograd.views import link_view
-from ..autograd.inplace import copy_into_out
+from ..autograd.inplace import copy_into_out, make_inplace
 from .._tensor import Tensor, Size, _wrap_dim, _make
 from .._dtype import from_np, promote_types
 from .._backend import xp_of
@@ -27,7 +27,7 @@ __all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swa
            "stack", "hstack", "vstack", "dstack", "row_stack", "column_stack", "atleast_1d",
            "atleast_2d", "atleast_3d", "split", "tensor_split", "chunk", "unbind", "narrow",
            "select", "tril", "triu", "diagonal", "diag", "diag_embed", "diagflat", "adjoint",
-           "meshgrid"]
+           "meshgrid", "cartesian_prod"]
 
 
 # ---- argument helpers ------------------------------------------------------------------------
@@ -166,15 +166,57 @@ def reshape(input: Tensor, *shape) -> Tensor:
 
 def view(input: Tensor, *shape) -> Tensor:
     """A view with a new shape; errors where a copy would be needed."""
-    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, Size, builtins.int)) and \
-            not hasattr(shape[0], "__index__"):
+    if len(shape) == 1 and (isinstance(shape[0], type) or (
+            not isinstance(shape[0], (tuple, list, Size, builtins.int)) and
+            not hasattr(shape[0], "__index__"))):  # a dtype, or int/float/bool as one
         return input.to(shape[0]) if input.dtype == shape[0] else _view_dtype(input, shape[0])
     shape = infer_shape(_shape_arg(shape), input._data.size)
     return Reshape.apply(input, shape, True)
 
 
 def _view_dtype(input, dt):
-    raise RuntimeError(f"view(dtype) from {input.dtype} to {dt} is not supported by ember")
+    """``view(dtype)``: the same bytes read as ``dt`` (not differentiable, as in PyTorch); a
+    different element size rescales the last dim, with c10's ``view_dtype`` checks."""
+    from .._dtype import as_dtype
+    dt = as_dtype(dt, "view")
+    arr = input._data
+    old, new = arr.dtype.itemsize, dt.itemsize
+    if old != new:
+        what = (f"to view {input.dtype.scalar_name} as {dt.scalar_name} (different element "
+                "sizes)")
+        if arr.ndim == 0:
+            raise RuntimeError(f"self.dim() cannot be 0 {what}")
+        strides = input.stride()
+        if new > old:  # c10's order: last size, storage offset, last stride, other strides
+            ratio = new // old
+            if arr.shape[-1] % ratio:
+                raise RuntimeError(f"self.size(-1) must be divisible by {ratio} {what}, but "
+                                   f"got {arr.shape[-1]}")
+            offset = _storage_offset(arr)
+            if offset % ratio:
+                raise RuntimeError(f"self.storage_offset() must be divisible by {ratio} "
+                                   f"{what}, but got {offset}")
+            if strides[-1] != 1:
+                raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {strides[-1]}")
+            for d, st in enumerate(strides[:-1]):
+                if st % ratio:
+                    raise RuntimeError(f"self.stride({d}) must be divisible by {ratio} {what}, "
+                                       f"but got {st}")
+        if strides[-1] != 1:
+            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {strides[-1]}")
+    if arr.size == 0 and old != new:  # NumPy cannot view an empty non-contiguous array
+        shape = arr.shape[:-1] + (arr.shape[-1] * old // new,)
+        return _make(xp_of(arr).empty(shape, dt.np))
+    return _make(arr.view(dt.np))
+
+
+def _storage_offset(arr) -> int:
+    """``arr``'s offset, in its elements, from the start of the array it views."""
+    root = arr
+    while hasattr(root, "base") and root.base is not None and hasattr(root.base, "dtype"):
+        root = root.base
+    ptr = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return ptr // arr.dtype.itemsize
 
 
 def _alias(input: Tensor) -> Tensor:
@@ -1367,6 +1409,17 @@ def meshgrid(*tensors, indexing=None) -> tuple:
     return tuple(grids)
 
 
+def cartesian_prod(*tensors) -> Tensor:
+    """Every combination of the 1-D tensors' elements, one per row (``itertools.product``)."""
+    for t in tensors:
+        if t.dim() != 1:
+            raise RuntimeError(f"Expect a 1D vector, but got shape {list(t.shape)}")
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([g.reshape(-1) for g in grids], dim=1)
+
+
 METHODS = {
     "reshape": reshape, "view": view, "expand": expand, "permute": permute,
     "transpose": transpose, "swapaxes": transpose, "swapdims": transpose, "t": t,
@@ -1382,4 +1435,5 @@ METHODS = {
     "split": split, "tensor_split": tensor_split, "chunk": chunk, "unbind": unbind,
     "narrow": narrow, "select": select, "tril": tril, "triu": triu, "diagonal": diagonal,
     "diag": diag, "diag_embed": diag_embed, "diagflat": diagflat, "unfold": unfold,
+    "tril_": make_inplace(tril), "triu_": make_inplace(triu),
 }

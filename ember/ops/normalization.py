@@ -428,11 +428,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise RuntimeError(f"{which} must be defined in evaluation mode")
     if not training and running_mean is None:
         raise RuntimeError("running_mean must be defined in evaluation mode")
-    c = input.size(1)
+    c = input.size(1) if input._data.ndim >= 2 else 0  # as ATen: a 1-D input has 0 channels
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         if t is not None and t._data.size != c:
             raise RuntimeError(f"{name} should contain {c} elements not {t._data.size}")
+    if input._data.ndim < 2:
+        input.size(1)  # nothing to check it against: PyTorch's IndexError for dim 1
     _check_float("batch_norm", input)
     _check_same_dtype(input, weight, bias, running_mean, running_var)
     if state.grad:
