@@ -29,7 +29,8 @@ __all__ = ["sum", "nansum", "mean", "nanmean", "prod", "var", "std", "var_mean",
            "max", "min", "amax", "amin", "argmax", "argmin", "aminmax", "logsumexp", "norm",
            "cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", "all", "any",
            "count_nonzero", "topk", "sort", "argsort", "msort", "kthvalue", "median",
-           "nanmedian", "mode", "unique", "unique_consecutive", "sum_to_size", "return_types"]
+           "nanmedian", "mode", "unique", "unique_consecutive", "sum_to_size", "return_types",
+           "dist", "searchsorted", "bucketize"]
 
 
 # ---- return types ---------------------------------------------------------------------------
@@ -1632,6 +1633,65 @@ def _unique_method(self, sorted=True, return_inverse=False, return_counts=False,
     return unique(self, sorted, return_inverse, return_counts, dim)
 
 
+# ---- dist, searchsorted, bucketize ----------------------------------------------------------
+
+def dist(input, other, p=2) -> Tensor:
+    """``torch.dist``: the p-norm of ``input - other`` (broadcast), ``vector_norm``'s ord."""
+    if isinstance(p, (str, builtins.bool)) or not isinstance(p, (builtins.int, builtins.float)):
+        raise TypeError(f"dist(): argument 'p' must be Number, not {type(p).__name__}")
+    for t in (input, other):
+        if not is_float(t._data.dtype) and t._data.dtype.kind != "c":
+            raise RuntimeError("norm(): input dtype should be either floating point or complex. "
+                               f"Got {scalar_name(t._data.dtype)} instead.")
+    return vector_norm(input - other, p)
+
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None,
+                 sorter=None, out=None) -> Tensor:
+    """Where each value of ``input`` would go in the innermost dim of ``sorted_sequence`` to
+    keep it sorted: before equal values, or after them with ``right=True``/``side='right'``."""
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but "
+                               f"got {side}")
+        if right and side == "left":
+            raise RuntimeError("torch.searchsorted(): side and right can't be set to opposites, "
+                               "got side of left while right was True")
+        right = side == "right"
+    seq = sorted_sequence._data
+    xp = xp_of(seq)
+    values = input._data if isinstance(input, Tensor) else xp.asarray(input)
+    if sorter is not None:
+        if sorter._data.shape != seq.shape:
+            raise RuntimeError(f"torch.searchsorted(): boundary and sorter must have the same "
+                               f"size, but got boundary tensor {list(seq.shape)}and got sorter "
+                               f"tensor {list(sorter._data.shape)}")
+        seq = xp.take_along_axis(seq, sorter._data, -1)
+    if seq.ndim > 1 and (values.ndim == 0 or seq.shape[:-1] != values.shape[:-1]):
+        raise RuntimeError("torch.searchsorted(): boundaries tensor should be 1 dimension or the "
+                           "first N-1 dimensions of boundaries tensor and input value tensor must "
+                           f"match, but we got boundaries tensor {list(seq.shape)} and input "
+                           f"value tensor {list(values.shape)}")
+    how = "right" if right else "left"
+    if seq.ndim <= 1:
+        idx = xp.searchsorted(seq, values, side=how)
+    else:  # one search per leading index
+        rows = zip(seq.reshape(-1, seq.shape[-1]), values.reshape(-1, values.shape[-1]))
+        idx = xp.stack([xp.searchsorted(s, v, side=how) for s, v in rows])
+        idx = idx.reshape(values.shape)
+    result = _wrap(xp.asarray(idx, dtype=xp.int32 if out_int32 else xp.int64), xp)
+    return result if out is None else copy_into_out(out, result)
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False, out=None) -> Tensor:
+    """The bucket of each value of ``input`` among 1-D ``boundaries``: ``i`` with
+    ``boundaries[i-1] < x <= boundaries[i]`` (``<= x <`` with ``right=True``)."""
+    if boundaries._data.ndim != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got "
+                           f"dim({boundaries._data.ndim})")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right, out=out)
+
+
 METHODS = {
     "sum": sum, "nansum": nansum, "mean": mean, "nanmean": nanmean, "prod": prod, "var": var,
     "std": std, "max": max, "min": min, "amax": amax, "amin": amin, "argmax": argmax,
@@ -1641,5 +1701,5 @@ METHODS = {
     "topk": topk, "sort": sort, "argsort": argsort, "msort": msort, "kthvalue": kthvalue,
     "median": median, "nanmedian": nanmedian, "mode": mode, "unique": _unique_method,
     "unique_consecutive": unique_consecutive, "sum_to_size": sum_to_size,
-    "cumsum_": make_inplace(cumsum), "cumprod_": make_inplace(cumprod),
+    "cumsum_": make_inplace(cumsum), "cumprod_": make_inplace(cumprod), "dist": dist,
 }
