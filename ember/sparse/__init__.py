@@ -31,11 +31,9 @@ PyTorch) and also on ``coalesce``/``to_dense`` (where PyTorch reads out of bound
 """
 from __future__ import annotations
 
-from .._layout import layout, strided, sparse_coo, sparse_csr, sparse_csc, sparse_bsr, \
-    sparse_bsc, jagged  # noqa: F401
 from ..ops.sparse import (sparse_mm as mm, sparse_sum as sum, sparse_softmax as softmax,  # noqa
-                          spmm, sparse_coo_tensor, sparse_csr_tensor,
-                          check_sparse_tensor_invariants, METHODS)
+                          spmm, check_sparse_tensor_invariants)
+from ..ops.sparse import METHODS  # noqa: F401  (Tensor's sparse methods, bound by ember)
 
 __all__ = ["mm", "sum", "softmax", "log_softmax", "addmm", "spmm",
            "check_sparse_tensor_invariants"]
