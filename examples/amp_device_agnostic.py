@@ -4,15 +4,17 @@ Ordinary PyTorch code: ``import ember as torch`` and ``import ember.nn as nn`` a
 differences, and swapping in the real ``torch`` runs it unchanged with the same numbers (the
 data and the initial weights come from NumPy, so both libraries start from the same values).
 It picks ``device = "cuda" if torch.cuda.is_available() else "cpu"``, moves the model and
-each batch there, and trains an MLP with AdamW under ``torch.amp.GradScaler(device)``:
-``scaler.scale(loss).backward()``, ``scaler.unscale_(optimizer)`` before
-``clip_grad_norm_``, ``scaler.step(optimizer)``, ``scaler.update()``.
+each batch there, and trains an MLP with AdamW, the forward under
+``torch.autocast(device_type=device, dtype=torch.bfloat16)`` and the update under
+``torch.amp.GradScaler(device)``: ``scaler.scale(loss).backward()``,
+``scaler.unscale_(optimizer)`` before ``clip_grad_norm_``, ``scaler.step(optimizer)``,
+``scaler.update()``.
 
 One training label is missing (NaN): the batch holding it has a NaN loss and NaN gradients,
 and the scaler skips that step and halves the scale instead of wrecking
-the weights; ``growth_interval`` clean steps later the scale doubles again.  (On cpu in
-float32 nothing else overflows; under ``autocast`` with float16 the scaler is what keeps small
-gradients from underflowing.)
+the weights; ``growth_interval`` clean steps later the scale doubles again.  (bfloat16 has
+float32's range, so nothing else overflows here; with ``dtype=torch.float16`` the scaler is
+what keeps small gradients from underflowing.)
 
     python examples/amp_device_agnostic.py [--epochs N] [--every K]
 """
@@ -70,7 +72,10 @@ def main() -> None:
         for start in range(0, N, BATCH):
             xb, yb = x[start:start + BATCH].to(device), y[start:start + BATCH].to(device)
             optimizer.zero_grad()
-            loss = loss_fn(model(xb), yb)
+            # forward and loss in mixed precision: the Linear layers run in bfloat16, the
+            # MSE loss in float32; backward (outside the region) follows the forward's dtypes
+            with torch.autocast(device_type=device, dtype=torch.bfloat16):
+                loss = loss_fn(model(xb), yb)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)

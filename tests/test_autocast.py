@@ -300,7 +300,7 @@ def test_model_training_step_matches_torch():
         loss.backward()
         params = list(layer.parameters()) + list(head.parameters())
         assert all(_name(p.grad.dtype) == "float32" for p in params)
-        grads[m] = (float(loss), [p.grad.numpy() for p in params])
+        grads[m] = (loss.item(), [p.grad.numpy() for p in params])
     (le, ge), (lt, gt) = grads[ember], grads[torch]
     assert le == pytest.approx(lt, rel=1e-2)
     for a, b in zip(ge, gt):
@@ -612,3 +612,19 @@ def test_linear_with_one_input_needing_grad(low, grads):
     for e, t in zip(got[ember], got[torch]):
         assert _name(e.dtype) == _name(t.dtype)
         _close(e, t, "linear")
+
+
+@pytest.mark.parametrize("name", ["amp_mlp_step", "amp_gpt_step"])
+def test_amp_bench_workloads_match_torch(name):
+    """Two training steps of the AMP bench workloads: the float32 losses agree with
+    PyTorch's to bfloat16 rounding (the second through Adam's update)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench import workloads  # noqa: F401  (registers them)
+    from bench.harness import REGISTRY, _as_array
+    losses = {}
+    for m in (ember, torch):
+        step, _ = REGISTRY[name].fn(m)
+        losses[m] = [float(_as_array(step())[0]) for _ in range(2)]
+    assert losses[ember] == pytest.approx(losses[torch], rel=5e-3)
