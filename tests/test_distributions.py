@@ -135,6 +135,13 @@ CASES = {
     "NegativeBinomial": (lambda D, r, p: D.NegativeBinomial(r, probs=p), [pos(3, lo=1, hi=4),
                                                                          unit(3)],
                          R.integers(0, 6, (2, 3)).astype(float), "lp mean var"),
+    "FisherSnedecor": (lambda D, a, b: D.FisherSnedecor(a, b), [pos(3, lo=2.5, hi=6),
+                                                               pos(3, lo=4.5, hi=8)],
+                       pos(2, 3), "lp mean var mode"),
+    "LogisticNormal": (lambda D, a, b: D.LogisticNormal(a, b), [real(2, 3), pos(2, 3)],
+                       simplex(2, 4), "lp"),
+    "Kumaraswamy": (lambda D, a, b: D.Kumaraswamy(a, b), [pos(3, lo=1.2), pos(3, lo=1.2)],
+                    unit(2, 3), "lp ent mean var"),
     "Transformed_affine_exp": (lambda D, a, b: D.TransformedDistribution(
         D.Normal(a, b), [D.transforms.AffineTransform(0.5, 2.0), D.transforms.ExpTransform()]),
         [real(3), pos(3)], pos(2, 3), "lp"),
