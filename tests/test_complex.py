@@ -455,3 +455,10 @@ def test_create_graph_through_in_place_view_writes(view):
         out.append((np_of(g), np_of(gg)))
     for x, y in zip(*out):
         np.testing.assert_allclose(x, y)
+
+
+@pytest.mark.parametrize("fn", ["inv", "det", "cholesky", "eigh", "svdvals", "qr"])
+def test_linalg_decompositions_say_complex_is_not_supported_yet(fn):
+    """A documented gap: torch.linalg decomposes complex matrices, ember refuses clearly."""
+    with pytest.raises(NotImplementedError, match="complex inputs are not supported"):
+        getattr(ember.linalg, fn)(ember.eye(2, dtype=ember.complex64))

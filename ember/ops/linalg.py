@@ -1020,6 +1020,9 @@ def _check_float(a, fn: str, later: bool = False) -> None:
     """A float32/float64 (or complex) input; with ``later`` float16/bfloat16 pass here and
     ``_full_precision`` in the op's forward refuses them, after autocast cast them up."""
     if a.dtype.kind != "f" or a.dtype.itemsize < 4:
+        if a.dtype.kind == "c":  # PyTorch decomposes complex matrices; ember not yet
+            raise NotImplementedError(f"{fn}: complex inputs are not supported by ember yet "
+                                      "(matmul, einsum and the add*mm family are)")
         if is_float(a.dtype):
             if later:
                 return
