@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import warnings
 
-from ..autograd.function import Function
+from ..autograd.function import Function, _ARRAY_TYPES
 from .._tensor import Tensor, _make, _type_name
 from .. import _dtype, _backend
 from .._creation import _rebuild_tensor
@@ -148,9 +148,12 @@ def _needs_layout(t: Tensor, fmt) -> bool:
 def _move(self: Tensor, dt, dev, copy: bool, fmt) -> Tensor:
     """``self`` in dtype ``dt``, on ``dev`` and in ``fmt`` (each None: unchanged)."""
     same_dt = dt is None or dt.np == self._data.dtype
-    here = self.device
-    same_dev = dev is None or (dev.type == here.type and dev.index in (None, here.index))
-    if same_dt and same_dev and not copy and not _needs_layout(self, fmt):
+    if dev is None:
+        same_dev = True
+    else:
+        here = _ARRAY_TYPES[type(self._data)][1]
+        same_dev = dev is here or (dev.type == here.type and dev.index in (None, here.index))
+    if same_dt and same_dev and not copy and (fmt is None or not _needs_layout(self, fmt)):
         return self
     if not same_dev:
         _backend.xp_for(dev)  # PyTorch's error when no backend serves that device
@@ -160,9 +163,24 @@ def _move(self: Tensor, dt, dev, copy: bool, fmt) -> Tensor:
     return ToCopy.apply(self, None if same_dt else dt.np, None if same_dev else dev, fmt)
 
 
+_STR_DEVICES = {}  # device strings seen by ``to``, parsed once (devices are immutable)
+
+
 def to(self: Tensor, *args, **kwargs) -> Tensor:
     """Cast to a dtype, move to a device and/or lay out in a memory format; ``self`` when
     nothing changes and ``copy`` is False (``Tensor.to``, all three overloads)."""
+    if len(args) == 1 and not kwargs:  # the common calls: to(dtype), to(device), to('cpu')
+        a = args[0]
+        ta = type(a)
+        if ta is _dtype.dtype:
+            return _move(self, a, None, False, None)
+        if ta is str:
+            dev = _STR_DEVICES.get(a)
+            if dev is None:
+                dev = _STR_DEVICES[a] = _backend.device(a)
+            return _move(self, None, dev, False, None)
+        if ta is _backend.device:
+            return _move(self, None, a, False, None)
     dt, dev, _, copy, fmt = _parse_to(args, kwargs)
     return _move(self, dt, dev, copy, fmt)
 
