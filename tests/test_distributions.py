@@ -627,7 +627,7 @@ def test_constraint_registry_errors():
 # ---- KL divergence ------------------------------------------------------------------------
 
 KL_PAIRS = [
-    (lambda D, a, b: (D.Normal(a, b), D.Normal(b, a + 1)), [real(3), pos(3)]),
+    (lambda D, a, b: (D.Normal(a, b), D.Normal(b, a.abs() + 1)), [real(3), pos(3)]),
     (lambda D, a, b: (D.Bernoulli(a), D.Bernoulli(b)), [unit(3), unit(3)]),
     (lambda D, a, b: (D.Categorical(a), D.Categorical(b)), [simplex(2, 4), simplex(2, 4)]),
     (lambda D, a, b: (D.OneHotCategorical(a), D.OneHotCategorical(b)),
