@@ -12,7 +12,18 @@ rounds once to the input's dtype, as PyTorch's CPU kernels do for these function
   |x| <= 30, the large-argument asymptotic series above (both ~1e-15 relative).
 - ``gammainc``/``gammaincc``: the series for x < a + 1, Lentz's continued fraction above.
 - Bessel J/Y: Miller's backward recurrence with the Neumann sums for |x| < 25, Hankel's
-  asymptotic expansion above; K0/K1 from their series and asymptotic expansion.
+  asymptotic expansion above; K0/K1 by their series up to 2, Steed's continued fraction
+  above; Airy Ai by its Maclaurin series for |x| <= 5 and the asymptotic forms beyond
+  (~1e-8 absolute near |x| = 5, the weakest of these).
+- ``erfcx``, ``log_ndtr``, ``ndtri``: a continued fraction for erfc's tail; ndtri starts
+  from Abramowitz & Stegun 26.2.23 and takes Newton steps on log(ndtr).
+- ``_standard_gamma``: Gamma(alpha, 1) samples whose backward is the implicit
+  reparameterisation derivative dx/dalpha = -(dP/dalpha) / (dP/dx) at fixed P(alpha, x),
+  computed to ~1e-9 relative (PyTorch's ``_standard_gamma_grad`` is an approximation good to
+  ~1e-4; the two agree to that).
+
+Accuracy, float64, tested against SciPy: ~1e-13 relative or better for most, 1e-10 for the
+Bessel J/Y near their zeros and for polygamma near its poles.
 
 Gradients are PyTorch's (tools/autograd/derivatives.yaml); where PyTorch has none (Bessel
 J/Y/K, the orthogonal polynomials, zeta's first argument) the result does not require grad
