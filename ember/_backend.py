@@ -85,7 +85,7 @@ class device:
 
     def __enter__(self):
         _DEFAULT_STACK.append(_default[0])
-        _default[0] = self
+        _default[0] = self if self is not CPU else device("cpu")  # an explicit cpu
         return self
 
     def __exit__(self, *exc):
@@ -102,8 +102,11 @@ _DEFAULT_STACK = []     # what each open ``with device(...)`` block replaced
 
 
 def set_default_device(device_) -> None:
-    """Make ``device_`` the device factories use when given none (None: back to cpu)."""
-    _default[0] = CPU if device_ is None else _as_device(device_)
+    """Make ``device_`` the device factories use when given none (None: back to cpu).
+
+    ``CPU`` itself stands for "no default set": ``tensor(t)`` then keeps ``t``'s device, while
+    an explicit ``set_default_device('cpu')`` moves it, as PyTorch's device mode does."""
+    _default[0] = CPU if device_ is None else device(_as_device(device_))
 
 
 def get_default_device() -> device:

@@ -154,6 +154,9 @@ def _to_plain(data):
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor that copies ``data`` (nested lists, numbers, arrays or tensors)."""
     _check_pin(pin_memory)
+    if device is None and isinstance(data, Tensor) and _backend.get_default_device() is \
+            _backend.CPU:  # no default device set: a tensor's copy stays on its device
+        device = data.device
     device = _backend.default_device(device)
     xp = _backend.xp_for(device)
     if isinstance(data, Tensor):

@@ -405,6 +405,10 @@ def test_like_and_new_factories_follow_their_input_not_the_default(fake):
               x.new_full((2,), 1.0), x.new_tensor([1.0])):
         assert t.device == fake
     assert ember.zeros_like(x, device="cpu").device.type == "cpu"
+    # tensor(t) copies onto t's device unless a default device is set (torch's device mode)
+    assert ember.tensor(x).device == fake and ember.as_tensor(x) is x
+    with ember.device("cpu"):
+        assert ember.tensor(x).device.type == "cpu" and ember.as_tensor(x) is x
     with ember.device("fake"):
         assert ember.zeros_like(ember.ones(2, device="cpu")).device.type == "cpu"
         assert ember.from_numpy(np.ones(2)).device.type == "cpu"  # not a factory in torch
