@@ -65,7 +65,7 @@ from .amp.autocast_mode import (  # noqa: E402,F401
 from ._runtime import *  # noqa: E402,F401,F403
 from . import special, distributions  # noqa: E402,F401
 from . import fft  # noqa: E402,F401
-from . import func  # noqa: E402,F401
+from . import func, fx  # noqa: E402,F401
 from .func import vmap  # noqa: E402,F401
 
 # The long tail of top-level names (issue 14): dtype limits, predicates and constants, the
