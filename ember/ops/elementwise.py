@@ -742,16 +742,19 @@ def pow(input, exponent, *, out=None) -> Tensor:
 
 
 def float_power(input, exponent, *, out=None) -> Tensor:
-    """``input ** exponent`` computed in float64."""
-    from .._dtype import float64
+    """``input ** exponent`` computed in float64 (complex128 when either is complex)."""
+    from .._dtype import float64, complex128
+    cplx = builtins.any(isinstance(v, builtins.complex) or isinstance(v, Tensor) and
+                        v._data.dtype.kind == "c" for v in (input, exponent))
+    wide, num = (complex128, builtins.complex) if cplx else (float64, builtins.float)
     if isinstance(input, Tensor):
-        input = input.to(float64)
+        input = input.to(wide)
     else:
-        input = builtins.float(_operand(input, "float_power", "input", 1))
+        input = num(_operand(input, "float_power", "input", 1))
     if isinstance(exponent, Tensor):
-        exponent = exponent.to(float64)
+        exponent = exponent.to(wide)
     else:
-        exponent = builtins.float(_operand(exponent, "float_power", "exponent"))
+        exponent = num(_operand(exponent, "float_power", "exponent"))
     return pow(input, exponent, out=out)
 
 
@@ -848,7 +851,7 @@ class Sgn(Sign):
         return where(r == 0, 0.0, (g - (g * s.conj()).real * s) / r)
 
 
-neg = _unary_function(Neg, "``-input``.")
+neg = _unary_function(Neg, "``-input``.", checked=True)
 abs = _unary_function(Abs, "``|input|``.", checked=True)
 sign = _unary_function(Sign, "-1, 0 or 1 by the sign of each element (0 for NaN).", checked=True)
 sgn = _unary_function(Sgn, "``sign`` (the complex-aware name).", checked=True)
@@ -951,7 +954,9 @@ Tanh = _unary("Tanh", lambda xp, x: xp.tanh(x), "y", lambda g, x, y: g * (1 - y 
 Asinh = _unary("Asinh", lambda xp, x: xp.arcsinh(x), "x",
                lambda g, x, y: g * (x.pow(2) + 1).rsqrt())
 Acosh = _unary("Acosh", lambda xp, x: xp.arccosh(x), "x",
-               lambda g, x, y: g * (x.pow(2) - 1).rsqrt())
+               # complex: 1/(sqrt(z-1) sqrt(z+1)), the branch arccosh takes (PyTorch's)
+               lambda g, x, y: g * ((x - 1).rsqrt() * (x + 1).rsqrt() if x.is_complex()
+                                    else (x.pow(2) - 1).rsqrt()))
 Atanh = _unary("Atanh", lambda xp, x: xp.arctanh(x), "x",
                lambda g, x, y: g * (1 / (1 - x.pow(2))))
 Sigmoid = _unary("Sigmoid", lambda xp, x: 1 / (1 + xp.exp(-x)), "y",
@@ -1114,7 +1119,7 @@ class Hypot(Function):
 
     @staticmethod
     def forward(ctx, a, b, dt):
-        if _is_int(dt):
+        if _is_int(dt) or dt.kind == "c":
             raise _not_implemented("hypot_cpu", dt)
         ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
         y = _calc(ctx.xp.hypot, a, b, dt)
@@ -1144,6 +1149,8 @@ class Copysign(Function):
 
     @staticmethod
     def forward(ctx, a, b, dt):
+        if dt.kind == "c":
+            raise _not_implemented("copysign_cpu", dt)
         ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
         y = _calc(ctx.xp.copysign, a, b, dt)
         if ctx._record and ctx.needs_input_grad[0]:
@@ -1807,6 +1814,8 @@ def _compare(ufunc: str, name: str, input, other, out=None):
     a = cast(input._data, dt)
     xp = _backend.xp_of(a)
     if isinstance(other, Tensor):
+        if type(other._data) is not type(a):  # not through Function.apply: check here
+            _backend.check_same_device(type(a), other._data)
         b = cast(other._data, dt)
     elif isinstance(other, builtins.int) and dt.kind in "iu":
         b = _int_scalar(xp, other, dt)
@@ -1884,6 +1893,8 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     input = need_tensor(input, "isclose", wrap_arrays=True)
     other = need_tensor(other, "isclose", "other", 2, wrap_arrays=True)
     a, b = input._data, other._data
+    if type(b) is not type(a):
+        _backend.check_same_device(type(a), b)
     if a.dtype != b.dtype:
         raise RuntimeError(f"{scalar_name(a.dtype)} did not match {scalar_name(b.dtype)}")
     if rtol < 0:
@@ -1915,6 +1926,8 @@ def _logical(ufunc: str, name: str, input, other, out):
     input = need_tensor(input, name, wrap_arrays=True)
     other = need_tensor(other, name, "other", 2, wrap_arrays=True)
     a, b = input._data, other._data
+    if type(b) is not type(a):
+        _backend.check_same_device(type(a), b)
     try:
         r = getattr(_backend.xp_of(a), ufunc)(a, b)
     except ValueError:
@@ -1945,6 +1958,10 @@ def _bitwise(ufunc: str, name: str, input, other, out=None):
         input = _operand(input, name, "input", 1)
     if not isinstance(other, Tensor):
         other = _operand(other, name)
+    check_broadcast(shape_of(input), shape_of(other))  # torch checks shapes before dtypes
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and \
+            type(other._data) is not type(input._data):
+        _backend.check_same_device(type(input._data), other._data)
     dt = result_dtype(input, other)
     if not _is_int(dt) or dt.kind == "b" and "shift" in ufunc:
         raise _not_implemented(_SHIFT_KERNELS.get(ufunc, ufunc + "_cpu"), dt)

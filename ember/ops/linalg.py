@@ -899,7 +899,7 @@ class Cross(Function):
         ctx.dim = dim
         return ctx.xp.cross(a, b, axis=dim)
 
-    @staticmethod
+    @holomorphic
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         d = ctx.dim
