@@ -455,6 +455,12 @@ MIXED = [
     lambda c, f: eF.linear(f, c),
     lambda c, f: eF.mse_loss(f, c),
     lambda c, f: f.add_(c),
+    lambda c, f: c > f,
+    lambda c, f: f == c,
+    lambda c, f: ember.equal(c, f),
+    lambda c, f: ember.allclose(f, c),
+    lambda c, f: ember.logical_and(c, f),
+    lambda c, f: c.long() & f.long(),
 ]
 
 
@@ -653,3 +659,15 @@ def test_higher_derivatives_stay_on_the_device(fake):
     (h,) = ember.autograd.grad(g.sum(), x)
     assert g.device == h.device == fake
     np.testing.assert_allclose(host(h), 6 * np.array([0.5, -1.0, 2.0]))
+
+
+def test_indexing_takes_cpu_indices_on_any_device_and_no_others(fake):
+    f = ember.arange(4.0, device="fake")
+    idx = ember.tensor([0, 2])
+    assert f[idx].device == fake and host(f[idx]).tolist() == [0.0, 2.0]
+    assert f[f > 1].device == fake and f[ember.tensor([True, False, True, False])].device == fake
+    f[idx] = 7.0
+    assert host(f).tolist() == [7.0, 1.0, 7.0, 3.0]
+    with pytest.raises(RuntimeError, match=r"indices should be either on cpu or on the same "
+                       r"device as the indexed tensor \(cpu\)"):
+        ember.ones(4)[idx.to("fake")]

@@ -115,6 +115,16 @@ def _entry(k, xp):
     raise _bad_index(k)
 
 
+def _index_on(arr, xp):
+    """Index array ``arr`` moved onto the indexed tensor's device (array module ``xp``):
+    PyTorch takes cpu indices for a tensor on any device, and no others."""
+    if _BY_ARRAY_TYPE[type(arr)][1].type != "cpu":
+        dev = next(d for m, d in _BY_ARRAY_TYPE.values() if m is xp)
+        raise RuntimeError("indices should be either on cpu or on the same device as the "
+                           f"indexed tensor ({dev})")
+    return xp.asarray(arr)
+
+
 def _plain(seq):
     return [_plain(s) if isinstance(s, (list, tuple)) else
             (s.item() if isinstance(s, Tensor) else s) for s in seq]
