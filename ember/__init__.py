@@ -84,6 +84,11 @@ from . import _tensor_legacy  # noqa: E402
 for _name, _fn in _tensor_legacy.METHODS.items():
     setattr(Tensor, _name, _fn)
 from . import futures  # noqa: E402,F401
+# windows and stft (ember/ops/spectral.py); Tensor.stft bound here
+from .ops import spectral as _spectral  # noqa: E402
+from .ops.spectral import *  # noqa: E402,F401,F403
+for _name, _fn in _spectral.METHODS.items():
+    setattr(Tensor, _name, _fn)
 from .func import vmap  # noqa: E402,F401  (torch.vmap is torch.func.vmap)
 
 # Sparse tensors and the profiler (issue 14): layouts, sparse constructors, and Tensor's

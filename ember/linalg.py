@@ -13,7 +13,8 @@ from .ops.linalg import (LinAlgError, matmul, multi_dot, matrix_norm, svdvals,  
 
 __all__ = ["LinAlgError", "matmul", "multi_dot", "det", "slogdet", "inv", "inv_ex", "solve",
            "cholesky", "cholesky_ex", "qr", "eigh", "eigvalsh", "svd", "svdvals", "norm",
-           "vector_norm", "matrix_norm", "cross", "vecdot", "matrix_power", "pinv"]
+           "vector_norm", "matrix_norm", "cross", "vecdot", "matrix_power", "pinv",
+           "solve_triangular"]
 
 
 def _finish(result, out):
@@ -244,3 +245,34 @@ def pinv(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) 
     if A.numel() == 0:
         return _finish(zeros(*A.shape[:-2], n, m, dtype=A.dtype), out)
     return _finish(_Pinv.apply(A, atol, rtol, hermitian), out)
+
+
+def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True,
+                     unitriangular: bool = False, out=None) -> Tensor:
+    """``X`` with ``A X = B`` (``X A = B`` when ``left=False``) reading only ``A``'s upper or
+    lower triangle (its diagonal taken as ones when ``unitriangular``); the gradient for ``A``
+    is confined to that triangle, as PyTorch's."""
+    from ._creation import eye
+    need_tensor(A, "solve_triangular", "A")
+    need_tensor(B, "solve_triangular", "B")
+    for name, t in (("A", A), ("B", B)):
+        if t.dim() < 2:
+            raise RuntimeError(f"linalg.solve_triangular: The input tensor {name} must have at "
+                               "least 2 dimensions.")
+    n, m = A.shape[-2:]
+    if n != m:
+        raise RuntimeError(f"linalg.solve_triangular: A must be batches of square matrices, but "
+                           f"they are {n} by {m} matrices")
+    if not (A.is_floating_point() or A.is_complex()):
+        raise NotImplementedError(f'"triangular_solve_cpu" not implemented for '
+                                  f"'{A.dtype.scalar_name}'")
+    k = B.shape[-2] if left else B.shape[-1]
+    if k != n:
+        eq = "AX = B" if left else "XA = B"
+        raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the "
+                           f"equation {eq} ({n}x{n} and {B.shape[-2]}x{B.shape[-1]})")
+    if unitriangular:
+        T = (A.triu(1) if upper else A.tril(-1)) + eye(n, dtype=A.dtype)
+    else:
+        T = A.triu() if upper else A.tril()
+    return _finish(_ops._solve(T, B, left), out)

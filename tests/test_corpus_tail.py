@@ -105,3 +105,125 @@ def test_bad_input(i):
         with pytest.raises(exc) as info:
             call(m)
         assert msg in str(info.value), f"{m.__name__}: {info.value}"
+
+
+# ---- diff, trapezoid, expand_copy, linalg.solve_triangular, windows, stft --------------------
+@pytest.mark.parametrize("call", [
+    lambda m, y, x: m.diff(y),
+    lambda m, y, x: m.diff(y, n=2, dim=0),
+    lambda m, y, x: y.diff(dim=1, prepend=x[:, :1], append=x[:, :2]),
+    lambda m, y, x: m.diff(y, n=0),
+    lambda m, y, x: m.trapezoid(y),
+    lambda m, y, x: m.trapezoid(y, dx=0.5, dim=0),
+    lambda m, y, x: m.trapezoid(y, x),
+    lambda m, y, x: m.trapezoid(y, x[0].sort().values),
+    lambda m, y, x: m.trapz(y, x),
+    lambda m, y, x: m.cumulative_trapezoid(y, x),
+    lambda m, y, x: m.cumulative_trapezoid(y, dim=0),
+    lambda m, y, x: m.expand_copy(y[:1], (3, 4)),
+])
+def test_diff_trapezoid_expand_copy(call):
+    check(call, None, rand(3, 4, seed=8), rand(3, 4, seed=9))
+
+
+def test_diff_trapezoid_integers():
+    for call in (lambda m: m.diff(m.tensor([True, False, False])),
+                 lambda m: m.diff(m.tensor([1, 5, 2]), n=5),
+                 lambda m: m.trapezoid(m.tensor([1, 2, 3])),
+                 lambda m: m.trapezoid(m.ones(0))):
+        assert_close(call(ember), call(torch))
+
+
+TRI = rand(2, 3, 3, seed=10) + 3 * np.eye(3)
+
+
+@pytest.mark.parametrize("kw, b_shape", [
+    (dict(upper=True), (2, 3, 2)), (dict(upper=False), (2, 3, 2)),
+    (dict(upper=True, left=False), (2, 4, 3)), (dict(upper=False, unitriangular=True), (3, 1)),
+])
+def test_solve_triangular(kw, b_shape):
+    check(lambda m, a, b: m.linalg.solve_triangular(a, b, **kw), None, TRI, rand(*b_shape))
+
+
+@pytest.mark.parametrize("name", ["hann_window", "hamming_window", "blackman_window",
+                                  "bartlett_window", "kaiser_window"])
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 16])
+@pytest.mark.parametrize("periodic", [True, False])
+def test_windows(name, n, periodic):
+    for dt in ("float64", "float32"):
+        e = getattr(ember, name)(n, periodic, dtype=getattr(ember, dt))
+        t = getattr(torch, name)(n, periodic, dtype=getattr(torch, dt))
+        assert_close(e, t, dt)
+    assert getattr(ember, name)(3, requires_grad=True).requires_grad
+
+
+STFT = [
+    lambda m, a: m.stft(a, 16, window=m.hann_window(16, dtype=a.dtype), return_complex=True).abs(),
+    lambda m, a: m.view_as_real(a.stft(16, 5, 10, window=m.hann_window(10, dtype=a.dtype),
+                                       center=False, return_complex=True)),
+    lambda m, a: m.stft(a, 16, window=m.ones(16, dtype=a.dtype), normalized=True,
+                        onesided=False, return_complex=True).imag,
+    lambda m, a: m.stft(a, 8, 3, pad_mode="constant", window=m.hamming_window(8, dtype=a.dtype),
+                        return_complex=True).real,
+]
+
+
+@pytest.mark.parametrize("i", range(len(STFT)))
+@pytest.mark.parametrize("shape", [(100,), (2, 60)])
+def test_stft(i, shape):
+    check(STFT[i], None, rand(*shape, seed=11))
+
+
+def test_stft_warnings():
+    for m in (ember, torch):
+        with pytest.warns(UserWarning, match="A window was not provided"):
+            m.stft(m.ones(64), 16, return_complex=True)
+        with pytest.warns(UserWarning, match="return_complex=False is deprecated"):
+            r = m.stft(m.ones(64), 16, window=m.ones(16), return_complex=False)
+        assert tuple(r.shape) == (9, 17, 2)
+
+
+BAD_TAIL = [
+    (lambda m: m.diff(m.tensor(3.0)), RuntimeError, "at least one-dimensional"),
+    (lambda m: m.diff(m.ones(3), n=-1), RuntimeError, "order must be non-negative but got -1"),
+    (lambda m: m.diff(m.ones(2, 3), dim=0, prepend=m.zeros(3)), RuntimeError,
+     "same dimension as input"),
+    (lambda m: m.trapezoid(m.ones(4), m.ones(2)), RuntimeError,
+     "There must be one `x` value for each sample point"),
+    (lambda m: m.linalg.solve_triangular(m.eye(2), m.ones(2), upper=True), RuntimeError,
+     "The input tensor B must have at least 2 dimensions."),
+    (lambda m: m.linalg.solve_triangular(m.ones(2), m.ones(2, 2), upper=True), RuntimeError,
+     "The input tensor A must have at least 2 dimensions."),
+    (lambda m: m.linalg.solve_triangular(m.eye(2), m.ones(3, 1), upper=True), RuntimeError,
+     "Incompatible shapes of A and B for the equation AX = B (2x2 and 3x1)"),
+    (lambda m: m.linalg.solve_triangular(m.eye(2), m.ones(2, 1), upper=True, left=False),
+     RuntimeError, "Incompatible shapes of A and B for the equation XA = B (2x2 and 2x1)"),
+    (lambda m: m.linalg.solve_triangular(m.ones(2, 3), m.ones(2, 1), upper=True),
+     RuntimeError, "A must be batches of square matrices, but they are 2 by 3 matrices"),
+    (lambda m: m.linalg.solve_triangular(m.eye(2, dtype=m.long), m.ones(2, 1, dtype=m.long),
+                                         upper=True), NotImplementedError,
+     '"triangular_solve_cpu" not implemented for \'Long\''),
+    (lambda m: m.hann_window(-1), RuntimeError,
+     "hann_window requires non-negative window_length, got window_length=-1"),
+    (lambda m: m.hann_window(3, dtype=m.long), RuntimeError,
+     "hann_window expects floating point dtypes"),
+    (lambda m: m.stft(m.ones(100), 16), RuntimeError,
+     "stft requires the return_complex parameter be given for real inputs"),
+    (lambda m: m.stft(m.ones(2, 2, 100), 16, window=m.ones(16), return_complex=True),
+     RuntimeError, ": expected a 1D or 2D tensor"),
+    (lambda m: m.stft(m.ones(100), 16, window=m.ones(5), return_complex=True), RuntimeError,
+     "expected a 1D window tensor of size equal to win_length=16"),
+    (lambda m: m.stft(m.ones(100), 16, hop_length=0, window=m.ones(16), return_complex=True),
+     RuntimeError, "expected hop_length > 0, but got hop_length=0"),
+    (lambda m: m.stft(m.ones(100), 16, win_length=20, window=m.ones(20), return_complex=True),
+     RuntimeError, "expected 0 < win_length <= n_fft, but got win_length=20"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(BAD_TAIL)))
+def test_bad_input_tail(i):
+    call, exc, msg = BAD_TAIL[i]
+    for m in (torch, ember):
+        with pytest.raises(exc) as info:
+            call(m)
+        assert msg in str(info.value), f"{m.__name__}: {info.value}"

@@ -27,7 +27,7 @@ __all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swa
            "stack", "hstack", "vstack", "dstack", "row_stack", "column_stack", "atleast_1d",
            "atleast_2d", "atleast_3d", "split", "tensor_split", "chunk", "unbind", "narrow",
            "select", "tril", "triu", "diagonal", "diag", "diag_embed", "diagflat", "adjoint",
-           "meshgrid", "cartesian_prod"]
+           "meshgrid", "cartesian_prod", "expand_copy"]
 
 
 # ---- argument helpers ------------------------------------------------------------------------
@@ -1407,6 +1407,11 @@ def meshgrid(*tensors, indexing=None) -> tuple:
         shape[order.index(i)] = -1
         grids.append(t.reshape(shape).expand(sizes))
     return tuple(grids)
+
+
+def expand_copy(input: Tensor, size, *, implicit: bool = False) -> Tensor:
+    """``input.expand(size)`` as a tensor of its own (not a view)."""
+    return expand(input, size).clone()
 
 
 def cartesian_prod(*tensors) -> Tensor:

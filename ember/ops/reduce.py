@@ -30,7 +30,8 @@ __all__ = ["sum", "nansum", "mean", "nanmean", "prod", "var", "std", "var_mean",
            "cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", "all", "any",
            "count_nonzero", "topk", "sort", "argsort", "msort", "kthvalue", "median",
            "nanmedian", "mode", "unique", "unique_consecutive", "sum_to_size", "return_types",
-           "dist", "searchsorted", "bucketize"]
+           "dist", "searchsorted", "bucketize", "diff", "trapezoid", "trapz",
+           "cumulative_trapezoid"]
 
 
 # ---- return types ---------------------------------------------------------------------------
@@ -1692,6 +1693,65 @@ def bucketize(input, boundaries, *, out_int32=False, right=False, out=None) -> T
     return searchsorted(boundaries, input, out_int32=out_int32, right=right, out=out)
 
 
+# ---- diff and the trapezoid rule -----------------------------------------------------------
+
+def diff(input, n=1, dim=-1, prepend=None, append=None) -> Tensor:
+    """The ``n``-th forward difference ``x[i+1] - x[i]`` along ``dim`` (``!=`` for bool),
+    after ``prepend``/``append`` are concatenated there."""
+    from .movement import cat
+    if input.dim() == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    d = wrap_dim(dim, input.dim())
+    parts = [t for t in (prepend, input, append) if t is not None]
+    if builtins.any(t.dim() != input.dim() for t in parts):
+        raise RuntimeError("diff expects prepend or append to be the same dimension as input")
+    x = cat(parts, d) if len(parts) > 1 else input
+    for _ in range(n):
+        length = x.shape[d]
+        if length == 0:
+            break
+        hi, lo = x.narrow(d, 1, length - 1), x.narrow(d, 0, length - 1)
+        x = hi != lo if x._data.dtype.kind == "b" else hi - lo
+    return x
+
+
+def _trapezoid_parts(y, x, dx, dim, name):
+    d = wrap_dim(dim, y.dim())
+    length = y.shape[d]
+    if x is not None and x.dim() == 1 and x.shape[0] != length:
+        raise RuntimeError(f"{name}: There must be one `x` value for each sample point")
+    ends = (y.narrow(d, 1, length - 1) + y.narrow(d, 0, length - 1)) / 2
+    if x is None:
+        return ends * (1 if dx is None else dx), d
+    if x.dim() == 1:  # the sample points of every row along ``dim``
+        shape = [1] * y.dim()
+        shape[d] = length
+        x = x.reshape(shape)
+    return ends * diff(x, dim=d), d
+
+
+def trapezoid(y, x=None, *, dx=None, dim=-1) -> Tensor:
+    """The trapezoid rule along ``dim``: ``sum((x[i+1] - x[i]) (y[i+1] + y[i]) / 2)`` (spacing
+    ``dx``, default 1, without ``x``)."""
+    if y.shape[wrap_dim(dim, y.dim())] == 0:
+        return sum(y * 1.0, dim)
+    parts, d = _trapezoid_parts(y, x, dx, dim, "trapezoid")
+    return sum(parts, d)
+
+
+def trapz(y, x=None, *, dx=None, dim=-1) -> Tensor:
+    """``trapezoid`` under NumPy's older name."""
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1) -> Tensor:
+    """The running trapezoid rule along ``dim`` (one fewer element than ``y`` there)."""
+    parts, d = _trapezoid_parts(y, x, dx, dim, "cumulative_trapezoid")
+    return cumsum(parts, d)
+
+
 METHODS = {
     "sum": sum, "nansum": nansum, "mean": mean, "nanmean": nanmean, "prod": prod, "var": var,
     "std": std, "max": max, "min": min, "amax": amax, "amin": amin, "argmax": argmax,
@@ -1702,4 +1762,6 @@ METHODS = {
     "median": median, "nanmedian": nanmedian, "mode": mode, "unique": _unique_method,
     "unique_consecutive": unique_consecutive, "sum_to_size": sum_to_size,
     "cumsum_": make_inplace(cumsum), "cumprod_": make_inplace(cumprod), "dist": dist,
+    "diff": lambda self, n=1, dim=-1, prepend=None, append=None: diff(self, n, dim, prepend,
+                                                                      append),
 }
