@@ -1,0 +1,173 @@
+"""Convolution algorithms (NOTE [ Choosing the algorithm ] in ember/ops/conv.py): every
+algorithm forced on the same inputs and compared with the per-sample im2col path (the old one)
+and with torch, forward and both gradients, float64 and float32; Winograd's error bounds;
+blocked batches; the heuristic table's choices."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import ember
+from ember.ops import conv
+from opcheck import check, gradcheck, rand, to_ember
+
+ALGOS = ("im2col", "fold", "winograd", "winograd4")
+
+# Winograd's error, relative to the largest |output|, against float64 direct convolution.
+# The transforms multiply by at most 8 (F(4x4, 3x3)'s A^T) and 1/24 (its G), so its float32
+# error is ~10x direct convolution's; measured up to 9e-6 (F(4x4)) and 9e-7 (F(2x2)) on
+# 128-channel sums, so the bounds below leave ~3x room.  float64: ~1e-14 measured.
+BOUND = {"float64": {"winograd": 1e-13, "winograd4": 1e-12},
+         "float32": {"winograd": 3e-6, "winograd4": 3e-5}}
+
+# (n, c, o, h, w, padding): odd and even outputs, padding 0/1/2, one sample, tiles cut short
+GEOMS = [
+    (2, 3, 4, 7, 7, 1),
+    (3, 5, 4, 7, 6, 0),
+    (1, 4, 6, 6, 9, 2),
+    (2, 8, 5, 5, 5, "same"),
+    (2, 2, 3, 3, 3, 0),    # one output: one tile, mostly padding
+    (2, 6, 6, 12, 10, 1),
+]
+
+
+def _conv_once(algo, mp, x, w, gy, padding):
+    """Forward, input and weight gradients of conv2d under ``algo``, as float64 arrays."""
+    mp.setattr(conv, "_FORCE", algo)
+    xe, we = to_ember(x, True), to_ember(w, True)
+    y = ember.nn.functional.conv2d(xe, we, padding=padding)
+    y.backward(to_ember(gy))
+    return [a.detach().numpy().astype(np.float64) for a in (y, xe.grad, we.grad)]
+
+
+@pytest.mark.parametrize("algo", ALGOS[1:])
+@pytest.mark.parametrize("n,c,o,h,w,padding", GEOMS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_algorithm_matches_im2col(algo, n, c, o, h, w, padding, dtype, monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((o, c, 3, 3)).astype(dtype)
+    p = 1 if padding == "same" else padding
+    gy = rng.standard_normal((n, o, h + 2 * p - 2, w + 2 * p - 2)).astype(dtype)
+    ref = _conv_once("im2col", monkeypatch, x, wt, gy, padding)
+    got = _conv_once(algo, monkeypatch, x, wt, gy, padding)
+    exact = _conv_once("im2col", monkeypatch, x.astype(np.float64), wt.astype(np.float64),
+                       gy.astype(np.float64), padding)
+    bound = BOUND[dtype].get(algo, 1e-13 if dtype == "float64" else 1e-6)
+    for name, a, r, e in zip(("output", "input grad", "weight grad"), got, ref, exact):
+        scale = np.abs(e).max()
+        assert np.abs(a - e).max() <= bound * scale, (name, np.abs(a - e).max() / scale)
+        # the old path is as close to the exact values as its own rounding allows
+        assert np.abs(a - r).max() <= (bound + 1e-6 * (dtype == "float32")) * scale, name
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_algorithm_matches_torch(algo, monkeypatch):
+    monkeypatch.setattr(conv, "_FORCE", algo)
+    check(lambda m, x, w, b: m.nn.functional.conv2d(x, w, b, padding=1), None,
+          rand(2, 4, 6, 5), rand(3, 4, 3, 3), rand(3))
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_algorithm_second_order(algo, monkeypatch):
+    # the backward is written with the three Functions, so each algorithm's double backward
+    # is checked by finite differences too
+    monkeypatch.setattr(conv, "_FORCE", algo)
+    gradcheck(lambda x, w: ember.nn.functional.conv2d(x, w, padding=1), rand(1, 2, 4, 5),
+              rand(2, 2, 3, 3))
+    x = to_ember(rand(1, 2, 4, 5), True)
+    w = to_ember(rand(2, 2, 3, 3), True)
+    tx = torch.from_numpy(x.detach().numpy()).requires_grad_()
+    tw = torch.from_numpy(w.detach().numpy()).requires_grad_()
+    outs = []
+    for m, a, b in ((ember, x, w), (torch, tx, tw)):
+        y = m.nn.functional.conv2d(a, b, padding=1)
+        gx, = m.autograd.grad((y * y).sum(), a, create_graph=True)
+        gw, = m.autograd.grad((gx * gx).sum(), b)
+        outs.append(gw.detach().numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_blocked_batches(algo, dtype, monkeypatch):
+    # a tiny block size runs every path sample block by sample block: the weight gradient
+    # then recomputes its im2col (or Winograd transform) per block instead of reusing it
+    monkeypatch.setattr(conv, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(conv, "_FORCE", algo)
+    check(lambda m, x, w: m.nn.functional.conv2d(x, w, padding=1), None,
+          rand(5, 3, 6, 6), rand(4, 3, 3, 3), dtypes=(dtype,))
+
+
+@pytest.mark.parametrize("algo", ["im2col", "fold"])
+@pytest.mark.parametrize("nd,xs,ws,kw", [
+    (2, (3, 8, 5, 6), (6, 4, 3, 3), dict(groups=2, padding=1)),           # 4 channels a group
+    (2, (2, 12, 4, 4), (12, 3, 3, 3), dict(groups=4, stride=2, padding=1)),
+    (3, (2, 4, 4, 5, 3), (6, 4, 3, 3, 3), dict(padding=1)),                # conv3d
+    (3, (2, 6, 3, 4, 4), (4, 3, 2, 3, 3), dict(groups=2, stride=(1, 2, 1))),
+    (1, (3, 4, 9), (5, 4, 3), dict(padding=1)),
+])
+def test_grouped_and_3d(algo, nd, xs, ws, kw, monkeypatch):
+    monkeypatch.setattr(conv, "_FORCE", algo)
+    check(lambda m, x, w: getattr(m.nn.functional, f"conv{nd}d")(x, w, **kw), None,
+          rand(*xs), rand(*ws))
+
+
+def test_winograd_falls_back_where_it_does_not_apply(monkeypatch):
+    # F(m x m, 3x3) needs a 2-D 3x3 kernel at unit stride and dilation, one group: forced on
+    # anything else the table answers im2col, and the numbers stay torch's
+    monkeypatch.setattr(conv, "_FORCE", "winograd4")
+    for kw, ws in ((dict(stride=2, padding=1), (3, 4, 3, 3)), (dict(dilation=2), (3, 4, 3, 3)),
+                   (dict(groups=2, padding=1), (4, 2, 3, 3)), ({}, (3, 4, 5, 5))):
+        check(lambda m, x, w: m.nn.functional.conv2d(x, w, **kw), None, rand(2, 4, 9, 9),
+              rand(*ws), dtypes=("float64",))
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 5), o=st.integers(1, 5), h=st.integers(3, 11),
+       w=st.integers(3, 11), p=st.integers(0, 2), algo=st.sampled_from(ALGOS))
+def test_algorithms_hypothesis(n, c, o, h, w, p, algo):
+    rng = np.random.default_rng(n * 1000 + c * 100 + o * 10 + h + w + p)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((o, c, 3, 3))
+    gy = rng.standard_normal((n, o, h + 2 * p - 2, w + 2 * p - 2))
+    res = {}
+    for a in ("im2col", algo):
+        with pytest.MonkeyPatch.context() as mp:
+            res[a] = _conv_once(a, mp, x, wt, gy, p)
+    for a, r in zip(res[algo], res["im2col"]):
+        np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-12 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("c,o,hw,k,stride,groups,expect", [
+    (64, 64, 32, 3, 1, 1, "im2col"),      # large maps: the per-sample GEMMs are wide enough
+    (64, 64, 16, 3, 1, 1, "winograd4"),   # ResNet-18 stages 1-3 at 64x64 inputs
+    (128, 128, 8, 3, 1, 1, "winograd4"),
+    (256, 256, 4, 3, 1, 1, "winograd4"),
+    (512, 512, 2, 3, 1, 1, "fold"),       # one 4x4 tile would hold 4 outputs: no saving
+    (128, 256, 8, 3, 2, 1, "fold"),       # strided: one GEMM over the batch
+    (3, 64, 64, 7, 2, 1, "im2col"),       # the 7x7 stem (32x32 outputs)
+    (16, 16, 16, 3, 1, 1, "im2col"),      # few channels: the transforms would dominate
+    (64, 64, 8, 3, 1, 4, "fold"),         # grouped, small map
+])
+def test_heuristic_table(c, o, hw, k, stride, groups, expect):
+    out = (hw + 2 * (k // 2) - k) // stride + 1
+    g = conv._Geom((k, k), (stride, stride), (1, 1), (k // 2,) * 2, (k // 2,) * 2, (hw, hw),
+                   (out, out), groups)
+    assert conv._algo(c, o, g, np.dtype("float32")) == expect
+
+
+def test_half_precision_winograd_matches_float32(monkeypatch):
+    # bfloat16/float16 convolutions compute in float32 and round once, whatever the algorithm
+    monkeypatch.setattr(conv, "_FORCE", "winograd4")
+    x = rand(2, 4, 6, 6).astype(np.float32)
+    w = rand(5, 4, 3, 3).astype(np.float32)
+    for dt in (ember.float16, ember.bfloat16):
+        y = ember.nn.functional.conv2d(to_ember(x).to(dt), to_ember(w).to(dt), padding=1)
+        t = torch.nn.functional.conv2d(torch.from_numpy(x).to(getattr(torch, str(dt)[6:])),
+                                       torch.from_numpy(w).to(getattr(torch, str(dt)[6:])),
+                                       padding=1)
+        assert y.dtype == dt
+        np.testing.assert_allclose(y.float().numpy(), t.float().numpy(), rtol=2e-2, atol=3e-2)
