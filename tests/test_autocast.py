@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import ember
 from ember.amp import autocast_mode
@@ -628,3 +629,15 @@ def test_amp_bench_workloads_match_torch(name):
         step, _ = REGISTRY[name].fn(m)
         losses[m] = [float(_as_array(step())[0]) for _ in range(2)]
     assert losses[ember] == pytest.approx(losses[torch], rel=5e-3)
+
+
+@settings(max_examples=15, deadline=None)
+@given(lead=st.lists(st.integers(1, 3), max_size=2), k=st.integers(1, 6), n=st.integers(1, 5),
+       rhs_batch=st.booleans(), low=st.sampled_from(list(LOW)))
+def test_matmul_and_linear_shapes_under_autocast(lead, k, n, rhs_batch, low):
+    """Any batch shape: matmul (batched or not on the right) and linear as torch's, values
+    and gradients, under both low dtypes."""
+    a = _rand(*lead, 4, k, seed=1)
+    b = _rand(*(lead if rhs_batch else []), k, n, seed=2)
+    _compare(lambda m, x, y: x @ y, [a, b], low)
+    _compare(lambda m, x, w: _f(m).linear(x, w), [a, _rand(n, k, seed=3)], low)
