@@ -641,3 +641,27 @@ def test_matmul_and_linear_shapes_under_autocast(lead, k, n, rhs_batch, low):
     b = _rand(*(lead if rhs_batch else []), k, n, seed=2)
     _compare(lambda m, x, y: x @ y, [a, b], low)
     _compare(lambda m, x, w: _f(m).linear(x, w), [a, _rand(n, k, seed=3)], low)
+
+
+def test_cuda_lists_apply_to_cuda_tensors_only():
+    """PyTorch's CUDA policy (softmax, layer_norm, sum ... in float32; mv, addmv in the low
+    dtype; addcmul, atan2, index_put promote) is kept per device type; cpu tensors follow the
+    cpu lists whatever the cuda switch says, as in PyTorch."""
+    from ember.ops import activation, elementwise, linalg, normalization, reduce, index
+    cuda, cpu = autocast_mode._policy("cuda"), autocast_mode._policy("cpu")
+    fp32, lower, promote = autocast_mode._FP32, autocast_mode._LOWER, autocast_mode._PROMOTE
+    for cls in (activation.Softmax, activation.LogSoftmax, normalization._LayerNorm,
+                elementwise.Exp, reduce.Sum, reduce.Cumsum):
+        assert cuda[cls] == fp32 and cls not in cpu
+    for cls in (linalg._Mv, linalg._Addmv, linalg._Addr):
+        assert cuda[cls] == lower and cls not in cpu
+    for cls in (elementwise.Addcmul, elementwise.Atan2, index.IndexPut, linalg._Dot):
+        assert cuda[cls] == promote and cls not in cpu
+    assert autocast_mode._policy("mps") == {}
+    x = ember.ones(3, 3)
+    ember.set_autocast_enabled("cuda", True)
+    try:
+        assert x.softmax(-1).dtype == ember.float32 and x.mv(x[0]).dtype == ember.float32
+        assert (x @ x).dtype == ember.float32
+    finally:
+        ember.set_autocast_enabled("cuda", False)

@@ -24,7 +24,8 @@ against ``torch.autocast("cpu")``): only ops that ember runs as one ``Function``
 listed; composite losses that PyTorch lists (``kl_div``, ``poisson_nll_loss``,
 ``margin_ranking_loss``, ...) run in ember as elementwise ops and stay in the input dtype.
 ember has no GPU backend, so ``autocast("cuda")`` warns and disables itself, as PyTorch
-does on a CPU-only build.
+does on a CPU-only build; PyTorch's CUDA lists are kept for tensors on a cuda device (the
+policy is chosen by the device type of an op's first tensor), which ember does not have yet.
 """
 from __future__ import annotations
 
@@ -265,32 +266,59 @@ _LOWER, _FP32, _PROMOTE = 0, 1, 2
 
 
 @functools.lru_cache(maxsize=None)
-def _policy() -> dict:
-    """``{Function class: policy}`` for cpu: PyTorch 2.13's lists mapped onto ember's ops."""
+def _policy(device_type: str = "cpu") -> dict:
+    """``{Function class: policy}`` for ``device_type``: PyTorch 2.13's lists for cpu and for
+    cuda (its "Autocast Op Reference") mapped onto ember's ops; other types cast nothing."""
     from ..ops import (linalg, layers, conv, activation, attention, rnn, loss, pooling,
-                       resample, reduce, movement, index, padding)
-    table = {}
+                       resample, reduce, movement, index, padding, elementwise as ew)
+    if device_type not in ("cpu", "cuda"):
+        return {}
     lower = [linalg.MatMul, linalg._MatmulDot, linalg._MatmulMv, linalg._VecMat, linalg._Mm,
              linalg._Bmm, linalg._MatBatch, linalg._AddProduct, linalg._Baddbmm,
              linalg._Addbmm, linalg.Einsum, conv._Conv, conv._ConvTranspose,
              activation.Prelu, attention._SDPA, rnn._FusedLayer]
     lower += [cls for cls in set(layers._LINEAR.values())]
-    fp32 = [loss.MseLoss, loss.L1Loss, loss.SmoothL1Loss, loss.HuberLoss,
-            loss.BinaryCrossEntropy, loss.BinaryCrossEntropyWithLogits, loss.NllLoss,
-            loss.NllLoss2d, loss.CrossEntropyLoss, loss.CrossEntropyLoss2d,
-            loss.CrossEntropyLossSmoothed, loss.SoftMarginLoss, loss.MultilabelMarginLoss,
-            loss.CtcLoss, linalg.Inv, linalg.Cholesky, linalg._CholeskyOld, linalg.Eigh,
-            linalg.Svd, linalg._SvdVals, linalg.Qr, linalg.Solve, linalg.Logdet,
-            linalg.Slogdet, linalg.Trace, pooling._AvgPool3d, pooling._MaxPool3d,
-            pooling._MaxUnpool, pooling._MaxUnpool3d, pooling._AdaptiveAvgPool3d,
-            pooling._AdaptiveMaxPool3d, pooling._AdaptiveMaxPool3dEven,
-            resample._GridSampler, resample._GridSampler3D, reduce.Prod, reduce.ProdAll]
-    fp32 += list(padding._PAD_CLS.values())  # reflect/replicate/circular pads, by name
-    promote = [movement.Cat, movement.Stack, index.IndexCopy]
+    losses = [loss.MseLoss, loss.L1Loss, loss.SmoothL1Loss, loss.HuberLoss,
+              loss.BinaryCrossEntropyWithLogits, loss.NllLoss, loss.NllLoss2d,
+              loss.CrossEntropyLoss, loss.CrossEntropyLoss2d, loss.CrossEntropyLossSmoothed,
+              loss.SoftMarginLoss, loss.MultilabelMarginLoss]
+    if device_type == "cuda":  # ember has no GPU backend: kept for the day it has one
+        lower += [linalg._Mv, linalg._Addmv, linalg._Addr]
+        fp32 = losses + [activation.Softmax, activation.LogSoftmax, activation.Softplus,
+                         normalization_cls("_LayerNorm"), normalization_cls("_GroupNorm"),
+                         ew.Pow, ew.PowTensor, ew.PowOfScalar, ew.Exp, ew.Expm1, ew.Log,
+                         ew.Log2, ew.Log10, ew.Log1p, ew.Rsqrt, ew.Sinh, ew.Cosh, ew.Tan,
+                         ew.Asin, ew.Acos, ew.Reciprocal, ew.Erfinv, reduce.Sum,
+                         reduce.SumAll, reduce.Prod, reduce.ProdAll, reduce.Cumsum,
+                         reduce.Cumprod, reduce.VectorNorm]
+        promote = [ew.Addcmul, ew.Addcdiv, ew.Atan2, linalg.Cross, linalg._Dot,
+                   index.IndexPut, index.ScatterAdd, resample._GridSampler,
+                   resample._GridSampler3D]
+    else:
+        fp32 = losses + [loss.BinaryCrossEntropy, loss.CtcLoss, linalg.Inv, linalg.Cholesky,
+                         linalg._CholeskyOld, linalg.Eigh, linalg.Svd, linalg._SvdVals,
+                         linalg.Qr, linalg.Solve, linalg.Logdet, linalg.Slogdet, linalg.Trace,
+                         pooling._AvgPool3d, pooling._MaxPool3d, pooling._MaxUnpool,
+                         pooling._MaxUnpool3d, pooling._AdaptiveAvgPool3d,
+                         pooling._AdaptiveMaxPool3d, pooling._AdaptiveMaxPool3dEven,
+                         resample._GridSampler, resample._GridSampler3D, reduce.Prod,
+                         reduce.ProdAll]
+        fp32 += list(padding._PAD_CLS.values())  # reflect/replicate/circular pads, by name
+        promote = [movement.Cat, movement.Stack, index.IndexCopy]
+    table = {}
     for kind, classes in ((_LOWER, lower), (_FP32, fp32), (_PROMOTE, promote)):
         for cls in classes:
             table[cls] = kind
     return table
+
+
+def normalization_cls(name: str):
+    from ..ops import normalization
+    return getattr(normalization, name)
+
+
+# ops whose explicit dtype= argument (at this index of apply's args) makes them ineligible
+_EXPLICIT_DTYPE = {"Prod": 3, "ProdAll": 3, "Sum": 3, "SumAll": 3, "Cumsum": 2, "Cumprod": 2}
 
 
 def _index_pad():
@@ -301,8 +329,9 @@ def _index_pad():
 def _skip(cls, args) -> bool:
     """Calls PyTorch's lists leave out although ember runs them through a listed Function."""
     name = cls.__name__
-    if name in ("Prod", "ProdAll"):
-        return args[3] is not None  # an explicit dtype= is never autocast
+    i = _EXPLICIT_DTYPE.get(name)
+    if i is not None:
+        return args[i] is not None  # an explicit dtype= is never autocast
     if name == "_FusedLayer":
         return args[8] == "GRU"  # PyTorch's cpu GRU is cells that promote back to float32
     if issubclass(cls, _index_pad()):  # reflection_pad1d/2d and replication_pad1d/2d/3d only
@@ -340,14 +369,12 @@ class _AutocastMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         cls = getattr(getattr(func, "_fn", None), "__self__", None)
-        kind = _policy().get(cls)
-        if kind is None:
-            return func(*args, **kwargs)
         first = next((a for a in args if isinstance(a, Tensor)), None)
         if first is None:
             return func(*args, **kwargs)
         dev = first.device.type
-        if not _state.enabled.get(dev, False) or _skip(cls, args):
+        kind = _policy(dev).get(cls)
+        if kind is None or not _state.enabled.get(dev, False) or _skip(cls, args):
             return func(*args, **kwargs)
         if kind == _LOWER:
             target = _lower_dtype(dev)
