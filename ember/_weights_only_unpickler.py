@@ -207,7 +207,8 @@ def _lookup_global(module, name):
     if re.fullmatch(r"torch\.(complex\w*|uint(16|32|64)|float8\w*|quint\w*|qint\w*|"
                     r"Complex\w*Storage|\w+Storage)", full):
         raise pickle.UnpicklingError(f"{full} has no ember equivalent (ember supports "
-                                     "bool, uint8, int8/16/32/64, float16/32/64 and bfloat16)")
+                                     "bool, uint8, int8/16/32/64, float16/32/64, bfloat16 and "
+                                     "complex64/128)")
     raise pickle.UnpicklingError(
         f"Unsupported global: GLOBAL {full} was not an allowed global by default. Please use "
         f"`ember.serialization.add_safe_globals([{full}])` or the "
