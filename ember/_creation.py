@@ -187,6 +187,11 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
         dt = _infer_dtype(arr, plain)
     if dtype is not None:
         dt = _dtype.as_dtype(dtype, "tensor")
+        if "plain" in locals() and dt.np.kind in "iu" and arr.dtype.kind in "iuf" and arr.size:
+            # Python values are converted one by one in torch: one that does not fit raises
+            for v in (arr.min(), arr.max()) if arr.dtype.kind != "f" or \
+                    not xp.isnan(arr).any() else (math.nan,):
+                _check_fill(v.item() if hasattr(v, "item") else v, dt)
     npd = dt.np
     if arr.dtype != npd:
         arr = arr.astype(npd)
@@ -372,6 +377,9 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     start, end, step = vals
+    for v in (start, end):
+        if isinstance(v, builtins.float) and not math.isfinite(v):
+            raise RuntimeError(f"unsupported range: {start} -> {end}")
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:

@@ -39,7 +39,8 @@ def _shape_arg(size) -> tuple:
     for s in size:
         if isinstance(s, Tensor):
             s = s.item()
-        if isinstance(s, builtins.float) or isinstance(s, builtins.bool):
+        if isinstance(s, builtins.float) or isinstance(s, builtins.bool) or \
+                not hasattr(s, "__index__"):
             raise TypeError(f"shape must be a sequence of ints, but got {type(s).__name__}")
         out.append(builtins.int(s))
     return tuple(out)

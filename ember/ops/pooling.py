@@ -887,6 +887,10 @@ def _adaptive_max(fn, nd, input, output_size, return_indices):
     _check_adaptive_input(fn, input, nd, colon=":")
     outs = _adaptive_size(fn, input, output_size, nd)
     x = input._data
+    if x.ndim == nd + 2 and x.shape[1] == 0:  # batched: the channels are non-batch too here
+        raise RuntimeError(f"{fn}(): Expected input to have non-zero size for non-batch "
+                           f"dimensions, but input has sizes {list(x.shape)} with dimension 1 "
+                           "being empty")
     sp = x.shape[x.ndim - nd:]
     if 0 not in outs and all(n % o == 0 for n, o in zip(sp, outs)):
         k = tuple(n // o for n, o in zip(sp, outs))

@@ -20,7 +20,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
 from .._backend import xp_of
-from .._dtype import from_np, promote_types
+from .._dtype import as_dtype, from_np, promote_types
 from ._util import wrap_dim, float_dtype, is_float, scalar_name, holomorphic
 from ..autograd.inplace import copy_into_out, make_inplace
 from .movement import _inverse_perm
@@ -94,7 +94,18 @@ def _count(shape, dims) -> int:
 
 
 def _np_dtype(dtype):
-    return None if dtype is None else dtype.np
+    return None if dtype is None else as_dtype(dtype).np
+
+
+class _NoDim:
+    """The default of ``prod``/``median``'s ``dim``: torch's overloads take no dim or an int,
+    so an explicit ``dim=None`` is a TypeError there."""
+
+    def __repr__(self):
+        return "<no dim>"
+
+
+_NO_DIM = _NoDim()
 
 
 def _acc_dtype(a, dt, xp):
@@ -452,11 +463,13 @@ class ProdAll(Prod):
     backward_name = "ProdBackward0"
 
 
-def prod(input, dim=None, keepdim=False, *, dtype=None) -> Tensor:
-    """Product of elements over one ``dim`` (all elements when None)."""
+def prod(input, dim=_NO_DIM, keepdim=False, *, dtype=None) -> Tensor:
+    """Product of elements over one ``dim`` (all elements when not given)."""
     nd = input._data.ndim
-    if dim is None:
+    if dim is _NO_DIM:
         return ProdAll.apply(input, tuple(range(nd)), False, _np_dtype(dtype))
+    if dim is None:
+        raise TypeError("prod(): argument 'dim' must be int, not NoneType")
     if isinstance(dim, (tuple, list)) or isinstance(dim, builtins.float):
         raise TypeError(f"prod(): argument 'dim' must be int, not {type(dim).__name__}")
     d = wrap_dim(dim, nd)
@@ -1491,10 +1504,12 @@ class NanmedianAll(_MedianAll):
     ignore_nan = True
 
 
-def median(input, dim=None, keepdim=False):
+def median(input, dim=_NO_DIM, keepdim=False):
     """Lower median of all elements, or ``(values, indices)`` along ``dim``."""
-    if dim is None:
+    if dim is _NO_DIM:
         return MedianAll.apply(input)
+    if dim is None:
+        raise TypeError("median(): argument 'dim' must be int, not NoneType")
     d = wrap_dim(dim, input._data.ndim)
     return return_types.median(*MedianDim.apply(input, 0, d, keepdim, "median"))
 
