@@ -240,7 +240,8 @@ def _kl_multivariatenormal_multivariatenormal(p, q):
     q_scale_tril = Lq.expand(combined_batch_shape + (n, n))
     p_scale_tril = Lp.expand(combined_batch_shape + (n, n))
     # tr(Sq^-1 Sp) = ||Lq^-1 Lp||_F^2
-    term2 = ember.linalg.solve(q_scale_tril, p_scale_tril).pow(2).sum((-2, -1))
+    term2 = ember.linalg.solve_triangular(q_scale_tril, p_scale_tril, upper=False).pow(2).sum(
+        (-2, -1))
     term3 = _batch_mahalanobis(Lq, q.loc - p.loc)
     return half_term1 + 0.5 * (term2 + term3 - n)
 

@@ -123,7 +123,7 @@ class LowRankMultivariateNormal(Distribution):
         # (W W^T + D)^-1 = D^-1 - D^-1 W (I + W^T D^-1 W)^-1 W^T D^-1
         W = self._unbroadcasted_cov_factor
         Wt_Dinv = W.mT / self._unbroadcasted_cov_diag.unsqueeze(-2)
-        A = ember.linalg.solve(self._capacitance_tril.tril(), Wt_Dinv)
+        A = ember.linalg.solve_triangular(self._capacitance_tril, Wt_Dinv, upper=False)
         precision_matrix = (ember.diag_embed(self._unbroadcasted_cov_diag.reciprocal())
                             - ember.matmul(A.mT, A))
         return precision_matrix.expand(self._batch_shape + self._event_shape

@@ -18,7 +18,7 @@ def _batch_mv(bmat, bvec):
 
 def _solve_lower(L, b):
     """``L^-1 b`` for lower-triangular ``L`` (broadcast over batch dims)."""
-    return ember.linalg.solve(L.tril(), b)  # only the lower triangle is read, as PyTorch
+    return ember.linalg.solve_triangular(L, b, upper=False)
 
 
 def _batch_mahalanobis(bL, bx):
