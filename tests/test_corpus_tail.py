@@ -227,3 +227,78 @@ def test_bad_input_tail(i):
         with pytest.raises(exc) as info:
             call(m)
         assert msg in str(info.value), f"{m.__name__}: {info.value}"
+
+
+# ---- nn.SyncBatchNorm (one process) and torch.optim.optimizer's helpers ---------------------
+def test_sync_batchnorm_one_process():
+    x = rand(4, 3, 5, seed=12).astype(np.float32)
+    outs = {}
+    for m in (ember, torch):
+        bn = m.nn.SyncBatchNorm(3, momentum=None)
+        assert m.nn.modules.batchnorm.SyncBatchNorm is m.nn.SyncBatchNorm
+        y = bn(m.tensor(x))
+        bn.eval()
+        outs[m.__name__] = (y, bn(m.tensor(x)), bn.running_mean, bn.running_var,
+                            bn.num_batches_tracked, repr(bn))
+    for e, t in zip(outs["ember"][:5], outs["torch"][:5]):
+        assert_close(e, t, "float32")
+    assert outs["ember"][5] == outs["torch"][5]
+
+
+def test_convert_sync_batchnorm():
+    for m in (ember, torch):
+        net = m.nn.Sequential(m.nn.Conv2d(3, 4, 3), m.nn.BatchNorm2d(4),
+                              m.nn.Sequential(m.nn.BatchNorm1d(2, affine=False)))
+        net[1].eval()
+        conv = m.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        assert [type(c).__name__ for c in conv.modules()] == [
+            "Sequential", "Conv2d", "SyncBatchNorm", "Sequential", "SyncBatchNorm"]
+        assert conv[1].weight is net[1].weight and conv[1].running_mean is net[1].running_mean
+        assert not conv[1].training and conv[2][0].weight is None
+
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda m: m.nn.SyncBatchNorm(4)(m.ones(4)), ValueError, "expected at least 2D input"),
+    (lambda m: m.nn.SyncBatchNorm(0)(m.ones(4, 0)), ValueError,
+     "SyncBatchNorm number of input channels should be non-zero"),
+])
+def test_sync_batchnorm_bad(call, exc, msg):
+    for m in (torch, ember):
+        with pytest.raises(exc, match=msg):
+            call(m)
+
+
+def test_optimizer_helpers():
+    import torch.optim.optimizer as to
+    import ember.optim.optimizer as eo
+    assert eo._get_capturable_supported_devices() == to._get_capturable_supported_devices()
+    assert (eo._get_capturable_supported_devices(False)
+            == to._get_capturable_supported_devices(False))
+    assert eo.ParamsT is not None
+    groups = {}
+    for m, mod in ((ember, eo), (torch, to)):
+        a = [m.ones(2), m.ones(2, dtype=m.float64), m.ones(3)]
+        b = [m.zeros(2), m.zeros(2, dtype=m.float64), None]
+        flags = [mod._default_to_fused_or_foreach(a, d, f) for d in (False, True)
+                 for f in (False, True)]
+        got = mod.Optimizer._group_tensors_by_device_and_dtype([a, b], with_indices=True)
+        got0 = mod.Optimizer._group_tensors_by_device_and_dtype([a, b])
+        groups[m.__name__] = (flags, {str(k[1])[6:]: ([[None if t is None else t.tolist()
+                                                       for t in lst] for lst in v[0]], v[1])
+                                      for k, v in got.items()},
+                              sorted(len(v[1]) for v in got0.values()))
+    assert groups["ember"] == groups["torch"]
+
+
+def test_use_grad_for_differentiable():
+    import ember.optim.optimizer as eo
+
+    class Probe(eo.Optimizer):
+        @eo._use_grad_for_differentiable
+        def step(self, closure=None):
+            """probe"""
+            return ember.is_grad_enabled()
+    p = [ember.ones(2, requires_grad=True)]
+    assert Probe(p, {"differentiable": False}).step() is False
+    assert Probe(p, {"differentiable": True}).step() is True
+    assert Probe.step.__doc__ == "probe"

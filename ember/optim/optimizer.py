@@ -8,10 +8,12 @@ PyTorch's layout (integer parameter ids), so state dicts interchange.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import OrderedDict, defaultdict
 from copy import deepcopy
 from itertools import chain
+from typing import Any, Dict, Iterable, Tuple, Union
 
 from .._hooks import RemovableHandle
 from .._tensor import Tensor, _make
@@ -73,8 +75,57 @@ def _update_as_real(opt, p, g, state, group, xp) -> None:
             state[k] = v
 
 
+# ---- helpers PyTorch's optimizer module exposes; third-party optimizers (timm's) import them
+ParamsT = Union[Iterable[Tensor], Iterable[Dict[str, Any]], Iterable[Tuple[str, Tensor]]]
+
+
+def _get_capturable_supported_devices(supports_xla: bool = True) -> list:
+    """Device types whose optimizers may run ``capturable`` (CUDA-graph safe) updates."""
+    return ["cuda", "xpu", "hpu", "privateuseone"] + (["xla"] if supports_xla else [])
+
+
+def _default_to_fused_or_foreach(params, differentiable: bool, use_fused: bool = False):
+    """``(fused, foreach)`` as PyTorch picks them: fused only when asked and every parameter
+    is a floating tensor; foreach kernels are for accelerators, never the cpu."""
+    if differentiable:
+        return False, False
+    fused = use_fused and all(p is None or isinstance(p, Tensor) and p.is_floating_point()
+                              for p in params)
+    foreach = not fused and all(p is None or isinstance(p, Tensor) and p.device.type in
+                                ("cuda", "xpu", "privateuseone") for p in params)
+    return fused, foreach
+
+
+def _use_grad_for_differentiable(func):
+    """Run an optimizer method with grad mode on only when its ``differentiable`` default is."""
+    @functools.wraps(func)
+    def _use_grad(self, *args, **kwargs):
+        with enable_grad() if self.defaults.get("differentiable", False) else no_grad():
+            return func(self, *args, **kwargs)
+    return _use_grad
+
+
+@no_grad()
+def _group_tensors_by_device_and_dtype(tensorlistlist, with_indices: bool = False) -> dict:
+    """``{(device, dtype): (lists, indices)}``: the parallel lists split by the device and
+    dtype of the first list's tensors (``indices`` are their positions, with ``with_indices``)."""
+    groups = {}
+    for i, t in enumerate(tensorlistlist[0]):
+        key = (t.device, t.dtype)
+        if key not in groups:
+            groups[key] = ([[] for _ in tensorlistlist], [])
+        lists, indices = groups[key]
+        for dst, src in zip(lists, tensorlistlist):
+            dst.append(src[i])
+        if with_indices:
+            indices.append(i)
+    return groups
+
+
 class Optimizer:
     """Base class: ``param_groups``, ``state``, ``step``, ``zero_grad``, state dicts, hooks."""
+
+    _group_tensors_by_device_and_dtype = staticmethod(_group_tensors_by_device_and_dtype)
 
     def __init__(self, params, defaults: dict):
         self.defaults = defaults
