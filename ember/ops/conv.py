@@ -42,6 +42,42 @@ read as zeros.  Measured (1 BLAS thread, forward + both gradients): depthwise 3x
 stride-2 ``T`` of the dense (32, 64, 32, 32) 3x3 16 -> 13.5 ms.  Grouped convolutions with
 several channels a group, and dense ``F``/``W``, stay on im2col: there the GEMM dominates and
 the junk positions (13% for a 3x3 at stride 2 on 32x32) cost more than the copies save.
+
+NOTE [ Choosing the algorithm ]
+As cuDNN and oneDNN do, ``F`` and ``W`` pick one of four algorithms per geometry (``_algo``; the
+same choice in both, so ``W`` can reuse the forward's work array); ``T`` of a unit-stride
+'same' convolution is ``F`` of the flipped kernel and so follows the same table:
+
+    'flat'       depthwise (one input channel a group)           NOTE [ Phase-flat ]
+    'winograd4'  3x3, stride 1, dilation 1, one group, 2-D,      F(4x4, 3x3): (m+2)^2 = 36 GEMMs
+                 C and O >= 64, every output side in [4, 16]      (O, C) @ (C, N*T), T tiles
+    'fold'       output positions L <= 64, or L <= 256 with      one GEMM (O, C*K) @ (C*K, N*L):
+                 C/G*K >= 512                                      the batch folded into columns
+    'im2col'     everything else                                 per-sample GEMMs (N, C*K, L)
+
+Measured (one BLAS thread, forward + both gradients, batch 32, ms, min of 9 interleaved runs on
+a 2-core machine at load ~7, so +-20%; torch 2.13 / oneDNN in the same process):
+
+    shape (C->O, map)     im2col   fold   F(2x2)  F(4x4)   torch
+    64->64, 32x32            346    439     502     372     260    im2col (F(4x4) ties)
+    64->64, 16x16            106    100     103      65      56    F(4x4)
+    128->128, 8x8             86     91      71      48      50    F(4x4)
+    256->256, 4x4             85     53      48      40      28    F(4x4)
+    512->512, 2x2            325     56      64     153      61    fold (one 4x4 tile holds
+                                                                    4 outputs: no saving)
+    128->256, 8x8, stride 2   59     46       -       -      34    fold
+    LeNet 6->16 5x5, 14x14   7.9   11.8       -       -     2.5    im2col
+
+Per-sample GEMMs of a few columns (ResNet-18's last stages) ran 15-22x slower than torch
+before 'fold'; Winograd trades GEMM work (4x fewer products for F(4x4)) for transforms that
+are memory-bound in NumPy (each one Kronecker-product GEMM, ~40% of its time at 64 channels),
+which is why it wins on channels >= 64 and small maps and only ties on 32x32.  F(2x2, 3x3)
+is kept (forcible, tested) as the more accurate variant; the table does not pick it since
+F(4x4) measured faster wherever either applies.  Error bounds (relative to max |output|,
+against float64 direct convolution, tests/test_conv_algos.py): float32 F(2x2) 3e-6, F(4x4)
+3e-5 (measured 9e-7 and 9e-6 on 128-channel sums; direct im2col ~5e-7); float64 1e-13/1e-12.
+Grouped convolutions with several channels a group and conv1d/conv3d use 'fold' or 'im2col'
+by the same L and C*K rule.
 """
 from __future__ import annotations
 
@@ -118,7 +154,10 @@ class _Scratch:
                         del self.free[old]
 
 
-_SCRATCH = _Scratch(64 << 20)
+# 24 MB: LeNet's and ResNet-18's per-layer work arrays stay pooled, while the pool's share
+# of a ResNet-18 step's peak memory (RSS, first step) stays small: 64 MB measured 1.43x
+# torch's peak, 24 MB 1.13x, 16 MB 1.08x (but ~7% slower steps)
+_SCRATCH = _Scratch(24 << 20)
 
 
 def _padded(xp, x, g: _Geom):

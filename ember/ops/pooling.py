@@ -214,6 +214,7 @@ def _argmax_loop(xp, w, sp, want_idx, starts, dil, lens=None, src=None):
         n = w.ndim - nd
         cols = w.transpose(tuple(range(n, w.ndim)) + tuple(range(n))).copy()
         best, kid = _tree_argmax(xp, list(cols.reshape((K,) + first.shape)), kdt, has_nan)
+        best = best.copy()  # a row of cols: a view would keep all K rows alive (issue 15)
     if kid0 is not None:
         kid = xp.where(best == lowest, kid0, kid)
     return best, _kid_to_flat(xp, kid, kernel, kst, sp, starts, dil, lens)
