@@ -72,10 +72,42 @@ class _Sparse:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method == "__call__":
-            out = self._ufunc(ufunc, inputs, kwargs.get("dtype"))
-            if out is not None:
-                return out
+            dest = kwargs.get("out")
+            if dest is not None:  # dense += / -= sparse (an optimizer's step), in place
+                d = dest[0]
+                if ufunc in (np.add, np.subtract) and len(inputs) == 2 and \
+                        inputs[0] is d and inputs[1] is self and d.shape == self.shape:
+                    c = self if isinstance(self, COO) else self.to_coo()
+                    vals = c.values if ufunc is np.add else -c.values
+                    np.add.at(d, tuple(c.indices), vals.astype(d.dtype, copy=False))
+                    return d
+                if ufunc is np.add and len(inputs) == 2 and type(inputs[0]) is COO and \
+                        type(inputs[1]) is COO:  # sparse + sparse stays sparse
+                    return inputs[0] + inputs[1]
+            else:
+                out = self._ufunc(ufunc, inputs, kwargs.get("dtype"))
+                if out is not None:
+                    return out
         raise not_implemented(_ATEN.get(ufunc.__name__, ufunc.__name__), self.backend)
+
+    # Python's operators on the storage itself (optimizers update arrays with them)
+    def __mul__(self, other):
+        return np.multiply(self, other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return np.true_divide(self, other)
+
+    def __neg__(self):
+        return np.negative(self)
+
+    def __imul__(self, other):
+        """Scale the stored values in place (a momentum buffer ``b *= mu``)."""
+        if not _is_scalar(other):
+            raise not_implemented("mul_", self.backend)
+        self.values *= other
+        return self
 
     def _ufunc(self, ufunc, inputs, dtype):
         a = inputs[0]
@@ -202,7 +234,13 @@ class COO(_Sparse):
         vals = np.concatenate([self.values, other.values.astype(self.values.dtype)])
         return COO(idx, vals, self.shape).coalesce()
 
-    __iadd__ = __add__
+    def __iadd__(self, other):
+        """``self += other`` in place (gradient accumulation, a momentum buffer)."""
+        s = self + other
+        if s is NotImplemented:
+            return s
+        self.indices, self.values, self.coalesced = s.indices, s.values, s.coalesced
+        return self
 
 
 class CSR(_Sparse):

@@ -328,3 +328,20 @@ def test_casts_copies_full_sum_and_dense_plus_sparse():
         a, b = fn(ember, _coo(ember, ember.float32)), fn(torch, _coo(torch, torch.float32))
         np.testing.assert_allclose(a, b)
     _raises(lambda m: _coo(m, m.float32) + m.ones(2, 3), RuntimeError)
+
+
+@pytest.mark.parametrize("kw", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True},
+                                {"momentum": 0.9, "dampening": 0.3}])
+def test_sgd_with_sparse_embedding_gradients_matches_torch(kw):
+    res = []
+    for m in (ember, torch):
+        e = m.nn.Embedding(5, 2, sparse=True)
+        with m.no_grad():
+            e.weight.copy_(m.tensor(np.arange(10.0).reshape(5, 2)))
+        opt = m.optim.SGD(e.parameters(), lr=0.1, **kw)
+        for i in range(3):
+            opt.zero_grad()
+            (e(m.tensor([1, 3, 3, i])) ** 2).sum().backward()
+            opt.step()
+        res.append(e.weight.detach().numpy())
+    np.testing.assert_allclose(res[0], res[1], rtol=1e-5, atol=1e-6)  # float32 steps
