@@ -164,3 +164,9 @@ def test_profile_memory_columns_as_torch():
         assert mul.cpu_memory_usage == 100 * 100 * 4
     assert rows[ember][:4] == rows[torch][:4] == ["39.06", "KB", "39.06", "KB"]
     assert "CPU Mem" not in _run(ember).key_averages().table()
+
+
+def test_emit_nvtx_and_itt_run_the_block():
+    for cm in (ember.autograd.profiler.emit_nvtx, ember.autograd.profiler.emit_itt):
+        with cm(record_shapes=True):
+            assert ember.ones(2).exp().sum().item() == pytest.approx(2 * 2.718281828)

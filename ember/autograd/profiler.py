@@ -12,7 +12,7 @@ from .modes import TorchDispatchMode
 from .profiler_util import EventList, FunctionEvent
 from .._tensor import Tensor
 
-__all__ = ["profile", "record_function", "EventList", "FunctionEvent"]
+__all__ = ["profile", "record_function", "emit_nvtx", "emit_itt", "EventList", "FunctionEvent"]
 
 _local = threading.local()  # .recorders: the recorders started on this thread, innermost last
 _ids = itertools.count()
@@ -195,3 +195,22 @@ class profile:
 
     def __str__(self):
         return self.table()
+
+
+class emit_nvtx:
+    """PyTorch's NVTX range emitter for the CUDA profiler: ember has no GPU tools to feed,
+    so the block runs unchanged (``torch.autograd.profiler.emit_nvtx``)."""
+
+    def __init__(self, enabled: bool = True, record_shapes: bool = False):
+        self.enabled = enabled
+        self.record_shapes = record_shapes
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class emit_itt(emit_nvtx):
+    """PyTorch's Intel ITT range emitter; as ``emit_nvtx``, a block that runs unchanged."""
