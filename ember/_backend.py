@@ -181,8 +181,10 @@ def to_device(arr, dev):
 def check_same_device(first_type, arr) -> None:
     """Raise PyTorch's error when ``arr`` is not on the device of arrays of ``first_type``
     (called by ``Function.apply`` only when the two array types differ)."""
-    d0 = _BY_ARRAY_TYPE[first_type][1]
-    d1 = _BY_ARRAY_TYPE[type(arr)][1]
+    r0, r1 = _BY_ARRAY_TYPE.get(first_type), _BY_ARRAY_TYPE.get(type(arr))
+    if r0 is None or r1 is None:  # a NumPy scalar some op left in a tensor: host data, let be
+        return
+    d0, d1 = r0[1], r1[1]
     if d0 != d1:
         raise RuntimeError("Expected all tensors to be on the same device, but found at least "
                            f"two devices, {d0} and {d1}!")
