@@ -345,3 +345,18 @@ def test_sgd_with_sparse_embedding_gradients_matches_torch(kw):
             opt.step()
         res.append(e.weight.detach().numpy())
     np.testing.assert_allclose(res[0], res[1], rtol=1e-5, atol=1e-6)  # float32 steps
+
+
+def test_legacy_sparse_constructors_as_torch():
+    outs = []
+    for m in (ember, torch):
+        with pytest.warns(UserWarning, match=r"SparseTensor\(indices, values, shape"):
+            s = m.sparse.FloatTensor(m.tensor(IDX), m.tensor([1, 2, 3, 4]), m.Size(SIZE))
+        with pytest.warns(UserWarning, match=r"SparseTensor\(shape, \*, device=\) is deprec"):
+            e = m.sparse.DoubleTensor(2, 3)
+        outs.append((str(s.dtype).split(".")[1], s.is_sparse, _dense(s).tolist(),
+                     isinstance(s, m.sparse.FloatTensor), isinstance(m.ones(2),
+                                                                     m.sparse.FloatTensor),
+                     isinstance(s, m.sparse.DoubleTensor), tuple(e.shape), e._nnz(),
+                     str(e.dtype).split(".")[1]))
+    assert outs[0] == outs[1]

@@ -34,6 +34,8 @@ from __future__ import annotations
 from ..ops.sparse import (sparse_mm as mm, sparse_sum as sum, sparse_softmax as softmax,  # noqa
                           spmm, check_sparse_tensor_invariants)
 from ..ops.sparse import METHODS  # noqa: F401  (Tensor's sparse methods, bound by ember)
+from ._legacy import (FloatTensor, DoubleTensor, HalfTensor, BFloat16Tensor,  # noqa: F401
+                      LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor)
 
 __all__ = ["mm", "sum", "softmax", "log_softmax", "addmm", "spmm",
            "check_sparse_tensor_invariants"]
