@@ -68,6 +68,8 @@ def pad(img, padding, fill=0, padding_mode: str = "constant"):
         padding = padding[0]
     if padding_mode == "constant":
         opts = _parse_fill(fill, img, name="fill")
+        if isinstance(padding, list):  # Pillow takes an int or a tuple
+            padding = tuple(padding)
         if img.mode == "P":
             palette = img.getpalette()
             image = ImageOps.expand(img, border=padding, **opts)

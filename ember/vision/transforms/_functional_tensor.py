@@ -376,21 +376,22 @@ def affine(img, matrix: list[float], interpolation: str = "nearest", fill=None):
 
 
 def _compute_affine_output_size(matrix: list[float], w: int, h: int) -> tuple[int, int]:
-    """The bounding box of the image corners under the forward map (1e-4 tolerance, as
-    torchvision, so exact multiples of 90 degrees do not grow by a pixel)."""
-    pts = [[-0.5 * w, -0.5 * h, 1.0], [-0.5 * w, 0.5 * h, 1.0], [0.5 * w, 0.5 * h, 1.0],
-           [0.5 * w, -0.5 * h, 1.0]]
-    theta = [matrix[0:3], matrix[3:6]]
-    new_pts = [[sum(p[k] * row[k] for k in range(3)) for row in theta] for p in pts]
-    mins = [min(p[i] for p in new_pts) for i in range(2)]
-    maxs = [max(p[i] for p in new_pts) for i in range(2)]
-    tol = 1e-4
-    # as torchvision, in float32
-    import numpy as np
-    f32 = np.float32
-    cmax = [math.ceil(f32(math.trunc(f32(m) / f32(tol))) * f32(tol)) for m in maxs]
-    cmin = [math.floor(f32(math.trunc(f32(m) / f32(tol))) * f32(tol)) for m in mins]
-    return int(cmax[0] - cmin[0]), int(cmax[1] - cmin[1])
+    """The bounding box of the image corners under ``matrix``, shifted to [0, w] x [0, h] as
+    Pillow does, in float32 with values truncated to 1e-4 first (as torchvision), so exact
+    multiples of 90 degrees do not grow by a pixel."""
+    import numpy as np  # a pure-Python helper: four points, no tensor involved
+    pts = np.array([[-0.5 * w, -0.5 * h, 1.0], [-0.5 * w, 0.5 * h, 1.0],
+                    [0.5 * w, 0.5 * h, 1.0], [0.5 * w, -0.5 * h, 1.0]], dtype=np.float32)
+    theta = np.array(matrix, dtype=np.float32).reshape(2, 3)
+    new_pts = pts @ theta.T
+    shift = np.array([w * 0.5, h * 0.5], dtype=np.float32)
+    min_vals = new_pts.min(axis=0) + shift
+    max_vals = new_pts.max(axis=0) + shift
+    tol = np.float32(1e-4)
+    cmax = np.ceil(np.trunc(max_vals / tol) * tol)
+    cmin = np.floor(np.trunc(min_vals / tol) * tol)
+    size = cmax - cmin
+    return int(size[0]), int(size[1])
 
 
 def rotate(img, matrix: list[float], interpolation: str = "nearest", expand: bool = False,
