@@ -3,6 +3,7 @@
 Each scenario runs a loader in a child process (its own session, so the test can kill the
 whole group) and checks, from outside, /dev/shm and the worker pids.
 """
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -15,6 +16,12 @@ import ember
 import ember.utils.data as eud
 
 ROOT = os.path.dirname(os.path.dirname(ember.__file__))
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_workers():
+    yield
+    assert multiprocessing.active_children() == []
 
 
 def _spawn(code):
@@ -152,18 +159,16 @@ def test_worker_errors_name_the_failing_dataset_index(dataset, kw, detail):
     with pytest.raises(ValueError) as info:
         for _ in it:
             pass
+    it._shutdown_workers()  # the traceback in ``info`` keeps the iterator (and workers) alive
     msg = str(info.value)
     assert msg.startswith("Caught ValueError in DataLoader worker process 0.\nOriginal ")
     assert msg.rstrip().endswith(detail), msg
-    del it
 
 
 @pytest.mark.parametrize("duplex", [True, False])
 def test_transport_by_descriptor_and_by_named_file(duplex):
     """A socket pair carries the data as a memfd (never named); a plain pipe falls back to
     a /dev/shm file that the receiver unlinks as it opens it."""
-    import multiprocessing
-
     import numpy as np
 
     from ember.utils.data._utils import transport
