@@ -141,6 +141,9 @@ FP32 = [
     ("solve", lambda m, a, b: m.linalg.solve(a, b), [_spd(4), _rand(4, 2, seed=1)]),
     ("cholesky", lambda m, a: m.linalg.cholesky(a), [_spd(4)]),
     ("svdvals", lambda m, a: m.linalg.svdvals(a), [_rand(4, 3)]),
+    ("svd_s", lambda m, a: m.linalg.svd(a, full_matrices=False)[1], [_rand(4, 3)]),
+    ("qr_r", lambda m, a: m.linalg.qr(a)[1], [_rand(4, 3)]),
+    ("eigvalsh", lambda m, a: m.linalg.eigvalsh(a), [_spd(4)]),
     ("avg_pool3d", lambda m, x: _f(m).avg_pool3d(x, 2), [_rand(1, 2, 4, 4, 4)]),
     ("max_pool3d", lambda m, x: _f(m).max_pool3d(x, 2), [_rand(1, 2, 4, 4, 4)]),
     ("adaptive_avg_pool3d", lambda m, x: _f(m).adaptive_avg_pool3d(x, 2), [_rand(1, 2, 4, 4, 4)]),
@@ -406,6 +409,16 @@ def test_unsupported_dtype_warns_and_disables(dtype):
         with ctx:
             assert not m.is_autocast_enabled("cpu")
     assert msgs[0] == msgs[1]
+
+
+def test_ops_off_the_float32_list_still_refuse_half_inputs():
+    for m in (ember, torch):
+        a = m.eye(3).to(m.bfloat16)
+        with m.autocast("cpu"):
+            with pytest.raises(RuntimeError, match="Low precision dtypes not supported"):
+                m.linalg.slogdet(a)
+            with pytest.raises(RuntimeError, match="Low precision dtypes not supported"):
+                m.logdet(a)
 
 
 def test_bad_device_type_and_decorator_target_raise_as_torch():

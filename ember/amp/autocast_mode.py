@@ -297,7 +297,7 @@ def _policy(device_type: str = "cpu") -> dict:
     else:
         fp32 = losses + [loss.BinaryCrossEntropy, loss.CtcLoss, linalg.Inv, linalg.Cholesky,
                          linalg._CholeskyOld, linalg.Eigh, linalg.Svd, linalg._SvdVals,
-                         linalg.Qr, linalg.Solve, linalg.Logdet, linalg.Slogdet, linalg.Trace,
+                         linalg.Qr, linalg.Solve, linalg.Trace,
                          pooling._AvgPool3d, pooling._MaxPool3d, pooling._MaxUnpool,
                          pooling._MaxUnpool3d, pooling._AdaptiveAvgPool3d,
                          pooling._AdaptiveMaxPool3d, pooling._AdaptiveMaxPool3dEven,

@@ -1186,7 +1186,6 @@ class Logdet(Function):
 
     @staticmethod
     def forward(ctx, a):
-        _full_precision(a, "logdet")  # after the modes: autocast casts up first
         xp = ctx.xp
         sign, lad = xp.linalg.slogdet(a)
         out = xp.where(sign < 0, xp.nan, lad).astype(a.dtype)
@@ -1206,7 +1205,7 @@ class Logdet(Function):
 
 def logdet(input: Tensor) -> Tensor:
     """``log(det(input))``: NaN for a negative determinant, -inf for a singular matrix."""
-    _square_float_input("logdet", input, "linalg.slogdet", "logdet", later=True)
+    _square_float_input("logdet", input, "linalg.slogdet", "logdet")
     return Logdet.apply(input)
 
 
@@ -1357,6 +1356,7 @@ class Eigh(Function):
 
     @staticmethod
     def forward(ctx, a, uplo):
+        _full_precision(a, "linalg.eigh")  # after the modes: autocast casts up first
         w, v = ctx.xp.linalg.eigh(a, UPLO=uplo)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(w, v)
@@ -1496,6 +1496,7 @@ class Qr(Function):
 
     @staticmethod
     def forward(ctx, a, mode):
+        _full_precision(a, "linalg.qr")  # after the modes: autocast casts up first
         xp = ctx.xp
         ctx.mode = mode
         ctx.set_materialize_grads(False)
@@ -1568,7 +1569,7 @@ def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None) -> tuple:
     if mode not in ("reduced", "complete", "r"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
                            "'reduced' (default), 'r', or 'complete'")
-    _check_float_matrix(A._data, "linalg.qr")
+    _check_float_matrix(A._data, "linalg.qr", later=True)
     return _QrResult(*Qr.apply(A, mode))
 
 
