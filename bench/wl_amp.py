@@ -7,8 +7,6 @@ time ratio of both frameworks.  ``python -m bench.wl_amp`` prints the activation
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .harness import workload
 from .workloads import _rng, _leaf, _mlp_model, _mlp_data
 from .wl_attention import _gpt_model, GPT

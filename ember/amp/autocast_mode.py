@@ -270,7 +270,7 @@ def _policy(device_type: str = "cpu") -> dict:
     """``{Function class: policy}`` for ``device_type``: PyTorch 2.13's lists for cpu and for
     cuda (its "Autocast Op Reference") mapped onto ember's ops; other types cast nothing."""
     from ..ops import (linalg, layers, conv, activation, attention, rnn, loss, pooling,
-                       resample, reduce, movement, index, padding, elementwise as ew)
+                       resample, reduce, movement, index, normalization, elementwise as ew)
     if device_type not in ("cpu", "cuda"):
         return {}
     lower = [linalg.MatMul, linalg._MatmulDot, linalg._MatmulMv, linalg._VecMat, linalg._Mm,
@@ -285,7 +285,7 @@ def _policy(device_type: str = "cpu") -> dict:
     if device_type == "cuda":  # ember has no GPU backend: kept for the day it has one
         lower += [linalg._Mv, linalg._Addmv, linalg._Addr]
         fp32 = losses + [activation.Softmax, activation.LogSoftmax, activation.Softplus,
-                         normalization_cls("_LayerNorm"), normalization_cls("_GroupNorm"),
+                         normalization._LayerNorm, normalization._GroupNorm,
                          ew.Pow, ew.PowTensor, ew.PowOfScalar, ew.Exp, ew.Expm1, ew.Log,
                          ew.Log2, ew.Log10, ew.Log1p, ew.Rsqrt, ew.Sinh, ew.Cosh, ew.Tan,
                          ew.Asin, ew.Acos, ew.Reciprocal, ew.Erfinv, reduce.Sum,
@@ -303,7 +303,7 @@ def _policy(device_type: str = "cpu") -> dict:
                          pooling._AdaptiveMaxPool3d, pooling._AdaptiveMaxPool3dEven,
                          resample._GridSampler, resample._GridSampler3D, reduce.Prod,
                          reduce.ProdAll]
-        fp32 += list(padding._PAD_CLS.values())  # reflect/replicate/circular pads, by name
+        fp32 += list(_pad_classes())
         promote = [movement.Cat, movement.Stack, index.IndexCopy]
     table = {}
     for kind, classes in ((_LOWER, lower), (_FP32, fp32), (_PROMOTE, promote)):
@@ -312,18 +312,15 @@ def _policy(device_type: str = "cpu") -> dict:
     return table
 
 
-def normalization_cls(name: str):
-    from ..ops import normalization
-    return getattr(normalization, name)
-
-
 # ops whose explicit dtype= argument (at this index of apply's args) makes them ineligible
 _EXPLICIT_DTYPE = {"Prod": 3, "ProdAll": 3, "Sum": 3, "SumAll": 3, "Cumsum": 2, "Cumprod": 2}
 
 
-def _index_pad():
-    from ..ops.padding import _IndexPad
-    return _IndexPad
+@functools.lru_cache(maxsize=None)
+def _pad_classes() -> frozenset:
+    """The reflect/replicate/circular pad Functions (one named subclass per mode and rank)."""
+    from ..ops.padding import _PAD_CLS
+    return frozenset(_PAD_CLS.values())
 
 
 def _skip(cls, args) -> bool:
@@ -334,8 +331,8 @@ def _skip(cls, args) -> bool:
         return args[i] is not None  # an explicit dtype= is never autocast
     if name == "_FusedLayer":
         return args[8] == "GRU"  # PyTorch's cpu GRU is cells that promote back to float32
-    if issubclass(cls, _index_pad()):  # reflection_pad1d/2d and replication_pad1d/2d/3d only
-        x, mode, pad = args[0], args[1], args[2]
+    if cls in _pad_classes():  # reflection_pad1d/2d and replication_pad1d/2d/3d only
+        mode, pad = args[1], args[2]
         return not (mode == "replicate" or mode == "reflect" and len(pad) <= 4)
     return False
 
