@@ -36,6 +36,11 @@ class Size(tuple):
         return (Size, (tuple(self),))
 
 
+def shape_of_array(arr) -> Size:
+    """``arr.shape`` as a Size, unchecked: an array's shape holds ints (the hot path)."""
+    return tuple.__new__(Size, arr.shape)
+
+
 def _as_int(s, i):
     """One size, as ``torch.Size`` takes it: anything with ``__index__``."""
     if isinstance(s, int):

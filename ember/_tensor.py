@@ -16,7 +16,7 @@ import weakref
 
 from . import _backend, _dtype
 from ._dtype import from_np
-from ._size import Size
+from ._size import Size, shape_of_array
 from ._hooks import add_hook
 from ._state import state, _State
 
@@ -60,12 +60,12 @@ class Tensor:
     # ---- metadata -------------------------------------------------------------------------
     @property
     def shape(self) -> Size:
-        return Size(self._data.shape)
+        return shape_of_array(self._data)
 
     def size(self, dim=None):
         """The shape, or one dimension of it."""
         if dim is None:
-            return Size(self._data.shape)
+            return shape_of_array(self._data)
         return self._data.shape[_wrap_dim(dim, self._data.ndim)]
 
     @property
