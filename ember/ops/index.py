@@ -99,7 +99,10 @@ def _entry(k, xp):
     if tk is builtins.int or tk is slice or k is None or k is Ellipsis:
         return k
     if isinstance(k, Tensor):
-        return _array_entry(k._data)
+        arr = k._data
+        if _BY_ARRAY_TYPE[type(arr)][0] is not xp:
+            arr = _index_on(arr, xp)
+        return _array_entry(arr)
     if tk in _BY_ARRAY_TYPE:
         return _array_entry(k)
     if isinstance(k, builtins.bool) or getattr(k, "dtype", None) is not None and \
