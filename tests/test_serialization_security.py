@@ -555,3 +555,27 @@ def test_a_real_checkpoint_loads_under_the_default_budget(tmp_path):
     out = ember.load(tmp_path / "real.pt")
     assert out["ints"][4999] == 4999 and out["nested"][0][0][0][99] == 99
     np.testing.assert_array_equal(out["layer"]["w3"].numpy(), sd["layer"]["w3"].numpy())
+
+
+@pytest.mark.parametrize("builder", ["set", "frozenset", "Counter", "OrderedDict",
+                                     "additems", "frozenset_op"])
+def test_colliding_keys_through_every_container_builder(tmp_path, builder):
+    keys = [i(k * (2 ** 61 - 1)) for k in range(1, 101)]
+    if builder in ("set", "frozenset"):
+        body = g("builtins", builder) + b"(" + b"(" + b"".join(keys) + b"l" + b"tR"
+    elif builder == "Counter":
+        body = g("collections", "Counter") + b"(" + b"(" + b"".join(keys) + b"l" + b"tR"
+    elif builder == "OrderedDict":
+        pairs = b"".join(tup(k, b"N") for k in keys)
+        body = g("collections", "OrderedDict") + b"(" + b"(" + pairs + b"l" + b"tR"
+    elif builder == "additems":
+        body = b"\x8f(" + b"".join(keys) + b"\x90"
+    else:
+        body = b"(" + b"".join(keys) + b"\x91"
+    path = write_ckpt(tmp_path / "c.pt", b"\x80\x04" + body + b".")
+    with pytest.raises(pickle.UnpicklingError, match="share the hash 0"):
+        ember.load(path)
+    # the same containers with ordinary keys load
+    ok = write_ckpt(tmp_path / "ok.pt", b"\x80\x04\x8f(" + b"".join(map(i, range(100))) +
+                    b"\x90.")
+    assert ember.load(ok) == set(range(100))
