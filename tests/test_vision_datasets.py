@@ -332,13 +332,17 @@ def test_cifar_reads_python_pickles(tmp_path, base, py2):
     assert len(test) == 4 and test[0][0].shape == (3, 32, 32)
 
 
-def test_cifar_missing_corrupted_and_real_md5s(tmp_path):
+def test_cifar_missing_corrupted_and_real_md5s(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="Dataset not found or corrupted"):
         datasets.CIFAR10(str(tmp_path))
     write_cifar(tmp_path, datasets.CIFAR10)
     # fixture batches are not the real files: torchvision's md5s refuse them
     with pytest.raises(RuntimeError, match="Dataset not found or corrupted"):
         datasets.CIFAR10(str(tmp_path))
+    # ... unless local files are trusted as they are
+    monkeypatch.setenv("EMBER_VISION_SKIP_LOCAL_MD5", "1")
+    assert len(datasets.CIFAR10(str(tmp_path), download=True)) == 20
+    monkeypatch.delenv("EMBER_VISION_SKIP_LOCAL_MD5")
     cls, _, _ = write_cifar(tmp_path, datasets.CIFAR10)
     meta = os.path.join(tmp_path, cls.base_folder, cls.meta["filename"])
     with open(meta, "ab") as f:

@@ -545,7 +545,8 @@ def test_grayscale_pil_and_three_channels():
 
 
 @pytest.mark.parametrize("call,exc", [
-    (lambda x: F.adjust_hue(x, 0.6), ValueError), (lambda x: F.adjust_brightness(x, -1), ValueError),
+    (lambda x: F.adjust_hue(x, 0.6), ValueError),
+    (lambda x: F.adjust_brightness(x, -1), ValueError),
     (lambda x: F.adjust_contrast(x, -0.1), ValueError),
     (lambda x: F.adjust_saturation(x, -0.1), ValueError),
     (lambda x: F.rgb_to_grayscale(x[:2]), TypeError),

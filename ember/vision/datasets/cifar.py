@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .utils import check_integrity, download_and_extract_archive, restricted_pickle_load
+from .utils import (check_local_integrity, download_and_extract_archive,
+                    restricted_pickle_load)
 from .vision import VisionDataset
 
 __all__ = ["CIFAR10", "CIFAR100"]
@@ -55,7 +56,7 @@ class CIFAR10(VisionDataset):
 
     def _load_meta(self) -> None:
         path = os.path.join(self.root, self.base_folder, self.meta["filename"])
-        if not check_integrity(path, self.meta["md5"]):
+        if not check_local_integrity(path, self.meta["md5"]):
             raise RuntimeError("Dataset metadata file not found or corrupted. You can use "
                                "download=True to download it")
         with open(path, "rb") as f:
@@ -77,7 +78,7 @@ class CIFAR10(VisionDataset):
         return len(self.data)
 
     def _check_integrity(self) -> bool:
-        return all(check_integrity(os.path.join(self.root, self.base_folder, name), md5)
+        return all(check_local_integrity(os.path.join(self.root, self.base_folder, name), md5)
                    for name, md5 in self.train_list + self.test_list)
 
     def download(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .utils import check_integrity, download_url, verify_str_arg
+from .utils import check_local_integrity, download_url, verify_str_arg
 from .vision import VisionDataset
 
 __all__ = ["SVHN"]
@@ -64,7 +64,7 @@ class SVHN(VisionDataset):
         return len(self.data)
 
     def _check_integrity(self) -> bool:
-        return check_integrity(os.path.join(self.root, self.filename), self.file_md5)
+        return check_local_integrity(os.path.join(self.root, self.filename), self.file_md5)
 
     def download(self) -> None:
         try:

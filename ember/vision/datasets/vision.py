@@ -34,7 +34,7 @@ class StandardTransform:
 
 
 class VisionDataset(Dataset):
-    """A dataset under ``root`` with ``transform``/``target_transform`` (or joint ``transforms``)."""
+    """A dataset under ``root`` with ``transform``/``target_transform`` or joint ``transforms``."""
 
     _repr_indent = 4
 

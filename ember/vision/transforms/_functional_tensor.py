@@ -2,7 +2,6 @@
 ember ops so they give the same numbers (and keep autograd). Images are (..., C, H, W)."""
 from __future__ import annotations
 
-import math
 
 import ember
 from ember.nn import functional as F_nn
