@@ -439,6 +439,7 @@ CREATE = {
     "backward[nonscalar]": lambda m, T: T(2).requires_grad_().mul(2).backward(),
     "backward[no_grad]": lambda m, T: T(2).sum().backward(),
     "expand_add_": lambda m, T: m.zeros(3).expand(3, 3).add_(1),
+    "expand_copy_": lambda m, T: m.zeros(3).expand(3, 3).copy_(m.ones(3, 3)),
     "expand_setitem": lambda m, T: m.zeros(3).expand(3, 3).__setitem__((0, 0), 1.0),
     "inplace[leaf]": lambda m, T: T(2).requires_grad_().add_(1),
     "inplace[dtype]": lambda m, T: T(2, dtype="int64").add_(1.5),
@@ -488,6 +489,8 @@ SAME_RESULT = {
     "expanded_write_one": lambda m: (lambda a: (a.expand(3, 3).__setitem__((0, 0), 1.0), a)[1])(
         m.zeros(3)),
     "expanded_write_row": lambda m: (lambda a: (a.expand(2, 3)[1].mul_(7.0), a)[1])(m.ones(3)),
+    "expanded_fill": lambda m: (lambda a: (a.expand(2, 3).fill_(4.0), a)[1])(m.ones(3)),
+    "expanded_zero": lambda m: (lambda a: (a.expand(2, 3).zero_(), a)[1])(m.ones(3)),
     "zeros_dtype_int": lambda m: m.zeros(2, dtype=int),
     "ones_dtype_float": lambda m: m.ones(2, dtype=float),
     "full_dtype_bool": lambda m: m.full((2,), 1, dtype=bool),

@@ -82,14 +82,15 @@ def inplace(t: Tensor, fn, *args, **kwargs) -> Tensor:
     else:
         src = t
     result = fn(src, *args, **kwargs)
-    _write(t, result)
+    _write(t, result, getattr(fn, "overlap_ok", False))
     if record and result._grad_fn is not None:
         _rebase(t, result)
     return t
 
 
-def _write(t: Tensor, result: Tensor) -> None:
-    """Store ``result`` into ``t``'s memory with PyTorch's cast and shape checks."""
+def _write(t: Tensor, result: Tensor, overlap_ok: bool = False) -> None:
+    """Store ``result`` into ``t``'s memory with PyTorch's cast and shape checks
+    (``overlap_ok``: the op writes one value everywhere, so an expanded ``t`` is fine)."""
     rd, td = result._data.dtype, t._data.dtype
     if rd != td:
         r, d = from_np(rd), from_np(td)
@@ -104,7 +105,7 @@ def _write(t: Tensor, result: Tensor) -> None:
     if result._data is not t._data:
         arr = t._data
         if not arr.flags.writeable:  # an expanded view: NumPy marks it read-only
-            if has_internal_overlap(arr):
+            if has_internal_overlap(arr) and not overlap_ok:
                 raise RuntimeError(OVERLAP_MESSAGE)
             arr = writable_alias(arr)
         arr[...] = result._data

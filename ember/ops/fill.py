@@ -58,6 +58,9 @@ def _fill(self, value):
     return Fill.apply(self, value)
 
 
+_fill.overlap_ok = True  # one value everywhere: torch fills expanded tensors unchecked
+
+
 def fill_(self: Tensor, value) -> Tensor:
     """Set every element to ``value``."""
     return inplace(self, _fill, value)
