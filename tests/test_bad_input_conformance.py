@@ -489,6 +489,8 @@ SAME_RESULT = {
     "expanded_write_one": lambda m: (lambda a: (a.expand(3, 3).__setitem__((0, 0), 1.0), a)[1])(
         m.zeros(3)),
     "expanded_write_row": lambda m: (lambda a: (a.expand(2, 3)[1].mul_(7.0), a)[1])(m.ones(3)),
+    "expanded_adv_setitem": lambda m: (lambda a: (a.expand(3, 3).__setitem__(
+        (m.tensor([0, 1]), m.tensor([1, 2])), 5.0), a)[1])(m.zeros(3)),
     "expanded_fill": lambda m: (lambda a: (a.expand(2, 3).fill_(4.0), a)[1])(m.ones(3)),
     "expanded_zero": lambda m: (lambda a: (a.expand(2, 3).zero_(), a)[1])(m.ones(3)),
     "zeros_dtype_int": lambda m: m.zeros(2, dtype=int),

@@ -279,6 +279,12 @@ def _put(xp, out, key: Key, v, accumulate: bool) -> None:
         # writing into an expanded view is allowed where the written elements are distinct
         if key.adv is None and not has_internal_overlap(out[key.basic]):
             out = writable_alias(out)
+        elif key.adv is not None and has_internal_overlap(out):
+            warnings.warn("Use of index_put_ on expanded tensors is deprecated. Please clone() "
+                          "the tensor before performing this operation. This also applies to "
+                          "advanced indexing e.g. tensor[indices] = tensor", UserWarning,
+                          stacklevel=4)
+            out = writable_alias(out)
     t = out[key.basic]
     if hasattr(v, "dtype") and v.dtype != out.dtype:
         v = v.astype(out.dtype)
