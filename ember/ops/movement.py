@@ -27,7 +27,7 @@ __all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swa
            "stack", "hstack", "vstack", "dstack", "row_stack", "column_stack", "atleast_1d",
            "atleast_2d", "atleast_3d", "split", "tensor_split", "chunk", "unbind", "narrow",
            "select", "tril", "triu", "diagonal", "diag", "diag_embed", "diagflat", "adjoint",
-           "meshgrid", "cartesian_prod", "expand_copy"]
+           "meshgrid", "cartesian_prod", "expand_copy", "combinations"]
 
 
 # ---- argument helpers ------------------------------------------------------------------------
@@ -1424,6 +1424,24 @@ def cartesian_prod(*tensors) -> Tensor:
         return tensors[0]
     grids = meshgrid(*tensors, indexing="ij")
     return stack([g.reshape(-1) for g in grids], dim=1)
+
+
+def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> Tensor:
+    """Length-``r`` combinations of a 1-D tensor's elements, one per row, as
+    ``itertools.combinations`` (``combinations_with_replacement`` with ``with_replacement``)."""
+    import itertools
+    if input.dim() != 1:
+        raise RuntimeError(f"Expect a 1D vector, but got shape {list(input.shape)}")
+    if r < 0:
+        raise RuntimeError(f"Expect a non-negative number, but got {r}")
+    if r == 0:
+        return input.new_empty((0,))
+    pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
+    rows = [i for combo in pick(range(input.shape[0]), r) for i in combo]
+    xp = xp_of(input._data)
+    index = _make(xp.asarray(rows, dtype=xp.int64))
+    # a gather of the chosen positions, so the gradient sums back over repeats
+    return input.index_select(0, index).reshape(-1, r)
 
 
 METHODS = {

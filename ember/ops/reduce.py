@@ -31,7 +31,8 @@ __all__ = ["sum", "nansum", "mean", "nanmean", "prod", "var", "std", "var_mean",
            "count_nonzero", "topk", "sort", "argsort", "msort", "kthvalue", "median",
            "nanmedian", "mode", "unique", "unique_consecutive", "sum_to_size", "return_types",
            "dist", "searchsorted", "bucketize", "diff", "trapezoid", "trapz",
-           "cumulative_trapezoid"]
+           "cumulative_trapezoid", "bincount", "histc", "histogram", "isin", "quantile",
+           "nanquantile", "cov", "corrcoef"]
 
 
 # ---- return types ---------------------------------------------------------------------------
@@ -1767,6 +1768,336 @@ def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1) -> Tensor:
     return cumsum(parts, d)
 
 
+# ---- counting, histograms, membership (no gradient, as PyTorch) --------------------------------
+
+def bincount(input, weights=None, minlength=0) -> Tensor:
+    """Count of each value ``0 .. max(input)`` in a 1-D non-negative integer tensor (or the sum
+    of ``weights`` falling on it); at least ``minlength`` bins."""
+    a = input._data
+    xp = xp_of(a)
+    if a.dtype.kind not in "iub":
+        raise NotImplementedError(f"\"bincount_cpu\" not implemented for '{scalar_name(a.dtype)}'")
+    if a.ndim != 1 or a.dtype.kind != "b" and a.size and a.min() < 0:
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    if weights is None:
+        return _wrap(xp.bincount(a, minlength=minlength).astype(xp.int64), xp)
+    w = weights._data
+    if w.ndim != 1 or w.shape[0] != a.shape[0]:
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    # float32 weights count in float32; every other weight dtype counts in float64
+    out_dt = w.dtype if w.dtype == xp.float32 else xp.float64
+    return _wrap(xp.bincount(a, w.astype(xp.float64), minlength).astype(out_dt), xp)
+
+
+def _fmt(v) -> str:
+    """A bound as PyTorch's C++ prints it in messages (``1``, ``2.5``, ``inf``, ``-nan``)."""
+    v = builtins.float(v)
+    return "-nan" if v != v else f"{v:g}"
+
+
+def _linspace(xp, lo, hi, steps, dt):
+    """``torch.linspace`` in dtype ``dt``: stepped up from ``lo`` for the first half and down
+    from ``hi`` for the rest, so both ends are exact (bin edges then match torch's bit for
+    bit)."""
+    lo, hi = xp.asarray(lo, dt), xp.asarray(hi, dt)
+    step = (hi - lo) / dt.type(steps - 1)
+    i = xp.arange(steps)
+    half = steps // 2
+    return xp.where(i < half, lo + step * i.astype(dt), hi - step * (steps - 1 - i).astype(dt))
+
+
+def _bin_counts(xp, a, w, lo, hi, bins, edges):
+    """Counts of ``a`` (weighted by ``w``) in ``bins`` equal bins over ``[lo, hi]`` (the last
+    bin closed), computed in ``a``'s dtype as PyTorch's kernel; values outside the range or NaN
+    are dropped.  With ``edges`` the linear guess is corrected by a search among its
+    neighbouring edges (torch.histogram's local search; torch.histc has none)."""
+    lo, hi = xp.asarray(lo, a.dtype), xp.asarray(hi, a.dtype)
+    keep = (a >= lo) & (a <= hi)
+    x = a[keep]
+    pos = ((x - lo) * a.dtype.type(bins) / (hi - lo)).astype(xp.int64)
+    if edges is not None:
+        # upper_bound among edges[pos - 1 : pos + 2] (sorted, so a count of those <= x) - 1
+        first = xp.maximum(pos - 1, 0)
+        stop = xp.minimum(pos + 2, bins + 1)
+        pos = first - 1
+        for k in range(3):
+            j = first + k
+            pos = pos + ((j < stop) & (edges[xp.minimum(j, bins)] <= x))
+    pos = xp.minimum(pos, bins - 1)
+    ww = None if w is None else w[keep]
+    return xp.bincount(pos, ww, minlength=bins)[:bins]
+
+
+def histc(input, bins=100, min=0, max=0, *, out=None) -> Tensor:
+    """Histogram of ``input`` in ``bins`` equal bins over ``[min, max]`` (the data's range when
+    ``min == max``; widened by 1 each side when that is a single value)."""
+    a = input._data
+    xp = xp_of(a)
+    if not is_float(a.dtype):
+        raise NotImplementedError(f"\"histogram_cpu\" not implemented for "
+                                  f"'{scalar_name(a.dtype)}'")
+    if bins <= 0:
+        raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension 0")
+    if min > max:
+        raise RuntimeError("torch.histc: max must be larger than min")
+    lo, hi = builtins.float(min), builtins.float(max)
+    flat = a.reshape(-1)
+    if lo == hi and flat.size:
+        lo, hi = builtins.float(flat.min()), builtins.float(flat.max())
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise RuntimeError(f"torch.histc: range of [{_fmt(lo)}, {_fmt(hi)}] is not finite")
+    counts = _bin_counts(xp, flat, None, lo, hi, bins, None)
+    result = _wrap(counts.astype(a.dtype), xp)
+    return result if out is None else copy_into_out(out, result)
+
+
+return_types.histogram = _result_type("histogram", ("hist", "bin_edges"))
+
+
+def histogram(input, bins, *, range=None, weight=None, density=False, out=None):
+    """``(hist, bin_edges)`` of the flattened ``input``: ``bins`` equal bins over ``range``
+    (default the data's, widened by 0.5 each side when a single value) or the given
+    increasing edges; ``density`` divides by the total and the bin widths."""
+    a = input._data
+    xp = xp_of(a)
+    if not is_float(a.dtype):
+        raise NotImplementedError(f"\"histogramdd\" not implemented for "
+                                  f"'{scalar_name(a.dtype)}'")
+    w = None
+    if weight is not None:
+        w = weight._data
+        if w.shape != a.shape:
+            raise RuntimeError(
+                "torch.histogramdd: if weight tensor is provided it should have the same shape "
+                "as the input tensor excluding its innermost dimension, but got input with "
+                f"shape {list(a.shape) + [1]} and weight with shape {list(w.shape)}")
+        w = w.reshape(-1).astype(xp.float64)
+    flat = a.reshape(-1)
+    if isinstance(bins, Tensor):
+        e = bins._data
+        if e.ndim != 1:
+            raise RuntimeError(f"torch.histogramdd: bins tensor should have one dimension, but "
+                               f"got {e.ndim} dimensions in the bins tensor for dimension 0")
+        if e.shape[0] < 1:
+            raise RuntimeError("torch.histogramdd: bins tensor should have at least 1 element, "
+                               "but got 0 elements for dimension 0")
+        edges = e.astype(a.dtype)
+        e64 = edges.astype(xp.float64)
+        nb = e64.shape[0] - 1
+        keep = (flat >= e64[0]) & (flat <= e64[-1]) if nb > 0 else flat != flat
+        x = flat[keep]
+        pos = xp.minimum(xp.searchsorted(e64, x, side="right") - 1, builtins.max(nb - 1, 0))
+        counts = xp.bincount(pos, None if w is None else w[keep], minlength=nb)[:nb]
+    else:
+        if bins <= 0:
+            raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for "
+                               "dimension 0")
+        if range is not None:
+            lo, hi = (builtins.float(v) for v in range)
+            if lo > hi:
+                raise RuntimeError(f"torch.histogramdd: min should not exceed max, but got min "
+                                   f"{_fmt(lo)} max {_fmt(hi)} for dimension 0")
+        elif flat.size:
+            lo, hi = builtins.float(flat.min()), builtins.float(flat.max())
+        else:
+            lo, hi = 0.0, 1.0
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise RuntimeError(f"torch.histogramdd: dimension 0's range [{_fmt(lo)}, {_fmt(hi)}] "
+                               "is not finite")
+        edges = _linspace(xp, lo, hi, bins + 1, a.dtype)
+        nb = bins
+        counts = _bin_counts(xp, flat, w, lo, hi, bins, edges)
+    counts = counts.astype(xp.float64)
+    if density:
+        widths = xp.diff(edges.astype(xp.float64))
+        counts = counts / (counts.sum() * widths)
+    hist, bin_edges = _wrap(counts.astype(a.dtype), xp), _wrap(edges, xp)
+    if out is not None:
+        hist, bin_edges = copy_into_out(out[0], hist), copy_into_out(out[1], bin_edges)
+    return return_types.histogram(hist, bin_edges)
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False, out=None) -> Tensor:
+    """Whether each of ``elements`` is among ``test_elements`` (``not`` with ``invert``)."""
+    if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
+        raise TypeError(f"isin() received an invalid combination of arguments - got "
+                        f"({type(elements).__name__}, {type(test_elements).__name__}), but "
+                        "expected one of: (Tensor elements, Tensor test_elements), (Number "
+                        "element, Tensor test_elements), (Tensor elements, Number test_element)")
+    ref = elements if isinstance(elements, Tensor) else test_elements
+    xp = xp_of(ref._data)
+    arrays = [t._data if isinstance(t, Tensor) else xp.asarray(t)
+              for t in (elements, test_elements)]
+    for arr in arrays:
+        if arr.dtype.kind in "bc":
+            raise RuntimeError(f"Unsupported input type encountered for isin(): "
+                               f"{scalar_name(arr.dtype)}")
+    result = _wrap(xp.isin(arrays[0], arrays[1], invert=invert), xp)
+    return result if out is None else copy_into_out(out, result)
+
+
+# ---- quantiles (differentiable: a sort, a gather and a lerp) ---------------------------------
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
+    a = input._data
+    xp = xp_of(a)
+    if a.size == 0:
+        raise RuntimeError("quantile() input tensor must be non-empty")
+    if not is_float(a.dtype) or a.dtype.itemsize < 4:
+        raise RuntimeError("quantile() input tensor must be either float or double dtype")
+    if isinstance(q, Tensor):
+        qa = q._data
+        if qa.ndim > 1:
+            raise RuntimeError("quantile() q must be a scalar or 1D tensor")
+        if qa.dtype != a.dtype:
+            raise RuntimeError("quantile() q tensor must be same dtype as the input tensor")
+        scalar_q = qa.ndim == 0
+        qa = qa.reshape(-1)
+    else:
+        scalar_q = True
+        qa = xp.asarray([builtins.float(q)], dtype=a.dtype)  # ranks in the input's precision
+    if qa.size and (xp.any(qa < 0) or xp.any(qa > 1)):
+        bad = builtins.float(qa[(qa < 0) | (qa > 1)][0])
+        if scalar_q and not isinstance(q, Tensor):
+            raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad:g}")
+        raise RuntimeError("quantile() q values must be in the range [0, 1]")
+    if interpolation not in _INTERPOLATIONS:
+        raise RuntimeError("quantile() interpolation must be one of linear, lower, higher, "
+                           f"midpoint or nearest, but got {interpolation}")
+    if dim is None:
+        x, keep_shape = input.reshape(-1), [1] * a.ndim
+    else:
+        d = wrap_dim(dim, builtins.max(a.ndim, 1))
+        x = input.reshape(1) if a.ndim == 0 else input.movedim(d, -1)
+        keep_shape = list(a.shape)
+        if a.ndim:
+            keep_shape[d] = 1
+    s = x.sort(dim=-1).values  # NaNs sort last
+    n = s.shape[-1]
+    nans = xp.sum(s._data != s._data, axis=-1, keepdims=True)
+    valid = n - nans if ignore_nan else xp.where(nans > 0, 0, n)
+    # a row with no valid value reads a NaN entry: the last (quantile) or first (nanquantile)
+    rank = xp.where(valid > 0, qa * (valid - 1).astype(a.dtype), 0 if ignore_nan else n - 1)
+    rank = rank.astype(a.dtype)
+    if interpolation == "nearest":
+        rank = xp.round(rank)  # half to even, as PyTorch
+    lo = xp.floor(rank).astype(xp.int64)
+    hi = xp.minimum(xp.ceil(rank).astype(xp.int64), n - 1)
+    below = s.gather(-1, _wrap(lo, xp))
+    if interpolation in ("lower", "nearest"):
+        out = below
+    else:
+        above = s.gather(-1, _wrap(hi, xp))
+        if interpolation == "higher":
+            out = above
+        else:
+            frac = 0.5 if interpolation == "midpoint" else _wrap((rank - lo).astype(a.dtype), xp)
+            out = below.lerp(above, frac)
+    out = out.movedim(-1, 0)  # [len(q), *rows]
+    if keepdim:
+        out = out.reshape([qa.shape[0]] + keep_shape)
+    elif dim is None:
+        out = out.reshape([qa.shape[0]])
+    return out[0] if scalar_q else out
+
+
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None) -> Tensor:
+    """The ``q``-th quantiles of ``input`` (flattened, or along ``dim``) between the two
+    nearest sorted values, joined by ``interpolation``; any NaN makes a row's quantile NaN."""
+    result = _quantile("quantile", input, q, dim, keepdim, interpolation, False)
+    return result if out is None else copy_into_out(out, result)
+
+
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear",
+                out=None) -> Tensor:
+    """``quantile`` of the non-NaN values (NaN for a row with none)."""
+    result = _quantile("nanquantile", input, q, dim, keepdim, interpolation, True)
+    return result if out is None else copy_into_out(out, result)
+
+
+# ---- covariance and correlation -------------------------------------------------------------
+
+def cov(input, *, correction=1, fweights=None, aweights=None) -> Tensor:
+    """Covariance of the rows (variables) of ``input`` over its columns (observations):
+    ``sum_i w_i (x_i - avg)(y_i - avg) / (sum(w) - correction * sum(w * a) / sum(w))`` with
+    ``w = fweights * aweights``."""
+    from .linalg import mm
+    a = input._data
+    xp = xp_of(a)
+    if a.ndim > 2:
+        raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an "
+                           f"input with {a.ndim} dimensions")
+    if a.dtype.kind == "b":
+        raise RuntimeError("cov(): bool dtype is not supported for input")
+    x = input.reshape(1, -1) if a.ndim < 2 else input
+    if not is_float(a.dtype) and a.dtype.kind != "c":
+        x = x.to(from_np(float_dtype(a.dtype)))
+    n_obs = x.shape[1]
+    w = None
+    for wname, wt, integral in (("fweights", fweights, True), ("aweights", aweights, False)):
+        if wt is None:
+            continue
+        wa = wt._data
+        if wa.ndim > 1:
+            raise RuntimeError(f"cov(): expected {wname} to have one or fewer dimensions but got "
+                               f"{wname} with {wa.ndim} dimensions")
+        if wa.size != n_obs:
+            raise RuntimeError(f"cov(): expected {wname} to have the same numel as there are "
+                               f"observations in the input but got {wa.size} != {n_obs}")
+        if integral and wa.dtype.kind not in "iu":
+            raise RuntimeError(f"cov(): expected fweights to have integral dtype but got "
+                               f"fweights with {scalar_name(wa.dtype)} dtype")
+        if not integral and not is_float(wa.dtype):
+            raise RuntimeError(f"cov(): expected aweights to have floating point dtype but got "
+                               f"aweights with {scalar_name(wa.dtype)} dtype")
+        if wa.size and xp.any(wa < 0):
+            raise RuntimeError(f"cov(): {wname} cannot be negative")
+        w = wt if w is None else w * wt
+    if w is None:
+        w_sum = n_obs
+        avg = x.mean(dim=1) if n_obs else x.sum(dim=1) / 0.0
+    else:
+        w_sum = w.sum()
+        avg = (x * w).sum(dim=1) / w_sum
+    if w is None or correction == 0:
+        norm = w_sum - correction
+    elif aweights is None:
+        norm = w_sum - correction
+    else:
+        norm = w_sum - correction * (w * aweights).sum() / w_sum
+    if builtins.float(norm._data if isinstance(norm, Tensor) else norm) <= 0:
+        warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less "
+                      "than the number of observations.", UserWarning, stacklevel=2)
+        norm = 0 * norm
+    xm = x - avg.unsqueeze(1)
+    xw = xm if w is None else xm * w
+    c = mm(xm, xw.t().conj())
+    return (c / norm).squeeze()
+
+
+def corrcoef(input) -> Tensor:
+    """Pearson correlation of the rows of ``input``: ``cov / sqrt(diag ⊗ diag)``, its real part
+    clipped to ``[-1, 1]``."""
+    if input.dim() > 2:
+        raise RuntimeError(f"corrcoef(): expected input to have two or fewer dimensions but got "
+                           f"an input with {input.dim()} dimensions")
+    c = cov(input)
+    if c.dim() == 0:
+        return c / c
+    sd = c.diagonal().sqrt() if not c.is_complex() else c.diagonal().real.sqrt()
+    c = c / sd.unsqueeze(1) / sd.unsqueeze(0)
+    return c.clamp(-1, 1) if not c.is_complex() else c
+
+
 METHODS = {
     "sum": sum, "nansum": nansum, "mean": mean, "nanmean": nanmean, "prod": prod, "var": var,
     "std": std, "max": max, "min": min, "amax": amax, "amin": amin, "argmax": argmax,
@@ -1777,6 +2108,8 @@ METHODS = {
     "median": median, "nanmedian": nanmedian, "mode": mode, "unique": _unique_method,
     "unique_consecutive": unique_consecutive, "sum_to_size": sum_to_size,
     "cumsum_": make_inplace(cumsum), "cumprod_": make_inplace(cumprod), "dist": dist,
+    "bincount": bincount, "histc": histc, "histogram": histogram, "quantile": quantile,
+    "nanquantile": nanquantile, "cov": cov, "corrcoef": corrcoef,
     "diff": lambda self, n=1, dim=-1, prepend=None, append=None: diff(self, n, dim, prepend,
                                                                       append),
 }
