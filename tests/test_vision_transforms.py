@@ -793,6 +793,8 @@ def test_v2_passes_labels_and_shares_params():
     assert img_u.shape == (3, 4, 5) and img_u.dtype == ember.uint8
     assert v2.ToDtype(ember.float64)(E(img_u8())).dtype == ember.float64
     assert v2.functional.to_dtype(E(img_u8()), ember.float32, scale=True).max() <= 1.0
+    aug, lab = v2.TrivialAugmentWide()(pil(img_u8(h=20, w=20)), 5)
+    assert aug.size == (20, 20) and lab == 5
 
 
 # ---- utils and io ----
@@ -865,3 +867,111 @@ def test_import_stays_lazy():
             "'import sys, ember; print(list(sys.modules))'], text=True); print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+# ---- the AutoAugment operations and policies ----
+
+def test_posterize_solarize_invert_autocontrast_formulas():
+    x = img_u8(seed=11)
+    np.testing.assert_array_equal(npy(F.posterize(E(x), 3)), x & 0b11100000)
+    np.testing.assert_array_equal(npy(F.solarize(E(x), 100)), np.where(x >= 100, 255 - x, x))
+    np.testing.assert_array_equal(npy(F.invert(E(x))), 255 - x)
+    xf = img_f(dtype=np.float64)
+    np.testing.assert_allclose(npy(F.invert(E(xf))), 1.0 - xf)
+    np.testing.assert_allclose(npy(F.solarize(E(xf), 0.5)), np.where(xf >= 0.5, 1 - xf, xf))
+    lo = xf.min(axis=(1, 2), keepdims=True)
+    hi = xf.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(npy(F.autocontrast(E(xf))), (xf - lo) / (hi - lo), rtol=1e-12)
+    const = np.full((3, 4, 4), 7, np.uint8)
+    np.testing.assert_array_equal(npy(F.autocontrast(E(const))), const)
+
+
+@pytest.mark.parametrize("fn,args", [(F.equalize, ()), (F.autocontrast, ()), (F.posterize, (2,)),
+                                     (F.solarize, (128,)), (F.invert, ()),
+                                     (F.adjust_sharpness, (1.8,)), (F.adjust_sharpness, (0.2,))])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_autoaugment_ops_tensor_equal_pil(fn, args, seed):
+    # equalize/sharpness are Pillow's own algorithms (ImageOps.equalize, ImageEnhance)
+    x = img_u8(h=16, w=15, seed=seed)
+    t = npy(fn(E(x), *args)).astype(int)
+    p = F.pil_to_tensor(fn(pil(x), *args)).numpy().astype(int)
+    # the tensor path truncates where Pillow's lookup tables round
+    assert np.abs(t - p).max() <= (1 if fn in (F.adjust_sharpness, F.autocontrast) else 0)
+
+
+def test_sharpness_matches_smoothing_formula():
+    x = img_f(dtype=np.float64)
+    k = torch.ones(3, 3, dtype=torch.float64)
+    k[1, 1] = 5.0
+    k = (k / k.sum()).expand(3, 1, 3, 3)
+    blurred = Tt(x).clone()
+    blurred[:, 1:-1, 1:-1] = TF.conv2d(Tt(x)[None], k, groups=3)[0]
+    close(F.adjust_sharpness(E(x), 1.5), tv_blend(Tt(x), blurred, 1.5))
+    tiny = E(img_u8(h=2, w=5))
+    assert F.adjust_sharpness(tiny, 2.0) is tiny
+
+
+def test_equalize_batched():
+    x = RNG.integers(0, 256, (2, 3, 8, 8)).astype(np.uint8)
+    out = npy(F.equalize(E(x)))
+    for n in range(2):
+        np.testing.assert_array_equal(out[n], npy(F.equalize(E(x[n]))))
+
+
+@pytest.mark.parametrize("call,exc", [
+    (lambda: F.posterize(E(img_u8()), 9), ValueError),
+    (lambda: F.posterize(E(img_f()), 2), TypeError),
+    (lambda: F.equalize(E(img_f())), TypeError),
+    (lambda: F.solarize(E(img_f()), 2.0), TypeError),
+    (lambda: F.adjust_sharpness(E(img_u8()), -1), ValueError),
+    (lambda: F.invert(E(img_u8(2))), TypeError),
+    (lambda: T.AutoAugment("imagenet"), ValueError),
+    (lambda: T.autoaugment._apply_op(E(img_u8()), "Blur", 1.0, None, None), ValueError),
+])
+def test_autoaugment_errors(call, exc):
+    with pytest.raises(exc):
+        call()
+
+
+@pytest.mark.parametrize("transform", [
+    T.AutoAugment(T.AutoAugmentPolicy.IMAGENET), T.AutoAugment(T.AutoAugmentPolicy.CIFAR10),
+    T.AutoAugment(T.AutoAugmentPolicy.SVHN, fill=128), T.RandAugment(),
+    T.RandAugment(num_ops=3, magnitude=30, interpolation=T.InterpolationMode.BILINEAR),
+    T.TrivialAugmentWide(fill=[1, 2, 3]),
+])
+def test_augment_policies_run_and_are_seeded(transform):
+    x = E(img_u8(h=16, w=16, seed=3))
+    changed = 0
+    for seed in range(12):
+        ember.manual_seed(seed)
+        a = transform(x)
+        ember.manual_seed(seed)
+        b = transform(x)
+        assert a.shape == x.shape and a.dtype == ember.uint8
+        np.testing.assert_array_equal(npy(a), npy(b))
+        changed += not np.array_equal(npy(a), npy(x))
+        ember.manual_seed(seed)
+        assert transform(pil(npy(x))).size == (16, 16)
+    assert changed > 0
+    batch = E(RNG.integers(0, 256, (2, 3, 16, 16)).astype(np.uint8))
+    assert transform(batch).shape == (2, 3, 16, 16)
+
+
+def test_auto_augment_applies_the_drawn_sub_policy():
+    x = E(img_u8(h=16, w=16, seed=4))
+    aa = T.AutoAugment(T.AutoAugmentPolicy.CIFAR10)
+    space = T.autoaugment._space("auto", 10, [16, 16])
+    for seed in range(8):
+        ember.manual_seed(seed)
+        out = aa(x)
+        ember.manual_seed(seed)
+        pid, probs, signs = T.AutoAugment.get_params(len(aa.policies))
+        ref = x
+        for i, (name, p, m) in enumerate(aa.policies[pid]):
+            if probs[i] <= p:
+                mags, signed = space[name]
+                mag = 0.0 if m is None else float(mags[m])
+                if signed and int(signs[i]) == 0:
+                    mag = -mag
+                ref = T.autoaugment._apply_op(ref, name, mag, T.InterpolationMode.NEAREST, None)
+        np.testing.assert_array_equal(npy(out), npy(ref))

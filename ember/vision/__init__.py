@@ -15,7 +15,8 @@ autograd. A PIL transform calls Pillow, as torchvision does. Pillow is the optio
 ``vision`` and is imported only inside the functions that need it, so ``import ember`` (and
 ``import ember.vision``) stay fast and work without it.
 
-Not here yet: ``models`` and ``ops`` (issue 20's other half), video, and the AutoAugment family.
+Not here: video, ``tv_tensors`` (boxes, masks) in ``transforms.v2``. ``models`` and ``ops``
+are issue 20's other half.
 """
 from __future__ import annotations
 

@@ -11,12 +11,14 @@ labels and other non-image items of a sample through untouched.
 from __future__ import annotations
 
 from . import functional
+from .autoaugment import AutoAugment, AutoAugmentPolicy, RandAugment, TrivialAugmentWide
 from .functional import InterpolationMode
 from .transforms import *  # noqa: F401,F403
 from .transforms import __all__ as _transforms_all
 
-__all__ = ["functional", "v2", "InterpolationMode"] + [n for n in _transforms_all
-                                                      if n != "InterpolationMode"]
+__all__ = (["functional", "v2", "InterpolationMode", "AutoAugment", "AutoAugmentPolicy",
+            "RandAugment", "TrivialAugmentWide"]
+           + [n for n in _transforms_all if n != "InterpolationMode"])
 
 
 def __getattr__(name: str):

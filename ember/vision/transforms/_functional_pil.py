@@ -152,3 +152,33 @@ def affine(img, matrix: list[float], interpolation: int = 0, fill=None):
     _assert_pil(img)
     opts = _parse_fill(fill, img)
     return img.transform(img.size, pil_image().Transform.AFFINE, matrix, interpolation, **opts)
+
+
+def _image_ops(name: str, img, *args):
+    _assert_pil(img)
+    from PIL import ImageOps
+    return getattr(ImageOps, name)(img, *args)
+
+
+def invert(img):
+    return _image_ops("invert", img)
+
+
+def posterize(img, bits: int):
+    return _image_ops("posterize", img, bits)
+
+
+def solarize(img, threshold: float):
+    return _image_ops("solarize", img, threshold)
+
+
+def autocontrast(img):
+    return _image_ops("autocontrast", img)
+
+
+def equalize(img):
+    return _image_ops("equalize", img)
+
+
+def adjust_sharpness(img, sharpness_factor: float):
+    return _enhance("Sharpness", img, sharpness_factor)

@@ -458,3 +458,106 @@ def erase(img, i: int, j: int, h: int, w: int, v, inplace: bool = False):
         img = img.clone()
     img[..., i:i + h, j:j + w] = v
     return img
+
+
+def _assert_3d_1_or_3(img) -> None:
+    _assert_image_tensor(img)
+    if img.ndim < 3:
+        raise TypeError(f"Input image tensor should have at least 3 dimensions, but found "
+                        f"{img.ndim}")
+    _assert_channels(img, [1, 3])
+
+
+def _assert_uint8(img) -> None:
+    if img.dtype != ember.uint8:
+        raise TypeError(f"Only torch.uint8 image tensors are supported, but found {img.dtype}")
+
+
+def invert(img):
+    """``max - img``: ``1 - img`` for floats, the bitwise complement for uint8."""
+    _assert_3d_1_or_3(img)
+    if img.is_floating_point():
+        return 1.0 - img
+    if img.dtype == ember.uint8:
+        return img.bitwise_not()
+    return (_max_value(img.dtype) - img.to(ember.int64)).to(img.dtype)
+
+
+def posterize(img, bits: int):
+    """Keep the top ``bits`` bits of each uint8 value: ``img & -(2 ** (8 - bits))``."""
+    _assert_3d_1_or_3(img)
+    _assert_uint8(img)
+    mask = -int(2 ** (8 - bits))
+    return img & mask
+
+
+def solarize(img, threshold: float):
+    """Invert the values at or above ``threshold``."""
+    _assert_3d_1_or_3(img)
+    if threshold > _max_value(img.dtype):
+        raise TypeError("Threshold should be less than bound of img.")
+    return ember.where(img >= threshold, invert(img), img)
+
+
+def _blurred_degenerate_image(img):
+    """The 3x3 smoothing [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 of the interior (PIL's SMOOTH),
+    the one-pixel border left as it is."""
+    dtype = img.dtype if img.is_floating_point() else ember.float32
+    kernel = ember.ones((3, 3), dtype=dtype)
+    kernel[1, 1] = 5.0
+    kernel = kernel / kernel.sum()
+    x, need_cast, need_squeeze, out_dtype = _cast_squeeze_in(img, [dtype])
+    kernel = kernel.expand(x.shape[-3], 1, 3, 3)
+    x = F_nn.conv2d(x, kernel, groups=x.shape[-3])
+    x = _cast_squeeze_out(x, need_cast, need_squeeze, out_dtype)
+    result = img.clone()
+    result[..., 1:-1, 1:-1] = x
+    return result
+
+
+def adjust_sharpness(img, sharpness_factor: float):
+    if sharpness_factor < 0:
+        raise ValueError(f"sharpness_factor ({sharpness_factor}) is not non-negative.")
+    _assert_image_tensor(img)
+    _assert_channels(img, [1, 3])
+    if img.shape[-1] <= 2 or img.shape[-2] <= 2:
+        return img
+    return _blend(img, _blurred_degenerate_image(img), sharpness_factor)
+
+
+def autocontrast(img):
+    """Stretch each channel's values to the full range: ``(img - min) * max_value / (max - min)``
+    (constant channels unchanged)."""
+    _assert_3d_1_or_3(img)
+    bound = _max_value(img.dtype)
+    dtype = img.dtype if img.is_floating_point() else ember.float32
+    minimum = ember.amin(img, dim=(-2, -1), keepdim=True).to(dtype)
+    maximum = ember.amax(img, dim=(-2, -1), keepdim=True).to(dtype)
+    # a constant channel would have an infinite scale: leave it alone (divide by 1 there)
+    spread = maximum - minimum
+    constant = spread == 0
+    scale = bound / ember.where(constant, ember.ones_like(spread), spread)
+    minimum = ember.where(constant, ember.zeros_like(minimum), minimum)
+    scale = ember.where(constant, ember.ones_like(scale), scale)
+    return ((img - minimum) * scale).clamp(0, bound).to(img.dtype)
+
+
+def _equalize_channel(chan):
+    """PIL's histogram equalisation of one uint8 channel (ImageOps.equalize's lookup table)."""
+    hist = ember.bincount(chan.reshape(-1).to(ember.int64), minlength=256)
+    nonzero_hist = hist[hist != 0]
+    step = ember.div(nonzero_hist[:-1].sum(), 255, rounding_mode="floor")
+    if int(step) == 0:
+        return chan
+    lut = ember.div(ember.cumsum(hist, 0) + ember.div(step, 2, rounding_mode="floor"), step,
+                    rounding_mode="floor")
+    lut = F_nn.pad(lut, [1, 0])[:-1].clamp(0, 255)
+    return lut[chan.to(ember.int64)].to(ember.uint8)
+
+
+def equalize(img):
+    _assert_3d_1_or_3(img)
+    _assert_uint8(img)
+    flat = img.reshape((-1,) + tuple(img.shape[-2:]))
+    out = ember.stack([_equalize_channel(flat[k]) for k in range(flat.shape[0])])
+    return out.reshape(img.shape)

@@ -23,7 +23,8 @@ __all__ = ["InterpolationMode", "get_dimensions", "get_image_size", "get_image_n
            "resize", "pad", "crop", "center_crop", "resized_crop", "hflip", "vflip",
            "five_crop", "ten_crop", "adjust_brightness", "adjust_contrast",
            "adjust_saturation", "adjust_hue", "rotate", "affine", "rgb_to_grayscale",
-           "to_grayscale", "gaussian_blur", "erase", "invert"]
+           "to_grayscale", "gaussian_blur", "erase", "invert", "posterize", "solarize",
+           "adjust_sharpness", "autocontrast", "equalize"]
 
 
 class InterpolationMode(Enum):
@@ -542,13 +543,53 @@ def gaussian_blur(img, kernel_size, sigma=None):
 
 
 def invert(img):
-    """``max - img``."""
+    """``max - img`` (the colours' negative)."""
     if not _is_tensor(img):
         _check_image(img)
-        from PIL import ImageOps
-        return ImageOps.invert(img)
-    bound = F_t._max_value(img.dtype)
-    return bound - img if img.is_floating_point() else (bound - img.to(ember.int64)).to(img.dtype)
+        return F_pil.invert(img)
+    return F_t.invert(img)
+
+
+def posterize(img, bits: int):
+    """Keep the top ``bits`` bits of each channel (uint8 tensors or PIL images)."""
+    if not (0 <= bits <= 8):
+        raise ValueError(f"The number if bits should be between 0 and 8. Got {bits}")
+    if not _is_tensor(img):
+        _check_image(img)
+        return F_pil.posterize(img, bits)
+    return F_t.posterize(img, bits)
+
+
+def solarize(img, threshold: float):
+    """Invert every value at or above ``threshold``."""
+    if not _is_tensor(img):
+        _check_image(img)
+        return F_pil.solarize(img, threshold)
+    return F_t.solarize(img, threshold)
+
+
+def adjust_sharpness(img, sharpness_factor: float):
+    """Blend with a 3x3-smoothed copy: 0 blurs, 1 is the image, 2 sharpens."""
+    if not _is_tensor(img):
+        _check_image(img)
+        return F_pil.adjust_sharpness(img, sharpness_factor)
+    return F_t.adjust_sharpness(img, sharpness_factor)
+
+
+def autocontrast(img):
+    """Stretch each channel to the full value range."""
+    if not _is_tensor(img):
+        _check_image(img)
+        return F_pil.autocontrast(img)
+    return F_t.autocontrast(img)
+
+
+def equalize(img):
+    """Equalise each channel's histogram (uint8 tensors or PIL images)."""
+    if not _is_tensor(img):
+        _check_image(img)
+        return F_pil.equalize(img)
+    return F_t.equalize(img)
 
 
 def erase(img, i: int, j: int, h: int, w: int, v, inplace: bool = False):

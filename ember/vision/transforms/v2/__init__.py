@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ember
 
+from .. import autoaugment as _aa
 from .. import transforms as _v1
 from ..._pil import is_pil_image
 from ..functional import InterpolationMode
@@ -22,7 +23,8 @@ __all__ = ["Transform", "Compose", "ToImage", "ToDtype", "ToPureTensor", "Identi
            "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation",
            "RandomAffine", "ColorJitter", "Grayscale", "RandomGrayscale", "GaussianBlur",
            "RandomErasing", "Pad", "Lambda", "ConvertImageDtype", "RandomApply",
-           "RandomChoice", "RandomOrder", "InterpolationMode", "functional"]
+           "RandomChoice", "RandomOrder", "InterpolationMode", "AutoAugment",
+           "AutoAugmentPolicy", "RandAugment", "TrivialAugmentWide", "functional"]
 
 
 def _leaves(obj, path=()):
@@ -115,6 +117,10 @@ ConvertImageDtype = _wrap(_v1.ConvertImageDtype)
 ToPILImage = _wrap(_v1.ToPILImage)
 PILToTensor = _wrap(_v1.PILToTensor)
 ToTensor = _wrap(_v1.ToTensor)
+AutoAugment = _wrap(_aa.AutoAugment)
+RandAugment = _wrap(_aa.RandAugment)
+TrivialAugmentWide = _wrap(_aa.TrivialAugmentWide)
+AutoAugmentPolicy = _aa.AutoAugmentPolicy
 
 
 class RandomErasing(Transform, _v1.RandomErasing):
