@@ -50,7 +50,7 @@ same choice in both, so ``W`` can reuse the forward's work array); ``T`` of a un
 
     'flat'       depthwise (one input channel a group)           NOTE [ Phase-flat ]
     'winograd4'  3x3, stride 1, dilation 1, one group, 2-D,      F(4x4, 3x3): (m+2)^2 = 36 GEMMs
-                 C and O >= 64, every output side in [4, 16]      (O, C) @ (C, N*T), T tiles
+                 C and O >= 64, every output side in [4, 32]      (O, C) @ (C, N*T), T tiles
     'fold'       output positions L <= 64, or L <= 256 with      one GEMM (O, C*K) @ (C*K, N*L):
                  C/G*K >= 512                                      the batch folded into columns
     'im2col'     everything else                                 per-sample GEMMs (N, C*K, L)
@@ -59,7 +59,7 @@ Measured (one BLAS thread, forward + both gradients, batch 32, ms, min of 9 inte
 a 2-core machine at load ~7, so +-20%; torch 2.13 / oneDNN in the same process):
 
     shape (C->O, map)     im2col   fold   F(2x2)  F(4x4)   torch
-    64->64, 32x32            346    439     502     372     260    im2col (F(4x4) ties)
+    64->64, 32x32            346    439     502     372     260    F(4x4) (see below)
     64->64, 16x16            106    100     103      65      56    F(4x4)
     128->128, 8x8             86     91      71      48      50    F(4x4)
     256->256, 4x4             85     53      48      40      28    F(4x4)
@@ -71,7 +71,10 @@ a 2-core machine at load ~7, so +-20%; torch 2.13 / oneDNN in the same process):
 Per-sample GEMMs of a few columns (ResNet-18's last stages) ran 15-22x slower than torch
 before 'fold'; Winograd trades GEMM work (4x fewer products for F(4x4)) for transforms that
 are memory-bound in NumPy (each one Kronecker-product GEMM, ~40% of its time at 64 channels),
-which is why it wins on channels >= 64 and small maps and only ties on 32x32.  F(2x2, 3x3)
+which is why it wins on channels >= 64 and small maps and only ties on 32x32 in that table;
+with the 24 MB scratch pool (below) im2col's 10 MB blocks no longer stay pooled and F(4x4)
+measured 91-101 ms against im2col's 124-175 (separate processes, min of 7, load ~7), so
+it takes 32x32 too.  Larger maps are unmeasured and stay on im2col.  F(2x2, 3x3)
 is kept (forcible, tested) as the more accurate variant; the table does not pick it since
 F(4x4) measured faster wherever either applies.  Error bounds (relative to max |output|,
 against float64 direct convolution, tests/test_conv_algos.py): float32 F(2x2) 3e-6, F(4x4)
@@ -334,7 +337,7 @@ def _algo(c: int, o: int, g: _Geom, dtype) -> str:
 
 _FORCE = None  # tests set this to run every algorithm on the same inputs
 _FOLD_L, _FOLD_L_WIDE, _FOLD_CK = 64, 256, 512
-_WINO_C, _WINO_OUT = 64, (4, 16)
+_WINO_C, _WINO_OUT = 64, (4, 32)
 _WINO = {"winograd": 2, "winograd4": 4}  # algorithm -> output tile size m
 
 
