@@ -222,6 +222,25 @@ def test_mnist_download_md5_mismatch_and_offline(tmp_path, http_root, monkeypatc
         datasets.MNIST(str(tmp_path / "c"), download=True)
 
 
+def test_emnist_download_zip_of_gz(tmp_path, http_root, monkeypatch):
+    import zipfile
+    www, base = http_root
+    imgs, labels = mnist_arrays(4)
+    with zipfile.ZipFile(www / "gzip.zip", "w") as z:
+        for part in ("train", "test"):
+            for kind, arr in (("images-idx3", imgs), ("labels-idx1", labels)):
+                z.writestr(f"gzip/emnist-digits-{part}-{kind}-ubyte.gz",
+                           gzip.compress(idx_bytes(arr)))
+    monkeypatch.setattr(datasets.EMNIST, "url", base + "gzip.zip")
+    monkeypatch.setattr(datasets.EMNIST, "md5", md5(www / "gzip.zip"))
+    ds = datasets.EMNIST(str(tmp_path), split="digits", download=True)
+    np.testing.assert_array_equal(ds.data.numpy(), imgs)
+    assert not (tmp_path / "EMNIST" / "raw" / "gzip").exists()
+    monkeypatch.setattr(datasets.EMNIST, "url", "http://127.0.0.1:9/gzip.zip")
+    with pytest.raises(RuntimeError, match="Error downloading"):
+        datasets.EMNIST(str(tmp_path / "b"), split="digits", download=True)
+
+
 def test_download_url_file_scheme_and_integrity(tmp_path):
     src = tmp_path / "blob.bin"
     src.write_bytes(b"ember" * 100)
