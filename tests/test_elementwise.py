@@ -1091,3 +1091,19 @@ def test_methods_are_bound():
                  "__ilshift__", "__irshift__"):
         assert callable(getattr(x, name)), name
     assert ember.Tensor.__hash__ is object.__hash__
+
+
+@pytest.mark.parametrize("dt", ["bfloat16", "float16"])
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "mul_", "add_"])
+def test_half_arithmetic_rounds_once_as_torch_opmath(dt, op):
+    """A half tensor with a float32 0-d tensor or a Python float: computed in float32 and
+    rounded once, as PyTorch's CPU kernels do (no rounding of the other operand first)."""
+    vals = np.array([0.2001953125, 1.7, -2.2, 3e-3, 65.5], dtype=np.float32)
+    for other in (0.1, np.float32(0.999)):
+        res = []
+        for m in (ember, torch):
+            a = m.tensor(vals).to(getattr(m, dt))
+            b = other if isinstance(other, float) else m.tensor(other)
+            r = getattr(a, op)(b)
+            res.append(np.asarray(r.float().tolist()))
+        np.testing.assert_array_equal(res[0], res[1])
