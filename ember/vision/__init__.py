@@ -15,13 +15,14 @@ autograd. A PIL transform calls Pillow, as torchvision does. Pillow is the optio
 ``vision`` and is imported only inside the functions that need it, so ``import ember`` (and
 ``import ember.vision``) stay fast and work without it.
 
-Not here: video, ``tv_tensors`` (boxes, masks) in ``transforms.v2``. ``models`` and ``ops``
-are issue 20's other half.
+Not here: video, ``tv_tensors`` (boxes, masks) in ``transforms.v2``. ``models`` (classifiers with
+torchvision's state-dict layout and weights enums) and ``ops`` (boxes, NMS, RoI ops, losses,
+model building blocks) have their own design notes.
 """
 from __future__ import annotations
 
-from . import datasets, io, transforms, utils
+from . import datasets, io, models, ops, transforms, utils
 
 __version__ = "0.20.0+ember"
 
-__all__ = ["datasets", "io", "transforms", "utils", "__version__"]
+__all__ = ["datasets", "io", "models", "ops", "transforms", "utils", "__version__"]
