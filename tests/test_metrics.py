@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import ember
 import ember.metrics as M
@@ -234,6 +235,33 @@ def test_ignore_index():
     got = MF.accuracy(e(MC_PROB), e(t), "multiclass", num_classes=C, ignore_index=-100)
     np.testing.assert_allclose(val(got), sk.accuracy_score(MC_TGT[10:], MC_PRED[10:]),
                                rtol=1e-6)
+
+
+def test_multilabel_ignore_index():
+    t = ML_TGT.copy()
+    t[:5, 0] = -1  # ignored entries count nowhere
+    got = MF.precision(e(ML_PROB), e(t), "multilabel", num_labels=L, average="none",
+                       ignore_index=-1)
+    yhat = (ML_PROB > 0.5).astype(int)
+    want = [sk.precision_score(ML_TGT[5:, 0], yhat[5:, 0], zero_division=0)] + [
+        sk.precision_score(ML_TGT[:, j], yhat[:, j], zero_division=0) for j in range(1, L)]
+    np.testing.assert_allclose(val(got), want, rtol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 30), c=st.integers(2, 6), seed=st.integers(0, 999),
+       average=st.sampled_from(["micro", "macro", "weighted"]))
+def test_multiclass_scores_random(n, c, seed, average):
+    # small samples over many classes: classes missing from target, preds or both
+    r = np.random.default_rng(seed)
+    y, yhat = r.integers(0, c, n), r.integers(0, c, n)
+    for name in ("precision", "recall", "f1_score"):
+        got = getattr(MF, name)(e(yhat), e(y), "multiclass", num_classes=c, average=average)
+        want = SK_SCORE[name](y, yhat, average=average, zero_division=0)
+        np.testing.assert_allclose(val(got), want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(val(MF.matthews_corrcoef(e(yhat), e(y), "multiclass",
+                                                        num_classes=c)),
+                               sk.matthews_corrcoef(y, yhat), rtol=1e-6, atol=1e-7)
 
 
 # ---- regression -------------------------------------------------------------------------------

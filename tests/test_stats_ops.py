@@ -53,6 +53,7 @@ ROWS = [
     ("bincount_int_weights", lambda m, x: m.bincount(x, x), (INTS,), False),
     ("bincount_empty", lambda m, x: m.bincount(x[:0]), (INTS,), False),
     ("bincount_method", lambda m, x: x.bincount(), (INTS,), False),
+    ("bincount_uint8", lambda m, x: m.bincount(x.to(m.uint8)), (INTS,), False),
     ("histc", lambda m, x: m.histc(x, bins=7), (X,), False),
     ("histc_range", lambda m, x: m.histc(x, bins=5, min=-1, max=1), (X,), False),
     ("histc_same_bounds", lambda m, x: m.histc(x, bins=4, min=0.5, max=0.5), (TIES,), False),
@@ -129,6 +130,7 @@ def test_histogram_out_and_edges_dtype():
 
 BAD = [
     ("bincount_float", lambda m: m.bincount(m.tensor([1., 2.]))),
+    ("bincount_bool", lambda m: m.bincount(m.tensor([True, False]))),
     ("bincount_negative", lambda m: m.bincount(m.tensor([1, -2]))),
     ("bincount_2d", lambda m: m.bincount(m.tensor([[1, 2]]))),
     ("bincount_minlength", lambda m: m.bincount(m.tensor([1, 2]), minlength=-1)),

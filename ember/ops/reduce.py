@@ -1775,9 +1775,9 @@ def bincount(input, weights=None, minlength=0) -> Tensor:
     of ``weights`` falling on it); at least ``minlength`` bins."""
     a = input._data
     xp = xp_of(a)
-    if a.dtype.kind not in "iub":
+    if a.dtype.kind not in "iu":
         raise NotImplementedError(f"\"bincount_cpu\" not implemented for '{scalar_name(a.dtype)}'")
-    if a.ndim != 1 or a.dtype.kind != "b" and a.size and a.min() < 0:
+    if a.ndim != 1 or a.size and a.min() < 0:
         raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
     if minlength < 0:
         raise RuntimeError("minlength should be >= 0")
