@@ -49,8 +49,10 @@ class WeightsEnum(Enum):
 
     def get_state_dict(self, *args, **kwargs):
         """The state dict, from the hub cache (``ember.hub.load_state_dict_from_url``: it
-        downloads only when the file is not cached)."""
+        downloads only when the file is not cached); read with ``weights_only=True`` unless
+        asked otherwise, since a weights file holds only tensors."""
         from ember.hub import load_state_dict_from_url
+        kwargs.setdefault("weights_only", True)
         return load_state_dict_from_url(self.url, *args, **kwargs)
 
     def __repr__(self) -> str:
