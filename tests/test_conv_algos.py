@@ -96,6 +96,7 @@ def test_blocked_batches(algo, dtype, monkeypatch):
     # a tiny block size runs every path sample block by sample block: the weight gradient
     # then recomputes its im2col (or Winograd transform) per block instead of reusing it
     monkeypatch.setattr(conv, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(conv, "_WINO_BLOCK_BYTES", 1)
     monkeypatch.setattr(conv, "_FORCE", algo)
     check(lambda m, x, w: m.nn.functional.conv2d(x, w, padding=1), None,
           rand(5, 3, 6, 6), rand(4, 3, 3, 3), dtypes=(dtype,))

@@ -428,9 +428,15 @@ def _wino_tiles(g: _Geom, m: int):
 
 
 def _wino_chunk(n: int, c: int, o: int, g: _Geom, m: int, itemsize: int) -> int:
-    """Samples per Winograd block: its largest work arrays (``(m+2)^2 * max(C, O) * T``)."""
+    """Samples per Winograd block: its largest work arrays (``(m+2)^2 * max(C, O) * T``) up to
+    ``_WINO_BLOCK_BYTES``, twice im2col's blocks: in one block the weight gradient reuses the
+    forward's ``V`` (measured 105 -> 87 ms for the (32, 64, 32, 32) conv fwd+bwd)."""
     th, tw = _wino_tiles(g, m)
-    return _chunk(n, (m + 2) ** 2 * max(c, o) * th * tw * itemsize)
+    per = (m + 2) ** 2 * max(c, o) * th * tw * itemsize
+    return max(1, min(n, _WINO_BLOCK_BYTES // max(per, 1)))
+
+
+_WINO_BLOCK_BYTES = 20 << 20
 
 
 def _wino_in(xp, x, g: _Geom, m: int):
