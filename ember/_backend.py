@@ -193,3 +193,29 @@ def check_same_device(first_type, arr) -> None:
 def asarray(x):
     """An array for a backend scalar (NumPy returns scalars from 0-d ops)."""
     return np.asarray(x)
+
+
+# ---- memory layout of arrays (in-place writes through views) -------------------------------
+def has_internal_overlap(a) -> bool:
+    """c10's ``has_internal_overlap``: a stride-0 dim of size > 1 (an expanded dim)."""
+    return any(st == 0 and n > 1 for n, st in zip(a.shape, a.strides))
+
+
+def writable_alias(a):
+    """A writable alias of read-only view ``a`` whose memory is writable: NumPy marks
+    ``broadcast_to`` results read-only, PyTorch writes through expanded views wherever the
+    written elements are distinct.  ``a`` itself when there is no such memory."""
+    root = obj = a
+    while getattr(obj, "base", None) is not None:
+        obj = obj.base
+        if hasattr(obj, "flags") and hasattr(obj, "strides"):
+            root = obj
+    if root is a or not root.flags.writeable or not (root.flags.c_contiguous or
+                                                     root.flags.f_contiguous):
+        return a
+    flat = root.ravel(order="K")
+    start = a.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
+    if start < 0 or start % a.itemsize:
+        return a
+    return xp_of(a).lib.stride_tricks.as_strided(flat[start // a.itemsize:], a.shape,
+                                                 a.strides, writeable=True)

@@ -84,15 +84,6 @@ class Tensor:
     def is_cpu(self) -> bool:
         return self.device.type == "cpu"
 
-    # the other device and tensor kinds PyTorch's Tensor asks about; none exists in ember
-    is_xpu = is_mps = is_meta = is_quantized = is_mkldnn = is_nested = is_vulkan = is_ipu = \
-        is_maia = is_mtia = property(lambda self: False)
-
-    def get_device(self) -> int:
-        """The device index; -1 on the cpu, as PyTorch's ``Tensor.get_device``."""
-        d = self.device
-        return -1 if d.type == "cpu" else (d.index or 0)
-
     @property
     def ndim(self) -> int:
         return self._data.ndim
@@ -229,8 +220,9 @@ class Tensor:
             raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
         self._data = value._data
 
-    # Conversion to Python values and NumPy (item, tolist, numpy, __float__, __len__ ...) and
-    # the copy and pickle protocols are ops/convert.py's, bound with the op families.
+    # Conversion to Python values and NumPy (item, tolist, numpy, __float__, __len__ ...), the
+    # copy and pickle protocols, and the device queries beyond ``device`` (``get_device``,
+    # ``is_xpu`` ...) are ops/convert.py's, bound with the op families.
     __hash__ = object.__hash__
 
     def detach(self) -> "Tensor":
@@ -346,9 +338,9 @@ class Tensor:
             ret = func(*args, **(kwargs or {}))
         finally:
             state.subclass_off = prev
-        if isinstance(ret, (tuple, list)):
-            return type(ret)(_as_cls(r, cls) for r in ret)
-        return _as_cls(ret, cls)
+        def as_cls(r):
+            return r.as_subclass(cls) if isinstance(r, Tensor) and not isinstance(r, cls) else r
+        return type(ret)(map(as_cls, ret)) if isinstance(ret, (tuple, list)) else as_cls(ret)
 
     def as_subclass(self, cls) -> "Tensor":
         """The same data and autograd history, as an instance of subclass ``cls``."""
@@ -390,10 +382,6 @@ def _version_counter(t) -> list:
     if vc is None:
         vc = b._version_ctr = [0]
     return vc
-
-
-def _as_cls(r, cls):
-    return r.as_subclass(cls) if isinstance(r, Tensor) and not isinstance(r, cls) else r
 
 
 def _disabled_torch_function_impl(cls, func, types, args=(), kwargs=None):

@@ -140,31 +140,18 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
 
 def _needed_nodes(deps, target_nodes):
     """Nodes from which some target node is reachable (the only ones worth running)."""
-    needed = set()
-    # post-order over the reachable graph, iteratively
-    for start in list(deps):
-        if start in needed:
-            continue
-        stack = [(start, iter(start.next_functions))]
-        visiting = {start}
-        while stack:
-            node, it = stack[-1]
-            advanced = False
-            for child, _ in it:
-                if child is None or child in visiting:
-                    if child is not None and child in needed:
-                        needed.add(node)
-                    continue
-                visiting.add(child)
-                stack.append((child, iter(child.next_functions)))
-                advanced = True
-                break
-            if advanced:
-                continue
-            stack.pop()
-            if node in target_nodes or any(c in needed for c, _ in node.next_functions
-                                           if c is not None):
-                needed.add(node)
+    parents = {}
+    for node in deps:
+        for child, _ in node.next_functions:
+            if child is not None:
+                parents.setdefault(child, []).append(node)
+    needed = {t for t in target_nodes if t in deps}
+    stack = list(needed)
+    while stack:
+        for p in parents.get(stack.pop(), ()):
+            if p not in needed:
+                needed.add(p)
+                stack.append(p)
     return needed
 
 

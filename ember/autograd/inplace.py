@@ -17,7 +17,7 @@ from .grad_mode import state, no_grad
 from .views import replay_view
 from .._tensor import Tensor, _make, _version_counter
 from .._dtype import from_np
-from .._backend import xp_of
+from .._backend import xp_of, has_internal_overlap, writable_alias
 
 
 class CopySlices(Function):
@@ -49,8 +49,7 @@ class CopySlices(Function):
             if not state.grad:
                 gbase = kept
             elif cplx:
-                from ..ops.complex import complex as _complex
-                gbase = _complex(g.real * kept.real, g.imag * kept.imag)
+                gbase = g.real * kept.real + (g.imag * kept.imag) * 1j
             else:
                 gbase = g * kept
         return gbase, gsrc, None
@@ -115,31 +114,6 @@ def _write(t: Tensor, result: Tensor, overlap_ok: bool = False) -> None:
 OVERLAP_MESSAGE = ("unsupported operation: more than one element of the written-to tensor "
                    "refers to a single memory location. Please clone() the tensor before "
                    "performing the operation.")
-
-
-def has_internal_overlap(a) -> bool:
-    """c10's ``has_internal_overlap``: a stride-0 dim of size > 1 (an expanded dim)."""
-    return any(st == 0 and n > 1 for n, st in zip(a.shape, a.strides))
-
-
-def writable_alias(a):
-    """A writable alias of read-only view ``a`` whose memory is writable: NumPy marks
-    ``broadcast_to`` results read-only, PyTorch writes through expanded views wherever the
-    written elements are distinct.  ``a`` itself when there is no such memory."""
-    root = obj = a
-    while getattr(obj, "base", None) is not None:
-        obj = obj.base
-        if hasattr(obj, "flags") and hasattr(obj, "strides"):
-            root = obj
-    if root is a or not root.flags.writeable or not (root.flags.c_contiguous or
-                                                     root.flags.f_contiguous):
-        return a
-    flat = root.ravel(order="K")
-    start = a.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
-    if start < 0 or start % a.itemsize:
-        return a
-    return xp_of(a).lib.stride_tricks.as_strided(flat[start // a.itemsize:], a.shape,
-                                                 a.strides, writeable=True)
 
 
 def _views_leaf(t: Tensor) -> bool:

@@ -40,16 +40,14 @@ class _Mode:
 
 
 class TorchFunctionMode(_Mode):
-    """Sees every op above autograd: override ``__torch_function__`` (PyTorch's
-    ``torch.overrides.TorchFunctionMode``)."""
+    """Sees every op above autograd: override ``__torch_function__`` (``torch.overrides``')."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         raise NotImplementedError
 
 
 class TorchDispatchMode(_Mode):
-    """Sees every op, backward ones included: override ``__torch_dispatch__`` (PyTorch's
-    ``torch.utils._python_dispatch.TorchDispatchMode``)."""
+    """Sees every op, backward ones too: override ``__torch_dispatch__`` (PyTorch's)."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         raise NotImplementedError
@@ -96,9 +94,6 @@ class Op:
     @property
     def overloadpacket(self) -> "Op":
         return self
-
-    def name(self) -> str:
-        return self.__name__
 
     def __repr__(self):
         return f"ember.ops.{self.__name__}"

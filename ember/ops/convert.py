@@ -382,11 +382,23 @@ def _reduce_ex(self, protocol):
     return (_rebuild_tensor, (self._data, self._requires_grad))
 
 
+def get_device(self) -> int:
+    """The device index; -1 on the cpu, as PyTorch's ``Tensor.get_device``."""
+    d = self.device
+    return -1 if d.type == "cpu" else (d.index or 0)
+
+
+# the other device and tensor kinds PyTorch's Tensor asks about; none exists in ember
+_NO_SUCH_KIND = property(lambda self: False)
+
+
 METHODS = {
     "item": item, "tolist": tolist, "numpy": numpy, "__array__": _array, "__len__": _len,
     "__iter__": _iter, "__bool__": _bool, "__float__": _float, "__int__": _int,
     "__index__": _index, "__complex__": _complex, "__format__": _format,
-    "__deepcopy__": _deepcopy, "__reduce_ex__": _reduce_ex,
+    "__deepcopy__": _deepcopy, "__reduce_ex__": _reduce_ex, "get_device": get_device,
+    **{f"is_{kind}": _NO_SUCH_KIND for kind in ("xpu", "mps", "meta", "quantized", "mkldnn",
+                                                "nested", "vulkan", "ipu", "maia", "mtia")},
     "clone": clone, "to": to, "type_as": type_as, "contiguous": contiguous, "type": _type,
     "is_contiguous": is_contiguous, "cpu": cpu, "cuda": cuda, "pin_memory": pin_memory,
     "is_pinned": is_pinned,

@@ -27,8 +27,8 @@ from .._state import state
 from .._tensor import Tensor, _make, _wrap_dim, _type_name, _version_counter
 from .._backend import _BY_ARRAY_TYPE, xp_of
 from ._util import reduce_grad, check_broadcast, shape_of, is_float, scalar_name, c_name
-from ..autograd.inplace import (_check_inplace, copy_into_out, has_internal_overlap, inplace,
-                                make_inplace, writable_alias)
+from ..autograd.inplace import _check_inplace, copy_into_out, inplace, make_inplace
+from .._backend import has_internal_overlap, writable_alias
 from .movement import (BasicIndexGrad, Select, Slice, UnsqueezeIndex, Alias,
                        _reshape, _broadcast_shape, expand)
 
