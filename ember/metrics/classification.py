@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._creation import tensor, zeros
+from .._dtype import int64
 from .._tensor import Tensor
 from .metric import Metric
 from .functional import classification as C
@@ -40,7 +41,7 @@ class StatScores(Metric):
         self.average, self.top_k, self.ignore_index = average, top_k, ignore_index
         self.zero_division = zero_division
         for name in ("tp", "fp", "tn", "fn"):
-            self.add_state(name, zeros(width, dtype=_int64()), "sum")
+            self.add_state(name, zeros(width, dtype=int64), "sum")
 
     def update(self, preds, target) -> None:
         counts = C._counts(preds, target, self.task, self.threshold, self.num_classes,
@@ -59,11 +60,6 @@ class StatScores(Metric):
                           else out, np.int64)
         return C.score_from_counts(self._kind, tp, fp, tn, fn, self.task, self.average,
                                    self.top_k, self.zero_division, getattr(self, "beta", 1.0))
-
-
-def _int64():
-    from .._dtype import int64
-    return int64
 
 
 class Accuracy(StatScores):
@@ -124,7 +120,7 @@ class _ConfmatMetric(Metric):
         self.num_labels, self.ignore_index = num_labels, ignore_index
         shape = (width, 2, 2) if task == "multilabel" else ((2, 2) if task == "binary"
                                                             else (width, width))
-        self.add_state("confmat", zeros(shape, dtype=_int64()), "sum")
+        self.add_state("confmat", zeros(shape, dtype=int64), "sum")
 
     def update(self, preds, target) -> None:
         cm = C.confusion_matrix(preds, target, self.task, self.num_classes, None,

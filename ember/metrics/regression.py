@@ -3,6 +3,7 @@ batches kept where it does not (rank and correlation metrics)."""
 from __future__ import annotations
 
 from .._creation import tensor
+from .._dtype import float32, float64
 from .metric import Metric
 from .functional import regression as R
 
@@ -17,7 +18,7 @@ class MeanAbsoluteError(Metric):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.add_state("sum_abs_error", tensor(0.0, dtype=_f64()), "sum")
+        self.add_state("sum_abs_error", tensor(0.0, dtype=float64), "sum")
         self.add_state("total", tensor(0), "sum")
 
     def update(self, preds, target) -> None:
@@ -28,12 +29,7 @@ class MeanAbsoluteError(Metric):
 
     def compute(self):
         # summed in float64; the value in the inputs' dtype, as the functional form
-        return (self._buffers["sum_abs_error"] / self._buffers["total"]).to(self._dtype or _f32())
-
-
-def _f64():
-    from .._dtype import float64
-    return float64
+        return (self._buffers["sum_abs_error"] / self._buffers["total"]).to(self._dtype or float32)
 
 
 class MeanSquaredError(Metric):
@@ -44,7 +40,7 @@ class MeanSquaredError(Metric):
     def __init__(self, squared: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.squared = squared
-        self.add_state("sum_squared_error", tensor(0.0, dtype=_f64()), "sum")
+        self.add_state("sum_squared_error", tensor(0.0, dtype=float64), "sum")
         self.add_state("total", tensor(0), "sum")
 
     def update(self, preds, target) -> None:
@@ -56,7 +52,7 @@ class MeanSquaredError(Metric):
 
     def compute(self):
         mse = self._buffers["sum_squared_error"] / self._buffers["total"]
-        mse = mse.to(self._dtype or _f32())
+        mse = mse.to(self._dtype or float32)
         return mse if self.squared else mse.sqrt()
 
 
@@ -123,8 +119,3 @@ class CosineSimilarity(_CatMetric):
 
     def compute(self):
         return R.cosine_similarity(*self._all(), reduction=self.reduction)
-
-
-def _f32():
-    from .._dtype import float32
-    return float32

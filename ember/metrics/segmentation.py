@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .._creation import tensor, zeros
+from .._dtype import int64
 from .metric import Metric
 from .functional import segmentation as S
 from .functional._checks import safe_divide
@@ -17,7 +18,6 @@ class _PixelMetric(Metric):
         super().__init__(**kwargs)
         self.num_classes, self.include_background = num_classes, include_background
         self.per_class, self.input_format = per_class, input_format
-        from .._dtype import int64
         width = num_classes - (0 if include_background else 1)
         for n in ("tp", "fp", "fn"):
             self.add_state(n, zeros(width, dtype=int64), "sum")

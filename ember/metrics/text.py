@@ -3,6 +3,7 @@ distances, BLEU from summed clipped n-gram counts (each equal to the corpus-leve
 from __future__ import annotations
 
 from .._creation import tensor
+from .._dtype import float64
 from .metric import Metric
 from .functional import text as T
 
@@ -16,7 +17,7 @@ class Perplexity(Metric):
     def __init__(self, ignore_index=None, **kwargs):
         super().__init__(**kwargs)
         self.ignore_index = ignore_index
-        self.add_state("total_log_probs", tensor(0.0, dtype=_f64()), "sum")
+        self.add_state("total_log_probs", tensor(0.0, dtype=float64), "sum")
         self.add_state("count", tensor(0), "sum")
 
     def update(self, preds, target) -> None:
@@ -28,11 +29,6 @@ class Perplexity(Metric):
 
     def compute(self):
         return (self._buffers["total_log_probs"] / self._buffers["count"]).exp().float()
-
-
-def _f64():
-    from .._dtype import float64
-    return float64
 
 
 class _ErrorRate(Metric):

@@ -262,9 +262,11 @@ def _confmat(preds, target, task, threshold, num_classes, ignore_index):
     else:
         p, t = _multiclass_inputs(preds, target, num_classes, 1, ignore_index)
         c = num_classes
-    pi, ti = p.argmax(1) if task != "binary" else p[:, 0], t.argmax(1) if task != "binary" \
-        else t[:, 0]
-    return np.bincount(ti.astype(np.int64) * c + pi, minlength=c * c).reshape(c, c)
+    if task == "binary":
+        pi, ti = p[:, 0].astype(np.int64), t[:, 0].astype(np.int64)
+    else:
+        pi, ti = p.argmax(1), t.argmax(1)
+    return np.bincount(ti * c + pi, minlength=c * c).reshape(c, c)
 
 
 def confusion_matrix(preds, target, task, num_classes=None, normalize=None, threshold=0.5,
