@@ -499,6 +499,15 @@ def test_metric_collection():
         M.MetricCollection([M.Accuracy(task="binary"), "accuracy"])
 
 
+def test_bad_batch_keeps_state():
+    m = M.Accuracy(task="binary")
+    m(e(B_PROB[:30]), e(B_TGT[:30]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        m(e(B_PROB[30:] + 2), e(B_TGT[30:]))
+    np.testing.assert_allclose(val(m.compute()),
+                               sk.accuracy_score(B_TGT[:30], B_PROB[:30] > 0.5), rtol=1e-6)
+
+
 def test_custom_metric_add_state():
     class Total(M.Metric):
         def __init__(self):

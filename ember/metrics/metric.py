@@ -97,8 +97,14 @@ class Metric(Module):
         """Update the global state with this batch and return the metric of the batch alone."""
         saved, count = self._state(), self._update_count
         self.reset()
-        self.update(*args, **kwargs)
-        batch_value = self._compute_fn()
+        try:
+            self.update(*args, **kwargs)
+            batch_value = self._compute_fn()
+        except BaseException:
+            # a bad batch must not cost the state accumulated so far
+            self._set_state(saved)
+            self._update_count = count
+            raise
         if self.full_state_update or any(r is None for r in self._reductions.values()):
             self._set_state(saved)
             self._update_count = count
