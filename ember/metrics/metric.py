@@ -67,11 +67,12 @@ class Metric(Module):
         return self._update_count
 
     def _wrapped_update(self, *args, **kwargs):
-        self._computed = None
-        self._update_count += 1
         from ..autograd.grad_mode import set_grad_enabled
         with set_grad_enabled(self.is_differentiable):
-            return self._update_fn(*args, **kwargs)
+            out = self._update_fn(*args, **kwargs)
+        self._computed = None
+        self._update_count += 1
+        return out
 
     def _wrapped_compute(self):
         if self._update_count == 0:
