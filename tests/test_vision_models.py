@@ -358,3 +358,16 @@ def test_no_warning_without_pretrained():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         models.squeezenet1_1(weights=None)
+
+
+def test_bench_resnet18_infer_b1_matches_torch():
+    """The bench's batch-1 inference workload computes torch's logits (ember's model is
+    ember.vision.models.resnet18, torch's the same layers from torch.nn)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench import workloads  # noqa: F401  (registers the workloads)
+    from bench.harness import REGISTRY, _as_array
+    outs = [_as_array(REGISTRY["resnet18_infer_b1"].fn(mod)[0]()) for mod in (ember, torch)]
+    assert outs[0].shape == outs[1].shape == (1000,)  # _as_array flattens the logits
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5 * np.abs(outs[1]).max())
