@@ -499,6 +499,61 @@ def test_metric_collection():
         M.MetricCollection([M.Accuracy(task="binary"), "accuracy"])
 
 
+def _flat(x):
+    """Every number of a tensor or a nested tuple/list of tensors (curves), in order."""
+    if isinstance(x, (tuple, list)):
+        return np.concatenate([_flat(v) for v in x]) if x else np.zeros(0)
+    return val(x).ravel()
+
+
+TASK_FORMS = ["stat_scores", "accuracy", "precision", "recall", "specificity", "f1_score",
+              "jaccard_index", "confusion_matrix", "matthews_corrcoef", "auroc",
+              "average_precision", "roc", "precision_recall_curve", "cohen_kappa",
+              "calibration_error"]
+
+
+@pytest.mark.parametrize("name", TASK_FORMS)
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
+def test_task_specific_forms(name, task):
+    # torchmetrics' binary_*/multiclass_*/multilabel_* functions and Binary*/... classes are
+    # the generic metric with the task fixed (and macro averaging by default)
+    if task == "multilabel" and name in ("cohen_kappa", "calibration_error"):
+        assert not hasattr(MF, f"{task}_{name}")
+        return
+    p, t, kw, _, _ = INPUTS[task]
+    if name in ("auroc", "average_precision", "roc", "precision_recall_curve",
+                "calibration_error") and task == "multiclass":
+        p = p[:, :4] / p[:, :4].sum(1, keepdims=True)
+        kw = dict(num_classes=4)
+    size = list(kw.values())
+    extra = {"average": "macro"} if name in TASK_FORMS[:7] and task != "binary" else {}
+    got = getattr(MF, f"{task}_{name}")(e(p), e(t), *size)
+    want = getattr(MF, name)(e(p), e(t), task, **kw, **extra)
+    np.testing.assert_allclose(_flat(got), _flat(want))
+    cls_name = {"stat_scores": "StatScores", "f1_score": "F1Score", "auroc": "AUROC",
+                "roc": "ROC", "jaccard_index": "JaccardIndex"}.get(
+        name, "".join(w.capitalize() for w in name.split("_")))
+    cls_name = {"MatthewsCorrcoef": "MatthewsCorrCoef"}.get(cls_name, cls_name)
+    metric = getattr(M, task.capitalize() + cls_name)(*size)
+    metric.update(e(p), e(t))
+    np.testing.assert_allclose(_flat(metric.compute()), _flat(want), rtol=1e-6)
+
+
+def test_task_forms_arguments():
+    assert val(MF.multiclass_fbeta_score(e(MC_PROB), e(MC_TGT), 2.0, C)) == pytest.approx(
+        sk.fbeta_score(MC_TGT, MC_PRED, beta=2.0, average="macro", zero_division=0), rel=1e-6)
+    m = M.MulticlassFBetaScore(0.5, C, average="micro")
+    m.update(e(MC_PROB), e(MC_TGT))
+    assert val(m.compute()) == pytest.approx(
+        sk.fbeta_score(MC_TGT, MC_PRED, beta=0.5, average="micro"), rel=1e-6)
+    with pytest.raises(TypeError, match="num_classes"):
+        MF.multiclass_accuracy(e(MC_PROB), e(MC_TGT))
+    with pytest.raises(TypeError, match="num_labels"):
+        M.MultilabelAccuracy()
+    with pytest.raises(TypeError, match="positional"):
+        MF.binary_accuracy(e(B_PROB), e(B_TGT), 0.5)
+
+
 def test_bad_batch_keeps_state():
     m = M.Accuracy(task="binary")
     m(e(B_PROB[:30]), e(B_TGT[:30]))

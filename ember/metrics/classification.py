@@ -228,3 +228,89 @@ class CalibrationError(_ScoreListMetric):
     def __init__(self, task: str, n_bins: int = 15, norm: str = "l1", **kwargs):
         check_task(task, ("binary", "multiclass"))
         super().__init__(task, n_bins=n_bins, norm=norm, **kwargs)
+
+
+# ---- torchmetrics' task-specific classes: Binary*, Multiclass*, Multilabel* --------------------
+
+def _task_class(base, task, name, macro=False, lead=()):
+    """``base`` with ``task`` fixed; ``num_classes``/``num_labels`` (after ``lead`` arguments
+    such as ``beta``) may be positional, and averaging metrics default to ``macro`` for
+    multiclass/multilabel, as torchmetrics' task classes."""
+    size = {"multiclass": "num_classes", "multilabel": "num_labels"}.get(task)
+
+    def __init__(self, *args, **kwargs):
+        names = lead + ((size,) if size else ())
+        if len(args) > len(names):
+            raise TypeError(f"{name}() takes at most {len(names)} positional arguments; pass "
+                            "the others by keyword")
+        kwargs.update(zip(names, args))
+        if size and size not in kwargs:
+            raise TypeError(f"{name}() missing required argument: '{size}'")
+        if macro and task != "binary":
+            kwargs.setdefault("average", "macro")
+        base.__init__(self, task, **kwargs)
+
+    return type(name, (base,), {"__init__": __init__, "__module__": __name__,
+                                "__doc__": f"``{base.__name__}(task={task!r}, ...)``."})
+
+
+BinaryStatScores = _task_class(StatScores, "binary", "BinaryStatScores")
+MulticlassStatScores = _task_class(StatScores, "multiclass", "MulticlassStatScores", True)
+MultilabelStatScores = _task_class(StatScores, "multilabel", "MultilabelStatScores", True)
+BinaryAccuracy = _task_class(Accuracy, "binary", "BinaryAccuracy")
+MulticlassAccuracy = _task_class(Accuracy, "multiclass", "MulticlassAccuracy", True)
+MultilabelAccuracy = _task_class(Accuracy, "multilabel", "MultilabelAccuracy", True)
+BinaryPrecision = _task_class(Precision, "binary", "BinaryPrecision")
+MulticlassPrecision = _task_class(Precision, "multiclass", "MulticlassPrecision", True)
+MultilabelPrecision = _task_class(Precision, "multilabel", "MultilabelPrecision", True)
+BinaryRecall = _task_class(Recall, "binary", "BinaryRecall")
+MulticlassRecall = _task_class(Recall, "multiclass", "MulticlassRecall", True)
+MultilabelRecall = _task_class(Recall, "multilabel", "MultilabelRecall", True)
+BinarySpecificity = _task_class(Specificity, "binary", "BinarySpecificity")
+MulticlassSpecificity = _task_class(Specificity, "multiclass", "MulticlassSpecificity", True)
+MultilabelSpecificity = _task_class(Specificity, "multilabel", "MultilabelSpecificity", True)
+BinaryF1Score = _task_class(F1Score, "binary", "BinaryF1Score")
+MulticlassF1Score = _task_class(F1Score, "multiclass", "MulticlassF1Score", True)
+MultilabelF1Score = _task_class(F1Score, "multilabel", "MultilabelF1Score", True)
+BinaryFBetaScore = _task_class(FBetaScore, "binary", "BinaryFBetaScore", lead=("beta",))
+MulticlassFBetaScore = _task_class(FBetaScore, "multiclass", "MulticlassFBetaScore", True,
+                                   ("beta",))
+MultilabelFBetaScore = _task_class(FBetaScore, "multilabel", "MultilabelFBetaScore", True,
+                                   ("beta",))
+BinaryJaccardIndex = _task_class(JaccardIndex, "binary", "BinaryJaccardIndex")
+MulticlassJaccardIndex = _task_class(JaccardIndex, "multiclass", "MulticlassJaccardIndex", True)
+MultilabelJaccardIndex = _task_class(JaccardIndex, "multilabel", "MultilabelJaccardIndex", True)
+BinaryConfusionMatrix = _task_class(ConfusionMatrix, "binary", "BinaryConfusionMatrix")
+MulticlassConfusionMatrix = _task_class(ConfusionMatrix, "multiclass",
+                                        "MulticlassConfusionMatrix")
+MultilabelConfusionMatrix = _task_class(ConfusionMatrix, "multilabel",
+                                        "MultilabelConfusionMatrix")
+BinaryMatthewsCorrCoef = _task_class(MatthewsCorrCoef, "binary", "BinaryMatthewsCorrCoef")
+MulticlassMatthewsCorrCoef = _task_class(MatthewsCorrCoef, "multiclass",
+                                         "MulticlassMatthewsCorrCoef")
+MultilabelMatthewsCorrCoef = _task_class(MatthewsCorrCoef, "multilabel",
+                                         "MultilabelMatthewsCorrCoef")
+BinaryCohenKappa = _task_class(CohenKappa, "binary", "BinaryCohenKappa")
+MulticlassCohenKappa = _task_class(CohenKappa, "multiclass", "MulticlassCohenKappa")
+BinaryAUROC = _task_class(AUROC, "binary", "BinaryAUROC")
+MulticlassAUROC = _task_class(AUROC, "multiclass", "MulticlassAUROC")
+MultilabelAUROC = _task_class(AUROC, "multilabel", "MultilabelAUROC")
+BinaryAveragePrecision = _task_class(AveragePrecision, "binary", "BinaryAveragePrecision")
+MulticlassAveragePrecision = _task_class(AveragePrecision, "multiclass",
+                                         "MulticlassAveragePrecision")
+MultilabelAveragePrecision = _task_class(AveragePrecision, "multilabel",
+                                         "MultilabelAveragePrecision")
+BinaryROC = _task_class(ROC, "binary", "BinaryROC")
+MulticlassROC = _task_class(ROC, "multiclass", "MulticlassROC")
+MultilabelROC = _task_class(ROC, "multilabel", "MultilabelROC")
+BinaryPrecisionRecallCurve = _task_class(PrecisionRecallCurve, "binary",
+                                         "BinaryPrecisionRecallCurve")
+MulticlassPrecisionRecallCurve = _task_class(PrecisionRecallCurve, "multiclass",
+                                             "MulticlassPrecisionRecallCurve")
+MultilabelPrecisionRecallCurve = _task_class(PrecisionRecallCurve, "multilabel",
+                                             "MultilabelPrecisionRecallCurve")
+BinaryCalibrationError = _task_class(CalibrationError, "binary", "BinaryCalibrationError")
+MulticlassCalibrationError = _task_class(CalibrationError, "multiclass",
+                                         "MulticlassCalibrationError")
+
+__all__ += [n for n in list(globals()) if n.startswith(("Binary", "Multiclass", "Multilabel"))]

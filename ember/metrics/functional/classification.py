@@ -525,3 +525,93 @@ def calibration_error(preds, target, task, n_bins=15, norm="l1", num_classes=Non
     if norm == "max":
         return result(gap.max(), dt)
     return result(np.sqrt((gap ** 2 * prop).sum()), dt)
+
+
+# ---- torchmetrics' task-specific names: binary_*, multiclass_*, multilabel_* -------------------
+
+def _task_form(fn, task, name, macro=False, lead=()):
+    """``fn`` with ``task`` fixed, taking ``num_classes``/``num_labels`` (after any ``lead``
+    arguments such as fbeta's ``beta``) positionally as torchmetrics' ``multiclass_*``
+    functions do; averaging metrics default to ``macro`` there, as torchmetrics'."""
+    size = {"multiclass": "num_classes", "multilabel": "num_labels"}.get(task)
+
+    def form(preds, target, *args, **kwargs):
+        names = lead + ((size,) if size else ())
+        if len(args) > len(names):
+            raise TypeError(f"{name}() takes at most {2 + len(names)} positional arguments; "
+                            "pass the others by keyword")
+        kwargs.update(zip(names, args))
+        if size and size not in kwargs:
+            raise TypeError(f"{name}() missing required argument: '{size}'")
+        if macro and task != "binary":
+            kwargs.setdefault("average", "macro")
+        return fn(preds, target, task, **kwargs)
+
+    form.__name__ = form.__qualname__ = name
+    form.__doc__ = f"``{fn.__name__}(preds, target, task={task!r}, ...)``."
+    return form
+
+
+binary_stat_scores = _task_form(stat_scores, "binary", "binary_stat_scores")
+multiclass_stat_scores = _task_form(stat_scores, "multiclass", "multiclass_stat_scores", True)
+multilabel_stat_scores = _task_form(stat_scores, "multilabel", "multilabel_stat_scores", True)
+binary_accuracy = _task_form(accuracy, "binary", "binary_accuracy")
+multiclass_accuracy = _task_form(accuracy, "multiclass", "multiclass_accuracy", True)
+multilabel_accuracy = _task_form(accuracy, "multilabel", "multilabel_accuracy", True)
+binary_precision = _task_form(precision, "binary", "binary_precision")
+multiclass_precision = _task_form(precision, "multiclass", "multiclass_precision", True)
+multilabel_precision = _task_form(precision, "multilabel", "multilabel_precision", True)
+binary_recall = _task_form(recall, "binary", "binary_recall")
+multiclass_recall = _task_form(recall, "multiclass", "multiclass_recall", True)
+multilabel_recall = _task_form(recall, "multilabel", "multilabel_recall", True)
+binary_specificity = _task_form(specificity, "binary", "binary_specificity")
+multiclass_specificity = _task_form(specificity, "multiclass", "multiclass_specificity", True)
+multilabel_specificity = _task_form(specificity, "multilabel", "multilabel_specificity", True)
+binary_f1_score = _task_form(f1_score, "binary", "binary_f1_score")
+multiclass_f1_score = _task_form(f1_score, "multiclass", "multiclass_f1_score", True)
+multilabel_f1_score = _task_form(f1_score, "multilabel", "multilabel_f1_score", True)
+binary_fbeta_score = _task_form(fbeta_score, "binary", "binary_fbeta_score", lead=("beta",))
+multiclass_fbeta_score = _task_form(fbeta_score, "multiclass", "multiclass_fbeta_score", True,
+                                    ("beta",))
+multilabel_fbeta_score = _task_form(fbeta_score, "multilabel", "multilabel_fbeta_score", True,
+                                    ("beta",))
+binary_jaccard_index = _task_form(jaccard_index, "binary", "binary_jaccard_index")
+multiclass_jaccard_index = _task_form(jaccard_index, "multiclass", "multiclass_jaccard_index",
+                                      True)
+multilabel_jaccard_index = _task_form(jaccard_index, "multilabel", "multilabel_jaccard_index",
+                                      True)
+binary_confusion_matrix = _task_form(confusion_matrix, "binary", "binary_confusion_matrix")
+multiclass_confusion_matrix = _task_form(confusion_matrix, "multiclass",
+                                         "multiclass_confusion_matrix")
+multilabel_confusion_matrix = _task_form(confusion_matrix, "multilabel",
+                                         "multilabel_confusion_matrix")
+binary_matthews_corrcoef = _task_form(matthews_corrcoef, "binary", "binary_matthews_corrcoef")
+multiclass_matthews_corrcoef = _task_form(matthews_corrcoef, "multiclass",
+                                          "multiclass_matthews_corrcoef")
+multilabel_matthews_corrcoef = _task_form(matthews_corrcoef, "multilabel",
+                                          "multilabel_matthews_corrcoef")
+binary_cohen_kappa = _task_form(cohen_kappa, "binary", "binary_cohen_kappa")
+multiclass_cohen_kappa = _task_form(cohen_kappa, "multiclass", "multiclass_cohen_kappa")
+binary_roc = _task_form(roc, "binary", "binary_roc")
+multiclass_roc = _task_form(roc, "multiclass", "multiclass_roc")
+multilabel_roc = _task_form(roc, "multilabel", "multilabel_roc")
+binary_precision_recall_curve = _task_form(precision_recall_curve, "binary",
+                                           "binary_precision_recall_curve")
+multiclass_precision_recall_curve = _task_form(precision_recall_curve, "multiclass",
+                                               "multiclass_precision_recall_curve")
+multilabel_precision_recall_curve = _task_form(precision_recall_curve, "multilabel",
+                                               "multilabel_precision_recall_curve")
+binary_auroc = _task_form(auroc, "binary", "binary_auroc")
+multiclass_auroc = _task_form(auroc, "multiclass", "multiclass_auroc")
+multilabel_auroc = _task_form(auroc, "multilabel", "multilabel_auroc")
+binary_average_precision = _task_form(average_precision, "binary", "binary_average_precision")
+multiclass_average_precision = _task_form(average_precision, "multiclass",
+                                          "multiclass_average_precision")
+multilabel_average_precision = _task_form(average_precision, "multilabel",
+                                          "multilabel_average_precision")
+binary_calibration_error = _task_form(calibration_error, "binary", "binary_calibration_error")
+multiclass_calibration_error = _task_form(calibration_error, "multiclass",
+                                          "multiclass_calibration_error")
+
+__all__ += [n for n in list(globals()) if n.startswith(("binary_", "multiclass_",
+                                                         "multilabel_"))]
