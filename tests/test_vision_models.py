@@ -366,8 +366,40 @@ def test_bench_resnet18_infer_b1_matches_torch():
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench import workloads  # noqa: F401  (registers the workloads)
+    import bench.workloads  # noqa: F401  (registers the workloads)
     from bench.harness import REGISTRY, _as_array
     outs = [_as_array(REGISTRY["resnet18_infer_b1"].fn(mod)[0]()) for mod in (ember, torch)]
     assert outs[0].shape == outs[1].shape == (1000,)  # _as_array flattens the logits
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5 * np.abs(outs[1]).max())
+
+
+def test_siamese_pattern_under_ember_run(tmp_path):
+    """pytorch/examples' siamese_network reshapes torchvision's resnet18 (a 1-channel conv1,
+    the children but the fc as a Sequential, apply(init)); the same moves under `ember run`."""
+    import subprocess
+    import sys
+    import textwrap
+    script = tmp_path / "main.py"
+    script.write_text(textwrap.dedent("""
+        import torch, torchvision
+        from torchvision.ops import nms
+        torch.manual_seed(0)
+        resnet = torchvision.models.resnet18(weights=None)
+        resnet.conv1 = torch.nn.Conv2d(1, 64, kernel_size=(7, 7), stride=(2, 2),
+                                       padding=(3, 3), bias=False)
+        features = resnet.fc.in_features
+        body = torch.nn.Sequential(*(list(resnet.children())[:-1]))
+        def init(m):
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.xavier_uniform_(m.weight)
+        body.apply(init)
+        out = body(torch.randn(2, 1, 28, 28)).view(2, -1)
+        keep = nms(torch.tensor([[0., 0, 4, 4], [0, 0, 4, 5]]), torch.tensor([.9, .8]), 0.5)
+        print(features, tuple(out.shape), keep.tolist(), type(resnet).__module__)
+    """))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-m", "ember.run", "main.py"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=repo))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "512 (2, 512) [0] ember.vision.models.resnet"

@@ -37,9 +37,9 @@ def _nms_keep(xp, boxes, scores, iou_threshold: float):
         w = xp.maximum(xp.minimum(x2[i], x2[rest]) - xp.maximum(x1[i], x1[rest]), 0)
         h = xp.maximum(xp.minimum(y2[i], y2[rest]) - xp.maximum(y1[i], y1[rest]), 0)
         inter = w * h
-        # a box overlapping by more than the threshold is dropped, as the kernel's "ovr > thr"
-        with_err = xp.errstate(divide="ignore", invalid="ignore")
-        with with_err:
+        # a box overlapping by more than the threshold is dropped, as the kernel's "ovr > thr";
+        # two empty boxes give 0/0 = nan, which suppresses nothing, as in the kernel
+        with xp.errstate(divide="ignore", invalid="ignore"):
             iou = inter / (areas[i] + areas[rest] - inter)
         suppressed[rest[iou > iou_threshold]] = True
     return xp.asarray(keep, dtype=xp.int64)
