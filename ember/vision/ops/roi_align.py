@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import ember
 from ember import _backend
 from ember._tensor import Tensor, _make
 from ember.nn import Module
@@ -70,8 +71,17 @@ def roi_align(input: Tensor, boxes, output_size, spatial_scale: float = 1.0,
         count = max(grid_h * grid_w, 1)
         wy[i] = _axis_weights(xp, y1, bin_h, out_h, grid_h, height, xp.float64) / count
         wx[i] = _axis_weights(xp, x1, bin_w, out_w, grid_w, width, xp.float64)
-    feats = input[_make(r[:, 0].astype(xp.int64))]
-    return _make(wy)[:, None] @ feats @ _make(wx)[:, None].transpose(-1, -2)
+    # RoIs of one image at a time: (k_b, 1, out_h, H) @ (C, H, W) keeps the intermediate at
+    # k_b * C * out_h * W instead of copying the feature map once per RoI
+    batch = r[:, 0].astype(xp.int64)
+    parts, order = [], []
+    for b in xp.unique(batch):
+        sel = xp.nonzero(batch == b)[0]
+        order.append(sel)
+        parts.append(_make(wy[sel])[:, None] @ input[int(b)]
+                     @ _make(wx[sel])[:, None].transpose(-1, -2))
+    out = ember.cat(parts) if len(parts) > 1 else parts[0]
+    return out[_make(xp.argsort(xp.concatenate(order), kind="stable"))]
 
 
 class RoIAlign(Module):

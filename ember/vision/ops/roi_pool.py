@@ -46,8 +46,11 @@ def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> T
                 arg = x[b, :, hs:he, ws:we].reshape(c, -1).argmax(axis=1)
                 index[i, :, ph, pw] = (hs + arg // (we - ws)) * width + ws + arg % (we - ws)
                 valid[i, 0, ph, pw] = True
-    feats = input[_make(r[:, 0].astype(xp.int64))].flatten(2)
-    picked = feats.gather(2, _make(index.reshape(k, c, -1))).reshape(k, c, out_h, out_w)
+    # flat positions in the whole input, so nothing is copied per RoI
+    batch = r[:, 0].astype(xp.int64)
+    plane = (batch[:, None] * c + xp.arange(c)[None, :]) * (height * width)
+    flat = index + plane[:, :, None, None]
+    picked = input.reshape(-1)[_make(flat)]
     return ember.where(_make(valid), picked, picked.new_zeros(()))
 
 
