@@ -1,3 +1,3 @@
 """``ember.utils``: data loading (``ember.utils.data``) and file formats."""
 from . import data  # noqa: F401
-from . import checkpoint_io, safetensors  # noqa: F401
+from . import checkpoint, checkpoint_io, safetensors  # noqa: F401
