@@ -237,6 +237,34 @@ def test_ignore_index():
                                rtol=1e-6)
 
 
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
+@pytest.mark.parametrize("average", ["micro", "macro", "weighted"])
+def test_samplewise_against_sklearn(task, average):
+    # one score per sample over its extra dims (torchmetrics' multidim_average='samplewise')
+    r = np.random.default_rng(3)
+    if task == "binary":
+        p, t, kw = r.uniform(0, 1, (5, 12)), r.integers(0, 2, (5, 12)), {}
+        rows = [((t[i]), (p[i] > 0.5).astype(int)) for i in range(5)]
+    elif task == "multiclass":
+        p, t, kw = r.integers(0, 4, (5, 12)), r.integers(0, 4, (5, 12)), dict(num_classes=4)
+        rows = [(t[i], p[i]) for i in range(5)]
+    else:
+        p, t, kw = r.uniform(0, 1, (5, 3, 12)), r.integers(0, 2, (5, 3, 12)), dict(num_labels=3)
+        rows = [(t[i].T, (p[i] > 0.5).astype(int).T) for i in range(5)]
+    got = MF.precision(e(p), e(t), task, average=average, multidim_average="samplewise", **kw)
+    sk_avg = "binary" if task == "binary" else average
+    want = [sk.precision_score(y, yh, average=sk_avg, zero_division=0) for y, yh in rows]
+    np.testing.assert_allclose(val(got), want, rtol=1e-6)
+    m = M.Precision(task=task, average=average, multidim_average="samplewise", **kw)
+    m.update(e(p[:2]), e(t[:2]))
+    m.update(e(p[2:]), e(t[2:]))
+    np.testing.assert_allclose(val(m.compute()), want, rtol=1e-6)
+    with pytest.raises(ValueError, match="at least 2D"):
+        MF.accuracy(e(B_PROB), e(B_TGT), "binary", multidim_average="samplewise")
+    with pytest.raises(ValueError, match="multidim_average"):
+        MF.accuracy(e(B_PROB), e(B_TGT), "binary", multidim_average="per_sample")
+
+
 def test_multilabel_ignore_index():
     t = ML_TGT.copy()
     t[:5, 0] = -1  # ignored entries count nowhere

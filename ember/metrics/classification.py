@@ -31,33 +31,46 @@ class StatScores(Metric):
     _kind = None
 
     def __init__(self, task: str, threshold: float = 0.5, num_classes=None, num_labels=None,
-                 average="micro", top_k: int = 1, ignore_index=None, zero_division=0.0,
-                 **kwargs):
+                 average="micro", multidim_average="global", top_k: int = 1,
+                 ignore_index=None, validate_args=True, zero_division=0.0, **kwargs):
         super().__init__(**kwargs)
         check_average(average)
+        if multidim_average not in ("global", "samplewise"):
+            raise ValueError(f"Expected argument `multidim_average` to be one of ('global', "
+                             f"'samplewise'), but got {multidim_average!r}")
         width = _width(task, num_classes, num_labels)
         self.task, self.threshold, self.num_classes, self.num_labels = (task, threshold,
                                                                          num_classes, num_labels)
         self.average, self.top_k, self.ignore_index = average, top_k, ignore_index
-        self.zero_division = zero_division
+        self.multidim_average, self.zero_division = multidim_average, zero_division
         for name in ("tp", "fp", "tn", "fn"):
-            self.add_state(name, zeros(width, dtype=int64), "sum")
+            # samplewise keeps one row of counts per sample seen
+            if multidim_average == "samplewise":
+                self.add_state(name, [], "cat")
+            else:
+                self.add_state(name, zeros(width, dtype=int64), "sum")
 
     def update(self, preds, target) -> None:
         counts = C._counts(preds, target, self.task, self.threshold, self.num_classes,
-                           self.num_labels, self.top_k, self.ignore_index)
+                           self.num_labels, self.top_k, self.ignore_index,
+                           self.multidim_average)
         for name, c in zip(("tp", "fp", "tn", "fn"), counts):
-            self._buffers[name] = self._buffers[name] + tensor(c)
+            if self.multidim_average == "samplewise":
+                getattr(self, name).append(tensor(c))
+            else:
+                self._buffers[name] = self._buffers[name] + tensor(c)
 
     def _arrays(self):
+        if self.multidim_average == "samplewise":
+            return [np.concatenate([c.numpy() for c in getattr(self, n)])
+                    for n in ("tp", "fp", "tn", "fn")]
         return [self._buffers[n].numpy() for n in ("tp", "fp", "tn", "fn")]
 
     def compute(self):
         tp, fp, tn, fn = self._arrays()
         if self._kind is None:
-            out = np.stack([tp, fp, tn, fn, tp + fn], -1)
-            return result(out.sum(0) if self.average == "micro" or self.task == "binary"
-                          else out, np.int64)
+            return result(C.stats_from_counts(tp, fp, tn, fn, self.task, self.average),
+                          np.int64)
         return C.score_from_counts(self._kind, tp, fp, tn, fn, self.task, self.average,
                                    self.top_k, self.zero_division, getattr(self, "beta", 1.0))
 

@@ -7,6 +7,7 @@ false positives and negatives are summed (``stat_scores``).  Scores and averages
 formulas over those four counts, with torchmetrics' ``zero_division`` for empty denominators
 and its rule that ``macro`` skips classes absent from both predictions and targets.
 Probability metrics (curves, AUROC, average precision, calibration) work on the scores.
+``validate_args`` is accepted for torchmetrics' signatures; inputs are always checked.
 """
 from __future__ import annotations
 
@@ -46,13 +47,20 @@ def _binary_inputs(preds, target, threshold, ignore_index):
     check_same_shape(p, t)
     _check_int_target(t, 2, ignore_index, "a binary task")
     keep = (t != ignore_index).ravel() if ignore_index is not None else slice(None)
+    ids = _sample_ids(t)[keep]
     p, t = p.ravel()[keep], t.ravel()[keep]
     if p.dtype.kind == "f":
         check_probabilities(p)
         p = p > threshold
     else:
         _check_int_target(p, 2, None, "binary predictions")
-    return p.astype(bool)[:, None], t.astype(bool)[:, None]
+    return p.astype(bool)[:, None], t.astype(bool)[:, None], ids
+
+
+def _sample_ids(t: np.ndarray) -> np.ndarray:
+    """The sample (index along dim 0) of each element of ``t`` flattened."""
+    n = t.shape[0] if t.ndim else 1
+    return np.repeat(np.arange(n), t.size // max(n, 1))
 
 
 def _multiclass_inputs(preds, target, num_classes, top_k, ignore_index):
@@ -80,9 +88,10 @@ def _multiclass_inputs(preds, target, num_classes, top_k, ignore_index):
         raise ValueError(f"Expected argument `top_k` to be an integer in [1, {c}], but got "
                          f"{top_k!r}.")
     _check_int_target(t, c, ignore_index, f"num_classes={c}")
+    ids = _sample_ids(t)
     t = t.ravel()
     keep = t != ignore_index if ignore_index is not None else np.ones(t.shape, bool)
-    t = t[keep]
+    t, ids = t[keep], ids[keep]
     onehot_t = np.zeros((t.size, c), bool)
     onehot_t[np.arange(t.size), t] = True
     if scores is None:
@@ -95,7 +104,7 @@ def _multiclass_inputs(preds, target, num_classes, top_k, ignore_index):
         top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
         onehot_p = np.zeros(scores.shape, bool)
         np.put_along_axis(onehot_p, top, True, axis=1)
-    return onehot_p, onehot_t
+    return onehot_p, onehot_t, ids
 
 
 def _multilabel_inputs(preds, target, num_labels, threshold, ignore_index):
@@ -111,64 +120,84 @@ def _multilabel_inputs(preds, target, num_labels, threshold, ignore_index):
         p = p > threshold
     else:
         _check_int_target(p, 2, None, "multilabel predictions")
+    ids = _sample_ids(t[:, 0])
     p = np.moveaxis(p, 1, -1).reshape(-1, n)
     t = np.moveaxis(t, 1, -1).reshape(-1, n)
     if ignore_index is not None:
         # an ignored entry counts as neither right nor wrong: drop it from every count
         ign = t == ignore_index
-        return p.astype(bool) & ~ign, (t == 1), ign
-    return p.astype(bool), t.astype(bool), None
+        return p.astype(bool) & ~ign, (t == 1), ign, ids
+    return p.astype(bool), t.astype(bool), None, ids
 
 
 def _counts(preds, target, task, threshold=0.5, num_classes=None, num_labels=None, top_k=1,
-            ignore_index=None):
-    """Per-class ``(tp, fp, tn, fn)`` as int64 arrays of length C (1 for binary)."""
+            ignore_index=None, multidim_average="global"):
+    """Per-class ``(tp, fp, tn, fn)`` as int64 arrays of length C (1 for binary), or
+    ``[N, C]`` per sample with ``multidim_average='samplewise'``."""
     check_task(task)
+    if multidim_average not in ("global", "samplewise"):
+        raise ValueError(f"Expected argument `multidim_average` to be one of ('global', "
+                         f"'samplewise'), but got {multidim_average!r}")
     ign = None
     if task == "binary":
-        p, t = _binary_inputs(preds, target, threshold, ignore_index)
+        p, t, ids = _binary_inputs(preds, target, threshold, ignore_index)
     elif task == "multiclass":
-        p, t = _multiclass_inputs(preds, target, num_classes, top_k, ignore_index)
+        p, t, ids = _multiclass_inputs(preds, target, num_classes, top_k, ignore_index)
     else:
-        p, t, ign = _multilabel_inputs(preds, target, num_labels, threshold, ignore_index)
+        p, t, ign, ids = _multilabel_inputs(preds, target, num_labels, threshold, ignore_index)
     valid = ~ign if ign is not None else True
-    tp = (p & t & valid).sum(0)
-    fp = (p & ~t & valid).sum(0)
-    tn = (~p & ~t & valid).sum(0)
-    fn = (~p & t & valid).sum(0)
-    return tp.astype(np.int64), fp.astype(np.int64), tn.astype(np.int64), fn.astype(np.int64)
+    cells = (p & t & valid, p & ~t & valid, ~p & ~t & valid, ~p & t & valid)
+    if multidim_average == "global":
+        return tuple(x.sum(0).astype(np.int64) for x in cells)
+    dims = to_np(target).ndim - (1 if task == "multilabel" else 0)
+    if dims < 2:
+        raise ValueError(f"Expected input to be at least 2D when multidim_average is set to "
+                         f"`samplewise`, but got target of shape {list(to_np(target).shape)}")
+    n = to_np(target).shape[0]
+    out = []
+    for x in cells:
+        per = np.zeros((n, x.shape[1]), np.int64)
+        np.add.at(per, ids, x.astype(np.int64))
+        out.append(per)
+    return tuple(out)
 
 
 def stat_scores(preds, target, task, threshold=0.5, num_classes=None, num_labels=None,
-                average="micro", top_k=1, ignore_index=None):
-    """``[tp, fp, tn, fn, support]`` summed (``micro``) or per class (``none``/``macro``)."""
+                average="micro", multidim_average="global", top_k=1, ignore_index=None,
+                validate_args=True):
+    """``[tp, fp, tn, fn, support]`` summed (``micro``) or per class (``none``/``macro``);
+    one row per sample with ``multidim_average='samplewise'``."""
     tp, fp, tn, fn = _counts(preds, target, task, threshold, num_classes, num_labels, top_k,
-                             ignore_index)
+                             ignore_index, multidim_average)
+    return result(stats_from_counts(tp, fp, tn, fn, task, average), np.int64)
+
+
+def stats_from_counts(tp, fp, tn, fn, task, average):
     out = np.stack([tp, fp, tn, fn, tp + fn], -1)
     if average == "micro" or task == "binary":
-        out = out.sum(0)
-    return result(out, np.int64)
+        out = out.sum(-2)
+    return out
 
 
 def _reduce(score, tp, fp, fn, average, task, top_k=1, zero_division=0.0):
     """Average per-class scores: ``macro`` over classes seen in preds or target, ``weighted`` by
     support (``tp + fn``), ``none`` per class (torchmetrics' weights)."""
     if average in ("none", None) or task == "binary":
-        return score if task != "binary" else score[0]
+        return score if task != "binary" else score[..., 0]
     if average == "weighted":
         w = (tp + fn).astype(np.float64)
     else:
         w = np.ones(score.shape)
         if task == "multiclass":
             w[(tp + fp + fn == 0) if top_k == 1 else (tp + fn == 0)] = 0.0
-    return safe_divide((w * score).sum(), w.sum(), zero_division)
+    return safe_divide((w * score).sum(-1), w.sum(-1), zero_division)
 
 
 def _score(kind, preds, target, task, threshold, num_classes, num_labels, average, top_k,
-           ignore_index, zero_division, beta=1.0):
+           ignore_index, zero_division, beta=1.0, multidim_average="global"):
     check_average(average)
     tp, fp, tn, fn = _counts(preds, target, task, threshold, num_classes, num_labels, top_k,
-                             ignore_index)
+                             ignore_index, multidim_average)
     return score_from_counts(kind, tp, fp, tn, fn, task, average, top_k, zero_division, beta)
 
 
@@ -178,7 +207,7 @@ def score_from_counts(kind, tp, fp, tn, fn, task, average, top_k=1, zero_divisio
     ``fbeta``, ``jaccard``) from per-class counts, averaged (the stateful metrics' compute)."""
     zd = zero_division
     if average == "micro" and task != "binary":
-        tp, fp, tn, fn = (x.sum(keepdims=True) for x in (tp, fp, tn, fn))
+        tp, fp, tn, fn = (x.sum(-1, keepdims=True) for x in (tp, fp, tn, fn))
     if kind == "accuracy":
         if task == "multiclass":  # per class: recall; micro: correct / all
             s = safe_divide(tp, tp + fn, zd)
@@ -196,57 +225,65 @@ def score_from_counts(kind, tp, fp, tn, fn, task, average, top_k=1, zero_divisio
         b2 = beta * beta
         s = safe_divide((1 + b2) * tp, (1 + b2) * tp + b2 * fn + fp, zd)
     if average == "micro" and task != "binary":
-        return result(s[0])
+        return result(s[..., 0])
     return result(_reduce(s, tp, fp, fn, average, task, top_k, zd))
 
 
-def accuracy(preds, target, task, threshold=0.5, num_classes=None, num_labels=None,
-             average="micro", top_k=1, ignore_index=None, zero_division=0.0):
+def accuracy(preds, target, task, threshold=0.5, num_classes=None, average="micro",
+             multidim_average="global", top_k=1, num_labels=None, ignore_index=None,
+             validate_args=True, zero_division=0.0):
     """Fraction correct: ``(tp + tn) / all`` (binary, per label) or ``tp / support`` per class
     (multiclass; ``micro`` is correct / total, ``top_k`` counts a hit among the k best)."""
     return _score("accuracy", preds, target, task, threshold, num_classes, num_labels, average,
-                  top_k, ignore_index, zero_division)
+                  top_k, ignore_index, zero_division, multidim_average=multidim_average)
 
 
-def precision(preds, target, task, threshold=0.5, num_classes=None, num_labels=None,
-              average="micro", top_k=1, ignore_index=None, zero_division=0.0):
+def precision(preds, target, task, threshold=0.5, num_classes=None, average="micro",
+              multidim_average="global", top_k=1, num_labels=None, ignore_index=None,
+              validate_args=True, zero_division=0.0):
     """``tp / (tp + fp)``."""
     return _score("precision", preds, target, task, threshold, num_classes, num_labels, average,
-                  top_k, ignore_index, zero_division)
+                  top_k, ignore_index, zero_division, multidim_average=multidim_average)
 
 
-def recall(preds, target, task, threshold=0.5, num_classes=None, num_labels=None,
-           average="micro", top_k=1, ignore_index=None, zero_division=0.0):
+def recall(preds, target, task, threshold=0.5, num_classes=None, average="micro",
+           multidim_average="global", top_k=1, num_labels=None, ignore_index=None,
+           validate_args=True, zero_division=0.0):
     """``tp / (tp + fn)``."""
     return _score("recall", preds, target, task, threshold, num_classes, num_labels, average,
-                  top_k, ignore_index, zero_division)
+                  top_k, ignore_index, zero_division, multidim_average=multidim_average)
 
 
-def specificity(preds, target, task, threshold=0.5, num_classes=None, num_labels=None,
-                average="micro", top_k=1, ignore_index=None, zero_division=0.0):
+def specificity(preds, target, task, threshold=0.5, num_classes=None, average="micro",
+                multidim_average="global", top_k=1, num_labels=None, ignore_index=None,
+                validate_args=True, zero_division=0.0):
     """``tn / (tn + fp)``."""
     return _score("specificity", preds, target, task, threshold, num_classes, num_labels,
-                  average, top_k, ignore_index, zero_division)
+                  average, top_k, ignore_index, zero_division,
+                  multidim_average=multidim_average)
 
 
-def fbeta_score(preds, target, task, beta=1.0, threshold=0.5, num_classes=None, num_labels=None,
-                average="micro", top_k=1, ignore_index=None, zero_division=0.0):
+def fbeta_score(preds, target, task, beta=1.0, threshold=0.5, num_classes=None,
+                average="micro", multidim_average="global", top_k=1, num_labels=None,
+                ignore_index=None, validate_args=True, zero_division=0.0):
     """``(1 + b^2) tp / ((1 + b^2) tp + b^2 fn + fp)``."""
     if not isinstance(beta, (int, float)) or beta <= 0:
         raise ValueError(f"Expected argument `beta` to be a float larger than 0, but got {beta}.")
     return _score("fbeta", preds, target, task, threshold, num_classes, num_labels, average,
-                  top_k, ignore_index, zero_division, beta)
+                  top_k, ignore_index, zero_division, beta, multidim_average)
 
 
-def f1_score(preds, target, task, threshold=0.5, num_classes=None, num_labels=None,
-             average="micro", top_k=1, ignore_index=None, zero_division=0.0):
+def f1_score(preds, target, task, threshold=0.5, num_classes=None, average="micro",
+             multidim_average="global", top_k=1, num_labels=None, ignore_index=None,
+             validate_args=True, zero_division=0.0):
     """``2 tp / (2 tp + fn + fp)``: ``fbeta_score`` with ``beta = 1``."""
-    return fbeta_score(preds, target, task, 1.0, threshold, num_classes, num_labels, average,
-                       top_k, ignore_index, zero_division)
+    return fbeta_score(preds, target, task, 1.0, threshold, num_classes, average,
+                       multidim_average, top_k, num_labels, ignore_index,
+                       zero_division=zero_division)
 
 
 def jaccard_index(preds, target, task, threshold=0.5, num_classes=None, num_labels=None,
-                  average="macro", ignore_index=None, zero_division=0.0):
+                  average="macro", ignore_index=None, validate_args=True, zero_division=0.0):
     """Intersection over union ``tp / (tp + fp + fn)`` (averaged as precision/recall)."""
     return _score("jaccard", preds, target, task, threshold, num_classes, num_labels, average,
                   1, ignore_index, zero_division)
@@ -257,10 +294,10 @@ def jaccard_index(preds, target, task, threshold=0.5, num_classes=None, num_labe
 def _confmat(preds, target, task, threshold, num_classes, ignore_index):
     """The ``[C, C]`` counts (rows: target, columns: prediction) of a binary/multiclass task."""
     if task == "binary":
-        p, t = _binary_inputs(preds, target, threshold, ignore_index)
+        p, t, _ = _binary_inputs(preds, target, threshold, ignore_index)
         c = 2
     else:
-        p, t = _multiclass_inputs(preds, target, num_classes, 1, ignore_index)
+        p, t, _ = _multiclass_inputs(preds, target, num_classes, 1, ignore_index)
         c = num_classes
     if task == "binary":
         pi, ti = p[:, 0].astype(np.int64), t[:, 0].astype(np.int64)
