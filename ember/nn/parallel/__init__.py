@@ -5,5 +5,6 @@ module as ``.module`` and calls it directly, which is what ``torch.nn.DataParall
 no CUDA device is available; state-dict keys gain the ``module.`` prefix as in PyTorch.
 """
 from .data_parallel import DataParallel, data_parallel
+from .distributed import DistributedDataParallel
 
-__all__ = ["DataParallel", "data_parallel"]
+__all__ = ["DataParallel", "DistributedDataParallel", "data_parallel"]

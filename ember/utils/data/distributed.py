@@ -1,12 +1,13 @@
 """``DistributedSampler``: each of ``num_replicas`` processes reads its own share of a dataset.
 
-Mirrors ``torch/utils/data/distributed.py``. ember has no process group, so ``num_replicas``
-and ``rank`` must be given (torch raises the same error when ``torch.distributed`` is missing).
+Mirrors ``torch/utils/data/distributed.py``: ``num_replicas`` and ``rank`` default to the
+world size and rank of ``ember.distributed``'s default process group.
 """
 from __future__ import annotations
 
 import math
 
+from ... import distributed as _dist
 from ... import random as _random
 from ..._creation import randperm
 from .sampler import Sampler
@@ -22,8 +23,11 @@ class DistributedSampler(Sampler):
 
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = False) -> None:
-        if num_replicas is None or rank is None:
-            raise RuntimeError("Requires distributed package to be available")
+        # unset ones come from the default process group (ValueError before init, as torch)
+        if num_replicas is None:
+            num_replicas = _dist.get_world_size()
+        if rank is None:
+            rank = _dist.get_rank()
         if rank >= num_replicas or rank < 0:
             raise ValueError(f"Invalid rank {rank}, rank should be in the interval "
                              f"[0, {num_replicas - 1}]")

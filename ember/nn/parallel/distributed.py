@@ -1,0 +1,264 @@
+"""``DistributedDataParallel`` (``torch.nn.parallel.DistributedDataParallel``) on ember.distributed.
+
+NOTE [ DDP buckets ]: at construction the parameters that require grad are grouped, in reverse
+registration order (roughly the order backward produces their gradients), into buckets of one
+dtype: the first holds up to 1 MiB (or ``bucket_cap_mb`` if smaller), the others up to
+``bucket_cap_mb``. Each parameter gets a post-accumulate-grad hook. When a parameter's gradient
+is accumulated during a synchronised backward, the hook copies it into its bucket's flat
+buffer; when a bucket is full, a non-blocking all-reduce (SUM) of the buffer starts, so
+communication overlaps the rest of backward. Buckets start strictly in index order (a later
+bucket that fills first waits for the earlier ones), because MPI needs every rank to issue its
+collectives in the same order. When the last bucket has started, the hook waits for all of
+them, divides by the world size and copies the averages into each ``param.grad``. With
+``find_unused_parameters=True`` ``forward`` walks the output's graph; parameters it does not
+reach count as ready with zero gradient, and a per-parameter "used" count is reduced with the
+last bucket so that a parameter no rank used keeps its ``grad`` untouched, as PyTorch's.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ... import distributed as dist
+from ..._creation import from_numpy
+from ..._tensor import Tensor
+from ...autograd.function import AccumulateGrad
+from ...autograd.grad_mode import is_grad_enabled, no_grad
+from ..modules.module import Module
+
+__all__ = ["DistributedDataParallel"]
+
+_FIRST_BUCKET_BYTES = 1024 * 1024  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
+_UNFINISHED = (
+    "Expected to have finished reduction in the prior iteration before starting a new one. "
+    "This error indicates that your module has parameters that were not used in producing "
+    "loss. You can enable unused parameter detection by passing the keyword argument "
+    "`find_unused_parameters=True` to `torch.nn.parallel.DistributedDataParallel`, and by \n"
+    "making sure all `forward` function outputs participate in calculating loss.")
+
+
+class _Bucket:
+    """Parameters of one dtype whose gradients are all-reduced together in one flat buffer."""
+
+    def __init__(self, params) -> None:
+        self.params = params
+        self.offsets = []
+        n = 0
+        for p in params:
+            self.offsets.append(n)
+            n += p.numel()
+        self.buffer = np.zeros(n, dtype=params[0]._data.dtype)
+        self.pending = len(params)
+        self.work = None
+
+
+class DistributedDataParallel(Module):
+    """Data parallelism across processes: each rank runs ``module`` on its share of the batch
+    and gradients are averaged over ranks during backward (NOTE [ DDP buckets ])."""
+
+    def __init__(self, module, device_ids=None, output_device=None, dim: int = 0,
+                 broadcast_buffers=None, init_sync: bool = True, process_group=None,
+                 bucket_cap_mb=None, find_unused_parameters: bool = False,
+                 check_reduction: bool = False, gradient_as_bucket_view: bool = False,
+                 static_graph: bool = False, **kwargs) -> None:
+        super().__init__()
+        pg = process_group if process_group is not None else dist.group.WORLD
+        if pg is None:
+            raise ValueError("Default process group has not been initialized, please make "
+                             "sure to call init_process_group.")
+        params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            raise RuntimeError("DistributedDataParallel is not needed when a module doesn't "
+                               "have any parameter that requires a gradient.")
+        self.module = module
+        self.process_group = pg
+        self.device_ids = None
+        self.output_device = None
+        self.dim = dim
+        self.broadcast_buffers = True if broadcast_buffers is None else bool(broadcast_buffers)
+        self.find_unused_parameters = find_unused_parameters
+        self.gradient_as_bucket_view = gradient_as_bucket_view
+        self.static_graph = static_graph
+        self.require_backward_grad_sync = True
+        self.require_forward_param_sync = True
+        self.bucket_bytes_cap = int((25 if bucket_cap_mb is None else bucket_cap_mb)
+                                    * 1024 * 1024)
+        self._world = dist.get_world_size(pg)
+        if init_sync:
+            self._broadcast_states([t for t in module.state_dict(keep_vars=True).values()
+                                    if isinstance(t, Tensor)])
+        self._buckets = self._make_buckets(params)
+        self._where = {}
+        for b, bucket in enumerate(self._buckets):
+            for i, p in enumerate(bucket.params):
+                self._where[id(p)] = (b, i)
+                p.register_post_accumulate_grad_hook(self._grad_ready)
+        self._params = params
+        self._expect_hooks = False
+        self._next_bucket = 0
+        self._used = None
+
+    # ---- construction -------------------------------------------------------------------
+    def _broadcast_states(self, tensors) -> None:
+        """Rank 0's parameters and buffers, in one broadcast per dtype."""
+        by_dtype = {}
+        for t in tensors:
+            by_dtype.setdefault(t._data.dtype, []).append(t)
+        with no_grad():
+            for ts in by_dtype.values():
+                flat = from_numpy(np.concatenate([np.ravel(t._data) for t in ts]))
+                dist.broadcast(flat, 0, group=self.process_group)
+                off = 0
+                for t in ts:
+                    n = t.numel()
+                    t.copy_(flat[off:off + n].view(t.shape))
+                    off += n
+
+    def _make_buckets(self, params):
+        buckets, current, size = [], [], 0
+        cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap)
+        for p in reversed(params):
+            nbytes = p._data.nbytes
+            if current and (size + nbytes > cap or current[0]._data.dtype != p._data.dtype):
+                buckets.append(_Bucket(current))
+                current, size, cap = [], 0, self.bucket_bytes_cap
+            current.append(p)
+            size += nbytes
+        buckets.append(_Bucket(current))
+        return buckets
+
+    # ---- forward ------------------------------------------------------------------------
+    def forward(self, *inputs, **kwargs):
+        if self._expect_hooks and self._next_bucket < len(self._buckets):
+            raise RuntimeError(_UNFINISHED)
+        sync = is_grad_enabled() and self.require_backward_grad_sync
+        if self.broadcast_buffers and self.require_forward_param_sync:
+            buffers = list(self.module.buffers())
+            if buffers and self._world > 1:
+                self._broadcast_states(buffers)
+        out = self.module(*inputs, **kwargs)
+        self._expect_hooks = False
+        if sync:
+            self._prepare_for_backward(out)
+        return out
+
+    def _prepare_for_backward(self, out) -> None:
+        for bucket in self._buckets:
+            bucket.pending = len(bucket.params)
+            bucket.work = None
+        self._next_bucket = 0
+        self._expect_hooks = True
+        if not self.find_unused_parameters:
+            return
+        self._used = np.zeros(len(self._params), np.int64)
+        reached = _reachable_leaves(out)
+        for j, p in enumerate(self._params):
+            if id(p) in reached:
+                self._used[j] = 1
+        for j, p in enumerate(self._params):
+            if not self._used[j]:
+                b, i = self._where[id(p)]
+                bucket = self._buckets[b]
+                off = bucket.offsets[i]
+                bucket.buffer[off:off + p.numel()] = 0
+                bucket.pending -= 1
+        self._launch_ready()
+
+    # ---- backward -----------------------------------------------------------------------
+    def _grad_ready(self, p) -> None:
+        """Post-accumulate-grad hook: copy ``p.grad`` into its bucket; start full buckets."""
+        if not self._expect_hooks:
+            return
+        b, i = self._where[id(p)]
+        bucket = self._buckets[b]
+        off = bucket.offsets[i]
+        bucket.buffer[off:off + p.numel()] = np.ravel(p.grad._data)
+        bucket.pending -= 1
+        self._launch_ready()
+
+    def _launch_ready(self) -> None:
+        launched = False
+        while (self._next_bucket < len(self._buckets)
+               and self._buckets[self._next_bucket].pending == 0):
+            bucket = self._buckets[self._next_bucket]
+            bucket.work = dist.all_reduce(from_numpy(bucket.buffer), group=self.process_group,
+                                          async_op=True)
+            self._next_bucket += 1
+            launched = True
+        if launched and self._next_bucket == len(self._buckets):
+            self._finalize()
+        elif launched:
+            for bucket in self._buckets[:self._next_bucket]:
+                bucket.work.is_completed()  # lets MPI progress the ones in flight
+
+    def _finalize(self) -> None:
+        """Wait for every bucket and write the averaged gradients into ``param.grad``."""
+        used = None
+        if self.find_unused_parameters:
+            counts = from_numpy(self._used)
+            dist.all_reduce(counts, group=self.process_group)
+            used = self._used
+        for bucket in self._buckets:
+            bucket.work.wait()
+            bucket.buffer /= self._world
+        with no_grad():
+            for j, p in enumerate(self._params):
+                if used is not None and used[j] == 0:
+                    continue  # no rank used it: its grad stays as it was, as in PyTorch
+                b, i = self._where[id(p)]
+                bucket = self._buckets[b]
+                off = bucket.offsets[i]
+                avg = bucket.buffer[off:off + p.numel()].reshape(p._data.shape)
+                if p.grad is None:
+                    p.grad = from_numpy(avg.copy())
+                else:
+                    p.grad.copy_(from_numpy(avg))
+        self._expect_hooks = False
+
+    # ---- API ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Backward passes inside accumulate gradients locally; the first one after syncs."""
+        old = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = old
+
+    def _get_ddp_logging_data(self) -> dict:
+        return {"world_size": self._world, "bucket_cap_bytes": self.bucket_bytes_cap,
+                "find_unused_parameters": int(self.find_unused_parameters)}
+
+
+def _reachable_leaves(out) -> set:
+    """ids of the leaf tensors whose AccumulateGrad nodes the graph of ``out`` reaches."""
+    stack, seen, leaves = [], set(), set()
+
+    def collect(obj):
+        if isinstance(obj, Tensor):
+            if obj.grad_fn is not None:
+                stack.append(obj.grad_fn)
+            elif obj.requires_grad:
+                leaves.add(id(obj))
+        elif isinstance(obj, (list, tuple)):
+            for o in obj:
+                collect(o)
+        elif isinstance(obj, dict):
+            for o in obj.values():
+                collect(o)
+
+    collect(out)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, AccumulateGrad):
+            leaves.add(id(node.variable))
+            continue
+        for nxt, _ in node.next_functions or ():
+            if nxt is not None:
+                stack.append(nxt)
+    return leaves

@@ -1,0 +1,311 @@
+"""One rank of tests/test_distributed.py's job: runs every check, writes rank<N>.json.
+
+Launched as ``python -m ember.distributed.run --nproc-per-node 2 tests/_distributed_worker.py
+OUT_DIR``; each check compares ember.distributed's result with a NumPy reference computed
+locally from what every rank is known to hold, and records (passed, message).
+"""
+import json
+import os
+import sys
+import traceback
+
+import numpy as np
+
+import ember
+import ember.distributed as dist
+import ember.nn as nn
+import ember.nn.functional as F
+
+RESULTS = {}
+
+
+def check(name, got, expected, rtol=0.0, atol=0.0):
+    got = np.asarray(got.numpy() if isinstance(got, ember.Tensor) else got)
+    expected = np.asarray(expected)
+    if expected.dtype.kind in "fciub":
+        ok = got.shape == expected.shape and got.dtype == expected.dtype and np.allclose(
+            got, expected, rtol=rtol, atol=atol)
+    else:
+        ok = np.array_equal(got, expected)
+    RESULTS[name] = [bool(ok), "" if ok else f"got {got!r} expected {expected!r}"]
+
+
+def run(name, fn):
+    try:
+        fn()
+    except Exception:
+        RESULTS[name] = [False, traceback.format_exc()]
+
+
+def value(rank, dtype, shape=(3, 4)):
+    """What rank ``rank`` holds: distinct per rank, exact in every dtype."""
+    return (np.arange(np.prod(shape)).reshape(shape) + 10 * rank + 1).astype(dtype)
+
+
+def noncontig(a):
+    """An ember tensor with ``a``'s values that is a strided (transposed) view."""
+    return ember.tensor(np.ascontiguousarray(a.T)).t()
+
+
+def collectives(rank, world):
+    for dt in ("float32", "float64", "int64"):
+        alls = [value(r, dt) for r in range(world)]
+        for label, make in (("contig", ember.tensor), ("strided", noncontig)):
+            key = f"{dt}_{label}"
+            for opname, ref in (("SUM", np.sum), ("PRODUCT", np.prod), ("MIN", np.min),
+                                ("MAX", np.max)):
+                t = make(alls[rank])
+                dist.all_reduce(t, op=getattr(dist.ReduceOp, opname))
+                check(f"all_reduce_{opname}_{key}", t,
+                      ref(np.stack(alls), axis=0).astype(dt))
+            t = make(alls[rank])
+            dist.all_reduce(t, op=dist.ReduceOp.AVG)
+            avg = np.stack(alls).sum(0)
+            avg = avg / world if dt != "int64" else avg // world
+            check(f"all_reduce_AVG_{key}", t, avg.astype(dt), rtol=1e-6)
+            t = make(alls[rank])
+            work = dist.all_reduce(t, async_op=True)
+            work.wait()
+            check(f"all_reduce_async_{key}", t, np.stack(alls).sum(0).astype(dt))
+            check(f"all_reduce_async_done_{key}", work.is_completed(), True)
+            t = make(alls[rank])
+            dist.broadcast(t, src=1)
+            check(f"broadcast_{key}", t, alls[1])
+            outs = [make(np.zeros((3, 4), dt)) for _ in range(world)]
+            dist.all_gather(outs, make(alls[rank]))
+            for r in range(world):
+                check(f"all_gather_{r}_{key}", outs[r], alls[r])
+            t = make(alls[rank])
+            dist.reduce(t, dst=0)
+            check(f"reduce_{key}", t, np.stack(alls).sum(0).astype(dt) if rank == 0
+                  else alls[rank])
+        big = ember.zeros(world * 3, 4, dtype=getattr(ember, dt))
+        dist.all_gather_into_tensor(big, noncontig(value(rank, dt)))
+        check(f"all_gather_into_tensor_{dt}", big, np.concatenate(
+            [value(r, dt) for r in range(world)]))
+        stacked = ember.zeros(world, 3, 4, dtype=getattr(ember, dt))
+        dist.all_gather_into_tensor(stacked, ember.tensor(value(rank, dt)))
+        check(f"all_gather_into_tensor_stack_{dt}", stacked,
+              np.stack([value(r, dt) for r in range(world)]))
+        # rank r contributes value(r*world + i) as its i-th input
+        ins = [noncontig(value(rank * world + i, dt)) for i in range(world)]
+        out = noncontig(np.zeros((3, 4), dt))
+        dist.reduce_scatter(out, ins)
+        check(f"reduce_scatter_{dt}", out,
+              sum(value(r * world + rank, dt) for r in range(world)).astype(dt))
+        full = ember.tensor(np.concatenate([value(rank * world + i, dt) for i in range(world)]))
+        out = ember.zeros(3, 4, dtype=getattr(ember, dt))
+        dist.reduce_scatter_tensor(out, full)
+        check(f"reduce_scatter_tensor_{dt}", out,
+              sum(value(r * world + rank, dt) for r in range(world)).astype(dt))
+        glist = [ember.zeros(3, 4, dtype=getattr(ember, dt)) for _ in range(world)]
+        dist.gather(noncontig(value(rank, dt)), glist if rank == 1 else None, dst=1)
+        if rank == 1:
+            for r in range(world):
+                check(f"gather_{r}_{dt}", glist[r], value(r, dt))
+        out = ember.zeros(3, 4, dtype=getattr(ember, dt))
+        slist = [noncontig(value(100 + r, dt)) for r in range(world)] if rank == 0 else None
+        dist.scatter(out, slist, src=0)
+        check(f"scatter_{dt}", out, value(100 + rank, dt))
+        inp = ember.tensor(np.concatenate([value(rank * world + i, dt, (2, 3))
+                                           for i in range(world)]))
+        out = ember.zeros(2 * world, 3, dtype=getattr(ember, dt))
+        dist.all_to_all_single(out, inp)
+        check(f"all_to_all_single_{dt}", out, np.concatenate(
+            [value(r * world + rank, dt, (2, 3)) for r in range(world)]))
+        outs = [ember.zeros(2, 3, dtype=getattr(ember, dt)) for _ in range(world)]
+        dist.all_to_all(outs, [ember.tensor(value(rank * world + i, dt, (2, 3)))
+                               for i in range(world)])
+        for r in range(world):
+            check(f"all_to_all_{r}_{dt}", outs[r], value(r * world + rank, dt, (2, 3)))
+    # bool and bfloat16 go through a widened buffer
+    b = ember.tensor([rank == 0, False, True])
+    dist.all_reduce(b)
+    check("all_reduce_bool", b, np.array([True, False, True]))
+    h = ember.tensor([1.5, 2.0], dtype=ember.bfloat16) * (rank + 1)
+    dist.all_reduce(h)
+    check("all_reduce_bfloat16", h.float(), np.array([4.5, 6.0], np.float32))
+    s = ember.tensor(float(rank + 1))
+    dist.all_reduce(s)
+    check("all_reduce_0d", s, np.array(3.0, np.float32))
+
+
+def point_to_point(rank, world):
+    peer = 1 - rank
+    if rank == 0:
+        dist.send(noncontig(value(7, "float32")), dst=1)
+        t = ember.zeros(3, 4)
+        sender = dist.recv(t)  # any source
+        check("recv_any_sender", sender, 1)
+        check("recv_any", t, value(8, "float32"))
+    else:
+        t = ember.zeros(3, 4)
+        sender = dist.recv(t, src=0)
+        check("recv_sender", sender, 0)
+        check("send_recv", t, value(7, "float32"))
+        dist.send(ember.tensor(value(8, "float32")), dst=0)
+    out = ember.zeros(3, 4, dtype=ember.int64)
+    reqs = [dist.isend(ember.tensor(value(rank, "int64")), dst=peer, tag=5),
+            dist.irecv(out, src=peer, tag=5)]
+    for w in reqs:
+        w.wait()
+    check("isend_irecv", out, value(peer, "int64"))
+    objs = [None] * world
+    dist.all_gather_object(objs, {"rank": rank, "name": f"r{rank}"})
+    check("all_gather_object", [o["rank"] for o in objs], np.arange(world))
+    lst = [rank, "x", {"k": rank}] if rank == 1 else [None, None, None]
+    dist.broadcast_object_list(lst, src=1)
+    check("broadcast_object_list", [lst[0], lst[2]["k"]], np.array([1, 1]))
+    dist.barrier()
+    dist.barrier(async_op=True).wait()
+    solo = dist.new_group([1])
+    if rank == 1:
+        check("new_group_rank", dist.get_rank(solo), 0)
+        check("new_group_size", dist.get_world_size(solo), 1)
+        t = ember.tensor([5.0])
+        dist.all_reduce(t, group=solo)
+        check("new_group_all_reduce", t, np.array([5.0], np.float32))
+    else:
+        check("new_group_non_member", solo == dist.GroupMember.NON_GROUP_MEMBER, True)
+        check("new_group_non_member_rank", dist.get_rank(solo), -1)
+    both = dist.new_group([1, 0])
+    t = ember.tensor([float(rank)])
+    dist.broadcast(t, src=1, group=both)
+    check("new_group_broadcast", t, np.array([1.0], np.float32))
+    dist.destroy_process_group(both)
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 16)
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class Branchy(nn.Module):
+    """``b`` is used only when asked; ``never`` is used by no rank."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 2)
+        self.b = nn.Linear(4, 2)
+        self.never = nn.Linear(4, 2)
+
+    def forward(self, x, use_b):
+        y = self.a(x)
+        return y + self.b(x) if use_b else y
+
+
+def ddp(rank, world):
+    from ember.nn.parallel import DistributedDataParallel as DDP
+    gen = np.random.default_rng(0)
+    X = gen.standard_normal((64, 6)).astype(np.float32)
+    Y = gen.integers(0, 3, 64)
+    for opt_name in ("sgd", "adam"):
+        ember.manual_seed(rank)  # different on each rank: DDP must broadcast rank 0's
+        model = MLP()
+        net = DDP(model, bucket_cap_mb=0.0002)  # ~210 bytes: three buckets
+        ref = MLP()
+        ref.load_state_dict(model.state_dict())
+        check(f"ddp_buckets_{opt_name}", len(net._buckets) > 2, True)
+        make = ((lambda ps: ember.optim.SGD(ps, lr=0.1, momentum=0.9)) if opt_name == "sgd"
+                else (lambda ps: ember.optim.Adam(ps, lr=1e-2)))
+        opt, ref_opt = make(net.parameters()), make(ref.parameters())
+        half = 64 // world
+        xs = ember.tensor(X[rank * half:(rank + 1) * half])
+        ys = ember.tensor(Y[rank * half:(rank + 1) * half])
+        for _ in range(20):
+            opt.zero_grad()
+            F.cross_entropy(net(xs), ys).backward()
+            opt.step()
+            ref_opt.zero_grad()
+            F.cross_entropy(ref(ember.tensor(X)), ember.tensor(Y)).backward()
+            ref_opt.step()
+        for (k, p), q in zip(model.state_dict().items(), ref.state_dict().values()):
+            check(f"ddp_equiv_{opt_name}_{k}", p, q.numpy(), rtol=1e-5, atol=1e-6)
+    sd = net.state_dict()
+    check("ddp_state_dict_prefix", sorted(sd), sorted("module." + k for k in model.state_dict()))
+    check("ddp_module_attr", net.module is model, True)
+
+    # no_sync: two local micro-batches then a synced one == the sum over the global batch
+    ember.manual_seed(0)
+    model = MLP()
+    net = DDP(model)
+    ref = MLP()
+    ref.load_state_dict(model.state_dict())
+    parts = [X[i * 8:(i + 1) * 8] for i in range(6)]
+    tgts = [Y[i * 8:(i + 1) * 8] for i in range(6)]
+    mine = [3 * rank, 3 * rank + 1, 3 * rank + 2]
+    with net.no_sync():
+        for i in mine[:2]:
+            F.cross_entropy(net(ember.tensor(parts[i])), ember.tensor(tgts[i])).backward()
+    local = model.fc1.weight.grad.numpy().copy()
+    F.cross_entropy(net(ember.tensor(parts[mine[2]])), ember.tensor(tgts[mine[2]])).backward()
+    for i in range(6):
+        F.cross_entropy(ref(ember.tensor(parts[i])), ember.tensor(tgts[i])).backward()
+    check("ddp_no_sync_local_differs", not np.allclose(local, ref.fc1.weight.grad.numpy() / 2),
+          True)
+    for (k, p), q in zip(model.named_parameters(), ref.parameters()):
+        check(f"ddp_no_sync_{k}", p.grad, (q.grad / world).numpy(), rtol=1e-5, atol=1e-6)
+
+    # find_unused_parameters: b is used on rank 0 only, never by nobody
+    ember.manual_seed(0)
+    model = Branchy()
+    net = DDP(model, find_unused_parameters=True)
+    x = ember.tensor(value(rank, "float32", (5, 4)) / 10)
+    net(x, use_b=(rank == 0)).sum().backward()
+    xb = ember.tensor(value(0, "float32", (5, 4)) / 10)
+    check("ddp_unused_b", model.b.weight.grad,
+          (ember.ones(5, 2).t() @ xb).numpy() / world, rtol=1e-6)
+    xa = ember.tensor(np.concatenate([value(r, "float32", (5, 4)) for r in range(world)]) / 10)
+    check("ddp_unused_a", model.a.weight.grad,
+          (ember.ones(5 * world, 2).t() @ xa).numpy() / world, rtol=1e-5)
+    check("ddp_unused_never", model.never.weight.grad is None, True)
+    # and the error PyTorch gives when unused parameters are not declared
+    model = Branchy()
+    net = DDP(model)
+    net(x, use_b=True).sum().backward()
+    try:
+        net(x, use_b=True)
+        check("ddp_unused_error", "no error", "RuntimeError")
+    except RuntimeError as e:
+        check("ddp_unused_error", "Expected to have finished reduction" in str(e), True)
+
+    # the sampler picks rank and world size from the process group
+    from ember.utils.data.distributed import DistributedSampler
+    s = DistributedSampler(range(10), shuffle=False)
+    check("sampler_from_group", list(s), np.arange(rank, 10, world))
+
+
+def main():
+    out_dir = sys.argv[1]
+    env = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                          "MASTER_PORT", "LOCAL_WORLD_SIZE")}
+    dist.init_process_group(backend="gloo", init_method="env://")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    RESULTS["env"] = [env["RANK"] == str(rank) and env["WORLD_SIZE"] == str(world)
+                      and env["LOCAL_RANK"] == str(rank) and env["MASTER_ADDR"] is not None
+                      and env["MASTER_PORT"] == "29511" and env["LOCAL_WORLD_SIZE"] == "2",
+                      repr(env)]
+    check("is_initialized", dist.is_initialized(), True)
+    check("backend", dist.get_backend(), "gloo")
+    try:
+        dist.init_process_group("mpi")
+        check("double_init", "no error", "ValueError")
+    except ValueError as e:
+        check("double_init", "twice" in str(e), True)
+    run("collectives", lambda: collectives(rank, world))
+    run("point_to_point", lambda: point_to_point(rank, world))
+    run("ddp", lambda: ddp(rank, world))
+    dist.barrier()
+    dist.destroy_process_group()
+    check("destroyed", dist.is_initialized(), False)
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(RESULTS, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""ember.distributed: 2-process collectives and DDP under mpiexec, and errors before init.
+
+The 2-rank job (tests/_distributed_worker.py, started once per session through the launcher
+``python -m ember.distributed.run --nproc-per-node 2``) runs every check on each rank against
+a NumPy reference or a 1-process run of the same training, and writes its results; the tests
+here read them by family. The error tests run in this process and never initialise MPI.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import ember
+import ember.distributed as dist
+import ember.nn as nn
+
+torch = pytest.importorskip("torch")
+import torch.distributed as tdist  # noqa: E402
+
+WORKER = os.path.join(os.path.dirname(__file__), "_distributed_worker.py")
+WORLD = 2
+
+
+def _mpiexec_works():
+    """Why 2-rank runs are impossible here, or None (mpi4py and a working mpiexec)."""
+    if not dist.is_mpi_available():
+        return "mpi4py is not installed (pip install -e '.[distributed]')"
+    if shutil.which("mpiexec") is None:
+        return "no mpiexec on PATH (pip install -e '.[distributed]' installs MPICH's)"
+    try:
+        r = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-c", "print(1)"],
+                           capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "mpiexec -n 2 timed out"
+    return None if r.returncode == 0 else f"mpiexec -n 2 fails here: {r.stderr[-300:]}"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    why = _mpiexec_works()
+    if why is not None:
+        pytest.skip(why)
+    out = tmp_path_factory.mktemp("dist")
+    cmd = [sys.executable, "-m", "ember.distributed.run", "--nproc-per-node", str(WORLD),
+           "--master-port", "29511", WORKER, str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+                          cwd=os.path.dirname(os.path.dirname(WORKER)))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    ranks = []
+    for r in range(WORLD):
+        with open(out / f"rank{r}.json") as f:
+            ranks.append(json.load(f))
+    return ranks
+
+
+def _family(results, prefixes, min_count):
+    """Every check whose name starts with one of ``prefixes`` passed on every rank."""
+    for rank, res in enumerate(results):
+        names = [k for k in res if k.startswith(prefixes)]
+        assert len(names) >= min_count, (rank, sorted(res))
+        bad = {k: res[k][1] for k in names if not res[k][0]}
+        assert not bad, f"rank {rank}: {bad}"
+
+
+@pytest.mark.parametrize("prefixes,min_count", [
+    (("env",), 1),
+    (("is_initialized", "backend", "double_init", "destroyed"), 4),
+    (("all_reduce_",), 3 * 2 * 7 + 3),
+    (("broadcast_",), 6),
+    (("all_gather_",), 3 * 2 * WORLD + 6),
+    (("reduce_",), 6 + 3 + 3),
+    (("gather_",), 0),
+    (("scatter_",), 3),
+    (("all_to_all",), 3 + 3 * WORLD),
+    (("send_", "recv_", "isend_"), 3),
+    (("all_gather_object", "broadcast_object_list"), 2),
+    (("new_group_",), 2),
+], ids=lambda v: v[0] if isinstance(v, tuple) else str(v))
+def test_collectives(results, prefixes, min_count):
+    _family(results, prefixes, min_count)
+
+
+def test_gather_on_destination(results):
+    assert sum(k.startswith("gather_") for k in results[1]) == 3 * WORLD
+    _family(results, ("gather_",), 0)
+
+
+@pytest.mark.parametrize("prefix,min_count", [
+    ("ddp_buckets", 2),
+    ("ddp_equiv_sgd", 4),    # 2 ranks x 32 == 1 process x 64 after 20 SGD-momentum steps
+    ("ddp_equiv_adam", 4),   # ... and after 20 Adam steps
+    ("ddp_state_dict_prefix", 1),
+    ("ddp_module_attr", 1),
+    ("ddp_no_sync", 5),
+    ("ddp_unused", 4),
+    ("sampler_from_group", 1),
+])
+def test_ddp(results, prefix, min_count):
+    _family(results, (prefix,), min_count)
+
+
+def test_no_failed_section(results):
+    for res in results:
+        for section in ("collectives", "point_to_point", "ddp"):
+            assert section not in res, res.get(section)
+
+
+# ---- before init_process_group: PyTorch's errors, without starting MPI ---------------------
+def _torch_error(fn):
+    with pytest.raises(Exception) as info:
+        fn()
+    return info.type, str(info.value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, d: d.get_rank(),
+    lambda m, d: d.get_world_size(),
+    lambda m, d: d.get_backend(),
+    lambda m, d: d.barrier(),
+    lambda m, d: d.all_reduce(m.ones(2)),
+    lambda m, d: d.broadcast(m.ones(2), 0),
+    lambda m, d: d.all_gather([m.ones(2)], m.ones(2)),
+    lambda m, d: d.send(m.ones(2), 1),
+    lambda m, d: d.new_group([0]),
+    lambda m, d: m.utils.data.DistributedSampler(range(4)),
+])
+def test_before_init_raises_torch_error(call):
+    assert not dist.is_initialized()
+    ttype, tmsg = _torch_error(lambda: call(torch, tdist))
+    with pytest.raises(ttype) as info:
+        call(ember, dist)
+    assert str(info.value) == tmsg
+    assert "Default process group has not been initialized" in tmsg
+
+
+def test_ddp_before_init_raises():
+    ttype, tmsg = _torch_error(
+        lambda: torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2)))
+    with pytest.raises(ttype, match="Default process group has not been initialized"):
+        nn.parallel.DistributedDataParallel(nn.Linear(2, 2))
+
+
+def test_destroy_before_init_raises():
+    ttype, tmsg = _torch_error(lambda: tdist.destroy_process_group())
+    with pytest.raises(ttype, match=tmsg):
+        dist.destroy_process_group()
+
+
+def test_nccl_and_bad_backend():
+    with pytest.raises(RuntimeError, match="Distributed package doesn't have NCCL built in"):
+        dist.init_process_group("nccl")
+    with pytest.raises(ValueError, match="Invalid backend"):
+        dist.init_process_group("carrier-pigeon")
+    with pytest.raises(TypeError, match="timedelta"):
+        dist.init_process_group("gloo", timeout=30)
+    assert not dist.is_initialized()
+
+
+def test_state_without_init():
+    assert dist.is_available() and tdist.is_available()
+    assert not dist.is_initialized()
+    assert dist.ReduceOp.SUM != dist.ReduceOp.AVG
+    assert {"SUM", "AVG", "PRODUCT", "MIN", "MAX"} <= set(vars(dist.ReduceOp))
+
+
+def test_import_ember_does_not_load_mpi():
+    code = "import sys, ember, ember.distributed; print('mpi4py' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_launcher_help_and_bad_nproc():
+    out = subprocess.run([sys.executable, "-m", "ember.distributed.run", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--nproc-per-node" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "ember.distributed.run", "--nproc-per-node",
+                          "0", "x.py"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "at least 1" in out.stderr
