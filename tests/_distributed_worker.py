@@ -226,6 +226,22 @@ def ddp(rank, world):
             ref_opt.step()
         for (k, p), q in zip(model.state_dict().items(), ref.state_dict().values()):
             check(f"ddp_equiv_{opt_name}_{k}", p, q.numpy(), rtol=1e-5, atol=1e-6)
+    # overlap: the first bucket's all-reduce starts while backward still owes fc1's grads
+    ember.manual_seed(0)
+    model = MLP()
+    net = DDP(model, bucket_cap_mb=0.0002)
+    missing, all_reduce = [], dist.all_reduce
+
+    def spy(t, *args, **kwargs):
+        missing.append(sum(p.grad is None for p in model.parameters()))
+        return all_reduce(t, *args, **kwargs)
+
+    dist.all_reduce = spy
+    try:
+        F.cross_entropy(net(xs), ys).backward()
+    finally:
+        dist.all_reduce = all_reduce
+    check("ddp_overlap_launches", missing, np.array([2, 1, 0]))
     sd = net.state_dict()
     check("ddp_state_dict_prefix", sorted(sd), sorted("module." + k for k in model.state_dict()))
     check("ddp_module_attr", net.module is model, True)

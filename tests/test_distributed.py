@@ -90,6 +90,7 @@ def test_gather_on_destination(results):
 
 @pytest.mark.parametrize("prefix,min_count", [
     ("ddp_buckets", 2),
+    ("ddp_overlap_launches", 1),  # buckets start from hooks while backward is still running
     ("ddp_equiv_sgd", 4),    # 2 ranks x 32 == 1 process x 64 after 20 SGD-momentum steps
     ("ddp_equiv_adam", 4),   # ... and after 20 Adam steps
     ("ddp_state_dict_prefix", 1),
@@ -180,3 +181,31 @@ def test_launcher_help_and_bad_nproc():
     out = subprocess.run([sys.executable, "-m", "ember.distributed.run", "--nproc-per-node",
                           "0", "x.py"], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "at least 1" in out.stderr
+
+
+# ---- faults: a rank that raises or is killed ends the job instead of hanging it ------------
+FAULTS = {
+    "raises": "raise ValueError('rank 1 fails on purpose')",
+    "killed": "os.kill(os.getpid(), signal.SIGKILL)",
+}
+
+
+@pytest.mark.parametrize("how", sorted(FAULTS))
+@pytest.mark.parametrize("launch", ["embrun", "mpiexec"])
+def test_failed_rank_ends_the_job(tmp_path, how, launch):
+    why = _mpiexec_works()
+    if why is not None:
+        pytest.skip(why)
+    script = tmp_path / "fault.py"
+    script.write_text(
+        "import os, signal\nimport ember, ember.distributed as dist\n"
+        "dist.init_process_group('mpi')\n"
+        f"if dist.get_rank() == 1:\n    {FAULTS[how]}\n"
+        "t = ember.ones(3)\ndist.all_reduce(t)\nprint('rank 0 was not stopped')\n")
+    cmd = ([sys.executable, "-m", "ember.distributed.run", "--nproc-per-node", "2"]
+           if launch == "embrun" else ["mpiexec", "-n", "2", sys.executable])
+    proc = subprocess.run(cmd + [str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "rank 0 was not stopped" not in proc.stdout
+    if how == "raises":
+        assert "rank 1 fails on purpose" in proc.stderr

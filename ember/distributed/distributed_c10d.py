@@ -4,6 +4,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import os
+import sys
 from datetime import timedelta
 
 import numpy as np
@@ -213,11 +214,29 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size:
     if want_rank != -1 and want_rank != me:
         raise RuntimeError(f"init_process_group: rank={want_rank} but this process is MPI "
                            f"rank {me}; ranks are assigned by mpiexec")
+    _abort_on_uncaught_exception(MPI)
     # a duplicate, so the job's own MPI traffic never matches ours
     pg = ProcessGroup(world.Dup(), range(size), name, timeout or timedelta(minutes=30))
     _State.default = pg
     GroupMember.WORLD = pg
     group.WORLD = pg
+
+
+def _abort_on_uncaught_exception(MPI) -> None:
+    """A rank that dies of an exception aborts the job (after printing it): otherwise the
+    other ranks would wait forever in their next collective, and this one in MPI_Finalize."""
+    previous = sys.excepthook
+    if getattr(previous, "_ember_abort", False):
+        return
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+            sys.stderr.flush()
+            MPI.COMM_WORLD.Abort(1)
+
+    hook._ember_abort = True
+    sys.excepthook = hook
 
 
 def destroy_process_group(group=None) -> None:

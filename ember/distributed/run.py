@@ -16,6 +16,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import traceback
 
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS")
@@ -90,7 +91,15 @@ def _worker(args) -> None:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args._worker:
-        _worker(args)
+        try:
+            _worker(args)
+        except SystemExit as e:
+            if e.code not in (None, 0):
+                _abort(e.code if isinstance(e.code, int) else 1)
+            raise
+        except BaseException:
+            traceback.print_exc()
+            _abort(1)
         return 0
     nproc = _nproc(args.nproc_per_node)
     nnodes = int(args.nnodes)
@@ -110,6 +119,16 @@ def main(argv=None) -> int:
     cmd += [sys.executable, "-u", "-m", "ember.distributed.run", "--_worker", *passthrough,
             args.training_script, *args.training_script_args]
     return subprocess.call(cmd)
+
+
+def _abort(code: int) -> None:
+    """End the whole job: a failed rank must not leave the others blocked in a collective
+    (MPI_Finalize at exit would wait for them)."""
+    sys.stderr.flush()
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        mpi.COMM_WORLD.Abort(code)
+    os._exit(code)
 
 
 def _mpi_flavour(exe: str) -> str:
