@@ -230,17 +230,18 @@ def ddp(rank, world):
     ember.manual_seed(0)
     model = MLP()
     net = DDP(model, bucket_cap_mb=0.0002)
-    missing, all_reduce = [], dist.all_reduce
+    import ember.nn.parallel.distributed as ddp_module
+    missing, all_reduce = [], ddp_module._all_reduce
 
     def spy(t, *args, **kwargs):
         missing.append(sum(p.grad is None for p in model.parameters()))
         return all_reduce(t, *args, **kwargs)
 
-    dist.all_reduce = spy
+    ddp_module._all_reduce = spy
     try:
         F.cross_entropy(net(xs), ys).backward()
     finally:
-        dist.all_reduce = all_reduce
+        ddp_module._all_reduce = all_reduce
     check("ddp_overlap_launches", missing, np.array([2, 1, 0]))
     sd = net.state_dict()
     check("ddp_state_dict_prefix", sorted(sd), sorted("module." + k for k in model.state_dict()))
@@ -296,6 +297,39 @@ def ddp(rank, world):
     check("sampler_from_group", list(s), np.arange(rank, 10, world))
 
 
+def expect_error(name, fn, kind, text):
+    try:
+        fn()
+        check(name, "no error", kind.__name__)
+    except kind as e:
+        RESULTS[name] = [text in str(e), str(e)]
+
+
+def mismatches(rank, world):
+    """Tensors or models that differ across ranks: a clear error on every rank, no hang."""
+    from ember.nn.parallel import DistributedDataParallel as DDP
+    shape = "rank 0: float32 [3]"
+    expect_error("mismatch_all_reduce_shape", lambda: dist.all_reduce(ember.ones(3 + rank)),
+                 RuntimeError, shape)
+    expect_error("mismatch_all_reduce_dtype", lambda: dist.all_reduce(
+        ember.ones(3, dtype=ember.float64 if rank else ember.float32)), RuntimeError,
+        "rank 1: float64 [3]")
+    expect_error("mismatch_all_reduce_op", lambda: dist.all_reduce(
+        ember.ones(3), op=dist.ReduceOp.MAX if rank else dist.ReduceOp.SUM), RuntimeError,
+        "(op=MAX)")
+    expect_error("mismatch_broadcast", lambda: dist.broadcast(ember.ones(3 + rank), 0),
+                 RuntimeError, shape)
+    expect_error("mismatch_all_gather", lambda: dist.all_gather(
+        [ember.ones(3 + rank) for _ in range(world)], ember.ones(3 + rank)), RuntimeError,
+        shape)
+    expect_error("mismatch_ddp_model", lambda: DDP(nn.Linear(3 + rank, 2)), RuntimeError,
+                 "appears not to match sizes of the same param")
+    # the job goes on: the next collective is still matched
+    t = ember.ones(2)
+    dist.all_reduce(t)
+    check("mismatch_then_ok", t, np.full(2, float(world), np.float32))
+
+
 def main():
     out_dir = sys.argv[1]
     env = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
@@ -316,6 +350,7 @@ def main():
     run("collectives", lambda: collectives(rank, world))
     run("point_to_point", lambda: point_to_point(rank, world))
     run("ddp", lambda: ddp(rank, world))
+    run("mismatches", lambda: mismatches(rank, world))
     dist.barrier()
     dist.destroy_process_group()
     check("destroyed", dist.is_initialized(), False)

@@ -405,6 +405,21 @@ def _to_dtype(work: np.ndarray, dtype) -> np.ndarray:
     return work.astype(dtype)
 
 
+def _agree(g: ProcessGroup, what: str, *tensors, extra=None) -> None:
+    """Raise on every rank when the ranks' tensors (dtype, shape) or arguments differ.
+
+    MPI would otherwise truncate, or fill part of a buffer, on some ranks only; one small
+    all-gather per collective lets every rank name the mismatch instead."""
+    mine = (tuple((str(t.dtype).rsplit(".", 1)[-1], tuple(t.shape)) for t in tensors), extra)
+    every = g.comm.allgather(mine)
+    if any(x != every[0] for x in every):
+        desc = "; ".join(f"rank {g.ranks[r]}: " + ", ".join(f"{d} {list(sh)}" for d, sh in x[0])
+                         + (f" ({x[1]})" if x[1] is not None else "")
+                         for r, x in enumerate(every))
+        raise RuntimeError(f"{what}: the ranks' tensors or arguments differ, every rank must "
+                           f"pass the same dtype and shape: {desc}")
+
+
 # ---- collectives ------------------------------------------------------------------------
 def barrier(group=None, async_op: bool = False, device_ids=None):
     """Block until every rank of ``group`` has called it."""
@@ -424,10 +439,17 @@ def monitored_barrier(group=None, timeout=None, wait_all_ranks: bool = False):
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     """Reduce ``tensor`` across ranks in place: every rank ends with the result."""
+    return _all_reduce(tensor, op, group, async_op, check=True)
+
+
+def _all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False, check=True):
+    """``all_reduce``; DDP's buckets skip the agreement check (equal by construction)."""
     _check(tensor)
     if _skip(group):
         return None
     g = _group(group)
+    if check:
+        _agree(g, "all_reduce", tensor, extra=f"op={op.name}")
     a = np.array(tensor._data, order="C", copy=True) if tensor._data.ndim == 0 else _buf(tensor)
     work, req = _allreduce(g.comm, a, op, nonblocking=async_op)
     n = g.size()
@@ -449,6 +471,7 @@ def reduce(tensor, dst: int = 0, op=ReduceOp.SUM, group=None, async_op: bool = F
         return None
     g = _group(group)
     root = group_dst if group_dst is not None else _group_rank(g, dst)
+    _agree(g, "reduce", tensor, extra=f"op={op.name}, dst={root}")
     MPI = _mpi()
     a = np.array(tensor._data, order="C", copy=True)
     work, mop = _as_reducible(a, op)
@@ -467,6 +490,7 @@ def broadcast(tensor, src: int = 0, group=None, async_op: bool = False, group_sr
         return None
     g = _group(group)
     root = group_src if group_src is not None else _group_rank(g, src)
+    _agree(g, "broadcast", tensor, extra=f"src={root}")
     a = np.array(tensor._data, order="C", copy=True)
     if async_op:
         req = g.comm.Ibcast(_bytes(a), root=root)
@@ -496,6 +520,7 @@ def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
     if len(tensor_list) != n:
         raise RuntimeError(f"all_gather: tensor_list has {len(tensor_list)} tensors, the group "
                            f"has {n} ranks")
+    _agree(g, "all_gather", tensor)
     a = _buf(tensor)
     _same_bytes(tensor_list, a.nbytes, "all_gather")
     out = np.empty((n, a.nbytes), np.uint8)
@@ -518,6 +543,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op: bo
     if output_tensor.numel() != g.size() * input_tensor.numel():
         raise RuntimeError("output tensor size must be equal to world_size times input "
                            "tensor size")
+    _agree(g, "all_gather_into_tensor", input_tensor)
     out = np.empty(output_tensor._data.shape, output_tensor._data.dtype)
     g.comm.Allgather(_bytes(a), _bytes(out))
     _write(output_tensor, out)
@@ -544,6 +570,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op: bo
         if tuple(t.shape) != tuple(output.shape) or t.dtype != output.dtype:
             raise RuntimeError("reduce_scatter: every input must have the output's shape and "
                                "dtype")
+    _agree(g, "reduce_scatter", output, extra=f"op={op.name}")
     res = _reduce_stack(g, [t._data for t in input_list], op, output._data.dtype)
     _write(output, res[g.rank()])
     return Work() if async_op else None
@@ -560,6 +587,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op: 
     if input.numel() != g.size() * output.numel():
         raise RuntimeError("input tensor must be the same size as output size times world "
                            "size")
+    _agree(g, "reduce_scatter_tensor", output, input, extra=f"op={op.name}")
     flat = _buf(input).reshape(g.size(), -1)
     res = _reduce_stack(g, list(flat), op, output._data.dtype)
     _write(output, res[g.rank()])
@@ -574,6 +602,7 @@ def gather(tensor, gather_list=None, dst: int = 0, group=None, async_op: bool = 
         return None
     g = _group(group)
     root = group_dst if group_dst is not None else _group_rank(g, dst)
+    _agree(g, "gather", tensor, extra=f"dst={root}")
     a = _buf(tensor)
     if g.rank() == root:
         if gather_list is None or len(gather_list) != g.size():
@@ -600,6 +629,7 @@ def scatter(tensor, scatter_list=None, src: int = 0, group=None, async_op: bool 
         return None
     g = _group(group)
     root = group_src if group_src is not None else _group_rank(g, src)
+    _agree(g, "scatter", tensor, extra=f"src={root}")
     out = np.empty(tensor._data.shape, tensor._data.dtype)
     if g.rank() == root:
         if scatter_list is None or len(scatter_list) != g.size():

@@ -24,6 +24,7 @@ from ... import distributed as dist
 from ..._creation import from_numpy
 from ..._tensor import Tensor
 from ...autograd.function import AccumulateGrad
+from ...distributed.distributed_c10d import _all_reduce
 from ...autograd.grad_mode import is_grad_enabled, no_grad
 from ..modules.module import Module
 
@@ -85,6 +86,7 @@ class DistributedDataParallel(Module):
         self.bucket_bytes_cap = int((25 if bucket_cap_mb is None else bucket_cap_mb)
                                     * 1024 * 1024)
         self._world = dist.get_world_size(pg)
+        _verify_same_params(pg, params)
         if init_sync:
             self._broadcast_states([t for t in module.state_dict(keep_vars=True).values()
                                     if isinstance(t, Tensor)])
@@ -182,8 +184,8 @@ class DistributedDataParallel(Module):
         while (self._next_bucket < len(self._buckets)
                and self._buckets[self._next_bucket].pending == 0):
             bucket = self._buckets[self._next_bucket]
-            bucket.work = dist.all_reduce(from_numpy(bucket.buffer), group=self.process_group,
-                                          async_op=True)
+            bucket.work = _all_reduce(from_numpy(bucket.buffer), group=self.process_group,
+                                      async_op=True, check=False)
             self._next_bucket += 1
             launched = True
         if launched and self._next_bucket == len(self._buckets):
@@ -230,6 +232,23 @@ class DistributedDataParallel(Module):
     def _get_ddp_logging_data(self) -> dict:
         return {"world_size": self._world, "bucket_cap_bytes": self.bucket_bytes_cap,
                 "find_unused_parameters": int(self.find_unused_parameters)}
+
+
+def _verify_same_params(pg, params) -> None:
+    """Every rank must wrap the same parameters (PyTorch's check, with its messages)."""
+    shapes = [(tuple(p.shape), str(p.dtype).rsplit(".", 1)[-1]) for p in params]
+    every = pg.comm.allgather(shapes)
+    me = pg.rank()
+    for r, theirs in enumerate(every):
+        if len(theirs) != len(shapes):
+            raise RuntimeError(f"DDP expects same model across all ranks, but Rank {me} has "
+                               f"{len(shapes)} params, while rank {r} has inconsistent "
+                               f"{len(theirs)} params.")
+        for i, (mine, other) in enumerate(zip(shapes, theirs)):
+            if mine != other:
+                raise RuntimeError(f"[rank {me}]: params[{i}] in this process with sizes "
+                                   f"{list(mine[0])} ({mine[1]}) appears not to match sizes "
+                                   f"of the same param in process {r}.")
 
 
 def _reachable_leaves(out) -> set:
