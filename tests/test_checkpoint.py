@@ -112,6 +112,25 @@ def test_forward_runs_again_in_backward(mod, ck, reentrant):
         ((x.sin() * x).exp() * (x.cos() * x + x.sin())).detach()))
 
 
+@pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad")
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_nested_checkpoints_several_outputs_and_constants(reentrant):
+    # a checkpoint inside a checkpointed function, two outputs, and a non-tensor argument (the
+    # inner reentrant checkpoint runs under the outer one's no_grad forward: both warn there)
+    grads = []
+    for mod, ck in MODS:
+        x = mod.tensor([0.3, 0.7, 1.1], dtype=mod.float64, requires_grad=True)
+
+        def outer(a, k):
+            b = ck.checkpoint(lambda c: c.sin() * c, a.exp(), use_reentrant=reentrant)
+            return b.cos() * k, b * 2
+
+        y1, y2 = ck.checkpoint(outer, x, 3, use_reentrant=reentrant)
+        (y1.sum() + (y2 ** 2).sum()).backward()
+        grads.append(as_np(x.grad))
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+
+
 def test_rng_state_after_backward_is_untouched():
     # the recomputation replays the forward's RNG state and then restores the outer one
     model = mlp(ember, "float64", dropout=0.5)
@@ -269,7 +288,7 @@ def test_bench_workloads_match_torch():
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench import workloads  # noqa: F401  (registers the workloads)
+    import bench.workloads  # noqa: F401  (registers the workloads)
     from bench.harness import REGISTRY
     outs = {}
     for name in ("mlp12_step", "mlp12_ckpt_step"):

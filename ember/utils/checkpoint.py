@@ -27,7 +27,7 @@ from .._tensor import Tensor
 from ..amp import autocast_mode as _amp
 from ..autograd import backward as _autograd_backward
 from ..autograd.function import Function
-from ..autograd.grad_mode import enable_grad, no_grad, is_grad_enabled
+from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.graph import saved_tensors_hooks
 
 __all__ = ["checkpoint", "checkpoint_sequential", "CheckpointError", "noop_context_fn",
@@ -238,8 +238,7 @@ def checkpoint(function, *args, use_reentrant: bool | None = None,
         if context_fn is not noop_context_fn or debug is not False:
             raise ValueError("Passing `context_fn` or `debug` is only supported when "
                              "use_reentrant=False.")
-        if is_grad_enabled() and not any(isinstance(a, Tensor) and a.requires_grad
-                                         for a in args):
+        if not any(isinstance(a, Tensor) and a.requires_grad for a in args):
             warnings.warn("None of the inputs have requires_grad=True. Gradients will be None")
         return CheckpointFunction.apply(function, preserve, *args)
     return _checkpoint_without_reentrant(function, preserve, context_fn, determinism_check,
