@@ -34,28 +34,19 @@ from .ops.linalg import *  # noqa: F401,F403
 from .ops.index import *  # noqa: F401,F403
 from .ops.convert import clone  # noqa: F401
 from .ops.complex import *  # noqa: F401,F403
-from .ops.foreach import *  # noqa: F401,F403  (torch._foreach_*)
 from .ops.special import *  # noqa: F401,F403
+from .ops.foreach import *  # noqa: F401,F403  (torch._foreach_*)
 from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
 from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # noqa: F401
                            native_channel_shuffle)
 
-# Tensor's methods and operators: each op family's METHODS table, bound in this one loop
-# (later families win a shared name).  ``Tensor.sum`` is ops/reduce.py's ``sum``.
-_METHOD_FAMILIES = (_elementwise, _reduce, _movement, _index, _linalg_ops, _convert, _fill,
-                    _creation, _activation, _special_ops, _complex_ops)
-for _family in _METHOD_FAMILIES:
-    for _name, _fn in _family.METHODS.items():
-        setattr(Tensor, _name, _fn)
-
 from . import linalg, nn, optim  # noqa: E402,F401
 from . import serialization, utils  # noqa: E402,F401
 from .serialization import *  # noqa: E402,F401,F403
 
-# Devices without a GPU backend, runtime settings and loss scaling (issue 13)
-from . import cuda, accelerator, mps, backends, amp  # noqa: E402,F401
-from . import cpu  # noqa: E402,F401
+# Devices without a GPU backend, runtime settings and mixed precision (issue 13)
+from . import cuda, accelerator, mps, backends, amp, cpu  # noqa: E402,F401
 from .amp.autocast_mode import (  # noqa: E402,F401
     autocast, is_autocast_enabled, set_autocast_enabled, get_autocast_dtype, set_autocast_dtype,
     is_autocast_cache_enabled, set_autocast_cache_enabled, clear_autocast_cache,
@@ -63,44 +54,50 @@ from .amp.autocast_mode import (  # noqa: E402,F401
     get_autocast_cpu_dtype, set_autocast_gpu_dtype, set_autocast_cpu_dtype,
     is_autocast_cpu_enabled, set_autocast_cpu_enabled)
 from ._runtime import *  # noqa: E402,F401,F403
-from . import special, distributions  # noqa: E402,F401
-from . import fft  # noqa: E402,F401
-from . import func, fx  # noqa: E402,F401
-from .func import vmap  # noqa: E402,F401
+from . import special, fft, sparse, version  # noqa: E402,F401
 
 # The long tail of top-level names (issue 14): dtype limits, predicates and constants, the
-# legacy tensor types, torch.testing, torch.hub, torch.version. Tensor.is_nonzero and
-# Tensor.is_same_size are bound here.
+# legacy tensor types, windows and stft, sparse layouts and constructors.
 from ._typeinfo import finfo, iinfo  # noqa: E402,F401
 from ._predicates import *  # noqa: E402,F401,F403
-from ._tensor_types import *  # noqa: E402,F401,F403
 from ._predicates import _assert  # noqa: E402,F401
-from . import _predicates, testing, hub, version  # noqa: E402,F401
-
-for _name, _fn in _predicates.METHODS.items():
-    setattr(Tensor, _name, _fn)
-# Tensor.new/resize_/resize_as_/resize/record_stream: the legacy storage methods
-from . import _tensor_legacy  # noqa: E402
-for _name, _fn in _tensor_legacy.METHODS.items():
-    setattr(Tensor, _name, _fn)
-from . import futures  # noqa: E402,F401
-# windows and stft (ember/ops/spectral.py); Tensor.stft bound here
-from .ops import spectral as _spectral  # noqa: E402
+from ._tensor_types import *  # noqa: E402,F401,F403
 from .ops.spectral import *  # noqa: E402,F401,F403
-for _name, _fn in _spectral.METHODS.items():
-    setattr(Tensor, _name, _fn)
-from .func import vmap  # noqa: E402,F401  (torch.vmap is torch.func.vmap)
-
-# Sparse tensors and the profiler (issue 14): layouts, sparse constructors, and Tensor's
-# sparse methods and properties (ops/sparse.py's METHODS, bound here).
-from . import sparse, profiler  # noqa: E402,F401
 from ._layout import (layout, strided, sparse_coo, sparse_csr, sparse_csc,  # noqa: E402,F401
                       sparse_bsr, sparse_bsc, jagged)
 from .ops.sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
+from . import _predicates, _tensor_legacy, _shared  # noqa: E402
+from .ops import spectral as _spectral  # noqa: E402
 
-for _name, _fn in sparse.METHODS.items():
-    setattr(Tensor, _name, _fn)
-# Tensor.share_memory_/is_shared (ember/_shared.py); ember.multiprocessing is imported on use
-from . import _shared  # noqa: E402
-for _name, _fn in _shared.METHODS.items():
-    setattr(Tensor, _name, _fn)
+# Tensor's methods and operators: each family's METHODS table, bound in this one loop (later
+# families win a shared name).  ``Tensor.sum`` is ops/reduce.py's ``sum``; ``_tensor.py``
+# holds only what is a tensor's own.
+_METHOD_FAMILIES = (_elementwise, _reduce, _movement, _index, _linalg_ops, _convert, _fill,
+                    _creation, _activation, _special_ops, _complex_ops, _predicates,
+                    _tensor_legacy, _spectral, sparse, _shared)
+for _family in _METHOD_FAMILIES:
+    for _name, _fn in _family.METHODS.items():
+        setattr(Tensor, _name, _fn)
+
+# Namespaces that few programs use are imported on first use (``import ember`` stays fast);
+# ``ember.fx`` or ``from ember import distributions`` work as if they were imported here.
+_LAZY = {"distributions": ("ember.distributions", None), "fx": ("ember.fx", None),
+         "func": ("ember.func", None), "vmap": ("ember.func", "vmap"),
+         "profiler": ("ember.profiler", None), "hub": ("ember.hub", None),
+         "testing": ("ember.testing", None), "futures": ("ember.futures", None),
+         "multiprocessing": ("ember.multiprocessing", None)}
+
+
+def __getattr__(name):
+    import importlib
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ember' has no attribute '{name}'")
+    module, attr = _LAZY[name]
+    value = importlib.import_module(module)
+    value = getattr(value, attr) if attr else value
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
