@@ -342,7 +342,7 @@ def _bytes(a: np.ndarray) -> np.ndarray:
 
 def _write(t: Tensor, a: np.ndarray) -> None:
     """Copy ``a`` into ``t`` in place (through views) and count it as an in-place write."""
-    if not np.shares_memory(t._data, a):
+    if a is not t._data:  # an all-reduce in place on t's own contiguous array is already done
         np.copyto(t._data, a.reshape(t._data.shape), casting="unsafe")
     _version_counter(t)[0] += 1
 

@@ -98,6 +98,7 @@ class DistributedDataParallel(Module):
                 p.register_post_accumulate_grad_hook(self._grad_ready)
         self._params = params
         self._expect_hooks = False
+        self._hooks_fired = False
         self._next_bucket = 0
         self._used = None
 
@@ -132,7 +133,8 @@ class DistributedDataParallel(Module):
 
     # ---- forward ------------------------------------------------------------------------
     def forward(self, *inputs, **kwargs):
-        if self._expect_hooks and self._next_bucket < len(self._buckets):
+        # as PyTorch: an error only if the last backward reduced some buckets but not all
+        if self._expect_hooks and self._hooks_fired:
             raise RuntimeError(_UNFINISHED)
         sync = is_grad_enabled() and self.require_backward_grad_sync
         if self.broadcast_buffers and self.require_forward_param_sync:
@@ -151,6 +153,7 @@ class DistributedDataParallel(Module):
             bucket.work = None
         self._next_bucket = 0
         self._expect_hooks = True
+        self._hooks_fired = False
         if not self.find_unused_parameters:
             return
         self._used = np.zeros(len(self._params), np.int64)
@@ -172,6 +175,7 @@ class DistributedDataParallel(Module):
         """Post-accumulate-grad hook: copy ``p.grad`` into its bucket; start full buckets."""
         if not self._expect_hooks:
             return
+        self._hooks_fired = True
         b, i = self._where[id(p)]
         bucket = self._buckets[b]
         off = bucket.offsets[i]
