@@ -231,6 +231,11 @@ def test_recompute_that_saves_more(mod, ck):
     y = ck.checkpoint(fn, x, use_reentrant=False, early_stop=False)
     with pytest.raises(ck.CheckpointError, match="trying to save more tensors"):
         y.sum().backward()
+    calls.clear()
+    with ck.set_checkpoint_early_stop(False):
+        y = ck.checkpoint(fn, x, use_reentrant=False)
+    with pytest.raises(ck.CheckpointError, match="trying to save more tensors"):
+        y.sum().backward()
 
 
 def test_recompute_with_other_shapes_raises_metadata_error():

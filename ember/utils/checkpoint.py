@@ -31,7 +31,9 @@ from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.graph import saved_tensors_hooks
 
 __all__ = ["checkpoint", "checkpoint_sequential", "CheckpointError", "noop_context_fn",
-           "detach_variable"]
+           "detach_variable", "set_checkpoint_early_stop"]
+
+_early_stop_override = None  # set by set_checkpoint_early_stop, wins over early_stop=
 
 
 class CheckpointError(RuntimeError):
@@ -70,6 +72,19 @@ def _default_meta(x):
 
 
 _DETERMINISM_CHECKS = {"default": _default_meta, "none": lambda x: None}
+
+
+@contextlib.contextmanager
+def set_checkpoint_early_stop(enable: bool):
+    """Whether checkpoints whose forward runs inside stop recomputing once they have every
+    saved tensor (overrides ``early_stop=``; torch's)."""
+    global _early_stop_override
+    prev = _early_stop_override
+    _early_stop_override = enable
+    try:
+        yield
+    finally:
+        _early_stop_override = prev
 
 
 class _ReplayState:
@@ -179,6 +194,8 @@ def _checkpoint_without_reentrant(function, preserve, context_fn, determinism_ch
         with replay.replay(), recompute_context:
             function(*args, **kwargs)
 
+    if _early_stop_override is not None:
+        early_stop = _early_stop_override
     frame = _Frame(recompute, _DETERMINISM_CHECKS[determinism_check], early_stop)
     with saved_tensors_hooks(frame.pack, frame.unpack), forward_context:
         return function(*args, **kwargs)
