@@ -150,6 +150,23 @@ def point_to_point(rank, world):
     for w in reqs:
         w.wait()
     check("isend_irecv", out, value(peer, "int64"))
+    # Work.wait(timeout): nothing sent yet, so it times out; the later send completes it
+    from datetime import timedelta
+    if rank == 0:
+        late = ember.zeros(2)
+        work = dist.irecv(late, src=1, tag=9)
+        try:
+            work.wait(timeout=timedelta(milliseconds=100))
+            check("wait_timeout", "no error", "RuntimeError")
+        except RuntimeError as e:
+            check("wait_timeout", "timed out" in str(e), True)
+        check("wait_timeout_pending", work.is_completed(), False)
+        dist.barrier()
+        work.wait()
+        check("wait_after_timeout", late, np.array([4.0, 2.0], np.float32))
+    else:
+        dist.barrier()
+        dist.send(ember.tensor([4.0, 2.0]), dst=0, tag=9)
     objs = [None] * world
     dist.all_gather_object(objs, {"rank": rank, "name": f"r{rank}"})
     check("all_gather_object", [o["rank"] for o in objs], np.arange(world))

@@ -76,12 +76,18 @@ def _family(results, prefixes, min_count):
     (("scatter_",), 3),
     (("all_to_all",), 3 + 3 * WORLD),
     (("send_", "recv_", "isend_"), 3),
+    (("wait_",), 0),  # rank 0: Work.wait(timeout) raises, a later wait() completes
     (("all_gather_object", "broadcast_object_list"), 2),
     (("new_group_",), 2),
     (("mismatch_",), 7),  # differing shapes/dtypes/ops/models raise on every rank
 ], ids=lambda v: v[0] if isinstance(v, tuple) else str(v))
 def test_collectives(results, prefixes, min_count):
     _family(results, prefixes, min_count)
+
+
+def test_wait_timeout(results):
+    assert sum(k.startswith("wait_") for k in results[0]) == 3
+    _family(results, ("wait_",), 0)
 
 
 def test_gather_on_destination(results):

@@ -5,6 +5,7 @@ import enum
 import importlib.util
 import os
 import sys
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -121,10 +122,21 @@ class Work:
         self._done = not self._requests and finish is None
 
     def wait(self, timeout=None) -> bool:
-        """Block until the operation is complete, then copy results into the tensors."""
+        """Block until the operation is complete, then copy results into the tensors; with a
+        ``timeout`` (a timedelta or seconds) raise RuntimeError if it is not done by then."""
         if not self._done:
-            if self._requests:
-                _mpi().Request.Waitall(self._requests)
+            if timeout is None:
+                if self._requests:
+                    _mpi().Request.Waitall(self._requests)
+            else:
+                seconds = (timeout.total_seconds() if isinstance(timeout, timedelta)
+                           else float(timeout))
+                deadline = time.monotonic() + seconds
+                while not _mpi().Request.Testall(self._requests):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"Work timed out after {seconds:g} s: the other "
+                                           "ranks have not taken part in the operation")
+                    time.sleep(1e-4)
             self._complete()
         return True
 
