@@ -216,3 +216,24 @@ def test_failed_rank_ends_the_job(tmp_path, how, launch):
     assert "rank 0 was not stopped" not in proc.stdout
     if how == "raises":
         assert "rank 1 fails on purpose" in proc.stderr
+
+
+def test_launcher_module_args_and_exit_code(tmp_path):
+    why = _mpiexec_works()
+    if why is not None:
+        pytest.skip(why)
+    (tmp_path / "hello_rank.py").write_text(
+        "import os, sys\nprint('hello', os.environ['RANK'], os.environ['WORLD_SIZE'], "
+        "sys.argv[1:])\nsys.exit(int(sys.argv[1]))\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    for code in ("0", "3"):
+        proc = subprocess.run([sys.executable, "-m", "ember.distributed.run",
+                               "--nproc-per-node", "2", "-m", "hello_rank", code, "x"],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == int(code), proc.stderr
+        lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("hello"))
+        want = [f"hello 0 2 ['{code}', 'x']", f"hello 1 2 ['{code}', 'x']"]
+        if code == "0":
+            assert lines == want
+        else:  # the first rank to fail ends the job, maybe before the other one printed
+            assert lines and set(lines) <= set(want)
