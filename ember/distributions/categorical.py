@@ -4,20 +4,18 @@ from __future__ import annotations
 import ember
 from . import constraints
 from .distribution import Distribution
-from .utils import lazy_property, logits_to_probs, probs_to_logits
+from .utils import ProbsOrLogitsMixin
 
 __all__ = ["Categorical"]
 
-_FLOAT_MIN = {"float16": -65504.0, "bfloat16": -3.3895313892515355e38,
-              "float32": -3.4028234663852886e38, "float64": -1.7976931348623157e308}
 
-
-class Categorical(Distribution):
+class Categorical(ProbsOrLogitsMixin, Distribution):
     """P(x = k) = probs[..., k] (normalised over the last dim)."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(
         constraints.real, 1)}
     has_enumerate_support = True
+    _is_binary = False
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         if (probs is None) == (logits is None):
@@ -40,35 +38,15 @@ class Categorical(Distribution):
         new = self._get_checked_instance(Categorical, _instance)
         batch_shape = ember.Size(batch_shape)
         param_shape = batch_shape + ember.Size((self._num_events,))
-        if "probs" in self.__dict__:
-            new.probs = self.probs.expand(param_shape)
-            new._param = new.probs
-        if "logits" in self.__dict__:
-            new.logits = self.logits.expand(param_shape)
-            new._param = new.logits
+        self._expand_probs_or_logits(new, param_shape)
         new._num_events = self._num_events
         super(Categorical, new).__init__(batch_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
 
-    def _new(self, *args, **kwargs):
-        return self._param.new(*args, **kwargs)
-
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
         return constraints.integer_interval(0, self._num_events - 1)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits)
-
-    @property
-    def param_shape(self):
-        return self._param.size()
 
     @property
     def mean(self):
@@ -100,7 +78,7 @@ class Categorical(Distribution):
         return log_pmf.gather(-1, value).squeeze(-1)
 
     def entropy(self):
-        min_real = _FLOAT_MIN[self.logits.dtype.name]
+        min_real = ember.finfo(self.logits.dtype).min
         logits = ember.clamp(self.logits, min=min_real)
         p_log_p = logits * self.probs
         return -p_log_p.sum(-1)

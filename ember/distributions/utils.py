@@ -7,25 +7,22 @@ from functools import update_wrapper
 
 import ember
 from .._tensor import Tensor
+from .._typeinfo import finfo
 
 __all__ = ["broadcast_all", "logits_to_probs", "probs_to_logits", "clamp_probs",
            "lazy_property", "tril_matrix_to_vec", "vec_to_tril_matrix", "euler_constant"]
 
 euler_constant = 0.57721566490153286060
 
-# float eps / tiny by dtype name (ember has no finfo of its own yet)
-_EPS = {"float16": 0.0009765625, "bfloat16": 0.0078125, "float32": 1.1920928955078125e-07,
-        "float64": 2.220446049250313e-16}
-_TINY = {"float16": 6.103515625e-05, "bfloat16": 1.1754943508222875e-38,
-         "float32": 1.1754943508222875e-38, "float64": 2.2250738585072014e-308}
-
 
 def eps_of(dtype) -> float:
-    return _EPS[dtype.name if hasattr(dtype, "name") else str(dtype)]
+    """``finfo(dtype).eps``."""
+    return finfo(dtype).eps
 
 
 def tiny_of(dtype) -> float:
-    return _TINY[dtype.name if hasattr(dtype, "name") else str(dtype)]
+    """``finfo(dtype).tiny``, the smallest positive normal number."""
+    return finfo(dtype).tiny
 
 
 def broadcast_all(*values):
@@ -99,6 +96,51 @@ class _lazy_property_and_property(lazy_property, property):
 
     def __init__(self, wrapped):
         property.__init__(self, wrapped)
+
+
+class ProbsOrLogitsMixin:
+    """For distributions given by exactly one of ``probs`` and ``logits``: stores the given one
+    (also as ``_param``), derives the other on first use, and expands whichever is stored.
+
+    PyTorch writes this out in each class (Bernoulli, Binomial, Categorical, ...); here the
+    classes share it.  ``_is_binary`` picks sigmoid/logit (True) or softmax/log (False).
+    """
+
+    _is_binary = True
+
+    def _set_probs_or_logits(self, probs, logits, *others):
+        """Store ``probs`` or ``logits`` broadcast with ``others``; return the broadcast others."""
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        name, value = ("probs", probs) if probs is not None else ("logits", logits)
+        *others, param = broadcast_all(*others, value)
+        setattr(self, name, param)
+        self._param = param
+        return others
+
+    def _expand_probs_or_logits(self, new, param_shape):
+        """Give ``new`` this distribution's stored probs and/or logits expanded to the shape."""
+        if "probs" in self.__dict__:
+            new.probs = self.probs.expand(param_shape)
+            new._param = new.probs
+        if "logits" in self.__dict__:
+            new.logits = self.logits.expand(param_shape)
+            new._param = new.logits
+
+    def _new(self, *args, **kwargs):
+        return self._param.new(*args, **kwargs)
+
+    @lazy_property
+    def logits(self):
+        return probs_to_logits(self.probs, is_binary=self._is_binary)
+
+    @lazy_property
+    def probs(self):
+        return logits_to_probs(self.logits, is_binary=self._is_binary)
+
+    @property
+    def param_shape(self):
+        return self._param.size()
 
 
 def tril_matrix_to_vec(mat, diag: int = 0):
