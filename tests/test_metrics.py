@@ -611,6 +611,9 @@ def test_custom_metric_add_state():
     total, biggest = m.compute()
     assert val(total) == 8.0 and val(biggest) == 5.0
     assert set(m.state_dict()) >= {"total", "biggest"}
+    assert M.Accuracy(task="binary", sync_on_compute=False, dist_sync_on_step=True)
+    with pytest.raises(ValueError, match="Unexpected keyword"):
+        M.MeanAbsoluteError(squared=True)
     with pytest.raises(ValueError, match="dist_reduce_fx"):
         m.add_state("x", ember.tensor(0.0), "median")
     with pytest.raises(ValueError, match="tensor or any empty list"):

@@ -12,6 +12,8 @@ from ..nn.modules.container import ModuleDict
 __all__ = ["Metric", "MetricCollection"]
 
 _REDUCTIONS = ("sum", "cat", "min", "max", None)
+_SYNC_OPTIONS = frozenset({"compute_on_cpu", "dist_sync_on_step", "process_group",
+                           "dist_sync_fn", "distributed_available_fn", "sync_on_compute"})
 
 
 class Metric(Module):
@@ -29,8 +31,12 @@ class Metric(Module):
 
     def __init__(self, **kwargs):
         super().__init__()
-        if kwargs:
-            raise ValueError(f"Unexpected keyword arguments: {sorted(kwargs)}")
+        # torchmetrics' synchronisation options: accepted, and moot in one process until
+        # ember.distributed exists
+        unknown = sorted(set(kwargs) - _SYNC_OPTIONS - {"compute_with_cache"})
+        if unknown:
+            raise ValueError(f"Unexpected keyword arguments: {unknown}")
+        self.compute_with_cache = kwargs.get("compute_with_cache", True)
         self._defaults = {}
         self._reductions = {}
         self._list_states = []
@@ -79,7 +85,7 @@ class Metric(Module):
             warnings.warn(f"The ``compute`` method of metric {type(self).__name__} was called "
                           "before the ``update`` method which may lead to errors, as metric "
                           "states have not yet been updated.", UserWarning, stacklevel=2)
-        if self._computed is None:
+        if self._computed is None or not self.compute_with_cache:
             self._computed = self._compute_fn()
         return self._computed
 
