@@ -35,13 +35,9 @@ class Categorical(ProbsOrLogitsMixin, Distribution):
         super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Categorical, _instance)
-        batch_shape = ember.Size(batch_shape)
-        param_shape = batch_shape + ember.Size((self._num_events,))
-        self._expand_probs_or_logits(new, param_shape)
+        new = self._expand_params(Categorical, batch_shape, _instance)
         new._num_events = self._num_events
-        super(Categorical, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        self._expand_probs_or_logits(new, new.batch_shape + ember.Size((self._num_events,)))
         return new
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)

@@ -33,12 +33,9 @@ class ContinuousBernoulli(ProbsOrLogitsMixin, ExponentialFamily):
         super().__init__(self._param.size(), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(ContinuousBernoulli, _instance)
+        new = self._expand_params(ContinuousBernoulli, batch_shape, _instance)
         new._lims = self._lims
-        batch_shape = ember.Size(batch_shape)
-        self._expand_probs_or_logits(new, batch_shape)
-        super(ContinuousBernoulli, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        self._expand_probs_or_logits(new, new.batch_shape)
         return new
 
     def _outside_unstable_region(self):

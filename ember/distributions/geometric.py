@@ -41,14 +41,11 @@ class Geometric(Distribution):
                     f"invalid values:\n{invalid_value}")
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Geometric, _instance)
-        batch_shape = ember.Size(batch_shape)
+        new = self._expand_params(Geometric, batch_shape, _instance)
         if "probs" in self.__dict__:
-            new.probs = self.probs.expand(batch_shape)
+            new.probs = self.probs.expand(new.batch_shape)
         if "logits" in self.__dict__:
-            new.logits = self.logits.expand(batch_shape)
-        super(Geometric, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
+            new.logits = self.logits.expand(new.batch_shape)
         return new
 
     @property

@@ -1,8 +1,6 @@
 """``Poisson(rate)``."""
 from __future__ import annotations
 
-from numbers import Number
-
 import ember
 from . import constraints
 from .exp_family import ExponentialFamily
@@ -31,16 +29,11 @@ class Poisson(ExponentialFamily):
 
     def __init__(self, rate, validate_args=None):
         (self.rate,) = broadcast_all(rate)
-        batch_shape = ember.Size() if isinstance(rate, Number) else self.rate.size()
+        batch_shape = self.rate.size()  # a number broadcasts to a 0-d tensor
         super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Poisson, _instance)
-        batch_shape = ember.Size(batch_shape)
-        new.rate = self.rate.expand(batch_shape)
-        super(Poisson, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_params(Poisson, batch_shape, _instance, "rate")
 
     def sample(self, sample_shape=ember.Size()):
         shape = self._extended_shape(sample_shape)
