@@ -1,11 +1,13 @@
 """``TransformedDistribution``: a base distribution pushed through transforms."""
 from __future__ import annotations
 
+import math
+
 import ember
 from . import constraints
 from .distribution import Distribution
 from .independent import Independent
-from .transforms import ComposeTransform, Transform
+from .transforms import AbsTransform, ComposeTransform, Transform
 from .utils import _sum_rightmost
 
 __all__ = ["TransformedDistribution"]
@@ -127,3 +129,45 @@ class TransformedDistribution(Distribution):
         for transform in self.transforms:
             value = transform(value)
         return value
+
+
+class _FoldedAtZero(TransformedDistribution):
+    """``|X|`` for ``X ~ _symmetric(0, scale)``, a family symmetric about 0 (HalfNormal,
+    HalfCauchy): log p(x) = log 2 + log p_X(x) on x >= 0, cdf 2 F_X(x) - 1."""
+
+    arg_constraints = {"scale": constraints.positive}
+    support = constraints.nonnegative
+    has_rsample = True
+    _symmetric = None  # the location-scale family folded, e.g. Normal
+
+    def __init__(self, scale, validate_args=None):
+        base_dist = self._symmetric(0, scale, validate_args=False)
+        super().__init__(base_dist, AbsTransform(), validate_args=validate_args)
+
+    @property
+    def scale(self):
+        return self.base_dist.scale
+
+    @property
+    def mode(self):
+        return ember.zeros_like(self.scale)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return self._folded_log_prob(value)
+
+    def _folded_log_prob(self, value):
+        log_prob = self.base_dist.log_prob(value) + math.log(2)
+        return ember.where(value >= 0, log_prob, -math.inf)
+
+    def cdf(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return 2 * self.base_dist.cdf(value) - 1
+
+    def icdf(self, prob):
+        return self.base_dist.icdf((prob + 1) / 2)
+
+    def entropy(self):
+        return self.base_dist.entropy() - math.log(2)
