@@ -13,7 +13,7 @@ import weakref
 
 import ember
 from . import constraints
-from .utils import _sum_rightmost, eps_of, tiny_of
+from .utils import _sum_rightmost, broadcast_all, eps_of, tiny_of
 
 __all__ = ["AbsTransform", "AffineTransform", "CatTransform", "ComposeTransform",
            "CorrCholeskyTransform", "CumulativeDistributionTransform", "ExpTransform",
@@ -430,7 +430,7 @@ class PowerTransform(Transform):
 
     def __init__(self, exponent, cache_size=0):
         super().__init__(cache_size=cache_size)
-        (self.exponent,) = _broadcast_all(exponent)
+        (self.exponent,) = broadcast_all(exponent)
 
     def with_cache(self, cache_size=1):
         if self._cache_size == cache_size:
@@ -462,11 +462,6 @@ class PowerTransform(Transform):
 
     def inverse_shape(self, shape):
         return ember.broadcast_shapes(shape, getattr(self.exponent, "shape", ()))
-
-
-def _broadcast_all(*values):
-    from .utils import broadcast_all
-    return broadcast_all(*values)
 
 
 def _clipped_sigmoid(x):

@@ -143,17 +143,23 @@ class ProbsOrLogitsMixin:
         return self._param.size()
 
 
-def tril_matrix_to_vec(mat, diag: int = 0):
-    """The lower triangle (below diagonal ``diag``) of ``mat`` as a vector, row by row."""
-    n = mat.shape[-1]
-    if not (-n <= diag < n):
-        raise ValueError(f"diag ({diag}) provided is outside [{-n}, {n - 1}].")
+def _tril_positions(n: int, diag: int):
+    """Row and column indices of an n x n lower triangle (below diagonal ``diag``), row by row."""
     rows, cols = [], []
     for i in range(n):
         for j in range(n):
             if j - i <= diag:
                 rows.append(i)
                 cols.append(j)
+    return rows, cols
+
+
+def tril_matrix_to_vec(mat, diag: int = 0):
+    """The lower triangle (below diagonal ``diag``) of ``mat`` as a vector, row by row."""
+    n = mat.shape[-1]
+    if not (-n <= diag < n):
+        raise ValueError(f"diag ({diag}) provided is outside [{-n}, {n - 1}].")
+    rows, cols = _tril_positions(n, diag)
     return mat[..., rows, cols]
 
 
@@ -166,12 +172,7 @@ def vec_to_tril_matrix(vec, diag: int = 0):
         raise ValueError(f"The size of last dimension is {vec.shape[-1]} which cannot be "
                          "expressed as the lower triangular part of a square D x D matrix.")
     n = int(round(n))
-    rows, cols = [], []
-    for i in range(n):
-        for j in range(n):
-            if j - i <= diag:
-                rows.append(i)
-                cols.append(j)
+    rows, cols = _tril_positions(n, diag)
     mat = vec.new_zeros(vec.shape[:-1] + (n * n,))
     idx = ember.tensor([r * n + c for r, c in zip(rows, cols)])
     mat = mat.scatter(-1, idx.expand(vec.shape), vec)
