@@ -716,15 +716,20 @@ class Zeta(_Binary):
         return None, g * -x * special_zeta(x + 1.0, q) if isinstance(q, Tensor) else None
 
 
+def _igamma_grad_x(a, x, name):
+    """dP(a, x)/dx = x^(a - 1) e^-x / Gamma(a) (= -dQ/dx); PyTorch has no derivative in a."""
+    if isinstance(a, Tensor) and a.requires_grad:
+        raise NotImplementedError(f"the derivative for '{name}: input' is not implemented.")
+    return ((a - 1) * x.log() - x - lgamma(a)).exp()
+
+
 class Igamma(_Binary):
     backward_name = "IgammaBackward0"
     fn = staticmethod(lambda xp, a, x: _gammainc(xp, a, x, False))
 
     @staticmethod
     def grads(g, a, x, out):
-        if isinstance(a, Tensor) and a.requires_grad:
-            raise NotImplementedError("the derivative for 'igamma: input' is not implemented.")
-        return None, g * ((a - 1) * x.log() - x - lgamma(a)).exp()
+        return None, g * _igamma_grad_x(a, x, "igamma")
 
 
 class Igammac(_Binary):
@@ -733,9 +738,7 @@ class Igammac(_Binary):
 
     @staticmethod
     def grads(g, a, x, out):
-        if isinstance(a, Tensor) and a.requires_grad:
-            raise NotImplementedError("the derivative for 'igammac: input' is not implemented.")
-        return None, -g * ((a - 1) * x.log() - x - lgamma(a)).exp()
+        return None, -g * _igamma_grad_x(a, x, "igammac")
 
 
 def _binary_op(cls, name, doc):
