@@ -72,6 +72,14 @@ def _check_image(img) -> None:
         raise TypeError(f"img should be PIL Image or Tensor. Got {type(img)}")
 
 
+def _pil_or_tensor(pil_fn, tensor_fn, img, *args, **kwargs):
+    """``tensor_fn`` on a tensor image, ``pil_fn`` on a PIL one, TypeError for anything else."""
+    if _is_tensor(img):
+        return tensor_fn(img, *args, **kwargs)
+    _check_image(img)
+    return pil_fn(img, *args, **kwargs)
+
+
 def get_dimensions(img) -> list[int]:
     """``[channels, height, width]``."""
     if _is_tensor(img):
@@ -271,18 +279,13 @@ def pad(img, padding, fill=0, padding_mode: str = "constant"):
                          f"{len(padding)} element tuple")
     if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
         raise ValueError("Padding mode should be either constant, edge, reflect or symmetric")
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.pad(img, padding=padding, fill=fill, padding_mode=padding_mode)
-    return F_t.pad(img, padding=padding, fill=fill, padding_mode=padding_mode)
+    return _pil_or_tensor(F_pil.pad, F_t.pad, img, padding=padding, fill=fill,
+                          padding_mode=padding_mode)
 
 
 def crop(img, top: int, left: int, height: int, width: int):
     """The ``height`` x ``width`` box at (``top``, ``left``); zero-filled outside the image."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.crop(img, top, left, height, width)
-    return F_t.crop(img, top, left, height, width)
+    return _pil_or_tensor(F_pil.crop, F_t.crop, img, top, left, height, width)
 
 
 def center_crop(img, output_size):
@@ -316,17 +319,11 @@ def resized_crop(img, top: int, left: int, height: int, width: int, size,
 
 
 def hflip(img):
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.hflip(img)
-    return F_t.hflip(img)
+    return _pil_or_tensor(F_pil.hflip, F_t.hflip, img)
 
 
 def vflip(img):
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.vflip(img)
-    return F_t.vflip(img)
+    return _pil_or_tensor(F_pil.vflip, F_t.vflip, img)
 
 
 def five_crop(img, size):
@@ -359,34 +356,22 @@ def ten_crop(img, size, vertical_flip: bool = False):
 
 def adjust_brightness(img, brightness_factor: float):
     """``img * brightness_factor``, clamped."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.adjust_brightness(img, brightness_factor)
-    return F_t.adjust_brightness(img, brightness_factor)
+    return _pil_or_tensor(F_pil.adjust_brightness, F_t.adjust_brightness, img, brightness_factor)
 
 
 def adjust_contrast(img, contrast_factor: float):
     """Blend with the mean of the grayscale image: ``f * img + (1 - f) * mean``."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.adjust_contrast(img, contrast_factor)
-    return F_t.adjust_contrast(img, contrast_factor)
+    return _pil_or_tensor(F_pil.adjust_contrast, F_t.adjust_contrast, img, contrast_factor)
 
 
 def adjust_saturation(img, saturation_factor: float):
     """Blend with the grayscale image: ``f * img + (1 - f) * gray``."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.adjust_saturation(img, saturation_factor)
-    return F_t.adjust_saturation(img, saturation_factor)
+    return _pil_or_tensor(F_pil.adjust_saturation, F_t.adjust_saturation, img, saturation_factor)
 
 
 def adjust_hue(img, hue_factor: float):
     """Rotate the hue (in HSV) by ``hue_factor`` of a turn, ``hue_factor`` in [-0.5, 0.5]."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.adjust_hue(img, hue_factor)
-    return F_t.adjust_hue(img, hue_factor)
+    return _pil_or_tensor(F_pil.adjust_hue, F_t.adjust_hue, img, hue_factor)
 
 
 def _get_inverse_affine_matrix(center, angle: float, translate, scale: float, shear,
@@ -490,10 +475,7 @@ def affine(img, angle: float, translate, scale: float, shear,
 
 def rgb_to_grayscale(img, num_output_channels: int = 1):
     """``L = 0.2989 R + 0.587 G + 0.114 B``, as 1 or 3 channels."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.to_grayscale(img, num_output_channels)
-    return F_t.rgb_to_grayscale(img, num_output_channels)
+    return _pil_or_tensor(F_pil.to_grayscale, F_t.rgb_to_grayscale, img, num_output_channels)
 
 
 def to_grayscale(img, num_output_channels: int = 1):
@@ -544,52 +526,34 @@ def gaussian_blur(img, kernel_size, sigma=None):
 
 def invert(img):
     """``max - img`` (the colours' negative)."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.invert(img)
-    return F_t.invert(img)
+    return _pil_or_tensor(F_pil.invert, F_t.invert, img)
 
 
 def posterize(img, bits: int):
     """Keep the top ``bits`` bits of each channel (uint8 tensors or PIL images)."""
     if not (0 <= bits <= 8):
         raise ValueError(f"The number if bits should be between 0 and 8. Got {bits}")
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.posterize(img, bits)
-    return F_t.posterize(img, bits)
+    return _pil_or_tensor(F_pil.posterize, F_t.posterize, img, bits)
 
 
 def solarize(img, threshold: float):
     """Invert every value at or above ``threshold``."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.solarize(img, threshold)
-    return F_t.solarize(img, threshold)
+    return _pil_or_tensor(F_pil.solarize, F_t.solarize, img, threshold)
 
 
 def adjust_sharpness(img, sharpness_factor: float):
     """Blend with a 3x3-smoothed copy: 0 blurs, 1 is the image, 2 sharpens."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.adjust_sharpness(img, sharpness_factor)
-    return F_t.adjust_sharpness(img, sharpness_factor)
+    return _pil_or_tensor(F_pil.adjust_sharpness, F_t.adjust_sharpness, img, sharpness_factor)
 
 
 def autocontrast(img):
     """Stretch each channel to the full value range."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.autocontrast(img)
-    return F_t.autocontrast(img)
+    return _pil_or_tensor(F_pil.autocontrast, F_t.autocontrast, img)
 
 
 def equalize(img):
     """Equalise each channel's histogram (uint8 tensors or PIL images)."""
-    if not _is_tensor(img):
-        _check_image(img)
-        return F_pil.equalize(img)
-    return F_t.equalize(img)
+    return _pil_or_tensor(F_pil.equalize, F_t.equalize, img)
 
 
 def erase(img, i: int, j: int, h: int, w: int, v, inplace: bool = False):
