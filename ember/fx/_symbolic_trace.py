@@ -19,7 +19,8 @@ import types
 from .graph import Graph
 from .graph_module import GraphModule
 from .node import Node, map_aggregate
-from .proxy import Proxy, install_proxy_dispatch, proxy_dispatching
+from . import proxy as _proxy
+from .proxy import Proxy, proxy_dispatching
 
 __all__ = ["Tracer", "symbolic_trace", "wrap"]
 
@@ -192,7 +193,7 @@ class Tracer:
         self._tensor_names = {id(t): n for n, t in self.root.named_parameters()}
         self._tensor_names.update({id(t): n for n, t in self.root.named_buffers()})
         self._patcher = _Patcher()
-        self._wrappers = getattr(self, "_wrappers", {})
+        _proxy.tracing[0] += 1
         try:
             self._patch_everything(fn)
             args = self.create_args_for_root(fn, is_module, concrete_args)
@@ -200,14 +201,8 @@ class Tracer:
             self.create_node("output", "output", (self.create_arg(result),), {})
         finally:
             self._patcher.restore()
+            _proxy.tracing[0] -= 1
         return self.graph
-
-    def _wrapper(self, orig):
-        """The recording twin of ``orig`` (ember's own functions are wrapped already)."""
-        w = self._wrappers.get(id(orig))
-        if w is None:
-            w = self._wrappers[id(orig)] = proxy_dispatching(orig)
-        return w
 
     def _patch_everything(self, fn) -> None:
         from ..nn import Module
@@ -222,10 +217,13 @@ class Tracer:
             return tracer.getattr(name, orig_getattr(mod, name), cache)
         self._patcher.set(Module, "__call__", module_call)
         self._patcher.set(Module, "__getattr__", module_getattr)
-        install_proxy_dispatch()
+        for mod in _proxy.dispatching_namespaces():  # for this trace only (NOTE in proxy.py)
+            for name, value in list(vars(mod).items()):
+                if _proxy.wrappable(name, value):
+                    self._patcher.set(mod, name, recording_twin(value))
         for name, value in list(vars(math).items()):
             if callable(value) and not name.startswith("_"):
-                self._patcher.set(math, name, self._wrapper(value))
+                self._patcher.set(math, name, recording_twin(value))
         for f in self.autowrap_functions:
             self._patch_name(getattr(fn, "__globals__", {}), f.__name__, f)
         for g, name in _wrapped:
@@ -234,7 +232,7 @@ class Tracer:
 
     def _patch_name(self, g: dict, name: str, orig) -> None:
         if orig is not None and callable(orig):
-            self._patcher.set(g, name, self._wrapper(orig), is_dict=True)
+            self._patcher.set(g, name, recording_twin(orig), is_dict=True)
 
     def _patch_globals(self, g) -> None:
         """Names a module bound to ember's functions before they were wrapped (``from torch
@@ -248,16 +246,22 @@ class Tracer:
                     self._patcher.set(g, name, w, is_dict=True)
 
 
+_TWINS = {}  # id(function) -> its recording twin, made once per process
+
+
+def recording_twin(fn):
+    """``fn``'s ``proxy_dispatching`` wrapper (itself when it is one), made once per process."""
+    if isinstance(fn, proxy_dispatching):
+        return fn
+    w = _TWINS.get(id(fn))
+    if w is None or w.__wrapped__ is not fn:
+        w = _TWINS[id(fn)] = proxy_dispatching(fn)
+    return w
+
+
 def _ember_wrapper_of(fn):
-    from .proxy import dispatching_namespaces
-    name = getattr(fn, "__name__", None)
-    if not name:
-        return None
-    for mod in dispatching_namespaces():
-        w = mod.__dict__.get(name)
-        if isinstance(w, proxy_dispatching) and w.__wrapped__ is fn:
-            return w
-    return None
+    w = _TWINS.get(id(fn))
+    return w if w is not None and w.__wrapped__ is fn else None
 
 
 def symbolic_trace(root, concrete_args=None) -> GraphModule:

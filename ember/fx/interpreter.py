@@ -129,7 +129,12 @@ class Transformer(Interpreter):
 
     def transform(self) -> GraphModule:
         """The new ``GraphModule`` built by running every node through this transformer."""
-        result = super().run(*())
+        from . import proxy as _proxy
+        _proxy.tracing[0] += 1  # its proxies are made by the transform, not by hand
+        try:
+            result = super().run(*())
+        finally:
+            _proxy.tracing[0] -= 1
         if result is not None:
             self.new_graph.output(map_arg(self.tracer.create_arg(result), lambda n: n))
         return GraphModule(self.module, self.new_graph)

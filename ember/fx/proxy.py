@@ -17,8 +17,8 @@ class Proxy:
     """A node's value during tracing: operators, methods and attributes on it record nodes."""
 
     def __init__(self, node, tracer=None):
-        if not _dispatch_installed:
-            install_proxy_dispatch()
+        if not _dispatch_installed and not tracing[0]:
+            install_proxy_dispatch()  # a proxy made by hand (NOTE below)
         self.node = node
         self.tracer = tracer if tracer is not None else GraphAppendingTracer(node.graph)
 
@@ -112,12 +112,16 @@ Proxy.__hash__ = object.__hash__  # __eq__ records a node; proxies still go in d
 
 # NOTE [ Proxies in ember's functions ]
 # PyTorch's functions hand a Proxy argument to ``Proxy.__torch_function__`` (a check every
-# torch function makes in C).  ember's public functions don't check, so the first proxy made
-# in a process wraps the functions of ember's namespaces once and for all: a wrapper records
-# a ``call_function`` node of the function when a proxy is among the arguments, and otherwise
-# calls it; wrapper and function compare equal, so ``node.target == torch.relu`` holds.  The check costs a scan of the
-# top-level arguments, only in processes that use ``ember.fx``.
+# torch function makes in C).  ember's public functions don't check, so they are wrapped: a
+# wrapper records a ``call_function`` node of the function when a proxy is among the
+# arguments, and otherwise calls it (wrapper and function compare and hash equal, so
+# ``node.target == torch.relu`` holds).  ``symbolic_trace`` and ``Transformer`` wrap them for
+# the duration of the trace only (``tracing`` counts them) and put the functions back; a
+# proxy made by hand outside them (``Proxy(node, GraphAppendingTracer(g))``, PyTorch's recipe
+# for building graphs) wraps them for the rest of the process, costing each call a scan of its
+# top-level arguments, and ``ember.relu is <the function>`` then no longer holds by identity.
 _dispatch_installed = False
+tracing = [0]  # symbolic traces and transforms running (they patch the functions themselves)
 
 
 def _find_proxy(args, kwargs):
@@ -169,17 +173,22 @@ def dispatching_namespaces():
 
 
 def install_proxy_dispatch() -> None:
-    """Wrap the public functions of ember's namespaces (NOTE above); idempotent."""
+    """Wrap the public functions of ember's namespaces for good (NOTE above); idempotent."""
     global _dispatch_installed
     if _dispatch_installed:
         return
     _dispatch_installed = True
-    import types
+    from ._symbolic_trace import recording_twin
     for mod in dispatching_namespaces():
         for name, value in list(vars(mod).items()):
-            if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)) and \
-                    (not name.startswith("_") or name == "_assert"):
-                setattr(mod, name, proxy_dispatching(value))
+            if wrappable(name, value):
+                setattr(mod, name, recording_twin(value))
+
+
+def wrappable(name: str, value) -> bool:
+    import types
+    return isinstance(value, (types.FunctionType, types.BuiltinFunctionType)) and \
+        (not name.startswith("_") or name == "_assert")
 
 
 class GraphAppendingTracer:
