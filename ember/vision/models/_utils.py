@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import warnings
 
+from ember import nn
 from ._api import WeightsEnum, _weights_of
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -17,6 +18,22 @@ def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int
     if new_v < 0.9 * v:
         new_v += divisor
     return new_v
+
+
+def _init_conv_net(model, init_linear_weight) -> None:
+    """The initialisation torchvision's MobileNets and EfficientNet share: Kaiming (fan_out)
+    convolutions, unit norms, zero biases, ``init_linear_weight(w)`` for Linear weights."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            init_linear_weight(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 def _ovewrite_named_param(kwargs: dict, param: str, new_value) -> None:

@@ -13,8 +13,8 @@ from ..ops.stochastic_depth import StochasticDepth
 from ..transforms._presets import ImageClassification
 from ..transforms.functional import InterpolationMode
 from ._api import Weights, WeightsEnum, register_model
-from ._utils import (_make_divisible, _ovewrite_named_param, handle_legacy_interface,
-                     load_weights, weights_meta)
+from ._utils import (_init_conv_net, _make_divisible, _ovewrite_named_param,
+                     handle_legacy_interface, load_weights, weights_meta)
 
 __all__ = ["EfficientNet", "EfficientNet_B0_Weights", "efficientnet_b0"]
 
@@ -106,18 +106,10 @@ class EfficientNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True),
                                         nn.Linear(last_out, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                init_range = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -init_range, init_range)
-                nn.init.zeros_(m.bias)
+        def uniform_by_fan_out(w):  # the classifier: uniform in +-1/sqrt(out_features)
+            bound = 1.0 / math.sqrt(w.shape[0])
+            nn.init.uniform_(w, -bound, bound)
+        _init_conv_net(self, uniform_by_fan_out)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(ember.flatten(self.avgpool(self.features(x)), 1))

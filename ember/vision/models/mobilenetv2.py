@@ -11,8 +11,8 @@ from ember.nn import functional as F
 from ..ops.misc import Conv2dNormActivation
 from ..transforms._presets import ImageClassification
 from ._api import Weights, WeightsEnum, register_model
-from ._utils import (_make_divisible, _ovewrite_named_param, handle_legacy_interface,
-                     load_weights, weights_meta)
+from ._utils import (_init_conv_net, _make_divisible, _ovewrite_named_param,
+                     handle_legacy_interface, load_weights, weights_meta)
 
 __all__ = ["MobileNetV2", "MobileNet_V2_Weights", "mobilenet_v2"]
 
@@ -81,17 +81,7 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout),
                                         nn.Linear(self.last_channel, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        _init_conv_net(self, lambda w: nn.init.normal_(w, 0, 0.01))
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.adaptive_avg_pool2d(self.features(x), (1, 1))

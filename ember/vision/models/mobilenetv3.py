@@ -9,8 +9,8 @@ from ember._tensor import Tensor
 from ..ops.misc import Conv2dNormActivation, SqueezeExcitation as SElayer
 from ..transforms._presets import ImageClassification
 from ._api import Weights, WeightsEnum, register_model
-from ._utils import (_make_divisible, _ovewrite_named_param, handle_legacy_interface,
-                     load_weights, weights_meta)
+from ._utils import (_init_conv_net, _make_divisible, _ovewrite_named_param,
+                     handle_legacy_interface, load_weights, weights_meta)
 
 __all__ = ["MobileNetV3", "MobileNet_V3_Small_Weights", "mobilenet_v3_small"]
 
@@ -94,17 +94,7 @@ class MobileNetV3(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(6 * last_in, last_channel), nn.Hardswish(inplace=True),
             nn.Dropout(p=dropout, inplace=True), nn.Linear(last_channel, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        _init_conv_net(self, lambda w: nn.init.normal_(w, 0, 0.01))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
