@@ -68,11 +68,7 @@ class CIFAR10(VisionDataset):
         img, target = self.data[index], self.targets[index]
         from .._pil import pil_image
         img = pil_image().fromarray(img)
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return self._apply_transforms(img, target)
 
     def __len__(self) -> int:
         return len(self.data)

@@ -36,11 +36,7 @@ class FakeData(VisionDataset):
         from ..transforms import functional as F
         img = F.to_pil_image(img)
         target = target.item()
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return self._apply_transforms(img, target)
 
     def __len__(self) -> int:
         return self.size

@@ -121,11 +121,7 @@ class MNIST(VisionDataset):
         from .._pil import pil_image
         # a PIL image, as every other dataset returns one
         img = pil_image().fromarray(img.numpy())
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return self._apply_transforms(img, target)
 
     def __len__(self) -> int:
         return len(self.data)

@@ -54,11 +54,7 @@ class SVHN(VisionDataset):
         img, target = self.data[index], int(self.labels[index])
         from .._pil import pil_image
         img = pil_image().fromarray(np.transpose(img, (1, 2, 0)))
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return self._apply_transforms(img, target)
 
     def __len__(self) -> int:
         return len(self.data)

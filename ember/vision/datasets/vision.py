@@ -58,6 +58,11 @@ class VisionDataset(Dataset):
     def __getitem__(self, index: int) -> Any:
         raise NotImplementedError
 
+    def _apply_transforms(self, input: Any, target: Any) -> tuple[Any, Any]:
+        """``transform(input), target_transform(target)`` as the attributes are now (as
+        torchvision's datasets read them at each item, a later ``ds.transform = t`` applies)."""
+        return StandardTransform(self.transform, self.target_transform)(input, target)
+
     def __len__(self) -> int:
         raise NotImplementedError
 
