@@ -223,8 +223,9 @@ def test_launcher_module_args_and_exit_code(tmp_path):
     if why is not None:
         pytest.skip(why)
     (tmp_path / "hello_rank.py").write_text(
-        "import os, sys\nprint('hello', os.environ['RANK'], os.environ['WORLD_SIZE'], "
-        "sys.argv[1:])\nsys.exit(int(sys.argv[1]))\n")
+        # one write per line: the ranks share mpiexec's stdout, unbuffered (-u)
+        "import os, sys\nsys.stdout.write(f\"hello {os.environ['RANK']} "
+        "{os.environ['WORLD_SIZE']} {sys.argv[1:]}\\n\")\nsys.exit(int(sys.argv[1]))\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     for code in ("0", "3"):
         proc = subprocess.run([sys.executable, "-m", "ember.distributed.run",
