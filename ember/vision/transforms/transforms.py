@@ -291,25 +291,28 @@ class RandomCrop(nn.Module):
         return f"{self.__class__.__name__}(size={self.size}, padding={self.padding})"
 
 
-class RandomHorizontalFlip(nn.Module):
+class _RandomlyApplied(nn.Module):
+    """``op(img)`` with probability ``p``, else ``img`` (torchvision's random flips, invert)."""
+
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         self.p = p
 
     def forward(self, img):
         if _coin(self.p):
-            return F.hflip(img)
+            return self.op(img)
         return img
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(p={self.p})"
 
 
-class RandomVerticalFlip(RandomHorizontalFlip):
-    def forward(self, img):
-        if _coin(self.p):
-            return F.vflip(img)
-        return img
+class RandomHorizontalFlip(_RandomlyApplied):
+    op = staticmethod(F.hflip)
+
+
+class RandomVerticalFlip(_RandomlyApplied):
+    op = staticmethod(F.vflip)
 
 
 class RandomResizedCrop(nn.Module):
@@ -594,15 +597,8 @@ class RandomGrayscale(nn.Module):
         return img
 
 
-class RandomInvert(nn.Module):
-    def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, img):
-        if _coin(self.p):
-            return F.invert(img)
-        return img
+class RandomInvert(_RandomlyApplied):
+    op = staticmethod(F.invert)
 
 
 class RandomErasing(nn.Module):
