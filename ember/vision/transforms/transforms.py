@@ -585,12 +585,12 @@ class Grayscale(nn.Module):
         return f"{self.__class__.__name__}(num_output_channels={self.num_output_channels})"
 
 
-class RandomGrayscale(nn.Module):
+class RandomGrayscale(_RandomlyApplied):
     def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        self.p = p
+        super().__init__(p)
 
     def forward(self, img):
+        # the image is checked before the coin is tossed, as torchvision's
         num_output_channels = F.get_dimensions(img)[0]
         if _coin(self.p):
             return F.rgb_to_grayscale(img, num_output_channels=num_output_channels)
