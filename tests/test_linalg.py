@@ -434,7 +434,7 @@ def _svd_invariants(m, a, full=False):
 
 @pytest.mark.parametrize("shape", [(4, 4), (3, 3), (2, 3, 3)])
 def test_eigh(shape):
-    check(lambda m, a: _eigh_invariants(m, a + a.mT), None, rand(*shape))
+    check(lambda m, a: _eigh_invariants(m, a + a.mT), None, rand(*shape, seed=12))
     check(lambda m, a: m.linalg.eigvalsh(a, UPLO="U"), None, rand(*shape))
     v = ember.linalg.eigh(to_ember(rand(*shape), True)).eigenvectors
     assert v.grad_fn.name() == "LinalgEighBackward0"
@@ -443,8 +443,11 @@ def test_eigh(shape):
 @pytest.mark.parametrize("shape", [(4, 3), (3, 5), (3, 3), (2, 4, 3)])
 @pytest.mark.parametrize("full", [False, True])
 def test_svd(shape, full):
-    check(lambda m, a: _svd_invariants(m, a, full), None, rand(*shape))
-    check(lambda m, a: m.linalg.svdvals(a), None, rand(*shape))
+    # seeded: an unseeded draw is now and then nearly degenerate, and the float32 gradient
+    # (through 1/(s_i^2 - s_j^2)) of two LAPACKs then disagrees past the tolerance
+    a = rand(*shape, seed=11)
+    check(lambda m, a: _svd_invariants(m, a, full), None, a)
+    check(lambda m, a: m.linalg.svdvals(a), None, a)
 
 
 def test_svd_old_api_and_reconstruction():
