@@ -6,6 +6,7 @@ not PyTorch's Mersenne-Twister streams (a documented difference).
 from __future__ import annotations
 
 import json
+import os
 import random as _pyrandom
 
 import numpy as np
@@ -29,7 +30,7 @@ class Generator:
         return self
 
     def seed(self) -> int:
-        s = int(np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF
+        s = int.from_bytes(os.urandom(8), "little")  # (SeedSequence() imports secrets: slow)
         self.manual_seed(s)
         return s
 

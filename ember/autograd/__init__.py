@@ -11,7 +11,6 @@ from .engine import run_backward
 from .anomaly_mode import detect_anomaly, set_detect_anomaly, is_anomaly_enabled
 from .gradcheck import gradcheck, gradgradcheck
 from . import graph, functional
-from . import profiler  # noqa: F401  (the legacy torch.autograd.profiler API)
 
 __all__ = ["backward", "grad", "Function", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "gradcheck", "gradgradcheck", "detect_anomaly",
@@ -110,3 +109,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         result = [g if g is not None else _make(xp_of(t._data).zeros_like(t._data))
                   for g, t in zip(result, inputs)]
     return tuple(result)
+
+
+def __getattr__(name):
+    # the legacy ``torch.autograd.profiler`` API, loaded on first use (import time)
+    if name == "profiler":
+        import importlib
+        return importlib.import_module(".profiler", __name__)
+    raise AttributeError(f"module 'ember.autograd' has no attribute '{name}'")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-from ... import distributed as _dist
 from ... import random as _random
 from ..._creation import randperm
 from .sampler import Sampler
@@ -24,6 +23,8 @@ class DistributedSampler(Sampler):
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = False) -> None:
         # unset ones come from the default process group (ValueError before init, as torch)
+        if num_replicas is None or rank is None:
+            from ... import distributed as _dist  # on use: import ember stays fast
         if num_replicas is None:
             num_replicas = _dist.get_world_size()
         if rank is None:

@@ -27,9 +27,7 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
-import socket
 import stat
-from multiprocessing.reduction import recvfds, sendfds
 
 SHM_DIR = "/dev/shm"
 INLINE_MAX = 64 * 1024  # smaller buffers stay in the pickle: a file costs more than the copy
@@ -50,8 +48,14 @@ def _fd_passing(conn) -> bool:
     return hasattr(os, "memfd_create") and _is_socket(conn)
 
 
+def _reduction():
+    import multiprocessing.reduction  # on first use (see _borrow_socket)
+    return multiprocessing.reduction
+
+
 def _borrow_socket(conn):
     """A socket object on ``conn``'s descriptor (``detach()`` it, never close it)."""
+    import socket  # on first use: socket and multiprocessing cost `import ember` ~5 ms
     return socket.socket(fileno=conn.fileno())
 
 
@@ -114,7 +118,7 @@ class Sender:
             if fd is not None:  # right behind its message, so the receiver takes it next
                 sock = _borrow_socket(self.conn)
                 try:
-                    sendfds(sock, [fd])
+                    _reduction().sendfds(sock, [fd])
                 finally:
                     sock.detach()
         finally:
@@ -171,7 +175,7 @@ def decode(message: bytes, conn=None):
                                "was decoded without its connection")
         sock = _borrow_socket(conn)
         try:
-            fd, = recvfds(sock, 1)
+            fd, = _reduction().recvfds(sock, 1)
         finally:
             sock.detach()
     else:
