@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 __all__ = ["main", "CLIError"]
@@ -23,6 +24,12 @@ _EPILOG = """examples:
   ember info                               versions, BLAS, threads, optional extras
   ember run train.py --epochs 3            run a PyTorch script unchanged on ember
 """
+
+
+# Further commands, one module each in ember/cli/: ``add_parser(sub)`` adds its sub-parser
+# (named as the module, dashes for underscores) and ``run(args)`` runs it, returning the exit
+# code.  A new command is one file and one name here.
+_COMMANDS: tuple = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "`python SCRIPT ARGS` would (also `python -m ember.run SCRIPT ARGS`).")
     r.add_argument("script", help="the Python file to run")
     r.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    for name in _COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return p
 
 
@@ -79,6 +88,9 @@ def main(argv=None) -> int:
         if args.command == "run":
             from .. import run
             return run.main([args.script, *args.args])
+        if args.command.replace("-", "_") in _COMMANDS:
+            mod = importlib.import_module(f"{__name__}.{args.command.replace('-', '_')}")
+            return mod.run(args)
         from . import info
         return info.run(args)
     except CLIError as err:
