@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 from ._dtype import (dtype, bool_ as bool, uint8, int8, int16, int32, int64, float16,
                      bfloat16, float32, float64, half, float, double, short, int, long,
-                     complex64, complex128, cfloat, cdouble, get_default_dtype,
+                     complex64, complex128, cfloat, cdouble, qint8, quint8, qint32, quint4x2,
+                     get_default_dtype,
                      set_default_dtype, promote_types, result_type, can_cast)
 from ._backend import device, set_default_device, get_default_device
 from ._tensor import Tensor, Size
@@ -68,13 +69,14 @@ from ._layout import (layout, strided, sparse_coo, sparse_csr, sparse_csc,  # no
 from .ops.sparse import sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
 from . import _predicates, _tensor_legacy, _shared  # noqa: E402
 from .ops import spectral as _spectral  # noqa: E402
+from .ops import quantized_methods as _quantized_methods  # noqa: E402
 
 # Tensor's methods and operators: each family's METHODS table, bound in this one loop (later
 # families win a shared name).  ``Tensor.sum`` is ops/reduce.py's ``sum``; ``_tensor.py``
 # holds only what is a tensor's own.
 _METHOD_FAMILIES = (_elementwise, _reduce, _movement, _index, _linalg_ops, _convert, _fill,
                     _creation, _activation, _special_ops, _complex_ops, _predicates,
-                    _tensor_legacy, _spectral, sparse, _shared)
+                    _tensor_legacy, _spectral, sparse, _shared, _quantized_methods)
 for _family in _METHOD_FAMILIES:
     for _name, _fn in _family.METHODS.items():
         setattr(Tensor, _name, _fn)
@@ -85,7 +87,19 @@ _LAZY = {"distributions": ("ember.distributions", None), "fx": ("ember.fx", None
          "func": ("ember.func", None), "vmap": ("ember.func", "vmap"),
          "profiler": ("ember.profiler", None), "hub": ("ember.hub", None),
          "testing": ("ember.testing", None), "futures": ("ember.futures", None),
-         "multiprocessing": ("ember.multiprocessing", None)}
+         "multiprocessing": ("ember.multiprocessing", None),
+         "jit": ("ember.jit", None), "export": ("ember.export", None),
+         "onnx": ("ember.onnx", None)}
+
+# quantization (issue 19): the namespaces and the quantized-tensor functions of ops/quantized.py
+_LAZY.update({"ao": ("ember.ao", None), "quantization": ("ember.ao.quantization", None)})
+_LAZY.update({n: ("ember.ops.quantized", n) for n in (
+    "quantize_per_tensor", "quantize_per_channel", "quantize_per_tensor_dynamic", "dequantize",
+    "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
+    "_fake_quantize_learnable_per_tensor_affine", "_fake_quantize_learnable_per_channel_affine",
+    "_make_per_tensor_quantized_tensor", "_make_per_channel_quantized_tensor", "qscheme",
+    "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
+    "per_channel_affine_float_qparams")})
 
 
 def __getattr__(name):
