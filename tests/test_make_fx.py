@@ -173,3 +173,17 @@ def test_batch_norm_replay_updates_running_stats_as_eager():
     assert not np.allclose(bn.running_mean.numpy(), mean_after_one.numpy())
     # the counter is bumped by Python code, not by an op: the graph does not replay it
     assert int(bn.num_batches_tracked) == 1
+
+
+def test_dropout_mask_is_drawn_at_replay_from_the_same_stream():
+    def f(x):
+        return F.dropout(x, 0.5, training=True) * 2
+    x = ember.ones(64)
+    gm = make_fx(f)(x)
+    assert "dropout_mask" in _ops(gm) and not gm.graph.find_nodes(op="get_attr")
+    ember.manual_seed(3)
+    a = gm(x)
+    ember.manual_seed(3)
+    b = f(x)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert 0 < int((a == 0).sum()) < 64

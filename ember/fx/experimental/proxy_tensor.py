@@ -23,7 +23,8 @@ whose nodes are, in order:
   ``operator.getitem(node, i)`` node.  An in-place op (``x.add_(y)``) runs out of place and
   writes its result into ``x`` (NOTE [ In-place ops ]): it is the out-of-place node (``add``)
   and a ``copy_(x, add)`` node (target ``COPY_``, ``x.copy_(src)`` with autograd), whose
-  value ``x`` is from then on;
+  value ``x`` is from then on.  A dropout is a ``DROPOUT_MASK`` node (its mask, drawn from
+  the default generator when the node runs) and a ``mul``;
 - ``output``: ``fn``'s result with each tensor replaced by its node (or constant).
 
 Each ``call_function`` node's ``meta["val"]`` is the real result it produced while recording,
@@ -49,7 +50,7 @@ import operator
 from ...autograd import inplace as _inplace
 from ...autograd.modes import Op, TorchDispatchMode, TorchFunctionMode
 from ..._state import state
-from ..._tensor import Tensor
+from ..._tensor import Tensor, _make
 from ...nn.parameter import Parameter
 from ..graph import Graph
 from ..graph_module import GraphModule
@@ -108,6 +109,7 @@ class OpRecorder(TorchDispatchMode):
         # over the same array (NOTE [ Saved tensors ]); it is that node's value
         self._by_data = {}
         self._n_param = self._n_tensor = self._n_other = 0
+        self.written = set()       # ids of tensors an in-place op wrote (``copy_`` nodes)
 
     def bind(self, t: Tensor, node) -> None:
         """From now on ``t`` (and any tensor over the same array) is the value of ``node``."""
@@ -204,6 +206,38 @@ class OpRecorder(TorchDispatchMode):
         node.meta["val"] = t
         node.meta["grad_mode"] = state.grad
         self.bind(t, node)
+        self.written.add(id(t))
+
+    def record_dropout(self, input: Tensor, p: float, kept_dims: int, inplace: bool):
+        """``input * mask`` with the mask a ``DROPOUT_MASK`` node (see ``record``)."""
+        from ...ops.elementwise import Mul
+        x = input._data
+        shape = x.shape if kept_dims < 0 else \
+            x.shape[:kept_dims] + (1,) * (x.ndim - kept_dims)
+        mask = _make(dropout_mask_array(x, shape, p))
+        node = self.graph.call_function(DROPOUT_MASK, (self.node_of(input), shape, p))
+        node.meta["val"] = mask
+        node.meta["grad_mode"] = state.grad
+        self.bind(mask, node)
+        if inplace:
+            return input.mul_(mask)
+        return Mul.apply(input, mask, x.dtype)
+
+
+def dropout_mask_array(x, shape: tuple, p: float):
+    """Dropout's scaled keep-mask for array ``x``: one draw from the default generator."""
+    from ...ops.layers import _keep_mask
+    return _keep_mask(x, shape, p) * x.dtype.type(1.0 / (1.0 - p))
+
+
+def _dropout_mask(x: Tensor, shape: tuple, p: float) -> Tensor:
+    """``dropout_mask_array`` as a tensor (what a ``DROPOUT_MASK`` node computes)."""
+    return _make(dropout_mask_array(x._data, shape, p))
+
+
+# A dropout's mask, drawn when the node runs: a replay draws from the generator at the same
+# point of the op sequence as eager does, so it consumes the same random stream
+DROPOUT_MASK = Op(_dropout_mask, "dropout_mask")
 
 
 def _copy_into(t: Tensor, src: Tensor) -> Tensor:
@@ -264,12 +298,25 @@ def record(fn, args=(), kwargs=None, *, forward_only: bool = False,
         write(t, result, overlap_ok)
         if rec in state.modes:
             rec.record_write(t, result)
+    from ...ops import layers
+    dropout = layers._dropout
+
+    def recording_dropout(input, p, training, inplace, kept_dims=-1, alpha=False):
+        # dropout draws its mask outside ops: record the draw as a node, so a replay draws
+        # a new mask (and eager's random stream) rather than baking this call's mask in
+        x = input._data
+        if rec not in state.modes or alpha or p == 0 or p == 1 or not training or \
+                x.size == 0 or (kept_dims >= 0 and x.ndim < 2):
+            return dropout(input, p, training, inplace, kept_dims, alpha)
+        return rec.record_dropout(input, p, kept_dims, inplace)
     _inplace._write = recording_write
+    layers._dropout = recording_dropout
     try:
         with rec:
             result = fn(*unflatten(leaves, spec), **(kwargs or {}))
     finally:
         _inplace._write = write
+        layers._dropout = dropout
     rec.graph.output(rec.map(result))
     return Recording(rec, leaves, spec, result)
 
