@@ -8,6 +8,8 @@ from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,
                         is_grad_enabled, is_inference_mode_enabled, state as _state)
 from .function import Function, FunctionCtx, once_differentiable, InplaceFunction
 from .engine import run_backward
+from .._backend import xp_of as _xp_of
+from .._tensor import Tensor as _Tensor, _make
 from .anomaly_mode import detect_anomaly, set_detect_anomaly, is_anomaly_enabled
 from .gradcheck import gradcheck, gradgradcheck
 from . import graph, functional
@@ -18,18 +20,15 @@ __all__ = ["backward", "grad", "Function", "no_grad", "enable_grad", "set_grad_e
 
 
 def _as_tuple(x):
-    from .._tensor import Tensor
     if x is None:
         return None
-    if isinstance(x, Tensor):
+    if isinstance(x, _Tensor):
         return (x,)
     return tuple(x)
 
 
 def _make_grads(outputs, grads, create_graph):
     """Default each output's gradient to ones for scalars, and check given ones' shapes."""
-    from .._tensor import Tensor, _make
-    from .._backend import xp_of
     out = []
     for i, (t, g) in enumerate(zip(outputs, grads)):
         if g is None:
@@ -41,9 +40,9 @@ def _make_grads(outputs, grads, create_graph):
             if not t.dtype.is_floating_point:
                 raise RuntimeError("grad can be implicitly created only for real scalar "
                                    f"outputs but got {t.dtype}")
-            g = _make(xp_of(t._data).ones(t._data.shape, t._data.dtype))
+            g = _make(_xp_of(t._data).ones(t._data.shape, t._data.dtype))
         else:
-            if not isinstance(g, Tensor):
+            if not isinstance(g, _Tensor):
                 from .._creation import tensor
                 g = tensor(g, dtype=t.dtype)
             if tuple(g._data.shape) != tuple(t._data.shape):
@@ -81,14 +80,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Gradients of ``outputs`` w.r.t. ``inputs``, returned instead of accumulated."""
-    from .._tensor import Tensor, _make
     outputs = _as_tuple(outputs)
-    single_input = isinstance(inputs, Tensor)
+    single_input = isinstance(inputs, _Tensor)
     inputs = _as_tuple(inputs)
     if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
-        if not isinstance(t, Tensor):
+        if not isinstance(t, _Tensor):
             raise TypeError(f"grad(): inputs must be Tensors, got {type(t).__name__}")
     grads = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
     if len(grads) != len(outputs):
@@ -105,8 +103,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     result = run_backward(outputs, grads, retain_graph, create_graph, inputs=inputs,
                           capture=True, allow_unused=allow_unused)
     if materialize_grads:
-        from .._backend import xp_of
-        result = [g if g is not None else _make(xp_of(t._data).zeros_like(t._data))
+        result = [g if g is not None else _make(_xp_of(t._data).zeros_like(t._data))
                   for g, t in zip(result, inputs)]
     return tuple(result)
 

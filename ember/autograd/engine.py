@@ -11,7 +11,7 @@ import sys
 
 from .grad_mode import state
 from .anomaly_mode import check_nan
-from .function import AccumulateGrad, FunctionCtx, accumulate_node
+from .function import AccumulateGrad, accumulate_node
 from .._backend import asarray
 from .._tensor import Tensor, _make
 
@@ -51,30 +51,25 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     stack = []
     buffers = {}
     for t, g in zip(roots, root_grads):
-        node = t._grad_fn
-        if node is None:
-            node = accumulate_node(t)
-        key = node
-        buf = buffers.get(key)
+        node = t._grad_fn or accumulate_node(t)
+        buf = buffers.get(node)
         if buf is None:
-            buf = buffers[key] = [None] * node._n_out
+            buf = buffers[node] = [None] * node._n_out
         nr = t._output_nr if t._grad_fn is not None else 0
         buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
         if node not in deps:
             deps[node] = 0
             stack.append(node)
-    seen = set(deps)
     order_stack = list(stack)
     while order_stack:
-        node = order_stack.pop()
-        for child, _ in node.next_functions:
+        for child, _ in order_stack.pop().next_functions:
             if child is not None:
-                if child in seen:
-                    deps[child] += 1
-                else:
-                    seen.add(child)
+                d = deps.get(child)
+                if d is None:
                     deps[child] = 1
                     order_stack.append(child)
+                else:
+                    deps[child] = d + 1
 
     needed = None
     if targets is not None:
@@ -83,6 +78,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             captured = [None] * len(inputs)
 
     ready = [n for n in stack if deps[n] == 0]
+    cap = capture and targets is not None
     prev_grad, prev_bw = state.grad, state.in_backward
     state.grad = create_graph
     state.in_backward = True  # the modes tell forward ops from backward ones (NOTE [ Modes ])
@@ -104,18 +100,14 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                             else:
                                 _store_nonleaf_grad(inputs[k], g)
 
-            run = needed is None or node in needed
-            if run:
-                out_grads = _call_node(node, grads, capture and targets is not None, targets)
-            else:
-                out_grads = None
-            if not retain_graph and isinstance(node, FunctionCtx):
+            out_grads = _call_node(node, grads, cap) if needed is None or node in needed else None
+            if node._saved is not None and not retain_graph:
                 node._free()
-
-            for i, (child, nr) in enumerate(node.next_functions):
+            nf = node.next_functions
+            # _call_node returns one gradient per edge
+            for (child, nr), g in zip(nf, out_grads or (None,) * len(nf)):
                 if child is None:
                     continue
-                g = out_grads[i] if out_grads is not None and i < len(out_grads) else None
                 if g is not None:
                     buf = buffers.get(child)
                     if buf is None:
@@ -165,7 +157,7 @@ def _store_nonleaf_grad(t, g):
         t._grad = _add(t._grad, g)
 
 
-def _call_node(node, grads, capture, targets):
+def _call_node(node, grads, capture):
     """Run one node's backward (with hooks) and return its input gradients."""
     hooks = node._pre_hooks
     if hooks:
@@ -222,6 +214,7 @@ def _call_node(node, grads, capture, targets):
             new = h(out, tuple(grads))
             if new is not None:
                 out = tuple(new)
+        out = (out + (None,) * n_in)[:n_in]
     if state.anomaly:
         check_nan(node, out)
     return out

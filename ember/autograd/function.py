@@ -54,6 +54,7 @@ class Node:
     _node_hooks = None     # hooks on the node itself: hook(grad_inputs, grad_outputs)
     _node_pre_hooks = None
     _trace = None          # forward traceback, recorded under detect_anomaly
+    _saved = None          # what backward reads (FunctionCtx; see NOTE [ Saved tensors ])
     next_functions = ()
     metadata_ = None
 
@@ -110,7 +111,6 @@ def accumulate_node(t) -> AccumulateGrad:
 class FunctionCtx(Node):
     """What ``forward`` and ``backward`` see as ``ctx``."""
 
-    _saved = None
     _to_save = None
     _freed = False
     _non_diff = None
@@ -232,34 +232,56 @@ class Function(FunctionCtx):
     def apply(cls, *args, **kwargs):
         if state.intercept and cls.raw:  # a mode or a subclass wants to see it (NOTE [ Modes ])
             return modes.dispatch(modes.op_for(cls), args, kwargs, cls.apply)
-        record = False
-        grad_on = state.grad
         ctx = _new(cls)
         if cls.raw:
             raw = []
-            xp = None
+            t0 = None
+            record = False
+            grad_on = state.grad
+            nf = []     # next_functions and needs_input_grad, kept if recording
+            needs = []
             for a in args:
                 if isinstance(a, Tensor):
                     d = a._data
-                    if xp is None:
+                    if t0 is None:
                         t0 = type(d)
-                        xp = _ARRAY_TYPES[t0][0]
                     elif type(d) is not t0:  # another array type: maybe another device
                         _backend.check_same_device(t0, d)
+                    raw.append(d)
                     if grad_on and a._requires_grad:
                         record = True
-                    raw.append(d)
+                        fn = a._grad_fn
+                        nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
+                        needs.append(True)
+                        continue
                 else:
                     raw.append(a)
-            ctx.xp = xp
-            ctx._record = record
-            if record:  # before forward: it saves only what a needed gradient uses
-                set_edges(ctx, args)
+                nf.append(_NO_EDGE)
+                needs.append(False)
+            ctx.xp = _ARRAY_TYPES[t0][0] if t0 is not None else None
+            if record:  # edges are set before forward: it saves only what a needed gradient uses
+                ctx._record = True
+                ctx.next_functions = tuple(nf)
+                ctx.needs_input_grad = tuple(needs)
             out = cls.forward(ctx, *raw, **kwargs)
             if type(out) in _ARRAY_TYPES:  # the hot path: one array out
-                return _finish_single(cls, ctx, args, raw, out, record, kwargs)
+                if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
+                    t = _make(out, True, ctx)
+                    if ctx._to_save is not None:
+                        ctx._saved = _resolve_saved(ctx._to_save, raw, args, (out,), (t,))
+                        ctx._to_save = None
+                    if state.anomaly:
+                        ctx._trace = "".join(traceback.format_stack()[:-1])
+                else:
+                    t = _make(out)
+                if state.inference:
+                    t._inference = True
+                if cls.view and isinstance(args[0], Tensor):
+                    link_view(t, args[0], cls, args[1:], kwargs)
+                return t
         else:
-            if grad_on:
+            record = False
+            if state.grad:
                 for a in args:
                     if isinstance(a, Tensor) and a._requires_grad:
                         record = True
@@ -326,24 +348,6 @@ class Function(FunctionCtx):
             if state.anomaly:
                 ctx._trace = "".join(traceback.format_stack()[:-1])
         return results[0] if single else tuple(results)
-
-
-def _finish_single(cls, ctx, args, raw, out, record, kwargs):
-    """Wrap a raw op's single output array and, when recording, make ``ctx`` its node."""
-    if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
-        t = _make(out, True, ctx)
-        if ctx._to_save is not None:
-            ctx._saved = _resolve_saved(ctx._to_save, raw, args, (out,), (t,))
-            ctx._to_save = None
-        if state.anomaly:
-            ctx._trace = "".join(traceback.format_stack()[:-2])
-    else:
-        t = _make(out)
-    if state.inference:
-        t._inference = True
-    if cls.view and isinstance(args[0], Tensor):
-        link_view(t, args[0], cls, args[1:], kwargs)
-    return t
 
 
 _NO_EDGE = (None, 0)

@@ -47,10 +47,11 @@ def shape_of(x):
 
 def reduce_grad(g: Tensor, shape, dtype) -> Tensor:
     """Sum a broadcast gradient back to ``shape`` and cast it to the input's ``dtype``."""
-    if tuple(g._data.shape) != tuple(shape):
+    gs = g._data.shape
+    if gs != shape and gs != tuple(shape):
         from .reduce import sum_to_size
         g = sum_to_size(g, shape)
-    if g._data.dtype != dtype:
+    if g._data.dtype is not dtype and g._data.dtype != dtype:
         if g._data.dtype.kind == "c" and dtype.kind != "c":
             g = g.real  # a real input of a complex result gets the real part (PyTorch's rule)
         g = g.to(from_np(dtype))

@@ -97,6 +97,15 @@ def _dt(x):
     return x.dtype if hasattr(x, "dtype") else None
 
 
+def _meta(a, b) -> tuple:
+    """``(shape, dtype)`` of both operands (a Python number: ``()``, None) for a backward."""
+    if hasattr(a, "dtype"):
+        if hasattr(b, "dtype"):
+            return a.shape, a.dtype, b.shape, b.dtype
+        return a.shape, a.dtype, (), None
+    return (), None, shape_of(b), _dt(b)
+
+
 def _arr(x):
     return x._data if isinstance(x, Tensor) else x
 
@@ -281,7 +290,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b, dt, alpha=1):
         if ctx._record:
-            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b), alpha)
+            ctx.meta = _meta(a, b) + (alpha,)
         if alpha != 1:
             b = _scaled(b, alpha, dt)
         if dt.itemsize == 2:
@@ -306,7 +315,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b, dt, alpha=1):
         if ctx._record:
-            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b), alpha)
+            ctx.meta = _meta(a, b) + (alpha,)
         if dt.kind == "b":
             raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                                "supported. Use the `^` or `logical_xor()` operator instead.")
@@ -363,7 +372,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b, dt):
         if ctx._record:
-            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+            ctx.meta = _meta(a, b)
             need = ctx.needs_input_grad  # PyTorch keeps ``b`` for a's gradient, ``a`` for b's
             ctx.save_for_backward(a if need[1] else None, b if need[0] else None)
         if dt.itemsize == 2:
@@ -389,7 +398,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b, dt):
         if ctx._record:
-            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+            ctx.meta = _meta(a, b)
             # both gradients read ``b``; only b's reads ``a``
             ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         if dt.itemsize == 2:
@@ -438,7 +447,7 @@ class DivMode(Function):
     @staticmethod
     def forward(ctx, a, b, dt, mode):
         if ctx._record:
-            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+            ctx.meta = _meta(a, b)
             # Unused by the zero gradient, but PyTorch's DivBackward2 keeps them as
             # DivBackward0 does, so an in-place change of them fails backward the same way.
             ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
@@ -564,7 +573,7 @@ class Remainder(Function):
     @staticmethod
     def forward(ctx, a, b, dt):
         if ctx._record:
-            ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+            ctx.meta = _meta(a, b)
             if ctx.needs_input_grad[1]:  # only b's gradient reads the operands
                 ctx.save_for_backward(a, b)
         return ctx._compute(ctx.xp, a, b, dt)
@@ -1117,7 +1126,7 @@ class Atan2(Function):
     def forward(ctx, a, b, dt):
         if dt.kind == "c":
             raise _not_implemented("atan2_cpu", dt)
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        ctx.meta = _meta(a, b)
         ctx.save_for_backward(a, b)
         return _calc(ctx.xp.arctan2, a, b, dt)
 
@@ -1148,7 +1157,7 @@ class Hypot(Function):
     def forward(ctx, a, b, dt):
         if _is_int(dt) or dt.kind == "c":
             raise _not_implemented("hypot_cpu", dt)
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        ctx.meta = _meta(a, b)
         y = _calc(ctx.xp.hypot, a, b, dt)
         if ctx._record:
             need = ctx.needs_input_grad  # each operand is read by its own gradient only
@@ -1178,7 +1187,7 @@ class Copysign(Function):
     def forward(ctx, a, b, dt):
         if dt.kind == "c":
             raise _not_implemented("copysign_cpu", dt)
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        ctx.meta = _meta(a, b)
         y = _calc(ctx.xp.copysign, a, b, dt)
         if ctx._record and ctx.needs_input_grad[0]:
             ctx.save_for_backward(a, y)
@@ -1473,7 +1482,7 @@ class Maximum(Function):
     def forward(ctx, a, b, dt):
         if dt.kind == "c":
             raise RuntimeError(f"{ctx.ufunc} not implemented for complex tensors.")
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        ctx.meta = _meta(a, b)
         ctx.save_for_backward(a, b)
         return _calc(getattr(ctx.xp, ctx.ufunc), a, b, dt)
 
@@ -1881,7 +1890,7 @@ class _ComparedInPlace(Function):
 
     @staticmethod
     def forward(ctx, a, b, result):
-        ctx.meta = (shape_of(a), _dt(a), shape_of(b), _dt(b))
+        ctx.meta = _meta(a, b)
         return result.astype(a.dtype)
 
     @staticmethod
@@ -2092,13 +2101,17 @@ def _operator(fn, reflected=False):
 def _arith_operator(cls, reflected=False, floating=False):
     """The hot arithmetic operators: ``cls`` applied directly, one call frame less."""
     def op(self, other):
-        if not isinstance(other, Tensor):
-            other = _number(other)
-            if other is None:
-                return NotImplemented
-        dt = result_dtype(self, other)
-        if floating:
-            dt = float_dtype(dt)
+        dt = self._data.dtype
+        # fast paths: a float tensor with a Python float or a tensor of the same dtype
+        if dt.kind != "f" or not (type(other) is builtins.float or isinstance(
+                other, Tensor) and other._data.dtype is dt):
+            if not isinstance(other, Tensor):
+                other = _number(other)
+                if other is None:
+                    return NotImplemented
+            dt = result_dtype(self, other)
+            if floating:
+                dt = float_dtype(dt)
         if reflected:
             return cls.apply(other, self, dt)
         return cls.apply(self, other, dt)
