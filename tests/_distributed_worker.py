@@ -20,7 +20,7 @@ RESULTS = {}
 
 
 def check(name, got, expected, rtol=0.0, atol=0.0):
-    got = np.asarray(got.numpy() if isinstance(got, ember.Tensor) else got)
+    got = np.asarray(got.detach().numpy() if isinstance(got, ember.Tensor) else got)
     expected = np.asarray(expected)
     if expected.dtype.kind in "fciub":
         ok = got.shape == expected.shape and got.dtype == expected.dtype and np.allclose(
@@ -316,6 +316,196 @@ def ddp(rank, world):
     check("sampler_from_group", list(s), np.arange(rank, 10, world))
 
 
+class CNN(nn.Module):
+    """conv -> batch norm -> relu -> max-pool -> linear, on 1x8x8 images (no conv bias: its
+    true gradient under batch norm is 0, and Adam would amplify the rounding noise)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(F.max_pool2d(F.relu(self.bn(self.conv(x))), 2).flatten(1))
+
+
+class LSTMNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(5, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.fc(out[:, -1])
+
+
+def _optimizer(name, params):
+    if name == "sgd":
+        return ember.optim.SGD(params, lr=0.05, momentum=0.9)
+    return ember.optim.Adam(params, lr=1e-2)
+
+
+def ddp_models(rank, world):
+    """2 ranks x 32 == 1 process x 64 after 20 SGD-momentum and 20 Adam steps.
+
+    With plain BatchNorm each rank normalises its own half, so the 1-process reference
+    averages the losses of the two halves run separately; with SyncBatchNorm the statistics
+    are the whole batch's and the reference is the ordinary batch of 64."""
+    from ember.nn.parallel import DistributedDataParallel as DDP
+    gen = np.random.default_rng(1)
+    half = 64 // world
+    data = {"cnn": gen.standard_normal((64, 1, 8, 8)).astype(np.float32),
+            "lstm": gen.standard_normal((64, 6, 5)).astype(np.float32)}
+    Y = ember.tensor(gen.integers(0, 3, 64))
+    for kind, make, sync in (("cnn_bn", CNN, False), ("cnn_syncbn", CNN, True),
+                             ("lstm", LSTMNet, False)):
+        X = ember.tensor(data["lstm" if kind == "lstm" else "cnn"])
+        for opt_name in ("sgd", "adam"):
+            ember.manual_seed(10 + rank)  # differs per rank: DDP broadcasts rank 0's
+            model = make()
+            ref = make()
+            ref.load_state_dict(model.state_dict())
+            if sync:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                check(f"ddp_model_{kind}_converted", type(model.bn).__name__, "SyncBatchNorm")
+            net = DDP(model)
+            ref.load_state_dict(model.state_dict())  # rank 0's weights after the broadcast
+            opt, ref_opt = _optimizer(opt_name, net.parameters()), _optimizer(
+                opt_name, ref.parameters())
+            mine = slice(rank * half, (rank + 1) * half)
+            for _ in range(20):
+                opt.zero_grad()
+                F.cross_entropy(net(X[mine]), Y[mine]).backward()
+                opt.step()
+                ref_opt.zero_grad()
+                if kind == "cnn_bn":
+                    parts = [slice(r * half, (r + 1) * half) for r in range(world)]
+                    loss = sum(F.cross_entropy(ref(X[p]), Y[p]) for p in parts) / world
+                else:
+                    loss = F.cross_entropy(ref(X), Y)
+                loss.backward()
+                ref_opt.step()
+            got = model.state_dict()
+            for k, q in ref.state_dict().items():
+                if kind == "cnn_bn" and k.startswith("bn.") and not k.endswith(("weight", "bias")):
+                    continue  # each rank's running statistics are its own half's
+                check(f"ddp_model_{kind}_{opt_name}_{k}", got[k], q.numpy(), rtol=1e-5,
+                      atol=1e-6)
+
+
+def sync_batchnorm(rank, world):
+    """SyncBatchNorm on a rank's half == BatchNorm on the whole batch: outputs, the input's
+    gradient (of every rank's loss), the affine gradients and the running statistics."""
+    gen = np.random.default_rng(2)
+    X = gen.standard_normal((8, 3, 5)).astype(np.float64) * 2 + 1
+    G = gen.standard_normal((8, 3, 5))
+    half = 8 // world
+    mine = slice(rank * half, (rank + 1) * half)
+    sbn = nn.SyncBatchNorm(3, momentum=0.3).double()
+    bn = nn.BatchNorm1d(3, momentum=0.3).double()
+    with ember.no_grad():
+        for m in (sbn, bn):
+            m.weight.copy_(ember.tensor([1.0, 2.0, -0.5]))
+            m.bias.copy_(ember.tensor([0.1, 0.0, 0.3]))
+    x = ember.tensor(X[mine], requires_grad=True)
+    y = sbn(x)
+    (y * ember.tensor(G[mine])).sum().backward()
+    xr = ember.tensor(X, requires_grad=True)
+    yr = bn(xr)
+    (yr * ember.tensor(G)).sum().backward()
+    check("sync_bn_out", y, yr.detach().numpy()[mine], rtol=1e-12, atol=1e-12)
+    check("sync_bn_grad_input", x.grad, xr.grad.numpy()[mine], rtol=1e-10, atol=1e-12)
+    # affine gradients are each rank's own (DDP averages them): they sum to the reference's
+    for name in ("weight", "bias"):
+        g = getattr(sbn, name).grad.clone()
+        dist.all_reduce(g)
+        check(f"sync_bn_grad_{name}", g, getattr(bn, name).grad.numpy(), rtol=1e-10)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        check(f"sync_bn_{name}", getattr(sbn, name), getattr(bn, name).numpy(), rtol=1e-12)
+    sbn.eval()
+    check("sync_bn_eval", sbn(x), bn.eval()(xr).detach().numpy()[mine], rtol=1e-12)
+
+
+def differentiable_collectives(rank, world):
+    """ember.distributed.nn.functional: values, and gradients of sum_r (c_r * out_r)."""
+    from ember.distributed.nn import functional as DF
+    x = ember.tensor(value(rank, "float64", (2, 3)), requires_grad=True)
+    (DF.all_reduce(x) * (rank + 1)).sum().backward()
+    check("dnn_all_reduce_grad", x.grad, np.full((2, 3), sum(range(1, world + 1)), np.float64))
+    x = ember.tensor(value(rank, "float64", (2, 3)), requires_grad=True)
+    outs = DF.all_gather(x)
+    for r in range(world):
+        check(f"dnn_all_gather_{r}", outs[r], value(r, "float64", (2, 3)))
+    # rank q's loss weights gathered slot r by (q + 1) * (r + 1): x_r's gradient sums over q
+    sum((o * ((rank + 1) * (r + 1))).sum() for r, o in enumerate(outs)).backward()
+    check("dnn_all_gather_grad", x.grad,
+          np.full((2, 3), (rank + 1) * sum(range(1, world + 1)), np.float64))
+    x = ember.tensor(value(rank, "float64", (2, 3)), requires_grad=True)
+    y = DF.broadcast(x, src=1)
+    check("dnn_broadcast", y, value(1, "float64", (2, 3)))
+    (y * (rank + 1)).sum().backward()
+    check("dnn_broadcast_grad", x.grad, np.full((2, 3), sum(range(1, world + 1)) if rank == 1
+                                                 else 0.0, np.float64))
+
+
+def join(rank, world):
+    """Uneven inputs: rank r has 5 - 2r batches; ranks that ran out shadow the all-reduces.
+
+    Reference: one process steps with the mean gradient over the ranks still training,
+    divided by the initial world size (or by the ranks still training)."""
+    from ember.nn.parallel import DistributedDataParallel as DDP
+    gen = np.random.default_rng(3)
+    counts = [5 - 2 * r for r in range(world)]
+    batches = [[(gen.standard_normal((4, 6)).astype(np.float32), gen.integers(0, 3, 4))
+                for _ in range(counts[r])] for r in range(world)]
+    for divide in (True, False):
+        ember.manual_seed(0)
+        model = MLP()
+        model.register_buffer("seen", ember.zeros(1))
+        net = DDP(model)
+        ref = MLP()
+        ref.load_state_dict(model.state_dict(), strict=False)
+        opt = ember.optim.SGD(net.parameters(), lr=0.1)
+        ref_opt = ember.optim.SGD(ref.parameters(), lr=0.1)
+        with net.join(divide_by_initial_world_size=divide):
+            for x, y in batches[rank]:
+                opt.zero_grad()
+                F.cross_entropy(net(ember.tensor(x)), ember.tensor(y)).backward()
+                opt.step()
+                model.seen += 1
+        for step in range(max(counts)):
+            active = [r for r in range(world) if step < counts[r]]
+            ref_opt.zero_grad()
+            loss = sum(F.cross_entropy(ref(ember.tensor(batches[r][step][0])),
+                                       ember.tensor(batches[r][step][1])) for r in active)
+            (loss / (world if divide else len(active))).backward()
+            ref_opt.step()
+        tag = "initial" if divide else "active"
+        for (k, p), q in zip(model.named_parameters(), ref.parameters()):
+            check(f"join_{tag}_{k}", p, q.detach().numpy(), rtol=1e-5, atol=1e-6)
+        # the final model (buffers too) is the last joiner's: rank 0 ran 5 iterations
+        check(f"join_{tag}_buffers_from_last_joiner", model.seen, np.array([5.0], np.float32))
+        # after the join every rank trains in step again, without join collectives
+        F.cross_entropy(net(ember.tensor(batches[0][0][0])),
+                        ember.tensor(batches[0][0][1])).backward()
+        check(f"join_{tag}_after", net._join_config.enable, False)
+    # throw_on_early_termination: every rank raises once one has run out
+    net = DDP(MLP())
+    try:
+        with net.join(throw_on_early_termination=True):
+            for x, y in batches[rank]:
+                F.cross_entropy(net(ember.tensor(x)), ember.tensor(y)).backward()
+        check("join_throw", "no error", "RuntimeError")
+    except RuntimeError as e:
+        want = "exhausted all inputs" if rank == world - 1 else "Detected at least one rank"
+        RESULTS["join_throw"] = [want in str(e), str(e)]
+    t = ember.ones(1)
+    dist.all_reduce(t)
+    check("join_throw_then_ok", t, np.array([float(world)], np.float32))
+
+
 def expect_error(name, fn, kind, text):
     try:
         fn()
@@ -370,6 +560,10 @@ def main():
     run("point_to_point", lambda: point_to_point(rank, world))
     run("ddp", lambda: ddp(rank, world))
     run("mismatches", lambda: mismatches(rank, world))
+    run("ddp_models", lambda: ddp_models(rank, world))
+    run("sync_batchnorm", lambda: sync_batchnorm(rank, world))
+    run("join", lambda: join(rank, world))
+    run("differentiable_collectives", lambda: differentiable_collectives(rank, world))
     dist.barrier()
     dist.destroy_process_group()
     check("destroyed", dist.is_initialized(), False)

@@ -21,6 +21,10 @@ torch = pytest.importorskip("torch")
 import torch.distributed as tdist  # noqa: E402
 
 WORKER = os.path.join(os.path.dirname(__file__), "_distributed_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# scripts run from a temporary folder import this checkout's ember
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
 WORLD = 2
 
 
@@ -105,6 +109,19 @@ def test_gather_on_destination(results):
     ("ddp_no_sync", 5),
     ("ddp_unused", 4),
     ("sampler_from_group", 1),
+    # CNN+BatchNorm (ghost-batch reference), CNN+SyncBatchNorm (batch-64 reference), LSTM
+    ("ddp_model_cnn_bn_sgd", 4),
+    ("ddp_model_cnn_bn_adam", 4),
+    ("ddp_model_cnn_syncbn_sgd", 7),
+    ("ddp_model_cnn_syncbn_adam", 7),
+    ("ddp_model_cnn_syncbn_converted", 1),
+    ("ddp_model_lstm_sgd", 6),
+    ("ddp_model_lstm_adam", 6),
+    ("sync_bn_", 8),
+    ("join_initial", 6),   # uneven inputs, divide_by_initial_world_size=True
+    ("join_active", 6),    # ... and False
+    ("join_throw", 2),     # throw_on_early_termination raises on every rank
+    ("dnn_", 4 + 2),       # ember.distributed.nn.functional: values and gradients
 ])
 def test_ddp(results, prefix, min_count):
     _family(results, (prefix,), min_count)
@@ -112,7 +129,8 @@ def test_ddp(results, prefix, min_count):
 
 def test_no_failed_section(results):
     for res in results:
-        for section in ("collectives", "point_to_point", "ddp", "mismatches"):
+        for section in ("collectives", "point_to_point", "ddp", "mismatches", "ddp_models",
+                        "sync_batchnorm", "join", "differentiable_collectives"):
             assert section not in res, res.get(section)
 
 
@@ -211,7 +229,8 @@ def test_failed_rank_ends_the_job(tmp_path, how, launch):
         "t = ember.ones(3)\ndist.all_reduce(t)\nprint('rank 0 was not stopped')\n")
     cmd = ([sys.executable, "-m", "ember.distributed.run", "--nproc-per-node", "2"]
            if launch == "embrun" else ["mpiexec", "-n", "2", sys.executable])
-    proc = subprocess.run(cmd + [str(script)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd + [str(script)], capture_output=True, text=True, timeout=120,
+                          env=ENV)
     assert proc.returncode != 0
     assert "rank 0 was not stopped" not in proc.stdout
     if how == "raises":
@@ -226,7 +245,7 @@ def test_launcher_module_args_and_exit_code(tmp_path):
         # one write per line: the ranks share mpiexec's stdout, unbuffered (-u)
         "import os, sys\nsys.stdout.write(f\"hello {os.environ['RANK']} "
         "{os.environ['WORLD_SIZE']} {sys.argv[1:]}\\n\")\nsys.exit(int(sys.argv[1]))\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env = dict(ENV, PYTHONPATH=str(tmp_path) + os.pathsep + ENV["PYTHONPATH"])
     for code in ("0", "3"):
         proc = subprocess.run([sys.executable, "-m", "ember.distributed.run",
                                "--nproc-per-node", "2", "-m", "hello_rank", code, "x"],

@@ -111,6 +111,35 @@ class _BatchNorm(_NormBase):
                             use_batch, factor, self.eps)
 
 
+def _sync_batch_norm(x, weight, bias, running_mean, running_var, eps, factor, group):
+    """Batch norm with mean and variance over every rank's batch: two differentiable
+    all-reduces (sums and count, then squared deviations from the global mean)."""
+    from ...distributed.nn.functional import all_reduce
+    from ...ops.movement import cat
+    c = x.shape[1]
+    dims = [0] + list(range(2, x.dim()))
+    shape = [1, c] + [1] * (x.dim() - 2)
+    local = _creation.full((1,), x.numel() // c, dtype=x.dtype)
+    sums = all_reduce(cat([x.sum(dims), local]), group=group)
+    n = float(sums[c].item())
+    if n <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                         f"size {int(n)}")
+    mean = sums[:c] / n
+    xc = x - mean.reshape(shape)
+    var = all_reduce((xc * xc).sum(dims), group=group) / n
+    y = xc * (var + eps).rsqrt().reshape(shape)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    if running_mean is not None:
+        with no_grad():
+            running_mean.mul_(1 - factor).add_(mean.detach() * factor)
+            running_var.mul_(1 - factor).add_(var.detach() * (factor * n / (n - 1)))
+    return y
+
+
 class BatchNorm1d(_BatchNorm):
     """Batch norm of (N, C) or (N, C, L) input."""
 
@@ -195,9 +224,14 @@ class LazyBatchNorm3d(_LazyNormBase, _BatchNorm):
 
 
 class SyncBatchNorm(_BatchNorm):
-    """Batch norm over dim 1 of any input of 2 or more dims, its statistics synchronised
-    across a process group in distributed training; in one process (ember has no
-    ``torch.distributed`` process groups) it is ``_BatchNorm``, as PyTorch's is there."""
+    """Batch norm over dim 1 of any input of 2 or more dims, its statistics computed over the
+    whole batch of every rank of ``process_group`` in training (``torch.nn.SyncBatchNorm``);
+    outside a process group of 2 or more ranks, and in eval, it is ``_BatchNorm``.
+
+    Unlike PyTorch's, which needs a GPU for the synchronised path, it runs on the cpu: the
+    sums behind the mean and the variance go through ``ember.distributed.nn.functional
+    .all_reduce``, whose backward all-reduces their gradients, so the input's gradient is that
+    of every rank's loss, as PyTorch's ``sync_batch_norm`` backward computes it."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
                  track_running_stats: bool = True, process_group=None, device=None,
@@ -216,7 +250,30 @@ class SyncBatchNorm(_BatchNorm):
     def forward(self, input):
         self._check_input_dim(input)
         self._check_non_zero_input_channels(input)
-        return super().forward(input)
+        group = self._sync_group() if self.training else None
+        if group is None:
+            return super().forward(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked._data += 1
+            _version_counter(self.num_batches_tracked)[0] += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked._data)
+        track = self.track_running_stats
+        return _sync_batch_norm(input, self.weight, self.bias,
+                                self.running_mean if track else None,
+                                self.running_var if track else None, self.eps, factor, group)
+
+    def _sync_group(self):
+        """The process group to synchronise over, or None (no group, or a single rank)."""
+        import sys
+        if "ember.distributed" not in sys.modules:  # never initialised: stay import-light
+            return None
+        from ... import distributed as dist
+        if not dist.is_initialized():
+            return None
+        group = self.process_group if self.process_group is not None else dist.group.WORLD
+        return group if dist.get_world_size(group) > 1 else None
 
     @classmethod
     def convert_sync_batchnorm(cls, module, process_group=None):

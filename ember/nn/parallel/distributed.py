@@ -13,6 +13,14 @@ them, divides by the world size and copies the averages into each ``param.grad``
 ``find_unused_parameters=True`` ``forward`` walks the output's graph; parameters it does not
 reach count as ready with zero gradient, and a per-parameter "used" count is reduced with the
 last bucket so that a parameter no rank used keeps its ``grad`` untouched, as PyTorch's.
+
+Uneven inputs: ``with model.join():`` (NOTE [ Join ] in ``ember/distributed/algorithms/join.py``)
+adds, per forward, one all-reduce of the count of ranks still training and one of "does any
+rank sync gradients this iteration"; a rank that has run out of data answers both with 0 and
+issues one all-reduce of zeros per bucket (``_DDPJoinHook.main_hook``), so the gradients are
+averaged over the initial world size (or, with ``divide_by_initial_world_size=False``, over
+the ranks still training). With join enabled, buffers are broadcast from the highest rank
+still training, since rank 0 may already have stale ones.
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ from ... import distributed as dist
 from ..._creation import from_numpy
 from ..._tensor import Tensor
 from ...autograd.function import AccumulateGrad
+from ...distributed.algorithms.join import Join, Joinable, JoinHook
 from ...distributed.distributed_c10d import _all_reduce
 from ...autograd.grad_mode import is_grad_enabled, no_grad
 from ..modules.module import Module
@@ -54,7 +63,7 @@ class _Bucket:
         self.work = None
 
 
-class DistributedDataParallel(Module):
+class DistributedDataParallel(Module, Joinable):
     """Data parallelism across processes: each rank runs ``module`` on its share of the batch
     and gradients are averaged over ranks during backward (NOTE [ DDP buckets ])."""
 
@@ -64,6 +73,7 @@ class DistributedDataParallel(Module):
                  check_reduction: bool = False, gradient_as_bucket_view: bool = False,
                  static_graph: bool = False, **kwargs) -> None:
         super().__init__()
+        Joinable.__init__(self)
         pg = process_group if process_group is not None else dist.group.WORLD
         if pg is None:
             raise ValueError("Default process group has not been initialized, please make "
@@ -101,17 +111,19 @@ class DistributedDataParallel(Module):
         self._hooks_fired = False
         self._next_bucket = 0
         self._used = None
+        self._divisor = self._world
+        self._divide_by_initial_world_size = True
 
     # ---- construction -------------------------------------------------------------------
-    def _broadcast_states(self, tensors) -> None:
-        """Rank 0's parameters and buffers, in one broadcast per dtype."""
+    def _broadcast_states(self, tensors, src: int = 0) -> None:
+        """Rank ``src``'s parameters and buffers, in one broadcast per dtype."""
         by_dtype = {}
         for t in tensors:
             by_dtype.setdefault(t._data.dtype, []).append(t)
         with no_grad():
             for ts in by_dtype.values():
                 flat = from_numpy(np.concatenate([np.ravel(t._data) for t in ts]))
-                dist.broadcast(flat, 0, group=self.process_group)
+                dist.broadcast(flat, src, group=self.process_group)
                 off = 0
                 for t in ts:
                     n = t.numel()
@@ -137,15 +149,46 @@ class DistributedDataParallel(Module):
         if self._expect_hooks and self._hooks_fired:
             raise RuntimeError(_UNFINISHED)
         sync = is_grad_enabled() and self.require_backward_grad_sync
-        if self.broadcast_buffers and self.require_forward_param_sync:
-            buffers = list(self.module.buffers())
-            if buffers and self._world > 1:
-                self._broadcast_states(buffers)
+        joining = self._join_config.enable
+        self._divisor = self._world
+        if joining:
+            count = Join.notify_join_context(self)
+            self._divisor = (self._world if self._divide_by_initial_world_size
+                             else int(count.item()))
+        if self._will_sync_buffers():
+            self._sync_buffers(joined=False)
+        if joining:  # tells the joined ranks whether to shadow this iteration's backward
+            self._any_rank_syncs(sync)
         out = self.module(*inputs, **kwargs)
         self._expect_hooks = False
+        self.require_forward_param_sync = sync  # as PyTorch: no buffer sync after a no_sync
         if sync:
             self._prepare_for_backward(out)
         return out
+
+    def _will_sync_buffers(self) -> bool:
+        return (self.require_forward_param_sync and self.broadcast_buffers and self._world > 1
+                and any(True for _ in self.module.buffers()))
+
+    def _sync_buffers(self, joined: bool) -> None:
+        """Broadcast the buffers from rank 0, or under join from the highest training rank."""
+        src = 0
+        if self._join_config.enable:
+            src = self._find_common_rank(dist.get_rank(self.process_group), not joined)
+        self._broadcast_states(list(self.module.buffers()), src)
+
+    def _find_common_rank(self, rank: int, candidate: bool) -> int:
+        """The highest rank of the group's candidates (PyTorch's ``_find_common_rank``)."""
+        t = from_numpy(np.array([rank if candidate else -1], np.int64))
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.process_group)
+        if int(t.item()) == -1:
+            raise ValueError("Tried to find a common rank but no rank is a candidate")
+        return int(t.item())
+
+    def _any_rank_syncs(self, mine: bool) -> bool:
+        flag = from_numpy(np.array([1.0 if mine else 0.0], np.float32))
+        dist.all_reduce(flag, group=self.process_group)
+        return bool(flag.item())
 
     def _prepare_for_backward(self, out) -> None:
         for bucket in self._buckets:
@@ -207,7 +250,7 @@ class DistributedDataParallel(Module):
             used = self._used
         for bucket in self._buckets:
             bucket.work.wait()
-            bucket.buffer /= self._world
+            bucket.buffer /= self._divisor
         with no_grad():
             for j, p in enumerate(self._params):
                 if used is not None and used[j] == 0:
@@ -233,9 +276,59 @@ class DistributedDataParallel(Module):
         finally:
             self.require_backward_grad_sync = old
 
+    def join(self, divide_by_initial_world_size: bool = True, enable: bool = True,
+             throw_on_early_termination: bool = False) -> Join:
+        """A ``Join`` context for uneven inputs across ranks (NOTE [ Join ])."""
+        return Join([self], enable, throw_on_early_termination,
+                    divide_by_initial_world_size=divide_by_initial_world_size)
+
+    def join_hook(self, **kwargs) -> JoinHook:
+        return _DDPJoinHook(self, kwargs.get("divide_by_initial_world_size", True))
+
+    @property
+    def join_device(self):
+        from ..._backend import device
+        return device("cpu")
+
+    @property
+    def join_process_group(self):
+        return self.process_group
+
     def _get_ddp_logging_data(self) -> dict:
         return {"world_size": self._world, "bucket_cap_bytes": self.bucket_bytes_cap,
                 "find_unused_parameters": int(self.find_unused_parameters)}
+
+
+class _DDPJoinHook(JoinHook):
+    """A joined rank's share of one DDP iteration: the buffer broadcast, the sync flag, one
+    all-reduce of zeros per bucket and, with unused-parameter detection, of the used counts."""
+
+    def __init__(self, ddp, divide_by_initial_world_size: bool) -> None:
+        self.ddp = ddp
+        ddp._divide_by_initial_world_size = divide_by_initial_world_size
+
+    def main_hook(self) -> None:
+        ddp = self.ddp
+        if ddp._will_sync_buffers():
+            ddp._sync_buffers(joined=True)
+        should_sync = ddp._any_rank_syncs(False)
+        ddp.require_forward_param_sync = should_sync
+        if not should_sync:
+            return
+        works = [_all_reduce(from_numpy(np.zeros_like(b.buffer)), group=ddp.process_group,
+                             async_op=True, check=False) for b in ddp._buckets]
+        for work in works:
+            work.wait()
+        if ddp.find_unused_parameters:
+            dist.all_reduce(from_numpy(np.zeros(len(ddp._params), np.int64)),
+                            group=ddp.process_group)
+
+    def post_hook(self, is_last_joiner: bool) -> None:
+        """Every rank takes the parameters and buffers of the highest last-joining rank."""
+        ddp = self.ddp
+        src = ddp._find_common_rank(dist.get_rank(ddp.process_group), is_last_joiner)
+        ddp._broadcast_states([t for t in ddp.module.state_dict(keep_vars=True).values()
+                               if isinstance(t, Tensor)], src)
 
 
 def _verify_same_params(pg, params) -> None:
