@@ -273,15 +273,16 @@ class Recording:
 
 
 def record(fn, args=(), kwargs=None, *, forward_only: bool = False,
-           known=()) -> Recording:
+           known=(), recorder: OpRecorder = None) -> Recording:
     """Run ``fn(*args, **kwargs)`` for real and record its ops (NOTE [ Op recording ]).
 
     ``known``: tensors that existed before the call (parameters, buffers); any other tensor
     that reaches an op without being an input or an op's result is listed in
     ``fresh_constants``.  ``kwargs`` are passed through as constants (no placeholders).
+    ``recorder``: an ``OpRecorder`` (a subclass) to record with instead of a new one.
     """
     leaves, spec = flatten(tuple(args))
-    rec = OpRecorder(forward_only=forward_only)
+    rec = OpRecorder(forward_only=forward_only) if recorder is None else recorder
     rec._known = {id(t) for t in known}
     names = _arg_names(fn, len(leaves)) if len(leaves) == len(args) else None
     for i, a in enumerate(leaves):

@@ -1,0 +1,71 @@
+"""The compiler backends: what turns a captured ``GraphModule`` into a callable.
+
+A backend is ``backend(gm, example_inputs) -> callable`` (PyTorch's custom-backend contract);
+the callable takes the graph's placeholders' values.  ``"inductor"`` (the default) and
+``"aot_eager"`` lower the graph to one autograd node with generated forward and backward code
+(``ember._functorch``, NOTE [ Compiled regions ]); ``"eager"`` runs the graph's ops one by one
+with ember's autograd (the ``GraphModule`` itself).
+"""
+from __future__ import annotations
+
+from .exc import InvalidBackend
+
+__all__ = ["register_backend", "lookup_backend", "list_backends"]
+
+_BACKENDS = {}
+
+
+def register_backend(compiler_fn=None, name: str = None):
+    """Register ``compiler_fn(gm, example_inputs)`` under ``name`` (a decorator too)."""
+    if compiler_fn is None:
+        return lambda fn: register_backend(fn, name)
+    _BACKENDS[name or compiler_fn.__name__] = compiler_fn
+    return compiler_fn
+
+
+def lookup_backend(backend):
+    """The compiler function for a name or callable (``InvalidBackend`` for an unknown one)."""
+    if callable(backend):
+        return backend
+    if isinstance(backend, str) and backend in _BACKENDS:
+        return _BACKENDS[backend]
+    raise InvalidBackend(backend)
+
+
+_DEBUG = ("eager", "aot_eager")  # tagged "debug", as PyTorch tags them
+
+
+def list_backends(exclude_tags=("debug", "experimental")) -> list:
+    """Registered backend names, those tagged ``exclude_tags`` left out (PyTorch's)."""
+    skip = "debug" in (exclude_tags or ())
+    return sorted(n for n in _BACKENDS if not (skip and n in _DEBUG))
+
+
+@register_backend(name="eager")
+def eager(gm, example_inputs):
+    """Run the captured ops one by one, with ember's autograd."""
+    return gm
+
+
+def _region(gm, example_inputs):
+    from .._functorch.aot_autograd import CompiledRegion, Unsupported
+    consts = {n.target: getattr(gm, n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    try:
+        region = CompiledRegion(gm.graph, consts)
+    except Unsupported as e:
+        gm.meta_unsupported = str(e)  # explain() reports why the graph runs op by op
+        return gm
+    region.gm = gm
+    return region
+
+
+@register_backend(name="inductor")
+def inductor(gm, example_inputs):
+    """The default: the graph as one autograd node with generated forward/backward code."""
+    return _region(gm, example_inputs)
+
+
+@register_backend(name="aot_eager")
+def aot_eager(gm, example_inputs):
+    """Ahead-of-time autograd: in ember the same lowering as ``"inductor"``."""
+    return _region(gm, example_inputs)

@@ -1,0 +1,518 @@
+"""The compiled-function wrapper: guards, the per-code-object cache, capture and graph breaks.
+
+See the design note in ``ember/_dynamo/__init__.py`` for the life of one call.
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import inspect
+import os
+import sys
+import time
+import warnings
+
+from . import config
+from .backends import lookup_backend
+from .exc import Unsupported
+from .._state import state
+from .._tensor import Tensor, _version_counter
+from ..nn import Module
+from ..optim.optimizer import Optimizer
+from ..fx.experimental.proxy_tensor import OpRecorder, flatten, record
+
+__all__ = ["OptimizedModule", "optimize", "explain", "reset", "disable", "is_compiling",
+           "ExplainOutput", "BreakReason"]
+
+_CACHE = {}          # code object -> _CodeCache
+_capturing = []      # the captures now running (innermost last)
+_EMBER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# ops whose output shape depends on the values of their input
+DATA_DEPENDENT = frozenset(("nonzero", "masked_select", "unique", "unique_consecutive",
+                            "unique_dim", "bincount", "histc", "repeat_interleave"))
+# Tensor methods that hand tensor data to Python: the graph cannot hold what Python does next
+_BREAKING_METHODS = {
+    "item": "Tensor.item()",
+    "tolist": "Tensor.tolist()",
+    "numpy": "Tensor.numpy()",
+    "__bool__": "bool(tensor) (data-dependent control flow such as `if tensor:`)",
+    "__int__": "int(tensor)",
+    "__float__": "float(tensor)",
+    "__array__": "numpy.asarray(tensor)",
+}
+
+
+class BreakReason:
+    """Why a function could not be captured whole (PyTorch's ``GraphCompileReason``)."""
+
+    def __init__(self, reason: str, user_stack: list):
+        self.reason = reason
+        self.user_stack = user_stack
+
+    def __repr__(self):
+        where = f" ({self.user_stack[-1]})" if self.user_stack else ""
+        return f"{self.reason}{where}"
+
+
+def _user_stack() -> list:
+    """``file:line in fn: source`` of the frames outside ember, innermost last."""
+    out = []
+    f = sys._getframe(2)
+    while f is not None:
+        fname = os.path.abspath(f.f_code.co_filename)
+        if not fname.startswith(_EMBER_DIR) and "/_pytest/" not in fname and \
+                "/pluggy/" not in fname:
+            import linecache
+            src = linecache.getline(fname, f.f_lineno).strip()
+            out.append(f'File "{fname}", line {f.f_lineno}, in {f.f_code.co_name}: {src}')
+            if len(out) >= 3:
+                break
+        f = f.f_back
+    return out[::-1]
+
+
+class _Capture:
+    """One capture run: the breaks it met and the random draws it checked."""
+
+    def __init__(self, fullgraph: bool):
+        self.fullgraph = fullgraph
+        self.breaks = []
+
+    def brk(self, what: str) -> None:
+        stack = _user_stack()
+        if self.fullgraph:
+            where = f"\n  {stack[-1]}" if stack else ""
+            raise Unsupported(f"graph break under fullgraph=True: {what}{where}")
+        if not any(b.reason == what for b in self.breaks):
+            self.breaks.append(BreakReason(what, stack))
+
+
+def _gen_state():
+    from ..random import default_generator
+    return default_generator._np.bit_generator.state
+
+
+class _Recorder(OpRecorder):
+    """The op recorder with ``ember.compile``'s checks (breaks, random draws)."""
+
+    def __init__(self, cap: _Capture):
+        super().__init__(forward_only=True)
+        self.cap = cap
+        self.rng = _gen_state()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if state.in_backward:
+            self.cap.brk("Tensor.backward() or autograd.grad() inside the compiled function")
+        elif func.__name__ in DATA_DEPENDENT:
+            self.cap.brk(f"{func.__name__} (its output shape depends on the data)")
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
+    def check_rng(self, where: str) -> None:
+        if _gen_state() != self.rng:
+            self.cap.brk(f"random numbers drawn outside an op ({where}: ember.rand/randn or a "
+                         "generator)")
+
+    def record_dropout(self, input, p, kept_dims, inplace):
+        self.check_rng("before a dropout")
+        out = super().record_dropout(input, p, kept_dims, inplace)
+        self.rng = _gen_state()
+        return out
+
+
+class _Patches:
+    """Tensor methods and ``print`` that report a graph break while a capture runs."""
+
+    def __init__(self, rec: _Recorder):
+        self.rec = rec
+        self.saved = []
+
+    def _wrap(self, orig, what):
+        rec = self.rec
+
+        @functools.wraps(orig)
+        def patched(*args, **kwargs):
+            if rec in state.modes:
+                rec.cap.brk(what)
+            return orig(*args, **kwargs)
+        return patched
+
+    def __enter__(self):
+        for name, what in _BREAKING_METHODS.items():
+            orig = getattr(Tensor, name, None)
+            if orig is None:
+                continue
+            self.saved.append((Tensor, name, Tensor.__dict__.get(name)))
+            setattr(Tensor, name, self._wrap(orig, what))
+        self.saved.append((builtins, "print", builtins.print))
+        builtins.print = self._wrap(builtins.print, "print() (a Python side effect)")
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, orig in reversed(self.saved):
+            if orig is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, orig)
+
+
+class _Entry:
+    """One compiled version of a function, valid while its guards hold."""
+
+    __slots__ = ("key", "owned", "cells", "run", "breaks", "side", "gm", "compiled",
+                 "compile_time", "unsupported")
+
+    def ok(self) -> bool:
+        for d, k, t, shape, rg in self.owned:
+            if d.get(k) is not t or t._data.shape != shape or t._requires_grad != rg:
+                return False
+        for cell, t in self.cells:
+            if cell.cell_contents is not t:
+                return False
+        return True
+
+
+class _CodeCache:
+    def __init__(self):
+        self.entries = {}
+        self.warned = False
+
+
+def _limit() -> int:
+    return min(config.cache_size_limit, config.recompile_limit)
+
+
+def _leaf_key(v):
+    if isinstance(v, Tensor):
+        d = v._data
+        return (type(d), d.shape, d.dtype, v._requires_grad)
+    if v is None or type(v) in (int, float, bool, str):
+        return (type(v), v)
+    return ("id", id(v))
+
+
+def _discover(fn, depth: int = 2):
+    """Modules and tensors ``fn`` reaches: itself, ``self``, its globals and closure cells."""
+    modules, owned, cells, seen = [], [], [], set()
+
+    def add(v, where):
+        if isinstance(v, Module):
+            if id(v) not in seen:
+                seen.add(id(v))
+                modules.append(v)
+        elif isinstance(v, Tensor):
+            if where is not None:
+                (cells if where[0] == "cell" else owned).append((where, v))
+        elif isinstance(v, Optimizer):
+            for g in v.param_groups:
+                for p in g["params"]:
+                    owned.append((None, p))
+
+    def visit(f, depth):
+        if isinstance(f, Module):
+            add(f, None)
+            f = type(f).forward
+        if inspect.ismethod(f):
+            add(f.__self__, None)
+            f = f.__func__
+        f = inspect.unwrap(f) if callable(f) else f
+        code = getattr(f, "__code__", None)
+        if code is None or id(f) in seen:
+            return
+        seen.add(id(f))
+        g = getattr(f, "__globals__", {})
+        for name in code.co_names:
+            v = g.get(name)
+            add(v, ("dict", g, name))
+            if depth > 0 and inspect.isfunction(v) and not v.__module__.startswith("ember"):
+                visit(v, depth - 1)
+        for name, cell in zip(code.co_freevars, f.__closure__ or ()):
+            try:
+                v = cell.cell_contents
+            except ValueError:
+                continue
+            add(v, ("cell", cell))
+            if depth > 0 and inspect.isfunction(v):
+                visit(v, depth - 1)
+    visit(fn, depth)
+    allmods = []
+    for m in modules:
+        for sub in m.modules():
+            if sub not in allmods:
+                allmods.append(sub)
+    return allmods, owned, cells
+
+
+def _owners(allmods, owned) -> dict:
+    """id(tensor) -> (dict, key) where the tensor is found by name."""
+    out = {}
+    for m in allmods:
+        for d in (m._parameters, m._buffers, m.__dict__):
+            for k, t in d.items():
+                if isinstance(t, Tensor) and id(t) not in out:
+                    out[id(t)] = (d, k)
+    for where, t in owned:
+        if where is not None and id(t) not in out:
+            out[id(t)] = (where[1], where[2])
+    return out
+
+
+def _log_on(what: str) -> bool:
+    return what in os.environ.get("EMBER_LOGS", os.environ.get("TORCH_LOGS", "")).replace(
+        "+", "").split(",")
+
+
+class _Compiled:
+    """``ember.compile(fn)``: the callable that looks its guards up and runs the cached code."""
+
+    def __init__(self, fn, backend, fullgraph: bool, dynamic, code):
+        self.fn = fn
+        self.backend = backend
+        self.compiler = lookup_backend(backend)
+        self.fullgraph = fullgraph
+        self.dynamic = dynamic
+        self.code = code
+        self.explained = None  # explain(): the last capture's report
+        functools.update_wrapper(self, fn if not hasattr(fn, "forward") else fn.forward,
+                                 updated=())
+        self._disc = None
+
+    def _guard_key(self, leaves, n_args, kw):
+        modes = state.modes
+        msig = tuple((type(m), getattr(m, "fast_dtype", None), getattr(m, "_enabled", None))
+                     for m in modes) if modes else ()
+        allmods = self._disc[0] if self._disc is not None else ()
+        return (n_args, kw, state.grad, state.inference, msig,
+                tuple(m.training for m in allmods), tuple(_leaf_key(v) for v in leaves))
+
+    def __call__(self, *args, **kwargs):
+        if _capturing or _disabled[0]:  # inside a capture: its ops are recorded by the outer one
+            return self.fn(*args, **kwargs)
+        if self._disc is None:
+            self._disc = _discover(self.fn)
+        leaves, _ = flatten((args, kwargs))
+        key = self._guard_key(leaves, len(args), tuple(kwargs))
+        cache = _CACHE.get(self.code)
+        if cache is None:
+            cache = _CACHE[self.code] = _CodeCache()
+        entry = cache.entries.get(key)
+        if entry is not None:
+            if entry.ok():
+                if entry.run is None:  # a graph break: the whole function runs eagerly
+                    return self.fn(*args, **kwargs)
+                out = entry.run(*leaves)
+                for t, delta in entry.side:
+                    t._data += delta
+                    _version_counter(t)[0] += 1
+                return out
+            reason = "a parameter or captured tensor was re-assigned or changed shape"
+            del cache.entries[key]
+        else:
+            reason = _what_changed(cache, key)
+        if len(cache.entries) >= _limit():
+            if not cache.warned:
+                cache.warned = True
+                warnings.warn(f"ember.compile: {getattr(self.fn, '__name__', 'function')} "
+                              f"hit config.cache_size_limit ({_limit()}) recompiles; last "
+                              f"reason: {reason}. It now runs eagerly for new guards.",
+                              stacklevel=2)
+            return self.fn(*args, **kwargs)
+        if cache.entries and _log_on("recompiles"):
+            print(f"[ember.compile] recompiling {getattr(self.fn, '__name__', 'function')}: "
+                  f"{reason}", file=sys.stderr)
+        result, entry = self._capture(args, kwargs, leaves)
+        entry.key = key
+        cache.entries[key] = entry
+        return result
+
+    def _capture(self, args, kwargs, leaves):
+        """Run ``fn`` for real under the recorder; build the entry the next calls replay."""
+        t0 = time.perf_counter()
+        allmods, owned, cells = self._disc = _discover(self.fn)
+        owners = _owners(allmods, owned)
+        known = [t for m in allmods for t in (*m._parameters.values(), *m._buffers.values())
+                 if t is not None] + [t for _, t in owned] + [t for _, t in cells]
+        versions = [(t, _version_counter(t)[0]) for t in known]
+        cap = _Capture(self.fullgraph)
+        rec = _Recorder(cap)
+        fn = self.fn
+        _capturing.append(cap)
+        try:
+            with _Patches(rec):
+                recording = record(lambda a, k: fn(*a, **k), (args, kwargs), known=known,
+                                   recorder=rec)
+        finally:
+            _capturing.pop()
+        rec.check_rng("at the end")
+        entry = _Entry()
+        entry.side = []
+        entry.gm = entry.compiled = None
+        entry.unsupported = None
+        written = rec.written
+        bn_counters = {id(m.num_batches_tracked): m for m in allmods
+                       if getattr(m, "num_batches_tracked", None) is not None}
+        done = set()
+        for t, v in versions:
+            if id(t) in done:
+                continue
+            done.add(id(t))
+            now = _version_counter(t)[0]
+            if now == v or id(t) in written:
+                continue
+            m = bn_counters.get(id(t))
+            if m is not None and m.momentum is not None:
+                entry.side.append((t, now - v))  # BatchNorm's counter, bumped in Python
+            else:
+                cap.brk("a parameter or buffer was modified outside ops (optimizer.step() or "
+                        "a write to .data)")
+        for name, t in recording.constants.items():
+            if isinstance(t, Tensor) and t.grad_fn is not None:
+                cap.brk("a tensor with autograd history made outside the graph (a custom "
+                        "autograd.Function, or a tensor from an earlier call)")
+        entry.breaks = cap.breaks
+        entry.owned = []
+        entry.cells = [(w[1], t) for w, t in cells]
+        if cap.breaks:
+            entry.run = None
+            if _log_on("breaks") or _log_on("graph_breaks"):
+                for b in cap.breaks:
+                    print(f"[ember.compile] graph break: {b!r}; the function runs eagerly",
+                          file=sys.stderr)
+        else:
+            for name, t in recording.constants.items():
+                if isinstance(t, Tensor) and id(t) in owners:
+                    d, k = owners[id(t)]
+                    entry.owned.append((d, k, t, t._data.shape, t._requires_grad))
+            gm = entry.gm = recording.graph_module()
+            compiled = entry.compiled = self.compiler(gm, leaves)
+            entry.unsupported = getattr(gm, "meta_unsupported", None)
+            entry.run = compiled
+            if _log_on("graph"):
+                print(f"[ember.compile] captured graph:\n{gm.code}", file=sys.stderr)
+            if _log_on("code") and hasattr(compiled, "forward_src"):
+                print(f"[ember.compile] generated code:\n{compiled.forward_src}\n"
+                      f"{compiled.backward_src}", file=sys.stderr)
+        entry.compile_time = time.perf_counter() - t0
+        self.explained = entry
+        return recording.result, entry
+
+
+def _what_changed(cache: _CodeCache, key) -> str:
+    if not cache.entries:
+        return "first call"
+    last = list(cache.entries)[-1]
+    names = ("number of arguments", "keyword arguments", "grad mode", "inference mode",
+             "autocast/modes", "module training flags", "input shapes/dtypes/requires_grad")
+    diff = [n for n, a, b in zip(names, last, key) if a != b]
+    return "guard failed: " + ", ".join(diff or ["inputs"])
+
+
+_disabled = [0]
+
+
+def is_compiling() -> bool:
+    """Whether a capture is running (PyTorch's ``torch.compiler.is_compiling``)."""
+    return bool(_capturing)
+
+
+def disable(fn=None, recursive: bool = True, *, reason: str = None):
+    """Run ``fn`` eagerly, and break the graph where a compiled function calls it."""
+    if fn is None:
+        return functools.partial(disable, recursive=recursive, reason=reason)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if _capturing:
+            _capturing[-1].brk(f"a function marked ember.compiler.disable ({fn.__name__})")
+        _disabled[0] += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _disabled[0] -= 1
+    wrapper._ember_disabled = True
+    return wrapper
+
+
+def reset() -> None:
+    """Forget every compiled entry (PyTorch's ``torch.compiler.reset``)."""
+    _CACHE.clear()
+
+
+def _code_of(fn):
+    if isinstance(fn, Module):
+        return type(fn).forward.__code__
+    f = inspect.unwrap(fn.__func__ if inspect.ismethod(fn) else fn)
+    return getattr(f, "__code__", f)
+
+
+def optimize(fn, *, backend="inductor", fullgraph=False, dynamic=None):
+    """The compiled form of ``fn`` (a function, bound method or module's ``__call__``)."""
+    return _Compiled(fn, backend, fullgraph, dynamic, _code_of(fn))
+
+
+class OptimizedModule(Module):
+    """``ember.compile(module)``: the module with a compiled ``__call__`` (PyTorch's)."""
+
+    def __init__(self, mod, compiled):
+        super().__init__()
+        self._orig_mod = mod
+        self.__dict__["_compiled"] = compiled
+
+    def __call__(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["_orig_mod"], name)
+
+
+class ExplainOutput:
+    """What ``explain(fn)(*args)`` found (PyTorch's ``torch._dynamo.explain``)."""
+
+    def __init__(self, entry: _Entry):
+        self.graphs = [entry.gm] if entry.gm is not None else []
+        self.graph_count = len(self.graphs)
+        self.break_reasons = list(entry.breaks)
+        self.graph_break_count = len(self.break_reasons)
+        self.ops_per_graph = [[n.target for n in g.graph.nodes if n.op == "call_function"]
+                              for g in self.graphs]
+        self.op_count = sum(len(o) for o in self.ops_per_graph)
+        self.out_guards = []
+        self.compile_times = f"{entry.compile_time:.4f}"
+        self.unsupported = entry.unsupported
+
+    def __str__(self):
+        lines = [f"Graph Count: {self.graph_count}",
+                 f"Graph Break Count: {self.graph_break_count}",
+                 f"Op Count: {self.op_count}", "Break Reasons:"]
+        for i, b in enumerate(self.break_reasons, 1):
+            lines.append(f"  Break Reason {i}:")
+            lines.append(f"    Reason: {b.reason}")
+            for s in b.user_stack[-1:]:
+                lines.append(f"    User Stack: {s}")
+        lines.append("Ops per Graph:")
+        for i, ops in enumerate(self.ops_per_graph, 1):
+            lines.append(f"  Ops {i}:")
+            lines += [f"    {getattr(o, '__name__', o)}" for o in ops]
+        if self.unsupported:
+            lines.append(f"Graph runs op by op (not lowered): {self.unsupported}")
+        return "\n".join(lines) + "\n"
+
+
+def explain(fn, *extra_args, **extra_kwargs):
+    """``explain(fn)(*args)``: capture ``fn`` once (not cached) and report graphs and breaks."""
+    def inner(*args, **kwargs):
+        c = _Compiled(fn, "eager", False, None, object())
+        if c._disc is None:
+            c._disc = _discover(fn)
+        leaves, _ = flatten((args, kwargs))
+        _, entry = c._capture(args, kwargs, leaves)
+        return ExplainOutput(entry)
+    if extra_args or extra_kwargs:
+        return inner(*extra_args, **extra_kwargs)
+    return inner

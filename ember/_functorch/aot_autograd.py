@@ -1,0 +1,373 @@
+"""A captured graph as one autograd node with generated forward and backward code.
+
+NOTE [ Compiled regions ]
+What it takes: a forward graph recorded by ``proxy_tensor.record`` (NOTE [ Op recording ]):
+placeholders, ``get_attr`` tensors, ``call_function`` nodes whose targets are ops of raw
+built-in Functions (plus ``getitem`` and ``DROPOUT_MASK``), each node's ``meta["val"]`` the
+real value it had.  What it produces: ``CompiledRegion``, a callable over the placeholders'
+values whose result is ``CompiledFunction.apply(region, *tensors)``: ONE node of ember's
+autograd graph for the whole region.
+
+Forward: generated Python calls each op's ``forward(ctx, *arrays)`` directly, in program
+order, on the arrays of the inputs and parameters (read at each call, so an optimizer's
+in-place update is seen), with a fresh ``ctx`` per op that records only where the capture
+recorded (grad mode on and an input requiring grad).  The per-op costs of eager mode are gone:
+the mode check, argument unwrapping, edge setting, tensor wrapping of every result and saved-
+tensor bookkeeping.  Backward: generated Python calls each recorded op's own ``backward``
+formula in reverse order (the formulas PyTorch-style autograd would run, so gradients are
+eager's), with gradients summed where a value has several users, and only the contexts that
+backward reads kept alive.  Intermediate arrays are released at their last use.
+
+Limits (each makes ``CompiledRegion`` raise ``Unsupported``, and ``ember.compile`` then runs
+the captured graph through its ops instead): a node that is not a raw op (an in-place write,
+``copy_``), an output that is not a tensor.  ``create_graph=True`` through a region raises
+rather than give a gradient without second-order terms.
+"""
+from __future__ import annotations
+
+import operator
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import state, no_grad
+from ..autograd.modes import Op
+from ..fx.experimental.proxy_tensor import DROPOUT_MASK, dropout_mask_array, flatten
+from .._backend import xp_of
+from .._tensor import Tensor, _make
+
+__all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
+
+_new = object.__new__
+_CONST = 2  # a saved entry that unpacks as itself (NOTE [ Saved tensors ])
+
+
+class Unsupported(Exception):
+    """The graph holds something the region compiler does not lower."""
+
+
+def _saved(c) -> None:
+    """Turn what ``save_for_backward`` kept into saved entries (done only if backward runs)."""
+    items = c._to_save
+    if items is not None:
+        c._saved = tuple((_CONST, _make(i) if hasattr(i, "dtype") and hasattr(i, "shape")
+                          else i) for i in items)
+        c._to_save = None
+
+
+def _acc(a, b):
+    """``a + b`` for gradients, either of which may be absent."""
+    if b is None:
+        return a
+    if a is None:
+        return b
+    return a + b
+
+
+def _tup(r):
+    return r if type(r) is tuple else (r,)
+
+
+def _zeros(g, like):
+    """A missing gradient of a multi-result op, materialised as eager's engine does."""
+    if g is not None:
+        return g
+    return _make(xp_of(like._data).zeros(like._data.shape, like._data.dtype))
+
+
+def _op_class(target):
+    """The raw Function class behind an ``Op`` (``None`` for anything else)."""
+    if not isinstance(target, Op):
+        return None
+    cls = getattr(target._fn, "__self__", None)
+    if isinstance(cls, type) and issubclass(cls, Function) and cls.raw:
+        return cls
+    return None
+
+
+class CompiledRegion:
+    """A recorded forward graph as generated forward/backward code (NOTE [ Compiled regions ]).
+
+    ``region(*flat_inputs)`` takes the placeholders' values and returns what the graph
+    returns; ``forward_src`` and ``backward_src`` are the generated sources."""
+
+    def __init__(self, graph, constants: dict):
+        self.graph = graph
+        nodes = list(graph.nodes)
+        env = {"_new": _new, "_saved": _saved, "_acc": _acc, "_tup": _tup, "_zeros": _zeros,
+               "_mask": dropout_mask_array}
+        name = {}        # node -> variable holding its array (or tuple of arrays)
+        tensors = []     # the region's tensor arguments: (source, index or name)
+        params = []
+        self._inputs = []  # placeholder index -> argument position (or None: not a tensor)
+        n_ph = 0
+        consts = []
+        for n in nodes:
+            if n.op == "placeholder":
+                v = n.meta.get("val")
+                if isinstance(v, Tensor):
+                    name[n] = f"a{len(tensors)}"
+                    params.append(name[n])
+                    tensors.append(("input", n_ph))
+                n_ph += 1
+            elif n.op == "get_attr":
+                v = constants[n.target]
+                if isinstance(v, Tensor):
+                    name[n] = f"a{len(tensors)}"
+                    params.append(name[n])
+                    tensors.append(("const", len(consts)))
+                    consts.append(v)
+                else:
+                    name[n] = f"k_{n.name}"
+                    env[name[n]] = v
+        self._tensor_args = tensors
+        self._consts = consts
+        self._n_placeholders = n_ph
+
+        def arg(a):
+            if a in name:
+                return name[a]
+            if hasattr(a, "op"):
+                raise Unsupported(f"node {a} has no value")
+            if isinstance(a, (int, float, bool, str, type(None))):
+                return repr(a) if repr(a) not in ("inf", "-inf", "nan") else _const(a)
+            return _const(a)
+
+        def _const(v):
+            key = f"k{len(env)}"
+            env[key] = v
+            return key
+
+        fwd = {}         # node -> its lines
+        order = []       # (node, kind, cls, ctx var, record), program order
+        last_use = {}
+        for n in nodes:
+            for a in n.all_input_nodes:
+                last_use[a] = n
+        xp = None
+        for n in nodes:
+            if n.op != "call_function":
+                continue
+            var = f"v_{n.name}"
+            if n.target is operator.getitem:
+                src, i = n.args
+                fwd[n] = [f"{var} = {name[src]}[{i}]"]
+                name[n] = var
+                order.append((n, "getitem", None, None, False))
+                continue
+            if n.target is DROPOUT_MASK:
+                x, shape, p = n.args
+                fwd[n] = [f"{var} = _mask({name[x]}, {arg(shape)}, {arg(p)})"]
+                name[n] = var
+                order.append((n, "mask", None, None, False))
+                continue
+            cls = _op_class(n.target)
+            if cls is None:
+                raise Unsupported(f"op {getattr(n.target, '__name__', n.target)} is not a "
+                                  "built-in raw op")
+            args = []
+            needs = []
+            for a in n.args:
+                if hasattr(a, "op"):
+                    av = a.meta.get("val")
+                    if isinstance(av, Tensor):
+                        if xp is None:
+                            xp = xp_of(av._data)
+                        needs.append(bool(av.requires_grad))
+                        args.append(name[a])
+                        continue
+                    raise Unsupported(f"op {n.target.__name__} takes a non-tensor node")
+                if isinstance(a, (list, tuple)) and any(hasattr(e, "op") for e in a):
+                    raise Unsupported(f"op {n.target.__name__} takes a list of tensors")
+                needs.append(False)
+                args.append(arg(a))
+            if any(hasattr(a, "op") for a in n.kwargs.values()):
+                raise Unsupported(f"op {n.target.__name__} takes a tensor keyword")
+            kw = [f"{k}={arg(a)}" for k, a in n.kwargs.items()]
+            record = bool(n.meta.get("grad_mode")) and any(needs)
+            c = f"c_{n.name}"
+            cname = f"C_{n.name}"
+            env[cname] = cls
+            env[cname + "_f"] = cls.forward
+            lines = [f"{c} = _new({cname}); {c}.xp = xp"]
+            if record:
+                env[f"nig_{n.name}"] = tuple(needs)
+                lines.append(f"{c}._record = True; {c}.needs_input_grad = nig_{n.name}")
+            lines.append(f"{var} = {cname}_f({c}, {', '.join(args + kw)})")
+            fwd[n] = lines
+            name[n] = var
+            order.append((n, "op", cls, c, record))
+        env["xp"] = xp if xp is not None else __import__("numpy")
+
+        out_node = nodes[-1]
+        leaves, self._out_spec = flatten(out_node.args[0])
+        self._out_leaves = []   # per output leaf: ("region", k) / ("input", i) / ("value", v)
+        region_outs = []
+        nondiff = []
+        ph_index = {n: i for i, n in enumerate(x for x in nodes if x.op == "placeholder")}
+        for leaf in leaves:
+            if hasattr(leaf, "op"):
+                if leaf.op == "call_function":
+                    val = leaf.meta.get("val")
+                    if not isinstance(val, Tensor) or isinstance(name.get(leaf), list):
+                        raise Unsupported("the graph returns a non-tensor value")
+                    self._out_leaves.append(("region", len(region_outs)))
+                    if not (val.requires_grad and val.grad_fn is not None):
+                        nondiff.append(len(region_outs))
+                    region_outs.append(leaf)
+                elif leaf.op == "placeholder":
+                    self._out_leaves.append(("input", ph_index[leaf]))
+                else:
+                    self._out_leaves.append(("value", constants[leaf.target]))
+            else:
+                self._out_leaves.append(("value", leaf))
+        self._nondiff = tuple(nondiff)
+        self._n_region_outs = len(region_outs)
+
+        # release each intermediate array at its last use, as eager's refcounts do
+        dead = {}
+        for a, user in last_use.items():
+            if a.op == "call_function" and a in name and a not in region_outs:
+                dead.setdefault(user, []).append(name[a])
+        body = []
+        for n, *_ in order:
+            body.extend(fwd[n])
+            if n in dead:
+                body.append(" = ".join(dead[n]) + " = None")
+        recs = [c for _, kind, _, c, rec in order if kind == "op" and rec]
+        self.records = bool(recs)
+        ret_outs = ", ".join(name[o] for o in region_outs)
+        src = [f"def forward({', '.join(params)}):"]
+        src += [f"    {line}" for line in body]
+        src.append(f"    return ({', '.join(recs)}{',' if recs else ''}), "
+                   f"({ret_outs}{',' if region_outs else ''})")
+        self.forward_src = "\n".join(src) + "\n"
+        self._fwd = _compile(self.forward_src, env, "forward")
+
+        # ---- backward: each recorded op's own formula, in reverse -------------------------
+        self.backward_src = ""
+        self._bwd = None
+        if not recs:
+            return
+        gname = {}
+        for n, kind, cls, c, rec in order:
+            v = n.meta.get("val")
+            if kind == "op" and type(v) is tuple:
+                gname[n] = [f"g_{n.name}_{i}" for i in range(len(v))]
+            else:
+                gname[n] = f"g_{n.name}"
+        for n in nodes:
+            if n.op in ("placeholder", "get_attr") and n in name:
+                gname[n] = f"g_{name[n]}"
+        lines = ["def backward(cs, " + ", ".join(f"go{i}" for i in range(len(region_outs)))
+                 + "):"]
+        lines.append(f"    {', '.join(recs)}, = cs")
+        init = []
+        for g in gname.values():
+            init.extend(g if isinstance(g, list) else [g])
+        lines.append("    " + " = ".join(init) + " = None")
+        for i, o in enumerate(region_outs):
+            if isinstance(gname[o], list):
+                raise Unsupported("the graph returns a multi-result op's tuple")
+            lines.append(f"    {gname[o]} = _acc({gname[o]}, go{i})")
+        env["_bwd_nodes"] = {}
+        for n, kind, cls, c, rec in reversed(order):
+            if kind == "getitem":
+                src, i = n.args
+                target = gname[src][i] if isinstance(gname[src], list) else None
+                if target is None:
+                    raise Unsupported("getitem of a single result")
+                lines.append(f"    {target} = _acc({target}, {gname[n]})")
+                continue
+            if kind != "op" or not rec:
+                continue
+            gs = gname[n]
+            cname = f"C_{n.name}"
+            env[cname + "_b"] = cls.backward
+            if isinstance(gs, list):
+                cond = " or ".join(f"{g} is not None" for g in gs)
+                vals = n.meta["val"]
+                for i, t in enumerate(vals):
+                    env[f"like_{n.name}_{i}"] = t if isinstance(t, Tensor) else None
+                call = ", ".join(f"_zeros({g}, like_{n.name}_{i})" if isinstance(vals[i], Tensor)
+                                 else g for i, g in enumerate(gs))
+            else:
+                cond = f"{gs} is not None"
+                call = gs
+            lines.append(f"    if {cond}:")
+            lines.append(f"        _saved({c})")
+            lines.append(f"        r = _tup({cname}_b({c}, {call}))")
+            for j, a in enumerate(n.args):
+                if hasattr(a, "op") and isinstance(a.meta.get("val"), Tensor) and \
+                        a.meta["val"].requires_grad and a in gname:
+                    ga = gname[a]
+                    if isinstance(ga, list):
+                        raise Unsupported("a multi-result tuple used as an argument")
+                    lines.append(f"        {ga} = _acc({ga}, r[{j}])")
+        arg_nodes = [n for n in nodes if n.op in ("placeholder", "get_attr") and n in name]
+        grads = [gname[n] for n in arg_nodes]
+        lines.append(f"    return ({', '.join(grads)}{',' if grads else ''})")
+        self.backward_src = "\n".join(lines) + "\n"
+        self._bwd = _compile(self.backward_src, env, "backward")
+
+    def __call__(self, *flat):
+        if len(flat) != self._n_placeholders:
+            raise TypeError(f"compiled graph takes {self._n_placeholders} inputs, got "
+                            f"{len(flat)}")
+        consts = self._consts
+        args = [flat[i] if kind == "input" else consts[i] for kind, i in self._tensor_args]
+        outs = CompiledFunction.apply(self, *args)
+        if type(outs) is not tuple:
+            outs = (outs,)
+        leaves = []
+        for kind, v in self._out_leaves:
+            if kind == "region":
+                leaves.append(outs[v])
+            elif kind == "input":
+                leaves.append(flat[v])
+            else:
+                leaves.append(v)
+        from ..fx.experimental.proxy_tensor import unflatten
+        return unflatten(leaves, self._out_spec)
+
+
+def _compile(src: str, env: dict, fn_name: str):
+    from ..fx.graph_module import _exec  # unique file names: tracebacks show the lines
+    g = dict(env)
+    _exec(src.replace(f"def {fn_name}(", "def forward(", 1), g)
+    return g["forward"]
+
+
+class CompiledFunction(Function):
+    """The autograd node of a compiled region (PyTorch's ``CompiledFunctionBackward``)."""
+
+    raw = True
+    backward_name = "CompiledFunctionBackward"
+
+    @staticmethod
+    def forward(ctx, region, *arrays):
+        cs, outs = region._fwd(*arrays)
+        if ctx._record:
+            ctx.region = region
+            ctx.cs = cs
+            ctx.save_for_backward(None)  # so the engine frees ``cs`` after backward
+        if region._nondiff:
+            ctx.mark_non_differentiable(*[outs[i] for i in region._nondiff])
+        return outs
+
+    @staticmethod
+    def backward(ctx, *grads):
+        if state.grad:
+            raise RuntimeError("ember.compile: create_graph=True (double backward) through a "
+                               "compiled region is not supported; compile with "
+                               "backend='eager' for higher-order gradients")
+        region = ctx.region
+        if region._bwd is None:
+            return (None,) * (1 + len(region._tensor_args))
+        ctx.saved_tensors  # a second backward without retain_graph raises here, as eager
+        with no_grad():
+            gs = region._bwd(ctx.cs, *grads)
+        return (None,) + tuple(gs)
+
+    def _free(self):
+        # the engine frees a node's saved values after its backward (unless retain_graph)
+        self.cs = None
+        super()._free()
