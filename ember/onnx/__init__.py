@@ -1,10 +1,10 @@
 """``ember.onnx``: PyTorch's ``torch.onnx.export`` on ember's op capture.
 
 NOTE [ ONNX export ]
-What it captures: the ops a model runs on the example inputs, at the op level, as every
-feature that sees ops does -- a ``TorchFunctionMode`` on the one interception point (NOTE
-[ Modes ]) records each ``Function.apply`` as an ``Op`` named as ATen's, with the apply's
-own arguments (``_capture.py``).  The comparisons and ``argmax`` have no ``Function`` (no
+What it captures: the ops a model runs on the example inputs, at the op level, through the
+shared recorder (``fx.experimental.proxy_tensor.record``, NOTE [ Op recording ]): each
+``Function.apply`` as an ``Op`` named as ATen's, with the apply's own arguments
+(``_capture.py`` reads its graph).  The comparisons and ``argmax`` have no ``Function`` (no
 gradient), so while capturing they are offered to the modes too.  With ``dynamic_axes`` the
 model runs a second time on inputs grown along those axes: a shape or an integer argument
 that differs between the two runs follows a dynamic axis (a ``Sym``), and the exporter
@@ -376,7 +376,11 @@ def _convert(b, node, _ops, UnsupportedOperatorError) -> None:
         outs = max(custom, key=lambda e: e[0])[1](_SymbolicContext(b), *[
             _Arg(b, a) if isinstance(a, Value) else a for a in node.args])
     else:
-        fn = _ops.CONVERTERS.get(node.cls) if node.cls is not None else None
+        fn = None
+        for c in (node.cls.__mro__ if node.cls is not None else ()):
+            fn = _ops.CONVERTERS.get(c)  # a subclass made per mode (a resample kernel)
+            if fn is not None:
+                break
         if fn is None:
             fn = _ops.CONVERTERS_BY_NAME.get(node.name)
         if fn is None:

@@ -45,7 +45,7 @@ class Builder:
             return got
         if v.kind == "param":
             name = v.name
-            self.inits[name] = np.ascontiguousarray(v.tensor._data)
+            self.inits[name] = np.array(v.tensor._data, order="C")
         elif v.kind == "const":
             name = self.const(v.tensor._data)
         elif v.kind == "arange":
@@ -74,7 +74,7 @@ class Builder:
         a = np.asarray(arr, dtype=dtype)
         if a.dtype == object:
             raise TypeError(f"onnx.export: cannot make a constant of {arr!r}")
-        a = np.ascontiguousarray(a)
+        a = np.array(a, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         key = (a.dtype.str, a.shape, a.tobytes()) if a.size <= 64 else None
         if key is not None and key in self._consts:
             return self._consts[key]
@@ -93,8 +93,17 @@ class Builder:
         """Size of dim ``axis`` of ``Value`` ``v`` as an int64 [1] (a constant if static)."""
         if not v.dynamic(axis):
             return self.const(np.array([v.shape[axis]], np.int64))
-        return self.op("Gather", [self.op("Shape", [self.name(v)]),
-                                  self.const(np.array([axis], np.int64))])
+        key = ("dim", id(v), axis)
+        got = self.names.get(key)
+        if got is None:
+            axis %= v.ndim
+            # PyTorch's spelling, Shape -> Gather(scalar) -> Unsqueeze: onnxruntime's fusions
+            # expect it (a Gather of a [1] index miscompiles in its ENABLE_ALL level)
+            got = self.unsqueeze(self.op("Gather", [self.op("Shape", [self.name(v)]),
+                                                    self.const(np.array(axis, np.int64))]),
+                                 [0])
+            self.names[key] = got
+        return got
 
     def dim(self, s) -> str:
         """An int64 [1] tensor holding ``s`` (an int, or a ``Sym`` found among the inputs)."""

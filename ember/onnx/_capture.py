@@ -1,18 +1,21 @@
 """Capture a model's ops as a flat list of nodes (the exporter's input; NOTE [ ONNX export ]).
 
-A ``TorchFunctionMode`` on the core's mode stack sees each op's ``Function.apply`` (an ``Op``
-named as ATen's, NOTE [ Modes ]); the comparisons and arg-reductions, which have no
-gradient and so no ``Function``, are offered to the mode too while capturing (``_offered``).
+The shared op recorder (``fx.experimental.proxy_tensor.record``, NOTE [ Op recording ]) sees
+each op's ``Function.apply`` (an ``Op`` named as ATen's, NOTE [ Modes ]); the comparisons and
+arg-reductions, which have no gradient and so no ``Function``, are offered to the modes too
+while capturing (``_offered``).  Its fx graph is read here into ``Value``s and ``Node``s
+(tuple results split, in-place writes resolved to the value written).
 Two runs with different sizes of the dynamic axes tell which shapes and which integer
 arguments follow those axes: an int that differs between the runs becomes a ``Sym``.
 """
 from __future__ import annotations
 
 import contextlib
+import operator
 
 from .. import _tensor
 from ..autograd.modes import Op, dispatch
-from ..overrides import TorchFunctionMode
+from ..fx.node import Node as FxNode
 
 __all__ = ["Value", "Node", "Graph", "Sym", "capture"]
 
@@ -84,20 +87,6 @@ class Graph:
         self.inputs = []
         self.nodes = []
         self.outputs = []
-        self.out_tree = None
-
-
-class _Recorder(TorchFunctionMode):
-    """Records each op with its arguments and keeps every tensor alive (ids stay unique)."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        self.calls.append((func, args, kwargs, out))
-        return out
 
 
 # functions without a Function (no gradient): offered to the modes while capturing
@@ -133,6 +122,10 @@ def _offered():
         if fn is not None:
             saved.append((_tensor.Tensor, dunder, fn))
             setattr(_tensor.Tensor, dunder, _offer(fn, name))
+    from ..ops import attention
+    # MultiheadAttention/Transformer turn a bool mask into an additive one on arrays
+    saved.append((attention, "_canonical_mask", attention._canonical_mask))
+    attention._canonical_mask = _offer(attention._canonical_mask, "_canonical_mask")
     try:
         yield
     finally:
@@ -140,26 +133,13 @@ def _offered():
             setattr(owner, name, fn)
 
 
-def _flatten(out, leaves):
-    """Tensors of a (nested tuple/list of) output(s), and the structure to rebuild it."""
-    if isinstance(out, _tensor.Tensor):
-        leaves.append(out)
-        return None
-    if isinstance(out, (tuple, list)):
-        return type(out), [_flatten(o, leaves) for o in out]
-    raise TypeError(f"the model's output must be tensors or tuples/lists of tensors, got "
-                    f"{type(out).__name__}")
-
-
-def _run(model, args, kwargs):
-    """Run ``model`` under the recorder: the calls, the flat outputs and their structure."""
+def _run(model, args, kwargs, params):
+    """Record ``model(*args, **kwargs)`` with the shared op recorder (NOTE [ Op recording ])."""
     from ..autograd.grad_mode import no_grad
-    rec = _Recorder()
-    with no_grad(), _offered(), rec:
-        out = model(*args, **kwargs)
-    leaves = []
-    tree = _flatten(out, leaves)
-    return rec.calls, leaves, tree
+    from ..fx.experimental.proxy_tensor import record
+    known = [t for t in params.values()]
+    with no_grad(), _offered():
+        return record(model, args, kwargs, forward_only=True, known=known)
 
 
 def _diff(a, b):
@@ -183,81 +163,128 @@ def capture(model, args: tuple, kwargs: dict, params: dict, args2=None) -> Graph
 
     ``params``: ``id(tensor) -> name`` of the parameters and buffers (the initializers).
     """
-    calls, leaves, tree = _run(model, args, kwargs)
-    calls2 = leaves2 = None
-    if args2 is not None:
-        calls2, leaves2, _ = _run(model, args2, kwargs)
-        if len(calls2) != len(calls) or any(c[0].__name__ != d[0].__name__
-                                            for c, d in zip(calls, calls2)):
-            raise RuntimeError(
-                "onnx.export: the model runs different ops for another size of its "
-                "dynamic_axes (data-dependent control flow on a shape), which one graph "
-                "cannot express")
+    rec = _run(model, args, kwargs, tensors_by_id(model))
+    rec2 = None if args2 is None else _run(model, args2, kwargs, tensors_by_id(model))
+    fx1 = list(rec.graph.nodes)
+    fx2 = None if rec2 is None else list(rec2.graph.nodes)
+    if fx2 is not None and (len(fx2) != len(fx1) or any(
+            a.op != c.op or getattr(a.target, "__name__", a.target) !=
+            getattr(c.target, "__name__", c.target) for a, c in zip(fx1, fx2))):
+        raise RuntimeError(
+            "onnx.export: the model runs different ops for another size of its dynamic_axes "
+            "(data-dependent control flow on a shape), which one graph cannot express")
     g = Graph()
-    g.out_tree = tree
-    values = {}   # id(tensor) -> Value
+    env = {}      # fx node -> Value, or a Python constant (get_attr of a non-tensor)
     counter = [0]
-    names = set()
 
     def fresh(base):
         counter[0] += 1
-        name = f"{base}_{counter[0]}"
-        names.add(name)
-        return name
+        return f"{base}_{counter[0]}"
 
-    for i, t in enumerate(args):
-        if not isinstance(t, _tensor.Tensor):
-            raise TypeError(f"onnx.export: args must be tensors, got {type(t).__name__} "
-                            f"for input {i}")
-        v = Value(f"input_{i}", "input", t, None if args2 is None else args2[i]._data.shape)
-        values[id(t)] = v
-        g.inputs.append(v)
-
-    def value_of(t, t2):
-        v = values.get(id(t))
-        if v is None:
-            if id(t) in params:
-                v = Value(params[id(t)], "param", t)
-            else:
-                v = Value(fresh("const"), "const", t,
-                          None if t2 is None else tuple(t2._data.shape))
-                v.kind = "const"
-                v.shape2 = None if t2 is None else tuple(t2._data.shape)
-                _dyn_const(v, t2)
-            values[id(t)] = v
-        v.users += 1
+    def val(t, t2, name, kind="const"):
+        shape2 = None if t2 is None else tuple(t2._data.shape)
+        if id(t) in params:
+            return Value(params[id(t)], "param", t)
+        v = Value(name, kind, t, shape2)
+        if kind == "const":
+            _dyn_const(v, t2)
         return v
 
-    def convert(a, a2):
-        if isinstance(a, _tensor.Tensor):
-            return value_of(a, a2 if isinstance(a2, _tensor.Tensor) else None)
-        if isinstance(a, (tuple, list)) and not hasattr(a, "_fields"):
+    def arg(a, a2):
+        if isinstance(a, FxNode):
+            v = env[a]
+            if isinstance(v, Value):
+                v.users += 1
+                return v
+            return v if a2 is None else _diff(v, env2[a2])
+        if isinstance(a, (tuple, list)):
             a2s = a2 if isinstance(a2, (tuple, list)) and len(a2) == len(a) else [None] * len(a)
-            return type(a)(convert(x, y) for x, y in zip(a, a2s))
+            return type(a)(arg(x, y) for x, y in zip(a, a2s))
+        if isinstance(a, dict):
+            return {k: arg(x, a2.get(k) if isinstance(a2, dict) else None)
+                    for k, x in a.items()}
         return a if a2 is None else _diff(a, a2)
 
-    for k, (func, cargs, ckw, out) in enumerate(calls):
-        c2 = calls2[k] if calls2 is not None else None
-        nargs = convert(list(cargs), list(c2[1]) if c2 is not None else None)
-        nkw = {key: convert(val, c2[2].get(key) if c2 is not None else None)
-               for key, val in ckw.items()}
-        cls = getattr(getattr(func, "_fn", None), "__self__", None)
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        outs2 = (c2[3] if isinstance(c2[3], (tuple, list)) else (c2[3],)) if c2 else None
-        vouts = []
-        for j, o in enumerate(outs):
-            if isinstance(o, _tensor.Tensor):
-                shape2 = None if outs2 is None else tuple(outs2[j]._data.shape)
-                v = Value(fresh(func.__name__), "node", o, shape2)
-                values[id(o)] = v  # an in-place op's output takes over its input's id
-                vouts.append(v)
+    env2 = {}
+    n_in = 0
+    for k, node in enumerate(fx1):
+        n2 = fx2[k] if fx2 is not None else None
+        if node.op == "placeholder":
+            t = node.meta["val"]
+            if not isinstance(t, _tensor.Tensor):
+                raise TypeError(f"onnx.export: args must be tensors, got {type(t).__name__} "
+                                f"for input {n_in}")
+            v = Value(f"input_{n_in}", "input", t,
+                      None if n2 is None else tuple(n2.meta["val"]._data.shape))
+            n_in += 1
+            g.inputs.append(v)
+            env[node] = v
+        elif node.op == "get_attr":
+            c = rec.constants[node.target]
+            c2 = None if n2 is None else rec2.constants[n2.target]
+            if isinstance(c, _tensor.Tensor):
+                env[node] = val(c, c2, fresh("const"))
             else:
-                vouts.append(o)
-        g.nodes.append(Node(func, cls, nargs, nkw, vouts))
-    for j, t in enumerate(leaves):
-        t2 = leaves2[j] if leaves2 is not None else None
-        g.outputs.append(value_of(t, t2))
+                env[node] = c
+                if n2 is not None:
+                    env2[n2] = c2
+        elif node.op == "call_function":
+            if node.target is operator.getitem:
+                src, i = node.args
+                env[node] = env[src][i] if isinstance(env[src], list) else env[src]
+                continue
+            if getattr(node.target, "__name__", "") == "copy_":  # an in-place write
+                dst, src = node.args
+                env[node] = env[src]
+                continue
+            a2 = None if n2 is None else list(n2.args)
+            nargs = arg(list(node.args), a2)
+            nkw = arg(dict(node.kwargs), None if n2 is None else dict(n2.kwargs))
+            out = node.meta["val"]
+            out2 = None if n2 is None else n2.meta["val"]
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            outs2 = (list(out2) if isinstance(out2, (tuple, list)) else [out2]) \
+                if n2 is not None else [None] * len(outs)
+            vouts = [Value(fresh(node.target.__name__), "node", o,
+                           None if o2 is None else tuple(o2._data.shape))
+                     if isinstance(o, _tensor.Tensor) else o for o, o2 in zip(outs, outs2)]
+            cls = getattr(getattr(node.target, "_fn", None), "__self__", None)
+            g.nodes.append(Node(node.target, cls, nargs, nkw, vouts))
+            env[node] = vouts if isinstance(out, (tuple, list)) else vouts[0]
+        elif node.op == "output":
+            leaves = []
+            _leaves(node.args[0], leaves)
+            leaves2 = None
+            if n2 is not None:
+                leaves2 = []
+                _leaves(n2.args[0], leaves2)
+            for j, a in enumerate(leaves):
+                v = arg(a, None)
+                if not isinstance(v, Value):
+                    raise TypeError(f"the model's outputs must be tensors, got "
+                                    f"{type(v).__name__}")
+                g.outputs.append(v)
     return g
+
+
+def tensors_by_id(model) -> dict:
+    """The parameters and buffers of ``model`` (``id -> tensor``)."""
+    out = {}
+    if hasattr(model, "parameters"):
+        for t in list(model.parameters()) + list(model.buffers()):
+            out[id(t)] = t
+    return out
+
+
+def _leaves(a, out) -> None:
+    if isinstance(a, (tuple, list)):
+        for e in a:
+            _leaves(e, out)
+    elif isinstance(a, dict):
+        for e in a.values():
+            _leaves(e, out)
+    else:
+        out.append(a)
 
 
 def _dyn_const(v, t2) -> None:

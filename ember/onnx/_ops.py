@@ -662,10 +662,10 @@ def _dims_of(x: Value, dims):
     return [int(d) % max(x.ndim, 1) for d in ([dims] if isinstance(dims, int) else dims)]
 
 
-def _reduction(onnx_op):
+def _reduction(onnx_op, has_dt=True):
     def fn(b, node):
         x, dims, keepdim = node.args[:3]
-        dt = node.args[3] if len(node.args) > 3 and node.args[3] is not None else None
+        dt = node.args[3] if has_dt and node.args[3] is not None else None
         n = b.name(x) if dt is None or dt == x.dtype else b.cast(b.name(x), dt)
         y = b.axes_op(onnx_op, n, _dims_of(x, dims), keepdims=int(bool(keepdim)))
         return y if dt is not None or _out_dt(node) == x.dtype else b.cast(y, _out_dt(node))
@@ -675,9 +675,9 @@ def _reduction(onnx_op):
 CONVERTERS[reduce.Sum] = CONVERTERS[reduce.SumAll] = _reduction("ReduceSum")
 CONVERTERS[reduce.Mean] = CONVERTERS[reduce.MeanAll] = _reduction("ReduceMean")
 CONVERTERS[reduce.Prod] = CONVERTERS[reduce.ProdAll] = _reduction("ReduceProd")
-CONVERTERS[reduce.Amax] = _reduction("ReduceMax")
-CONVERTERS[reduce.Amin] = _reduction("ReduceMin")
-CONVERTERS[reduce.Logsumexp] = _reduction("ReduceLogSumExp")
+CONVERTERS[reduce.Amax] = _reduction("ReduceMax", False)
+CONVERTERS[reduce.Amin] = _reduction("ReduceMin", False)
+CONVERTERS[reduce.Logsumexp] = _reduction("ReduceLogSumExp", False)
 
 
 @converts(reduce.MaxAll, reduce.MinAll)
@@ -836,18 +836,13 @@ def _sdpa(b, node):
             s = b.op("Where", [b.name(mask), s, neg_inf])
         else:
             s = b.op("Add", [s, b.operand(mask, dt)])
-    if causal:
-        L, S = q.shape[-2], k.shape[-2]
-        rows = b.shape_of(q, q.ndim - 2)
-        cols = b.shape_of(k, k.ndim - 2)
-        ones = b.op("Expand", [b.scalar(True, np.bool_), b.op("Concat", [rows, cols], axis=0)])
-        if b.opset >= 14:
-            keep = b.op("Trilu", [ones, b.const(np.array(0, np.int64))], upper=0)
-        elif q.dynamic(q.ndim - 2) or k.dynamic(k.ndim - 2):
-            _unsupported(b, node, "a causal mask of dynamic size before opset 14")
-        else:
-            keep = b.const(np.tril(np.ones((L, S), bool)))
-        s = b.op("Where", [keep, s, neg_inf])
+    if causal:  # keep key j <= query i (top-left aligned, as PyTorch's is_causal)
+        def positions(t: Value, axis):
+            n = b.squeeze(b.shape_of(t, t.ndim - 2), [0])
+            return b.op("Range", [b.scalar(0, np.int64), n, b.scalar(1, np.int64)])
+        rows = b.unsqueeze(positions(q, q.ndim - 2), [1])
+        cols = b.unsqueeze(positions(k, k.ndim - 2), [0])
+        s = b.op("Where", [b.op("GreaterOrEqual", [rows, cols]), s, neg_inf])
     p = b.op("Softmax", [s], axis=-1)
     return b.op("MatMul", [p, b.name(v)])
 
@@ -915,3 +910,23 @@ def _argmax(b, node):
         n = b.reshape(n, [-1])
         dim = 0
     return b.op(op, [n], axis=int(dim), keepdims=int(bool(keepdim)))
+
+
+@converts(activation.RreluWithNoise, activation.RreluWithNoiseInplace)
+def _rrelu(b, node):
+    x, noise = node.args
+    dt = x.dtype
+    n = b.name(x)
+    return b.op("Where", [b.op("Greater", [n, b.scalar(0, dt)]), n,
+                          b.op("Mul", [n, b.operand(noise, dt)])])
+
+
+@by_name("_canonical_mask")
+def _canonical_mask(b, node):
+    """A bool attention mask as an additive one (True -> -inf), as MultiheadAttention's."""
+    mask, dt = node.args[0], node.args[2]
+    if mask is None:
+        return None
+    if mask.dtype != np.bool_:
+        return b.op("Identity", [b.name(mask)])
+    return b.op("Where", [b.name(mask), b.scalar(-np.inf, dt), b.scalar(0, dt)])

@@ -1,0 +1,419 @@
+"""ember.onnx.export: a zoo of models checked by onnx's checker and run in onnxruntime.
+
+Each model is exported, checked with ``onnx.checker.check_model(full_check=True)``, run in
+onnxruntime and compared with ember eager (1e-5 relative to the output's scale); models with
+``dynamic_axes`` are run again at another batch size / sequence length.
+"""
+import io
+import math
+
+import numpy as np
+import pytest
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+RTOL = 1e-5
+
+
+def _flat(out):
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            yield from _flat(o)
+    else:
+        yield out
+
+
+def export_and_run(model, args, alt_args=(), opset=None, **kw):
+    """Export, check, run in onnxruntime on ``args`` and each of ``alt_args``; the proto."""
+    model.eval()
+    f = io.BytesIO()
+    ember.onnx.export(model, args, f, opset_version=opset, **kw)
+    proto = onnx.load_from_string(f.getvalue())
+    onnx.checker.check_model(proto, full_check=True)
+    sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+    for a in (args,) + tuple(alt_args):
+        with ember.no_grad():
+            want = [t.numpy() for t in _flat(model(*a))]
+        got = sess.run(None, {i.name: x.numpy() for i, x in zip(sess.get_inputs(), a)})
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            scale = max(float(np.abs(w).max()), 1e-6) if w.size else 1.0
+            if w.dtype == np.bool_ or w.dtype.kind in "iu":
+                np.testing.assert_array_equal(g, w)
+            else:
+                np.testing.assert_allclose(g, w, rtol=0, atol=RTOL * scale)
+    return proto
+
+
+# ---- the zoo -----------------------------------------------------------------------------------
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.avg_pool2d(torch_sigmoid(self.conv2(x)), 2)
+        x = x.view(x.size(0), -1)
+        return F.log_softmax(self.fc3(F.relu(self.fc2(F.relu(self.fc1(x))))), dim=1)
+
+
+def torch_sigmoid(x):
+    return ember.sigmoid(x)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                      nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        idt = x if self.down is None else self.down(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        y += idt
+        return self.relu(y)
+
+
+class ResNet18ish(nn.Module):
+    """ResNet-18's layout (stem, 4 stages of 2 basic blocks, pool, fc) at 1/8 width."""
+
+    def __init__(self, w=8, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 7, 2, 3, bias=False), nn.BatchNorm2d(w),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        layers, cin = [], w
+        for i, cout in enumerate((w, 2 * w, 4 * w, 8 * w)):
+            layers += [BasicBlock(cin, cout, 1 if i == 0 else 2), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(ember.flatten(self.pool(self.layers(self.stem(x))), 1))
+
+
+class MobileNetish(nn.Module):
+    """Depthwise-separable blocks (MobileNet v1/v2 style) with ReLU6 and Hardswish."""
+
+    def __init__(self):
+        super().__init__()
+
+        def dw(cin, cout, stride, act):
+            return nn.Sequential(
+                nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                act(), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), act())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU6(), dw(8, 16, 1, nn.ReLU6),
+            dw(16, 24, 2, nn.Hardswish), dw(24, 24, 1, nn.Hardswish))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+                                  nn.Linear(24, 5))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class RNNLM(nn.Module):
+    def __init__(self, kind, bidirectional=False, vocab=20, dim=8, hidden=12, layers=2):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim)
+        self.rnn = getattr(nn, kind)(dim, hidden, num_layers=layers, batch_first=True,
+                                     bidirectional=bidirectional, dropout=0.1)
+        self.out = nn.Linear(hidden * (2 if bidirectional else 1), vocab)
+
+    def forward(self, tokens):
+        y, _ = self.rnn(self.emb(tokens))
+        return self.out(y)
+
+
+class ElmanStack(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.RNN(6, 10, num_layers=2, nonlinearity="relu")
+        self.b = nn.RNN(10, 5, bidirectional=True)
+
+    def forward(self, x, h0):
+        y, h = self.a(x, h0)
+        z, hb = self.b(y)
+        return z, h, hb
+
+
+class GPTMini(nn.Module):
+    """A two-block decoder-only transformer: causal attention via scaled_dot_product_attention."""
+
+    def __init__(self, vocab=32, dim=16, heads=2, blocks=2, ctx=16):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, dim)
+        self.pos = nn.Embedding(ctx, dim)
+        self.heads = heads
+        self.blocks = nn.ModuleList()
+        for _ in range(blocks):
+            self.blocks.append(nn.ModuleDict({
+                "ln1": nn.LayerNorm(dim), "qkv": nn.Linear(dim, 3 * dim),
+                "proj": nn.Linear(dim, dim), "ln2": nn.LayerNorm(dim),
+                "mlp": nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"),
+                                     nn.Linear(4 * dim, dim))}))
+        self.ln = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, idx):
+        B, T = idx.shape
+        x = self.tok(idx) + self.pos(ember.arange(T))
+        for blk in self.blocks:
+            q, k, v = blk["qkv"](blk["ln1"](x)).split(x.shape[-1], dim=2)
+            q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + blk["proj"](y.transpose(1, 2).contiguous().view(B, T, -1))
+            x = x + blk["mlp"](blk["ln2"](x))
+        return self.head(self.ln(x))
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, vocab=24, dim=16):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim)
+        self.tr = nn.Transformer(dim, 2, 2, 2, 32, dropout=0.1, batch_first=True)
+        self.out = nn.Linear(dim, vocab)
+
+    def forward(self, src, tgt):
+        T = tgt.shape[1]
+        mask = nn.Transformer.generate_square_subsequent_mask(T)
+        return self.out(self.tr(self.emb(src), self.emb(tgt), tgt_mask=mask))
+
+
+class MHAModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.mha2 = nn.MultiheadAttention(8, 4, kdim=6, vdim=5)
+
+    def forward(self, x, kv, pad):
+        a, w = self.mha(x, x, x, key_padding_mask=pad)
+        mem_k = kv[..., :6].transpose(0, 1)
+        mem_v = kv[..., 1:6].transpose(0, 1)
+        b, _ = self.mha2(a.transpose(0, 1), mem_k, mem_v, need_weights=False)
+        return a + b.transpose(0, 1), w
+
+
+class AutoEncoder(nn.Module):
+    """Strided conv down, transposed conv / bilinear up, a skip cat, GroupNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 4, 2, 1)
+        self.gn = nn.GroupNorm(2, 8)
+        self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+        self.up2 = nn.ConvTranspose2d(8, 4, 3, groups=2, dilation=2, padding=2)
+        self.mix = nn.Conv2d(4 + 3 + 4, 3, 1)
+
+    def forward(self, x):
+        h = F.silu(self.gn(self.down(x)))
+        a = self.up(h)
+        b = F.interpolate(self.up2(h), scale_factor=2, mode="bilinear", align_corners=False)
+        return ember.tanh(self.mix(ember.cat([a, x, b], dim=1)))
+
+
+class Conv1d3d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 6, 3, dilation=2, padding=2, padding_mode="reflect")
+        self.c1b = nn.Conv1d(6, 6, 3, padding="same", padding_mode="replicate", groups=3)
+        self.inorm = nn.InstanceNorm1d(6, affine=True)
+        self.ct1 = nn.ConvTranspose1d(6, 4, 4, stride=2)
+        self.c3 = nn.Conv3d(2, 4, 3, padding=1)
+        self.bn3 = nn.BatchNorm3d(4)
+        self.ct3 = nn.ConvTranspose3d(4, 2, 2, stride=2)
+
+    def forward(self, x, v):
+        y = F.avg_pool1d(self.ct1(self.inorm(self.c1b(self.c1(x)))), 3, 2, 1,
+                         count_include_pad=False)
+        w = F.max_pool3d(F.elu(self.bn3(self.c3(v))), 2, ceil_mode=True)
+        w = F.adaptive_avg_pool3d(self.ct3(w), (1, 2, 3))
+        return y, w
+
+
+class Activations(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.acts = nn.ModuleList([
+            nn.ReLU(), nn.ReLU6(), nn.LeakyReLU(0.2), nn.ELU(0.7), nn.SELU(), nn.CELU(1.3),
+            nn.GELU(), nn.GELU("tanh"), nn.SiLU(), nn.Mish(), nn.Softplus(2.0, 5.0),
+            nn.Sigmoid(), nn.Tanh(), nn.Hardtanh(-0.5, 0.7), nn.Hardsigmoid(), nn.Hardswish(),
+            nn.LogSigmoid(), nn.Softshrink(0.3), nn.Hardshrink(0.4), nn.Tanhshrink(),
+            nn.Softsign(), nn.Threshold(0.1, -2.0), nn.PReLU(4), nn.RReLU(), nn.GLU(1),
+            nn.Softmax(1), nn.LogSoftmax(-1), nn.Softmin(1), nn.Softmax2d()])
+
+    def forward(self, x):
+        return tuple(a(x) for a in self.acts)
+
+
+class Norms(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn1 = nn.BatchNorm1d(6)
+        self.ln = nn.LayerNorm([6, 5], elementwise_affine=False)
+        self.ln2 = nn.LayerNorm(5, bias=False)
+        self.gn = nn.GroupNorm(3, 6)
+        self.inorm = nn.InstanceNorm1d(6)
+
+    def forward(self, x):
+        return self.bn1(x) + self.ln(x) + self.gn(x) + self.inorm(x) + self.ln2(x)
+
+
+class Shapes(nn.Module):
+    """Reshape/transpose/index/gather/cat/split, reductions, where, comparisons, pads."""
+
+    def forward(self, x, idx):
+        a, b = x.split([2, 3], dim=1)
+        c = ember.cat([b, a], 1).permute(0, 2, 1).reshape(x.shape[0], -1)
+        g = ember.gather(x, 1, idx)
+        s = x.sum(2) + x.mean(dim=(1, 2)).unsqueeze(-1) - x.amax(2).sum(-1, keepdim=True)
+        m = ember.where(x > 0.1, x, x * -2).max(dim=2).values
+        v = x.var(dim=2, unbiased=True) + x.std(2, correction=0) + x.prod(2)
+        lse = ember.logsumexp(x, 2) + ember.cumsum(x, 2)[..., -1] + x.abs().min(2)[0]
+        flags = ((x >= 0) & (x != 0.5) | (x < -1)).float().sum(2) + (x == x).all(2).float()
+        p = F.pad(x, (1, 2, 0, 1), value=0.5)[:, 1:, ::2].flip(1)
+        q = x.unbind(1)[2].t().matmul(x[:, 0, :2]).clamp(-1, 1) + x.argmax(2).float().sum()
+        r = ember.stack([x[:, 0], x[:, -1]], 0).transpose(0, 1).expand(2, 2, 4).clone()
+        sel = x.index_select(2, ember.tensor([3, 0])).masked_fill(x[..., :2] > 0, -1.0)
+        return c, g, s + m + v + lse + flags, p, q, r.tril(), sel.triu(1).exp()
+
+
+class Resample(nn.Module):
+    def forward(self, x):
+        a = F.interpolate(x, size=(7, 9), mode="nearest")
+        b = F.interpolate(x, scale_factor=1.5, mode="bicubic", align_corners=True)
+        c = F.interpolate(x, size=(5, 5), mode="area")
+        d = F.adaptive_avg_pool2d(x, (3, 4))
+        e = F.pad(x, (1, 2, 2, 1), mode="reflect") + 0
+        f = F.pad(x, (2, 0, 1, 1), mode="replicate")
+        g = F.adaptive_max_pool2d(x, 1)
+        return a, b, c, d, e, f, g
+
+
+class EncoderClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(30, 16, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1, batch_first=True,
+                                           activation="gelu", norm_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, tokens):
+        h = self.enc(self.emb(tokens), src_key_padding_mask=tokens == 0)
+        return self.fc(h.mean(1))
+
+
+def _digits():
+    from ember.cli.digits import build_model
+    return build_model(ember)
+
+
+def _tokens(b, t, vocab, seed=0):
+    g = np.random.default_rng(seed)
+    return ember.tensor(g.integers(1, vocab, (b, t)))
+
+
+def _randn(*shape, seed=0):
+    return ember.tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+# name -> (model factory, args, dynamic_axes as {input index: {axis: name}}, other args: at
+# other sizes along the dynamic axes, else other values, so nothing input-dependent is baked)
+ZOO = {
+    "mlp": (lambda: nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Dropout(0.5),
+                                  nn.Linear(32, 4), nn.Softmax(-1)),
+            lambda: (_randn(3, 10),), {0: {0: "batch"}}, lambda: (_randn(7, 10, seed=1),)),
+    "lenet": (LeNet, lambda: (_randn(2, 1, 28, 28),), {0: {0: "batch"}},
+              lambda: (_randn(1, 1, 28, 28, seed=1),)),
+    "resnet18ish": (ResNet18ish, lambda: (_randn(2, 3, 32, 32),), {0: {0: "batch"}},
+                    lambda: (_randn(3, 3, 32, 32, seed=1),)),
+    "mobilenetish": (MobileNetish, lambda: (_randn(2, 3, 16, 16),), None,
+                     lambda: (_randn(2, 3, 16, 16, seed=1),)),
+    "digits_cnn": (_digits, lambda: (_randn(4, 1, 8, 8),), {0: {0: "batch"}},
+                   lambda: (_randn(64, 1, 8, 8, seed=1),)),
+    "lstm_lm": (lambda: RNNLM("LSTM", True), lambda: (_tokens(2, 5, 20),),
+                {0: {0: "batch", 1: "seq"}}, lambda: (_tokens(3, 9, 20, 1),)),
+    "gru_lm": (lambda: RNNLM("GRU"), lambda: (_tokens(2, 6, 20),),
+               {0: {0: "batch", 1: "seq"}}, lambda: (_tokens(4, 3, 20, 1),)),
+    "elman": (ElmanStack, lambda: (_randn(5, 3, 6), _randn(2, 3, 10, seed=1)), None,
+              lambda: (_randn(5, 3, 6, seed=2), _randn(2, 3, 10, seed=3))),
+    "gpt_mini": (GPTMini, lambda: (_tokens(2, 7, 32),), {0: {0: "batch", 1: "seq"}},
+                 lambda: (_tokens(1, 11, 32, 1),)),
+    "seq2seq": (Seq2Seq, lambda: (_tokens(2, 6, 24), _tokens(2, 5, 24, 1)), None,
+                lambda: (_tokens(2, 6, 24, 2), _tokens(2, 5, 24, 3))),
+    "mha": (MHAModel, lambda: (_randn(2, 5, 8), _randn(2, 4, 7, seed=1),
+                               ember.tensor([[False] * 4 + [True], [False] * 5])), None,
+            lambda: (_randn(2, 5, 8, seed=2), _randn(2, 4, 7, seed=3),
+                     ember.tensor([[False] * 5, [False, True, False, True, True]]))),
+    "autoencoder": (AutoEncoder, lambda: (_randn(2, 3, 8, 8),), {0: {0: "batch"}},
+                    lambda: (_randn(1, 3, 8, 8, seed=1),)),
+    "conv1d3d": (Conv1d3d, lambda: (_randn(2, 4, 12), _randn(1, 2, 4, 5, 6, seed=1)), None,
+                 lambda: (_randn(2, 4, 12, seed=2), _randn(1, 2, 4, 5, 6, seed=3))),
+    "activations": (Activations, lambda: (_randn(2, 4, 3, 6),), None,
+                    lambda: (_randn(2, 4, 3, 6, seed=1),)),
+    "norms": (Norms, lambda: (_randn(4, 6, 5),), None, lambda: (_randn(4, 6, 5, seed=1),)),
+    "shapes": (Shapes, lambda: (_randn(2, 5, 4), ember.tensor(np.random.default_rng(3)
+                                                              .integers(0, 5, (2, 3, 4)))),
+               None, lambda: (_randn(2, 5, 4, seed=1), ember.tensor(
+                   np.random.default_rng(4).integers(0, 5, (2, 3, 4))))),
+    "resample": (Resample, lambda: (_randn(2, 3, 6, 6),), None,
+                 lambda: (_randn(2, 3, 6, 6, seed=1),)),
+    "encoder_classifier": (EncoderClassifier,
+                           lambda: (ember.tensor([[3, 4, 5, 0, 0], [7, 8, 9, 10, 11]]),),
+                           {0: {0: "batch", 1: "seq"}},
+                           lambda: (ember.tensor([[3, 4, 5, 6, 1, 2, 0, 0]]),)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo(name):
+    make, args, dyn, alt = ZOO[name]
+    ember.manual_seed(0)
+    model = make()
+    a = args()
+    names = [f"in{i}" for i in range(len(a))]
+    axes = None if dyn is None else {names[i]: ax for i, ax in dyn.items()}
+    proto = export_and_run(model, a, (alt(),), input_names=names,
+                           dynamic_axes=axes)
+    if axes:
+        for i, ax in dyn.items():
+            dims = proto.graph.input[i].type.tensor_type.shape.dim
+            for k, dn in ax.items():
+                assert dims[k].dim_param == dn
+
+
+@pytest.mark.parametrize("opset", [13, 14, 18, 21])
+@pytest.mark.parametrize("name", ["gpt_mini", "activations", "norms", "shapes", "resample",
+                                  "encoder_classifier", "lstm_lm"])
+def test_opsets(name, opset):
+    make, args, dyn, alt = ZOO[name]
+    ember.manual_seed(0)
+    model = make()
+    a = args()
+    names = [f"in{i}" for i in range(len(a))]
+    axes = None if dyn is None else {names[i]: ax for i, ax in dyn.items()}
+    proto = export_and_run(model, a, (alt(),), opset=opset, input_names=names,
+                           dynamic_axes=axes)
+    assert proto.opset_import[0].version == opset
