@@ -417,3 +417,196 @@ def test_opsets(name, opset):
     proto = export_and_run(model, a, (alt(),), opset=opset, input_names=names,
                            dynamic_axes=axes)
     assert proto.opset_import[0].version == opset
+
+
+# ---- the API around export ---------------------------------------------------------------------
+
+class _Inv(nn.Module):
+    def forward(self, x):
+        return ember.linalg.inv(x) + 1
+
+
+def test_unsupported_op_names_itself_and_opset():
+    with pytest.raises(ember.onnx.errors.UnsupportedOperatorError,
+                       match=r"'aten::linalg_inv_ex' to ONNX opset version 15"):
+        ember.onnx.export(_Inv(), (_randn(3, 3),), io.BytesIO(), opset_version=15)
+    assert issubclass(ember.onnx.errors.UnsupportedOperatorError, ember.onnx.OnnxExporterError)
+    assert issubclass(ember.onnx.OnnxExporterError, RuntimeError)
+
+
+def test_unsupported_form_names_op():
+    m = nn.AdaptiveMaxPool2d((2, 3))
+    with pytest.raises(ember.onnx.errors.UnsupportedOperatorError, match="adaptive_max_pool2"):
+        ember.onnx.export(m, (_randn(1, 2, 5, 7),), io.BytesIO())
+
+
+def test_custom_op_symbolic():
+    """A user's symbolic for an op ember has no converter for (PyTorch's g.op interface)."""
+    calls = []
+
+    def inv_symbolic(g, x):
+        calls.append(x.sizes())
+        # not a real inverse: an ONNX op chain, enough to check it is the one used
+        return g.op("Mul", x, g.op("Constant", value_t=np.array(2.0, np.float32)))
+
+    ember.onnx.register_custom_op_symbolic("aten::linalg_inv_ex", inv_symbolic, 13)
+    try:
+        x = _randn(3, 3)
+        f = io.BytesIO()
+        ember.onnx.export(_Inv(), (x,), f)
+        sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+        got, = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+        np.testing.assert_allclose(got, x.numpy() * 2 + 1, rtol=1e-6)
+        assert calls == [[3, 3]]
+        with pytest.raises(ember.onnx.errors.UnsupportedOperatorError):  # not below its opset
+            ember.onnx.unregister_custom_op_symbolic("aten::linalg_inv_ex", 13)
+            ember.onnx.register_custom_op_symbolic("aten::linalg_inv_ex", inv_symbolic, 18)
+            ember.onnx.export(_Inv(), (x,), io.BytesIO(), opset_version=17)
+    finally:
+        ember.onnx.unregister_custom_op_symbolic("aten::linalg_inv_ex", 18)
+    with pytest.raises(ValueError, match="domain::name"):
+        ember.onnx.register_custom_op_symbolic("linalg_inv", inv_symbolic, 13)
+
+
+@pytest.mark.parametrize("opset", [12, 22])
+def test_bad_opset(opset):
+    with pytest.raises(RuntimeError, match=f"Unsupported onnx_opset_version: {opset}"):
+        ember.onnx.export(nn.Linear(2, 2), (_randn(1, 2),), io.BytesIO(), opset_version=opset)
+
+
+def test_bad_arguments():
+    m = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="input_names"):
+        ember.onnx.export(m, (_randn(1, 2),), io.BytesIO(), input_names=["a", "b"])
+    with pytest.raises(ValueError, match="out of range"):
+        ember.onnx.export(m, (_randn(1, 2),), io.BytesIO(), input_names=["a"],
+                          dynamic_axes={"a": {3: "batch"}})
+    with pytest.raises(TypeError, match="args must be tensors"):
+        ember.onnx.export(m, ([1.0, 2.0],), io.BytesIO())
+    with pytest.raises(ValueError, match="operator_export_type"):
+        ember.onnx.export(m, (_randn(1, 2),), io.BytesIO(),
+                          operator_export_type=ember.onnx.OperatorExportTypes.ONNX_ATEN)
+    with pytest.raises(TypeError, match="path or a binary file"):
+        ember.onnx.export(m, (_randn(1, 2),), 42)
+
+
+def test_signature_options(tmp_path):
+    """Path output, dynamo=False returns None, names, export_params, initializers as inputs."""
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    x = _randn(2, 3)
+    path = tmp_path / "m.onnx"
+    assert ember.onnx.export(m, (x,), str(path), dynamo=False, input_names=["x"],
+                             output_names=["y"]) is None
+    proto = onnx.load(str(path))
+    assert [i.name for i in proto.graph.input] == ["x"]
+    assert [o.name for o in proto.graph.output] == ["y"]
+    assert {t.name for t in proto.graph.initializer} == {"0.weight", "0.bias"}
+    prog = ember.onnx.export(m, x, None, export_params=False)
+    names = [i.name for i in prog.model_proto.graph.input]
+    assert names[1:] == ["0.weight", "0.bias"] and not prog.model_proto.graph.initializer
+    prog = ember.onnx.export(m, (x,), keep_initializers_as_inputs=True)
+    assert len(prog.model_proto.graph.input) == 3 and len(prog.model_proto.graph.initializer) == 2
+    np.testing.assert_allclose(prog(x)[0].numpy(), m(x).detach().numpy(), rtol=1e-6)
+    buf = io.BytesIO()
+    prog.save(buf)
+    assert onnx.load_from_string(buf.getvalue()).graph.node
+
+
+def test_training_mode_and_is_in_onnx_export():
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            seen.append((ember.onnx.is_in_onnx_export(), self.training))
+            return self.drop(x) * 2
+
+    m = Probe()
+    m.train()
+    prog = ember.onnx.export(m, (_randn(3, 4),))
+    assert seen and all(s == (True, False) for s in seen)  # captured in eval mode
+    assert m.training and not ember.onnx.is_in_onnx_export()  # mode given back
+    x = _randn(3, 4, seed=2)
+    np.testing.assert_allclose(prog(x)[0].numpy(), x.numpy() * 2, rtol=1e-6)
+    m.eval()
+    seen.clear()
+    ember.onnx.export(m, (_randn(3, 4),), training=ember.onnx.TrainingMode.PRESERVE)
+    assert all(s == (True, False) for s in seen)
+    assert list(ember.onnx.TrainingMode.__members__) == ["EVAL", "PRESERVE", "TRAINING"]
+    assert "ONNX_FALLTHROUGH" in ember.onnx.OperatorExportTypes.__members__
+
+
+def test_constant_folding_and_dynamic_output_names():
+    """Weights transposed at export time; output dims named after the input's dynamic dims."""
+    m = nn.Sequential(nn.Linear(4, 6), nn.Tanh())
+    x = _randn(2, 5, 4)
+    folded = ember.onnx.export(m, (x,), input_names=["x"], dynamic_axes={"x": [0, 1]})
+    plain = ember.onnx.export(m, (x,), do_constant_folding=False, input_names=["x"],
+                              dynamic_axes={"x": {0: "b", 1: "t"}})
+    assert "Transpose" not in [n.op_type for n in folded.model_proto.graph.node]
+    assert "Transpose" in [n.op_type for n in plain.model_proto.graph.node]
+    dims = [d.dim_param for d in plain.model_proto.graph.output[0].type.tensor_type.shape.dim]
+    assert dims[:2] == ["b", "t"]
+    dims = [d.dim_param for d in folded.model_proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[:2] == ["x_dynamic_axes_1", "x_dynamic_axes_2"]
+    for prog in (folded, plain):
+        y = _randn(3, 7, 4, seed=1)
+        np.testing.assert_allclose(prog(y)[0].numpy(), m(y).detach().numpy(), rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_matches_pytorchs_own_export():
+    """The digits CNN with the same weights: ember's export and PyTorch's, both in onnxruntime."""
+    torch = pytest.importorskip("torch")
+    from ember.cli.digits import build_model
+    ember.manual_seed(0)
+    em = build_model(ember).eval()
+    tm = build_model(torch).eval()
+    tm.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in
+                        em.state_dict().items()})
+    x = _randn(5, 1, 8, 8)
+    f_ember, f_torch = io.BytesIO(), io.BytesIO()
+    ember.onnx.export(em, (x,), f_ember, input_names=["x"])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tm, (torch.from_numpy(x.numpy()),), f_torch, input_names=["x"],
+                          dynamo=False, opset_version=17)
+    outs = []
+    for f in (f_ember, f_torch):
+        sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+        outs.append(sess.run(None, {"x": x.numpy()})[0])
+    np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-5 * np.abs(outs[1]).max())
+
+
+def test_missing_onnx_names_the_extra(monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError("no onnx")
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", fake)
+    import importlib
+    monkeypatch.setattr(importlib, "import_module", lambda n, *a: fake(n))
+    with pytest.raises(ImportError, match=r"ember\[onnx\]"):
+        ember.onnx.export(nn.Linear(2, 2), (_randn(1, 2),), io.BytesIO())
+
+
+def test_export_time_per_zoo_model():
+    """Export stays well under a second per zoo model (the issue's target)."""
+    import time
+    for name in ("resnet18ish", "gpt_mini", "seq2seq", "lstm_lm"):
+        make, args, dyn, _ = ZOO[name]
+        ember.manual_seed(0)
+        model = make().eval()
+        a = args()
+        names = [f"in{i}" for i in range(len(a))]
+        axes = None if dyn is None else {names[i]: ax for i, ax in dyn.items()}
+        t = time.perf_counter()
+        ember.onnx.export(model, a, io.BytesIO(), input_names=names, dynamic_axes=axes)
+        assert time.perf_counter() - t < 1.0, name

@@ -28,6 +28,9 @@ import enum
 import inspect
 import os
 
+from . import errors
+from .errors import OnnxExporterError
+
 __all__ = ["export", "is_in_onnx_export", "OperatorExportTypes", "TrainingMode",
            "register_custom_op_symbolic", "unregister_custom_op_symbolic", "ONNXProgram",
            "OnnxExporterError", "errors", "select_model_mode_for_export", "producer_name",
@@ -56,29 +59,6 @@ class TrainingMode(enum.IntEnum):
     PRESERVE = 1
     TRAINING = 2
 
-
-class OnnxExporterError(RuntimeError):
-    """Errors raised by the ONNX exporter (``torch.onnx.OnnxExporterError``)."""
-
-
-class _Errors:
-    """``ember.onnx.errors``: the exporter's exception types."""
-
-    OnnxExporterError = OnnxExporterError
-
-
-errors = _Errors()
-
-
-def _unsupported_class():
-    from ._builder import UnsupportedOperatorError
-    return UnsupportedOperatorError
-
-
-def __getattr__(name):
-    if name == "UnsupportedOperatorError":
-        return _unsupported_class()
-    raise AttributeError(f"module 'ember.onnx' has no attribute '{name}'")
 
 
 def is_in_onnx_export() -> bool:
@@ -261,10 +241,14 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
     if args and isinstance(args[-1], dict) and kwargs is None:  # torch's trailing kwargs dict
         kwargs, args = args[-1], args[:-1]
     kwargs = dict(kwargs or {})
+    for i, a in enumerate(args):
+        if not isinstance(a, _tensor.Tensor):
+            raise TypeError(f"onnx.export: args must be tensors, got {type(a).__name__} for "
+                            f"input {i}")
     opset = _DEFAULT_OPSET if opset_version is None else int(opset_version)
     if not _MIN_OPSET <= opset <= _MAX_OPSET:
-        raise ValueError(f"Unsupported ONNX opset version: {opset}. ember.onnx supports "
-                         f"opset versions {_MIN_OPSET} to {_MAX_OPSET}")
+        raise RuntimeError(f"Unsupported onnx_opset_version: {opset} (ember.onnx supports "
+                           f"opset versions {_MIN_OPSET} to {_MAX_OPSET})")
     if operator_export_type != OperatorExportTypes.ONNX:
         raise ValueError(f"operator_export_type {OperatorExportTypes(operator_export_type).name}"
                          f" is not supported: ember exports standard ONNX ops only")
@@ -305,7 +289,8 @@ def _input_names(model, n: int, given):
 def _export_proto(onnx, model, args, kwargs, input_names, output_names, opset, dynamic_axes,
                   dynamic_shapes, fold, export_params, keep_inits):
     from . import _capture, _ops
-    from ._builder import Builder, UnsupportedOperatorError
+    from ._builder import Builder
+    from .errors import UnsupportedOperatorError
     helper = onnx.helper
     in_names = _input_names(model, len(args), input_names)
     if dynamic_axes is None and dynamic_shapes is not None:
@@ -443,6 +428,9 @@ class _SymbolicContext:
         for k, v in attrs.items():
             for s in sorted(self._SUFFIX, key=len, reverse=True):
                 if k.endswith(s):
+                    if s == "_t":  # a tensor attribute
+                        arr = v.numpy() if hasattr(v, "numpy") else np.asarray(v)
+                        v = _import("onnx").numpy_helper.from_array(np.array(arr, order="C"))
                     k = k[:-len(s)]
                     break
             clean[k] = v

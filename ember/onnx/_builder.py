@@ -4,12 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._capture import Sym, Value
+from .errors import UnsupportedOperatorError
 
 __all__ = ["Builder", "UnsupportedOperatorError"]
-
-
-class UnsupportedOperatorError(RuntimeError):
-    """An op (or a form of it) the exporter cannot express at the requested opset."""
 
 
 class Builder:

@@ -43,8 +43,8 @@ def by_name(*names):
 
 def _unsupported(b, node, what: str):
     raise UnsupportedOperatorError(
-        f"Exporting the operator '{node.name}' ({what}) to ONNX opset version {b.opset} is "
-        f"not supported")
+        f"Exporting the operator 'aten::{node.name if node else '?'}' ({what}) to ONNX opset "
+        f"version {b.opset} is not supported")
 
 
 def _x(b, node, i=0) -> str:
