@@ -90,12 +90,12 @@ class _NormBase(Module):
 class _BatchNorm(_NormBase):
     """Batch norm over dim 1: batch statistics in training, running statistics in eval."""
 
-    def forward(self, input):
-        self._check_input_dim(input)
+    def _update_factor(self) -> float:
+        """Count one more training batch; the running stats' update factor (the momentum,
+        or 1/batches for a cumulative moving average when it is None)."""
         momentum = self.momentum
         factor = 0.0 if momentum is None else momentum
-        training = self.training
-        if training and self.track_running_stats:
+        if self.training and self.track_running_stats:
             count = self.num_batches_tracked
             if count is not None:
                 # ``count.add_(1)`` without the in-place machinery (an int counter has no graph)
@@ -103,6 +103,12 @@ class _BatchNorm(_NormBase):
                 _version_counter(count)[0] += 1
                 if momentum is None:  # cumulative moving average
                     factor = 1.0 / float(count._data)
+        return factor
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        factor = self._update_factor()
+        training = self.training
         # batch statistics in training, and in eval when no running stats are kept
         use_batch = training or (self.running_mean is None and self.running_var is None)
         track = not training or self.track_running_stats
@@ -253,12 +259,7 @@ class SyncBatchNorm(_BatchNorm):
         group = self._sync_group() if self.training else None
         if group is None:
             return super().forward(input)
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked._data += 1
-            _version_counter(self.num_batches_tracked)[0] += 1
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked._data)
+        factor = self._update_factor()
         track = self.track_running_stats
         return _sync_batch_norm(input, self.weight, self.bias,
                                 self.running_mean if track else None,
