@@ -263,12 +263,14 @@ class Function(FunctionCtx):
                 ctx._record = True
                 ctx.next_functions = tuple(nf)
                 ctx.needs_input_grad = tuple(needs)
-            out = cls.forward(ctx, *raw, **kwargs)
+            res = out = cls.forward(ctx, *raw, **kwargs)
+            if type(out) not in _ARRAY_TYPES and hasattr(out, "shape"):  # a NumPy scalar
+                out = _backend.asarray(out)
             if type(out) in _ARRAY_TYPES:  # the hot path: one array out
                 if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
                     t = _make(out, True, ctx)
                     if ctx._to_save is not None:
-                        ctx._saved = _resolve_saved(ctx._to_save, raw, args, (out,), (t,))
+                        ctx._saved = _resolve_saved(ctx._to_save, raw, args, (res,), (t,))
                         ctx._to_save = None
                     if state.anomaly:
                         ctx._trace = "".join(traceback.format_stack()[:-1])
@@ -380,10 +382,8 @@ def _link_inputs(ctx, args, record: bool) -> None:
 
 
 def _in(x, seq) -> bool:
-    for s in seq:
-        if s is x:
-            return True
-    return False
+    """Whether ``x`` itself (not an equal tensor) is in ``seq``."""
+    return any(s is x for s in seq)
 
 
 def _resolve_saved(items, raw, args, outs, results):

@@ -23,7 +23,7 @@ from .._backend import xp_of
 from .._dtype import as_dtype, from_np, promote_types
 from ._util import wrap_dim, float_dtype, is_float, scalar_name, holomorphic
 from ..autograd.inplace import copy_into_out, make_inplace
-from .movement import _inverse_perm
+from .movement import Expand, _inverse_perm
 
 __all__ = ["sum", "nansum", "mean", "nanmean", "prod", "var", "std", "var_mean", "std_mean",
            "max", "min", "amax", "amin", "argmax", "argmin", "aminmax", "logsumexp", "norm",
@@ -85,6 +85,13 @@ def _restore_dims(g: Tensor, shape, dims, keepdim: bool) -> Tensor:
     if keepdim or not dims:
         return g
     return g.reshape(_keep_shape(shape, dims))
+
+
+def _expand_back(g: Tensor, shape: tuple, dims, keepdim: bool) -> Tensor:
+    """``g`` broadcast back to the reduced input's ``shape`` (PyTorch's ``sum_backward``)."""
+    if g._data.ndim:  # (a 0-d ``g``, a full reduction, expands as it is: no reshape node)
+        g = _restore_dims(g, shape, dims, keepdim)
+    return Expand.apply(g, shape)  # ``shape`` is valid: no need for ``expand``'s checks
 
 
 def _count(shape, dims) -> int:
@@ -291,14 +298,15 @@ class Sum(Function):
     def forward(ctx, a, dims, keepdim, dt):
         ctx.meta = (a.shape, dims, keepdim, a.dtype)
         dt = _acc_dtype(a, dt, ctx.xp)
-        if dt.name == "bfloat16":  # ml_dtypes adds in bfloat16 (1024 ones sum to 256)
+        if dt.kind == "V" and dt.name == "bfloat16":  # ml_dtypes adds in bfloat16 (1024 ones
+            # sum to 256); ``kind`` first: a NumPy dtype's ``name`` is slow
             return ctx.xp.sum(a, axis=dims, keepdims=keepdim, dtype="float32").astype(dt)
         return ctx.xp.sum(a, axis=dims, keepdims=keepdim, dtype=dt)
 
     @staticmethod
     def backward(ctx, g):
         shape, dims, keepdim, in_dt = ctx.meta
-        g = _cast_grad(_restore_dims(g, shape, dims, keepdim).expand(shape), in_dt)
+        g = _cast_grad(_expand_back(g, shape, dims, keepdim), in_dt)
         return g, None, None, None
 
 
@@ -360,7 +368,7 @@ class Mean(Function):
             out_shape = _keep_shape(a.shape, dims) if keepdim else tuple(
                 s for i, s in enumerate(a.shape) if i not in dims)
             return ctx.xp.full(out_shape, float("nan"), dt)
-        if dt.name == "bfloat16":  # accumulate in float32, as PyTorch (ml_dtypes would not)
+        if dt.kind == "V" and dt.name == "bfloat16":  # accumulate in float32, as PyTorch
             return ctx.xp.mean(a, axis=dims, keepdims=keepdim, dtype="float32").astype(dt)
         return ctx.xp.mean(a, axis=dims, keepdims=keepdim, dtype=dt)
 
@@ -369,8 +377,7 @@ class Mean(Function):
         shape, dims, keepdim, n, in_dt = ctx.meta
         if n == 0:
             return _const(xp_of(g._data).zeros(shape, in_dt)), None, None, None
-        g = _restore_dims(g / n, shape, dims, keepdim).expand(shape)
-        return _cast_grad(g, in_dt), None, None, None
+        return _cast_grad(_expand_back(g / n, shape, dims, keepdim), in_dt), None, None, None
 
 
 class MeanAll(Mean):
