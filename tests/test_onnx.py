@@ -610,3 +610,61 @@ def test_export_time_per_zoo_model():
         t = time.perf_counter()
         ember.onnx.export(model, a, io.BytesIO(), input_names=names, dynamic_axes=axes)
         assert time.perf_counter() - t < 1.0, name
+
+
+# ---- ember export CHECKPOINT OUT.onnx ----------------------------------------------------------
+
+def _cli(argv):
+    import contextlib
+    from ember.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory):
+    d = tmp_path_factory.mktemp("digits")
+    rc, _, err = _cli(["train", "digits", "--epochs", "1", "--limit", "64", "--no-progress",
+                       "--out", str(d)])
+    assert rc == 0, err
+    return d / "best.pt"
+
+
+def test_cli_export(digits_checkpoint, tmp_path):
+    out = tmp_path / "digits.onnx"
+    rc, stdout, err = _cli(["export", str(digits_checkpoint), str(out)])
+    assert rc == 0, err
+    assert "input 'input' (batch, 1, 8, 8)" in stdout and "359 test digits" in stdout
+    proto = onnx.load(str(out))
+    onnx.checker.check_model(proto, full_check=True)
+    # the file holds the checkpoint's weights: onnxruntime gives ember's logits at any batch
+    ckpt = ember.load(str(digits_checkpoint))
+    from ember.cli.digits import build_model
+    model = build_model(ember)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for n in (1, 7):
+        x = _randn(n, 1, 8, 8, seed=n)
+        got, = sess.run(["logits"], {"input": x.numpy()})
+        np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+    rc, stdout, _ = _cli(["export", str(digits_checkpoint), str(tmp_path / "s.onnx"),
+                          "--static-batch", "3", "--opset", "13", "--no-check"])
+    assert rc == 0 and "(3, 1, 8, 8)" in stdout and "onnxruntime" not in stdout
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["{tmp}/missing.pt", "{tmp}/a.onnx"], "no such checkpoint file"),
+    (["{ckpt}", "{tmp}/nodir/a.onnx"], "no such directory"),
+    (["{ckpt}", "{tmp}/a.onnx", "--opset", "9"], "--opset must be between 13 and 21"),
+    (["{ckpt}", "{tmp}/a.onnx", "--static-batch", "0"], "--static-batch must be at least 1"),
+    (["{notckpt}", "{tmp}/a.onnx"], "is not a checkpoint written by"),
+])
+def test_cli_export_bad_input(digits_checkpoint, tmp_path, argv, msg):
+    notckpt = tmp_path / "other.pt"
+    ember.save({"weights": ember.zeros(2)}, str(notckpt))
+    argv = [a.format(tmp=tmp_path, ckpt=digits_checkpoint, notckpt=notckpt) for a in argv]
+    rc, _, err = _cli(["export"] + argv)
+    assert rc != 0 and msg in err and "Traceback" not in err
