@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -208,10 +209,11 @@ def test_launcher_help_and_bad_nproc():
     assert out.returncode != 0 and "at least 1" in out.stderr
 
 
-# ---- faults: a rank that raises or is killed ends the job instead of hanging it ------------
+# ---- faults: a rank that raises, is killed or hangs ends the job instead of hanging it ------
 FAULTS = {
     "raises": "raise ValueError('rank 1 fails on purpose')",
     "killed": "os.kill(os.getpid(), signal.SIGKILL)",
+    "hangs": "time.sleep(300)",  # never reaches the collective: the pg timeout (3 s) ends it
 }
 
 
@@ -223,18 +225,24 @@ def test_failed_rank_ends_the_job(tmp_path, how, launch):
         pytest.skip(why)
     script = tmp_path / "fault.py"
     script.write_text(
-        "import os, signal\nimport ember, ember.distributed as dist\n"
-        "dist.init_process_group('mpi')\n"
+        "import os, signal, time\nfrom datetime import timedelta\n"
+        "import ember, ember.distributed as dist\n"
+        "dist.init_process_group('mpi', timeout=timedelta(seconds=3))\n"
         f"if dist.get_rank() == 1:\n    {FAULTS[how]}\n"
         "t = ember.ones(3)\ndist.all_reduce(t)\nprint('rank 0 was not stopped')\n")
     cmd = ([sys.executable, "-m", "ember.distributed.run", "--nproc-per-node", "2"]
            if launch == "embrun" else ["mpiexec", "-n", "2", sys.executable])
+    start = time.monotonic()
     proc = subprocess.run(cmd + [str(script)], capture_output=True, text=True, timeout=120,
                           env=ENV)
     assert proc.returncode != 0
     assert "rank 0 was not stopped" not in proc.stdout
     if how == "raises":
         assert "rank 1 fails on purpose" in proc.stderr
+    if how == "hangs":
+        assert "[Rank 0] Watchdog caught collective operation timeout" in proc.stderr
+        assert "on 2 ranks ran for 3000 milliseconds" in proc.stderr
+        assert time.monotonic() - start < 60  # 3 s timeout + start-up on a loaded machine
 
 
 def test_launcher_module_args_and_exit_code(tmp_path):

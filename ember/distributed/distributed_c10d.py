@@ -77,11 +77,84 @@ class ReduceOp:
     BXOR = RedOpType.BXOR
 
 
+class _Watchdog:
+    """NOTE [ Collective timeout ]: every blocking MPI call of a process group (and every
+    ``Work.wait()``) is armed with the group's ``timeout``; a daemon thread, started with the
+    first group, checks once a second and, when a call has run past its deadline (a rank
+    hangs or never reaches the collective), prints which call timed out and aborts the whole
+    MPI job, as PyTorch's NCCL watchdog does, so no rank waits forever. A rank that raises or
+    is killed ends the job sooner: the launcher and the excepthook abort it at once."""
+
+    def __init__(self) -> None:
+        self.slot = None   # (deadline, what, seconds) of the blocking call in progress
+        self.thread = None
+
+    def arm(self, what: str, seconds: float) -> None:
+        self.slot = (time.monotonic() + seconds, what, seconds)
+        if self.thread is None:
+            import threading
+            self.thread = threading.Thread(target=self._run, name="ember-dist-watchdog",
+                                           daemon=True)
+            self.thread.start()
+
+    def disarm(self) -> None:
+        self.slot = None
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.5)
+            slot = self.slot
+            if slot is None or time.monotonic() < slot[0]:
+                continue
+            MPI = _mpi()
+            if not MPI.Is_initialized() or MPI.Is_finalized():
+                return
+            rank = MPI.COMM_WORLD.Get_rank()
+            sys.stderr.write(f"[Rank {rank}] Watchdog caught collective operation timeout: "
+                             f"{slot[1]} ran for {slot[2] * 1000:.0f} milliseconds before "
+                             f"timing out (the process group's timeout). Another rank hangs "
+                             f"or never reached this call; aborting the job.\n")
+            sys.stderr.flush()
+            MPI.COMM_WORLD.Abort(1)
+            return
+
+
+_WATCHDOG = _Watchdog()
+# the communicator calls that block until the other ranks take part
+_BLOCKING = frozenset(("Allgather", "Allreduce", "Alltoallv", "Barrier", "Bcast", "Gather",
+                       "Reduce", "Scatter", "Recv", "Send", "allgather", "bcast",
+                       "Create_group"))
+
+
+class _TimedComm:
+    """An MPI communicator whose blocking calls are armed with a timeout (NOTE [ Collective
+    timeout ]); every other attribute is the communicator's own."""
+
+    def __init__(self, comm, seconds: float) -> None:
+        self._comm = comm
+        self._seconds = seconds
+
+    def __getattr__(self, name):
+        attr = getattr(self._comm, name)
+        if name not in _BLOCKING:
+            return attr
+        seconds = self._seconds
+
+        def timed(*args, **kwargs):
+            _WATCHDOG.arm(f"{name} on {self._comm.Get_size()} ranks", seconds)
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                _WATCHDOG.disarm()
+
+        return timed
+
+
 class ProcessGroup:
     """A set of ranks with its own MPI communicator; ``ranks`` are global (WORLD) ranks."""
 
     def __init__(self, comm, ranks, backend: str, timeout) -> None:
-        self.comm = comm
+        self.comm = _TimedComm(comm, timeout.total_seconds())
         self.ranks = list(ranks)
         self.backend = backend
         self.timeout = timeout
@@ -127,7 +200,12 @@ class Work:
         if not self._done:
             if timeout is None:
                 if self._requests:
-                    _mpi().Request.Waitall(self._requests)
+                    pg = _State.default
+                    _WATCHDOG.arm("Work.wait", pg.timeout.total_seconds() if pg else 1800.0)
+                    try:
+                        _mpi().Request.Waitall(self._requests)
+                    finally:
+                        _WATCHDOG.disarm()
             else:
                 seconds = (timeout.total_seconds() if isinstance(timeout, timedelta)
                            else float(timeout))
