@@ -668,3 +668,17 @@ def test_cli_export_bad_input(digits_checkpoint, tmp_path, argv, msg):
     argv = [a.format(tmp=tmp_path, ckpt=digits_checkpoint, notckpt=notckpt) for a in argv]
     rc, _, err = _cli(["export"] + argv)
     assert rc != 0 and msg in err and "Traceback" not in err
+
+
+def test_bench_workloads_agree_with_torch():
+    """bench/wl_onnx.py: onnxruntime on ember's export and ember eager give torch's logits."""
+    torch = pytest.importorskip("torch")
+    from bench import wl_onnx
+    for name in ("onnx_infer_b1", "onnx_ort_b64"):
+        fn = getattr(wl_onnx, name)
+        want = fn(torch)[0]().detach().numpy()
+        got = np.asarray(fn(ember)[0]() if name.startswith("onnx_ort") else
+                         fn(ember)[0]().numpy())
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+    step, convert = wl_onnx.onnx_export(ember)
+    assert step() is None and convert(1.0) == 1e3
