@@ -116,7 +116,8 @@ def test_train_writes_checkpoints_curves_and_reports(quick_run):
     assert ckpt["epoch"] == 2 and ckpt["step"] == 2 * 4  # 256 images / batch 64
     assert ckpt["task"] == "digits"
     assert ckpt["config"] == {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 0,
-                              "limit": 256}
+                              "limit": 256, "accumulate": 1, "clip": None, "amp": None,
+                              "patience": None}
     assert len(ckpt["history"]["test_acc"]) == 2
     assert ckpt["history"]["test_acc"][-1] == pytest.approx(float(m.group(1)) / 100, abs=5e-5)
     assert int(m.group(2)) == round(ckpt["history"]["test_acc"][-1] * N_TEST)
