@@ -110,6 +110,16 @@ half, float, double = float16, float32, float64
 short, int, long = int16, int32, int64
 cfloat, cdouble = complex64, complex128
 
+# Quantized dtypes (issue 19): the element type of a quantized tensor's integer storage (its
+# int_repr); the scale and zero point live on the tensor (ember/ops/quantized.py).  They are
+# not in ALL or _FROM_NP: an int8 NumPy array is an int8 tensor, never a qint8 one.
+qint8 = dtype("qint8", np.dtype(np.int8), _INT, 1, 1, True, "QInt8", "c10::qint8")
+quint8 = dtype("quint8", np.dtype(np.uint8), _INT, 1, 1, False, "QUInt8", "c10::quint8")
+qint32 = dtype("qint32", np.dtype(np.int32), _INT, 3, 4, True, "QInt32", "c10::qint32")
+quint4x2 = dtype("quint4x2", np.dtype(np.uint8), _INT, 1, 1, False, "QUInt4x2",
+                 "c10::quint4x2")
+QUANTIZED = (qint8, quint8, qint32, quint4x2)
+
 _TO_REAL = {complex64: float32, complex128: float64}
 # float16 and bfloat16 have no complex twin here (complex32 is not provided): complex64
 _TO_COMPLEX = {float16: complex64, bfloat16: complex64, float32: complex64,
@@ -121,7 +131,7 @@ _FROM_NP = {d._np: d for d in ALL if d._np is not None}
 # NumPy dtypes of floating and complex tensors (the ones that can require grad); bfloat16 is
 # added on first use
 FLOAT_NP = {float16._np, float32._np, float64._np, complex64._np, complex128._np}
-_BY_NAME = {d.name: d for d in ALL}
+_BY_NAME = {d.name: d for d in ALL + QUANTIZED}
 
 
 def _by_name(name: str) -> dtype:
