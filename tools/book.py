@@ -7,7 +7,8 @@ directory set to ``docs/figures/``, where a block saves the figures the page sho
 (``plt.savefig("activations.png")``, shown as ``![...](../figures/activations.png)`` from
 a page in ``docs/questions/``).  A fenced ``output`` block right after a python block is
 what that block must print: compared line by line after stripping trailing spaces; a line
-``...`` matches any run of lines (for timings and random values a page cannot fix).
+``...`` matches any run of lines, and ``...`` inside a line any text on that line (for
+timings and values a page cannot fix).
 ``python skip`` marks a block that is shown but not run (a shell session, say); use it
 only where running is impossible, and say why on the page.
 
@@ -61,7 +62,8 @@ def _matches(expected: str, got: str) -> bool:
     """Line-by-line comparison where an ``...`` line stands for any lines."""
     want = [ln.rstrip() for ln in expected.strip("\n").splitlines()]
     have = [ln.rstrip() for ln in got.strip("\n").splitlines()]
-    pattern = "\n".join(".*?" if ln == "..." else re.escape(ln) for ln in want)
+    pattern = "\n".join(".*?" if ln == "..." else re.escape(ln).replace(r"\.\.\.", "[^\n]*?")
+                         for ln in want)
     return re.fullmatch(pattern, "\n".join(have), re.S) is not None
 
 
