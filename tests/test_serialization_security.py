@@ -579,3 +579,86 @@ def test_colliding_keys_through_every_container_builder(tmp_path, builder):
     ok = write_ckpt(tmp_path / "ok.pt", b"\x80\x04\x8f(" + b"".join(map(i, range(100))) +
                     b"\x90.")
     assert ember.load(ok) == set(range(100))
+
+
+# ---- ember.jit.load: hostile archives (a traced module's graph is data, never code) -----------
+JIT_MARKER = {"ember_jit": b"ember.jit 1\n"}
+
+
+def _jit_data(graph=None, values=None, tree=None):
+    """A well-formed ember.jit data.pkl body of plain data, with parts to make hostile."""
+    return {"format": "ember.jit", "version": 1, "kind": "traced",
+            "module": tree or {"name": "M", "training": False, "parameters": {},
+                               "buffers": {}, "non_persistent": [], "children": {}},
+            "graph": graph or [["placeholder", "x"],
+                               ["call", "relu", "ember.ops.elementwise:Relu",
+                                ["tuple", [["node", "x"]]], ["dict", []], True],
+                               ["output", ["node", "relu"]]],
+            "constants": {}, "values": values or {}, "in_spec": ["tuple", [None]]}
+
+
+def jit_refuse(tmp_path, pkl, match, records=JIT_MARKER):
+    path = write_ckpt(tmp_path / "evil_jit.pt", pkl, records)
+    with pytest.raises(LOAD_ERRORS, match=match):
+        with pytest.warns(DeprecationWarning):
+            ember.jit.load(str(path))
+
+
+def test_jit_control_archive_loads_and_runs(tmp_path):
+    """Control: the plain-data archive the hostile ones are made from is accepted."""
+    path = write_ckpt(tmp_path / "ok.pt", pickle.dumps(_jit_data(), protocol=2), JIT_MARKER)
+    with pytest.warns(DeprecationWarning):
+        m = ember.jit.load(str(path))
+    assert m(ember.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+def test_jit_load_of_a_file_that_is_not_an_archive(tmp_path, sentinel):
+    path = tmp_path / "x.pt"
+    path.write_bytes(pickle.dumps(_System(sentinel), protocol=2))  # a bare pickle payload
+    with pytest.raises(RuntimeError, match="not an ember.jit archive"):
+        ember.jit.load(str(path))
+
+
+def test_jit_load_pickle_global_outside_the_allow_list(tmp_path, sentinel):
+    data = _jit_data()
+    data["module"]["name"] = _System(sentinel)
+    jit_refuse(tmp_path, pickle.dumps(data, protocol=2),
+               r"GLOBAL (posix|os)\.system whose module (posix|os) is blocked")
+
+
+def test_jit_load_checkpoint_without_the_marker_is_not_unpickled(tmp_path, sentinel):
+    pkl = pickle.dumps({"w": _System(sentinel)}, protocol=2)
+    jit_refuse(tmp_path, pkl, "not an ember.jit archive", records={})
+
+
+@pytest.mark.parametrize("graph,match", [
+    # an op named by a module outside ember's Function classes
+    ([["placeholder", "x"], ["call", "s", "os:system", ["tuple", [["node", "x"]]],
+                             ["dict", []], True], ["output", ["node", "s"]]],
+     "an op ember does not have"),
+    # a helper object of a class outside ember.ops, and a dunder field
+    ([["placeholder", "x"], ["call", "r", "ember.ops.elementwise:Relu",
+                             ["tuple", [["object", "subprocess:Popen", ["dict", []]]]],
+                             ["dict", []], True], ["output", ["node", "r"]]],
+     "unknown op helper"),
+    ([["placeholder", "x"], ["call", "r", "ember.ops.elementwise:Relu",
+                             ["tuple", [["namedtuple", "os:terminal_size", ["list", []]]]],
+                             ["dict", []], True], ["output", ["node", "r"]]],
+     "unknown namedtuple"),
+    # a node name that would be code if anything generated source from it
+    ([["placeholder", "x; import os"], ["output", ["node", "x; import os"]]],
+     "is not a valid name"),
+    # get_attr reaching past the archive's own tensors
+    ([["get_attr", "a", "__class__.__init__"], ["output", ["node", "a"]]], "get_attr"),
+    ([["placeholder", "x"]], "no output"),
+])
+def test_jit_load_malformed_graphs_are_refused(tmp_path, sentinel, graph, match):
+    jit_refuse(tmp_path, pickle.dumps(_jit_data(graph=graph), protocol=2), match)
+
+
+def test_jit_load_refuses_torchscript_archives(tmp_path):
+    path = tmp_path / "ts.pt"
+    torch.jit.save(torch.jit.trace(torch.nn.Linear(2, 2), torch.ones(1, 2)), str(path))
+    with pytest.raises(RuntimeError, match="TorchScript archive written by PyTorch"):
+        with pytest.warns(DeprecationWarning):
+            ember.jit.load(str(path))
