@@ -391,8 +391,8 @@ def _resolve_saved(items, raw, args, outs, results):
     saved = []
     for item in items:
         entry = None
-        if item is None:
-            entry = (_CONST, None)
+        if not hasattr(item, "shape"):  # None or a Python scalar
+            entry = (_CONST, item)
         else:
             for j, r in enumerate(raw):
                 if r is item and isinstance(args[j], Tensor):

@@ -147,7 +147,7 @@ def _unary_function(cls, doc: str, checked: bool = False):
             return _out(cls.apply(need_tensor(input, name, wrap_arrays=True)), out)
     else:
         def fn(input, *, out=None) -> Tensor:
-            return _out(cls.apply(input), out)
+            return cls.apply(input) if out is None else _out(cls.apply(input), out)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc
     return fn
