@@ -448,7 +448,7 @@ class Diagnosis:
         ax_loss.plot(steps[ok], loss[ok], lw=0.6, alpha=0.5, label="loss per step")
         if ok.all() and len(loss) > 1:
             ax_loss.plot(steps, smooth(loss), lw=1.5, label="moving average")
-        if (loss[ok] > 0).all():
+        if (loss[ok] > 0).all() and loss[ok].max() > 10 * loss[ok].min():
             ax_loss.set_yscale("log")
         ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
         for layer_tag in _layers(run, "grad_norm/"):
@@ -465,6 +465,9 @@ class Diagnosis:
             ax_dead.plot(run[tag][0], 100 * run[tag][1], "o-", label=tag[len("dead_relu/"):])
         ax_dead.set(xlabel="epoch", ylabel="dead units (%)", title="dead ReLU units",
                     ylim=(-5, 105))
+        if not _layers(run, "dead_relu/"):
+            ax_dead.text(0.5, 0.5, "no nn.ReLU layers logged", ha="center",
+                         transform=ax_dead.transAxes, color="gray")
         colors = {"diverging loss": "red", "plateau": "orange",
                   "noisy loss (small batch)": "purple", "exploding gradients": "red",
                   "vanishing gradients": "blue", "overfitting": "red", "dead ReLUs": "black"}

@@ -1,0 +1,249 @@
+"""Training tools (issue 22): `ember diagnose`, `ember lr-find`, `ember tune`.
+
+Diagnosis is tested on small runs made to fail on purpose, one way each, logged with
+`TrainingLog` exactly as a user's loop would; each must be named, and a healthy run must not be.
+"""
+import contextlib
+import io
+import os
+
+import numpy as np
+import pytest
+
+import ember
+import ember.nn as nn
+from ember.__main__ import main
+from ember.utils.diagnose import TrainingLog, diagnose, read_run, smooth
+
+
+def _run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+# --- runs made to fail on purpose --------------------------------------------------------------
+
+def _blobs(n, seed, d=20, k=4):
+    """Four overlapping Gaussian classes in 20 dimensions (a loss that cannot reach 0)."""
+    centers = np.random.default_rng(123).normal(0, 0.4, (k, d))
+    r = np.random.default_rng(seed)
+    y = r.integers(0, k, n)
+    return (ember.tensor(centers[y] + r.normal(0, 1, (n, d)), dtype=ember.float32),
+            ember.tensor(y))
+
+
+def _mlp(depth=2, width=64, act=nn.ReLU, bias=None):
+    layers, i = [], 20
+    for _ in range(depth):
+        lin = nn.Linear(i, width)
+        if bias is not None:
+            nn.init.constant_(lin.bias, bias)
+        layers += [lin, act()]
+        i = width
+    return nn.Sequential(*layers, nn.Linear(i, 4))
+
+
+def _train(run_dir, model, lr, epochs, batch_size, n_train=512, opt="adam", lr_growth=1.0,
+           backend="csv"):
+    """Train ``model`` on the blobs, logging every step and epoch; the run's Diagnosis."""
+    ember.manual_seed(0)
+    x, y = _blobs(n_train, 1)
+    xv, yv = _blobs(256, 2)
+    make = ember.optim.Adam if opt == "adam" else ember.optim.SGD
+    optimizer = make(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    g = ember.Generator().manual_seed(0)
+    step = 0
+    with TrainingLog(str(run_dir), backend, hparams={"batch_size": batch_size}) as log:
+        log.watch(model)
+        for epoch in range(1, epochs + 1):
+            perm, total = ember.randperm(n_train, generator=g), 0.0
+            for i in range(0, n_train, batch_size):
+                idx = perm[i:i + batch_size]
+                loss = loss_fn(model(x[idx]), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                step += 1
+                log.log_step(step, loss.item(), optimizer.param_groups[0]["lr"], model=model)
+                optimizer.step()
+                for group in optimizer.param_groups:  # an exponential warm-up, if asked
+                    group["lr"] *= lr_growth
+                total += loss.item() * len(idx)
+            with ember.no_grad():
+                model.eval()
+                val = loss_fn(model(xv), yv).item()
+                model.train()
+            log.log_epoch(epoch, train_loss=total / n_train, val_loss=val)
+    return diagnose(str(run_dir))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Each failure mode once (shared by the tests below): {name: Diagnosis}."""
+    tmp = tmp_path_factory.mktemp("runs")
+    ember.manual_seed(0)
+    specs = {
+        "healthy": dict(model=_mlp(), lr=3e-3, epochs=8, batch_size=64),
+        # SGD whose rate grows 15% a step: it learns, then diverges past lr ~ 1
+        "rising_lr": dict(model=_mlp(), lr=1e-3, epochs=8, batch_size=64, opt="sgd",
+                          lr_growth=1.15),
+        "nan": dict(model=_mlp(), lr=50.0, epochs=2, batch_size=64, opt="sgd"),
+        "deep_sigmoid": dict(model=_mlp(10, 32, nn.Sigmoid), lr=0.1, epochs=4, batch_size=64,
+                             opt="sgd"),
+        "tiny_train_set": dict(model=_mlp(2, 128), lr=1e-2, epochs=30, batch_size=16,
+                               n_train=16),
+        "dead_relu": dict(model=_mlp(bias=-10.0), lr=1e-3, epochs=3, batch_size=64),
+        "batch_of_1": dict(model=_mlp(), lr=0.05, epochs=1, batch_size=1, opt="sgd"),
+        "lr_too_low": dict(model=_mlp(), lr=1e-7, epochs=4, batch_size=64),
+    }
+    out = {}
+    for name, spec in specs.items():
+        ember.manual_seed(0)
+        with np.errstate(all="ignore"):
+            out[name] = _train(tmp / name, **spec)
+    return out
+
+
+def test_healthy_run_has_no_findings(runs):
+    d = runs["healthy"]
+    assert d.findings == []
+    assert "no problem found" in str(d)
+
+
+def test_rising_learning_rate_is_named_diverging_with_its_onset_lr(runs):
+    d = runs["rising_lr"]
+    (f,) = [f for f in d.findings if f.kind == "diverging loss"]
+    curves = d.run
+    steps, loss = curves["train/loss"]
+    lr = curves["train/lr"][1]
+    onset = f.evidence["onset_step"]
+    # the onset is the lowest loss before the rise, and its rate is the one logged there
+    assert f.evidence["onset_lr"] == lr[list(steps).index(onset)]
+    assert loss[list(steps).index(onset)] == loss[: list(steps).index(onset) + 1].min()
+    assert loss[list(steps).index(onset):].mean() > loss[list(steps).index(onset)] * 1.2
+    assert 0.1 < f.evidence["onset_lr"] < 3  # where SGD on these blobs turns unstable
+    assert f"lr {f.evidence['onset_lr']:.3g}" in str(d)
+    assert "noisy loss (small batch)" not in d.kinds  # the swings are the divergence
+
+
+def test_nan_loss_is_diverging_and_exploding(runs):
+    d = runs["nan"]
+    assert {"diverging loss", "exploding gradients"} <= d.kinds
+    f = next(f for f in d.findings if f.kind == "diverging loss")
+    assert not np.isfinite(d.run["train/loss"][1][f.evidence["nonfinite_step"] - 1])
+    assert "lr 50" in f.message
+
+
+def test_deep_sigmoid_net_has_vanishing_gradients_in_its_first_layers(runs):
+    d = runs["deep_sigmoid"]
+    (f,) = [f for f in d.findings if f.kind == "vanishing gradients"]
+    layers = f.layer.split(", ")
+    assert layers[0] == "0" and "20" not in layers  # the first layer starves, not the last
+    assert f.evidence["0"] < 1e-3 * f.evidence["largest"]
+    assert "exploding gradients" not in d.kinds
+
+
+def test_tiny_training_set_is_named_overfitting(runs):
+    d = runs["tiny_train_set"]
+    (f,) = [f for f in d.findings if f.kind == "overfitting"]
+    val = d.run["epoch/val_loss"][1]
+    assert f.evidence["best_val"] == val.min() and f.evidence["final_val"] == val[-1]
+    assert f.evidence["gap_slope"] > 0
+    assert "overfitting" not in runs["healthy"].kinds
+
+
+def test_dead_relus_are_named_by_layer(runs):
+    d = runs["dead_relu"]
+    dead = [f for f in d.findings if f.kind == "dead ReLUs"]
+    assert sorted(f.layer for f in dead) == ["1", "3"]
+    assert all(f.evidence["fraction"] == 1.0 for f in dead)
+
+
+def test_batch_of_one_is_named_noisy(runs):
+    d = runs["batch_of_1"]
+    (f,) = [f for f in d.findings if f.kind == "noisy loss (small batch)"]
+    assert f.evidence["batch_size"] == 1 and "batch size 1" in f.message
+    assert f.evidence["relative_std"] > 0.2
+
+
+def test_too_low_learning_rate_is_a_plateau(runs):
+    d = runs["lr_too_low"]
+    assert "plateau" in d.kinds
+    assert "plateau" not in runs["healthy"].kinds
+
+
+def test_tensorboard_log_gives_the_same_diagnosis(tmp_path):
+    ember.manual_seed(0)
+    a = _train(tmp_path / "csv", _mlp(10, 32, nn.Sigmoid), 0.1, 2, 64, opt="sgd")
+    ember.manual_seed(0)
+    b = _train(tmp_path / "tb", _mlp(10, 32, nn.Sigmoid), 0.1, 2, 64, opt="sgd",
+               backend="tensorboard")
+    assert a.kinds == b.kinds == {"vanishing gradients"}
+    assert [f.layer for f in a.findings] == [f.layer for f in b.findings]
+
+
+def test_diagnosis_png_is_drawn(runs, tmp_path):
+    path = runs["deep_sigmoid"].plot(str(tmp_path / "d.png"))
+    png = open(path, "rb").read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
+
+
+def test_smooth_is_a_trailing_moving_average():
+    v = np.arange(10.0) ** 2
+    want = [v[max(0, i - 2):i + 1].mean() for i in range(10)]
+    np.testing.assert_allclose(smooth(v, 3), want)
+
+
+# --- ember diagnose --------------------------------------------------------------------------
+
+def test_cli_diagnose_prints_findings_and_draws_the_png(runs):
+    run_dir = runs["dead_relu"].run_dir
+    rc, stdout, stderr = _run(["diagnose", run_dir])
+    assert rc == 0, stderr
+    assert "- dead ReLUs: layer 1: 100% of its units output 0" in stdout
+    assert os.path.getsize(os.path.join(run_dir, "diagnosis.png")) > 20000
+
+
+def test_cli_diagnose_a_digits_run(tmp_path):
+    rc, _, stderr = _run(["train", "digits", "--epochs", "2", "--limit", "128", "--no-progress",
+                          "--log", "csv", "--out", str(tmp_path)])
+    assert rc == 0, stderr
+    rc, stdout, stderr = _run(["diagnose", str(tmp_path), "--no-plot"])
+    assert rc == 0 and stdout.startswith(f"{tmp_path}: 4 logged steps, 2 epochs")
+    assert not (tmp_path / "diagnosis.png").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "is not a directory; expected a run directory holding a scalars.csv or "
+                     "TensorBoard event files"),
+    (lambda p: p.mkdir(), "no logged run in {p}: expected a scalars.csv or TensorBoard event "
+                          "files (events.out.tfevents.*) with a 'train/loss' curve"),
+])
+def test_cli_diagnose_without_a_logged_run(tmp_path, make, message):
+    p = tmp_path / "run"
+    make(p)
+    rc, stdout, stderr = _run(["diagnose", str(p)])
+    assert rc == 2 and stdout == ""
+    assert stderr.startswith("ember diagnose: error: ")
+    assert message.format(p=p) in stderr
+
+
+def test_cli_diagnose_foreign_csv(tmp_path):
+    (tmp_path / "scalars.csv").write_text("epoch,loss\n1,2.0\n")
+    rc, _, stderr = _run(["diagnose", str(tmp_path)])
+    assert rc == 1 and "expected the header 'tag,step,value'" in stderr
+
+
+def test_training_log_rejects_an_unknown_backend(tmp_path):
+    with pytest.raises(ValueError, match="'csv' or 'tensorboard', got 'wandb'"):
+        TrainingLog(str(tmp_path), "wandb")
+
+
+def test_read_run_orders_each_curve_by_step(tmp_path):
+    with TrainingLog(str(tmp_path)) as log:
+        log.scalar("train/loss", 2.0, 5)
+        log.scalar("train/loss", 1.0, 3)
+    steps, values = read_run(str(tmp_path))["train/loss"]
+    assert list(steps) == [3, 5] and list(values) == [1.0, 2.0]
