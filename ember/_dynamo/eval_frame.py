@@ -100,13 +100,20 @@ class _Recorder(OpRecorder):
         super().__init__(forward_only=True)
         self.cap = cap
         self.rng = _gen_state()
+        self.in_dropout = False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if state.in_backward:
             self.cap.brk("Tensor.backward() or autograd.grad() inside the compiled function")
         elif func.__name__ in DATA_DEPENDENT:
             self.cap.brk(f"{func.__name__} (its output shape depends on the data)")
-        return super().__torch_dispatch__(func, types, args, kwargs)
+        # an op may draw random numbers itself (attention dropout): a replay draws them
+        # again at the same point; a draw between ops would be baked in
+        if not self.in_dropout:
+            self.check_rng(f"before {func.__name__}")
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        self.rng = _gen_state()
+        return out
 
     def check_rng(self, where: str) -> None:
         if _gen_state() != self.rng:
@@ -115,7 +122,11 @@ class _Recorder(OpRecorder):
 
     def record_dropout(self, input, p, kept_dims, inplace):
         self.check_rng("before a dropout")
-        out = super().record_dropout(input, p, kept_dims, inplace)
+        self.in_dropout = True  # its mask draw is the DROPOUT_MASK node's
+        try:
+            out = super().record_dropout(input, p, kept_dims, inplace)
+        finally:
+            self.in_dropout = False
         self.rng = _gen_state()
         return out
 
@@ -277,6 +288,14 @@ class _Compiled:
                                  updated=())
         self._disc = None
 
+    def __reduce__(self):
+        # a copy or pickle compiles afresh: the cache holds this object's tensors
+        return (optimize, (self.fn,), {"backend": self.backend, "fullgraph": self.fullgraph,
+                                       "dynamic": self.dynamic})
+
+    def __setstate__(self, kw):
+        self.__init__(self.fn, kw["backend"], kw["fullgraph"], kw["dynamic"], self.code)
+
     def _guard_key(self, leaves, n_args, kw):
         modes = state.modes
         msig = tuple((type(m), getattr(m, "fast_dtype", None), getattr(m, "_enabled", None))
@@ -330,8 +349,9 @@ class _Compiled:
         t0 = time.perf_counter()
         allmods, owned, cells = self._disc = _discover(self.fn)
         owners = _owners(allmods, owned)
-        known = [t for m in allmods for t in (*m._parameters.values(), *m._buffers.values())
-                 if t is not None] + [t for _, t in owned] + [t for _, t in cells]
+        known = [t for m in allmods for t in (*m._parameters.values(), *m._buffers.values(),
+                                               *m.__dict__.values())
+                 if isinstance(t, Tensor)] + [t for _, t in owned] + [t for _, t in cells]
         versions = [(t, _version_counter(t)[0]) for t in known]
         cap = _Capture(self.fullgraph)
         rec = _Recorder(cap)
@@ -340,7 +360,7 @@ class _Compiled:
         try:
             with _Patches(rec):
                 recording = record(lambda a, k: fn(*a, **k), (args, kwargs), known=known,
-                                   recorder=rec)
+                                   recorder=rec, offer=True)
         finally:
             _capturing.pop()
         rec.check_rng("at the end")
@@ -365,6 +385,11 @@ class _Compiled:
             else:
                 cap.brk("a parameter or buffer was modified outside ops (optimizer.step() or "
                         "a write to .data)")
+        for name in recording.fresh_constants:
+            t = recording.constants[name]
+            if isinstance(t, Tensor) and not _uniform(t):
+                cap.brk(f"a tensor of shape {tuple(t.shape)} computed outside ops: its values "
+                        "would be baked into the graph")
         for name, t in recording.constants.items():
             if isinstance(t, Tensor) and t.grad_fn is not None:
                 cap.brk("a tensor with autograd history made outside the graph (a custom "
@@ -395,6 +420,12 @@ class _Compiled:
         entry.compile_time = time.perf_counter() - t0
         self.explained = entry
         return recording.result, entry
+
+
+def _uniform(t) -> bool:
+    """One value everywhere (a zeros/full made inside a library function): safe to bake."""
+    a = t._data
+    return a.size == 0 or bool((a == a.reshape(-1)[0]).all())
 
 
 def _what_changed(cache: _CodeCache, key) -> str:

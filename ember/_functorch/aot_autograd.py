@@ -73,6 +73,28 @@ def _zeros(g, like):
     return _make(xp_of(like._data).zeros(like._data.shape, like._data.dtype))
 
 
+def _needs_grad(v) -> bool:
+    if isinstance(v, (tuple, list)):
+        return any(_needs_grad(e) for e in v)
+    return isinstance(v, Tensor) and v.requires_grad
+
+
+def _unwrap(r):
+    """An offered function's result as arrays (tensors unwrapped, inside tuples too)."""
+    if isinstance(r, Tensor):
+        return r._data
+    if isinstance(r, tuple):
+        return tuple(_unwrap(e) for e in r)
+    return r
+
+
+def _seq(a, fn) -> str:
+    inner = ", ".join(fn(e) for e in a)
+    if isinstance(a, list):
+        return f"[{inner}]"
+    return f"({inner},)" if len(a) == 1 else f"({inner})"
+
+
 def _op_class(target):
     """The raw Function class behind an ``Op`` (``None`` for anything else)."""
     if not isinstance(target, Op):
@@ -93,11 +115,11 @@ class CompiledRegion:
         self.graph = graph
         nodes = list(graph.nodes)
         env = {"_new": _new, "_saved": _saved, "_acc": _acc, "_tup": _tup, "_zeros": _zeros,
-               "_mask": dropout_mask_array}
+               "_mask": dropout_mask_array, "_make": _make, "_unwrap": _unwrap}
         name = {}        # node -> variable holding its array (or tuple of arrays)
         tensors = []     # the region's tensor arguments: (source, index or name)
         params = []
-        self._inputs = []  # placeholder index -> argument position (or None: not a tensor)
+        arg_nodes = []   # the nodes of the tensor arguments, in argument order
         n_ph = 0
         consts = []
         for n in nodes:
@@ -107,6 +129,7 @@ class CompiledRegion:
                     name[n] = f"a{len(tensors)}"
                     params.append(name[n])
                     tensors.append(("input", n_ph))
+                    arg_nodes.append(n)
                 n_ph += 1
             elif n.op == "get_attr":
                 v = constants[n.target]
@@ -115,6 +138,7 @@ class CompiledRegion:
                     params.append(name[n])
                     tensors.append(("const", len(consts)))
                     consts.append(v)
+                    arg_nodes.append(n)
                 else:
                     name[n] = f"k_{n.name}"
                     env[name[n]] = v
@@ -123,10 +147,10 @@ class CompiledRegion:
         self._n_placeholders = n_ph
 
         def arg(a):
-            if a in name:
-                return name[a]
             if hasattr(a, "op"):
-                raise Unsupported(f"node {a} has no value")
+                if a not in name:
+                    raise Unsupported(f"node {a} has no value")
+                return name[a]
             if isinstance(a, (int, float, bool, str, type(None))):
                 return repr(a) if repr(a) not in ("inf", "-inf", "nan") else _const(a)
             return _const(a)
@@ -160,6 +184,25 @@ class CompiledRegion:
                 order.append((n, "mask", None, None, False))
                 continue
             cls = _op_class(n.target)
+            if cls is None and isinstance(n.target, Op):
+                # a function offered to the modes (no gradient: a comparison, arange, ...):
+                # called on tensors over the arrays, its result unwrapped
+                if _needs_grad(n.meta.get("val")):
+                    raise Unsupported(f"{n.target.__name__} has a gradient but no Function")
+                fname = f"F_{n.name}"
+                env[fname] = n.target._fn
+
+                def wrapped(a):
+                    if hasattr(a, "op") and isinstance(a.meta.get("val"), Tensor):
+                        return f"_make({name[a]})"
+                    return arg(a)
+                call = [wrapped(a) if not isinstance(a, (list, tuple)) else
+                        _seq(a, wrapped) for a in n.args]
+                call += [f"{k}={wrapped(a)}" for k, a in n.kwargs.items()]
+                fwd[n] = [f"{var} = _unwrap({fname}({', '.join(call)}))"]
+                name[n] = var
+                order.append((n, "plain", None, None, False))
+                continue
             if cls is None:
                 raise Unsupported(f"op {getattr(n.target, '__name__', n.target)} is not a "
                                   "built-in raw op")
@@ -174,7 +217,10 @@ class CompiledRegion:
                         needs.append(bool(av.requires_grad))
                         args.append(name[a])
                         continue
-                    raise Unsupported(f"op {n.target.__name__} takes a non-tensor node")
+                    needs.append(False)  # a constant the code cannot spell (a layout) or a
+                    # plain value an offered function returned
+                    args.append(name[a])
+                    continue
                 if isinstance(a, (list, tuple)) and any(hasattr(e, "op") for e in a):
                     raise Unsupported(f"op {n.target.__name__} takes a list of tensors")
                 needs.append(False)
@@ -254,9 +300,8 @@ class CompiledRegion:
                 gname[n] = [f"g_{n.name}_{i}" for i in range(len(v))]
             else:
                 gname[n] = f"g_{n.name}"
-        for n in nodes:
-            if n.op in ("placeholder", "get_attr") and n in name:
-                gname[n] = f"g_{name[n]}"
+        for n in arg_nodes:
+            gname[n] = f"g_{name[n]}"
         lines = ["def backward(cs, " + ", ".join(f"go{i}" for i in range(len(region_outs)))
                  + "):"]
         lines.append(f"    {', '.join(recs)}, = cs")
@@ -302,7 +347,6 @@ class CompiledRegion:
                     if isinstance(ga, list):
                         raise Unsupported("a multi-result tuple used as an argument")
                     lines.append(f"        {ga} = _acc({ga}, r[{j}])")
-        arg_nodes = [n for n in nodes if n.op in ("placeholder", "get_attr") and n in name]
         grads = [gname[n] for n in arg_nodes]
         lines.append(f"    return ({', '.join(grads)}{',' if grads else ''})")
         self.backward_src = "\n".join(lines) + "\n"

@@ -23,7 +23,10 @@ whose nodes are, in order:
   ``operator.getitem(node, i)`` node.  An in-place op (``x.add_(y)``) runs out of place and
   writes its result into ``x`` (NOTE [ In-place ops ]): it is the out-of-place node (``add``)
   and a ``copy_(x, add)`` node (target ``COPY_``, ``x.copy_(src)`` with autograd), whose
-  value ``x`` is from then on.  A dropout is a ``DROPOUT_MASK`` node (its mask, drawn from
+  value ``x`` is from then on.  With ``record(..., offer=True)``, functions without a
+  ``Function`` (comparisons, ``argmax``, ``nonzero``, creation and random functions:
+  ``OFFERED``) are offered to the modes while recording, so they are nodes too, with an ``Op``
+  of their name over the public function.  A dropout is a ``DROPOUT_MASK`` node (its mask, drawn from
   the default generator when the node runs) and a ``mul``;
 - ``output``: ``fn``'s result with each tensor replaced by its node (or constant).
 
@@ -45,6 +48,8 @@ pushes the recorder, calls ``fn``; ``Mul.apply(a, b, dt)`` -> ``dispatch`` ->
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import operator
 
 from ...autograd import inplace as _inplace
@@ -273,13 +278,15 @@ class Recording:
 
 
 def record(fn, args=(), kwargs=None, *, forward_only: bool = False,
-           known=(), recorder: OpRecorder = None) -> Recording:
+           known=(), recorder: OpRecorder = None, offer: bool = False) -> Recording:
     """Run ``fn(*args, **kwargs)`` for real and record its ops (NOTE [ Op recording ]).
 
     ``known``: tensors that existed before the call (parameters, buffers); any other tensor
     that reaches an op without being an input or an op's result is listed in
     ``fresh_constants``.  ``kwargs`` are passed through as constants (no placeholders).
     ``recorder``: an ``OpRecorder`` (a subclass) to record with instead of a new one.
+    ``offer``: record the ``OFFERED`` functions as nodes too (else their results are
+    constants, as ``make_fx`` has them).
     """
     leaves, spec = flatten(tuple(args))
     rec = OpRecorder(forward_only=forward_only) if recorder is None else recorder
@@ -313,7 +320,7 @@ def record(fn, args=(), kwargs=None, *, forward_only: bool = False,
     _inplace._write = recording_write
     layers._dropout = recording_dropout
     try:
-        with rec:
+        with offering() if offer else contextlib.nullcontext(), rec:
             result = fn(*unflatten(leaves, spec), **(kwargs or {}))
     finally:
         _inplace._write = write
@@ -331,6 +338,68 @@ def _arg_names(fn, n: int):
         return None
     names = code.co_varnames[skip:skip + n]
     return names if len(names) == n else None
+
+
+# Functions that make tensors without a ``Function`` (no gradient: comparisons, arg-reductions,
+# index finding; creation and random draws): offered to the modes while recording, each as an
+# ``Op`` of that name, so that the graph computes them rather than baking their results in
+OFFERED = ("eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
+           "logical_xor", "bitwise_not", "argmax", "argmin", "isnan", "isinf", "isfinite",
+           "nonzero", "unique", "bincount", "bernoulli", "multinomial",
+           "zeros", "ones", "full", "empty", "arange", "linspace", "eye", "tensor", "as_tensor",
+           "zeros_like", "ones_like", "full_like", "empty_like", "rand", "randn", "randint",
+           "rand_like", "randn_like", "randint_like", "randperm", "normal")
+_OFFERED_DUNDERS = {"__eq__": "eq", "__ne__": "ne", "__lt__": "lt", "__le__": "le",
+                    "__gt__": "gt", "__ge__": "ge", "__invert__": "bitwise_not",
+                    "__and__": "logical_and", "__or__": "logical_or"}
+_OFFERED_OPS = {}
+
+
+def offered_op(fn, name: str) -> Op:
+    """The (cached) ``Op`` under which function ``fn`` is offered to the modes."""
+    op = _OFFERED_OPS.get((fn, name))
+    if op is None:
+        op = _OFFERED_OPS[(fn, name)] = Op(fn, name)
+    return op
+
+
+def _offer(fn, name: str):
+    from ...autograd.modes import dispatch
+    op = offered_op(fn, name)
+
+    @functools.wraps(fn)
+    def offered(*args, **kwargs):
+        if not state.modes:
+            return fn(*args, **kwargs)
+        return dispatch(op, args, kwargs, fn)
+    return offered
+
+
+@contextlib.contextmanager
+def offering():
+    """Offer the ``OFFERED`` functions (and their methods/operators) to the modes."""
+    import ember
+    saved = []
+    for name in OFFERED:
+        for owner in (ember, Tensor):
+            fn = owner.__dict__.get(name)
+            if fn is not None:
+                saved.append((owner, name, fn))
+                setattr(owner, name, _offer(fn, name))
+    for dunder, name in _OFFERED_DUNDERS.items():
+        fn = Tensor.__dict__.get(dunder)
+        if fn is not None:
+            saved.append((Tensor, dunder, fn))
+            setattr(Tensor, dunder, _offer(fn, name))
+    from ...ops import attention
+    # MultiheadAttention/Transformer turn a bool mask into an additive one on arrays
+    saved.append((attention, "_canonical_mask", attention._canonical_mask))
+    attention._canonical_mask = _offer(attention._canonical_mask, "_canonical_mask")
+    try:
+        yield
+    finally:
+        for owner, name, fn in reversed(saved):
+            setattr(owner, name, fn)
 
 
 def make_fx(f, decomposition_table=None, tracing_mode: str = "real",

@@ -1,0 +1,457 @@
+"""ember.compile: compiled training equals eager ember; guards, breaks, errors as PyTorch's."""
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+from ember._dynamo import config, exc
+from ember._functorch import CompiledRegion
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    ember.compiler.reset()
+    yield
+    ember.compiler.reset()
+
+
+# ---- models: (build, inputs, loss) ------------------------------------------------------------
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 5))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3)
+        self.fc1 = nn.Linear(6, 16)
+        self.fc2 = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+class GPT(nn.Module):
+    def __init__(self, vocab=11, d=16, seq=6):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(seq, d)
+        self.block = nn.TransformerEncoderLayer(d, 2, 32, dropout=0.1, batch_first=True,
+                                                norm_first=True)
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab)
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(seq))
+        self.register_buffer("positions", ember.arange(seq))
+
+    def forward(self, idx):
+        x = self.tok(idx) + self.pos(self.positions)
+        x = self.block(x, src_mask=self.mask, is_causal=True)
+        return self.head(self.norm(x)).reshape(-1, 11)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c=4):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.head = nn.Linear(c, 3)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)) + x)
+        return self.head(out.mean((2, 3)))
+
+
+class LSTMLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(9, 8)
+        self.lstm = nn.LSTM(8, 12)
+        self.head = nn.Linear(12, 9)
+
+    def forward(self, x):
+        out, _ = self.lstm(self.emb(x))
+        return self.head(out).reshape(-1, 9)
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(self.enc(x).mean(1))
+
+
+def _data(name):
+    g = ember.Generator().manual_seed(1)
+    if name == "mlp":
+        return ember.randn(8, 12, generator=g), ember.randint(0, 5, (8,), generator=g)
+    if name == "lenet":
+        return ember.randn(4, 1, 10, 10, generator=g), ember.randint(0, 5, (4,), generator=g)
+    if name == "gpt":
+        return ember.randint(0, 11, (3, 6), generator=g), ember.randint(0, 11, (18,),
+                                                                         generator=g)
+    if name == "resnet":
+        return ember.randn(4, 4, 5, 5, generator=g), ember.randint(0, 3, (4,), generator=g)
+    if name == "lstm":
+        return ember.randint(0, 9, (5, 3), generator=g), ember.randint(0, 9, (15,),
+                                                                        generator=g)
+    return ember.randn(3, 5, 8, generator=g), ember.randint(0, 4, (3,), generator=g)
+
+
+MODELS = {"mlp": MLP, "lenet": LeNet, "gpt": GPT, "resnet": ResBlock, "lstm": LSTMLM,
+          "encoder": Encoder}
+
+
+def _train(name, compiled, steps, train=True, dtype=ember.float32):
+    ember.manual_seed(0)
+    model = MODELS[name]().to(dtype)
+    model.train(train)
+    x, y = _data(name)
+    if x.dtype.is_floating_point:
+        x = x.to(dtype)
+    opt = ember.optim.Adam(model.parameters(), lr=1e-2)
+
+    def loss_fn(x, y):
+        return F.cross_entropy(model(x), y)
+    f = ember.compile(loss_fn) if compiled else loss_fn
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = f(x, y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses, [p.detach().numpy().copy() for p in model.parameters()], \
+        [b.numpy().copy() for b in model.buffers()], f
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_twenty_training_steps_equal_eager(name):
+    eager = _train(name, False, 20)
+    comp = _train(name, True, 20)
+    np.testing.assert_allclose(comp[0], eager[0], rtol=1e-5)
+    for a, b in zip(comp[1], eager[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(comp[2], eager[2]):  # batch norm running stats (and its counter)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    entry = comp[3].explained
+    assert entry.breaks == [] and isinstance(entry.compiled, CompiledRegion)
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet", "encoder", "gpt"])
+def test_eval_mode_and_float64_equal_eager(name):
+    eager = _train(name, False, 3, train=False, dtype=ember.float64)
+    comp = _train(name, True, 3, train=False, dtype=ember.float64)
+    np.testing.assert_allclose(comp[0], eager[0], rtol=1e-10)
+    for a, b in zip(comp[1], eager[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_outputs_and_gradients_match_torch():
+    xs = np.random.default_rng(0).standard_normal((4, 3))
+    ws = np.random.default_rng(1).standard_normal((3, 2))
+
+    def body(m):
+        def f(x, w):
+            return (m.tanh(x @ w) * 2).exp().sum(0)
+        return f
+    ex, ew = ember.tensor(xs, requires_grad=True), ember.tensor(ws, requires_grad=True)
+    tx, tw = torch.tensor(xs, requires_grad=True), torch.tensor(ws, requires_grad=True)
+    cf = ember.compile(body(ember))
+    for _ in range(2):  # the capture call, then the compiled one
+        ex.grad = ew.grad = None
+        out = cf(ex, ew)
+        out.sum().backward()
+    ref = body(torch)(tx, tw)
+    ref.sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+    assert out.grad_fn.name() == "CompiledFunctionBackward"
+
+
+def test_inference_mode_batch_one():
+    ember.manual_seed(0)
+    model = MLP().eval()
+    cm = ember.compile(model)
+    x = ember.randn(1, 12)
+    with ember.inference_mode():
+        for _ in range(2):
+            out = cm(x)
+    np.testing.assert_array_equal(out.numpy(), model(x).detach().numpy())
+    assert not out.requires_grad
+
+
+def test_module_compile_method_and_optimized_module():
+    ember.manual_seed(0)
+    m = MLP()
+    ref = copy.deepcopy(m)
+    m.compile()
+    x = ember.randn(2, 12)
+    m.eval()
+    ref.eval()
+    for _ in range(2):
+        np.testing.assert_array_equal(m(x).detach().numpy(), ref(x).detach().numpy())
+    om = ember.compile(ref)
+    assert list(om.state_dict())[0] == "_orig_mod.net.0.weight"  # PyTorch's prefix
+    assert om._orig_mod is ref and om.net is ref.net
+
+
+# ---- guards and recompiles ------------------------------------------------------------------
+
+def _entries():
+    from ember._dynamo.eval_frame import _CACHE
+    return sum(len(c.entries) for c in _CACHE.values())
+
+
+def test_guards_recompile_on_shape_dtype_grad_mode_and_training():
+    ember.manual_seed(0)
+    m = MLP()
+    cf = ember.compile(lambda x: m(x).sum())
+    x = ember.randn(4, 12)
+    cf(x)
+    cf(x)
+    assert _entries() == 1
+    cf(ember.randn(6, 12))                       # new batch size
+    cf(x.double()) if False else None
+    with ember.no_grad():                        # grad mode
+        cf(x)
+    m.eval()                                      # training flag
+    a = cf(x)
+    assert _entries() == 4
+    np.testing.assert_allclose(a.detach().numpy(), m(x).sum().detach().numpy(), rtol=1e-6)
+
+
+def test_reassigned_parameter_recompiles_and_is_never_stale():
+    ember.manual_seed(0)
+    lin = nn.Linear(3, 2)
+    cf = ember.compile(lambda x: lin(x))
+    x = ember.randn(4, 3)
+    cf(x)
+    cf(x)
+    lin.weight = nn.Parameter(ember.ones(2, 3))
+    np.testing.assert_allclose(cf(x).detach().numpy(), lin(x).detach().numpy(), rtol=1e-6)
+    with ember.no_grad():  # an in-place update is seen (parameters are read at each call)
+        lin.bias.add_(1.0)
+    np.testing.assert_allclose(cf(x).detach().numpy(), lin(x).detach().numpy(), rtol=1e-6)
+
+
+def test_cache_size_limit_warns_once_then_runs_eagerly(monkeypatch):
+    monkeypatch.setattr(config, "cache_size_limit", 2)
+
+    def f(x):
+        return x * 2
+    cf = ember.compile(f)
+    cf(ember.ones(1))
+    cf(ember.ones(2))
+    with pytest.warns(UserWarning, match="cache_size_limit"):
+        out = cf(ember.ones(3))
+    np.testing.assert_array_equal(out.numpy(), [2.0, 2.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cf(ember.ones(4))  # warned once
+
+
+# ---- graph breaks ---------------------------------------------------------------------------
+
+def _item(x):
+    return x * x.sum().item()
+
+
+def _branch(x):
+    if x.sum() > 0:
+        return x * 2
+    return x - 1
+
+
+def _tolist(x):
+    return x * len(x.tolist())
+
+
+def _numpy(x):
+    return x + float(x.detach().numpy().sum())
+
+
+def _nonzero(x):
+    return x[ember.nonzero(x > 0)[:, 0]].sum()
+
+
+def _printing(x):
+    print("value", x.shape)
+    return x + 1
+
+
+def _backward_inside(x):
+    y = (x * 2).sum()
+    y.backward()
+    return y
+
+
+BREAKS = [(_item, "Tensor.item()"), (_branch, "bool(tensor)"), (_tolist, "Tensor.tolist()"),
+          (_numpy, "Tensor.numpy()"), (_nonzero, "nonzero"), (_printing, "print()"),
+          (_backward_inside, "backward")]
+
+
+@pytest.mark.parametrize("fn,what", BREAKS, ids=[b[1] for b in BREAKS])
+def test_graph_breaks_fall_back_to_eager_and_fullgraph_raises(fn, what, capsys):
+    x = ember.randn(5, requires_grad=fn is _backward_inside)
+    cf = ember.compile(fn)
+    for _ in range(3):
+        out = cf(x)
+    x2 = ember.randn(5, requires_grad=fn is _backward_inside) + 3
+    np.testing.assert_allclose(cf(x2).detach().numpy(), fn(x2).detach().numpy(), rtol=1e-6)
+    report = ember.compiler.explain(fn)(x)
+    assert report.graph_break_count == 1 and what in report.break_reasons[0].reason
+    assert "test_compile.py" in report.break_reasons[0].user_stack[-1]
+    ember.compiler.reset()
+    with pytest.raises(exc.Unsupported, match="fullgraph") as e:
+        ember.compile(fn, fullgraph=True)(x)
+    assert what in str(e.value) and "test_compile.py" in str(e.value)
+    assert isinstance(e.value, RuntimeError)
+    del out
+
+
+def test_optimizer_step_inside_runs_eagerly():
+    ember.manual_seed(0)
+    lin = nn.Linear(3, 1)
+    opt = ember.optim.SGD(lin.parameters(), lr=0.1)
+    x = ember.randn(4, 3)
+
+    def step(x):
+        opt.zero_grad()
+        loss = lin(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    cf = ember.compile(step)
+    losses = [float(cf(x)) for _ in range(4)]
+    assert losses == sorted(losses, reverse=True) and len(set(losses)) == 4
+    assert ember.compiler.explain(step)(x).graph_break_count >= 1
+
+
+def test_random_functions_replay_eagers_stream_and_other_draws_break():
+    def f(x):
+        return x + ember.randn(3) * ember.rand(3)
+    cf = ember.compile(f)
+    for seed in range(3):
+        ember.manual_seed(seed)
+        a = cf(ember.zeros(3))
+        ember.manual_seed(seed)
+        np.testing.assert_array_equal(a.numpy(), f(ember.zeros(3)).numpy())
+    assert cf.explained.breaks == []
+
+    def g(x):
+        return x + ember.empty(3).normal_()  # a draw outside any op
+    report = ember.compiler.explain(g)(ember.zeros(3))
+    assert "random" in report.break_reasons[0].reason
+    cg = ember.compile(g)
+    a = [cg(ember.zeros(3)) for _ in range(3)]
+    assert not np.array_equal(a[1].numpy(), a[2].numpy())  # never a baked random tensor
+
+
+def test_disable_and_is_compiling():
+    seen = []
+
+    @ember.compiler.disable
+    def helper(x):
+        seen.append(ember.compiler.is_compiling())
+        return x + 1
+    cf = ember.compile(lambda x: helper(x) * 2)
+    cf(ember.ones(2))
+    assert seen == [True]
+    assert not ember.compiler.is_compiling()
+    assert ember.compiler.explain(lambda x: helper(x) * 2)(ember.ones(2)).graph_break_count == 1
+
+
+def test_create_graph_through_a_region_raises_not_wrong():
+    x = ember.randn(3, requires_grad=True)
+    cf = ember.compile(lambda x: (x * x).sum())
+    cf(x)
+    y = cf(x)
+    with pytest.raises(RuntimeError, match="create_graph"):
+        ember.autograd.grad(y, x, create_graph=True)
+    # the eager backend records ordinary ops, so double backward works there
+    ce = ember.compile(lambda x: (x * x).sum(), backend="eager")
+    ce(x)
+    (g,) = ember.autograd.grad(ce(x), x, create_graph=True)
+    (gg,) = ember.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(gg.numpy(), [2.0, 2.0, 2.0])
+
+
+# ---- backends and bad arguments -------------------------------------------------------------
+
+def test_callable_backend_receives_graph_module_and_example_inputs():
+    seen = []
+
+    def my_backend(gm, example_inputs):
+        seen.append((gm, example_inputs))
+        return gm.forward
+    cf = ember.compile(lambda x, y: x * y + 1, backend=my_backend)
+    x, y = ember.ones(2), ember.full((2,), 3.0)
+    cf(x, y)
+    out = cf(x, y)
+    gm, ex = seen[0]
+    assert isinstance(gm, ember.fx.GraphModule) and ex[0] is x and ex[1] is y
+    assert [n.target.__name__ for n in gm.graph.nodes if n.op == "call_function"] == \
+        ["mul", "add"]
+    np.testing.assert_array_equal(out.numpy(), [4.0, 4.0])
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager", "inductor"])
+def test_named_backends_agree(backend):
+    ember.manual_seed(0)
+    m = MLP().eval()
+    cf = ember.compile(m, backend=backend)
+    x = ember.randn(3, 12)
+    cf(x)
+    np.testing.assert_allclose(cf(x).detach().numpy(), m(x).detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    (dict(backend="nope"), exc.InvalidBackend, "Invalid backend: 'nope'"),
+    (dict(mode="bogus"), RuntimeError, "Unrecognized mode=bogus"),
+    (dict(mode="default", options={}), RuntimeError, "Either mode or options"),
+])
+def test_bad_arguments_raise_as_torch(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        ember.compile(lambda x: x, **kwargs)
+    with pytest.raises(RuntimeError, match=match.split(":")[0]):
+        torch.compile(lambda x: x, **kwargs)
+
+
+def test_decorator_forms_and_logs(monkeypatch, capsys):
+    @ember.compile
+    def f(x):
+        return x.sin() + 1
+
+    @ember.compile(backend="eager", fullgraph=True)
+    def g(x):
+        return x.cos()
+    x = ember.randn(3)
+    monkeypatch.setenv("EMBER_LOGS", "graph,code,recompiles")
+    f(x)
+    f(ember.randn(4))
+    g(x)
+    err = capsys.readouterr().err
+    assert "captured graph" in err and "def forward" in err and "recompiling" in err
+    np.testing.assert_allclose(f(x).numpy(), (x.sin() + 1).numpy(), rtol=1e-6)
