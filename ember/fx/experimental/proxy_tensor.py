@@ -26,8 +26,8 @@ whose nodes are, in order:
   value ``x`` is from then on.  With ``record(..., offer=True)``, functions without a
   ``Function`` (comparisons, ``argmax``, ``nonzero``, creation and random functions:
   ``OFFERED``) are offered to the modes while recording, so they are nodes too, with an ``Op``
-  of their name over the public function.  A dropout is a ``DROPOUT_MASK`` node (its mask, drawn from
-  the default generator when the node runs) and a ``mul``;
+  of their name over the public function.  A dropout is a ``DROPOUT_MASK`` node (its mask,
+  drawn from the default generator when the node runs) and a ``mul``;
 - ``output``: ``fn``'s result with each tensor replaced by its node (or constant).
 
 Each ``call_function`` node's ``meta["val"]`` is the real result it produced while recording,
