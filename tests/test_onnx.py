@@ -325,6 +325,18 @@ class EncoderClassifier(nn.Module):
         return self.fc(h.mean(1))
 
 
+class MadeInForward(nn.Module):
+    """Tensors made inside forward (sizes from the input's shape) and index tensors."""
+
+    def forward(self, x, idx):
+        B, T = x.shape[:2]
+        pad = ember.zeros(B, 2, x.shape[2])
+        pos = ember.arange(T).float().unsqueeze(-1) * ember.ones_like(x)
+        y = ember.cat([x + pos, pad], 1) * ember.full((B, 1, 1), 2.0)
+        picked = y[idx].sum(0, keepdim=True) + y[:, ember.tensor([0, 1])].sum(1, keepdim=True)
+        return picked, ember.triu(ember.ones(T, T), 1) @ x
+
+
 def _digits():
     from ember.cli.digits import build_model
     return build_model(ember)
@@ -378,6 +390,9 @@ ZOO = {
                                                               .integers(0, 5, (2, 3, 4)))),
                None, lambda: (_randn(2, 5, 4, seed=1), ember.tensor(
                    np.random.default_rng(4).integers(0, 5, (2, 3, 4))))),
+    "made_in_forward": (MadeInForward, lambda: (_randn(3, 4, 5), ember.tensor([2, 0, -1, 1])),
+                        {0: {0: "batch", 1: "seq"}},
+                        lambda: (_randn(4, 6, 5, seed=1), ember.tensor([3, 3, 0, -2]))),
     "resample": (Resample, lambda: (_randn(2, 3, 6, 6),), None,
                  lambda: (_randn(2, 3, 6, 6, seed=1),)),
     "encoder_classifier": (EncoderClassifier,
@@ -432,6 +447,20 @@ def test_unsupported_op_names_itself_and_opset():
         ember.onnx.export(_Inv(), (_randn(3, 3),), io.BytesIO(), opset_version=15)
     assert issubclass(ember.onnx.errors.UnsupportedOperatorError, ember.onnx.OnnxExporterError)
     assert issubclass(ember.onnx.OnnxExporterError, RuntimeError)
+
+
+def test_random_and_mask_index_refused():
+    class Noisy(nn.Module):
+        def forward(self, x):
+            return x + ember.randn(x.shape)
+
+    class Masked(nn.Module):
+        def forward(self, x):
+            return x[x > 0].sum()
+    with pytest.raises(ember.onnx.errors.UnsupportedOperatorError, match="'aten::randn'"):
+        ember.onnx.export(Noisy(), (_randn(2, 3),), io.BytesIO())
+    with pytest.raises(ember.onnx.errors.UnsupportedOperatorError, match="boolean mask"):
+        ember.onnx.export(Masked(), (_randn(2, 3),), io.BytesIO())
 
 
 def test_unsupported_form_names_op():

@@ -348,10 +348,19 @@ def _export_proto(onnx, model, args, kwargs, input_names, output_names, opset, d
 
 def _convert(b, node, _ops, UnsupportedOperatorError) -> None:
     """Emit one captured node: folded, by a custom symbolic, or by its converter."""
-    from ._capture import Value
-    tensors = [a for a in _flat(node.args) if isinstance(a, Value)]
-    if b.fold and tensors and all(t.kind in ("param", "const") for t in tensors) and \
-            all(isinstance(o, Value) and o.shape2 is None for o in node.outs if o is not None):
+    from ._capture import Sym, Value
+    flat = list(_flat(list(node.args) + list(node.kwargs.values())))
+    tensors = [a for a in flat if isinstance(a, Value)]
+    if node.name in _ops.RANDOM:
+        raise UnsupportedOperatorError(
+            f"Exporting the operator 'aten::{node.name}' to ONNX opset version {b.opset} is "
+            f"not supported (a random draw inside forward would be baked in)")
+    static_outs = all(isinstance(o, Value) and (o.shape2 is None or o.shape2 == o.shape)
+                      for o in node.outs if o is not None)
+    # an op of constants is folded; one with no tensor input at all (a tensor made in
+    # forward: ember.tensor, zeros, arange) is its recorded value unless its size is dynamic
+    if static_outs and not any(isinstance(a, Sym) for a in flat) and (not tensors or (
+            b.fold and all(t.kind in ("param", "const") for t in tensors))):
         for o in node.outs:
             if isinstance(o, Value):
                 o.kind = "const"
@@ -382,8 +391,10 @@ def _convert(b, node, _ops, UnsupportedOperatorError) -> None:
 
 def _flat(args):
     for a in args:
-        if isinstance(a, (list, tuple)) and not hasattr(a, "_fields"):
+        if isinstance(a, (list, tuple)):
             yield from _flat(a)
+        elif isinstance(a, slice):
+            yield from (a.start, a.stop, a.step)
         else:
             yield a
 

@@ -136,10 +136,16 @@ def _offered():
 def _run(model, args, kwargs, params):
     """Record ``model(*args, **kwargs)`` with the shared op recorder (NOTE [ Op recording ])."""
     from ..autograd.grad_mode import no_grad
-    from ..fx.experimental.proxy_tensor import record
+    from ..fx.experimental import proxy_tensor
     known = [t for t in params.values()]
+    import inspect
+    if "offer" in inspect.signature(proxy_tensor.record).parameters:
+        # the shared recorder offers the no-gradient functions itself
+        with no_grad():
+            return proxy_tensor.record(model, args, kwargs, forward_only=True, known=known,
+                                       offer=True)
     with no_grad(), _offered():
-        return record(model, args, kwargs, forward_only=True, known=known)
+        return proxy_tensor.record(model, args, kwargs, forward_only=True, known=known)
 
 
 def _diff(a, b):

@@ -22,6 +22,9 @@ __all__ = ["CONVERTERS", "CONVERTERS_BY_NAME"]
 
 CONVERTERS = {}
 CONVERTERS_BY_NAME = {}
+# random draws (offered by the recorder, or a training-mode dropout's mask): never baked in
+RANDOM = frozenset(("rand", "randn", "randint", "rand_like", "randn_like", "randint_like",
+                    "randperm", "normal", "bernoulli", "multinomial", "dropout_mask"))
 _F32 = np.float32
 
 
@@ -641,6 +644,21 @@ def _masked_fill(b, node):
     return b.op("Where", [b.operand(mask, np.bool_), b.operand(value, x.dtype), b.name(x)])
 
 
+def _index_source(b, arr):
+    """The graph value an index array came from (by identity, else by equal contents)."""
+    values = list(b.graph.inputs) + [o for n in b.graph.nodes for o in n.outs
+                                     if isinstance(o, Value)]
+    for v in values:
+        if v.tensor._data is arr:
+            return v
+    for v in values:
+        d = v.tensor._data
+        if v.kind not in ("param", "const") and d.shape == arr.shape and \
+                d.dtype.kind == arr.dtype.kind and np.array_equal(d, arr):
+            return v
+    return None
+
+
 @converts(index.Index)
 def _index(b, node):
     x, key = node.args
@@ -648,10 +666,17 @@ def _index(b, node):
     adv = key.adv
     if adv is None:
         return n
-    if not isinstance(adv, tuple) or len(adv) != 1 or getattr(adv[0], "dtype", None) is None \
-            or adv[0].dtype.kind not in "iu" or x.ndim < 1:
-        _unsupported(b, node, "advanced indexing other than one integer index on dim 0")
-    return b.op("Gather", [n, b.const(np.asarray(adv[0], np.int64))], axis=0)
+    adv = adv if isinstance(adv, tuple) else (adv,)
+    arrays = [i for i, a in enumerate(adv) if hasattr(a, "dtype")]
+    if len(arrays) != 1 or any(a != slice(None) for i, a in enumerate(adv) if i != arrays[0]):
+        _unsupported(b, node, "advanced indexing other than one index tensor on one dim")
+    arr = adv[arrays[0]]
+    if arr.dtype.kind == "b":
+        _unsupported(b, node, "boolean mask indexing (a data-dependent shape)")
+    src = _index_source(b, arr)
+    # an index made by the graph is read from it; any other is a constant of the model
+    idx = b.operand(src, np.int64) if src is not None else b.const(np.asarray(arr, np.int64))
+    return b.op("Gather", [n, idx], axis=arrays[0])
 
 
 # ---- reductions -----------------------------------------------------------------------------
@@ -930,3 +955,51 @@ def _canonical_mask(b, node):
     if mask.dtype != np.bool_:
         return b.op("Identity", [b.name(mask)])
     return b.op("Where", [b.name(mask), b.scalar(-np.inf, dt), b.scalar(0, dt)])
+
+
+@by_name("isfinite")
+def _isfinite(b, node):
+    x = b.name(node.args[0])
+    return b.op("Not", [b.op("Or", [b.op("IsNaN", [x]), b.op("IsInf", [x])])])
+
+
+# ---- tensors made inside forward whose size follows a dynamic axis ---------------------------
+
+def _shape_args(args):
+    shape = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+    return list(shape)
+
+
+@by_name("zeros", "ones", "empty", "full")
+def _filled(b, node):
+    out = node.outs[0]
+    args = list(node.args)
+    if node.name == "full":
+        shape, value = _shape_args(args[:1]), args[1] if len(args) > 1 else \
+            node.kwargs["fill_value"]
+    else:
+        shape, value = _shape_args(args), 1 if node.name == "ones" else 0
+    return b.op("Expand", [b.scalar(value, out.dtype), b.ints(shape)])
+
+
+@by_name("zeros_like", "ones_like", "empty_like", "full_like")
+def _filled_like(b, node):
+    out = node.outs[0]
+    value = {"zeros_like": 0, "empty_like": 0, "ones_like": 1}.get(node.name)
+    if value is None:
+        value = node.args[1] if len(node.args) > 1 else node.kwargs["fill_value"]
+    return b.op("Expand", [b.scalar(value, out.dtype), b.op("Shape", [_x(b, node)])])
+
+
+@by_name("arange")
+def _arange(b, node):
+    args = list(node.args)
+    start, end, step = (0, args[0], 1) if len(args) == 1 else (
+        args + [1] * (3 - len(args)))[:3]
+    dt = node.outs[0].dtype
+
+    def scalar(v):
+        if isinstance(v, Sym):
+            return b.cast(b.squeeze(b.dim(v), [0]), dt)
+        return b.scalar(v, dt)
+    return b.op("Range", [scalar(start), scalar(end), scalar(step)])
