@@ -51,6 +51,61 @@ def op_overhead(mod):
     return step, lambda s: s * 1e6 / (N_CHAIN + 1)
 
 
+@workload("op_overhead_leaves", "µs/op fwd+bwd")
+def op_overhead_leaves(mod):
+    """20 small ops over four (32, 64) float32 leaves that all require grad, with unary
+    activations (relu, tanh, sigmoid, exp) between them, then ``mean().backward()``.
+
+    Every binary op here records two edges, and four AccumulateGrad nodes run; per op as
+    ``op_overhead`` (20 chain ops and the mean).
+    """
+    rng = _rng()
+    a, b, c, d = (_leaf(mod, rng.standard_normal((32, 64), dtype=np.float32) * 0.5, True)
+                  for _ in range(4))
+
+    def step():
+        for w in (a, b, c, d):
+            w.grad = None
+        h = a
+        for _ in range(N_CHAIN // 10):
+            h = (h * b).relu()
+            h = (h + c).tanh()
+            h = (h - d).sigmoid()
+            h = h * a
+            h = (h / 2.0).exp().neg()
+        y = h.mean()
+        y.backward()
+        return y
+
+    return step, lambda s: s * 1e6 / (N_CHAIN + 1)
+
+
+@workload("op_overhead_bcast", "µs/op fwd+bwd")
+def op_overhead_bcast(mod):
+    """20 small broadcasting ops: a (32, 64) leaf against a (64,) bias and a (32, 1) scale,
+    all requiring grad (their gradients are summed back to shape), then ``sum(1).mean()``.
+
+    Per op, counting the 20 chain ops and the two reductions.
+    """
+    rng = _rng()
+    x = _leaf(mod, rng.standard_normal((32, 64), dtype=np.float32) * 0.5, True)
+    bias = _leaf(mod, rng.standard_normal(64, dtype=np.float32) * 0.1, True)
+    scale = _leaf(mod, rng.uniform(0.5, 1.5, (32, 1)).astype(np.float32), True)
+
+    def step():
+        for w in (x, bias, scale):
+            w.grad = None
+        h = x
+        for _ in range(N_CHAIN // 5):
+            h = (h + bias) * scale
+            h = (h.relu() - 0.05).tanh()
+        y = h.sum(1).mean()
+        y.backward()
+        return y
+
+    return step, lambda s: s * 1e6 / (N_CHAIN + 2)
+
+
 MATMUL_N = 2048
 
 

@@ -6,6 +6,7 @@ import builtins
 from .._dtype import from_np, result_type_of, _FLOAT, get_default_dtype
 from .._backend import _BY_ARRAY_TYPE as _ARRAY_TYPES
 from .._tensor import Tensor, _make, _wrap_dim
+from ..autograd.function import Function
 
 wrap_dim = _wrap_dim
 
@@ -45,12 +46,31 @@ def shape_of(x):
     return x.shape if hasattr(x, "shape") else ()
 
 
+class SumToSize(Function):
+    """Sum a broadcast tensor back down to ``shape`` (the adjoint of ``expand``)."""
+
+    raw = True
+    backward_name = "SumToSizeBackward0"
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        lead = a.ndim - len(shape)
+        dims = tuple(range(lead)) + tuple(
+            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1)
+        out = a.sum(axis=dims, keepdims=True) if dims else a
+        return out.reshape(shape) if lead else out
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.expand(ctx.shape), None
+
+
 def reduce_grad(g: Tensor, shape, dtype) -> Tensor:
     """Sum a broadcast gradient back to ``shape`` and cast it to the input's ``dtype``."""
     gs = g._data.shape
     if gs != shape and gs != tuple(shape):
-        from .reduce import sum_to_size
-        g = sum_to_size(g, shape)
+        g = SumToSize.apply(g, tuple(shape))  # ``g`` was broadcast from ``shape``: no checks
     if g._data.dtype is not dtype and g._data.dtype != dtype:
         if g._data.dtype.kind == "c" and dtype.kind != "c":
             g = g.real  # a real input of a complex result gets the real part (PyTorch's rule)

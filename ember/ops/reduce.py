@@ -21,7 +21,7 @@ from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
 from .._backend import xp_of
 from .._dtype import as_dtype, from_np, promote_types
-from ._util import wrap_dim, float_dtype, is_float, scalar_name, holomorphic
+from ._util import wrap_dim, float_dtype, is_float, scalar_name, holomorphic, SumToSize
 from ..autograd.inplace import copy_into_out, make_inplace
 from .movement import Expand, _inverse_perm
 
@@ -1619,26 +1619,6 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
 
 
 # ---- sum_to_size (the adjoint of expand) -----------------------------------------------------
-
-class SumToSize(Function):
-    """Sum a broadcast tensor back down to ``shape`` (the adjoint of ``expand``)."""
-
-    raw = True
-    backward_name = "SumToSizeBackward0"
-
-    @staticmethod
-    def forward(ctx, a, shape):
-        ctx.shape = a.shape
-        lead = a.ndim - len(shape)
-        dims = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1)
-        out = ctx.xp.sum(a, axis=dims, keepdims=True) if dims else a
-        return out.reshape(shape) if lead else out
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.expand(ctx.shape), None
-
 
 def sum_to_size(input: Tensor, *size) -> Tensor:
     """Sum ``input`` down to a shape it was broadcast from."""
