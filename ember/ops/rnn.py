@@ -42,6 +42,7 @@ from .._tensor import _make
 from .elementwise import relu, sigmoid, tanh
 from .layers import linear as _lin
 from .movement import cat
+from . import _workspace as ws
 
 __all__: list = []
 
@@ -180,6 +181,24 @@ def _plan(np, bs: tuple, reverse: bool):
     return tuple(steps), hp_all, fin
 
 
+def _mm(xp, a, b, shape):
+    """``a @ b`` (result ``shape``, ``a``'s dtype) into a workspace array (NOTE [ Workspace ])."""
+    dt = a.dtype
+    if dt.kind == "f" and dt.itemsize >= 4 and b.dtype == dt:
+        return xp.matmul(a, b, out=ws.empty(xp, shape, dt))
+    out = xp.matmul(a, b)  # half precision: whatever the backend's matmul gives, cast back
+    return out if out.dtype == dt else out.astype(dt)
+
+
+def _grad_ext(xp, dy, dhN, B, fin):
+    """The backward's ``dext = [0; dy]`` with the final-state gradient added at ``fin``."""
+    dext = ws.empty(xp, (B + dy.shape[0], dy.shape[1]), dy.dtype)
+    dext[:B] = 0
+    dext[B:] = dy
+    dext[B + fin] += dhN
+    return dext
+
+
 class _FusedLayer(Function):
     """One recurrent layer in one direction over a packed input (NOTE above)."""
 
@@ -199,13 +218,11 @@ class _FusedLayer(Function):
             return outs
         # Elman RNN: one gate
         B, N = bs[0], x.shape[0]
-        A = xp.matmul(x, w_ih.T)
-        if A.dtype != x.dtype:
-            A = A.astype(x.dtype)
+        A = _mm(xp, x, w_ih.T, (N, w_ih.shape[0]))
         if b_ih is not None:
             A += b_ih + b_hh
         whT = xp.ascontiguousarray(w_hh.T)  # ~1.5x faster per-step GEMMs than the view
-        ext = xp.empty((B + N, h0.shape[1]), x.dtype)
+        ext = ws.empty(xp, (B + N, h0.shape[1]), x.dtype)
         ext[:B] = h0
         act = xp.tanh if mode == "RNN_TANH" else None
         for s, e, prev in steps:
@@ -235,12 +252,9 @@ class _FusedLayer(Function):
             return run(xp, need, arrs, dy._data, dhN._data, dcN, steps, hp_all, fin)
         x, h0, _, w_ih, w_hh, _, _, _, y, ext = arrs
         B, N = bs[0], x.shape[0]
-        dext = xp.empty((B + N, h0.shape[1]), x.dtype)
-        dext[:B] = 0
-        dext[B:] = dy._data
-        dext[B + fin] += dhN._data
+        dext = _grad_ext(xp, dy._data, dhN._data, B, fin)
         Q = 1 - y * y if mode == "RNN_TANH" else (y > 0).astype(x.dtype)
-        dG = xp.empty((N, H), x.dtype)
+        dG = ws.empty(xp, (N, H), x.dtype)
         mul = xp.multiply
         for s, e, prev in reversed(steps):
             mul(dext[B + s:B + e], Q[s:e], out=dG[s:e])
@@ -281,24 +295,22 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     wi[:3] *= 0.5
     wh = w_hh.reshape(4, H, Hout)[order]
     wh[:3] *= 0.5
-    A = xp.matmul(x, xp.ascontiguousarray(wi.transpose(0, 2, 1)))  # (4, N, H)
-    if A.dtype != dt:
-        A = A.astype(dt)
+    A = _mm(xp, x, xp.ascontiguousarray(wi.transpose(0, 2, 1)), (4, N, H))
     if b_ih is not None:
         b = (b_ih + b_hh).reshape(4, 1, H)[order]
         b[:3] *= 0.5
         A += b
     whT = xp.ascontiguousarray(wh.transpose(0, 2, 1))  # (4, Hout, H)
-    ext = xp.empty((B + N, Hout), dt)
+    ext = ws.empty(xp, (B + N, Hout), dt)
     ext[:B] = h0
-    cext = xp.empty((B + N, H), dt)
+    cext = ws.empty(xp, (B + N, H), dt)
     cext[:B] = c0
     proj = w_hr is not None
-    hpre = xp.empty((N, H), dt) if proj else None
+    hpre = ws.empty(xp, (N, H), dt) if proj else None
     whrT = xp.ascontiguousarray(w_hr.T) if proj else None
-    P = xp.empty((4, N, H), dt) if record else None
-    K = xp.empty((N, H), dt) if record else None
-    tc_all = xp.empty((N, H), dt)
+    P = ws.empty(xp, (4, N, H), dt) if record else None
+    K = ws.empty(xp, (N, H), dt) if record else None
+    tc_all = ws.empty(xp, (N, H), dt)
     tmp = xp.empty((B, H), dt)
     tanh, mul, matmul = xp.tanh, xp.multiply, xp.matmul
     i_, f_, o_, g_ = A[0], A[1], A[2], A[3]
@@ -364,15 +376,12 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     dt = x.dtype
     order = list(_LSTM_ORDER)  # its own inverse
     wh = w_hh.reshape(4, H, Hout)[order]
-    dext = xp.empty((B + N, Hout), dt)
-    dext[:B] = 0
-    dext[B:] = dy
-    dext[B + fin] += dhN
-    dcext = xp.zeros((B + N, H), dt)
+    dext = _grad_ext(xp, dy, dhN, B, fin)
+    dcext = ws.zeros(xp, (B + N, H), dt)
     if dcN is not None:
         dcext[B + fin] += dcN
     mul, matmul = xp.multiply, xp.matmul
-    dG = xp.empty_like(P)  # (4, N, H); P stays intact for a retained graph
+    dG = ws.empty(xp, P.shape, dt)  # (4, N, H); P stays intact for a retained graph
     f_ = A[1]
     tmp = xp.empty((B, H), dt)
     for s, e, prev in reversed(steps):
@@ -391,7 +400,7 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     gx = gh0 = gc0 = gwi = gwh = gbi = gbh = gwr = None
     if need[0]:
         wi = w_ih.reshape(4, H, -1)[order]
-        gx = _make(matmul(dG, wi).sum(0))
+        gx = _make(_mm(xp, dG, wi, (4, N, wi.shape[2])).sum(0))
     if need[1]:
         gh0 = _make(dext[:B].copy())
     if need[2]:
@@ -431,9 +440,7 @@ def _gru_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin
     # r and z pre-scaled by 0.5: tanh gives them as 0.5 * tanh(a / 2) + 0.5
     wi = w_ih.reshape(3, H, -1)[list(_GRU_IN)]
     wi[1:] *= 0.5
-    A = xp.matmul(x, xp.ascontiguousarray(wi.transpose(0, 2, 1)))  # (3, N, H)
-    if A.dtype != dt:
-        A = A.astype(dt)
+    A = _mm(xp, x, xp.ascontiguousarray(wi.transpose(0, 2, 1)), (3, N, H))
     bhn = None
     if b_ih is not None:
         b = b_ih.reshape(3, 1, H)[list(_GRU_IN)]
@@ -444,9 +451,9 @@ def _gru_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin
     wh = w_hh.reshape(3, H, Hout).copy()
     wh[:2] *= 0.5
     whT = xp.ascontiguousarray(wh.transpose(0, 2, 1))  # (3, Hout, H)
-    ext = xp.empty((B + N, Hout), dt)
+    ext = ws.empty(xp, (B + N, Hout), dt)
     ext[:B] = h0
-    Q = xp.empty((3, N, H), dt) if record else None
+    Q = ws.empty(xp, (3, N, H), dt) if record else None
     tmp = xp.empty((B, H), dt)
     tanh, mul, sub, matmul = xp.tanh, xp.multiply, xp.subtract, xp.matmul
     n_, r_, z_ = A[0], A[1], A[2]
@@ -494,12 +501,9 @@ def _gru_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     H, Hout = w_hh.shape[0] // 3, w_hh.shape[1]
     dt = x.dtype
     wh = w_hh.reshape(3, H, Hout)
-    dext = xp.empty((B + N, Hout), dt)
-    dext[:B] = 0
-    dext[B:] = dy
-    dext[B + fin] += dhN
+    dext = _grad_ext(xp, dy, dhN, B, fin)
     mul, matmul = xp.multiply, xp.matmul
-    dG = xp.empty((4, N, H), dt)
+    dG = ws.empty(xp, (4, N, H), dt)
     dgh = dG[1:]
     r_, z_ = A[1], A[2]
     for s, e, prev in reversed(steps):
@@ -516,7 +520,8 @@ def _gru_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     back = list(_GRU_OUT)
     gx = gh0 = gwi = gwh = gbi = gbh = None
     if need[0]:
-        gx = _make(matmul(dgi, w_ih.reshape(3, H, -1)[list(_GRU_IN)]).sum(0))
+        wi = w_ih.reshape(3, H, -1)[list(_GRU_IN)]
+        gx = _make(_mm(xp, dgi, wi, (3, N, wi.shape[2])).sum(0))
     if need[1]:
         gh0 = _make(dext[:B].copy())
     if need[3]:

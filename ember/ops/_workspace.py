@@ -1,0 +1,82 @@
+"""Scratch arrays of fused ops, reused across calls (NOTE [ Workspace ]).
+
+NOTE [ Workspace ]
+A fused op that allocates megabytes per call (an LSTM layer's gates, states and saved
+factors) pays for them a second time on Linux: glibc serves large blocks with fresh pages
+(``mmap``, or heap growth after the heap top was trimmed) and the first write to each 4 KiB
+page is a page fault, about 2.7 us on the test machine.  An LSTM language-model step made
+3,900 of them, half of its time; PyTorch's step, built from small per-step tensors, none.
+``empty(xp, shape, dtype)`` hands out a view of a block kept here and reuses the block once
+nothing refers to it any more: every view of a block, and every tensor over such a view,
+holds a reference to the block through ``.base``, so a block whose reference count is the
+pool's own is free (the check and the hand-out happen under one lock).  Blocks are keyed by
+array module, dtype and size, since a training loop asks for the same shapes every step.
+At most ``_KEEP`` bytes are pooled; past that, free blocks are dropped first and then
+``empty`` falls back to a plain allocation.  Gradients handed to the engine are not taken
+from here: the engine copies a ``.grad`` that is a view (``autograd/engine.py``).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+__all__: list = []
+
+_KEEP = 96 << 20        # bytes held by the pool at most
+_MIN = 64 << 10         # smaller arrays come from malloc's free lists without faults
+_REFS_WHEN_FREE = 3     # the pool's list, the loop variable and getrefcount's argument
+
+_lock = threading.Lock()
+_blocks: dict = {}      # (xp, dtype, size) -> [1-d arrays]
+_held = [0]             # bytes in _blocks
+
+
+def empty(xp, shape, dtype):
+    """``xp.empty(shape, dtype)``, from a reused block when one is free."""
+    size = 1
+    for n in shape:
+        size *= n
+    nbytes = size * xp.dtype(dtype).itemsize
+    if nbytes < _MIN:
+        return xp.empty(shape, dtype)
+    key = (xp, xp.dtype(dtype), size)
+    with _lock:
+        for blk in _blocks.get(key, ()):
+            if sys.getrefcount(blk) == _REFS_WHEN_FREE:
+                return blk.reshape(shape)
+        if _held[0] + nbytes > _KEEP:
+            _evict()
+            if _held[0] + nbytes > _KEEP:
+                return xp.empty(shape, dtype)
+        blk = xp.empty(size, dtype)
+        _blocks.setdefault(key, []).append(blk)  # eviction may have dropped the key's list
+        _held[0] += nbytes
+        return blk.reshape(shape)
+
+
+def zeros(xp, shape, dtype):
+    """``xp.zeros(shape, dtype)`` over a reused block."""
+    a = empty(xp, shape, dtype)
+    a.fill(0)
+    return a
+
+
+def _evict() -> None:
+    """Drop every free block (under the lock)."""
+    for key in list(_blocks):
+        keep = []
+        for blk in _blocks[key]:
+            if sys.getrefcount(blk) == _REFS_WHEN_FREE:
+                _held[0] -= blk.nbytes
+            else:
+                keep.append(blk)
+        if keep:
+            _blocks[key] = keep
+        else:
+            del _blocks[key]
+
+
+def clear() -> None:
+    """Forget every free block (tests; memory measurements)."""
+    with _lock:
+        _evict()
