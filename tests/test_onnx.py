@@ -337,6 +337,20 @@ class MadeInForward(nn.Module):
         return picked, ember.triu(ember.ones(T, T), 1) @ x
 
 
+class Losses(nn.Module):
+    """The losses a model may compute at inference (a score against a reference)."""
+
+    def forward(self, x, y, cls):
+        p = ember.sigmoid(x)
+        w = ember.tensor([1.0, 2.0, 0.5, 1.0, 3.0])
+        return (F.mse_loss(x, y), F.l1_loss(x, y, reduction="none"),
+                F.smooth_l1_loss(x, y, beta=0.5, reduction="sum"), F.huber_loss(x, y, delta=0.7),
+                F.binary_cross_entropy(p, ember.sigmoid(y)),
+                F.binary_cross_entropy_with_logits(x, (y > 0).float(), pos_weight=w),
+                F.cross_entropy(x, cls), F.cross_entropy(x, cls, weight=w, reduction="none"),
+                F.nll_loss(F.log_softmax(x, 1), cls, ignore_index=2, reduction="sum"))
+
+
 def _digits():
     from ember.cli.digits import build_model
     return build_model(ember)
@@ -393,6 +407,9 @@ ZOO = {
     "made_in_forward": (MadeInForward, lambda: (_randn(3, 4, 5), ember.tensor([2, 0, -1, 1])),
                         {0: {0: "batch", 1: "seq"}},
                         lambda: (_randn(4, 6, 5, seed=1), ember.tensor([3, 3, 0, -2]))),
+    "losses": (Losses, lambda: (_randn(4, 5), _randn(4, 5, seed=1), ember.tensor([0, 2, 4, 1])),
+               None, lambda: (_randn(4, 5, seed=2), _randn(4, 5, seed=3),
+                              ember.tensor([3, 2, 2, 0]))),
     "resample": (Resample, lambda: (_randn(2, 3, 6, 6),), None,
                  lambda: (_randn(2, 3, 6, 6, seed=1),)),
     "encoder_classifier": (EncoderClassifier,
@@ -711,3 +728,25 @@ def test_bench_workloads_agree_with_torch():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
     step, convert = wl_onnx.onnx_export(ember)
     assert step() is None and convert(1.0) == 1e3
+
+
+def test_circular_padding_needs_opset_19():
+    m = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular"),
+                      nn.ConstantPad1d((1, 2), 0.25))
+    x = _randn(1, 2, 5, 6)
+    export_and_run(m, (x,), ((_randn(1, 2, 5, 6, seed=1),),), opset=19)
+    with pytest.raises(ember.onnx.errors.UnsupportedOperatorError,
+                       match="circular padding.*opset version 17"):
+        ember.onnx.export(m, (x,), io.BytesIO())
+
+
+def test_dynamic_shapes_and_verbose(capsys):
+    """``dynamic_shapes`` (the dynamo exporter's spelling) names the same symbolic dims."""
+    m = RNNLM("GRU", bidirectional=True)
+    prog = ember.onnx.export(m.eval(), (_tokens(2, 5, 20),), verbose=True,
+                             dynamic_shapes={"tokens": {0: "batch", 1: "seq"}})
+    assert "GRU" in capsys.readouterr().out
+    dims = [d.dim_param for d in prog.model_proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "seq"]
+    t = _tokens(3, 8, 20, seed=4)
+    np.testing.assert_allclose(prog(t)[0].numpy(), m(t).detach().numpy(), rtol=1e-5, atol=1e-5)

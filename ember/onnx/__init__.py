@@ -263,7 +263,7 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
     finally:
         _IN_EXPORT[0] = False
     if verbose:
-        print(onnx.helper.printable_graph(proto.graph))
+        print(onnx.printer.to_text(proto.graph))
     if f is not None:
         _write(proto, f, external_data)
     return ONNXProgram(proto) if dynamo else None

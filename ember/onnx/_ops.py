@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from ..ops import (activation, attention, conv, convert, elementwise as ew, index, layers,
-                   linalg, movement as mv, normalization as norm, padding, pooling, reduce,
-                   resample, rnn)
+                   linalg, loss as loss_ops, movement as mv, normalization as norm, padding,
+                   pooling, reduce, resample, rnn)
 from ._builder import UnsupportedOperatorError
 from ._capture import Sym, Value
 
@@ -1003,3 +1003,91 @@ def _arange(b, node):
             return b.cast(b.squeeze(b.dim(v), [0]), dt)
         return b.scalar(v, dt)
     return b.op("Range", [scalar(start), scalar(end), scalar(step)])
+
+
+# ---- losses used at inference ---------------------------------------------------------------
+
+def _tensor_in(b, a, dt) -> str:
+    """A ``Value``, a raw array extra (a loss weight) or a number as an input of dtype ``dt``."""
+    if isinstance(a, Value):
+        return b.operand(a, dt)
+    return b.const(np.asarray(a, dt))
+
+
+def _reduce_loss(b, loss: str, reduction: str, ndim: int) -> str:
+    if reduction == "none":
+        return loss
+    op = "ReduceSum" if reduction == "sum" else "ReduceMean"
+    return b.axes_op(op, loss, list(range(ndim)), keepdims=0)
+
+
+@converts(loss_ops.MseLoss, loss_ops.L1Loss, loss_ops.SmoothL1Loss, loss_ops.HuberLoss)
+def _diff_loss(b, node):
+    a, t, dt, reduction, param = node.args
+    d = b.op("Sub", [b.operand(a, dt), b.operand(t, dt)])
+    cls = node.cls
+    if issubclass(cls, loss_ops.MseLoss):
+        v = b.op("Mul", [d, d])
+    else:
+        ad = b.op("Abs", [d])
+        if issubclass(cls, loss_ops.L1Loss):
+            v = ad
+        else:  # smooth L1 (beta) / Huber (delta): quadratic inside, linear outside
+            p = float(param)
+            small = b.op("Less", [ad, b.scalar(p, dt)])
+            sq = b.op("Mul", [b.op("Mul", [d, d]), b.scalar(0.5 / p if issubclass(
+                cls, loss_ops.SmoothL1Loss) else 0.5, dt)])
+            lin = b.op("Sub", [ad, b.scalar(0.5 * p, dt)])
+            if issubclass(cls, loss_ops.HuberLoss):
+                lin = b.op("Mul", [lin, b.scalar(p, dt)])
+            v = b.op("Where", [small, sq, lin])
+    ndim = max(a.ndim if isinstance(a, Value) else 0, t.ndim if isinstance(t, Value) else 0)
+    return _reduce_loss(b, v, reduction, ndim)
+
+
+@converts(loss_ops.BinaryCrossEntropy)
+def _bce(b, node):
+    x, t, w, reduction = node.args
+    dt = x.dtype
+    xn, tn = b.name(x), b.operand(t, dt)
+    one = b.scalar(1, dt)
+    floor = b.scalar(-100, dt)  # PyTorch clamps each log at -100
+    lx = b.op("Max", [b.op("Log", [xn]), floor])
+    l1x = b.op("Max", [b.op("Log", [b.op("Sub", [one, xn])]), floor])
+    loss = b.op("Neg", [b.op("Add", [b.op("Mul", [tn, lx]),
+                                     b.op("Mul", [b.op("Sub", [one, tn]), l1x])])])
+    if w is not None:
+        loss = b.op("Mul", [loss, _tensor_in(b, w, dt)])
+    return _reduce_loss(b, loss, reduction, x.ndim)
+
+
+@converts(loss_ops.BinaryCrossEntropyWithLogits)
+def _bce_logits(b, node):
+    x, t, w, pw, dt, reduction = node.args
+    xn, tn = b.operand(x, dt), b.operand(t, dt)
+    one = b.scalar(1, dt)
+    # (1 - t) x + (1 + (pw - 1) t) softplus(-x), softplus written stably
+    sp = b.op("Add", [b.op("Log", [b.op("Add", [one, b.op("Exp", [b.op("Neg", [
+        b.op("Abs", [xn])])])])]), b.op("Relu", [b.op("Neg", [xn])])])
+    if pw is not None:
+        sp = b.op("Mul", [sp, b.op("Add", [one, b.op("Mul", [
+            b.op("Sub", [_tensor_in(b, pw, dt), one]), tn])])])
+    loss = b.op("Add", [b.op("Mul", [b.op("Sub", [one, tn]), xn]), sp])
+    if w is not None:
+        loss = b.op("Mul", [loss, _tensor_in(b, w, dt)])
+    ndim = max(x.ndim, t.ndim if isinstance(t, Value) else 0)
+    return _reduce_loss(b, loss, reduction, ndim)
+
+
+@converts(loss_ops.NllLoss, loss_ops.NllLoss2d, loss_ops.CrossEntropyLoss,
+          loss_ops.CrossEntropyLoss2d)
+def _nll(b, node):
+    x, t, w, ignore_index, reduction = node.args[:5]
+    if x.ndim < 2:
+        _unsupported(b, node, "an unbatched input")
+    ce = issubclass(node.cls, (loss_ops.CrossEntropyLoss, loss_ops.CrossEntropyLoss2d))
+    ins = [b.name(x), b.operand(t, np.int64)]
+    if w is not None:
+        ins.append(_tensor_in(b, w, x.dtype))
+    op = "SoftmaxCrossEntropyLoss" if ce else "NegativeLogLikelihoodLoss"
+    return b.op(op, ins, reduction=reduction, ignore_index=int(ignore_index))
