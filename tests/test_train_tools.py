@@ -6,6 +6,7 @@ Diagnosis is tested on small runs made to fail on purpose, one way each, logged 
 import contextlib
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 import ember
 import ember.nn as nn
 from ember.__main__ import main
+from ember.cli.tune import STAGES
 from ember.utils.diagnose import TrainingLog, diagnose, read_run, smooth
 
 
@@ -247,3 +249,113 @@ def test_read_run_orders_each_curve_by_step(tmp_path):
         log.scalar("train/loss", 1.0, 3)
     steps, values = read_run(str(tmp_path))["train/loss"]
     assert list(steps) == [3, 5] and list(values) == [1.0, 2.0]
+
+
+# --- ember tune --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    pytest.importorskip("optuna")  # the tune extra (in the test extra)
+    out = tmp_path_factory.mktemp("tune")
+    rc, stdout, stderr = _run(["tune", "digits", "--trials", "7", "--epochs", "3", "--limit",
+                               "300", "--out", str(out), "--no-plots"])
+    assert rc == 0, stderr
+    return out, stdout
+
+
+def test_tune_runs_the_stages_in_order(tuned):
+    import csv
+    out, stdout = tuned
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["stage"] for r in rows] == ["lr"] * 3 + ["optimization"] * 2 + \
+        ["architecture"] * 2
+    lr_best = max((r for r in rows[:3] if r["state"] == "complete"),
+                  key=lambda r: float(r["val_acc"]))
+    for r in rows[3:]:  # later stages start from stage 1's best learning rate
+        assert float(r["lr"]) == float(lr_best["lr"])
+    for r in rows[:3]:  # stage 1 moves the learning rate only
+        assert (r["batch_size"], r["weight_decay"], r["hidden"]) == ("64", "0.0", "128")
+        assert 1e-4 <= float(r["lr"]) <= 1e-1
+    assert "results (val acc: accuracy on the held-out 20% of the training split)" in stdout
+    assert re.search(r"best \(val acc \d+\.\d\d%\): lr ", stdout)
+    assert "try it: ember train digits --lr " in stdout
+
+
+def test_tune_prunes_trials_behind_the_median(tuned):
+    import csv
+    out, _ = tuned
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    pruned = [r for r in rows if r["state"] == "pruned"]
+    assert pruned, "seed 0 prunes trial 3 (lr 0.0064 behind the first two at epoch 1)"
+    for r in pruned:
+        assert int(r["epochs"]) < 3
+
+
+def test_tune_saves_optunas_plots(tuned, tmp_path):
+    out, stdout = tuned
+    assert stdout.splitlines()[-1] == "saved " + str(out / "results.csv")  # --no-plots
+    rc, stdout, stderr = _run(["tune", "digits", "--trials", "3", "--epochs", "1", "--limit",
+                               "100", "--out", str(tmp_path)])
+    assert rc == 0, stderr
+    names = [f"stage{i}_{s}_{p}.png" for i, s in enumerate(STAGES, 1)
+             for p in ("history", "intermediate", "slice")]
+    assert sorted(os.listdir(tmp_path)) == sorted(names + ["results.csv"])
+    for name in names:
+        png = (tmp_path / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, name
+        assert str(tmp_path / name) in stdout
+
+
+def test_tune_trial_stops_when_the_pruner_says_so():
+    from ember.cli import tune
+    data = tune._split(ember, 60)
+    seen = []
+
+    class Pruned(Exception):
+        pass
+
+    def report(acc, epoch):
+        seen.append((epoch, acc))
+        raise Pruned
+    with pytest.raises(Pruned):
+        tune.train_trial(tune.BASE, data, 5, 0, report)
+    assert len(seen) == 1 and 0 <= seen[0][1] <= 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--trials", "2"], "--trials must be at least 3 (one per stage), got 2"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--limit", "5"], "--limit must be at least 10, got 5"),
+])
+def test_tune_bad_options(tmp_path, argv, message):
+    rc, _, stderr = _run(["tune", "digits", *argv, "--out", str(tmp_path / "t")])
+    assert rc == 2 and stderr == f"ember tune: error: {message}\n"
+
+
+def test_tune_without_optuna_names_the_extra(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    rc, _, stderr = _run(["tune", "digits", "--trials", "3", "--out", str(tmp_path)])
+    assert rc == 2
+    assert stderr == "ember tune: error: ember tune needs Optuna: pip install 'ember[tune]'\n"
+
+
+def test_tune_mlp_example(tmp_path):
+    import runpy
+    pytest.importorskip("optuna")
+    ns = runpy.run_path(os.path.join(os.path.dirname(__file__), "..", "examples",
+                                     "tune_mlp.py"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ns["main"](["--trials", "3", "--epochs", "2", "--out", str(tmp_path)])
+    lines = out.getvalue().splitlines()
+    assert [ln.split()[0] for ln in lines[1:4]] == ["lr", "optimization", "architecture"]
+    assert lines[-1].startswith("best val MSE ")
+    assert (tmp_path / "stage1_lr_history.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("trials, sizes", [(3, [1, 1, 1]), (4, [2, 1, 1]), (7, [3, 2, 2]),
+                                           (20, [8, 6, 6])])
+def test_tune_splits_trials_learning_rate_first(trials, sizes):
+    from ember.cli.tune import _stage_sizes
+    assert _stage_sizes(trials) == sizes

@@ -96,17 +96,18 @@ def blas_threads(n: int):
         yield
 
 
-def build_model(mod):
+def build_model(mod, channels=(32, 64), hidden: int = 128):
     """The CNN: two 3x3 conv + batch-norm + ReLU + 2x2 max-pool stages, then a 2-layer MLP.
 
     (N, 1, 8, 8) -> conv 32 -> pool -> (N, 32, 4, 4) -> conv 64 -> pool -> (N, 64, 2, 2)
-    -> flatten 256 -> 128 -> 10 logits; 53,194 parameters.
+    -> flatten 256 -> 128 -> 10 logits; 53,194 parameters (other widths: ``ember tune``).
     """
     nn = mod.nn
+    c1, c2 = channels
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 2 * 2, 128), nn.ReLU(), nn.Linear(128, 10))
+        nn.Conv2d(1, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(c2 * 2 * 2, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
 def _tensors(mod, split: str, limit=None):
