@@ -5,7 +5,6 @@ onnxruntime and compared with ember eager (1e-5 relative to the output's scale);
 ``dynamic_axes`` are run again at another batch size / sequence length.
 """
 import io
-import math
 
 import numpy as np
 import pytest

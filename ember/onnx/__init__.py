@@ -73,8 +73,9 @@ def register_custom_op_symbolic(symbolic_name: str, symbolic_fn, opset_version: 
     suffixes ``_i``, ``_f``, ``_s``, ``_t``, ``_is``, ``_fs``); tensor arguments arrive as
     graph values, the rest as Python values.  Used from ``opset_version`` on.
     """
-    if not isinstance(symbolic_name, str) or "::" not in symbolic_name or \
-            symbolic_name.startswith("::") is False and symbolic_name.split("::")[0] == "":
+    import re
+    if not isinstance(symbolic_name, str) or not re.match(
+            r"^[a-zA-Z0-9-_]*::[a-zA-Z-_]+[a-zA-Z0-9-_]*$", symbolic_name):
         raise ValueError(f"Failed to register operator {symbolic_name}. The symbolic name "
                          f"must match the format domain::name, and should start with a "
                          f"letter and contain only alphanumerical characters")
@@ -120,8 +121,8 @@ class ONNXProgram:
     def model(self):
         return self.model_proto
 
-    def save(self, destination, *, include_initializers: bool = True, keep_initializers_as_inputs:
-             bool = False, external_data=None) -> None:
+    def save(self, destination, *, include_initializers: bool = True,
+             keep_initializers_as_inputs: bool = False, external_data=None) -> None:
         """Write the model to ``destination`` (a path or a binary file)."""
         _write(self.model_proto, destination, external_data)
 
@@ -170,21 +171,18 @@ def _write(proto, f, external_data) -> None:
 
 
 def _dynamic_from_shapes(dynamic_shapes, names):
-    """``dynamic_shapes`` (per input: ``{axis: name or Dim}``) as ``dynamic_axes``."""
-    if dynamic_shapes is None:
-        return None
+    """``dynamic_shapes`` (by input name, or a tuple by position: ``{axis: name or Dim}``) as
+    ``dynamic_axes``."""
     if isinstance(dynamic_shapes, dict):
-        items = list(dynamic_shapes.values()) if set(dynamic_shapes) - set(names) == set() and \
-            not all(isinstance(k, int) for k in dynamic_shapes) else [dynamic_shapes]
-        if set(dynamic_shapes) <= set(names):
-            items = [dynamic_shapes.get(n) for n in names]
+        specs = [dynamic_shapes.get(n) for n in names]
     else:
-        items = list(dynamic_shapes)
+        specs = list(dynamic_shapes)
     out = {}
-    for n, spec in zip(names, items):
+    for n, spec in zip(names, specs):
         if spec:
-            out[n] = {int(ax): (d if isinstance(d, str) else getattr(d, "__name__", None) or
-                                f"{n}_dim_{ax}") for ax, d in dict(spec).items()}
+            out[n] = {int(ax): d if isinstance(d, str) else
+                      getattr(d, "__name__", None) or f"{n}_dim_{ax}"
+                      for ax, d in dict(spec).items()}
     return out
 
 
