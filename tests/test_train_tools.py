@@ -359,3 +359,103 @@ def test_tune_mlp_example(tmp_path):
 def test_tune_splits_trials_learning_rate_first(trials, sizes):
     from ember.cli.tune import _stage_sizes
     assert _stage_sizes(trials) == sizes
+
+
+# --- learning-rate range test ------------------------------------------------------------------
+
+def _finder_setup(mod, seed=0):
+    """A small MLP on the blobs with plain SGD, weights and batches fixed (no shuffling)."""
+    rng = np.random.default_rng(seed)
+    x, y = _blobs(256, 1)
+    model = mod.nn.Sequential(mod.nn.Linear(20, 32), mod.nn.ReLU(), mod.nn.Linear(32, 4))
+    with mod.no_grad():
+        for p in model.parameters():
+            p.copy_(mod.from_numpy(rng.normal(0, 0.3, tuple(p.shape)).astype(np.float32)))
+    data = mod.utils.data.TensorDataset(mod.from_numpy(x.numpy()), mod.from_numpy(y.numpy()))
+    loader = mod.utils.data.DataLoader(data, batch_size=32)
+    opt = mod.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return model, opt, mod.nn.CrossEntropyLoss(), loader
+
+
+def test_lr_find_matches_torch_and_restores_the_state():
+    torch = pytest.importorskip("torch")
+    from ember.utils.lr_finder import lr_find
+    results = {}
+    for mod in (ember, torch):
+        model, opt, loss_fn, loader = _finder_setup(mod)
+        before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+        res = lr_find(model, opt, loss_fn, loader, start_lr=1e-4, end_lr=100.0, num_iter=60)
+        after = {k: v.numpy() for k, v in model.state_dict().items()}
+        assert all(np.array_equal(before[k], after[k]) for k in before)  # weights put back
+        assert opt.param_groups[0]["lr"] == 0.1 and not opt.state  # optimizer too
+        results[mod.__name__] = res
+    e, t = results["ember"], results["torch"]
+    assert len(e.lrs) == len(t.lrs) and e.diverged and t.diverged  # both stop at the same step
+    np.testing.assert_allclose(e.lrs, 1e-4 * (1e6 ** (np.arange(len(e.lrs)) / 59)), rtol=1e-12)
+    n_ok = len(e.lrs) - 5  # the last, diverging steps amplify float32 rounding differences
+    np.testing.assert_allclose(e.losses[:n_ok], t.losses[:n_ok], rtol=2e-3)
+    assert e.suggestion == t.suggestion
+    assert e.smoothed[-1] > 4 * min(e.smoothed)
+
+
+def test_lr_find_smooths_with_a_bias_corrected_ema():
+    from ember.utils.lr_finder import lr_find
+    model, opt, loss_fn, loader = _finder_setup(ember)
+    res = lr_find(model, opt, loss_fn, loader, 1e-5, 1e-3, num_iter=12, beta=0.9)
+    avg, want = 0.0, []
+    for i, v in enumerate(res.losses):
+        avg = 0.9 * avg + 0.1 * v
+        want.append(avg / (1 - 0.9 ** (i + 1)))
+    np.testing.assert_allclose(res.smoothed, want, rtol=1e-12)
+    assert len(res.lrs) == 12 and not res.diverged  # 8 batches: the data was cycled
+
+
+def test_suggest_lr_is_the_steepest_descent():
+    from ember.utils.lr_finder import suggest_lr
+    lrs = np.logspace(-6, 1, 71)
+    # a sigmoid-shaped drop in log(lr) centred on 1e-3, then a rise
+    loss = 2 - 1 / (1 + np.exp(-3 * (np.log10(lrs) + 3))) + 0.5 * (lrs > 1)
+    assert suggest_lr(lrs, loss) == pytest.approx(1e-3, rel=1e-9)
+    assert suggest_lr(lrs[:4], loss[:4]) in lrs[:4]  # short curves use every point
+    with pytest.raises(ValueError, match="at least 2 points"):
+        suggest_lr(lrs[:1], loss[:1])
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(start_lr=1.0, end_lr=0.1), "0 < start_lr < end_lr"),
+    (dict(start_lr=0.0), "0 < start_lr < end_lr"),
+    (dict(num_iter=1), "num_iter must be at least 2"),
+    (dict(beta=1.0), r"beta must be in \[0, 1\)"),
+])
+def test_lr_find_bad_arguments(kw, match):
+    from ember.utils.lr_finder import lr_find
+    model, opt, loss_fn, loader = _finder_setup(ember)
+    with pytest.raises(ValueError, match=match):
+        lr_find(model, opt, loss_fn, loader, **kw)
+
+
+def test_cli_lr_find(tmp_path):
+    rc, stdout, stderr = _run(["lr-find", "digits", "--num-iter", "40", "--limit", "256",
+                               "--out", str(tmp_path)])
+    assert rc == 0, stderr
+    m = re.search(r"suggested lr (\S+) \(steepest descent of the smoothed loss\); try: "
+                  r"ember train digits --lr (\S+)", stdout)
+    assert m, stdout
+    rows = np.loadtxt(tmp_path / "lr_find.csv", delimiter=",", skiprows=1)
+    assert rows.shape[1] == 3 and 5 <= len(rows) <= 40
+    assert np.isclose(rows[:, 0], float(m.group(1)), rtol=1e-2).any()  # a swept rate
+    assert 1e-5 < float(m.group(1)) < 1.0
+    png = (tmp_path / "lr_find.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--start-lr", "1", "--end-lr", "0.1"], "expected 0 < --start-lr < --end-lr, got "
+                                             "--start-lr 1 --end-lr 0.1"),
+    (["--num-iter", "3"], "--num-iter must be at least 5, got 3"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+])
+def test_cli_lr_find_bad_options(tmp_path, argv, message):
+    rc, _, stderr = _run(["lr-find", "digits", *argv, "--out", str(tmp_path / "o")])
+    assert rc == 2 and stderr == f"ember lr-find: error: {message}\n"
+    assert not (tmp_path / "o").exists()
