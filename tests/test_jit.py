@@ -167,15 +167,22 @@ def test_check_trace_finds_data_dependent_control_flow():
             jit.trace(f, ember.ones(3), check_inputs=[(-ember.ones(3),)])
 
 
-def test_check_trace_warns_when_outputs_differ_and_baked_constants():
+def test_check_trace_warns_on_random_nodes_and_baked_constants():
     def f(x):
-        return x + ember.randn(3)  # a fresh random tensor each call: baked into the trace
+        return x + ember.randn(3)  # a node: drawn again on each replay, as in torch
 
     with pytest.warns(jit.TracerWarning) as rec:
-        jit.trace(f, ember.ones(3))
+        tf = jit.trace(f, ember.ones(3))
     msgs = [str(w.message) for w in rec]
-    assert any("made outside its ops" in m for m in msgs)
+    assert any(m.startswith("Trace had nondeterministic nodes") for m in msgs)
     assert any("Output nr 1. of the traced function does not match" in m for m in msgs)
+    assert not ember.equal(tf(ember.ones(3)), tf(ember.ones(3)))
+
+    def g(x):
+        return x + ember.from_numpy(np.ones(3))  # made outside any op: a constant
+
+    with pytest.warns(jit.TracerWarning, match="made outside its ops"):
+        jit.trace(g, ember.ones(3))
 
 
 @pytest.mark.parametrize("fn,args,match", [

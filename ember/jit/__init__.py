@@ -40,7 +40,9 @@ __all__ = ["Attribute", "CompilationUnit", "Error", "Future", "ScriptFunction", 
            "trace", "trace_module", "unused", "wait", "Final", "is_scripting", "is_tracing",
            "TracerWarning", "TracingCheckError", "ScriptWarning", "RecursiveScriptModule",
            "TracedModule", "TopLevelTracedModule", "script_method", "optimized_execution",
-           "fuser", "last_executed_optimized_graph", "run_frozen_optimizations"]
+           "fuser", "last_executed_optimized_graph", "run_frozen_optimizations",
+           "FunctionModifiers", "TracedFunction", "_overload", "_overload_method", "_drop",
+           "_copy_to_script_wrapper", "_script_if_tracing", "_isinstance"]
 
 _onednn = [False]
 

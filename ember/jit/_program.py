@@ -125,6 +125,11 @@ class Program:
                 lines.append(f"%{i} = input[{target}]")
         return lines + [f"return {_show(self.out)}"]
 
+    def step_names(self) -> list:
+        """Each step's op name (``None`` for inputs and attributes), aligned with
+        ``signature``."""
+        return [_op_name(s[1]) if s[0] == _CALL else None for s in self.steps]
+
     def op_names(self) -> list:
         """The ops in order (what ``check_trace`` compares across invocations)."""
         return [_op_name(s[1]) for s in self.steps if s[0] == _CALL]

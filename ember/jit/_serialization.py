@@ -49,9 +49,33 @@ def _bad(msg: str):
 
 
 # ---- ops by name -------------------------------------------------------------------------------
+def _special_ops() -> dict:
+    """The recorder's own ops and the functions it offers (NOTE [ Op recording ]), by key."""
+    import ember
+    from ..fx.experimental import proxy_tensor as P
+    from ..ops import attention
+    table = {"operator:getitem": operator.getitem, "proxy:dropout_mask": P.DROPOUT_MASK,
+             "proxy:copy_": P.COPY_}
+    for name in P.OFFERED:
+        for owner_name, owner in (("ember", ember), ("Tensor", Tensor)):
+            fn = vars(owner).get(name)
+            if fn is not None:
+                table[f"offered:{owner_name}:{name}"] = P.offered_op(fn, name)
+    for dunder, name in P._OFFERED_DUNDERS.items():
+        fn = vars(Tensor).get(dunder)
+        if fn is not None:
+            table[f"offered:Tensor:{dunder}"] = P.offered_op(fn, name)
+    table["offered:attention:_canonical_mask"] = P.offered_op(attention._canonical_mask,
+                                                              "_canonical_mask")
+    return table
+
+
 def _op_key(target) -> str:
-    if target is operator.getitem:
-        return "operator:getitem"
+    for key, op in _special_ops().items():
+        if op is target or (getattr(op, "_fn", None) is not None and
+                            getattr(target, "_fn", None) is op._fn and
+                            getattr(target, "__name__", None) == op.__name__):
+            return key
     cls = getattr(getattr(target, "_fn", None), "__self__", None)
     if cls is None or not isinstance(cls, type):
         raise RuntimeError(f"cannot save a graph calling {target!r}: only ember's ops can be "
@@ -87,9 +111,9 @@ def _registry() -> dict:
     return found
 
 
-def _op_from_key(key, registry):
-    if key == "operator:getitem":
-        return operator.getitem
+def _op_from_key(key, registry, special):
+    if isinstance(key, str) and key in special:
+        return special[key]
     cls = registry.get(key) if isinstance(key, str) else None
     if cls is None:
         raise _bad(f"it calls an op ember does not have ({key!r})")
@@ -323,9 +347,10 @@ def _module_tree(m: Module) -> dict:
                          for n, c in m._modules.items()}}
 
 
-def _graph_records(program, enc: _Encoder) -> list:
+def _graph_records(graph, enc: _Encoder) -> list:
+    """A graph's nodes as plain data (see NOTE [ jit archive ])."""
     out = []
-    for node in program.graph.nodes:
+    for node in graph.nodes:
         if node.op == "placeholder":
             out.append(["placeholder", node.name])
         elif node.op == "get_attr":
@@ -387,7 +412,7 @@ def _payload(m):
     data = {"format": FORMAT, "version": VERSION, "kind": kind, "module": tree,
             "graph": None, "constants": {}, "values": {}, "in_spec": None}
     if program is not None:
-        data["graph"] = _graph_records(program, enc)
+        data["graph"] = _graph_records(program.graph, enc)
         data["in_spec"] = _spec_data(spec)
         consts = {n.target: getattr(root, n.target) for n in program.graph.nodes
                   if n.op == "get_attr" and "." not in n.target and
@@ -554,7 +579,6 @@ def _traced_cls():
 
 
 def _build(data):
-    from ..fx.graph import Graph
     from ._program import Program
     from ._trace import TopLevelTracedModule, TracedFunction
     if type(data) is not dict or data.get("format") != FORMAT:
@@ -605,6 +629,7 @@ def _build_graph(records, arrays, root, values):
     if type(records) is not list or not records:
         raise _bad("malformed graph")
     registry = _registry()
+    special = _special_ops()
     g = Graph()
     nodes = {}
     dec = _Decoder(nodes, arrays)
@@ -630,7 +655,7 @@ def _build_graph(records, arrays, root, values):
                     raise _bad(f"get_attr {target!r} is not a tensor")
             nodes[_check_name(r[1], "node")] = g.get_attr(target)
         elif op == "call" and len(r) == 6:
-            fn = _op_from_key(r[2], registry)
+            fn = _op_from_key(r[2], registry, special)
             args, kwargs = dec.dec(r[3]), dec.dec(r[4])
             if type(args) is not tuple or type(kwargs) is not dict or not all(
                     type(k) is str for k in kwargs) or type(r[5]) is not bool:

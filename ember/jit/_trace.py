@@ -169,7 +169,8 @@ def _tensors_of(module) -> list:
 def _record(fn, args, module):
     from ..fx.experimental.proxy_tensor import record
     with _tracing():
-        rec = record(fn, args, forward_only=True, known=_tensors_of(module))
+        rec = record(fn, args, forward_only=True, known=_tensors_of(module),
+                     offer=True)
     return rec
 
 
@@ -237,8 +238,19 @@ def _compare(traced_out, python_out, tol: float) -> None:
             return
 
 
+_RANDOM = {"rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "randperm",
+           "normal", "bernoulli", "multinomial", "dropout_mask"}
+
+
 def _check(run_traced, fn, module, program, check_inputs, tol) -> None:
     """Re-record on each check input: the ops must be the same and the outputs close."""
+    random = [line for line, name in zip(program.signature(), program.step_names())
+              if name in _RANDOM]
+    if random:
+        warnings.warn("Trace had nondeterministic nodes. Did you forget call .eval() on your "
+                      "model? Nodes:\n" + "\n".join("\t" + line for line in random) +
+                      "\nThis may cause errors in trace checking. To disable trace checking, "
+                      "pass check_trace=False to torch.jit.trace()", TracerWarning, stacklevel=4)
     for inputs in check_inputs:
         inputs = _clone_inputs(_as_args(inputs))
         rec = _record(fn, inputs, module)

@@ -1,0 +1,230 @@
+"""ember.export: ExportedProgram, graph signature, module(), Dim, save/load and the
+data-dependent control-flow error, compared with torch.export on the same model."""
+import io
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.nn as nn
+from ember import export as E
+
+
+def _np(t):
+    return t.detach().numpy()
+
+
+def net(m):
+    class Net(m.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = m.nn.Linear(3, 4)
+            self.bn = m.nn.BatchNorm1d(4)
+            self.register_buffer("scale", m.ones(4))
+            self.register_buffer("tmp", m.zeros(4), persistent=False)
+
+        def forward(self, x, y):
+            return self.bn(self.fc(x)).relu() * self.scale + y + self.tmp
+
+    return Net()
+
+
+def twin(dtype="float32"):
+    tm, em = net(torch).to(getattr(torch, dtype)).eval(), net(ember).to(getattr(ember, dtype))
+    em.load_state_dict({k: ember.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+    return tm, em.eval()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exported_program_matches_torch_export(dtype):
+    tm, em = twin(dtype)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((5, 3)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    tep = torch.export.export(tm, (torch.tensor(x), torch.tensor(y)))
+    eep = E.export(em, (ember.tensor(x), ember.tensor(y)))
+    assert isinstance(eep, E.ExportedProgram)
+    # the same signature: parameters and buffers lifted before the user inputs
+    assert [str(s) for s in eep.graph_signature.input_specs] == \
+        [str(s) for s in tep.graph_signature.input_specs]
+    sig, tsig = eep.graph_signature, tep.graph_signature
+    assert sig.parameters == tsig.parameters and sig.buffers == tsig.buffers
+    assert sig.user_inputs == tsig.user_inputs
+    assert sig.inputs_to_parameters == tsig.inputs_to_parameters
+    assert sig.inputs_to_buffers == tsig.inputs_to_buffers
+    assert sig.non_persistent_buffers == tsig.non_persistent_buffers == ("tmp",)
+    assert list(eep.state_dict) == list(tep.state_dict)
+    assert list(eep.constants) == list(tep.constants)
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    x2, y2 = rng.standard_normal((5, 3)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    got = eep.module()(ember.tensor(x2), ember.tensor(y2))
+    want = tep.module()(torch.tensor(x2), torch.tensor(y2))
+    np.testing.assert_allclose(_np(got), want.detach().numpy(), **tol)
+    np.testing.assert_allclose(_np(got), _np(em(ember.tensor(x2), ember.tensor(y2))), **tol)
+    # the graph module takes the lifted tensors first, as torch's
+    flat = [eep.state_dict.get(s.target, eep.constants.get(s.target))
+            for s in sig.input_specs if s.target is not None]
+    out = eep.graph_module(*flat, ember.tensor(x2), ember.tensor(y2))
+    assert isinstance(out, tuple) and len(out) == 1
+    np.testing.assert_allclose(_np(out[0]), _np(got), **tol)
+    assert "ExportedProgram:" in str(eep) and "Graph signature" in str(eep)
+    assert eep.graph is eep.graph_module.graph
+    assert [n for n, _ in eep.named_parameters()] == list(sig.parameters)
+
+
+def test_module_guards_shapes_and_call_errors_as_torch():
+    _, em = twin()
+    ep = E.export(em, (ember.randn(5, 3), ember.randn(4)))
+    with pytest.raises(AssertionError, match=r"Guard failed: x.size\(\)\[0\] == 5"):
+        ep.module()(ember.randn(6, 3), ember.randn(4))
+    with pytest.raises(AssertionError, match=r"Guard failed: x.dim\(\) == 2"):
+        ep.module()(ember.randn(5), ember.randn(4))
+    with pytest.raises(RuntimeError, match="Unable to call ExportedProgram directly"):
+        ep(ember.randn(5, 3), ember.randn(4))
+    with pytest.raises(TypeError):
+        ep.module()(ember.randn(5, 3))
+
+
+@pytest.mark.parametrize("mod,args,exc,match", [
+    (lambda x: x, (ember.ones(2),), ValueError, "Expected `mod` to be an instance of"),
+    (nn.ReLU(), [ember.ones(2)], E.UserError, "Expecting `args` to be a tuple"),
+])
+def test_export_bad_arguments(mod, args, exc, match):
+    with pytest.raises(exc, match=match):
+        E.export(mod, args)
+
+
+class Branchy(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x
+
+
+class ItemUser(nn.Module):
+    def forward(self, x):
+        return x * x.max().item()
+
+
+@pytest.mark.parametrize("mod,what", [(Branchy(), "bool()"), (ItemUser(), ".item()")])
+def test_data_dependent_control_flow_names_the_line(mod, what):
+    with pytest.raises(E.GuardOnDataDependentSymNode) as info:
+        E.export(mod, (ember.randn(3),))
+    msg = str(info.value)
+    assert f"data-dependent expression: {what}" in msg
+    assert __file__ in msg and ("if x.sum() > 0" in msg or "x.max().item()" in msg)
+    # torch raises its error of the same name (a RuntimeError) for the branch
+    if isinstance(mod, Branchy):
+        class TB(torch.nn.Module):
+            def forward(self, x):
+                if x.sum() > 0:
+                    return x * 2
+                return x
+        with pytest.raises(RuntimeError) as theirs:
+            torch.export.export(TB(), (torch.randn(3),))
+        assert type(theirs.value).__name__ == "GuardOnDataDependentSymNode"
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_constant_tensor_condition_is_not_data_dependent():
+    class Flag(nn.Module):
+        def forward(self, x):
+            return x * 2 if ember.tensor(True) else x  # not computed from the inputs
+
+    ep = E.export(Flag(), (ember.ones(2),))
+    assert ep.module()(ember.ones(2)).tolist() == [2.0, 2.0]
+
+
+def test_dim_lets_the_batch_vary_within_its_range():
+    m = nn.Sequential(nn.Linear(3, 8), nn.GELU(), nn.Linear(8, 2))
+    batch = E.Dim("batch", min=2, max=64)
+    assert repr(batch) == repr(torch.export.Dim("batch", min=2, max=64))
+    ep = E.export(m, (ember.randn(4, 3),), dynamic_shapes={"input": {0: batch}})
+    assert ep.range_constraints == {"batch": (2, 64)}
+    for n in (2, 9, 64):
+        x = ember.randn(n, 3)
+        np.testing.assert_allclose(_np(ep.module()(x)), _np(m(x)), rtol=1e-6, atol=1e-6)
+    with pytest.raises(AssertionError, match=r"size\(\)\[0\] <= 64"):
+        ep.module()(ember.randn(65, 3))
+    with pytest.raises(AssertionError, match=r"size\(\)\[0\] >= 2"):
+        ep.module()(ember.randn(1, 3))
+    # the tuple form and dims()
+    a, b = E.dims("a", "b", min=1, max=10)
+    assert (a.__name__, b.max) == ("a", 10)
+    ep2 = E.export(m, (ember.randn(4, 3),), dynamic_shapes=({0: a},))
+    assert ep2.module()(ember.randn(7, 3)).shape == (7, 2)
+
+
+def test_dim_errors():
+    m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).eval()
+    with pytest.raises(E.ConstraintViolationError, match=r"2 not in range \[4, 8\]"):
+        E.export(m, (ember.randn(2, 3),), dynamic_shapes={"input": {0: E.Dim("b", min=4,
+                                                                                max=8)}})
+    # ember's batch norm keeps the batch size in its arguments: the dim cannot vary
+    with pytest.raises(E.ConstraintViolationError, match="inferred to be a constant"):
+        E.export(m, (ember.randn(4, 3),), dynamic_shapes={"input": {0: E.Dim("b")}})
+    with pytest.raises(E.UserError, match="not an input of forward"):
+        E.export(m, (ember.randn(4, 3),), dynamic_shapes={"nope": {0: E.Dim("b")}})
+
+
+def test_kwargs_are_user_inputs():
+    class K(nn.Module):
+        def forward(self, x, *, scale=None, bias=None):
+            return x * scale + bias
+
+    x, s, b = ember.randn(3), ember.randn(3), ember.randn(3)
+    ep = E.export(K(), (x,), {"scale": s, "bias": b})
+    assert ep.graph_signature.user_inputs == ("x", "scale", "bias")
+    x2, s2, b2 = ember.randn(3), ember.randn(3), ember.randn(3)
+    np.testing.assert_allclose(_np(ep.module()(x2, scale=s2, bias=b2)), _np(x2 * s2 + b2))
+
+
+def test_run_decompositions_and_state_dict_live():
+    _, em = twin()
+    ep = E.export(em, (ember.randn(5, 3), ember.randn(4)))
+    dep = ep.run_decompositions()
+    assert isinstance(dep, E.ExportedProgram) and dep.graph is not ep.graph
+    x, y = ember.randn(5, 3), ember.randn(4)
+    np.testing.assert_allclose(_np(dep.module()(x, y)), _np(ep.module()(x, y)), rtol=1e-6)
+    assert E.default_decompositions() == {}
+
+
+def test_save_load_round_trip(tmp_path):
+    m = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+                      nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 4 * 4, 5)).eval()
+    x = ember.randn(2, 1, 8, 8)
+    ep = E.export(m, (x,))
+    path = tmp_path / "m.pt2"
+    E.save(ep, str(path), extra_files={"note.txt": "hello"})
+    extra = {"note.txt": ""}
+    ep2 = E.load(str(path), extra_files=extra)
+    assert extra["note.txt"] == "hello"
+    assert [str(s) for s in ep2.graph_signature.input_specs] == \
+        [str(s) for s in ep.graph_signature.input_specs]
+    assert list(ep2.state_dict) == list(ep.state_dict)
+    x2 = ember.randn(2, 1, 8, 8)
+    np.testing.assert_allclose(_np(ep2.module()(x2)), _np(m(x2)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(AssertionError, match="Guard failed"):
+        ep2.module()(ember.randn(3, 1, 8, 8))
+    buf = io.BytesIO()
+    E.save(ep, buf)
+    buf.seek(0)
+    assert E.load(buf).example_inputs[0][0].shape == x.shape
+
+
+def test_load_refuses_other_files(tmp_path):
+    with pytest.raises(RuntimeError, match="not an ember.export archive"):
+        E.load(io.BytesIO(b"plain bytes"))
+    ember.save({"w": ember.ones(1)}, tmp_path / "c.pt")
+    with pytest.raises(RuntimeError, match="not an ember.export archive"):
+        E.load(str(tmp_path / "c.pt"))
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    torch.export.save(torch.export.export(M(), (torch.ones(2),)), str(tmp_path / "t.pt2"))
+    with pytest.raises(RuntimeError, match="written by PyTorch's torch.export.save"):
+        E.load(str(tmp_path / "t.pt2"))
+    with pytest.raises(TypeError, match="must be an instance of 'ExportedProgram'"):
+        E.save(nn.ReLU(), io.BytesIO())
