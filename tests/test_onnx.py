@@ -603,16 +603,47 @@ def test_constant_folding_and_dynamic_output_names():
                                    atol=1e-6)
 
 
-def test_matches_pytorchs_own_export():
-    """The digits CNN with the same weights: ember's export and PyTorch's, both in onnxruntime."""
-    torch = pytest.importorskip("torch")
+def _lm(mod):
+    nn_ = mod.nn
+
+    class LM(nn_.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn_.Embedding(20, 8)
+            self.rnn = nn_.LSTM(8, 12, num_layers=2, batch_first=True, bidirectional=True)
+            self.out = nn_.Linear(24, 20)
+
+        def forward(self, tokens):
+            return self.out(self.rnn(self.emb(tokens))[0])
+    return LM()
+
+
+def _encoder(mod):
+    nn_ = mod.nn
+    layer = nn_.TransformerEncoderLayer(16, 4, 32, batch_first=True, activation="gelu")
+    return nn_.Sequential(nn_.TransformerEncoder(layer, 2, enable_nested_tensor=False),
+                          nn_.LayerNorm(16))
+
+
+def _digits_for(mod):
     from ember.cli.digits import build_model
+    return build_model(mod)
+
+
+@pytest.mark.parametrize("build,make_input", [
+    (_digits_for, lambda: _randn(5, 1, 8, 8)),
+    (_lm, lambda: _tokens(2, 6, 20)),
+    (_encoder, lambda: _randn(2, 5, 16)),
+], ids=["digits_cnn", "lstm_lm", "transformer_encoder"])
+def test_matches_pytorchs_own_export(build, make_input):
+    """Same weights: ember's export and PyTorch's (dynamo=False), both run in onnxruntime."""
+    torch = pytest.importorskip("torch")
     ember.manual_seed(0)
-    em = build_model(ember).eval()
-    tm = build_model(torch).eval()
+    em = build(ember).eval()
+    tm = build(torch).eval()
     tm.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in
                         em.state_dict().items()})
-    x = _randn(5, 1, 8, 8)
+    x = make_input()
     f_ember, f_torch = io.BytesIO(), io.BytesIO()
     ember.onnx.export(em, (x,), f_ember, input_names=["x"])
     import warnings
@@ -749,3 +780,16 @@ def test_dynamic_shapes_and_verbose(capsys):
     assert dims == ["batch", "seq"]
     t = _tokens(3, 8, 20, seed=4)
     np.testing.assert_allclose(prog(t)[0].numpy(), m(t).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_training_mode_export_refuses_what_it_cannot_express():
+    """TrainingMode.TRAINING: batch statistics updates and dropout's random mask are named."""
+    bn = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).eval()
+    with pytest.raises(ember.onnx.errors.UnsupportedOperatorError, match="training mode"):
+        ember.onnx.export(bn, (_randn(5, 3),), io.BytesIO(),
+                          training=ember.onnx.TrainingMode.TRAINING)
+    assert not bn.training  # given back as it was
+    drop = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5))
+    with pytest.raises(ember.onnx.errors.UnsupportedOperatorError, match="dropout_mask"):
+        ember.onnx.export(drop, (_randn(5, 3),), io.BytesIO(),
+                          training=ember.onnx.TrainingMode.TRAINING)
