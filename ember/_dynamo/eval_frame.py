@@ -196,7 +196,7 @@ def _limit() -> int:
 def _leaf_key(v):
     if isinstance(v, Tensor):
         d = v._data
-        return (type(d), d.shape, d.dtype, v._requires_grad)
+        return (type(d), d.shape, d.strides, d.dtype, v._requires_grad)
     if v is None or type(v) in (int, float, bool, str):
         return (type(v), v)
     return ("id", id(v))

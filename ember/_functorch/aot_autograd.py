@@ -27,11 +27,15 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
+
 from ..autograd.function import Function
 from ..autograd.grad_mode import state, no_grad
 from ..autograd.modes import Op
-from ..fx.experimental.proxy_tensor import DROPOUT_MASK, dropout_mask_array, flatten
+from ..fx.experimental.proxy_tensor import (DROPOUT_MASK, OpRecorder, dropout_mask_array,
+                                            flatten, unflatten)
 from .._backend import xp_of
+from ..ops.movement import Reshape
 from .._tensor import Tensor, _make
 
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
@@ -69,8 +73,26 @@ def _tup(r):
 def _zeros(g, like):
     """A missing gradient of a multi-result op, materialised as eager's engine does."""
     if g is not None:
-        return g
+        return _make(g)
     return _make(xp_of(like._data).zeros(like._data.shape, like._data.dtype))
+
+
+_RNG = np.random.default_rng(0)
+
+
+_DATA_READS = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__array__")
+
+
+def _reading(fn, flags: list):
+    def method(*args, **kwargs):
+        flags.append(fn)
+        return fn(*args, **kwargs)
+    return method
+
+
+def _data(t):
+    """A gradient tensor's array (``None`` stays ``None``)."""
+    return None if t is None else t._data
 
 
 def _needs_grad(v) -> bool:
@@ -105,6 +127,32 @@ def _op_class(target):
     return None
 
 
+class _FormulaRecorder(OpRecorder):
+    """Records one op's backward formula; forward values become placeholders named after
+    the forward code's variables (see ``CompiledRegion._lower``)."""
+
+    def __init__(self, by_id: dict, by_data: dict):
+        super().__init__()
+        self.fwd_by_id = by_id
+        self.fwd_by_data = by_data
+        self.fwd_used = {}  # variable -> placeholder
+
+    def node_of(self, t):
+        if id(t) not in self._nodes:
+            var = self.fwd_by_id.get(id(t))
+            if var is None:
+                hit = self.fwd_by_data.get(id(t._data))
+                if hit is not None and hit[0]._data is t._data:
+                    var = hit[1]
+            if var is not None:
+                n = self.fwd_used.get(var)
+                if n is None:
+                    n = self.fwd_used[var] = self.graph.placeholder(var)
+                self.bind(t, n)
+                return n
+        return super().node_of(t)
+
+
 class CompiledRegion:
     """A recorded forward graph as generated forward/backward code (NOTE [ Compiled regions ]).
 
@@ -114,10 +162,11 @@ class CompiledRegion:
     def __init__(self, graph, constants: dict):
         self.graph = graph
         nodes = list(graph.nodes)
-        env = {"_new": _new, "_saved": _saved, "_acc": _acc, "_tup": _tup, "_zeros": _zeros,
-               "_mask": dropout_mask_array, "_make": _make, "_unwrap": _unwrap}
-        name = {}        # node -> variable holding its array (or tuple of arrays)
-        tensors = []     # the region's tensor arguments: (source, index or name)
+        self._env = env = {"_new": _new, "_saved": _saved, "_acc": _acc, "_tup": _tup,
+                           "_zeros": _zeros, "_mask": dropout_mask_array, "_make": _make,
+                           "_unwrap": _unwrap, "_data": _data}
+        self._name = name = {}  # node -> variable holding its array (or tuple of arrays)
+        tensors = []     # the region's tensor arguments: (source, index)
         params = []
         arg_nodes = []   # the nodes of the tensor arguments, in argument order
         n_ph = 0
@@ -145,23 +194,10 @@ class CompiledRegion:
         self._tensor_args = tensors
         self._consts = consts
         self._n_placeholders = n_ph
+        arg = self._arg
 
-        def arg(a):
-            if hasattr(a, "op"):
-                if a not in name:
-                    raise Unsupported(f"node {a} has no value")
-                return name[a]
-            if isinstance(a, (int, float, bool, str, type(None))):
-                return repr(a) if repr(a) not in ("inf", "-inf", "nan") else _const(a)
-            return _const(a)
-
-        def _const(v):
-            key = f"k{len(env)}"
-            env[key] = v
-            return key
-
-        fwd = {}         # node -> its lines
-        order = []       # (node, kind, cls, ctx var, record), program order
+        fwd = {}         # node -> (kind, cls, args, kwargs, record)
+        order = []       # forward nodes in program order
         last_use = {}
         for n in nodes:
             for a in n.all_input_nodes:
@@ -170,18 +206,15 @@ class CompiledRegion:
         for n in nodes:
             if n.op != "call_function":
                 continue
-            var = f"v_{n.name}"
+            var = name[n] = f"v_{n.name}"
+            order.append(n)
             if n.target is operator.getitem:
                 src, i = n.args
-                fwd[n] = [f"{var} = {name[src]}[{i}]"]
-                name[n] = var
-                order.append((n, "getitem", None, None, False))
+                fwd[n] = ("line", f"{var} = {name[src]}[{i}]")
                 continue
             if n.target is DROPOUT_MASK:
                 x, shape, p = n.args
-                fwd[n] = [f"{var} = _mask({name[x]}, {arg(shape)}, {arg(p)})"]
-                name[n] = var
-                order.append((n, "mask", None, None, False))
+                fwd[n] = ("line", f"{var} = _mask({name[x]}, {arg(shape)}, {arg(p)})")
                 continue
             cls = _op_class(n.target)
             if cls is None and isinstance(n.target, Op):
@@ -199,9 +232,7 @@ class CompiledRegion:
                 call = [wrapped(a) if not isinstance(a, (list, tuple)) else
                         _seq(a, wrapped) for a in n.args]
                 call += [f"{k}={wrapped(a)}" for k, a in n.kwargs.items()]
-                fwd[n] = [f"{var} = _unwrap({fname}({', '.join(call)}))"]
-                name[n] = var
-                order.append((n, "plain", None, None, False))
+                fwd[n] = ("line", f"{var} = _unwrap({fname}({', '.join(call)}))")
                 continue
             if cls is None:
                 raise Unsupported(f"op {getattr(n.target, '__name__', n.target)} is not a "
@@ -215,10 +246,8 @@ class CompiledRegion:
                         if xp is None:
                             xp = xp_of(av._data)
                         needs.append(bool(av.requires_grad))
-                        args.append(name[a])
-                        continue
-                    needs.append(False)  # a constant the code cannot spell (a layout) or a
-                    # plain value an offered function returned
+                    else:  # a constant the code cannot spell (a layout), or a plain value
+                        needs.append(False)
                     args.append(name[a])
                     continue
                 if isinstance(a, (list, tuple)) and any(hasattr(e, "op") for e in a):
@@ -227,21 +256,10 @@ class CompiledRegion:
                 args.append(arg(a))
             if any(hasattr(a, "op") for a in n.kwargs.values()):
                 raise Unsupported(f"op {n.target.__name__} takes a tensor keyword")
-            kw = [f"{k}={arg(a)}" for k, a in n.kwargs.items()]
+            args += [f"{k}={arg(a)}" for k, a in n.kwargs.items()]
             record = bool(n.meta.get("grad_mode")) and any(needs)
-            c = f"c_{n.name}"
-            cname = f"C_{n.name}"
-            env[cname] = cls
-            env[cname + "_f"] = cls.forward
-            lines = [f"{c} = _new({cname}); {c}.xp = xp"]
-            if record:
-                env[f"nig_{n.name}"] = tuple(needs)
-                lines.append(f"{c}._record = True; {c}.needs_input_grad = nig_{n.name}")
-            lines.append(f"{var} = {cname}_f({c}, {', '.join(args + kw)})")
-            fwd[n] = lines
-            name[n] = var
-            order.append((n, "op", cls, c, record))
-        env["xp"] = xp if xp is not None else __import__("numpy")
+            fwd[n] = ("op", cls, args, tuple(needs), record)
+        self._xp = env["xp"] = xp if xp is not None else np
 
         out_node = nodes[-1]
         leaves, self._out_spec = flatten(out_node.args[0])
@@ -253,7 +271,7 @@ class CompiledRegion:
             if hasattr(leaf, "op"):
                 if leaf.op == "call_function":
                     val = leaf.meta.get("val")
-                    if not isinstance(val, Tensor) or isinstance(name.get(leaf), list):
+                    if not isinstance(val, Tensor):
                         raise Unsupported("the graph returns a non-tensor value")
                     self._out_leaves.append(("region", len(region_outs)))
                     if not (val.requires_grad and val.grad_fn is not None):
@@ -268,43 +286,78 @@ class CompiledRegion:
         self._nondiff = tuple(nondiff)
         self._n_region_outs = len(region_outs)
 
-        # release each intermediate array at its last use, as eager's refcounts do
-        dead = {}
-        for a, user in last_use.items():
-            if a.op == "call_function" and a in name and a not in region_outs:
-                dead.setdefault(user, []).append(name[a])
+        # ---- backward plan: each recorded op's formula lowered to array code, or called ----
+        recorded = [n for n in order if fwd[n][0] == "op" and fwd[n][4]]
+        lowered = {}
+        for n in recorded:
+            low = self._lower(n, fwd[n][1], nodes)
+            if low is not None:
+                lowered[n] = low
+        opaque = [n for n in recorded if n not in lowered]
+        keep = [f"c_{n.name}" for n in opaque]
+        used = []
+        for n in recorded:
+            if n in lowered:
+                for v in lowered[n][1]:
+                    if v not in used and v not in keep:
+                        used.append(v)
+        keep += used
+        self.lowered = sorted(n.name for n in lowered)
+        self.called = sorted(n.name for n in opaque)
+
+        # ---- forward code ---------------------------------------------------------------
         body = []
-        for n, *_ in order:
-            body.extend(fwd[n])
-            if n in dead:
-                body.append(" = ".join(dead[n]) + " = None")
-        recs = [c for _, kind, _, c, rec in order if kind == "op" and rec]
-        self.records = bool(recs)
+        for n in order:
+            f = fwd[n]
+            if f[0] == "line":
+                body.append(f[1])
+            else:
+                _, cls, args, needs, record = f
+                cname = f"C_{n.name}"
+                env[cname + "_f"] = cls.forward
+                if record and n not in lowered:  # backward calls its formula: a real ctx
+                    c = f"c_{n.name}"
+                    env[cname] = cls
+                    env[f"nig_{n.name}"] = needs
+                    body.append(f"{c} = _new({cname}); {c}.xp = xp; {c}._record = True; "
+                                f"{c}.needs_input_grad = nig_{n.name}")
+                else:  # nothing to save: one scratch ctx per op, made once
+                    c = f"s_{n.name}"
+                    scratch = _new(cls)
+                    scratch.xp = self._xp
+                    env[c] = scratch
+                body.append(f"{name[n]} = {cname}_f({c}, {', '.join(args)})")
+            dead = [name[a] for a, user in last_use.items() if user is n and
+                    a.op == "call_function" and a not in region_outs and name[a] not in keep]
+            if dead:
+                body.append(" = ".join(dead) + " = None")
+        self.records = bool(recorded)
         ret_outs = ", ".join(name[o] for o in region_outs)
         src = [f"def forward({', '.join(params)}):"]
         src += [f"    {line}" for line in body]
-        src.append(f"    return ({', '.join(recs)}{',' if recs else ''}), "
+        src.append(f"    return ({', '.join(keep)}{',' if keep else ''}), "
                    f"({ret_outs}{',' if region_outs else ''})")
         self.forward_src = "\n".join(src) + "\n"
         self._fwd = _compile(self.forward_src, env, "forward")
 
-        # ---- backward: each recorded op's own formula, in reverse -------------------------
+        # ---- backward code: arrays throughout; a called formula gets tensors -------------
         self.backward_src = ""
         self._bwd = None
-        if not recs:
+        if not recorded:
             return
         gname = {}
-        for n, kind, cls, c, rec in order:
+        for n in order:
             v = n.meta.get("val")
-            if kind == "op" and type(v) is tuple:
+            if fwd[n][0] == "op" and type(v) is tuple:
                 gname[n] = [f"g_{n.name}_{i}" for i in range(len(v))]
             else:
                 gname[n] = f"g_{n.name}"
         for n in arg_nodes:
             gname[n] = f"g_{name[n]}"
-        lines = ["def backward(cs, " + ", ".join(f"go{i}" for i in range(len(region_outs)))
-                 + "):"]
-        lines.append(f"    {', '.join(recs)}, = cs")
+        lines = ["def backward(saved, " +
+                 ", ".join(f"go{i}" for i in range(len(region_outs))) + "):"]
+        if keep:
+            lines.append(f"    {', '.join(keep)}, = saved")
         init = []
         for g in gname.values():
             init.extend(g if isinstance(g, list) else [g])
@@ -312,20 +365,30 @@ class CompiledRegion:
         for i, o in enumerate(region_outs):
             if isinstance(gname[o], list):
                 raise Unsupported("the graph returns a multi-result op's tuple")
-            lines.append(f"    {gname[o]} = _acc({gname[o]}, go{i})")
-        env["_bwd_nodes"] = {}
-        for n, kind, cls, c, rec in reversed(order):
-            if kind == "getitem":
-                src, i = n.args
-                target = gname[src][i] if isinstance(gname[src], list) else None
+            lines.append(f"    {gname[o]} = _acc({gname[o]}, _data(go{i}))")
+        for n in reversed(order):
+            if n.target is operator.getitem:
+                src_, i = n.args
+                target = gname[src_][i] if isinstance(gname.get(src_), list) else None
                 if target is None:
                     raise Unsupported("getitem of a single result")
                 lines.append(f"    {target} = _acc({target}, {gname[n]})")
                 continue
-            if kind != "op" or not rec:
+            if fwd[n][0] != "op" or not fwd[n][4]:
                 continue
+            cls = fwd[n][1]
             gs = gname[n]
+            if n in lowered:
+                sub_lines, _, outs = lowered[n]
+                lines.append(f"    if {gs} is not None:")
+                lines += [f"        {line}" for line in sub_lines]
+                for j, o in outs:
+                    a = n.args[j]
+                    if a in gname and not isinstance(gname[a], list):
+                        lines.append(f"        {gname[a]} = _acc({gname[a]}, {o})")
+                continue
             cname = f"C_{n.name}"
+            c = f"c_{n.name}"
             env[cname + "_b"] = cls.backward
             if isinstance(gs, list):
                 cond = " or ".join(f"{g} is not None" for g in gs)
@@ -336,7 +399,7 @@ class CompiledRegion:
                                  else g for i, g in enumerate(gs))
             else:
                 cond = f"{gs} is not None"
-                call = gs
+                call = f"_make({gs})"
             lines.append(f"    if {cond}:")
             lines.append(f"        _saved({c})")
             lines.append(f"        r = _tup({cname}_b({c}, {call}))")
@@ -346,11 +409,128 @@ class CompiledRegion:
                     ga = gname[a]
                     if isinstance(ga, list):
                         raise Unsupported("a multi-result tuple used as an argument")
-                    lines.append(f"        {ga} = _acc({ga}, r[{j}])")
+                    lines.append(f"        {ga} = _acc({ga}, _data(r[{j}]))")
         grads = [gname[n] for n in arg_nodes]
         lines.append(f"    return ({', '.join(grads)}{',' if grads else ''})")
         self.backward_src = "\n".join(lines) + "\n"
         self._bwd = _compile(self.backward_src, env, "backward")
+
+    def _arg(self, a):
+        """How generated code spells argument ``a`` (a node's variable or a constant)."""
+        if hasattr(a, "op"):
+            if a not in self._name:
+                raise Unsupported(f"node {a} has no value")
+            return self._name[a]
+        if isinstance(a, (int, float, bool, str, type(None))) and \
+                repr(a) not in ("inf", "-inf", "nan"):
+            return repr(a)
+        key = f"k{len(self._env)}"
+        self._env[key] = a
+        return key
+
+    def _lower(self, n, cls, nodes):
+        """Node ``n``'s backward formula as array code: ``(lines, forward variables it
+        reads, [(input index, gradient variable)])``, or ``None`` to call the formula.
+
+        The formula is run once on the capture's own autograd node under a recorder whose
+        forward values are the forward code's variables.  It lowers only if every value it
+        reads is a forward value or the incoming gradient, and every op it runs is a raw op
+        without raw-array arguments (anything else may depend on data the graph does not see).
+        """
+        val = n.meta.get("val")
+        if not isinstance(val, Tensor):
+            return None
+        ctx = val.grad_fn
+        if type(ctx) is not cls or ctx._saved is None and ctx._freed:
+            return None
+        by_id, by_data = {}, {}
+        for m in nodes:
+            v = m.meta.get("val")
+            if isinstance(v, Tensor) and m in self._name:
+                by_id.setdefault(id(v), self._name[m])
+                by_data.setdefault(id(v._data), (v, self._name[m]))
+        rec = _FormulaRecorder(by_id, by_data)
+        xp = xp_of(val._data)
+        # a random incoming gradient, so that a value computed from it outside ops is never
+        # mistaken for a constant
+        g = _make(xp.asarray(_RNG.standard_normal(val._data.shape)).astype(val._data.dtype))
+        gvar = f"g_{n.name}"
+        rec.graph.placeholder(gvar)
+        rec.bind(g, list(rec.graph.nodes)[-1])
+        rec.fwd_used[gvar] = None
+        from ..autograd import inplace as _inplace
+        wrote = []
+        write = _inplace._write
+
+        def watch(t, result, overlap_ok=False):
+            wrote.append(t)
+            write(t, result, overlap_ok)
+        _inplace._write = watch
+        saved = [(m, Tensor.__dict__[m]) for m in _DATA_READS if m in Tensor.__dict__]
+        for m, fn in saved:  # a formula that reads values into Python branches on data
+            setattr(Tensor, m, _reading(fn, wrote))
+        try:
+            with no_grad(), rec:
+                out = _tup(cls.backward(ctx, g))
+        except Exception:
+            return None
+        finally:
+            _inplace._write = write
+            for m, fn in saved:
+                setattr(Tensor, m, fn)
+        if wrote or rec.constants:
+            return None
+        outs = []
+        for j, o in enumerate(out):
+            if o is None:
+                continue
+            if not isinstance(o, Tensor) or j >= len(n.args):
+                return None
+            outs.append((j, rec.node_of(o)))
+        if rec.constants:  # an output that is not computed from the formula's inputs
+            return None
+        sub = {}
+        for m in rec.graph.nodes:
+            if m.op == "placeholder":
+                sub[m] = m.target
+        lines = []
+        for m in rec.graph.nodes:
+            if m.op != "call_function":
+                continue
+            var = sub[m] = f"b_{n.name}_{m.name}"
+            if m.target is operator.getitem:
+                lines.append(f"{var} = {sub[m.args[0]]}[{m.args[1]}]")
+                continue
+            scls = _op_class(m.target)
+            if scls is None:
+                return None
+            args = []
+            for a in m.args:
+                if hasattr(a, "op"):
+                    args.append(sub[a])
+                elif hasattr(a, "shape") and getattr(a, "ndim", 0) > 0 or \
+                        isinstance(a, (list, tuple)) and any(hasattr(e, "shape") for e in a):
+                    return None  # a raw array: data the recording cannot follow
+                else:
+                    args.append(self._arg(a))
+            if m.kwargs:
+                if any(hasattr(a, "op") for a in m.kwargs.values()):
+                    return None
+                args += [f"{k}={self._arg(a)}" for k, a in m.kwargs.items()]
+            if scls is Reshape:
+                # the formula saw a contiguous gradient where the runtime one may be strided:
+                # reshape (a view when strides allow, else a copy) gives the same numbers
+                lines.append(f"{var} = xp.reshape({args[0]}, {args[1]})")
+                continue
+            key = f"S_{scls.__name__}"
+            if key not in self._env:
+                scratch = _new(scls)
+                scratch.xp = self._xp
+                self._env[key] = scratch
+                self._env[key + "_f"] = scls.forward
+            lines.append(f"{var} = {key}_f({key}, {', '.join(args)})")
+        reads = [v for v in rec.fwd_used if v != gvar]
+        return lines, reads, [(j, sub[o]) for j, o in outs]
 
     def __call__(self, *flat):
         if len(flat) != self._n_placeholders:
@@ -369,7 +549,6 @@ class CompiledRegion:
                 leaves.append(flat[v])
             else:
                 leaves.append(v)
-        from ..fx.experimental.proxy_tensor import unflatten
         return unflatten(leaves, self._out_spec)
 
 
@@ -409,7 +588,7 @@ class CompiledFunction(Function):
         ctx.saved_tensors  # a second backward without retain_graph raises here, as eager
         with no_grad():
             gs = region._bwd(ctx.cs, *grads)
-        return (None,) + tuple(gs)
+        return (None,) + tuple(None if g is None else _make(g) for g in gs)
 
     def _free(self):
         # the engine frees a node's saved values after its backward (unless retain_graph)
