@@ -10,7 +10,7 @@ import sys
 
 from . import workloads  # noqa: F401  (registers the workloads)
 from .harness import REGISTRY, blas_threads, format_result, load_module, run
-from .wl_compile import COMPILED, COMPILE_TIMES, TorchCompiled
+from .wl_compile import COMPILED, COMPILE_TIMES, EmberEager, TorchCompiled
 
 
 def main(argv=None) -> int:
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
 
     mods = {b: load_module(b) for b in ("ember", "torch", "numpy")}
     mods["torch.compile"] = TorchCompiled(mods["torch"])
+    mods["ember eager"] = EmberEager(mods["ember"])
     threads, source = blas_threads()
     mods["torch"].set_num_threads(threads)  # same thread count as NumPy's BLAS
     print(f"# ember {mods['ember'].__version__} | torch {mods['torch'].__version__} | "
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         print(format_result(result, other), flush=True)
     if args.compile:
         for (name, backend), (first, again) in COMPILE_TIMES.items():
-            if name in results:
+            if name in results and backend != "ember eager":
                 line = f"# compile time {name:<14} {backend:<13} first call {first:.3f} s"
                 print(line + (f", recompile at a new batch size {again:.3f} s"
                               if again is not None else ""))
