@@ -18,13 +18,14 @@ float32 (``1/scale`` rounded to float32 first, ``rint`` rounding half to even), 
 ``(q - zp) * scale`` in float32.
 
 NOTE [ Exact int8 GEMM ]
-NumPy's integer matmul has no BLAS.  An int8 x int8 product is at most 128 * 128 = 2^14 in
-magnitude, so a float32 dot product of K such terms is exact while K * 2^14 <= 2^24, i.e. for
-K <= 1024: every partial sum is an integer below 2^24, which float32 holds exactly whatever
-order BLAS adds in.  ``int_matmul`` multiplies (zero-point shifted) int8 values carried in
-float32 in K-blocks of at most 1024 with sgemm and adds the blocks' exact results in int32
-(float64 BLAS, exact to 2^53, for operands that are not 8-bit); requantization then follows
-fbgemm: ``acc * (a_scale * w_scale)`` in float32 plus the bias, then quantized again with the
+NumPy's integer matmul has no BLAS.  A product of a zero-point-shifted uint8 activation
+(|a - za| <= 255) and a symmetric int8 weight (|w| <= 128) is below 2^15 in magnitude, so a
+float32 dot product of K such terms is exact while K * 255 * 128 <= 2^24, i.e. K <= 514:
+every partial sum is an integer below 2^24, which float32 holds exactly whatever order BLAS
+adds in.  ``int_matmul`` multiplies the shifted integers carried in float32 in K-blocks of at
+most that size with sgemm and adds the blocks' exact sums in int32 (the digits CNN's and the
+MLP's layers up to K = 514 are one sgemm); requantization then follows fbgemm:
+``acc * (a_scale * w_scale)`` in float32 plus the float bias, quantized again with the
 output's scale and zero point.
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ __all__ = ["qscheme", "per_tensor_affine", "per_channel_affine", "per_tensor_sym
            "quantize_per_tensor", "quantize_per_channel", "quantize_per_tensor_dynamic",
            "dequantize", "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
            "_fake_quantize_learnable_per_tensor_affine",
-           "_fake_quantize_learnable_per_channel_affine", "int_matmul", "q_range",
+           "_fake_quantize_learnable_per_channel_affine", "int_matmul", "im2col", "requantize",
+           "q_range",
            "choose_qparams", "_make_per_tensor_quantized_tensor",
            "_make_per_channel_quantized_tensor"]
 
@@ -117,26 +119,50 @@ def dequantize_array(xp, q, scale, zero_point):
     return (q.astype(xp.float32) - z) * xp.float32(scale)
 
 
-_BLOCK = 1024  # 1024 * 2^14 = 2^24: the most int8 products a float32 sum holds exactly
-
-
-def int_matmul(xp, a, b):
-    """``a @ b`` of integer arrays (int32 result), exact, through float BLAS (NOTE [ Exact
-    int8 GEMM ]); values must lie in [-128, 128] for the float32 path."""
+def int_matmul(xp, a, b, amax: int = 255, bmax: int = 128):
+    """``a @ b`` of integer-valued float32 arrays with ``|a| <= amax``, ``|b| <= bmax``,
+    exactly, through float BLAS (NOTE [ Exact int8 GEMM ]): K-blocks of at most
+    ``2^24 / (amax * bmax)`` terms in float32 (514 for shifted uint8 times int8), their exact
+    sums added in int32; the result is float32 when it fits 2^24, else float64."""
     k = a.shape[-1]
-    small = a.dtype.itemsize == 1 and b.dtype.itemsize == 1 or \
-        (xp.abs(a).max(initial=0) <= 128 and xp.abs(b).max(initial=0) <= 128)
-    if not small:
-        return xp.matmul(a.astype(xp.float64), b.astype(xp.float64)).astype(xp.int32)
-    af = a.astype(xp.float32)
-    bf = b.astype(xp.float32)
-    if k <= _BLOCK:
-        return xp.matmul(af, bf).astype(xp.int32)
+    block = (1 << 24) // max(1, amax * bmax)
+    if k <= block:
+        return xp.matmul(a, b)
+    if block < 64:  # wider integers: float64 holds 2^53
+        return xp.matmul(a.astype(xp.float64), b.astype(xp.float64))
     acc = None
-    for i in range(0, k, _BLOCK):
-        part = xp.matmul(af[..., i:i + _BLOCK], bf[..., i:i + _BLOCK, :]).astype(xp.int32)
+    for i in range(0, k, block):
+        part = xp.matmul(a[..., i:i + block], b[..., i:i + block, :]).astype(xp.int32)
         acc = part if acc is None else acc + part
-    return acc
+    return acc.astype(xp.float64)
+
+
+def im2col(xp, x, kernel, stride, padding, dilation):
+    """``(N, C, *S)`` -> columns ``(N, *out, C * prod(kernel))`` (padded with zeros)."""
+    nd = len(kernel)
+    if any(padding):
+        x = xp.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    win = xp.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
+    sl = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride) + \
+        tuple(slice(None, None, d) for d in dilation)
+    win = win[sl]  # (N, C, *out, *kernel)
+    n, c = x.shape[:2]
+    out = win.shape[2:2 + nd]
+    order = (0,) + tuple(range(2, 2 + nd)) + (1,) + tuple(range(2 + nd, 2 + 2 * nd))
+    return xp.ascontiguousarray(win.transpose(order)).reshape(n, *out, -1), out
+
+
+def requantize(xp, acc, mult, bias, scale, zero_point, dtype, relu=False):
+    """fbgemm's output stage: ``acc * (a_scale * w_scale) + bias`` in float32, quantized with
+    the output's scale and zero point (and clamped at it for a fused ReLU)."""
+    y = acc.astype(xp.float32, copy=False) * mult
+    if bias is not None:
+        y += bias
+    q = quantize_array(xp, y, scale, zero_point, dtype)
+    if relu:
+        q = xp.maximum(q, q.dtype.type(zero_point))
+    return q
 
 
 # ---- the quantized tensor --------------------------------------------------------------------

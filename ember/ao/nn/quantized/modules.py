@@ -1,0 +1,522 @@
+"""Quantized modules (``torch.ao.nn.quantized``): they take and return quantized tensors and
+hold int8 weights; ``from_float`` builds one from a prepared (observed) float module."""
+from __future__ import annotations
+
+import numpy as np
+
+from .... import _backend
+from ...._dtype import qint8, quint8
+from ...._tensor import Tensor, _make
+from ....nn.modules.module import Module
+from ....ops import quantized as _q
+from ....ops.quantized import (QTensor, per_channel_affine, per_channel_symmetric,
+                               per_channel_affine_float_qparams, _qtensor)
+
+__all__ = ["Quantize", "DeQuantize", "Linear", "Conv1d", "Conv2d", "Conv3d", "BatchNorm2d",
+           "BatchNorm3d", "ReLU6", "FloatFunctional", "FXFloatFunctional", "QFunctional",
+           "LinearPackedParams"]
+
+
+def _need_quantized(x, op: str):
+    """PyTorch's error for a float tensor given to a quantized kernel."""
+    if not isinstance(x, QTensor):
+        raise NotImplementedError(
+            f"Could not run '{op}' with arguments from the 'CPU' backend. This could be because "
+            "the operator doesn't exist for this backend, or was omitted during the "
+            "selective/custom build process (if using custom build). "
+            f"'{op}' is only available for these backends: [QuantizedCPU].")
+
+
+def quantize_weight(w: Tensor, observer) -> QTensor:
+    """The int8 weight of ``w`` with the qparams ``observer`` chose (per channel or per
+    tensor, as the observer's scheme)."""
+    scale, zp = observer.calculate_qparams()
+    if observer.qscheme in (per_channel_affine, per_channel_symmetric,
+                            per_channel_affine_float_qparams):
+        return _q.quantize_per_channel(w.detach(), scale.double(), zp.long(), observer.ch_axis,
+                                       observer.dtype)
+    return _q.quantize_per_tensor(w.detach(), float(scale._data[0]), int(zp._data[0]),
+                                  observer.dtype)
+
+
+def _output_qparams(mod):
+    scale, zp = mod.activation_post_process.calculate_qparams()
+    return float(scale._data[0]), int(zp._data[0])
+
+
+class _WeightPack:
+    """A quantized weight prepared for ``int_matmul``: ``(w - zw)`` as float32, laid out
+    ``(K, O)``, the per-output-channel scales and the largest |value|."""
+
+    def __init__(self, wq: QTensor):
+        xp = _backend.xp_of(wq._data)
+        o = wq._data.shape[0]
+        w = wq._data.reshape(o, -1).astype(xp.float32)
+        if wq._axis is not None:
+            if wq._axis != 0:
+                raise NotImplementedError("per-channel weights quantized along axis 0 only")
+            w -= wq._zp.astype(xp.float32)[:, None]
+            self.scales = wq._scale.astype(xp.float32)
+        else:
+            w -= xp.float32(wq._zp)
+            self.scales = xp.full(o, wq._scale, xp.float32)
+        self.wt = xp.ascontiguousarray(w.T)
+        self.wmax = int(abs(w).max(initial=0))
+
+
+def _linear_acc(xp, x: QTensor, pack: _WeightPack):
+    """The exact int32 accumulators of a quantized input times the packed weight."""
+    a = x._data.astype(xp.float32)
+    a -= xp.float32(x._zp)
+    amax = max(abs(x._zp - lo) for lo in _q.q_range(x._qdtype))
+    return _q.int_matmul(xp, a, pack.wt, amax, pack.wmax)
+
+
+class Quantize(Module):
+    """Quantize float input with a fixed scale and zero point (what a QuantStub becomes)."""
+
+    def __init__(self, scale, zero_point, dtype, factory_kwargs=None):
+        super().__init__()
+        self.register_buffer("scale", _make(np.array([scale], np.float32)))
+        self.register_buffer("zero_point", _make(np.array([zero_point], np.int64)))
+        self.dtype = dtype
+
+    def forward(self, X):
+        return _q.quantize_per_tensor(X, float(self.scale._data[0]),
+                                      int(self.zero_point._data[0]), self.dtype)
+
+    @staticmethod
+    def from_float(mod, use_precomputed_fake_quant=False):
+        scale, zp = _output_qparams(mod)
+        return Quantize(scale, zp, mod.activation_post_process.dtype)
+
+    def extra_repr(self):
+        return (f"scale={self.scale}, zero_point={self.zero_point}, dtype={self.dtype}")
+
+
+class DeQuantize(Module):
+    """Back to float (what a DeQuantStub becomes)."""
+
+    def forward(self, Xq):
+        return Xq.dequantize()
+
+    @staticmethod
+    def from_float(mod, use_precomputed_fake_quant=False):
+        return DeQuantize()
+
+
+class LinearPackedParams(Module):
+    """Holds a quantized linear's weight and bias (PyTorch's ``_packed_params``)."""
+
+    def __init__(self, dtype=qint8):
+        super().__init__()
+        self.dtype = dtype
+        self._weight_bias = None
+
+    def set_weight_bias(self, weight, bias):
+        self._weight_bias = (weight, bias)
+        self.pack = _WeightPack(weight)
+
+    def _weight_bias_(self):
+        return self._weight_bias
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "dtype"] = self.dtype
+        destination[prefix + "_packed_params"] = self._weight_bias
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        self.dtype = state_dict.pop(prefix + "dtype", self.dtype)
+        w, b = state_dict.pop(prefix + "_packed_params")
+        self.set_weight_bias(w, b)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+
+class _QuantizedWeighted(Module):
+    """Output scale/zero point buffers-as-attributes shared by quantized Linear and Conv."""
+
+    _FLOAT = None
+    _RELU = False
+
+    def _set_out(self, scale, zero_point):
+        self.scale = float(scale)
+        self.zero_point = int(zero_point)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "scale"] = _make(np.array(self.scale, np.float64))
+        destination[prefix + "zero_point"] = _make(np.array(self.zero_point, np.int64))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        self.scale = float(state_dict.pop(prefix + "scale")._data)
+        self.zero_point = int(state_dict.pop(prefix + "zero_point")._data)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    @classmethod
+    def _observed(cls, mod):
+        """The float module to take weights from, and its weight observer."""
+        from ...quantization.fake_quantize import FakeQuantizeBase
+        float_mod = mod[0] if _is_fused(mod) else mod
+        if hasattr(mod, "weight_fake_quant"):  # a QAT module: its fake quant observed the weight
+            wobs = mod.weight_fake_quant
+            if isinstance(wobs, FakeQuantizeBase):
+                wobs = wobs.activation_post_process
+            return float_mod, wobs
+        if not hasattr(mod, "qconfig") or mod.qconfig is None:
+            raise AssertionError("Input float module must have qconfig defined")
+        wobs = mod.qconfig.weight()
+        wobs(float_mod.weight)
+        return float_mod, wobs
+
+
+def _is_fused(mod) -> bool:
+    from ..intrinsic import _FusedModule
+    return isinstance(mod, _FusedModule)
+
+
+class Linear(_QuantizedWeighted):
+    """``y = x W^T + b`` on quantized tensors: int8 weights, int32 accumulation, requantized
+    to ``scale``/``zero_point`` (``torch.ao.nn.quantized.Linear``)."""
+
+    _version = 3
+    _NAME = "quantized::linear"
+
+    def __init__(self, in_features, out_features, bias_=True, dtype=qint8):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self._packed_params = LinearPackedParams(dtype)
+        w = _q.quantize_per_tensor(_make(np.zeros((out_features, in_features), np.float32)),
+                                   1.0, 0, qint8)
+        self._packed_params.set_weight_bias(
+            w, _make(np.zeros(out_features, np.float32)) if bias_ else None)
+        self._set_out(1.0, 0)
+
+    def weight(self):
+        return self._packed_params._weight_bias[0]
+
+    def bias(self):
+        return self._packed_params._weight_bias[1]
+
+    def set_weight_bias(self, w, b):
+        self._packed_params.set_weight_bias(w, b)
+
+    def forward(self, x):
+        _need_quantized(x, self._NAME)
+        xp = _backend.xp_of(x._data)
+        pack = self._packed_params.pack
+        lead = x._data.shape[:-1]
+        flat = _qtensor(x._data.reshape(-1, x._data.shape[-1]), x._qdtype, x._qscheme,
+                        x._scale, x._zp)
+        acc = _linear_acc(xp, flat, pack)
+        b = self.bias()
+        q = _q.requantize(xp, acc, xp.float32(x._scale) * pack.scales,
+                          None if b is None else b._data.astype(xp.float32), self.scale,
+                          self.zero_point, x._qdtype, self._RELU)
+        return _qtensor(q.reshape(*lead, -1), x._qdtype, _q.per_tensor_affine, self.scale,
+                        self.zero_point)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        float_mod, wobs = cls._observed(mod)
+        if wobs.dtype is not qint8:
+            raise AssertionError("Weight observer must have dtype torch.qint8")
+        wq = quantize_weight(float_mod.weight, wobs)
+        q = cls(float_mod.in_features, float_mod.out_features, dtype=wobs.dtype)
+        b = float_mod.bias
+        q.set_weight_bias(wq, None if b is None else b.detach().float())
+        q._set_out(*_output_qparams(mod))
+        return q
+
+    def extra_repr(self):
+        w = self.weight()
+        scheme = w.qscheme()
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"scale={self.scale}, zero_point={self.zero_point}, qscheme={scheme}")
+
+
+def _tuple(v, n):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+
+class _ConvNd(_QuantizedWeighted):
+    """Quantized convolution: columns of the shifted quantized input times the int8 weight,
+    exactly (``int_matmul``), requantized as Linear."""
+
+    _ND = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
+        super().__init__()
+        n = self._ND
+        if padding_mode != "zeros":
+            raise NotImplementedError("Only 'zeros' padding_mode is supported by quantized "
+                                      "convolution")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _tuple(kernel_size, n)
+        self.stride, self.padding = _tuple(stride, n), _tuple(padding, n)
+        self.dilation, self.groups = _tuple(dilation, n), groups
+        self.padding_mode = padding_mode
+        w = _q.quantize_per_tensor(_make(np.zeros((out_channels, in_channels // groups) +
+                                                  self.kernel_size, np.float32)), 1.0, 0, qint8)
+        self.set_weight_bias(w, _make(np.zeros(out_channels, np.float32)) if bias else None)
+        self._set_out(1.0, 0)
+
+    def set_weight_bias(self, w, b):
+        self._weight, self._bias = w, b
+        self._packs = []
+        g = self.groups
+        og = w._data.shape[0] // g
+        for i in range(g):
+            part = w._data[i * og:(i + 1) * og]
+            if w._axis is None:
+                sub = _qtensor(part, w._qdtype, w._qscheme, w._scale, w._zp)
+            else:
+                sub = _qtensor(part, w._qdtype, w._qscheme, w._scale[i * og:(i + 1) * og],
+                               w._zp[i * og:(i + 1) * og], 0)
+            self._packs.append(_WeightPack(sub))
+
+    def weight(self):
+        return self._weight
+
+    def bias(self):
+        return self._bias
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "weight"] = self._weight
+        destination[prefix + "bias"] = self._bias
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        self.set_weight_bias(state_dict.pop(prefix + "weight"), state_dict.pop(prefix + "bias"))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def forward(self, input):
+        name = f"quantized::conv{self._ND}d" + ("_relu" if self._RELU else "")
+        _need_quantized(input, name)
+        if input._data.ndim != self._ND + 2:
+            raise ValueError(f"Input shape must be `(N, C, {', '.join('HW'[-self._ND:])})`!"
+                             if self._ND == 2 else f"Input shape must be {self._ND + 2}-D")
+        xp = _backend.xp_of(input._data)
+        x = input._data.astype(xp.float32)
+        x -= xp.float32(input._zp)  # padding with zeros now pads with the zero point
+        amax = max(abs(input._zp - lo) for lo in _q.q_range(input._qdtype))
+        g = self.groups
+        cg = x.shape[1] // g
+        outs = []
+        for i, pack in enumerate(self._packs):
+            cols, osz = _q.im2col(xp, x[:, i * cg:(i + 1) * cg], self.kernel_size, self.stride,
+                                  self.padding, self.dilation)
+            outs.append(_q.int_matmul(xp, cols, pack.wt, amax, pack.wmax))
+        acc = outs[0] if g == 1 else xp.concatenate(outs, axis=-1)
+        scales = xp.concatenate([p.scales for p in self._packs])
+        b = self._bias
+        q = _q.requantize(xp, acc, xp.float32(input._scale) * scales,
+                          None if b is None else b._data.astype(xp.float32), self.scale,
+                          self.zero_point, input._qdtype, self._RELU)
+        q = xp.ascontiguousarray(xp.moveaxis(q, -1, 1))
+        return _qtensor(q, input._qdtype, _q.per_tensor_affine, self.scale, self.zero_point)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        float_mod, wobs = cls._observed(mod)
+        weight, bias = float_mod.weight, float_mod.bias
+        if hasattr(mod, "_folded_weight_bias"):  # QAT conv-bn: the BN folded in
+            weight, bias = mod._folded_weight_bias()
+        wq = quantize_weight(weight, wobs)
+        c = float_mod
+        q = cls(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation,
+                c.groups, bias is not None, c.padding_mode)
+        q.set_weight_bias(wq, None if bias is None else bias.detach().float())
+        q._set_out(*_output_qparams(mod))
+        return q
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, scale={self.scale}, zero_point={self.zero_point}")
+        if any(self.padding):
+            s += f", padding={self.padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self._bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv1d(_ConvNd):
+    """``torch.ao.nn.quantized.Conv1d``."""
+    _ND = 1
+
+
+class Conv2d(_ConvNd):
+    """``torch.ao.nn.quantized.Conv2d``."""
+    _ND = 2
+
+
+class Conv3d(_ConvNd):
+    """``torch.ao.nn.quantized.Conv3d``."""
+    _ND = 3
+
+
+class _BatchNorm(Module):
+    """Quantized batch norm: normalise the dequantized values, requantize to the output's
+    scale and zero point."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, device=None, dtype=None):
+        super().__init__()
+        from ....nn.modules.batchnorm import BatchNorm2d as _F
+        self._float = _F(num_features, eps, momentum)
+        self._float.eval()
+        self.num_features, self.eps = num_features, eps
+        self.scale, self.zero_point = 1.0, 0
+
+    def forward(self, input):
+        _need_quantized(input, "quantized::batch_norm2d")
+        y = self._float(input.dequantize())
+        return _q.quantize_per_tensor(y, self.scale, self.zero_point, input._qdtype)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        float_mod = mod[0] if _is_fused(mod) else mod
+        q = cls(float_mod.num_features, float_mod.eps)
+        q._float.load_state_dict(float_mod.state_dict())
+        q.scale, q.zero_point = _output_qparams(mod)
+        return q
+
+
+class BatchNorm2d(_BatchNorm):
+    """``torch.ao.nn.quantized.BatchNorm2d``."""
+
+
+class BatchNorm3d(_BatchNorm):
+    """``torch.ao.nn.quantized.BatchNorm3d``."""
+
+
+class ReLU6(Module):
+    """``min(max(x, 0), 6)`` on a quantized tensor: clamp between the zero point and q(6)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        _need_quantized(input, "quantized::relu6")
+        xp = _backend.xp_of(input._data)
+        lo, hi = _q.q_range(input._qdtype)
+        six = min(hi, input._zp + int(round(6.0 / input._scale)))
+        return input._like(xp.clip(input._data, input._zp, six).astype(input._data.dtype))
+
+    @staticmethod
+    def from_float(mod, use_precomputed_fake_quant=False):
+        return ReLU6(mod.inplace)
+
+
+class FloatFunctional(Module):
+    """Float ``add``/``mul``/``cat``/``add_relu`` as a module, so an observer can watch their
+    output; ``convert`` turns it into ``QFunctional``."""
+
+    def __init__(self):
+        super().__init__()
+        from ....nn.modules.linear import Identity
+        self.activation_post_process = Identity()
+
+    def forward(self, x):
+        raise RuntimeError("FloatFunctional is not intended to use the 'forward'. Please use "
+                           "the underlying operation")
+
+    def add(self, x, y):
+        return self.activation_post_process(x + y)
+
+    def add_scalar(self, x, y):
+        return x + y  # not observed: the output qparams follow the input's (PyTorch's)
+
+    def mul(self, x, y):
+        return self.activation_post_process(x * y)
+
+    def mul_scalar(self, x, y):
+        return x * y
+
+    def cat(self, x, dim=0):
+        from ....ops.movement import cat
+        return self.activation_post_process(cat(x, dim))
+
+    def add_relu(self, x, y):
+        from ....ops.activation import relu
+        return self.activation_post_process(relu(x + y))
+
+    def matmul(self, x, y):
+        return self.activation_post_process(x @ y)
+
+
+FXFloatFunctional = FloatFunctional
+
+
+class QFunctional(Module):
+    """The quantized twin of ``FloatFunctional``: each op dequantizes, computes in float32
+    and quantizes to this module's ``scale``/``zero_point``."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale, self.zero_point = 1.0, 0
+        from ....nn.modules.linear import Identity
+        self.activation_post_process = Identity()
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "scale"] = _make(np.array(self.scale, np.float64))
+        destination[prefix + "zero_point"] = _make(np.array(self.zero_point, np.int64))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        self.scale = float(state_dict.pop(prefix + "scale")._data)
+        self.zero_point = int(state_dict.pop(prefix + "zero_point")._data)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def forward(self, x):
+        raise RuntimeError("Functional is not intended to use the 'forward'. Please use the "
+                           "underlying operation")
+
+    def _out(self, y, like):
+        return _q.quantize_per_tensor(y, self.scale, self.zero_point, like._qdtype)
+
+    def add(self, x, y):
+        _need_quantized(x, "quantized::add")
+        return self._out(x.dequantize() + y.dequantize(), x)
+
+    def add_scalar(self, x, y):
+        _need_quantized(x, "quantized::add_scalar")
+        return _q.quantize_per_tensor(x.dequantize() + y, x._scale, x._zp, x._qdtype)
+
+    def mul(self, x, y):
+        _need_quantized(x, "quantized::mul")
+        return self._out(x.dequantize() * y.dequantize(), x)
+
+    def mul_scalar(self, x, y):
+        _need_quantized(x, "quantized::mul_scalar")
+        return _q.quantize_per_tensor(x.dequantize() * y, x._scale * abs(y), x._zp, x._qdtype)
+
+    def cat(self, x, dim=0):
+        from ....ops.movement import cat
+        _need_quantized(x[0], "quantized::cat")
+        return self._out(cat([t.dequantize() for t in x], dim), x[0])
+
+    def add_relu(self, x, y):
+        from ....ops.activation import relu
+        _need_quantized(x, "quantized::add_relu")
+        return self._out(relu(x.dequantize() + y.dequantize()), x)
+
+    def matmul(self, x, y):
+        _need_quantized(x, "quantized::matmul")
+        return self._out(x.dequantize() @ y.dequantize(), x)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        q = QFunctional()
+        q.scale, q.zero_point = _output_qparams(mod)
+        return q

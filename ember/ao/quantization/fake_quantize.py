@@ -1,0 +1,151 @@
+"""``FakeQuantize``: an observer plus fake quantization for quantization-aware training
+(``torch.ao.quantization.fake_quantize``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._dtype import qint8, quint8
+from ...nn.modules.module import Module
+from ...ops import quantized as _q
+from ...ops.quantized import (per_channel_affine, per_channel_symmetric, per_tensor_affine,
+                              per_tensor_symmetric, per_channel_affine_float_qparams)
+from .observer import (MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
+                       _with_args, _t)
+
+__all__ = ["FakeQuantizeBase", "FakeQuantize", "FusedMovingAvgObsFakeQuantize",
+           "default_fake_quant", "default_weight_fake_quant",
+           "default_per_channel_weight_fake_quant", "default_fused_act_fake_quant",
+           "default_fused_wt_fake_quant", "default_fused_per_channel_wt_fake_quant",
+           "disable_fake_quant", "enable_fake_quant", "disable_observer", "enable_observer"]
+
+
+class FakeQuantizeBase(Module):
+    """Fake-quant modules: switches for the observer and the fake quantization."""
+
+    with_args = classmethod(_with_args)
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("fake_quant_enabled", _t(np.array([1], np.uint8)))
+        self.register_buffer("observer_enabled", _t(np.array([1], np.uint8)))
+
+    def enable_fake_quant(self, enabled: bool = True) -> None:
+        self.fake_quant_enabled._data[0] = 1 if enabled else 0
+
+    def disable_fake_quant(self):
+        self.enable_fake_quant(False)
+
+    def enable_observer(self, enabled: bool = True) -> None:
+        self.observer_enabled._data[0] = 1 if enabled else 0
+
+    def disable_observer(self):
+        self.enable_observer(False)
+
+
+class FakeQuantize(FakeQuantizeBase):
+    """``(clamp(round(x / scale + zero_point), qmin, qmax) - zero_point) * scale`` with the
+    scale and zero point of its observer, updated on every forward while observing."""
+
+    def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=None, quant_max=None,
+                 is_dynamic=False, **observer_kwargs):
+        super().__init__()
+        if quant_min is not None and quant_max is not None:
+            if quant_min > quant_max:
+                raise ValueError("quant_min must be less than or equal to quant_max")
+            observer_kwargs.update(quant_min=quant_min, quant_max=quant_max)
+        observer_kwargs["is_dynamic"] = is_dynamic
+        self.activation_post_process = observer(**observer_kwargs)
+        self.quant_min = self.activation_post_process.quant_min
+        self.quant_max = self.activation_post_process.quant_max
+        self.is_dynamic = is_dynamic
+        self.register_buffer("scale", _t(np.array([1.0], np.float32)))
+        self.register_buffer("zero_point", _t(np.array([0], np.int32)))
+        self.dtype = self.activation_post_process.dtype
+        self.qscheme = self.activation_post_process.qscheme
+        self.ch_axis = getattr(self.activation_post_process, "ch_axis", -1)
+        self.is_per_channel = self.qscheme in (per_channel_affine, per_channel_symmetric,
+                                               per_channel_affine_float_qparams)
+        self.is_symmetric_quant = self.qscheme in (per_tensor_symmetric, per_channel_symmetric)
+
+    def calculate_qparams(self):
+        return self.activation_post_process.calculate_qparams()
+
+    def forward(self, X):
+        if self.observer_enabled._data[0] == 1:
+            self.activation_post_process(X.detach())
+            s, z = self.calculate_qparams()
+            self.scale._data = s._data.astype(np.float32)
+            self.zero_point._data = z._data.astype(np.int32)
+        if self.fake_quant_enabled._data[0] == 1:
+            if self.is_per_channel:
+                X = _q.fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
+                                                        self.ch_axis, self.quant_min,
+                                                        self.quant_max)
+            else:
+                X = _q.fake_quantize_per_tensor_affine(X, float(self.scale._data[0]),
+                                                       int(self.zero_point._data[0]),
+                                                       self.quant_min, self.quant_max)
+        return X
+
+    def extra_repr(self):
+        return (f"fake_quant_enabled={self.fake_quant_enabled}, "
+                f"observer_enabled={self.observer_enabled}, quant_min={self.quant_min}, "
+                f"quant_max={self.quant_max}, dtype={self.dtype}, qscheme={self.qscheme}, "
+                f"ch_axis={self.ch_axis}, scale={self.scale}, zero_point={self.zero_point}")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("scale", "zero_point"):  # take the saved shape (per-channel sizes)
+            v = state_dict.get(prefix + name)
+            if v is not None:
+                getattr(self, name)._data = v._data.copy()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class FusedMovingAvgObsFakeQuantize(FakeQuantize):
+    """PyTorch's fused observer + fake-quant kernel; the same numbers, computed unfused."""
+
+    def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
+                 **observer_kwargs):
+        super().__init__(observer, quant_min, quant_max, **observer_kwargs)
+
+
+default_fake_quant = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=quint8,
+    qscheme=per_tensor_affine, reduce_range=True)
+default_weight_fake_quant = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=qint8,
+    qscheme=per_tensor_symmetric, reduce_range=False)
+default_per_channel_weight_fake_quant = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127, dtype=qint8,
+    qscheme=per_channel_symmetric, reduce_range=False, ch_axis=0)
+default_fused_act_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=quint8)
+default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=qint8,
+    qscheme=per_tensor_symmetric)
+default_fused_per_channel_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
+    dtype=qint8, qscheme=per_channel_symmetric)
+
+
+def _each_fq(mod, method):
+    if isinstance(mod, FakeQuantizeBase):
+        getattr(mod, method)()
+
+
+def disable_fake_quant(mod):
+    """``model.apply(disable_fake_quant)``: fake-quant modules pass values through."""
+    _each_fq(mod, "disable_fake_quant")
+
+
+def enable_fake_quant(mod):
+    _each_fq(mod, "enable_fake_quant")
+
+
+def disable_observer(mod):
+    """``model.apply(disable_observer)``: freeze the scales and zero points."""
+    _each_fq(mod, "disable_observer")
+
+
+def enable_observer(mod):
+    _each_fq(mod, "enable_observer")
