@@ -327,8 +327,13 @@ class EncoderClassifier(nn.Module):
 class MadeInForward(nn.Module):
     """Tensors made inside forward (sizes from the input's shape) and index tensors."""
 
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("table", ember.arange(80.0).reshape(16, 5) / 80)
+
     def forward(self, x, idx):
         B, T = x.shape[:2]
+        x = x + self.table[:T]  # a buffer sliced to the sequence length (GPT's mask/positions)
         pad = ember.zeros(B, 2, x.shape[2])
         pos = ember.arange(T).float().unsqueeze(-1) * ember.ones_like(x)
         y = ember.cat([x + pos, pad], 1) * ember.full((B, 1, 1), 2.0)
@@ -526,6 +531,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="out of range"):
         ember.onnx.export(m, (_randn(1, 2),), io.BytesIO(), input_names=["a"],
                           dynamic_axes={"a": {3: "batch"}})
+    with pytest.warns(UserWarning, match="Provided key y for dynamic axes"):
+        ember.onnx.export(m, (_randn(1, 2),), io.BytesIO(), input_names=["x"],
+                          dynamic_axes={"y": {0: "batch"}})
     with pytest.raises(TypeError, match="args must be tensors"):
         ember.onnx.export(m, ([1.0, 2.0],), io.BytesIO())
     with pytest.raises(ValueError, match="operator_export_type"):

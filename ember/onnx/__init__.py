@@ -306,11 +306,10 @@ def _export_proto(onnx, model, args, kwargs, input_names, output_names, opset, d
                       for i, (n, a) in enumerate(zip(in_names, args)))
     graph = _capture.capture(model, args, kwargs, params, args2)
     b = Builder(onnx, opset, graph, fold, params)
-    b._dim_names = {}
     for v, n in zip(graph.inputs, in_names):
         b.names[id(v)] = n
         for ax, dn in dyn.get(n, {}).items():
-            b._dim_names[(id(v), ax % max(v.ndim, 1))] = dn
+            b.dim_names[(id(v), ax % max(v.ndim, 1))] = dn
     for node in graph.nodes:
         _convert(b, node, _ops, UnsupportedOperatorError)
     # outputs: an Identity each, so names are free and an input can be an output
@@ -320,6 +319,11 @@ def _export_proto(onnx, model, args, kwargs, input_names, output_names, opset, d
         raise ValueError(f"output_names has {len(out_names)} names for {n_out} outputs")
     for i in range(len(out_names), n_out):
         out_names.append("output" if n_out == 1 else f"output_{i}")
+    for key in dyn:
+        if key not in in_names and key not in out_names:
+            import warnings
+            warnings.warn(f"Provided key {key} for dynamic axes is not a valid input/output "
+                          f"name", UserWarning, stacklevel=3)
     for v, name in zip(graph.outputs, out_names):
         b.nodes.append(helper.make_node("Identity", [b.name(v)], [name],
                                         name=b.fresh("nIdentity")))
@@ -475,5 +479,5 @@ def _dim_name(b, a, c, default):
     hit = b._dims.get((a, c))
     if hit is not None:
         v, ax = hit
-        return b._dim_names.get((id(v), ax), default)
+        return b.dim_names.get((id(v), ax), default)
     return default

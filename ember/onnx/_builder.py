@@ -24,6 +24,7 @@ class Builder:
         self._n = 0
         self._consts = {}        # (dtype, shape, bytes) -> name: one initializer per constant
         self._dims = {}          # (a, b) of a dynamic size -> (Value, axis) holding it
+        self.dim_names = {}      # (id(input Value), axis) -> the name dynamic_axes gave it
         for v in graph.inputs:
             if v.shape2 is not None:
                 for ax, (a, b) in enumerate(zip(v.shape, v.shape2)):

@@ -136,9 +136,9 @@ def _offered():
 def _run(model, args, kwargs, params):
     """Record ``model(*args, **kwargs)`` with the shared op recorder (NOTE [ Op recording ])."""
     from ..autograd.grad_mode import no_grad
-    from ..fx.experimental import proxy_tensor
-    known = [t for t in params.values()]
     import inspect
+    from ..fx.experimental import proxy_tensor
+    known = list(params.values())
     if "offer" in inspect.signature(proxy_tensor.record).parameters:
         # the shared recorder offers the no-gradient functions itself
         with no_grad():
@@ -202,7 +202,7 @@ def capture(model, args: tuple, kwargs: dict, params: dict, args2=None) -> Graph
             if isinstance(v, Value):
                 v.users += 1
                 return v
-            return v if a2 is None else _diff(v, env2[a2])
+            return v if a2 is None or a2 not in env2 else _diff(v, env2[a2])
         if isinstance(a, (tuple, list)):
             a2s = a2 if isinstance(a2, (tuple, list)) and len(a2) == len(a) else [None] * len(a)
             return type(a)(arg(x, y) for x, y in zip(a, a2s))
