@@ -34,7 +34,8 @@ import types
 __all__ = ["install", "uninstall", "is_installed"]
 
 # alias prefix -> ember prefix
-_PREFIXES = (("torchvision", "ember.vision"), ("torch", "ember"))
+_PREFIXES = (("torchvision", "ember.vision"), ("torch", "ember"),
+             ("torchao", "ember.ao"))  # torchao.quantization.quantize_ (issue 19)
 
 _state = {"finder": None, "stashed": {}, "hooked": {}, "mp": None}
 

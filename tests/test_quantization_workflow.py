@@ -216,3 +216,15 @@ def test_quantize_torchao_style(config, tol):
     assert "Linear" in type(model[0]).__name__ and type(model[0]) is not ember.nn.Linear
     out = model(x).numpy()
     assert np.abs(out - ref).max() <= tol * np.abs(ref).max() + 1e-3
+
+
+def test_torchao_quantization_under_ember_run(tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / "s.py"
+    script.write_text("import torch\nfrom torchao.quantization import quantize_, "
+                      "Int8WeightOnlyConfig\nm = torch.nn.Sequential(torch.nn.Linear(8, 4))\n"
+                      "quantize_(m, Int8WeightOnlyConfig())\nprint(type(m[0]).__name__)\n")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "ember.run", str(script)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "Int8WeightOnlyLinear", out.stderr
