@@ -149,10 +149,9 @@ def _record(mod, args, kwargs, order):
 
 def _signature(rec) -> list:
     """The recorded ops with their constant arguments, non-tensor constants spelled out."""
-    from ..jit._program import Program, _show
-    lines = Program(rec.graph).signature()
+    from ..jit._program import Program
     consts = {k: v for k, v in rec.constants.items() if not isinstance(v, Tensor)}
-    return lines + [f"{k} = {_show(v)}" for k, v in consts.items()]
+    return Program(rec.graph).signature(consts)
 
 
 def _dynamic_dims(dynamic_shapes, args, kwargs, names, order) -> list:

@@ -111,16 +111,20 @@ class Program:
                 append(inputs[target])
         return fill(self.out, vals)
 
-    def signature(self) -> list:
+    def signature(self, values=None) -> list:
         """One line per step, ops with their constant arguments (what ``check_trace``
-        compares across invocations: a different op or constant is a different trace)."""
+        compares across invocations: a different op or constant is a different trace);
+        ``values``: the non-tensor constants that get_attr steps read, shown by value."""
+        values = values or {}
         lines = []
         for i, (kind, target, args, kwargs, _) in enumerate(self.steps):
             if kind == _CALL:
                 lines.append(f"%{i} = {_op_name(target)}{_show(args)}"
                              + (f" {_show(kwargs)}" if kwargs else ""))
             elif kind == _ATTR:
-                lines.append(f"%{i} = get_attr[{'.'.join(target)}]")
+                name = ".".join(target)
+                shown = f" = {_show(values[name])}" if name in values else ""
+                lines.append(f"%{i} = get_attr[{name}]{shown}")
             else:
                 lines.append(f"%{i} = input[{target}]")
         return lines + [f"return {_show(self.out)}"]

@@ -214,8 +214,8 @@ def _warn_fresh(rec) -> None:
                       "ops", TracerWarning, stacklevel=4)
 
 
-def _graph_diff(a: Program, b: Program) -> str:
-    diff = difflib.unified_diff(a.signature(), b.signature(), "trace", "check", lineterm="")
+def _graph_diff(a: list, b: list) -> str:
+    diff = difflib.unified_diff(a, b, "trace", "check", lineterm="")
     return "\tGraph diff:\n" + "\n".join("\t\t" + line for line in diff)
 
 
@@ -242,7 +242,11 @@ _RANDOM = {"rand", "randn", "randint", "rand_like", "randn_like", "randint_like"
            "normal", "bernoulli", "multinomial", "dropout_mask"}
 
 
-def _check(run_traced, fn, module, program, check_inputs, tol) -> None:
+def _values(constants: dict) -> dict:
+    return {k: v for k, v in constants.items() if not isinstance(v, Tensor)}
+
+
+def _check(run_traced, fn, module, program, check_inputs, tol, constants) -> None:
     """Re-record on each check input: the ops must be the same and the outputs close."""
     random = [line for line, name in zip(program.signature(), program.step_names())
               if name in _RANDOM]
@@ -254,11 +258,60 @@ def _check(run_traced, fn, module, program, check_inputs, tol) -> None:
     for inputs in check_inputs:
         inputs = _clone_inputs(_as_args(inputs))
         rec = _record(fn, inputs, module)
-        _name_attrs(rec, module)
-        other = Program(rec.graph)
-        if other.signature() != program.signature():
-            raise TracingCheckError(_graph_diff(program, other), None)
+        values = _values(_name_attrs(rec, module))  # renames get_attrs: before Program
+        a, b = program.signature(_values(constants)), Program(rec.graph).signature(values)
+        if a != b:
+            raise TracingCheckError(_graph_diff(a, b), None)
         _compare(run_traced(*_clone_inputs(inputs)), rec.result, tol)
+
+
+def _grown(args):
+    """The inputs with dimension 0 of every tensor one larger (its rows repeated), or None."""
+    from .. import arange
+
+    def grow(a):
+        if isinstance(a, Tensor):
+            if a.dim() == 0:
+                return a
+            idx = arange(a.shape[0] + 1) % max(a.shape[0], 1)
+            return a.detach().index_select(0, idx).requires_grad_(a.requires_grad) \
+                if a.is_floating_point() else a.index_select(0, idx)
+        if isinstance(a, tuple):
+            return tuple(grow(e) for e in a)
+        if isinstance(a, list):
+            return [grow(e) for e in a]
+        if isinstance(a, dict):
+            return {k: grow(v) for k, v in a.items()}
+        return a
+    return grow(args)
+
+
+def _check_sizes(fn, module, program, args, constants) -> None:
+    """Warn when the trace keeps an input size as a constant: re-record with dimension 0 one
+    larger and compare (ember's graph has no symbolic sizes, unlike PyTorch's trace)."""
+    if not any(isinstance(a, Tensor) and a.dim() > 0 for a in _leaves(args)):
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rec = _record(fn, _grown(args), module)
+    except Exception:  # the code does not accept another size at all: nothing to replay
+        return
+    values = _values(_name_attrs(rec, module))
+    base, other = program.signature(_values(constants)), Program(rec.graph).signature(values)
+    if base == other:
+        return
+    diff = next(((a, b) for a, b in zip(base, other) if a != b), (base[-1], other[-1]))
+    warnings.warn("the trace keeps the size of dimension 0 of its inputs as a constant (an op's "
+                  f"arguments change with it: `{diff[0]}` becomes `{diff[1]}` when that size "
+                  "grows by one). ember's traced graph has no symbolic sizes, so calling it "
+                  "with other sizes fails or gives wrong results; trace with the size it will "
+                  "be called with", TracerWarning, stacklevel=4)
+
+
+def _leaves(args):
+    from ..fx.experimental.proxy_tensor import flatten
+    return flatten(args)[0]
 
 
 class TracedModule(ScriptModule):
@@ -429,7 +482,9 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
     if module is not None:  # a bound method reads the module's tensors live
         traced._root = _method_root(module, constants)
     if check_trace:
-        _check(traced, func, module, program, check_inputs or [args], check_tolerance)
+        _check(traced, func, module, program, check_inputs or [args], check_tolerance,
+               constants)
+        _check_sizes(func, module, program, args, constants)
     return traced
 
 
@@ -478,7 +533,8 @@ def trace_module(mod, inputs, optimize=None, check_trace=True, check_inputs=None
         if check_trace:
             checks = _check_inputs_list if method_name == "forward" and _check_inputs_list \
                 else [c[method_name] for c in check_inputs] if check_inputs else [args]
-            _check(runner, fn, mod, program, checks, check_tolerance)
+            _check(runner, fn, mod, program, checks, check_tolerance, constants)
+            _check_sizes(fn, mod, program, args, constants)
     return top
 
 
