@@ -662,3 +662,56 @@ def test_jit_load_refuses_torchscript_archives(tmp_path):
     with pytest.raises(RuntimeError, match="TorchScript archive written by PyTorch"):
         with pytest.warns(DeprecationWarning):
             ember.jit.load(str(path))
+
+
+# ---- ember.export.load: the same plain-data discipline ---------------------------------------
+EXPORT_MARKER = {"ember_export": b"ember.export 1\n"}
+
+
+def _export_data(**over):
+    data = {"format": "ember.export", "version": 1,
+            "graph": [["placeholder", "x"],
+                      ["call", "relu", "ember.ops.elementwise:Relu", ["tuple", [["node", "x"]]],
+                       ["dict", []], True],
+                      ["output", ["tuple", [["node", "relu"]]]]],
+            "values": {}, "input_specs": [["USER_INPUT", ["tensor", "x", None], None, None]],
+            "output_specs": [["USER_OUTPUT", ["tensor", "relu", None], None]],
+            "state_dict": {}, "constants": {}, "arrays": {}, "range_constraints": {},
+            "in_spec": ["tuple", [None]], "out_spec": None,
+            "input_meta": [["x", [2], "float32"]], "dynamic": [{}], "kwarg_names": [],
+            "example_inputs": None, "n_args": 1}
+    data.update(over)
+    return data
+
+
+def test_export_control_archive_loads_and_runs(tmp_path):
+    path = write_ckpt(tmp_path / "ok.pt2", pickle.dumps(_export_data(), protocol=2),
+                      EXPORT_MARKER)
+    ep = ember.export.load(str(path))
+    assert ep.module()(ember.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("over,match", [
+    ({"input_specs": "not a list"}, "malformed graph signature"),
+    ({"input_specs": [["EVAL", ["tensor", "x", None], None, None]]}, "signature row"),
+    ({"graph": [["placeholder", "x"], ["call", "e", "builtins:eval", ["tuple", []],
+                                       ["dict", []], True], ["output", ["node", "e"]]]},
+     "an op ember does not have"),
+    ({"state_dict": {"w": "not a tensor"}}, "not a named tensor"),
+])
+def test_export_load_malformed_archives_are_refused(tmp_path, sentinel, over, match):
+    path = write_ckpt(tmp_path / "bad.pt2", pickle.dumps(_export_data(**over), protocol=2),
+                      EXPORT_MARKER)
+    with pytest.raises(LOAD_ERRORS, match=match):
+        ember.export.load(str(path))
+
+
+def test_export_load_pickle_global_outside_the_allow_list(tmp_path, sentinel):
+    pkl = pickle.dumps(_export_data(values={"c": _System(sentinel)}), protocol=2)
+    path = write_ckpt(tmp_path / "evil.pt2", pkl, EXPORT_MARKER)
+    with pytest.raises(pickle.UnpicklingError, match=r"(posix|os)\.system"):
+        ember.export.load(str(path))
+    bare = tmp_path / "bare.pt2"
+    bare.write_bytes(pkl)
+    with pytest.raises(RuntimeError, match="not an ember.export archive"):
+        ember.export.load(str(bare))
