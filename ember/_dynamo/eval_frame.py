@@ -25,6 +25,7 @@ __all__ = ["OptimizedModule", "optimize", "explain", "reset", "disable", "is_com
            "ExplainOutput", "BreakReason"]
 
 _CACHE = {}          # code object -> _CodeCache
+_NESTED = (tuple, list, dict)
 _capturing = []      # the captures now running (innermost last)
 _EMBER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -309,7 +310,10 @@ class _Compiled:
             return self.fn(*args, **kwargs)
         if self._disc is None:
             self._disc = _discover(self.fn)
-        leaves, _ = flatten((args, kwargs))
+        if kwargs or any(isinstance(a, _NESTED) for a in args):
+            leaves, _ = flatten((args, kwargs))
+        else:
+            leaves = args  # flat already: the common call
         key = self._guard_key(leaves, len(args), tuple(kwargs))
         cache = _CACHE.get(self.code)
         if cache is None:

@@ -77,9 +77,6 @@ def _zeros(g, like):
     return _make(xp_of(like._data).zeros(like._data.shape, like._data.dtype))
 
 
-_RNG = np.random.default_rng(0)
-
-
 _DATA_READS = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__array__")
 
 
@@ -285,9 +282,12 @@ class CompiledRegion:
                 self._out_leaves.append(("value", leaf))
         self._nondiff = tuple(nondiff)
         self._n_region_outs = len(region_outs)
+        # fn returned one computed tensor: the region's output is the result as it is
+        self._single = self._out_spec is None and len(region_outs) == 1
 
         # ---- backward plan: each recorded op's formula lowered to array code, or called ----
         recorded = [n for n in order if fwd[n][0] == "op" and fwd[n][4]]
+        self._fwd_maps = None
         lowered = {}
         for n in recorded:
             low = self._lower(n, fwd[n][1], nodes)
@@ -443,17 +443,21 @@ class CompiledRegion:
         ctx = val.grad_fn
         if type(ctx) is not cls or ctx._saved is None and ctx._freed:
             return None
-        by_id, by_data = {}, {}
-        for m in nodes:
-            v = m.meta.get("val")
-            if isinstance(v, Tensor) and m in self._name:
-                by_id.setdefault(id(v), self._name[m])
-                by_data.setdefault(id(v._data), (v, self._name[m]))
-        rec = _FormulaRecorder(by_id, by_data)
+        if self._fwd_maps is None:  # forward values by tensor and by array, built once
+            by_id, by_data = {}, {}
+            for m in nodes:
+                v = m.meta.get("val")
+                if isinstance(v, Tensor) and m in self._name:
+                    by_id.setdefault(id(v), self._name[m])
+                    by_data.setdefault(id(v._data), (v, self._name[m]))
+            self._fwd_maps = by_id, by_data
+        rec = _FormulaRecorder(*self._fwd_maps)
         xp = xp_of(val._data)
         # a random incoming gradient, so that a value computed from it outside ops is never
         # mistaken for a constant
-        g = _make(xp.asarray(_RNG.standard_normal(val._data.shape)).astype(val._data.dtype))
+        shape, dt = val._data.shape, val._data.dtype
+        g = _make(xp.asarray(((np.arange(val._data.size) % 13) * 0.37 - 2.1).astype(dt)
+                             .reshape(shape)))
         gvar = f"g_{n.name}"
         rec.graph.placeholder(gvar)
         rec.bind(g, list(rec.graph.nodes)[-1])
@@ -539,6 +543,8 @@ class CompiledRegion:
         consts = self._consts
         args = [flat[i] if kind == "input" else consts[i] for kind, i in self._tensor_args]
         outs = CompiledFunction.apply(self, *args)
+        if self._single:
+            return outs
         if type(outs) is not tuple:
             outs = (outs,)
         leaves = []
@@ -574,6 +580,8 @@ class CompiledFunction(Function):
             ctx.save_for_backward(None)  # so the engine frees ``cs`` after backward
         if region._nondiff:
             ctx.mark_non_differentiable(*[outs[i] for i in region._nondiff])
+        if len(outs) == 1:
+            return outs[0]  # one array: apply's fast path
         return outs
 
     @staticmethod
