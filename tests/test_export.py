@@ -5,6 +5,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import ember
 import ember.nn as nn
@@ -228,3 +229,18 @@ def test_load_refuses_other_files(tmp_path):
         E.load(str(tmp_path / "t.pt2"))
     with pytest.raises(TypeError, match="must be an instance of 'ExportedProgram'"):
         E.save(nn.ReLU(), io.BytesIO())
+
+
+_MLP = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 2))
+_MLP_EP = E.export(_MLP, (ember.randn(4, 5),), dynamic_shapes=({0: E.Dim("n", max=32)},))
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(0, 40), seed=st.integers(0, 2 ** 16))
+def test_dynamic_batch_replays_any_size_in_range(n, seed):
+    x = ember.tensor(np.random.default_rng(seed).standard_normal((n, 5)).astype("float32"))
+    if n > 32:
+        with pytest.raises(AssertionError, match="Guard failed"):
+            _MLP_EP.module()(x)
+        return
+    np.testing.assert_allclose(_np(_MLP_EP.module()(x)), _np(_MLP(x)), rtol=1e-5, atol=1e-6)

@@ -107,7 +107,7 @@ def test_trace_module_with_methods_and_kwarg_inputs():
             return self.fc(x).relu()
 
         def other(self, x):
-            return self.fc(x) * 2
+            return self.fc(x) * 2 + ember.ones(3)  # a constant of its own
 
     m = Two()
     x = ember.randn(2, 3)
@@ -116,6 +116,9 @@ def test_trace_module_with_methods_and_kwarg_inputs():
     np.testing.assert_allclose(_np(t.other(x)), _np(m.other(x)), rtol=1e-6)
     t2 = jit.trace(m, example_kwarg_inputs={"x": x})
     np.testing.assert_allclose(_np(t2(x)), _np(m(x)), rtol=1e-6)
+    t3 = jit.trace(m.other, x)  # a bound method reads the module's weights live
+    m.fc.weight.data.mul_(2)
+    np.testing.assert_allclose(_np(t3(x)), _np(m.other(x)), rtol=1e-6)
 
 
 def test_is_tracing_true_only_while_tracing():

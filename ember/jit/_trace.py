@@ -518,6 +518,11 @@ def trace_module(mod, inputs, optimize=None, check_trace=True, check_inputs=None
         rec = _record(fn, args, mod)
         _check_output(rec.result, strict)
         constants = _name_attrs(rec, mod)
+        if method_name != "forward":  # each method's own constants under its own names
+            for node in rec.graph.nodes:
+                if node.op == "get_attr" and node.target in constants:
+                    node.target = f"_{method_name}{node.target}"
+            constants = {f"_{method_name}{k}": v for k, v in constants.items()}
         for k, t in constants.items():
             object.__setattr__(top, k, t)
         program = Program(rec.graph)
