@@ -351,3 +351,4 @@ def ln_gelu_block(mod):
 from . import wl_data, wl_conv, wl_rnn, wl_attention, wl_amp, wl_vision  # noqa: E402,F401
 from . import wl_checkpoint  # noqa: E402,F401
 from . import wl_onnx  # noqa: E402,F401
+from . import wl_quant  # noqa: E402,F401

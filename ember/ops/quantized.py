@@ -125,6 +125,8 @@ def int_matmul(xp, a, b, amax: int = 255, bmax: int = 128):
     ``2^24 / (amax * bmax)`` terms in float32 (514 for shifted uint8 times int8), their exact
     sums added in int32; the result is float32 when it fits 2^24, else float64."""
     k = a.shape[-1]
+    if a.ndim > 2:  # one GEMM over all rows (NumPy's stacked matmul would loop)
+        return int_matmul(xp, a.reshape(-1, k), b, amax, bmax).reshape(a.shape[:-1] + (-1,))
     block = (1 << 24) // max(1, amax * bmax)
     if k <= block:
         return xp.matmul(a, b)
@@ -138,31 +140,50 @@ def int_matmul(xp, a, b, amax: int = 255, bmax: int = 128):
 
 
 def im2col(xp, x, kernel, stride, padding, dilation):
-    """``(N, C, *S)`` -> columns ``(N, *out, C * prod(kernel))`` (padded with zeros)."""
+    """Channels-last columns: ``x`` of shape ``(N, *S, C)`` -> ``(N, *out, prod(kernel) * C)``,
+    kernel positions outer and channels inner (one strided slab copy per kernel position),
+    zero-padded."""
     nd = len(kernel)
+    n, sp, c = x.shape[0], x.shape[1:1 + nd], x.shape[-1]
     if any(padding):
-        x = xp.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
-    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    win = xp.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
-    sl = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride) + \
-        tuple(slice(None, None, d) for d in dilation)
-    win = win[sl]  # (N, C, *out, *kernel)
-    n, c = x.shape[:2]
-    out = win.shape[2:2 + nd]
-    order = (0,) + tuple(range(2, 2 + nd)) + (1,) + tuple(range(2 + nd, 2 + 2 * nd))
-    return xp.ascontiguousarray(win.transpose(order)).reshape(n, *out, -1), out
+        xpad = xp.zeros((n,) + tuple(s + 2 * p for s, p in zip(sp, padding)) + (c,), x.dtype)
+        xpad[(slice(None),) + tuple(slice(p, p + s) for s, p in zip(sp, padding))] = x
+        x = xpad
+        sp = x.shape[1:1 + nd]
+    out = tuple((s - d * (k - 1) - 1) // st + 1
+                for s, k, st, d in zip(sp, kernel, stride, dilation))
+    k_total = 1
+    for k in kernel:
+        k_total *= k
+    cols = xp.empty((n,) + out + (k_total, c), x.dtype)
+    for i, pos in enumerate(_positions(kernel)):
+        sl = tuple(slice(p * d, p * d + (o - 1) * st + 1, st)
+                   for p, d, o, st in zip(pos, dilation, out, stride))
+        cols[(slice(None),) + (slice(None),) * nd + (i,)] = x[(slice(None),) + sl]
+    return cols.reshape((n,) + out + (k_total * c,)), out
+
+
+def _positions(kernel):
+    """Every kernel offset, the last dimension fastest (the weight's own order)."""
+    if not kernel:
+        return [()]
+    return [(i,) + rest for i in range(kernel[0]) for rest in _positions(kernel[1:])]
 
 
 def requantize(xp, acc, mult, bias, scale, zero_point, dtype, relu=False):
-    """fbgemm's output stage: ``acc * (a_scale * w_scale) + bias`` in float32, quantized with
-    the output's scale and zero point (and clamped at it for a fused ReLU)."""
+    """fbgemm's output stage: ``acc * (a_scale * w_scale) + bias`` in float32, then
+    ``rint(y / out_scale) + out_zp`` clamped (at the zero point too for a fused ReLU); in
+    place in float32 (its ties may round apart from fbgemm's by one step, as fbgemm's own
+    AVX2 and scalar paths may)."""
     y = acc.astype(xp.float32, copy=False) * mult
     if bias is not None:
         y += bias
-    q = quantize_array(xp, y, scale, zero_point, dtype)
-    if relu:
-        q = xp.maximum(q, q.dtype.type(zero_point))
-    return q
+    y *= xp.float32(1) / xp.float32(scale)
+    xp.rint(y, out=y)
+    y += xp.float32(zero_point)
+    qmin, qmax = _RANGES[dtype]
+    xp.clip(y, zero_point if relu else qmin, qmax, out=y)
+    return y.astype(dtype.np)
 
 
 # ---- the quantized tensor --------------------------------------------------------------------

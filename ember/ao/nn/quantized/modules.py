@@ -48,10 +48,13 @@ class _WeightPack:
     """A quantized weight prepared for ``int_matmul``: ``(w - zw)`` as float32, laid out
     ``(K, O)``, the per-output-channel scales and the largest |value|."""
 
-    def __init__(self, wq: QTensor):
+    def __init__(self, wq: QTensor, channels_last: bool = False):
         xp = _backend.xp_of(wq._data)
         o = wq._data.shape[0]
-        w = wq._data.reshape(o, -1).astype(xp.float32)
+        d = wq._data
+        if channels_last:  # (O, C, *k) -> (O, *k, C): im2col's column order
+            d = xp.moveaxis(d, 1, -1)
+        w = d.reshape(o, -1).astype(xp.float32)
         if wq._axis is not None:
             if wq._axis != 0:
                 raise NotImplementedError("per-channel weights quantized along axis 0 only")
@@ -279,7 +282,8 @@ class _ConvNd(_QuantizedWeighted):
             else:
                 sub = _qtensor(part, w._qdtype, w._qscheme, w._scale[i * og:(i + 1) * og],
                                w._zp[i * og:(i + 1) * og], 0)
-            self._packs.append(_WeightPack(sub))
+            self._packs.append(_WeightPack(sub, channels_last=True))
+        self._scales = np.concatenate([p.scales for p in self._packs])
 
     def weight(self):
         return self._weight
@@ -305,23 +309,25 @@ class _ConvNd(_QuantizedWeighted):
             raise ValueError(f"Input shape must be `(N, C, {', '.join('HW'[-self._ND:])})`!"
                              if self._ND == 2 else f"Input shape must be {self._ND + 2}-D")
         xp = _backend.xp_of(input._data)
-        x = input._data.astype(xp.float32)
+        # channels last, as fbgemm: a previous quantized conv's output is already laid out so
+        x = xp.moveaxis(input._data, 1, -1).astype(xp.float32)
         x -= xp.float32(input._zp)  # padding with zeros now pads with the zero point
         amax = max(abs(input._zp - lo) for lo in _q.q_range(input._qdtype))
         g = self.groups
-        cg = x.shape[1] // g
+        cg = x.shape[-1] // g
         outs = []
         for i, pack in enumerate(self._packs):
-            cols, osz = _q.im2col(xp, x[:, i * cg:(i + 1) * cg], self.kernel_size, self.stride,
-                                  self.padding, self.dilation)
+            part = x if g == 1 else x[..., i * cg:(i + 1) * cg]
+            cols, osz = _q.im2col(xp, part, self.kernel_size, self.stride, self.padding,
+                                  self.dilation)
             outs.append(_q.int_matmul(xp, cols, pack.wt, amax, pack.wmax))
         acc = outs[0] if g == 1 else xp.concatenate(outs, axis=-1)
-        scales = xp.concatenate([p.scales for p in self._packs])
         b = self._bias
-        q = _q.requantize(xp, acc, xp.float32(input._scale) * scales,
+        q = _q.requantize(xp, acc, xp.float32(input._scale) * self._scales,
                           None if b is None else b._data.astype(xp.float32), self.scale,
                           self.zero_point, input._qdtype, self._RELU)
-        q = xp.ascontiguousarray(xp.moveaxis(q, -1, 1))
+        # (N, *out, O) viewed as (N, O, *out): PyTorch's quantized conv output is channels-last
+        q = xp.moveaxis(q, -1, 1)
         return _qtensor(q, input._qdtype, _q.per_tensor_affine, self.scale, self.zero_point)
 
     @classmethod
