@@ -87,7 +87,7 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     ember.manual_seed(0)
     specs = {
-        "healthy": dict(model=_mlp(), lr=3e-3, epochs=8, batch_size=64),
+        "healthy": dict(model=_mlp(2, 16), lr=3e-3, epochs=6, batch_size=64, n_train=1024),
         # SGD whose rate grows 15% a step: it learns, then diverges past lr ~ 1
         "rising_lr": dict(model=_mlp(), lr=1e-3, epochs=8, batch_size=64, opt="sgd",
                           lr_growth=1.15),
@@ -215,6 +215,19 @@ def test_cli_diagnose_a_digits_run(tmp_path):
     rc, stdout, stderr = _run(["diagnose", str(tmp_path), "--no-plot"])
     assert rc == 0 and stdout.startswith(f"{tmp_path}: 4 logged steps, 2 epochs")
     assert not (tmp_path / "diagnosis.png").exists()
+
+
+def test_digits_on_a_tiny_training_set_is_named_overfitting(tmp_path):
+    # 100 images: 100% train accuracy, the held-out loss about twice the training loss
+    rc, _, stderr = _run(["train", "digits", "--epochs", "8", "--limit", "100", "--lr", "0.01",
+                          "--no-progress", "--log", "csv", "--out", str(tmp_path)])
+    assert rc == 0, stderr
+    d = diagnose(str(tmp_path))
+    (f,) = [f for f in d.findings if f.kind == "overfitting"]
+    assert f.evidence["final_val"] > 1.5 * f.evidence["final_train"]
+    assert f.evidence["acc_gap"] > 0.1
+    assert re.search(r"\(accuracy: train 9\d\.\d%|100\.0%, validation \d\d\.\d%\)", f.message)
+    assert not {"diverging loss", "exploding gradients", "vanishing gradients"} & d.kinds
 
 
 @pytest.mark.parametrize("make, message", [

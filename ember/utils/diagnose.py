@@ -258,8 +258,12 @@ def _check_diverging(run, hp):
     s = smooth(loss, window)
     j = int(np.argmin(s))
     end, low, first = float(s[-1]), float(s[j]), float(loss[:window].mean())
+    # the standard error of the average before the turn: a rise must stand well out of it
+    # (the lowest of many noisy averages is itself low by a few errors: batch-1 runs dip)
+    noise = float(np.std(loss[: j + 1] - s[: j + 1])) / math.sqrt(window) if j > 1 else 0.0
     # risen by 20% and given back over half of what it had gained (or risen from the start)
-    if j < len(s) - len(s) // 10 and end > 1.2 * low and end - low > 0.5 * (first - low):
+    if (j < len(s) - len(s) // 10 and end > 1.2 * low and end - low > 0.5 * (first - low)
+            and end - low > 6 * noise):
         # the trailing average lags: the lowest single loss in its window is the turn
         j = max(0, j - window + 1) + int(np.argmin(loss[max(0, j - window + 1): j + 1]))
         lr0 = lr_at(steps[j])
@@ -359,6 +363,24 @@ def _check_overfitting(run, hp):
                         {"best_epoch": int(ep[j]), "best_val": float(val[j]),
                          "final_val": float(val[-1]), "gap_slope": slope},
                         step=float(ep[j]))]
+    # memorising without a rising validation loss (label smoothing, batch norm and a
+    # decaying rate can hold it flat): a wide gap that opened during training
+    slope = float(np.polyfit(ep, gap, 1)[0])
+    acc_gap = None
+    if "epoch/train_acc" in run and "epoch/val_acc" in run:
+        acc_gap = float(run["epoch/train_acc"][1][-1] - run["epoch/val_acc"][1][-1])
+    if (tr[-1] > 0 and val[-1] > 1.5 * tr[-1] and slope > 0 and gap[-1] > gap[0]
+            and (acc_gap is None or acc_gap > 0.1)):
+        accs = ("" if acc_gap is None else
+                f" (accuracy: train {run['epoch/train_acc'][1][-1]:.1%}, validation "
+                f"{run['epoch/val_acc'][1][-1]:.1%})")
+        return [Finding("overfitting",
+                        f"the validation loss ends {val[-1] / tr[-1]:.2g}x the training loss "
+                        f"({val[-1]:.4g} vs {tr[-1]:.4g}){accs}; the gap opened from "
+                        f"{gap[0]:.3g} at epoch {int(ep[0])} to {gap[-1]:.3g}: more data, "
+                        f"augmentation or weight decay",
+                        {"final_val": float(val[-1]), "final_train": float(tr[-1]),
+                         "gap_slope": slope, "acc_gap": acc_gap}, step=float(ep[-1]))]
     return []
 
 
@@ -506,6 +528,8 @@ def diagnose(run_dir: str) -> Diagnosis:
     for check in _CHECKS:
         findings.extend(check(run, hp))
     if any(f.kind == "diverging loss" for f in findings):
-        # a diverging loss swings wildly: that is the divergence, not batch noise
-        findings = [f for f in findings if f.kind != "noisy loss (small batch)"]
+        # a diverging loss swings wildly and drags the validation loss up: that is the
+        # divergence, not batch noise or overfitting
+        findings = [f for f in findings
+                    if f.kind not in ("noisy loss (small batch)", "overfitting")]
     return Diagnosis(run_dir, run, findings, hp)
