@@ -455,3 +455,14 @@ def test_decorator_forms_and_logs(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "captured graph" in err and "def forward" in err and "recompiling" in err
     np.testing.assert_allclose(f(x).numpy(), (x.sin() + 1).numpy(), rtol=1e-6)
+
+
+def test_second_backward_through_a_region_raises():
+    x = ember.randn(3, requires_grad=True)
+    cf = ember.compile(lambda x: (x.exp() * 2).sum())
+    cf(x)
+    y = cf(x)
+    y.backward(retain_graph=True)
+    np.testing.assert_allclose(x.grad.numpy(), (2 * x.exp()).detach().numpy(), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()

@@ -358,6 +358,14 @@ class CompiledRegion:
                  ", ".join(f"go{i}" for i in range(len(region_outs))) + "):"]
         if keep:
             lines.append(f"    {', '.join(keep)}, = saved")
+            lines.append("    saved = None")  # each value goes as soon as its last reader ran
+        last_reader = {}
+        for n in order:  # forward order: the first reader is the last to run in backward
+            for v in lowered.get(n, (None, ()))[1]:
+                last_reader.setdefault(v, n)
+        frees = {}
+        for v, n in last_reader.items():
+            frees.setdefault(n, []).append(v)
         init = []
         for g in gname.values():
             init.extend(g if isinstance(g, list) else [g])
@@ -373,6 +381,7 @@ class CompiledRegion:
                 if target is None:
                     raise Unsupported("getitem of a single result")
                 lines.append(f"    {target} = _acc({target}, {gname[n]})")
+                lines.append(f"    {gname[n]} = None")
                 continue
             if fwd[n][0] != "op" or not fwd[n][4]:
                 continue
@@ -386,6 +395,11 @@ class CompiledRegion:
                     a = n.args[j]
                     if a in gname and not isinstance(gname[a], list):
                         lines.append(f"        {gname[a]} = _acc({gname[a]}, {o})")
+                temps = [ln.split(" = ", 1)[0] for ln in sub_lines]
+                lines.append(f"        {' = '.join(temps + [gs])} = None" if temps else
+                             f"        {gs} = None")
+                if n in frees:
+                    lines.append(f"    {' = '.join(frees[n])} = None")
                 continue
             cname = f"C_{n.name}"
             c = f"c_{n.name}"
@@ -410,6 +424,8 @@ class CompiledRegion:
                     if isinstance(ga, list):
                         raise Unsupported("a multi-result tuple used as an argument")
                     lines.append(f"        {ga} = _acc({ga}, _data(r[{j}]))")
+            dead = gs if isinstance(gs, list) else [gs]
+            lines.append(f"    {' = '.join(dead + [c])} = r = None")
         grads = [gname[n] for n in arg_nodes]
         lines.append(f"    return ({', '.join(grads)}{',' if grads else ''})")
         self.backward_src = "\n".join(lines) + "\n"
@@ -570,6 +586,7 @@ class CompiledFunction(Function):
 
     raw = True
     backward_name = "CompiledFunctionBackward"
+    cs = None  # what the forward kept for backward (values and contexts), until backward
 
     @staticmethod
     def forward(ctx, region, *arrays):
@@ -594,8 +611,13 @@ class CompiledFunction(Function):
         if region._bwd is None:
             return (None,) * (1 + len(region._tensor_args))
         ctx.saved_tensors  # a second backward without retain_graph raises here, as eager
-        with no_grad():
-            gs = region._bwd(ctx.cs, *grads)
+        if ctx.cs is None:
+            raise RuntimeError("ember.compile: a compiled region frees its saved values in its "
+                               "first backward; backward through it a second time "
+                               "(retain_graph=True) is not supported: compile with "
+                               "backend='eager' for that")
+        with no_grad():  # the saved values go with the call: freed as backward proceeds
+            gs = region._bwd(ctx.__dict__.pop("cs"), *grads)
         return (None,) + tuple(None if g is None else _make(g) for g in gs)
 
     def _free(self):
