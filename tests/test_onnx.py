@@ -484,6 +484,21 @@ def test_random_and_mask_index_refused():
         ember.onnx.export(Masked(), (_randn(2, 3),), io.BytesIO())
 
 
+def test_input_dependent_constant_refused():
+    """A value computed from the inputs outside any op would be baked in: refused by name."""
+    class XorMask(nn.Module):
+        def forward(self, x):
+            return ((x > 0) ^ (x < 0.5)).float() * x  # bool ^ has no Function
+
+    class NumpyTrip(nn.Module):
+        def forward(self, x):
+            return x + ember.from_numpy(x.numpy() ** 2)
+
+    for m in (XorMask(), NumpyTrip()):
+        with pytest.raises(RuntimeError, match="outside any recorded op"):
+            ember.onnx.export(m, (_randn(3, 4),), io.BytesIO())
+
+
 def test_unsupported_form_names_op():
     m = nn.AdaptiveMaxPool2d((2, 3))
     with pytest.raises(ember.onnx.errors.UnsupportedOperatorError, match="adaptive_max_pool2"):
@@ -801,3 +816,88 @@ def test_training_mode_export_refuses_what_it_cannot_express():
     with pytest.raises(ember.onnx.errors.UnsupportedOperatorError, match="dropout_mask"):
         ember.onnx.export(drop, (_randn(5, 3),), io.BytesIO(),
                           training=ember.onnx.TrainingMode.TRAINING)
+
+
+# ---- one op at a time --------------------------------------------------------------------------
+
+def _x4(seed=0):
+    return _randn(2, 4, 6, 6, seed=seed)
+
+
+def _v(seed=0):
+    return _randn(3, 5, seed=seed)
+
+
+def _t(seed=0):
+    return _randn(2, 8, 5, seed=seed)
+
+
+# name -> (function of one tensor, input maker taking a seed)
+OPS = {
+    "pixel_shuffle": (lambda x: F.pixel_shuffle(x, 2), _x4),
+    "pixel_unshuffle": (lambda x: F.pixel_unshuffle(x, 2), _x4),
+    "channel_shuffle": (lambda x: F.channel_shuffle(x, 2), _x4),
+    "normalize": (lambda v: F.normalize(v, dim=1), _v),
+    "cosine_similarity": (lambda v: F.cosine_similarity(v, v.flip(0)), _v),
+    "vector_norms": (lambda v: v.norm(dim=1) + ember.linalg.vector_norm(v, 3, 0).sum() +
+                     ember.linalg.vector_norm(v, float("inf")), _v),
+    "einsum": (lambda t: ember.einsum("bij,bkj->bik", t, t), _t),
+    "interpolate_linear": (lambda t: F.interpolate(t, scale_factor=2, mode="linear"), _t),
+    "interpolate_trilinear": (lambda x: F.interpolate(x.unsqueeze(2), size=(2, 8, 8),
+                                                      mode="trilinear"), _x4),
+    "avg_pool_ceil": (lambda x: F.avg_pool2d(x, 4, 4, ceil_mode=True), _x4),
+    "max_pool1d": (lambda t: F.max_pool1d(t, 2) + F.max_pool1d(t, 3, 1, 1).sum(-1, True), _t),
+    "adaptive_avg_pool1d": (lambda t: F.adaptive_avg_pool1d(t, 3), _t),
+    "adaptive_max_pool_even": (lambda x: F.adaptive_max_pool2d(x, 3), _x4),
+    "lp_pool": (lambda x: F.lp_pool2d(x, 2, 2), _x4),
+    "topk_sort": (lambda v: v.topk(2, dim=1).values.sum(1) + v.sort(dim=0, descending=True)
+                  .values[0].sum(), _v),
+    "var_std_mean": (lambda v: ember.std_mean(v, 1)[0] + ember.var_mean(v, 1, keepdim=True)[1]
+                     .squeeze(1), _v),
+    "powers": (lambda v: v ** 2 + v.pow(3) + 2 ** v + v.abs().rsqrt() + v.exp2(), _v),
+    "logs": (lambda v: v.abs().log2() + v.abs().log10() + v.abs().log1p() + v.expm1(), _v),
+    "chunk_narrow": (lambda v: v.chunk(2, 1)[1] + v.narrow(1, 1, 2), _v),
+    "roll": (lambda v: v.roll(1, 1) + v.roll((2, -1), (0, 1)) + v.roll(4), _v),
+    "repeat_interleave": (lambda v: v.repeat_interleave(2, dim=0), _v),
+    "bmm_baddbmm": (lambda t: ember.baddbmm(t[..., :1], t, t.transpose(1, 2), alpha=0.5,
+                                            beta=2.0) + ember.bmm(t, t.transpose(1, 2)), _t),
+    "addmm": (lambda v: ember.addmm(v[:, :3], v, v.t(), beta=0.5), _v),
+    "softsign_tanhshrink": (lambda t: F.softsign(t) + F.tanhshrink(t), _t),
+    "clamp_tensor": (lambda t: t.clamp(min=t[:, :1]) + t.clamp(max=0.3), _t),
+    "div_modes": (lambda v: v // 0.5 + v % 0.7 + ember.div(v, 0.3, rounding_mode="trunc"), _v),
+    "rounding": (lambda v: v.sign() * v.round() + v.floor() + v.ceil() + v.trunc(), _v),
+    "trig": (lambda v: v.sin() + v.cos() + v.tanh().atan() + (v.tanh() * 0.9).asin() +
+             v.sinh() + v.cosh().acosh() + v.asinh() + (v.tanh() * 0.9).atanh(), _v),
+    "unflatten_movedim": (lambda t: t.unflatten(1, (2, 4)).movedim(0, -1), _t),
+    "squeeze_expand": (lambda t: t[:1].squeeze() + t[:, :1].expand_as(t).sum(0), _t),
+    "where_scalar": (lambda t: ember.where(t > 0, t, 0.0) + ember.maximum(t, t.flip(0)), _t),
+    "nan_to_num": (lambda t: ember.nan_to_num(t.log()) + ember.nan_to_num(1 / (t * 0)), _t),
+    "comparisons": (lambda t: ember.logical_xor(t > 0, t <= 0.5).float() +
+                    (~(t >= 0)).float() + ((t > 0) & (t < 1) | (t == 0)).float() +
+                    t.isnan().float() + t.isfinite().float() - (t < t.flip(0)).float(), _t),
+    "argmax_argmin": (lambda t: t.argmax(-1).unsqueeze(-1) * 10 + t.argmin(1, keepdim=True) +
+                      t.argmax(), _t),
+    "cast_dtypes": (lambda t: (t * 4).long().float() + (t > 0).to(ember.float64).float(), _t),
+    "logsumexp_softmin": (lambda t: ember.logsumexp(t, -1, keepdim=True) + F.softmin(t, 1) +
+                          F.log_softmax(t, 0), _t),
+    "glu_prelu": (lambda t: F.glu(t, 1) + F.prelu(t[:, :4], ember.tensor([0.1, 0.2, 0.3, 0.4]))
+                  .sum(), _t),
+    "tril_triu_diag": (lambda v: v.tril(-1) + v.triu(2) + ember.tril(v, 1), _v),
+    "flip_repeat": (lambda v: v.flip(0, 1).repeat(2, 1, 1).sum(0), _v),
+    "index_ops": (lambda v: v[:, ::2][:, None, -1] + v[[2, 0]].sum() + v[..., 1:3].sum(-1,
+                                                                                keepdim=True),
+                  _v),
+    "pad_modes": (lambda t: F.pad(t, (1, 1), mode="reflect").sum() + F.pad(t, (2, 0, 1, 0),
+                                                                          value=-1.0).sum(), _t),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # log of negatives in nan_to_num's row
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_op(name):
+    fn, make = OPS[name]
+
+    class M(nn.Module):
+        def forward(self, a):
+            return fn(a)
+    export_and_run(M(), (make(),), ((make(1),),))

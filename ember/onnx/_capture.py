@@ -170,6 +170,7 @@ def capture(model, args: tuple, kwargs: dict, params: dict, args2=None) -> Graph
     ``params``: ``id(tensor) -> name`` of the parameters and buffers (the initializers).
     """
     rec = _run(model, args, kwargs, tensors_by_id(model))
+    _check_fresh_constants(model, args, kwargs, rec)
     rec2 = None if args2 is None else _run(model, args2, kwargs, tensors_by_id(model))
     fx1 = list(rec.graph.nodes)
     fx2 = None if rec2 is None else list(rec2.graph.nodes)
@@ -271,6 +272,46 @@ def capture(model, args: tuple, kwargs: dict, params: dict, args2=None) -> Graph
                                     f"{type(v).__name__}")
                 g.outputs.append(v)
     return g
+
+
+def _perturbed(t):
+    """Another input of ``t``'s shape and dtype (other values, same value set for indices)."""
+    import numpy as np
+    a = t._data
+    if a.dtype.kind == "f":
+        b = a * a.dtype.type(0.75) + a.dtype.type(0.125)
+    elif a.ndim and a.size > 1:  # indices and masks: the same values, moved
+        b = np.roll(a, 1, axis=-1) if a.shape[-1] > 1 else np.roll(a, 1, axis=0)
+    else:
+        return t
+    return _tensor._make(np.ascontiguousarray(b))
+
+
+def _check_fresh_constants(model, args, kwargs, rec) -> None:
+    """Refuse a tensor made outside ops whose values follow the inputs' (it would be baked).
+
+    The recorder lists tensors that reach an op without being an input, a parameter or an
+    op's result (``fresh_constants``); the model runs again on other input values, and such
+    a tensor that changed was computed from the inputs by something no mode sees.
+    """
+    fresh = [n for n in getattr(rec, "fresh_constants", ())
+             if isinstance(rec.constants.get(n), _tensor.Tensor)]
+    if not fresh:
+        return
+    import numpy as np
+    probe = _run(model, tuple(_perturbed(a) for a in args), kwargs, tensors_by_id(model))
+    for name in fresh:
+        other = probe.constants.get(name)
+        a = rec.constants[name]._data
+        if not isinstance(other, _tensor.Tensor) or other._data.shape != a.shape:
+            continue
+        if not np.array_equal(a, other._data, equal_nan=a.dtype.kind in "fc"):
+            raise RuntimeError(
+                f"onnx.export: a tensor of shape {tuple(a.shape)} and dtype {a.dtype} is "
+                f"computed from the inputs outside any recorded op (a NumPy round trip, "
+                f".item()/.tolist(), or a function without a Function such as a bitwise "
+                f"operator), so the graph would hold this call's values as a constant; "
+                f"compute it with ember ops")
 
 
 def tensors_by_id(model) -> dict:

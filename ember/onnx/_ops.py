@@ -80,9 +80,15 @@ CONVERTERS[ew.Rsub] = CONVERTERS[ew.RsubScalar] = _binary("Sub", swap=True)
 
 @converts(ew.DivMode)
 def _div_mode(b, node):
-    if node.args[3] != "floor" or not np.issubdtype(_out_dt(node), np.floating):
-        _unsupported(b, node, f"rounding_mode={node.args[3]!r}")
-    return b.op("Floor", [_binary("Div")(b, node)])
+    mode = node.args[3]
+    if mode not in ("floor", "trunc") or not np.issubdtype(_out_dt(node), np.floating):
+        _unsupported(b, node, f"rounding_mode={mode!r} of integers")
+    dt = _out_dt(node)
+    q = b.op("Div", [b.operand(node.args[0], dt), b.operand(node.args[1], dt)])
+    if mode == "floor":
+        return b.op("Floor", [q])
+    neg = b.op("Less", [q, b.scalar(0, _out_dt(node))])
+    return b.op("Where", [neg, b.op("Ceil", [q]), b.op("Floor", [q])])
 
 
 @converts(ew.Where)
@@ -106,6 +112,15 @@ for _cls, _op in ((ew.Neg, "Neg"), (ew.Abs, "Abs"), (ew.Exp, "Exp"), (ew.Log, "L
                   (ew.Asinh, "Asinh"), (ew.Acosh, "Acosh"), (ew.Atanh, "Atanh"),
                   (ew.Round, "Round"), (convert.Clone, "Identity")):
     CONVERTERS[_cls] = _unary(_op)
+
+
+@converts(ew.Trunc)
+def _trunc(b, node):
+    x = _x(b, node)
+    if node.outs[0].dtype.kind in "biu":
+        return b.op("Identity", [x])
+    neg = b.op("Less", [x, b.scalar(0, _out_dt(node))])
+    return b.op("Where", [neg, b.op("Ceil", [x]), b.op("Floor", [x])])
 
 
 @converts(ew.Rsqrt)
@@ -312,10 +327,13 @@ def _matmul(b, node):
 @converts(linalg._AddProduct)
 def _addmm(b, node):
     inp, m1, m2, beta, alpha, kind = node.args
-    if kind not in ("addmm", "baddbmm"):
-        _unsupported(b, node, kind)
     dt = _out_dt(node)
-    p = b.op("MatMul", [b.name(m1), b.name(m2)])
+    if kind == "addr":  # outer product
+        p = b.op("Mul", [b.unsqueeze(b.name(m1), [1]), b.unsqueeze(b.name(m2), [0])])
+    else:
+        p = b.op("MatMul", [b.name(m1), b.name(m2)])
+        if kind == "addbmm":
+            p = b.axes_op("ReduceSum", p, [0], keepdims=0)
     if alpha != 1:
         p = b.op("Mul", [p, b.scalar(alpha, dt)])
     if beta == 0:
@@ -1091,3 +1109,181 @@ def _nll(b, node):
         ins.append(_tensor_in(b, w, x.dtype))
     op = "SoftmaxCrossEntropyLoss" if ce else "NegativeLogLikelihoodLoss"
     return b.op(op, ins, reduction=reduction, ignore_index=int(ignore_index))
+
+
+# ---- more elementwise maths, norms, sorting and shuffles ------------------------------------
+
+@converts(ew.Exp2)
+def _exp2(b, node):
+    return b.op("Pow", [b.scalar(2, _out_dt(node)), _x(b, node)])
+
+
+@converts(ew.Log2, ew.Log10)
+def _log_base(b, node):
+    base = 2.0 if issubclass(node.cls, ew.Log2) else 10.0
+    return b.op("Div", [b.op("Log", [_x(b, node)]), b.scalar(math.log(base), _out_dt(node))])
+
+
+@converts(ew.FloorDivide, ew.Remainder, ew.RemainderScalar)
+def _floor_div_mod(b, node):
+    a, c, dt = node.args[:3]
+    x, y = b.operand(a, dt), b.operand(c, dt)
+    if np.dtype(dt).kind in "iu":
+        if issubclass(node.cls, ew.FloorDivide):
+            _unsupported(b, node, "integer floor division")
+        return b.op("Mod", [x, y], fmod=0)  # the divisor's sign, as Python's %
+    q = b.op("Floor", [b.op("Div", [x, y])])
+    if issubclass(node.cls, ew.FloorDivide):
+        return q
+    return b.op("Sub", [x, b.op("Mul", [q, y])])  # a - floor(a / b) b
+
+
+@converts(ew.NanToNum)
+def _nan_to_num(b, node):
+    a, nan, posinf, neginf = node.args
+    dt = a.dtype
+    if dt.kind in "biu":
+        return b.op("Identity", [b.name(a)])
+    info = np.finfo(dt)
+    x = b.name(a)
+    x = b.op("Where", [b.op("IsNaN", [x]), b.scalar(0.0 if nan is None else nan, dt), x])
+    x = b.op("Where", [b.op("IsInf", [x], detect_negative=0),
+                       b.scalar(info.max if posinf is None else posinf, dt), x])
+    return b.op("Where", [b.op("IsInf", [x], detect_positive=0),
+                          b.scalar(info.min if neginf is None else neginf, dt), x])
+
+
+@converts(reduce.VectorNorm)
+def _vector_norm(b, node):
+    a, ord_, dims, keepdim = node.args
+    axes = _dims_of(a, dims)
+    x, k = b.name(a), int(bool(keepdim))
+    if ord_ == 2:
+        return b.axes_op("ReduceL2", x, axes, keepdims=k)
+    if ord_ == 1:
+        return b.axes_op("ReduceL1", x, axes, keepdims=k)
+    if ord_ in (math.inf, -math.inf):
+        op = "ReduceMax" if ord_ > 0 else "ReduceMin"
+        return b.axes_op(op, b.op("Abs", [x]), axes, keepdims=k)
+    if ord_ == 0:
+        nz = b.cast(b.op("Not", [b.op("Equal", [x, b.scalar(0, a.dtype)])]), a.dtype)
+        return b.axes_op("ReduceSum", nz, axes, keepdims=k)
+    p = float(ord_)
+    s = b.axes_op("ReduceSum", b.op("Pow", [b.op("Abs", [x]), b.scalar(p, a.dtype)]), axes,
+                  keepdims=k)
+    return b.op("Pow", [s, b.scalar(1 / p, a.dtype)])
+
+
+@converts(reduce.VarMean, reduce.StdMean)
+def _var_std_mean(b, node):
+    x, dims, correction, keepdim = node.args
+    axes = _dims_of(x, dims)
+    if any(x.dynamic(a) for a in axes):
+        _unsupported(b, node, "var/std over a dynamic axis")
+    dt, n = x.dtype, b.name(x)
+    mean = b.axes_op("ReduceMean", n, axes, keepdims=1)
+    d = b.op("Sub", [n, mean])
+    count = math.prod(x.shape[a] for a in axes)
+    s = b.axes_op("ReduceSum", b.op("Mul", [d, d]), axes, keepdims=int(keepdim))
+    v = b.op("Div", [s, b.scalar(max(count - float(correction), 0), dt)])
+    if issubclass(node.cls, reduce.StdMean):
+        v = b.op("Sqrt", [v])
+    return [v, mean if keepdim else b.squeeze(mean, axes)]
+
+
+@converts(reduce.Topk)
+def _topk(b, node):
+    a, k, axis, largest = node.args
+    if a.ndim == 0:
+        _unsupported(b, node, "a 0-d input")
+    vals, idx = b.op("TopK", [b.name(a), b.ints([k])], 2, axis=int(axis),
+                     largest=int(bool(largest)), sorted=1)
+    return [vals, idx]
+
+
+@converts(reduce.Sort)
+def _sort(b, node):
+    a, axis, descending = node.args
+    if a.ndim == 0:
+        _unsupported(b, node, "a 0-d input")
+    axis = int(axis) % a.ndim
+    # TopK over the whole axis; ties keep no particular order (ember's sort is stable)
+    vals, idx = b.op("TopK", [b.name(a), b.ints([Sym(a.shape[axis], a.shape2[axis])
+                                                 if a.dynamic(axis) else a.shape[axis]])],
+                     2, axis=axis, largest=int(bool(descending)), sorted=1)
+    return [vals, idx]
+
+
+@converts(mv.Roll)
+def _roll(b, node):
+    a, shifts, dims = node.args
+    x = b.name(a)
+    if dims is None or dims == () or dims == []:
+        flat = b.reshape(x, [-1])
+        n = math.prod(a.shape)
+        s = int(shifts[0] if isinstance(shifts, (tuple, list)) else shifts) % max(n, 1)
+        big = np.iinfo(np.int64).max
+        y = b.op("Concat", [b.slice(flat, [n - s], [big], [0]), b.slice(flat, [0], [n - s],
+                                                                        [0])], axis=0)
+        return b.op("Reshape", [y, b.op("Shape", [x])])
+    shifts = shifts if isinstance(shifts, (tuple, list)) else (shifts,)
+    dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+    big = np.iinfo(np.int64).max
+    for s, d in zip(shifts, dims):
+        d = int(d) % a.ndim
+        if a.dynamic(d):
+            _unsupported(b, node, "roll along a dynamic axis")
+        n = a.shape[d]
+        s = int(s) % max(n, 1)
+        if s:
+            x = b.op("Concat", [b.slice(x, [n - s], [big], [d]), b.slice(x, [0], [n - s], [d])],
+                     axis=d)
+    return x
+
+
+@converts(linalg.Einsum)
+def _einsum(b, node):
+    plan, *arrays = node.args
+    return b.op("Einsum", [b.name(a) for a in arrays], equation=plan.np_eq)
+
+
+def _shuffle(b, x: Value, shape, perm, out_shape) -> str:
+    """``x`` viewed as ``shape``, permuted and viewed as ``out_shape`` (batch dim kept)."""
+    y = b.reshape(b.name(x), [0] + list(shape[1:]))
+    y = b.op("Transpose", [y], perm=list(perm))
+    return b.reshape(y, [0] + list(out_shape[1:]))
+
+
+@converts(resample._PixelShuffle)
+def _pixel_shuffle(b, node):
+    x, r = node.args
+    if x.ndim != 4:
+        _unsupported(b, node, "an input that is not 4-d")
+    n, c, h, w = x.shape
+    co = c // (r * r)
+    return _shuffle(b, x, (n, co, r, r, h, w), (0, 1, 4, 2, 5, 3), (n, co, h * r, w * r))
+
+
+@converts(resample._PixelUnshuffle)
+def _pixel_unshuffle(b, node):
+    x, r = node.args
+    if x.ndim != 4:
+        _unsupported(b, node, "an input that is not 4-d")
+    n, c, h, w = x.shape
+    ho, wo = h // r, w // r
+    return _shuffle(b, x, (n, c, ho, r, wo, r), (0, 1, 3, 5, 2, 4), (n, c * r * r, ho, wo))
+
+
+@converts(resample._ChannelShuffle)
+def _channel_shuffle(b, node):
+    x, g = node.args
+    if x.ndim != 4:
+        _unsupported(b, node, "an input that is not 4-d")
+    n, c, h, w = x.shape
+    return _shuffle(b, x, (n, g, c // g, h, w), (0, 2, 1, 3, 4), (n, c, h, w))
+
+
+@converts(loss_ops._ClampMinNoGrad)
+def _clamp_min_no_grad(b, node):
+    a, lo = node.args
+    return b.op("Max", [b.name(a), b.operand(lo, a.dtype)])
