@@ -218,3 +218,13 @@ def test_resume_rejects_a_changed_accumulate(tmp_path):
     rc, _, stderr = _run(["train", "digits", "--resume", str(run / "last.pt"),
                           "--accumulate", "2"])
     assert rc == 2 and "--accumulate 2 differs from the resumed run's --accumulate 1" in stderr
+
+
+def test_log_tensorboard_without_tensorboard_names_the_extra(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # `import tensorboard` now fails
+    rc, stdout, stderr = _run(["train", "digits", *QUICK, "--log", "tensorboard", "--out",
+                               str(tmp_path)])
+    assert rc == 2 and stdout == ""
+    assert stderr == ("ember train: error: ember.utils.tensorboard needs the tensorboard "
+                      "package: pip install 'ember[tensorboard]' (or pip install tensorboard)\n")
