@@ -297,6 +297,13 @@ class _Compiled:
     def __setstate__(self, kw):
         self.__init__(self.fn, kw["backend"], kw["fullgraph"], kw["dynamic"], self.code)
 
+    def _names(self, leaves):
+        """Placeholder names from ``fn``'s parameters, where the arguments are flat."""
+        from ..fx.experimental.proxy_tensor import _arg_names
+        fn = self.fn.forward if isinstance(self.fn, Module) else self.fn
+        names = _arg_names(fn, len(leaves))
+        return [f"l_{n}" for n in names] if names else None
+
     def _guard_key(self, leaves, n_args, kw):
         modes = state.modes
         msig = tuple((type(m), getattr(m, "fast_dtype", None), getattr(m, "_enabled", None))
@@ -364,7 +371,7 @@ class _Compiled:
         try:
             with _Patches(rec):
                 recording = record(lambda a, k: fn(*a, **k), (args, kwargs), known=known,
-                                   recorder=rec, offer=True)
+                                   recorder=rec, offer=True, arg_names=self._names(leaves))
         finally:
             _capturing.pop()
         rec.check_rng("at the end")

@@ -278,7 +278,8 @@ class Recording:
 
 
 def record(fn, args=(), kwargs=None, *, forward_only: bool = False,
-           known=(), recorder: OpRecorder = None, offer: bool = False) -> Recording:
+           known=(), recorder: OpRecorder = None, offer: bool = False,
+           arg_names=None) -> Recording:
     """Run ``fn(*args, **kwargs)`` for real and record its ops (NOTE [ Op recording ]).
 
     ``known``: tensors that existed before the call (parameters, buffers); any other tensor
@@ -286,12 +287,13 @@ def record(fn, args=(), kwargs=None, *, forward_only: bool = False,
     ``fresh_constants``.  ``kwargs`` are passed through as constants (no placeholders).
     ``recorder``: an ``OpRecorder`` (a subclass) to record with instead of a new one.
     ``offer``: record the ``OFFERED`` functions as nodes too (else their results are
-    constants, as ``make_fx`` has them).
+    constants, as ``make_fx`` has them).  ``arg_names``: the placeholders' names (else
+    ``fn``'s parameter names where the arguments are flat, else ``arg0_1, ...``).
     """
     leaves, spec = flatten(tuple(args))
     rec = OpRecorder(forward_only=forward_only) if recorder is None else recorder
     rec._known = {id(t) for t in known}
-    names = _arg_names(fn, len(leaves)) if len(leaves) == len(args) else None
+    names = arg_names or (_arg_names(fn, len(leaves)) if len(leaves) == len(args) else None)
     for i, a in enumerate(leaves):
         ph = rec.graph.placeholder(f"{names[i]}_1" if names else f"arg{i}_1")
         ph.meta["val"] = a
