@@ -34,7 +34,7 @@ class _StorageType:
 # torch's typed storages are named after c10's scalar type ("FloatStorage"); an untyped
 # storage holds bytes
 _STORAGE_TYPES = {d.scalar_name + "Storage": _StorageType(d.scalar_name + "Storage", d)
-                  for d in _dtype.ALL}
+                  for d in _dtype.ALL + _dtype.QUANTIZED}
 _STORAGE_TYPES["UntypedStorage"] = _StorageType("UntypedStorage", _dtype.uint8)
 
 
@@ -164,6 +164,14 @@ def _rebuild_parameter(data, requires_grad, backward_hooks):
 
 def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
     return _set_public_state(_rebuild_parameter(data, requires_grad, backward_hooks), state)
+
+
+def _rebuild_qtensor(storage, storage_offset, size, stride, quantizer_params, requires_grad,
+                     backward_hooks):
+    """``torch._utils._rebuild_qtensor``: a quantized tensor (ember/ops/quantized.py)."""
+    from .ops.quantized import _rebuild_qtensor_torch
+    return _rebuild_qtensor_torch(_tensor_from_storage(storage, storage_offset, size, stride),
+                                  storage.dtype, quantizer_params)
 
 
 _REBUILDERS = (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter,

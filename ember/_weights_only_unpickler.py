@@ -35,7 +35,7 @@ from ._backend import device as _device
 from ._tensor import Size, Tensor, _make
 from ._utils import (_REBUILDERS, _STORAGE_TYPES, _StorageType, _rebuild_parameter,
                      _rebuild_parameter_with_state, _rebuild_tensor, _rebuild_tensor_v2,
-                     _rebuild_tensor_v3, _set_public_state)
+                     _rebuild_tensor_v3, _set_public_state, _rebuild_qtensor)
 from .nn.parameter import Parameter
 
 __all__ = ["Unpickler", "add_safe_globals", "get_safe_globals", "clear_safe_globals",
@@ -106,7 +106,11 @@ _ALLOWED = {
     "builtins.frozenset": frozenset,
     "builtins.complex": complex,
 }
-_ALLOWED.update({f"torch.{d.name}": d for d in _dtype.ALL})
+_ALLOWED.update({f"torch.{d.name}": d for d in _dtype.ALL + _dtype.QUANTIZED})
+# quantized tensors (issue 19): the rebuilder, and the schemes as names it resolves
+_ALLOWED.update({"torch._utils._rebuild_qtensor": _rebuild_qtensor,
+                 "torch.per_tensor_affine": "per_tensor_affine",
+                 "torch.per_channel_affine": "per_channel_affine"})
 _ALLOWED.update({f"torch.{n}": st for n, st in _STORAGE_TYPES.items()})
 _ALLOWED.update({f"torch.storage.{n}": _STORAGE_TYPES[n] for n in ("UntypedStorage",)})
 # the defaults that may be called (REDUCE) or instantiated (NEWOBJ); torch.Tensor and the
@@ -115,7 +119,7 @@ _CALLABLE = {id(f): f for f in (OrderedDict, Counter, _rebuild_tensor, _rebuild_
                                 _rebuild_tensor_v3, _rebuild_parameter,
                                 _rebuild_parameter_with_state, _rebuild_from_type_v2, Parameter,
                                 Size, _device, _latin1_encode, _safe_bytearray, set, frozenset,
-                                complex)}
+                                complex, _rebuild_qtensor)}
 _NEW_ALLOWED = {id(c): c for c in (OrderedDict, Counter, Size, set, frozenset)}
 # Python 2 names, which protocol-2 pickles written by Python 3 still use (torch maps them with
 # the same ``_compat_pickle`` tables), plus torch's own renamed module

@@ -286,6 +286,8 @@ class _Pickler(pickle._Pickler):
             return self._global(obj, obj.module, obj.name)
         if cls is _dtype.dtype:  # torch pickles dtypes as the global torch.<name>
             return self._global(obj, "torch", obj.name)
+        if getattr(cls, "_torch_reduce", None) is not None:  # a quantized tensor (ops/quantized)
+            return self.save_reduce(*obj._torch_reduce(self._storages), obj=obj)
         if isinstance(obj, Tensor) or cls is _ParamData:
             self.framer.commit_frame()
             x = self.memo.get(id(obj))

@@ -238,3 +238,21 @@ def test_zero_or_negative_scale_is_not_an_error_as_in_pytorch():
                                       .int_repr().numpy(),
                                       torch.quantize_per_tensor(t, s, 0, torch.qint8)
                                       .int_repr().numpy())
+
+
+def test_save_load_quantized_in_pytorch_format(tmp_path):
+    q = ember.quantize_per_tensor(ember.randn(3, 4), 0.02, 5, ember.qint8)
+    pc = ember.quantize_per_channel(ember.randn(3, 4), ember.tensor([0.1, 0.2, 0.3]),
+                                    ember.tensor([0, 1, 2]), 0, ember.quint8)
+    ember.save({"q": q, "pc": pc}, tmp_path / "q.pt")
+    t = torch.load(tmp_path / "q.pt", weights_only=True)  # PyTorch reads ember's file
+    assert t["q"].q_scale() == 0.02 and t["q"].q_zero_point() == 5
+    np.testing.assert_array_equal(t["pc"].int_repr().numpy(), pc.int_repr().numpy())
+    assert t["pc"].q_per_channel_axis() == 0 and t["pc"].dtype == torch.quint8
+    back = ember.load(tmp_path / "q.pt")
+    assert back["q"].q_scale() == 0.02 and back["pc"].q_per_channel_axis() == 0
+    np.testing.assert_array_equal(back["pc"].int_repr().numpy(), pc.int_repr().numpy())
+    torch.save({"q": torch.quantize_per_tensor(torch.arange(4.0), 0.5, 3, torch.quint8)},
+               tmp_path / "t.pt")
+    e = ember.load(tmp_path / "t.pt")["q"]  # and ember reads PyTorch's
+    assert e.dtype is ember.quint8 and e.int_repr().tolist() == [3, 5, 7, 9]

@@ -306,6 +306,23 @@ class QTensor(Tensor):
                  f"zero_point={self._zp})")
         return f"{body}, dtype={self._qdtype!r},\n{pad}{q}"
 
+    def _torch_reduce(self, storages):
+        """``ember.save``'s record: PyTorch's ``_rebuild_qtensor`` over a QInt8/QUInt8/QInt32
+        storage, so ``torch.load`` reads it back as a quantized tensor."""
+        from ..serialization import _StorageRef, _TorchRef
+        from collections import OrderedDict
+        ref, offset, size, stride = storages.describe(_make(self._data))
+        pid = ref.pid
+        ref = _StorageRef((pid[0], _TorchRef("torch", self._qdtype.scalar_name + "Storage"))
+                          + pid[2:])
+        scheme = _TorchRef("torch", self._qscheme.name)
+        if self._per_channel():
+            params = (scheme, _make(self._scale), _make(self._zp), self._axis)
+        else:
+            params = (scheme, self._scale, self._zp)
+        return (_TorchRef("torch._utils", "_rebuild_qtensor"),
+                (ref, offset, size, stride, params, False, OrderedDict()))
+
     def __reduce_ex__(self, proto):
         return (_rebuild_qtensor, (self._data, self._qdtype.name, self._qscheme.name,
                                    self._scale, self._zp, self._axis))
@@ -319,6 +336,16 @@ class QTensor(Tensor):
         if impl is None:
             raise _not_here(name)
         return impl(func, args, kwargs or {})
+
+
+def _rebuild_qtensor_torch(plain, dtype, params):
+    """A quantized tensor from PyTorch's pickled ``(storage tensor, quantizer_params)``."""
+    scheme = params[0] if isinstance(params[0], qscheme) else _SCHEMES[str(params[0])]
+    if scheme is per_tensor_affine:
+        return _qtensor(plain._data, dtype, scheme, builtins.float(params[1]),
+                        builtins.int(params[2]))
+    return _qtensor(plain._data, dtype, scheme, params[1]._data.astype("float64"),
+                    params[2]._data.astype("int64"), builtins.int(params[3]))
 
 
 def _rebuild_qtensor(data, dtype_name, scheme_name, scale, zp, axis):
