@@ -980,7 +980,7 @@ Acos = _unary("Acos", lambda xp, x: xp.arccos(x), "x",
 Atan = _unary("Atan", lambda xp, x: xp.arctan(x), "x", lambda g, x, y: g / (x * x + 1))
 Sinh = _unary("Sinh", lambda xp, x: xp.sinh(x), "x", lambda g, x, y: g * x.cosh())
 Cosh = _unary("Cosh", lambda xp, x: xp.cosh(x), "x", lambda g, x, y: g * x.sinh())
-Tanh = _unary("Tanh", lambda xp, x: xp.tanh(x), "y", lambda g, x, y: g * (1 - y * y))
+Tanh = _unary("Tanh", lambda xp, x: xp.tanh(x), "y", lambda g, x, y: _TanhGrad.apply(g, y))
 Asinh = _unary("Asinh", lambda xp, x: xp.arcsinh(x), "x",
                lambda g, x, y: g * (x.pow(2) + 1).rsqrt())
 Acosh = _unary("Acosh", lambda xp, x: xp.arccosh(x), "x",
@@ -990,7 +990,7 @@ Acosh = _unary("Acosh", lambda xp, x: xp.arccosh(x), "x",
 Atanh = _unary("Atanh", lambda xp, x: xp.arctanh(x), "x",
                lambda g, x, y: g * (1 / (1 - x.pow(2))))
 Sigmoid = _unary("Sigmoid", lambda xp, x: 1 / (1 + xp.exp(-x)), "y",
-                 lambda g, x, y: g * ((1 - y) * y))
+                 lambda g, x, y: _SigmoidGrad.apply(g, y))
 Reciprocal = _unary("Reciprocal", lambda xp, x: 1 / x, "y", lambda g, x, y: -g * (y * y))
 Deg2rad = _unary("Deg2rad", lambda xp, x: x * (math.pi / 180), "",
                  lambda g, x, y: g * (math.pi / 180), "Deg2RadBackward0")
@@ -1082,6 +1082,55 @@ class _ReluGrad(Function):
     def backward(ctx, gg):
         y, = ctx.saved_tensors
         return _ReluGrad.apply(gg, y), None
+
+
+def _opmath(fn, g, y):
+    """``fn(g, y)`` on arrays; half precision computes in float32 and rounds once (PyTorch's
+    CPU kernels' "opmath" type)."""
+    if g.dtype.itemsize == 2 and is_float(g.dtype):
+        return fn(g.astype("float32"), y.astype("float32")).astype(g.dtype)
+    out = fn(g, y)
+    return out if out.dtype == g.dtype else out.astype(g.dtype)
+
+
+class _TanhGrad(Function):
+    """``g * (1 - y * y)`` as one node: PyTorch's ``tanh_backward`` (TanhBackwardBackward0).
+
+    One NumPy expression instead of three recorded ops: the backward of ``tanh`` costs one
+    op's overhead, and half precision rounds once, as PyTorch's kernel does.
+    """
+
+    raw = True
+    backward_name = "TanhBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, g, y):
+        ctx.save_for_backward(g, y)
+        return _opmath(lambda g, y: g * (1 - y * y), g, y)
+
+    @holomorphic
+    def backward(ctx, gg):
+        g, y = ctx.saved_tensors
+        return _TanhGrad.apply(gg, y), gg * (-2 * y * g)
+
+
+class _SigmoidGrad(Function):
+    """``g * (1 - y) * y`` as one node: PyTorch's ``sigmoid_backward`` (see ``_TanhGrad``)."""
+
+    raw = True
+    backward_name = "SigmoidBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, g, y):
+        ctx.save_for_backward(g, y)
+        if g.dtype.kind == "f" and g.dtype.itemsize == 2:  # PyTorch's float16 kernel rounds
+            return (g * (1 - y)) * y                        # each step (its bfloat16 one not)
+        return _opmath(lambda g, y: (g * (1 - y)) * y, g, y)
+
+    @holomorphic
+    def backward(ctx, gg):
+        g, y = ctx.saved_tensors
+        return _SigmoidGrad.apply(gg, y), gg * g * (1 - 2 * y)
 
 
 def relu(input) -> Tensor:
