@@ -4,8 +4,10 @@ NOTE [ ONNX export ]
 What it captures: the ops a model runs on the example inputs, at the op level, through the
 shared recorder (``fx.experimental.proxy_tensor.record``, NOTE [ Op recording ]): each
 ``Function.apply`` as an ``Op`` named as ATen's, with the apply's own arguments
-(``_capture.py`` reads its graph).  The comparisons and ``argmax`` have no ``Function`` (no
-gradient), so while capturing they are offered to the modes too.  With ``dynamic_axes`` the
+(``_capture.py`` reads its graph); the functions without a ``Function`` (comparisons,
+``argmax``, tensors made in forward) are nodes too (``record(offer=True)``).  A tensor that
+still reaches an op from outside (a NumPy round trip) is checked by a run on other input
+values: if it changes, export refuses rather than bake it.  With ``dynamic_axes`` the
 model runs a second time on inputs grown along those axes: a shape or an integer argument
 that differs between the two runs follows a dynamic axis (a ``Sym``), and the exporter
 computes it in the graph from the inputs' shapes instead of baking it in.
@@ -18,7 +20,7 @@ initializer).  An op without a converter raises ``UnsupportedOperatorError`` nam
 and the opset, unless ``register_custom_op_symbolic`` gave one.
 The life of one call: ``export`` -> model in eval mode -> ``capture`` (one or two runs) ->
 for each node: fold, custom symbolic, or converter -> outputs, dynamic dims named ->
-``onnx.checker`` -> written to ``f``.  ember has one exporter: ``dynamo=True`` and
+``ModelProto`` -> written to ``f``.  ember has one exporter: ``dynamo=True`` and
 ``dynamo=False`` both use it (``dynamo=True`` also returns an ``ONNXProgram``).
 """
 from __future__ import annotations

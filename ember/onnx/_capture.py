@@ -1,20 +1,18 @@
 """Capture a model's ops as a flat list of nodes (the exporter's input; NOTE [ ONNX export ]).
 
 The shared op recorder (``fx.experimental.proxy_tensor.record``, NOTE [ Op recording ]) sees
-each op's ``Function.apply`` (an ``Op`` named as ATen's, NOTE [ Modes ]); the comparisons and
-arg-reductions, which have no gradient and so no ``Function``, are offered to the modes too
-while capturing (``_offered``).  Its fx graph is read here into ``Value``s and ``Node``s
+each op's ``Function.apply`` (an ``Op`` named as ATen's, NOTE [ Modes ]); with ``offer=True``
+the functions without a ``Function`` (comparisons, argmax, tensors made in forward) are
+nodes too.  Its fx graph is read here into ``Value``s and ``Node``s
 (tuple results split, in-place writes resolved to the value written).
 Two runs with different sizes of the dynamic axes tell which shapes and which integer
 arguments follow those axes: an int that differs between the runs becomes a ``Sym``.
 """
 from __future__ import annotations
 
-import contextlib
 import operator
 
 from .. import _tensor
-from ..autograd.modes import Op, dispatch
 from ..fx.node import Node as FxNode
 
 __all__ = ["Value", "Node", "Graph", "Sym", "capture"]
@@ -89,63 +87,14 @@ class Graph:
         self.outputs = []
 
 
-# functions without a Function (no gradient): offered to the modes while capturing
-_OFFERED = ("eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
-            "logical_xor", "argmax", "argmin", "isnan", "isinf", "bitwise_not")
-_DUNDERS = {"__eq__": "eq", "__ne__": "ne", "__lt__": "lt", "__le__": "le", "__gt__": "gt",
-            "__ge__": "ge", "__invert__": "bitwise_not", "__and__": "logical_and",
-            "__or__": "logical_or"}
-
-
-def _offer(fn, name):
-    op = Op(fn, name)
-
-    def offered(*args, **kwargs):
-        return dispatch(op, args, kwargs, fn)
-    offered.__wrapped__ = fn
-    return offered
-
-
-@contextlib.contextmanager
-def _offered():
-    """Offer the no-gradient ops above to the modes for the block, then put them back."""
-    import ember
-    saved = []
-    for name in _OFFERED:
-        for owner in (ember, _tensor.Tensor):
-            fn = owner.__dict__.get(name)
-            if fn is not None:
-                saved.append((owner, name, fn))
-                setattr(owner, name, _offer(fn, name))
-    for dunder, name in _DUNDERS.items():
-        fn = _tensor.Tensor.__dict__.get(dunder)
-        if fn is not None:
-            saved.append((_tensor.Tensor, dunder, fn))
-            setattr(_tensor.Tensor, dunder, _offer(fn, name))
-    from ..ops import attention
-    # MultiheadAttention/Transformer turn a bool mask into an additive one on arrays
-    saved.append((attention, "_canonical_mask", attention._canonical_mask))
-    attention._canonical_mask = _offer(attention._canonical_mask, "_canonical_mask")
-    try:
-        yield
-    finally:
-        for owner, name, fn in reversed(saved):
-            setattr(owner, name, fn)
-
-
 def _run(model, args, kwargs, params):
     """Record ``model(*args, **kwargs)`` with the shared op recorder (NOTE [ Op recording ])."""
     from ..autograd.grad_mode import no_grad
-    import inspect
-    from ..fx.experimental import proxy_tensor
-    known = list(params.values())
-    if "offer" in inspect.signature(proxy_tensor.record).parameters:
-        # the shared recorder offers the no-gradient functions itself
-        with no_grad():
-            return proxy_tensor.record(model, args, kwargs, forward_only=True, known=known,
-                                       offer=True)
-    with no_grad(), _offered():
-        return proxy_tensor.record(model, args, kwargs, forward_only=True, known=known)
+    from ..fx.experimental.proxy_tensor import record
+    # offer=True: comparisons, argmax, creation functions... are nodes too, never baked in
+    with no_grad():
+        return record(model, args, kwargs, forward_only=True, known=list(params.values()),
+                      offer=True)
 
 
 def _diff(a, b):
