@@ -265,3 +265,88 @@ def test_launcher_module_args_and_exit_code(tmp_path):
             assert lines == want
         else:  # the first rank to fail ends the job, maybe before the other one printed
             assert lines and set(lines) <= set(want)
+
+
+# ---- ember.multiprocessing.spawn with MASTER_ADDR/MASTER_PORT, as PyTorch's tutorials ------
+SPAWN_PROGRAM = """
+import os, sys
+import ember as torch
+import ember.distributed as dist
+import ember.multiprocessing as mp
+from ember.nn.parallel import DistributedDataParallel as DDP
+
+
+def run(rank, world_size, mode):
+    os.environ["MASTER_ADDR"] = "localhost"
+    os.environ["MASTER_PORT"] = "12355"
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    t = torch.ones(2) * (rank + 1)
+    dist.all_reduce(t)
+    torch.manual_seed(rank)
+    model = DDP(torch.nn.Linear(3, 1))
+    model(torch.ones(4, 3) * rank).sum().backward()
+    if rank == 1 and mode == "raise":
+        raise ValueError("boom from 1")
+    if rank == 1 and mode == "exit":
+        sys.exit(3)
+    if rank == 1 and mode == "kill":
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdout.write(f"rank {rank}/{dist.get_world_size()} {t.tolist()} "
+                     f"{model.module.weight.grad.tolist()}\\n")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    try:
+        mp.spawn(run, args=(2, sys.argv[1]), nprocs=2, join=True)
+        print("joined")
+    except mp.ProcessException as e:
+        print(type(e).__name__, e.error_index, repr(str(e)[-60:]))
+"""
+
+
+@pytest.mark.parametrize("mode", ["ok", "raise", "exit", "kill"])
+def test_spawn_initialises_a_process_group(tmp_path, mode):
+    why = _mpiexec_works()
+    if why is not None:
+        pytest.skip(why)
+    (tmp_path / "prog.py").write_text(SPAWN_PROGRAM)
+    proc = subprocess.run([sys.executable, "prog.py", mode], capture_output=True, text=True,
+                          timeout=120, env=ENV, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout.splitlines()
+    if mode == "ok":
+        # both ranks summed; DDP averaged the two ranks' gradients (inputs 0 and 1): 0.5 * 4
+        want = {f"rank {r}/2 [3.0, 3.0] [[2.0, 2.0, 2.0]]" for r in range(2)}
+        assert set(out[:2]) == want and out[2] == "joined", proc.stdout
+    elif mode == "raise":
+        assert out[-1].startswith("ProcessRaisedException 1 ") and "boom from 1" in out[-1]
+    elif mode == "exit":
+        assert out[-1].startswith("ProcessExitedException 1 ") and "exit code 3" in out[-1]
+    else:
+        assert out[-1].startswith("ProcessExitedException") and "killed" in out[-1], out
+
+
+def test_spawn_keeps_multiprocessing_for_shared_arguments():
+    if not dist.is_mpi_available() or shutil.which("mpiexec") is None:
+        pytest.skip("no MPI here: spawn always uses multiprocessing")
+    from ember.multiprocessing.spawn import _mpi_payload
+    assert _mpi_payload(print, (1, "x"), 2, "spawn") is not None  # ember.distributed imported
+    assert _mpi_payload(print, (ember.ones(2),), 2, "spawn") is None  # shared, not copied
+    import multiprocessing
+    assert _mpi_payload(print, (multiprocessing.get_context("spawn").Lock(),), 2,
+                        "spawn") is None
+    assert _mpi_payload(print, (), 1, "spawn") is None
+    assert _mpi_payload(print, (), 2, "fork") is None
+
+
+def test_init_without_a_job_names_the_launchers():
+    """A process started alone asking for 2 ranks gets an error naming the ways to start
+    them (run in a child: it initialises MPI)."""
+    code = ("import ember.distributed as d\ntry:\n    d.init_process_group('gloo', rank=0, "
+            "world_size=2)\nexcept RuntimeError as e:\n    print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=ENV)
+    assert "world_size=2 but MPI started 1 process" in proc.stdout, proc.stderr
+    assert "ember.multiprocessing.spawn" in proc.stdout

@@ -299,8 +299,10 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size:
     if want_size != -1 and want_size != size:
         raise RuntimeError(
             f"init_process_group: world_size={want_size} but MPI started {size} process(es); "
-            f"launch the job with `mpiexec -n {want_size} python ...` or `python -m "
-            f"ember.distributed.run --nproc-per-node {want_size} ...`")
+            f"launch the job with `mpiexec -n {want_size} python ...`, `python -m "
+            f"ember.distributed.run --nproc-per-node {want_size} ...` or "
+            f"ember.multiprocessing.spawn(fn, args, nprocs={want_size}), whose processes "
+            f"form one MPI job (processes started otherwise cannot join one another)")
     if want_rank != -1 and want_rank != me:
         raise RuntimeError(f"init_process_group: rank={want_rank} but this process is MPI "
                            f"rank {me}; ranks are assigned by mpiexec")

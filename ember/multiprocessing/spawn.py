@@ -3,6 +3,7 @@ first failure in the parent with the child's traceback (PyTorch's
 ``torch.multiprocessing.spawn``)."""
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -122,9 +123,145 @@ class ProcessContext:
             failed, proc.pid)
 
 
+# NOTE [ spawn over MPI ]: PyTorch programs start their ranks with
+# ``mp.spawn(fn, args, nprocs)`` and call ``init_process_group`` with ``MASTER_ADDR``/
+# ``MASTER_PORT`` inside ``fn``. Processes started by ``multiprocessing`` are MPI singletons,
+# which MPICH cannot connect to one another (MPI_Comm_accept/connect between singletons fails
+# in MPICH 5.0, pmodels/mpich#7805), and children made by ``MPI.COMM_SELF.Spawn`` share their
+# fate with the parent (MPICH's process manager kills the parent when a child fails). So when
+# the program uses ember.distributed (it has imported it, or MASTER_ADDR/MASTER_PORT are set),
+# MPI's launcher is installed and the arguments travel by plain pickle (no shared-memory
+# tensors, locks or queues), ``spawn`` runs the ``nprocs`` processes as one MPI job under
+# ``mpiexec`` in its own session: ``init_process_group`` in ``fn`` finds its ranks in that job
+# and talks over MPI's transport. The parent writes its preparation data (as
+# multiprocessing's spawn does: sys.path, cwd, main module), environment and ``(fn, args)``
+# to a job folder; each rank records its pid there and, when ``fn`` fails, its traceback or
+# exit code, and mpiexec ends the other ranks. ``EMBER_SPAWN_BACKEND=multiprocessing`` turns
+# the MPI path off.
+
+
+class _Unshareable(Exception):
+    pass
+
+
+class _PlainPickler(pickle.Pickler):
+    """Pickles what can travel to an MPI rank; tensors (which ``spawn`` would share, not
+    copy) refuse."""
+
+    def persistent_id(self, obj):
+        from .._tensor import Tensor
+        if isinstance(obj, Tensor):
+            raise _Unshareable("a tensor argument is shared in memory by multiprocessing")
+        return None
+
+
+def _mpi_payload(fn, args, nprocs, start_method):
+    """``(fn, args)`` pickled for the MPI path, or None when spawn should use multiprocessing."""
+    if start_method != "spawn" or nprocs < 2:
+        return None
+    if os.environ.get("EMBER_SPAWN_BACKEND", "") == "multiprocessing":
+        return None
+    wants = ("ember.distributed" in sys.modules or "MASTER_ADDR" in os.environ
+             or "MASTER_PORT" in os.environ)
+    if not wants or importlib.util.find_spec("mpi4py") is None or _mpiexec() is None:
+        return None
+    import io
+    buf = io.BytesIO()
+    try:
+        _PlainPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump((fn, tuple(args)))
+    except Exception:
+        return None  # locks, queues, shared tensors: they need multiprocessing
+    return buf.getvalue()
+
+
+def _mpiexec():
+    import shutil
+    return shutil.which(os.environ.get("EMBER_MPIEXEC", "mpiexec"))
+
+
+class _MPIContext(ProcessContext):
+    """The ranks of one ``mpiexec`` job; ``join`` as ``ProcessContext.join``."""
+
+    def __init__(self, proc, folder, nprocs):
+        self.proc = proc
+        self.folder = folder
+        self.nprocs = nprocs
+        self.processes = []
+        self.error_files = [os.path.join(folder, f"error.{i}") for i in range(nprocs)]
+
+    def pids(self):
+        """The ranks' pids (waits until each has started)."""
+        out = []
+        for i in range(self.nprocs):
+            path = os.path.join(self.folder, f"pid.{i}")
+            while not os.path.exists(path) and self.proc.poll() is None:
+                time.sleep(0.01)
+            with open(path) as fh:
+                out.append(int(fh.read() or -1))
+        return out
+
+    def join(self, timeout=None, grace_period=None) -> bool:
+        import shutil
+        import subprocess
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        try:
+            if code != 0:
+                self._raise(code)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return True
+
+    def _raise(self, code):
+        pid = -1
+        for i in range(self.nprocs):
+            if os.path.exists(self.error_files[i]):
+                with open(self.error_files[i], "rb") as fh:
+                    trace = pickle.load(fh)
+                raise ProcessRaisedException(
+                    f"\n\n-- Process {i:d} terminated with the following error:\n{trace}", i,
+                    pid)
+        for i in range(self.nprocs):
+            path = os.path.join(self.folder, f"exit.{i}")
+            if os.path.exists(path):
+                with open(path, "rb") as fh:
+                    rc = pickle.load(fh)
+                raise ProcessExitedException(f"process {i:d} terminated with exit code {rc:d}",
+                                             i, pid, rc)
+        raise ProcessExitedException(f"a process terminated without reporting (killed by a "
+                                     f"signal or crashed); mpiexec exited with code {code}",
+                                     0, pid, code)
+
+
+def _start_mpi(payload, nprocs, join):
+    """Run ``nprocs`` ranks as one ``mpiexec`` job (NOTE [ spawn over MPI ])."""
+    import subprocess
+    import multiprocessing.spawn as mp_spawn
+    folder = tempfile.mkdtemp(prefix="ember-spawn-")
+    prep = mp_spawn.get_preparation_data("ember-spawn")
+    prep.pop("authkey", None)  # the ranks talk over MPI, not over a multiprocessing Connection
+    with open(os.path.join(folder, "job.pickle"), "wb") as fh:
+        pickle.dump((prep, dict(os.environ), payload), fh)
+    proc = subprocess.Popen([_mpiexec(), "-n", str(nprocs), sys.executable, "-m",
+                             "ember.multiprocessing._mpi_child", folder, str(os.getpid())],
+                            start_new_session=True)
+    context = _MPIContext(proc, folder, nprocs)
+    if not join:
+        return context
+    while not context.join():
+        pass
+    return None
+
+
 def start_processes(fn, args=(), nprocs=1, join=True, daemon=False, start_method="spawn"):
     """Start ``nprocs`` processes running ``fn(i, *args)`` with ``start_method``; join them
-    unless ``join=False`` (then the ``ProcessContext`` is returned)."""
+    unless ``join=False`` (then the ``ProcessContext`` is returned). A program that uses
+    ember.distributed gets its processes from MPI (NOTE [ spawn over MPI ])."""
+    payload = _mpi_payload(fn, args, nprocs, start_method)
+    if payload is not None:
+        return _start_mpi(payload, nprocs, join)
     ctx = multiprocessing.get_context(start_method)
     processes, error_files = [], []
     for i in range(nprocs):
