@@ -79,18 +79,5 @@ def qconv_digits(mod):
     prepare, calibrate, convert), batch 64."""
     _quiet(mod)
     model, x, calib = _digits(mod)
-    q = quantize_digits(mod, model, calib)
-    return _no_grad_step(mod, q, x)
-
-
-def quantize_digits(mod, model, calib, backend="x86"):
-    """The digits CNN between Quant/DeQuant stubs, fused, calibrated on ``calib`` and
-    converted (shared with ``ember quantize``)."""
-    aq = mod.ao.quantization
-    wrapped = mod.nn.Sequential(aq.QuantStub(), *model, aq.DeQuantStub()).eval()
-    wrapped.qconfig = aq.get_default_qconfig(backend)
-    fused = aq.fuse_modules(wrapped, [["1", "2", "3"], ["5", "6", "7"], ["10", "11"]])
-    prepared = aq.prepare(fused)
-    with mod.no_grad():
-        prepared(calib)
-    return aq.convert(prepared)
+    from ember.cli.quantize import quantize_model
+    return _no_grad_step(mod, quantize_model(mod, model, "static", "x86", calib), x)

@@ -29,7 +29,7 @@ _EPILOG = """examples:
 # Further commands, one module each in ember/cli/: ``add_parser(sub)`` adds its sub-parser
 # (named as the module, dashes for underscores) and ``run(args)`` runs it, returning the exit
 # code.  A new command is one file and one name here.
-_COMMANDS: tuple = ("docs", "export", "diagnose", "tune", "lr_find")
+_COMMANDS: tuple = ("docs", "export", "diagnose", "tune", "lr_find", "quantize")
 
 
 def build_parser() -> argparse.ArgumentParser:
