@@ -30,11 +30,11 @@ def _type_name(t) -> str:
 class Tensor:
     """An n-dimensional array that can record the ops applied to it."""
 
-    __slots__ = ("_data", "_requires_grad", "_grad_fn", "_output_nr", "__dict__", "__weakref__")
-
-    # Rarely-set state lives in the (lazily created) instance dict; these are its defaults.
+    # The version counter is a slot: saving a tensor for backward creates it, and a slot costs
+    # no instance dict.  Rarely-set state lives in that (lazy) dict; these are its defaults.
+    __slots__ = ("_data", "_requires_grad", "_grad_fn", "_output_nr", "_version_ctr", "__dict__",
+                 "__weakref__")
     _grad = None
-    _version_ctr = None
     _views = None          # weakrefs to differentiable views of this base (see autograd/inplace.py)
     _base = None
     _view_chain = None
@@ -368,6 +368,7 @@ def _make(data, requires_grad=False, grad_fn=None, output_nr=0, cls=Tensor):
     t._requires_grad = requires_grad
     t._grad_fn = grad_fn
     t._output_nr = output_nr
+    t._version_ctr = None
     return t
 
 
