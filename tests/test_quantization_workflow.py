@@ -228,3 +228,57 @@ def test_torchao_quantization_under_ember_run(tmp_path):
     out = subprocess.run([sys.executable, "-W", "ignore", "-m", "ember.run", str(script)],
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "Int8WeightOnlyLinear", out.stderr
+
+
+def _qin(m, x, scale=0.05, zp=64):
+    return m.quantize_per_tensor(m.from_numpy(x.copy()), scale, zp, m.quint8)
+
+
+@pytest.mark.parametrize("nd,kw", [(1, dict(stride=2, padding=1)), (2, dict(groups=2)),
+                                   (2, dict(dilation=2, padding=2)), (3, dict(padding=1))])
+def test_quantized_conv_modules_match_torch(nd, kw):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4) + (6,) * nd).astype(np.float32)
+    w = (rng.standard_normal((6, 4 // kw.get("groups", 1)) + (3,) * nd) * 0.3).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    sc = rng.uniform(0.005, 0.02, 6)
+    outs = []
+    for m in (torch, ember):
+        conv = getattr(m.ao.nn.quantized, f"Conv{nd}d")(4, 6, 3, **kw)
+        wq = m.quantize_per_channel(m.from_numpy(w.copy()), m.from_numpy(sc.copy()),
+                                    m.zeros(6, dtype=m.long), 0, m.qint8)
+        conv.set_weight_bias(wq, m.from_numpy(b.copy()))
+        conv.scale, conv.zero_point = 0.07, 60
+        outs.append(conv(_qin(m, x)).int_repr().numpy())
+    assert outs[1].shape == outs[0].shape
+    assert np.abs(outs[1].astype(int) - outs[0].astype(int)).max() <= 1
+
+
+def test_qfunctional_batchnorm_relu6_match_torch():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    y = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    res = []
+    for m in (torch, ember):
+        qf = m.ao.nn.quantized.QFunctional()
+        qf.scale, qf.zero_point = 0.1, 70
+        a, c = _qin(m, x), _qin(m, y, 0.04, 50)
+        bn = m.ao.nn.quantized.BatchNorm2d(3)
+        if m is torch:  # PyTorch keeps them as buffers
+            bn.scale, bn.zero_point = torch.tensor(0.08), torch.tensor(64)
+        else:
+            bn.scale, bn.zero_point = 0.08, 64
+        outs = [qf.add(a, c), qf.mul(a, c), qf.add_relu(a, c), qf.cat([a, a], 1),
+                qf.add_scalar(a, 0.5), qf.add_scalar(a, -4.0), qf.mul_scalar(a, 2.0),
+                qf.mul_scalar(a, -0.5), m.ao.nn.quantized.ReLU6()(a)]
+        if m is torch:
+            bn.weight.data = torch.ones(3) * 2
+            bn.running_mean = torch.ones(3) * 0.1
+        else:
+            bn._float.weight.data = ember.ones(3) * 2
+            bn._float.running_mean = ember.ones(3) * 0.1
+        outs.append(bn(a))
+        res.append([(o.int_repr().numpy(), o.q_scale(), o.q_zero_point()) for o in outs])
+    for (ti, ts, tz), (ei, es, ez) in zip(*res):
+        assert es == pytest.approx(ts) and ez == tz
+        assert np.abs(ei.astype(int) - ti.astype(int)).max() <= 1

@@ -496,16 +496,33 @@ class QFunctional(Module):
         return self._out(x.dequantize() + y.dequantize(), x)
 
     def add_scalar(self, x, y):
+        """``x + y``: the zero point moves by ``round(y / scale)`` and the integers stay,
+        unless that leaves the range (then the scale widens), as PyTorch's qadd_scalar."""
         _need_quantized(x, "quantized::add_scalar")
-        return _q.quantize_per_tensor(x.dequantize() + y, x._scale, x._zp, x._qdtype)
+        qmin, qmax = _q.q_range(x._qdtype)
+        s, z = x._scale, x._zp
+        zc = z - int(round(y / s))
+        if qmin <= zc <= qmax:
+            return _qtensor(x._data, x._qdtype, x._qscheme, s, zc)
+        if zc < qmin:
+            s2, z2 = (qmax - zc) / (qmax - qmin) * s, qmin
+        else:
+            s2, z2 = (zc - qmin) / (qmax - qmin) * s, qmax
+        return _q.quantize_per_tensor(x.dequantize() + y, s2, z2, x._qdtype)
 
     def mul(self, x, y):
         _need_quantized(x, "quantized::mul")
         return self._out(x.dequantize() * y.dequantize(), x)
 
     def mul_scalar(self, x, y):
+        """``x * y``: the scale becomes ``scale * |y|``; a negative ``y`` mirrors the integers
+        and the zero point in the range (PyTorch's qmul_scalar)."""
         _need_quantized(x, "quantized::mul_scalar")
-        return _q.quantize_per_tensor(x.dequantize() * y, x._scale * abs(y), x._zp, x._qdtype)
+        if y >= 0:
+            return _qtensor(x._data, x._qdtype, x._qscheme, x._scale * y, x._zp)
+        qmin, qmax = _q.q_range(x._qdtype)
+        data = (qmax + qmin - x._data.astype("int64")).astype(x._data.dtype)
+        return _qtensor(data, x._qdtype, x._qscheme, x._scale * -y, qmax + qmin - x._zp)
 
     def cat(self, x, dim=0):
         from ....ops.movement import cat
