@@ -472,3 +472,48 @@ def test_cli_lr_find_bad_options(tmp_path, argv, message):
     rc, _, stderr = _run(["lr-find", "digits", *argv, "--out", str(tmp_path / "o")])
     assert rc == 2 and stderr == f"ember lr-find: error: {message}\n"
     assert not (tmp_path / "o").exists()
+
+
+# --- bad input: SummaryWriter on an existing directory it cannot write -------------------------
+
+@contextlib.contextmanager
+def _unwritable_dir(path):
+    """An existing directory no file can be created in: mode 555, or for root (which ignores
+    modes) the immutable attribute."""
+    import shutil
+    import subprocess
+    path.mkdir()
+    path.chmod(0o555)
+    immutable = False
+    try:
+        probe = path / "probe"
+        try:
+            probe.touch()
+        except PermissionError:
+            pass
+        else:  # root: modes do not bind
+            probe.unlink()
+            if shutil.which("chattr") is None or subprocess.run(
+                    ["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+                pytest.skip("running as root on a filesystem without chattr +i: no directory "
+                            "here is unwritable")
+            immutable = True
+        yield path
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o755)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_summary_writer_on_an_unwritable_directory_raises_at_construction(tmp_path):
+    from ember.utils.tensorboard import SummaryWriter
+    with _unwritable_dir(tmp_path / "ro") as ro:
+        with pytest.raises(PermissionError, match="events.out.tfevents"):
+            SummaryWriter(str(ro))
+        with pytest.raises(PermissionError):  # the CSV log too, before any training
+            TrainingLog(str(ro), "csv")
+        rc, stdout, stderr = _run(["train", "digits", "--epochs", "1", "--limit", "64",
+                                   "--no-progress", "--log", "csv", "--out", str(ro)])
+        assert rc == 1 and stdout == ""
+        assert stderr.startswith(f"ember train: error: cannot write the csv log in {ro}: ")
