@@ -466,3 +466,70 @@ def test_second_backward_through_a_region_raises():
     np.testing.assert_allclose(x.grad.numpy(), (2 * x.exp()).detach().numpy(), rtol=1e-6)
     with pytest.raises(RuntimeError, match="second time"):
         y.backward()
+
+
+SCALE = 2.0
+
+
+def _scaled(x):
+    return x * SCALE
+
+
+def test_plain_attributes_and_globals_python_reads_are_guarded(monkeypatch):
+    class Flag(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.double = True
+
+        def forward(self, x):
+            return x * 2 if self.double else x
+    m = Flag()
+    cm = ember.compile(m)
+    x = ember.ones(2)
+    cm(x)
+    assert cm(x).tolist() == [2.0, 2.0]
+    m.double = False  # Python branched on it: a changed value recompiles
+    assert cm(x).tolist() == [1.0, 1.0]
+    cf = ember.compile(_scaled)
+    cf(x)
+    monkeypatch.setitem(globals(), "SCALE", 3.0)
+    assert cf(x).tolist() == [3.0, 3.0]
+
+
+def test_python_side_effects_break():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return x * self.calls
+    m = Counter()
+    cm = ember.compile(m)
+    outs = [cm(ember.ones(1)).item() for _ in range(3)]
+    assert outs == [1.0, 2.0, 3.0] and m.calls == 3
+    assert "side effect" in ember.compiler.explain(Counter())(ember.ones(1)).break_reasons[0].reason
+
+
+def test_autocast_and_default_dtype_are_guarded():
+    ember.manual_seed(0)
+    m = MLP().eval()
+    cf = ember.compile(lambda x: m(x))
+    x = ember.randn(3, 12)
+    for _ in range(2):
+        with ember.autocast("cpu", dtype=ember.bfloat16):
+            a = cf(x)
+        with ember.autocast("cpu", dtype=ember.bfloat16):
+            b = m(x)
+        assert a.dtype == b.dtype == ember.bfloat16
+        np.testing.assert_array_equal(a.float().detach().numpy(), b.float().detach().numpy())
+        assert cf(x).dtype == ember.float32
+    g = ember.compile(lambda: ember.zeros(2) + 1)
+    g()
+    old = ember.get_default_dtype()
+    try:
+        ember.set_default_dtype(ember.float64)
+        assert g().dtype == ember.float64
+    finally:
+        ember.set_default_dtype(old)

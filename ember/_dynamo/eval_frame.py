@@ -15,6 +15,7 @@ import warnings
 from . import config
 from .backends import lookup_backend
 from .exc import Unsupported
+from .. import _dtype as _dtype_mod
 from .._state import state
 from .._tensor import Tensor, _version_counter
 from ..nn import Module
@@ -26,6 +27,8 @@ __all__ = ["OptimizedModule", "optimize", "explain", "reset", "disable", "is_com
 
 _CACHE = {}          # code object -> _CodeCache
 _NESTED = (tuple, list, dict)
+_PLAIN = (int, float, bool, str, type(None))
+_MISSING = object()
 _capturing = []      # the captures now running (innermost last)
 _EMBER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -171,7 +174,7 @@ class _Patches:
 class _Entry:
     """One compiled version of a function, valid while its guards hold."""
 
-    __slots__ = ("key", "owned", "cells", "run", "breaks", "side", "gm", "compiled",
+    __slots__ = ("key", "owned", "cells", "values", "run", "breaks", "side", "gm", "compiled",
                  "compile_time", "unsupported")
 
     def ok(self) -> bool:
@@ -180,6 +183,9 @@ class _Entry:
                 return False
         for cell, t in self.cells:
             if cell.cell_contents is not t:
+                return False
+        for d, keys, vals in self.values:  # plain attributes and globals Python may branch on
+            if tuple([d.get(k, _MISSING) for k in keys]) != vals:
                 return False
         return True
 
@@ -205,10 +211,12 @@ def _leaf_key(v):
 
 def _discover(fn, depth: int = 2):
     """Modules and tensors ``fn`` reaches: itself, ``self``, its globals and closure cells."""
-    modules, owned, cells, seen = [], [], [], set()
+    modules, owned, cells, plain, seen = [], [], [], [], set()
 
     def add(v, where):
-        if isinstance(v, Module):
+        if type(v) in _PLAIN and where is not None and where[0] == "dict":
+            plain.append((where[1], where[2], v))
+        elif isinstance(v, Module):
             if id(v) not in seen:
                 seen.add(id(v))
                 modules.append(v)
@@ -252,7 +260,23 @@ def _discover(fn, depth: int = 2):
         for sub in m.modules():
             if sub not in allmods:
                 allmods.append(sub)
-    return allmods, owned, cells
+    return allmods, owned, cells, plain
+
+
+def _value_guards(allmods, plain) -> list:
+    """``(dict, keys, values)`` of the plain-valued module attributes and globals ``fn``
+    reaches: a changed flag or size that Python code branched on recompiles."""
+    out = []
+    for m in allmods:
+        keys = tuple(k for k, v in m.__dict__.items() if type(v) in _PLAIN and k != "training")
+        if keys:
+            out.append((m.__dict__, keys, tuple(m.__dict__[k] for k in keys)))
+    by_dict = {}
+    for d, k, v in plain:
+        by_dict.setdefault(id(d), (d, {}))[1][k] = v
+    for d, kv in by_dict.values():
+        out.append((d, tuple(kv), tuple(d.get(k, _MISSING) for k in kv)))
+    return out
 
 
 def _owners(allmods, owned) -> dict:
@@ -310,7 +334,8 @@ class _Compiled:
                      for m in modes) if modes else ()
         allmods = self._disc[0] if self._disc is not None else ()
         return (n_args, kw, state.grad, state.inference, msig,
-                tuple(m.training for m in allmods), tuple(_leaf_key(v) for v in leaves))
+                tuple(m.training for m in allmods), tuple(_leaf_key(v) for v in leaves),
+                _dtype_mod._default_float)
 
     def __call__(self, *args, **kwargs):
         if _capturing or _disabled[0]:  # inside a capture: its ops are recorded by the outer one
@@ -335,7 +360,8 @@ class _Compiled:
                     t._data += delta
                     _version_counter(t)[0] += 1
                 return out
-            reason = "a parameter or captured tensor was re-assigned or changed shape"
+            reason = ("a parameter or captured tensor was re-assigned or changed shape, or a "
+                      "module attribute or global it read changed")
             del cache.entries[key]
         else:
             reason = _what_changed(cache, key)
@@ -358,12 +384,13 @@ class _Compiled:
     def _capture(self, args, kwargs, leaves):
         """Run ``fn`` for real under the recorder; build the entry the next calls replay."""
         t0 = time.perf_counter()
-        allmods, owned, cells = self._disc = _discover(self.fn)
+        allmods, owned, cells, plain = self._disc = _discover(self.fn)
         owners = _owners(allmods, owned)
         known = [t for m in allmods for t in (*m._parameters.values(), *m._buffers.values(),
                                                *m.__dict__.values())
                  if isinstance(t, Tensor)] + [t for _, t in owned] + [t for _, t in cells]
         versions = [(t, _version_counter(t)[0]) for t in known]
+        values_before = _value_guards(allmods, plain)
         cap = _Capture(self.fullgraph)
         rec = _Recorder(cap)
         fn = self.fn
@@ -408,6 +435,13 @@ class _Compiled:
         entry.breaks = cap.breaks
         entry.owned = []
         entry.cells = [(w[1], t) for w, t in cells]
+        entry.values = _value_guards(allmods, plain)
+        for (d, keys, vals), (_, keys2, vals2) in zip(values_before, entry.values):
+            if keys != keys2 or vals != vals2:
+                changed = [k for k, a, b in zip(keys, vals, vals2) if a != b] or list(keys2)
+                cap.brk(f"a Python side effect: the function changed {changed[0]!r} (a module "
+                        "attribute or global), which a compiled replay would not")
+                break
         if cap.breaks:
             entry.run = None
             if _log_on("breaks") or _log_on("graph_breaks"):
@@ -444,7 +478,8 @@ def _what_changed(cache: _CodeCache, key) -> str:
         return "first call"
     last = list(cache.entries)[-1]
     names = ("number of arguments", "keyword arguments", "grad mode", "inference mode",
-             "autocast/modes", "module training flags", "input shapes/dtypes/requires_grad")
+             "autocast/modes", "module training flags", "input shapes/dtypes/requires_grad",
+             "default dtype")
     diff = [n for n, a, b in zip(names, last, key) if a != b]
     return "guard failed: " + ", ".join(diff or ["inputs"])
 
