@@ -293,6 +293,8 @@ def _train(args, mod, ckpt_io, stdout) -> int:
             raise CLIError(str(e)) from None
         except OSError as e:  # before any training: a run that cannot log does not start
             raise CLIError(f"cannot write the {args.log} log in {run_dir}: {e}", 1) from None
+        except OSError as e:  # before any training: a run that cannot log does not start
+            raise CLIError(f"cannot write the {args.log} log in {run_dir}: {e}", 1) from None
         log.watch(model)
     n_test = len(y_test)
     stop = cfg["epochs"] if args.stop_after is None else min(cfg["epochs"],
