@@ -19,6 +19,10 @@ node (``_FusedLayer``) does the whole layer:
   loop while each step's values are in cache (LSTM ``P``/``K``, GRU ``Q``), so a backward
   step is a few multiplies and one GEMM; the weight gradients are one GEMM each over all
   steps after the loop.
+* memory: the layer's multi-megabyte arrays (gates, states, saved factors, the backward's
+  gradient buffers and the input-gradient product) are views of blocks reused from call to
+  call (``_workspace``, NOTE [ Workspace ]): fresh ones cost a page fault per 4 KiB, which was
+  half of an LSTM language-model step.
 
 LSTM and GRU keep their gates gate-major, ``(gates, N, H)``: a gate of one step (or of a run
 of steps) is then one contiguous block, on which NumPy's elementwise ops run 3-4x faster than
