@@ -282,3 +282,15 @@ def test_qfunctional_batchnorm_relu6_match_torch():
     for (ti, ts, tz), (ei, es, ez) in zip(*res):
         assert es == pytest.approx(ts) and ez == tz
         assert np.abs(ei.astype(int) - ti.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_dynamic_rnn_close_to_torch(kind):
+    outs = []
+    for m, mod in zip((torch, ember), _twins(lambda m: m.nn.Sequential(
+            getattr(m.nn, kind)(16, 32, num_layers=2, batch_first=True)))):
+        q = m.ao.quantization.quantize_dynamic(mod, {getattr(m.nn, kind)}, dtype=m.qint8)
+        assert type(q[0]).__name__ == kind and "dynamic" in type(q[0]).__module__
+        x = np.random.default_rng(8).standard_normal((4, 10, 16)).astype(np.float32)
+        outs.append(q(m.from_numpy(x))[0].detach().numpy())
+    np.testing.assert_allclose(outs[1], outs[0], atol=5e-3)

@@ -109,7 +109,8 @@ def get_default_qat_module_mappings() -> dict:
 
 
 def get_default_dynamic_quant_module_mappings() -> dict:
-    return {_nn.Linear: nnqd.Linear, nni.LinearReLU: nnqd.Linear}
+    return {_nn.Linear: nnqd.Linear, nni.LinearReLU: nnqd.Linear, _nn.LSTM: nnqd.LSTM,
+            _nn.GRU: nnqd.GRU}
 
 
 # ---- fusion -----------------------------------------------------------------------------------

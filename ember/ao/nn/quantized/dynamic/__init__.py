@@ -63,3 +63,49 @@ class Linear(_m.Linear):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"dtype={self._packed_params.dtype}, qscheme={self.weight().qscheme()}")
+
+
+class _DynamicRNN:
+    """A recurrent layer with int8 weight matrices (one symmetric per-tensor scale each, as
+    ``default_dynamic_qconfig``'s weight observer gives): the recurrence runs on the
+    dequantized int8 weights in float32, so the weight quantization error is PyTorch's; PyTorch
+    also quantizes each step's activations (fbgemm's dynamic linear), which this does not."""
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        import copy
+        from ....quantization.qconfig import default_dynamic_qconfig
+        from .....nn.parameter import Parameter
+        qconfig = getattr(mod, "qconfig", None) or default_dynamic_qconfig
+        q = copy.deepcopy(mod)
+        q.__class__ = cls
+        q._packed_weights = {}
+        for name in mod._flat_weights_names:
+            if not name.startswith("weight"):
+                continue
+            obs = qconfig.weight()
+            w = getattr(mod, name)
+            obs(w)
+            wq = _m.quantize_weight(w, obs)
+            q._packed_weights[name] = wq
+            setattr(q, name, Parameter(wq.dequantize(), requires_grad=False))
+        return q
+
+
+def _rnn_class(name, base):
+    return type(name, (_DynamicRNN, base), {"__doc__": f"Dynamically quantized {name} "
+                                             f"(``torch.ao.nn.quantized.dynamic.{name}``)."})
+
+
+def __getattr__(name):
+    # LSTM/GRU subclass ember.nn's layers: built on first use (rnn modules load lazily)
+    if name in ("LSTM", "GRU"):
+        from .....nn.modules import rnn
+        cls = _rnn_class(name, getattr(rnn, name))
+        cls.__module__ = __name__
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ += ["LSTM", "GRU"]
