@@ -598,7 +598,8 @@ def _jit_data(graph=None, values=None, tree=None):
 
 
 def jit_refuse(tmp_path, pkl, match, records=JIT_MARKER):
-    path = write_ckpt(tmp_path / "evil_jit.pt", pkl, records)
+    # ember's payload is the ember_jit.pkl record (data.pkl is TorchScript's, never read)
+    path = write_ckpt(tmp_path / "evil_jit.pt", pkl, dict(records, **{"ember_jit.pkl": pkl}))
     with pytest.raises(LOAD_ERRORS, match=match):
         with pytest.warns(DeprecationWarning):
             ember.jit.load(str(path))
@@ -606,7 +607,8 @@ def jit_refuse(tmp_path, pkl, match, records=JIT_MARKER):
 
 def test_jit_control_archive_loads_and_runs(tmp_path):
     """Control: the plain-data archive the hostile ones are made from is accepted."""
-    path = write_ckpt(tmp_path / "ok.pt", pickle.dumps(_jit_data(), protocol=2), JIT_MARKER)
+    pkl = pickle.dumps(_jit_data(), protocol=2)
+    path = write_ckpt(tmp_path / "ok.pt", pkl, dict(JIT_MARKER, **{"ember_jit.pkl": pkl}))
     with pytest.warns(DeprecationWarning):
         m = ember.jit.load(str(path))
     assert m(ember.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]

@@ -2,18 +2,22 @@
 no code from the file.
 
 NOTE [ jit archive ]
-The archive is PyTorch's checkpoint container (``ember/serialization.py``): ``data.pkl``
+The archive is PyTorch's checkpoint container (``ember/serialization.py``): ``ember_jit.pkl``
 (pickle protocol 2, tensors as ``torch._utils._rebuild_tensor_v2`` over ``data/<key>``
 storage records, 64-byte aligned), ``.format_version``, ``byteorder``, ``version``, plus
 ``ember_jit`` (the marker and format version), ``code/forward.py`` (the graph's code, for
-people to read; never executed) and ``extra/<name>`` (``_extra_files``).  ``data.pkl`` holds
-only plain data: ``{"format": "ember.jit", "kind": "traced" | "scripted" | "function",
-"module": tree, "graph": [node...], "constants": {name: tensor}, "in_spec": spec}``, where a
-module tree is ``{"name", "training", "parameters", "buffers", "non_persistent", "children"}``
+people to read; never executed) and ``extra/<name>`` (``_extra_files``); a traced module
+whose ops TorchScript can spell also gets TorchScript's ``data.pkl``, ``constants.pkl`` and
+``code/__torch__.py`` (NOTE [ TorchScript records ] in ``_torchscript.py``), which
+``ember.jit.load`` never reads.
+``ember_jit.pkl`` holds only plain data: ``{"format": "ember.jit", "kind": "traced" |
+"scripted" | "function", "module": tree, "graph": [node...], "constants": {name: tensor},
+"values": {name: constant}, "in_spec": spec}``, where a module tree is ``{"name",
+"training", "parameters", "buffers", "non_persistent", "children"}``
 and a node is a tagged list (``["call", name, op_key, args, kwargs, grad_mode]``...).  Every
 constant in an op's arguments is written in a tagged form (``["tuple", ...]``,
 ``["npdtype", "float32"]``, ``["slice", a, b, c]``...), so the pickle has no globals but
-torch's tensor rebuilders and dtypes.  ``load`` reads ``data.pkl`` with ``ember.load``'s
+torch's tensor rebuilders and dtypes.  ``load`` reads ``ember_jit.pkl`` with ``ember.load``'s
 allow-list unpickler (``weights_only=True``), then checks every field's type; an op is found
 by its Function class's ``module:qualname`` among the ``Function`` subclasses ember has already
 defined (nothing is imported by a name from the file), a namedtuple constant only among
@@ -424,7 +428,10 @@ def _payload(m):
         consts.update({k: _tensor_of(a) for k, a in enc.arrays.items()})
         data["constants"] = consts
     code = program and program.graph.python_code(root_module="self").src
-    return data, code
+    ts = None if program is None or kind != "traced" else (root, program, spec, {
+        n.target: getattr(root, n.target) for n in program.graph.nodes
+        if n.op == "get_attr" and "." not in n.target and n.target in root.__dict__})
+    return data, code, ts
 
 
 def _tensor_of(arr):
@@ -438,15 +445,20 @@ def save(m, f, _extra_files=None) -> None:
     warnings.warn("`torch.jit.save` is deprecated. Please switch to `torch.export`.",
                   DeprecationWarning, stacklevel=2)
     from .. import serialization as S
-    data, code = _payload(m)
+    from ._torchscript import torchscript_records
+    data, code, ts = _payload(m)
     storages = S._StorageTable()
     buf = io.BytesIO()
     S._Pickler(buf, 2, storages).dump(data)
+    # PyTorch's TorchScript records too, when the graph can be spelled in TorchScript
+    ts_records = ts and torchscript_records(*ts, S._Pickler, storages)
     out = io.BytesIO()
     is_path = isinstance(f, (str, os.PathLike))
     name = os.path.splitext(os.path.basename(os.fspath(f)))[0] if is_path else ""
     zw = S._ZipWriter(out, name if name.isidentifier() else "archive")
-    zw.record("data.pkl", buf.getbuffer())
+    zw.record("ember_jit.pkl", buf.getbuffer())
+    for rec_name, content in (ts_records or {}).items():
+        zw.record(rec_name, content)
     zw.record(".format_version", b"1")
     zw.record(".storage_alignment", str(S._ALIGN).encode())
     zw.record("byteorder", sys.byteorder.encode())
@@ -523,15 +535,30 @@ def load(f, map_location=None, _extra_files=None, _restore_shapes=False):
     for name in (_extra_files or {}):
         if archive.has(f"extra/{name}"):
             extra[name] = archive.read(f"extra/{name}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = S.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+    data = _unpickle(S, archive, map_location)
     module = _build(data)
     if _extra_files is not None:
         for name in list(_extra_files):
             if name in extra:
                 _extra_files[name] = extra[name]
     return module
+
+
+def _unpickle(S, archive, map_location):
+    """``ember_jit.pkl`` through ember.load's allow-list unpickler and storage loader."""
+    import pickle
+    S._check_map_location(map_location)
+    byteorder = "little"
+    if archive.has("byteorder"):
+        byteorder = archive.read("byteorder").decode("ascii", "replace")
+        if byteorder not in ("little", "big"):
+            raise ValueError("Unknown endianness type: " + byteorder)
+    loader = S._StorageLoader(archive, byteorder, map_location)
+    body = io.BytesIO(archive.read("ember_jit.pkl"))
+    try:
+        return S._WeightsOnlyUnpickler(body, loader, "utf-8").load()
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(S._wo_message(str(e))) from None
 
 
 def _check_name(name, what):
@@ -582,7 +609,7 @@ def _build(data):
     from ._program import Program
     from ._trace import TopLevelTracedModule, TracedFunction
     if type(data) is not dict or data.get("format") != FORMAT:
-        raise _bad("its data.pkl is not an ember.jit record")
+        raise _bad("its ember_jit.pkl is not an ember.jit record")
     if data.get("version") != VERSION:
         raise _bad(f"unsupported version {data.get('version')!r}")
     kind = data.get("kind")
