@@ -350,3 +350,32 @@ def test_init_without_a_job_names_the_launchers():
                           timeout=60, env=ENV)
     assert "world_size=2 but MPI started 1 process" in proc.stdout, proc.stderr
     assert "ember.multiprocessing.spawn" in proc.stdout
+
+
+# ---- the main job on two ranks ---------------------------------------------------------------
+def _final_accuracy(stdout: str) -> float:
+    line = [ln for ln in stdout.splitlines() if ln.startswith("test accuracy")][-1]
+    return float(line.split()[2].rstrip("%"))
+
+
+@pytest.mark.parametrize("launch", ["embrun", "nproc"])
+def test_train_digits_on_two_ranks_matches_one_process(tmp_path, launch):
+    """Same global batch and schedule on 2 ranks: the same accuracy band as one process
+    (3 epochs: one process reaches 97.8%); rank 0 alone prints and saves, and the
+    checkpoint resumes and evaluates as a one-process one."""
+    why = _mpiexec_works()
+    if why is not None:
+        pytest.skip(why)
+    args = ["train", "digits", "--epochs", "3", "--no-progress", "--out", str(tmp_path)]
+    cmd = ([sys.executable, "-m", "ember.distributed.run", "--nproc-per-node", "2", "-m",
+            "ember"] + args if launch == "embrun"
+           else [sys.executable, "-m", "ember"] + args + ["--nproc", "2"])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sum(ln.startswith("epoch ") for ln in proc.stdout.splitlines()) == 3, proc.stdout
+    assert 96.0 <= _final_accuracy(proc.stdout) <= 100.0, proc.stdout
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
+    if launch == "nproc":
+        ev = subprocess.run([sys.executable, "-m", "ember", "eval", str(tmp_path / "last.pt")],
+                            capture_output=True, text=True, timeout=120, env=ENV)
+        assert ev.returncode == 0 and f"{_final_accuracy(proc.stdout):.2f}%" in ev.stdout

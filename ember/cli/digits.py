@@ -67,6 +67,10 @@ def add_train_arguments(p) -> None:
     p.add_argument("--amp", nargs="?", const="bf16", choices=sorted(_AMP_DTYPES), default=None,
                    help="mixed precision: forward under autocast('cpu') in bfloat16 (default) "
                         "or float16, the latter with a GradScaler")
+    p.add_argument("--nproc", type=int, metavar="N", default=None,
+                   help="data-parallel training on N processes (DistributedDataParallel over "
+                        "MPI, the same global batch; needs pip install -e '.[distributed]'); "
+                        "same as embrun --nproc-per-node N -m ember train digits")
     add_threads_argument(p)
 
 
@@ -214,6 +218,9 @@ def train(args, mod=None, ckpt_io=None, stdout=None) -> int:
     ``mod``: the framework (``ember``, or ``torch`` in tests); ``ckpt_io``: a module with
     ``save_checkpoint``/``load_checkpoint`` (``ember.utils.checkpoint_io`` by default).
     """
+    if getattr(args, "nproc", None) not in (None, 1) and "WORLD_SIZE" not in os.environ:
+        from ._distributed import relaunch  # N ranks under the launcher, this one waits
+        return relaunch(args, add_train_arguments, args.nproc)
     with blas_threads(args.threads):
         return _train(args, mod, ckpt_io, stdout)
 
@@ -234,12 +241,16 @@ def _train(args, mod, ckpt_io, stdout) -> int:
     cfg = _config(args, None if saved is None else saved["config"])
     if saved is None:
         mod.manual_seed(cfg["seed"])
+    from ._distributed import Job
+    job = Job(mod)  # one rank of a data-parallel run (``--nproc``/embrun), or the only one
+    if not job.is_main:
+        out = open(os.devnull, "w")
 
     x_train, y_train = _tensors(mod, "train", cfg["limit"])
     x_test, y_test = _tensors(mod, "test")
     data = mod.utils.data
-    loader = data.DataLoader(data.TensorDataset(x_train, y_train),
-                             batch_size=cfg["batch_size"], shuffle=True)
+    loader = job.loader(data.TensorDataset(x_train, y_train), job.batch_size(cfg["batch_size"]),
+                        cfg["seed"])
     model = build_model(mod)
     opt = mod.optim.Adam(model.parameters(), lr=cfg["lr"])
     # one optimizer step per `accumulate` batches (the last group of an epoch may be shorter)
@@ -272,8 +283,9 @@ def _train(args, mod, ckpt_io, stdout) -> int:
                    else os.path.dirname(args.resume) or ".")
     os.makedirs(run_dir, exist_ok=True)
     last, best_path = os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt")
+    net = job.wrap(model)  # after a resume's load: DDP starts every rank from rank 0's state
     log = None
-    if args.log is not None:
+    if args.log is not None and job.is_main:
         from ..utils.diagnose import TrainingLog
         try:
             log = TrainingLog(run_dir, args.log, hparams=cfg, append=saved is not None)
@@ -298,8 +310,9 @@ def _train(args, mod, ckpt_io, stdout) -> int:
         while epoch < stop:
             t0 = time.perf_counter()
             model.train()
+            job.set_epoch(loader, epoch)
             bar = _Progress(len(loader), f"epoch {epoch + 1}/{cfg['epochs']}",
-                            not args.no_progress)
+                            not args.no_progress and job.is_main)
             seen = correct = 0
             loss_sum = 0.0
             group_loss = group_seen = 0
@@ -308,7 +321,9 @@ def _train(args, mod, ckpt_io, stdout) -> int:
                     group = min(accumulate, len(loader) - i // accumulate * accumulate)
                     with (mod.autocast("cpu", dtype=amp_dtype) if amp_dtype is not None
                           else contextlib.nullcontext()):
-                        logits = model(xb)
+                        ends_group = not ((i + 1) % accumulate and i + 1 < len(loader))
+                        with job.no_sync(net, ends_group):  # all-reduce once per step
+                            logits = net(xb)
                         loss = loss_fn(logits, yb)
                     # the mean over the group's batches: N small batches give one big batch's
                     # gradient (up to batch-norm statistics)
@@ -338,8 +353,9 @@ def _train(args, mod, ckpt_io, stdout) -> int:
             finally:
                 bar.close()
             epoch += 1
+            seen, correct, loss_sum = job.sums(seen, correct, loss_sum)
             pred, test_loss = _predict(mod, model, x_test, y=y_test, loss_fn=loss_fn)
-            test_acc = float((pred == y_test_np).mean())
+            test_acc = job.from_main(float((pred == y_test_np).mean()))
             for k, v in (("train_loss", loss_sum / seen), ("train_acc", correct / seen),
                          ("test_acc", test_acc), ("lr", opt.param_groups[0]["lr"]),
                          ("test_loss", test_loss)):
@@ -355,10 +371,11 @@ def _train(args, mod, ckpt_io, stdout) -> int:
                          best_metric=best, task="digits", config=cfg, history=history)
             if scaler.is_enabled():
                 state["scaler"] = scaler.state_dict()
-            ckpt_io.save_checkpoint(last, **state)
+            if job.is_main:  # one writer; every rank of a resumed run loads the file
+                ckpt_io.save_checkpoint(last, **state)
+                if improved:
+                    ckpt_io.save_checkpoint(best_path, **state)
             saved_epoch, saved_path = epoch, last
-            if improved:
-                ckpt_io.save_checkpoint(best_path, **state)
             print(f"epoch {epoch:>{len(str(cfg['epochs']))}}/{cfg['epochs']}  "
                   f"loss {loss_sum / seen:.4f}  train acc {_pct(correct / seen):>7}  "
                   f"test acc {_pct(test_acc):>7}{' *' if improved else '  '}  "
@@ -381,7 +398,7 @@ def _train(args, mod, ckpt_io, stdout) -> int:
     if epoch == start:  # nothing trained: keep the run's files as they are
         return 0
     wrote = [last, best_path]
-    if _plot_curves(history, os.path.join(run_dir, "curves.png")):
+    if job.is_main and _plot_curves(history, os.path.join(run_dir, "curves.png")):
         wrote.append(os.path.join(run_dir, "curves.png"))
     final = history["test_acc"][-1]
     done = "" if epoch >= cfg["epochs"] else f" (stopped early; continue with --resume {last})"
