@@ -199,6 +199,11 @@ def test_namespace_aliases():
     assert nnq.Linear is ember.ao.nn.quantized.Linear and nni.LinearReLU is \
         ember.ao.nn.intrinsic.LinearReLU
     assert nnq.dynamic.Linear is ember.ao.nn.quantized.dynamic.Linear
+    import ember.nn.quantized.dynamic as nnqd
+    import ember.nn.intrinsic.qat as nniqat
+    import ember.quantization.observer as obs
+    assert nnqd is ember.ao.nn.quantized.dynamic and nniqat is ember.ao.nn.intrinsic.qat
+    assert obs is ember.ao.quantization.observer
 
 
 @pytest.mark.parametrize("config,tol", [("Int8WeightOnlyConfig()", 0.02),
