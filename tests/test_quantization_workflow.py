@@ -301,3 +301,13 @@ def test_dynamic_rnn_close_to_torch(kind):
     # PyTorch quantizes each step's activations to 7 bits as well; ember does not: the gap is
     # that activation rounding, a few 1e-3 on outputs of magnitude ~0.3
     np.testing.assert_allclose(outs[1], outs[0], atol=1.5e-2)
+
+
+def test_unsupported_module_stays_float_and_says_so():
+    model = ember.nn.Sequential(ember.nn.Conv2d(1, 2, 3), ember.nn.Flatten(),
+                                ember.nn.Linear(2, 3))
+    with pytest.warns(UserWarning, match="Conv2d has no dynamically quantized version"):
+        q = ember.ao.quantization.quantize_dynamic(model, {ember.nn.Conv2d, ember.nn.Linear})
+    assert type(q[0]) is ember.nn.Conv2d and type(q[2]).__name__ == "Linear" and \
+        type(q[2]) is not ember.nn.Linear
+    assert q(ember.randn(4, 1, 3, 3)).shape == (4, 3)
