@@ -196,8 +196,9 @@ def test_check_trace_warns_on_random_nodes_and_baked_constants():
     def g(x):
         return x + ember.from_numpy(np.ones(3))  # made outside any op: a constant
 
-    with pytest.warns(jit.TracerWarning, match="made outside its ops"):
+    with pytest.warns(jit.TracerWarning, match="made outside its ops") as rec:
         jit.trace(g, ember.ones(3))
+    assert rec[0].filename == __file__  # pointed at the caller's line, not ember's
 
 
 @pytest.mark.parametrize("fn,args,match", [
@@ -305,6 +306,13 @@ def test_script_code_and_graph_say_not_compiled():
         return x * y
 
     assert isinstance(f, jit.ScriptFunction) and f.name == "f"
+
+    class WithMethod:
+        @jit.script
+        def twice(self, x):
+            return x * 2
+
+    assert WithMethod().twice(ember.ones(1)).tolist() == [2.0]
     assert f(ember.ones(2)).tolist() == [2.0, 2.0]
     assert "not compiled" in f.code and f.qualified_name == "__torch__.f"
     with pytest.raises(RuntimeError, match="not compiled"):

@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import linecache
 import sys
+import threading
 
 from .._tensor import Tensor
 from ..nn import Module
@@ -109,16 +110,28 @@ def _guard_wrapper(orig, what):
     return conversion
 
 
+_patch_lock = threading.Lock()
+_patched = {"count": 0, "saved": {}}  # one set of wrappers however many threads export
+
+
 @contextlib.contextmanager
 def _data_dependent_guards():
-    saved = {name: Tensor.__dict__[name] for name in _CONVERSIONS}
-    for name, what in _CONVERSIONS.items():
-        setattr(Tensor, name, _guard_wrapper(saved[name], what))
+    """Wrappers on the conversions that raise for a value the recorder computed (they act
+    only on a thread whose mode stack holds a recorder)."""
+    with _patch_lock:
+        if _patched["count"] == 0:
+            for name, what in _CONVERSIONS.items():
+                _patched["saved"][name] = Tensor.__dict__[name]
+                setattr(Tensor, name, _guard_wrapper(_patched["saved"][name], what))
+        _patched["count"] += 1
     try:
         yield
     finally:
-        for name, orig in saved.items():
-            setattr(Tensor, name, orig)
+        with _patch_lock:
+            _patched["count"] -= 1
+            if _patched["count"] == 0:
+                for name, orig in _patched["saved"].items():
+                    setattr(Tensor, name, orig)
 
 
 def _flat_inputs(mod, args, kwargs):

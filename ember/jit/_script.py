@@ -8,6 +8,7 @@ tensors.  ``script(fn)`` gives a ``ScriptFunction`` that calls ``fn``.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 
@@ -180,6 +181,10 @@ class ScriptFunction:
 
     def __call__(self, *args, **kwargs):
         return self._fn(*args, **kwargs)
+
+    def __get__(self, obj, objtype=None):
+        # scripted in a class body: a method, bound as the function would be
+        return self if obj is None else functools.partial(self._fn, obj)
 
     @property
     def name(self) -> str:

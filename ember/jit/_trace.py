@@ -15,6 +15,7 @@ import copy
 import difflib
 import inspect
 import sys
+import threading
 import warnings
 
 from .._tensor import Tensor
@@ -35,6 +36,18 @@ _CONVERSIONS = {"__bool__": "a Python boolean", "item": "a Python number",
                 "numpy": "a NumPy array", "__complex__": "a Python complex"}
 
 
+def _user_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside ember."""
+    level, f = 1, sys._getframe(1)
+    while f is not None:
+        name = f.f_globals.get("__name__", "")
+        if not (name == "ember" or name.startswith("ember.")):
+            return level
+        level += 1
+        f = f.f_back
+    return 1
+
+
 def _from_user_code() -> bool:
     """Whether the frame calling the patched conversion is outside ember's own package."""
     frame = sys._getframe(2)
@@ -52,23 +65,32 @@ def _warning_wrapper(orig, what):
     return conversion
 
 
+_patch_lock = threading.Lock()
+_patched = {"count": 0, "saved": {}}  # one set of wrappers however many threads trace
+
+
 @contextlib.contextmanager
 def _tracing():
-    """``is_tracing()`` on this thread, and the conversion warnings on, for the block."""
+    """``is_tracing()`` on this thread, and the conversion warnings on, for the block (the
+    wrappers warn only on a thread that is tracing)."""
     local = _jit_internal._tracing
     depth = getattr(local, "depth", 0)
-    saved = {}
-    if depth == 0:
-        for name, what in _CONVERSIONS.items():
-            saved[name] = Tensor.__dict__[name]
-            setattr(Tensor, name, _warning_wrapper(saved[name], what))
+    with _patch_lock:
+        if _patched["count"] == 0:
+            for name, what in _CONVERSIONS.items():
+                _patched["saved"][name] = Tensor.__dict__[name]
+                setattr(Tensor, name, _warning_wrapper(_patched["saved"][name], what))
+        _patched["count"] += 1
     local.depth = depth + 1
     try:
         yield
     finally:
         local.depth = depth
-        for name, orig in saved.items():
-            setattr(Tensor, name, orig)
+        with _patch_lock:
+            _patched["count"] -= 1
+            if _patched["count"] == 0:
+                for name, orig in _patched["saved"].items():
+                    setattr(Tensor, name, orig)
 
 
 def _type_str(a) -> str:
@@ -106,7 +128,7 @@ def _check_output(out, strict: bool) -> None:
                "side effects, pass strict=False to trace() to allow this behavior.")
         if isinstance(out, dict):
             raise RuntimeError(msg)
-        warnings.warn(msg, TracerWarning, stacklevel=4)
+        warnings.warn(msg, TracerWarning, stacklevel=_user_level())
     if isinstance(out, (tuple, list)):
         for o in out:
             _check_output(o, strict)
@@ -208,10 +230,10 @@ def _warn_fresh(rec) -> None:
             f"the trace baked {len(rec.fresh_constants)} tensor(s) made outside its ops into "
             "the graph as constants (tensors created from Python data or shapes, random "
             "draws such as a dropout mask): they stay the same on every call, which might "
-            "cause the trace to be incorrect for other inputs", TracerWarning, stacklevel=4)
+            "cause the trace to be incorrect for other inputs", TracerWarning, stacklevel=_user_level())
     if rec.saw_backward:
         warnings.warn("the traced code ran a backward pass; the trace replays only the forward "
-                      "ops", TracerWarning, stacklevel=4)
+                      "ops", TracerWarning, stacklevel=_user_level())
 
 
 def _graph_diff(a: list, b: list) -> str:
@@ -234,7 +256,7 @@ def _compare(traced_out, python_out, tol: float) -> None:
         except AssertionError as e:
             warnings.warn(f"Output nr {i + 1}. of the traced function does not match the "
                           "corresponding output of the Python function. Detailed error:\n"
-                          f"{e}", TracerWarning, stacklevel=4)
+                          f"{e}", TracerWarning, stacklevel=_user_level())
             return
 
 
@@ -254,7 +276,7 @@ def _check(run_traced, fn, module, program, check_inputs, tol, constants) -> Non
         warnings.warn("Trace had nondeterministic nodes. Did you forget call .eval() on your "
                       "model? Nodes:\n" + "\n".join("\t" + line for line in random) +
                       "\nThis may cause errors in trace checking. To disable trace checking, "
-                      "pass check_trace=False to torch.jit.trace()", TracerWarning, stacklevel=4)
+                      "pass check_trace=False to torch.jit.trace()", TracerWarning, stacklevel=_user_level())
     for inputs in check_inputs:
         inputs = _clone_inputs(_as_args(inputs))
         rec = _record(fn, inputs, module)
@@ -306,7 +328,7 @@ def _check_sizes(fn, module, program, args, constants) -> None:
                   f"arguments change with it: `{diff[0]}` becomes `{diff[1]}` when that size "
                   "grows by one). ember's traced graph has no symbolic sizes, so calling it "
                   "with other sizes fails or gives wrong results; trace with the size it will "
-                  "be called with", TracerWarning, stacklevel=4)
+                  "be called with", TracerWarning, stacklevel=_user_level())
 
 
 def _leaves(args):
@@ -425,6 +447,9 @@ class TracedFunction(ScriptFunction):
                                f"traced with ({self._in_types}) but received "
                                f"{_type_str(tuple(args))}")
         return self._program.run(self._root, leaves)
+
+    def __get__(self, obj, objtype=None):
+        return self  # the replay takes the traced inputs only
 
     @property
     def graph(self):
