@@ -10,6 +10,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ember
 import ember.nn as nn
@@ -192,10 +194,13 @@ def test_diagnosis_png_is_drawn(runs, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
 
 
-def test_smooth_is_a_trailing_moving_average():
-    v = np.arange(10.0) ** 2
-    want = [v[max(0, i - 2):i + 1].mean() for i in range(10)]
-    np.testing.assert_allclose(smooth(v, 3), want)
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=60), st.integers(1, 70))
+def test_smooth_is_a_trailing_moving_average(values, window):
+    v = np.array(values)
+    w = min(window, len(v))
+    want = [v[max(0, i - w + 1):i + 1].mean() for i in range(len(v))]
+    np.testing.assert_allclose(smooth(v, window), want, rtol=1e-9, atol=1e-9)
 
 
 # --- ember diagnose --------------------------------------------------------------------------
