@@ -229,8 +229,9 @@ def _warn_fresh(rec) -> None:
         warnings.warn(
             f"the trace baked {len(rec.fresh_constants)} tensor(s) made outside its ops into "
             "the graph as constants (tensors created from Python data or shapes, random "
-            "draws such as a dropout mask): they stay the same on every call, which might "
-            "cause the trace to be incorrect for other inputs", TracerWarning, stacklevel=_user_level())
+            "draws made outside ember's ops): they stay the same on every call, which might "
+            "cause the trace to be incorrect for other inputs", TracerWarning,
+            stacklevel=_user_level())
     if rec.saw_backward:
         warnings.warn("the traced code ran a backward pass; the trace replays only the forward "
                       "ops", TracerWarning, stacklevel=_user_level())
@@ -276,7 +277,8 @@ def _check(run_traced, fn, module, program, check_inputs, tol, constants) -> Non
         warnings.warn("Trace had nondeterministic nodes. Did you forget call .eval() on your "
                       "model? Nodes:\n" + "\n".join("\t" + line for line in random) +
                       "\nThis may cause errors in trace checking. To disable trace checking, "
-                      "pass check_trace=False to torch.jit.trace()", TracerWarning, stacklevel=_user_level())
+                      "pass check_trace=False to torch.jit.trace()", TracerWarning,
+                      stacklevel=_user_level())
     for inputs in check_inputs:
         inputs = _clone_inputs(_as_args(inputs))
         rec = _record(fn, inputs, module)
