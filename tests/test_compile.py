@@ -533,3 +533,15 @@ def test_autocast_and_default_dtype_are_guarded():
         assert g().dtype == ember.float64
     finally:
         ember.set_default_dtype(old)
+
+
+def test_two_closures_of_one_code_object_never_share_a_graph():
+    def make(model):
+        return ember.compile(lambda x: model(x))
+    ember.manual_seed(0)
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    fa, fb = make(a), make(b)
+    x = ember.randn(4, 3)
+    for _ in range(2):
+        np.testing.assert_allclose(fa(x).detach().numpy(), a(x).detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(fb(x).detach().numpy(), b(x).detach().numpy(), rtol=1e-6)

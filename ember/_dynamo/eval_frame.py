@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import functools
 import inspect
+import itertools
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ __all__ = ["OptimizedModule", "optimize", "explain", "reset", "disable", "is_com
 
 _CACHE = {}          # code object -> _CodeCache
 _NESTED = (tuple, list, dict)
+_TOKENS = itertools.count()
 _PLAIN = (int, float, bool, str, type(None))
 _MISSING = object()
 _capturing = []      # the captures now running (innermost last)
@@ -309,6 +311,9 @@ class _Compiled:
         self.dynamic = dynamic
         self.code = code
         self.explained = None  # explain(): the last capture's report
+        # entries are keyed by this wrapper too: two closures of one code object (the same
+        # lambda made twice over different models) never share a graph
+        self._token = next(_TOKENS)
         functools.update_wrapper(self, fn if not hasattr(fn, "forward") else fn.forward,
                                  updated=())
         self._disc = None
@@ -346,7 +351,7 @@ class _Compiled:
             leaves, _ = flatten((args, kwargs))
         else:
             leaves = args  # flat already: the common call
-        key = self._guard_key(leaves, len(args), tuple(kwargs))
+        key = (self._token, self._guard_key(leaves, len(args), tuple(kwargs)))
         cache = _CACHE.get(self.code)
         if cache is None:
             cache = _CACHE[self.code] = _CodeCache()
@@ -477,6 +482,9 @@ def _what_changed(cache: _CodeCache, key) -> str:
     if not cache.entries:
         return "first call"
     last = list(cache.entries)[-1]
+    if last[0] != key[0]:
+        return "another closure of the same code (its captured objects differ)"
+    last, key = last[1], key[1]
     names = ("number of arguments", "keyword arguments", "grad mode", "inference mode",
              "autocast/modes", "module training flags", "input shapes/dtypes/requires_grad",
              "default dtype")
