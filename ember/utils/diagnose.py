@@ -267,8 +267,8 @@ def _check_diverging(run, hp):
         # the trailing average lags: the lowest single loss in its window is the turn
         j = max(0, j - window + 1) + int(np.argmin(loss[max(0, j - window + 1): j + 1]))
         lr0 = lr_at(steps[j])
-        msg = (f"the smoothed loss fell to {low:.4g} at step {int(steps[j])} and then rose to "
-               f"{end:.4g} (started at {first:.4g})"
+        msg = (f"the loss turned at step {int(steps[j])}: its moving average fell from "
+               f"{first:.4g} to {low:.4g} and then rose to {end:.4g}"
                + (f"; it started rising at lr {lr0:.3g}" if lr0 is not None else "")
                + ": lower the learning rate")
         return [Finding("diverging loss", msg, {"onset_step": int(steps[j]), "onset_lr": lr0,
