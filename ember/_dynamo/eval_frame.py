@@ -553,7 +553,10 @@ class OptimizedModule(Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self._modules["_orig_mod"], name)
+            mods = self.__dict__.get("_modules")
+            if not mods or "_orig_mod" not in mods:  # half-made (a copy in progress)
+                raise
+            return getattr(mods["_orig_mod"], name)
 
 
 class ExplainOutput:
