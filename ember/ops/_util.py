@@ -56,8 +56,8 @@ class SumToSize(Function):
     def forward(ctx, a, shape):
         ctx.shape = a.shape
         lead = a.ndim - len(shape)
-        dims = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1)
+        dims = tuple(range(lead)) + tuple([
+            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1])
         out = a.sum(axis=dims, keepdims=True) if dims else a
         return out.reshape(shape) if lead else out
 

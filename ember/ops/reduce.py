@@ -23,7 +23,7 @@ from .._backend import xp_of
 from .._dtype import as_dtype, from_np, promote_types
 from ._util import wrap_dim, float_dtype, is_float, scalar_name, holomorphic, SumToSize
 from ..autograd.inplace import copy_into_out, make_inplace
-from .movement import Expand, _inverse_perm
+from .movement import Expand, _inverse_perm, _reshape
 
 __all__ = ["sum", "nansum", "mean", "nanmean", "prod", "var", "std", "var_mean", "std_mean",
            "max", "min", "amax", "amin", "argmax", "argmin", "aminmax", "logsumexp", "norm",
@@ -84,7 +84,7 @@ def _restore_dims(g: Tensor, shape, dims, keepdim: bool) -> Tensor:
     """Re-insert reduced dims (size 1) into ``g`` so it broadcasts against ``shape``."""
     if keepdim or not dims:
         return g
-    return g.reshape(_keep_shape(shape, dims))
+    return _reshape(g, _keep_shape(shape, dims))  # a valid shape: skip reshape's checks
 
 
 def _expand_back(g: Tensor, shape: tuple, dims, keepdim: bool) -> Tensor:
