@@ -593,3 +593,36 @@ def test_archive_without_a_torchscript_spelling_is_embers_only(tmp_path):
     np.testing.assert_allclose(_np(jit.load(path)(x)), _np(f(x)), rtol=1e-6)
     with pytest.raises(RuntimeError):
         torch.jit.load(path)
+
+
+class Residual(nn.Module):
+    """A ResNet basic block in miniature: in-place ReLUs and an in-place residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(3)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(3, 4)
+
+    def forward(self, x):
+        out = self.relu(self.bn(self.conv(x)))
+        out += x
+        return self.fc(self.pool(self.relu(out)).flatten(1))
+
+
+def test_in_place_ops_on_results_that_require_grad_replay(tmp_path):
+    # an in-place op on a tensor that requires grad runs on a snapshot of it: the trace must
+    # still read the op's input from the graph, not bake the example's activations
+    m = Residual().eval()
+    x = ember.randn(2, 3, 6, 6)
+    t = jit.trace(m, x)
+    x2 = ember.randn(2, 3, 6, 6)
+    np.testing.assert_allclose(_np(t(x2)), _np(m(x2)), rtol=1e-5, atol=1e-6)
+    ep = ember.export.export(m, (x,))
+    np.testing.assert_allclose(_np(ep.module()(x2)), _np(m(x2)), rtol=1e-5, atol=1e-6)
+    path = str(tmp_path / "res.pt")
+    t.save(path)
+    got = torch.jit.load(path)(torch.tensor(x2.numpy())).detach().numpy()
+    np.testing.assert_allclose(got, _np(m(x2)), rtol=1e-5, atol=1e-6)

@@ -148,6 +148,7 @@ def _flat_inputs(mod, args, kwargs):
 
 def _record(mod, args, kwargs, order):
     from ..fx.experimental.proxy_tensor import record
+    from ..jit._recorder import Recorder
     n = len(args)
 
     def call(*flat):
@@ -157,7 +158,7 @@ def _record(mod, args, kwargs, order):
         [t for _, t in mod.named_buffers(remove_duplicate=False)]
     with _data_dependent_guards():
         return record(call, tuple(args) + tuple(kwargs[k] for k in order), forward_only=True,
-                      known=known, offer=True)
+                      known=known, offer=True, recorder=Recorder(forward_only=True))
 
 
 def _signature(rec) -> list:

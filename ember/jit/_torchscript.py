@@ -87,6 +87,19 @@ def _reduce(name):
     return spell
 
 
+def _copy_op():
+    from ..fx.experimental.proxy_tensor import COPY_
+    return COPY_
+
+
+def _adaptive_avg(args, L):
+    x, size = args[0], args[1]
+    n = len(size)
+    if n not in (1, 2, 3) or any(s is None for s in size):
+        _unsupported("this adaptive average pool")
+    return f"torch.adaptive_avg_pool{n}d({L(x)}, {L(list(size))})"
+
+
 def _unary(name):
     return lambda args, L: f"torch.{name}({L(args[0])})"
 
@@ -114,6 +127,7 @@ _SPELLING = {
     "ember.ops.normalization:_BatchNormEval": lambda a, L: (
         f"torch.batch_norm({L(a[0])}, {L(a[1])}, {L(a[2])}, {L(a[3])}, {L(a[4])}, False, 0.1, "
         f"{L(a[6])}, False)"),
+    "ember.ops.pooling:_AdaptiveAvgPool": _adaptive_avg,
     "ember.ops.reduce:Mean": _reduce("mean"),
     "ember.ops.reduce:Sum": _reduce("sum"),
     "ember.ops.reduce:SumAll": _reduce("sum"),
@@ -207,6 +221,12 @@ def _forward(program, in_spec, constants, root_name) -> tuple:
         elif node.op == "call_function":
             if node.target is operator.getitem:
                 _unsupported("an op with several results")
+            if node.target is _copy_op():  # an in-place op's write: ``dst`` is ``src`` now
+                dst, src = node.args[0], node.args[1]
+                if dst.op in ("placeholder", "get_attr"):
+                    _unsupported("an in-place write to an input, parameter or buffer")
+                names[node] = var(src)
+                continue
             spell = _SPELLING.get(_key(node.target))
             if spell is None:
                 _op_key(node.target)  # an op ember cannot name at all raises its own error
@@ -253,8 +273,13 @@ def torchscript_records(root, program, in_spec, constants, pickler_cls, storages
                 return
             super().save(o, save_persistent_id)
 
+    from ..serialization import _StorageTable, _flat_bytes
     data, const = io.BytesIO(), io.BytesIO()
     _TSPickler(data, 2, storages).dump(obj)
-    _TSPickler(const, 2, storages).dump(tuple(consts))
-    return {"data.pkl": data.getvalue(), "constants.pkl": const.getvalue(),
-            "code/__torch__.py": code.encode()}
+    const_storages = _StorageTable()  # TorchScript reads constants' storages from constants/
+    _TSPickler(const, 2, const_storages).dump(tuple(consts))
+    records = {"data.pkl": data.getvalue(), "constants.pkl": const.getvalue(),
+               "code/__torch__.py": code.encode()}
+    for key, arr, _ in const_storages.order:
+        records[f"constants/{key}"] = bytes(_flat_bytes(arr))
+    return records

@@ -190,9 +190,10 @@ def _tensors_of(module) -> list:
 
 def _record(fn, args, module):
     from ..fx.experimental.proxy_tensor import record
+    from ._recorder import Recorder
     with _tracing():
-        rec = record(fn, args, forward_only=True, known=_tensors_of(module),
-                     offer=True)
+        rec = record(fn, args, forward_only=True, known=_tensors_of(module), offer=True,
+                     recorder=Recorder(forward_only=True))
     return rec
 
 
