@@ -379,3 +379,52 @@ def test_train_digits_on_two_ranks_matches_one_process(tmp_path, launch):
         ev = subprocess.run([sys.executable, "-m", "ember", "eval", str(tmp_path / "last.pt")],
                             capture_output=True, text=True, timeout=120, env=ENV)
         assert ev.returncode == 0 and f"{_final_accuracy(proc.stdout):.2f}%" in ev.stdout
+
+
+# ---- ember.distributed.rpc: the parameter-server pattern on two ranks -----------------------
+@pytest.fixture(scope="module")
+def rpc_results(tmp_path_factory):
+    why = _mpiexec_works()
+    if why is not None:
+        pytest.skip(why)
+    out = tmp_path_factory.mktemp("rpc")
+    worker = os.path.join(os.path.dirname(WORKER), "_distributed_worker_rpc.py")
+    proc = subprocess.run([sys.executable, "-m", "ember.distributed.run", "--nproc-per-node",
+                           "2", worker, str(out)], capture_output=True, text=True, timeout=180,
+                          env=ENV)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    got = []
+    for r in range(2):
+        with open(out / f"rpc{r}.json") as f:
+            got.append(json.load(f))
+    return got
+
+
+@pytest.mark.parametrize("prefixes,min_count", [
+    (("rpc_", "worker_info"), 6),                      # rpc_sync/rpc_async, remote errors
+    (("remote_", "local_value", "local_rref", "rref_proxy"), 7),   # RRef and its proxies
+    (("ps_", "dist_grad", "context_released"), 7),     # dist autograd + DistributedOptimizer
+])
+def test_rpc(rpc_results, prefixes, min_count):
+    for res in rpc_results:
+        assert "api" not in res and "parameter_server" not in res, res
+    total = 0
+    for rank, res in enumerate(rpc_results):
+        names = [k for k in res if k.startswith(prefixes)]
+        total += len(names)
+        bad = {k: res[k][1] for k in names if not res[k][0]}
+        assert not bad, f"rank {rank}: {bad}"
+    assert total >= min_count
+
+
+def test_rpc_before_init_raises():
+    import ember.distributed.rpc as rpc
+    with pytest.raises(RuntimeError, match="RPC has not been initialized"):
+        rpc.rpc_sync("x", print)
+    with pytest.raises(RuntimeError, match="RPC has not been initialized"):
+        rpc.get_worker_info()
+    opts = rpc.TensorPipeRpcBackendOptions(num_worker_threads=8, rpc_timeout=30)
+    assert opts.rpc_timeout == 30 and opts.num_worker_threads == 8
+    import ember.distributed.autograd as dist_autograd
+    with pytest.raises(RuntimeError, match="Could not find autograd context"):
+        dist_autograd.get_gradients(12345)

@@ -17,6 +17,12 @@ under ``async_op=True``, finished by ``Work.wait()``), and copies the result bac
 
 ``mpi4py`` is imported (and MPI initialised) only by ``init_process_group``, never by
 ``import ember``. The launcher is ``python -m ember.distributed.run`` (``embrun``).
+
+Beside the collectives (each loaded on first use): ``nn.functional`` (differentiable
+collectives, behind ``nn.SyncBatchNorm``), ``algorithms.join`` (``Join`` for uneven inputs,
+NOTE [ Join ]), ``rpc`` (remote calls and ``RRef``), ``autograd`` (gradients through RPC,
+NOTE [ Distributed autograd ]) and ``optim`` (``DistributedOptimizer``). A collective that
+outlives the group's ``timeout`` aborts the job (NOTE [ Collective timeout ]).
 """
 from .distributed_c10d import (
     Backend, GroupMember, ProcessGroup, ReduceOp, Work, all_gather, all_gather_into_tensor,
@@ -35,3 +41,13 @@ __all__ = [
     "isend", "monitored_barrier", "new_group", "recv", "reduce", "reduce_scatter",
     "reduce_scatter_tensor", "scatter", "send",
 ]
+
+_SUBMODULES = ("algorithms", "autograd", "nn", "optim", "rpc")
+
+
+def __getattr__(name):
+    # ``dist.rpc`` etc. without an explicit import, as in PyTorch; loaded on first use
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
