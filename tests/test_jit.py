@@ -458,6 +458,14 @@ traced.save("block.pt")
 loaded = torch.jit.load("block.pt")
 print(round(float((loaded(x) - m(x)).abs().max()), 6), round(float(act(x).sum()), 4),
       type(torch.jit.script(m)).__name__, torch.jit.isinstance([x], List[torch.Tensor]))
+
+# the deployment tutorial's torch.export path
+from torch.export import Dim, export
+ep = export(m.eval(), (x,), dynamic_shapes={"x": {0: Dim("batch", max=32)}})
+torch.export.save(ep, "block.pt2")
+ep2 = torch.export.load("block.pt2")
+y = torch.randn(5, 4)
+print(ep2.graph_signature.parameters, bool(torch.allclose(ep2.module()(y), m(y))))
 '''
 
 
@@ -471,8 +479,9 @@ def test_unmodified_torch_code_runs_under_ember_run(tmp_path):
                          capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     # what real torch prints for the script's checks (the middle value depends on the RNG)
-    ours = out.stdout.split()
+    ours = out.stdout.splitlines()[0].split()
     assert ours[0] == "0.0" and ours[2:] == ["RecursiveScriptModule", "True"]
+    assert out.stdout.splitlines()[1] == "('fc.weight', 'fc.bias') True"
     assert (tmp_path / "block.pt").exists()
 
 
