@@ -311,3 +311,21 @@ def test_unsupported_module_stays_float_and_says_so():
     assert type(q[0]) is ember.nn.Conv2d and type(q[2]).__name__ == "Linear" and \
         type(q[2]) is not ember.nn.Linear
     assert q(ember.randn(4, 1, 3, 3)).shape == (4, 3)
+
+
+def test_quantized_state_dicts_interchange_with_torch(tmp_path):
+    models = []
+    for m, mod in zip((torch, ember), _twins(_cnn)):
+        mod.eval()
+        mod.qconfig = m.ao.quantization.get_default_qconfig("x86")
+        p = m.ao.quantization.prepare(m.ao.quantization.fuse_modules(mod, FUSE))
+        p(m.from_numpy(X[:32].copy()))
+        models.append(m.ao.quantization.convert(p))
+    tc, ec = models
+    assert list(ec.state_dict()) == list(tc.state_dict())  # PyTorch's keys, in its order
+    ember.save(ec.state_dict(), tmp_path / "e.pt")
+    tc.load_state_dict(torch.load(tmp_path / "e.pt", weights_only=True))
+    torch.save(tc.state_dict(), tmp_path / "t.pt")
+    ec.load_state_dict(ember.load(tmp_path / "t.pt"))
+    np.testing.assert_array_equal(ec(ember.from_numpy(X.copy())).numpy(),
+                                  tc(torch.from_numpy(X.copy())).numpy())

@@ -111,6 +111,8 @@ class DeQuantize(Module):
 class LinearPackedParams(Module):
     """Holds a quantized linear's weight and bias (PyTorch's ``_packed_params``)."""
 
+    _version = 3  # PyTorch's state layout 3: one "_packed_params" (weight, bias) entry
+
     def __init__(self, dtype=qint8):
         super().__init__()
         self.dtype = dtype
@@ -149,7 +151,8 @@ class _QuantizedWeighted(Module):
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + "scale"] = _make(np.array(self.scale, np.float64))
+        # PyTorch saves ``torch.tensor(self.scale)``: a float32 tensor
+        destination[prefix + "scale"] = _make(np.array(self.scale, np.float32))
         destination[prefix + "zero_point"] = _make(np.array(self.zero_point, np.int64))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
@@ -292,9 +295,10 @@ class _ConvNd(_QuantizedWeighted):
         return self._bias
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
+        # PyTorch's order: weight, bias, then the output scale and zero point
         destination[prefix + "weight"] = self._weight
         destination[prefix + "bias"] = self._bias
+        super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
