@@ -152,7 +152,11 @@ def test_algorithms_hypothesis(n, c, o, h, w, p, algo):
     (128, 256, 8, 3, 2, 1, "fold"),       # strided: one GEMM over the batch
     (3, 64, 64, 7, 2, 1, "im2col"),       # the 7x7 stem (32x32 outputs)
     (16, 16, 16, 3, 1, 1, "im2col"),      # few channels: the transforms would dominate
-    (64, 64, 8, 3, 1, 4, "fold"),         # grouped, small map
+    (64, 64, 8, 3, 1, 4, "im2col"),       # grouped, 8x8 map: few rows (C/G*K = 144)
+    (64, 64, 4, 3, 1, 4, "fold"),         # grouped, 4x4 map
+    (6, 16, 8, 5, 1, 1, "im2col"),        # as LeNet's second conv: L = 64, C*K = 150
+    (256, 512, 4, 1, 2, 1, "fold"),       # ResNet-18's last downsample: L = 4
+    (128, 256, 8, 1, 2, 1, "fold"),       # L = 16
 ])
 def test_heuristic_table(c, o, hw, k, stride, groups, expect):
     out = (hw + 2 * (k // 2) - k) // stride + 1

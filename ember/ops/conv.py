@@ -51,7 +51,7 @@ same choice in both, so ``W`` can reuse the forward's work array); ``T`` of a un
     'flat'       depthwise (one input channel a group)           NOTE [ Phase-flat ]
     'winograd4'  3x3, stride 1, dilation 1, one group, 2-D,      F(4x4, 3x3): (m+2)^2 = 36 GEMMs
                  C and O >= 64, every output side in [4, 32]      (O, C) @ (C, N*T), T tiles
-    'fold'       output positions L <= 64, or L <= 256 with      one GEMM (O, C*K) @ (C*K, N*L):
+    'fold'       output positions L <= 16, or L <= 256 with      one GEMM (O, C*K) @ (C*K, N*L):
                  C/G*K >= 512                                      the batch folded into columns
     'im2col'     everything else                                 per-sample GEMMs (N, C*K, L)
 
@@ -80,7 +80,19 @@ F(4x4) measured faster wherever either applies.  Error bounds (relative to max |
 against float64 direct convolution, tests/test_conv_algos.py): float32 F(2x2) 3e-6, F(4x4)
 3e-5 (measured 9e-7 and 9e-6 on 128-channel sums; direct im2col ~5e-7); float64 1e-13/1e-12.
 Grouped convolutions with several channels a group and conv1d/conv3d use 'fold' or 'im2col'
-by the same L and C*K rule.
+by the same L and C*K rule.  The L bound was 64 until LeNet's second convolution (6->16 5x5
+on 12x12: L = 64, C*K = 150) showed fold losing there; fwd+bwd ms, batch 64/32, one thread:
+
+    shape (C->O, k, map -> out)         C*K    L    im2col   fold   torch
+    LeNet 6->16 5x5, 12x12 -> 8x8        150   64     2.76   2.93    1.40
+    32->32 3x3, 8x8                      288   64     5.54   6.55    2.47
+    64->64 3x3 groups 4, 8x8             144   64     4.13   5.06    2.44
+    64->128 1x1 stride 2, 16x16 -> 8x8    64   64     2.42   2.90    2.56
+    32->32 3x3, 4x8                      288   32     1.42   1.66    0.73
+    128->256 1x1 stride 2, 8x8 -> 4x4    128   16     2.00   2.03    1.90
+    256->512 1x1 stride 2, 4x4 -> 2x2    256    4     3.24   1.96    2.05
+
+so fold is kept for L <= 16 (ties at 16, wins clearly at 4) and for C*K >= 512.
 """
 from __future__ import annotations
 
@@ -337,7 +349,7 @@ def _algo(c: int, o: int, g: _Geom, dtype) -> str:
 
 
 _FORCE = None  # tests set this to run every algorithm on the same inputs
-_FOLD_L, _FOLD_L_WIDE, _FOLD_CK = 64, 256, 512
+_FOLD_L, _FOLD_L_WIDE, _FOLD_CK = 16, 256, 512
 _WINO_C, _WINO_OUT = 64, (4, 32)
 _WINO = {"winograd": 2, "winograd4": 4}  # algorithm -> output tile size m
 
