@@ -256,3 +256,23 @@ def test_inference_mode_result_of_fast_path():
     with ember.inference_mode():
         y = ember.ones(3) * 2.0
     assert y.is_inference() and not y.requires_grad
+
+
+# ---- relu's forward against a zero array ----------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "channels_last", "strided"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "float16"])
+def test_relu_values_and_layout_match_torch(layout, dtype):
+    x = np.random.default_rng(8).standard_normal((2, 3, 4, 5)) * 3
+    x[0, 0, 0, :3] = [np.nan, -np.inf, np.inf] if dtype != "int64" else [1, -1, 0]
+    xe, xt = _pair(x, dtype, requires_grad=False)
+    if layout == "transposed":
+        xe, xt = xe.transpose(1, 3), xt.transpose(1, 3)
+    elif layout == "channels_last":
+        xe = xe.contiguous(memory_format=ember.channels_last)
+        xt = xt.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        xe, xt = xe[:, ::2], xt[:, ::2]
+    ye, yt = xe.relu(), xt.relu()
+    assert ye.stride() == yt.stride() and ye.dtype.name == str(yt.dtype).split(".")[-1]
+    np.testing.assert_array_equal(_np(ye), _np(yt))
