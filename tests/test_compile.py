@@ -254,6 +254,8 @@ def test_reassigned_parameter_recompiles_and_is_never_stale():
     with ember.no_grad():  # an in-place update is seen (parameters are read at each call)
         lin.bias.add_(1.0)
     np.testing.assert_allclose(cf(x).detach().numpy(), lin(x).detach().numpy(), rtol=1e-6)
+    lin.bias.data = ember.zeros(1)  # a captured tensor's shape changed: recompiles
+    np.testing.assert_allclose(cf(x).detach().numpy(), lin(x).detach().numpy(), rtol=1e-6)
 
 
 def test_cache_size_limit_warns_once_then_runs_eagerly(monkeypatch):
