@@ -3,8 +3,6 @@ post-training quantization of the digits CNN, dynamic Linear, observers, QAT, an
 torchao-style quantize_."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -329,3 +327,19 @@ def test_quantized_state_dicts_interchange_with_torch(tmp_path):
     ec.load_state_dict(ember.load(tmp_path / "t.pt"))
     np.testing.assert_array_equal(ec(ember.from_numpy(X.copy())).numpy(),
                                   tc(torch.from_numpy(X.copy())).numpy())
+
+
+def test_bn_relu_fused_static_matches_torch():
+    outs = []
+    for m, mod in zip((torch, ember), _twins(lambda m: m.nn.Sequential(
+            m.ao.quantization.QuantStub(), m.nn.BatchNorm2d(1), m.nn.ReLU(),
+            m.ao.quantization.DeQuantStub()))):
+        mod.eval()
+        mod.qconfig = m.ao.quantization.get_default_qconfig("x86")
+        p = m.ao.quantization.prepare(m.ao.quantization.fuse_modules(mod, [["1", "2"]]))
+        p(m.from_numpy(X.copy()))
+        c = m.ao.quantization.convert(p)
+        assert type(c[1]).__name__ == "BNReLU2d"
+        outs.append((c(m.from_numpy(X.copy())).numpy(), float(c[1].scale)))
+    (t, step), (e, _) = outs
+    assert np.abs(e - t).max() <= step * 1.01

@@ -36,7 +36,7 @@ import warnings
 
 from .. import _dtype
 from .._dtype import qint8, quint8, qint32, quint4x2, float32
-from .._tensor import Tensor, _make, _disabled_torch_function_impl
+from .._tensor import Tensor, _make
 from ..autograd.function import Function
 from ._util import need_tensor
 
@@ -473,7 +473,8 @@ def _check_zero_point(zp, dtype, fn: str):
 def _as_float(input: Tensor, fn: str):
     if input._data.dtype != float32.np:
         if isinstance(input, QTensor) or not input.dtype.is_floating_point:
-            raise RuntimeError(f"Quantize only works on Float Tensor, got {input.dtype.scalar_name}")
+            raise RuntimeError("Quantize only works on Float Tensor, got "
+                               f"{input.dtype.scalar_name}")
         if input._data.dtype.itemsize == 8:  # PyTorch's fbgemm path takes float32 only
             raise RuntimeError("Quantize only works on Float Tensor, got Double")
         return input._data.astype(float32.np)

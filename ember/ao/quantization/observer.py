@@ -22,7 +22,8 @@ __all__ = ["ObserverBase", "MinMaxObserver", "MovingAverageMinMaxObserver",
            "default_weight_observer", "default_per_channel_weight_observer",
            "default_histogram_observer", "default_dynamic_quant_observer",
            "default_placeholder_observer", "default_float_qparams_observer",
-           "weight_observer_range_neg_127_to_127", "per_channel_weight_observer_range_neg_127_to_127"]
+           "weight_observer_range_neg_127_to_127",
+           "per_channel_weight_observer_range_neg_127_to_127"]
 
 _EPS = float(np.finfo(np.float32).eps)
 

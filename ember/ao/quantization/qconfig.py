@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ..._dtype import qint8, quint8
+from ..._dtype import qint8
 from ...ops.quantized import per_channel_symmetric, per_tensor_symmetric
 from . import observer as _o
 from .fake_quantize import (FakeQuantize, FusedMovingAvgObsFakeQuantize, default_fake_quant,

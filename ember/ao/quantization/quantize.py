@@ -15,7 +15,7 @@ from ..nn import quantized as nnq
 from ..nn import qat as nnqat
 from ..nn.intrinsic import quantized as nniq, qat as nniqat
 from ..nn.quantized import dynamic as nnqd
-from .qconfig import default_dynamic_qconfig, QConfig
+from .qconfig import default_dynamic_qconfig
 
 __all__ = ["QuantStub", "DeQuantStub", "QuantWrapper", "fuse_modules", "fuse_modules_qat",
            "propagate_qconfig_", "prepare", "convert", "quantize", "quantize_dynamic",
@@ -221,13 +221,6 @@ def _observe_output(mod, hook_obs):
     mod.register_forward_hook(hook)
 
 
-_LEAF_OBSERVED = None
-
-
-def _has_weight_or_stub(mod, mapping) -> bool:
-    return type(mod) in mapping
-
-
 def _add_observers(module, mapping, is_qat=False):
     for name, child in list(module.named_children()):
         qc = getattr(child, "qconfig", None)
@@ -285,17 +278,10 @@ def _convert(module, mapping):
         if not isinstance(child, nni._FusedModule) and type(child) not in mapping:
             _convert(child, mapping)
         new = _swap(child, mapping)
-        if new is child and type(child) in _MUST_QUANTIZE and \
-                getattr(child, "qconfig", None) is not None:
-            warnings.warn(f"{type(child).__name__} has no quantized version in this mapping; "
-                          "it stays float", stacklevel=3)
         if new is not child:
             new.train(False) if not child.training else None
             module._modules[name] = new
     return module
-
-
-_MUST_QUANTIZE = ()
 
 
 @_deprecated
@@ -403,5 +389,3 @@ def add_quant_dequant(module):
         module._modules[name] = add_quant_dequant(child)
     return module
 
-
-_ = QConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .... import _backend
-from ...._dtype import qint8, quint8
+from ...._dtype import qint8
 from ...._tensor import Tensor, _make
 from ....nn.modules.module import Module
 from ....ops import quantized as _q

@@ -3,8 +3,6 @@ computation with the weight fake-quantized; conv + bn simulates the BN folding t
 ``convert`` will do, as PyTorch's ``_ConvBnNd`` does."""
 from __future__ import annotations
 
-import math
-
 from .....nn.modules.module import Module
 from .....ops.conv import conv1d, conv2d, conv3d
 from .....ops.activation import relu
@@ -130,5 +128,3 @@ def update_bn_stats(mod):
         mod.freeze_bn = False
         mod.bn.train(mod.training)
 
-
-_ = math

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..... import _backend
 from ....._tensor import _make
-from ....._dtype import qint8, quint8
+from ....._dtype import qint8
 from .....ops import quantized as _q
 from .. import modules as _m
 
@@ -33,10 +33,13 @@ class Linear(_m.Linear):
         lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
         qmax = 127 if self.reduce_range else 255
         scale, zp = _q.choose_qparams(lo, hi, 0, qmax)
-        xq = _q.quantize_array(xp, a, scale, zp, quint8)
+        # the zero-point-shifted integers q - zp directly: rint(x / scale) clamped to
+        # [-zp, qmax - zp], three in-place float32 passes (fbgemm adds zp before rounding, so
+        # an input within a float32 ulp of a tie may land one step apart)
+        af = a * (xp.float32(1) / xp.float32(scale))
+        xp.rint(af, out=af)
+        xp.clip(af, -zp, qmax - zp, out=af)
         pack = self._packed_params.pack
-        af = xq.astype(xp.float32)
-        af -= xp.float32(zp)
         acc = _q.int_matmul(xp, af, pack.wt, max(zp, qmax - zp), pack.wmax)
         y = acc.astype(xp.float32, copy=False) * (xp.float32(scale) * pack.scales)
         b = self.bias()
