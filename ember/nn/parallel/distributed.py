@@ -237,9 +237,11 @@ class DistributedDataParallel(Module, Joinable):
             launched = True
         if launched and self._next_bucket == len(self._buckets):
             self._finalize()
-        elif launched:
+        else:
+            # MPI moves a non-blocking all-reduce only inside MPI calls: test the buckets in
+            # flight at every gradient, so they progress while backward computes the rest
             for bucket in self._buckets[:self._next_bucket]:
-                bucket.work.is_completed()  # lets MPI progress the ones in flight
+                bucket.work.is_completed()
 
     def _finalize(self) -> None:
         """Wait for every bucket and write the averaged gradients into ``param.grad``."""
