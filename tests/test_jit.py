@@ -635,3 +635,20 @@ def test_in_place_ops_on_results_that_require_grad_replay(tmp_path):
     t.save(path)
     got = torch.jit.load(path)(torch.tensor(x2.numpy())).detach().numpy()
     np.testing.assert_allclose(got, _np(m(x2)), rtol=1e-5, atol=1e-6)
+
+
+def test_deepcopy_of_traced_scripted_and_exported_modules():
+    import copy
+    m = mlp(ember)
+    x = ember.randn(3, 6)
+    t = jit.trace(m, x)
+    c = copy.deepcopy(t)
+    assert c[0].weight is not m[0].weight
+    np.testing.assert_allclose(_np(c(x)), _np(m(x)), rtol=1e-6)
+    c[0].weight.data.zero_()  # the copy's tensors are its own
+    assert not ember.equal(c(x), t(x))
+    np.testing.assert_allclose(_np(copy.deepcopy(jit.script(m))(x)), _np(m(x)), rtol=1e-6)
+    em = copy.deepcopy(ember.export.export(m, (x,)).module())
+    np.testing.assert_allclose(_np(em(x)), _np(m(x)), rtol=1e-6)
+    # the trace keeps no activation of the example alive
+    assert all("val" not in n.meta for n in t.graph.nodes)

@@ -61,6 +61,13 @@ class ExportedProgram:
         for name in self._graph_signature.buffers:
             yield name, self._state_dict.get(name, self._constants.get(name))
 
+    def __deepcopy__(self, memo):
+        import copy as _copy
+        new = _copy.copy(self)  # the graph is shared; the tensors are copied
+        new._state_dict = _copy.deepcopy(self._state_dict, memo)
+        new._constants = _copy.deepcopy(self._constants, memo)
+        return new
+
     def __call__(self, *args, **kwargs):
         raise RuntimeError("Unable to call ExportedProgram directly. You should use "
                            "`exported_program.module()` instead.")

@@ -86,6 +86,9 @@ class Program:
         self.n_inputs = n_inputs
         self.out = out
 
+    def __deepcopy__(self, memo):
+        return self  # immutable once built: copies of a traced module share it
+
     def run(self, root, inputs):
         """The graph's output for the flattened ``inputs``, tensors fetched from ``root``."""
         if len(inputs) != self.n_inputs:

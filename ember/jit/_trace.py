@@ -208,6 +208,14 @@ def _attr_names(module) -> dict:
     return names
 
 
+def _program(rec) -> Program:
+    """The replay of a recording; the example's values are dropped from the graph's nodes
+    (they would keep every activation of the example alive as long as the trace)."""
+    for node in rec.graph.nodes:
+        node.meta.pop("val", None)
+    return Program(rec.graph)
+
+
 def _name_attrs(rec, module) -> dict:
     """Point each ``get_attr`` at the module's parameter/buffer it read; the rest are the
     trace's own constants (returned: name -> tensor)."""
@@ -502,7 +510,7 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
     rec = _record(func, args, module)
     _check_output(rec.result, strict)
     constants = _name_attrs(rec, module)
-    program = Program(rec.graph)
+    program = _program(rec)
     _warn_fresh(rec)
     from ..fx.experimental.proxy_tensor import flatten
     _, spec = flatten(tuple(args))
@@ -553,7 +561,7 @@ def trace_module(mod, inputs, optimize=None, check_trace=True, check_inputs=None
             constants = {f"_{method_name}{k}": v for k, v in constants.items()}
         for k, t in constants.items():
             object.__setattr__(top, k, t)
-        program = Program(rec.graph)
+        program = _program(rec)
         _warn_fresh(rec)
         from ..fx.experimental.proxy_tensor import flatten
         _, spec = flatten(tuple(args))
