@@ -10,10 +10,17 @@ and comparing.  ``script`` does not compile: it is PyTorch's ``PYTORCH_JIT=0`` b
 object with ScriptModule's interface running the Python code eagerly, whose ``.code`` and
 ``.graph`` say so.  ``save``/``load`` write and read a zip archive (graph as plain data,
 parameters and buffers in PyTorch's tensor records, module hierarchy) through the allow-list
-unpickler, so loading runs no code from the file (``_serialization.py``).  The compatibility
-markers (``ignore``, ``unused``, ``Final``, ``is_scripting`` ...) are in ``_jit_internal.py``.
-Where it hooks into the core: only through the mode stack the recorder pushes, plus, while a
-trace records, wrappers on ``Tensor``'s Python-conversion methods that warn.
+unpickler, so loading runs no code from the file (``_serialization.py``); when every op of a
+trace has a TorchScript spelling the archive also holds TorchScript's records, which real
+``torch.jit.load`` runs (``_torchscript.py``).  The compatibility markers (``ignore``,
+``unused``, ``Final``, ``is_scripting`` ...) are in ``_jit_internal.py``.
+Where it hooks into the core: only through the mode stack the recorder pushes (``_recorder``:
+the shared recorder plus the in-place-snapshot rule), plus, while a trace records, wrappers
+on ``Tensor``'s Python-conversion methods that warn.
+What differs from PyTorch: ember's graph has no symbolic sizes, so ops that keep a size in
+their arguments (``view`` after ``Flatten``, BatchNorm's layout) tie the trace to the example's
+batch size (a ``TracerWarning`` says so); the replay runs what was recorded, so a trace made in
+training mode keeps training-mode ops whatever ``eval()`` says later, as PyTorch's does.
 The life of one call: ``trace(m, x)`` -> ``trace_module`` -> ``record(m, (x,))`` -> graph ->
 get_attr nodes renamed to ``m``'s parameter names -> ``Program`` -> ``check_trace`` re-records on
 a copy of ``x`` and compares ops and outputs -> ``traced(y)`` runs ``Program.run(traced, [y])``.
