@@ -440,6 +440,23 @@ def _averaged(func, args, kwargs):
     return q._like(xp.clip(xp.rint(out._data), qmin, qmax).astype(q._data.dtype))
 
 
+def _max_pooled(func, args, kwargs):
+    """Max pooling of tiled windows (kernel == stride, no padding or dilation, no indices) as
+    one reshape and max over the integers; other geometries run the float op's loop."""
+    if len(args) == 7 and not kwargs:
+        x, k, s, p, d, outs, want_idx = args
+        if isinstance(x, QTensor) and not want_idx and tuple(k) == tuple(s) and \
+                not any(p) and all(v == 1 for v in d) and not x._per_channel():
+            nd = len(k)
+            a = x._data
+            lead = a.shape[:-nd]
+            a = a[(Ellipsis,) + tuple(slice(0, o * kk) for o, kk in zip(outs, k))]
+            shape = lead + tuple(v for o, kk in zip(outs, k) for v in (o, kk))
+            axes = tuple(len(lead) + 2 * i + 1 for i in range(nd))
+            return x._like(a.reshape(shape).max(axis=axes))
+    return _integers(func, args, kwargs)
+
+
 _MOVES = ("view", "reshape", "_unsafe_view", "alias", "permute", "transpose", "t", "squeeze",
           "unsqueeze", "expand", "slice", "select", "index", "narrow", "split", "chunk",
           "unbind", "flip", "roll", "repeat", "cat", "stack", "clone", "contiguous",
@@ -450,6 +467,7 @@ _MOVES = ("view", "reshape", "_unsafe_view", "alias", "permute", "transpose", "t
 _CHANNEL_SAFE = {"clone", "contiguous", "alias", "detach"}
 # keyed without underscores: op names derive from Function class names (MaxPool2DWithIndices)
 _Q_OPS = {n.replace("_", ""): _integers for n in _MOVES}
+_Q_OPS.update({"maxpool2dwithindices": _max_pooled, "maxpool3dwithindices": _max_pooled})
 _Q_OPS.update({"relu": _relu, "adaptiveavgpool1d": _averaged, "adaptiveavgpool2d": _averaged,
                "adaptiveavgpool3d": _averaged, "avgpool1d": _averaged, "avgpool2d": _averaged,
                "avgpool3d": _averaged})
