@@ -114,6 +114,8 @@ def test_pooling_on_quantized_matches_torch():
     qe = ember.quantize_per_tensor(e, 0.05, 10, ember.quint8)
     qt = torch.quantize_per_tensor(t, 0.05, 10, torch.quint8)
     cases = [lambda m, q: m.nn.functional.max_pool2d(q, 2),
+             lambda m, q: m.nn.functional.max_pool2d(q, (4, 3)),  # tiles, the edge dropped
+             lambda m, q: m.nn.functional.max_pool2d(q, 3, 2, 1),  # the general loop
              lambda m, q: m.nn.functional.adaptive_avg_pool2d(q, (2, 2)),
              lambda m, q: m.nn.functional.avg_pool2d(q, 3),
              lambda m, q: m.flatten(q, 1), lambda m, q: m.cat([q, q], 1),
