@@ -8,7 +8,9 @@ are the same. It reports the median step time of each, the scaling efficiency
 (t_1 / (2 t_2)), the rank's step with ``no_sync()`` (the same work without communication),
 and how much of the gradient all-reduce backward hides: "exposed" is the time backward
 waits for the all-reduces after its last gradient (DDP's ``_finalize``), "all-reduce" the
-time of the same buckets' all-reduces on their own, and hidden = 1 - exposed / all-reduce. Each side's BLAS runs on ``--threads`` threads (default 1).
+time of the same buckets' all-reduces on their own, and hidden = 1 - exposed / all-reduce.
+On an oversubscribed machine "exposed" also holds the ranks' skew (one rank waits for the
+other to finish its backward). Each process's BLAS runs on ``--threads`` threads (default 1).
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
 Design note.  What it adds to the standard module (whose whole API is re-exported, so
 ``Process``, ``Queue``, ``Pool``, ``get_context``... are the standard ones): a
 ``ForkingPickler`` reducer for ``Tensor`` and ``Parameter`` (``reductions.py``) and
-``spawn``/``start_processes`` (``spawn.py``).  Where it hooks in: ``ForkingPickler`` is
+``spawn``/``start_processes`` (``spawn.py``; a program that uses ``ember.distributed`` gets
+its processes as one MPI job there, NOTE [ spawn over MPI ]).  Where it hooks in: ``ForkingPickler`` is
 what queues, pipes and spawned processes' arguments pickle with, so registering the reducer
 (done on import, as PyTorch does) is the whole hook; ``pickle.dumps``/``ember.save`` still
 copy.  Life of one tensor put on a queue: the reducer moves its array into shared memory
