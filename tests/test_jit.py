@@ -570,7 +570,13 @@ def test_load_refuses_torch_checkpoints_and_torchscript(tmp_path):
 
 
 # ---- the stretch: real torch.jit.load reads ember's archive ---------------------------------
-@pytest.mark.parametrize("build,shape", [(mlp, (4, 6)), (cnn, (2, 2, 8, 8))])
+def ln_mlp(m):
+    return m.nn.Sequential(m.nn.Linear(6, 8), m.nn.LayerNorm(8), m.nn.GELU(),
+                           m.nn.Linear(8, 3), m.nn.LogSoftmax(-1))
+
+
+@pytest.mark.parametrize("build,shape", [(mlp, (4, 6)), (cnn, (2, 2, 8, 8)),
+                                         (ln_mlp, (2, 5, 6))])
 def test_real_torch_jit_load_reads_embers_archive(tmp_path, build, shape):
     m = build(ember).eval()
     x = ember.randn(*shape)

@@ -473,7 +473,9 @@ def save(m, f, _extra_files=None) -> None:
                   bytes(content))
     for key, root, _ in storages.order:
         zw.record(f"data/{key}", S._flat_bytes(root))
-    zw.record("version", b"3\n")
+    # TorchScript reads the operator schema version from .data/version: 10 is the one real
+    # torch writes for these ops (gelu's ``approximate`` needs at least 10)
+    zw.record(".data/version" if ts_records else "version", b"10\n" if ts_records else b"3\n")
     zw.record(".data/serialization_id", S._serialization_id().encode())
     zw.finish()
     if is_path:  # written whole to a temporary name, then renamed: never a torn archive

@@ -49,7 +49,7 @@ def _unsupported(what):
     raise Unsupported(what)
 
 
-def _conv(args, L):
+def _conv(args, L, *_):
     x, w, b, g = args
     if g.lo != g.hi:
         _unsupported("asymmetric convolution padding")
@@ -60,7 +60,7 @@ def _conv(args, L):
             f"{L(list(g.dil))}, {L(g.groups)})")
 
 
-def _pool(args, L):
+def _pool(args, L, *_):
     x, k, s, p, d, _, ceil = args
     n = len(k)
     if n not in (1, 2, 3):
@@ -70,7 +70,7 @@ def _pool(args, L):
 
 
 def _binary(name):
-    def spell(args, L):
+    def spell(args, L, *_):
         a, b = args[0], args[1]
         if not hasattr(a, "op"):
             _unsupported(f"{name} with a number first")
@@ -79,7 +79,7 @@ def _binary(name):
 
 
 def _reduce(name):
-    def spell(args, L):
+    def spell(args, L, *_):
         x, dims, keep = args[0], args[1], args[2]
         if len(args) > 3 and args[3] is not None:
             _unsupported(f"{name} with a dtype")
@@ -92,7 +92,7 @@ def _copy_op():
     return COPY_
 
 
-def _adaptive_avg(args, L):
+def _adaptive_avg(args, L, *_):
     x, size = args[0], args[1]
     n = len(size)
     if n not in (1, 2, 3) or any(s is None for s in size):
@@ -100,8 +100,16 @@ def _adaptive_avg(args, L):
     return f"torch.adaptive_avg_pool{n}d({L(x)}, {L(list(size))})"
 
 
+def _layer_norm(args, L, C):
+    x, w, b, layout, eps = args
+    shape = getattr(C(layout), "pshape", None)
+    if shape is None or not all(type(n) is int for n in shape):
+        _unsupported("this layer norm")
+    return f"torch.layer_norm({L(x)}, {L(list(shape))}, {L(w)}, {L(b)}, {L(eps)}, True)"
+
+
 def _unary(name):
-    return lambda args, L: f"torch.{name}({L(args[0])})"
+    return lambda args, L, *_: f"torch.{name}({L(args[0])})"
 
 
 # ember op class -> its TorchScript spelling (args as the recorder saw them)
@@ -115,16 +123,19 @@ _SPELLING = {
     "ember.ops.elementwise:Sub": _binary("sub"),
     "ember.ops.elementwise:Mul": _binary("mul"),
     "ember.ops.elementwise:Div": _binary("div"),
-    "ember.ops.activation:Gelu": lambda a, L: f"torch.gelu({L(a[0])}, approximate={L(a[1])})",
-    "ember.ops.activation:Softmax": lambda a, L: f"torch.softmax({L(a[0])}, {L(a[1])})",
-    "ember.ops.activation:LogSoftmax": lambda a, L: f"torch.log_softmax({L(a[0])}, {L(a[1])})",
-    "ember.ops.layers:_Linear": lambda a, L: f"torch.linear({L(a[0])}, {L(a[1])}, {L(a[2])})",
-    "ember.ops.linalg:_Mm": lambda a, L: f"torch.mm({L(a[0])}, {L(a[1])})",
-    "ember.ops.movement:Reshape": lambda a, L: f"torch.reshape({L(a[0])}, {L(list(a[1]))})",
-    "ember.ops.movement:TransposeT": lambda a, L: f"torch.permute({L(a[0])}, {L(list(a[1]))})",
+    "ember.ops.activation:Gelu": lambda a, L, *_: f"torch.gelu({L(a[0])}, approximate={L(a[1])})",
+    "ember.ops.activation:Softmax": lambda a, L, *_: f"torch.softmax({L(a[0])}, {L(a[1])})",
+    "ember.ops.activation:LogSoftmax": lambda a, L, *_: f"torch.log_softmax({L(a[0])}, {L(a[1])})",
+    "ember.ops.layers:_Linear": lambda a, L, *_: f"torch.linear({L(a[0])}, {L(a[1])}, {L(a[2])})",
+    "ember.ops.layers:_LinearView": lambda a, L, *_: (
+        f"torch.linear({L(a[0])}, {L(a[1])}, {L(a[2])})"),
+    "ember.ops.normalization:_LayerNorm": _layer_norm,
+    "ember.ops.linalg:_Mm": lambda a, L, *_: f"torch.mm({L(a[0])}, {L(a[1])})",
+    "ember.ops.movement:Reshape": lambda a, L, *_: f"torch.reshape({L(a[0])}, {L(list(a[1]))})",
+    "ember.ops.movement:TransposeT": lambda a, L, *_: f"torch.permute({L(a[0])}, {L(list(a[1]))})",
     "ember.ops.conv:_Conv": _conv,
     "ember.ops.pooling:_MaxPool": _pool,
-    "ember.ops.normalization:_BatchNormEval": lambda a, L: (
+    "ember.ops.normalization:_BatchNormEval": lambda a, L, *_: (
         f"torch.batch_norm({L(a[0])}, {L(a[1])}, {L(a[2])}, {L(a[3])}, {L(a[4])}, False, 0.1, "
         f"{L(a[6])}, False)"),
     "ember.ops.pooling:_AdaptiveAvgPool": _adaptive_avg,
@@ -193,7 +204,7 @@ def _forward(program, in_spec, constants, root_name) -> tuple:
     """The root's ``forward`` source and the tensors ``CONSTANTS`` holds."""
     from ..jit._serialization import _op_key
     graph = program.graph
-    names, consts, body, inputs = {}, [], [], []
+    names, consts, body, inputs, values = {}, [], [], [], {}
     if in_spec is None or in_spec[0] is not tuple or any(s is not None for s in in_spec[1]):
         _unsupported("nested inputs")
 
@@ -209,7 +220,7 @@ def _forward(program, in_spec, constants, root_name) -> tuple:
             if node.target in constants:
                 value = constants[node.target]
                 if not isinstance(value, Tensor):
-                    names[node] = None  # a non-tensor extra: only read by spellings below
+                    values[node] = value  # a non-tensor extra (a layout): for spellings only
                     continue
                 consts.append(value)
                 body.append(f"    {names[node]} = CONSTANTS.c{len(consts) - 1}")
@@ -232,7 +243,8 @@ def _forward(program, in_spec, constants, root_name) -> tuple:
                 _op_key(node.target)  # an op ember cannot name at all raises its own error
                 _unsupported(f"op {node.target.__name__}")
             names[node] = f"v_{node.name}"
-            body.append(f"    {names[node]} = {spell(node.args, lambda a: _lit(a, var))}")
+            expr = spell(node.args, lambda a: _lit(a, var), lambda n: values[n])
+            body.append(f"    {names[node]} = {expr}")
         elif node.op == "output":
             out = node.args[0]
             if hasattr(out, "op"):
