@@ -233,6 +233,9 @@ def test_trace_of_script_module_is_a_no_op():
     t = jit.trace(mlp(ember), ember.randn(2, 6))
     with pytest.warns(UserWarning, match="already a ScriptModule"):
         assert jit.trace(t, ember.randn(2, 6)) is t
+    s = jit.script(mlp(ember))
+    with pytest.warns(UserWarning, match="already a ScriptModule"):
+        assert jit.trace(s, ember.randn(2, 6)) is s
 
 
 def test_traced_module_train_eval_and_keyword_call():

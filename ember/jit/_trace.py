@@ -488,8 +488,7 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
     """Record the ops ``func`` runs on ``example_inputs`` into a ``TopLevelTracedModule`` (a
     module) or ``TracedFunction`` that replays them (``torch.jit.trace``)."""
     _deprecated("trace")
-    if isinstance(func, (ScriptModule, ScriptFunction)) and not isinstance(
-            func, Module) or isinstance(func, TracedModule):
+    if isinstance(func, (ScriptModule, ScriptFunction)):
         warnings.warn("The input to trace is already a ScriptModule, tracing it is a no-op. "
                       "Returning the object as is.", stacklevel=2)
         return func
