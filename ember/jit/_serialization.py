@@ -4,7 +4,8 @@ no code from the file.
 NOTE [ jit archive ]
 The archive is PyTorch's checkpoint container (``ember/serialization.py``): ``ember_jit.pkl``
 (pickle protocol 2, tensors as ``torch._utils._rebuild_tensor_v2`` over ``data/<key>``
-storage records, 64-byte aligned), ``.format_version``, ``byteorder``, ``version``, plus
+storage records, 64-byte aligned), ``.format_version``, ``byteorder``, ``version``
+(``.data/version`` 10 when the TorchScript records are there, as real torch writes), plus
 ``ember_jit`` (the marker and format version), ``code/forward.py`` (the graph's code, for
 people to read; never executed) and ``extra/<name>`` (``_extra_files``); a traced module
 whose ops TorchScript can spell also gets TorchScript's ``data.pkl``, ``constants.pkl`` and
@@ -21,7 +22,11 @@ torch's tensor rebuilders and dtypes.  ``load`` reads ``ember_jit.pkl`` with ``e
 allow-list unpickler (``weights_only=True``), then checks every field's type; an op is found
 by its Function class's ``module:qualname`` among the ``Function`` subclasses ember has already
 defined (nothing is imported by a name from the file), a namedtuple constant only among
-classes already loaded in an ``ember.`` module.
+classes already loaded in an ``ember.`` module, and an op's helper object (a convolution's
+geometry) only among plain classes of a loaded ``ember.ops`` module, made without calling any
+of its methods by setting the fields the file lists (the only ones its ``__slots__`` allow).
+An op's recorded arguments can still be wrong for the op (a hostile file can make it raise
+or compute garbage, as a hostile state_dict can); they cannot name code to run.
 """
 from __future__ import annotations
 
