@@ -29,6 +29,12 @@ def fail(text):
     raise ValueError(text)
 
 
+def sleep_then(x, seconds):
+    import time
+    time.sleep(seconds)
+    return x
+
+
 def whoami():
     return rpc.get_worker_info().name
 
@@ -82,6 +88,12 @@ def api_checks(rank):
     check("rref_proxy_sync", lst.rpc_sync().count(1) == 1)
     check("rref_proxy_async", lst.rpc_async().index(2).wait() == 2)
     check("rref_proxy_remote", lst.remote().__len__().to_here() == 3)
+    try:
+        rpc.rpc_sync(other, sleep_then, args=(1, 2.0), timeout=0.2)
+        check("rpc_timeout", False, "no error")
+    except RuntimeError as e:
+        check("rpc_timeout", "RPC ran for more than set timeout (0.2 seconds)" in str(e), e)
+    check("rpc_after_timeout", rpc.rpc_sync(other, sleep_then, args=(5, 0.0)) == 5)
 
 
 def parameter_server(rank):

@@ -176,25 +176,59 @@ class _Agent:
         req = self.comm.Ibarrier()
         while not req.Test():
             time.sleep(1e-3)
+        self.pool.shutdown(wait=True)  # handlers still running finish (and reply) first
         self.running = False
         self.thread.join()
-        self.pool.shutdown(wait=True)
         self.comm.Free()
+
+
+class _Deadlines:
+    """One daemon thread failing the calls whose ``rpc_timeout`` passed (not one timer
+    thread per call)."""
+
+    def __init__(self) -> None:
+        self.heap = []
+        self.cond = threading.Condition()
+        self.thread = None
+
+    def add(self, when: float, fut, agent, call_id, timeout: float) -> None:
+        import heapq
+        with self.cond:
+            heapq.heappush(self.heap, (when, call_id, id(agent), fut, agent, timeout))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="rpc-deadlines",
+                                               daemon=True)
+                self.thread.start()
+            self.cond.notify()
+
+    def _run(self) -> None:
+        import heapq
+        while True:
+            with self.cond:
+                while not self.heap:
+                    self.cond.wait()
+                when, call_id, _, fut, agent, timeout = self.heap[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self.cond.wait(min(delay, 1.0))
+                    continue
+                heapq.heappop(self.heap)
+            if fut.done():
+                continue
+            with agent.lock:
+                gone = agent.pending.pop(call_id, None)
+            if gone is not None:
+                gone.set_exception(RuntimeError(
+                    f"RPC ran for more than set timeout ({timeout:g} seconds) and will now be "
+                    f"marked with an error"))
+
+
+_DEADLINES = _Deadlines()
 
 
 def _expire(fut, timeout, agent, call_id) -> None:
     """Fail ``fut`` with PyTorch's timeout error if no reply came within ``timeout`` s."""
-    def fire():
-        with agent.lock:
-            gone = agent.pending.pop(call_id, None)
-        if gone is not None:
-            gone.set_exception(RuntimeError(f"RPC ran for more than set timeout ({timeout:g} "
-                                            f"seconds) and will now be marked with an error"))
-
-    t = threading.Timer(timeout, fire)
-    t.daemon = True
-    t.start()
-    fut.add_done_callback(lambda _: t.cancel())
+    _DEADLINES.add(time.monotonic() + timeout, fut, agent, call_id, timeout)
 
 
 class _RemoteException:
