@@ -34,7 +34,7 @@ _COMMANDS: tuple = ("docs", "export", "diagnose", "tune", "lr_find", "quantize")
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ember`` command (one sub-parser per command)."""
-    from .. import __version__
+    from .. import __version__, recipes
     from . import digits
 
     p = argparse.ArgumentParser(
@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train", help="train a model on a bundled dataset",
         description="Train a model on a dataset shipped with ember (no network needed).")
-    t.add_argument("task", choices=sorted(digits.TASKS), metavar="TASK",
+    t.add_argument("task", choices=sorted({*digits.TASKS, *recipes.RECIPES}), metavar="TASK",
                    help="what to train: 'digits' = a small CNN on the 8x8 handwritten digits "
-                        "(1,797 images, bundled)")
+                        "(1,797 images, bundled); the others are recipes with their own flags "
+                        "(ember train TASK --help)")
     digits.add_train_arguments(t)
 
     e = sub.add_parser(
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run the ``ember`` command line with ``argv`` (default ``sys.argv[1:]``); the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from .. import recipes
+    if len(argv) > 1 and argv[0] == "train" and argv[1] in recipes.RECIPES:
+        # a recipe parses and validates its own flags (ember/recipes/__init__.py)
+        return recipes.run(argv[1], argv[2:])
     parser = build_parser()
     args = parser.parse_args(argv)  # bad usage: argparse prints usage + error, exits 2
     try:
