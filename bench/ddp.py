@@ -8,7 +8,8 @@ are the same. It reports the median step time of each, the scaling efficiency
 (t_1 / (2 t_2)), the rank's step with ``no_sync()`` (the same work without communication),
 and how much of the gradient all-reduce backward hides: "exposed" is the time backward
 waits for the all-reduces after its last gradient (DDP's ``_finalize``), "all-reduce" the
-time of the same buckets' all-reduces on their own, and hidden = 1 - exposed / all-reduce.
+time of the same buckets' all-reduces on their own, hidden = 1 - exposed / all-reduce, and
+"in bwd" the share of the gradient bytes whose all-reduce had finished when backward ended.
 On an oversubscribed machine "exposed" also holds the ranks' skew (one rank waits for the
 other to finish its backward). Each process's BLAS runs on ``--threads`` threads (default 1).
 """
@@ -83,10 +84,14 @@ def _ranks(name, steps):
         with net.no_sync():
             step()
 
-    waits = []
+    waits, early = [], []
     finalize = net._finalize
+    total = sum(b.buffer.nbytes for b in net._buckets)
 
     def timed_finalize():  # what backward waits for after its last gradient: exposed comm
+        # the share of the gradient bytes already all-reduced when backward ends
+        early.append(sum(b.buffer.nbytes for b in net._buckets[:-1]
+                         if b.work.is_completed()) / total)
         t0 = time.perf_counter()
         finalize()
         waits.append(time.perf_counter() - t0)
@@ -107,6 +112,7 @@ def _ranks(name, steps):
     t_comm = _time(all_reduce, steps, dist.barrier)
     nbytes = sum(b.buffer.nbytes for b in net._buckets)
     out = {"t2": t2, "t2_no_sync": t_local, "t_allreduce": t_comm, "t_wait": t_wait,
+           "reduced_in_backward": statistics.mean(early[max(1, steps // 5):]),
            "grad_bytes": nbytes,
            "buckets": len(net._buckets)}
     every = [None] * world
@@ -147,7 +153,7 @@ def main(argv=None) -> int:
           f"thread(s) per process, {os.cpu_count()} cores, bucket_cap_mb "
           f"{args.bucket_cap_mb:g}")
     print(f"{'workload':<14} {'1 proc':>9} {'2 ranks':>9} {'speed-up':>9} {'efficiency':>10} "
-          f"{'no_sync':>9} {'all-reduce':>10} {'exposed':>9} {'hidden':>7}")
+          f"{'no_sync':>9} {'all-reduce':>10} {'exposed':>9} {'hidden':>7} {'in bwd':>7}")
     for name in args.only or WORKLOADS:
         one = _run([sys.executable, "-m", "bench.ddp", "--_single", name, "--steps",
                     str(args.steps)], args.threads)
@@ -160,7 +166,8 @@ def main(argv=None) -> int:
         ms = 1e3
         print(f"{name:<14} {t1 * ms:8.2f}ms {t2 * ms:8.2f}ms {t1 / t2:9.2f} "
               f"{t1 / (2 * t2):10.0%} {two['t2_no_sync'] * ms:8.2f}ms "
-              f"{two['t_allreduce'] * ms:9.2f}ms {exposed * ms:8.2f}ms {hidden:7.0%}  "
+              f"{two['t_allreduce'] * ms:9.2f}ms {exposed * ms:8.2f}ms {hidden:7.0%} "
+              f"{two['reduced_in_backward']:7.0%}  "
               f"({two['grad_bytes'] / 2**20:.2f} MiB of gradients in {two['buckets']} "
               f"bucket(s))", flush=True)
     return 0
