@@ -428,3 +428,66 @@ def test_rpc_before_init_raises():
     import ember.distributed.autograd as dist_autograd
     with pytest.raises(RuntimeError, match="Could not find autograd context"):
         dist_autograd.get_gradients(12345)
+
+
+# PyTorch's DDP tutorial (mp.spawn, MASTER_ADDR/MASTER_PORT set in each process), unchanged
+DDP_TUTORIAL = """import os
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+import torch.optim as optim
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+
+def setup(rank, world_size):
+    os.environ['MASTER_ADDR'] = 'localhost'
+    os.environ['MASTER_PORT'] = '12355'
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+
+
+class ToyModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net1 = nn.Linear(10, 10)
+        self.relu = nn.ReLU()
+        self.net2 = nn.Linear(10, 5)
+
+    def forward(self, x):
+        return self.net2(self.relu(self.net1(x)))
+
+
+def demo_basic(rank, world_size):
+    setup(rank, world_size)
+    torch.manual_seed(0)
+    model = ToyModel()
+    ddp_model = DDP(model)
+    loss_fn = nn.MSELoss()
+    optimizer = optim.SGD(ddp_model.parameters(), lr=0.001)
+    optimizer.zero_grad()
+    outputs = ddp_model(torch.randn(20, 10))
+    labels = torch.randn(20, 5)
+    loss_fn(outputs, labels).backward()
+    optimizer.step()
+    print(f"rank {rank} done {torch.__name__}", flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    world_size = 2
+    mp.spawn(demo_basic, args=(world_size,), nprocs=world_size, join=True)
+    print("all done")
+"""
+
+
+def test_pytorch_ddp_tutorial_runs_unchanged_under_ember_run(tmp_path):
+    why = _mpiexec_works()
+    if why is not None:
+        pytest.skip(why)
+    (tmp_path / "ddp_tut.py").write_text(DDP_TUTORIAL)
+    proc = subprocess.run([sys.executable, "-m", "ember.run", "ddp_tut.py"], capture_output=True,
+                          text=True, timeout=120, env=ENV, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert sorted(lines[:2]) == ["rank 0 done ember", "rank 1 done ember"], proc.stdout
+    assert lines[2] == "all done"
