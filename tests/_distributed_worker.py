@@ -491,6 +491,22 @@ def join(rank, world):
         F.cross_entropy(net(ember.tensor(batches[0][0][0])),
                         ember.tensor(batches[0][0][1])).backward()
         check(f"join_{tag}_after", net._join_config.enable, False)
+    # with unused-parameter detection the joined ranks also shadow the "used" counts
+    ember.manual_seed(0)
+    model = Branchy()
+    net = DDP(model, find_unused_parameters=True)
+    opt = ember.optim.SGD(net.parameters(), lr=0.1)
+    with net.join():
+        for step in range(counts[rank]):
+            opt.zero_grad()
+            x = ember.tensor(value(rank + step, "float32", (5, 4)) / 10)
+            net(x, use_b=(step % 2 == 0)).sum().backward()
+            opt.step()
+    flat = ember.cat([p.detach().reshape(-1) for p in model.parameters()])
+    every = [ember.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(every, flat)
+    check("join_unused_same_model", all(ember.equal(e, every[0]) for e in every), True)
+    check("join_unused_never_untouched", model.never.weight.grad is None, True)
     # throw_on_early_termination: every rank raises once one has run out
     net = DDP(MLP())
     try:

@@ -122,6 +122,7 @@ def test_gather_on_destination(results):
     ("join_initial", 6),   # uneven inputs, divide_by_initial_world_size=True
     ("join_active", 6),    # ... and False
     ("join_throw", 2),     # throw_on_early_termination raises on every rank
+    ("join_unused", 2),    # join with find_unused_parameters=True
     ("dnn_", 4 + 2),       # ember.distributed.nn.functional: values and gradients
 ])
 def test_ddp(results, prefix, min_count):
