@@ -616,6 +616,11 @@ class Module:
             t.share_memory_()
         return self
 
+    def compile(self, *args, **kwargs) -> None:
+        """Compile ``forward`` in place with ``ember.compile(*args, **kwargs)`` (PyTorch's)."""
+        from ...compiler import compile as compile_
+        self.__dict__["forward"] = compile_(type(self).forward.__get__(self), *args, **kwargs)
+
     # ---- state dict -------------------------------------------------------------------------
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         for name, p in self._parameters.items():
