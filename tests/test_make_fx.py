@@ -187,3 +187,14 @@ def test_dropout_mask_is_drawn_at_replay_from_the_same_stream():
     b = f(x)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert 0 < int((a == 0).sum()) < 64
+
+
+def test_inplace_op_on_a_tensor_requiring_grad_replays_its_input():
+    """ReLU(inplace=True) after a layer: the in-place op runs on a copy with the layer
+    output's history, which must be that output's node, not a constant of this call."""
+    from ember.fx.experimental.proxy_tensor import make_fx
+    for m in (nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True)),
+              nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU(inplace=True)).eval()):
+        gm = make_fx(m)(ember.randn(3, 4))
+        x = ember.randn(3, 4)
+        assert ember.allclose(gm(x), m(x))

@@ -113,6 +113,10 @@ class OpRecorder(TorchDispatchMode):
         # id(array) -> (tensor, node): a saved output that backward rebuilds is a new tensor
         # over the same array (NOTE [ Saved tensors ]); it is that node's value
         self._by_data = {}
+        # (id(grad_fn), output_nr) -> tensor: an in-place op on a tensor that requires grad
+        # runs on a copy of it (``autograd.inplace``), a new tensor over a new array but with
+        # the original's history, so it is the original's value
+        self._by_fn = {}
         self._n_param = self._n_tensor = self._n_other = 0
         self.written = set()       # ids of tensors an in-place op wrote (``copy_`` nodes)
 
@@ -121,6 +125,8 @@ class OpRecorder(TorchDispatchMode):
         self._nodes[id(t)] = node
         self._by_data[id(t._data)] = (t, node)
         self._keep.append(t)
+        if t._grad_fn is not None:
+            self._by_fn[(id(t._grad_fn), t._output_nr)] = t
 
     def node_of(self, t: Tensor):
         """The node whose value ``t`` is, making a ``get_attr`` for a tensor seen first here."""
@@ -133,6 +139,11 @@ class OpRecorder(TorchDispatchMode):
             seen = self._by_data.get(id(t._data))
             if seen is not None and seen[0]._data is t._data and id(seen[0]) in self._nodes:
                 n = self.node_of(seen[0])
+                self.bind(t, n)
+                return n
+            same = self._by_fn.get((id(t._grad_fn), t._output_nr)) if t._grad_fn else None
+            if same is not None and same is not t:
+                n = self.node_of(same)
                 self.bind(t, n)
                 return n
             if isinstance(t, Parameter) or (t.requires_grad and t.grad_fn is None):
