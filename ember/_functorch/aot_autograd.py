@@ -10,18 +10,25 @@ autograd graph for the whole region.
 
 Forward: generated Python calls each op's ``forward(ctx, *arrays)`` directly, in program
 order, on the arrays of the inputs and parameters (read at each call, so an optimizer's
-in-place update is seen), with a fresh ``ctx`` per op that records only where the capture
-recorded (grad mode on and an input requiring grad).  The per-op costs of eager mode are gone:
-the mode check, argument unwrapping, edge setting, tensor wrapping of every result and saved-
-tensor bookkeeping.  Backward: generated Python calls each recorded op's own ``backward``
-formula in reverse order (the formulas PyTorch-style autograd would run, so gradients are
-eager's), with gradients summed where a value has several users, and only the contexts that
-backward reads kept alive.  Intermediate arrays are released at their last use.
+in-place update is seen).  The per-op costs of eager mode are gone: the mode check, argument
+unwrapping, edge setting, tensor wrapping of every result and saved-tensor bookkeeping.
+
+Backward, derived ahead of time from the ops' own formulas (so gradients are eager's): at
+compile time each recorded op's ``backward`` is run once on the capture's own autograd node
+under a recorder whose inputs are the forward code's variables (``_lower``).  A formula that
+reads only forward values and the incoming gradient, runs only raw ops (no raw-array
+arguments, no in-place writes, no values read into Python) becomes straight-line array calls
+in the generated backward; its op's forward then runs with a shared scratch ``ctx`` that saves
+nothing.  Any other formula (convolutions, norms, attention, ``nll_loss``: they save
+intermediates or build arrays themselves) is called as it is, with tensors, on a ``ctx`` the
+forward recorded.  The forward returns only what backward reads (those values and contexts);
+the backward drops each value and gradient after its last use, as eager's engine does.
 
 Limits (each makes ``CompiledRegion`` raise ``Unsupported``, and ``ember.compile`` then runs
-the captured graph through its ops instead): a node that is not a raw op (an in-place write,
-``copy_``), an output that is not a tensor.  ``create_graph=True`` through a region raises
-rather than give a gradient without second-order terms.
+the captured graph through its ops instead): a node that is neither a raw op nor a function
+offered to the modes (an in-place write, ``copy_``), an output that is not a tensor.
+``create_graph=True`` and a second backward through a region raise rather than give a
+gradient without second-order terms or read freed values.
 """
 from __future__ import annotations
 
