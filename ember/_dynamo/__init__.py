@@ -38,4 +38,19 @@ from .exc import Unsupported, InvalidBackend
 
 __all__ = ["config", "OptimizedModule", "optimize", "explain", "reset", "disable",
            "is_compiling", "register_backend", "lookup_backend", "list_backends",
-           "Unsupported", "InvalidBackend", "ExplainOutput", "BreakReason"]
+           "Unsupported", "InvalidBackend", "ExplainOutput", "BreakReason", "mark_dynamic",
+           "mark_static", "allow_in_graph"]
+
+
+def mark_dynamic(t, index, **kwargs) -> None:
+    """Accepted for PyTorch scripts: ember's graphs have static shapes (a new size
+    recompiles, in milliseconds)."""
+
+
+def mark_static(t, index=None) -> None:
+    """Accepted for PyTorch scripts: shapes are static already."""
+
+
+def allow_in_graph(fn):
+    """Accepted for PyTorch scripts: the ops ``fn`` runs are recorded anyway."""
+    return fn
