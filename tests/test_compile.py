@@ -224,7 +224,7 @@ def _entries():
     return sum(len(c.entries) for c in _CACHE.values())
 
 
-def test_guards_recompile_on_shape_dtype_grad_mode_and_training():
+def test_guards_recompile_on_shape_grad_mode_and_training():
     ember.manual_seed(0)
     m = MLP()
     cf = ember.compile(lambda x: m(x).sum())
@@ -233,7 +233,6 @@ def test_guards_recompile_on_shape_dtype_grad_mode_and_training():
     cf(x)
     assert _entries() == 1
     cf(ember.randn(6, 12))                       # new batch size
-    cf(x.double()) if False else None
     with ember.no_grad():                        # grad mode
         cf(x)
     m.eval()                                      # training flag
