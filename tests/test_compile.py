@@ -242,7 +242,7 @@ def test_guards_recompile_on_shape_grad_mode_and_training():
     cg = ember.compile(lambda t: t * 2)
     cg(ember.ones(2))
     assert cg(ember.ones(2, dtype=ember.float64)).dtype == ember.float64  # dtype
-    assert cg(ember.ones(4, 2).t()[0]).tolist() == [2.0, 2.0]            # strides
+    assert cg(ember.ones(2, 4).t()[0]).tolist() == [2.0, 2.0]            # strides
 
 
 def test_reassigned_parameter_recompiles_and_is_never_stale():
