@@ -100,14 +100,17 @@ def test_zeros_and_threads(pool_everything):
 
 # ---- the layers over pooled arrays ------------------------------------------------------------
 
-CASES = [(m, dt, bi, pk) for m in ("RNN_TANH", "LSTM", "GRU") for dt in ("float64", "float32")
-         for bi, pk in ((False, False), (True, True))]
+CASES = [(m, dt, bi, pk, bf) for m in ("RNN_TANH", "LSTM", "GRU") for dt in ("float64", "float32")
+         for bi, pk, bf in ((False, False, True), (True, True, False), (True, False, False))]
 
 
-@pytest.mark.parametrize("mode,dtype,bidir,packed", CASES)
-def test_layers_match_torch_with_pooled_arrays(pool_everything, mode, dtype, bidir, packed):
-    tm, em = build(mode, dtype, input_size=I, hidden_size=H, num_layers=2, bidirectional=bidir)
-    x = np.random.default_rng(1).standard_normal((T, B, I)).astype(dtype)
+@pytest.mark.parametrize("mode,dtype,bidir,packed,batch_first", CASES)
+def test_layers_match_torch_with_pooled_arrays(pool_everything, mode, dtype, bidir, packed,
+                                               batch_first):
+    tm, em = build(mode, dtype, input_size=I, hidden_size=H, num_layers=2, bidirectional=bidir,
+                   batch_first=batch_first)
+    shape = (B, T, I) if batch_first else (T, B, I)
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
     for _ in range(2):  # the second round runs on the blocks the first one gave back
         xt, xe = both(x)
         it, ie = xt, xe
@@ -117,6 +120,14 @@ def test_layers_match_torch_with_pooled_arrays(pool_everything, mode, dtype, bid
         for p in list(tm.parameters()) + list(em.parameters()):
             p.grad = None
         compare(tm, em, (it,), (ie,), [xt], [xe], dtype)
+
+
+def test_dropout_with_pooled_arrays(pool_everything):
+    # p = 1 zeroes the second layer's input: deterministic, so comparable with torch
+    tm, em = build("LSTM", input_size=I, hidden_size=H, num_layers=3, dropout=1.0)
+    x = np.random.default_rng(5).standard_normal((T, B, I))
+    xt, xe = both(x)
+    compare(tm, em, (xt,), (xe,), [xt], [xe], "float64")
 
 
 @pytest.mark.parametrize("mode", ["RNN_RELU", "LSTM", "GRU"])
