@@ -550,3 +550,46 @@ def test_two_closures_of_one_code_object_never_share_a_graph():
     for _ in range(2):
         np.testing.assert_allclose(fa(x).detach().numpy(), a(x).detach().numpy(), rtol=1e-6)
         np.testing.assert_allclose(fb(x).detach().numpy(), b(x).detach().numpy(), rtol=1e-6)
+
+
+TORCH_PROGRAM = '''
+import torch
+import torch.nn as nn
+import torch._dynamo
+torch._dynamo.config.suppress_errors = True
+model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+cmodel = torch.compile(model)
+
+
+@torch.compile(mode="reduce-overhead")
+def loss_fn(out, y):
+    return nn.functional.cross_entropy(out, y)
+
+
+torch.manual_seed(0)
+x = torch.randn(64, 10)
+y = (x[:, 0] > 0).long()
+first = None
+for i in range(30):
+    opt.zero_grad()
+    loss = loss_fn(cmodel(x), y)
+    loss.backward()
+    opt.step()
+    first = first if first is not None else loss.item()
+print(type(cmodel).__name__, loss.grad_fn.name(), loss.item() < first)
+'''
+
+
+def test_an_unmodified_torch_compile_program_runs_under_ember_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "train.py"
+    script.write_text(TORCH_PROGRAM)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    r = subprocess.run([sys.executable, "-m", "ember.run", str(script)], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["OptimizedModule", "CompiledFunctionBackward", "True"]
