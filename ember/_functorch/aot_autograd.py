@@ -48,7 +48,7 @@ from .._tensor import Tensor, _make
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
 
 _new = object.__new__
-_CONST = 2  # a saved entry that unpacks as itself (NOTE [ Saved tensors ])
+_CONST, _HOOK = 2, 3  # saved-entry kinds (NOTE [ Saved tensors ] in autograd/function.py)
 
 
 class Unsupported(Exception):
@@ -135,15 +135,16 @@ class _FormulaRecorder(OpRecorder):
     """Records one op's backward formula; forward values become placeholders named after
     the forward code's variables (see ``CompiledRegion._lower``)."""
 
-    def __init__(self, by_id: dict, by_data: dict):
+    def __init__(self, by_id: dict, by_data: dict, saved: dict):
         super().__init__()
         self.fwd_by_id = by_id
         self.fwd_by_data = by_data
+        self.saved = saved  # id(tensor) -> ``sv_<node>[k]``: an intermediate forward saved
         self.fwd_used = {}  # variable -> placeholder
 
     def node_of(self, t):
         if id(t) not in self._nodes:
-            var = self.fwd_by_id.get(id(t))
+            var = self.saved.get(id(t)) or self.fwd_by_id.get(id(t))
             if var is None:
                 hit = self.fwd_by_data.get(id(t._data))
                 if hit is not None and hit[0]._data is t._data:
@@ -306,9 +307,11 @@ class CompiledRegion:
         for n in recorded:
             if n in lowered:
                 for v in lowered[n][1]:
+                    v = v.split("[", 1)[0]  # sv_<node>[k]: the node's saved items
                     if v not in used and v not in keep:
                         used.append(v)
         keep += used
+        saves = {n for n in lowered if any("[" in v for v in lowered[n][1])}
         self.lowered = sorted(n.name for n in lowered)
         self.called = sorted(n.name for n in opaque)
 
@@ -322,7 +325,7 @@ class CompiledRegion:
                 _, cls, args, needs, record = f
                 cname = f"C_{n.name}"
                 env[cname + "_f"] = cls.forward
-                if record and n not in lowered:  # backward calls its formula: a real ctx
+                if record and (n not in lowered or n in saves):  # a ctx that saves
                     c = f"c_{n.name}"
                     env[cname] = cls
                     env[f"nig_{n.name}"] = needs
@@ -334,6 +337,8 @@ class CompiledRegion:
                     scratch.xp = self._xp
                     env[c] = scratch
                 body.append(f"{name[n]} = {cname}_f({c}, {', '.join(args)})")
+                if n in saves:  # what save_for_backward kept, for the lowered formula
+                    body.append(f"sv_{n.name} = {c}._to_save; {c} = None")
             dead = [name[a] for a, user in last_use.items() if user is n and
                     a.op == "call_function" and a not in region_outs and name[a] not in keep]
             if dead:
@@ -369,7 +374,7 @@ class CompiledRegion:
         last_reader = {}
         for n in order:  # forward order: the first reader is the last to run in backward
             for v in lowered.get(n, (None, ()))[1]:
-                last_reader.setdefault(v, n)
+                last_reader.setdefault(v.split("[", 1)[0], n)
         frees = {}
         for v, n in last_reader.items():
             frees.setdefault(n, []).append(v)
@@ -474,7 +479,15 @@ class CompiledRegion:
                     by_id.setdefault(id(v), self._name[m])
                     by_data.setdefault(id(v._data), (v, self._name[m]))
             self._fwd_maps = by_id, by_data
-        rec = _FormulaRecorder(*self._fwd_maps)
+        saved = {}
+        for k, entry in enumerate(ctx._saved or ()):
+            if entry[0] == _HOOK:  # packed by saved_tensors_hooks: call the formula
+                return None
+            if entry[0] == _CONST and isinstance(entry[1], Tensor):
+                # an intermediate forward saved (a mean, a 1/std): the forward keeps the
+                # ctx's saved items as ``sv_<node>`` for the lowered formula to read
+                saved[id(entry[1])] = f"sv_{n.name}[{k}]"
+        rec = _FormulaRecorder(*self._fwd_maps, saved)
         xp = xp_of(val._data)
         # a random incoming gradient, so that a value computed from it outside ops is never
         # mistaken for a constant
