@@ -593,3 +593,34 @@ def test_an_unmodified_torch_compile_program_runs_under_ember_run(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["OptimizedModule", "CompiledFunctionBackward", "True"]
+
+
+class _Cube(ember.autograd.Function):
+    """A raw op whose backward reads an intermediate its forward saved (x * x)."""
+
+    raw = True
+
+    @staticmethod
+    def forward(ctx, x):
+        sq = ctx.xp.multiply(x, x)
+        ctx.save_for_backward(sq)
+        return sq * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (sq,) = ctx.saved_tensors
+        return g * sq * 3
+
+
+def test_a_formula_reading_a_saved_intermediate_is_lowered():
+    def f(x):
+        return _Cube.apply(x.sin()).sum()
+    x = ember.randn(6, requires_grad=True)
+    cf = ember.compile(f)
+    for _ in range(3):
+        x.grad = None
+        cf(x).backward()
+    region = cf.explained.compiled
+    assert "_cube" in region.lowered and "sv__cube" in region.forward_src
+    np.testing.assert_allclose(x.grad.numpy(), (3 * x.sin() ** 2 * x.cos()).detach().numpy(),
+                               rtol=1e-6)
