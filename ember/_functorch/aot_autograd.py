@@ -27,8 +27,11 @@ the backward drops each value and gradient after its last use, as eager's engine
 Limits (each makes ``CompiledRegion`` raise ``Unsupported``, and ``ember.compile`` then runs
 the captured graph through its ops instead): a node that is neither a raw op nor a function
 offered to the modes (an in-place write, ``copy_``), an output that is not a tensor.
-``create_graph=True`` and a second backward through a region raise rather than give a
-gradient without second-order terms or read freed values.
+A second backward through a region raises (its values were freed); ``create_graph=True``
+recomputes the captured ops from the region's saved inputs with eager autograd
+(``_recompute_grads``), and raises where the region draws random numbers (the forward's draws
+cannot be repeated).  The region saves its inputs as eager ops do, so an input changed in
+place before backward raises eager's error.
 """
 from __future__ import annotations
 
@@ -48,6 +51,9 @@ from .._tensor import Tensor, _make
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
 
 _new = object.__new__
+_RANDOM = ("bernoulli", "multinomial", "rand", "randn", "randint", "rand_like", "randn_like",
+           "randint_like", "randperm", "normal", "fused_rnn_layer",
+           "scaled_dot_product_flash_attention_for_cpu", "native_dropout")
 _CONST, _HOOK = 2, 3  # saved-entry kinds (NOTE [ Saved tensors ] in autograd/function.py)
 
 
@@ -199,6 +205,11 @@ class CompiledRegion:
         self._tensor_args = tensors
         self._consts = consts
         self._n_placeholders = n_ph
+        self._ph_vals = [n.meta.get("val") for n in nodes if n.op == "placeholder"]
+        # a region that draws random numbers cannot be recomputed for create_graph
+        self._random = any(n.target is DROPOUT_MASK or
+                           getattr(n.target, "__name__", "") in _RANDOM for n in nodes
+                           if n.op == "call_function")
         arg = self._arg
 
         fwd = {}         # node -> (kind, cls, args, kwargs, record)
@@ -601,6 +612,35 @@ def _compile(src: str, env: dict, fn_name: str):
     return g["forward"]
 
 
+def _recompute_grads(region, inputs, grads) -> tuple:
+    """``create_graph=True``: eager's double-differentiable gradients, from running the
+    captured graph's ops again on the region's own inputs (which carry their history)."""
+    from ..autograd import grad as autograd_grad
+    from ..autograd.grad_mode import enable_grad
+    if region._random or getattr(region, "gm", None) is None:
+        raise RuntimeError("ember.compile: create_graph=True through a compiled region that "
+                           "draws random numbers (dropout) cannot recompute the same draws; "
+                           "compile with backend='eager' for higher-order gradients")
+    flat = list(region._ph_vals)
+    for (kind, i), t in zip(region._tensor_args, inputs):
+        if kind == "input":
+            flat[i] = t
+    with enable_grad():
+        leaves, _ = flatten(region.gm(*flat))
+    outs, gouts = [], []
+    k = 0
+    for (kind, _), leaf in zip(region._out_leaves, leaves):
+        if kind == "region":
+            if k not in region._nondiff and grads[k] is not None and leaf.requires_grad:
+                outs.append(leaf)
+                gouts.append(grads[k])
+            k += 1
+    wrt = [t for t in inputs if t.requires_grad]
+    got = iter(autograd_grad(outs, wrt, gouts, create_graph=True, allow_unused=True)
+               if outs and wrt else ())
+    return tuple(next(got) if t.requires_grad else None for t in inputs)
+
+
 class CompiledFunction(Function):
     """The autograd node of a compiled region (PyTorch's ``CompiledFunctionBackward``)."""
 
@@ -614,7 +654,9 @@ class CompiledFunction(Function):
         if ctx._record:
             ctx.region = region
             ctx.cs = cs
-            ctx.save_for_backward(None)  # so the engine frees ``cs`` after backward
+            # the inputs, as eager saves them: an input changed in place before backward
+            # raises as in eager, and create_graph recomputes from them (backward below)
+            ctx.save_for_backward(*arrays)
         if region._nondiff:
             ctx.mark_non_differentiable(*[outs[i] for i in region._nondiff])
         if len(outs) == 1:
@@ -623,14 +665,12 @@ class CompiledFunction(Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        if state.grad:
-            raise RuntimeError("ember.compile: create_graph=True (double backward) through a "
-                               "compiled region is not supported; compile with "
-                               "backend='eager' for higher-order gradients")
         region = ctx.region
+        inputs = ctx.saved_tensors  # version checks; a second backward raises here, as eager
+        if state.grad:
+            return (None,) + _recompute_grads(region, inputs, grads)
         if region._bwd is None:
             return (None,) * (1 + len(region._tensor_args))
-        ctx.saved_tensors  # a second backward without retain_graph raises here, as eager
         if ctx.cs is None:
             raise RuntimeError("ember.compile: a compiled region frees its saved values in its "
                                "first backward; backward through it a second time "
