@@ -34,7 +34,7 @@ F = torch.nn.functional
 
 NAME = "char-gpt"
 TEXT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tinyshakespeare.txt")
-DEFAULTS = dict(epochs=8, lr=3e-3, batch_size=32)
+DEFAULTS = dict(epochs=15, lr=3e-3, batch_size=32)
 BLOCK, EMBD, HEADS, LAYERS = 64, 64, 4, 2
 STEPS_PER_EPOCH, EVAL_BATCHES = 50, 8
 SMOKE_STEPS = 3
@@ -50,6 +50,8 @@ def parse_args(argv=None, prog=None):
     p.add_argument("--out", default=os.path.join("runs", NAME))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op (BLAS) threads; 1 by default: these matrices are small")
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error(f"--epochs must be at least 1, got {args.epochs}")
@@ -57,6 +59,8 @@ def parse_args(argv=None, prog=None):
         p.error(f"--lr must be a positive finite number, got {args.lr}")
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
     try:
         os.makedirs(args.out, exist_ok=True)
         tempfile.TemporaryFile(dir=args.out).close()
@@ -173,6 +177,7 @@ def save_attention(path, weights, chars):
 
 def main(argv=None, prog=None):
     args = parse_args(argv, prog)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     with open(TEXT, encoding="utf-8") as f:
