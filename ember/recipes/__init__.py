@@ -26,6 +26,11 @@ RECIPES: dict = {
     "char-lstm": "ember.recipes.char_lstm",
     "autoencoder": "ember.recipes.autoencoder",
     "vae": "ember.recipes.vae",
+    "gan": "ember.recipes.gan",
+    "seq2seq": "ember.recipes.seq2seq",
+    "distill": "ember.recipes.distill",
+    "simclr": "ember.recipes.simclr",
+    "finetune": "ember.recipes.finetune",
 }
 
 

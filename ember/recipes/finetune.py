@@ -1,0 +1,242 @@
+"""finetune: transfer learning, pre-train on digits 0-4 and fine-tune on a few 5-9s.
+
+Topic 13 (transfer learning and fine-tuning). A CNN (two conv + batch-norm + pool stages and
+a 64-unit layer: the backbone; a linear head) is pre-trained on the digits 0-4. The task is
+then the digits 5-9 with only ``SHOTS`` = 20 labelled images per class, the regime where
+transfer pays. Three ways to learn it, each with a new 5-way head, for the same epochs:
+
+- frozen backbone: only the new head trains (the backbone's batch-norm statistics are
+  frozen too, by keeping it in eval mode), a linear probe of the pre-trained features;
+- fine-tuned, discriminative learning rates: everything trains, but the earlier a layer the
+  smaller its rate (head lr, the 64-unit layer lr / 3, the conv stages lr / 10), since early
+  features (strokes, edges) transfer and late ones are task-specific (ULMFiT's idea);
+- from scratch: the same network, randomly initialised, every layer at lr.
+
+Accuracy is measured on all the held-out 5-9 images. The last line is
+``final finetune_acc <value>``: the discriminative fine-tune's test accuracy.
+
+Run: ``ember train finetune`` or ``python ember/recipes/finetune.py`` (``--smoke`` for a few
+batches). The only ember line is ``import ember as torch``: swap it for ``import torch`` and
+the file runs on PyTorch. Data: ``ember.datasets.load_digits``, its fixed 1,438/359 split.
+Writes ``pretrained.pt`` (after stage one) and ``last.pt`` (the fine-tuned model as ``model``
+and the pre-trained weights; PyTorch's format), ``curves.png`` and ``compare.png`` to ``--out``.
+"""
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import ember as torch
+from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
+
+nn = torch.nn
+F = torch.nn.functional
+
+NAME = "finetune"
+DEFAULTS = dict(epochs=15, lr=3e-3, batch_size=32)
+SMOKE_BATCHES = 3
+SHOTS = 20  # labelled images per class of 5-9 for the fine-tuning task
+FINETUNE_EPOCHS = 4  # x --epochs: the few-shot set is a few batches an epoch
+
+
+def parse_args(argv=None, prog=None):
+    """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--out", default=os.path.join("runs", NAME))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op (BLAS) threads; 1 by default: these matrices are small")
+    args = p.parse_args(argv)
+    if args.epochs < 1:
+        p.error(f"--epochs must be at least 1, got {args.epochs}")
+    if not args.lr > 0 or math.isinf(args.lr):
+        p.error(f"--lr must be a positive finite number, got {args.lr}")
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        tempfile.TemporaryFile(dir=args.out).close()
+    except OSError as err:
+        p.error(f"--out {args.out!r} is not a writable directory: {err.strerror}")
+    return args
+
+
+class Net(nn.Module):
+    """backbone: conv stages (``features``) and a 64-unit layer (``neck``); ``head``: linear."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2))
+        self.neck = nn.Sequential(nn.Flatten(), nn.Linear(64 * 2 * 2, 64), nn.ReLU())
+        self.head = nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.head(self.neck(self.features(x)))
+
+
+def accuracy(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def train(model, opt, x, y, x_test, y_test, epochs, args, frozen=False, tag=""):
+    """Plain cross-entropy training; test accuracy after every epoch (a list)."""
+    accs, losses = [], []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        if frozen:  # a frozen backbone keeps its batch-norm running statistics as well
+            model.features.eval()
+            model.neck.eval()
+        order = torch.randperm(len(x))
+        total, n = 0.0, 0
+        for i, lo in enumerate(range(0, len(x), args.batch_size)):
+            if args.smoke and i == SMOKE_BATCHES:
+                break
+            idx = order[lo:lo + args.batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            n += 1
+        accs.append(accuracy(model, x_test, y_test))
+        losses.append(total / max(n, 1))
+        if epoch == epochs or epoch % max(1, epochs // 5) == 0:
+            print(f"{tag:>14} epoch {epoch:3d}/{epochs}  loss {losses[-1]:.4f}  test acc "
+                  f"{accs[-1]:7.2%}", flush=True)
+    return losses, accs
+
+
+def have_matplotlib():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        return True
+    except ImportError:
+        print("matplotlib is not installed (pip install 'ember[train]'): no figures")
+        return False
+
+
+def save_curves(path, pre, runs):
+    """Pre-training on 0-4, then test accuracy on 5-9 per epoch for each way of learning it."""
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ep = range(1, len(pre[0]) + 1)
+    a.plot(ep, pre[0], label="train loss")
+    a.plot(ep, pre[1], label="test accuracy")
+    a.set(xlabel="epoch", title="pre-training on digits 0-4")
+    a.legend()
+    for name, (_, accs) in runs.items():
+        b.plot(range(1, len(accs) + 1), accs, label=name)
+    b.set(xlabel="epoch", ylabel="test accuracy (5-9)",
+          title=f"learning 5-9 from {SHOTS} images per class")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def save_compare(path, final):
+    """Final test accuracy on 5-9 of each way."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    names = list(final)
+    ax.barh(names, [final[k] for k in names], color=["C0", "C1", "C2"])
+    for i, k in enumerate(names):
+        ax.text(final[k], i, f" {final[k]:.1%}", va="center")
+    ax.set(xlim=(0, 1.12), xlabel="test accuracy on 5-9", title="transfer vs scratch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv=None, prog=None):
+    args = parse_args(argv, prog)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    plots = have_matplotlib()
+    rng = np.random.default_rng(args.seed)
+    x_train, y_train = load_digits("train")
+    x_test, y_test = load_digits("test")
+    low, low_t = y_train < 5, y_test < 5
+    # the few-shot task: SHOTS training images of each of 5-9, relabelled 0-4
+    few = np.concatenate([rng.choice(np.flatnonzero(y_train == c), SHOTS, replace=False)
+                          for c in range(5, 10)])
+
+    def as_tensors(x, y):
+        return (torch.tensor(x[:, None] / 16.0, dtype=torch.float32),
+                torch.tensor(y % 5))
+    xa, ya = as_tensors(x_train[low], y_train[low])
+    xa_t, ya_t = as_tensors(x_test[low_t], y_test[low_t])
+    xb, yb = as_tensors(x_train[few], y_train[few])
+    xb_t, yb_t = as_tensors(x_test[~low_t], y_test[~low_t])
+    pre_epochs = 1 if args.smoke else args.epochs
+    ft_epochs = 1 if args.smoke else FINETUNE_EPOCHS * args.epochs
+    start = time.time()
+
+    model = Net()
+    print(f"{NAME}: {sum(p.numel() for p in model.parameters()):,} parameters; pre-train on "
+          f"{len(xa)} images of 0-4 for {pre_epochs} epochs, then {len(xb)} images of 5-9 "
+          f"({SHOTS} a class) for {ft_epochs} epochs; test {len(xa_t)} (0-4) / {len(xb_t)} (5-9)")
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    pre = train(model, opt, xa, ya, xa_t, ya_t, pre_epochs, args, tag="pre-train 0-4")
+    torch.save(model.state_dict(), os.path.join(args.out, "pretrained.pt"))
+    pretrained = model.state_dict()
+
+    def from_pretrained():
+        net = Net()
+        net.load_state_dict(pretrained)
+        net.head = nn.Linear(64, 5)  # a new head: 5-9 are new classes
+        return net
+
+    runs = {}
+    frozen = from_pretrained()
+    for p in list(frozen.features.parameters()) + list(frozen.neck.parameters()):
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(frozen.head.parameters(), lr=args.lr)
+    runs["frozen backbone, new head"] = train(frozen, opt, xb, yb, xb_t, yb_t, ft_epochs, args,
+                                              frozen=True, tag="frozen")
+
+    tuned = from_pretrained()
+    opt = torch.optim.Adam([  # discriminative learning rates: smaller for earlier layers
+        {"params": tuned.features.parameters(), "lr": args.lr / 10},
+        {"params": tuned.neck.parameters(), "lr": args.lr / 3},
+        {"params": tuned.head.parameters(), "lr": args.lr}])
+    runs["fine-tuned, discriminative lr"] = train(tuned, opt, xb, yb, xb_t, yb_t, ft_epochs,
+                                                  args, tag="fine-tune")
+    torch.save({"model": tuned.state_dict(), "pretrained": pretrained, "args": vars(args)},
+               os.path.join(args.out, "last.pt"))
+
+    scratch = Net()
+    opt = torch.optim.Adam(scratch.parameters(), lr=args.lr)
+    runs["from scratch"] = train(scratch, opt, xb, yb, xb_t, yb_t, ft_epochs, args,
+                                 tag="scratch")
+
+    final = {name: accs[-1] for name, (_, accs) in runs.items()}
+    print(f"pre-training: test accuracy on 0-4 {pre[1][-1]:.2%}")
+    for name, acc in final.items():
+        print(f"5-9 from {SHOTS} images a class, {name}: test accuracy {acc:.2%}")
+    if plots:
+        save_curves(os.path.join(args.out, "curves.png"), pre, runs)
+        save_compare(os.path.join(args.out, "compare.png"), final)
+    print(f"saved {args.out}/pretrained.pt, last.pt, curves.png, compare.png; "
+          f"{time.time() - start:.1f}s")
+    print(f"final finetune_acc {final['fine-tuned, discriminative lr']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
