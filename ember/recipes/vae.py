@@ -1,4 +1,4 @@
-"""vae: a variational autoencoder with a 2-D latent space on the digits: samples, interpolation, anomalies.
+"""vae: a variational autoencoder with a 2-D latent space on the digits, drawn and sampled.
 
 Topic 23 (autoencoders and VAEs). The encoder maps each 8x8 digit to a Gaussian q(z|x) =
 N(mu, diag(sigma^2)) over a 2-D latent z; the decoder gives Bernoulli pixel probabilities
@@ -43,11 +43,15 @@ SMOKE_BATCHES = 3
 def parse_args(argv=None, prog=None):
     """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--out", default=os.path.join("runs", NAME))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+                   help=f"passes over the training data (default {DEFAULTS['epochs']})")
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+                   help=f"learning rate (default {DEFAULTS['lr']:g})")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+                   help=f"training batch size (default {DEFAULTS['batch_size']})")
+    p.add_argument("--out", default=os.path.join("runs", NAME),
+                   help=f"run directory for checkpoints and figures (default runs/{NAME})")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
     p.add_argument("--threads", type=int, default=1,
                    help="intra-op (BLAS) threads; 1 by default: these matrices are small")
