@@ -276,3 +276,10 @@ def test_relu_values_and_layout_match_torch(layout, dtype):
     ye, yt = xe.relu(), xt.relu()
     assert ye.stride() == yt.stride() and ye.dtype.name == str(yt.dtype).split(".")[-1]
     np.testing.assert_array_equal(_np(ye), _np(yt))
+
+
+def test_sparse_full_sum_keeps_the_backend_path():
+    """The fast paths stay xp-generic: a sparse COO array has no ``.sum`` method."""
+    dense = [[1.0, -2.0], [0.0, 3.0]]
+    se, st = ember.tensor(dense).to_sparse(), torch.tensor(dense).to_sparse()
+    assert se.sum().item() == st.sum().item() == 2.0

@@ -58,7 +58,7 @@ class SumToSize(Function):
         lead = a.ndim - len(shape)
         dims = tuple(range(lead)) + tuple([
             lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1])
-        out = a.sum(axis=dims, keepdims=True) if dims else a
+        out = ctx.xp.sum(a, axis=dims, keepdims=True) if dims else a
         return out.reshape(shape) if lead else out
 
     @staticmethod

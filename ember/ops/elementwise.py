@@ -1041,8 +1041,9 @@ class Relu(Function):
             raise RuntimeError("Boolean inputs not supported for relu")
         if a.dtype.itemsize == 2 and is_float(a.dtype):  # exact either way; float32 is faster
             y = ctx.xp.maximum(a.astype("float32"), 0).astype(a.dtype)
-        elif a.flags.c_contiguous:  # against a zero array NumPy takes its SIMD loop: 1.5-3x
-            y = ctx.xp.zeros(a.shape, a.dtype)  # faster than against a broadcast scalar 0
+        elif getattr(a, "flags", None) is not None and a.flags.c_contiguous:  # against a zero
+            # array NumPy takes its SIMD loop: 1.5-3x faster than against a broadcast scalar 0
+            y = ctx.xp.zeros(a.shape, a.dtype)
             ctx.xp.maximum(a, y, out=y)
         else:  # (keeps the input's memory layout, as PyTorch does)
             y = ctx.xp.maximum(a, 0)

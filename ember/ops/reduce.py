@@ -301,7 +301,7 @@ class Sum(Function):
         if dt.kind == "V" and dt.name == "bfloat16":  # ml_dtypes adds in bfloat16 (1024 ones
             # sum to 256); ``kind`` first: a NumPy dtype's ``name`` is slow
             return ctx.xp.sum(a, axis=dims, keepdims=keepdim, dtype="float32").astype(dt)
-        return a.sum(axis=dims, keepdims=keepdim, dtype=dt)  # (one Python frame, xp.sum has two)
+        return ctx.xp.sum(a, axis=dims, keepdims=keepdim, dtype=dt)
 
     @staticmethod
     def backward(ctx, g):
