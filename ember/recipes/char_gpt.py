@@ -34,7 +34,7 @@ F = torch.nn.functional
 
 NAME = "char-gpt"
 TEXT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tinyshakespeare.txt")
-DEFAULTS = dict(epochs=15, lr=3e-3, batch_size=32)
+DEFAULTS = dict(epochs=30, lr=3e-3, batch_size=32)
 BLOCK, EMBD, HEADS, LAYERS = 64, 64, 4, 2
 STEPS_PER_EPOCH, EVAL_BATCHES = 50, 8
 SMOKE_STEPS = 3
@@ -44,11 +44,14 @@ def parse_args(argv=None, prog=None):
     """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
-                   help=f"epochs of {STEPS_PER_EPOCH} steps each")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--out", default=os.path.join("runs", NAME))
-    p.add_argument("--seed", type=int, default=0)
+                   help=f"epochs of {STEPS_PER_EPOCH} steps each (default {DEFAULTS['epochs']})")
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+                   help=f"learning rate (default {DEFAULTS['lr']:g})")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+                   help=f"training batch size (default {DEFAULTS['batch_size']})")
+    p.add_argument("--out", default=os.path.join("runs", NAME),
+                   help=f"run directory for checkpoints and figures (default runs/{NAME})")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
     p.add_argument("--threads", type=int, default=1,
                    help="intra-op (BLAS) threads; 1 by default: these matrices are small")
