@@ -254,6 +254,17 @@ def copy_as(arr, fmt, dtype=None):
     """A copy of ``arr`` (cast to ``dtype``) laid out as ``fmt``: row-major for
     contiguous_format, channels-last, or ``arr``'s own order for preserve_format/None."""
     dtype = arr.dtype if dtype is None else dtype
+    if getattr(dtype, "kind", "") in "fV" and arr.dtype.kind == "f" and \
+            dtype.itemsize < arr.dtype.itemsize:
+        # a narrowing float cast: out-of-range values become inf silently, as in PyTorch
+        # (NumPy would warn "overflow encountered in cast")
+        import numpy
+        with numpy.errstate(over="ignore"):
+            return _copy_as(arr, fmt, dtype)
+    return _copy_as(arr, fmt, dtype)
+
+
+def _copy_as(arr, fmt, dtype):
     order = memory_order(fmt, arr.ndim)
     if order is not None:
         inverse = sorted(range(arr.ndim), key=order.__getitem__)

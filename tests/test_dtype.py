@@ -247,3 +247,17 @@ def test_unsupported_numpy_dtypes_raise_type_error():
         torch.from_numpy(np.array([1 + 2j], dtype=np.clongdouble))
     with pytest.raises(TypeError):
         ember.from_numpy(np.array([1 + 2j], dtype=np.clongdouble))
+
+
+@pytest.mark.parametrize("src, dst", [("float32", "float16"), ("float64", "float32"),
+                                      ("float64", "float16"), ("float32", "bfloat16")])
+def test_narrowing_cast_overflows_to_inf_silently(src, dst):
+    """As PyTorch: out-of-range values become inf, with no NumPy overflow warning."""
+    import warnings
+    big = [1e39 if src == "float64" else 3e38, -7e4, 1.0]
+    t = ember.tensor(big, dtype=getattr(ember, src))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = t.to(getattr(ember, dst)).float()
+    want = torch.tensor(big, dtype=getattr(torch, src)).to(getattr(torch, dst)).float()
+    assert got.tolist() == want.tolist()
