@@ -15,9 +15,7 @@ import ember
 import ember.nn as nn
 from ember import jit
 
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              # BatchNorm keeps the batch size in its arguments (tested on its own below)
-              pytest.mark.filterwarnings("ignore:the trace keeps the size")]
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 def _np(t):
@@ -130,7 +128,9 @@ def test_is_tracing_true_only_while_tracing():
 
     assert not jit.is_tracing()
     jit.trace(f, ember.ones(2), check_trace=False)
-    assert seen == [True] and not jit.is_tracing() and not jit.is_scripting()
+    # twice: once more with dimension 0 grown, to find the sizes that follow it (PyTorch
+    # runs it once and records x.size(0) instead)
+    assert seen == [True, True] and not jit.is_tracing() and not jit.is_scripting()
 
 
 @pytest.mark.parametrize("body,what", [
@@ -162,13 +162,127 @@ def test_no_warning_from_embers_own_conversions():
     assert not [w for w in rec if "Converting a tensor" in str(w.message)]
 
 
-def test_tracer_warning_when_a_size_is_kept_as_a_constant():
-    flat = nn.Sequential(nn.Linear(3, 4), nn.Flatten(0))  # reshapes to (batch * 4,)
-    with pytest.warns(jit.TracerWarning, match="keeps the size of dimension 0"):
-        jit.trace(flat, ember.randn(2, 3))
+# ---- sizes that follow the batch (NOTE [ Sizes from two captures ]) ---------------------------
+class FlatCNN:
+    """Conv + BatchNorm + pool, then ``Flatten`` or ``x.view(x.size(0), -1)``, in either
+    framework: ember keeps the batch size in BatchNorm's and view's arguments."""
+
+    @staticmethod
+    def build(m, view):
+        class Net(m.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = m.nn.Conv2d(2, 4, 3, padding=1)
+                self.bn = m.nn.BatchNorm2d(4)
+                self.pool = m.nn.MaxPool2d(2)
+                self.flat = m.nn.Flatten()
+                self.fc = m.nn.Linear(4 * 4 * 4, 5)
+
+            def forward(self, x):
+                x = self.pool(self.bn(self.conv(x)).relu())
+                x = x.view(x.size(0), -1) if view else self.flat(x)
+                return self.fc(x)
+        return Net()
+
+
+def _twin_cnn(view, dtype="float32"):
+    tm = FlatCNN.build(torch, view).to(getattr(torch, dtype))
+    em = FlatCNN.build(ember, view).to(getattr(ember, dtype))
+    with torch.no_grad():  # running statistics that are not the defaults
+        tm.bn.running_mean.uniform_(-1, 1)
+        tm.bn.running_var.uniform_(0.5, 2)
+    em.load_state_dict({k: ember.tensor(v.detach().numpy()) for k, v in
+                        tm.state_dict().items()})
+    return tm.eval(), em.eval()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("view", [False, True], ids=["Flatten", "view(x.size(0), -1)"])
+def test_trace_at_batch_2_runs_at_other_batch_sizes_as_torch(view, dtype, tmp_path):
+    tm, em = _twin_cnn(view, dtype)
+    x = ember.randn(2, 2, 8, 8, dtype=getattr(ember, dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jit.TracerWarning)  # nothing is baked in
+        et = jit.trace(em, x)
+    tt = torch.jit.trace(tm, torch.tensor(x.numpy()))
+    # torch records x.size(0) (Flatten is one aten::flatten); ember computes sym_size
+    assert "sym_size" in et.code and ("aten::size" in str(tt.graph)) == view
+    path = str(tmp_path / "cnn.pt")
+    et.save(path)
+    loaded = jit.load(path)
+    real = torch.jit.load(path)  # PyTorch's own reader runs ember's archive at any batch
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    for n in (1, 5, 64):
+        xn = np.random.default_rng(n).standard_normal((n, 2, 8, 8)).astype(dtype)
+        want = _np(em(ember.tensor(xn)))
+        for got in (et(ember.tensor(xn)), loaded(ember.tensor(xn))):
+            assert got.shape == (n, 5)
+            np.testing.assert_allclose(_np(got), want, **tol)
+        np.testing.assert_allclose(_np(tt(torch.tensor(xn))), want, **tol)
+        np.testing.assert_allclose(_np(real(torch.tensor(xn))), want, **tol)
+    # gradients at another batch size, as torch's trace
+    xn = np.random.default_rng(7).standard_normal((3, 2, 8, 8)).astype(dtype)
+    xe, xt = ember.tensor(xn, requires_grad=True), torch.tensor(xn, requires_grad=True)
+    et(xe).square().sum().backward()
+    tt(xt).square().sum().backward()
+    np.testing.assert_allclose(_np(xe.grad), _np(xt.grad), **tol)
+
+
+def test_trace_in_training_mode_follows_the_batch_and_keeps_running_stats():
+    tm, em = _twin_cnn(False)
+    tm.train()
+    em.train()
+    x = np.random.default_rng(0).standard_normal((2, 2, 8, 8)).astype("float32")
+    et = jit.trace(em, ember.tensor(x), check_trace=False)
+    with warnings.catch_warnings():  # torch's own batch-norm size check warns in training
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        tt = torch.jit.trace(tm, torch.tensor(x), check_trace=False)
+    # the second capture (at a grown batch) does not update the running statistics again
+    for k in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(_np(getattr(em.bn, k)), _np(getattr(tm.bn, k)), rtol=1e-5,
+                                   atol=1e-6, err_msg=k)
+    x5 = np.random.default_rng(1).standard_normal((5, 2, 8, 8)).astype("float32")
+    np.testing.assert_allclose(_np(et(ember.tensor(x5))), _np(tt(torch.tensor(x5))),
+                               rtol=1e-4, atol=1e-5)  # batch statistics of 5 samples
+
+
+def test_size_arithmetic_follows_the_batch_and_check_inputs_of_other_sizes():
+    def f(x, y):
+        b = x.shape[0]
+        z = ember.zeros(b, 2) + x.reshape(b * 3, 2)[:b]  # a tensor made, a product, a slice
+        return z.flatten(0) + y.reshape(-1)[: 2 * b] + ember.ones(b + 1, 2)[1:].flatten()
+
+    def g(x, y):
+        return x.reshape(2 * x.shape[0], 3)
+
+    args = (ember.randn(4, 6), ember.randn(4, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("error", jit.TracerWarning)
-        jit.trace(mlp(ember), ember.randn(2, 6))  # addmm/tanh: any batch size replays
+        t = jit.trace(f, args, check_inputs=[(ember.randn(7, 6), ember.randn(7, 2))])
+        tg = jit.trace(g, args)
+    for n in (1, 9):
+        a = (ember.randn(n, 6), ember.randn(n, 2))
+        np.testing.assert_allclose(_np(t(*a)), _np(f(*a)), rtol=1e-6)
+        assert tg(*a).shape == (2 * n, 3)
+    assert "mul" in t.code and "add" in t.code
+
+
+def test_tracer_warning_when_a_size_is_truly_baked():
+    def half(x):
+        return x[: x.shape[0] // 2] * 2  # n // 2 is no product or sum of the batch size
+
+    with pytest.warns(jit.TracerWarning, match="keeps the size of dimension 0") as rec:
+        t = jit.trace(half, ember.randn(4, 3))
+    ours = [str(w.message) for w in rec if w.category is jit.TracerWarning]
+    assert len(ours) == 1 and "slice" in ours[0]
+    assert t(ember.randn(8, 3)).shape == (2, 3)  # baked: the example's 2 rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jit.TracerWarning)
+        jit.trace(mlp(ember), ember.randn(2, 6))  # addmm/tanh: nothing to make symbolic
+        flat = nn.Sequential(nn.Linear(3, 4), nn.Flatten(0))  # reshapes to (batch * 4,)
+        t = jit.trace(flat, ember.randn(2, 3))
+    x = ember.randn(6, 3)
+    np.testing.assert_allclose(_np(t(x)), _np(flat(x)), rtol=1e-6)
 
 
 def test_check_trace_finds_data_dependent_control_flow():

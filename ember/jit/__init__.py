@@ -17,13 +17,22 @@ trace has a TorchScript spelling the archive also holds TorchScript's records, w
 Where it hooks into the core: only through the mode stack the recorder pushes (``_recorder``:
 the shared recorder plus the in-place-snapshot rule), plus, while a trace records, wrappers
 on ``Tensor``'s Python-conversion methods that warn.
-What differs from PyTorch: ember's graph has no symbolic sizes, so ops that keep a size in
-their arguments (``view`` after ``Flatten``, BatchNorm's layout) tie the trace to the example's
-batch size (a ``TracerWarning`` says so); the replay runs what was recorded, so a trace made in
-training mode keeps training-mode ops whatever ``eval()`` says later, as PyTorch's does.
+Sizes: ember's ops keep sizes in their arguments as ints (``view`` after ``Flatten``,
+BatchNorm's layout), where PyTorch's trace records ``x.size(0)``.  So ``trace`` records the
+code a second time with dimension 0 of every input grown, and each int argument that changed
+becomes a ``sym_size``/arithmetic expression in the graph (NOTE [ Sizes from two captures ] in
+``ember/fx/experimental/symbolic_shapes.py``, shared with ``export`` and ``onnx``): the trace
+runs at other batch sizes.  A size that is no such expression (``n // 2``), or code that runs
+other ops at the other size, stays baked and a ``TracerWarning`` says so.  Other dimensions
+(sequence length, image size) stay as traced.
+What differs from PyTorch: the traced code runs twice (once more at the grown size; buffers
+such as BatchNorm's running statistics are restored after it); the replay runs what was
+recorded, so a trace made in training mode keeps training-mode ops whatever ``eval()`` says
+later, as PyTorch's does.
 The life of one call: ``trace(m, x)`` -> ``trace_module`` -> ``record(m, (x,))`` -> graph ->
-get_attr nodes renamed to ``m``'s parameter names -> ``Program`` -> ``check_trace`` re-records on
-a copy of ``x`` and compares ops and outputs -> ``traced(y)`` runs ``Program.run(traced, [y])``.
+get_attr nodes renamed to ``m``'s parameter names -> ``record`` again on ``x`` grown, sizes
+made symbolic -> ``Program`` -> ``check_trace`` re-records on a copy of ``x`` and compares ops
+and outputs -> ``traced(y)`` runs ``Program.run(traced, [y])``.
 """
 from ._jit_internal import (Attribute, Error, Final, FunctionModifiers, ScriptWarning,
                             TracerWarning, TracingCheckError, _overload, _overload_method,

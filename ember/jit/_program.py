@@ -42,6 +42,8 @@ def fill(a, vals):
         return {k: fill(v, vals) for k, v in a.items()}
     if isinstance(a, tuple) and hasattr(a, "_fields"):  # a namedtuple extra
         return t(*(fill(e, vals) for e in a))
+    if t is slice:  # a slice whose bound is a symbolic size
+        return slice(fill(a.start, vals), fill(a.stop, vals), fill(a.step, vals))
     return a
 
 
@@ -64,6 +66,8 @@ class Program:
                 return {k: to_slot(v) for k, v in a.items()}
             if isinstance(a, tuple) and hasattr(a, "_fields"):
                 return type(a)(*(to_slot(e) for e in a))
+            if type(a) is slice:
+                return slice(to_slot(a.start), to_slot(a.stop), to_slot(a.step))
             return a
 
         for node in graph.nodes:

@@ -63,8 +63,12 @@ def _special_ops() -> dict:
     import ember
     from ..fx.experimental import proxy_tensor as P
     from ..ops import attention
+    from ..fx.experimental.symbolic_shapes import SYM_SIZE
     table = {"operator:getitem": operator.getitem, "proxy:dropout_mask": P.DROPOUT_MASK,
-             "proxy:copy_": P.COPY_}
+             "proxy:copy_": P.COPY_,
+             # symbolic sizes (NOTE [ Sizes from two captures ]): x.size(d), and ints' * and +
+             "symbolic:sym_size": SYM_SIZE, "operator:mul": operator.mul,
+             "operator:add": operator.add}
     for name in P.OFFERED:
         for owner_name, owner in (("ember", ember), ("Tensor", Tensor)):
             fn = vars(owner).get(name)
@@ -85,6 +89,8 @@ def _op_key(target) -> str:
                             getattr(target, "_fn", None) is op._fn and
                             getattr(target, "__name__", None) == op.__name__):
             return key
+    if isinstance(target, type) and _namedtuple(_key(target)) is target:
+        return f"namedtuple:{_key(target)}"  # an op's extra rebuilt from symbolic sizes
     cls = getattr(getattr(target, "_fn", None), "__self__", None)
     if cls is None or not isinstance(cls, type):
         raise RuntimeError(f"cannot save a graph calling {target!r}: only ember's ops can be "
@@ -123,6 +129,11 @@ def _registry() -> dict:
 def _op_from_key(key, registry, special):
     if isinstance(key, str) and key in special:
         return special[key]
+    if isinstance(key, str) and key.startswith("namedtuple:"):
+        cls = _namedtuple(key[len("namedtuple:"):])  # only a class already loaded
+        if cls is None:
+            raise _bad(f"it builds an unknown namedtuple ({key!r})")
+        return cls
     cls = registry.get(key) if isinstance(key, str) else None
     if cls is None:
         raise _bad(f"it calls an op ember does not have ({key!r})")
@@ -694,6 +705,10 @@ def _build_graph(records, arrays, root, values):
             if type(args) is not tuple or type(kwargs) is not dict or not all(
                     type(k) is str for k in kwargs) or type(r[5]) is not bool:
                 raise _bad("a malformed call node")
+            if fn in (operator.mul, operator.add, special["symbolic:sym_size"]) and (
+                    kwargs or len(args) != 2 or type(args[1]) not in (int, type(args[0])) or
+                    not hasattr(args[0], "op")):  # size arithmetic: on sizes and ints only
+                raise _bad(f"a malformed size node {r[1]!r}")
             n = g.call_function(fn, args, kwargs)
             n.meta["grad_mode"] = r[5]
             nodes[_check_name(r[1], "node")] = n

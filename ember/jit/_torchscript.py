@@ -38,8 +38,8 @@ def _lit(a, var) -> str:
     if type(a) is float:
         return repr(a) if a == a and a not in (float("inf"), float("-inf")) else \
             _unsupported(f"the float {a}")
-    if type(a) in (tuple, list) and all(type(e) is int for e in a):
-        return "[" + ", ".join(map(repr, a)) + "]"
+    if type(a) in (tuple, list) and all(type(e) is int or isinstance(e, Node) for e in a):
+        return "[" + ", ".join(var(e) if isinstance(e, Node) else repr(e) for e in a) + "]"
     if type(a) is str and a.isidentifier():
         return repr(a).replace("'", '"')
     return _unsupported(f"the argument {a!r}")
@@ -145,6 +145,11 @@ _SPELLING = {
 }
 
 
+# the size arithmetic of a symbolic trace, by ``_op_key``: TorchScript's int ops
+_SIZE_OPS = {"symbolic:sym_size": "torch.size", "operator:mul": "torch.mul",
+             "operator:add": "torch.add"}
+
+
 def _key(target):
     cls = getattr(getattr(target, "_fn", None), "__self__", None)
     return f"{cls.__module__}:{cls.__qualname__}" if isinstance(cls, type) else None
@@ -237,6 +242,15 @@ def _forward(program, in_spec, constants, root_name) -> tuple:
                 if dst.op in ("placeholder", "get_attr"):
                     _unsupported("an in-place write to an input, parameter or buffer")
                 names[node] = var(src)
+                continue
+            if isinstance(node.target, type):  # an op's extra built from symbolic sizes
+                values[node] = node.target(*node.args)
+                continue
+            size_op = _SIZE_OPS.get(_op_key(node.target))
+            if size_op is not None:  # a symbolic size (NOTE [ Sizes from two captures ])
+                names[node] = f"v_{node.name}"
+                body.append(f"    {names[node]} = {size_op}({_lit(node.args[0], var)}, "
+                            f"{_lit(node.args[1], var)})")
                 continue
             spell = _SPELLING.get(_key(node.target))
             if spell is None:

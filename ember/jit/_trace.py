@@ -278,8 +278,11 @@ def _values(constants: dict) -> dict:
     return {k: v for k, v in constants.items() if not isinstance(v, Tensor)}
 
 
-def _check(run_traced, fn, module, program, check_inputs, tol, constants) -> None:
-    """Re-record on each check input: the ops must be the same and the outputs close."""
+def _check(run_traced, fn, module, program, check_inputs, tol, base) -> None:
+    """Re-record on each check input: the ops must be the same (with the same constant
+    arguments where the input sizes are the example's) and the outputs close.  ``base``:
+    the recording's signature before sizes were made symbolic, and its input shapes."""
+    base_sig, base_shapes = base
     random = [line for line, name in zip(program.signature(), program.step_names())
               if name in _RANDOM]
     if random:
@@ -292,21 +295,35 @@ def _check(run_traced, fn, module, program, check_inputs, tol, constants) -> Non
         inputs = _clone_inputs(_as_args(inputs))
         rec = _record(fn, inputs, module)
         values = _values(_name_attrs(rec, module))  # renames get_attrs: before Program
-        a, b = program.signature(_values(constants)), Program(rec.graph).signature(values)
+        a, b = base_sig, Program(rec.graph).signature(values)
+        if _shapes(_leaves(inputs)) != base_shapes:  # sizes may differ: the ops may not
+            a, b = [_op_of(line) for line in a], [_op_of(line) for line in b]
         if a != b:
             raise TracingCheckError(_graph_diff(a, b), None)
         _compare(run_traced(*_clone_inputs(inputs)), rec.result, tol)
 
 
+def _op_of(line: str) -> str:
+    """A signature line without its arguments (``%3 = view``)."""
+    return line.split("(", 1)[0].split(" = get_attr")[0]
+
+
+def _shapes(leaves) -> list:
+    return [tuple(a.shape) if isinstance(a, Tensor) else None for a in leaves]
+
+
+_GROW = 3  # dim 0 grows by this much for the second capture (NOTE [ Sizes from two captures ])
+
+
 def _grown(args):
-    """The inputs with dimension 0 of every tensor one larger (its rows repeated), or None."""
+    """The inputs with dimension 0 of every tensor ``_GROW`` larger (its rows repeated)."""
     from .. import arange
 
     def grow(a):
         if isinstance(a, Tensor):
-            if a.dim() == 0:
+            if a.dim() == 0 or a.shape[0] == 0:
                 return a
-            idx = arange(a.shape[0] + 1) % max(a.shape[0], 1)
+            idx = arange(a.shape[0] + _GROW) % a.shape[0]
             return a.detach().index_select(0, idx).requires_grad_(a.requires_grad) \
                 if a.is_floating_point() else a.index_select(0, idx)
         if isinstance(a, tuple):
@@ -319,27 +336,44 @@ def _grown(args):
     return grow(args)
 
 
-def _check_sizes(fn, module, program, args, constants) -> None:
-    """Warn when the trace keeps an input size as a constant: re-record with dimension 0 one
-    larger and compare (ember's graph has no symbolic sizes, unlike PyTorch's trace)."""
-    if not any(isinstance(a, Tensor) and a.dim() > 0 for a in _leaves(args)):
-        return
+@contextlib.contextmanager
+def _buffers_kept(module):
+    """The module's buffers as they were before the block (a second capture in training
+    mode must not update BatchNorm's running statistics twice)."""
+    saved = [(b, b._data.copy()) for b in (module.buffers() if isinstance(module, Module)
+                                           else ())]
     try:
-        with warnings.catch_warnings():
+        yield
+    finally:
+        for b, data in saved:
+            b._data[...] = data
+
+
+def _generalise(fn, module, rec, args, constants) -> tuple:
+    """Make the sizes that follow dimension 0 of the inputs symbolic in ``rec.graph``, as
+    PyTorch's trace records ``x.size(0)``: capture again with that dimension grown and turn
+    every int argument that changed into ``sym_size``/arithmetic nodes (NOTE [ Sizes from
+    two captures ]).  Warns where a size stays baked.  Returns the base signature and input
+    shapes (what ``check_trace`` compares with)."""
+    from ..fx.experimental.symbolic_shapes import symbolize
+    leaves = _leaves(args)
+    base = (Program(rec.graph).signature(_values(constants)), _shapes(leaves))
+    if not any(isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] > 0 for a in leaves):
+        return base
+    try:
+        with warnings.catch_warnings(), _buffers_kept(module):
             warnings.simplefilter("ignore")
-            rec = _record(fn, _grown(args), module)
+            rec2 = _record(fn, _grown(args), module)
     except Exception:  # the code does not accept another size at all: nothing to replay
-        return
-    values = _values(_name_attrs(rec, module))
-    base, other = program.signature(_values(constants)), Program(rec.graph).signature(values)
-    if base == other:
-        return
-    diff = next(((a, b) for a, b in zip(base, other) if a != b), (base[-1], other[-1]))
-    warnings.warn("the trace keeps the size of dimension 0 of its inputs as a constant (an op's "
-                  f"arguments change with it: `{diff[0]}` becomes `{diff[1]}` when that size "
-                  "grows by one). ember's traced graph has no symbolic sizes, so calling it "
-                  "with other sizes fails or gives wrong results; trace with the size it will "
-                  "be called with", TracerWarning, stacklevel=_user_level())
+        return base
+    problems = symbolize(rec.graph, rec2.graph, constants, _name_attrs(rec2, module))
+    if problems:
+        warnings.warn("the trace keeps the size of dimension 0 of its inputs as a constant "
+                      f"(traced again with that size {_GROW} larger, {problems[0]}), so "
+                      "calling it with other sizes fails or gives wrong results; trace with "
+                      "the size it will be called with", TracerWarning,
+                      stacklevel=_user_level())
+    return base
 
 
 def _leaves(args):
@@ -509,6 +543,7 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
     rec = _record(func, args, module)
     _check_output(rec.result, strict)
     constants = _name_attrs(rec, module)
+    base = _generalise(func, module, rec, args, constants)
     program = _program(rec)
     _warn_fresh(rec)
     from ..fx.experimental.proxy_tensor import flatten
@@ -518,8 +553,7 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
         traced._root = _method_root(module, constants)
     if check_trace:
         _check(traced, func, module, program, check_inputs or [args], check_tolerance,
-               constants)
-        _check_sizes(func, module, program, args, constants)
+               base)
     return traced
 
 
@@ -553,6 +587,7 @@ def trace_module(mod, inputs, optimize=None, check_trace=True, check_inputs=None
         rec = _record(fn, args, mod)
         _check_output(rec.result, strict)
         constants = _name_attrs(rec, mod)
+        base = _generalise(fn, mod, rec, args, constants)
         if method_name != "forward":  # each method's own constants under its own names
             for node in rec.graph.nodes:
                 if node.op == "get_attr" and node.target in constants:
@@ -573,8 +608,7 @@ def trace_module(mod, inputs, optimize=None, check_trace=True, check_inputs=None
         if check_trace:
             checks = _check_inputs_list if method_name == "forward" and _check_inputs_list \
                 else [c[method_name] for c in check_inputs] if check_inputs else [args]
-            _check(runner, fn, mod, program, checks, check_tolerance, constants)
-            _check_sizes(fn, mod, program, args, constants)
+            _check(runner, fn, mod, program, checks, check_tolerance, base)
     return top
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..fx.experimental.symbolic_shapes import DimTable
 from ._capture import Sym, Value
 from .errors import UnsupportedOperatorError
 
@@ -23,13 +24,12 @@ class Builder:
         self.param_names = param_names
         self._n = 0
         self._consts = {}        # (dtype, shape, bytes) -> name: one initializer per constant
-        self._dims = {}          # (a, b) of a dynamic size -> (Value, axis) holding it
+        # the dynamic input dims: (a, b) of a dynamic size -> (Value, axis) holding it
+        self._table = DimTable()
+        self._dims = self._table.dims
         self.dim_names = {}      # (id(input Value), axis) -> the name dynamic_axes gave it
         for v in graph.inputs:
-            if v.shape2 is not None:
-                for ax, (a, b) in enumerate(zip(v.shape, v.shape2)):
-                    if a != b:
-                        self._dims.setdefault((a, b), (v, ax))
+            self._table.add(v, v.shape, v.shape2)
 
     # ---- names and nodes ---------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -115,19 +115,17 @@ class Builder:
         return got
 
     def _resolve(self, s):
-        hit = self._dims.get((s.a, s.b))
-        if hit is not None:
-            return self.shape_of(*hit)
-        items = list(self._dims.items())
-        for i, ((a1, b1), h1) in enumerate(items):
-            for (a2, b2), h2 in items[i:]:
-                if a1 * a2 == s.a and b1 * b2 == s.b:
-                    return self.op("Mul", [self.shape_of(*h1), self.shape_of(*h2)])
-            # a dynamic dim times a static size (a flattened (B*C) axis)
-            if s.a % a1 == 0 and s.b % b1 == 0 and s.a // a1 == s.b // b1:
-                return self.op("Mul", [self.shape_of(*h1),
-                                       self.const(np.array([s.a // a1], np.int64))])
-        return None
+        """``s`` computed from the inputs' shapes (NOTE [ Sizes from two captures ])."""
+        expr = self._table.resolve(s)
+        return None if expr is None else self._emit(expr)
+
+    def _emit(self, expr) -> str:
+        if isinstance(expr, int):
+            return self.const(np.array([expr], np.int64))
+        if expr[0] == "size":
+            return self.shape_of(expr[1], expr[2])
+        return self.op("Mul" if expr[0] == "mul" else "Add",
+                       [self._emit(expr[1]), self._emit(expr[2])])
 
     def ints(self, seq, reshape: bool = False) -> str:
         """A 1-D int64 tensor of ``seq`` (ints and ``Sym``s); for Reshape one unknown is -1."""

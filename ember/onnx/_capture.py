@@ -6,33 +6,19 @@ the functions without a ``Function`` (comparisons, argmax, tensors made in forwa
 nodes too.  Its fx graph is read here into ``Value``s and ``Node``s
 (tuple results split, in-place writes resolved to the value written).
 Two runs with different sizes of the dynamic axes tell which shapes and which integer
-arguments follow those axes: an int that differs between the runs becomes a ``Sym``.
+arguments follow those axes: an int that differs between the runs becomes a ``Sym``
+(NOTE [ Sizes from two captures ] in ``ember/fx/experimental/symbolic_shapes.py``, shared
+with ``jit.trace`` and ``export``).
 """
 from __future__ import annotations
 
 import operator
 
 from .. import _tensor
+from ..fx.experimental.symbolic_shapes import Sym, diff
 from ..fx.node import Node as FxNode
 
 __all__ = ["Value", "Node", "Graph", "Sym", "capture"]
-
-
-class Sym:
-    """An int that follows a dynamic axis: ``a`` in the first capture, ``b`` in the second."""
-
-    __slots__ = ("a", "b")
-
-    def __init__(self, a: int, b: int):
-        self.a, self.b = a, b
-
-    def __int__(self):
-        return self.a
-
-    __index__ = __int__
-
-    def __repr__(self):
-        return f"Sym({self.a}, {self.b})"
 
 
 class Value:
@@ -99,18 +85,7 @@ def _run(model, args, kwargs, params):
 
 def _diff(a, b):
     """``a`` with each int that differs in ``b`` (the second capture's) made a ``Sym``."""
-    if isinstance(a, bool) or a is None:
-        return a
-    if isinstance(a, int) and isinstance(b, int):
-        return a if a == b else Sym(a, b)
-    if isinstance(a, slice) and isinstance(b, slice):
-        return slice(_diff(a.start, b.start), _diff(a.stop, b.stop), _diff(a.step, b.step))
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
-        items = [_diff(x, y) for x, y in zip(a, b)]
-        if hasattr(a, "_fields"):  # a namedtuple
-            return type(a)(*items)
-        return type(a)(items)
-    return a
+    return diff(a, b)
 
 
 def capture(model, args: tuple, kwargs: dict, params: dict, args2=None) -> Graph:
