@@ -156,14 +156,85 @@ def test_dim_lets_the_batch_vary_within_its_range():
     assert ep2.module()(ember.randn(7, 3)).shape == (7, 2)
 
 
+def size_branch(fw):
+    class M(fw.nn.Module):
+        def forward(self, x):
+            return x * 2 if x.shape[0] == 4 else x + 1
+    return M()
+
+
+class Half(nn.Module):
+    def forward(self, x):
+        return x[: x.shape[0] // 2] * 2
+
+
+def flat_cnn(m, view):
+    """Conv + BatchNorm + pool + Flatten (or ``x.view(x.size(0), -1)``) + Linear: ember keeps
+    the batch size in BatchNorm's and view's arguments, made symbolic for a Dim."""
+    class Net(m.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = m.nn.Conv2d(2, 4, 3, padding=1)
+            self.bn = m.nn.BatchNorm2d(4)
+            self.pool = m.nn.MaxPool2d(2)
+            self.flat = m.nn.Flatten()
+            self.fc = m.nn.Linear(4 * 4 * 4, 5)
+
+        def forward(self, x):
+            x = self.pool(self.bn(self.conv(x)).relu())
+            return self.fc(x.view(x.size(0), -1) if view else self.flat(x))
+    return Net()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("view", [False, True], ids=["Flatten", "view(x.size(0), -1)"])
+def test_dim_batch_on_batchnorm_flatten_cnn_matches_torch_export(view, dtype, tmp_path):
+    tm = flat_cnn(torch, view).to(getattr(torch, dtype))
+    with torch.no_grad():
+        tm.bn.running_mean.uniform_(-1, 1)
+        tm.bn.running_var.uniform_(0.5, 2)
+    em = flat_cnn(ember, view).to(getattr(ember, dtype))
+    em.load_state_dict({k: ember.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+    tm.eval()
+    em.eval()
+    x = np.random.default_rng(0).standard_normal((2, 2, 8, 8)).astype(dtype)
+    ep = E.export(em, (ember.tensor(x),), dynamic_shapes={"x": {0: E.Dim("batch", max=64)}})
+    tep = torch.export.export(tm, (torch.tensor(x),),
+                              dynamic_shapes={"x": {0: torch.export.Dim("batch", max=64)}})
+    assert "sym_size" in ep.graph_module.code
+    assert ep.range_constraints == {"batch": (0, 64)}
+    buf = io.BytesIO()
+    E.save(ep, buf)
+    buf.seek(0)
+    loaded = E.load(buf)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    for n in (1, 5, 64):
+        xn = np.random.default_rng(n).standard_normal((n, 2, 8, 8)).astype(dtype)
+        want = _np(em(ember.tensor(xn)))
+        np.testing.assert_allclose(_np(tep.module()(torch.tensor(xn))), want, **tol)
+        for prog in (ep, loaded):
+            got = prog.module()(ember.tensor(xn))
+            assert got.shape == (n, 5)
+            np.testing.assert_allclose(_np(got), want, **tol)
+    with pytest.raises(AssertionError, match=r"size\(\)\[0\] <= 64"):
+        ep.module()(ember.randn(65, 2, 8, 8, dtype=getattr(ember, dtype)))
+
+
 def test_dim_errors():
     m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).eval()
     with pytest.raises(E.ConstraintViolationError, match=r"2 not in range \[4, 8\]"):
         E.export(m, (ember.randn(2, 3),), dynamic_shapes={"input": {0: E.Dim("b", min=4,
                                                                                 max=8)}})
-    # ember's batch norm keeps the batch size in its arguments: the dim cannot vary
-    with pytest.raises(E.ConstraintViolationError, match="inferred to be a constant"):
-        E.export(m, (ember.randn(4, 3),), dynamic_shapes={"input": {0: E.Dim("b")}})
+    # code that branches on the size specialises it, in torch too (its UserError)
+    for fw, err in ((ember, E.ConstraintViolationError), (torch, RuntimeError)):
+        with pytest.raises(err, match="inferred to be a constant|specialized it"):
+            fw.export.export(size_branch(fw), (fw.randn(4, 3),),
+                             dynamic_shapes={"x": {0: fw.export.Dim("b")}})
+    with pytest.raises(E.ConstraintViolationError, match=r"(?s)b = x.size\(\)\[0\].*ops"):
+        E.export(size_branch(ember), (ember.randn(4, 3),), dynamic_shapes={"x": {0: E.Dim("b")}})
+    # ember only: a size that is no product or sum of the inputs' sizes names its op
+    with pytest.raises(E.ConstraintViolationError, match="slice.*not a product or sum"):
+        E.export(Half(), (ember.randn(4, 3),), dynamic_shapes={"x": {0: E.Dim("b")}})
     with pytest.raises(E.UserError, match="not an input of forward"):
         E.export(m, (ember.randn(4, 3),), dynamic_shapes={"nope": {0: E.Dim("b")}})
 

@@ -8,7 +8,9 @@ What it produces: an ``ExportedProgram`` whose ``graph_module`` takes the parame
 buffers and lifted constant tensors as placeholders before the user inputs, described by
 ``graph_signature`` as PyTorch's (``p_fc_weight: PARAMETER target='fc.weight'``, ...);
 ``module()`` binds them back and checks inputs against the exported shapes (a ``Dim`` lets a
-dimension vary: verified at export by a second capture at another size).
+dimension vary: a second capture at another size finds the op arguments that follow it, which
+the graph then computes with ``sym_size`` nodes; NOTE [ Sizes from two captures ] in
+``ember/fx/experimental/symbolic_shapes.py``).
 ``run_decompositions()`` returns a copy (the graph is already ember's core ops).
 ``save``/``load`` write a zip archive of plain data (``_serialize.py``), read back through
 the allow-list unpickler: no code from the file runs.

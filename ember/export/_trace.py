@@ -4,9 +4,10 @@ The capture is the shared op recorder (NOTE [ Op recording ] in
 ``ember/fx/experimental/proxy_tensor.py``).  While it runs, Python control flow on a tensor
 computed from the inputs (``if x.sum() > 0``, ``.item()``) raises PyTorch's
 ``GuardOnDataDependentSymNode`` naming the user's line: one recorded path cannot stand for
-all inputs.  A ``Dim`` is checked by a second capture at another size of that dimension:
-if the ops or their constant arguments change with it, ember's graph keeps that size as a
-constant and the export raises ``ConstraintViolationError`` naming the op.
+all inputs.  A ``Dim`` is made symbolic by a second capture at another size of that
+dimension: an int argument that changes with it becomes a size expression in the graph
+(NOTE [ Sizes from two captures ]); if the ops change, or a size is no expression of the
+inputs' sizes, the export raises ``ConstraintViolationError`` naming the op.
 """
 from __future__ import annotations
 
@@ -229,26 +230,41 @@ def _resized(t: Tensor, dim: int, n: int) -> Tensor:
 
 
 def _check_dynamic(mod, args, kwargs, order, dyn, rec, names) -> None:
-    base = _signature(rec)
+    """Make each ``Dim``'s size symbolic in ``rec.graph``: capture again with every dynamic
+    dimension moved (by a different amount per ``Dim``, one amount per name) and turn the int
+    arguments that change into size expressions (NOTE [ Sizes from two captures ]); a size
+    that stays baked raises ``ConstraintViolationError`` naming the op."""
+    from ..fx.experimental.symbolic_shapes import symbolize
     values = list(args) + [kwargs[k] for k in order]
+    moved, step, named = list(values), {}, []
     for pos, dims in enumerate(dyn):
         for i, d in dims.items():
             size = values[pos].shape[i]
-            other = size + 1 if size + 1 <= d.max else size - 1
-            if other < max(d.min, 1) or other == size:
+            grow = step.setdefault(d.__name__, 3 + 2 * len(step))  # n // 2 changes too
+            other = next((n for n in (size + grow, size - grow, size + 1, size - 1)
+                          if max(d.min, 1) <= n <= d.max and n != size), None)
+            if other is None:  # the range holds one usable size: nothing can vary
                 continue
-            moved = list(values)
-            moved[pos] = _resized(values[pos], i, other)
+            moved[pos] = _resized(moved[pos], i, other)
+            name = names[pos] if pos < len(names) else f"input {pos}"
+            named.append((d, f"{name}.size()[{i}]"))
+    if not named:
+        return
+    from ..jit._trace import _buffers_kept
+    try:
+        with _buffers_kept(mod):  # BatchNorm's statistics: updated by one capture only
             rec2 = _record(mod, moved[:len(args)], dict(zip(order, moved[len(args):])), order)
-            sig = _signature(rec2)
-            if sig != base:
-                diff = next((f"{a}\n  became\n{b}" for a, b in zip(base, sig) if a != b), "")
-                name = names[pos] if pos < len(names) else f"input {pos}"
-                raise ConstraintViolationError(
-                    f"Not all values of {d.__name__} = {name}.size()[{i}] in the specified "
-                    f"range {d.min} <= {d.__name__} <= {d.max} are valid because "
-                    f"{d.__name__} was inferred to be a constant: ember's graph keeps that "
-                    f"size in an op's arguments:\n{diff}")
+    except Exception as e:  # noqa: BLE001 (the model refuses the other size)
+        problems = [f"the model raised {type(e).__name__} at the other size: {e}"]
+    else:
+        problems = symbolize(rec.graph, rec2.graph, rec.constants, rec2.constants)
+    if problems:
+        which = " and ".join(f"{d.__name__} = {where}" for d, where in named)
+        d = named[0][0]
+        raise ConstraintViolationError(
+            f"Not all values of {which} in the specified range {d.min} <= {d.__name__} <= "
+            f"{d.max} are valid because {d.__name__} was inferred to be a constant: ember's "
+            f"graph keeps that size in an op's arguments:\n" + "\n".join(problems))
 
 
 def export(mod, args, kwargs=None, *, dynamic_shapes=None, strict: bool = False,
