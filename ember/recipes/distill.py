@@ -168,6 +168,7 @@ def save_temperature(path, sweep, baseline, teacher_acc, soft_targets, label):
     a.axhline(teacher_acc, ls=":", c="k", label="teacher")
     a.set(xscale="log", xticks=ts, xticklabels=[f"{t:g}" for t in ts], xlabel="temperature T",
           ylabel="test accuracy", title="student accuracy vs temperature")
+    a.minorticks_off()  # no "3x10^0" labels between the temperatures
     a.legend()
     width = 0.8 / len(soft_targets)
     for j, (t, p) in enumerate(soft_targets.items()):
