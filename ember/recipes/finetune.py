@@ -13,8 +13,9 @@ where transfer can pay. Three ways to learn it, for the same epochs:
   task-specific (ULMFiT's idea);
 - from scratch: the same network, randomly initialised, every layer at lr.
 
-Accuracy is measured on every image of 5-9 outside the few (both splits). The last line is
-``final finetune_acc <value>``: the discriminative fine-tune's test accuracy.
+Accuracy is measured on every image of 5-9 outside the few (both splits), averaged over
+three draws of the few. The last line is ``final finetune_acc <value>``: the discriminative
+fine-tune's mean test accuracy.
 
 Run: ``ember train finetune`` or ``python ember/recipes/finetune.py`` (``--smoke`` for a few
 batches). The only ember line is ``import ember as torch``: swap it for ``import torch`` and
@@ -42,6 +43,7 @@ DEFAULTS = dict(epochs=15, lr=3e-3, batch_size=32)
 SMOKE_BATCHES = 3
 SHOTS = 5  # labelled images per class of 5-9 for the fine-tuning task
 FINETUNE_EPOCHS = 4  # x --epochs: the few-shot set is a few batches an epoch
+DRAWS = 3  # few-shot sets drawn (each with its own initialisations); scores averaged
 
 
 def parse_args(argv=None, prog=None):
@@ -148,7 +150,7 @@ def save_curves(path, pre, runs):
     for name, (_, accs) in runs.items():
         b.plot(range(1, len(accs) + 1), accs, label=name)
     b.set(xlabel="epoch", ylabel="test accuracy (5-9)",
-          title=f"learning 5-9 from {SHOTS} images per class")
+          title=f"learning 5-9 from {SHOTS} images per class (first draw)")
     b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -163,48 +165,15 @@ def save_compare(path, final):
     ax.barh(names, [final[k] for k in names], color=["C0", "C1", "C2"])
     for i, k in enumerate(names):
         ax.text(final[k], i, f" {final[k]:.1%}", va="center")
-    ax.set(xlim=(0, 1.12), xlabel="test accuracy on 5-9", title="transfer vs scratch")
+    ax.set(xlim=(0, 1.12), xlabel="test accuracy on 5-9",
+           title="transfer vs scratch (mean over the draws)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def main(argv=None, prog=None):
-    args = parse_args(argv, prog)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    plots = have_matplotlib()
-    rng = np.random.default_rng(args.seed)
-    x_train, y_train = load_digits("train")
-    x_test, y_test = load_digits("test")
-    low, low_t = y_train < 5, y_test < 5
-    # the few-shot task: SHOTS training images of each of 5-9, relabelled 0-4
-    few = np.concatenate([rng.choice(np.flatnonzero(y_train == c), SHOTS, replace=False)
-                          for c in range(5, 10)])
-
-    def as_tensors(x, y):
-        return (torch.tensor(x[:, None] / 16.0, dtype=torch.float32),
-                torch.tensor(y % 5))
-    xa, ya = as_tensors(x_train[low], y_train[low])
-    xa_t, ya_t = as_tensors(x_test[low_t], y_test[low_t])
-    xb, yb = as_tensors(x_train[few], y_train[few])
-    # scored on every 5-9 image not among the few: ~800 images, so one image is 0.1%, not 0.6%
-    rest = np.setdiff1d(np.flatnonzero(~low), few)
-    xb_t, yb_t = as_tensors(np.concatenate([x_test[~low_t], x_train[rest]]),
-                            np.concatenate([y_test[~low_t], y_train[rest]]))
-    pre_epochs = 1 if args.smoke else args.epochs
-    ft_epochs = 1 if args.smoke else FINETUNE_EPOCHS * args.epochs
-    start = time.time()
-
-    model = Net()
-    print(f"{NAME}: {sum(p.numel() for p in model.parameters()):,} parameters; pre-train on "
-          f"{len(xa)} images of 0-4 for {pre_epochs} epochs, then {len(xb)} images of 5-9 "
-          f"({SHOTS} a class) for {ft_epochs} epochs; test {len(xa_t)} (0-4) / {len(xb_t)} (5-9)")
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    pre = train(model, opt, xa, ya, xa_t, ya_t, pre_epochs, args, tag="pre-train 0-4")
-    torch.save(model.state_dict(), os.path.join(args.out, "pretrained.pt"))
-    pretrained = model.state_dict()
-
+def three_ways(pretrained, xb, yb, xb_t, yb_t, epochs, args):
+    """Learn 5-9 from (xb, yb) by each way; {way: (losses, test accuracies)} and the tuned net."""
     def from_pretrained():
         net = Net()
         net.load_state_dict(pretrained)
@@ -216,28 +185,76 @@ def main(argv=None, prog=None):
     for p in list(frozen.stage1.parameters()) + list(frozen.stage2.parameters()):
         p.requires_grad_(False)
     opt = torch.optim.Adam(frozen.head.parameters(), lr=args.lr)
-    runs["frozen backbone, new head"] = train(frozen, opt, xb, yb, xb_t, yb_t, ft_epochs, args,
+    runs["frozen backbone, new head"] = train(frozen, opt, xb, yb, xb_t, yb_t, epochs, args,
                                               frozen=True, tag="frozen")
-
     tuned = from_pretrained()
     opt = torch.optim.Adam([  # discriminative learning rates: smaller for earlier layers
         {"params": tuned.stage1.parameters(), "lr": args.lr / 10},
         {"params": tuned.stage2.parameters(), "lr": args.lr / 3},
         {"params": tuned.head.parameters(), "lr": args.lr}])
-    runs["fine-tuned, discriminative lr"] = train(tuned, opt, xb, yb, xb_t, yb_t, ft_epochs,
-                                                  args, tag="fine-tune")
-    torch.save({"model": tuned.state_dict(), "pretrained": pretrained, "args": vars(args)},
-               os.path.join(args.out, "last.pt"))
-
+    runs["fine-tuned, discriminative lr"] = train(tuned, opt, xb, yb, xb_t, yb_t, epochs, args,
+                                                  tag="fine-tune")
     scratch = Net()
     opt = torch.optim.Adam(scratch.parameters(), lr=args.lr)
-    runs["from scratch"] = train(scratch, opt, xb, yb, xb_t, yb_t, ft_epochs, args,
-                                 tag="scratch")
+    runs["from scratch"] = train(scratch, opt, xb, yb, xb_t, yb_t, epochs, args, tag="scratch")
+    return runs, tuned
 
-    final = {name: accs[-1] for name, (_, accs) in runs.items()}
+
+def main(argv=None, prog=None):
+    args = parse_args(argv, prog)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    plots = have_matplotlib()
+    x_train, y_train = load_digits("train")
+    x_test, y_test = load_digits("test")
+    low, low_t = y_train < 5, y_test < 5
+
+    def as_tensors(x, y):
+        return (torch.tensor(x[:, None] / 16.0, dtype=torch.float32),
+                torch.tensor(y % 5))
+    xa, ya = as_tensors(x_train[low], y_train[low])
+    xa_t, ya_t = as_tensors(x_test[low_t], y_test[low_t])
+    pre_epochs = 1 if args.smoke else args.epochs
+    ft_epochs = 1 if args.smoke else FINETUNE_EPOCHS * args.epochs
+    draws = 1 if args.smoke else DRAWS
+    start = time.time()
+
+    model = Net()
+    print(f"{NAME}: {sum(p.numel() for p in model.parameters()):,} parameters; pre-train on "
+          f"{len(xa)} images of 0-4 for {pre_epochs} epochs, then {5 * SHOTS} images of 5-9 "
+          f"({SHOTS} a class, {draws} draws) for {ft_epochs} epochs")
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    pre = train(model, opt, xa, ya, xa_t, ya_t, pre_epochs, args, tag="pre-train 0-4")
+    torch.save(model.state_dict(), os.path.join(args.out, "pretrained.pt"))
+    pretrained = model.state_dict()
+
+    # which few images are labelled moves the scores by points: average over several draws
+    finals = {}
+    for d in range(draws):
+        rng = np.random.default_rng(args.seed + d)
+        few = np.concatenate([rng.choice(np.flatnonzero(y_train == c), SHOTS, replace=False)
+                              for c in range(5, 10)])
+        xb, yb = as_tensors(x_train[few], y_train[few])
+        # scored on every 5-9 image not among the few (~880: one image is 0.1%, not 0.6%)
+        rest = np.setdiff1d(np.flatnonzero(~low), few)
+        xb_t, yb_t = as_tensors(np.concatenate([x_test[~low_t], x_train[rest]]),
+                                np.concatenate([y_test[~low_t], y_train[rest]]))
+        torch.manual_seed(args.seed + 1 + d)
+        runs_d, tuned = three_ways(pretrained, xb, yb, xb_t, yb_t, ft_epochs, args)
+        if d == 0:
+            runs = runs_d
+            torch.save({"model": tuned.state_dict(), "pretrained": pretrained,
+                        "args": vars(args)}, os.path.join(args.out, "last.pt"))
+        for name, (_, accs) in runs_d.items():
+            finals.setdefault(name, []).append(accs[-1])
+        print(f"draw {d}: " + ", ".join(f"{k} {v[-1]:.2%}" for k, v in finals.items()),
+              flush=True)
+
+    final = {name: sum(v) / len(v) for name, v in finals.items()}
     print(f"pre-training: test accuracy on 0-4 {pre[1][-1]:.2%}")
     for name, acc in final.items():
-        print(f"5-9 from {SHOTS} images a class, {name}: test accuracy {acc:.2%}")
+        print(f"5-9 from {SHOTS} images a class, {name}: test accuracy {acc:.2%} "
+              f"(mean of {draws}; {min(finals[name]):.2%} to {max(finals[name]):.2%})")
     if plots:
         save_curves(os.path.join(args.out, "curves.png"), pre, runs)
         save_compare(os.path.join(args.out, "compare.png"), final)
