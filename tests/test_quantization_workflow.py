@@ -288,17 +288,58 @@ def test_qfunctional_batchnorm_relu6_match_torch():
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
-def test_dynamic_rnn_close_to_torch(kind):
+@pytest.mark.parametrize("kw,packed", [(dict(num_layers=2, batch_first=True), False),
+                                       (dict(num_layers=2, bidirectional=True), False),
+                                       (dict(bidirectional=True), True)])
+def test_dynamic_rnn_matches_torch(kind, kw, packed):
+    # every gate GEMM quantizes its input per call (7-bit quint8) as fbgemm does, so the
+    # outputs agree to float32 rounding, far inside one activation quantization step (~1e-2)
     outs = []
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6, 4, 16)).astype(np.float32)
+    h0 = rng.standard_normal((2 if packed else 2 * 2, 4, 32)).astype(np.float32)
     for m, mod in zip((torch, ember), _twins(lambda m: m.nn.Sequential(
-            getattr(m.nn, kind)(16, 32, num_layers=2, batch_first=True)))):
+            getattr(m.nn, kind)(16, 32, **kw)))):
         q = m.ao.quantization.quantize_dynamic(mod, {getattr(m.nn, kind)}, dtype=m.qint8)
         assert type(q[0]).__name__ == kind and "dynamic" in type(q[0]).__module__
-        x = np.random.default_rng(8).standard_normal((4, 10, 16)).astype(np.float32)
-        outs.append(q(m.from_numpy(x))[0].detach().numpy())
-    # PyTorch quantizes each step's activations to 7 bits as well; ember does not: the gap is
-    # that activation rounding, a few 1e-3 on outputs of magnitude ~0.3
-    np.testing.assert_allclose(outs[1], outs[0], atol=1.5e-2)
+        assert list(q.state_dict()) == [f"0._all_weight_values.{i}.param"
+                                        for i in range(len(mod[0]._all_weights))]
+        inp = m.from_numpy(x)
+        hx = None
+        if packed:
+            inp = m.nn.utils.rnn.pack_padded_sequence(inp, [6, 5, 5, 2])
+            hx = m.from_numpy(h0)
+            hx = (hx, hx * 0.5) if kind == "LSTM" else hx
+        y, h = q[0](inp, hx)
+        y = y.data if packed else y
+        h = h[0] if kind == "LSTM" else h
+        outs.append((y.detach().numpy(), h.detach().numpy()))
+    for t, e in zip(*outs):
+        np.testing.assert_allclose(e, t, atol=1e-6)
+
+
+def test_dynamic_rnn_bad_input_as_torch():
+    for m in (torch, ember):
+        with pytest.raises(AssertionError, match="mod.bias must be True"):
+            m.ao.quantization.quantize_dynamic(m.nn.Sequential(m.nn.LSTM(4, 3, bias=False)),
+                                               {m.nn.LSTM}, dtype=m.qint8)
+        q = m.ao.quantization.quantize_dynamic(m.nn.Sequential(m.nn.GRU(4, 3)), {m.nn.GRU},
+                                               dtype=m.qint8)
+        with pytest.raises(RuntimeError, match="input.size\\(-1\\) must be equal"):
+            q(m.zeros(2, 1, 5))
+        with pytest.raises(RuntimeError, match="input must have 3 dimensions"):
+            q[0].check_input(m.zeros(2, 1, 1, 4), None)
+
+
+def test_dynamic_rnn_state_dict_round_trip(tmp_path):
+    torch_m, em = _twins(lambda m: m.nn.Sequential(m.nn.LSTM(5, 4)))
+    q = ember.ao.quantization.quantize_dynamic(em, {ember.nn.LSTM}, dtype=ember.qint8)
+    ember.save(q.state_dict(), tmp_path / "q.pt")
+    q2 = ember.ao.quantization.quantize_dynamic(
+        ember.nn.Sequential(ember.nn.LSTM(5, 4)), {ember.nn.LSTM}, dtype=ember.qint8)
+    q2.load_state_dict(ember.load(tmp_path / "q.pt", weights_only=False))
+    x = ember.randn(3, 2, 5)
+    np.testing.assert_array_equal(q2(x)[0].numpy(), q(x)[0].numpy())
 
 
 def test_unsupported_module_stays_float_and_says_so():

@@ -11,6 +11,26 @@ from .. import modules as _m
 __all__ = ["Linear"]
 
 
+def _dynamic_linear(xp, a, pack, bias, reduce_range=True):
+    """fbgemm's dynamic linear on float32 rows ``a``: quantize ``a`` to quint8 with qparams
+    from its own range (7 bits when ``reduce_range``), exact int32 product with the int8
+    weight, ``acc * (a_scale * w_scale) + bias`` in float32."""
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    qmax = 127 if reduce_range else 255
+    scale, zp = _q.choose_qparams(lo, hi, 0, qmax)
+    # the zero-point-shifted integers q - zp directly: rint(x / scale) clamped to
+    # [-zp, qmax - zp], three in-place float32 passes (fbgemm adds zp before rounding, so
+    # an input within a float32 ulp of a tie may land one step apart)
+    af = a * (xp.float32(1) / xp.float32(scale))
+    xp.rint(af, out=af)
+    xp.clip(af, -zp, qmax - zp, out=af)
+    acc = _q.int_matmul(xp, af, pack.wt, max(zp, qmax - zp), pack.wmax)
+    y = acc.astype(xp.float32, copy=False) * (xp.float32(scale) * pack.scales)
+    if bias is not None:
+        y += bias.astype(xp.float32, copy=False)
+    return y
+
+
 class Linear(_m.Linear):
     """``y = x W^T + b`` with the input quantized per call to quint8 (range halved, as fbgemm's
     16-bit accumulation wants), exact int32 products, float output."""
@@ -28,23 +48,10 @@ class Linear(_m.Linear):
                 "'QuantizedCPU' backend.")
         xp = _backend.xp_of(x._data)
         a = x._data if x._data.dtype == xp.float32 else x._data.astype(xp.float32)
-        lead = a.shape[:-1]
-        a = a.reshape(-1, a.shape[-1])
-        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-        qmax = 127 if self.reduce_range else 255
-        scale, zp = _q.choose_qparams(lo, hi, 0, qmax)
-        # the zero-point-shifted integers q - zp directly: rint(x / scale) clamped to
-        # [-zp, qmax - zp], three in-place float32 passes (fbgemm adds zp before rounding, so
-        # an input within a float32 ulp of a tie may land one step apart)
-        af = a * (xp.float32(1) / xp.float32(scale))
-        xp.rint(af, out=af)
-        xp.clip(af, -zp, qmax - zp, out=af)
-        pack = self._packed_params.pack
-        acc = _q.int_matmul(xp, af, pack.wt, max(zp, qmax - zp), pack.wmax)
-        y = acc.astype(xp.float32, copy=False) * (xp.float32(scale) * pack.scales)
         b = self.bias()
-        if b is not None:
-            y += b._data.astype(xp.float32)
+        y = _dynamic_linear(xp, a.reshape(-1, a.shape[-1]), self._packed_params.pack,
+                            None if b is None else b._data, self.reduce_range)
+        lead = a.shape[:-1]
         return _make(y.reshape(*lead, -1))
 
     @classmethod
@@ -68,30 +75,151 @@ class Linear(_m.Linear):
                 f"dtype={self._packed_params.dtype}, qscheme={self.weight().qscheme()}")
 
 
+class _CellParams:
+    """One layer and direction's weights (PyTorch's ``CellParamsBase``, "quantized_dynamic"):
+    int8 ``w_ih``/``w_hh`` (per-tensor symmetric, as ``default_dynamic_qconfig``), float
+    biases, and the packs ``int_matmul`` multiplies with."""
+
+    def __init__(self, w_ih, w_hh, b_ih, b_hh, reduce_range=True):
+        self.w_ih, self.w_hh, self.b_ih, self.b_hh = w_ih, w_hh, b_ih, b_hh
+        self.reduce_range = reduce_range
+        self.pack_ih = _m._WeightPack(w_ih)
+        self.pack_hh = _m._WeightPack(w_hh)
+
+    def linear_ih(self, xp, a):
+        return _dynamic_linear(xp, a, self.pack_ih, _arr(self.b_ih), self.reduce_range)
+
+    def linear_hh(self, xp, a):
+        return _dynamic_linear(xp, a, self.pack_hh, _arr(self.b_hh), self.reduce_range)
+
+
+def _arr(t):
+    return None if t is None else t._data
+
+
+class PackedParameter(_m.Module):
+    """Holds one ``_CellParams`` as ``param`` (PyTorch's state-dict key
+    ``_all_weight_values.N.param``)."""
+
+    def __init__(self, param):
+        super().__init__()
+        self.param = param
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "param"] = self.param
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        self.param = state_dict.pop(prefix + "param")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+
+def _sigmoid(xp, v):
+    return 1 / (1 + xp.exp(-v))
+
+
+def _run_direction(xp, x, h0, c0, cell, mode, reverse, bs):
+    """One layer and direction over packed rows ``x`` as PyTorch's quantized RNN cells: each
+    gate GEMM is a dynamic linear (its input quantized from its own range): ``linear_ih`` once
+    over all the layer's rows (aten's cpu layers precompute it, so one scale serves the whole
+    sequence, packed or not, either direction), ``linear_hh`` once per step."""
+    offsets = [0]
+    for b in bs:
+        offsets.append(offsets[-1] + b)
+    gi_all = cell.linear_ih(xp, x)
+    h = h0.copy()
+    c = None if c0 is None else c0.copy()
+    ys = [None] * len(bs)
+    steps = range(len(bs) - 1, -1, -1) if reverse else range(len(bs))
+    for t in steps:
+        b = bs[t]
+        rows = slice(offsets[t], offsets[t + 1])
+        gi = gi_all[rows]
+        gh = cell.linear_hh(xp, h[:b])
+        if mode == "LSTM":
+            gates = gh + gi
+            i, f, g, o = xp.split(gates, 4, axis=1)
+            i, f, o = _sigmoid(xp, i), _sigmoid(xp, f), _sigmoid(xp, o)
+            cy = f * c[:b] + i * xp.tanh(g)
+            c[:b] = cy
+            h[:b] = o * xp.tanh(cy)
+        else:
+            ir, iz, in_ = xp.split(gi, 3, axis=1)
+            hr, hz, hn = xp.split(gh, 3, axis=1)
+            r = _sigmoid(xp, hr + ir)
+            z = _sigmoid(xp, hz + iz)
+            n = xp.tanh(in_ + hn * r)
+            h[:b] = (h[:b] - n) * z + n
+        ys[t] = h[:b].copy()
+    return xp.concatenate(ys, axis=0), h, c
+
+
 class _DynamicRNN:
-    """A recurrent layer with int8 weight matrices (one symmetric per-tensor scale each, as
-    ``default_dynamic_qconfig``'s weight observer gives): the recurrence runs on the
-    dequantized int8 weights in float32, so the weight quantization error is PyTorch's; PyTorch
-    also quantizes each step's activations (fbgemm's dynamic linear), which this does not."""
+    """A recurrent layer whose gate GEMMs are fbgemm's dynamic linears, as PyTorch's
+    ``quantized_lstm``/``quantized_gru`` with ``use_dynamic=True``: int8 weight matrices,
+    and every step's input and hidden state quantized to 7-bit quint8 from their own range
+    (``reduce_range``); the gate nonlinearities in float32.  Inference only."""
+
+    def check_input(self, input, batch_sizes) -> None:
+        expected = 2 if batch_sizes is not None else 3
+        if input.dim() != expected:
+            raise RuntimeError(f"input must have {expected} dimensions, got {input.dim()}")
+        if self.input_size != input.size(-1):
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
+                               f"{self.input_size}, got {input.size(-1)}")
+
+    def _layers(self, x, h_all, c_all, bs):
+        """Every layer and direction on backend arrays (no autograd: PyTorch's dynamic RNNs
+        have no backward either)."""
+        xp = _backend.xp_of(x._data)
+        a = x._data.astype(xp.float32, copy=False)
+        d = 2 if self.bidirectional else 1
+        hs, cs = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(d):
+                k = layer * d + direction
+                cell = self._all_weight_values[k].param
+                h0 = h_all[k]._data.astype(xp.float32)
+                c0 = None if c_all is None else c_all[k]._data.astype(xp.float32)
+                y, h, c = _run_direction(xp, a, h0, c0, cell, self.mode, direction == 1, bs)
+                outs.append(y)
+                hs.append(_make(h))
+                cs.append(None if c is None else _make(c))
+            a = outs[0] if d == 1 else xp.concatenate(outs, axis=1)
+        return _make(a), hs, cs
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
-        import copy
         from ....quantization.qconfig import default_dynamic_qconfig
-        from .....nn.parameter import Parameter
         qconfig = getattr(mod, "qconfig", None) or default_dynamic_qconfig
-        q = copy.deepcopy(mod)
-        q.__class__ = cls
-        q._packed_weights = {}
-        for name in mod._flat_weights_names:
-            if not name.startswith("weight"):
-                continue
-            obs = qconfig.weight()
-            w = getattr(mod, name)
-            obs(w)
-            wq = _m.quantize_weight(w, obs)
-            q._packed_weights[name] = wq
-            setattr(q, name, Parameter(wq.dequantize(), requires_grad=False))
+        if mod.proj_size > 0:
+            raise NotImplementedError("dynamic quantization of an LSTM with proj_size")
+        if not mod.bias:
+            raise AssertionError("mod.bias must be True")
+        q = cls.__new__(cls)
+        q.__dict__.update(mod.__dict__)
+        # the float weights are not kept: only the int8 matrices and float biases below
+        q.__dict__["_parameters"] = {}
+        q.__dict__["_modules"] = dict(mod._modules)
+        cells = []
+        for names in mod._all_weights:
+            ws = [getattr(mod, n) for n in names]
+            qs = []
+            for w in ws[:2]:
+                obs = qconfig.weight()
+                obs(w)
+                if obs.dtype is not qint8:
+                    raise RuntimeError(f"Unsupported dtype for dynamic RNN quantization: "
+                                       f"{obs.dtype}")
+                qs.append(_m.quantize_weight(w, obs))
+            b_ih, b_hh = ((ws[2].detach().float(), ws[3].detach().float()) if mod.bias
+                          else (None, None))
+            cells.append(PackedParameter(_CellParams(qs[0], qs[1], b_ih, b_hh)))
+        from .....nn.modules.container import ModuleList
+        q._all_weight_values = ModuleList(cells)
         return q
 
 
