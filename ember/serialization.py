@@ -876,9 +876,17 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=Fa
             mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_COPY)
         archive = _Archive(fh, mm)
         archive.budget = _budget(archive, fh.seek(0, 2) - start, max_bytes)
-        if archive.has("constants.pkl"):
-            raise RuntimeError("this is a TorchScript archive (torch.jit.save); ember cannot "
-                               "load TorchScript")
+        if archive.has("constants.pkl") or archive.has("ember_jit.pkl"):
+            # a jit archive: handed to jit.load as torch.load hands it to torch.jit.load
+            warnings.warn("'torch.load' received a zip file that looks like a TorchScript "
+                          "archive dispatching to 'torch.jit.load' (call 'torch.jit.load' "
+                          "directly to silence this warning)", UserWarning, stacklevel=2)
+            if weights_only:
+                raise RuntimeError("Cannot use ``weights_only=True`` with TorchScript archives "
+                                   "passed to ``torch.load``. " + UNSAFE_MESSAGE)
+            from .jit import load as jit_load
+            fh.seek(start)
+            return jit_load(fh, map_location=map_location)
         byteorder = "little"
         if archive.has("byteorder"):
             byteorder = archive.read("byteorder").decode("ascii", "replace")

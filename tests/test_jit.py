@@ -686,6 +686,23 @@ def test_load_refuses_torch_checkpoints_and_torchscript(tmp_path):
         jit.load(str(ts))
 
 
+def test_ember_load_of_a_jit_archive_hands_off_to_jit_load_as_torch_load(tmp_path):
+    m = mlp(ember).eval()
+    path = str(tmp_path / "m.pt")
+    jit.trace(m, ember.randn(2, 6)).save(path)
+    torch.jit.save(torch.jit.trace(mlp(torch), torch.ones(1, 6)), str(tmp_path / "ts.pt"))
+    for fw, p in ((ember, path), (torch, str(tmp_path / "ts.pt"))):
+        with pytest.warns(UserWarning, match="looks like a TorchScript archive"):
+            with pytest.raises(RuntimeError, match="Cannot use ``weights_only=True`` with "
+                                                   "TorchScript archives"):
+                fw.load(p)  # weights_only=True by default, in both
+    with pytest.warns(UserWarning, match="dispatching to 'torch.jit.load'"):
+        loaded = ember.load(path, weights_only=False)
+    x = ember.randn(3, 6)
+    assert isinstance(loaded, jit.ScriptModule)
+    np.testing.assert_allclose(_np(loaded(x)), _np(m(x)), rtol=1e-6)
+
+
 # ---- the stretch: real torch.jit.load reads ember's archive ---------------------------------
 def ln_mlp(m):
     return m.nn.Sequential(m.nn.Linear(6, 8), m.nn.LayerNorm(8), m.nn.GELU(),

@@ -647,6 +647,14 @@ def test_jit_load_checkpoint_without_the_marker_is_not_unpickled(tmp_path, senti
                              ["tuple", [["namedtuple", "os:terminal_size", ["list", []]]]],
                              ["dict", []], True], ["output", ["node", "r"]]],
      "unknown namedtuple"),
+    # size arithmetic (symbolic sizes) on anything but a graph value and an int: "ab" * 10**12
+    ([["placeholder", "x"], ["call", "m", "operator:mul", ["tuple", ["ab", 10 ** 12]],
+                             ["dict", []], True], ["output", ["node", "x"]]],
+     "malformed size node"),
+    # a namedtuple built by the graph, of a class outside ember
+    ([["placeholder", "x"], ["call", "t", "namedtuple:os:terminal_size",
+                             ["tuple", [1, 2]], ["dict", []], True], ["output", ["node", "x"]]],
+     "unknown namedtuple"),
     # a node name that would be code if anything generated source from it
     ([["placeholder", "x; import os"], ["output", ["node", "x; import os"]]],
      "is not a valid name"),
