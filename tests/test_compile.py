@@ -1,5 +1,6 @@
 """ember.compile: compiled training equals eager ember; guards, breaks, errors as PyTorch's."""
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -640,3 +641,140 @@ def test_a_formula_reading_a_saved_intermediate_is_lowered():
     assert "_cube" in region.lowered and "sv__cube" in region.forward_src
     np.testing.assert_allclose(x.grad.numpy(), (3 * x.sin() ** 2 * x.cos()).detach().numpy(),
                                rtol=1e-6)
+
+
+# ---- compiled optimizer steps (NOTE [ Compiled optimizer steps ]) ---------------------------
+
+_OPTS = {
+    "sgd": lambda p: ember.optim.SGD(p, lr=0.1),
+    "sgd_momentum_wd": lambda p: ember.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-2),
+    "sgd_nesterov": lambda p: ember.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True,
+                                              weight_decay=1e-3),
+    "sgd_dampening_maximize": lambda p: ember.optim.SGD(p, lr=0.05, momentum=0.9,
+                                                        dampening=0.3, maximize=True),
+    "adam": lambda p: ember.optim.Adam(p, lr=1e-2),
+    "adam_l2_amsgrad": lambda p: ember.optim.Adam(p, lr=1e-2, weight_decay=1e-2, amsgrad=True),
+    "adamw": lambda p: ember.optim.AdamW(p, lr=1e-2, betas=(0.3, 0.99)),
+    "adamw_maximize": lambda p: ember.optim.AdamW(p, lr=1e-2, maximize=True),
+}
+
+
+def _opt_model(dtype):
+    ember.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).to(dtype)
+
+
+def _state_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    assert sa["state"].keys() == sb["state"].keys()
+    for k in sa["state"]:
+        assert sa["state"][k].keys() == sb["state"][k].keys()
+        for n, v in sa["state"][k].items():
+            w = sb["state"][k][n]
+            assert v.dtype == w.dtype and v.shape == w.shape
+            np.testing.assert_allclose(v.numpy(), w.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [ember.float32, ember.float64])
+@pytest.mark.parametrize("name", list(_OPTS))
+def test_compiled_optimizer_step_equals_eager_over_twenty_steps(name, dtype):
+    models = [_opt_model(dtype), _opt_model(dtype)]
+    opts = [_OPTS[name](m.parameters()) for m in models]
+    # a scheduler changes lr every 3 steps: the compiled step reads lr at call time
+    scheds = [ember.optim.lr_scheduler.StepLR(o, 3, 0.5) for o in opts]
+    step = ember.compile(opts[1].step)  # the scheduler's wrapper of opt.step
+    x, y = ember.randn(16, 5, dtype=dtype), ember.randn(16, 3, dtype=dtype)
+    for _ in range(20):
+        for k, (m, o) in enumerate(zip(models, opts)):
+            o.zero_grad()
+            ((m(x) - y) ** 2).mean().backward()
+            o.step() if k == 0 else step()
+            scheds[k].step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5,
+                                   atol=1e-7)
+    _state_equal(opts[0], opts[1])
+    assert step.version is not None and step.recompiles == 0  # one generated function
+    assert step.code.startswith("def forward(groups,")
+    assert len(set(re.findall(r"= P0_\d\[", step.code))) == 4  # every parameter, one fn
+
+
+def test_compiled_step_regenerates_on_a_changed_flag_and_skips_params_without_grad():
+    m = _opt_model(ember.float32)
+    opt = ember.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    step = ember.compile(opt.step)
+    x = ember.randn(4, 5)
+    for i in range(3):
+        opt.zero_grad()
+        m(x).sum().backward()
+        if i == 2:
+            m[0].bias.grad = None  # a parameter without a gradient is not updated
+            opt.param_groups[0]["nesterov"] = True
+        before = m[0].bias.detach().clone()
+        step()
+    assert step.recompiles == 1 and "xp.add(g, xp.multiply(b, mom" in step.code
+    assert ember.equal(before, m[0].bias)
+
+
+def test_compiled_step_with_hooks_or_closure_runs_as_eager():
+    m = _opt_model(ember.float32)
+    opt = ember.optim.Adam(m.parameters())
+    step = ember.compile(opt.step)
+    x = ember.randn(4, 5)
+    seen = []
+    h = opt.register_step_pre_hook(lambda o, a, k: seen.append(1))
+
+    def closure():
+        opt.zero_grad()
+        loss = m(x).sum()
+        loss.backward()
+        return loss
+    loss = step(closure)
+    assert seen == [1] and isinstance(loss, ember.Tensor)
+    h.remove()
+    assert step(closure) is not None and step.version is not None  # closure, no hook
+
+
+def test_optimizer_step_inside_a_compiled_function_runs_compiled_and_equals_eager():
+    from ember._dynamo.optim_step import _STEPS
+    models = [_opt_model(ember.float32), _opt_model(ember.float32)]
+    opts = [ember.optim.AdamW(m.parameters(), lr=1e-2) for m in models]
+    x, y = ember.randn(16, 5), ember.randn(16, 3)
+
+    def train_step(m, opt):
+        opt.zero_grad()
+        loss = ((m(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    cf = ember.compile(train_step)
+    for _ in range(20):
+        a = train_step(models[0], opts[0])
+        b = cf(models[1], opts[1])
+        assert float(a) == pytest.approx(float(b), rel=1e-5)
+    for p, q in zip(models[0].parameters(), models[1].parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5)
+    _state_equal(opts[0], opts[1])
+    assert _STEPS[opts[1]].version is not None and opts[0] not in _STEPS
+    reasons = [b.reason for b in ember.compiler.explain(train_step)(models[1], opts[1])
+               .break_reasons]
+    assert any("generated function" in r for r in reasons)
+    with pytest.raises(exc.Unsupported, match="optimizer.step"):
+        ember.compile(lambda: opts[1].step(), fullgraph=True)()
+
+
+def test_a_scheduler_wrapped_step_inside_a_function_breaks_never_stale():
+    ember.manual_seed(0)
+    lin = nn.Linear(2, 1)
+    opt = ember.optim.SGD(lin.parameters(), lr=0.1)
+    ember.optim.lr_scheduler.StepLR(opt, 3)
+    step = opt.step  # the scheduler's wrapper: its step is not routed, but still seen
+    cf = ember.compile(lambda: step())
+    ws = []
+    for _ in range(3):
+        opt.zero_grad()
+        lin(ember.ones(4, 2)).sum().backward()
+        cf()
+        ws.append(lin.weight.detach().clone())
+    assert not ember.equal(ws[1], ws[2])  # every call stepped

@@ -27,8 +27,12 @@ backward runs the generated backward.  Parameters are read at each call, so opti
 updates between calls are seen.  ``EMBER_LOGS=graph,code,recompiles,breaks`` (or
 ``TORCH_LOGS``) prints what happens.
 
+Optimizer steps (``optim_step.py``, NOTE [ Compiled optimizer steps ]): ``ember.compile(opt.step)``
+is one generated update over every parameter's arrays; ``opt.step()`` inside a compiled function
+still breaks the graph, but runs that generated update.
+
 Not done (see docs/compile.md): dynamic shapes (a new shape recompiles), partial graphs around
-a break (the whole function runs eagerly), compiled optimizer steps (they break).
+a break (the whole function runs eagerly).
 """
 from . import config
 from .eval_frame import (OptimizedModule, optimize, explain, reset, disable, is_compiling,

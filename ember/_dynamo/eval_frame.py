@@ -22,6 +22,8 @@ from .._tensor import Tensor, _version_counter
 from ..nn import Module
 from ..optim.optimizer import Optimizer
 from ..fx.experimental.proxy_tensor import OpRecorder, flatten, record
+from .optim_step import CompiledStep, routed_steps, optimizer_of, capture_hook
+from ..optim import optimizer as _optmod
 
 __all__ = ["OptimizedModule", "optimize", "explain", "reset", "disable", "is_compiling",
            "ExplainOutput", "BreakReason"]
@@ -84,6 +86,7 @@ class _Capture:
     def __init__(self, fullgraph: bool):
         self.fullgraph = fullgraph
         self.breaks = []
+        self.stepped = set()  # ids of parameters a compiled optimizer step wrote
 
     def brk(self, what: str) -> None:
         stack = _user_stack()
@@ -177,7 +180,7 @@ class _Entry:
     """One compiled version of a function, valid while its guards hold."""
 
     __slots__ = ("key", "owned", "cells", "values", "run", "breaks", "side", "gm", "compiled",
-                 "compile_time", "unsupported")
+                 "compile_time", "unsupported", "steps")
 
     def ok(self) -> bool:
         for d, k, t, shape, rg in self.owned:
@@ -359,6 +362,9 @@ class _Compiled:
         if entry is not None:
             if entry.ok():
                 if entry.run is None:  # a graph break: the whole function runs eagerly
+                    if entry.steps:  # ... with its optimizer steps compiled
+                        with routed_steps():
+                            return self.fn(*args, **kwargs)
                     return self.fn(*args, **kwargs)
                 out = entry.run(*leaves)
                 for t, delta in entry.side:
@@ -400,17 +406,20 @@ class _Compiled:
         rec = _Recorder(cap)
         fn = self.fn
         _capturing.append(cap)
+        hook = _optmod.register_optimizer_step_pre_hook(capture_hook)
         try:
-            with _Patches(rec):
+            with _Patches(rec), routed_steps():
                 recording = record(lambda a, k: fn(*a, **k), (args, kwargs), known=known,
                                    recorder=rec, offer=True, arg_names=self._names(leaves))
         finally:
+            hook.remove()
             _capturing.pop()
         rec.check_rng("at the end")
         entry = _Entry()
         entry.side = []
         entry.gm = entry.compiled = None
         entry.unsupported = None
+        entry.steps = bool(cap.stepped)
         written = rec.written
         bn_counters = {id(m.num_batches_tracked): m for m in allmods
                        if getattr(m, "num_batches_tracked", None) is not None}
@@ -425,6 +434,8 @@ class _Compiled:
             m = bn_counters.get(id(t))
             if m is not None and m.momentum is not None:
                 entry.side.append((t, now - v))  # BatchNorm's counter, bumped in Python
+            elif id(t) in cap.stepped:
+                continue  # written by a compiled optimizer step, a break already
             else:
                 cap.brk("a parameter or buffer was modified outside ops (optimizer.step() or "
                         "a write to .data)")
@@ -532,6 +543,10 @@ def _code_of(fn):
 
 def optimize(fn, *, backend="inductor", fullgraph=False, dynamic=None):
     """The compiled form of ``fn`` (a function, bound method or module's ``__call__``)."""
+    opt = optimizer_of(fn)
+    if opt is not None and backend in ("inductor", "aot_eager"):
+        # NOTE [ Compiled optimizer steps ]
+        return CompiledStep(opt, scheduled=not inspect.ismethod(fn))
     return _Compiled(fn, backend, fullgraph, dynamic, _code_of(fn))
 
 

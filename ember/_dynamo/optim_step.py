@@ -1,0 +1,297 @@
+"""Compiled optimizer steps: ``ember.compile(opt.step)``, and ``opt.step()`` inside a compiled
+function, as ONE generated function over the parameter, gradient and state arrays.
+
+NOTE [ Compiled optimizer steps ]
+What it compiles: the update of every parameter of every group of an ``SGD`` (momentum,
+dampening, Nesterov, weight decay, maximize), ``Adam`` or ``AdamW`` (L2 or decoupled decay,
+AMSGrad, maximize), written out parameter by parameter as straight-line array calls with
+``out=`` into scratch buffers allocated once per compiled version (PyTorch's ``_foreach``
+semantics: the same formulas, so eager's numbers; see ``ember/optim/sgd.py`` and
+``adam_step`` in ``ember/optim/adam.py``).  What it guards on: the optimizer's class, each
+group's parameters (identity, shape, dtype, which have gradients) and the structural flags the
+code branches on (momentum/weight decay zero or not, nesterov, maximize, amsgrad, decoupled
+decay, lerp's side); a changed guard regenerates the code.  What it reads at call time: the
+hyper-parameters (``lr``, ``momentum``, ``dampening``, ``weight_decay``, ``betas``, ``eps``) from
+``param_groups``, so a scheduler's new ``lr`` is seen, and the arrays themselves (Adam's flat
+path may re-point them).  The state tensors are the optimizer's own (``state_dict`` is
+eager's).  Eager runs instead: the first step of a parameter (it creates the state), hooks,
+complex or sparse gradients, other optimizers, a Tensor ``lr`` for SGD.
+"""
+from __future__ import annotations
+
+import functools
+import weakref
+
+from .._backend import xp_of
+from .._tensor import Tensor, _version_counter
+from ..autograd.grad_mode import enable_grad, no_grad
+from ..optim import optimizer as _optmod
+from ..optim.optimizer import Optimizer
+from ..optim.sgd import SGD
+from ..optim.adam import Adam
+
+__all__ = ["CompiledStep", "compiled_step_for", "routed_steps"]
+
+_EAGER_STEP = Optimizer.step
+_STEPS = weakref.WeakKeyDictionary()  # optimizer -> its CompiledStep (opt.step inside fns)
+
+
+def _kind(opt):
+    """``"sgd"``/``"adam"`` when ``opt``'s update is the stock one, else ``None``."""
+    cls = type(opt)
+    if cls.step is not _EAGER_STEP and cls.step is not _routed:
+        return None
+    if cls._update is SGD._update and cls._step_group is Optimizer._step_group:
+        return "sgd"
+    if cls._update is Adam._update and cls._init_state is Adam._init_state and \
+            cls._step_group is Adam._step_group:
+        return "adam"
+    return None
+
+
+def _gen_sgd(gi, group, n):
+    """Source lines of group ``gi``'s SGD update over ``n`` parameters (eager's formulas)."""
+    wd, mom = group["weight_decay"] != 0, group["momentum"] != 0
+    lines = [f"    gr = groups[{gi}]", "    lr = gr['lr']", "    wd = gr['weight_decay']",
+             "    mom = gr['momentum']", "    damp1 = 1 - gr['dampening']"]
+    for i in range(n):
+        j = f"{gi}_{i}"
+        lines.append(f"    p = P{j}[0]; g = P{j}[1]; t1 = T{j}[0]; t2 = T{j}[1]")
+        if group["maximize"]:
+            lines.append("    g = xp.negative(g, out=t1)")
+        if wd:  # g + wd·p, never into the user's gradient
+            lines.append("    g = xp.add(g, xp.multiply(p, wd, out=t2), out=t1)")
+        if mom:
+            lines.append(f"    b = P{j}[2]; b *= mom; b += xp.multiply(g, damp1, out=t2)")
+            if group["nesterov"]:
+                lines.append("    g = xp.add(g, xp.multiply(b, mom, out=t2), out=t1)")
+            else:
+                lines.append("    g = b")
+        lines.append("    p -= xp.multiply(g, lr, out=t2)")
+    return lines
+
+
+def _gen_adam(gi, group, n):
+    """Source lines of group ``gi``'s Adam/AdamW update (``adam_step``'s formulas)."""
+    beta1, _ = group["betas"]
+    wd, dec = group["weight_decay"] != 0, group["decoupled_weight_decay"]
+    lines = [f"    gr = groups[{gi}]", "    b1, b2 = gr['betas']", "    b1 = float(b1)",
+             "    b2 = float(b2)", "    lr = float(gr['lr'])", "    wd = gr['weight_decay']",
+             "    eps = gr['eps']", "    w1 = 1 - b1", "    c2 = 1 - b2"]
+    if wd and dec:
+        lines.append("    shrink = 1 - lr * wd")
+    for i in range(n):
+        j = f"{gi}_{i}"
+        lines.append(f"    p, g, m, v, s = P{j}[:5]; tmp = T{j}[0]")
+        lines.append("    s += 1; t = float(s)")
+        if group["maximize"]:
+            lines.append(f"    g = xp.negative(g, out=T{j}[1])")
+        if wd and dec:
+            lines.append("    p *= shrink")
+        elif wd:
+            lines.append(f"    g = xp.add(g, xp.multiply(p, wd, out=tmp), out=T{j}[1])")
+        # m ← lerp(m, g, 1-β₁), PyTorch's two-sided formula (the side is guarded)
+        lines.append("    xp.subtract(g, m, out=tmp)")
+        if 1 - float(beta1) < 0.5:
+            lines.append("    tmp *= w1; m += tmp")
+        else:
+            lines.append("    tmp *= w1 - 1; xp.add(g, tmp, out=m)")
+        lines.append("    xp.multiply(g, g, out=tmp); tmp *= c2; v *= b2; v += tmp")
+        if group["amsgrad"]:
+            lines.append(f"    v = xp.maximum(P{j}[5], v, out=P{j}[5])")
+        lines.append("    xp.sqrt(v, out=tmp); tmp /= (1 - b2 ** t) ** 0.5; tmp += eps")
+        lines.append("    xp.divide(m, tmp, out=tmp); tmp *= -(lr / (1 - b1 ** t)); p += tmp")
+    return lines
+
+
+class _Version:
+    """One generated update, valid for the guard ``key``."""
+
+    __slots__ = ("key", "fn", "scratch", "src")
+
+
+class CompiledStep:
+    """``ember.compile(opt.step)``: the optimizer's update as one generated function."""
+
+    def __init__(self, opt: Optimizer, scheduled: bool = False):
+        self.opt = opt
+        self.scheduled = scheduled
+        self.kind = _kind(opt)
+        self.version = None
+        self.recompiles = 0
+        functools.update_wrapper(self, type(opt).step, updated=())
+
+    @property
+    def code(self) -> str:
+        """The generated source of the current version (``""`` before the first compile)."""
+        return self.version.src if self.version is not None else ""
+
+    def _eager(self, closure):
+        return _EAGER_STEP(self.opt, closure)
+
+    def __call__(self, closure=None):
+        opt = self.opt
+        if self.scheduled:
+            opt._opt_called = True  # what the lr scheduler's wrapper of opt.step records
+        if self.kind is None or opt._optimizer_step_pre_hooks or \
+                opt._optimizer_step_post_hooks or _optmod._global_post_hooks or \
+                any(h is not capture_hook for h in _optmod._global_pre_hooks.values()):
+            return self._eager(closure)
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        plan = self._plan()
+        if plan is None:  # a first step (state made here), or something only eager handles
+            with no_grad():
+                for group in opt.param_groups:
+                    opt._step_group(group)
+            self._mark()
+            return loss
+        key, arrays, vcs = plan
+        ver = self.version
+        if ver is None or ver.key != key:
+            ver = self._build(key, arrays)
+        with no_grad():
+            ver.fn(opt.param_groups, *arrays, *ver.scratch)
+        for vc in vcs:
+            vc[0] += 1
+        self._mark()
+        return loss
+
+    def _mark(self) -> None:
+        """Tell a running capture which parameters this step wrote (not a stray write)."""
+        from .eval_frame import _capturing
+        if _capturing:
+            cap = _capturing[-1]
+            cap.stepped.update(id(p) for g in self.opt.param_groups for p in g["params"])
+            cap.brk("optimizer.step() inside the function: the update runs as one generated "
+                    "function, the code around it eagerly")
+
+    def _plan(self):
+        """``(guard key, per-parameter array tuples, version counters)`` or ``None``."""
+        opt = self.opt
+        adam = self.kind == "adam"
+        key = [type(opt)]
+        arrays = []
+        vcs = []
+        for group in opt.param_groups:
+            if adam:
+                b1 = float(group["betas"][0])
+                flags = (group["weight_decay"] != 0, bool(group["decoupled_weight_decay"]),
+                         bool(group["maximize"]), bool(group["amsgrad"]), 1 - b1 < 0.5)
+            else:
+                if isinstance(group["lr"], Tensor):
+                    return None
+                flags = (group["weight_decay"] != 0, group["momentum"] != 0,
+                         bool(group["nesterov"]), bool(group["maximize"]))
+            gkey = [flags]
+            for p in group["params"]:
+                g = p._grad
+                if g is None:
+                    gkey.append(None)
+                    continue
+                a, ga = p._data, g._data
+                if ga.dtype.kind not in "f" or a.dtype != ga.dtype or a.shape != ga.shape \
+                        or not isinstance(ga, type(a)):
+                    return None
+                st = opt.state.get(p)
+                if adam:
+                    if not st or not isinstance(st.get("step"), Tensor):
+                        return None
+                    names = ("exp_avg", "exp_avg_sq") + \
+                        (("max_exp_avg_sq",) if group["amsgrad"] else ())
+                    tup = (a, ga) + tuple(st[k]._data for k in names[:2]) + \
+                        (st["step"]._data,) + tuple(st[k]._data for k in names[2:])
+                elif group["momentum"] != 0:
+                    buf = st.get("momentum_buffer") if st else None
+                    if buf is None:
+                        return None
+                    tup = (a, ga, buf._data)
+                else:
+                    tup = (a, ga)
+                gkey.append((id(p), a.shape, a.dtype))
+                arrays.append(tup)
+                vcs.append(_version_counter(p))
+            key.append(tuple(gkey))
+        return tuple(key), arrays, vcs
+
+    def _build(self, key, arrays) -> _Version:
+        """Generate, compile and allocate the scratch of the update for guard ``key``."""
+        from ..fx.graph_module import _exec
+        opt = self.opt
+        gen = _gen_adam if self.kind == "adam" else _gen_sgd
+        lines = []
+        pnames, tnames, scratch = [], [], []
+        k = 0
+        for gi, group in enumerate(opt.param_groups):
+            n = sum(1 for p in group["params"] if p._grad is not None)
+            lines += gen(gi, group, n)
+            for i in range(n):
+                a = arrays[k][0]
+                k += 1
+                xp = xp_of(a)
+                pnames.append(f"P{gi}_{i}")
+                tnames.append(f"T{gi}_{i}")
+                scratch.append((xp.empty_like(a), xp.empty_like(a)))
+        args = ", ".join(["groups"] + pnames + tnames)
+        src = f"def forward({args}):\n" + "\n".join(lines) + "\n"
+        env = {"xp": xp_of(arrays[0][0]) if arrays else None}
+        _exec(src, env)
+        ver = _Version()
+        ver.key, ver.fn, ver.scratch, ver.src = key, env["forward"], tuple(scratch), src
+        if self.version is not None:
+            self.recompiles += 1
+        self.version = ver
+        return ver
+
+
+def capture_hook(opt, args, kwargs):
+    """A global pre-hook while a capture runs: an eager optimizer step (one a scheduler
+    wrapped, or another optimizer's) writes parameters the graph cannot replay: a break."""
+    from .eval_frame import _capturing
+    if _capturing:
+        _capturing[-1].brk(f"{type(opt).__name__}.step() inside the function (runs eagerly)")
+
+
+def optimizer_of(fn):
+    """The optimizer whose step ``fn`` is (a bound ``step``, or an lr scheduler's wrapper of
+    it), else ``None``."""
+    import inspect
+    if inspect.ismethod(fn) and isinstance(fn.__self__, Optimizer) and fn.__name__ == "step":
+        return fn.__self__
+    if getattr(fn, "_wrapped_by_lr_sched", False):
+        for cell in fn.__closure__ or ():
+            v = cell.cell_contents
+            if isinstance(v, weakref.ref) and isinstance(v(), Optimizer):
+                return v()
+    return None
+
+
+def compiled_step_for(opt: Optimizer):
+    """The ``CompiledStep`` an ``opt.step()`` inside a compiled function runs (made once)."""
+    cs = _STEPS.get(opt)
+    if cs is None:
+        cs = _STEPS[opt] = CompiledStep(opt)
+    return cs
+
+
+def _routed(self, closure=None):
+    return compiled_step_for(self)(closure)
+
+
+class routed_steps:
+    """While active, ``opt.step()`` of the stock optimizers runs its compiled update."""
+
+    depth = 0
+
+    def __enter__(self):
+        if routed_steps.depth == 0:
+            Optimizer.step = _routed
+        routed_steps.depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        routed_steps.depth -= 1
+        if routed_steps.depth == 0:
+            Optimizer.step = _EAGER_STEP
