@@ -112,6 +112,14 @@ def test_trace_module_with_methods_and_kwarg_inputs():
     t = jit.trace_module(m, {"forward": x, "other": (x,)})
     np.testing.assert_allclose(_np(t(x)), _np(m(x)), rtol=1e-6)
     np.testing.assert_allclose(_np(t.other(x)), _np(m.other(x)), rtol=1e-6)
+    buf = io.BytesIO()  # the other methods are saved beside forward
+    t.save(buf)
+    buf.seek(0)
+    loaded = jit.load(buf)
+    x5 = ember.randn(5, 3)
+    for a in (x, x5):
+        np.testing.assert_allclose(_np(loaded(a)), _np(m(a)), rtol=1e-6)
+        np.testing.assert_allclose(_np(loaded.other(a)), _np(m.other(a)), rtol=1e-6)
     t2 = jit.trace(m, example_kwarg_inputs={"x": x})
     np.testing.assert_allclose(_np(t2(x)), _np(m(x)), rtol=1e-6)
     t3 = jit.trace(m.other, x)  # a bound method reads the module's weights live

@@ -13,7 +13,8 @@ whose ops TorchScript can spell also gets TorchScript's ``data.pkl``, ``constant
 ``ember.jit.load`` never reads.
 ``ember_jit.pkl`` holds only plain data: ``{"format": "ember.jit", "kind": "traced" |
 "scripted" | "function", "module": tree, "graph": [node...], "constants": {name: tensor},
-"values": {name: constant}, "in_spec": spec}``, where a module tree is ``{"name",
+"values": {name: constant}, "in_spec": spec, "methods": {name: {"graph", "in_spec"}}}``
+(``methods``: ``trace_module``'s methods other than forward), where a module tree is ``{"name",
 "training", "parameters", "buffers", "non_persistent", "children"}``
 and a node is a tagged list (``["call", name, op_key, args, kwargs, grad_mode]``...).  Every
 constant in an op's arguments is written in a tagged form (``["tuple", ...]``,
@@ -412,7 +413,7 @@ def _spec_from(data, depth=0):
 
 
 def _payload(m):
-    from ._trace import TracedFunction, TracedModule
+    from ._trace import TracedFunction, TracedModule, _BoundTrace
     from ._script import ScriptModule, ScriptFunction
     enc = _Encoder()
     if isinstance(m, TracedFunction):
@@ -434,7 +435,12 @@ def _payload(m):
     if program is not None:
         data["graph"] = _graph_records(program.graph, enc)
         data["in_spec"] = _spec_data(spec)
-        consts = {n.target: getattr(root, n.target) for n in program.graph.nodes
+        # trace_module's other methods: one graph each, beside forward's
+        methods = {k: v for k, v in root.__dict__.items() if isinstance(v, _BoundTrace)}
+        data["methods"] = {k: {"graph": _graph_records(v._program.graph, enc),
+                               "in_spec": _spec_data(v._in_spec)} for k, v in methods.items()}
+        graphs = [program.graph] + [v._program.graph for v in methods.values()]
+        consts = {n.target: getattr(root, n.target) for g in graphs for n in g.nodes
                   if n.op == "get_attr" and "." not in n.target and
                   n.target not in root._parameters and n.target not in root._buffers
                   and n.target not in root._modules}
@@ -625,7 +631,7 @@ def _traced_cls():
 
 def _build(data):
     from ._program import Program
-    from ._trace import TopLevelTracedModule, TracedFunction
+    from ._trace import TopLevelTracedModule, TracedFunction, _BoundTrace
     if type(data) is not dict or data.get("format") != FORMAT:
         raise _bad("its ember_jit.pkl is not an ember.jit record")
     if data.get("version") != VERSION:
@@ -666,6 +672,16 @@ def _build(data):
         fn._program, fn._in_spec, fn._in_types, fn._root = program, spec, types, root
         return fn
     root.__dict__.update(_program=program, _in_spec=spec, _in_types=types)
+    methods = data.get("methods") or {}  # (absent from archives of forward alone)
+    if type(methods) is not dict:
+        raise _bad("malformed methods")
+    for name, rec in methods.items():
+        _check_name(name, "method")
+        if name == "forward" or name in root.__dict__ or type(rec) is not dict:
+            raise _bad(f"a malformed method {name!r}")
+        method = Program(_build_graph(rec.get("graph"), arrays, root, set(values)))
+        object.__setattr__(root, name, _BoundTrace(root, method, _spec_from(rec.get("in_spec")),
+                                                   types, name))
     return root
 
 
