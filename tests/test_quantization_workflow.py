@@ -384,3 +384,34 @@ def test_bn_relu_fused_static_matches_torch():
         outs.append((c(m.from_numpy(X.copy())).numpy(), float(c[1].scale)))
     (t, step), (e, _) = outs
     assert np.abs(e - t).max() <= step * 1.01
+
+
+def test_int8_weights_held_without_float32_copy(monkeypatch):
+    # weight memory a quarter of float32's: the packs view the int8 weights, and the float32
+    # GEMM operand made per call gives the same outputs as the cached copy (keep_float32)
+    from ember.ao.nn.quantized import modules as qm
+    from ember.cli.digits import build_model
+    from ember.cli.quantize import quantize_model
+    ember.manual_seed(0)
+    cnn = build_model(ember).eval()
+    mlp = ember.nn.Sequential(ember.nn.Linear(600, 40), ember.nn.ReLU(), ember.nn.Linear(40, 3))
+    x, xm = ember.rand(8, 1, 8, 8), ember.randn(5, 600)
+    outs = []
+    for keep in (False, True):
+        monkeypatch.setattr(qm._WeightPack, "keep_float32", keep)
+        qc = quantize_model(ember, cnn, "static", "x86", x)
+        ql = ember.ao.quantization.quantize_dynamic(mlp, {ember.nn.Linear}, dtype=ember.qint8)
+        held = []
+        for mod in list(qc.modules()) + list(ql.modules()):
+            if isinstance(mod, qm.LinearPackedParams):
+                held.append((mod._weight_bias[0], [mod.pack]))
+            elif isinstance(mod, qm._ConvNd):
+                held.append((mod._weight, mod._packs))
+        assert len(held) == 6
+        for w, packs in held:
+            for p in packs:
+                assert np.shares_memory(p._wt, w._data) and p._wt.dtype == np.int8
+                assert (p._f32 is None) != keep
+        outs.append((qc(x).numpy(), ql(xm).numpy()))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)

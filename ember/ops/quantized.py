@@ -26,7 +26,9 @@ adds in.  ``int_matmul`` multiplies the shifted integers carried in float32 in K
 most that size with sgemm and adds the blocks' exact sums in int32 (the digits CNN's and the
 MLP's layers up to K = 514 are one sgemm); requantization then follows fbgemm:
 ``acc * (a_scale * w_scale)`` in float32 plus the float bias, quantized again with the
-output's scale and zero point.
+output's scale and zero point.  The modules keep only the int8 weights (a quarter of
+float32's memory) and form the float32 operand per call (``_WeightPack.wt`` in
+ember/ao/nn/quantized/modules.py); qlinear_b64 and qconv_digits stay below float32's time.
 """
 from __future__ import annotations
 

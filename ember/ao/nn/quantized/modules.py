@@ -45,8 +45,16 @@ def _output_qparams(mod):
 
 
 class _WeightPack:
-    """A quantized weight prepared for ``int_matmul``: ``(w - zw)`` as float32, laid out
-    ``(K, O)``, the per-output-channel scales and the largest |value|."""
+    """A quantized weight prepared for ``int_matmul``: ``(w - zw)`` laid out ``(K, O)`` (a view
+    of the int8 weight itself when its zero points are 0, as ``default_qconfig``'s symmetric
+    weights; else an int16 copy), the per-output-channel scales and the largest |value|.
+
+    Only integers are kept, so weight memory is a quarter of float32's; ``wt()`` forms the
+    float32 operand of the exact GEMM per call (NOTE [ Exact int8 GEMM ]).  Setting
+    ``_WeightPack.keep_float32 = True`` before quantizing caches that float32 copy instead
+    (1.25x float32's memory, saves one int8 -> float32 pass per call)."""
+
+    keep_float32 = False
 
     def __init__(self, wq: QTensor, channels_last: bool = False):
         xp = _backend.xp_of(wq._data)
@@ -54,17 +62,34 @@ class _WeightPack:
         d = wq._data
         if channels_last:  # (O, C, *k) -> (O, *k, C): im2col's column order
             d = xp.moveaxis(d, 1, -1)
-        w = d.reshape(o, -1).astype(xp.float32)
+        w = d.reshape(o, -1)
         if wq._axis is not None:
             if wq._axis != 0:
                 raise NotImplementedError("per-channel weights quantized along axis 0 only")
-            w -= wq._zp.astype(xp.float32)[:, None]
+            zp = wq._zp
             self.scales = wq._scale.astype(xp.float32)
+            if (zp != 0).any():
+                w = w.astype(xp.int16) - zp.astype(xp.int16)[:, None]
         else:
-            w -= xp.float32(wq._zp)
             self.scales = xp.full(o, wq._scale, xp.float32)
-        self.wt = xp.ascontiguousarray(w.T)
-        self.wmax = int(abs(w).max(initial=0))
+            if wq._zp != 0:
+                w = w.astype(xp.int16) - xp.int16(wq._zp)
+        self.wmax = int(abs(w.astype(xp.int16)).max(initial=0))
+        self._wt = w.T
+        self._f32 = (xp.ascontiguousarray(self._wt, dtype=xp.float32) if self.keep_float32
+                     else None)
+
+    def wt(self, xp):
+        """The ``(K, O)`` weight as integer-valued float32 (made per call unless cached)."""
+        if self._f32 is not None:
+            return self._f32
+        return self._wt.astype(xp.float32)
+
+    def nbytes(self) -> int:
+        """Bytes this pack holds beyond the quantized weight it views."""
+        own = 0 if self._wt.base is not None and self._wt.dtype.itemsize == 1 else \
+            self._wt.nbytes
+        return own + (0 if self._f32 is None else self._f32.nbytes) + self.scales.nbytes
 
 
 def _linear_acc(xp, x: QTensor, pack: _WeightPack):
@@ -72,7 +97,7 @@ def _linear_acc(xp, x: QTensor, pack: _WeightPack):
     a = x._data.astype(xp.float32)
     a -= xp.float32(x._zp)
     amax = max(abs(x._zp - lo) for lo in _q.q_range(x._qdtype))
-    return _q.int_matmul(xp, a, pack.wt, amax, pack.wmax)
+    return _q.int_matmul(xp, a, pack.wt(xp), amax, pack.wmax)
 
 
 class Quantize(Module):
@@ -274,6 +299,10 @@ class _ConvNd(_QuantizedWeighted):
         self._set_out(1.0, 0)
 
     def set_weight_bias(self, w, b):
+        # the int8 weight stored channels-last (a view keeps PyTorch's (O, C, *k) shape), so
+        # the packs below view it instead of copying it
+        xp = _backend.xp_of(w._data)
+        w = w._like(xp.moveaxis(xp.ascontiguousarray(xp.moveaxis(w._data, 1, -1)), -1, 1))
         self._weight, self._bias = w, b
         self._packs = []
         g = self.groups
@@ -324,7 +353,7 @@ class _ConvNd(_QuantizedWeighted):
             part = x if g == 1 else x[..., i * cg:(i + 1) * cg]
             cols, osz = _q.im2col(xp, part, self.kernel_size, self.stride, self.padding,
                                   self.dilation)
-            outs.append(_q.int_matmul(xp, cols, pack.wt, amax, pack.wmax))
+            outs.append(_q.int_matmul(xp, cols, pack.wt(xp), amax, pack.wmax))
         acc = outs[0] if g == 1 else xp.concatenate(outs, axis=-1)
         b = self._bias
         q = _q.requantize(xp, acc, xp.float32(input._scale) * self._scales,

@@ -24,7 +24,7 @@ def _dynamic_linear(xp, a, pack, bias, reduce_range=True):
     af = a * (xp.float32(1) / xp.float32(scale))
     xp.rint(af, out=af)
     xp.clip(af, -zp, qmax - zp, out=af)
-    acc = _q.int_matmul(xp, af, pack.wt, max(zp, qmax - zp), pack.wmax)
+    acc = _q.int_matmul(xp, af, pack.wt(xp), max(zp, qmax - zp), pack.wmax)
     y = acc.astype(xp.float32, copy=False) * (xp.float32(scale) * pack.scales)
     if bias is not None:
         y += bias.astype(xp.float32, copy=False)
