@@ -273,6 +273,19 @@ def test_size_arithmetic_follows_the_batch_and_check_inputs_of_other_sizes():
         np.testing.assert_allclose(_np(t(*a)), _np(f(*a)), rtol=1e-6)
         assert tg(*a).shape == (2 * n, 3)
     assert "mul" in t.code and "add" in t.code
+    # a size used first by a view, then by BatchNorm's layout: computed once, before both
+    seq = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(12), nn.Linear(12, 2)).eval()
+    ts = jit.trace(seq, ember.randn(2, 3, 4))
+    assert ts.code.count("sym_size(") == 1
+    buf = io.BytesIO()
+    ts.save(buf)
+    buf.seek(0)
+    for n in (1, 6):
+        a = ember.randn(n, 3, 4)
+        np.testing.assert_allclose(_np(ts(a)), _np(seq(a)), rtol=1e-6, atol=1e-7)
+        buf.seek(0)
+        np.testing.assert_allclose(_np(torch.jit.load(buf)(torch.tensor(a.numpy()))),
+                                   _np(seq(a)), rtol=1e-5, atol=1e-6)
 
 
 def test_tracer_warning_when_a_size_is_truly_baked():

@@ -83,11 +83,6 @@ def _run(model, args, kwargs, params):
                       offer=True)
 
 
-def _diff(a, b):
-    """``a`` with each int that differs in ``b`` (the second capture's) made a ``Sym``."""
-    return diff(a, b)
-
-
 def capture(model, args: tuple, kwargs: dict, params: dict, args2=None) -> Graph:
     """Record ``model(*args, **kwargs)``; with ``args2`` (dynamic sizes) also mark ``Sym``s.
 
@@ -127,14 +122,14 @@ def capture(model, args: tuple, kwargs: dict, params: dict, args2=None) -> Graph
             if isinstance(v, Value):
                 v.users += 1
                 return v
-            return v if a2 is None or a2 not in env2 else _diff(v, env2[a2])
+            return v if a2 is None or a2 not in env2 else diff(v, env2[a2])
         if isinstance(a, (tuple, list)):
             a2s = a2 if isinstance(a2, (tuple, list)) and len(a2) == len(a) else [None] * len(a)
             return type(a)(arg(x, y) for x, y in zip(a, a2s))
         if isinstance(a, dict):
             return {k: arg(x, a2.get(k) if isinstance(a2, dict) else None)
                     for k, x in a.items()}
-        return a if a2 is None else _diff(a, a2)
+        return a if a2 is None else diff(a, a2)
 
     env2 = {}
     n_in = 0

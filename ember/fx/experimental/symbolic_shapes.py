@@ -216,16 +216,21 @@ def symbolize(graph, graph2, constants: dict, constants2: dict) -> list:
     if problems:
         return problems
     built = {}
+    # sizes depend on the inputs only: computed right after them, so every use follows them
+    head = next(n for n in nodes if n.op != "placeholder")
 
     def emit(expr):
         got = built.get(expr)
         if got is None:
             if expr[0] == "size":
-                got = graph.call_function(SYM_SIZE, (expr[1], expr[2]))
+                with graph.inserting_before(head):
+                    got = graph.call_function(SYM_SIZE, (expr[1], expr[2]))
             else:
                 fn = operator.mul if expr[0] == "mul" else operator.add
+                lhs = emit(expr[1])
                 rhs = emit(expr[2]) if isinstance(expr[2], tuple) else expr[2]
-                got = graph.call_function(fn, (emit(expr[1]), rhs))
+                with graph.inserting_before(head):
+                    got = graph.call_function(fn, (lhs, rhs))
             built[expr] = got
         return got
 
@@ -246,8 +251,7 @@ def symbolize(graph, graph2, constants: dict, constants2: dict) -> list:
     first_op = next((n for n in nodes if n.op == "call_function"), None)
     for n, kind, new in plan:
         if kind == "call":
-            with graph.inserting_before(n):
-                n.args, n.kwargs = fill(new[0]), fill(new[1])
+            n.args, n.kwargs = fill(new[0]), fill(new[1])
             continue
         users = [u for u in nodes if u.op in ("call_function", "output") and n in
                  u.all_input_nodes]
