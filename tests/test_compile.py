@@ -778,3 +778,91 @@ def test_a_scheduler_wrapped_step_inside_a_function_breaks_never_stale():
         cf()
         ws.append(lin.weight.detach().clone())
     assert not ember.equal(ws[1], ws[2])  # every call stepped
+
+
+# ---- graph passes: CSE and DCE of pure ops (ember/_functorch/passes.py) ----------------------
+
+def _entry(cf):
+    from ember._dynamo.eval_frame import _CACHE
+    entries = [e for c in _CACHE.values() for e in c.entries.values()]
+    return entries[-1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cse_and_dce_shrink_the_code_and_keep_eagers_numbers(dtype):
+    def f(x, w):
+        a = (x * 2).sin() + (x * 2).sin()
+        x.exp()  # dead
+        return (a @ w).tanh().sum() + (a @ w).tanh().mean()
+
+    def run(fn, lib, backend=None):
+        torch_dt = dtype if lib is torch else getattr(ember, str(dtype).split(".")[1])
+        rng = np.random.default_rng(0)
+        x = lib.tensor(rng.standard_normal((3, 4)), dtype=torch_dt, requires_grad=True)
+        w = lib.tensor(rng.standard_normal((4, 4)), dtype=torch_dt, requires_grad=True)
+        if backend:
+            fn = ember.compile(fn, backend=backend)
+            fn(x, w)
+        out = fn(x, w)
+        out.backward()
+        return [t.detach().numpy() for t in (out, x.grad, w.grad)]
+    want = run(f, torch)
+    got = run(f, ember, "inductor")
+    region = _entry(None).compiled
+    assert _entry(None).gm.meta_passes == {"cse": 4, "dce": 1}
+    ember.compiler.reset()
+    got_eager = run(f, ember, "eager")  # no passes: the graph as captured
+    n_ops = len([n for n in _entry(None).gm.graph.nodes if n.op == "call_function"])
+    assert n_ops == 13 and region.forward_src.count("_f(") == 8
+    assert "exp" not in region.forward_src and not region.called  # all formulas lowered
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for a, b, c in zip(got, got_eager, want):
+        np.testing.assert_allclose(a, c, rtol=tol, atol=tol)
+        np.testing.assert_allclose(b, c, rtol=tol, atol=tol)
+
+
+def test_passes_never_merge_random_ops_batch_norm_writes_or_returned_tensors():
+    from ember._functorch.passes import cse, dce, pure
+    bn = nn.BatchNorm1d(4)
+
+    def f(x):
+        d = F.dropout(x, 0.5) + F.dropout(x, 0.5)  # two masks, two draws
+        r = ember.randn(3, 4) + ember.randn(3, 4)
+        bn(x)  # dead, but it updates the running statistics
+        bn(x)
+        return d + r, x * 3, x * 3  # two returned tensors stay two arrays
+    ember.manual_seed(0)
+    x = ember.randn(3, 4)
+    cf = ember.compile(f)
+    cf(x)
+    ember.manual_seed(1)
+    stats = bn.running_mean.clone()
+    got = cf(x)
+    ember.manual_seed(1)
+    bn.running_mean.copy_(stats)
+    bn.num_batches_tracked -= 2
+    want = f(x)
+    for a, b in zip(got, want):
+        assert ember.equal(a, b)
+    assert got[1]._data is not got[2]._data
+    gm = _entry(None).gm
+    names = [n.target.__name__ for n in gm.graph.nodes if n.op == "call_function"]
+    assert names.count("dropout_mask") == 2 and names.count("native_batch_norm") == 2
+    assert names.count("mul") >= 4  # two dropout products and two returned x * 3
+    assert cse(gm.graph) == 0 and dce(gm.graph) == 0  # a fixed point
+    assert not any(pure(n) for n in gm.graph.nodes
+                   if n.op == "call_function" and n.target.__name__ in
+                   ("dropout_mask", "native_batch_norm", "randn"))
+
+
+def test_cse_skips_graphs_with_in_place_writes():
+    def f(x):
+        a = x * 2
+        b = x * 2
+        a.add_(1)  # a write: merging a and b would let it reach b
+        return a + b
+    x = ember.randn(3)
+    cf = ember.compile(f)
+    cf(x)
+    assert ember.equal(cf(x), f(x))
+    assert _entry(None).gm.meta_passes["cse"] == 0

@@ -49,6 +49,8 @@ def eager(gm, example_inputs):
 
 def _region(gm, example_inputs):
     from .._functorch.aot_autograd import CompiledRegion, Unsupported
+    from .._functorch.passes import optimize_graph
+    gm.meta_passes = optimize_graph(gm)  # CSE and DCE of pure ops
     consts = {n.target: getattr(gm, n.target) for n in gm.graph.nodes if n.op == "get_attr"}
     try:
         region = CompiledRegion(gm.graph, consts)

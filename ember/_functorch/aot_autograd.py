@@ -486,9 +486,13 @@ class CompiledRegion:
             by_id, by_data = {}, {}
             for m in nodes:
                 v = m.meta.get("val")
-                if isinstance(v, Tensor) and m in self._name:
-                    by_id.setdefault(id(v), self._name[m])
-                    by_data.setdefault(id(v._data), (v, self._name[m]))
+                if m not in self._name:
+                    continue
+                # a node CSE merged away has the survivor's variable (``passes.cse``)
+                for v in (v, *m.meta.get("aliases", ())):
+                    if isinstance(v, Tensor):
+                        by_id.setdefault(id(v), self._name[m])
+                        by_data.setdefault(id(v._data), (v, self._name[m]))
             self._fwd_maps = by_id, by_data
         saved = {}
         for k, entry in enumerate(ctx._saved or ()):
