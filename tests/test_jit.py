@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import ember
 import ember.nn as nn
@@ -234,6 +235,20 @@ def test_trace_at_batch_2_runs_at_other_batch_sizes_as_torch(view, dtype, tmp_pa
     et(xe).square().sum().backward()
     tt(xt).square().sum().backward()
     np.testing.assert_allclose(_np(xe.grad), _np(xt.grad), **tol)
+
+
+_TM, _EM = _twin_cnn(True)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _TRACED = jit.trace(_EM, ember.randn(2, 2, 8, 8))
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 40))
+def test_traced_cnn_runs_at_any_batch_size(n):
+    x = np.random.default_rng(n).standard_normal((n, 2, 8, 8)).astype("float32")
+    np.testing.assert_allclose(_np(_TRACED(ember.tensor(x))), _np(_TM(torch.tensor(x))),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_trace_in_training_mode_follows_the_batch_and_keeps_running_stats():
