@@ -236,11 +236,12 @@ def _combine(higher, lower):
 
 def result_type_of(operands) -> dtype:
     """Promotion over tensors and Python scalars (``torch.result_type`` for many operands)."""
-    from ._tensor import Tensor
     dims = zero = scal = None
     for x in operands:
-        if isinstance(x, Tensor):
-            d = x.dtype
+        d = getattr(x, "dtype", None)
+        # A tensor is what carries an ember dtype (NumPy scalars carry NumPy's): no import of
+        # _tensor (which imports this module) on every call of the mixed-dtype path.
+        if type(d) is dtype:
             if x._data.ndim:
                 dims = d if dims is None else promote_types(dims, d)
             else:

@@ -95,9 +95,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                         for k in ks:
                             if capture:
                                 captured[k] = g
-                            elif isinstance(node, AccumulateGrad):
-                                pass  # accumulated below
-                            else:
+                            elif not isinstance(node, AccumulateGrad):  # a leaf's: see below
                                 _store_nonleaf_grad(inputs[k], g)
 
             out_grads = _call_node(node, grads, cap) if needed is None or node in needed else None

@@ -282,12 +282,7 @@ class Function(FunctionCtx):
                     link_view(t, args[0], cls, args[1:], kwargs)
                 return t
         else:
-            record = False
-            if state.grad:
-                for a in args:
-                    if isinstance(a, Tensor) and a._requires_grad:
-                        record = True
-                        break
+            record = state.grad and any(isinstance(a, Tensor) and a._requires_grad for a in args)
             ctx._record = record
             raw = args
             # Link inputs before forward: ``needs_input_grad`` is readable in forward, and a
