@@ -178,10 +178,52 @@ def test_float_into_quantized_and_quantized_into_float():
         qx = m.quantize_per_tensor(m.randn(2, 4), 0.1, 0, m.quint8)
         with pytest.raises(NotImplementedError):
             m.nn.functional.linear(qx, m.ones(3, 4))
-    # a known difference: ember's linear checks dtypes before the op is dispatched, so a
-    # quantized tensor into a float nn.Linear raises RuntimeError (PyTorch: NotImplementedError)
-    with pytest.raises(RuntimeError):
-        ember.nn.Linear(5, 3)(ember.quantize_per_tensor(ember.randn(2, 5), 0.1, 0, ember.quint8))
+
+
+def _q(m, *shape, dtype="quint8"):
+    return m.quantize_per_tensor(m.randn(*shape), 0.1, 0, getattr(m, dtype))
+
+
+# quantized tensors into float ops: the exception type and message PyTorch 2.13 gives
+_QUANTIZED_INTO_FLOAT = {
+    "nn.Linear 2-D": lambda m: m.nn.Linear(3, 2)(_q(m, 2, 3)),
+    "nn.Linear 3-D qint8": lambda m: m.nn.Linear(3, 2)(_q(m, 4, 2, 3, dtype="qint8")),
+    "nn.Linear 1-D": lambda m: m.nn.Linear(3, 2)(_q(m, 3)),
+    "nn.Linear no bias": lambda m: m.nn.Linear(3, 2, bias=False)(_q(m, 4, 2, 3)),
+    "linear quantized weight": lambda m: m.nn.functional.linear(
+        m.randn(2, 3), _q(m, 2, 3, dtype="qint8"), m.zeros(2)),
+    "mm": lambda m: m.mm(_q(m, 2, 3), m.randn(3, 2)),
+    "matmul": lambda m: _q(m, 2, 3) @ m.randn(3, 2),
+    "q + 1": lambda m: _q(m, 2, 3) + 1,
+    "1 + q": lambda m: 1 + _q(m, 2, 3),
+    "q - 1": lambda m: _q(m, 2, 3) - 1,
+    "q * 2": lambda m: _q(m, 2, 3) * 2,
+    "q / 2": lambda m: _q(m, 2, 3) / 2,
+    "q + True": lambda m: _q(m, 2, 3) + True,
+    "q.add_(1)": lambda m: _q(m, 2, 3).add_(1),
+    "add(q, 1)": lambda m: m.add(_q(m, 2, 3), 1),
+    "q + 1.5": lambda m: _q(m, 2, 3) + 1.5,
+    "1.5 * q": lambda m: 1.5 * _q(m, 2, 3),
+    "q + float tensor": lambda m: _q(m, 2, 3) + m.randn(2, 3),
+    "long tensor + q": lambda m: m.ones(2, 3, dtype=m.long) + _q(m, 2, 3),
+    "q + q": lambda m: _q(m, 2, 3) + _q(m, 2, 3),
+    "q * q": lambda m: _q(m, 2, 3) * _q(m, 2, 3),
+    "q - q": lambda m: _q(m, 2, 3) - _q(m, 2, 3),
+    "quint8 + qint8": lambda m: _q(m, 2, 3) + _q(m, 2, 3, dtype="qint8"),
+    "float Conv2d": lambda m: m.nn.Conv2d(1, 1, 1)(_q(m, 1, 1, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("case", list(_QUANTIZED_INTO_FLOAT))
+def test_quantized_into_float_ops_raise_as_torch(case):
+    fn = _QUANTIZED_INTO_FLOAT[case]
+    with pytest.raises(Exception) as expected:
+        fn(torch)
+    with pytest.raises(type(expected.value)) as got:
+        fn(ember)
+    # the message's first line, PyTorch's dispatcher boilerplate aside
+    head = str(expected.value).split(". This could be")[0].split("\n")[0]
+    assert str(got.value).startswith(head)
 
 
 def test_deprecation_warnings_as_torch():

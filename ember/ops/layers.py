@@ -25,6 +25,7 @@ from .index import IndexSelect, ScatterAdd
 from .sparse import from_values as sparse_from_values
 from .._sparse import COO
 from .linalg import matmul, lowp_matmul, half_to_float
+from . import _workspace as ws
 
 __all__ = ["linear", "bilinear", "embedding", "embedding_bag", "dropout", "dropout1d",
            "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
@@ -145,6 +146,9 @@ def linear(input, weight, bias=None):
     need_tensor(weight, "linear", "weight", 2)
     if bias is not None:
         need_tensor(bias, "linear", "bias", 3)
+    if input.is_quantized or weight.is_quantized:  # before any path runs on the integers
+        from .quantized import linear_error
+        raise linear_error(input, weight, bias)
     x, w = input._data, weight._data
     b = None if bias is None else bias._data
     if x.ndim == 0 or w.ndim == 0:
@@ -301,9 +305,16 @@ class _Embedding(Function):
 
     @staticmethod
     def forward(ctx, w, idx, padding_idx, scale_grad_by_freq, sparse=False):
+        xp = ctx.xp
+        # checked here, not only in ``embedding``: compiled code calls this forward directly
+        if idx.size and (idx.min() < 0 or idx.max() >= w.shape[0]):
+            raise IndexError("index out of range in self")
         ctx.meta = (w.shape, padding_idx, scale_grad_by_freq, sparse)
         ctx.save_for_backward(idx)
-        return w.take(idx, axis=0)
+        # the rows go into a reused block (NOTE [ Workspace ]); "clip" since the indices are
+        # in range, and "raise" would copy through a temporary
+        out = ws.empty(xp, idx.shape + w.shape[1:], w.dtype)
+        return xp.take(w, idx, axis=0, out=out, mode="clip")
 
     @staticmethod
     def backward(ctx, g):
@@ -345,9 +356,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if w.ndim != 2:
         raise RuntimeError("'weight' must be 2-D")
     _check_indices(idx, "embedding")
-    if idx.size and (idx.min() < 0 or idx.max() >= w.shape[0]):
-        raise IndexError("index out of range in self")
     if max_norm is not None:
+        if idx.size and (idx.min() < 0 or idx.max() >= w.shape[0]):  # before any row changes
+            raise IndexError("index out of range in self")
         with no_grad():
             _renorm_(weight, idx, max_norm, norm_type)
     return _Embedding.apply(weight, input, pad, scale_grad_by_freq, bool(sparse))

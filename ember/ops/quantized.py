@@ -97,6 +97,39 @@ def _not_here(op: str, backend: str = "QuantizedCPU"):
         "selective/custom build process (if using custom build).")
 
 
+def linear_error(input, weight, bias) -> Exception:
+    """PyTorch's error for a quantized tensor given to float ``linear`` (input or weight):
+    addmm's dtype check with a bias, the missing QuantizedCPU ``mm`` kernel without."""
+    if bias is None:
+        return _not_here("mm.out")
+    first = "mat1" if input.is_quantized else "self"  # addmm's two checks, as PyTorch words them
+    return RuntimeError(f"{first} and mat2 must have the same dtype, but got "
+                        f"{input.dtype.scalar_name} and {weight.dtype.scalar_name}")
+
+
+def _scalar_name(v) -> str:
+    return v.dtype.scalar_name if isinstance(v, Tensor) else "Float"
+
+
+def _arithmetic(func, args, kwargs):
+    """``add``/``sub``/``mul``/``div`` reaching a quantized tensor: PyTorch's errors (an
+    integer scalar fails allocating the output, a float or a float tensor in type promotion,
+    two quantized tensors of one dtype for want of a QuantizedCPU kernel)."""
+    name = func.__name__.rstrip("_")
+    a, b = args[0], args[1]
+    if isinstance(b, QTensor) and not isinstance(a, Tensor):
+        a, b = b, a  # a reflected scalar op: PyTorch names the tensor first
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        if isinstance(a, QTensor) and isinstance(b, QTensor) and a.dtype is b.dtype:
+            return _not_here(name + ".out")
+    elif isinstance(b, (bool, int)):
+        return RuntimeError("empty_strided not supported on quantized tensors yet see "
+                            "https://github.com/pytorch/pytorch/issues/74540")
+    return RuntimeError("promoteTypes with quantized numbers is not handled yet; figure out "
+                        "what the correct rules should be, offending types: "
+                        f"{_scalar_name(a)} {_scalar_name(b)}")
+
+
 # ---- kernels on backend arrays ---------------------------------------------------------------
 def quantize_array(xp, x, scale, zero_point, dtype):
     """``clamp(rint(fma(x, 1/scale, zp)))`` as fbgemm computes it; per channel when ``scale``
@@ -334,6 +367,15 @@ class QTensor(Tensor):
         """Run the ops quantized tensors support on their integers (NOTE [ Quantized
         tensors ]); every other op raises PyTorch's NotImplementedError."""
         name = getattr(func, "__name__", str(func))
+        if name.rstrip("_") in ("add", "sub", "mul", "div", "rsub", "true_divide"):
+            raise _arithmetic(func, args, kwargs or {})
+        if name in ("mm", "matmul", "bmm"):
+            raise _not_here(name + ".out")
+        if name == "convolution" and isinstance(args[0], QTensor) and len(args) > 2 and \
+                args[2] is not None:  # a float conv's bias check comes first in PyTorch
+            bias = {"float32": "float", "float64": "double"}.get(args[2].dtype.name, "float")
+            raise RuntimeError(f"Input type (c10::{args[0].dtype.name}) and bias type ({bias}) "
+                               "should be the same")
         impl = _Q_OPS.get(name.replace("_", ""))
         if impl is None:
             raise _not_here(name)
