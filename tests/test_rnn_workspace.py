@@ -24,7 +24,7 @@ I, H, B, T = 3, 5, 4, 6
 @pytest.fixture
 def pool_everything(monkeypatch):
     """Every scratch array of the fused layers comes from the pool, however small."""
-    monkeypatch.setattr(ws, "_MIN", 0)
+    monkeypatch.setattr(ws, "MIN_BYTES", 0)
     ws.clear()
     yield
     ws.clear()
@@ -55,8 +55,8 @@ def test_small_arrays_and_arrays_past_the_cap_are_plain(monkeypatch):
     ws.clear()
     held0 = ws._held[0]  # blocks other tests' live tensors still hold
     small = ws.empty(np, (3,), np.float32)
-    assert small.base is None  # below _MIN: straight from malloc
-    monkeypatch.setattr(ws, "_MIN", 0)
+    assert small.base is None  # below MIN_BYTES: straight from malloc
+    monkeypatch.setattr(ws, "MIN_BYTES", 0)
     monkeypatch.setattr(ws, "_KEEP", held0 + 1000)
     kept = ws.empty(np, (100,), np.float64)  # 800 bytes: pooled
     held = ws._held[0]

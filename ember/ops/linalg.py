@@ -18,6 +18,7 @@ from .._backend import xp_of
 from ._util import (reduce_grad, check_broadcast, need_tensor, scalar_name, c_name, is_float,
                     holomorphic)
 from .reduce import vector_norm
+from . import _workspace as ws
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum",
            "tensordot", "addmm", "addmv", "baddbmm", "addbmm", "addr", "kron", "trace", "cross",
@@ -78,6 +79,12 @@ def lowp_matmul(xp, a, b, keep: bool = False):
     if dt.itemsize == 2 and dt.kind in "fV" and b.dtype == dt:
         out = xp.matmul(half_to_float(xp, a), half_to_float(xp, b))
         return out if keep else out.astype(dt)
+    if a.ndim == 2 and b.ndim == 2 and b.dtype == dt and dt.kind == "f":
+        # a fresh multi-MB product faults on every page; a reused block does not
+        # (NOTE [ Workspace ]: the block is reused only once no tensor or view refers to it)
+        shape = (a.shape[0], b.shape[1])
+        if shape[0] * shape[1] * dt.itemsize >= ws.MIN_BYTES and a.shape[1]:  # K=0: zeros
+            return xp.matmul(a, b, out=ws.empty(xp, shape, dt))
     out = xp.matmul(a, b)
     return out if keep or out.dtype == dt else out.astype(dt)
 

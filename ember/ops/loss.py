@@ -37,6 +37,7 @@ from .activation import softmax, log_softmax, logsigmoid
 from .elementwise import (where, sigmoid, minimum, clamp_min, exp, log, _fp_safe, _quiet,
                           _not_implemented)
 from .movement import broadcast_shapes
+from . import _workspace as ws
 
 __all__ = [
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
@@ -671,7 +672,12 @@ class CrossEntropyLoss(Function):
         t, keep = _targets(xp, target, ignore_index, n_classes)
         w = w.astype(cdt, copy=False) if w is not None else None
         lw = _row_weights(t, keep, w, cdt)
-        z = x2 - x2.max(axis=1, keepdims=True) if n_classes else x2.copy()
+        # z (kept as exp(z) for backward) in a reused block: no page faults (NOTE [ Workspace ])
+        z = ws.empty(xp, x2.shape, cdt)
+        if n_classes:
+            xp.subtract(x2, x2.max(axis=1, keepdims=True), out=z)
+        else:
+            z[...] = x2
         picked = z[xp.arange(rows), t]
         if eps:  # the smoothing term needs sum_c w_c z_c before z becomes exp(z)
             zw = z.sum(axis=1) if w is None else z @ w
@@ -717,7 +723,7 @@ class CrossEntropyLoss(Function):
             s = _divide(xp, s, weight_sum)
         if keep is not None:  # ignored rows get exactly 0, even when s is inf or NaN
             s = xp.where(keep, s, 0)
-        gx = e * (s * a / se).reshape(-1, 1)
+        gx = xp.multiply(e, (s * a / se).reshape(-1, 1), out=ws.empty(xp, e.shape, cdt))
         gx[xp.arange(rows), t] -= s * b_t
         if eps:
             sk = (s * (eps / n_classes) * keepv) * ones
