@@ -760,6 +760,9 @@ def _full_unpickler_class(pickle_module):
             obj = _ALLOWED.get(full)
             if obj is not None and (module.startswith("torch") or module == "collections"):
                 return obj
+            if full == "torch.ScriptObject":  # quantized RNN weights (ao/nn/quantized/dynamic)
+                from .ao.nn.quantized.dynamic import _ScriptObject
+                return _ScriptObject
             if module == "torch" or module.startswith("torch."):
                 raise pickle.UnpicklingError(f"{full} is a PyTorch object with no ember "
                                              "equivalent")

@@ -3,6 +3,8 @@ post-training quantization of the digits CNN, dynamic Linear, observers, QAT, an
 torchao-style quantize_."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -373,15 +375,27 @@ def test_dynamic_rnn_bad_input_as_torch():
             q[0].check_input(m.zeros(2, 1, 1, 4), None)
 
 
-def test_dynamic_rnn_state_dict_round_trip(tmp_path):
-    torch_m, em = _twins(lambda m: m.nn.Sequential(m.nn.LSTM(5, 4)))
-    q = ember.ao.quantization.quantize_dynamic(em, {ember.nn.LSTM}, dtype=ember.qint8)
-    ember.save(q.state_dict(), tmp_path / "q.pt")
-    q2 = ember.ao.quantization.quantize_dynamic(
-        ember.nn.Sequential(ember.nn.LSTM(5, 4)), {ember.nn.LSTM}, dtype=ember.qint8)
-    q2.load_state_dict(ember.load(tmp_path / "q.pt", weights_only=False))
-    x = ember.randn(3, 2, 5)
-    np.testing.assert_array_equal(q2(x)[0].numpy(), q(x)[0].numpy())
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_dynamic_rnn_state_dicts_interchange_with_torch(kind, tmp_path):
+    # PyTorch's state dict holds TorchScript CellParamsBase objects, which torch.load reads
+    # only with weights_only=False: ember writes and reads the same records
+    def build(m):
+        return m.nn.Sequential(getattr(m.nn, kind)(5, 4, num_layers=2, bidirectional=True))
+    qs = [m.ao.quantization.quantize_dynamic(mod, {getattr(m.nn, kind)}, dtype=m.qint8)
+          for m, mod in zip((torch, ember), _twins(build))]
+    torch.save(qs[0].state_dict(), tmp_path / "t.pt")
+    ember.save(qs[1].state_dict(), tmp_path / "e.pt")
+    fresh = [m.ao.quantization.quantize_dynamic(build(m), {getattr(m.nn, kind)}, dtype=m.qint8)
+             for m in (torch, ember)]
+    fresh[0].load_state_dict(torch.load(tmp_path / "e.pt", weights_only=False))
+    fresh[1].load_state_dict(ember.load(tmp_path / "t.pt", weights_only=False))
+    x = np.random.default_rng(0).standard_normal((3, 2, 5)).astype(np.float32)
+    ref = qs[0](torch.from_numpy(x))[0].detach().numpy()
+    np.testing.assert_array_equal(fresh[0](torch.from_numpy(x))[0].detach().numpy(), ref)
+    np.testing.assert_allclose(fresh[1](ember.from_numpy(x))[0].numpy(), ref, atol=1e-6)
+    for m, other in ((torch, "e.pt"), (ember, "t.pt")):  # as PyTorch: not with weights_only
+        with pytest.raises(pickle.UnpicklingError):
+            m.load(tmp_path / other)
 
 
 def test_unsupported_module_stays_float_and_says_so():

@@ -86,11 +86,56 @@ class _CellParams:
         self.pack_ih = _m._WeightPack(w_ih)
         self.pack_hh = _m._WeightPack(w_hh)
 
+    def _torch_reduce(self, storages):
+        """``ember.save``'s record: PyTorch's pickled ``CellParamsBase`` (a TorchScript
+        object: ``copyreg.__newobj__(torch.ScriptObject)`` then its state), so
+        ``torch.load(f, weights_only=False)`` reads it; neither loads it with weights_only."""
+        ih, hh = (_LinearRecord(w, b) for w, b in ((self.w_ih, self.b_ih),
+                                                    (self.w_hh, self.b_hh)))
+        state = ("quantized_dynamic", [self.b_ih, self.b_hh], [], [int(self.reduce_range)],
+                 [ih, hh])
+        return _script_object_record(state, "__torch__.torch.classes.rnn.CellParamsBase")
+
     def linear_ih(self, xp, a):
         return _dynamic_linear(xp, a, self.pack_ih, _arr(self.b_ih), self.reduce_range)
 
     def linear_hh(self, xp, a):
         return _dynamic_linear(xp, a, self.pack_hh, _arr(self.b_hh), self.reduce_range)
+
+
+def _script_object_record(state, qualname):
+    from .....serialization import _TorchRef
+    return (_TorchRef("copyreg", "__newobj__"), (_TorchRef("torch", "ScriptObject"),),
+            (state, qualname))
+
+
+class _LinearRecord:
+    """A ``LinearPackedParamsBase`` inside a saved ``CellParamsBase``: (int8 weight, bias)."""
+
+    def __init__(self, w, b):
+        self.w, self.b = w, b
+
+    def _torch_reduce(self, storages):
+        return _script_object_record(
+            (self.w, self.b), "__torch__.torch.classes.quantized.LinearPackedParamsBase")
+
+
+class _ScriptObject:
+    """What ``ember.load(f, weights_only=False)`` makes of a pickled ``torch.ScriptObject``:
+    the state of a quantized RNN's ``CellParamsBase`` or ``LinearPackedParamsBase``
+    (PyTorch's dynamic LSTM/GRU state dicts hold these); ``cell()`` builds ember's weights."""
+
+    def __setstate__(self, st):
+        self.state, self.qualname = st
+
+    def cell(self) -> _CellParams:
+        if not self.qualname.endswith("CellParamsBase") or self.state[0] != "quantized_dynamic":
+            raise RuntimeError(f"ember reads the 'quantized_dynamic' CellParamsBase of dynamic "
+                               f"LSTM/GRU state dicts only, not {self.qualname} "
+                               f"{self.state[0]!r}")
+        _, biases, _, longs, (ih, hh) = self.state
+        (w_ih, b_ih), (w_hh, b_hh) = ih.state, hh.state
+        return _CellParams(w_ih, w_hh, b_ih.detach(), b_hh.detach(), bool(longs[0]))
 
 
 def _arr(t):
@@ -111,7 +156,8 @@ class PackedParameter(_m.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
-        self.param = state_dict.pop(prefix + "param")
+        param = state_dict.pop(prefix + "param")
+        self.param = param.cell() if isinstance(param, _ScriptObject) else param
         super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys,
                                       unexpected_keys, error_msgs)
 
