@@ -71,8 +71,10 @@ def _gen_sgd(gi, group, n):
     return lines
 
 
-def _gen_adam(gi, group, n):
-    """Source lines of group ``gi``'s Adam/AdamW update (``adam_step``'s formulas)."""
+def _gen_adam(gi, group, n, flat=False):
+    """Source lines of group ``gi``'s Adam/AdamW update (``adam_step``'s formulas); ``flat``:
+    over the one buffer Adam's flat path keeps per group (``_FlatGroup``), else per parameter.
+    """
     beta1, _ = group["betas"]
     wd, dec = group["weight_decay"] != 0, group["decoupled_weight_decay"]
     lines = [f"    gr = groups[{gi}]", "    b1, b2 = gr['betas']", "    b1 = float(b1)",
@@ -82,14 +84,21 @@ def _gen_adam(gi, group, n):
         lines.append("    shrink = 1 - lr * wd")
     for i in range(n):
         j = f"{gi}_{i}"
-        lines.append(f"    p, g, m, v, s = P{j}[:5]; tmp = T{j}[0]")
-        lines.append("    s += 1; t = float(s)")
+        if flat:  # (flat params, grads, m, v, steps, g, tmp[, vmax]): g is scratch
+            lines.append(f"    p, gl, m, v, s, g, tmp = P{j}[:7]")
+            lines.append("    xp.concatenate([a.reshape(-1) for a in gl], out=g)")
+            lines.append("    s += 1; t = float(s[0])")
+            gout = "g"
+        else:
+            lines.append(f"    p, g, m, v, s = P{j}[:5]; tmp = T{j}[0]")
+            lines.append("    s += 1; t = float(s)")
+            gout = f"T{j}[1]"
         if group["maximize"]:
-            lines.append(f"    g = xp.negative(g, out=T{j}[1])")
+            lines.append(f"    g = xp.negative(g, out={gout})")
         if wd and dec:
             lines.append("    p *= shrink")
         elif wd:
-            lines.append(f"    g = xp.add(g, xp.multiply(p, wd, out=tmp), out=T{j}[1])")
+            lines.append(f"    g = xp.add(g, xp.multiply(p, wd, out=tmp), out={gout})")
         # m ← lerp(m, g, 1-β₁), PyTorch's two-sided formula (the side is guarded)
         lines.append("    xp.subtract(g, m, out=tmp)")
         if 1 - float(beta1) < 0.5:
@@ -98,7 +107,8 @@ def _gen_adam(gi, group, n):
             lines.append("    tmp *= w1 - 1; xp.add(g, tmp, out=m)")
         lines.append("    xp.multiply(g, g, out=tmp); tmp *= c2; v *= b2; v += tmp")
         if group["amsgrad"]:
-            lines.append(f"    v = xp.maximum(P{j}[5], v, out=P{j}[5])")
+            k = 7 if flat else 5
+            lines.append(f"    v = xp.maximum(P{j}[{k}], v, out=P{j}[{k}])")
         lines.append("    xp.sqrt(v, out=tmp); tmp /= (1 - b2 ** t) ** 0.5; tmp += eps")
         lines.append("    xp.divide(m, tmp, out=tmp); tmp *= -(lr / (1 - b1 ** t)); p += tmp")
     return lines
@@ -186,6 +196,15 @@ class CompiledStep:
                 flags = (group["weight_decay"] != 0, group["momentum"] != 0,
                          bool(group["nesterov"]), bool(group["maximize"]))
             gkey = [flags]
+            if adam:
+                unit = self._flat_unit(group)
+                if unit is not None:
+                    fg, grads = unit
+                    key.append((flags, "flat", id(fg)))
+                    arrays.append((fg.flat, grads, fg.m, fg.v, fg.steps, fg.g, fg.tmp) +
+                                  ((fg.vmax,) if fg.vmax is not None else ()))
+                    vcs += fg.vcs
+                    continue
             for p in group["params"]:
                 g = p._grad
                 if g is None:
@@ -216,6 +235,20 @@ class CompiledStep:
             key.append(tuple(gkey))
         return tuple(key), arrays, vcs
 
+    def _flat_unit(self, group):
+        """``(flat group, gradient arrays)`` when Adam's flat buffers hold ``group`` (made by
+        its eager first step) and every gradient matches them, else ``None``."""
+        fg = getattr(self.opt, "_flat", {}).get(id(group))
+        if fg is None or not fg.valid(self.opt, group):
+            return None
+        grads = []
+        for p in group["params"]:
+            g = p._grad
+            if g is None or g._data.dtype != fg.dtype or not isinstance(g._data, fg.xp.ndarray):
+                return None
+            grads.append(g._data)
+        return fg, grads
+
     def _build(self, key, arrays) -> _Version:
         """Generate, compile and allocate the scratch of the update for guard ``key``."""
         from ..fx.graph_module import _exec
@@ -225,15 +258,17 @@ class CompiledStep:
         pnames, tnames, scratch = [], [], []
         k = 0
         for gi, group in enumerate(opt.param_groups):
-            n = sum(1 for p in group["params"] if p._grad is not None)
-            lines += gen(gi, group, n)
+            flat = key[1 + gi][1:2] == ("flat",)
+            n = 1 if flat else sum(1 for p in group["params"] if p._grad is not None)
+            lines += gen(gi, group, n, flat) if flat else gen(gi, group, n)
             for i in range(n):
                 a = arrays[k][0]
                 k += 1
                 xp = xp_of(a)
                 pnames.append(f"P{gi}_{i}")
                 tnames.append(f"T{gi}_{i}")
-                scratch.append((xp.empty_like(a), xp.empty_like(a)))
+                # the flat buffers bring their own scratch
+                scratch.append(() if flat else (xp.empty_like(a), xp.empty_like(a)))
         args = ", ".join(["groups"] + pnames + tnames)
         src = f"def forward({args}):\n" + "\n".join(lines) + "\n"
         env = {"xp": xp_of(arrays[0][0]) if arrays else None}
