@@ -873,3 +873,20 @@ def test_cse_skips_graphs_with_in_place_writes():
     cf(x)
     assert ember.equal(cf(x), f(x))
     assert _entry(None).gm.meta_passes["cse"] == 0
+
+
+def test_an_optimizer_stepped_inside_a_compiled_function_is_not_kept_alive():
+    import gc
+    import weakref
+    lin = nn.Linear(2, 1)
+    opt = ember.optim.SGD(lin.parameters(), lr=0.1)
+
+    def train(x):
+        opt.zero_grad()
+        lin(x).sum().backward()
+        opt.step()
+    ember.compile(train)(ember.ones(3, 2))
+    ref = weakref.ref(opt)
+    del opt, train
+    gc.collect()
+    assert ref() is None

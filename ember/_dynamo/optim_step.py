@@ -123,13 +123,19 @@ class _Version:
 class CompiledStep:
     """``ember.compile(opt.step)``: the optimizer's update as one generated function."""
 
-    def __init__(self, opt: Optimizer, scheduled: bool = False):
-        self.opt = opt
+    def __init__(self, opt: Optimizer, scheduled: bool = False, weak: bool = False):
+        # weak: the one ``compiled_step_for`` keeps per optimizer must not keep it alive
+        self._opt = weakref.ref(opt) if weak else opt
         self.scheduled = scheduled
         self.kind = _kind(opt)
         self.version = None
         self.recompiles = 0
         functools.update_wrapper(self, type(opt).step, updated=())
+
+    @property
+    def opt(self) -> Optimizer:
+        o = self._opt
+        return o() if isinstance(o, weakref.ref) else o
 
     @property
     def code(self) -> str:
@@ -307,7 +313,7 @@ def compiled_step_for(opt: Optimizer):
     """The ``CompiledStep`` an ``opt.step()`` inside a compiled function runs (made once)."""
     cs = _STEPS.get(opt)
     if cs is None:
-        cs = _STEPS[opt] = CompiledStep(opt)
+        cs = _STEPS[opt] = CompiledStep(opt, weak=True)
     return cs
 
 
