@@ -771,13 +771,13 @@ def test_optimizer_step_inside_a_compiled_function_runs_compiled_and_equals_eage
         ember.compile(lambda: opts[1].step(), fullgraph=True)()
 
 
-def test_a_scheduler_wrapped_step_inside_a_function_breaks_never_stale():
+def test_a_scheduler_wrapped_step_inside_a_function_runs_compiled_never_stale():
+    from ember._dynamo.optim_step import _STEPS
     ember.manual_seed(0)
     lin = nn.Linear(2, 1)
-    opt = ember.optim.SGD(lin.parameters(), lr=0.1)
+    opt = ember.optim.SGD(lin.parameters(), lr=0.1, momentum=0.5)
     ember.optim.lr_scheduler.StepLR(opt, 3)
-    step = opt.step  # the scheduler's wrapper: its step is not routed, but still seen
-    cf = ember.compile(lambda: step())
+    cf = ember.compile(lambda: opt.step())  # the scheduler's wrapper of opt.step
     ws = []
     for _ in range(3):
         opt.zero_grad()
@@ -785,6 +785,24 @@ def test_a_scheduler_wrapped_step_inside_a_function_breaks_never_stale():
         cf()
         ws.append(lin.weight.detach().clone())
     assert not ember.equal(ws[1], ws[2])  # every call stepped
+    assert _STEPS[opt].version is not None and opt._opt_called
+
+
+def test_an_unroutable_step_inside_a_capture_breaks_never_stale():
+    ember.manual_seed(0)
+    lin = nn.Linear(2, 1)
+    opt = ember.optim.SGD(lin.parameters(), lr=0.1)
+    eager_step = ember.optim.Optimizer.step
+    cf = ember.compile(lambda: eager_step(opt))  # the class's function, called directly
+    ws = []
+    for _ in range(3):
+        opt.zero_grad()
+        lin(ember.ones(4, 2)).sum().backward()
+        cf()
+        ws.append(lin.weight.detach().clone())
+    assert not ember.equal(ws[1], ws[2])  # every call stepped
+    reasons = [b.reason for b in ember.compiler.explain(lambda: eager_step(opt))().break_reasons]
+    assert reasons[0] == "SGD.step() inside the function (runs eagerly)"
 
 
 # ---- graph passes: CSE and DCE of pure ops (ember/_functorch/passes.py) ----------------------

@@ -7,7 +7,9 @@ dampening, Nesterov, weight decay, maximize), ``Adam`` or ``AdamW`` (L2 or decou
 AMSGrad, maximize), written out parameter by parameter as straight-line array calls with
 ``out=`` into scratch buffers allocated once per compiled version (PyTorch's ``_foreach``
 semantics: the same formulas, so eager's numbers; see ``ember/optim/sgd.py`` and
-``adam_step`` in ``ember/optim/adam.py``).  What it guards on: the optimizer's class, each
+``adam_step`` in ``ember/optim/adam.py``).  An Adam group whose parameters Adam's eager
+first step moved into flat buffers (``_FlatGroup``) is one unit instead: the gradients
+concatenated once, then a dozen calls over the whole group (per-parameter code was slower).  What it guards on: the optimizer's class, each
 group's parameters (identity, shape, dtype, which have gradients) and the structural flags the
 code branches on (momentum/weight decay zero or not, nesterov, maximize, amsgrad, decoupled
 decay, lerp's side); a changed guard regenerates the code.  What it reads at call time: the

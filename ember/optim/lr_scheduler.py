@@ -102,12 +102,15 @@ class LRScheduler:
             return
         opt_ref = ref(opt)
         func = opt.step.__func__
+        # the class's step is looked up per call: ember.compile routes it to a compiled update
+        class_step = func is getattr(type(opt), "step", None)
 
         @wraps(func)
         def wrapper(*args, **kwargs):
             o = opt_ref()
             o._opt_called = True
-            return func.__get__(o, o.__class__)(*args, **kwargs)
+            f = type(o).step if class_step else func
+            return f.__get__(o, o.__class__)(*args, **kwargs)
 
         wrapper._wrapped_by_lr_sched = True
         opt.step = wrapper
