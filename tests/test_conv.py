@@ -213,20 +213,30 @@ def test_empty_batch():
           rand(0, 3, 5, 5), rand(4, 3, 3, 3), rand(4))
 
 
-def test_scratch_pool_reuses_and_bounds_memory():
-    from ember.ops.conv import _Scratch
-    pool = _Scratch(1000)
-    a = pool.take(np, (10, 10), np.dtype("float32"))            # 400 bytes
-    pool.give(a)
-    assert pool.take(np, (10, 10), np.dtype("float32")) is a     # handed out again
-    assert pool.take(np, (10, 10), np.dtype("float32")) is not a
-    pool.give(a, a[:5].copy(), a[:2])                            # views are never kept
-    assert pool.bytes == 600
-    pool.give(np.empty(160, np.float32))                         # 640 more: over the limit,
-    assert pool.bytes == 840                                     # so the oldest (a) goes
-    assert ((10, 10), np.dtype("float32")) not in pool.free
-    pool.give(np.empty(1001, np.uint8))                          # larger than the limit: ignored
-    assert pool.bytes == 840
+@pytest.mark.parametrize("algo", ["im2col", "fold", "winograd4"])
+def test_work_arrays_come_from_the_workspace(monkeypatch, algo):
+    """conv's work arrays are workspace blocks (NOTE [ Workspace ]): with every array pooled
+    the gradients equal torch's, a second graph alive at once changes nothing, and the
+    blocks are free again once both graphs are gone."""
+    from ember.ops import _workspace as ws
+    monkeypatch.setattr(ws, "MIN_BYTES", 0)
+    monkeypatch.setattr(sys.modules["ember.ops.conv"], "_FORCE", algo)
+    ws.clear()
+    xs, w = [rand(2, 8, 6, 6), rand(2, 8, 6, 6)], rand(8, 8, 3, 3)
+    we = ember.from_numpy(w).requires_grad_()
+    wt = torch.from_numpy(w).requires_grad_()
+    ye = [EF.conv2d(ember.from_numpy(x), we, padding=1) for x in xs]  # two graphs alive
+    yt = [TF.conv2d(torch.from_numpy(x), wt, padding=1) for x in xs]
+    for e, t in zip(ye, yt):
+        np.testing.assert_allclose(e.detach().numpy(), t.detach().numpy(), rtol=1e-9,
+                                   atol=1e-9)
+    (ye[0].sum() + (ye[1] ** 2).sum()).backward()
+    (yt[0].sum() + (yt[1] ** 2).sum()).backward()
+    np.testing.assert_allclose(we.grad.numpy(), wt.grad.numpy(), rtol=1e-9, atol=1e-9)
+    assert ws._held[0] > 0
+    del ye
+    ws.clear()  # drops only free blocks: what the conv held is free once its graph is gone
+    assert ws._held[0] == 0
 
 
 def test_float16():

@@ -10,7 +10,7 @@ none.
 Users: the fused recurrent layers (``ops/rnn.py``), 2-D float products (``lowp_matmul`` in
 ``ops/linalg.py``: ``matmul``, ``linear`` and their backward GEMMs), cross-entropy's saved
 softmax and its gradient (``ops/loss.py``) and embedding's rows (``ops/layers.py``); together
-they removed ~600 faults (~1.5 ms) per LM step.
+they removed ~500 faults per LM step.
 ``empty(xp, shape, dtype)`` hands out a view of a block kept here and reuses the block once
 nothing refers to it any more: every view of a block, and every tensor over such a view,
 holds a reference to the block through ``.base``, so a block whose reference count is the
@@ -19,9 +19,9 @@ array module, dtype and size, since a training loop asks for the same shapes eve
 At most ``_KEEP`` bytes are pooled; past that, free blocks are dropped first and then
 ``empty`` falls back to a plain allocation.  A gradient from here that reaches a leaf is
 copied: the engine copies a ``.grad`` that is a view (``autograd/engine.py``).
-convolution's ``_Scratch`` (``ops/conv.py``) is the other pool: arrays are given back to it
-explicitly, which suits work arrays that never leave a call, not arrays saved for backward,
-whose lifetime only the reference count knows.
+Convolution's work arrays (``ops/conv.py``) come from here too: its former pool of
+explicitly given-back arrays (24 MB) was below Winograd's working set and faulted ~2,000
+pages per resnet_block step; one pool also lets an im2col saved for backward be reused.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import threading
 
 __all__: list = []
 
-_KEEP = 96 << 20        # bytes held at most (the LSTM LM step uses 20 MB of blocks)
+_KEEP = 96 << 20        # bytes held at most (LSTM LM step: 20 MB; resnet_block: ~90 MB)
 MIN_BYTES = 64 << 10    # smaller arrays come from malloc's free lists without faults
 _REFS_WHEN_FREE = 3     # the pool's list, the loop variable and getrefcount's argument
 

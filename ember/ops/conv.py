@@ -72,9 +72,13 @@ Per-sample GEMMs of a few columns (ResNet-18's last stages) ran 15-22x slower th
 before 'fold'; Winograd trades GEMM work (4x fewer products for F(4x4)) for transforms that
 are memory-bound in NumPy (each one Kronecker-product GEMM, ~40% of its time at 64 channels),
 which is why it wins on channels >= 64 and small maps and only ties on 32x32 in that table;
-with the 24 MB scratch pool (below) im2col's 10 MB blocks no longer stay pooled and F(4x4)
+with a 24 MB scratch pool im2col's 10 MB blocks no longer stayed pooled and F(4x4)
 measured 91-101 ms against im2col's 124-175 (separate processes, min of 7, load ~7), so
-it takes 32x32 too.  Larger maps are unmeasured and stay on im2col.  F(2x2, 3x3)
+it takes 32x32 too.  Work arrays (im2col matrices, padded copies, Winograd's transformed
+tiles and products) come from the one reference-counted workspace (NOTE [ Workspace ]),
+whose 96 MB holds Winograd's working set: resnet_block faulted ~2,000 pages a step with
+conv's former 24 MB pool of given-back arrays and none with the workspace (thread CPU
+1.16 -> 1.05x torch's), and ResNet-18's first-step RSS growth went 0.77 -> 0.88x torch's.  Larger maps are unmeasured and stay on im2col.  F(2x2, 3x3)
 is kept (forcible, tested) as the more accurate variant; the table does not pick it since
 F(4x4) measured faster wherever either applies.  Error bounds (relative to max |output|,
 against float64 direct convolution, tests/test_conv_algos.py): float32 F(2x2) 3e-6, F(4x4)
@@ -98,11 +102,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 
 from ..autograd.function import Function
 from ._util import need_tensor, scalar_name, c_name
 from ._window import windows, add_windows
+from . import _workspace as ws
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "unfold", "fold"]
@@ -125,67 +129,19 @@ class _Geom:
         self.L = math.prod(out)
 
 
-class _Scratch:
-    """Work arrays (im2col matrices, padded copies, col2im sums) kept for reuse between calls.
-
-    Each is a few MB, which the C allocator maps afresh and page-faults in on every call:
-    ~2,000 faults and ~4 ms of kernel time in each LeNet training step (a quarter of it)
-    before this pool.  Arrays given back are handed out again for the same shape and dtype;
-    at most ``limit`` bytes are kept, the least recently given dropped first.  Only arrays
-    that never reach a caller go through here.
-    """
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.free = {}   # (shape, dtype) -> [array]; dict order is the age of the key
-        self.bytes = 0
-        self.lock = threading.Lock()
-
-    def take(self, xp, shape, dtype):
-        with self.lock:
-            stack = self.free.get((shape, dtype))
-            if stack and type(stack[-1]) is xp.ndarray:
-                a = stack.pop()
-                if not stack:
-                    del self.free[(shape, dtype)]
-                self.bytes -= a.nbytes
-                return a
-        return xp.empty(shape, dtype)
-
-    def give(self, *arrays):
-        for a in arrays:
-            if a is None or a.base is not None or a.nbytes > self.limit:
-                continue
-            key = (a.shape, a.dtype)
-            with self.lock:
-                stack = self.free.pop(key, [])  # re-inserted: now the most recent key
-                stack.append(a)
-                self.free[key] = stack
-                self.bytes += a.nbytes
-                while self.bytes > self.limit:
-                    old = next(iter(self.free))
-                    self.bytes -= self.free[old].pop(0).nbytes
-                    if not self.free[old]:
-                        del self.free[old]
-
-
-# 24 MB: LeNet's and ResNet-18's per-layer work arrays stay pooled, while the pool's share
-# of a ResNet-18 step's peak memory (RSS, first step) stays small: 64 MB measured 1.43x
-# torch's peak, 24 MB 1.13x, 16 MB 1.08x (but ~7% slower steps)
-_SCRATCH = _Scratch(24 << 20)
 
 
 def _padded(xp, x, g: _Geom):
     """``x`` with zeros added before/after each spatial dim (no copy when there are none).
 
-    The copy is a scratch array (give it back to ``_SCRATCH`` when done).
+    The copy is a workspace array (``ops/_workspace.py``), reused once nothing refers to it.
     """
     if not any(g.lo) and not any(g.hi):
         return x
     nd = len(g.k)
     lead = x.shape[:-nd]
     shape = lead + tuple(s + a + b for s, a, b in zip(x.shape[-nd:], g.lo, g.hi))
-    buf = _SCRATCH.take(xp, shape, x.dtype)
+    buf = ws.empty(xp, shape, x.dtype)
     pre = (slice(None),) * len(lead)
     for d, (a, s) in enumerate(zip(g.lo, x.shape[-nd:])):  # zero only the borders
         before = (slice(None),) * d
@@ -200,7 +156,7 @@ def _im2col(xp, x, g: _Geom, scratch: bool = False):
 
     Rows run over (channel, kernel offset) and columns over output positions, so the copy out
     of the strided window view reads runs of consecutive output positions.  With ``scratch``
-    the matrix is a ``_SCRATCH`` array, to be given back by the caller.
+    the matrix is a workspace array.
     """
     nd = len(g.k)
     n, c = x.shape[:2]
@@ -210,12 +166,10 @@ def _im2col(xp, x, g: _Geom, scratch: bool = False):
         v = v[(slice(None), slice(None)) + tuple(slice(0, o) for o in g.out)]
     perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
     if scratch:
-        cols = _SCRATCH.take(xp, (n, c * g.K, g.L), x.dtype)
+        cols = ws.empty(xp, (n, c * g.K, g.L), x.dtype)
         xp.copyto(cols.reshape((n, c) + g.k + g.out), v.transpose(perm))
     else:
         cols = xp.ascontiguousarray(v.transpose(perm)).reshape(n, c * g.K, g.L)
-    if xpad is not x:
-        _SCRATCH.give(xpad)
     return cols
 
 
@@ -233,22 +187,22 @@ def _col2im(xp, cols, g: _Geom, c: int, batch_last: bool = False):
         n = cols.shape[-1]
         v = cols.reshape((c,) + g.k + g.out + (n,))
         v = v.transpose((1 + 2 * nd, 0) + tuple(a - 1 for a in win))
-        buf = _SCRATCH.take(xp, (c,) + padded + (n,), cols.dtype)
+        buf = ws.empty(xp, (c,) + padded + (n,), cols.dtype)
         buf.fill(0)
         add_windows(xp, v, padded, g.k, g.stride, g.dil,
                     out=buf.transpose((nd + 1, 0) + tuple(range(1, nd + 1))))
         out = xp.ascontiguousarray(buf.transpose((nd + 1, 0) + tuple(range(1, nd + 1)))[crop])
-        _SCRATCH.give(buf)
+        del buf
         return out
     n = cols.shape[0]
     v = cols.reshape((n, c) + g.k + g.out).transpose((0, 1) + win)
     if not any(g.lo) and not any(g.hi):
         return add_windows(xp, v, padded, g.k, g.stride, g.dil)
-    buf = _SCRATCH.take(xp, (n, c) + padded, cols.dtype)
+    buf = ws.empty(xp, (n, c) + padded, cols.dtype)
     buf.fill(0)
     add_windows(xp, v, padded, g.k, g.stride, g.dil, out=buf)
     out = xp.ascontiguousarray(buf[crop])
-    _SCRATCH.give(buf)
+    del buf
     return out
 
 
@@ -281,7 +235,7 @@ _FLAT_BLOCK_BYTES = 10 << 20
 
 def _conv_fwd(xp, x, w, g: _Geom):
     """``F(x, w)``: ``(N, C, *sp)`` * ``(O, C/G, *k)`` -> ``(N, O, *out)``, and the im2col
-    (a ``_SCRATCH`` array) when it was made in one block (else None)."""
+    (a workspace array) when it was made in one block (else None)."""
     n, c = x.shape[:2]
     o = w.shape[0]
     G = g.groups
@@ -292,7 +246,7 @@ def _conv_fwd(xp, x, w, g: _Geom):
         y = xp.empty((n, o) + g.out, x.dtype)
         for i in range(0, n, step):
             y[i:i + step], cols = _flat_fwd(xp, x[i:i + step], w, g)
-            _SCRATCH.give(cols)
+            del cols
         return y, None
     algo = _algo(c, o, g, x.dtype)
     if algo in _WINO and n:
@@ -303,7 +257,7 @@ def _conv_fwd(xp, x, w, g: _Geom):
             v = _wino_fwd(xp, x[i:i + step], w, g, m, y[i:i + step])
             if step >= n:
                 return y, v
-            _SCRATCH.give(v)
+            del v
         return y, None
     w2 = w.reshape(o, -1) if G == 1 else w.reshape(G, o // G, -1)
     step = _chunk(n, c * g.K * g.L * x.dtype.itemsize)
@@ -313,7 +267,7 @@ def _conv_fwd(xp, x, w, g: _Geom):
             cols = _fold_fwd(xp, x[i:i + step], w2, g, y[i:i + step])
             if step >= n:
                 return y, cols
-            _SCRATCH.give(cols)
+            del cols
         return y, None
     y = cols = None
     for i in range(0, max(n, 1), step):
@@ -322,7 +276,7 @@ def _conv_fwd(xp, x, w, g: _Geom):
         if step >= n:
             y = yi
             break
-        _SCRATCH.give(cols)
+        del cols
         if y is None:
             y = xp.empty((n,) + yi.shape[1:], x.dtype)
         y[i:i + step] = yi
@@ -373,10 +327,8 @@ def _fold_cols(xp, x, g: _Geom):
     if v.shape[2:2 + nd] != g.out:
         v = v[(slice(None), slice(None)) + tuple(slice(0, o) for o in g.out)]
     perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
-    cols = _SCRATCH.take(xp, (c * g.K, n * g.L), x.dtype)
+    cols = ws.empty(xp, (c * g.K, n * g.L), x.dtype)
     xp.copyto(cols.reshape((c,) + g.k + (n,) + g.out), v.transpose(perm))
-    if xpad is not x:
-        _SCRATCH.give(xpad)
     return cols
 
 
@@ -391,7 +343,7 @@ def _fold_fwd(xp, x, w2, g: _Geom, y):
         yt = _matmul(xp, w2, cols.reshape(w2.shape[0], -1, n * g.L))
     o = y.shape[1]
     xp.copyto(y.reshape(n, o, g.L), yt.reshape(o, n, g.L).transpose(1, 0, 2), casting="unsafe")
-    _SCRATCH.give(yt)
+    del yt
     return cols
 
 
@@ -400,14 +352,14 @@ def _fold_wgrad(xp, gy, cols, g: _Geom):
     ``(O, N*L) @ (N*L, C*K)`` per group, as ``(O, C/G*K)`` (or ``(G, O/G, C/G*K)``)."""
     n, o = gy.shape[:2]
     G = g.groups
-    gt = _SCRATCH.take(xp, (o, n, g.L), gy.dtype)
+    gt = ws.empty(xp, (o, n, g.L), gy.dtype)
     xp.copyto(gt, gy.reshape(n, o, g.L).transpose(1, 0, 2))
     if G == 1:
         gw = xp.matmul(gt.reshape(o, n * g.L), cols.T)
     else:
         gw = xp.matmul(gt.reshape(G, o // G, n * g.L),
                        cols.reshape(G, -1, n * g.L).transpose(0, 2, 1))
-    _SCRATCH.give(gt)
+    del gt
     return gw
 
 
@@ -460,7 +412,7 @@ def _wino_in(xp, x, g: _Geom, m: int):
     th, tw = _wino_tiles(g, m)
     H, W = m * th + 2, m * tw + 2  # >= the padded input: out + 2 = h + lo + hi
     a, b = g.lo
-    buf = _SCRATCH.take(xp, (n, c, H, W), x.dtype)
+    buf = ws.empty(xp, (n, c, H, W), x.dtype)
     buf[:, :, :a] = 0
     buf[:, :, a + h:] = 0
     buf[:, :, a:a + h, :b] = 0
@@ -472,12 +424,12 @@ def _wino_in(xp, x, g: _Geom, m: int):
     # takes the (t*t, C*N*T) matrix as the transpose of this one
     tiles = xp.lib.stride_tricks.as_strided(buf, (c, n, th, tw, t, t),
                                             (sc, sn, m * sh, m * sw, sh, sw), writeable=False)
-    d = _SCRATCH.take(xp, (c * n * th * tw, t * t), x.dtype)
+    d = ws.empty(xp, (c * n * th * tw, t * t), x.dtype)
     xp.copyto(d.reshape(c, n, th, tw, t, t), tiles)
-    _SCRATCH.give(buf)
-    v = _SCRATCH.take(xp, (t * t, c, n * th * tw), x.dtype)
+    del buf
+    v = ws.empty(xp, (t * t, c, n * th * tw), x.dtype)
     xp.matmul(_kron(xp, m, 0, x.dtype), d.T, out=v.reshape(t * t, -1))
-    _SCRATCH.give(d)
+    del d
     return v
 
 
@@ -490,16 +442,16 @@ def _wino_fwd(xp, x, w, g: _Geom, m: int, y):
     v = _wino_in(xp, x, g, m)
     u = xp.matmul(_kron(xp, m, 1, w.dtype), w.reshape(o * c, 9).T).reshape(t * t, o, c)
     prod = _matmul(xp, u, v)  # ((m+2)^2, O, N*T)
-    z = _SCRATCH.take(xp, (o * n * th * tw, m * m), x.dtype)  # output tiles innermost
+    z = ws.empty(xp, (o * n * th * tw, m * m), x.dtype)  # output tiles innermost
     xp.matmul(prod.reshape(t * t, -1).T, _kron(xp, m, 2, x.dtype).T, out=z)
-    _SCRATCH.give(prod)
+    del prod
     z6 = z.reshape(o, n, th, tw, m, m).transpose(1, 0, 2, 4, 3, 5)  # (N, O, th, m, tw, m)
     oh, ow = g.out
     if (m * th, m * tw) == (oh, ow):
         xp.copyto(y.reshape(n, o, th, m, tw, m), z6)
     else:  # the last tiles' extra rows/columns are dropped
         y[...] = z6.reshape(n, o, m * th, m * tw)[:, :, :oh, :ow]
-    _SCRATCH.give(z)
+    del z
     return v
 
 
@@ -512,21 +464,21 @@ def _wino_wgrad(xp, x, gy, g: _Geom, m: int, v=None):
     th, tw = _wino_tiles(g, m)
     oh, ow = g.out
     vi = _wino_in(xp, x, g, m) if v is None else v
-    gt = _SCRATCH.take(xp, (o, n, th, tw, m, m), gy.dtype)  # gy's tiles, innermost
+    gt = ws.empty(xp, (o, n, th, tw, m, m), gy.dtype)  # gy's tiles, innermost
     gp = gy
     if (m * th, m * tw) != (oh, ow):  # zeros complete the last tiles
         gp = xp.zeros((n, o, m * th, m * tw), gy.dtype)
         gp[:, :, :oh, :ow] = gy
     xp.copyto(gt, gp.reshape(n, o, th, m, tw, m).transpose(1, 0, 2, 4, 3, 5))
-    dy = _SCRATCH.take(xp, (t * t, o, n * th * tw), gy.dtype)
+    dy = ws.empty(xp, (t * t, o, n * th * tw), gy.dtype)
     xp.matmul(_kron(xp, m, 2, gy.dtype).T, gt.reshape(-1, m * m).T, out=dy.reshape(t * t, -1))
-    _SCRATCH.give(gt)
+    del gt
     z = _matmul(xp, dy, vi.transpose(0, 2, 1))  # ((m+2)^2, O, C)
-    _SCRATCH.give(dy)
+    del dy
     if v is None:
-        _SCRATCH.give(vi)
+        del vi
     gw = xp.matmul(z.reshape(t * t, o * c).T, _kron(xp, m, 1, z.dtype))
-    _SCRATCH.give(z)
+    del z
     return gw.reshape(o, c, 3, 3)
 
 
@@ -549,7 +501,7 @@ def _conv_tr(xp, gy, w, g: _Geom):
         full = _Geom(g.k, g.stride, g.dil, tuple(s - a for s, a in zip(span, g.lo)),
                      tuple(s - b for s, b in zip(span, g.hi)), g.out, g.sp, G)
         gx, cols = _conv_fwd(xp, gy, wf, full)
-        _SCRATCH.give(cols)
+        del cols
         return gx
     if (cg == 1 < G or any(s > 1 for s in g.stride)) and n:
         step = _flat_chunk(n, G * cg, cg, o, g, gy.dtype.itemsize)
@@ -585,16 +537,16 @@ def _conv_tr_block(xp, gy, wt, g: _Geom):
         cols = _matmul(xp, wt[0], gy.reshape(n, og, g.L)) if G == 1 else \
             _matmul(xp, wt, gy.reshape(n, G, og, g.L))
         gx = _col2im(xp, cols.reshape(n, G * cgk, g.L), g, c)
-    _SCRATCH.give(cols)
+    del cols
     return gx
 
 
 def _matmul(xp, a, b):
-    """``a @ b`` (broadcast over leading dims) into a ``_SCRATCH`` array of ``a``'s dtype."""
+    """``a @ b`` (broadcast over leading dims) into a workspace array of ``a``'s dtype."""
     shape = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
     if a.dtype != b.dtype or a.dtype.kind not in "fc" or a.dtype.name == "bfloat16":
         return xp.matmul(a, b).astype(a.dtype, copy=False)
-    return xp.matmul(a, b, out=_SCRATCH.take(xp, shape, a.dtype))
+    return xp.matmul(a, b, out=ws.empty(xp, shape, a.dtype))
 
 
 def _conv_wgrad(xp, x, gy, g: _Geom, cols=None):
@@ -632,7 +584,7 @@ def _conv_wgrad(xp, x, gy, g: _Geom, cols=None):
             ci = cols if cols is not None else _fold_cols(xp, x[i:i + step], g)
             part = _fold_wgrad(xp, gy[i:i + step], ci, g)
             if cols is None:
-                _SCRATCH.give(ci)
+                del ci
             gw = part if gw is None else gw + part
             continue
         ci = cols if cols is not None else _im2col(xp, x[i:i + step], g, True)
@@ -644,9 +596,9 @@ def _conv_wgrad(xp, x, gy, g: _Geom, cols=None):
             prod = _matmul(xp, gi.reshape(m, G, o // G, g.L),
                            ci.reshape(m, G, c // G * g.K, g.L).transpose(0, 1, 3, 2))
         if cols is None:
-            _SCRATCH.give(ci)
+            del ci
         part = prod.sum(0)
-        _SCRATCH.give(prod)
+        del prod
         gw = part if gw is None else gw + part
     if gw is None:  # an empty batch
         gw = xp.zeros((o, c // G * g.K), x.dtype)
@@ -713,7 +665,7 @@ def _phase_slices(g: _Geom, f: _Flat):
 def _to_flat(xp, x, g: _Geom, f: _Flat):
     """``x`` ``(N, C, *sp)`` as the zero-padded phase-flat ``(C, R, M + tail)`` (scratch)."""
     c = x.shape[1]
-    buf = _SCRATCH.take(xp, (c, f.R, f.M + f.tail), x.dtype)
+    buf = ws.empty(xp, (c, f.R, f.M + f.tail), x.dtype)
     buf.fill(0)
     xt = x.swapaxes(0, 1)
     for r, dst, src in _phase_slices(g, f):
@@ -745,7 +697,7 @@ def _out_from_flat(xp, yf, g: _Geom, f: _Flat):
 def _out_to_flat(xp, gy, g: _Geom, f: _Flat):
     """``gy`` ``(N, O, *out)`` as ``(O, M)``, zero off the valid outputs (scratch)."""
     o = gy.shape[1]
-    buf = _SCRATCH.take(xp, (o, f.M), gy.dtype)
+    buf = ws.empty(xp, (o, f.M), gy.dtype)
     if g.out != f.Q:
         buf.fill(0)
     buf.reshape((o, f.n) + f.Q)[(slice(None), slice(None)) +
@@ -770,15 +722,15 @@ def _flat_fwd(xp, x, w, g: _Geom):
     f = _Flat(g, n)
     xb = _to_flat(xp, x, g, f)
     w3 = w.reshape(G, og, g.K)
-    yf = _SCRATCH.take(xp, (G, og, f.M), x.dtype)
-    tmp = _SCRATCH.take(xp, (G, og, f.M), x.dtype)
+    yf = ws.empty(xp, (G, og, f.M), x.dtype)
+    tmp = ws.empty(xp, (G, og, f.M), x.dtype)
     for k, (r, t) in enumerate(f.offs):
         xp.multiply(xb[:, r, None, t:t + f.M], w3[:, :, k, None], out=tmp if k else yf)
         if k:
             yf += tmp
-    _SCRATCH.give(tmp, xb)
+    del tmp, xb
     y = _out_from_flat(xp, yf.reshape(o, f.M), g, f)
-    _SCRATCH.give(yf)
+    del yf
     return y, None
 
 
@@ -790,12 +742,12 @@ def _flat_tr(xp, gy, w, g: _Geom):
     og = o // G
     f = _Flat(g, n)
     gyf = _out_to_flat(xp, gy, g, f).reshape(G, og, f.M)
-    gxb = _SCRATCH.take(xp, (G * cg, f.R, f.M + f.tail), gy.dtype)
+    gxb = ws.empty(xp, (G * cg, f.R, f.M + f.tail), gy.dtype)
     gxb.fill(0)
     gxg = gxb.reshape(G, cg, f.R, -1)
     if cg == 1:
         w3 = w.reshape(G, og, g.K)
-        tmp = _SCRATCH.take(xp, (G, 1, f.M), gy.dtype)
+        tmp = ws.empty(xp, (G, 1, f.M), gy.dtype)
         for k, (r, t) in enumerate(f.offs):
             if og == 1:
                 xp.multiply(gyf, w3[:, :, k, None], out=tmp)
@@ -803,17 +755,17 @@ def _flat_tr(xp, gy, w, g: _Geom):
             else:
                 part = _matmul(xp, w3[:, None, :, k], gyf)
                 gxg[:, :, r, t:t + f.M] += part
-                _SCRATCH.give(part)
-        _SCRATCH.give(tmp)
+                del part
+        del tmp
     else:
         wt = w.reshape(G, og, cg * g.K).transpose(0, 2, 1)
         colsg = _matmul(xp, wt, gyf).reshape(G, cg, g.K, f.M)
         for k, (r, t) in enumerate(f.offs):
             gxg[:, :, r, t:t + f.M] += colsg[:, :, k]
-        _SCRATCH.give(colsg)
-    _SCRATCH.give(gyf)
+        del colsg
+    del gyf
     gx = _from_flat(xp, gxb, g, f)
-    _SCRATCH.give(gxb)
+    del gxb
     return gx
 
 
@@ -828,7 +780,7 @@ def _flat_wgrad(xp, x, gy, g: _Geom):
     gw = xp.empty((G, o // G, g.K), x.dtype)
     for k, (r, t) in enumerate(f.offs):
         gw[:, :, k] = xp.matmul(gyf, xb[:, r, t:t + f.M, None])[..., 0]
-    _SCRATCH.give(xb, gyf)
+    del xb, gyf
     return gw
 
 class _Cols:
@@ -887,7 +839,7 @@ class _Conv(Function):
             ctx.cols = _Cols(cols)
             ctx.save_for_backward(x, w)
         else:
-            _SCRATCH.give(cols)
+            del cols
         return y if y.dtype == x.dtype else y.astype(x.dtype)
 
     @staticmethod
@@ -898,7 +850,7 @@ class _Conv(Function):
         cols = ctx.cols.take()
         gx = _ConvInputGrad.apply(gy, w, None, g) if need_x else None
         gw = _ConvWeight.apply(x, gy, g, cols) if need_w else None
-        _SCRATCH.give(cols)
+        del cols
         gb = gy.sum(_bias_dims(len(g.k))) if need_b else None
         return gx, gw, gb, None
 
