@@ -28,7 +28,12 @@ def value(key: str, shape: tuple) -> np.ndarray:
         return rng.uniform(0.5, 1.5, shape).astype(np.float32)
     if len(shape) >= 2 and leaf not in ("class_token", "pos_embedding"):
         fan_in = int(np.prod(shape[1:]))
-        return (rng.standard_normal(shape, np.float32) * np.float32((2.0 / fan_in) ** 0.5))
+        # past 2^20 values, one block of draws tiled: VGG's 100M-value classifier costs a
+        # copy instead of a draw per value
+        n = int(np.prod(shape))
+        draws = rng.standard_normal(min(n, 1 << 20), np.float32)
+        w = draws if n <= 1 << 20 else np.resize(draws, n)
+        return w.reshape(shape) * np.float32((2.0 / fan_in) ** 0.5)
     scale = 1.0 if leaf == "weight" else 0.1
     base = 1.0 if leaf == "weight" and len(shape) == 1 else 0.0
     return (base + 0.1 * scale * rng.standard_normal(shape, np.float32)).astype(np.float32)
