@@ -99,8 +99,11 @@ def diff(a, b, strict: bool = False, same=None):
 
 
 def _short(a) -> str:
+    slots = [n for c in type(a).__mro__ for n in getattr(c, "__slots__", ())]
     r = repr(a)
-    return r if len(r) <= 60 else r[:57] + "..."
+    if slots and r.startswith("<"):  # a helper object: its fields, not its address
+        r = f"{type(a).__name__}({', '.join(f'{n}={getattr(a, n, None)!r}' for n in slots)})"
+    return r if len(r) <= 120 else r[:117] + "..."
 
 
 def has_sym(a) -> bool:
