@@ -200,7 +200,9 @@ def _call_node(node, grads, capture):
         out = (out,)
     n_in = len(node.next_functions)
     if len(out) != n_in:
-        if len(out) > n_in and all(o is None for o in out[n_in:]):
+        # most often one trailing None (an op's non-tensor argument): no generator for it
+        if len(out) == n_in + 1 and out[-1] is None or len(out) > n_in and all(
+                o is None for o in out[n_in:]):
             out = out[:n_in]
         else:
             raise RuntimeError(f"function {node.name()} returned an incorrect number of "
