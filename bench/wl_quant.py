@@ -5,7 +5,9 @@ quantized per call), batch 64.  ``qconv_digits``: the digits CNN (``ember train 
 model) statically quantized (conv-bn-relu fused, x86 qconfig, calibrated on 256 images),
 batch 64.  Each prints its time over the float32 twin (``*_fp32``: the same model unquantized,
 eval mode, no grad) for both frameworks; torch runs with ``torch.backends.quantized.engine =
-"x86"``.
+"x86"``.  ember's quantized modules keep only the int8 weights and form the GEMM's float32
+operand per call; ``ember.ao.nn.quantized.modules._WeightPack.keep_float32 = True`` (set
+before quantizing) caches it instead, to compare the two.
 """
 from __future__ import annotations
 
