@@ -134,7 +134,10 @@ def to_mathml(markdown: str) -> str:
 
 
 def on_pre_build(config, **kwargs) -> None:
-    """Run every page before MkDocs collects files, so the figures they draw exist."""
+    """Run every page before MkDocs collects files, so the figures they draw exist
+    (``EMBER_BOOK_SKIP_RUN=1``: the caller has just run them all into docs/figures)."""
+    if os.environ.get("EMBER_BOOK_SKIP_RUN") == "1":
+        return
     for path in pages():
         run_page(path)
 
