@@ -660,7 +660,7 @@ def _digits_for(mod):
 ], ids=["digits_cnn", "lstm_lm", "transformer_encoder"])
 def test_matches_pytorchs_own_export(build, make_input):
     """Same weights: ember's export and PyTorch's (dynamo=False), both run in onnxruntime."""
-    torch = pytest.importorskip("torch")
+    import torch
     ember.manual_seed(0)
     em = build(ember).eval()
     tm = build(torch).eval()
@@ -771,7 +771,7 @@ def test_cli_export_bad_input(digits_checkpoint, tmp_path, argv, msg):
 
 def test_bench_workloads_agree_with_torch():
     """bench/wl_onnx.py: onnxruntime on ember's export and ember eager give torch's logits."""
-    torch = pytest.importorskip("torch")
+    import torch
     from bench import wl_onnx
     for name in ("onnx_infer_b1", "onnx_ort_b64"):
         fn = getattr(wl_onnx, name)
@@ -901,3 +901,30 @@ def test_op(name):
         def forward(self, a):
             return fn(a)
     export_and_run(M(), (make(),), ((make(1),),))
+
+
+def test_data_dependent_branch_warns_as_pytorch_does():
+    """A branch on a tensor's value is baked into the file: PyTorch's exporter warns with a
+    TracerWarning (its tracer's), and so does ember's."""
+    import warnings
+    import torch
+
+    class Branchy(ember.nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:
+                return x * 2
+            return x - 1
+
+    class TBranchy(torch.nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:
+                return x * 2
+            return x - 1
+
+    for mod, framework, x in ((Branchy(), ember, ember.ones(2, 3)),
+                              (TBranchy(), torch, torch.ones(2, 3))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            framework.onnx.export(mod, (x,), io.BytesIO(), dynamo=False)
+        names = [type(w.message).__name__ for w in caught]
+        assert "TracerWarning" in names, (framework.__name__, names)

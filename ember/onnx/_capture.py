@@ -77,8 +77,11 @@ def _run(model, args, kwargs, params):
     """Record ``model(*args, **kwargs)`` with the shared op recorder (NOTE [ Op recording ])."""
     from ..autograd.grad_mode import no_grad
     from ..fx.experimental.proxy_tensor import record
-    # offer=True: comparisons, argmax, creation functions... are nodes too, never baked in
-    with no_grad():
+    from ..jit._trace import _tracing
+    # offer=True: comparisons, argmax, creation functions... are nodes too, never baked in;
+    # as PyTorch's exporter traces, a tensor read into Python (`if x.sum() > 0:`, `.item()`)
+    # warns with jit's TracerWarning: that branch is what the file will hold
+    with no_grad(), _tracing():
         return record(model, args, kwargs, forward_only=True, known=list(params.values()),
                       offer=True)
 
