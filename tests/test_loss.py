@@ -809,3 +809,19 @@ def test_gradcheck_composites():
         a, b, reduction="sum"), P, TP)
     assert gradcheck(lambda a, b, v: ember.nn.functional.gaussian_nll_loss(a, b, v), X, T, P)
     assert gradcheck(lambda a, b: ember.nn.functional.cosine_similarity(a, b), X, T)
+
+
+def test_bce_at_probability_0_and_1_is_silent_and_clamped():
+    """log(0) is clamped to -100 with no NumPy warning, as PyTorch computes it (checked in a
+    fresh interpreter with Python's default warning filters), and the same values."""
+    import subprocess
+    import sys
+    code = ("import ember, ember.nn.functional as F\n"
+            "x = ember.tensor([0.0, 1.0, 0.5, 1.0]); t = ember.tensor([0.0, 1.0, 1.0, 0.0])\n"
+            "print(F.binary_cross_entropy(x, t, reduction='none').tolist())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    want = torch.nn.functional.binary_cross_entropy(
+        torch.tensor([0.0, 1.0, 0.5, 1.0]), torch.tensor([0.0, 1.0, 1.0, 0.0]), reduction="none")
+    assert eval(proc.stdout) == want.tolist()

@@ -39,6 +39,11 @@ from .elementwise import (where, sigmoid, minimum, clamp_min, exp, log, _fp_safe
 from .movement import broadcast_shapes
 from . import _workspace as ws
 
+# log(0) in binary_cross_entropy at a probability of exactly 0 or 1 is clamped to -100, as
+# PyTorch computes it silently: NumPy's warning is hidden as in elementwise.py (NOTE [
+# Floating-point warnings ]), and ``_fp_safe`` reruns a forward the user made raise
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=__name__)
+
 __all__ = [
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "poisson_nll_loss",
