@@ -5,7 +5,9 @@ its name), written as ordinary PyTorch code: its only framework line is ``import
 torch``, so the same file runs on real PyTorch with that line swapped (the tests do so for a
 few batches). Each file is runnable alone (``python ember/recipes/NAME.py --smoke``) and
 exposes ``main(argv=None) -> int``; it parses and validates its own flags (``--epochs``,
-``--lr``, ``--batch-size``, ``--out``, ``--seed``, ``--smoke``) before any work, trains on
+``--lr``, ``--batch-size``, ``--out``, ``--seed``, ``--smoke``, ``--threads``; the shared
+parser, checks and run-folder test live in ``_common.py``, plain Python with no ember
+import, so the swapped file still runs on PyTorch) before any work, trains on
 data that ships with ember or is generated, prints progress, saves PyTorch-format
 checkpoints, ``curves.png`` and its own figures under ``--out`` (``runs/NAME``), and prints
 ``final <metric> <value>`` as its last line.

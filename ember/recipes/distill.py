@@ -15,21 +15,20 @@ the mean test accuracy. The last line is ``final student_kd_acc <value>``: the m
 fixed in advance rather than picked on the test set.
 
 Run: ``ember train distill`` or ``python ember/recipes/distill.py`` (``--smoke`` for a few
-batches). The only ember line is ``import ember as torch``: swap it for ``import torch`` and
+batches). The only framework line is ``import ember as torch``: swap it for ``import torch`` and
 the file runs on PyTorch. Data: ``ember.datasets.load_digits``, its fixed 1,438/359 split.
 Writes ``teacher.pt`` and ``last.pt`` (the T = 4 student as ``model``, and the teacher; PyTorch's
 format), ``curves.png`` and ``temperature.png`` (accuracy against T, and one image's soft
 targets at each T) to ``--out``.
 """
-import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
+from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -44,30 +43,7 @@ SEEDS = 3
 
 def parse_args(argv=None, prog=None):
     """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--out", default=os.path.join("runs", NAME))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op (BLAS) threads; 1 by default: these matrices are small")
-    args = p.parse_args(argv)
-    if args.epochs < 1:
-        p.error(f"--epochs must be at least 1, got {args.epochs}")
-    if not args.lr > 0 or math.isinf(args.lr):
-        p.error(f"--lr must be a positive finite number, got {args.lr}")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        tempfile.TemporaryFile(dir=args.out).close()
-    except OSError as err:
-        p.error(f"--out {args.out!r} is not a writable directory: {err.strerror}")
-    return args
+    return recipe_args(argv, prog, __doc__, NAME, DEFAULTS)
 
 
 def teacher_net():
@@ -127,16 +103,6 @@ def fit(model, x, y, args, teacher_logits=None, temperature=1.0, alpha=0.0, log=
     return model
 
 
-def have_matplotlib():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        return True
-    except ImportError:
-        print("matplotlib is not installed (pip install 'ember[train]'): no figures")
-        return False
-
-
 def save_curves(path, history):
     """The teacher's loss and test accuracy per epoch, and a student's with and without KD."""
     import matplotlib.pyplot as plt
@@ -186,7 +152,7 @@ def main(argv=None, prog=None):
     args = parse_args(argv, prog)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    plots = have_matplotlib()
+    plots = pyplot() is not None
     x_train, y_train = load_digits("train")
     x_test, y_test = load_digits("test")
     x_train = torch.tensor(x_train[:, None] / 16.0, dtype=torch.float32)

@@ -18,22 +18,20 @@ three draws of the few. The last line is ``final finetune_acc <value>``: the dis
 fine-tune's mean test accuracy.
 
 Run: ``ember train finetune`` or ``python ember/recipes/finetune.py`` (``--smoke`` for a few
-batches). The only ember line is ``import ember as torch``: swap it for ``import torch`` and
+batches). The only framework line is ``import ember as torch``: swap it for ``import torch`` and
 the file runs on PyTorch. Data: ``ember.datasets.load_digits``, its fixed 1,438/359 split.
 Writes ``pretrained.pt`` (after stage one) and ``last.pt`` (the fine-tuned model as ``model``
 and the pre-trained weights; PyTorch's format), ``curves.png`` and ``compare.png`` to ``--out``.
 """
-import argparse
-import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
+from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -48,30 +46,7 @@ DRAWS = 3  # few-shot sets drawn (each with its own initialisations); scores ave
 
 def parse_args(argv=None, prog=None):
     """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--out", default=os.path.join("runs", NAME))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op (BLAS) threads; 1 by default: these matrices are small")
-    args = p.parse_args(argv)
-    if args.epochs < 1:
-        p.error(f"--epochs must be at least 1, got {args.epochs}")
-    if not args.lr > 0 or math.isinf(args.lr):
-        p.error(f"--lr must be a positive finite number, got {args.lr}")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        tempfile.TemporaryFile(dir=args.out).close()
-    except OSError as err:
-        p.error(f"--out {args.out!r} is not a writable directory: {err.strerror}")
-    return args
+    return recipe_args(argv, prog, __doc__, NAME, DEFAULTS)
 
 
 class Net(nn.Module):
@@ -126,16 +101,6 @@ def train(model, opt, x, y, x_test, y_test, epochs, args, frozen=False, tag=""):
             print(f"{tag:>14} epoch {epoch:3d}/{epochs}  loss {losses[-1]:.4f}  test acc "
                   f"{accs[-1]:7.2%}", flush=True)
     return losses, accs
-
-
-def have_matplotlib():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        return True
-    except ImportError:
-        print("matplotlib is not installed (pip install 'ember[train]'): no figures")
-        return False
 
 
 def save_curves(path, pre, runs):
@@ -204,7 +169,7 @@ def main(argv=None, prog=None):
     args = parse_args(argv, prog)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    plots = have_matplotlib()
+    plots = pyplot() is not None
     x_train, y_train = load_digits("train")
     x_test, y_test = load_digits("test")
     low, low_t = y_train < 5, y_test < 5

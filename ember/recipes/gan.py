@@ -16,23 +16,22 @@ entropy of the label histogram (log2(10) = 3.32 bits when every digit is equally
 says how many modes G covers. The last line is ``final class_entropy_bits <value>``.
 
 Run: ``ember train gan`` or ``python ember/recipes/gan.py`` (``--smoke`` for a few
-batches). The only ember line is ``import ember as torch``: swap it for ``import torch`` and
+batches). The only framework line is ``import ember as torch``: swap it for ``import torch`` and
 the file runs on PyTorch. Writes ``last.pt`` (the generator's state dict as ``model``, the
 discriminator's and both optimizers', in PyTorch's format), ``curves.png`` (both losses,
 D's outputs, the class entropy), ``samples_epochNN.png`` (a fixed-noise grid per epoch) and
 ``modes.png`` to ``--out``.
 """
-import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
+from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -45,30 +44,7 @@ NZ = 32
 
 def parse_args(argv=None, prog=None):
     """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--out", default=os.path.join("runs", NAME))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op (BLAS) threads; 1 by default: these matrices are small")
-    args = p.parse_args(argv)
-    if args.epochs < 1:
-        p.error(f"--epochs must be at least 1, got {args.epochs}")
-    if not args.lr > 0 or math.isinf(args.lr):
-        p.error(f"--lr must be a positive finite number, got {args.lr}")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        tempfile.TemporaryFile(dir=args.out).close()
-    except OSError as err:
-        p.error(f"--out {args.out!r} is not a writable directory: {err.strerror}")
-    return args
+    return recipe_args(argv, prog, __doc__, NAME, DEFAULTS)
 
 
 class Generator(nn.Module):
@@ -181,21 +157,11 @@ def save_modes(path, hist_real, hist_fake):
     plt.close(fig)
 
 
-def have_matplotlib():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        return True
-    except ImportError:
-        print("matplotlib is not installed (pip install 'ember[train]'): no figures")
-        return False
-
-
 def main(argv=None, prog=None):
     args = parse_args(argv, prog)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    plots = have_matplotlib()
+    plots = pyplot() is not None
     x_train, y_train = load_digits("train")
     x_test, y_test = load_digits("test")
     # pixels 0..16 -> [-1, 1], the range of the generator's tanh

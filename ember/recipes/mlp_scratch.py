@@ -8,23 +8,21 @@ SGD + momentum written out (v = mu * v + g; w -= lr * v) under ``torch.no_grad()
 Autograd is the only machinery it borrows.
 
 Run: ``ember train mlp-scratch`` or ``python ember/recipes/mlp_scratch.py`` (``--smoke`` for a
-few batches). The only ember line is ``import ember as torch``: swap it for ``import torch``
+few batches). The only framework line is ``import ember as torch``: swap it for ``import torch``
 and the file runs on PyTorch. Data: ``ember.datasets.load_digits`` (NumPy arrays; UCI optical
 digits, CC BY 4.0), its fixed 1,438/359 train/test split. Writes ``last.pt`` (state dicts, in
 PyTorch's format), ``curves.png`` and ``weights.png`` (the first layer's 128 filters) to
 ``--out``; the last line printed is ``final test_acc <accuracy>``.
 """
-import argparse
-import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
+from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
 
 nn = torch.nn
 
@@ -35,34 +33,7 @@ SMOKE_BATCHES = 5
 
 def parse_args(argv=None, prog=None):
     """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
-                   help=f"passes over the training data (default {DEFAULTS['epochs']})")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"],
-                   help=f"learning rate (default {DEFAULTS['lr']:g})")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
-                   help=f"training batch size (default {DEFAULTS['batch_size']})")
-    p.add_argument("--out", default=os.path.join("runs", NAME),
-                   help=f"run directory for checkpoints and figures (default runs/{NAME})")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
-    p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op (BLAS) threads; 1 by default: these matrices are small")
-    args = p.parse_args(argv)
-    if args.epochs < 1:
-        p.error(f"--epochs must be at least 1, got {args.epochs}")
-    if not args.lr > 0 or math.isinf(args.lr):
-        p.error(f"--lr must be a positive finite number, got {args.lr}")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        tempfile.TemporaryFile(dir=args.out).close()
-    except OSError as err:
-        p.error(f"--out {args.out!r} is not a writable directory: {err.strerror}")
-    return args
+    return recipe_args(argv, prog, __doc__, NAME, DEFAULTS)
 
 
 class MLP(nn.Module):
@@ -93,12 +64,8 @@ def cross_entropy(logits, target):
 
 def save_curves(path, history):
     """Loss and accuracy per epoch, side by side (matplotlib, if installed)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install 'ember[train]'): no figures")
+    plt = pyplot()
+    if plt is None:
         return False
     ep = range(1, len(history["loss"]) + 1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))

@@ -16,20 +16,19 @@ decoder to read the source backwards, so its attention map is an anti-diagonal: 
 ``final beam_exact_match <value>``.
 
 Run: ``ember train seq2seq`` or ``python ember/recipes/seq2seq.py`` (``--smoke`` for a few
-batches). The only ember line is ``import ember as torch``: swap it for ``import torch`` and
+batches). The only framework line is ``import ember as torch``: swap it for ``import torch`` and
 the file runs on PyTorch. Writes ``last.pt`` (model and optimizer state dicts, in PyTorch's
 format), ``curves.png`` and ``attention.png`` to ``--out``.
 """
-import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 import ember as torch
+from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -46,30 +45,7 @@ BEAM = 4
 
 def parse_args(argv=None, prog=None):
     """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--out", default=os.path.join("runs", NAME))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op (BLAS) threads; 1 by default: these matrices are small")
-    args = p.parse_args(argv)
-    if args.epochs < 1:
-        p.error(f"--epochs must be at least 1, got {args.epochs}")
-    if not args.lr > 0 or math.isinf(args.lr):
-        p.error(f"--lr must be a positive finite number, got {args.lr}")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        tempfile.TemporaryFile(dir=args.out).close()
-    except OSError as err:
-        p.error(f"--out {args.out!r} is not a writable directory: {err.strerror}")
-    return args
+    return recipe_args(argv, prog, __doc__, NAME, DEFAULTS)
 
 
 def make_data(n, rng):
@@ -223,21 +199,11 @@ def save_attention(path, src, pred, attn):
     plt.close(fig)
 
 
-def have_matplotlib():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        return True
-    except ImportError:
-        print("matplotlib is not installed (pip install 'ember[train]'): no figures")
-        return False
-
-
 def main(argv=None, prog=None):
     args = parse_args(argv, prog)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    plots = have_matplotlib()
+    plots = pyplot() is not None
     rng = np.random.default_rng(args.seed)
     src_train, tgt_train = make_data(N_TRAIN, rng)
     src_test, tgt_test = make_data(64 if args.smoke else N_TEST, rng)

@@ -16,21 +16,20 @@ probe on a random (untrained) encoder of the same shape and on the raw pixels. T
 is ``final probe_acc <value>``.
 
 Run: ``ember train simclr`` or ``python ember/recipes/simclr.py`` (``--smoke`` for a few
-batches). The only ember line is ``import ember as torch``: swap it for ``import torch`` and
+batches). The only framework line is ``import ember as torch``: swap it for ``import torch`` and
 the file runs on PyTorch. Data: ``ember.datasets.load_digits`` (labels only for the probe).
 Writes ``last.pt`` (encoder as ``model``, head and optimizer state dicts, PyTorch's format),
 ``curves.png`` (loss, positive-pair accuracy, probe accuracy) and ``augment.png`` (images
 and their two views) to ``--out``.
 """
-import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
+from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -41,34 +40,15 @@ SMOKE_BATCHES = 3
 TAU = 0.5
 
 
+def _check_batch(p, args):
+    """A batch of one image has no negatives: the loss would be 0."""
+    if args.batch_size < 2:
+        p.error("--batch-size must be at least 2 for NT-Xent's negatives, got 1")
+
+
 def parse_args(argv=None, prog=None):
     """The recipe's flags, validated before any work starts (argparse exits 2 on error)."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--out", default=os.path.join("runs", NAME))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="a few batches (seconds), for CI")
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op (BLAS) threads; 1 by default: these matrices are small")
-    args = p.parse_args(argv)
-    if args.epochs < 1:
-        p.error(f"--epochs must be at least 1, got {args.epochs}")
-    if not args.lr > 0 or math.isinf(args.lr):
-        p.error(f"--lr must be a positive finite number, got {args.lr}")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.batch_size < 2:  # a batch of one image has no negatives: the loss is 0
-        p.error("--batch-size must be at least 2 for NT-Xent's negatives, got 1")
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        tempfile.TemporaryFile(dir=args.out).close()
-    except OSError as err:
-        p.error(f"--out {args.out!r} is not a writable directory: {err.strerror}")
-    return args
+    return recipe_args(argv, prog, __doc__, NAME, DEFAULTS, check=_check_batch)
 
 
 def encoder_net():
@@ -132,16 +112,6 @@ def linear_probe(f_train, y_train, f_test, y_test, steps=300):
         return (probe(f_test).argmax(1) == y_test).float().mean().item()
 
 
-def have_matplotlib():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        return True
-    except ImportError:
-        print("matplotlib is not installed (pip install 'ember[train]'): no figures")
-        return False
-
-
 def save_curves(path, history, random_acc, pixel_acc):
     """NT-Xent loss, positive-pair accuracy and linear-probe accuracy per epoch."""
     import matplotlib.pyplot as plt
@@ -181,7 +151,7 @@ def main(argv=None, prog=None):
     args = parse_args(argv, prog)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    plots = have_matplotlib()
+    plots = pyplot() is not None
     x_train, y_train = load_digits("train")
     x_test, y_test = load_digits("test")
     x_train = torch.tensor(x_train[:, None] / 16.0, dtype=torch.float32)
