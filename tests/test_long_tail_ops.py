@@ -141,3 +141,28 @@ def test_bad_inputs(name, fn, exc, msg):
         fn(torch)
     with pytest.raises(exc, match=msg):
         fn(ember)
+
+
+@pytest.mark.parametrize("shape, wrap", [((3, 3), False), ((5, 3), False), ((7, 3), True),
+                                         ((3, 5), False), ((3, 5), True), ((2, 2, 2), False),
+                                         ((4, 4, 4), True), ((1, 1), False)])
+def test_fill_diagonal_matches_torch(shape, wrap):
+    data = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    e, t = ember.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
+    ye, yt = e * 2, t * 2
+    assert ye.fill_diagonal_(-1.5, wrap=wrap) is ye
+    yt.fill_diagonal_(-1.5, wrap=wrap)
+    assert ye.tolist() == yt.tolist()
+    (ye * ye).sum().backward()
+    (yt * yt).sum().backward()
+    assert e.grad.tolist() == t.grad.tolist()  # written positions get no gradient
+
+
+@pytest.mark.parametrize("shape, message", [((3,), "dimensions must larger than 1"),
+                                            ((2, 3, 2), "all dimensions of input must be of "
+                                                        "equal length")])
+def test_fill_diagonal_bad_shapes_raise_as_torch(shape, message):
+    with pytest.raises(RuntimeError, match=message):
+        torch.zeros(shape).fill_diagonal_(1)
+    with pytest.raises(RuntimeError, match=message):
+        ember.zeros(shape).fill_diagonal_(1)

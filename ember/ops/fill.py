@@ -1,4 +1,4 @@
-"""The in-place ops ``fill_``, ``zero_`` and ``copy_``.
+"""The in-place ops ``fill_``, ``zero_``, ``fill_diagonal_`` and ``copy_``.
 
 Their autograd semantics (version counters, leaf checks, rebasing views) are autograd's:
 ``ember/autograd/inplace.py`` (NOTE [ In-place ops ]).
@@ -71,6 +71,37 @@ def zero_(self: Tensor) -> Tensor:
     return inplace(self, _fill, 0)
 
 
+def _diagonal_mask(xp, shape, wrap):
+    """Where ``fill_diagonal_`` writes: flat positions 0, s, 2s... with s = 1 + n + n^2...
+    (NumPy's ``fill_diagonal``; a tall matrix restarts one row below the square when
+    ``wrap``)."""
+    n, size = shape[1], 1
+    for d in shape:
+        size *= d
+    step = 1 + sum(n ** k for k in range(1, len(shape))) if len(shape) > 2 else n + 1
+    end = size if wrap or len(shape) > 2 else min(shape[0], n) * n
+    mask = xp.zeros(size, dtype=bool)
+    mask[0:end:step] = True
+    return mask.reshape(shape)
+
+
+def _fill_diagonal(self, value, wrap):
+    from .elementwise import where
+    return where(_make(_diagonal_mask(xp_of(self._data), self._data.shape, wrap)),
+                 _make(xp_of(self._data).asarray(value, dtype=self._data.dtype)), self)
+
+
+def fill_diagonal_(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
+    """Fill the main diagonal (all indices equal) with ``fill_value`` (PyTorch's; ``wrap``
+    restarts a tall matrix's diagonal below the square, as NumPy's ``fill_diagonal``)."""
+    shape = tuple(self.shape)
+    if len(shape) < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if len(shape) > 2 and any(d != shape[0] for d in shape):
+        raise RuntimeError("all dimensions of input must be of equal length")
+    return inplace(self, _fill_diagonal, fill_value, wrap)
+
+
 def _copy(self, src):
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' (position 1) must be Tensor, not "
@@ -91,4 +122,4 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
 
 
 # The in-place arithmetic (add_, __iadd__, ...) is bound by ops/elementwise.py.
-METHODS = {"fill_": fill_, "zero_": zero_, "copy_": copy_}
+METHODS = {"fill_": fill_, "zero_": zero_, "fill_diagonal_": fill_diagonal_, "copy_": copy_}
