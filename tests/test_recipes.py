@@ -78,7 +78,8 @@ def test_runs_unchanged_on_torch(name, tmp_path):
                    if re.match(r"\s*(import|from) ember\b", ln)}
     allowed = {"import ember as torch",
                "from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch",
-               "from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember"}
+               ("from ember.recipes._common import pyplot, recipe_args, save_figure"
+                "  # plain Python, no ember")}
     assert "import ember as torch" in ember_lines and ember_lines <= allowed, ember_lines
     swapped = src.replace("import ember as torch\n", "import torch\n", 1)
     scope = {"__name__": "recipe_on_torch", "__file__": _source(name)}
@@ -139,6 +140,12 @@ def test_unknown_recipe_lists_them(capsys):
 def test_registry_run_rejects_unknown_name():
     with pytest.raises(KeyError, match="unknown recipe 'nope'; recipes: "):
         ember.recipes.run("nope", [])
+
+
+def test_common_helpers_import_no_ember():
+    # the recipes' shared module must stay plain Python: under real torch it runs beside torch
+    src = open(os.path.join(ROOT, "ember", "recipes", "_common.py")).read()
+    assert not re.search(r"^\s*(import|from) (ember|torch)\b", src, re.M)
 
 
 def test_file_runs_alone_and_validates(tmp_path):

@@ -1,4 +1,4 @@
-"""What every recipe shares: its seven flags, their validation, and matplotlib on demand.
+"""What every recipe shares: its seven flags, their validation, matplotlib and figure saving.
 
 Plain Python (argparse, os; matplotlib imported only when a figure is drawn) and no ember
 import, so a recipe with ``import ember as torch`` swapped for ``import torch`` still runs on
@@ -61,3 +61,12 @@ def pyplot():
         print(NO_MATPLOTLIB)
         return None
     return plt
+
+
+def save_figure(fig, path, dpi=90, tight=True):
+    """Write ``fig`` to ``path`` (``tight_layout`` first unless ``tight=False``) and close it."""
+    import matplotlib.pyplot as plt  # already imported by pyplot(): the figure exists
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)  # pyplot keeps every open figure alive otherwise

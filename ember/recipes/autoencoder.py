@@ -26,7 +26,7 @@ import numpy as np
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -78,9 +78,7 @@ def save_figures(out, plt, history, x, x_hat, z, labels, interp, scores):
     ax.plot(ep, history["test_loss"], label="test")
     ax.set(xlabel="epoch", ylabel="MSE per pixel", title=NAME, yscale="log")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "curves.png"))
 
     fig, axes = plt.subplots(2, 10, figsize=(10, 2.4))
     for i in range(10):
@@ -89,24 +87,20 @@ def save_figures(out, plt, history, x, x_hat, z, labels, interp, scores):
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle("test digits (top) and their reconstructions from 2 numbers (bottom)")
-    fig.savefig(os.path.join(out, "reconstructions.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "reconstructions.png"), dpi=90, tight=False)
 
     fig, ax = plt.subplots(figsize=(6, 5))
     sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=12)
     fig.colorbar(sc, ax=ax, ticks=range(10), label="digit (never seen in training)")
     ax.set(xlabel="z1", ylabel="z2", title="test digits in the 2-D code space")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "latent.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "latent.png"))
 
     fig, axes = plt.subplots(1, len(interp), figsize=(len(interp), 1.4))
     for ax, img in zip(axes, interp):
         ax.imshow(img.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
         ax.axis("off")
     fig.suptitle("decoding the line between two codes")
-    fig.savefig(os.path.join(out, "interpolation.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "interpolation.png"), dpi=90, tight=False)
 
     normal, anomalies = scores
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -118,9 +112,7 @@ def save_figures(out, plt, history, x, x_hat, z, labels, interp, scores):
     ax.set(xlabel="reconstruction error", ylabel="images",
            title="anomaly scores")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "anomaly.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "anomaly.png"))
 
 
 def main(argv=None, prog=None):

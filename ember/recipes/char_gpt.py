@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import ember as torch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -126,9 +126,7 @@ def save_curves(path, history):
     ax.plot(ep, history["val_loss"], label="validation")
     ax.set(xlabel="epoch", ylabel="cross-entropy (nats/char)", title=NAME)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -142,9 +140,7 @@ def save_attention(path, weights, chars):
         ax.set_yticks(range(len(chars)), chars, fontsize=6)
         ax.set_title(f"head {h}")
     fig.suptitle("last layer's attention: row = query position, column = key it reads")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None, prog=None):

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import ember as torch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -106,9 +106,7 @@ def save_curves(path, history):
     ax.plot(ep, history["val_loss"], label="validation")
     ax.set(xlabel="epoch", ylabel="cross-entropy (nats/char)", title=NAME)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -124,9 +122,7 @@ def save_gates(path, forget, inp, cell, chars, units=32):
         ax.set_ylabel("unit")
         ax.set_title(title)
         fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None, prog=None):

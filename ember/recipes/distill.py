@@ -28,7 +28,7 @@ import time
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -117,9 +117,7 @@ def save_curves(path, history):
     a.legend()
     b.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
     b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def save_temperature(path, sweep, baseline, teacher_acc, soft_targets, label):
@@ -143,9 +141,7 @@ def save_temperature(path, sweep, baseline, teacher_acc, soft_targets, label):
     b.set(xticks=range(10), xlabel="class", ylabel="softmax(z / T)", yscale="log",
           title=f"teacher's soft targets for one image of a {label}")
     b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None, prog=None):

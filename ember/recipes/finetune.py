@@ -31,7 +31,7 @@ import numpy as np
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -117,9 +117,7 @@ def save_curves(path, pre, runs):
     b.set(xlabel="epoch", ylabel="test accuracy (5-9)",
           title=f"learning 5-9 from {SHOTS} images per class (first draw)")
     b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def save_compare(path, final):
@@ -132,9 +130,7 @@ def save_compare(path, final):
         ax.text(final[k], i, f" {final[k]:.1%}", va="center")
     ax.set(xlim=(0, 1.12), xlabel="test accuracy on 5-9",
            title="transfer vs scratch (mean over the draws)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def three_ways(pretrained, xb, yb, xb_t, yb_t, epochs, args):

@@ -31,7 +31,7 @@ import numpy as np
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -116,8 +116,7 @@ def save_grid(path, images, title):
         ax.imshow(img[0], cmap="gray_r", vmin=-1, vmax=1)
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=70)
-    plt.close(fig)
+    save_figure(fig, path, dpi=70, tight=False)
 
 
 def save_curves(path, history):
@@ -137,9 +136,7 @@ def save_curves(path, history):
     c.axhline(math.log2(10), ls="--", c="gray", label="uniform (log2 10)")
     c.set(xlabel="epoch", ylabel="bits", title="entropy of generated digit classes")
     c.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def save_modes(path, hist_real, hist_fake):
@@ -152,9 +149,7 @@ def save_modes(path, hist_real, hist_fake):
     ax.set(xticks=digits, xlabel="digit (as the judge classifies it)", ylabel="share",
            title="mode coverage")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None, prog=None):

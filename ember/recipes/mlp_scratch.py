@@ -22,7 +22,7 @@ import numpy as np
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 
@@ -77,9 +77,7 @@ def save_curves(path, history):
     b.plot(ep, history["test_acc"], label="test")
     b.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -91,8 +89,7 @@ def save_weights(path, w1):
         ax.imshow(w1[:, i].reshape(8, 8), cmap="RdBu")
         ax.axis("off")
     fig.suptitle("first-layer weights (red < 0 < blue)")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80, tight=False)
 
 
 def main(argv=None, prog=None):

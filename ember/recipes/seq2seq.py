@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 import ember as torch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -176,9 +176,7 @@ def save_curves(path, history):
     b.set(xlabel="epoch", ylabel="exact match", title="test strings reversed exactly",
           ylim=(0, 1.02))
     b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def save_attention(path, src, pred, attn):
@@ -194,9 +192,7 @@ def save_attention(path, src, pred, attn):
         ax.set_yticks(range(len(out)), out)
         ax.set(xlabel="source", ylabel="output")
     fig.suptitle("attention weights while reversing (greedy decoding)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def main(argv=None, prog=None):

@@ -29,7 +29,7 @@ import time
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -126,9 +126,7 @@ def save_curves(path, history, random_acc, pixel_acc):
     c.axhline(pixel_acc, ls=":", c="k", label="raw pixels")
     c.set(xlabel="epoch", ylabel="test accuracy", title="linear probe")
     c.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def save_augment(path, x):
@@ -143,8 +141,7 @@ def save_augment(path, x):
             axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(name)
     fig.suptitle("augmentations: each pair of views is a positive pair")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80, tight=False)
 
 
 def main(argv=None, prog=None):

@@ -27,7 +27,7 @@ import numpy as np
 
 import ember as torch
 from ember.datasets import load_digits  # NumPy arrays, the same under PyTorch
-from ember.recipes._common import pyplot, recipe_args  # plain Python, no ember
+from ember.recipes._common import pyplot, recipe_args, save_figure  # plain Python, no ember
 
 nn = torch.nn
 F = torch.nn.functional
@@ -94,9 +94,7 @@ def save_figures(out, plt, history, x, x_hat, z, labels, interp, scores):
     ax.plot(ep, history["test_loss"], label="test")
     ax.set(xlabel="epoch", ylabel="-ELBO (nats per image)", title=NAME)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "curves.png"))
 
     fig, axes = plt.subplots(2, 10, figsize=(10, 2.4))
     for i in range(10):
@@ -105,24 +103,20 @@ def save_figures(out, plt, history, x, x_hat, z, labels, interp, scores):
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle("test digits (top) and their reconstructions from 2 numbers (bottom)")
-    fig.savefig(os.path.join(out, "reconstructions.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "reconstructions.png"), dpi=90, tight=False)
 
     fig, ax = plt.subplots(figsize=(6, 5))
     sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=12)
     fig.colorbar(sc, ax=ax, ticks=range(10), label="digit (never seen in training)")
     ax.set(xlabel="z1", ylabel="z2", title="test digits in the 2-D code space")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "latent.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "latent.png"))
 
     fig, axes = plt.subplots(1, len(interp), figsize=(len(interp), 1.4))
     for ax, img in zip(axes, interp):
         ax.imshow(img.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
         ax.axis("off")
     fig.suptitle("decoding the line between two codes")
-    fig.savefig(os.path.join(out, "interpolation.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "interpolation.png"), dpi=90, tight=False)
 
     normal, anomalies = scores
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -134,9 +128,7 @@ def save_figures(out, plt, history, x, x_hat, z, labels, interp, scores):
     ax.set(xlabel="-ELBO (nats)", ylabel="images",
            title="anomaly scores")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "anomaly.png"), dpi=90)
-    plt.close(fig)
+    save_figure(fig, os.path.join(out, "anomaly.png"))
 
 
 def save_manifold(path, plt, z, labels, manifold):
@@ -151,9 +143,7 @@ def save_manifold(path, plt, z, labels, manifold):
     tiles = tiles.transpose(0, 2, 1, 3).reshape(135, 135)
     b.imshow(tiles, cmap="gray_r", extent=(-2.5, 2.5, -2.5, 2.5))
     b.set(xlabel="z1", ylabel="z2", title="decoder(z) over the latent plane")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None, prog=None):
