@@ -317,7 +317,10 @@ def test_scale_trajectory_matches_torch_for_any_overflow_pattern(overflows, init
     traces = []
     for m in FRAMEWORKS:
         p = m.zeros(1, requires_grad=True)
-        opt = m.optim.SGD([p], lr=0.5)  # exact in binary: p moves by exactly grad / 2
+        # lr 1: p moves by exactly -grad, even when the unscaled gradient is subnormal (a
+        # scale near float32's max): with lr 0.5, torch's fused a + alpha * b rounds once
+        # where ember's rounds alpha * b first, one subnormal ulp apart (Hypothesis found it)
+        opt = m.optim.SGD([p], lr=1.0)
         scaler = m.amp.GradScaler("cpu", init_scale=2.0**init_exp, growth_factor=growth,
                                   backoff_factor=backoff, growth_interval=interval)
         trace = []
