@@ -76,6 +76,7 @@ class _WeightPack:
                 w = w.astype(xp.int16) - xp.int16(wq._zp)
         self.wmax = int(abs(w.astype(xp.int16)).max(initial=0))
         self._wt = w.T
+        self.k = self._wt.shape[0]
         self._f32 = (xp.ascontiguousarray(self._wt, dtype=xp.float32) if self.keep_float32
                      else None)
 

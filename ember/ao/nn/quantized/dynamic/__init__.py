@@ -6,6 +6,7 @@ from ..... import _backend
 from ....._tensor import _make
 from ....._dtype import qint8
 from .....ops import quantized as _q
+from .....ops.layers import dropout as _dropout
 from .. import modules as _m
 
 __all__ = ["Linear"]
@@ -15,6 +16,9 @@ def _dynamic_linear(xp, a, pack, bias, reduce_range=True):
     """fbgemm's dynamic linear on float32 rows ``a``: quantize ``a`` to quint8 with qparams
     from its own range (7 bits when ``reduce_range``), exact int32 product with the int8
     weight, ``acc * (a_scale * w_scale) + bias`` in float32."""
+    if a.shape[-1] != pack.k:
+        raise RuntimeError(f"The number of rows in the packB should be equal to K: "
+                           f"{a.shape[-1]}")
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     qmax = 127 if reduce_range else 255
     scale, zp = _q.choose_qparams(lo, hi, 0, qmax)
@@ -235,18 +239,22 @@ class _DynamicRNN:
                 hs.append(_make(h))
                 cs.append(None if c is None else _make(c))
             a = outs[0] if d == 1 else xp.concatenate(outs, axis=1)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                # aten's quantized LSTM/GRU drop between layers in training mode too
+                a = _dropout(_make(a), self.dropout, True)._data
         return _make(a), hs, cs
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         from ....quantization.qconfig import default_dynamic_qconfig
         qconfig = getattr(mod, "qconfig", None) or default_dynamic_qconfig
-        if mod.proj_size > 0:
-            raise NotImplementedError("dynamic quantization of an LSTM with proj_size")
         if not mod.bias:
             raise AssertionError("mod.bias must be True")
         q = cls.__new__(cls)
         q.__dict__.update(mod.__dict__)
+        # PyTorch's dynamic LSTM has no projection: proj_size is dropped (and weight_hr with
+        # it), so the (4h, proj) w_hh then fails on an h-wide state at the first forward
+        q.__dict__["proj_size"] = 0
         # the float weights are not kept: only the int8 matrices and float biases below
         q.__dict__["_parameters"] = {}
         q.__dict__["_modules"] = dict(mod._modules)
