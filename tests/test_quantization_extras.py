@@ -79,3 +79,93 @@ def test_dynamic_linear_wrong_width_as_torch():
         q = m.ao.nn.quantized.dynamic.Linear(4, 3)
         with pytest.raises(RuntimeError, match="packB should be equal to K: 5"):
             q(m.zeros(2, 5))
+
+
+# ---- fixed-qparams and recording observers ---------------------------------------------------
+@pytest.mark.parametrize("name", ["default_fixed_qparams_range_0to1_fake_quant",
+                                  "default_fixed_qparams_range_neg1to1_fake_quant"])
+def test_fixed_qparams_fake_quantize_matches_torch(name):
+    x = np.linspace(-1.5, 1.5, 301, dtype=np.float32)
+    outs = []
+    for m in (torch, ember):
+        fq = getattr(m.ao.quantization, name)()
+        assert type(fq.activation_post_process).__name__ == "FixedQParamsObserver"
+        xt = m.from_numpy(x.copy()).requires_grad_()
+        y = fq(xt)
+        y.sum().backward()
+        s, z = fq.calculate_qparams()
+        assert fq.scale is s and s.dtype == m.float32 and z.dtype == m.int32
+        outs.append((y.detach().numpy(), xt.grad.numpy(), s.numpy(), z.numpy()))
+    for t, e in zip(*outs):
+        np.testing.assert_array_equal(e, t)
+
+
+def test_fixed_qparams_observer_and_recording_observer_as_torch():
+    for m in (torch, ember):
+        o = m.ao.quantization.FixedQParamsObserver(scale=0.5, zero_point=3, dtype=m.qint8,
+                                                    quant_min=-128, quant_max=127)
+        x = m.ones(3)
+        assert o(x) is x
+        s, z = o.calculate_qparams()
+        assert float(s[0]) == 0.5 and int(z[0]) == 3 and o.dtype == m.qint8
+        assert sorted(o.state_dict()) == ["scale", "zero_point"]
+        with pytest.raises(NotImplementedError, match="doesn't support dynamic"):
+            m.ao.quantization.FixedQParamsObserver(0.5, 3, is_dynamic=True)
+        with pytest.raises(AssertionError, match="observer must be a FixedQParamsObserver"):
+            m.ao.quantization.FixedQParamsFakeQuantize(m.ao.quantization.MinMaxObserver)
+        r = m.ao.quantization.RecordingObserver()
+        r(x)
+        r(x * 2)
+        vals = r.get_tensor_value()
+        assert len(vals) == 2 and vals[0] is not x and float(vals[1].sum()) == 6
+        with pytest.raises(Exception, match="should not be called for RecordingObserver"):
+            r.calculate_qparams()
+
+
+def _act_net(m):
+    q = m.ao.quantization
+    return m.nn.Sequential(q.QuantStub(), m.nn.Linear(6, 8), m.nn.Sigmoid(), m.nn.Linear(8, 8),
+                           m.nn.Tanh(), m.nn.Linear(8, 4), m.nn.Hardsigmoid(), q.DeQuantStub())
+
+
+@pytest.mark.parametrize("qat", [False, True])
+def test_sigmoid_tanh_get_fixed_qparams_in_prepare_and_convert_as_torch(qat):
+    # in training mode only (prepare of a train-mode model too), as PyTorch's
+    x = np.random.default_rng(2).standard_normal((32, 6)).astype(np.float32) * 2
+    outs = []
+    for m, mod in zip((torch, ember), _twins(_act_net)):
+        q = m.ao.quantization
+        if qat:
+            mod.train()
+            mod.qconfig = q.get_default_qat_qconfig("x86")
+            p = q.prepare_qat(mod)
+        else:
+            mod.qconfig = q.get_default_qconfig("x86")
+            assert not hasattr(q.prepare(mod.eval())[2], "activation_post_process")
+            p = q.prepare(mod.train())
+        for i, kind in ((2, "0to1"), (4, "neg1to1"), (6, "0to1")):
+            apo = p[i].activation_post_process
+            assert type(apo).__name__ == "FixedQParamsFakeQuantize"
+            assert float(apo.scale[0]) == (1 / 256 if kind == "0to1" else 2 / 256)
+        fq = p(m.from_numpy(x)).detach().numpy()
+        c = q.convert(p.eval())
+        assert not hasattr(c[2], "activation_post_process") and not c[2]._forward_hooks
+        inner = m.nn.Sequential(*list(c)[:-1])(m.from_numpy(x))  # the last quantized output
+        outs.append((fq, inner.q_scale(), inner.q_zero_point(), inner.int_repr().numpy()))
+    np.testing.assert_allclose(outs[1][0], outs[0][0], atol=2 / 256)
+    assert outs[1][1:3] == outs[0][1:3] == (1 / 256, 0)
+    assert np.abs(outs[1][3].astype(int) - outs[0][3].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", ["quint8", "qint8"])
+@pytest.mark.parametrize("op", ["sigmoid", "tanh", "hardsigmoid"])
+def test_quantized_sigmoid_tanh_hardsigmoid_as_torch(op, dtype):
+    x = np.random.default_rng(3).standard_normal(2000).astype(np.float32) * 4
+    outs = []
+    for m in (torch, ember):
+        qx = m.quantize_per_tensor(m.from_numpy(x), 0.04, 7, getattr(m, dtype))
+        f = m.nn.functional.hardsigmoid if op == "hardsigmoid" else getattr(m, op)
+        y = f(qx)
+        outs.append((y.q_scale(), y.q_zero_point(), y.int_repr().numpy()))
+    assert outs[1][:2] == outs[0][:2]
+    np.testing.assert_array_equal(outs[1][2], outs[0][2])

@@ -501,6 +501,24 @@ def _max_pooled(func, args, kwargs):
     return _integers(func, args, kwargs)
 
 
+# fbgemm's fixed output qparams of the ops whose range is known: (scale, zero point) per dtype
+_FIXED_OUT = {"sigmoid": {quint8: (1 / 256, 0), qint8: (1 / 256, -128)},
+              "hardsigmoid": {quint8: (1 / 256, 0), qint8: (1 / 256, -128)},
+              "tanh": {quint8: (2 / 256, 128), qint8: (2 / 256, 0)}}
+
+
+def _fixed_range(func, args, kwargs):
+    """``sigmoid``/``hardsigmoid``/``tanh``: the float op on the dequantized values, quantized
+    to the op's fixed output scale and zero point (whatever the input's)."""
+    q = args[0]
+    name = func.__name__.rstrip("_")
+    out = _FIXED_OUT[name].get(q._qdtype)
+    if out is None or q._per_channel():
+        raise _not_here(name)
+    y = func(q.dequantize(), *args[1:], **kwargs)
+    return quantize_per_tensor(y, out[0], out[1], q._qdtype)
+
+
 _MOVES = ("view", "reshape", "_unsafe_view", "alias", "permute", "transpose", "t", "squeeze",
           "unsqueeze", "expand", "slice", "select", "index", "narrow", "split", "chunk",
           "unbind", "flip", "roll", "repeat", "cat", "stack", "clone", "contiguous",
@@ -514,7 +532,8 @@ _Q_OPS = {n.replace("_", ""): _integers for n in _MOVES}
 _Q_OPS.update({"maxpool2dwithindices": _max_pooled, "maxpool3dwithindices": _max_pooled})
 _Q_OPS.update({"relu": _relu, "adaptiveavgpool1d": _averaged, "adaptiveavgpool2d": _averaged,
                "adaptiveavgpool3d": _averaged, "avgpool1d": _averaged, "avgpool2d": _averaged,
-               "avgpool3d": _averaged})
+               "avgpool3d": _averaged, "sigmoid": _fixed_range, "hardsigmoid": _fixed_range,
+               "tanh": _fixed_range})
 
 
 # ---- quantize / dequantize -------------------------------------------------------------------

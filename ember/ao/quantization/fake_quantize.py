@@ -10,13 +10,18 @@ from ...ops import quantized as _q
 from ...ops.quantized import (per_channel_affine, per_channel_symmetric, per_tensor_affine,
                               per_tensor_symmetric, per_channel_affine_float_qparams)
 from .observer import (MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
-                       _with_args, _t)
+                       FixedQParamsObserver, default_fixed_qparams_range_0to1_observer,
+                       default_fixed_qparams_range_neg1to1_observer, _with_args, _t)
 
 __all__ = ["FakeQuantizeBase", "FakeQuantize", "FusedMovingAvgObsFakeQuantize",
            "default_fake_quant", "default_weight_fake_quant",
            "default_per_channel_weight_fake_quant", "default_fused_act_fake_quant",
            "default_fused_wt_fake_quant", "default_fused_per_channel_wt_fake_quant",
-           "disable_fake_quant", "enable_fake_quant", "disable_observer", "enable_observer"]
+           "disable_fake_quant", "enable_fake_quant", "disable_observer", "enable_observer",
+           "FixedQParamsFakeQuantize", "default_fixed_qparams_range_0to1_fake_quant",
+           "default_fixed_qparams_range_neg1to1_fake_quant",
+           "default_affine_fixed_qparams_fake_quant",
+           "default_symmetric_fixed_qparams_fake_quant"]
 
 
 class FakeQuantizeBase(Module):
@@ -109,6 +114,35 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
         super().__init__(observer, quant_min, quant_max, **observer_kwargs)
 
 
+class FixedQParamsFakeQuantize(FakeQuantize):
+    """Fake quantization with the fixed scale and zero point of its
+    ``FixedQParamsObserver`` (what sigmoid and tanh outputs get in prepare and prepare_qat)."""
+
+    def __init__(self, observer):
+        super().__init__(observer=observer)
+        if type(self.activation_post_process) is not FixedQParamsObserver:
+            raise AssertionError(f"{self.__class__.__name__}'s observer must be a "
+                                 f"{FixedQParamsObserver.__name__}")
+        self._observer_ctr = observer
+        self.scale = self.activation_post_process.scale
+        self.zero_point = self.activation_post_process.zero_point
+        if self.qscheme not in (per_tensor_affine, per_tensor_symmetric):
+            raise AssertionError("Only per tensor quantization is supported "
+                                 "FixedQParamsFakeQuantize module, got qscheme:"
+                                 f"{self.qscheme}")
+
+    def calculate_qparams(self):
+        return self.scale, self.zero_point
+
+    def extra_repr(self):
+        apo = self.activation_post_process
+        return (f"fake_quant_enabled={self.fake_quant_enabled}, "
+                f"observer_enabled={self.observer_enabled}, scale={self.scale}, "
+                f"zero_point={self.zero_point}, dtype={self.dtype}, "
+                f"quant_min={apo.quant_min}, quant_max={apo.quant_max}, "
+                f"qscheme={self.qscheme}")
+
+
 default_fake_quant = FakeQuantize.with_args(
     observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=quint8,
     qscheme=per_tensor_affine, reduce_range=True)
@@ -126,6 +160,14 @@ default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
 default_fused_per_channel_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
     observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
     dtype=qint8, qscheme=per_channel_symmetric)
+
+
+default_fixed_qparams_range_0to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=default_fixed_qparams_range_0to1_observer)
+default_fixed_qparams_range_neg1to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=default_fixed_qparams_range_neg1to1_observer)
+default_affine_fixed_qparams_fake_quant = default_fixed_qparams_range_0to1_fake_quant
+default_symmetric_fixed_qparams_fake_quant = default_fixed_qparams_range_neg1to1_fake_quant
 
 
 def _each_fq(mod, method):

@@ -23,7 +23,10 @@ __all__ = ["ObserverBase", "MinMaxObserver", "MovingAverageMinMaxObserver",
            "default_histogram_observer", "default_dynamic_quant_observer",
            "default_placeholder_observer", "default_float_qparams_observer",
            "weight_observer_range_neg_127_to_127",
-           "per_channel_weight_observer_range_neg_127_to_127"]
+           "per_channel_weight_observer_range_neg_127_to_127", "FixedQParamsObserver",
+           "RecordingObserver", "default_fixed_qparams_range_0to1_observer",
+           "default_fixed_qparams_range_neg1to1_observer",
+           "default_affine_fixed_qparams_observer", "default_symmetric_fixed_qparams_observer"]
 
 _EPS = float(np.finfo(np.float32).eps)
 
@@ -458,6 +461,47 @@ class NoopObserver(ObserverBase):
         raise Exception("calculate_qparams should not be called for NoopObserver")
 
 
+class FixedQParamsObserver(ObserverBase):
+    """Always answers the scale and zero point it was built with: the output qparams of ops
+    whose range is known (sigmoid's [0, 1], tanh's [-1, 1]); per tensor only."""
+
+    def __init__(self, scale, zero_point, dtype=quint8, qscheme=per_tensor_affine,
+                 quant_min=0, quant_max=255, is_dynamic=False, **kwargs):
+        if is_dynamic:
+            raise NotImplementedError("FixedQParamsObserver doesn't support dynamic "
+                                      "quantization")
+        super().__init__(dtype=dtype, is_dynamic=is_dynamic, **kwargs)
+        self.quant_min = quant_min
+        self.quant_max = quant_max
+        self.register_buffer("scale", _t(np.array([scale], np.float32)))
+        self.register_buffer("zero_point", _t(np.array([zero_point], np.int32)))
+        self.qscheme = qscheme
+
+    def forward(self, X):
+        return X
+
+    def calculate_qparams(self):
+        return self.scale, self.zero_point
+
+
+class RecordingObserver(ObserverBase):
+    """Keeps a copy of every tensor it sees (for debugging); chooses no qparams."""
+
+    def __init__(self, dtype=quint8):
+        super().__init__(dtype=dtype, is_dynamic=False)
+        self.tensor_val = []
+
+    def forward(self, x):
+        self.tensor_val.append(x.clone())
+        return x
+
+    def calculate_qparams(self):
+        raise Exception("calculate_qparams should not be called for RecordingObserver")
+
+    def get_tensor_value(self):
+        return self.tensor_val
+
+
 default_observer = MinMaxObserver.with_args(quant_min=0, quant_max=127)
 default_placeholder_observer = PlaceholderObserver
 default_weight_observer = MinMaxObserver.with_args(dtype=qint8, qscheme=per_tensor_symmetric)
@@ -472,3 +516,10 @@ default_dynamic_quant_observer = PlaceholderObserver.with_args(
     dtype=quint8, quant_min=0, quant_max=255, is_dynamic=True)
 default_float_qparams_observer = PerChannelMinMaxObserver.with_args(
     dtype=quint8, qscheme=per_channel_affine_float_qparams, ch_axis=0)
+# the fixed output ranges PyTorch gives sigmoid/hardsigmoid/softmax ([0, 1]) and tanh ([-1, 1])
+default_fixed_qparams_range_0to1_observer = FixedQParamsObserver.with_args(
+    scale=1.0 / 256.0, zero_point=0, dtype=quint8, quant_min=0, quant_max=255)
+default_fixed_qparams_range_neg1to1_observer = FixedQParamsObserver.with_args(
+    scale=2.0 / 256.0, zero_point=128, dtype=quint8, quant_min=0, quant_max=255)
+default_affine_fixed_qparams_observer = default_fixed_qparams_range_0to1_observer
+default_symmetric_fixed_qparams_observer = default_fixed_qparams_range_neg1to1_observer

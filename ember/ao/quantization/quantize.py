@@ -213,12 +213,36 @@ def propagate_qconfig_(module, qconfig_dict=None, prepare_custom_config_dict=Non
     walk(module, qconfig_dict.get("", None), "")
 
 
+def _observer_forward_hook(m, inputs, output):
+    """The hook ``prepare`` adds: the output passes the module's observer."""
+    return m.activation_post_process(output)
+
+
 def _observe_output(mod, hook_obs):
     mod.add_module("activation_post_process", hook_obs)
+    mod.register_forward_hook(_observer_forward_hook)
 
-    def hook(m, inputs, output):
-        return m.activation_post_process(output)
-    mod.register_forward_hook(hook)
+
+def _remove_activation_post_process(mod):
+    """Drop the observer and its hook from a module convert left float (PyTorch's)."""
+    from .observer import ObserverBase
+    from .fake_quantize import FakeQuantizeBase
+    apo = mod._modules.get("activation_post_process")
+    if isinstance(apo, (ObserverBase, FakeQuantizeBase)):
+        del mod._modules["activation_post_process"]
+    for hid in [h for h, fn in mod._forward_hooks.items() if fn is _observer_forward_hook]:
+        del mod._forward_hooks[hid]
+
+
+def _special_act_post_process():
+    """Modules whose output range is known get fixed qparams instead of an observer, in
+    prepare and prepare_qat alike, when the module is in training mode (PyTorch's
+    ``DEFAULT_MODULE_TO_ACT_POST_PROCESS``, ``_has_special_act_post_process``)."""
+    from . import fake_quantize as fq
+    return {_nn.Hardsigmoid: fq.default_fixed_qparams_range_0to1_fake_quant,
+            _nn.Sigmoid: fq.default_fixed_qparams_range_0to1_fake_quant,
+            _nn.Softmax: fq.default_fixed_qparams_range_0to1_fake_quant,
+            _nn.Tanh: fq.default_fixed_qparams_range_neg1to1_fake_quant}
 
 
 def _add_observers(module, mapping, is_qat=False):
@@ -231,7 +255,11 @@ def _add_observers(module, mapping, is_qat=False):
         if isinstance(child, DeQuantStub) or qc is None:
             _add_observers(child, mapping, is_qat)
             continue
-        if type(child) in mapping or isinstance(child, (nni._FusedModule, QuantStub)) or \
+        special = _special_act_post_process().get(type(child)) if child.training else None
+        if special is not None:
+            if not hasattr(child, "activation_post_process"):
+                _observe_output(child, special())
+        elif type(child) in mapping or isinstance(child, (nni._FusedModule, QuantStub)) or \
                 type(child) in _QAT_TYPES:
             if not hasattr(child, "activation_post_process"):
                 _observe_output(child, qc.activation())
@@ -295,6 +323,7 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True,
     _convert(module, mapping or get_default_static_quant_module_mappings())
     if remove_qconfig:
         for m in module.modules():
+            _remove_activation_post_process(m)
             if hasattr(m, "qconfig"):
                 del m.qconfig
     return module
