@@ -224,10 +224,11 @@ def ddp(rank, world):
     for opt_name in ("sgd", "adam"):
         ember.manual_seed(rank)  # different on each rank: DDP must broadcast rank 0's
         model = MLP()
-        net = DDP(model, bucket_cap_mb=0.0002)  # ~210 bytes: three buckets
+        net = DDP(model, bucket_cap_mb=0.0002)  # ~210 bytes: two buckets once rebuilt
         ref = MLP()
         ref.load_state_dict(model.state_dict())
-        check(f"ddp_buckets_{opt_name}", len(net._buckets) > 2, True)
+        # as PyTorch: one bucket until the first backward has shown the gradients' order
+        check(f"ddp_buckets_{opt_name}_initial", len(net._buckets), 1)
         make = ((lambda ps: ember.optim.SGD(ps, lr=0.1, momentum=0.9)) if opt_name == "sgd"
                 else (lambda ps: ember.optim.Adam(ps, lr=1e-2)))
         opt, ref_opt = make(net.parameters()), make(ref.parameters())
@@ -245,11 +246,46 @@ def ddp(rank, world):
             ref_opt.step()
         for (k, p), q in zip(model.state_dict().items(), ref.state_dict().values()):
             check(f"ddp_equiv_{opt_name}_{k}", p, q.numpy(), rtol=1e-5, atol=1e-6)
-    # overlap: the first bucket's all-reduce starts while backward still owes fc1's grads
+        # rebuilt in gradient-ready order (fc2 then fc1) by PyTorch's rule: a bucket closes
+        # at >= 210 bytes, so fc2's bias (12 B), weight (192 B) and fc1's bias (64 B) share one
+        check(f"ddp_buckets_{opt_name}_rebuilt", str([b.indices for b in net._buckets]),
+              "[[3, 2, 1], [0]]")
+        check(f"ddp_buckets_{opt_name}_logged", net._get_ddp_logging_data()[
+            "has_rebuilt_buckets"], 1)
+    # PyTorch's DDP_SET_LAST_BUCKET_CAP=1: the rebuilt buckets are filled from the last
+    # gradient back (fc1.weight, 384 B, alone; then fc1.bias + fc2.weight), so what is
+    # left over (fc2.bias) is the first bucket
+    os.environ["DDP_SET_LAST_BUCKET_CAP"] = "1"
+    try:
+        net = DDP(MLP(), bucket_cap_mb=0.0002)
+        for _ in range(2):
+            F.cross_entropy(net(xs), ys).backward()
+    finally:
+        del os.environ["DDP_SET_LAST_BUCKET_CAP"]
+    check("ddp_buckets_last_cap", str([b.indices for b in net._buckets]), "[[3], [1, 2], [0]]")
+    # progress tests (NOTE [ DDP progress ]) move data only: the gradients are bit-identical
+    # with none of them
+    import ember.nn.parallel.distributed as ddp_module
+    grads, default_tests = {}, ddp_module._TESTS_PER_POKE
+    for tests in (default_tests, 0):
+        ddp_module._TESTS_PER_POKE = tests
+        ember.manual_seed(0)
+        model = MLP()
+        net = DDP(model, bucket_cap_mb=1e-5)  # one parameter per bucket once rebuilt
+        for _ in range(3):
+            model.zero_grad()
+            F.cross_entropy(net(xs), ys).backward()
+        grads[tests] = [p.grad.numpy().copy() for p in model.parameters()]
+    ddp_module._TESTS_PER_POKE = default_tests
+    check("ddp_pokes_same_buckets", len(net._buckets), 4)
+    check("ddp_pokes_same_grads", all(np.array_equal(a, b) for a, b in zip(*grads.values())),
+          True)
+    # overlap: each bucket's all-reduce starts while backward still owes the later grads
     ember.manual_seed(0)
     model = MLP()
-    net = DDP(model, bucket_cap_mb=0.0002)
-    import ember.nn.parallel.distributed as ddp_module
+    net = DDP(model, bucket_cap_mb=1e-5)
+    F.cross_entropy(net(xs), ys).backward()  # records the order; the next forward rebuilds
+    model.zero_grad()
     missing, all_reduce = [], ddp_module._all_reduce
 
     def spy(t, *args, **kwargs):
@@ -261,7 +297,7 @@ def ddp(rank, world):
         F.cross_entropy(net(xs), ys).backward()
     finally:
         ddp_module._all_reduce = all_reduce
-    check("ddp_overlap_launches", missing, np.array([2, 1, 0]))
+    check("ddp_overlap_launches", missing, np.array([3, 2, 1, 0]))
     sd = net.state_dict()
     check("ddp_state_dict_prefix", sorted(sd), sorted("module." + k for k in model.state_dict()))
     check("ddp_module_attr", net.module is model, True)

@@ -13,6 +13,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ember
 import ember.distributed as dist
@@ -101,8 +103,9 @@ def test_gather_on_destination(results):
 
 
 @pytest.mark.parametrize("prefix,min_count", [
-    ("ddp_buckets", 2),
+    ("ddp_buckets", 7),  # one bucket, then rebuilt in gradient order; DDP_SET_LAST_BUCKET_CAP
     ("ddp_overlap_launches", 1),  # buckets start from hooks while backward is still running
+    ("ddp_pokes_same", 2),  # progress tests leave the gradients bit-identical
     ("ddp_equiv_sgd", 4),    # 2 ranks x 32 == 1 process x 64 after 20 SGD-momentum steps
     ("ddp_equiv_adam", 4),   # ... and after 20 Adam steps
     ("ddp_state_dict_prefix", 1),
@@ -169,6 +172,27 @@ def test_ddp_before_init_raises():
         lambda: torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2)))
     with pytest.raises(ttype, match="Default process group has not been initialized"):
         nn.parallel.DistributedDataParallel(nn.Linear(2, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.tuples(st.integers(1, 40), st.sampled_from(["float32", "float64"])),
+                      min_size=1, max_size=8),
+       limits=st.lists(st.integers(1, 200), min_size=1, max_size=3),
+       order=st.randoms(use_true_random=False), ready_order=st.booleans())
+def test_bucket_assignment_matches_torch(sizes, limits, order, ready_order):
+    """DDP's buckets (NOTE [ DDP buckets ]) are PyTorch's: the same groups and limits, in
+    registration order (sorted by first index) or, as when rebuilt, in a given ready order."""
+    if ready_order:  # PyTorch rebuilds buckets of one dtype per bucket in ready order
+        sizes = [(n, "float32") for n, _ in sizes]
+    idx = list(range(len(sizes)))
+    order.shuffle(idx)
+    idx = idx if ready_order else []
+    tt = [torch.zeros(n, dtype=getattr(torch, d)) for n, d in sizes]
+    et = [ember.zeros(n, dtype=getattr(ember, d)) for n, d in sizes]
+    want = tdist._compute_bucket_assignment_by_size(tt, limits, [False] * len(tt), idx)
+    got = dist._compute_bucket_assignment_by_size(et, limits, (), idx)
+    assert (list(map(list, want[0])), list(want[1])) == got
+    assert tdist._DEFAULT_FIRST_BUCKET_BYTES == dist._DEFAULT_FIRST_BUCKET_BYTES
 
 
 def test_destroy_before_init_raises():

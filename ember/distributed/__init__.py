@@ -31,6 +31,7 @@ from .distributed_c10d import (
     get_world_size, group, init_process_group, irecv, is_available, is_initialized,
     is_mpi_available, isend, monitored_barrier, new_group, recv, reduce, reduce_scatter,
     reduce_scatter_tensor, scatter, send)
+from .distributed_c10d import _DEFAULT_FIRST_BUCKET_BYTES, _compute_bucket_assignment_by_size
 
 __all__ = [
     "Backend", "GroupMember", "ProcessGroup", "ReduceOp", "Work", "all_gather",

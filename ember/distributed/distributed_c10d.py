@@ -512,6 +512,43 @@ def _agree(g: ProcessGroup, what: str, *tensors, extra=None) -> None:
                            f"pass the same dtype and shape: {desc}")
 
 
+_DEFAULT_FIRST_BUCKET_BYTES = 1024 * 1024  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
+
+
+def _compute_bucket_assignment_by_size(tensors, bucket_size_limits, expect_sparse_gradient=(),
+                                       tensor_indices=()):
+    """Group ``tensors`` into buckets of one dtype, as ``dist._compute_bucket_assignment_by_size``.
+
+    Walking the tensors in order, each joins its dtype's open bucket; a bucket closes once it
+    holds ``>= limit`` bytes, and each dtype then moves to the next limit in
+    ``bucket_size_limits`` (the last one repeats). A tensor expecting a sparse gradient gets a
+    bucket of its own (limit 0). Returns (buckets as lists of indices, each bucket's limit);
+    the indices are ``tensor_indices[i]`` when given (tensors then come in gradient-ready
+    order, kept as is), else positions, and the buckets are sorted by their smallest index."""
+    if len(tensors) == 0:
+        raise RuntimeError("_compute_bucket_assignment_by_size expects at least one tensor")
+    if len(bucket_size_limits) == 0:
+        raise RuntimeError("_compute_bucket_assignment_by_size expects a bucket size limit")
+    result, open_ = [], {}   # dtype -> [indices, size, position in bucket_size_limits]
+    for i, t in enumerate(tensors):
+        index = tensor_indices[i] if len(tensor_indices) else i
+        if len(expect_sparse_gradient) and expect_sparse_gradient[i]:
+            result.append(([index], 0))
+            continue
+        acc = open_.setdefault(t.dtype, [[], 0, 0])
+        acc[0].append(index)
+        acc[1] += t.numel() * t.element_size()
+        limit = bucket_size_limits[acc[2]]
+        if acc[1] >= limit:
+            result.append((acc[0], limit))
+            acc[0], acc[1] = [], 0
+            acc[2] = min(acc[2] + 1, len(bucket_size_limits) - 1)
+    result.extend((acc[0], bucket_size_limits[acc[2]]) for acc in open_.values() if acc[0])
+    if not len(tensor_indices):
+        result.sort(key=lambda b: min(b[0]))
+    return [b[0] for b in result], [b[1] for b in result]
+
+
 # ---- collectives ------------------------------------------------------------------------
 def barrier(group=None, async_op: bool = False, device_ids=None):
     """Block until every rank of ``group`` has called it."""

@@ -1,15 +1,38 @@
 """``DistributedDataParallel`` (``torch.nn.parallel.DistributedDataParallel``) on ember.distributed.
 
-NOTE [ DDP buckets ]: at construction the parameters that require grad are grouped, in reverse
-registration order (roughly the order backward produces their gradients), into buckets of one
-dtype: the first holds up to 1 MiB (or ``bucket_cap_mb`` if smaller), the others up to
-``bucket_cap_mb``. Each parameter gets a post-accumulate-grad hook. When a parameter's gradient
-is accumulated during a synchronised backward, the hook copies it into its bucket's flat
-buffer; when a bucket is full, a non-blocking all-reduce (SUM) of the buffer starts, so
-communication overlaps the rest of backward. Buckets start strictly in index order (a later
-bucket that fills first waits for the earlier ones), because MPI needs every rank to issue its
-collectives in the same order. When the last bucket has started, the hook waits for all of
-them, divides by the world size and copies the averages into each ``param.grad``. With
+NOTE [ DDP buckets ]: the parameters that require grad are grouped into buckets of one dtype
+as PyTorch's reducer does (``_compute_bucket_assignment_by_size``: a bucket closes once it
+holds at least its limit). The first synchronised backward reduces one bucket per dtype
+(unless ``find_unused_parameters=True`` without ``static_graph``: then buckets of
+``bucket_cap_mb`` in reverse registration order, the last one, which holds the first-defined
+parameters, at most 1 MiB under the default cap) and records the order in which gradients
+became ready; the next forward rebuilds the buckets once in rank 0's recorded order: the
+first (earliest) bucket 1 MiB under the default cap (``bucket_cap_mb=None``, i.e. 25 MiB) or
+``bucket_cap_mb`` when given, the others ``bucket_cap_mb`` (``DDP_SET_LAST_BUCKET_CAP=1``
+makes the last one the small one, as in PyTorch). Each parameter has a post-accumulate-grad
+hook. When a parameter's gradient is accumulated during a synchronised backward, the hook
+copies it into its bucket's flat buffer; when a bucket is full, a non-blocking all-reduce
+(SUM) of the buffer starts, so communication overlaps the rest of backward. Buckets start
+strictly in index order (a later bucket that fills first waits for the earlier ones), because
+MPI needs every rank to issue its collectives in the same order. When the last bucket has
+started, the hook waits for all of them, divides by the world size and copies the averages
+into each ``param.grad``. Overlap needs several buckets and a small last one: the last bucket
+starts when backward ends, so its all-reduce is never hidden. PyTorch's 25 MiB default suits
+large models; a model of a few MiB of gradients (the GPT-mini of ``bench/ddp.py``: 1.6 MiB)
+fits in one or two default buckets and overlaps little, so tune ``bucket_cap_mb`` to about a
+tenth of the gradient bytes.
+
+NOTE [ DDP progress ]: MPICH advances a non-blocking all-reduce only while the process is
+inside an MPI call (unless ``MPICH_ASYNC_PROGRESS=1``, which costs a core per rank for a
+progress thread), so a bucket started early would otherwise sit still while NumPy computes
+the rest of backward and finish only in the final wait. Every gradient hook therefore runs
+one ``MPI_Testall`` on the oldest bucket still in flight (``_poke``): MPICH's progress
+engine then moves every outstanding request. One test moves an all-reduce one step (MPICH's
+2-rank ``Iallreduce`` takes about five), and each step needs the other rank to poke too:
+measured with two ranks computing 1 ms between pokes, one test per poke finished an
+all-reduce of 16-256 KiB after about 5 pokes, four tests per poke after 2. So a hook tests
+up to ``_TESTS_PER_POKE`` = 4 times (a few microseconds). Tests never change the numbers:
+they only move data that the final wait would move. With
 ``find_unused_parameters=True`` ``forward`` walks the output's graph; parameters it does not
 reach count as ready with zero gradient, and a per-parameter "used" count is reduced with the
 last bucket so that a parameter no rank used keeps its ``grad`` untouched, as PyTorch's.
@@ -25,6 +48,8 @@ still training, since rank 0 may already have stale ones.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 
 import numpy as np
 
@@ -33,13 +58,14 @@ from ..._creation import from_numpy
 from ..._tensor import Tensor
 from ...autograd.function import AccumulateGrad
 from ...distributed.algorithms.join import Join, Joinable, JoinHook
-from ...distributed.distributed_c10d import _all_reduce
+from ...distributed.distributed_c10d import (
+    _DEFAULT_FIRST_BUCKET_BYTES, _all_reduce, _compute_bucket_assignment_by_size)
 from ...autograd.grad_mode import is_grad_enabled, no_grad
 from ..modules.module import Module
 
 __all__ = ["DistributedDataParallel"]
 
-_FIRST_BUCKET_BYTES = 1024 * 1024  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
+_TESTS_PER_POKE = 4  # NOTE [ DDP progress ]
 _UNFINISHED = (
     "Expected to have finished reduction in the prior iteration before starting a new one. "
     "This error indicates that your module has parameters that were not used in producing "
@@ -51,8 +77,9 @@ _UNFINISHED = (
 class _Bucket:
     """Parameters of one dtype whose gradients are all-reduced together in one flat buffer."""
 
-    def __init__(self, params) -> None:
+    def __init__(self, params, indices) -> None:
         self.params = params
+        self.indices = indices  # positions in DDP's parameter list
         self.offsets = []
         n = 0
         for p in params:
@@ -95,21 +122,34 @@ class DistributedDataParallel(Module, Joinable):
         self.require_forward_param_sync = True
         self.bucket_bytes_cap = int((25 if bucket_cap_mb is None else bucket_cap_mb)
                                     * 1024 * 1024)
+        # as PyTorch's _BucketCapacityConfig: a small first bucket only under the default cap
+        self._first_bucket_bytes = (_DEFAULT_FIRST_BUCKET_BYTES if bucket_cap_mb is None
+                                    else self.bucket_bytes_cap)
+        self.bucket_bytes_cap_default = self._first_bucket_bytes < self.bucket_bytes_cap
         self._world = dist.get_world_size(pg)
         _verify_same_params(pg, params)
         if init_sync:
             self._broadcast_states([t for t in module.state_dict(keep_vars=True).values()
                                     if isinstance(t, Tensor)])
-        self._buckets = self._make_buckets(params)
-        self._where = {}
-        for b, bucket in enumerate(self._buckets):
-            for i, p in enumerate(bucket.params):
-                self._where[id(p)] = (b, i)
-                p.register_post_accumulate_grad_hook(self._grad_ready)
         self._params = params
+        self._index = {id(p): j for j, p in enumerate(params)}
+        # NOTE [ DDP buckets ]: one bucket per dtype until the gradient order is known
+        if static_graph or not find_unused_parameters:
+            limits = [sys.maxsize]
+        elif self.bucket_bytes_cap_default:
+            limits = [self._first_bucket_bytes, self.bucket_bytes_cap]
+        else:
+            limits = [self.bucket_bytes_cap]
+        groups, _ = _compute_bucket_assignment_by_size(params, limits)
+        self._set_buckets(list(reversed(groups)))
+        self._ready_order = [] if (static_graph or not find_unused_parameters) else None
+        self._has_rebuilt = False
+        for p in params:
+            p.register_post_accumulate_grad_hook(self._grad_ready)
         self._expect_hooks = False
         self._hooks_fired = False
         self._next_bucket = 0
+        self._oldest = 0
         self._used = None
         self._divisor = self._world
         self._divide_by_initial_world_size = True
@@ -130,18 +170,36 @@ class DistributedDataParallel(Module, Joinable):
                     t.copy_(flat[off:off + n].view(t.shape))
                     off += n
 
-    def _make_buckets(self, params):
-        buckets, current, size = [], [], 0
-        cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap)
-        for p in reversed(params):
-            nbytes = p._data.nbytes
-            if current and (size + nbytes > cap or current[0]._data.dtype != p._data.dtype):
-                buckets.append(_Bucket(current))
-                current, size, cap = [], 0, self.bucket_bytes_cap
-            current.append(p)
-            size += nbytes
-        buckets.append(_Bucket(current))
-        return buckets
+    def _set_buckets(self, groups) -> None:
+        """Make the buckets from lists of parameter positions, in launch order."""
+        self._buckets = [_Bucket([self._params[j] for j in g], list(g)) for g in groups]
+        self._where = {}
+        for b, bucket in enumerate(self._buckets):
+            for i, p in enumerate(bucket.params):
+                self._where[id(p)] = (b, i)
+
+    def _rebuild_buckets(self) -> bool:
+        """Once, after the first synchronised backward: buckets in the order gradients became
+        ready there (rank 0's order, so every rank agrees), as PyTorch's ``Reducer``."""
+        order = self._ready_order
+        if order is None or len(order) == 0:
+            return False
+        seen = set(order)  # a parameter with no gradient then goes last
+        order = order + [j for j in reversed(range(len(self._params))) if j not in seen]
+        order = self.process_group.comm.bcast(order, root=0)
+        self._ready_order = None
+        self._has_rebuilt = True
+        params = [self._params[j] for j in order]
+        limits = [self._first_bucket_bytes, self.bucket_bytes_cap]
+        # DDP_SET_LAST_BUCKET_CAP=1 (PyTorch's switch): the small bucket is the last one
+        last_small = os.environ.get("DDP_SET_LAST_BUCKET_CAP") == "1"
+        if last_small:
+            params, order = params[::-1], order[::-1]
+        groups, _ = _compute_bucket_assignment_by_size(params, limits, (), order)
+        if last_small:
+            groups = groups[::-1]
+        self._set_buckets(groups)
+        return True
 
     # ---- forward ------------------------------------------------------------------------
     def forward(self, *inputs, **kwargs):
@@ -155,6 +213,8 @@ class DistributedDataParallel(Module, Joinable):
             count = Join.notify_join_context(self)
             self._divisor = (self._world if self._divide_by_initial_world_size
                              else int(count.item()))
+        if is_grad_enabled():
+            self._rebuild_buckets()
         if self._will_sync_buffers():
             self._sync_buffers(joined=False)
         if joining:  # tells the joined ranks whether to shadow this iteration's backward
@@ -195,6 +255,7 @@ class DistributedDataParallel(Module, Joinable):
             bucket.pending = len(bucket.params)
             bucket.work = None
         self._next_bucket = 0
+        self._oldest = 0
         self._expect_hooks = True
         self._hooks_fired = False
         if not self.find_unused_parameters:
@@ -219,6 +280,8 @@ class DistributedDataParallel(Module, Joinable):
         if not self._expect_hooks:
             return
         self._hooks_fired = True
+        if self._ready_order is not None:
+            self._ready_order.append(self._index[id(p)])
         b, i = self._where[id(p)]
         bucket = self._buckets[b]
         off = bucket.offsets[i]
@@ -238,10 +301,17 @@ class DistributedDataParallel(Module, Joinable):
         if launched and self._next_bucket == len(self._buckets):
             self._finalize()
         else:
-            # MPI moves a non-blocking all-reduce only inside MPI calls: test the buckets in
-            # flight at every gradient, so they progress while backward computes the rest
-            for bucket in self._buckets[:self._next_bucket]:
-                bucket.work.is_completed()
+            self._poke()
+
+    def _poke(self) -> None:
+        """A few tests of the oldest bucket still in flight (NOTE [ DDP progress ])."""
+        for _ in range(_TESTS_PER_POKE):
+            while self._oldest < self._next_bucket:
+                if not self._buckets[self._oldest].work.is_completed():
+                    break
+                self._oldest += 1
+            else:
+                return  # nothing in flight
 
     def _finalize(self) -> None:
         """Wait for every bucket and write the averaged gradients into ``param.grad``."""
@@ -298,7 +368,9 @@ class DistributedDataParallel(Module, Joinable):
 
     def _get_ddp_logging_data(self) -> dict:
         return {"world_size": self._world, "bucket_cap_bytes": self.bucket_bytes_cap,
-                "find_unused_parameters": int(self.find_unused_parameters)}
+                "find_unused_parameters": int(self.find_unused_parameters),
+                "has_rebuilt_buckets": int(self._has_rebuilt),
+                "bucket_sizes": [b.buffer.nbytes for b in self._buckets]}
 
 
 class _DDPJoinHook(JoinHook):
@@ -311,6 +383,7 @@ class _DDPJoinHook(JoinHook):
 
     def main_hook(self) -> None:
         ddp = self.ddp
+        ddp._rebuild_buckets()  # the training ranks rebuild in this iteration's forward
         if ddp._will_sync_buffers():
             ddp._sync_buffers(joined=True)
         should_sync = ddp._any_rank_syncs(False)
