@@ -44,9 +44,10 @@ from ..autograd.grad_mode import state, no_grad
 from ..autograd.modes import Op
 from ..fx.experimental.proxy_tensor import (DROPOUT_MASK, OpRecorder, dropout_mask_array,
                                             flatten, unflatten)
-from .._backend import xp_of
+from .._backend import xp_of, asarray as _asarray, _BY_ARRAY_TYPE as _ARRAY_TYPES
 from ..ops.movement import Reshape
 from .._tensor import Tensor, _make
+from .codegen import BufferPool, Plan, direct, fresh_mm, relu_grad_into
 
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
 
@@ -170,12 +171,13 @@ class CompiledRegion:
     ``region(*flat_inputs)`` takes the placeholders' values and returns what the graph
     returns; ``forward_src`` and ``backward_src`` are the generated sources."""
 
-    def __init__(self, graph, constants: dict):
+    def __init__(self, graph, constants: dict, options: dict = None):
         self.graph = graph
         nodes = list(graph.nodes)
         self._env = env = {"_new": _new, "_saved": _saved, "_acc": _acc, "_tup": _tup,
                            "_zeros": _zeros, "_mask": dropout_mask_array, "_make": _make,
                            "_unwrap": _unwrap, "_data": _data}
+        self.options = dict(options or {})
         self._name = name = {}  # node -> variable holding its array (or tuple of arrays)
         tensors = []     # the region's tensor arguments: (source, index)
         params = []
@@ -275,7 +277,9 @@ class CompiledRegion:
             args += [f"{k}={arg(a)}" for k, a in n.kwargs.items()]
             record = bool(n.meta.get("grad_mode")) and any(needs)
             fwd[n] = ("op", cls, args, tuple(needs), record)
-        self._xp = env["xp"] = xp if xp is not None else np
+        self._xp = env["xp"] = xp = xp if xp is not None else np
+        env["_fresh_mm"] = lambda a, b: fresh_mm(xp, a, b)
+        env["_relu_grad"] = lambda g, y, out: relu_grad_into(xp, g, y, out)
 
         out_node = nodes[-1]
         leaves, self._out_spec = flatten(out_node.args[0])
@@ -327,10 +331,16 @@ class CompiledRegion:
         self.called = sorted(n.name for n in opaque)
 
         # ---- forward code ---------------------------------------------------------------
+        fplan, fstore, fdirect = self._plan_forward(order, fwd, lowered, saves, region_outs,
+                                                     keep, last_use, env)
         body = []
         for n in order:
             f = fwd[n]
-            if f[0] == "line":
+            d = fdirect.get(n)
+            if d is not None:  # NOTE [ Planned buffers ]: NumPy calls, into a buffer if planned
+                b = fstore.get(n)
+                body += d.emit(name[n], None if b is None else f"B{b}")
+            elif f[0] == "line":
                 body.append(f[1])
             else:
                 _, cls, args, needs, record = f
@@ -351,13 +361,17 @@ class CompiledRegion:
                 if n in saves:  # what save_for_backward kept, for the lowered formula
                     body.append(f"sv_{n.name} = {c}._to_save; {c} = None")
             dead = [name[a] for a, user in last_use.items() if user is n and
-                    a.op == "call_function" and a not in region_outs and name[a] not in keep]
+                    a.op == "call_function" and a not in region_outs and name[a] not in keep
+                    and a not in fstore]  # a planned buffer lives on in the pool
             if dead:
                 body.append(" = ".join(dead) + " = None")
         self.records = bool(recorded)
+        self.forward_ops = [n.name for n in order]  # what the forward runs, after the passes
+        self.direct = sorted(n.name for n in fdirect)  # spelled as NumPy calls
+        self.planned = sorted(n.name for n in fstore)  # ... into planned buffers
         ret_outs = ", ".join(name[o] for o in region_outs)
         src = [f"def forward({', '.join(params)}):"]
-        src += [f"    {line}" for line in body]
+        src += self._buffer_lines(fplan, "B", "_fpool", "_fspec", body)
         src.append(f"    return ({', '.join(keep)}{',' if keep else ''}), "
                    f"({ret_outs}{',' if region_outs else ''})")
         self.forward_src = "\n".join(src) + "\n"
@@ -453,6 +467,65 @@ class CompiledRegion:
         lines.append(f"    return ({', '.join(grads)}{',' if grads else ''})")
         self.backward_src = "\n".join(lines) + "\n"
         self._bwd = _compile(self.backward_src, env, "backward")
+
+    def _plan_forward(self, order, fwd, lowered, saves, region_outs, keep, last_use, env):
+        """The forward's directly spelled ops and their buffers (NOTE [ Planned buffers ]):
+        ``(plan, node -> buffer index, node -> Direct)``."""
+        fdirect = {}
+        plan, store = Plan(), {}
+        if not self.options.get("direct", True):
+            return plan, store, fdirect
+
+        def zeros(shape, dt):
+            return f"B{plan.zeros(shape, dt)}"
+        for n in order:
+            f = fwd[n]
+            if f[0] != "op" or f[4] and (n not in lowered or n in saves):
+                continue  # an op whose ctx saves for a called formula runs its own forward
+            val = n.meta.get("val")
+            if not isinstance(val, Tensor):
+                continue
+            vals = []
+            for a in n.args:
+                if hasattr(a, "op"):
+                    v = a.meta.get("val")
+                    vals.append(v._data if isinstance(v, Tensor) else v)
+                else:
+                    vals.append(a)
+            d = direct(f[1], f[2][:len(n.args)], vals, n.kwargs, val._data, zeros)
+            if d is not None:
+                fdirect[n] = d
+        if not self.options.get("buffers", True):
+            return plan, store, fdirect
+        outs = set(region_outs)
+        planned = {n for n in fdirect if n not in outs and self._name[n] not in keep and
+                   n.users and all(u in fdirect for u in n.users)}
+        key = {n: (n.meta["val"]._data.shape, n.meta["val"]._data.dtype) for n in planned}
+        for n in order:
+            if n in planned:
+                b = None
+                if fdirect[n].elementwise:  # write over an input read here for the last time
+                    for a in n.all_input_nodes:
+                        if a in store and last_use.get(a) is n and key[a] == key[n]:
+                            b = store[a]
+                            break
+                store[n] = plan.take(*key[n]) if b is None else b
+            for a in set(n.all_input_nodes):
+                if a in store and last_use.get(a) is n and store[a] != store.get(n):
+                    plan.give(store[a])
+        return plan, store, fdirect
+
+    def _buffer_lines(self, plan, prefix, pool, spec, body) -> list:
+        """``body`` (indented) between taking a set of ``plan``'s buffers from the region's
+        pool and giving it back (a fresh set when another call holds the pooled ones)."""
+        if not plan.bufs:
+            return [f"    {line}" for line in body]
+        self._env[pool] = BufferPool(self._xp)
+        self._env[spec] = plan.spec()
+        bufs = ", ".join(f"{prefix}{i}" for i in range(len(plan.bufs))) + ","
+        return [f"    _S = {pool}.sets({spec})", "    try:", f"        {bufs} = _S.pop()",
+                "    except IndexError:", f"        {bufs} = {pool}.alloc({spec})"] + \
+            [f"    {line}" for line in body] + [f"    _S.append(({bufs}))"]
 
     def _arg(self, a):
         """How generated code spells argument ``a`` (a node's variable or a constant)."""
@@ -593,7 +666,10 @@ class CompiledRegion:
                             f"{len(flat)}")
         consts = self._consts
         args = [flat[i] if kind == "input" else consts[i] for kind, i in self._tensor_args]
-        outs = CompiledFunction.apply(self, *args)
+        if state.grad or state.intercept:
+            outs = CompiledFunction.apply(self, *args)
+        else:  # nothing to record: the node's forward without building one (inference)
+            outs = _wrap_outs(self._fwd(*[a._data for a in args])[1])
         if self._single:
             return outs
         if type(outs) is not tuple:
@@ -607,6 +683,21 @@ class CompiledRegion:
             else:
                 leaves.append(v)
         return unflatten(leaves, self._out_spec)
+
+
+def _wrap_outs(outs):
+    """The region's result arrays as ``Function.apply`` wraps a forward's result when it
+    records nothing (a NumPy scalar made an array, the inference flag set)."""
+    inference = state.inference
+    res = []
+    for o in outs:
+        if type(o) not in _ARRAY_TYPES and hasattr(o, "shape"):  # a NumPy scalar
+            o = _asarray(o)
+        t = _make(o)
+        if inference:
+            t._inference = True
+        res.append(t)
+    return res[0] if len(res) == 1 else tuple(res)
 
 
 def _compile(src: str, env: dict, fn_name: str):

@@ -1,0 +1,216 @@
+"""Direct array code for common ops, and the buffer plan that lets them write with ``out=``.
+
+NOTE [ Planned buffers ]
+The generated forward and backward (NOTE [ Compiled regions ]) call each op's own array-level
+``forward``, which allocates its result.  For the ops in ``_DIRECT`` (binary arithmetic,
+single-ufunc unaries, ``relu`` and its mask-multiply gradient, 2-d products and ``linear``)
+this module spells the same computation as NumPy calls that take an ``out=`` array, so that:
+
+- a value that never leaves the region (not returned, not kept for backward, every reader a
+  direct op, which reads its inputs and keeps nothing) lives in a buffer allocated once per
+  compiled shape (``Plan``); buffers whose values' lifetimes do not overlap are shared
+  (linear scan in program order, keyed by shape and dtype);
+- an elementwise op whose input is such a value read for the last time writes into that
+  input's buffer: a chain ``x * 0.9 + b - 0.1`` runs as in-place passes over one array, and
+  linear's bias add and a following ``relu`` run in place on the product;
+- a value that escapes (returned, saved for backward, read by an op that may keep it or view
+  it) is computed into a fresh array, as eager does: it can never alias a reused buffer.
+
+Each lowering computes bit for bit what the op's ``forward`` computes: the same ufunc on the
+same operands, only with ``out=``; an op is lowered only where its operands are float32 or
+float64 arrays of the result's dtype (or Python numbers), so no casting rule differs.  The
+buffers of one region form a set taken from a pool at the start of a call and given back at
+its end, so two threads (or a re-entrant call) never share a set.
+"""
+from __future__ import annotations
+
+from ..ops import elementwise as _ew
+from ..ops import linalg as _la
+from ..ops import layers as _layers
+from ..ops import reduce as _red
+from ..ops import _workspace as _ws
+
+__all__ = ["direct", "Plan", "BufferPool", "relu_grad_into", "fresh_mm"]
+
+_FLOATS = ("float32", "float64")
+
+
+def _is_arr(v) -> bool:
+    return hasattr(v, "shape") and hasattr(v, "dtype")
+
+
+def _float_like(v, dt) -> bool:
+    """``v`` is an array of dtype ``dt`` or a plain Python number (never a bool)."""
+    if _is_arr(v):
+        return v.dtype == dt
+    return type(v) in (int, float)
+
+
+_BINARY = {_ew.Add: "add", _ew.Sub: "subtract", _ew.Mul: "multiply", _ew.Div: "true_divide"}
+_UNARY = {"Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Sin": "sin", "Cos": "cos",
+          "Tanh": "tanh", "Expm1": "expm1", "Log1p": "log1p"}
+
+
+class Direct:
+    """One op's direct spelling: ``emit(dest, out)`` gives the lines computing ``dest`` (into
+    buffer ``out``, or a fresh array when ``out`` is ``None``); ``elementwise`` ops may write
+    into their own input."""
+
+    def __init__(self, fmt, fresh, elementwise: bool, reads=()):
+        self.fmt = fmt          # lines with {d} (destination) and {o} (", out=BUF" or "")
+        self.fresh = fresh      # lines for a fresh result (None: fmt with {o} empty)
+        self.elementwise = elementwise
+        self.reads = reads      # argument variables it reads (for in-place choice)
+
+    def emit(self, dest: str, out):
+        if out is None:
+            if self.fresh is not None:
+                return [s.format(d=dest) for s in self.fresh]
+            return [s.format(d=dest, o="", b=dest) for s in self.fmt]
+        return [s.format(d=dest, o=f", out={out}", b=out) for s in self.fmt]
+
+
+def direct(cls, args: list, vals: list, kwargs: dict, out_val, zeros):
+    """A ``Direct`` for op class ``cls`` called with argument spellings ``args`` (example
+    values ``vals``) producing ``out_val``, or ``None`` where the op keeps its own forward;
+    ``zeros(shape, dtype)`` spells a read-only array of zeros."""
+    if not _is_arr(out_val) or out_val.dtype.name not in _FLOATS:
+        return None
+    dt = out_val.dtype
+    shape = out_val.shape
+    if cls in _BINARY:
+        if kwargs or len(vals) < 3 or vals[2] != dt:
+            return None
+        a, b = vals[0], vals[1]
+        if len(vals) > 3 and vals[3] != 1:  # alpha
+            return None
+        if not (_float_like(a, dt) and _float_like(b, dt)) or not (_is_arr(a) or _is_arr(b)):
+            return None
+        fn = _BINARY[cls]
+        reads = [s for s, v in zip(args[:2], vals[:2]) if _is_arr(v)]
+        return Direct([f"{{d}} = xp.{fn}({args[0]}, {args[1]}{{o}})"], None, True, reads)
+    if cls is _ew.Neg or cls.__name__ in _UNARY and issubclass(cls, _ew._Unary) and \
+            cls is getattr(_ew, cls.__name__, None):
+        if kwargs or len(vals) != 1 or not _is_arr(vals[0]) or vals[0].dtype != dt:
+            return None
+        fn = "negative" if cls is _ew.Neg else _UNARY[cls.__name__]
+        return Direct([f"{{d}} = xp.{fn}({args[0]}{{o}})"], None, True, [args[0]])
+    if cls is _ew.Relu:
+        if kwargs or not _is_arr(vals[0]) or vals[0].dtype != dt or \
+                not vals[0].flags.c_contiguous:
+            return None
+        # against a zero array (NumPy's SIMD loop, as Relu.forward), made once per shape
+        z = zeros(shape, dt)
+        return Direct([f"{{d}} = xp.maximum({args[0]}, {z}{{o}})"], None, True, [args[0]])
+    if cls is _ew._ReluGrad:
+        g, y = vals
+        if kwargs or not (_is_arr(g) and _is_arr(y)) or g.dtype != dt or g.shape != shape:
+            return None
+        return Direct([f"{{d}} = _relu_grad({args[0]}, {args[1]}, {{b}})"],
+                      [f"{{d}} = _relu_grad({args[0]}, {args[1]}, None)"], True,
+                      [args[0], args[1]])
+    if issubclass(cls, _la.MatMul) and cls in (_la.MatMul, _la._Mm):
+        a, b = vals
+        if kwargs or not (_is_arr(a) and _is_arr(b)) or a.ndim != 2 or b.ndim != 2 or \
+                a.dtype != dt or b.dtype != dt or a.shape[1] == 0:
+            return None
+        return Direct([f"{{d}} = xp.matmul({args[0]}, {args[1]}{{o}})"],
+                      [f"{{d}} = _fresh_mm({args[0]}, {args[1]})"], False)
+    if issubclass(cls, _layers._Linear):
+        x, w, b = vals
+        if kwargs or not (_is_arr(x) and _is_arr(w)) or x.ndim != 2 or x.dtype != dt or \
+                w.dtype != dt or x.shape[1] == 0 or b is not None and \
+                (not _is_arr(b) or b.dtype != dt):
+            return None
+        lines = [f"{{d}} = xp.matmul({args[0]}, {args[1]}.T{{o}})"]
+        fresh = [f"{{d}} = _fresh_mm({args[0]}, {args[1]}.T)"]
+        if b is not None:  # eager's ``out += b``
+            lines.append(f"xp.add({{d}}, {args[2]}, out={{d}})")
+            fresh.append(f"xp.add({{d}}, {args[2]}, out={{d}})")
+        return Direct(lines, fresh, False)
+    if cls is _red.Sum or cls is _red.SumAll:
+        if len(vals) != 4 or not _is_arr(vals[0]) or vals[0].dtype != dt or \
+                vals[3] is not None or kwargs:
+            return None
+        return Direct([f"{{d}} = xp.add.reduce({args[0]}, axis={args[1]}, "
+                       f"keepdims={args[2]}{{o}})"], None, False)
+    return None
+
+
+def relu_grad_into(xp, g, y, out):
+    """``_ReluGrad.forward``'s numbers (``g * (y > 0)``, ``where`` if that is not finite)
+    written into ``out`` (a fresh array when ``None``)."""
+    mask = y > 0
+    out = xp.multiply(g, mask, out=out)
+    if not xp.isfinite(out).all():
+        out[...] = xp.where(mask, g, xp.zeros((), dtype=g.dtype))
+    return out
+
+
+def fresh_mm(xp, a, b):
+    """``a @ b`` into a new array; a large one from the workspace, as ``lowp_matmul``."""
+    shape = (a.shape[0], b.shape[1])
+    if shape[0] * shape[1] * a.dtype.itemsize >= _ws.MIN_BYTES:
+        return xp.matmul(a, b, out=_ws.empty(xp, shape, a.dtype))
+    return xp.matmul(a, b)
+
+
+class Plan:
+    """Buffers for values that never leave a region, reused once their value is dead
+    (NOTE [ Planned buffers ]); ``spec()`` describes them for ``BufferPool``."""
+
+    def __init__(self):
+        self.bufs = []   # ("empty" or "zeros", shape, dtype name) per buffer
+        self.free = {}   # (shape, dtype name) -> [buffer index]
+
+    def take(self, shape, dtype) -> int:
+        free = self.free.get((shape, dtype.name))
+        if free:
+            return free.pop()
+        self.bufs.append(("empty", shape, dtype.name))
+        return len(self.bufs) - 1
+
+    def zeros(self, shape, dtype) -> int:
+        """A read-only array of zeros (``relu``'s second operand), one per shape."""
+        spec = ("zeros", shape, dtype.name)
+        if spec not in self.bufs:
+            self.bufs.append(spec)
+        return self.bufs.index(spec)
+
+    def give(self, i: int) -> None:
+        kind, shape, dt = self.bufs[i]
+        self.free.setdefault((shape, dt), []).append(i)
+
+    def spec(self) -> tuple:
+        return tuple(self.bufs)
+
+
+class BufferPool:
+    """Sets of a region's planned buffers, keyed by the plan's spec: a call takes a set and
+    gives it back, so concurrent calls never share one.  The spec is a global of the generated
+    code, so an instance of a dynamic graph (``_dynamo/dynamic.py``) at other sizes, which
+    shares this pool, gets buffers of its own sizes."""
+
+    __slots__ = ("xp", "by_spec", "last", "last_sets")
+
+    def __init__(self, xp):
+        self.xp = xp
+        self.by_spec = {}
+        self.last = self.last_sets = None
+
+    def __eq__(self, other):  # two captures' pools are the same kind of thing (dynamic.py)
+        return type(other) is BufferPool
+
+    __hash__ = object.__hash__
+
+    def sets(self, spec) -> list:
+        if spec is self.last:
+            return self.last_sets
+        sets = self.by_spec.setdefault(spec, [])
+        self.last, self.last_sets = spec, sets
+        return sets
+
+    def alloc(self, spec) -> tuple:
+        xp = self.xp
+        return tuple((xp.empty if kind == "empty" else xp.zeros)(shape, dt)
+                     for kind, shape, dt in spec)

@@ -1,0 +1,273 @@
+"""ember.compile's generated code: ops spelled as NumPy calls writing into planned buffers
+(NOTE [ Planned buffers ] in ember/_functorch/codegen.py).  Every planned path is compared
+with the same graph generated without direct calls and buffers, with eager ember and with
+torch; the aliasing tests check that nothing a caller or backward holds is a reused buffer."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember._functorch.aot_autograd import CompiledRegion
+from ember._dynamo.eval_frame import _CACHE
+
+F = ember.nn.functional
+DTYPES = [("float32", 1e-5), ("float64", 1e-12)]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    ember.compiler.reset()
+    yield
+    ember.compiler.reset()
+
+
+def _backend(**options):
+    """A backend building the region with ``options`` (``direct``/``buffers`` off)."""
+    def compile_region(gm, example_inputs):
+        consts = {n.target: getattr(gm, n.target) for n in gm.graph.nodes
+                  if n.op == "get_attr"}
+        region = CompiledRegion(gm.graph, consts, options)
+        region.gm = gm
+        return region
+    return compile_region
+
+
+def _region():
+    entries = [e for c in _CACHE.values() for e in c.entries.values()]
+    return entries[-1].compiled
+
+
+def _chain(lib):
+    def f(x, b, c):
+        h = x
+        for i in range(4):
+            h = h * 0.9
+            h = h + b
+            h = h - 0.1
+            h = h / c
+            h = h.exp() if i % 2 == 0 else h.neg()
+        return h.sum()
+    return f
+
+
+def _mlp(lib, x, params):
+    w1, b1, w2, b2, w3, b3 = params
+    h = lib.nn.functional.relu(lib.nn.functional.linear(x, w1, b1))
+    h = lib.nn.functional.relu(lib.nn.functional.linear(h, w2, b2))
+    return lib.nn.functional.linear(h, w3, b3)
+
+
+def _tensors(lib, arrays, dt, grad=True):
+    return [lib.tensor(a, dtype=getattr(lib, dt), requires_grad=grad) for a in arrays]
+
+
+def _mlp_arrays(rng, batch=5):
+    shapes = [(12, 7), (12,), (9, 12), (9,), (4, 9), (4,)]
+    return rng.standard_normal((batch, 7)), [rng.standard_normal(s) * 0.5 for s in shapes]
+
+
+def _run_chain(arrays, dt, backend):
+    ts = _tensors(ember, arrays, dt)
+    f = ember.compile(_chain(ember), backend=backend)
+    runs = []
+    for _ in range(3):  # the first call captures; later ones reuse the buffers
+        for t in ts:
+            t.grad = None
+        out = f(*ts)
+        out.backward()
+        runs.append([out.detach().numpy()] + [t.grad.numpy() for t in ts])
+    return runs, _region()
+
+
+@pytest.mark.parametrize("dt,tol", DTYPES)
+def test_chain_forward_and_gradients_equal_unplanned_eager_and_torch(dt, tol):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((6, 5)) * 0.1, rng.standard_normal((6, 5)) * 0.1,
+              rng.uniform(1.5, 2.0, (6, 5))]
+    want = []
+    for lib in (torch, ember):
+        ts = _tensors(lib, arrays, dt)
+        out = _chain(lib)(*ts)
+        out.backward()
+        want.append([out.detach().numpy()] + [t.grad.numpy() for t in ts])
+    plain, region = _run_chain(arrays, dt, _backend(direct=False))
+    assert not region.direct and "out=" not in region.forward_src
+    direct, region = _run_chain(arrays, dt, _backend(buffers=False))
+    assert region.direct and not region.planned and "out=B" not in region.forward_src
+    planned, region = _run_chain(arrays, dt, "inductor")
+    assert "out=B" in region.forward_src and region.planned
+    # the chain runs in place on one buffer between the values backward keeps
+    assert len(region._env["_fspec"]) == 1
+    for runs in (plain, direct, planned):
+        for got in runs:
+            for g, e, w, q in zip(got, *want, plain[0]):
+                np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+                np.testing.assert_allclose(g, e, rtol=tol, atol=tol)
+                np.testing.assert_array_equal(g, q)  # the same ufuncs on the same operands
+
+
+@pytest.mark.parametrize("dt,tol", DTYPES)
+def test_mlp_train_and_inference_equal_unplanned_eager_and_torch(dt, tol):
+    rng = np.random.default_rng(1)
+    xa, pa = _mlp_arrays(rng)
+    results = {}
+    for name, lib, backend in (("torch", torch, None), ("eager", ember, None),
+                               ("plain", ember, _backend(direct=False)),
+                               ("planned", ember, "inductor")):
+        params = _tensors(lib, pa, dt)
+        x = lib.tensor(xa, dtype=getattr(lib, dt))
+        fn = (lambda x, *p: _mlp(lib, x, p))
+        if backend is not None:
+            fn = ember.compile(fn, backend=backend)
+        outs = []
+        for step in range(3):
+            for p in params:
+                p.grad = None
+            y = fn(x, *params)
+            (y * y).sum().backward()
+            outs.append([y.detach().numpy().copy()] + [p.grad.numpy() for p in params])
+            with lib.no_grad():
+                for p in params:
+                    p -= 0.1 * p.grad
+        with lib.inference_mode():
+            outs.append([fn(x, *params).numpy()])
+        results[name] = outs
+    for name in ("eager", "plain", "planned"):
+        for got, want in zip(results[name], results["torch"]):
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=tol * 10, atol=tol * 10)
+    for got, want in zip(results["planned"], results["plain"]):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_returned_outputs_never_alias_a_reused_buffer():
+    rng = np.random.default_rng(2)
+    xa, pa = _mlp_arrays(rng)
+    params = _tensors(ember, pa, "float32", grad=False)
+    f = ember.compile(lambda x, *p: _mlp(ember, x, p))
+    with ember.inference_mode():
+        x1 = ember.tensor(xa, dtype=ember.float32)
+        y1 = f(x1, *params)
+        kept = y1.numpy().copy()
+        region = _region()
+        assert len(region.planned) == 4  # both linear+relu pairs in buffers, the head fresh
+        y2 = f(x1 * 2, *params)
+        y3 = f(x1 * 3, *params)
+    np.testing.assert_array_equal(y1.numpy(), kept)  # later calls did not write over it
+    assert not np.shares_memory(y1.numpy(), y2.numpy())
+    assert not np.shares_memory(y2.numpy(), y3.numpy())
+    pool = region._env["_fpool"]
+    for bufs in pool.by_spec[region._env["_fspec"]]:
+        for b in bufs:
+            for y in (y1, y2, y3):
+                assert not np.shares_memory(b, y.numpy())
+
+
+def test_intermediate_returned_or_viewed_stays_fresh():
+    def f(x, b):
+        h = (x * 2 + b).exp()   # returned: must be its own array
+        v = (h * 3 - 1).t()     # a view of an elementwise result, returned
+        return h, v, (h * v.t()).sum()
+    rng = np.random.default_rng(3)
+    xa, ba = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    cf = ember.compile(f)
+    outs = []
+    for k in range(3):
+        x = ember.tensor(xa * (k + 1), requires_grad=True)
+        b = ember.tensor(ba, requires_grad=True)
+        h, v, s = cf(x, b)
+        outs.append((h, v, h.detach().numpy().copy(), v.detach().numpy().copy()))
+        s.backward()
+        xt = torch.tensor(xa * (k + 1), requires_grad=True)
+        bt = torch.tensor(ba, requires_grad=True)
+        ht, vt, st = f(xt, bt)
+        st.backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(b.grad.numpy(), bt.grad.numpy(), rtol=1e-12)
+    for h, v, hc, vc in outs:  # untouched by the later calls
+        np.testing.assert_array_equal(h.detach().numpy(), hc)
+        np.testing.assert_array_equal(v.detach().numpy(), vc)
+
+
+def test_two_forwards_before_backward_keep_their_saved_values():
+    rng = np.random.default_rng(4)
+    xa, pa = _mlp_arrays(rng)
+    grads = {}
+    for lib in (torch, ember):
+        params = _tensors(lib, pa, "float64")
+        fn = (lambda x, *p: _mlp(lib, x, p).tanh().sum())
+        if lib is ember:
+            fn = ember.compile(fn)
+        x1 = lib.tensor(xa)
+        x2 = lib.tensor(xa * -1.5)
+        fn(x1, *params)  # capture
+        for p in params:
+            p.grad = None
+        l1 = fn(x1, *params)
+        l2 = fn(x2, *params)  # a second forward reuses the buffers before l1's backward
+        l1.backward()
+        g1 = [p.grad.numpy().copy() for p in params]
+        l2.backward()
+        grads[lib.__name__] = g1 + [p.grad.numpy() for p in params]
+    for g, w in zip(grads["ember"], grads["torch"]):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_concurrent_calls_take_separate_buffer_sets():
+    rng = np.random.default_rng(5)
+    xa, pa = _mlp_arrays(rng, batch=64)
+    params = _tensors(ember, pa, "float64", grad=False)
+    f = ember.compile(lambda x, *p: _mlp(ember, x, p))
+    xs = [ember.tensor(xa * (k + 1)) for k in range(4)]
+    with ember.no_grad():
+        want = [_mlp(ember, x, params).numpy() for x in xs]
+        f(xs[0], *params)
+    errors = []
+
+    def work(k):
+        try:
+            with ember.no_grad():
+                for _ in range(200):
+                    np.testing.assert_array_equal(f(xs[k], *params).numpy(), want[k])
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_buffers_are_shared_between_values_whose_lifetimes_do_not_overlap():
+    def f(x, w1, w2, w3):
+        h = (x @ w1).relu()       # into a buffer
+        h = (h @ w2).relu()       # a product cannot write over its input: a second buffer
+        return (h @ w3).sum()     # the first buffer is free again for this product
+    rng = np.random.default_rng(6)
+    ts = [ember.tensor(rng.standard_normal(s)) for s in ((8, 8), (8, 8), (8, 8), (8, 8))]
+    cf = ember.compile(f)
+    with ember.no_grad():
+        got = cf(*ts)
+        got = cf(*ts)
+        want = f(*ts)
+    region = _region()
+    assert len(region.planned) == 5 and len(region._env["_fspec"]) == 3  # 2 + relu's zeros
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_a_dynamic_batch_gets_buffers_of_its_own_size():
+    rng = np.random.default_rng(7)
+    _, pa = _mlp_arrays(rng)
+    params = _tensors(ember, pa, "float32", grad=False)
+    f = ember.compile(lambda x, *p: _mlp(ember, x, p))
+    with ember.no_grad():
+        for b in (3, 5, 8, 11, 5):
+            x = ember.tensor(rng.standard_normal((b, 7)), dtype=ember.float32)
+            np.testing.assert_array_equal(f(x, *params).numpy(),
+                                          _mlp(ember, x, params).numpy())
