@@ -31,10 +31,14 @@ Optimizer steps (``optim_step.py``, NOTE [ Compiled optimizer steps ]): ``ember.
 is one generated update over every parameter's arrays; ``opt.step()`` inside a compiled function
 still breaks the graph, but runs that generated update.
 
-Not done (see docs/compile.md): dynamic shapes (a new shape recompiles), partial graphs around
-a break (the whole function runs eagerly).
+Dynamic shapes (``dynamic.py``, NOTE [ Dynamic compiled graphs ]): a second size on a
+dimension makes the graph size-generic for it (``dynamic=None``, PyTorch's automatic
+dynamic; ``mark_dynamic``; ``dynamic=False`` specialises every size).
+
+Not done (see docs/compile.md): partial graphs around a break (the whole function runs
+eagerly).
 """
-from . import config
+from . import config, utils
 from .eval_frame import (OptimizedModule, optimize, explain, reset, disable, is_compiling,
                          ExplainOutput, BreakReason)
 from .backends import register_backend, lookup_backend, list_backends
@@ -46,13 +50,31 @@ __all__ = ["config", "OptimizedModule", "optimize", "explain", "reset", "disable
            "mark_static", "allow_in_graph"]
 
 
+def _dims(t, index) -> set:
+    from .._tensor import Tensor
+    if not isinstance(t, Tensor):
+        raise TypeError(f"mark_dynamic/mark_static expect a tensor, got {type(t).__name__}")
+    dims = [index] if isinstance(index, int) else list(index)
+    for d in dims:
+        if not -t.dim() <= d < max(t.dim(), 1):
+            raise IndexError(f"Dimension out of range (expected to be in range of "
+                             f"[{-t.dim()}, {t.dim() - 1}], but got {d})")
+    return {d % t.dim() for d in dims}
+
+
 def mark_dynamic(t, index, **kwargs) -> None:
-    """Accepted for PyTorch scripts: ember's graphs have static shapes (a new size
-    recompiles, in milliseconds)."""
+    """Mark dimension(s) ``index`` of ``t`` dynamic: when it is called at a second size the
+    compiled function gets one size-generic graph for them, even under ``dynamic=False``
+    (NOTE [ Dynamic compiled graphs ]); ``min``/``max`` are accepted."""
+    dims = _dims(t, index)
+    t._dynamo_dynamic_indices = getattr(t, "_dynamo_dynamic_indices", set()) | dims
 
 
 def mark_static(t, index=None) -> None:
-    """Accepted for PyTorch scripts: shapes are static already."""
+    """Mark dimension(s) ``index`` of ``t`` (all when ``None``) static: a new size there
+    recompiles a specialised graph, never a dynamic one."""
+    dims = set(range(t.dim())) if index is None else _dims(t, index)
+    t._dynamo_static_indices = getattr(t, "_dynamo_static_indices", set()) | dims
 
 
 def allow_in_graph(fn):

@@ -23,6 +23,8 @@ from ..nn import Module
 from ..optim.optimizer import Optimizer
 from ..fx.experimental.proxy_tensor import OpRecorder, flatten, record
 from .optim_step import CompiledStep, routed_steps, optimizer_of, capture_hook
+from .dynamic import DynamicGraph, NotDynamic, general_leaf
+from .utils import counters
 from ..optim import optimizer as _optmod
 
 __all__ = ["OptimizedModule", "optimize", "explain", "reset", "disable", "is_compiling",
@@ -180,7 +182,7 @@ class _Entry:
     """One compiled version of a function, valid while its guards hold."""
 
     __slots__ = ("key", "owned", "cells", "values", "run", "breaks", "side", "gm", "compiled",
-                 "compile_time", "unsupported", "steps")
+                 "compile_time", "unsupported", "steps", "template", "dynamic")
 
     def ok(self) -> bool:
         for d, k, t, shape, rg in self.owned:
@@ -199,6 +201,8 @@ class _CodeCache:
     def __init__(self):
         self.entries = {}
         self.warned = False
+        self.instances = {}  # exact key -> entry of a dynamic graph's instance (dynamic.py)
+        self.dynamic = []    # (general key, dims, DynamicGraph, template entry)
 
 
 def _limit() -> int:
@@ -359,6 +363,10 @@ class _Compiled:
         if cache is None:
             cache = _CACHE[self.code] = _CodeCache()
         entry = cache.entries.get(key)
+        if entry is None:
+            entry = cache.instances.get(key)
+            if entry is None and cache.dynamic:
+                entry = _dynamic_instance(cache, key, leaves)
         if entry is not None:
             if entry.ok():
                 if entry.run is None:  # a graph break: the whole function runs eagerly
@@ -373,7 +381,9 @@ class _Compiled:
                 return out
             reason = ("a parameter or captured tensor was re-assigned or changed shape, or a "
                       "module attribute or global it read changed")
-            del cache.entries[key]
+            cache.entries.pop(key, None)
+            cache.instances.pop(key, None)
+            cache.dynamic = [d for d in cache.dynamic if d[3] is not entry.template]
         else:
             reason = _what_changed(cache, key)
         if len(cache.entries) >= _limit():
@@ -390,12 +400,17 @@ class _Compiled:
         result, entry = self._capture(args, kwargs, leaves)
         entry.key = key
         cache.entries[key] = entry
+        if entry.run is not None and (self.dynamic is not False or _marked(leaves)):
+            _make_dynamic(cache, key, entry, leaves, self.dynamic, self.compiler)
         return result
 
     def _capture(self, args, kwargs, leaves):
         """Run ``fn`` for real under the recorder; build the entry the next calls replay."""
         t0 = time.perf_counter()
         allmods, owned, cells, plain = self._disc = _discover(self.fn)
+        for v in leaves:  # a module passed as an argument: its parameters are not constants
+            if isinstance(v, Module):
+                allmods = allmods + [m for m in v.modules() if m not in allmods]
         owners = _owners(allmods, owned)
         known = [t for m in allmods for t in (*m._parameters.values(), *m._buffers.values(),
                                                *m.__dict__.values())
@@ -416,6 +431,8 @@ class _Compiled:
             _capturing.pop()
         rec.check_rng("at the end")
         entry = _Entry()
+        entry.template = entry  # an instance of a dynamic graph points at the entry it copies
+        entry.dynamic = None
         entry.side = []
         entry.gm = entry.compiled = None
         entry.unsupported = None
@@ -458,6 +475,9 @@ class _Compiled:
                 cap.brk(f"a Python side effect: the function changed {changed[0]!r} (a module "
                         "attribute or global), which a compiled replay would not")
                 break
+        counters["frames"]["total"] += 1
+        for b in cap.breaks:
+            counters["graph_break"][b.reason] += 1
         if cap.breaks:
             entry.run = None
             if _log_on("breaks") or _log_on("graph_breaks"):
@@ -470,6 +490,10 @@ class _Compiled:
                     d, k = owners[id(t)]
                     entry.owned.append((d, k, t, t._data.shape, t._requires_grad))
             gm = entry.gm = recording.graph_module()
+            counters["frames"]["ok"] += 1
+            counters["stats"]["unique_graphs"] += 1
+            counters["stats"]["calls_captured"] += sum(1 for n in gm.graph.nodes
+                                                       if n.op == "call_function")
             compiled = entry.compiled = self.compiler(gm, leaves)
             entry.unsupported = getattr(gm, "meta_unsupported", None)
             entry.run = compiled
@@ -481,6 +505,102 @@ class _Compiled:
         entry.compile_time = time.perf_counter() - t0
         self.explained = entry
         return recording.result, entry
+
+
+def _marked(leaves) -> bool:
+    """Whether an input carries ``mark_dynamic`` dimensions (dynamic even if dynamic=False)."""
+    return any(getattr(t, "_dynamo_dynamic_indices", None) for t in leaves
+               if isinstance(t, Tensor))
+
+
+def _general_key(key, dims: dict):
+    """The guard key with the sizes of the dynamic ``dims`` (leaf index -> dims) left out."""
+    token, k = key
+    leaves = tuple(general_leaf(lk, dims.get(i)) for i, lk in enumerate(k[6]))
+    return (token, k[:6] + (leaves,) + k[7:])
+
+
+def _changed_dims(old, new, leaves, dynamic):
+    """Leaf index -> dims whose size differs between two guard keys that differ only there,
+    or ``None`` when they differ otherwise or a dim may not be dynamic (sizes 0/1,
+    ``mark_static``, ``dynamic=False`` without ``mark_dynamic``)."""
+    if old[0] != new[0] or old[1][:6] != new[1][:6] or old[1][7:] != new[1][7:]:
+        return None
+    ko, kn = old[1][6], new[1][6]
+    if len(ko) != len(kn):
+        return None
+    dims = {}
+    for i, (a, b) in enumerate(zip(ko, kn)):
+        if a == b:
+            continue
+        if len(a) != 5 or len(b) != 5 or a[0] != b[0] or a[3:] != b[3:] or \
+                len(a[1]) != len(b[1]):
+            return None
+        ds = {d for d, (x, y) in enumerate(zip(a[1], b[1])) if x != y}
+        t = leaves[i]
+        marked = getattr(t, "_dynamo_dynamic_indices", set())
+        static = getattr(t, "_dynamo_static_indices", set())
+        for d in ds:
+            if min(a[1][d], b[1][d]) < 2 or d in static or (dynamic is False and
+                                                            d not in marked):
+                return None
+        if general_leaf(a, ds) != general_leaf(b, ds):  # a layout change, not a size
+            return None
+        dims[i] = ds
+    return dims or None
+
+
+def _make_dynamic(cache, key, entry, leaves, dynamic, compiler) -> None:
+    """After a capture at a new size: make the graph size-generic with an earlier version of
+    the same code that differs only in sizes (NOTE [ Dynamic compiled graphs ])."""
+    for old_key, old in list(cache.entries.items()):
+        if old is entry or old.run is None:
+            continue
+        dims = _changed_dims(old_key, key, leaves, dynamic)
+        if dims is None:
+            continue
+        for dk, ddims, _, _ in cache.dynamic:  # dims already dynamic for this code stay so
+            if _general_key(key, ddims) == dk:
+                for i, ds in ddims.items():
+                    dims[i] = dims.get(i, set()) | ds
+        try:
+            dg = DynamicGraph(old.gm, entry.gm, compiler, dims)
+        except NotDynamic as e:
+            if _log_on("dynamic") or _log_on("recompiles"):
+                print(f"[ember.compile] sizes stay static: {e}", file=sys.stderr)
+            return
+        gk = _general_key(key, dims)
+        cache.dynamic = [d for d in cache.dynamic if d[0] != gk]
+        cache.dynamic.append((gk, dims, dg, entry))
+        entry.dynamic = dg
+        counters["stats"]["dynamic_graphs"] += 1
+        if _log_on("dynamic") or _log_on("recompiles"):
+            shown = {i: sorted(ds) for i, ds in dims.items()}
+            print(f"[ember.compile] dims {shown} (input: dims) are dynamic from now on",
+                  file=sys.stderr)
+        return
+
+
+def _dynamic_instance(cache, key, leaves):
+    """An entry that runs a dynamic graph at these sizes, or ``None``."""
+    for gk, dims, dg, tmpl in cache.dynamic:
+        if _general_key(key, dims) != gk or not dg.ok(leaves):
+            continue
+        entry = _Entry()
+        for name in _Entry.__slots__:
+            setattr(entry, name, getattr(tmpl, name))
+        entry.key = key
+        inst = dg.instances.get(tuple(leaves[i]._data.shape for i in dg.dims))
+        if inst is None:
+            def first(*leaves, entry=entry, dg=dg):
+                out = dg(*leaves)  # replays the graph; the code for this size is made
+                entry.run = dg.instances[tuple(leaves[i]._data.shape for i in dg.dims)]
+                return out
+            inst = first
+        entry.run = inst
+        cache.instances[key] = entry
+        return entry
+    return None
 
 
 def _uniform(t) -> bool:
@@ -530,7 +650,8 @@ def disable(fn=None, recursive: bool = True, *, reason: str = None):
 
 
 def reset() -> None:
-    """Forget every compiled entry (PyTorch's ``torch.compiler.reset``)."""
+    """Forget every compiled entry (PyTorch's ``torch.compiler.reset``; ``counters`` stay, as
+    PyTorch's)."""
     _CACHE.clear()
 
 

@@ -23,7 +23,7 @@ import operator
 
 from ...autograd.modes import Op
 
-__all__ = ["Sym", "diff", "DimTable", "SYM_SIZE", "symbolize", "NotSymbolic"]
+__all__ = ["Sym", "diff", "DimTable", "SYM_SIZE", "FULL", "symbolize", "NotSymbolic"]
 
 
 class Sym:
@@ -161,13 +161,35 @@ def _sym_size(t, dim: int) -> int:
 SYM_SIZE = Op(_sym_size, "sym_size")
 
 
-def symbolize(graph, graph2, constants: dict, constants2: dict) -> list:
+def _fill_value(t):
+    """The one value a tensor holds everywhere (``None`` when not uniform or empty)."""
+    a = t._data
+    if a.size == 0:
+        return None
+    v = a.reshape(-1)[0]
+    return v.item() if bool((a == v).all()) else None
+
+
+def _full(size, fill_value, dtype):
+    """``full(size, fill_value)`` of a backend dtype (a uniform constant with sizes)."""
+    from ... import full
+    from ..._dtype import from_np
+    return full(size, fill_value, dtype=from_np(dtype))
+
+
+FULL = Op(_full, "full")
+
+
+def symbolize(graph, graph2, constants: dict, constants2: dict,
+              fill_constants: bool = False) -> list:
     """Rewrite ``graph`` so that every int argument that differs in ``graph2`` (the same
     code captured with some input dimensions grown; placeholders' ``meta["val"]`` are the
     inputs) is computed from the inputs' sizes.  ``constants``: get_attr name -> value
     (a namedtuple extra that changes is rebuilt by a node; its entry is dropped).  Returns
     the problems, one line each (ops that differ, a size no expression gives, a value that
-    is not an int but changes); ``graph`` is changed only when there are none."""
+    is not an int but changes); ``graph`` is changed only when there are none.
+    ``fill_constants``: a tensor constant holding one value everywhere whose shape follows
+    the inputs (an RNN's zero initial state) becomes a ``full`` node (``FULL``)."""
     from ..node import Node
     nodes, nodes2 = list(graph.nodes), list(graph2.nodes)
     name = _op_name
@@ -196,6 +218,12 @@ def symbolize(graph, graph2, constants: dict, constants2: dict) -> list:
             if n.op == "get_attr":
                 ca, cb = constants.get(n.target), constants2.get(m.target)
                 if hasattr(ca, "_data"):
+                    if tuple(ca.shape) != tuple(cb.shape) and fill_constants and \
+                            not ca.requires_grad and ca.dtype == cb.dtype and \
+                            _fill_value(ca) is not None and _fill_value(ca) == _fill_value(cb):
+                        shape = diff(tuple(ca.shape), tuple(cb.shape))
+                        plan.append((n, "full", (shape, _fill_value(ca), ca._data.dtype)))
+                        continue
                     if tuple(ca.shape) != tuple(cb.shape):
                         problems.append(f"a tensor constant of shape {tuple(ca.shape)} "
                                         f"(`{n.target}`) becomes {tuple(cb.shape)}")
@@ -260,8 +288,11 @@ def symbolize(graph, graph2, constants: dict, constants2: dict) -> list:
                  u.all_input_nodes]
         anchor = users[0] if users else first_op
         with graph.inserting_before(anchor):
-            fields = fill(tuple(new))  # a namedtuple extra: a node calls its class
-            built_node = graph.call_function(type(new), fields)
+            if kind == "full":
+                built_node = graph.call_function(FULL, (fill(new[0]),) + new[1:])
+            else:
+                fields = fill(tuple(new))  # a namedtuple extra: a node calls its class
+                built_node = graph.call_function(type(new), fields)
         n.replace_all_uses_with(built_node)
         graph.erase_node(n)
         constants.pop(n.target, None)

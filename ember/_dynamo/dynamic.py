@@ -1,0 +1,136 @@
+"""Dynamic shapes: one captured graph for every size of a dimension that varies.
+
+NOTE [ Dynamic compiled graphs ]
+ember's ops keep sizes as Python ints in their arguments (``view(x, (4, 5))``), so one capture
+cannot tell a batch size from a constant.  When a call at a new size recompiles, the two
+captures of the same code differ only in those ints; ``DynamicGraph`` turns each one into an
+expression over the inputs' sizes (``symbolize``, NOTE [ Sizes from two captures ]: a
+dimension, a product, a dimension times or plus a constant; anything else keeps the graph
+static) and keeps that size-generic graph.  At a size not seen before it does not run the
+user's Python again: it replays the graph op by op under the recorder (``_replay``: eager
+autograd, so this call's numbers and gradients are eager's, random ops draw from the same
+stream), and hands the recording to the backend, so the generated code, whose buffers are
+planned for static shapes (NOTE [ Planned buffers ]), is specialised per size and cached
+(milliseconds; ``counters["stats"]["dynamic_instances"]``).  No Python re-capture, no new
+guard entry: a varying batch size or sequence length stops recompiling.
+
+Guards (what the two captures assumed, checked before an instance runs): the rank, dtype and
+layout of every input, the static dimensions' sizes (the general key), each dynamic dimension
+>= 2 (sizes 0 and 1 are specialised, as PyTorch's: broadcasting and squeezes depend on them),
+and dynamic dimensions that were equal in both captures still equal.  Limit: relations are
+read from two points, so a size that is a non-linear function of a dimension and happened to
+be the same at both sizes (``n // 4`` at n = 2 and 3) stays baked.
+"""
+from __future__ import annotations
+
+from .._tensor import Tensor
+from ..autograd.modes import Op, dispatch
+from ..fx.experimental.proxy_tensor import COPY_, OpRecorder, record
+from ..fx.experimental.symbolic_shapes import FULL, SYM_SIZE, symbolize
+from ..fx.node import map_arg
+from .utils import counters
+
+__all__ = ["DynamicGraph", "general_leaf", "NotDynamic"]
+
+
+class NotDynamic(Exception):
+    """The two compiled versions differ in something sizes cannot explain."""
+
+
+def _contiguous(shape, strides, itemsize) -> bool:
+    want = itemsize
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n > 1 and s != want:
+            return False
+        want *= n
+    return True
+
+
+def general_leaf(k, dims):
+    """A leaf's guard key with the sizes of ``dims`` left out (``_leaf_key``'s form)."""
+    if not dims or k[0] in ("id",) or len(k) != 5:
+        return k
+    typ, shape, strides, dtype, rg = k
+    lay = "C" if _contiguous(shape, strides, dtype.itemsize) else strides
+    return (typ, tuple(None if i in dims else n for i, n in enumerate(shape)), lay, dtype, rg)
+
+
+class DynamicGraph:
+    """A size-generic graph from two captures (NOTE [ Dynamic compiled graphs ]).
+
+    ``graph(*leaves)`` runs the compiled instance for the leaves' sizes (made on first use);
+    ``ok(leaves)`` checks the guards the two captures assumed."""
+
+    def __init__(self, gm_a, gm_b, compiler, dims: dict):
+        from ..fx.graph import Graph
+        self.dims = dims              # leaf index -> dynamic dimensions
+        g = Graph()
+        out = g.graph_copy(gm_a.graph, {})
+        g.output(out)
+        consts = {n.target: getattr(gm_a, n.target) for n in gm_a.graph.nodes
+                  if n.op == "get_attr"}
+        consts_b = {n.target: getattr(gm_b, n.target) for n in gm_b.graph.nodes
+                    if n.op == "get_attr"}
+        problems = symbolize(g, gm_b.graph, consts, consts_b, fill_constants=True)
+        if problems:
+            raise NotDynamic(problems[0])
+        self.graph, self.consts, self.compiler = g, consts, compiler
+        self.known = [v for v in consts.values() if isinstance(v, Tensor)]
+        vals = [[n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"]
+                for gm in (gm_a, gm_b)]
+        groups = {}  # dynamic dims equal in both captures: the graph may rely on it
+        for i, ds in dims.items():
+            for d in ds:
+                groups.setdefault((vals[0][i].shape[d], vals[1][i].shape[d]), []).append((i, d))
+        self.equal = [grp for grp in groups.values() if len(grp) > 1]
+        self.instances = {}
+
+    def ok(self, leaves) -> bool:
+        for i, ds in self.dims.items():
+            shape = leaves[i]._data.shape
+            for d in ds:
+                if shape[d] < 2:  # 0 and 1 are specialised
+                    return False
+        for grp in self.equal:
+            i0, d0 = grp[0]
+            n = leaves[i0]._data.shape[d0]
+            if any(leaves[i]._data.shape[d] != n for i, d in grp[1:]):
+                return False
+        return True
+
+    def __call__(self, *leaves):
+        key = tuple(leaves[i]._data.shape for i in self.dims)
+        inst = self.instances.get(key)
+        if inst is not None:
+            return inst(*leaves)
+        rec = OpRecorder(forward_only=True)
+        recording = record(lambda *a: self._replay(a), leaves, known=self.known, recorder=rec)
+        gm = recording.graph_module()
+        self.instances[key] = self.compiler(gm, list(leaves))
+        counters["stats"]["dynamic_instances"] += 1
+        return recording.result
+
+    def _replay(self, leaves):
+        """Run the graph's ops on ``leaves`` with eager autograd, each offered to the modes."""
+        env = {}
+        it = iter(leaves)
+        for n in self.graph.nodes:
+            if n.op == "placeholder":
+                env[n] = next(it)
+                continue
+            if n.op == "get_attr":
+                env[n] = self.consts[n.target]
+                continue
+            args = map_arg(n.args, env.__getitem__)
+            if n.op == "output":
+                return args[0]
+            kwargs = map_arg(n.kwargs, env.__getitem__)
+            f = n.target
+            if isinstance(f, Op) and f is not SYM_SIZE and f is not COPY_ and \
+                    not isinstance(getattr(f._fn, "__self__", None), type):
+                # an offered function or a dropout mask: a node of the recording, not a
+                # constant (the recorder sees Function ops and in-place writes by itself)
+                env[n] = dispatch(f, args, kwargs, f._fn)
+            else:
+                env[n] = f(*args, **kwargs)
+        return None
