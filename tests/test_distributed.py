@@ -234,6 +234,81 @@ def test_launcher_help_and_bad_nproc():
     assert out.returncode != 0 and "at least 1" in out.stderr
 
 
+# ---- Slurm: the recipe of docs/distributed.md, where Slurm runs --------------------------
+def _slurm_works():
+    """Why Slurm jobs cannot run here, or None (Slurm cannot be a pip dependency)."""
+    if shutil.which("sbatch") is None or shutil.which("salloc") is None:
+        return "Slurm is not installed (no sbatch/salloc on PATH); it is no pip package"
+    try:
+        r = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True,
+                           timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "sinfo did not answer"
+    if r.returncode != 0 or "up" not in r.stdout:
+        return f"no Slurm controller with a partition up answers: {r.stderr[-300:]}"
+    return _mpiexec_works()
+
+
+SLURM_TRAIN = """import os, sys
+import ember, ember.distributed as dist
+from ember.nn.parallel import DistributedDataParallel as DDP
+dist.init_process_group("mpi")
+rank, world = dist.get_rank(), dist.get_world_size()
+t = ember.ones(3) * (rank + 1)
+dist.all_reduce(t)
+ember.manual_seed(rank)
+net = DDP(ember.nn.Linear(4, 2))
+net(ember.ones(5, 4) * rank).sum().backward()
+g = net.module.weight.grad[0, 0].item()
+print(f"RANK {rank} {world} {os.environ.get('LOCAL_RANK')} {t[0].item()} {g} {sys.argv[1:]}")
+dist.destroy_process_group()
+"""
+
+
+def _slurm_ranks(out):
+    """The (rank, world, local rank, all-reduce, grad) lines of a 2-rank SLURM_TRAIN job."""
+    # rank r's input is ones * r, so weight's gradient is 5 r per rank and 2.5 on average
+    return sorted(ln.split()[1:6] for ln in out.splitlines() if ln.startswith("RANK "))
+
+
+def _docs_job_script():
+    """The batch script of docs/distributed.md's Slurm section, verbatim."""
+    with open(os.path.join(ROOT, "docs", "distributed.md")) as f:
+        text = f.read()
+    section = text[text.index("### Slurm"):]
+    return section[section.index("```bash\n") + 8:section.index("```\n", 10)]
+
+
+def test_slurm_sbatch_runs_the_documented_script(tmp_path):
+    why = _slurm_works()
+    if why is not None:
+        pytest.skip(why)
+    (tmp_path / "train.py").write_text(SLURM_TRAIN)
+    (tmp_path / "job.sh").write_text(_docs_job_script())
+    # command-line options override the script's #SBATCH lines: 1 node x 2 ranks here
+    r = subprocess.run(["sbatch", "--wait", "--nodes=1", "--ntasks-per-node=2",
+                        "--cpus-per-task=1", "--time=5", f"--output={tmp_path}/job.out",
+                        "job.sh"], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path, env=ENV)
+    out = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
+    assert r.returncode == 0, r.stdout + r.stderr + out
+    assert _slurm_ranks(out) == [["0", "2", "0", "3.0", "2.5"], ["1", "2", "1", "3.0", "2.5"]]
+    assert out.count("['--epochs', '90']") == 2, out
+
+
+def test_slurm_salloc_mpiexec(tmp_path):
+    why = _slurm_works()
+    if why is not None:
+        pytest.skip(why)
+    (tmp_path / "train.py").write_text(SLURM_TRAIN)
+    r = subprocess.run(["salloc", "-N", "1", "-n", "2", "--time=5", "mpiexec", "-n", "2",
+                        sys.executable, "train.py"], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path, env=ENV)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _slurm_ranks(r.stdout) == [["0", "2", "None", "3.0", "2.5"],
+                                      ["1", "2", "None", "3.0", "2.5"]]
+
+
 # ---- faults: a rank that raises, is killed or hangs ends the job instead of hanging it ------
 FAULTS = {
     "raises": "raise ValueError('rank 1 fails on purpose')",
