@@ -5,13 +5,17 @@ See the design note in ``ember/_dynamo/__init__.py`` for the life of one call.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import copy
 import functools
 import inspect
 import itertools
+import operator
 import os
 import sys
 import time
 import warnings
+import weakref
 
 from . import config
 from .backends import lookup_backend
@@ -21,8 +25,10 @@ from .._state import state
 from .._tensor import Tensor, _version_counter
 from ..nn import Module
 from ..optim.optimizer import Optimizer
-from ..fx.experimental.proxy_tensor import OpRecorder, flatten, record
-from .optim_step import CompiledStep, routed_steps, optimizer_of, capture_hook
+from ..autograd import modes as _modes
+from ..fx.experimental.proxy_tensor import OpRecorder, flatten, record, unflatten
+from .optim_step import (CompiledStep, routed_steps, optimizer_of, capture_hook,
+                         compiled_step_for)
 from .dynamic import DynamicGraph, NotDynamic, general_leaf
 from .utils import counters
 from ..optim import optimizer as _optmod
@@ -89,6 +95,28 @@ class _Capture:
         self.fullgraph = fullgraph
         self.breaks = []
         self.stepped = set()  # ids of parameters a compiled optimizer step wrote
+        self.rec = None
+        # NOTE [ Compiled training steps ]: (kind, payload, nodes recorded so far) of each
+        # backward(), zero_grad(), optimizer step and item() the function ran
+        self.events = []
+        self.in_backward = False  # a recorded backward() runs: its ops are not breaks
+        self.quiet = 0            # zero_grad() runs: its .grad writes are not breaks
+
+    def event(self, kind: str, *payload) -> None:
+        self.events.append((kind, payload, _n_ops(self.rec.graph) if self.rec else 0))
+
+    @contextlib.contextmanager
+    def suspended(self):
+        """The recorder off the mode stack (an optimizer step's eager first update)."""
+        rec = self.rec
+        if rec is None or rec not in state.modes:
+            yield
+            return
+        _modes.pop(rec)
+        try:
+            yield
+        finally:
+            _modes.push(rec)
 
     def brk(self, what: str) -> None:
         stack = _user_stack()
@@ -97,6 +125,12 @@ class _Capture:
             raise Unsupported(f"graph break under fullgraph=True: {what}{where}")
         if not any(b.reason == what for b in self.breaks):
             self.breaks.append(BreakReason(what, stack))
+
+
+def _n_ops(graph) -> int:
+    """Ops recorded so far (a result's ``getitem``, made when it is first used, is none)."""
+    return sum(1 for n in graph.nodes if n.op == "call_function" and
+               n.target is not operator.getitem)
 
 
 def _gen_state():
@@ -115,7 +149,9 @@ class _Recorder(OpRecorder):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if state.in_backward:
-            self.cap.brk("Tensor.backward() or autograd.grad() inside the compiled function")
+            if not self.cap.in_backward:
+                self.cap.brk("autograd.grad()/autograd.backward(), or a backward() the "
+                             "program cannot hold, inside the compiled function")
         elif func.__name__ in DATA_DEPENDENT:
             self.cap.brk(f"{func.__name__} (its output shape depends on the data)")
         # an op may draw random numbers itself (attention dropout): a replay draws them
@@ -159,15 +195,35 @@ class _Patches:
             return orig(*args, **kwargs)
         return patched
 
+    def _set(self, owner, name, fn):
+        self.saved.append((owner, name, owner.__dict__.get(name)))
+        setattr(owner, name, fn)
+
     def __enter__(self):
+        rec = self.rec
+        cap = rec.cap
         for name, what in _BREAKING_METHODS.items():
             orig = getattr(Tensor, name, None)
             if orig is None:
                 continue
-            self.saved.append((Tensor, name, Tensor.__dict__.get(name)))
-            setattr(Tensor, name, self._wrap(orig, what))
+            self._set(Tensor, name, self._wrap(orig, what) if name != "item" else
+                      _item_patch(orig, rec))
         self.saved.append((builtins, "print", builtins.print))
         builtins.print = self._wrap(builtins.print, "print() (a Python side effect)")
+        # NOTE [ Compiled training steps ]: backward(), zero_grad() and .grad writes
+        self._set(Tensor, "backward", _backward_patch(Tensor.backward, rec))
+        for owner in (Optimizer, Module):
+            self._set(owner, "zero_grad", _zero_grad_patch(owner.zero_grad, rec))
+        grad = Tensor.__dict__["grad"]
+
+        def set_grad(t, value):
+            if rec in state.modes and not cap.quiet:
+                cap.brk("a .grad assigned in Python (not by zero_grad())")
+            grad.__set__(t, value)
+        self._set(Tensor, "grad", property(grad.fget, set_grad, grad.fdel, grad.__doc__))
+        for name in ("register_hook", "retain_grad"):
+            orig = Tensor.__dict__[name]
+            self._set(Tensor, name, _hook_patch(orig, rec, name))
         return self
 
     def __exit__(self, *exc):
@@ -176,6 +232,162 @@ class _Patches:
                 delattr(owner, name)
             else:
                 setattr(owner, name, orig)
+
+
+def _item_patch(orig, rec):
+    """``Tensor.item`` while capturing: an event (its value may only be returned)."""
+    @functools.wraps(orig)
+    def item(self):
+        v = orig(self)
+        if rec in state.modes:
+            rec.cap.event("item", self, v)
+        return v
+    return item
+
+
+def _backward_patch(orig, rec):
+    """``Tensor.backward`` while capturing: an event, when the program can hold it."""
+    @functools.wraps(orig)
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        cap = rec.cap
+        if rec not in state.modes or cap.in_backward:
+            return orig(self, gradient, retain_graph, create_graph, inputs)
+        if create_graph or retain_graph or inputs is not None:
+            cap.brk("backward(create_graph=, retain_graph= or inputs=) inside the compiled "
+                    "function")
+        else:
+            cap.event("backward", self, gradient)
+        cap.in_backward = True
+        try:
+            return orig(self, gradient, retain_graph, create_graph, inputs)
+        finally:
+            cap.in_backward = False
+    return backward
+
+
+def _zero_grad_patch(orig, rec):
+    """``Optimizer.zero_grad``/``Module.zero_grad`` while capturing: an event."""
+    @functools.wraps(orig)
+    def zero_grad(self, set_to_none: bool = True):
+        cap = rec.cap
+        if rec not in state.modes:
+            return orig(self, set_to_none)
+        cap.event("zero_grad", self, set_to_none)
+        cap.quiet += 1
+        try:
+            with cap.suspended():  # writes arrays (set_to_none=False): no ops to record
+                return orig(self, set_to_none)
+        finally:
+            cap.quiet -= 1
+    return zero_grad
+
+
+def _hook_patch(orig, rec, name):
+    """``register_hook``/``retain_grad`` on a non-leaf while capturing: a break (the compiled
+    backward has no node for the tensor to hook)."""
+    @functools.wraps(orig)
+    def patched(self, *args, **kwargs):
+        if rec in state.modes and self._grad_fn is not None:
+            rec.cap.brk(f"Tensor.{name}() on a tensor the graph computes")
+        return orig(self, *args, **kwargs)
+    return patched
+
+
+class _Program:
+    """A compiled training step (NOTE [ Compiled training steps ]): the graph's compiled
+    forward, then the recorded ``zero_grad``/``backward``/optimizer steps/``item`` in their
+    order, on the graph's outputs."""
+
+    def __init__(self, run, pre, post, items, spec):
+        self.run = run          # the backend's callable: returns (result, extras)
+        self.pre = pre          # zero_grad calls made before the forward's last op
+        self.post = post        # (kind, payload) after it
+        self.items = items      # result leaf position -> extras index (an item() value)
+        self.spec = spec        # how to rebuild the result from its leaves
+
+    def __call__(self, *leaves):
+        for ref, set_to_none in self.pre:
+            ref().zero_grad(set_to_none)
+        result, extras = self.run(*leaves)
+        for kind, a, b in self.post:
+            if kind == "backward":
+                extras[a].backward(None if b is None else extras[b])
+            elif kind == "zero_grad":
+                a().zero_grad(b)
+            else:  # "step"
+                compiled_step_for(a())()
+        if self.items:
+            flat, _ = flatten(result)
+            for pos, k in self.items.items():
+                flat[pos] = extras[k].item()
+            result = unflatten(flat, self.spec)
+        return result
+
+
+def _program(cap, rec, recording):
+    """Check the events a capture recorded and turn the graph into a program's graph (its
+    output gains the tensors the events use); returns what ``_Program`` needs, or ``None``
+    after a break (NOTE [ Compiled training steps ])."""
+    events = cap.events
+    if not events:
+        return None
+    out = list(rec.graph.nodes)[-1]
+    end = _n_ops(rec.graph)  # events after the forward's last op
+    extras, pre, post, items = [], [], [], {}
+
+    def extra(t):
+        if not isinstance(t, Tensor) or (id(t) not in rec._nodes and
+                                         id(t._data) not in rec._by_data):
+            return None
+        extras.append(rec.node_of(t))
+        return len(extras) - 1
+    result_leaves, spec = flatten(recording.result)
+    n_backward = sum(1 for e in events if e[0] == "backward")
+    for kind, payload, pos in events:
+        if pos < end and kind != "zero_grad":
+            cap.brk(f"{_EVENT_NAMES[kind]} before ops the function runs after it (the "
+                    "compiled forward runs first)")
+            return None
+        if kind == "zero_grad":
+            fn = type(payload[0]).zero_grad
+            if fn not in (Optimizer.zero_grad, Module.zero_grad) and \
+                    getattr(fn, "__wrapped__", None) not in (Optimizer.zero_grad,
+                                                            Module.zero_grad):
+                cap.brk(f"{type(payload[0]).__name__}.zero_grad() overridden")
+                return None
+            # held weakly: the cache must not keep an optimizer alive (the function holds it)
+            if pos < end:
+                pre.append((weakref.ref(payload[0]), payload[1]))
+            else:
+                post.append(("zero_grad", weakref.ref(payload[0]), payload[1]))
+        elif kind == "backward":
+            t, g = payload
+            if n_backward > 1:
+                cap.brk("backward() called more than once inside the function")
+                return None
+            k = extra(t)
+            kg = extra(g) if g is not None else None
+            if k is None or extras[k].op != "call_function" or (g is not None and kg is None):
+                cap.brk("backward() on a tensor the graph does not compute")
+                return None
+            post.append(("backward", k, kg))
+        elif kind == "step":
+            post.append(("step", weakref.ref(payload[0]), None))
+        else:  # item: its value may only be returned, as it is
+            t, v = payload
+            k = extra(t)
+            at = [i for i, leaf in enumerate(result_leaves) if leaf is v]
+            if k is None or not at:
+                cap.brk(_BREAKING_METHODS["item"] + " whose value the function uses (only "
+                        "returning it is compiled)")
+                return None
+            for i in at:
+                items[i] = k
+    out.args = ((out.args[0], tuple(extras)),)
+    return pre, post, items, spec
+
+
+_EVENT_NAMES = {"backward": "backward()", "step": "optimizer.step()", "item": "Tensor.item()"}
 
 
 class _Entry:
@@ -418,7 +630,8 @@ class _Compiled:
         versions = [(t, _version_counter(t)[0]) for t in known]
         values_before = _value_guards(allmods, plain)
         cap = _Capture(self.fullgraph)
-        rec = _Recorder(cap)
+        rec = cap.rec = _Recorder(cap)
+        grads = {id(t._grad) for t in known if t._grad is not None}
         fn = self.fn
         _capturing.append(cap)
         hook = _optmod.register_optimizer_step_pre_hook(capture_hook)
@@ -462,6 +675,8 @@ class _Compiled:
                 cap.brk(f"a tensor of shape {tuple(t.shape)} computed outside ops: its values "
                         "would be baked into the graph")
         for name, t in recording.constants.items():
+            if id(t) in grads:
+                cap.brk("a parameter's .grad read or written by ops inside the function")
             if isinstance(t, Tensor) and t.grad_fn is not None:
                 cap.brk("a tensor with autograd history made outside the graph (a custom "
                         "autograd.Function, or a tensor from an earlier call)")
@@ -475,6 +690,7 @@ class _Compiled:
                 cap.brk(f"a Python side effect: the function changed {changed[0]!r} (a module "
                         "attribute or global), which a compiled replay would not")
                 break
+        program = _program(cap, rec, recording) if not cap.breaks else None
         counters["frames"]["total"] += 1
         for b in cap.breaks:
             counters["graph_break"][b.reason] += 1
@@ -496,7 +712,7 @@ class _Compiled:
                                                        if n.op == "call_function")
             compiled = entry.compiled = self.compiler(gm, leaves)
             entry.unsupported = getattr(gm, "meta_unsupported", None)
-            entry.run = compiled
+            entry.run = compiled if program is None else _Program(compiled, *program)
             if _log_on("graph"):
                 print(f"[ember.compile] captured graph:\n{gm.code}", file=sys.stderr)
             if _log_on("code") and hasattr(compiled, "forward_src"):
@@ -590,14 +806,18 @@ def _dynamic_instance(cache, key, leaves):
         for name in _Entry.__slots__:
             setattr(entry, name, getattr(tmpl, name))
         entry.key = key
+        # a training step's program runs the instance in its place
+        holder = copy.copy(tmpl.run) if isinstance(tmpl.run, _Program) else entry
         inst = dg.instances.get(tuple(leaves[i]._data.shape for i in dg.dims))
         if inst is None:
-            def first(*leaves, entry=entry, dg=dg):
+            def first(*leaves, holder=holder, dg=dg):
                 out = dg(*leaves)  # replays the graph; the code for this size is made
-                entry.run = dg.instances[tuple(leaves[i]._data.shape for i in dg.dims)]
+                holder.run = dg.instances[tuple(leaves[i]._data.shape for i in dg.dims)]
                 return out
             inst = first
-        entry.run = inst
+        holder.run = inst
+        if holder is not entry:
+            entry.run = holder
         cache.instances[key] = entry
         return entry
     return None

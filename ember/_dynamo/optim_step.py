@@ -178,13 +178,13 @@ class CompiledStep:
         return loss
 
     def _mark(self) -> None:
-        """Tell a running capture which parameters this step wrote (not a stray write)."""
+        """Tell a running capture which parameters this step wrote (not a stray write) and
+        that the step is part of the program (NOTE [ Compiled training steps ])."""
         from .eval_frame import _capturing
         if _capturing:
             cap = _capturing[-1]
             cap.stepped.update(id(p) for g in self.opt.param_groups for p in g["params"])
-            cap.brk("optimizer.step() inside the function: the update runs as one generated "
-                    "function, the code around it eagerly")
+            cap.event("step", self.opt)
 
     def _plan(self):
         """``(guard key, per-parameter array tuples, version counters)`` or ``None``."""
@@ -320,6 +320,14 @@ def compiled_step_for(opt: Optimizer):
 
 
 def _routed(self, closure=None):
+    from .eval_frame import _capturing
+    if _capturing:  # inside a capture: the update is not recorded as ops (arrays only, and
+        # a first step's eager state creation runs with the recorder off)
+        cap = _capturing[-1]
+        if closure is not None:
+            cap.brk("optimizer.step(closure) inside the function (the closure's ops)")
+        with cap.suspended():
+            return compiled_step_for(self)(closure)
     return compiled_step_for(self)(closure)
 
 
