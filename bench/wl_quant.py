@@ -8,6 +8,13 @@ eval mode, no grad) for both frameworks; torch runs with ``torch.backends.quanti
 "x86"``.  ember's quantized modules keep only the int8 weights and form the GEMM's float32
 operand per call; ``ember.ao.nn.quantized.modules._WeightPack.keep_float32 = True`` (set
 before quantizing) caches it instead, to compare the two.
+
+The ``numpy`` column of both int8 workloads is NumPy's float32 GEMM floor: the same model's
+GEMMs alone (float32, the weights already ``(K, O)``-contiguous, the conv's im2col columns
+already made; no quantization, bias, pooling or Python), the least any exact int8 path
+through NumPy's sgemm can take, since NumPy has no int8 GEMM.  ``numpy / torch`` on that line
+is how far from PyTorch's int8 (fbgemm's VNNI kernels) NumPy alone can get; ``ember/numpy``
+is what ember spends beyond the floor.
 """
 from __future__ import annotations
 
@@ -45,9 +52,27 @@ def qlinear_b64_fp32(mod):
     return _no_grad_step(mod, *_mlp(mod))
 
 
-@workload("qlinear_b64", "ms/batch", ratio_to=("qlinear_b64_fp32", "int8/fp32"))
+def _gemm_floor(shapes):
+    """NumPy's float32 GEMM floor of a model: one sgemm per ``(rows, K, O)``, operands made
+    once (integer values, as the exact int8 path multiplies), C-contiguous."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    ops = [(np.rint(rng.standard_normal((n, k), dtype=np.float32) * 20),
+            np.rint(rng.standard_normal((k, o), dtype=np.float32) * 40)) for n, k, o in shapes]
+
+    def step():
+        for a, w in ops:
+            np.matmul(a, w)
+    return step, lambda s: s * 1e3
+
+
+@workload("qlinear_b64", "ms/batch", ratio_to=("qlinear_b64_fp32", "int8/fp32"),
+          backends=("ember", "torch", "numpy"))
 def qlinear_b64(mod):
-    """784-512-256-10 MLP after ``quantize_dynamic(model, {nn.Linear}, dtype=qint8)``."""
+    """784-512-256-10 MLP after ``quantize_dynamic(model, {nn.Linear}, dtype=qint8)``;
+    the numpy column is the MLP's three float32 GEMMs alone."""
+    if mod.__name__ == "numpy":
+        return _gemm_floor([(BATCH, 784, 512), (BATCH, 512, 256), (BATCH, 256, 10)])
     _quiet(mod)
     model, x = _mlp(mod)
     q = mod.ao.quantization.quantize_dynamic(model, {mod.nn.Linear}, dtype=mod.qint8)
@@ -75,10 +100,15 @@ def qconv_digits_fp32(mod):
     return _no_grad_step(mod, model, x)
 
 
-@workload("qconv_digits", "ms/batch", ratio_to=("qconv_digits_fp32", "int8/fp32"))
+@workload("qconv_digits", "ms/batch", ratio_to=("qconv_digits_fp32", "int8/fp32"),
+          backends=("ember", "torch", "numpy"))
 def qconv_digits(mod):
     """The digits CNN statically quantized (fuse conv-bn-relu and linear-relu, x86 qconfig,
-    prepare, calibrate, convert), batch 64."""
+    prepare, calibrate, convert), batch 64; the numpy column is its four float32 GEMMs
+    alone (the convs on ready-made im2col columns: 8x8x64 rows by 3x3x1, 4x4x64 by 3x3x32)."""
+    if mod.__name__ == "numpy":
+        return _gemm_floor([(BATCH * 64, 9, 32), (BATCH * 16, 288, 64), (BATCH, 256, 128),
+                            (BATCH, 128, 10)])
     _quiet(mod)
     model, x, calib = _digits(mod)
     from ember.cli.quantize import quantize_model

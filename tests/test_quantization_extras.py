@@ -169,3 +169,34 @@ def test_quantized_sigmoid_tanh_hardsigmoid_as_torch(op, dtype):
         outs.append((y.q_scale(), y.q_zero_point(), y.int_repr().numpy()))
     assert outs[1][:2] == outs[0][:2]
     np.testing.assert_array_equal(outs[1][2], outs[0][2])
+
+
+# ---- the benchmark's NumPy floor --------------------------------------------------------------
+def test_bench_int8_workloads_report_the_numpy_gemm_floor():
+    from bench import harness, wl_quant
+    for name in ("qlinear_b64", "qconv_digits"):
+        w = harness.REGISTRY[name]
+        assert w.backends == ("ember", "torch", "numpy")
+        step, convert = w.fn(np)
+        assert step() is None and convert(1e-3) == 1.0  # no result: not compared with torch
+
+
+def test_conv_zero_point_before_or_after_the_gemm_is_exact():
+    # a quantized conv takes the input zero point off before the GEMM (few input values) or
+    # as acc -= za * colsum(w) after it (few output values): both give torch's integers
+    rng = np.random.default_rng(4)
+    for c, o in ((1, 16), (24, 4)):  # the first shifts first, the second corrects after
+        x = rng.standard_normal((3, c, 7, 6)).astype(np.float32)
+        w = rng.standard_normal((o, c, 3, 3)).astype(np.float32) * 0.3
+        outs = []
+        for m in (torch, ember):
+            conv = m.ao.nn.quantized.Conv2d(c, o, 3, padding=1, stride=(1, 2))
+            wq = m.quantize_per_channel(m.from_numpy(w), m.from_numpy(
+                np.abs(w).reshape(o, -1).max(1) / 127.0).double(), m.zeros(o, dtype=m.long),
+                0, m.qint8)
+            conv.set_weight_bias(wq, m.from_numpy(rng.standard_normal(o).astype(np.float32))
+                                 if m is torch else m.from_numpy(outs[0][1]))
+            conv.scale, conv.zero_point = 0.07, 100
+            y = conv(m.quantize_per_tensor(m.from_numpy(x), 0.02, 77, m.quint8))
+            outs.append((y.int_repr().numpy(), conv.bias().detach().numpy()))
+        np.testing.assert_array_equal(outs[1][0], outs[0][0])

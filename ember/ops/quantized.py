@@ -26,9 +26,14 @@ adds in.  ``int_matmul`` multiplies the shifted integers carried in float32 in K
 most that size with sgemm and adds the blocks' exact sums in int32 (the digits CNN's and the
 MLP's layers up to K = 514 are one sgemm); requantization then follows fbgemm:
 ``acc * (a_scale * w_scale)`` in float32 plus the float bias, quantized again with the
-output's scale and zero point.  The modules keep only the int8 weights (a quarter of
-float32's memory) and form the float32 operand per call (``_WeightPack.wt`` in
-ember/ao/nn/quantized/modules.py); qlinear_b64 and qconv_digits stay below float32's time.
+output's scale and zero point (in place on the GEMM's output; the zero point goes in as the
+integers are cast).  A convolution takes the input's zero point off before the GEMM or after
+it (``acc -= za * colsum(w)``, the weights' column sums computed once), whichever touches
+fewer values.  The modules keep only the int8 weights (a quarter of float32's memory), laid
+out ``(K, O)``-contiguous so the float32 operand formed per call (``_WeightPack.wt`` in
+ember/ao/nn/quantized/modules.py) is the layout sgemm is fastest on.  What is left above
+NumPy's float32 GEMM floor (bench/wl_quant.py's numpy column) is that per-call cast and the
+elementwise passes around the GEMM.
 """
 from __future__ import annotations
 
@@ -174,14 +179,15 @@ def int_matmul(xp, a, b, amax: int = 255, bmax: int = 128):
     return acc.astype(xp.float64)
 
 
-def im2col(xp, x, kernel, stride, padding, dilation):
+def im2col(xp, x, kernel, stride, padding, dilation, fill=0, dtype=None):
     """Channels-last columns: ``x`` of shape ``(N, *S, C)`` -> ``(N, *out, prod(kernel) * C)``,
-    kernel positions outer and channels inner (one strided slab copy per kernel position),
-    zero-padded."""
+    kernel positions outer and channels inner (one strided slab copy per kernel position,
+    cast to ``dtype`` as it copies), padded with ``fill``."""
     nd = len(kernel)
     n, sp, c = x.shape[0], x.shape[1:1 + nd], x.shape[-1]
     if any(padding):
-        xpad = xp.zeros((n,) + tuple(s + 2 * p for s, p in zip(sp, padding)) + (c,), x.dtype)
+        xpad = xp.full((n,) + tuple(s + 2 * p for s, p in zip(sp, padding)) + (c,), fill,
+                       x.dtype)
         xpad[(slice(None),) + tuple(slice(p, p + s) for s, p in zip(sp, padding))] = x
         x = xpad
         sp = x.shape[1:1 + nd]
@@ -190,7 +196,7 @@ def im2col(xp, x, kernel, stride, padding, dilation):
     k_total = 1
     for k in kernel:
         k_total *= k
-    cols = xp.empty((n,) + out + (k_total, c), x.dtype)
+    cols = xp.empty((n,) + out + (k_total, c), x.dtype if dtype is None else dtype)
     for i, pos in enumerate(_positions(kernel)):
         sl = tuple(slice(p * d, p * d + (o - 1) * st + 1, st)
                    for p, d, o, st in zip(pos, dilation, out, stride))
@@ -210,15 +216,20 @@ def requantize(xp, acc, mult, bias, scale, zero_point, dtype, relu=False):
     ``rint(y / out_scale) + out_zp`` clamped (at the zero point too for a fused ReLU); in
     place in float32 (its ties may round apart from fbgemm's by one step, as fbgemm's own
     AVX2 and scalar paths may)."""
-    y = acc.astype(xp.float32, copy=False) * mult
+    if acc.dtype == xp.float32:  # the GEMM's fresh output: every step in place
+        y = xp.multiply(acc, mult, out=acc)
+    else:
+        y = acc.astype(xp.float32) * mult
     if bias is not None:
         y += bias
     y *= xp.float32(1) / xp.float32(scale)
     xp.rint(y, out=y)
-    y += xp.float32(zero_point)
     qmin, qmax = _RANGES[dtype]
-    xp.clip(y, zero_point if relu else qmin, qmax, out=y)
-    return y.astype(dtype.np)
+    # clamped around the zero point, which then goes in as the integers are cast (one pass
+    # for add and cast, exact: small integers in float32)
+    xp.clip(y, (0 if relu else qmin - zero_point), qmax - zero_point, out=y)
+    return xp.add(y, xp.float32(zero_point), out=xp.empty(y.shape, dtype.np),
+                  casting="unsafe")
 
 
 # ---- the quantized tensor --------------------------------------------------------------------
@@ -491,13 +502,18 @@ def _max_pooled(func, args, kwargs):
         x, k, s, p, d, outs, want_idx = args
         if isinstance(x, QTensor) and not want_idx and tuple(k) == tuple(s) and \
                 not any(p) and all(v == 1 for v in d) and not x._per_channel():
+            # the elementwise maximum of the prod(k) strided views, one window offset each:
+            # no reshape copy, and the output keeps the input's (channels-last) layout
+            from .. import _backend
+            xp = _backend.xp_of(x._data)
             nd = len(k)
             a = x._data
-            lead = a.shape[:-nd]
-            a = a[(Ellipsis,) + tuple(slice(0, o * kk) for o, kk in zip(outs, k))]
-            shape = lead + tuple(v for o, kk in zip(outs, k) for v in (o, kk))
-            axes = tuple(len(lead) + 2 * i + 1 for i in range(nd))
-            return x._like(a.reshape(shape).max(axis=axes))
+            out = None
+            for off in _positions(tuple(k)):
+                v = a[(Ellipsis,) + tuple(slice(i, i + o * kk, kk)
+                                          for i, o, kk in zip(off, outs, k))]
+                out = v.copy(order="K") if out is None else xp.maximum(out, v, out=out)
+            return x._like(out)
     return _integers(func, args, kwargs)
 
 

@@ -29,7 +29,10 @@ def _dynamic_linear(xp, a, pack, bias, reduce_range=True):
     xp.rint(af, out=af)
     xp.clip(af, -zp, qmax - zp, out=af)
     acc = _q.int_matmul(xp, af, pack.wt(xp), max(zp, qmax - zp), pack.wmax)
-    y = acc.astype(xp.float32, copy=False) * (xp.float32(scale) * pack.scales)
+    mult = xp.float32(scale) * pack.scales
+    # in place on the GEMM's fresh float32 output (a float64 one, past 2^24, is cast first)
+    y = xp.multiply(acc, mult, out=acc) if acc.dtype == xp.float32 else \
+        acc.astype(xp.float32) * mult
     if bias is not None:
         y += bias.astype(xp.float32, copy=False)
     return y
@@ -85,6 +88,7 @@ class _CellParams:
     biases, and the packs ``int_matmul`` multiplies with."""
 
     def __init__(self, w_ih, w_hh, b_ih, b_hh, reduce_range=True):
+        w_ih, w_hh = _m.k_major(w_ih), _m.k_major(w_hh)
         self.w_ih, self.w_hh, self.b_ih, self.b_hh = w_ih, w_hh, b_ih, b_hh
         self.reduce_range = reduce_range
         self.pack_ih = _m._WeightPack(w_ih)
