@@ -271,3 +271,30 @@ def test_a_dynamic_batch_gets_buffers_of_its_own_size():
             x = ember.tensor(rng.standard_normal((b, 7)), dtype=ember.float32)
             np.testing.assert_array_equal(f(x, *params).numpy(),
                                           _mlp(ember, x, params).numpy())
+
+
+@pytest.mark.parametrize("use", ["both", "first", "second"])
+@pytest.mark.parametrize("dense", [True, False])
+def test_backward_with_some_outputs_unused_equals_torch(use, dense):
+    def f(lib, x, w):
+        h = lib.nn.functional.relu(x @ w)
+        return (h * 2 - 1).exp(), h.tanh().sum(1)
+    rng = np.random.default_rng(8)
+    xa, wa = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    grads = {}
+    for lib in (torch, ember):
+        x, w = (lib.tensor(a, requires_grad=True) for a in (xa, wa))
+        fn = (lambda x, w: f(lib, x, w))
+        if lib is ember:
+            fn = ember.compile(fn, backend=_backend(dense=dense))
+            fn(x, w)
+        for _ in range(2):
+            x.grad = w.grad = None
+            a, b = fn(x, w)
+            loss = {"both": a.sum() + b.sum(), "first": a.sum(), "second": b.sum()}[use]
+            loss.backward()
+        grads[lib.__name__] = [x.grad.numpy(), w.grad.numpy()]
+    region = _region()
+    assert ("if go0 is not None and go1 is not None:" in region.backward_src) == dense
+    for g, w in zip(grads["ember"], grads["torch"]):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)

@@ -160,6 +160,7 @@ class _FormulaRecorder(OpRecorder):
                 n = self.fwd_used.get(var)
                 if n is None:
                     n = self.fwd_used[var] = self.graph.placeholder(var)
+                    n.meta["val"] = t  # its example value, for the direct spelling of ops
                 self.bind(t, n)
                 return n
         return super().node_of(t)
@@ -391,8 +392,8 @@ class CompiledRegion:
                 gname[n] = f"g_{n.name}"
         for n in arg_nodes:
             gname[n] = f"g_{name[n]}"
-        lines = ["def backward(saved, " +
-                 ", ".join(f"go{i}" for i in range(len(region_outs))) + "):"]
+        gos = [f"go{i}" for i in range(len(region_outs))]
+        lines = [f"def backward(saved{''.join(', ' + g for g in gos)}):"]
         if keep:
             lines.append(f"    {', '.join(keep)}, = saved")
             lines.append("    saved = None")  # each value goes as soon as its last reader ran
@@ -407,34 +408,89 @@ class CompiledRegion:
         for g in gname.values():
             init.extend(g if isinstance(g, list) else [g])
         lines.append("    " + " = ".join(init) + " = None")
+        plan = (order, fwd, lowered, frees, gname, region_outs, arg_nodes, env)
+        if gos and self.options.get("dense", True):
+            # every incoming gradient given (the usual case): which gradients exist is known
+            # here, so the code has no None tests and adds without _acc
+            lines.append(f"    if {' and '.join(g + ' is not None' for g in gos)}:")
+            lines += ["    " + ln for ln in self._backward_body(True, *plan)]
+        lines += self._backward_body(False, *plan)
+        self.backward_src = "\n".join(lines) + "\n"
+        self._bwd = _compile(self.backward_src, env, "backward")
+
+    def _direct_formula_op(self, cls, m, args):
+        """A backward formula's op ``m`` as NumPy calls (``codegen.direct``), or ``None``."""
+        if not self.options.get("direct", True) or m.kwargs:
+            return None
+        val = m.meta.get("val")
+        if not isinstance(val, Tensor):
+            return None
+        vals = []
+        for a in m.args:
+            if hasattr(a, "op"):
+                v = a.meta.get("val")
+                if not isinstance(v, Tensor):
+                    return None
+                vals.append(v._data)
+            else:
+                vals.append(a)
+        return direct(cls, args, vals, {}, val._data, lambda shape, dt: None)
+
+    def _backward_body(self, dense, order, fwd, lowered, frees, gname, region_outs,
+                       arg_nodes, env) -> list:
+        """The backward's statements (indented once): each gradient variable's state (absent,
+        present, or maybe None) is followed, so code tests for None only where it may be."""
+        st = {}
+        lines = []
+
+        def acc(ind, target, src, src_maybe, cond):
+            t = st.get(target, "none")
+            maybe = src_maybe or cond
+            if t == "none":
+                lines.append(f"{ind}{target} = {src}")
+                st[target] = "maybe" if maybe else "yes"
+            elif t == "yes" and not src_maybe:
+                lines.append(f"{ind}{target} = {target} + {src}")  # _acc's sum, unwrapped
+            else:
+                lines.append(f"{ind}{target} = _acc({target}, {src})")
+                st[target] = "yes" if t == "yes" or not maybe else "maybe"
+
         for i, o in enumerate(region_outs):
             if isinstance(gname[o], list):
                 raise Unsupported("the graph returns a multi-result op's tuple")
-            lines.append(f"    {gname[o]} = _acc({gname[o]}, _data(go{i}))")
+            acc("    ", gname[o], f"go{i}._data" if dense else f"_data(go{i})", not dense,
+                False)
         for n in reversed(order):
             if n.target is operator.getitem:
                 src_, i = n.args
                 target = gname[src_][i] if isinstance(gname.get(src_), list) else None
                 if target is None:
                     raise Unsupported("getitem of a single result")
-                lines.append(f"    {target} = _acc({target}, {gname[n]})")
-                lines.append(f"    {gname[n]} = None")
+                s = st.get(gname[n], "none")
+                if s != "none":
+                    acc("    ", target, gname[n], s == "maybe", False)
+                    lines.append(f"    {gname[n]} = None")
                 continue
             if fwd[n][0] != "op" or not fwd[n][4]:
                 continue
             cls = fwd[n][1]
             gs = gname[n]
             if n in lowered:
-                sub_lines, _, outs = lowered[n]
-                lines.append(f"    if {gs} is not None:")
-                lines += [f"        {line}" for line in sub_lines]
-                for j, o in outs:
-                    a = n.args[j]
-                    if a in gname and not isinstance(gname[a], list):
-                        lines.append(f"        {gname[a]} = _acc({gname[a]}, {o})")
-                temps = [ln.split(" = ", 1)[0] for ln in sub_lines]
-                lines.append(f"        {' = '.join(temps + [gs])} = None" if temps else
-                             f"        {gs} = None")
+                s = st.get(gs, "none")
+                if s != "none":
+                    sub_lines, _, outs = lowered[n]
+                    cond = s == "maybe"
+                    ind = "        " if cond else "    "
+                    if cond:
+                        lines.append(f"    if {gs} is not None:")
+                    lines += [f"{ind}{line}" for line in sub_lines]
+                    for j, o in outs:
+                        a = n.args[j]
+                        if a in gname and not isinstance(gname[a], list):
+                            acc(ind, gname[a], o, False, cond)
+                    temps = [ln.split(" = ", 1)[0] for ln in sub_lines
+                             if " = " in ln and not ln.startswith("xp.")]
+                    lines.append(f"{ind}{' = '.join(temps + [gs])} = None")
                 if n in frees:
                     lines.append(f"    {' = '.join(frees[n])} = None")
                 continue
@@ -442,31 +498,38 @@ class CompiledRegion:
             c = f"c_{n.name}"
             env[cname + "_b"] = cls.backward
             if isinstance(gs, list):
-                cond = " or ".join(f"{g} is not None" for g in gs)
+                states = [st.get(g, "none") for g in gs]
                 vals = n.meta["val"]
                 for i, t in enumerate(vals):
                     env[f"like_{n.name}_{i}"] = t if isinstance(t, Tensor) else None
                 call = ", ".join(f"_zeros({g}, like_{n.name}_{i})" if isinstance(vals[i], Tensor)
                                  else g for i, g in enumerate(gs))
+                conds = [f"{g} is not None" for g, x in zip(gs, states) if x == "maybe"]
+                cond = None if "yes" in states else " or ".join(conds)
             else:
-                cond = f"{gs} is not None"
+                states = [st.get(gs, "none")]
+                cond = f"{gs} is not None" if states[0] == "maybe" else None
                 call = f"_make({gs})"
-            lines.append(f"    if {cond}:")
-            lines.append(f"        _saved({c})")
-            lines.append(f"        r = _tup({cname}_b({c}, {call}))")
+            if all(x == "none" for x in states):
+                lines.append(f"    {c} = None")
+                continue
+            ind = "        " if cond else "    "
+            if cond:
+                lines.append(f"    if {cond}:")
+            lines.append(f"{ind}_saved({c})")
+            lines.append(f"{ind}r = _tup({cname}_b({c}, {call}))")
             for j, a in enumerate(n.args):
                 if hasattr(a, "op") and isinstance(a.meta.get("val"), Tensor) and \
                         a.meta["val"].requires_grad and a in gname:
                     ga = gname[a]
                     if isinstance(ga, list):
                         raise Unsupported("a multi-result tuple used as an argument")
-                    lines.append(f"        {ga} = _acc({ga}, _data(r[{j}]))")
+                    acc(ind, ga, f"_data(r[{j}])", True, bool(cond))
             dead = gs if isinstance(gs, list) else [gs]
             lines.append(f"    {' = '.join(dead + [c])} = r = None")
-        grads = [gname[n] for n in arg_nodes]
+        grads = [gname[n] if st.get(gname[n], "none") != "none" else "None" for n in arg_nodes]
         lines.append(f"    return ({', '.join(grads)}{',' if grads else ''})")
-        self.backward_src = "\n".join(lines) + "\n"
-        self._bwd = _compile(self.backward_src, env, "backward")
+        return lines
 
     def _plan_forward(self, order, fwd, lowered, saves, region_outs, keep, last_use, env):
         """The forward's directly spelled ops and their buffers (NOTE [ Planned buffers ]):
@@ -583,7 +646,7 @@ class CompiledRegion:
         g = _make(xp.asarray(((np.arange(val._data.size) % 13) * 0.37 - 2.1).astype(dt)
                              .reshape(shape)))
         gvar = f"g_{n.name}"
-        rec.graph.placeholder(gvar)
+        rec.graph.placeholder(gvar).meta["val"] = g
         rec.bind(g, list(rec.graph.nodes)[-1])
         rec.fwd_used[gvar] = None
         from ..autograd import inplace as _inplace
@@ -645,6 +708,10 @@ class CompiledRegion:
                 if any(hasattr(a, "op") for a in m.kwargs.values()):
                     return None
                 args += [f"{k}={self._arg(a)}" for k, a in m.kwargs.items()]
+            d = self._direct_formula_op(scls, m, args)
+            if d is not None:  # NOTE [ Planned buffers ]: NumPy calls (fresh results here)
+                lines += d.emit(var, None)
+                continue
             if scls is Reshape:
                 # the formula saw a contiguous gradient where the runtime one may be strided:
                 # reshape (a view when strides allow, else a copy) gives the same numbers

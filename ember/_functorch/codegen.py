@@ -101,6 +101,8 @@ def direct(cls, args: list, vals: list, kwargs: dict, out_val, zeros):
             return None
         # against a zero array (NumPy's SIMD loop, as Relu.forward), made once per shape
         z = zeros(shape, dt)
+        if z is None:
+            return None
         return Direct([f"{{d}} = xp.maximum({args[0]}, {z}{{o}})"], None, True, [args[0]])
     if cls is _ew._ReluGrad:
         g, y = vals
