@@ -342,7 +342,9 @@ def _program(cap, rec, recording):
         extras.append(rec.node_of(t))
         return len(extras) - 1
     result_leaves, spec = flatten(recording.result)
-    n_backward = sum(1 for e in events if e[0] == "backward")
+    if sum(1 for e in events if e[0] == "backward") > 1:
+        cap.brk("backward() called more than once inside the function")
+        return None
     for kind, payload, pos in events:
         if pos < end and kind != "zero_grad":
             cap.brk(f"{_EVENT_NAMES[kind]} before ops the function runs after it (the "
@@ -362,9 +364,6 @@ def _program(cap, rec, recording):
                 post.append(("zero_grad", weakref.ref(payload[0]), payload[1]))
         elif kind == "backward":
             t, g = payload
-            if n_backward > 1:
-                cap.brk("backward() called more than once inside the function")
-                return None
             k = extra(t)
             kg = extra(g) if g is not None else None
             if k is None or extras[k].op != "call_function" or (g is not None and kg is None):
@@ -631,7 +630,8 @@ class _Compiled:
         values_before = _value_guards(allmods, plain)
         cap = _Capture(self.fullgraph)
         rec = cap.rec = _Recorder(cap)
-        grads = {id(t._grad) for t in known if t._grad is not None}
+        # the parameters' gradients (held, so that their ids stay theirs while we look)
+        grads = [t._grad for t in known if t._grad is not None]
         fn = self.fn
         _capturing.append(cap)
         hook = _optmod.register_optimizer_step_pre_hook(capture_hook)
@@ -674,8 +674,10 @@ class _Compiled:
             if isinstance(t, Tensor) and not _uniform(t):
                 cap.brk(f"a tensor of shape {tuple(t.shape)} computed outside ops: its values "
                         "would be baked into the graph")
+        grads += [t._grad for t in known if t._grad is not None]  # backward's, too
+        grad_ids = {id(g) for g in grads} | {id(g._data) for g in grads}
         for name, t in recording.constants.items():
-            if id(t) in grads:
+            if isinstance(t, Tensor) and (id(t) in grad_ids or id(t._data) in grad_ids):
                 cap.brk("a parameter's .grad read or written by ops inside the function")
             if isinstance(t, Tensor) and t.grad_fn is not None:
                 cap.brk("a tensor with autograd history made outside the graph (a custom "

@@ -1,0 +1,279 @@
+"""ember.compile on whole training steps (zero_grad, forward, backward, optimizer step, item):
+one compiled program whose trajectories, gradients and optimizer state equal eager's."""
+import numpy as np
+import pytest
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+from ember._dynamo import exc
+from ember._dynamo.utils import counters
+from test_compile import GPT, LSTMLM, MLP, _data
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    ember.compiler.reset()
+    counters.clear()
+    yield
+    ember.compiler.reset()
+
+
+class LeNetBN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 6, 3)
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc(x.flatten(1))
+
+
+MODELS = {"mlp": MLP, "lenet": LeNetBN, "lstm": LSTMLM, "gpt": GPT}
+OPTS = {"sgd": lambda ps: ember.optim.SGD(ps, lr=0.05, momentum=0.9),
+        "adam": lambda ps: ember.optim.Adam(ps, lr=1e-2)}
+
+
+def _trajectory(name, opt_name, compiled, steps=20, returns_item=True):
+    ember.manual_seed(0)
+    model = MODELS[name]()
+    opt = OPTS[opt_name](model.parameters())
+    x, y = _data(name)
+
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item() if returns_item else loss
+    f = ember.compile(train_step) if compiled else train_step
+    losses = [float(f(x, y)) for _ in range(steps)]
+    state = [v.numpy().copy() for s in opt.state.values() for v in s.values()
+             if isinstance(v, ember.Tensor)]
+    return (losses, [p.detach().numpy().copy() for p in model.parameters()],
+            [b.numpy().copy() for b in model.buffers()], state, train_step)
+
+
+@pytest.mark.parametrize("opt_name", list(OPTS))
+@pytest.mark.parametrize("name", list(MODELS))
+def test_twenty_whole_step_compiled_steps_equal_eager(name, opt_name):
+    got = _trajectory(name, opt_name, True)
+    assert counters["frames"]["ok"] == 1 and not counters["graph_break"]
+    want = _trajectory(name, opt_name, False)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for g, w in zip(got[1:4], want[1:4]):  # parameters, buffers (BN stats), optimizer state
+        assert len(g) == len(w)
+        for a, b in zip(g, w):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    report = ember.compiler.explain(got[4])(*_data(name))
+    assert report.graph_break_count == 0 and report.graph_count == 1
+
+
+def _lin_setup():
+    ember.manual_seed(0)
+    lin = nn.Linear(3, 2)
+    unused = nn.Linear(3, 2)
+    opt = ember.optim.SGD(list(lin.parameters()) + list(unused.parameters()), lr=0.1)
+    return lin, unused, opt
+
+
+def _grads(mods):
+    return [None if p.grad is None else p.grad.numpy().copy() for m in mods
+            for p in m.parameters()]
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_grads_accumulate_as_eager_and_unreached_params_get_none(set_to_none):
+    x = ember.randn(4, 3)
+    out = []
+    for compiled in (True, False):
+        lin, unused, opt = _lin_setup()
+
+        def step(x):
+            loss = lin(x).pow(2).sum()
+            loss.backward()  # no zero_grad: grads accumulate over calls
+            return loss
+        f = ember.compile(step) if compiled else step
+        record = []
+        for i in range(3):
+            f(x)
+            record.append(_grads([lin, unused]))
+            if i == 1:
+                opt.zero_grad(set_to_none=set_to_none)
+        out.append(record)
+    assert out[1][0][2] is None  # the unused layer never gets a gradient
+    for a, b in zip(out[0], out[1]):
+        for u, v in zip(a, b):
+            assert (u is None) == (v is None)
+            if u is not None:
+                np.testing.assert_allclose(u, v, rtol=1e-6)
+    assert counters["frames"]["ok"] == 1
+
+
+def test_zero_grad_set_to_none_false_inside_the_step():
+    x = ember.randn(4, 3)
+    res = []
+    for compiled in (True, False):
+        lin, unused, opt = _lin_setup()
+
+        def step(x):
+            opt.zero_grad(set_to_none=False)
+            loss = lin(x).pow(2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+        f = ember.compile(step) if compiled else step
+        res.append([float(f(x)) for _ in range(4)] + _grads([lin])[0].ravel().tolist())
+    np.testing.assert_allclose(res[0], res[1], rtol=1e-6)
+    assert counters["frames"]["ok"] == 1
+
+
+def test_backward_with_a_recorded_gradient_tensor():
+    x = ember.randn(4, 3, requires_grad=True)
+    w = ember.randn(3, 2, requires_grad=True)
+
+    def f(x, w):
+        y = (x @ w).tanh()
+        y.backward(y.detach() * 2)
+        return y
+    cf = ember.compile(f)
+    for _ in range(2):
+        x.grad = w.grad = None
+        cf(x, w)
+    got = (x.grad.numpy().copy(), w.grad.numpy().copy())
+    x.grad = w.grad = None
+    f(x, w)
+    for a, b in zip(got, (x.grad, w.grad)):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-6)
+    assert counters["frames"]["ok"] == 1 and not counters["graph_break"]
+
+
+def _clip(lin, opt, x):
+    opt.zero_grad()
+    loss = lin(x).pow(2).sum()
+    loss.backward()
+    nn.utils.clip_grad_norm_(lin.parameters(), 0.5)  # ops after backward read the grads
+    opt.step()
+    return loss
+
+
+def _item_used(lin, opt, x):
+    opt.zero_grad()
+    loss = lin(x).pow(2).sum()
+    loss.backward()
+    opt.step()
+    return loss.item() * 2
+
+
+def _hooked(lin, opt, x):
+    opt.zero_grad()
+    h = lin(x)
+    h.register_hook(lambda g: g * 3)
+    loss = h.pow(2).sum()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def _grad_assigned(lin, opt, x):
+    for p in lin.parameters():
+        p.grad = None
+    loss = lin(x).pow(2).sum()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def _twice(lin, opt, x):
+    opt.zero_grad()
+    lin(x).sum().backward()
+    loss = lin(x).pow(2).sum()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def _step_then_forward(lin, opt, x):
+    opt.zero_grad()
+    lin(x).sum().backward()
+    opt.step()
+    return lin(x).sum()
+
+
+def _retain(lin, opt, x):
+    opt.zero_grad()
+    loss = lin(x).pow(2).sum()
+    loss.backward(retain_graph=True)
+    opt.step()
+    return loss
+
+
+STEP_BREAKS = [(_clip, ".grad read"), (_item_used, "Tensor.item()"),
+               (_hooked, "register_hook"), (_grad_assigned, ".grad assigned"),
+               (_twice, "more than once"), (_step_then_forward, "before ops"),
+               (_retain, "retain_graph")]
+
+
+@pytest.mark.parametrize("fn, what", STEP_BREAKS, ids=[f[0].__name__ for f in STEP_BREAKS])
+def test_steps_the_program_cannot_hold_break_and_stay_eager(fn, what):
+    x = ember.randn(4, 3)
+    res = []
+    for compiled in (True, False):
+        lin, _, opt = _lin_setup()
+        f = ember.compile(fn) if compiled else fn
+        res.append([float(f(lin, opt, x)) for _ in range(3)] +
+                   [p.detach().numpy().ravel().tolist() for p in lin.parameters()])
+    assert res[0] == res[1]
+    lin, _, opt = _lin_setup()
+    report = ember.compiler.explain(fn)(lin, opt, x)
+    assert report.graph_break_count >= 1
+    assert any(what in b.reason for b in report.break_reasons), report.break_reasons
+    with pytest.raises(exc.Unsupported, match="fullgraph"):
+        ember.compile(fn, fullgraph=True)(lin, opt, x)
+
+
+def test_branch_on_a_value_still_breaks_and_is_correct():
+    lin, _, opt = _lin_setup()
+
+    def step(x):
+        opt.zero_grad()
+        loss = lin(x).pow(2).sum()
+        if loss > 1:  # bool(tensor)
+            loss = loss * 0.5
+        loss.backward()
+        opt.step()
+        return loss
+    f = ember.compile(step)
+    x = ember.randn(4, 3)
+    f(x)
+    assert any("bool(tensor)" in r for r in counters["graph_break"])
+
+
+def test_whole_step_with_a_varying_batch_size_is_dynamic():
+    def run(compiled):
+        ember.manual_seed(0)
+        model = MLP()
+        opt = ember.optim.Adam(model.parameters(), lr=1e-2)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        f = ember.compile(step) if compiled else step
+        g = ember.Generator().manual_seed(2)
+        out = []
+        for b in (8, 8, 5, 8, 7, 3, 8, 5):
+            out.append(f(ember.randn(b, 12, generator=g), ember.randint(0, 5, (b,), generator=g)))
+        return out, [p.detach().numpy().copy() for p in model.parameters()]
+    got, gp = run(True)
+    assert counters["frames"]["total"] == 2 and counters["stats"]["dynamic_graphs"] == 1
+    want, wp = run(False)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    for a, b in zip(gp, wp):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
