@@ -236,10 +236,8 @@ class Function(FunctionCtx):
         if cls.raw:
             raw = []
             t0 = None
-            record = False
+            nf = None  # next_functions and needs_input_grad, made at the first input needing grad
             grad_on = state.grad
-            nf = []     # next_functions and needs_input_grad, kept if recording
-            needs = []
             for a in args:
                 if isinstance(a, Tensor):
                     d = a._data
@@ -247,26 +245,33 @@ class Function(FunctionCtx):
                         t0 = type(d)
                     elif type(d) is not t0:  # another array type: maybe another device
                         _backend.check_same_device(t0, d)
-                    raw.append(d)
                     if grad_on and a._requires_grad:
-                        record = True
+                        if nf is None:
+                            n = len(raw)
+                            nf, needs = ([_NO_EDGE] * n, [False] * n) if n else ([], [])
+                        raw.append(d)
                         fn = a._grad_fn
                         nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
                         needs.append(True)
                         continue
+                    raw.append(d)
                 else:
                     raw.append(a)
-                nf.append(_NO_EDGE)
-                needs.append(False)
+                if nf is not None:
+                    nf.append(_NO_EDGE)
+                    needs.append(False)
             ctx.xp = _ARRAY_TYPES[t0][0] if t0 is not None else None
+            record = nf is not None
             if record:  # edges are set before forward: it saves only what a needed gradient uses
                 ctx._record = True
                 ctx.next_functions = tuple(nf)
                 ctx.needs_input_grad = tuple(needs)
-            res = out = cls.forward(ctx, *raw, **kwargs)
-            if type(out) not in _ARRAY_TYPES and hasattr(out, "shape"):  # a NumPy scalar
+            res = out = cls.forward(ctx, *raw, **kwargs) if kwargs else cls.forward(ctx, *raw)
+            tp = type(out)
+            if tp not in _ARRAY_TYPES and hasattr(out, "shape"):  # a NumPy scalar
                 out = _backend.asarray(out)
-            if type(out) in _ARRAY_TYPES:  # the hot path: one array out
+                tp = type(out)
+            if tp in _ARRAY_TYPES:  # the hot path: one array out
                 if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
                     t = _make(out, True, ctx)
                     if ctx._to_save is not None:
@@ -386,11 +391,11 @@ def _resolve_saved(items, raw, args, outs, results):
     saved = []
     for item in items:
         entry = None
-        if not hasattr(item, "shape"):  # None or a Python scalar
-            entry = (_CONST, item)
+        if item is None or type(item) not in _ARRAY_TYPES and not hasattr(item, "shape"):
+            entry = (_CONST, item)  # None or a Python scalar
         else:
-            for j, r in enumerate(raw):
-                if r is item and isinstance(args[j], Tensor):
+            for j in range(len(raw)):
+                if raw[j] is item and isinstance(args[j], Tensor):
                     t = args[j]
                     if t._inference and not state.inference:
                         raise RuntimeError(

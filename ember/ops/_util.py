@@ -4,7 +4,8 @@ from __future__ import annotations
 import builtins
 
 from .._dtype import from_np, result_type_of, _FLOAT, get_default_dtype
-from .._backend import _BY_ARRAY_TYPE as _ARRAY_TYPES
+from .._backend import _BY_ARRAY_TYPE as _ARRAY_TYPES, asarray
+from .._state import state
 from .._tensor import Tensor, _make, _wrap_dim
 from ..autograd.function import Function
 
@@ -55,22 +56,45 @@ class SumToSize(Function):
     @staticmethod
     def forward(ctx, a, shape):
         ctx.shape = a.shape
-        lead = a.ndim - len(shape)
-        dims = tuple(range(lead)) + tuple([
-            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1])
-        out = ctx.xp.sum(a, axis=dims, keepdims=True) if dims else a
-        return out.reshape(shape) if lead else out
+        return _sum_to(ctx.xp, a, shape)
 
     @staticmethod
     def backward(ctx, g):
         return g.expand(ctx.shape), None
 
 
+def _sum_to(xp, a, shape):
+    """Array ``a`` summed down to ``shape``, a shape it was broadcast from."""
+    lead = a.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple([
+        lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1])
+    if not dims:  # (no leading dims either)
+        return a
+    # ``sum``'s kernel without its Python wrapper (a sparse array has only the method)
+    out = xp.add.reduce(a, axis=dims, keepdims=True) if isinstance(a, xp.ndarray) else a.sum(
+        axis=dims, keepdims=True)
+    return out.reshape(shape) if lead else out
+
+
+def plain(arr) -> Tensor:
+    """A result with no history (comparisons, tests); honours inference mode."""
+    if type(arr) not in _ARRAY_TYPES:  # ufuncs give scalars for 0-d inputs
+        arr = asarray(arr)
+    t = _make(arr)
+    if state.inference:
+        t._inference = True
+    return t
+
+
 def reduce_grad(g: Tensor, shape, dtype) -> Tensor:
     """Sum a broadcast gradient back to ``shape`` and cast it to the input's ``dtype``."""
     gs = g._data.shape
-    if gs != shape and gs != tuple(shape):
-        g = SumToSize.apply(g, tuple(shape))  # ``g`` was broadcast from ``shape``: no checks
+    if gs != shape and gs != tuple(shape):  # ``g`` was broadcast from ``shape``: no checks
+        if state.grad or state.intercept:
+            g = SumToSize.apply(g, tuple(shape))
+        else:  # no graph to build, no mode to see it: the sum alone (~1.5 us less)
+            d = g._data
+            g = plain(_sum_to(_ARRAY_TYPES[type(d)][0], d, tuple(shape)))
     if g._data.dtype is not dtype and g._data.dtype != dtype:
         if g._data.dtype.kind == "c" and dtype.kind != "c":
             g = g.real  # a real input of a complex result gets the real part (PyTorch's rule)
