@@ -104,7 +104,9 @@ def _ranks(name, steps):
         finalize()  # averages the buckets into .grad (the waits are done: no-ops)
 
     net._finalize = timed_finalize
+    cpu, wall = time.process_time(), time.perf_counter()
     t2 = _time(step, steps, dist.barrier)
+    cpu_share = (time.process_time() - cpu) / (time.perf_counter() - wall)
     net._finalize = finalize
     t_local = _time(local_step, steps, dist.barrier)
     arrays = [ember.from_numpy(b.buffer) for b in net._buckets]
@@ -115,7 +117,7 @@ def _ranks(name, steps):
 
     t_comm = _time(all_reduce, steps, dist.barrier)
     out = {"t2": t2, "t2_no_sync": t_local, "t_allreduce": t_comm, "waits": waits,
-           "early": early, "grad_bytes": sum(a.numel() * a.element_size() for a in arrays),
+           "early": early, "cpu_share": cpu_share, "grad_bytes": sum(a.numel() * a.element_size() for a in arrays),
            "buckets": len(net._buckets)}
     every = [None] * world
     dist.all_gather_object(every, out)
@@ -126,6 +128,7 @@ def _ranks(name, steps):
         per = list(zip(*[e["waits"] for e in every]))[skip:]
         last = [min(range(world), key=lambda r: w[r]) for w in per]
         res = {k: max(e[k] for e in every) for k in ("t2", "t2_no_sync", "t_allreduce")}
+        res["cpu_share"] = min(e["cpu_share"] for e in every)
         res.update(grad_bytes=out["grad_bytes"], buckets=out["buckets"],
                    exposed=[w[r] for w, r in zip(per, last)],
                    skew=[max(w) - min(w) for w in per],
@@ -185,6 +188,7 @@ def main(argv=None) -> int:
         _ranks(args._ranks, args.steps)
         return 0
     caps = args.bucket_cap_mb or list(_CAPS)
+    cpu_shares = []
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"bench.ddp: 1 process vs 2 MPI ranks (embrun), same global batch; {args.threads} "
           f"BLAS thread(s) per process, {os.cpu_count()} cores, {args.steps} timed steps; "
@@ -203,15 +207,22 @@ def main(argv=None) -> int:
                        args.threads, cap)
             t2, total = two["t2"], two["t_allreduce"]
             hidden = [1.0 - e / total for e in two["exposed"]]
+            cpu_shares.append(two["cpu_share"])
             print(f"  bucket_cap_mb={cap}: {two['grad_bytes'] / 2**20:.2f} MiB of gradients in "
                   f"{two['buckets']} bucket(s); 2 ranks {ms(t2)} ms/step (speed-up "
                   f"{t1 / t2:.2f}, efficiency {t1 / (2 * t2):.0%}; no_sync step "
-                  f"{ms(two['t2_no_sync'])} ms)")
+                  f"{ms(two['t2_no_sync'])} ms; ranks on a core {two['cpu_share']:.0%} of "
+                  "the time)")
             print(f"    all-reduce {ms(total)} ms | exposed {_spread(two['exposed'], ms)} ms | "
                   f"hidden {_spread(hidden, pct)} | in bwd {_spread(two['early'], pct)} | "
                   f"skew {_spread(two['skew'], ms)} ms", flush=True)
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\nload average after: {load}")
+    print(f"\nload average after (this benchmark's ranks included): "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if min(cpu_shares) < 0.9:
+        print(f"WARNING: the ranks had their cores {min(cpu_shares):.0%} of the time (CPU "
+              "time / wall time of the timed steps; MPI waits spin, so a quiet machine gives "
+              "~100%): a rank waiting for the other also waited for a core, so all-reduce, "
+              "exposed and hidden mostly measure the scheduler; rerun on a quiet machine")
     return 0
 
 
