@@ -206,3 +206,91 @@ def mlp_infer_b1(mod):
         with mod.inference_mode():
             return f(x)
     return step, lambda s: s * 1e6
+
+
+# ---- whole training steps: zero_grad, forward, loss, backward and the update in ONE compiled
+# function (ember: one program, NOTE [ Compiled training steps ]; torch eager: the same
+# function uncompiled; torch.compile: the function compiled, breaking at backward) ---------
+
+def _whole(name, mod, model, loss, x, target, opt):
+    """``train(x, t)`` = zero_grad, loss, backward, step; compiled as the column wants; its
+    first call timed and a recompile at a new batch size where ``x`` has one to cut."""
+    params = tuple(model.parameters())
+
+    def train(x, t):
+        opt.zero_grad()
+        out = loss(x, t)
+        out.backward()
+        opt.step()
+        return out
+    f = _compile(mod, train)
+    _timed_first(name, mod, f, x, target)
+    if name == "mlp_step_whole":  # a new batch size (ember: makes the batch dim dynamic)
+        t0 = time.perf_counter()
+        f(x[:64], target[:64])
+        COMPILE_TIMES[(name, _backend(mod))][1] = time.perf_counter() - t0
+
+    def step():
+        out = f(x, target)
+        return _Snapshot(out.detach().reshape(1), *params)
+    return step
+
+
+@compiled_workload("mlp_step_whole", "ms/step")
+def mlp_step_whole(mod):
+    """``mlp_step_nn`` as one compiled training step (SGD, the same update)."""
+    rng = _rng()
+    model = _mlp_model(mod, rng)
+    loss_fn = mod.nn.CrossEntropyLoss()
+    x, target = _mlp_data(mod, rng)
+    opt = mod.optim.SGD(model.parameters(), lr=MLP_LR)
+    step = _whole("mlp_step_whole", mod, model, lambda x, t: loss_fn(model(x), t), x, target,
+                  opt)
+    return step, lambda s: s * 1e3
+
+
+@compiled_workload("lenet_step_whole", "ms/step")
+def lenet_step_whole(mod):
+    """``lenet_step`` (Adam) as one compiled training step."""
+    rng = _rng()
+    model = wl_conv._lenet(mod)
+    wl_conv._load(mod, model, rng)
+    x = _leaf(mod, rng.standard_normal((wl_conv.LENET_BATCH, 1, 28, 28), dtype=np.float32))
+    target = mod.from_numpy(rng.integers(0, 10, wl_conv.LENET_BATCH))
+    F = mod.nn.functional
+    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
+    return _whole("lenet_step_whole", mod, model, lambda x, t: F.cross_entropy(model(x), t),
+                  x, target, opt), lambda s: s * 1e3
+
+
+@compiled_workload("lstm_lm_step_whole", "ms/step")
+def lstm_lm_step_whole(mod):
+    """``lstm_lm_step`` (Adam) as one compiled training step."""
+    rng = _rng()
+    model = wl_rnn._lm_model(mod, rng)
+    tokens = rng.integers(0, wl_rnn.LM_VOCAB, (wl_rnn.LM_SEQ + 1, wl_rnn.LM_BATCH))
+    x = mod.from_numpy(tokens[:-1].copy())
+    y = mod.from_numpy(tokens[1:].reshape(-1).copy())
+    F = mod.nn.functional
+    emb, lstm, head = model["emb"], model["lstm"], model["head"]
+
+    def loss(x, y):
+        out, _ = lstm(emb(x))
+        return F.cross_entropy(head(out).reshape(-1, wl_rnn.LM_VOCAB), y)
+    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
+    return _whole("lstm_lm_step_whole", mod, model, loss, x, y, opt), lambda s: s * 1e3
+
+
+@compiled_workload("gpt_step_whole", "ms/step")
+def gpt_step_whole(mod):
+    """``gpt_step`` (Adam) as one compiled training step."""
+    rng = _rng()
+    model = wl_attention._gpt_model(mod, rng)
+    c = wl_attention.GPT
+    data = rng.integers(0, c["vocab"], (c["batch"], c["seq"] + 1))
+    idx = _leaf(mod, data[:, :-1])
+    target = _leaf(mod, data[:, 1:].reshape(-1))
+    F = mod.nn.functional
+    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
+    return _whole("gpt_step_whole", mod, model, lambda i, t: F.cross_entropy(
+        model(i).reshape(-1, c["vocab"]), t), idx, target, opt), lambda s: s * 1e3
