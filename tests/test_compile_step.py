@@ -71,6 +71,7 @@ def test_twenty_whole_step_compiled_steps_equal_eager(name, opt_name):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     report = ember.compiler.explain(got[4])(*_data(name))
     assert report.graph_break_count == 0 and report.graph_count == 1
+    assert report.program == ["zero_grad", "graph", "backward", "step", "item"]
 
 
 def _lin_setup():

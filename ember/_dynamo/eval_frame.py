@@ -103,7 +103,9 @@ class _Capture:
         self.quiet = 0            # zero_grad() runs: its .grad writes are not breaks
 
     def event(self, kind: str, *payload) -> None:
-        self.events.append((kind, payload, _n_ops(self.rec.graph) if self.rec else 0))
+        # the user's line now: a break found at the end names where the construct was
+        self.events.append((kind, payload, _n_ops(self.rec.graph) if self.rec else 0,
+                            _user_stack()))
 
     @contextlib.contextmanager
     def suspended(self):
@@ -118,8 +120,8 @@ class _Capture:
         finally:
             _modes.push(rec)
 
-    def brk(self, what: str) -> None:
-        stack = _user_stack()
+    def brk(self, what: str, stack: list = None) -> None:
+        stack = _user_stack() if stack is None else stack
         if self.fullgraph:
             where = f"\n  {stack[-1]}" if stack else ""
             raise Unsupported(f"graph break under fullgraph=True: {what}{where}")
@@ -345,17 +347,20 @@ def _program(cap, rec, recording):
     if sum(1 for e in events if e[0] == "backward") > 1:
         cap.brk("backward() called more than once inside the function")
         return None
-    for kind, payload, pos in events:
+    for kind, payload, pos, stack in events:
+        if kind == "item" and pos < end:
+            cap.brk(_BREAKING_METHODS["item"], stack)  # its value fed later ops
+            return None
         if pos < end and kind != "zero_grad":
             cap.brk(f"{_EVENT_NAMES[kind]} before ops the function runs after it (the "
-                    "compiled forward runs first)")
+                    "compiled forward runs first)", stack)
             return None
         if kind == "zero_grad":
             fn = type(payload[0]).zero_grad
             if fn not in (Optimizer.zero_grad, Module.zero_grad) and \
                     getattr(fn, "__wrapped__", None) not in (Optimizer.zero_grad,
                                                             Module.zero_grad):
-                cap.brk(f"{type(payload[0]).__name__}.zero_grad() overridden")
+                cap.brk(f"{type(payload[0]).__name__}.zero_grad() overridden", stack)
                 return None
             # held weakly: the cache must not keep an optimizer alive (the function holds it)
             if pos < end:
@@ -367,7 +372,7 @@ def _program(cap, rec, recording):
             k = extra(t)
             kg = extra(g) if g is not None else None
             if k is None or extras[k].op != "call_function" or (g is not None and kg is None):
-                cap.brk("backward() on a tensor the graph does not compute")
+                cap.brk("backward() on a tensor the graph does not compute", stack)
                 return None
             post.append(("backward", k, kg))
         elif kind == "step":
@@ -376,9 +381,8 @@ def _program(cap, rec, recording):
             t, v = payload
             k = extra(t)
             at = [i for i, leaf in enumerate(result_leaves) if leaf is v]
-            if k is None or not at:
-                cap.brk(_BREAKING_METHODS["item"] + " whose value the function uses (only "
-                        "returning it is compiled)")
+            if k is None or not at:  # its value is used (only returning it is compiled)
+                cap.brk(_BREAKING_METHODS["item"], stack)
                 return None
             for i in at:
                 items[i] = k
@@ -931,6 +935,12 @@ class ExplainOutput:
         self.out_guards = []
         self.compile_times = f"{entry.compile_time:.4f}"
         self.unsupported = entry.unsupported
+        # a compiled training step: what runs, in order (NOTE [ Compiled training steps ])
+        run = entry.run
+        self.program = []
+        if isinstance(run, _Program):
+            self.program = ["zero_grad"] * len(run.pre) + ["graph"] + \
+                [kind for kind, _, _ in run.post] + ["item"] * len(run.items)
 
     def __str__(self):
         lines = [f"Graph Count: {self.graph_count}",
@@ -947,6 +957,8 @@ class ExplainOutput:
             lines += [f"    {getattr(o, '__name__', o)}" for o in ops]
         if self.unsupported:
             lines.append(f"Graph runs op by op (not lowered): {self.unsupported}")
+        if self.program:
+            lines.append("Compiled step: " + " -> ".join(self.program))
         return "\n".join(lines) + "\n"
 
 
