@@ -200,3 +200,93 @@ def test_conv_zero_point_before_or_after_the_gemm_is_exact():
             y = conv(m.quantize_per_tensor(m.from_numpy(x), 0.02, 77, m.quint8))
             outs.append((y.int_repr().numpy(), conv.bias().detach().numpy()))
         np.testing.assert_array_equal(outs[1][0], outs[0][0])
+
+
+# ---- 3-d QAT modules -------------------------------------------------------------------------
+def _net3d(m):
+    q = m.ao.quantization
+    return m.nn.Sequential(q.QuantStub(), m.nn.Conv3d(2, 4, 3, padding=1), m.nn.BatchNorm3d(4),
+                           m.nn.ReLU(), m.nn.Conv3d(4, 4, 3), m.nn.BatchNorm3d(4),
+                           m.nn.Conv3d(4, 3, 1), m.nn.ReLU(), m.nn.Conv3d(3, 2, 1),
+                           q.DeQuantStub())
+
+
+def test_qat_3d_modules_match_torch():
+    fuse = [["1", "2", "3"], ["4", "5"], ["6", "7"]]
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 2, 5, 5, 5)).astype(np.float32)
+    res = []
+    for m, mod in zip((torch, ember), _twins(_net3d)):
+        q = m.ao.quantization
+        mod.train()
+        mod.qconfig = q.get_default_qat_qconfig("x86")
+        p = q.prepare_qat(q.fuse_modules_qat(mod, fuse))
+        names = [type(p[i]).__name__ for i in (1, 4, 6, 8)]
+        assert names == ["ConvBnReLU3d", "ConvBn3d", "ConvReLU3d", "Conv3d"]
+        assert all("qat" in type(p[i]).__module__ for i in (1, 4, 6, 8))
+        xt = m.from_numpy(x.copy()).requires_grad_()
+        y = p(xt)
+        y.sum().backward()
+        c = q.convert(p.eval())
+        assert [type(c[i]).__name__ for i in (1, 4, 6, 8)] == ["ConvReLU3d", "Conv3d",
+                                                                "ConvReLU3d", "Conv3d"]
+        assert all(type(c[i]).__module__.startswith(("torch.ao.nn", "ember.ao.nn"))
+                   and ".qat" not in type(c[i]).__module__ for i in (1, 4, 6, 8))
+        inner = m.nn.Sequential(*list(c)[:-1])(m.from_numpy(x))
+        res.append((y.detach().numpy(), xt.grad.numpy(), inner.q_scale(),
+                    inner.q_zero_point(), inner.int_repr().numpy(),
+                    [c[i].weight().int_repr().numpy() for i in (1, 4, 6, 8)]))
+    (ty, tg, ts, tz, ti, tw), (ey, eg, es, ez, ei, ew) = res
+    np.testing.assert_allclose(ey, ty, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(eg, tg, rtol=1e-4, atol=1e-4)
+    assert ez == tz and es == pytest.approx(ts, rel=1e-5)
+    for a, b in zip(ew, tw):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert np.abs(ei.astype(int) - ti.astype(int)).max() <= 1
+
+
+def test_qat_conv1d_conv3d_modules_as_torch():
+    for m in (torch, ember):
+        qc = m.ao.quantization.get_default_qat_qconfig("x86")
+        for cls, shape in ((m.ao.nn.qat.Conv1d, (2, 3, 9)), (m.ao.nn.qat.Conv3d, (2, 3, 4, 4, 4))):
+            mod = cls(3, 4, 3, qconfig=qc)
+            assert type(mod.weight_fake_quant).__name__ == "FusedMovingAvgObsFakeQuantize"
+            assert mod(m.zeros(shape)).shape[1] == 4
+        for make in (lambda: m.ao.nn.qat.Conv3d(3, 4, 3), lambda: m.ao.nn.qat.Linear(3, 4)):
+            with pytest.raises(AssertionError, match="qconfig must be provided"):
+                make()
+
+
+@pytest.mark.parametrize("vals", [[-0.001, 0.002], [0.0, 0.001, 0.002], [-0.003, 0.0],
+                                  [-0.5, 2.0], [1e-8, 3e-8]])
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_dynamic_qparams_small_scale_cutoff_as_fbgemm(vals, reduce_range):
+    # fbgemm raises a scale below 6.1e-5 to it and stretches the range alike
+    got = []
+    for m in (torch, ember):
+        q = m.quantize_per_tensor_dynamic(m.tensor(vals), m.quint8, reduce_range)
+        got.append((q.q_scale(), q.q_zero_point(), q.int_repr().numpy()))
+    assert got[1][:2] == got[0][:2]
+    np.testing.assert_array_equal(got[1][2], got[0][2])
+
+
+@pytest.mark.parametrize("name", ["default_fused_per_channel_wt_fake_quant",
+                                  "default_fused_wt_fake_quant",
+                                  "default_fused_act_fake_quant"])
+def test_fused_fake_quant_forward_qparams_as_torch(name):
+    # the fused kernel's symmetric qparams are max(|min| / 128, max / 127), not the
+    # observer's / 127.5; calculate_qparams (what convert uses) stays the observer's
+    rng = np.random.default_rng(7)
+    xs = [rng.standard_normal((6, 3, 3)).astype(np.float32) * s for s in (1.0, 0.5, 2.0)]
+    got = []
+    for m in (torch, ember):
+        fq = getattr(m.ao.quantization, name)()
+        ys = [fq(m.from_numpy(x)).detach().numpy() for x in xs]
+        got.append((fq.scale.numpy(), fq.zero_point.numpy(), ys,
+                    [t.numpy() for t in fq.calculate_qparams()]))
+    np.testing.assert_array_equal(got[1][0], got[0][0])
+    np.testing.assert_array_equal(got[1][1], got[0][1])
+    for a, b in zip(got[1][2], got[0][2]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(got[1][3][0], got[0][3][0], rtol=1e-7)
+    np.testing.assert_array_equal(got[1][3][1], got[0][3][1])

@@ -632,19 +632,44 @@ def _f32(v: float) -> float:
     return _struct.unpack("f", _struct.pack("f", v))[0]
 
 
-def choose_qparams(min_val: float, max_val: float, qmin: int, qmax: int) -> tuple:
+_SMALL_SCALE = _struct.unpack("f", _struct.pack("f", 6.1e-5))[0]  # fbgemm's threshold
+
+
+def choose_qparams(min_val: float, max_val: float, qmin: int, qmax: int,
+                   preserve_sparsity: bool = False) -> tuple:
     """fbgemm's ``ChooseQuantizationParams``: an affine (scale, zero_point) covering
-    ``[min(min_val, 0), max(max_val, 0)]`` with 0 exactly representable."""
-    lo = _f32(min(min_val, 0.0))
-    hi = _f32(max(max_val, 0.0))
+    ``[min(min_val, 0), max(max_val, 0)]`` with 0 exactly representable; symmetric about 0
+    with ``preserve_sparsity`` (scale ``max(|min| / 128, max / 127)`` for 8 bits, the fused
+    fake-quant's symmetric qparams); scales below 6.1e-5 are raised to it, the range
+    stretched alike.  ``min``/``max`` are float32 and the scale float64, as in C++."""
+    lo, hi = _f32(min_val), _f32(max_val)
+    if lo < 0 < hi and preserve_sparsity:
+        sym_min = -((qmax - qmin) // 2 + 1)
+        sym_max = (qmax - qmin) // 2
+        m = max(abs(_f32(lo / sym_min)), abs(_f32(hi / sym_max)))
+        lo, hi = _f32(m * sym_min), _f32(m * sym_max)
+    lo = min(lo, 0.0)
+    hi = max(hi, 0.0)
     scale = (hi - lo) / (qmax - qmin)
     if _f32(scale) == 0 or _f32(scale) < 1.2e-38:  # 1/scale would overflow float32
         scale = 0.1
+    if scale < _SMALL_SCALE:
+        org = _f32(scale)
+        scale = _SMALL_SCALE
+        if lo == 0:
+            hi = _f32(_SMALL_SCALE * (qmax - qmin))
+        elif hi == 0:
+            lo = _f32(-_SMALL_SCALE * (qmax - qmin))
+        else:
+            amp = _f32(_SMALL_SCALE / org)
+            lo, hi = _f32(lo * amp), _f32(hi * amp)
     zp_min = qmin - lo / scale
     zp_max = qmax - hi / scale
     err_min = abs(qmin) - abs(lo / scale)
     err_max = abs(qmax) - abs(hi / scale)
     zp0 = zp_min if err_min < err_max else zp_max
+    if lo < 0 < hi and preserve_sparsity:
+        zp0 = (qmin + qmax) / 2
     zp = qmin if zp0 < qmin else qmax if zp0 > qmax else builtins.round(zp0)  # half to even
     return scale, zp
 

@@ -75,10 +75,14 @@ class FakeQuantize(FakeQuantizeBase):
     def calculate_qparams(self):
         return self.activation_post_process.calculate_qparams()
 
+    def _forward_qparams(self):
+        """The qparams the forward fake-quantizes with (the observer's)."""
+        return self.calculate_qparams()
+
     def forward(self, X):
         if self.observer_enabled._data[0] == 1:
             self.activation_post_process(X.detach())
-            s, z = self.calculate_qparams()
+            s, z = self._forward_qparams()
             self.scale._data = s._data.astype(np.float32)
             self.zero_point._data = z._data.astype(np.int32)
         if self.fake_quant_enabled._data[0] == 1:
@@ -107,11 +111,25 @@ class FakeQuantize(FakeQuantizeBase):
 
 
 class FusedMovingAvgObsFakeQuantize(FakeQuantize):
-    """PyTorch's fused observer + fake-quant kernel; the same numbers, computed unfused."""
+    """PyTorch's fused observer + fake-quant kernel (``fused_moving_avg_obs_fake_quant``),
+    computed unfused: the forward's qparams come from fbgemm's ``ChooseQuantizationParams``
+    on the observer's running min/max (symmetric schemes: ``max(|min| / 128, max / 127)``,
+    not the observer's ``/ 127.5``); ``calculate_qparams``, which convert uses, stays the
+    observer's, as PyTorch's."""
 
     def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
                  **observer_kwargs):
         super().__init__(observer, quant_min, quant_max, **observer_kwargs)
+
+    def _forward_qparams(self):
+        apo = self.activation_post_process
+        lo = np.atleast_1d(apo.min_val._data.astype(np.float32))
+        hi = np.atleast_1d(apo.max_val._data.astype(np.float32))
+        sym = self.qscheme in (per_tensor_symmetric, per_channel_symmetric)
+        pairs = [_q.choose_qparams(float(a), float(b), self.quant_min, self.quant_max, sym)
+                 for a, b in zip(lo, hi)]
+        return (_t(np.array([p[0] for p in pairs], np.float32)),
+                _t(np.array([p[1] for p in pairs], np.int32)))
 
 
 class FixedQParamsFakeQuantize(FakeQuantize):

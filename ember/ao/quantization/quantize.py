@@ -98,14 +98,18 @@ def get_default_static_quant_module_mappings() -> dict:
             nnqat.Linear: nnq.Linear, nnqat.Conv2d: nnq.Conv2d,
             nniqat.LinearReLU: nniq.LinearReLU, nniqat.ConvReLU2d: nniq.ConvReLU2d,
             nniqat.ConvBn2d: nnq.Conv2d, nniqat.ConvBnReLU2d: nniq.ConvReLU2d,
-            nniqat.ConvBn1d: nnq.Conv1d, nniqat.ConvBnReLU1d: nniq.ConvReLU1d}
+            nniqat.ConvBn1d: nnq.Conv1d, nniqat.ConvBnReLU1d: nniq.ConvReLU1d,
+            nnqat.Conv3d: nnq.Conv3d, nniqat.ConvReLU3d: nniq.ConvReLU3d,
+            nniqat.ConvBn3d: nnq.Conv3d, nniqat.ConvBnReLU3d: nniq.ConvReLU3d}
 
 
 def get_default_qat_module_mappings() -> dict:
     return {_nn.Linear: nnqat.Linear, _nn.Conv2d: nnqat.Conv2d,
             nni.LinearReLU: nniqat.LinearReLU, nni.ConvReLU2d: nniqat.ConvReLU2d,
             nni.ConvBn2d: nniqat.ConvBn2d, nni.ConvBnReLU2d: nniqat.ConvBnReLU2d,
-            nni.ConvBn1d: nniqat.ConvBn1d, nni.ConvBnReLU1d: nniqat.ConvBnReLU1d}
+            nni.ConvBn1d: nniqat.ConvBn1d, nni.ConvBnReLU1d: nniqat.ConvBnReLU1d,
+            _nn.Conv3d: nnqat.Conv3d, nni.ConvReLU3d: nniqat.ConvReLU3d,
+            nni.ConvBn3d: nniqat.ConvBn3d, nni.ConvBnReLU3d: nniqat.ConvBnReLU3d}
 
 
 def get_default_dynamic_quant_module_mappings() -> dict:
@@ -268,7 +272,8 @@ def _add_observers(module, mapping, is_qat=False):
 
 
 _QAT_TYPES = (nnqat.Linear, nnqat.Conv2d, nniqat.LinearReLU, nniqat.ConvReLU2d,
-              nniqat.ConvBn2d, nniqat.ConvBnReLU2d, nniqat.ConvBn1d, nniqat.ConvBnReLU1d)
+              nniqat.ConvBn2d, nniqat.ConvBnReLU2d, nniqat.ConvBn1d, nniqat.ConvBnReLU1d,
+              nnqat.Conv3d, nniqat.ConvReLU3d, nniqat.ConvBn3d, nniqat.ConvBnReLU3d)
 
 
 def _prepare(model, inplace, mapping):

@@ -3,10 +3,15 @@ on every forward."""
 from __future__ import annotations
 
 from ....nn.modules.linear import Linear as _Linear
-from ....nn.modules.conv import Conv2d as _Conv2d
+from ....nn.modules.conv import Conv1d as _Conv1d, Conv2d as _Conv2d, Conv3d as _Conv3d
 from ....ops.layers import linear
 
-__all__ = ["Linear", "Conv2d"]
+__all__ = ["Linear", "Conv1d", "Conv2d", "Conv3d"]
+
+
+def _need_qconfig(qconfig):
+    if not qconfig:
+        raise AssertionError("qconfig must be provided for QAT module")
 
 
 class Linear(_Linear):
@@ -15,6 +20,7 @@ class Linear(_Linear):
     def __init__(self, in_features, out_features, bias=True, qconfig=None, device=None,
                  dtype=None):
         super().__init__(in_features, out_features, bias)
+        _need_qconfig(qconfig)
         self.qconfig = qconfig
         self.weight_fake_quant = qconfig.weight()
 
@@ -31,11 +37,13 @@ class Linear(_Linear):
         return q
 
 
-class Conv2d(_Conv2d):
-    """``conv2d(x, weight_fake_quant(W), b)``."""
+class _ConvNd:
+    """``convNd(x, weight_fake_quant(W), b)``: the float conv with its weight fake-quantized
+    (mixed in before the float ConvNd class)."""
 
     def __init__(self, *args, qconfig=None, **kwargs):
         super().__init__(*args, **kwargs)
+        _need_qconfig(qconfig)
         self.qconfig = qconfig
         self.weight_fake_quant = qconfig.weight()
 
@@ -51,3 +59,15 @@ class Conv2d(_Conv2d):
         q.weight = c.weight
         q.bias = c.bias
         return q
+
+
+class Conv1d(_ConvNd, _Conv1d):
+    """``torch.ao.nn.qat.Conv1d``."""
+
+
+class Conv2d(_ConvNd, _Conv2d):
+    """``torch.ao.nn.qat.Conv2d``."""
+
+
+class Conv3d(_ConvNd, _Conv3d):
+    """``torch.ao.nn.qat.Conv3d``."""

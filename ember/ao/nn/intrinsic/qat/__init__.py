@@ -6,10 +6,12 @@ from __future__ import annotations
 from .....nn.modules.module import Module
 from .....ops.conv import conv1d, conv2d, conv3d
 from .....ops.activation import relu
-from ...qat import Linear as _QATLinear, Conv2d as _QATConv2d
+from ...qat import (Linear as _QATLinear, Conv1d as _QATConv1d, Conv2d as _QATConv2d,
+                   Conv3d as _QATConv3d)
 
-__all__ = ["LinearReLU", "ConvReLU2d", "ConvBn2d", "ConvBnReLU2d", "ConvBn1d", "ConvBnReLU1d",
-           "freeze_bn_stats", "update_bn_stats"]
+__all__ = ["LinearReLU", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "ConvBn1d", "ConvBn2d",
+           "ConvBn3d", "ConvBnReLU1d", "ConvBnReLU2d", "ConvBnReLU3d", "freeze_bn_stats",
+           "update_bn_stats"]
 
 
 class LinearReLU(_QATLinear):
@@ -19,8 +21,22 @@ class LinearReLU(_QATLinear):
         return relu(super().forward(input))
 
 
+class ConvReLU1d(_QATConv1d):
+    """QAT ``relu(conv1d(x))``."""
+
+    def forward(self, input):
+        return relu(super().forward(input))
+
+
 class ConvReLU2d(_QATConv2d):
     """QAT ``relu(conv2d(x))``."""
+
+    def forward(self, input):
+        return relu(super().forward(input))
+
+
+class ConvReLU3d(_QATConv3d):
+    """QAT ``relu(conv3d(x))``."""
 
     def forward(self, input):
         return relu(super().forward(input))
@@ -113,6 +129,17 @@ class ConvBn1d(_ConvBn):
 
 class ConvBnReLU1d(_ConvBn):
     _ND = 1
+    _RELU = True
+
+
+class ConvBn3d(_ConvBn):
+    """``torch.ao.nn.intrinsic.qat.ConvBn3d``."""
+    _ND = 3
+
+
+class ConvBnReLU3d(_ConvBn):
+    """``torch.ao.nn.intrinsic.qat.ConvBnReLU3d``."""
+    _ND = 3
     _RELU = True
 
 
