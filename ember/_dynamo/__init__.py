@@ -6,8 +6,8 @@ point (``Function.apply`` -> the mode stack, NOTE [ Modes ]) by ``proxy_tensor.r
 (NOTE [ Op recording ]), not Python bytecode as PyTorch's dynamo does.  The first call with a
 new set of guards runs ``fn`` eagerly under the recorder (so its results are eager's), and
 meanwhile watches for what a graph cannot hold: ``.item()``, ``bool(t)``, ``.tolist()``,
-``.numpy()``, ``print``, ops with data-dependent shapes, a backward or optimizer step inside,
-random draws outside ops, parameters written outside ops.  What it produces: a cache entry
+``.numpy()``, ``print``, ops with data-dependent shapes, a backward/step the program cannot
+hold (NOTE [ Compiled training steps ]), random draws outside ops, parameters written outside ops.  What it produces: a cache entry
 per (code object, guards) holding either the backend's compiled callable (``backends.py``;
 by default one autograd node with generated forward/backward code, ``ember._functorch``) or,
 after a graph break, "run eagerly" with the reasons (``explain``; ``fullgraph=True`` raises
@@ -28,8 +28,24 @@ updates between calls are seen.  ``EMBER_LOGS=graph,code,recompiles,breaks`` (or
 ``TORCH_LOGS``) prints what happens.
 
 Optimizer steps (``optim_step.py``, NOTE [ Compiled optimizer steps ]): ``ember.compile(opt.step)``
-is one generated update over every parameter's arrays; ``opt.step()`` inside a compiled function
-still breaks the graph, but runs that generated update.
+is one generated update over every parameter's arrays.
+
+NOTE [ Compiled training steps ]
+A function that runs ``opt.zero_grad(); loss = ...; loss.backward(); opt.step(); return
+loss.item()`` compiles whole.  While the capture runs, ``Tensor.backward``, ``zero_grad``
+(``Optimizer``'s and ``Module``'s) and ``Tensor.item`` are patched to record *events*
+(``_Capture.event``: kind, payload, ops recorded so far, the user's line), and a routed
+``opt.step()`` records one (its update runs with the recorder off).  At the end ``_program``
+checks them: zero_grad may come anywhere before the forward's last op (it moves ahead of the
+compiled forward); one ``backward()`` on a tensor the graph computes, optimizer steps,
+later zero_grads and ``item()`` must come after the last op; an ``item()`` value may only be
+returned (found by identity).  The graph's output becomes ``(result, extras)``, the extras
+being the tensors the events use.  ``_Program`` replays: pre-forward zero_grads, the compiled
+forward, then the events in order (``backward()`` on the region's output runs its compiled
+backward and accumulates through eager's engine; the step is ``compiled_step_for(opt)``),
+then ``item()`` into the result.  Anything else (ops after backward, a hook on a graph tensor,
+a ``.grad`` assigned in Python, ``retain_graph``/``create_graph``, ``autograd.grad``, a second
+backward) is a break, found and named as before.
 
 Dynamic shapes (``dynamic.py``, NOTE [ Dynamic compiled graphs ]): a second size on a
 dimension makes the graph size-generic for it (``dynamic=None``, PyTorch's automatic

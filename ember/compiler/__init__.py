@@ -18,9 +18,10 @@ def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="induc
     """Compile a function or module (PyTorch's ``torch.compile``; a decorator too).
 
     The first call with new guards runs eagerly while its ops are captured; later calls run
-    the compiled graph (see ``ember/_dynamo/__init__.py``).  ``dynamic`` is accepted; shapes
-    are static (a new shape recompiles).  ``mode``/``options`` are checked as PyTorch checks
-    them and otherwise ignored.
+    the compiled graph (see ``ember/_dynamo/__init__.py``).  ``dynamic``: ``None`` makes a
+    dimension dynamic when a second size arrives, ``False`` specialises every size, ``True``
+    as ``None`` (NOTE [ Dynamic compiled graphs ]).  ``mode``/``options`` are checked as
+    PyTorch checks them and otherwise ignored.
     """
     if mode is not None and options is not None:
         raise RuntimeError("Either mode or options can be specified, but both can't be "
