@@ -2,16 +2,16 @@
 ``torch._dynamo``), behind ``ember.compile``.
 
 Design note.  What it captures: the ops a call really runs, recorded at the one interception
-point (``Function.apply`` -> the mode stack, NOTE [ Modes ]) by ``proxy_tensor.record``
-(NOTE [ Op recording ]), not Python bytecode as PyTorch's dynamo does.  The first call with a
-new set of guards runs ``fn`` eagerly under the recorder (so its results are eager's), and
-meanwhile watches for what a graph cannot hold: ``.item()``, ``bool(t)``, ``.tolist()``,
-``.numpy()``, ``print``, ops with data-dependent shapes, a backward/step the program cannot
-hold (NOTE [ Compiled training steps ]), random draws outside ops, parameters written outside ops.  What it produces: a cache entry
-per (code object, guards) holding either the backend's compiled callable (``backends.py``;
-by default one autograd node with generated forward/backward code, ``ember._functorch``) or,
-after a graph break, "run eagerly" with the reasons (``explain``; ``fullgraph=True`` raises
-``exc.Unsupported`` naming the construct and the user's line instead).
+point (``Function.apply`` -> the mode stack, NOTE [ Modes ]) by ``proxy_tensor.record`` (NOTE [
+Op recording ]), not Python bytecode as PyTorch's dynamo does.  The first call with a new set of
+guards runs ``fn`` eagerly under the recorder (so its results are eager's), and meanwhile
+watches for what a graph cannot hold: ``.item()``, ``bool(t)``, ``.tolist()``, ``.numpy()``,
+``print``, ops with data-dependent shapes, a backward/step the program cannot hold (NOTE [
+Compiled training steps ]), random draws outside ops, parameters written outside ops.  What it
+produces: a cache entry per (code object, guards) holding either the backend's compiled callable
+(``backends.py``; by default one autograd node with generated forward/backward code,
+``ember._functorch``) or, after a graph break, "run eagerly" with the reasons (``explain``;
+``fullgraph=True`` raises ``exc.Unsupported`` naming the construct and the user's line instead).
 
 Guards: the key is the inputs' shapes, dtypes, array types (devices) and ``requires_grad``,
 plain-value arguments, grad/inference mode, the active modes (autocast), the ``training``
@@ -60,7 +60,7 @@ from .eval_frame import (OptimizedModule, optimize, explain, reset, disable, is_
 from .backends import register_backend, lookup_backend, list_backends
 from .exc import Unsupported, InvalidBackend
 
-__all__ = ["config", "OptimizedModule", "optimize", "explain", "reset", "disable",
+__all__ = ["config", "utils", "OptimizedModule", "optimize", "explain", "reset", "disable",
            "is_compiling", "register_backend", "lookup_backend", "list_backends",
            "Unsupported", "InvalidBackend", "ExplainOutput", "BreakReason", "mark_dynamic",
            "mark_static", "allow_in_graph"]

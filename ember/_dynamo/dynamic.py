@@ -26,7 +26,7 @@ from __future__ import annotations
 from .._tensor import Tensor
 from ..autograd.modes import Op, dispatch
 from ..fx.experimental.proxy_tensor import COPY_, OpRecorder, record
-from ..fx.experimental.symbolic_shapes import FULL, SYM_SIZE, symbolize
+from ..fx.experimental.symbolic_shapes import SYM_SIZE, symbolize
 from ..fx.node import map_arg
 from .utils import counters
 

@@ -6,17 +6,17 @@ What it compiles: the update of every parameter of every group of an ``SGD`` (mo
 dampening, Nesterov, weight decay, maximize), ``Adam`` or ``AdamW`` (L2 or decoupled decay,
 AMSGrad, maximize), written out parameter by parameter as straight-line array calls with
 ``out=`` into scratch buffers allocated once per compiled version (PyTorch's ``_foreach``
-semantics: the same formulas, so eager's numbers; see ``ember/optim/sgd.py`` and
-``adam_step`` in ``ember/optim/adam.py``).  An Adam group whose parameters Adam's eager
-first step moved into flat buffers (``_FlatGroup``) is one unit instead: the gradients
-concatenated once, then a dozen calls over the whole group (per-parameter code was slower).  What it guards on: the optimizer's class, each
-group's parameters (identity, shape, dtype, which have gradients) and the structural flags the
-code branches on (momentum/weight decay zero or not, nesterov, maximize, amsgrad, decoupled
-decay, lerp's side); a changed guard regenerates the code.  What it reads at call time: the
-hyper-parameters (``lr``, ``momentum``, ``dampening``, ``weight_decay``, ``betas``, ``eps``) from
-``param_groups``, so a scheduler's new ``lr`` is seen, and the arrays themselves (Adam's flat
-path may re-point them).  The state tensors are the optimizer's own (``state_dict`` is
-eager's).  Eager runs instead: the first step of a parameter (it creates the state), hooks,
+semantics: the same formulas, so eager's numbers; see ``ember/optim/sgd.py`` and ``adam_step``
+in ``ember/optim/adam.py``).  An Adam group whose parameters Adam's eager first step moved into
+flat buffers (``_FlatGroup``) is one unit instead: the gradients concatenated once, then a dozen
+calls over the whole group (per-parameter code was slower).  What it guards on: the optimizer's
+class, each group's parameters (identity, shape, dtype, which have gradients) and the structural
+flags the code branches on (momentum/weight decay zero or not, nesterov, maximize, amsgrad,
+decoupled decay, lerp's side); a changed guard regenerates the code.  What it reads at call
+time: the hyper-parameters (``lr``, ``momentum``, ``dampening``, ``weight_decay``, ``betas``,
+``eps``) from ``param_groups``, so a scheduler's new ``lr`` is seen, and the arrays themselves
+(Adam's flat path may re-point them).  The state tensors are the optimizer's own (``state_dict``
+is eager's).  Eager runs instead: the first step of a parameter (it creates the state), hooks,
 complex or sparse gradients, other optimizers, a Tensor ``lr`` for SGD.
 """
 from __future__ import annotations
