@@ -47,6 +47,7 @@ from ..fx.experimental.proxy_tensor import (DROPOUT_MASK, OpRecorder, dropout_ma
 from .._backend import xp_of, asarray as _asarray, _BY_ARRAY_TYPE as _ARRAY_TYPES
 from ..ops.movement import Reshape
 from .._tensor import Tensor, _make
+from ..ops import _workspace as _ws
 from .codegen import BufferPool, Plan, direct, fresh_mm, relu_grad_into
 
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
@@ -281,6 +282,7 @@ class CompiledRegion:
         self._xp = env["xp"] = xp = xp if xp is not None else np
         env["_fresh_mm"] = lambda a, b: fresh_mm(xp, a, b)
         env["_relu_grad"] = lambda g, y, out: relu_grad_into(xp, g, y, out)
+        env["_wsl"] = lambda a: _ws.empty(xp, a.shape, a.dtype)
 
         out_node = nodes[-1]
         leaves, self._out_spec = flatten(out_node.args[0])
@@ -382,6 +384,7 @@ class CompiledRegion:
         self.backward_src = ""
         self._bwd = None
         if not recorded:
+            self._drop_capture_values(nodes)
             return
         gname = {}
         for n in order:
@@ -417,6 +420,16 @@ class CompiledRegion:
         lines += self._backward_body(False, *plan)
         self.backward_src = "\n".join(lines) + "\n"
         self._bwd = _compile(self.backward_src, env, "backward")
+        self._drop_capture_values(nodes)
+
+    def _drop_capture_values(self, nodes) -> None:
+        """Forget the capture's intermediate values (each node's ``meta["val"]``, which holds
+        the capture step's activations and autograd graph): the code is generated and only
+        the placeholders' values are read again (``_recompute_grads``, dynamic shapes)."""
+        self._fwd_maps = None
+        for n in nodes:
+            if n.op == "call_function":
+                n.meta.pop("val", None)
 
     def _direct_formula_op(self, cls, m, args):
         """A backward formula's op ``m`` as NumPy calls (``codegen.direct``), or ``None``."""
@@ -501,7 +514,10 @@ class CompiledRegion:
                 states = [st.get(g, "none") for g in gs]
                 vals = n.meta["val"]
                 for i, t in enumerate(vals):
-                    env[f"like_{n.name}_{i}"] = t if isinstance(t, Tensor) else None
+                    # a zero-memory template: shape and dtype are all ``_zeros`` reads
+                    env[f"like_{n.name}_{i}"] = _make(self._xp.broadcast_to(
+                        self._xp.zeros((), t._data.dtype), t._data.shape)) \
+                        if isinstance(t, Tensor) else None
                 call = ", ".join(f"_zeros({g}, like_{n.name}_{i})" if isinstance(vals[i], Tensor)
                                  else g for i, g in enumerate(gs))
                 conds = [f"{g} is not None" for g, x in zip(gs, states) if x == "maybe"]

@@ -56,18 +56,32 @@ class Direct:
     buffer ``out``, or a fresh array when ``out`` is ``None``); ``elementwise`` ops may write
     into their own input."""
 
-    def __init__(self, fmt, fresh, elementwise: bool, reads=()):
+    def __init__(self, fmt, fresh, elementwise: bool, like=None):
         self.fmt = fmt          # lines with {d} (destination) and {o} (", out=BUF" or "")
         self.fresh = fresh      # lines for a fresh result (None: fmt with {o} empty)
         self.elementwise = elementwise
-        self.reads = reads      # argument variables it reads (for in-place choice)
+        self.like = like        # an operand of the result's shape and dtype, if large
 
     def emit(self, dest: str, out):
         if out is None:
             if self.fresh is not None:
                 return [s.format(d=dest) for s in self.fresh]
+            if self.like is not None:  # a large fresh result: a workspace block, no faults
+                out = f"_wsl({self.like})"
+                return [s.format(d=dest, o=f", out={out}", b=out) for s in self.fmt]
             return [s.format(d=dest, o="", b=dest) for s in self.fmt]
         return [s.format(d=dest, o=f", out={out}", b=out) for s in self.fmt]
+
+
+def _like(args, vals, out_val):
+    """The first array operand of ``out_val``'s shape and dtype, where ``out_val`` is large
+    enough for a fresh allocation to fault its pages (NOTE [ Workspace ])."""
+    if out_val.nbytes < _ws.MIN_BYTES:
+        return None
+    for a, v in zip(args, vals):
+        if _is_arr(v) and v.shape == out_val.shape and v.dtype == out_val.dtype:
+            return a
+    return None
 
 
 def direct(cls, args: list, vals: list, kwargs: dict, out_val, zeros):
@@ -87,14 +101,15 @@ def direct(cls, args: list, vals: list, kwargs: dict, out_val, zeros):
         if not (_float_like(a, dt) and _float_like(b, dt)) or not (_is_arr(a) or _is_arr(b)):
             return None
         fn = _BINARY[cls]
-        reads = [s for s, v in zip(args[:2], vals[:2]) if _is_arr(v)]
-        return Direct([f"{{d}} = xp.{fn}({args[0]}, {args[1]}{{o}})"], None, True, reads)
+        return Direct([f"{{d}} = xp.{fn}({args[0]}, {args[1]}{{o}})"], None, True,
+                      _like(args[:2], vals[:2], out_val))
     if cls is _ew.Neg or cls.__name__ in _UNARY and issubclass(cls, _ew._Unary) and \
             cls is getattr(_ew, cls.__name__, None):
         if kwargs or len(vals) != 1 or not _is_arr(vals[0]) or vals[0].dtype != dt:
             return None
         fn = "negative" if cls is _ew.Neg else _UNARY[cls.__name__]
-        return Direct([f"{{d}} = xp.{fn}({args[0]}{{o}})"], None, True, [args[0]])
+        return Direct([f"{{d}} = xp.{fn}({args[0]}{{o}})"], None, True,
+                      _like(args[:1], vals[:1], out_val))
     if cls is _ew.Relu:
         if kwargs or not _is_arr(vals[0]) or vals[0].dtype != dt or \
                 not vals[0].flags.c_contiguous:
@@ -103,14 +118,15 @@ def direct(cls, args: list, vals: list, kwargs: dict, out_val, zeros):
         z = zeros(shape, dt)
         if z is None:
             return None
-        return Direct([f"{{d}} = xp.maximum({args[0]}, {z}{{o}})"], None, True, [args[0]])
+        return Direct([f"{{d}} = xp.maximum({args[0]}, {z}{{o}})"], None, True,
+                      _like(args[:1], vals[:1], out_val))
     if cls is _ew._ReluGrad:
         g, y = vals
         if kwargs or not (_is_arr(g) and _is_arr(y)) or g.dtype != dt or g.shape != shape:
             return None
+        fresh = "None" if g.nbytes < _ws.MIN_BYTES else f"_wsl({args[0]})"
         return Direct([f"{{d}} = _relu_grad({args[0]}, {args[1]}, {{b}})"],
-                      [f"{{d}} = _relu_grad({args[0]}, {args[1]}, None)"], True,
-                      [args[0], args[1]])
+                      [f"{{d}} = _relu_grad({args[0]}, {args[1]}, {fresh})"], True)
     if issubclass(cls, _la.MatMul) and cls in (_la.MatMul, _la._Mm):
         a, b = vals
         if kwargs or not (_is_arr(a) and _is_arr(b)) or a.ndim != 2 or b.ndim != 2 or \
