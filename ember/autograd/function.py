@@ -404,7 +404,9 @@ def _resolve_saved(items, raw, args, outs, results):
                             "autograd. To work around this, you can make a clone to get a "
                             "normal tensor and use it in autograd, or use `torch.no_grad()` "
                             "instead of `torch.inference_mode()`.")
-                    vc = _version_counter(t)
+                    vc = (t if t._base is None else t._base)._version_ctr  # (_version_counter
+                    if vc is None:                                           # inlined: hot)
+                        vc = _version_counter(t)
                     entry = (_IN, t, vc, vc[0])
                     break
             if entry is None:

@@ -330,8 +330,8 @@ class Sub(Function):
         sa, da, sb, db, alpha = ctx.meta
         na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (reduce_grad(g, sa, da) if na else None,
-                reduce_grad(-g if alpha == 1 else g * -alpha, sb, db) if nb else None,
-                None, None)
+                reduce_grad(_grad_node(Neg, g) if alpha == 1 else g * -alpha, sb, db) if nb
+                else None, None, None)
 
 
 class Rsub(Sub):
@@ -347,8 +347,8 @@ class Rsub(Sub):
     def backward(ctx, g):
         sb, db, sa, da, alpha = ctx.meta  # Sub.forward saw (other, input)
         na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        return (reduce_grad(-g if alpha == 1 else g * -alpha, sa, da) if na else None,
-                reduce_grad(g, sb, db) if nb else None, None, None)
+        return (reduce_grad(_grad_node(Neg, g) if alpha == 1 else g * -alpha, sa, da) if na
+                else None, reduce_grad(g, sb, db) if nb else None, None, None)
 
 
 class RsubScalar(Rsub):
@@ -798,8 +798,12 @@ class Neg(Function):
         return ctx.xp.negative(a)
 
     @staticmethod
+    def formula(xp, a):
+        return xp.negative(a)
+
+    @staticmethod
     def backward(ctx, g):
-        return -g
+        return _grad_node(Neg, g)
 
 
 def _sign_array(xp, a):
@@ -970,7 +974,8 @@ Acos = _unary("Acos", lambda xp, x: xp.arccos(x), "x",
 Atan = _unary("Atan", lambda xp, x: xp.arctan(x), "x", lambda g, x, y: g / (x * x + 1))
 Sinh = _unary("Sinh", lambda xp, x: xp.sinh(x), "x", lambda g, x, y: g * x.cosh())
 Cosh = _unary("Cosh", lambda xp, x: xp.cosh(x), "x", lambda g, x, y: g * x.sinh())
-Tanh = _unary("Tanh", lambda xp, x: xp.tanh(x), "y", lambda g, x, y: _TanhGrad.apply(g, y))
+Tanh = _unary("Tanh", lambda xp, x: xp.tanh(x), "y",
+              lambda g, x, y: _grad_node(_TanhGrad, g, y))
 Asinh = _unary("Asinh", lambda xp, x: xp.arcsinh(x), "x",
                lambda g, x, y: g * (x.pow(2) + 1).rsqrt())
 Acosh = _unary("Acosh", lambda xp, x: xp.arccosh(x), "x",
@@ -980,7 +985,7 @@ Acosh = _unary("Acosh", lambda xp, x: xp.arccosh(x), "x",
 Atanh = _unary("Atanh", lambda xp, x: xp.arctanh(x), "x",
                lambda g, x, y: g * (1 / (1 - x.pow(2))))
 Sigmoid = _unary("Sigmoid", lambda xp, x: 1 / (1 + xp.exp(-x)), "y",
-                 lambda g, x, y: _SigmoidGrad.apply(g, y))
+                 lambda g, x, y: _grad_node(_SigmoidGrad, g, y))
 Reciprocal = _unary("Reciprocal", lambda xp, x: 1 / x, "y", lambda g, x, y: -g * (y * y))
 Deg2rad = _unary("Deg2rad", lambda xp, x: x * (math.pi / 180), "",
                  lambda g, x, y: g * (math.pi / 180), "Deg2RadBackward0")
@@ -1043,7 +1048,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         y, = ctx.saved_tensors
-        return _ReluGrad.apply(g, y)
+        return _grad_node(_ReluGrad, g, y)
 
 
 class _ReluGrad(Function):
@@ -1059,7 +1064,11 @@ class _ReluGrad(Function):
 
     @staticmethod
     def forward(ctx, g, y):
-        xp = ctx.xp
+        ctx.save_for_backward(y)
+        return _ReluGrad.formula(ctx.xp, g, y)
+
+    @staticmethod
+    def formula(xp, g, y):
         mask = y > 0
         if g.dtype.itemsize == 2 and is_float(g.dtype):  # exact; float32 loops are faster
             out = (g.astype("float32") * mask).astype(g.dtype)
@@ -1070,13 +1079,27 @@ class _ReluGrad(Function):
         # a finite sum (one reduction, no bool array) clears all its terms; else check each
         if not xp.isfinite(xp.add.reduce(out, axis=None)) and not xp.isfinite(out).all():
             out = xp.where(mask, g, xp.zeros((), dtype=g.dtype))
-        ctx.save_for_backward(y)
         return out
 
     @staticmethod
     def backward(ctx, gg):
         y, = ctx.saved_tensors
-        return _ReluGrad.apply(gg, y), None
+        return _grad_node(_ReluGrad, gg, y), None
+
+
+def _grad_node(cls, g: Tensor, y: Tensor = None) -> Tensor:
+    """``cls.apply(g[, y])`` in a backward formula (``_ReluGrad``, ``Neg``...); with no graph
+    to build and no mode to see it (no ``create_graph``), its array ``formula`` alone,
+    without a node: ~1.5 us less per call."""
+    gd = g._data
+    if y is None:
+        if state.grad or state.intercept:
+            return cls.apply(g)
+        return _plain(cls.formula(_ARRAY_TYPES[type(gd)][0], gd))
+    yd = y._data
+    if state.grad or state.intercept or type(gd) is not type(yd):
+        return cls.apply(g, y)
+    return _plain(cls.formula(_ARRAY_TYPES[type(gd)][0], gd, yd))
 
 
 def _opmath(fn, g, y):
@@ -1101,12 +1124,16 @@ class _TanhGrad(Function):
     @staticmethod
     def forward(ctx, g, y):
         ctx.save_for_backward(g, y)
+        return _TanhGrad.formula(ctx.xp, g, y)
+
+    @staticmethod
+    def formula(xp, g, y):
         return _opmath(lambda g, y: g * (1 - y * y), g, y)
 
     @holomorphic
     def backward(ctx, gg):
         g, y = ctx.saved_tensors
-        return _TanhGrad.apply(gg, y), gg * (-2 * y * g)
+        return _grad_node(_TanhGrad, gg, y), gg * (-2 * y * g)
 
 
 class _SigmoidGrad(Function):
@@ -1118,6 +1145,10 @@ class _SigmoidGrad(Function):
     @staticmethod
     def forward(ctx, g, y):
         ctx.save_for_backward(g, y)
+        return _SigmoidGrad.formula(ctx.xp, g, y)
+
+    @staticmethod
+    def formula(xp, g, y):
         if g.dtype.kind == "f" and g.dtype.itemsize == 2:  # PyTorch's float16 kernel rounds
             return (g * (1 - y)) * y                        # each step (its bfloat16 one not)
         return _opmath(lambda g, y: (g * (1 - y)) * y, g, y)
@@ -1125,7 +1156,7 @@ class _SigmoidGrad(Function):
     @holomorphic
     def backward(ctx, gg):
         g, y = ctx.saved_tensors
-        return _SigmoidGrad.apply(gg, y), gg * g * (1 - 2 * y)
+        return _grad_node(_SigmoidGrad, gg, y), gg * g * (1 - 2 * y)
 
 
 def relu(input) -> Tensor:
