@@ -107,6 +107,7 @@ from ..autograd.function import Function
 from ._util import need_tensor, scalar_name, c_name
 from ._window import windows, add_windows
 from . import _workspace as ws
+from . import _threads
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "unfold", "fold"]
@@ -167,7 +168,7 @@ def _im2col(xp, x, g: _Geom, scratch: bool = False):
     perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
     if scratch:
         cols = ws.empty(xp, (n, c * g.K, g.L), x.dtype)
-        xp.copyto(cols.reshape((n, c) + g.k + g.out), v.transpose(perm))
+        _copy(xp, cols.reshape((n, c) + g.k + g.out), v.transpose(perm), 0)
     else:
         cols = xp.ascontiguousarray(v.transpose(perm)).reshape(n, c * g.K, g.L)
     return cols
@@ -336,7 +337,7 @@ def _fold_cols(xp, x, g: _Geom):
         v = v[(slice(None), slice(None)) + tuple(slice(0, o) for o in g.out)]
     perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
     cols = ws.empty(xp, (c * g.K, n * g.L), x.dtype)
-    xp.copyto(cols.reshape((c,) + g.k + (n,) + g.out), v.transpose(perm))
+    _copy(xp, cols.reshape((c,) + g.k + (n,) + g.out), v.transpose(perm), 1 + nd)
     return cols
 
 
@@ -445,7 +446,7 @@ def _wino_in(xp, x, g: _Geom, m: int):
     tiles = xp.lib.stride_tricks.as_strided(buf, (t, t, n, th, tw, c),
                                             (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
     v = ws.empty(xp, (t * t, n * th * tw, c), x.dtype)
-    xp.copyto(v.reshape(t, t, n, th, tw, c), tiles)
+    _copy(xp, v.reshape(t, t, n, th, tw, c), tiles, 2)
     del buf
     # separable: B^T along the tile rows, then along the columns, back into the same array
     # (3x fewer FLOPs than the Kronecker product's one GEMM: 7.8 -> 6.4 ms on that layer)
@@ -488,7 +489,7 @@ def _wino_fwd(xp, x, ut, g: _Geom, m: int, y):
     z6 = z.reshape(n, th, tw, o, m, m).transpose(0, 3, 1, 4, 2, 5)  # (N, O, th, m, tw, m)
     oh, ow = g.out
     if (m * th, m * tw) == (oh, ow):
-        xp.copyto(y.reshape(n, o, th, m, tw, m), z6)
+        _copy(xp, y.reshape(n, o, th, m, tw, m), z6, 0)
     else:  # the last tiles' extra rows/columns are dropped
         y[...] = z6.reshape(n, o, m * th, m * tw)[:, :, :oh, :ow]
     del z
@@ -511,7 +512,7 @@ def _wino_wgrad(xp, x, gy, g: _Geom, m: int, v=None):
     # gy's tiles with the tile offsets outermost: the transform is a GEMM of row-major
     # operands writing the (O, N*T) matrices of the products
     gt = ws.empty(xp, (m, m, o, n, th, tw), gy.dtype)
-    xp.copyto(gt, gp.reshape(n, o, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4))
+    _copy(xp, gt, gp.reshape(n, o, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4), 3)
     a = _mat(xp, m, 2, gy.dtype).T  # A: (m+2, m), separable as in _wino_in
     e = ws.empty(xp, (t, m * o * n * th * tw), gy.dtype)
     xp.matmul(a, gt.reshape(m, -1), out=e)
@@ -587,6 +588,15 @@ def _conv_tr_block(xp, gy, wt, g: _Geom):
         gx = _col2im(xp, cols.reshape(n, G * cgk, g.L), g, c)
     del cols
     return gx
+
+
+def _copy(xp, dst, src, axis: int) -> None:
+    """``copyto(dst, src)``, split along ``axis`` over threads when large (NOTE [ Threads ]:
+    the gathers and scatters around the GEMMs, which BLAS threads itself)."""
+    pre = (slice(None),) * axis
+    _threads.rows(lambda lo, hi: xp.copyto(dst[pre + (slice(lo, hi),)],
+                                           src[pre + (slice(lo, hi),)]), dst.shape[axis],
+                  dst.size)
 
 
 def _flipped(xp, w, g: _Geom):

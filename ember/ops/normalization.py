@@ -34,6 +34,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
 from ._util import need_tensor, scalar_name, is_float
+from . import _threads
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
            "local_response_norm"]
@@ -79,9 +80,16 @@ def _reduce(xp, lay, a, b=None, out=None):
     if m >= 16 and a.flags.c_contiguous and b.flags.c_contiguous:
         # the trailing reduced axes as one batched dot product per row: BLAS, ~1.7x faster
         # than einsum's two-operand loop on a batch norm's (32, 64, 1024)
+        # Each row's dot is its own BLAS call, so rows split over threads give the same bits
+        # (NOTE [ Threads ]); the sum over the leading axis stays on one thread.
         lead = a.shape[:k]
         r = math.prod(lead)
-        d = xp.matmul(a.reshape(r, 1, m), b.reshape(r, m, 1)).reshape(lead)
+        a3, b3 = a.reshape(r, 1, m), b.reshape(r, m, 1)
+        d = xp.empty((r, 1, 1), xp.result_type(a, b))
+        rr = r // lead[0] if lead[0] else 0
+        _threads.rows(lambda lo, hi: xp.matmul(a3[lo * rr:hi * rr], b3[lo * rr:hi * rr],
+                                               out=d[lo * rr:hi * rr]), lead[0], 2 * a.size)
+        d = d.reshape(lead)
         return d if sub[:k] == out else xp.einsum(f"{sub[:k]}->{out}", d)
     return xp.einsum(f"{sub},{sub}->{out}", a, b)
 
@@ -127,7 +135,7 @@ def _stats(xp, lay, xw, eps, shape):
     n = xw.size // math.prod(lay.kshape) if xw.size else 1
     mean = (_reduce(xp, lay, xw) / n).reshape(lay.kshape)
     xc_full, xc = _empty(xp, shape, lay, xw.dtype)
-    xp.subtract(xw, mean, out=xc)
+    _passes(lay, xw, lambda lo, hi: xp.subtract(xw[lo:hi], mean, out=xc[lo:hi]))
     var = (_reduce(xp, lay, xc, xc) / n).reshape(lay.kshape)
     res = None
     if lay.fold and xw.size:
@@ -139,21 +147,45 @@ def _stats(xp, lay, xw, eps, shape):
     return xc_full, xc, mean, var, inv, res
 
 
+def _passes(lay, a, fn) -> None:
+    """``fn(lo, hi)`` over row blocks of the work-shaped ``a``: split over threads for batch
+    norm (NOTE [ Threads ]), whose statistics broadcast along the rows; one call otherwise."""
+    if lay.fold:
+        _threads.rows(fn, a.shape[0], a.size)
+    else:
+        fn(0, a.shape[0])
+
+
+def _affine(y, scale, shift) -> None:
+    """``y = y * scale + shift`` in place (``shift`` may be None)."""
+    y *= scale
+    if shift is not None:
+        y += shift
+
+
+def _dx(xc, f, s0, g, scale) -> None:
+    """Batch norm's ``dx = scale * (g - s0 + xc * f)`` in place of the centred input ``xc``."""
+    xc *= f
+    xc -= s0
+    xc += g
+    xc *= scale
+
+
 def _normalized(xp, x, w, b, lay, eps):
     """``(y, mean, var, inv)`` for ``x``: the output is the one fresh full-size array."""
     y_full, y, mean, var, inv, res = _stats(xp, lay, _up(x.reshape(lay.work)), eps, x.shape)
     w, b = _up(w), _up(b)
-    if w is not None and lay.fold:
-        scale = inv * w.reshape(lay.wshape)
-        y *= scale
-    else:
-        y *= inv
-        scale = inv
-        if w is not None:
-            y *= w.reshape(lay.wshape)
-    if res is not None:  # y = (x - mean - res) * scale + b
-        y += -res * scale if b is None else b.reshape(lay.wshape) - res * scale
-    elif b is not None:
+    if lay.fold:  # y = (x - mean - res) * scale + b, both passes on each block of rows
+        scale = inv if w is None else inv * w.reshape(lay.wshape)
+        shift = None if res is None else -res * scale
+        if b is not None:
+            shift = b.reshape(lay.wshape) if shift is None else b.reshape(lay.wshape) + shift
+        _passes(lay, y, lambda lo, hi: _affine(y[lo:hi], scale, shift))
+        return y_full.astype(x.dtype, copy=False), mean, var, inv
+    y *= inv
+    if w is not None:
+        y *= w.reshape(lay.wshape)
+    if b is not None:
         y += b.reshape(lay.wshape)
     return y_full.astype(x.dtype, copy=False), mean, var, inv
 
@@ -199,7 +231,8 @@ def _normalize_grads(ctx, g):
     gx = gwt = gb = None
     if need_x or need_w:
         dx_full, xc = _empty(xp, x._data.shape, lay, xw.dtype)
-        xp.subtract(xw, mean._data, out=xc)
+        mu = mean._data
+        _passes(lay, xw, lambda lo, hi: xp.subtract(xw[lo:hi], mu, out=xc[lo:hi]))
     if lay.fold:
         sg = _reduce(xp, lay, gw).reshape(lay.kshape)
         if need_b:
@@ -211,10 +244,8 @@ def _normalize_grads(ctx, g):
         if need_x:
             scale = inv if w is None else inv * _up(w._data).reshape(lay.wshape)
             # dx = scale * (g - (sum(g) + xhat * sum(g * xhat)) / n),  xhat = xc * inv
-            xc *= inv * (sgx / -n)
-            xc -= sg / n
-            xc += gw
-            xc *= scale
+            f, s0 = inv * (sgx / -n), sg / n
+            _passes(lay, xc, lambda lo, hi: _dx(xc[lo:hi], f, s0, gw[lo:hi], scale))
     else:
         if need_b:
             gb = _result(_reduce(xp, lay, gw, out=lay.pred), lay.pshape, pdt)

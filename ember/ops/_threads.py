@@ -1,0 +1,124 @@
+"""Large elementwise passes split over threads (NOTE [ Threads ]).
+
+NOTE [ Threads ]
+PyTorch spreads elementwise and normalisation work over its intra-op threads; a NumPy ufunc
+runs on one core.  NumPy's ufunc loops release the GIL, so the rows of a large array can be
+processed by several threads at once: ``rows(fn, n, numel)`` calls ``fn(lo, hi)`` on
+contiguous row ranges that split ``range(n)``, the first range on the calling thread and the
+others on pre-started worker threads, and returns when all are done.
+
+- When: only when more than one thread is set (``num_threads``: ``set_num_threads``, else
+  the BLAS environment variables, else the CPU count, as PyTorch's intra-op pool) and the
+  pass touches at least ``MIN_NUMEL`` elements; below that the hand-off (~10-20 us: a queue
+  put and a futex wake-up per worker) costs more than half a pass saves.  One thread runs
+  ``fn(0, n)`` directly.
+- Results: each range is computed by the same NumPy loop as the whole array would be (cuts at
+  multiples of ``align`` rows when a kernel groups rows), so results are bit-identical to the
+  unthreaded call (tests/test_threads.py); callers thread only passes where that holds
+  (elementwise arithmetic and copies, per-row dot products), never a reduction whose order a
+  split would change.
+- Safety: a worker that calls ``rows`` again runs its range serially (no nested hand-off);
+  after ``fork`` the child starts its own workers (threads do not survive a fork); an exception
+  in any range is re-raised in the caller after every range has finished.
+Users: batch norm's forward and backward passes (``ops/normalization.py``); convolution's
+im2col, Winograd's gathers and output copy (``ops/conv.py``).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from .. import _runtime
+
+__all__: list = []
+
+MIN_NUMEL = 1 << 18     # elements a pass must touch before it is split (see the note)
+
+_local = threading.local()   # .worker is True on worker threads
+_pool = {"pid": None, "workers": []}
+_lock = threading.Lock()
+_count = {"n": None}
+
+
+def num_threads() -> int:
+    """The thread count to split over: ``set_num_threads``'s value, else
+    ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (read once), else the CPUs
+    this process may use -- the counts NumPy's BLAS starts with.  (A limit set through
+    threadpoolctl directly is not seen: asking it costs milliseconds a call.)"""
+    if _runtime.state.num_threads is not None:
+        return _runtime.state.num_threads
+    if _count["n"] is None:
+        _count["n"] = _default_count()
+    return _count["n"]
+
+
+def _default_count() -> int:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        v = os.environ.get(var, "")
+        if v.isdigit() and int(v) > 0:
+            return int(v)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_count(n) -> None:
+    """Use ``n`` threads (None: read the defaults again); tests and benchmarks."""
+    _count["n"] = n
+
+
+def _worker(inbox, done):
+    _local.worker = True
+    while True:
+        fn, lo, hi = inbox.get()
+        try:
+            fn(lo, hi)
+            done.put(None)
+        except BaseException as e:  # handed to the caller
+            done.put(e)
+
+
+def _workers(k: int):
+    """``k`` started workers, each ``(inbox, done)``; restarted in a forked child."""
+    from _queue import SimpleQueue  # the C queue (queue.py is not needed), at first use
+    with _lock:
+        if _pool["pid"] != os.getpid():
+            _pool["pid"] = os.getpid()
+            _pool["workers"] = []
+        ws = _pool["workers"]
+        while len(ws) < k:
+            inbox, done = SimpleQueue(), SimpleQueue()
+            threading.Thread(target=_worker, args=(inbox, done), daemon=True,
+                             name=f"ember-ops-{len(ws)}").start()
+            ws.append((inbox, done))
+        return ws[:k]
+
+
+def rows(fn, n: int, numel: int, align: int = 1) -> None:
+    """``fn(lo, hi)`` over ranges covering ``range(n)``, cut at multiples of ``align``: on
+    several threads when ``numel`` (the elements the pass touches) is at least ``MIN_NUMEL``
+    and more than one thread is set."""
+    if numel < MIN_NUMEL or getattr(_local, "worker", False):
+        fn(0, n)
+        return
+    k = min(num_threads(), n // align)
+    if k <= 1:
+        fn(0, n)
+        return
+    step = -(-n // k)
+    step = -(-step // align) * align
+    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    ws = _workers(len(bounds) - 1)
+    for (inbox, _), (lo, hi) in zip(ws, bounds[1:]):
+        inbox.put((fn, lo, hi))
+    err = None
+    try:
+        fn(*bounds[0])
+    except BaseException as e:
+        err = e
+    for _, done in ws:
+        e = done.get()
+        err = err or e
+    if err is not None:
+        raise err

@@ -1,0 +1,205 @@
+"""ember/ops/_threads.py (NOTE [ Threads ]): row ranges split over worker threads; the ops
+that use it (batch norm's passes, convolution's gathers) give the same bits threaded and not,
+and the same numbers as torch."""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember.ops import _threads, conv
+from opcheck import check, rand
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Every pass split (no size threshold) over ``k`` threads; one thread afterwards."""
+    monkeypatch.setattr(_threads, "MIN_NUMEL", 0)
+
+    def use(k):
+        _threads.set_count(k)
+    yield use
+    _threads.set_count(None)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("n,align", [(1, 1), (5, 1), (32, 1), (33, 16), (100, 16), (7, 16)])
+def test_rows_cover_the_range_once(threaded, k, n, align):
+    threaded(k)
+    seen = np.zeros(n, int)
+    names = set()
+    lock = threading.Lock()
+
+    def fn(lo, hi):
+        assert lo % align == 0 and lo < hi or n == 0
+        with lock:
+            seen[lo:hi] += 1
+            names.add(threading.current_thread().name)
+
+    _threads.rows(fn, n, 1 << 30, align)
+    assert (seen == 1).all()
+    k = min(k, n // align)
+    step = -(-(-(-n // max(k, 1))) // align) * align  # ceil(n / k), rounded up to align
+    assert len(names) == (1 if k <= 1 else -(-n // step))
+
+
+def test_serial_below_threshold_or_one_thread(threaded, monkeypatch):
+    calls = []
+    threaded(1)
+    _threads.rows(lambda lo, hi: calls.append((lo, hi)), 64, 1 << 30)
+    threaded(2)
+    monkeypatch.setattr(_threads, "MIN_NUMEL", 100)
+    _threads.rows(lambda lo, hi: calls.append((lo, hi)), 64, 99)
+    assert calls == [(0, 64), (0, 64)]
+
+
+def test_worker_exception_reaches_the_caller_after_all_ranges(threaded):
+    threaded(2)
+    done = []
+
+    def fn(lo, hi):
+        done.append(lo)
+        if lo > 0:
+            raise ValueError("bad range")
+
+    with pytest.raises(ValueError, match="bad range"):
+        _threads.rows(fn, 10, 1 << 30)
+    assert sorted(done) == [0, 5]
+    # the pool still works afterwards
+    out = np.zeros(10)
+    _threads.rows(lambda lo, hi: out.__setitem__(slice(lo, hi), 1), 10, 1 << 30)
+    assert out.sum() == 10
+
+
+def test_nested_call_runs_serially_on_the_worker(threaded):
+    threaded(2)
+    inner = []
+
+    def fn(lo, hi):
+        _threads.rows(lambda a, b: inner.append((lo, a, b)), 4, 1 << 30)
+
+    _threads.rows(fn, 8, 1 << 30)
+    assert sorted(inner) == [(0, 0, 2), (0, 2, 4), (4, 0, 4)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_forked_child_starts_its_own_workers(threaded):
+    threaded(2)
+    _threads.rows(lambda lo, hi: None, 4, 1 << 30)  # workers exist in the parent
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's worker threads are gone
+        out = np.zeros(8)
+        try:
+            _threads.rows(lambda lo, hi: out.__setitem__(slice(lo, hi), 1), 8, 1 << 30)
+            os.write(w, b"ok" if out.sum() == 8 else b"bad")
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 8) == b"ok"
+    os.close(r)
+
+
+def test_count_follows_set_num_threads(monkeypatch):
+    from ember import _runtime
+    monkeypatch.setattr(_runtime.state, "num_threads", 3)
+    assert _threads.num_threads() == 3
+    monkeypatch.setattr(_runtime.state, "num_threads", None)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "5")
+    _threads.set_count(None)
+    assert _threads.num_threads() == 5
+    _threads.set_count(None)
+
+
+# ---- the users give the same bits threaded and not -------------------------------------------
+
+def _bn_step(x0, g0, affine, training):
+    ember.manual_seed(0)
+    bn = (ember.nn.BatchNorm2d if x0.ndim == 4 else ember.nn.BatchNorm1d)(x0.shape[1],
+                                                                       affine=affine)
+    bn.to(ember.float64 if x0.dtype == np.float64 else ember.float32)
+    if affine:
+        with ember.no_grad():
+            bn.weight.uniform_()
+            bn.bias.uniform_()
+    bn.train(training)
+    x = ember.tensor(x0, requires_grad=True)
+    y = bn(x)
+    y.backward(ember.tensor(g0))
+    out = [y, x.grad, bn.running_mean, bn.running_var]
+    if affine:
+        out += [bn.weight.grad, bn.bias.grad]
+    return [a.detach().numpy().copy() for a in out]
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 5, 4), (33, 4, 3, 3), (2, 5, 6)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_bit_identical(threaded, shape, dtype, affine):
+    rng = np.random.default_rng(1)
+    x0 = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    g0 = rng.standard_normal(shape).astype(dtype)
+    threaded(1)
+    ref = _bn_step(x0, g0, affine, True)
+    for k in (2, 3):
+        threaded(k)
+        got = _bn_step(x0, g0, affine, True)
+        for a, b in zip(got, ref):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batch_norm_threaded_matches_torch(threaded, dtype):
+    threaded(2)
+    check(lambda m, x, w, b: m.nn.functional.batch_norm(x, None, None, w, b, training=True),
+          None, rand(6, 3, 4, 5), rand(3), rand(3), dtypes=(dtype,))
+
+
+def _conv_step(x0, w0, g0, **kw):
+    x = ember.tensor(x0, requires_grad=True)
+    w = ember.tensor(w0, requires_grad=True)
+    y = ember.nn.functional.conv2d(x, w, **kw)
+    y.backward(ember.tensor(g0))
+    return [a.detach().numpy().copy() for a in (y, x.grad, w.grad)]
+
+
+@pytest.mark.parametrize("algo", ["im2col", "fold", "winograd", "winograd4"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conv_bit_identical(threaded, monkeypatch, algo, dtype):
+    monkeypatch.setattr(conv, "_FORCE", algo)
+    rng = np.random.default_rng(2)
+    x0 = rng.standard_normal((5, 4, 9, 7)).astype(dtype)
+    w0 = rng.standard_normal((6, 4, 3, 3)).astype(dtype)
+    g0 = rng.standard_normal((5, 6, 9, 7)).astype(dtype)
+    threaded(1)
+    ref = _conv_step(x0, w0, g0, padding=1)
+    threaded(2)
+    got = _conv_step(x0, w0, g0, padding=1)
+    for a, b in zip(got, ref):
+        assert np.array_equal(a, b)
+    check(lambda m, x, w: m.nn.functional.conv2d(x, w, padding=1), None, x0, w0,
+          dtypes=(dtype,))
+
+
+def test_bench_block_bit_identical(threaded):
+    # the sizes the threshold lets through in the benchmarks: a ResNet block's 2M-element
+    # passes, threaded at the real threshold
+    threaded(2)
+    _threads.MIN_NUMEL = 1 << 18
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((16, 64, 16, 16)).astype(np.float32)
+    w0 = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
+    g0 = rng.standard_normal((16, 64, 16, 16)).astype(np.float32)
+    res = []
+    for k in (1, 2):
+        threaded(k)
+        res.append(_conv_step(x0, w0, g0, padding=1) + _bn_step(x0, g0, True, True))
+    for a, b in zip(*res):
+        assert np.array_equal(a, b)
+    t = torch.nn.functional.conv2d(torch.from_numpy(x0), torch.from_numpy(w0), padding=1)
+    np.testing.assert_allclose(res[1][0], t.numpy(), rtol=1e-4, atol=1e-4)
