@@ -278,3 +278,41 @@ def test_whole_step_with_a_varying_batch_size_is_dynamic():
     np.testing.assert_allclose(got, want, rtol=1e-5)
     for a, b in zip(gp, wp):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_scheduler_stepped_inside_breaks_and_the_lr_follows_eager():
+    def run(compiled):
+        lin, _, opt = _lin_setup()
+        sched = ember.optim.lr_scheduler.StepLR(opt, 1, 0.5)
+
+        def step(x):
+            opt.zero_grad()
+            loss = lin(x).pow(2).sum()
+            loss.backward()
+            opt.step()
+            sched.step()  # changes the optimizer's lr in Python: a replay would not
+            return loss
+        f = ember.compile(step) if compiled else step
+        x = ember.ones(4, 3)
+        return [float(f(x)) for _ in range(5)], opt.param_groups[0]["lr"]
+    assert run(True) == run(False)
+    assert any("side effect" in r for r in counters["graph_break"])
+
+
+def test_a_gradient_scaler_step_is_eagers():
+    def run(compiled):
+        lin, _, opt = _lin_setup()
+        scaler = ember.amp.GradScaler("cpu", init_scale=2.0 ** 4)
+
+        def step(x):
+            opt.zero_grad()
+            loss = lin(x).pow(2).sum()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            return loss
+        f = ember.compile(step) if compiled else step
+        x = ember.ones(4, 3)
+        return [float(f(x)) for _ in range(4)] + \
+            [p.detach().numpy().ravel().tolist() for p in lin.parameters()]
+    assert run(True) == run(False)

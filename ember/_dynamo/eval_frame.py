@@ -14,6 +14,7 @@ import operator
 import os
 import sys
 import time
+import types
 import warnings
 import weakref
 
@@ -434,8 +435,9 @@ def _leaf_key(v):
 
 
 def _discover(fn, depth: int = 2):
-    """Modules and tensors ``fn`` reaches: itself, ``self``, its globals and closure cells."""
-    modules, owned, cells, plain, seen = [], [], [], [], set()
+    """Modules, tensors, plain globals and other objects (optimizers, schedulers) ``fn``
+    reaches: itself, ``self``, its globals and closure cells."""
+    modules, owned, cells, plain, seen, objects = [], [], [], [], set(), []
 
     def add(v, where):
         if type(v) in _PLAIN and where is not None and where[0] == "dict":
@@ -451,6 +453,10 @@ def _discover(fn, depth: int = 2):
             for g in v.param_groups:
                 for p in g["params"]:
                     owned.append((None, p))
+            objects.append(v)
+        elif where is not None and _stateful(v) and id(v) not in seen:
+            seen.add(id(v))
+            objects.append(v)
 
     def visit(f, depth):
         if isinstance(f, Module):
@@ -484,7 +490,28 @@ def _discover(fn, depth: int = 2):
         for sub in m.modules():
             if sub not in allmods:
                 allmods.append(sub)
-    return allmods, owned, cells, plain
+    return allmods, owned, cells, plain, objects
+
+
+def _stateful(v) -> bool:
+    """An instance whose plain attributes Python code may change (an lr scheduler, a
+    counter): not a module, class, function or tensor."""
+    return hasattr(v, "__dict__") and not isinstance(v, (type, types.ModuleType, Tensor)) \
+        and not callable(getattr(v, "__code__", None)) and not inspect.isroutine(v)
+
+
+def _object_state(objects) -> list:
+    """The plain values of objects ``fn`` reaches, and each optimizer's hyper-parameters:
+    a capture that changes them (``scheduler.step()``) has a side effect a replay would not
+    repeat."""
+    out = []
+    for o in objects:
+        if isinstance(o, Optimizer):
+            out.append([{k: v for k, v in g.items() if k != "params" and
+                         (type(v) in _PLAIN or type(v) is tuple)} for g in o.param_groups])
+        else:
+            out.append({k: v for k, v in vars(o).items() if type(v) in _PLAIN})
+    return out
 
 
 def _value_guards(allmods, plain) -> list:
@@ -622,7 +649,10 @@ class _Compiled:
     def _capture(self, args, kwargs, leaves):
         """Run ``fn`` for real under the recorder; build the entry the next calls replay."""
         t0 = time.perf_counter()
-        allmods, owned, cells, plain = self._disc = _discover(self.fn)
+        allmods, owned, cells, plain, objects = self._disc = _discover(self.fn)
+        objects = objects + [v for v in leaves if isinstance(v, Optimizer) or
+                                       (not isinstance(v, Module) and _stateful(v))]
+        objects_before = _object_state(objects)
         for v in leaves:  # a module passed as an argument: its parameters are not constants
             if isinstance(v, Module):
                 allmods = allmods + [m for m in v.modules() if m not in allmods]
@@ -690,6 +720,12 @@ class _Compiled:
         entry.owned = []
         entry.cells = [(w[1], t) for w, t in cells]
         entry.values = _value_guards(allmods, plain)
+        for o, a, b in zip(objects, objects_before, _object_state(objects)):
+            if a != b:
+                cap.brk(f"a Python side effect: the function changed a {type(o).__name__}'s "
+                        "attributes (an lr scheduler's step?), which a compiled replay would "
+                        "not")
+                break
         for (d, keys, vals), (_, keys2, vals2) in zip(values_before, entry.values):
             if keys != keys2 or vals != vals2:
                 changed = [k for k, a, b in zip(keys, vals, vals2) if a != b] or list(keys2)
