@@ -298,3 +298,33 @@ def test_backward_with_some_outputs_unused_equals_torch(use, dense):
     assert ("if go0 is not None and go1 is not None:" in region.backward_src) == dense
     for g, w in zip(grads["ember"], grads["torch"]):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dt,tol", DTYPES)
+def test_linear_on_3d_input_into_a_buffer_equals_unplanned_and_torch(dt, tol):
+    def f(lib, x, w1, b1, w2):
+        h = lib.nn.functional.linear(x, w1, b1)          # 3-d, read only by relu: a buffer
+        h = lib.nn.functional.relu(h)
+        return lib.nn.functional.linear(h, w2).sum()
+    rng = np.random.default_rng(9)
+    arrays = [rng.standard_normal((2, 5, 6)), rng.standard_normal((7, 6)),
+              rng.standard_normal(7), rng.standard_normal((3, 7))]
+    res = {}
+    for name, lib, backend in (("torch", torch, None), ("plain", ember, _backend(direct=False)),
+                               ("planned", ember, "inductor")):
+        ts = _tensors(lib, arrays, dt)
+        fn = (lambda *a: f(lib, *a))
+        if backend is not None:
+            fn = ember.compile(fn, backend=backend)
+        for _ in range(2):
+            for t in ts:
+                t.grad = None
+            out = fn(*ts)
+            out.backward()
+        res[name] = [out.detach().numpy()] + [t.grad.numpy() for t in ts]
+        if name == "planned":
+            region = _region()  # the first product's 3-d result lives in a 2-d-viewed buffer
+            assert len(region.planned) == 1 and ".reshape(-1, " in region.forward_src
+    for g, p, w in zip(res["planned"], res["plain"], res["torch"]):
+        np.testing.assert_array_equal(g, p)
+        np.testing.assert_allclose(g, w, rtol=tol * 10, atol=tol * 10)

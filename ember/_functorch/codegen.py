@@ -136,12 +136,19 @@ def direct(cls, args: list, vals: list, kwargs: dict, out_val, zeros):
                       [f"{{d}} = _fresh_mm({args[0]}, {args[1]})"], False)
     if issubclass(cls, _layers._Linear):
         x, w, b = vals
-        if kwargs or not (_is_arr(x) and _is_arr(w)) or x.ndim != 2 or x.dtype != dt or \
-                w.dtype != dt or x.shape[1] == 0 or b is not None and \
+        if kwargs or not (_is_arr(x) and _is_arr(w)) or x.ndim < 2 or x.dtype != dt or \
+                w.dtype != dt or x.shape[-1] == 0 or b is not None and \
                 (not _is_arr(b) or b.dtype != dt):
             return None
-        lines = [f"{{d}} = xp.matmul({args[0]}, {args[1]}.T{{o}})"]
-        fresh = [f"{{d}} = _fresh_mm({args[0]}, {args[1]}.T)"]
+        if x.ndim == 2:
+            lines = [f"{{d}} = xp.matmul({args[0]}, {args[1]}.T{{o}})"]
+            fresh = [f"{{d}} = _fresh_mm({args[0]}, {args[1]}.T)"]
+        else:  # rows folded into one GEMM, as _Linear.forward (a planned buffer is viewed 2-d)
+            x2 = f"{args[0]}.reshape(-1, {args[0]}.shape[-1])"
+            back = f".reshape({args[0]}.shape[:-1] + {args[1]}.shape[:1])"
+            lines = [f"{{d}} = xp.matmul({x2}, {args[1]}.T, out={{b}}.reshape(-1, "
+                     f"{args[1]}.shape[0])){back}"]
+            fresh = [f"{{d}} = _fresh_mm({x2}, {args[1]}.T){back}"]
         if b is not None:  # eager's ``out += b``
             lines.append(f"xp.add({{d}}, {args[2]}, out={{d}})")
             fresh.append(f"xp.add({{d}}, {args[2]}, out={{d}})")
