@@ -316,3 +316,20 @@ def test_a_gradient_scaler_step_is_eagers():
         return [float(f(x)) for _ in range(4)] + \
             [p.detach().numpy().ravel().tolist() for p in lin.parameters()]
     assert run(True) == run(False)
+
+
+def test_a_loss_history_appended_inside_breaks_and_is_kept():
+    history = []
+    lin, _, opt = _lin_setup()
+
+    def step(x):
+        opt.zero_grad()
+        loss = lin(x).pow(2).sum()
+        loss.backward()
+        opt.step()
+        history.append(v := loss.item())
+        return v
+    f = ember.compile(step)
+    got = [f(ember.ones(4, 3)) for _ in range(3)]
+    assert history == got and len(set(got)) == 3
+    assert any("side effect" in r for r in counters["graph_break"])

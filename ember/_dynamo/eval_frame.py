@@ -454,7 +454,8 @@ def _discover(fn, depth: int = 2):
                 for p in g["params"]:
                     owned.append((None, p))
             objects.append(v)
-        elif where is not None and _stateful(v) and id(v) not in seen:
+        elif where is not None and (_stateful(v) or type(v) in (list, dict)) and \
+                id(v) not in seen:
             seen.add(id(v))
             objects.append(v)
 
@@ -509,6 +510,10 @@ def _object_state(objects) -> list:
         if isinstance(o, Optimizer):
             out.append([{k: v for k, v in g.items() if k != "params" and
                          (type(v) in _PLAIN or type(v) is tuple)} for g in o.param_groups])
+        elif type(o) is list:  # an append (a loss history) or an assignment
+            out.append([id(e) for e in o])
+        elif type(o) is dict:
+            out.append([(k, id(v)) for k, v in o.items()])
         else:
             out.append({k: v for k, v in vars(o).items() if type(v) in _PLAIN})
     return out
@@ -722,9 +727,10 @@ class _Compiled:
         entry.values = _value_guards(allmods, plain)
         for o, a, b in zip(objects, objects_before, _object_state(objects)):
             if a != b:
+                what = "contents" if type(o) in (list, dict) else "attributes"
                 cap.brk(f"a Python side effect: the function changed a {type(o).__name__}'s "
-                        "attributes (an lr scheduler's step?), which a compiled replay would "
-                        "not")
+                        f"{what} (an lr scheduler's step, an append?), which a compiled replay "
+                        "would not")
                 break
         for (d, keys, vals), (_, keys2, vals2) in zip(values_before, entry.values):
             if keys != keys2 or vals != vals2:
