@@ -51,3 +51,42 @@ def lstm_lm_step(mod):
         return _Snapshot(loss, *params)
 
     return step, lambda s: s * 1e3
+
+
+MN_BATCH, MN_SIDE, MN_HIDDEN = 64, 28, 64
+
+
+@workload("mnist_rnn_step", "ms/step")
+def mnist_rnn_step(mod):
+    """One Adadelta training step of pytorch/examples' MNIST-RNN model (float32): a (64, 28, 28)
+    batch read row by row by ``nn.LSTM(28, 64, batch_first=True)``, its last output through
+    ``BatchNorm1d(64)``, ``Linear(64, 32)``, ReLU, ``Linear(32, 10)``, ``log_softmax`` and
+    ``nll_loss``.  The example's two dropouts are left out, so that both frameworks compute
+    the same numbers (their random streams differ).  The step returns the loss and the
+    updated parameters."""
+    rng = _rng()
+    nn, F = mod.nn, mod.nn.functional
+    model = nn.ModuleDict({"rnn": nn.LSTM(MN_SIDE, MN_HIDDEN, batch_first=True),
+                           "bn": nn.BatchNorm1d(MN_HIDDEN), "fc1": nn.Linear(MN_HIDDEN, 32),
+                           "fc2": nn.Linear(32, 10)})
+    with mod.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("bn."):
+                bound = 1 / p.shape[-1] ** 0.5
+                p.copy_(_leaf(mod, rng.uniform(-bound, bound, tuple(p.shape)).astype(np.float32)))
+    x = _leaf(mod, rng.random((MN_BATCH, MN_SIDE, MN_SIDE), dtype=np.float32))
+    y = mod.from_numpy(rng.integers(0, 10, MN_BATCH))
+    opt = mod.optim.Adadelta(model.parameters(), lr=0.1)
+    params = tuple(model.parameters())
+    rnn, bn, fc1, fc2 = model["rnn"], model["bn"], model["fc1"], model["fc2"]
+
+    def step():
+        opt.zero_grad()
+        out, _ = rnn(x)
+        out = fc2(F.relu(fc1(bn(out[:, -1, :]))))
+        loss = F.nll_loss(F.log_softmax(out, dim=1), y)
+        loss.backward()
+        opt.step()
+        return _Snapshot(loss, *params)
+
+    return step, lambda s: s * 1e3

@@ -7,18 +7,23 @@ NOTE [ Fused recurrent layer ]
 ``(T, B, I)`` input is the packed case with ``batch_sizes = (B,) * T``.  One ``Function``
 node (``_FusedLayer``) does the whole layer:
 
-* forward: the input-to-hidden products of all steps are one GEMM; the loop over steps does
-  the hidden-to-hidden GEMM and the gate update in place on preallocated arrays.  The hidden
-  states live in ``ext = [h0; y]`` (``B + N`` rows), so the previous state of step ``t`` is a
-  slice of ``ext`` (an index array only where the batch grows, in the reverse direction of a
-  packed input) and the final states are one gather (``fin``: each row's last step).
+* forward: the input-to-hidden products of all steps are one GEMM (GRU, Elman); the loop
+  over steps does the hidden-to-hidden GEMM and the gate update in place on preallocated
+  arrays.  The hidden states live in ``ext = [h0; y]`` (``B + N`` rows), so the previous state
+  of step ``t`` is a slice of ``ext`` (an index array only where the batch grows, in the
+  reverse direction of a packed input) and the final states are one gather (``fin``: each
+  row's last step).  The LSTM goes one further: beside each state row it keeps the input of
+  the step that reads it and a one, so a step's single GEMM ``[h | x | 1] @ W`` gives its
+  gates, input and bias included, with ``out=`` (measured on the LM step, hidden 128, input 64:
+  the separate input GEMM, bias pass and per-step add cost more than the wider step GEMM).
 * backward: the BPTT loop keeps the gradient in ``dext`` (same layout), so a step's
   ``dh_prev`` is added to the rows its previous state came from, and the final-state gradient
   is just added to the rows ``fin`` names.  What does not depend on the carried gradient
   (the gate derivatives times the other factors of each product) is stored by the forward
-  loop while each step's values are in cache (LSTM ``P``/``K``, GRU ``Q``), so a backward
-  step is a few multiplies and one GEMM; the weight gradients are one GEMM each over all
-  steps after the loop.
+  loop while each step's values are in cache (LSTM ``P``, GRU ``Q``), so a backward step is a
+  few multiplies and one GEMM (the LSTM's also gives the step's input gradient); the weight
+  gradients are one GEMM each over all steps after the loop (the LSTM's one GEMM gives
+  ``W_hh``'s, ``W_ih``'s and the bias's).
 * memory: the layer's multi-megabyte arrays (gates, states, saved factors, the backward's
   gradient buffers and the input-gradient product) are views of blocks reused from call to
   call (``_workspace``, NOTE [ Workspace ]): fresh ones cost a page fault per 4 KiB, which was
@@ -28,7 +33,7 @@ LSTM and GRU keep their gates gate-major, ``(gates, N, H)``: a gate of one step 
 of steps) is then one contiguous block, on which NumPy's elementwise ops run 3-4x faster than
 on the column blocks of an ``(N, gates * H)`` array, and the hidden-to-hidden product is one
 batched matmul of per-gate GEMMs (faster than the one wide GEMM).  The gates are reordered
-so that the sigmoid gates are adjacent (LSTM i,f,o,g; GRU n,r,z on the input side), and the
+so that the sigmoid gates are adjacent (LSTM o,i,f,g; GRU n,r,z on the input side), and the
 sigmoid gates' weights are pre-scaled by 0.5 so that one ``tanh`` over all gates gives the
 sigmoids as ``0.5 * tanh(a / 2) + 0.5``.  (Scaling by 0.5 is exact in binary floating point.)
 
@@ -278,51 +283,78 @@ class _FusedLayer(Function):
                 _make(gb.copy()) if need[6] else None, None, None, None, None)
 
 
-# LSTM gates: (4, N, H), gate-major (NOTE above)
-_LSTM_ORDER = (0, 1, 3, 2)  # PyTorch's i,f,g,o -> i,f,o,g
+# LSTM gates: (4, N, H), gate-major (NOTE above), ordered o,i,f,g: the sigmoid gates (o,i,f)
+# are adjacent for the forward's one tanh, the gates whose gradient is a multiple of dc (i,f,g)
+# for the backward's one multiply.
+_LSTM_ORDER = (3, 0, 1, 2)  # PyTorch's i,f,g,o -> o,i,f,g
+_LSTM_BACK = (1, 2, 3, 0)   # and back
+
+
+def _mm_into(xp, a, b, out):
+    """``out[...] = a @ b``, written by BLAS when the dtype allows it."""
+    dt = out.dtype
+    if dt.kind == "f" and dt.itemsize >= 4 and a.dtype == dt and b.dtype == dt:
+        xp.matmul(a, b, out=out)
+    else:
+        out[...] = xp.matmul(a, b)
+    return out
+
+
+def _lstm_weights(xp, w_ih, w_hh, b_ih, b_hh):
+    """The forward's per-gate weights ``(4, Hout + I [+ 1], H)``, gates o,i,f,g: for each gate
+    ``W_hh^T`` over ``W_ih^T`` over ``b_ih + b_hh``, the sigmoid gates' scaled by 0.5 (NOTE
+    above), so that ``[h_prev | x_t | 1] @ W`` is a step's pre-activations."""
+    H, Hout, I = w_hh.shape[0] // 4, w_hh.shape[1], w_ih.shape[1]
+    order = list(_LSTM_ORDER)
+    W = ws.empty(xp, (4, Hout + I + (b_ih is not None), H), w_hh.dtype)
+    W[:, :Hout] = w_hh.reshape(4, H, Hout)[order].transpose(0, 2, 1)
+    W[:, Hout:Hout + I] = w_ih.reshape(4, H, I)[order].transpose(0, 2, 1)
+    if b_ih is not None:
+        W[:, Hout + I] = (b_ih + b_hh).reshape(4, H)[order]
+    W[:3] *= 0.5
+    return W
 
 
 def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin, record):
     """One LSTM layer-direction over packed rows: ``((y, h_n, c_n), saved arrays)``.
 
+    The input-to-hidden product is folded into each step's GEMM: row ``r`` of ``Z`` holds
+    ``[h | x | 1]``, the state of ``ext`` row ``r`` beside the input of the step whose previous
+    state it is (rows ``hp_all``) and a one for the bias, so a step is one batched GEMM
+    ``Z[prev] @ W`` written straight into its gates (K = Hout + I + 1: as fast per FLOP as
+    the whole-sequence input GEMM, and no separate input product, bias pass or per-step add).
+
     When recording, it also stores what the backward needs per unit of the incoming
-    gradients: ``P`` (4, N, H) holds d(pre-activation) per unit of dc for i, f, g and per
-    unit of dh for o, ``K`` (N, H) holds dc per unit of dh.  They are computed every few steps
-    over those steps' rows (``_lstm_factors``), while the values are still in cache.
+    gradients, ``P`` (5, N, H): dc per unit of dh, then d(pre-activation) per unit of dh for o
+    and per unit of dc for i, f, g (the two per unit of dh adjacent, so that a backward step
+    gets both from one multiply).  They are computed every few steps over those steps' rows
+    (``_lstm_factors``), while the values are still in cache.
     """
-    B, N = h0.shape[0], x.shape[0]
+    B, N, I = h0.shape[0], x.shape[0], x.shape[1]
     H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
     dt = x.dtype
-    order = list(_LSTM_ORDER)
-    # sigmoid gates pre-scaled by 0.5: one tanh gives them as 0.5 * tanh(a / 2) + 0.5
-    wi = w_ih.reshape(4, H, -1)[order]
-    wi[:3] *= 0.5
-    wh = w_hh.reshape(4, H, Hout)[order]
-    wh[:3] *= 0.5
-    A = _mm(xp, x, xp.ascontiguousarray(wi.transpose(0, 2, 1)), (4, N, H))
+    W = _lstm_weights(xp, w_ih, w_hh, b_ih, b_hh)
+    Z = ws.empty(xp, (B + N, W.shape[1]), dt)
+    Z[:B, :Hout] = h0
+    Z[hp_all, Hout:Hout + I] = x  # each row is the previous state of at most one step
     if b_ih is not None:
-        b = (b_ih + b_hh).reshape(4, 1, H)[order]
-        b[:3] *= 0.5
-        A += b
-    whT = xp.ascontiguousarray(wh.transpose(0, 2, 1))  # (4, Hout, H)
-    ext = ws.empty(xp, (B + N, Hout), dt)
-    ext[:B] = h0
+        Z[:, Hout + I] = 1
+    A = ws.empty(xp, (4, N, H), dt)
     cext = ws.empty(xp, (B + N, H), dt)
     cext[:B] = c0
     proj = w_hr is not None
     hpre = ws.empty(xp, (N, H), dt) if proj else None
     whrT = xp.ascontiguousarray(w_hr.T) if proj else None
-    P = ws.empty(xp, (4, N, H), dt) if record else None
-    K = ws.empty(xp, (N, H), dt) if record else None
+    P = ws.empty(xp, (5, N, H), dt) if record else None
     tc_all = ws.empty(xp, (N, H), dt)
     tmp = xp.empty((B, H), dt)
-    tanh, mul, matmul = xp.tanh, xp.multiply, xp.matmul
-    i_, f_, o_, g_ = A[0], A[1], A[2], A[3]
+    tanh, mul = xp.tanh, xp.multiply
+    o_, i_, f_, g_ = A[0], A[1], A[2], A[3]
     sig = A[:3]
     lo, hi, k = N, 0, 0  # rows of the steps whose factors are not stored yet
     for s, e, prev in steps:
         g = A[:, s:e]
-        g += matmul(ext[prev], whT)
+        _mm_into(xp, Z[prev], W, g)
         tanh(g, out=g)
         sg = sig[:, s:e]
         sg *= 0.5
@@ -336,91 +368,109 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
         tanh(c, out=tc)
         if proj:
             mul(o_[s:e], tc, out=hpre[s:e])
-            matmul(hpre[s:e], whrT, out=ext[B + s:B + e])
+            _mm_into(xp, hpre[s:e], whrT, Z[B + s:B + e, :Hout])
         else:
-            mul(o_[s:e], tc, out=ext[B + s:B + e])
+            mul(o_[s:e], tc, out=Z[B + s:B + e, :Hout])
         if record:
             lo, hi, k = min(lo, s), max(hi, e), k + 1
             if k == 8:
-                _lstm_factors(xp, A, cext, tc_all, P, K, hp_all, lo, hi)
+                _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi)
                 lo, hi, k = N, 0, 0
     if record and k:
-        _lstm_factors(xp, A, cext, tc_all, P, K, hp_all, lo, hi)
-    outs = (ext[B:], ext[B + fin], cext[B + fin])
-    return outs, (ext, A, P, K, hpre)
+        _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi)
+    y = ws.empty(xp, (N, Hout), dt)  # contiguous, as PyTorch's output (views of it reshape)
+    y[...] = Z[B:, :Hout]
+    outs = (y, Z[B + fin, :Hout], cext[B + fin])
+    return outs, (Z, A, P, hpre)
 
 
-def _lstm_factors(xp, A, cext, tc_all, P, K, hp_all, lo, hi):
-    """``P`` and ``K`` (see ``_lstm_forward``) of rows ``lo:hi``."""
+def _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi):
+    """Rows ``lo:hi`` of ``P`` (see ``_lstm_forward``)."""
     mul, sub = xp.multiply, xp.subtract
-    sg, i, o, gg = A[:3, lo:hi], A[0, lo:hi], A[2, lo:hi], A[3, lo:hi]
+    sg, o, i, gg = A[:3, lo:hi], A[0, lo:hi], A[1, lo:hi], A[3, lo:hi]
     tc = tc_all[lo:hi]
     cp = cext[lo:hi] if isinstance(hp_all, slice) else cext[hp_all[lo:hi]]
-    ps = P[:3, lo:hi]
+    ps = P[1:4, lo:hi]  # o, i, f
     mul(sg, sg, out=ps)  # sigmoid' = s - s^2
     sub(sg, ps, out=ps)
-    P[0, lo:hi] *= gg
-    P[1, lo:hi] *= cp
-    P[2, lo:hi] *= tc
-    pg = P[3, lo:hi]  # i * (1 - g^2)
+    P[1, lo:hi] *= tc
+    P[2, lo:hi] *= gg
+    P[3, lo:hi] *= cp
+    pg = P[4, lo:hi]  # i * (1 - g^2)
     mul(gg, gg, out=pg)
     pg *= i
     sub(i, pg, out=pg)
-    k = K[lo:hi]  # o * (1 - tanh(c)^2)
+    k = P[0, lo:hi]  # o * (1 - tanh(c)^2)
     mul(tc, tc, out=k)
     k *= o
     sub(o, k, out=k)
 
 
 def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
-    """The LSTM BPTT loop and the weight gradients (one batched GEMM each, all steps)."""
-    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _, ext, A, P, K, hpre = arrs
-    B, N = h0.shape[0], x.shape[0]
+    """The LSTM BPTT loop and the weight gradients.
+
+    As the forward, a step's GEMM covers the input too: ``dZ[prev] += sum_g dG_g @ [W_hh_g |
+    W_ih_g]`` gives the previous state's gradient and, in the columns beside it, the step's
+    input gradient (each row is some step's previous state at most once).  The weight and
+    bias gradients are one batched GEMM over all steps, ``dG^T @ Z[hp_all]``, whose column
+    blocks are ``W_hh``'s, ``W_ih``'s and the bias's.
+    """
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _, Z, A, P, hpre = arrs
+    B, N, I = h0.shape[0], x.shape[0], x.shape[1]
     H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
     dt = x.dtype
-    order = list(_LSTM_ORDER)  # its own inverse
-    wh = w_hh.reshape(4, H, Hout)[order]
-    dext = _grad_ext(xp, dy, dhN, B, fin)
-    dcext = ws.zeros(xp, (B + N, H), dt)
-    if dcN is not None:
-        dcext[B + fin] += dcN
+    order, back = list(_LSTM_ORDER), list(_LSTM_BACK)
+    wide = Hout + I if need[0] else Hout  # dx only when asked for
+    Wb = ws.empty(xp, (4, H, wide), dt)
+    Wb[:, :, :Hout] = w_hh.reshape(4, H, Hout)[order]
+    if need[0]:
+        Wb[:, :, Hout:] = w_ih.reshape(4, H, I)[order]
+    dZ = ws.empty(xp, (B + N, wide), dt)
+    dZ[:B, :Hout] = 0
+    dZ[B:, :Hout] = dy
+    dZ[B + fin, :Hout] += dhN
+    if need[0]:
+        dZ[:, Hout:] = 0
+    # Every row of dcext but the final states' is written (not added to) exactly once, as the
+    # previous state of one step, before the step of that row reads it: only ``fin`` is set.
+    dcext = ws.empty(xp, (B + N, H), dt)
+    dcext[B + fin] = 0 if dcN is None else dcN
     mul, matmul = xp.multiply, xp.matmul
-    dG = ws.empty(xp, P.shape, dt)  # (4, N, H); P stays intact for a retained graph
-    f_ = A[1]
-    tmp = xp.empty((B, H), dt)
+    dG = ws.empty(xp, P.shape, dt)  # dh * K, then o,i,f,g; P stays intact for a retained graph
+    dgates = dG[1:]
+    f_ = A[2]
     for s, e, prev in reversed(steps):
-        dh = dext[B + s:B + e]
+        dh = dZ[B + s:B + e, :Hout]
         if w_hr is not None:
             dh = dh @ w_hr
         dc = dcext[B + s:B + e]
-        t = tmp[:e - s]
-        mul(dh, K[s:e], out=t)
-        dc += t
-        mul(P[:, s:e], dc, out=dG[:, s:e])
-        mul(P[2, s:e], dh, out=dG[2, s:e])
-        mul(dc, f_[s:e], out=t)
-        dcext[prev] += t
-        dext[prev] += matmul(dG[:, s:e], wh).sum(0)
+        mul(P[:2, s:e], dh, out=dG[:2, s:e])
+        dc += dG[0, s:e]
+        mul(P[2:, s:e], dc, out=dG[2:, s:e])
+        if type(prev) is slice:
+            mul(dc, f_[s:e], out=dcext[prev])
+        else:
+            dcext[prev] = dc * f_[s:e]
+        dZ[prev] += matmul(dgates[:, s:e], Wb).sum(0)
     gx = gh0 = gc0 = gwi = gwh = gbi = gbh = gwr = None
     if need[0]:
-        wi = w_ih.reshape(4, H, -1)[order]
-        gx = _make(_mm(xp, dG, wi, (4, N, wi.shape[2])).sum(0))
+        gx = _make(xp.ascontiguousarray(dZ[hp_all, Hout:]))
     if need[1]:
-        gh0 = _make(dext[:B].copy())
+        gh0 = _make(dZ[:B, :Hout].copy())
     if need[2]:
         gc0 = _make(dcext[:B].copy())
-    dGT = dG.transpose(0, 2, 1)
-    if need[3]:
-        gwi = _make(matmul(dGT, x)[order].reshape(4 * H, -1))
-    if need[4]:
-        hp = ext[hp_all]
-        gwh = _make(matmul(dGT, hp)[order].reshape(4 * H, Hout))
-    if need[5] or need[6]:
-        gb = dG.sum(1)[order].reshape(4 * H)
-        gbi = _make(gb) if need[5] else None
-        gbh = _make(gb.copy()) if need[6] else None
+    if any(need[3:7]):
+        gW = matmul(dgates.transpose(0, 2, 1), Z[hp_all])[back]  # (4, H, Hout + I [+ 1])
+        if need[3]:
+            gwi = _make(gW[:, :, Hout:Hout + I].reshape(4 * H, I))
+        if need[4]:
+            gwh = _make(gW[:, :, :Hout].reshape(4 * H, Hout))
+        if need[5] or need[6]:
+            gb = gW[:, :, Hout + I].reshape(4 * H)
+            gbi = _make(gb) if need[5] else None
+            gbh = _make(gb.copy()) if need[6] else None
     if need[7]:
-        gwr = _make(dext[B:].T @ hpre)
+        gwr = _make(dZ[B:, :Hout].T @ hpre)
     return gx, gh0, gc0, gwi, gwh, gbi, gbh, gwr, None, None, None
 
 
