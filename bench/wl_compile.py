@@ -294,3 +294,121 @@ def gpt_step_whole(mod):
     opt = mod.optim.Adam(model.parameters(), lr=1e-3)
     return _whole("gpt_step_whole", mod, model, lambda i, t: F.cross_entropy(
         model(i).reshape(-1, c["vocab"]), t), idx, target, opt), lambda s: s * 1e3
+
+
+def thread_times(names, rounds: int = 15, columns=("ember", "torch")) -> dict:
+    """``{name: {column: seconds per step}}``: each step timed with ``time.thread_time`` (CPU
+    time of this thread, so other processes on a loaded machine count less than on the wall
+    clock), best of ``rounds`` samples taken in turn over the columns (ember compiled, torch
+    eager, and ``ember eager``/``torch.compile`` when asked)."""
+    import gc
+    from .harness import load_module
+    mods = {"ember": load_module("ember"), "torch": load_module("torch")}
+    mods["ember eager"] = EmberEager(mods["ember"])
+    mods["torch.compile"] = TorchCompiled(mods["torch"])
+    out = {}
+    for name in names:
+        steps, convert = {}, None
+        for col in columns:
+            step, convert = COMPILED[name].fn(mods[col])
+            step()
+            step()
+            steps[col] = step
+        t0 = time.thread_time()
+        steps["torch"]()
+        number = max(1, int(0.03 / max(time.thread_time() - t0, 1e-6)))
+        best = dict.fromkeys(steps, float("inf"))
+        gc.disable()  # a collection inside one column's sample is noise
+        try:
+            for _ in range(rounds):
+                for col, step in steps.items():
+                    t0 = time.thread_time()
+                    for _ in range(number):
+                        step()
+                    best[col] = min(best[col], (time.thread_time() - t0) / number)
+        finally:
+            gc.enable()
+        out[name] = {col: convert(s) for col, s in best.items()}
+    return out
+
+
+def step_memory(name: str, compiled: bool) -> tuple:
+    """``(MiB a step allocates at its peak above what it holds between steps, MiB of resident
+    memory grown since before the workload was built)`` of ``name`` under ember, compiled or
+    eager (tracemalloc sees NumPy's allocations; run it in a fresh process per column)."""
+    import gc
+    import tracemalloc
+    from .harness import load_module
+
+    def rss():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+    ember = load_module("ember")
+    r0 = rss()
+    step, _ = COMPILED[name].fn(ember if compiled else EmberEager(ember))
+    for _ in range(5):
+        step()
+    gc.collect()
+    grown = rss() - r0
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return (peak - base) / 2 ** 20, grown
+
+
+def main(argv=None) -> int:
+    """``python -m bench.wl_compile [--only NAME] [--rounds N] [--eager] [--torch-compile]
+    [--memory]``: the thread-time ratios of the issue-17 targets (run at
+    ``OPENBLAS_NUM_THREADS=1`` and at the default), or with ``--memory`` a step's peak
+    allocation and resident growth, compiled and eager, each measured in its own process."""
+    import argparse
+    import json
+    import os
+    import subprocess
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m bench.wl_compile")
+    ap.add_argument("--only", action="append", metavar="NAME")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--eager", action="store_true", help="add the ember eager column")
+    ap.add_argument("--torch-compile", action="store_true", help="add torch.compile")
+    ap.add_argument("--memory", action="store_true", help="step memory (gpt_step by default)")
+    ap.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(step_memory(args.memory_child[0], args.memory_child[1] == "1")))
+        return 0
+    if args.memory:
+        for name in args.only or ["gpt_step"]:
+            for compiled in (False, True):
+                r = subprocess.run([sys.executable, "-m", "bench.wl_compile", "--memory-child",
+                                    name, str(int(compiled))], capture_output=True, text=True,
+                                   check=True)
+                peak, grown = json.loads(r.stdout.strip().splitlines()[-1])
+                print(f"{name:<14} {'compiled' if compiled else 'eager':<9} step peak "
+                      f"{peak:6.2f} MiB   resident growth {grown:6.1f} MiB")
+        return 0
+    import torch
+    threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0)
+    if threads:
+        torch.set_num_threads(threads)
+    cols = ("ember", "torch") + (("ember eager",) if args.eager else ()) + \
+        (("torch.compile",) if args.torch_compile else ())
+    print(f"# thread time, best of {args.rounds}; OPENBLAS_NUM_THREADS="
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, torch threads "
+          f"{torch.get_num_threads()}, load {os.getloadavg()[0]:.2f}")
+    for name, vals in thread_times(args.only or list(COMPILED), args.rounds, cols).items():
+        line = f"{name:<14} ember/torch {vals['ember'] / vals['torch']:5.2f}"
+        line += "".join(f"   {c} {v:.4g}" for c, v in vals.items())
+        if "torch.compile" in vals:
+            line += f"   ember/torch.compile {vals['ember'] / vals['torch.compile']:.2f}"
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -854,8 +854,9 @@ class CompiledFunction(Function):
                                "first backward; backward through it a second time "
                                "(retain_graph=True) is not supported: compile with "
                                "backend='eager' for that")
-        with no_grad():  # the saved values go with the call: freed as backward proceeds
-            gs = region._bwd(ctx.__dict__.pop("cs"), *grads)
+        # grad mode is off here (on, create_graph returned above); the saved values go with
+        # the call, freed as backward proceeds
+        gs = region._bwd(ctx.__dict__.pop("cs"), *grads)
         return (None,) + tuple(None if g is None else _make(g) for g in gs)
 
     def _free(self):
