@@ -117,8 +117,8 @@ def _ranks(name, steps):
 
     t_comm = _time(all_reduce, steps, dist.barrier)
     out = {"t2": t2, "t2_no_sync": t_local, "t_allreduce": t_comm, "waits": waits,
-           "early": early, "cpu_share": cpu_share, "grad_bytes": sum(a.numel() * a.element_size() for a in arrays),
-           "buckets": len(net._buckets)}
+           "early": early, "cpu_share": cpu_share, "buckets": len(net._buckets),
+           "grad_bytes": sum(a.numel() * a.element_size() for a in arrays)}
     every = [None] * world
     dist.all_gather_object(every, out)
     if rank == 0:

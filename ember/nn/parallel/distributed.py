@@ -5,7 +5,7 @@ as PyTorch's reducer does (``_compute_bucket_assignment_by_size``: a bucket clos
 holds at least its limit). The first synchronised backward reduces one bucket per dtype
 (unless ``find_unused_parameters=True`` without ``static_graph``: then buckets of
 ``bucket_cap_mb`` in reverse registration order, the last one, which holds the first-defined
-parameters, at most 1 MiB under the default cap) and records the order in which gradients
+parameters, closed at 1 MiB under the default cap) and records the order in which gradients
 became ready; the next forward rebuilds the buckets once in rank 0's recorded order: the
 first (earliest) bucket 1 MiB under the default cap (``bucket_cap_mb=None``, i.e. 25 MiB) or
 ``bucket_cap_mb`` when given, the others ``bucket_cap_mb`` (``DDP_SET_LAST_BUCKET_CAP=1``
@@ -19,23 +19,25 @@ started, the hook waits for all of them, divides by the world size and copies th
 into each ``param.grad``. Overlap needs several buckets and a small last one: the last bucket
 starts when backward ends, so its all-reduce is never hidden. PyTorch's 25 MiB default suits
 large models; a model of a few MiB of gradients (the GPT-mini of ``bench/ddp.py``: 1.6 MiB)
-fits in one or two default buckets and overlaps little, so tune ``bucket_cap_mb`` to about a
-tenth of the gradient bytes.
+fits in one or two default buckets and overlaps little, so users tune ``bucket_cap_mb`` down
+(0.25 for the GPT-mini: seven buckets, the last holding only the embeddings' 66 KiB).
 
 NOTE [ DDP progress ]: MPICH advances a non-blocking all-reduce only while the process is
 inside an MPI call (unless ``MPICH_ASYNC_PROGRESS=1``, which costs a core per rank for a
 progress thread), so a bucket started early would otherwise sit still while NumPy computes
-the rest of backward and finish only in the final wait. Every gradient hook therefore runs
-one ``MPI_Testall`` on the oldest bucket still in flight (``_poke``): MPICH's progress
+the rest of backward and finish only in the final wait. Every gradient hook therefore
+tests (``MPI_Testall``) the oldest bucket still in flight (``_poke``): MPICH's progress
 engine then moves every outstanding request. One test moves an all-reduce one step (MPICH's
 2-rank ``Iallreduce`` takes about five), and each step needs the other rank to poke too:
 measured with two ranks computing 1 ms between pokes, one test per poke finished an
 all-reduce of 16-256 KiB after about 5 pokes, four tests per poke after 2. So a hook tests
 up to ``_TESTS_PER_POKE`` = 4 times (a few microseconds). Tests never change the numbers:
-they only move data that the final wait would move. With
-``find_unused_parameters=True`` ``forward`` walks the output's graph; parameters it does not
-reach count as ready with zero gradient, and a per-parameter "used" count is reduced with the
-last bucket so that a parameter no rank used keeps its ``grad`` untouched, as PyTorch's.
+they only move data that the final wait would move.
+
+Unused parameters: with ``find_unused_parameters=True`` ``forward`` walks the output's graph;
+parameters it does not reach count as ready with zero gradient, and a per-parameter "used"
+count is reduced with the last bucket so that a parameter no rank used keeps its ``grad``
+untouched, as PyTorch's.
 
 Uneven inputs: ``with model.join():`` (NOTE [ Join ] in ``ember/distributed/algorithms/join.py``)
 adds, per forward, one all-reduce of the count of ranks still training and one of "does any
