@@ -169,7 +169,11 @@ def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
 def _rebuild_qtensor(storage, storage_offset, size, stride, quantizer_params, requires_grad,
                      backward_hooks):
     """``torch._utils._rebuild_qtensor``: a quantized tensor (ember/ops/quantized.py)."""
-    from .ops.quantized import _rebuild_qtensor_torch
+    from .ops.quantized import _rebuild_qtensor_torch, _rebuild_qtensor_packed4
+    if type(storage) is _Storage and storage.dtype is _dtype.quint4x2:  # two values a byte
+        return _rebuild_qtensor_packed4(storage.raw, _check_int(storage_offset, "offset"),
+                                        tuple(_check_int(v, "size") for v in size),
+                                        quantizer_params)
     return _rebuild_qtensor_torch(_tensor_from_storage(storage, storage_offset, size, stride),
                                   storage.dtype, quantizer_params)
 

@@ -290,3 +290,138 @@ def test_fused_fake_quant_forward_qparams_as_torch(name):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(got[1][3][0], got[0][3][0], rtol=1e-7)
     np.testing.assert_array_equal(got[1][3][1], got[0][3][1])
+
+
+# ---- quantized Embedding / EmbeddingBag --------------------------------------------------------
+def _emb_twins():
+    def build(m):
+        return m.nn.Sequential(m.nn.Embedding(60, 12), m.nn.EmbeddingBag(60, 12, mode="sum"),
+                               m.nn.EmbeddingBag(60, 12, mode="mean", include_last_offset=True))
+    tm, em = _twins(build)
+    return tm, em
+
+
+def _emb_calls(m, q):
+    idx2 = m.tensor([[1, 2, 59], [0, 0, 7]])
+    ind = m.tensor([3, 4, 5, 6, 7, 1, 9])
+    off = m.tensor([0, 2, 2, 6])
+    psw = m.tensor([1.0, 2.0, 0.5, 0.25, 3.0, 1.0, -1.5])
+    return [q[0](idx2), q[1](ind, off), q[1](ind, off, per_sample_weights=psw),
+            q[1](idx2), q[2](ind, m.tensor([0, 2, 5, 7]))]
+
+
+@pytest.mark.parametrize("how", ["dynamic", "dynamic_set", "static"])
+def test_quantized_embeddings_match_torch_bit_for_bit(how):
+    # rows read as fbgemm's fma(scale, q, -zp * scale), bags summed in index order (every mode
+    # sums, as PyTorch's module passes mode 0)
+    res = []
+    for m, mod in zip((torch, ember), _emb_twins()):
+        aq = m.ao.quantization
+        if how == "dynamic":
+            q = aq.quantize_dynamic(mod, dtype=m.quint8)
+        elif how == "dynamic_set":
+            q = aq.quantize_dynamic(mod, {m.nn.Embedding, m.nn.EmbeddingBag}, dtype=m.quint8)
+        else:
+            for sub in mod:
+                sub.qconfig = aq.float_qparams_weight_only_qconfig
+            q = aq.convert(aq.prepare(mod))
+        assert [type(s).__name__ for s in q] == ["Embedding", "EmbeddingBag", "EmbeddingBag"]
+        assert repr(q[0]).startswith("QuantizedEmbedding(num_embeddings=60, embedding_dim=12")
+        w = q[0].weight()
+        assert w.qscheme() == m.per_channel_affine_float_qparams and w.dtype == m.quint8
+        assert list(q.state_dict()) == [f"{i}._packed_params.{k}" for i in range(3)
+                                        for k in ("dtype", "_packed_weight")]
+        # (torch's q_per_channel_scales() of an unpacked embedding weight can read freed
+        # memory, so the qparams are compared through dequantize)
+        res.append(([o.numpy() for o in _emb_calls(m, q)], w.int_repr().numpy(),
+                    w.dequantize().numpy()))
+    for a, b in zip(res[1][0], res[0][0]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(res[1][1:], res[0][1:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_quantized_embedding_state_dict_interchanges_with_torch(tmp_path):
+    qs = [m.ao.quantization.quantize_dynamic(mod, dtype=m.quint8)
+          for m, mod in zip((torch, ember), _emb_twins())]
+    torch.save(qs[0].state_dict(), tmp_path / "t.pt")
+    ember.save(qs[1].state_dict(), tmp_path / "e.pt")
+    fresh_t = torch.ao.quantization.quantize_dynamic(_emb_twins()[0], dtype=torch.quint8)
+    fresh_e = ember.ao.quantization.quantize_dynamic(
+        ember.nn.Sequential(ember.nn.Embedding(60, 12), ember.nn.EmbeddingBag(60, 12),
+                            ember.nn.EmbeddingBag(60, 12, include_last_offset=True)),
+        dtype=ember.quint8)
+    fresh_t.load_state_dict(torch.load(tmp_path / "e.pt", weights_only=False))
+    fresh_e.load_state_dict(ember.load(tmp_path / "t.pt", weights_only=False))
+    for a, b in zip(_emb_calls(ember, fresh_e), _emb_calls(torch, fresh_t)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_quantized_embedding_bad_input_as_torch():
+    for m in (torch, ember):
+        e = m.ao.nn.quantized.Embedding(10, 4)
+        eb = m.ao.nn.quantized.EmbeddingBag(10, 4)
+        with pytest.raises(RuntimeError, match="Expect 32 or 64 bit indices, but found Float"):
+            e(m.tensor([1.0]))
+        with pytest.raises(RuntimeError, match="Index 1 is out of bounds: 20, range 0 to 10"):
+            eb(m.tensor([1, 20]), m.tensor([0]))
+        with pytest.raises(RuntimeError, match="expects offsets to be set for 1D indices"):
+            eb(m.tensor([1, 2]))
+        with pytest.raises(RuntimeError, match="input is 2D, then offsets has to be None"):
+            eb(m.tensor([[1, 2]]), m.tensor([0]))
+        mod = m.nn.Sequential(m.nn.Embedding(10, 4))
+        with pytest.raises(AssertionError, match="only supported with "
+                                                 "float_qparams_weight_only_qconfig"):
+            m.ao.quantization.quantize_dynamic(mod, {m.nn.Embedding}, dtype=m.qint8)
+
+
+# ---- quint4x2: two values a byte --------------------------------------------------------------
+X4 = np.array([[0.0, 1, 2, 3, 4], [5, 6, 7, 15, 20]], np.float32)
+
+
+def test_quint4x2_packed_two_to_a_byte_as_torch(tmp_path):
+    got = []
+    for m in (torch, ember):
+        q = m.quantize_per_tensor(m.from_numpy(X4), 1.0, 0, m.quint4x2)
+        assert tuple(q.shape) == (2, 5) and q.dtype == m.quint4x2 and q.numel() == 10
+        assert q.stride() == (5, 1) and q.element_size() == 1
+        got.append((q.int_repr().numpy(), q.dequantize().numpy(),
+                    q.view(10).int_repr().numpy(), q.reshape(5, 2).dequantize().numpy()))
+        m.save(q, tmp_path / f"{m.__name__}.pt")
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(got[1][0], [16, 50, 84, 118, 255])  # low nibble first
+    for m, other in ((torch, "ember"), (ember, "torch")):
+        r = m.load(tmp_path / f"{other}.pt", weights_only=False)
+        assert r.dtype == m.quint4x2 and tuple(r.shape) == (2, 5)
+        np.testing.assert_array_equal(r.int_repr().numpy(), got[0][0])
+        np.testing.assert_array_equal(r.dequantize().numpy(), got[0][1])
+    import pickle
+    e = ember.quantize_per_tensor(ember.from_numpy(X4), 1.0, 0, ember.quint4x2)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(e)).int_repr().numpy(), got[0][0])
+    assert e._data.nbytes == 5  # the storage itself is packed
+    with pytest.raises(NotImplementedError):
+        ember.relu(e)  # no 4-bit arithmetic kernels (torch: "qrelu" not implemented)
+
+
+def test_quint4x2_per_channel_and_embedding_bag_match_torch():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((7, 9)).astype(np.float32)
+    s = (rng.random(7) * 0.5 + 0.1).astype(np.float32)
+    z = (rng.random(7) * 6).astype(np.float32)
+    qs = [m.quantize_per_channel(m.from_numpy(x), m.from_numpy(s), m.from_numpy(z), 0,
+                                 m.quint4x2) for m in (torch, ember)]
+    np.testing.assert_array_equal(qs[1].int_repr().numpy(), qs[0].int_repr().numpy())
+    np.testing.assert_array_equal(qs[1].dequantize().numpy(), qs[0].dequantize().numpy())
+    # 4-bit bags: fbgemm keeps each row's scale and bias in float16
+    outs = []
+    for m, mod in zip((torch, ember), _twins(lambda m: m.nn.Sequential(
+            m.nn.EmbeddingBag(40, 8)))):
+        q = m.ao.quantization.quantize_dynamic(mod, dtype=m.quint4x2)
+        assert q[0].weight().dtype == m.quint4x2
+        outs.append((q[0].weight().int_repr().numpy(),
+                     q[0](m.tensor([3, 4, 5, 6, 7, 1]), m.tensor([0, 2, 2, 5]),
+                          per_sample_weights=m.tensor([1.0, 2.0, 0.5, 0.25, 3.0, 1.0])).numpy(),
+                     q[0](m.tensor([[3, 4], [5, 39]])).numpy()))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(b, a)

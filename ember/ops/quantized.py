@@ -95,6 +95,45 @@ def q_range(dtype) -> tuple:
     return _RANGES[dtype]
 
 
+# NOTE [ Packed quint4x2 ]
+# quint4x2 holds values 0..15 two to a byte, as PyTorch stores them: the tensor's elements in
+# row-major order, element 2i in the low nibble of byte i and 2i+1 in the high one (an odd
+# count leaves the last high nibble 0).  ``int_repr()`` is those bytes (1-d, ceil(n / 2)),
+# saved files hold them as a QUInt4x2Storage, and ops that move values run on the unpacked
+# values and pack the result again.
+def pack4(values):
+    """uint8 values 0..15 (any shape) -> ceil(n / 2) bytes, two values a byte."""
+    from .. import _backend
+    xp = _backend.xp_of(values)
+    flat = values.reshape(-1).astype(xp.uint8)
+    if flat.size % 2:
+        flat = xp.concatenate([flat, xp.zeros(1, xp.uint8)])
+    return (flat[0::2] | (flat[1::2] << 4)).astype(xp.uint8)
+
+
+def unpack4(packed, n: int):
+    """The first ``n`` values of ``pack4``'s bytes."""
+    from .. import _backend
+    xp = _backend.xp_of(packed)
+    out = xp.empty(2 * packed.size, xp.uint8)
+    out[0::2] = packed & 15
+    out[1::2] = packed >> 4
+    return out[:n]
+
+
+def _rebuild_qtensor_packed4(raw, offset: int, size, params):
+    """A quint4x2 tensor from a saved QUInt4x2Storage's bytes (``raw``) and its shape."""
+    n = 1
+    for v in size:
+        n *= v
+    nb = (n + 1) // 2
+    if offset < 0 or offset + nb > raw.size:
+        raise RuntimeError(f"a quint4x2 tensor of {n} values needs {nb} bytes from offset "
+                           f"{offset}, the storage holds {raw.size}")
+    values = unpack4(raw[offset:offset + nb].copy(), n).reshape(tuple(size))
+    return _rebuild_qtensor_torch(_make(values), quint4x2, params)
+
+
 def _not_here(op: str, backend: str = "QuantizedCPU"):
     return NotImplementedError(
         f"Could not run 'aten::{op}' with arguments from the '{backend}' backend. This could be "
@@ -153,6 +192,8 @@ def quantize_array(xp, x, scale, zero_point, dtype):
 
 def dequantize_array(xp, q, scale, zero_point):
     """``(q - zp) * scale`` in float32 (per channel, as PyTorch, in float64 then rounded)."""
+    if hasattr(scale, "ndim") and scale.dtype == xp.float32:  # float qparams: float32 math
+        return (q.astype(xp.float32) - zero_point) * scale
     if hasattr(scale, "ndim"):
         return ((q.astype(xp.float64) - zero_point) * scale).astype(xp.float32)
     z = xp.float32(zero_point)
@@ -242,10 +283,90 @@ class QTensor(Tensor):
         pass
 
     # ``_qdtype``, ``_qscheme``, ``_scale``, ``_zp`` (per tensor: float, int; per channel:
-    # float64 and int64 arrays) and ``_axis`` live in the instance dict (set by _qtensor)
+    # float64 and int64 arrays), ``_axis`` and ``_qshape`` live in the instance dict (set by
+    # _qtensor).  A quint4x2 tensor's storage is packed two values a byte (NOTE [ Packed
+    # quint4x2 ]), so its shape is ``_qshape``, not the storage's
     @property
     def dtype(self):
         return self._qdtype
+
+    @property
+    def shape(self):
+        if self._qshape is None:
+            return Tensor.shape.fget(self)
+        from .._size import Size
+        return Size(self._qshape)
+
+    def size(self, dim=None):
+        if self._qshape is None or dim is None:
+            return Tensor.size(self, dim) if self._qshape is None else self.shape
+        from .._tensor import _wrap_dim
+        return self._qshape[_wrap_dim(dim, len(self._qshape))]
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim if self._qshape is None else len(self._qshape)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        if self._qshape is None:
+            return Tensor.numel(self)
+        n = 1
+        for v in self._qshape:
+            n *= v
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes if self._qshape is None else self.numel()
+
+    def stride(self, dim=None):
+        if self._qshape is None:
+            return Tensor.stride(self, dim)
+        st, n = [], 1
+        for v in reversed(self._qshape):
+            st.append(n)
+            n *= max(v, 1)
+        st = tuple(reversed(st))
+        return st if dim is None else st[dim]
+
+    def __len__(self):
+        if self._qshape is None:
+            return len(self._data)
+        if not self._qshape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._qshape[0]
+
+    def _moved(self, op, *args, **kwargs):
+        """A packed 4-bit tensor's view/reshape/index: the op on its values, packed again
+        (the float ops read the storage's size before dispatch, so they cannot run on it)."""
+        return self._like(getattr(_make(self._unpacked()), op)(*args, **kwargs)._data)
+
+    def view(self, *shape):
+        return Tensor.view(self, *shape) if self._qshape is None else self._moved("view", *shape)
+
+    def reshape(self, *shape):
+        if self._qshape is None:
+            return Tensor.reshape(self, *shape)
+        return self._moved("reshape", *shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self._qshape is None:
+            return Tensor.flatten(self, start_dim, end_dim)
+        return self._moved("flatten", start_dim, end_dim)
+
+    def __getitem__(self, index):
+        if self._qshape is None:
+            return Tensor.__getitem__(self, index)
+        return self._moved("__getitem__", index)
+
+    def _unpacked(self):
+        """The integer values in the tensor's shape (quint4x2: unpacked from the bytes)."""
+        if self._qshape is None:
+            return self._data
+        return unpack4(self._data, self.numel()).reshape(self._qshape)
 
     @property
     def is_quantized(self) -> bool:
@@ -308,7 +429,7 @@ class QTensor(Tensor):
         """Scale and zero point shaped to broadcast against the storage."""
         if not self._per_channel():
             return self._scale, self._zp
-        shape = [1] * self._data.ndim
+        shape = [1] * self.ndim
         shape[self._axis] = -1
         return self._scale.reshape(shape), self._zp.reshape(shape)
 
@@ -317,21 +438,21 @@ class QTensor(Tensor):
         from .. import _backend
         xp = _backend.xp_of(self._data)
         s, z = self._scale_zp_arrays()
-        return _make(dequantize_array(xp, self._data, s, z))
+        return _make(dequantize_array(xp, self._unpacked(), s, z))
 
     def _like(self, data) -> "QTensor":
         """A quantized tensor with this one's qparams over other integer storage."""
         return _qtensor(data, self._qdtype, self._qscheme, self._scale, self._zp, self._axis)
 
     def detach(self) -> "QTensor":
-        return self._like(self._data)
+        return self._like(self._unpacked())
 
     def clone(self, *, memory_format=None) -> "QTensor":
-        return self._like(self._data.copy())
+        return self._like(self._unpacked().copy())
 
     def contiguous(self, memory_format=None) -> "QTensor":
         from .. import _backend
-        return self._like(_backend.xp_of(self._data).ascontiguousarray(self._data))
+        return self._like(_backend.xp_of(self._data).ascontiguousarray(self._unpacked()))
 
     def numpy(self, *, force=False):
         raise TypeError("Got unsupported ScalarType " + self._qdtype.scalar_name)
@@ -340,7 +461,7 @@ class QTensor(Tensor):
         from .._printing import tensor_repr
         body = tensor_repr(self.dequantize())[:-1]
         if "size=" not in body:
-            body += f", size={tuple(self._data.shape)}"
+            body += f", size={tuple(self.shape)}"
         pad = " " * 7
         if self._per_channel():
             scales = tensor_repr(_make(self._scale)).replace("\n", "\n" + pad)
@@ -358,10 +479,14 @@ class QTensor(Tensor):
         from ..serialization import _StorageRef, _TorchRef
         from collections import OrderedDict
         ref, offset, size, stride = storages.describe(_make(self._data))
+        if self._qshape is not None:  # the packed bytes, viewed with the values' shape
+            size, stride = tuple(self._qshape), self.stride()
         pid = ref.pid
         ref = _StorageRef((pid[0], _TorchRef("torch", self._qdtype.scalar_name + "Storage"))
                           + pid[2:])
-        scheme = _TorchRef("torch", self._qscheme.name)
+        # float qparams are written as PyTorch writes them: per_channel_affine, float zps
+        scheme = _TorchRef("torch", "per_channel_affine" if self._qscheme is
+                           per_channel_affine_float_qparams else self._qscheme.name)
         if self._per_channel():
             params = (scheme, _make(self._scale), _make(self._zp), self._axis)
         else:
@@ -370,7 +495,7 @@ class QTensor(Tensor):
                 (ref, offset, size, stride, params, False, OrderedDict()))
 
     def __reduce_ex__(self, proto):
-        return (_rebuild_qtensor, (self._data, self._qdtype.name, self._qscheme.name,
+        return (_rebuild_qtensor, (self._unpacked(), self._qdtype.name, self._qscheme.name,
                                    self._scale, self._zp, self._axis))
 
     @classmethod
@@ -388,6 +513,9 @@ class QTensor(Tensor):
             raise RuntimeError(f"Input type (c10::{args[0].dtype.name}) and bias type ({bias}) "
                                "should be the same")
         impl = _Q_OPS.get(name.replace("_", ""))
+        if impl is not None and impl is not _integers and any(
+                isinstance(a, QTensor) and a._qdtype is quint4x2 for a in args):
+            impl = None  # 4-bit values only move (their arithmetic has no kernel)
         if impl is None:
             raise _not_here(name)
         return impl(func, args, kwargs or {})
@@ -399,6 +527,11 @@ def _rebuild_qtensor_torch(plain, dtype, params):
     if scheme is per_tensor_affine:
         return _qtensor(plain._data, dtype, scheme, builtins.float(params[1]),
                         builtins.int(params[2]))
+    if scheme is per_channel_affine_float_qparams or params[2].dtype.is_floating_point:
+        # PyTorch writes float-qparams tensors as per_channel_affine with float zero points
+        return _qtensor(plain._data, dtype, per_channel_affine_float_qparams,
+                        params[1]._data.astype("float32"),
+                        params[2]._data.astype("float32"), builtins.int(params[3]))
     return _qtensor(plain._data, dtype, scheme, params[1]._data.astype("float64"),
                     params[2]._data.astype("int64"), builtins.int(params[3]))
 
@@ -420,7 +553,12 @@ def _qtensor(data, dtype, scheme, scale, zp, axis=None) -> QTensor:
             "torch.qint32 are deprecated and will be removed in a future PyTorch release. Please "
             "see https://github.com/pytorch/pytorch/issues/184982 for more information.",
             UserWarning, stacklevel=3)
+    qshape = None
+    if dtype is quint4x2:  # values in, two a byte stored (NOTE [ Packed quint4x2 ])
+        qshape = tuple(data.shape)
+        data = pack4(data)
     t = _make(data, cls=QTensor)
+    t._qshape = qshape
     t._qdtype = dtype
     t._qscheme = scheme
     t._scale = scale
@@ -440,7 +578,7 @@ def _split(args):
                 raise RuntimeError("All inputs of this op must have the same quantization "
                                    "parameters")
             first.append(a)
-            return _make(a._data)
+            return _make(a._unpacked())
         if isinstance(a, (list, tuple)):
             return type(a)(plain(x) for x in a)
         return a
@@ -616,13 +754,23 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
                            f"{zero_points.numel()}")
     from .. import _backend
     xp = _backend.xp_of(input._data)
+    x = _as_float(input, "quantize_per_channel")
+    shape = [1] * nd
+    shape[axis] = -1
+    if zero_points.dtype.is_floating_point:
+        # float zero points: per_channel_affine_float_qparams (embedding weights), quantized
+        # as rint(x * (1 / scale) + zp) in float32, scales and zero points kept in float32
+        s = scales._data.astype(xp.float32)
+        z = zero_points._data.astype(xp.float32)
+        inv = xp.float32(1) / xp.where(s == 0, xp.float32(1), s)
+        qmin, qmax = _RANGES[dtype]
+        y = xp.rint(x * inv.reshape(shape) + z.reshape(shape))
+        data = xp.clip(y, qmin, qmax).astype(dtype.np)
+        return _qtensor(data, dtype, per_channel_affine_float_qparams, s, z, axis)
     s = scales._data.astype(xp.float64)
     z = zero_points._data.astype(xp.int64)
     for zp in (z.min(initial=0), z.max(initial=0)):
         _check_zero_point(builtins.int(zp), dtype, "quantize_tensor_per_channel_affine")
-    x = _as_float(input, "quantize_per_channel")
-    shape = [1] * nd
-    shape[axis] = -1
     data = quantize_array(xp, x, s.reshape(shape), z.reshape(shape).astype(xp.float64), dtype)
     return _qtensor(data, dtype, per_channel_affine, s, z, axis)
 

@@ -22,6 +22,7 @@ __all__ = ["ObserverBase", "MinMaxObserver", "MovingAverageMinMaxObserver",
            "default_weight_observer", "default_per_channel_weight_observer",
            "default_histogram_observer", "default_dynamic_quant_observer",
            "default_placeholder_observer", "default_float_qparams_observer",
+           "default_float_qparams_observer_4bit",
            "weight_observer_range_neg_127_to_127",
            "per_channel_weight_observer_range_neg_127_to_127", "FixedQParamsObserver",
            "RecordingObserver", "default_fixed_qparams_range_0to1_observer",
@@ -516,6 +517,8 @@ default_dynamic_quant_observer = PlaceholderObserver.with_args(
     dtype=quint8, quant_min=0, quant_max=255, is_dynamic=True)
 default_float_qparams_observer = PerChannelMinMaxObserver.with_args(
     dtype=quint8, qscheme=per_channel_affine_float_qparams, ch_axis=0)
+default_float_qparams_observer_4bit = PerChannelMinMaxObserver.with_args(
+    dtype=quint4x2, qscheme=per_channel_affine_float_qparams, ch_axis=0)
 # the fixed output ranges PyTorch gives sigmoid/hardsigmoid/softmax ([0, 1]) and tanh ([-1, 1])
 default_fixed_qparams_range_0to1_observer = FixedQParamsObserver.with_args(
     scale=1.0 / 256.0, zero_point=0, dtype=quint8, quant_min=0, quant_max=255)

@@ -13,6 +13,7 @@ from .fake_quantize import (FakeQuantize, FusedMovingAvgObsFakeQuantize, default
 __all__ = ["QConfig", "QConfigDynamic", "default_qconfig", "default_qat_qconfig",
            "default_dynamic_qconfig", "per_channel_dynamic_qconfig",
            "default_per_channel_qconfig", "float_qparams_weight_only_qconfig",
+           "float_qparams_weight_only_qconfig_4bit",
            "get_default_qconfig", "get_default_qat_qconfig", "qconfig_equals"]
 
 
@@ -42,6 +43,8 @@ per_channel_dynamic_qconfig = QConfig(activation=_o.default_dynamic_quant_observ
                                       weight=_o.default_per_channel_weight_observer)
 float_qparams_weight_only_qconfig = QConfig(activation=_o.default_placeholder_observer,
                                             weight=_o.default_float_qparams_observer)
+float_qparams_weight_only_qconfig_4bit = QConfig(activation=_o.default_placeholder_observer,
+                                                 weight=_o.default_float_qparams_observer_4bit)
 default_qat_qconfig = QConfig(activation=default_fake_quant, weight=default_weight_fake_quant)
 
 _BACKENDS = ("x86", "fbgemm", "qnnpack", "onednn")

@@ -7,7 +7,7 @@ import copy
 import functools
 import warnings
 
-from ..._dtype import qint8
+from ..._dtype import qint8, quint8, quint4x2
 from ...nn.modules.module import Module
 from ...nn import modules as _nn
 from ..nn import intrinsic as nni
@@ -100,7 +100,8 @@ def get_default_static_quant_module_mappings() -> dict:
             nniqat.ConvBn2d: nnq.Conv2d, nniqat.ConvBnReLU2d: nniq.ConvReLU2d,
             nniqat.ConvBn1d: nnq.Conv1d, nniqat.ConvBnReLU1d: nniq.ConvReLU1d,
             nnqat.Conv3d: nnq.Conv3d, nniqat.ConvReLU3d: nniq.ConvReLU3d,
-            nniqat.ConvBn3d: nnq.Conv3d, nniqat.ConvBnReLU3d: nniq.ConvReLU3d}
+            nniqat.ConvBn3d: nnq.Conv3d, nniqat.ConvBnReLU3d: nniq.ConvReLU3d,
+            _nn.Embedding: nnq.Embedding, _nn.EmbeddingBag: nnq.EmbeddingBag}
 
 
 def get_default_qat_module_mappings() -> dict:
@@ -114,7 +115,8 @@ def get_default_qat_module_mappings() -> dict:
 
 def get_default_dynamic_quant_module_mappings() -> dict:
     return {_nn.Linear: nnqd.Linear, nni.LinearReLU: nnqd.Linear, _nn.LSTM: nnqd.LSTM,
-            _nn.GRU: nnqd.GRU}
+            _nn.GRU: nnqd.GRU, _nn.Embedding: nnq.Embedding,
+            _nn.EmbeddingBag: nnq.EmbeddingBag}
 
 
 # ---- fusion -----------------------------------------------------------------------------------
@@ -350,13 +352,28 @@ def quantize(model, run_fn, run_args, mapping=None, inplace=False):
 def quantize_dynamic(model, qconfig_spec=None, dtype=qint8, mapping=None, inplace=False):
     """Swap the Linear layers named by ``qconfig_spec`` (types, names or a dict) for
     dynamically quantized ones (int8 weights, activations quantized per call)."""
-    if dtype is not qint8:
-        raise ValueError(f"Don't know how to quantize with default settings for {dtype}. "
-                         "Provide full qconfig please")
+    from . import qconfig as _qc
+    # PyTorch's defaults per dtype: int8 GEMMs for qint8, float-qparams rows for the
+    # embeddings (quint8, quint4x2)
+    defaults = {qint8: _qc.default_dynamic_qconfig,
+                quint8: _qc.float_qparams_weight_only_qconfig,
+                quint4x2: _qc.float_qparams_weight_only_qconfig_4bit}
     if qconfig_spec is None:
-        qconfig_spec = {_nn.Linear: default_dynamic_qconfig}
+        if dtype is qint8:
+            qconfig_spec = {_nn.Linear: default_dynamic_qconfig,
+                            _nn.LSTM: default_dynamic_qconfig,
+                            _nn.GRU: default_dynamic_qconfig}
+        elif dtype is quint8:
+            qconfig_spec = {_nn.EmbeddingBag: defaults[quint8], _nn.Embedding: defaults[quint8]}
+        elif dtype is quint4x2:
+            qconfig_spec = {_nn.EmbeddingBag: defaults[quint4x2]}
+        else:
+            raise ValueError(f"Don't know how to quantize with default settings for {dtype}. "
+                             "Provide full qconfig please")
     elif isinstance(qconfig_spec, (set, list, tuple)):
-        qconfig_spec = dict.fromkeys(qconfig_spec, default_dynamic_qconfig)
+        if dtype not in defaults:
+            raise RuntimeError("Unknown dtype specified for quantize_dynamic: ", str(dtype))
+        qconfig_spec = dict.fromkeys(qconfig_spec, defaults[dtype])
     if not inplace:
         model = copy.deepcopy(model)
     mapping = mapping or get_default_dynamic_quant_module_mappings()

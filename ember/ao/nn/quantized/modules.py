@@ -31,8 +31,10 @@ def quantize_weight(w: Tensor, observer) -> QTensor:
     """The int8 weight of ``w`` with the qparams ``observer`` chose (per channel or per
     tensor, as the observer's scheme)."""
     scale, zp = observer.calculate_qparams()
-    if observer.qscheme in (per_channel_affine, per_channel_symmetric,
-                            per_channel_affine_float_qparams):
+    if observer.qscheme is per_channel_affine_float_qparams:  # float zero points
+        return _q.quantize_per_channel(w.detach(), scale.float(), zp.float(), observer.ch_axis,
+                                       observer.dtype)
+    if observer.qscheme in (per_channel_affine, per_channel_symmetric):
         return _q.quantize_per_channel(w.detach(), scale.double(), zp.long(), observer.ch_axis,
                                        observer.dtype)
     return _q.quantize_per_tensor(w.detach(), float(scale._data[0]), int(zp._data[0]),

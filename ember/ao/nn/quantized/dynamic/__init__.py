@@ -224,9 +224,9 @@ class _DynamicRNN:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {input.size(-1)}")
 
-    def _layers(self, x, h_all, c_all, bs):
+    def _layers(self, x, h_all, c_all, bs, packed=True):
         """Every layer and direction on backend arrays (no autograd: PyTorch's dynamic RNNs
-        have no backward either)."""
+        have no backward either); the output rows as ``(T, B, H)`` unless ``packed``."""
         xp = _backend.xp_of(x._data)
         a = x._data.astype(xp.float32, copy=False)
         d = 2 if self.bidirectional else 1
@@ -246,6 +246,8 @@ class _DynamicRNN:
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 # aten's quantized LSTM/GRU drop between layers in training mode too
                 a = _dropout(_make(a), self.dropout, True)._data
+        if not packed:
+            a = a.reshape(len(bs), bs[0], a.shape[-1])
         return _make(a), hs, cs
 
     @classmethod
