@@ -221,3 +221,15 @@ def test_varying_batch_and_sequence_length(model, shapes, frames):
     np.testing.assert_allclose(got, want, rtol=1e-5)
     for a, b in zip(gp, wp):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_generated_code_is_kept_for_a_bounded_number_of_sizes(monkeypatch):
+    monkeypatch.setattr(ember._dynamo.config, "dynamic_instance_limit", 3)
+    f = ember.compile(lambda x: (x * 3).sum(1))
+    for n in (2, 3, 4, 5, 6, 7, 4, 2):
+        x = ember.randn(n, 2)
+        np.testing.assert_allclose(f(x).numpy(), (x * 3).sum(1).numpy(), rtol=1e-6)
+    from ember._dynamo.eval_frame import _CACHE
+    cache = next(iter(_CACHE.values()))
+    assert len(cache.instances) <= 3 and all(len(d[2].instances) <= 3 for d in cache.dynamic)
+    assert _frames() == 2

@@ -9,3 +9,6 @@ recompile_limit = 8
 # ``fullgraph=True``.
 suppress_errors = False
 verbose = False
+# Sizes a dynamic graph keeps generated code for (NOTE [ Dynamic compiled graphs ]); past it
+# the oldest size's code is dropped (made again, from the graph, if that size comes back).
+dynamic_instance_limit = 64

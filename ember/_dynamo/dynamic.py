@@ -28,6 +28,7 @@ from ..autograd.modes import Op, dispatch
 from ..fx.experimental.proxy_tensor import COPY_, OpRecorder, record
 from ..fx.experimental.symbolic_shapes import SYM_SIZE, symbolize
 from ..fx.node import map_arg
+from . import config
 from .utils import counters
 
 __all__ = ["DynamicGraph", "general_leaf", "NotDynamic"]
@@ -106,6 +107,8 @@ class DynamicGraph:
         rec = OpRecorder(forward_only=True)
         recording = record(lambda *a: self._replay(a), leaves, known=self.known, recorder=rec)
         gm = recording.graph_module()
+        if len(self.instances) >= config.dynamic_instance_limit:
+            self.instances.pop(next(iter(self.instances)))  # the oldest size's code
         self.instances[key] = self.compiler(gm, list(leaves))
         counters["stats"]["dynamic_instances"] += 1
         return recording.result

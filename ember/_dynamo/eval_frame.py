@@ -866,6 +866,8 @@ def _dynamic_instance(cache, key, leaves):
         holder.run = inst
         if holder is not entry:
             entry.run = holder
+        if len(cache.instances) >= config.dynamic_instance_limit:
+            cache.instances.pop(next(iter(cache.instances)))  # the oldest size
         cache.instances[key] = entry
         return entry
     return None
