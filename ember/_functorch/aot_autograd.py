@@ -139,6 +139,31 @@ def _op_class(target):
     return None
 
 
+class _Line:
+    """A backward formula's op spelled directly (``codegen.Direct``): written into an operand
+    it reads for the last time where the dense backward owns that array."""
+
+    __slots__ = ("var", "direct", "reads", "meta")
+
+    def __init__(self, var, direct, reads, meta):
+        self.var, self.direct, self.reads, self.meta = var, direct, reads, meta
+
+    def emit(self, out=None) -> list:
+        return self.direct.emit(self.var, out)
+
+
+def _var_of(line) -> str:
+    return line.var if isinstance(line, _Line) else line.split(" = ", 1)[0]
+
+
+def _reads(line) -> set:
+    """The variables a formula line reads (every identifier of a plain line)."""
+    if isinstance(line, _Line):
+        return set(line.reads)
+    import re
+    return set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", line.split(" = ", 1)[1]))
+
+
 class _FormulaRecorder(OpRecorder):
     """Records one op's backward formula; forward values become placeholders named after
     the forward code's variables (see ``CompiledRegion._lower``)."""
@@ -180,6 +205,7 @@ class CompiledRegion:
                            "_zeros": _zeros, "_mask": dropout_mask_array, "_make": _make,
                            "_unwrap": _unwrap, "_data": _data}
         self.options = dict(options or {})
+        self._meta_of = {}  # variable of the generated backward -> (shape, dtype)
         self._name = name = {}  # node -> variable holding its array (or tuple of arrays)
         tensors = []     # the region's tensor arguments: (source, index)
         params = []
@@ -431,6 +457,41 @@ class CompiledRegion:
             if n.op == "call_function":
                 n.meta.pop("val", None)
 
+    def _formula_lines(self, inplace, sub_lines, gs, outs, owned) -> list:
+        """One lowered formula's statements.  With ``inplace`` (the dense backward, the
+        block unconditional) an elementwise op writes into an operand of its shape and dtype
+        that this backward made, that nothing else refers to (not a view of it, not another
+        gradient) and that no later statement reads: the incoming gradient, or a temporary.
+        ``owned`` says which gradient variables are such arrays, and learns the results."""
+        out_vars = {o for _, o in outs}
+        mine = {gs} if owned.get(gs) else set()
+        later = [_reads(ln) for ln in sub_lines]
+        aliased = set()
+        for ln in sub_lines:
+            if not isinstance(ln, _Line):
+                aliased |= _reads(ln)  # a view, reshape or called op may keep a reference
+        res = []
+        for i, ln in enumerate(sub_lines):
+            if not isinstance(ln, _Line):
+                res.append(ln)
+                continue
+            out = None
+            if inplace and ln.direct.elementwise and ln.meta[0]:  # (a 0-d result: a scalar)
+                rest = set().union(*later[i + 1:])
+                for a in ln.reads:
+                    if a in mine and a not in aliased and a not in rest and \
+                            a not in out_vars and self._meta_of.get(a) == ln.meta:
+                        out = a
+                        break
+            res += ln.emit(out)
+            self._meta_of[ln.var] = ln.meta
+            if out is not None:
+                mine.discard(out)
+            mine.add(ln.var)  # a direct op's result is a fresh array (or the one it took)
+        for _, o in outs:
+            owned[o] = o in mine
+        return res
+
     def _direct_formula_op(self, cls, m, args):
         """A backward formula's op ``m`` as NumPy calls (``codegen.direct``), or ``None``."""
         if not self.options.get("direct", True) or m.kwargs:
@@ -454,6 +515,7 @@ class CompiledRegion:
         """The backward's statements (indented once): each gradient variable's state (absent,
         present, or maybe None) is followed, so code tests for None only where it may be."""
         st = {}
+        owned = {}  # gradient variable -> whether it is the only reference to a fresh array
         lines = []
 
         def acc(ind, target, src, src_maybe, cond):
@@ -462,12 +524,19 @@ class CompiledRegion:
             if t == "none":
                 lines.append(f"{ind}{target} = {src}")
                 st[target] = "maybe" if maybe else "yes"
+                owned[target] = owned.get(src, False)
             elif t == "yes" and not src_maybe:
                 lines.append(f"{ind}{target} = {target} + {src}")  # _acc's sum, unwrapped
+                owned[target] = True  # a new array
             else:
                 lines.append(f"{ind}{target} = _acc({target}, {src})")
                 st[target] = "yes" if t == "yes" or not maybe else "maybe"
+                owned[target] = False
 
+        for n in order:  # each gradient's shape and dtype: its value's
+            v = n.meta.get("val")
+            if isinstance(v, Tensor) and not isinstance(gname[n], list):
+                self._meta_of[gname[n]] = (v._data.shape, v._data.dtype)
         for i, o in enumerate(region_outs):
             if isinstance(gname[o], list):
                 raise Unsupported("the graph returns a multi-result op's tuple")
@@ -496,13 +565,17 @@ class CompiledRegion:
                     ind = "        " if cond else "    "
                     if cond:
                         lines.append(f"    if {gs} is not None:")
-                    lines += [f"{ind}{line}" for line in sub_lines]
+                    for line in self._formula_lines(dense and not cond, sub_lines, gs, outs,
+                                                    owned):
+                        lines.append(f"{ind}{line}")
+                    srcs = [o for _, o in outs]
                     for j, o in outs:
                         a = n.args[j]
                         if a in gname and not isinstance(gname[a], list):
                             acc(ind, gname[a], o, False, cond)
-                    temps = [ln.split(" = ", 1)[0] for ln in sub_lines
-                             if " = " in ln and not ln.startswith("xp.")]
+                            if srcs.count(o) > 1 or cond:  # an array two gradients share
+                                owned[gname[a]] = False
+                    temps = [_var_of(ln) for ln in sub_lines]
                     lines.append(f"{ind}{' = '.join(temps + [gs])} = None")
                 if n in frees:
                     lines.append(f"    {' = '.join(frees[n])} = None")
@@ -725,8 +798,10 @@ class CompiledRegion:
                     return None
                 args += [f"{k}={self._arg(a)}" for k, a in m.kwargs.items()]
             d = self._direct_formula_op(scls, m, args)
-            if d is not None:  # NOTE [ Planned buffers ]: NumPy calls (fresh results here)
-                lines += d.emit(var, None)
+            if d is not None:  # NOTE [ Planned buffers ]: NumPy calls (in place or fresh)
+                v = m.meta["val"]._data
+                lines.append(_Line(var, d, [a for a in args if a in sub.values()],
+                                   (v.shape, v.dtype)))
                 continue
             if scls is Reshape:
                 # the formula saw a contiguous gradient where the runtime one may be strided:
