@@ -374,3 +374,14 @@ def test_the_chain_backward_runs_in_place():
     dense = src.split("if go0 is not None:", 1)[1].split("\n    g_", 1)[0]
     assert dense.count(", out=g_") >= 6  # the gradient chain rewrites its arrays
     assert "go0._data, out=" not in src and "out=go0" not in src  # never the caller's
+
+
+def test_buffer_sets_are_kept_for_a_few_sizes_only():
+    from ember._functorch.codegen import BufferPool, _SIZES_KEPT
+    pool = BufferPool(np)
+    for n in range(2, 2 + 3 * _SIZES_KEPT):
+        spec = (("empty", (n, 3), "float32"),)
+        sets = pool.sets(spec)
+        sets.append(pool.alloc(spec))
+        assert sets[-1][0].shape == (n, 3)
+    assert len(pool.by_spec) == _SIZES_KEPT

@@ -33,6 +33,7 @@ from ..ops import _workspace as _ws
 __all__ = ["direct", "Plan", "BufferPool", "relu_grad_into", "fresh_mm"]
 
 _FLOATS = ("float32", "float64")
+_SIZES_KEPT = 8  # buffer sets kept for this many sizes of one dynamic graph
 
 
 def _is_arr(v) -> bool:
@@ -231,7 +232,11 @@ class BufferPool:
     def sets(self, spec) -> list:
         if spec is self.last:
             return self.last_sets
-        sets = self.by_spec.setdefault(spec, [])
+        sets = self.by_spec.get(spec)
+        if sets is None:
+            if len(self.by_spec) >= _SIZES_KEPT:  # a dynamic size seen long ago: drop it
+                self.by_spec.pop(next(iter(self.by_spec)), None)
+            sets = self.by_spec[spec] = []
         self.last, self.last_sets = spec, sets
         return sets
 
