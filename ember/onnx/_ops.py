@@ -824,7 +824,7 @@ def _gates(a, mode):
 
 @converts(rnn._FusedLayer)
 def _rnn_layer(b, node):
-    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs = node.args
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs, y_shape = node.args
     if w_hr is not None:
         _unsupported(b, node, "LSTM with proj_size")
     if len(set(int(s) for s in bs)) > 1:
@@ -854,8 +854,10 @@ def _rnn_layer(b, node):
     else:
         act = "Tanh" if mode == "RNN_TANH" else "Relu"
         y, yh = b.op("RNN", ins, 2, activations=[act], **attrs)
-    # Y (T, 1, B, H) -> packed rows (T * B, H)
-    out = [b.op("Reshape", [y, b.const(np.array([-1, hidden], np.int64))]), b.squeeze(yh, [0])]
+    # Y (T, 1, B, H) -> packed rows (T * B, H), or (T, B, H) where the layer gives that view
+    y = b.squeeze(y, [1]) if y_shape is not None else b.op(
+        "Reshape", [y, b.const(np.array([-1, hidden], np.int64))])
+    out = [y, b.squeeze(yh, [0])]
     if mode == "LSTM":
         out.append(b.squeeze(yc, [0]))
     return out

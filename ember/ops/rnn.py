@@ -199,11 +199,20 @@ def _mm(xp, a, b, shape):
     return out if out.dtype == dt else out.astype(dt)
 
 
+def _set_rows(dst, src):
+    """``dst[...] = src`` for ``dst`` of shape ``(N, H)`` and ``src`` of that shape or
+    ``(T, B, H)`` with any strides (splitting ``dst``'s rows is always a view): a transposed
+    batch-first gradient is read where it lies instead of copied by a reshape."""
+    if src.ndim == 3:
+        dst = dst.reshape(src.shape)
+    dst[...] = src
+
+
 def _grad_ext(xp, dy, dhN, B, fin):
     """The backward's ``dext = [0; dy]`` with the final-state gradient added at ``fin``."""
-    dext = ws.empty(xp, (B + dy.shape[0], dy.shape[1]), dy.dtype)
+    dext = ws.empty(xp, (B + dy.size // dy.shape[-1], dy.shape[-1]), dy.dtype)
     dext[:B] = 0
-    dext[B:] = dy
+    _set_rows(dext[B:], dy)
     dext[B + fin] += dhN
     return dext
 
@@ -215,7 +224,9 @@ class _FusedLayer(Function):
     backward_name = "FusedRnnLayerBackward"
 
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs):
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs, y_shape):
+        # y_shape: the output as (T, B, H) (a view), so that its gradient comes back in that
+        # shape, however strided, instead of through a reshape's copy
         xp = ctx.xp
         steps, hp_all, fin = _plan(xp, bs, reverse)
         ctx.meta = (mode, reverse, bs, w_hh.shape[0] // _GATES[mode])
@@ -224,7 +235,9 @@ class _FusedLayer(Function):
             outs, keep = run(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin,
                              ctx._record)
             ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, outs[0], *keep)
-            return outs
+            if y_shape is None:
+                return outs
+            return (outs[0].reshape(y_shape),) + tuple(outs[1:])
         # Elman RNN: one gate
         B, N = bs[0], x.shape[0]
         A = _mm(xp, x, w_ih.T, (N, w_ih.shape[0]))
@@ -243,7 +256,7 @@ class _FusedLayer(Function):
                 act(h, out=h)
         y = ext[B:]
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, ext)
-        return y, ext[B + fin]
+        return y if y_shape is None else y.reshape(y_shape), ext[B + fin]
 
     @staticmethod
     def backward(ctx, dy, dhN, dcN=None):
@@ -280,7 +293,7 @@ class _FusedLayer(Function):
         if need[5] or need[6]:
             gb = dG.sum(0)
         return (gx, gh0, None, gwi, gwh, _make(gb) if need[5] else None,
-                _make(gb.copy()) if need[6] else None, None, None, None, None)
+                _make(gb.copy()) if need[6] else None, None, None, None, None, None)
 
 
 # LSTM gates: (4, N, H), gate-major (NOTE above), ordered o,i,f,g: the sigmoid gates (o,i,f)
@@ -427,7 +440,7 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
         Wb[:, :, Hout:] = w_ih.reshape(4, H, I)[order]
     dZ = ws.empty(xp, (B + N, wide), dt)
     dZ[:B, :Hout] = 0
-    dZ[B:, :Hout] = dy
+    _set_rows(dZ[B:, :Hout], dy)
     dZ[B + fin, :Hout] += dhN
     if need[0]:
         dZ[:, Hout:] = 0
@@ -471,7 +484,7 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
             gbh = _make(gb.copy()) if need[6] else None
     if need[7]:
         gwr = _make(dZ[B:, :Hout].T @ hpre)
-    return gx, gh0, gc0, gwi, gwh, gbi, gbh, gwr, None, None, None
+    return gx, gh0, gc0, gwi, gwh, gbi, gbh, gwr, None, None, None, None
 
 
 # GRU gates, gate-major (NOTE above): input side ``A`` (3, N, H) in the order n,r,z, hidden
@@ -586,7 +599,7 @@ def _gru_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
         gbi = _make(dgi.sum(1)[back].reshape(3 * H))
     if need[6]:
         gbh = _make(dgh.sum(1).reshape(3 * H))
-    return gx, gh0, None, gwi, gwh, gbi, gbh, None, None, None, None
+    return gx, gh0, None, gwi, gwh, gbi, gbh, None, None, None, None, None
 
 
 def _backward_graph(ctx, inputs, grads):
@@ -599,21 +612,27 @@ def _backward_graph(ctx, inputs, grads):
         y, hn, cn = _layer_unfused(*inputs, mode, reverse, bs)
         outs = [y, hn] + ([cn] if cn is not None else [])
         gouts = [g for g in grads[:len(outs)]]
+        if gouts[0] is not None:  # (T, B, H) when the forward gave that view
+            gouts[0] = gouts[0].reshape(y.shape)
         got = _grad(outs, wrt, gouts, retain_graph=True, create_graph=True, allow_unused=True)
     it = iter(got)
     res = [next(it) if nd else None for nd in need[:8]]
-    return tuple(res) + (None, None, None)
+    return tuple(res) + (None, None, None, None)
 
 
-def _rnn_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs, fused=True):
+def _rnn_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs, fused=True,
+               y_shape=None):
     """One layer, one direction, over packed rows ``x`` (NOTE [ Fused recurrent layer ]).
 
-    Returns ``(y, h_n, c_n)``; ``c_n`` is None unless ``mode == "LSTM"``.
+    Returns ``(y, h_n, c_n)``; ``c_n`` is None unless ``mode == "LSTM"``; ``y`` is
+    ``(N, H)``, or ``y_shape`` (``(T, B, H)`` of equal batch sizes) when given.
     """
     bs = tuple(int(b) for b in bs)
     if not fused:
-        return _layer_unfused(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs)
-    out = _FusedLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs)
+        y, hn, cn = _layer_unfused(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs)
+        return (y if y_shape is None else y.reshape(y_shape)), hn, cn
+    out = _FusedLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs,
+                            y_shape)
     if mode == "LSTM":
         return out
     return out[0], out[1], None

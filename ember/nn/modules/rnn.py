@@ -255,13 +255,13 @@ class RNNBase(Module):
             bs = [B] * T
             x = input.reshape(T * B, input.shape[2])
         h_all, c_all = (hx if lstm else (hx, None))
-        y, hs, cs = self._layers(x, h_all, c_all, tuple(bs))
+        y, hs, cs = self._layers(x, h_all, c_all, tuple(bs), packed)
         h_n = stack(hs)
         hidden = (h_n, stack(cs)) if lstm else h_n
         if packed:
             return (PackedSequence(y, batch_sizes, sorted_indices, unsorted_indices),
                     self.permute_hidden(hidden, unsorted_indices))
-        out = y.reshape(len(bs), bs[0], y.shape[-1])
+        out = y  # (T, B, H) already
         if self.batch_first:
             out = out.transpose(0, 1)
         if not is_batched:
@@ -269,11 +269,17 @@ class RNNBase(Module):
             hidden = (hidden[0].squeeze(1), hidden[1].squeeze(1)) if lstm else hidden.squeeze(1)
         return out, hidden
 
-    def _layers(self, x, h_all, c_all, bs):
-        """Run every layer and direction over packed rows ``x``: ``(y, [h_n], [c_n])``."""
+    def _layers(self, x, h_all, c_all, bs, packed):
+        """Run every layer and direction over packed rows ``x``: ``(y, [h_n], [c_n])``; ``y``
+        is ``(T, B, H)`` unless ``packed``: the last layer gives that shape as a view, so its
+        gradient comes back in it without a reshape's copy."""
         d = 2 if self.bidirectional else 1
         hs, cs = [], []
         for layer in range(self.num_layers):
+            last = layer == self.num_layers - 1
+            y_shape = None
+            if last and not packed:
+                y_shape = (len(bs), bs[0], self.proj_size or self.hidden_size)
             outs = []
             for direction in range(d):
                 k = layer * d + direction
@@ -285,11 +291,12 @@ class RNNBase(Module):
                 if self.proj_size > 0:
                     w_hr = ws[-1]
                 y, h, c = _rnn_layer(x, h_all[k], None if c_all is None else c_all[k], w_ih,
-                                     w_hh, b_ih, b_hh, w_hr, self.mode, direction == 1, bs)
+                                     w_hh, b_ih, b_hh, w_hr, self.mode, direction == 1, bs,
+                                     y_shape=y_shape)
                 outs.append(y)
                 hs.append(h)
                 cs.append(c)
-            x = outs[0] if d == 1 else cat(outs, 1)
+            x = outs[0] if d == 1 else cat(outs, -1)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = _dropout(x, self.dropout, True)
         return x, hs, cs
