@@ -283,3 +283,174 @@ def test_sparse_full_sum_keeps_the_backend_path():
     dense = [[1.0, -2.0], [0.0, 3.0]]
     se, st = ember.tensor(dense).to_sparse(), torch.tensor(dense).to_sparse()
     assert se.sum().item() == st.sum().item() == 2.0
+
+
+# ---- no-node paths: nothing to record and no mode (second pass) ------------------------------
+# Arithmetic operators whose operands need no gradient (or under no_grad), and backward
+# formulas run without create_graph, call their array formula without building a node.
+
+_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+@pytest.mark.parametrize("grad_mode", ["no_grad", "no_requires_grad"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((), ())])
+@pytest.mark.parametrize("op", list(_OPS))
+def test_operator_without_node_matches_torch(op, shapes, dtype, grad_mode):
+    rng = np.random.default_rng(2)
+    a, b = (rng.uniform(0.5, 2.0, s) for s in shapes)
+    ae, at = _pair(a, dtype, requires_grad=grad_mode == "no_grad")
+    be, bt = _pair(b, dtype, requires_grad=False)
+    fn = _OPS[op]
+    for x, y in ((ae, be), (be, ae), (ae, 1.5), (1.5, ae)):  # tensor-tensor, reflected
+        with ember.no_grad():
+            e = fn(x, y)
+        with torch.no_grad():
+            t = fn(*(at if v is ae else bt if v is be else v for v in (x, y)))
+        assert e.dtype == getattr(ember, dtype) and tuple(e.shape) == tuple(t.shape)
+        assert e.grad_fn is None and not e.requires_grad and e.is_leaf
+        np.testing.assert_array_equal(_np(e), _np(t))  # the same single rounding as torch
+
+
+def test_operator_without_node_keeps_errors_and_modes():
+    x, y = ember.ones(2, 3), ember.ones(4)
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(3\) must match the size of "
+                                           r"tensor b \(4\) at non-singleton dimension 1"):
+        x + y
+    with ember.no_grad(), pytest.raises(RuntimeError, match="must match the size"):
+        x * y
+    with np.errstate(all="raise"), ember.no_grad():  # errors made of warnings: the quiet path
+        r = ember.tensor([1.0, -1.0, 0.0]) / ember.tensor([0.0, 0.0, 0.0])
+    assert np.isinf(r.numpy()[:2]).all() and np.isnan(r.numpy()[2])
+    with ember.inference_mode():
+        assert (x * 2.0).is_inference() and (x + x).is_inference()
+    from ember.utils._python_dispatch import TorchDispatchMode
+
+    class Names(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+    seen = []
+    with ember.no_grad(), Names():
+        x * 2.0 + x
+    assert seen == ["mul", "add"]  # a mode still sees each operator
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_backward_without_graph_matches_torch(dtype):
+    """relu/tanh/sigmoid/neg/sub/mul backward formulas and broadcast sums, without a node."""
+    rng = np.random.default_rng(3)
+    vals = [rng.standard_normal((5, 6)), rng.standard_normal(6), rng.uniform(0.5, 1.5, (5, 1))]
+    grads = {}
+    for m in (ember, torch):
+        x, bias, scale = (m.from_numpy(v.copy()).to(getattr(m, dtype)).requires_grad_()
+                          for v in vals)
+        h = ((x + bias) * scale).relu() - bias
+        h = (-(h.tanh() - scale)).sigmoid() * x
+        h = 0.5 - h * 2.0
+        h.sum(1).mean().backward()
+        grads[m.__name__] = [_np(p.grad) for p in (x, bias, scale)]
+        assert all(p.grad.dtype == getattr(m, dtype) for p in (x, bias, scale))
+    for ge, gt in zip(grads["ember"], grads["torch"]):
+        np.testing.assert_allclose(ge, gt, **TOL[dtype])
+
+
+@pytest.mark.parametrize("name", ["relu", "neg", "sub"])
+def test_backward_with_create_graph_still_builds_nodes(name):
+    """With create_graph the same formulas record nodes, so second derivatives match."""
+    out = {}
+    for m in (ember, torch):
+        x = m.tensor([0.5, -1.0, 2.0], dtype=m.float64, requires_grad=True)
+        w = m.tensor([1.5, 2.0, -0.5], dtype=m.float64, requires_grad=True)
+        f = {"relu": lambda: (x * w).relu() * x, "neg": lambda: -(x * x * w),
+             "sub": lambda: w - x * x * w}[name]()
+        (g,) = m.autograd.grad(f.sum(), x, create_graph=True)
+        assert g.grad_fn is not None
+        (gg,) = m.autograd.grad(g.sum(), w)
+        out[m.__name__] = (_np(g), _np(gg))
+    for e, t in zip(out["ember"], out["torch"]):
+        np.testing.assert_allclose(e, t, rtol=1e-12)
+
+
+def test_backward_without_graph_dispatch_mode_sees_its_ops():
+    """A dispatch mode (make_fx, the profiler) still sees each backward op as a node."""
+    from ember.utils._python_dispatch import TorchDispatchMode
+
+    class Names(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+    x = ember.tensor([[1.0, -2.0], [3.0, 0.5]], requires_grad=True)
+    b = ember.tensor([0.5, -1.0], requires_grad=True)
+    seen = []
+    with Names():
+        (-((x + b).relu().tanh())).sum().backward()
+    assert {"threshold_backward", "tanh_backward", "neg", "sum_to_size"} <= set(seen)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_relu_grad_of_huge_finite_values_and_infinities(dtype):
+    """The finiteness test of relu's gradient: huge finite terms, and inf * 0 masked to 0."""
+    big = float(np.finfo(dtype).max) / 2
+    cases = [([big, big, big, -1.0], [1.0, 1.0, 1.0, 2.0]),       # their sum would overflow
+             ([np.inf, -np.inf, np.nan, 1.0], [-1.0, 0.0, -2.0, 3.0])]  # masked inf/nan -> 0
+    for g, y in cases:
+        ge, gt = _pair(np.array(g), dtype, requires_grad=False)
+        xe, xt = _pair(np.array(y), dtype)
+        with np.errstate(invalid="ignore"):  # (pytest resets ember's module warning filter)
+            (re,) = ember.autograd.grad(xe.relu(), xe, ge)
+        (rt,) = torch.autograd.grad(xt.relu(), xt, gt)
+        np.testing.assert_array_equal(_np(re), _np(rt))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+@pytest.mark.parametrize("shape, dim", [((4097,), None), ((3, 2049), 1), ((5, 6, 7), (0, 2)),
+                                        ((4, 5), 0), ((), None)])
+def test_sum_and_mean_by_ufunc_reduce(shape, dim, dtype):
+    """Sum/mean through the add ufunc's reduce: NumPy's sum/mean numbers, torch's dtypes."""
+    a = np.random.default_rng(4).standard_normal(shape).astype(dtype)
+    e, t = ember.from_numpy(a.copy()), torch.from_numpy(a.copy())
+    axis = tuple(range(a.ndim)) if dim is None else dim
+    for name, ref in (("sum", np.sum), ("mean", np.mean)):
+        re = getattr(e, name)() if dim is None else getattr(e, name)(dim)
+        rt = getattr(t, name)() if dim is None else getattr(t, name)(dim)
+        assert re.dtype == getattr(ember, dtype) and tuple(re.shape) == tuple(rt.shape)
+        np.testing.assert_array_equal(re.numpy(), ref(a, axis=axis, dtype=a.dtype))
+        tol = {"float16": 1e-2, "float32": 1e-5, "float64": 1e-12}[dtype]
+        np.testing.assert_allclose(_np(re), _np(rt), rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool"])
+def test_integer_sum_by_ufunc_reduce_promotes_as_torch(dtype):
+    a = (np.arange(12).reshape(3, 4) % 3).astype(dtype)
+    for dim in (None, 0, (0, 1)):
+        re = ember.from_numpy(a.copy()).sum(dim)
+        rt = torch.from_numpy(a.copy()).sum(dim)
+        assert str(re.dtype) == str(rt.dtype).replace("torch", "ember")
+        np.testing.assert_array_equal(re.numpy(), rt.numpy())
+
+
+def test_reductions_and_grad_stay_on_another_device():
+    """The ufunc paths keep a device array's type (tests/fake_device.py, CuPy-like)."""
+    import fake_device
+    dev = fake_device.register()
+    try:
+        x = ember.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]], device=dev, requires_grad=True)
+        b = ember.tensor([1.0, 2.0, 3.0], device=dev, requires_grad=True)
+        y = ((x + b).relu().tanh() * 2.0 - b)
+        for r in (y.sum(), y.mean(), y.sum(0), y.mean(1, keepdim=True)):
+            assert r.device == dev
+        with ember.no_grad():
+            assert (x * 2.0 + x).device == dev
+        (-y.sigmoid()).mean().backward()
+        assert x.grad.device == dev and b.grad.device == dev
+        xt = torch.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]], requires_grad=True)
+        bt = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        (-(((xt + bt).relu().tanh() * 2.0 - bt).sigmoid())).mean().backward()
+        np.testing.assert_allclose(x.grad.cpu().numpy(), xt.grad.numpy(), **TOL["float32"])
+        np.testing.assert_allclose(b.grad.cpu().numpy(), bt.grad.numpy(), **TOL["float32"])
+        with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+            with ember.no_grad():
+                x * ember.ones(3)
+    finally:
+        fake_device.unregister()

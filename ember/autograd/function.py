@@ -391,7 +391,8 @@ def _resolve_saved(items, raw, args, outs, results):
     saved = []
     for item in items:
         entry = None
-        if item is None or type(item) not in _ARRAY_TYPES and not hasattr(item, "shape"):
+        tp = type(item)
+        if item is None or tp is float or tp not in _ARRAY_TYPES and not hasattr(item, "shape"):
             entry = (_CONST, item)  # None or a Python scalar
         else:
             for j in range(len(raw)):

@@ -99,8 +99,9 @@ def _dt(x):
 
 def _meta(a, b) -> tuple:
     """``(shape, dtype)`` of both operands (a Python number: ``()``, None) for a backward."""
-    if hasattr(a, "dtype"):
-        if hasattr(b, "dtype"):
+    if a.__class__ is not builtins.float and hasattr(a, "dtype"):
+        # (``hasattr`` of a missing name costs an exception: floats are tested first)
+        if b.__class__ is not builtins.float and hasattr(b, "dtype"):
             return a.shape, a.dtype, b.shape, b.dtype
         return a.shape, a.dtype, (), None
     return (), None, shape_of(b), _dt(b)
@@ -311,8 +312,9 @@ class Sub(Function):
                                "supported. Use the `^` or `logical_xor()` operator instead.")
         # a bool operand (Python bool, or an array not already in ``dt``) is refused too
         if a.__class__ is bool or b.__class__ is bool or (
-                getattr(a, "dtype", dt) is not dt and _is_bool(a)) or (
-                getattr(b, "dtype", dt) is not dt and _is_bool(b)):
+                a.__class__ is not builtins.float and getattr(a, "dtype", dt) is not dt and
+                _is_bool(a)) or (b.__class__ is not builtins.float and
+                                 getattr(b, "dtype", dt) is not dt and _is_bool(b)):
             raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                                "supported. If you are trying to invert a mask, use the `~` or "
                                "`logical_not()` operator instead.")
@@ -1076,8 +1078,7 @@ class _ReluGrad(Function):
             out = g * mask
         if out.dtype != g.dtype:
             out = out.astype(g.dtype)
-        # a finite sum (one reduction, no bool array) clears all its terms; else check each
-        if not xp.isfinite(xp.add.reduce(out, axis=None)) and not xp.isfinite(out).all():
+        if not xp.logical_and.reduce(xp.isfinite(out), axis=None):  # ``all``, sans wrapper
             out = xp.where(mask, g, xp.zeros((), dtype=g.dtype))
         return out
 
