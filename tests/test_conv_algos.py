@@ -177,3 +177,40 @@ def test_half_precision_winograd_matches_float32(monkeypatch):
                                        padding=1)
         assert y.dtype == dt
         np.testing.assert_allclose(y.float().numpy(), t.float().numpy(), rtol=2e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("c,o,hw,stride,k", [(4, 6, 8, 2, 3), (3, 5, 9, 2, 3), (4, 4, 7, 3, 2),
+                                             (2, 3, 20, 2, 3)])
+def test_strided_input_grad_paths_agree(dtype, c, o, hw, stride, k):
+    # a strided dense T goes through the phase-flat engine (long output rows) or GEMM +
+    # col2im with the batch innermost (short rows): both on the same inputs, against torch's
+    rng = np.random.default_rng(hw)
+    pad = k // 2
+    out = (hw + 2 * pad - k) // stride + 1
+    g = conv._Geom((k, k), (stride,) * 2, (1, 1), (pad,) * 2, (pad,) * 2, (hw, hw), (out, out),
+                   1)
+    gy = rng.standard_normal((3, o, out, out)).astype(dtype)
+    w = rng.standard_normal((o, c, k, k)).astype(dtype)
+    flat = conv._flat_tr(np, gy, w, g)
+    block = conv._conv_tr_block(np, gy, w.reshape(1, o, c * k * k).transpose(0, 2, 1), g)
+    ref = torch.nn.grad.conv2d_input((3, c, hw, hw), torch.from_numpy(w), torch.from_numpy(gy),
+                                     stride=stride, padding=pad).numpy()
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for a in (flat, block):
+        np.testing.assert_allclose(a, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def test_blocked_im2col_writes_each_block_into_the_output(monkeypatch):
+    # blocks of samples (the 7x7 stem's im2col is 19 MB) give the one-block numbers
+    monkeypatch.setattr(conv, "_FORCE", "im2col")
+    rng = np.random.default_rng(4)
+    x = to_ember(rng.standard_normal((5, 3, 12, 12)).astype(np.float32))
+    w = to_ember(rng.standard_normal((4, 3, 7, 7)).astype(np.float32))
+    whole = ember.nn.functional.conv2d(x, w, stride=2, padding=3).numpy()
+    monkeypatch.setattr(conv, "_BLOCK_BYTES", 1)
+    blocked = ember.nn.functional.conv2d(x, w, stride=2, padding=3).numpy()
+    assert np.array_equal(whole, blocked)
+    for groups in (1, 3):
+        check(lambda m, x, w: m.nn.functional.conv2d(x, w, stride=2, padding=3, groups=groups),
+              None, rand(5, 3, 12, 12), rand(6, 3 // groups, 7, 7))
