@@ -24,6 +24,13 @@ intermediates or build arrays themselves) is called as it is, with tensors, on a
 forward recorded.  The forward returns only what backward reads (those values and contexts);
 the backward drops each value and gradient after its last use, as eager's engine does.
 
+Forward and backward spell the ops ``codegen.direct`` knows as NumPy calls instead (the same
+ufunc on the same operands, bit for bit), with planned ``out=`` buffers in the forward and
+in-place writes into gradients the dense backward owns (NOTE [ Planned buffers ] in
+``codegen.py``); the backward has a dense body for the usual call where every incoming
+gradient is given, which knows at compile time which gradients exist.  Without grad mode the
+region runs its forward without building the node.
+
 Limits (each makes ``CompiledRegion`` raise ``Unsupported``, and ``ember.compile`` then runs
 the captured graph through its ops instead): a node that is neither a raw op nor a function
 offered to the modes (an in-place write, ``copy_``), an output that is not a tensor.
@@ -273,7 +280,8 @@ class CompiledRegion:
 
                 def wrapped(a):
                     if hasattr(a, "op") and isinstance(a.meta.get("val"), Tensor):
-                        return f"_make({name[a]})"
+                        # a direct full reduction gives a NumPy scalar: a 0-d array here
+                        return f"_make(xp.asarray({name[a]}))"
                     return arg(a)
                 call = [wrapped(a) if not isinstance(a, (list, tuple)) else
                         _seq(a, wrapped) for a in n.args]
