@@ -56,6 +56,95 @@ class ParameterServer:
         return [p.detach().clone() for p in self.fc.parameters()]
 
 
+HELD = []  # on "ps": RRefs a user sent it
+
+
+def owned_refs():
+    """On the owner: {rref id: count} of the values it keeps for RRefs."""
+    from ember.distributed.rpc import api
+    with api._RREF_LOCK:
+        return {rid: slot.refs for rid, slot in api._OWNED.items()}
+
+
+def make_rref(value):
+    return rpc.RRef(value)  # the owner's own RRef dies on return; the caller's copy remains
+
+
+def hold(rref):
+    HELD.append(rref)
+    return rref.is_owner()
+
+
+def drop():
+    HELD.clear()
+
+
+def _eventually(pred, seconds=20.0):
+    """Whether ``pred()`` holds within ``seconds`` (a user's delete reaches the owner by a
+    message, after the del)."""
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def rref_counting(rank):
+    """NOTE [ RRef reference counting ]: "ps" keeps a value exactly while an RRef to it lives."""
+    if rank != 1:
+        return
+
+    def count(rid):
+        return rpc.rpc_sync("ps", owned_refs).get(rid)
+
+    def freed(rid):
+        return _eventually(lambda: count(rid) is None)
+
+    # remote(): the owner drops the value once the caller's only RRef is deleted
+    r = rpc.remote("ps", list, args=([1, 2],))
+    rid = r._rid
+    check("rref_count_remote_held", r.to_here() == [1, 2] and count(rid) == 1, count(rid))
+    del r
+    check("rref_count_remote_freed", freed(rid))
+    # an RRef the owner made and returned: its own is gone, the caller's keeps the value
+    r = rpc.rpc_sync("ps", make_rref, args=([3],))
+    rid = r._rid
+    check("rref_count_returned_held", r.to_here() == [3] and count(rid) == 1, count(rid))
+    del r
+    check("rref_count_returned_freed", freed(rid))
+    # sent back to its owner, a copy is an owner RRef that keeps the value after the user's
+    r = rpc.remote("ps", list, args=([4],))
+    rid = r._rid
+    check("rref_count_copy_at_owner", rpc.rpc_sync("ps", hold, args=(r,)) is True)
+    check("rref_count_copy_counted", count(rid) == 2, count(rid))
+    del r
+    check("rref_count_copy_keeps", _eventually(lambda: count(rid) == 1), count(rid))
+    rpc.rpc_sync("ps", drop)
+    check("rref_count_copy_freed", freed(rid))
+    # proxies name the value by id: no count left over, and the remote() result is freed
+    r = rpc.remote("ps", list, args=([5, 6],))
+    rid = r._rid
+    n = r.remote().__len__()
+    nrid = n._rid
+    ok = (r.rpc_sync().count(5) == 1 and r.rpc_async().index(6).wait() == 1
+          and n.to_here() == 2)
+    del n
+    check("rref_count_proxy_calls", ok and count(rid) == 1, count(rid))
+    check("rref_count_proxy_result_freed", freed(nrid))
+    del r
+    check("rref_count_proxy_freed", freed(rid))
+    # a user's RRef copied within the user (kept in a list) is still one RRef object
+    r = rpc.remote("ps", list, args=([7],))
+    rid = r._rid
+    keep = [r]
+    del r
+    check("rref_count_alias_held", count(rid) == 1 and keep[0].to_here() == [7], count(rid))
+    keep.clear()
+    check("rref_count_alias_freed", freed(rid))
+
+
 def api_checks(rank):
     other = "trainer" if rank == 0 else "ps"
     check("rpc_sync_add", ember.equal(rpc.rpc_sync(other, add, args=(ember.ones(2), 3)),
@@ -151,7 +240,8 @@ def main():
     opts = rpc.TensorPipeRpcBackendOptions(num_worker_threads=4, rpc_timeout=60)
     rpc.init_rpc("ps" if rank == 0 else "trainer", rank=rank, world_size=2,
                  rpc_backend_options=opts)
-    for name, fn in (("api", api_checks), ("parameter_server", parameter_server)):
+    for name, fn in (("api", api_checks), ("parameter_server", parameter_server),
+                     ("rref_counting", rref_counting)):
         try:
             fn(rank)
         except Exception:

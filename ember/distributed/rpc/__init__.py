@@ -19,7 +19,9 @@ its communicator and hands requests to a thread pool (so a handler may itself ma
 and nested calls cannot deadlock) and replies to the futures waiting on this worker; the
 handler runs ``fn(*args)`` and sends ``(call id, result or exception)`` back with tag
 REPLY, which completes the caller's ``Future``. ``remote`` runs ``fn`` the same way but
-keeps the result on ``to`` under a fresh id and returns an ``RRef`` to it at once.
+keeps the result on ``to`` under a fresh id and returns an ``RRef`` to it at once; the owner
+keeps it while any RRef to it lives on any worker (NOTE [ RRef reference counting ] in
+``api.py``).
 ``shutdown()`` waits until every worker has reached it (a non-blocking barrier, while the
 service thread keeps answering), then stops the service thread.
 """

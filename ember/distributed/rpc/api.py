@@ -146,15 +146,18 @@ class _Agent:
             fut.set_exception(result.rebuild())
 
     # ---- calls --------------------------------------------------------------------------
-    def call(self, to, fn, args, kwargs, timeout) -> Future:
+    def call(self, to, fn, args, kwargs, timeout, plain: bool = False) -> Future:
+        """Send the request; ``plain`` ones (RRef counts) never join a dist-autograd
+        context."""
         from .. import autograd as dist_autograd
         dest = self.info(to).id
         fut = Future()
         call_id = next(self.ids)
         with self.lock:
             self.pending[call_id] = fut
+        cid = None if plain else dist_autograd._current()
         payload = dist_autograd._dumps((call_id, fn, tuple(args or ()), kwargs or {}),
-                                       dist_autograd._current(), dest, request=True)
+                                       cid, dest, request=True)
         self.send(dest, _REQUEST, payload)
         if timeout is None or timeout == _UNSET_RPC_TIMEOUT:
             timeout = self.timeout
@@ -193,8 +196,12 @@ class _Deadlines:
 
     def add(self, when: float, fut, agent, call_id, timeout: float) -> None:
         import heapq
+        import weakref
         with self.cond:
-            heapq.heappush(self.heap, (when, call_id, id(agent), fut, agent, timeout))
+            # by weak reference: a future kept here until its deadline would keep its result
+            # alive, and with it any RRef in it (NOTE [ RRef reference counting ])
+            heapq.heappush(self.heap, (when, call_id, id(agent), weakref.ref(fut), agent,
+                                       timeout))
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="rpc-deadlines",
                                                daemon=True)
@@ -207,13 +214,14 @@ class _Deadlines:
             with self.cond:
                 while not self.heap:
                     self.cond.wait()
-                when, call_id, _, fut, agent, timeout = self.heap[0]
+                when, call_id, _, ref, agent, timeout = self.heap[0]
                 delay = when - time.monotonic()
                 if delay > 0:
                     self.cond.wait(min(delay, 1.0))
                     continue
                 heapq.heappop(self.heap)
-            if fut.done():
+            fut = ref()
+            if fut is None or fut.done():
                 continue
             with agent.lock:
                 gone = agent.pending.pop(call_id, None)
@@ -306,6 +314,16 @@ def rpc_sync(to, func, args=None, kwargs=None, timeout: float = _UNSET_RPC_TIMEO
 
 
 # ---- remote references -------------------------------------------------------------------
+# NOTE [ RRef reference counting ]: the owner keeps a value while any RRef to it lives, on any
+# worker, as PyTorch's RRef protocol (docs/rpc/rref.html): its slot counts the live RRef
+# objects and the RRefs in flight. ``RRef(value)`` counts its own; ``remote()`` counts the
+# caller's when the owner creates the value. Pickling an RRef (sending it in a call or a
+# reply) counts the copy before the message leaves: the owner counts it locally, a user asks
+# the owner and waits for the answer, so the count cannot reach 0 while a copy is in flight
+# (PyTorch's fork acknowledgement); unpickling takes that count over. A deleted RRef takes
+# its count back, locally on the owner or by a message from a user. At 0 the owner drops the
+# value. Counts may go below 0 until the value exists (a user's delete can overtake the
+# ``remote()`` that creates it), so the owner drops a value only once it is created.
 _RREF_LOCK = threading.Lock()
 _OWNED = {}  # rref id -> _Owned on the owner
 _RREF_IDS = itertools.count()
@@ -316,6 +334,7 @@ class _Owned:
         self.ready = threading.Event()
         self.value = None
         self.error = None
+        self.refs = 0  # live RRefs to it anywhere, plus copies in flight
 
 
 def _owned(rid) -> _Owned:
@@ -326,8 +345,20 @@ def _owned(rid) -> _Owned:
         return slot
 
 
+def _add_refs(rid, n: int) -> None:
+    """On the owner: ``n`` more (or fewer) RRefs to ``rid``; the value goes at 0."""
+    with _RREF_LOCK:
+        slot = _OWNED.get(rid)
+        if slot is None:
+            slot = _OWNED[rid] = _Owned()
+        slot.refs += n
+        if slot.refs <= 0 and slot.ready.is_set():
+            del _OWNED[rid]
+
+
 def _create_owned(rid, fn, args, kwargs):
-    """On the owner: run ``fn`` and keep its result for the RRef ``rid``."""
+    """On the owner: run ``fn`` and keep its result for the RRef ``rid`` (the caller's)."""
+    _add_refs(rid, 1)
     slot = _owned(rid)
     try:
         slot.value = fn(*args, **(kwargs or {}))
@@ -335,7 +366,14 @@ def _create_owned(rid, fn, args, kwargs):
         slot.error = e
         raise
     finally:
-        slot.ready.set()
+        with _RREF_LOCK:
+            slot.ready.set()
+            if slot.refs <= 0:  # every RRef to it was deleted while fn ran
+                _OWNED.pop(rid, None)
+
+
+def _release(agent, owner, rid) -> None:
+    agent.call(owner, _add_refs, (rid, -1), None, _UNSET_RPC_TIMEOUT, plain=True)
 
 
 def _fetch(rid):
@@ -346,8 +384,8 @@ def _fetch(rid):
     return slot.value
 
 
-def _call_method(rref, method, args, kwargs):
-    return getattr(rref.local_value(), method)(*args, **(kwargs or {}))
+def _call_method(rid, method, args, kwargs):
+    return getattr(_fetch(rid), method)(*args, **(kwargs or {}))
 
 
 class RRef:
@@ -357,15 +395,29 @@ class RRef:
 
     def __init__(self, value=None, type_hint=None, *, _owner=None, _rid=None) -> None:
         agent = _agent()
+        self._creation = None  # the future of a remote() call still creating the value
         if _owner is None:
             self._owner = agent.rank
             self._rid = (agent.rank, next(_RREF_IDS))
             slot = _owned(self._rid)
             slot.value = value
             slot.ready.set()
+            _add_refs(self._rid, 1)
         else:
             self._owner, self._rid = _owner, _rid
-        self._creation = None  # the future of a remote() call still creating the value
+        self._counted = True  # NOTE [ RRef reference counting ]
+
+    def __del__(self):
+        agent = _STATE["agent"]
+        if not getattr(self, "_counted", False) or agent is None or not agent.running:
+            return
+        if self._owner == agent.rank:
+            _add_refs(self._rid, -1)
+            return
+        try:  # never block in __del__: a pool thread tells the owner
+            agent.pool.submit(_release, agent, self._owner, self._rid)
+        except RuntimeError:
+            pass  # RPC is shutting down: the owner drops everything then
 
     def is_owner(self) -> bool:
         return self._owner == _agent().rank
@@ -402,6 +454,14 @@ class RRef:
         return _Proxy(self, remote, timeout)
 
     def __reduce__(self):
+        # the copy is counted before the message carrying it leaves (NOTE [ RRef reference
+        # counting ]); the RRef made from it on the other side takes the count over
+        agent = _agent()
+        if self._owner == agent.rank:
+            _add_refs(self._rid, 1)
+        else:
+            agent.call(self._owner, _add_refs, (self._rid, 1), None, _UNSET_RPC_TIMEOUT,
+                       plain=True).wait()
         return _rref_from_wire, (self._owner, self._rid)
 
     def __repr__(self):
@@ -423,8 +483,14 @@ class _Proxy:
         rref, how, timeout = self._rref, self._how, self._timeout
 
         def call(*args, **kwargs):
-            return how(rref._owner, _call_method, args=(rref, method, args, kwargs),
-                       timeout=timeout)
+            # the call names the value by id, not by a counted copy of the RRef; the RRef
+            # stays alive until the call has run, so the owner keeps the value meanwhile
+            out = how(rref._owner, _call_method, args=(rref._rid, method, args, kwargs),
+                      timeout=timeout)
+            if how is not rpc_sync:  # the call's future holds the RRef until it completes
+                (out if how is rpc_async else out._creation).add_done_callback(
+                    lambda _, keep=rref: None)
+            return out
 
         return call
 
