@@ -284,10 +284,8 @@ def _item(x):
     return x * x.sum().item()
 
 
-def _branch(x):
-    if x.sum() > 0:
-        return x * 2
-    return x - 1
+def _int(x):
+    return x * int(x.sum() > 0)
 
 
 def _tolist(x):
@@ -312,7 +310,7 @@ def _backward_inside(x):
     return y + ember.autograd.grad(y, x)[0].sum()
 
 
-BREAKS = [(_item, "Tensor.item()"), (_branch, "bool(tensor)"), (_tolist, "Tensor.tolist()"),
+BREAKS = [(_item, "Tensor.item()"), (_int, "int(tensor)"), (_tolist, "Tensor.tolist()"),
           (_numpy, "Tensor.numpy()"), (_nonzero, "nonzero"), (_printing, "print()"),
           (_backward_inside, "autograd.grad")]
 

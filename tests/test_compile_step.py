@@ -237,20 +237,59 @@ def test_steps_the_program_cannot_hold_break_and_stay_eager(fn, what):
         ember.compile(fn, fullgraph=True)(lin, opt, x)
 
 
-def test_branch_on_a_value_still_breaks_and_is_correct():
-    lin, _, opt = _lin_setup()
+def _branch(x):
+    if x.sum() > 0:
+        return F.dropout(x, 0.5) * 2
+    return x - 1
 
-    def step(x):
-        opt.zero_grad()
-        loss = lin(x).pow(2).sum()
-        if loss > 1:  # bool(tensor)
-            loss = loss * 0.5
-        loss.backward()
-        opt.step()
-        return loss
-    f = ember.compile(step)
+
+def test_a_branch_on_a_value_is_guarded_and_a_mismatch_runs_eagerly():
+    cf = ember.compile(_branch, fullgraph=True)  # no break: a guard
+    signs = [1, 1, -1, 1, -1, -1, 1, -1, 1]
+    got, want = [], []
+    for compiled in (True, False):
+        ember.manual_seed(0)
+        for i, sg in enumerate(signs):
+            x = ember.full((6,), float(sg)) + ember.arange(6) * 0.01 * sg
+            (got if compiled else want).append((cf if compiled else _branch)(x).numpy())
+    for a, b in zip(got, want):  # the dropout stream too: a mismatch puts its draws back
+        np.testing.assert_array_equal(a, b)
+    assert counters["frames"]["total"] == 1
+    report = ember.compiler.explain(_branch)(ember.ones(3))
+    assert report.graph_break_count == 0 and "bool guard" in report.program
+    from ember._dynamo.eval_frame import _CACHE
+    entry = next(iter(next(iter(_CACHE.values())).entries.values()))
+    # four mismatches: past the limit the entry runs eagerly, with the reason
+    assert entry.run is None and "bool(tensor)" in entry.breaks[0].reason
+
+
+def test_a_branch_in_a_training_step_is_guarded():
+    def run(compiled):
+        lin, _, opt = _lin_setup()
+
+        def step(x):
+            opt.zero_grad()
+            loss = lin(x).pow(2).mean()
+            if loss > 0.05:  # true at first, false once trained
+                loss = loss * 2
+            loss.backward()
+            opt.step()
+            return loss.item()
+        f = ember.compile(step) if compiled else step
+        return [f(ember.ones(4, 3)) for _ in range(30)]
+    got = run(True)
+    assert got == run(False) and got[0] > 0.1 and got[-1] < 0.05
+
+
+def test_a_branch_with_an_in_place_write_breaks():
+    bn = nn.BatchNorm1d(3)
+
+    def f(x):
+        y = bn(x)  # writes the running statistics in place: a mismatch could not undo it
+        return y * 2 if y.sum() > 0 else y
+    cf = ember.compile(f)
     x = ember.randn(4, 3)
-    f(x)
+    cf(x)
     assert any("bool(tensor)" in r for r in counters["graph_break"])
 
 

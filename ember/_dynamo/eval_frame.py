@@ -27,7 +27,8 @@ from .._tensor import Tensor, _version_counter
 from ..nn import Module
 from ..optim.optimizer import Optimizer
 from ..autograd import modes as _modes
-from ..fx.experimental.proxy_tensor import OpRecorder, flatten, record, unflatten
+from ..fx.experimental.proxy_tensor import (COPY_, DROPOUT_MASK, OpRecorder, flatten,
+                                            record, unflatten)
 from .optim_step import (CompiledStep, routed_steps, optimizer_of, capture_hook,
                          compiled_step_for)
 from .dynamic import DynamicGraph, NotDynamic, general_leaf
@@ -141,6 +142,11 @@ def _gen_state():
     return default_generator._np.bit_generator.state
 
 
+def _set_gen_state(st) -> None:
+    from ..random import default_generator
+    default_generator._np.bit_generator.state = st
+
+
 class _Recorder(OpRecorder):
     """The op recorder with ``ember.compile``'s checks (breaks, random draws)."""
 
@@ -209,8 +215,10 @@ class _Patches:
             orig = getattr(Tensor, name, None)
             if orig is None:
                 continue
-            self._set(Tensor, name, self._wrap(orig, what) if name != "item" else
-                      _item_patch(orig, rec))
+            patch = _item_patch if name == "item" else _bool_patch if name == "__bool__" \
+                else None
+            self._set(Tensor, name, self._wrap(orig, what) if patch is None else
+                      patch(orig, rec))
         self.saved.append((builtins, "print", builtins.print))
         builtins.print = self._wrap(builtins.print, "print() (a Python side effect)")
         # NOTE [ Compiled training steps ]: backward(), zero_grad() and .grad writes
@@ -246,6 +254,17 @@ def _item_patch(orig, rec):
             rec.cap.event("item", self, v)
         return v
     return item
+
+
+def _bool_patch(orig, rec):
+    """``Tensor.__bool__`` while capturing: an event (the program guards on its value)."""
+    @functools.wraps(orig)
+    def to_bool(self):
+        v = orig(self)
+        if rec in state.modes:
+            rec.cap.event("bool", self, v)
+        return v
+    return to_bool
 
 
 def _backward_patch(orig, rec):
@@ -296,22 +315,44 @@ def _hook_patch(orig, rec, name):
     return patched
 
 
+class _GuardMismatch(Exception):
+    """A ``bool(tensor)`` a program guards on came out the other way this call."""
+
+
+# a program whose bool guards failed this many times runs eagerly from then on (its branch
+# depends on the data: the compiled forward would be wasted work)
+_MISMATCH_LIMIT = 3
+
+
 class _Program:
     """A compiled training step (NOTE [ Compiled training steps ]): the graph's compiled
     forward, then the recorded ``zero_grad``/``backward``/optimizer steps/``item`` in their
     order, on the graph's outputs."""
 
-    def __init__(self, run, pre, post, items, spec):
+    def __init__(self, run, pre, post, items, spec, guards=(), random=False):
         self.run = run          # the backend's callable: returns (result, extras)
         self.pre = pre          # zero_grad calls made before the forward's last op
         self.post = post        # (kind, payload) after it
         self.items = items      # result leaf position -> extras index (an item() value)
         self.spec = spec        # how to rebuild the result from its leaves
+        self.guards = guards    # (extras index, value) of each bool(tensor) the capture took
+        self.random = random    # the graph draws random numbers (restored on a mismatch)
+        self.mismatches = 0
 
     def __call__(self, *leaves):
         for ref, set_to_none in self.pre:
             ref().zero_grad(set_to_none)
-        result, extras = self.run(*leaves)
+        if self.guards:
+            rng = _gen_state() if self.random else None
+            result, extras = self.run(*leaves)
+            for k, v in self.guards:
+                if bool(extras[k]) is not v:  # Python took the other branch: eager runs
+                    if rng is not None:
+                        _set_gen_state(rng)  # as if the compiled forward never drew
+                    self.mismatches += 1
+                    raise _GuardMismatch()
+        else:
+            result, extras = self.run(*leaves)
         for kind, a, b in self.post:
             if kind == "backward":
                 extras[a].backward(None if b is None else extras[b])
@@ -325,6 +366,23 @@ class _Program:
                 flat[pos] = extras[k].item()
             result = unflatten(flat, self.spec)
         return result
+
+
+def _undoable(graph) -> bool:
+    """Whether running ``graph`` can be taken back (a bool guard's mismatch): every op is
+    pure (``passes.pure``), a function offered to the modes, or a random draw (the generator's
+    state is put back); no in-place write, no batch norm updating its statistics."""
+    from .._functorch.aot_autograd import _RANDOM, _op_class
+    from .._functorch.passes import pure
+    for n in graph.nodes:
+        if n.op != "call_function" or pure(n) or n.target is DROPOUT_MASK:
+            continue
+        if getattr(n.target, "__name__", "") in _RANDOM:
+            continue
+        if n.target is COPY_ or _op_class(n.target) is not None or \
+                not isinstance(n.target, _modes.Op):
+            return False
+    return True
 
 
 def _program(cap, rec, recording):
@@ -348,7 +406,15 @@ def _program(cap, rec, recording):
     if sum(1 for e in events if e[0] == "backward") > 1:
         cap.brk("backward() called more than once inside the function")
         return None
+    guards = []
     for kind, payload, pos, stack in events:
+        if kind == "bool":
+            k = extra(payload[0])
+            if k is None or not _undoable(rec.graph):
+                cap.brk(_BREAKING_METHODS["__bool__"], stack)
+                return None
+            guards.append((k, payload[1]))
+            continue
         if kind == "item" and pos < end:
             cap.brk(_BREAKING_METHODS["item"], stack)  # its value fed later ops
             return None
@@ -388,7 +454,10 @@ def _program(cap, rec, recording):
             for i in at:
                 items[i] = k
     out.args = ((out.args[0], tuple(extras)),)
-    return pre, post, items, spec
+    from .._functorch.aot_autograd import _RANDOM  # the ops that draw
+    random = any(n.op == "call_function" and (n.target is DROPOUT_MASK or getattr(
+        n.target, "__name__", "") in _RANDOM) for n in rec.graph.nodes)
+    return pre, post, items, spec, tuple(guards), random
 
 
 _EVENT_NAMES = {"backward": "backward()", "step": "optimizer.step()", "item": "Tensor.item()"}
@@ -621,7 +690,10 @@ class _Compiled:
                         with routed_steps():
                             return self.fn(*args, **kwargs)
                     return self.fn(*args, **kwargs)
-                out = entry.run(*leaves)
+                try:
+                    out = entry.run(*leaves)
+                except _GuardMismatch:
+                    return self._mismatch(entry, args, kwargs)
                 for t, delta in entry.side:
                     t._data += delta
                     _version_counter(t)[0] += 1
@@ -650,6 +722,23 @@ class _Compiled:
         if entry.run is not None and (self.dynamic is not False or _marked(leaves)):
             _make_dynamic(cache, key, entry, leaves, self.dynamic, self.compiler)
         return result
+
+    def _mismatch(self, entry, args, kwargs):
+        """A program's ``bool(tensor)`` guard failed: this call runs eagerly (nothing the
+        program did so far is visible: zero_grad again is the same, random draws were put
+        back); past ``_MISMATCH_LIMIT`` the entry runs eagerly for good."""
+        prog = entry.run
+        if prog.mismatches >= _MISMATCH_LIMIT:
+            entry.run = None
+            entry.breaks = [BreakReason(_BREAKING_METHODS["__bool__"] + ": its value changed "
+                                        f"{prog.mismatches} times", [])]
+        if _log_on("recompiles") or _log_on("guards"):
+            print("[ember.compile] a bool(tensor) guard failed: this call runs eagerly",
+                  file=sys.stderr)
+        if entry.steps:
+            with routed_steps():
+                return self.fn(*args, **kwargs)
+        return self.fn(*args, **kwargs)
 
     def _capture(self, args, kwargs, leaves):
         """Run ``fn`` for real under the recorder; build the entry the next calls replay."""
@@ -984,7 +1073,8 @@ class ExplainOutput:
         self.program = []
         if isinstance(run, _Program):
             self.program = ["zero_grad"] * len(run.pre) + ["graph"] + \
-                [kind for kind, _, _ in run.post] + ["item"] * len(run.items)
+                ["bool guard"] * len(run.guards) + [kind for kind, _, _ in run.post] + \
+                ["item"] * len(run.items)
 
     def __str__(self):
         lines = [f"Graph Count: {self.graph_count}",
