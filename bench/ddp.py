@@ -160,8 +160,8 @@ Per training step, on the 2-rank job (medians over the timed steps, [p10-p90] ac
   exposed     how long the rank that ended backward last then waited for the buckets'
               all-reduces (DDP's final wait): the communication backward did not hide
   hidden      1 - exposed / all-reduce (target on ddp_gpt_step: >= 70%)
-  in bwd      share of the gradient bytes whose all-reduce had completed when that rank's
-              backward ended
+  in bwd      share of the gradient bytes whose all-reduce had completed (one MPI test)
+              when that rank's backward ended
   skew        how much longer the other rank waited: load imbalance, not communication"""
 
 
