@@ -117,6 +117,34 @@ def test_lstm_random_shapes_match_torch(t, b, i, h, bidir, packed, batch_first, 
         assert_close(q.grad, p.grad, "float64", f"grad of {n}")
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 8])
+@pytest.mark.parametrize("proj", [0, P])
+def test_lstm_gate_chunks_match_torch(monkeypatch, chunk, proj):
+    # The forward keeps the gates of `chunk` steps at once; sequences longer than a chunk,
+    # ending mid-chunk, packed in both directions
+    from ember.ops import rnn
+    monkeypatch.setattr(rnn, "_CHUNK", chunk)
+    tm, em = build("LSTM", "float64", input_size=I, hidden_size=H, proj_size=proj,
+                   bidirectional=True, num_layers=2)
+    lengths = [11, 3, 10, 7, 1]
+    x = np.random.default_rng(chunk).standard_normal((11, len(lengths), I))
+    for packed in (False, True):
+        xt, xe = both(x)
+        it, ie = xt, xe
+        if packed:
+            it = trnn.pack_padded_sequence(xt, lengths, enforce_sorted=False)
+            ie = ernn.pack_padded_sequence(xe, ember.tensor(lengths), enforce_sorted=False)
+        ft, fe = flat(tm(it)), flat(em(ie))
+        assert_close(fe, ft, "float64", "forward")
+        gs = [np.random.default_rng(1).standard_normal(tuple(o.shape)) for o in ft]
+        torch.autograd.backward(ft, [torch.from_numpy(g) for g in gs])
+        ember.autograd.backward(fe, [ember.from_numpy(g.copy()) for g in gs])
+        assert_close(xe.grad, xt.grad, "float64", "input grad")
+        for (n, p), (_, q) in zip(tm.named_parameters(), em.named_parameters()):
+            assert_close(q.grad, p.grad, "float64", f"grad of {n}")
+            p.grad = q.grad = None
+
+
 def test_lstm_output_is_contiguous():
     # The states live in a wider array beside the inputs; the output is PyTorch's dense layout
     out, _ = ember.nn.LSTM(I, H)(ember.randn(T, B, I))

@@ -301,6 +301,7 @@ class _FusedLayer(Function):
 # for the backward's one multiply.
 _LSTM_ORDER = (3, 0, 1, 2)  # PyTorch's i,f,g,o -> o,i,f,g
 _LSTM_BACK = (1, 2, 3, 0)   # and back
+_CHUNK = 8  # steps whose gates the forward keeps at once (NOTE above: the factors' cadence)
 
 
 def _mm_into(xp, a, b, out):
@@ -338,10 +339,11 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     the whole-sequence input GEMM, and no separate input product, bias pass or per-step add).
 
     When recording, it also stores what the backward needs per unit of the incoming
-    gradients, ``P`` (5, N, H): dc per unit of dh, then d(pre-activation) per unit of dh for o
+    gradients, ``P`` (6, N, H): dc per unit of dh, then d(pre-activation) per unit of dh for o
     and per unit of dc for i, f, g (the two per unit of dh adjacent, so that a backward step
-    gets both from one multiply).  They are computed every few steps over those steps' rows
-    (``_lstm_factors``), while the values are still in cache.
+    gets both from one multiply), then the forget gate (dc_prev per unit of dc).  They are
+    computed every ``_CHUNK`` steps over those steps' rows (``_lstm_factors``), while the
+    values are still in cache.
     """
     B, N, I = h0.shape[0], x.shape[0], x.shape[1]
     H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
@@ -352,55 +354,60 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     Z[hp_all, Hout:Hout + I] = x  # each row is the previous state of at most one step
     if b_ih is not None:
         Z[:, Hout + I] = 1
-    A = ws.empty(xp, (4, N, H), dt)
+    # The gates live in a small buffer that stays in cache (writing each step's gates into a
+    # whole-sequence array cost ~5 us a step more): rows of one chunk of steps, whose factors
+    # are stored when the chunk ends; without recording, one step's rows.
+    nc = min(_CHUNK, len(steps)) if record else 1
+    A = ws.empty(xp, (4, nc * B, H), dt)
     cext = ws.empty(xp, (B + N, H), dt)
     cext[:B] = c0
     proj = w_hr is not None
     hpre = ws.empty(xp, (N, H), dt) if proj else None
     whrT = xp.ascontiguousarray(w_hr.T) if proj else None
-    P = ws.empty(xp, (5, N, H), dt) if record else None
+    P = ws.empty(xp, (6, N, H), dt) if record else None
     tc_all = ws.empty(xp, (N, H), dt)
     tmp = xp.empty((B, H), dt)
     tanh, mul = xp.tanh, xp.multiply
     o_, i_, f_, g_ = A[0], A[1], A[2], A[3]
     sig = A[:3]
-    lo, hi, k = N, 0, 0  # rows of the steps whose factors are not stored yet
-    for s, e, prev in steps:
-        g = A[:, s:e]
+    lo = hi = 0  # rows of the current chunk (consecutive steps: consecutive rows)
+    last = len(steps) - 1
+    for j, (s, e, prev) in enumerate(steps):
+        if record and j % nc == 0:
+            lo, hi = min(q[0] for q in steps[j:j + nc]), max(q[1] for q in steps[j:j + nc])
+        a = s - lo if record else 0
+        b = a + e - s
+        g = A[:, a:b]
         _mm_into(xp, Z[prev], W, g)
         tanh(g, out=g)
-        sg = sig[:, s:e]
+        sg = sig[:, a:b]
         sg *= 0.5
         sg += 0.5
         c = cext[B + s:B + e]
-        mul(f_[s:e], cext[prev], out=c)
+        mul(f_[a:b], cext[prev], out=c)
         t = tmp[:e - s]
-        mul(i_[s:e], g_[s:e], out=t)
+        mul(i_[a:b], g_[a:b], out=t)
         c += t
         tc = tc_all[s:e]
         tanh(c, out=tc)
         if proj:
-            mul(o_[s:e], tc, out=hpre[s:e])
+            mul(o_[a:b], tc, out=hpre[s:e])
             _mm_into(xp, hpre[s:e], whrT, Z[B + s:B + e, :Hout])
         else:
-            mul(o_[s:e], tc, out=Z[B + s:B + e, :Hout])
-        if record:
-            lo, hi, k = min(lo, s), max(hi, e), k + 1
-            if k == 8:
-                _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi)
-                lo, hi, k = N, 0, 0
-    if record and k:
-        _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi)
+            mul(o_[a:b], tc, out=Z[B + s:B + e, :Hout])
+        if record and (j % nc == nc - 1 or j == last):
+            _lstm_factors(xp, A[:, :hi - lo], cext, tc_all, P, hp_all, lo, hi)
     y = ws.empty(xp, (N, Hout), dt)  # contiguous, as PyTorch's output (views of it reshape)
     y[...] = Z[B:, :Hout]
     outs = (y, Z[B + fin, :Hout], cext[B + fin])
-    return outs, (Z, A, P, hpre)
+    return outs, (Z, P, hpre)
 
 
 def _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi):
-    """Rows ``lo:hi`` of ``P`` (see ``_lstm_forward``)."""
+    """Rows ``lo:hi`` of ``P`` (see ``_lstm_forward``) from their gates ``A`` (4, hi - lo, H)."""
     mul, sub = xp.multiply, xp.subtract
-    sg, o, i, gg = A[:3, lo:hi], A[0, lo:hi], A[1, lo:hi], A[3, lo:hi]
+    sg, o, i, gg = A[:3], A[0], A[1], A[3]
+    P[5, lo:hi] = A[2]
     tc = tc_all[lo:hi]
     cp = cext[lo:hi] if isinstance(hp_all, slice) else cext[hp_all[lo:hi]]
     ps = P[1:4, lo:hi]  # o, i, f
@@ -428,7 +435,7 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     bias gradients are one batched GEMM over all steps, ``dG^T @ Z[hp_all]``, whose column
     blocks are ``W_hh``'s, ``W_ih``'s and the bias's.
     """
-    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _, Z, A, P, hpre = arrs
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _, Z, P, hpre = arrs
     B, N, I = h0.shape[0], x.shape[0], x.shape[1]
     H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
     dt = x.dtype
@@ -449,9 +456,9 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     dcext = ws.empty(xp, (B + N, H), dt)
     dcext[B + fin] = 0 if dcN is None else dcN
     mul, matmul = xp.multiply, xp.matmul
-    dG = ws.empty(xp, P.shape, dt)  # dh * K, then o,i,f,g; P stays intact for a retained graph
+    dG = ws.empty(xp, (5, N, H), dt)  # dh * K, then o,i,f,g (P stays intact: retain_graph)
     dgates = dG[1:]
-    f_ = A[2]
+    f_ = P[5]
     for s, e, prev in reversed(steps):
         dh = dZ[B + s:B + e, :Hout]
         if w_hr is not None:
@@ -459,7 +466,7 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
         dc = dcext[B + s:B + e]
         mul(P[:2, s:e], dh, out=dG[:2, s:e])
         dc += dG[0, s:e]
-        mul(P[2:, s:e], dc, out=dG[2:, s:e])
+        mul(P[2:5, s:e], dc, out=dG[2:, s:e])
         if type(prev) is slice:
             mul(dc, f_[s:e], out=dcext[prev])
         else:
