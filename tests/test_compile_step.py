@@ -8,7 +8,7 @@ import ember.nn as nn
 import ember.nn.functional as F
 from ember._dynamo import exc
 from ember._dynamo.utils import counters
-from test_compile import GPT, LSTMLM, MLP, _data
+from test_compile import GPT, LSTMLM, MLP, ResBlock, _data
 
 
 @pytest.fixture(autouse=True)
@@ -372,3 +372,38 @@ def test_a_loss_history_appended_inside_breaks_and_is_kept():
     got = [f(ember.ones(4, 3)) for _ in range(3)]
     assert history == got and len(set(got)) == 3
     assert any("side effect" in r for r in counters["graph_break"])
+
+
+BATCHED = {  # model, inputs of batch b
+    "gpt": (GPT, lambda b, g: (ember.randint(0, 11, (b, 6), generator=g),
+                               ember.randint(0, 11, (b * 6,), generator=g))),
+    "resnet": (ResBlock, lambda b, g: (ember.randn(b, 4, 5, 5, generator=g),
+                                       ember.randint(0, 3, (b,), generator=g))),
+}
+
+
+@pytest.mark.parametrize("name", list(BATCHED))
+def test_whole_steps_of_attention_and_batch_norm_models_with_varying_batch(name):
+    model_cls, inputs = BATCHED[name]
+
+    def run(compiled):
+        ember.manual_seed(0)
+        m = model_cls()
+        opt = ember.optim.Adam(m.parameters(), lr=1e-2)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        f = ember.compile(step) if compiled else step
+        g = ember.Generator().manual_seed(1)
+        return [f(*inputs(b, g)) for b in (3, 5, 3, 7, 2, 5)], \
+            [b.numpy().copy() for b in m.buffers()]
+    got, gb = run(True)
+    assert counters["frames"]["total"] == 2 and counters["stats"]["dynamic_graphs"] == 1
+    want, wb = run(False)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    for a, b in zip(gb, wb):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
