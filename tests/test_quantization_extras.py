@@ -425,3 +425,23 @@ def test_quint4x2_per_channel_and_embedding_bag_match_torch():
                      q[0](m.tensor([[3, 4], [5, 39]])).numpy()))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(b, a)
+
+
+def test_new_names_in_every_namespace_torch_has_them():
+    import ember.nn.qat as nnqat
+    import ember.nn.quantized as nnq
+    import ember.nn.intrinsic.qat as nniqat
+    assert nnqat is ember.ao.nn.qat and nnqat.Conv3d is ember.ao.nn.qat.Conv3d
+    assert nnq.Embedding is ember.ao.nn.quantized.Embedding
+    assert nniqat.ConvBnReLU3d is ember.ao.nn.intrinsic.qat.ConvBnReLU3d
+    for name in ("FixedQParamsObserver", "RecordingObserver", "FixedQParamsFakeQuantize",
+                 "default_fixed_qparams_range_0to1_fake_quant",
+                 "default_fixed_qparams_range_neg1to1_fake_quant",
+                 "float_qparams_weight_only_qconfig_4bit"):
+        assert hasattr(torch.ao.quantization, name)
+        assert getattr(ember.quantization, name) is getattr(ember.ao.quantization, name)
+    for name in ("Embedding", "EmbeddingBag"):
+        assert hasattr(torch.ao.nn.quantized, name) and hasattr(ember.ao.nn.quantized, name)
+    for name in ("ConvBn3d", "ConvBnReLU3d", "ConvReLU3d", "ConvReLU1d"):
+        assert hasattr(torch.ao.nn.intrinsic.qat, name)
+        assert hasattr(ember.ao.nn.intrinsic.qat, name)

@@ -9,7 +9,10 @@ into the core: nowhere in the autograd path.  A quantized tensor is ``ops/quanti
 ``QTensor`` (NOTE [ Quantized tensors ]), a Tensor subclass whose ``__torch_function__`` lets
 the element-moving ops (views, max pooling, ReLU ...) run on its integers and refuses the
 others; the int8 kernels (NOTE [ Exact int8 GEMM ]) are plain functions on arrays.
-The life of one static call: ``QuantStub`` -> ``nnq.Quantize`` (float -> quint8 with the
+Embeddings are weight-only (``nn/quantized/embedding_ops.py``: 8-bit or packed 4-bit rows with
+float scale and zero point); quint4x2 tensors store two values a byte (NOTE [ Packed
+quint4x2 ]).  Modules with a known output range (sigmoid, tanh ...) get fixed qparams, not an
+observer (``FixedQParamsFakeQuantize``).  The life of one static call: ``QuantStub`` -> ``nnq.Quantize`` (float -> quint8 with the
 calibrated scale) -> ``nnq.Conv2d`` (shifted integers as float32 columns, one exact sgemm,
 requantized to its output scale) -> ``MaxPool2d`` (runs on the integers) -> ... ->
 ``nnq.DeQuantize`` -> float logits.
