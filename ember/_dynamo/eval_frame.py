@@ -199,7 +199,8 @@ class _Patches:
 
         @functools.wraps(orig)
         def patched(*args, **kwargs):
-            if rec in state.modes:
+            # a recorded backward()'s formulas run again, for real, at each replay
+            if rec in state.modes and not rec.cap.in_backward:
                 rec.cap.brk(what)
             return orig(*args, **kwargs)
         return patched
@@ -250,7 +251,7 @@ def _item_patch(orig, rec):
     @functools.wraps(orig)
     def item(self):
         v = orig(self)
-        if rec in state.modes:
+        if rec in state.modes and not rec.cap.in_backward:  # a formula's: not the program's
             rec.cap.event("item", self, v)
         return v
     return item
@@ -261,7 +262,7 @@ def _bool_patch(orig, rec):
     @functools.wraps(orig)
     def to_bool(self):
         v = orig(self)
-        if rec in state.modes:
+        if rec in state.modes and not rec.cap.in_backward:  # a formula's: not the program's
             rec.cap.event("bool", self, v)
         return v
     return to_bool
