@@ -401,7 +401,8 @@ def _program(cap, rec, recording):
         if not isinstance(t, Tensor) or (id(t) not in rec._nodes and
                                          id(t._data) not in rec._by_data):
             return None
-        extras.append(rec.node_of(t))
+        with rec.graph.inserting_before(out):  # a result's getitem, split off here
+            extras.append(rec.node_of(t))
         return len(extras) - 1
     result_leaves, spec = flatten(recording.result)
     if sum(1 for e in events if e[0] == "backward") > 1:
