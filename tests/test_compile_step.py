@@ -407,3 +407,19 @@ def test_whole_steps_of_attention_and_batch_norm_models_with_varying_batch(name)
     np.testing.assert_allclose(got, want, rtol=1e-5)
     for a, b in zip(gb, wb):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_backward_on_one_result_of_a_multi_result_op():
+    def g(x, w):
+        v, i = (x @ w).max(1)
+        v.backward(ember.ones_like(v))
+        return i
+    cf = ember.compile(g, fullgraph=True)
+    x, w = ember.randn(4, 3), ember.randn(3, 5, requires_grad=True)
+    for _ in range(2):
+        w.grad = None
+        idx = cf(x, w)
+    got = w.grad.numpy().copy()
+    w.grad = None
+    np.testing.assert_array_equal(idx.numpy(), g(x, w).numpy())
+    np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-6)
