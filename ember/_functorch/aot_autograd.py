@@ -55,7 +55,7 @@ from .._backend import xp_of, asarray as _asarray, _BY_ARRAY_TYPE as _ARRAY_TYPE
 from ..ops.movement import Reshape
 from .._tensor import Tensor, _make
 from ..ops import _workspace as _ws
-from .codegen import BufferPool, Plan, direct, fresh_mm, relu_grad_into
+from .codegen import GENERATED, BufferPool, Plan, direct, fresh_mm, relu_grad_into
 
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
 
@@ -869,6 +869,7 @@ def _wrap_outs(outs):
 def _compile(src: str, env: dict, fn_name: str):
     from ..fx.graph_module import _exec  # unique file names: tracebacks show the lines
     g = dict(env)
+    g["__name__"] = GENERATED  # NumPy's floating-point warnings are silenced there, as in ops
     _exec(src.replace(f"def {fn_name}(", "def forward(", 1), g)
     return g["forward"]
 

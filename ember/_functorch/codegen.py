@@ -24,13 +24,21 @@ its end, so two threads (or a re-entrant call) never share a set.
 """
 from __future__ import annotations
 
+import warnings
+
 from ..ops import elementwise as _ew
 from ..ops import linalg as _la
 from ..ops import layers as _layers
 from ..ops import reduce as _red
 from ..ops import _workspace as _ws
 
-__all__ = ["direct", "Plan", "BufferPool", "relu_grad_into", "fresh_mm"]
+__all__ = ["direct", "Plan", "BufferPool", "relu_grad_into", "fresh_mm", "GENERATED"]
+
+# The module name of generated forward/backward code.  NumPy warns on floating-point edge
+# cases PyTorch computes silently (NOTE [ Floating-point warnings ] in ops/elementwise.py);
+# the ops' own module filter does not reach a ufunc the generated code calls, this one does.
+GENERATED = "ember._functorch.generated"
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"ember\._functorch\.generated$")
 
 _FLOATS = ("float32", "float64")
 _SIZES_KEPT = 8  # buffer sets kept for this many sizes of one dynamic graph
