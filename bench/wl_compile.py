@@ -363,9 +363,10 @@ def step_memory(name: str, compiled: bool) -> tuple:
 
 def main(argv=None) -> int:
     """``python -m bench.wl_compile [--only NAME] [--rounds N] [--eager] [--torch-compile]
-    [--memory]``: the thread-time ratios of the issue-17 targets (run at
-    ``OPENBLAS_NUM_THREADS=1`` and at the default), or with ``--memory`` a step's peak
-    allocation and resident growth, compiled and eager, each measured in its own process."""
+    [--memory]``: the thread-time ratios of the issue-17 targets, or with ``--memory`` a step's
+    peak allocation and resident growth, compiled and eager, each in its own process.  Run it
+    at ``OPENBLAS_NUM_THREADS=1``: thread time does not count BLAS's or torch's worker threads,
+    so at more threads compare wall clock (``python -m bench --compile``) instead."""
     import argparse
     import json
     import os
@@ -396,6 +397,8 @@ def main(argv=None) -> int:
     threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0)
     if threads:
         torch.set_num_threads(threads)
+    if threads != 1:
+        print("# WARNING: thread time misses worker threads; set OPENBLAS_NUM_THREADS=1")
     cols = ("ember", "torch") + (("ember eager",) if args.eager else ()) + \
         (("torch.compile",) if args.torch_compile else ())
     print(f"# thread time, best of {args.rounds}; OPENBLAS_NUM_THREADS="
