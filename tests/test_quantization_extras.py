@@ -445,3 +445,16 @@ def test_new_names_in_every_namespace_torch_has_them():
     for name in ("ConvBn3d", "ConvBnReLU3d", "ConvReLU3d", "ConvReLU1d"):
         assert hasattr(torch.ao.nn.intrinsic.qat, name)
         assert hasattr(ember.ao.nn.intrinsic.qat, name)
+
+
+@pytest.mark.parametrize("dtype", ["quint8", "qint8", "quint4x2"])
+def test_zero_dim_quantize_as_torch(dtype):
+    got = []
+    for m in (torch, ember):
+        q = m.quantize_per_tensor(m.tensor(1.37), 0.1, 3, getattr(m, dtype))
+        assert q.dim() == 0 and q.numel() == 1
+        with pytest.raises(TypeError, match="len\\(\\) of a 0-d tensor"):
+            len(q)
+        got.append((q.int_repr().numpy(), q.dequantize().numpy()))
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(b, a)

@@ -182,7 +182,9 @@ def quantize_array(xp, x, scale, zero_point, dtype):
     inv = xp.float32(1) / xp.asarray(scale, dtype=xp.float32)
     # the product of two float32 is exact in float64, so one rounding to float32 after adding
     # the zero point is the fused multiply-add fbgemm's AVX2 loop does
-    y = (x.astype(xp.float64) * inv.astype(xp.float64) + zero_point).astype(xp.float32)
+    # (asarray: a 0-d input's arithmetic gives a NumPy scalar, which takes no out=)
+    y = xp.asarray((x.astype(xp.float64) * inv.astype(xp.float64) + zero_point)
+                   .astype(xp.float32))
     y = xp.rint(y, out=y)
     y = xp.clip(y, qmin, qmax, out=y)
     if not xp.isfinite(y).all():  # NaN (0 * inf from a zero scale): qmax, as fbgemm's AVX clamp
@@ -197,7 +199,7 @@ def dequantize_array(xp, q, scale, zero_point):
     if hasattr(scale, "ndim"):
         return ((q.astype(xp.float64) - zero_point) * scale).astype(xp.float32)
     z = xp.float32(zero_point)
-    return (q.astype(xp.float32) - z) * xp.float32(scale)
+    return xp.asarray((q.astype(xp.float32) - z) * xp.float32(scale))  # 0-d stays an array
 
 
 def int_matmul(xp, a, b, amax: int = 255, bmax: int = 128):
@@ -334,7 +336,7 @@ class QTensor(Tensor):
 
     def __len__(self):
         if self._qshape is None:
-            return len(self._data)
+            return Tensor.__len__(self)
         if not self._qshape:
             raise TypeError("len() of a 0-d tensor")
         return self._qshape[0]
