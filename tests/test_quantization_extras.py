@@ -173,7 +173,7 @@ def test_quantized_sigmoid_tanh_hardsigmoid_as_torch(op, dtype):
 
 # ---- the benchmark's NumPy floor --------------------------------------------------------------
 def test_bench_int8_workloads_report_the_numpy_gemm_floor():
-    from bench import harness, wl_quant
+    from bench import harness, wl_quant  # noqa: F401  (importing registers the workloads)
     for name in ("qlinear_b64", "qconv_digits"):
         w = harness.REGISTRY[name]
         assert w.backends == ("ember", "torch", "numpy")

@@ -637,7 +637,7 @@ def _averaged(func, args, kwargs):
 
 def _max_pooled(func, args, kwargs):
     """Max pooling of tiled windows (kernel == stride, no padding or dilation, no indices) as
-    one reshape and max over the integers; other geometries run the float op's loop."""
+    the maximum of strided views of the integers; other geometries run the float op's loop."""
     if len(args) == 7 and not kwargs:
         x, k, s, p, d, outs, want_idx = args
         if isinstance(x, QTensor) and not want_idx and tuple(k) == tuple(s) and \
@@ -646,7 +646,6 @@ def _max_pooled(func, args, kwargs):
             # no reshape copy, and the output keeps the input's (channels-last) layout
             from .. import _backend
             xp = _backend.xp_of(x._data)
-            nd = len(k)
             a = x._data
             out = None
             for off in _positions(tuple(k)):
