@@ -474,7 +474,7 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
         dZ[prev] += matmul(dgates[:, s:e], Wb).sum(0)
     gx = gh0 = gc0 = gwi = gwh = gbi = gbh = gwr = None
     if need[0]:
-        gx = _make(xp.ascontiguousarray(dZ[hp_all, Hout:]))
+        gx = _make(dZ[hp_all, Hout:])  # a strided view (regular input) rather than a copy
     if need[1]:
         gh0 = _make(dZ[:B, :Hout].copy())
     if need[2]:
