@@ -50,37 +50,52 @@ same choice in both, so ``W`` can reuse the forward's work array); ``T`` of a un
 
     'flat'       depthwise (one input channel a group)           NOTE [ Phase-flat ]
     'winograd4'  3x3, stride 1, dilation 1, one group, 2-D,      F(4x4, 3x3): (m+2)^2 = 36 GEMMs
-                 C and O >= 64, every output side in [4, 32]      (O, C) @ (C, N*T), T tiles
+                 C and O >= 64, every output side in [4, 32]      (N*T, C) @ (C, O), T tiles
     'fold'       output positions L <= 16, or L <= 256 with      one GEMM (O, C*K) @ (C*K, N*L):
                  C/G*K >= 512                                      the batch folded into columns
     'im2col'     everything else                                 per-sample GEMMs (N, C*K, L)
 
-Measured (one BLAS thread, forward + both gradients, batch 32, ms, min of 9 interleaved runs on
-a 2-core machine at load ~7, so +-20%; torch 2.13 / oneDNN in the same process):
+``T`` of a 'same' convolution whose flipped convolution would be 'fold', and of a strided
+dense one with output rows shorter than 16, is one GEMM + col2im with the batch innermost.
+Measured (one BLAS thread, forward + both gradients, batch 32, ms of thread CPU, min of 9
+interleaved runs on the 2-core machine at load ~6, so +-15%; torch 2.13 / oneDNN in the same
+process; after the Winograd layout of the comment above ``_WINO_MATS``):
+
+    shape (C->O, map)     im2col   fold   F(4x4)   torch
+    64->64, 32x32            106    115      71      80    F(4x4)
+    64->64, 16x16             33     37      17      21    F(4x4)
+    128->128, 8x8             27     26      12      16    F(4x4)
+    256->256, 4x4             34     23      16      15    F(4x4)
+    512->512, 2x2            115     23      70      23    fold (one 4x4 tile holds
+                                                                    4 outputs: no saving)
+    3->64 7x7 stride 2, 64x64 25     27       -      18    im2col (no input gradient)
+    64->128, 16x16, stride 2  15     15       -      11    fold
+    128->256, 8x8, stride 2   16     12       -      10    fold
+    256->512, 4x4, stride 2   43     12       -      14    fold
+
+and before that layout (load ~7, +-20%; F(2x2) since unmeasured, F(4x4) as fast or faster):
 
     shape (C->O, map)     im2col   fold   F(2x2)  F(4x4)   torch
-    64->64, 32x32            346    439     502     372     260    F(4x4) (see below)
-    64->64, 16x16            106    100     103      65      56    F(4x4)
-    128->128, 8x8             86     91      71      48      50    F(4x4)
-    256->256, 4x4             85     53      48      40      28    F(4x4)
-    512->512, 2x2            325     56      64     153      61    fold (one 4x4 tile holds
-                                                                    4 outputs: no saving)
-    128->256, 8x8, stride 2   59     46       -       -      34    fold
+    64->64, 16x16            106    100     103      65      56
+    128->128, 8x8             86     91      71      48      50
+    256->256, 4x4             85     53      48      40      28
+    128->256, 8x8, stride 2   59     46       -       -      34
     LeNet 6->16 5x5, 14x14   7.9   11.8       -       -     2.5    im2col
 
 Per-sample GEMMs of a few columns (ResNet-18's last stages) ran 15-22x slower than torch
 before 'fold'; Winograd trades GEMM work (4x fewer products for F(4x4)) for transforms that
-are memory-bound in NumPy (each one Kronecker-product GEMM, ~40% of its time at 64 channels),
-which is why it wins on channels >= 64 and small maps and only ties on 32x32 in that table;
+are memory-bound in NumPy (~45% of its time at 64 channels, now as separable GEMMs),
+which is why it wins on channels >= 64 and small maps and once only tied on 32x32;
 with a 24 MB scratch pool im2col's 10 MB blocks no longer stayed pooled and F(4x4)
 measured 91-101 ms against im2col's 124-175 (separate processes, min of 7, load ~7), so
 it takes 32x32 too.  Work arrays (im2col matrices, padded copies, Winograd's transformed
 tiles and products) come from the one reference-counted workspace (NOTE [ Workspace ]),
 whose 96 MB holds Winograd's working set: resnet_block faulted ~2,000 pages a step with
 conv's former 24 MB pool of given-back arrays and none with the workspace (thread CPU
-1.16 -> 1.05x torch's), and ResNet-18's first-step RSS growth went 0.77 -> 0.88x torch's.  Larger maps are unmeasured and stay on im2col.  F(2x2, 3x3)
-is kept (forcible, tested) as the more accurate variant; the table does not pick it since
-F(4x4) measured faster wherever either applies.  Error bounds (relative to max |output|,
+1.16 -> 1.05x torch's), and ResNet-18's first-step RSS growth went 0.77 -> 0.88x torch's.
+Larger maps are unmeasured and stay on im2col.  F(2x2, 3x3) is kept (forcible, tested) as
+the more accurate variant; the table does not pick it since F(4x4) measured faster wherever
+either applies.  Error bounds (relative to max |output|,
 against float64 direct convolution, tests/test_conv_algos.py): float32 F(2x2) 3e-6, F(4x4)
 3e-5 (measured 9e-7 and 9e-6 on 128-channel sums; direct im2col ~5e-7); float64 1e-13/1e-12.
 Grouped convolutions with several channels a group and conv1d/conv3d use 'fold' or 'im2col'
