@@ -454,3 +454,24 @@ def test_reductions_and_grad_stay_on_another_device():
                 x * ember.ones(3)
     finally:
         fake_device.unregister()
+
+
+@pytest.mark.parametrize("reduce, dim, keepdim", [("sum", None, False), ("mean", None, False),
+                                                  ("sum", 1, False), ("mean", 0, True),
+                                                  ("sum", (0, 2), False)])
+def test_reduction_backward_without_graph_is_torchs_expanded_view(reduce, dim, keepdim):
+    """Sum/mean's backward without nodes: a hook sees torch's gradient (sum's an expanded,
+    stride-0 view; mean's dense, ``expand / numel``), and ``.grad`` is writable memory."""
+    a = np.random.default_rng(5).standard_normal((2, 3, 4))
+    seen = {}
+    for m in (ember, torch):
+        x = m.from_numpy(a.copy()).requires_grad_()
+        x.register_hook(lambda g, m=m: seen.update({m.__name__: (g.stride(), _np(g).copy())}))
+        r = getattr(x, reduce)() if dim is None else getattr(x, reduce)(dim, keepdim=keepdim)
+        r.sum().backward()
+        x.grad.add_(1.0)  # its own memory, not the broadcast view
+        seen[m.__name__ + ".grad"] = (x.grad.stride(), _np(x.grad))
+    for key in ("ember", "ember.grad"):
+        other = seen[key.replace("ember", "torch")]
+        assert seen[key][0] == other[0]
+        np.testing.assert_allclose(seen[key][1], other[1], rtol=1e-12)

@@ -2199,12 +2199,10 @@ def _arith_operator(cls, ufunc: str, reflected=False, floating=False):
             o = other if type(other) is builtins.float else other._data
             if type(o) is builtins.float or type(o) is type(d):  # (one device)
                 fn = getattr(_ARRAY_TYPES[type(d)][0], ufunc)
-                try:
-                    r = fn(o, d, dtype=dt) if reflected else fn(d, o, dtype=dt)
+                try:  # (0-d operands give a NumPy scalar: ``_plain`` makes it an array)
+                    return _plain(fn(o, d, dtype=dt) if reflected else fn(d, o, dtype=dt))
                 except _SLOW:  # shapes that do not broadcast, errors made of warnings
-                    r = None
-                if type(r) is type(d):  # (0-d operands give a NumPy scalar: the slow path)
-                    return _plain(r)
+                    pass
         if reflected:
             return cls.apply(other, self, dt)
         return cls.apply(self, other, dt)

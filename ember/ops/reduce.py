@@ -21,7 +21,8 @@ from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
 from .._backend import xp_of
 from .._dtype import as_dtype, from_np, promote_types
-from ._util import wrap_dim, float_dtype, is_float, scalar_name, holomorphic, SumToSize
+from ._util import (wrap_dim, float_dtype, is_float, scalar_name, holomorphic, SumToSize,
+                    plain)
 from ..autograd.inplace import copy_into_out, make_inplace
 from .movement import Expand, _inverse_perm, _reshape
 
@@ -89,6 +90,11 @@ def _restore_dims(g: Tensor, shape, dims, keepdim: bool) -> Tensor:
 
 def _expand_back(g: Tensor, shape: tuple, dims, keepdim: bool) -> Tensor:
     """``g`` broadcast back to the reduced input's ``shape`` (PyTorch's ``sum_backward``)."""
+    if not state.grad and not state.intercept:  # no graph, no mode: the same view, no nodes
+        d = g._data
+        if d.ndim and not keepdim and dims:
+            d = d.reshape(_keep_shape(shape, dims))
+        return plain(xp_of(d).broadcast_to(d, shape))
     if g._data.ndim:  # (a 0-d ``g``, a full reduction, expands as it is: no reshape node)
         g = _restore_dims(g, shape, dims, keepdim)
     return Expand.apply(g, shape)  # ``shape`` is valid: no need for ``expand``'s checks
@@ -385,7 +391,8 @@ class Mean(Function):
         shape, dims, keepdim, n, in_dt = ctx.meta
         if n == 0:
             return _const(xp_of(g._data).zeros(shape, in_dt)), None, None, None
-        return _cast_grad(_expand_back(g / n, shape, dims, keepdim), in_dt), None, None, None
+        # PyTorch's ``grad.expand(shape) / numel``: a dense gradient, not a stride-0 view
+        return _cast_grad(_expand_back(g, shape, dims, keepdim) / float(n), in_dt), None, None, None
 
 
 class MeanAll(Mean):
