@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -35,16 +36,36 @@ def test_rows_cover_the_range_once(threaded, k, n, align):
     lock = threading.Lock()
 
     def fn(lo, hi):
-        assert lo % align == 0 and lo < hi or n == 0
+        assert lo % align == 0 and lo < hi
         with lock:
             seen[lo:hi] += 1
             names.add(threading.current_thread().name)
 
     _threads.rows(fn, n, 1 << 30, align)
     assert (seen == 1).all()
-    k = min(k, n // align)
-    step = -(-(-(-n // max(k, 1))) // align) * align  # ceil(n / k), rounded up to align
-    assert len(names) == (1 if k <= 1 else -(-n // step))
+    assert len(names) <= k
+
+
+def test_parts_go_to_whichever_thread_is_free(threaded):
+    # the caller's first part is slow: the worker claims the rest, and the caller returns
+    # only after every part has run
+    threaded(2)
+    names = []
+    lock = threading.Lock()
+    main = threading.current_thread()
+    slept = []
+
+    def fn(lo, hi):
+        if threading.current_thread() is main and not slept:
+            slept.append(lo)
+            time.sleep(0.2)
+        with lock:
+            names.append((lo, threading.current_thread().name))
+
+    _threads.rows(fn, 32, 1 << 30)
+    assert sorted(lo for lo, _ in names) == list(range(0, 32, 4))  # 2 threads x 4 parts
+    assert {name for _, name in names} == {"MainThread", "ember-ops-0"}
+    assert sum(name != "MainThread" for _, name in names) >= 6
 
 
 def test_serial_below_threshold_or_one_thread(threaded, monkeypatch):
@@ -68,22 +89,31 @@ def test_worker_exception_reaches_the_caller_after_all_ranges(threaded):
 
     with pytest.raises(ValueError, match="bad range"):
         _threads.rows(fn, 10, 1 << 30)
-    assert sorted(done) == [0, 5]
+    assert sorted(done) == list(range(0, 10, 2))  # every part ran
     # the pool still works afterwards
     out = np.zeros(10)
     _threads.rows(lambda lo, hi: out.__setitem__(slice(lo, hi), 1), 10, 1 << 30)
     assert out.sum() == 10
 
 
-def test_nested_call_runs_serially_on_the_worker(threaded):
+def test_nested_calls_finish(threaded):
+    # a part that splits again: on the worker it runs serially, on the caller it may hand
+    # parts out again; every inner range is covered once and nothing waits on itself
     threaded(2)
     inner = []
+    lock = threading.Lock()
 
     def fn(lo, hi):
-        _threads.rows(lambda a, b: inner.append((lo, a, b)), 4, 1 << 30)
+        def part(a, b):
+            with lock:
+                inner.append((lo, a, b))
+        _threads.rows(part, 8, 1 << 30)
 
-    _threads.rows(fn, 8, 1 << 30)
-    assert sorted(inner) == [(0, 0, 2), (0, 2, 4), (4, 0, 4)]
+    _threads.rows(fn, 16, 1 << 30)
+    for lo in range(0, 16, 2):
+        covered = sorted((a, b) for l0, a, b in inner if l0 == lo)
+        assert covered[0][0] == 0 and covered[-1][1] == 8
+        assert all(p[1] == q[0] for p, q in zip(covered, covered[1:]))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
