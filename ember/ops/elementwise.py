@@ -986,7 +986,19 @@ Acosh = _unary("Acosh", lambda xp, x: xp.arccosh(x), "x",
                                     else (x.pow(2) - 1).rsqrt()))
 Atanh = _unary("Atanh", lambda xp, x: xp.arctanh(x), "x",
                lambda g, x, y: g * (1 / (1 - x.pow(2))))
-Sigmoid = _unary("Sigmoid", lambda xp, x: 1 / (1 + xp.exp(-x)), "y",
+
+
+def _sigmoid(xp, x):
+    """``1 / (1 + exp(-x))`` in one temporary: the same numbers, three allocations fewer."""
+    if not x.ndim:  # (NumPy gives 0-d results as scalars, which take no ``out=``)
+        return 1 / (1 + xp.exp(-x))
+    t = xp.negative(x)
+    xp.exp(t, out=t)
+    xp.add(t, 1, out=t)
+    return xp.true_divide(1, t, out=t)
+
+
+Sigmoid = _unary("Sigmoid", _sigmoid, "y",
                  lambda g, x, y: _grad_node(_SigmoidGrad, g, y))
 Reciprocal = _unary("Reciprocal", lambda xp, x: 1 / x, "y", lambda g, x, y: -g * (y * y))
 Deg2rad = _unary("Deg2rad", lambda xp, x: x * (math.pi / 180), "",
