@@ -15,6 +15,8 @@ import ember
 from ember.ops import _threads, conv
 from opcheck import check, rand
 
+_MIN_NUMEL = _threads.MIN_NUMEL  # the real threshold (the fixture sets it to 0)
+
 
 @pytest.fixture
 def threaded(monkeypatch):
@@ -219,12 +221,12 @@ def test_conv_bit_identical(threaded, monkeypatch, algo, dtype):
 def test_bench_block_bit_identical(threaded):
     # the sizes the threshold lets through in the benchmarks: a ResNet block's 2M-element
     # passes, threaded at the real threshold
-    threaded(2)
-    _threads.MIN_NUMEL = 1 << 18
+    _threads.MIN_NUMEL = _MIN_NUMEL
     rng = np.random.default_rng(3)
-    x0 = rng.standard_normal((16, 64, 16, 16)).astype(np.float32)
+    x0 = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
     w0 = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
-    g0 = rng.standard_normal((16, 64, 16, 16)).astype(np.float32)
+    g0 = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
+    assert x0.size >= _MIN_NUMEL
     res = []
     for k in (1, 2):
         threaded(k)

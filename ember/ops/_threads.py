@@ -35,7 +35,7 @@ from .. import _runtime
 
 __all__: list = []
 
-MIN_NUMEL = 1 << 18     # elements a pass must touch before it is split (see the note)
+MIN_NUMEL = 1 << 20     # elements a pass must touch before it is split (see the note)
 PARTS = 4               # parts per thread: a worker that wakes late finds fewer left to do
 
 _local = threading.local()   # .worker is True on worker threads
