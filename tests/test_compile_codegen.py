@@ -411,3 +411,34 @@ def test_floating_point_edge_cases_are_silent_as_in_eager():
     assert r.stdout.strip() == "True"
     # eager's sum warns on inf + -inf itself (ops/reduce.py); the generated code never does
     assert "eval_with_key" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("dt,tol", DTYPES)
+def test_relu_mask_multiply_runs_in_place_after_a_called_formula(dt, tol):
+    # cross-entropy's formula is called (its result may be None), so the blocks after it are
+    # conditional; the product's gradient is still this backward's own array
+    rng = np.random.default_rng(12)
+    xa, pa = _mlp_arrays(rng, batch=6)
+    target = rng.integers(0, 4, 6)
+    res = {}
+    for name, lib, backend in (("torch", torch, None), ("fresh", ember, _backend(dense=False)),
+                               ("inplace", ember, "inductor")):
+        params = _tensors(lib, pa, dt)
+        x, t = lib.tensor(xa, dtype=getattr(lib, dt)), lib.tensor(target)
+        fn = (lambda x, t, *p: lib.nn.functional.cross_entropy(_mlp(lib, x, p), t))
+        if backend is not None:
+            fn = ember.compile(fn, backend=backend)
+        for _ in range(3):
+            for p in params:
+                p.grad = None
+            loss = fn(x, t, *params)
+            loss.backward()
+        res[name] = [loss.detach().numpy()] + [p.grad.numpy() for p in params]
+        if name == "inplace":
+            src = _region().backward_src
+            dense = src.split("if go0 is not None:", 1)[1].split("\n    g_", 1)[0]
+            assert "_relu_grad(g_relu, v_relu, g_relu)" in dense
+            assert "_relu_grad(g_relu_1, v_relu_1, g_relu_1)" in dense
+    for g, f, w in zip(res["inplace"], res["fresh"], res["torch"]):
+        np.testing.assert_array_equal(g, f)
+        np.testing.assert_allclose(g, w, rtol=tol * 10, atol=tol * 10)

@@ -466,8 +466,8 @@ class CompiledRegion:
                 n.meta.pop("val", None)
 
     def _formula_lines(self, inplace, sub_lines, gs, outs, owned) -> list:
-        """One lowered formula's statements.  With ``inplace`` (the dense backward, the
-        block unconditional) an elementwise op writes into an operand of its shape and dtype
+        """One lowered formula's statements.  With ``inplace`` (the dense backward) an
+        elementwise op writes into an operand of its shape and dtype
         that this backward made, that nothing else refers to (not a view of it, not another
         gradient) and that no later statement reads: the incoming gradient, or a temporary.
         ``owned`` says which gradient variables are such arrays, and learns the results."""
@@ -523,7 +523,9 @@ class CompiledRegion:
         """The backward's statements (indented once): each gradient variable's state (absent,
         present, or maybe None) is followed, so code tests for None only where it may be."""
         st = {}
-        owned = {}  # gradient variable -> whether it is the only reference to a fresh array
+        # gradient variable -> whether, when it is not None, it is the only reference to an
+        # array this backward made (so an op may write into it after its last read)
+        owned = {}
         lines = []
 
         def acc(ind, target, src, src_maybe, cond):
@@ -536,10 +538,10 @@ class CompiledRegion:
             elif t == "yes" and not src_maybe:
                 lines.append(f"{ind}{target} = {target} + {src}")  # _acc's sum, unwrapped
                 owned[target] = True  # a new array
-            else:
+            else:  # a new sum, or whichever of the two is not None
                 lines.append(f"{ind}{target} = _acc({target}, {src})")
                 st[target] = "yes" if t == "yes" or not maybe else "maybe"
-                owned[target] = False
+                owned[target] = owned.get(target, False) and owned.get(src, False)
 
         for n in order:  # each gradient's shape and dtype: its value's
             v = n.meta.get("val")
@@ -573,15 +575,14 @@ class CompiledRegion:
                     ind = "        " if cond else "    "
                     if cond:
                         lines.append(f"    if {gs} is not None:")
-                    for line in self._formula_lines(dense and not cond, sub_lines, gs, outs,
-                                                    owned):
+                    for line in self._formula_lines(dense, sub_lines, gs, outs, owned):
                         lines.append(f"{ind}{line}")
                     srcs = [o for _, o in outs]
                     for j, o in outs:
                         a = n.args[j]
                         if a in gname and not isinstance(gname[a], list):
                             acc(ind, gname[a], o, False, cond)
-                            if srcs.count(o) > 1 or cond:  # an array two gradients share
+                            if srcs.count(o) > 1:  # an array two gradients share
                                 owned[gname[a]] = False
                     temps = [_var_of(ln) for ln in sub_lines]
                     lines.append(f"{ind}{' = '.join(temps + [gs])} = None")
