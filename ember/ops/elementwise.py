@@ -2207,7 +2207,8 @@ def _arith_operator(cls, ufunc: str, reflected=False, floating=False):
             if floating:
                 dt = float_dtype(dt)
         elif not (state.grad and (self._requires_grad or type(other) is not builtins.float and
-                                  other._requires_grad)) and dt.itemsize > 2 and not state.intercept:
+                                  other._requires_grad)) and dt.itemsize > 2 and \
+                not state.intercept:
             o = other if type(other) is builtins.float else other._data
             if type(o) is builtins.float or type(o) is type(d):  # (one device)
                 fn = getattr(_ARRAY_TYPES[type(d)][0], ufunc)
