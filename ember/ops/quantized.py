@@ -883,7 +883,9 @@ def _fq_core(xp, x, scale, zp, qmin, qmax, fma=True):
     product; the values come back in float32."""
     s = xp.asarray(scale, dtype=xp.float32)
     inv = (xp.float32(1) / s).astype(xp.float64)
-    if x.dtype == xp.float32 and fma:
+    if fma == "float_zp":  # float zero points (float qparams) are added before rounding
+        q = xp.rint(x * inv.astype(x.dtype) + xp.asarray(zp, dtype=x.dtype))
+    elif x.dtype == xp.float32 and fma:
         q = xp.rint((x.astype(xp.float64) * inv + zp).astype(xp.float32))
     elif x.dtype == xp.float32:  # the per-channel kernel rounds the product, then adds zp
         q = xp.rint(x * inv.astype(xp.float32)) + zp
@@ -941,15 +943,16 @@ def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, 
     if scale.numel() != c or zero_point.numel() != c:
         raise RuntimeError("dimensions of scale and zero-point are not consistent with input "
                            "tensor")
-    z = zero_point._data.astype("int64")
+    floating = zero_point._data.dtype.kind == "f"  # float qparams: any float zero point
+    z = zero_point._data.astype("float32" if floating else "int64")
     _check_fq_range(quant_min, quant_max,
-                    bool((z >= quant_min).all() and (z <= quant_max).all()),
+                    floating or bool((z >= quant_min).all() and (z <= quant_max).all()),
                     "fake_quantize_per_channel_affine")
     shape = [1] * nd
     shape[axis] = -1
     s = scale._data.astype("float32").reshape(shape)
     return FakeQuantizePerChannel.apply(input, s, z.reshape(shape).astype("float64"),
-                                        quant_min, quant_max, False)
+                                        quant_min, quant_max, "float_zp" if floating else False)
 
 
 class LearnableFakeQuantize(Function):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._dtype import qint8, quint8
+from ..._dtype import qint8, quint8, quint4x2
 from ...nn.modules.module import Module
 from ...ops import quantized as _q
 from ...ops.quantized import (per_channel_affine, per_channel_symmetric, per_tensor_affine,
@@ -21,7 +21,8 @@ __all__ = ["FakeQuantizeBase", "FakeQuantize", "FusedMovingAvgObsFakeQuantize",
            "FixedQParamsFakeQuantize", "default_fixed_qparams_range_0to1_fake_quant",
            "default_fixed_qparams_range_neg1to1_fake_quant",
            "default_affine_fixed_qparams_fake_quant",
-           "default_symmetric_fixed_qparams_fake_quant"]
+           "default_symmetric_fixed_qparams_fake_quant", "default_embedding_fake_quant",
+           "default_embedding_fake_quant_4bit"]
 
 
 class FakeQuantizeBase(Module):
@@ -64,9 +65,11 @@ class FakeQuantize(FakeQuantizeBase):
         self.quant_max = self.activation_post_process.quant_max
         self.is_dynamic = is_dynamic
         self.register_buffer("scale", _t(np.array([1.0], np.float32)))
-        self.register_buffer("zero_point", _t(np.array([0], np.int32)))
-        self.dtype = self.activation_post_process.dtype
         self.qscheme = self.activation_post_process.qscheme
+        # float-qparams schemes (embeddings) keep float zero points, as PyTorch's buffer does
+        zp_dtype = np.float32 if self.qscheme is per_channel_affine_float_qparams else np.int32
+        self.register_buffer("zero_point", _t(np.array([0], zp_dtype)))
+        self.dtype = self.activation_post_process.dtype
         self.ch_axis = getattr(self.activation_post_process, "ch_axis", -1)
         self.is_per_channel = self.qscheme in (per_channel_affine, per_channel_symmetric,
                                                per_channel_affine_float_qparams)
@@ -84,7 +87,7 @@ class FakeQuantize(FakeQuantizeBase):
             self.activation_post_process(X.detach())
             s, z = self._forward_qparams()
             self.scale._data = s._data.astype(np.float32)
-            self.zero_point._data = z._data.astype(np.int32)
+            self.zero_point._data = z._data.astype(self.zero_point._data.dtype)
         if self.fake_quant_enabled._data[0] == 1:
             if self.is_per_channel:
                 X = _q.fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
@@ -120,6 +123,9 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
     def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
                  **observer_kwargs):
         super().__init__(observer, quant_min, quant_max, **observer_kwargs)
+        # the fused kernel's switches are int64 (PyTorch re-registers them as torch.long)
+        self.fake_quant_enabled._data = np.array([1], np.int64)
+        self.observer_enabled._data = np.array([1], np.int64)
 
     def _forward_qparams(self):
         apo = self.activation_post_process
@@ -178,7 +184,14 @@ default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
 default_fused_per_channel_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
     observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
     dtype=qint8, qscheme=per_channel_symmetric)
-
+# QAT embeddings: per-row float scale and zero point, the observer takes each batch's rows
+# whole (averaging_constant=1)
+default_embedding_fake_quant = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, qscheme=per_channel_affine_float_qparams,
+    dtype=quint8, quant_min=0, quant_max=255, ch_axis=0, averaging_constant=1)
+default_embedding_fake_quant_4bit = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, qscheme=per_channel_affine_float_qparams,
+    ch_axis=0, dtype=quint4x2, averaging_constant=1)
 
 default_fixed_qparams_range_0to1_fake_quant = FixedQParamsFakeQuantize.with_args(
     observer=default_fixed_qparams_range_0to1_observer)

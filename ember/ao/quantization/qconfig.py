@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ..._dtype import qint8
+from ..._dtype import qint8, float32 as _f32
 from ...ops.quantized import per_channel_symmetric, per_tensor_symmetric
 from . import observer as _o
 from .fake_quantize import (FakeQuantize, FusedMovingAvgObsFakeQuantize, default_fake_quant,
-                            default_weight_fake_quant)
+                            default_weight_fake_quant, default_embedding_fake_quant,
+                            default_embedding_fake_quant_4bit)
 
 __all__ = ["QConfig", "QConfigDynamic", "default_qconfig", "default_qat_qconfig",
            "default_dynamic_qconfig", "per_channel_dynamic_qconfig",
            "default_per_channel_qconfig", "float_qparams_weight_only_qconfig",
            "float_qparams_weight_only_qconfig_4bit",
+           "default_embedding_qat_qconfig", "default_embedding_qat_qconfig_4bit",
            "get_default_qconfig", "get_default_qat_qconfig", "qconfig_equals"]
 
 
@@ -46,6 +48,11 @@ float_qparams_weight_only_qconfig = QConfig(activation=_o.default_placeholder_ob
 float_qparams_weight_only_qconfig_4bit = QConfig(activation=_o.default_placeholder_observer,
                                                  weight=_o.default_float_qparams_observer_4bit)
 default_qat_qconfig = QConfig(activation=default_fake_quant, weight=default_weight_fake_quant)
+# QAT embeddings: float outputs (a no-op activation observer), float-qparams rows
+default_embedding_qat_qconfig = QConfig(activation=_o.NoopObserver.with_args(dtype=_f32),
+                                        weight=default_embedding_fake_quant)
+default_embedding_qat_qconfig_4bit = QConfig(activation=_o.NoopObserver.with_args(dtype=_f32),
+                                             weight=default_embedding_fake_quant_4bit)
 
 _BACKENDS = ("x86", "fbgemm", "qnnpack", "onednn")
 

@@ -21,7 +21,8 @@ __all__ = ["QuantStub", "DeQuantStub", "QuantWrapper", "fuse_modules", "fuse_mod
            "propagate_qconfig_", "prepare", "convert", "quantize", "quantize_dynamic",
            "prepare_qat", "quantize_qat", "add_quant_dequant",
            "get_default_static_quant_module_mappings", "get_default_qat_module_mappings",
-           "get_default_dynamic_quant_module_mappings", "DEPRECATION_WARNING"]
+           "get_default_dynamic_quant_module_mappings", "get_embedding_qat_module_mappings",
+           "get_embedding_static_quant_module_mappings", "DEPRECATION_WARNING"]
 
 DEPRECATION_WARNING = (
     "torch.ao.quantization is deprecated and will be removed in 2.10. \n"
@@ -101,7 +102,7 @@ def get_default_static_quant_module_mappings() -> dict:
             nniqat.ConvBn1d: nnq.Conv1d, nniqat.ConvBnReLU1d: nniq.ConvReLU1d,
             nnqat.Conv3d: nnq.Conv3d, nniqat.ConvReLU3d: nniq.ConvReLU3d,
             nniqat.ConvBn3d: nnq.Conv3d, nniqat.ConvBnReLU3d: nniq.ConvReLU3d,
-            _nn.Embedding: nnq.Embedding, _nn.EmbeddingBag: nnq.EmbeddingBag}
+            nniqat.LinearBn1d: nnq.Linear, _nn.Embedding: nnq.Embedding, _nn.EmbeddingBag: nnq.EmbeddingBag}
 
 
 def get_default_qat_module_mappings() -> dict:
@@ -110,7 +111,24 @@ def get_default_qat_module_mappings() -> dict:
             nni.ConvBn2d: nniqat.ConvBn2d, nni.ConvBnReLU2d: nniqat.ConvBnReLU2d,
             nni.ConvBn1d: nniqat.ConvBn1d, nni.ConvBnReLU1d: nniqat.ConvBnReLU1d,
             _nn.Conv3d: nnqat.Conv3d, nni.ConvReLU3d: nniqat.ConvReLU3d,
-            nni.ConvBn3d: nniqat.ConvBn3d, nni.ConvBnReLU3d: nniqat.ConvBnReLU3d}
+            nni.ConvBn3d: nniqat.ConvBn3d, nni.ConvBnReLU3d: nniqat.ConvBnReLU3d,
+            nni.LinearBn1d: nniqat.LinearBn1d}
+
+
+def get_embedding_qat_module_mappings() -> dict:
+    """The QAT mappings plus ``nn.Embedding``/``EmbeddingBag`` -> their QAT modules."""
+    mapping = get_default_qat_module_mappings()
+    mapping[_nn.EmbeddingBag] = nnqat.EmbeddingBag
+    mapping[_nn.Embedding] = nnqat.Embedding
+    return mapping
+
+
+def get_embedding_static_quant_module_mappings() -> dict:
+    """The static mappings plus the QAT embeddings -> their quantized modules."""
+    mapping = get_default_static_quant_module_mappings()
+    mapping[nnqat.EmbeddingBag] = nnq.EmbeddingBag
+    mapping[nnqat.Embedding] = nnq.Embedding
+    return mapping
 
 
 def get_default_dynamic_quant_module_mappings() -> dict:
@@ -147,6 +165,17 @@ _CONV_ND = {_nn.Conv1d: 1, _nn.Conv2d: 2, _nn.Conv3d: 3}
 _BN = (_nn.BatchNorm1d, _nn.BatchNorm2d, _nn.BatchNorm3d)
 
 
+def _check_qat_bn(bn, out, mismatch: str, name: str):
+    """PyTorch's checks before a QAT conv/linear + BN fusion."""
+    if bn.num_features != out:
+        raise AssertionError(mismatch)
+    if not bn.affine:
+        raise AssertionError(f"Only support fusing {name} with affine set to True")
+    if not bn.track_running_stats:
+        raise AssertionError(f"Only support fusing {name} with tracking_running_stats set to "
+                             "True")
+
+
 def _fuse(mods, is_qat: bool):
     """The fused module of one pattern (PyTorch's ``fuse_known_modules``' table)."""
     types = tuple(type(m) for m in mods)
@@ -156,11 +185,22 @@ def _fuse(mods, is_qat: bool):
         if first.training != mods[1].training:
             raise AssertionError("Conv and BN both must be in the same mode (train or eval).")
         d = _CONV_ND[type(first)]
-        if is_qat and first.training:
+        if is_qat:
+            _check_qat_bn(mods[1], first.out_channels, f"Output channel of Conv{d}d must match "
+                          f"num_features of BatchNorm{d}d.", f"BatchNorm{d}d")
             cls = getattr(nni, f"ConvBnReLU{d}d" if relu else f"ConvBn{d}d")
             return cls(*mods)
         conv = _fold_bn(first, mods[1])
         return getattr(nni, f"ConvReLU{d}d")(conv, mods[2]) if relu else conv
+    if isinstance(first, _nn.Linear) and len(mods) == 2 and isinstance(mods[1],
+                                                                       _nn.BatchNorm1d):
+        if first.training != mods[1].training:
+            raise AssertionError("Linear and BN both must be in the same mode (train or eval).")
+        if is_qat:
+            _check_qat_bn(mods[1], first.out_features, "Output features of Linear must match "
+                          "num_features of BatchNorm1d", "BatchNorm1d")
+            return nni.LinearBn1d(*mods)
+        return _fold_bn(first, mods[1])
     if type(first) in _CONV_ND and relu and len(mods) == 2:
         return getattr(nni, f"ConvReLU{_CONV_ND[type(first)]}d")(*mods)
     if isinstance(first, _nn.Linear) and relu and len(mods) == 2:
@@ -275,7 +315,8 @@ def _add_observers(module, mapping, is_qat=False):
 
 _QAT_TYPES = (nnqat.Linear, nnqat.Conv2d, nniqat.LinearReLU, nniqat.ConvReLU2d,
               nniqat.ConvBn2d, nniqat.ConvBnReLU2d, nniqat.ConvBn1d, nniqat.ConvBnReLU1d,
-              nnqat.Conv3d, nniqat.ConvReLU3d, nniqat.ConvBn3d, nniqat.ConvBnReLU3d)
+              nnqat.Conv3d, nniqat.ConvReLU3d, nniqat.ConvBn3d, nniqat.ConvBnReLU3d,
+              nniqat.LinearBn1d, nnqat.Embedding, nnqat.EmbeddingBag)
 
 
 def _prepare(model, inplace, mapping):

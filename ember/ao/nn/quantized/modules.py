@@ -7,6 +7,7 @@ import numpy as np
 from .... import _backend
 from ...._dtype import qint8
 from ...._tensor import Tensor, _make
+from ....autograd.grad_mode import no_grad
 from ....nn.modules.module import Module
 from ....ops import quantized as _q
 from ....ops.quantized import (QTensor, per_channel_affine, per_channel_symmetric,
@@ -222,6 +223,20 @@ class _QuantizedWeighted(Module):
         return float_mod, wobs
 
 
+    @staticmethod
+    def _qat_weight_bias(mod, float_mod, use_precomputed_fake_quant=False):
+        """The weight and bias to quantize: a QAT conv-bn / linear-bn's with its BN folded
+        in; a QAT module's weight passes its fake quant once more first, so the observer
+        sees it as PyTorch's ``from_float`` makes it (``weight_post_process(mod.weight)``)."""
+        weight, bias = float_mod.weight, float_mod.bias
+        if hasattr(mod, "_folded_weight_bias"):
+            weight, bias = mod._folded_weight_bias()
+        if hasattr(mod, "weight_fake_quant") and not use_precomputed_fake_quant:
+            with no_grad():
+                mod.weight_fake_quant(weight)
+        return weight, bias
+
+
 def _is_fused(mod) -> bool:
     from ..intrinsic import _FusedModule
     return isinstance(mod, _FusedModule)
@@ -274,9 +289,9 @@ class Linear(_QuantizedWeighted):
         float_mod, wobs = cls._observed(mod)
         if wobs.dtype is not qint8:
             raise AssertionError("Weight observer must have dtype torch.qint8")
-        wq = quantize_weight(float_mod.weight, wobs)
+        weight, b = cls._qat_weight_bias(mod, float_mod, use_precomputed_fake_quant)
+        wq = quantize_weight(weight, wobs)
         q = cls(float_mod.in_features, float_mod.out_features, dtype=wobs.dtype)
-        b = float_mod.bias
         q.set_weight_bias(wq, None if b is None else b.detach().float())
         q._set_out(*_output_qparams(mod))
         return q
@@ -403,9 +418,7 @@ class _ConvNd(_QuantizedWeighted):
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         float_mod, wobs = cls._observed(mod)
-        weight, bias = float_mod.weight, float_mod.bias
-        if hasattr(mod, "_folded_weight_bias"):  # QAT conv-bn: the BN folded in
-            weight, bias = mod._folded_weight_bias()
+        weight, bias = cls._qat_weight_bias(mod, float_mod, use_precomputed_fake_quant)
         wq = quantize_weight(weight, wobs)
         c = float_mod
         q = cls(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation,
