@@ -54,8 +54,23 @@ Dynamic shapes (``dynamic.py``, NOTE [ Dynamic compiled graphs ]): a second size
 dimension makes the graph size-generic for it (``dynamic=None``, PyTorch's automatic
 dynamic; ``mark_dynamic``; ``dynamic=False`` specialises every size).
 
-Not done (see docs/compile.md): partial graphs around a break (the whole function runs
-eagerly).
+NOTE [ Regions around a break ]
+Without rewriting bytecode a frame cannot be resumed after a break, so a function that breaks
+is compiled at module granularity instead.  While the capture that hit the break runs, every
+``nn.Module`` call (``Module.__call__`` is patched) and every ``ember.compile``d function it
+calls is noted with whether a break happened inside it (``_Capture.call``).  The outermost
+calls with no break inside (a call nested in a clean call belongs to it; the children of a
+call that broke are candidates again) become the pieces.  Later calls run the function
+eagerly with ``Module.__call__`` routed (``_routed_modules``): a piece module's call, outside
+any other routed call, goes through a ``_Compiled`` region of its own (``_Compiled._pieces``,
+its own guards and cache, captured on its first routed call, so a piece that breaks on its
+own stays eager); compiled functions already run their own entries; optimizer steps run the
+compiled update (``routed_steps``).  So a step with ``print(loss.item())`` or gradient
+clipping between backward and step still runs its model's forward and backward and its
+``opt.step`` compiled.  ``explain`` counts the pieces as graphs (``pieces``, with the ops each
+ran); ``fullgraph=True`` still raises at the break.  Breaks found only at the end of a capture
+(a side effect, a parameter written outside ops) are not placed in a call; the region's own
+capture finds them again if they are its own.
 """
 from . import config, utils
 from .eval_frame import (OptimizedModule, optimize, explain, reset, disable, is_compiling,

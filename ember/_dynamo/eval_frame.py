@@ -103,6 +103,27 @@ class _Capture:
         self.events = []
         self.in_backward = False  # a recorded backward() runs: its ops are not breaks
         self.quiet = 0            # zero_grad() runs: its .grad writes are not breaks
+        # NOTE [ Regions around a break ]: every break counted (brk keeps one per reason),
+        # the module / compiled-function calls now running, and each finished one as
+        # (callee, parent call index or None, whether a break happened inside, op names)
+        self.n_breaks = 0
+        self.ops = []
+        self.calls = []
+        self.stack = []
+
+    @contextlib.contextmanager
+    def call(self, callee):
+        """A module call (or an ``ember.compile``d function's) runs inside the capture."""
+        parent = self.stack[-1] if self.stack else None
+        me = [callee, parent, self.n_breaks, len(self.ops)]
+        self.stack.append(len(self.calls))
+        self.calls.append(None)
+        idx = self.stack[-1]
+        try:
+            yield
+        finally:
+            self.stack.pop()
+            self.calls[idx] = (callee, parent, self.n_breaks != me[2], self.ops[me[3]:])
 
     def event(self, kind: str, *payload) -> None:
         # the user's line now: a break found at the end names where the construct was
@@ -127,6 +148,7 @@ class _Capture:
         if self.fullgraph:
             where = f"\n  {stack[-1]}" if stack else ""
             raise Unsupported(f"graph break under fullgraph=True: {what}{where}")
+        self.n_breaks += 1
         if not any(b.reason == what for b in self.breaks):
             self.breaks.append(BreakReason(what, stack))
 
@@ -168,6 +190,8 @@ class _Recorder(OpRecorder):
         if not self.in_dropout:
             self.check_rng(f"before {func.__name__}")
         out = super().__torch_dispatch__(func, types, args, kwargs)
+        if not self.cap.in_backward:
+            self.cap.ops.append(func.__name__)
         self.rng = _gen_state()
         return out
 
@@ -179,6 +203,7 @@ class _Recorder(OpRecorder):
     def record_dropout(self, input, p, kept_dims, inplace):
         self.check_rng("before a dropout")
         self.in_dropout = True  # its mask draw is the DROPOUT_MASK node's
+        self.cap.ops.append("dropout")
         try:
             out = super().record_dropout(input, p, kept_dims, inplace)
         finally:
@@ -224,6 +249,15 @@ class _Patches:
         builtins.print = self._wrap(builtins.print, "print() (a Python side effect)")
         # NOTE [ Compiled training steps ]: backward(), zero_grad() and .grad writes
         self._set(Tensor, "backward", _backward_patch(Tensor.backward, rec))
+        # NOTE [ Regions around a break ]: which module calls had a break inside
+        mcall = Module.__call__
+
+        def module_call(m, *args, **kwargs):
+            if rec not in state.modes or cap.in_backward:
+                return mcall(m, *args, **kwargs)
+            with cap.call(m):
+                return mcall(m, *args, **kwargs)
+        self._set(Module, "__call__", module_call)
         for owner in (Optimizer, Module):
             self._set(owner, "zero_grad", _zero_grad_patch(owner.zero_grad, rec))
         grad = Tensor.__dict__["grad"]
@@ -314,6 +348,46 @@ def _hook_patch(orig, rec, name):
             rec.cap.brk(f"Tensor.{name}() on a tensor the graph computes")
         return orig(self, *args, **kwargs)
     return patched
+
+
+_CALL_IMPL = Module.__call__
+
+
+class _routed_modules:
+    """While active, a call of a module in ``routes`` (id -> compiled region) that is not
+    inside another routed call runs its region (NOTE [ Regions around a break ])."""
+
+    table = None  # the routes now active
+    depth = 0     # routed calls running
+
+    def __init__(self, routes):
+        self.routes = routes
+
+    def __enter__(self):
+        self.saved = _routed_modules.table
+        if self.routes is not None:
+            _routed_modules.table = self.routes
+            Module.__call__ = _route_call
+        return self
+
+    def __exit__(self, *exc):
+        if self.routes is not None:
+            _routed_modules.table = self.saved
+            if self.saved is None:
+                Module.__call__ = _CALL_IMPL
+
+
+def _route_call(m, *args, **kwargs):
+    table = _routed_modules.table
+    region = None if table is None or _routed_modules.depth or _capturing else \
+        table.get(id(m))
+    if region is None:
+        return _CALL_IMPL(m, *args, **kwargs)
+    _routed_modules.depth += 1
+    try:
+        return region(*args, **kwargs)
+    finally:
+        _routed_modules.depth -= 1
 
 
 class _GuardMismatch(Exception):
@@ -469,7 +543,8 @@ class _Entry:
     """One compiled version of a function, valid while its guards hold."""
 
     __slots__ = ("key", "owned", "cells", "values", "run", "breaks", "side", "gm", "compiled",
-                 "compile_time", "unsupported", "steps", "template", "dynamic")
+                 "compile_time", "unsupported", "steps", "template", "dynamic", "regions",
+                 "pieces")
 
     def ok(self) -> bool:
         for d, k, t, shape, rg in self.owned:
@@ -642,6 +717,7 @@ class _Compiled:
         functools.update_wrapper(self, fn if not hasattr(fn, "forward") else fn.forward,
                                  updated=())
         self._disc = None
+        self._pieces = {}  # id(module) -> its compiled region (held: the id stays its own)
 
     def __reduce__(self):
         # a copy or pickle compiles afresh: the cache holds this object's tensors
@@ -669,6 +745,9 @@ class _Compiled:
 
     def __call__(self, *args, **kwargs):
         if _capturing or _disabled[0]:  # inside a capture: its ops are recorded by the outer one
+            if _capturing and not _disabled[0]:
+                with _capturing[-1].call(self):  # a piece of its own on later calls
+                    return self.fn(*args, **kwargs)
             return self.fn(*args, **kwargs)
         if self._disc is None:
             self._disc = _discover(self.fn)
@@ -687,11 +766,13 @@ class _Compiled:
                 entry = _dynamic_instance(cache, key, leaves)
         if entry is not None:
             if entry.ok():
-                if entry.run is None:  # a graph break: the whole function runs eagerly
-                    if entry.steps:  # ... with its optimizer steps compiled
-                        with routed_steps():
-                            return self.fn(*args, **kwargs)
-                    return self.fn(*args, **kwargs)
+                if entry.run is None:  # a graph break: the function runs eagerly, its
+                    # optimizer steps and the module calls around the break compiled
+                    with _routed_modules(entry.regions):
+                        if entry.steps:
+                            with routed_steps():
+                                return self.fn(*args, **kwargs)
+                        return self.fn(*args, **kwargs)
                 try:
                     out = entry.run(*leaves)
                 except _GuardMismatch:
@@ -737,10 +818,39 @@ class _Compiled:
         if _log_on("recompiles") or _log_on("guards"):
             print("[ember.compile] a bool(tensor) guard failed: this call runs eagerly",
                   file=sys.stderr)
-        if entry.steps:
-            with routed_steps():
-                return self.fn(*args, **kwargs)
-        return self.fn(*args, **kwargs)
+        with _routed_modules(entry.regions):
+            if entry.steps:
+                with routed_steps():
+                    return self.fn(*args, **kwargs)
+            return self.fn(*args, **kwargs)
+
+    def _regions(self, cap):
+        """The pieces around a capture's breaks (NOTE [ Regions around a break ]): the
+        outermost module calls and ``ember.compile``d functions with no break inside (a call
+        nested in a clean one is part of it); returns ``(routes, pieces)``: id(module) -> its
+        compiled region, and (callee, op names) of each piece for ``explain``."""
+        calls = cap.calls
+        bad = {id(c) for c, _, broke, _ in calls if broke}
+        routes, pieces, seen = {}, [], set()
+        for callee, parent, broke, ops in calls:
+            if broke or id(callee) in bad or callee is self.fn or id(callee) in seen:
+                continue
+            if parent is not None:
+                up = calls[parent][0]
+                if up is not self.fn and id(up) not in bad:
+                    continue  # inside a clean call: that call's region holds it
+            seen.add(id(callee))
+            if not ops:
+                continue  # no ops: nothing to compile
+            pieces.append((callee, ops))
+            if isinstance(callee, Module) and not isinstance(callee, OptimizedModule):
+                region = self._pieces.get(id(callee))
+                if region is None:
+                    region = self._pieces[id(callee)] = _Compiled(
+                        callee, self.backend, False, self.dynamic, object())
+                    counters["stats"]["regions"] += 1
+                routes[id(callee)] = region
+        return routes, pieces
 
     def _capture(self, args, kwargs, leaves):
         """Run ``fn`` for real under the recorder; build the entry the next calls replay."""
@@ -780,6 +890,7 @@ class _Compiled:
         entry.gm = entry.compiled = None
         entry.unsupported = None
         entry.steps = bool(cap.stepped)
+        entry.regions, entry.pieces = None, ()
         written = rec.written
         bn_counters = {id(m.num_batches_tracked): m for m in allmods
                        if getattr(m, "num_batches_tracked", None) is not None}
@@ -835,6 +946,8 @@ class _Compiled:
             counters["graph_break"][b.reason] += 1
         if cap.breaks:
             entry.run = None
+            routes, entry.pieces = self._regions(cap)
+            entry.regions = routes or None
             if _log_on("breaks") or _log_on("graph_breaks"):
                 for b in cap.breaks:
                     print(f"[ember.compile] graph break: {b!r}; the function runs eagerly",
@@ -1056,16 +1169,27 @@ class OptimizedModule(Module):
             return getattr(mods["_orig_mod"], name)
 
 
+def _callee_name(c) -> str:
+    if isinstance(c, Module):
+        return type(c).__name__
+    return getattr(c, "__name__", type(c).__name__)
+
+
 class ExplainOutput:
     """What ``explain(fn)(*args)`` found (PyTorch's ``torch._dynamo.explain``)."""
 
     def __init__(self, entry: _Entry):
         self.graphs = [entry.gm] if entry.gm is not None else []
-        self.graph_count = len(self.graphs)
         self.break_reasons = list(entry.breaks)
         self.graph_break_count = len(self.break_reasons)
         self.ops_per_graph = [[n.target for n in g.graph.nodes if n.op == "call_function"]
                               for g in self.graphs]
+        # after a break: the module calls / compiled functions compiled on their own (NOTE [
+        # Regions around a break ]), with the names of the ops each ran in this capture
+        self.pieces = [_callee_name(c) for c, _ in entry.pieces]
+        if entry.gm is None:
+            self.ops_per_graph = [list(ops) for _, ops in entry.pieces]
+        self.graph_count = len(self.ops_per_graph)
         self.op_count = sum(len(o) for o in self.ops_per_graph)
         self.out_guards = []
         self.compile_times = f"{entry.compile_time:.4f}"
@@ -1095,6 +1219,8 @@ class ExplainOutput:
             lines.append(f"Graph runs op by op (not lowered): {self.unsupported}")
         if self.program:
             lines.append("Compiled step: " + " -> ".join(self.program))
+        if self.pieces:
+            lines.append("Compiled around the breaks: " + ", ".join(self.pieces))
         return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,189 @@
+"""ember.compile around graph breaks (NOTE [ Regions around a break ]): a step that breaks
+runs eagerly with its outermost clean module calls compiled as regions of their own; numbers,
+gradients, optimizer state and the dropout RNG stream equal eager's."""
+import numpy as np
+import pytest
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+from ember._dynamo import eval_frame, exc
+from ember._dynamo.utils import counters
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    ember.compiler.reset()
+    counters.clear()
+    yield
+    ember.compiler.reset()
+
+
+def _model():
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 3))
+
+
+def _print_item(loss, model, seen):
+    print("loss", loss.item())
+
+
+def _use_item(loss, model, seen):
+    seen.append(loss.item() * 2.0)  # the value is used in Python
+
+
+def _clip(loss, model, seen):
+    nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+
+
+def _to_numpy(loss, model, seen):
+    seen.append(float(loss.detach().numpy()))
+
+
+BREAKS = {"print": (_print_item, "after_step"), "item": (_use_item, "after_step"),
+          "clip": (_clip, "before_step"), "numpy": (_to_numpy, "after_step")}
+
+
+def _run(kind, compiled, steps=5):
+    ember.manual_seed(0)
+    model = _model()
+    opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    brk, where = BREAKS[kind]
+    seen = []
+    x, y = ember.randn(12, 6), ember.randint(0, 3, (12,))
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if where == "before_step":
+            brk(loss, model, seen)
+        opt.step()
+        if where == "after_step":
+            brk(loss, model, seen)
+        return loss
+    f = ember.compile(step) if compiled else step
+    losses = [float(f(x, y)) for _ in range(steps)]
+    return losses, [p.detach().numpy().copy() for p in model.parameters()], seen, f, model
+
+
+def _region_runs(f, model):
+    """Count how often ``model``'s compiled region runs its compiled code from now on."""
+    region = f._pieces[id(model)]
+    entries = [e for e in eval_frame._CACHE[region.code].entries.values() if e.run is not None]
+    assert entries, "the model's region was not compiled"
+    calls = [0]
+    for e in entries:
+        run = e.run
+
+        def counted(*a, run=run):
+            calls[0] += 1
+            return run(*a)
+        e.run = counted
+    return calls
+
+
+@pytest.mark.parametrize("kind", list(BREAKS))
+def test_a_step_that_breaks_compiles_the_model_around_it(kind, capsys):
+    got = _run(kind, True)
+    assert counters["graph_break"], "the step was expected to break"
+    want = _run(kind, False)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)  # dropout draws as eager's
+    for a, b in zip(got[1], want[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-5)
+    f, model = got[3], got[4]
+    assert counters["stats"]["regions"] == 1
+    graphs = counters["stats"]["unique_graphs"]
+    runs = _region_runs(f, model)
+    x, y = ember.randn(12, 6), ember.randint(0, 3, (12,))
+    for _ in range(3):
+        f(x, y)
+    assert runs[0] == 3 and counters["stats"]["unique_graphs"] == graphs  # reused, no capture
+
+
+def test_data_dependent_shape_outside_the_model():
+    out = []
+    for compiled in (True, False):
+        ember.manual_seed(0)
+        model = _model()
+
+        def fn(x):
+            h = model(x)
+            return h[(h > 0).nonzero()[:, 0]].sum()  # nonzero: a break outside the model
+        f = ember.compile(fn) if compiled else fn
+        x = ember.randn(12, 6, requires_grad=True)
+        vals = []
+        for _ in range(4):
+            v = f(x)
+            v.backward()
+            vals.append((v.item(), x.grad.numpy().copy()))
+            x.grad = None
+        out.append((vals, f))
+    for (a, ga), (b, gb) in zip(out[0][0], out[1][0]):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+        np.testing.assert_allclose(ga, gb, rtol=1e-5)
+    assert "nonzero (its output shape depends on the data)" in counters["graph_break"]
+    assert counters["stats"]["regions"] == 1 and counters["frames"]["ok"] == 1
+
+
+class Noisy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.inner(x)
+        print("norm", float(h.norm()))  # this module's own call breaks
+        return self.out(h)
+
+
+def test_a_module_whose_own_call_breaks_stays_eager_and_its_children_compile():
+    ember.manual_seed(0)
+    m = Noisy()
+    f = ember.compile(lambda x: m(x).sum())
+    x = ember.randn(3, 4)
+    want = m(x).sum().item()
+    for _ in range(3):
+        assert abs(f(x).item() - want) < 1e-6
+    assert set(f._pieces) == {id(m.inner), id(m.out)}
+    report = ember.compiler.explain(lambda x: m(x).sum())(x)
+    assert report.graph_count == 2 and report.pieces == ["Linear", "Linear"]
+    assert report.ops_per_graph == [["addmm"], ["addmm"]]
+
+
+def test_explain_counts_the_pieces_of_a_broken_step(capsys):
+    *_, f, model = _run("print", True, steps=1)
+    report = ember.compiler.explain(f.fn)(ember.randn(12, 6), ember.randint(0, 3, (12,)))
+    assert report.graph_count == 1 and report.pieces == ["Sequential"]
+    assert report.ops_per_graph[0] == ["addmm", "relu", "dropout", "mul", "addmm"]
+    assert "print()" in str(report) and "Compiled around the breaks: Sequential" in str(report)
+
+
+def test_fullgraph_still_raises_on_the_break():
+    model = _model()
+
+    def fn(x):
+        h = model(x)
+        print(h.sum().item())
+        return h
+    with pytest.raises(exc.Unsupported, match="print|item"):
+        ember.compile(fn, fullgraph=True)(ember.randn(2, 6))
+
+
+def test_a_compiled_function_called_by_a_broken_one_is_a_piece(capsys):
+    lin = nn.Linear(3, 3)
+    inner = ember.compile(lambda x: lin(x).relu())
+
+    def outer(x):
+        h = inner(x)
+        print("h")
+        return h * 2
+    f = ember.compile(outer)
+    x = ember.randn(2, 3)
+    for _ in range(3):
+        np.testing.assert_allclose(f(x).detach().numpy(), (lin(x).relu() * 2).detach().numpy(),
+                                   rtol=1e-6)
+    report = ember.compiler.explain(outer)(x)
+    assert report.graph_count == 1 and report.ops_per_graph == [["addmm", "relu"]]
+    assert counters["stats"]["unique_graphs"] == 1  # inner's own graph, compiled once
