@@ -125,6 +125,9 @@ def _x(case, seed=1):
 
 def _assert_state_equal(tsd, esd, rtol=0.0, atol=0.0):
     assert list(esd) == list(tsd)
+    # torch reads old layouts by each module's saved version (observers at 3, conv-bn at 2)
+    assert {k: v.get("version") for k, v in esd._metadata.items()} == \
+        {k: v.get("version") for k, v in tsd._metadata.items()}
     for k in tsd:
         a, b = _np(tsd[k]), _np(esd[k])
         assert a.shape == b.shape and a.dtype == b.dtype, k
@@ -442,3 +445,21 @@ def test_fake_quantize_per_channel_float_zero_points_match_torch(zp):
         outs.append((_np(y), _np(xi.grad)))
     np.testing.assert_allclose(outs[1][0], outs[0][0], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(outs[1][1], outs[0][1])
+
+
+def test_qat_checkpoint_files_cross_load(tmp_path):
+    """``torch.save`` of a trained QAT model's state dict loads strictly into ember through
+    ``ember.load`` and the converted models agree; ``ember.save``'s file loads into torch."""
+    tp, ep = _prepared("2d")
+    x = _x("2d")
+    _train(torch, tp, torch.from_numpy(x))
+    torch.save(tp.state_dict(), tmp_path / "qat.pt")
+    ep.load_state_dict(ember.load(tmp_path / "qat.pt"), strict=True)
+    _assert_state_equal(tp.state_dict(), ep.state_dict())
+    ember.save(ep.state_dict(), tmp_path / "qat_ember.pt")
+    tp.load_state_dict(torch.load(tmp_path / "qat_ember.pt", weights_only=True), strict=True)
+    tp.eval()
+    ep.eval()
+    ty = _np(torch.ao.quantization.convert(tp)(torch.from_numpy(x)))
+    ey = _np(ember.ao.quantization.convert(ep)(ember.from_numpy(x)))
+    np.testing.assert_array_equal(ey, ty)

@@ -127,6 +127,14 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
         self.fake_quant_enabled._data = np.array([1], np.int64)
         self.observer_enabled._data = np.array([1], np.int64)
 
+    def extra_repr(self):
+        apo = self.activation_post_process
+        return (f"fake_quant_enabled={self.fake_quant_enabled}, "
+                f"observer_enabled={self.observer_enabled}, scale={self.scale}, "
+                f"zero_point={self.zero_point}, dtype={self.dtype}, "
+                f"quant_min={apo.quant_min}, quant_max={apo.quant_max}, "
+                f"qscheme={self.qscheme}, reduce_range={apo.reduce_range}")
+
     def _forward_qparams(self):
         apo = self.activation_post_process
         lo = np.atleast_1d(apo.min_val._data.astype(np.float32))

@@ -101,6 +101,9 @@ class ObserverBase(Module):
 class UniformQuantizationObserverBase(ObserverBase):
     """Common parts of the affine/symmetric observers: range, scheme and ``_calculate_qparams``."""
 
+    # PyTorch's state-dict version: at < 3 torch reads per-channel ``min_vals``/``max_vals``
+    _version = 3
+
     def __init__(self, dtype=quint8, qscheme=per_tensor_affine, reduce_range=False,
                  quant_min=None, quant_max=None, factory_kwargs=None, eps=_EPS,
                  is_dynamic=False, **kwargs):
