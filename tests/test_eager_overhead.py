@@ -475,3 +475,44 @@ def test_reduction_backward_without_graph_is_torchs_expanded_view(reduce, dim, k
         other = seen[key.replace("ember", "torch")]
         assert seen[key][0] == other[0]
         np.testing.assert_allclose(seen[key][1], other[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_relu_grad_passes_nan_inputs(dtype, create_graph):
+    """PyTorch's threshold_backward passes ``g`` where not (y <= 0): a NaN input's gradient is
+    ``g``, also in the double backward (ThresholdBackwardBackward0)."""
+    x = np.array([np.nan, 1.5, -1.0, 0.0, -0.0, np.inf, -np.inf])
+    g = np.array([2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    xe, xt = _pair(x, dtype)
+    ge, gt = _pair(g, dtype, requires_grad=create_graph)
+    (re,) = ember.autograd.grad(xe.relu(), xe, ge, create_graph=create_graph)
+    (rt,) = torch.autograd.grad(xt.relu(), xt, gt, create_graph=create_graph)
+    np.testing.assert_array_equal(_np(re), _np(rt))
+    assert np.isnan(_np(xe.relu())[0]) and _np(re)[0] == 2.0
+    if create_graph:
+        (gge,) = ember.autograd.grad(re.sum(), ge)
+        (ggt,) = torch.autograd.grad(rt.sum(), gt)
+        np.testing.assert_array_equal(_np(gge), _np(ggt))
+
+
+def test_relu_grad_passes_nan_inputs_compiled():
+    """The compiled backward's relu gradient (codegen's ``relu_grad_into``) is eager's."""
+    from ember._dynamo.eval_frame import _CACHE
+    x = np.array([[np.nan, 1.5, -1.0, 0.0], [2.0, np.nan, -3.0, 0.5]], dtype=np.float32)
+    w = np.random.default_rng(5).standard_normal((2, 4)).astype(np.float32)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    wt = torch.from_numpy(w.copy())
+    ((torch.relu(xt) * wt).relu() - wt).sum().backward()
+    ember.compiler.reset()
+    try:
+        fn = ember.compile(lambda x, w: ((x.relu() * w).relu() - w).sum(), backend="inductor")
+        for _ in range(3):
+            xe = ember.from_numpy(x.copy()).requires_grad_()
+            with np.errstate(invalid="ignore"):
+                fn(xe, ember.from_numpy(w.copy())).backward()
+            np.testing.assert_array_equal(_np(xe.grad), _np(xt.grad))
+        src = [e for c in _CACHE.values() for e in c.entries.values()][-1].compiled.backward_src
+        assert "_relu_grad(" in src
+    finally:
+        ember.compiler.reset()

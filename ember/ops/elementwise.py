@@ -1066,9 +1066,10 @@ class Relu(Function):
 
 
 class _ReluGrad(Function):
-    """``g`` where ``y > 0`` else 0 (PyTorch's threshold_backward), as one node.
+    """``g`` where not ``y <= 0`` else 0 (PyTorch's threshold_backward), as one node.
 
-    ``g * (y > 0)`` measured 12x faster than ``where`` on (64, 6, 28, 28) float32 (random
+    ``y`` is relu's result (>= 0 or NaN), so the mask is ``y != 0``: a NaN input passes its
+    gradient, as in PyTorch.  ``g * mask`` measured 12x faster than ``where`` on (64, 6, 28, 28) float32 (random
     masks defeat branch prediction); ``where`` only reruns when a non-finite ``g`` would leave
     NaN (inf * 0) where PyTorch gives 0.  Linear in ``g``, so its gradient is itself.
     """
@@ -1083,7 +1084,7 @@ class _ReluGrad(Function):
 
     @staticmethod
     def formula(xp, g, y):
-        mask = y > 0
+        mask = y != 0
         if g.dtype.itemsize == 2 and is_float(g.dtype):  # exact; float32 loops are faster
             out = (g.astype("float32") * mask).astype(g.dtype)
         else:
