@@ -376,7 +376,7 @@ class CompiledRegion:
             d = fdirect.get(n)
             if d is not None:  # NOTE [ Planned buffers ]: NumPy calls, into a buffer if planned
                 b = fstore.get(n)
-                body += d.emit(name[n], None if b is None else f"B{b}")
+                body += d.emit(name[n], self._into.get(n) if b is None else f"B{b}")
             elif f[0] == "line":
                 body.append(f[1])
             else:
@@ -634,6 +634,7 @@ class CompiledRegion:
         ``(plan, node -> buffer index, node -> Direct)``."""
         fdirect = {}
         plan, store = Plan(), {}
+        self._into = {}  # node -> the variable of the input it writes over
         if not self.options.get("direct", True):
             return plan, store, fdirect
 
@@ -661,7 +662,21 @@ class CompiledRegion:
         outs = set(region_outs)
         planned = {n for n in fdirect if n not in outs and self._name[n] not in keep and
                    n.users and all(u in fdirect for u in n.users)}
-        key = {n: (n.meta["val"]._data.shape, n.meta["val"]._data.dtype) for n in planned}
+        key = {n: (n.meta["val"]._data.shape, n.meta["val"]._data.dtype) for n in fdirect}
+        # an elementwise op whose result escapes (linear + relu, relu saved for backward)
+        # writes over its input when that input is a value only it reads: the input is then
+        # made fresh, not in a planned buffer, and becomes the escaping result (one array
+        # written and read hot, instead of a planned buffer plus a fresh one)
+        into = {}
+        for n in order:
+            if n in fdirect and n not in planned and fdirect[n].elementwise:
+                for a in n.all_input_nodes:
+                    if a in planned and len(a.users) == 1 and key[a] == key[n] and \
+                            key[n][0] and sum(x is a for x in n.args) == 1:  # (0-d: scalars)
+                        planned.discard(a)
+                        into[n] = self._name[a]
+                        break
+        self._into = into
         for n in order:
             if n in planned:
                 b = None
