@@ -84,8 +84,9 @@ QAT_TYPES = {"2d": ["ConvBnReLU2d", "ConvBn2d", "ConvReLU2d", "Conv2d", "LinearB
              "3d": ["ConvBnReLU3d", "ConvBn3d", "ConvReLU3d"]}
 
 
-def _prepared(case):
-    """torch's and ember's prepare_qat of the same float model (ember's loaded from torch)."""
+def _prepared(case, qconfig="x86"):
+    """torch's and ember's prepare_qat of the same float model (ember's loaded from torch);
+    ``qconfig`` a backend's QAT qconfig or "default" (``default_qat_qconfig``)."""
     build, fuse, _ = CASES[case]
     torch.manual_seed(0)
     tm = build(torch).train()
@@ -100,7 +101,8 @@ def _prepared(case):
     out = []
     for m, mod in ((torch, tm), (ember, em)):
         q = m.ao.quantization
-        mod.qconfig = q.get_default_qat_qconfig("x86")
+        mod.qconfig = (q.default_qat_qconfig if qconfig == "default"
+                       else q.get_default_qat_qconfig(qconfig))
         out.append(q.prepare_qat(q.fuse_modules_qat(mod, fuse)))
     return out
 
@@ -134,9 +136,10 @@ def _assert_state_equal(tsd, esd, rtol=0.0, atol=0.0):
         np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, err_msg=k)
 
 
+@pytest.mark.parametrize("qconfig", ["x86", "qnnpack", "default"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_prepare_qat_state_dict_keys_order_shapes_dtypes_match_torch(case):
-    tp, ep = _prepared(case)
+def test_prepare_qat_state_dict_keys_order_shapes_dtypes_match_torch(case, qconfig):
+    tp, ep = _prepared(case, qconfig)
     qat = [type(mod).__name__ for _, mod in ep.named_children()
            if hasattr(mod, "weight_fake_quant")]
     assert qat == QAT_TYPES[case]
@@ -177,9 +180,9 @@ def test_torch_qat_checkpoint_loads_strictly_into_ember_and_back(case):
                                rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_qat_training_then_convert_matches_torch(case):
-    tp, ep = _prepared(case)
+@pytest.mark.parametrize("case,qconfig", [(c, "x86") for c in CASES] + [("2d", "default")])
+def test_qat_training_then_convert_matches_torch(case, qconfig):
+    tp, ep = _prepared(case, qconfig)
     x = _x(case)
     _train(torch, tp, torch.from_numpy(x))
     _train(ember, ep, ember.from_numpy(x))
@@ -196,8 +199,11 @@ def test_qat_training_then_convert_matches_torch(case):
         if callable(getattr(tmod, "weight", None)):
             tw, ew = tmod.weight(), emod.weight()
             np.testing.assert_array_equal(_np(ew.int_repr()), _np(tw.int_repr()))
-            np.testing.assert_allclose(_np(ew.q_per_channel_scales()),
-                                       _np(tw.q_per_channel_scales()), rtol=1e-6)
+            if tw.qscheme() == torch.per_channel_affine:
+                np.testing.assert_allclose(_np(ew.q_per_channel_scales()),
+                                           _np(tw.q_per_channel_scales()), rtol=1e-6)
+            else:
+                assert ew.q_scale() == pytest.approx(tw.q_scale(), rel=1e-6)
             assert emod.scale == pytest.approx(tmod.scale, rel=1e-6)
             assert emod.zero_point == tmod.zero_point
     ty = _np(tc(torch.from_numpy(x)))

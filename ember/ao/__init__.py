@@ -12,7 +12,10 @@ others; the int8 kernels (NOTE [ Exact int8 GEMM ]) are plain functions on array
 Embeddings are weight-only (``nn/quantized/embedding_ops.py``: 8-bit or packed 4-bit rows with
 float scale and zero point); quint4x2 tensors store two values a byte (NOTE [ Packed
 quint4x2 ]).  Modules with a known output range (sigmoid, tanh ...) get fixed qparams, not an
-observer (``FixedQParamsFakeQuantize``).
+observer (``FixedQParamsFakeQuantize``).  QAT modules (``nn/qat``, ``nn/intrinsic/qat``) are
+subclasses of their float module with the child ``weight_fake_quant`` (conv-bn / linear-bn also
+hold ``bn``), so their state-dict keys, order and versions are PyTorch's and QAT checkpoints
+load either way.
 The life of one static call: ``QuantStub`` -> ``nnq.Quantize`` (float -> quint8 with the
 calibrated scale) -> ``nnq.Conv2d`` (integers as float32 columns, one exact sgemm,
 requantized to its output scale) -> ``MaxPool2d`` (runs on the integers) -> ... ->
