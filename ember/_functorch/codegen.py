@@ -41,9 +41,11 @@ __all__ = ["direct", "Plan", "BufferPool", "relu_grad_into", "fresh_mm", "GENERA
 
 # The module name of generated forward/backward code.  NumPy warns on floating-point edge
 # cases PyTorch computes silently (NOTE [ Floating-point warnings ] in ops/elementwise.py);
-# the ops' own module filter does not reach a ufunc the generated code calls, this one does.
+# the ops' own module filter does not reach a ufunc the generated code calls, this one does
+# (and the helpers here: relu's gradient multiplies inf by 0 as the op does).
 GENERATED = "ember._functorch.generated"
-warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"ember\._functorch\.generated$")
+warnings.filterwarnings("ignore", category=RuntimeWarning,
+                        module=r"ember\._functorch\.(generated|codegen)$")
 
 _FLOATS = ("float32", "float64")
 _SIZES_KEPT = 8  # buffer sets kept for this many sizes of one dynamic graph
