@@ -20,6 +20,20 @@ checks that each parameter/buffer it read is still the object its module holds, 
 same shape (a re-assigned ``module.weight`` recompiles).  ``config.cache_size_limit``
 entries per code object, then eager with one warning.
 
+NOTE [ Guard cost ]
+Building the key tuple, hashing it and running ``entry.ok()``'s loops cost ~5 us a call on a
+batch-1 MLP (as much as 10% of the call).  So the first time an entry's guards pass for a
+flat positional call with no modes active, ``_fast_guard`` generates one function (``<ember.
+compile guard>``; ``EMBER_LOGS=guards`` prints it) that checks everything the key and ``ok()``
+check as one ``and`` chain over bound constants: argument count, grad/inference mode, default
+dtype, the discovered modules' ``training`` flags, each input's array type, shape, strides,
+dtype and ``requires_grad``, each parameter's identity, shape and ``requires_grad``, closure
+cells, plain attributes and globals (``is`` for None/bools).  The wrapper remembers
+``(epoch, guard, entry)`` of the entry the last call ran and tries that guard first; an entry
+leaving a cache (a failed guard, ``reset()``, an evicted dynamic size) bumps ``_epoch``, and a
+re-discovery of what the function reaches fails the guard by identity.  A guard that fails
+only sends the call down the general path (never runs a stale entry); ~1.8 us instead of ~5.
+
 The life of one call: ``compiled(x)`` -> ``_Compiled.__call__`` flattens the arguments,
 builds the guard key, finds the entry -> ``entry.ok()`` -> ``CompiledRegion(*leaves)`` ->
 ``CompiledFunction.apply`` -> the generated forward over arrays -> one autograd node; its

@@ -544,7 +544,7 @@ class _Entry:
 
     __slots__ = ("key", "owned", "cells", "values", "run", "breaks", "side", "gm", "compiled",
                  "compile_time", "unsupported", "steps", "template", "dynamic", "regions",
-                 "pieces")
+                 "pieces", "fast")
 
     def ok(self) -> bool:
         for d, k, t, shape, rg in self.owned:
@@ -557,6 +557,70 @@ class _Entry:
             if tuple([d.get(k, _MISSING) for k in keys]) != vals:
                 return False
         return True
+
+
+_epoch = [0]  # bumped whenever an entry leaves a cache: a remembered fast guard is stale
+
+
+def _fast_guard(entry, key, disc, leaves):
+    """One generated function checking, for a flat positional call, all that the guard key
+    lookup and ``entry.ok()`` check (NOTE [ Guard cost ]), or ``None`` where the call's form
+    needs the general path (keyword or nested arguments, active modes)."""
+    n_args, kw, grad, inference, msig, training, leaf_keys, dflt = key[1]
+    if kw or msig or len(leaf_keys) != n_args:
+        return None
+    env = {"state": state, "_dm": _dtype_mod, "Tensor": Tensor, "DISC": disc, "M": _MISSING}
+    conds = [f"len(args) == {n_args}", f"state.grad is {grad!r}",
+             f"state.inference is {inference!r}", "not state.modes",
+             "_dm._default_float is DFLT"]
+    env["DFLT"] = dflt
+
+    def bind(v) -> str:
+        name = f"c{len(env)}"
+        env[name] = v
+        return name
+    conds.append("self._disc is DISC")
+    for i, (m, flag) in enumerate(zip(disc[0] if disc is not None else (), training)):
+        conds.append(f"{bind(m)}.training is {flag!r}")
+    fetch = []
+    for i, lk in enumerate(leaf_keys):
+        fetch.append(f"a{i} = args[{i}]")
+        if len(lk) == 5:
+            typ, shape, strides, dtype, rg = lk
+            conds.append(f"isinstance(a{i}, Tensor)")
+            conds.append(f"type(d{i} := a{i}._data) is {bind(typ)}")
+            conds.append(f"d{i}.shape == {shape!r}")
+            conds.append(f"d{i}.strides == {strides!r}")
+            conds.append(f"d{i}.dtype is {bind(dtype)}")
+            conds.append(f"a{i}._requires_grad is {rg!r}")
+        elif lk[0] == "id":
+            conds.append(f"not isinstance(a{i}, Tensor) and id(a{i}) == {lk[1]!r}")
+        else:
+            conds.append(f"type(a{i}) is {bind(lk[0])} and a{i} == {bind(lk[1])}")
+    for d, k, t, shape, rg in entry.owned:
+        tn = bind(t)
+        conds.append(f"{bind(d)}[{k!r}] is {tn} and {tn}._data.shape == {shape!r} and "
+                     f"{tn}._requires_grad is {rg!r}")
+    for cell, t in entry.cells:
+        conds.append(f"{bind(cell)}.cell_contents is {bind(t)}")
+    for d, keys, vals in entry.values:
+        dn = bind(d)
+        for k, v in zip(keys, vals):
+            if v is _MISSING:
+                conds.append(f"{dn}.get({k!r}, M) is M")
+            elif v is None or type(v) is bool:
+                conds.append(f"{dn}[{k!r}] is {v!r}")
+            else:
+                conds.append(f"{dn}[{k!r}] == {bind(v)}")
+    # subscripts, not .get: a key gone (a deleted attribute) fails the guard by KeyError
+    src = "def fast(self, args):\n    if not (" + conds[0] + "):\n        return False\n"
+    src += "".join(f"    {line}\n" for line in fetch)
+    src += "    try:\n        return (" + "\n                and ".join(conds[1:]) + ")\n"
+    src += "    except KeyError:\n        return False\n"
+    if _log_on("guards"):
+        print(f"[ember.compile] guard:\n{src}", file=sys.stderr)
+    exec(compile(src, "<ember.compile guard>", "exec"), env)
+    return env["fast"]
 
 
 class _CodeCache:
@@ -718,6 +782,7 @@ class _Compiled:
                                  updated=())
         self._disc = None
         self._pieces = {}  # id(module) -> its compiled region (held: the id stays its own)
+        self._last = None  # (epoch, fast guard, entry) of the entry the last call ran
 
     def __reduce__(self):
         # a copy or pickle compiles afresh: the cache holds this object's tensors
@@ -749,6 +814,9 @@ class _Compiled:
                 with _capturing[-1].call(self):  # a piece of its own on later calls
                     return self.fn(*args, **kwargs)
             return self.fn(*args, **kwargs)
+        last = self._last  # NOTE [ Guard cost ]: the entry the last call ran, checked in one go
+        if last is not None and not kwargs and last[0] == _epoch[0] and last[1](self, args):
+            return self._run(last[2], args, kwargs, args)
         if self._disc is None:
             self._disc = _discover(self.fn)
         if kwargs or any(isinstance(a, _NESTED) for a in args):
@@ -766,23 +834,15 @@ class _Compiled:
                 entry = _dynamic_instance(cache, key, leaves)
         if entry is not None:
             if entry.ok():
-                if entry.run is None:  # a graph break: the function runs eagerly, its
-                    # optimizer steps and the module calls around the break compiled
-                    with _routed_modules(entry.regions):
-                        if entry.steps:
-                            with routed_steps():
-                                return self.fn(*args, **kwargs)
-                        return self.fn(*args, **kwargs)
-                try:
-                    out = entry.run(*leaves)
-                except _GuardMismatch:
-                    return self._mismatch(entry, args, kwargs)
-                for t, delta in entry.side:
-                    t._data += delta
-                    _version_counter(t)[0] += 1
-                return out
+                fast = entry.fast
+                if fast is _MISSING and leaves is args:
+                    fast = entry.fast = _fast_guard(entry, key, self._disc, leaves)
+                self._last = None if fast is None or fast is _MISSING else \
+                    (_epoch[0], fast, entry)
+                return self._run(entry, args, kwargs, leaves)
             reason = ("a parameter or captured tensor was re-assigned or changed shape, or a "
                       "module attribute or global it read changed")
+            _epoch[0] += 1
             cache.entries.pop(key, None)
             cache.instances.pop(key, None)
             cache.dynamic = [d for d in cache.dynamic if d[3] is not entry.template]
@@ -805,6 +865,24 @@ class _Compiled:
         if entry.run is not None and (self.dynamic is not False or _marked(leaves)):
             _make_dynamic(cache, key, entry, leaves, self.dynamic, self.compiler)
         return result
+
+    def _run(self, entry, args, kwargs, leaves):
+        """Run an entry whose guards hold."""
+        if entry.run is None:  # a graph break: the function runs eagerly, its optimizer
+            # steps and the module calls around the break compiled
+            with _routed_modules(entry.regions):
+                if entry.steps:
+                    with routed_steps():
+                        return self.fn(*args, **kwargs)
+                return self.fn(*args, **kwargs)
+        try:
+            out = entry.run(*leaves)
+        except _GuardMismatch:
+            return self._mismatch(entry, args, kwargs)
+        for t, delta in entry.side:
+            t._data += delta
+            _version_counter(t)[0] += 1
+        return out
 
     def _mismatch(self, entry, args, kwargs):
         """A program's ``bool(tensor)`` guard failed: this call runs eagerly (nothing the
@@ -891,6 +969,7 @@ class _Compiled:
         entry.unsupported = None
         entry.steps = bool(cap.stepped)
         entry.regions, entry.pieces = None, ()
+        entry.fast = _MISSING  # the generated guard, made at the first call that checks it
         written = rec.written
         bn_counters = {id(m.num_batches_tracked): m for m in allmods
                        if getattr(m, "num_batches_tracked", None) is not None}
@@ -1058,6 +1137,7 @@ def _dynamic_instance(cache, key, leaves):
         for name in _Entry.__slots__:
             setattr(entry, name, getattr(tmpl, name))
         entry.key = key
+        entry.fast = _MISSING
         # a training step's program runs the instance in its place
         holder = copy.copy(tmpl.run) if isinstance(tmpl.run, _Program) else entry
         inst = dg.instances.get(tuple(leaves[i]._data.shape for i in dg.dims))
@@ -1072,6 +1152,7 @@ def _dynamic_instance(cache, key, leaves):
             entry.run = holder
         if len(cache.instances) >= config.dynamic_instance_limit:
             cache.instances.pop(next(iter(cache.instances)))  # the oldest size
+            _epoch[0] += 1
         cache.instances[key] = entry
         return entry
     return None
@@ -1127,6 +1208,7 @@ def reset() -> None:
     """Forget every compiled entry (PyTorch's ``torch.compiler.reset``; ``counters`` stay, as
     PyTorch's)."""
     _CACHE.clear()
+    _epoch[0] += 1
 
 
 def _code_of(fn):
