@@ -16,7 +16,7 @@ import numpy as np
 
 from .harness import Workload
 from .workloads import (_rng, _leaf, _Snapshot, _mlp_model, _mlp_data, MLP_LR, N_CHAIN,
-                        MLP_SIZES)
+                        MLP_SIZES, MLP_BATCH, _linear_weights)
 from . import wl_conv, wl_rnn, wl_attention
 
 COMPILED = {}       # name -> Workload (backends ember, torch[, torch.compile])
@@ -361,6 +361,120 @@ def step_memory(name: str, compiled: bool) -> tuple:
     return (peak - base) / 2 ** 20, grown
 
 
+def _floor_steps() -> dict:
+    """``{name: (numpy step, torch eager step)}`` for ``numpy_floor``.  The NumPy step is what
+    generated code could at best run: forward, cross-entropy, backward without the input's
+    gradient and the SGD update, every array written with ``out=`` into buffers made once,
+    relu's mask as a float multiply; it returns the loss (the inference step its output)."""
+    import torch
+    rng = _rng()
+    weights = _linear_weights(rng, MLP_SIZES)
+    x = rng.standard_normal((MLP_BATCH, MLP_SIZES[0]), dtype=np.float32)
+    target = rng.integers(0, MLP_SIZES[-1], MLP_BATCH)
+    ws = [(w.copy(), b.copy()) for w, b in weights]
+    n = MLP_BATCH
+    rows = np.arange(n)
+    hs = [np.empty((n, w.shape[0]), np.float32) for w, _ in ws]
+    gh = [np.empty((n, w.shape[0]), np.float32) for w, _ in ws]
+    masks = [np.empty((n, w.shape[0]), np.float32) for w, _ in ws[:-1]]
+    gws = [np.empty_like(w) for w, _ in ws]
+    gbs = [np.empty_like(b) for _, b in ws]
+    zero = np.zeros((), np.float32)
+
+    def np_step():
+        h = x
+        for i, (w, b) in enumerate(ws):
+            np.matmul(h, w.T, out=hs[i])
+            hs[i] += b
+            if i + 1 < len(ws):
+                np.maximum(hs[i], zero, out=hs[i])
+            h = hs[i]
+        z = hs[-1]
+        m = z.max(1, keepdims=True)
+        e = np.exp(z - m)
+        s = e.sum(1, keepdims=True)
+        loss = float(np.mean(np.log(s[:, 0]) + m[:, 0] - z[rows, target]))
+        g = np.divide(e, s * n, out=gh[-1])
+        g[rows, target] -= 1.0 / n
+        for i in range(len(ws) - 1, -1, -1):
+            inp = x if i == 0 else hs[i - 1]
+            np.matmul(g.T, inp, out=gws[i])
+            np.add.reduce(g, axis=0, out=gbs[i])
+            if i:
+                gp = np.matmul(g, ws[i][0], out=gh[i - 1])
+                np.not_equal(hs[i - 1], 0, out=masks[i - 1])
+                gp *= masks[i - 1]
+                g = gp
+        for (w, b), gw, gb in zip(ws, gws, gbs):
+            gw *= -MLP_LR
+            w += gw
+            gb *= -MLP_LR
+            b += gb
+        return loss
+
+    tmodel = _mlp_model(torch, _rng())
+    tx, tt = torch.from_numpy(x), torch.from_numpy(target)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def torch_step():
+        loss = loss_fn(tmodel(tx), tt)
+        loss.backward()
+        with torch.no_grad():
+            for p in tmodel.parameters():
+                p.add_(p.grad, alpha=-MLP_LR)
+        tmodel.zero_grad()
+        return loss
+
+    x1 = x[:1].copy()
+    ws1 = [(w.copy(), b.copy()) for w, b in weights]  # the step above updates ``ws``
+    bufs1 = [np.empty((1, w.shape[0]), np.float32) for w, _ in ws1]
+
+    def np_infer():
+        h = x1
+        for i, (w, b) in enumerate(ws1):
+            np.matmul(h, w.T, out=bufs1[i])
+            bufs1[i] += b
+            if i + 1 < len(ws1):
+                np.maximum(bufs1[i], zero, out=bufs1[i])
+            h = bufs1[i]
+        return h.copy()  # the caller's own result, as a model call returns
+    imodel = _mlp_model(torch, _rng()).eval()
+    tx1 = torch.from_numpy(x1)
+
+    def torch_infer():
+        with torch.inference_mode():
+            return imodel(tx1)
+    return {"mlp_step_nn": (np_step, torch_step), "mlp_infer_b1": (np_infer, torch_infer)}
+
+
+def numpy_floor(rounds: int = 40) -> dict:
+    """The hand-written NumPy floor of ``mlp_step_nn`` and ``mlp_infer_b1`` against torch eager
+    (issue 17): ``{name: (numpy s, torch s)}``, thread time, best of ``rounds`` samples taken
+    in turn (``_floor_steps``)."""
+    import gc
+    out = {}
+    for name, pair in _floor_steps().items():
+        for f in pair:
+            f()
+            f()
+        t0 = time.thread_time()
+        pair[1]()
+        number = max(1, int(0.03 / max(time.thread_time() - t0, 1e-6)))
+        best = [float("inf")] * 2
+        gc.disable()
+        try:
+            for _ in range(rounds):
+                for k, f in enumerate(pair):
+                    t0 = time.thread_time()
+                    for _ in range(number):
+                        f()
+                    best[k] = min(best[k], (time.thread_time() - t0) / number)
+        finally:
+            gc.enable()
+        out[name] = tuple(best)
+    return out
+
+
 def main(argv=None) -> int:
     """``python -m bench.wl_compile [--only NAME] [--rounds N] [--eager] [--torch-compile]
     [--memory]``: the thread-time ratios of the issue-17 targets, or with ``--memory`` a step's
@@ -379,6 +493,8 @@ def main(argv=None) -> int:
     ap.add_argument("--torch-compile", action="store_true", help="add torch.compile")
     ap.add_argument("--memory", action="store_true", help="step memory (gpt_step by default)")
     ap.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--floor", action="store_true",
+                    help="hand-written NumPy mlp_step_nn / mlp_infer_b1 vs torch eager")
     args = ap.parse_args(argv)
     if args.memory_child:
         print(json.dumps(step_memory(args.memory_child[0], args.memory_child[1] == "1")))
@@ -399,6 +515,13 @@ def main(argv=None) -> int:
         torch.set_num_threads(threads)
     if threads != 1:
         print("# WARNING: thread time misses worker threads; set OPENBLAS_NUM_THREADS=1")
+    if args.floor:
+        print(f"# hand-written NumPy floor, thread time, best of {args.rounds}; load "
+              f"{os.getloadavg()[0]:.2f}")
+        for name, (a, b) in numpy_floor(args.rounds).items():
+            print(f"{name:<14} numpy/torch {a / b:5.2f}   numpy {a * 1e3:.4g} ms   torch "
+                  f"{b * 1e3:.4g} ms")
+        return 0
     cols = ("ember", "torch") + (("ember eager",) if args.eager else ()) + \
         (("torch.compile",) if args.torch_compile else ())
     print(f"# thread time, best of {args.rounds}; OPENBLAS_NUM_THREADS="
