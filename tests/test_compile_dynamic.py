@@ -233,3 +233,59 @@ def test_generated_code_is_kept_for_a_bounded_number_of_sizes(monkeypatch):
     cache = next(iter(_CACHE.values()))
     assert len(cache.instances) <= 3 and all(len(d[2].instances) <= 3 for d in cache.dynamic)
     assert _frames() == 2
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 3))
+
+
+def test_dynamic_true_makes_the_first_call_size_generic():
+    out = []
+    for compiled in (True, False):
+        ember.manual_seed(0)
+        m = _mlp()
+        f = ember.compile(m, dynamic=True) if compiled else m
+        g = ember.Generator().manual_seed(1)
+        res = []
+        for i, b in enumerate((4, 6, 9, 4, 17)):
+            x = ember.randn(b, 6, generator=g).requires_grad_()
+            y = f(x)
+            y.pow(2).sum().backward()
+            res.append((y.detach().numpy().copy(), x.grad.numpy().copy()))
+            if compiled and i == 0:  # the graph is generic after the first call
+                assert counters["stats"]["dynamic_graphs"] == 1 and _frames() == 1
+        out.append(res)
+    assert _frames() == 1 and counters["stats"]["unique_graphs"] == 1
+    assert counters["stats"]["dynamic_instances"] == 3  # sizes 6, 9 and 17
+    for (a, ga), (b, gb) in zip(*out):  # dropout's stream as eager's (the grown run drew)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-7)
+
+
+def test_dynamic_true_makes_every_dim_generic_where_the_function_allows():
+    f = ember.compile(lambda x, y: (x * 2).softmax(-1) + y, dynamic=True)
+    for shape in ((3, 5), (4, 9), (7, 2)):
+        x, y = ember.randn(*shape), ember.randn(shape[1])
+        np.testing.assert_allclose(f(x, y).numpy(), ((x * 2).softmax(-1) + y).numpy(),
+                                   rtol=1e-6)
+    assert _frames() == 1 and counters["stats"]["dynamic_graphs"] == 1
+
+
+def test_dynamic_true_on_batch_norm_in_training_acts_as_the_default():
+    # a second capture would update the running statistics: the graph stays static until a
+    # second size comes, as dynamic=None
+    got, got_bufs = _run(True, [4, 7, 9], dynamic=True)
+    assert _frames() == 2 and counters["stats"]["dynamic_graphs"] == 1
+    want, want_bufs = _run(False, [4, 7, 9])
+    for g, w in zip(got, want):
+        for a, b in zip(g, w):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(got_bufs, want_bufs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_dynamic_true_where_no_size_may_vary_stays_static():
+    f = ember.compile(lambda x: x.view(4, 6).sum(0), dynamic=True)  # a baked size
+    x = ember.randn(24)
+    np.testing.assert_allclose(f(x).numpy(), x.view(4, 6).sum(0).numpy(), rtol=1e-6)
+    assert counters["stats"]["dynamic_graphs"] == 0 and _frames() == 1

@@ -68,6 +68,19 @@ Dynamic shapes (``dynamic.py``, NOTE [ Dynamic compiled graphs ]): a second size
 dimension makes the graph size-generic for it (``dynamic=None``, PyTorch's automatic
 dynamic; ``mark_dynamic``; ``dynamic=False`` specialises every size).
 
+NOTE [ dynamic=True ]
+The first call's capture is followed at once by a second one at grown sizes
+(``_Compiled._grow``, as ``export`` checks its ``Dim``s): every dimension >= 2 of every tensor
+input grown, equal sizes by equal amounts (PyTorch's duck shaping: a later call where they
+differ recompiles), then, if the function raises or the two graphs differ in something sizes
+cannot explain, the leading dimension of each input only.  The two graphs make the
+``DynamicGraph`` that the automatic path makes at a second size; the second capture is not
+lowered, not counted as a frame, and its random draws are put back.  Only for a plain graph
+that can be re-run (``_rerunnable``: no in-place write, no batch/instance norm statistics, no
+embedding renormalisation; no training-step events, no BatchNorm counter): others wait for a
+second size as ``dynamic=None``.  A function with Python side effects outside ops that
+do not break the graph would run them once more at the first call.
+
 NOTE [ Regions around a break ]
 Without rewriting bytecode a frame cannot be resumed after a break, so a function that breaks
 is compiled at module granularity instead.  While the capture that hit the break runs, every

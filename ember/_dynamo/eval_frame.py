@@ -460,6 +460,24 @@ def _undoable(graph) -> bool:
     return True
 
 
+def _unlowered(*leaves):
+    raise RuntimeError("ember.compile: a graph captured only to be symbolized was run")
+
+
+def _rerunnable(graph) -> bool:
+    """Whether running the ops of ``graph`` again leaves nothing behind but random draws (put
+    back by the caller): no in-place write, no op that updates state inside (batch/instance
+    norm statistics, an embedding's ``max_norm`` renormalisation)."""
+    for n in graph.nodes:
+        if n.op != "call_function":
+            continue
+        name = getattr(n.target, "__name__", "")
+        if n.target is COPY_ or name.endswith("_") or "norm" in name and "layer" not in name \
+                and "group" not in name or "embedding" in name:
+            return False
+    return True
+
+
 def _program(cap, rec, recording):
     """Check the events a capture recorded and turn the graph into a program's graph (its
     output gains the tensors the events use); returns what ``_Program`` needs, or ``None``
@@ -864,7 +882,72 @@ class _Compiled:
         cache.entries[key] = entry
         if entry.run is not None and (self.dynamic is not False or _marked(leaves)):
             _make_dynamic(cache, key, entry, leaves, self.dynamic, self.compiler)
+            if self.dynamic is True and entry.dynamic is None:
+                self._grow(cache, key, entry, args, kwargs)
         return result
+
+    def _grow(self, cache, key, entry, args, kwargs) -> None:
+        """``dynamic=True``: make the first capture's graph size-generic now, by capturing
+        again with the inputs' dimensions grown (as ``export`` does for its ``Dim``s) and
+        symbolizing the two graphs (NOTE [ dynamic=True ]).  Only where running the function
+        again is invisible: a plain graph whose ops can be taken back (no in-place write, no
+        batch norm statistics, no training-step events); the random stream is put back."""
+        if isinstance(entry.run, _Program) or entry.side or entry.steps or \
+                not _rerunnable(entry.gm.graph):
+            return
+        flat, spec = flatten((args, kwargs))
+        tensors = [i for i, v in enumerate(flat) if isinstance(v, Tensor) and v.dim()]
+        if not tensors:
+            return
+        sizes = sorted({n for i in tensors for n in flat[i].shape if n >= 2})
+        # equal sizes grow equally and stay guarded equal (PyTorch's duck shaping: one symbol
+        # per distinct size); n // 2 changes too
+        grow = {n: 3 + 2 * j for j, n in enumerate(sizes)}
+        # every dimension first; where the function refuses that (a feature size a weight
+        # fixes), the leading (batch) dimension only
+        for lead_only in (False, True):
+            moved = list(flat)
+            for i in tensors:
+                t = flat[i]
+                static = getattr(t, "_dynamo_static_indices", set())
+                dims = [0] if lead_only else range(t.dim())
+                for d in dims:
+                    if t.shape[d] >= 2 and d not in static:
+                        moved[i] = _resized(moved[i], d, t.shape[d] + grow[t.shape[d]])
+                if moved[i] is not t:
+                    moved[i] = moved[i].requires_grad_(t.requires_grad)
+            if all(moved[i] is flat[i] for i in tensors):
+                continue
+            args2, kwargs2 = unflatten(moved, spec)
+            key2 = (self._token, self._guard_key(moved, len(args2), tuple(kwargs2)))
+            dims = _changed_dims(key, key2, flat, True)
+            if dims is None:
+                continue
+            rng, explained = _gen_state(), self.explained
+            try:
+                _, entry2 = self._capture(args2, kwargs2, moved, lower=False)
+            except Exception:  # noqa: BLE001 (the function refuses these sizes)
+                continue
+            finally:
+                _set_gen_state(rng)  # as if the second capture never drew
+                self.explained = explained
+            if entry2.run is None:
+                continue
+            try:
+                dg = DynamicGraph(entry.gm, entry2.gm, self.compiler, dims)
+            except NotDynamic as e:
+                if _log_on("dynamic"):
+                    print(f"[ember.compile] dynamic=True: sizes stay static: {e}",
+                          file=sys.stderr)
+                continue
+            cache.dynamic.append((_general_key(key, dims), dims, dg, entry))
+            entry.dynamic = dg
+            counters["stats"]["dynamic_graphs"] += 1
+            if _log_on("dynamic") or _log_on("recompiles"):
+                shown = {i: sorted(ds) for i, ds in dims.items()}
+                print(f"[ember.compile] dynamic=True: dims {shown} (input: dims) are dynamic",
+                      file=sys.stderr)
+            return
 
     def _run(self, entry, args, kwargs, leaves):
         """Run an entry whose guards hold."""
@@ -930,8 +1013,9 @@ class _Compiled:
                 routes[id(callee)] = region
         return routes, pieces
 
-    def _capture(self, args, kwargs, leaves):
-        """Run ``fn`` for real under the recorder; build the entry the next calls replay."""
+    def _capture(self, args, kwargs, leaves, lower: bool = True):
+        """Run ``fn`` for real under the recorder; build the entry the next calls replay
+        (``lower=False``: the graph only, not handed to the backend)."""
         t0 = time.perf_counter()
         allmods, owned, cells, plain, objects = self._disc = _discover(self.fn)
         objects = objects + [v for v in leaves if isinstance(v, Optimizer) or
@@ -1020,8 +1104,8 @@ class _Compiled:
                         "attribute or global), which a compiled replay would not")
                 break
         program = _program(cap, rec, recording) if not cap.breaks else None
-        counters["frames"]["total"] += 1
-        for b in cap.breaks:
+        counters["frames"]["total"] += lower  # a dynamic=True second capture is no frame
+        for b in cap.breaks if lower else ():
             counters["graph_break"][b.reason] += 1
         if cap.breaks:
             entry.run = None
@@ -1037,6 +1121,9 @@ class _Compiled:
                     d, k = owners[id(t)]
                     entry.owned.append((d, k, t, t._data.shape, t._requires_grad))
             gm = entry.gm = recording.graph_module()
+            if not lower:
+                entry.run = _unlowered
+                return recording.result, entry
             counters["frames"]["ok"] += 1
             counters["stats"]["unique_graphs"] += 1
             counters["stats"]["calls_captured"] += sum(1 for n in gm.graph.nodes
@@ -1052,6 +1139,13 @@ class _Compiled:
         entry.compile_time = time.perf_counter() - t0
         self.explained = entry
         return recording.result, entry
+
+
+def _resized(t, dim: int, n: int):
+    """``t`` with ``n`` entries along ``dim`` (its own entries, repeated)."""
+    from .. import arange
+    idx = arange(n) % t.shape[dim]
+    return t.detach().index_select(dim, idx)
 
 
 def _marked(leaves) -> bool:

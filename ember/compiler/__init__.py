@@ -20,7 +20,8 @@ def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="induc
     The first call with new guards runs eagerly while its ops are captured; later calls run
     the compiled graph (see ``ember/_dynamo/__init__.py``).  ``dynamic``: ``None`` makes a
     dimension dynamic when a second size arrives, ``False`` specialises every size, ``True``
-    as ``None`` (NOTE [ Dynamic compiled graphs ]).  ``mode``/``options`` are checked as
+    makes the first call's graph size-generic where running it again at grown sizes leaves
+    nothing behind, else as ``None`` (NOTE [ Dynamic compiled graphs ], [ dynamic=True ]).  ``mode``/``options`` are checked as
     PyTorch checks them and otherwise ignored.
     """
     if mode is not None and options is not None:
