@@ -556,3 +556,26 @@ def test_conv_bn_train_forward_and_gradients_match_torch_over_shapes(cin, cout, 
     # ember's observers keep float32 statistics where a .double() torch module keeps float64
     _assert_state_equal(t.state_dict(), e.state_dict(), rtol=1e-5, atol=1e-6,
                         check_dtype=not f64)
+
+
+def test_conv_bn_version_1_checkpoint_loads_as_torch():
+    """A version-1 ConvBn2d state dict (BN entries as gamma/beta/... on the module) loads
+    into the bn child, in torch and ember alike."""
+    loaded = []
+    for m in (torch, ember):
+        qc = m.ao.quantization.get_default_qat_qconfig("x86")
+        src = m.ao.nn.intrinsic.qat.ConvBn2d(2, 3, 3, qconfig=qc)
+        sd = src.state_dict()
+        for new, old in (("bn.weight", "gamma"), ("bn.bias", "beta"),
+                         ("bn.running_mean", "running_mean"), ("bn.running_var", "running_var"),
+                         ("bn.num_batches_tracked", "num_batches_tracked")):
+            sd[old] = sd.pop(new) + 1 if new != "bn.num_batches_tracked" else sd.pop(new)
+        sd._metadata[""]["version"] = 1
+        dst = m.ao.nn.intrinsic.qat.ConvBn2d(2, 3, 3, qconfig=qc)
+        dst.load_state_dict(sd, strict=True)
+        loaded.append(_np(dst.bn.running_var) - _np(src.bn.running_var))
+        del sd["gamma"]
+        with pytest.raises(RuntimeError, match="bn.weight"):
+            dst.load_state_dict(sd, strict=True)
+    for diff in loaded:
+        np.testing.assert_allclose(diff, 1.0)

@@ -53,6 +53,9 @@ class ConvReLU3d(_QATConv3d):
 
 
 _BN = {1: _BatchNorm1d, 2: _BatchNorm2d, 3: _BatchNorm3d}
+# ConvBn*d's version-1 state-dict names of its BN's entries
+_V1_NAMES = {"bn.weight": "gamma", "bn.bias": "beta", "bn.running_mean": "running_mean",
+             "bn.running_var": "running_var", "bn.num_batches_tracked": "num_batches_tracked"}
 
 
 class _ConvBnNd:
@@ -184,6 +187,19 @@ class _ConvBnNd:
     def _folded_weight_bias(self):
         """The conv weight and bias with the BN's running statistics folded in."""
         return fold_conv_bn(self, self.bn)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        """Version-1 checkpoints (``gamma``, ``beta``, ``running_mean`` ... on the module
+        itself) load as the ``bn.*`` keys of version 2, as PyTorch's."""
+        if local_metadata.get("version", None) in (None, 1):
+            for new, old in _V1_NAMES.items():
+                if prefix + old in state_dict:
+                    state_dict[prefix + new] = state_dict.pop(prefix + old)
+                elif prefix + new not in state_dict and strict:
+                    missing_keys.append(prefix + new)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
