@@ -470,3 +470,14 @@ def test_relu_grad_into_equals_the_formula_bit_for_bit(dt, inplace):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got.view(f"i{got.itemsize}"),
                                       want.view(f"i{want.itemsize}"))
+
+
+@pytest.mark.parametrize("n", [0, 1, 12, 13, 14, 1000])
+@pytest.mark.parametrize("dt", ["float16", "float32", "float64"])
+def test_the_traced_incoming_gradient_is_the_elementwise_pattern(n, dt):
+    # the tiled 13 values are the float64 formula's, element by element, after the cast
+    from ember._functorch.aot_autograd import _probe
+    want = ((np.arange(n) % 13) * 0.37 - 2.1).astype(dt)
+    got = _probe(n, np.dtype(dt))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))

@@ -79,6 +79,14 @@ def _saved(c) -> None:
         c._to_save = None
 
 
+def _probe(size: int, dt):
+    """``((i % 13) * 0.37 - 2.1)`` for ``i < size`` in dtype ``dt``: the incoming gradient a
+    backward formula is traced with (``_lower``).  The 13 values are computed once and tiled:
+    the same numbers as the float64 arithmetic over every element, which took a third of
+    GPT-mini's compile time (~70 of 220 ms)."""
+    return np.tile((np.arange(13) * 0.37 - 2.1).astype(dt), -(-size // 13))[:size]
+
+
 def _acc(a, b):
     """``a + b`` for gradients, either of which may be absent."""
     if b is None:
@@ -756,8 +764,7 @@ class CompiledRegion:
         # a random incoming gradient, so that a value computed from it outside ops is never
         # mistaken for a constant
         shape, dt = val._data.shape, val._data.dtype
-        g = _make(xp.asarray(((np.arange(val._data.size) % 13) * 0.37 - 2.1).astype(dt)
-                             .reshape(shape)))
+        g = _make(xp.asarray(_probe(val._data.size, dt).reshape(shape)))
         gvar = f"g_{n.name}"
         rec.graph.placeholder(gvar).meta["val"] = g
         rec.bind(g, list(rec.graph.nodes)[-1])
