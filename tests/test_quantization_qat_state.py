@@ -501,6 +501,10 @@ def test_each_qat_class_state_dict_matches_torch(ns, name, args, bias):
             obj = mod(*args, bias=bias, qconfig=q.get_default_qat_qconfig("x86"))
         sds.append(obj.state_dict())
     tsd, esd = sds
+    # fused QAT modules are fused modules, as torch's; the plain QAT ones are not
+    assert isinstance(obj, ember.ao.nn.intrinsic._FusedModule) == \
+        issubclass(getattr(torch.ao.nn.intrinsic.qat if ns == "intrinsic" else torch.ao.nn.qat,
+                           name), torch.ao.nn.intrinsic._FusedModule)
     assert [(k, tuple(v.shape), str(v.dtype).split(".")[-1]) for k, v in esd.items()] == \
         [(k, tuple(v.shape), str(v.dtype).split(".")[-1]) for k, v in tsd.items()]
     assert {k: v.get("version") for k, v in esd._metadata.items()} == \

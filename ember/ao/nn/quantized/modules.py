@@ -238,8 +238,10 @@ class _QuantizedWeighted(Module):
 
 
 def _is_fused(mod) -> bool:
+    """A float fused Sequential (conv, relu ...); QAT fused modules are fused modules too (as
+    PyTorch's) but are the conv / linear themselves."""
     from ..intrinsic import _FusedModule
-    return isinstance(mod, _FusedModule)
+    return isinstance(mod, _FusedModule) and not hasattr(mod, "weight_fake_quant")
 
 
 class Linear(_QuantizedWeighted):

@@ -24,28 +24,28 @@ __all__ = ["LinearReLU", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "ConvBn1d", "
            "freeze_bn_stats", "update_bn_stats"]
 
 
-class LinearReLU(_QATLinear):
+class LinearReLU(_QATLinear, _nni._FusedModule):
     """QAT ``relu(linear(x))``."""
 
     def forward(self, input):
         return relu(super().forward(input))
 
 
-class ConvReLU1d(_QATConv1d):
+class ConvReLU1d(_QATConv1d, _nni._FusedModule):
     """QAT ``relu(conv1d(x))``."""
 
     def forward(self, input):
         return relu(super().forward(input))
 
 
-class ConvReLU2d(_QATConv2d):
+class ConvReLU2d(_QATConv2d, _nni._FusedModule):
     """QAT ``relu(conv2d(x))``."""
 
     def forward(self, input):
         return relu(super().forward(input))
 
 
-class ConvReLU3d(_QATConv3d):
+class ConvReLU3d(_QATConv3d, _nni._FusedModule):
     """QAT ``relu(conv3d(x))``."""
 
     def forward(self, input):
@@ -266,7 +266,7 @@ def fold_conv_bn(conv, bn):
 _FLOAT_CONV = {1: _Conv1d, 2: _Conv2d, 3: _Conv3d}
 
 
-class ConvBn1d(_ConvBnNd, _Conv1d):
+class ConvBn1d(_ConvBnNd, _Conv1d, _nni._FusedModule):
     """``torch.ao.nn.intrinsic.qat.ConvBn1d``."""
     _FLOAT_MODULE = _nni.ConvBn1d
 
@@ -277,7 +277,7 @@ class ConvBnReLU1d(ConvBn1d):
     _RELU = True
 
 
-class ConvBn2d(_ConvBnNd, _Conv2d):
+class ConvBn2d(_ConvBnNd, _Conv2d, _nni._FusedModule):
     """``torch.ao.nn.intrinsic.qat.ConvBn2d``."""
     _FLOAT_MODULE = _nni.ConvBn2d
 
@@ -288,7 +288,7 @@ class ConvBnReLU2d(ConvBn2d):
     _RELU = True
 
 
-class ConvBn3d(_ConvBnNd, _Conv3d):
+class ConvBn3d(_ConvBnNd, _Conv3d, _nni._FusedModule):
     """``torch.ao.nn.intrinsic.qat.ConvBn3d``."""
     _FLOAT_MODULE = _nni.ConvBn3d
 
@@ -299,7 +299,7 @@ class ConvBnReLU3d(ConvBn3d):
     _RELU = True
 
 
-class LinearBn1d(_QATLinear):
+class LinearBn1d(_QATLinear, _nni._FusedModule):
     """``torch.ao.nn.intrinsic.qat.LinearBn1d``: Linear + BatchNorm1d for QAT, the weight
     scaled by ``gamma / std`` and fake-quantized, the output un-scaled, biased and
     batch-normalised (keys ``weight``, ``bias``, ``bn.*``, ``weight_fake_quant.*``)."""
