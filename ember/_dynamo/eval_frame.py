@@ -1073,13 +1073,14 @@ class _Compiled:
             else:
                 cap.brk("a parameter or buffer was modified outside ops (optimizer.step() or "
                         "a write to .data)")
-        for name in recording.fresh_constants:
-            t = recording.constants[name]
-            if isinstance(t, Tensor) and not _uniform(t):
-                cap.brk(f"a tensor of shape {tuple(t.shape)} computed outside ops: its values "
-                        "would be baked into the graph")
         grads += [t._grad for t in known if t._grad is not None]  # backward's, too
         grad_ids = {id(g) for g in grads} | {id(g._data) for g in grads}
+        for name in recording.fresh_constants:
+            t = recording.constants[name]
+            if isinstance(t, Tensor) and not _uniform(t) and id(t) not in grad_ids and \
+                    id(t._data) not in grad_ids:  # a .grad read is its own break, below
+                cap.brk(f"a tensor of shape {tuple(t.shape)} computed outside ops: its values "
+                        "would be baked into the graph")
         for name, t in recording.constants.items():
             if isinstance(t, Tensor) and (id(t) in grad_ids or id(t._data) in grad_ids):
                 cap.brk("a parameter's .grad read or written by ops inside the function")
