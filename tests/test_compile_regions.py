@@ -7,7 +7,7 @@ import pytest
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
-from ember._dynamo import eval_frame, exc
+from ember._dynamo import eval_frame, exc, optim_step
 from ember._dynamo.utils import counters
 
 
@@ -83,7 +83,7 @@ def _region_runs(f, model):
 
 
 @pytest.mark.parametrize("kind", list(BREAKS))
-def test_a_step_that_breaks_compiles_the_model_around_it(kind, capsys):
+def test_a_step_that_breaks_compiles_the_model_around_it(kind, capsys, monkeypatch):
     got = _run(kind, True)
     assert counters["graph_break"], "the step was expected to break"
     want = _run(kind, False)
@@ -95,10 +95,18 @@ def test_a_step_that_breaks_compiles_the_model_around_it(kind, capsys):
     assert counters["stats"]["regions"] == 1
     graphs = counters["stats"]["unique_graphs"]
     runs = _region_runs(f, model)
+    steps = [0]
+    orig = optim_step.CompiledStep.__call__
+
+    def counted(self, closure=None):
+        steps[0] += 1
+        return orig(self, closure)
+    monkeypatch.setattr(optim_step.CompiledStep, "__call__", counted)
     x, y = ember.randn(12, 6), ember.randint(0, 3, (12,))
     for _ in range(3):
         f(x, y)
     assert runs[0] == 3 and counters["stats"]["unique_graphs"] == graphs  # reused, no capture
+    assert steps[0] == 3  # opt.step() ran the generated update
 
 
 def test_data_dependent_shape_outside_the_model():
@@ -187,3 +195,31 @@ def test_a_compiled_function_called_by_a_broken_one_is_a_piece(capsys):
     report = ember.compiler.explain(outer)(x)
     assert report.graph_count == 1 and report.ops_per_graph == [["addmm", "relu"]]
     assert counters["stats"]["unique_graphs"] == 1  # inner's own graph, compiled once
+
+
+@pytest.mark.parametrize("name", ["lenet", "gpt", "lstm"])
+def test_clipped_steps_of_larger_models_equal_eager(name):
+    from test_compile import _data
+    from test_compile_step import MODELS
+    out = []
+    for compiled in (True, False):
+        ember.manual_seed(0)
+        model = MODELS[name]()
+        opt = ember.optim.Adam(model.parameters(), lr=1e-2)
+        x, y = _data(name)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            opt.step()
+            return loss
+        f = ember.compile(step) if compiled else step
+        losses = [float(f(x, y)) for _ in range(6)]
+        out.append((losses, [t.detach().numpy().copy() for t in
+                             (*model.parameters(), *model.buffers())]))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-5)
+    for a, b in zip(out[0][1], out[1][1]):  # batch norm statistics too
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert counters["stats"]["regions"] == 1 and counters["frames"]["ok"] == 1
