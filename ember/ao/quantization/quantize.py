@@ -102,7 +102,8 @@ def get_default_static_quant_module_mappings() -> dict:
             nniqat.ConvBn1d: nnq.Conv1d, nniqat.ConvBnReLU1d: nniq.ConvReLU1d,
             nnqat.Conv3d: nnq.Conv3d, nniqat.ConvReLU3d: nniq.ConvReLU3d,
             nniqat.ConvBn3d: nnq.Conv3d, nniqat.ConvBnReLU3d: nniq.ConvReLU3d,
-            nniqat.LinearBn1d: nnq.Linear, _nn.Embedding: nnq.Embedding, _nn.EmbeddingBag: nnq.EmbeddingBag}
+            nniqat.LinearBn1d: nnq.Linear, _nn.Embedding: nnq.Embedding,
+            _nn.EmbeddingBag: nnq.EmbeddingBag}
 
 
 def get_default_qat_module_mappings() -> dict:

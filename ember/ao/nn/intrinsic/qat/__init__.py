@@ -1,6 +1,9 @@
 """Fused modules for quantization-aware training (``torch.ao.nn.intrinsic.qat``): the float
 computation with the weight fake-quantized; conv + bn simulates the BN folding that
-``convert`` will do, as PyTorch's ``_ConvBnNd`` does."""
+``convert`` will do, as PyTorch's ``_ConvBnNd`` does.  As PyTorch's, each is the float
+conv / linear itself (a subclass, and a ``_FusedModule``) with the children ``bn`` and
+``weight_fake_quant``, so its state-dict keys are ``weight``, ``bias``, ``bn.*``,
+``weight_fake_quant.*`` in PyTorch's order and checkpoints load either way."""
 from __future__ import annotations
 
 import math
