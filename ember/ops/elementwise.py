@@ -135,7 +135,9 @@ def _unary_function(cls, doc: str, checked: bool = False):
     name = cls.__name__.lower()
     if checked:
         def fn(input, *, out=None) -> Tensor:
-            return _out(cls.apply(need_tensor(input, name, wrap_arrays=True)), out)
+            if not isinstance(input, Tensor):  # (two calls fewer on the hot path)
+                input = need_tensor(input, name, wrap_arrays=True)
+            return cls.apply(input) if out is None else _out(cls.apply(input), out)
     else:
         def fn(input, *, out=None) -> Tensor:
             return cls.apply(input) if out is None else _out(cls.apply(input), out)
@@ -915,14 +917,18 @@ class _Unary(Function):
 
     @staticmethod
     def forward(ctx, a):
-        if ctx.xp is None:
+        xp = ctx.xp
+        if xp is None:
             raise TypeError(f"{ctx.name()[:-9].lower()}(): argument 'input' (position 1) must "
                             f"be Tensor, not {type(a).__name__}")
-        if a.dtype.kind != "f":
-            a = cast(a, float_dtype(a.dtype))
-        xp = ctx.xp
-        # half precision computes in float32 and rounds once, as PyTorch's CPU kernels do
-        x = a if a.dtype.itemsize > 2 else a.astype("float32")
+        x = a
+        dt = a.dtype
+        if dt.kind != "f" or dt.itemsize == 2:  # (one test on the float32/float64 hot path)
+            if dt.kind != "f":
+                a = x = cast(a, float_dtype(dt))
+            # half precision computes in float32 and rounds once, as PyTorch's CPU kernels do
+            if a.dtype.itemsize == 2:
+                x = a.astype("float32")
         try:
             y = ctx.fn(xp, x)
         except _FP_ERRORS:
@@ -1175,7 +1181,9 @@ class _SigmoidGrad(Function):
 
 def relu(input) -> Tensor:
     """``max(input, 0)``."""
-    return Relu.apply(need_tensor(input, "relu", wrap_arrays=True))
+    if not isinstance(input, Tensor):
+        input = need_tensor(input, "relu", wrap_arrays=True)
+    return Relu.apply(input)
 
 
 class Logit(Function):
