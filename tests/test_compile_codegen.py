@@ -481,3 +481,33 @@ def test_the_traced_incoming_gradient_is_the_elementwise_pattern(n, dt):
     got = _probe(n, np.dtype(dt))
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+def test_a_new_dynamic_size_reuses_the_generated_code_objects():
+    # the instance of a dynamic graph at a new size generates the same source (sizes are
+    # globals): Python's compiler runs once per distinct source; numbers stay eager's
+    from ember._functorch import aot_autograd as aa
+    rng = np.random.default_rng(21)
+    xa, pa = _mlp_arrays(rng, batch=9)
+    params = _tensors(ember, pa, "float64")
+    f = ember.compile(lambda x, *ps: _mlp(ember, x, ps).sum())
+    seen = []
+    for b in (9, 7, 5, 6, 8):
+        x = ember.tensor(xa[:b].copy())
+        got = f(x, *params)
+        got.backward()
+        gs = [p.grad.numpy().copy() for p in params]
+        for p in params:
+            p.grad = None
+        want = _mlp(ember, x, params).sum()
+        want.backward()
+        np.testing.assert_allclose(got.item(), want.item(), rtol=1e-12)
+        for g, p in zip(gs, params):
+            np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-12, atol=1e-12)
+            p.grad = None
+        seen.append(list(aa._CODE.values()))  # held: a freed object's id could be reused
+    # sizes 5, 6, 8 are instances of the dynamic graph made at 7: no new code objects
+    assert len(seen[2]) >= 2  # a forward and a backward
+    for later in seen[3:]:
+        assert len(later) == len(seen[2])
+        assert all(a is b for a, b in zip(later, seen[2]))
