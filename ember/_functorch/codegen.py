@@ -15,11 +15,15 @@ this module spells the same computation as NumPy calls that take an ``out=`` arr
   linear's bias add and a following ``relu`` run in place on the product;
 - a value that escapes (returned, saved for backward, read by an op that may keep it or view
   it) is computed into a fresh array, as eager does: it can never alias a reused buffer; a
-  large one comes from the workspace (NOTE [ Workspace ]), as eager's products do;
+  large one comes from the workspace (NOTE [ Workspace ]), as eager's products do; an
+  escaping elementwise result whose input is a value only it reads writes over that input,
+  which is then made fresh instead of planned (linear + relu saved for backward: one array
+  written and read while hot, not a planned buffer and a fresh one);
 - in the backward (``aot_autograd._formula_lines``) an elementwise op writes into a gradient or
   temporary it reads for the last time when that backward made the array and nothing else
   refers to it (never the caller's incoming gradient, a view, or an array two gradients
-  share): relu's mask-multiply runs in place on the product's gradient.
+  share): relu's mask-multiply runs in place on the product's gradient, with the mask made
+  as 1.0/0.0 in the gradient's dtype (``relu_grad_into``: the same bits, no casting loop).
 
 Each lowering computes bit for bit what the op's ``forward`` computes: the same ufunc on the
 same operands, only with ``out=``; an op is lowered only where its operands are float32 or
