@@ -223,3 +223,16 @@ def test_clipped_steps_of_larger_models_equal_eager(name):
     for a, b in zip(out[0][1], out[1][1]):  # batch norm statistics too
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert counters["stats"]["regions"] == 1 and counters["frames"]["ok"] == 1
+
+
+def test_routing_is_installed_once_and_reset_removes_it(capsys):
+    impl = nn.Module.__dict__["__call__"]
+    _run("print", True, steps=3)
+    assert nn.Module.__dict__["__call__"] is eval_frame._route_call
+    assert eval_frame._routed_modules.table is None  # no routes outside a broken call
+    m = nn.Linear(2, 2)
+    x = ember.randn(3, 2)
+    np.testing.assert_allclose(m(x).detach().numpy(), (x @ m.weight.T + m.bias).detach().numpy(),
+                               rtol=1e-6)
+    ember.compiler.reset()
+    assert nn.Module.__dict__["__call__"] is impl
