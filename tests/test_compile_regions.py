@@ -236,3 +236,10 @@ def test_routing_is_installed_once_and_reset_removes_it(capsys):
                                rtol=1e-6)
     ember.compiler.reset()
     assert nn.Module.__dict__["__call__"] is impl
+
+
+def test_the_breaks_log_names_the_pieces(monkeypatch, capsys):
+    monkeypatch.setenv("EMBER_LOGS", "breaks")
+    _run("print", True, steps=1)
+    err = capsys.readouterr().err
+    assert "graph break: print()" in err and "compiled around the breaks: Sequential" in err

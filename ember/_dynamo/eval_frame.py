@@ -1118,6 +1118,9 @@ class _Compiled:
                 for b in cap.breaks:
                     print(f"[ember.compile] graph break: {b!r}; the function runs eagerly",
                           file=sys.stderr)
+                if entry.pieces:
+                    print("[ember.compile] compiled around the breaks: " +
+                          ", ".join(_callee_name(c) for c, _ in entry.pieces), file=sys.stderr)
         else:
             for name, t in recording.constants.items():
                 if isinstance(t, Tensor) and id(t) in owners:
