@@ -516,3 +516,96 @@ def test_relu_grad_passes_nan_inputs_compiled():
         assert "_relu_grad(" in src
     finally:
         ember.compiler.reset()
+
+
+# ---- the forward's lean saving and edges (function.py) ---------------------------------------
+
+def _modified_error(lib, case):
+    """The RuntimeError of a backward through a saved tensor changed in place, or None."""
+    x = lib.ones(3, requires_grad=True)
+    if case == "input":            # a saved non-leaf input
+        y = x * 1.0
+        z = y * y
+        y.add_(1)
+    elif case == "view_of_input":  # a view saved; its base changed in place
+        y = x * 1.0
+        v = y[:2]
+        z = v * v
+        y.add_(1)
+    elif case == "output":         # exp saves its result
+        z = (x * 1.0).exp()
+        z.mul_(2)
+    else:                          # a leaf saved (mul by it), the leaf changed under no_grad
+        w = lib.ones(3, requires_grad=True)
+        z = x * w
+        with lib.no_grad():
+            w.add_(1)
+    try:
+        z.sum().backward()
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+@pytest.mark.parametrize("case", ["input", "view_of_input", "output", "leaf"])
+def test_saved_tensor_version_checks_match_torch(case):
+    """Saved inputs (leaves, views) and outputs keep their version: in-place changes fail."""
+    me, mt = _modified_error(ember, case), _modified_error(torch, case)
+    assert me is not None and mt is not None
+    pat = r"modified by an inplace operation: \[.*\[(\d+)\]\].* is at version (\d+); expected " \
+          r"version (\d+) instead"
+    assert re.search(pat, me).groups() == re.search(pat, mt).groups()
+
+
+def test_saved_tensors_hooks_and_inference_tensors_still_apply():
+    """The lean saving still hands saved tensors to saved_tensors_hooks, and refuses an
+    inference tensor with PyTorch's error."""
+    packed = []
+    x = ember.ones(3, requires_grad=True)
+    with ember.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t,
+                                                  lambda t: t):
+        y = (x * 2.0).tanh()
+    assert len(packed) == 1  # tanh's result
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (1 - np.tanh(2.0) ** 2), rtol=1e-6)
+    with ember.inference_mode():
+        c = ember.ones(3)
+    with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
+        x * c
+
+
+def test_a_leaf_used_twice_has_one_accumulate_grad():
+    """Both edges to a leaf are its one cached AccumulateGrad node, as in PyTorch."""
+    for lib in (ember, torch):
+        x = lib.ones(3, requires_grad=True)
+        y, z = x * 2.0, x.exp()
+        assert y.grad_fn.next_functions[0][0] is z.grad_fn.next_functions[0][0]
+        (y + z).sum().backward()
+        np.testing.assert_allclose(np.asarray(x.grad.detach().numpy(), float),
+                                   2 + np.e, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int8", "bool", "float16", "bfloat16", "float64"])
+@pytest.mark.parametrize("name", ["exp", "tanh", "sigmoid", "sqrt"])
+def test_unary_dtypes_match_torch(name, dtype):
+    """_Unary's one dtype test: ints and bool compute in the default float dtype, half
+    precision in float32 rounded once, as PyTorch."""
+    a = np.array([0, 1, 3, 2, 1])
+    xe = ember.tensor(a).to(getattr(ember, dtype))
+    xt = torch.tensor(a).to(getattr(torch, dtype))
+    re_, rt = getattr(xe, name)(), getattr(xt, name)()
+    out = str(rt.dtype).split(".")[1]
+    assert str(re_.dtype).split(".")[1] == out
+    _close(re_, rt, out)  # (float32 exp may differ from torch's in the last bit)
+
+
+def test_checked_unary_functions_take_arrays_and_refuse_others():
+    a = np.array([1.0, -2.0])
+    np.testing.assert_array_equal(ember.neg(a).numpy(), -a)
+    np.testing.assert_array_equal(ember.relu(a).numpy(), np.maximum(a, 0))
+    for fn in ("neg", "abs", "relu"):
+        with pytest.raises(TypeError) as ee:
+            getattr(ember, fn)("x")
+        with pytest.raises(TypeError) as et:
+            getattr(torch, fn)("x")
+        assert str(ee.value) == str(et.value)
