@@ -126,14 +126,14 @@ def _x(case, seed=1):
     return np.random.default_rng(seed).standard_normal(CASES[case][2]).astype(np.float32)
 
 
-def _assert_state_equal(tsd, esd, rtol=0.0, atol=0.0, check_dtype=True):
+def _assert_state_equal(tsd, esd, rtol=0.0, atol=0.0):
     assert list(esd) == list(tsd)
     # torch reads old layouts by each module's saved version (observers at 3, conv-bn at 2)
     assert {k: v.get("version") for k, v in esd._metadata.items()} == \
         {k: v.get("version") for k, v in tsd._metadata.items()}
     for k in tsd:
         a, b = _np(tsd[k]), _np(esd[k])
-        assert a.shape == b.shape and (a.dtype == b.dtype or not check_dtype), k
+        assert a.shape == b.shape and a.dtype == b.dtype, k
         np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, err_msg=k)
 
 
@@ -538,14 +538,6 @@ def test_conv_bn_train_forward_and_gradients_match_torch_over_shapes(cin, cout, 
         with torch.no_grad():
             t.bias.uniform_(-0.5, 0.5)
     e.load_state_dict(_to_ember(t.state_dict()))
-    if f64:
-        # observing, the weight's largest element sits on the fake quant's range boundary
-        # (w / scale = 127.5) and its side follows the scale's last bit, which torch
-        # computes from float64 statistics and ember's observers from float32 ones: in
-        # float64 the weight is fake-quantized with fixed qparams instead
-        for mod in (t, e):
-            mod.weight_fake_quant.disable_observer()
-            mod.weight_fake_quant.scale.fill_(0.05)
     x = np.random.default_rng(n * hw).standard_normal((n, cin, hw, hw)).astype(dtype)
     tx = torch.from_numpy(x.copy()).requires_grad_()
     ex = ember.from_numpy(x.copy()).requires_grad_()
@@ -557,9 +549,10 @@ def test_conv_bn_train_forward_and_gradients_match_torch_over_shapes(cin, cout, 
     for a, b in ((ex.grad, tx.grad), (e.weight.grad, t.weight.grad),
                  (e.bn.weight.grad, t.bn.weight.grad), (e.bn.bias.grad, t.bn.bias.grad)):
         np.testing.assert_allclose(_np(a), _np(b), rtol=1e-3, atol=1e-3)
-    # ember's observers keep float32 statistics where a .double() torch module keeps float64
-    _assert_state_equal(t.state_dict(), e.state_dict(), rtol=1e-5, atol=1e-6,
-                        check_dtype=not f64)
+    # a .double() module's observers keep float64 statistics and scales, as torch's: the
+    # weight's largest element sits on the range boundary (w / scale = 127.5), and the side
+    # it rounds to (its gradient passes or not) follows the scale's last bit
+    _assert_state_equal(t.state_dict(), e.state_dict(), rtol=1e-5, atol=1e-6)
 
 
 def test_conv_bn_version_1_checkpoint_loads_as_torch():
@@ -583,3 +576,32 @@ def test_conv_bn_version_1_checkpoint_loads_as_torch():
             dst.load_state_dict(sd, strict=True)
     for diff in loaded:
         np.testing.assert_allclose(diff, 1.0)
+
+
+_OBSERVERS = {
+    "MinMaxObserver": {},
+    "MovingAverageMinMaxObserver": {},
+    "PerChannelMinMaxObserver": {"qscheme": "per_channel_symmetric", "dtype": "qint8"},
+    "MovingAveragePerChannelMinMaxObserver": {"qscheme": "per_channel_affine"},
+}
+
+
+@pytest.mark.parametrize("name", list(_OBSERVERS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_observer_statistics_follow_their_buffers_dtype_as_torch(name, dtype):
+    """A ``.double()`` observer keeps float64 statistics and answers float64 scales (a float32
+    one casts what it sees to float32), bit for bit as torch's."""
+    rng = np.random.default_rng(10)
+    xs = [rng.standard_normal((3, 7)).astype(dtype) for _ in range(3)]
+    res = []
+    for m in (torch, ember):
+        kw = {k: getattr(m, v) for k, v in _OBSERVERS[name].items()}
+        obs = getattr(m.ao.quantization, name)(**kw)
+        obs = obs.double() if dtype == "float64" else obs
+        for x in xs:
+            obs(m.from_numpy(x.copy()))
+        scale, zp = obs.calculate_qparams()
+        res.append((_np(obs.min_val), _np(obs.max_val), _np(scale), _np(zp)))
+    for a, b in zip(*res):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(b, a)

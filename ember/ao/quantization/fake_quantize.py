@@ -86,7 +86,7 @@ class FakeQuantize(FakeQuantizeBase):
         if self.observer_enabled._data[0] == 1:
             self.activation_post_process(X.detach())
             s, z = self._forward_qparams()
-            self.scale._data = s._data.astype(np.float32)
+            self.scale._data = s._data.astype(self.scale._data.dtype)
             self.zero_point._data = z._data.astype(self.zero_point._data.dtype)
         if self.fake_quant_enabled._data[0] == 1:
             if self.is_per_channel:

@@ -131,9 +131,11 @@ class UniformQuantizationObserverBase(ObserverBase):
             quant_min, quant_max, self.has_customized_qrange, dtype, reduce_range)
 
     def _calculate_qparams(self, min_val: np.ndarray, max_val: np.ndarray):
-        """Scale (float32) and zero point (int64) tensors of shape (1,) or (channels,)."""
-        min_val = np.asarray(min_val, np.float32)
-        max_val = np.asarray(max_val, np.float32)
+        """Scale (float32; float64 for float64 statistics, as PyTorch's arithmetic in the
+        buffers' dtype) and zero point (int64) tensors of shape (1,) or (channels,)."""
+        dt = np.float64 if np.asarray(min_val).dtype == np.float64 else np.float32
+        min_val = np.asarray(min_val, dt)
+        max_val = np.asarray(max_val, dt)
         if min_val.size == 0 or max_val.size == 0 or \
                 (min_val.size == 1 and min_val.item() == np.inf and max_val.item() == -np.inf):
             warnings.warn("must run observer before calling calculate_qparams. Returning "
@@ -142,23 +144,24 @@ class UniformQuantizationObserverBase(ObserverBase):
         if np.any(min_val > max_val):
             raise AssertionError(f"min {min_val} should be less than max {max_val}")
         qmin, qmax = self.quant_min, self.quant_max
-        lo = np.minimum(min_val, np.float32(0))
-        hi = np.maximum(max_val, np.float32(0))
+        lo = np.minimum(min_val, dt(0))
+        hi = np.maximum(max_val, dt(0))
         eps = self.eps._data
         zp = np.zeros(lo.shape, np.int64)
         if self.qscheme in (per_tensor_symmetric, per_channel_symmetric):
             hi = np.maximum(-lo, hi)
-            scale = np.maximum(hi / np.float32((qmax - qmin) / 2), eps).astype(np.float32)
+            scale = np.maximum(hi / dt((qmax - qmin) / 2), eps).astype(dt)
             if self.dtype in (quint8, uint8):
                 zp[...] = (qmin + qmax) // 2 if self.has_customized_qrange else 128
         elif self.qscheme is per_channel_affine_float_qparams:
-            scale = ((max_val - min_val) / np.float32(qmax - qmin)).astype(np.float32)
-            scale = np.where(scale > eps, scale, np.float32(1))
-            zp = (-1 * min_val / scale).astype(np.float32)
+            scale = ((max_val - min_val) / dt(qmax - qmin)).astype(dt)
+            scale = np.where(scale > eps, scale, dt(1))
+            zp = (-1 * min_val / scale).astype(dt)
         else:
-            scale = np.maximum((hi - lo) / np.float32(qmax - qmin), eps).astype(np.float32)
-            zp = qmin - np.rint(lo / scale).astype(np.int32)
-            zp = np.clip(zp, qmin, qmax).astype(np.int64)
+            scale = np.maximum((hi - lo) / dt(qmax - qmin), eps).astype(dt)
+            # int32, as PyTorch's ``.to(torch.int)`` (the symmetric ones stay int64)
+            zp = np.clip(qmin - np.rint(lo / scale).astype(np.int32), qmin, qmax)
+            zp = zp.astype(np.int32)
         return _t(np.atleast_1d(scale)), _t(np.atleast_1d(zp))
 
     def reset_min_max_vals(self):
@@ -181,10 +184,12 @@ class MinMaxObserver(UniformQuantizationObserverBase):
                                       "quint8")
 
     def forward(self, x_orig):
-        x = _values(x_orig)
+        dt = self.min_val._data.dtype
+        x = _values(x_orig, dt)
         if x.size:
-            self.min_val._data = np.minimum(x.min(), self.min_val._data).astype(np.float32)
-            self.max_val._data = np.maximum(x.max(), self.max_val._data).astype(np.float32)
+            # asarray: a 0-d ufunc result is a NumPy scalar, which is no tensor storage
+            self.min_val._data = np.asarray(np.minimum(x.min(), self.min_val._data), dt)
+            self.max_val._data = np.asarray(np.maximum(x.max(), self.max_val._data), dt)
         return x_orig
 
     def calculate_qparams(self):
@@ -194,10 +199,11 @@ class MinMaxObserver(UniformQuantizationObserverBase):
         return f"min_val={self.min_val}, max_val={self.max_val}"
 
 
-def _values(x) -> np.ndarray:
-    """The float32 values of an observed tensor."""
+def _values(x, dtype=np.float32) -> np.ndarray:
+    """The values of an observed tensor in the statistics' dtype (float32 unless the observer
+    was made float64, as PyTorch casts to its buffers' dtype)."""
     a = x.detach()._data
-    return a if a.dtype == np.float32 else a.astype(np.float32)
+    return a if a.dtype == dtype else a.astype(dtype)
 
 
 class MovingAverageMinMaxObserver(MinMaxObserver):
@@ -212,18 +218,19 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
                          is_dynamic=is_dynamic, **kwargs)
 
     def forward(self, x_orig):
-        x = _values(x_orig)
+        dt = self.min_val._data.dtype
+        x = _values(x_orig, dt)
         if not x.size:
             return x_orig
         lo, hi = self.min_val._data, self.max_val._data
         if lo == np.inf and hi == -np.inf:
             lo, hi = x.min(), x.max()
         else:
-            c = np.float32(self.averaging_constant)
+            c = dt.type(self.averaging_constant)
             lo = lo + c * (x.min() - lo)
             hi = hi + c * (x.max() - hi)
-        self.min_val._data = np.asarray(lo, np.float32)
-        self.max_val._data = np.asarray(hi, np.float32)
+        self.min_val._data = np.asarray(lo, dt)
+        self.max_val._data = np.asarray(hi, dt)
         return x_orig
 
 
@@ -250,13 +257,14 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
         return np.minimum(lo, self.min_val._data), np.maximum(hi, self.max_val._data)
 
     def forward(self, x_orig):
-        x = _values(x_orig)
+        dt = self.min_val._data.dtype
+        x = _values(x_orig, dt)
         if not x.size:
             return x_orig
         y = np.moveaxis(x, self.ch_axis, 0).reshape(x.shape[self.ch_axis], -1)
         lo, hi = self._update(y.min(1), y.max(1))
-        self.min_val._data = np.asarray(lo, np.float32)
-        self.max_val._data = np.asarray(hi, np.float32)
+        self.min_val._data = np.asarray(lo, dt)
+        self.max_val._data = np.asarray(hi, dt)
         return x_orig
 
     def calculate_qparams(self):
@@ -269,12 +277,12 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
         for name in ("min_val", "max_val"):  # the buffers take the saved channel count
             v = state_dict.get(prefix + name)
             if v is not None:
-                getattr(self, name)._data = np.array(v._data, np.float32)
+                getattr(self, name)._data = np.array(v._data, getattr(self, name)._data.dtype)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset_min_max_vals(self):
-        self.min_val._data = np.zeros(0, np.float32)
-        self.max_val._data = np.zeros(0, np.float32)
+        self.min_val._data = np.zeros(0, self.min_val._data.dtype)
+        self.max_val._data = np.zeros(0, self.max_val._data.dtype)
 
 
 class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
@@ -291,8 +299,8 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
     def _update(self, lo, hi):
         if self.min_val._data.size == 0:
             return lo, hi
-        c = np.float32(self.averaging_constant)
         m, n = self.min_val._data, self.max_val._data
+        c = m.dtype.type(self.averaging_constant)
         return m + c * (lo - m), n + c * (hi - n)
 
 
