@@ -511,3 +511,22 @@ def test_a_new_dynamic_size_reuses_the_generated_code_objects():
     for later in seen[3:]:
         assert len(later) == len(seen[2])
         assert all(a is b for a, b in zip(later, seen[2]))
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_an_escaping_relu_over_its_product_is_never_a_reused_buffer(grad):
+    # relu writes over the product it alone reads; that product is then fresh per call, so
+    # a result returned by one call is not overwritten by the next (with and without grad)
+    rng = np.random.default_rng(8)
+    w = ember.tensor(rng.standard_normal((6, 5)), requires_grad=grad)
+    b = ember.tensor(rng.standard_normal(6), requires_grad=grad)
+    f = ember.compile(lambda x, w, b: (F.relu(F.linear(x, w, b)), (x * 2.0).exp() - 1.0))
+    xs = [ember.tensor(rng.standard_normal((4, 5))) for _ in range(3)]
+    outs = [f(x, w, b) for x in xs]
+    src = _region().forward_src
+    assert "xp.maximum(v_addmm, B0, out=v_addmm)" in src, src
+    for x, (r, e) in zip(xs, outs):
+        np.testing.assert_array_equal(r.detach().numpy(),
+                                      F.relu(F.linear(x, w, b)).detach().numpy())
+        np.testing.assert_array_equal(e.detach().numpy(), ((x * 2.0).exp() - 1.0).numpy())
+    assert not np.shares_memory(outs[0][0].detach().numpy(), outs[1][0].detach().numpy())
