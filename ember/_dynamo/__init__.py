@@ -94,8 +94,9 @@ its own guards and cache, captured on its first routed call, so a piece that bre
 own stays eager); compiled functions already run their own entries; optimizer steps run the
 compiled update (``routed_steps``).  So a step with ``print(loss.item())`` or gradient
 clipping between backward and step still runs its model's forward and backward and its
-``opt.step`` compiled.  ``explain`` counts the pieces as graphs (``pieces``, with the ops each
-ran); ``fullgraph=True`` still raises at the break.  Breaks found only at the end of a capture
+``opt.step`` compiled.  ``explain`` counts the pieces as graphs (``pieces``; ``graphs`` holds each
+piece's recorded nodes as a ``GraphModule``, values from outside as placeholders);
+``fullgraph=True`` still raises at the break.  Breaks found only at the end of a capture
 (a side effect, a parameter written outside ops) are not placed in a call; the region's own
 capture finds them again if they are its own.
 """

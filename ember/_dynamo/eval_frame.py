@@ -115,7 +115,8 @@ class _Capture:
     def call(self, callee):
         """A module call (or an ``ember.compile``d function's) runs inside the capture."""
         parent = self.stack[-1] if self.stack else None
-        me = [callee, parent, self.n_breaks, len(self.ops)]
+        root = self.rec.graph._root if self.rec is not None else None
+        me = [callee, parent, self.n_breaks, len(self.ops), root and root._prev]
         self.stack.append(len(self.calls))
         self.calls.append(None)
         idx = self.stack[-1]
@@ -123,7 +124,9 @@ class _Capture:
             yield
         finally:
             self.stack.pop()
-            self.calls[idx] = (callee, parent, self.n_breaks != me[2], self.ops[me[3]:])
+            # the graph's last node before and after the call: its nodes (explain's graphs)
+            span = (me[4], root._prev) if root is not None else None
+            self.calls[idx] = (callee, parent, self.n_breaks != me[2], self.ops[me[3]:], span)
 
     def event(self, kind: str, *payload) -> None:
         # the user's line now: a break found at the end names where the construct was
@@ -803,6 +806,7 @@ class _Compiled:
         self._disc = None
         self._pieces = {}  # id(module) -> its compiled region (held: the id stays its own)
         self._last = None  # (epoch, fast guard, entry) of the entry the last call ran
+        self._explaining = False
 
     def __reduce__(self):
         # a copy or pickle compiles afresh: the cache holds this object's tensors
@@ -993,9 +997,9 @@ class _Compiled:
         nested in a clean one is part of it); returns ``(routes, pieces)``: id(module) -> its
         compiled region, and (callee, op names) of each piece for ``explain``."""
         calls = cap.calls
-        bad = {id(c) for c, _, broke, _ in calls if broke}
+        bad = {id(c) for c, _, broke, _, _ in calls if broke}
         routes, pieces, seen = {}, [], set()
-        for callee, parent, broke, ops in calls:
+        for callee, parent, broke, ops, span in calls:
             if broke or id(callee) in bad or callee is self.fn or id(callee) in seen:
                 continue
             if parent is not None:
@@ -1005,7 +1009,7 @@ class _Compiled:
             seen.add(id(callee))
             if not ops:
                 continue  # no ops: nothing to compile
-            pieces.append((callee, ops))
+            pieces.append((callee, ops, span))
             if isinstance(callee, Module) and not isinstance(callee, OptimizedModule):
                 region = self._pieces.get(id(callee))
                 if region is None:
@@ -1120,7 +1124,11 @@ class _Compiled:
                           file=sys.stderr)
                 if entry.pieces:
                     print("[ember.compile] compiled around the breaks: " +
-                          ", ".join(_callee_name(c) for c, _ in entry.pieces), file=sys.stderr)
+                          ", ".join(_callee_name(p[0]) for p in entry.pieces), file=sys.stderr)
+            if self._explaining and entry.pieces:
+                consts = dict(recording.constants)
+                entry.pieces = [(c, ops, _piece_graph(consts, span, _callee_name(c)))
+                                for c, ops, span in entry.pieces]
         else:
             for name, t in recording.constants.items():
                 if isinstance(t, Tensor) and id(t) in owners:
@@ -1353,6 +1361,46 @@ class OptimizedModule(Module):
             return getattr(mods["_orig_mod"], name)
 
 
+def _piece_graph(consts, span, name):
+    """A ``GraphModule`` of the nodes a piece's call recorded (``explain``): values from
+    outside become placeholders, constants stay ``get_attr``s, values used after it are its
+    outputs."""
+    from ..fx.graph import Graph
+    from ..fx.graph_module import GraphModule
+    from ..fx.node import map_arg
+    first, last = span
+    nodes, n = [], first._next
+    while first is not last:
+        if n.op not in ("placeholder", "get_attr", "output"):
+            nodes.append(n)
+        if n is last:
+            break
+        n = n._next
+    inside = set(nodes)
+    g = Graph()
+    env = {}
+    external = []
+
+    def find(a):
+        if a not in inside and a not in env and a not in external:
+            external.append(a)
+        return a
+    for n in nodes:
+        map_arg((n.args, n.kwargs), find)
+    for a in external:
+        if a.op != "get_attr":
+            env[a] = g.placeholder(a.name)
+    for a in external:
+        if a.op == "get_attr":
+            env[a] = g.get_attr(a.target)
+    for n in nodes:
+        env[n] = g.node_copy(n, env.__getitem__)
+    outs = [n for n in nodes if any(u not in inside for u in n.users)] or nodes[-1:]
+    g.output(env[outs[0]] if len(outs) == 1 else tuple(env[n] for n in outs))
+    return GraphModule({k: consts[k] for k in {a.target for a in external
+                                               if a.op == "get_attr"}}, g, name)
+
+
 def _callee_name(c) -> str:
     if isinstance(c, Module):
         return type(c).__name__
@@ -1370,9 +1418,11 @@ class ExplainOutput:
                               for g in self.graphs]
         # after a break: the module calls / compiled functions compiled on their own (NOTE [
         # Regions around a break ]), with the names of the ops each ran in this capture
-        self.pieces = [_callee_name(c) for c, _ in entry.pieces]
-        if entry.gm is None:
-            self.ops_per_graph = [list(ops) for _, ops in entry.pieces]
+        self.pieces = [_callee_name(p[0]) for p in entry.pieces]
+        if entry.gm is None and entry.pieces:
+            self.graphs = [p[2] for p in entry.pieces]  # explain's capture made them
+            self.ops_per_graph = [[n.target for n in g.graph.nodes if n.op == "call_function"]
+                                  for g in self.graphs]
         self.graph_count = len(self.ops_per_graph)
         self.op_count = sum(len(o) for o in self.ops_per_graph)
         self.out_guards = []
@@ -1412,6 +1462,7 @@ def explain(fn, *extra_args, **extra_kwargs):
     """``explain(fn)(*args)``: capture ``fn`` once (not cached) and report graphs and breaks."""
     def inner(*args, **kwargs):
         c = _Compiled(fn, "eager", False, None, object())
+        c._explaining = True
         if c._disc is None:
             c._disc = _discover(fn)
         leaves, _ = flatten((args, kwargs))
