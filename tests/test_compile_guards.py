@@ -129,3 +129,18 @@ def test_the_fast_guard_is_generated_code():
     assert fast(f._compiled, (x,)) and not fast(f._compiled, (ember.randn(3, 4),))
     assert not fast(f._compiled, (x, x)) and not fast(f._compiled, (1.0,))
     assert epoch == eval_frame._epoch[0]
+
+
+def test_a_recapture_elsewhere_regenerates_the_guard_it_invalidates():
+    m = Scaled()
+    f = ember.compile(m, dynamic=False)
+    c = f._compiled
+    a, b = ember.randn(5, 4), ember.randn(3, 4)
+    f(a)
+    f(a)
+    f(b)  # a capture: what the function reaches is discovered again
+    f(a)
+    assert c._last[1](c, (a,))  # the guard made against the new discovery passes
+    frames = counters["frames"]["total"]
+    f(a)
+    assert counters["frames"]["total"] == frames == 2

@@ -858,11 +858,13 @@ class _Compiled:
                 entry = _dynamic_instance(cache, key, leaves)
         if entry is not None:
             if entry.ok():
-                fast = entry.fast
-                if fast is _MISSING and leaves is args:
-                    fast = entry.fast = _fast_guard(entry, key, self._disc, leaves)
+                fast = entry.fast  # (guard, the discovery it reads) or None
+                if leaves is args and (fast is _MISSING or fast is not None and
+                                       fast[1] is not self._disc):
+                    guard = _fast_guard(entry, key, self._disc, leaves)
+                    fast = entry.fast = None if guard is None else (guard, self._disc)
                 self._last = None if fast is None or fast is _MISSING else \
-                    (_epoch[0], fast, entry)
+                    (_epoch[0], fast[0], entry)
                 return self._run(entry, args, kwargs, leaves)
             reason = ("a parameter or captured tensor was re-assigned or changed shape, or a "
                       "module attribute or global it read changed")
