@@ -251,3 +251,32 @@ def test_the_breaks_log_names_the_pieces(monkeypatch, capsys):
     _run("print", True, steps=1)
     err = capsys.readouterr().err
     assert "graph break: print()" in err and "compiled around the breaks: Sequential" in err
+
+
+def test_a_module_with_hooks_stays_eager_around_a_break(capsys):
+    ember.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    seen = []
+    model[0].register_forward_hook(lambda mod, inp, out: seen.append(out.shape))
+
+    def fn(x):
+        h = model(x)
+        print("h")
+        return h
+    f = ember.compile(fn)
+    for _ in range(3):
+        f(ember.randn(2, 3))
+    assert len(seen) == 3  # the hook ran every call, as eager
+    assert not f._pieces
+    late = nn.Linear(3, 2)
+
+    def fn2(x):
+        print("x")
+        return late(x)
+    g = ember.compile(fn2)
+    g(ember.randn(2, 3))
+    g(ember.randn(2, 3))
+    calls = []
+    late.register_forward_pre_hook(lambda mod, inp: calls.append(1))
+    g(ember.randn(2, 3))
+    assert calls == [1]  # a hook added after the region was made: the call runs eagerly

@@ -98,7 +98,9 @@ clipping between backward and step still runs its model's forward and backward a
 piece's recorded nodes as a ``GraphModule``, values from outside as placeholders);
 ``fullgraph=True`` still raises at the break.  Breaks found only at the end of a capture
 (a side effect, a parameter written outside ops) are not placed in a call; the region's own
-capture finds them again if they are its own.
+capture finds them again if they are its own.  A module with hooks (its own, a submodule's,
+global ones) is no piece, and a routed module that gained a hook since runs eagerly: a hook's
+Python would not be replayed.
 """
 from . import config, utils
 from .eval_frame import (OptimizedModule, optimize, explain, reset, disable, is_compiling,

@@ -382,11 +382,24 @@ class _routed_modules:
             _routed_modules.table = self.saved
 
 
+def _hooked(m) -> bool:
+    """Whether a call of ``m`` runs module hooks (its own, a submodule's or global ones): a
+    hook's Python (an activation collected into a list) is not replayed by compiled code, so
+    such a call stays eager."""
+    from ..nn.modules import module as _mm
+    if _mm._global_forward_pre_hooks or _mm._global_forward_hooks or \
+            _mm._global_backward_hooks or _mm._global_backward_pre_hooks:
+        return True
+    return any(s._forward_pre_hooks or s._forward_hooks or s._backward_hooks or
+               s._backward_pre_hooks for s in m.modules())
+
+
 def _route_call(m, *args, **kwargs):
     table = _routed_modules.table
     region = None if table is None or _routed_modules.depth or _capturing else \
         table.get(id(m))
-    if region is None:
+    if region is None or m._forward_pre_hooks or m._forward_hooks or m._backward_hooks or \
+            m._backward_pre_hooks:  # a hook added since: eager
         return _CALL_IMPL(m, *args, **kwargs)
     _routed_modules.depth += 1
     try:
@@ -1012,7 +1025,8 @@ class _Compiled:
             if not ops:
                 continue  # no ops: nothing to compile
             pieces.append((callee, ops, span))
-            if isinstance(callee, Module) and not isinstance(callee, OptimizedModule):
+            if isinstance(callee, Module) and not isinstance(callee, OptimizedModule) and \
+                    not _hooked(callee):
                 region = self._pieces.get(id(callee))
                 if region is None:
                     region = self._pieces[id(callee)] = _Compiled(
