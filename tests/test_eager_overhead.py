@@ -609,3 +609,35 @@ def test_checked_unary_functions_take_arrays_and_refuse_others():
         with pytest.raises(TypeError) as et:
             getattr(torch, fn)("x")
         assert str(ee.value) == str(et.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(0, 4), min_size=0, max_size=4), data=st.data())
+def test_broadcast_view_is_broadcast_to(shape, data):
+    """sum/mean's backward view (ndarray over the gradient's buffer, stride 0 on reduced dims)
+    equals NumPy's broadcast_to: shape, strides, values, read-only; non-contiguous falls back."""
+    from ember.ops.reduce import _broadcast_view
+    keep = [data.draw(st.booleans()) for _ in shape]
+    dshape = tuple(s if k else 1 for s, k in zip(shape, keep))
+    full = data.draw(st.booleans())
+    d = np.arange(int(np.prod(dshape)), dtype=np.float32).reshape(dshape) if full or not shape \
+        else np.asarray(np.float32(3.5))
+    if data.draw(st.booleans()) and d.ndim and d.shape[-1] > 1:
+        d = np.asfortranarray(np.repeat(d, 2, axis=-1))[..., ::2]  # non-contiguous: fallback
+    v, ref = _broadcast_view(np, d, tuple(shape)), np.broadcast_to(d, tuple(shape))
+    assert v.shape == ref.shape and not v.flags.writeable
+    if v.size:  # (strides of an empty array, or along a dim of size 1, mean nothing)
+        assert [a for a, n in zip(v.strides, shape) if n > 1] == \
+            [b for b, n in zip(ref.strides, shape) if n > 1]
+    np.testing.assert_array_equal(v, ref)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sum_dim_and_mean_backward_match_torch(dtype):
+    """``sum(1).mean()`` backward without a graph (the stride-0 view path) gives torch's."""
+    xe, xt = _pair(np.random.default_rng(6).standard_normal((5, 7)), dtype)
+    for x, lib in ((xe, ember), (xt, torch)):
+        (x * 2.0).sum(1).mean().backward()
+        (x * 3.0).sum().backward()
+        x.sum(0, keepdim=True).mean().backward()
+    _close(xe.grad, xt.grad, dtype)
