@@ -235,3 +235,21 @@ def test_bench_block_bit_identical(threaded):
         assert np.array_equal(a, b)
     t = torch.nn.functional.conv2d(torch.from_numpy(x0), torch.from_numpy(w0), padding=1)
     np.testing.assert_allclose(res[1][0], t.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("fn,shape,args", [
+    ("group_norm", (6, 8, 5, 7), (4,)),
+    ("layer_norm", (6, 9, 40), ((9, 40),)),
+])
+def test_other_norms_bit_identical(threaded, fn, shape, args):
+    # their weighted row sums go through the same threaded per-row dot products
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal(shape).astype(np.float32)
+    g0 = rng.standard_normal(shape).astype(np.float32)
+    res = []
+    for k in (1, 2):
+        threaded(k)
+        x = ember.tensor(x0, requires_grad=True)
+        getattr(ember.nn.functional, fn)(x, *args).backward(ember.tensor(g0))
+        res.append(x.grad.numpy().copy())
+    assert np.array_equal(*res)

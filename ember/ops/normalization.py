@@ -77,7 +77,7 @@ def _reduce(xp, lay, a, b=None, out=None):
     while k and sub[k - 1] not in out:
         k -= 1
     m = math.prod(a.shape[k:])
-    if m >= 16 and a.flags.c_contiguous and b.flags.c_contiguous:
+    if k and m >= 16 and a.flags.c_contiguous and b.flags.c_contiguous:
         # the trailing reduced axes as one batched dot product per row: BLAS, ~1.7x faster
         # than einsum's two-operand loop on a batch norm's (32, 64, 1024)
         # Each row's dot is its own BLAS call, so rows split over threads give the same bits
