@@ -28,19 +28,24 @@ class Workload:
     higher_is_better: bool
     backends: tuple  # the first two are compared (ember/torch); the rest are extra columns
     ratio_to: tuple = ()  # (other workload, label): also print this one's time over the other's
+    # a ReLU after a convolution: a pre-activation within rounding of 0 may fall on the other
+    # side in ember and torch, and batch norm's backward spreads that over its channel
+    relu_ties: bool = False
 
 
 REGISTRY: dict[str, Workload] = {}
 
 
 def workload(name: str, unit: str, *, higher_is_better: bool = False,
-             backends: tuple = ("ember", "torch"), ratio_to: tuple = ()):
+             backends: tuple = ("ember", "torch"), ratio_to: tuple = (),
+             relu_ties: bool = False):
     """Register ``fn(mod) -> (step, convert)`` as benchmark ``name`` reported in ``unit``.
 
     ``ratio_to=(other, label)`` adds, per backend, this workload's value over ``other``'s.
     """
     def register(fn):
-        REGISTRY[name] = Workload(name, fn, unit, higher_is_better, backends, ratio_to)
+        REGISTRY[name] = Workload(name, fn, unit, higher_is_better, backends, ratio_to,
+                                  relu_ties)
         return fn
     return register
 
@@ -113,7 +118,7 @@ def run(w: Workload, mods: dict, repeat: int, min_sample_s: float) -> Result:
         steps[b] = step
     ref = outs["torch"]
     mismatch = [b for b, o in outs.items() if b != "torch" and o is not None and ref is not None
-                and not np.allclose(o, ref, rtol=1e-3, atol=1e-3 * float(np.abs(ref).max()))]
+                and not _agrees(o, ref, w.relu_ties)]
     number = {}
     for b, step in steps.items():
         once = _time(step, 1)
@@ -125,6 +130,17 @@ def run(w: Workload, mods: dict, repeat: int, min_sample_s: float) -> Result:
             samples[b].append(_time(step, number[b]))
     values = {b: converts[b](statistics.median(s)) for b, s in samples.items()}
     return Result(w, values, mismatch=",".join(mismatch))
+
+
+def _agrees(out, ref, relu_ties: bool) -> bool:
+    """Whether a backend's first result matches torch's (``relu_ties``: a few may be loose)."""
+    scale = float(np.abs(ref).max())
+    close = np.isclose(out, ref, rtol=1e-3, atol=1e-3 * scale)
+    if close.all():
+        return True
+    # fewer than 0.1% of values off, each within 2% of the largest: tie flips, not a bug
+    return relu_ties and (~close).mean() < 1e-3 and np.allclose(out, ref, rtol=0,
+                                                                 atol=2e-2 * scale)
 
 
 def format_result(r: Result, other: Result | None = None) -> str:

@@ -98,7 +98,7 @@ def _basic_block(mod):
     return BasicBlock(RES_C)
 
 
-@workload("resnet_block", "ms/step")
+@workload("resnet_block", "ms/step", relu_ties=True)
 def resnet_block(mod):
     """A ResNet basic block (64 channels, 32x32, batch 32, float32, training-mode BN): forward
     and backward of a fixed upstream gradient.  Returns the input's and the convolutions'
