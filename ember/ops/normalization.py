@@ -35,6 +35,7 @@ from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
 from ._util import need_tensor, scalar_name, is_float
 from . import _threads
+from . import _workspace as ws
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
            "local_response_norm"]
@@ -246,6 +247,10 @@ def _normalize_grads(ctx, g):
             # dx = scale * (g - (sum(g) + xhat * sum(g * xhat)) / n),  xhat = xc * inv
             f, s0 = inv * (sgx / -n), sg / n
             _passes(lay, xc, lambda lo, hi: _dx(xc[lo:hi], f, s0, gw[lo:hi], scale))
+    elif _FAST and lay.sub == "rk" and xw.size:
+        xc = xc if need_x or need_w else None
+        gx_w = _rows_grads(xp, xw.shape[1], gw, xc, inv, w, need_x, need_w, need_b)
+        gwt, gb = (None if a is None else _result(a, lay.pshape, pdt) for a in gx_w[1:])
     else:
         if need_b:
             gb = _result(_reduce(xp, lay, gw, out=lay.pred), lay.pshape, pdt)
@@ -263,6 +268,39 @@ def _normalize_grads(ctx, g):
     if need_x:
         gx = _make(dx_full.astype(dt, copy=False))
     return gx, gwt, gb
+
+
+_FAST = True  # layer norm's backward by _rows_grads (False: the general path, for tests)
+
+
+def _rows_grads(xp, n, g, xc, inv, w, need_x, need_w, need_b):
+    """Layer norm's (dx in ``xc``, dweight, dbias) on (R, K) rows, every reduction a GEMV.
+
+    With ``p = g * xc`` (the one scratch array, from the workspace) and ``gh = g * weight``:
+    ``dbias = 1 @ g``, ``dweight = inv @ p`` (``sum_r g * xhat``), and the per-row sums
+    ``sum_k gh = g @ weight``, ``sum_k gh * xhat = inv * (p @ weight)`` are matrix-vector
+    products (BLAS) instead of einsum's loops over a formed ``xhat`` and ``gh``; then
+    ``dx = inv * gh + xc * (-inv^2 sum(gh xhat) / n) - inv * sum(gh) / n`` in place of ``xc``
+    (``xc`` stays ``x - mean``: forming ``xhat`` first costs a pass, and ``g * x`` without
+    centring would cancel when the mean is large against the spread).
+    """
+    gb = _ones(xp, g.shape[0], g.dtype) @ g if need_b else None
+    if not (need_x or need_w):
+        return None, None, gb
+    inv = inv.reshape(-1)
+    wv = _ones(xp, n, g.dtype) if w is None else _up(w._data).reshape(-1)
+    p = ws.empty(xp, g.shape, xp.result_type(g, xc))
+    xp.multiply(g, xc, out=p)
+    gwt = inv @ p if need_w else None
+    if need_x:
+        s1 = g @ wv                      # sum_k gh
+        s2 = (p @ wv) * inv              # sum_k gh * xhat
+        xc *= (inv * inv * s2 / -n)[:, None]
+        xc -= (inv * s1 / n)[:, None]
+        xp.multiply(g, wv, out=p)
+        p *= inv[:, None]
+        xc += p
+    return None, gwt, gb
 
 
 def _result(a, shape, dt) -> Tensor:

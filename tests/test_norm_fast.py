@@ -1,0 +1,161 @@
+"""Layer norm's GEMV backward (``normalization._rows_grads``) against the general path and torch.
+
+Each case runs ember twice on the same inputs, with ``normalization._FAST`` on and off, and
+torch once: the fast path must match torch as closely as the general one does, in float32
+and float64, for every subset of needed gradients, with and without weight/bias, and on
+inputs whose mean is large against their spread (where a formula on uncentred ``x`` would
+cancel).
+"""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import ember
+from ember.ops import normalization as norm
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def _run(m, x, w, b, g, needs, ns):
+    """(y, dx, dw, db) of ``layer_norm`` under module ``m``; gradients only where needed."""
+    def leaf(a, need):
+        if a is None:
+            return None
+        return m.tensor(a, requires_grad=need)
+    xt, wt, bt = leaf(x, needs[0]), leaf(w, needs[1]), leaf(b, needs[2])
+    y = m.nn.functional.layer_norm(xt, ns, wt, bt, eps=1e-5)
+    if any(n and t is not None for n, t in zip(needs, (xt, wt, bt))):
+        y.backward(m.tensor(g))
+    out = [y.detach().numpy()]
+    for t in (xt, wt, bt):
+        out.append(None if t is None or t.grad is None else t.grad.numpy())
+    return out
+
+
+def _compare(x, w, b, g, needs, ns):
+    dt = x.dtype.type
+    ref = _run(torch, x, w, b, g, needs, ns)
+    for fast in (True, False):
+        old = norm._FAST
+        norm._FAST = fast
+        try:
+            got = _run(ember, x, w, b, g, needs, ns)
+        finally:
+            norm._FAST = old
+        for r, e in zip(ref, got):
+            assert (r is None) == (e is None)
+            if r is not None:
+                assert e.dtype == r.dtype
+                np.testing.assert_allclose(e, r, **TOL[dt])
+    return got
+
+
+def _inputs(shape, k, dtype, seed, shift=0.0, affine=True, bias=True):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) + shift).astype(dtype)
+    w = rng.standard_normal(k).astype(dtype) if affine else None
+    b = rng.standard_normal(k).astype(dtype) if bias and affine else None
+    g = rng.standard_normal(shape).astype(dtype)
+    return x, w, b, g
+
+
+NEEDS = [(True, True, True), (True, False, False), (False, True, False), (False, False, True),
+         (True, True, False), (False, True, True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("needs", NEEDS, ids=str)
+def test_gpt_shape(dtype, needs):
+    """GPT-mini's (16, 64, 128) layer norm, each subset of needed gradients."""
+    x, w, b, g = _inputs((16, 64, 128), 128, dtype, 0)
+    _compare(x, w, b, g, needs, (128,))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine,bias", [(True, True), (True, False), (False, False)])
+def test_without_parameters(dtype, affine, bias):
+    x, w, b, g = _inputs((5, 7, 12), 12, dtype, 1, affine=affine, bias=bias)
+    _compare(x, w, b, g, (True, True, True), (12,))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_mean(dtype):
+    """A mean 30x the spread: the fast path centres before its products, as torch does."""
+    x, w, b, g = _inputs((8, 64), 64, dtype, 2, shift=30.0)
+    _compare(x, w, b, g, (True, True, True), (64,))
+
+
+def test_very_large_mean_no_worse_than_general():
+    """At 300x, float32's mean of the forward (shared) is off by ~1e-5; the fast backward's
+    distance to torch stays within the general path's (no cancellation of its own)."""
+    x, w, b, g = _inputs((8, 64), 64, np.float32, 2, shift=300.0)
+    ref = _run(torch, x, w, b, g, (True, True, True), (64,))
+    errs = {}
+    for fast in (True, False):
+        old = norm._FAST
+        norm._FAST = fast
+        try:
+            got = _run(ember, x, w, b, g, (True, True, True), (64,))
+        finally:
+            norm._FAST = old
+        errs[fast] = [np.max(np.abs(r - e)) / np.max(np.abs(r)) for r, e in zip(ref, got)]
+    for f, s in zip(errs[True], errs[False]):
+        assert f <= 1.5 * s + 1e-7
+
+
+def test_multi_dim_normalized_shape():
+    x, w, b, g = _inputs((3, 4, 5, 6), (5, 6), np.float64, 3)
+    _compare(x, w, b, g, (True, True, True), (5, 6))
+
+
+def test_fast_equals_general_path_bits_close():
+    """On the same inputs the two ember paths differ only by summation order."""
+    x, w, b, g = _inputs((32, 96), 96, np.float64, 4)
+    outs = []
+    for fast in (True, False):
+        old = norm._FAST
+        norm._FAST = fast
+        try:
+            outs.append(_run(ember, x, w, b, g, (True, True, True), (96,)))
+        finally:
+            norm._FAST = old
+    for a, c in zip(*outs):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+
+
+def test_retain_graph_twice():
+    """The backward writes only its own buffers: a second backward gives the same gradients."""
+    x, w, b, g = _inputs((6, 40), 40, np.float32, 5)
+    xt = ember.tensor(x, requires_grad=True)
+    wt = ember.tensor(w, requires_grad=True)
+    y = ember.nn.functional.layer_norm(xt, (40,), wt, None)
+    gt = ember.tensor(g)
+    first = ember.autograd.grad(y, (xt, wt), gt, retain_graph=True)
+    second = ember.autograd.grad(y, (xt, wt), gt)
+    for a, c in zip(first, second):
+        np.testing.assert_array_equal(a.numpy(), c.numpy())
+    np.testing.assert_array_equal(g, gt.numpy())
+
+
+def test_create_graph_uses_graph_path():
+    """Double backward goes through ember ops (the fast path is arrays only): equals torch."""
+    x, w, b, g = _inputs((4, 10), 10, np.float64, 6)
+    res = []
+    for m in (ember, torch):
+        xt = m.tensor(x, requires_grad=True)
+        wt = m.tensor(w, requires_grad=True)
+        y = m.nn.functional.layer_norm(xt, (10,), wt, None)
+        (dx,) = m.autograd.grad((y * m.tensor(g)).sum(), xt, create_graph=True)
+        (ddx,) = m.autograd.grad((dx * dx).sum(), xt)
+        res.append((dx.detach().numpy(), ddx.numpy()))
+    for a, c in zip(*res):
+        np.testing.assert_allclose(a, c, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lead=st.lists(st.integers(1, 5), min_size=1, max_size=3), k=st.integers(2, 40),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 16))
+def test_hypothesis_shapes(lead, k, dtype, seed):
+    x, w, b, g = _inputs(tuple(lead) + (k,), k, dtype, seed)
+    _compare(x, w, b, g, (True, True, True), (k,))
