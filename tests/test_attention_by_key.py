@@ -107,7 +107,8 @@ def test_large_logits_stable():
     for got in _both_layouts(lambda: _run(ember, [q * 30, k * 30, v], None, is_causal=True)):
         for r, e in zip(ref, got):
             assert np.isfinite(e).all()
-            np.testing.assert_allclose(e, r, rtol=1e-4, atol=2e-5)  # saturated rows: torch leaves ~1e-6 noise
+            # saturated rows: torch's gradients carry ~1e-6 of rounding noise where ember's are 0
+            np.testing.assert_allclose(e, r, rtol=1e-4, atol=2e-5)
 
 
 def test_gpt_layout_strided_views():
