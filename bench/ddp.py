@@ -219,10 +219,11 @@ def main(argv=None) -> int:
     print(f"\nload average after (this benchmark's ranks included): "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if min(cpu_shares) < 0.9:
-        print(f"WARNING: the ranks had their cores {min(cpu_shares):.0%} of the time (CPU "
-              "time / wall time of the timed steps; MPI waits spin, so a quiet machine gives "
-              "~100%): a rank waiting for the other also waited for a core, so all-reduce, "
-              "exposed and hidden mostly measure the scheduler; rerun on a quiet machine")
+        print(f"WARNING: in some runs the ranks had their cores as little as "
+              f"{min(cpu_shares):.0%} of the time (CPU time / wall time of the timed steps; MPI "
+              "waits spin, so a quiet machine gives ~100%): in a run under 90% a rank waiting "
+              "for the other also waited for a core, so its all-reduce, exposed and hidden "
+              "mostly measure the scheduler; rerun on a quiet machine")
     return 0
 
 
