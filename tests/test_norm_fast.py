@@ -1,7 +1,8 @@
-"""Layer norm's GEMV backward (``normalization._rows_grads``) against the general path and torch.
+"""Layer norm's GEMV backward (``normalization._rows_grads``) and rank-2 GEMM forward
+(``normalization._rows_normalized``) against the general paths and torch.
 
-Each case runs ember twice on the same inputs, with ``normalization._FAST`` on and off, and
-torch once: the fast path must match torch as closely as the general one does, in float32
+Each case runs ember four times on the same inputs, with ``normalization._FAST`` (backward)
+and ``_FAST_FWD`` (forward) on and off, and torch once: the fast path must match torch as closely as the general one does, in float32
 and float64, for every subset of needed gradients, with and without weight/bias, and on
 inputs whose mean is large against their spread (where a formula on uncentred ``x`` would
 cancel).
@@ -41,13 +42,13 @@ def _compare(x, w, b, g, needs, ns):
     cond = 1 + np.max(np.abs(rows.mean(1)) / np.sqrt(rows.var(1) + 1e-5))
     tol = {k: v * cond for k, v in TOL[dt].items()}
     ref = _run(torch, x, w, b, g, needs, ns)
-    for fast in (True, False):
-        old = norm._FAST
-        norm._FAST = fast
+    for fast, fwd in ((True, True), (False, True), (True, False), (False, False)):
+        old = norm._FAST, norm._FAST_FWD
+        norm._FAST, norm._FAST_FWD = fast, fwd
         try:
             got = _run(ember, x, w, b, g, needs, ns)
         finally:
-            norm._FAST = old
+            norm._FAST, norm._FAST_FWD = old
         for r, e in zip(ref, got):
             assert (r is None) == (e is None)
             if r is not None:
@@ -164,3 +165,66 @@ def test_create_graph_uses_graph_path():
 def test_hypothesis_shapes(lead, k, dtype, seed):
     x, w, b, g = _inputs(tuple(lead) + (k,), k, dtype, seed)
     _compare(x, w, b, g, (True, True, True), (k,))
+
+
+def _forward(x, w, b, fwd, ns=None):
+    """``layer_norm``'s output array with the rank-2 forward on or off."""
+    ns = ns or (x.shape[-1],)
+    old = norm._FAST_FWD
+    norm._FAST_FWD = fwd
+    try:
+        t = lambda a: None if a is None else ember.tensor(a)
+        return ember.nn.functional.layer_norm(t(x), ns, t(w), t(b), eps=1e-5).numpy()
+    finally:
+        norm._FAST_FWD = old
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shift", [0.0, 30.0, 1000.0])
+def test_forward_matches_general_path_and_torch(dtype, shift):
+    """The forward's variance is two-pass on the centred rows: at a mean 1000x the spread it
+    is as close to torch (Welford) as the general path, in float32 and float64."""
+    x, w, b, _ = _inputs((16, 64, 128), 128, dtype, 7, shift=shift)
+    ref = torch.nn.functional.layer_norm(torch.tensor(x), (128,), torch.tensor(w),
+                                         torch.tensor(b), eps=1e-5).numpy()
+    new, gen = _forward(x, w, b, True), _forward(x, w, b, False)
+    assert new.dtype == ref.dtype
+    err_new, err_gen = np.max(np.abs(new - ref)), np.max(np.abs(gen - ref))
+    assert err_new <= 2 * err_gen + 10 * np.finfo(dtype).eps * max(1.0, shift)
+    tol = TOL[dtype]["rtol"] * (1 + shift)
+    np.testing.assert_allclose(new, ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(new, gen, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_forward_half_equals_general_path(dtype):
+    """Half inputs are normalised in float32 on both paths: same rounded output as torch's."""
+    x, w, b, _ = _inputs((4, 8, 48), 48, np.float32, 8)
+    xt, wt, bt = (ember.tensor(a).to(getattr(ember, dtype)) for a in (x, w, b))
+    outs = []
+    for fwd in (True, False):
+        old = norm._FAST_FWD
+        norm._FAST_FWD = fwd
+        try:
+            y = ember.nn.functional.layer_norm(xt, (48,), wt, bt)
+        finally:
+            norm._FAST_FWD = old
+        assert y.dtype == getattr(ember, dtype)
+        outs.append(y.float().numpy())
+    tx, tw, tb = (torch.tensor(a).to(getattr(torch, dtype)) for a in (x, w, b))
+    ref = torch.nn.functional.layer_norm(tx, (48,), tw, tb).float().numpy()
+    tol = 1e-2 if dtype == "bfloat16" else 2e-3
+    np.testing.assert_allclose(outs[0], outs[1], rtol=tol, atol=tol)
+    np.testing.assert_allclose(outs[0], ref, rtol=tol, atol=tol)
+
+
+def test_forward_non_contiguous_and_empty():
+    """A transposed input (copied by the reshape) and an empty one take a valid path."""
+    x, w, b, _ = _inputs((8, 40), 40, np.float64, 9)
+    xe = ember.tensor(x.T.copy()).t()
+    y = ember.nn.functional.layer_norm(xe, (40,), ember.tensor(w), ember.tensor(b)).numpy()
+    ref = torch.nn.functional.layer_norm(torch.tensor(x), (40,), torch.tensor(w),
+                                         torch.tensor(b)).numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    e = ember.nn.functional.layer_norm(ember.zeros(0, 40), (40,)).numpy()
+    assert e.shape == (0, 40)
