@@ -206,6 +206,7 @@ class Function(FunctionCtx):
     raw = False          # built-ins: forward on backend arrays (see module docstring)
     view = False         # the (first) output is a view of input 0's storage
     backward_name = None  # node name shown in grad_fn, e.g. "AddBackward0"
+    saves_inputs = False  # raw ops: save_for_backward's item k is input k or None (no matching)
 
     def name(self) -> str:
         cls = type(self)
@@ -278,7 +279,8 @@ class Function(FunctionCtx):
                 if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
                     t = _make(out, True, ctx)
                     if ctx._to_save is not None:
-                        ctx._saved = _resolve_saved(ctx._to_save, raw, args, (res,), (t,))
+                        ctx._saved = _save_args(ctx._to_save, args) if cls.saves_inputs else \
+                            _resolve_saved(ctx._to_save, raw, args, (res,), (t,))
                         ctx._to_save = None
                     if state.anomaly:
                         ctx._trace = "".join(traceback.format_stack()[:-1])
@@ -348,7 +350,8 @@ class Function(FunctionCtx):
                 ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
                                  if isinstance(r, Tensor) else None for r in results]
             if ctx._to_save is not None:
-                ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
+                ctx._saved = _save_args(ctx._to_save, args) if cls.saves_inputs else \
+                    _resolve_saved(ctx._to_save, raw, args, outs, results)
                 ctx._to_save = None
             if state.anomaly:
                 ctx._trace = "".join(traceback.format_stack()[:-1])
@@ -408,12 +411,7 @@ def _resolve_saved(items, raw, args, outs, results):
                 t = args[j]
                 if isinstance(t, Tensor):
                     if t._inference and not state.inference:
-                        raise RuntimeError(
-                            "Inference tensors cannot be saved for backward. Please do not use "
-                            "Tensors created in inference mode in computation tracked by "
-                            "autograd. To work around this, you can make a clone to get a "
-                            "normal tensor and use it in autograd, or use `torch.no_grad()` "
-                            "instead of `torch.inference_mode()`.")
+                        _raise_inference_saved()
                     b = t if t._base is None else t._base  # (_version_counter inlined: hot)
                     vc = b._version_ctr
                     if vc is None:
@@ -442,6 +440,34 @@ def _resolve_saved(items, raw, args, outs, results):
     if state.saved_hooks:
         return _pack(saved, results)
     return tuple(saved)
+
+
+def _save_args(items, args):
+    """Saved entries of a ``saves_inputs`` op: item k is input k or None, kept unmatched."""
+    saved = []
+    k = 0
+    for item in items:
+        t = args[k] if item is not None else None
+        if isinstance(t, Tensor):
+            if t._inference and not state.inference:
+                _raise_inference_saved()
+            b = t if t._base is None else t._base
+            vc = b._version_ctr
+            if vc is None:
+                vc = b._version_ctr = [0]
+            saved.append((_IN, t, vc, vc[0]))
+        else:  # a Python scalar (or an array passed as is: a constant tensor)
+            saved.append((_CONST, _make(item) if type(item) in _ARRAY_TYPES else item))
+        k += 1
+    return _pack(saved, None) if state.saved_hooks else tuple(saved)
+
+
+def _raise_inference_saved():
+    raise RuntimeError(
+        "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+        "inference mode in computation tracked by autograd. To work around this, you can make "
+        "a clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` "
+        "instead of `torch.inference_mode()`.")
 
 
 def _pack(saved, results):

@@ -362,6 +362,7 @@ class RsubScalar(Rsub):
 class Mul(Function):
     raw = True
     backward_name = "MulBackward0"
+    saves_inputs = True
 
     @staticmethod
     def forward(ctx, a, b, dt):
@@ -388,6 +389,7 @@ class Mul(Function):
 class Div(Function):
     raw = True
     backward_name = "DivBackward0"
+    saves_inputs = True
 
     @staticmethod
     def forward(ctx, a, b, dt):
@@ -437,6 +439,7 @@ class DivMode(Function):
 
     raw = True
     backward_name = "DivBackward2"
+    saves_inputs = True
 
     @staticmethod
     def forward(ctx, a, b, dt, mode):

@@ -1,0 +1,117 @@
+"""The lean save path of raw ops keeps PyTorch's semantics (issue 15, eager overhead).
+
+``saves_inputs`` ops (Mul, Div, DivMode) save ``save_for_backward``'s item k as input k
+without matching arrays; this checks the saved entries against the generic matching, and the
+behaviours that read them: in-place after save, saved_tensors_hooks, inference tensors,
+retain_graph, double backward, against torch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember.ops.elementwise import Div, DivMode, Mul
+
+OPS = [("mul", lambda a, b: a * b), ("div", lambda a, b: a / b),
+       ("floor_div", lambda a, b: a.div(b, rounding_mode="floor"))]
+# (a requires grad, b: "t" tensor requiring grad, "c" constant tensor, "s" Python scalar)
+CASES = [(True, "t"), (False, "t"), (True, "c"), (True, "s"), (True, "same")]
+
+
+def _operands(mod, ra, kind, dtype="float64"):
+    rng = np.random.default_rng(0)
+    a = mod.from_numpy(rng.uniform(1, 2, (3, 4))).to(getattr(mod, dtype)).requires_grad_(ra)
+    if kind == "s":
+        return a, 1.5
+    if kind == "same":
+        return a, a
+    b = mod.from_numpy(rng.uniform(1, 2, (3, 4))).to(getattr(mod, dtype))
+    return a, b.requires_grad_(kind == "t")
+
+
+@pytest.mark.parametrize("name, fn", OPS)
+@pytest.mark.parametrize("ra, kind", CASES)
+def test_saved_entries_equal_generic_matching(name, fn, ra, kind, monkeypatch):
+    a, b = _operands(ember, ra, kind)
+    lean = fn(a, b).grad_fn._saved
+    for cls in (Mul, Div, DivMode):
+        monkeypatch.setattr(cls, "saves_inputs", False)
+    generic = fn(a, b).grad_fn._saved
+    assert len(lean) == len(generic)
+    for x, y in zip(lean, generic):
+        assert x[0] == y[0]
+        assert x[1] is y[1] or x[1] == y[1]
+        assert x[2:] == y[2:]
+
+
+@pytest.mark.parametrize("name, fn", OPS[:2])
+@pytest.mark.parametrize("ra, kind", CASES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_grads_and_double_backward_match_torch(name, fn, ra, kind, dtype):
+    res = []
+    for mod in (ember, torch):
+        a, b = _operands(mod, ra, kind, dtype)
+        inputs = [x for x in (a, b) if isinstance(x, mod.Tensor) and x.requires_grad]
+        inputs = list({id(x): x for x in inputs}.values())
+        y = fn(a, b)
+        gs = mod.autograd.grad((y * y).sum(), inputs, create_graph=True)
+        gg = mod.autograd.grad(sum(g.sum() for g in gs), inputs)
+        res.append([np.asarray(g.detach().to(mod.float64).numpy()) for g in gs + gg])
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    for x, y in zip(*res):
+        np.testing.assert_allclose(x, y, **tol)
+
+
+@pytest.mark.parametrize("name, fn", OPS)
+@pytest.mark.parametrize("which", [0, 1])
+def test_inplace_after_save_raises_as_torch(name, fn, which):
+    errs = []
+    for mod in (ember, torch):
+        a, b = _operands(mod, True, "t")
+        y = fn(a, b)
+        with mod.no_grad():
+            (a, b)[which].add_(1.0)
+        with pytest.raises(RuntimeError) as e:
+            y.sum().backward()
+        errs.append(str(e.value).split("Hint")[0])
+    assert errs[0] == errs[1]
+
+
+@pytest.mark.parametrize("name, fn", OPS[:2])
+def test_saved_tensors_hooks_see_lean_saves(name, fn):
+    seen = {}
+    for mod in (ember, torch):
+        packed = []
+
+        def pack(t):
+            packed.append(tuple(t.shape))
+            return t
+
+        a, b = _operands(mod, True, "t")
+        with mod.autograd.graph.saved_tensors_hooks(pack, lambda t: t * 1):
+            y = fn(a, b)
+        y.sum().backward()
+        seen[mod] = (sorted(packed), a.grad.detach().to(mod.float64).numpy())
+    assert seen[ember][0] == seen[torch][0]
+    np.testing.assert_allclose(seen[ember][1], seen[torch][1], rtol=1e-12)
+
+
+def test_inference_tensor_saved_raises():
+    for mod in (ember, torch):
+        with mod.inference_mode():
+            b = mod.ones(3)
+        a = mod.ones(3, requires_grad=True)
+        with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
+            a * b
+
+
+@pytest.mark.parametrize("name, fn", OPS[:2])
+def test_second_backward_without_retain_graph_raises(name, fn):
+    for mod in (ember, torch):
+        a, b = _operands(mod, True, "t")
+        y = fn(a, b).sum()
+        y.backward()
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            y.backward()
