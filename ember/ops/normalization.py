@@ -288,7 +288,11 @@ def _normalize_grads(ctx, g):
     if need_x or need_w:
         dx_full, xc = _empty(xp, x._data.shape, lay, xw.dtype)
         mu = mean._data
-        _passes(lay, xw, lambda lo, hi: xp.subtract(xw[lo:hi], mu, out=xc[lo:hi]))
+        if _FAST and lay.sub == "rk" and xw.size:  # same-shape passes (_rank2)
+            _rank2(xp, -mu.reshape(-1), _ones(xp, xw.shape[1], xw.dtype), xc)
+            xc += xw
+        else:
+            _passes(lay, xw, lambda lo, hi: xp.subtract(xw[lo:hi], mu, out=xc[lo:hi]))
     if lay.fold:
         sg = _reduce(xp, lay, gw).reshape(lay.kshape)
         if need_b:
@@ -335,7 +339,8 @@ def _rows_grads(xp, n, g, xc, inv, w, need_x, need_w, need_b):
     ``dbias = 1 @ g``, ``dweight = inv @ p`` (``sum_r g * xhat``), and the per-row sums
     ``sum_k gh = g @ weight``, ``sum_k gh * xhat = inv * (p @ weight)`` are matrix-vector
     products (BLAS) instead of einsum's loops over a formed ``xhat`` and ``gh``; then
-    ``dx = inv * gh + xc * (-inv^2 sum(gh xhat) / n) - inv * sum(gh) / n`` in place of ``xc``
+    ``dx = inv * gh + xc * (-inv^2 sum(gh xhat) / n) - inv * sum(gh) / n`` in place of ``xc``,
+    its per-row and per-column factors expanded by ``_rank2``
     (``xc`` stays ``x - mean``: forming ``xhat`` first costs a pass, and ``g * x`` without
     centring would cancel when the mean is large against the spread).
     """
@@ -350,10 +355,15 @@ def _rows_grads(xp, n, g, xc, inv, w, need_x, need_w, need_b):
     if need_x:
         s1 = g @ wv                      # sum_k gh
         s2 = (p @ wv) * inv              # sum_k gh * xhat
-        xc *= (inv * inv * s2 / -n)[:, None]
-        xc -= (inv * s1 / n)[:, None]
-        xp.multiply(g, wv, out=p)
-        p *= inv[:, None]
+        # the per-row and per-column factors as full arrays from rank-2 GEMMs (_rank2), so
+        # each pass is same-shape: 7 passes cost about half of the 5 broadcasting ones
+        ones = _ones(xp, n, p.dtype)
+        _rank2(xp, inv * inv * s2 / -n, ones, p)
+        xc *= p
+        _rank2(xp, inv, wv, p)
+        p *= g
+        xc += p
+        _rank2(xp, inv * s1 / -n, ones, p)
         xc += p
     return None, gwt, gb
 
