@@ -30,7 +30,15 @@ node (``_FusedLayer``) does the whole layer:
   backward 7 (two multiplies and an add give the gates' gradients, one more writes
   ``dc_prev``; the GEMM, its sum over gates, the add into ``dZ``).  At hidden 128, batch 32 a
   call costs ~1-2 us beside the GEMM's ~58 us, so what is left is the GEMMs (at BLAS peak)
-  and the two ``tanh`` passes.
+  and the two ``tanh`` passes.  GRU: forward 11 (12 with biases) plus 9 calls per 8 steps
+  for the factors (was 22 a step: the factors were computed step by step), backward 6 (was
+  9: the gates are ordered so that dh's two products and dn's two are one multiply each).
+* input products of a bidirectional GRU/Elman layer: both directions' input GEMM as one
+  batched product (``x @ (6, I, H)``) measured no faster than two (within 1%, 1 thread,
+  T=64, B=32, I=64/256, H=128/256), and both directions' weight and input gradients as one
+  0-2%; only a flat ``(N, 2 * 3H)`` layout was faster (3-4% forward, 10-15% backward on
+  those GEMMs, ~2% of a layer's step), which would put every step's gate updates on
+  column blocks and join the two directions in one node; not done.
 * memory: the layer's multi-megabyte arrays (gates, states, saved factors, the backward's
   gradient buffers and the input-gradient product) are views of blocks reused from call to
   call (``_workspace``, NOTE [ Workspace ]): fresh ones cost a page fault per 4 KiB, which was
@@ -501,104 +509,126 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     return gx, gh0, gc0, gwi, gwh, gbi, gbh, gwr, None, None, None, None
 
 
-# GRU gates, gate-major (NOTE above): input side ``A`` (3, N, H) in the order n,r,z, hidden
-# side products (3, n, H) in PyTorch's r,z,n.  Its gradients live in one (4, N, H) array ordered
-# n (input side), r, z, n (hidden side): the input-side ones are ``dG[:3]`` and the
-# hidden-side ones ``dG[1:]``, both contiguous.
-_GRU_IN = (2, 0, 1)   # PyTorch's r,z,n -> n,r,z
-_GRU_OUT = (1, 2, 0)  # and back
+# GRU gates, gate-major (NOTE above): input side ``A`` (3, N, H) in the order n,z,r, hidden
+# side products (3, n, H) in the order z,r,n.  Its gradients live in one (4, N, H) array ordered
+# n (input side), z, r, n (hidden side): the input-side ones are ``dG[:3]`` and the
+# hidden-side ones ``dG[1:]``, both contiguous, and the two products of a backward step's
+# incoming dh (n, z) and of dn (r, hidden n) are each adjacent, one multiply apiece.
+_GRU_IN = (2, 1, 0)   # PyTorch's r,z,n -> n,z,r (its own inverse)
+_GRU_HID = (1, 0, 2)  # PyTorch's r,z,n -> z,r,n (likewise)
 
 
 def _gru_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin, record):
     """One GRU layer-direction over packed rows: ``((y, h_n), saved arrays)``.
 
-    When recording, each step also stores ``Q`` (3, N, H): d(pre-activation of n) per unit of
-    dh, d(pre-activation of r) per unit of that, d(pre-activation of z) per unit of dh.
+    A step is 11 NumPy calls (12 with biases): the hidden GEMM into a buffer with ``out=``,
+    four for the sigmoids (add, one ``tanh`` over z and r, ``0.5 t + 0.5``), ``hn *= r`` and
+    ``n += hn``, ``tanh(n)``, and ``h = n + z * (h_prev - n)`` as three.  When recording, the
+    backward's factors ``Q`` (4, N, H) are computed every ``_CHUNK`` steps over those steps'
+    rows while they are in cache (as the LSTM's, ``_gru_factors``): d(pre-activation of n)
+    and of z per unit of dh, d(pre-activation of r) per unit of dn, and r.
     """
     B, N = h0.shape[0], x.shape[0]
     H, Hout = w_hh.shape[0] // 3, w_hh.shape[1]
     dt = x.dtype
-    # r and z pre-scaled by 0.5: tanh gives them as 0.5 * tanh(a / 2) + 0.5
+    # z and r pre-scaled by 0.5: tanh gives them as 0.5 * tanh(a / 2) + 0.5
     wi = w_ih.reshape(3, H, -1)[list(_GRU_IN)]
     wi[1:] *= 0.5
     A = _mm(xp, x, xp.ascontiguousarray(wi.transpose(0, 2, 1)), (3, N, H))
     bhn = None
     if b_ih is not None:
         b = b_ih.reshape(3, 1, H)[list(_GRU_IN)]
-        b[1:] += b_hh.reshape(3, 1, H)[:2]
+        b[1:] += b_hh.reshape(3, 1, H)[[1, 0]]
         b[1:] *= 0.5
         A += b
         bhn = b_hh[2 * H:]
-    wh = w_hh.reshape(3, H, Hout).copy()
+    wh = w_hh.reshape(3, H, Hout)[list(_GRU_HID)]
     wh[:2] *= 0.5
     whT = xp.ascontiguousarray(wh.transpose(0, 2, 1))  # (3, Hout, H)
     ext = ws.empty(xp, (B + N, Hout), dt)
     ext[:B] = h0
-    Q = ws.empty(xp, (3, N, H), dt) if record else None
-    tmp = xp.empty((B, H), dt)
-    tanh, mul, sub, matmul = xp.tanh, xp.multiply, xp.subtract, xp.matmul
-    n_, r_, z_ = A[0], A[1], A[2]
-    rz_ = A[1:]
-    for s, e, prev in steps:
+    # a chunk of steps' hidden products and h_prev - n, kept for the factors (NOTE above)
+    nc = min(_CHUNK, len(steps)) if record else 1
+    GH = ws.empty(xp, (3, nc * B, H), dt)
+    D = ws.empty(xp, (nc * B, H), dt)
+    Q = ws.empty(xp, (4, N, H), dt) if record else None
+    tanh, mul, sub = xp.tanh, xp.multiply, xp.subtract
+    n_, z_ = A[0], A[1]
+    zr_ = A[1:]
+    lo = hi = 0  # rows of the current chunk (consecutive steps: consecutive rows)
+    last = len(steps) - 1
+    for j, (s, e, prev) in enumerate(steps):
+        if record and j % nc == 0:
+            lo, hi = min(q[0] for q in steps[j:j + nc]), max(q[1] for q in steps[j:j + nc])
+        a = s - lo if record else 0
+        b = a + e - s
         hp = ext[prev]
-        gh = matmul(hp, whT)
-        rz = rz_[:, s:e]
-        rz += gh[:2]
-        tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5
-        r, z = r_[s:e], z_[s:e]
+        gh = GH[:, a:b]
+        _mm_into(xp, hp, whT, gh)
+        zr = zr_[:, s:e]
+        zr += gh[:2]
+        tanh(zr, out=zr)
+        zr *= 0.5
+        zr += 0.5
         hn = gh[2]
         if bhn is not None:
             hn += bhn
+        hn *= A[2, s:e]  # r * (W_hn h + b_hn), kept for r's factor
         n = n_[s:e]
-        t = tmp[:e - s]
-        mul(r, hn, out=t)
-        n += t
+        n += hn
         tanh(n, out=n)
+        d = D[a:b]
+        sub(hp, n, out=d)
         h = ext[B + s:B + e]
-        sub(hp, n, out=h)
-        if record:
-            qn, qr, qz = Q[0, s:e], Q[1, s:e], Q[2, s:e]
-            mul(r, r, out=qr)  # r * (1 - r) * hn
-            sub(r, qr, out=qr)
-            qr *= hn
-            mul(z, z, out=qz)  # (h_prev - n) * z * (1 - z)
-            sub(z, qz, out=qz)
-            qz *= h
-            mul(n, n, out=qn)  # (1 - z) * (1 - n^2)
-            sub(1, qn, out=qn)
-            sub(1, z, out=t)
-            qn *= t
-        h *= z
+        mul(z_[s:e], d, out=h)
         h += n
+        if record and (j % nc == nc - 1 or j == last):
+            _gru_factors(xp, A, GH[2, :hi - lo], D[:hi - lo], Q, lo, hi)
     return (ext[B:], ext[B + fin]), (ext, A, Q)
 
 
+def _gru_factors(xp, A, rhn, d, Q, lo, hi):
+    """Rows ``lo:hi`` of ``Q`` (see ``_gru_forward``) from the gates ``A`` and the chunk's
+    ``r * hn`` and ``h_prev - n``."""
+    mul, sub = xp.multiply, xp.subtract
+    n, z, r = A[0, lo:hi], A[1, lo:hi], A[2, lo:hi]
+    qn, qz, qr = Q[0, lo:hi], Q[1, lo:hi], Q[2, lo:hi]
+    sub(1, z, out=qz)
+    mul(n, n, out=qn)  # (1 - n^2) * (1 - z)
+    sub(1, qn, out=qn)
+    qn *= qz
+    qz *= z  # z * (1 - z) * (h_prev - n)
+    qz *= d
+    mul(r, rhn, out=qr)  # r * (1 - r) * hn = r*hn - r * (r*hn)
+    sub(rhn, qr, out=qr)
+    Q[3, lo:hi] = r
+
+
 def _gru_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
-    """The GRU BPTT loop and the weight gradients (one batched GEMM each, all steps)."""
+    """The GRU BPTT loop (6 NumPy calls a step: two multiplies give the four gate gradients,
+    one more ``dh * z``; the hidden GEMM with ``out=``, its sum, the add into ``dext``) and the
+    weight gradients (one batched GEMM each, all steps)."""
     x, h0, _, w_ih, w_hh, b_ih, b_hh, _, _, ext, A, Q = arrs
     B, N = h0.shape[0], x.shape[0]
     H, Hout = w_hh.shape[0] // 3, w_hh.shape[1]
     dt = x.dtype
-    wh = w_hh.reshape(3, H, Hout)
+    wh = w_hh.reshape(3, H, Hout)[list(_GRU_HID)]
     dext = _grad_ext(xp, dy, dhN, B, fin)
     mul, matmul = xp.multiply, xp.matmul
     dG = ws.empty(xp, (4, N, H), dt)
     dgh = dG[1:]
-    r_, z_ = A[1], A[2]
+    qnz, qr_r = Q[:2], Q[2:]
+    z_ = A[1]
+    M = xp.empty((4, B, Hout), dt)  # a step's three hidden products and dh * z, summed
     for s, e, prev in reversed(steps):
         dh = dext[B + s:B + e]
-        dn = dG[0, s:e]
-        mul(dh, Q[0, s:e], out=dn)
-        mul(dn, Q[1, s:e], out=dG[1, s:e])
-        mul(dh, Q[2, s:e], out=dG[2, s:e])
-        mul(dn, r_[s:e], out=dG[3, s:e])
-        dhp = dh * z_[s:e]
-        dhp += matmul(dgh[:, s:e], wh).sum(0)
-        dext[prev] += dhp
+        m = M[:, :e - s]
+        mul(qnz[:, s:e], dh, out=dG[:2, s:e])  # dn, dz
+        mul(qr_r[:, s:e], dG[0, s:e], out=dG[2:, s:e])  # dr, d(hidden n)
+        mul(dh, z_[s:e], out=m[3])
+        _mm_into(xp, dgh[:, s:e], wh, m[:3])
+        dext[prev] += m.sum(0)
     dgi = dG[:3]
-    back = list(_GRU_OUT)
     gx = gh0 = gwi = gwh = gbi = gbh = None
     if need[0]:
         wi = w_ih.reshape(3, H, -1)[list(_GRU_IN)]
@@ -606,13 +636,14 @@ def _gru_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     if need[1]:
         gh0 = _make(dext[:B].copy())
     if need[3]:
-        gwi = _make(matmul(dgi.transpose(0, 2, 1), x)[back].reshape(3 * H, -1))
+        gwi = _make(matmul(dgi.transpose(0, 2, 1), x)[list(_GRU_IN)].reshape(3 * H, -1))
     if need[4]:
-        gwh = _make(matmul(dgh.transpose(0, 2, 1), ext[hp_all]).reshape(3 * H, Hout))
+        gwh = matmul(dgh.transpose(0, 2, 1), ext[hp_all])[list(_GRU_HID)]
+        gwh = _make(gwh.reshape(3 * H, Hout))
     if need[5]:
-        gbi = _make(dgi.sum(1)[back].reshape(3 * H))
+        gbi = _make(dgi.sum(1)[list(_GRU_IN)].reshape(3 * H))
     if need[6]:
-        gbh = _make(dgh.sum(1).reshape(3 * H))
+        gbh = _make(dgh.sum(1)[list(_GRU_HID)].reshape(3 * H))
     return gx, gh0, None, gwi, gwh, gbi, gbh, None, None, None, None, None
 
 
