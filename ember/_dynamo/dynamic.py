@@ -23,6 +23,8 @@ be the same at both sizes (``n // 4`` at n = 2 and 3) stays baked.
 """
 from __future__ import annotations
 
+import sys
+
 from .._tensor import Tensor
 from ..autograd.modes import Op, dispatch
 from ..fx.experimental.proxy_tensor import COPY_, OpRecorder, record
@@ -32,6 +34,8 @@ from . import config
 from .utils import counters
 
 __all__ = ["DynamicGraph", "general_leaf", "NotDynamic"]
+
+GENERIC = True  # False: a region per size, as before NOTE [ Size-generic regions ] (A/B, tests)
 
 
 class NotDynamic(Exception):
@@ -54,6 +58,20 @@ def general_leaf(k, dims):
     typ, shape, strides, dtype, rg = k
     lay = "C" if _contiguous(shape, strides, dtype.itemsize) else strides
     return (typ, tuple(None if i in dims else n for i, n in enumerate(shape)), lay, dtype, rg)
+
+
+def key_shapes(leaves) -> list:
+    return [t._data.shape if isinstance(t, Tensor) else () for t in leaves]
+
+
+class _Replayer:
+    """A generic instance's ``gm``: the size-generic graph run with eager autograd."""
+
+    def __init__(self, dg):
+        self.dg = dg
+
+    def __call__(self, *flat):
+        return self.dg._replay(flat)
 
 
 class DynamicGraph:
@@ -85,6 +103,61 @@ class DynamicGraph:
                 groups.setdefault((vals[0][i].shape[d], vals[1][i].shape[d]), []).append((i, d))
         self.equal = [grp for grp in groups.values() if len(grp) > 1]
         self.instances = {}
+        self.generic = None   # a trusted GenericRegion (NOTE [ Size-generic regions ])
+        self._fit = None      # a fit from two regions, not yet checked at a third size
+        self._built = []      # (dynamic sizes, region) of the last two regions built by replay
+        self._misfits = 0
+
+    def sizes(self, shapes) -> tuple:
+        """The dynamic sizes of inputs with these shapes, in ``dims`` order."""
+        return tuple(shapes[i][d] for i in sorted(self.dims) for d in sorted(self.dims[i]))
+
+    def seed(self, *runs) -> None:
+        """Learn from the regions the captures compiled (a training step's program holds its
+        region as ``run``): two make the fit that the next size's region checks."""
+        from .._functorch.aot_autograd import CompiledRegion
+        for r in runs:
+            if not isinstance(r, CompiledRegion):
+                r = getattr(r, "run", None)
+            if isinstance(r, CompiledRegion) and r._ph_vals and \
+                    all(isinstance(r._ph_vals[i], Tensor) for i in self.dims):
+                self._learn(self.sizes([t._data.shape if isinstance(t, Tensor) else ()
+                                        for t in r._ph_vals]), r)
+        if self._fit is None and len(self._built) == 2:
+            # a training step's capture ran its backward before lowering, so its region calls
+            # the formulas that a replay's lowers: no fit with those; the replays make one
+            self._built, self._misfits = [], 0
+
+    def _learn(self, s, region) -> None:
+        """NOTE [ Size-generic regions ]: check the pending fit against ``region``, built the
+        normal way at sizes ``s`` (trusted if it reproduces it), else fit the last two."""
+        from .._functorch.generic import GenericRegion, NoFit
+        from .eval_frame import _log_on
+        if self.generic is not None or self._misfits >= 3 or not GENERIC:
+            return
+        if self._fit is not None:
+            if self._fit.matches(region, s):
+                self.generic = self._fit
+                self._built = []
+                counters["stats"]["generic_regions"] += 1
+                if _log_on("dynamic"):
+                    print(f"[ember.compile] one region for every size of dims {self.dims}: "
+                          f"{len(self.generic.env) + len(self.generic.slots)} constants "
+                          "are size expressions", file=sys.stderr)
+                return
+            self._fit = None
+            self._misfits += 1
+        if self._built and self._built[-1][0] == s:
+            return
+        self._built = (self._built + [(s, region)])[-2:]
+        if len(self._built) == 2:
+            (sa, a), (sb, b) = self._built
+            try:
+                self._fit = GenericRegion(a, b, sa, sb)
+            except NoFit as e:
+                self._misfits += 1
+                if _log_on("dynamic"):
+                    print(f"[ember.compile] the region stays per size: {e}", file=sys.stderr)
 
     def ok(self, leaves) -> bool:
         for i, ds in self.dims.items():
@@ -104,14 +177,25 @@ class DynamicGraph:
         inst = self.instances.get(key)
         if inst is not None:
             return inst(*leaves)
+        if self.generic is not None:  # the one region, its constants at these sizes
+            inst = self.generic.at(self.sizes(key_shapes(leaves)))
+            inst.gm = _Replayer(self)  # create_graph recomputes with this size's graph
+            self._keep(key, inst)
+            counters["stats"]["generic_instances"] += 1
+            return inst(*leaves)
         rec = OpRecorder(forward_only=True)
         recording = record(lambda *a: self._replay(a), leaves, known=self.known, recorder=rec)
         gm = recording.graph_module()
+        inst = self.compiler(gm, list(leaves))
+        self._keep(key, inst)
+        counters["stats"]["dynamic_instances"] += 1
+        self._learn(self.sizes(key_shapes(leaves)), inst)
+        return recording.result
+
+    def _keep(self, key, inst) -> None:
         if len(self.instances) >= config.dynamic_instance_limit:
             self.instances.pop(next(iter(self.instances)))  # the oldest size's code
-        self.instances[key] = self.compiler(gm, list(leaves))
-        counters["stats"]["dynamic_instances"] += 1
-        return recording.result
+        self.instances[key] = inst
 
     def _replay(self, leaves):
         """Run the graph's ops on ``leaves`` with eager autograd, each offered to the modes."""
