@@ -963,6 +963,7 @@ class _Compiled:
                 continue
             cache.dynamic.append((_general_key(key, dims), dims, dg, entry))
             entry.dynamic = dg
+            dg.seed(entry.run)  # NOTE [ Size-generic regions ]
             counters["stats"]["dynamic_graphs"] += 1
             if _log_on("dynamic") or _log_on("recompiles"):
                 shown = {i: sorted(ds) for i, ds in dims.items()}
@@ -1244,6 +1245,7 @@ def _make_dynamic(cache, key, entry, leaves, dynamic, compiler) -> None:
         cache.dynamic = [d for d in cache.dynamic if d[0] != gk]
         cache.dynamic.append((gk, dims, dg, entry))
         entry.dynamic = dg
+        dg.seed(old.run, entry.run)  # the two regions fit the size-generic one (dynamic.py)
         counters["stats"]["dynamic_graphs"] += 1
         if _log_on("dynamic") or _log_on("recompiles"):
             shown = {i: sorted(ds) for i, ds in dims.items()}
