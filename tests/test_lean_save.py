@@ -115,3 +115,51 @@ def test_second_backward_without_retain_graph_raises(name, fn):
         y.backward()
         with pytest.raises(RuntimeError, match="backward through the graph a second time"):
             y.backward()
+
+
+# ---- input shapes recorded only where a gradient must be reduced or cast (_meta's _SAME) ----
+
+BINARY = [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("rsub", lambda a, b: b - a),
+          ("add_alpha", lambda a, b: a.add(b, alpha=2.0)), ("mul", lambda a, b: a * b),
+          ("div", lambda a, b: a / b)]
+# (shape and dtype of a, of b: None means a Python scalar 1.5, "c" a complex scalar)
+OPERANDS = [((3, 4), "float32", (3, 4), "float32"), ((3, 4), "float32", (4,), "float32"),
+            ((3, 1), "float64", (1, 4), "float64"), ((3, 4), "float32", (3, 4), "float64"),
+            ((3, 4), "float32", None, None), ((3, 4), "float64", None, "c"),
+            ((3, 4), "float32", (), "float32")]
+
+
+def _make_operand(mod, shape, dtype, seed):
+    if shape is None:
+        return 1.5 + 0.5j if dtype == "c" else 1.5
+    arr = np.random.default_rng(seed).uniform(1, 2, shape)
+    return mod.from_numpy(arr).to(getattr(mod, dtype)).requires_grad_()
+
+
+@pytest.mark.parametrize("name, fn", BINARY)
+@pytest.mark.parametrize("sa, da, sb, db", OPERANDS)
+def test_binary_grads_shapes_dtypes_match_torch(name, fn, sa, da, sb, db):
+    res = []
+    for mod in (ember, torch):
+        a, b = _make_operand(mod, sa, da, 1), _make_operand(mod, sb, db, 2)
+        inputs = [x for x in (a, b) if isinstance(x, mod.Tensor)]
+        y = fn(a, b)
+        g = mod.ones_like(y) if not y.is_complex() else mod.ones_like(y) * (1 - 1j)
+        gs = mod.autograd.grad(y, inputs, g)
+        res.append([(tuple(x.shape), str(x.dtype).split(".")[1],
+                     x.detach().to(mod.float64).numpy()) for x in gs])
+    for (se, de, ve), (st, dt, vt) in zip(*res):
+        assert (se, de) == (st, dt)
+        np.testing.assert_allclose(ve, vt, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, fn", BINARY)
+def test_root_gradient_cast_to_output_dtype(name, fn):
+    """A float64 gradient for a float32 result arrives cast, as PyTorch's validate_outputs."""
+    got = []
+    for mod in (ember, torch):
+        a = mod.ones(2, 3, requires_grad=True)
+        y = fn(a, 1.5)
+        (g,) = mod.autograd.grad(y, a, mod.ones(2, 3, dtype=mod.float64))
+        got.append(str(g.dtype).split(".")[1])
+    assert got[0] == got[1] == "float32"

@@ -51,6 +51,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     stack = []
     buffers = {}
     for t, g in zip(roots, root_grads):
+        if g._data.dtype != t._data.dtype:  # PyTorch's validate_outputs casts it
+            g = g.to(t.dtype)
         node = t._grad_fn or accumulate_node(t)
         buf = buffers.get(node)
         if buf is None:

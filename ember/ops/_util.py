@@ -88,6 +88,8 @@ def plain(arr) -> Tensor:
 
 def reduce_grad(g: Tensor, shape, dtype) -> Tensor:
     """Sum a broadcast gradient back to ``shape`` and cast it to the input's ``dtype``."""
+    if shape is None:  # the input had the result's shape and dtype (``_meta``'s ``_SAME``)
+        return g
     gs = g._data.shape
     if gs != shape and gs != tuple(shape):  # ``g`` was broadcast from ``shape``: no checks
         if state.grad or state.intercept:

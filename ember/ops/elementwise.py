@@ -97,14 +97,23 @@ def _dt(x):
     return x.dtype if hasattr(x, "dtype") else None
 
 
-def _meta(a, b) -> tuple:
-    """``(shape, dtype)`` of both operands (a Python number: ``()``, None) for a backward."""
+def _meta(a, b, dt=None) -> tuple:
+    """``(shape, dtype)`` of both operands (a Python number: ``()``, None) for a backward.
+
+    Given the result's ``dt``: ``_SAME`` when each array operand has the result's shape and
+    dtype, so ``reduce_grad`` passes the gradient through without reading them.
+    """
     if a.__class__ is not builtins.float and hasattr(a, "dtype"):
         # (``hasattr`` of a missing name costs an exception: floats are tested first)
         if b.__class__ is not builtins.float and hasattr(b, "dtype"):
+            if a.dtype is dt and b.dtype is dt and a.shape == b.shape:
+                return _SAME
             return a.shape, a.dtype, b.shape, b.dtype
-        return a.shape, a.dtype, (), None
+        return _SAME if a.dtype is dt else (a.shape, a.dtype, (), None)
     return (), None, shape_of(b), _dt(b)
+
+
+_SAME = (None, None, None, None)  # ``reduce_grad(g, None, None)`` is ``g``
 
 
 def _arr(x):
@@ -283,7 +292,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b, dt, alpha=1):
         if ctx._record:
-            ctx.meta = _meta(a, b) + (alpha,)
+            ctx.meta = _meta(a, b, dt) + (alpha,)
         if alpha != 1:
             b = _scaled(b, alpha, dt)
         if dt.itemsize == 2:
@@ -308,7 +317,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b, dt, alpha=1):
         if ctx._record:
-            ctx.meta = _meta(a, b) + (alpha,)
+            ctx.meta = _meta(a, b, dt) + (alpha,)
         if dt.kind == "b":
             raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                                "supported. Use the `^` or `logical_xor()` operator instead.")
@@ -367,7 +376,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b, dt):
         if ctx._record:
-            ctx.meta = _meta(a, b)
+            ctx.meta = _meta(a, b, dt)
             need = ctx.needs_input_grad  # PyTorch keeps ``b`` for a's gradient, ``a`` for b's
             ctx.save_for_backward(a if need[1] else None, b if need[0] else None)
         if dt.itemsize == 2:
@@ -394,7 +403,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b, dt):
         if ctx._record:
-            ctx.meta = _meta(a, b)
+            ctx.meta = _meta(a, b, dt)
             # both gradients read ``b``; only b's reads ``a``
             ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         if dt.itemsize == 2:
