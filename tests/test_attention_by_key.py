@@ -2,7 +2,7 @@
 the (L, S) layout (``attention._BY_KEY = False``) and torch: outputs and every gradient,
 float32 and float64, causal, bool/float masks of every rank, odd and single key counts (the
 halving maximum), fully masked rows, dropout (same draws in both layouts), GQA, and GPT-mini's
-strided head views."""
+strided head views; each with ``attention._CONTIG_T`` on and off (NOTE [ Transposed ])."""
 import numpy as np
 import pytest
 import torch
@@ -12,6 +12,15 @@ import ember
 from ember.ops import attention as A
 
 TOL = {np.float32: dict(rtol=3e-5, atol=3e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["contig_t", "views_t"])
+def contig_t(request):
+    """Every test with the contiguous transposed operands (NOTE [ Transposed ]) and without."""
+    old = A._CONTIG_T
+    A._CONTIG_T = request.param
+    yield request.param
+    A._CONTIG_T = old
 
 
 def _run(m, arrays, mask, needs_mask_grad=False, **kw):
@@ -181,3 +190,19 @@ def test_max_over_keys_equals_numpy_max():
        causal=st.booleans(), seed=st.integers(0, 2 ** 16))
 def test_hypothesis_shapes(L, S, E, causal, seed):
     _check(_qkv((2, L, E), (2, S, E), (2, S, E), np.float64, seed), is_causal=causal)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_contiguous_transposes_equal_views(dtype, contig_t):
+    """GPT-mini's causal (16, 4, 64, 32): the contiguous Q^T / dO^T give the same products as
+    the transposed views up to summation order, and torch's numbers (the fixture's setting
+    first, then the other one)."""
+    arrays = _qkv((16, 4, 64, 32), (16, 4, 64, 32), (16, 4, 64, 32), dtype, seed=5)
+    ref = _run(torch, arrays, None, is_causal=True)
+    got = []
+    for flag in (contig_t, not contig_t):
+        A._CONTIG_T = flag
+        got.append(_run(ember, arrays, None, is_causal=True))
+    for r, a, b in zip(ref, *got):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+        np.testing.assert_allclose(a, r, **TOL[dtype])
