@@ -10,9 +10,21 @@ static) and keeps that size-generic graph.  At a size not seen before it does no
 user's Python again: it replays the graph op by op under the recorder (``_replay``: eager
 autograd, so this call's numbers and gradients are eager's, random ops draw from the same
 stream), and hands the recording to the backend, so the generated code, whose buffers are
-planned for static shapes (NOTE [ Planned buffers ]), is specialised per size and cached
-(milliseconds; ``counters["stats"]["dynamic_instances"]``).  No Python re-capture, no new
-guard entry: a varying batch size or sequence length stops recompiling.
+planned for static shapes (NOTE [ Planned buffers ]), is made for that size and cached
+(``counters["stats"]["dynamic_instances"]``).  No Python re-capture, no new guard entry: a
+varying batch size or sequence length stops recompiling.
+
+That replay and the formulas' trace cost a GPT-mini step 70-120 ms at each new size, so the
+regions are made size-generic too (NOTE [ Size-generic regions ] in ``_functorch/generic.py``):
+the captures' two regions (``seed``; a training step's capture region calls formulas that a
+replay lowers, so there the first two replays) give a fit of every size-dependent constant as
+an expression over the dynamic sizes (``sizes``), trusted once the next region built the
+normal way is exactly what the fit gives at its size (``_learn``;
+``counters["stats"]["generic_regions"]``).  From then on a new size gets that one region with
+its constants evaluated (``GenericRegion.at``, ~0.2 ms for GPT-mini; ``generic_instances``):
+no replay, no trace, no code generation; planned buffers come from the one pool by the spec
+for the call's sizes.  A fit the check refutes is dropped and the next two regions are
+fitted (three misfits: per size for good); ``GENERIC = False`` turns it off (A/B).
 
 Guards (what the two captures assumed, checked before an instance runs): the rank, dtype and
 layout of every input, the static dimensions' sizes (the general key), each dynamic dimension
