@@ -22,6 +22,8 @@ _MIN_NUMEL = _threads.MIN_NUMEL  # the real threshold (the fixture sets it to 0)
 def threaded(monkeypatch):
     """Every pass split (no size threshold) over ``k`` threads; one thread afterwards."""
     monkeypatch.setattr(_threads, "MIN_NUMEL", 0)
+    # an earlier test's ember.set_num_threads(n) takes precedence over set_count: clear it
+    monkeypatch.setattr(_threads._runtime.state, "num_threads", None)
 
     def use(k):
         _threads.set_count(k)
