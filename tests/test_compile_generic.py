@@ -285,3 +285,18 @@ def test_create_graph_through_a_generic_instance_recomputes_at_its_size():
         tg.sum().backward()
         np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)
     assert _stats("generic_instances") == 1
+
+
+def test_refuted_fits_keep_the_per_size_path_with_eagers_numbers(monkeypatch):
+    from ember._functorch import generic
+    monkeypatch.setattr(generic.GenericRegion, "matches", lambda self, r, s: False)
+    head = nn.Linear(3, 2)
+    f = ember.compile(lambda x: F.relu(head(x)).mean(0))
+    sizes = (4, 6, 9, 11, 13, 15, 17, 19)
+    for n in sizes:
+        x = ember.randn(n, 3)
+        np.testing.assert_allclose(f(x).detach().numpy(),
+                                   F.relu(head(x)).mean(0).detach().numpy(), rtol=1e-6)
+    # each size after the two captures replayed; fitting stopped after three misfits
+    assert _stats("generic_regions") == 0 and _stats("generic_instances") == 0
+    assert _stats("dynamic_instances") == len(sizes) - 2
