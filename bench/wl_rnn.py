@@ -90,3 +90,33 @@ def mnist_rnn_step(mod):
         return _Snapshot(loss, *params)
 
     return step, lambda s: s * 1e3
+
+
+GRU_IN, GRU_HIDDEN, GRU_SEQ, GRU_BATCH = 64, 128, 64, 32
+
+
+@workload("gru_bidir_step", "ms/step")
+def gru_bidir_step(mod):
+    """One SGD step of a two-layer bidirectional ``nn.GRU(64, 128)`` (float32) on a (64, 32,
+    64) sequence: the loss is the mean square of the output plus that of ``h_n``; ``zero_grad()``,
+    forward, ``backward()``, ``step()``.  The step returns the loss and the updated
+    parameters."""
+    rng = _rng()
+    gru = mod.nn.GRU(GRU_IN, GRU_HIDDEN, num_layers=2, bidirectional=True)
+    bound = 1 / GRU_HIDDEN ** 0.5
+    with mod.no_grad():
+        for p in gru.parameters():  # torch's order; the same in ember
+            p.copy_(_leaf(mod, rng.uniform(-bound, bound, tuple(p.shape)).astype(np.float32)))
+    x = _leaf(mod, rng.standard_normal((GRU_SEQ, GRU_BATCH, GRU_IN), dtype=np.float32))
+    opt = mod.optim.SGD(gru.parameters(), lr=0.1)
+    params = tuple(gru.parameters())
+
+    def step():
+        opt.zero_grad()
+        out, h = gru(x)
+        loss = (out * out).mean() + (h * h).mean()
+        loss.backward()
+        opt.step()
+        return _Snapshot(loss, *params)
+
+    return step, lambda s: s * 1e3

@@ -119,3 +119,16 @@ def test_random_shapes_match_torch(mode, t, b, i, h, layers, bidir, packed, batc
     h0 = rng.standard_normal((layers * (2 if bidir else 1), b, h)) if with_h0 else None
     lengths = rng.integers(1, t + 1, b).tolist()
     _fwd_bwd(tm, em, x, lengths, packed, h0, batch_first, seed)
+
+
+def test_gru_bidir_step_matches_torch():
+    from bench import workloads  # noqa: F401  (registers the workloads)
+    from bench.harness import REGISTRY, _as_array
+    outs = {}
+    for mod in (ember, torch):
+        step, convert = REGISTRY["gru_bidir_step"].fn(mod)
+        outs[mod] = [_as_array(step()) for _ in range(3)]
+        assert convert(1.0) > 0
+    for e, t in zip(outs[ember], outs[torch]):
+        np.testing.assert_allclose(e, t, rtol=1e-4, atol=1e-4 * np.abs(t).max())
+    assert not np.allclose(outs[ember][0], outs[ember][1])  # the update moved the weights
