@@ -325,6 +325,10 @@ def _abort_on_uncaught_exception(MPI) -> None:
         previous(kind, value, tb)
         if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
             sys.stderr.flush()
+            # mpiexec's forwarder reads our stderr pipe on its own schedule, and Abort tears
+            # the job down at once: give it a moment so the traceback's last line (the error
+            # itself) reaches the user, which a loaded machine otherwise cut off
+            time.sleep(0.5)
             MPI.COMM_WORLD.Abort(1)
 
     hook._ember_abort = True
