@@ -263,8 +263,8 @@ def _source(sa: str, sb: str, prefix: str, sizes_a, sizes_b):
 def _render(src: str, slots, s) -> str:
     """The template source with the slots' values at sizes ``s`` spelled as the code
     generator spells them (``repr``), for comparing with a region built the normal way."""
-    for name, node in reversed(slots):
-        src = src.replace(name, repr(_eval(node, s)))
+    for name, node in slots:
+        src = re.sub(rf"\b{name}\b", repr(_eval(node, s)), src)
     return src
 
 
