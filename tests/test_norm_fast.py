@@ -1,8 +1,8 @@
 """Layer norm's GEMV backward (``normalization._rows_grads``) and rank-2 GEMM forward
 (``normalization._rows_normalized``) against the general paths and torch.
 
-Each case runs ember four times on the same inputs, with ``normalization._FAST`` (backward)
-and ``_FAST_FWD`` (forward) on and off, and torch once: the fast path must match torch as closely as the general one does, in float32
+Each case runs ember five times on the same inputs, with ``normalization._FAST`` (backward),
+``_RANK2_BWD`` (its rank-2 factors) and ``_FAST_FWD`` (forward) on and off, and torch once: the fast path must match torch as closely as the general one does, in float32
 and float64, for every subset of needed gradients, with and without weight/bias, and on
 inputs whose mean is large against their spread (where a formula on uncentred ``x`` would
 cancel).
@@ -42,13 +42,14 @@ def _compare(x, w, b, g, needs, ns):
     cond = 1 + np.max(np.abs(rows.mean(1)) / np.sqrt(rows.var(1) + 1e-5))
     tol = {k: v * cond for k, v in TOL[dt].items()}
     ref = _run(torch, x, w, b, g, needs, ns)
-    for fast, fwd in ((True, True), (False, True), (True, False), (False, False)):
-        old = norm._FAST, norm._FAST_FWD
-        norm._FAST, norm._FAST_FWD = fast, fwd
+    for fast, fwd, r2 in ((True, True, True), (True, True, False), (False, True, True),
+                          (True, False, True), (False, False, True)):
+        old = norm._FAST, norm._FAST_FWD, norm._RANK2_BWD
+        norm._FAST, norm._FAST_FWD, norm._RANK2_BWD = fast, fwd, r2
         try:
             got = _run(ember, x, w, b, g, needs, ns)
         finally:
-            norm._FAST, norm._FAST_FWD = old
+            norm._FAST, norm._FAST_FWD, norm._RANK2_BWD = old
         for r, e in zip(ref, got):
             assert (r is None) == (e is None)
             if r is not None:

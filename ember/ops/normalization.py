@@ -288,7 +288,7 @@ def _normalize_grads(ctx, g):
     if need_x or need_w:
         dx_full, xc = _empty(xp, x._data.shape, lay, xw.dtype)
         mu = mean._data
-        if _FAST and lay.sub == "rk" and xw.size:  # same-shape passes (_rank2)
+        if _FAST and _RANK2_BWD and lay.sub == "rk" and xw.size:  # same-shape passes
             _rank2(xp, -mu.reshape(-1), _ones(xp, xw.shape[1], xw.dtype), xc)
             xc += xw
         else:
@@ -330,6 +330,7 @@ def _normalize_grads(ctx, g):
 
 
 _FAST = True  # layer norm's backward by _rows_grads (False: the general path, for tests)
+_RANK2_BWD = True  # _rows_grads' per-row/column factors by _rank2 (False: broadcasting passes)
 
 
 def _rows_grads(xp, n, g, xc, inv, w, need_x, need_w, need_b):
@@ -357,6 +358,13 @@ def _rows_grads(xp, n, g, xc, inv, w, need_x, need_w, need_b):
         s2 = (p @ wv) * inv              # sum_k gh * xhat
         # the per-row and per-column factors as full arrays from rank-2 GEMMs (_rank2), so
         # each pass is same-shape: 7 passes cost about half of the 5 broadcasting ones
+        if not _RANK2_BWD:  # the broadcasting passes (for tests and A/B timing)
+            xc *= (inv * inv * s2 / -n)[:, None]
+            xc -= (inv * s1 / n)[:, None]
+            xp.multiply(g, wv, out=p)
+            p *= inv[:, None]
+            xc += p
+            return None, gwt, gb
         ones = _ones(xp, n, p.dtype)
         _rank2(xp, inv * inv * s2 / -n, ones, p)
         xc *= p
