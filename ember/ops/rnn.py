@@ -37,8 +37,9 @@ node (``_FusedLayer``) does the whole layer:
   batched product (``x @ (6, I, H)``) measured no faster than two (within 1%, 1 thread,
   T=64, B=32, I=64/256, H=128/256), and both directions' weight and input gradients as one
   0-2%; only a flat ``(N, 2 * 3H)`` layout was faster (3-4% forward, 10-15% backward on
-  those GEMMs, ~2% of a layer's step), which would put every step's gate updates on
-  column blocks and join the two directions in one node; not done.
+  those GEMMs, ~2% of a layer's step), but it puts every step's gate updates on column
+  blocks (``tanh`` 1.7x, ``add`` 3x slower at B=32, H=128: ~20 us a step, more than the
+  GEMMs gain) and would join the two directions in one node; not done.
 * memory: the layer's multi-megabyte arrays (gates, states, saved factors, the backward's
   gradient buffers and the input-gradient product) are views of blocks reused from call to
   call (``_workspace``, NOTE [ Workspace ]): fresh ones cost a page fault per 4 KiB, which was
