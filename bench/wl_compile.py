@@ -148,22 +148,19 @@ def _opt_step(name, mod, model, loss, x, target):
     return step
 
 
-@compiled_workload("lenet_step", "ms/step")
-def lenet_step(mod):
-    """``lenet_step`` with forward + cross-entropy compiled."""
+def _lenet(mod):
+    """LeNet, its cross-entropy and a batch: ``(model, loss, x, target)``."""
     rng = _rng()
     model = wl_conv._lenet(mod)
     wl_conv._load(mod, model, rng)
     x = _leaf(mod, rng.standard_normal((wl_conv.LENET_BATCH, 1, 28, 28), dtype=np.float32))
     target = mod.from_numpy(rng.integers(0, 10, wl_conv.LENET_BATCH))
     F = mod.nn.functional
-    return _opt_step("lenet_step", mod, model, lambda x, t: F.cross_entropy(model(x), t), x,
-                     target), lambda s: s * 1e3
+    return model, lambda x, t: F.cross_entropy(model(x), t), x, target
 
 
-@compiled_workload("lstm_lm_step", "ms/step")
-def lstm_lm_step(mod):
-    """``lstm_lm_step`` with embedding + LSTM + head + cross-entropy compiled."""
+def _lstm_lm(mod):
+    """The LSTM language model (embedding, LSTM, head), its loss and a batch."""
     rng = _rng()
     model = wl_rnn._lm_model(mod, rng)
     tokens = rng.integers(0, wl_rnn.LM_VOCAB, (wl_rnn.LM_SEQ + 1, wl_rnn.LM_BATCH))
@@ -175,12 +172,11 @@ def lstm_lm_step(mod):
     def loss(x, y):
         out, _ = lstm(emb(x))
         return F.cross_entropy(head(out).reshape(-1, wl_rnn.LM_VOCAB), y)
-    return _opt_step("lstm_lm_step", mod, model, loss, x, y), lambda s: s * 1e3
+    return model, loss, x, y
 
 
-@compiled_workload("gpt_step", "ms/step")
-def gpt_step(mod):
-    """``gpt_step`` with the model + cross-entropy and the Adam step compiled."""
+def _gpt(mod):
+    """GPT-mini, its next-token cross-entropy and a batch."""
     rng = _rng()
     model = wl_attention._gpt_model(mod, rng)
     c = wl_attention.GPT
@@ -188,8 +184,25 @@ def gpt_step(mod):
     idx = _leaf(mod, data[:, :-1])
     target = _leaf(mod, data[:, 1:].reshape(-1))
     F = mod.nn.functional
-    return _opt_step("gpt_step", mod, model, lambda i, t: F.cross_entropy(
-        model(i).reshape(-1, c["vocab"]), t), idx, target), lambda s: s * 1e3
+    return model, lambda i, t: F.cross_entropy(model(i).reshape(-1, c["vocab"]), t), idx, target
+
+
+@compiled_workload("lenet_step", "ms/step")
+def lenet_step(mod):
+    """``lenet_step`` with forward + cross-entropy compiled."""
+    return _opt_step("lenet_step", mod, *_lenet(mod)), lambda s: s * 1e3
+
+
+@compiled_workload("lstm_lm_step", "ms/step")
+def lstm_lm_step(mod):
+    """``lstm_lm_step`` with embedding + LSTM + head + cross-entropy compiled."""
+    return _opt_step("lstm_lm_step", mod, *_lstm_lm(mod)), lambda s: s * 1e3
+
+
+@compiled_workload("gpt_step", "ms/step")
+def gpt_step(mod):
+    """``gpt_step`` with the model + cross-entropy and the Adam step compiled."""
+    return _opt_step("gpt_step", mod, *_gpt(mod)), lambda s: s * 1e3
 
 
 @compiled_workload("mlp_infer_b1", "µs/call")
@@ -249,51 +262,29 @@ def mlp_step_whole(mod):
     return step, lambda s: s * 1e3
 
 
+def _adam_whole(name, mod, setup):
+    """``setup``'s model and loss as one compiled Adam training step."""
+    model, loss, x, target = setup(mod)
+    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
+    return _whole(name, mod, model, loss, x, target, opt), lambda s: s * 1e3
+
+
 @compiled_workload("lenet_step_whole", "ms/step")
 def lenet_step_whole(mod):
     """``lenet_step`` (Adam) as one compiled training step."""
-    rng = _rng()
-    model = wl_conv._lenet(mod)
-    wl_conv._load(mod, model, rng)
-    x = _leaf(mod, rng.standard_normal((wl_conv.LENET_BATCH, 1, 28, 28), dtype=np.float32))
-    target = mod.from_numpy(rng.integers(0, 10, wl_conv.LENET_BATCH))
-    F = mod.nn.functional
-    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
-    return _whole("lenet_step_whole", mod, model, lambda x, t: F.cross_entropy(model(x), t),
-                  x, target, opt), lambda s: s * 1e3
+    return _adam_whole("lenet_step_whole", mod, _lenet)
 
 
 @compiled_workload("lstm_lm_step_whole", "ms/step")
 def lstm_lm_step_whole(mod):
     """``lstm_lm_step`` (Adam) as one compiled training step."""
-    rng = _rng()
-    model = wl_rnn._lm_model(mod, rng)
-    tokens = rng.integers(0, wl_rnn.LM_VOCAB, (wl_rnn.LM_SEQ + 1, wl_rnn.LM_BATCH))
-    x = mod.from_numpy(tokens[:-1].copy())
-    y = mod.from_numpy(tokens[1:].reshape(-1).copy())
-    F = mod.nn.functional
-    emb, lstm, head = model["emb"], model["lstm"], model["head"]
-
-    def loss(x, y):
-        out, _ = lstm(emb(x))
-        return F.cross_entropy(head(out).reshape(-1, wl_rnn.LM_VOCAB), y)
-    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
-    return _whole("lstm_lm_step_whole", mod, model, loss, x, y, opt), lambda s: s * 1e3
+    return _adam_whole("lstm_lm_step_whole", mod, _lstm_lm)
 
 
 @compiled_workload("gpt_step_whole", "ms/step")
 def gpt_step_whole(mod):
     """``gpt_step`` (Adam) as one compiled training step."""
-    rng = _rng()
-    model = wl_attention._gpt_model(mod, rng)
-    c = wl_attention.GPT
-    data = rng.integers(0, c["vocab"], (c["batch"], c["seq"] + 1))
-    idx = _leaf(mod, data[:, :-1])
-    target = _leaf(mod, data[:, 1:].reshape(-1))
-    F = mod.nn.functional
-    opt = mod.optim.Adam(model.parameters(), lr=1e-3)
-    return _whole("gpt_step_whole", mod, model, lambda i, t: F.cross_entropy(
-        model(i).reshape(-1, c["vocab"]), t), idx, target, opt), lambda s: s * 1e3
+    return _adam_whole("gpt_step_whole", mod, _gpt)
 
 
 def thread_times(names, rounds: int = 15, columns=("ember", "torch")) -> dict:
