@@ -79,13 +79,20 @@ class _ConvBnNd:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride,
                          padding=padding, dilation=dilation, groups=groups, bias=False,
                          padding_mode=padding_mode)
+        self._add_bn(_BN[self._nd](out_channels, eps, momentum, True, True), qconfig, bias,
+                     freeze_bn)
+        self._enable_slow_path_for_better_numerical_stability = False
+
+    def _add_bn(self, bn, qconfig, bias: bool, freeze_bn: bool) -> None:
+        """The child ``bn``, the weight's fake quant and a fresh bias, as PyTorch's
+        ``_ConvBnNd.__init__`` (and ``LinearBn1d``'s) set them up."""
         _need_qconfig(qconfig)
         self.qconfig = qconfig
         self.freeze_bn = freeze_bn if self.training else True
-        self.bn = _BN[self._nd](out_channels, eps, momentum, True, True)
+        self.bn = bn
         self.weight_fake_quant = qconfig.weight()
         if bias:
-            self.bias = Parameter(_creation.empty(out_channels))
+            self.bias = Parameter(_creation.empty(bn.num_features))
         else:
             self.register_parameter("bias", None)
         self.reset_bn_parameters()
@@ -93,7 +100,6 @@ class _ConvBnNd:
             self.update_bn_stats()
         else:
             self.freeze_bn_stats()
-        self._enable_slow_path_for_better_numerical_stability = False
 
     def reset_running_stats(self):
         self.bn.reset_running_stats()
@@ -312,20 +318,8 @@ class LinearBn1d(_QATLinear, _nni._FusedModule):
     def __init__(self, in_features, out_features, bias=True, eps=1e-05, momentum=0.1,
                  freeze_bn=False, qconfig=None):
         _Linear.__init__(self, in_features, out_features, bias)
-        _need_qconfig(qconfig)
-        self.qconfig = qconfig
-        self.freeze_bn = freeze_bn if self.training else True
-        self.bn = _BatchNorm1d(out_features, eps, momentum, True, True)
-        self.weight_fake_quant = qconfig.weight()
-        if bias:
-            self.bias = Parameter(_creation.empty(out_features))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_bn_parameters()
-        if self.training and not freeze_bn:
-            self.update_bn_stats()
-        else:
-            self.freeze_bn_stats()
+        _ConvBnNd._add_bn(self, _BatchNorm1d(out_features, eps, momentum, True, True), qconfig,
+                          bias, freeze_bn)
 
     reset_running_stats = _ConvBnNd.reset_running_stats
     update_bn_stats = _ConvBnNd.update_bn_stats
