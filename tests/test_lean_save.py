@@ -1,9 +1,10 @@
 """The lean save path of raw ops keeps PyTorch's semantics (issue 15, eager overhead).
 
-``saves_inputs`` ops (Mul, Div, DivMode) save ``save_for_backward``'s item k as input k
-without matching arrays; this checks the saved entries against the generic matching, and the
-behaviours that read them: in-place after save, saved_tensors_hooks, inference tensors,
-retain_graph, double backward, against torch.
+``save_for_backward``'s item k is taken as input k when it is that input's array (no scan,
+no type test; NOTE [ Saved tensors ]), else matched by identity as before; ``saves_inputs``
+ops (Mul, Div, DivMode) skip the matching.  This checks what
+is saved against torch's ``_saved_*`` attributes, and the behaviours that read saved tensors:
+in-place after save, saved_tensors_hooks, inference tensors, retain_graph, double backward.
 """
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import pytest
 import torch
 
 import ember
-from ember.ops.elementwise import Div, DivMode, Mul
 
 OPS = [("mul", lambda a, b: a * b), ("div", lambda a, b: a / b),
        ("floor_div", lambda a, b: a.div(b, rounding_mode="floor"))]
-# (a requires grad, b: "t" tensor requiring grad, "c" constant tensor, "s" Python scalar)
-CASES = [(True, "t"), (False, "t"), (True, "c"), (True, "s"), (True, "same")]
+# (a requires grad, b: "t" tensor requiring grad, "c" constant tensor, "s" Python scalar,
+# "same" a itself, "detached" a.detach(): one array at two positions, only one requires grad)
+CASES = [(True, "t"), (False, "t"), (True, "c"), (True, "s"), (True, "same"),
+         (True, "detached")]
 
 
 def _operands(mod, ra, kind, dtype="float64"):
@@ -27,23 +29,45 @@ def _operands(mod, ra, kind, dtype="float64"):
         return a, 1.5
     if kind == "same":
         return a, a
+    if kind == "detached":
+        return a, a.detach()
     b = mod.from_numpy(rng.uniform(1, 2, (3, 4))).to(getattr(mod, dtype))
     return a, b.requires_grad_(kind == "t")
 
 
+def _describe(x, a, b):
+    """What a saved slot holds: None, a scalar, or which operand (and its requires_grad)."""
+    if x is None or not hasattr(x, "requires_grad"):
+        return None if x is None else "scalar"
+    return ("a" if x is a else "b" if x is b else "other", x.requires_grad)
+
+
 @pytest.mark.parametrize("name, fn", OPS)
 @pytest.mark.parametrize("ra, kind", CASES)
-def test_saved_entries_equal_generic_matching(name, fn, ra, kind, monkeypatch):
-    a, b = _operands(ember, ra, kind)
-    lean = fn(a, b).grad_fn._saved
-    for cls in (Mul, Div, DivMode):
-        monkeypatch.setattr(cls, "saves_inputs", False)
-    generic = fn(a, b).grad_fn._saved
-    assert len(lean) == len(generic)
-    for x, y in zip(lean, generic):
-        assert x[0] == y[0]
-        assert x[1] is y[1] or x[1] == y[1]
-        assert x[2:] == y[2:]
+def test_saved_tensors_are_torchs(name, fn, ra, kind):
+    got = []
+    for mod in (ember, torch):
+        a, b = _operands(mod, ra, kind)
+        node = fn(a, b).grad_fn
+        if mod is ember:
+            saved = node.saved_tensors
+        else:
+            saved = (node._saved_self, node._saved_other)
+            if kind == "s" and saved[1] is not None:
+                saved = (saved[0], 1.5)  # torch keeps the scalar as a wrapped tensor
+        got.append([_describe(x, a, b) for x in saved])
+    assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("name", ["exp", "tanh", "sigmoid", "relu", "log", "sin"])
+def test_unary_saves_input_or_result_as_torch(name):
+    for mod in (ember, torch):
+        x = mod.linspace(0.5, 2.0, 6, dtype=mod.float64).requires_grad_()
+        y = getattr(x, name)()
+        with mod.no_grad():
+            (x if name in ("log", "sin") else y).mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
 
 
 @pytest.mark.parametrize("name, fn", OPS[:2])
@@ -163,3 +187,17 @@ def test_root_gradient_cast_to_output_dtype(name, fn):
         (g,) = mod.autograd.grad(y, a, mod.ones(2, 3, dtype=mod.float64))
         got.append(str(g.dtype).split(".")[1])
     assert got[0] == got[1] == "float32"
+
+
+@pytest.mark.parametrize("name, fn", OPS)
+@pytest.mark.parametrize("ra, kind", CASES)
+def test_saves_inputs_entries_equal_matched_ones(name, fn, ra, kind, monkeypatch):
+    """The declared path saves what the identity matching would (kinds, tensors, versions)."""
+    from ember.ops.elementwise import Div, DivMode, Mul
+    a, b = _operands(ember, ra, kind)
+    lean = fn(a, b).grad_fn._saved
+    for cls in (Mul, Div, DivMode):
+        monkeypatch.setattr(cls, "saves_inputs", False)
+    matched = fn(a, b).grad_fn._saved
+    assert [(e[0], e[2:]) for e in lean] == [(e[0], e[2:]) for e in matched]
+    assert all(x[1] is y[1] or x[1] == y[1] for x, y in zip(lean, matched))

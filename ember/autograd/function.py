@@ -13,7 +13,9 @@ gives exact higher derivatives.  User subclasses keep PyTorch's contract:
 
 NOTE [ Saved tensors ]
 ``ctx.save_for_backward`` takes inputs or outputs of ``forward`` (arrays for
-raw ops).  After ``forward`` each item is matched by identity: an input is
+raw ops).  After ``forward`` each item is matched by identity, item k against input k
+first (so ``x * x.detach()`` keeps the detached operand, as PyTorch does; a raw op that
+declares ``saves_inputs`` skips the matching): an input is
 saved as that input tensor with its version, an output as its array only
 (a node never holds its own output tensor, which would be a reference cycle;
 on unpack the output is rebuilt with ``grad_fn`` set to this node, as
@@ -396,50 +398,55 @@ def _in(x, seq) -> bool:
 def _resolve_saved(items, raw, args, outs, results):
     """Map saved items to inputs/outputs by identity (NOTE [ Saved tensors ])."""
     saved = []
+    n = len(raw)
+    k = -1
     for item in items:
+        k += 1
         if item is None:
             saved.append(_NONE_SAVED)
             continue
-        tp = type(item)
-        if tp is float or tp not in _ARRAY_TYPES and not hasattr(item, "shape"):
-            saved.append((_CONST, item))  # a Python scalar
-            continue
-        entry = None
-        j = 0
-        for r in raw:  # (identity scans: ~1 us less per op than index loops and helpers)
-            if r is item:
-                t = args[j]
-                if isinstance(t, Tensor):
-                    if t._inference and not state.inference:
-                        _raise_inference_saved()
-                    b = t if t._base is None else t._base  # (_version_counter inlined: hot)
-                    vc = b._version_ctr
-                    if vc is None:
-                        vc = b._version_ctr = [0]
-                    entry = (_IN, t, vc, vc[0])
+        # Item k is most often input k (``save_for_backward(a, b)``): no scan, no type test.
+        t = args[k] if k < n and raw[k] is item else None
+        if not isinstance(t, Tensor):
+            t = None
+            tp = type(item)
+            if tp is float or tp not in _ARRAY_TYPES and not hasattr(item, "shape"):
+                saved.append((_CONST, item))  # a Python scalar
+                continue
+            for j, r in enumerate(raw):
+                if r is item and isinstance(args[j], Tensor):
+                    t = args[j]
                     break
-            j += 1
-        if entry is None:
-            j = 0
-            for o in outs:
-                if o is item:
-                    r = results[j]
-                    if r._grad_fn is None:  # non-differentiable output: plain constant
-                        entry = (_CONST, r)
-                    else:
-                        b = r if r._base is None else r._base
-                        vc = b._version_ctr
-                        if vc is None:
-                            vc = b._version_ctr = [0]
-                        entry = (_OUT, r._data, j, vc, vc[0])
-                    break
-                j += 1
-        if entry is None:  # an intermediate value or a Python scalar: a constant
-            entry = (_CONST, _make(item) if tp in _ARRAY_TYPES else item)
-        saved.append(entry)
+            else:
+                saved.append(_saved_output(item, tp, outs, results))
+                continue
+        if t._inference and not state.inference:
+            _raise_inference_saved()
+        b = t if t._base is None else t._base  # (_version_counter inlined: hot)
+        vc = b._version_ctr
+        if vc is None:
+            vc = b._version_ctr = [0]
+        saved.append((_IN, t, vc, vc[0]))
     if state.saved_hooks:
         return _pack(saved, results)
     return tuple(saved)
+
+
+def _saved_output(item, tp, outs, results):
+    """The saved entry of an output of the op, or of a constant (an intermediate value)."""
+    j = 0
+    for o in outs:
+        if o is item:
+            r = results[j]
+            if r._grad_fn is None:  # non-differentiable output: plain constant
+                return (_CONST, r)
+            b = r if r._base is None else r._base
+            vc = b._version_ctr
+            if vc is None:
+                vc = b._version_ctr = [0]
+            return (_OUT, r._data, j, vc, vc[0])
+        j += 1
+    return (_CONST, _make(item) if tp in _ARRAY_TYPES else item)
 
 
 def _save_args(items, args):
