@@ -16,11 +16,12 @@ TOL = {np.float32: dict(rtol=3e-5, atol=3e-6), np.float64: dict(rtol=1e-10, atol
 
 @pytest.fixture(autouse=True, params=[True, False], ids=["contig_t", "views_t"])
 def contig_t(request):
-    """Every test with the contiguous transposed operands (NOTE [ Transposed ]) and without."""
-    old = A._CONTIG_T
-    A._CONTIG_T = request.param
+    """Every test with the contiguous transposed operands (NOTE [ Transposed ]) and the
+    additive causal mask (NOTE [ Causal by adding ]), and with neither."""
+    old = A._CONTIG_T, A._CAUSAL_ADD
+    A._CONTIG_T = A._CAUSAL_ADD = request.param
     yield request.param
-    A._CONTIG_T = old
+    A._CONTIG_T, A._CAUSAL_ADD = old
 
 
 def _run(m, arrays, mask, needs_mask_grad=False, **kw):
@@ -201,8 +202,26 @@ def test_contiguous_transposes_equal_views(dtype, contig_t):
     ref = _run(torch, arrays, None, is_causal=True)
     got = []
     for flag in (contig_t, not contig_t):
-        A._CONTIG_T = flag
+        A._CONTIG_T = A._CAUSAL_ADD = flag
         got.append(_run(ember, arrays, None, is_causal=True))
     for r, a, b in zip(ref, *got):
         np.testing.assert_allclose(a, b, **TOL[dtype])
         np.testing.assert_allclose(a, r, **TOL[dtype])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy's, on inf/NaN
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_key_under_causal_mask(bad, contig_t):
+    """A NaN or infinite key that a query may not see does not reach that query's output or
+    output (the additive mask falls back to assignment), as in PyTorch; -inf needs no
+    fallback."""
+    q, k, v = _qkv((2, 2, 6, 4), (2, 2, 6, 4), (2, 2, 6, 4), np.float64, seed=11)
+    k[0, 1, 4, 2] = bad  # seen only by queries 4 and 5
+    ts = [torch.tensor(a) for a in (q, k, v)]
+    ref = torch.nn.functional.scaled_dot_product_attention(*ts, is_causal=True).numpy()
+    es = [ember.tensor(a) for a in (q, k, v)]
+    got = ember.nn.functional.scaled_dot_product_attention(*es, is_causal=True).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    ok = ~np.isnan(ref)
+    np.testing.assert_allclose(got[ok], ref[ok], **TOL[np.float64])
+    assert ok[0, 1, :4].all()
