@@ -106,9 +106,8 @@ def _meta(a, b, dt=None) -> tuple:
     if a.__class__ is not builtins.float and hasattr(a, "dtype"):
         # (``hasattr`` of a missing name costs an exception: floats are tested first)
         if b.__class__ is not builtins.float and hasattr(b, "dtype"):
-            if a.dtype is dt and b.dtype is dt and a.shape == b.shape:
-                return _SAME
-            return a.shape, a.dtype, b.shape, b.dtype
+            sa, sb, da, db = a.shape, b.shape, a.dtype, b.dtype
+            return _SAME if sa == sb and da is dt and db is dt else (sa, da, sb, db)
         return _SAME if a.dtype is dt else (a.shape, a.dtype, (), None)
     return (), None, shape_of(b), _dt(b)
 
