@@ -201,3 +201,39 @@ def test_saves_inputs_entries_equal_matched_ones(name, fn, ra, kind, monkeypatch
     matched = fn(a, b).grad_fn._saved
     assert [(e[0], e[2:]) for e in lean] == [(e[0], e[2:]) for e in matched]
     assert all(x[1] is y[1] or x[1] == y[1] for x, y in zip(lean, matched))
+
+
+UNARY = ["exp", "tanh", "sigmoid", "relu", "log", "sin", "sqrt"]
+
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_unary_declared_entries_equal_matched_ones(name, dtype, monkeypatch):
+    """Unary ops save their input or result as declared: the same entries as the matching."""
+    from ember.ops.elementwise import Relu, _Unary
+    x = ember.linspace(0.5, 2.0, 6, dtype=getattr(ember, dtype)).requires_grad_()
+    lean = getattr(x, name)().grad_fn._saved
+    for cls in (_Unary, Relu):
+        monkeypatch.setattr(cls, "saves_inputs", False)
+    matched = getattr(x, name)().grad_fn._saved
+    assert [(e[0], e[2:]) for e in lean] == [(e[0], e[2:]) for e in matched]
+    for e, m in zip(lean, matched):
+        assert e[1] is x if e[0] == 0 else e[1].shape == m[1].shape
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_unary_saved_result_through_hooks_and_double_backward(name):
+    res = []
+    for mod in (ember, torch):
+        packed = []
+        x = mod.linspace(0.5, 2.0, 6, dtype=mod.float64).requires_grad_()
+        with mod.autograd.graph.saved_tensors_hooks(lambda t: packed.append(1) or t,
+                                                    lambda t: t):
+            y = getattr(x, name)()
+        (g,) = mod.autograd.grad(y.sum(), x, create_graph=True)
+        (gg,) = mod.autograd.grad(g.sum(), x, allow_unused=True)  # relu's: None
+        gg = np.zeros(6) if gg is None else gg.numpy()
+        res.append((len(packed), g.detach().numpy(), gg))
+    assert res[0][0] == res[1][0]
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12)
+    np.testing.assert_allclose(res[0][2], res[1][2], rtol=1e-10, atol=1e-12)

@@ -208,7 +208,7 @@ class Function(FunctionCtx):
     raw = False          # built-ins: forward on backend arrays (see module docstring)
     view = False         # the (first) output is a view of input 0's storage
     backward_name = None  # node name shown in grad_fn, e.g. "AddBackward0"
-    saves_inputs = False  # raw ops: save_for_backward's item k is input k or None (no matching)
+    saves_inputs = False  # raw ops: saved item k is input k, the output or None (no matching)
 
     def name(self) -> str:
         cls = type(self)
@@ -281,8 +281,9 @@ class Function(FunctionCtx):
                 if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
                     t = _make(out, True, ctx)
                     if ctx._to_save is not None:
-                        ctx._saved = _save_args(ctx._to_save, args) if cls.saves_inputs else \
-                            _resolve_saved(ctx._to_save, raw, args, (res,), (t,))
+                        items = ctx._to_save
+                        ctx._saved = _save_args(items, args, res, t) if cls.saves_inputs \
+                            else _resolve_saved(items, raw, args, (res,), (t,))
                         ctx._to_save = None
                     if state.anomaly:
                         ctx._trace = "".join(traceback.format_stack()[:-1])
@@ -352,8 +353,7 @@ class Function(FunctionCtx):
                 ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
                                  if isinstance(r, Tensor) else None for r in results]
             if ctx._to_save is not None:
-                ctx._saved = _save_args(ctx._to_save, args) if cls.saves_inputs else \
-                    _resolve_saved(ctx._to_save, raw, args, outs, results)
+                ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
                 ctx._to_save = None
             if state.anomaly:
                 ctx._trace = "".join(traceback.format_stack()[:-1])
@@ -449,24 +449,31 @@ def _saved_output(item, tp, outs, results):
     return (_CONST, _make(item) if tp in _ARRAY_TYPES else item)
 
 
-def _save_args(items, args):
-    """Saved entries of a ``saves_inputs`` op: item k is input k or None, kept unmatched."""
+def _save_args(items, args, out, t):
+    """Saved entries of a ``saves_inputs`` op: item k is input k, the output ``out`` (whose
+    fresh tensor is ``t``) or None, taken as declared without matching."""
     saved = []
     k = 0
     for item in items:
-        t = args[k] if item is not None else None
-        if isinstance(t, Tensor):
-            if t._inference and not state.inference:
-                _raise_inference_saved()
-            b = t if t._base is None else t._base
-            vc = b._version_ctr
+        if item is out:
+            vc = t._version_ctr
             if vc is None:
-                vc = b._version_ctr = [0]
-            saved.append((_IN, t, vc, vc[0]))
-        else:  # a Python scalar (or an array passed as is: a constant tensor)
-            saved.append((_CONST, _make(item) if type(item) in _ARRAY_TYPES else item))
+                vc = t._version_ctr = [0]
+            saved.append((_OUT, t._data, 0, vc, vc[0]))
+        else:
+            a = args[k] if item is not None else None
+            if isinstance(a, Tensor):
+                if a._inference and not state.inference:
+                    _raise_inference_saved()
+                b = a if a._base is None else a._base
+                vc = b._version_ctr
+                if vc is None:
+                    vc = b._version_ctr = [0]
+                saved.append((_IN, a, vc, vc[0]))
+            else:  # a Python scalar (or an array passed as is: a constant tensor)
+                saved.append((_CONST, _make(item) if type(item) in _ARRAY_TYPES else item))
         k += 1
-    return _pack(saved, None) if state.saved_hooks else tuple(saved)
+    return _pack(saved, (t,)) if state.saved_hooks else tuple(saved)
 
 
 def _raise_inference_saved():

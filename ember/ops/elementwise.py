@@ -925,6 +925,7 @@ class _Unary(Function):
 
     raw = True
     saves = ""
+    saves_inputs = True  # the input or the result
 
     @staticmethod
     def forward(ctx, a):
@@ -1058,6 +1059,7 @@ class Relu(Function):
 
     raw = True
     backward_name = "ReluBackward0"
+    saves_inputs = True  # the result
 
     @staticmethod
     def forward(ctx, a):
