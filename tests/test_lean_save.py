@@ -237,3 +237,32 @@ def test_unary_saved_result_through_hooks_and_double_backward(name):
     assert res[0][0] == res[1][0]
     np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12)
     np.testing.assert_allclose(res[0][2], res[1][2], rtol=1e-10, atol=1e-12)
+
+
+ACTIVATIONS = [("gelu", lambda F, x: F.gelu(x)), ("silu", lambda F, x: F.silu(x)),
+               ("leaky_relu", lambda F, x: F.leaky_relu(x, 0.1)),
+               ("softmax", lambda F, x: F.softmax(x, -1)),
+               ("log_softmax", lambda F, x: F.log_softmax(x, -1))]
+
+
+@pytest.mark.parametrize("name, fn", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_activation_declared_saves(name, fn, dtype, monkeypatch):
+    """Entries equal the matched ones; an in-place change of what is saved fails as in torch."""
+    from ember.ops.activation import LogSoftmax, Softmax, _Activation
+    x = ember.linspace(-2.0, 2.0, 12, dtype=getattr(ember, dtype)).reshape(3, 4)
+    x.requires_grad_()
+    lean = fn(ember.nn.functional, x).grad_fn._saved
+    for cls in (_Activation, Softmax, LogSoftmax):
+        monkeypatch.setattr(cls, "saves_inputs", False)
+    matched = fn(ember.nn.functional, x).grad_fn._saved
+    assert [(e[0], e[2:]) for e in lean] == [(e[0], e[2:]) for e in matched]
+    monkeypatch.undo()
+    for mod in (ember, torch):
+        x = mod.linspace(-2.0, 2.0, 12, dtype=getattr(mod, dtype)).reshape(3, 4)
+        x.requires_grad_()
+        y = fn(mod.nn.functional, x)
+        with mod.no_grad():
+            (y if "softmax" in name else x).mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()

@@ -62,6 +62,7 @@ class _Activation(Function):
 
     raw = True
     kernel = ""
+    saves_inputs = True  # the input (NOTE [ Saved tensors ])
 
     @staticmethod
     def forward(ctx, a, *params):
@@ -761,6 +762,7 @@ class Softmax(Function):
 
     raw = True
     backward_name = "SoftmaxBackward0"
+    saves_inputs = True  # the result
 
     @staticmethod
     def forward(ctx, a, dim):
@@ -791,6 +793,7 @@ class LogSoftmax(Function):
 
     raw = True
     backward_name = "LogSoftmaxBackward0"
+    saves_inputs = True  # the result
 
     @staticmethod
     def forward(ctx, a, dim):
