@@ -15,7 +15,7 @@ NOTE [ Saved tensors ]
 ``ctx.save_for_backward`` takes inputs or outputs of ``forward`` (arrays for
 raw ops).  After ``forward`` each item is matched by identity, item k against input k
 first (so ``x * x.detach()`` keeps the detached operand, as PyTorch does; a raw op that
-declares ``saves_inputs`` skips the matching): an input is
+declares ``saves_inputs``, its item k input k, its result or None, is not matched): an input is
 saved as that input tensor with its version, an output as its array only
 (a node never holds its own output tensor, which would be a reference cycle;
 on unpack the output is rebuilt with ``grad_fn`` set to this node, as
