@@ -134,8 +134,9 @@ _CONTIG_T = True
 
 
 def _contiguous_t(xp, a):
-    """``swapaxes(a, -1, -2)`` copied into a C-contiguous array."""
-    t = xp.empty(a.shape[:-2] + a.shape[:-3:-1], a.dtype)
+    """``swapaxes(a, -1, -2)`` copied into a C-contiguous workspace array (a fresh one
+    page-faults: NOTE [ Workspace ])."""
+    t = ws.empty(xp, a.shape[:-2] + a.shape[:-3:-1], a.dtype)
     xp.copyto(t, xp.swapaxes(a, -1, -2))
     return t
 
@@ -209,7 +210,7 @@ class _SDPA(Function):
         # (S, L) ("by key") when _BY_KEY: NOTE [ Scores by key ]
         by_key = _BY_KEY
         if by_key and _CONTIG_T:  # Q^T scaled into a contiguous array (NOTE [ Transposed ])
-            qs = xp.swapaxes(xp.empty(qc.shape[:-2] + qc.shape[:-3:-1], qc.dtype), -1, -2)
+            qs = xp.swapaxes(ws.empty(xp, qc.shape[:-2] + qc.shape[:-3:-1], qc.dtype), -1, -2)
             xp.multiply(qc, qc.dtype.type(scale), out=qs)
         else:
             qs = qc * qc.dtype.type(scale)
