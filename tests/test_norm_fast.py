@@ -229,3 +229,25 @@ def test_forward_non_contiguous_and_empty():
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
     e = ember.nn.functional.layer_norm(ember.zeros(0, 40), (40,)).numpy()
     assert e.shape == (0, 40)
+
+
+@pytest.mark.parametrize("ws_out", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_workspace_output_stays_valid(ws_out, dtype):
+    """Outputs from the workspace (``_WS_OUT``) are not reused while their tensor lives: a
+    second same-shape call, and an in-place change of the first output, leave each right."""
+    old = norm._WS_OUT
+    norm._WS_OUT = ws_out
+    try:
+        xs = [_inputs((16, 64, 128), 128, dtype, s)[0] for s in (20, 21)]
+        ys = [ember.nn.functional.layer_norm(ember.tensor(x), (128,)) for x in xs]
+        refs = [torch.nn.functional.layer_norm(torch.tensor(x), (128,)).numpy() for x in xs]
+        for y, r in zip(ys, refs):
+            np.testing.assert_allclose(y.numpy(), r, **TOL[dtype])
+        ys[0].add_(1.0)
+        z = ember.nn.functional.layer_norm(ember.tensor(xs[1]), (128,))
+        np.testing.assert_allclose(ys[0].numpy(), refs[0] + 1, **TOL[dtype])
+        np.testing.assert_allclose(z.numpy(), refs[1], **TOL[dtype])
+        np.testing.assert_allclose(ys[1].numpy(), refs[1], **TOL[dtype])
+    finally:
+        norm._WS_OUT = old
