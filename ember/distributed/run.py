@@ -16,6 +16,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import time
 import traceback
 
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
@@ -127,6 +128,9 @@ def _abort(code: int) -> None:
     sys.stderr.flush()
     mpi = sys.modules.get("mpi4py.MPI")
     if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        # mpiexec forwards our stderr on its own schedule and Abort tears the job down at
+        # once: without a pause a loaded machine loses the traceback after its first line
+        time.sleep(0.5)
         mpi.COMM_WORLD.Abort(code)
     os._exit(code)
 
