@@ -14,6 +14,7 @@ from ember._dynamo.backends import _region
 from ember._dynamo.utils import counters
 from ember._functorch.generic import GenericRegion, NoFit, _fit
 from ember.fx.experimental.proxy_tensor import make_fx
+from test_compile_dynamic import LM  # the small LSTM LM both files train
 
 
 @pytest.fixture(autouse=True)
@@ -183,18 +184,6 @@ class GPT(nn.Module):
     def forward(self, idx):
         x = self.tok(idx) + self.pos(self.positions)
         return self.head(self.block(x, src_mask=self.mask, is_causal=True)).reshape(-1, 11)
-
-
-class LM(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.Embedding(9, 8)
-        self.lstm = nn.LSTM(8, 12, batch_first=True)
-        self.head = nn.Linear(12, 9)
-
-    def forward(self, x):
-        out, _ = self.lstm(self.emb(x))
-        return self.head(out).reshape(-1, 9)
 
 
 class Block(nn.Module):

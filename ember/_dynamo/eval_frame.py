@@ -244,10 +244,9 @@ class _Patches:
             orig = getattr(Tensor, name, None)
             if orig is None:
                 continue
-            patch = _item_patch if name == "item" else _bool_patch if name == "__bool__" \
-                else None
-            self._set(Tensor, name, self._wrap(orig, what) if patch is None else
-                      patch(orig, rec))
+            kind = {"item": "item", "__bool__": "bool"}.get(name)
+            self._set(Tensor, name, self._wrap(orig, what) if kind is None else
+                      _value_patch(orig, rec, kind))
         self.saved.append((builtins, "print", builtins.print))
         builtins.print = self._wrap(builtins.print, "print() (a Python side effect)")
         # NOTE [ Compiled training steps ]: backward(), zero_grad() and .grad writes
@@ -283,26 +282,16 @@ class _Patches:
                 setattr(owner, name, orig)
 
 
-def _item_patch(orig, rec):
-    """``Tensor.item`` while capturing: an event (its value may only be returned)."""
+def _value_patch(orig, rec, kind: str):
+    """``Tensor.item`` / ``__bool__`` while capturing: an event of ``kind`` ("item": its value
+    may only be returned; "bool": the program guards on its value)."""
     @functools.wraps(orig)
-    def item(self):
+    def read(self):
         v = orig(self)
         if rec in state.modes and not rec.cap.in_backward:  # a formula's: not the program's
-            rec.cap.event("item", self, v)
+            rec.cap.event(kind, self, v)
         return v
-    return item
-
-
-def _bool_patch(orig, rec):
-    """``Tensor.__bool__`` while capturing: an event (the program guards on its value)."""
-    @functools.wraps(orig)
-    def to_bool(self):
-        v = orig(self)
-        if rec in state.modes and not rec.cap.in_backward:  # a formula's: not the program's
-            rec.cap.event("bool", self, v)
-        return v
-    return to_bool
+    return read
 
 
 def _backward_patch(orig, rec):
