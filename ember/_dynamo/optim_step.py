@@ -18,6 +18,18 @@ time: the hyper-parameters (``lr``, ``momentum``, ``dampening``, ``weight_decay`
 (Adam's flat path may re-point them).  The state tensors are the optimizer's own (``state_dict``
 is eager's).  Eager runs instead: the first step of a parameter (it creates the state), hooks,
 complex or sparse gradients, other optimizers, a Tensor ``lr`` for SGD.
+
+The other stock optimizers with a foreach form in PyTorch (RMSprop, Adagrad, Adamax, NAdam,
+RAdam, Adadelta, ASGD, Rprop: kind ``"called"``) are one generated function too, but it calls
+each parameter's update as the optimizer writes it (``_update`` over arrays, bound to the
+parameter, gradient and state arrays in the plan) rather than a second spelling of its formula,
+so the numbers are eager's by construction; eager ``_step_group``'s per-parameter lookups, the
+dispatch through ``_step_group`` and the negated gradient under ``maximize`` (into scratch) are
+what is generated away.  Their updates allocate their own temporaries, so on large parameters
+the array work dominates and the step costs what eager's does (measured within noise on a
+784-512-256-10 MLP); the gain is that ``opt.step()`` inside a compiled training step is part of
+the program.  A subclass overriding ``_update``/``_init_state``/``_step_group``, or another
+optimizer (Adafactor, SparseAdam, LBFGS), runs its eager step.
 """
 from __future__ import annotations
 
@@ -31,10 +43,20 @@ from ..optim import optimizer as _optmod
 from ..optim.optimizer import Optimizer
 from ..optim.sgd import SGD
 from ..optim.adam import Adam
+from ..optim.adadelta import Adadelta
+from ..optim.adagrad import Adagrad
+from ..optim.adamax import Adamax
+from ..optim.asgd import ASGD
+from ..optim.nadam import NAdam
+from ..optim.radam import RAdam
+from ..optim.rmsprop import RMSprop
+from ..optim.rprop import Rprop
 
 __all__ = ["CompiledStep", "compiled_step_for", "routed_steps"]
 
 _EAGER_STEP = Optimizer.step
+# optimizers whose update the generic path calls as it is (NOTE [ Compiled optimizer steps ])
+_CALLED = (RMSprop, Adagrad, Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop)
 _STEPS = weakref.WeakKeyDictionary()  # optimizer -> its CompiledStep (opt.step inside fns)
 
 
@@ -48,6 +70,9 @@ def _kind(opt):
     if cls._update is Adam._update and cls._init_state is Adam._init_state and \
             cls._step_group is Adam._step_group:
         return "adam"
+    if cls._step_group is Optimizer._step_group and \
+            any(cls._update is k._update and cls._init_state is k._init_state for k in _CALLED):
+        return "called"
     return None
 
 
@@ -116,6 +141,21 @@ def _gen_adam(gi, group, n, flat=False):
     return lines
 
 
+def _gen_called(gi, group, n):
+    """Source lines of group ``gi``'s update over ``n`` parameters as calls of the optimizer's
+    own array-level ``_update`` (its formula, written once), with eager ``_step_group``'s
+    negated gradient under ``maximize`` written into scratch."""
+    lines = [f"    gr = groups[{gi}]"]
+    for i in range(n):
+        j = f"{gi}_{i}"
+        g = f"P{j}[1]"
+        if group.get("maximize", False):
+            lines.append(f"    g = xp.negative({g}, out=T{j}[0])")
+            g = "g"
+        lines.append(f"    _update(opt, P{j}[0], {g}, P{j}[2], gr, xp)")
+    return lines
+
+
 class _Version:
     """One generated update, valid for the guard ``key``."""
 
@@ -171,7 +211,10 @@ class CompiledStep:
         if ver is None or ver.key != key:
             ver = self._build(key, arrays)
         with no_grad():
-            ver.fn(opt.param_groups, *arrays, *ver.scratch)
+            if self.kind == "called":
+                ver.fn(opt.param_groups, opt, *arrays, *ver.scratch)
+            else:
+                ver.fn(opt.param_groups, *arrays, *ver.scratch)
         for vc in vcs:
             vc[0] += 1
         self._mark()
@@ -190,11 +233,14 @@ class CompiledStep:
         """``(guard key, per-parameter array tuples, version counters)`` or ``None``."""
         opt = self.opt
         adam = self.kind == "adam"
+        called = self.kind == "called"
         key = [type(opt)]
         arrays = []
         vcs = []
         for group in opt.param_groups:
-            if adam:
+            if called:  # the update reads every option itself; only maximize is outside it
+                flags = (bool(group.get("maximize", False)),)
+            elif adam:
                 b1 = float(group["betas"][0])
                 flags = (group["weight_decay"] != 0, bool(group["decoupled_weight_decay"]),
                          bool(group["maximize"]), bool(group["amsgrad"]), 1 - b1 < 0.5)
@@ -223,7 +269,11 @@ class CompiledStep:
                         or not isinstance(ga, type(a)):
                     return None
                 st = opt.state.get(p)
-                if adam:
+                if called:
+                    if not st:  # a first step: eager creates the state
+                        return None
+                    tup = (a, ga, st)
+                elif adam:
                     if not st or not isinstance(st.get("step"), Tensor):
                         return None
                     names = ("exp_avg", "exp_avg_sq") + \
@@ -261,7 +311,7 @@ class CompiledStep:
         """Generate, compile and allocate the scratch of the update for guard ``key``."""
         from ..fx.graph_module import _exec
         opt = self.opt
-        gen = _gen_adam if self.kind == "adam" else _gen_sgd
+        gen = {"adam": _gen_adam, "sgd": _gen_sgd, "called": _gen_called}[self.kind]
         lines = []
         pnames, tnames, scratch = [], [], []
         k = 0
@@ -275,11 +325,16 @@ class CompiledStep:
                 xp = xp_of(a)
                 pnames.append(f"P{gi}_{i}")
                 tnames.append(f"T{gi}_{i}")
-                # the flat buffers bring their own scratch
-                scratch.append(() if flat else (xp.empty_like(a), xp.empty_like(a)))
-        args = ", ".join(["groups"] + pnames + tnames)
+                # the flat buffers bring their own scratch; the called updates make theirs
+                if flat or self.kind == "called" and not group.get("maximize", False):
+                    scratch.append(())
+                else:
+                    scratch.append((xp.empty_like(a), xp.empty_like(a)))
+        head = ["groups", "opt"] if self.kind == "called" else ["groups"]
+        args = ", ".join(head + pnames + tnames)
         src = f"def forward({args}):\n" + "\n".join(lines) + "\n"
-        env = {"xp": xp_of(arrays[0][0]) if arrays else None}
+        env = {"xp": xp_of(arrays[0][0]) if arrays else None,
+               "_update": type(opt)._update}
         _exec(src, env)
         ver = _Version()
         ver.key, ver.fn, ver.scratch, ver.src = key, env["forward"], tuple(scratch), src
