@@ -50,14 +50,16 @@ def eager(gm, example_inputs):
 def _region(gm, example_inputs):
     from .._functorch.aot_autograd import CompiledRegion, Unsupported
     from .._functorch.passes import optimize_graph
-    gm.meta_passes = optimize_graph(gm)  # CSE and DCE of pure ops
-    consts = {n.target: getattr(gm, n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    gm.meta_passes = optimize_graph(gm)  # constant folding, CSE and DCE of pure ops
+    folds, fgm = gm.meta_folds, gm.meta_folded  # fgm: gm with its constants folded
+    consts = {n.target: getattr(fgm, n.target) for n in fgm.graph.nodes if n.op == "get_attr"}
     try:
-        region = CompiledRegion(gm.graph, consts)
+        region = CompiledRegion(fgm.graph, consts)
     except Unsupported as e:
         gm.meta_unsupported = str(e)  # explain() reports why the graph runs op by op
-        return gm
+        return gm  # as captured, unfolded
     region.gm = gm
+    region._folds = folds
     return region
 
 

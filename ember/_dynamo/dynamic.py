@@ -198,6 +198,7 @@ class DynamicGraph:
         rec = OpRecorder(forward_only=True)
         recording = record(lambda *a: self._replay(a), leaves, known=self.known, recorder=rec)
         gm = recording.graph_module()
+        gm.meta_no_fold = True  # a generic region needs the same constants at every size
         inst = self.compiler(gm, list(leaves))
         self._keep(key, inst)
         counters["stats"]["dynamic_instances"] += 1

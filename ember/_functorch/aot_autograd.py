@@ -213,6 +213,8 @@ class CompiledRegion:
     ``region(*flat_inputs)`` takes the placeholders' values and returns what the graph
     returns; ``forward_src`` and ``backward_src`` are the generated sources."""
 
+    _folds = None  # the graph's values folded from buffers (``passes.Folds``), checked per call
+
     def __init__(self, graph, constants: dict, options: dict = None):
         self.graph = graph
         nodes = list(graph.nodes)
@@ -322,7 +324,7 @@ class CompiledRegion:
             record = bool(n.meta.get("grad_mode")) and any(needs)
             fwd[n] = ("op", cls, args, tuple(needs), record)
         self._xp = env["xp"] = xp = xp if xp is not None else np
-        env["_fresh_mm"] = lambda a, b: fresh_mm(xp, a, b)
+        env["_fresh_mm"] = lambda a, b, add=None, out=None: fresh_mm(xp, a, b, add, out)
         env["_relu_grad"] = lambda g, y, out: relu_grad_into(xp, g, y, out)
         env["_wsl"] = lambda a: _ws.empty(xp, a.shape, a.dtype)
 
@@ -853,6 +855,8 @@ class CompiledRegion:
         if len(flat) != self._n_placeholders:
             raise TypeError(f"compiled graph takes {self._n_placeholders} inputs, got "
                             f"{len(flat)}")
+        if self._folds is not None:  # values folded from buffers (NOTE [ Constant folding ])
+            self._folds.check()
         consts = self._consts
         args = [flat[i] if kind == "input" else consts[i] for kind, i in self._tensor_args]
         if state.grad or state.intercept:

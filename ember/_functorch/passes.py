@@ -1,5 +1,5 @@
-"""Graph passes run on a captured graph before code generation: common-subexpression and
-dead-code elimination over pure ops only.
+"""Graph passes run on a captured graph before code generation: constant folding, common-
+subexpression and dead-code elimination over pure ops only.
 
 An op is pure here when its node calls a raw built-in Function of a family whose ops neither
 draw random numbers nor write into their inputs (elementwise, reductions, movement, linear
@@ -9,15 +9,39 @@ masks, random functions, ``copy_`` writes, batch norm (it updates running statis
 embeddings (``max_norm`` renormalises the table), anything offered to the modes without a
 Function.  A graph holding any in-place write (``copy_``) is left as it is: a write through
 one alias would reach the value a merged twin shares.
+
+NOTE [ Constant folding ]
+A node is constant when it is a pure op (above) or a factory (``arange``, ``ones``, ``zeros``,
+``full``, ``eye``, ``linspace``, ``logspace``, ``scalar_tensor``, ``*_like`` of a constant)
+whose tensor arguments are all constant, or a ``get_attr`` tensor that does not require grad
+(a buffer, a frozen parameter, a captured literal) that no impure node of the graph reads (so
+not batch norm's running statistics, which it updates).  ``fold_constants`` replaces each
+constant node that a non-constant node reads by a ``get_attr`` of the value the capture
+computed for it (``meta["val"]``, the same tensor object, so the backward lowering still
+finds it by identity), and erases what only it read: a causal mask ``ones(T, T).triu(1).
+bool()`` or positions ``arange(T) * 0.5`` run once, at compile time.  Never folded: anything
+reading a placeholder or a parameter that requires grad (an optimizer changes it in place),
+random ops, a node whose value is returned (the caller may write into it), graphs with an
+in-place write, and dynamic graphs' replays (``gm.meta_no_fold``: their generic region
+needs the same constants at every size).  A folded value computed from buffers keeps what
+it was computed from: ``Folds.check()`` (run by the region at each call) compares each
+source's array and version counter with the folding's and, when one changed (a buffer
+written in place between calls, ``model.buf.add_(1)``), recomputes the folded values from
+the buffers as they are now, so a call never reads a stale one.  A write that bypasses the
+version counter (into ``buf.numpy()``) is not seen, as in PyTorch's frozen graphs.
 """
 from __future__ import annotations
 
 import operator
 
 from ..autograd.modes import Op
+from ..autograd.function import _version_counter
+from ..autograd.grad_mode import no_grad
 from ..fx.experimental.proxy_tensor import COPY_
+from ..fx.node import map_arg
+from .._tensor import Tensor
 
-__all__ = ["pure", "cse", "dce", "optimize_graph"]
+__all__ = ["pure", "cse", "dce", "fold_constants", "Folds", "optimize_graph"]
 
 _PURE_FAMILIES = frozenset("ember.ops." + f for f in (
     "elementwise", "reduce", "movement", "linalg", "activation", "conv", "pooling", "padding",
@@ -110,10 +134,143 @@ def dce(graph) -> int:
     return erased
 
 
+_FACTORIES = frozenset(("arange", "ones", "zeros", "full", "eye", "linspace", "logspace",
+                        "scalar_tensor", "ones_like", "zeros_like", "full_like"))
+
+
+def _writes(n) -> bool:
+    return n.op == "call_function" and (n.target is COPY_ or
+                                        getattr(n.target, "__name__", "").endswith("_"))
+
+
+def _factory(n) -> bool:
+    t = n.target
+    return n.op == "call_function" and isinstance(t, Op) and t.__name__ in _FACTORIES and \
+        not isinstance(getattr(t._fn, "__self__", None), type)
+
+
+class Folds:
+    """The folded values of one graph and what they were computed from (NOTE [ Constant
+    folding ]): ``check()`` recomputes them when a source buffer changed since."""
+
+    __slots__ = ("steps", "outs", "sources")
+
+    def __init__(self, steps, outs, sources):
+        self.steps = steps      # (target, args, kwargs) over step indices (``_Ref``)
+        self.outs = outs        # (step index, folded tensor)
+        self.sources = sources  # (tensor, its array, its version) the values were made from
+
+    def check(self) -> None:
+        for t, arr, ver in self.sources:
+            if t._data is not arr or _version_counter(t)[0] != ver:
+                self.refresh()
+                return
+
+    def refresh(self) -> None:
+        """Recompute every folded value from the sources as they are now."""
+        vals = []
+        with no_grad():
+            for target, args, kwargs in self.steps:
+                get = lambda r: vals[r.i]  # noqa: E731
+                if target is None:  # a source tensor
+                    vals.append(args)
+                    continue
+                vals.append(target(*_deref(args, get), **_deref(kwargs, get)))
+        for i, t in self.outs:
+            t._data = vals[i]._data  # the region reads ``._data`` at each call
+        self.sources = tuple((t, t._data, _version_counter(t)[0]) for t, _, _ in self.sources)
+
+
+class _Ref:
+    __slots__ = ("i",)
+
+    def __init__(self, i):
+        self.i = i
+
+
+def _deref(a, get):
+    if isinstance(a, _Ref):
+        return get(a)
+    if isinstance(a, (tuple, list)):
+        return type(a)(_deref(e, get) for e in a)
+    if isinstance(a, dict):
+        return {k: _deref(v, get) for k, v in a.items()}
+    return a
+
+
+def fold_constants(gm):
+    """Evaluate the graph's constant subgraphs at compile time (NOTE [ Constant folding ]);
+    returns ``(nodes folded away, GraphModule to compile, Folds or None)``; ``gm`` itself is
+    left as captured (a dynamic graph is built from it, a ``create_graph`` backward replays
+    it), the folded graph is a copy."""
+    from ..fx.graph import Graph
+    from ..fx.graph_module import GraphModule
+    nodes = list(gm.graph.nodes)
+    if any(_writes(n) for n in nodes):
+        return 0, gm, None
+    impure_reads = set()
+    for n in nodes:
+        if n.op == "call_function" and not pure(n) and not _factory(n):
+            impure_reads.update(id(a) for a in n.all_input_nodes)
+    const = {}  # id(node) -> node, the constant ones in program order
+    for n in nodes:
+        if n.op == "get_attr":
+            v = getattr(gm, n.target, None)
+            if isinstance(v, Tensor) and not v.requires_grad and id(n) not in impure_reads:
+                const[id(n)] = n
+        elif (pure(n) or _factory(n)) and \
+                all(id(a) in const for a in n.all_input_nodes) and \
+                isinstance(n.meta.get("val"), Tensor) and not n.meta["val"].requires_grad:
+            const[id(n)] = n
+    frontier = [n for n in const.values() if n.op == "call_function" and not _returned(n) and
+                any(id(u) not in const for u in n.users)]
+    if not frontier:
+        return 0, gm, None
+    # the subgraph the frontier needs, as steps to recompute it when a source changes
+    index, steps, sources = {}, [], []
+    for n in const.values():
+        index[id(n)] = len(steps)
+        if n.op == "get_attr":
+            v = getattr(gm, n.target)
+            steps.append((None, v, None))
+            sources.append((v, v._data, _version_counter(v)[0]))
+        else:
+            ref = lambda a: _Ref(index[id(a)])  # noqa: E731
+            steps.append((n.target, map_arg(n.args, ref), map_arg(n.kwargs, ref)))
+    graph = Graph()
+    copy = {}
+    graph.output(graph.graph_copy(gm.graph, copy))
+    attrs = {n.target: getattr(gm, n.target) for n in nodes if n.op == "get_attr"}
+    outs = []
+    for k, n in enumerate(frontier):
+        val = n.meta["val"]
+        name = f"_folded_constant{k}"
+        attrs[name] = val
+        c = copy[n]
+        with graph.inserting_before(c):
+            g = graph.get_attr(name)
+        g.meta.update(c.meta)
+        c.replace_all_uses_with(g)
+        outs.append((index[id(n)], val))
+    folded = 0
+    for n in reversed(nodes):  # what only the folded values read goes
+        c = copy[n] if n.op != "output" else None
+        if id(n) in const and not c.users:
+            folded += n.op == "call_function"
+            graph.erase_node(c)
+    fgm = GraphModule(attrs, graph)
+    folds = Folds(steps, outs, tuple(sources)) if sources else None
+    return folded, fgm, folds
+
+
 def optimize_graph(gm) -> dict:
-    """CSE then DCE on ``gm``'s graph, recompiling ``gm``; returns the counts."""
+    """CSE then DCE on ``gm``'s graph, recompiling ``gm``, then constant folding into a copy
+    (``gm.meta_folded``, with ``gm.meta_folds`` the ``Folds`` the compiled code must check at
+    each call); returns the counts."""
     merged = cse(gm.graph)
     erased = dce(gm.graph)
     if merged or erased:
         gm.recompile()
-    return {"cse": merged, "dce": erased}
+    folded, gm.meta_folded, gm.meta_folds = (0, gm, None) if \
+        getattr(gm, "meta_no_fold", False) else fold_constants(gm)
+    return {"fold": folded, "cse": merged, "dce": erased}
