@@ -308,10 +308,7 @@ class Tensor:
         return add_hook(self._post_acc_hooks, hook)
 
     def _add_node_hook(self, hook, last=False):
-        node = self._grad_fn
-        if node._pre_hooks is None:
-            node._pre_hooks = {}
-        hooks = node._pre_hooks.setdefault(self._output_nr, {})
+        hooks = self._grad_fn._hook_dict("_pre_hooks").setdefault(self._output_nr, {})
         handle = add_hook(hooks, hook)
         if last:
             hook._retain = True

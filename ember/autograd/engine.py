@@ -7,11 +7,12 @@ summed.  Saved tensors are freed after a node runs unless ``retain_graph``.
 """
 from __future__ import annotations
 
+import itertools
 import sys
 
 from .grad_mode import state
 from .anomaly_mode import check_nan
-from .function import AccumulateGrad, accumulate_node
+from .function import AccumulateGrad, accumulate_node, _raise_freed
 from .._backend import asarray
 from .._tensor import Tensor, _make
 
@@ -46,7 +47,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 key = (t._grad_fn, t._output_nr)
             targets.setdefault(key, []).append(k)
 
-    # Dependency count over the reachable graph.
+    # Dependency count over the reachable graph.  Gradient buffers: a one-output node's is
+    # the gradient itself, a multi-output node's a list with a slot per output.
     deps = {}
     stack = []
     buffers = {}
@@ -54,11 +56,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
         if g._data.dtype != t._data.dtype:  # PyTorch's validate_outputs casts it
             g = g.to(t.dtype)
         node = t._grad_fn or accumulate_node(t)
-        buf = buffers.get(node)
-        if buf is None:
-            buf = buffers[node] = [None] * node._n_out
-        nr = t._output_nr if t._grad_fn is not None else 0
-        buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
+        _put(buffers, node, t._output_nr if t._grad_fn is not None else 0, g)
         if node not in deps:
             deps[node] = 0
             stack.append(node)
@@ -81,38 +79,56 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
 
     ready = [n for n in stack if deps[n] == 0]
     cap = capture and targets is not None
+    # the lean path: no inputs to capture, no anomaly checks, and (per node) a built-in
+    # op with one output and no hooks, or a leaf without node hooks
+    lean = targets is None and not state.anomaly
     prev_grad, prev_bw = state.grad, state.in_backward
     state.grad = create_graph
     state.in_backward = True  # the modes tell forward ops from backward ones (NOTE [ Modes ])
     try:
         while ready:
             node = ready.pop()
-            grads = buffers.pop(node, None)
-            if grads is None:
-                grads = [None] * node._n_out
-            if targets is not None:
-                for nr, g in enumerate(grads):
-                    ks = targets.get((node, nr))
-                    if ks is not None:
-                        for k in ks:
+            g = buffers.pop(node, None)
+            if lean and node._lean:
+                if g is None:
+                    out = _NONES  # nothing flows through this node (e.g. below a fill_)
+                else:
+                    if node._saved is None and node._freed:
+                        _raise_freed()
+                    out = type(node).backward(node, g)
+                    if type(out) is not tuple:
+                        out = (out,)
+                    if len(out) < len(node.next_functions):
+                        _raise_count(node, out)
+            elif lean and type(node) is AccumulateGrad and not node._hooked:
+                if g is not None:
+                    _accumulate(node.variable, g)
+                continue
+            else:
+                n = node._n_out
+                grads = [g] if n == 1 else [None] * n if g is None else g
+                if targets is not None:
+                    for nr, gi in enumerate(grads):
+                        for k in targets.get((node, nr), ()):
                             if capture:
-                                captured[k] = g
+                                captured[k] = gi
                             elif not isinstance(node, AccumulateGrad):  # a leaf's: see below
-                                _store_nonleaf_grad(inputs[k], g)
-
-            out_grads = _call_node(node, grads, cap) if needed is None or node in needed else None
+                                _store_nonleaf_grad(inputs[k], gi)
+                out = _call_node(node, grads, cap) if needed is None or node in needed else None
+                if out is None:
+                    out = _NONES
             if node._saved is not None and not retain_graph:
                 node._free()
-            nf = node.next_functions
-            # _call_node returns one gradient per edge
-            for (child, nr), g in zip(nf, out_grads or (None,) * len(nf)):
+            # (a built-in op may return more gradients than edges: trailing Nones)
+            for (child, nr), gi in zip(node.next_functions, out):
                 if child is None:
                     continue
-                if g is not None:
-                    buf = buffers.get(child)
-                    if buf is None:
-                        buf = buffers[child] = [None] * child._n_out
-                    buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
+                if gi is not None:
+                    if child._n_out == 1:
+                        prev = buffers.get(child)
+                        buffers[child] = gi if prev is None else _add(prev, gi)
+                    else:
+                        _put(buffers, child, nr, gi)
                 d = deps[child] - 1
                 deps[child] = d
                 if d == 0:
@@ -128,6 +144,26 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                     "the graph. Set allow_unused=True if this is the desired behavior.")
         return captured
     return None
+
+
+_NONES = itertools.repeat(None)  # the gradients of a node nothing flows through
+
+
+def _put(buffers, node, nr, g):
+    """Add ``g`` to the gradient buffer of output ``nr`` of ``node``."""
+    if node._n_out == 1:
+        buf = buffers.get(node)
+        buffers[node] = g if buf is None else _add(buf, g)
+        return
+    buf = buffers.get(node)
+    if buf is None:
+        buf = buffers[node] = [None] * node._n_out
+    buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
+
+
+def _raise_count(node, out):
+    raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients "
+                       f"(expected {len(node.next_functions)}, got {len(out)})")
 
 
 def _needed_nodes(deps, target_nodes):
@@ -184,12 +220,7 @@ def _call_node(node, grads, capture):
         return None  # nothing flows through this node (e.g. below a fill_)
 
     if node._saved is None and node._freed:
-        raise RuntimeError(
-            "Trying to backward through the graph a second time (or directly access saved "
-            "tensors after they have already been freed). Saved intermediate values of the "
-            "graph are freed when you call .backward() or autograd.grad(). Specify "
-            "retain_graph=True if you need to backward through the graph a second time or if "
-            "you need to access saved tensors after calling backward.")
+        _raise_freed()
     cls = type(node)
     if node._n_out > 1:
         meta = node._out_meta
@@ -207,8 +238,7 @@ def _call_node(node, grads, capture):
                 o is None for o in out[n_in:]):
             out = out[:n_in]
         else:
-            raise RuntimeError(f"function {node.name()} returned an incorrect number of "
-                               f"gradients (expected {n_in}, got {len(out)})")
+            _raise_count(node, out)
     if not cls.raw:
         out = _validate_custom(node, out)
     if node._node_hooks:

@@ -58,6 +58,10 @@ class Node:
     _trace = None          # forward traceback, recorded under detect_anomaly
     _saved = None          # what backward reads (FunctionCtx; see NOTE [ Saved tensors ])
     next_functions = ()
+    # The engine's lean path (engine.py) takes a built-in op's node with one output, or a
+    # leaf's AccumulateGrad, until a hook is registered on it.
+    _lean = False
+    _hooked = False
     metadata_ = None
 
     def name(self) -> str:
@@ -71,15 +75,21 @@ class Node:
 
     def register_hook(self, fn):
         """``fn(grad_inputs, grad_outputs)`` runs after this node's backward."""
-        if self._node_hooks is None:
-            self._node_hooks = {}
-        return add_hook(self._node_hooks, fn)
+        return add_hook(self._hook_dict("_node_hooks"), fn)
 
     def register_prehook(self, fn):
         """``fn(grad_outputs)`` runs before this node's backward and may replace them."""
-        if self._node_pre_hooks is None:
-            self._node_pre_hooks = {}
-        return add_hook(self._node_pre_hooks, fn)
+        return add_hook(self._hook_dict("_node_pre_hooks"), fn)
+
+    def _hook_dict(self, name: str) -> dict:
+        """This node's hooks of kind ``name`` (made on first use; ends its lean path)."""
+        self._lean = False
+        self._hooked = True
+        hooks = getattr(self, name)
+        if hooks is None:
+            hooks = {}
+            setattr(self, name, hooks)
+        return hooks
 
     def __repr__(self):
         return f"<{self.name()} object at {hex(id(self))}>"
@@ -132,13 +142,7 @@ class FunctionCtx(Node):
         saved = self._saved
         if saved is None:
             if self._freed:
-                raise RuntimeError(
-                    "Trying to backward through the graph a second time (or directly access "
-                    "saved tensors after they have already been freed). Saved intermediate "
-                    "values of the graph are freed when you call .backward() or "
-                    "autograd.grad(). Specify retain_graph=True if you need to backward "
-                    "through the graph a second time or if you need to access saved tensors "
-                    "after calling backward.")
+                _raise_freed()
             return ()
         out = []
         for entry in saved:
@@ -178,6 +182,15 @@ class FunctionCtx(Node):
             self._saved = None
             self._freed = True
 
+def _raise_freed():
+    raise RuntimeError(
+        "Trying to backward through the graph a second time (or directly access saved "
+        "tensors after they have already been freed). Saved intermediate values of the "
+        "graph are freed when you call .backward() or autograd.grad(). Specify "
+        "retain_graph=True if you need to backward through the graph a second time or if "
+        "you need to access saved tensors after calling backward.")
+
+
 
 def _raise_modified(node, t, now, expected, out_idx=None):
     """PyTorch's error for a saved tensor changed in place after it was saved."""
@@ -209,6 +222,10 @@ class Function(FunctionCtx):
     view = False         # the (first) output is a view of input 0's storage
     backward_name = None  # node name shown in grad_fn, e.g. "AddBackward0"
     saves_inputs = False  # raw ops: saved item k is input k, the output or None (no matching)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._lean = bool(cls.raw)  # (a multi-output call clears it on its node)
+
 
     def name(self) -> str:
         cls = type(self)
@@ -350,6 +367,7 @@ class Function(FunctionCtx):
         if record:
             ctx._n_out = len(outs)
             if not single:
+                ctx._lean = False
                 ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
                                  if isinstance(r, Tensor) else None for r in results]
             if ctx._to_save is not None:
