@@ -153,7 +153,8 @@ def direct(cls, args: list, vals: list, kwargs: dict, out_val, zeros):
         if kwargs or not (_is_arr(a) and _is_arr(b)) or a.ndim != 2 or b.ndim != 2 or \
                 a.dtype != dt or b.dtype != dt or a.shape[1] == 0:
             return None
-        return Direct([f"{{d}} = xp.matmul({args[0]}, {args[1]}{{o}})"],
+        # eager's product, layout rule included (NOTE [ GEMM layouts ] in ops/linalg.py)
+        return Direct([f"{{d}} = _fresh_mm({args[0]}, {args[1]}, None, {{b}})"],
                       [f"{{d}} = _fresh_mm({args[0]}, {args[1]})"], False)
     if issubclass(cls, _layers._Linear):
         x, w, b = vals
@@ -161,18 +162,17 @@ def direct(cls, args: list, vals: list, kwargs: dict, out_val, zeros):
                 w.dtype != dt or x.shape[-1] == 0 or b is not None and \
                 (not _is_arr(b) or b.dtype != dt):
             return None
+        # eager's product and bias pass, layout rule included (NOTE [ GEMM layouts ])
+        bias = "None" if b is None else args[2]
         if x.ndim == 2:
-            lines = [f"{{d}} = xp.matmul({args[0]}, {args[1]}.T{{o}})"]
-            fresh = [f"{{d}} = _fresh_mm({args[0]}, {args[1]}.T)"]
+            lines = [f"{{d}} = _fresh_mm({args[0]}, {args[1]}.T, {bias}, {{b}})"]
+            fresh = [f"{{d}} = _fresh_mm({args[0]}, {args[1]}.T, {bias})"]
         else:  # rows folded into one GEMM, as _Linear.forward (a planned buffer is viewed 2-d)
             x2 = f"{args[0]}.reshape(-1, {args[0]}.shape[-1])"
             back = f".reshape({args[0]}.shape[:-1] + {args[1]}.shape[:1])"
-            lines = [f"{{d}} = xp.matmul({x2}, {args[1]}.T, out={{b}}.reshape(-1, "
+            lines = [f"{{d}} = _fresh_mm({x2}, {args[1]}.T, {bias}, {{b}}.reshape(-1, "
                      f"{args[1]}.shape[0])){back}"]
-            fresh = [f"{{d}} = _fresh_mm({x2}, {args[1]}.T){back}"]
-        if b is not None:  # eager's ``out += b``
-            lines.append(f"xp.add({{d}}, {args[2]}, out={{d}})")
-            fresh.append(f"xp.add({{d}}, {args[2]}, out={{d}})")
+            fresh = [f"{{d}} = _fresh_mm({x2}, {args[1]}.T, {bias}){back}"]
         return Direct(lines, fresh, False)
     if cls is _red.Sum or cls is _red.SumAll:
         if len(vals) != 4 or not _is_arr(vals[0]) or vals[0].dtype != dt or \
@@ -206,12 +206,10 @@ def relu_grad_into(xp, g, y, out):
     return out
 
 
-def fresh_mm(xp, a, b):
-    """``a @ b`` into a new array; a large one from the workspace, as ``lowp_matmul``."""
-    shape = (a.shape[0], b.shape[1])
-    if shape[0] * shape[1] * a.dtype.itemsize >= _ws.MIN_BYTES:
-        return xp.matmul(a, b, out=_ws.empty(xp, shape, a.dtype))
-    return xp.matmul(a, b)
+def fresh_mm(xp, a, b, add=None, out=None):
+    """``a @ b (+ add)`` as eager's 2-d products compute it (``ops/linalg.py``'s
+    ``mm_into``), into ``out`` or a new array (a large one from the workspace)."""
+    return _la.mm_into(xp, a, b, add, out)
 
 
 class Plan:

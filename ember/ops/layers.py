@@ -46,9 +46,9 @@ class _Linear(Function):
         _linear_dtypes(x, w, b)  # here, after the modes: autocast casts mixed inputs first
         lead = x.shape[:-1]
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-        out = lowp_matmul(ctx.xp, x2, w.T, keep=True)
+        # the bias joins the product's pass (NOTE [ GEMM layouts ] in ops/linalg.py)
+        out = lowp_matmul(ctx.xp, x2, w.T, keep=True, add=b)
         if b is not None:
-            out += b
             ctx.bmeta = (b.shape, b.dtype)
         if out.dtype != x.dtype:  # float16/bfloat16: float32 sum rounded once
             out = out.astype(x.dtype)

@@ -68,9 +68,70 @@ def half_to_float(xp, a):
     return a.astype(xp.float32)
 
 
-def lowp_matmul(xp, a, b, keep: bool = False):
-    """``a @ b``; float16/bfloat16 operands are multiplied in float32 (one BLAS call) and the
-    result rounded to their dtype, unless ``keep`` (then the float32 product is returned).
+# NOTE [ GEMM layouts ]
+# ``x @ w.T`` with ``w`` C-contiguous (linear's product; ``x @ w.t()`` in user code) is
+# OpenBLAS's NT form, measured (float32, one thread, thread CPU) much slower than the same
+# product computed transposed, ``t = w @ x.T`` (an (N, M) array, ~2x faster), when the rows
+# M are few and the product is past OpenBLAS's small-matrix path (M * N > 1024): at
+# (M, K, N) = (16, 784, 512) 353 us against ~195 with the transposed write below, (32, 128,
+# 384) 59 against 48, (64, 400, 120) 90 against 80.  ``t.T`` is F-ordered, and PyTorch's
+# result is C-contiguous (strides, views and ``is_contiguous`` must match), so ``t.T`` is
+# written into a C-ordered result, with the bias added in the same pass where there is one
+# (the bias pass both forms make anyway).  That pass reads ``t`` across its rows, which
+# costs ~2x a contiguous pass once ``t`` leaves the cache: at M = 128 it eats the GEMM's
+# gain ((128, 512, 256): 1.0x; (1024, 128, 384): 2.1x slower).  Rule (``_by_transpose``),
+# from the ratios over M in 1..256 and ten (K, N) of the bench's MLP, LeNet and GPT:
+#   float32, M * N > 1024, N >= 64, and M <= 32, or M <= 64 with K >= 256
+# (the wins: 0.45-0.9x of the NT form; M = 64 with K = 128 was 0.97-1.03x; N = 10 or 65 never
+# wins: 1.05-1.7x).  float64's DGEMM showed no such gap (0.75-1.2x, mostly above 1), so it
+# keeps the NT form, as do M = 1 (a GEMV either way, equal times) and everything else.
+# Inner size 1 (a batch-1 weight gradient ``g.T @ x``, an outer product): NumPy's matmul
+# does not call BLAS there and runs a plain loop (451 us on (512, 1) @ (1, 784) against
+# PyTorch's 41); ``dot`` calls BLAS (65 us; 2-d) and a broadcast ``multiply`` (batched) is
+# 4x the loop's speed.  Each computes the single product per element, so the numbers equal
+# the loop's bit for bit.  The compiled code (``_functorch/codegen.py``) calls ``mm_into``
+# too, so compiled and eager products are the same bits.
+
+
+def _by_transpose(m: int, k: int, n: int) -> bool:
+    """Whether ``a @ w.T`` (float32) is faster as ``(w @ a.T).T`` (NOTE [ GEMM layouts ])."""
+    return m * n > 1024 and n >= 64 and (m <= 32 or m <= 64 and k >= 256)
+
+
+def mm_into(xp, a, b, add=None, out=None):
+    """``a @ b (+ add)`` of two 2-d float arrays of one dtype into ``out`` (a C-contiguous
+    array; a new one, from the workspace when large, if ``None``), in the layout measured
+    fastest for the shape (NOTE [ GEMM layouts ])."""
+    m, k = a.shape
+    n = b.shape[1]
+    dt = a.dtype
+    if out is None:
+        # a fresh multi-MB product faults on every page; a reused block does not
+        # (NOTE [ Workspace ]: the block is reused only once no tensor or view refers to it)
+        out = ws.empty(xp, (m, n), dt)
+    if k == 0:  # the empty sum; ``matmul(out=)`` is not relied on to write it
+        out.fill(0)
+    elif k == 1:
+        xp.dot(a, b, out=out) if out.flags.c_contiguous else xp.multiply(a, b, out=out)
+    elif dt.name == "float32" and _by_transpose(m, k, n) and b.strides[0] == dt.itemsize \
+            and b.strides[1] >= k * dt.itemsize and a.flags.c_contiguous:
+        t = xp.matmul(b.T, a.T, out=ws.empty(xp, (n, m), dt))
+        if add is None:
+            xp.copyto(out, t.T)
+        else:
+            xp.add(t.T, add, out=out)
+        return out
+    else:
+        xp.matmul(a, b, out=out)
+    if add is not None:
+        xp.add(out, add, out=out)
+    return out
+
+
+def lowp_matmul(xp, a, b, keep: bool = False, add=None):
+    """``a @ b`` (``+ add``, broadcast to the product, e.g. a bias); float16/bfloat16 operands
+    are multiplied in float32 (one BLAS call) and the result rounded to their dtype, unless
+    ``keep`` (then the float32 product is returned).
 
     NumPy has no half-precision BLAS (its float16 matmul is a slow loop, ml_dtypes' bfloat16
     one returns float32); PyTorch's cpu GEMMs also accumulate half types in float32.
@@ -78,14 +139,17 @@ def lowp_matmul(xp, a, b, keep: bool = False):
     dt = a.dtype
     if dt.itemsize == 2 and dt.kind in "fV" and b.dtype == dt:
         out = xp.matmul(half_to_float(xp, a), half_to_float(xp, b))
+        if add is not None:
+            out += add
         return out if keep else out.astype(dt)
     if a.ndim == 2 and b.ndim == 2 and b.dtype == dt and dt.kind == "f":
-        # a fresh multi-MB product faults on every page; a reused block does not
-        # (NOTE [ Workspace ]: the block is reused only once no tensor or view refers to it)
-        shape = (a.shape[0], b.shape[1])
-        if shape[0] * shape[1] * dt.itemsize >= ws.MIN_BYTES and a.shape[1]:  # K=0: zeros
-            return xp.matmul(a, b, out=ws.empty(xp, shape, dt))
-    out = xp.matmul(a, b)
+        return mm_into(xp, a, b, add)
+    if a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] == 1 and b.dtype == dt:
+        out = xp.multiply(a, b)  # inner size 1: one product each (NOTE [ GEMM layouts ])
+    else:
+        out = xp.matmul(a, b)
+    if add is not None:
+        out += add
     return out if keep or out.dtype == dt else out.astype(dt)
 
 
@@ -409,6 +473,9 @@ class _AddProduct(Function):
             prod = xp.multiply.outer(m1, m2)
         elif kind == "addbmm":
             prod = lowp_matmul(xp, m1, m2, keep=True).sum(0)
+        elif kind == "mm" and alpha == 1 and beta == 1:  # input added in the product's pass
+            prod = lowp_matmul(xp, m1, m2, keep=True, add=inp)
+            return prod if prod.dtype == m1.dtype else prod.astype(m1.dtype)
         else:
             prod = lowp_matmul(xp, m1, m2, keep=True)
         if alpha != 1:
