@@ -12,6 +12,7 @@ import builtins
 import warnings
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import state
 from ..autograd.views import link_view
 from ..autograd.inplace import copy_into_out, make_inplace
 from .._tensor import Tensor, Size, _wrap_dim, _make
@@ -19,6 +20,7 @@ from .._dtype import from_np, promote_types
 from .._backend import xp_of
 from ._util import check_broadcast, scalar_name
 from .complex import conj
+from . import _workspace as ws
 
 __all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swapdims", "t",
            "flatten", "unflatten", "ravel", "squeeze", "unsqueeze", "movedim", "moveaxis",
@@ -1029,6 +1031,16 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
 
 
 # ---- splitting -------------------------------------------------------------------------------
+# NOTE [ Joining piece gradients ]
+# split, chunk and unbind's backward writes each piece's gradient at the piece's own index of
+# one input-shaped array from the workspace (NOTE [ Workspace ]): cat / stack allocated a fresh
+# array, and on GPT-mini's q/k/v unbind (a (16, 64, 3, 128) float32 gradient) its page faults
+# made the join ~0.9 ms per call (one thread).  Under create_graph or a mode the join stays an
+# op (cat / stack), so it is differentiable and recorded; the compiled backward calls this
+# formula as eager's engine does.  _JOIN_INTO = False keeps cat / stack (the tests compare).
+_JOIN_INTO = True
+
+
 class _Pieces(Function):
     """``a[key]`` for each of ``keys`` (basic-index views along ``dim``); see ``_piece_views``."""
 
@@ -1037,17 +1049,51 @@ class _Pieces(Function):
     @staticmethod
     def forward(ctx, a, keys, dim):
         ctx.dim = dim
+        ctx.keys = keys
+        ctx.whole = (a.shape, a.dtype)
         return tuple(a[k] for k in keys)
 
 
+def _join_into(ctx, grads):
+    """The input's gradient with each piece's gradient written at its key (zeros where a piece
+    got none) in one workspace array (NOTE [ Joining piece gradients ]); ``None`` where the
+    gradients are not plain arrays of the input's dtype (the op then joins them)."""
+    shape, dt = ctx.whole
+    xp = ctx.xp
+    arrays = []
+    for g in grads:
+        if g is None:
+            arrays.append(None)
+            continue
+        a = g._data
+        if a.dtype != dt or xp_of(a) is not xp:
+            return None
+        arrays.append(a)
+    out = ws.empty(xp, shape, dt)
+    for k, a in zip(ctx.keys, arrays):
+        out[k] = 0 if a is None else a
+    return _make(out)
+
+
+def _join_grads(ctx, grads, join):
+    """(input gradient, None, None): written in place (``_join_into``) on a plain backward,
+    else ``join(grads, dim)`` as an op."""
+    if _JOIN_INTO and not (state.grad or state.intercept):
+        out = _join_into(ctx, grads)
+        if out is not None:
+            return out, None, None
+    return join(grads, ctx.dim), None, None
+
+
 class Split(_Pieces):
-    """Consecutive pieces along ``dim``; backward joins the gradients with one cat."""
+    """Consecutive pieces along ``dim``; backward joins the gradients (NOTE [ Joining piece
+    gradients ])."""
 
     backward_name = "SplitBackward0"
 
     @staticmethod
     def backward(ctx, *grads):
-        return cat(grads, ctx.dim), None, None
+        return _join_grads(ctx, grads, cat)
 
 
 class SplitWithSizes(Split):
@@ -1153,13 +1199,14 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0):
 
 
 class Unbind(_Pieces):
-    """The slices along ``dim``; backward joins the gradients with one stack."""
+    """The slices along ``dim``; backward joins the gradients (NOTE [ Joining piece
+    gradients ])."""
 
     backward_name = "UnbindBackward0"
 
     @staticmethod
     def backward(ctx, *grads):
-        return stack(grads, ctx.dim), None, None
+        return _join_grads(ctx, grads, stack)
 
 
 def unbind(input: Tensor, dim: int = 0):
