@@ -39,23 +39,9 @@ from .ops.special import *  # noqa: F401,F403
 from .ops.foreach import *  # noqa: F401,F403  (torch._foreach_*)
 from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
-from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # noqa: F401
-                           native_channel_shuffle)
 
-from . import linalg, nn, optim  # noqa: E402,F401
-from . import serialization, utils  # noqa: E402,F401
-from .serialization import *  # noqa: E402,F401,F403
-
-# Devices without a GPU backend, runtime settings and mixed precision (issue 13)
-from . import cuda, accelerator, mps, backends, amp, cpu  # noqa: E402,F401
-from .amp.autocast_mode import (  # noqa: E402,F401
-    autocast, is_autocast_enabled, set_autocast_enabled, get_autocast_dtype, set_autocast_dtype,
-    is_autocast_cache_enabled, set_autocast_cache_enabled, clear_autocast_cache,
-    autocast_increment_nesting, autocast_decrement_nesting, get_autocast_gpu_dtype,
-    get_autocast_cpu_dtype, set_autocast_gpu_dtype, set_autocast_cpu_dtype,
-    is_autocast_cpu_enabled, set_autocast_cpu_enabled)
 from ._runtime import *  # noqa: E402,F401,F403
-from . import special, fft, sparse, version  # noqa: E402,F401
+from . import sparse  # noqa: E402,F401  (its METHODS are Tensor's, bound below)
 
 # The long tail of top-level names (issue 14): dtype limits, predicates and constants, the
 # legacy tensor types, windows and stft, sparse layouts and constructors.
@@ -83,6 +69,12 @@ for _family in _METHOD_FAMILIES:
 
 # Namespaces that few programs use are imported on first use (``import ember`` stays fast);
 # ``ember.fx`` or ``from ember import distributions`` work as if they were imported here.
+# NOTE [ Lazy namespaces ]: everything a program needs to make tensors, run ops and call
+# backward is imported above; the rest (nn, optim, data loading, save/load, devices and mixed
+# precision, linalg/fft/special) is loaded here on first attribute access, or by any
+# ``import ember.X`` / ``from ember.X import Y`` (which load ember first, then X), so the module
+# objects, classes and pickled paths are the same ones as when they were imported eagerly.
+# tests/test_import_time.py lists what ``import ember`` must not load.
 _LAZY = {"distributions": ("ember.distributions", None), "fx": ("ember.fx", None),
          "func": ("ember.func", None), "vmap": ("ember.func", "vmap"),
          "profiler": ("ember.profiler", None), "hub": ("ember.hub", None),
@@ -103,6 +95,26 @@ _LAZY.update({n: ("ember.ops.quantized", n) for n in (
     "_make_per_tensor_quantized_tensor", "_make_per_channel_quantized_tensor", "qscheme",
     "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
     "per_channel_affine_float_qparams")})
+
+# what ``import torch`` loads and ``import ember`` defers: ``ember run`` (compat.install) loads
+# them up front, so their modules answer missing names in torch's words as before
+_TORCH_LOADS = ("nn", "optim", "utils", "serialization", "linalg", "special", "fft", "version",
+                "cuda", "accelerator", "mps", "backends", "amp", "cpu", "_utils",
+                "_weights_only_unpickler")
+_LAZY.update({n: ("ember." + n, None) for n in _TORCH_LOADS})
+# ``torch.save``/``torch.load`` and friends: serialization.py's __all__
+_LAZY.update({n: ("ember.serialization", n) for n in (
+    "save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_globals",
+    "safe_globals")})
+# mixed precision (issue 13)
+_LAZY.update({n: ("ember.amp.autocast_mode", n) for n in (
+    "autocast", "is_autocast_enabled", "set_autocast_enabled", "get_autocast_dtype",
+    "set_autocast_dtype", "is_autocast_cache_enabled", "set_autocast_cache_enabled",
+    "clear_autocast_cache", "autocast_increment_nesting", "autocast_decrement_nesting",
+    "get_autocast_gpu_dtype", "get_autocast_cpu_dtype", "set_autocast_gpu_dtype",
+    "set_autocast_cpu_dtype", "is_autocast_cpu_enabled", "set_autocast_cpu_enabled")})
+_LAZY.update({n: ("ember.ops.resample", n) for n in (
+    "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle")})
 
 
 def __getattr__(name):

@@ -209,6 +209,8 @@ def install() -> None:
         return
     _IMPORT_FROM = _import_from_opcode()
     import ember  # noqa: F401  (the alias target must exist before anything resolves to it)
+    for name in ember._TORCH_LOADS:  # as ``import torch`` does; hooked with the rest below
+        importlib.import_module("ember." + name)
     for name in list(sys.modules):
         if _target_of(name) is not None:
             _state["stashed"][name] = sys.modules.pop(name)

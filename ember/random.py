@@ -5,7 +5,6 @@ not PyTorch's Mersenne-Twister streams (a documented difference).
 """
 from __future__ import annotations
 
-import json
 import os
 import random as _pyrandom
 
@@ -53,6 +52,7 @@ class Generator:
         """The full stream state as a uint8 tensor (JSON of the PCG64 state)."""
         from ._creation import tensor
         from ._dtype import uint8
+        import json  # here, not at module level: json's import compiles regexes (import time)
         blob = json.dumps({"seed": self._seed, "state": self._np.bit_generator.state})
         return tensor(list(blob.encode()), dtype=uint8)
 
@@ -60,6 +60,7 @@ class Generator:
         from ._tensor import Tensor
         if not isinstance(new_state, Tensor) or new_state.dtype.name != "uint8":
             raise TypeError("expected a torch.ByteTensor as the RNG state")
+        import json
         try:
             d = json.loads(bytes(new_state.numpy().tolist()).decode())
             self._np.bit_generator.state = d["state"]

@@ -12,7 +12,6 @@ from .._backend import xp_of as _xp_of
 from .._tensor import Tensor as _Tensor, _make
 from .anomaly_mode import detect_anomaly, set_detect_anomaly, is_anomaly_enabled
 from .gradcheck import gradcheck, gradgradcheck
-from . import graph, functional
 
 __all__ = ["backward", "grad", "Function", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "gradcheck", "gradgradcheck", "detect_anomaly",
@@ -109,8 +108,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def __getattr__(name):
-    # the legacy ``torch.autograd.profiler`` API, loaded on first use (import time)
-    if name == "profiler":
+    # submodules loaded on first use (import time): the legacy ``torch.autograd.profiler`` API,
+    # saved-tensor hooks and graph edges, and the jacobian/hessian functions
+    if name in ("profiler", "graph", "functional"):
         import importlib
-        return importlib.import_module(".profiler", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'ember.autograd' has no attribute '{name}'")

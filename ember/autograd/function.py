@@ -31,7 +31,6 @@ recording ``needs_input_grad`` is not set: read it under ``if ctx._record``.
 from __future__ import annotations
 
 import functools
-import traceback
 import weakref
 
 from .grad_mode import state, no_grad
@@ -303,6 +302,7 @@ class Function(FunctionCtx):
                             else _resolve_saved(items, raw, args, (res,), (t,))
                         ctx._to_save = None
                     if state.anomaly:
+                        import traceback  # only under detect_anomaly (import time)
                         ctx._trace = "".join(traceback.format_stack()[:-1])
                 else:
                     t = _make(out)
@@ -374,6 +374,7 @@ class Function(FunctionCtx):
                 ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
                 ctx._to_save = None
             if state.anomaly:
+                import traceback
                 ctx._trace = "".join(traceback.format_stack()[:-1])
         return results[0] if single else tuple(results)
 

@@ -51,10 +51,21 @@ def _result_type(name: str, fields=("values", "indices")):
 
 return_types = types.ModuleType("ember.return_types",
                                 "Named tuples returned by (values, indices) reductions.")
-for _n in ("max", "min", "topk", "sort", "kthvalue", "median", "nanmedian", "mode", "cummax",
-           "cummin"):
-    setattr(return_types, _n, _result_type(_n))
-return_types.aminmax = _result_type("aminmax", ("min", "max"))
+# each type's fields; a type is built on first use (a namedtuple costs ~0.1 ms at import)
+_RETURN_FIELDS = {n: ("values", "indices") for n in (
+    "max", "min", "topk", "sort", "kthvalue", "median", "nanmedian", "mode", "cummax", "cummin")}
+_RETURN_FIELDS.update(aminmax=("min", "max"), histogram=("hist", "bin_edges"))
+
+
+def _return_type(name: str):
+    """``return_types.<name>``, built once (the module's ``__getattr__``)."""
+    if name not in _RETURN_FIELDS:
+        raise AttributeError(f"module 'ember.return_types' has no attribute '{name}'")
+    return vars(return_types).setdefault(name, _result_type(name, _RETURN_FIELDS[name]))
+
+
+return_types.__getattr__ = _return_type
+return_types.__dir__ = lambda: sorted(set(vars(return_types)) | set(_RETURN_FIELDS))
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -1873,9 +1884,6 @@ def histc(input, bins=100, min=0, max=0, *, out=None) -> Tensor:
     counts = _bin_counts(xp, flat, None, lo, hi, bins, None)
     result = _wrap(counts.astype(a.dtype), xp)
     return result if out is None else copy_into_out(out, result)
-
-
-return_types.histogram = _result_type("histogram", ("hist", "bin_edges"))
 
 
 def histogram(input, bins, *, range=None, weight=None, density=False, out=None):
