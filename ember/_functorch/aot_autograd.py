@@ -96,6 +96,13 @@ def _acc(a, b):
     return a + b
 
 
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 def _tup(r):
     return r if type(r) is tuple else (r,)
 
@@ -475,12 +482,16 @@ class CompiledRegion:
             if n.op == "call_function":
                 n.meta.pop("val", None)
 
-    def _formula_lines(self, inplace, sub_lines, gs, outs, owned) -> list:
+    def _formula_lines(self, inplace, sub_lines, gs, outs, owned, leaf_outs=()) -> list:
         """One lowered formula's statements.  With ``inplace`` (the dense backward) an
         elementwise op writes into an operand of its shape and dtype
         that this backward made, that nothing else refers to (not a view of it, not another
         gradient) and that no later statement reads: the incoming gradient, or a temporary.
-        ``owned`` says which gradient variables are such arrays, and learns the results."""
+        ``owned`` says which gradient variables are such arrays, and learns the results.
+        ``leaf_outs``: results that become a region input's gradient (a parameter's
+        ``.grad``): a large one is computed into a new array, not a workspace block, which
+        the engine would copy (a ``.grad`` needs memory of its own; 1.6 MB, ~0.1 ms, per
+        step for the MLP's first weight)."""
         out_vars = {o for _, o in outs}
         mine = {gs} if owned.get(gs) else set()
         later = [_reads(ln) for ln in sub_lines]
@@ -501,6 +512,9 @@ class CompiledRegion:
                             a not in out_vars and self._meta_of.get(a) == ln.meta:
                         out = a
                         break
+            if out is None and ln.var in leaf_outs and not ln.direct.elementwise and \
+                    ln.meta[1].itemsize * _prod(ln.meta[0]) >= _ws.MIN_BYTES:
+                out = f"xp.empty({ln.meta[0]!r}, xp.{ln.meta[1].name})"
             res += ln.emit(out)
             self._meta_of[ln.var] = ln.meta
             if out is not None:
@@ -533,6 +547,7 @@ class CompiledRegion:
         """The backward's statements (indented once): each gradient variable's state (absent,
         present, or maybe None) is followed, so code tests for None only where it may be."""
         st = {}
+        arg_set = set(arg_nodes)
         # gradient variable -> whether, when it is not None, it is the only reference to an
         # array this backward made (so an op may write into it after its last read)
         owned = {}
@@ -585,7 +600,9 @@ class CompiledRegion:
                     ind = "        " if cond else "    "
                     if cond:
                         lines.append(f"    if {gs} is not None:")
-                    for line in self._formula_lines(dense, sub_lines, gs, outs, owned):
+                    leaf_outs = {o for j, o in outs if n.args[j] in arg_set}
+                    for line in self._formula_lines(dense, sub_lines, gs, outs, owned,
+                                                    leaf_outs):
                         lines.append(f"{ind}{line}")
                     srcs = [o for _, o in outs]
                     for j, o in outs:
