@@ -225,3 +225,62 @@ def test_non_finite_key_under_causal_mask(bad, contig_t):
     ok = ~np.isnan(ref)
     np.testing.assert_allclose(got[ok], ref[ok], **TOL[np.float64])
     assert ok[0, 1, :4].all()
+
+
+# ---- results laid out as the inputs (NOTE [ Results laid out as the inputs ]) ---------------
+def _heads_run(m, qkv0, g0, dims, kw):
+    B, T, H, D = dims
+    qkv = m.tensor(qkv0, requires_grad=True)
+    q, k, v = [t.reshape(B, T, H, D).transpose(1, 2)
+               for t in qkv.unflatten(-1, (3, H * D)).unbind(-2)]
+    y = m.nn.functional.scaled_dot_product_attention(q, k, v, **kw)
+    merged = y.transpose(1, 2).reshape(B, T, H * D)
+    merged.backward(m.tensor(g0))
+    return y, [merged.detach().numpy(), qkv.grad.numpy()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", [dict(is_causal=True), {}, dict(dropout_p=0.3)],
+                         ids=["causal", "plain", "dropout"])
+def test_results_laid_out_as_inputs(dtype, kw, contig_t):
+    """GPT-mini's head views: the output has torch's strides (the (B, T, H, D) layout, so the
+    heads merge as a view), and output and gradients are bit for bit those of contiguous
+    results (``_LIKE_INPUT`` off) and torch's within rounding."""
+    dims = B, T, H, D = 4, 16, 4, 8
+    rng = np.random.default_rng(12)
+    qkv0 = rng.standard_normal((B, T, 3 * H * D)).astype(dtype)
+    g0 = rng.standard_normal((B, T, H * D)).astype(dtype)
+    got = {}
+    old = A._LIKE_INPUT
+    try:
+        for like in (True, False):
+            A._LIKE_INPUT = like
+            ember.manual_seed(0)
+            y, got[like] = _heads_run(ember, qkv0, g0, dims, kw)
+            if like:
+                strides = tuple(s // y.element_size() for s in y.detach().numpy().strides)
+                assert strides == (T * H * D, D, H * D, 1)
+    finally:
+        A._LIKE_INPUT = old
+    for a, b in zip(got[True], got[False]):
+        np.testing.assert_array_equal(a, b)
+    if not kw.get("dropout_p"):
+        yt, ref = _heads_run(torch, qkv0, g0, dims, kw)
+        assert yt.stride() == (T * H * D, D, H * D, 1)
+        for r, e in zip(ref, got[True]):
+            np.testing.assert_allclose(e, r, **TOL[dtype])
+
+
+def test_live_outputs_and_gradients_not_reused():
+    """An output and the gradients of one call, kept, are not overwritten by the next call
+    of the same shape (their workspace blocks stay held)."""
+    dims = B, T, H, D = 8, 32, 4, 32  # large enough for workspace blocks
+    rng = np.random.default_rng(13)
+    qkv0 = rng.standard_normal((B, T, 3 * H * D)).astype(np.float32)
+    g0 = rng.standard_normal((B, T, H * D)).astype(np.float32)
+    y1, (m1, gx1) = _heads_run(ember, qkv0, g0, dims, dict(is_causal=True))
+    kept = y1.detach().numpy().copy(), m1.copy(), gx1.copy()
+    y2, (m2, gx2) = _heads_run(ember, qkv0 * 2, g0 * 3, dims, dict(is_causal=True))
+    for a, b in zip((y1.detach().numpy(), m1, gx1), kept):
+        np.testing.assert_array_equal(a, b)
+    assert not np.shares_memory(y1.detach().numpy(), y2.detach().numpy())

@@ -15,7 +15,8 @@ keeping ``P`` (and the dropout mask) for backward, which is the closed form
 with ``P_d`` the dropped-out probabilities.  A plain backward runs it on arrays (batched
 GEMMs through ``xp.matmul``, no per-op overhead; the scale multiplies the ``(L, E)`` operands
 rather than the ``(L, S)`` scores, the scores are laid out by key (NOTE [ Scores by key ]),
-``dS`` is formed in place):
+``dS`` is formed in place; the output and input gradients are laid out as their inputs,
+NOTE [ Results laid out as the inputs ]):
 forward + backward of a causal ``(16, 4, 64, 32)`` float32 attention measured 0.77x PyTorch's
 thread CPU time at one thread (1.9 ms against 2.4; 0.87x before the by-key layout; 0.81x ->
 0.74x with NOTE [ Transposed ] and NOTE [ Causal by adding ], and 0.95x -> 0.86x on GPT-mini's
@@ -150,6 +151,34 @@ def _product(xp, a, b):
     return xp.matmul(a, b, out=out)
 
 
+# NOTE [ Results laid out as the inputs ]
+# Multi-head attention's heads are views (N, H, L, D) of an (N, L, H, D) projection.  The
+# output and the input gradients are laid out in memory as their input is (PyTorch's CPU kernel
+# does so for the output): the products write through strided views of an (N, L, H, D)
+# workspace block (BLAS takes the row stride; same time as a contiguous result), so the
+# transpose back and the reshape that merges the heads are views.  Contiguous results made that
+# reshape copy into a fresh 512 KB array per call on GPT-mini (forward, and each of dQ, dK, dV
+# in backward).  _LIKE_INPUT = False keeps contiguous results (the tests compare the two).
+_LIKE_INPUT = True
+
+
+def _like(xp, like, shape, dtype):
+    """An empty ``shape`` array (from the workspace) whose leading axes lie in memory in the
+    order of ``like``'s strides, the last axis innermost; contiguous when ``like`` is, when
+    the shapes' ranks differ, or with _LIKE_INPUT off."""
+    n = len(shape)
+    if _LIKE_INPUT and like.ndim == n and n >= 3:
+        st = like.strides
+        order = sorted(range(n - 1), key=lambda i: -st[i]) + [n - 1]  # stable: ties keep order
+        if order != list(range(n)):
+            base = ws.empty(xp, tuple(shape[i] for i in order), dtype)
+            inv = [0] * n
+            for j, i in enumerate(order):
+                inv[i] = j
+            return base.transpose(inv)
+    return ws.empty(xp, shape, dtype)
+
+
 def _keys_first(xp, mask):
     """A mask broadcastable to (..., L, S) as one broadcastable to (..., S, L)."""
     if mask.ndim < 2:
@@ -262,7 +291,10 @@ class _SDPA(Function):
             pd *= pd.dtype.type(_inv_keep(p_drop))
         else:
             pd = p
-        out = xp.matmul(pd, vc)
+        # laid out as Q (NOTE [ Results laid out as the inputs ])
+        shape = xp.broadcast_shapes(pd.shape[:-2], vc.shape[:-2]) + pd.shape[-2:-1] + \
+            vc.shape[-1:]
+        out = xp.matmul(pd, vc, out=_like(xp, qc, shape, xp.result_type(pd, vc)))
         if ctx._record:
             ctx.meta = (scale, p_drop, rk, rv, causal)
             ctx.p = p
@@ -293,7 +325,7 @@ class _SDPA(Function):
         else:
             pd = p
         if need_v:
-            dv = xp.matmul(pd if by_key else xp.swapaxes(pd, -1, -2), gd)
+            dv = _product_like(xp, pd if by_key else xp.swapaxes(pd, -1, -2), gd, va, rv)
             gv = _grad_kv(xp, dv, rv, va.shape, dt)
         if need_q or need_k or need_m:
             vc = _up(va)
@@ -320,14 +352,26 @@ class _SDPA(Function):
                 kc = _up(ka)
                 if rk > 1:
                     kc = xp.repeat(kc, rk, axis=-3)
-                dq = xp.matmul(dsl, kc)
+                dq = _product_like(xp, dsl, kc, qa, 1)
                 dq *= sc
                 gq = _make(_sum_to(xp, dq, qa.shape).astype(dt, copy=False))
             if need_k:
-                dk = xp.matmul(ds if by_key else xp.swapaxes(ds, -1, -2), _up(qa))
+                dst = ds if by_key else xp.swapaxes(ds, -1, -2)
+                dk = _product_like(xp, dst, _up(qa), ka, rk)
                 dk *= sc
                 gk = _grad_kv(xp, dk, rk, ka.shape, dt)
         return gq, gk, gv, gm, None, None, None, None, None
+
+
+def _product_like(xp, a, b, like, r: int):
+    """``a @ b``, an input's gradient before ``_grad_kv`` / ``_sum_to``: laid out as the input
+    ``like`` (NOTE [ Results laid out as the inputs ]) when it has exactly its shape and dtype
+    (no repeated heads, no broadcast batch dims, no half-precision upcast), else fresh."""
+    shape = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    dt = xp.result_type(a, b)
+    if r == 1 and shape == like.shape and dt == like.dtype:
+        return xp.matmul(a, b, out=_like(xp, like, shape, dt))
+    return xp.matmul(a, b)
 
 
 def _grad_kv(xp, a, r: int, shape, dt) -> Tensor:
