@@ -13,7 +13,7 @@ import ember
 from ember.ops import conv
 from opcheck import check, gradcheck, rand, to_ember
 
-ALGOS = ("im2col", "fold", "winograd", "winograd4")
+ALGOS = ("im2col", "fold", "winograd", "winograd4", "bl")
 
 # Winograd's error, relative to the largest |output|, against float64 direct convolution.
 # The transforms multiply by at most 8 (F(4x4, 3x3)'s A^T) and 1/24 (its G), so its float32
@@ -105,7 +105,7 @@ def test_blocked_batches(algo, dtype, monkeypatch):
           rand(5, 3, 6, 6, seed=5), rand(4, 3, 3, 3, seed=6), dtypes=(dtype,))
 
 
-@pytest.mark.parametrize("algo", ["im2col", "fold"])
+@pytest.mark.parametrize("algo", ["im2col", "fold", "bl"])
 @pytest.mark.parametrize("nd,xs,ws,kw", [
     (2, (3, 8, 5, 6), (6, 4, 3, 3), dict(groups=2, padding=1)),           # 4 channels a group
     (2, (2, 12, 4, 4), (12, 3, 3, 3), dict(groups=4, stride=2, padding=1)),
@@ -157,7 +157,10 @@ def test_algorithms_hypothesis(n, c, o, h, w, p, algo):
     (16, 16, 16, 3, 1, 1, "im2col"),      # few channels: the transforms would dominate
     (64, 64, 8, 3, 1, 4, "im2col"),       # grouped, 8x8 map: few rows (C/G*K = 144)
     (64, 64, 4, 3, 1, 4, "fold"),         # grouped, 4x4 map
-    (6, 16, 8, 5, 1, 1, "im2col"),        # as LeNet's second conv: L = 64, C*K = 150
+    (6, 16, 8, 5, 1, 1, "bl"),            # as LeNet's second conv: L = 64, C*K = 150
+    (6, 16, 14, 5, 1, 1, "im2col"),       # output rows of 14: the batch-last copy gains less
+    (16, 32, 12, 5, 1, 1, "im2col"),      # C*K = 400: the GEMM dominates
+    (1, 6, 28, 5, 1, 1, "im2col"),        # LeNet's first conv: rows of 28
     (256, 512, 4, 1, 2, 1, "fold"),       # ResNet-18's last downsample: L = 4
     (128, 256, 8, 1, 2, 1, "fold"),       # L = 16
 ])

@@ -53,6 +53,9 @@ same choice in both, so ``W`` can reuse the forward's work array); ``T`` of a un
                  C and O >= 64, every output side in [4, 32]      (N*T, C) @ (C, O), T tiles
     'fold'       output positions L <= 16, or L <= 256 with      one GEMM (O, C*K) @ (C*K, N*L):
                  C/G*K >= 512                                      the batch folded into columns
+    'bl'         one group, K >= 25, C*K <= 200, output rows     im2col (C*K, L*N) from a
+                 <= 12 (LeNet's second layer)                      (C, *padded, N) copy: GEMMs in
+                                                                   column blocks (_gemm_wide)
     'im2col'     everything else                                 per-sample GEMMs (N, C*K, L)
 
 ``T`` of a 'same' convolution whose flipped convolution would be 'fold', and of a strided
@@ -112,6 +115,26 @@ on 12x12: L = 64, C*K = 150) showed fold losing there; fwd+bwd ms, batch 64/32, 
     256->512 1x1 stride 2, 4x4 -> 2x2    256    4     3.24   1.96    2.05
 
 so fold is kept for L <= 16 (ties at 16, wins clearly at 4) and for C*K >= 512.
+
+'bl' (batch last) is for few channels and large kernels on short output rows, where im2col's
+copy, in runs of one output row, costs more than its GEMM: LeNet's 6->16 5x5 on 14x14
+(batch 64) copies 960k elements in runs of 10 (0.47 ms) for a 0.29 ms GEMM.  With the batch
+innermost every run is an output row times the batch (640 elements, 0.09 ms), and the weight
+gradient is ``cols @ gy^T`` on the same layout.  ms, one thread, F / W (thread CPU, min of 30,
+loaded machine, +-10%):
+
+    shape (N, C->O, k, map)        im2col        bl
+    64, 6->16, 5x5, 14x14        0.79 / 0.35   0.52 / 0.35    bl
+    32, 6->16, 5x5 pad 2, 10x10  0.46 / 0.19   0.27 / 0.17    bl
+    64, 3->8, 5x5, 14x14         0.36 / 0.12   0.24 / 0.12    bl
+    64, 16->32, 5x5, 12x12       2.00 / 1.17   2.77 / 1.72    im2col (C*K = 400)
+    32, 8->16, 7x7 pad 3, 12x12  1.57 / 1.12   2.17 / 1.41    im2col (C*K = 392)
+    64, 1->6, 5x5 pad 2, 28x28   0.46 / 0.19   0.67 / 0.36    im2col (rows of 28)
+    32, 16->16, 3x3, 16x16       0.88 / 0.41   0.97 / 0.47    im2col (K = 9)
+
+``T`` of such a layer already ran as one GEMM + col2im with the batch innermost; that GEMM
+goes through ``_gemm_wide`` too (0.39 -> 0.31 ms on LeNet's).  ``_BL = False`` restores the
+former paths (tests compare both).
 """
 from __future__ import annotations
 
@@ -285,6 +308,14 @@ def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False):
         return y, None
     w2 = w.reshape(o, -1) if G == 1 else w.reshape(G, o // G, -1)
     step = _chunk(n, c * g.K * g.L * x.dtype.itemsize)
+    if n and algo == "bl":
+        y = xp.empty((n, o) + g.out, x.dtype)
+        for i in range(0, n, step):
+            cols = _bl_fwd(xp, x[i:i + step], w2, g, y[i:i + step])
+            if step >= n:
+                return y, cols
+            del cols
+        return y, None
     if n and algo == "fold":
         y = xp.empty((n, o) + g.out, x.dtype)
         for i in range(0, n, step):
@@ -322,9 +353,11 @@ def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False):
 
 def _algo(c: int, o: int, g: _Geom, dtype) -> str:
     """The algorithm of ``F`` and ``W`` for this geometry (NOTE [ Choosing the algorithm ]):
-    ``'winograd4'``, ``'fold'`` or ``'im2col'`` (``'winograd'``, F(2x2, 3x3), only when
-    forced; depthwise ``'flat'`` is chosen before)."""
+    ``'winograd4'``, ``'fold'``, ``'bl'`` or ``'im2col'`` (``'winograd'``, F(2x2, 3x3), only
+    when forced; depthwise ``'flat'`` is chosen before)."""
     if _FORCE is not None:
+        if _FORCE == "bl":
+            return "bl" if g.groups == 1 else "im2col"
         if _FORCE not in _WINO or _wino_ok(g, dtype):
             return _FORCE
         return "im2col"
@@ -334,11 +367,14 @@ def _algo(c: int, o: int, g: _Geom, dtype) -> str:
         return "winograd4"
     if g.L <= _FOLD_L or (g.L <= _FOLD_L_WIDE and ck >= _FOLD_CK):
         return "fold"
+    if _BL and g.groups == 1 and g.K >= _BL_K and ck <= _BL_CK and g.out[-1] <= _BL_ROW:
+        return "bl"
     return "im2col"
 
 
 _FORCE = None  # tests set this to run every algorithm on the same inputs
 _FOLD_L, _FOLD_L_WIDE, _FOLD_CK = 16, 256, 512
+_BL, _BL_K, _BL_CK, _BL_ROW = True, 25, 200, 12  # _BL = False: never 'bl' (tests: both)
 _WINO_C, _WINO_OUT = 64, (4, 32)
 _WINO = {"winograd": 2, "winograd4": 4}  # algorithm -> output tile size m
 
@@ -347,6 +383,86 @@ def _wino_ok(g: _Geom, dtype) -> bool:
     """F(m x m, 3x3) applies: a 2-D 3x3 kernel, unit stride and dilation, one group, real."""
     return g.k == (3, 3) and g.stride == (1, 1) and g.dil == (1, 1) and g.groups == 1 and \
         dtype.kind == "f"
+
+
+def _bl_cols(xp, x, g: _Geom):
+    """The batch-last im2col of ``x`` ``(N, C, *sp)``: a ``(C*K, L*N)`` scratch array, columns
+    running over (output position, sample).
+
+    ``x`` is first copied (zero-padded) to ``(C, *padded, N)``, so every row of the im2col is
+    copied in runs of a whole output row times the batch (640 elements on LeNet's second layer,
+    where ``_im2col`` copies runs of 10: 0.09 against 0.47 ms, one thread).
+    """
+    nd = len(g.k)
+    n, c = x.shape[:2]
+    padded = tuple(s + a + b for s, a, b in zip(g.sp, g.lo, g.hi))
+    xt = ws.empty(xp, (c,) + padded + (n,), x.dtype)
+    if any(g.lo) or any(g.hi):
+        xt.fill(0)
+    inner = (slice(None),) + tuple(slice(a, a + s) for a, s in zip(g.lo, g.sp))
+    xp.copyto(xt[inner], xp.moveaxis(x, 0, -1))
+    st = xt.strides
+    v = xp.lib.stride_tricks.as_strided(
+        xt, (c,) + g.k + g.out + (n,),
+        (st[0],) + tuple(st[1 + d] * g.dil[d] for d in range(nd)) +
+        tuple(st[1 + d] * g.stride[d] for d in range(nd)) + (st[-1],), writeable=False)
+    cols = ws.empty(xp, (c * g.K, g.L * n), x.dtype)
+    _copy(xp, cols.reshape((c,) + g.k + g.out + (n,)), v, 0)
+    del v, xt
+    return cols
+
+
+_BL_CHUNK = 400  # GEMM columns a call: (16, 150) @ (150, 6400) 0.42 ms whole, 0.31 in 400s
+
+
+def _gemm_wide(xp, a, b):
+    """``a @ b`` for a wide ``b`` ``(K, M)``, in column blocks of ``_BL_CHUNK`` (one batched
+    call), into a workspace array: OpenBLAS ran LeNet's ``(16, 150) @ (150, 6400)`` 35% and
+    ``(150, 16) @ (16, 6400)`` 25% slower in one piece (one thread)."""
+    out = ws.empty(xp, (a.shape[0], b.shape[1]), a.dtype)
+    body, rest = _bl_split(xp, b, _BL_CHUNK)
+    obody, orest = _bl_split(xp, out, _BL_CHUNK)
+    if body.shape[0]:
+        xp.matmul(a, body, out=obody)
+    if rest.shape[1]:
+        xp.matmul(a, rest, out=orest)
+    del body, rest, obody, orest
+    return out
+
+
+def _bl_split(xp, a, ch: int):
+    """``a`` ``(R, M)`` as ``(M // ch, R, ch)`` column blocks (a strided view) and the rest."""
+    r, m = a.shape
+    k = m // ch
+    body = xp.lib.stride_tricks.as_strided(a, (k, r, ch), (ch * a.itemsize,) + a.strides)
+    return body, a[:, k * ch:]
+
+
+def _bl_fwd(xp, x, w2, g: _Geom, y):
+    """``F`` on a block of samples by the batch-last im2col: ``(O, C*K) @ (C*K, L*N)`` in
+    column blocks of ``_BL_CHUNK`` (one GEMM over all columns ran 35% slower), the product
+    transposed into ``y`` ``(N, O, *out)``; returns the im2col (a scratch array)."""
+    n, o = x.shape[0], w2.shape[0]
+    cols = _bl_cols(xp, x, g)
+    yt = _gemm_wide(xp, w2, cols)
+    xp.copyto(y.reshape(n, o, g.L), yt.reshape(o, g.L, n).transpose(2, 0, 1))
+    del yt
+    return cols
+
+
+def _bl_wgrad(xp, gy, cols, g: _Geom):
+    """``W`` on a block from its batch-last im2col ``(C*K, L*N)``: ``cols @ gy^T`` with
+    ``gy^T`` copied to ``(L*N, O)``, in blocks of ``_BL_CHUNK`` rows summed: ``(O, C*K)``."""
+    n, o = gy.shape[:2]
+    gt = ws.empty(xp, (g.L * n, o), gy.dtype)
+    xp.copyto(gt.reshape(g.L, n, o), gy.reshape(n, o, g.L).transpose(2, 0, 1))
+    body, rest = _bl_split(xp, cols, _BL_CHUNK)
+    k = body.shape[0]
+    part = xp.matmul(body, gt[:k * _BL_CHUNK].reshape(k, _BL_CHUNK, o)).sum(0) if k else 0
+    if rest.shape[1]:
+        part = part + rest @ gt[k * _BL_CHUNK:]
+    del gt, body, rest
+    return part.T
 
 
 def _fold_cols(xp, x, g: _Geom):
@@ -622,7 +738,10 @@ def _conv_tr_block(xp, gy, wt, g: _Geom):
         # few elements; with the batch innermost they run along whole (row, batch) blocks
         # (measured 2.2 ms -> 0.9 ms on LeNet's second layer, (64, 16, 10, 10) from 5x5).
         gt = xp.ascontiguousarray(gy.reshape(n, G, og, g.L).transpose(1, 2, 3, 0))
-        cols = _matmul(xp, wt, gt.reshape(G, og, g.L * n))
+        if G == 1 and _BL and gy.dtype.kind == "f" and gy.dtype.itemsize >= 4:
+            cols = _gemm_wide(xp, wt[0], gt.reshape(og, g.L * n))
+        else:
+            cols = _matmul(xp, wt, gt.reshape(G, og, g.L * n))
         gx = _col2im(xp, cols.reshape(G * cgk, g.L, n), g, c, True)
     else:
         cols = _matmul(xp, wt[0], gy.reshape(n, og, g.L)) if G == 1 else \
@@ -689,6 +808,13 @@ def _conv_wgrad(xp, x, gy, g: _Geom, cols=None):
     folded = n and algo == "fold"
     gw = None
     for i in range(0, n, step):
+        if n and algo == "bl":
+            ci = cols if cols is not None else _bl_cols(xp, x[i:i + step], g)
+            part = _bl_wgrad(xp, gy[i:i + step], ci, g)
+            if cols is None:
+                del ci
+            gw = part if gw is None else gw + part
+            continue
         if folded:
             ci = cols if cols is not None else _fold_cols(xp, x[i:i + step], g)
             part = _fold_wgrad(xp, gy[i:i + step], ci, g)
