@@ -113,7 +113,7 @@ def mm_into(xp, a, b, add=None, out=None):
         out.fill(0)
     elif k == 1:
         xp.dot(a, b, out=out) if out.flags.c_contiguous else xp.multiply(a, b, out=out)
-    elif dt.name == "float32" and _by_transpose(m, k, n) and b.strides[0] == dt.itemsize \
+    elif dt.char == "f" and _by_transpose(m, k, n) and b.strides[0] == dt.itemsize \
             and b.strides[1] >= k * dt.itemsize and a.flags.c_contiguous:
         t = xp.matmul(b.T, a.T, out=ws.empty(xp, (n, m), dt))
         if add is None:
