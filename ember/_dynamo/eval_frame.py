@@ -842,7 +842,14 @@ class _Compiled:
             return self.fn(*args, **kwargs)
         last = self._last  # NOTE [ Guard cost ]: the entry the last call ran, checked in one go
         if last is not None and not kwargs and last[0] == _epoch[0] and last[1](self, args):
-            return self._run(last[2], args, kwargs, args)
+            entry = last[2]
+            run = entry.run
+            if run is not None and not entry.side:  # ``_run``'s common case, inline
+                try:
+                    return run(*args)
+                except _GuardMismatch:
+                    return self._mismatch(entry, args, kwargs)
+            return self._run(entry, args, kwargs, args)
         if self._disc is None:
             self._disc = _discover(self.fn)
         if kwargs or any(isinstance(a, _NESTED) for a in args):
@@ -1353,7 +1360,9 @@ class OptimizedModule(Module):
         self.__dict__["_compiled"] = compiled
 
     def __call__(self, *args, **kwargs):
-        return self._compiled(*args, **kwargs)
+        if kwargs:
+            return self._compiled(*args, **kwargs)
+        return self._compiled(*args)
 
     def forward(self, *args, **kwargs):
         return self._compiled(*args, **kwargs)
