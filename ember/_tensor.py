@@ -266,13 +266,8 @@ class Tensor:
 
         def _retain(g):
             t = ref()
-            if t is not None:
-                if t._grad is None:
-                    t._grad = g if state.grad else _make(g._data.copy())
-                elif state.grad:
-                    t._grad = t._grad + g
-                else:
-                    t._grad = _make(_backend.asarray(t._grad._data + g._data))
+            if t is not None:  # ``t.grad += g`` as ``backward(inputs=[t])`` stores it
+                autograd.engine._store_nonleaf_grad(t, g)
         self._retains_grad = True
         self._retain_hook = _retain
         self._add_node_hook(_retain, last=True)

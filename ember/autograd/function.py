@@ -57,11 +57,11 @@ class Node:
     _trace = None          # forward traceback, recorded under detect_anomaly
     _saved = None          # what backward reads (FunctionCtx; see NOTE [ Saved tensors ])
     next_functions = ()
+    metadata_ = None
     # The engine's lean path (engine.py) takes a built-in op's node with one output, or a
     # leaf's AccumulateGrad, until a hook is registered on it.
     _lean = False
     _hooked = False
-    metadata_ = None
 
     def name(self) -> str:
         return type(self).__name__
@@ -181,6 +181,7 @@ class FunctionCtx(Node):
             self._saved = None
             self._freed = True
 
+
 def _raise_freed():
     raise RuntimeError(
         "Trying to backward through the graph a second time (or directly access saved "
@@ -188,7 +189,6 @@ def _raise_freed():
         "graph are freed when you call .backward() or autograd.grad(). Specify "
         "retain_graph=True if you need to backward through the graph a second time or if "
         "you need to access saved tensors after calling backward.")
-
 
 
 def _raise_modified(node, t, now, expected, out_idx=None):
@@ -221,10 +221,10 @@ class Function(FunctionCtx):
     view = False         # the (first) output is a view of input 0's storage
     backward_name = None  # node name shown in grad_fn, e.g. "AddBackward0"
     saves_inputs = False  # raw ops: saved item k is input k, the output or None (no matching)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._lean = bool(cls.raw)  # (a multi-output call clears it on its node)
-
 
     def name(self) -> str:
         cls = type(self)
@@ -317,7 +317,12 @@ class Function(FunctionCtx):
             raw = args
             # Link inputs before forward: ``needs_input_grad`` is readable in forward, and a
             # ``mark_dirty`` input returned as output must not become its own next function.
-            _link_inputs(ctx, args, record)
+            if record:
+                set_edges(ctx, args)
+                ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor)
+                                else None for a in args]
+            else:
+                ctx.needs_input_grad = (False,) * len(args)
             prev = state.grad
             state.grad = False
             try:
@@ -397,16 +402,6 @@ def set_edges(ctx, args) -> None:
             needs.append(False)
     ctx.next_functions = tuple(nf)
     ctx.needs_input_grad = tuple(needs)
-
-
-def _link_inputs(ctx, args, record: bool) -> None:
-    """Set a custom Function's ``next_functions``, ``needs_input_grad`` and input metadata."""
-    if not record:
-        ctx.needs_input_grad = tuple(False for _ in args)
-        return
-    set_edges(ctx, args)
-    ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor) else None
-                    for a in args]
 
 
 def _in(x, seq) -> bool:

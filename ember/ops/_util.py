@@ -63,17 +63,25 @@ class SumToSize(Function):
         return g.expand(ctx.shape), None
 
 
+_SUM_DIMS = {}  # (broadcast shape, shape) -> the dims _sum_to sums (a step repeats its shapes)
+
+
 def _sum_to(xp, a, shape):
     """Array ``a`` summed down to ``shape``, a shape it was broadcast from."""
-    lead = a.ndim - len(shape)
-    dims = tuple(range(lead)) + tuple([
-        lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1])
+    key = (a.shape, shape)
+    dims = _SUM_DIMS.get(key)
+    if dims is None:
+        if len(_SUM_DIMS) > 4096:  # (bounded where shapes keep changing)
+            _SUM_DIMS.clear()
+        lead = a.ndim - len(shape)
+        dims = _SUM_DIMS[key] = tuple(range(lead)) + tuple([
+            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1])
     if not dims:  # (no leading dims either)
         return a
     # ``sum``'s kernel without its Python wrapper (a sparse array has only the method)
     out = xp.add.reduce(a, axis=dims, keepdims=True) if isinstance(a, xp.ndarray) else a.sum(
         axis=dims, keepdims=True)
-    return out.reshape(shape) if lead else out
+    return out.reshape(shape) if a.ndim != len(shape) else out
 
 
 def plain(arr) -> Tensor:
