@@ -30,7 +30,21 @@ node (``_FusedLayer``) does the whole layer:
   backward 7 (two multiplies and an add give the gates' gradients, one more writes
   ``dc_prev``; the GEMM, its sum over gates, the add into ``dZ``).  At hidden 128, batch 32 a
   call costs ~1-2 us beside the GEMM's ~58 us, so what is left is the GEMMs (at BLAS peak)
-  and the two ``tanh`` passes.  GRU: forward 11 (12 with biases) plus 9 calls per 8 steps
+  and the two ``tanh`` passes.  ``_STEP_OUT``: the backward's GEMM writes into a buffer made
+  once per call and is summed into ``dZ`` pairwise in place (no fresh product and sum a
+  step): backward -1%, forward's direct GEMM call -0.4% (thread CPU, A/B alternating order,
+  one thread; an A/B in a fixed order showed 3-7% that was the order).
+* measured and not taken (one thread, B=32, H=128, K=193, float32): padding ``Z``'s rows to
+  a 64-byte multiple (step GEMM 1-4% slower, weight GEMM within 1%); the wide ``(N, 4H)``
+  layout for the backward's GEMMs (step GEMM 58 -> 75 us; the weight GEMM 5-10% faster, but
+  the gate multiplies into its column blocks 1.5-2x slower); the weight GEMM as ``Z^T @ dG``
+  with a contiguous ``Z^T`` (no faster); SciPy's ``expit`` for the sigmoid gates (41.6 us
+  against 6.4 us for the one ``tanh`` over all four gates).  The sigmoids' affine ``0.5 t +
+  0.5`` cannot fold into a neighbour: ``o``'s 0.5 could go into ``W``'s state rows (the
+  states kept doubled, exact in binary), but ``c = f c' + i g`` needs ``tanh(c)`` of the
+  true ``c``, so a halving call stays; pairing ``f c'`` and ``i g`` in one multiply needs
+  ``c'`` in the gates' buffer (a sixth slot, the cell carried chunk to chunk): one call a
+  step (~1.5 us of ~100), not done.  GRU: forward 11 (12 with biases) plus 9 calls per 8 steps
   for the factors (was 22 a step: the factors were computed step by step), backward 6 (was
   9: the gates are ordered so that dh's two products and dn's two are one multiply each).
 * input products of a bidirectional GRU/Elman layer: both directions' input GEMM as one
@@ -318,6 +332,12 @@ class _FusedLayer(Function):
 _LSTM_ORDER = (3, 0, 1, 2)  # PyTorch's i,f,g,o -> o,i,f,g
 _LSTM_BACK = (1, 2, 3, 0)   # and back
 _CHUNK = 8  # steps whose gates the forward keeps at once (NOTE above: the factors' cadence)
+# The LSTM step loops' BLAS calls written with out= on buffers made once per call: the
+# forward's GEMM called directly (not through ``_mm_into``), the backward's per-gate products
+# into one (4, B, Hout [+ I]) buffer added into ``dZ`` pairwise, instead of a fresh product,
+# its ``.sum(0)`` and an add (NOTE [ Fused recurrent layer ]); False keeps the old loops
+# (the tests run both).
+_STEP_OUT = True
 
 
 def _mm_into(xp, a, b, out):
@@ -384,6 +404,9 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     tc_all = ws.empty(xp, (N, H), dt)
     tmp = xp.empty((B, H), dt)
     tanh, mul = xp.tanh, xp.multiply
+    # BLAS writes the gates itself for float32/64 (half precision goes through _mm_into)
+    gemm = xp.matmul if _STEP_OUT and dt.kind == "f" and dt.itemsize >= 4 and W.dtype == dt \
+        else None
     o_, i_, f_, g_ = A[0], A[1], A[2], A[3]
     sig = A[:3]
     lo = hi = 0  # rows of the current chunk (consecutive steps: consecutive rows)
@@ -394,7 +417,10 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
         a = s - lo if record else 0
         b = a + e - s
         g = A[:, a:b]
-        _mm_into(xp, Z[prev], W, g)
+        if gemm is not None:
+            gemm(Z[prev], W, out=g)
+        else:
+            _mm_into(xp, Z[prev], W, g)
         tanh(g, out=g)
         sg = sig[:, a:b]
         sg *= 0.5
@@ -475,6 +501,11 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     dG = ws.empty(xp, (5, N, H), dt)  # dh * K, then o,i,f,g (P stays intact: retain_graph)
     dgates = dG[1:]
     f_ = P[5]
+    add = xp.add
+    # the step's per-gate products (_STEP_OUT): written by BLAS, then summed into dZ's rows
+    # in place, two gates at a time (dZ[prev] is a view only when prev is a slice)
+    M = xp.empty((4, B, wide), dt) if _STEP_OUT and dt.kind == "f" and dt.itemsize >= 4 \
+        and Wb.dtype == dt else None
     for s, e, prev in reversed(steps):
         dh = dZ[B + s:B + e, :Hout]
         if w_hr is not None:
@@ -487,7 +518,14 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
             mul(dc, f_[s:e], out=dcext[prev])
         else:
             dcext[prev] = dc * f_[s:e]
-        dZ[prev] += matmul(dgates[:, s:e], Wb).sum(0)
+        if M is not None and type(prev) is slice:
+            m = matmul(dgates[:, s:e], Wb, out=M[:, :e - s])
+            add(m[:2], m[2:], out=m[:2])
+            d = dZ[prev]
+            d += m[0]
+            d += m[1]
+        else:
+            dZ[prev] += matmul(dgates[:, s:e], Wb).sum(0)
     gx = gh0 = gc0 = gwi = gwh = gbi = gbh = gwr = None
     if need[0]:
         gx = _make(dZ[hp_all, Hout:])  # a strided view (regular input) rather than a copy
