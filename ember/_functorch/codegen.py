@@ -206,10 +206,10 @@ def relu_grad_into(xp, g, y, out):
     return out
 
 
-def fresh_mm(xp, a, b, add=None, out=None):
-    """``a @ b (+ add)`` as eager's 2-d products compute it (``ops/linalg.py``'s
-    ``mm_into``), into ``out`` or a new array (a large one from the workspace)."""
-    return _la.mm_into(xp, a, b, add, out)
+# ``fresh_mm(xp, a, b, add=None, out=None)``: ``a @ b (+ add)`` as eager's 2-d products
+# compute it, into ``out`` or a new array (a large one from the workspace); the function
+# itself, not a wrapper: batch-1 inference makes three of these calls per step
+fresh_mm = _la.mm_into
 
 
 class Plan:

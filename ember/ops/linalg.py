@@ -105,24 +105,34 @@ def mm_into(xp, a, b, add=None, out=None):
     m, k = a.shape
     n = b.shape[1]
     dt = a.dtype
-    if out is None:
-        # a fresh multi-MB product faults on every page; a reused block does not
-        # (NOTE [ Workspace ]: the block is reused only once no tensor or view refers to it)
-        out = ws.empty(xp, (m, n), dt)
-    if k == 0:  # the empty sum; ``matmul(out=)`` is not relied on to write it
-        out.fill(0)
-    elif k == 1:
-        xp.dot(a, b, out=out) if out.flags.c_contiguous else xp.multiply(a, b, out=out)
-    elif dt.char == "f" and _by_transpose(m, k, n) and b.strides[0] == dt.itemsize \
-            and b.strides[1] >= k * dt.itemsize and a.flags.c_contiguous:
+    if 1 < m <= 64 and dt.char == "f" and _by_transpose(m, k, n) and \
+            b.strides[0] == 4 and b.strides[1] >= 4 * k and a.flags.c_contiguous:
         t = xp.matmul(b.T, a.T, out=ws.empty(xp, (n, m), dt))
+        if out is None:
+            out = ws.empty(xp, (m, n), dt)
         if add is None:
             xp.copyto(out, t.T)
         else:
             xp.add(t.T, add, out=out)
         return out
+    if k > 1:
+        if out is not None:
+            xp.matmul(a, b, out=out)
+        elif m * n * dt.itemsize < ws.MIN_BYTES:
+            out = xp.matmul(a, b)
+        else:
+            # a fresh multi-MB product faults on every page; a reused block does not
+            # (NOTE [ Workspace ]: the block is reused only once no tensor or view refers to it)
+            out = xp.matmul(a, b, out=ws.empty(xp, (m, n), dt))
     else:
-        xp.matmul(a, b, out=out)
+        if out is None:
+            out = ws.empty(xp, (m, n), dt)
+        if k == 0:  # the empty sum; ``matmul(out=)`` is not relied on to write it
+            out.fill(0)
+        elif out.flags.c_contiguous:
+            xp.dot(a, b, out=out)
+        else:
+            xp.multiply(a, b, out=out)
     if add is not None:
         xp.add(out, add, out=out)
     return out
