@@ -151,11 +151,10 @@ _NONES = itertools.repeat(None)  # the gradients of a node nothing flows through
 
 def _put(buffers, node, nr, g):
     """Add ``g`` to the gradient buffer of output ``nr`` of ``node``."""
+    buf = buffers.get(node)
     if node._n_out == 1:
-        buf = buffers.get(node)
         buffers[node] = g if buf is None else _add(buf, g)
         return
-    buf = buffers.get(node)
     if buf is None:
         buf = buffers[node] = [None] * node._n_out
     buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
@@ -233,9 +232,7 @@ def _call_node(node, grads, capture):
         out = (out,)
     n_in = len(node.next_functions)
     if len(out) != n_in:
-        # most often one trailing None (an op's non-tensor argument): no generator for it
-        if len(out) == n_in + 1 and out[-1] is None or len(out) > n_in and all(
-                o is None for o in out[n_in:]):
+        if len(out) > n_in and all(o is None for o in out[n_in:]):  # trailing Nones
             out = out[:n_in]
         else:
             _raise_count(node, out)

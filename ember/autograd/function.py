@@ -413,9 +413,7 @@ def _resolve_saved(items, raw, args, outs, results):
     """Map saved items to inputs/outputs by identity (NOTE [ Saved tensors ])."""
     saved = []
     n = len(raw)
-    k = -1
-    for item in items:
-        k += 1
+    for k, item in enumerate(items):
         if item is None:
             saved.append(_NONE_SAVED)
             continue
@@ -448,8 +446,7 @@ def _resolve_saved(items, raw, args, outs, results):
 
 def _saved_output(item, tp, outs, results):
     """The saved entry of an output of the op, or of a constant (an intermediate value)."""
-    j = 0
-    for o in outs:
+    for j, o in enumerate(outs):
         if o is item:
             r = results[j]
             if r._grad_fn is None:  # non-differentiable output: plain constant
@@ -459,7 +456,6 @@ def _saved_output(item, tp, outs, results):
             if vc is None:
                 vc = b._version_ctr = [0]
             return (_OUT, r._data, j, vc, vc[0])
-        j += 1
     return (_CONST, _make(item) if tp in _ARRAY_TYPES else item)
 
 
@@ -467,8 +463,7 @@ def _save_args(items, args, out, t):
     """Saved entries of a ``saves_inputs`` op: item k is input k, the output ``out`` (whose
     fresh tensor is ``t``) or None, taken as declared without matching."""
     saved = []
-    k = 0
-    for item in items:
+    for k, item in enumerate(items):
         if item is out:
             vc = t._version_ctr
             if vc is None:
@@ -486,7 +481,6 @@ def _save_args(items, args, out, t):
                 saved.append((_IN, a, vc, vc[0]))
             else:  # a Python scalar (or an array passed as is: a constant tensor)
                 saved.append((_CONST, _make(item) if type(item) in _ARRAY_TYPES else item))
-        k += 1
     return _pack(saved, (t,)) if state.saved_hooks else tuple(saved)
 
 
