@@ -193,3 +193,24 @@ def test_mixed_dtypes_raise_torch_error():
     with pytest.raises(RuntimeError) as ee:
         ember.from_numpy(x) @ ember.from_numpy(w).t()
     assert str(ee.value) == str(te.value)
+
+
+@pytest.mark.parametrize("dt", ["float16", "bfloat16"])
+def test_half_precision_batch_one_weight_gradient(dt):
+    """The half-precision backward's weight gradient at batch 1 (an outer product in float32)."""
+    x, w, b = rand(1, 300, seed=1) / 17, rand(200, 300, seed=2), rand(200, seed=3)
+    g = rand(1, 200, seed=4)
+    grads = {}
+    for m in (ember, torch):
+        ts = [m.tensor(a.astype(np.float32)).to(getattr(m, dt)).requires_grad_() for a in (x, w, b)]
+        y = m.nn.functional.linear(*ts)
+        y.backward(m.tensor(g.astype(np.float32)).to(getattr(m, dt)))
+        grads[m] = [t.grad.float().numpy() for t in ts]
+    for a, t in zip(grads[ember], grads[torch]):
+        np.testing.assert_allclose(a, t, rtol=2e-2, atol=2e-2)
+    # the weight gradient is the exact outer product of the rounded operands, rounded once
+    gh = grads[ember][1]
+    xr = ember.tensor(x.astype(np.float32)).to(getattr(ember, dt)).float().numpy()
+    gr = ember.tensor(g.astype(np.float32)).to(getattr(ember, dt)).float().numpy()
+    want = ember.from_numpy(np.multiply.outer(gr[0], xr[0])).to(getattr(ember, dt)).float()
+    np.testing.assert_array_equal(gh, want.numpy())

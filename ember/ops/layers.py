@@ -24,7 +24,7 @@ from .elementwise import Mul, Add
 from .index import IndexSelect, ScatterAdd
 from .sparse import from_values as sparse_from_values
 from .._sparse import COO
-from .linalg import matmul, lowp_matmul, half_to_float
+from .linalg import matmul, lowp_matmul, half_to_float, mm_into
 from . import _workspace as ws
 
 __all__ = ["linear", "bilinear", "embedding", "embedding_bag", "dropout", "dropout1d",
@@ -74,7 +74,7 @@ class _Linear(Function):
                 gx = _make(xp.matmul(g32, half_to_float(xp, w._data)).astype(d.dtype))
             if need_w:
                 x32 = half_to_float(xp, x._data).reshape(-1, xs[-1])
-                gw = _make(xp.matmul(g32.T, x32).astype(d.dtype))
+                gw = _make(mm_into(xp, g32.T, x32).astype(d.dtype))  # batch 1: an outer product
         else:
             if need_x:
                 gx = g2 @ w
