@@ -27,6 +27,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state
 from ..autograd.inplace import inplace as _inplace
 from ._util import wrap_dim, is_float, reduce_grad, need_tensor, scalar_name
+from . import _workspace as _ws
 from .elementwise import (Relu, Erf, sigmoid, tanh, where, exp, erf, logical_or,
                           _not_implemented, _quiet, _FP_ERRORS)
 from .movement import cat, narrow
@@ -423,12 +424,13 @@ def _gelu_erf_arrays(xp, x, record):
             d += cdf
         cdf *= x
         return cdf, d
-    # two fresh arrays: t (then exp(-x^2 / 2), then d) and q (then Phi(x), then the output)
-    t = xp.abs(x)
+    # two workspace arrays (fresh ones page-fault): t (then exp(-x^2 / 2), then d) and q
+    # (then Phi(x), then the output)
+    t = xp.abs(x, out=_ws.empty(xp, x.shape, x.dtype))
     t *= f(_AS_P * _SQRT1_2)
     t += f(1)
     xp.divide(f(1), t, out=t)
-    q = t * f(0.5 * _AS_A[4])
+    q = xp.multiply(t, f(0.5 * _AS_A[4]), out=_ws.empty(xp, x.shape, x.dtype))
     for a in _AS_A[3::-1]:
         q += f(0.5 * a)
         q *= t
@@ -453,7 +455,7 @@ def _gelu_erf_arrays(xp, x, record):
 def _gelu_tanh_arrays(xp, x, record):
     """``(gelu(x), d)`` with the tanh approximation; ``d`` only when ``record``."""
     f = x.dtype.type
-    t = x * x
+    t = xp.multiply(x, x, out=_ws.empty(xp, x.shape, x.dtype))  # (fresh arrays fault)
     t *= f(_TANH_KAPPA)
     t += f(1)
     t *= x
@@ -462,12 +464,12 @@ def _gelu_tanh_arrays(xp, x, record):
     d = None
     if record:
         # d = 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2)
-        d = xp.multiply(x, x)
+        d = xp.multiply(x, x, out=_ws.empty(xp, x.shape, x.dtype))
         d *= f(3 * _TANH_KAPPA)
         d += f(1)
         d *= x
         d *= f(0.5 * _TANH_BETA)
-        t2 = t * t
+        t2 = xp.multiply(t, t, out=_ws.empty(xp, x.shape, x.dtype))
         xp.subtract(f(1), t2, out=t2)
         d *= t2
         del t2
@@ -526,7 +528,11 @@ class Gelu(Function):
         if state.grad:  # create_graph: the derivative as ember ops on x
             return _gelu_grad(g, x, ctx.approximate), None
         gd = g._data
-        dx = gd * d._data
+        dd = d._data
+        if gd.shape == dd.shape and gd.dtype == dd.dtype:  # a workspace block (no faults)
+            dx = ctx.xp.multiply(gd, dd, out=_ws.empty(ctx.xp, gd.shape, gd.dtype))
+        else:
+            dx = gd * dd
         if dx.dtype != gd.dtype:
             dx = dx.astype(gd.dtype)
         if not dx.ndim:  # 0-d operands give a scalar
