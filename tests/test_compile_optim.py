@@ -191,3 +191,25 @@ def test_complex_parameters_and_first_steps_run_eagerly():
         (zt * zt.conj()).real.sum().backward()
         ot.step()
     np.testing.assert_allclose(zs[1].detach().numpy(), zt.detach().numpy(), rtol=1e-12)
+
+
+def test_an_uncovered_optimizer_inside_a_compiled_step_breaks_with_eagers_numbers():
+    ember.compiler.reset()
+    ws = [ember.tensor(_W, requires_grad=True) for _ in range(2)]
+    opts = [_MyRMSprop([w], lr=1e-2) for w in ws]
+    x = ember.tensor(_X)
+
+    def train_step(opt, w):
+        opt.zero_grad()
+        out = (x @ w).sin().sum()
+        out.backward()
+        opt.step()
+        return out
+    cf = ember.compile(train_step)
+    for _ in range(5):
+        a = train_step(opts[0], ws[0])
+        b = cf(opts[1], ws[1])
+        assert float(b) == float(a)
+    np.testing.assert_array_equal(ws[1].detach().numpy(), ws[0].detach().numpy())
+    reasons = [r.reason for r in ember.compiler.explain(train_step)(opts[1], ws[1]).break_reasons]
+    assert any("_MyRMSprop.step()" in r for r in reasons)
