@@ -121,3 +121,23 @@ def test_wrong_gradient_count_raises():
     x = ember.ones(2, requires_grad=True)
     with pytest.raises(RuntimeError, match="returned an incorrect number of gradients"):
         Two.apply(x, x).sum().backward()
+
+
+def test_built_in_nodes_skip_the_general_path(monkeypatch):
+    """Built-in one-output nodes and leaves run without ``_call_node``; a hook or ``inputs=``
+    sends them through it (the lean path is what makes small-op backward cheap)."""
+    from ember.autograd import engine
+    calls = []
+    general = engine._call_node
+    monkeypatch.setattr(engine, "_call_node", lambda node, *a: calls.append(node) or general(
+        node, *a))
+    a, b, c = _leaves(ember, "float32")
+    _fan_in(ember, a, b, c).backward()
+    assert calls == []
+    y = (a * b).tanh()
+    y.grad_fn.register_prehook(lambda go: None)
+    y.sum().backward()
+    assert [n.name() for n in calls] == ["TanhBackward0"]
+    calls.clear()
+    (a * b).sum().backward(inputs=[a])
+    assert len(calls) == 3  # SumBackward0, MulBackward0, a's AccumulateGrad
