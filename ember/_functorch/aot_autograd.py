@@ -42,6 +42,7 @@ place before backward raises eager's error.
 """
 from __future__ import annotations
 
+import functools
 import operator
 
 import numpy as np
@@ -337,7 +338,7 @@ class CompiledRegion:
             record = bool(n.meta.get("grad_mode")) and any(needs)
             fwd[n] = ("op", cls, args, tuple(needs), record)
         self._xp = env["xp"] = xp = xp if xp is not None else np
-        env["_fresh_mm"] = lambda a, b, add=None, out=None: fresh_mm(xp, a, b, add, out)
+        env["_fresh_mm"] = functools.partial(fresh_mm, xp)  # no Python frame of its own
         env["_relu_grad"] = lambda g, y, out: relu_grad_into(xp, g, y, out)
         env["_wsl"] = lambda a: _ws.empty(xp, a.shape, a.dtype)
 
