@@ -64,6 +64,7 @@ _new = object.__new__
 _RANDOM = ("bernoulli", "multinomial", "rand", "randn", "randint", "rand_like", "randn_like",
            "randint_like", "randperm", "normal", "fused_rnn_layer",
            "scaled_dot_product_flash_attention_for_cpu", "native_dropout")
+_FRESH_MM = {}  # array module -> ``fresh_mm`` bound to it
 _CONST, _HOOK = 2, 3  # saved-entry kinds (NOTE [ Saved tensors ] in autograd/function.py)
 
 
@@ -338,7 +339,11 @@ class CompiledRegion:
             record = bool(n.meta.get("grad_mode")) and any(needs)
             fwd[n] = ("op", cls, args, tuple(needs), record)
         self._xp = env["xp"] = xp = xp if xp is not None else np
-        env["_fresh_mm"] = functools.partial(fresh_mm, xp)  # no Python frame of its own
+        mm = _FRESH_MM.get(xp)
+        if mm is None:  # no Python frame of its own; one object per xp, so the globals of two
+            # regions match (a size-generic region needs that, generic.py)
+            mm = _FRESH_MM[xp] = functools.partial(fresh_mm, xp)
+        env["_fresh_mm"] = mm
         env["_relu_grad"] = lambda g, y, out: relu_grad_into(xp, g, y, out)
         env["_wsl"] = lambda a: _ws.empty(xp, a.shape, a.dtype)
 
