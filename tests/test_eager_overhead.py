@@ -641,3 +641,19 @@ def test_sum_dim_and_mean_backward_match_torch(dtype):
         (x * 3.0).sum().backward()
         x.sum(0, keepdim=True).mean().backward()
     _close(xe.grad, xt.grad, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_full_mean_divides_as_torch(dtype):
+    """A full mean is its sum divided by numel as torch's ``sum.div_(numel)`` divides (float32
+    in float32, not a float64 quotient rounded): compared on torch's division of ember's sum,
+    so summation order does not enter; sizes up to 2**17, scales over 12 decades."""
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        n = int(rng.integers(1, 1 << 17)) if rng.random() < 0.1 else int(rng.integers(1, 3000))
+        x = ember.tensor(rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6), dtype=getattr(
+            ember, dtype)) if dtype != "float16" else ember.tensor(rng.standard_normal(n),
+                                                                  dtype=ember.float16)
+        want = torch.from_numpy(ember.sum(x).numpy()).div(n).numpy()
+        got = ember.mean(x).numpy()
+        assert got.dtype == want.dtype and got == want, (n, got, want)
