@@ -33,20 +33,31 @@ node (``_FusedLayer``) does the whole layer:
   and the two ``tanh`` passes.  ``_STEP_OUT``: the backward's GEMM writes into a buffer made
   once per call and is summed into ``dZ`` pairwise in place (no fresh product and sum a
   step): backward -1%, forward's direct GEMM call -0.4% (thread CPU, A/B alternating order,
-  one thread; an A/B in a fixed order showed 3-7% that was the order).
-* measured and not taken (one thread, B=32, H=128, K=193, float32): padding ``Z``'s rows to
-  a 64-byte multiple (step GEMM 1-4% slower, weight GEMM within 1%); the wide ``(N, 4H)``
-  layout for the backward's GEMMs (step GEMM 58 -> 75 us; the weight GEMM 5-10% faster, but
-  the gate multiplies into its column blocks 1.5-2x slower); the weight GEMM as ``Z^T @ dG``
-  with a contiguous ``Z^T`` (no faster); SciPy's ``expit`` for the sigmoid gates (41.6 us
-  against 6.4 us for the one ``tanh`` over all four gates).  The sigmoids' affine ``0.5 t +
-  0.5`` cannot fold into a neighbour: ``o``'s 0.5 could go into ``W``'s state rows (the
-  states kept doubled, exact in binary), but ``c = f c' + i g`` needs ``tanh(c)`` of the
-  true ``c``, so a halving call stays; pairing ``f c'`` and ``i g`` in one multiply needs
-  ``c'`` in the gates' buffer (a sixth slot, the cell carried chunk to chunk): one call a
-  step (~1.5 us of ~100), not done.  GRU: forward 11 (12 with biases) plus 9 calls per 8 steps
-  for the factors (was 22 a step: the factors were computed step by step), backward 6 (was
-  9: the gates are ordered so that dh's two products and dn's two are one multiply each).
+  one thread; an A/B in a fixed order showed 3-7% that was the order).  GRU: forward 11 (12
+  with biases) plus 9 calls per 8 steps for the factors (was 22 a step: the factors were
+  computed step by step), backward 6 (was 9: the gates are ordered so that dh's two products
+  and dn's two are one multiply each).
+* LSTM time (``lstm_lm_step``'s layer, one thread, py-spy): forward ~6.5 ms, of which the
+  step GEMMs 56% (~58 us a step, 107 GFLOP/s, above a 1024^3 GEMM's 93), the four-gate
+  ``tanh`` 7%, the factors 10-12%; backward ~11 ms, the weight GEMM 45% (84 GFLOP/s), the
+  step GEMMs 35%.  Torch's whole layer forward is ~5.7 ms, so the gap is the ~20 us a step
+  of separate NumPy passes and ~10 us of fixed cost per step (the loop at B=1, H=4).
+  ``ember.compile`` calls this node's forward and backward as they are (an opaque node of
+  the region: no copies around it beyond eager's; zeros for unused h_n/c_n gradients, B x H).
+* LSTM, measured and not taken (one thread, B=32, H=128, K=193, float32): padding ``Z``'s
+  rows to a 64-byte multiple (step GEMM 1-4% slower, weight GEMM within 1%); the wide
+  ``(N, 4H)`` layout for the backward's GEMMs (step GEMM 58 -> 75 us; the weight GEMM 5-10%
+  faster, but the gate multiplies into its column blocks 1.5-2x slower); the weight GEMM as
+  ``Z^T @ dG`` with a contiguous ``Z^T`` (no faster); SciPy's ``expit`` for the sigmoid gates
+  (41.6 us against 6.4 us for the one ``tanh`` over all four gates); numexpr (2.14, one
+  thread) for the cell update (26 us) and ``h = o tanh(c)`` (63 us), against ~2 us per NumPy
+  call here; folding ``dy`` into the backward's per-step sum instead of copying it into
+  ``dZ`` first (the copy and zeroing cost 54 us a call, the extra per-step add 2 us a step:
+  +140 us).  The sigmoids' affine ``0.5 t + 0.5`` cannot fold into a neighbour: ``o``'s 0.5
+  could go into ``W``'s state rows (the states kept doubled, exact in binary), but
+  ``c = f c' + i g`` needs ``tanh(c)`` of the true ``c``, so a halving call stays; pairing
+  ``f c'`` and ``i g`` in one multiply needs ``c'`` in the gates' buffer (a sixth slot, the
+  cell carried chunk to chunk): one call a step (~1.5 us of ~100), not done.
 * input products of a bidirectional GRU/Elman layer: both directions' input GEMM as one
   batched product (``x @ (6, I, H)``) measured no faster than two (within 1%, 1 thread,
   T=64, B=32, I=64/256, H=128/256), and both directions' weight and input gradients as one
