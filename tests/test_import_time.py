@@ -189,3 +189,24 @@ def test_ember_run_sees_deferred_namespaces_in_torch_words(tmp_path):
         "ember does not implement torch.optim.Nope yet",
         "ember does not implement torch.utils.data.Nope yet",
         "(2, 2) False"]
+
+
+def test_fresh_process_loads_a_jit_archive_calling_deferred_ops(tmp_path):
+    # a saved graph names its ops by module (ember.ops.fft:FftC2C); a process that has not
+    # touched ember.fft finds them all the same
+    class M(ember.nn.Module):
+        def forward(self, x):
+            return ember.fft.fft(x).abs() + ember.special.erf(x) + ember.linalg.norm(x)
+    x = ember.linspace(-1.0, 1.0, 4)
+    with pytest.warns(DeprecationWarning):
+        traced = ember.jit.trace(M(), x)
+        ember.jit.save(traced, tmp_path / "m.pt")
+    code = textwrap.dedent(f'''
+        import sys, warnings, ember
+        assert "ember.fft" not in sys.modules
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = ember.jit.load({str(tmp_path / "m.pt")!r})
+        print(m(ember.linspace(-1.0, 1.0, 4)).tolist())
+    ''')
+    got = json.loads(_python(code).splitlines()[-1])
+    assert got == pytest.approx(M()(x).tolist(), rel=1e-6)

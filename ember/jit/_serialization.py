@@ -116,7 +116,11 @@ def _same_op(a, b) -> bool:
 
 def _registry() -> dict:
     """``module:qualname`` -> the built-in Function class of that name (first one wins)."""
+    import importlib
+    import ember
     from ..autograd.function import Function
+    for name in ember._TORCH_LOADS:  # the ops of namespaces ``import ember`` defers (fft...)
+        importlib.import_module("ember." + name)
     found = {}
     stack = list(Function.__subclasses__())
     while stack:
