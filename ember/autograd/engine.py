@@ -7,7 +7,6 @@ summed.  Saved tensors are freed after a node runs unless ``retain_graph``.
 """
 from __future__ import annotations
 
-import itertools
 import sys
 
 from .grad_mode import state
@@ -90,8 +89,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             node = ready.pop()
             g = buffers.pop(node, None)
             if lean and node._lean:
-                if g is None:
-                    out = _NONES  # nothing flows through this node (e.g. below a fill_)
+                if g is None:  # nothing flows through this node (e.g. below a fill_)
+                    out = (None,) * len(node.next_functions)
                 else:
                     if node._saved is None and node._freed:
                         _raise_freed()
@@ -116,13 +115,15 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                                 _store_nonleaf_grad(inputs[k], gi)
                 out = _call_node(node, grads, cap) if needed is None or node in needed else None
                 if out is None:
-                    out = _NONES
+                    out = (None,) * len(node.next_functions)
             if node._saved is not None and not retain_graph:
                 node._free()
-            # (a built-in op may return more gradients than edges: trailing Nones)
-            for (child, nr), gi in zip(node.next_functions, out):
+            i = -1  # (a built-in op may return more gradients than edges: trailing Nones)
+            for child, nr in node.next_functions:
+                i += 1
                 if child is None:
                     continue
+                gi = out[i]
                 if gi is not None:
                     if child._n_out == 1:
                         prev = buffers.get(child)
@@ -144,9 +145,6 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                     "the graph. Set allow_unused=True if this is the desired behavior.")
         return captured
     return None
-
-
-_NONES = itertools.repeat(None)  # the gradients of a node nothing flows through
 
 
 def _put(buffers, node, nr, g):
