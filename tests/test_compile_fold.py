@@ -146,3 +146,30 @@ def test_batch_norm_running_statistics_are_not_folded():
             np.testing.assert_allclose(cf(x).numpy(), nets[0](x).numpy(), rtol=1e-5, atol=1e-6)
             for n in nets:
                 n[1].running_mean.add_(1.0)
+
+
+def test_a_folded_operand_of_a_product_trains_as_eager_and_follows_its_buffer():
+    class Scaled(ember.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = ember.nn.Linear(6, 6)
+            self.register_buffer("scale", ember.arange(6.0) / 4)
+
+        def forward(self, x):
+            return (self.lin(x) * (ember.arange(6.0) * 0.5 + self.scale.exp())).tanh()
+
+    ember.manual_seed(0)
+    nets = [Scaled().double() for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    cf, regions = _compile(nets[1])
+    x = ember.randn(4, 6, dtype=ember.float64)
+    for k in range(3):
+        for n, f in ((nets[0], nets[0]), (nets[1], cf)):
+            if k:
+                with ember.no_grad():
+                    n.scale.mul_(1.5)  # the product's backward reads the refreshed value
+            n.zero_grad()
+            f(x).sum().backward()
+        for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+            np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-12)
+    assert len(regions) == 1 and regions[0].gm.meta_passes["fold"] == 4  # arange mul exp add
