@@ -95,10 +95,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                     if node._saved is None and node._freed:
                         _raise_freed()
                     out = type(node).backward(node, g)
-                    if type(out) is not tuple:
+                    if type(out) is not tuple:  # (too few gradients: IndexError below)
                         out = (out,)
-                    if len(out) < len(node.next_functions):
-                        _raise_count(node, out)
             elif lean and type(node) is AccumulateGrad and not node._hooked:
                 if g is not None:
                     _accumulate(node.variable, g)
@@ -156,11 +154,6 @@ def _put(buffers, node, nr, g):
     if buf is None:
         buf = buffers[node] = [None] * node._n_out
     buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
-
-
-def _raise_count(node, out):
-    raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients "
-                       f"(expected {len(node.next_functions)}, got {len(out)})")
 
 
 def _needed_nodes(deps, target_nodes):
@@ -233,7 +226,8 @@ def _call_node(node, grads, capture):
         if len(out) > n_in and all(o is None for o in out[n_in:]):  # trailing Nones
             out = out[:n_in]
         else:
-            _raise_count(node, out)
+            raise RuntimeError(f"function {node.name()} returned an incorrect number of "
+                               f"gradients (expected {n_in}, got {len(out)})")
     if not cls.raw:
         out = _validate_custom(node, out)
     if node._node_hooks:
