@@ -1,8 +1,10 @@
 """Layer norm's GEMV backward (``normalization._rows_grads``) and rank-2 GEMM forward
 (``normalization._rows_normalized``) against the general paths and torch.
 
-Each case runs ember five times on the same inputs, with ``normalization._FAST`` (backward),
-``_RANK2_BWD`` (its rank-2 factors) and ``_FAST_FWD`` (forward) on and off, and torch once: the fast path must match torch as closely as the general one does, in float32
+Each case runs ember six times on the same inputs, with ``normalization._FAST`` (backward),
+``_RANK2_BWD`` (its rank-2 factors), ``_FAST_FWD`` (forward) and ``_ONE_PASS`` (its one-pass
+variance, NOTE [ One-pass variance ]) on and off, and torch once: the fast path must match torch
+as closely as the general one does, in float32
 and float64, for every subset of needed gradients, with and without weight/bias, and on
 inputs whose mean is large against their spread (where a formula on uncentred ``x`` would
 cancel).
@@ -42,14 +44,15 @@ def _compare(x, w, b, g, needs, ns):
     cond = 1 + np.max(np.abs(rows.mean(1)) / np.sqrt(rows.var(1) + 1e-5))
     tol = {k: v * cond for k, v in TOL[dt].items()}
     ref = _run(torch, x, w, b, g, needs, ns)
-    for fast, fwd, r2 in ((True, True, True), (True, True, False), (False, True, True),
-                          (True, False, True), (False, False, True)):
-        old = norm._FAST, norm._FAST_FWD, norm._RANK2_BWD
-        norm._FAST, norm._FAST_FWD, norm._RANK2_BWD = fast, fwd, r2
+    for fast, fwd, r2, one in ((True, True, True, True), (True, True, True, False),
+                               (True, True, False, True), (False, True, True, True),
+                               (True, False, True, True), (False, False, True, True)):
+        old = norm._FAST, norm._FAST_FWD, norm._RANK2_BWD, norm._ONE_PASS
+        norm._FAST, norm._FAST_FWD, norm._RANK2_BWD, norm._ONE_PASS = fast, fwd, r2, one
         try:
             got = _run(ember, x, w, b, g, needs, ns)
         finally:
-            norm._FAST, norm._FAST_FWD, norm._RANK2_BWD = old
+            norm._FAST, norm._FAST_FWD, norm._RANK2_BWD, norm._ONE_PASS = old
         for r, e in zip(ref, got):
             assert (r is None) == (e is None)
             if r is not None:
@@ -251,3 +254,68 @@ def test_workspace_output_stays_valid(ws_out, dtype):
         np.testing.assert_allclose(ys[1].numpy(), refs[1], **TOL[dtype])
     finally:
         norm._WS_OUT = old
+
+
+# ---- NOTE [ One-pass variance ] ----------------------------------------------------------------
+def _forward(x, w, b, one):
+    old = norm._ONE_PASS
+    norm._ONE_PASS = one
+    try:
+        return ember.nn.functional.layer_norm(
+            ember.tensor(x), x.shape[-1:], None if w is None else ember.tensor(w),
+            None if b is None else ember.tensor(b)).numpy()
+    finally:
+        norm._ONE_PASS = old
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shift", [0.0, 0.9, 1.1, 30.0, 1e4])
+@pytest.mark.parametrize("affine,bias", [(True, True), (True, False), (False, False)])
+def test_one_pass_against_torch_and_two_pass(dtype, shift, affine, bias):
+    """Means below, near and far above the spread (the last ones take the two-pass path): both
+    switch settings equal torch's forward within float rounding scaled by the rows'
+    conditioning, and each other as closely."""
+    x, w, b, _ = _inputs((64, 96), 96, dtype, 7, shift=shift, affine=affine, bias=bias)
+    rows = x.astype(np.float64)
+    cond = 1 + np.max(np.abs(rows.mean(1)) / np.sqrt(rows.var(1) + 1e-5))
+    tol = {k: v * cond for k, v in TOL[dtype].items()}
+    ref = torch.nn.functional.layer_norm(
+        torch.tensor(x), (96,), None if w is None else torch.tensor(w),
+        None if b is None else torch.tensor(b)).numpy()
+    one, two = _forward(x, w, b, True), _forward(x, w, b, False)
+    np.testing.assert_allclose(one, ref, **tol)
+    np.testing.assert_allclose(two, ref, **tol)
+    np.testing.assert_allclose(one, two, **tol)
+
+
+def test_one_pass_takes_only_rows_within_their_spread():
+    """The one-pass test passes standard-normal rows and fails a call with one row whose mean
+    is far above its spread, a constant row, or a NaN (whose output stays NaN, as torch's)."""
+    lay = norm._Layout((4, 32), "rk", "r", "k", (1,), (0,), (4, 1), (32,), (32,), False)
+    x = np.random.default_rng(8).standard_normal((4, 32))
+    mean = x.mean(1)
+    y = np.empty_like(x)
+    assert norm._rows_one_pass(np, lay, x, None, None, 1e-5, mean, y) is not None
+    for bad in (lambda a: a.__setitem__(2, a[2] + 100.0),
+                lambda a: a.__setitem__(1, 3.0),
+                lambda a: a.__setitem__((3, 5), np.nan)):
+        xb = x.copy()
+        bad(xb)
+        assert norm._rows_one_pass(np, lay, xb, None, None, 1e-5, xb.mean(1), y) is None
+    xn = x.copy()
+    xn[3, 5] = np.nan
+    got = _forward(xn, None, None, True)
+    ref = torch.nn.functional.layer_norm(torch.tensor(xn), (32,)).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got[:3], ref[:3], rtol=1e-10, atol=1e-10)
+
+
+def test_one_pass_zero_rows():
+    """All-zero rows (mean = var = 0 passes the test): the output is the bias, as torch's."""
+    x = np.zeros((8, 16), np.float32)
+    x[1] = np.random.default_rng(9).standard_normal(16)
+    b = np.arange(16, dtype=np.float32)
+    w = np.ones(16, np.float32)
+    ref = torch.nn.functional.layer_norm(torch.tensor(x), (16,), torch.tensor(w),
+                                         torch.tensor(b)).numpy()
+    np.testing.assert_allclose(_forward(x, w, b, True), ref, rtol=2e-5, atol=2e-5)

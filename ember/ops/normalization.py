@@ -32,7 +32,8 @@ row), so layer norm's forward (``_rows_normalized``) and backward expand their p
 per-column factors into full arrays with rank-2 GEMMs (``_rank2``: NumPy's matmul with an
 inner size of 1 misses BLAS) and run same-shape passes only: forward 1.95x -> ~1.7x torch,
 fwd + bwd 2.6x -> 2.0x (one thread, thread CPU, loaded machine; switches ``_FAST_FWD`` and
-``_RANK2_BWD``).  The variance stays two-pass on the centred rows.
+``_RANK2_BWD``).  The variance is two-pass on the centred rows except where each row's mean is
+within its spread (NOTE [ One-pass variance ]: forward ~1.5x -> ~1.33x torch).
 """
 from __future__ import annotations
 
@@ -239,6 +240,10 @@ def _rows_normalized(xp, lay, x, xw, w, b, eps):
     ones = _ones(xp, k, dt)
     mean = xp.matmul(xw, ones) / k
     y = ws.empty(xp, xw.shape, dt) if _WS_OUT else xp.empty(xw.shape, dt)
+    if _ONE_PASS:
+        done = _rows_one_pass(xp, lay, xw, w, b, eps, mean, y)
+        if done is not None:
+            return (y.reshape(x.shape).astype(x.dtype, copy=False),) + done
     _rank2(xp, -mean, ones, y)
     y += xw
     var = _reduce(xp, lay, y, y) / k
@@ -253,6 +258,50 @@ def _rows_normalized(xp, lay, x, xw, w, b, eps):
     ks = (r, 1)
     return (y.reshape(x.shape).astype(x.dtype, copy=False), mean.reshape(ks), var.reshape(ks),
             inv.reshape(ks))
+
+
+# NOTE [ One-pass variance ]
+# Where every row's mean is within its spread (mean^2 <= var, the usual layer-norm input),
+# layer norm's forward takes the variance as E[x^2] - mean^2 (row dot products of x itself)
+# and writes y = x * (inv ⊗ w) + [1, -mean * inv] @ [b; w] (two rank-2 GEMMs, two same-shape
+# passes): no centred array, 5 full-size passes instead of 7, (16, 64, 128) float32 forward
+# ~143 -> ~115 us thread CPU at one thread.  The subtraction loses about (1 + mean^2 / var)
+# units of rounding of E[x^2], so at most 2 here; the test is sound on the computed variance
+# (it exceeds the true one by at most that rounding of mean^2, so it never passes a row whose
+# mean is much larger than its spread), and any other row (or NaN/inf) sends the whole call to
+# the two-pass path on the centred rows.  _ONE_PASS = False keeps the two-pass path always.
+_ONE_PASS = True
+
+
+def _rows_one_pass(xp, lay, xw, w, b, eps, mean, y):
+    """``(mean, var, inv)`` (keepdims) with ``y`` written (NOTE [ One-pass variance ]), or
+    ``None`` (``y`` untouched) where some row's mean is not within its spread."""
+    r, k = xw.shape
+    dt = xw.dtype
+    var = _reduce(xp, lay, xw, xw) / k
+    var -= mean * mean
+    if not (mean * mean <= var).all():
+        return None
+    inv = 1.0 / xp.sqrt(var + eps)
+    wv = _ones(xp, k, dt) if w is None else w.reshape(-1).astype(dt, copy=False)
+    s = ws.empty(xp, xw.shape, dt)
+    _rank2(xp, inv, wv, s)
+    xp.multiply(xw, s, out=y)
+    shift = -mean * inv  # y += [1, -mean * inv] @ [b; w]
+    if b is None:
+        _rank2(xp, shift, wv, s)
+    else:
+        a = xp.empty((r, 2), dt)
+        a[:, 0] = 1
+        a[:, 1] = shift
+        rw = xp.empty((2, k), dt)
+        rw[0] = b.reshape(-1)
+        rw[1] = wv
+        xp.matmul(a, rw, out=s)
+    y += s
+    del s
+    ks = (r, 1)
+    return mean.reshape(ks), var.reshape(ks), inv.reshape(ks)
 
 
 class _Normalize(Function):
