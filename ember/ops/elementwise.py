@@ -1155,6 +1155,14 @@ def _opmath(fn, g, y):
     return out if out.dtype == g.dtype else out.astype(g.dtype)
 
 
+def _tanh_grad(g, y):
+    return g * (1 - y * y)
+
+
+def _sigmoid_grad(g, y):
+    return (g * (1 - y)) * y
+
+
 class _TanhGrad(Function):
     """``g * (1 - y * y)`` as one node: PyTorch's ``tanh_backward`` (TanhBackwardBackward0).
 
@@ -1172,7 +1180,7 @@ class _TanhGrad(Function):
 
     @staticmethod
     def formula(xp, g, y):
-        return _opmath(lambda g, y: g * (1 - y * y), g, y)
+        return _opmath(_tanh_grad, g, y)
 
     @holomorphic
     def backward(ctx, gg):
@@ -1195,7 +1203,7 @@ class _SigmoidGrad(Function):
     def formula(xp, g, y):
         if g.dtype.kind == "f" and g.dtype.itemsize == 2:  # PyTorch's float16 kernel rounds
             return (g * (1 - y)) * y                        # each step (its bfloat16 one not)
-        return _opmath(lambda g, y: (g * (1 - y)) * y, g, y)
+        return _opmath(_sigmoid_grad, g, y)
 
     @holomorphic
     def backward(ctx, gg):
