@@ -70,24 +70,28 @@ def half_to_float(xp, a):
 
 # NOTE [ GEMM layouts ]
 # ``x @ w.T`` with ``w`` C-contiguous (linear's product; ``x @ w.t()`` in user code) is
-# OpenBLAS's NT form, measured (float32, one thread, thread CPU) much slower than the same
-# product computed transposed, ``t = w @ x.T`` (an (N, M) array, ~2x faster), when the rows
-# M are few and the product is past OpenBLAS's small-matrix path (M * N > 1024): at
-# (M, K, N) = (16, 784, 512) 353 us against ~195 with the transposed write below, (32, 128,
-# 384) 59 against 48, (64, 400, 120) 90 against 80.  ``t.T`` is F-ordered, and PyTorch's
-# result is C-contiguous (strides, views and ``is_contiguous`` must match), so ``t.T`` is
-# written into a C-ordered result, with the bias added in the same pass where there is one
-# (the bias pass both forms make anyway).  That pass reads ``t`` across its rows, which
-# costs ~2x a contiguous pass once ``t`` leaves the cache: at M = 128 it eats the GEMM's
-# gain ((128, 512, 256): 1.0x; (1024, 128, 384): 2.1x slower).  Rule (``_by_transpose``),
-# from the ratios over M in 1..256 and ten (K, N) of the bench's MLP, LeNet and GPT:
-#   float32, M * N > 1024, N >= 64, and M <= 32, or M <= 64 with K >= 256
-# (the wins: 0.45-0.9x of the NT form; M = 64 with K = 128 was 0.97-1.03x; N = 10 or 65 never
-# wins: 1.05-1.7x).  float64's DGEMM showed no such gap (0.75-1.2x, mostly above 1), so it
-# keeps the NT form, as do M = 1 (a GEMV either way, equal times) and everything else.
+# OpenBLAS's NT form.  For float32 with few rows M it is much slower than the same product
+# computed transposed, ``t = w @ x.T`` (an (N, M) array), once OpenBLAS leaves its fast path
+# for small products (seen while M * N <= 1152, left from M * N >= 1280 on every (K, N)
+# tried): at (M, K, N) = (16, 784, 512) 353 us against ~195 with the transposed write below,
+# (32, 128, 384) 59 against 48, (64, 400, 120) 90 against 80 (one thread, thread CPU).  ``t.T``
+# is F-ordered and PyTorch's result is C-contiguous (strides, views and ``is_contiguous`` must
+# match), so ``t.T`` is written into a C-ordered result, with the bias added in that pass
+# (the bias pass both forms make; a plain copy then ``+= b`` costs the same or more).  That
+# pass reads ``t`` across its rows, ~2x the cost of a contiguous pass once ``t`` leaves the
+# cache: by M = 96-128 it eats the GEMM's gain ((128, 512, 256): 1.0-1.1x) and at M = 1024
+# the transposed GEMM itself is slower (2.1x with the pass on (1024, 128, 384)).  The rule
+# (``_by_transpose``), from the ratios over M in 1..256 and a dozen (K, N) of the bench's MLP,
+# LeNet and GPT and larger ones:
+#   float32, M * N > 1152, N >= 64, and M <= 32, or M <= 64 with K >= 256
+# wins 0.33-0.9x of the NT form at one thread and 0.4-0.96x at two (wall clock, best single
+# call: the pass is single-threaded but the GEMM's gain is larger there); excluded: M = 64
+# with K = 128 (0.97-1.1x), N = 10 (1.05-1.7x) and small N near the threshold (N = 65 at
+# M = 48: 1.0x).  float64's DGEMM has no such gap (0.75-1.2x, mostly above 1) and keeps the
+# NT form, as do M = 1 (a GEMV either way, equal times) and everything else.
 # Inner size 1 (a batch-1 weight gradient ``g.T @ x``, an outer product): NumPy's matmul
 # does not call BLAS there and runs a plain loop (451 us on (512, 1) @ (1, 784) against
-# PyTorch's 41); ``dot`` calls BLAS (65 us; 2-d) and a broadcast ``multiply`` (batched) is
+# PyTorch's 41); ``dot`` calls BLAS (65-70 us; 2-d) and a broadcast ``multiply`` (batched) is
 # 4x the loop's speed.  Each computes the single product per element, so the numbers equal
 # the loop's bit for bit.  The compiled code (``_functorch/codegen.py``) calls ``mm_into``
 # too, so compiled and eager products are the same bits.
@@ -95,7 +99,7 @@ def half_to_float(xp, a):
 
 def _by_transpose(m: int, k: int, n: int) -> bool:
     """Whether ``a @ w.T`` (float32) is faster as ``(w @ a.T).T`` (NOTE [ GEMM layouts ])."""
-    return m * n > 1024 and n >= 64 and (m <= 32 or m <= 64 and k >= 256)
+    return m * n > 1152 and n >= 64 and (m <= 32 or m <= 64 and k >= 256)
 
 
 def mm_into(xp, a, b, add=None, out=None):
