@@ -1342,13 +1342,29 @@ def _code_of(fn):
     return getattr(f, "__code__", f)
 
 
-def optimize(fn, *, backend="inductor", fullgraph=False, dynamic=None):
+def optimize(fn, *, backend="inductor", fullgraph=False, dynamic=None, options=None):
     """The compiled form of ``fn`` (a function, bound method or module's ``__call__``)."""
     opt = optimizer_of(fn)
     if opt is not None and backend in ("inductor", "aot_eager"):
         # NOTE [ Compiled optimizer steps ]
         return CompiledStep(opt, scheduled=not inspect.ismethod(fn))
+    if options and options.get("numba"):
+        return _WithKernels(fn, backend, fullgraph, dynamic, _code_of(fn))
     return _Compiled(fn, backend, fullgraph, dynamic, _code_of(fn))
+
+
+class _WithKernels(_Compiled):
+    """``options={"numba": True}``: each call runs with the fused LSTM's numba step kernels
+    (NOTE [ Step kernels ] in ``ops/rnn.py``); numba is imported here, not before."""
+
+    def __init__(self, fn, backend, fullgraph, dynamic, code):
+        from ..ops import rnn
+        self._switch, self._table = rnn.step_kernels, rnn.numba_kernels()
+        super().__init__(fn, backend, fullgraph, dynamic, code)
+
+    def __call__(self, *args, **kwargs):
+        with self._switch(self._table):
+            return super().__call__(*args, **kwargs)
 
 
 class OptimizedModule(Module):

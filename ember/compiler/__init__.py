@@ -38,7 +38,8 @@ def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="induc
     if disable:
         return model
     from ..nn import Module
-    compiled = _ef.optimize(model, backend=backend, fullgraph=fullgraph, dynamic=dynamic)
+    compiled = _ef.optimize(model, backend=backend, fullgraph=fullgraph, dynamic=dynamic,
+                            options=options)
     if isinstance(model, Module):
         return _ef.OptimizedModule(model, compiled)
     return compiled

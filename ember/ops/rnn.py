@@ -98,6 +98,43 @@ __all__: list = []
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
+# NOTE [ Step kernels ]
+# ``(array module, dtype) -> kernels`` for the LSTM step's elementwise work compiled into one
+# pass each way (``_numba_rnn``, NOTE [ numba step kernels ]); empty, the NumPy passes.
+# ``ember.compile(fn, options={"numba": True})`` sets it for the duration of each call
+# (``step_kernels``); the fused node's forward reads it once and keeps its choice on
+# ``ctx.kern``, so that its backward, which runs after the compiled call has returned, uses
+# the same.  The saved factors have one layout either way.
+_kernels: dict = {}
+
+
+class step_kernels:
+    """``with step_kernels(table):`` the fused LSTM's step kernels are ``table``'s."""
+
+    __slots__ = ("table", "prev")
+
+    def __init__(self, table: dict):
+        self.table = table
+
+    def __enter__(self):
+        global _kernels
+        self.prev, _kernels = _kernels, self.table
+
+    def __exit__(self, *exc):
+        global _kernels
+        _kernels = self.prev
+
+
+def numba_kernels() -> dict:
+    """The numba kernel table (imports numba; compiles the kernels or loads them from its
+    cache): ``ImportError`` naming the ``numba`` extra when numba is missing."""
+    try:
+        from . import _numba_rnn
+    except ImportError as e:
+        raise ImportError("ember.compile(..., options={'numba': True}) needs numba, the "
+                          "'numba' extra: pip install 'ember[numba]'") from e
+    return _numba_rnn.KERNELS
+
 
 # ----------------------------------------------------------------------------------------------
 # cells, written with ember ops: the unfused composition (reference and create_graph path)
@@ -263,6 +300,7 @@ class _FusedLayer(Function):
 
     raw = True
     backward_name = "FusedRnnLayerBackward"
+    kern = None  # the step kernels the forward used (NOTE [ Step kernels ])
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mode, reverse, bs, y_shape):
@@ -271,10 +309,17 @@ class _FusedLayer(Function):
         xp = ctx.xp
         steps, hp_all, fin = _plan(xp, bs, reverse)
         ctx.meta = (mode, reverse, bs, w_hh.shape[0] // _GATES[mode])
-        if mode in ("LSTM", "GRU"):
-            run = _lstm_forward if mode == "LSTM" else _gru_forward
-            outs, keep = run(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin,
-                             ctx._record)
+        if mode == "LSTM":
+            kern = ctx.kern = _kernels.get((xp, x.dtype)) if _kernels else None
+            outs, keep = _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps,
+                                       hp_all, fin, ctx._record, kern)
+            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, outs[0], *keep)
+            if y_shape is None:
+                return outs
+            return (outs[0].reshape(y_shape),) + tuple(outs[1:])
+        if mode == "GRU":
+            outs, keep = _gru_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps,
+                                      hp_all, fin, ctx._record)
             ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, outs[0], *keep)
             if y_shape is None:
                 return outs
@@ -310,9 +355,11 @@ class _FusedLayer(Function):
         arrs = [None if s is None else s._data for s in saved]
         need = ctx.needs_input_grad
         dcN = None if dcN is None else dcN._data
-        if mode in ("LSTM", "GRU"):
-            run = _lstm_backward if mode == "LSTM" else _gru_backward
-            return run(xp, need, arrs, dy._data, dhN._data, dcN, steps, hp_all, fin)
+        if mode == "LSTM":
+            return _lstm_backward(xp, need, arrs, dy._data, dhN._data, dcN, steps, hp_all,
+                                  fin, ctx.kern)
+        if mode == "GRU":
+            return _gru_backward(xp, need, arrs, dy._data, dhN._data, dcN, steps, hp_all, fin)
         x, h0, _, w_ih, w_hh, _, _, _, y, ext = arrs
         B, N = bs[0], x.shape[0]
         dext = _grad_ext(xp, dy._data, dhN._data, B, fin)
@@ -376,7 +423,8 @@ def _lstm_weights(xp, w_ih, w_hh, b_ih, b_hh):
     return W
 
 
-def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin, record):
+def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin, record,
+                  kern=None):
     """One LSTM layer-direction over packed rows: ``((y, h_n, c_n), saved arrays)``.
 
     The input-to-hidden product is folded into each step's GEMM: row ``r`` of ``Z`` holds
@@ -390,7 +438,8 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     and per unit of dc for i, f, g (the two per unit of dh adjacent, so that a backward step
     gets both from one multiply), then the forget gate (dc_prev per unit of dc).  They are
     computed every ``_CHUNK`` steps over those steps' rows (``_lstm_factors``), while the
-    values are still in cache.
+    values are still in cache.  With ``kern`` (NOTE [ Step kernels ]) a step is its GEMM and
+    one kernel call that also writes the step's factors.
     """
     B, N, I = h0.shape[0], x.shape[0], x.shape[1]
     H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
@@ -401,6 +450,15 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     Z[hp_all, Hout:Hout + I] = x  # each row is the previous state of at most one step
     if b_ih is not None:
         Z[:, Hout + I] = 1
+    if kern is not None:
+        cext = ws.empty(xp, (B + N, H), dt)
+        cext[:B] = c0
+        P = ws.empty(xp, (6, N, H), dt) if record else None
+        hpre = ws.empty(xp, (N, H), dt) if w_hr is not None else None
+        _lstm_forward_kernel(xp, kern, Z, W, cext, P, hpre, w_hr, steps, B, Hout)
+        y = ws.empty(xp, (N, Hout), dt)
+        y[...] = Z[B:, :Hout]
+        return (y, Z[B + fin, :Hout], cext[B + fin]), (Z, P, hpre)
     # The gates live in a small buffer that stays in cache (writing each step's gates into a
     # whole-sequence array cost ~5 us a step more): rows of one chunk of steps, whose factors
     # are stored when the chunk ends; without recording, one step's rows.
@@ -456,6 +514,24 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     return outs, (Z, P, hpre)
 
 
+def _lstm_forward_kernel(xp, kern, Z, W, cext, P, hpre, w_hr, steps, B, Hout):
+    """``_lstm_forward``'s step loop with compiled kernels: per step the GEMM into the gates
+    and one kernel call (gates, cell, ``h``, the factors ``P`` when given; NOTE [ numba step
+    kernels ]); with a projection, ``h`` goes to ``hpre`` and through ``W_hr`` into ``Z``."""
+    A = ws.empty(xp, (4, B, W.shape[2]), Z.dtype)  # one step's gates (rows b < n of a step)
+    record = P is not None
+    Pk = P if record else kern.no_factors
+    whrT = xp.ascontiguousarray(w_hr.T) if hpre is not None else None
+    fwd, matmul = kern.fwd, xp.matmul
+    for s, e, prev in steps:
+        matmul(Z[prev], W, out=A[:, :e - s])
+        if hpre is None:
+            fwd(A, cext[prev], cext, B + s, Z, B + s, Pk, s, record)
+        else:
+            fwd(A, cext[prev], cext, B + s, hpre, s, Pk, s, record)
+            _mm_into(xp, hpre[s:e], whrT, Z[B + s:B + e, :Hout])
+
+
 def _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi):
     """Rows ``lo:hi`` of ``P`` (see ``_lstm_forward``) from their gates ``A`` (4, hi - lo, H)."""
     mul, sub = xp.multiply, xp.subtract
@@ -479,7 +555,7 @@ def _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi):
     sub(o, k, out=k)
 
 
-def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
+def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None):
     """The LSTM BPTT loop and the weight gradients.
 
     As the forward, a step's GEMM covers the input too: ``dZ[prev] += sum_g dG_g @ [W_hh_g |
@@ -517,6 +593,11 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     # in place, two gates at a time (dZ[prev] is a view only when prev is a slice)
     M = xp.empty((4, B, wide), dt) if _STEP_OUT and dt.kind == "f" and dt.itemsize >= 4 \
         and Wb.dtype == dt else None
+    if kern is not None:
+        M = ws.empty(xp, (4, B, wide), dt)
+        _lstm_backward_kernel(xp, kern, dZ, dcext, xp.ascontiguousarray(P), dG, M, Wb, w_hr,
+                              steps, B, Hout)
+        steps = ()  # done
     for s, e, prev in reversed(steps):
         dh = dZ[B + s:B + e, :Hout]
         if w_hr is not None:
@@ -557,6 +638,31 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin):
     if need[7]:
         gwr = _make(dZ[B:, :Hout].T @ hpre)
     return gx, gh0, gc0, gwi, gwh, gbi, gbh, gwr, None, None, None, None
+
+
+def _lstm_backward_kernel(xp, kern, dZ, dcext, P, dG, M, Wb, w_hr, steps, B, Hout):
+    """``_lstm_backward``'s BPTT loop with compiled kernels: per step one kernel call for the
+    gates' gradients and ``dc_prev``, the GEMM into ``M`` and one call that sums its four
+    products into ``dZ``'s rows (NOTE [ numba step kernels ])."""
+    bwd, acc, matmul = kern.bwd, kern.acc, xp.matmul
+    dgates = dG[1:]
+    for s, e, prev in reversed(steps):
+        if w_hr is None:
+            dsrc, drow = dZ, B + s
+        else:
+            dsrc, drow = dZ[B + s:B + e, :Hout] @ w_hr, 0
+        n = e - s
+        if type(prev) is slice:
+            bwd(dsrc, drow, dcext, B + s, P, s, dG, dcext[prev])
+        else:  # rows gathered from h0 too (reverse direction, packed): written back
+            dcp = xp.empty((n, dcext.shape[1]), dcext.dtype)
+            bwd(dsrc, drow, dcext, B + s, P, s, dG, dcp)
+            dcext[prev] = dcp
+        m = matmul(dgates[:, s:e], Wb, out=M[:, :n])
+        if type(prev) is slice:
+            acc(M, dZ[prev])
+        else:
+            dZ[prev] += m.sum(0)
 
 
 # GRU gates, gate-major (NOTE above): input side ``A`` (3, N, H) in the order n,z,r, hidden
