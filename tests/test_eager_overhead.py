@@ -657,3 +657,22 @@ def test_full_mean_divides_as_torch(dtype):
         want = torch.from_numpy(ember.sum(x).numpy()).div(n).numpy()
         got = ember.mean(x).numpy()
         assert got.dtype == want.dtype and got == want, (n, got, want)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+@pytest.mark.parametrize("n", [0, 7, 2048, 40000])  # 40000: workspace blocks (>= 64 KB)
+def test_relu_grad_nan_test_at_every_size(n, dtype):
+    """relu's gradient fixes exactly the NaN products (inf or NaN times a masked 0) and never
+    raises where a sum of huge terms would overflow (np.errstate over='raise')."""
+    rng = np.random.default_rng(n)
+    y = rng.standard_normal(n)
+    g = rng.standard_normal(n) * float(np.finfo(dtype).max) / 4
+    if n:
+        k = rng.integers(0, n, size=max(1, n // 50))
+        g[k[::3]], g[k[1::3]], g[k[2::3]] = np.inf, -np.inf, np.nan
+    ge, gt = _pair(g, dtype, requires_grad=False)
+    xe, xt = _pair(y, dtype)
+    with np.errstate(over="raise", invalid="ignore"):
+        (re,) = ember.autograd.grad(xe.relu(), xe, ge)
+    (rt,) = torch.autograd.grad(xt.relu(), xt, gt)
+    np.testing.assert_array_equal(_np(re), _np(rt))
