@@ -39,7 +39,10 @@ from .ops.special import *  # noqa: F401,F403
 from .ops.foreach import *  # noqa: F401,F403  (torch._foreach_*)
 from .ops.activation import (softmax, log_softmax, selu, selu_, celu, celu_, prelu,  # noqa: F401
                              rrelu, rrelu_, hardshrink, threshold, threshold_)
+from .ops.resample import (pixel_shuffle, pixel_unshuffle, channel_shuffle,  # noqa: F401
+                           native_channel_shuffle)
 
+# runtime settings (issue 13); devices and mixed precision load on first use (NOTE below)
 from ._runtime import *  # noqa: E402,F401,F403
 from . import sparse  # noqa: E402,F401  (its METHODS are Tensor's, bound below)
 
@@ -67,14 +70,15 @@ for _family in _METHOD_FAMILIES:
     for _name, _fn in _family.METHODS.items():
         setattr(Tensor, _name, _fn)
 
-# Namespaces that few programs use are imported on first use (``import ember`` stays fast);
-# ``ember.fx`` or ``from ember import distributions`` work as if they were imported here.
-# NOTE [ Lazy namespaces ]: everything a program needs to make tensors, run ops and call
-# backward is imported above; the rest (nn, optim, data loading, save/load, devices and mixed
-# precision, linalg/fft/special) is loaded here on first attribute access, or by any
-# ``import ember.X`` / ``from ember.X import Y`` (which load ember first, then X), so the module
-# objects, classes and pickled paths are the same ones as when they were imported eagerly.
-# tests/test_import_time.py lists what ``import ember`` must not load.
+# NOTE [ Lazy namespaces ]: ``import ember`` loads only what a program needs to make tensors,
+# run ops and call backward (above: the rule is within 50 ms of ``import numpy``); every other
+# namespace (nn, optim, data loading, save/load, devices and mixed precision, linalg/fft/special,
+# fx, jit ...) loads on first attribute access (``__getattr__`` below) or by any ``import
+# ember.X`` / ``from ember.X import Y``, so ``ember.nn``, ``from ember import nn`` and pickled
+# class paths give the same objects as an eager import would.  Code that finds ember's classes
+# only among loaded modules (jit's op registry) loads ``_TORCH_LOADS`` first, as ``ember run``
+# does.  Top-level functions that take tensors stay eager: fx's symbolic trace wraps the ones
+# present when it starts.  tests/test_import_time.py lists what ``import ember`` must not load.
 _LAZY = {"distributions": ("ember.distributions", None), "fx": ("ember.fx", None),
          "func": ("ember.func", None), "vmap": ("ember.func", "vmap"),
          "profiler": ("ember.profiler", None), "hub": ("ember.hub", None),
@@ -113,8 +117,6 @@ _LAZY.update({n: ("ember.amp.autocast_mode", n) for n in (
     "clear_autocast_cache", "autocast_increment_nesting", "autocast_decrement_nesting",
     "get_autocast_gpu_dtype", "get_autocast_cpu_dtype", "set_autocast_gpu_dtype",
     "set_autocast_cpu_dtype", "is_autocast_cpu_enabled", "set_autocast_cpu_enabled")})
-_LAZY.update({n: ("ember.ops.resample", n) for n in (
-    "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle")})
 
 
 def __getattr__(name):
