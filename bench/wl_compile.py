@@ -51,11 +51,12 @@ def _backend(mod) -> str:
     return mod.__name__
 
 
-def _compile(mod, fn):
-    """``fn`` compiled as this backend's column wants (torch eager: unchanged)."""
+def _compile(mod, fn, options=None):
+    """``fn`` compiled as this backend's column wants (torch eager: unchanged); ``options``
+    for ember's."""
     b = _backend(mod)
     if b == "ember":
-        return mod.compile(fn)
+        return mod.compile(fn, options=options) if options else mod.compile(fn)
     if b == "torch.compile":
         return mod._torch.compile(fn)
     return fn
@@ -129,11 +130,11 @@ def mlp_step_nn(mod):
     return step, lambda s: s * 1e3
 
 
-def _opt_step(name, mod, model, loss, x, target):
+def _opt_step(name, mod, model, loss, x, target, options=None):
     """``zero_grad, compiled loss, backward, step`` for an Adam-trained model."""
     params = tuple(model.parameters())
     opt = mod.optim.Adam(params, lr=1e-3)
-    f = _compile(mod, loss)
+    f = _compile(mod, loss, options)
     _timed_first(name, mod, f, x, target)
     model.zero_grad()
     # compiled columns compile the update too (ember: one generated function over the arrays)
@@ -197,6 +198,15 @@ def lenet_step(mod):
 def lstm_lm_step(mod):
     """``lstm_lm_step`` with embedding + LSTM + head + cross-entropy compiled."""
     return _opt_step("lstm_lm_step", mod, *_lstm_lm(mod)), lambda s: s * 1e3
+
+
+@compiled_workload("lstm_lm_step_numba", "ms/step")
+def lstm_lm_step_numba(mod):
+    """``lstm_lm_step`` with ember's region compiled with ``options={"numba": True}`` (the
+    ``numba`` extra: the LSTM's per-step elementwise work as numba kernels); the torch column
+    is the same eager step as ``lstm_lm_step``'s."""
+    return _opt_step("lstm_lm_step_numba", mod, *_lstm_lm(mod), options={"numba": True}), \
+        lambda s: s * 1e3
 
 
 @compiled_workload("gpt_step", "ms/step")

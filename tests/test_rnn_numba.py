@@ -143,21 +143,32 @@ def _lm(seed=0):
     return model, loss, x, y
 
 
-def test_compile_option_trains_as_numpy_path(spy):
+@pytest.mark.parametrize("whole", [False, True])
+def test_compile_option_trains_as_numpy_path(spy, whole):
     # ember.compile(options={"numba": True}): the compiled region's LSTM node runs the kernels
-    # (forward in the call, backward after it) and trains as the default compile and eager
+    # (forward in the call, backward after it or, compiling the whole step, inside it) and
+    # trains as the default compile
     runs = []
     for options in (None, {"numba": True}):
         model, loss, x, y = _lm()
         opt = ember.optim.Adam(model.parameters(), lr=1e-2)
-        f = ember.compile(loss, options=options) if options is not None else \
-            ember.compile(loss)
-        losses = []
-        for _ in range(4):
+
+        def train(x, y):
             opt.zero_grad()
-            out = f(x, y)
+            out = loss(x, y)
             out.backward()
             opt.step()
+            return out
+        f = ember.compile(train if whole else loss, options=options)
+        losses = []
+        for _ in range(4):
+            if whole:
+                out = f(x, y)
+            else:
+                opt.zero_grad()
+                out = f(x, y)
+                out.backward()
+                opt.step()
             losses.append(out.item())
         assert rnn._kernels == {}  # the switch is off again between calls
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
