@@ -5,6 +5,7 @@ layers, proj_size, packed (sorted and unsorted lengths), batch_first; float32 (t
 and float64 (which keeps the NumPy path).  numba is the ``numba`` extra, in the ``test`` one."""
 from __future__ import annotations
 
+import copy
 import itertools
 import subprocess
 import sys
@@ -177,6 +178,13 @@ def test_compile_option_trains_as_numpy_path(spy, whole):
     np.testing.assert_allclose(l1, l0, rtol=1e-5)
     for a, b in zip(p1, p0):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_copy_keeps_the_option(spy):
+    lstm = ember.nn.LSTM(I, H)
+    f = copy.deepcopy(ember.compile(lambda x: lstm(x)[0].sum(), options={"numba": True}))
+    f(ember.randn(T, B, I, requires_grad=True)).backward()
+    assert spy["fwd"] == spy["bwd"] == T
 
 
 def test_switch_restored_when_the_call_raises(spy):

@@ -1366,6 +1366,10 @@ class _WithKernels(_Compiled):
         with self._switch(self._table):
             return super().__call__(*args, **kwargs)
 
+    def __reduce__(self):  # a copy keeps the option
+        f, args, state = super().__reduce__()
+        return functools.partial(f, options={"numba": True}), args, state
+
 
 class OptimizedModule(Module):
     """``ember.compile(module)``: the module with a compiled ``__call__`` (PyTorch's)."""

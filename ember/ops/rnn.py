@@ -113,7 +113,9 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 # ``ember.compile(fn, options={"numba": True})`` sets it for the duration of each call
 # (``step_kernels``); the fused node's forward reads it once and keeps its choice on
 # ``ctx.kern``, so that its backward, which runs after the compiled call has returned, uses
-# the same.  The saved factors have one layout either way.
+# the same.  The saved factors have one layout either way.  The table is the process's, not
+# a thread's: an eager LSTM that runs in another thread during a compiled call may use the
+# kernels too (the same numbers to float32 rounding).
 _kernels: dict = {}
 
 
