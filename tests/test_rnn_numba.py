@@ -201,10 +201,10 @@ def test_switch_restored_when_the_call_raises(spy):
 
 
 def test_float32_tanh_accuracy():
-    # the kernels' tanh (a rational function): within 8 ulp of the exact value, |tanh| <= 1
+    # the kernels' tanh (a rational function): within 6 ulp of the exact value, |tanh| <= 1
     from ember.ops import _numba_rnn as K
 
-    @numba.njit(error_model="numpy")
+    @numba.njit(error_model="numpy", fastmath=K._OPTS["fastmath"])  # as the kernels compile it
     def apply(a, out):
         for k in range(a.shape[0]):
             out[k] = K._tanh(a[k])
@@ -218,7 +218,7 @@ def test_float32_tanh_accuracy():
     exact = np.tanh(x.astype(np.float64))
     ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
     err = np.abs(got - exact) / ulp
-    assert err.max() <= 8 and err.mean() < 1.5
+    assert err.max() <= 6 and err.mean() < 1
     assert np.all(np.abs(got) <= 1)
 
 

@@ -19,7 +19,9 @@ vectorisable ``tanh`` (libm's scalar one is ~50x slower than NumPy's passes), so
 NumPy path.
 Compilation: the signatures are given, so the kernels compile (or load from numba's cache,
 ``cache=True``, in ``__pycache__`` beside this file) when this module is imported.
-``error_model="numpy"`` drops the division-by-zero check that otherwise stops vectorisation.
+``error_model="numpy"`` drops the division-by-zero check that otherwise stops vectorisation;
+``fastmath={"contract"}`` lets LLVM fuse ``a * b + c`` into FMAs (no reassociation, no
+assumptions about NaN or inf): the forward kernel 14.9 -> 11.8 us at B=32, H=128.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ __all__ = ["KERNELS"]
 _f = np.float32
 # tanh(x) ~ x p(x^2) / q(x^2) on |x| <= 9 (beyond, tanh is 1 in float32), coefficients fitted
 # here by least squares on relative error with Lawson reweighting: relative error 2e-8 in
-# exact arithmetic, at most 6 ulp (mean 0.8) evaluated in float32, against NumPy's 1.4 ulp.
+# exact arithmetic, at most 5.3 ulp (mean 0.64) evaluated in float32 with FMAs, against
+# NumPy's 1.4 ulp (mean 0.33).
 # All coefficients are positive, so Horner's sums do not cancel.
 _P0, _P1, _P2, _P3, _P4 = (_f(0.9999999794662795), _f(0.13381060393046454),
                            _f(0.003495629288757738), _f(2.0609754319041788e-05),
@@ -40,7 +43,7 @@ _Q1, _Q2, _Q3, _Q4 = (_f(0.4671437599732414), _f(0.025877139097187557),
                       _f(0.00032857019125423227), _f(7.776937215942929e-07))
 _CLAMP, _ONE, _HALF = _f(9.0), _f(1.0), _f(0.5)
 
-_OPTS = dict(cache=True, nogil=True, error_model="numpy")
+_OPTS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
 @njit(inline="always", **_OPTS)

@@ -62,9 +62,10 @@ node (``_FusedLayer``) does the whole layer:
   extra; NOTE [ Step kernels ] below, NOTE [ numba step kernels ] in ``_numba_rnn.py``): a
   float32 LSTM step's elementwise work as one compiled pass each way after its GEMM
   (B=32, H=128, one thread: forward ~12 us with the factors against ~20 us of NumPy calls,
-  backward ~5 us against ~15).  The layer's forward + backward went from 1.16-1.20 to
-  1.01-1.03 of torch's, the compiled ``lstm_lm_step`` from 1.09-1.12 to 0.97-0.98 (thread
-  time, one thread, interleaved, two runs each, loaded machine).  ``import numba`` and
+  backward ~5 us against ~15).  The layer's forward + backward went from 1.16-1.28 to
+  0.98 of torch's, the compiled ``lstm_lm_step`` from 1.09-1.13 to 0.94-0.96 (thread time,
+  one thread, interleaved, loaded machine; before FMA contraction in the kernels 1.01-1.03
+  and 0.97-1.00).  ``import numba`` and
   loading the cached kernels cost ~1.8 s once per process (4.5 s compiling them on a cold
   cache), so it stays opt-in.
 * input products of a bidirectional GRU/Elman layer: both directions' input GEMM as one
