@@ -66,8 +66,8 @@ node (``_FusedLayer``) does the whole layer:
   0.98 of torch's, the compiled ``lstm_lm_step`` from 1.09-1.13 to 0.94-0.96 (thread time,
   one thread, interleaved, loaded machine; before FMA contraction in the kernels 1.01-1.03
   and 0.97-1.00).  ``import numba`` and
-  loading the cached kernels cost ~1.8 s once per process (4.5 s compiling them on a cold
-  cache), so it stays opt-in.
+  loading the cached kernels cost 1.4-1.9 s once per process (4.5-5.1 s compiling them on a
+  cold cache), so it stays opt-in.
 * input products of a bidirectional GRU/Elman layer: both directions' input GEMM as one
   batched product (``x @ (6, I, H)``) measured no faster than two (within 1%, 1 thread,
   T=64, B=32, I=64/256, H=128/256), and both directions' weight and input gradients as one
