@@ -110,9 +110,12 @@ def test_histogram_random(n, bins, seed):
     x = np.random.default_rng(seed).normal(size=n)
     xr = x.round(1)  # values on histc's bin edges too
     check(lambda m, t: m.histc(t, bins), None, xr, grad=False)
-    # torch's linspace may place a middle edge one ulp away from ember's, so histogram's
-    # values are kept off the edges
-    check(lambda m, t: m.histogram(t, bins), None, x, grad=False)
+    # torch's linspace may place a middle edge one ulp away from ember's (its vectorised
+    # kernel computes start + i * step for a whole vector), so histogram's values are kept
+    # off the edges; a single value is the middle edge of its own range [x - 0.5, x + 0.5]
+    # when the bin count is even, so that case is left out
+    if n != 1 or bins % 2:
+        check(lambda m, t: m.histogram(t, bins), None, x, grad=False)
     check(lambda m, t: m.bincount(t), None, (np.abs(x) * 10).astype(np.int64), grad=False)
 
 
