@@ -98,8 +98,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                     if type(out) is not tuple:  # (too few gradients: IndexError below)
                         out = (out,)
             elif lean and type(node) is AccumulateGrad and not node._hooked:
-                if g is not None:
-                    _accumulate(node.variable, g)
+                _accumulate(node.variable, g)  # (nothing when ``g`` is None)
                 continue
             else:
                 n = node._n_out

@@ -58,9 +58,8 @@ class Node:
     _saved = None          # what backward reads (FunctionCtx; see NOTE [ Saved tensors ])
     next_functions = ()
     metadata_ = None
-    # The engine's lean path (engine.py) takes a built-in op's node with one output, or a
-    # leaf's AccumulateGrad, until a hook is registered on it.
-    _lean = False
+    # engine.py's lean path takes a built-in op's one-output node or a leaf's AccumulateGrad
+    _lean = False          # (until a hook is registered on it)
     _hooked = False
 
     def name(self) -> str:
@@ -82,13 +81,10 @@ class Node:
 
     def _hook_dict(self, name: str) -> dict:
         """This node's hooks of kind ``name`` (made on first use; ends its lean path)."""
-        self._lean = False
-        self._hooked = True
-        hooks = getattr(self, name)
-        if hooks is None:
-            hooks = {}
-            setattr(self, name, hooks)
-        return hooks
+        self._lean, self._hooked = False, True
+        if getattr(self, name) is None:
+            setattr(self, name, {})
+        return getattr(self, name)
 
     def __repr__(self):
         return f"<{self.name()} object at {hex(id(self))}>"
