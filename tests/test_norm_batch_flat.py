@@ -146,15 +146,17 @@ def test_half_equals_nchw_path(dtype):
         np.testing.assert_allclose(a, r, rtol=1e-2, atol=1e-2)
 
 
-def test_flat_path_taken_only_on_small_contiguous_maps(monkeypatch):
+def test_flat_path_taken_only_on_contiguous_inputs(monkeypatch):
     seen = []
     real = norm._flat_normalized
     monkeypatch.setattr(norm, "_flat_normalized", lambda *a: seen.append(1) or real(*a))
     f = ember.nn.functional.batch_norm
     f(ember.randn(4, 8, 3, 3), None, None, training=True)
-    assert seen == [1]
-    f(ember.randn(2, 2, 32, 32), None, None, training=True)  # S = 1024: the (N, C, S) path
-    assert seen == [1]
+    f(ember.randn(2, 2, 32, 32), None, None, training=True)
+    assert seen == [1, 1]
+    monkeypatch.setattr(norm, "_FLAT", False)
+    f(ember.randn(4, 8, 3, 3), None, None, training=True)
+    assert seen == [1, 1]
 
 
 def test_output_not_reused_while_alive():

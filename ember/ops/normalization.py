@@ -183,24 +183,28 @@ def _dx(xc, f, s0, g, scale) -> None:
 
 
 # NOTE [ Batch norm on flat rows ]
-# On small maps (S = H*W below _FLAT_MAX_S) batch norm's (N, C, S) passes with (1, C, 1)
-# per-channel operands run one inner loop of S elements per (n, c): (32, 512, 2, 2) float32
-# forward took 2.2x torch's thread CPU time, backward 1.3x.  Viewed as (N, C*S) rows instead,
-# each per-channel factor is repeated S times into one (C*S,) row (1/N of the array) and every
-# pass runs inner loops of C*S elements; the per-channel sums are two GEMVs (``1_N @ a`` over
-# the batch, then ``(C, S) @ 1_S``) and the sums of products go through one scratch block from
-# the workspace.  Same formulas as the (N, C, S) path (two-pass variance with the mean's
-# residual; dx from the centred input), so the results agree to rounding.  From S = 1024 up
-# the (N, C, S) path is faster (a row operand of C*S elements competes for the cache);
-# _FLAT = False keeps it everywhere (tests run both).
+# Batch norm's (N, C, S) passes with (1, C, 1) per-channel operands run one inner loop of S
+# elements per (n, c) row with a stride-0 operand: ~1.6x a same-shape pass at S = 1024 and far
+# worse on small maps ((32, 512, 2, 2) float32 forward took 1.8x torch's thread CPU time).
+# Viewed as (N, C*S) rows instead, each per-channel factor is repeated S times into one
+# (C*S,) row (1/N of the array), which NumPy broadcasts over the N rows with inner loops of
+# C*S elements (an in-place pass with such a row costs no more than a same-shape one).  The
+# per-channel sums are two GEMVs (``1_N @ a`` over the batch, then ``(C, S) @ 1_S``), the sums
+# of products row dot products (``_reduce``; below S = 16 a workspace product and GEMVs), and
+# dx is formed in place of the centred input by four row passes, no scratch array.  Same
+# formulas as the (N, C, S) path (two-pass variance with the mean's residual; dx from the
+# centred input), so the results agree to rounding.  Thread CPU at one thread, ember/torch,
+# old -> flat (A/B in one process, best of 30, loaded machine): forward (32, 64, 32, 32)
+# 0.58 -> 0.48, (32, 128, 8, 8) 0.72 -> 0.47, (32, 256, 4, 4) 1.42 -> 1.00, (32, 512, 2, 2)
+# 1.81 -> 0.61; backward 1.32 -> 1.32, 1.87 -> 1.41, 2.55 -> 2.05, 0.42 -> 0.16.  Inputs
+# that are not C-contiguous in (N, C, S) take the old path; _FLAT = False keeps it always
+# (tests run both).
 _FLAT = True
-_FLAT_MAX_S = 256
 
 
 def _flat(lay, xw) -> bool:
     """Whether batch norm's ``xw`` (work shape) takes the flat-row path."""
-    return (_FLAT and lay.fold and xw.size and lay.work[2] <= _FLAT_MAX_S
-            and xw.flags.c_contiguous)
+    return _FLAT and lay.fold and xw.size and xw.flags.c_contiguous
 
 
 def _chan_sum(xp, a2, c, s, ones_s):
@@ -211,6 +215,18 @@ def _chan_sum(xp, a2, c, s, ones_s):
 def _rowvec(xp, v, s):
     """A per-channel (C,) vector repeated into a (C*S,) row."""
     return xp.repeat(v.reshape(-1), s)
+
+
+def _chan_dot(xp, lay, a2, b2):
+    """Per-channel sums (C,) of ``a * b`` over (N, C*S) rows: row dot products (BLAS, no
+    product array) where S is long enough for them, else the product in a workspace block
+    and two GEMVs."""
+    nb, c, s = lay.work
+    if s >= 16:
+        return _reduce(xp, lay, a2.reshape(lay.work), b2.reshape(lay.work)).reshape(c)
+    t = ws.empty(xp, a2.shape, a2.dtype)
+    _threads.rows(lambda lo, hi: xp.multiply(a2[lo:hi], b2[lo:hi], out=t[lo:hi]), nb, a2.size)
+    return _chan_sum(xp, t, c, s, _ones(xp, s, a2.dtype))
 
 
 def _flat_normalized(xp, x, xw, w, b, lay, eps):
@@ -225,10 +241,7 @@ def _flat_normalized(xp, x, xw, w, b, lay, eps):
     y = xp.empty(x2.shape, dt)
     mrow = _rowvec(xp, mean, s)
     _threads.rows(lambda lo, hi: xp.subtract(x2[lo:hi], mrow, out=y[lo:hi]), nb, x2.size)
-    t = ws.empty(xp, x2.shape, dt)
-    _threads.rows(lambda lo, hi: xp.multiply(y[lo:hi], y[lo:hi], out=t[lo:hi]), nb, x2.size)
-    var = _chan_sum(xp, t, c, s, ones_s) / n
-    del t
+    var = _chan_dot(xp, lay, y, y) / n
     res = _chan_sum(xp, y, c, s, ones_s) / n
     var -= res * res  # mean((xc - res)^2)
     xp.maximum(var, 0, out=var)
@@ -247,41 +260,35 @@ def _flat_normalized(xp, x, xw, w, b, lay, eps):
 
 def _flat_grads(xp, lay, gw, xw, mu, inv, w, need_x, need_w, need_b, pdt):
     """Batch norm's (dx array, dweight, dbias) on (N, C*S) rows (NOTE [ Batch norm on flat
-    rows ]): ``dx = scale * (g - sum(g) / n - xc * inv^2 * sum(g * xc) / n)``."""
+    rows ]): ``dx = scale * (g - sum(g) / n - xc * inv^2 * sum(g * xc) / n)``, in place of
+    the centred input ``xc`` by four passes with (C*S,) rows."""
     nb, c, s = lay.work
     dt = xw.dtype
     g2, x2 = gw.reshape(nb, c * s), xw.reshape(nb, c * s)
-    ones_s = _ones(xp, s, dt)
     n = nb * s
     inv = inv.reshape(-1)
-    sg = _chan_sum(xp, g2, c, s, ones_s)
+    sg = _chan_sum(xp, g2, c, s, _ones(xp, s, dt))
     gb = _result(sg, lay.pshape, pdt) if need_b else None
     if not (need_x or need_w):
         return None, None, gb
     dx = xp.empty(x2.shape, dt)
     mrow = _rowvec(xp, mu, s)
-    t = ws.empty(xp, x2.shape, dt)
-
-    def centre(lo, hi):
-        xp.subtract(x2[lo:hi], mrow, out=dx[lo:hi])
-        xp.multiply(dx[lo:hi], g2[lo:hi], out=t[lo:hi])
-
-    _threads.rows(centre, nb, 2 * x2.size)
-    sgx = _chan_sum(xp, t, c, s, ones_s) * inv  # sum(g * xhat)
+    _threads.rows(lambda lo, hi: xp.subtract(x2[lo:hi], mrow, out=dx[lo:hi]), nb, x2.size)
+    sgx = _chan_dot(xp, lay, g2, dx) * inv  # sum(g * xhat)
     gwt = _result(sgx, lay.pshape, pdt) if need_w else None
     if not need_x:
         return None, gwt, gb
     scale = inv if w is None else inv * _up(w._data).reshape(-1)
-    frow = _rowvec(xp, scale * inv * (sgx / -n), s)
+    frow = _rowvec(xp, inv * (sgx / -n), s)
+    orow = _rowvec(xp, sg / -n, s)
     crow = _rowvec(xp, scale, s)
-    orow = _rowvec(xp, scale * (sg / -n), s)
 
     def dx_pass(lo, hi):
         d = dx[lo:hi]
         d *= frow
-        xp.multiply(g2[lo:hi], crow, out=t[lo:hi])
-        d += t[lo:hi]
+        d += g2[lo:hi]
         d += orow
+        d *= crow
 
     _threads.rows(dx_pass, nb, 2 * x2.size)
     return dx, gwt, gb
