@@ -1,8 +1,9 @@
 """Batch norm's flat-row path (NOTE [ Batch norm on flat rows ] in ops/normalization.py)
 against the (N, C, S) path and torch.
 
-Each case runs ember with ``normalization._FLAT`` on and off on the same inputs, and torch
-once: both paths must match torch within float rounding (scaled by the channels' conditioning
+Each case runs ember with ``normalization._FLAT`` on and off, and the flat backward with
+``_UNCENTRED`` on and off (NOTE [ Uncentred batch norm backward ]), on the same inputs, and
+torch once: both paths must match torch within float rounding (scaled by the channels' conditioning
 ``1 + |mean| / std``), in float32 and float64, for every subset of needed gradients, with and
 without weight/bias, with and without running statistics, in training and evaluation, for
 1-d, 2-d and 3-d inputs and channels_last.
@@ -45,16 +46,16 @@ def _compare(x, w, b, g, needs=(True, True, True), **kw):
     dt = x.dtype.type
     ax = (0,) + tuple(range(2, x.ndim))
     x64 = x.astype(np.float64)
-    cond = 1 + np.max(np.abs(x64.mean(ax)) / np.sqrt(x64.var(ax) + 1e-5))
+    cond = 1 + np.nanmax(np.abs(np.nanmean(x64, ax)) / np.sqrt(np.nanvar(x64, ax) + 1e-5))
     tol = {k: v * cond for k, v in TOL[dt].items()}
     ref = _run(torch, x, w, b, g, needs, **kw)
-    for flat in (True, False):
-        old = norm._FLAT
-        norm._FLAT = flat
+    for flat, unc in ((True, True), (True, False), (False, True)):
+        old = norm._FLAT, norm._UNCENTRED
+        norm._FLAT, norm._UNCENTRED = flat, unc
         try:
             got = _run(ember, x, w, b, g, needs, **kw)
         finally:
-            norm._FLAT = old
+            norm._FLAT, norm._UNCENTRED = old
         for r, e in zip(ref, got):
             assert (r is None) == (e is None)
             if r is not None:
@@ -104,6 +105,38 @@ def test_train_eval_running_stats(dtype, training, stats):
 @pytest.mark.parametrize("shift", [30.0, 1000.0])
 def test_large_mean(dtype, shift):
     _compare(*_inputs((8, 16, 2, 2), dtype, shift=shift))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shift", [0.5, 0.99, 1.01, 3.0])
+def test_mean_near_spread(dtype, shift):
+    """Channel means around the uncentred backward's bound (std 2: shift * 2 is the mean)."""
+    _compare(*_inputs((8, 16, 4, 4), dtype, shift=shift * 2))
+
+
+def test_uncentred_only_when_every_channel_mean_within_spread(monkeypatch):
+    calls = []
+    real = norm._chan_dot
+    monkeypatch.setattr(norm, "_chan_dot", lambda xp, lay, a, b: calls.append(b) or
+                        real(xp, lay, a, b))
+    x, w, b, g = _inputs((4, 3, 5, 5), np.float64)
+
+    def centred(x0):
+        calls.clear()
+        xt = ember.tensor(x0, requires_grad=True)
+        ember.nn.functional.batch_norm(xt, None, None, training=True).backward(ember.tensor(g))
+        back = calls[-1]  # the backward's sum of products: on x itself or on x - mean
+        return not np.shares_memory(back, xt.detach().numpy())
+
+    assert not centred(x)
+    x1 = x.copy()
+    x1[:, 1] += 50.0  # one channel's mean far outside its spread: the whole call is centred
+    assert centred(x1)
+    _compare(x1, w, b, g)
+    x2 = x.copy()
+    x2[0, 2, 0, 0] = np.nan  # NaN fails the test too
+    assert centred(x2)
+    _compare(x2, w, b, g)
 
 
 @pytest.mark.parametrize("shape", [(4, 8, 3, 3), (2, 4, 3, 2, 2)], ids=str)

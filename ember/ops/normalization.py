@@ -201,6 +201,16 @@ def _dx(xc, f, s0, g, scale) -> None:
 # (tests run both).
 _FLAT = True
 
+# NOTE [ Uncentred batch norm backward ]
+# The flat backward needs sum(g * (x - mean)) and dx = scale * (g + (x - mean) * f + o) per
+# channel.  Where every channel's mean is within its spread (mean^2 <= var + eps, from the
+# saved 1/std: conv outputs and most activations), both are taken on x itself:
+# sum(g * x) - mean * sum(g) and x * f + (o - mean * f), which saves the pass forming x - mean
+# (a full read and write).  Each loses at most about (1 + |mean| / std) <= 2 units of the
+# rounding of the centred form; any other channel (or NaN) sends the call to the centred
+# passes.  _UNCENTRED = False keeps them always (tests run both).
+_UNCENTRED = True
+
 
 def _flat(lay, xw) -> bool:
     """Whether batch norm's ``xw`` (work shape) takes the flat-row path."""
@@ -271,21 +281,34 @@ def _flat_grads(xp, lay, gw, xw, mu, inv, w, need_x, need_w, need_b, pdt):
     gb = _result(sg, lay.pshape, pdt) if need_b else None
     if not (need_x or need_w):
         return None, None, gb
+    mu = mu.reshape(-1)
     dx = xp.empty(x2.shape, dt)
-    mrow = _rowvec(xp, mu, s)
-    _threads.rows(lambda lo, hi: xp.subtract(x2[lo:hi], mrow, out=dx[lo:hi]), nb, x2.size)
-    sgx = _chan_dot(xp, lay, g2, dx) * inv  # sum(g * xhat)
+    # x - mean need not be formed where every channel's mean is within its spread (NOTE
+    # [ Uncentred batch norm backward ]); NaN fails the test and takes the centred passes
+    centred = not (_UNCENTRED and bool((mu * mu <= 1.0 / (inv * inv)).all()))
+    if centred:
+        mrow = _rowvec(xp, mu, s)
+        _threads.rows(lambda lo, hi: xp.subtract(x2[lo:hi], mrow, out=dx[lo:hi]), nb,
+                      x2.size)
+        sgx = _chan_dot(xp, lay, g2, dx) * inv  # sum(g * xhat)
+    else:
+        sgx = (_chan_dot(xp, lay, g2, x2) - mu * sg) * inv
     gwt = _result(sgx, lay.pshape, pdt) if need_w else None
     if not need_x:
         return None, gwt, gb
     scale = inv if w is None else inv * _up(w._data).reshape(-1)
-    frow = _rowvec(xp, inv * (sgx / -n), s)
-    orow = _rowvec(xp, sg / -n, s)
+    f = inv * (sgx / -n)
+    frow = _rowvec(xp, f, s)
+    # dx = scale * (g + xc * f - sum(g) / n), xc = x - mean folded into the constant row
+    orow = _rowvec(xp, sg / -n if centred else sg / -n - mu * f, s)
     crow = _rowvec(xp, scale, s)
 
     def dx_pass(lo, hi):
         d = dx[lo:hi]
-        d *= frow
+        if centred:
+            d *= frow
+        else:
+            xp.multiply(x2[lo:hi], frow, out=d)
         d += g2[lo:hi]
         d += orow
         d *= crow
