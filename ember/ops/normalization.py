@@ -669,8 +669,21 @@ class _BatchNormEval(Function):
             shift += _up(b)
         ctx.lay = lay
         ctx.save_for_backward(x, w, running_mean, inv.astype(x.dtype, copy=False))
-        y = _up(x.reshape(lay.work)) * scale.reshape(lay.wshape)
-        y += shift.reshape(lay.wshape)
+        xw = _up(x.reshape(lay.work))
+        if _flat(lay, xw):  # (N, C*S) rows (NOTE [ Batch norm on flat rows ])
+            nb, c, s = lay.work
+            x2 = xw.reshape(nb, c * s)
+            y = ctx.xp.empty(x2.shape, xw.dtype)
+            srow, hrow = _rowvec(ctx.xp, scale, s), _rowvec(ctx.xp, shift, s)
+
+            def affine(lo, hi):
+                ctx.xp.multiply(x2[lo:hi], srow, out=y[lo:hi])
+                y[lo:hi] += hrow
+
+            _threads.rows(affine, nb, x2.size)
+        else:
+            y = xw * scale.reshape(lay.wshape)
+            y += shift.reshape(lay.wshape)
         return y.astype(x.dtype, copy=False).reshape(x.shape)
 
     @staticmethod
