@@ -1011,10 +1011,11 @@ def _sigmoid(xp, x):
     """``1 / (1 + exp(-x))`` in one temporary: the same numbers, three allocations fewer."""
     if not x.ndim:  # (NumPy gives 0-d results as scalars, which take no ``out=``)
         return 1 / (1 + xp.exp(-x))
+    one = x.dtype.type(1)  # (NumPy converts a Python 1 on each call: ~0.15 us a ufunc)
     t = xp.negative(x)
     xp.exp(t, out=t)
-    xp.add(t, 1, out=t)
-    return xp.true_divide(1, t, out=t)
+    xp.add(t, one, out=t)
+    return xp.true_divide(one, t, out=t)
 
 
 Sigmoid = _unary("Sigmoid", _sigmoid, "y",
