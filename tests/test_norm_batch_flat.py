@@ -144,6 +144,31 @@ def test_channels_last(shape):
     _compare(*_inputs(shape, np.float32), cl=True)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 8, 5, 5), (3, 6, 2, 2), (2, 4, 7)], ids=str)
+def test_instance_norm(dtype, shape):
+    """instance_norm is batch norm of (1, N*C, S): one row on the flat path."""
+    x, w, b, g = _inputs(shape, dtype)
+    ref = None
+    for flat, unc in ((None, None), (True, True), (True, False), (False, True)):
+        m = torch if flat is None else ember
+        old = norm._FLAT, norm._UNCENTRED
+        if flat is not None:
+            norm._FLAT, norm._UNCENTRED = flat, unc
+        try:
+            xt, wt, bt = (m.tensor(a, requires_grad=True) for a in (x, w, b))
+            y = m.nn.functional.instance_norm(xt, weight=wt, bias=bt)
+            y.backward(m.tensor(g))
+            got = [t.detach().numpy() for t in (y, xt.grad, wt.grad, bt.grad)]
+        finally:
+            norm._FLAT, norm._UNCENTRED = old
+        if ref is None:
+            ref = got
+            continue
+        for e, r in zip(got, ref):
+            np.testing.assert_allclose(e, r, **TOL[dtype])
+
+
 def test_momentum_none_module():
     """BatchNorm2d(momentum=None): the cumulative average over steps, as torch."""
     x, _, _, g = _inputs((8, 16, 4, 4), np.float32)

@@ -218,8 +218,11 @@ def _flat(lay, xw) -> bool:
 
 
 def _chan_sum(xp, a2, c, s, ones_s):
-    """Per-channel sums (C,) of an (N, C*S) array: two GEMVs."""
-    return xp.matmul(xp.matmul(_ones(xp, a2.shape[0], a2.dtype), a2).reshape(c, s), ones_s)
+    """Per-channel sums (C,) of an (N, C*S) array: two GEMVs (one for a single row, as
+    instance norm's (1, N*C, S))."""
+    if a2.shape[0] > 1:
+        a2 = xp.matmul(_ones(xp, a2.shape[0], a2.dtype), a2)
+    return xp.matmul(a2.reshape(c, s), ones_s)
 
 
 def _rowvec(xp, v, s):
