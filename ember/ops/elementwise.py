@@ -26,7 +26,7 @@ import warnings
 
 from .. import _backend
 from .._dtype import result_type_of
-from .._tensor import Tensor, _make
+from .._tensor import Tensor, _make, _version_counter
 from ..autograd.function import Function
 from ..autograd.inplace import copy_into_out, inplace, make_inplace
 from ..autograd.grad_mode import state
@@ -2292,6 +2292,104 @@ def _inplace_methods(names):
     return {name + "_": make_inplace(g[name]) for name in names}
 
 
+def _axpy_(self, other, alpha, sign) -> bool:
+    """``self += sign * alpha * other`` on the arrays (float32/64, one dtype and shape, nothing
+    to record, no mode), as ``add_``/``sub_`` do; False leaves it to the general path.
+
+    The general path is three passes and two fresh temporaries (``alpha * other``, the sum,
+    the copy into ``self``); this is one pass for ``alpha == 1`` and two otherwise, the
+    product in a workspace block.  Results are bit for bit the general path's: the product
+    and the sum are each rounded, where PyTorch's kernel rounds one fused multiply-add, so
+    about 1 element in 50 differs from PyTorch's by one ulp when ``alpha != 1`` (an exact
+    float64 sum costs 4x).  NumPy's ufuncs give overlapping operands (``p.add_(p)``, a
+    shifted view) the result of unaliased copies."""
+    d = self._data
+    dt = d.dtype
+    if state.intercept or dt.kind != "f" or dt.itemsize == 2 or not isinstance(other, Tensor):
+        return False
+    o = other._data
+    if o.dtype is not dt or type(o) is not type(d) or o.shape != d.shape or \
+            state.grad and (self._requires_grad or other._requires_grad) or \
+            self._inference and not state.inference:
+        return False
+    if (alpha.__class__ is not builtins.float and alpha.__class__ is not builtins.int) or \
+            not getattr(d, "flags", _READ_ONLY).writeable:  # (bool alpha; expanded, sparse)
+        return False
+    a = alpha if sign == 1 else -alpha
+    xp = _ARRAY_TYPES[type(d)][0]
+    if a == 1 or a == -1:
+        fn, s = (xp.add if a == 1 else xp.subtract), o
+    else:
+        fn, s = xp.add, _ws.empty(xp, d.shape, dt)
+        try:
+            xp.multiply(o, a, out=s)
+        except _FP_ERRORS:
+            pass  # raised after the loop (NOTE [ Floating-point warnings ]): s is written
+        except _SLOW:  # an alpha the dtype cannot hold: the general path says so
+            return False
+    try:
+        fn(d, s, out=d)
+    except _FP_ERRORS:
+        pass  # likewise: d holds the sum
+    _version_counter(self)[0] += 1
+    return True
+
+
+class _ReadOnly:
+    writeable = False
+
+
+_READ_ONLY = _ReadOnly()
+
+
+def _dense(a) -> bool:
+    """Whether strided array ``a`` covers its memory span exactly once (PyTorch's
+    non-overlapping-and-dense: some permutation of a contiguous layout)."""
+    step = a.itemsize
+    for st, n in sorted((st, n) for st, n in zip(a.strides, a.shape) if n != 1):
+        if st != step:
+            return False
+        step *= n
+    return True
+
+
+def _check_partial_overlap(d, o) -> None:
+    """PyTorch's error when ``other`` and the written-to tensor share some memory but not all
+    of it in the same layout (as its ``assert_no_partial_overlap``: only dense layouts are
+    judged; ``p.add_(p)`` is fine)."""
+    if o is d or not _backend_may_share(d, o):
+        return
+    if d.ctypes.data == o.ctypes.data and d.strides == o.strides and d.shape == o.shape:
+        return
+    if d.size and o.size and _dense(d) and _dense(o) and min(d.strides + o.strides) >= 0:
+        raise RuntimeError("unsupported operation: some elements of the input tensor and the "
+                           "written-to tensor refer to a single memory location. Please "
+                           "clone() the tensor before performing the operation.")
+
+
+def _backend_may_share(d, o) -> bool:
+    xp = _ARRAY_TYPES.get(type(d))
+    return xp is not None and type(o) is type(d) and hasattr(d, "ctypes") and \
+        xp[0].may_share_memory(d, o)
+
+
+def _axpy_method(fn, sign):
+    """``add_``/``sub_`` (and ``+=``/``-=``): ``_axpy_`` when it applies, else ``inplace``."""
+    general = make_inplace(fn)
+
+    def method(self, *args, **kwargs):
+        if len(args) == 1 and (not kwargs or len(kwargs) == 1 and "alpha" in kwargs):
+            other = args[0]
+            if isinstance(other, Tensor):
+                _check_partial_overlap(self._data, other._data)
+            if _axpy_(self, other, kwargs["alpha"] if kwargs else 1, sign):
+                return self
+        return general(self, *args, **kwargs)
+    method.__name__ = general.__name__
+    method.__doc__ = general.__doc__
+    return method
+
+
 _INPLACE = [
     "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide",
     "remainder", "fmod", "pow", "float_power", "square", "neg", "negative", "abs", "absolute",
@@ -2341,6 +2439,8 @@ def _methods():
         "__array_priority__": 1000,
     }
     inplace = _inplace_methods(_INPLACE)
+    for name, sign in (("add", 1), ("sub", -1), ("subtract", -1)):
+        inplace[name + "_"] = _axpy_method(globals()[name], sign)
     for names, op in ((("eq",), "Eq"), (("ne", "not_equal"), "Ne"), (("lt", "less"), "Lt"),
                       (("le", "less_equal"), "Le"), (("gt", "greater"), "Gt"),
                       (("ge", "greater_equal"), "Ge")):

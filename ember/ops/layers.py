@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from ..autograd.function import Function, _version_counter
+from ..autograd.function import AccumulateGrad, Function, _version_counter
 from ..autograd.grad_mode import no_grad, state
 from .._backend import xp_of
 from .._dtype import from_np
@@ -79,8 +79,18 @@ class _Linear(Function):
             if need_x:
                 gx = g2 @ w
             if need_w:
-                x2 = x if len(xs) == 2 else x.reshape(-1, xs[-1])
-                gw = g2.mT @ x2
+                # A leaf's .grad is made fresh, which the engine keeps without a copy.  Not
+                # where a tensor hook could keep the gradient: the engine sees only the
+                # array's references, so .grad would alias it (and += into it); a block from
+                # the workspace is copied instead.  (nf is empty in a compiled region.)
+                nf = ctx.next_functions
+                if state.grad or state.intercept or d.dtype.kind != "f" or len(nf) < 2 or \
+                        nf[1][0].__class__ is not AccumulateGrad or nf[1][0].variable._hooks:
+                    x2 = x if len(xs) == 2 else x.reshape(-1, xs[-1])
+                    gw = g2.mT @ x2
+                else:
+                    x2 = x._data if len(xs) == 2 else x._data.reshape(-1, xs[-1])
+                    gw = _make(mm_into(ctx.xp, d.T, x2, fresh=True))
         if gx is not None and len(xs) != 2:
             gx = gx.reshape(xs)
         if need_b:

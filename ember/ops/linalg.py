@@ -102,10 +102,11 @@ def _by_transpose(m: int, k: int, n: int) -> bool:
     return m * n > 1152 and n >= 64 and (m <= 32 or m <= 64 and k >= 256)
 
 
-def mm_into(xp, a, b, add=None, out=None):
+def mm_into(xp, a, b, add=None, out=None, fresh=False):
     """``a @ b (+ add)`` of two 2-d float arrays of one dtype into ``out`` (a C-contiguous
-    array; a new one, from the workspace when large, if ``None``), in the layout measured
-    fastest for the shape (NOTE [ GEMM layouts ])."""
+    array; a new one, from the workspace when large, if ``None``; never from it if ``fresh``:
+    a product that becomes a leaf's ``.grad`` would be copied out of a block by the engine),
+    in the layout measured fastest for the shape (NOTE [ GEMM layouts ])."""
     m, k = a.shape
     n = b.shape[1]
     dt = a.dtype
@@ -113,7 +114,7 @@ def mm_into(xp, a, b, add=None, out=None):
             b.strides[0] == 4 and b.strides[1] >= 4 * k and a.flags.c_contiguous:
         t = xp.matmul(b.T, a.T, out=ws.empty(xp, (n, m), dt))
         if out is None:
-            out = ws.empty(xp, (m, n), dt)
+            out = xp.empty((m, n), dt) if fresh else ws.empty(xp, (m, n), dt)
         if add is None:
             xp.copyto(out, t.T)
         else:
@@ -122,7 +123,7 @@ def mm_into(xp, a, b, add=None, out=None):
     if k > 1:
         if out is not None:
             xp.matmul(a, b, out=out)
-        elif m * n * dt.itemsize < ws.MIN_BYTES:
+        elif fresh or m * n * dt.itemsize < ws.MIN_BYTES:
             out = xp.matmul(a, b)
         else:
             # a fresh multi-MB product faults on every page; a reused block does not
@@ -130,7 +131,7 @@ def mm_into(xp, a, b, add=None, out=None):
             out = xp.matmul(a, b, out=ws.empty(xp, (m, n), dt))
     else:
         if out is None:
-            out = ws.empty(xp, (m, n), dt)
+            out = xp.empty((m, n), dt) if fresh else ws.empty(xp, (m, n), dt)
         if k == 0:  # the empty sum; ``matmul(out=)`` is not relied on to write it
             out.fill(0)
         elif out.flags.c_contiguous:
