@@ -33,7 +33,9 @@ per-column factors into full arrays with rank-2 GEMMs (``_rank2``: NumPy's matmu
 inner size of 1 misses BLAS) and run same-shape passes only: forward 1.95x -> ~1.7x torch,
 fwd + bwd 2.6x -> 2.0x (one thread, thread CPU, loaded machine; switches ``_FAST_FWD`` and
 ``_RANK2_BWD``).  The variance is two-pass on the centred rows except where each row's mean is
-within its spread (NOTE [ One-pass variance ]: forward ~1.5x -> ~1.33x torch).
+within its spread (NOTE [ One-pass variance ]: forward ~1.5x -> ~1.33x torch).  Batch
+norm's passes run on (N, C*S) rows with per-channel factors repeated into one row (NOTE
+[ Batch norm on flat rows ]).
 """
 from __future__ import annotations
 
@@ -196,8 +198,12 @@ def _dx(xc, f, s0, g, scale) -> None:
 # centred input), so the results agree to rounding.  Thread CPU at one thread, ember/torch,
 # old -> flat (A/B in one process, best of 30, loaded machine): forward (32, 64, 32, 32)
 # 0.58 -> 0.48, (32, 128, 8, 8) 0.72 -> 0.47, (32, 256, 4, 4) 1.42 -> 1.00, (32, 512, 2, 2)
-# 1.81 -> 0.61; backward 1.32 -> 1.32, 1.87 -> 1.41, 2.55 -> 2.05, 0.42 -> 0.16.  Inputs
-# that are not C-contiguous in (N, C, S) take the old path; _FLAT = False keeps it always
+# 1.81 -> 0.61; backward 1.32 -> 1.32, 1.87 -> 1.41, 2.55 -> 2.05, 0.42 -> 0.16 (then
+# 1.20 at (32, 64, 32, 32) with NOTE [ Uncentred batch norm backward ]); eval forward 2.07 ->
+# 1.14, 3.19 -> 1.96 at (32, 128, 8, 8).  In the workloads (thread CPU per step, one thread):
+# resnet_block's two batch norms 17.3 -> 12.5 ms (fwd + bwd), resnet18_step's 28.4 -> 21.3.
+# Instance norm (batch norm of (1, N*C, S)) takes it as one row.  Inputs that are not
+# C-contiguous in (N, C, S) (channels_last) take the old path; _FLAT = False keeps it always
 # (tests run both).
 _FLAT = True
 
