@@ -2357,8 +2357,8 @@ def _check_partial_overlap(d, o) -> None:
     """PyTorch's error when ``other`` and the written-to tensor share some memory but not all
     of it in the same layout (as its ``assert_no_partial_overlap``: only dense layouts are
     judged; ``p.add_(p)`` is fine)."""
-    if o is d or not _backend_may_share(d, o):
-        return
+    if o is d or d.base is None and o.base is None or not _backend_may_share(d, o):
+        return  # (two arrays that own their memory share none)
     if d.ctypes.data == o.ctypes.data and d.strides == o.strides and d.shape == o.shape:
         return
     if d.size and o.size and _dense(d) and _dense(o) and min(d.strides + o.strides) >= 0:
@@ -2368,9 +2368,12 @@ def _check_partial_overlap(d, o) -> None:
 
 
 def _backend_may_share(d, o) -> bool:
+    """Whether two strided arrays of one type may share memory (their bounds overlap)."""
     xp = _ARRAY_TYPES.get(type(d))
-    return xp is not None and type(o) is type(d) and hasattr(d, "ctypes") and \
-        xp[0].may_share_memory(d, o)
+    if xp is None or type(o) is not type(d):
+        return False
+    xp = xp[0]
+    return isinstance(d, xp.ndarray) and xp.may_share_memory(d, o)  # (not sparse storage)
 
 
 def _axpy_method(fn, sign):
