@@ -13,6 +13,7 @@ import torch
 import ember
 from ember.ops import elementwise as E
 from ember.ops import _workspace as ws
+from ember.ops import _blas as B
 
 DTYPES = ["float32", "float64"]
 ALPHAS = [1, -1, 2, 0.5, -0.01, 3.0, 0]
@@ -43,15 +44,50 @@ def test_inplace_alpha_matches_general_path_and_torch(dt, alpha, method, shape):
     out = getattr(e, method)(ember.tensor(y), alpha=alpha)
     getattr(t, method)(torch.tensor(y), alpha=alpha)
     assert out is e and e._version == v0 + 1
+    if alpha in (1, -1, 2, 0.5, 0) or e.numel() >= B.MIN_SIZE and B.axpy(x.dtype.char):
+        # an exact product (one rounding, as torch's), or BLAS's fused axpy (NOTE [ axpy ])
+        np.testing.assert_array_equal(e.numpy(), t.numpy())
+        return
     # bit for bit what the general path (out of place) gives ...
     ref = (ember.add if method == "add_" else ember.sub)(ember.tensor(x), ember.tensor(y),
                                                           alpha=alpha)
     np.testing.assert_array_equal(e.numpy(), ref.numpy())
     # ... and torch's to within one rounding (torch: one fused multiply-add per element)
-    if alpha in (1, -1, 2, 0.5, 0):  # an exact product: one rounding, as torch's
+    assert _within_one_rounding(e.numpy(), t.numpy(), x, y, alpha)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("alpha", [-0.01, 3.0])
+@pytest.mark.parametrize("method", ["add_", "sub_"])
+@pytest.mark.parametrize("blas", [True, False])
+def test_large_updates_with_and_without_blas(dt, alpha, method, blas, monkeypatch):
+    if not blas:  # as where NumPy's BLAS is not the bundled OpenBLAS: the two NumPy passes
+        monkeypatch.setattr(B, "_found", {"f": None, "d": None})
+    x, y = _pair((300, 257), dt, 4)
+    e, t = ember.tensor(x), torch.tensor(x)
+    getattr(e, method)(ember.tensor(y), alpha=alpha)
+    getattr(t, method)(torch.tensor(y), alpha=alpha)
+    assert e._version == 1
+    if blas and B.axpy(x.dtype.char):
         np.testing.assert_array_equal(e.numpy(), t.numpy())
     else:
+        ref = (ember.add if method == "add_" else ember.sub)(ember.tensor(x), ember.tensor(y),
+                                                              alpha=alpha)
+        np.testing.assert_array_equal(e.numpy(), ref.numpy())
         assert _within_one_rounding(e.numpy(), t.numpy(), x, y, alpha)
+    # non-contiguous operands take the NumPy passes whatever the BLAS
+    e2, t2 = ember.tensor(x.T.copy()).t(), torch.tensor(x.T.copy()).t()
+    getattr(e2, method)(ember.tensor(y), alpha=alpha)
+    getattr(t2, method)(torch.tensor(y), alpha=alpha)
+    assert _within_one_rounding(e2.numpy(), t2.numpy(), x, y, alpha)
+
+
+def test_the_bundled_blas_is_found_where_numpy_ships_it():
+    # NumPy's manylinux wheels bundle scipy-openblas: the fused path is then always taken
+    if "scipy-openblas" in str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]):
+        assert B.axpy("f") is not None and B.axpy("d") is not None
+    else:
+        assert B.axpy("f") is None or callable(B.axpy("f"))
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -94,7 +130,8 @@ def test_a_view_is_written_through_and_its_base_sees_it():
     assert e._version == ev._version == 1
 
 
-def test_the_scratch_block_is_not_kept_by_the_result():
+def test_the_scratch_block_is_not_kept_by_the_result(monkeypatch):
+    monkeypatch.setattr(B, "_found", {"f": None, "d": None})  # the two NumPy passes
     x, y = _pair((400, 200), "float32")  # the product is workspace-sized
     e = ember.tensor(x)
     d = e._data
@@ -222,9 +259,10 @@ def test_a_mode_sees_the_op():
 
 
 @pytest.mark.parametrize("raising", [False, True])
-def test_overflow_gives_ieee_values_without_warnings(raising):
-    x = np.array([3e38, -3e38, 1.0, np.inf], np.float32)
-    y = np.array([3e38, -3e38, np.nan, -np.inf], np.float32)
+@pytest.mark.parametrize("reps", [1, 3000])  # NumPy's passes; BLAS's axpy (NOTE [ axpy ])
+def test_overflow_gives_ieee_values_without_warnings(raising, reps):
+    x = np.tile(np.array([3e38, -3e38, 1.0, np.inf], np.float32), reps)
+    y = np.tile(np.array([3e38, -3e38, np.nan, -np.inf], np.float32), reps)
     t = torch.tensor(x).add_(torch.tensor(y), alpha=2.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -31,6 +31,7 @@ from ..autograd.function import Function
 from ..autograd.inplace import copy_into_out, inplace, make_inplace
 from ..autograd.grad_mode import state
 from . import _workspace as _ws
+from . import _blas
 from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
                     need_tensor, scalar_name, c_name, holomorphic, is_float, plain as _plain)
 
@@ -2320,6 +2321,11 @@ def _axpy_(self, other, alpha, sign) -> bool:
     if a == 1 or a == -1:
         fn, s = (xp.add if a == 1 else xp.subtract), o
     else:
+        if d.size >= _blas.MIN_SIZE:  # one fused pass, PyTorch's rounding (NOTE [ axpy ])
+            f = _blas.axpy(dt.char)
+            if f is not None and f(d, o, a):
+                _version_counter(self)[0] += 1
+                return True
         fn, s = xp.add, _ws.empty(xp, d.shape, dt)
         try:
             xp.multiply(o, a, out=s)
