@@ -279,8 +279,9 @@ def _flat_normalized(xp, x, xw, w, b, lay, eps):
 
 def _flat_grads(xp, lay, gw, xw, mu, inv, w, need_x, need_w, need_b, pdt):
     """Batch norm's (dx array, dweight, dbias) on (N, C*S) rows (NOTE [ Batch norm on flat
-    rows ]): ``dx = scale * (g - sum(g) / n - xc * inv^2 * sum(g * xc) / n)``, in place of
-    the centred input ``xc`` by four passes with (C*S,) rows."""
+    rows ]): ``dx = scale * (g - sum(g) / n - xc * inv^2 * sum(g * xc) / n)`` by four passes
+    with (C*S,) rows, in place of the centred input ``xc`` or from ``x`` itself (NOTE
+    [ Uncentred batch norm backward ])."""
     nb, c, s = lay.work
     dt = xw.dtype
     g2, x2 = gw.reshape(nb, c * s), xw.reshape(nb, c * s)
@@ -291,10 +292,10 @@ def _flat_grads(xp, lay, gw, xw, mu, inv, w, need_x, need_w, need_b, pdt):
     if not (need_x or need_w):
         return None, None, gb
     mu = mu.reshape(-1)
-    dx = xp.empty(x2.shape, dt)
     # x - mean need not be formed where every channel's mean is within its spread (NOTE
     # [ Uncentred batch norm backward ]); NaN fails the test and takes the centred passes
     centred = not (_UNCENTRED and bool((mu * mu <= 1.0 / (inv * inv)).all()))
+    dx = xp.empty(x2.shape, dt) if centred or need_x else None
     if centred:
         mrow = _rowvec(xp, mu, s)
         _threads.rows(lambda lo, hi: xp.subtract(x2[lo:hi], mrow, out=dx[lo:hi]), nb,
