@@ -169,6 +169,38 @@ def test_instance_norm(dtype, shape):
             np.testing.assert_allclose(e, r, **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine,bias", [(True, True), (True, False), (False, False)])
+@pytest.mark.parametrize("shape,groups", [((4, 8, 5, 5), 4), ((3, 6, 7), 3), ((2, 4, 3), 1)],
+                         ids=str)
+def test_group_norm_weight_rows(dtype, affine, bias, shape, groups):
+    """Group norm's forward applies its weight and bias as (G, C/G, S) blocks under _FLAT
+    (the (G, C/G, 1) broadcast without): both against torch, forward and gradients."""
+    x, w, b, g = _inputs(shape, dtype, affine=affine, bias=bias)
+    ref = None
+    for flat in (None, True, False):
+        m = torch if flat is None else ember
+        old = norm._FLAT
+        if flat is not None:
+            norm._FLAT = flat
+        try:
+            xt = m.tensor(x, requires_grad=True)
+            wt, bt = (None if a is None else m.tensor(a, requires_grad=True) for a in (w, b))
+            y = m.nn.functional.group_norm(xt, groups, wt, bt)
+            y.backward(m.tensor(g))
+            got = [None if t is None else (t if t is y else t.grad).detach().numpy()
+                   for t in (y, xt, wt, bt)]
+        finally:
+            norm._FLAT = old
+        if ref is None:
+            ref = got
+            continue
+        for e, r in zip(got, ref):
+            assert (e is None) == (r is None)
+            if r is not None:
+                np.testing.assert_allclose(e, r, **TOL[dtype])
+
+
 def test_momentum_none_module():
     """BatchNorm2d(momentum=None): the cumulative average over steps, as torch."""
     x, _, _, g = _inputs((8, 16, 4, 4), np.float32)

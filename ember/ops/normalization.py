@@ -344,10 +344,13 @@ def _normalized(xp, x, w, b, lay, eps):
         _passes(lay, y, lambda lo, hi: _affine(y[lo:hi], scale, shift))
         return y_full.astype(x.dtype, copy=False), mean, var, inv
     y *= inv
-    if w is not None:
-        y *= w.reshape(lay.wshape)
-    if b is not None:
-        y += b.reshape(lay.wshape)
+    # group norm's per-channel weight as a (G, C/G, S) block broadcast over the batch: inner
+    # loops of C*S elements, not one of S per channel (NOTE [ Batch norm on flat rows ])
+    rows = _FLAT and lay.sub == "ngcs" and y.flags.c_contiguous
+    for p, op in ((w, xp.multiply), (b, xp.add)):
+        if p is not None:
+            p = p.reshape(lay.wshape)
+            op(y, xp.broadcast_to(p, y.shape[1:]).copy() if rows else p, out=y)
     return y_full.astype(x.dtype, copy=False), mean, var, inv
 
 
