@@ -501,12 +501,19 @@ def _row_layout(v, shape):
 def _targets(xp, t, ignore_index, n_classes: int):
     """Flat class indices (ignored ones set to 0) and the kept mask (None: all kept)."""
     t = t.reshape(-1)
-    keep = t != ignore_index
-    if bool(keep.all()):
-        keep = None
+    if not t.size:
+        return t, None
+    low = t.min()
+    if ignore_index >= 0 or low < 0:  # (else no target can equal ignore_index: all kept)
+        keep = t != ignore_index
+        if bool(keep.all()):
+            keep = None
+        else:
+            t = xp.where(keep, t, 0)
+            low = t.min()
     else:
-        t = xp.where(keep, t, 0)
-    if t.size and (t.min() < 0 or t.max() >= n_classes):
+        keep = None
+    if low < 0 or t.max() >= n_classes:
         bad = (t < 0) | (t >= n_classes)
         raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
     return t, keep
