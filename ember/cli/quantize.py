@@ -87,12 +87,15 @@ def quantize_model(mod, model, mode: str, backend: str, calib, train=None, epoch
     x, y = train
     opt = mod.optim.Adam(prepared.parameters(), lr=1e-4)
     gen = mod.Generator().manual_seed(seed)
+    steps = epochs * -(-x.shape[0] // 64)
+    step = 0
     for epoch in range(epochs):
-        if epoch == epochs - 1 and epochs > 1:  # settle the qparams and BN statistics
-            prepared.apply(aq.disable_observer)
-            prepared.apply(aq.freeze_bn_stats)
         order = mod.randperm(x.shape[0], generator=gen)
         for i in range(0, x.shape[0], 64):
+            if step == steps // 2:  # settle the qparams and BN statistics for the second half
+                prepared.apply(aq.disable_observer)
+                prepared.apply(aq.freeze_bn_stats)
+            step += 1
             idx = order[i:i + 64]
             loss = mod.nn.functional.cross_entropy(prepared(x[idx]), y[idx])
             opt.zero_grad()
