@@ -277,6 +277,22 @@ def _scaled(b, alpha, dt):
     return b * alpha
 
 
+def _axpy_new(a, b, alpha, dt):
+    """``a + alpha * b`` as a copy of ``a`` and one fused BLAS pass, so that add/sub with
+    ``alpha`` round as PyTorch's (and as ``add_``'s fast path: NOTE [ axpy ]) wherever the
+    arrays are large, contiguous, of one shape and of float32/64 ``dt``; else None."""
+    if dt.kind != "f" or dt.itemsize == 2 or b.__class__ is not a.__class__ or \
+            a.dtype is not dt or b.dtype is not dt or a.shape != b.shape or \
+            a.size < _blas.MIN_SIZE or builtins.isinstance(alpha, builtins.bool) or \
+            not b.flags.c_contiguous:
+        return None
+    f = _blas.axpy(dt.char)
+    if f is None:
+        return None
+    out = a.copy(order="C")
+    return out if f(out, b, alpha) else None
+
+
 def _check_alpha(alpha, dt):
     if isinstance(alpha, builtins.bool):
         if dt.kind != "b":
@@ -295,6 +311,9 @@ class Add(Function):
         if ctx._record:
             ctx.meta = _meta(a, b, dt) + (alpha,)
         if alpha != 1:
+            out = _axpy_new(a, b, alpha, dt)
+            if out is not None:
+                return out
             b = _scaled(b, alpha, dt)
         if dt.itemsize == 2:
             return _arith(ctx.xp.add, a, b, dt, True)
@@ -331,6 +350,9 @@ class Sub(Function):
                                "supported. If you are trying to invert a mask, use the `~` or "
                                "`logical_not()` operator instead.")
         if alpha != 1:
+            out = _axpy_new(a, b, -alpha, dt)
+            if out is not None:
+                return out
             b = _scaled(b, alpha, dt)
         if dt.itemsize == 2:
             return _arith(ctx.xp.subtract, a, b, dt, True)
