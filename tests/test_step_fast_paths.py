@@ -376,3 +376,25 @@ def test_non_leaf_weight_and_double_backward_match_torch():
         gx.square().sum().backward()
         res.append(p.grad.numpy())
     np.testing.assert_allclose(res[0], res[1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("fn", ["add", "sub", "rsub"])
+@pytest.mark.parametrize("blas", [True, False])
+def test_out_of_place_alpha_rounds_as_the_inplace_path(dt, fn, blas, monkeypatch):
+    if not blas:
+        monkeypatch.setattr(B, "_found", {"f": None, "d": None})
+    x, y = _pair((300, 257), dt, 5)
+    e = getattr(ember, fn)(ember.tensor(x), ember.tensor(y), alpha=-0.01)
+    t = getattr(torch, fn)(torch.tensor(x), torch.tensor(y), alpha=-0.01)
+    if blas and B.axpy(x.dtype.char):
+        np.testing.assert_array_equal(e.numpy(), t.numpy())
+    else:  # NumPy's two roundings
+        a, b = (y, x) if fn == "rsub" else (x, y)
+        alpha = 0.01 if fn != "add" else -0.01
+        assert _within_one_rounding(e.numpy(), t.numpy(), a, b, alpha)
+    # and the in-place form, on its fast path or not, gives the same bits
+    if fn != "rsub":
+        i = ember.tensor(x)
+        getattr(i, fn + "_")(ember.tensor(y), alpha=-0.01)
+        np.testing.assert_array_equal(i.numpy(), e.numpy())

@@ -9,7 +9,9 @@ fused pass, bit for bit PyTorch's ``add_(x, alpha=a)``, in PyTorch's time ((512,
 43 us vs 73 for the two NumPy passes, torch 39; one thread).  It is found once, lazily, with
 ``ctypes``; where NumPy was built against another BLAS (a system or MKL build) nothing is
 found and ``add_`` keeps its two NumPy passes.  Only contiguous float32/float64 arrays of at
-least ``MIN_SIZE`` elements use it (a ctypes call costs ~2 us).
+least ``MIN_SIZE`` elements use it (a ctypes call costs ~2 us).  Users: ``add_``/``sub_``'s
+fast path, and ``add``/``sub``/``rsub`` with ``alpha`` (a copy, then axpy), so that every
+path rounds alike (ops/elementwise.py).
 """
 from __future__ import annotations
 
