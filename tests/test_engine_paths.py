@@ -141,3 +141,18 @@ def test_built_in_nodes_skip_the_general_path(monkeypatch):
     calls.clear()
     (a * b).sum().backward(inputs=[a])
     assert len(calls) == 3  # SumBackward0, MulBackward0, a's AccumulateGrad
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradient_kept_by_a_hook_is_not_changed_by_the_next_backward(dtype):
+    # AccumulateGrad keeps the incoming gradient as .grad only when no one else holds it;
+    # a hook that keeps it must see the first backward's values after the second one
+    kept = {}
+    for m in (ember, torch):
+        w = m.ones(3, dtype=getattr(m, dtype), requires_grad=True)
+        seen = []
+        w.register_hook(lambda g, seen=seen: seen.append(g))
+        (w * 2).sum().backward()
+        (w * 3).sum().backward()
+        kept[m] = [s.detach().numpy().tolist() for s in seen] + [w.grad.numpy().tolist()]
+    assert kept[ember] == kept[torch] == [[2.0] * 3, [3.0] * 3, [5.0] * 3]

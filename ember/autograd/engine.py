@@ -288,8 +288,10 @@ def _accumulate(t, g):
             a = g._data
             if a.dtype != t._data.dtype:
                 a = a.astype(t._data.dtype)
-            elif a.base is not None or _getrefcount(a) > _SOLE_OWNER:
-                a = a.copy()  # shared with another tensor or view: .grad needs its own memory
+            elif a.base is not None or t._hooks or _getrefcount(a) > _SOLE_OWNER:
+                # shared with a view, or with a tensor a hook may have kept (PyTorch's
+                # AccumulateGrad steals only a gradient no one else refers to)
+                a = a.copy()
             t._grad = _make(a)
     elif state.grad:
         t._grad = t._grad + g
