@@ -311,18 +311,11 @@ def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False):
         return y, None
     w2 = w.reshape(o, -1) if G == 1 else w.reshape(G, o // G, -1)
     step = _chunk(n, c * g.K * g.L * x.dtype.itemsize)
-    if n and algo == "bl":
+    if n and algo in ("bl", "fold"):
+        fwd = _bl_fwd if algo == "bl" else _fold_fwd
         y = xp.empty((n, o) + g.out, x.dtype)
         for i in range(0, n, step):
-            cols = _bl_fwd(xp, x[i:i + step], w2, g, y[i:i + step])
-            if step >= n:
-                return y, cols
-            del cols
-        return y, None
-    if n and algo == "fold":
-        y = xp.empty((n, o) + g.out, x.dtype)
-        for i in range(0, n, step):
-            cols = _fold_fwd(xp, x[i:i + step], w2, g, y[i:i + step])
+            cols = fwd(xp, x[i:i + step], w2, g, y[i:i + step])
             if step >= n:
                 return y, cols
             del cols
