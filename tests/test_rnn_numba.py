@@ -18,7 +18,7 @@ import ember
 from ember.ops import rnn
 from opcheck import assert_close
 from test_rnn import build
-from test_rnn_step_out import _run, I, H, P, B, T
+from test_rnn_step_out import _run, lstm_case, I, H, P, B, T
 
 numba = pytest.importorskip("numba", reason="the numba extra is not installed")
 
@@ -53,17 +53,10 @@ GRID = [(bd, nl, pj, pk, (i % 2 == 0), (i % 3 != 0)) for i, (bd, nl, pj, pk) in 
 @pytest.mark.parametrize("bidir,layers,proj,packed,batch_first,with_h0", GRID)
 def test_kernels_match_numpy_path_and_torch(table, spy, bidir, layers, proj, packed,
                                             batch_first, with_h0):
-    kw = dict(input_size=I, hidden_size=H, num_layers=layers, bidirectional=bidir,
-              batch_first=batch_first, proj_size=proj)
     rng = np.random.default_rng(layers * 7 + proj)
     d = 2 if bidir else 1
     for dtype in ("float32", "float64"):
-        tm, em = build("LSTM", dtype, **kw)
-        x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
-        h0c0 = None
-        if with_h0:
-            h0c0 = (rng.standard_normal((layers * d, B, proj or H)).astype(dtype),
-                    rng.standard_normal((layers * d, B, H)).astype(dtype))
+        tm, em, x, h0c0 = lstm_case(rng, dtype, bidir, layers, proj, batch_first, with_h0)
         ref, plain = _run(tm, em, x, packed, batch_first, h0c0)
         before = dict(spy)
         with rnn.step_kernels(table):  # the forward reads the table; its backward follows it

@@ -63,20 +63,25 @@ GRID = list(itertools.product((False, True), (1, 2), (0, P), (None, "sorted", "u
                               (False, True), (False, True)))
 
 
+def lstm_case(rng, dtype, bidir, layers, proj, batch_first, with_h0):
+    """A torch/ember LSTM pair with the same weights, an input and (h0, c0) or None."""
+    tm, em = build("LSTM", dtype, input_size=I, hidden_size=H, num_layers=layers,
+                   bidirectional=bidir, batch_first=batch_first, proj_size=proj)
+    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
+    d = 2 if bidir else 1
+    h0c0 = None
+    if with_h0:
+        h0c0 = (rng.standard_normal((layers * d, B, proj or H)).astype(dtype),
+                rng.standard_normal((layers * d, B, H)).astype(dtype))
+    return tm, em, x, h0c0
+
+
 @pytest.mark.parametrize("bidir,layers,proj,packed,batch_first,with_h0", GRID)
 def test_step_out_matches_old_loops_and_torch(monkeypatch, bidir, layers, proj, packed,
                                               batch_first, with_h0):
-    kw = dict(input_size=I, hidden_size=H, num_layers=layers, bidirectional=bidir,
-              batch_first=batch_first, proj_size=proj)
     rng = np.random.default_rng(layers * 7 + proj)
-    d = 2 if bidir else 1
     for dtype in ("float64", "float32"):
-        tm, em = build("LSTM", dtype, **kw)
-        x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
-        h0c0 = None
-        if with_h0:
-            h0c0 = (rng.standard_normal((layers * d, B, proj or H)).astype(dtype),
-                    rng.standard_normal((layers * d, B, H)).astype(dtype))
+        tm, em, x, h0c0 = lstm_case(rng, dtype, bidir, layers, proj, batch_first, with_h0)
         runs = {}
         for flag in (False, True):
             monkeypatch.setattr(rnn, "_STEP_OUT", flag)
