@@ -2,8 +2,9 @@
 
 ``onnx_infer_b1``/``_b64``: eager inference, ember vs PyTorch.  ``onnx_ort_b1``/``_b64``: the
 same model exported by ``ember.onnx.export`` and run in onnxruntime (its "ember" column; its
-ratio to ``onnx_infer`` is onnxruntime over ember eager) vs PyTorch eager.  ``onnx_export``:
-the time of one export, ember's exporter vs PyTorch's TorchScript-based one.
+ratio to ``onnx_infer`` is onnxruntime over ember eager) vs PyTorch eager.  ``onnx_export``
+and ``onnx_export_transformer`` (a two-layer ``nn.TransformerEncoder``): the time of one export,
+ember's exporter vs PyTorch's TorchScript-based one.
 """
 from __future__ import annotations
 
@@ -107,5 +108,23 @@ def onnx_export(mod):
             warnings.simplefilter("ignore")
             mod.onnx.export(model, (x,), f, input_names=["input"], dynamo=False,
                             dynamic_axes={"input": {0: "batch"}}, opset_version=17)
+        return None
+    return step, lambda s: s * 1e3
+
+
+@workload("onnx_export_transformer", "ms/export")
+def onnx_export_transformer(mod):
+    """One ONNX export of a 2-layer TransformerEncoder (d 64, 4 heads), dynamic batch and seq."""
+    mod.manual_seed(0)
+    layer = mod.nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True)
+    model = mod.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    x = mod.from_numpy(np.random.default_rng(1).standard_normal((2, 10, 64), dtype=np.float32))
+
+    def step():
+        f = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mod.onnx.export(model, (x,), f, input_names=["src"], dynamo=False, opset_version=17,
+                            dynamic_axes={"src": {0: "batch", 1: "seq"}})
         return None
     return step, lambda s: s * 1e3
