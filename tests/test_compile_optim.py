@@ -27,6 +27,11 @@ CASES = [
     ("ASGD", dict(lr=1e-2, lambd=1e-3, maximize=True)),
     ("Rprop", dict(lr=1e-2)),
     ("Rprop", dict(lr=1e-2, etas=(0.4, 1.3), step_sizes=(1e-4, 1.0), maximize=True)),
+    # a (5, 3) weight takes the factored row/column path, the (3,) bias the full one
+    ("Adafactor", dict(lr=1e-2)),
+    ("Adafactor", dict(lr=1e-2, weight_decay=0.1, maximize=True)),
+    ("Adafactor", dict(lr=5e-2, beta2_decay=-0.5, eps=(1e-12, 1e-2), d=2.0)),
+    ("Adafactor", dict(lr=1e-2, weight_decay=0.05, d=1.5, maximize=True)),
 ]
 IDS = [f"{n}-{'-'.join(kw)}" for n, kw in CASES]
 
@@ -154,10 +159,19 @@ class _MyRMSprop(ember.optim.RMSprop):
         p *= 0.5
 
 
+class _MyAdafactor(ember.optim.Adafactor):
+    """A step of its own around the stock update: it must run as written."""
+
+    def _step_group(self, group):
+        super()._step_group(group)
+        for p in group["params"]:
+            p.data.mul_(0.5)
+
+
 @pytest.mark.parametrize("make", [
     lambda ps: _MyRMSprop(ps, lr=1e-2),
-    lambda ps: ember.optim.Adafactor(ps, lr=1e-2),
-], ids=["overridden-update", "Adafactor"])
+    lambda ps: _MyAdafactor(ps, lr=1e-2),
+], ids=["overridden-update", "overridden-step-group"])
 def test_an_optimizer_not_covered_runs_its_eager_step(make):
     ws = [ember.tensor(_W, requires_grad=True) for _ in range(2)]
     opts = [make([w]) for w in ws]

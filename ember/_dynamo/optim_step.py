@@ -20,7 +20,8 @@ is eager's).  Eager runs instead: the first step of a parameter (it creates the 
 complex or sparse gradients, other optimizers, a Tensor ``lr`` for SGD.
 
 The other stock optimizers with a foreach form in PyTorch (RMSprop, Adagrad, Adamax, NAdam,
-RAdam, Adadelta, ASGD, Rprop: kind ``"called"``) are one generated function too, but it calls
+RAdam, Adadelta, ASGD, Rprop) and Adafactor (kind ``"called"``) are one generated function
+too, but it calls
 each parameter's update as the optimizer writes it (``_update`` over arrays, bound to the
 parameter, gradient and state arrays in the plan) rather than a second spelling of its formula,
 so the numbers are eager's by construction; eager ``_step_group``'s per-parameter lookups, the
@@ -29,7 +30,12 @@ what is generated away.  Their updates allocate their own temporaries, so on lar
 the array work dominates and the step costs what eager's does (measured within noise on a
 784-512-256-10 MLP); the gain is that ``opt.step()`` inside a compiled training step is part of
 the program.  A subclass overriding ``_update``/``_init_state``/``_step_group``, or another
-optimizer (Adafactor, SparseAdam, LBFGS), runs its eager step.
+optimizer, runs its eager step.  SparseAdam and LBFGS are not compiled, as PyTorch's
+``torch.compile`` leaves them out (their ``step`` is ``torch.compiler.disable``d: "optimizer
+... step not supported"): SparseAdam's gradients are sparse (indices and values whose count
+depends on the data), and LBFGS's ``step(closure)`` re-runs the closure and its line search
+branches on loss values.  Inside a compiled function their step is a graph break whose reason
+says so (``eager_reason``; ``fullgraph=True`` raises it), and they run eagerly.
 """
 from __future__ import annotations
 
@@ -43,6 +49,7 @@ from ..optim import optimizer as _optmod
 from ..optim.optimizer import Optimizer
 from ..optim.sgd import SGD
 from ..optim.adam import Adam
+from ..optim._adafactor import Adafactor
 from ..optim.adadelta import Adadelta
 from ..optim.adagrad import Adagrad
 from ..optim.adamax import Adamax
@@ -52,11 +59,11 @@ from ..optim.radam import RAdam
 from ..optim.rmsprop import RMSprop
 from ..optim.rprop import Rprop
 
-__all__ = ["CompiledStep", "compiled_step_for", "routed_steps"]
+__all__ = ["CompiledStep", "compiled_step_for", "routed_steps", "eager_reason"]
 
 _EAGER_STEP = Optimizer.step
 # optimizers whose update the generic path calls as it is (NOTE [ Compiled optimizer steps ])
-_CALLED = (RMSprop, Adagrad, Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop)
+_CALLED = (RMSprop, Adagrad, Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop, Adafactor)
 _STEPS = weakref.WeakKeyDictionary()  # optimizer -> its CompiledStep (opt.step inside fns)
 
 
@@ -185,7 +192,11 @@ class CompiledStep:
         return self.version.src if self.version is not None else ""
 
     def _eager(self, closure):
-        return _EAGER_STEP(self.opt, closure)
+        opt = self.opt
+        step = type(opt).step  # an optimizer's own step (LBFGS's), else Optimizer's
+        if step is _routed:
+            step = _EAGER_STEP
+        return step(opt) if closure is None else step(opt, closure)
 
     def __call__(self, closure=None):
         opt = self.opt
@@ -344,12 +355,26 @@ class CompiledStep:
         return ver
 
 
+def eager_reason(opt) -> str:
+    """A graph break's reason for an optimizer step that runs eagerly inside a compiled
+    function: PyTorch's words for the optimizers its compile leaves out, and why."""
+    name = type(opt).__name__
+    why = getattr(type(opt), "_compile_reason", None)
+    if why is None:
+        return f"{name}.step() inside the function (runs eagerly)"
+    return f"{name}.step() inside the function: optimizer {name} step not supported ({why}); " \
+        "it runs eagerly"
+
+
 def capture_hook(opt, args, kwargs):
     """A global pre-hook while a capture runs: an eager optimizer step (one a scheduler
     wrapped, or another optimizer's) writes parameters the graph cannot replay: a break."""
     from .eval_frame import _capturing
     if _capturing:
-        _capturing[-1].brk(f"{type(opt).__name__}.step() inside the function (runs eagerly)")
+        cap = _capturing[-1]
+        cap.brk(eager_reason(opt))
+        # its writes to the parameters are this break's, not another one
+        cap.stepped.update(id(p) for g in opt.param_groups for p in g["params"])
 
 
 def optimizer_of(fn):

@@ -167,6 +167,12 @@ def _arr(v):
 class LBFGS(Optimizer):
     """L-BFGS as PyTorch implements it; one parameter group only; ``step`` needs a closure."""
 
+    # why ``ember.compile`` runs ``step`` eagerly (a graph break's reason; PyTorch's compile
+    # skips LBFGS.step too: "optimizer ... step not supported")
+    _compile_reason = ("its step re-runs the closure (forward and backward) up to max_eval "
+                       "times and stops or line-searches on loss and gradient values, "
+                       "data-dependent control flow")
+
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                  tolerance_change=1e-9, history_size=100, line_search_fn=None):
         if not 0.0 <= lr:

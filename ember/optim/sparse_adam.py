@@ -42,6 +42,11 @@ class SparseAdam(Optimizer):
     θ ← θ - γ √(1-β₂ᵗ)/(1-β₁ᵗ) · m / (√v + ε). Dense gradients are refused.
     """
 
+    # why ``ember.compile`` runs ``step`` eagerly (a graph break's reason; PyTorch's compile
+    # skips SparseAdam.step too: "optimizer ... step not supported")
+    _compile_reason = ("its gradients are sparse: the entries it updates, and their number, "
+                       "depend on the data")
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
         if isinstance(lr, Tensor) and lr.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
