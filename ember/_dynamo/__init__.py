@@ -69,17 +69,23 @@ dimension makes the graph size-generic for it (``dynamic=None``, PyTorch's autom
 dynamic; ``mark_dynamic``; ``dynamic=False`` specialises every size).
 
 NOTE [ dynamic=True ]
-The first call's capture is followed at once by a second one at grown sizes
-(``_Compiled._grow``, as ``export`` checks its ``Dim``s): every dimension >= 2 of every tensor
-input grown, equal sizes by equal amounts (PyTorch's duck shaping: a later call where they
-differ recompiles), then, if the function raises or the two graphs differ in something sizes
-cannot explain, the leading dimension of each input only.  The two graphs make the
-``DynamicGraph`` that the automatic path makes at a second size; the second capture is not
-lowered, not counted as a frame, and its random draws are put back.  Only for a plain graph
-that can be re-run (``_rerunnable``: no in-place write, no batch/instance norm statistics, no
-embedding renormalisation; no training-step events, no BatchNorm counter): others wait for a
-second size as ``dynamic=None``.  A function with Python side effects outside ops that
-do not break the graph would run them once more at the first call.
+The first call's capture is followed at once by a second one at other sizes
+(``_Compiled._grow``, as ``export`` checks its ``Dim``s), not lowered, not counted as a frame.
+The sizes (``dynamic.size_maps``): every input size >= 2 grown (equal sizes by equal amounts,
+PyTorch's duck shaping: a later call where they differ recompiles; a size that is the product
+of a run of another input's dimensions, a flattened target, follows them); where the function
+refuses that (a feature size a weight fixes) all shrunk; then one size at a time, leading
+dimensions first (at most ``dynamic.ATTEMPTS`` captures).  The first pair of graphs that
+differ only in what sizes explain makes the ``DynamicGraph`` the automatic path makes at a
+second size.  The second run is made invisible: ``dynamic.Snapshot`` puts back every array,
+version counter and ``.grad`` of the parameters, buffers and tensors the function reaches,
+each optimizer's state and flat buffers, and the random stream; so training steps (backward
+and ``opt.step()`` inside), batch-norm statistics and in-place writes are generic from the
+first call.  A function with Python side effects outside ops that do not break the graph
+would run them once more at the first call.  Sizes 0 and 1 specialise (PyTorch's 0/1
+specialisation): a batch of 1 compiles its own graph once.  An op whose arguments cannot
+follow a size (the fused LSTM's per-step batch sizes, a tuple as long as the sequence) keeps
+that size static and says so under ``EMBER_LOGS=recompiles`` (a new length recompiles).
 
 NOTE [ Regions around a break ]
 Without rewriting bytecode a frame cannot be resumed after a break, so a function that breaks

@@ -29,7 +29,11 @@ fitted (three misfits: per size for good); ``GENERIC = False`` turns it off (A/B
 Guards (what the two captures assumed, checked before an instance runs): the rank, dtype and
 layout of every input, the static dimensions' sizes (the general key), each dynamic dimension
 >= 2 (sizes 0 and 1 are specialised, as PyTorch's: broadcasting and squeezes depend on them),
-and dynamic dimensions that were equal in both captures still equal.  Limit: relations are
+and dynamic dimensions that were equal in both captures still equal.  A replay runs each op
+under the grad mode it was captured in and passes an argument detached where the capture's
+did not require grad (``x.detach()`` leaves no node: its array is ``x``'s).  A region fit
+holds only where the sizes its two regions shared keep that value (they tell the fit
+nothing about themselves); elsewhere the size gets a region of its own.  Limit: relations are
 read from two points, so a size that is a non-linear function of a dimension and happened to
 be the same at both sizes (``n // 4`` at n = 2 and 3) stays baked.
 """
@@ -37,7 +41,8 @@ from __future__ import annotations
 
 import sys
 
-from .._tensor import Tensor
+from .._tensor import Tensor, _version_counter
+from ..autograd.grad_mode import set_grad_enabled
 from ..autograd.modes import Op, dispatch
 from ..fx.experimental.proxy_tensor import COPY_, OpRecorder, record
 from ..fx.experimental.symbolic_shapes import SYM_SIZE, symbolize
@@ -45,8 +50,12 @@ from ..fx.node import map_arg
 from . import config
 from .utils import counters
 
-__all__ = ["DynamicGraph", "general_leaf", "NotDynamic"]
+__all__ = ["ATTEMPTS", "DynamicGraph", "general_leaf", "NotDynamic", "Snapshot", "size_maps",
+           "resize"]
 
+# second captures dynamic=True may try (NOTE [ dynamic=True ]): all sizes grown, shrunk, then
+# one size at a time
+ATTEMPTS = 4
 GENERIC = True  # False: a region per size, as before NOTE [ Size-generic regions ] (A/B, tests)
 
 
@@ -70,6 +79,112 @@ def general_leaf(k, dims):
     typ, shape, strides, dtype, rg = k
     lay = "C" if _contiguous(shape, strides, dtype.itemsize) else strides
     return (typ, tuple(None if i in dims else n for i, n in enumerate(shape)), lay, dtype, rg)
+
+
+class Snapshot:
+    """What running a function again may change, put back afterwards (NOTE [ dynamic=True ]):
+    each tensor's array (the object and its values) and version counter, its ``.grad`` (the
+    object and values), each optimizer's per-parameter state and flat buffers."""
+
+    def __init__(self, tensors, optimizers):
+        self.arrays = []    # (tensor, array, copy of its values, version, grad)
+        self.grads = []     # (grad tensor, array, copy)
+        self.flat = []      # (array, copy): Adam's flat group buffers
+        self.opts = []      # (optimizer, {param: its state dict's items}, _flat dict)
+        seen = set()
+        for o in optimizers:
+            st = {p: dict(s) for p, s in o.state.items()}
+            self.opts.append((o, st, dict(getattr(o, "_flat", {}))))
+            tensors = list(tensors) + [v for s in st.values() for v in s.values()
+                                       if isinstance(v, Tensor)]
+            for fg in getattr(o, "_flat", {}).values():
+                for a in (fg.flat, fg.m, fg.v, fg.vmax, fg.steps):
+                    if a is not None:
+                        self.flat.append((a, a.copy()))
+            for g in o.param_groups:
+                tensors = tensors + list(g["params"])
+        for t in tensors:
+            if not isinstance(t, Tensor) or id(t) in seen:
+                continue
+            seen.add(id(t))
+            g = t._grad
+            self.arrays.append((t, t._data, t._data.copy(), _version_counter(t)[0], g))
+            if g is not None and id(g) not in seen:
+                seen.add(id(g))
+                self.grads.append((g, g._data, g._data.copy()))
+
+    def restore(self) -> None:
+        for o, st, flat in self.opts:
+            for p in [p for p in o.state if p not in st]:
+                del o.state[p]
+            for p, items in st.items():
+                o.state[p].clear()
+                o.state[p].update(items)
+            if hasattr(o, "_flat"):
+                o._flat = flat
+        for a, c in self.flat:
+            a[...] = c
+        for t, a, c in self.grads:
+            t._data = a
+            a[...] = c
+        for t, a, c, v, g in self.arrays:
+            t._data = a
+            if getattr(getattr(a, "flags", None), "writeable", True):
+                a[...] = c
+            _version_counter(t)[0] = v
+            t._grad = g
+
+
+def size_maps(shapes, static):
+    """Candidate size changes for a second capture (NOTE [ dynamic=True ]): dicts old size ->
+    new size, most dimensions first.  ``shapes``: the tensor inputs' shapes; ``static``: per
+    input the dimensions marked static.  A size that is the product of a run of adjacent
+    dimensions of another input (a flattened target) follows them."""
+    derived = {}
+    for sh in shapes:
+        for i in range(len(sh)):
+            for j in range(i + 2, len(sh) + 1):
+                run = sh[i:j]
+                prod = 1
+                for n in run:
+                    prod *= n
+                if all(n >= 2 for n in run) and prod not in sh:
+                    derived.setdefault(prod, run)
+    free = sorted({n for sh, st in zip(shapes, static) for d, n in enumerate(sh)
+                   if n >= 2 and d not in st and n not in derived})
+    lead = [n for n in free if any(len(sh) and sh[0] == n for sh in shapes)]
+    grow = {n: n + 3 + 2 * j for j, n in enumerate(free)}  # order (so distinctness) kept
+    # equal sizes move equally (PyTorch's duck shaping: one symbol per distinct size); n // 2
+    # moves too (a step of 1 would let n // 2 pass for n - c)
+    shrink = {n: n - 2 for n in free if n >= 4}
+    plans = [grow, shrink]
+    plans += [{n: grow[n]} for n in lead] + [{n: grow[n]} for n in free if n not in lead]
+    out = []
+    for plan in plans:
+        if not plan:
+            continue
+        full = dict(plan)
+        for prod, run in derived.items():
+            if any(n in plan for n in run):
+                v = 1
+                for n in run:
+                    v *= plan.get(n, n)
+                full[prod] = v
+        if full not in out:
+            out.append(full)
+    return out
+
+
+def resize(t, sizes: dict, static=()):
+    """``t`` with each dimension's size ``n`` made ``sizes[n]`` (its own entries repeated or
+    cut), detached, ``requires_grad`` as ``t``'s."""
+    from .. import arange
+    out = t.detach()
+    for d, n in enumerate(t.shape):
+        m = sizes.get(n)
+        if m is not None and d not in static:
+            out = out.index_select(d, arange(m) % n)
+    return out.requires_grad_(t.requires_grad) if out is not t else t
 
 
 def key_shapes(leaves) -> list:
@@ -166,6 +281,9 @@ class DynamicGraph:
             (sa, a), (sb, b) = self._built
             try:
                 self._fit = GenericRegion(a, b, sa, sb)
+                # a size the two regions share tells the fit nothing about itself: the fit
+                # holds only where it keeps that value (else a region per size)
+                self._fit.fixed = [(j, n) for j, (n, m) in enumerate(zip(sa, sb)) if n == m]
             except NoFit as e:
                 self._misfits += 1
                 if _log_on("dynamic"):
@@ -189,8 +307,9 @@ class DynamicGraph:
         inst = self.instances.get(key)
         if inst is not None:
             return inst(*leaves)
-        if self.generic is not None:  # the one region, its constants at these sizes
-            inst = self.generic.at(self.sizes(key_shapes(leaves)))
+        s = self.sizes(key_shapes(leaves))
+        if self.generic is not None and all(s[j] == n for j, n in self.generic.fixed):
+            inst = self.generic.at(s)  # the one region, its constants at these sizes
             inst.gm = _Replayer(self)  # create_graph recomputes with this size's graph
             self._keep(key, inst)
             counters["stats"]["generic_instances"] += 1
@@ -202,7 +321,7 @@ class DynamicGraph:
         inst = self.compiler(gm, list(leaves))
         self._keep(key, inst)
         counters["stats"]["dynamic_instances"] += 1
-        self._learn(self.sizes(key_shapes(leaves)), inst)
+        self._learn(s, inst)
         return recording.result
 
     def _keep(self, key, inst) -> None:
@@ -225,12 +344,26 @@ class DynamicGraph:
             if n.op == "output":
                 return args[0]
             kwargs = map_arg(n.kwargs, env.__getitem__)
+            rg = n.meta.get("arg_rg")
+            if rg is not None:
+                args = tuple(_detached(a, r) for a, r in zip(args, rg))
             f = n.target
-            if isinstance(f, Op) and f is not SYM_SIZE and f is not COPY_ and \
-                    not isinstance(getattr(f._fn, "__self__", None), type):
-                # an offered function or a dropout mask: a node of the recording, not a
-                # constant (the recorder sees Function ops and in-place writes by itself)
-                env[n] = dispatch(f, args, kwargs, f._fn)
-            else:
-                env[n] = f(*args, **kwargs)
+            with set_grad_enabled(n.meta.get("grad_mode", True)):  # a no_grad() block's ops
+                if isinstance(f, Op) and f is not SYM_SIZE and f is not COPY_ and \
+                        not isinstance(getattr(f._fn, "__self__", None), type):
+                    # an offered function or a dropout mask: a node of the recording, not a
+                    # constant (the recorder sees Function ops and in-place writes by itself)
+                    env[n] = dispatch(f, args, kwargs, f._fn)
+                else:
+                    env[n] = f(*args, **kwargs)
         return None
+
+
+def _detached(a, rg):
+    """Argument ``a`` as the capture passed it: detached where it did not require grad then
+    (``x.detach()`` leaves no node: its array is ``x``'s, so the graph names ``x``)."""
+    if rg is False and isinstance(a, Tensor) and a._requires_grad:
+        return a.detach()
+    if isinstance(rg, tuple) and isinstance(a, (list, tuple)):
+        return type(a)(_detached(e, r) for e, r in zip(a, rg))
+    return a

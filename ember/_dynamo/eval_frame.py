@@ -31,7 +31,7 @@ from ..fx.experimental.proxy_tensor import (COPY_, DROPOUT_MASK, OpRecorder, fla
                                             record, unflatten)
 from .optim_step import (CompiledStep, routed_steps, optimizer_of, capture_hook,
                          compiled_step_for)
-from .dynamic import DynamicGraph, NotDynamic, general_leaf
+from .dynamic import ATTEMPTS, DynamicGraph, NotDynamic, Snapshot, general_leaf, resize, size_maps
 from .utils import counters
 from ..optim import optimizer as _optmod
 
@@ -195,6 +195,9 @@ class _Recorder(OpRecorder):
         out = super().__torch_dispatch__(func, types, args, kwargs)
         if not self.cap.in_backward:
             self.cap.ops.append(func.__name__)
+            # which tensor arguments required grad: a detached one (no node of its own, its
+            # array is its source's) is detached again when a dynamic graph replays the op
+            self.graph._root._prev.meta["arg_rg"] = tuple(_requires(a) for a in args)
         self.rng = _gen_state()
         return out
 
@@ -213,6 +216,15 @@ class _Recorder(OpRecorder):
             self.in_dropout = False
         self.rng = _gen_state()
         return out
+
+
+def _requires(a):
+    """``requires_grad`` of a tensor argument, or of each in a list of them."""
+    if isinstance(a, Tensor):
+        return a._requires_grad
+    if isinstance(a, (list, tuple)) and any(isinstance(e, Tensor) for e in a):
+        return tuple(isinstance(e, Tensor) and e._requires_grad for e in a)
+    return None
 
 
 class _Patches:
@@ -469,20 +481,6 @@ def _undoable(graph) -> bool:
 
 def _unlowered(*leaves):
     raise RuntimeError("ember.compile: a graph captured only to be symbolized was run")
-
-
-def _rerunnable(graph) -> bool:
-    """Whether running the ops of ``graph`` again leaves nothing behind but random draws (put
-    back by the caller): no in-place write, no op that updates state inside (batch/instance
-    norm statistics, an embedding's ``max_norm`` renormalisation)."""
-    for n in graph.nodes:
-        if n.op != "call_function":
-            continue
-        name = getattr(n.target, "__name__", "")
-        if n.target is COPY_ or name.endswith("_") or "norm" in name and "layer" not in name \
-                and "group" not in name or "embedding" in name:
-            return False
-    return True
 
 
 def _program(cap, rec, recording):
@@ -905,66 +903,64 @@ class _Compiled:
 
     def _grow(self, cache, key, entry, args, kwargs) -> None:
         """``dynamic=True``: make the first capture's graph size-generic now, by capturing
-        again with the inputs' dimensions grown (as ``export`` does for its ``Dim``s) and
-        symbolizing the two graphs (NOTE [ dynamic=True ]).  Only where running the function
-        again is invisible: a plain graph whose ops can be taken back (no in-place write, no
-        batch norm statistics, no training-step events); the random stream is put back."""
-        if isinstance(entry.run, _Program) or entry.side or entry.steps or \
-                not _rerunnable(entry.gm.graph):
-            return
+        again with the inputs' sizes changed (as ``export`` does for its ``Dim``s) and
+        symbolizing the two graphs (NOTE [ dynamic=True ]).  What the second run changes
+        (parameters, buffers, gradients, optimizer state, the random stream) is put back."""
         flat, spec = flatten((args, kwargs))
         tensors = [i for i, v in enumerate(flat) if isinstance(v, Tensor) and v.dim()]
-        if not tensors:
+        if not tensors or entry.gm is None:
             return
-        sizes = sorted({n for i in tensors for n in flat[i].shape if n >= 2})
-        # equal sizes grow equally and stay guarded equal (PyTorch's duck shaping: one symbol
-        # per distinct size); n // 2 changes too
-        grow = {n: 3 + 2 * j for j, n in enumerate(sizes)}
-        # every dimension first; where the function refuses that (a feature size a weight
-        # fixes), the leading (batch) dimension only
-        for lead_only in (False, True):
+        static = [getattr(flat[i], "_dynamo_static_indices", set()) for i in tensors]
+        plans = size_maps([tuple(flat[i].shape) for i in tensors], static)
+        allmods, owned, cells, _, objects = self._disc
+        allmods = allmods + [m for v in flat if isinstance(v, Module) for m in v.modules()]
+        snap_tensors = [t for m in allmods for t in (*m._parameters.values(),
+                                                     *m._buffers.values(),
+                                                     *m.__dict__.values())
+                        if isinstance(t, Tensor)] + [t for _, t in owned] + \
+            [t for _, t in cells]
+        optimizers = [o for o in objects + flat if isinstance(o, Optimizer)]
+        raised = False
+        for n, plan in enumerate(plans[:ATTEMPTS]):
+            if n == 1 and not raised:
+                continue  # the shrunk sizes: only where the grown ones were refused
             moved = list(flat)
-            for i in tensors:
-                t = flat[i]
-                static = getattr(t, "_dynamo_static_indices", set())
-                dims = [0] if lead_only else range(t.dim())
-                for d in dims:
-                    if t.shape[d] >= 2 and d not in static:
-                        moved[i] = _resized(moved[i], d, t.shape[d] + grow[t.shape[d]])
-                if moved[i] is not t:
-                    moved[i] = moved[i].requires_grad_(t.requires_grad)
-            if all(moved[i] is flat[i] for i in tensors):
-                continue
+            for i, st in zip(tensors, static):
+                moved[i] = resize(flat[i], plan, st)
             args2, kwargs2 = unflatten(moved, spec)
             key2 = (self._token, self._guard_key(moved, len(args2), tuple(kwargs2)))
             dims = _changed_dims(key, key2, flat, True)
             if dims is None:
                 continue
             rng, explained = _gen_state(), self.explained
+            snap = Snapshot(snap_tensors, optimizers)
             try:
                 _, entry2 = self._capture(args2, kwargs2, moved, lower=False)
             except Exception:  # noqa: BLE001 (the function refuses these sizes)
+                raised = True
                 continue
             finally:
-                _set_gen_state(rng)  # as if the second capture never drew
+                snap.restore()    # as if the second run never happened
+                _set_gen_state(rng)
                 self.explained = explained
             if entry2.run is None:
                 continue
+            if getattr(entry.gm, "meta_passes", None) is not None:
+                # the backend simplified the first graph in place (dead stacks gone): the
+                # second the same way, so that the two line up op for op
+                from .._functorch.passes import optimize_graph
+                optimize_graph(entry2.gm)
             try:
                 dg = DynamicGraph(entry.gm, entry2.gm, self.compiler, dims)
             except NotDynamic as e:
-                if _log_on("dynamic"):
-                    print(f"[ember.compile] dynamic=True: sizes stay static: {e}",
-                          file=sys.stderr)
+                if _log_on("dynamic") or _log_on("recompiles"):
+                    print(f"[ember.compile] dynamic=True: sizes {sorted(plan)} stay static: "
+                          f"{e}", file=sys.stderr)
                 continue
-            cache.dynamic.append((_general_key(key, dims), dims, dg, entry))
-            entry.dynamic = dg
-            dg.seed(entry.run)  # NOTE [ Size-generic regions ]
-            counters["stats"]["dynamic_graphs"] += 1
-            if _log_on("dynamic") or _log_on("recompiles"):
-                shown = {i: sorted(ds) for i, ds in dims.items()}
-                print(f"[ember.compile] dynamic=True: dims {shown} (input: dims) are dynamic",
-                      file=sys.stderr)
+            # a training step's region calls the formulas its capture's backward ran: no fit
+            _register_dynamic(cache, key, dims, dg, entry,
+                              () if isinstance(entry.run, _Program) else (entry.run,),
+                              "dynamic=True: ")
             return
 
     def _run(self, entry, args, kwargs, leaves):
@@ -1168,13 +1164,6 @@ class _Compiled:
         return recording.result, entry
 
 
-def _resized(t, dim: int, n: int):
-    """``t`` with ``n`` entries along ``dim`` (its own entries, repeated)."""
-    from .. import arange
-    idx = arange(n) % t.shape[dim]
-    return t.detach().index_select(dim, idx)
-
-
 def _marked(leaves) -> bool:
     """Whether an input carries ``mark_dynamic`` dimensions (dynamic even if dynamic=False)."""
     return any(getattr(t, "_dynamo_dynamic_indices", None) for t in leaves
@@ -1237,17 +1226,23 @@ def _make_dynamic(cache, key, entry, leaves, dynamic, compiler) -> None:
             if _log_on("dynamic") or _log_on("recompiles"):
                 print(f"[ember.compile] sizes stay static: {e}", file=sys.stderr)
             return
-        gk = _general_key(key, dims)
-        cache.dynamic = [d for d in cache.dynamic if d[0] != gk]
-        cache.dynamic.append((gk, dims, dg, entry))
-        entry.dynamic = dg
-        dg.seed(old.run, entry.run)  # the two regions fit the size-generic one (dynamic.py)
-        counters["stats"]["dynamic_graphs"] += 1
-        if _log_on("dynamic") or _log_on("recompiles"):
-            shown = {i: sorted(ds) for i, ds in dims.items()}
-            print(f"[ember.compile] dims {shown} (input: dims) are dynamic from now on",
-                  file=sys.stderr)
+        _register_dynamic(cache, key, dims, dg, entry, (old.run, entry.run), "")
         return
+
+
+def _register_dynamic(cache, key, dims, dg, entry, runs, how: str) -> None:
+    """Keep ``dg`` as ``entry``'s size-generic graph for the sizes of ``dims`` and seed its
+    region fit with the compiled ``runs`` (NOTE [ Size-generic regions ])."""
+    gk = _general_key(key, dims)
+    cache.dynamic = [d for d in cache.dynamic if d[0] != gk]
+    cache.dynamic.append((gk, dims, dg, entry))
+    entry.dynamic = dg
+    dg.seed(*runs)
+    counters["stats"]["dynamic_graphs"] += 1
+    if _log_on("dynamic") or _log_on("recompiles"):
+        shown = {i: sorted(ds) for i, ds in dims.items()}
+        print(f"[ember.compile] {how}dims {shown} (input: dims) are dynamic from now on",
+              file=sys.stderr)
 
 
 def _dynamic_instance(cache, key, leaves):

@@ -275,9 +275,10 @@ def _flat_chunk(n: int, c: int, cg: int, o: int, g: _Geom, itemsize: int) -> int
 _FLAT_BLOCK_BYTES = 10 << 20
 
 
-def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False):
+def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False, keep: bool = True):
     """``F(x, w)``: ``(N, C, *sp)`` * ``(O, C/G, *k)`` -> ``(N, O, *out)``, and the im2col
-    (a workspace array) when it was made in one block (else None).
+    (a workspace array) when it was made in one block (else None); Winograd keeps its ``V``
+    for the weight gradient only with ``keep`` (and when it fits ``_WINO_BLOCK_BYTES``).
 
     With ``flip``, ``w`` is a convolution's own ``(C, O/G, *k)`` weight and the kernel is its
     flipped, channel-swapped one (``_conv_tr``): Winograd reads that from ``w`` directly,
@@ -300,15 +301,10 @@ def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False):
     algo = _algo(c, o, g, x.dtype)
     if algo in _WINO and n:
         m = _WINO[algo]
-        step = _wino_chunk(n, c, o, g, m, x.dtype.itemsize)
+        keep = keep and _wino_chunk(n, c, o, g, m, x.dtype.itemsize) >= n
         y = xp.empty((n, o) + g.out, x.dtype)
-        ut = _wino_u(xp, w, m, flip)
-        for i in range(0, n, step):
-            v = _wino_fwd(xp, x[i:i + step], ut, g, m, y[i:i + step])
-            if step >= n:
-                return y, v
-            del v
-        return y, None
+        v = _wino_fwd(xp, x, _wino_u(xp, w, m, flip), g, m, y, keep)
+        return y, v
     w2 = w.reshape(o, -1) if G == 1 else w.reshape(G, o // G, -1)
     step = _chunk(n, c * g.K * g.L * x.dtype.itemsize)
     if n and algo in ("bl", "fold"):
@@ -575,38 +571,130 @@ def _wino_chunk(n: int, c: int, o: int, g: _Geom, m: int, itemsize: int) -> int:
 _WINO_BLOCK_BYTES = 20 << 20
 
 
+def _wino_nb(t: int, tiles: int, c: int, itemsize: int) -> int:
+    """Samples per cache block of the Winograd passes: one block's transformed tiles
+    (``(m+2)^2 * T * C`` elements) up to ``_WINO_CACHE_BYTES``, at least one sample."""
+    return max(1, _WINO_CACHE_BYTES // max(t * t * tiles * c * itemsize, 1))
+
+
+# A block's scratch arrays (padded samples, gathered tiles, the transform's intermediate,
+# products) stay in L2/L3 between the passes over them: one block of 64 channels on 32x32 is
+# one sample (590 kB of tiles), measured fastest against 2, 4 and 8 samples (1 thread)
+_WINO_CACHE_BYTES = 384 << 10
+
+
+def _scratch(flat, shape):
+    """The first ``prod(shape)`` elements of the 1-d scratch array ``flat`` as ``shape``."""
+    return flat[:math.prod(shape)].reshape(shape)
+
+
+class _WinoScratch:
+    """One thread's scratch arrays for blocks of up to ``nb`` samples: the samples copied into
+    a zero border (``(k, C, *hw)``, the tiles' extent), two arrays that hold the gathered
+    tiles and the transforms' intermediates in turn, and (``o``) the products and (``vb``) a
+    block's ``V`` where the whole ``V`` is not kept."""
+
+    __slots__ = ("hw", "pitch", "pad", "padv", "a", "b", "p", "v")
+
+    def __init__(self, xp, c: int, o: int, hw, nb: int, t: int, tiles: int, dtype,
+                 vb: bool = False):
+        big = t * t * nb * tiles * max(c, o)
+        self.hw = hw
+        # rows one element longer where a channel would span a multiple of 512 bytes: the
+        # gather reads the channels of one position at that stride, and at 4 kB (32x32
+        # float32) they all fall in one L1 set (gy's tile gather 8.3 -> 3.2 ms, one thread)
+        self.pitch = hw[1] + (hw[0] * hw[1] * xp.dtype(dtype).itemsize % 512 == 0)
+        self.pad = ws.empty(xp, (nb * c * hw[0] * self.pitch,), dtype)
+        self.padv = None
+        self.a = ws.empty(xp, (big,), dtype)
+        self.b = ws.empty(xp, (big,), dtype)
+        self.p = ws.empty(xp, (t * t * nb * tiles * o,), dtype) if o else None
+        self.v = ws.empty(xp, (t * t * nb * tiles * c,), dtype) if vb else None
+
+    def padded(self, x, lo):
+        """``x`` ``(k, C, h, w)`` copied at offset ``lo`` into the zero border (``x`` itself
+        where it fills the tiles' extent)."""
+        k, c, h, w = x.shape
+        a, b = lo
+        if (a, b) == (0, 0) and (h, w) == self.hw and x.strides[1] % 512:
+            return x
+        buf = self.padv
+        if buf is None or buf.shape[0] != k:  # the border is zeroed once per block size
+            buf = self.padv = _scratch(self.pad, (k, c, self.hw[0], self.pitch))[
+                ..., :self.hw[1]]
+            buf[:, :, :a] = 0
+            buf[:, :, a + h:] = 0
+            buf[:, :, a:a + h, :b] = 0
+            buf[:, :, a:a + h, b + w:] = 0
+        buf[:, :, a:a + h, b:b + w] = x
+        return buf
+
+    def tiles_tf(self, xp, src, m: int, mat, out) -> None:
+        """``M d M^T`` of every tile ``d`` of ``src`` (``(k, C, H, W)`` read in ``s x s``
+        tiles at stride ``m``, ``s`` = ``mat``'s columns) into ``out`` ``(r*r, k*T, C)``: the
+        tiles copied with the offsets outermost and channels innermost, then ``mat`` applied
+        along each tile axis, two GEMMs of row-major operands."""
+        k, c = src.shape[:2]
+        r, s = mat.shape
+        th, tw = (src.shape[2] - s) // m + 1, (src.shape[3] - s) // m + 1
+        sn, sc, sh, sw = src.strides
+        view = xp.lib.stride_tricks.as_strided(src, (s, s, k, th, tw, c),
+                                               (sh, sw, sn, m * sh, m * sw, sc),
+                                               writeable=False)
+        tv = _scratch(self.a, (s, s, k, th, tw, c))
+        xp.copyto(tv, view)
+        e = _scratch(self.b, (r, s * k * th * tw * c))
+        xp.matmul(mat, tv.reshape(s, -1), out=e)
+        xp.matmul(mat, e.reshape(r, s, -1), out=out.reshape(r, r, -1))
+
+    def out_tf(self, xp, p, m: int, y, out) -> None:
+        """``y`` ``(k, O, *out)`` from the products ``p`` ``((m+2)^2, k*T, O)``: ``A^T p A``
+        of every tile, along each tile axis (two GEMMs), copied into place."""
+        k, o = y.shape[:2]
+        t = m + 2
+        th, tw = -(-out[0] // m), -(-out[1] // m)
+        at = _mat(xp, m, 2, p.dtype)
+        z1 = _scratch(self.a, (t, m, k * th * tw * o))
+        xp.matmul(at, p.reshape(t, t, -1), out=z1)
+        z2 = _scratch(self.b, (m, m * k * th * tw * o))
+        xp.matmul(at, z1.reshape(t, -1), out=z2)
+        z6 = z2.reshape(m, m, k, th, tw, o).transpose(2, 5, 3, 0, 4, 1)  # (k, O, th, m, tw, m)
+        if (m * th, m * tw) == tuple(out):
+            xp.copyto(y.reshape(k, o, th, m, tw, m), z6)
+        else:  # the last tiles' extra rows/columns are dropped
+            y[...] = z6.reshape(k, o, m * th, m * tw)[:, :, :out[0], :out[1]]
+
+
+def _wino_blocks(n: int, nb: int, numel: int, make, body) -> None:
+    """``body(s, i, k)`` on the blocks ``[i, i + k)`` of ``nb`` samples (the last may be
+    shorter), ``s = make()`` a thread's scratch; split over threads at block boundaries, so
+    every block is computed alike whatever the thread count (NOTE [ Threads ])."""
+    def part(lo, hi):
+        s = make()
+        for i in range(lo, hi, nb):
+            body(s, i, min(nb, hi - i))
+    _threads.rows(part, n, numel, nb)
+
+
 def _wino_in(xp, x, g: _Geom, m: int):
     """``V = B^T d B`` of every (m+2)^2 input tile (stride m): ``((m+2)^2, N*T, C)`` scratch,
-    channels innermost, so each product ``V_p @ U_p^T`` is a tall GEMM."""
-    n, c, h, w = x.shape
+    channels innermost, so each product ``V_p @ U_p^T`` is a tall GEMM; made in cache blocks
+    of samples as in ``_wino_fwd``."""
+    n, c = x.shape[:2]
     t = m + 2
     th, tw = _wino_tiles(g, m)
-    H, W = m * th + 2, m * tw + 2  # >= the padded input: out + 2 = h + lo + hi
-    a, b = g.lo
-    buf = ws.empty(xp, (n, c, H, W), x.dtype)
-    buf[:, :, :a] = 0
-    buf[:, :, a + h:] = 0
-    buf[:, :, a:a + h, :b] = 0
-    buf[:, :, a:a + h, b + w:] = 0
-    buf[:, :, a:a + h, b:b + w] = x
-    sn, sc, sh, sw = buf.strides
-    # tile offsets outermost and channels innermost: the transform is then one plain GEMM
-    # (t*t, t*t) @ (t*t, N*T*C) with both operands row-major, and its product the layout the
-    # tall per-offset GEMMs want; measured against tiles innermost (and the transform's GEMM
-    # on a transposed operand): gather 3.8 -> 4.5 ms, transform 9.1 -> 7.8 ms, products
-    # 9.9 -> 8.1 ms on (32, 64, 32, 32)
-    tiles = xp.lib.stride_tricks.as_strided(buf, (t, t, n, th, tw, c),
-                                            (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
-    v = ws.empty(xp, (t * t, n * th * tw, c), x.dtype)
-    _copy(xp, v.reshape(t, t, n, th, tw, c), tiles, 2)
-    del buf
-    # separable: B^T along the tile rows, then along the columns, back into the same array
-    # (3x fewer FLOPs than the Kronecker product's one GEMM: 7.8 -> 6.4 ms on that layer)
+    T = th * tw
+    nb = _wino_nb(t, T, c, x.dtype.itemsize)
+    v = ws.empty(xp, (t * t, n * T, c), x.dtype)
     bt = _mat(xp, m, 0, x.dtype)
-    e = ws.empty(xp, (t, t * n * th * tw * c), x.dtype)
-    xp.matmul(bt, v.reshape(t, -1), out=e)
-    xp.matmul(bt, e.reshape(t, t, -1), out=v.reshape(t, t, -1))
-    del e
+
+    def make():
+        return _WinoScratch(xp, c, 0, (m * th + 2, m * tw + 2), nb, t, T, x.dtype)
+
+    def body(s, i, k):
+        s.tiles_tf(xp, s.padded(x[i:i + k], g.lo), m, bt, v[:, i * T:(i + k) * T])
+
+    _wino_blocks(n, nb, v.size, make, body)
     return v
 
 
@@ -626,25 +714,35 @@ def _wino_u(xp, w, m: int, flip: bool = False):
     return xp.matmul(kg, wt.T).reshape(-1, b, a)
 
 
-def _wino_fwd(xp, x, ut, g: _Geom, m: int, y):
-    """Winograd ``F`` on a block of samples with ``U^T`` ``ut`` (``_wino_u``), written into
-    ``y``; returns ``V`` (scratch)."""
-    n = x.shape[0]
+def _wino_fwd(xp, x, ut, g: _Geom, m: int, y, keep: bool = True):
+    """Winograd ``F`` on a batch with ``U^T`` ``ut`` (``_wino_u``), written into ``y``; returns
+    ``V`` (scratch) with ``keep``, else None.
+
+    Block by cache block of samples (``_wino_nb``), the input transform, the (m+2)^2 products
+    ``V_p @ U_p^T`` and the output transform run while the block's arrays are in cache: whole
+    batch pass by pass, the transforms ran at memory speed (F of (32, 64, 32, 32) 29 -> 16 ms
+    with one thread; see NOTE [ Choosing the algorithm ]).
+    """
+    n, c = x.shape[:2]
     o = ut.shape[2]
     t = m + 2
     th, tw = _wino_tiles(g, m)
-    v = _wino_in(xp, x, g, m)
-    prod = _matmul(xp, v, ut)  # ((m+2)^2, N*T, O)
-    z = ws.empty(xp, (n * th * tw * o, m * m), x.dtype)  # output tiles innermost
-    xp.matmul(prod.reshape(t * t, -1).T, _kron(xp, m, 2, x.dtype).T, out=z)
-    del prod
-    z6 = z.reshape(n, th, tw, o, m, m).transpose(0, 3, 1, 4, 2, 5)  # (N, O, th, m, tw, m)
-    oh, ow = g.out
-    if (m * th, m * tw) == (oh, ow):
-        _copy(xp, y.reshape(n, o, th, m, tw, m), z6, 0)
-    else:  # the last tiles' extra rows/columns are dropped
-        y[...] = z6.reshape(n, o, m * th, m * tw)[:, :, :oh, :ow]
-    del z
+    T = th * tw
+    nb = _wino_nb(t, T, max(c, o), x.dtype.itemsize)
+    v = ws.empty(xp, (t * t, n * T, c), x.dtype) if keep else None
+    bt = _mat(xp, m, 0, x.dtype)
+
+    def make():
+        return _WinoScratch(xp, c, o, (m * th + 2, m * tw + 2), nb, t, T, x.dtype, not keep)
+
+    def body(s, i, k):
+        vb = v[:, i * T:(i + k) * T] if keep else _scratch(s.v, (t * t, k * T, c))
+        s.tiles_tf(xp, s.padded(x[i:i + k], g.lo), m, bt, vb)
+        p = _scratch(s.p, (t * t, k * T, o))
+        xp.matmul(vb, ut, out=p)
+        s.out_tf(xp, p, m, y[i:i + k], g.out)
+
+    _wino_blocks(n, nb, t * t * n * T * max(c, o), make, body)
     return v
 
 
@@ -654,31 +752,36 @@ def _wino_wgrad(xp, x, gy, g: _Geom, m: int, v=None):
     n, c = x.shape[:2]
     o = gy.shape[1]
     t = m + 2
-    th, tw = _wino_tiles(g, m)
-    oh, ow = g.out
     vi = _wino_in(xp, x, g, m) if v is None else v
-    gp = gy
-    if (m * th, m * tw) != (oh, ow):  # zeros complete the last tiles
-        gp = xp.zeros((n, o, m * th, m * tw), gy.dtype)
-        gp[:, :, :oh, :ow] = gy
-    # gy's tiles with the tile offsets outermost: the transform is a GEMM of row-major
-    # operands writing the (O, N*T) matrices of the products
-    gt = ws.empty(xp, (m, m, o, n, th, tw), gy.dtype)
-    _copy(xp, gt, gp.reshape(n, o, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4), 3)
-    a = _mat(xp, m, 2, gy.dtype).T  # A: (m+2, m), separable as in _wino_in
-    e = ws.empty(xp, (t, m * o * n * th * tw), gy.dtype)
-    xp.matmul(a, gt.reshape(m, -1), out=e)
-    del gt
-    dy = ws.empty(xp, (t * t, o, n * th * tw), gy.dtype)
-    xp.matmul(a, e.reshape(t, m, -1), out=dy.reshape(t, t, -1))
-    del e
-    z = _matmul(xp, dy, vi)  # ((m+2)^2, O, C)
+    dy = _wino_gy(xp, gy, g, m)
+    z = _matmul(xp, dy.transpose(0, 2, 1), vi)  # ((m+2)^2, O, C)
     del dy
     if v is None:
         del vi
     gw = xp.matmul(z.reshape(t * t, o * c).T, _kron(xp, m, 1, z.dtype))
     del z
     return gw.reshape(o, c, 3, 3)
+
+
+def _wino_gy(xp, gy, g: _Geom, m: int):
+    """``A gy A^T`` of every m x m tile of ``gy`` (zeros completing the last ones), laid out as
+    ``V``: ``((m+2)^2, N*T, O)`` scratch, made in cache blocks as ``_wino_in``."""
+    n, o = gy.shape[:2]
+    t = m + 2
+    th, tw = _wino_tiles(g, m)
+    T = th * tw
+    dy = ws.empty(xp, (t * t, n * T, o), gy.dtype)
+    a = _mat(xp, m, 2, gy.dtype).T  # A: (m+2, m)
+    nb = _wino_nb(t, T, o, gy.dtype.itemsize)
+
+    def make():
+        return _WinoScratch(xp, o, 0, (m * th, m * tw), nb, t, T, gy.dtype)
+
+    def body(s, i, k):
+        s.tiles_tf(xp, s.padded(gy[i:i + k], (0, 0)), m, a, dy[:, i * T:(i + k) * T])
+
+    _wino_blocks(n, nb, dy.size, make, body)
+    return dy
 
 
 def _conv_tr(xp, gy, w, g: _Geom):
@@ -701,7 +804,7 @@ def _conv_tr(xp, gy, w, g: _Geom):
         # col2im's has C*K, so only when O <= C.  Not where that convolution would be 'fold':
         # there GEMM + col2im with the batch innermost is one GEMM too, without the flipped
         # copy of the kernel (measured 10.6 -> 7.8 ms on (32, 512, 2, 2), one thread)
-        gx, cols = _conv_fwd(xp, gy, w, full, flip=True)
+        gx, cols = _conv_fwd(xp, gy, w, full, flip=True, keep=False)
         del cols
         return gx
     if (cg == 1 < G or any(s > 1 for s in g.stride) and g.out[-1] >= _SHORT_ROW) and n:
@@ -1097,7 +1200,7 @@ class _Conv(Function):
     def forward(ctx, x, w, b, g):
         _conv_dtypes(x, w, b)
         xc, wc, bc = _half(ctx.xp, x, w, b)
-        y, cols = _conv_fwd(ctx.xp, xc, wc, g)
+        y, cols = _conv_fwd(ctx.xp, xc, wc, g, keep=ctx._record)
         if bc is not None:
             y += bc.reshape((-1,) + (1,) * len(g.k))
         if ctx._record:
