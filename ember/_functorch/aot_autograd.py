@@ -56,7 +56,9 @@ from .._backend import xp_of, asarray as _asarray, _BY_ARRAY_TYPE as _ARRAY_TYPE
 from ..ops.movement import Reshape
 from .._tensor import Tensor, _make
 from ..ops import _workspace as _ws
-from .codegen import GENERATED, BufferPool, Plan, direct, fresh_mm, relu_grad_into
+from ..ops import _blas
+from ..ops.layers import _Linear
+from .codegen import GENERATED, BufferPool, Direct, Plan, direct, fresh_mm, relu_grad_into
 
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
 
@@ -673,6 +675,7 @@ class CompiledRegion:
         ``(plan, node -> buffer index, node -> Direct)``."""
         fdirect = {}
         plan, store = Plan(), {}
+        rows = {}  # batch-1 linears -> their argument spellings (NOTE [ Batch-1 linear by GEMV ])
         self._into = {}  # node -> the variable of the input it writes over
         if not self.options.get("direct", True):
             return plan, store, fdirect
@@ -696,6 +699,8 @@ class CompiledRegion:
             d = direct(f[1], f[2][:len(n.args)], vals, n.kwargs, val._data, zeros)
             if d is not None:
                 fdirect[n] = d
+                if issubclass(f[1], _Linear) and self._row_linear(vals):
+                    rows[n] = f[2][:3]
         if not self.options.get("buffers", True):
             return plan, store, fdirect
         outs = set(region_outs)
@@ -716,7 +721,10 @@ class CompiledRegion:
                         into[n] = self._name[a]
                         break
         self._into = into
+        scratch = {}  # an escaping batch-1 linear: GEMV into a buffer it alone uses, then copy
         for n in order:
+            if n in rows and n not in planned:
+                scratch[n] = plan.take(*key[n])  # never given back
             if n in planned:
                 b = None
                 if fdirect[n].elementwise:  # write over an input read here for the last time
@@ -728,7 +736,30 @@ class CompiledRegion:
             for a in set(n.all_input_nodes):
                 if a in store and last_use.get(a) is n and store[a] != store.get(n):
                     plan.give(store[a])
+        for n, (x, w, b) in rows.items():
+            fn = f"_row_{n.name}"
+            xp = self._xp
+            self._env[fn] = _blas.linear_row(
+                key[n][1].char, lambda x, w, b, out, xp=xp: fresh_mm(xp, x, w.T, b, out))
+            call = f"{fn}({x}, {w}, {b}, "
+            if n in store:
+                fdirect[n] = Direct(["{d} = " + call + "{b})"], None, False)
+            elif n in scratch:
+                # the result escapes: a fresh array, as eager's (a copy of a (1, N) row is
+                # cheaper than reading a new array's pointer)
+                fdirect[n] = Direct([f"{{d}} = {call}B{scratch[n]})"],
+                                    [f"{{d}} = {call}B{scratch[n]}).copy()"], False)
         return plan, store, fdirect
+
+    def _row_linear(self, vals) -> bool:
+        """Whether a linear with example arguments ``vals`` runs as one GEMV (NOTE [ Batch-1
+        linear by GEMV ] in ``ops/_blas.py``): a (1, K) float row, an (N, K) weight (N, K >= 2:
+        NumPy's product is a dot or a loop otherwise, and eager's numbers are its), the
+        bundled OpenBLAS found; ``options={"blas": False}`` turns it off."""
+        x, w = vals[0], vals[1]
+        return self.options.get("blas", True) and x.ndim == 2 and x.shape[0] == 1 and \
+            w.ndim == 2 and min(w.shape) > 1 and x.shape[1] == w.shape[1] and \
+            self._xp is np and _blas.gemv_fn(x.dtype.char) is not None
 
     def _buffer_lines(self, plan, prefix, pool, spec, body) -> list:
         """``body`` (indented) between taking a set of ``plan``'s buffers from the region's

@@ -20,6 +20,7 @@ __all__: list = []
 MIN_SIZE = 8192
 _NAMES = ("scipy_cblas_{}axpy64_", "cblas_{}axpy64_")  # NumPy 2's and NumPy 1's bundles
 _found: dict = {}
+_lib: dict = {}  # "lib": the bundled OpenBLAS (a ctypes CDLL) or None, once looked for
 
 
 def axpy(dtype_char: str):
@@ -38,7 +39,11 @@ def axpy(dtype_char: str):
     return fn
 
 
-def _load(dtype_char: str):
+def _library():
+    """The OpenBLAS NumPy's wheel bundles as a ctypes ``CDLL``, or None (looked for once;
+    NOTE [ axpy ])."""
+    if "lib" in _lib:
+        return _lib["lib"]
     import ctypes
     import glob
     import os
@@ -46,31 +51,173 @@ def _load(dtype_char: str):
     here = os.path.dirname(numpy.__file__)
     paths = sorted(glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*")) +
                    glob.glob(os.path.join(here, ".dylibs", "*openblas*")))
-    real = ctypes.c_float if dtype_char == "f" else ctypes.c_double
+    found = None
     for path in paths:
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in _NAMES:
-            f = getattr(lib, name.format("s" if dtype_char == "f" else "d"), None)
-            if f is None:
-                continue
-            f.restype = None
-            f.argtypes = [ctypes.c_int64, real, ctypes.c_void_p, ctypes.c_int64,
-                          ctypes.c_void_p, ctypes.c_int64]
+        if any(getattr(lib, n.format("s"), None) is not None for n in _NAMES):
+            found = lib
+            break
+    _lib["lib"] = found
+    return found
 
-            def call(y, x, alpha, f=f, nd=numpy.ndarray, errors=(
-                    OverflowError, TypeError, ctypes.ArgumentError)):
-                """``y += alpha * x`` for C-contiguous NumPy arrays of one shape; False
-                when it did nothing (other arrays, an alpha the C type cannot take)."""
-                if not (isinstance(y, nd) and isinstance(x, nd) and y.flags.c_contiguous and
-                        x.flags.c_contiguous):
-                    return False
-                try:
-                    f(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
-                except errors:
-                    return False
-                return True
-            return call
+
+def _symbol(lib, names, dtype_char: str):
+    """The first of ``names`` (``{}`` the BLAS type letter) ``lib`` exports, or None."""
+    for name in names:
+        f = getattr(lib, name.format("s" if dtype_char == "f" else "d"), None)
+        if f is not None:
+            return f
     return None
+
+
+def _load(dtype_char: str):
+    import ctypes
+    import numpy
+    lib = _library()
+    f = None if lib is None else _symbol(lib, _NAMES, dtype_char)
+    if f is None:
+        return None
+    real = ctypes.c_float if dtype_char == "f" else ctypes.c_double
+    f.restype = None
+    f.argtypes = [ctypes.c_int64, real, ctypes.c_void_p, ctypes.c_int64,
+                  ctypes.c_void_p, ctypes.c_int64]
+
+    def call(y, x, alpha, f=f, nd=numpy.ndarray, errors=(
+            OverflowError, TypeError, ctypes.ArgumentError)):
+        """``y += alpha * x`` for C-contiguous NumPy arrays of one shape; False
+        when it did nothing (other arrays, an alpha the C type cannot take)."""
+        if not (isinstance(y, nd) and isinstance(x, nd) and y.flags.c_contiguous and
+                x.flags.c_contiguous):
+            return False
+        try:
+            f(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+        except errors:
+            return False
+        return True
+    return call
+
+
+# NOTE [ Batch-1 linear by GEMV ]
+# A compiled batch-1 ``linear`` (``x @ w.T + b`` with one row) is a matrix-vector product that
+# streams the weight once; at (1, 784) x (512, 784) float32 the GEMV is ~21 us and NumPy's
+# ``matmul`` plus the bias pass add ~1.5 us of calls around it.  ``linear_row`` makes, for one
+# call site of the generated code, ``f(x, w, b, out)`` that fills ``out`` with the bias and
+# runs one ``cblas_?gemv`` with ``beta = 1`` (``y = W x + y``: the bias folded into the
+# product's write, so ``out`` is written once more only by the fill).  The pointers are read
+# (``.ctypes``, ~1 us each) only when an array's identity changes; the arrays are held while
+# their pointers are, so a pointer never outlives its memory (an ndarray's data pointer is
+# fixed for its life).  The product is the one NumPy's ``matmul`` makes for one row (the
+# same GEMV kernel on the same layout: row-major ``w`` with NoTrans, measured 1.02-1.06x
+# faster than its transposed copy would be, which would also go stale on an in-place update),
+# and the bias is added as the kernel's last rounding, so the numbers are eager's
+# (``x @ w.T`` then ``+ b``) where the kernel's update is one rounding (FMA CPUs), and within
+# an ulp otherwise.  An array that does not fit (a strided weight, another dtype) takes the
+# caller's ``fallback``.
+_GEMV = ("scipy_cblas_{}gemv64_", "cblas_{}gemv64_")
+_gemv_found: dict = {}
+_ROW_MAJOR, _NO_TRANS = 101, 111
+
+
+def gemv_fn(dtype_char: str):
+    """The bundled OpenBLAS's ``cblas_?gemv`` (64-bit integers) as a ctypes function without
+    argument conversion (callers pass ctypes values), or None where it is absent."""
+    if dtype_char in _gemv_found:
+        return _gemv_found[dtype_char]
+    f = None
+    try:
+        lib = _library()
+        f = None if lib is None else _symbol(lib, _GEMV, dtype_char)
+    except (OSError, AttributeError, ImportError):
+        f = None
+    if f is not None:
+        f.restype = None
+    _gemv_found[dtype_char] = f
+    return f
+
+
+def linear_row(dtype_char: str, fallback):
+    """``f(x, w, b, out) -> out``: ``out = x @ w.T + b`` for a (1, K) ``x``, a (N, K) ``w``
+    (N, K >= 2) with unit column stride, a (N,) ``b`` or None and a C-contiguous (1, N) ``out`` that
+    overlaps neither, by one GEMV (NOTE [ Batch-1 linear by GEMV ]); other arrays go to
+    ``fallback(x, w, b, out)``.  None where the bundled OpenBLAS is absent."""
+    f = gemv_fn(dtype_char)
+    if f is None:
+        return None
+    import ctypes
+    import numpy
+    real = ctypes.c_float if dtype_char == "f" else ctypes.c_double
+    dt = numpy.dtype(dtype_char)
+    size = dt.itemsize
+    order, trans = ctypes.c_int(_ROW_MAJOR), ctypes.c_int(_NO_TRANS)
+    one, zero, inc1 = real(1.0), real(0.0), ctypes.c_int64(1)
+    buf = ctypes.c_char * 1
+    ptr = ctypes.c_void_p
+    nd = numpy.ndarray
+    none = (None, None)
+    # the last array seen in each place with what the call needs of it (one tuple each, so a
+    # concurrent call reads a consistent pair); ``None`` in the second place: not usable
+    seen = [none, none, none]
+
+    def pointer(a):
+        try:
+            return buf.from_buffer(a)  # a writable contiguous array (half ``.ctypes``'s cost)
+        except (TypeError, ValueError):
+            return ptr(a.ctypes.data)
+
+    def weight(w):
+        if type(w) is not nd or w.dtype != dt or w.ndim != 2 or w.strides[1] != size or \
+                w.strides[0] % size or w.strides[0] < size * w.shape[1] or w.shape[0] < 2 or w.shape[1] < 2:
+            return None  # one output: NumPy's dot; inner size 1: its loop (as eager computes)
+        n, k = w.shape
+        return ctypes.c_int64(n), ctypes.c_int64(k), ctypes.c_int64(w.strides[0] // size), \
+            pointer(w), n, k
+
+    def row(x):
+        if type(x) is not nd or x.dtype != dt or x.ndim != 2 or x.shape[0] != 1 or \
+                x.strides[1] <= 0 or x.strides[1] % size:
+            return None
+        return ctypes.c_int64(x.strides[1] // size), pointer(x), x.shape[1]
+
+    def dest(o):
+        if type(o) is not nd or o.dtype != dt or o.ndim != 2 or o.shape[0] != 1 or \
+                not o.flags.c_contiguous or not o.flags.writeable:
+            return None
+        return pointer(o), o.shape[1]
+
+    def plan(x, w, out):
+        """The GEMV's arguments for these arrays, or None (they go to ``fallback``)."""
+        sw = seen[1]
+        if sw[0] is not w:
+            sw = seen[1] = (w, weight(w))
+        sx = seen[0]
+        if sx[0] is not x:
+            sx = seen[0] = (x, row(x))
+        so = seen[2]
+        if so[0] is not out:
+            so = seen[2] = (out, dest(out))
+        pw, px, po = sw[1], sx[1], so[1]
+        if pw is None or px is None or po is None or px[2] != pw[5] or po[1] != pw[4] or \
+                numpy.may_share_memory(out, x) or numpy.may_share_memory(out, w):
+            return None
+        return pw[0], pw[1], pw[3], pw[2], px[1], px[0], po[0]
+
+    last = [(None, None, None, None)]
+
+    def call(x, w, b, out):
+        """``out = x @ w.T + b`` by one GEMV (NOTE [ Batch-1 linear by GEMV ])."""
+        c = last[0]
+        if c[0] is not x or c[1] is not w or c[2] is not out:
+            c = last[0] = (x, w, out, plan(x, w, out))
+        a = c[3]
+        if a is None:
+            return fallback(x, w, b, out)
+        if b is None:
+            f(order, trans, a[0], a[1], one, a[2], a[3], a[4], a[5], zero, a[6], inc1)
+        else:
+            out[...] = b
+            f(order, trans, a[0], a[1], one, a[2], a[3], a[4], a[5], one, a[6], inc1)
+        return out
+    return call
