@@ -30,6 +30,9 @@ GEOMS = [
     (2, 8, 5, 5, 5, "same"),
     (2, 2, 3, 3, 3, 0),    # one output: one tile, mostly padding
     (2, 6, 6, 12, 10, 1),
+    (2, 3, 4, 8, 16, 1),   # Winograd's gy tiles in scratch rows one longer (8*16*4 = 512 B)
+    (2, 3, 2, 5, 13, 1),   # F(2x2)'s padded float32 input likewise (8x16 tiles' extent)
+    (2, 4, 3, 6, 6, 0),    # tiles that fill the input exactly: read from x and gy directly
 ]
 
 
@@ -103,6 +106,31 @@ def test_blocked_batches(algo, dtype, monkeypatch):
     # allow for at an element near 0 on every random draw (1 in 720 was 4.7e-5 off in one run)
     check(lambda m, x, w: m.nn.functional.conv2d(x, w, padding=1), None,
           rand(5, 3, 6, 6, seed=5), rand(4, 3, 3, 3, seed=6), dtypes=(dtype,))
+
+
+@pytest.mark.parametrize("algo", ["winograd", "winograd4"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("nb", [1, 2])
+def test_winograd_cache_blocks(algo, dtype, nb, monkeypatch):
+    # Winograd runs block by block of nb samples (_wino_nb): 5 samples in blocks of 1, and of
+    # 2 with a shorter last one; forward with and without grad (V kept or not), both
+    # gradients, against the whole batch in one block and against torch
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 4, 9, 7)).astype(dtype)
+    wt = rng.standard_normal((6, 4, 3, 3)).astype(dtype)
+    gy = rng.standard_normal((5, 6, 9, 7)).astype(dtype)
+    whole = _conv_once(algo, monkeypatch, x, wt, gy, 1)
+    m = conv._WINO[algo]
+    per = (m + 2) ** 2 * len(range(0, 9, m)) * len(range(0, 7, m)) * 6 * x.itemsize
+    monkeypatch.setattr(conv, "_WINO_CACHE_BYTES", nb * per)
+    assert conv._wino_nb(m + 2, per // ((m + 2) ** 2 * 6 * x.itemsize), 6, x.itemsize) == nb
+    got = _conv_once(algo, monkeypatch, x, wt, gy, 1)
+    with ember.no_grad():
+        y = ember.nn.functional.conv2d(to_ember(x), to_ember(wt), padding=1).numpy()
+    for a, r in zip(got + [y], whole + whole[:1]):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12 * np.abs(r).max())
+    check(lambda m_, a, b: m_.nn.functional.conv2d(a, b, padding=1), None, x, wt,
+          dtypes=(dtype,))
 
 
 @pytest.mark.parametrize("algo", ["im2col", "fold", "bl"])
