@@ -366,7 +366,9 @@ def _floor_steps() -> dict:
     """``{name: (numpy step, torch eager step)}`` for ``numpy_floor``.  The NumPy step is what
     generated code could at best run: forward, cross-entropy, backward without the input's
     gradient and the SGD update, every array written with ``out=`` into buffers made once,
-    relu's mask as a float multiply; it returns the loss (the inference step its output)."""
+    relu's mask as a float multiply; it returns the loss (the inference step its output).
+    ``mlp_step_gemms`` is its eight GEMMs alone and ``mlp_step_gemms_sgd`` those plus the SGD
+    update, each against torch's whole step: the floor under any NumPy/OpenBLAS step."""
     import torch
     rng = _rng()
     weights = _linear_weights(rng, MLP_SIZES)
@@ -426,6 +428,31 @@ def _floor_steps() -> dict:
         tmodel.zero_grad()
         return loss
 
+    def np_gemms():
+        """``np_step``'s eight products alone (forward, weight and input gradients)."""
+        h = x
+        for i, (w, _) in enumerate(ws):
+            np.matmul(h, w.T, out=hs[i])
+            h = hs[i]
+        for i in range(len(ws) - 1, -1, -1):
+            np.matmul(gh[i].T, x if i == 0 else hs[i - 1], out=gws[i])
+            if i:
+                np.matmul(gh[i], ws[i][0], out=gh[i - 1])
+        return hs[-1]
+
+    from ember.ops import _blas
+    axpys = {k: _blas.axpy(k) for k in "f"}
+
+    def np_gemms_sgd():
+        """The products and the SGD update (one fused axpy per weight, as ember's ``add_``):
+        what no step can skip."""
+        np_gemms()
+        for (w, b), gw, gb in zip(ws, gws, gbs):
+            for p, g in ((w, gw), (b, gb)):
+                if not (axpys["f"] and axpys["f"](p, g, -MLP_LR)):
+                    p -= MLP_LR * g
+        return hs[-1]
+
     x1 = x[:1].copy()
     ws1 = [(w.copy(), b.copy()) for w, b in weights]  # the step above updates ``ws``
     bufs1 = [np.empty((1, w.shape[0]), np.float32) for w, _ in ws1]
@@ -445,7 +472,9 @@ def _floor_steps() -> dict:
     def torch_infer():
         with torch.inference_mode():
             return imodel(tx1)
-    return {"mlp_step_nn": (np_step, torch_step), "mlp_infer_b1": (np_infer, torch_infer)}
+    return {"mlp_step_nn": (np_step, torch_step), "mlp_step_gemms": (np_gemms, torch_step),
+            "mlp_step_gemms_sgd": (np_gemms_sgd, torch_step),
+            "mlp_infer_b1": (np_infer, torch_infer)}
 
 
 def numpy_floor(rounds: int = 40) -> dict:
@@ -520,7 +549,7 @@ def main(argv=None) -> int:
         print(f"# hand-written NumPy floor, thread time, best of {args.rounds}; load "
               f"{os.getloadavg()[0]:.2f}")
         for name, (a, b) in numpy_floor(args.rounds).items():
-            print(f"{name:<14} numpy/torch {a / b:5.2f}   numpy {a * 1e3:.4g} ms   torch "
+            print(f"{name:<18} numpy/torch {a / b:5.2f}   numpy {a * 1e3:.4g} ms   torch "
                   f"{b * 1e3:.4g} ms")
         return 0
     cols = ("ember", "torch") + (("ember eager",) if args.eager else ()) + \
