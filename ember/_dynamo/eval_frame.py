@@ -697,7 +697,9 @@ def _discover(fn, depth: int = 2):
             add(f, None)
             f = type(f).forward
         if inspect.ismethod(f):
-            add(f.__self__, None)
+            me = f.__self__  # a plain object's attributes are reached as a global's are
+            add(me, ("self",) if _stateful(me) and not isinstance(me, (Tensor, Optimizer))
+                else None)
             f = f.__func__
         f = inspect.unwrap(f) if callable(f) else f
         code = getattr(f, "__code__", None)
@@ -765,6 +767,87 @@ def _value_guards(allmods, plain) -> list:
         by_dict.setdefault(id(d), (d, {}))[1][k] = v
     for d, kv in by_dict.values():
         out.append((d, tuple(kv), tuple(d.get(k, _MISSING) for k in kv)))
+    return out
+
+
+# NOTE [ Python values ]
+# PyTorch's dynamo specialises the Python numbers a function reads (``torch.tensor(cfg["s"])``,
+# ``x * self.scale``, ``torch.tensor([w[0], 2.])``) and guards on them where it read them.
+# ember records ops, not bytecode, so it cannot see where a number in the graph came from: the
+# graph holds the number itself (a literal is folded, NOTE [ Constant folding ]).  So an entry
+# guards on every plain value (None, bool, int, float, str, tuples of them) in the containers
+# and objects the function reaches: the dicts, lists and plain objects named by its globals
+# and closure cells, passed as arguments, or its bound method's ``self``, the non-underscore
+# dicts, lists and objects of the modules it reaches, and those inside them (two levels); for
+# a list its length too.  A changed value recompiles, as PyTorch's guard does (a value that
+# keeps changing ends at the cache limit, eager with a warning); a value the function changes
+# itself is a side effect, a break.  Not guarded: optimizers and lr schedulers (a compiled step
+# reads their hyper-parameters at each call), containers of more than ``_GUARD_ITEMS`` plain
+# entries (the guard would cost more than the call), and values read from anything else
+# (a NumPy array's elements, an attribute of a module from another library).
+_GUARD_ITEMS = 64
+
+
+class _Items:
+    """A list seen as a mapping of its indices and ``"len"`` (a value guard's container)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq):
+        self.seq = seq
+
+    def __getitem__(self, k):
+        seq = self.seq
+        if k == "len":
+            return len(seq)
+        if k < len(seq):
+            return seq[k]
+        raise KeyError(k)
+
+    def get(self, k, default=None):
+        try:
+            return self[k]
+        except KeyError:
+            return default
+
+
+def _guardable(v) -> bool:
+    return type(v) in _PLAIN or type(v) is tuple and len(v) <= 16 and \
+        all(_guardable(e) for e in v)
+
+
+def _python_values(objects, allmods) -> list:
+    """``(mapping, keys, values)`` of the plain values in the containers and objects a
+    function reaches (NOTE [ Python values ])."""
+    from ..optim.lr_scheduler import LRScheduler
+    skip = (Module, Tensor, Optimizer, LRScheduler, _Compiled, CompiledStep)
+    todo = [(o, 0) for o in objects]
+    for m in allmods:
+        todo += [(v, 1) for k, v in m.__dict__.items() if not k.startswith("_") and
+                 (type(v) in (list, dict) or _stateful(v))]
+    out, seen = [], set()
+    while todo:
+        o, depth = todo.pop(0)
+        if id(o) in seen or isinstance(o, skip):
+            continue
+        seen.add(id(o))
+        if type(o) is dict:
+            d, items = o, list(o.items())
+        elif type(o) is list:
+            d, items = _Items(o), [("len", len(o))] + list(enumerate(o))
+        elif _stateful(o):
+            d, items = vars(o), list(vars(o).items())
+        else:
+            continue
+        keys, vals = [], []
+        for k, v in items:
+            if _guardable(v):
+                keys.append(k)
+                vals.append(v)
+            elif depth < 2 and (type(v) in (list, dict) or _stateful(v)):
+                todo.append((v, depth + 1))
+        if keys and len(keys) <= _GUARD_ITEMS:
+            out.append((d, tuple(keys), tuple(vals)))
     return out
 
 
@@ -1045,6 +1128,7 @@ class _Compiled:
                  if isinstance(t, Tensor)] + [t for _, t in owned] + [t for _, t in cells]
         versions = [(t, _version_counter(t)[0]) for t in known]
         values_before = _value_guards(allmods, plain)
+        python_before = _python_values(objects, allmods)  # NOTE [ Python values ]
         cap = _Capture(self.fullgraph)
         rec = cap.rec = _Recorder(cap)
         # the parameters' gradients (held, so that their ids stay theirs while we look)
@@ -1119,6 +1203,14 @@ class _Compiled:
                 cap.brk(f"a Python side effect: the function changed {changed[0]!r} (a module "
                         "attribute or global), which a compiled replay would not")
                 break
+        python_after = _python_values(objects, allmods)
+        if [(id(getattr(d, "seq", d)), k, v) for d, k, v in python_before] != \
+                [(id(getattr(d, "seq", d)), k, v) for d, k, v in python_after]:
+            if not any(b.reason.startswith("a Python side effect") for b in cap.breaks):
+                cap.brk("a Python side effect: the function changed a value in a dict, list "
+                        "or object it reaches, which a compiled replay would not")
+        elif not cap.breaks:  # an entry that runs eagerly needs no guard on them
+            entry.values += python_after
         program = _program(cap, rec, recording) if not cap.breaks else None
         counters["frames"]["total"] += lower  # a dynamic=True second capture is no frame
         for b in cap.breaks if lower else ():

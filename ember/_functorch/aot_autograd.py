@@ -97,7 +97,11 @@ def _acc(a, b):
         return a
     if a is None:
         return b
-    return a + b
+    if a.ndim:
+        return a + b
+    s = a.copy()  # 0-d arrays add up to a NumPy scalar, which is no gradient array
+    s += b
+    return s
 
 
 def _prod(shape) -> int:
@@ -574,7 +578,7 @@ class CompiledRegion:
                 lines.append(f"{ind}{target} = {src}")
                 st[target] = "maybe" if maybe else "yes"
                 owned[target] = owned.get(src, False)
-            elif t == "yes" and not src_maybe:
+            elif t == "yes" and not src_maybe and self._meta_of.get(target, (None,))[0] != ():
                 lines.append(f"{ind}{target} = {target} + {src}")  # _acc's sum, unwrapped
                 owned[target] = True  # a new array
             else:  # a new sum, or whichever of the two is not None

@@ -12,17 +12,21 @@ one alias would reach the value a merged twin shares.
 
 NOTE [ Constant folding ]
 A node is constant when it is a pure op (above) or a factory (``arange``, ``ones``, ``zeros``,
-``full``, ``eye``, ``linspace``, ``logspace``, ``scalar_tensor``, ``*_like`` of a constant)
-whose tensor arguments are all constant, or a ``get_attr`` tensor that does not require grad
+``full``, ``eye``, ``linspace``, ``logspace``, ``scalar_tensor``, ``*_like`` of a constant; a
+literal, ``tensor``/``as_tensor`` of Python numbers, ``_literal``) whose tensor arguments are
+all constant, or a ``get_attr`` tensor that does not require grad
 (a buffer, a frozen parameter, a captured literal) that no impure node of the graph reads (so
 not batch norm's running statistics, which it updates).  ``fold_constants`` replaces each
 constant node that a non-constant node reads by a ``get_attr`` of the value the capture
 computed for it (``meta["val"]``, the same tensor object, so the backward lowering still
 finds it by identity), and erases what only it read: a causal mask ``ones(T, T).triu(1).
-bool()`` or positions ``arange(T) * 0.5`` run once, at compile time.  Never folded: anything
-reading a placeholder or a parameter that requires grad (an optimizer changes it in place),
-random ops, a node whose value is returned (the caller may write into it), graphs with an
-in-place write, and dynamic graphs' replays (``gm.meta_no_fold``: their generic region
+bool()`` or positions ``arange(T) * 0.5`` run once, at compile time; so does ``torch.tensor(
+[1., 2.])`` (its numbers are in the graph; where they came from a Python variable, the
+capture's guards pin that variable's value, NOTE [ Python values ] in ``_dynamo/eval_frame.py``).
+A ``tensor(array)`` is no literal: it reads the array at each call, as eager does.  Never
+folded: anything reading a placeholder or a parameter that requires grad (an optimizer changes
+it in place), random ops, a node whose value is returned (the caller may write into it), graphs
+with an in-place write, and dynamic graphs' replays (``gm.meta_no_fold``: their generic region
 needs the same constants at every size).  A folded value computed from buffers keeps what
 it was computed from: ``Folds.check()`` (run by the region at each call) compares each
 source's array and version counter with the folding's and, when one changed (a buffer
@@ -39,6 +43,8 @@ from ..autograd.function import _version_counter
 from ..autograd.grad_mode import no_grad
 from ..fx.experimental.proxy_tensor import COPY_
 from ..fx.node import map_arg
+from .._backend import device as _device
+from .._dtype import dtype as _dtype
 from .._tensor import Tensor
 
 __all__ = ["pure", "cse", "dce", "fold_constants", "Folds", "optimize_graph"]
@@ -138,6 +144,24 @@ _FACTORIES = frozenset(("arange", "ones", "zeros", "full", "eye", "linspace", "l
                         "scalar_tensor", "ones_like", "zeros_like", "full_like"))
 
 
+_LITERALS = frozenset(("tensor", "as_tensor"))
+
+
+def _plain(a) -> bool:
+    """Python numbers (in lists and tuples) and immutable options, not an array or other object
+    whose values may change between calls."""
+    if isinstance(a, (list, tuple)):
+        return all(_plain(e) for e in a)
+    if isinstance(a, dict):
+        return all(_plain(v) for v in a.values())
+    return a is None or isinstance(a, (bool, int, float, complex, str, _dtype, _device))
+
+
+def _literal(n) -> bool:
+    """A ``tensor``/``as_tensor`` node of Python data: a constant (NOTE [ Constant folding ])."""
+    return n.target.__name__ in _LITERALS and _plain(n.args) and _plain(n.kwargs)
+
+
 def _writes(n) -> bool:
     return n.op == "call_function" and (n.target is COPY_ or
                                         getattr(n.target, "__name__", "").endswith("_"))
@@ -145,7 +169,8 @@ def _writes(n) -> bool:
 
 def _factory(n) -> bool:
     t = n.target
-    return n.op == "call_function" and isinstance(t, Op) and t.__name__ in _FACTORIES and \
+    return n.op == "call_function" and isinstance(t, Op) and \
+        (t.__name__ in _FACTORIES or _literal(n)) and \
         not isinstance(getattr(t._fn, "__self__", None), type)
 
 
