@@ -156,3 +156,49 @@ def test_gradient_kept_by_a_hook_is_not_changed_by_the_next_backward(dtype):
         (w * 3).sum().backward()
         kept[m] = [s.detach().numpy().tolist() for s in seen] + [w.grad.numpy().tolist()]
     assert kept[ember] == kept[torch] == [[2.0] * 3, [3.0] * 3, [5.0] * 3]
+
+
+def test_built_in_ops_take_the_raw_apply():
+    """A built-in op class gets ``_apply_raw``; a custom subclass of one gets ``apply``."""
+    from ember.autograd.function import Function, _apply_raw
+    from ember.ops.elementwise import Mul, Relu
+
+    class Twice(Relu):  # a custom Function built on a built-in op's class
+        raw = False
+
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    assert Mul.apply.__func__ is _apply_raw and Relu.apply.__func__ is _apply_raw
+    assert Twice.apply.__func__ is Function.apply.__func__
+    x = ember.tensor([1.0, -2.0], requires_grad=True)
+    Twice.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_unary_edges_match_torch(dtype):
+    """A unary op's one-input path (leaf, non-leaf, Parameter, no grad) records torch's edges."""
+    got, want = [], []
+    for mod, out in ((ember, got), (torch, want)):
+        dt = getattr(mod, dtype)
+        x = mod.tensor(A, dtype=dt, requires_grad=True)
+        p = mod.nn.Parameter(mod.tensor(A, dtype=dt))
+        c = mod.tensor(A, dtype=dt)
+        h = x.tanh()
+        y = h.relu()
+        out.append([t.grad_fn.name() if t.grad_fn is not None else None
+                    for t in (h, y, p.exp(), c.exp())])
+        out.append([[n is not None and n.name() for n, _ in t.grad_fn.next_functions]
+                    for t in (h, y)])
+        (y.sum() + p.exp().sum()).backward()
+        out.append([x.grad.tolist(), p.grad.tolist()])
+    assert got[0] == ["TanhBackward0", "ReluBackward0", "ExpBackward0", None] == want[0]
+    assert got[1] == [["torch::autograd::AccumulateGrad"], ["TanhBackward0"]] == want[1]
+    np.testing.assert_allclose(got[2][0], want[2][0], rtol=1e-6)
+    np.testing.assert_allclose(got[2][1], want[2][1], rtol=1e-6)

@@ -221,6 +221,10 @@ class Function(FunctionCtx):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._lean = bool(cls.raw)  # (a multi-output call clears it on its node)
+        # built-in ops take ``_apply_raw`` (a custom subclass of one, ``apply``)
+        if "apply" not in cls.__dict__ and cls.raw != (
+                getattr(cls.apply, "__func__", None) is _apply_raw):
+            cls.apply = _RAW_APPLY if cls.raw else Function.__dict__["apply"]
 
     def name(self) -> str:
         cls = type(self)
@@ -245,141 +249,164 @@ class Function(FunctionCtx):
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        if state.intercept and cls.raw:  # a mode or a subclass wants to see it (NOTE [ Modes ])
-            return modes.dispatch(modes.op_for(cls), args, kwargs, cls.apply)
+        """Run a custom Function: ``forward`` on tensors under no_grad, ``ctx`` as the node.
+
+        Built-in (``raw``) ops get ``_apply_raw`` instead (set by ``__init_subclass__``).
+        """
+        record = state.grad and any(isinstance(a, Tensor) and a._requires_grad for a in args)
         ctx = _new(cls)
-        if cls.raw:
-            raw = []
-            t0 = None
-            nf = None  # next_functions and needs_input_grad, made at the first input needing grad
-            grad_on = state.grad
-            for a in args:
-                if isinstance(a, Tensor):
-                    d = a._data
-                    if t0 is None:
-                        t0 = type(d)
-                    elif type(d) is not t0:  # another array type: maybe another device
-                        _backend.check_same_device(t0, d)
-                    raw.append(d)
-                    if grad_on and a._requires_grad:
-                        if nf is None:
-                            n = len(raw) - 1
-                            nf, needs = [_NO_EDGE] * n, [False] * n
-                        fn = a._grad_fn
-                        if fn is None:  # a leaf (accumulate_node's cache hit inlined: hot)
-                            fn = a._accum
-                            fn = fn() if fn is not None else None
-                            nf.append((fn if fn is not None else accumulate_node(a), 0))
-                        else:
-                            nf.append((fn, a._output_nr))
-                        needs.append(True)
-                        continue
-                else:
-                    raw.append(a)
-                if nf is not None:
-                    nf.append(_NO_EDGE)
-                    needs.append(False)
-            ctx.xp = _ARRAY_TYPES[t0][0] if t0 is not None else None
-            record = nf is not None
-            if record:  # edges are set before forward: it saves only what a needed gradient uses
-                ctx._record = True
-                ctx.next_functions = tuple(nf)
-                ctx.needs_input_grad = tuple(needs)
-            res = out = cls.forward(ctx, *raw, **kwargs) if kwargs else cls.forward(ctx, *raw)
-            tp = type(out)
-            if tp in _ARRAY_TYPES or hasattr(out, "shape"):  # the hot path: one array out
-                if tp not in _ARRAY_TYPES:  # a NumPy scalar
-                    out = _backend.asarray(out)
-                if record and out.dtype in _FLOAT_NP and ctx._non_diff is None:
-                    t = _make(out, True, ctx)
-                    if ctx._to_save is not None:
-                        items = ctx._to_save
-                        ctx._saved = _save_args(items, args, res, t) if cls.saves_inputs \
-                            else _resolve_saved(items, raw, args, (res,), (t,))
-                        ctx._to_save = None
-                    if state.anomaly:
-                        import traceback  # only under detect_anomaly (import time)
-                        ctx._trace = "".join(traceback.format_stack()[:-1])
-                else:
-                    t = _make(out)
-                if state.inference:
-                    t._inference = True
-                if cls.view and isinstance(args[0], Tensor):
-                    link_view(t, args[0], cls, args[1:], kwargs)
-                return t
-        else:
-            record = state.grad and any(isinstance(a, Tensor) and a._requires_grad for a in args)
-            ctx._record = record
-            raw = args
-            # Link inputs before forward: ``needs_input_grad`` is readable in forward, and a
-            # ``mark_dirty`` input returned as output must not become its own next function.
-            if record:
-                set_edges(ctx, args)
-                ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor)
-                                else None for a in args]
-            else:
-                ctx.needs_input_grad = (False,) * len(args)
-            prev = state.grad
-            state.grad = False
-            try:
-                if cls.setup_context is _base_setup_context:
-                    out = cls.forward(ctx, *args, **kwargs)
-                else:  # the forward(*args) + setup_context(ctx, inputs, output) style
-                    out = cls.forward(*args, **kwargs)
-                    cls.setup_context(ctx, args, out)
-            finally:
-                state.grad = prev
-
-        single = type(out) is not tuple
-        outs = (out,) if single else out
-        results = []
-        non_diff = ctx._non_diff
-        inference = state.inference
-        dirty = ctx._dirty
-        for i, o in enumerate(outs):
-            if cls.raw:
-                if type(o) not in _ARRAY_TYPES:
-                    if not hasattr(o, "dtype"):  # a plain Python value passes through
-                        results.append(o)
-                        continue
-                    o = _backend.asarray(o)
-                t = _make(o)
-            elif isinstance(o, Tensor):
-                t = o
-                if record and (t._grad_fn is not None or t._requires_grad) and not (
-                        dirty is not None and _in(t, dirty)):
-                    t = _make(t._data)  # alias: never rewrite the history of a returned input
-            else:
-                results.append(o)
-                continue
-            if inference:
-                t._inference = True
-            if record and (non_diff is None or not _in(o, non_diff)) and (
-                    t.dtype.is_floating_point or t.dtype.is_complex):
-                if dirty is not None and _in(t, dirty):
-                    _version_counter(t)[0] += 1  # PyTorch bumps a dirty output once more
-                t._requires_grad = True
-                t._grad_fn = ctx
-                t._output_nr = i
-            results.append(t)
-        if cls.view and isinstance(args[0], Tensor) and isinstance(results[0], Tensor):
-            link_view(results[0], args[0], cls, args[1:], kwargs)
-
+        ctx._record = record
+        # Link inputs before forward: ``needs_input_grad`` is readable in forward, and a
+        # ``mark_dirty`` input returned as output must not become its own next function.
         if record:
-            ctx._n_out = len(outs)
-            if not single:
-                ctx._lean = False
-                ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
-                                 if isinstance(r, Tensor) else None for r in results]
-            if ctx._to_save is not None:
-                ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
-                ctx._to_save = None
-            if state.anomaly:
-                import traceback
-                ctx._trace = "".join(traceback.format_stack()[:-1])
-        return results[0] if single else tuple(results)
+            set_edges(ctx, args)
+            ctx._in_meta = [(tuple(a._data.shape), a.dtype) if isinstance(a, Tensor)
+                            else None for a in args]
+        else:
+            ctx.needs_input_grad = (False,) * len(args)
+        prev = state.grad
+        state.grad = False
+        try:
+            if cls.setup_context is _base_setup_context:
+                out = cls.forward(ctx, *args, **kwargs)
+            else:  # the forward(*args) + setup_context(ctx, inputs, output) style
+                out = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, out)
+        finally:
+            state.grad = prev
+        return _wrap_outputs(cls, ctx, args, args, kwargs, out, record)
 
 
+def _apply_raw(cls, *args, **kwargs):
+    """``apply`` of a built-in op: ``forward`` on the arguments' arrays; ``ctx`` is the node."""
+    if state.intercept:  # a mode or a subclass wants to see it (NOTE [ Modes ])
+        return modes.dispatch(modes.op_for(cls), args, kwargs, cls.apply)
+    ctx = _new(cls)
+    nf = None  # next_functions and needs_input_grad, made at the first input needing grad
+    grad_on = state.grad
+    a = args[0] if len(args) == 1 else None
+    if a.__class__ is Tensor:  # a unary op on a plain tensor: no list, no loop (hot)
+        d = a._data
+        raw = (d,)
+        t0 = type(d)
+        if grad_on and a._requires_grad:
+            fn = a._grad_fn
+            if fn is None:
+                fn = a._accum
+                fn = fn() if fn is not None else None
+                nf = ((fn if fn is not None else accumulate_node(a), 0),)
+            else:
+                nf = ((fn, a._output_nr),)
+            needs = _NEEDS1
+        scan = ()
+    else:
+        raw = list(args)  # (each tensor replaced by its array in place)
+        t0 = None
+        scan = args
+    i = -1
+    for a in scan:
+        i += 1
+        if isinstance(a, Tensor):
+            d = raw[i] = a._data
+            if t0 is None:
+                t0 = type(d)
+            elif type(d) is not t0:  # another array type: maybe another device
+                _backend.check_same_device(t0, d)
+            if grad_on and a._requires_grad:
+                if nf is None:
+                    nf, needs = [_NO_EDGE] * len(args), [False] * len(args)
+                needs[i] = True
+                fn = a._grad_fn
+                if fn is None:  # a leaf (accumulate_node's cache hit inlined: hot)
+                    fn = a._accum
+                    fn = fn() if fn is not None else None
+                    nf[i] = (fn if fn is not None else accumulate_node(a), 0)
+                else:
+                    nf[i] = (fn, a._output_nr)
+    ctx.xp = _ARRAY_TYPES[t0][0] if t0 is not None else None
+    if nf is not None:  # edges are set before forward: it saves only what a needed gradient uses
+        ctx._record = True
+        ctx.next_functions = tuple(nf)  # (a tuple already for a unary op)
+        ctx.needs_input_grad = tuple(needs)
+    res = out = cls.forward(ctx, *raw, **kwargs) if kwargs else cls.forward(ctx, *raw)
+    tp = type(out)
+    if tp not in _ARRAY_TYPES:
+        if not hasattr(out, "shape"):  # several outputs, or a plain Python value
+            return _wrap_outputs(cls, ctx, args, raw, kwargs, out, nf is not None)
+        out = _backend.asarray(out)  # a NumPy scalar
+    if nf is not None and out.dtype in _FLOAT_NP and ctx._non_diff is None:  # the hot path
+        t = _make(out, True, ctx)
+        items = ctx._to_save
+        if items is not None:
+            ctx._to_save = None
+            ctx._saved = _save_args(items, args, res, t) if cls.saves_inputs \
+                else _resolve_saved(items, raw, args, (res,), (t,))
+        if state.anomaly:
+            import traceback  # only under detect_anomaly (import time)
+            ctx._trace = "".join(traceback.format_stack()[:-1])
+    else:
+        t = _make(out)
+    if state.inference:
+        t._inference = True
+    if cls.view and isinstance(args[0], Tensor):
+        link_view(t, args[0], cls, args[1:], kwargs)
+    return t
+
+
+def _wrap_outputs(cls, ctx, args, raw, kwargs, out, record):
+    """Tensors for what ``forward`` returned (several outputs, or a custom Function's)."""
+    single = type(out) is not tuple
+    outs = (out,) if single else out
+    results = []
+    non_diff = ctx._non_diff
+    inference = state.inference
+    dirty = ctx._dirty
+    for i, o in enumerate(outs):
+        if cls.raw:
+            if type(o) not in _ARRAY_TYPES:
+                if not hasattr(o, "dtype"):  # a plain Python value passes through
+                    results.append(o)
+                    continue
+                o = _backend.asarray(o)
+            t = _make(o)
+        elif isinstance(o, Tensor):
+            t = o
+            if record and (t._grad_fn is not None or t._requires_grad) and not (
+                    dirty is not None and _in(t, dirty)):
+                t = _make(t._data)  # alias: never rewrite the history of a returned input
+        else:
+            results.append(o)
+            continue
+        if inference:
+            t._inference = True
+        if record and (non_diff is None or not _in(o, non_diff)) and (
+                t.dtype.is_floating_point or t.dtype.is_complex):
+            if dirty is not None and _in(t, dirty):
+                _version_counter(t)[0] += 1  # PyTorch bumps a dirty output once more
+            t._requires_grad = True
+            t._grad_fn = ctx
+            t._output_nr = i
+        results.append(t)
+    if cls.view and isinstance(args[0], Tensor) and isinstance(results[0], Tensor):
+        link_view(results[0], args[0], cls, args[1:], kwargs)
+
+    if record:
+        ctx._n_out = len(outs)
+        if not single:
+            ctx._lean = False
+            ctx._out_meta = [(r._data.shape, r._data.dtype, _backend.xp_of(r._data))
+                             if isinstance(r, Tensor) else None for r in results]
+        if ctx._to_save is not None:
+            ctx._saved = _resolve_saved(ctx._to_save, raw, args, outs, results)
+            ctx._to_save = None
+        if state.anomaly:
+            import traceback
+            ctx._trace = "".join(traceback.format_stack()[:-1])
+    return results[0] if single else tuple(results)
+
+
+_RAW_APPLY = classmethod(_apply_raw)
+_NEEDS1 = (True,)
 _NO_EDGE = (None, 0)
 _NONE_SAVED = (_CONST, None)
 
@@ -459,14 +486,18 @@ def _save_args(items, args, out, t):
     """Saved entries of a ``saves_inputs`` op: item k is input k, the output ``out`` (whose
     fresh tensor is ``t``) or None, taken as declared without matching."""
     saved = []
-    for k, item in enumerate(items):
+    k = -1
+    for item in items:
+        k += 1
         if item is out:
             vc = t._version_ctr
             if vc is None:
                 vc = t._version_ctr = [0]
             saved.append((_OUT, t._data, 0, vc, vc[0]))
+        elif item is None:
+            saved.append(_NONE_SAVED)
         else:
-            a = args[k] if item is not None else None
+            a = args[k]
             if isinstance(a, Tensor):
                 if a._inference and not state.inference:
                     _raise_inference_saved()
@@ -477,7 +508,7 @@ def _save_args(items, args, out, t):
                 saved.append((_IN, a, vc, vc[0]))
             else:  # a Python scalar (or an array passed as is: a constant tensor)
                 saved.append((_CONST, _make(item) if type(item) in _ARRAY_TYPES else item))
-    return _pack(saved, (t,)) if state.saved_hooks else tuple(saved)
+    return _pack(saved, (t,)) if state.saved_hooks else saved
 
 
 def _raise_inference_saved():
