@@ -31,6 +31,7 @@ from ..autograd.function import Function
 from ..autograd.inplace import copy_into_out, inplace, make_inplace
 from ..autograd.grad_mode import state
 from . import _workspace as _ws
+from . import _pointwise as _pw
 from . import _blas
 from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
                     need_tensor, scalar_name, c_name, holomorphic, is_float, plain as _plain)
@@ -1094,6 +1095,8 @@ class Relu(Function):
             raise RuntimeError("Boolean inputs not supported for relu")
         if a.dtype.itemsize == 2 and is_float(a.dtype):  # exact either way; float32 is faster
             y = ctx.xp.maximum(a.astype("float32"), 0).astype(a.dtype)
+        elif a.nbytes >= _ws.MIN_BYTES and _pw.dense_float(a):  # blocks, threads (_pointwise)
+            y = _pw.relu(ctx.xp, a)
         elif getattr(a, "flags", None) is not None and a.flags.c_contiguous:  # against a zero
             # array NumPy takes its SIMD loop: 1.5-3x faster than against a broadcast scalar 0;
             # zeros in a workspace block: a fresh 2 MB one page-faulted (NOTE [ Workspace ]),
@@ -1134,6 +1137,10 @@ class _ReluGrad(Function):
     @staticmethod
     def formula(xp, g, y):
         big = y.nbytes >= _ws.MIN_BYTES  # (small arrays do not fault: plain ones are faster)
+        if big and _pw.dense_float(g):  # exact, two passes (NOTE [ Blocked pointwise passes ])
+            out = _pw.relu_grad(xp, g, y)
+            if out is not None:
+                return out
         mask = xp.not_equal(y, 0, out=_ws.empty(xp, y.shape, bool)) if big else y != 0
         if g.dtype.itemsize == 2 and is_float(g.dtype):  # exact; float32 loops are faster
             out = (g.astype("float32") * mask).astype(g.dtype)

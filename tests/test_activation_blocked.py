@@ -1,0 +1,186 @@
+"""Activations on large arrays (ember/ops/_pointwise.py, NOTE [ Blocked pointwise passes ]):
+forward and backward against torch with zeros of both signs, NaNs of both signs, infinities
+and huge values in the input and the gradient; C-order, channels_last and non-dense
+layouts; bit for bit the same numbers in one block or many, on one thread or several, as
+the whole-array formulas they replace."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.nn.functional as EF
+import torch.nn.functional as TF
+from ember.ops import _pointwise, _threads, _workspace
+
+# (4, 8, 24, 24) float32 is 72 KiB: past _workspace.MIN_BYTES, so the blocked kernels run
+SHAPE = (4, 8, 24, 24)
+UINT = {np.dtype("float32"): np.uint32, np.dtype("float64"): np.uint64}
+
+# name, (ember fn, torch fn)
+OPS = {
+    "relu": (EF.relu, TF.relu),
+}
+
+
+def _specials(shape, dt, seed):
+    """Normal values with every special value a kernel must get right, at random places."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape).astype(dt)
+    flat = a.reshape(-1)
+    neg_nan = np.array(-np.nan, dt)  # the sign bit set: x86's default NaN (inf - inf)
+    assert np.signbit(neg_nan)
+    values = np.array([0.0, -0.0, np.nan, neg_nan, np.inf, -np.inf, 3e38, -3e38, 1e-45,
+                       -1e-45], dt)
+    idx = rng.choice(flat.size, 40 * values.size, replace=False)
+    flat[idx] = np.repeat(values, 40)
+    return a
+
+
+def _torch_pair(name, x, g):
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    y = OPS[name][1](xt)
+    gx, = torch.autograd.grad(y, xt, torch.from_numpy(g.copy()))
+    return y.detach().numpy(), gx.numpy()
+
+
+def _ember_pair(name, x, g):
+    xe = ember.tensor(x, requires_grad=True)
+    y = OPS[name][0](xe)
+    gx, = ember.autograd.grad(y, xe, ember.tensor(g))
+    return y.detach().numpy(), gx.numpy()
+
+
+def _same_bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a.view(UINT[a.dtype]), b.view(UINT[b.dtype]))
+
+
+@pytest.fixture
+def threads():
+    """``use(k)``: split every pass (no size threshold) over ``k`` threads."""
+    old = _threads.MIN_NUMEL
+
+    def use(k):
+        _threads.MIN_NUMEL = 0 if k > 1 else old
+        _threads.set_count(k)
+    yield use
+    _threads.MIN_NUMEL = old
+    _threads.set_count(None)
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(OPS))
+def test_against_torch_with_special_values(name, dt, threads):
+    threads(1)
+    x, g = _specials(SHAPE, dt, 0), _specials(SHAPE, dt, 1)
+    ye, ge = _ember_pair(name, x, g)
+    yt, gt = _torch_pair(name, x, g)
+    tol = dict(rtol=1e-6, atol=1e-6) if dt == "float32" else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ye, yt, equal_nan=True, **tol)
+    np.testing.assert_allclose(ge, gt, equal_nan=True, **tol)
+
+
+def _counting(monkeypatch, name):
+    """Count the calls of ``_pointwise.<name>`` that return a result."""
+    calls = []
+    fn = getattr(_pointwise, name)
+
+    def counted(*args):
+        out = fn(*args)
+        calls.append(out is not None)
+        return out
+    monkeypatch.setattr(_pointwise, name, counted)
+    return calls
+
+
+def test_relu_is_exact(monkeypatch):
+    # relu and its gradient are selections: every bit equals torch's, but for relu(-0.0),
+    # which is +0.0 here (NumPy's maximum against +0) and -0.0 in torch
+    calls = _counting(monkeypatch, "relu"), _counting(monkeypatch, "relu_grad")
+    for dt in ("float32", "float64"):
+        x, g = _specials(SHAPE, dt, 2), _specials(SHAPE, dt, 3)
+        ye, ge = _ember_pair("relu", x, g)
+        yt, gt = _torch_pair("relu", x, g)
+        yt[(yt == 0)] = 0.0
+        _same_bits(ye, yt)
+        _same_bits(ge, gt)
+    assert calls == ([True, True], [True, True])  # the blocked kernels ran
+
+
+def _whole(name, x, g, monkeypatch):
+    """The op's numbers from its whole-array formulas (the blocked kernels off)."""
+    with monkeypatch.context() as m:
+        m.setattr(_pointwise, "dense_float", lambda a: False)
+        return _ember_pair(name, x, g)
+
+
+@pytest.mark.parametrize("k,block", [(1, 1 << 20), (1, 3 << 12), (2, 1 << 14), (3, 3 << 12)])
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(OPS))
+def test_blocks_and_threads_give_the_same_bits(name, dt, k, block, threads, monkeypatch):
+    # many blocks with a short last one, split over threads: the whole-array formulas' bits
+    x, g = _specials(SHAPE, dt, 4), _specials(SHAPE, dt, 5)
+    y0, g0 = _whole(name, x, g, monkeypatch)
+    monkeypatch.setattr(_pointwise, "BLOCK_BYTES", block)
+    threads(k)
+    y1, g1 = _ember_pair(name, x, g)
+    _same_bits(y1, y0)
+    _same_bits(g1, g0)
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_layouts(name, threads):
+    # channels_last (dense, permuted): the result keeps the input's strides; a slice (not
+    # dense) and a gradient of another layout than the input take the general formulas
+    threads(2)
+    x, g = _specials((4, 24, 24, 8), "float32", 6), _specials((4, 24, 24, 8), "float32", 7)
+    xcl = x.transpose(0, 3, 1, 2)  # NCHW view of NHWC memory
+    for xx, gg in ((xcl, g.transpose(0, 3, 1, 2)), (xcl, np.ascontiguousarray(xcl)),
+                   (x[:, ::2], g[:, ::2]), (x[..., ::-1], g)):
+        xe = ember.from_numpy(np.array(xx, copy=True, order="K")).requires_grad_()
+        ye = OPS[name][0](xe)
+        gx, = ember.autograd.grad(ye, xe, ember.from_numpy(np.array(gg, order="K")))
+        yt, gt = _torch_pair(name, np.ascontiguousarray(xx), np.ascontiguousarray(gg))
+        np.testing.assert_allclose(ye.detach().numpy(), yt, rtol=1e-6, atol=1e-6,
+                                   equal_nan=True)
+        np.testing.assert_allclose(gx.numpy(), gt, rtol=1e-6, atol=1e-6, equal_nan=True)
+        if xx is xcl:
+            assert ye.stride() == tuple(s // 4 for s in xcl.strides)
+
+
+def test_relu_grad_without_the_plus_zero_guarantee(monkeypatch):
+    # where NumPy's maximum may leave -0.0, the backward takes the general formula
+    x, g = _specials(SHAPE, "float32", 8), _specials(SHAPE, "float32", 9)
+    monkeypatch.setitem(_pointwise._PLUS_ZERO, (np, np.dtype("float32")), False)
+    ye, ge = _ember_pair("relu", x, g)
+    yt, gt = _torch_pair("relu", x, g)
+    np.testing.assert_array_equal(ge, gt)
+    assert _pointwise._plus_zero(np, np.dtype("float64"))  # true on this machine's NumPy
+
+
+def test_relu_results_do_not_share_memory():
+    # results come from workspace blocks: two live results never alias
+    x = ember.randn(*SHAPE, requires_grad=True)
+    y1, y2 = EF.relu(x), EF.relu(x * 2)
+    assert not np.shares_memory(y1.detach().numpy(), y2.detach().numpy())
+    g1, = ember.autograd.grad(y1, x, ember.ones(*SHAPE))
+    g2, = ember.autograd.grad(y2, x, ember.ones(*SHAPE))
+    assert not np.shares_memory(g1.numpy(), g2.numpy())
+    np.testing.assert_array_equal(2 * g1.numpy(), g2.numpy())
+    assert _workspace.MIN_BYTES <= y1.detach().numpy().nbytes
+
+
+def test_relu_double_backward_and_create_graph():
+    x0, g0 = _specials(SHAPE, "float64", 10), _specials(SHAPE, "float64", 11)
+    for mod, f in ((ember, EF), (torch, TF)):
+        x = mod.tensor(x0, requires_grad=True)
+        g = mod.tensor(g0, requires_grad=True)
+        gx, = mod.autograd.grad(f.relu(x), x, g, create_graph=True)
+        gg, = mod.autograd.grad(gx, g, mod.ones(SHAPE, dtype=mod.float64))
+        if mod is ember:
+            ge, gge = gx.detach().numpy(), gg.numpy()
+        else:
+            np.testing.assert_array_equal(ge, gx.detach().numpy())
+            np.testing.assert_array_equal(gge, gg.numpy())
