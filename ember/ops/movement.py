@@ -1069,10 +1069,40 @@ def _join_into(ctx, grads):
         if a.dtype != dt or xp_of(a) is not xp:
             return None
         arrays.append(a)
+    whole = _joined_already(arrays, ctx.keys, shape)
+    if whole is not None:
+        return _make(whole)
     out = ws.empty(xp, shape, dt)
     for k, a in zip(ctx.keys, arrays):
         out[k] = 0 if a is None else a
     return _make(out)
+
+
+def _joined_already(arrays, keys, shape):
+    """The contiguous ``shape`` array whose ``[key]`` views the piece gradients already are
+    (an op wrote them into one array, NOTE [ Packed head gradients ] in ops/attention.py), or
+    ``None``: nothing to copy then."""
+    roots = []
+    for a in arrays:
+        if a is None:
+            return None
+        r = a
+        while getattr(r, "base", None) is not None:  # the array that owns the memory
+            r = r.base
+        roots.append(r)
+    root = roots[0]
+    size = 1
+    for n in shape:
+        size *= n
+    if any(r is not root for r in roots) or not hasattr(root, "flags") or \
+            not root.flags.c_contiguous or root.dtype != arrays[0].dtype or root.size != size:
+        return None
+    whole = root.reshape(shape)
+    for k, a in zip(keys, arrays):
+        w = whole[k]
+        if w.shape != a.shape or w.strides != a.strides or w.ctypes.data != a.ctypes.data:
+            return None
+    return whole
 
 
 def _join_grads(ctx, grads, join):
