@@ -209,3 +209,48 @@ def test_compiled_batch_one_training_equals_eager(dt):
         np.testing.assert_allclose(out[name][0], out["eager"][0], rtol=tol)
         for a, b in zip(out[name][1], out["eager"][1]):
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@needs_blas
+@pytest.mark.parametrize("dynamic", [None, True])
+def test_batch_one_among_other_batch_sizes(dynamic):
+    """A graph seen at batch 1 and at other sizes (automatic dynamic, dynamic=True): every
+    size computes eager's numbers, whichever region (GEMV rows or GEMMs) runs it."""
+    ember.compiler.reset()
+    rng = np.random.default_rng(6)
+    model = _mlp(ember, "float32", rng).eval()
+    cm = ember.compile(model, dynamic=dynamic)
+    with ember.no_grad():
+        for n in (1, 3, 1, 5, 2, 1):
+            x = ember.tensor(rng.standard_normal((n, 784)), dtype=ember.float32)
+            _close(cm(x).numpy(), model(x).numpy())
+
+
+@needs_blas
+def test_rows_from_two_threads():
+    """Two threads calling one compiled batch-1 model: each call takes its own buffer set
+    and the row functions' remembered pointers stay consistent."""
+    import threading
+    ember.compiler.reset()
+    rng = np.random.default_rng(7)
+    model = _mlp(ember, "float32", rng).eval()
+    cm = ember.compile(model)
+    xs = [ember.tensor(rng.standard_normal((1, 784)), dtype=ember.float32) for _ in range(4)]
+    with ember.inference_mode():
+        want = [model(x).numpy() for x in xs]
+        cm(xs[0])
+    bad = []
+
+    def work(k):
+        with ember.inference_mode():
+            for i in range(200):
+                j = (i + k) % 4
+                got = cm(xs[j]).numpy()
+                if not np.allclose(got, want[j], rtol=1e-6, atol=1e-6):
+                    bad.append((k, i))
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not bad
