@@ -143,19 +143,19 @@ class FunctionCtx(Node):
         for entry in saved:
             kind = entry[0]
             if kind == _IN:
-                t, vc, version = entry[1], entry[2], entry[3]
+                _, t, vc, version = entry
                 if vc[0] != version:
                     _raise_modified(self, t, vc[0], version)
-                out.append(t)
-            elif kind == _OUT:
-                arr, idx, vc, version = entry[1], entry[2], entry[3], entry[4]
+            elif kind == _OUT:  # the array of this node's output ``idx``: rebuilt as a tensor
+                _, t, idx, vc, version = entry
                 if vc is not None and vc[0] != version:
-                    _raise_modified(self, _make(arr), vc[0], version, idx)
-                out.append(_make(arr, True, self, idx))
+                    _raise_modified(self, _make(t), vc[0], version, idx)
+                t = _make(t, True, self, idx)
             elif kind == _HOOK:
-                out.append(entry[2](entry[1]))  # unpack_hook(packed)
+                t = entry[2](entry[1])  # unpack_hook(packed)
             else:
-                out.append(entry[1])
+                t = entry[1]
+            out.append(t)
         return tuple(out)
 
     saved_variables = saved_tensors

@@ -136,12 +136,13 @@ def holomorphic(backward):
     sum, views, indexing) need no decoration; non-holomorphic ones (abs, angle, real, conj)
     write their complex formula in ops/complex.py.
     """
-    def run(ctx, *grads):
-        g = grads[0]
-        if g is not None and g._data.dtype.kind == "c" or len(grads) > 1 and any(
-                x is not None and x._data.dtype.kind == "c" for x in grads[1:]):
-            return conj_grads(_as_tuple(backward(ctx, *conj_grads(grads))))
-        return backward(ctx, *grads)
+    def run(ctx, g, *rest):  # (one gradient, real: one test, no packing; ~0.1 us a node)
+        if rest or g is not None and g._data.dtype.kind == "c":
+            grads = (g,) + rest
+            if any(x is not None and x._data.dtype.kind == "c" for x in grads):
+                return conj_grads(_as_tuple(backward(ctx, *conj_grads(grads))))
+            return backward(ctx, *grads)
+        return backward(ctx, g)
     run.__name__ = backward.__name__
     run.__doc__ = backward.__doc__
     return staticmethod(run)
