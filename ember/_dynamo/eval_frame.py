@@ -110,6 +110,8 @@ class _Capture:
         self.ops = []
         self.calls = []
         self.stack = []
+        self.schedulers = []  # lr schedulers whose step() is an event (NOTE [ Compiled
+        # training steps ])
 
     @contextlib.contextmanager
     def call(self, callee):
@@ -274,6 +276,8 @@ class _Patches:
         self._set(Module, "__call__", module_call)
         for owner in (Optimizer, Module):
             self._set(owner, "zero_grad", _zero_grad_patch(owner.zero_grad, rec))
+        from ..optim.lr_scheduler import LRScheduler
+        self._set(LRScheduler, "step", _sched_patch(LRScheduler.step, rec))
         grad = Tensor.__dict__["grad"]
 
         def set_grad(t, value):
@@ -341,6 +345,25 @@ def _zero_grad_patch(orig, rec):
         finally:
             cap.quiet -= 1
     return zero_grad
+
+
+def _sched_patch(orig, rec):
+    """``LRScheduler.step()`` while capturing: an event the program replays as it is, after
+    the compiled optimizer step (Python over the optimizer's hyper-parameters, which a compiled
+    step reads at each call; PyTorch's dynamo traces it without a break).  A subclass's own
+    ``step`` (``ReduceLROnPlateau``'s metric, ``SequentialLR``) or an ``epoch`` argument stays
+    a side effect (a break)."""
+    @functools.wraps(orig)
+    def step(self, *args, **kwargs):
+        cap = rec.cap
+        if rec not in state.modes or cap.in_backward or args or kwargs or \
+                type(self).step is not step:
+            return orig(self, *args, **kwargs)
+        cap.event("sched", self)
+        cap.schedulers.append(self)
+        with cap.suspended():
+            return orig(self)
+    return step
 
 
 def _hook_patch(orig, rec, name):
@@ -452,6 +475,8 @@ class _Program:
                 extras[a].backward(None if b is None else extras[b])
             elif kind == "zero_grad":
                 a().zero_grad(b)
+            elif kind == "sched":
+                a().step()
             else:  # "step"
                 compiled_step_for(a())()
         if self.items:
@@ -541,8 +566,8 @@ def _program(cap, rec, recording):
                 cap.brk("backward() on a tensor the graph does not compute", stack)
                 return None
             post.append(("backward", k, kg))
-        elif kind == "step":
-            post.append(("step", weakref.ref(payload[0]), None))
+        elif kind in ("step", "sched"):
+            post.append((kind, weakref.ref(payload[0]), None))
         else:  # item: its value may only be returned, as it is
             t, v = payload
             k = extra(t)
@@ -559,7 +584,8 @@ def _program(cap, rec, recording):
     return pre, post, items, spec, tuple(guards), random
 
 
-_EVENT_NAMES = {"backward": "backward()", "step": "optimizer.step()", "item": "Tensor.item()"}
+_EVENT_NAMES = {"backward": "backward()", "step": "optimizer.step()", "item": "Tensor.item()",
+                "sched": "lr_scheduler.step()"}
 
 
 class _Entry:
@@ -1190,8 +1216,11 @@ class _Compiled:
         entry.owned = []
         entry.cells = [(w[1], t) for w, t in cells]
         entry.values = _value_guards(allmods, plain)
+        # a scheduler's step() is replayed (an event): its and its optimizer's changes are not
+        # side effects
+        replayed = {id(o) for s in cap.schedulers for o in (s, s.optimizer)}
         for o, a, b in zip(objects, objects_before, _object_state(objects)):
-            if a != b:
+            if a != b and id(o) not in replayed:
                 what = "contents" if type(o) in (list, dict) else "attributes"
                 cap.brk(f"a Python side effect: the function changed a {type(o).__name__}'s "
                         f"{what} (an lr scheduler's step, an append?), which a compiled replay "
