@@ -83,7 +83,8 @@ def _fit_int(va: int, vb: int, sa, sb):
 def _fit(va, vb, sa, sb):
     """A node of the constants' tree: ``("k", value)`` (the same at every size), ``("i" |
     "f" | "r", term, c, d)`` (int, float, reciprocal), ``("t", type, children)``, ``("sl",
-    node)`` (a slice), ``("b", xp, value, shape)`` (one value broadcast to a shape)."""
+    node)`` (a slice), ``("b", xp, value, shape)`` (one value broadcast to a shape),
+    ``("rep", item, count)`` (a tuple of one value repeated)."""
     t = type(va)
     if t is not type(vb):
         raise NoFit(f"{va!r} vs {vb!r}")
@@ -109,6 +110,10 @@ def _fit(va, vb, sa, sb):
                     return ("r",) + e
         raise NoFit(f"{va} vs {vb}: no size expression")
     if issubclass(t, (tuple, list)):  # Size, a namedtuple of shapes (a norm's layout) too
+        if t is tuple and va and vb and len(va) != len(vb) and \
+                all(type(e) is int for e in va + vb) and len(set(va)) == 1 and len(set(vb)) == 1:
+            # one size repeated another's number of times (an RNN's per-step batch sizes)
+            return ("rep", _fit(va[0], vb[0], sa, sb), _fit(len(va), len(vb), sa, sb))
         if len(va) != len(vb):
             raise NoFit(f"{t.__name__} of {len(va)} vs {len(vb)} items")
         kids = [_fit(x, y, sa, sb) for x, y in zip(va, vb)]
@@ -167,6 +172,8 @@ def _eval(node, s):
         return node[1](*vals) if hasattr(node[1], "_fields") else node[1](vals)
     if kind == "sl":
         return slice(*_eval(node[1], s))
+    if kind == "rep":
+        return (_eval(node[1], s),) * _eval(node[2], s)
     if kind == "b":
         return _make(node[1].broadcast_to(node[2], _eval(node[3], s)))
     _, t, c, d = node
@@ -190,6 +197,8 @@ def _check(node, v, s) -> bool:
             all(_check(k, x, s) for k, x in zip(node[2], v))
     if kind == "sl":
         return type(v) is slice and _check(node[1], (v.start, v.stop, v.step), s)
+    if kind == "rep":
+        return type(v) is tuple and v == _eval(node, s)
     if kind == "b":
         if not _filled(v) or v._data.dtype != node[2].dtype:
             return False

@@ -44,6 +44,16 @@ class Sym:
         return f"Sym({self.a}, {self.b})"
 
 
+class Rep:
+    """A tuple of one value repeated a size's number of times (an RNN's per-step batch sizes,
+    ``(B,) * T``): ``item`` (an int or ``Sym``) ``count`` times (a ``Sym``)."""
+
+    __slots__ = ("item", "count")
+
+    def __init__(self, item, count: Sym):
+        self.item, self.count = item, count
+
+
 class NotSymbolic(Exception):
     """Two captures differ in a value that is not an int (a float, a helper object)."""
 
@@ -72,7 +82,8 @@ def _same(a, b) -> bool:
 
 def diff(a, b, strict: bool = False, same=None):
     """``a`` with each int that differs in ``b`` made a ``Sym`` (through tuples, lists, dicts,
-    slices and namedtuples).  Any other difference: ``a`` kept, or with ``strict``
+    slices and namedtuples; with ``strict`` a tuple of one int repeated a different number of
+    times a ``Rep``).  Any other difference: ``a`` kept, or with ``strict``
     ``NotSymbolic`` raised.  ``same(a, b)``: a pair to keep as ``a`` (graph nodes)."""
     if same is not None and same(a, b):
         return a
@@ -85,6 +96,9 @@ def diff(a, b, strict: bool = False, same=None):
     if isinstance(a, slice) and isinstance(b, slice):
         return slice(diff(a.start, b.start, strict, same), diff(a.stop, b.stop, strict, same),
                      diff(a.step, b.step, strict, same))
+    if strict and type(a) is tuple and type(b) is tuple and a and b and len(a) != len(b) and \
+            all(type(e) is int for e in a + b) and len(set(a)) == 1 and len(set(b)) == 1:
+        return Rep(diff(a[0], b[0]), Sym(len(a), len(b)))
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b) \
             and (type(a) is type(b) or not strict):
         items = [diff(x, y, strict, same) for x, y in zip(a, b)]
@@ -108,7 +122,7 @@ def _short(a) -> str:
 
 def has_sym(a) -> bool:
     """Whether ``a`` holds a ``Sym`` anywhere."""
-    if isinstance(a, Sym):
+    if isinstance(a, (Sym, Rep)):
         return True
     if isinstance(a, (tuple, list)):
         return any(has_sym(e) for e in a)
@@ -268,6 +282,9 @@ def symbolize(graph, graph2, constants: dict, constants2: dict,
     def fill(a):
         if isinstance(a, Sym):
             return emit(table.resolve(a))
+        if isinstance(a, Rep):  # (item,) * count, computed
+            with graph.inserting_before(head):
+                return graph.call_function(operator.mul, ((fill(a.item),), fill(a.count)))
         if isinstance(a, slice):
             return slice(fill(a.start), fill(a.stop), fill(a.step))
         if isinstance(a, tuple):
@@ -302,6 +319,8 @@ def symbolize(graph, graph2, constants: dict, constants2: dict,
 def _syms(a):
     if isinstance(a, Sym):
         yield a
+    elif isinstance(a, Rep):
+        yield from _syms((a.item, a.count))
     elif isinstance(a, (tuple, list)):
         for e in a:
             yield from _syms(e)
