@@ -84,9 +84,10 @@ each optimizer's state and flat buffers, and the random stream; so training step
 and ``opt.step()`` inside), batch-norm statistics and in-place writes are generic from the
 first call.  A function with Python side effects outside ops that do not break the graph
 would run them once more at the first call.  Sizes 0 and 1 specialise (PyTorch's 0/1
-specialisation): a batch of 1 compiles its own graph once.  An op whose arguments cannot
-follow a size (the fused LSTM's per-step batch sizes, a tuple as long as the sequence) keeps
-that size static and says so under ``EMBER_LOGS=recompiles`` (a new length recompiles).
+specialisation): a batch of 1 compiles its own graph once.  A tuple of one size repeated
+another's number of times (the fused LSTM's per-step batch sizes, ``(B,) * T``) follows both.
+An argument no expression gives (``n // 2``) keeps its sizes static and says so under
+``EMBER_LOGS=recompiles`` (each new size recompiles).
 
 NOTE [ Regions around a break ]
 Without rewriting bytecode a frame cannot be resumed after a break, so a function that breaks
