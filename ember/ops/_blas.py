@@ -202,7 +202,9 @@ def linear_row(dtype_char: str, fallback):
         if pw is None or px is None or po is None or px[2] != pw[5] or po[1] != pw[4] or \
                 numpy.may_share_memory(out, x) or numpy.may_share_memory(out, w):
             return None
-        return pw[0], pw[1], pw[3], pw[2], px[1], px[0], po[0]
+        # the whole argument list, for y = W x + y (a bias filled in) and y = W x
+        head = (order, trans, pw[0], pw[1], one, pw[3], pw[2], px[1], px[0])
+        return head + (one, po[0], inc1), head + (zero, po[0], inc1)
 
     last = [(None, None, None, None)]
 
@@ -215,9 +217,9 @@ def linear_row(dtype_char: str, fallback):
         if a is None:
             return fallback(x, w, b, out)
         if b is None:
-            f(order, trans, a[0], a[1], one, a[2], a[3], a[4], a[5], zero, a[6], inc1)
+            f(*a[1])
         else:
             out[...] = b
-            f(order, trans, a[0], a[1], one, a[2], a[3], a[4], a[5], one, a[6], inc1)
+            f(*a[0])
         return out
     return call
