@@ -50,7 +50,8 @@ same choice in both, so ``W`` can reuse the forward's work array); ``T`` of a un
 
     'flat'       depthwise (one input channel a group)           NOTE [ Phase-flat ]
     'winograd4'  3x3, stride 1, dilation 1, one group, 2-D,      F(4x4, 3x3): (m+2)^2 = 36 GEMMs
-                 C and O >= 64, every output side in [4, 32]      (N*T, C) @ (C, O), T tiles
+                 C and O >= 16, every output side in [4, 128]     (N*T, C) @ (C, O), T tiles,
+                                                                   in cache blocks of samples
     'fold'       output positions L <= 16, or L <= 256 with      one GEMM (O, C*K) @ (C*K, N*L):
                  C/G*K >= 512                                      the batch folded into columns
     'bl'         one group, K >= 25, C*K <= 200, output rows     im2col (C*K, L*N) from a
@@ -60,9 +61,31 @@ same choice in both, so ``W`` can reuse the forward's work array); ``T`` of a un
 
 ``T`` of a 'same' convolution whose flipped convolution would be 'fold', and of a strided
 dense one with output rows shorter than 16, is one GEMM + col2im with the batch innermost.
-Measured (one BLAS thread, forward + both gradients, batch 32, ms of thread CPU, min of 9
-interleaved runs on the 2-core machine at load ~6, so +-15%; torch 2.13 / oneDNN in the same
-process; after the Winograd layout of the comment above ``_WINO_MATS``):
+Measured with Winograd in cache blocks of samples (the comment above ``_WINO_MATS``; one
+BLAS thread, forward + both gradients, float32, batch 32 unless noted, ms of thread CPU, min
+of 5 interleaved runs at load ~5-6, so +-15%; torch 2.13 / oneDNN in the same process):
+
+    shape (C->O, map)         im2col   fold  F(2x2)  F(4x4)  torch
+    64->64, 32x32                117    132      84      47     73    F(4x4)
+    64->64, 16x16                 31     37      19      12     17    F(4x4)
+    128->128, 8x8                 29     28      14      10     16    F(4x4)
+    256->256, 4x4                 40     25      17      16     15    F(4x4)
+    512->512, 2x2                256     25      35     117     25    fold
+    64->64, 56x56                348    365     282     171    233    F(4x4)
+    128->128, 28x28              269    284     179     105    201    F(4x4)
+    64->64, 128x128, batch 1      63     64      71      37     41    F(4x4)
+    32->32, 32x32                 45     55      29      19     21    F(4x4)
+    16->16, 32x32               18.5   22.7    13.2     8.0    6.9    F(4x4)
+    16->16, 8x8                  1.2    1.7     1.3     0.8    1.4    F(4x4)
+    64->16, 32x32                 56     74      44      21     24    F(4x4)
+    16->64, 32x32                 36     38      41      30     22    F(4x4)
+    8->8, 32x32                  4.9    9.2     6.9     4.8    4.3    im2col (a tie)
+    8->16, 16x16                 1.9    2.4     2.5     2.1    1.5    im2col
+    3->64, 32x32                  10     11      18      14     12    im2col
+
+so F(4x4) takes 16 channels and more (C and O) and output sides 4 to 128; larger maps are
+unmeasured and stay on im2col.  Before the cache blocks, after the Winograd layout (9 runs,
+load ~6, +-15%; the strided rows still hold):
 
     shape (C->O, map)     im2col   fold   F(4x4)   torch
     64->64, 32x32            106    115      71      80    F(4x4)
@@ -86,21 +109,21 @@ and before that layout (load ~7, +-20%; F(2x2) since unmeasured, F(4x4) as fast 
     LeNet 6->16 5x5, 14x14   7.9   11.8       -       -     2.5    im2col
 
 Per-sample GEMMs of a few columns (ResNet-18's last stages) ran 15-22x slower than torch
-before 'fold'; Winograd trades GEMM work (4x fewer products for F(4x4)) for transforms that
-are memory-bound in NumPy (~45% of its time at 64 channels, now as separable GEMMs),
-which is why it wins on channels >= 64 and small maps and once only tied on 32x32;
-with a 24 MB scratch pool im2col's 10 MB blocks no longer stayed pooled and F(4x4)
-measured 91-101 ms against im2col's 124-175 (separate processes, min of 7, load ~7), so
-it takes 32x32 too.  Work arrays (im2col matrices, padded copies, Winograd's transformed
-tiles and products) come from the one reference-counted workspace (NOTE [ Workspace ]),
-whose 96 MB holds Winograd's working set: resnet_block faulted ~2,000 pages a step with
-conv's former 24 MB pool of given-back arrays and none with the workspace (thread CPU
-1.16 -> 1.05x torch's), and ResNet-18's first-step RSS growth went 0.77 -> 0.88x torch's.
-Larger maps are unmeasured and stay on im2col.  F(2x2, 3x3) is kept (forcible, tested) as
-the more accurate variant; the table does not pick it since F(4x4) measured faster wherever
-either applies.  Error bounds (relative to max |output|,
-against float64 direct convolution, tests/test_conv_algos.py): float32 F(2x2) 3e-6, F(4x4)
-3e-5 (measured 9e-7 and 9e-6 on 128-channel sums; direct im2col ~5e-7); float64 1e-13/1e-12.
+before 'fold'; Winograd trades GEMM work (4x fewer products for F(4x4)) for transforms,
+which pass by pass over the whole batch ran at memory speed in NumPy (~45% of its time at 64
+channels) and kept it to channels >= 64 and maps up to 32x32; block by block of samples
+they run from L2/L3 (64->64 on 32x32: F 29 -> 15 ms, T 29 -> 14, W 17 -> 13, one thread),
+and F(4x4) wins from 16 channels on.  Work arrays (im2col matrices, padded copies, Winograd's
+transformed tiles) come from the one reference-counted workspace (NOTE [ Workspace ]),
+whose 96 MB holds Winograd's working set (since the cache blocks: the ``V`` a forward keeps
+for its weight gradient, 18 MB at 64 channels on 32x32, and ~3 MB of blocks a thread):
+resnet_block faulted ~2,000 pages a step with conv's former 24 MB pool of given-back arrays
+and none with the workspace (thread CPU 1.16 -> 1.05x torch's), and ResNet-18's first-step
+RSS growth went 0.77 -> 0.88x torch's.  F(2x2, 3x3) is kept (forcible, tested) as the more
+accurate variant; the table does not pick it since F(4x4) measured faster wherever either
+applies.  Error bounds (relative to max |output|, against float64 direct convolution,
+tests/test_conv_algos.py): float32 F(2x2) 3e-6, F(4x4) 3e-5 (measured 9e-7 and 9e-6 on
+128-channel sums; direct im2col ~5e-7); float64 1e-13/1e-12.
 Grouped convolutions with several channels a group and conv1d/conv3d use 'fold' or 'im2col'
 by the same L and C*K rule.  The L bound was 64 until LeNet's second convolution (6->16 5x5
 on 12x12: L = 64, C*K = 150) showed fold losing there; fwd+bwd ms, batch 64/32, one thread:
@@ -517,6 +540,13 @@ def _fold_wgrad(xp, gy, cols, g: _Geom):
 # Kronecker product's one GEMM, which the output and weight transforms keep: small there).
 # Measured (1 thread, (32, 64, 32, 32) 3x3): F 31.7 -> 27.8 ms, W 18.5 -> 16.5 ms; against
 # tiles innermost with Kronecker GEMMs on a transposed operand (the previous layout).
+# The passes run block by block of samples (``_wino_nb``: ~384 kB of transformed tiles, one
+# sample at 64 channels on 32x32), each block's padded copy, tile gather, two transform GEMMs,
+# 36 products and output transform on scratch arrays that stay in L2/L3 (``_WinoScratch``);
+# only the forward's ``V``, kept for the weight gradient, is written whole.  Whole-batch pass
+# by pass, every pass ran at memory speed: F 29.3 -> 15.3 ms, T 28.8 -> 14.1, the weight
+# gradient from a kept ``V`` 17.2 -> 13.3 (1 thread, same layer; the products alone 8.6 ms on
+# the whole batch, 5.5 in blocks).  Blocks are split over threads at block boundaries.
 _WINO_MATS = {
     2: (((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),           # B^T
         ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1)),             # G
