@@ -461,10 +461,13 @@ class _Normalize(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, lay, eps):
-        y, mean, _, inv = _normalized(ctx.xp, x, w, b, lay, eps)
+        y, mean, var, inv = _normalized(ctx.xp, x, w, b, lay, eps)
         if ctx._record:
             ctx.lay = lay
             ctx.eps = eps
+            # NOTE [ Uncentred layer-norm backward ]: rows whose mean is within their spread
+            ctx.uncentred = _UNCENTRED and lay.sub == "rk" and mean.size > 0 and \
+                bool((mean * mean <= var).all())
             ctx.save_for_backward(x, w, mean, inv)
         return y
 
@@ -499,6 +502,12 @@ def _normalize_grads(ctx, g):
         if need_x:
             gx = _make(dx.reshape(x._data.shape).astype(dt, copy=False))
         return gx, gwt, gb
+    if _FAST and need_x and getattr(ctx, "uncentred", False) and gw.flags.c_contiguous and \
+            xw.flags.c_contiguous:
+        dx_full, dx = _empty(xp, x._data.shape, lay, xw.dtype)
+        gwt, gb = (None if a is None else _result(a, lay.pshape, pdt) for a in
+                   _rows_grads_uncentred(xp, gw, xw, mean._data, inv, w, need_w, need_b, dx))
+        return _make(dx_full.astype(dt, copy=False)), gwt, gb
     if need_x or need_w:
         dx_full, xc = _empty(xp, x._data.shape, lay, xw.dtype)
         mu = mean._data
@@ -588,6 +597,57 @@ def _rows_grads(xp, n, g, xc, inv, w, need_x, need_w, need_b):
         _rank2(xp, inv * s1 / -n, ones, p)
         xc += p
     return None, gwt, gb
+
+
+# NOTE [ Uncentred layer-norm backward ]
+# Where the forward found every row's mean within its spread (mean^2 <= var, NOTE [ One-pass
+# variance ]; recorded as ``ctx.uncentred``), the backward does not form ``x - mean``: with
+# ``p = g * x`` and ``mi = mean * inv``,
+#     dbias = 1 @ g,   dweight = inv @ p - mi @ g   (the two row sums of g as one (2, R) GEMM)
+#     sum_k gh * xhat = inv * (p @ w - mean * (g @ w))
+#     dx = g * (inv ⊗ w) + x * (c1 ⊗ 1) + (c0 - mean * c1) ⊗ 1
+# with ``c1``, ``c0`` the centred formula's per-row factors (``_rows_grads``).  The centring
+# subtractions lose at most about (1 + |mean| / std) units of rounding, so at most ~2 here.
+# Two full-size operations fewer (the centring's rank-2 expansion and its add: 8 same-shape
+# operations instead of 10).  _UNCENTRED = False keeps the centred backward (tests compare).
+_UNCENTRED = True
+
+
+def _rows_grads_uncentred(xp, g, x, mean, inv, w, need_w, need_b, dx):
+    """(dweight, dbias) of layer norm's (R, K) rows, with dx written into ``dx`` (NOTE
+    [ Uncentred layer-norm backward ])."""
+    r, n = g.shape
+    dt = g.dtype
+    inv = inv.reshape(-1)
+    mean = mean.reshape(-1)
+    wv = _ones(xp, n, dt) if w is None else _up(w._data).reshape(-1)
+    p = ws.empty(xp, g.shape, dt)
+    xp.multiply(g, x, out=p)
+    gwt = gb = None
+    if need_w or need_b:
+        two = xp.empty((2, r), dt)
+        two[0] = 1
+        xp.multiply(mean, inv, out=two[1])
+        sums = two @ g              # [sum_r g; sum_r mean * inv * g]
+        gb = sums[0] if need_b else None
+        if need_w:
+            gwt = inv @ p
+            gwt -= sums[1]
+    s1 = g @ wv                     # sum_k gh
+    s2 = p @ wv                     # sum_k gh * x
+    s2 -= mean * s1
+    s2 *= inv                       # sum_k gh * xhat
+    c1 = inv * inv * s2 / -n        # the factor of x - mean
+    c0 = inv * s1 / -n - mean * c1  # the constant, with the centring folded in
+    ones = _ones(xp, n, dt)
+    _rank2(xp, inv, wv, dx)
+    dx *= g
+    _rank2(xp, c1, ones, p)
+    p *= x
+    dx += p
+    _rank2(xp, c0, ones, p)
+    dx += p
+    return gwt, gb
 
 
 def _result(a, shape, dt) -> Tensor:
