@@ -28,6 +28,8 @@ from ..autograd.grad_mode import state
 from ..autograd.inplace import inplace as _inplace
 from ._util import wrap_dim, is_float, reduce_grad, need_tensor, scalar_name
 from . import _workspace as _ws
+from . import _pointwise as _pw
+from .._backend import xp_of
 from .elementwise import (Relu, Erf, sigmoid, tanh, where, exp, erf, logical_or,
                           _not_implemented, _quiet, _FP_ERRORS)
 from .movement import cat, narrow
@@ -183,12 +185,33 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     return Hardtanh.apply(input, 0.0, 6.0)
 
 
+def _leaky_fn(xp, x, slope):
+    # max(x, x * slope) for 0 < slope <= 1 (min above 1): where's per-element branch is
+    # 6-10x slower on random signs (ops/_pointwise.py: in cached blocks on large arrays)
+    if x.ndim and slope > 0:
+        if x.nbytes >= _ws.MIN_BYTES and _pw.dense_float(x):
+            return _pw.leaky_relu(xp, x, slope)
+        t = x * slope
+        return (xp.maximum if slope <= 1 else xp.minimum)(x, t, out=t)
+    return xp.where(x > 0, x, x * slope)
+
+
 def _leaky_grad(g, x, slope):
+    if not (state.grad or state.intercept):  # no graph to build, no mode to see the ops
+        gd = g._data
+        if gd.nbytes >= _ws.MIN_BYTES and _pw.dense_float(gd):
+            xp = xp_of(gd)
+            try:
+                out = _pw.leaky_relu_grad(xp, gd, x._data, slope)
+            except _FP_ERRORS:  # the user made floating-point warnings errors
+                with _quiet(xp):
+                    out = _pw.leaky_relu_grad(xp, gd, x._data, slope)
+            if out is not None:
+                return _make(out)
     return where(x > 0, g, g * slope)
 
 
-LeakyRelu = _activation("LeakyRelu", "leaky_relu_cpu",
-                        lambda xp, x, slope: xp.where(x > 0, x, x * slope), _leaky_grad)
+LeakyRelu = _activation("LeakyRelu", "leaky_relu_cpu", _leaky_fn, _leaky_grad)
 
 
 def _check_leaky_inplace(slope):
@@ -406,10 +429,17 @@ _AS_P = 0.3275911
 _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
-def _gelu_erf_arrays(xp, x, record):
-    """``(gelu(x), d)`` with the erf form; ``d`` (the derivative) only when ``record``."""
+def _gelu_erf_arrays(xp, x, record, y=None, dy=None):
+    """``(gelu(x), d)`` with the erf form; ``d`` (the derivative) only when ``record``; in
+    ``y`` and ``dy`` when given (a block's, NOTE [ Blocked pointwise passes ])."""
     f = x.dtype.type
     if x.dtype.itemsize == 8:  # exact erf; the buffer of x / sqrt(2) is reused for d
+        if y is not None:
+            cdf, d = _gelu_erf_arrays(xp, x, record)
+            y[...] = cdf
+            if record:
+                dy[...] = d
+            return y, dy
         t = x * _SQRT1_2
         cdf = Erf.fn(xp, t)
         cdf += 1.0
@@ -426,11 +456,12 @@ def _gelu_erf_arrays(xp, x, record):
         return cdf, d
     # two workspace arrays (fresh ones page-fault): t (then exp(-x^2 / 2), then d) and q
     # (then Phi(x), then the output)
-    t = xp.abs(x, out=_ws.empty(xp, x.shape, x.dtype))
+    t = xp.abs(x, out=_ws.empty(xp, x.shape, x.dtype) if dy is None else dy)
     t *= f(_AS_P * _SQRT1_2)
     t += f(1)
     xp.divide(f(1), t, out=t)
-    q = xp.multiply(t, f(0.5 * _AS_A[4]), out=_ws.empty(xp, x.shape, x.dtype))
+    q = xp.multiply(t, f(0.5 * _AS_A[4]), out=_ws.empty(xp, x.shape, x.dtype) if y is None
+                    else y)
     for a in _AS_A[3::-1]:
         q += f(0.5 * a)
         q *= t
@@ -440,7 +471,13 @@ def _gelu_erf_arrays(xp, x, record):
     q *= e  # Phi(-|x|) = 0.5 * erfc(|x| / sqrt(2))
     # Phi(x) = 0.5 + sign(x) * (0.5 - Phi(-|x|))
     xp.subtract(f(0.5), q, out=q)
-    xp.copysign(q, x, out=q)
+    # copysign(q, x) on the bits (|q| | sign(x)): NumPy's copysign loop is not vectorised,
+    # these three passes take a third of its time (the same bits)
+    qb, sign = q.view("uint32"), xp.uint32(0x80000000)
+    xb = xp.bitwise_and(x.view("uint32"), sign, out=_ws.empty(xp, x.shape, "uint32"))
+    xp.bitwise_and(qb, ~sign, out=qb)
+    xp.bitwise_or(qb, xb, out=qb)
+    del xb
     q += f(0.5)
     d = None
     if record:
@@ -452,10 +489,11 @@ def _gelu_erf_arrays(xp, x, record):
     return q, d
 
 
-def _gelu_tanh_arrays(xp, x, record):
-    """``(gelu(x), d)`` with the tanh approximation; ``d`` only when ``record``."""
+def _gelu_tanh_arrays(xp, x, record, y=None, dy=None):
+    """``(gelu(x), d)`` with the tanh approximation; ``d`` only when ``record``; in ``y``
+    and ``dy`` when given."""
     f = x.dtype.type
-    t = xp.multiply(x, x, out=_ws.empty(xp, x.shape, x.dtype))  # (fresh arrays fault)
+    t = xp.multiply(x, x, out=_ws.empty(xp, x.shape, x.dtype) if y is None else y)
     t *= f(_TANH_KAPPA)
     t += f(1)
     t *= x
@@ -464,7 +502,7 @@ def _gelu_tanh_arrays(xp, x, record):
     d = None
     if record:
         # d = 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2)
-        d = xp.multiply(x, x, out=_ws.empty(xp, x.shape, x.dtype))
+        d = xp.multiply(x, x, out=_ws.empty(xp, x.shape, x.dtype) if dy is None else dy)
         d *= f(3 * _TANH_KAPPA)
         d += f(1)
         d *= x
@@ -493,6 +531,16 @@ def _gelu_grad(g, x, approximate):
     return g * (cdf + x * pdf)
 
 
+def _gelu_run(xp, fn, x, record):
+    """``fn(xp, x, record)``; on a large array in cached blocks written into the results,
+    over threads (NOTE [ Blocked pointwise passes ]): the same ufunc steps, the same bits."""
+    if x.nbytes < _ws.MIN_BYTES or not _pw.dense_float(x):
+        return fn(xp, x, record)
+    if record:
+        return _pw.blocks(xp, lambda xb, yb, db: fn(xp, xb, True, yb, db), (x,), 2)
+    return _pw.blocks(xp, lambda xb, yb: fn(xp, xb, False, yb), (x,)), None
+
+
 class Gelu(Function):
     """``x * Phi(x)`` as one node (NOTE [ Fused GELU ])."""
 
@@ -511,10 +559,10 @@ class Gelu(Function):
         fn = _gelu_tanh_arrays if approximate == "tanh" else _gelu_erf_arrays
         record = ctx._record
         try:
-            y, d = fn(ctx.xp, x, record)
+            y, d = _gelu_run(ctx.xp, fn, x, record)
         except _FP_ERRORS:  # the user made floating-point warnings errors
             with _quiet(ctx.xp):
-                y, d = fn(ctx.xp, x, record)
+                y, d = _gelu_run(ctx.xp, fn, x, record)
         if y.dtype != dt or y.shape != a.shape:
             y = y.astype(dt, copy=False).reshape(a.shape)
         if record:
@@ -529,7 +577,9 @@ class Gelu(Function):
             return _gelu_grad(g, x, ctx.approximate), None
         gd = g._data
         dd = d._data
-        if gd.shape == dd.shape and gd.dtype == dd.dtype:  # a workspace block (no faults)
+        if gd.nbytes >= _ws.MIN_BYTES and _pw.dense_float(gd) and _pw.same_layout(gd, dd):
+            dx = _pw.mul(ctx.xp, gd, dd)  # split over threads
+        elif gd.shape == dd.shape and gd.dtype == dd.dtype:  # a workspace block (no faults)
             dx = ctx.xp.multiply(gd, dd, out=_ws.empty(ctx.xp, gd.shape, gd.dtype))
         else:
             dx = gd * dd

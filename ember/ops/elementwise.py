@@ -1035,6 +1035,8 @@ def _sigmoid(xp, x):
     """``1 / (1 + exp(-x))`` in one temporary: the same numbers, three allocations fewer."""
     if not x.ndim:  # (NumPy gives 0-d results as scalars, which take no ``out=``)
         return 1 / (1 + xp.exp(-x))
+    if x.nbytes >= _ws.MIN_BYTES and _pw.dense_float(x):  # the same steps in cached blocks
+        return _pw.sigmoid(xp, x)
     one = x.dtype.type(1)  # (NumPy converts a Python 1 on each call: ~0.15 us a ufunc)
     t = xp.negative(x)
     xp.exp(t, out=t)
@@ -1212,6 +1214,10 @@ class _TanhGrad(Function):
 
     @staticmethod
     def formula(xp, g, y):
+        if g.nbytes >= _ws.MIN_BYTES and _pw.dense_float(g):  # the temporary in cache
+            out = _pw.tanh_grad(xp, g, y)
+            if out is not None:
+                return out
         return _opmath(_tanh_grad, g, y)
 
     @holomorphic
@@ -1235,6 +1241,10 @@ class _SigmoidGrad(Function):
     def formula(xp, g, y):
         if g.dtype.kind == "f" and g.dtype.itemsize == 2:  # PyTorch's float16 kernel rounds
             return (g * (1 - y)) * y                        # each step (its bfloat16 one not)
+        if g.nbytes >= _ws.MIN_BYTES and _pw.dense_float(g):  # the temporary in cache
+            out = _pw.sigmoid_grad(xp, g, y)
+            if out is not None:
+                return out
         return _opmath(_sigmoid_grad, g, y)
 
     @holomorphic
