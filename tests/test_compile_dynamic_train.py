@@ -292,3 +292,22 @@ def test_a_fit_holds_only_for_the_sizes_that_varied():
         x = ember.randn(*shape)
         np.testing.assert_allclose(cf(x).numpy(), f(x).numpy(), rtol=1e-6)
     assert _frames() == 1
+
+
+def test_an_input_written_in_place_is_written_once_at_the_first_call():
+    # the weight refuses other feature sizes, so the second capture that succeeds resizes only
+    # x's batch and passes acc as it is: its write into acc is put back
+    w = ember.randn(3, 5)
+
+    def f(x, acc):
+        h = x @ w
+        acc.add_(h.sum(0))
+        return h.relu().sum(1)
+    cf = ember.compile(f, dynamic=True)
+    acc, want_acc = ember.zeros(5), ember.zeros(5)
+    g = ember.Generator().manual_seed(4)
+    for n in (4, 6, 2, 9):
+        x = ember.randn(n, 3, generator=g)
+        np.testing.assert_allclose(cf(x, acc).numpy(), f(x, want_acc).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(acc.numpy(), want_acc.numpy(), rtol=1e-6)
+    assert _frames() == 1 and acc._version == want_acc._version

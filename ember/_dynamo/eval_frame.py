@@ -1027,7 +1027,8 @@ class _Compiled:
                                                      *m._buffers.values(),
                                                      *m.__dict__.values())
                         if isinstance(t, Tensor)] + [t for _, t in owned] + \
-            [t for _, t in cells]
+            [t for _, t in cells] + [v for v in flat if isinstance(v, Tensor)]  # an input
+        # the plan leaves as it is would be written in place by the second run too
         optimizers = [o for o in objects + flat if isinstance(o, Optimizer)]
         raised = False
         for n, plan in enumerate(plans[:ATTEMPTS]):
