@@ -32,7 +32,11 @@ def _use_item(loss, model, seen):
 
 
 def _clip(loss, model, seen):
-    nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    # a hand-written clip: ops on the gradients (nn.utils.clip_grad_norm_ is an event the
+    # program replays, no break: tests/test_compile_optim_clip.py)
+    norm = ember.stack([p.grad.norm() for p in model.parameters()]).norm()
+    for p in model.parameters():
+        p.grad.mul_((0.5 / (norm + 1e-6)).clamp(max=1.0))
 
 
 def _to_numpy(loss, model, seen):
@@ -230,7 +234,9 @@ def test_clipped_steps_of_larger_models_equal_eager(name):
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-5)
     for a, b in zip(out[0][1], out[1][1]):  # batch norm statistics too
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert counters["stats"]["regions"] == 1 and counters["frames"]["ok"] == 1
+    # the clip is an event of the compiled program: no break, no regions
+    assert not counters["graph_break"] and counters["stats"]["regions"] == 0
+    assert counters["frames"]["ok"] == 1
 
 
 def test_routing_is_installed_once_and_reset_removes_it(capsys):

@@ -58,7 +58,9 @@ being the tensors the events use.  ``_Program`` replays: pre-forward zero_grads,
 forward, then the events in order (``backward()`` on the region's output runs its compiled
 backward and accumulates through eager's engine; the step is ``compiled_step_for(opt)``; an
 ``LRScheduler.step()`` without arguments is an event too, replayed as it is, since a compiled
-step reads ``lr`` at each call), then ``item()`` into the result.  A ``bool(tensor)`` is an
+step reads ``lr`` at each call, and so is ``nn.utils.clip_grad_norm_``/``clip_grad_value_``,
+run on the gradients the compiled backward made, its norm returned as the call's own), then
+``item()`` into the result.  A ``bool(tensor)`` is an
 event too: the program checks the value after the compiled forward and, on a mismatch, puts
 the random draws back and runs the call eagerly (``_GuardMismatch``; only for graphs whose ops
 can be taken back, ``_undoable``).  Anything else (ops after backward, a hook on a graph

@@ -278,6 +278,12 @@ class _Patches:
             self._set(owner, "zero_grad", _zero_grad_patch(owner.zero_grad, rec))
         from ..optim.lr_scheduler import LRScheduler
         self._set(LRScheduler, "step", _sched_patch(LRScheduler.step, rec))
+        from ..nn import utils as nn_utils
+        from ..nn.utils import clip_grad
+        for name in ("clip_grad_norm_", "clip_grad_value_"):
+            patched = _clip_patch(getattr(clip_grad, name), rec)
+            for owner in (clip_grad, nn_utils):
+                self._set(owner, name, patched)
         grad = Tensor.__dict__["grad"]
 
         def set_grad(t, value):
@@ -364,6 +370,24 @@ def _sched_patch(orig, rec):
         with cap.suspended():
             return orig(self)
     return step
+
+
+def _clip_patch(orig, rec):
+    """``nn.utils.clip_grad_norm_``/``clip_grad_value_`` while capturing: an event the program
+    replays as it is, where it came (after ``backward()``: it reads and scales the gradients
+    the compiled backward makes; PyTorch's dynamo traces it without a break).  The norm it
+    returns may be returned (the replay's norm is); ops on it are a break."""
+    @functools.wraps(orig)
+    def clip(parameters, *args, **kwargs):
+        cap = rec.cap
+        if rec not in state.modes or cap.in_backward:
+            return orig(parameters, *args, **kwargs)
+        params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+        with cap.suspended():  # array work on gradients: nothing for the graph
+            out = orig(params, *args, **kwargs)
+        cap.event("clip", orig, params, args, kwargs, out)
+        return out
+    return clip
 
 
 def _hook_patch(orig, rec, name):
@@ -470,6 +494,7 @@ class _Program:
                     raise _GuardMismatch()
         else:
             result, extras = self.run(*leaves)
+        norms = None
         for kind, a, b in self.post:
             if kind == "backward":
                 extras[a].backward(None if b is None else extras[b])
@@ -477,12 +502,18 @@ class _Program:
                 a().zero_grad(b)
             elif kind == "sched":
                 a().step()
+            elif kind == "clip":  # (function, parameters, args, kwargs), result positions
+                norm = a[0](a[1], *a[2], **a[3])
+                if b:
+                    norms = (norms or []) + [(pos, norm) for pos in b]
             else:  # "step"
                 compiled_step_for(a())()
-        if self.items:
+        if self.items or norms:
             flat, _ = flatten(result)
             for pos, k in self.items.items():
                 flat[pos] = extras[k].item()
+            for pos, norm in norms or ():
+                flat[pos] = norm
             result = unflatten(flat, self.spec)
         return result
 
@@ -568,6 +599,16 @@ def _program(cap, rec, recording):
             post.append(("backward", k, kg))
         elif kind in ("step", "sched"):
             post.append((kind, weakref.ref(payload[0]), None))
+        elif kind == "clip":
+            norm = payload[4]
+            node = rec._nodes.get(id(norm)) if isinstance(norm, Tensor) else None
+            if node is not None and any(u.op != "output" for u in node.users):
+                cap.brk(f"ops on the norm {payload[0].__name__}() returned (the compiled "
+                        "forward runs first)", stack)
+                return None
+            at = tuple(i for i, leaf in enumerate(result_leaves)
+                       if norm is not None and leaf is norm)
+            post.append(("clip", payload[:4], at))
         else:  # item: its value may only be returned, as it is
             t, v = payload
             k = extra(t)
@@ -585,7 +626,7 @@ def _program(cap, rec, recording):
 
 
 _EVENT_NAMES = {"backward": "backward()", "step": "optimizer.step()", "item": "Tensor.item()",
-                "sched": "lr_scheduler.step()"}
+                "sched": "lr_scheduler.step()", "clip": "gradient clipping"}
 
 
 class _Entry:
@@ -1613,6 +1654,12 @@ class ExplainOutput:
 
 def explain(fn, *extra_args, **extra_kwargs):
     """``explain(fn)(*args)``: capture ``fn`` once (not cached) and report graphs and breaks."""
+    opt = optimizer_of(fn)
+    if opt is not None and inspect.ismethod(fn):
+        # ``opt.step`` itself: the step the capture routes to its compiled update, as
+        # ``ember.compile(opt.step)`` runs it (the bound method would be eager's)
+        fn = functools.wraps(fn)(lambda *a, **k: type(opt).step(opt, *a, **k))
+
     def inner(*args, **kwargs):
         c = _Compiled(fn, "eager", False, None, object())
         c._explaining = True
