@@ -480,28 +480,35 @@ def _floor_steps() -> dict:
 def numpy_floor(rounds: int = 40) -> dict:
     """The hand-written NumPy floor of ``mlp_step_nn`` and ``mlp_infer_b1`` against torch eager
     (issue 17): ``{name: (numpy s, torch s)}``, thread time, best of ``rounds`` samples taken
-    in turn (``_floor_steps``)."""
+    in turn (``_floor_steps``); the NumPy steps that share a torch step are timed in one
+    round-robin with it, so their ratios share its samples (on a loaded machine the best of
+    separate runs of one torch step differ by 10-15%)."""
     import gc
+    groups = {}  # torch step -> [(name, numpy step)]
+    for name, (np_f, torch_f) in _floor_steps().items():
+        groups.setdefault(torch_f, []).append((name, np_f))
     out = {}
-    for name, pair in _floor_steps().items():
-        for f in pair:
+    for torch_f, members in groups.items():
+        fns = [torch_f] + [f for _, f in members]
+        for f in fns:
             f()
             f()
         t0 = time.thread_time()
-        pair[1]()
+        torch_f()
         number = max(1, int(0.03 / max(time.thread_time() - t0, 1e-6)))
-        best = [float("inf")] * 2
+        best = [float("inf")] * len(fns)
         gc.disable()
         try:
             for _ in range(rounds):
-                for k, f in enumerate(pair):
+                for k, f in enumerate(fns):
                     t0 = time.thread_time()
                     for _ in range(number):
                         f()
                     best[k] = min(best[k], (time.thread_time() - t0) / number)
         finally:
             gc.enable()
-        out[name] = tuple(best)
+        for k, (name, _) in enumerate(members):
+            out[name] = (best[k + 1], best[0])
     return out
 
 
