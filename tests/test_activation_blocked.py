@@ -32,6 +32,7 @@ OPS = {
                   lambda x: TF.gelu(x, approximate="tanh")),
     "sigmoid": (ember.sigmoid, torch.sigmoid),
     "tanh": (ember.tanh, torch.tanh),
+    "silu": (EF.silu, TF.silu),
 }
 
 

@@ -30,16 +30,19 @@ NumPy's SIMD maximum against ``+0`` returns ``+0`` for ``-0.0``, which ``_plus_z
 once per dtype on every path relu's forward takes; where it does not, the general formula
 runs.  leaky_relu: ``maximum(x, x * slope)`` (``minimum`` above a slope of 1), and ``g * k``
 with ``k`` 1 or ``slope`` built on integer bits, where ``where``'s per-element branch was
-6-10x slower on random signs.  sigmoid's forward, tanh's and sigmoid's backward and GELU's
-forward (NOTE [ Fused GELU ]) run their former ufunc steps on blocks; GELU's backward
-product is split over threads.
+6-10x slower on random signs.  sigmoid's forward, tanh's and sigmoid's backward, silu's
+forward and backward and GELU's forward (NOTE [ Fused GELU ]) run their former ufunc steps
+on blocks; GELU's backward product is split over threads.
 Measured at (32, 64, 32, 32) float32 against torch (thread CPU, one thread, best of 12,
 interleaved in one process, the machine loaded by others, load 5-7; ember/torch before ->
 after, two runs each, noisy): relu forward 0.94-1.02 -> 1.00-1.07, backward 1.41 -> 0.96-1.01;
 leaky_relu forward 11.5-11.9 -> 1.18-1.23, backward 8.0 -> 1.4-1.6; tanh backward 1.15 ->
 0.85-0.89; sigmoid backward 1.02-1.07 -> 1.03-1.05 and forward 2.1-2.3 -> 2.1 (NumPy's exp
 is compute-bound: blocks save only memory traffic); GELU forward 6.1 -> 4.5-4.9 (erf form;
-17 compute-bound passes), tanh form 1.54-1.67 -> 1.23-1.32.
+17 compute-bound passes), tanh form 1.54-1.67 -> 1.23-1.32; silu forward 2.8 -> 2.2,
+backward (its six ember ops were as many fresh arrays) 3.5 -> 1.9-2.3.
+In bench workloads the change is within the noise (resnet_block, gpt_step and resnet18_step
+have two to a dozen relus of 2-8 MB, ~1% of a step).
 """
 from __future__ import annotations
 
@@ -267,6 +270,39 @@ def sigmoid_grad(xp, g, y):
         xp.multiply(gb, t, out=ob)
         xp.multiply(ob, yb, out=ob)
     return blocks(xp, fn, (g, y))
+
+
+def silu(xp, a):
+    """``x / (1 + exp(-x))``: the steps of ``activation.silu``'s forward, on blocks."""
+    one = a.dtype.type(1)
+
+    def fn(x, y):
+        xp.negative(x, out=y)
+        xp.exp(y, out=y)
+        xp.add(y, one, out=y)
+        xp.true_divide(x, y, out=y)
+    return blocks(xp, fn, (a,))
+
+
+def silu_grad(xp, g, x):
+    """``g * (s * (x * (1 - s) + 1))`` with ``s = sigmoid(x)``: the steps of
+    ``activation._silu_grad``'s ember ops; None where the layouts differ."""
+    if not same_layout(g, x):
+        return None
+    one = g.dtype.type(1)
+
+    def fn(gb, xb, ob):
+        s = scratch(xp, gb)
+        xp.negative(xb, out=s)
+        xp.exp(s, out=s)
+        xp.add(s, one, out=s)
+        xp.true_divide(one, s, out=s)
+        xp.subtract(one, s, out=ob)
+        xp.multiply(xb, ob, out=ob)
+        xp.add(ob, one, out=ob)
+        xp.multiply(s, ob, out=ob)
+        xp.multiply(gb, ob, out=ob)
+    return blocks(xp, fn, (g, x))
 
 
 def mul(xp, a, b):

@@ -196,19 +196,26 @@ def _leaky_fn(xp, x, slope):
     return xp.where(x > 0, x, x * slope)
 
 
+def _blocked_grad(kernel, g, x, *params):
+    """``kernel(xp, g, x, *params)`` on the arrays of a large gradient (ops/_pointwise.py)
+    when no graph is built and no mode sees the ops; None where it does not apply."""
+    if state.grad or state.intercept:
+        return None
+    gd = g._data
+    if gd.nbytes < _ws.MIN_BYTES or not _pw.dense_float(gd):
+        return None
+    xp = xp_of(gd)
+    try:
+        out = kernel(xp, gd, x._data, *params)
+    except _FP_ERRORS:  # the user made floating-point warnings errors
+        with _quiet(xp):
+            out = kernel(xp, gd, x._data, *params)
+    return None if out is None else _make(out)
+
+
 def _leaky_grad(g, x, slope):
-    if not (state.grad or state.intercept):  # no graph to build, no mode to see the ops
-        gd = g._data
-        if gd.nbytes >= _ws.MIN_BYTES and _pw.dense_float(gd):
-            xp = xp_of(gd)
-            try:
-                out = _pw.leaky_relu_grad(xp, gd, x._data, slope)
-            except _FP_ERRORS:  # the user made floating-point warnings errors
-                with _quiet(xp):
-                    out = _pw.leaky_relu_grad(xp, gd, x._data, slope)
-            if out is not None:
-                return _make(out)
-    return where(x > 0, g, g * slope)
+    out = _blocked_grad(_pw.leaky_relu_grad, g, x, slope)
+    return where(x > 0, g, g * slope) if out is None else out
 
 
 LeakyRelu = _activation("LeakyRelu", "leaky_relu_cpu", _leaky_fn, _leaky_grad)
@@ -598,12 +605,21 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     return Gelu.apply(input, approximate)
 
 
+def _silu_fn(xp, x):
+    if x.nbytes >= _ws.MIN_BYTES and _pw.dense_float(x):  # in cached blocks
+        return _pw.silu(xp, x)
+    return x / (1 + xp.exp(-x))
+
+
 def _silu_grad(g, x):
+    out = _blocked_grad(_pw.silu_grad, g, x)  # these steps on arrays, in cached blocks
+    if out is not None:
+        return out
     s = sigmoid(x)
     return g * (s * (x * (1 - s) + 1))
 
 
-Silu = _activation("Silu", "silu_cpu", lambda xp, x: x / (1 + xp.exp(-x)), _silu_grad)
+Silu = _activation("Silu", "silu_cpu", _silu_fn, _silu_grad)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
