@@ -202,6 +202,18 @@ def test_heuristic_table(c, o, hw, k, stride, groups, expect):
     assert conv._algo(c, o, g, np.dtype("float32")) == expect
 
 
+@pytest.mark.parametrize("n,expect", [(1, "fold"), (15, "fold"), (16, "winograd4")])
+def test_winograd_needs_enough_tiles(n, expect):
+    # U costs 36 * C * O whatever the batch: below 16 4x4 tiles in the batch F(4x4) lost
+    # (256->256 on 4x4, batch 1: 11.8 ms against fold's 1.9); forward, input and weight
+    # gradients all take the batch's choice (the weight gradient reuses the forward's array)
+    g = conv._Geom((3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (4, 4), (4, 4), 1)
+    assert conv._algo(16, 16, g, np.dtype("float32"), n) == expect
+    assert conv._algo(16, 16, g, np.dtype("float32")) == "winograd4"  # no batch: a large one
+    check(lambda m, x, w: m.nn.functional.conv2d(x, w, padding=1), None,
+          rand(n, 16, 4, 4, seed=n), rand(16, 16, 3, 3, seed=2), dtypes=("float64",))
+
+
 def test_half_precision_winograd_matches_float32(monkeypatch):
     # bfloat16/float16 convolutions compute in float32 and round once, whatever the algorithm
     monkeypatch.setattr(conv, "_FORCE", "winograd4")

@@ -84,7 +84,10 @@ of 5 interleaved runs at load ~5-6, so +-15%; torch 2.13 / oneDNN in the same pr
     3->64, 32x32                  10     11      18      14     12    im2col
 
 so F(4x4) takes 16 channels and more (C and O) and output sides 4 to 128; larger maps are
-unmeasured and stay on im2col.  Before the cache blocks, after the Winograd layout (9 runs,
+unmeasured and stay on im2col.  It also needs 16 tiles in the batch (``_WINO_TILES``): ``U``
+(36 * C * O) and the weight gradient's transform cost the same whatever the batch, and
+256->256 on 4x4 ran 11.8 ms at batch 1 against fold's 1.9 (batch 4: 9.4 vs 4.2; 64->64 on
+4x4 ties at batch 8).  Before the cache blocks, after the Winograd layout (9 runs,
 load ~6, +-15%; the strided rows still hold):
 
     shape (C->O, map)     im2col   fold   F(4x4)   torch
@@ -310,7 +313,7 @@ def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False, keep: bool = True):
     n, c = x.shape[:2]
     G = g.groups
     o = w.shape[1] * G if flip else w.shape[0]
-    if flip and (G > 1 or not n or _algo(c, o, g, x.dtype) not in _WINO):
+    if flip and (G > 1 or not n or _algo(c, o, g, x.dtype, n) not in _WINO):
         w, flip = _flipped(xp, w, g), False
     if c == G == o > 1 and n:  # depthwise, one output a group (see NOTE [ Phase-flat ])
         step = _flat_chunk(n, c, 1, o, g, x.dtype.itemsize)
@@ -321,7 +324,7 @@ def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False, keep: bool = True):
             y[i:i + step], cols = _flat_fwd(xp, x[i:i + step], w, g)
             del cols
         return y, None
-    algo = _algo(c, o, g, x.dtype)
+    algo = _algo(c, o, g, x.dtype, n)
     if algo in _WINO and n:
         m = _WINO[algo]
         keep = keep and _wino_chunk(n, c, o, g, m, x.dtype.itemsize) >= n
@@ -366,10 +369,10 @@ def _conv_fwd(xp, x, w, g: _Geom, flip: bool = False, keep: bool = True):
     return y.reshape((n, o) + g.out), (cols if step >= n else None)
 
 
-def _algo(c: int, o: int, g: _Geom, dtype) -> str:
-    """The algorithm of ``F`` and ``W`` for this geometry (NOTE [ Choosing the algorithm ]):
-    ``'winograd4'``, ``'fold'``, ``'bl'`` or ``'im2col'`` (``'winograd'``, F(2x2, 3x3), only
-    when forced; depthwise ``'flat'`` is chosen before)."""
+def _algo(c: int, o: int, g: _Geom, dtype, n=None) -> str:
+    """The algorithm of ``F`` and ``W`` for this geometry and batch ``n`` (None: a large one;
+    NOTE [ Choosing the algorithm ]): ``'winograd4'``, ``'fold'``, ``'bl'`` or ``'im2col'``
+    (``'winograd'``, F(2x2, 3x3), only when forced; depthwise ``'flat'`` is chosen before)."""
     if _FORCE is not None:
         if _FORCE == "bl":
             return "bl" if g.groups == 1 else "im2col"
@@ -378,7 +381,8 @@ def _algo(c: int, o: int, g: _Geom, dtype) -> str:
         return "im2col"
     ck = c // g.groups * g.K
     if _wino_ok(g, dtype) and min(c, o) >= _WINO_C and _WINO_OUT[0] <= min(g.out) and \
-            max(g.out) <= _WINO_OUT[1]:
+            max(g.out) <= _WINO_OUT[1] and (n is None or n * math.prod(_wino_tiles(g, 4)) >=
+                                            _WINO_TILES):
         return "winograd4"
     if g.L <= _FOLD_L or (g.L <= _FOLD_L_WIDE and ck >= _FOLD_CK):
         return "fold"
@@ -391,6 +395,7 @@ _FORCE = None  # tests set this to run every algorithm on the same inputs
 _FOLD_L, _FOLD_L_WIDE, _FOLD_CK = 16, 256, 512
 _BL, _BL_K, _BL_CK, _BL_ROW = True, 25, 200, 12  # _BL = False: never 'bl' (tests: both)
 _WINO_C, _WINO_OUT = 16, (4, 128)  # measured: 16-512 channels, 4x4 to 128x128 maps
+_WINO_TILES = 16  # 4x4 tiles in the batch at least: fewer cannot pay for U's 36 * C * O
 _WINO = {"winograd": 2, "winograd4": 4}  # algorithm -> output tile size m
 
 
@@ -834,7 +839,7 @@ def _conv_tr(xp, gy, w, g: _Geom):
             all(a + b == s for a, b, s in zip(g.lo, g.hi, span)) and g.out == g.sp:
         full = _Geom(g.k, g.stride, g.dil, tuple(s - a for s, a in zip(span, g.lo)),
                      tuple(s - b for s, b in zip(span, g.hi)), g.out, g.sp, G)
-    if full is not None and (cg == 1 < G or _algo(o, G * cg, full, gy.dtype) != "fold"):
+    if full is not None and (cg == 1 < G or _algo(o, G * cg, full, gy.dtype, n) != "fold"):
         # Unit stride, 'same'-sized output: the adjoint is the 'same' convolution of gy with the
         # flipped kernel, channels swapped -- one im2col and GEMM, ~25% faster than GEMM +
         # col2im + crop on the (32, 64, 32, 32) 3x3 conv.  Its im2col has O*K rows where
@@ -931,7 +936,7 @@ def _conv_wgrad(xp, x, gy, g: _Geom, cols=None):
         if gw.dtype != x.dtype:
             gw = gw.astype(x.dtype)
         return gw.reshape((o, 1) + g.k)
-    algo = _algo(c, o, g, x.dtype)
+    algo = _algo(c, o, g, x.dtype, n)  # the forward's choice: cols is its work array
     if algo in _WINO and n:
         m = _WINO[algo]
         step = max(n, 1) if cols is not None else _wino_chunk(n, c, o, g, m, x.dtype.itemsize)
