@@ -50,10 +50,13 @@ loss.item()`` compiles whole.  While the capture runs, ``Tensor.backward``, ``ze
 (``Optimizer``'s and ``Module``'s) and ``Tensor.item`` are patched to record *events*
 (``_Capture.event``: kind, payload, ops recorded so far, the user's line), and a routed
 ``opt.step()`` records one (its update runs with the recorder off).  At the end ``_program``
-checks them: zero_grad may come anywhere before the forward's last op (it moves ahead of the
-compiled forward); one ``backward()`` on a tensor the graph computes, optimizer steps,
-later zero_grads and ``item()`` must come after the last op; an ``item()`` value may only be
-returned (found by identity).  The graph's output becomes ``(result, extras)``, the extras
+checks them: zero_grad may come anywhere before the forward's last op and before any
+backward/step (it moves ahead of the compiled forward); one ``backward()`` on a tensor the
+graph computes, optimizer steps, later zero_grads and ``item()`` must come after the last op,
+except that ops after them which read neither a parameter (nor a view of one) nor a gradient,
+write nothing and draw nothing (a metric of the forward's values, ``(out.argmax(1) == y).
+sum()``: ``_hoistable``) run in the compiled forward, before them; an ``item()`` value may
+only be returned (found by identity).  The graph's output becomes ``(result, extras)``, the extras
 being the tensors the events use.  ``_Program`` replays: pre-forward zero_grads, the compiled
 forward, then the events in order (``backward()`` on the region's output runs its compiled
 backward and accumulates through eager's engine; the step is ``compiled_step_for(opt)``; an

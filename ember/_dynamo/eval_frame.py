@@ -159,9 +159,39 @@ class _Capture:
 
 
 def _n_ops(graph) -> int:
-    """Ops recorded so far (a result's ``getitem``, made when it is first used, is none)."""
+    """Ops recorded so far (a result's ``getitem``, made when it is first used, is none; nor
+    is a returned tensor's ``detach``, made at the end)."""
     return sum(1 for n in graph.nodes if n.op == "call_function" and
-               n.target is not operator.getitem)
+               n.target is not operator.getitem and n.target is not _DETACH)
+
+
+# ``Tensor.detach`` is no op (it is not recorded: the detached tensor is its base's value), so
+# a returned ``loss.detach()`` would come back from the graph as ``loss``, requiring grad;
+# ``_detach_outputs`` puts this node before the output in its place
+_DETACH = _modes.Op(Tensor.detach, "detach")
+
+
+def _detach_outputs(rec, recording) -> None:
+    """Each returned tensor that does not require grad where the node it maps to does (a
+    ``detach()`` of a graph value) becomes a ``detach`` node of that value."""
+    out = list(rec.graph.nodes)[-1]
+    leaves, _ = flatten(recording.result)
+    nodes, spec = flatten(out.args[0])
+    if len(leaves) != len(nodes):  # a structure kept as one constant
+        return
+    changed = False
+    for i, (t, n) in enumerate(zip(leaves, nodes)):
+        val = getattr(n, "meta", {}).get("val") if hasattr(n, "op") else None
+        if isinstance(t, Tensor) and isinstance(val, Tensor) and val is not t and \
+                val.requires_grad and not t.requires_grad:
+            with rec.graph.inserting_before(out):
+                d = rec.graph.call_function(_DETACH, (n,))
+            d.meta["val"] = t
+            d.meta["grad_mode"] = n.meta.get("grad_mode")
+            nodes[i] = d
+            changed = True
+    if changed:
+        out.args = (unflatten(nodes, spec),)
 
 
 def _gen_state():
@@ -518,6 +548,49 @@ class _Program:
         return result
 
 
+def _hoistable(rec, cap, pos: int) -> bool:
+    """Whether the ops recorded after the first ``pos`` may run before the events that came
+    between (``backward()``, optimizer steps, clipping), as the compiled forward runs them:
+    each a pure op or an offered function (a comparison, ``argmax``) that draws and writes
+    nothing and reads no parameter (nor a view of one) that a step changes.  So metrics of the
+    forward's values after the step (``(out.argmax(1) == y).sum()``) are part of the graph:
+    eager computes them from the same arrays."""
+    from .._functorch.aot_autograd import _RANDOM, _op_class
+    from .._functorch.passes import _MOVEMENT, pure
+
+    def stepped(t) -> bool:
+        return isinstance(t, Tensor) and (t.requires_grad and t.grad_fn is None or
+                                          id(t) in cap.stepped)
+
+    def param_view(a, seen) -> bool:
+        if id(a) in seen:
+            return False
+        seen.add(id(a))
+        if a.op == "get_attr":
+            return stepped(rec.constants.get(a.target))
+        if a.op == "placeholder":
+            return stepped(a.meta.get("val"))
+        if a.target is operator.getitem or pure(a) and \
+                a.target._fn.__self__.__module__ == _MOVEMENT:  # a view's values are its base's
+            return any(param_view(b, seen) for b in a.all_input_nodes)
+        return False
+    k = 0
+    for n in rec.graph.nodes:
+        if n.op != "call_function" or n.target is operator.getitem or n.target is _DETACH:
+            continue
+        k += 1
+        if k <= pos:
+            continue
+        name = getattr(n.target, "__name__", "")
+        if n.target is COPY_ or n.target is DROPOUT_MASK or name.endswith("_") or \
+                name in _RANDOM or name in DATA_DEPENDENT or not pure(n) and \
+                (not isinstance(n.target, _modes.Op) or _op_class(n.target) is not None):
+            return False
+        if any(param_view(a, set()) for a in n.all_input_nodes):
+            return False
+    return True
+
+
 def _undoable(graph) -> bool:
     """Whether running ``graph`` can be taken back (a bool guard's mismatch): every op is
     pure (``passes.pure``), a function offered to the modes, or a random draw (the generator's
@@ -562,6 +635,7 @@ def _program(cap, rec, recording):
         cap.brk("backward() called more than once inside the function")
         return None
     guards = []
+    seen_post = False  # a backward/step/clip came: a later zero_grad stays in its place
     for kind, payload, pos, stack in events:
         if kind == "bool":
             k = extra(payload[0])
@@ -573,7 +647,7 @@ def _program(cap, rec, recording):
         if kind == "item" and pos < end:
             cap.brk(_BREAKING_METHODS["item"], stack)  # its value fed later ops
             return None
-        if pos < end and kind != "zero_grad":
+        if pos < end and kind != "zero_grad" and not _hoistable(rec, cap, pos):
             cap.brk(f"{_EVENT_NAMES[kind]} before ops the function runs after it (the "
                     "compiled forward runs first)", stack)
             return None
@@ -585,7 +659,7 @@ def _program(cap, rec, recording):
                 cap.brk(f"{type(payload[0]).__name__}.zero_grad() overridden", stack)
                 return None
             # held weakly: the cache must not keep an optimizer alive (the function holds it)
-            if pos < end:
+            if pos < end and not seen_post:
                 pre.append((weakref.ref(payload[0]), payload[1]))
             else:
                 post.append(("zero_grad", weakref.ref(payload[0]), payload[1]))
@@ -618,6 +692,7 @@ def _program(cap, rec, recording):
                 return None
             for i in at:
                 items[i] = k
+        seen_post = seen_post or kind in ("backward", "step", "sched", "clip")
     out.args = ((out.args[0], tuple(extras)),)
     from .._functorch.aot_autograd import _RANDOM  # the ops that draw
     random = any(n.op == "call_function" and (n.target is DROPOUT_MASK or getattr(
@@ -1282,6 +1357,8 @@ class _Compiled:
                         "or object it reaches, which a compiled replay would not")
         elif not cap.breaks:  # an entry that runs eagerly needs no guard on them
             entry.values += python_after
+        if not cap.breaks:
+            _detach_outputs(rec, recording)
         program = _program(cap, rec, recording) if not cap.breaks else None
         counters["frames"]["total"] += lower  # a dynamic=True second capture is no frame
         for b in cap.breaks if lower else ():

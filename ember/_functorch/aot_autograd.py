@@ -1040,6 +1040,15 @@ class CompiledFunction(Function):
             # raises as in eager, and create_graph recomputes from them (backward below)
             ctx.save_for_backward(*arrays)
         if region._nondiff:
+            # a 0-d result may be a NumPy scalar, which apply makes a new array: mark that one
+            outs = [o if type(o) in _ARRAY_TYPES else _asarray(o) for o in outs]
+            # apply tells outputs apart by identity: a detached result that is also returned
+            # with its gradient (``loss.detach()`` and ``loss``) is a view of its own
+            diff = {id(o) for i, o in enumerate(outs) if i not in region._nondiff}
+            for i in region._nondiff:
+                if id(outs[i]) in diff:
+                    outs[i] = outs[i].view()
+            outs = tuple(outs)
             ctx.mark_non_differentiable(*[outs[i] for i in region._nondiff])
         if len(outs) == 1:
             return outs[0]  # one array: apply's fast path
