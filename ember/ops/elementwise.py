@@ -34,7 +34,8 @@ from . import _workspace as _ws
 from . import _pointwise as _pw
 from . import _blas
 from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
-                    need_tensor, scalar_name, c_name, holomorphic, is_float, plain as _plain)
+                    need_tensor, scalar_name, c_name, holomorphic, is_float, plain as _plain,
+                    _sum_to)
 
 __all__ = [
     # arithmetic
@@ -410,13 +411,50 @@ class Mul(Function):
         except _SLOW:
             return _slow(ctx.xp.multiply, a, b, dt)
 
-    @holomorphic
+    @staticmethod
     def backward(ctx, g):
+        gd = g._data
+        if state.grad or state.intercept or gd.dtype.kind != "f" or gd.dtype.itemsize == 2:
+            return Mul.general_backward(ctx, g)  # a graph to build, a mode, complex, half
+        a, b = ctx.saved_tensors
+        sa, da, sb, db = ctx.meta
+        need = ctx.needs_input_grad
+        return (_times(g, gd, b, sa, da) if need[0] else None,
+                _times(g, gd, a, sb, db) if need[1] else None, None)
+
+    @holomorphic
+    def general_backward(ctx, g):
         a, b = ctx.saved_tensors
         sa, da, sb, db = ctx.meta
         na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (reduce_grad(g * b, sa, da) if na else None,
                 reduce_grad(g * a, sb, db) if nb else None, None)
+
+
+def _times(g, gd, o, shape, dt):
+    """``reduce_grad(g * o, shape, dt)`` for a real float ``g`` with no graph to build and no
+    mode to see it: ``o`` of ``g``'s dtype and array type (or a Python number) multiplied and
+    summed to ``shape`` on arrays, one tensor made (~0.5 us less than ``g * o`` and its
+    ``reduce_grad``); other operands through them."""
+    if isinstance(o, Tensor):
+        od = o._data
+        ok = od.dtype is gd.dtype and type(od) is type(gd)
+    else:
+        od = o
+        ok = type(o) is builtins.float or type(o) is builtins.int
+    if ok:
+        xp = _ARRAY_TYPES[type(gd)][0]
+        try:
+            r = xp.multiply(gd, od)
+        except _SLOW:  # (errors made of floating-point warnings: the general path)
+            ok = False
+    if not ok:
+        return reduce_grad(g * o, shape, dt)
+    if shape is not None and r.shape != shape:  # ``o`` was broadcast against ``g``
+        r = _sum_to(xp, r, tuple(shape))
+    if dt is not None and dt is not r.dtype:
+        return reduce_grad(_plain(r), shape, dt)  # (a cast: another dtype's operand)
+    return _plain(r)
 
 
 class Div(Function):
@@ -1251,6 +1289,49 @@ class _SigmoidGrad(Function):
     def backward(ctx, gg):
         g, y = ctx.saved_tensors
         return _grad_node(_SigmoidGrad, gg, y), gg * g * (1 - 2 * y)
+
+
+def _tanh_grad_small(xp, g, y, one):
+    t = xp.multiply(y, y)  # ``g * (1 - y * y)``: the same steps in one temporary
+    xp.subtract(one, t, out=t)
+    return xp.multiply(g, t, out=t)
+
+
+def _sigmoid_grad_small(xp, g, y, one):
+    t = xp.subtract(one, y)  # ``(g * (1 - y)) * y``: the same steps in one temporary
+    xp.multiply(g, t, out=t)
+    return xp.multiply(t, y, out=t)
+
+
+def _lean_backward(cls, grad_cls, small):
+    """``cls.backward`` (Tanh, Sigmoid) that, with no graph to build and no mode to see it
+    (a backward without ``create_graph``), runs ``grad_cls``'s formula on the arrays straight
+    from the saved result: no ``_grad_node``/lambda/``holomorphic`` frames; a small array
+    (below the blocked kernels' size) in one temporary (``small``): ~0.6 us less a node."""
+    general = cls.backward
+
+    def backward(ctx, g):
+        gd = g._data
+        dt = gd.dtype
+        if state.grad or state.intercept or dt.kind != "f" or dt.itemsize == 2:
+            return general(ctx, g)
+        yd = ctx.saved_tensors[0]._data
+        if type(yd) is not type(gd):  # (another device: the general path's error)
+            return general(ctx, g)
+        xp = _ARRAY_TYPES[type(gd)][0]
+        try:
+            if yd.dtype is dt and gd.ndim and gd.nbytes < _ws.MIN_BYTES and \
+                    type(gd) is xp.ndarray:
+                return _plain(small(xp, gd, yd, dt.type(1)))
+            return _plain(grad_cls.formula(xp, gd, yd))
+        except _FP_ERRORS:  # (warnings made errors: the general path, as before)
+            return general(ctx, g)
+    backward.__doc__ = general.__doc__
+    return staticmethod(backward)
+
+
+Tanh.backward = _lean_backward(Tanh, _TanhGrad, _tanh_grad_small)
+Sigmoid.backward = _lean_backward(Sigmoid, _SigmoidGrad, _sigmoid_grad_small)
 
 
 def relu(input) -> Tensor:

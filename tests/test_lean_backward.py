@@ -1,0 +1,155 @@
+"""The backward formulas' array paths with no graph to build (issue 15, eager overhead).
+
+Mul's gradients (``_times``), tanh's and sigmoid's (``_lean_backward``) run on arrays when
+grad mode is off during backward and no mode is on: each is checked bit for bit against the
+general path (the same backward under ``create_graph=True``, which goes through ember ops)
+and against torch, with broadcasting, Python scalars, other dtypes, 0-d tensors, layouts,
+large arrays, a dispatch mode and an in-place change of a saved tensor.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+
+TOL = {"float64": dict(rtol=1e-12, atol=1e-12),
+       "float32": dict(rtol=1e-5, atol=3e-5),  # (gradients summed over 64 rows)
+       "float16": dict(rtol=1e-3, atol=1e-3)}
+
+
+def _grads(lib, fn, arrays, dtypes, create_graph=False):
+    """Gradients of ``sum(fn(*leaves) * w)`` for leaves made from ``arrays``."""
+    leaves = [lib.tensor(a, dtype=getattr(lib, d), requires_grad=True)
+              for a, d in zip(arrays, dtypes)]
+    y = fn(*leaves)
+    w = lib.tensor(np.linspace(-2, 2, max(y.numel(), 1)).reshape(tuple(y.shape)),
+                   dtype=y.dtype)
+    return lib.autograd.grad((y * w).sum(), leaves, create_graph=create_graph)
+
+
+def _bits(t):
+    return t.detach().numpy().tobytes()
+
+
+_RNG = np.random.default_rng(0)
+_MUL_CASES = {
+    "same": (lambda a, b: a * b, [(4, 5), (4, 5)], ["float32", "float32"]),
+    "row": (lambda a, b: a * b, [(4, 5), (5,)], ["float32", "float32"]),
+    "col": (lambda a, b: a * b, [(4, 1), (4, 5)], ["float64", "float64"]),
+    "outer": (lambda a, b: a * b, [(4, 1), (1, 5)], ["float32", "float32"]),
+    "lead": (lambda a, b: a * b, [(2, 4, 5), (5,)], ["float64", "float64"]),
+    "zero_d": (lambda a, b: a * b, [(), ()], ["float32", "float32"]),
+    "zero_d_other_dtype": (lambda a, b: a * b, [(4, 5), ()], ["float32", "float64"]),
+    "mixed_dtypes": (lambda a, b: a * b, [(4, 5), (4, 5)], ["float32", "float64"]),
+    "half": (lambda a, b: a * b, [(4, 5), (5,)], ["float16", "float16"]),
+    "float_scalar": (lambda a, b: a * 0.3 * b, [(4, 5), (4, 5)], ["float32", "float32"]),
+    "int_scalar": (lambda a, b: 3 * a * b, [(4, 5), (1, 5)], ["float64", "float64"]),
+    "transposed": (lambda a, b: a.t() * b, [(5, 4), (4, 5)], ["float32", "float32"]),
+    "tanh": (lambda a, b: (a * b).tanh(), [(4, 5), (4, 5)], ["float32", "float32"]),
+    "sigmoid": (lambda a, b: (a * b).sigmoid(), [(4, 5), (4, 5)], ["float64", "float64"]),
+    "tanh_0d": (lambda a, b: (a * b).tanh(), [(), ()], ["float32", "float32"]),
+    "sigmoid_0d": (lambda a, b: (a + b).sigmoid(), [(), ()], ["float64", "float64"]),
+    "tanh_big": (lambda a, b: (a + b).tanh(), [(64, 300), (300,)], ["float32", "float32"]),
+    "sigmoid_big": (lambda a, b: (a + b).sigmoid(), [(64, 300), (300,)],
+                    ["float64", "float64"]),
+    "tanh_half": (lambda a, b: (a + b).tanh(), [(4, 5), (4, 5)], ["float16", "float16"]),
+    "sigmoid_strided_grad": (lambda a, b: (a + b).sigmoid().t(), [(6, 5), (5,)],
+                             ["float32", "float32"]),
+    "tanh_expanded_grad": (lambda a, b: (a * b).tanh().sum(), [(6, 5), (5,)],
+                           ["float32", "float32"]),
+}
+
+
+@pytest.mark.parametrize("case", list(_MUL_CASES))
+def test_array_path_bit_identical_to_general_and_close_to_torch(case):
+    fn, shapes, dtypes = _MUL_CASES[case]
+    arrays = [_RNG.standard_normal(s) * 1.5 for s in shapes]
+    lean = _grads(ember, fn, arrays, dtypes)
+    general = _grads(ember, fn, arrays, dtypes, create_graph=True)
+    ref = _grads(torch, fn, arrays, dtypes)
+    for le, ge, t, d in zip(lean, general, ref, dtypes):
+        assert le.grad_fn is None and ge.grad_fn is not None
+        assert le.dtype == ge.dtype == getattr(ember, d)
+        assert tuple(le.shape) == tuple(ge.shape) == tuple(t.shape)
+        assert _bits(le) == _bits(ge)
+        np.testing.assert_allclose(le.detach().numpy().astype(np.float64),
+                                   t.detach().double().numpy(), **TOL[d])
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_activation_special_values_match_torch(name):
+    x = np.array([0.0, -0.0, 1e-30, -30.0, 30.0, 100.0, np.inf, -np.inf, np.nan], np.float32)
+    g = np.array([1.0, -2.0, np.inf, 3.0, -np.inf, np.nan, 1.0, 2.0, 1.0], np.float32)
+    xe = ember.tensor(x, requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    (ge,) = ember.autograd.grad(getattr(xe, name)(), xe, ember.tensor(g))
+    (gt,) = torch.autograd.grad(getattr(xt, name)(), xt, torch.tensor(g))
+    np.testing.assert_allclose(ge.numpy(), gt.numpy(), rtol=1e-6, atol=1e-7, equal_nan=True)
+
+
+def test_mul_grad_inf_times_zero_is_nan_as_torch():
+    a = np.array([np.inf, 1.0, 0.0], np.float32)
+    b = np.array([0.0, np.inf, 2.0], np.float32)
+    ea, eb = (ember.tensor(v, requires_grad=True) for v in (a, b))
+    ta, tb = (torch.tensor(v, requires_grad=True) for v in (a, b))
+    (ea * eb).sum().backward()
+    (ta * tb).sum().backward()
+    for e, t in ((ea, ta), (eb, tb)):
+        np.testing.assert_array_equal(e.grad.numpy(), t.grad.numpy())
+
+
+def test_mul_grad_overflow_under_warnings_as_errors():
+    """``-W error``: the array path's overflow warning falls back, numbers as torch's."""
+    big = np.float32(3e38)
+    ea, eb = (ember.tensor([big, 1.0], requires_grad=True) for _ in range(2))
+    with np.errstate(all="raise"):
+        (ea * eb).backward(ember.tensor([big, 1.0]))
+    ta, tb = (torch.tensor([big, 1.0], requires_grad=True) for _ in range(2))
+    (ta * tb).backward(torch.tensor([big, 1.0]))
+    np.testing.assert_array_equal(ea.grad.numpy(), ta.grad.numpy())
+
+
+@pytest.mark.parametrize("name", ["mul", "tanh", "sigmoid"])
+def test_saved_tensor_changed_in_place_still_raises(name):
+    a = ember.ones(3, 4, requires_grad=True)
+    if name == "mul":
+        x = a + 0
+        y = a * x  # saves ``x`` for a's gradient
+    else:
+        x = getattr(a * 1, name)()  # saves its result ``x``
+        y = x * 2
+    x.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_dispatch_mode_still_sees_backward_mul_tanh_sigmoid():
+    from ember.utils._python_dispatch import TorchDispatchMode
+
+    class Names(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+    x = ember.randn(3, 4, requires_grad=True)
+    s = ember.randn(3, 1, requires_grad=True)
+    seen = []
+    with Names():
+        ((x * s).tanh().sigmoid()).sum().backward()
+    assert {"mul", "tanh_backward", "sigmoid_backward", "sum_to_size"} <= set(seen)
+
+
+def test_create_graph_second_derivative_matches_torch():
+    x = np.linspace(-1.5, 1.5, 12).reshape(3, 4)
+    s = np.linspace(0.5, 1.0, 3).reshape(3, 1)
+    out = {}
+    for lib in (ember, torch):
+        xe = lib.tensor(x, requires_grad=True)
+        se = lib.tensor(s, requires_grad=True)
+        y = ((xe * se).tanh() * se).sigmoid().sum()
+        gx, gs = lib.autograd.grad(y, (xe, se), create_graph=True)
+        (ggx,) = lib.autograd.grad((gx * gx).sum() + gs.sum(), xe)
+        out[lib.__name__] = [t.detach().numpy() for t in (gx, gs, ggx)]
+    for e, t in zip(out["ember"], out["torch"]):
+        np.testing.assert_allclose(e, t, rtol=1e-12, atol=1e-14)
