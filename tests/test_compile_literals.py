@@ -112,6 +112,8 @@ _OBJ.s = 0.5
 _OBJ.inner = types.SimpleNamespace(s=0.5)
 _LIST = [0.5, 2.0]
 _SCALE = 0.5
+_CONFIG = types.ModuleType("config")  # a user's config.py
+_CONFIG.SCALE = 0.5
 
 
 class _Scaled(ember.nn.Module):
@@ -153,6 +155,8 @@ VALUES = {
     "plain-scalar": (lambda x: x * _G["s"], lambda v: _G.__setitem__("s", v)),
     "module-dict": (_MOD, lambda v: _MOD.cfg.__setitem__("s", v)),
     "method-self": (_TR.run, lambda v: setattr(_TR, "s", v)),
+    "module-attribute": (lambda x: x * ember.tensor(_CONFIG.SCALE),
+                         lambda v: setattr(_CONFIG, "SCALE", v)),
 }
 
 

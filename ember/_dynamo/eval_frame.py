@@ -854,6 +854,12 @@ def _discover(fn, depth: int = 2):
             add(v, ("dict", g, name))
             if depth > 0 and inspect.isfunction(v) and not v.__module__.startswith("ember"):
                 visit(v, depth - 1)
+            if isinstance(v, types.ModuleType):  # ``config.SCALE``: its plain attributes the
+                # code names are guarded as globals are (NOTE [ Python values ])
+                d = vars(v)
+                for attr in code.co_names:
+                    if type(d.get(attr, _MISSING)) in _PLAIN:
+                        plain.append((d, attr, d[attr]))
         for name, cell in zip(code.co_freevars, f.__closure__ or ()):
             try:
                 v = cell.cell_contents
@@ -924,9 +930,10 @@ def _value_guards(allmods, plain) -> list:
 # a list its length too.  A changed value recompiles, as PyTorch's guard does (a value that
 # keeps changing ends at the cache limit, eager with a warning); a value the function changes
 # itself is a side effect, a break.  Not guarded: optimizers and lr schedulers (a compiled step
-# reads their hyper-parameters at each call), containers of more than ``_GUARD_ITEMS`` plain
-# entries (the guard would cost more than the call), and values read from anything else
-# (a NumPy array's elements, an attribute of a module from another library).
+# reads their hyper-parameters at each call), containers of more than ``_GUARD_ITEMS`` entries
+# (the guard would cost more than the call), and values read from anything else
+# (a NumPy array's elements).  A Python module's plain attributes the code names (``config.
+# SCALE``) are guarded with the globals (``_discover``).
 _GUARD_ITEMS = 64
 
 
@@ -980,6 +987,8 @@ def _python_values(objects, allmods) -> list:
         elif _stateful(o):
             d, items = vars(o), list(vars(o).items())
         else:
+            continue
+        if len(items) > _GUARD_ITEMS + 1:  # a data set's list: neither guarded nor walked
             continue
         keys, vals = [], []
         for k, v in items:
