@@ -149,8 +149,8 @@ def gemv_fn(dtype_char: str):
 
 def linear_row(dtype_char: str, fallback):
     """``f(x, w, b, out) -> out``: ``out = x @ w.T + b`` for a (1, K) ``x``, a (N, K) ``w``
-    (N, K >= 2) with unit column stride, a (N,) ``b`` or None and a C-contiguous (1, N) ``out`` that
-    overlaps neither, by one GEMV (NOTE [ Batch-1 linear by GEMV ]); other arrays go to
+    (N, K >= 2) with unit column stride, a (N,) ``b`` or None and a C-contiguous (1, N)
+    ``out`` that overlaps neither, by one GEMV (NOTE [ Batch-1 linear by GEMV ]); other arrays go to
     ``fallback(x, w, b, out)``.  None where the bundled OpenBLAS is absent."""
     f = gemv_fn(dtype_char)
     if f is None:
@@ -165,10 +165,7 @@ def linear_row(dtype_char: str, fallback):
     buf = ctypes.c_char * 1
     ptr = ctypes.c_void_p
     nd = numpy.ndarray
-    none = (None, None)
-    # the last array seen in each place with what the call needs of it (one tuple each, so a
-    # concurrent call reads a consistent pair); ``None`` in the second place: not usable
-    seen = [none, none, none]
+    overlap = numpy.may_share_memory
 
     def pointer(a):
         try:
@@ -176,53 +173,45 @@ def linear_row(dtype_char: str, fallback):
         except (TypeError, ValueError):
             return ptr(a.ctypes.data)
 
-    def weight(w):
+    def fixed(w, out):
+        """What the GEMV's arguments take from ``w`` and ``out``: ``(head, tail with the bias,
+        tail without, K)``, or None where one GEMV cannot do it."""
         if type(w) is not nd or w.dtype != dt or w.ndim != 2 or w.strides[1] != size or \
                 w.strides[0] % size or w.strides[0] < size * w.shape[1] or \
                 w.shape[0] < 2 or w.shape[1] < 2:
             return None  # one output: NumPy's dot; inner size 1: its loop (as eager computes)
+        if type(out) is not nd or out.dtype != dt or out.shape != (1, w.shape[0]) or \
+                not out.flags.c_contiguous or not out.flags.writeable or overlap(out, w):
+            return None
         n, k = w.shape
-        return ctypes.c_int64(n), ctypes.c_int64(k), ctypes.c_int64(w.strides[0] // size), \
-            pointer(w), n, k
+        head = (order, trans, ctypes.c_int64(n), ctypes.c_int64(k), one, pointer(w),
+                ctypes.c_int64(w.strides[0] // size))
+        po = pointer(out)
+        return head, (one, po, inc1), (zero, po, inc1), k
 
-    def row(x):
-        if type(x) is not nd or x.dtype != dt or x.ndim != 2 or x.shape[0] != 1 or \
-                x.strides[1] <= 0 or x.strides[1] % size:
-            return None
-        return ctypes.c_int64(x.strides[1] // size), pointer(x), x.shape[1]
+    def plan(x, w, out, c):
+        """The call's record ``(x, w, out, (arguments with the bias, without) or None, the
+        fixed part)``; the fixed part of the last record is kept when only ``x`` changed (a
+        new input each call: its pointer and checks, ~1 us)."""
+        fx = c[4] if c[1] is w and c[2] is out else fixed(w, out)
+        if fx is None or type(x) is not nd or x.dtype != dt:
+            return x, w, out, None, fx
+        shape, st = x.shape, x.strides
+        if len(shape) != 2 or shape[0] != 1 or shape[1] != fx[3] or st[1] <= 0 or \
+                st[1] % size or overlap(out, x):
+            return x, w, out, None, fx
+        mid = (pointer(x), inc1 if st[1] == size else ctypes.c_int64(st[1] // size))
+        head = fx[0] + mid
+        return x, w, out, (head + fx[1], head + fx[2]), fx
 
-    def dest(o):
-        if type(o) is not nd or o.dtype != dt or o.ndim != 2 or o.shape[0] != 1 or \
-                not o.flags.c_contiguous or not o.flags.writeable:
-            return None
-        return pointer(o), o.shape[1]
-
-    def plan(x, w, out):
-        """The GEMV's arguments for these arrays, or None (they go to ``fallback``)."""
-        sw = seen[1]
-        if sw[0] is not w:
-            sw = seen[1] = (w, weight(w))
-        sx = seen[0]
-        if sx[0] is not x:
-            sx = seen[0] = (x, row(x))
-        so = seen[2]
-        if so[0] is not out:
-            so = seen[2] = (out, dest(out))
-        pw, px, po = sw[1], sx[1], so[1]
-        if pw is None or px is None or po is None or px[2] != pw[5] or po[1] != pw[4] or \
-                numpy.may_share_memory(out, x) or numpy.may_share_memory(out, w):
-            return None
-        # the whole argument list, for y = W x + y (a bias filled in) and y = W x
-        head = (order, trans, pw[0], pw[1], one, pw[3], pw[2], px[1], px[0])
-        return head + (one, po[0], inc1), head + (zero, po[0], inc1)
-
-    last = [(None, None, None, None)]
+    # the last call's record, one tuple (a concurrent call reads a consistent one)
+    last = [(None, None, None, None, None)]
 
     def call(x, w, b, out):
         """``out = x @ w.T + b`` by one GEMV (NOTE [ Batch-1 linear by GEMV ])."""
         c = last[0]
         if c[0] is not x or c[1] is not w or c[2] is not out:
-            c = last[0] = (x, w, out, plan(x, w, out))
+            c = last[0] = plan(x, w, out, c)
         a = c[3]
         if a is None:
             return fallback(x, w, b, out)
