@@ -137,17 +137,6 @@ _CONTIG_T = True
 _FOLD_SCALE = True  # the backward's scale on dO^T's copy (False: on dQ and dK, for tests)
 
 
-# NOTE [ Row sums from the output ]
-# The backward's per-query ``r = sum_k P dP'`` (dP' = dP * drop) equals ``sum_d O dO`` since
-# ``O = P_d V`` and ``dP = dO V^T`` (FlashAttention's ``D = rowsum(dO * O)``; PyTorch's CPU
-# kernel saves the output for it too): an einsum over the (L, E) output and its gradient
-# instead of over the (S, L) probabilities and dP', ~32 against ~61 us on GPT-mini's
-# (16, 4, 64, 32) float32 heads at one thread.  The output is saved as such (its array is
-# kept alive by the graph anyway: the out-projection saves its merged heads), so an in-place
-# change of it before backward raises.  _R_FROM_OUT = False sums P dP' (tests compare).
-_R_FROM_OUT = True
-
-
 def _contiguous_t(xp, a, scale=None):
     """``swapaxes(a, -1, -2)`` (times ``scale`` when given) copied into a C-contiguous
     workspace array (a fresh one page-faults: NOTE [ Workspace ])."""
@@ -315,14 +304,12 @@ class _SDPA(Function):
             ctx.p = p
             ctx.by_key = by_key
             ctx.keep = keep
-            # the output too (NOTE [ Row sums from the output ]); an in-place change of it
-            # before backward raises, as PyTorch's kernel, which saves it as well
-            ctx.save_for_backward(q, k, v, mask, out if _R_FROM_OUT else None)
+            ctx.save_for_backward(q, k, v, mask)
         return out if out.dtype == dt else out.astype(dt)
 
     @staticmethod
     def backward(ctx, g):
-        q, k, v, mask, o = ctx.saved_tensors
+        q, k, v, mask = ctx.saved_tensors
         if state.grad:
             return _sdpa_grads_graph(ctx, g, q, k, v, mask)
         xp = ctx.xp
@@ -365,14 +352,8 @@ class _SDPA(Function):
                 ds *= drop
             # dS = P * (dP - rowsum(P * dP)), in place
             # no temporary of S's size
-            if o is not None:  # rowsum(P * dP) = rowsum(O * dO): NOTE [ Row sums from the output ]
-                r = xp.einsum("...qd,...qd->...q", o._data, gd)
-                if folded:
-                    r *= sc
-                r = r[..., None, :] if by_key else r[..., None]
-            else:
-                r = (xp.einsum("...ji,...ji->...i", p, ds)[..., None, :] if by_key
-                     else xp.einsum("...ij,...ij->...i", p, ds)[..., None])
+            r = (xp.einsum("...ji,...ji->...i", p, ds)[..., None, :] if by_key
+                 else xp.einsum("...ij,...ij->...i", p, ds)[..., None])
             ds -= r
             ds *= p
             dsl = xp.swapaxes(ds, -1, -2) if by_key else ds  # (L, S)
