@@ -153,3 +153,27 @@ def test_create_graph_second_derivative_matches_torch():
         out[lib.__name__] = [t.detach().numpy() for t in (gx, gs, ggx)]
     for e, t in zip(out["ember"], out["torch"]):
         np.testing.assert_allclose(e, t, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed_grad", "strided_input"])
+def test_small_relu_grad_bits_path_exact(dtype, layout):
+    """Small relu gradients as bits(g) * min(bits(y), 1): ``g`` where ``y != 0`` else 0,
+    bit for bit, NaN (either sign) passing its gradient, inf/NaN gradients where y is 0."""
+    vals = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, -np.nan, 1e-300, -3.0,
+                     2.5, 0.0], dtype)
+    grads = np.array([np.inf, np.nan, -np.inf, np.inf, np.nan, 2.0, -1.0, 3.0, 4.0, -np.inf,
+                      -0.0, np.nan], dtype)
+    x = np.tile(vals, 12).reshape(12, 12)
+    g = np.tile(grads, 12).reshape(12, 12)
+    if layout == "strided_input":
+        x = np.repeat(x, 2, axis=1)[:, ::2]
+    xe = ember.from_numpy(x).requires_grad_()
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    ge = ember.from_numpy(g.T.copy()).t() if layout == "transposed_grad" else \
+        ember.from_numpy(g)
+    (gxe,) = ember.autograd.grad(xe.relu(), xe, ge)
+    (gxt,) = torch.autograd.grad(xt.relu(), xt, torch.from_numpy(g))
+    expect = np.where(np.maximum(x, 0) != 0, g, 0).astype(dtype)
+    assert np.ascontiguousarray(gxe.numpy()).tobytes() == np.ascontiguousarray(expect).tobytes()
+    np.testing.assert_array_equal(gxe.numpy(), gxt.numpy())

@@ -1181,6 +1181,15 @@ class _ReluGrad(Function):
             out = _pw.relu_grad(xp, g, y)
             if out is not None:
                 return out
+        elif not big and g.dtype is y.dtype and g.shape == y.shape and g.ndim:
+            # _pw.relu_grad's exact two passes without its blocks: bits(g) * min(bits(y), 1)
+            # (~1 us less than the mask, its bool->float cast and the NaN test at (32, 64))
+            ut = _RELU_BITS.get(g.dtype) if type(g) is xp.ndarray else None
+            if ut is None and type(g) is xp.ndarray:
+                ut = _relu_bits(xp, g.dtype)
+            if ut is not None and type(y) is type(g) and _pw._plus_zero(xp, g.dtype):
+                m = xp.minimum(y.view(ut[0]), ut[1])
+                return xp.multiply(g.view(ut[0]), m, out=m).view(g.dtype)
         mask = xp.not_equal(y, 0, out=_ws.empty(xp, y.shape, bool)) if big else y != 0
         if g.dtype.itemsize == 2 and is_float(g.dtype):  # exact; float32 loops are faster
             out = (g.astype("float32") * mask).astype(g.dtype)
@@ -1201,6 +1210,18 @@ class _ReluGrad(Function):
     def backward(ctx, gg):
         y, = ctx.saved_tensors
         return _grad_node(_ReluGrad, gg, y), None
+
+
+_RELU_BITS = {}  # float32/64 dtype -> (the unsigned dtype of its bits, that dtype's 1)
+
+
+def _relu_bits(xp, dt):
+    """``_RELU_BITS[dt]``, made on first use; None for other dtypes."""
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
+        return None
+    u = xp.dtype(f"uint{8 * dt.itemsize}")
+    ut = _RELU_BITS[dt] = (u, u.type(1))
+    return ut
 
 
 def _grad_node(cls, g: Tensor, y: Tensor = None) -> Tensor:
