@@ -289,3 +289,49 @@ def test_literal_values_equal_torch(values, dtype):
     for c, t in zip(comp, ref):
         np.testing.assert_allclose(c, t, rtol=1e-5 if dtype == "float32" else 1e-12,
                                    atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+_MODEL = ember.nn.Linear(3, 2)
+
+
+def _global_model(x):
+    return _MODEL(x) * 2
+
+
+def test_a_re_assigned_module_recompiles():
+    # the names a function reaches a module by are guarded on the module (PyTorch's ID_MATCH)
+    global _MODEL
+    ember.compiler.reset()
+    x = ember.tensor(_X)
+    trainer = _Trainer()
+    trainer.model = ember.nn.Linear(3, 2).double()
+    trainer.run = types.MethodType(lambda self, x: self.model(x) * self.s, trainer)
+
+    def closure():
+        m = ember.nn.Linear(3, 2).double()
+
+        def f(x):
+            return m(x)
+
+        def swap():
+            nonlocal m
+            m = ember.nn.Linear(3, 2).double()
+        return f, swap
+    f, swap = closure()
+    saved = _MODEL
+    _MODEL = ember.nn.Linear(3, 2).double()
+    try:
+        cases = [(_global_model, lambda: globals().__setitem__("_MODEL",
+                                                               ember.nn.Linear(3, 2).double())),
+                 (trainer.run, lambda: setattr(trainer, "model", ember.nn.Linear(3, 2).double())),
+                 (f, swap)]
+        for fn, change in cases:
+            cf = ember.compile(fn)
+            for _ in range(2):
+                np.testing.assert_array_equal(cf(x).detach().numpy(), fn(x).detach().numpy())
+            change()
+            for _ in range(2):
+                np.testing.assert_array_equal(cf(x).detach().numpy(), fn(x).detach().numpy())
+            assert ember.compiler.explain(fn)(x).graph_break_count == 0
+    finally:
+        _MODEL = saved

@@ -821,6 +821,11 @@ def _discover(fn, depth: int = 2):
             if id(v) not in seen:
                 seen.add(id(v))
                 modules.append(v)
+            # the name holds this module (``==`` is identity): a re-assigned ``model``
+            # recompiles rather than running the old one's graph
+            if where is not None and where[0] in ("dict", "cell"):
+                plain.append((where[1], where[2], v) if where[0] == "dict" else
+                             (_Cell(where[1]), "contents", v))
         elif isinstance(v, Tensor):
             if where is not None:
                 (cells if where[0] == "cell" else owned).append((where, v))
@@ -838,16 +843,25 @@ def _discover(fn, depth: int = 2):
         if isinstance(f, Module):
             add(f, None)
             f = type(f).forward
+        me = None
         if inspect.ismethod(f):
-            me = f.__self__  # a plain object's attributes are reached as a global's are
-            add(me, ("self",) if _stateful(me) and not isinstance(me, (Tensor, Optimizer))
-                else None)
+            me = f.__self__
+            if _stateful(me) and not isinstance(me, (Tensor, Optimizer)):
+                add(me, ("self",))  # a plain object (a trainer): reached as a global is
+            else:
+                add(me, None)
+                me = None
             f = f.__func__
         f = inspect.unwrap(f) if callable(f) else f
         code = getattr(f, "__code__", None)
         if code is None or id(f) in seen:
             return
         seen.add(id(f))
+        if me is not None:  # the attributes it names (``self.model``, ``self.scale``) as globals
+            d = vars(me)
+            for name in code.co_names:
+                if name in d:
+                    add(d[name], ("dict", d, name))
         g = getattr(f, "__globals__", {})
         for name in code.co_names:
             v = g.get(name)
@@ -935,6 +949,27 @@ def _value_guards(allmods, plain) -> list:
 # (a NumPy array's elements).  A Python module's plain attributes the code names (``config.
 # SCALE``) are guarded with the globals (``_discover``).
 _GUARD_ITEMS = 64
+
+
+class _Cell:
+    """A closure cell seen as a mapping of ``"contents"`` (a value guard's container)."""
+
+    __slots__ = ("cell",)
+
+    def __init__(self, cell):
+        self.cell = cell
+
+    def __getitem__(self, k):
+        try:
+            return self.cell.cell_contents
+        except ValueError:  # emptied
+            raise KeyError(k) from None
+
+    def get(self, k, default=None):
+        try:
+            return self[k]
+        except KeyError:
+            return default
 
 
 class _Items:
