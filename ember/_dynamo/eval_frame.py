@@ -308,6 +308,12 @@ class _Patches:
             self._set(owner, "zero_grad", _zero_grad_patch(owner.zero_grad, rec))
         from ..optim.lr_scheduler import LRScheduler
         self._set(LRScheduler, "step", _sched_patch(LRScheduler.step, rec))
+        # tensors made from NumPy arrays and Python data are nodes too (``offering()`` offers
+        # tensor/as_tensor to every recording; jit.trace warns on these as PyTorch's does)
+        import ember
+        from ..fx.experimental.proxy_tensor import _offer
+        for owner, name in ((ember, "from_numpy"), (Tensor, "new_tensor")):
+            self._set(owner, name, _offer(owner.__dict__[name], name))
         from ..nn import utils as nn_utils
         from ..nn.utils import clip_grad
         for name in ("clip_grad_norm_", "clip_grad_value_"):
