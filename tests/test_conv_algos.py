@@ -4,6 +4,9 @@ and with torch, forward and both gradients, float64 and float32; Winograd's erro
 blocked batches; the heuristic table's choices."""
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -200,6 +203,44 @@ def test_heuristic_table(c, o, hw, k, stride, groups, expect):
     g = conv._Geom((k, k), (stride, stride), (1, 1), (k // 2,) * 2, (k // 2,) * 2, (hw, hw),
                    (out, out), groups)
     assert conv._algo(c, o, g, np.dtype("float32")) == expect
+
+
+@pytest.mark.parametrize("algo", ["winograd", "winograd4"])
+@pytest.mark.parametrize("nb", [1, 2])
+def test_winograd_blocks_over_threads_bit_identical(algo, nb, monkeypatch):
+    # the blocks are split over threads at block boundaries (rows(..., align=nb)), so two or
+    # three threads compute every block as one thread does: the same bits
+    from ember.ops import _threads
+    monkeypatch.setattr(_threads, "MIN_NUMEL", 0)
+    monkeypatch.setattr(_threads._runtime.state, "num_threads", None)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((7, 4, 9, 7)).astype(np.float32)
+    wt = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((7, 6, 9, 7)).astype(np.float32)
+    m = conv._WINO[algo]
+    per = (m + 2) ** 2 * len(range(0, 9, m)) * len(range(0, 7, m)) * 6 * x.itemsize
+    monkeypatch.setattr(conv, "_WINO_CACHE_BYTES", nb * per)
+    # each block's transform waits a little, so the workers wake in time to take blocks
+    names = set()
+    tiles_tf = conv._WinoScratch.tiles_tf
+
+    def slow(self, *args):
+        time.sleep(0.002)
+        names.add(threading.current_thread().name)
+        return tiles_tf(self, *args)
+
+    monkeypatch.setattr(conv._WinoScratch, "tiles_tf", slow)
+    res = []
+    try:
+        for k in (1, 2, 3):
+            _threads.set_count(k)
+            res.append(_conv_once(algo, monkeypatch, x, wt, gy, 1))
+    finally:
+        _threads.set_count(None)
+    assert len(names) > 1
+    for got in res[1:]:
+        for a, r in zip(got, res[0]):
+            assert np.array_equal(a, r)
 
 
 @pytest.mark.parametrize("n,expect", [(1, "fold"), (15, "fold"), (16, "winograd4")])
