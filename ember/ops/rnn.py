@@ -490,6 +490,9 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
         else None
     o_, i_, f_, g_ = A[0], A[1], A[2], A[3]
     sig = A[:3]
+    # the chunk buffer's views for rows a:b, made once per call rather than once per step:
+    # a chunk's steps reuse the same rows of A (NOTE [ Fused recurrent layer ]: fixed cost)
+    slots = {}
     lo = hi = 0  # rows of the current chunk (consecutive steps: consecutive rows)
     last = len(steps) - 1
     for j, (s, e, prev) in enumerate(steps):
@@ -497,27 +500,29 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
             lo, hi = min(q[0] for q in steps[j:j + nc]), max(q[1] for q in steps[j:j + nc])
         a = s - lo if record else 0
         b = a + e - s
-        g = A[:, a:b]
+        v = slots.get((a, b))
+        if v is None:
+            v = slots[a, b] = (A[:, a:b], sig[:, a:b], o_[a:b], i_[a:b], f_[a:b], g_[a:b],
+                               tmp[:b - a])
+        g, sg, og, ig, fg, gg, t = v
         if gemm is not None:
             gemm(Z[prev], W, out=g)
         else:
             _mm_into(xp, Z[prev], W, g)
         tanh(g, out=g)
-        sg = sig[:, a:b]
         sg *= 0.5
         sg += 0.5
         c = cext[B + s:B + e]
-        mul(f_[a:b], cext[prev], out=c)
-        t = tmp[:e - s]
-        mul(i_[a:b], g_[a:b], out=t)
+        mul(fg, cext[prev], out=c)
+        mul(ig, gg, out=t)
         c += t
         tc = tc_all[s:e]
         tanh(c, out=tc)
         if proj:
-            mul(o_[a:b], tc, out=hpre[s:e])
+            mul(og, tc, out=hpre[s:e])
             _mm_into(xp, hpre[s:e], whrT, Z[B + s:B + e, :Hout])
         else:
-            mul(o_[a:b], tc, out=Z[B + s:B + e, :Hout])
+            mul(og, tc, out=Z[B + s:B + e, :Hout])
         if record and (j % nc == nc - 1 or j == last):
             _lstm_factors(xp, A[:, :hi - lo], cext, tc_all, P, hp_all, lo, hi)
     y = ws.empty(xp, (N, Hout), dt)  # contiguous, as PyTorch's output (views of it reshape)
@@ -610,6 +615,7 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None):
         _lstm_backward_kernel(xp, kern, dZ, dcext, xp.ascontiguousarray(P), dG, M, Wb, w_hr,
                               steps, B, Hout)
         steps = ()  # done
+    mviews = {}  # n -> views of M for a step of n rows, made once per call (fixed cost)
     for s, e, prev in reversed(steps):
         dh = dZ[B + s:B + e, :Hout]
         if w_hr is not None:
@@ -618,16 +624,22 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None):
         mul(P[:2, s:e], dh, out=dG[:2, s:e])
         dc += dG[0, s:e]
         mul(P[2:5, s:e], dc, out=dG[2:, s:e])
-        if type(prev) is slice:
+        sliced = type(prev) is slice
+        if sliced:
             mul(dc, f_[s:e], out=dcext[prev])
         else:
             dcext[prev] = dc * f_[s:e]
-        if M is not None and type(prev) is slice:
-            m = matmul(dgates[:, s:e], Wb, out=M[:, :e - s])
-            add(m[:2], m[2:], out=m[:2])
+        if M is not None and sliced:
+            mv = mviews.get(e - s)
+            if mv is None:
+                m = M[:, :e - s]
+                mv = mviews[e - s] = (m, m[:2], m[2:], m[0], m[1])
+            m, m01, m23, m0, m1 = mv
+            matmul(dgates[:, s:e], Wb, out=m)
+            add(m01, m23, out=m01)
             d = dZ[prev]
-            d += m[0]
-            d += m[1]
+            d += m0
+            d += m1
         else:
             dZ[prev] += matmul(dgates[:, s:e], Wb).sum(0)
     gx = gh0 = gc0 = gwi = gwh = gbi = gbh = gwr = None
