@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import math
+import operator
 import warnings
 
 from .. import _backend
@@ -431,11 +432,11 @@ class Mul(Function):
                 reduce_grad(g * a, sb, db) if nb else None, None)
 
 
-def _times(g, gd, o, shape, dt):
+def _times(g, gd, o, shape, dt, ufunc="multiply", op=operator.mul):
     """``reduce_grad(g * o, shape, dt)`` for a real float ``g`` with no graph to build and no
     mode to see it: ``o`` of ``g``'s dtype and array type (or a Python number) multiplied and
     summed to ``shape`` on arrays, one tensor made (~0.5 us less than ``g * o`` and its
-    ``reduce_grad``); other operands through them."""
+    ``reduce_grad``); other operands through them.  ``ufunc``/``op``: another operator."""
     if isinstance(o, Tensor):
         od = o._data
         ok = od.dtype is gd.dtype and type(od) is type(gd)
@@ -445,11 +446,11 @@ def _times(g, gd, o, shape, dt):
     if ok:
         xp = _ARRAY_TYPES[type(gd)][0]
         try:
-            r = xp.multiply(gd, od)
+            r = getattr(xp, ufunc)(gd, od)
         except _SLOW:  # (errors made of floating-point warnings: the general path)
             ok = False
     if not ok:
-        return reduce_grad(g * o, shape, dt)
+        return reduce_grad(op(g, o), shape, dt)
     if shape is not None and r.shape != shape:  # ``o`` was broadcast against ``g``
         r = _sum_to(xp, r, tuple(shape))
     if dt is not None and dt is not r.dtype:
@@ -475,8 +476,18 @@ class Div(Function):
         except _SLOW:
             return _slow(ctx.xp.true_divide, a, b, dt)
 
-    @holomorphic
+    @staticmethod
     def backward(ctx, g):
+        gd = g._data
+        if state.grad or state.intercept or gd.dtype.kind != "f" or gd.dtype.itemsize == 2 \
+                or ctx.needs_input_grad[1]:  # (b's gradient: three ops, as written below)
+            return Div.general_backward(ctx, g)
+        b = ctx.saved_tensors[1]  # (as Mul's: on arrays, one tensor made)
+        return _times(g, gd, b, ctx.meta[0], ctx.meta[1], "true_divide", operator.truediv), \
+            None, None
+
+    @holomorphic
+    def general_backward(ctx, g):
         a, b = ctx.saved_tensors
         sa, da, sb, db = ctx.meta
         na, nb = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -1325,10 +1336,11 @@ def _sigmoid_grad_small(xp, g, y, one):
 
 
 def _lean_backward(cls, grad_cls, small):
-    """``cls.backward`` (Tanh, Sigmoid) that, with no graph to build and no mode to see it
-    (a backward without ``create_graph``), runs ``grad_cls``'s formula on the arrays straight
+    """``cls.backward`` (Tanh, Sigmoid, Exp) that, with no graph to build and no mode to see
+    it (a backward without ``create_graph``), runs ``grad_cls``'s formula on the arrays straight
     from the saved result: no ``_grad_node``/lambda/``holomorphic`` frames; a small array
-    (below the blocked kernels' size) in one temporary (``small``): ~0.6 us less a node."""
+    (below the blocked kernels' size) in one temporary (``small``): ~0.6 us less a node.
+    ``grad_cls`` None: ``small`` is the whole formula, at every size."""
     general = cls.backward
 
     def backward(ctx, g):
@@ -1341,9 +1353,11 @@ def _lean_backward(cls, grad_cls, small):
             return general(ctx, g)
         xp = _ARRAY_TYPES[type(gd)][0]
         try:
-            if yd.dtype is dt and gd.ndim and gd.nbytes < _ws.MIN_BYTES and \
-                    type(gd) is xp.ndarray:
+            if yd.dtype is dt and (grad_cls is None or gd.ndim and gd.nbytes < _ws.MIN_BYTES
+                                   and type(gd) is xp.ndarray):
                 return _plain(small(xp, gd, yd, dt.type(1)))
+            if grad_cls is None:
+                return general(ctx, g)
             return _plain(grad_cls.formula(xp, gd, yd))
         except _FP_ERRORS:  # (warnings made errors: the general path, as before)
             return general(ctx, g)
@@ -1352,6 +1366,7 @@ def _lean_backward(cls, grad_cls, small):
 
 
 Tanh.backward = _lean_backward(Tanh, _TanhGrad, _tanh_grad_small)
+Exp.backward = _lean_backward(Exp, None, lambda xp, g, y, one: xp.multiply(g, y))  # g * y
 Sigmoid.backward = _lean_backward(Sigmoid, _SigmoidGrad, _sigmoid_grad_small)
 
 
