@@ -104,6 +104,12 @@ def _acc(a, b):
     return s
 
 
+def _put(buf, a):
+    """``a`` copied into ``buf`` (a planned buffer of its shape and dtype), returned."""
+    buf[...] = a
+    return buf
+
+
 def _prod(shape) -> int:
     n = 1
     for d in shape:
@@ -235,7 +241,7 @@ class CompiledRegion:
         nodes = list(graph.nodes)
         self._env = env = {"_new": _new, "_saved": _saved, "_acc": _acc, "_tup": _tup,
                            "_zeros": _zeros, "_mask": dropout_mask_array, "_make": _make,
-                           "_unwrap": _unwrap, "_data": _data}
+                           "_unwrap": _unwrap, "_data": _data, "_put": _put}
         self.options = dict(options or {})
         self._meta_of = {}  # variable of the generated backward -> (shape, dtype)
         self._name = name = {}  # node -> variable holding its array (or tuple of arrays)
@@ -704,7 +710,7 @@ class CompiledRegion:
             if d is not None:
                 fdirect[n] = d
                 if issubclass(f[1], _Linear) and self._row_linear(vals):
-                    rows[n] = f[2][:3]
+                    rows[n] = f[2][:3] + [(vals[0].shape, vals[0].dtype)]
         if not self.options.get("buffers", True):
             return plan, store, fdirect
         outs = set(region_outs)
@@ -726,9 +732,12 @@ class CompiledRegion:
                         break
         self._into = into
         scratch = {}  # an escaping batch-1 linear: GEMV into a buffer it alone uses, then copy
+        xcopy = {}  # a batch-1 linear whose input is not a planned buffer: its row copied first
         for n in order:
             if n in rows and n not in planned:
                 scratch[n] = plan.take(*key[n])  # never given back
+            if n in rows and n.args[0] not in store:
+                xcopy[n] = plan.take(*rows[n][3])  # never given back
             if n in planned:
                 b = None
                 if fdirect[n].elementwise:  # write over an input read here for the last time
@@ -740,12 +749,17 @@ class CompiledRegion:
             for a in set(n.all_input_nodes):
                 if a in store and last_use.get(a) is n and store[a] != store.get(n):
                     plan.give(store[a])
-        for n, (x, w, b) in rows.items():
+        for n, (x, w, b, _) in rows.items():
             fn = f"_row_{n.name}"
             xp = self._xp
             self._env[fn] = _blas.linear_row(
                 key[n][1].char, lambda x, w, b, out, xp=xp: fresh_mm(xp, x, w.T, b, out))
-            call = f"{fn}({x}, {w}, {b}, "
+            if n in xcopy:
+                # a new input array each call (the caller's, or a fresh value) would have its
+                # pointer read each call (~2.5 us); a (1, K) copy into a buffer is ~0.2
+                call = f"{fn}(_put(B{xcopy[n]}, {x}), {w}, {b}, "
+            else:
+                call = f"{fn}({x}, {w}, {b}, "
             if n in store:
                 fdirect[n] = Direct(["{d} = " + call + "{b})"], None, False)
             elif n in scratch:
@@ -759,7 +773,8 @@ class CompiledRegion:
         """Whether a linear with example arguments ``vals`` runs as one GEMV (NOTE [ Batch-1
         linear by GEMV ] in ``ops/_blas.py``): a (1, K) float row, an (N, K) weight (N, K >= 2:
         NumPy's product is a dot or a loop otherwise, and eager's numbers are its), the
-        bundled OpenBLAS found; ``options={"blas": False}`` turns it off."""
+        bundled OpenBLAS found; a region made with ``options={"blas": False}`` keeps NumPy's
+        product (``ember.compile``'s ``options`` do not reach regions)."""
         x, w = vals[0], vals[1]
         return self.options.get("blas", True) and x.ndim == 2 and x.shape[0] == 1 and \
             w.ndim == 2 and min(w.shape) > 1 and x.shape[1] == w.shape[1] and \
