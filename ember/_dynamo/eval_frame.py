@@ -1390,7 +1390,7 @@ class _Compiled:
             if a != b and id(o) not in replayed:
                 what = "contents" if type(o) in (list, dict) else "attributes"
                 cap.brk(f"a Python side effect: the function changed a {type(o).__name__}'s "
-                        f"{what} (an lr scheduler's step, an append?), which a compiled replay "
+                        f"{what} (an append, a counter?), which a compiled replay "
                         "would not")
                 break
         for (d, keys, vals), (_, keys2, vals2) in zip(values_before, entry.values):
