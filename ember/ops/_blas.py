@@ -111,11 +111,11 @@ def _load(dtype_char: str):
 # their pointers are, so a pointer never outlives its memory (an ndarray's data pointer is
 # fixed for its life).  The compiled code passes planned buffers only: the caller's input (or
 # a fresh value) is first copied into one (a (1, K) copy, ~0.2 us, against ~2.5 us for a new
-# array's pointer), so at each call every pointer is one already read.  The product is the one NumPy's ``matmul`` makes for one row: the
-# same GEMV kernel on the same layout (row-major ``w``, NoTrans).  A transposed copy of ``w``
-# (OpenBLAS's other kernel) is 1.02-1.06x faster at the MLP's sizes (20.4 against 21.7 us,
-# 7.0 against 7.4; 1.9 against 1.6 at (10, 256)) but would go stale on an in-place update,
-# so it is not kept.  The bias is the kernel's update of ``y``: eager's numbers (``x @ w.T``
+# array's pointer), so at each call every pointer is one already read.  The product is the
+# one NumPy's ``matmul`` makes for one row: the same GEMV kernel on the same layout (row-major
+# ``w``, NoTrans).  A transposed copy of ``w`` (OpenBLAS's other kernel) is 1.02-1.06x faster
+# at the MLP's sizes (20.4 against 21.7 us, 7.0 against 7.4; 1.9 against 1.6 at (10, 256))
+# but would go stale on an in-place update, so it is not kept.  The bias is the kernel's update of ``y``: eager's numbers (``x @ w.T``
 # then ``+ b``) at the MLP's float32 shapes on this machine, within an ulp in general (a
 # kernel may add ``y`` in before the dot's last term).  An array that does not fit (a strided
 # weight, another dtype, an output of one element or an inner size of one, where NumPy's
