@@ -22,8 +22,8 @@ this module spells the same computation as NumPy calls that take an ``out=`` arr
 - in the backward (``aot_autograd._formula_lines``) an elementwise op writes into a gradient or
   temporary it reads for the last time when that backward made the array and nothing else
   refers to it (never the caller's incoming gradient, a view, or an array two gradients
-  share): relu's mask-multiply runs in place on the product's gradient, with the mask made
-  as 1.0/0.0 in the gradient's dtype (``relu_grad_into``: the same bits, no casting loop).
+  share): relu's gradient runs in place on the product's gradient, as eager's two exact
+  passes over the arrays' bits (``relu_grad_into``: the same bits, no finiteness check).
 
 Each lowering computes bit for bit what the op's ``forward`` computes: the same ufunc on the
 same operands, only with ``out=``; an op is lowered only where its operands are float32 or
