@@ -111,24 +111,26 @@ def _load(dtype_char: str):
 # their pointers are, so a pointer never outlives its memory (an ndarray's data pointer is
 # fixed for its life).  The compiled code passes planned buffers only: the caller's input (or
 # a fresh value) is first copied into one (a (1, K) copy, ~0.2 us, against ~2.5 us for a new
-# array's pointer), so at each call every pointer is one already read.  The product is the
-# one NumPy's ``matmul`` makes for one row: the same GEMV kernel on the same layout (row-major
-# ``w``, NoTrans).  A transposed copy of ``w`` (OpenBLAS's other kernel) is 1.02-1.06x faster
-# at the MLP's sizes (20.4 against 21.7 us, 7.0 against 7.4; 1.9 against 1.6 at (10, 256))
-# but would go stale on an in-place update, so it is not kept.  The bias is the kernel's update of ``y``: eager's numbers (``x @ w.T``
-# then ``+ b``) at the MLP's float32 shapes on this machine, within an ulp in general (a
-# kernel may add ``y`` in before the dot's last term).  An array that does not fit (a strided
-# weight, another dtype, an output of one element or an inner size of one, where NumPy's
-# product is a dot or a loop) takes the caller's ``fallback``.
+# array's pointer), so at each call every pointer is one already read.
+# The product is the one NumPy's ``matmul`` makes for one row: the same GEMV kernel on the
+# same layout (row-major ``w``, NoTrans).  A transposed copy of ``w`` (OpenBLAS's other
+# kernel) is 1.02-1.06x faster at the MLP's sizes (20.4 against 21.7 us, 7.0 against 7.4; 1.9
+# against 1.6 at (10, 256)) but would go stale on an in-place update, so it is not kept.  The
+# bias is the kernel's update of ``y``: eager's numbers (``x @ w.T`` then ``+ b``) at the
+# MLP's float32 shapes on this machine, within an ulp in general (a kernel may add ``y`` in
+# before the dot's last term).  An array that does not fit (a strided weight, another dtype,
+# an output of one element or an inner size of one, where NumPy's product is a dot or a loop)
+# takes the caller's ``fallback``.
 # Threads: neither OpenBLAS (this call and NumPy's) nor PyTorch threads a GEMV of the MLP's
 # sizes at 2 threads (process CPU time equals the calling thread's); OpenBLAS does from
 # between 0.4M and 0.6M elements ((784, 784) took 64 us of thread time plus a worker's
 # against 36 us on one thread, machine loaded), so larger layers may want one thread.
-# The three GEMVs of the 784-512-256-10 MLP take ~30.5 us back to back (the weights, 2.1 MB,
-# come from L3 each call); bias fills, relus and the result's copy add ~3.5 us, the guard,
-# call and wrapping ~6-8 us more (most of it cache misses after the weights streamed through).
-# A/B in one process (thread time, 1 thread, loaded machine): the compiled call 42-45 us with
-# the GEMV rows against 45-47 with NumPy's product, hand-written NumPy 37-39, torch 75-81.
+# Where the time goes: the three GEMVs of the 784-512-256-10 MLP take ~30.5 us back to back
+# (the weights, 2.1 MB, come from L3 each call); bias fills, relus and the result's copy add
+# ~3.5 us, the guard, call and wrapping ~6-8 us more (most of it cache misses after the
+# weights streamed through).  A/B in one process (thread time, 1 thread, loaded machine): the
+# compiled call 42-45 us with the GEMV rows against 45-47 with NumPy's product, hand-written
+# NumPy 37-39, torch 75-81.
 _GEMV = ("scipy_cblas_{}gemv64_", "cblas_{}gemv64_")
 _gemv_found: dict = {}
 _ROW_MAJOR, _NO_TRANS = 101, 111
