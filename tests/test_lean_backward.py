@@ -188,3 +188,54 @@ def test_small_relu_grad_bits_path_exact(dtype, layout):
     expect = np.where(np.maximum(x, 0) != 0, g, 0).astype(dtype)
     assert np.ascontiguousarray(gxe.numpy()).tobytes() == np.ascontiguousarray(expect).tobytes()
     np.testing.assert_array_equal(gxe.numpy(), gxt.numpy())
+
+
+_SUM_CASES = [  # (array shape, target shape, layout)
+    ((32, 64), (64,), "c"), ((32, 64), (32, 1), "c"), ((32, 64), (1, 64), "c"),
+    ((4, 8, 16), (16,), "c"), ((4, 8, 16), (8, 16), "c"), ((4, 8, 16), (4, 1, 1), "c"),
+    ((4, 8, 16), (1, 8, 1), "c"), ((4, 8, 16), (4, 1, 16), "c"), ((1, 5, 7), (5, 7), "c"),
+    ((32, 64), (64,), "t"), ((6, 5), (5,), "strided"), ((0, 5), (5,), "c"),
+    ((300, 64), (64,), "c"), ((64, 300), (64, 1), "c"),  # (above the GEMV size: add.reduce)
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64"])
+@pytest.mark.parametrize("shape, to, layout", _SUM_CASES)
+def test_sum_to_gemv_matches_add_reduce(shape, to, layout, dtype):
+    from ember.ops._util import _sum_to
+    rng = np.random.default_rng(2)
+    a = (rng.standard_normal(shape) * 100).astype(dtype)
+    if layout == "t":
+        a = np.ascontiguousarray(a.T).T
+    elif layout == "strided":
+        a = np.repeat(a, 2, axis=0)[::2]
+    lead = a.ndim - len(to)
+    dims = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(to)
+                                      if s == 1 and a.shape[lead + i] != 1)
+    want = np.add.reduce(a, axis=dims, keepdims=True).reshape(to)
+    got = _sum_to(np, a, to)
+    assert got.shape == to and got.dtype == a.dtype
+    tol = {"float32": 1e-5, "float64": 1e-12, "float16": 0, "int64": 0}[dtype]
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 100)
+
+
+def test_sum_to_gemv_propagates_inf_and_nan():
+    from ember.ops._util import _sum_to
+    a = np.ones((8, 4), np.float32)
+    a[1, 0], a[2, 1], a[3, 1], a[4, 2] = np.inf, np.inf, -np.inf, np.nan
+    for to, ax in (((4,), 0), ((8, 1), 1)):
+        np.testing.assert_array_equal(_sum_to(np, a, to),
+                                      np.add.reduce(a, axis=ax, keepdims=ax == 1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bias_and_scale_gradients_match_torch(dtype):
+    rng = np.random.default_rng(5)
+    x, b, s = rng.standard_normal((16, 24)), rng.standard_normal(24), rng.standard_normal((16, 1))
+    out = {}
+    for lib in (ember, torch):
+        ts = [lib.tensor(v, dtype=getattr(lib, dtype), requires_grad=True) for v in (x, b, s)]
+        ((ts[0] + ts[1]) * ts[2]).tanh().sum(1).mean().backward()
+        out[lib.__name__] = [t.grad.numpy() for t in ts]
+    for e, t in zip(out["ember"], out["torch"]):
+        np.testing.assert_allclose(e, t, **TOL[dtype])

