@@ -431,6 +431,14 @@ class Mean(Function):
         shape, dims, keepdim, n, in_dt = ctx.meta
         if n == 0:
             return _const(xp_of(g._data).zeros(shape, in_dt)), None, None, None
+        d = g._data
+        if not state.grad and not state.intercept and d.dtype is in_dt and in_dt.kind == "f" \
+                and in_dt.itemsize > 2:  # no graph, no mode: _expand_back's view divided on
+            xp = xp_of(d)  # arrays, one tensor made (its ``/`` computes the same)
+            if d.ndim and not keepdim and dims:
+                d = d.reshape(_keep_shape(shape, dims))
+            return plain(xp.true_divide(_broadcast_view(xp, d, shape), float(n), dtype=in_dt)), \
+                None, None, None
         # PyTorch's ``grad.expand(shape) / numel``: a dense gradient, not a stride-0 view
         return _cast_grad(_expand_back(g, shape, dims, keepdim) / float(n), in_dt), None, None, None
 
