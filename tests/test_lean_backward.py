@@ -1,10 +1,11 @@
 """The backward formulas' array paths with no graph to build (issue 15, eager overhead).
 
 Mul's and Div's gradients (``_times``), tanh's, sigmoid's and exp's (``_lean_backward``) and
-mean's run on arrays when grad mode is off during backward and no mode is on: each is checked bit for bit against the
-general path (the same backward under ``create_graph=True``, which goes through ember ops)
-and against torch, with broadcasting, Python scalars, other dtypes, 0-d tensors, layouts,
-large arrays, a dispatch mode and an in-place change of a saved tensor.
+mean's run on arrays when grad mode is off during backward and no mode is on: each is checked
+bit for bit against the general path (the same backward under ``create_graph=True``, which
+goes through ember ops) and against torch, with broadcasting, Python scalars, other dtypes,
+0-d tensors, layouts, large arrays, a dispatch mode and an in-place change of a saved tensor.
+The small relu gradient's bit path and ``_sum_to``'s GEMV are checked against their formulas.
 """
 from __future__ import annotations
 

@@ -67,7 +67,9 @@ class SumToSize(Function):
 # (broadcast shape, shape) -> (the dims _sum_to sums, its GEMV plan or None): a step repeats
 # its shapes
 _SUM_DIMS = {}
-_GEMV_BYTES = 64 << 10  # gradients up to this size sum by GEMV (see _sum_to)
+# gradients up to this size sum by GEMV (see _sum_to): kept small so that no BLAS build
+# threads the call (at 2 threads a (64, 256) float32 bias gradient measured no faster)
+_GEMV_BYTES = 32 << 10
 _ONES = {}              # (xp, n, dtype) -> a read-only vector of n ones
 
 
@@ -93,10 +95,10 @@ def _sum_plan(a, shape):
 def _sum_to(xp, a, shape):
     """Array ``a`` summed down to ``shape``, a shape it was broadcast from.
 
-    A small float32/64 C-contiguous gradient summed over its leading or its trailing dims (a
-    bias's, a per-row scale's) is one GEMV against a vector of ones: ~0.9 us against
+    A small (32 KiB) float32/64 C-contiguous gradient summed over its leading or trailing dims
+    (a bias's, a per-row scale's) is one GEMV against a vector of ones: ~0.9 us against
     ``add.reduce``'s 1.9 at (32, 64) float32, the same sums to rounding (``add.reduce`` over
-    leading dims adds row after row too; over at most 16k trailing elements BLAS's lanes'
+    leading dims adds row after row too; over at most 8k trailing elements BLAS's lanes'
     partial sums are as accurate as NumPy's pairwise blocks to float tolerance).
     """
     key = (a.shape, shape)
