@@ -599,10 +599,17 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None):
         dZ[:, Hout:] = 0
     # Every row of dcext but the final states' is written (not added to) exactly once, as the
     # previous state of one step, before the step of that row reads it: only ``fin`` is set.
-    dcext = ws.empty(xp, (B + N, H), dt)
+    # dcext follows dG's five slots in one block (dcext's row r is G6's slot 5, row r), so that
+    # where a step's previous state is its own row range of ext (every step of a forward
+    # direction over equal batch sizes) one multiply by dc, P[2:6] (i, f, g's factors and f),
+    # writes the three gates' gradients and dc_prev: at B=32, H=128 one call of 7.5-7.9 us
+    # against two of 8.8-9.2 (one thread); dG's slots stay contiguous for the GEMMs and kernels
+    blk = ws.empty(xp, ((6 * N + B) * H,), dt)
+    G6 = blk[:6 * N * H].reshape(6, N, H)
+    dG = G6[:5]  # dh * K, then o,i,f,g (P stays intact: retain_graph)
+    dcext = blk[5 * N * H:].reshape(B + N, H)
     dcext[B + fin] = 0 if dcN is None else dcN
     mul, matmul = xp.multiply, xp.matmul
-    dG = ws.empty(xp, (5, N, H), dt)  # dh * K, then o,i,f,g (P stays intact: retain_graph)
     dgates = dG[1:]
     f_ = P[5]
     add = xp.add
@@ -623,12 +630,15 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None):
         dc = dcext[B + s:B + e]
         mul(P[:2, s:e], dh, out=dG[:2, s:e])
         dc += dG[0, s:e]
-        mul(P[2:5, s:e], dc, out=dG[2:, s:e])
         sliced = type(prev) is slice
-        if sliced:
-            mul(dc, f_[s:e], out=dcext[prev])
+        if sliced and prev.start == s:  # dcext[prev] is G6[5, s:e]
+            mul(P[2:6, s:e], dc, out=G6[2:6, s:e])
         else:
-            dcext[prev] = dc * f_[s:e]
+            mul(P[2:5, s:e], dc, out=dG[2:, s:e])
+            if sliced:
+                mul(dc, f_[s:e], out=dcext[prev])
+            else:
+                dcext[prev] = dc * f_[s:e]
         if M is not None and sliced:
             mv = mviews.get(e - s)
             if mv is None:
