@@ -1022,9 +1022,10 @@ class _Unary(Function):
                 y = ctx.fn(xp, x)
         if x is not a:
             y = y.astype(a.dtype)
-        s = ctx.saves
-        if s:
-            ctx.save_for_backward(*((a,) if s == "x" else (y,) if s == "y" else (a, y)))
+        if ctx._record:  # (nothing to save otherwise: no tuple, no call)
+            s = ctx.saves
+            if s:
+                ctx.save_for_backward(*((a,) if s == "x" else (y,) if s == "y" else (a, y)))
         return y
 
     @holomorphic
@@ -1140,25 +1141,28 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, a):
-        if a.dtype.kind in "bc":
-            if a.dtype.kind == "c":  # relu is clamp_min(0) in PyTorch
+        dt = a.dtype
+        if dt.kind in "bc":
+            if dt.kind == "c":  # relu is clamp_min(0) in PyTorch
                 raise NotImplementedError("clamp is not supported for complex types")
             raise RuntimeError("Boolean inputs not supported for relu")
-        if a.dtype.itemsize == 2 and is_float(a.dtype):  # exact either way; float32 is faster
-            y = ctx.xp.maximum(a.astype("float32"), 0).astype(a.dtype)
-        elif a.nbytes >= _ws.MIN_BYTES and _pw.dense_float(a):  # blocks, threads (_pointwise)
-            y = _pw.relu(ctx.xp, a)
+        xp = ctx.xp
+        big = a.nbytes >= _ws.MIN_BYTES
+        if dt.itemsize == 2 and is_float(dt):  # exact either way; float32 is faster
+            y = xp.maximum(a.astype("float32"), 0).astype(dt)
+        elif big and _pw.dense_float(a):  # blocks, threads (_pointwise)
+            y = _pw.relu(xp, a)
         elif getattr(a, "flags", None) is not None and a.flags.c_contiguous:  # against a zero
             # array NumPy takes its SIMD loop: 1.5-3x faster than against a broadcast scalar 0;
             # zeros in a workspace block: a fresh 2 MB one page-faulted (NOTE [ Workspace ]),
             # ~0.8 ms a call in gpt_step, where relu made nearly all of the step's faults
             # (small arrays do not fault: there ``zeros`` is 0.7 us faster)
-            y = _ws.zeros(ctx.xp, a.shape, a.dtype) if a.nbytes >= _ws.MIN_BYTES else \
-                ctx.xp.zeros(a.shape, a.dtype)
-            ctx.xp.maximum(a, y, out=y)
+            y = _ws.zeros(xp, a.shape, dt) if big else xp.zeros(a.shape, dt)
+            xp.maximum(a, y, out=y)
         else:  # (keeps the input's memory layout, as PyTorch does)
-            y = ctx.xp.maximum(a, 0)
-        ctx.save_for_backward(y)
+            y = xp.maximum(a, 0)
+        if ctx._record:
+            ctx.save_for_backward(y)
         return y
 
     @staticmethod
