@@ -595,9 +595,10 @@ def _wino_tiles(g: _Geom, m: int):
 
 
 def _wino_chunk(n: int, c: int, o: int, g: _Geom, m: int, itemsize: int) -> int:
-    """Samples per Winograd block: its largest work arrays (``(m+2)^2 * max(C, O) * T``) up to
-    ``_WINO_BLOCK_BYTES``, twice im2col's blocks: in one block the weight gradient reuses the
-    forward's ``V`` (measured 105 -> 87 ms for the (32, 64, 32, 32) conv fwd+bwd)."""
+    """Samples whose ``V`` (``(m+2)^2 * max(C, O) * T`` each) fits ``_WINO_BLOCK_BYTES``: the
+    forward keeps ``V`` for the weight gradient when the whole batch's fits (measured 105 ->
+    87 ms for the (32, 64, 32, 32) conv fwd+bwd, before the cache blocks), else the weight
+    gradient recomputes it in blocks of this many samples."""
     th, tw = _wino_tiles(g, m)
     per = (m + 2) ** 2 * max(c, o) * th * tw * itemsize
     return max(1, min(n, _WINO_BLOCK_BYTES // max(per, 1)))
