@@ -22,7 +22,7 @@ from .random import (Generator, manual_seed, seed, initial_seed, get_rng_state, 
 from ._creation import (tensor, as_tensor, asarray, from_numpy, zeros, ones, empty, full,
                         zeros_like, ones_like, empty_like, full_like, arange, linspace, logspace,
                         eye, rand, randn, randint, randperm, normal, bernoulli, multinomial,
-                        poisson, rand_like, randn_like, randint_like)
+                        poisson, rand_like, randn_like, randint_like, scalar_tensor)
 from ._printing import set_printoptions
 from . import _creation
 from .ops import (activation as _activation, convert as _convert, elementwise as _elementwise,

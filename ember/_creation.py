@@ -292,6 +292,28 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
     return _finish(_xp(device).full(_size((size,)), fill_value, dt.np), requires_grad)
 
 
+def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False, layout=None,
+                  pin_memory=False) -> Tensor:
+    """A 0-d tensor holding the number ``s``, of the default dtype unless given
+    (``torch.scalar_tensor``; a 0-d tensor is taken as its value, any other tensor refused)."""
+    if isinstance(s, Tensor) and s._data.ndim == 0:
+        s = s.item()
+    if not isinstance(s, (builtins.bool, builtins.int, builtins.float, builtins.complex)) and \
+            not (hasattr(s, "dtype") and hasattr(s, "item") and getattr(s, "ndim", 1) == 0):
+        raise TypeError(f"scalar_tensor(): argument 's' (position 1) must be Number, not "
+                        f"{type(s).__name__}")
+    dt = _dtype.as_dtype(dtype, "scalar_tensor") if dtype is not None else get_default_dtype()
+    if isinstance(s, builtins.complex) and dt.np.kind != "c":
+        if s.imag:  # c10's checked conversion: a lost imaginary part is an overflow
+            name = str(dt).split(".")[1]
+            raise RuntimeError(f"value cannot be converted to type {_C_NAMES.get(name, name)} "
+                               f"without overflow")
+        s = s.real
+    s = _check_fill(s, dt)
+    _check_pin(pin_memory)
+    return _finish(_xp(device).full((), s, dt.np), requires_grad)
+
+
 _C_NAMES = {"int8": "int8_t", "int16": "int16_t", "int32": "int", "int64": "int64_t",
             "uint8": "uint8_t", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
             "float32": "float", "float64": "double"}

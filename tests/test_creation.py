@@ -536,3 +536,44 @@ def test_numpy_random_loads_at_the_first_draw_not_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["False", "True", "True"], out.stderr
+
+
+# ---- scalar_tensor -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("s,kw", [
+    (3, {}), (True, {}), (2, {"dtype": "int64"}), (-1, {"dtype": "uint8"}), (2.5, {}),
+    (float("inf"), {}), (float("nan"), {"dtype": "float64"}), (2, {"dtype": "complex64"}),
+    (1 + 0j, {}), (np.float32(2.5), {}), (np.int64(3), {"dtype": "int32"}),
+    ("tensor5", {}), (3.5, {"requires_grad": True})], ids=str)
+def test_scalar_tensor_as_torch(s, kw):
+    def f(m):
+        kw2 = {k: getattr(m, v) if k == "dtype" else v for k, v in kw.items()}
+        v = m.tensor(5) if isinstance(s, str) else s
+        r = m.scalar_tensor(v, **kw2)
+        assert r.shape == () and r.requires_grad == kw.get("requires_grad", False)
+        return r.detach()
+    same(f, kw.get("dtype", "float32"))
+
+
+@pytest.mark.parametrize("s,kw,exc,match", [
+    ("x", {}, TypeError, r"argument 's' \(position 1\) must be Number, not str"),
+    (None, {}, TypeError, "must be Number, not NoneType"),
+    ("vec", {}, TypeError, "must be Number, not Tensor"),
+    (1 + 2j, {}, RuntimeError, "cannot be converted to type float without overflow"),
+    (300, {"dtype": "uint8"}, RuntimeError, "type uint8_t without overflow"),
+    (1e40, {}, RuntimeError, "type float without overflow")], ids=str)
+def test_scalar_tensor_bad_input(s, kw, exc, match):
+    def f(m):
+        v = m.tensor([1.0, 2.0]) if s == "vec" else s
+        return m.scalar_tensor(v, **{k: getattr(m, v) for k, v in kw.items()})
+    same_error(f, exc, match)
+
+
+def test_scalar_tensor_is_an_op_of_captured_graphs():
+    """Offered to the modes as torch's aten::scalar_tensor, so a compiled graph computes it."""
+    def f(x):
+        return x * ember.scalar_tensor(2.0)
+    gm = ember.fx.experimental.proxy_tensor.make_fx(f)(ember.ones(3))
+    names = [str(n.target.__name__) for n in gm.graph.nodes if n.op == "call_function"]
+    assert names == ["scalar_tensor", "mul"]
+    assert gm(ember.ones(3)).tolist() == [2.0, 2.0, 2.0]

@@ -360,6 +360,7 @@ OFFERED = ("eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "lo
            "logical_xor", "bitwise_not", "argmax", "argmin", "isnan", "isinf", "isfinite",
            "nonzero", "unique", "bincount", "bernoulli", "multinomial",
            "zeros", "ones", "full", "empty", "arange", "linspace", "eye", "tensor", "as_tensor",
+           "scalar_tensor",
            "zeros_like", "ones_like", "full_like", "empty_like", "rand", "randn", "randint",
            "rand_like", "randn_like", "randint_like", "randperm", "normal")
 _OFFERED_DUNDERS = {"__eq__": "eq", "__ne__": "ne", "__lt__": "lt", "__le__": "le",
