@@ -569,13 +569,12 @@ def test_scalar_tensor_bad_input(s, kw, exc, match):
     same_error(f, exc, match)
 
 
-def test_scalar_tensor_is_an_op_of_captured_graphs():
+def test_scalar_tensor_is_an_op_of_compiled_graphs():
     """Offered to the modes as torch's aten::scalar_tensor, so a compiled graph computes it."""
-    from ember.fx.experimental.proxy_tensor import make_fx
-
     def f(x):
         return x * ember.scalar_tensor(2.0)
-    gm = make_fx(f)(ember.ones(3))
-    names = [str(n.target.__name__) for n in gm.graph.nodes if n.op == "call_function"]
-    assert names == ["scalar_tensor", "mul"]
-    assert gm(ember.ones(3)).tolist() == [2.0, 2.0, 2.0]
+    out = ember.compiler.explain(f)(ember.ones(3))
+    assert out.graph_count == 1 and out.graph_break_count == 0
+    assert [n.target.__name__ for n in out.graphs[0].graph.nodes
+            if n.op == "call_function"] == ["scalar_tensor", "mul"]
+    assert ember.compile(f)(ember.ones(3)).tolist() == [2.0, 2.0, 2.0]
