@@ -15,6 +15,7 @@ import torch.nn.functional as TF
 from ember.ops import _pointwise, _threads, _workspace
 
 # (4, 8, 24, 24) float32 is 72 KiB: past _workspace.MIN_BYTES, so the blocked kernels run
+# (relu's from _pointwise.RELU_BYTES, lowered to that size for these tests)
 SHAPE = (4, 8, 24, 24)
 UINT = {np.dtype("float32"): np.uint32, np.dtype("float64"): np.uint64}
 
@@ -34,6 +35,11 @@ OPS = {
     "tanh": (ember.tanh, torch.tanh),
     "silu": (EF.silu, TF.silu),
 }
+
+
+@pytest.fixture(autouse=True)
+def _relu_blocks_from_min_bytes(monkeypatch):
+    monkeypatch.setattr(_pointwise, "RELU_BYTES", _workspace.MIN_BYTES)
 
 
 def _specials(shape, dt, seed):
@@ -142,9 +148,10 @@ def test_relu_is_exact(monkeypatch):
     assert calls == ([True, True], [True, True])  # the blocked kernels ran
 
 
-# blocked passes per forward + backward: tanh's forward is one ufunc already; leaky_relu's
+# blocked passes per forward + backward: tanh's forward is one ufunc already, sigmoid's is
+# not blocked (compute-bound: blocks were slower); leaky_relu's
 # forward with a slope <= 0 keeps ``where`` (max(x, x * slope) does not hold)
-PASSES = {"tanh": 1, "leaky_relu_0": 1, "leaky_relu_neg": 1}
+PASSES = {"tanh": 1, "sigmoid": 1, "leaky_relu_0": 1, "leaky_relu_neg": 1}
 
 
 @pytest.mark.parametrize("name", list(OPS))
@@ -273,3 +280,18 @@ def test_another_array_module(name):
         _same_bits(gf.cpu().numpy(), ge)
     finally:
         fake_device.unregister()
+
+
+@pytest.mark.parametrize("kib,blocked", [(96, False), (256, False), (512, True)])
+def test_relu_blocks_only_from_relu_bytes(kib, blocked, monkeypatch):
+    # the size rule, at its real value; the numbers equal torch's either way
+    monkeypatch.setattr(_pointwise, "RELU_BYTES", 512 << 10)
+    calls = _counting(monkeypatch, "relu"), _counting(monkeypatch, "relu_grad")
+    shape = (kib, 256)  # float32: kib KiB
+    x, g = _specials(shape, "float32", 21), _specials(shape, "float32", 22)
+    ye, ge = _ember_pair("relu", x, g)
+    yt, gt = _torch_pair("relu", x, g)
+    yt[(yt == 0)] = 0.0
+    _same_bits(ye, yt)
+    np.testing.assert_array_equal(ge, gt)
+    assert calls == (([True], [True]) if blocked else ([], []))

@@ -28,17 +28,18 @@ product of ``g`` and a bool mask cast the mask in buffered chunks and needed a t
 find those).  It relies on the forward never leaving ``-0.0`` (whose bits are not 0):
 NumPy's SIMD maximum against ``+0`` returns ``+0`` for ``-0.0``, which ``_plus_zero`` checks
 once per dtype on every path relu's forward takes; where it does not, the general formula
-runs.  leaky_relu: ``maximum(x, x * slope)`` (``minimum`` above a slope of 1), and ``g * k``
+runs.  relu blocks only from ``RELU_BYTES`` (512 KiB): below, its whole-array passes (in L2
+already) were as fast or faster, and an MLP's relus slowed 1.2-1.5x blocked.  leaky_relu: ``maximum(x, x * slope)`` (``minimum`` above a slope of 1), and ``g * k``
 with ``k`` 1 or ``slope`` built on integer bits, where ``where``'s per-element branch was
-6-10x slower on random signs.  sigmoid's forward, tanh's and sigmoid's backward, silu's
+6-10x slower on random signs.  Tanh's and sigmoid's backward, silu's
 forward and backward and GELU's forward (NOTE [ Fused GELU ]) run their former ufunc steps
 on blocks; GELU's backward product is split over threads.
 Measured at (32, 64, 32, 32) float32 against torch (thread CPU, one thread, best of 12,
 interleaved in one process, the machine loaded by others, load 5-7; ember/torch before ->
 after, two runs each, noisy): relu forward 0.94-1.02 -> 1.00-1.07, backward 1.41 -> 0.96-1.01;
 leaky_relu forward 11.5-11.9 -> 1.18-1.23, backward 8.0 -> 1.4-1.6; tanh backward 1.15 ->
-0.85-0.89; sigmoid backward 1.02-1.07 -> 1.03-1.05 and forward 2.1-2.3 -> 2.1 (NumPy's exp
-is compute-bound: blocks save only memory traffic); GELU forward 6.1 -> 4.5-4.9 (erf form;
+0.85-0.89; sigmoid backward 1.02-1.07 -> 1.03-1.05 (sigmoid's forward was blocked too and
+is no longer: NumPy's exp is compute-bound, and the blocks measured 6-26% slower); GELU forward 6.1 -> 4.5-4.9 (erf form;
 17 compute-bound passes), tanh form 1.54-1.67 -> 1.23-1.32; silu forward 2.8 -> 2.2,
 backward (its six ember ops were as many fresh arrays) 3.5 -> 1.9-2.3.
 In bench workloads the change is within the noise (resnet_block, gpt_step and resnet18_step
@@ -59,6 +60,11 @@ __all__: list = []
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=__name__)
 
 BLOCK_BYTES = 1 << 20   # per block of each operand: two or three of them fit a 2 MB L2
+# relu's kernels block from here: below, the whole-array passes measured as fast or faster
+# (thread CPU, 1 thread, float32: forward 7.0 vs 9.0 us at 128 KiB, 23.6 vs 24.4 at 512 KiB,
+# 48 vs 45 at 1 MiB; backward's mask formula 14.5 vs 19.1 us at 128 KiB, 26.8 vs 29.3 at
+# 256 KiB, 51 vs 44 at 512 KiB): an MLP's (128, 256) relu step was 38 -> 45-57 us blocked
+RELU_BYTES = 512 << 10
 _ZEROS: dict = {}       # (xp, dtype) -> a read-only block of zeros
 _PLUS_ZERO: dict = {}   # (xp, dtype) -> whether maximum(-0.0, zeros) gives +0.0
 _UINT = {4: "uint32", 8: "uint64"}
@@ -228,19 +234,6 @@ def leaky_relu_grad(xp, g, x, slope):
 
 
 # ---- sigmoid and tanh -----------------------------------------------------------------------
-
-def sigmoid(xp, a):
-    """``1 / (1 + exp(-a))``: the steps of ``elementwise._sigmoid``, in place on each block
-    of the result."""
-    one = a.dtype.type(1)
-
-    def fn(x, y):
-        xp.negative(x, out=y)
-        xp.exp(y, out=y)
-        xp.add(y, one, out=y)
-        xp.true_divide(one, y, out=y)
-    return blocks(xp, fn, (a,))
-
 
 def tanh_grad(xp, g, y):
     """``g * (1 - y * y)`` (PyTorch's ``tanh_backward``), the temporary in cache; None where

@@ -1085,8 +1085,8 @@ def _sigmoid(xp, x):
     """``1 / (1 + exp(-x))`` in one temporary: the same numbers, three allocations fewer."""
     if not x.ndim:  # (NumPy gives 0-d results as scalars, which take no ``out=``)
         return 1 / (1 + xp.exp(-x))
-    if x.nbytes >= _ws.MIN_BYTES and _pw.dense_float(x):  # the same steps in cached blocks
-        return _pw.sigmoid(xp, x)
+    # (not in cached blocks: exp is compute-bound, and blocks measured 6-26% slower, 256 KiB
+    # to 8 MiB float32, one thread)
     one = x.dtype.type(1)  # (NumPy converts a Python 1 on each call: ~0.15 us a ufunc)
     t = xp.negative(x)
     xp.exp(t, out=t)
@@ -1150,7 +1150,7 @@ class Relu(Function):
         big = a.nbytes >= _ws.MIN_BYTES
         if dt.itemsize == 2 and is_float(dt):  # exact either way; float32 is faster
             y = xp.maximum(a.astype("float32"), 0).astype(dt)
-        elif big and _pw.dense_float(a):  # blocks, threads (_pointwise)
+        elif a.nbytes >= _pw.RELU_BYTES and _pw.dense_float(a):  # blocks, threads
             y = _pw.relu(xp, a)
         elif getattr(a, "flags", None) is not None and a.flags.c_contiguous:  # against a zero
             # array NumPy takes its SIMD loop: 1.5-3x faster than against a broadcast scalar 0;
@@ -1192,7 +1192,8 @@ class _ReluGrad(Function):
     @staticmethod
     def formula(xp, g, y):
         big = y.nbytes >= _ws.MIN_BYTES  # (small arrays do not fault: plain ones are faster)
-        if big and _pw.dense_float(g):  # exact, two passes (NOTE [ Blocked pointwise passes ])
+        if y.nbytes >= _pw.RELU_BYTES and _pw.dense_float(g):  # exact, two passes (NOTE
+            # [ Blocked pointwise passes ]); between MIN_BYTES and RELU_BYTES the mask below
             out = _pw.relu_grad(xp, g, y)
             if out is not None:
                 return out
