@@ -12,8 +12,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import ember
-from ember._dynamo.backends import lookup_backend
 from ember._dynamo.utils import counters
+from test_compile_fold import _compile  # ember.compile keeping its compiled regions
 
 _A = np.array([1.5, -2.0, 0.25])
 _X = np.random.default_rng(0).standard_normal((4, 3))
@@ -64,17 +64,6 @@ def test_literals_are_one_graph_with_eagers_and_torchs_numbers(name, dtype):
         for c, e, t in zip(comp, eager, ref):
             np.testing.assert_allclose(c, e, rtol=1e-6, atol=1e-7)
             np.testing.assert_allclose(c, t, **tol)
-
-
-def _compile(fn):
-    """``ember.compile(fn)`` with the default backend, keeping what it compiled."""
-    regions = []
-
-    def backend(gm, example_inputs):
-        r = lookup_backend("inductor")(gm, example_inputs)
-        regions.append(r)
-        return r
-    return ember.compile(fn, backend=backend), regions
 
 
 def test_a_literal_is_folded_and_an_array_read_at_each_call():
