@@ -1222,6 +1222,41 @@ def _bias_dims(nd):
     return (0,) + tuple(range(2, 2 + nd))
 
 
+def _bias_grad(gy, nd: int):
+    """The bias gradient ``gy.sum((0, 2, ...))``: by ``_BiasGrad`` where it applies."""
+    if gy.dtype.is_floating_point and gy.element_size() >= 4 and gy.numel() and \
+            gy.is_contiguous():
+        return _BiasGrad.apply(gy)
+    return gy.sum(_bias_dims(nd))
+
+
+class _BiasGrad(Function):
+    """``sum(gy, (0, 2, ...))`` of a contiguous float32/float64 ``gy`` ``(N, O, *out)``.
+
+    One matrix-vector product over the ``(N*O, L)`` rows, then a sum over the batch: NumPy's
+    sum over (0, 2, 3) ran 2.9-3.8x slower (LeNet's ``(64, 6, 28, 28)`` 56 -> 19.5 us,
+    ``(64, 16, 10, 10)`` 36 -> 9.6 us; torch 20 and 8; one thread).  PyTorch names the node of
+    this gradient as of the other two, ``ConvolutionBackwardBackward0``.
+    """
+
+    raw = True
+    backward_name = "ConvolutionBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, gy):
+        xp = ctx.xp
+        if ctx._record:
+            ctx.shape = gy.shape
+        n, o = gy.shape[:2]
+        rows = gy.reshape(n * o, -1)
+        return (rows @ xp.ones(rows.shape[1], gy.dtype)).reshape(n, o).sum(0)
+
+    @staticmethod
+    def backward(ctx, h):
+        shape = ctx.shape
+        return h.reshape((1, -1) + (1,) * (len(shape) - 2)).expand(shape)
+
+
 def _conv_dtypes(x, w, b) -> None:
     """PyTorch's errors for mixed dtypes; raised in forward, after autocast has cast them."""
     if x.dtype != w.dtype:
@@ -1269,7 +1304,7 @@ class _Conv(Function):
         gx = _ConvInputGrad.apply(gy, w, None, g) if need_x else None
         gw = _ConvWeight.apply(x, gy, g, cols) if need_w else None
         del cols
-        gb = gy.sum(_bias_dims(len(g.k))) if need_b else None
+        gb = _bias_grad(gy, len(g.k)) if need_b else None
         return gx, gw, gb, None
 
 
@@ -1298,7 +1333,7 @@ class _ConvTranspose(Function):
         need_g, need_w, need_b = ctx.needs_input_grad[:3]
         dg = _Conv.apply(h, w, None, g) if need_g else None
         dw = _ConvWeight.apply(h, gy, g, None) if need_w else None
-        db = h.sum(_bias_dims(len(g.k))) if need_b else None
+        db = _bias_grad(h, len(g.k)) if need_b else None
         return dg, dw, db, None
 
 
