@@ -1,0 +1,93 @@
+"""Embedding's table gradient by a padded block (NOTE [ Embedding gradient by padded rows ]):
+the padded sum against the sorted reduceat path and against torch, and when each is used."""
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember.ops import layers
+
+# (table rows, lookups, dim): GPT's vocabulary, block near its 6x limit, past it, short rows
+CASES = [(65, 1024, 128), (256, 1024, 64), (1000, 1024, 32), (4000, 1024, 32),
+         (10, 100, 16), (3, 40, 33), (64, 64, 128)]
+
+
+def _reduceat(n, idx, src, monkeypatch):
+    monkeypatch.setattr(layers, "_PAD_ROWS", False)
+    try:
+        return layers._scatter_rows(np, n, idx, src)
+    finally:
+        monkeypatch.setattr(layers, "_PAD_ROWS", True)
+
+
+@pytest.mark.parametrize("n,r,d", CASES)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("idt", [np.int64, np.int32])
+def test_padded_matches_reduceat(n, r, d, dt, idt, monkeypatch):
+    rng = np.random.default_rng(n + r + d)
+    idx = rng.integers(0, n, r).astype(idt)
+    src = rng.standard_normal((r, d)).astype(dt)
+    got = layers._scatter_rows(np, n, idx, src)
+    want = _reduceat(n, idx, src, monkeypatch)
+    assert got.shape == (n, d) and got.dtype == dt
+    tol = 1e-5 if dt == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_when_padded_is_used():
+    rng = np.random.default_rng(0)
+    src = rng.standard_normal((1024, 128)).astype(np.float32)
+    heavy = rng.integers(0, 65, 1024)
+    assert layers._padded_rows(np, 65, heavy, src) is not None
+    # no repeats: a plain placement (exact); a large table with one heavy row: reduceat
+    perm = rng.permutation(1024)
+    placed = layers._padded_rows(np, 1030, perm, src)
+    assert placed is not None and not placed[1024:].any()
+    np.testing.assert_array_equal(placed[perm], src)
+    sparse = np.arange(1024) % 4000
+    sparse[:100] = 7
+    assert layers._padded_rows(np, 4000, sparse, src) is None
+
+
+def test_padded_skips_empty_rows_and_strided_src():
+    # rows of the table nobody looks up stay zero; a transposed (strided) source is read right
+    idx = np.array([5, 5, 5, 0, 5, 0] * 8)
+    src = np.arange(64 * idx.size, dtype=np.float32).reshape(64, idx.size).T
+    got = layers._padded_rows(np, 8, idx, src)
+    want = np.zeros((8, 64), np.float32)
+    np.add.at(want, idx, src)
+    np.testing.assert_array_equal(got, want)
+    assert not got[[1, 2, 3, 4, 6, 7]].any()
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+@pytest.mark.parametrize("kw", [{}, {"padding_idx": 3}, {"scale_grad_by_freq": True}])
+def test_embedding_grad_vs_torch(dt, kw):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((65, 128)).astype(dt)
+    idx = rng.integers(0, 65, (16, 64))
+    g = rng.standard_normal((16, 64, 128)).astype(dt)
+    ew = ember.tensor(w, requires_grad=True)
+    ember.nn.functional.embedding(ember.tensor(idx), ew, **kw).backward(ember.tensor(g))
+    tw = torch.tensor(w, requires_grad=True)
+    torch.nn.functional.embedding(torch.tensor(idx), tw, **kw).backward(torch.tensor(g))
+    tol = 1e-5 if dt == "float32" else 1e-12
+    np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_embedding_double_backward_vs_torch():
+    # the table gradient stays differentiable (create_graph) through the padded sum
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((20, 40))
+    idx = rng.integers(0, 20, 200)
+    gv = rng.standard_normal((200, 40))
+    res = []
+    for mod in (ember, torch):
+        wt = mod.tensor(w, requires_grad=True)
+        g = mod.tensor(gv, requires_grad=True)
+        out = mod.nn.functional.embedding(mod.tensor(idx), wt)
+        gw, = mod.autograd.grad(out, wt, g, create_graph=True)
+        (gw * gw).sum().backward()
+        res.append((gw.detach().numpy(), g.grad.numpy()))
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
