@@ -49,6 +49,16 @@ def test_when_padded_is_used():
     assert layers._padded_rows(np, 4000, sparse, src) is None
 
 
+@pytest.mark.parametrize("n,idt", [(65, np.int64), (65, np.int32), (65536, np.int64),
+                                   (70000, np.int64)])
+def test_stable_order_is_argsort(n, idt):
+    # the uint16 radix keys give the very permutation of a stable argsort, up to n = 2**16
+    idx = np.random.default_rng(n).integers(0, n, 3000).astype(idt)
+    idx[:3] = n - 1
+    np.testing.assert_array_equal(layers._stable_order(np, n, idx),
+                                  np.argsort(idx, kind="stable"))
+
+
 def test_padded_skips_empty_rows_and_strided_src():
     # rows of the table nobody looks up stay zero; a transposed (strided) source is read right
     idx = np.array([5, 5, 5, 0, 5, 0] * 8)
