@@ -1202,12 +1202,24 @@ def _flat_wgrad(xp, x, gy, g: _Geom):
     return gw
 
 class _Cols:
-    """The forward's im2col, handed to the weight gradient once (not a saved tensor)."""
+    """The forward's im2col, handed to the weight gradient once (not a saved tensor).
+
+    ``_ConvWeight`` gets this holder, not the array, and empties it: a graph that recorded the
+    call (``make_fx``) keeps the emptied holder as its constant, so replayed on other inputs the
+    weight gradient makes its im2col from its own ``x`` (given the array, a replay used the
+    traced inputs' im2col: a wrong weight gradient).  Two emptied holders are equal, so
+    ``ember.compile`` can take one capture's constant for another's (its size-generic regions).
+    """
 
     __slots__ = ("cols",)
 
     def __init__(self, cols):
         self.cols = cols
+
+    def __eq__(self, other):
+        return self is other or type(other) is _Cols and self.cols is None is other.cols
+
+    __hash__ = object.__hash__
 
     def take(self):
         c, self.cols = self.cols, None
@@ -1300,10 +1312,9 @@ class _Conv(Function):
         x, w = ctx.saved_tensors
         g = ctx.geom
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        cols = ctx.cols.take()
         gx = _ConvInputGrad.apply(gy, w, None, g) if need_x else None
-        gw = _ConvWeight.apply(x, gy, g, cols) if need_w else None
-        del cols
+        gw = _ConvWeight.apply(x, gy, g, ctx.cols) if need_w else None
+        ctx.cols.take()  # (frees the im2col where no weight gradient took it)
         gb = _bias_grad(gy, len(g.k)) if need_b else None
         return gx, gw, gb, None
 
@@ -1350,7 +1361,8 @@ class _ConvWeight(Function):
     backward_name = "ConvolutionBackwardBackward0"
 
     @staticmethod
-    def forward(ctx, x, gy, g, cols):
+    def forward(ctx, x, gy, g, held):
+        cols = held.take() if held is not None else None
         if ctx._record:
             ctx.geom = g
             ctx.save_for_backward(x, gy)
