@@ -112,6 +112,11 @@ class _Capture:
         self.stack = []
         self.schedulers = []  # lr schedulers whose step() is an event (NOTE [ Compiled
         # training steps ])
+        # NOTE [ Ops after backward ]: constants that are a parameter's .grad (name -> the
+        # parameter) or a detach()/.data of a parameter or buffer (name -> it): a tail reads
+        # them at each call; anywhere else they are breaks
+        self.grad_consts = {}
+        self.live = {}
 
     @contextlib.contextmanager
     def call(self, callee):
@@ -314,6 +319,14 @@ class _Patches:
         from ..fx.experimental.proxy_tensor import _offer
         for owner, name in ((ember, "from_numpy"), (Tensor, "new_tensor")):
             self._set(owner, name, _offer(owner.__dict__[name], name))
+        # the legacy constructors (``torch.Tensor([...])``, ``FloatTensor(...)``,
+        # ``x.new(...)``) make their tensors with the offered factories: literals as nodes
+        from .. import _tensor_types
+        self._set(Tensor, "new", _legacy_patch(Tensor.__dict__["new"], rec))
+        for cls in [Tensor] + [getattr(_tensor_types, n) for n in _tensor_types.__all__]:
+            if isinstance(cls, type) and "__new__" in cls.__dict__:
+                self._set(cls, "__new__", staticmethod(_legacy_patch(
+                    cls.__dict__["__new__"].__func__, rec)))
         from ..nn import utils as nn_utils
         from ..nn.utils import clip_grad
         for name in ("clip_grad_norm_", "clip_grad_value_"):
@@ -406,6 +419,25 @@ def _sched_patch(orig, rec):
         with cap.suspended():
             return orig(self)
     return step
+
+
+def _legacy_patch(orig, rec):
+    """A legacy constructor while capturing: the ``tensor``/``empty`` it calls are the offered
+    ``ember.tensor``/``ember.empty``, so its literal is a node (folded and guarded as
+    ``torch.tensor([...])``'s is) rather than a tensor made outside ops."""
+    @functools.wraps(orig)
+    def make(*args, **kwargs):
+        if rec not in state.modes:
+            return orig(*args, **kwargs)
+        import ember
+        from .. import _creation
+        saved = _creation.tensor, _creation.empty
+        _creation.tensor, _creation.empty = ember.tensor, ember.empty
+        try:
+            return orig(*args, **kwargs)
+        finally:
+            _creation.tensor, _creation.empty = saved
+    return make
 
 
 def _clip_patch(orig, rec):
@@ -506,7 +538,7 @@ class _Program:
     forward, then the recorded ``zero_grad``/``backward``/optimizer steps/``item`` in their
     order, on the graph's outputs."""
 
-    def __init__(self, run, pre, post, items, spec, guards=(), random=False):
+    def __init__(self, run, pre, post, items, spec, guards=(), random=False, tail=None):
         self.run = run          # the backend's callable: returns (result, extras)
         self.pre = pre          # zero_grad calls made before the forward's last op
         self.post = post        # (kind, payload) after it
@@ -515,6 +547,7 @@ class _Program:
         self.guards = guards    # (extras index, value) of each bool(tensor) the capture took
         self.random = random    # the graph draws random numbers (restored on a mismatch)
         self.mismatches = 0
+        self.tail = tail        # ops after the events (NOTE [ Ops after backward ]) or None
 
     def __call__(self, *leaves):
         for ref, set_to_none in self.pre:
@@ -531,7 +564,9 @@ class _Program:
         else:
             result, extras = self.run(*leaves)
         norms = None
-        for kind, a, b in self.post:
+        tail = self.tail
+        values = None if tail is None else [None] * tail.n_slots
+        for i, (kind, a, b) in enumerate(self.post):
             if kind == "backward":
                 extras[a].backward(None if b is None else extras[b])
             elif kind == "zero_grad":
@@ -544,8 +579,13 @@ class _Program:
                     norms = (norms or []) + [(pos, norm) for pos in b]
             else:  # "step"
                 compiled_step_for(a())()
-        if self.items or norms:
+            if tail is not None and i in tail.run:
+                tail.run[i](extras, values)
+        if self.items or norms or tail is not None:
             flat, _ = flatten(result)
+            for pos, node, item in tail.results if tail is not None else ():
+                v = tail.value(values, node, extras)
+                flat[pos] = v.item() if item else v
             for pos, k in self.items.items():
                 flat[pos] = extras[k].item()
             for pos, norm in norms or ():
@@ -642,7 +682,21 @@ def _program(cap, rec, recording):
         return None
     guards = []
     seen_post = False  # a backward/step/clip came: a later zero_grad stays in its place
+    # NOTE [ Ops after backward ]: ops after the first backward/step that are no metric of
+    # the forward's values run after their event, as a tail of their own
+    first = next((pos for kind, _, pos, _ in events if kind in _POST), None)
+    tail = _tail_nodes(rec, first) if first is not None and first < end and \
+        not _hoistable(rec, cap, first) else {}
+    tail_items, post_pos = [], []
     for kind, payload, pos, stack in events:
+        if kind in ("bool", "item") and tail and isinstance(payload[0], Tensor) and \
+                rec._nodes.get(id(payload[0])) in tail:
+            at = [i for i, leaf in enumerate(result_leaves) if leaf is payload[1]]
+            if kind == "bool" or not at or pos < end:  # Python used a tail value
+                cap.brk(_BREAKING_METHODS["__bool__" if kind == "bool" else "item"], stack)
+                return None
+            tail_items += [(i, rec._nodes[id(payload[0])]) for i in at]
+            continue
         if kind == "bool":
             k = extra(payload[0])
             if k is None or not _undoable(rec.graph):
@@ -653,7 +707,7 @@ def _program(cap, rec, recording):
         if kind == "item" and pos < end:
             cap.brk(_BREAKING_METHODS["item"], stack)  # its value fed later ops
             return None
-        if pos < end and kind != "zero_grad" and not _hoistable(rec, cap, pos):
+        if pos < end and kind != "zero_grad" and not tail and not _hoistable(rec, cap, pos):
             cap.brk(f"{_EVENT_NAMES[kind]} before ops the function runs after it (the "
                     "compiled forward runs first)", stack)
             return None
@@ -698,12 +752,94 @@ def _program(cap, rec, recording):
                 return None
             for i in at:
                 items[i] = k
-        seen_post = seen_post or kind in ("backward", "step", "sched", "clip")
+        seen_post = seen_post or kind in _POST
+        if len(post_pos) < len(post):
+            post_pos.append(pos)
+    run_tail = None
+    if tail:
+        run_tail = _make_tail(cap, rec, tail, post_pos, extras, tail_items)
+        if run_tail is None:
+            return None
+    elif cap.grad_consts or cap.live:
+        return None  # read in the forward: ``_capture`` reports it
     out.args = ((out.args[0], tuple(extras)),)
     from .._functorch.aot_autograd import _RANDOM  # the ops that draw
     random = any(n.op == "call_function" and (n.target is DROPOUT_MASK or getattr(
         n.target, "__name__", "") in _RANDOM) for n in rec.graph.nodes)
-    return pre, post, items, spec, tuple(guards), random
+    return pre, post, items, spec, tuple(guards), random, run_tail
+
+
+_POST = ("backward", "step", "sched", "clip")
+
+
+def _tail_nodes(rec, first: int) -> dict:
+    """The op nodes recorded after the first ``first`` ops (and the ``getitem``/``detach``
+    nodes of them), each with its op count (NOTE [ Ops after backward ])."""
+    tail, k = {}, 0
+    for n in rec.graph.nodes:
+        if n.op != "call_function":
+            continue
+        counted = n.target is not operator.getitem and n.target is not _DETACH
+        k += counted
+        if counted and k > first or not counted and any(a in tail for a in
+                                                       n.all_input_nodes):
+            tail[n] = k
+    return tail
+
+
+def _make_tail(cap, rec, tail: dict, post_pos: list, extras: list, tail_items: list):
+    """Cut the ``tail`` nodes out of the graph into a ``tail.Tail`` whose segments run after
+    the program's events (NOTE [ Ops after backward ]); ``None`` after a break."""
+    from .tail import Tail, TailError
+    from .._backend import xp_of
+    for name in (*cap.grad_consts, *cap.live):  # read by the forward: not a tail's
+        for n in rec.graph.nodes:
+            if n.op == "get_attr" and n.target == name and any(u not in tail
+                                                               for u in n.users):
+                return None
+    segments = {}
+    for n, k in tail.items():
+        i = max(j for j, pos in enumerate(post_pos) if pos < k)
+        segments.setdefault(i, []).append(n)
+    out = list(rec.graph.nodes)[-1]
+    inputs = {}
+    for n in tail:
+        for a in n.all_input_nodes:
+            if a not in tail and a.op != "get_attr" and a not in inputs:
+                inputs[a] = len(extras)
+                extras.append(a)
+    leaves, spec = flatten(out.args[0])
+    results = [(i, a) for i, a in enumerate(leaves) if a in tail]
+    wanted = [a for _, a in results] + [a for _, a in tail_items]
+    for n in wanted:  # the tail builds no autograd graph: eager's result would have one
+        v = n.meta.get("val")
+        if isinstance(v, Tensor) and v.grad_fn is not None and n.target is not COPY_:
+            kind, _, _, stack = next(e for e in cap.events if e[0] in _POST)
+            cap.brk(f"{_EVENT_NAMES[kind]} before ops that build an autograd graph (a result "
+                    "that requires grad; the compiled forward runs first)", stack)
+            return None
+    xp = next((xp_of(v._data) for n in tail if isinstance(v := n.meta.get("val"), Tensor)),
+              None)
+    try:
+        t = Tail(segments, inputs, rec.constants, cap.grad_consts, cap.live, wanted, xp)
+    except TailError as e:
+        cap.brk(str(e), cap.events[-1][3])
+        return None
+    if results:
+        for i, _ in results:
+            leaves[i] = None
+        out.args = (unflatten(leaves, spec),)
+    for n in reversed(list(tail)):
+        rec.graph.erase_node(n)
+    for n in list(rec.graph.nodes):  # the gradients' (and the tail's own) constants
+        if n.op == "get_attr" and not n.users and (n.target in cap.grad_consts or
+                                                   n.target in cap.live):
+            rec.graph.erase_node(n)
+            rec.constants.pop(n.target, None)
+    t.results = results + [(i, a, True) for i, a in tail_items]
+    t.results = [(r[0], r[1], len(r) == 3) for r in t.results]
+    t.static = bool(inputs)  # forward values may carry batch sizes: no dynamic graph
+    return t
 
 
 _EVENT_NAMES = {"backward": "backward()", "step": "optimizer.step()", "item": "Tensor.item()",
@@ -786,8 +922,20 @@ def _fast_guard(entry, key, disc, leaves):
     # subscripts, not .get: a key gone (a deleted attribute) fails the guard by KeyError
     src = "def fast(self, args):\n    if not (" + conds[0] + "):\n        return False\n"
     src += "".join(f"    {line}\n" for line in fetch)
-    src += "    try:\n        return (" + "\n                and ".join(conds[1:]) + ")\n"
-    src += "    except KeyError:\n        return False\n"
+    run = entry.run
+    infer = getattr(run, "_infer", None)
+    if infer is not None and infer[0] is run and not entry.side and grad is False and \
+            run._folds is None:
+        # NOTE [ Batch-1 inference ] (_functorch/aot_autograd.py): the guard, then the
+        # region's generated inference call, from one call of the caller's
+        conds += ["not state.intercept", f"{bind(entry)}.run is {bind(run)}"]
+        env["INFER"] = infer[1]
+        src += "    try:\n        if not (" + "\n                and ".join(conds[1:]) + \
+            "):\n            return False\n    except KeyError:\n        return False\n"
+        src += "    return INFER(args)\n"
+    else:
+        src += "    try:\n        return (" + "\n                and ".join(conds[1:]) + ")\n"
+        src += "    except KeyError:\n        return False\n"
     if _log_on("guards"):
         print(f"[ember.compile] guard:\n{src}", file=sys.stderr)
     exec(compile(src, "<ember.compile guard>", "exec"), env)
@@ -1114,7 +1262,10 @@ class _Compiled:
                     return self.fn(*args, **kwargs)
             return self.fn(*args, **kwargs)
         last = self._last  # NOTE [ Guard cost ]: the entry the last call ran, checked in one go
-        if last is not None and not kwargs and last[0] == _epoch[0] and last[1](self, args):
+        if last is not None and not kwargs and last[0] == _epoch[0] and \
+                (ok := last[1](self, args)) is not False:
+            if ok is not True:  # a region's inference call ran inside the guard: its result
+                return ok       # (NOTE [ Batch-1 inference ] in _functorch/aot_autograd.py)
             entry = last[2]
             run = entry.run
             if run is not None and not entry.side:  # ``_run``'s common case, inline
@@ -1367,15 +1518,27 @@ class _Compiled:
                         "a write to .data)")
         grads += [t._grad for t in known if t._grad is not None]  # backward's, too
         grad_ids = {id(g) for g in grads} | {id(g._data) for g in grads}
+        owner_of = {}  # a gradient (or its array) -> its parameter, as backward left it
+        for t in known:
+            if t._grad is not None:
+                owner_of[id(t._grad)] = owner_of[id(t._grad._data)] = t
+        known_data = {id(t._data): t for t in known}
         for name in recording.fresh_constants:
             t = recording.constants[name]
-            if isinstance(t, Tensor) and not _uniform(t) and id(t) not in grad_ids and \
+            if isinstance(t, Tensor) and id(t._data) in known_data and \
+                    id(t._data) not in grad_ids:  # a detach()/.data of a parameter
+                cap.live[name] = known_data[id(t._data)]
+            elif isinstance(t, Tensor) and not _uniform(t) and id(t) not in grad_ids and \
                     id(t._data) not in grad_ids:  # a .grad read is its own break, below
                 cap.brk(f"a tensor of shape {tuple(t.shape)} computed outside ops: its values "
                         "would be baked into the graph")
         for name, t in recording.constants.items():
             if isinstance(t, Tensor) and (id(t) in grad_ids or id(t._data) in grad_ids):
-                cap.brk("a parameter's .grad read or written by ops inside the function")
+                p = owner_of.get(id(t), owner_of.get(id(t._data)))
+                if p is None:
+                    cap.brk("a parameter's .grad read or written by ops inside the function")
+                else:  # NOTE [ Ops after backward ]: a tail may read it
+                    cap.grad_consts[name] = p
             if isinstance(t, Tensor) and t.grad_fn is not None:
                 cap.brk("a tensor with autograd history made outside the graph (a custom "
                         "autograd.Function, or a tensor from an earlier call)")
@@ -1410,6 +1573,15 @@ class _Compiled:
         if not cap.breaks:
             _detach_outputs(rec, recording)
         program = _program(cap, rec, recording) if not cap.breaks else None
+        if program is None and not cap.breaks and (cap.grad_consts or cap.live):
+            stack = cap.events[-1][3] if cap.events else None
+            if cap.grad_consts:
+                cap.brk("a parameter's .grad read or written by ops inside the function (not "
+                        "after its backward())", stack)
+            else:
+                t = cap.live[next(iter(cap.live))]
+                cap.brk(f"a tensor of shape {tuple(t.shape)} computed outside ops (a detach() "
+                        "of a parameter read by the compiled forward)", stack)
         counters["frames"]["total"] += lower  # a dynamic=True second capture is no frame
         for b in cap.breaks if lower else ():
             counters["graph_break"][b.reason] += 1
@@ -1753,8 +1925,11 @@ class ExplainOutput:
         run = entry.run
         self.program = []
         if isinstance(run, _Program):
+            segs = run.tail.run if run.tail is not None else ()
             self.program = ["zero_grad"] * len(run.pre) + ["graph"] + \
-                ["bool guard"] * len(run.guards) + [kind for kind, _, _ in run.post] + \
+                ["bool guard"] * len(run.guards) + \
+                [k for i, (kind, _, _) in enumerate(run.post)
+                 for k in ((kind, "ops") if i in segs else (kind,))] + \
                 ["item"] * len(run.items)
 
     def __str__(self):
