@@ -34,9 +34,10 @@ from ..autograd.grad_mode import state
 from . import _workspace as _ws
 from . import _pointwise as _pw
 from . import _blas
+from . import _util
 from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
                     need_tensor, scalar_name, c_name, holomorphic, is_float, plain as _plain,
-                    _sum_to)
+                    _sum_to, const)
 
 __all__ = [
     # arithmetic
@@ -1087,7 +1088,10 @@ def _sigmoid(xp, x):
         return 1 / (1 + xp.exp(-x))
     # (not in cached blocks: exp is compute-bound, and blocks measured 6-26% slower, 256 KiB
     # to 8 MiB float32, one thread)
-    one = x.dtype.type(1)  # (NumPy converts a Python 1 on each call: ~0.15 us a ufunc)
+    # (NumPy converts a Python 1 on each call: ~0.15 us a ufunc; against an array of ones,
+    # small, it takes its SIMD loop: ``const``)
+    one = x.dtype.type(1) if x.nbytes > _CONST_BYTES or type(x) is not xp.ndarray else \
+        const(xp, x.shape, x.dtype, 1)
     t = xp.negative(x)
     xp.exp(t, out=t)
     xp.add(t, one, out=t)
@@ -1156,9 +1160,12 @@ class Relu(Function):
             # array NumPy takes its SIMD loop: 1.5-3x faster than against a broadcast scalar 0;
             # zeros in a workspace block: a fresh 2 MB one page-faulted (NOTE [ Workspace ]),
             # ~0.8 ms a call in gpt_step, where relu made nearly all of the step's faults
-            # (small arrays do not fault: there ``zeros`` is 0.7 us faster)
-            y = _ws.zeros(xp, a.shape, dt) if big else xp.zeros(a.shape, dt)
-            xp.maximum(a, y, out=y)
+            # (small arrays do not fault: against cached zeros, ``const``, no zero-fill)
+            if big:
+                y = _ws.zeros(xp, a.shape, dt)
+                xp.maximum(a, y, out=y)
+            else:
+                y = xp.maximum(a, const(xp, a.shape, dt, 0))
         else:  # (keeps the input's memory layout, as PyTorch does)
             y = xp.maximum(a, 0)
         if ctx._record:
@@ -1204,7 +1211,8 @@ class _ReluGrad(Function):
             if ut is None and type(g) is xp.ndarray:
                 ut = _relu_bits(xp, g.dtype)
             if ut is not None and type(y) is type(g) and _pw._plus_zero(xp, g.dtype):
-                m = xp.minimum(y.view(ut[0]), ut[1])
+                # (against cached ones NumPy takes its SIMD loop: see ``const``)
+                m = xp.minimum(y.view(ut[0]), const(xp, g.shape, ut[0], 1))
                 return xp.multiply(g.view(ut[0]), m, out=m).view(g.dtype)
         mask = xp.not_equal(y, 0, out=_ws.empty(xp, y.shape, bool)) if big else y != 0
         if g.dtype.itemsize == 2 and is_float(g.dtype):  # exact; float32 loops are faster
@@ -1228,6 +1236,7 @@ class _ReluGrad(Function):
         return _grad_node(_ReluGrad, gg, y), None
 
 
+_CONST_BYTES = _util.CONST_BYTES
 _RELU_BITS = {}  # float32/64 dtype -> (the unsigned dtype of its bits, that dtype's 1)
 
 
@@ -1360,7 +1369,9 @@ def _lean_backward(cls, grad_cls, small):
         try:
             if yd.dtype is dt and (grad_cls is None or gd.ndim and gd.nbytes < _ws.MIN_BYTES
                                    and type(gd) is xp.ndarray):
-                return _plain(small(xp, gd, yd, dt.type(1)))
+                # (the formulas' 1 as cached ones: ``const``; exp's reads none)
+                one = dt.type(1) if grad_cls is None else const(xp, gd.shape, dt, 1)
+                return _plain(small(xp, gd, yd, one))
             if grad_cls is None:
                 return general(ctx, g)
             return _plain(grad_cls.formula(xp, gd, yd))
