@@ -411,8 +411,9 @@ class CompiledRegion:
         # ---- forward code ---------------------------------------------------------------
         fplan, fstore, fdirect = self._plan_forward(order, fwd, lowered, saves, region_outs,
                                                      keep, last_use, env)
-        body = []
+        body, ibody = [], []  # ibody: the same for ``_infer``, its batch-1 linears inline
         for n in order:
+            start = len(body)
             f = fwd[n]
             d = fdirect.get(n)
             if d is not None:  # NOTE [ Planned buffers ]: NumPy calls, into a buffer if planned
@@ -438,11 +439,13 @@ class CompiledRegion:
                 body.append(f"{name[n]} = {cname}_f({c}, {', '.join(args)})")
                 if n in saves:  # what save_for_backward kept, for the lowered formula
                     body.append(f"sv_{n.name} = {c}._to_save; {c} = None")
+            ibody += self._infer_row(n) if n in self._rowplan else body[start:]
             dead = [name[a] for a, user in last_use.items() if user is n and
                     a.op == "call_function" and a not in region_outs and name[a] not in keep
                     and a not in fstore]  # a planned buffer lives on in the pool
             if dead:
                 body.append(" = ".join(dead) + " = None")
+                ibody.append(body[-1])
         self.records = bool(recorded)
         self.forward_ops = [n.name for n in order]  # what the forward runs, after the passes
         self.direct = sorted(n.name for n in fdirect)  # spelled as NumPy calls
@@ -454,6 +457,9 @@ class CompiledRegion:
                    f"({ret_outs}{',' if region_outs else ''})")
         self.forward_src = "\n".join(src) + "\n"
         self._fwd = _compile(self.forward_src, env, "forward")
+        self._infer = None
+        if self._single and not recorded and self._rowplan:
+            self._infer = self._make_infer(params, fplan, ibody, name[region_outs[0]])
 
         # ---- backward code: arrays throughout; a called formula gets tensors -------------
         self.backward_src = ""
@@ -687,6 +693,7 @@ class CompiledRegion:
         plan, store = Plan(), {}
         rows = {}  # batch-1 linears -> their argument spellings (NOTE [ Batch-1 linear by GEMV ])
         self._into = {}  # node -> the variable of the input it writes over
+        self._rowplan = {}
         if not self.options.get("direct", True):
             return plan, store, fdirect
 
@@ -749,7 +756,11 @@ class CompiledRegion:
             for a in set(n.all_input_nodes):
                 if a in store and last_use.get(a) is n and store[a] != store.get(n):
                     plan.give(store[a])
+        self._rowplan = {}  # for ``_infer``: node -> (x, w, b, x buffer, copy x?, out buffer)
         for n, (x, w, b, _) in rows.items():
+            self._rowplan[n] = (x, w, b, xcopy[n] if n in xcopy else store[n.args[0]],
+                                n in xcopy, store[n] if n in store else scratch[n],
+                                n not in store, key[n][1].char)
             fn = f"_row_{n.name}"
             xp = self._xp
             self._env[fn] = _blas.linear_row(
@@ -768,6 +779,85 @@ class CompiledRegion:
                 fdirect[n] = Direct([f"{{d}} = {call}B{scratch[n]})"],
                                     [f"{{d}} = {call}B{scratch[n]}).copy()"], False)
         return plan, store, fdirect
+
+    # NOTE [ Batch-1 inference ]
+    # A region that returns one tensor, records nothing and has batch-1 linears (a model's
+    # eval() call on one sample) gets ``_infer(flat)``: one generated function that reads the
+    # arrays, takes a buffer set, runs the forward with each linear spelled inline as the bias
+    # copied into its output buffer and one ``cblas_?gemv`` over an argument tuple made when the
+    # set was (NOTE [ Batch-1 linear by GEMV ] in ops/_blas.py), and wraps the result.  A set
+    # is (buffers, argument tuples, the weight arrays the tuples point into); it is remade when
+    # a weight array is another object (``.data =``, ``load_state_dict`` into a new array), and
+    # a weight one GEMV cannot take (strided, another dtype) sends the call to the general path.
+    # Weights are read in place at each call, so in-place writes (versioned or not: ``.data``,
+    # ``.numpy()``) are seen; a transposed copy (OpenBLAS's other kernel, 1.02-1.07x faster)
+    # would go stale through writes that bump no version counter (``p.data.mul_(2)``), so it
+    # is not made.  ``ember.compile``'s guard calls ``_infer`` itself when its entry runs such a
+    # region without grad (``_fast_guard`` in _dynamo/eval_frame.py): a call is then the user's
+    # frame, ``OptimizedModule.__call__``, the wrapper's ``__call__``, the guard, ``_infer`` and
+    # ``_make``.  A copy of the region (a dynamic instance at other sizes) never runs the
+    # original's ``_infer`` (``_infer[0] is self``).
+    def _infer_row(self, n) -> list:
+        """Batch-1 linear ``n`` as ``_infer`` spells it: the bias into the output buffer and
+        one GEMV over an argument tuple of the buffer set (NOTE [ Batch-1 inference ])."""
+        x, _, b, xb, copy_x, ob, fresh, _ = self._rowplan[n]
+        k = list(self._rowplan).index(n)
+        lines = [f"B{xb}[...] = {x}"] if copy_x else []
+        if b != "None":
+            lines.append(f"B{ob}[...] = {b}")
+        lines.append(f"_gemv{k}(*G{k})")
+        lines.append(f"{self._name[n]} = B{ob}" + (".copy()" if fresh else ""))
+        return lines
+
+    def _make_infer(self, params, plan, body, out) -> tuple:
+        """``(self, infer)``: ``infer(flat)``, the region's inference call as one generated
+        function (NOTE [ Batch-1 inference ]); ``self`` tells a copy of the region (a dynamic
+        instance at other sizes, ``generic.py``) that the function is not its own."""
+        env = dict(self._env)
+        rows = list(self._rowplan.values())
+        nb, nr = len(plan.bufs), len(rows)
+        lines = ["def infer(flat):"]
+        for p, (kind, i) in zip(params, self._tensor_args):
+            if kind == "input":
+                lines.append(f"    {p} = flat[{i}]._data")
+            else:
+                env[f"_K{i}"] = self._consts[i]
+                lines.append(f"    {p} = _K{i}._data")
+        names = [f"B{i}" for i in range(nb)] + [f"G{k}" for k in range(nr)]
+        stale = " or ".join(f"S[{nb + nr + k}] is not {w}" for k, (_, w, *_r) in
+                            enumerate(rows))
+        lines += ["    try:", "        S = _L.pop()", "    except IndexError:",
+                  "        S = None",
+                  f"    if S is None{' or ' + stale if stale else ''}:",
+                  f"        S = _mkset({''.join(w + ', ' for _, w, *_r in rows)})",
+                  "        if S is None:  # a weight one GEMV cannot take: the general call",
+                  "            return _slow(flat)"]
+        if names:
+            lines.append(f"    {', '.join(names)}, = S[:{nb + nr}]")
+        lines += [f"    {ln}" for ln in body]
+        lines += ["    _L.append(S)", f"    o = {out}",
+                  "    if type(o) not in _ARRAYS and hasattr(o, 'shape'):  # a NumPy scalar",
+                  "        o = _asarray(o)",
+                  "    t = _make(o)", "    if _st.inference:", "        t._inference = True",
+                  "    return t"]
+        spec, xp = plan.spec(), self._xp
+
+        def mkset(*ws):
+            """A new set of buffers and the GEMVs' argument tuples over them and ``ws``."""
+            bufs = BufferPool(xp).alloc(spec)
+            gs = []
+            for w, (_, _, b, xb, _, ob, _, _) in zip(ws, rows):
+                g = _blas.row_args(w, bufs[xb], bufs[ob], b != "None")
+                if g is None:
+                    return None
+                gs.append(g)
+            return (*bufs, *gs, *ws)  # the weights last: held while their pointers are
+        env.update(_L=[], _mkset=mkset, _slow=self._general, _ARRAYS=_ARRAY_TYPES,
+                   _asarray=_asarray, _st=state)
+        for k, row in enumerate(rows):
+            env[f"_gemv{k}"] = _blas.gemv_fn(row[7])
+        self.infer_src = "\n".join(lines) + "\n"
+        return self, _compile(self.infer_src, env, "infer")
 
     def _row_linear(self, vals) -> bool:
         """Whether a linear with example arguments ``vals`` runs as one GEMV (NOTE [ Batch-1
@@ -931,6 +1021,13 @@ class CompiledRegion:
         return lines, reads, [(j, sub[o]) for j, o in outs]
 
     def __call__(self, *flat):
+        inf = self._infer
+        if inf is not None and inf[0] is self and not (state.grad or state.intercept) and \
+                len(flat) == self._n_placeholders and self._folds is None:
+            return inf[1](flat)  # NOTE [ Batch-1 inference ]
+        return self._general(flat)
+
+    def _general(self, flat):
         if len(flat) != self._n_placeholders:
             raise TypeError(f"compiled graph takes {self._n_placeholders} inputs, got "
                             f"{len(flat)}")

@@ -153,6 +153,35 @@ def gemv_fn(dtype_char: str):
     return f
 
 
+def row_args(w, x, out, bias: bool):
+    """The argument tuple of one ``cblas_?gemv`` computing ``out = x @ w.T (+ out)`` for a
+    (N, K) ``w`` with unit column stride (N, K >= 2), a C-contiguous (1, K) ``x`` and (1, N)
+    ``out`` of ``w``'s float dtype (``bias``: beta 1, so ``out``'s prior value, the bias, is
+    added), or None where one GEMV cannot do it (NOTE [ Batch-1 linear by GEMV ]).  The
+    tuple holds pointers: the caller keeps the three arrays alive while it keeps the tuple."""
+    import ctypes
+    import numpy
+    nd = numpy.ndarray
+    if type(w) is not nd or w.dtype.char not in "fd" or gemv_fn(w.dtype.char) is None:
+        return None
+    dt, size = w.dtype, w.dtype.itemsize
+    if w.ndim != 2 or w.strides[1] != size or w.strides[0] % size or \
+            w.strides[0] < size * w.shape[1] or w.shape[0] < 2 or w.shape[1] < 2:
+        return None  # one output: NumPy's dot; inner size 1: its loop (as eager computes)
+    n, k = w.shape
+    for a, shape in ((x, (1, k)), (out, (1, n))):
+        if type(a) is not nd or a.dtype != dt or a.shape != shape or \
+                not a.flags.c_contiguous or not a.flags.writeable:
+            return None
+    if numpy.may_share_memory(out, w) or numpy.may_share_memory(out, x):
+        return None
+    real = ctypes.c_float if dt.char == "f" else ctypes.c_double
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    return (ctypes.c_int(_ROW_MAJOR), ctypes.c_int(_NO_TRANS), i64(n), i64(k), real(1.0),
+            ptr(w.ctypes.data), i64(w.strides[0] // size), ptr(x.ctypes.data), i64(1),
+            real(1.0 if bias else 0.0), ptr(out.ctypes.data), i64(1))
+
+
 def linear_row(dtype_char: str, fallback):
     """``f(x, w, b, out) -> out``: ``out = x @ w.T + b`` for a (1, K) ``x``, a (N, K) ``w``
     (N, K >= 2) with unit column stride, a (N,) ``b`` or None and a C-contiguous (1, N)
