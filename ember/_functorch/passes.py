@@ -292,9 +292,11 @@ def optimize_graph(gm) -> dict:
     """CSE then DCE on ``gm``'s graph, recompiling ``gm``, then constant folding into a copy
     (``gm.meta_folded``, with ``gm.meta_folds`` the ``Folds`` the compiled code must check at
     each call); returns the counts."""
+    from .rnn_fold import fold_embedding_lstm  # NOTE [ Embedding into LSTM ]
+    fused = fold_embedding_lstm(gm.graph)
     merged = cse(gm.graph)
     erased = dce(gm.graph)
-    if merged or erased:
+    if merged or erased or fused:
         gm.recompile()
     folded, gm.meta_folded, gm.meta_folds = (0, gm, None) if \
         getattr(gm, "meta_no_fold", False) else fold_constants(gm)

@@ -73,6 +73,13 @@ node (``_FusedLayer``) does the whole layer:
   and 0.97-1.00).  ``import numba`` and
   loading the cached kernels cost 1.4-1.9 s once per process (4.5-5.1 s compiling them on a
   cold cache), so it stays opt-in.
+* an embedding read only by the layer (``ember.compile``; NOTE [ Embedding into LSTM ] in
+  ``_functorch/rnn_fold.py``): ``_FusedEmbLstm`` looks the inputs' gate pre-activations up in
+  ``E W_ih^T + b`` (``V`` rows, one ``take`` into ``xg``; a step adds its rows after a GEMM of
+  ``K = H``), and its backward sums the gate gradients per index instead of the step GEMMs'
+  input columns and the weight GEMM's ``W_ih`` block: ``lstm_lm_step``'s layer fwd + bwd
+  ~19.3 -> ~16.3 ms (one thread).  The 2 us a step of the add is less than the 18 us the
+  narrower GEMM saves.
 * input products of a bidirectional GRU/Elman layer: both directions' input GEMM as one
   batched product (``x @ (6, I, H)``) measured no faster than two (within 1%, 1 thread,
   T=64, B=32, I=64/256, H=128/256), and both directions' weight and input gradients as one
@@ -105,7 +112,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state, enable_grad
 from .._tensor import _make
 from .elementwise import relu, sigmoid, tanh
-from .layers import linear as _lin
+from .layers import linear as _lin, _scatter_rows
 from .movement import cat
 from . import _workspace as ws
 
@@ -429,11 +436,13 @@ def _lstm_weights(xp, w_ih, w_hh, b_ih, b_hh):
     """The forward's per-gate weights ``(4, Hout + I [+ 1], H)``, gates o,i,f,g: for each gate
     ``W_hh^T`` over ``W_ih^T`` over ``b_ih + b_hh``, the sigmoid gates' scaled by 0.5 (NOTE
     above), so that ``[h_prev | x_t | 1] @ W`` is a step's pre-activations."""
-    H, Hout, I = w_hh.shape[0] // 4, w_hh.shape[1], w_ih.shape[1]
+    H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
+    I = 0 if w_ih is None else w_ih.shape[1]  # None: the state rows only (``_FusedEmbLstm``)
     order = list(_LSTM_ORDER)
     W = ws.empty(xp, (4, Hout + I + (b_ih is not None), H), w_hh.dtype)
     W[:, :Hout] = w_hh.reshape(4, H, Hout)[order].transpose(0, 2, 1)
-    W[:, Hout:Hout + I] = w_ih.reshape(4, H, I)[order].transpose(0, 2, 1)
+    if I:
+        W[:, Hout:Hout + I] = w_ih.reshape(4, H, I)[order].transpose(0, 2, 1)
     if b_ih is not None:
         W[:, Hout + I] = (b_ih + b_hh).reshape(4, H)[order]
     W[:3] *= 0.5
@@ -441,7 +450,7 @@ def _lstm_weights(xp, w_ih, w_hh, b_ih, b_hh):
 
 
 def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fin, record,
-                  kern=None):
+                  kern=None, xg=None):
     """One LSTM layer-direction over packed rows: ``((y, h_n, c_n), saved arrays)``.
 
     The input-to-hidden product is folded into each step's GEMM: row ``r`` of ``Z`` holds
@@ -457,14 +466,20 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     computed every ``_CHUNK`` steps over those steps' rows (``_lstm_factors``), while the
     values are still in cache.  With ``kern`` (NOTE [ Step kernels ]) a step is its GEMM and
     one kernel call that also writes the step's factors.
+
+    With ``xg`` (4, N, H), the inputs' gate pre-activations with the biases, gates o,i,f,g,
+    the sigmoid gates' halved (``_FusedEmbLstm``), ``x``, ``w_ih`` and the biases are None:
+    ``Z`` holds the states only and a step adds its rows of ``xg`` after its GEMM.
     """
-    B, N, I = h0.shape[0], x.shape[0], x.shape[1]
+    B = h0.shape[0]
+    N, I, dt = (x.shape[0], x.shape[1], x.dtype) if xg is None else \
+        (xg.shape[1], 0, xg.dtype)
     H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
-    dt = x.dtype
     W = _lstm_weights(xp, w_ih, w_hh, b_ih, b_hh)
     Z = ws.empty(xp, (B + N, W.shape[1]), dt)
     Z[:B, :Hout] = h0
-    Z[hp_all, Hout:Hout + I] = x  # each row is the previous state of at most one step
+    if I:
+        Z[hp_all, Hout:Hout + I] = x  # each row is the previous state of at most one step
     if b_ih is not None:
         Z[:, Hout + I] = 1
     if kern is not None:
@@ -472,7 +487,7 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
         cext[:B] = c0
         P = ws.empty(xp, (6, N, H), dt) if record else None
         hpre = ws.empty(xp, (N, H), dt) if w_hr is not None else None
-        _lstm_forward_kernel(xp, kern, Z, W, cext, P, hpre, w_hr, steps, B, Hout)
+        _lstm_forward_kernel(xp, kern, Z, W, cext, P, hpre, w_hr, steps, B, Hout, xg)
         y = ws.empty(xp, (N, Hout), dt)
         y[...] = Z[B:, :Hout]
         return (y, Z[B + fin, :Hout], cext[B + fin]), (Z, P, hpre)
@@ -514,6 +529,8 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
             gemm(Z[prev], W, out=g)
         else:
             _mm_into(xp, Z[prev], W, g)
+        if xg is not None:
+            g += xg[:, s:e]
         tanh(g, out=g)
         sg *= 0.5
         sg += 0.5
@@ -536,7 +553,7 @@ def _lstm_forward(xp, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, steps, hp_all, fi
     return outs, (Z, P, hpre)
 
 
-def _lstm_forward_kernel(xp, kern, Z, W, cext, P, hpre, w_hr, steps, B, Hout):
+def _lstm_forward_kernel(xp, kern, Z, W, cext, P, hpre, w_hr, steps, B, Hout, xg=None):
     """``_lstm_forward``'s step loop with compiled kernels: per step the GEMM into the gates
     and one kernel call (gates, cell, ``h``, the factors ``P`` when given; NOTE [ numba step
     kernels ]); with a projection, ``h`` goes to ``hpre`` and through ``W_hr`` into ``Z``."""
@@ -547,6 +564,8 @@ def _lstm_forward_kernel(xp, kern, Z, W, cext, P, hpre, w_hr, steps, B, Hout):
     fwd, matmul = kern.fwd, xp.matmul
     for s, e, prev in steps:
         matmul(Z[prev], W, out=A[:, :e - s])
+        if xg is not None:
+            A[:, :e - s] += xg[:, s:e]
         if hpre is None:
             fwd(A, cext[prev], cext, B + s, Z, B + s, Pk, s, record)
         else:
@@ -577,7 +596,7 @@ def _lstm_factors(xp, A, cext, tc_all, P, hp_all, lo, hi):
     sub(o, k, out=k)
 
 
-def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None):
+def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None, emb=None):
     """The LSTM BPTT loop and the weight gradients.
 
     As the forward, a step's GEMM covers the input too: ``dZ[prev] += sum_g dG_g @ [W_hh_g |
@@ -585,11 +604,17 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None):
     input gradient (each row is some step's previous state at most once).  The weight and
     bias gradients are one batched GEMM over all steps, ``dG^T @ Z[hp_all]``, whose column
     blocks are ``W_hh``'s, ``W_ih``'s and the bias's.
+
+    ``emb`` (``_FusedEmbLstm``: ``Z`` holds the states only; ``x``, ``w_ih`` and the biases
+    are None in ``arrs``): ``(table, flat indices, w_ih, has biases, needs)``; the gradients of
+    the table, ``w_ih`` and the biases come from the gate gradients summed per index
+    (``_lstm_table_grads``) and are returned in place of ``x``'s, ``w_ih``'s and the biases'.
     """
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _, Z, P, hpre = arrs
-    B, N, I = h0.shape[0], x.shape[0], x.shape[1]
+    B, N = h0.shape[0], Z.shape[0] - h0.shape[0]
     H, Hout = w_hh.shape[0] // 4, w_hh.shape[1]
-    dt = x.dtype
+    I = Z.shape[1] - Hout - (b_ih is not None)  # 0 with ``emb``
+    dt = Z.dtype
     order, back = list(_LSTM_ORDER), list(_LSTM_BACK)
     wide = Hout + I if need[0] else Hout  # dx only when asked for
     Wb = ws.empty(xp, (4, H, wide), dt)
@@ -676,6 +701,8 @@ def _lstm_backward(xp, need, arrs, dy, dhN, dcN, steps, hp_all, fin, kern=None):
             gbh = _make(gb.copy()) if need[6] else None
     if need[7]:
         gwr = _make(dZ[B:, :Hout].T @ hpre)
+    if emb is not None:
+        gx, gwi, gbi, gbh = _lstm_table_grads(xp, dgates, *emb)
     return gx, gh0, gc0, gwi, gwh, gbi, gbh, gwr, None, None, None, None
 
 
@@ -702,6 +729,110 @@ def _lstm_backward_kernel(xp, kern, dZ, dcext, P, dG, M, Wb, w_hr, steps, B, Hou
             acc(M, dZ[prev])
         else:
             dZ[prev] += m.sum(0)
+
+
+class _FusedEmbLstm(Function):
+    """An LSTM layer-direction over an embedding's rows, ``LSTM(weight[idx])``, with the
+    input's gate pre-activations looked up in ``weight @ W_ih^T + b`` (NOTE [ Embedding into
+    LSTM ]).  ``ember.compile`` puts it in place of an ``embedding`` whose rows only a fused
+    LSTM layer reads (``_functorch/rnn_fold.py``); its values are those of that pair."""
+
+    raw = True
+    backward_name = "FusedRnnEmbLayerBackward"
+    kern = None  # the step kernels the forward used (NOTE [ Step kernels ])
+
+    @staticmethod
+    def forward(ctx, emb, idx, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, bs, y_shape):
+        xp = ctx.xp
+        flat = idx.reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= emb.shape[0]):
+            raise IndexError("index out of range in self")  # as the embedding's forward
+        steps, hp_all, fin = _plan(xp, bs, reverse)
+        ctx.meta = ("LSTM", reverse, bs, w_hh.shape[0] // 4)
+        kern = ctx.kern = _kernels.get((xp, emb.dtype)) if _kernels else None
+        xg = _lstm_table_rows(xp, emb, flat, w_ih, b_ih, b_hh)
+        outs, keep = _lstm_forward(xp, None, h0, c0, None, w_hh, None, None, None, steps,
+                                   hp_all, fin, ctx._record, kern, xg)
+        ctx.save_for_backward(emb, idx, h0, c0, w_ih, w_hh, b_ih, b_hh, *keep)
+        if y_shape is None:
+            return outs
+        return (outs[0].reshape(y_shape),) + tuple(outs[1:])
+
+    @staticmethod
+    def backward(ctx, dy, dhN, dcN=None):
+        saved = ctx.saved_tensors
+        emb, idx, h0, c0, w_ih, w_hh, b_ih, b_hh = saved[:8]
+        if state.grad:  # create_graph: the unfused pair, recomputed and differentiated
+            return _emb_backward_graph(ctx, saved[:8], (dy, dhN, dcN))
+        _, reverse, bs, _ = ctx.meta
+        xp = ctx.xp
+        steps, hp_all, fin = _plan(xp, bs, reverse)
+        need = ctx.needs_input_grad
+        arrs = [None, h0._data, None if c0 is None else c0._data, None, w_hh._data, None, None,
+                None, None] + [None if s is None else s._data for s in saved[8:]]
+        tab = (emb._data, idx._data.reshape(-1), w_ih._data, b_ih is not None,
+               (need[0], need[4], need[6], need[7]))
+        dcN = None if dcN is None else dcN._data
+        g = _lstm_backward(xp, (False,) + need[2:4] + (False, need[5]) + (False,) * 3, arrs,
+                           dy._data, dhN._data, dcN, steps, hp_all, fin, ctx.kern, tab)
+        return (g[0], None, g[1], g[2], g[3], g[4], g[5], g[6], None, None, None)
+
+
+def _emb_backward_graph(ctx, inputs, grads):
+    """create_graph for ``_FusedEmbLstm``: the embedding and the unfused layer recomputed
+    from the inputs and differentiated with ``create_graph`` (as ``_backward_graph``)."""
+    from ..autograd import grad as _grad
+    from .layers import embedding
+    _, reverse, bs, _ = ctx.meta
+    emb, idx, h0, c0, w_ih, w_hh, b_ih, b_hh = inputs
+    need = ctx.needs_input_grad
+    wrt = [t for t, nd in zip(inputs, need) if nd]
+    with enable_grad():
+        x = embedding(idx, emb).reshape(-1, emb.shape[1])
+        y, hn, cn = _layer_unfused(x, h0, c0, w_ih, w_hh, b_ih, b_hh, None, "LSTM", reverse, bs)
+        gouts = list(grads)
+        if gouts[0] is not None:
+            gouts[0] = gouts[0].reshape(y.shape)
+        got = _grad([y, hn, cn], wrt, gouts, retain_graph=True, create_graph=True,
+                    allow_unused=True)
+    it = iter(got)
+    return tuple(next(it) if nd else None for nd in need[:8]) + (None, None, None)
+
+
+def _lstm_table_rows(xp, emb, flat, w_ih, b_ih, b_hh):
+    """``(emb @ W_ih^T + b_ih + b_hh)[flat]`` as ``(4, N, H)``, gates o,i,f,g, the sigmoid
+    gates' halved as in ``_lstm_weights``: the table is ``V`` rows, the lookup one ``take``."""
+    H, I = w_ih.shape[0] // 4, w_ih.shape[1]
+    order = list(_LSTM_ORDER)
+    tab = _mm(xp, emb, w_ih.reshape(4, H, I)[order].transpose(0, 2, 1), (4, emb.shape[0], H))
+    if b_ih is not None:
+        tab += (b_ih + b_hh).reshape(4, 1, H)[order]
+    tab[:3] *= 0.5
+    return xp.take(tab, flat, axis=1, out=ws.empty(xp, (4, flat.size, H), tab.dtype))
+
+
+def _lstm_table_grads(xp, dgates, emb, flat, w_ih, bias, need):
+    """The gradients of the table, ``w_ih`` and the two biases (``need``: which) from the gate
+    gradients ``dgates`` (4, N, H), gates o,i,f,g: their rows summed per index, ``dT``
+    (4, V, H), give ``dT @ W_ih`` (the table's), ``dT^T @ table`` (``W_ih``'s) and the sum of
+    ``dT``'s rows (each bias's)."""
+    V, I = emb.shape
+    H = dgates.shape[2]
+    back = list(_LSTM_BACK)
+    dT = xp.empty((4, V, H), dgates.dtype)
+    for k in range(4):
+        dT[k] = _scatter_rows(xp, V, flat, dgates[k])
+    dT = dT[back]  # i,f,g,o as PyTorch's rows
+    ge = gwi = gbi = gbh = None
+    if need[0]:
+        ge = _make(dT.transpose(1, 0, 2).reshape(V, 4 * H) @ w_ih)
+    if need[1]:
+        gwi = _make(xp.matmul(dT.transpose(0, 2, 1), emb).reshape(4 * H, I))
+    if bias and (need[2] or need[3]):
+        gb = dT.sum(1).reshape(4 * H)
+        gbi = _make(gb) if need[2] else None
+        gbh = _make(gb.copy()) if need[3] else None
+    return ge, gwi, gbi, gbh
 
 
 # GRU gates, gate-major (NOTE above): input side ``A`` (3, N, H) in the order n,z,r, hidden
