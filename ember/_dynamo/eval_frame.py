@@ -312,7 +312,13 @@ class _Patches:
         for owner in (Optimizer, Module):
             self._set(owner, "zero_grad", _zero_grad_patch(owner.zero_grad, rec))
         from ..optim.lr_scheduler import LRScheduler
-        self._set(LRScheduler, "step", _sched_patch(LRScheduler.step, rec))
+        todo = [LRScheduler]  # every scheduler class with a step of its own (SequentialLR,
+        # ChainedScheduler, ReduceLROnPlateau, a user's subclass)
+        while todo:
+            cls = todo.pop()
+            todo += cls.__subclasses__()
+            if "step" in cls.__dict__:
+                self._set(cls, "step", _sched_patch(cls.__dict__["step"], rec))
         # tensors made from NumPy arrays and Python data are nodes too (``offering()`` offers
         # tensor/as_tensor to every recording; jit.trace warns on these as PyTorch's does)
         import ember
@@ -403,21 +409,24 @@ def _zero_grad_patch(orig, rec):
 
 
 def _sched_patch(orig, rec):
-    """``LRScheduler.step()`` while capturing: an event the program replays as it is, after
+    """A scheduler's ``step()`` while capturing: an event the program replays as it is, after
     the compiled optimizer step (Python over the optimizer's hyper-parameters, which a compiled
-    step reads at each call; PyTorch's dynamo traces it without a break).  A subclass's own
-    ``step`` (``ReduceLROnPlateau``'s metric, ``SequentialLR``) or an ``epoch`` argument stays
-    a side effect (a break)."""
+    step reads at each call).  The outermost call is the event (``SequentialLR``'s children
+    run inside it); ``ReduceLROnPlateau``'s metric is a graph value (or an ``item()`` of one)
+    read at each replay.  Other arguments (a deprecated ``epoch``) stay a side effect (a
+    break).  PyTorch 2.13's dynamo breaks the graph at every scheduler ``step``."""
+    from ..optim.lr_scheduler import ReduceLROnPlateau
+
     @functools.wraps(orig)
     def step(self, *args, **kwargs):
         cap = rec.cap
-        if rec not in state.modes or cap.in_backward or args or kwargs or \
-                type(self).step is not step:
+        metric = isinstance(self, ReduceLROnPlateau) and len(args) == 1 and not kwargs
+        if rec not in state.modes or cap.in_backward or (args or kwargs) and not metric:
             return orig(self, *args, **kwargs)
-        cap.event("sched", self)
+        cap.event("sched", self, *args)
         cap.schedulers.append(self)
         with cap.suspended():
-            return orig(self)
+            return orig(self, *args)
     return step
 
 
@@ -572,7 +581,11 @@ class _Program:
             elif kind == "zero_grad":
                 a().zero_grad(b)
             elif kind == "sched":
-                a().step()
+                if b is None:
+                    a().step()
+                else:  # ReduceLROnPlateau's metric: (from the tail?, where, item?)
+                    m = tail.value(values, b[1], extras) if b[0] else extras[b[1]]
+                    a().step(m.item() if b[2] else m)
             elif kind == "clip":  # (function, parameters, args, kwargs), result positions
                 norm = a[0](a[1], *a[2], **a[3])
                 if b:
@@ -688,6 +701,7 @@ def _program(cap, rec, recording):
     tail = _tail_nodes(rec, first) if first is not None and first < end and \
         not _hoistable(rec, cap, first) else {}
     tail_items, post_pos = [], []
+    metrics = {id(e[1][1]) for e in events if e[0] == "sched" and len(e[1]) > 1}
     for kind, payload, pos, stack in events:
         if kind in ("bool", "item") and tail and isinstance(payload[0], Tensor) and \
                 rec._nodes.get(id(payload[0])) in tail:
@@ -707,6 +721,9 @@ def _program(cap, rec, recording):
         if kind == "item" and pos < end:
             cap.brk(_BREAKING_METHODS["item"], stack)  # its value fed later ops
             return None
+        if kind == "item" and id(payload[1]) in metrics and \
+                not any(leaf is payload[1] for leaf in result_leaves):
+            continue  # a scheduler's metric only: the replay reads it
         if pos < end and kind != "zero_grad" and not tail and not _hoistable(rec, cap, pos):
             cap.brk(f"{_EVENT_NAMES[kind]} before ops the function runs after it (the "
                     "compiled forward runs first)", stack)
@@ -731,6 +748,13 @@ def _program(cap, rec, recording):
                 cap.brk("backward() on a tensor the graph does not compute", stack)
                 return None
             post.append(("backward", k, kg))
+        elif kind == "sched" and len(payload) > 1:  # ReduceLROnPlateau's metric
+            got = _metric(rec, events, payload[1], tail, extra)
+            if got is None:
+                cap.brk("lr_scheduler.step(metric) with a metric the graph does not compute",
+                        stack)
+                return None
+            post.append((kind, weakref.ref(payload[0]), got))
         elif kind in ("step", "sched"):
             post.append((kind, weakref.ref(payload[0]), None))
         elif kind == "clip":
@@ -757,7 +781,8 @@ def _program(cap, rec, recording):
             post_pos.append(pos)
     run_tail = None
     if tail:
-        run_tail = _make_tail(cap, rec, tail, post_pos, extras, tail_items)
+        run_tail = _make_tail(cap, rec, tail, post_pos, extras, tail_items,
+                              [b[1] for kind, _, b in post if kind == "sched" and b and b[0]])
         if run_tail is None:
             return None
     elif cap.grad_consts or cap.live:
@@ -770,6 +795,22 @@ def _program(cap, rec, recording):
 
 
 _POST = ("backward", "step", "sched", "clip")
+
+
+def _metric(rec, events, m, tail, extra):
+    """Where a replay finds ``ReduceLROnPlateau.step``'s metric ``m``: ``(tail?, node or extras
+    index, item?)``, or ``None`` where the graph does not compute it."""
+    item = False
+    if not isinstance(m, Tensor):  # a Python number: an item() of a graph value?
+        m = next((e[1][0] for e in events if e[0] == "item" and e[1][1] is m), None)
+        if m is None:
+            return None
+        item = True
+    node = rec._nodes.get(id(m))
+    if node is not None and node in tail:
+        return True, node, item
+    k = extra(m)
+    return None if k is None else (False, k, item)
 
 
 def _tail_nodes(rec, first: int) -> dict:
@@ -787,7 +828,8 @@ def _tail_nodes(rec, first: int) -> dict:
     return tail
 
 
-def _make_tail(cap, rec, tail: dict, post_pos: list, extras: list, tail_items: list):
+def _make_tail(cap, rec, tail: dict, post_pos: list, extras: list, tail_items: list,
+               metrics: list):
     """Cut the ``tail`` nodes out of the graph into a ``tail.Tail`` whose segments run after
     the program's events (NOTE [ Ops after backward ]); ``None`` after a break."""
     from .tail import Tail, TailError
@@ -810,7 +852,7 @@ def _make_tail(cap, rec, tail: dict, post_pos: list, extras: list, tail_items: l
                 extras.append(a)
     leaves, spec = flatten(out.args[0])
     results = [(i, a) for i, a in enumerate(leaves) if a in tail]
-    wanted = [a for _, a in results] + [a for _, a in tail_items]
+    wanted = [a for _, a in results] + [a for _, a in tail_items] + metrics
     for n in wanted:  # the tail builds no autograd graph: eager's result would have one
         v = n.meta.get("val")
         if isinstance(v, Tensor) and v.grad_fn is not None and n.target is not COPY_:
@@ -924,12 +966,13 @@ def _fast_guard(entry, key, disc, leaves):
     src += "".join(f"    {line}\n" for line in fetch)
     run = entry.run
     infer = getattr(run, "_infer", None)
-    if infer is not None and infer[0] is run and not entry.side and grad is False and \
-            run._folds is None:
+    if infer is not None and not entry.side and grad is False and run._folds is None:
         # NOTE [ Batch-1 inference ] (_functorch/aot_autograd.py): the guard, then the
-        # region's generated inference call, from one call of the caller's
-        conds += ["not state.intercept", f"{bind(entry)}.run is {bind(run)}"]
-        env["INFER"] = infer[1]
+        # region's generated inference call, from one call of the caller's.  The entry is
+        # not bound (entry -> guard -> entry would be a cycle): a region entry's run is never
+        # re-assigned after its guard is made (a dynamic instance's only from its first call)
+        conds.append("not state.intercept")
+        env["INFER"] = infer
         src += "    try:\n        if not (" + "\n                and ".join(conds[1:]) + \
             "):\n            return False\n    except KeyError:\n        return False\n"
         src += "    return INFER(args)\n"
@@ -939,7 +982,7 @@ def _fast_guard(entry, key, disc, leaves):
     if _log_on("guards"):
         print(f"[ember.compile] guard:\n{src}", file=sys.stderr)
     exec(compile(src, "<ember.compile guard>", "exec"), env)
-    return env["fast"]
+    return env.pop("fast")  # not left in its own globals: a cycle holding what they bind
 
 
 class _CodeCache:
@@ -1037,6 +1080,7 @@ def _discover(fn, depth: int = 2):
             if depth > 0 and inspect.isfunction(v):
                 visit(v, depth - 1)
     visit(fn, depth)
+    visit = None  # the recursive closure refers to itself: a cycle holding what it reached
     allmods = []
     for m in modules:
         for sub in m.modules():
@@ -1548,7 +1592,7 @@ class _Compiled:
         entry.values = _value_guards(allmods, plain)
         # a scheduler's step() is replayed (an event): its and its optimizer's changes are not
         # side effects
-        replayed = {id(o) for s in cap.schedulers for o in (s, s.optimizer)}
+        replayed = {id(o) for s in cap.schedulers for o in (s, s.optimizer, *_children(s))}
         for o, a, b in zip(objects, objects_before, _object_state(objects)):
             if a != b and id(o) not in replayed:
                 what = "contents" if type(o) in (list, dict) else "attributes"
@@ -1624,6 +1668,14 @@ class _Compiled:
         entry.compile_time = time.perf_counter() - t0
         self.explained = entry
         return recording.result, entry
+
+
+def _children(sched) -> list:
+    """The schedulers a ``SequentialLR``/``ChainedScheduler`` steps, at every depth."""
+    out = []
+    for c in getattr(sched, "_schedulers", ()):
+        out += [c, *_children(c)]
+    return out
 
 
 def _marked(leaves) -> bool:
