@@ -58,6 +58,8 @@ from .._tensor import Tensor, _make
 from ..ops import _workspace as _ws
 from ..ops import _blas
 from ..ops.layers import _Linear
+from ..ops.elementwise import Relu as _Relu
+from ..ops.linalg import mm_t
 from .codegen import GENERATED, BufferPool, Direct, Plan, direct, fresh_mm, relu_grad_into
 
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
@@ -67,7 +69,9 @@ _RANDOM = ("bernoulli", "multinomial", "rand", "randn", "randint", "rand_like", 
            "randint_like", "randperm", "normal", "fused_rnn_layer",
            "scaled_dot_product_flash_attention_for_cpu", "native_dropout")
 _FRESH_MM = {}  # array module -> ``fresh_mm`` bound to it
-_CONST, _HOOK = 2, 3  # saved-entry kinds (NOTE [ Saved tensors ] in autograd/function.py)
+_MM_T = {}  # array module -> ``linalg.mm_t`` bound to it (NOTE [ Transposed activations ])
+_CONST, _HOOK = 2, 3
+_T_ROWS = 128  # F-ordered linear products up to this many rows (NOTE [ Transposed activations ])  # saved-entry kinds (NOTE [ Saved tensors ] in autograd/function.py)
 
 
 class Unsupported(Exception):
@@ -89,6 +93,23 @@ def _probe(size: int, dt):
     the same numbers as the float64 arithmetic over every element, which took a third of
     GPT-mini's compile time (~70 of 220 ms)."""
     return np.tile((np.arange(13) * 0.37 - 2.1).astype(dt), -(-size // 13))[:size]
+
+
+def _wsl(xp, a):
+    """A workspace array of ``a``'s shape and dtype, F-ordered where ``a`` is (a transposed
+    activation's gradient, NOTE [ Transposed activations ]), else C-ordered."""
+    if a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous:
+        return _ws.empty(xp, a.shape[::-1], a.dtype).T
+    return _ws.empty(xp, a.shape, a.dtype)
+
+
+def _relu_grad(xp, g, y, out):
+    """``codegen.relu_grad_into``; over the transposes where every operand is F-ordered (its
+    mask buffer is C-ordered: two layouts in a pass are slow, NOTE [ Transposed activations ])."""
+    if g.ndim == 2 and not g.flags.c_contiguous and g.flags.f_contiguous and \
+            y.flags.f_contiguous and (out is None or out.flags.f_contiguous):
+        return relu_grad_into(xp, g.T, y.T, None if out is None else out.T).T
+    return relu_grad_into(xp, g, y, out)
 
 
 def _acc(a, b):
@@ -356,8 +377,12 @@ class CompiledRegion:
             # regions match (a size-generic region needs that, generic.py)
             mm = _FRESH_MM[xp] = functools.partial(fresh_mm, xp)
         env["_fresh_mm"] = mm
-        env["_relu_grad"] = lambda g, y, out: relu_grad_into(xp, g, y, out)
-        env["_wsl"] = lambda a: _ws.empty(xp, a.shape, a.dtype)
+        env["_relu_grad"] = lambda g, y, out: _relu_grad(xp, g, y, out)
+        env["_wsl"] = lambda a: _wsl(xp, a)
+        mt = _MM_T.get(xp)
+        if mt is None:
+            mt = _MM_T[xp] = functools.partial(mm_t, xp)
+        env["_fresh_mm_t"] = mt
 
         out_node = nodes[-1]
         leaves, self._out_spec = flatten(out_node.args[0])
@@ -631,8 +656,13 @@ class CompiledRegion:
                     if cond:
                         lines.append(f"    if {gs} is not None:")
                     leaf_outs = {o for j, o in outs if n.args[j] in arg_set}
+                    dx = 0  # the gradient of an F-ordered input is made so too
+                    if n in self._tin:
+                        dx = next((f"{o} = _fresh_mm(" for j, o in outs if j == 0), 0)
                     for line in self._formula_lines(dense, sub_lines, gs, outs, owned,
                                                     leaf_outs):
+                        if dx and line.startswith(dx):
+                            line = line.replace("_fresh_mm(", "_fresh_mm_t(", 1)
                         lines.append(f"{ind}{line}")
                     srcs = [o for _, o in outs]
                     for j, o in outs:
@@ -694,13 +724,20 @@ class CompiledRegion:
         rows = {}  # batch-1 linears -> their argument spellings (NOTE [ Batch-1 linear by GEMV ])
         self._into = {}  # node -> the variable of the input it writes over
         self._rowplan = {}
+        self._tout = self._tin = self._trelu = frozenset()  # NOTE [ Transposed activations ]
         if not self.options.get("direct", True):
             return plan, store, fdirect
+        self._tout, self._tin, self._trelu = self._transposed_chains(order, fwd, lowered,
+                                                                     saves, region_outs)
+        cur = [None]
 
         def zeros(shape, dt):
+            if cur[0] in self._trelu:  # an F-ordered relu: zeros of its layout
+                return f"B{plan.zeros(shape[::-1], dt)}.T"
             return f"B{plan.zeros(shape, dt)}"
         for n in order:
             f = fwd[n]
+            cur[0] = n
             if f[0] != "op" or f[4] and (n not in lowered or n in saves):
                 continue  # an op whose ctx saves for a called formula runs its own forward
             val = n.meta.get("val")
@@ -714,6 +751,10 @@ class CompiledRegion:
                 else:
                     vals.append(a)
             d = direct(f[1], f[2][:len(n.args)], vals, n.kwargs, val._data, zeros)
+            if d is not None and n in self._tout:  # into a planned buffer: its own layout
+                x, w, b = f[2][:3]
+                d = Direct([f"{{d}} = _fresh_mm_t({x}, {w}.T, {b}, {{b}})"],
+                           [f"{{d}} = _fresh_mm_t({x}, {w}.T, {b})"], False)
             if d is not None:
                 fdirect[n] = d
                 if issubclass(f[1], _Linear) and self._row_linear(vals):
@@ -779,6 +820,42 @@ class CompiledRegion:
                 fdirect[n] = Direct([f"{{d}} = {call}B{scratch[n]})"],
                                     [f"{{d}} = {call}B{scratch[n]}).copy()"], False)
         return plan, store, fdirect
+
+    def _transposed_chains(self, order, fwd, lowered, saves, region_outs) -> tuple:
+        """``(linears, reading linears, relus)``: the float32 linears of a training region whose
+        product is made F-ordered, each read only by a relu read only by linears (as their
+        input), every one of them with a lowered formula and none returned; the linears that
+        read such a relu, whose input gradient is then made F-ordered; those relus (NOTE
+        [ Transposed activations ])."""
+        outs = set(region_outs)
+        tout, tin, trelu = set(), set(), set()
+
+        def plain(n, cls, returned=False) -> bool:
+            f = fwd.get(n)
+            return f is not None and f[0] == "op" and issubclass(f[1], cls) and f[4] and \
+                n in lowered and n not in saves and (returned or n not in outs)
+
+        for n in order:
+            if not plain(n, _Linear) or len(n.args) < 3 or len(n.users) != 1:
+                continue
+            val = n.meta.get("val")
+            x = n.args[0].meta.get("val") if hasattr(n.args[0], "op") else None
+            if not (isinstance(val, Tensor) and isinstance(x, Tensor)) or \
+                    val._data.dtype != np.float32 or x._data.ndim != 2 or val._data.ndim != 2:
+                continue
+            m, k = x._data.shape
+            if not (2 <= m <= _T_ROWS and k and val._data.shape[1] >= 64):
+                continue
+            r = next(iter(n.users))
+            if not plain(r, _Relu) or not r.users or r.args[0] is not n:
+                continue
+            if not all(plain(u, _Linear, True) and u.args[0] is r and
+                       all(a is not r for a in u.args[1:]) for u in r.users):
+                continue
+            tout.add(n)
+            trelu.add(r)
+            tin.update(r.users)
+        return tout, tin, trelu
 
     # NOTE [ Batch-1 inference ]
     # A region that returns one tensor, records nothing and has batch-1 linears (a model's
