@@ -217,7 +217,8 @@ def _padded(xp, x, g: _Geom):
         before = (slice(None),) * d
         buf[pre + before + (slice(0, a),)] = 0
         buf[pre + before + (slice(a + s, None),)] = 0
-    buf[pre + tuple(slice(a, a + s) for a, s in zip(g.lo, x.shape[-nd:]))] = x
+    inner = tuple(slice(a, a + s) for a, s in zip(g.lo, x.shape[-nd:]))
+    _copy(xp, buf[pre + inner], x, max(len(lead) - 1, 0))  # over channels
     return buf
 
 
@@ -258,22 +259,36 @@ def _col2im(xp, cols, g: _Geom, c: int, batch_last: bool = False):
         v = cols.reshape((c,) + g.k + g.out + (n,))
         v = v.transpose((1 + 2 * nd, 0) + tuple(a - 1 for a in win))
         buf = ws.empty(xp, (c,) + padded + (n,), cols.dtype)
-        buf.fill(0)
-        add_windows(xp, v, padded, g.k, g.stride, g.dil,
-                    out=buf.transpose((nd + 1, 0) + tuple(range(1, nd + 1))))
-        out = xp.ascontiguousarray(buf.transpose((nd + 1, 0) + tuple(range(1, nd + 1)))[crop])
-        del buf
+        bt = buf.transpose((nd + 1, 0) + tuple(range(1, nd + 1)))
+        _add_windows(xp, v, bt, padded, g, True)
+        out = xp.empty((n, c) + g.sp, cols.dtype)
+        _copy(xp, out, bt[crop], 1)
+        del buf, bt
         return out
     n = cols.shape[0]
     v = cols.reshape((n, c) + g.k + g.out).transpose((0, 1) + win)
     if not any(g.lo) and not any(g.hi):
-        return add_windows(xp, v, padded, g.k, g.stride, g.dil)
+        out = xp.empty((n, c) + padded, cols.dtype)
+        _add_windows(xp, v, out, padded, g, True)
+        return out
     buf = ws.empty(xp, (n, c) + padded, cols.dtype)
-    buf.fill(0)
-    add_windows(xp, v, padded, g.k, g.stride, g.dil, out=buf)
-    out = xp.ascontiguousarray(buf[crop])
+    _add_windows(xp, v, buf, padded, g, True)
+    out = xp.empty((n, c) + g.sp, cols.dtype)
+    _copy(xp, out, buf[crop], 1)
     del buf
     return out
+
+
+def _add_windows(xp, v, out, padded, g: _Geom, zero: bool) -> None:
+    """``add_windows`` of ``v`` ``(N, C, *out, *k)`` into ``out`` ``(N, C, *padded)`` (zeroed
+    first with ``zero``), split over channels on several threads: a channel's sums are the
+    same slice-adds in the same order either way."""
+    def part(lo, hi):
+        o = out[:, lo:hi]
+        if zero:
+            o.fill(0)
+        add_windows(xp, v[:, lo:hi], padded, g.k, g.stride, g.dil, out=o)
+    _threads.rows(part, out.shape[1], v.size + 2 * out.size)
 
 
 _SHORT_ROW = 16  # output rows shorter than this use the batch-innermost col2im
@@ -426,7 +441,7 @@ def _bl_cols(xp, x, g: _Geom):
     if any(g.lo) or any(g.hi):
         xt.fill(0)
     inner = (slice(None),) + tuple(slice(a, a + s) for a, s in zip(g.lo, g.sp))
-    xp.copyto(xt[inner], xp.moveaxis(x, 0, -1))
+    _copy(xp, xt[inner], xp.moveaxis(x, 0, -1), 0)
     st = xt.strides
     v = xp.lib.stride_tricks.as_strided(
         xt, (c,) + g.k + g.out + (n,),
@@ -471,7 +486,7 @@ def _bl_fwd(xp, x, w2, g: _Geom, y):
     n, o = x.shape[0], w2.shape[0]
     cols = _bl_cols(xp, x, g)
     yt = _gemm_wide(xp, w2, cols)
-    xp.copyto(y.reshape(n, o, g.L), yt.reshape(o, g.L, n).transpose(2, 0, 1))
+    _copy(xp, y.reshape(n, o, g.L), yt.reshape(o, g.L, n).transpose(2, 0, 1), 1)
     del yt
     return cols
 
@@ -481,7 +496,7 @@ def _bl_wgrad(xp, gy, cols, g: _Geom):
     ``gy^T`` copied to ``(L*N, O)``, in blocks of ``_BL_CHUNK`` rows summed: ``(O, C*K)``."""
     n, o = gy.shape[:2]
     gt = ws.empty(xp, (g.L * n, o), gy.dtype)
-    xp.copyto(gt.reshape(g.L, n, o), gy.reshape(n, o, g.L).transpose(2, 0, 1))
+    _copy(xp, gt.reshape(g.L, n, o), gy.reshape(n, o, g.L).transpose(2, 0, 1), 0)
     body, rest = _bl_split(xp, cols, _BL_CHUNK)
     k = body.shape[0]
     part = xp.matmul(body, gt[:k * _BL_CHUNK].reshape(k, _BL_CHUNK, o)).sum(0) if k else 0
@@ -519,7 +534,7 @@ def _fold_fwd(xp, x, w2, g: _Geom, y):
     else:
         yt = _matmul(xp, w2, cols.reshape(w2.shape[0], -1, n * g.L))
     o = y.shape[1]
-    xp.copyto(y.reshape(n, o, g.L), yt.reshape(o, n, g.L).transpose(1, 0, 2), casting="unsafe")
+    _copy(xp, y.reshape(n, o, g.L), yt.reshape(o, n, g.L).transpose(1, 0, 2), 1, "unsafe")
     del yt
     return cols
 
@@ -530,7 +545,7 @@ def _fold_wgrad(xp, gy, cols, g: _Geom):
     n, o = gy.shape[:2]
     G = g.groups
     gt = ws.empty(xp, (o, n, g.L), gy.dtype)
-    xp.copyto(gt, gy.reshape(n, o, g.L).transpose(1, 0, 2))
+    _copy(xp, gt, gy.reshape(n, o, g.L).transpose(1, 0, 2), 0)
     if G == 1:
         gw = xp.matmul(gt.reshape(o, n * g.L), cols.T)
     else:
@@ -885,11 +900,13 @@ def _conv_tr_block(xp, gy, wt, g: _Geom):
         # Short output rows: col2im's slice-adds over (N, C, *out) would run along rows of a
         # few elements; with the batch innermost they run along whole (row, batch) blocks
         # (measured 2.2 ms -> 0.9 ms on LeNet's second layer, (64, 16, 10, 10) from 5x5).
-        gt = xp.ascontiguousarray(gy.reshape(n, G, og, g.L).transpose(1, 2, 3, 0))
+        gt = ws.empty(xp, (G, og, g.L, n), gy.dtype)
+        _copy(xp, gt, gy.reshape(n, G, og, g.L).transpose(1, 2, 3, 0), 1)
         if G == 1 and _BL and gy.dtype.kind == "f" and gy.dtype.itemsize >= 4:
             cols = _gemm_wide(xp, wt[0], gt.reshape(og, g.L * n))
         else:
             cols = _matmul(xp, wt, gt.reshape(G, og, g.L * n))
+        del gt
         gx = _col2im(xp, cols.reshape(G * cgk, g.L, n), g, c, True)
     else:
         cols = _matmul(xp, wt[0], gy.reshape(n, og, g.L)) if G == 1 else \
@@ -899,13 +916,13 @@ def _conv_tr_block(xp, gy, wt, g: _Geom):
     return gx
 
 
-def _copy(xp, dst, src, axis: int) -> None:
+def _copy(xp, dst, src, axis: int, casting: str = "same_kind") -> None:
     """``copyto(dst, src)``, split along ``axis`` over threads when large (NOTE [ Threads ]:
-    the gathers and scatters around the GEMMs, which BLAS threads itself)."""
+    the gathers, transposes and scatters around the GEMMs, which BLAS threads itself)."""
     pre = (slice(None),) * axis
     _threads.rows(lambda lo, hi: xp.copyto(dst[pre + (slice(lo, hi),)],
-                                           src[pre + (slice(lo, hi),)]), dst.shape[axis],
-                  dst.size)
+                                           src[pre + (slice(lo, hi),)], casting=casting),
+                  dst.shape[axis], 2 * dst.size)
 
 
 def _flipped(xp, w, g: _Geom):

@@ -36,6 +36,7 @@ from .._backend import xp_of
 from .._tensor import _make
 from ._util import need_tensor, scalar_name, is_float
 from ._window import windows, add_windows, out_size
+from . import _threads
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
            "max_pool2d_with_indices", "max_pool3d_with_indices", "max_unpool1d",
@@ -228,6 +229,34 @@ def _argmax_loop(xp, w, sp, want_idx, starts, dil, lens=None):
     return best, _kid_to_flat(xp, kid, kernel, kst, sp, starts, dil, lens)
 
 
+def _max_windows(xp, x, k, s, p, d, outs, want_idx, starts):
+    """Max pooling's padded copy and ``_argmax_loop``, over ranges of ``x``'s first axis (the
+    batch) on several threads for a large input: each window's maximum, index and NaN rule
+    are its own, so the results are the same bits as one call's (NOTE [ Threads ])."""
+    nd = len(k)
+    sp = x.shape[-nd:]
+
+    def run(xr):
+        xpad = _padded(xp, xr, nd, p, outs, k, s, d, _lowest(xp, x.dtype))
+        w = _window_view(xp, xpad, nd, outs, k, s, d)
+        return _argmax_loop(xp, w, sp, want_idx, starts, d)
+    shape = x.shape[:-nd] + tuple(outs)
+    numel = x.size + math.prod(shape) * math.prod(k)  # (the padded copy, the windows)
+    if x.ndim == nd or x.shape[0] < 2 or numel < _threads.MIN_NUMEL or \
+            _threads.num_threads() < 2:
+        return run(x)
+    out = xp.empty(shape, x.dtype)
+    idx = xp.empty(shape, "int64") if want_idx else None
+
+    def part(lo, hi):
+        b, i = run(x[lo:hi])
+        out[lo:hi] = b
+        if want_idx:
+            idx[lo:hi] = i
+    _threads.rows(part, x.shape[0], numel)
+    return out, idx
+
+
 def _tree_argmax(xp, vals, kdt, has_nan):
     """(max, first argmax) of the private arrays ``vals`` (overwritten), pairwise."""
     kids = list(range(len(vals)))
@@ -303,13 +332,24 @@ class _ScatterPlanes(Function):
         ctx.meta = (idx, sp, keep)
         if keep is not None:  # windows with no input position send no gradient
             g = g * keep
-        flat = _flat_index(xp, idx, n, plane).reshape(-1)
-        if unique:  # windows never overlap: a plain assignment
-            out = xp.zeros(n * plane, dtype=g.dtype)
-            out[flat] = g.reshape(-1)
-        else:  # overlapping windows: ufunc.at (measured 3x faster than bincount here)
-            out = xp.zeros(n * plane, dtype=g.dtype)
-            xp.add.at(out, flat, g.reshape(-1))
+        out = xp.empty((n, plane), dtype=g.dtype)
+        m = math.prod(idx.shape[len(lead):])
+        g2, i2 = g.reshape(n, m), idx.reshape(n, m)
+
+        def part(lo, hi):
+            # planes lo..hi: each plane's adds run in the same order as over all planes, so
+            # the same bits on any number of threads (NOTE [ Threads ])
+            o = out[lo:hi].reshape(-1)
+            o.fill(0)
+            flat = _flat_index(xp, i2[lo:hi], hi - lo, plane).reshape(-1)
+            if unique:  # windows never overlap: a plain assignment
+                o[flat] = g2[lo:hi].reshape(-1)
+            else:  # overlapping windows: ufunc.at (measured 3x faster than bincount here)
+                xp.add.at(o, flat, g2[lo:hi].reshape(-1))
+        if g.size:
+            _threads.rows(part, n, out.size + 3 * g.size)
+        else:  # an empty batch (or no windows): no gradient
+            out.fill(0)
         return out.reshape(lead + tuple(sp))
 
     @staticmethod
@@ -374,11 +414,9 @@ class _MaxPool(Function):
         xp = ctx.xp
         nd = len(k)
         sp = x.shape[-nd:]
-        xpad = _padded(xp, x, nd, p, outs, k, s, d, _lowest(xp, x.dtype))
-        w = _window_view(xp, xpad, nd, outs, k, s, d)
         starts = [xp.arange(outs[i]) * s[i] - p[i] for i in range(nd)]
         want = return_indices or ctx._record
-        out, idx = _argmax_loop(xp, w, sp, want, starts, d)
+        out, idx = _max_windows(xp, x, k, s, p, d, outs, want, starts)
         if want:
             # windows that never overlap scatter their gradient by plain assignment
             unique = all(s[i] >= d[i] * (k[i] - 1) + 1 for i in range(nd))
