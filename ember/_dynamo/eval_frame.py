@@ -23,7 +23,7 @@ from .backends import lookup_backend
 from .exc import Unsupported
 from .. import _dtype as _dtype_mod
 from .._state import state
-from .._tensor import Tensor, _version_counter
+from .._tensor import Tensor, _make, _version_counter
 from ..nn import Module
 from ..optim.optimizer import Optimizer
 from ..autograd import modes as _modes
@@ -237,6 +237,26 @@ class _Recorder(OpRecorder):
             self.graph._root._prev.meta["arg_rg"] = tuple(_requires(a) for a in args)
         self.rng = _gen_state()
         return out
+
+    def record_write(self, t, result) -> None:
+        # An in-place op that recorded autograd ran on a snapshot of ``t`` (NOTE [ In-place
+        # ops ]), so its node saved the snapshot; the graph's op reads ``t``, which the copy_
+        # then overwrites. Read a clone instead, or a replay with autograd (the op-by-op
+        # fallback for graphs with copy_) fails in backward with eager's "modified by an
+        # inplace operation" where the op saves its input (timm's SiLU(inplace=True))
+        op = self.node_of(result) if state.grad and result._requires_grad else None
+        if op is not None and op.op == "call_function" and op.args and \
+                op.args[0] is self.node_of(t):
+            from ..ops.convert import Clone
+            snap = next((k for k in reversed(self._keep[-8:]) if k is not t and
+                         self._nodes.get(id(k)) is op.args[0] and k._grad_fn is t._grad_fn),
+                        None)
+            with self.graph.inserting_before(op):
+                c = self.graph.call_function(_modes.op_for(Clone), (op.args[0], None))
+            c.meta["val"] = snap if snap is not None else _make(t._data.copy())
+            c.meta["grad_mode"] = True
+            op.args = (c,) + tuple(op.args[1:])
+        super().record_write(t, result)
 
     def check_rng(self, where: str) -> None:
         if _gen_state() != self.rng:
