@@ -148,6 +148,15 @@ def test_index_out_of_range_raises_as_embedding():
 
 # ---- ember.compile folds the pair ---------------------------------------------------------
 
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Each test compiles ``LM.loss`` afresh (its code object's cache is process-wide)."""
+    ember.compiler.reset()
+    yield
+    ember.compiler.reset()
+
+
 class LM:
     """Embedding -> LSTM -> Linear, the same weights in ember and torch."""
 
@@ -255,3 +264,30 @@ def test_compiled_fold_with_numba_step_kernels_trains_as_eager():
         got.append(loss.detach().reshape(1))
     assert _folds(regions) == 1
     _same(got + [p.detach() for p in model.params], eager, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_fold_at_varying_batch_and_length_trains_as_eager():
+    g = np.random.default_rng(6)
+    shapes = [(6, 8), (6, 10), (6, 12), (7, 12), (6, 9), (5, 8)]
+    data = [(g.integers(0, 9, s), g.integers(0, 9, s[0] * s[1])) for s in shapes]
+    res = []
+    for compiled in (False, True):
+        model = LM(ember)
+        regions = []
+
+        def backend(gm, example_inputs):
+            r = lookup_backend("inductor")(gm, example_inputs)
+            regions.append(r)
+            return r
+        f = ember.compile(model.loss, backend=backend) if compiled else model.loss
+        opt = ember.optim.Adam(model.params, lr=0.01)
+        out = []
+        for x, y in data:
+            opt.zero_grad()
+            loss = f(ember.from_numpy(x), ember.from_numpy(y))
+            loss.backward()
+            opt.step()
+            out.append(loss.detach().reshape(1))
+        res.append(out + [p.detach() for p in model.params])
+    assert regions and _folds(regions) == len(regions)  # every graph compiled has the node
+    _same(res[1], res[0], rtol=1e-5, atol=1e-6)

@@ -900,7 +900,9 @@ def _make_tail(cap, rec, tail: dict, post_pos: list, extras: list, tail_items: l
             rec.constants.pop(n.target, None)
     t.results = results + [(i, a, True) for i, a in tail_items]
     t.results = [(r[0], r[1], len(r) == 3) for r in t.results]
-    t.static = bool(inputs)  # forward values may carry batch sizes: no dynamic graph
+    # the tail's code may spell a forward value's sizes (a view's shape): a program whose tail
+    # reads forward values recompiles at each new size rather than becoming size-generic
+    t.static = bool(inputs)
     return t
 
 
@@ -1385,7 +1387,8 @@ class _Compiled:
         result, entry = self._capture(args, kwargs, leaves)
         entry.key = key
         cache.entries[key] = entry
-        if entry.run is not None and (self.dynamic is not False or _marked(leaves)):
+        if entry.run is not None and (self.dynamic is not False or _marked(leaves)) and \
+                not getattr(getattr(entry.run, "tail", None), "static", False):
             _make_dynamic(cache, key, entry, leaves, self.dynamic, self.compiler)
             if self.dynamic is True and entry.dynamic is None:
                 self._grow(cache, key, entry, args, kwargs)

@@ -78,7 +78,7 @@ node (``_FusedLayer``) does the whole layer:
   ``E W_ih^T + b`` (``V`` rows, one ``take`` into ``xg``; a step adds its rows after a GEMM of
   ``K = H``), and its backward sums the gate gradients per index instead of the step GEMMs'
   input columns and the weight GEMM's ``W_ih`` block: ``lstm_lm_step``'s layer fwd + bwd
-  ~19.3 -> ~16.3 ms (one thread).  The 2 us a step of the add is less than the 18 us the
+  ~19.3 -> ~15.4 ms (one thread).  The 2 us a step of the add is less than the 18 us the
   narrower GEMM saves.
 * input products of a bidirectional GRU/Elman layer: both directions' input GEMM as one
   batched product (``x @ (6, I, H)``) measured no faster than two (within 1%, 1 thread,
