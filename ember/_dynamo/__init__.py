@@ -59,16 +59,18 @@ sum()``: ``_hoistable``) run in the compiled forward, before them; an ``item()``
 only be returned (found by identity).  The graph's output becomes ``(result, extras)``, the extras
 being the tensors the events use.  ``_Program`` replays: pre-forward zero_grads, the compiled
 forward, then the events in order (``backward()`` on the region's output runs its compiled
-backward and accumulates through eager's engine; the step is ``compiled_step_for(opt)``; an
-``LRScheduler.step()`` without arguments is an event too, replayed as it is, since a compiled
-step reads ``lr`` at each call, and so is ``nn.utils.clip_grad_norm_``/``clip_grad_value_``,
-run on the gradients the compiled backward made, its norm returned as the call's own), then
-``item()`` into the result.  A ``bool(tensor)`` is an
+backward and accumulates through eager's engine; the step is ``compiled_step_for(opt)``; a
+scheduler's ``step()`` (without arguments, or ``ReduceLROnPlateau``'s metric from the graph)
+is an event too, replayed as it is, since a compiled step reads ``lr`` at each call, and so is
+``nn.utils.clip_grad_norm_``/``clip_grad_value_``, run on the gradients the compiled backward
+made, its norm returned as the call's own), then ``item()`` into the result.  Other ops after
+the first backward/step (a hand-written update or clip, a weight EMA) run as a compiled tail
+after the event they follow (NOTE [ Ops after backward ] in ``tail.py``).  A ``bool(tensor)`` is an
 event too: the program checks the value after the compiled forward and, on a mismatch, puts
 the random draws back and runs the call eagerly (``_GuardMismatch``; only for graphs whose ops
-can be taken back, ``_undoable``).  Anything else (ops after backward, a hook on a graph
-tensor, a ``.grad`` assigned in Python, ``retain_graph``/``create_graph``, ``autograd.grad``,
-a second backward) is a break, found and named as before.
+can be taken back, ``_undoable``).  Anything else (a ``bool`` of a tail value, a hook on a
+graph tensor, a ``.grad`` assigned in Python, ``retain_graph``/``create_graph``,
+``autograd.grad``, a second backward) is a break, found and named as before.
 
 Dynamic shapes (``dynamic.py``, NOTE [ Dynamic compiled graphs ]): a second size on a
 dimension makes the graph size-generic for it (``dynamic=None``, PyTorch's automatic
