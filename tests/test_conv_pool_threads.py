@@ -176,3 +176,45 @@ def test_real_threshold_resnet_stem_pool(monkeypatch):
     assert any(calls)
     for a, b in zip(*res):
         assert np.array_equal(a, b)
+
+
+def _spy_rows(monkeypatch):
+    """Records whether each ``rows`` call splits at the real threshold."""
+    calls = []
+    real = _threads.rows
+
+    def spy(fn, n, numel, align=1):
+        calls.append(numel >= _threads.MIN_NUMEL and n // align >= 2)
+        return real(fn, n, numel, align)
+    monkeypatch.setattr(_threads, "rows", spy)
+    return calls
+
+
+@pytest.mark.parametrize("c,hw", [(128, 8), (256, 4)])
+def test_real_threshold_resnet_deep_winograd_and_batch_norm(monkeypatch, c, hw):
+    # ResNet-18's 128- and 256-channel stages: their Winograd blocks (counted by work, not by
+    # elements touched) and batch norm's passes split at 2 threads, with the same bits
+    monkeypatch.setattr(_threads._runtime.state, "num_threads", None)
+    rng = np.random.default_rng(6)
+    x0 = rng.standard_normal((32, c, hw, hw)).astype(np.float32)
+    w0 = (rng.standard_normal((c, c, 3, 3)) / (3 * c ** 0.5)).astype(np.float32)
+    assert conv._algo(c, c, conv._Geom((3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (hw, hw),
+                                       (hw, hw), 1), x0.dtype, 32) == "winograd4"
+    calls = _spy_rows(monkeypatch)
+    res = []
+    try:
+        for k in (1, 2):
+            _threads.set_count(k)
+            del calls[:]
+            x = ember.tensor(x0, requires_grad=True)
+            w = ember.tensor(w0, requires_grad=True)
+            bn = ember.nn.BatchNorm2d(c)
+            y = bn(_f(ember).conv2d(x, w, padding=1))
+            y.backward(ember.tensor(x0))
+            res.append([a.detach().numpy().copy() for a in (y, x.grad, w.grad, bn.weight.grad)])
+            split = sum(calls)
+    finally:
+        _threads.set_count(None)
+    assert split >= 4  # F, T, batch norm's dx pass and more
+    for a, b in zip(*res):
+        assert np.array_equal(a, b)

@@ -732,7 +732,8 @@ class _WinoScratch:
 def _wino_blocks(n: int, nb: int, numel: int, make, body) -> None:
     """``body(s, i, k)`` on the blocks ``[i, i + k)`` of ``nb`` samples (the last may be
     shorter), ``s = make()`` a thread's scratch; split over threads at block boundaries, so
-    every block is computed alike whatever the thread count (NOTE [ Threads ])."""
+    every block is computed alike whatever the thread count (NOTE [ Threads ]).  ``numel``
+    is the work in elements of an elementwise pass (``_wino_work``)."""
     def part(lo, hi):
         s = make()
         for i in range(lo, hi, nb):
@@ -758,8 +759,18 @@ def _wino_in(xp, x, g: _Geom, m: int):
     def body(s, i, k):
         s.tiles_tf(xp, s.padded(x[i:i + k], g.lo), m, bt, v[:, i * T:(i + k) * T])
 
-    _wino_blocks(n, nb, v.size, make, body)
+    _wino_blocks(n, nb, _wino_work(t * t * n * T, c), make, body)
     return v
+
+
+def _wino_work(rows: int, c: int, o: int = 0) -> int:
+    """The work of a Winograd pass over ``rows`` transformed tile positions of ``C`` channels
+    (and with ``O``, their products) in elements of an elementwise pass, the unit of
+    ``_threads.rows``'s threshold: the gather and two transform GEMMs cost ~3 copies of the
+    tiles, a product's ``2 * C * O`` FLOPs a row ~10 per copied element.  Counted by the
+    elements touched, as before, the 128- and 256-channel layers of ResNet-18 (8x8 and 4x4
+    maps: 0.3-0.6M elements, 1-4 ms a pass) ran on one thread at any thread count."""
+    return 3 * rows * max(c, o) + rows * c * o // 5
 
 
 def _wino_u(xp, w, m: int, flip: bool = False):
@@ -774,8 +785,11 @@ def _wino_u(xp, w, m: int, flip: bool = False):
         return xp.matmul(xp.ascontiguousarray(kg[:, ::-1]), w.reshape(a * b, 9).T).reshape(
             -1, a, b)
     # the small copy of w (9 per pair) instead of one of U (36 per pair)
-    wt = w.reshape(a, b, 9).transpose(1, 0, 2).reshape(b * a, 9)
-    return xp.matmul(kg, wt.T).reshape(-1, b, a)
+    wt = ws.empty(xp, (b, a, 9), w.dtype)
+    _copy(xp, wt, w.reshape(a, b, 9).transpose(1, 0, 2), 0)
+    u = xp.matmul(kg, wt.reshape(b * a, 9).T).reshape(-1, b, a)
+    del wt
+    return u
 
 
 def _wino_fwd(xp, x, ut, g: _Geom, m: int, y, keep: bool = True):
@@ -806,7 +820,7 @@ def _wino_fwd(xp, x, ut, g: _Geom, m: int, y, keep: bool = True):
         xp.matmul(vb, ut, out=p)
         s.out_tf(xp, p, m, y[i:i + k], g.out)
 
-    _wino_blocks(n, nb, t * t * n * T * max(c, o), make, body)
+    _wino_blocks(n, nb, _wino_work(t * t * n * T, c, o), make, body)
     return v
 
 
@@ -844,7 +858,7 @@ def _wino_gy(xp, gy, g: _Geom, m: int):
     def body(s, i, k):
         s.tiles_tf(xp, s.padded(gy[i:i + k], (0, 0)), m, a, dy[:, i * T:(i + k) * T])
 
-    _wino_blocks(n, nb, dy.size, make, body)
+    _wino_blocks(n, nb, _wino_work(t * t * n * T, o), make, body)
     return dy
 
 
@@ -918,11 +932,19 @@ def _conv_tr_block(xp, gy, wt, g: _Geom):
 
 def _copy(xp, dst, src, axis: int, casting: str = "same_kind") -> None:
     """``copyto(dst, src)``, split along ``axis`` over threads when large (NOTE [ Threads ]:
-    the gathers, transposes and scatters around the GEMMs, which BLAS threads itself)."""
+    the gathers, transposes and scatters around the GEMMs, which BLAS threads itself).
+
+    A copy touches ``2 * dst.size`` elements; one that reads runs shorter than ``_RUN``
+    elements (a transpose, a gather of short rows) counts 4x: NumPy's copy of LeNet's
+    ``(16, 100, 64)`` GEMM output transposed took 6x a contiguous copy's time."""
     pre = (slice(None),) * axis
+    run = src.shape[-1] if src.ndim and src.strides[-1] == src.itemsize else 1
     _threads.rows(lambda lo, hi: xp.copyto(dst[pre + (slice(lo, hi),)],
                                            src[pre + (slice(lo, hi),)], casting=casting),
-                  dst.shape[axis], 2 * dst.size)
+                  dst.shape[axis], 2 * dst.size * (4 if run < _RUN else 1))
+
+
+_RUN = 64
 
 
 def _flipped(xp, w, g: _Geom):

@@ -244,7 +244,8 @@ def _chan_dot(xp, lay, a2, b2):
     if s >= 16:
         return _reduce(xp, lay, a2.reshape(lay.work), b2.reshape(lay.work)).reshape(c)
     t = ws.empty(xp, a2.shape, a2.dtype)
-    _threads.rows(lambda lo, hi: xp.multiply(a2[lo:hi], b2[lo:hi], out=t[lo:hi]), nb, a2.size)
+    _threads.rows(lambda lo, hi: xp.multiply(a2[lo:hi], b2[lo:hi], out=t[lo:hi]), nb,
+                  3 * a2.size)
     return _chan_sum(xp, t, c, s, _ones(xp, s, a2.dtype))
 
 
@@ -259,7 +260,9 @@ def _flat_normalized(xp, x, xw, w, b, lay, eps):
     mean = _chan_sum(xp, x2, c, s, ones_s) / n
     y = xp.empty(x2.shape, dt)
     mrow = _rowvec(xp, mean, s)
-    _threads.rows(lambda lo, hi: xp.subtract(x2[lo:hi], mrow, out=y[lo:hi]), nb, x2.size)
+    # (each pass counts the elements it reads and writes, NOTE [ Threads ]'s threshold)
+    _threads.rows(lambda lo, hi: xp.subtract(x2[lo:hi], mrow, out=y[lo:hi]), nb,
+                  2 * x2.size)
     var = _chan_dot(xp, lay, y, y) / n
     res = _chan_sum(xp, y, c, s, ones_s) / n
     var -= res * res  # mean((xc - res)^2)
@@ -271,7 +274,7 @@ def _flat_normalized(xp, x, xw, w, b, lay, eps):
     if b is not None:
         shift += b.reshape(-1)
     srow, hrow = _rowvec(xp, scale, s), _rowvec(xp, shift, s)
-    _threads.rows(lambda lo, hi: _affine(y[lo:hi], srow, hrow), nb, x2.size)
+    _threads.rows(lambda lo, hi: _affine(y[lo:hi], srow, hrow), nb, 4 * x2.size)
     ks = lay.kshape
     return (y.reshape(x.shape).astype(x.dtype, copy=False), mean.reshape(ks), var.reshape(ks),
             inv.reshape(ks))
@@ -299,7 +302,7 @@ def _flat_grads(xp, lay, gw, xw, mu, inv, w, need_x, need_w, need_b, pdt):
     if centred:
         mrow = _rowvec(xp, mu, s)
         _threads.rows(lambda lo, hi: xp.subtract(x2[lo:hi], mrow, out=dx[lo:hi]), nb,
-                      x2.size)
+                      2 * x2.size)
         sgx = _chan_dot(xp, lay, g2, dx) * inv  # sum(g * xhat)
     else:
         sgx = (_chan_dot(xp, lay, g2, x2) - mu * sg) * inv
@@ -323,7 +326,7 @@ def _flat_grads(xp, lay, gw, xw, mu, inv, w, need_x, need_w, need_b, pdt):
         d += orow
         d *= crow
 
-    _threads.rows(dx_pass, nb, 2 * x2.size)
+    _threads.rows(dx_pass, nb, 8 * x2.size)
     return dx, gwt, gb
 
 
