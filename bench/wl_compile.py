@@ -367,8 +367,10 @@ def _floor_steps() -> dict:
     generated code could at best run: forward, cross-entropy, backward without the input's
     gradient and the SGD update, every array written with ``out=`` into buffers made once,
     relu's mask as a float multiply; it returns the loss (the inference step its output).
-    ``mlp_step_gemms`` is its eight GEMMs alone and ``mlp_step_gemms_sgd`` those plus the SGD
-    update, each against torch's whole step: the floor under any NumPy/OpenBLAS step."""
+    ``mlp_step_gemms`` is its eight GEMMs alone, ``mlp_step_gemms_f`` the same with the hidden
+    layers F-ordered (as ember's compiled step runs them) and ``mlp_step_gemms_sgd`` the
+    GEMMs plus the SGD update, each against torch's whole step: the floor under any
+    NumPy/OpenBLAS step."""
     import torch
     rng = _rng()
     weights = _linear_weights(rng, MLP_SIZES)
@@ -440,6 +442,27 @@ def _floor_steps() -> dict:
                 np.matmul(gh[i], ws[i][0], out=gh[i - 1])
         return hs[-1]
 
+    # the hidden layers' values and gradients F-ordered, as ember's compiled training regions
+    # keep them (NOTE [ Transposed activations ] in ember/ops/linalg.py): (N, M) C arrays
+    hts = [np.empty((w.shape[0], n), np.float32) for w, _ in ws[:-1]]
+    ghts = [np.empty((w.shape[0], n), np.float32) for w, _ in ws[:-1]]
+
+    def np_gemms_f():
+        """``np_gemms`` with the hidden layers' products F-ordered (``w @ h.T``)."""
+        h = x
+        for i, (w, _) in enumerate(ws):
+            if i + 1 < len(ws):
+                np.matmul(w, h.T, out=hts[i])
+                h = hts[i].T
+            else:
+                np.matmul(h, w.T, out=hs[i])
+        for i in range(len(ws) - 1, -1, -1):
+            g = gh[i] if i + 1 == len(ws) else ghts[i].T
+            np.matmul(g.T, x if i == 0 else hts[i - 1].T, out=gws[i])
+            if i:
+                np.matmul(ws[i][0].T, g.T, out=ghts[i - 1])
+        return hs[-1]
+
     from ember.ops import _blas
     axpys = {k: _blas.axpy(k) for k in "f"}
 
@@ -473,6 +496,7 @@ def _floor_steps() -> dict:
         with torch.inference_mode():
             return imodel(tx1)
     return {"mlp_step_nn": (np_step, torch_step), "mlp_step_gemms": (np_gemms, torch_step),
+            "mlp_step_gemms_f": (np_gemms_f, torch_step),
             "mlp_step_gemms_sgd": (np_gemms_sgd, torch_step),
             "mlp_infer_b1": (np_infer, torch_infer)}
 
