@@ -36,6 +36,17 @@ fwd + bwd 2.6x -> 2.0x (one thread, thread CPU, loaded machine; switches ``_FAST
 within its spread (NOTE [ One-pass variance ]: forward ~1.5x -> ~1.33x torch).  Batch
 norm's passes run on (N, C*S) rows with per-channel factors repeated into one row (NOTE
 [ Batch norm on flat rows ]).
+
+Inside a training step the same calls cost ~2-2.5x their time on hot arrays: GPT-mini's 5
+layer norms take ~1.2-1.5 ms forward and ~1.6-1.9 ms backward per step (thread time, one
+thread, loaded machine; ~110 and ~180 us per call alone), torch's ~0.5 and ~0.6 ms; each
+pass then pays for arrays the step's GEMMs pushed out of cache (a py-spy profile puts layer
+norm at ~10% of the compiled step, GEMMs at ~65%).  Tried there and not kept (A/B alternating
+steps in one process, 40-60 steps, min and median): a forward of row-broadcast passes with no
+scratch array (``y = x - mean``, two-pass variance on ``y``, ``y *= inv``, ``*= w``, ``+= b``)
+and the one-pass forward against the two-pass one were within noise; a backward with the
+per-row factors as broadcasts (``x * c1``, ``+ c0``) within noise; a backward expanding its
+three factors by one (3R, 2) GEMM into a 1.5 MB block 1.6-1.7 -> 2.1 ms (the larger scratch).
 """
 from __future__ import annotations
 
