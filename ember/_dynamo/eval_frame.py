@@ -1370,7 +1370,8 @@ class _Compiled:
             _epoch[0] += 1
             cache.entries.pop(key, None)
             cache.instances.pop(key, None)
-            cache.dynamic = [d for d in cache.dynamic if d[3] is not entry.template]
+            cache.dynamic = [d for d in cache.dynamic if d[3] is not (entry.template or
+                                                                      entry)]
         else:
             reason = _what_changed(cache, key)
         if len(cache.entries) >= _limit():
@@ -1556,7 +1557,9 @@ class _Compiled:
             _capturing.pop()
         rec.check_rng("at the end")
         entry = _Entry()
-        entry.template = entry  # an instance of a dynamic graph points at the entry it copies
+        # an instance of a dynamic graph points at the entry it copies; None: this one (not
+        # itself: the self-reference kept the region's buffers until a collection)
+        entry.template = None
         entry.dynamic = None
         entry.side = []
         entry.gm = entry.compiled = None
@@ -1790,6 +1793,7 @@ def _dynamic_instance(cache, key, leaves):
         entry = _Entry()
         for name in _Entry.__slots__:
             setattr(entry, name, getattr(tmpl, name))
+        entry.template = tmpl.template or tmpl
         entry.key = key
         entry.fast = _MISSING
         # a training step's program runs the instance in its place

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import weakref
 
 import numpy as np
 
@@ -873,7 +874,8 @@ class CompiledRegion:
     # region without grad (``_fast_guard`` in _dynamo/eval_frame.py): a call is then the user's
     # frame, ``OptimizedModule.__call__``, the wrapper's ``__call__``, the guard, ``_infer`` and
     # ``_make``.  A copy of the region (a dynamic instance at other sizes) never runs the
-    # original's ``_infer`` (``_infer[0] is self``).
+    # original's ``_infer`` (``__copy__``).  Nothing here refers back to the region (``_slow``
+    # is a weak method), so a dropped region frees its buffers without the garbage collector.
     def _infer_row(self, n) -> list:
         """Batch-1 linear ``n`` as ``_infer`` spells it: the bias into the output buffer and
         one GEMV over an argument tuple of the buffer set (NOTE [ Batch-1 inference ])."""
@@ -886,10 +888,9 @@ class CompiledRegion:
         lines.append(f"{self._name[n]} = B{ob}" + (".copy()" if fresh else ""))
         return lines
 
-    def _make_infer(self, params, plan, body, out) -> tuple:
-        """``(self, infer)``: ``infer(flat)``, the region's inference call as one generated
-        function (NOTE [ Batch-1 inference ]); ``self`` tells a copy of the region (a dynamic
-        instance at other sizes, ``generic.py``) that the function is not its own."""
+    def _make_infer(self, params, plan, body, out):
+        """``infer(flat)``: the region's inference call as one generated function (NOTE
+        [ Batch-1 inference ])."""
         env = dict(self._env)
         rows = list(self._rowplan.values())
         nb, nr = len(plan.bufs), len(rows)
@@ -908,7 +909,7 @@ class CompiledRegion:
                   f"    if S is None{' or ' + stale if stale else ''}:",
                   f"        S = _mkset({''.join(w + ', ' for _, w, *_r in rows)})",
                   "        if S is None:  # a weight one GEMV cannot take: the general call",
-                  "            return _slow(flat)"]
+                  "            return _slow()(flat)"]
         if names:
             lines.append(f"    {', '.join(names)}, = S[:{nb + nr}]")
         lines += [f"    {ln}" for ln in body]
@@ -929,12 +930,13 @@ class CompiledRegion:
                     return None
                 gs.append(g)
             return (*bufs, *gs, *ws)  # the weights last: held while their pointers are
-        env.update(_L=[], _mkset=mkset, _slow=self._general, _ARRAYS=_ARRAY_TYPES,
+        env.update(_L=[], _mkset=mkset, _slow=weakref.WeakMethod(self._general),
+                   _ARRAYS=_ARRAY_TYPES,
                    _asarray=_asarray, _st=state)
         for k, row in enumerate(rows):
             env[f"_gemv{k}"] = _blas.gemv_fn(row[7])
         self.infer_src = "\n".join(lines) + "\n"
-        return self, _compile(self.infer_src, env, "infer")
+        return _compile(self.infer_src, env, "infer")
 
     def _row_linear(self, vals) -> bool:
         """Whether a linear with example arguments ``vals`` runs as one GEMV (NOTE [ Batch-1
@@ -1099,10 +1101,17 @@ class CompiledRegion:
 
     def __call__(self, *flat):
         inf = self._infer
-        if inf is not None and inf[0] is self and not (state.grad or state.intercept) and \
+        if inf is not None and not (state.grad or state.intercept) and \
                 len(flat) == self._n_placeholders and self._folds is None:
-            return inf[1](flat)  # NOTE [ Batch-1 inference ]
+            return inf(flat)  # NOTE [ Batch-1 inference ]
         return self._general(flat)
+
+    def __copy__(self):
+        # a copy is a dynamic instance at other sizes (``generic.py``): ``_infer`` is not its own
+        r = _new(type(self))
+        r.__dict__.update(self.__dict__)
+        r._infer = None
+        return r
 
     def _general(self, flat):
         if len(flat) != self._n_placeholders:
@@ -1180,7 +1189,7 @@ def _compile(src: str, env: dict, fn_name: str):
     g = dict(env)
     g["__name__"] = GENERATED  # NumPy's floating-point warnings are silenced there, as in ops
     exec(code, g)
-    return g["forward"]
+    return g.pop("forward")  # not left in its own globals: a cycle holding the buffers they bind
 
 
 def _recompute_grads(region, inputs, grads) -> tuple:

@@ -74,7 +74,9 @@ def flatten(tree) -> tuple:
             return (dict, [(k, walk(v)) for k, v in a.items()])
         leaves.append(a)
         return None
-    return leaves, walk(tree)
+    spec = walk(tree)
+    walk = None  # the recursive closure refers to itself: a cycle holding the leaves
+    return leaves, spec
 
 
 def unflatten(leaves, spec):
@@ -91,7 +93,9 @@ def unflatten(leaves, spec):
         if kind is list:
             return vals
         return tuple(vals) if kind is tuple else kind(*vals)  # namedtuples
-    return build(spec)
+    out = build(spec)
+    build = None  # the recursive closure refers to itself: a cycle holding the leaves
+    return out
 
 
 class OpRecorder(TorchDispatchMode):
