@@ -244,3 +244,35 @@ def test_a_tail_reading_forward_values_recompiles_per_batch_size():
     for a, b in zip(*runs):
         for u, v in zip(a, b):
             np.testing.assert_allclose(u, v, rtol=1e-12)
+
+
+def test_averaged_model_update_breaks_at_its_first_call_check():
+    # update_parameters reads bool(n_averaged == 0): data-dependent control flow, a break in
+    # PyTorch 2.13's dynamo too; the model's forward/backward still run as a compiled region
+    ember.compiler.reset()
+    runs = []
+    for compiled in (False, True):
+        m, x, y = _setup(ember, ember.float64)
+        opt = ember.optim.SGD(m.parameters(), lr=0.2)
+        ema = ember.optim.swa_utils.AveragedModel(
+            m, multi_avg_fn=ember.optim.swa_utils.get_ema_multi_avg_fn(0.9))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = ember.nn.functional.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            ema.update_parameters(m)
+            return loss.detach()
+        f = ember.compile(step) if compiled else step
+        losses = [f(x, y).item() for _ in range(5)]
+        runs.append((losses, [p.detach().numpy().copy() for p in ema.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+    out = ember.compiler.explain(step)(x, y)
+    assert out.break_reasons[0].reason.startswith("bool(tensor)")
+    assert "ema.update_parameters(m)" in out.break_reasons[0].user_stack[-1]
+    assert out.pieces == ["Sequential"]
+    with pytest.raises(ember._dynamo.exc.Unsupported, match="update_parameters"):
+        ember.compile(step, fullgraph=True)(x, y)

@@ -385,8 +385,13 @@ def _value_patch(orig, rec, kind: str):
     @functools.wraps(orig)
     def read(self):
         v = orig(self)
-        if rec in state.modes and not rec.cap.in_backward:  # a formula's: not the program's
-            rec.cap.event(kind, self, v)
+        cap = rec.cap
+        if rec in state.modes and not cap.in_backward:  # a formula's: not the program's
+            if kind == "bool" and any(e[0] in _POST for e in cap.events):
+                # after a backward/step: no guard can hold it (guards are checked right after
+                # the compiled forward), so the break is here, at the user's line
+                cap.brk(_BREAKING_METHODS["__bool__"])
+            cap.event(kind, self, v)
         return v
     return read
 

@@ -16,3 +16,4 @@ from .rprop import *  # noqa: F401,F403
 from ._adafactor import *  # noqa: F401,F403
 from .sparse_adam import *  # noqa: F401,F403
 from . import lr_scheduler  # noqa: F401
+from . import swa_utils  # noqa: F401
