@@ -42,7 +42,12 @@ def _chained(L, opt):
     return lambda loss: s.step()
 
 
-SCHEDS = {"plateau-tensor": lambda L, o: _plateau(L, o, False),
+def _swalr(L, opt):
+    s = L.optim.swa_utils.SWALR(opt, swa_lr=0.05, anneal_epochs=6)
+    return lambda loss: s.step()
+
+
+SCHEDS = {"swalr": _swalr, "plateau-tensor": lambda L, o: _plateau(L, o, False),
           "plateau-item": lambda L, o: _plateau(L, o, True),
           "sequential": _sequential, "chained": _chained}
 

@@ -79,3 +79,35 @@ def test_bad_arguments_raise_torchs_errors():
         for make in (su.get_ema_avg_fn, su.get_ema_multi_avg_fn):
             with pytest.raises(ValueError, match=r"Invalid decay value 1.5 provided"):
                 make(1.5)
+
+
+@pytest.mark.parametrize("strategy, epochs", [("cos", 4), ("linear", 3), ("cos", 0)])
+def test_swalr_matches_torch(strategy, epochs):
+    lrs = []
+    for L in (ember, torch):
+        lin = L.nn.Linear(2, 2)
+        opt = L.optim.SGD([{"params": [lin.weight], "lr": 0.5}, {"params": [lin.bias]}],
+                          lr=0.1)
+        s = L.optim.swa_utils.SWALR(opt, swa_lr=[0.05, 0.02], anneal_epochs=epochs,
+                                    anneal_strategy=strategy)
+        got = []
+        for _ in range(7):
+            opt.step()
+            s.step()
+            got.append(s.get_last_lr())
+        s2 = L.optim.swa_utils.SWALR(opt, swa_lr=0.05)
+        s2.load_state_dict(s.state_dict())
+        assert s2.anneal_func(1.0) == 1.0 and "anneal_func" not in s.state_dict()
+        lrs.append(got)
+    np.testing.assert_allclose(lrs[0], lrs[1], rtol=1e-12)
+
+
+def test_swalr_bad_arguments_raise_torchs_errors():
+    for L in (ember, torch):
+        opt = L.optim.SGD(L.nn.Linear(2, 2).parameters(), lr=0.1)
+        with pytest.raises(ValueError, match="anneal_strategy must be one of 'cos' or 'linear'"):
+            L.optim.swa_utils.SWALR(opt, 0.05, anneal_strategy="exp")
+        with pytest.raises(ValueError, match="anneal_epochs must be equal or greater than 0"):
+            L.optim.swa_utils.SWALR(opt, 0.05, anneal_epochs=-1)
+        with pytest.raises(ValueError, match="swa_lr must have the same length"):
+            L.optim.swa_utils.SWALR(opt, [0.1, 0.2])

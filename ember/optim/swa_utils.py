@@ -1,5 +1,6 @@
 """Weight averaging (``torch.optim.swa_utils``): ``AveragedModel`` keeps a running SWA or EMA
-copy of a model's parameters; ``update_bn`` recomputes batch-norm statistics for it.
+copy of a model's parameters; ``update_bn`` recomputes batch-norm statistics for it; ``SWALR``
+anneals the learning rate to a constant SWA rate.
 
 ``AveragedModel(model)`` holds a deep copy of ``model`` and a ``n_averaged`` count buffer.
 ``update_parameters(model)`` copies ``model``'s parameters on its first call and then folds
@@ -14,6 +15,8 @@ does: inside a compiled function that is data-dependent control flow, a graph br
 from __future__ import annotations
 
 import itertools
+import math
+import warnings
 from copy import deepcopy
 
 from .. import _creation
@@ -21,9 +24,10 @@ from .. import _dtype
 from .._tensor import Tensor
 from ..autograd.grad_mode import no_grad
 from ..nn.modules.module import Module
+from .lr_scheduler import LRScheduler, _format_param
 
-__all__ = ["AveragedModel", "update_bn", "get_ema_multi_avg_fn", "get_swa_multi_avg_fn",
-           "get_ema_avg_fn", "get_swa_avg_fn"]
+__all__ = ["AveragedModel", "update_bn", "SWALR", "get_ema_multi_avg_fn",
+           "get_swa_multi_avg_fn", "get_ema_avg_fn", "get_swa_avg_fn"]
 
 
 def _check_decay(decay) -> None:
@@ -180,3 +184,64 @@ def update_bn(loader, model: Module, device=None) -> None:
     for m, momentum in momenta.items():
         m.momentum = momentum
     model.train(was_training)
+
+
+class SWALR(LRScheduler):
+    """Anneal each group's ``lr`` to its ``swa_lr`` over ``anneal_epochs`` steps, by cosine
+    (``(1 - cos(pi t)) / 2``) or linearly (``t``), then hold it
+    (``torch.optim.swa_utils.SWALR``)."""
+
+    def __init__(self, optimizer, swa_lr, anneal_epochs=10, anneal_strategy="cos",
+                 last_epoch=-1):
+        for lr, group in zip(_format_param("swa_lr", optimizer, swa_lr), optimizer.param_groups):
+            group["swa_lr"] = lr
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError("anneal_strategy must be one of 'cos' or 'linear', instead got "
+                             f"{anneal_strategy}")
+        self._set_anneal_func(anneal_strategy)
+        if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
+            raise ValueError(f"anneal_epochs must be equal or greater than 0, got "
+                             f"{anneal_epochs}")
+        self.anneal_epochs = anneal_epochs
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _linear_anneal(t):
+        return t
+
+    @staticmethod
+    def _cosine_anneal(t):
+        return (1 - math.cos(math.pi * t)) / 2
+
+    @staticmethod
+    def _get_initial_lr(lr, swa_lr, alpha):
+        # the lr the annealing started from, recovered from this step's mix
+        return swa_lr if alpha == 1 else (lr - alpha * swa_lr) / (1 - alpha)
+
+    def _set_anneal_func(self, anneal_strategy) -> None:
+        self._anneal_strategy = anneal_strategy
+        self.anneal_func = self._cosine_anneal if anneal_strategy == "cos" else \
+            self._linear_anneal
+
+    def get_lr(self):
+        """``swa_lr * alpha(t) + lr0 * (1 - alpha(t))`` at ``t = step / anneal_epochs``."""
+        if not self._get_lr_called_within_step:
+            warnings.warn("To get the last learning rate computed by the scheduler, please use "
+                          "`get_last_lr()`.", UserWarning, stacklevel=2)
+        step = self._step_count - 1
+        if self.anneal_epochs == 0:
+            step = max(1, step)
+        width = max(1, self.anneal_epochs)
+        groups = self.optimizer.param_groups
+        prev = self.anneal_func(max(0, min(1, (step - 1) / width)))
+        starts = [self._get_initial_lr(g["lr"], g["swa_lr"], prev) for g in groups]
+        alpha = self.anneal_func(max(0, min(1, step / width)))
+        return [g["swa_lr"] * alpha + lr * (1 - alpha) for g, lr in zip(groups, starts)]
+
+    def state_dict(self):
+        """Every attribute except the optimizer and the anneal function."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "anneal_func")}
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update(state_dict)
+        self._set_anneal_func(self._anneal_strategy)
