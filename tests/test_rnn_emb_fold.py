@@ -139,6 +139,30 @@ def test_gradcheck_and_create_graph():
     _same(res[0], res[1])
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_batch_first_indices_equal_the_transposed_pair(reverse):
+    arrs, idx = _inputs(np.float64)
+    idx_bt = np.ascontiguousarray(idx.reshape(4, 3).T)  # (B, T) of the same tokens
+    r = np.random.default_rng(3)
+    ups = [ember.from_numpy(r.standard_normal(s)) for s in ((12, H), (3, H), (3, H))]
+
+    def node(t, idx, reverse, bs):
+        return rnn._FusedEmbLstm.apply(t["emb"], ember.from_numpy(idx_bt), t["h0"], t["c0"],
+                                       t["w_ih"], t["w_hh"], t["b_ih"], t["b_hh"], reverse, bs,
+                                       None, True)
+    got = _grads(node, _ember(arrs), None, reverse, (3,) * 4, ups)
+    want = _grads(_pair, _ember(arrs), ember.from_numpy(idx), reverse, (3,) * 4, ups)
+    _same(got, want)
+    res = []  # and under create_graph
+    for f, i in ((node, None), (_pair, ember.from_numpy(idx))):
+        t = _ember(arrs)
+        y, hn, _ = f(t, i, reverse, (3,) * 4)
+        g = ember.autograd.grad((y * y).sum() + hn.sum(), [t["emb"]], create_graph=True)
+        g[0].pow(2).sum().backward()
+        res.append([t[k].grad for k in NAMES])
+    _same(res[0], res[1])
+
+
 def test_index_out_of_range_raises_as_embedding():
     arrs, idx = _inputs(np.float64)
     idx[3] = V
@@ -160,12 +184,13 @@ def _fresh_caches():
 class LM:
     """Embedding -> LSTM -> Linear, the same weights in ember and torch."""
 
-    def __init__(self, lib, vocab=9, padding_idx=None, bidirectional=False, reuse=False):
+    def __init__(self, lib, vocab=9, padding_idx=None, bidirectional=False, reuse=False,
+                 batch_first=False):
         lib.manual_seed(0)
         nn = lib.nn
         self.lib, self.vocab, self.reuse = lib, vocab, reuse
         self.emb = nn.Embedding(vocab, 8, padding_idx=padding_idx)
-        self.lstm = nn.LSTM(8, 12, bidirectional=bidirectional)
+        self.lstm = nn.LSTM(8, 12, bidirectional=bidirectional, batch_first=batch_first)
         self.head = nn.Linear(24 if bidirectional else 12, vocab)
         self.params = [*self.emb.parameters(), *self.lstm.parameters(),
                        *self.head.parameters()]
@@ -211,8 +236,9 @@ def _train(model, compiled, x, y, steps=4):
 
 @pytest.mark.parametrize("kw, folds", [
     ({}, 1),
+    ({"batch_first": True}, 1),      # the rows transposed to time-major: the indices are
     ({"padding_idx": 0}, 0),         # the padding row's gradient: left to the embedding
-    ({"vocab": 40}, 0),              # the table would be larger than the rows it replaces
+    ({"vocab": 257}, 0),             # a word vocabulary: a table of more rows than it saves
     ({"bidirectional": True}, 0),    # two layers read the rows
     ({"reuse": True}, 0),            # the loss reads them too
 ])

@@ -735,16 +735,19 @@ class _FusedEmbLstm(Function):
     """An LSTM layer-direction over an embedding's rows, ``LSTM(weight[idx])``, with the
     input's gate pre-activations looked up in ``weight @ W_ih^T + b`` (NOTE [ Embedding into
     LSTM ]).  ``ember.compile`` puts it in place of an ``embedding`` whose rows only a fused
-    LSTM layer reads (``_functorch/rnn_fold.py``); its values are those of that pair."""
+    LSTM layer reads (``_functorch/rnn_fold.py``); its values are those of that pair.  With
+    ``idx_t`` the indices are batch-first, ``(B, T)``: the layer reads them transposed."""
 
     raw = True
     backward_name = "FusedRnnEmbLayerBackward"
     kern = None  # the step kernels the forward used (NOTE [ Step kernels ])
 
     @staticmethod
-    def forward(ctx, emb, idx, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, bs, y_shape):
+    def forward(ctx, emb, idx, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, bs, y_shape,
+                idx_t=False):
         xp = ctx.xp
-        flat = idx.reshape(-1)
+        flat = (idx.T if idx_t else idx).reshape(-1)
+        ctx.idx_t = idx_t
         if flat.size and (flat.min() < 0 or flat.max() >= emb.shape[0]):
             raise IndexError("index out of range in self")  # as the embedding's forward
         steps, hp_all, fin = _plan(xp, bs, reverse)
@@ -770,12 +773,13 @@ class _FusedEmbLstm(Function):
         need = ctx.needs_input_grad
         arrs = [None, h0._data, None if c0 is None else c0._data, None, w_hh._data, None, None,
                 None, None] + [None if s is None else s._data for s in saved[8:]]
-        tab = (emb._data, idx._data.reshape(-1), w_ih._data, b_ih is not None,
+        flat = (idx._data.T if ctx.idx_t else idx._data).reshape(-1)
+        tab = (emb._data, flat, w_ih._data, b_ih is not None,
                (need[0], need[4], need[6], need[7]))
         dcN = None if dcN is None else dcN._data
         g = _lstm_backward(xp, (False,) + need[2:4] + (False, need[5]) + (False,) * 3, arrs,
                            dy._data, dhN._data, dcN, steps, hp_all, fin, ctx.kern, tab)
-        return (g[0], None, g[1], g[2], g[3], g[4], g[5], g[6], None, None, None)
+        return (g[0], None, g[1], g[2], g[3], g[4], g[5], g[6], None, None, None, None)
 
 
 def _emb_backward_graph(ctx, inputs, grads):
@@ -788,7 +792,8 @@ def _emb_backward_graph(ctx, inputs, grads):
     need = ctx.needs_input_grad
     wrt = [t for t, nd in zip(inputs, need) if nd]
     with enable_grad():
-        x = embedding(idx, emb).reshape(-1, emb.shape[1])
+        x = embedding(idx, emb)
+        x = (x.transpose(0, 1) if ctx.idx_t else x).reshape(-1, emb.shape[1])
         y, hn, cn = _layer_unfused(x, h0, c0, w_ih, w_hh, b_ih, b_hh, None, "LSTM", reverse, bs)
         gouts = list(grads)
         if gouts[0] is not None:
@@ -796,7 +801,7 @@ def _emb_backward_graph(ctx, inputs, grads):
         got = _grad([y, hn, cn], wrt, gouts, retain_graph=True, create_graph=True,
                     allow_unused=True)
     it = iter(got)
-    return tuple(next(it) if nd else None for nd in need[:8]) + (None, None, None)
+    return tuple(next(it) if nd else None for nd in need[:8]) + (None,) * 4
 
 
 def _lstm_table_rows(xp, emb, flat, w_ih, b_ih, b_hh):
