@@ -260,3 +260,118 @@ def test_inplace_activation_and_gate_train_compiled_as_eager_and_torch(act, dtyp
     for c, e, r in zip(compiled, eager, ref):
         np.testing.assert_allclose(c, e, rtol=tol, atol=tol)
         np.testing.assert_allclose(c, r, rtol=tol * 10, atol=tol * 10)
+
+
+# ---- in-place writes into intermediates become dataflow (timm's ReLU(inplace=True)) --------
+
+def _w(t, rs, *shape):
+    return t.from_numpy(rs.normal(0, 0.5, shape).astype(np.float64)).requires_grad_()
+
+
+def _twice(t, x, w):
+    h = x @ w
+    t.nn.functional.silu(h, inplace=True)
+    h.mul_(2.0)
+    return (h * w.sum(0)).sum(1)  # mul saves h, after both writes
+
+
+def _view_before(t, x, w):
+    h = x @ w
+    v = h[:, :2]  # a view taken before the write sees it: stays a copy_
+    h.sigmoid_()
+    return v * 3 + h[:, 1:3]
+
+
+def _gate(t, x, w):
+    h = x @ w
+    h.add_(x[:, :4])
+    h.mul_(t.sigmoid(h.sum(1, keepdim=True)))
+    return t.nn.functional.silu(h, inplace=True)
+
+
+def _into_input(t, x, w):
+    y = (x * 1.5) @ w
+    x2 = x.clone()
+    x2.tanh_()
+    return y + x2 @ w
+
+
+INPLACE = {"twice": _twice, "view_before": _view_before, "gate": _gate,
+           "into_clone": _into_input}
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE))
+def test_inplace_writes_compiled_equal_eager_and_torch(name):
+    fn = INPLACE[name]
+
+    def run(t, compiled):
+        rs = np.random.RandomState(3)
+        x, w = _w(t, rs, 3, 5), _w(t, rs, 5, 4)
+        f = t.compile(lambda a, b: fn(t, a, b)) if compiled else (lambda a, b: fn(t, a, b))
+        outs = []
+        for _ in range(2):
+            y = f(x, w)
+            y.sum().backward()
+            outs += [y.detach().numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy()]
+            x.grad = w.grad = None
+        return outs
+
+    compiled, eager, ref = run(ember, True), run(ember, False), run(torch, False)
+    for c, e, r in zip(compiled, eager, ref):
+        np.testing.assert_allclose(c, e, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(c, r, rtol=1e-10, atol=1e-12)
+
+
+def test_inplace_relu_block_compiles_as_one_region_without_copy():
+    """timm's BasicBlock: bn, ReLU(inplace=True), ``x += shortcut``, ReLU(inplace=True): one
+    compiled region (not the op-by-op replay a copy_ forces), numbers as eager's."""
+    from ember._dynamo.backends import lookup_backend
+    from ember._functorch import CompiledRegion
+    from ember.fx.experimental.proxy_tensor import COPY_
+    nn = ember.nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(4)
+            self.act = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            shortcut = x
+            x = self.act(self.bn(self.conv(x)))
+            x += shortcut
+            return self.act(x)
+
+    got = []
+
+    def backend(gm, example_inputs):
+        got.append(lookup_backend("inductor")(gm, example_inputs))
+        return got[-1]
+
+    ember.manual_seed(0)
+    m = Block()
+    x = ember.randn(2, 4, 5, 5)
+    cm = ember.compile(m, backend=backend)
+    y = cm(x)
+    y.square().sum().backward()
+    gc = m.conv.weight.grad.clone()
+    m.conv.weight.grad = None
+    assert len(got) == 1 and isinstance(got[0], CompiledRegion)
+    assert not any(n.target is COPY_ for n in got[0].gm.graph.nodes)
+    assert got[0].gm.meta_functionalized == 3
+    ye = m(x)
+    ye.square().sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), ye.detach().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gc.numpy(), m.conv.weight.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE))
+def test_inplace_writes_without_grad_compiled_equal_eager(name):
+    """Without autograd an in-place op reads no snapshot: the write stays a copy_."""
+    fn = INPLACE[name]
+    x, w = ember.randn(3, 5, dtype=ember.float64), ember.randn(5, 4, dtype=ember.float64)
+    f = ember.compile(lambda a, b: fn(ember, a, b))
+    with ember.no_grad():
+        for _ in range(2):
+            np.testing.assert_array_equal(f(x, w).numpy(), fn(ember, x, w).numpy())

@@ -23,7 +23,7 @@ from .backends import lookup_backend
 from .exc import Unsupported
 from .. import _dtype as _dtype_mod
 from .._state import state
-from .._tensor import Tensor, _make, _version_counter
+from .._tensor import Tensor, _version_counter
 from ..nn import Module
 from ..optim.optimizer import Optimizer
 from ..autograd import modes as _modes
@@ -240,22 +240,27 @@ class _Recorder(OpRecorder):
 
     def record_write(self, t, result) -> None:
         # An in-place op that recorded autograd ran on a snapshot of ``t`` (NOTE [ In-place
-        # ops ]), so its node saved the snapshot; the graph's op reads ``t``, which the copy_
-        # then overwrites. Read a clone instead, or a replay with autograd (the op-by-op
+        # ops ]), so its node saved the snapshot; the graph's op reads ``t``'s node, which the
+        # copy_ then overwrites. Read a clone instead, or a replay with autograd (the op-by-op
         # fallback for graphs with copy_) fails in backward with eager's "modified by an
-        # inplace operation" where the op saves its input (timm's SiLU(inplace=True))
-        op = self.node_of(result) if state.grad and result._requires_grad else None
+        # inplace operation" where the op saves its input (timm's SiLU(inplace=True)); the
+        # clone also lets passes.functionalize drop the write (NOTE [ Functional in-place
+        # writes ])
+        op = self.node_of(result) if state.grad and result._requires_grad and \
+            t._grad_fn is not None else None
         if op is not None and op.op == "call_function" and op.args and \
-                op.args[0] is self.node_of(t):
-            from ..ops.convert import Clone
+                hasattr(op.args[0], "users"):
             snap = next((k for k in reversed(self._keep[-8:]) if k is not t and
-                         self._nodes.get(id(k)) is op.args[0] and k._grad_fn is t._grad_fn),
-                        None)
-            with self.graph.inserting_before(op):
-                c = self.graph.call_function(_modes.op_for(Clone), (op.args[0], None))
-            c.meta["val"] = snap if snap is not None else _make(t._data.copy())
-            c.meta["grad_mode"] = True
-            op.args = (c,) + tuple(op.args[1:])
+                         k is not result and self._nodes.get(id(k)) is op.args[0] and
+                         k._grad_fn is t._grad_fn and k._output_nr == t._output_nr), None)
+            if snap is not None:
+                from ..ops.convert import Clone
+                with self.graph.inserting_before(op):
+                    c = self.graph.call_function(_modes.op_for(Clone), (op.args[0], None))
+                c.meta["val"] = snap
+                c.meta["grad_mode"] = True
+                c.meta["snapshot"] = True
+                op.args = (c,) + tuple(op.args[1:])
         super().record_write(t, result)
 
     def check_rng(self, where: str) -> None:
@@ -366,6 +371,15 @@ class _Patches:
                 cap.brk("a .grad assigned in Python (not by zero_grad())")
             grad.__set__(t, value)
         self._set(Tensor, "grad", property(grad.fget, set_grad, grad.fdel, grad.__doc__))
+        data = Tensor.__dict__["data"]
+
+        def set_data(t, value):
+            # the tensor now holds another array: the compiled code would keep reading the
+            # one the capture saw (a replay does not re-point it)
+            if rec in state.modes and not cap.in_backward:
+                cap.brk("a tensor's .data assigned in Python (t.data = ...)")
+            data.__set__(t, value)
+        self._set(Tensor, "data", property(data.fget, set_data, data.fdel, data.__doc__))
         for name in ("register_hook", "retain_grad"):
             orig = Tensor.__dict__[name]
             self._set(Tensor, name, _hook_patch(orig, rec, name))
@@ -650,8 +664,9 @@ def _hoistable(rec, cap, pos: int) -> bool:
         if id(a) in seen:
             return False
         seen.add(id(a))
-        if a.op == "get_attr":
-            return stepped(rec.constants.get(a.target))
+        if a.op == "get_attr":  # a gradient or a parameter's detach() is read after too
+            return stepped(rec.constants.get(a.target)) or a.target in cap.grad_consts or \
+                a.target in cap.live
         if a.op == "placeholder":
             return stepped(a.meta.get("val"))
         if a.target is operator.getitem or pure(a) and \

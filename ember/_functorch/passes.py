@@ -8,7 +8,9 @@ or in-place one, and it records with the same grad mode.  Never merged or remove
 masks, random functions, ``copy_`` writes, batch norm (it updates running statistics inside),
 embeddings (``max_norm`` renormalises the table), anything offered to the modes without a
 Function.  A graph holding any in-place write (``copy_``) is left as it is: a write through
-one alias would reach the value a merged twin shares.
+one alias would reach the value a merged twin shares.  First, ``functionalize`` turns writes
+into unaliased intermediates (``relu_`` on a batch norm's result) into dataflow (NOTE
+[ Functional in-place writes ]), so most graphs with in-place activations hold none.
 
 NOTE [ Constant folding ]
 A node is constant when it is a pure op (above) or a factory (``arange``, ``ones``, ``zeros``,
@@ -128,6 +130,69 @@ def cse(graph) -> int:
         graph.erase_node(n)
         replaced += 1
     return replaced
+
+
+def _may_alias(n) -> bool:
+    """Whether node ``n``'s result may share memory with an argument (a view, a getitem,
+    a movement op, anything that is not a raw Function)."""
+    if n.op != "call_function" or n.target is operator.getitem or not isinstance(n.target, Op):
+        return True
+    cls = getattr(n.target._fn, "__self__", None)
+    return not isinstance(cls, type) or not getattr(cls, "raw", False) or \
+        getattr(cls, "view", False) or cls.__module__ == _MOVEMENT
+
+
+def functionalize(graph) -> int:
+    """Turn in-place writes into unaliased intermediates into dataflow; returns how many.
+
+    NOTE [ Functional in-place writes ]
+    ``x.relu_()`` on an op's fresh result records ``clone(x)`` (what eager's in-place op
+    read, NOTE [ In-place ops ]), ``relu(clone)`` and ``copy_(x, relu)``, and a graph holding
+    ``copy_`` runs op by op. Where ``x`` is a non-view result no view of it was taken from,
+    its array no input or constant shares, and the op's result feeds only the write, the
+    write is renaming: later uses of the ``copy_`` read the op's result, which reads ``x``
+    directly. The capture's values move along (``meta["val"]``/``aliases``, by which the
+    backward lowering finds saved tensors): ``x``'s node takes the snapshot eager's op saved,
+    the op's node also names the written tensor. Writes recorded without autograd (no
+    snapshot: ``x``'s values before the write are gone) stay ``copy_``.
+    """
+    import numpy as np
+    from ..ops.convert import Clone
+    clone = Clone.__dict__.get("_op")
+    nodes = list(graph.nodes)
+    outside = [n.meta["val"]._data for n in nodes if n.op in ("placeholder", "get_attr")
+               and isinstance(n.meta.get("val"), Tensor)]
+    done = 0
+    for c in nodes:
+        if c.op != "call_function" or c.target is not COPY_ or len(c.args) != 2:
+            continue
+        t_node, r = c.args
+        k = r.args[0] if getattr(r, "op", None) == "call_function" and r.args else None
+        if clone is None or getattr(k, "target", None) is not clone or k.args[0] is not t_node \
+                or not k.meta.get("snapshot") \
+                or set(k.users) != {r} or _may_alias(r) or \
+                _may_alias(t_node):
+            continue
+        t = c.meta.get("val")
+        if not isinstance(t, Tensor) or t._base is not None or \
+                any(u is not k and u is not c and _may_alias(u) for u in t_node.users) or \
+                any(np.may_share_memory(t._data, a) for a in outside):
+            continue
+        c.replace_all_uses_with(r)
+        graph.erase_node(c)
+        r.args = (t_node,) + tuple(r.args[1:])
+        graph.erase_node(k)
+        snap = k.meta.get("val")
+        aliases = t_node.meta.setdefault("aliases", [])
+        if any(a is t for a in aliases):
+            aliases[:] = [a for a in aliases if a is not t]
+        if t_node.meta.get("val") is t:
+            t_node.meta["val"] = snap
+        elif snap is not None:
+            aliases.append(snap)
+        r.meta.setdefault("aliases", []).append(t)
+        done += 1
+    return done
 
 
 def dce(graph) -> int:
@@ -294,9 +359,10 @@ def optimize_graph(gm) -> dict:
     each call); returns the counts."""
     from .rnn_fold import fold_embedding_lstm  # NOTE [ Embedding into LSTM ]
     fused = fold_embedding_lstm(gm.graph)
+    gm.meta_functionalized = functionalize(gm.graph)  # NOTE [ Functional in-place writes ]
     merged = cse(gm.graph)
     erased = dce(gm.graph)
-    if merged or erased or fused:
+    if merged or erased or fused or gm.meta_functionalized:
         gm.recompile()
     folded, gm.meta_folded, gm.meta_folds = (0, gm, None) if \
         getattr(gm, "meta_no_fold", False) else fold_constants(gm)
