@@ -256,6 +256,26 @@ def test_compiled_lm_folds_only_where_it_should_and_trains_as_eager_and_torch(kw
     _same(got, eager, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_fold_without_grad_equals_eager(dtype):
+    g = np.random.default_rng(7)
+    model = LM(ember)
+    for p in model.params:
+        p.data = p.data.to(getattr(ember, dtype))
+    x, y = ember.from_numpy(g.integers(0, 9, (8, 6))), ember.from_numpy(g.integers(0, 9, 48))
+    regions = []
+
+    def backend(gm, example_inputs):
+        r = lookup_backend("inductor")(gm, example_inputs)
+        regions.append(r)
+        return r
+    f = ember.compile(model.loss, backend=backend)
+    with ember.no_grad():
+        got, want = f(x, y), model.loss(x, y)
+    assert _folds(regions) == 1 and got.dtype == getattr(ember, dtype)
+    _same(got, want, rtol=1e-12 if dtype == "float64" else 1e-5)
+
+
 def test_compiled_fold_with_an_out_of_range_index_raises():
     g = np.random.default_rng(4)
     model = LM(ember)

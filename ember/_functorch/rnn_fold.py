@@ -76,7 +76,9 @@ def fold_embedding_lstm(graph) -> int:
         N = sum(bs)
         wa = wv._data
         idx_t = any(_name(c) == "transpose" for c in chain)  # of the embedding's own (B, T, I)
+        wiv = _val(w_ih)
         if wa.ndim != 2 or wa.dtype.kind != "f" or wa.dtype.itemsize < 4 or iv._data.size != N \
+                or not isinstance(wiv, Tensor) or wiv._data.dtype != wa.dtype \
                 or xv._data.shape != (N, wa.shape[1]) or wa.shape[0] > MAX_ROWS or \
                 idx_t and (_name(chain[-1]) != "transpose" or iv._data.ndim != 2):
             continue
