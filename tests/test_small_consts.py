@@ -65,6 +65,16 @@ def test_relu_small_forward_matches_torch_and_result_is_its_own(dtype):
     assert again.numpy().tobytes() == ref.tobytes()
 
 
+@pytest.mark.parametrize("v", [-2.0, 3.0, 0.0])
+def test_relu_zero_dim_gives_a_writeable_array_and_torch_gradient(v):
+    x, xt = ember.tensor(v, requires_grad=True), torch.tensor(v, requires_grad=True)
+    y, yt = x.relu(), xt.relu()  # (a 0-d maximum gives a NumPy scalar: made an array)
+    y.backward()
+    yt.backward()
+    assert y.shape == () and y._data.flags.writeable and y.item() == yt.item()
+    assert x.grad.item() == xt.grad.item()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(4, 16), (3,), (128, 128)])  # (128, 128) f64: uncached
 def test_sigmoid_forward_bits_equal_scalar_formula_and_close_to_torch(dtype, shape):
