@@ -125,12 +125,19 @@ def _load(dtype_char: str):
 # sizes at 2 threads (process CPU time equals the calling thread's); OpenBLAS does from
 # between 0.4M and 0.6M elements ((784, 784) took 64 us of thread time plus a worker's
 # against 36 us on one thread, machine loaded), so larger layers may want one thread.
+# Splitting a GEMV's rows over two threads (a persistent worker woken by a lock; ctypes drops
+# the GIL) gives the same bits but is slower: the first layer 51 us of wall time against 30.5
+# (load 11 on 2 cores), the worker's wake-up costing more than its half saves, so it is not
+# made.  Nor are row blocks of one GEMV in alternating order, to find the last call's tail of
+# the weights in L2 (2 or 4 blocks: 31.8-33.6 us against 31.1 for one GEMV; same bits).
 # Where the time goes: the three GEMVs of the 784-512-256-10 MLP take ~30.5 us back to back
-# (the weights, 2.1 MB, come from L3 each call); bias fills, relus and the result's copy add
-# ~3.5 us, the guard, call and wrapping ~6-8 us more (most of it cache misses after the
-# weights streamed through).  A/B in one process (thread time, 1 thread, loaded machine): the
-# compiled call 42-45 us with the GEMV rows against 45-47 with NumPy's product, hand-written
-# NumPy 37-39, torch 75-81.
+# (the weights, 2.1 MB, twice L2, come from L3 each call); bias fills ~1 us, the two relus
+# ~2.3, the result's copy and wrapping ~1.1, the guard ~2.6 (its module attribute checks
+# ~1.4), most of it cache misses after the weights streamed through.  The compiled call is
+# one generated function after the guard (NOTE [ Batch-1 inference ] in
+# _functorch/aot_autograd.py): A/B in one process (thread time, 1 thread, load 13-15 on 2
+# cores) 41.8-42.5 us against 43.0-46.9 through the region's general call, torch 76-80,
+# hand-written NumPy 37-38 (0.49-0.50 of torch).
 _GEMV = ("scipy_cblas_{}gemv64_", "cblas_{}gemv64_")
 _gemv_found: dict = {}
 _ROW_MAJOR, _NO_TRANS = 101, 111
