@@ -25,7 +25,9 @@ one thread's, and the caller waits only for parts a worker has started.
   in any range is re-raised in the caller after every range has finished.
 Users: batch norm's forward and backward passes (``ops/normalization.py``); convolution's
 im2col, Winograd's cache blocks of samples (``ops/conv.py``: each block's gather, transforms
-and products; measured before those blocks).  Measured (``python -m
+and products, counted by their work, ``_wino_work``; measured before those blocks), its
+padded copies, col2im and transposes; max pooling's windows and gradient scatter
+(``ops/pooling.py``).  Measured (``python -m
 bench.thread_cpu NAMES 8 --ab`` at 2 BLAS threads, wall clock, best of 8, ember/torch; the
 machine loaded by others, load 2.7-3.4, so each figure +-15%): split against one thread,
 resnet_block 0.87-1.11 vs 0.99-1.12, conv_gflops (time) 0.72-1.02 vs 0.82-1.15,
