@@ -276,3 +276,69 @@ def test_averaged_model_update_breaks_at_its_first_call_check():
     assert out.pieces == ["Sequential"]
     with pytest.raises(ember._dynamo.exc.Unsupported, match="update_parameters"):
         ember.compile(step, fullgraph=True)(x, y)
+
+
+def _wgan_clamp(m, opt):
+    opt.step()
+    for p in m.parameters():
+        p.data.clamp_(-0.05, 0.05)  # WGAN's weight clipping
+
+
+def _noise(m, opt):
+    opt.step()
+    for p in m.parameters():
+        p.add_(ember.randn_like(p) * 0.01)  # draws after the step, in eager's order
+
+
+def _grads_as_vector(m, opt):
+    v = ember.nn.utils.parameters_to_vector([p.grad for p in m.parameters()])
+    ember._foreach_mul_([p.grad for p in m.parameters()], (0.5 / v.norm()).clamp(max=1.0))
+    opt.step()
+
+
+def _stepped_weight_read(m, opt):
+    opt.step()
+    return m[0].weight.detach().sum()  # the stepped weight, through a detach
+
+
+def _data_assigned(m, opt):
+    opt.step()
+    for p in m.parameters():
+        p.data = p.data * 0.5  # re-points the parameter: a replay would not
+
+
+TAILS = [(_wgan_clamp, None), (_noise, None), (_grads_as_vector, None),
+         (_stepped_weight_read, None), (_data_assigned, "a tensor's .data assigned")]
+
+
+@pytest.mark.parametrize("tail, brk", TAILS, ids=[t[0].__name__ for t in TAILS])
+def test_more_tails_equal_eager(tail, brk):
+    ember.compiler.reset()
+    runs = []
+    for compiled in (False, True):
+        ember.manual_seed(0)
+        m, x, y = _setup(ember, ember.float64)
+        opt = ember.optim.SGD(m.parameters(), lr=0.2, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = ember.nn.functional.cross_entropy(m(x), y)
+            loss.backward()
+            with ember.no_grad():
+                extra = tail(m, opt)
+            return loss.detach(), extra if extra is not None else loss.detach()
+        f = ember.compile(step) if compiled else step
+        outs = [[v.numpy().copy() for v in f(x, y)] for _ in range(6)]
+        runs.append((outs, [p.detach().numpy().copy() for p in m.parameters()]))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, rtol=1e-12)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    out = ember.compiler.explain(step)(x, y)
+    if brk is None:
+        assert out.graph_break_count == 0, out.break_reasons
+        assert "ops" in out.program
+    else:
+        assert out.break_reasons[0].reason.startswith(brk)
+        assert "p.data = p.data * 0.5" in out.break_reasons[0].user_stack[-1]
