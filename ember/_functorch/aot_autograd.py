@@ -28,8 +28,11 @@ Forward and backward spell the ops ``codegen.direct`` knows as NumPy calls inste
 ufunc on the same operands, bit for bit), with planned ``out=`` buffers in the forward and
 in-place writes into gradients the dense backward owns (NOTE [ Planned buffers ] in
 ``codegen.py``); the backward has a dense body for the usual call where every incoming
-gradient is given, which knows at compile time which gradients exist.  Without grad mode the
-region runs its forward without building the node.
+gradient is given, which knows at compile time which gradients exist.  Float32 chains of
+linear, relu, linear (up to ``_T_ROWS`` rows) keep their hidden values and gradients F-ordered
+inside the region, where OpenBLAS's products are faster (NOTE [ Transposed activations ] in
+``ops/linalg.py``; ``_transposed_chains``).  Without grad mode the region runs its forward
+without building the node.
 
 Limits (each makes ``CompiledRegion`` raise ``Unsupported``, and ``ember.compile`` then runs
 the captured graph through its ops instead): a node that is neither a raw op nor a function
