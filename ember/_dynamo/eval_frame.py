@@ -401,13 +401,29 @@ def _value_patch(orig, rec, kind: str):
         v = orig(self)
         cap = rec.cap
         if rec in state.modes and not cap.in_backward:  # a formula's: not the program's
-            if kind == "bool" and any(e[0] in _POST for e in cap.events):
-                # after a backward/step: no guard can hold it (guards are checked right after
-                # the compiled forward), so the break is here, at the user's line
+            first = next((e[2] for e in cap.events if e[0] in _POST), None)
+            if kind == "bool" and first is not None and _made_after(rec, self, first):
+                # a value computed after a backward/step: no guard can hold it (guards are
+                # checked right after the compiled forward), so the break is here
                 cap.brk(_BREAKING_METHODS["__bool__"])
             cap.event(kind, self, v)
         return v
     return read
+
+
+def _made_after(rec, t, first: int) -> bool:
+    """Whether tensor ``t`` is the value of an op recorded after the first ``first`` ops."""
+    node = rec._nodes.get(id(t))
+    if node is None or type(node) is tuple:
+        return False
+    k = 0
+    for n in rec.graph.nodes:
+        if n.op == "call_function" and n.target is not operator.getitem and \
+                n.target is not _DETACH:
+            k += 1
+        if n is node:
+            return k > first
+    return False
 
 
 def _backward_patch(orig, rec):
