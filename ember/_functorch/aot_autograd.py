@@ -51,7 +51,7 @@ import weakref
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.function import Function, _resolve_saved, _save_args
 from ..autograd.grad_mode import state, no_grad
 from ..autograd.modes import Op
 from ..fx.experimental.proxy_tensor import (DROPOUT_MASK, OpRecorder, dropout_mask_array,
@@ -977,6 +977,31 @@ class CompiledRegion:
         self._env[key] = a
         return key
 
+    def _resave(self, n, ctx, cls, val) -> bool:
+        """Give a node whose saved tensors backward freed (the capture ran ``backward()``: a
+        compiled training step) the entries its forward saves, by running that forward again
+        on the capture's values, so that its formula can be traced (``_lower``); the output
+        entry is the capture's output.  Not for ops that draw random numbers."""
+        if self._random or n.kwargs or not isinstance(val._data, tuple(_ARRAY_TYPES)):
+            return False
+        args = [a.meta.get("val") if hasattr(a, "op") else a for a in n.args]
+        if any(hasattr(a, "op") and not isinstance(v, Tensor) for a, v in zip(n.args, args)):
+            return False
+        raw = [a._data if isinstance(a, Tensor) else a for a in args]
+        c = _new(cls)
+        c.xp, c._record, c.needs_input_grad = ctx.xp, True, ctx.needs_input_grad
+        try:
+            with no_grad():
+                out = cls.forward(c, *raw)
+        except Exception:
+            return False
+        if not hasattr(out, "shape") or out.shape != val._data.shape or c._to_save is None:
+            return False
+        ctx._saved = _save_args(c._to_save, args, out, val) if cls.saves_inputs else \
+            _resolve_saved(c._to_save, raw, args, (out,), (val,))
+        ctx._freed = False
+        return True
+
     def _lower(self, n, cls, nodes):
         """Node ``n``'s backward formula as array code: ``(lines, forward variables it
         reads, [(input index, gradient variable)])``, or ``None`` to call the formula.
@@ -990,8 +1015,16 @@ class CompiledRegion:
         if not isinstance(val, Tensor):
             return None
         ctx = val.grad_fn
-        if type(ctx) is not cls or ctx._saved is None and ctx._freed:
+        if type(ctx) is not cls:
             return None
+        if ctx._saved is None and ctx._freed:
+            # the capture ran backward (a compiled training step): saved again to be traced
+            if not self._resave(n, ctx, cls, val):
+                return None
+            try:
+                return self._lower(n, cls, nodes)
+            finally:
+                ctx._saved, ctx._freed = None, True
         if self._fwd_maps is None:  # forward values by tensor and by array, built once
             by_id, by_data = {}, {}
             for m in nodes:
