@@ -916,7 +916,11 @@ def _conv_tr_block(xp, gy, wt, g: _Geom):
         # (measured 2.2 ms -> 0.9 ms on LeNet's second layer, (64, 16, 10, 10) from 5x5).
         gt = ws.empty(xp, (G, og, g.L, n), gy.dtype)
         _copy(xp, gt, gy.reshape(n, G, og, g.L).transpose(1, 2, 3, 0), 1)
-        if G == 1 and _BL and gy.dtype.kind == "f" and gy.dtype.itemsize >= 4:
+        if G == 1 and _BL and gy.dtype.kind == "f" and gy.dtype.itemsize >= 4 and \
+                cgk <= _BL_CK:
+            # column blocks as measured on LeNet (C*K = 150); with ResNet-18's strided
+            # layers' 576 and 1152 rows one GEMM was 7-10% faster (3.71 -> 3.34 ms on 64 ->
+            # 128 3x3 stride 2 from 16x16, 3.22 -> 3.00 on 128 -> 256 from 8x8; one thread)
             cols = _gemm_wide(xp, wt[0], gt.reshape(og, g.L * n))
         else:
             cols = _matmul(xp, wt, gt.reshape(G, og, g.L * n))
