@@ -342,3 +342,17 @@ def test_more_tails_equal_eager(tail, brk):
     else:
         assert out.break_reasons[0].reason.startswith(brk)
         assert "p.data = p.data * 0.5" in out.break_reasons[0].user_stack[-1]
+
+
+@pytest.mark.parametrize("make", [_sgd_by_hand, _ema], ids=["sgd-by-hand", "ema"])
+def test_in_place_updates_written_into_their_target_are_eagers_bits(make):
+    # ``p -= lr * g`` and ``e.mul_(d)`` run as one NumPy call with out= the parameter
+    ember.compiler.reset()
+    oc, pc, gc, (step, x, y) = _run(ember, make, ember.float32, True, steps=8)
+    oe, pe, ge, _ = _run(ember, make, ember.float32, False, steps=8)
+    for a, b in zip(pc + gc, pe + ge):
+        np.testing.assert_array_equal(a, b)
+    f = ember.compile(step)
+    f(x, y)
+    f(x, y)
+    assert "out=" in "".join(f.explained.run.tail.src)

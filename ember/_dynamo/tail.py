@@ -57,6 +57,35 @@ def _call(op, args, kwargs):
     return r
 
 
+def _write_target(n, nxt):
+    """The tensor node an in-place op's result ``n`` is written into right after (the
+    recorder's ``copy_`` of it, its only reader), or ``None``."""
+    if nxt is None or nxt.target is not COPY_ or nxt.args[1] is not n or len(n.users) != 1:
+        return None
+    dst, val = nxt.args[0].meta.get("val"), n.meta.get("val")
+    if not isinstance(dst, Tensor) or not isinstance(val, Tensor) or \
+            dst._data.shape != val._data.shape or dst._data.dtype != val._data.dtype:
+        return None
+    return nxt.args[0]
+
+
+def _direct_into(cls, n, args, into):
+    """An elementwise op's NumPy spelling with ``out=`` its write target (NOTE [ Planned
+    buffers ]'s ``codegen.direct``): the same values eager writes, without the temporary and
+    the copy; ``None`` where the op has none."""
+    from .._functorch.codegen import direct
+    if cls is None:
+        return None
+    vals = [a.meta["val"]._data if hasattr(a, "op") and isinstance(a.meta.get("val"), Tensor)
+            else a for a in n.args]
+    if any(hasattr(v, "op") or isinstance(v, (list, tuple)) for v in vals):
+        return None
+    d = direct(cls, args, vals, {}, n.meta["val"]._data, lambda *a: None)
+    if d is None or not d.elementwise or not all(line.startswith("{d} = xp.") for line in d.fmt):
+        return None
+    return d
+
+
 class Tail:
     """The segments of ops after a step's events (NOTE [ Ops after backward ]).
 
@@ -69,7 +98,7 @@ class Tail:
     def __init__(self, segments: dict, inputs: dict, constants: dict, grads: dict,
                  live: dict, wanted, xp):
         from .._functorch.aot_autograd import _op_class
-        self.env = env = {"_grad": _grad_of, "_vc": _version_counter, "_call": _call,
+        self.env = env = {"xp": xp, "_grad": _grad_of, "_vc": _version_counter, "_call": _call,
                           "_make": _make, "_asarray": _asarray, "_AT": _ARRAY_TYPES}
         self.names = names = {}   # node -> variable
         self.slot = {}            # node -> index in the values list (read after its segment)
@@ -139,7 +168,8 @@ class Tail:
         for i in sorted(segments):
             lines, local = [], {}
             cur[0] = i
-            for n in segments[i]:
+            seg = segments[i]
+            for j, n in enumerate(seg):
                 var = names[n] = f"v_{n.name}"
                 args = [spell(a, lines, local) for a in n.args]
                 kw = {k: spell(v, lines, local) for k, v in n.kwargs.items()}
@@ -160,7 +190,12 @@ class Tail:
                 else:
                     cls = _op_class(n.target)
                     rest = ", ".join(args + [f"{k}={v}" for k, v in kw.items()])
-                    if cls is not None:
+                    into = _write_target(n, seg[j + 1] if j + 1 < len(seg) else None)
+                    d = _direct_into(cls, n, args, into) if into is not None and not kw \
+                        else None
+                    if d is not None:  # an in-place op's result made in its target
+                        lines += d.emit(var, spell(into, lines, local))
+                    elif cls is not None:
                         scratch = _new(cls)
                         scratch.xp = xp
                         lines.append(f"{var} = {bind(cls.forward)}({bind(scratch)}, {rest})")
