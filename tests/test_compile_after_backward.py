@@ -356,3 +356,24 @@ def test_in_place_updates_written_into_their_target_are_eagers_bits(make):
     f(x, y)
     f(x, y)
     assert "out=" in "".join(f.explained.run.tail.src)
+
+
+@pytest.mark.parametrize("dynamic", [None, True], ids=["automatic", "dynamic-true"])
+@pytest.mark.parametrize("make", [_sgd_by_hand, _clip_by_hand], ids=["sgd-by-hand", "clip"])
+def test_a_tail_of_gradients_and_parameters_follows_a_dynamic_batch(make, dynamic):
+    # it reads no forward value, so the program becomes size-generic as any step does
+    ember.compiler.reset()
+    ember._dynamo.utils.counters.clear()
+    runs = []
+    for compiled in (False, True):
+        m, _, _ = _setup(ember, ember.float64)
+        step = make(ember, m)
+        f = ember.compile(step, dynamic=dynamic) if compiled else step
+        got = []
+        for n in (12, 7, 9, 5, 12, 8):
+            r = f(ember.tensor(_X[:n]), ember.tensor(_Y[:n]))
+            got += [v.detach().numpy().copy() for v in (r if isinstance(r, tuple) else (r,))]
+        runs.append(got + [p.detach().numpy().copy() for p in m.parameters()])
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    assert ember._dynamo.utils.counters["stats"]["dynamic_graphs"] >= 1
