@@ -649,7 +649,7 @@ class _Program:
                 compiled_step_for(a())()
             if tail is not None and i in tail.run:
                 tail.run[i](extras, values)
-        if self.items or norms or tail is not None:
+        if self.items or norms or tail is not None and tail.results:
             flat, _ = flatten(result)
             for pos, node, item in tail.results if tail is not None else ():
                 v = tail.value(values, node, extras)
