@@ -272,6 +272,14 @@ _getrefcount = sys.getrefcount
 _SOLE_OWNER = 3
 
 
+def _whole_view(a, like) -> bool:
+    """Whether view ``a`` spans all of a base only it refers to, in ``like``'s layout (a
+    convolution's weight gradient, a GEMM result reshaped): stealing it copies nothing."""
+    b = a.base  # referenced by a, by this name and by getrefcount's argument
+    return _getrefcount(b) == 3 and getattr(b, "nbytes", -1) == a.nbytes and \
+        a.flags.writeable and a.strides == like.strides
+
+
 def _accumulate(t, g):
     """``t.grad += g`` with PyTorch's rules: tensor hooks first, copy on first write."""
     if g is None:
@@ -288,7 +296,8 @@ def _accumulate(t, g):
             a = g._data
             if a.dtype != t._data.dtype:
                 a = a.astype(t._data.dtype)
-            elif a.base is not None or t._hooks or _getrefcount(a) > _SOLE_OWNER:
+            elif a.base is not None and not _whole_view(a, t._data) or t._hooks or \
+                    _getrefcount(a) > _SOLE_OWNER:
                 # shared with a view, or with a tensor a hook may have kept (PyTorch's
                 # AccumulateGrad steals only a gradient no one else refers to)
                 a = a.copy()
