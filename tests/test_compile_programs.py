@@ -296,8 +296,21 @@ def _into_input(t, x, w):
     return y + x2 @ w
 
 
+def _scaled_positions(t, x, w):
+    m = t.arange(4, dtype=t.float64)
+    m.mul_(2.0)  # no autograd: a write that is never folded with its first values
+    return (x @ w) * m
+
+
+def _ones_times(t, x, w):
+    m = t.ones(3, 4, dtype=t.float64)
+    m.mul_(x @ w)
+    return m * 2
+
+
 INPLACE = {"twice": _twice, "view_before": _view_before, "gate": _gate,
-           "into_clone": _into_input}
+           "into_clone": _into_input, "scaled_positions": _scaled_positions,
+           "ones_times": _ones_times}
 
 
 @pytest.mark.parametrize("name", sorted(INPLACE))
@@ -375,3 +388,26 @@ def test_inplace_writes_without_grad_compiled_equal_eager(name):
     with ember.no_grad():
         for _ in range(2):
             np.testing.assert_array_equal(f(x, w).numpy(), fn(ember, x, w).numpy())
+
+
+def test_inplace_relu_block_without_grad_compiles_without_copy():
+    """Inference (timm's benchmark under no_grad): the writes go too, numbers as eager's."""
+    from ember._dynamo.backends import lookup_backend
+    from ember._functorch import CompiledRegion
+    from ember.fx.experimental.proxy_tensor import COPY_
+    nn = ember.nn
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+                      nn.Conv2d(4, 4, 1), nn.Hardswish(inplace=True)).eval()
+    got = []
+
+    def backend(gm, example_inputs):
+        got.append(lookup_backend("inductor")(gm, example_inputs))
+        return got[-1]
+
+    cm = ember.compile(m, backend=backend)
+    with ember.no_grad():
+        for _ in range(2):
+            x = ember.randn(2, 3, 6, 6)
+            np.testing.assert_allclose(cm(x).numpy(), m(x).numpy(), rtol=1e-6, atol=1e-6)
+    assert len(got) == 1 and isinstance(got[0], CompiledRegion)
+    assert not any(n.target is COPY_ for n in got[0].gm.graph.nodes)

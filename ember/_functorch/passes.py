@@ -47,7 +47,7 @@ from ..fx.experimental.proxy_tensor import COPY_
 from ..fx.node import map_arg
 from .._backend import device as _device
 from .._dtype import dtype as _dtype
-from .._tensor import Tensor
+from .._tensor import Tensor, _make
 
 __all__ = ["pure", "cse", "dce", "fold_constants", "Folds", "optimize_graph"]
 
@@ -153,8 +153,9 @@ def functionalize(graph) -> int:
     write is renaming: later uses of the ``copy_`` read the op's result, which reads ``x``
     directly. The capture's values move along (``meta["val"]``/``aliases``, by which the
     backward lowering finds saved tensors): ``x``'s node takes the snapshot eager's op saved,
-    the op's node also names the written tensor. Writes recorded without autograd (no
-    snapshot: ``x``'s values before the write are gone) stay ``copy_``.
+    the op's node also names the written tensor. A write recorded without autograd (no
+    snapshot: the op read ``x`` itself, whose values before the write are gone) goes only
+    where nothing else read ``x``; its node is marked ``written`` and never folded.
     """
     import numpy as np
     from ..ops.convert import Clone
@@ -167,11 +168,13 @@ def functionalize(graph) -> int:
         if c.op != "call_function" or c.target is not COPY_ or len(c.args) != 2:
             continue
         t_node, r = c.args
-        k = r.args[0] if getattr(r, "op", None) == "call_function" and r.args else None
-        if clone is None or getattr(k, "target", None) is not clone or k.args[0] is not t_node \
-                or not k.meta.get("snapshot") \
-                or set(k.users) != {r} or _may_alias(r) or \
-                _may_alias(t_node):
+        if _may_alias(t_node) or _may_alias(r):
+            continue
+        k = r.args[0] if r.args else None
+        snapshot = clone is not None and getattr(k, "target", None) is clone and \
+            k.args[0] is t_node and k.meta.get("snapshot") and set(k.users) == {r}
+        # without autograd eager's op read ``x`` itself: only where nothing else read it
+        if not snapshot and (k is not t_node or not set(t_node.users) <= {r, c}):
             continue
         t = c.meta.get("val")
         if not isinstance(t, Tensor) or t._base is not None or \
@@ -180,16 +183,21 @@ def functionalize(graph) -> int:
             continue
         c.replace_all_uses_with(r)
         graph.erase_node(c)
-        r.args = (t_node,) + tuple(r.args[1:])
-        graph.erase_node(k)
-        snap = k.meta.get("val")
         aliases = t_node.meta.setdefault("aliases", [])
         if any(a is t for a in aliases):
             aliases[:] = [a for a in aliases if a is not t]
-        if t_node.meta.get("val") is t:
-            t_node.meta["val"] = snap
-        elif snap is not None:
-            aliases.append(snap)
+        if snapshot:
+            r.args = (t_node,) + tuple(r.args[1:])
+            graph.erase_node(k)
+            if t_node.meta.get("val") is t:
+                t_node.meta["val"] = k.meta["val"]
+            else:
+                aliases.append(k.meta["val"])
+        else:
+            # its values before the write are gone: a stand-in of its shape, never folded
+            if t_node.meta.get("val") is t:
+                t_node.meta["val"] = _make(t._data.copy())
+            t_node.meta["written"] = True
         r.meta.setdefault("aliases", []).append(t)
         done += 1
     return done
@@ -308,7 +316,7 @@ def fold_constants(gm):
             v = getattr(gm, n.target, None)
             if isinstance(v, Tensor) and not v.requires_grad and id(n) not in impure_reads:
                 const[id(n)] = n
-        elif (pure(n) or _factory(n)) and \
+        elif (pure(n) or _factory(n)) and not n.meta.get("written") and \
                 all(id(a) in const for a in n.all_input_nodes) and \
                 isinstance(n.meta.get("val"), Tensor) and not n.meta["val"].requires_grad:
             const[id(n)] = n
