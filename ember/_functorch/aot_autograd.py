@@ -74,8 +74,8 @@ _RANDOM = ("bernoulli", "multinomial", "rand", "randn", "randint", "rand_like", 
            "scaled_dot_product_flash_attention_for_cpu", "native_dropout")
 _FRESH_MM = {}  # array module -> ``fresh_mm`` bound to it
 _MM_T = {}  # array module -> ``linalg.mm_t`` bound to it (NOTE [ Transposed activations ])
-_CONST, _HOOK = 2, 3
-_T_ROWS = 128  # F-ordered linear products up to this many rows (NOTE [ Transposed activations ])  # saved-entry kinds (NOTE [ Saved tensors ] in autograd/function.py)
+_CONST, _HOOK = 2, 3  # saved-entry kinds (NOTE [ Saved tensors ] in autograd/function.py)
+_T_ROWS = 128  # F-ordered linear products up to this many rows (NOTE [ Transposed activations ])
 
 
 class Unsupported(Exception):

@@ -149,9 +149,12 @@ def mm_into(xp, a, b, add=None, out=None, fresh=False):
 # and used through its transpose, with no copy back to C order.  OpenBLAS (SkylakeX kernels,
 # one thread, thread CPU) at (M, K, N) = (128, 784, 512): 1,100 us against 1,190-1,340 for the
 # C-ordered ``x @ w.T`` (torch 1,130-1,150), (128, 512, 256) 360 against 390-400; 0.5-0.7x
-# for M <= 32, 0.8x at 64, even at 256 and 1.05-1.15x slower at 1024.  The value then stays
-# F-ordered through what reads it: relu in place (against an F-ordered zero array),
-# relu's gradient (the product ``g @ w`` feeding it is made F-ordered too, ``g.T`` as
+# for M <= 32, 0.8x at 64, even at 256 and 1.05-1.15x slower at 1024 (so ``_T_ROWS`` = 128).
+# At two threads (wall clock, best of 400 calls, loaded machine) every product of the step is
+# as fast or faster F-ordered ((128, 784, 512): 562-613 us against 610-758), and the compiled
+# step's best single step 2.67-2.73 ms against 3.26-3.75 C-ordered (torch 2.84-3.64).
+# The value then stays F-ordered through what reads it: relu in place (against an F-ordered
+# zero array), relu's gradient (the product ``g @ w`` feeding it is made F-ordered too, as
 # ``w.T @ g.T``: the same time, 0.96-1.07x), the next layer's product and the weight
 # gradient, whose ``matmul`` reads either layout (BLAS's transpose flags).  A value of two
 # layouts in one elementwise pass reads one across its rows (relu's gradient (128, 512):
