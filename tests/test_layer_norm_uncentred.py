@@ -55,12 +55,18 @@ def _check(x, w, b, g, needs, ns, **kw):
     dt = x.dtype.type
     ref = _run(torch, x, w, b, g, needs, ns, **kw)
     new, old = _both(lambda: _run(ember, x, w, b, g, needs, ns, **kw))
-    for r, n, o in zip(ref, new, old):
+    # torch's own float32 rounding error, against float64: a row of nearly equal values
+    # (rows=4, k=2, seed=47) magnifies it by 1/sqrt(var + eps) to ~1e-4, where ember's is 4e-6
+    up = (lambda a: None if a is None else a.astype(np.float64))
+    r64 = _run(torch, *map(up, (x, w, b, g)), needs, ns, **kw) if dt is np.float32 else ref
+    for r, n, o, q in zip(ref, new, old, r64):
         assert (r is None) == (n is None) == (o is None)
         if r is not None:
             assert n.dtype == r.dtype
             scale = max(1.0, float(np.abs(r).max()))
-            np.testing.assert_allclose(n, r, rtol=TOL[dt]["rtol"], atol=TOL[dt]["atol"] * scale)
+            slack = 2 * float(np.abs(r - q).max())
+            np.testing.assert_allclose(n, r, rtol=TOL[dt]["rtol"],
+                                       atol=TOL[dt]["atol"] * scale + slack)
             np.testing.assert_allclose(n, o, rtol=TOL[dt]["rtol"], atol=TOL[dt]["atol"] * scale)
     return new
 
