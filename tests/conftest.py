@@ -7,6 +7,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest
+from hypothesis import settings  # noqa: E402
+
+# Hypothesis draws the same examples on every run (a fixed seed per test), so CI on a clean
+# clone cannot fail on an example no one has seen; HYPOTHESIS_PROFILE=explore draws new ones.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 sys.path.insert(0, os.path.dirname(__file__))
 
