@@ -33,3 +33,14 @@ def _seed():
     ember.manual_seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def fresh_compile():
+    """ember.compile's caches and its counters empty before and after a test."""
+    import ember
+    from ember._dynamo.utils import counters
+    ember.compiler.reset()
+    counters.clear()
+    yield
+    ember.compiler.reset()

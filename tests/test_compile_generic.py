@@ -17,12 +17,7 @@ from ember.fx.experimental.proxy_tensor import make_fx
 from test_compile_dynamic import LM  # the small LSTM LM both files train
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    ember.compiler.reset()
-    counters.clear()
-    yield
-    ember.compiler.reset()
+pytestmark = pytest.mark.usefixtures("fresh_compile")  # conftest: empty caches and counters
 
 
 def _stats(name):

@@ -10,12 +10,7 @@ from ember._dynamo import eval_frame
 from ember._dynamo.utils import counters
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    ember.compiler.reset()
-    counters.clear()
-    yield
-    ember.compiler.reset()
+pytestmark = pytest.mark.usefixtures("fresh_compile")  # conftest: empty caches and counters
 
 
 class Scaled(nn.Module):

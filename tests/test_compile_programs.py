@@ -12,12 +12,7 @@ import ember.jit.annotations
 from ember._dynamo.utils import counters
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    ember.compiler.reset()
-    counters.clear()
-    yield
-    ember.compiler.reset()
+pytestmark = pytest.mark.usefixtures("fresh_compile")  # conftest: empty caches and counters
 
 
 def _gpt(t):

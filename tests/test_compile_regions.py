@@ -11,12 +11,7 @@ from ember._dynamo import eval_frame, exc, optim_step
 from ember._dynamo.utils import counters
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    ember.compiler.reset()
-    counters.clear()
-    yield
-    ember.compiler.reset()
+pytestmark = pytest.mark.usefixtures("fresh_compile")  # conftest: empty caches and counters
 
 
 def _model():

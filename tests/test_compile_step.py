@@ -11,12 +11,7 @@ from ember._dynamo.utils import counters
 from test_compile import GPT, LSTMLM, MLP, ResBlock, _data
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    ember.compiler.reset()
-    counters.clear()
-    yield
-    ember.compiler.reset()
+pytestmark = pytest.mark.usefixtures("fresh_compile")  # conftest: empty caches and counters
 
 
 class LeNetBN(nn.Module):
