@@ -10,8 +10,10 @@ import ember.nn as nn
 import ember.nn.functional as F
 from ember._dynamo.utils import counters
 from test_compile import MLP
-from test_compile_dynamic import LM as LSTMLM, _fresh, _frames  # noqa: F401 (the fixture)
+from test_compile_dynamic import LM as LSTMLM, _frames
 from test_compile_step import LeNetBN
+
+pytestmark = pytest.mark.usefixtures("fresh_compile")  # conftest: empty caches and counters
 
 
 class GPT(nn.Module):
