@@ -215,13 +215,19 @@ def _folds(regions) -> int:
                for r in regions for n in r.gm.graph.nodes)
 
 
-def _train(model, compiled, x, y, steps=4):
+def _recording_backend():
+    """ember's default backend, keeping each compiled region it makes (to look inside)."""
     regions = []
 
     def backend(gm, example_inputs):
         r = lookup_backend("inductor")(gm, example_inputs)
         regions.append(r)
         return r
+    return regions, backend
+
+
+def _train(model, compiled, x, y, steps=4):
+    regions, backend = _recording_backend()
     f = ember.compile(model.loss, backend=backend) if compiled else model.loss
     opt = model.lib.optim.Adam(model.params, lr=0.01)
     losses = []
@@ -263,12 +269,7 @@ def test_compiled_fold_without_grad_equals_eager(dtype):
     for p in model.params:
         p.data = p.data.to(getattr(ember, dtype))
     x, y = ember.from_numpy(g.integers(0, 9, (8, 6))), ember.from_numpy(g.integers(0, 9, 48))
-    regions = []
-
-    def backend(gm, example_inputs):
-        r = lookup_backend("inductor")(gm, example_inputs)
-        regions.append(r)
-        return r
+    regions, backend = _recording_backend()
     f = ember.compile(model.loss, backend=backend)
     with ember.no_grad():
         got, want = f(x, y), model.loss(x, y)
@@ -293,12 +294,7 @@ def test_compiled_fold_with_numba_step_kernels_trains_as_eager():
     xs, ys = ember.from_numpy(g.integers(0, 9, (8, 6))), ember.from_numpy(g.integers(0, 9, 48))
     eager, _ = _train(LM(ember), False, xs, ys)
     model = LM(ember)
-    regions = []
-
-    def backend(gm, example_inputs):
-        r = lookup_backend("inductor")(gm, example_inputs)
-        regions.append(r)
-        return r
+    regions, backend = _recording_backend()
     f = ember.compile(model.loss, backend=backend, options={"numba": True})
     opt = ember.optim.Adam(model.params, lr=0.01)
     got = []
@@ -319,12 +315,7 @@ def test_compiled_fold_at_varying_batch_and_length_trains_as_eager():
     res = []
     for compiled in (False, True):
         model = LM(ember)
-        regions = []
-
-        def backend(gm, example_inputs):
-            r = lookup_backend("inductor")(gm, example_inputs)
-            regions.append(r)
-            return r
+        regions, backend = _recording_backend()
         f = ember.compile(model.loss, backend=backend) if compiled else model.loss
         opt = ember.optim.Adam(model.params, lr=0.01)
         out = []
