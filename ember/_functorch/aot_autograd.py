@@ -61,9 +61,11 @@ from ..ops.movement import Reshape
 from .._tensor import Tensor, _make
 from ..ops import _workspace as _ws
 from ..ops import _blas
+from ..ops import _pointwise as _pw
 from ..ops.layers import _Linear
 from ..ops.elementwise import Relu as _Relu
 from ..ops.linalg import mm_t
+from . import codegen as _codegen
 from .codegen import GENERATED, BufferPool, Direct, Plan, direct, fresh_mm, relu_grad_into
 
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
@@ -114,6 +116,27 @@ def _relu_grad(xp, g, y, out):
             y.flags.f_contiguous and (out is None or out.flags.f_contiguous):
         return relu_grad_into(xp, g.T, y.T, None if out is None else out.T).T
     return relu_grad_into(xp, g, y, out)
+
+
+_UCLIP = np._core.umath.clip if hasattr(np, "_core") else np.core.umath.clip  # the ufunc
+_UINTS = {4: np.uint32, 8: np.uint64}
+
+
+def _relu_grad_y(xp, g, y, out):
+    """``_relu_grad`` where ``y`` (an F-ordered relu's result) is read for the last time: its
+    bits become the mask in place, ``clip(bits(y), 0, 1)``, then ``bits(g) * mask`` into
+    ``out``: the same two exact passes, without a workspace mask (an array fewer in the
+    step) or ``np.clip``'s Python layers (NOTE [ Transposed activations ])."""
+    ut = _UINTS.get(g.dtype.itemsize)
+    if xp is np and ut is not None and g.ndim == 2 and y.dtype == g.dtype and \
+            out.dtype == g.dtype and g.shape == y.shape == out.shape and \
+            g.flags.f_contiguous and y.flags.f_contiguous and out.flags.f_contiguous and \
+            _codegen._BITS and _pw._plus_zero(xp, g.dtype):
+        m = y.T.view(ut)
+        _UCLIP(m, ut(0), ut(1), out=m)
+        xp.multiply(g.T.view(ut), m, out=out.T.view(ut))
+        return out
+    return _relu_grad(xp, g, y, out)
 
 
 def _acc(a, b):
@@ -382,6 +405,7 @@ class CompiledRegion:
             mm = _FRESH_MM[xp] = functools.partial(fresh_mm, xp)
         env["_fresh_mm"] = mm
         env["_relu_grad"] = lambda g, y, out: _relu_grad(xp, g, y, out)
+        env["_relu_grad_y"] = lambda g, y, out: _relu_grad_y(xp, g, y, out)
         env["_wsl"] = lambda a: _wsl(xp, a)
         mt = _MM_T.get(xp)
         if mt is None:
@@ -663,10 +687,14 @@ class CompiledRegion:
                     dx = 0  # the gradient of an F-ordered input is made so too
                     if n in self._tin:
                         dx = next((f"{o} = _fresh_mm(" for j, o in outs if j == 0), 0)
+                    # an F-ordered relu's result read here for the last time: its mask
+                    ry = n in self._trelu and self._name[n] in frees.get(n, ())
                     for line in self._formula_lines(dense, sub_lines, gs, outs, owned,
                                                     leaf_outs):
                         if dx and line.startswith(dx):
                             line = line.replace("_fresh_mm(", "_fresh_mm_t(", 1)
+                        elif ry and " = _relu_grad(" in line:
+                            line = line.replace(" = _relu_grad(", " = _relu_grad_y(", 1)
                         lines.append(f"{ind}{line}")
                     srcs = [o for _, o in outs]
                     for j, o in outs:

@@ -1,0 +1,143 @@
+"""The compiled training step's array traffic (issue 17, ``mlp_step_nn``): an F-ordered relu's
+gradient takes its mask from the relu's own result, read there for the last time
+(``aot_autograd._relu_grad_y``), bit for bit what the workspace-mask path and eager give."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember._functorch import aot_autograd
+from ember._functorch.aot_autograd import CompiledRegion, _relu_grad, _relu_grad_y
+from ember.ops.elementwise import _ReluGrad
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    ember.compiler.reset()
+    yield
+    ember.compiler.reset()
+
+
+def _bits(a):
+    return a.view(f"uint{8 * a.itemsize}")
+
+
+def _case(dtype, shape=(48, 80), seed=0):
+    """An F-ordered relu result (with NaN, and zeros from -0.0) and a gradient with inf/NaN."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape[::-1]).astype(dtype)
+    x.flat[::7] = -0.0
+    x.flat[3] = np.nan
+    y = np.maximum(x, np.zeros_like(x)).T
+    g = rng.standard_normal(shape[::-1]).astype(dtype)
+    g.flat[::11] = np.inf
+    g.flat[5::13] = -np.inf
+    g.flat[2::17] = np.nan
+    return g.T, y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["over_g", "given"])
+def test_relu_grad_y_bits(dtype, where):
+    g, y = _case(dtype)
+    want = _ReluGrad.formula(np, np.ascontiguousarray(g), np.ascontiguousarray(y))
+    ref = torch.ops.aten.threshold_backward(torch.from_numpy(g.copy()),
+                                            torch.from_numpy(y.copy()), 0).numpy()
+    out = g if where == "over_g" else np.empty(g.shape[::-1], dtype).T
+    got = _relu_grad_y(np, g, y.copy(order="F"), out)
+    assert got is out
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    np.testing.assert_array_equal(_bits(got), _bits(ref))
+
+
+@pytest.mark.parametrize("order", ["C", "mixed"])
+def test_relu_grad_y_other_layouts_fall_back(order):
+    """Operands that are not all F-ordered take ``_relu_grad``'s path: the same values."""
+    g, y = _case(np.float32, seed=1)
+    g = np.ascontiguousarray(g)
+    if order == "C":
+        y = np.ascontiguousarray(y)
+    want = _relu_grad(np, g.copy(), y.copy(), None)
+    got = _relu_grad_y(np, g, y, g)
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def _mlp(sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (k, n) in enumerate(zip(sizes, sizes[1:])):
+        lin = ember.nn.Linear(k, n)
+        with ember.no_grad():
+            lin.weight.copy_(ember.from_numpy(rng.uniform(-1, 1, (n, k)).astype("f4") / k ** .5))
+            lin.bias.copy_(ember.from_numpy(rng.uniform(-.1, .1, n).astype("f4")))
+        layers.append(lin)
+        if i + 2 < len(sizes):
+            layers.append(ember.nn.ReLU())
+    return ember.nn.Sequential(*layers)
+
+
+def _grads(model, x, gout, backend=None):
+    """The parameters' gradients of ``model(x)`` backpropagated from ``gout``, the model
+    compiled (called twice: the second call runs the generated code) or eager."""
+    f = ember.compile(model, backend=backend) if backend is not None else model
+    for _ in range(2):
+        model.zero_grad()
+        f(ember.from_numpy(x)).backward(ember.from_numpy(gout))
+    return [p.grad.numpy().copy() for p in model.parameters()]
+
+
+def _recording_backend(made):
+    def compile_region(gm, example_inputs):
+        consts = {n.target: getattr(gm, n.target) for n in gm.graph.nodes
+                  if n.op == "get_attr"}
+        made.append(CompiledRegion(gm.graph, consts))
+        return made[-1]
+    return compile_region
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # eager's inf/NaN products
+@pytest.mark.parametrize("rows", [2, 64, 128])
+def test_compiled_chain_uses_relu_result_as_mask(rows, monkeypatch):
+    """Both relus of a 784-512-256-10 chain take the mask from their results; gradients (with
+    infinite and NaN incoming values) equal the workspace-mask path's bit for bit, and eager's
+    within float32 rounding (the chain's products are F-ordered)."""
+    sizes = (96, 80, 72, 10)
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, sizes[0])).astype("f4")
+    gout = rng.standard_normal((rows, sizes[-1])).astype("f4")
+    gout[0, 1] = np.inf
+    gout[-1, 2] = np.nan
+    made = []
+    new = _grads(_mlp(sizes), x, gout, _recording_backend(made))
+    src = made[-1].backward_src
+    assert src.count("_relu_grad_y(") >= 2 and "_relu_grad(" not in src
+    ember.compiler.reset()
+    monkeypatch.setattr(aot_autograd, "_relu_grad_y",
+                        lambda xp, g, y, out: _relu_grad(xp, g, y, out))
+    old = _grads(_mlp(sizes), x, gout, _recording_backend([]))
+    for a, b in zip(new, old):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+    eager = _grads(_mlp(sizes), x, gout)
+    for a, b in zip(new, eager):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_relu_read_elsewhere_keeps_its_result():
+    """A relu whose result the region returns is not F-ordered and keeps ``_relu_grad``: the
+    caller's tensor is never overwritten by the mask."""
+    lin = _mlp((16, 32))
+    made = []
+
+    def fn(x):
+        h = ember.relu(lin(x))
+        return h, h.sum()
+    f = ember.compile(fn, backend=_recording_backend(made))
+    x = ember.from_numpy(np.random.default_rng(3).standard_normal((8, 16)).astype("f4"))
+    for _ in range(2):
+        h, s = f(x)
+        before = h.detach().numpy().copy()
+        s.backward()
+        np.testing.assert_array_equal(h.detach().numpy(), before)
+    assert "_relu_grad_y(" not in made[-1].backward_src
