@@ -253,3 +253,62 @@ def test_new_batch_sizes_fold_and_equal_eager(dynamic):
         for n in (2, 3, 5, 2):
             x = ember.from_numpy(_x(2, n=n))
             _close(f(x).numpy(), em(x).numpy(), 1e-5)
+
+
+def _train(em, f, x, y, steps=3):
+    opt = ember.optim.SGD(em.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ember.nn.functional.mse_loss(f(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, [p.detach().numpy().copy() for p in em.parameters()]
+
+
+@pytest.mark.parametrize("c", [64, 16])  # Winograd's tiles, im2col/fold matrices
+def test_training_keeps_the_convolution_work_for_the_weight_gradient(c, monkeypatch):
+    from ember.ops import conv as _conv
+    made = {"n": 0}
+    for name in ("_fold_cols", "_im2col", "_wino_in", "_bl_cols"):
+        fn = getattr(_conv, name)
+
+        def counted(*a, _fn=fn, **k):
+            made["n"] += 1
+            return _fn(*a, **k)
+        monkeypatch.setattr(_conv, name, counted)
+    x = ember.from_numpy(_x(2))
+    y = ember.from_numpy(np.random.default_rng(3).standard_normal((2, c, 16, 16)).astype(
+        "float32"))
+    runs = []
+    for compiled in (False, True):
+        _, em = _pair(c=c)
+        em.train()
+        f, regions = _compiled(em) if compiled else (em, [])
+        _train(em, f, x, y, steps=2)  # (the capture, and the first compiled call)
+        made["n"] = 0
+        runs.append(_train(em, f, x, y) + (made["n"],))
+    (le, pe, ne), (lc, pc, nc) = runs
+    keep = [n for r in regions for n in r.gm.graph.nodes if
+            getattr(getattr(n.target, "_fn", None), "__self__", None) is conv_fold._ConvKeep]
+    assert nc == ne  # no work array made twice
+    assert len(keep) == 5
+    np.testing.assert_allclose(lc, le, rtol=1e-6)
+    for a, b in zip(pc, pe):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_input_convolution_is_lowered():
+    _, em = _pair()
+    for p in em.parameters():
+        p.requires_grad_(False)
+    x = ember.from_numpy(_x(2)).requires_grad_()
+    f, regions = _compiled(em.train())
+    f(x).sum().backward()
+    want = x.grad.numpy().copy()
+    x.grad = None
+    f(x).sum().backward()
+    assert not any(getattr(getattr(n.target, "_fn", None), "__self__", None) is
+                   conv_fold._ConvKeep for r in regions for n in r.gm.graph.nodes)
+    _close(x.grad.numpy(), want, 1e-6)

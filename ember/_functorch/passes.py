@@ -368,8 +368,8 @@ def optimize_graph(gm) -> dict:
     from .rnn_fold import fold_embedding_lstm  # NOTE [ Embedding into LSTM ]
     fused = fold_embedding_lstm(gm.graph)
     gm.meta_functionalized = functionalize(gm.graph)  # NOTE [ Functional in-place writes ]
-    from .conv_fold import fold_conv_bn  # NOTE [ Batch norm into convolution ]
-    fused += fold_conv_bn(gm.graph)
+    from .conv_fold import fold_conv_bn, keep_conv_work  # NOTE [ Batch norm into convolution ]
+    fused += fold_conv_bn(gm.graph) + keep_conv_work(gm.graph)
     merged = cse(gm.graph)
     erased = dce(gm.graph)
     if merged or erased or fused or gm.meta_functionalized:
