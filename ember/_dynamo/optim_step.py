@@ -72,7 +72,8 @@ def _kind(opt):
     cls = type(opt)
     if cls.step is not _EAGER_STEP and cls.step is not _routed:
         return None
-    if cls._update is SGD._update and cls._step_group is Optimizer._step_group:
+    if cls._update is SGD._update and cls._step_group in (SGD._step_group,
+                                                           Optimizer._step_group):
         return "sgd"
     if cls._update is Adam._update and cls._init_state is Adam._init_state and \
             cls._step_group is Adam._step_group:
