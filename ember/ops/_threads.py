@@ -33,8 +33,9 @@ machine loaded by others, load 2.7-3.4, so each figure +-15%): split against one
 resnet_block 0.87-1.11 vs 0.99-1.12, conv_gflops (time) 0.72-1.02 vs 0.82-1.15,
 resnet18_step 1.13-1.18 vs 1.15-1.22; never slower in a pair of runs, not measured on a
 quiet machine.  The activations' blocked kernels split too (``ops/_pointwise.py``: relu,
-leaky_relu, GELU, sigmoid, tanh's and sigmoid's backward); add, mul and the optimizers'
-updates do not yet.
+leaky_relu, GELU, sigmoid, tanh's and sigmoid's backward), and SGD's update in blocks
+(NOTE [ Blocked SGD ] in ``optim/sgd.py``); add, mul and the other optimizers' updates do
+not yet.
 """
 from __future__ import annotations
 
