@@ -47,6 +47,27 @@ scratch array (``y = x - mean``, two-pass variance on ``y``, ``y *= inv``, ``*= 
 and the one-pass forward against the two-pass one were within noise; a backward with the
 per-row factors as broadcasts (``x * c1``, ``+ c0``) within noise; a backward expanding its
 three factors by one (3R, 2) GEMM into a 1.5 MB block 1.6-1.7 -> 2.1 ms (the larger scratch).
+Where the in-step time goes (per call, min of 30 steps): forward ~290 us of which the first
+write of the scratch block (~50 us, 12 hot) and of the output (~43, 19 hot) and the row dots
+with the small per-row ops (~65); backward ~340 us, of which ``p = g * x`` into a cold block
+(~62) and the first write of the fresh ``dx`` (~58): first touches of cold memory, not
+arithmetic.  Also tried there and not kept (issue 17): a scratch array held by the op itself
+(one per shape, so always the same memory): the backward's ``p`` whole, unchanged; the
+forward's two factors as one K = 3 GEMM into an (R, 2K) array read as strided halves, 1.45 ->
+1.9 ms per step, or by 256-row blocks, unchanged; the backward by 256-row blocks 1.7 -> 1.9
+ms; the workspace handing out the block released last (hot) first, unchanged; BLAS's GEMM
+with ``beta = 1`` (ctypes, as ``_blas.axpy``) adding the rank-2 shift into ``y`` itself (no
+scratch) and the ``c0`` term into ``dx``: forward 1.14-1.18 -> 1.20 ms, backward 1.53-1.60 ->
+1.67-1.81 ms per step (min of 60; OpenBLAS's update of a cold (1024, 128) ``C`` took 86 us
+against 69 for the scratch product and add, 18 against 24 hot); and ``ember.compile``
+folding a layer norm into the linear that alone reads it,
+``z = [x inv, -mean inv, 1] @ [(W * g)^T; (W @ g)^T; (W @ b + c)^T]`` (norm1 -> in-projection,
+norm2 -> FF1, final norm -> head: the norm's output never formed, no bias pass; the relu
+after FF1 written over the fused result): the five forwards together -0.4 ms per step, but
+the backward's weight gradient from the (N, K + 2) product needs three passes
+over (N, K) to undo the folding (``(M_xs + M_shift) * g + dc b``), +0.3-0.4 ms, the whole
+step within noise (A/B of two compiled steps in one process, 30-40 interleaved steps, one
+thread, loaded machine), so it was not kept.  PyTorch's kernels make one pass each way.
 """
 from __future__ import annotations
 
