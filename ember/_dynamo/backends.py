@@ -26,10 +26,31 @@ def register_backend(compiler_fn=None, name: str = None):
 def lookup_backend(backend):
     """The compiler function for a name or callable (``InvalidBackend`` for an unknown one)."""
     if callable(backend):
-        return backend
+        if backend in _BACKENDS.values() or getattr(backend, "__wrapped__", None) is not None:
+            return backend
+        return _custom(backend)
     if isinstance(backend, str) and backend in _BACKENDS:
         return _BACKENDS[backend]
     raise InvalidBackend(backend)
+
+
+def _custom(backend):
+    """A user's ``backend(gm, example_inputs)``; a ``CompiledRegion`` it returns over ``gm``'s
+    own graph gets ``gm``, as the default backend's does: ``create_graph=True`` recomputes the
+    region's ops with eager autograd by running ``gm`` (``_recompute_grads``), and a region
+    without it could not."""
+    import functools
+
+    @functools.wraps(backend)
+    def compile_with(gm, example_inputs):
+        out = backend(gm, example_inputs)
+        from .._functorch.aot_autograd import CompiledRegion
+        if isinstance(out, CompiledRegion) and getattr(out, "gm", None) is None and \
+                getattr(out, "graph", None) is gm.graph:
+            gm.recompile()  # (the backend may have edited the graph without regenerating)
+            out.gm = gm
+        return out
+    return compile_with
 
 
 _DEBUG = ("eager", "aot_eager")  # tagged "debug", as PyTorch tags them

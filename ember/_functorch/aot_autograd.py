@@ -1261,10 +1261,16 @@ def _recompute_grads(region, inputs, grads) -> tuple:
     captured graph's ops again on the region's own inputs (which carry their history)."""
     from ..autograd import grad as autograd_grad
     from ..autograd.grad_mode import enable_grad
-    if region._random or getattr(region, "gm", None) is None:
+    if region._random:
         raise RuntimeError("ember.compile: create_graph=True through a compiled region that "
                            "draws random numbers (dropout) cannot recompute the same draws; "
                            "compile with backend='eager' for higher-order gradients")
+    if getattr(region, "gm", None) is None:  # (a custom backend's region over another graph)
+        raise RuntimeError("ember.compile: create_graph=True through a compiled region runs "
+                           "its ops again from its GraphModule (region.gm), which this region "
+                           "lacks: a backend returning a CompiledRegion over a graph other "
+                           "than gm.graph should set region.gm, or compile with "
+                           "backend='eager' for higher-order gradients")
     flat = list(region._ph_vals)
     for (kind, i), t in zip(region._tensor_args, inputs):
         if kind == "input":
