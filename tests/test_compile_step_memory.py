@@ -11,6 +11,7 @@ import ember
 from ember._functorch import aot_autograd
 from ember._functorch.aot_autograd import CompiledRegion, _relu_grad, _relu_grad_y
 from ember.ops.elementwise import _ReluGrad
+from ember.ops.loss import CrossEntropyLoss
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +142,128 @@ def test_relu_read_elsewhere_keeps_its_result():
         s.backward()
         np.testing.assert_array_equal(h.detach().numpy(), before)
     assert "_relu_grad_y(" not in made[-1].backward_src
+
+
+# ---- NOTE [ Compiled cross-entropy ] ----------------------------------------------------------
+
+def _ce_run(fn, x, t, compiled, made=None):
+    """``fn(x, t)``'s loss and ``x``'s gradient, eager or compiled (the second call runs the
+    generated code)."""
+    f = ember.compile(fn, backend=_recording_backend([] if made is None else made)) \
+        if compiled else fn
+    for _ in range(2):
+        xe = ember.from_numpy(x.copy()).requires_grad_()
+        loss = f(xe, ember.from_numpy(t))
+        loss.backward(ember.ones_like(loss))
+    return loss.detach().numpy().copy(), xe.grad.numpy().copy()
+
+
+def _logits(dtype, rows=32, classes=10, seed=0, spread=3.0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, classes)) * spread).astype(dtype)
+    return x, rng.integers(0, classes, rows)
+
+
+CE_CASES = {  # name -> (cross_entropy keywords, whether the compiled code takes the plain path)
+    "plain": ({}, True),
+    "ignore_index_unused": ({"ignore_index": -1}, True),
+    "ignore_index_class": ({"ignore_index": 3}, False),
+    "weight": ({"weight": "w"}, False),
+    "smoothing": ({"label_smoothing": 0.1}, False),
+    "sum": ({"reduction": "sum"}, False),
+    "none": ({"reduction": "none"}, False),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", list(CE_CASES))
+def test_compiled_cross_entropy_equals_eager_bits(dtype, case):
+    """The compiled loss and gradient are eager's bits, in the plain case and in each case the
+    op runs itself (weights, smoothing, reductions, an ignore_index some target equals); and
+    torch's within rounding."""
+    kw, plain = CE_CASES[case]
+    x, t = _logits(dtype)
+    w = np.linspace(0.5, 1.5, 10).astype(dtype)
+    kw_e = {k: ember.from_numpy(w) if v == "w" else v for k, v in kw.items()}
+    kw_t = {k: torch.from_numpy(w) if v == "w" else v for k, v in kw.items()}
+
+    def fn(x, t):
+        return ember.nn.functional.cross_entropy(x, t, **kw_e)
+    made = []
+    calls = []
+    op = CrossEntropyLoss.forward
+    with pytest.MonkeyPatch.context() as mp:  # the op's own forward, counted
+        mp.setattr(CrossEntropyLoss, "forward",
+                   staticmethod(lambda *a: calls.append(1) or op(*a)))
+        got = _ce_run(fn, x, t, True, made)
+    want = _ce_run(fn, x, t, False)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(_bits(np.asarray(a)), _bits(np.asarray(b)))
+    # (smoothing is the op's subclass, called as any op)
+    assert ("_ce_f(" in made[-1].forward_src) == (case != "smoothing")
+    assert len(calls) == (1 if plain else 2)  # the capture's call, then the generated one's
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    lt = torch.nn.functional.cross_entropy(xt, torch.from_numpy(t), **kw_t)
+    lt.backward(torch.ones_like(lt))
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 0}
+    np.testing.assert_allclose(got[0], lt.detach().numpy(), **tol)
+    np.testing.assert_allclose(got[1], xt.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("what", ["ignored_row", "wide_logits", "nan", "inf"])
+def test_compiled_cross_entropy_edge_values(what):
+    """Targets equal to the default ignore_index (the op's path), logits spread wider than the
+    shared shift's range (row maxima), NaN and infinite logits: eager's bits, no warning."""
+    x, t = _logits("float32", spread=30.0 if what == "wide_logits" else 3.0, seed=4)
+    if what == "ignored_row":
+        t[[2, 5]] = -100
+    elif what == "nan":
+        x[3, 1] = np.nan
+    elif what == "inf":
+        x[1, 4] = np.inf
+        x[6, 2] = -np.inf
+
+    def fn(x, t):
+        return ember.nn.functional.cross_entropy(x, t)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _ce_run(fn, x, t, True)
+        want = _ce_run(fn, x, t, False)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(_bits(np.asarray(a)), _bits(np.asarray(b)))
+
+
+def test_compiled_cross_entropy_target_out_of_range_raises():
+    """A target past the classes raises the op's IndexError at the compiled call too."""
+    x, t = _logits("float32")
+
+    def fn(x, t):
+        return ember.nn.functional.cross_entropy(x, t)
+    f = ember.compile(fn)
+    f(ember.from_numpy(x).requires_grad_(), ember.from_numpy(t))
+    bad = t.copy()
+    bad[7] = 10
+    with pytest.raises(IndexError, match="Target 10 is out of bounds"):
+        f(ember.from_numpy(x).requires_grad_(), ember.from_numpy(bad))
+    with pytest.raises(IndexError):
+        torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(bad))
+
+
+def test_compiled_cross_entropy_under_seterr_raise():
+    """``np.seterr(all="raise")`` with NaN logits: the compiled step, like the op, computes
+    quietly and gives eager's bits."""
+    x, t = _logits("float32", seed=5)
+    x[0, 0] = np.inf
+    x[1, 1] = np.nan
+
+    def fn(x, t):
+        return ember.nn.functional.cross_entropy(x, t)
+    old = np.seterr(all="raise")
+    try:
+        got = _ce_run(fn, x, t, True)
+        want = _ce_run(fn, x, t, False)
+    finally:
+        np.seterr(**old)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(_bits(np.asarray(a)), _bits(np.asarray(b)))

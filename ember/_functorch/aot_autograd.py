@@ -63,7 +63,8 @@ from ..ops import _workspace as _ws
 from ..ops import _blas
 from ..ops import _pointwise as _pw
 from ..ops.layers import _Linear
-from ..ops.elementwise import Relu as _Relu
+from ..ops import loss as _loss
+from ..ops.elementwise import Relu as _Relu, _FP_ERRORS
 from ..ops.linalg import mm_t
 from . import codegen as _codegen
 from .codegen import GENERATED, BufferPool, Direct, Plan, direct, fresh_mm, relu_grad_into
@@ -137,6 +138,84 @@ def _relu_grad_y(xp, g, y, out):
         xp.multiply(g.T.view(ut), m, out=out.T.view(ut))
         return out
     return _relu_grad(xp, g, y, out)
+
+
+# NOTE [ Compiled cross-entropy ]
+# ``cross_entropy`` at class indices (``ops/loss.py``'s fused ``CrossEntropyLoss`` node) is a
+# called op in a compiled region: its formula saves intermediates.  Its plain case (2-d float
+# logits, no class weights, no smoothing, 'mean', every target a class) is most training
+# steps' loss, and the op's forward there runs a dozen helper frames around its NumPy calls,
+# three to five times their hot cost once a step's GEMMs have evicted the caches (~120 us of
+# mlp_step_nn's forward for a (128, 10) loss; thread time, 1 thread, interleaved with torch).
+# ``_ce_forward``/``_ce_backward`` make those calls directly, the op's own in the op's order
+# (its ``_logit_shift``, the row sums as a GEMV), so the loss and gradient are the op's bits
+# (tests/test_compile_step_memory.py checks them against the op); any other call (a target
+# out of range, one equal to a non-negative ignore_index, a weight, an empty batch) runs the
+# op itself on a context, so its errors and numbers are the op's.
+_CE_ROWS = {}  # rows -> arange(rows), the rows' index (read only)
+_CE_ONES = {}  # (classes, dtype) -> a vector of ones (read only)
+
+
+def _ce_const(cache, key, make):
+    a = cache.get(key)
+    if a is None:
+        a = cache[key] = make()
+        a.flags.writeable = False
+    return a
+
+
+def _ce_forward(cls, needs, x, target, w, ignore_index, reduction, eps):
+    """``(loss, saved)``: the plain case's loss and what ``_ce_backward`` reads, or the op's
+    own forward with its context (NOTE [ Compiled cross-entropy ])."""
+    if type(x) is np.ndarray and type(target) is np.ndarray and x.ndim == 2 and \
+            x.dtype.char in "fd" and target.dtype.char in "lq" and target.ndim == 1 and \
+            w is None and not eps and reduction == "mean" and ignore_index < 0 and \
+            x.shape[0] and x.shape[1] and target.shape[0] == x.shape[0]:
+        rows, n = x.shape
+        # every target a class, in one read (a negative one is past 2**63 as unsigned);
+        # else the op raises, or ignores the rows equal to ignore_index
+        if target.view(np.uint64).max() < n:
+            dt = x.dtype
+            try:
+                z = np.subtract(x, _loss._logit_shift(x))
+                ar = _ce_const(_CE_ROWS, rows, lambda: np.arange(rows))
+                picked = z[ar, target]
+                e = np.exp(z, out=z)
+                se = np.matmul(e, _ce_const(_CE_ONES, (n, dt), lambda: np.ones(n, dt)))
+                loss = np.log(se)
+                loss -= picked
+                weight_sum = dt.type(rows)
+                return (loss.sum() / weight_sum).astype(dt), (e, se, target, ar, weight_sum)
+            except _FP_ERRORS:  # made errors (np.seterr, warning filters): the op reruns quietly
+                pass
+    c = _new(cls)
+    c.xp = xp_of(x)
+    c._record = True
+    c.needs_input_grad = needs
+    return cls.forward(c, x, target, w, ignore_index, reduction, eps), c
+
+
+def _ce_backward(cls, saved, g):
+    """The input gradient (as the op's backward returns it) from ``_ce_forward``'s
+    ``saved``; the op's own backward for its context."""
+    if type(saved) is not tuple:
+        _saved(saved)
+        return _tup(cls.backward(saved, _make(g)))
+    try:
+        gx = _ce_grad(g, *saved)
+    except _FP_ERRORS:  # made errors (np.seterr, warning filters): quietly, as the op's
+        with np.errstate(all="ignore"):
+            gx = _ce_grad(g, *saved)
+    return _make(gx), None, None, None, None, None
+
+
+def _ce_grad(g, e, se, t, ar, weight_sum):
+    """The plain case's input gradient, ``s (softmax - onehot)``, as the op computes it."""
+    one = e.dtype.type(1)
+    s = g.astype(e.dtype, copy=False) / weight_sum
+    gx = np.multiply(e, (s * one / se).reshape(-1, 1))
+    gx[ar, t] -= s * one
+    return gx
 
 
 def _acc(a, b):
@@ -406,6 +485,8 @@ class CompiledRegion:
         env["_fresh_mm"] = mm
         env["_relu_grad"] = lambda g, y, out: _relu_grad(xp, g, y, out)
         env["_relu_grad_y"] = lambda g, y, out: _relu_grad_y(xp, g, y, out)
+        env["_ce_f"] = _ce_forward
+        env["_ce_b"] = _ce_backward
         env["_wsl"] = lambda a: _wsl(xp, a)
         mt = _MM_T.get(xp)
         if mt is None:
@@ -478,20 +559,27 @@ class CompiledRegion:
                 _, cls, args, needs, record = f
                 cname = f"C_{n.name}"
                 env[cname + "_f"] = cls.forward
-                if record and (n not in lowered or n in saves):  # a ctx that saves
-                    c = f"c_{n.name}"
+                if record and n not in lowered and cls is _loss.CrossEntropyLoss:
+                    # NOTE [ Compiled cross-entropy ]: the plain case without the op's frames
                     env[cname] = cls
                     env[f"nig_{n.name}"] = needs
-                    body.append(f"{c} = _new({cname}); {c}.xp = xp; {c}._record = True; "
-                                f"{c}.needs_input_grad = nig_{n.name}")
-                else:  # nothing to save: one scratch ctx per op, made once
-                    c = f"s_{n.name}"
-                    scratch = _new(cls)
-                    scratch.xp = self._xp
-                    env[c] = scratch
-                body.append(f"{name[n]} = {cname}_f({c}, {', '.join(args)})")
-                if n in saves:  # what save_for_backward kept, for the lowered formula
-                    body.append(f"sv_{n.name} = {c}._to_save; {c} = None")
+                    body.append(f"{name[n]}, c_{n.name} = _ce_f({cname}, nig_{n.name}, "
+                                f"{', '.join(args)})")
+                else:
+                    if record and (n not in lowered or n in saves):  # a ctx that saves
+                        c = f"c_{n.name}"
+                        env[cname] = cls
+                        env[f"nig_{n.name}"] = needs
+                        body.append(f"{c} = _new({cname}); {c}.xp = xp; {c}._record = True; "
+                                    f"{c}.needs_input_grad = nig_{n.name}")
+                    else:  # nothing to save: one scratch ctx per op, made once
+                        c = f"s_{n.name}"
+                        scratch = _new(cls)
+                        scratch.xp = self._xp
+                        env[c] = scratch
+                    body.append(f"{name[n]} = {cname}_f({c}, {', '.join(args)})")
+                    if n in saves:  # what save_for_backward kept, for the lowered formula
+                        body.append(f"sv_{n.name} = {c}._to_save; {c} = None")
             ibody += self._infer_row(n) if n in self._rowplan else body[start:]
             dead = [name[a] for a, user in last_use.items() if user is n and
                     a.op == "call_function" and a not in region_outs and name[a] not in keep
@@ -733,8 +821,12 @@ class CompiledRegion:
             ind = "        " if cond else "    "
             if cond:
                 lines.append(f"    if {cond}:")
-            lines.append(f"{ind}_saved({c})")
-            lines.append(f"{ind}r = _tup({cname}_b({c}, {call}))")
+            if cls is _loss.CrossEntropyLoss and not isinstance(gs, list):
+                env[cname] = cls
+                lines.append(f"{ind}r = _ce_b({cname}, {c}, {gs})")  # the plain case's
+            else:
+                lines.append(f"{ind}_saved({c})")
+                lines.append(f"{ind}r = _tup({cname}_b({c}, {call}))")
             for j, a in enumerate(n.args):
                 if hasattr(a, "op") and isinstance(a.meta.get("val"), Tensor) and \
                         a.meta["val"].requires_grad and a in gname:

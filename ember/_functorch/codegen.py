@@ -47,10 +47,11 @@ __all__ = ["direct", "Plan", "BufferPool", "relu_grad_into", "fresh_mm", "GENERA
 # The module name of generated forward/backward code.  NumPy warns on floating-point edge
 # cases PyTorch computes silently (NOTE [ Floating-point warnings ] in ops/elementwise.py);
 # the ops' own module filter does not reach a ufunc the generated code calls, this one does
-# (and the helpers here: relu's gradient multiplies inf by 0 as the op does).
+# (and the helpers here and in aot_autograd.py: relu's gradient multiplies inf by 0 as the op
+# does, cross-entropy's exp of NaN logits, NOTE [ Compiled cross-entropy ]).
 GENERATED = "ember._functorch.generated"
 warnings.filterwarnings("ignore", category=RuntimeWarning,
-                        module=r"ember\._functorch\.(generated|codegen)$")
+                        module=r"ember\._functorch\.(generated|codegen|aot_autograd)$")
 
 _FLOATS = ("float32", "float64")
 _BITS = True  # relu's gradient on integer views (False: the float mask; tests compare)
