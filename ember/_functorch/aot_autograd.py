@@ -57,7 +57,7 @@ from ..autograd.modes import Op
 from ..fx.experimental.proxy_tensor import (DROPOUT_MASK, OpRecorder, dropout_mask_array,
                                             flatten, unflatten)
 from .._backend import xp_of, asarray as _asarray, _BY_ARRAY_TYPE as _ARRAY_TYPES
-from ..ops.movement import Reshape
+from ..ops.movement import Permute, Reshape
 from .._tensor import Tensor, _make
 from ..ops import _workspace as _ws
 from ..ops import _blas
@@ -1244,6 +1244,12 @@ class CompiledRegion:
                 # the formula saw a contiguous gradient where the runtime one may be strided:
                 # reshape (a view when strides allow, else a copy) gives the same numbers
                 lines.append(f"{var} = xp.reshape({args[0]}, {args[1]})")
+                continue
+            if issubclass(scls, Permute) and len(args) == 2 and not m.kwargs:
+                # the view Permute.forward makes, without its frame and scratch context (a
+                # linear's weight gradient reads its gradient transposed: g.T @ x)
+                lines.append(f"{var} = {args[0]}.transpose({args[1]})" if self._xp is np else
+                             f"{var} = xp.transpose({args[0]}, {args[1]})")
                 continue
             key = f"S_{scls.__name__}"
             if key not in self._env:

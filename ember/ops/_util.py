@@ -4,7 +4,7 @@ from __future__ import annotations
 import builtins
 import math
 
-from .._dtype import from_np, result_type_of, _FLOAT, get_default_dtype
+from .._dtype import from_np, result_type_of, _FLOAT, get_default_dtype, float32, float64
 from .._backend import _BY_ARRAY_TYPE as _ARRAY_TYPES, asarray
 from .._state import state
 from .._tensor import Tensor, _make, _wrap_dim
@@ -142,6 +142,34 @@ def const(xp, shape, dt, value):
         if len(_CONST) >= 64:  # (bounded where shapes keep changing)
             _CONST.clear()
         c = _CONST[key] = xp.full(shape, value, dt)
+        c.flags.writeable = False
+    return c
+
+
+# float32/64 dtype -> {Python number: that number as a read-only 0-d array of the dtype}: a
+# ufunc against a cached 0-d array takes NumPy's trivial loop, against a Python number first its
+# weak-scalar conversion: (32, 64) float32 ``h - 0.05`` 0.92 -> 0.58 us, and after another
+# library's step has evicted the caches ~1 us less (thread CPU, 1 thread)
+_SCALARS = {float32._np: ({}, 3.4028234663852886e38), float64._np: ({}, 1.7976931348623157e308)}
+
+
+def scalar_operand(a, v, dt):
+    """Python number ``v`` as the other operand of array ``a``'s ufunc in ``a``'s dtype ``dt``,
+    float32/64: a cached 0-d array of ``dt`` and ``a``'s array type, holding ``v`` cast as NumPy
+    casts a weak scalar (the same bits); ``v`` itself for other dtypes, for an ``a`` of another
+    dtype, and for 0, NaN and values beyond the dtype's."""
+    entry = _SCALARS.get(dt) if a.dtype is dt else None
+    if entry is None:
+        return v
+    cache = entry[0]
+    c = cache.get(v)
+    if c is None or c.__class__ is not a.__class__:
+        # (0 and -0.0 share a key; NaN never finds its own)
+        if c is not None or not 0 < abs(v) <= entry[1] or a.__class__ not in _ARRAY_TYPES:
+            return v
+        if len(cache) >= 256:  # (bounded where scalars keep changing)
+            cache.clear()
+        c = cache[v] = _ARRAY_TYPES[a.__class__][0].asarray(v, dtype=dt)
         c.flags.writeable = False
     return c
 

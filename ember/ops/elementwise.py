@@ -37,7 +37,7 @@ from . import _blas
 from . import _util
 from ._util import (result_dtype, cast, reduce_grad, shape_of, check_broadcast, float_dtype,
                     need_tensor, scalar_name, c_name, holomorphic, is_float, plain as _plain,
-                    _sum_to, const)
+                    scalar_operand, _sum_to, const)
 
 __all__ = [
     # arithmetic
@@ -75,6 +75,7 @@ _FP_ERRORS = (RuntimeWarning, FloatingPointError)
 # What a ufunc called with ``dtype=`` raises for operands it will not take as they are,
 # or for floating-point edge cases the user made errors: ``_slow`` handles both.
 _SLOW = (ValueError, OverflowError, TypeError) + _FP_ERRORS
+_PY_NUMBERS = frozenset((builtins.float, builtins.int))  # operands ``scalar_operand`` takes
 
 
 # ---- operands and results ----------------------------------------------------------------
@@ -322,6 +323,10 @@ class Add(Function):
         if dt.itemsize == 2:
             return _arith(ctx.xp.add, a, b, dt, True)
         try:
+            if b.__class__ in _PY_NUMBERS:  # a cached 0-d array, no ``dtype=``: 0.3 us less
+                c = scalar_operand(a, b, dt)
+                if c is not b:
+                    return ctx.xp.add(a, c)
             return ctx.xp.add(a, b, dtype=dt)
         except _SLOW:
             return _slow(ctx.xp.add, a, b, dt)
@@ -361,6 +366,10 @@ class Sub(Function):
         if dt.itemsize == 2:
             return _arith(ctx.xp.subtract, a, b, dt, True)
         try:
+            if b.__class__ in _PY_NUMBERS:  # a cached 0-d array, no ``dtype=``: 0.3 us less
+                c = scalar_operand(a, b, dt)
+                if c is not b:
+                    return ctx.xp.subtract(a, c)
             return ctx.xp.subtract(a, b, dtype=dt)
         except _SLOW:
             return _slow(ctx.xp.subtract, a, b, dt)
@@ -409,6 +418,10 @@ class Mul(Function):
         if dt.itemsize == 2:
             return _arith(ctx.xp.multiply, a, b, dt)
         try:
+            if b.__class__ in _PY_NUMBERS:  # a cached 0-d array, no ``dtype=``: 0.3 us less
+                c = scalar_operand(a, b, dt)
+                if c is not b:
+                    return ctx.xp.multiply(a, c)
             return ctx.xp.multiply(a, b, dtype=dt)
         except _SLOW:
             return _slow(ctx.xp.multiply, a, b, dt)
@@ -442,8 +455,8 @@ def _times(g, gd, o, shape, dt, ufunc="multiply", op=operator.mul):
         od = o._data
         ok = od.dtype is gd.dtype and type(od) is type(gd)
     else:
-        od = o
-        ok = type(o) is builtins.float or type(o) is builtins.int
+        ok = o.__class__ in _PY_NUMBERS
+        od = scalar_operand(gd, o, gd.dtype) if ok else o
     if ok:
         xp = _ARRAY_TYPES[type(gd)][0]
         try:
@@ -473,6 +486,10 @@ class Div(Function):
         if dt.itemsize == 2:
             return _arith(ctx.xp.true_divide, a, b, dt)
         try:
+            if b.__class__ in _PY_NUMBERS:  # a cached 0-d array, no ``dtype=``: 0.3 us less
+                c = scalar_operand(a, b, dt)
+                if c is not b:
+                    return ctx.xp.true_divide(a, c)
             return ctx.xp.true_divide(a, b, dtype=dt)
         except _SLOW:
             return _slow(ctx.xp.true_divide, a, b, dt)
@@ -2429,6 +2446,10 @@ def _arith_operator(cls, ufunc: str, reflected=False, floating=False):
             if type(o) is builtins.float or type(o) is type(d):  # (one device)
                 fn = getattr(_ARRAY_TYPES[type(d)][0], ufunc)
                 try:  # (0-d operands give a NumPy scalar: ``_plain`` makes it an array)
+                    if type(o) is builtins.float:  # (as in Add.forward: scalar_operand)
+                        c = scalar_operand(d, o, dt)
+                        if c is not o:
+                            return _plain(fn(c, d) if reflected else fn(d, c))
                     return _plain(fn(o, d, dtype=dt) if reflected else fn(d, o, dtype=dt))
                 except _SLOW:  # shapes that do not broadcast, errors made of warnings
                     pass
