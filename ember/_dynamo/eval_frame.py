@@ -1004,9 +1004,18 @@ def _fast_guard(entry, key, disc, leaves):
             conds.append(f"not isinstance(a{i}, Tensor) and id(a{i}) == {lk[1]!r}")
         else:
             conds.append(f"type(a{i}) is {bind(lk[0])} and a{i} == {bind(lk[1])}")
+    run = entry.run
+    infer = getattr(run, "_infer", None)
+    if infer is None or entry.side or grad is not False or run._folds is not None:
+        infer = None
+    # the inference call checks its constants' arrays by identity, and their shapes when one
+    # is another array (NOTE [ Batch-1 inference ]): reading each array's shape here again
+    # costs cache misses once its weights have streamed through
+    checked = {id(t) for t in getattr(run, "_infer_consts", ())} if infer is not None else ()
     for d, k, t, shape, rg in entry.owned:
         tn = bind(t)
-        conds.append(f"{bind(d)}[{k!r}] is {tn} and {tn}._data.shape == {shape!r} and "
+        conds.append(f"{bind(d)}[{k!r}] is {tn} and " +
+                     ("" if id(t) in checked else f"{tn}._data.shape == {shape!r} and ") +
                      f"{tn}._requires_grad is {rg!r}")
     for cell, t in entry.cells:
         conds.append(f"{bind(cell)}.cell_contents is {bind(t)}")
@@ -1014,17 +1023,18 @@ def _fast_guard(entry, key, disc, leaves):
         dn = bind(d)
         for k, v in zip(keys, vals):
             if v is _MISSING:
-                conds.append(f"{dn}.get({k!r}, M) is M")
+                conds.append(f"{k!r} not in {dn}")
             elif v is None or type(v) is bool:
                 conds.append(f"{dn}[{k!r}] is {v!r}")
             else:
-                conds.append(f"{dn}[{k!r}] == {bind(v)}")
+                # the captured object itself first: ``==`` reads both objects, each a cache
+                # miss once a batch-1 call's weights have streamed through (NOTE [ Guard cost ])
+                vn = bind(v)
+                conds.append(f"((g := {dn}[{k!r}]) is {vn} or g == {vn})")
     # subscripts, not .get: a key gone (a deleted attribute) fails the guard by KeyError
     src = "def fast(self, args):\n    if not (" + conds[0] + "):\n        return False\n"
     src += "".join(f"    {line}\n" for line in fetch)
-    run = entry.run
-    infer = getattr(run, "_infer", None)
-    if infer is not None and not entry.side and grad is False and run._folds is None:
+    if infer is not None:
         # NOTE [ Batch-1 inference ] (_functorch/aot_autograd.py): the guard, then the
         # region's generated inference call, from one call of the caller's.  The entry is
         # not bound (entry -> guard -> entry would be a cycle): a region entry's run is never
@@ -1368,14 +1378,7 @@ class _Compiled:
                 (ok := last[1](self, args)) is not False:
             if ok is not True:  # a region's inference call ran inside the guard: its result
                 return ok       # (NOTE [ Batch-1 inference ] in _functorch/aot_autograd.py)
-            entry = last[2]
-            run = entry.run
-            if run is not None and not entry.side:  # ``_run``'s common case, inline
-                try:
-                    return run(*args)
-                except _GuardMismatch:
-                    return self._mismatch(entry, args, kwargs)
-            return self._run(entry, args, kwargs, args)
+            return self._passed(last[2], args)
         if self._disc is None:
             self._disc = _discover(self.fn)
         if kwargs or any(isinstance(a, _NESTED) for a in args):
@@ -1430,6 +1433,16 @@ class _Compiled:
             if self.dynamic is True and entry.dynamic is None:
                 self._grow(cache, key, entry, args, kwargs)
         return result
+
+    def _passed(self, entry, args):
+        """Run ``entry`` for a flat positional call whose fast guard passed."""
+        run = entry.run
+        if run is not None and not entry.side:  # ``_run``'s common case, inline
+            try:
+                return run(*args)
+            except _GuardMismatch:
+                return self._mismatch(entry, args, {})
+        return self._run(entry, args, {}, args)
 
     def _grow(self, cache, key, entry, args, kwargs) -> None:
         """``dynamic=True``: make the first capture's graph size-generic now, by capturing
@@ -1952,9 +1965,18 @@ class OptimizedModule(Module):
         self.__dict__["_compiled"] = compiled
 
     def __call__(self, *args, **kwargs):
-        if kwargs:
-            return self._compiled(*args, **kwargs)
-        return self._compiled(*args)
+        c = self._compiled
+        if kwargs or type(c) is not _Compiled:  # (``_WithKernels`` wraps its calls)
+            return c(*args, **kwargs)
+        # the compiled function's fast path (NOTE [ Guard cost ]) without its frame: a batch-1
+        # call's frames and the objects they touch are cache misses after its weights streamed
+        last = c._last
+        if last is not None and last[0] == _epoch[0] and not (_capturing or _disabled[0]) and \
+                (ok := last[1](c, args)) is not False:
+            if ok is not True:  # NOTE [ Batch-1 inference ] (_functorch/aot_autograd.py)
+                return ok
+            return c._passed(last[2], args)
+        return c(*args)
 
     def forward(self, *args, **kwargs):
         return self._compiled(*args, **kwargs)

@@ -987,16 +987,20 @@ class CompiledRegion:
     # arrays, takes a buffer set, runs the forward with each linear spelled inline as the bias
     # copied into its output buffer and one ``cblas_?gemv`` over an argument tuple made when the
     # set was (NOTE [ Batch-1 linear by GEMV ] in ops/_blas.py), and wraps the result.  A set
-    # is (buffers, argument tuples, the weight arrays the tuples point into); it is remade when
-    # a weight array is another object (``.data =``, ``load_state_dict`` into a new array), and
-    # a weight one GEMV cannot take (strided, another dtype) sends the call to the general path.
+    # is (buffers, argument tuples, the weight arrays the tuples point into, the region's other
+    # constant arrays); it is remade when one of those arrays is another object (``.data =``,
+    # ``load_state_dict`` into a new array), a weight one GEMV cannot take (strided, another
+    # dtype) sends the call to the general path, and a constant of another type, shape or
+    # dtype than the capture's makes ``_infer`` return False: the guard's failure, so the
+    # caller's general path checks the entry (a new shape recompiles).  The guard therefore
+    # reads no shape of these constants at each call (their arrays were cache misses there).
     # Weights are read in place at each call, so in-place writes (versioned or not: ``.data``,
     # ``.numpy()``) are seen; a transposed copy (OpenBLAS's other kernel, 1.02-1.07x faster)
     # would go stale through writes that bump no version counter (``p.data.mul_(2)``), so it
     # is not made.  ``ember.compile``'s guard calls ``_infer`` itself when its entry runs such a
     # region without grad (``_fast_guard`` in _dynamo/eval_frame.py): a call is then the user's
-    # frame, ``OptimizedModule.__call__``, the wrapper's ``__call__``, the guard, ``_infer`` and
-    # ``_make``.  A copy of the region (a dynamic instance at other sizes) never runs the
+    # frame, ``OptimizedModule.__call__`` (which runs the wrapper's fast path itself), the
+    # guard, ``_infer`` and ``_make``.  A copy of the region (a dynamic instance at other sizes) never runs the
     # original's ``_infer`` (``__copy__``).  Nothing here refers back to the region (``_slow``
     # is a weak method), so a dropped region frees its buffers without the garbage collector.
     def _infer_row(self, n) -> list:
@@ -1025,14 +1029,25 @@ class CompiledRegion:
                 env[f"_K{i}"] = self._consts[i]
                 lines.append(f"    {p} = _K{i}._data")
         names = [f"B{i}" for i in range(nb)] + [f"G{k}" for k in range(nr)]
-        stale = " or ".join(f"S[{nb + nr + k}] is not {w}" for k, (_, w, *_r) in
-                            enumerate(rows))
+        # the arrays a set holds and is checked against by identity: each GEMV's weight, then
+        # the region's other constants; a constant's shape and dtype are checked when a set is
+        # made, so the guard need not read them at each call (NOTE [ Batch-1 inference ])
+        consts = {p: self._consts[i] for p, (kind, i) in zip(params, self._tensor_args)
+                  if kind == "const"}
+        held = [w for _, w, *_r in rows]
+        held += [p for p in consts if p not in held]
+        want = [(type(consts[p]._data), consts[p]._data.shape, consts[p]._data.dtype)
+                if p in consts else None for p in held]
+        self._infer_consts = tuple(consts.values())
+        stale = " or ".join(f"S[{nb + nr + j}] is not {v}" for j, v in enumerate(held))
         lines += ["    try:", "        S = _L.pop()", "    except IndexError:",
                   "        S = None",
                   f"    if S is None{' or ' + stale if stale else ''}:",
-                  f"        S = _mkset({''.join(w + ', ' for _, w, *_r in rows)})",
+                  f"        S = _mkset({''.join(v + ', ' for v in held)})",
                   "        if S is None:  # a weight one GEMV cannot take: the general call",
-                  "            return _slow()(flat)"]
+                  "            return _slow()(flat)",
+                  "        if S is False:  # a constant of another shape or dtype: the guard's",
+                  "            return False  # failure (the caller takes its general path)"]
         if names:
             lines.append(f"    {', '.join(names)}, = S[:{nb + nr}]")
         lines += [f"    {ln}" for ln in body]
@@ -1043,16 +1058,22 @@ class CompiledRegion:
                   "    return t"]
         spec, xp = plan.spec(), self._xp
 
-        def mkset(*ws):
-            """A new set of buffers and the GEMVs' argument tuples over them and ``ws``."""
+        def mkset(*arrays):
+            """A new set of buffers and the GEMVs' argument tuples over them and the weights
+            (the first of ``arrays``); False where a constant is not of the captured type,
+            shape and dtype, None where one GEMV cannot take a weight."""
+            for a, w in zip(arrays, want):
+                if w is not None and (type(a) is not w[0] or a.shape != w[1] or
+                                      a.dtype != w[2]):
+                    return False
             bufs = BufferPool(xp).alloc(spec)
             gs = []
-            for w, (_, _, b, xb, _, ob, _, _) in zip(ws, rows):
+            for w, (_, _, b, xb, _, ob, _, _) in zip(arrays, rows):
                 g = _blas.row_args(w, bufs[xb], bufs[ob], b != "None")
                 if g is None:
                     return None
                 gs.append(g)
-            return (*bufs, *gs, *ws)  # the weights last: held while their pointers are
+            return (*bufs, *gs, *arrays)  # the arrays last: held while their pointers are
         env.update(_L=[], _mkset=mkset, _slow=weakref.WeakMethod(self._general),
                    _ARRAYS=_ARRAY_TYPES,
                    _asarray=_asarray, _st=state)
@@ -1265,7 +1286,9 @@ class CompiledRegion:
         inf = self._infer
         if inf is not None and not (state.grad or state.intercept) and \
                 len(flat) == self._n_placeholders and self._folds is None:
-            return inf(flat)  # NOTE [ Batch-1 inference ]
+            r = inf(flat)  # NOTE [ Batch-1 inference ]
+            if r is not False:  # (False: a constant changed shape or dtype)
+                return r
         return self._general(flat)
 
     def __copy__(self):
