@@ -312,3 +312,36 @@ def test_frozen_input_convolution_is_lowered():
     assert not any(getattr(getattr(n.target, "_fn", None), "__self__", None) is
                    conv_fold._ConvKeep for r in regions for n in r.gm.graph.nodes)
     _close(x.grad.numpy(), want, 1e-6)
+
+
+@pytest.mark.parametrize("groups", [1, 8, 32])  # dense, grouped, depthwise (MobileNet's)
+def test_grouped_and_strided_convolutions_fold(groups):
+    def net(t):
+        nn = t.nn
+        return nn.Sequential(nn.Conv2d(32, 32, 3, stride=2, padding=1, groups=groups,
+                                       bias=False), nn.BatchNorm2d(32), nn.ReLU6(),
+                             nn.Conv2d(32, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+    torch.manual_seed(0)
+    tm = net(torch)
+    with torch.no_grad():
+        for mod in tm.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.running_mean.uniform_(-0.5, 0.5)
+    em = net(ember)
+    em.load_state_dict({k: ember.from_numpy(v.detach().numpy().copy())
+                        for k, v in tm.state_dict().items()})
+    tm.eval()
+    em.eval()
+    x = np.random.default_rng(5).standard_normal((2, 32, 12, 12)).astype("float32")
+    f, regions = _compiled(em)
+    with ember.no_grad():
+        f(ember.from_numpy(x))
+        got = f(ember.from_numpy(x)).numpy()
+        want = em(ember.from_numpy(x)).numpy()
+    with torch.no_grad():
+        ref = tm(torch.from_numpy(x)).numpy()
+    nodes = _folded(regions)
+    assert [n.args[10] for n in nodes] == [False, True]  # ReLU6 is not folded, ReLU is
+    _close(got, want, 1e-5)
+    _close(got, ref, 1e-5)

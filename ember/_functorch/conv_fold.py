@@ -121,6 +121,8 @@ class _ConvBnEval(Function):
                 w = w * s.reshape((-1,) + (1,) * (w.ndim - 1))
             y, cols = _conv._conv_fwd(xp, x, w, g, keep=False)
             del cols, w
+            if not y.flags.c_contiguous:  # (the epilogue writes through a flat view of it)
+                y = xp.ascontiguousarray(y)
         _epilogue(xp, y.reshape(n * o, L), None if on_w else s, t, n,
                   None if res is None else res.reshape(n * o, L), relu)
         return y
@@ -165,8 +167,11 @@ class Frozen:
         return u
 
     def __del__(self):
-        with _lock:
-            _held[0] -= self.nbytes
+        try:
+            with _lock:
+                _held[0] -= self.nbytes
+        except TypeError:  # (at interpreter exit the module's globals may be gone)
+            pass
 
 
 def _same(xp, a, b) -> bool:
