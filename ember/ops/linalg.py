@@ -161,6 +161,20 @@ def mm_into(xp, a, b, add=None, out=None, fresh=False):
 # 144 us against 21), so a chain is F-ordered throughout or not at all
 # (``_functorch/aot_autograd.py`` picks the chains, ``_transposed_chains``).  Only values that
 # never leave the region are F-ordered: a returned tensor is C-contiguous as PyTorch's.
+# relu's gradient takes its mask from the relu's own result, which the backward reads there
+# for the last time (``_relu_grad_y``), so the step has no mask arrays.
+# What mlp_step_nn's step measured besides (issue 17; thread time, 1 thread, a loaded
+# machine; not kept unless said): it makes no page faults (0.0 minor faults a step, ember
+# and torch); an 8 or 32 MB read between steps slows ember's step <= 2% and torch's 10-16%,
+# and run alone ember/torch was 0.99 against 0.96 interleaved, so cache eviction by the other
+# framework is not what separates them; the second of two back-to-back ember steps runs
+# ~3% faster (A/A in one process). The non-GEMM lines run 2-5x their isolated time after the
+# GEMMs evict the caches (cross-entropy's forward ~90-120 us against ~23), so the kept
+# changes remove Python frames there (NOTE [ Compiled cross-entropy ] in
+# ``_functorch/aot_autograd.py``, relu's mask, inline transposes). Bias gradients of the
+# F-ordered gradients as a GEMV with ones: 2-3x faster, but 20 SGD steps then left the
+# trajectory test's rtol 1e-5 / atol 1e-6 (abs 1.3e-5). relu against a zero row or with the
+# clip ufunc: slower, and clip keeps -0.0. 4 KB-aligned GEMM operands: within 2-4% noise.
 
 
 def mm_t(xp, a, b, add=None, out=None):
