@@ -1048,13 +1048,16 @@ class CompiledRegion:
                   "            return _slow()(flat)",
                   "        if S is False:  # a constant of another shape or dtype: the guard's",
                   "            return False  # failure (the caller takes its general path)"]
-        if names:
-            lines.append(f"    {', '.join(names)}, = S[:{nb + nr}]")
-        lines += [f"    {ln}" for ln in body]
-        lines += ["    _L.append(S)", f"    o = {out}",
-                  "    if type(o) not in _ARRAYS and hasattr(o, 'shape'):  # a NumPy scalar",
-                  "        o = _asarray(o)",
-                  "    t = _make(o)", "    if _st.inference:", "        t._inference = True",
+        if names:  # (the whole set unpacked: no slice made)
+            lines.append(f"    {', '.join(names + [f'_h{j}' for j in range(len(held))])}, = S")
+        # relu's ufunc bound once (not looked up in NumPy's namespace at each call)
+        lines += [f"    {ln.replace('xp.maximum(', '_maximum(')}" for ln in body]
+        lines += ["    _L.append(S)", f"    o = {out}"]
+        if out not in {self._name[n] for n, r in self._rowplan.items() if r[6]}:
+            # (a returned GEMV row is a fresh array already)
+            lines += ["    if type(o) not in _ARRAYS and hasattr(o, 'shape'):  # a NumPy scalar",
+                      "        o = _asarray(o)"]
+        lines += ["    t = _make(o)", "    if _st.inference:", "        t._inference = True",
                   "    return t"]
         spec, xp = plan.spec(), self._xp
 
@@ -1075,6 +1078,7 @@ class CompiledRegion:
                 gs.append(g)
             return (*bufs, *gs, *arrays)  # the arrays last: held while their pointers are
         env.update(_L=[], _mkset=mkset, _slow=weakref.WeakMethod(self._general),
+                   _maximum=getattr(xp, "maximum", None),
                    _ARRAYS=_ARRAY_TYPES,
                    _asarray=_asarray, _st=state)
         for k, row in enumerate(rows):

@@ -138,6 +138,22 @@ def _load(dtype_char: str):
 # _functorch/aot_autograd.py): A/B in one process (thread time, 1 thread, load 13-15 on 2
 # cores) 41.8-42.5 us against 43.0-46.9 through the region's general call, torch 76-80,
 # hand-written NumPy 37-38 (0.49-0.50 of torch).
+# Measured since, and not made (1 thread, thread time, loaded machine): (1) weight alignment
+# is the largest lever left: the three GEMVs take 29.6-30.1 us on 64-byte aligned weights
+# (torch's allocator aligns to 64) against 32.0-33.6 on NumPy's 16-mod-32 ones (32-byte
+# loads split across lines), the same bits at every offset; a parameter's array cannot be
+# re-pointed to an aligned copy here (a view or ``.numpy()`` array taken before would stop
+# aliasing it), so it wants parameters allocated aligned where layers make them (a padded
+# allocation must keep ``_storage``'s offsets, serialization and ``share_memory_``'s base walk
+# as they are).  (2) OpenBLAS's other x86 kernels for this call (``sgemv_t_HASWELL`` for
+# the ``SKYLAKEX`` one it picks on this Zen 4): the same time and bits; ``cblas_sgemm`` with
+# M=1: slower (35.4 against 31.2 us) and other bits; NumPy's ``dot``/``matvec``/``vecdot``/
+# ``einsum``: no faster.  (3) The kernel is not bound by L3: layer 0 alone (1.6 MB, from L3)
+# runs at ~13 us/MB, layer 1 alone (in L2) ~10.6; back to back the three lose ~4 us to L3
+# (layer 1 no longer in L2).  (4) 2 MB huge pages for the weights: 0.3-1 us, within noise.
+# (5) ctypes argument objects shared between the three calls (15 objects, not 36), a 0-d
+# zero for relu, a GEMV reading the caller's input array when it is the last call's (no copy
+# into the x buffer): each within +-0.5 us, not kept.
 _GEMV = ("scipy_cblas_{}gemv64_", "cblas_{}gemv64_")
 _gemv_found: dict = {}
 _ROW_MAJOR, _NO_TRANS = 101, 111
