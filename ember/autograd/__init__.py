@@ -39,7 +39,8 @@ def _make_grads(outputs, grads, create_graph):
             if not t.dtype.is_floating_point:
                 raise RuntimeError("grad can be implicitly created only for real scalar "
                                    f"outputs but got {t.dtype}")
-            g = _make(_xp_of(t._data).ones(t._data.shape, t._data.dtype))
+            g = _make(_xp_of(t._data).empty(t._data.shape, t._data.dtype))
+            g._data.fill(1)  # (``ones``' Python wrapper: 0.45 us more)
         else:
             if not isinstance(g, _Tensor):
                 from .._creation import tensor
