@@ -138,14 +138,15 @@ def _load(dtype_char: str):
 # _functorch/aot_autograd.py): A/B in one process (thread time, 1 thread, load 13-15 on 2
 # cores) 41.8-42.5 us against 43.0-46.9 through the region's general call, torch 76-80,
 # hand-written NumPy 37-38 (0.49-0.50 of torch).
-# Measured since, and not made (1 thread, thread time, loaded machine): (1) weight alignment
-# is the largest lever left: the three GEMVs take 29.6-30.1 us on 64-byte aligned weights
-# (torch's allocator aligns to 64) against 32.0-33.6 on NumPy's 16-mod-32 ones (32-byte
-# loads split across lines), the same bits at every offset; a parameter's array cannot be
-# re-pointed to an aligned copy here (a view or ``.numpy()`` array taken before would stop
-# aliasing it), so it wants parameters allocated aligned where layers make them (a padded
-# allocation must keep ``_storage``'s offsets, serialization and ``share_memory_``'s base walk
-# as they are).  (2) OpenBLAS's other x86 kernels for this call (``sgemv_t_HASWELL`` for
+# Measured since (1 thread, thread time, loaded machine): (1) weight alignment: the three
+# GEMVs take 29.6-30.1 us on 64-byte aligned weights (torch's allocator aligns to 64) against
+# 32.0-33.6 on NumPy's 16-mod-32 ones (32-byte loads split across lines), the same bits at
+# every offset; in the interleaved bench 39.0-40.7 us a call against 42.0-42.7 (one of three
+# pairs the other way).  A parameter's array is not re-pointed to an aligned copy at compile
+# time (a view or ``.numpy()`` array taken before would stop aliasing it): ``nn.Linear``
+# allocates its weight aligned instead (NOTE [ Aligned weights ] below); a weight assigned
+# later (``.data =``, ``.to(dtype)``) is whatever its maker allocated.  Not made:
+# (2) OpenBLAS's other x86 kernels for this call (``sgemv_t_HASWELL`` for
 # the ``SKYLAKEX`` one it picks on this Zen 4): the same time and bits; ``cblas_sgemm`` with
 # M=1: slower (35.4 against 31.2 us) and other bits; NumPy's ``dot``/``matvec``/``vecdot``/
 # ``einsum``: no faster.  (3) The kernel is not bound by L3: layer 0 alone (1.6 MB, from L3)
@@ -280,3 +281,32 @@ def linear_row(dtype_char: str, fallback):
             f(*a[0])
         return out
     return call
+
+
+# NOTE [ Aligned weights ]
+# BLAS kernels load 32 or 64 bytes at a time; a weight whose rows start 16 bytes off such a
+# boundary (NumPy's allocations are 16-byte aligned: large ones sit 16 bytes into their
+# pages) splits every load across two cache lines.  The batch-1 MLP's three GEMVs take
+# 29.6-30.1 us on 64-byte aligned weights against 32.0-33.6 on NumPy's (same bits at every
+# offset; PyTorch's allocator aligns to 64).  A layer's weight is made aligned when the layer
+# makes it (``nn.Linear``): nothing refers to its array yet, and in-place loads
+# (``load_state_dict``, ``copy_``) keep it.  The array is a view of a padded ``bytearray``, so
+# the last ndarray down its ``.base`` chain is the weight's own memory (``_storage``, the
+# serializer and ``share_memory_`` see exactly its elements, offset 0).
+ALIGN = 64
+MIN_ALIGNED = 4096  # bytes: a smaller array is one or two cache lines' worth of rows
+
+
+def aligned(t):
+    """``t`` (a tensor just made by ``empty``, referred to by nothing else) with its array
+    replaced by an uninitialised C-contiguous one of the same shape and dtype at a 64-byte
+    aligned address (NOTE [ Aligned weights ]); other tensors are returned as they are."""
+    import numpy
+    a = t._data
+    if type(a) is not numpy.ndarray or a.nbytes < MIN_ALIGNED or \
+            a.ctypes.data % ALIGN == 0 or a.dtype.hasobject:
+        return t
+    buf = bytearray(a.nbytes + ALIGN - 1)
+    off = -numpy.frombuffer(buf, numpy.uint8, 1).ctypes.data % ALIGN
+    t._data = numpy.frombuffer(buf, a.dtype, a.size, off).reshape(a.shape)
+    return t

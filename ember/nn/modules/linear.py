@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ... import _creation
+from ...ops._blas import aligned as _aligned  # NOTE [ Aligned weights ]
 from ...autograd.grad_mode import no_grad
 from .. import functional as F, init
 from ..parameter import Parameter, UninitializedParameter
@@ -33,8 +34,8 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(_creation.empty((out_features, in_features), device=device,
-                                                dtype=dtype))
+        self.weight = Parameter(_aligned(_creation.empty((out_features, in_features),
+                                                         device=device, dtype=dtype)))
         if bias:
             self.bias = Parameter(_creation.empty(out_features, device=device, dtype=dtype))
         else:
