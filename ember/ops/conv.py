@@ -59,6 +59,8 @@ same choice in both, so ``W`` can reuse the forward's work array); ``T`` of a un
                                                                    column blocks (_gemm_wide)
     'im2col'     everything else                                 per-sample GEMMs (N, C*K, L)
 
+'fold' orders its columns (output position, sample) as 'bl' on maps of up to 16 output
+positions (``_fold_bl``: its im2col then copies runs of a row times the batch).
 ``T`` of a 'same' convolution whose flipped convolution would be 'fold', and of a strided
 dense one with output rows shorter than 16, is one GEMM + col2im with the batch innermost.
 Measured with Winograd in cache blocks of samples (the comment above ``_WINO_MATS``; one
@@ -506,12 +508,34 @@ def _bl_wgrad(xp, gy, cols, g: _Geom):
     return part.T
 
 
+def _fold_bl(g: _Geom) -> bool:
+    """Whether 'fold' lays its columns out batch-last, (output position, sample), as 'bl':
+    on maps of up to ``_FOLD_BL_L`` output positions the batch-first im2col copied runs of a
+    few elements.  Forward + both gradients, batch 32, float32, one thread, thread CPU, min
+    of 10 interleaved (loaded machine), batch-first -> batch-last ms: 512->512 3x3 on 2x2
+    23.9 -> 22.5 (F 8.8 -> 7.1), 256->512 stride 2 from 4x4 11.7 -> 11.4, 128->256 stride 2
+    from 8x8 12.6 -> 12.5, 128->128 groups 4 on 4x4 3.9 -> 3.1; with L = 64 (64->128 stride 2
+    from 16x16) it lost, 15.2 -> 16.2, as the weight gradient's transposed gy then runs in
+    elements, not rows.  F makes the same sums over C*K (equal bits on ResNet-18's layers,
+    though OpenBLAS's kernels at a block's edge columns may round one differently); W's
+    products sum over the columns in the other order (float32 rounding apart).  Not for 1x1
+    kernels (one tap: the batch-first copy is a plain gather; 256->512 1x1 stride 2 from 4x4
+    2.2 -> 2.6 ms batch-last)."""
+    return g.L <= _FOLD_BL_L and g.K > 1
+
+
+_FOLD_BL_L = 16  # 0: always batch-first (tests compare both)
+
+
 def _fold_cols(xp, x, g: _Geom):
     """The batch-folded im2col of ``x`` ``(N, C, *sp)``: a ``(C*K, N*L)`` scratch array.
 
     Rows run over (channel, kernel offset) as in ``_im2col``; columns over (sample, output
-    position), so one GEMM covers the whole block of samples.
+    position), so one GEMM covers the whole block of samples, or over (output position,
+    sample) where ``_fold_bl``.
     """
+    if _fold_bl(g):
+        return _bl_cols(xp, x, g)
     nd = len(g.k)
     n, c = x.shape[:2]
     xpad = _padded(xp, x, g)
@@ -534,8 +558,10 @@ def _fold_fwd(xp, x, w2, g: _Geom, y):
     else:
         yt = _matmul(xp, w2, cols.reshape(w2.shape[0], -1, n * g.L))
     o = y.shape[1]
-    _copy(xp, y.reshape(n, o, g.L), yt.reshape(o, n, g.L).transpose(1, 0, 2), 1, "unsafe")
-    del yt
+    src = yt.reshape(o, g.L, n).transpose(2, 0, 1) if _fold_bl(g) else \
+        yt.reshape(o, n, g.L).transpose(1, 0, 2)
+    _copy(xp, y.reshape(n, o, g.L), src, 1, "unsafe")
+    del yt, src
     return cols
 
 
@@ -544,8 +570,12 @@ def _fold_wgrad(xp, gy, cols, g: _Geom):
     ``(O, N*L) @ (N*L, C*K)`` per group, as ``(O, C/G*K)`` (or ``(G, O/G, C/G*K)``)."""
     n, o = gy.shape[:2]
     G = g.groups
-    gt = ws.empty(xp, (o, n, g.L), gy.dtype)
-    _copy(xp, gt, gy.reshape(n, o, g.L).transpose(1, 0, 2), 0)
+    if _fold_bl(g):  # gy as (O, L, N), the im2col's column order
+        gt = ws.empty(xp, (o, g.L, n), gy.dtype)
+        _copy(xp, gt, gy.reshape(n, o, g.L).transpose(1, 2, 0), 0)
+    else:
+        gt = ws.empty(xp, (o, n, g.L), gy.dtype)
+        _copy(xp, gt, gy.reshape(n, o, g.L).transpose(1, 0, 2), 0)
     if G == 1:
         gw = xp.matmul(gt.reshape(o, n * g.L), cols.T)
     else:
