@@ -101,3 +101,54 @@ def test_embedding_double_backward_vs_torch():
         res.append((gw.detach().numpy(), g.grad.numpy()))
     for a, b in zip(*res):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+# the rank-major block sums each table row in the order its rows occur, as PyTorch's CPU
+# kernel does: its bits, not only its value to rounding (heavy repeats, padding_idx, int32)
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+@pytest.mark.parametrize("n,r,d,pad", [(65, 1024, 128, None), (65, 1024, 128, 0),
+                                       (65, 1024, 128, 64), (8, 500, 40, 3),
+                                       (300, 1024, 64, None)])
+def test_table_gradient_bits_of_torch(dt, n, r, d, pad):
+    rng = np.random.default_rng(n * r + d)
+    w = rng.standard_normal((n, d)).astype(dt)
+    idx = rng.integers(0, n, (r // 64, 64) if r % 64 == 0 else r).astype(np.int32)
+    idx.reshape(-1)[:5] = 0  # the padding row (when 0) looked up too
+    g = rng.standard_normal(idx.shape + (d,)).astype(dt)
+    ew = ember.tensor(w, requires_grad=True)
+    ember.nn.functional.embedding(ember.tensor(idx), ew, padding_idx=pad).backward(
+        ember.tensor(g))
+    tw = torch.tensor(w, requires_grad=True)
+    torch.nn.functional.embedding(torch.tensor(idx), tw, padding_idx=pad).backward(
+        torch.tensor(g))
+    np.testing.assert_array_equal(ew.grad.numpy(), tw.grad.numpy())
+    if pad is not None:
+        assert not ew.grad.numpy()[pad].any()
+
+
+def test_padded_block_rank_major_layout_bits():
+    # the (L, n, dim) block gives the very bits of a sequential sum in occurrence order
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, 65, 1024)
+    src = (rng.standard_normal((1024, 128)) * 10 ** rng.uniform(-3, 3, (1024, 1))).astype(
+        np.float32)
+    got = layers._padded_rows(np, 65, idx, src)
+    want = np.zeros((65, 128), np.float32)
+    for i, row in enumerate(idx):
+        want[row] += src[i]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_plain_backward_equals_graph_backward():
+    # a plain backward makes the table gradient on arrays; create_graph keeps the node: the
+    # same numbers, and the graph one is differentiable
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((30, 48)).astype(np.float32)
+    idx = ember.tensor(rng.integers(0, 30, (8, 20)))
+    g = ember.tensor(rng.standard_normal((8, 20, 48)).astype(np.float32), requires_grad=True)
+    a = ember.tensor(w, requires_grad=True)
+    ember.nn.functional.embedding(idx, a).backward(g)
+    b = ember.tensor(w, requires_grad=True)
+    gb, = ember.autograd.grad(ember.nn.functional.embedding(idx, b), b, g, create_graph=True)
+    assert a.grad.grad_fn is None and gb.grad_fn is not None
+    np.testing.assert_array_equal(a.grad.numpy(), gb.detach().numpy())
