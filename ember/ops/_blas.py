@@ -153,8 +153,9 @@ def _load(dtype_char: str):
 # runs at ~13 us/MB, layer 1 alone (in L2) ~10.6; back to back the three lose ~4 us to L3
 # (layer 1 no longer in L2).  (4) 2 MB huge pages for the weights: 0.3-1 us, within noise.
 # (5) ctypes argument objects shared between the three calls (15 objects, not 36), a 0-d
-# zero for relu, a GEMV reading the caller's input array when it is the last call's (no copy
-# into the x buffer): each within +-0.5 us, not kept.
+# zero for relu: within +-0.5 us, not kept.  A GEMV reading the caller's input array in
+# place when the last calls had that array (no copy into the x buffer, ~0.4 us) is kept
+# (``_infer_row``): a caller that refills one input tensor pays no copy.
 _GEMV = ("scipy_cblas_{}gemv64_", "cblas_{}gemv64_")
 _gemv_found: dict = {}
 _ROW_MAJOR, _NO_TRANS = 101, 111
