@@ -60,6 +60,14 @@ def test_cache_refuses_what_it_cannot_hold_the_same():
     assert scalar_operand(np.ones(3, np.float16), 2.0, np.dtype("float16")) == 2.0
 
 
+def test_sparse_arrays_keep_the_number():
+    from ember._sparse import COO
+    s = ember.ones(2, 3).to_sparse()._data
+    assert type(s) is COO and scalar_operand(s, 0.25, s.dtype) == 0.25  # (its module: dense)
+    e, t = ember.ones(2, 3).to_sparse() * 0.25, torch.ones(2, 3).to_sparse() * 0.25
+    np.testing.assert_array_equal(e.to_dense().numpy(), t.to_dense().numpy())
+
+
 def test_cache_is_bounded():
     f64 = np.dtype("float64")
     a = np.ones(3, f64)

@@ -167,10 +167,13 @@ def scalar_operand(a, v, dt):
         # (0 and -0.0 share a key; NaN never finds its own)
         if c is not None or not 0 < abs(v) <= entry[1] or a.__class__ not in _ARRAY_TYPES:
             return v
+        c = _ARRAY_TYPES[a.__class__][0].asarray(v, dtype=dt)
+        if c.__class__ is not a.__class__:  # (a sparse array's module makes a dense one)
+            return v
         if len(cache) >= 256:  # (bounded where scalars keep changing)
             cache.clear()
-        c = cache[v] = _ARRAY_TYPES[a.__class__][0].asarray(v, dtype=dt)
         c.flags.writeable = False
+        cache[v] = c
     return c
 
 
