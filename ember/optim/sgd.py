@@ -43,6 +43,8 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p, g, state, group, xp):
+        if type(g) is not type(p):  # a sparse gradient (embedding's sparse=True): its zeros
+            g = g.to_dense()        # leave p and the momentum buffer as PyTorch's sparse add
         buf = None
         if group["momentum"] != 0:
             buf = state.get("momentum_buffer")
@@ -97,8 +99,8 @@ def _sgd(xp, p, g, b, group, t1, t2, first: bool = False) -> None:
 def _blocked_work(opt, group):
     """``(segments, elements)`` of ``group``'s blocked update, or None where the
     per-parameter loop must run: a small group, a first step (buffers made there), maximize,
-    a tensor hyper-parameter, a complex, non-contiguous or mixed-dtype parameter or
-    gradient, or a subclass's own ``_update``.  A segment is ``(p, g, b, (lo, hi), xp)``
+    a tensor hyper-parameter, a complex, non-contiguous, sparse or mixed-dtype parameter
+    or gradient, or a subclass's own ``_update``.  A segment is ``(p, g, b, (lo, hi), xp)``
     over flat views."""
     if type(opt)._update is not SGD._update or group["maximize"] or \
             not all(type(group[k]) in (int, float) for k in
@@ -119,8 +121,8 @@ def _blocked_work(opt, group):
         ba = buf._data if mom else None
         for a in (pa, ga) if ba is None else (pa, ga, ba):
             flags = getattr(a, "flags", None)
-            if flags is None or not flags.c_contiguous or a.dtype != pa.dtype or \
-                    a.shape != pa.shape or a.dtype.kind != "f":
+            if flags is None or type(a) is not type(pa) or not flags.c_contiguous or \
+                    a.dtype != pa.dtype or a.shape != pa.shape or a.dtype.kind != "f":
                 return None
         arrays.append((pa, ga, ba))
         total += pa.size
