@@ -6,7 +6,6 @@ import builtins
 import contextlib
 import keyword
 import re
-import weakref
 
 from .node import Node, map_arg, MAGIC, _target_name
 
@@ -77,18 +76,6 @@ class Graph:
         self._namespace = _Namespace()
         self.owning_module = owning_module
         self._tracer_cls = tracer_cls
-
-    # Held weakly: a GraphModule holds its graph, and a strong reference back made the pair a
-    # cycle, so a dropped GraphModule (and the constants it holds) waited for the garbage
-    # collector; a graph outliving its module answers None, as one that never had one
-    @property
-    def owning_module(self):
-        ref = self._owner
-        return None if ref is None else ref()
-
-    @owning_module.setter
-    def owning_module(self, module) -> None:
-        self._owner = None if module is None else weakref.ref(module)
 
     @property
     def nodes(self) -> _Nodes:
