@@ -10,6 +10,7 @@ import inspect
 
 class _DecoratorContextManager:
     """Lets a context manager also decorate functions; a generator runs each step in it."""
+    __slots__ = ()  # (so a slotted subclass has no __dict__: the grad modes)
 
     def __call__(self, fn):
         if inspect.isgeneratorfunction(fn):
@@ -47,12 +48,3 @@ class _DecoratorContextManager:
 
     def clone(self):
         return self.__class__()
-
-
-class _NoParamDecoratorContextManager(_DecoratorContextManager):
-    """Also usable as a bare decorator: ``@no_grad`` as well as ``@no_grad()``."""
-
-    def __new__(cls, orig_func=None):
-        if orig_func is None:
-            return object.__new__(cls)  # (not super(): this runs on every ``with no_grad()``)
-        return cls()(orig_func)

@@ -1,11 +1,12 @@
 """Grad modes: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``inference_mode``.
 
-The state is thread-local, as in PyTorch: a mode entered in one thread does not
-leak into another.  Each is a context manager and a decorator.
+Thread-local, as in PyTorch; each a context manager and a decorator.  Entered at every eager
+optimizer step and inference call, so each is a slotted object whose ``__enter__``/``__exit__``
+only save (in the object: nested modes unwind) and restore the state.
 """
 from __future__ import annotations
 
-from .._contextlib import _DecoratorContextManager, _NoParamDecoratorContextManager
+from .._contextlib import _DecoratorContextManager
 from .._state import state
 
 
@@ -18,30 +19,60 @@ def is_inference_mode_enabled() -> bool:
     return state.inference
 
 
-class no_grad(_NoParamDecoratorContextManager):
+class _Mode(type):
+    """``M(mode)`` in one frame (no ``__new__``/``__init__``); a bare ``@M`` decorates."""
+
+    def __call__(cls, mode=True, _new=object.__new__):
+        if mode is not True and mode is not False and callable(mode):
+            return cls()(mode)
+        self = _new(cls)
+        self.mode = mode
+        return self
+
+
+class _GradMode(_DecoratorContextManager, metaclass=_Mode):
+    __slots__ = ("mode", "prev")
+    grad = False  # the grad mode inside
+
+    def __enter__(self):
+        self.prev = state.grad
+        state.grad = self.grad
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        state.grad = self.prev
+
+    def clone(self):
+        return self.__class__(self.mode)
+
+
+class no_grad(_GradMode):
     """Disable graph recording: results of ops have ``requires_grad=False``."""
-
-    def __enter__(self):
-        self.prev = state.grad
-        state.grad = False
-
-    def __exit__(self, *exc):
-        state.grad = self.prev
+    __slots__ = ()
 
 
-class enable_grad(_NoParamDecoratorContextManager):
+class enable_grad(_GradMode):
     """Re-enable graph recording inside ``no_grad``."""
+    __slots__ = ()
+    grad = True
+
+
+class inference_mode(_GradMode):
+    """``no_grad`` that also marks new tensors as inference tensors (never usable in autograd);
+    ``inference_mode(False)``: grad mode on and inference mode off, as PyTorch's."""
+    __slots__ = ()
 
     def __enter__(self):
-        self.prev = state.grad
-        state.grad = True
+        self.prev = (state.grad, state.inference)
+        state.grad = off = not self.mode
+        state.inference = not off
 
-    def __exit__(self, *exc):
-        state.grad = self.prev
+    def __exit__(self, exc_type, exc_value, traceback):
+        state.grad, state.inference = self.prev
 
 
 class set_grad_enabled(_DecoratorContextManager):
     """Set grad mode on or off; takes effect at once, like PyTorch, and undoes on exit."""
+    __slots__ = ("mode", "prev")
 
     def __init__(self, mode: bool):
         self.prev = state.grad
@@ -53,37 +84,6 @@ class set_grad_enabled(_DecoratorContextManager):
         return super().__call__(fn)
 
     def __enter__(self):
-        pass
+        state.grad = self.mode  # (again: the object may be entered a second time, as PyTorch's)
 
-    def __exit__(self, *exc):
-        state.grad = self.prev
-
-    def clone(self):
-        return self.__class__(self.mode)
-
-
-class inference_mode(_DecoratorContextManager):
-    """``no_grad`` that also marks new tensors as inference tensors (never usable in autograd)."""
-
-    def __new__(cls, mode=True):
-        if callable(mode):  # bare ``@inference_mode``
-            return cls()(mode)
-        return object.__new__(cls)
-
-    def __init__(self, mode: bool = True):
-        self.mode = mode
-
-    def __enter__(self):
-        self.prev = (state.grad, state.inference)
-        if self.mode:
-            state.grad = False
-            state.inference = True
-        else:  # like PyTorch's InferenceMode(false): grad mode on, inference off
-            state.grad = True
-            state.inference = False
-
-    def __exit__(self, *exc):
-        state.grad, state.inference = self.prev
-
-    def clone(self):
-        return self.__class__(self.mode)
+    __exit__, clone = _GradMode.__exit__, _GradMode.clone
