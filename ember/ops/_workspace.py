@@ -22,6 +22,16 @@ copied: the engine copies a ``.grad`` that is a view (``autograd/engine.py``).
 Convolution's work arrays (``ops/conv.py``) come from here too: its former pool of
 explicitly given-back arrays (24 MB) was below Winograd's working set and faulted ~2,000
 pages per resnet_block step; one pool also lets an im2col saved for backward be reused.
+The 96 MB against peak memory (``python -m bench.mem_peak resnet18_step``, issue 15; load
+1.2-2.2): ResNet-18's step, peak RSS less RSS once built, ember/torch 0.99-1.07x at one BLAS
+thread and 1.10-1.22x at two, the pool holding 82-86 MB of it.  A smaller cap lowers that
+(64 MB: 0.99x at two threads, 48 MB: 0.91x) but re-faults what no longer fits: ResNet-18
+went from 5 page faults a step to ~3,500 (64-80 MB) and ~7,500 (48 MB) at one thread, 10-20
+ms of a ~330 ms step, below what thread-CPU timing resolved on the loaded machine; so the cap
+stays.  Not keeping the forward's im2col/``V`` for the weight gradient (it is 44 of ember's
+98 MB saved by ResNet-18's forward; PyTorch keeps only ``x``) cut the live bytes of a step
+from 1.9x PyTorch's to 1.2x but not its RSS (the pool still held ~80 MB), and cost ~8% of
+resnet_block and conv_gflops (recomputed in ``W``): not kept either.
 """
 from __future__ import annotations
 
