@@ -233,3 +233,13 @@ def test_entering_a_mode_runs_one_frame_each_to_build_enter_and_leave(make, want
         with make():
             pass
     assert _python_calls(use)[1:] == want  # (after the lambda)
+
+
+@pytest.mark.parametrize("name", ["no_grad", "enable_grad"])
+def test_orig_func_keyword_decorates_as_torch(name):
+    """``no_grad(orig_func=f)`` is PyTorch's ``__new__`` keyword: it returns ``f`` decorated."""
+    def trace(m):
+        f = getattr(m, name)(orig_func=lambda: _state(m))
+        with m.no_grad():
+            return f(), f.__name__
+    assert trace(ember) == trace(torch)
