@@ -23,10 +23,8 @@ class _Mode(type):
     """``M(mode)`` in one frame (no ``__new__``/``__init__``); a bare ``@M`` decorates."""
 
     def __call__(cls, mode=True, orig_func=None, _new=object.__new__):
-        if orig_func is not None:  # ``no_grad(orig_func=f)``: PyTorch's __new__ keyword
-            return cls()(orig_func)
-        if mode is not True and mode is not False and callable(mode):
-            return cls()(mode)
+        if orig_func is not None or (mode is not True and mode is not False and callable(mode)):
+            return cls()(mode if orig_func is None else orig_func)  # (PyTorch's orig_func=)
         self = _new(cls)
         self.mode = mode
         return self
