@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ember
-from ember._dynamo.backends import lookup_backend
+from compilecheck import compile_keeping
 from ember._functorch import conv_fold
 
 pytestmark = pytest.mark.usefixtures("fresh_compile")  # conftest: empty caches and counters
@@ -65,15 +65,7 @@ def _pair(dim=2, **kw):
     return tm.eval(), em.eval()
 
 
-def _compiled(model):
-    """``model`` compiled with ember's default backend, and the regions it makes."""
-    regions = []
-
-    def backend(gm, example_inputs):
-        r = lookup_backend("inductor")(gm, example_inputs)
-        regions.append(r)
-        return r
-    return ember.compile(model, backend=backend), regions
+_compiled = compile_keeping
 
 
 def _folded(regions) -> list:

@@ -6,18 +6,10 @@ import pytest
 import torch
 
 import ember
-from ember._dynamo.backends import lookup_backend
+from compilecheck import compile_keeping
 
 
-def _compile(fn):
-    """``ember.compile(fn)`` with the default backend, keeping what it compiled."""
-    regions = []
-
-    def backend(gm, example_inputs):
-        r = lookup_backend("inductor")(gm, example_inputs)
-        regions.append(r)
-        return r
-    return ember.compile(fn, backend=backend), regions
+_compile = compile_keeping
 
 
 def _masked_head(lib):

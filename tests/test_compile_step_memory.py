@@ -9,9 +9,10 @@ import torch
 
 import ember
 from ember._functorch import aot_autograd
-from ember._functorch.aot_autograd import CompiledRegion, _relu_grad, _relu_grad_y
+from ember._functorch.aot_autograd import _relu_grad, _relu_grad_y
 from ember.ops.elementwise import _ReluGrad
 from ember.ops.loss import CrossEntropyLoss
+from compilecheck import region_backend
 
 
 @pytest.fixture(autouse=True)
@@ -89,13 +90,7 @@ def _grads(model, x, gout, backend=None):
     return [p.grad.numpy().copy() for p in model.parameters()]
 
 
-def _recording_backend(made):
-    def compile_region(gm, example_inputs):
-        consts = {n.target: getattr(gm, n.target) for n in gm.graph.nodes
-                  if n.op == "get_attr"}
-        made.append(CompiledRegion(gm.graph, consts))
-        return made[-1]
-    return compile_region
+_recording_backend = region_backend
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # eager's inf/NaN products

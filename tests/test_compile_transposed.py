@@ -11,8 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 import ember
 from ember._functorch import aot_autograd
-from ember._functorch.aot_autograd import CompiledRegion
 from ember.ops.linalg import mm_t
+from compilecheck import region_backend
 
 LR = 0.05
 
@@ -39,15 +39,7 @@ def _mlp(lib, sizes, dtype, seed=0):
     return lib.nn.Sequential(*layers)
 
 
-def _recording_backend(made):
-    """``ember.compile`` backend that keeps each ``CompiledRegion`` it builds."""
-    def compile_region(gm, example_inputs):
-        consts = {n.target: getattr(gm, n.target) for n in gm.graph.nodes
-                  if n.op == "get_attr"}
-        region = CompiledRegion(gm.graph, consts)
-        made.append(region)
-        return region
-    return compile_region
+_recording_backend = region_backend
 
 
 def _data(m, sizes, seed=1, dtype="float32"):

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import ember
-from ember._dynamo.backends import lookup_backend
 from ember.ops import rnn
 from ember.ops.layers import embedding
+from compilecheck import recording_backend
 from opcheck import assert_close
 
 V, I, H = 7, 4, 5
@@ -215,15 +215,7 @@ def _folds(regions) -> int:
                for r in regions for n in r.gm.graph.nodes)
 
 
-def _recording_backend():
-    """ember's default backend, keeping each compiled region it makes (to look inside)."""
-    regions = []
-
-    def backend(gm, example_inputs):
-        r = lookup_backend("inductor")(gm, example_inputs)
-        regions.append(r)
-        return r
-    return regions, backend
+_recording_backend = recording_backend
 
 
 def _train(model, compiled, x, y, steps=4):
