@@ -243,3 +243,34 @@ def test_orig_func_keyword_decorates_as_torch(name):
         with m.no_grad():
             return f(), f.__name__
     assert trace(ember) == trace(torch)
+
+
+def test_a_users_subclass_runs_its_init_as_torch():
+    """A subclass of ``no_grad``/``inference_mode`` is made as any class: its ``__init__`` runs
+    (ember's own modes skip ``__init__`` for speed); its clone and decorator forms work."""
+    def trace(m):
+        class counted(m.no_grad):
+            def __init__(self):
+                super().__init__()
+                self.calls = 0
+
+            def __enter__(self):
+                self.calls += 1
+                return super().__enter__()
+
+        class labelled(m.inference_mode):
+            def __init__(self, mode=True):
+                super().__init__(mode)
+                self.label = "eval"
+
+        c = counted()
+        with c:
+            inside = _state(m)
+        with c:
+            pass
+        g = labelled(False)
+        with g:
+            lab = (g.label, _state(m))
+        deco = labelled()(lambda: _state(m))
+        return inside, c.calls, lab, deco(), counted()(lambda: _state(m))(), _state(m)
+    assert trace(ember) == trace(torch)

@@ -20,11 +20,14 @@ def is_inference_mode_enabled() -> bool:
 
 
 class _Mode(type):
-    """``M(mode)`` in one frame (no ``__new__``/``__init__``); a bare ``@M`` decorates."""
+    """``M(mode)`` in one frame (no ``__new__``/``__init__``, unless a subclass has its own
+    ``__init__``); a bare ``@M`` or ``orig_func=`` decorates."""
 
     def __call__(cls, mode=True, orig_func=None, _new=object.__new__):
         if orig_func is not None or (mode is not True and mode is not False and callable(mode)):
             return cls()(mode if orig_func is None else orig_func)  # (PyTorch's orig_func=)
+        if cls.__init__ is not _GradMode.__init__:  # a user's subclass: its __init__ runs
+            return type.__call__(cls) if mode is True else type.__call__(cls, mode)
         self = _new(cls)
         self.mode = mode
         return self
@@ -34,6 +37,9 @@ class _GradMode(_DecoratorContextManager, metaclass=_Mode):
     __slots__ = ("mode", "prev")
     grad = False  # the grad mode inside
 
+    def __init__(self, mode=True):
+        self.mode = mode
+
     def __enter__(self):
         self.prev = state.grad
         state.grad = self.grad
@@ -42,7 +48,7 @@ class _GradMode(_DecoratorContextManager, metaclass=_Mode):
         state.grad = self.prev
 
     def clone(self):
-        return self.__class__(self.mode)
+        return self.__class__()
 
 
 class no_grad(_GradMode):
@@ -69,6 +75,9 @@ class inference_mode(_GradMode):
     def __exit__(self, exc_type, exc_value, traceback):
         state.grad, state.inference = self.prev
 
+    def clone(self):
+        return self.__class__(self.mode)
+
 
 class set_grad_enabled(_DecoratorContextManager):
     """Set grad mode on or off; takes effect at once, like PyTorch, and undoes on exit."""
@@ -86,4 +95,4 @@ class set_grad_enabled(_DecoratorContextManager):
     def __enter__(self):
         state.grad = self.mode  # (again: the object may be entered a second time, as PyTorch's)
 
-    __exit__, clone = _GradMode.__exit__, _GradMode.clone
+    __exit__, clone = _GradMode.__exit__, inference_mode.clone
