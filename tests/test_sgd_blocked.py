@@ -166,3 +166,23 @@ def test_subclass_update_is_respected():
     opt.step()
     for p, p0, g in zip(ps, params, grads[0]):
         np.testing.assert_allclose(p.detach().numpy(), p0 - 0.05 * g, rtol=1e-15)
+
+
+def test_a_parameter_listed_twice_runs_the_loop(monkeypatch):
+    """Two segments of one array would be updated by two threads at once: the group runs the
+    per-parameter loop (each listing updates the parameter in turn)."""
+    params, grads = _arrays("float32", shapes=[(600, 500)])
+    calls = _count_blocked(monkeypatch)
+    p = ember.nn.Parameter(ember.tensor(params[0].copy()))
+    with pytest.warns(UserWarning):
+        opt = ember.optim.SGD([p, p], lr=0.05, momentum=0.9)
+    want = params[0].copy()
+    buf = None
+    for (g,) in grads:
+        p.grad = ember.from_numpy(g.copy())
+        opt.step()
+        for _ in range(2):  # the loop's two updates of the one parameter, by hand
+            buf = g.copy() if buf is None else buf * np.float32(0.9) + g
+            want -= np.float32(0.05) * buf
+    assert calls == [False] * 3
+    np.testing.assert_allclose(p.detach().numpy(), want, rtol=1e-6, atol=1e-6)

@@ -99,13 +99,15 @@ def _sgd(xp, p, g, b, group, t1, t2, first: bool = False) -> None:
 def _blocked_work(opt, group):
     """``(segments, elements)`` of ``group``'s blocked update, or None where the
     per-parameter loop must run: a small group, a first step (buffers made there), maximize,
-    a tensor hyper-parameter, a complex, non-contiguous, sparse or mixed-dtype parameter
-    or gradient, or a subclass's own ``_update``.  A segment is ``(p, g, b, (lo, hi), xp)``
-    over flat views."""
+    a parameter listed twice, a tensor hyper-parameter, a complex, non-contiguous, sparse or
+    mixed-dtype parameter or gradient, or a subclass's own ``_update``.  A segment is
+    ``(p, g, b, (lo, hi), xp)`` over flat views."""
     if type(opt)._update is not SGD._update or group["maximize"] or \
             not all(type(group[k]) in (int, float) for k in
                     ("lr", "momentum", "dampening", "weight_decay")):
         return None
+    if len({id(p) for p in group["params"]}) != len(group["params"]):
+        return None  # a parameter listed twice: two threads would update one block at once
     mom = group["momentum"] != 0
     arrays = []
     total = 0
