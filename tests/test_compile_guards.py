@@ -139,3 +139,31 @@ def test_a_recapture_elsewhere_regenerates_the_guard_it_invalidates():
     frames = counters["frames"]["total"]
     f(a)
     assert counters["frames"]["total"] == frames == 2
+
+
+SCALE = 2.0
+
+
+@pytest.mark.parametrize("path", ["fast", "general"])
+def test_a_global_equal_in_value_but_not_in_type_recompiles(path, monkeypatch):
+    """``2 == 2.0``, but ``x * 2`` of an integer tensor is integer and ``x * 2.0`` float: a
+    global or attribute changed from one to the other must not run the float graph (the same
+    dtypes as eager and PyTorch: int64, then float32)."""
+    if path == "general":  # no generated guard: every call checks entry.ok()
+        monkeypatch.setattr(eval_frame, "_fast_guard", lambda *a: None)
+    m = Scaled()
+    x = ember.tensor([1, 2, 3])
+
+    def f(x):
+        return x * SCALE * m.scale
+    cf = ember.compile(f)
+    me = __import__(__name__)
+    got = []
+    for scale, attr in [(2.0, 2.0), (2, 2.0), (2, 2), (2.0, 2), (2, 2)]:
+        monkeypatch.setattr(me, "SCALE", scale)
+        m.scale = attr
+        got.append(cf(x))
+    floats, ints = [4.0, 8.0, 12.0], [4, 8, 12]
+    assert [str(t.dtype)[6:] for t in got] == ["float32", "float32", "int64", "float32",
+                                               "int64"]
+    assert [t.tolist() for t in got] == [floats, floats, ints, floats, ints]

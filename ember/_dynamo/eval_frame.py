@@ -961,7 +961,9 @@ class _Entry:
             if cell.cell_contents is not t:
                 return False
         for d, keys, vals in self.values:  # plain attributes and globals Python may branch on
-            if tuple([d.get(k, _MISSING) for k in keys]) != vals:
+            got = tuple([d.get(k, _MISSING) for k in keys])
+            # by type too: 2 == 2.0, but x * 2 is integer where x * 2.0 is float
+            if got != vals or tuple(map(type, got)) != tuple(map(type, vals)):
                 return False
         return True
 
@@ -1030,7 +1032,8 @@ def _fast_guard(entry, key, disc, leaves):
                 # the captured object itself first: ``==`` reads both objects, each a cache
                 # miss once a batch-1 call's weights have streamed through (NOTE [ Guard cost ])
                 vn = bind(v)
-                conds.append(f"((g := {dn}[{k!r}]) is {vn} or g == {vn})")
+                conds.append(f"((g := {dn}[{k!r}]) is {vn} or (g == {vn} and type(g) is "
+                             f"{bind(type(v))}))")
     # subscripts, not .get: a key gone (a deleted attribute) fails the guard by KeyError
     src = "def fast(self, args):\n    if not (" + conds[0] + "):\n        return False\n"
     src += "".join(f"    {line}\n" for line in fetch)
