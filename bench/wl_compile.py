@@ -215,6 +215,15 @@ def gpt_step(mod):
     return _opt_step("gpt_step", mod, *_gpt(mod)), lambda s: s * 1e3
 
 
+@compiled_workload("gpt_step_numba", "ms/step")
+def gpt_step_numba(mod):
+    """``gpt_step`` with ember's region compiled with ``options={"numba": True}`` (the ``numba``
+    extra: layer norm's forward and backward as one-pass kernels); the torch column is the same
+    eager step as ``gpt_step``'s."""
+    return _opt_step("gpt_step_numba", mod, *_gpt(mod), options={"numba": True}), \
+        lambda s: s * 1e3
+
+
 @compiled_workload("mlp_infer_b1", "µs/call")
 def mlp_infer_b1(mod):
     """Batch-1 latency of the 784-512-256-10 MLP in ``eval()`` under ``inference_mode``."""
