@@ -78,14 +78,23 @@ _FP_ERRORS = (RuntimeWarning, FloatingPointError)
 # or for floating-point edge cases the user made errors: ``_slow`` handles both.
 _SLOW = (ValueError, OverflowError, TypeError) + _FP_ERRORS
 _PY_NUMBERS = frozenset((builtins.float, builtins.int))  # operands ``scalar_operand`` takes
+_INT64, _UINT64 = 2 ** 63, 2 ** 64  # the Python ints a PyTorch Scalar holds: [-2**63, 2**64)
 
 
 # ---- operands and results ----------------------------------------------------------------
 
 def _number(x):
-    """``x`` as a Tensor or Python number, or None when PyTorch would not take it."""
-    if isinstance(x, (Tensor, builtins.int, builtins.float, builtins.complex)):
+    """``x`` as a Tensor or Python number, or None when PyTorch would not take it.
+
+    A Python int outside [-2**63, 2**64) raises PyTorch's OverflowError (its Scalar holds an
+    int64 or a uint64), whatever the tensor's dtype."""
+    if isinstance(x, (Tensor, builtins.float, builtins.complex)):
         return x
+    if isinstance(x, builtins.int):
+        if -_INT64 <= x < _UINT64:
+            return x
+        raise OverflowError("int too big to convert" if x > 0 else
+                            "can't convert negative int to unsigned")
     if type(x) in _ARRAY_TYPES:
         return _make(x)  # PyTorch takes a NumPy array as a tensor operand
     if hasattr(x, "dtype") and hasattr(x, "item"):  # a NumPy scalar
@@ -2806,3 +2815,31 @@ def _methods():
 
 
 METHODS = _methods()
+
+# torch's top-level in-place functions: ``torch.relu_(x)`` is ``x.relu_()``, one for each
+# in-place method ember has (of every family: the methods are bound in ember/__init__.py after
+# this module loads, so each function looks its method up when called)
+_TOP_LEVEL_INPLACE = (
+    "abs_", "acos_", "acosh_", "addmv_", "arccos_", "arccosh_", "arcsin_", "arcsinh_", "arctan_",
+    "arctanh_", "asin_", "asinh_", "atan_", "atanh_", "ceil_", "clamp_", "clamp_max_",
+    "clamp_min_", "clip_", "conj_physical_", "cos_", "cosh_", "deg2rad_", "detach_", "erf_",
+    "erfc_", "exp2_", "exp_", "expm1_", "fill_", "fix_", "floor_", "frac_", "index_put_",
+    "log10_", "log1p_", "log2_", "log_", "logit_", "nan_to_num_", "neg_", "negative_",
+    "rad2deg_", "reciprocal_", "relu_", "resize_as_", "round_", "rsqrt_", "sigmoid_", "sin_",
+    "sinh_", "sqrt_", "square_", "tan_", "tanh_", "trunc_", "zero_")
+
+
+def _top_level_inplace(name: str):
+    """``torch.<name>(input, ...)``: ``input.<name>(...)``, refusing a non-Tensor as torch."""
+    def fn(input, *args, **kwargs) -> Tensor:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                            f"{type(input).__name__}")
+        return getattr(input, name)(*args, **kwargs)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``input.{name}(...)`` (torch.{name})."
+    return fn
+
+
+globals().update({_n: _top_level_inplace(_n) for _n in _TOP_LEVEL_INPLACE})
+__all__ += list(_TOP_LEVEL_INPLACE)  # (after METHODS: Tensor's own methods stay as they are)
