@@ -88,7 +88,8 @@ _LAZY = {"distributions": ("ember.distributions", None), "fx": ("ember.fx", None
          "onnx": ("ember.onnx", None)}
 # ember.compile (issue 17): the function, torch.compiler's namespace and the machinery
 _LAZY.update({"compile": ("ember.compiler", "compile"), "compiler": ("ember.compiler", None),
-              "_dynamo": ("ember._dynamo", None)})
+              "_dynamo": ("ember._dynamo", None), "_functorch": ("ember._functorch", None),
+              "_inductor": ("ember._inductor", None), "_logging": ("ember._logging", None)})
 
 # quantization (issue 19): the namespaces and the quantized-tensor functions of ops/quantized.py
 _LAZY.update({"ao": ("ember.ao", None), "quantization": ("ember.ao.quantization", None)})

@@ -12,3 +12,49 @@ verbose = False
 # Sizes a dynamic graph keeps generated code for (NOTE [ Dynamic compiled graphs ]); past it
 # the oldest size's code is dropped (made again, from the graph, if that size comes back).
 dynamic_instance_limit = 64
+
+
+def patcher(module):
+    """``module.patch`` of a config module (PyTorch's ``config.patch``): ``patch("name", v)``,
+    ``patch({"name": v})`` or ``patch(name=v)`` (dotted names reach a namespace class:
+    ``"triton.cudagraphs"``), as a context manager or a decorator that puts the old values
+    back."""
+    import contextlib
+
+    class _Patch(contextlib.ContextDecorator):
+        def __init__(self, changes):
+            self.changes, self.saved = changes, []
+
+        def __enter__(self):
+            for name, value in self.changes.items():
+                *path, last = name.split(".")
+                owner = module
+                for part in path:
+                    owner = getattr(owner, part)
+                self.saved.append((owner, last, getattr(owner, last)))
+                setattr(owner, last, value)
+            return self
+
+        def __exit__(self, *exc):
+            while self.saved:
+                owner, last, value = self.saved.pop()
+                setattr(owner, last, value)
+            return False
+
+    def patch(arg1=None, arg2=None, **kwargs):
+        if isinstance(arg1, str):
+            changes = {arg1: arg2}
+        elif isinstance(arg1, dict):
+            changes = dict(arg1)
+        elif arg1 is None:
+            changes = {}
+        else:
+            raise TypeError(f"patch() expects a name or a dict, not {type(arg1).__name__}")
+        changes.update(kwargs)
+        return _Patch(changes)
+    return patch
+
+
+# scripts that set other knobs of PyTorch's dynamo config (optimize_ddp, capture_scalar_outputs
+# ...) set plain attributes here, which nothing reads
+patch = patcher(__import__("sys").modules[__name__])

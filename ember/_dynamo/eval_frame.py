@@ -49,6 +49,9 @@ _EMBER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ops whose output shape depends on the values of their input
 DATA_DEPENDENT = frozenset(("nonzero", "masked_select", "unique", "unique_consecutive",
                             "unique_dim", "bincount", "histc", "repeat_interleave"))
+# Tensor's in-place samplers, offered to the modes while capturing (random nodes)
+SAMPLERS_ = ("uniform_", "normal_", "bernoulli_", "exponential_", "log_normal_", "cauchy_",
+             "geometric_", "random_")
 # Tensor methods that hand tensor data to Python: the graph cannot hold what Python does next
 _BREAKING_METHODS = {
     "item": "Tensor.item()",
@@ -350,6 +353,10 @@ class _Patches:
         from ..fx.experimental.proxy_tensor import _offer
         for owner, name in ((ember, "from_numpy"), (Tensor, "new_tensor")):
             self._set(owner, name, _offer(owner.__dict__[name], name))
+        # the in-place samplers are nodes that draw when they run, as randn's are (gpt-fast's
+        # sampling: ``torch.empty_like(p).exponential_(1)``), not draws baked into the graph
+        for name in SAMPLERS_:
+            self._set(Tensor, name, _offer(Tensor.__dict__[name], name))
         # the legacy constructors (``torch.Tensor([...])``, ``FloatTensor(...)``,
         # ``x.new(...)``) make their tensors with the offered factories: literals as nodes
         from .. import _tensor_types
@@ -371,6 +378,69 @@ class _Patches:
                 cap.brk("a .grad assigned in Python (not by zero_grad())")
             grad.__set__(t, value)
         self._set(Tensor, "grad", property(grad.fget, set_grad, grad.fdel, grad.__doc__))
+        # NOTE [ Tensor indices ]: an index key is parsed into arrays before the op runs
+        # (ops/index.py), so a graph would hold this call's index values as constants and
+        # replay them for other inputs (``logp[arange(B), y]`` with the next batch's y, a
+        # KV cache's ``cache[:, :, pos] = k``).  A tensor in a key breaks the graph instead,
+        # unless it is a literal made in the function (``x[:, torch.tensor([2, 0])]``, whose
+        # Python values are guarded, NOTE [ Python values ]); Python ints, slices and lists
+        # are constants of the code and stay in the graph.
+        from ..ops import index as index_ops
+        from .._functorch.passes import _literal
+        entry = index_ops._entry
+
+        def literal(k) -> bool:
+            n = rec._nodes.get(id(k))
+            return getattr(n, "op", None) == "call_function" and _literal(n)
+
+        def key_entry(k, xp):
+            if isinstance(k, Tensor) and rec in state.modes and not cap.in_backward and \
+                    not literal(k):
+                cap.brk("indexing with a tensor (t[idx], t[mask], t[idx] = v: the graph would "
+                        "hold this call's index values)")
+            return entry(k, xp)
+        self._set(index_ops, "_entry", key_entry)
+        # the common keys with one integer tensor (``freqs[pos]``, ``mask[None, None, pos]``,
+        # ``cache[:, :, pos] = k``) are spelt with ops that take the index as a tensor, so the
+        # graph reads each call's index: index_select (negative indices wrapped by a where),
+        # and index_copy_/index_fill_ for a write along a 1-d index under full slices
+        getitem, setitem = Tensor.__dict__["__getitem__"], Tensor.__dict__["__setitem__"]
+
+        def tensor_key(t, key):
+            one = _one_index(t, key)
+            if one is None or rec not in state.modes or cap.in_backward or literal(one[2]):
+                return None
+            return one
+
+        def index_getitem(t, key):
+            one = tensor_key(t, key) if type(key) is not int else None
+            if one is None:
+                return getitem(t, key)
+            basic, d, idx = one
+            xb = getitem(t, basic)
+            flat = _wrapped(idx.reshape(-1), xb.shape[d])
+            out = xb.index_select(d, flat)
+            return out.reshape(tuple(xb.shape[:d]) + tuple(idx.shape) + tuple(xb.shape[d + 1:]))
+
+        def index_setitem(t, key, value):
+            one = tensor_key(t, key)
+            if one is not None and one[2].dim() <= 1 and all(
+                    e is Ellipsis or e == slice(None) for e in one[0]) and (
+                    isinstance(value, (int, float)) and not isinstance(value, bool) or
+                    isinstance(value, Tensor) and value.dtype == t.dtype and
+                    value.dim() <= t.dim()):
+                _, d, idx = one
+                flat = _wrapped(idx.reshape(-1).long(), t.shape[d])
+                if isinstance(value, Tensor):
+                    shape = list(t.shape)
+                    shape[d] = flat.shape[0]
+                    t.index_copy_(d, flat, value.expand(shape))
+                else:
+                    t.index_fill_(d, flat, value)
+                return
+            setitem(t, key, value)
+        self._set(Tensor, "__getitem__", index_getitem)
+        self._set(Tensor, "__setitem__", index_setitem)
         data = Tensor.__dict__["data"]
 
         def set_data(t, value):
@@ -715,9 +785,10 @@ def _undoable(graph) -> bool:
     for n in graph.nodes:
         if n.op != "call_function" or pure(n) or n.target is DROPOUT_MASK:
             continue
-        if getattr(n.target, "__name__", "") in _RANDOM:
+        name = getattr(n.target, "__name__", "")
+        if name in _RANDOM and not name.endswith("_"):  # a sampler writes in place: kept
             continue
-        if n.target is COPY_ or _op_class(n.target) is not None or \
+        if n.target is COPY_ or name.endswith("_") or _op_class(n.target) is not None or \
                 not isinstance(n.target, _modes.Op):
             return False
     return True
@@ -1320,7 +1391,49 @@ def _owners(allmods, owned) -> dict:
     return out
 
 
+# what ``torch._logging.set_logs`` turned on (``ember/_logging``): it replaces the environment
+# variable's list, as PyTorch's set_logs overrides TORCH_LOGS; None: read the variable
+_logs_set = [None]
+
+
+def _one_index(t, key):
+    """``(basic key, dim, index)`` for a key of one integer tensor among ints, slices, None and
+    Ellipsis (NOTE [ Tensor indices ]): ``t[basic]`` is a view whose dim ``dim`` the index
+    selects from; else None."""
+    items = key if type(key) is tuple else (key,)
+    pos = None
+    for i, e in enumerate(items):
+        if isinstance(e, Tensor):
+            dt = e.dtype
+            if pos is not None or dt.is_floating_point or dt.is_complex or dt is _dtype_mod.bool_:
+                return None
+            pos = i
+        elif not (e is None or e is Ellipsis or type(e) is int or type(e) is slice):
+            return None
+    if pos is None or sum(e is Ellipsis for e in items) > 1:
+        return None
+    consumed = sum(1 for e in items if e is not None and e is not Ellipsis)
+    if consumed > t.dim():
+        return None  # the plain path raises PyTorch's error
+    d = 0
+    for e in items[:pos]:
+        if e is Ellipsis:
+            d += t.dim() - consumed
+        elif e is None or type(e) is slice:
+            d += 1
+    basic = items[:pos] + (slice(None),) + items[pos + 1:]
+    return basic, d, items[pos]
+
+
+def _wrapped(flat, n: int):
+    """Indices with the negative ones counted from the end (as ``t[idx]`` reads them)."""
+    from ..ops.elementwise import where
+    return where(flat < 0, flat + n, flat)
+
+
 def _log_on(what: str) -> bool:
+    if _logs_set[0] is not None:
+        return what in _logs_set[0]
     return what in os.environ.get("EMBER_LOGS", os.environ.get("TORCH_LOGS", "")).replace(
         "+", "").split(",")
 
@@ -1371,7 +1484,8 @@ class _Compiled:
                 _dtype_mod._default_float)
 
     def __call__(self, *args, **kwargs):
-        if _capturing or _disabled[0]:  # inside a capture: its ops are recorded by the outer one
+        if _capturing or _disabled[0] or _stance[0] is _FORCE_EAGER:
+            # inside a capture: its ops are recorded by the outer one
             if _capturing and not _disabled[0]:
                 with _capturing[-1].call(self):  # a piece of its own on later calls
                     return self.fn(*args, **kwargs)
@@ -1423,6 +1537,8 @@ class _Compiled:
                               f"hit config.cache_size_limit ({_limit()}) recompiles; last "
                               f"reason: {reason}. It now runs eagerly for new guards.",
                               stacklevel=2)
+            return self.fn(*args, **kwargs)
+        if _stance[0] is not None and _stance_says_eager(self, cache, reason):
             return self.fn(*args, **kwargs)
         if cache.entries and _log_on("recompiles"):
             print(f"[ember.compile] recompiling {getattr(self.fn, '__name__', 'function')}: "
@@ -1735,7 +1851,8 @@ class _Compiled:
             counters["stats"]["unique_graphs"] += 1
             counters["stats"]["calls_captured"] += sum(1 for n in gm.graph.nodes
                                                        if n.op == "call_function")
-            compiled = entry.compiled = self.compiler(gm, leaves)
+            compiler = _stance_backend[0] or self.compiler  # set_stance's force_backend
+            compiled = entry.compiled = compiler(gm, leaves)
             entry.unsupported = getattr(gm, "meta_unsupported", None)
             entry.run = compiled if program is None else _Program(compiled, *program)
             if _log_on("graph"):
@@ -1890,6 +2007,51 @@ def _what_changed(cache: _CodeCache, key) -> str:
 
 _disabled = [0]
 
+# NOTE [ Stances ]: ``torch.compiler.set_stance`` (``ember/compiler``).  ``_stance[0]`` is None
+# for "default", else the stance's name.  "force_eager" makes every compiled function call its
+# function as it is (checked first, with the capture and disable flags); the others act only
+# where a call would capture (a first call or a recompile), as PyTorch's act where dynamo would
+# compile a frame: "eager_on_recompile" runs that call eagerly, "fail_on_recompile" raises,
+# "eager_then_compile" (and "aot_eager_then_compile") runs a function's first call eagerly
+# and captures from its second.  Cached entries run as before under every stance but
+# force_eager.  Setting a stance bumps ``_epoch``, so no fast guard skips these checks.
+_FORCE_EAGER = "force_eager"
+_stance = [None]
+_stance_backend = [None]  # force_backend's callable (stance "default" only), else None
+_ran_eager_first = weakref.WeakSet()  # eager_then_compile: functions whose first call ran
+
+
+def _stance_says_eager(compiled, cache, reason) -> bool:
+    """Whether the current stance runs this capturing call eagerly (raises for
+    "fail_on_recompile")."""
+    stance = _stance[0]
+    if stance == "eager_on_recompile":
+        return True
+    if stance == "fail_on_recompile":
+        code = compiled.code
+        where = (f"filename: '{getattr(code, 'co_filename', '?')}', function name: "
+                 f"'{getattr(compiled.fn, '__name__', type(compiled.fn).__name__)}', "
+                 f"line number: {getattr(code, 'co_firstlineno', '?')}")
+        msg = f"Detected recompile when torch.compile stance is 'fail_on_recompile'. {where}"
+        if cache.entries:
+            msg += f"\n    triggered by the following guard failure(s):\n    - {reason}"
+        raise RuntimeError(msg)
+    if stance in ("eager_then_compile", "aot_eager_then_compile") and not cache.entries and \
+            compiled not in _ran_eager_first:
+        _ran_eager_first.add(compiled)
+        return True
+    return False
+
+
+def set_stance(stance: str, backend=None) -> tuple:
+    """Set the stance (and ``force_backend``'s compiler) every compiled function reads; returns
+    the previous pair, for ``torch.compiler.set_stance`` to put back."""
+    prev = (_stance[0], _stance_backend[0])
+    _stance[0] = None if stance == "default" else stance
+    _stance_backend[0] = backend
+    _epoch[0] += 1
+    return prev
+
 
 def is_compiling() -> bool:
     """Whether a capture is running (PyTorch's ``torch.compiler.is_compiling``)."""
@@ -1943,17 +2105,18 @@ def optimize(fn, *, backend="inductor", fullgraph=False, dynamic=None, options=N
 
 class _WithKernels(_Compiled):
     """``options={"numba": True}``: each call runs with the fused LSTM's numba step kernels
-    (NOTE [ Step kernels ] in ``ops/rnn.py``) and layer norm's (NOTE [ Layer-norm kernels ] in
-    ``ops/normalization.py``); numba is imported here, not before."""
+    (NOTE [ Step kernels ] in ``ops/rnn.py``) and the other ops' (layer norm, attention's
+    softmax: NOTE [ Kernel tables ] in ``ops/_kernels.py``); numba is imported here, not
+    before."""
 
     def __init__(self, fn, backend, fullgraph, dynamic, code):
-        from ..ops import rnn, normalization
+        from ..ops import rnn, _kernels
         self._switch, self._table = rnn.step_kernels, rnn.numba_kernels()
-        self._norm, self._norm_table = normalization.kernels, normalization.numba_kernels()
+        self._use, self._ops = _kernels.use, _kernels.numba_table()
         super().__init__(fn, backend, fullgraph, dynamic, code)
 
     def __call__(self, *args, **kwargs):
-        with self._switch(self._table), self._norm(self._norm_table):
+        with self._switch(self._table), self._use(self._ops):
             return super().__call__(*args, **kwargs)
 
     def __reduce__(self):  # a copy keeps the option
@@ -1976,7 +2139,8 @@ class OptimizedModule(Module):
         # the compiled function's fast path (NOTE [ Guard cost ]) without its frame: a batch-1
         # call's frames and the objects they touch are cache misses after its weights streamed
         last = c._last
-        if last is not None and last[0] == _epoch[0] and not (_capturing or _disabled[0]) and \
+        if last is not None and last[0] == _epoch[0] and \
+                not (_capturing or _disabled[0] or _stance[0] is _FORCE_EAGER) and \
                 (ok := last[1](c, args)) is not False:
             if ok is not True:  # NOTE [ Batch-1 inference ] (_functorch/aot_autograd.py)
                 return ok

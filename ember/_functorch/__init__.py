@@ -18,5 +18,6 @@ through its own forward), ``{"buffers": False}`` (direct calls, fresh results) a
 the tests compare against.
 """
 from .aot_autograd import CompiledRegion, CompiledFunction, Unsupported
+from . import config  # torch._functorch.config's knobs (read by nothing)
 
 __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]

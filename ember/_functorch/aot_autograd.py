@@ -74,7 +74,10 @@ __all__ = ["CompiledRegion", "CompiledFunction", "Unsupported"]
 _new = object.__new__
 _RANDOM = ("bernoulli", "multinomial", "rand", "randn", "randint", "rand_like", "randn_like",
            "randint_like", "randperm", "normal", "fused_rnn_layer",
-           "scaled_dot_product_flash_attention_for_cpu", "native_dropout")
+           "scaled_dot_product_flash_attention_for_cpu", "native_dropout",
+           # the in-place samplers ember.compile's capture offers (_dynamo/eval_frame.py)
+           "uniform_", "normal_", "bernoulli_", "exponential_", "log_normal_", "cauchy_",
+           "geometric_", "random_")
 _FRESH_MM = {}  # array module -> ``fresh_mm`` bound to it
 _MM_T = {}  # array module -> ``linalg.mm_t`` bound to it (NOTE [ Transposed activations ])
 _CONST, _HOOK = 2, 3  # saved-entry kinds (NOTE [ Saved tensors ] in autograd/function.py)

@@ -8,7 +8,7 @@ from .._dynamo.backends import list_backends
 from .._dynamo.eval_frame import reset, disable, is_compiling
 
 __all__ = ["compile", "reset", "disable", "is_compiling", "is_dynamo_compiling", "explain",
-           "list_backends", "allow_in_graph", "assume_constant_result"]
+           "list_backends", "allow_in_graph", "assume_constant_result", "set_stance"]
 
 _MODES = ("default", "lite", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
 
@@ -62,3 +62,51 @@ def allow_in_graph(fn):
 def assume_constant_result(fn):
     """Accepted for PyTorch scripts: the result is recorded as the constant it was."""
     return fn
+
+
+_STANCES = ("default", "force_eager", "eager_on_recompile", "fail_on_recompile",
+            "eager_then_compile", "aot_eager_then_compile")
+
+
+def _forbidden(what) -> None:
+    if _ef._capturing:  # PyTorch's dynamo refuses to trace a stance change
+        raise AssertionError(f"Attempt to trace forbidden callable {what!r}")
+
+
+class set_stance:
+    """Set how compiled functions behave (``torch.compiler.set_stance``): as a function call
+    (until the next one), a context manager or a decorator; NOTE [ Stances ] in
+    ``ember/_dynamo/eval_frame.py``."""
+
+    def __init__(self, stance: str = "default", *, skip_guard_eval_unsafe: bool = False,
+                 force_backend=None):
+        _forbidden(set_stance)
+        if force_backend is not None and stance != "default":
+            raise RuntimeError("non-default stance cannot have force_backend set")
+        if stance not in _STANCES:
+            raise RuntimeError(f"invalid torch.compile stance '{stance}'")
+        # skip_guard_eval_unsafe is accepted and ignored: ember's guards stay on (safe)
+        self.stance, self.force_backend = stance, force_backend
+        backend = None if force_backend is None else _ef.lookup_backend(force_backend)
+        self._backend = backend
+        self.prev = _ef.set_stance(stance, backend)
+
+    def __call__(self, fn):
+        _ef.set_stance(*self.prev)  # as a decorator it applies only while ``fn`` runs
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            _forbidden(fn)
+            prev = _ef.set_stance(self.stance, self._backend)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _ef.set_stance(*prev)
+        return wrapper
+
+    def __enter__(self):
+        _ef.set_stance(self.stance, self._backend)
+
+    def __exit__(self, *exc):
+        _ef.set_stance(*self.prev)

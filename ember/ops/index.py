@@ -618,6 +618,9 @@ def __setitem__(self: Tensor, key, value) -> None:
                                "in-place operation.")
         inplace(self, _setitem, k, value)
         return
+    if state.modes:  # a mode (ember.compile's capture, make_fx) sees the write as an op
+        inplace(self, _setitem, k, value)
+        return
     _check_inplace(self)
     _put(xp_of(self._data), self._data, k, value._data if vt else value, False)
     _version_counter(self)[0] += 1
