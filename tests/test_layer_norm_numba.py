@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ember
-from ember.ops import normalization as N
+from ember.ops import _kernels
 from opcheck import assert_close
 
 numba = pytest.importorskip("numba", reason="the numba extra is not installed")
@@ -19,14 +19,14 @@ numba = pytest.importorskip("numba", reason="the numba extra is not installed")
 
 @pytest.fixture(scope="module")
 def table():
-    return N.numba_kernels()
+    return _kernels.numba_table()
 
 
 @pytest.fixture
 def spy(table, monkeypatch):
     """Counts of the kernels' calls (the switch changes which code runs)."""
     calls = {"fwd": 0, "bwd": 0}
-    kern = table[(np, np.dtype(np.float32))]
+    kern = table[("layer_norm", np, np.dtype(np.float32))]
     for name in calls:
         real = getattr(kern, name)
 
@@ -54,7 +54,7 @@ def _run(lib, x, w, b, g, ns, eps, need=(True, True, True), kern=None):
         return t.requires_grad_(req)
     tx, tw, tb = leaf(x, need[0]), leaf(w, need[1]), leaf(b, need[2])
     if kern is not None:
-        with N.kernels(kern):
+        with _kernels.use(kern):
             y = lib.nn.functional.layer_norm(tx, ns, tw, tb, eps)
     else:
         y = lib.nn.functional.layer_norm(tx, ns, tw, tb, eps)
@@ -86,7 +86,7 @@ def test_kernels_match_torch(table, spy, dtype, shape, ns, affine, bias):
     ref = _run(torch, *up, ns, 1e-5)
     got = _run(ember, x, w, b, g, ns, 1e-5, kern=table)
     plain = _run(ember, x, w, b, g, ns, 1e-5)
-    assert N._kernels == {}
+    assert _kernels._table == {}
     assert spy == {"fwd": 1, "bwd": 1}
     for k, (e, t, p) in enumerate(zip(got, ref, plain)):
         assert (e is None) == (t is None) == (p is None)
@@ -153,7 +153,7 @@ def test_create_graph_after_kernel_forward(table):
         tw = lib.from_numpy(w.copy()).requires_grad_()
         tb = lib.from_numpy(b.copy())
         if kern is not None:
-            with N.kernels(kern):
+            with _kernels.use(kern):
                 y = lib.nn.functional.layer_norm(tx, (6,), tw, tb)
         else:
             y = lib.nn.functional.layer_norm(tx, (6,), tw, tb)
@@ -166,7 +166,7 @@ def test_create_graph_after_kernel_forward(table):
 def test_other_inputs_keep_the_numpy_path(table, spy, why):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((6, 8)).astype(np.float32)
-    with N.kernels(table):
+    with _kernels.use(table):
         if why == "half":
             y = ember.nn.functional.layer_norm(ember.from_numpy(x).half().requires_grad_(),
                                                (8,))
@@ -185,7 +185,7 @@ def test_other_inputs_keep_the_numpy_path(table, spy, why):
 
 def test_no_grad_forward(table, spy):
     x = ember.randn(5, 7)
-    with ember.no_grad(), N.kernels(table):
+    with ember.no_grad(), _kernels.use(table):
         y = ember.nn.functional.layer_norm(x, (7,))
     ref = torch.nn.functional.layer_norm(torch.from_numpy(x.numpy()), (7,))
     assert_close(y, ref, "float32")
@@ -244,7 +244,7 @@ def test_compile_option_trains_as_default_compile(spy, whole):
                 out.backward()
                 opt.step()
             losses.append(out.item())
-        assert N._kernels == {}  # the switch is off again between calls
+        assert _kernels._table == {}  # the switch is off again between calls
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
     # norm1, norm2 and the final norm each call; compiling may run a backward once more
     assert spy["fwd"] == 20 * 3 and 20 * 3 <= spy["bwd"] <= 21 * 3
@@ -259,10 +259,13 @@ def test_compile_option_trains_as_default_compile(spy, whole):
 def test_missing_numba_names_the_extra(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
-    monkeypatch.delitem(sys.modules, "ember.ops._numba_norm", raising=False)
-    monkeypatch.delattr(ember.ops, "_numba_norm", raising=False)
+    for mod in ("_numba_norm", "_numba_attention"):
+        monkeypatch.delitem(sys.modules, "ember.ops." + mod, raising=False)
+        monkeypatch.delattr(ember.ops, mod, raising=False)
     with pytest.raises(ImportError, match=r"ember\[numba\]"):
-        N.numba_kernels()
+        _kernels.numba_table()
+    with pytest.raises(ImportError, match=r"ember\[numba\]"):
+        ember.compile(lambda x: x * 2, options={"numba": True})
 
 
 def test_numba_not_imported_by_default():
@@ -274,7 +277,8 @@ def test_numba_not_imported_by_default():
             "x = ember.randn(5, 4, requires_grad=True)\n"
             "for _ in range(2): f(x).backward()\n"
             "assert 'numba' not in sys.modules, 'numba imported'\n"
-            "assert 'ember.ops._numba_norm' not in sys.modules\n")
+            "assert 'ember.ops._numba_norm' not in sys.modules\n"
+            "assert 'ember.ops._numba_attention' not in sys.modules\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr

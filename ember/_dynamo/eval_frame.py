@@ -2105,17 +2105,18 @@ def optimize(fn, *, backend="inductor", fullgraph=False, dynamic=None, options=N
 
 class _WithKernels(_Compiled):
     """``options={"numba": True}``: each call runs with the fused LSTM's numba step kernels
-    (NOTE [ Step kernels ] in ``ops/rnn.py``) and layer norm's (NOTE [ Layer-norm kernels ] in
-    ``ops/normalization.py``); numba is imported here, not before."""
+    (NOTE [ Step kernels ] in ``ops/rnn.py``) and the other ops' (layer norm, attention's
+    softmax: NOTE [ Kernel tables ] in ``ops/_kernels.py``); numba is imported here, not
+    before."""
 
     def __init__(self, fn, backend, fullgraph, dynamic, code):
-        from ..ops import rnn, normalization
+        from ..ops import rnn, _kernels
         self._switch, self._table = rnn.step_kernels, rnn.numba_kernels()
-        self._norm, self._norm_table = normalization.kernels, normalization.numba_kernels()
+        self._use, self._ops = _kernels.use, _kernels.numba_table()
         super().__init__(fn, backend, fullgraph, dynamic, code)
 
     def __call__(self, *args, **kwargs):
-        with self._switch(self._table), self._norm(self._norm_table):
+        with self._switch(self._table), self._use(self._ops):
             return super().__call__(*args, **kwargs)
 
     def __reduce__(self):  # a copy keeps the option

@@ -153,10 +153,8 @@ class FunctionCtx(Node):
                 if vc is not None and vc[0] != version:
                     _raise_modified(self, _make(t), vc[0], version, idx)
                 t = _make(t, True, self, idx)
-            elif kind == _HOOK:
-                t = entry[2](entry[1])  # unpack_hook(packed)
-            else:
-                t = entry[1]
+            else:  # a constant, or unpack_hook(packed)
+                t = entry[2](entry[1]) if kind == _HOOK else entry[1]
             out.append(t)
         return tuple(out)
 
@@ -285,7 +283,7 @@ def _apply_raw(cls, *args, **kwargs):
         return modes.dispatch(modes.op_for(cls), args, kwargs, cls.apply)
     ctx = _new(cls)
     nf = None  # next_functions and needs_input_grad, made at the first input needing grad
-    grad_on = state.grad
+    grad_on = not (inference := state.inference) and state.grad  # (inference: no recording)
     a = args[0] if len(args) == 1 else None
     if a.__class__ is Tensor:  # a unary op on a plain tensor: no list, no loop (hot)
         d = a._data
@@ -351,7 +349,7 @@ def _apply_raw(cls, *args, **kwargs):
             ctx._trace = "".join(traceback.format_stack()[:-1])
     else:
         t = _make(out)
-    if state.inference:
+    if inference:
         t._inference = True
     if cls.view and isinstance(args[0], Tensor):
         link_view(t, args[0], cls, args[1:], kwargs)

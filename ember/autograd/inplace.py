@@ -66,7 +66,7 @@ def _check_inplace(t: Tensor):
 def inplace(t: Tensor, fn, *args, **kwargs) -> Tensor:
     """Run ``fn(t, *args)`` out of place and write the result into ``t`` (NOTE [ In-place ops ])."""
     _check_inplace(t)
-    record = state.grad and (t._requires_grad or any(
+    record = state.grad and not state.inference and (t._requires_grad or any(
         isinstance(a, Tensor) and a._requires_grad for a in args))
     if record:
         if t._grad_fn is None and t._requires_grad:

@@ -46,6 +46,7 @@ from ._util import is_float, check_broadcast, scalar_name, c_name
 from .activation import softmax
 from .layers import linear, dropout, _keep_mask
 from .movement import cat
+from . import _kernels
 from . import _workspace as ws
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
@@ -260,6 +261,62 @@ def _inv_keep(p_drop: float) -> float:
     return 1.0 / (1.0 - p_drop) if p_drop < 1 else 0.0
 
 
+def _softmax_passes(xp, s, mask, causal: bool, by_key: bool, L: int, S: int):
+    """The softmax of the scores ``s`` over the keys with NumPy passes (in place where it
+    can): the mask, the causal mask, the shift (NOTE [ One softmax shift ]), exp and the
+    normalisation."""
+    # one shift for every row where the scores allow (NOTE [ One softmax shift ])
+    shift = None
+    if _ONE_SHIFT and mask is None and s.size:
+        hi = s.max()
+        if hi - s.min() <= _SHIFT_SPAN:
+            shift = hi
+    # rows with no key left exist only under a mask (a causal row always keeps key 0)
+    masked = False
+    if mask is not None:
+        mk = _keys_first(xp, mask) if by_key else mask
+        if mask.dtype == bool:
+            if mk.ndim <= s.ndim and xp.broadcast_shapes(mk.shape, s.shape) == s.shape:
+                xp.copyto(s, _NEG_INF, where=~mk)
+            else:
+                s = xp.where(mk, s, _NEG_INF)
+        else:
+            mk = _up(mk)
+            if mk.ndim <= s.ndim and xp.broadcast_shapes(mk.shape, s.shape) == s.shape:
+                s += mk
+            else:
+                s = s + mk
+        masked = True
+    if causal:
+        if _CAUSAL_ADD and shift is not None:
+            # the shift in the causal mask's pass: 0 - shift is exactly -shift, so the
+            # same bits as two passes, one pass fewer (an (L, S) array made per call)
+            s += _causal_neg(xp, L, S, by_key, s.dtype) - shift
+            shift = 0
+        elif _CAUSAL_ADD:  # NOTE [ Causal by adding ]
+            s += _causal_neg(xp, L, S, by_key, s.dtype)
+        else:
+            xp.copyto(s, _NEG_INF, where=_causal_block(xp, L, S, by_key))
+    if shift is not None:
+        if shift:
+            s -= shift  # all scores finite, within _SHIFT_SPAN of it: no NaN or overflow
+    else:
+        m = _max_over_keys(xp, s, by_key)
+        if causal and _CAUSAL_ADD and xp.isnan(m).any():
+            # a NaN or +inf score under the mask made NaN: mask by assignment, as PyTorch
+            xp.copyto(s, _NEG_INF, where=_causal_block(xp, L, S, by_key))
+            m = _max_over_keys(xp, s, by_key)
+        if masked:
+            m[m == _NEG_INF] = 0  # a fully masked row: exp(-inf) = 0 everywhere, no NaN
+        s -= m
+    xp.exp(s, out=s)
+    d = _sum_over_keys(xp, s, by_key)
+    if masked:
+        d[d == 0] = 1
+    s *= 1 / d
+    return s
+
+
 class _SDPA(Function):
     """Softmax attention as one node (NOTE [ Fused attention ])."""
 
@@ -286,56 +343,13 @@ class _SDPA(Function):
         a, b = (kc, qs) if by_key else (qs, kc)
         # a workspace array (NOTE [ Workspace ]): a fresh MB-sized one per call page-faults
         s = _product(xp, a, xp.swapaxes(b, -1, -2))
-        # one shift for every row where the scores allow (NOTE [ One softmax shift ])
-        shift = None
-        if _ONE_SHIFT and mask is None and s.size:
-            hi = s.max()
-            if hi - s.min() <= _SHIFT_SPAN:
-                shift = hi
-        # rows with no key left exist only under a mask (a causal row always keeps key 0)
-        masked = False
-        if mask is not None:
-            mk = _keys_first(xp, mask) if by_key else mask
-            if mask.dtype == bool:
-                if mk.ndim <= s.ndim and xp.broadcast_shapes(mk.shape, s.shape) == s.shape:
-                    xp.copyto(s, _NEG_INF, where=~mk)
-                else:
-                    s = xp.where(mk, s, _NEG_INF)
-            else:
-                mk = _up(mk)
-                if mk.ndim <= s.ndim and xp.broadcast_shapes(mk.shape, s.shape) == s.shape:
-                    s += mk
-                else:
-                    s = s + mk
-            masked = True
-        if causal:
-            L, S = qs.shape[-2], kc.shape[-2]
-            if _CAUSAL_ADD and shift is not None:
-                # the shift in the causal mask's pass: 0 - shift is exactly -shift, so the
-                # same bits as two passes, one pass fewer (an (L, S) array made per call)
-                s += _causal_neg(xp, L, S, by_key, s.dtype) - shift
-                shift = 0
-            elif _CAUSAL_ADD:  # NOTE [ Causal by adding ]
-                s += _causal_neg(xp, L, S, by_key, s.dtype)
-            else:
-                xp.copyto(s, _NEG_INF, where=_causal_block(xp, L, S, by_key))
-        if shift is not None:
-            if shift:
-                s -= shift  # all scores finite, within _SHIFT_SPAN of it: no NaN or overflow
+        # NOTE [ numba softmax kernels ]: one pass per (S, L) block under the kernel table
+        kern = _kernels.get("softmax_by_key", xp, s.dtype) if by_key and mask is None and \
+            s.size and s.flags.c_contiguous else None
+        if kern is not None:
+            kern.fwd(s.reshape((-1,) + s.shape[-2:]), bool(causal))
         else:
-            m = _max_over_keys(xp, s, by_key)
-            if causal and _CAUSAL_ADD and xp.isnan(m).any():
-                # a NaN or +inf score under the mask made NaN: mask by assignment, as PyTorch
-                xp.copyto(s, _NEG_INF, where=_causal_block(xp, L, S, by_key))
-                m = _max_over_keys(xp, s, by_key)
-            if masked:
-                m[m == _NEG_INF] = 0  # a fully masked row: exp(-inf) = 0 everywhere, no NaN
-            s -= m
-        xp.exp(s, out=s)
-        d = _sum_over_keys(xp, s, by_key)
-        if masked:
-            d[d == 0] = 1
-        s *= 1 / d
+            s = _softmax_passes(xp, s, mask, causal, by_key, qs.shape[-2], kc.shape[-2])
         p = xp.swapaxes(s, -1, -2) if by_key else s  # (L, S) as seen by everything else
         keep = None
         if p_drop > 0:
@@ -352,6 +366,7 @@ class _SDPA(Function):
             ctx.meta = (scale, p_drop, rk, rv, causal)
             ctx.p = p
             ctx.by_key = by_key
+            ctx.kern = kern
             ctx.keep = keep
             ctx.save_for_backward(q, k, v, mask)
         return out if out.dtype == dt else out.astype(dt)
@@ -401,10 +416,15 @@ class _SDPA(Function):
                 ds *= drop
             # dS = P * (dP - rowsum(P * dP)), in place
             # no temporary of S's size
-            r = (xp.einsum("...ji,...ji->...i", p, ds)[..., None, :] if by_key
-                 else xp.einsum("...ij,...ij->...i", p, ds)[..., None])
-            ds -= r
-            ds *= p
+            kern = getattr(ctx, "kern", None)  # NOTE [ numba softmax kernels ]
+            if kern is not None and ds.shape == p.shape and ds.dtype == p.dtype and \
+                    ds.flags.c_contiguous and p.flags.c_contiguous:
+                kern.bwd(p.reshape((-1,) + p.shape[-2:]), ds.reshape((-1,) + ds.shape[-2:]))
+            else:
+                r = (xp.einsum("...ji,...ji->...i", p, ds)[..., None, :] if by_key
+                     else xp.einsum("...ij,...ij->...i", p, ds)[..., None])
+                ds -= r
+                ds *= p
             dsl = xp.swapaxes(ds, -1, -2) if by_key else ds  # (L, S)
             if need_m:
                 gm = _make(_sum_to(xp, dsl, mask._data.shape).astype(mask._data.dtype,

@@ -21,7 +21,7 @@ import builtins
 import math
 import warnings
 
-from ..autograd.function import Function, set_edges
+from ..autograd.function import Function, set_edges, _CPU_ARRAY
 from ..autograd.views import link_view
 from .._state import state
 from .._tensor import Tensor, _make, _wrap_dim, _type_name, _version_counter
@@ -378,10 +378,11 @@ def _view(self: Tensor, key: tuple, cls) -> Tensor:
     """
     if state.intercept or state.anomaly:  # a mode must see the op; anomaly records a trace
         return cls.apply(self, key)
-    if state.grad and self._requires_grad:
+    if state.grad and self._requires_grad and not state.inference:
         a = self._data
         ctx = _new(cls)
-        ctx.xp = _BY_ARRAY_TYPE[type(a)][0]
+        if type(a) is not _CPU_ARRAY:  # (the cpu's module is the class default, as in apply)
+            ctx.xp = _BY_ARRAY_TYPE[type(a)][0]
         ctx._record = True
         ctx.meta = (a.shape, key)
         set_edges(ctx, (self, key))

@@ -79,6 +79,7 @@ from ..autograd.grad_mode import state
 from .._tensor import Tensor, _make
 from ._util import need_tensor, scalar_name, is_float
 from . import _threads
+from . import _kernels
 from . import _workspace as ws
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
@@ -496,7 +497,7 @@ class _Normalize(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, lay, eps):
-        kern = _kernels and _kernel_for(ctx.xp, lay, x, w, b)
+        kern = _kernels._table and _kernel_for(ctx.xp, lay, x, w, b)
         if kern:  # NOTE [ Layer-norm kernels ]
             y, mean, inv = _kernel_forward(ctx.xp, kern, lay, x, w, b, eps)
         else:
@@ -698,46 +699,16 @@ def _result(a, shape, dt) -> Tensor:
 
 
 # NOTE [ Layer-norm kernels ]
-# ``(array module, dtype) -> kernels`` for layer norm's forward and backward as one pass each
-# over the (R, K) rows (``_numba_norm``, NOTE [ numba layer-norm kernels ]); empty: the NumPy
-# passes above.  ``ember.compile(fn, options={"numba": True})`` sets it for the duration of
-# each call (``kernels``), as the LSTM's step kernels (NOTE [ Step kernels ] in ``rnn.py``);
-# the forward keeps its choice on ``ctx.kern``, so that its backward, which runs after the
-# compiled call has returned, uses the same.  The saved statistics have one layout either
-# way, and ``create_graph`` takes the graph formula as before.  Only layer norm (``rk``
-# layouts) of C-contiguous float32/float64 inputs whose weight and bias have the input's
-# dtype; group norm, half inputs and other layouts keep the NumPy path.
+# Layer norm's forward and backward as one pass each over the (R, K) rows where the kernel
+# table (NOTE [ Kernel tables ] in ``_kernels.py``) has them: ``ember.compile(fn,
+# options={"numba": True})`` (``_numba_norm``, NOTE [ numba layer-norm kernels ]).  The
+# forward keeps its choice on ``ctx.kern`` for the backward.  The saved statistics have one
+# layout either way, and ``create_graph`` takes the graph formula as before.  Only layer norm
+# (``rk`` layouts) of C-contiguous float32/float64 inputs whose weight and bias have the
+# input's dtype; group norm, half inputs and other layouts keep the NumPy path.
 # GPT-mini's compiled step (5 layer norms of (1024, 128) float32), per call in isolation
-# (thread time, 1 thread): forward 44 us, backward 69 us (torch's forward 77 us).
-_kernels: dict = {}
-
-
-class kernels:
-    """``with kernels(table):`` layer norm's kernels are ``table``'s (NOTE above)."""
-
-    __slots__ = ("table", "prev")
-
-    def __init__(self, table: dict):
-        self.table = table
-
-    def __enter__(self):
-        global _kernels
-        self.prev, _kernels = _kernels, self.table
-
-    def __exit__(self, *exc):
-        global _kernels
-        _kernels = self.prev
-
-
-def numba_kernels() -> dict:
-    """The numba kernel table (imports numba; compiles the kernels or loads them from its
-    cache): ``ImportError`` naming the ``numba`` extra when numba is missing."""
-    try:
-        from . import _numba_norm
-    except ImportError as e:
-        raise ImportError("ember.compile(..., options={'numba': True}) needs numba, the "
-                          "'numba' extra: pip install 'ember[numba]'") from e
-    return _numba_norm.KERNELS
+# (thread time, 1 thread): forward 44 us, backward 69 us (torch's forward 77 us); in the
+# step, the five together 2.55 -> 0.96 ms forward + backward (torch's ~1.0).
 
 
 def _kernel_for(xp, lay, x, w, b):
@@ -747,7 +718,7 @@ def _kernel_for(xp, lay, x, w, b):
     dt = x.dtype
     if w is not None and w.dtype != dt or b is not None and b.dtype != dt:
         return None
-    return _kernels.get((xp, dt))
+    return _kernels.get("layer_norm", xp, dt)
 
 
 _CONST: dict = {}
