@@ -15,6 +15,8 @@ path rounds alike (ops/elementwise.py).
 """
 from __future__ import annotations
 
+from . import _openblas
+
 __all__: list = []
 
 MIN_SIZE = 8192
@@ -311,3 +313,18 @@ def aligned(t):
     off = -numpy.frombuffer(buf, numpy.uint8, 1).ctypes.data % ALIGN
     t._data = numpy.frombuffer(buf, a.dtype, a.size, off).reshape(a.shape)
     return t
+
+
+OWN_MIN_MACS = 1 << 23  # M * K * N below this stays on NumPy's (NOTE [ BLAS kernels ])
+
+
+def matmul_into(xp, a, b, out=None):
+    """``xp.matmul(a, b, out=out)`` for 2-d arrays: a large float32 product by ember's own
+    OpenBLAS where it was measured faster (NOTE [ BLAS kernels ] in ``ops/_openblas.py``),
+    anything else by ``xp.matmul``; returns the product (``out`` where given)."""
+    if a.dtype.char == "f" and a.shape[0] * a.shape[1] * b.shape[-1] >= OWN_MIN_MACS:
+        f = _openblas.sgemm()
+        res = None if f is None else f(a, b, out)
+        if res is not None:
+            return res
+    return xp.matmul(a, b, out=out)

@@ -19,6 +19,7 @@ from ._util import (reduce_grad, check_broadcast, need_tensor, scalar_name, c_na
                     holomorphic)
 from .reduce import vector_norm
 from . import _workspace as ws
+from ._blas import matmul_into as _gemm  # NOTE [ BLAS kernels ] in ops/_openblas.py
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "einsum",
            "tensordot", "addmm", "addmv", "baddbmm", "addbmm", "addr", "kron", "trace", "cross",
@@ -112,7 +113,7 @@ def mm_into(xp, a, b, add=None, out=None, fresh=False):
     dt = a.dtype
     if 1 < m <= 64 and dt.char == "f" and _by_transpose(m, k, n) and \
             b.strides[0] == 4 and b.strides[1] >= 4 * k and a.flags.c_contiguous:
-        t = xp.matmul(b.T, a.T, out=ws.empty(xp, (n, m), dt))
+        t = _gemm(xp, b.T, a.T, ws.empty(xp, (n, m), dt))
         if out is None:
             out = xp.empty((m, n), dt) if fresh else ws.empty(xp, (m, n), dt)
         if add is None:
@@ -122,13 +123,13 @@ def mm_into(xp, a, b, add=None, out=None, fresh=False):
         return out
     if k > 1:
         if out is not None:
-            xp.matmul(a, b, out=out)
+            _gemm(xp, a, b, out)
         elif fresh or m * n * dt.itemsize < ws.MIN_BYTES:
-            out = xp.matmul(a, b)
+            out = _gemm(xp, a, b, None)
         else:
             # a fresh multi-MB product faults on every page; a reused block does not
             # (NOTE [ Workspace ]: the block is reused only once no tensor or view refers to it)
-            out = xp.matmul(a, b, out=ws.empty(xp, (m, n), dt))
+            out = _gemm(xp, a, b, ws.empty(xp, (m, n), dt))
     else:
         if out is None:
             out = xp.empty((m, n), dt) if fresh else ws.empty(xp, (m, n), dt)
@@ -184,9 +185,9 @@ def mm_t(xp, a, b, add=None, out=None):
     if out is None:
         out = ws.empty(xp, (b.shape[1], a.shape[0]), a.dtype).T
     if out.flags.f_contiguous:
-        xp.matmul(b.T, a.T, out=out.T)
+        _gemm(xp, b.T, a.T, out.T)
     else:
-        xp.matmul(a, b, out=out)
+        _gemm(xp, a, b, out)
     if add is not None:
         xp.add(out, add, out=out)
     return out
