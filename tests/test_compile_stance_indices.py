@@ -344,3 +344,24 @@ def test_functional_collectives_import_and_refuse_other_group_kinds():
         funcol.all_reduce(t, "sum", [0, 1])
     with pytest.raises(ValueError, match="reduce op"):
         funcol._op("median")
+
+
+def test_zero_redundancy_optimizer_two_ranks_equal_plain_adamw():
+    """llm.c's train_gpt2.py imports it; each rank keeps its share's state only."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    if shutil.which("mpiexec") is None:
+        pytest.skip("no mpiexec (the distributed extra installs MPICH's)")
+    worker = os.path.join(os.path.dirname(__file__), "_zero_redundancy_worker.py")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(worker)))
+    r = subprocess.run(["mpiexec", "-n", "2", sys.executable, worker], capture_output=True,
+                       text=True, timeout=120, env=env)
+    lines = sorted(line for line in r.stdout.splitlines() if line.startswith("rank"))
+    assert lines == ["rank 0 ok True own 1 total 4 states [1, 3]",
+                     "rank 1 ok True own 3 total 4"], r.stdout + r.stderr
+    from ember.distributed.optim import ZeroRedundancyOptimizer
+    with pytest.raises(NotImplementedError, match="overlap_with_ddp"):
+        ZeroRedundancyOptimizer([nn.Parameter(ember.ones(2))], ember.optim.SGD,
+                                overlap_with_ddp=True, lr=0.1)

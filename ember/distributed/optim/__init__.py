@@ -11,8 +11,9 @@ import threading
 
 from .. import autograd as dist_autograd
 from .. import rpc
+from .zero_redundancy_optimizer import ZeroRedundancyOptimizer
 
-__all__ = ["DistributedOptimizer"]
+__all__ = ["DistributedOptimizer", "ZeroRedundancyOptimizer"]
 
 
 class _LocalOptimizer:
