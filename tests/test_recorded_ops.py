@@ -26,7 +26,8 @@ from ember.autograd.function import _IN, _OUT, _CONST
 DTYPES = ["float32", "float64"]
 BINARY = {"add": (operator.add, ew.Add), "sub": (operator.sub, ew.Sub),
           "mul": (operator.mul, ew.Mul), "div": (operator.truediv, ew.Div)}
-SHAPES = [((3, 5), (3, 5)), ((3, 5), (5,)), ((3, 5), (3, 1)), ((2, 3, 5), (3, 5)), ((5,), ())]
+SHAPES = [((3, 5), (3, 5)), ((3, 5), (5,)), ((3, 5), (3, 1)), ((2, 3, 5), (3, 5)), ((5,), ()),
+          ((5,), (3, 5)), ((3, 1), (1, 4)), ((), (2, 3))]
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (x / 1e-40 overflows)
 UNARY = ["relu", "neg", "tanh", "exp", "sigmoid", "log", "sqrt", "sin", "deg2rad", "erf",
          "special_i0e"]
@@ -302,3 +303,24 @@ def test_the_direct_paths_are_taken_where_they_apply():
     assert ew._recorded(ew.Mul, "multiply", x, 0.0, d, d.dtype) is None  # (not cached)
     with ember.inference_mode():
         assert ew._recorded1(ew.Relu, x) is None
+
+
+@pytest.mark.parametrize("mod", [ember, torch])
+def test_views_and_non_contiguous_operands_as_torch(mod):
+    a = np.arange(12.0).reshape(3, 4) / 7
+    x = mod.tensor(a, requires_grad=True)
+    base = x * 1.0
+    v = base.t()  # a non-contiguous view saved by mul
+    w = mod.tensor(a.T.copy(), requires_grad=True)
+    y = (v * w / (v + 2.0)).tanh()
+    y.sum().backward(retain_graph=True)
+    g = x.grad.numpy().copy()
+    x.grad = None
+    with mod.no_grad():
+        base.add_(1)  # bumps the view's shared version counter
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    ref = torch.tensor(a, requires_grad=True)
+    rv = (ref * 1.0).t()
+    ((rv * torch.tensor(a.T.copy()) / (rv + 2.0)).tanh()).sum().backward()
+    np.testing.assert_allclose(g, ref.grad.numpy(), rtol=1e-12)

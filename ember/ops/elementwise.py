@@ -1176,7 +1176,13 @@ arcsinh, arccosh, arctanh = asinh, acosh, atanh
 
 
 class Relu(Function):
-    """``max(input, 0)``; keeps integer dtypes."""
+    """``max(input, 0)``; keeps integer dtypes.
+
+    -0.0 gives +0.0, where PyTorch keeps -0.0: the gradient's exact bit trick
+    (``_ReluGrad.formula``, ``_pw.relu_grad``) needs +0 in the saved result, and the cheapest
+    variant that keeps -0.0 found costs the gradient one more pass over the bits (1.20 -> 1.63
+    us at (32, 64) float32), so it is not taken.
+    """
 
     raw = True
     backward_name = "ReluBackward0"
