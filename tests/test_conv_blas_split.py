@@ -1,0 +1,132 @@
+"""Convolution's batches of BLAS products and Winograd's kernel transform split over the ops
+threads, each product on one BLAS thread (NOTE [ Threads ], ``conv._bmm``,
+``conv._wino_kron``): the same bits on 1, 2 and 3 threads and as the unsplit call, torch's
+numbers, and the BLAS thread count restored after every split."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember.ops import _threads, conv
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Every pass split (no size threshold) over ``k`` threads; one thread afterwards."""
+    monkeypatch.setattr(_threads, "MIN_NUMEL", 0)
+    monkeypatch.setattr(_threads._runtime.state, "num_threads", None)
+    yield _threads.set_count
+    _threads.set_count(None)
+
+
+def _rand(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# (a shape, b shape): batched on both sides, a shared left or right operand, a batch of one
+# broadcast against a batch, a grouped 4-d batch, and a batch of two
+BMM = [((36, 5, 7), (36, 7, 3)), ((6, 7), (9, 7, 4)), ((9, 5, 7), (7, 4)),
+       ((1, 5, 7), (6, 7, 4)), ((4, 2, 3, 5), (2, 5, 6)), ((2, 3, 4), (2, 4, 5))]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sa,sb", BMM)
+def test_bmm_same_bits_as_one_call(threaded, monkeypatch, dtype, sa, sb):
+    a, b = _rand(sa, dtype, 1), _rand(sb, dtype, 2)
+    want = np.matmul(a, b)
+    for split in (False, True):
+        monkeypatch.setattr(conv, "_BMM_SPLIT", split)
+        for k in (1, 2, 3):
+            threaded(k)
+            got = conv._matmul(np, a, b)
+            assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def _old_u(w, m, flip):
+    """``_wino_u`` as one BLAS call (the code before the column blocks)."""
+    a, b = w.shape[:2]
+    kg = conv._kron(np, m, 1, w.dtype)
+    if flip:
+        return np.matmul(np.ascontiguousarray(kg[:, ::-1]), w.reshape(a * b, 9).T).reshape(
+            -1, a, b)
+    wt = np.ascontiguousarray(w.reshape(a, b, 9).transpose(1, 0, 2))
+    return np.matmul(kg, wt.reshape(b * a, 9).T).reshape(-1, b, a)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("o,c", [(64, 64), (65, 33), (3, 5), (16, 200)])
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("flip", [False, True])
+def test_wino_u_blocks_same_bits_any_threads(threaded, monkeypatch, dtype, o, c, m, flip):
+    monkeypatch.setattr(conv, "_WINO_U_BLOCK", 256)  # several blocks on small kernels
+    w = _rand((o, c, 3, 3), dtype)
+    threaded(1)
+    ref = conv._wino_u(np, w, m, flip)
+    assert ref.shape == ((m + 2) ** 2,) + ((o, c) if flip else (c, o))
+    for k in (2, 3):
+        threaded(k)
+        assert np.array_equal(conv._wino_u(np, w, m, flip), ref)
+    # against the former single call: equal to rounding (float64: OpenBLAS may round a
+    # column of a smaller call in the last bit)
+    old = _old_u(w, m, flip)
+    np.testing.assert_allclose(ref, old, rtol=0, atol=8 * np.finfo(dtype).eps * abs(w).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("algo", ["winograd4", "winograd", "im2col", "fold"])
+def test_conv_split_products_same_bits_and_torch(threaded, monkeypatch, dtype, algo):
+    # batches of products in F (per-sample im2col GEMMs), T and W, on 1-3 threads, and
+    # against torch with each split switched off and on
+    monkeypatch.setattr(conv, "_FORCE", algo)
+    monkeypatch.setattr(conv, "_WINO_U_BLOCK", 64)
+    monkeypatch.setattr(conv, "_BLOCK_BYTES", 4096)  # im2col in blocks of samples too
+    x, w = _rand((5, 6, 8, 8), dtype, 3), _rand((7, 6, 3, 3), dtype, 4) * 0.3
+    g0 = _rand((5, 7, 8, 8), dtype, 5)
+
+    def run(mod):
+        xt, wt = mod.tensor(x, requires_grad=True), mod.tensor(w, requires_grad=True)
+        y = mod.nn.functional.conv2d(xt, wt, padding=1)
+        y.backward(mod.tensor(g0))
+        return [t.detach().numpy().copy() for t in (y, xt.grad, wt.grad)]
+    ref = None
+    for split in (False, True):
+        monkeypatch.setattr(conv, "_BMM_SPLIT", split)
+        for k in (1, 2, 3):
+            threaded(k)
+            got = run(ember)
+            if ref is None:
+                ref = got
+            for a, b in zip(got, ref):
+                assert np.array_equal(a, b)
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    for a, b in zip(ref, run(torch)):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_rows_runs_blas_on_one_thread_and_restores_it(threaded):
+    blas = _threads._blas_threads()
+    if blas is None:
+        pytest.skip("NumPy is not linked against its bundled OpenBLAS")  # another BLAS
+    get, put = blas
+    before = get()
+    put(2)
+    try:
+        seen = []
+        threaded(2)
+        _threads.rows(lambda lo, hi: seen.append(get()), 8, 1 << 30)
+        assert seen and set(seen) == {1}
+        assert get() == 2
+
+        def boom(lo, hi):
+            raise ValueError("part failed")
+        with pytest.raises(ValueError, match="part failed"):
+            _threads.rows(boom, 8, 1 << 30)
+        assert get() == 2
+        threaded(1)  # one thread: no split, BLAS left as it is
+        seen.clear()
+        _threads.rows(lambda lo, hi: seen.append(get()), 8, 1 << 30)
+        assert seen == [2]
+    finally:
+        put(before)
