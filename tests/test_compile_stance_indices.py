@@ -365,3 +365,42 @@ def test_zero_redundancy_optimizer_two_ranks_equal_plain_adamw():
     with pytest.raises(NotImplementedError, match="overlap_with_ddp"):
         ZeroRedundancyOptimizer([nn.Parameter(ember.ones(2))], ember.optim.SGD,
                                 overlap_with_ddp=True, lr=0.1)
+
+
+# ---- regional compilation: many compiled instances of one module class ------------------------
+class _Layer(nn.Module):
+    """The regional-compilation recipe's repeated layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear1, self.linear2 = nn.Linear(10, 10), nn.Linear(10, 10)
+
+    def forward(self, x):
+        return ember.relu(self.linear2(ember.sigmoid(ember.relu(self.linear1(x)))))
+
+
+def test_each_compiled_instance_has_its_own_cache_limit(recwarn):
+    from ember._dynamo.utils import counters
+    layers = [ember.compile(_Layer()) for _ in range(12)]  # more than cache_size_limit
+    x = ember.randn(4, 10)
+    for _ in range(2):
+        y = x
+        for layer in layers:
+            y = layer(y)
+    assert counters["frames"]["total"] == 12  # one capture each, none ran eagerly for good
+    assert not [w for w in recwarn if "cache_size_limit" in str(w.message)]
+    with ember.compiler.set_stance("force_eager"):
+        ref = x
+        for layer in layers:
+            ref = layer(ref)
+    np.testing.assert_array_equal(y.detach().numpy(), ref.detach().numpy())
+
+
+def test_accumulated_limit_bounds_one_code_objects_entries():
+    layers = [ember.compile(_Layer()) for _ in range(4)]
+    x = ember.randn(2, 10)
+    with ember._dynamo.config.patch(accumulated_cache_size_limit=3):
+        with pytest.warns(UserWarning, match="accumulated_cache_size_limit"):
+            outs = [layer(x) for layer in layers]
+    for layer, out in zip(layers, outs):
+        np.testing.assert_array_equal(out.detach().numpy(), layer._orig_mod(x).detach().numpy())

@@ -1,10 +1,14 @@
 """Knobs of ``ember.compile`` (PyTorch's ``torch._dynamo.config``)."""
 
-# Compiled entries kept per code object (one per distinct set of guards); past it the
+# Compiled entries kept per compiled function (one per distinct set of guards); past it the
 # function runs eagerly with a warning.  ``recompile_limit`` is the newer name of the same
 # limit: the smaller of the two applies.
 cache_size_limit = 8
 recompile_limit = 8
+# Entries of one code object over all its compiled functions (closures of one lambda, the
+# compiled instances of one module class), as PyTorch's: past it, new guards run eagerly.
+accumulated_cache_size_limit = 256
+accumulated_recompile_limit = 256
 # Ignored (accepted for scripts that set them): ember never raises on a graph break unless
 # ``fullgraph=True``.
 suppress_errors = False

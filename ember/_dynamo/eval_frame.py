@@ -1061,7 +1061,12 @@ def _fast_guard(entry, key, disc, leaves):
         return name
     conds.append("self._disc is DISC")
     for i, (m, flag) in enumerate(zip(disc[0] if disc is not None else (), training)):
-        conds.append(f"{bind(m)}.training is {flag!r}")
+        if _in_dict(m, "training"):
+            # the flag read from the dict the value guards below read too: the module object
+            # itself is one cache line fewer to miss (NOTE [ Guard cost ])
+            conds.append(f"{bind(m.__dict__)}['training'] is {flag!r}")
+        else:
+            conds.append(f"{bind(m)}.training is {flag!r}")
     fetch = []
     for i, lk in enumerate(leaf_keys):
         fetch.append(f"a{i} = args[{i}]")
@@ -1114,10 +1119,18 @@ def _fast_guard(entry, key, disc, leaves):
         # not bound (entry -> guard -> entry would be a cycle): a region entry's run is never
         # re-assigned after its guard is made (a dynamic instance's only from its first call)
         conds.append("not state.intercept")
-        env["INFER"] = infer
         src += "    try:\n        if not (" + "\n                and ".join(conds[1:]) + \
             "):\n            return False\n    except KeyError:\n        return False\n"
-        src += "    return INFER(args)\n"
+        # the inference function's body follows the checks in this function (one frame
+        # fewer), its globals beside the guard's where no name is in both; else it is called
+        genv, body = infer.__globals__, getattr(run, "infer_src", "")
+        if body.startswith("def infer(flat):\n") and \
+                not any(k in genv for k in env if not k.startswith("__")):
+            env.update((k, v) for k, v in genv.items() if not k.startswith("__"))
+            src += "    flat = args\n" + body.split("\n", 1)[1]
+        else:
+            env["INFER"] = infer
+            src += "    return INFER(args)\n"
     else:
         src += "    try:\n        return (" + "\n                and ".join(conds[1:]) + ")\n"
         src += "    except KeyError:\n        return False\n"
@@ -1125,6 +1138,19 @@ def _fast_guard(entry, key, disc, leaves):
         print(f"[ember.compile] guard:\n{src}", file=sys.stderr)
     exec(compile(src, "<ember.compile guard>", "exec"), env)
     return env.pop("fast")  # not left in its own globals: a cycle holding what they bind
+
+
+def _in_dict(obj, name: str) -> bool:
+    """Whether ``obj.<name>`` reads ``obj.__dict__[name]``: it is there, no data descriptor of
+    that name is on the class and the class reads attributes as ``object`` does."""
+    cls = type(obj)
+    if name not in getattr(obj, "__dict__", ()) or \
+            cls.__getattribute__ is not object.__getattribute__:
+        return False
+    for k in cls.__mro__:
+        if name in k.__dict__:
+            return not hasattr(type(k.__dict__[name]), "__set__")
+    return True
 
 
 class _CodeCache:
@@ -1137,6 +1163,10 @@ class _CodeCache:
 
 def _limit() -> int:
     return min(config.cache_size_limit, config.recompile_limit)
+
+
+def _accumulated_limit() -> int:
+    return min(config.accumulated_cache_size_limit, config.accumulated_recompile_limit)
 
 
 def _leaf_key(v):
@@ -1530,13 +1560,21 @@ class _Compiled:
                                                                       entry)]
         else:
             reason = _what_changed(cache, key)
-        if len(cache.entries) >= _limit():
+        # the limit is per compiled function (each compiled instance of one module class is
+        # its own, as PyTorch's instances share one graph and never recompile for another
+        # instance: the regional-compilation recipe's 64 compiled layers), and all of them
+        # together keep at most accumulated_cache_size_limit entries of one code object
+        mine = sum(1 for k in cache.entries if k[0] == self._token)
+        if mine >= _limit() or len(cache.entries) >= _accumulated_limit():
             if not cache.warned:
                 cache.warned = True
-                warnings.warn(f"ember.compile: {getattr(self.fn, '__name__', 'function')} "
-                              f"hit config.cache_size_limit ({_limit()}) recompiles; last "
-                              f"reason: {reason}. It now runs eagerly for new guards.",
-                              stacklevel=2)
+                which = "cache_size_limit" if mine >= _limit() else \
+                    "accumulated_cache_size_limit"
+                name = getattr(self.fn, "__name__", None) or type(self.fn).__name__
+                warnings.warn(f"ember.compile: {name} hit config.{which} "
+                              f"({_limit() if mine >= _limit() else _accumulated_limit()}) "
+                              f"recompiles; last reason: {reason}. It now runs eagerly for "
+                              f"new guards.", stacklevel=2)
             return self.fn(*args, **kwargs)
         if _stance[0] is not None and _stance_says_eager(self, cache, reason):
             return self.fn(*args, **kwargs)
