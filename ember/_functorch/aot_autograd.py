@@ -958,6 +958,8 @@ class CompiledRegion:
         [ Transposed activations ])."""
         outs = set(region_outs)
         tout, tin, trelu = set(), set(), set()
+        if _blas._openblas.active():  # its kernels make w @ x.T other bits than x @ w.T, and
+            return tout, tin, trelu   # no layout is faster there (NOTE [ BLAS kernels ])
 
         def plain(n, cls, returned=False) -> bool:
             f = fwd.get(n)

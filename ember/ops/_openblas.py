@@ -40,12 +40,14 @@ Numbers, and why it is not the default: each product is as accurate (max error a
 float64 equal or lower), but its bits are other than NumPy's, and NumPy's SkylakeX products
 are torch's bits on mlp_step_nn's weight gradients (K = batch = 128).  20 SGD steps of the
 784-512-256-10 MLP (tests/test_compile_transposed.py) then leave torch by up to 7e-5 at batch
-64 (a ReLU unit flips; NumPy's kernels 2e-8) against that test's atol 2e-5, and the compiled
-F-ordered chains (NOTE [ Transposed activations ]) leave eager by 1.6e-5 at batch 128 (the
-Haswell kernel gives ``w @ x.T`` other bits than ``(x @ w.T).T``; SkylakeX the same bits;
-with the chains off, compiled equals eager bit for bit and the step is as fast: every layout
-is within 1-3% on these kernels).  So ``EMBER_BLAS=own`` turns it on; the default
-(``DEFAULT``) stays NumPy's until those trajectory tests allow another BLAS's rounding.
+64 (a ReLU unit flips; NumPy's kernels 2e-8) against that test's atol 2e-5.  So
+``EMBER_BLAS=own`` turns it on, and the default (``DEFAULT``) stays NumPy's until the
+trajectory tests allow another BLAS's rounding.  The Haswell kernel also makes ``w @ x.T``
+other bits than ``(x @ w.T).T`` (SkylakeX's are the same), so the compiled F-ordered chains
+(NOTE [ Transposed activations ]) left eager by 1.6e-5 at batch 128; no layout is faster on
+these kernels (every one within 1-3%; the compiled step with and without the chains
+0.887/0.908 against 0.896/0.910 of torch, medians), so while the wheel is ``active()`` a
+compiled region makes none (``_transposed_chains``) and equals eager bit for bit.
 
 Where: ``_blas.matmul_into`` (the 2-d products of ``ops/linalg.py``'s ``mm_into``/``mm_t``,
 so eager and compiled regions alike).  When: ``EMBER_BLAS=own``, float32, a CPU in ``_WINS``
@@ -93,6 +95,14 @@ def sgemm():
         f = _caller(lib)
     _state["sgemm"] = f
     return f
+
+
+def active() -> bool:
+    """Whether large float32 products go to the wheel now (decided, and one thread)."""
+    if sgemm() is None:
+        return False
+    from . import _threads
+    return _threads.num_threads() == 1
 
 
 def load():
