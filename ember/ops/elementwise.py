@@ -1220,8 +1220,24 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if not (state.grad or state.intercept):  # (``_grad_node``'s formula path, one frame less)
+            gd = g._data
+            yd = _saved_array(ctx)
+            if type(yd) is type(gd):
+                return _plain(_ReluGrad.formula(_ARRAY_TYPES[type(gd)][0], gd, yd))
         y, = ctx.saved_tensors
         return _grad_node(_ReluGrad, g, y)
+
+
+def _saved_array(ctx):
+    """The array of ``ctx``'s one saved output, read as ``ctx.saved_tensors[0]._data`` reads it
+    (version checked) without making its tensor: ~0.3 us less a node."""
+    saved = ctx._saved
+    if saved is not None:
+        e = saved[0]
+        if e[0] == _SAVED_OUT and (e[3] is None or e[3][0] == e[4]):
+            return e[1]
+    return ctx.saved_tensors[0]._data  # (freed, hooks, a changed version: its error)
 
 
 class _ReluGrad(Function):
@@ -1408,7 +1424,7 @@ def _lean_backward(cls, grad_cls, small):
         dt = gd.dtype
         if state.grad or state.intercept or dt.kind != "f" or dt.itemsize == 2:
             return general(ctx, g)
-        yd = ctx.saved_tensors[0]._data
+        yd = _saved_array(ctx)
         if type(yd) is not type(gd):  # (another device: the general path's error)
             return general(ctx, g)
         xp = _ARRAY_TYPES[type(gd)][0]
