@@ -87,9 +87,9 @@ def _frames(fn) -> list:
 
 
 @needs_blas
-def test_a_call_runs_four_python_frames(monkeypatch):
-    """OptimizedModule.__call__ (which runs the wrapper's fast path itself), the guard, the
-    generated inference function (compiled under the name ``forward``) and ``_make``."""
+def test_a_call_runs_three_python_frames(monkeypatch):
+    """OptimizedModule.__call__ (which runs the wrapper's fast path itself), the guard with
+    the generated inference function's body after its checks, and ``_make``."""
     # Once any Tensor subclass with __torch_function__ has been defined in the process (the
     # book's quantization page defines one), every op checks for subclass arguments and the
     # guard takes the general path; this test is about the path taken without one.
@@ -104,7 +104,7 @@ def test_a_call_runs_four_python_frames(monkeypatch):
         cm(x)
         cm(x)  # (the input's own GEMV arguments are made at its second inference call)
         names = _frames(lambda: cm(x))
-    assert names == ["__call__", "fast", "forward", "_make"], names
+    assert names == ["__call__", "fast", "_make"], names
 
 
 @needs_blas
