@@ -67,7 +67,14 @@ after FF1 written over the fused result): the five forwards together -0.4 ms per
 the backward's weight gradient from the (N, K + 2) product needs three passes
 over (N, K) to undo the folding (``(M_xs + M_shift) * g + dc b``), +0.3-0.4 ms, the whole
 step within noise (A/B of two compiled steps in one process, 30-40 interleaved steps, one
-thread, loaded machine), so it was not kept.  PyTorch's kernels make one pass each way.
+thread, loaded machine), so it was not kept.  PyTorch's kernels make one pass each way; so
+does ``ember.compile(fn, options={"numba": True})`` (NOTE [ Layer-norm kernels ]).
+Passes over (R, K) memory per call, counting each array an operation reads or writes: the
+NumPy forward 10 (``x`` read by the mean's GEMV and the row dots, two rank-2 GEMMs writing the
+scratch, ``y = x * s`` and ``y += s``), the backward 22 (``p = g * x``, four GEMVs reading
+``g`` or ``p``, three rank-2 GEMMs and four binary passes; each binary NumPy operation reads
+two arrays and writes one, so that formula has no shorter spelling); the numba kernels 2 and 3
+(read ``x``, write ``y``; read ``g`` and ``x``, write ``dx``).
 """
 from __future__ import annotations
 
