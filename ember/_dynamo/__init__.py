@@ -40,8 +40,12 @@ reads (module dicts, parameters, their arrays, bound values) comes from L3 or me
 guard costs ~1.7 us hot and ~3 us between such calls (a minimal hand-written one ~2).  So it
 reads as few objects as it can: ``is`` before ``==`` (``==`` reads both objects), ``not in``
 for an absent name, no shapes of the constants the inference call checks itself (NOTE
-[ Batch-1 inference ]), and ``OptimizedModule.__call__`` runs this fast path itself (one frame
-fewer).
+[ Batch-1 inference ]), a module's ``training`` flag from the module dict the plain-value
+checks read anyway (not through the module object; the attribute where a class defines
+``training`` as a data descriptor or has its own ``__getattribute__``), and
+``OptimizedModule.__call__`` runs this fast path itself (one frame fewer).  An inference entry's
+guard holds the generated inference function's body after its checks (one more frame fewer;
+the function is called instead where their globals share a name).
 
 The life of one call: ``compiled(x)`` -> ``_Compiled.__call__`` flattens the arguments,
 builds the guard key, finds the entry -> ``entry.ok()`` -> ``CompiledRegion(*leaves)`` ->

@@ -1007,12 +1007,13 @@ class CompiledRegion:
     # Weights are read in place at each call, so in-place writes (versioned or not: ``.data``,
     # ``.numpy()``) are seen; a transposed copy (OpenBLAS's other kernel, 1.02-1.07x faster)
     # would go stale through writes that bump no version counter (``p.data.mul_(2)``), so it
-    # is not made.  ``ember.compile``'s guard calls ``_infer`` itself when its entry runs such a
-    # region without grad (``_fast_guard`` in _dynamo/eval_frame.py): a call is then the user's
-    # frame, ``OptimizedModule.__call__`` (which runs the wrapper's fast path itself), the
-    # guard, ``_infer`` and ``_make``.  A copy of the region (a dynamic instance at other sizes) never runs the
-    # original's ``_infer`` (``__copy__``).  Nothing here refers back to the region (``_slow``
-    # is a weak method), so a dropped region frees its buffers without the garbage collector.
+    # is not made.  ``ember.compile``'s guard runs ``_infer``'s body (``infer_src``) after its
+    # own checks when its entry runs such a region without grad (``_fast_guard`` in
+    # _dynamo/eval_frame.py): a call is then the user's frame, ``OptimizedModule.__call__``
+    # (which runs the wrapper's fast path itself), the guard and ``_make``.  A copy of the
+    # region (a dynamic instance at other sizes) never runs the original's ``_infer``
+    # (``__copy__``).  Nothing here refers back to the region (``_slow`` is a weak method), so
+    # a dropped region frees its buffers without the garbage collector.
     def _infer_row(self, n) -> list:
         """Batch-1 linear ``n`` as ``_infer`` spells it: the bias into the output buffer and
         one GEMV over an argument tuple of the buffer set (NOTE [ Batch-1 inference ])."""

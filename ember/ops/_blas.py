@@ -158,6 +158,29 @@ def _load(dtype_char: str):
 # zero for relu: within +-0.5 us, not kept.  A GEMV reading the caller's input array in
 # place when the last calls had that array (no copy into the x buffer, ~0.4 us) is kept
 # (``_infer_row``): a caller that refills one input tensor pays no copy.
+# Measured since (thread time, 1 thread, load 3-8 on the 2 cores, so sub-us differences are
+# paired in one process): (6) the binding's fixed cost per call (hot, 2x2 and 10x256 float32):
+# this ctypes call 0.57/0.71 us, the same through ``ctypes.PyDLL`` (GIL kept) 0.54/0.68,
+# ``np.dot(x, w.T, out=)`` 0.50/0.63 (the same kernel and bits), ``np.matmul(out=)``
+# 0.94/1.08; ``dot`` would need its own bias pass (a (1, N) add, 0.34, as the bias copy
+# here), so no binding is cheaper per layer.  (7) A returned row as the GEMV without the bias
+# and one add into a fresh array (one call fewer than copy, GEMV, copy out; same bits): 0.0 us
+# paired median over 40 rounds (20 of 40 faster), not kept; NumPy's broadcasting costs more
+# than a call here (a (1, N) + (N,) add 0.78-0.84 us against 0.27-0.34 on a (1, N) view).
+# (8) Threads: OpenBLAS threads a GEMV from M * N >= 460,800 (0.3.31's 115200 *
+# GEMM_MULTITHREAD_THRESHOLD 4), so at 2 threads none of the MLP's three is threaded (process
+# time = thread time): (512, 784) 19.5-20.5 us at 1 and at 2, (256, 512) 5.5-6.3, (10, 256)
+# 0.74; PyTorch does not thread its batch-1 call either (process = thread time at 2).  Larger
+# ones are, and lose on this loaded machine: (784, 784) 31-38 us wall at 1 thread against
+# 50-71 at 2 (thread 22-23 + a worker's 13-27), (1024, 784) 42-64 against 52-144; nothing
+# is chosen per shape for the MLP, whose GEMVs never reach the threshold.  (9) Cache: back to
+# back the GEMVs take 19.6-20.6 + 7.5-7.8 + 1.05-1.25 us; layer 1 alone (its 0.5 MB left in
+# L2) 5.75-6.2, so ~1.7 us is layer 0's 1.6 MB stream evicting layer 1 from the 1 MB L2 (an
+# LRU over a cyclic 2.1 MB sweep keeps nothing; only a whole-GEMV reversal of layer 0 on
+# alternate calls would, which cblas cannot express, and more GEMV calls cost more than the
+# blocks they find in L2, (2)-(3) above).  Interleaving with torch's steps (the bench's blocks
+# of ~400 calls) costs ember 0-1 us a call (36.8-37.6 alone, 37.9-38.1 interleaved at load 3;
+# no difference at load 6): torch's block evicts ember's weights once per block.
 _GEMV = ("scipy_cblas_{}gemv64_", "cblas_{}gemv64_")
 _gemv_found: dict = {}
 _ROW_MAJOR, _NO_TRANS = 101, 111
