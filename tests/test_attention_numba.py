@@ -208,3 +208,30 @@ def test_compiled_lm_uses_kernels_and_trains_as_default(spy):
     np.testing.assert_allclose(l1, l0, rtol=1e-5)
     for a, b in zip(p1, p0):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_create_graph_after_kernel_forward(table):
+    # create_graph takes the graph formula on the kernels' probabilities: second derivatives
+    # as torch's math formula (its flash kernel has no double backward) and as the NumPy path
+    arrs = _qkv((2, 2, 5, 4), (2, 2, 5, 4), np.float64, 1.0)
+
+    def torch_math(q, k, v):
+        s = q @ k.transpose(-1, -2) / 2.0  # scale 1/sqrt(4)
+        s = s.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
+        return torch.softmax(s, -1) @ v
+    outs = []
+    for mod, tb in ((torch, None), (ember, None), (ember, table)):
+        q, k, v = (mod.tensor(a.astype(np.float32), requires_grad=True) for a in arrs)
+        if mod is torch:
+            y = torch_math(q, k, v)
+        elif tb is not None:
+            with _kernels.use(tb):
+                y = mod.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = mod.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        gq, gk = mod.autograd.grad((y ** 3).sum(), (q, k), create_graph=True)
+        second = mod.autograd.grad((gq * gq).sum() + gk.sum(), (q, k, v))
+        outs.append([t.detach().numpy() for t in (gq, gk) + second])
+    for e, t, p in zip(outs[2], outs[0], outs[1]):
+        _close(e, t, 1e-4)
+        _close(e, p, 1e-4)
