@@ -54,3 +54,17 @@ def test_a_tensor_requiring_grad_raises_before_recording():
     with pytest.raises(OverflowError, match="^can't convert negative int to unsigned$"):
         ember.mul(x, -2 ** 70)
     assert (x * (2 ** 64 - 1)).grad_fn.name() == "MulBackward0"
+
+
+@pytest.mark.parametrize("v", TOO_BIG)
+@pytest.mark.parametrize("call", [
+    lambda m, v: m.add(m.ones(3), 1, alpha=v), lambda m, v: m.sub(m.ones(3), m.ones(3), alpha=v),
+    lambda m, v: m.rsub(m.ones(3), 1, alpha=v), lambda m, v: m.ones(3).add_(m.ones(3), alpha=v),
+    lambda m, v: m.ones(9000).sub_(m.ones(9000), alpha=v)])  # (the BLAS axpy's size too)
+def test_alpha_beyond_a_scalar_raises_torchs_overflow_error(call, v):
+    out = []
+    for mod in (ember, torch):
+        with pytest.raises(OverflowError) as e:
+            call(mod, v)
+        out.append(str(e.value))
+    assert out[0] == out[1]

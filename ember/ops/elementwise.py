@@ -320,6 +320,8 @@ def _axpy_new(a, b, alpha, dt):
 
 
 def _check_alpha(alpha, dt):
+    if alpha.__class__ is builtins.int:
+        _number(alpha)  # (PyTorch's OverflowError beyond a Scalar's range)
     if isinstance(alpha, builtins.bool):
         if dt.kind != "b":
             raise RuntimeError("Boolean alpha only supported for Boolean results.")
@@ -2685,7 +2687,8 @@ def _axpy_(self, other, alpha, sign) -> bool:
             self._inference and not state.inference:
         return False
     if (alpha.__class__ is not builtins.float and alpha.__class__ is not builtins.int) or \
-            not getattr(d, "flags", _READ_ONLY).writeable:  # (bool alpha; expanded, sparse)
+            not getattr(d, "flags", _READ_ONLY).writeable or \
+            not -_INT64 <= alpha < _UINT64:  # (bool alpha; expanded, sparse; out of range)
         return False
     a = alpha if sign == 1 else -alpha
     xp = _ARRAY_TYPES[type(d)][0]
