@@ -9,24 +9,35 @@ NumPy results.  So with the ``blas`` extra (``pip install 'ember[blas]'``: the
 ``scipy-openblas32`` wheel) ember loads a second, separate OpenBLAS with ``ctypes``, with
 ``OPENBLAS_CORETYPE`` set in the environment only around the load (the library reads it in
 its load-time constructor; the variable is restored at once) and checks the core type it got
-(``openblas_get_corename``).  Measured (thread CPU, best of 15-20, one thread, the machine
+(``openblas_get_corename``).  Measured (thread CPU, best of 40-60 calls taken in warm blocks
+of 4, the two libraries' blocks alternated: a library called right after the other finds the
+operands in cache, which biased a first one-call-each table by 5-10%; one thread, the machine
 loaded by others; NumPy 2.4's OpenBLAS 0.3.31 SkylakeX against the wheel's 0.3.34 Haswell;
 (M, K, N) and the operands' layouts):
 
-    float32 (512, 784, 128) CF  1,025-1,033 us -> 969-975    mlp_step_nn's products
-            (128, 784, 512) CF  1,136-1,143    ->   983-990  (0.87-0.98; 0.90-0.98 on the
-            (256, 128, 512) CF    350-357      ->   323-326   other three)
-            (1024, 128, 512) CF 1,349 -> 1,259; (1024, 512, 128) CF 1,404 -> 1,319  gpt_step's
-            (64, 576, 3136) CC  2,432 -> 2,340; (64, 147, 12544) 2,852 -> 2,650  conv im2col
-            (120, 400, 64) CF 74 -> 66, (64, 120, 400) FC 66 -> 68  LeNet's (~3 M MACs: even)
-            (128, 256, 10) 7.4 -> 17 us: a small product pays the ctypes call, so only
-            products of at least ``_blas.OWN_MIN_MACS`` (M K N) go
-    float64 0.90-1.07 on the same shapes: no gain, DGEMM stays on NumPy's
-    the wheel with its own choice (SkylakeX): 0.91-1.07, NumPy's times; so it is the kernels
+    float32 mlp_step_nn's: (512, 784, 128) CF 1,077 -> 1,005 us; (128, 784, 512) CF 1,148 ->
+              1,010 (eager's x @ w.T); (256, 128, 512) CF 360 -> 322; (256, 512, 128) CC
+              328 -> 321; (512, 128, 784) CC 967 -> 942; (128, 784, 512)'s eight layouts
+              (operands, result) 959-999 us on the wheel against 996-1,165 on NumPy's
+            gpt_step's: (1024, 128, 512) CF 1,347 -> 1,287; (1024, 512, 128) CF 1,386 ->
+              1,296; (128, 1024, 512) FC 1,424 -> 1,419 (0.93-1.0)
+            conv im2col: (64, 576, 3136) 2,874 -> 2,591; (256, 2304, 196) 2,630 -> 2,578
+              (0.90-0.98)
+            LeNet's ~3 M MACs: 0.94-1.03; (6, 25, 784) 4.2 -> 12 us: a small product pays the
+              ctypes call (~7-10 us), so only products of at least ``_blas.OWN_MIN_MACS``
+              (M K N) go to the wheel
+    float64 0.90-1.07 on the same shapes (one-call table): no gain, DGEMM stays on NumPy's
+    the wheel with its own choice (SkylakeX): 0.91-1.07 (one-call table), NumPy's times: it
+    is the kernels, not the library's version
 
 mlp_step_nn compiled (one process, the step with NumPy's and the wheel's GEMMs alternated with
-torch's, 200 rounds, one thread, load ~4): ember/torch best 0.933/0.954/0.947 -> 0.885/0.918/
-0.911, median 0.920/0.893/0.906 -> 0.895/0.857/0.858 (~130 us of a ~3.6 ms step).
+torch's in shuffled order, thread time, one thread, load 4-5.5): ember/torch medians
+0.920/0.893/0.906 -> 0.895/0.857/0.858 with the F-ordered chains, and in the shipped form
+(chains off, below) 0.907/0.906/0.898 -> 0.891/0.878/0.896 (chains on 0.881/0.869/0.883);
+``python -m bench.wl_compile --only mlp_step_nn`` 0.91-0.92 -> 0.87-0.90 (3 process pairs; at
+load 6, 0.89-0.95 against 0.90-0.96).  gpt_step, lenet_step compiled: within noise (0.82 ->
+0.84, 0.89 -> 0.88 medians); resnet18_step eager 0.857 -> 0.832.  So ~2-4% of the MLP step:
+the issue's 0.85 is not reached this way.
 
 Threads: the wheel runs with one thread and is used only while ember's thread count
 (``ops/_threads.num_threads``: ``set_num_threads``, else ``OPENBLAS_NUM_THREADS``...) is 1 and
