@@ -59,6 +59,23 @@ def test_force_eager_skips_a_compiled_modules_fast_path():
     assert seen == [1]  # the module itself ran
 
 
+def test_force_eager_runs_a_compiled_optimizer_step_eagerly(monkeypatch):
+    from ember._dynamo.optim_step import CompiledStep
+    planned = []
+    plan = CompiledStep._plan
+    monkeypatch.setattr(CompiledStep, "_plan", lambda self: planned.append(1) or plan(self))
+    net = nn.Linear(3, 2)
+    opt = ember.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    step = ember.compile(opt.step)
+    for stance, want in (("force_eager", 0), ("default", 2)):
+        with ember.compiler.set_stance(stance):
+            for _ in range(2):
+                opt.zero_grad()
+                net(ember.randn(4, 3)).sum().backward()
+                step()
+        assert len(planned) == want
+
+
 def test_stance_change_inside_a_compiled_function_raises_as_torch():
     @ember.compile
     def baz(x):

@@ -33,6 +33,7 @@ from .optim_step import (CompiledStep, routed_steps, optimizer_of, capture_hook,
                          compiled_step_for)
 from .dynamic import ATTEMPTS, DynamicGraph, NotDynamic, Snapshot, general_leaf, resize, size_maps
 from .utils import counters
+from . import utils as _utils
 from ..optim import optimizer as _optmod
 
 __all__ = ["OptimizedModule", "optimize", "explain", "reset", "disable", "is_compiling",
@@ -2054,7 +2055,7 @@ _disabled = [0]
 # and captures from its second.  Cached entries run as before under every stance but
 # force_eager.  Setting a stance bumps ``_epoch``, so no fast guard skips these checks.
 _FORCE_EAGER = "force_eager"
-_stance = [None]
+_stance = _utils.stance
 _stance_backend = [None]  # force_backend's callable (stance "default" only), else None
 _ran_eager_first = weakref.WeakSet()  # eager_then_compile: functions whose first call ran
 

@@ -49,6 +49,7 @@ from ..optim import optimizer as _optmod
 from ..optim.optimizer import Optimizer
 from ..optim.sgd import SGD
 from ..optim.adam import Adam
+from .utils import stance
 from ..optim._adafactor import Adafactor
 from ..optim.adadelta import Adadelta
 from ..optim.adagrad import Adagrad
@@ -203,8 +204,9 @@ class CompiledStep:
         opt = self.opt
         if self.scheduled:
             opt._opt_called = True  # what the lr scheduler's wrapper of opt.step records
-        if self.kind is None or opt._optimizer_step_pre_hooks or \
-                opt._optimizer_step_post_hooks or _optmod._global_post_hooks or \
+        if self.kind is None or stance[0] == "force_eager" or \
+                opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks or \
+                _optmod._global_post_hooks or \
                 any(h is not capture_hook for h in _optmod._global_pre_hooks.values()):
             return self._eager(closure)
         loss = None

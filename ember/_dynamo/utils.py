@@ -12,3 +12,6 @@ import collections
 __all__ = ["counters"]
 
 counters = collections.defaultdict(collections.Counter)
+# torch.compiler.set_stance's stance, None for "default" (NOTE [ Stances ] in eval_frame.py):
+# here, a leaf module, so that optim_step.py reads it too
+stance = [None]
