@@ -282,3 +282,18 @@ def test_numba_not_imported_by_default():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_read_only_arrays(table, spy):
+    # the kernels take read-only inputs and parameters (a tensor over a read-only array)
+    rng = np.random.default_rng(8)
+    x, w, b, g = _case(rng, (5, 6), (6,), "float32", True, True)
+    for a in (x, w, b):
+        a.flags.writeable = False
+    tx, tw, tb = (ember.from_numpy(a) for a in (x, w, b))
+    with _kernels.use(table):
+        y = ember.nn.functional.layer_norm(tx, (6,), tw, tb)
+    ref = torch.nn.functional.layer_norm(*(torch.tensor(a) for a in (x,)), (6,),
+                                         torch.tensor(w), torch.tensor(b))
+    assert spy["fwd"] == 1
+    assert_close(y, ref, "float32")
