@@ -289,6 +289,16 @@ def test_tensor_index_is_read_per_call_and_matches_torch(key):
     assert cf.explained.breaks == []
 
 
+def test_uint8_index_is_a_mask_not_positions():
+    x = ember.arange(4.0)
+    f = lambda m: x[m] * 1  # noqa: E731
+    cf = ember.compile(f)
+    for m in ([1, 0, 1, 1], [0, 1, 0, 0]):
+        m = ember.tensor(m, dtype=ember.uint8)
+        with pytest.warns(UserWarning):  # PyTorch's deprecation of uint8 masks
+            np.testing.assert_array_equal(cf(m).numpy(), x.numpy()[np.array(m.tolist()) > 0])
+
+
 def test_gathered_targets_are_not_baked_into_the_graph():
     ember.manual_seed(0)
     lin = nn.Linear(4, 3)

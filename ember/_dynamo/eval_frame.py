@@ -1436,7 +1436,8 @@ def _one_index(t, key):
     for i, e in enumerate(items):
         if isinstance(e, Tensor):
             dt = e.dtype
-            if pos is not None or dt.is_floating_point or dt.is_complex or dt is _dtype_mod.bool_:
+            if pos is not None or dt.is_floating_point or dt.is_complex or \
+                    dt is _dtype_mod.bool_ or dt is _dtype_mod.uint8:  # (uint8: a mask)
                 return None
             pos = i
         elif not (e is None or e is Ellipsis or type(e) is int or type(e) is slice):
