@@ -20,6 +20,17 @@ one thread's, and the caller waits only for parts a worker has started.
   unthreaded call (tests/test_threads.py); callers thread only passes where that holds
   (elementwise arithmetic and copies, per-row dot products), never a reduction whose order a
   split would change.
+- BLAS inside a split: while the parts run, the OpenBLAS NumPy's wheel bundles is set to one
+  thread (``_blas_threads``: its own ``openblas_set_num_threads`` through ctypes, ~1 us a
+  call; restored afterwards, also on an exception; nothing is done where NumPy has another
+  BLAS), so a part's product never asks OpenBLAS's pool for threads the other parts hold.
+  That lets batches of products be split by product (``conv._bmm``: Winograd's 36
+  weight-gradient products, per-sample im2col GEMMs; Winograd's kernel transform in fixed
+  column blocks; batch norm's channel sums in blocks of channels): OpenBLAS threads each
+  product of a batch on its own, one hand-off and join per product, and on the loaded 2-core
+  machine every join waited whenever its worker was descheduled.  resnet18_step at 2
+  threads, old and new paths alternating with torch in one process (10 rounds, load 5.5-6.7):
+  best 1.22 -> 0.80x torch, median 1.02 -> 0.59x; not measured on a quiet machine.
 - Safety: a worker that calls ``rows`` again runs its range serially (no nested hand-off);
   after ``fork`` the child starts its own workers (threads do not survive a fork); an exception
   in any range is re-raised in the caller after every range has finished.
@@ -35,7 +46,8 @@ resnet18_step 1.13-1.18 vs 1.15-1.22; never slower in a pair of runs, not measur
 quiet machine.  The activations' blocked kernels split too (``ops/_pointwise.py``: relu,
 leaky_relu, GELU, sigmoid, tanh's and sigmoid's backward), and SGD's update in blocks
 (NOTE [ Blocked SGD ] in ``optim/sgd.py``); add, mul and the other optimizers' updates do
-not yet.
+not yet.  2-D products (fold's GEMM, the weight transform's adjoint, linear layers) are still
+threaded by OpenBLAS itself: one hand-off a call.
 """
 from __future__ import annotations
 
