@@ -348,6 +348,27 @@ def test_kv_cache_write_compiles_fullgraph_and_equals_eager():
     assert cf.explained.breaks == []
 
 
+def test_indexed_write_with_autograd_matches_torch():
+    def f(t, w, v, i):
+        y = w * 2
+        y[:, i] = v * 3  # v broadcast along the indexed rows
+        return (y * y).sum()
+    wd, vd = np.linspace(-1, 1, 12).reshape(3, 4), np.array([[0.5], [-1.0], [2.0]])
+    cf = ember.compile(lambda w, v, i: f(ember, w, v, i))
+    for idx in ([1], [3, 0], [-1, 2]):
+        w = ember.tensor(wd, requires_grad=True)
+        v = ember.tensor(vd, requires_grad=True)
+        out = cf(w, v, ember.tensor(idx))
+        out.backward()
+        tw, tv = torch.tensor(wd, requires_grad=True), torch.tensor(vd, requires_grad=True)
+        ref = f(torch, tw, tv, torch.tensor(idx))
+        ref.backward()
+        assert float(out) == pytest.approx(ref.item(), rel=1e-12)
+        np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(v.grad.numpy(), tv.grad.numpy(), rtol=1e-12)
+    assert cf.explained.breaks == []
+
+
 def test_write_into_an_intermediate_without_autograd_is_kept():
     def f(x):
         y = ember.zeros(5)
