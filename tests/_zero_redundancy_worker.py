@@ -28,6 +28,9 @@ ok = all(np.allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-6, atol=1e-
 own = len(zo.optim.state)
 zo.consolidate_state_dict(0)
 sd = zo.state_dict() if rank == 0 else None
-print(f"rank {rank} ok {ok} own {own} total {len(list(m.parameters()))}"
-      + (f" states {[len(s['state']) for s in sd['state']]}" if sd else ""))
+for r in range(dist.get_world_size()):  # one rank at a time, so lines do not interleave
+    if r == rank:
+        print(f"rank {rank} ok {ok} own {own} total {len(list(m.parameters()))}"
+              + (f" states {[len(s['state']) for s in sd['state']]}" if sd else ""), flush=True)
+    dist.barrier()
 dist.destroy_process_group()
