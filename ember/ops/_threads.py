@@ -24,13 +24,14 @@ one thread's, and the caller waits only for parts a worker has started.
   thread (``_blas_threads``: its own ``openblas_set_num_threads`` through ctypes, ~1 us a
   call; restored afterwards, also on an exception; nothing is done where NumPy has another
   BLAS), so a part's product never asks OpenBLAS's pool for threads the other parts hold.
-  That lets batches of products be split by product (``conv._bmm``: Winograd's 36
-  weight-gradient products, per-sample im2col GEMMs; Winograd's kernel transform in fixed
-  column blocks; batch norm's channel sums in blocks of channels): OpenBLAS threads each
-  product of a batch on its own, one hand-off and join per product, and on the loaded 2-core
-  machine every join waited whenever its worker was descheduled.  resnet18_step at 2
-  threads, old and new paths alternating with torch in one process (10 rounds, load 5.5-6.7):
-  best 1.22 -> 0.80x torch, median 1.02 -> 0.59x; not measured on a quiet machine.
+  Users: Winograd's kernel transform in fixed column blocks and batch norm's channel sums in
+  blocks of channels (the same calls at any thread count), and, switched off, batches of
+  products split by product (``conv._bmm``, ``_BMM_SPLIT``): OpenBLAS threads each product
+  of a batch on its own, one hand-off and join per product, and at load 5.5-6.7 every join
+  waited whenever its worker was descheduled (resnet18_step at 2 threads, best 1.22 -> 0.80x
+  torch, median 1.02 -> 0.59x), but at load 2.5-3.5 its spinning workers were quicker than a
+  woken ops worker (best 1.44 -> 1.54x, median 1.17 -> 1.21x), so the split is not the
+  default.
 - Safety: a worker that calls ``rows`` again runs its range serially (no nested hand-off);
   after ``fork`` the child starts its own workers (threads do not survive a fork); an exception
   in any range is re-raised in the caller after every range has finished.

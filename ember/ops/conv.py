@@ -1032,9 +1032,10 @@ def _bmm(xp, a, b, out) -> None:
     Each product is the same BLAS call either way, run on one BLAS thread inside the split
     (``_threads.rows``), so the bits do not depend on the thread count.  OpenBLAS threads
     every product of a batch on its own, a hand-off and a join per product: at two threads
-    on the loaded 2-core machine, the 36 products of Winograd's weight gradient took a median
-    of 22-44 ms against 6-9 ms split by products (ResNet-18's 64/128/256-channel layers,
-    best of 40 the same 1.3-2.1 ms either way; process CPU 13-23 ms against ~6 ms).
+    on the 2-core machine at load 5.5, the 36 products of Winograd's weight gradient took a
+    median of 22-44 ms against 6-9 ms split by products (ResNet-18's 64/128/256-channel
+    layers; process CPU 13-23 ms against ~6 ms), but at load ~3 1.95-2.44 against 2.46-3.38
+    (best 1.6-2.2 against 1.9-2.6): so only with ``_BMM_SPLIT``.
     """
     if out.ndim < 3 or out.shape[0] < 2 or not _BMM_SPLIT:
         xp.matmul(a, b, out=out)
@@ -1051,7 +1052,13 @@ def _bmm(xp, a, b, out) -> None:
     _threads.rows(part, out.shape[0], out.size * k // 5)
 
 
-_BMM_SPLIT = True  # False: every batch of products as one matmul call (tests compare both)
+# Off: at two threads the split won only on a heavily loaded machine.  resnet18_step, old
+# paths against these, alternating with torch in one process: at load 5.5-6.7 best 1.22 ->
+# 0.80x torch, median 1.02 -> 0.59x; at load 2.5-3.5 best 1.44 -> 1.54x (median 1.17 ->
+# 1.21), and the 36 W products alone 1.6-2.2 -> 1.9-2.6 ms (best of 40): with a core to
+# spare, OpenBLAS's spinning workers take each product at once, where the ops worker has to
+# be woken.  True splits (tests run both).
+_BMM_SPLIT = False
 
 
 def _conv_wgrad(xp, x, gy, g: _Geom, cols=None):
