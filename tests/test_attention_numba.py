@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import ember
+import kernelcheck
 from ember.ops import _kernels, attention
 
 numba = pytest.importorskip("numba", reason="the numba extra is not installed")
@@ -23,17 +24,9 @@ def table():
 
 @pytest.fixture
 def spy(table, monkeypatch):
-    """Counts of the kernels' calls (the switch changes which code runs)."""
-    calls = {"fwd": 0, "bwd": 0}
+    """Counts of the kernels' calls."""
     kern = table[("softmax_by_key", np, np.dtype(np.float32))]
-    for name in calls:
-        real = getattr(kern, name)
-
-        def counted(*a, _real=real, _name=name):
-            calls[_name] += 1
-            return _real(*a)
-        monkeypatch.setattr(kern, name, staticmethod(counted))
-    return calls
+    return kernelcheck.spy_calls(monkeypatch, kern, ("fwd", "bwd"))
 
 
 def _qkv(shape_q, shape_kv, dt, spread, seed=0):
@@ -195,13 +188,7 @@ def test_compiled_lm_uses_kernels_and_trains_as_default(spy):
             h = model["enc"](model["emb"](x), src_mask=mask, is_causal=True)
             return ember.nn.functional.cross_entropy(model["head"](h).reshape(-1, 13), y)
         f = ember.compile(loss, options=options)
-        losses = []
-        for _ in range(10):
-            opt.zero_grad()
-            out = f(x, y)
-            out.backward()
-            opt.step()
-            losses.append(out.item())
+        losses = kernelcheck.train(f, opt, x, y, 10)
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
     assert spy["fwd"] == 10 and 10 <= spy["bwd"] <= 11
     (l0, p0), (l1, p1) = runs

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import ember
+import kernelcheck
 from ember.ops import _kernels
 from opcheck import assert_close
 
@@ -24,17 +25,9 @@ def table():
 
 @pytest.fixture
 def spy(table, monkeypatch):
-    """Counts of the kernels' calls (the switch changes which code runs)."""
-    calls = {"fwd": 0, "bwd": 0}
+    """Counts of the kernels' calls."""
     kern = table[("layer_norm", np, np.dtype(np.float32))]
-    for name in calls:
-        real = getattr(kern, name)
-
-        def counted(*a, _real=real, _name=name):
-            calls[_name] += 1
-            return _real(*a)
-        monkeypatch.setattr(kern, name, staticmethod(counted))
-    return calls
+    return kernelcheck.spy_calls(monkeypatch, kern, ("fwd", "bwd"))
 
 
 def _case(rng, shape, ns, dtype, affine, bias, mean=0.0, scale=1.0):
@@ -234,16 +227,7 @@ def test_compile_option_trains_as_default_compile(spy, whole):
             return out
         fn = train if whole else loss
         f = fn if options == "eager" else ember.compile(fn, options=options)
-        losses = []
-        for _ in range(20):
-            if whole:
-                out = f(x, y)
-            else:
-                opt.zero_grad()
-                out = f(x, y)
-                out.backward()
-                opt.step()
-            losses.append(out.item())
+        losses = kernelcheck.train(f, opt, x, y, 20, whole)
         assert _kernels._table == {}  # the switch is off again between calls
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
     # norm1, norm2 and the final norm each call; compiling may run a backward once more

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import ember
+import kernelcheck
 from ember.ops import rnn
 from opcheck import assert_close
 from test_rnn import build
@@ -32,17 +33,9 @@ def table():
 
 @pytest.fixture
 def spy(table, monkeypatch):
-    """Counts of the kernels' calls (the switch changes which code runs, not only its name)."""
-    calls = {"fwd": 0, "bwd": 0, "acc": 0}
+    """Counts of the kernels' calls."""
     kern = table[(np, np.dtype(np.float32))]
-    for name in calls:
-        real = getattr(kern, name)
-
-        def counted(*a, _real=real, _name=name):
-            calls[_name] += 1
-            return _real(*a)
-        monkeypatch.setattr(kern, name, staticmethod(counted))
-    return calls
+    return kernelcheck.spy_calls(monkeypatch, kern, ("fwd", "bwd", "acc"))
 
 
 # bidirectional x layers x proj x packed; batch_first and h0/c0 alternate over the rows
@@ -154,16 +147,7 @@ def test_compile_option_trains_as_numpy_path(spy, whole):
             opt.step()
             return out
         f = ember.compile(train if whole else loss, options=options)
-        losses = []
-        for _ in range(4):
-            if whole:
-                out = f(x, y)
-            else:
-                opt.zero_grad()
-                out = f(x, y)
-                out.backward()
-                opt.step()
-            losses.append(out.item())
+        losses = kernelcheck.train(f, opt, x, y, 4, whole)
         assert rnn._kernels == {}  # the switch is off again between calls
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
     assert spy["fwd"] == spy["bwd"] == 4 * 2 * T
