@@ -1,7 +1,7 @@
-"""Convolution's batches of BLAS products and Winograd's kernel transform split over the ops
-threads, each product on one BLAS thread (NOTE [ Threads ], ``conv._bmm``,
-``conv._wino_kron``): the same bits on 1, 2 and 3 threads and as the unsplit call, torch's
-numbers, and the BLAS thread count restored after every split."""
+"""Convolution's batches of BLAS products split over the ops threads by product, each on one
+BLAS thread (NOTE [ Threads ], ``conv._bmm``, off by default): the same bits on 1, 2 and 3
+threads and as the unsplit call, torch's numbers, and the BLAS thread count restored after
+every split."""
 from __future__ import annotations
 
 import numpy as np
@@ -44,43 +44,12 @@ def test_bmm_same_bits_as_one_call(threaded, monkeypatch, dtype, sa, sb):
             assert got.shape == want.shape and np.array_equal(got, want)
 
 
-def _old_u(w, m, flip):
-    """``_wino_u`` as one BLAS call (the code before the column blocks)."""
-    a, b = w.shape[:2]
-    kg = conv._kron(np, m, 1, w.dtype)
-    if flip:
-        return np.matmul(np.ascontiguousarray(kg[:, ::-1]), w.reshape(a * b, 9).T).reshape(
-            -1, a, b)
-    wt = np.ascontiguousarray(w.reshape(a, b, 9).transpose(1, 0, 2))
-    return np.matmul(kg, wt.reshape(b * a, 9).T).reshape(-1, b, a)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("o,c", [(64, 64), (65, 33), (3, 5), (16, 200)])
-@pytest.mark.parametrize("m", [2, 4])
-@pytest.mark.parametrize("flip", [False, True])
-def test_wino_u_blocks_same_bits_any_threads(threaded, monkeypatch, dtype, o, c, m, flip):
-    monkeypatch.setattr(conv, "_WINO_U_BLOCK", 256)  # several blocks on small kernels
-    w = _rand((o, c, 3, 3), dtype)
-    threaded(1)
-    ref = conv._wino_u(np, w, m, flip)
-    assert ref.shape == ((m + 2) ** 2,) + ((o, c) if flip else (c, o))
-    for k in (2, 3):
-        threaded(k)
-        assert np.array_equal(conv._wino_u(np, w, m, flip), ref)
-    # against the former single call: equal to rounding (float64: OpenBLAS may round a
-    # column of a smaller call in the last bit)
-    old = _old_u(w, m, flip)
-    np.testing.assert_allclose(ref, old, rtol=0, atol=8 * np.finfo(dtype).eps * abs(w).max())
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("algo", ["winograd4", "winograd", "im2col", "fold"])
 def test_conv_split_products_same_bits_and_torch(threaded, monkeypatch, dtype, algo):
     # batches of products in F (per-sample im2col GEMMs), T and W, on 1-3 threads, and
     # against torch with each split switched off and on
     monkeypatch.setattr(conv, "_FORCE", algo)
-    monkeypatch.setattr(conv, "_WINO_U_BLOCK", 64)
     monkeypatch.setattr(conv, "_BLOCK_BYTES", 4096)  # im2col in blocks of samples too
     x, w = _rand((5, 6, 8, 8), dtype, 3), _rand((7, 6, 3, 3), dtype, 4) * 0.3
     g0 = _rand((5, 7, 8, 8), dtype, 5)

@@ -24,14 +24,18 @@ one thread's, and the caller waits only for parts a worker has started.
   thread (``_blas_threads``: its own ``openblas_set_num_threads`` through ctypes, ~1 us a
   call; restored afterwards, also on an exception; nothing is done where NumPy has another
   BLAS), so a part's product never asks OpenBLAS's pool for threads the other parts hold.
-  Users: Winograd's kernel transform in fixed column blocks and batch norm's channel sums in
-  blocks of channels (the same calls at any thread count), and, switched off, batches of
-  products split by product (``conv._bmm``, ``_BMM_SPLIT``): OpenBLAS threads each product
-  of a batch on its own, one hand-off and join per product, and at load 5.5-6.7 every join
-  waited whenever its worker was descheduled (resnet18_step at 2 threads, best 1.22 -> 0.80x
-  torch, median 1.02 -> 0.59x), but at load 2.5-3.5 its spinning workers were quicker than a
-  woken ops worker (best 1.44 -> 1.54x, median 1.17 -> 1.21x), so the split is not the
-  default.
+  Users: batch norm's channel sums in blocks of channels (the same calls at any thread
+  count), and, switched off, batches of products split by product (``conv._bmm``,
+  ``_BMM_SPLIT``): OpenBLAS threads each product of a batch on its own, one hand-off and
+  join per product, and at load 5.5-6.7 every join waited whenever its worker was
+  descheduled (resnet18_step at 2 threads, best 1.22 -> 0.80x torch, median 1.02 -> 0.59x),
+  but at load 2.5-3.5 its spinning workers were quicker than a woken ops worker (best 1.44 ->
+  1.54x, median 1.17 -> 1.21x), so the split is not the default.  Winograd's kernel
+  transform ``U`` in column blocks split likewise (one BLAS call by OpenBLAS's two threads
+  before and after): at 2 threads and load ~3 its 256-channel ``U`` took best 1.90 ms
+  against 1.19 (median 5.3 against 28), and the step's best went 267 -> 281 ms (median
+  311 -> 317): not kept.  Measured with the guard on and off in one process (load 2-3),
+  the step was within noise (best 272 -> 281 ms, median 344 -> 317).
 - Safety: a worker that calls ``rows`` again runs its range serially (no nested hand-off);
   after ``fork`` the child starts its own workers (threads do not survive a fork); an exception
   in any range is re-raised in the caller after every range has finished.

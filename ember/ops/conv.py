@@ -631,10 +631,8 @@ def _wino_const(xp, m, which, dtype, kron):
     key = (xp, m, which, xp.dtype(dtype), kron)
     a = _WINO_CACHE.get(key)
     if a is None:
-        a = xp.asarray(_WINO_MATS[m][1 if which == 3 else which], dtype=xp.float64)
+        a = xp.asarray(_WINO_MATS[m][which], dtype=xp.float64)
         a = (xp.kron(a, a) if kron else a).astype(dtype)
-        if which == 3:  # G (x) G with its 9 columns reversed: the flipped kernel's transform
-            a = xp.ascontiguousarray(a[:, ::-1])
         a.flags.writeable = False
         _WINO_CACHE[key] = a
     return a
@@ -814,37 +812,14 @@ def _wino_u(xp, w, m: int, flip: bool = False):
     a, b = w.shape[:2]
     kg = _kron(xp, m, 1, w.dtype)
     if flip:  # kernel (b, a, 3, 3): U^T[p, a, b] = sum_k G[p, 8 - k] w[a, b, k]
-        u = _wino_kron(xp, _wino_const(xp, m, 3, w.dtype, True), w.reshape(a * b, 9))
-        return u.reshape(-1, a, b)
+        return xp.matmul(xp.ascontiguousarray(kg[:, ::-1]), w.reshape(a * b, 9).T).reshape(
+            -1, a, b)
     # the small copy of w (9 per pair) instead of one of U (36 per pair)
     wt = ws.empty(xp, (b, a, 9), w.dtype)
     _copy(xp, wt, w.reshape(a, b, 9).transpose(1, 0, 2), 0)
-    u = _wino_kron(xp, kg, wt.reshape(b * a, 9))
+    u = xp.matmul(kg, wt.reshape(b * a, 9).T).reshape(-1, b, a)
     del wt
-    return u.reshape(-1, b, a)
-
-
-def _wino_kron(xp, kg, w9):
-    """``kg @ w9^T`` ``((m+2)^2, P)`` for the 3x3 kernels ``w9`` ``(P, 9)``, one BLAS call per
-    block of ``_WINO_U_BLOCK`` columns, the blocks split over threads (NOTE [ Threads ]): the
-    calls are the same whatever the thread count, and so are the bits (OpenBLAS rounds a
-    column of a smaller call differently in float64 at times)."""
-    p = w9.shape[0]
-    u = xp.empty((kg.shape[0], p), w9.dtype)
-    blk = _WINO_U_BLOCK
-
-    def part(lo, hi):
-        for i in range(lo, hi, blk):
-            j = min(i + blk, hi)
-            xp.matmul(kg, w9[i:j].T, out=u[:, i:j])
-    _threads.rows(part, p, u.size * 9 // 5, blk)
     return u
-
-
-# Columns (kernel pairs) a call: one thread, 256 -> 256 channels (65,536 columns), float32,
-# ms: one call 1.66, blocks of 16384 1.69, 8192 1.81, 2048 2.21; the 2-thread OpenBLAS call
-# it replaces at two threads 1.0-1.5 (thread CPU, loaded machine)
-_WINO_U_BLOCK = 16384
 
 
 def _wino_fwd(xp, x, ut, g: _Geom, m: int, y, keep: bool = True):
