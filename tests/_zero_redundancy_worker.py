@@ -31,6 +31,6 @@ sd = zo.state_dict() if rank == 0 else None
 for r in range(dist.get_world_size()):  # one rank at a time, so lines do not interleave
     if r == rank:
         print(f"rank {rank} ok {ok} own {own} total {len(list(m.parameters()))}"
-              + (f" states {[len(s['state']) for s in sd['state']]}" if sd else ""), flush=True)
+              + (f" states {sorted(sd['state'])}" if sd else ""), flush=True)
     dist.barrier()
 dist.destroy_process_group()
