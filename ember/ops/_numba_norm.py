@@ -95,6 +95,11 @@ def ln_bwd(g, x, mean, inv, w, dx, dw, db, need_x, need_wb):
             c1 = mean.dtype.type(s1 / k_)
             c2 = mean.dtype.type(s2 / k_)
             dr = dx[r]
+            if k_ == 1:
+                # g w - c1 is exactly 0 here (NaN from inf or NaN), as torch's, but "contract"
+                # makes it fma(g, w, -c1): the product's rounding error; s1 - s1 has no product
+                dr[0] = iv * ((s1 - s1) - (xr[0] - m) * iv * c2)
+                continue
             for k in range(k_):
                 xh = (xr[k] - m) * iv
                 dr[k] = iv * (gr[k] * w[k] - c1 - xh * c2)
