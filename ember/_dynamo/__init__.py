@@ -17,7 +17,10 @@ Guards: the key is the inputs' shapes, dtypes, array types (devices) and ``requi
 plain-value arguments, grad/inference mode, the active modes (autocast), the ``training``
 flags of the modules ``fn`` reaches (itself, ``self``, globals, closures); an entry also
 checks that each parameter/buffer it read is still the object its module holds, with the
-same shape (a re-assigned ``module.weight`` recompiles).  ``config.cache_size_limit``
+same shape (a re-assigned ``module.weight`` recompiles), and that no module it reached had a
+child, parameter or buffer replaced, added or deleted since (NOTE [ Module tree guard ] in
+``eval_frame.py``: ``model[2] = nn.Linear(...)`` recompiles rather than replaying the old
+child's weights).  ``config.cache_size_limit``
 entries per code object, then eager with one warning.
 
 NOTE [ Guard cost ]

@@ -1018,14 +1018,34 @@ _EVENT_NAMES = {"backward": "backward()", "step": "optimizer.step()", "item": "T
                 "sched": "lr_scheduler.step()", "clip": "gradient clipping"}
 
 
+# NOTE [ Module tree guard ]
+# A graph holds the modules its function reached as they were: ``model[2] = nn.Linear(...)``,
+# ``model.fc = ...``, ``del model.fc``, ``register_buffer``/``register_parameter`` or a
+# parameter set to None leave every tensor the graph read where it was (the old child still
+# holds its weights), so guarding those tensors' identity is not enough.  Each module counts
+# the changes to its children, parameters and buffers (``_tree_version`` in its ``__dict__``,
+# bumped by ``Module.__setattr__``/``__delattr__``/``register_*``/``add_module``, the
+# containers' ``insert``/``del``/``clear`` and quantization's swaps, all through
+# ``nn.modules.module._tree_changed``; absent until the first change), and an entry checks
+# each reached module's count (``_Entry.tree``, taken after the capture ran, so a lazy
+# module's first call is its state): the general guard, the generated fast guard and the
+# batch-1 inference guard read it from the module dict they read ``training`` from (no other
+# object touched).  A change recompiles; the new capture discovers the tree again.  Not seen:
+# a user's own write into the private ``_modules``/``_parameters``/``_buffers`` dicts (PyTorch
+# sees those through its ``_modules`` guards).
+
+
 class _Entry:
     """One compiled version of a function, valid while its guards hold."""
 
     __slots__ = ("key", "owned", "cells", "values", "run", "breaks", "side", "gm", "compiled",
                  "compile_time", "unsupported", "steps", "template", "dynamic", "regions",
-                 "pieces", "fast")
+                 "pieces", "fast", "tree")
 
     def ok(self) -> bool:
+        for d, v in self.tree:  # NOTE [ Module tree guard ]
+            if d.get("_tree_version", _MISSING) != v:
+                return False
         for d, k, t, shape, rg in self.owned:
             if d.get(k) is not t or t._data.shape != shape or t._requires_grad != rg:
                 return False
@@ -1068,6 +1088,14 @@ def _fast_guard(entry, key, disc, leaves):
             conds.append(f"{bind(m.__dict__)}['training'] is {flag!r}")
         else:
             conds.append(f"{bind(m)}.training is {flag!r}")
+    dicts = {}  # NOTE [ Module tree guard ]: each count read from the dict bound above
+    for c, v in env.items():
+        if type(v) is dict and c.startswith("c"):
+            dicts.setdefault(id(v), c)
+    for d, v in entry.tree:
+        dn = dicts.get(id(d)) or bind(d)
+        conds.append(f"'_tree_version' not in {dn}" if v is _MISSING else
+                     f"{dn}['_tree_version'] == {v!r}")
     fetch = []
     for i, lk in enumerate(leaf_keys):
         fetch.append(f"a{i} = args[{i}]")
@@ -1292,7 +1320,9 @@ def _value_guards(allmods, plain) -> list:
     reaches: a changed flag or size that Python code branched on recompiles."""
     out = []
     for m in allmods:
-        keys = tuple(k for k, v in m.__dict__.items() if type(v) in _PLAIN and k != "training")
+        # (the tree's count has a guard of its own: NOTE [ Module tree guard ])
+        keys = tuple(k for k, v in m.__dict__.items() if type(v) in _PLAIN and
+                     k != "training" and k != "_tree_version")
         if keys:
             out.append((m.__dict__, keys, tuple(m.__dict__[k] for k in keys)))
     by_dict = {}
@@ -1553,8 +1583,9 @@ class _Compiled:
                 self._last = None if fast is None or fast is _MISSING else \
                     (_epoch[0], fast[0], entry)
                 return self._run(entry, args, kwargs, leaves)
-            reason = ("a parameter or captured tensor was re-assigned or changed shape, or a "
-                      "module attribute or global it read changed")
+            reason = ("a submodule, parameter or buffer was replaced, added or deleted, a "
+                      "captured tensor re-assigned or changed shape, or a module attribute or "
+                      "global it read changed")
             _epoch[0] += 1
             cache.entries.pop(key, None)
             cache.instances.pop(key, None)
@@ -1583,6 +1614,12 @@ class _Compiled:
         if cache.entries and _log_on("recompiles"):
             print(f"[ember.compile] recompiling {getattr(self.fn, '__name__', 'function')}: "
                   f"{reason}", file=sys.stderr)
+        disc = _discover(self.fn)  # the modules reached now (a child replaced: another tree)
+        if [id(m) for m in disc[0]] != [id(m) for m in self._disc[0]]:
+            # keyed by the new tree's training flags, as the next call's key will be (NOTE
+            # [ Module tree guard ]): else that call misses and captures once more
+            self._disc = disc
+            key = (self._token, self._guard_key(leaves, len(args), tuple(kwargs)))
         result, entry = self._capture(args, kwargs, leaves)
         entry.key = key
         cache.entries[key] = entry
@@ -1824,6 +1861,7 @@ class _Compiled:
         entry.owned = []
         entry.cells = [(w[1], t) for w, t in cells]
         entry.values = _value_guards(allmods, plain)
+        entry.tree = [(m.__dict__, m.__dict__.get("_tree_version", _MISSING)) for m in allmods]
         # a scheduler's step() is replayed (an event): its and its optimizer's changes are not
         # side effects
         replayed = {id(o) for s in cap.schedulers for o in (s, s.optimizer, *_children(s))}

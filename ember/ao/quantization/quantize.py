@@ -8,7 +8,7 @@ import functools
 import warnings
 
 from ..._dtype import qint8, quint8, quint4x2
-from ...nn.modules.module import Module
+from ...nn.modules.module import Module, _tree_changed
 from ...nn import modules as _nn
 from ..nn import intrinsic as nni
 from ..nn import quantized as nnq
@@ -277,6 +277,7 @@ def _remove_activation_post_process(mod):
     apo = mod._modules.get("activation_post_process")
     if isinstance(apo, (ObserverBase, FakeQuantizeBase)):
         del mod._modules["activation_post_process"]
+        _tree_changed(mod)  # (compiled code guards on it)
     for hid in [h for h, fn in mod._forward_hooks.items() if fn is _observer_forward_hook]:
         del mod._forward_hooks[hid]
 
@@ -358,6 +359,7 @@ def _convert(module, mapping):
         if new is not child:
             new.train(False) if not child.training else None
             module._modules[name] = new
+            _tree_changed(module)  # (compiled code guards on it)
     return module
 
 
@@ -456,6 +458,7 @@ def prepare_qat(model, mapping=None, inplace=False):
                 new = cls.from_float(child)
                 new.qconfig = child.qconfig
                 module._modules[name] = new
+                _tree_changed(module)  # (compiled code guards on it)
             else:
                 swap(child)
     swap(model)
@@ -480,5 +483,6 @@ def add_quant_dequant(module):
         return QuantWrapper(module)
     for name, child in module.named_children():
         module._modules[name] = add_quant_dequant(child)
+        _tree_changed(module)  # (compiled code guards on it)
     return module
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..._tensor import _make
 from ...nn.modules.linear import Linear
-from ...nn.modules.module import Module
+from ...nn.modules.module import Module, _tree_changed
 
 __all__ = ["quantize_", "Int8WeightOnlyConfig", "Int8DynamicActivationInt8WeightConfig",
            "Int4WeightOnlyConfig"]
@@ -149,6 +149,7 @@ def quantize_(model, config, filter_fn=None, device=None):
             fqn = prefix + ("." if prefix else "") + name
             if isinstance(child, Linear) and filter_fn(child, fqn):
                 mod._modules[name] = _replacement(child, config)
+                _tree_changed(mod)  # (compiled code guards on it)
             else:
                 walk(child, fqn)
     walk(model, "")

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections import abc
 from itertools import chain, islice
 
-from .module import Module, _addindent
+from .module import Module, _addindent, _tree_changed
 from ..._tensor import Tensor
 from ..parameter import Parameter
 
@@ -119,6 +119,7 @@ class Sequential(Module):
         for i in range(n, index, -1):
             self._modules[str(i)] = self._modules[str(i - 1)]
         self._modules[str(index)] = module
+        _tree_changed(self)
         return self
 
     def extend(self, sequential) -> "Sequential":
@@ -203,6 +204,7 @@ class ModuleList(Module):
         for i in range(len(self._modules), index, -1):
             self._modules[str(i)] = self._modules[str(i - 1)]
         self._modules[str(index)] = module
+        _tree_changed(self)
 
     def append(self, module) -> "ModuleList":
         """Add ``module`` at the end."""
@@ -242,6 +244,7 @@ class ModuleDict(Module):
 
     def __delitem__(self, key: str) -> None:
         del self._modules[key]
+        _tree_changed(self)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -255,6 +258,7 @@ class ModuleDict(Module):
     def clear(self) -> None:
         """Remove every module."""
         self._modules.clear()
+        _tree_changed(self)
 
     def pop(self, key: str):
         """Remove and return the module under ``key``."""

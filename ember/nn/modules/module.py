@@ -234,6 +234,7 @@ class Module:
         if isinstance(tensor, Buffer):
             tensor = _plain(tensor)
         self._buffers[name] = tensor
+        _tree_changed(self)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -258,6 +259,7 @@ class Module:
                              "method.")
         else:
             self._parameters[name] = param
+        _tree_changed(self)
 
     def add_module(self, name: str, module) -> None:
         """Add a child module under ``name``."""
@@ -272,6 +274,7 @@ class Module:
         if name == "":
             raise KeyError('module name can\'t be empty string ""')
         self._modules[name] = module
+        _tree_changed(self)
 
     def register_module(self, name: str, module) -> None:
         """Alias of ``add_module``."""
@@ -383,12 +386,14 @@ class Module:
             _remove_from(name, d, self._parameters, self._buffers,
                          self._non_persistent_buffers_set)
             modules[name] = value
+            _tree_changed(self)
             return
         if modules is not None and name in modules:
             if value is not None:
                 raise TypeError(f"cannot assign '{_typename(value)}' as child module '{name}' "
                                 "(torch.nn.Module or None expected)")
             modules[name] = value
+            _tree_changed(self)
             return
         buffers = d.get("_buffers")
         if isinstance(value, Buffer) or buffers is not None and name in buffers:
@@ -402,6 +407,8 @@ class Module:
             self.register_buffer(name, value, persistent)
             return
         object.__setattr__(self, name, value)
+        if name in _TREE_DICTS:  # (a container renumbering its children: a new dict)
+            _tree_changed(self)
 
     def __delattr__(self, name: str) -> None:
         if name in self._parameters:
@@ -413,6 +420,8 @@ class Module:
             del self._modules[name]
         else:
             object.__delattr__(self, name)
+            return
+        _tree_changed(self)
 
     def __dir__(self):
         keys = dir(type(self)) + list(self.__dict__) + list(self._parameters) + \
@@ -1031,6 +1040,17 @@ def _plain(t: Tensor) -> Tensor:
 
 def _torch_size(shape) -> str:
     return f"torch.Size({list(shape)})"
+
+
+_TREE_DICTS = frozenset(("_parameters", "_buffers", "_modules"))
+
+
+def _tree_changed(module) -> None:
+    """Count a change to ``module``'s children, parameters or buffers (one added, replaced, set
+    to None or deleted): compiled code guards on the count (NOTE [ Module tree guard ] in
+    ``ember/_dynamo/eval_frame.py``).  Code writing those dicts directly calls this too."""
+    d = module.__dict__
+    d["_tree_version"] = d.get("_tree_version", 0) + 1
 
 
 def _remove_from(name, d, *containers):
