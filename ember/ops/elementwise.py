@@ -88,8 +88,14 @@ def _number(x):
 
     A Python int outside [-2**63, 2**64) raises PyTorch's OverflowError (its Scalar holds an
     int64 or a uint64), whatever the tensor's dtype."""
-    if isinstance(x, (Tensor, builtins.float, builtins.complex)):
+    if isinstance(x, Tensor):
         return x
+    # NumPy's float64/complex128 subclass float/complex, but NumPy promotes with their dtype
+    # (float32 ** np.float64 -> float64) and ember's casts take them for arrays: plain numbers
+    if isinstance(x, builtins.float):
+        return x if x.__class__ is builtins.float else builtins.float(x)
+    if isinstance(x, builtins.complex):
+        return x if x.__class__ is builtins.complex else builtins.complex(x)
     if isinstance(x, builtins.int):
         if -_INT64 <= x < _UINT64:
             return x
