@@ -429,12 +429,14 @@ class _Patches:
                     e is Ellipsis or e == slice(None) for e in one[0]) and (
                     isinstance(value, (int, float)) and not isinstance(value, bool) or
                     isinstance(value, Tensor) and value.dtype == t.dtype and
-                    value.dim() <= t.dim()):
+                    value.dim() <= t.dim() - (one[2].dim() == 0)):
                 _, d, idx = one
                 flat = _wrapped(idx.reshape(-1).long(), t.shape[d])
                 if isinstance(value, Tensor):
                     shape = list(t.shape)
                     shape[d] = flat.shape[0]
+                    if idx.dim() == 0:  # t[:, pos] has no dim d: v broadcasts to the rest
+                        value = value.expand(shape[:d] + shape[d + 1:]).unsqueeze(d)
                     t.index_copy_(d, flat, value.expand(shape))
                 else:
                     t.index_fill_(d, flat, value)
