@@ -44,6 +44,7 @@ class Tensor:
     _retains_grad = False
     _retain_hook = None
     _inference = False
+    _view_mode = None     # how a view was made with grad off (NOTE [ Views ])
 
     def __new__(cls, *args, dtype=None, device=None):
         # Legacy constructor: Tensor(2, 3) is uninitialised float, Tensor([1, 2]) copies data.
@@ -133,10 +134,14 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        if self._view_mode is not None:  # a view made with grad off goes stale (NOTE [ Views ])
+            autograd.views.check_view_fresh(self)
         return self._grad_fn is None
 
     @property
     def grad_fn(self):
+        if self._view_mode is not None:
+            autograd.views.check_view_fresh(self)
         return self._grad_fn
 
     @property

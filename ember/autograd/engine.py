@@ -54,6 +54,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
         if g._data.dtype != t._data.dtype:  # PyTorch's validate_outputs casts it
             g = g.to(t.dtype)
         node = t._grad_fn or accumulate_node(t)
+        if node is None:  # a view made with grad off has no edge (NOTE [ Views ])
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                               "grad_fn")
         s = slots.get(node)
         if s is None:
             s = slots[node] = [0, None, node]

@@ -35,7 +35,7 @@ import weakref
 
 from .grad_mode import state, no_grad
 from . import modes
-from .views import link_view
+from .views import check_view_fresh, link_view
 from .. import _backend, _dtype
 from .._hooks import add_hook
 from .._tensor import Tensor, _make, _version_counter, _type_name
@@ -107,10 +107,14 @@ class AccumulateGrad(Node):
 
 
 def accumulate_node(t) -> AccumulateGrad:
-    """The (cached, weakly held) AccumulateGrad node of leaf ``t``."""
+    """The (cached, weakly held) AccumulateGrad node of leaf ``t`` (None: a view made with grad
+    off of a tensor that requires grad, whose gradient goes nowhere: NOTE [ Views ])."""
     ref = t._accum
     node = ref() if ref is not None else None
     if node is None:
+        if t._view_mode is not None and t._base._requires_grad:
+            check_view_fresh(t)
+            return None
         node = AccumulateGrad(t)
         t._accum = weakref.ref(node)
     return node

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .function import Function, AccumulateGrad
 from .grad_mode import state, no_grad
-from .views import replay_view
+from .views import check_view_mode, replay_view
 from .._tensor import Tensor, _make, _version_counter
 from .._dtype import from_np
 from .._backend import xp_of, has_internal_overlap, writable_alias
@@ -69,6 +69,7 @@ def inplace(t: Tensor, fn, *args, **kwargs) -> Tensor:
     record = state.grad and not state.inference and (t._requires_grad or any(
         isinstance(a, Tensor) and a._requires_grad for a in args))
     if record:
+        check_view_mode(t)
         if t._grad_fn is None and t._requires_grad:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                                "operation.")

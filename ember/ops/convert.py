@@ -370,7 +370,7 @@ def _deepcopy(self, memo):
     new.__dict__.update({k: v for k, v in self.__dict__.items()
                          if k not in ("_accum", "_base", "_view_chain", "_version_ctr",
                                       "_hooks", "_post_acc_hooks", "_views", "_grad",
-                                      "_retain_hook", "_retains_grad")})
+                                      "_retain_hook", "_retains_grad", "_view_mode")})
     if self.grad is not None:
         new.grad = _deepcopy(self.grad, memo)
     memo[id(self)] = new

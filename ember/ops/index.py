@@ -22,7 +22,7 @@ import math
 import warnings
 
 from ..autograd.function import Function, set_edges, _CPU_ARRAY
-from ..autograd.views import link_view
+from ..autograd.views import check_view_mode, link_view
 from .._state import state
 from .._tensor import Tensor, _make, _wrap_dim, _type_name, _version_counter
 from .._backend import _BY_ARRAY_TYPE, xp_of
@@ -614,6 +614,9 @@ def __setitem__(self: Tensor, key, value) -> None:
                            f"{scalar_name(self._data.dtype)} for the destination and "
                            f"{scalar_name(value._data.dtype)} for the source.")
     if state.grad and (self._requires_grad or vt and value._requires_grad):
+        if self._view_mode is not None and not state.inference:  # PyTorch writes through the
+            view = k.adv is None and k.view_cls is not Alias  # key's view op, which its error names
+            check_view_mode(self, k.view_cls.backward_name[:-9] if view else None)
         if k.adv is None and self._grad_fn is None and self._requires_grad:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
