@@ -255,3 +255,53 @@ def test_a_quantized_swap_after_compile_recompiles():
         f(x)
         quantize_(m, Int8WeightOnlyConfig())
         np.testing.assert_array_equal(f(x).numpy(), m(x).numpy())
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_general_guard_sees_a_changed_tree(case):
+    """A call with a keyword argument has no generated guard: ``entry.ok()`` alone decides."""
+    build, mutate = CASES[case]
+    ember.manual_seed(0)
+    em, tm = build(ember), build(torch)
+    _sync(em, tm)
+
+    def fn(x, *, scale):
+        return em(x) * scale
+
+    f = ember.compile(fn)
+    x = ember.randn(2, 6)
+    for _ in range(2):
+        f(x, scale=2.0)
+    assert f._last is None  # (no fast guard for this call's form)
+    mutate(ember, em)
+    mutate(torch, tm)
+    _sync(em, tm)
+    for _ in range(2):
+        got = f(x, scale=2.0)
+    np.testing.assert_allclose(got.detach().numpy(), em(x).detach().numpy() * 2.0, rtol=1e-6,
+                               atol=1e-7)
+    ref = tm(torch.from_numpy(x.numpy().copy())) * 2.0
+    np.testing.assert_allclose(got.detach().numpy(), ref.detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+SWAPS = {"child replaced": lambda m: m.__setitem__(2, ember.nn.Linear(5, 3)),
+         "weight re-assigned": lambda m: setattr(m[2], "weight",
+                                                 ember.nn.Parameter(ember.randn(3, 5)))}
+
+
+@pytest.mark.parametrize("swap", list(SWAPS))
+def test_a_size_generic_graph_sees_a_changed_tree(swap):
+    """After a second batch size made the graph size-generic, a changed child (or weight)
+    recompiles at other sizes too: the new size-generic graph is made from the new capture
+    and an entry whose guards hold now, never from an older size's capture of the old tree
+    (that made a batch of 5 replay the old weights, also for a re-assigned weight)."""
+    m = _seq(ember)
+    f = ember.compile(m)
+    for b in (4, 8, 6):
+        f(ember.randn(b, 6))
+    SWAPS[swap](m)
+    for b in (6, 5, 8):
+        x = ember.randn(b, 6)
+        np.testing.assert_allclose(f(x).detach().numpy(), m(x).detach().numpy(), rtol=1e-6,
+                                   atol=1e-7)

@@ -2000,7 +2000,9 @@ def _make_dynamic(cache, key, entry, leaves, dynamic, compiler) -> None:
     """After a capture at a new size: make the graph size-generic with an earlier version of
     the same code that differs only in sizes (NOTE [ Dynamic compiled graphs ])."""
     for old_key, old in list(cache.entries.items()):
-        if old is entry or old.run is None:
+        # (an entry whose guards other than sizes fail now holds another tree's or another
+        # parameter's graph: NOTE [ Module tree guard ])
+        if old is entry or old.run is None or not old.ok():
             continue
         dims = _changed_dims(old_key, key, leaves, dynamic)
         if dims is None:
