@@ -95,6 +95,15 @@ def main(outdir: str) -> None:
         zo2.load_state_dict({"state": {}, "param_groups": sd["param_groups"][:1]})
     except ValueError as e:
         out["bad_groups"] = str(e)
+    # a group added after construction: the same owners as given at once, steps as SGD's
+    ps = [[torch.nn.Parameter(torch.tensor(a)) for a in g] for g in initial()]
+    zo3 = ZeroRedundancyOptimizer(ps[0], torch.optim.SGD, lr=0.1, momentum=0.9)
+    zo3.add_param_group({"params": ps[1], "lr": 0.2})
+    flat = [q for g in ps for q in g]
+    run(flat, zo3, range(STEPS))
+    at = {id(q): i for i, q in enumerate(flat)}
+    out["added_share"] = [[at[id(q)] for q in g["params"]] for g in zo3.optim.param_groups]
+    out["added"] = [q.detach().numpy().copy() for q in flat]
     with open(os.path.join(outdir, f"rank{rank}.pkl"), "wb") as f:
         pickle.dump(out, f)
     dist.destroy_process_group()

@@ -23,9 +23,10 @@ worker = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(worker)
 
 
-def _torch_shares(sizes, world_size):
+def _torch_shares(sizes, world_size, add_later=False):
     """Each rank's local param groups in torch's ZeroRedundancyOptimizer, as indices over all
-    parameters (one fake process group per rank: it partitions without communicating)."""
+    parameters (one fake process group per rank: it partitions without communicating); with
+    ``add_later``, the groups after the first added by ``add_param_group``."""
     import torch.distributed as dist
     from torch.distributed.optim import ZeroRedundancyOptimizer
     from torch.testing._internal.distributed.fake_pg import FakeStore
@@ -35,7 +36,11 @@ def _torch_shares(sizes, world_size):
         try:
             ps = [[torch.nn.Parameter(torch.ones(n)) for n in g] for g in sizes]
             index = {p: i for i, p in enumerate(p for g in ps for p in g)}
-            zo = ZeroRedundancyOptimizer([{"params": g} for g in ps], torch.optim.SGD, lr=0.1)
+            groups = [{"params": g} for g in ps]
+            zo = ZeroRedundancyOptimizer(groups[:1] if add_later else groups, torch.optim.SGD,
+                                         lr=0.1)
+            for g in groups[1:] if add_later else ():
+                zo.add_param_group(g)
             shares.append([[index[p] for p in g["params"]] for g in zo.optim.param_groups])
         finally:
             dist.destroy_process_group()
@@ -163,3 +168,16 @@ def test_bad_params_raise_torchs_errors():
     with pytest.raises(TypeError, match="should be an iterable of Tensors, but got "
                                         "torch.FloatTensor"):
         ZeroRedundancyOptimizer(ember.nn.Parameter(ember.ones(2)), ember.optim.SGD, lr=0.1)
+
+
+def test_add_param_group_as_torch(ranks):
+    """A group added after construction: torch's owners (earlier groups' unchanged) and a
+    plain torch SGD's values."""
+    assert [r["added_share"] for r in ranks] == _torch_shares(worker.SIZES, 2, add_later=True)
+    ps = [torch.nn.Parameter(torch.tensor(a)) for g in worker.initial() for a in g]
+    opt = torch.optim.SGD(ps[:1], lr=0.1, momentum=0.9)
+    opt.add_param_group({"params": ps[1:], "lr": 0.2})
+    _torch_run(range(worker.STEPS), opt, ps)
+    for r in ranks:
+        for got, want in zip(r["added"], ps):
+            np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-12, atol=1e-14)

@@ -70,16 +70,30 @@ class ZeroRedundancyOptimizer(Optimizer):
         self.process_group = process_group
         self.rank = c10d.get_rank(process_group)
         self.world_size = c10d.get_world_size(process_group)
+        self._assign()
+        # every group, even an empty share of one, so local and global groups pair one to one
+        self.optim = optimizer_class(self._shares[self.rank], **defaults)
+        _sync_groups(self.optim.param_groups, self.param_groups)  # the class's defaults
+        self._all_state = []  # the ranks' local state dicts, on the consolidating rank
+
+    def _assign(self) -> None:
+        """Each rank's share of every group (``_shares``) and each parameter's rank."""
         self._shares = _partition(self.param_groups, self.world_size)
         self.owner = {}  # id(param) -> the (group) rank that updates it
         for r, groups in enumerate(self._shares):
             for g in groups:
                 for p in g["params"]:
                     self.owner[id(p)] = r
-        # every group, even an empty share of one, so local and global groups pair one to one
-        self.optim = optimizer_class(self._shares[self.rank], **defaults)
-        _sync_groups(self.optim.param_groups, self.param_groups)  # the class's defaults
-        self._all_state = []  # the ranks' local state dicts, on the consolidating rank
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group (on all ranks, as PyTorch's): its parameters go to ranks as the
+        constructor's did, the earlier groups' owners unchanged, this rank's share (maybe
+        empty) to the local optimizer."""
+        super().add_param_group(param_group)
+        if getattr(self, "optim", None) is not None:  # (not the constructor's groups)
+            self._assign()
+            self.optim.add_param_group(self._shares[self.rank][-1])
+            _sync_groups(self.optim.param_groups[-1:], self.param_groups[-1:])
 
     def step(self, closure=None, **kwargs):
         """Step this rank's share (with ``param_groups``' current hyper-parameters), then
