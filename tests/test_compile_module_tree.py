@@ -305,3 +305,29 @@ def test_a_size_generic_graph_sees_a_changed_tree(swap):
         x = ember.randn(b, 6)
         np.testing.assert_allclose(f(x).detach().numpy(), m(x).detach().numpy(), rtol=1e-6,
                                    atol=1e-7)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_closure_tensor_of_another_shape_recompiles(mode):
+    """A tensor captured from a closure cell that changes shape (``.data =``, ``resize_``)
+    recompiles, as a parameter does: another shape that broadcasts gives eager's numbers, one
+    that does not raises eager's RuntimeError (the replay raised NumPy's ValueError)."""
+    w = ember.ones(1, 4)
+
+    def fn(x):
+        return (x * w).sum(1)
+
+    f = ember.compile(fn)
+    x = ember.ones(3, 4)
+    emode = MODES[mode][0]
+    with emode():
+        for _ in range(3):
+            f(x)
+        w.data = ember.full((3, 4), 2.0)
+        for _ in range(2):
+            np.testing.assert_array_equal(f(x).numpy(), fn(x).numpy())
+        assert counters["frames"]["total"] == 2
+    w.resize_(1, 2)
+    with emode():
+        with pytest.raises(RuntimeError, match="must match the size of tensor b"):
+            f(x)

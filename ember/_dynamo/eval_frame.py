@@ -1051,8 +1051,8 @@ class _Entry:
         for d, k, t, shape, rg in self.owned:
             if d.get(k) is not t or t._data.shape != shape or t._requires_grad != rg:
                 return False
-        for cell, t in self.cells:
-            if cell.cell_contents is not t:
+        for cell, t, shape in self.cells:  # (a closure's tensor: its shape too, as owned's)
+            if cell.cell_contents is not t or t._data.shape != shape:
                 return False
         for d, keys, vals in self.values:  # plain attributes and globals Python may branch on
             got = tuple([d.get(k, _MISSING) for k in keys])
@@ -1126,8 +1126,10 @@ def _fast_guard(entry, key, disc, leaves):
         conds.append(f"{bind(d)}[{k!r}] is {tn} and " +
                      ("" if id(t) in checked else f"{tn}._data.shape == {shape!r} and ") +
                      f"{tn}._requires_grad is {rg!r}")
-    for cell, t in entry.cells:
-        conds.append(f"{bind(cell)}.cell_contents is {bind(t)}")
+    for cell, t, shape in entry.cells:
+        tn = bind(t)
+        conds.append(f"{bind(cell)}.cell_contents is {tn}" +
+                     ("" if id(t) in checked else f" and {tn}._data.shape == {shape!r}"))
     for d, keys, vals in entry.values:
         dn = bind(d)
         for k, v in zip(keys, vals):
@@ -1861,7 +1863,7 @@ class _Compiled:
                         "autograd.Function, or a tensor from an earlier call)")
         entry.breaks = cap.breaks
         entry.owned = []
-        entry.cells = [(w[1], t) for w, t in cells]
+        entry.cells = [(w[1], t, t._data.shape) for w, t in cells]
         entry.values = _value_guards(allmods, plain)
         entry.tree = [(m.__dict__, m.__dict__.get("_tree_version", _MISSING)) for m in allmods]
         # a scheduler's step() is replayed (an event): its and its optimizer's changes are not
