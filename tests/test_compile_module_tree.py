@@ -331,3 +331,34 @@ def test_a_closure_tensor_of_another_shape_recompiles(mode):
     with emode():
         with pytest.raises(RuntimeError, match="must match the size of tensor b"):
             f(x)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("batch", [1, 4])
+def test_parameters_cast_in_place_recompile(mode, batch):
+    """``model.double()`` keeps each parameter object and swaps its array: a float32 input
+    then raises eager's dtype error, a float64 one gives eager's float64 numbers (the replay
+    returned float32 or promoted silently)."""
+    m = _seq(ember).eval()
+    tm = _seq(torch).eval()
+    _sync(m, tm)
+    f = ember.compile(m)
+    x = ember.randn(batch, 6)
+    emode = MODES[mode][0]
+    with emode():
+        for _ in range(3):
+            f(x)
+        m.double()
+        tm.double()
+        with pytest.raises(RuntimeError, match="same dtype"):
+            m(x)
+        with pytest.raises(RuntimeError, match="same dtype"):
+            f(x)
+        x64 = x.double()
+        for _ in range(2):
+            got = f(x64)
+            assert got.dtype == ember.float64
+            np.testing.assert_allclose(got.detach().numpy(), m(x64).detach().numpy(),
+                                       rtol=1e-12, atol=1e-12)
+    ref = tm(torch.from_numpy(x64.numpy().copy())).detach().numpy()
+    np.testing.assert_allclose(got.detach().numpy(), ref, rtol=1e-12, atol=1e-12)

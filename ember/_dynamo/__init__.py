@@ -30,10 +30,11 @@ flat positional call with no modes active, ``_fast_guard`` generates one functio
 compile guard>``; ``EMBER_LOGS=guards`` prints it) that checks everything the key and ``ok()``
 check as one ``and`` chain over bound constants: argument count, grad/inference mode, default
 dtype, the discovered modules' ``training`` flags, each input's array type, shape, strides,
-dtype and ``requires_grad``, each parameter's identity, shape and ``requires_grad``, closure
-cells, plain attributes and globals (``is`` for None/bools; other values by identity with the
-captured object first, then ``==``).  The wrapper remembers
-``(epoch, guard, entry)`` of the entry the last call ran and tries that guard first; an entry
+dtype and ``requires_grad``, each parameter's identity, shape, dtype and ``requires_grad``,
+closure cells (their tensors' shapes and dtypes too), each reached module's tree count (NOTE
+[ Module tree guard ]), plain attributes and globals (``is`` for None/bools; other values by
+identity with the captured object first, then ``==``).  The wrapper remembers ``(epoch,
+guard, entry)`` of the entry the last call ran and tries that guard first; an entry
 leaving a cache (a failed guard, ``reset()``, an evicted dynamic size) bumps ``_epoch``, and a
 re-discovery of what the function reaches fails the guard by identity.  A guard that fails
 only sends the call down the general path (never runs a stale entry); ~1.8 us instead of ~5.

@@ -1048,11 +1048,15 @@ class _Entry:
         for d, v in self.tree:  # NOTE [ Module tree guard ]
             if d.get("_tree_version", _MISSING) != v:
                 return False
-        for d, k, t, shape, rg in self.owned:
-            if d.get(k) is not t or t._data.shape != shape or t._requires_grad != rg:
+        # each tensor's (shape, dtype): ``m.double()`` swaps arrays under the same parameters
+        for d, k, t, lay, rg in self.owned:
+            a = t._data
+            if d.get(k) is not t or a.shape != lay[0] or a.dtype != lay[1] or \
+                    t._requires_grad != rg:
                 return False
-        for cell, t, shape in self.cells:  # (a closure's tensor: its shape too, as owned's)
-            if cell.cell_contents is not t or t._data.shape != shape:
+        for cell, t, lay in self.cells:  # (a closure's tensor: as owned's)
+            a = t._data
+            if cell.cell_contents is not t or a.shape != lay[0] or a.dtype != lay[1]:
                 return False
         for d, keys, vals in self.values:  # plain attributes and globals Python may branch on
             got = tuple([d.get(k, _MISSING) for k in keys])
@@ -1121,15 +1125,17 @@ def _fast_guard(entry, key, disc, leaves):
     # is another array (NOTE [ Batch-1 inference ]): reading each array's shape here again
     # costs cache misses once its weights have streamed through
     checked = {id(t) for t in getattr(run, "_infer_consts", ())} if infer is not None else ()
-    for d, k, t, shape, rg in entry.owned:
+    for d, k, t, lay, rg in entry.owned:
         tn = bind(t)
         conds.append(f"{bind(d)}[{k!r}] is {tn} and " +
-                     ("" if id(t) in checked else f"{tn}._data.shape == {shape!r} and ") +
+                     ("" if id(t) in checked else f"{tn}._data.shape == {lay[0]!r} and "
+                      f"{tn}._data.dtype is {bind(lay[1])} and ") +
                      f"{tn}._requires_grad is {rg!r}")
-    for cell, t, shape in entry.cells:
+    for cell, t, lay in entry.cells:
         tn = bind(t)
         conds.append(f"{bind(cell)}.cell_contents is {tn}" +
-                     ("" if id(t) in checked else f" and {tn}._data.shape == {shape!r}"))
+                     ("" if id(t) in checked else f" and {tn}._data.shape == {lay[0]!r} and "
+                      f"{tn}._data.dtype is {bind(lay[1])}"))
     for d, keys, vals in entry.values:
         dn = bind(d)
         for k, v in zip(keys, vals):
@@ -1863,7 +1869,7 @@ class _Compiled:
                         "autograd.Function, or a tensor from an earlier call)")
         entry.breaks = cap.breaks
         entry.owned = []
-        entry.cells = [(w[1], t, t._data.shape) for w, t in cells]
+        entry.cells = [(w[1], t, (t._data.shape, t._data.dtype)) for w, t in cells]
         entry.values = _value_guards(allmods, plain)
         entry.tree = [(m.__dict__, m.__dict__.get("_tree_version", _MISSING)) for m in allmods]
         # a scheduler's step() is replayed (an event): its and its optimizer's changes are not
@@ -1924,7 +1930,8 @@ class _Compiled:
             for name, t in recording.constants.items():
                 if isinstance(t, Tensor) and id(t) in owners:
                     d, k = owners[id(t)]
-                    entry.owned.append((d, k, t, t._data.shape, t._requires_grad))
+                    entry.owned.append((d, k, t, (t._data.shape, t._data.dtype),
+                                        t._requires_grad))
             gm = entry.gm = recording.graph_module()
             if not lower:
                 entry.run = _unlowered
