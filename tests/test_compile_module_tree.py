@@ -362,3 +362,38 @@ def test_parameters_cast_in_place_recompile(mode, batch):
                                        rtol=1e-12, atol=1e-12)
     ref = tm(torch.from_numpy(x64.numpy().copy())).detach().numpy()
     np.testing.assert_allclose(got.detach().numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_a_step_with_a_break_sees_a_replaced_child():
+    """A step that breaks (``loss.item()`` read in Python) runs its module call as a compiled
+    region of its own (NOTE [ Regions around a break ]): after ``model[2]`` is replaced its
+    losses equal an eager replica's (they were the old child's)."""
+    import copy
+
+    def make(m):
+        opt = ember.optim.SGD(m.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = m(x).square().mean()
+            v = loss.item()
+            if v > 1e9:  # Python reads the value: a break
+                return v
+            loss.backward()
+            opt.step()
+            return v
+        return step
+
+    ember.manual_seed(0)
+    m = _seq(ember)
+    me = copy.deepcopy(m)
+    f, g = ember.compile(make(m)), make(me)
+    x = ember.randn(4, 6)
+    got = [f(x) for _ in range(3)]
+    want = [g(x) for _ in range(3)]
+    new = ember.nn.Linear(5, 3)
+    m[2] = new
+    me[2] = copy.deepcopy(new)
+    got += [f(x) for _ in range(3)]
+    want += [g(x) for _ in range(3)]
+    assert got == want
