@@ -221,6 +221,7 @@ class Function(FunctionCtx):
     view = False         # the (first) output is a view of input 0's storage
     backward_name = None  # node name shown in grad_fn, e.g. "AddBackward0"
     saves_inputs = False  # raw ops: saved item k is input k, the output or None (no matching)
+    edges = None  # raw ops: how many leading arguments are PyTorch's inputs (next_functions)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -331,7 +332,7 @@ def _apply_raw(cls, *args, **kwargs):
         ctx.xp = _ARRAY_TYPES[t0][0] if t0 is not None else None
     if nf is not None:  # edges are set before forward: it saves only what a needed gradient uses
         ctx._record = True
-        ctx.next_functions = tuple(nf)  # (a tuple already for a unary op)
+        ctx.next_functions = tuple(nf) if cls.edges is None else tuple(nf[:cls.edges])
         ctx.needs_input_grad = tuple(needs)
     res = out = (cls.forward(ctx, *raw, **kwargs) if kwargs else cls.forward(ctx, raw[0])
                  if len(raw) == 1 else cls.forward(ctx, raw[0], raw[1], raw[2]) if len(raw) == 3

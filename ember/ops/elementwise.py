@@ -339,6 +339,7 @@ def _check_alpha(alpha, dt):
 class Add(Function):
     raw = True
     backward_name = "AddBackward0"
+    edges = 2  # (not ``dt``, ``alpha``)
 
     @staticmethod
     def forward(ctx, a, b, dt, alpha=1):
@@ -371,6 +372,7 @@ class Add(Function):
 class Sub(Function):
     raw = True
     backward_name = "SubBackward0"
+    edges = 2  # (not ``dt``, ``alpha``)
 
     @staticmethod
     def forward(ctx, a, b, dt, alpha=1):
@@ -431,11 +433,13 @@ class Rsub(Sub):
 
 class RsubScalar(Rsub):
     backward_name = "RsubBackward1"
+    edges = 1  # (PyTorch's rsub.Scalar: the number is no input)
 
 
 class Mul(Function):
     raw = True
     backward_name = "MulBackward0"
+    edges = 2  # (not ``dt``)
     saves_inputs = True
 
     @staticmethod
@@ -504,6 +508,7 @@ def _times(g, gd, o, shape, dt, ufunc="multiply", op=operator.mul):
 class Div(Function):
     raw = True
     backward_name = "DivBackward0"
+    edges = 2  # (not ``dt``)
     saves_inputs = True
 
     @staticmethod
@@ -568,6 +573,7 @@ class DivMode(Function):
 
     raw = True
     backward_name = "DivBackward2"
+    edges = 2  # (not ``dt``, ``mode``)
     saves_inputs = True
 
     @staticmethod
@@ -813,6 +819,7 @@ class Pow(Function):
 
     raw = True
     backward_name = "PowBackward0"
+    edges = 1  # (PyTorch's pow.Tensor_Scalar: the number is no input)
 
     @_fp_safe
     def forward(ctx, a, e, dt):
@@ -845,6 +852,7 @@ class PowTensor(Function):
 
     raw = True
     backward_name = "PowBackward1"
+    edges = 2  # (not ``dt``)
 
     @staticmethod
     def forward(ctx, a, e, dt):
@@ -1500,6 +1508,7 @@ def logit(input, eps=None, *, out=None) -> Tensor:
 class Atan2(Function):
     raw = True
     backward_name = "Atan2Backward0"
+    edges = 2  # (not ``dt``)
 
     @staticmethod
     def forward(ctx, a, b, dt):
@@ -1531,6 +1540,7 @@ arctan2 = atan2
 class Hypot(Function):
     raw = True
     backward_name = "HypotBackward0"
+    edges = 2  # (not ``dt``)
 
     @staticmethod
     def forward(ctx, a, b, dt):
@@ -1855,6 +1865,7 @@ class Maximum(Function):
 
     raw = True
     backward_name = "MaximumBackward0"
+    edges = 2  # (not ``dt``)
     ufunc = "maximum"
 
     @staticmethod
@@ -2515,8 +2526,7 @@ def _arith_operator(cls, ufunc: str, reflected=False, floating=False):
                     return _plain(fn(o, d, dtype=dt) if reflected else fn(d, o, dtype=dt))
                 except _SLOW:  # shapes that do not broadcast, errors made of warnings
                     pass
-        if reflected:
-            return cls.apply(other, self, dt)
+        # (reflected: Add and Mul, as PyTorch's ``self + other``: its node's edges in that order)
         return cls.apply(self, other, dt)
     return op
 
@@ -2591,7 +2601,7 @@ def _recorded(cls, ufunc, x, y, d, dt):
     na = x._requires_grad
     ctx = _new(cls)
     ctx._record = True
-    ctx.next_functions = (_edge(x) if na else _NO_EDGE, eb, _NO_EDGE)
+    ctx.next_functions = (_edge(x) if na else _NO_EDGE, eb)
     ctx.needs_input_grad = (na, nb, False)
     if y.__class__ is builtins.float:
         meta = _SAME
