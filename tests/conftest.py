@@ -44,3 +44,15 @@ def fresh_compile():
     counters.clear()
     yield
     ember.compiler.reset()
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Every pass of ember's ops threads split (no size threshold) over ``k`` threads, ``k``
+    given to the yielded ``set_count``; one thread afterwards."""
+    from ember.ops import _threads
+    monkeypatch.setattr(_threads, "MIN_NUMEL", 0)
+    # an earlier test's ember.set_num_threads(n) takes precedence over set_count: clear it
+    monkeypatch.setattr(_threads._runtime.state, "num_threads", None)
+    yield _threads.set_count
+    _threads.set_count(None)

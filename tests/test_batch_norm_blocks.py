@@ -8,16 +8,8 @@ import pytest
 import torch
 
 import ember
-from ember.ops import _threads, normalization
+from ember.ops import normalization
 
-
-@pytest.fixture
-def threaded(monkeypatch):
-    """Every pass split (no size threshold) over ``k`` threads; one thread afterwards."""
-    monkeypatch.setattr(_threads, "MIN_NUMEL", 0)
-    monkeypatch.setattr(_threads._runtime.state, "num_threads", None)
-    yield _threads.set_count
-    _threads.set_count(None)
 
 
 SHAPES = [(4, 12, 8, 8), (3, 10, 5, 3), (1, 9, 4, 4), (5, 4, 2, 2)]

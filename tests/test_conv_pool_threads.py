@@ -12,14 +12,6 @@ import ember
 from ember.ops import _threads, conv
 
 
-@pytest.fixture
-def threaded(monkeypatch):
-    """Every pass split (no size threshold) over ``k`` threads; one thread afterwards."""
-    monkeypatch.setattr(_threads, "MIN_NUMEL", 0)
-    monkeypatch.setattr(_threads._runtime.state, "num_threads", None)
-    yield _threads.set_count
-    _threads.set_count(None)
-
 
 def _grads(mod, fn, arrays, g0):
     ts = [mod.tensor(a, requires_grad=True) for a in arrays]

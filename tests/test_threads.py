@@ -18,19 +18,6 @@ from opcheck import check, rand
 _MIN_NUMEL = _threads.MIN_NUMEL  # the real threshold (the fixture sets it to 0)
 
 
-@pytest.fixture
-def threaded(monkeypatch):
-    """Every pass split (no size threshold) over ``k`` threads; one thread afterwards."""
-    monkeypatch.setattr(_threads, "MIN_NUMEL", 0)
-    # an earlier test's ember.set_num_threads(n) takes precedence over set_count: clear it
-    monkeypatch.setattr(_threads._runtime.state, "num_threads", None)
-
-    def use(k):
-        _threads.set_count(k)
-    yield use
-    _threads.set_count(None)
-
-
 @pytest.mark.parametrize("k", [2, 3, 4])
 @pytest.mark.parametrize("n,align", [(1, 1), (5, 1), (32, 1), (33, 16), (100, 16), (7, 16)])
 def test_rows_cover_the_range_once(threaded, k, n, align):
