@@ -1,8 +1,13 @@
 """What the compile tests share: ``ember.compile`` with a backend that keeps the regions it
-makes, so a test can look inside them (their graphs, generated code, planned buffers)."""
+makes, so a test can look inside them (their graphs, generated code, planned buffers), and the
+source of a compiled function's fast guard."""
 from __future__ import annotations
 
+import contextlib
+import io
+
 import ember
+from ember._dynamo import eval_frame
 from ember._dynamo.backends import lookup_backend
 from ember._functorch.aot_autograd import CompiledRegion
 
@@ -33,3 +38,18 @@ def region_backend(made: list):
         made.append(CompiledRegion(gm.graph, consts))
         return made[-1]
     return compile_region
+
+
+def guard_source(c) -> str:
+    """The fast guard the compiled function ``c`` makes for its last entry, as
+    ``EMBER_LOGS=guards`` prints it."""
+    entry = c._last[2]
+    buf = io.StringIO()
+    old = eval_frame._log_on
+    eval_frame._log_on = lambda k: k == "guards"
+    try:
+        with contextlib.redirect_stderr(buf):
+            eval_frame._fast_guard(entry, entry.key, c._disc, (None,) * entry.key[1][0])
+    finally:
+        eval_frame._log_on = old
+    return buf.getvalue()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import compilecheck
 import ember
 import ember.nn as nn
 from ember._dynamo import eval_frame
@@ -169,20 +170,7 @@ def test_the_inference_guard_leaves_constant_shapes_to_the_inference_call():
     assert "_data.shape ==" in _guard_src(c) and "_L.pop()" not in _guard_src(c)
 
 
-def _guard_src(c):
-    """The source of the fast guard ``c`` would make for its last entry now."""
-    import contextlib
-    import io
-    entry = c._last[2]
-    buf = io.StringIO()
-    old = eval_frame._log_on
-    eval_frame._log_on = lambda k: k == "guards"
-    try:
-        with contextlib.redirect_stderr(buf):
-            eval_frame._fast_guard(entry, entry.key, c._disc, (None,) * entry.key[1][0])
-    finally:
-        eval_frame._log_on = old
-    return buf.getvalue()
+_guard_src = compilecheck.guard_source
 
 
 # a parameter's array replaced (``.data =``): the same shape runs compiled without a capture;

@@ -3,15 +3,12 @@
 ember/_dynamo/eval_frame.py): training flags read from the module dicts and still seen when
 flipped any way, a class-level ``training`` property read as an attribute, the separate call
 kept where the two functions' names collide; each call equals eager and torch."""
-import contextlib
-import io
-
 import numpy as np
 import pytest
 import torch
 
+import compilecheck
 import ember
-import ember.nn as nn
 from ember._dynamo import eval_frame
 from ember._state import _State
 from ember.ops import _blas
@@ -47,18 +44,7 @@ def _model(lib, sizes=(8, 6, 4)):
     return model.eval()
 
 
-def _guard_src(c) -> str:
-    """The fast guard ``c`` makes for its last entry, as ``EMBER_LOGS=guards`` prints it."""
-    entry = c._last[2]
-    buf = io.StringIO()
-    old = eval_frame._log_on
-    eval_frame._log_on = lambda k: k == "guards"
-    try:
-        with contextlib.redirect_stderr(buf):
-            eval_frame._fast_guard(entry, entry.key, c._disc, (None,) * entry.key[1][0])
-    finally:
-        eval_frame._log_on = old
-    return buf.getvalue()
+_guard_src = compilecheck.guard_source
 
 
 def _warm(cm, x):

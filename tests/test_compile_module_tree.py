@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import compilecheck
 import ember
 from ember._dynamo.utils import counters
 
@@ -174,26 +175,13 @@ def test_a_deleted_child_raises_eagers_error():
 def test_the_fast_guards_read_each_modules_count_from_its_dict():
     """The batch-1 inference guard checks each module's tree count where it reads ``training``
     (its ``__dict__``): no other object touched; a module never changed is guarded absent."""
-    import contextlib
-    import io
-    from ember._dynamo import eval_frame
     m = _seq(ember).eval()
     f = ember.compile(m)
     x = ember.randn(1, 6)
     with ember.inference_mode():
         f(x)
         f(x)
-    c = f._compiled
-    entry = c._last[2]
-    buf = io.StringIO()
-    old = eval_frame._log_on
-    eval_frame._log_on = lambda k: k == "guards"
-    try:
-        with contextlib.redirect_stderr(buf):
-            eval_frame._fast_guard(entry, entry.key, c._disc, (None,) * entry.key[1][0])
-    finally:
-        eval_frame._log_on = old
-    src = buf.getvalue()
+    src = compilecheck.guard_source(f._compiled)
     assert src.count("['_tree_version'] == ") == 3  # the Sequential and its two Linears
     assert src.count("'_tree_version' not in") == 1  # ReLU: never changed
     for line in src.splitlines():  # the same bound dict as the training flag
