@@ -207,3 +207,24 @@ def test_copy_keeps_no_mark():
             c = copy.deepcopy(x[1:])
         res.append((c.requires_grad, c.is_leaf, _error(lambda: c.mul_(2.0))))
     assert res[0] == res[1]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("make", ["reshape", "view", "slice", "unbind"])
+def test_leaf_that_is_a_view_of_a_plain_tensor(make, mode):
+    """A leaf made to require grad over a view of a plain tensor: a view of it made with grad
+    off takes its root base's flag (False), as PyTorch's, so it is an ordinary tensor after
+    the mode: in-place writes allowed, backward through it refused (found in review)."""
+    res = []
+    for mod in (ember, torch):
+        plain = mod.tensor(np.arange(6.0) + 1)
+        x = {"reshape": lambda: plain.reshape(2, 3), "view": lambda: plain.view(2, 3),
+             "slice": lambda: plain[:4].view(2, 2),
+             "unbind": lambda: plain.view(2, 3).unbind(0)[0]}[make]().requires_grad_()
+        with _mode(mod, mode):
+            v = x[0]
+        row = [v.requires_grad, v.grad_fn is None, v.is_leaf]
+        row.append(_error(lambda: v.add_(1)))
+        row.append(_error(lambda: (v * 2).sum().backward()))
+        res.append(row)
+    assert res[0] == res[1]

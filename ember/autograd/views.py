@@ -38,10 +38,10 @@ def link_view(out, inp, cls, args, kwargs) -> None:
             out._inference = inf
             if not inf:  # made in inference mode (which told the caller to mark ``out``)
                 out._view_mode = "inference mode"
-                if inp._requires_grad:
+                if base._requires_grad:  # the root's flag, as PyTorch (a leaf view may differ)
                     _no_history(out, base)
                 return
-        elif inp._requires_grad:  # made with grad off
+        elif base._requires_grad:  # made with grad off
             out._view_mode = inp._view_mode or "no_grad mode"
             _no_history(out, base)
             return
