@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ember
-from ember.ops import normalization
+from ember.ops import _threads, normalization
 
 
 
@@ -62,3 +62,16 @@ def test_batch_norm_in_blocks_vs_torch(threaded, monkeypatch, dtype, shape):
     tol = 2e-5 if dtype == "float32" else 1e-10
     for a, r in zip(ref, run(torch)):
         np.testing.assert_allclose(a, r, rtol=tol, atol=tol)
+
+
+def test_batch_norm_leaves_the_blas_thread_count_alone(threaded, monkeypatch):
+    """Batch norm never sets the process's BLAS thread count (a user's threadpoolctl limit in
+    another thread could interleave with the set and restore and keep one thread: review)."""
+    sets = []
+    monkeypatch.setattr(_threads, "_blas_threads", lambda: (lambda: 2, sets.append))
+    monkeypatch.setattr(normalization, "_CHAN_COLS", 16)
+    threaded(2)
+    x = ember.randn(4, 12, 8, 8, requires_grad=True)
+    bn = ember.nn.BatchNorm2d(12)
+    bn(x).square().sum().backward()
+    assert x.grad is not None and sets == []

@@ -76,18 +76,21 @@ def test_rows_runs_blas_on_one_thread_and_restores_it(threaded):
     try:
         seen = []
         threaded(2)
-        _threads.rows(lambda lo, hi: seen.append(get()), 8, 1 << 30)
+        _threads.rows(lambda lo, hi: seen.append(get()), 8, 1 << 30, blas1=True)
         assert seen and set(seen) == {1}
         assert get() == 2
+        seen.clear()  # not asked for: the process's count is left alone (a user's may change it)
+        _threads.rows(lambda lo, hi: seen.append(get()), 8, 1 << 30)
+        assert seen and set(seen) == {2}
 
         def boom(lo, hi):
             raise ValueError("part failed")
         with pytest.raises(ValueError, match="part failed"):
-            _threads.rows(boom, 8, 1 << 30)
+            _threads.rows(boom, 8, 1 << 30, blas1=True)
         assert get() == 2
         threaded(1)  # one thread: no split, BLAS left as it is
         seen.clear()
-        _threads.rows(lambda lo, hi: seen.append(get()), 8, 1 << 30)
+        _threads.rows(lambda lo, hi: seen.append(get()), 8, 1 << 30, blas1=True)
         assert seen == [2]
     finally:
         put(before)

@@ -20,13 +20,17 @@ one thread's, and the caller waits only for parts a worker has started.
   unthreaded call (tests/test_threads.py); callers thread only passes where that holds
   (elementwise arithmetic and copies, per-row dot products), never a reduction whose order a
   split would change.
-- BLAS inside a split: while the parts run, the OpenBLAS NumPy's wheel bundles is set to one
-  thread (``_blas_threads``: its own ``openblas_set_num_threads`` through ctypes, ~1 us a
-  call; restored afterwards, also on an exception; nothing is done where NumPy has another
-  BLAS), so a part's product never asks OpenBLAS's pool for threads the other parts hold.
-  Users: batch norm's channel sums in blocks of channels (the same calls at any thread
-  count), and, switched off, batches of products split by product (``conv._bmm``,
-  ``_BMM_SPLIT``): OpenBLAS threads each product of a batch on its own, one hand-off and
+- BLAS inside a split (``rows(..., blas1=True)``): while the parts run, the OpenBLAS NumPy's
+  wheel bundles is set to one thread (``_blas_threads``: its own ``openblas_set_num_threads``
+  through ctypes, ~1 us a call; restored afterwards, also on an exception; nothing is done
+  where NumPy has another BLAS), so a part's product never asks OpenBLAS's pool for threads
+  the other parts hold.  That count is the process's: a user's own threadpoolctl limit set
+  and restored in another thread meanwhile can interleave with it and leave OpenBLAS on one
+  thread (found in review), so only the switched-off split below asks for it; batch norm's
+  channel sums in blocks (``normalization._chan_sum``) run their blocks on the calling
+  thread, each GEMV threaded by OpenBLAS itself as before.  The split: batches of products
+  split by product (``conv._bmm``, ``_BMM_SPLIT``): OpenBLAS threads each product of a batch
+  on its own, one hand-off and
   join per product, and at load 5.5-6.7 every join waited whenever its worker was
   descheduled (resnet18_step at 2 threads, best 1.22 -> 0.80x torch, median 1.02 -> 0.59x),
   but at load 2.5-3.5 its spinning workers were quicker than a woken ops worker (best 1.44 ->
@@ -154,10 +158,10 @@ def _workers(k: int):
         return ws[:k]
 
 
-def rows(fn, n: int, numel: int, align: int = 1) -> None:
+def rows(fn, n: int, numel: int, align: int = 1, blas1: bool = False) -> None:
     """``fn(lo, hi)`` over ranges covering ``range(n)``, cut at multiples of ``align``: on
     several threads when ``numel`` (the elements the pass touches) is at least ``MIN_NUMEL``
-    and more than one thread is set."""
+    and more than one thread is set; ``blas1``: NumPy's OpenBLAS on one thread meanwhile."""
     if numel < MIN_NUMEL or getattr(_local, "worker", False):
         fn(0, n)
         return
@@ -168,7 +172,7 @@ def rows(fn, n: int, numel: int, align: int = 1) -> None:
     step = -(-n // min(n // align, PARTS * k))
     step = -(-step // align) * align
     job = _Job(fn, [(lo, min(lo + step, n)) for lo in range(0, n, step)])
-    blas = _blas_threads()
+    blas = _blas_threads() if blas1 else None
     prev = blas[0]() if blas else 1
     if prev > 1:  # the parts' own BLAS calls on one thread each (see the note)
         blas[1](1)

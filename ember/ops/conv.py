@@ -1024,7 +1024,7 @@ def _bmm(xp, a, b, out) -> None:
     def part(lo, hi):
         xp.matmul(cut(a, lo, hi), cut(b, lo, hi), out=out[lo:hi])
     # the work in elements of an elementwise pass: ~10 FLOPs each (as _wino_work)
-    _threads.rows(part, out.shape[0], out.size * k // 5)
+    _threads.rows(part, out.shape[0], out.size * k // 5, blas1=True)
 
 
 # Off: at two threads the split won only on a heavily loaded machine.  resnet18_step, old

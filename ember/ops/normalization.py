@@ -265,8 +265,8 @@ def _flat(lay, xw) -> bool:
 
 def _chan_sum(xp, a2, c, s, ones_s):
     """Per-channel sums (C,) of an (N, C*S) array: two GEMVs (one for a single row, as
-    instance norm's (1, N*C, S)) per block of ``_chan_block`` channels, the blocks split over
-    threads (NOTE [ Threads ]): the same calls, so the same bits, at any thread count."""
+    instance norm's (1, N*C, S)) per block of ``_chan_block`` channels, on this thread (OpenBLAS
+    threads a large GEMV by its outputs: the same bits at any thread count; NOTE [ Threads ])."""
     nb = a2.shape[0]
     cb = _chan_block(c, s)
     ones_n = _ones(xp, nb, a2.dtype) if nb > 1 else None
@@ -281,8 +281,7 @@ def _chan_sum(xp, a2, c, s, ones_s):
             r = a2[:, i * s:j * s]
             r = xp.matmul(ones_n, r) if nb > 1 else r.reshape(-1)
             xp.matmul(r.reshape(j - i, s), ones_s, out=out[i:j])
-    # a GEMV reads its matrix once, in about a copy's time (its reads and writes)
-    _threads.rows(part, c, 2 * a2.size, cb)
+    part(0, c)
     return out
 
 
