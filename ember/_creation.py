@@ -266,7 +266,7 @@ def _fill_dtype(v):
         return v.dtype
     if isinstance(v, builtins.bool):
         return _dtype.bool_
-    if isinstance(v, builtins.int):
+    if isinstance(v, (builtins.int, np.integer)):  # NumPy ints are ints to PyTorch (__index__)
         return _dtype.int64
     if isinstance(v, builtins.complex):
         return _dtype.get_default_complex_dtype()

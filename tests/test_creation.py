@@ -578,3 +578,15 @@ def test_scalar_tensor_is_an_op_of_compiled_graphs():
     assert [n.target.__name__ for n in out.graphs[0].graph.nodes
             if n.op == "call_function"] == ["scalar_tensor", "mul"]
     assert ember.compile(f)(ember.ones(3)).tolist() == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("value", [np.int64(3), np.int32(-2), np.uint8(7), np.int8(2),
+                                   np.uint64(3), np.float64(1.5), np.float32(2.5),
+                                   np.float16(0.5), np.bool_(True), np.complex128(1 + 2j)])
+def test_full_infers_dtype_of_numpy_scalars_as_torch(value):
+    """``full``'s dtype from a NumPy scalar: its ints are ints (int64), as PyTorch reads them
+    through ``__index__``; floats and bools take the default dtype, complex128 the complex one."""
+    e = ember.full((2,), value)
+    t = torch.full((2,), value)
+    assert str(e.dtype).split(".")[1] == str(t.dtype).split(".")[1]
+    np.testing.assert_array_equal(e.numpy(), t.numpy())
