@@ -47,12 +47,9 @@ def _run(lib, op, dt, s):
 
 
 def _known(name, s, dt) -> bool:
-    """Divergences this change leaves (each also with Python numbers but the first):
-    ``t - np.bool_`` (torch takes it as 1, a Python bool raises in both); complex ** tensor's
-    backward (TypeError); complex with half tensors (torch's complex32 and its refusals;
-    bfloat16 pow's gradient dtype)."""
-    if isinstance(s, np.bool_) and "sub" in name:
-        return True
+    """Divergences left (each also with Python numbers): complex ** tensor's backward
+    (TypeError); complex with half tensors (torch's complex32 and its refusals; bfloat16 pow's
+    gradient dtype)."""
     if isinstance(s, np.complex128):
         return "rpow" in name or dt in ("float16", "bfloat16")
     return False
@@ -83,3 +80,21 @@ def test_numpy_float64_exponent_keeps_float32_bits():
     a, b = x ** np.float64(2.5), x ** 2.5
     assert a.dtype == b.dtype == ember.float32
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("dt", ["int64", "int32", "uint8", "bool", "float32"])
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "rsub"])
+def test_numpy_bool_is_a_float_operand_as_torch(dt, op):
+    """PyTorch reads a NumPy bool as the float 1.0/0.0: ``t - np.bool_(True)`` is computed
+    (``t - True`` raises) and an int or bool tensor with one gives float32."""
+    res = []
+    for lib in (ember, torch):
+        t = lib.tensor([1, 0, 1], dtype=getattr(lib, dt))
+        f = {"add": lambda: t + np.bool_(True), "sub": lambda: t - np.bool_(True),
+             "mul": lambda: t * np.bool_(False), "rsub": lambda: np.bool_(True) - t}[op]
+        try:
+            r = f()
+            res.append((_name(r.dtype), r.tolist()))
+        except Exception as e:  # noqa: BLE001 - the same error type is the expectation
+            res.append(type(e).__name__)
+    assert res[0] == res[1]

@@ -104,7 +104,10 @@ def _number(x):
     if type(x) in _ARRAY_TYPES:
         return _make(x)  # PyTorch takes a NumPy array as a tensor operand
     if hasattr(x, "dtype") and hasattr(x, "item"):  # a NumPy scalar
-        return x.item()
+        v = x.item()
+        # PyTorch reads a NumPy bool as a float: t - np.bool_(True) is t - 1.0 (t - True
+        # raises), and an int or bool tensor with one gives float32
+        return builtins.float(v) if v.__class__ is builtins.bool else v
     return None
 
 
