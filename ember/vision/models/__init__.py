@@ -16,7 +16,7 @@ None; a member carries ``url``, ``meta`` (num_params, min_size, metrics) and ``t
 (``_utils.handle_legacy_interface``). ``get_model``/``list_models`` read the registry that
 ``@register_model`` fills.
 
-Not here: the other torchvision families (Inception, DenseNet, RegNet, Swin, ...), the
+Not here: the other torchvision families (Inception, RegNet, Swin, ...), the
 detection/segmentation/video models, and ``meta["categories"]`` (ImageNet's class names).
 """
 from __future__ import annotations
@@ -25,6 +25,8 @@ from ._api import Weights, WeightsEnum, get_model, get_model_builder, get_model_
 from ._api import get_weight, list_models
 from .alexnet import AlexNet, AlexNet_Weights, alexnet
 from .convnext import ConvNeXt, ConvNeXt_Tiny_Weights, convnext_tiny
+from .densenet import (DenseNet, DenseNet121_Weights, DenseNet161_Weights, DenseNet169_Weights,
+                       DenseNet201_Weights, densenet121, densenet161, densenet169, densenet201)
 from .efficientnet import EfficientNet, EfficientNet_B0_Weights, efficientnet_b0
 from .mobilenetv2 import MobileNet_V2_Weights, MobileNetV2, mobilenet_v2
 from .mobilenetv3 import MobileNet_V3_Small_Weights, MobileNetV3, mobilenet_v3_small
@@ -40,6 +42,8 @@ __all__ = [
     "Weights", "WeightsEnum", "get_model", "get_model_builder", "get_model_weights",
     "get_weight", "list_models",
     "AlexNet", "AlexNet_Weights", "alexnet", "ConvNeXt", "ConvNeXt_Tiny_Weights", "convnext_tiny",
+    "DenseNet", "DenseNet121_Weights", "DenseNet161_Weights", "DenseNet169_Weights",
+    "DenseNet201_Weights", "densenet121", "densenet161", "densenet169", "densenet201",
     "EfficientNet", "EfficientNet_B0_Weights", "efficientnet_b0", "MobileNetV2",
     "MobileNet_V2_Weights", "mobilenet_v2", "MobileNetV3", "MobileNet_V3_Small_Weights",
     "mobilenet_v3_small", "ResNet", "ResNet18_Weights", "ResNet34_Weights", "ResNet50_Weights",
