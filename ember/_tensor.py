@@ -112,7 +112,8 @@ class Tensor:
 
     def stride(self, dim=None):
         """Strides in elements, as PyTorch reports them."""
-        if self._data.size == 0:  # PyTorch reports contiguous strides (NumPy reports zeros)
+        if self._data.size == 0 or _backend.is_meta(self._data):
+            # PyTorch reports contiguous strides (NumPy reports zeros; meta's are all zero)
             st = []
             n = 1
             for s in reversed(self._data.shape):
@@ -201,6 +202,8 @@ class Tensor:
                 "you can only change requires_grad flags of leaf variables. If you want to use "
                 "a computed variable in a subgraph that doesn't require differentiation use "
                 "var_no_grad = var.detach().")
+        if not requires_grad and self._base is not None and self._base._requires_grad:
+            return self  # a view's flag is its base's as long as that requires grad (PyTorch)
         if requires_grad and not (self.dtype.is_floating_point or self.dtype.is_complex):
             raise RuntimeError("Only Tensors of floating point and complex dtype can require "
                                "gradients")
@@ -241,8 +244,13 @@ class Tensor:
         return t
 
     def detach_(self) -> "Tensor":
-        if self._base is not None and self._base._requires_grad:
-            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        if self._base is not None:
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. If you are using "
+                "DistributedDataParallel (DDP) for training, and gradient_as_bucket_view is set "
+                "as True, gradients are views of DDP buckets, and hence detach_() cannot be "
+                "called on these gradients. To fix this error, please refer to the "
+                "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution.")
         self._grad_fn = None
         self._requires_grad = False
         self._output_nr = 0

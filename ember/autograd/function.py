@@ -35,7 +35,7 @@ import weakref
 
 from .grad_mode import state, no_grad
 from . import modes
-from .views import check_view_fresh, link_view
+from .views import CUSTOM, check_view_fresh, link_view
 from .. import _backend, _dtype
 from .._hooks import add_hook
 from .._tensor import Tensor, _make, _version_counter, _type_name
@@ -112,7 +112,7 @@ def accumulate_node(t) -> AccumulateGrad:
     ref = t._accum
     node = ref() if ref is not None else None
     if node is None:
-        if t._view_mode is not None and t._base._requires_grad:
+        if t._view_mode is not None and t._base is not None and t._base._requires_grad:
             check_view_fresh(t)
             return None
         node = AccumulateGrad(t)
@@ -316,7 +316,7 @@ def _apply_raw(cls, *args, **kwargs):
             if t0 is None:
                 t0 = type(d)
             elif type(d) is not t0:  # another array type: maybe another device
-                _backend.check_same_device(t0, d)
+                t0 = _backend.check_same_device(t0, d, raw[:i])
             if grad_on and a._requires_grad:
                 if nf is None:
                     nf, needs = [_NO_EDGE] * len(args), [False] * len(args)
@@ -357,7 +357,7 @@ def _apply_raw(cls, *args, **kwargs):
     if inference:
         t._inference = True
     if cls.view and isinstance(args[0], Tensor):
-        link_view(t, args[0], cls, args[1:], kwargs)
+        link_view(t, args[0], cls, args[1:], kwargs, grad_on)
     return t
 
 
@@ -382,6 +382,8 @@ def _wrap_outputs(cls, ctx, args, raw, kwargs, out, record):
             if record and (t._grad_fn is not None or t._requires_grad) and not (
                     dirty is not None and _in(t, dirty)):
                 t = _make(t._data)  # alias: never rewrite the history of a returned input
+            if t is not o or o._base is not None and not _in(o, args):
+                t._view_mode = CUSTOM  # a view or an input: no in-place write (NOTE [ Views ])
         else:
             results.append(o)
             continue

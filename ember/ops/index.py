@@ -378,7 +378,8 @@ def _view(self: Tensor, key: tuple, cls) -> Tensor:
     """
     if state.intercept or state.anomaly:  # a mode must see the op; anomaly records a trace
         return cls.apply(self, key)
-    if state.grad and self._requires_grad and not state.inference:
+    grad = state.grad
+    if grad and self._requires_grad and not state.inference:
         a = self._data
         ctx = _new(cls)
         if type(a) is not _CPU_ARRAY:  # (the cpu's module is the class default, as in apply)
@@ -391,7 +392,7 @@ def _view(self: Tensor, key: tuple, cls) -> Tensor:
         t = _make(self._data[key])
     if state.inference:
         t._inference = True
-    link_view(t, self, cls, (key,), _NO_KW)
+    link_view(t, self, cls, (key,), _NO_KW, grad)
     return t
 
 

@@ -1135,7 +1135,7 @@ def _piece_views(cls, input: Tensor, keys: tuple, d: int, view_cls) -> tuple:
     outs = cls.apply(input, keys, d)
     outs = outs if isinstance(outs, tuple) else (outs,)
     for o, k in zip(outs, keys):
-        link_view(o, input, view_cls, (k,), {})
+        link_view(o, input, view_cls, (k,), {}, multi=True)
     return outs
 
 
