@@ -112,8 +112,7 @@ class Tensor:
 
     def stride(self, dim=None):
         """Strides in elements, as PyTorch reports them."""
-        if self._data.size == 0 or _backend.is_meta(self._data):
-            # PyTorch reports contiguous strides (NumPy reports zeros; meta's are all zero)
+        if self._data.size == 0:  # PyTorch reports contiguous strides (NumPy reports zeros)
             st = []
             n = 1
             for s in reversed(self._data.shape):
