@@ -85,7 +85,7 @@ _LAZY = {"distributions": ("ember.distributions", None), "fx": ("ember.fx", None
          "testing": ("ember.testing", None), "futures": ("ember.futures", None),
          "multiprocessing": ("ember.multiprocessing", None),
          "jit": ("ember.jit", None), "export": ("ember.export", None),
-         "onnx": ("ember.onnx", None)}
+         "onnx": ("ember.onnx", None), "overrides": ("ember.overrides", None)}
 # ember.compile (issue 17): the function, torch.compiler's namespace and the machinery
 _LAZY.update({"compile": ("ember.compiler", "compile"), "compiler": ("ember.compiler", None),
               "_dynamo": ("ember._dynamo", None), "_functorch": ("ember._functorch", None),

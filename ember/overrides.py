@@ -5,8 +5,17 @@ from __future__ import annotations
 from ._tensor import Tensor, _disabled_torch_function_impl
 from .autograd.modes import TorchFunctionMode, Op, dispatch
 
-__all__ = ["TorchFunctionMode", "has_torch_function", "handle_torch_function",
+__all__ = ["TorchFunctionMode", "BaseTorchFunctionMode", "has_torch_function",
+           "handle_torch_function",
            "is_tensor_like", "_disabled_torch_function_impl"]
+
+
+class BaseTorchFunctionMode(TorchFunctionMode):
+    """A mode whose ``__torch_function__`` calls ``func`` as it is: subclasses change ``func``
+    or the arguments and defer to it with ``super().__torch_function__``."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
 
 
 def is_tensor_like(inp) -> bool:
