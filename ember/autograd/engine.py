@@ -228,8 +228,10 @@ def _call_node(node, grads, capture):
         out = (out,)
     n_in = len(node.next_functions)
     if len(out) != n_in:
-        if len(out) > n_in and all(o is None for o in out[n_in:]):  # trailing Nones
-            out = out[:n_in]
+        # a raw op returns a gradient per argument: its edges' (Function.edges), Nones around
+        k = (cls._edges.start or 0) if cls.raw and cls._edges is not None else 0
+        if len(out) > n_in and all(o is None for o in out[:k] + out[k + n_in:]):
+            out = out[k:k + n_in]
         else:
             raise RuntimeError(f"function {node.name()} returned an incorrect number of "
                                f"gradients (expected {n_in}, got {len(out)})")

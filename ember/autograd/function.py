@@ -221,11 +221,19 @@ class Function(FunctionCtx):
     view = False         # the (first) output is a view of input 0's storage
     backward_name = None  # node name shown in grad_fn, e.g. "AddBackward0"
     saves_inputs = False  # raw ops: saved item k is input k, the output or None (no matching)
-    edges = None  # raw ops: how many leading arguments are PyTorch's inputs (next_functions)
+    # raw ops: the arguments that are PyTorch's inputs (next_functions): None all, n the first n,
+    # or a slice of them (``slice(1, 2)``: the tensor after a number, as ``pow(2, x)``'s); the
+    # backward still returns one gradient per argument
+    edges = None
+    _edges = None  # ``edges`` as a slice
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls._lean = bool(cls.raw)  # (a multi-output call clears it on its node)
+        e = cls.edges
+        cls._edges = slice(e) if e.__class__ is int else e
+        # (a multi-output call clears it on its node; the engine's lean path takes the leading
+        # gradients, so edges from a later argument on take the general one)
+        cls._lean = bool(cls.raw) and not (e.__class__ is slice and e.start)
         # built-in ops take ``_apply_raw`` (a custom subclass of one, ``apply``)
         if "apply" not in cls.__dict__ and cls.raw != (
                 getattr(cls.apply, "__func__", None) is _apply_raw):
@@ -332,7 +340,7 @@ def _apply_raw(cls, *args, **kwargs):
         ctx.xp = _ARRAY_TYPES[t0][0] if t0 is not None else None
     if nf is not None:  # edges are set before forward: it saves only what a needed gradient uses
         ctx._record = True
-        ctx.next_functions = tuple(nf) if cls.edges is None else tuple(nf[:cls.edges])
+        ctx.next_functions = tuple(nf) if cls._edges is None else tuple(nf[cls._edges])
         ctx.needs_input_grad = tuple(needs)
     res = out = (cls.forward(ctx, *raw, **kwargs) if kwargs else cls.forward(ctx, raw[0])
                  if len(raw) == 1 else cls.forward(ctx, raw[0], raw[1], raw[2]) if len(raw) == 3

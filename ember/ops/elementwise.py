@@ -612,10 +612,19 @@ class _NoDerivative(Function):
 
 class FloorDivide(_NoDerivative):
     aten = "floor_divide"
+    edges = 2  # (not ``dt``)
 
     @staticmethod
     def forward(ctx, a, b, dt):
         return _checked_div(ctx.xp, ctx.xp.floor_divide, "div_floor_cpu", a, b, dt)
+
+
+class FloorDivideScalar(FloorDivide):
+    edges = 1  # (a number ``other`` is no input of PyTorch's node)
+
+
+class FloorDivideOfScalar(FloorDivide):
+    edges = slice(1, 2)  # (``number // tensor``: nor is a number ``input``)
 
 
 def add(input, other, *, alpha=1, out=None) -> Tensor:
@@ -693,7 +702,9 @@ def floor_divide(input, other, *, out=None) -> Tensor:
     """``input // other``: division rounded towards minus infinity (Python's ``//``)."""
     if not isinstance(other, Tensor):
         other = _operand(other, "floor_divide")
-    return _out(FloorDivide.apply(input, other, result_dtype(input, other)), out)
+    cls = FloorDivideScalar if not isinstance(other, Tensor) else FloorDivide if isinstance(
+        input, Tensor) else FloorDivideOfScalar
+    return _out(cls.apply(input, other, result_dtype(input, other)), out)
 
 
 # ---- remainder, fmod ------------------------------------------------------------------------
@@ -704,6 +715,7 @@ class Remainder(Function):
     raw = True
     backward_name = "RemainderBackward1"
     rounding = "floor"
+    edges = 2  # (not ``dt``)
 
     @staticmethod
     def forward(ctx, a, b, dt):
@@ -730,6 +742,7 @@ class Remainder(Function):
 
 class RemainderScalar(Remainder):
     backward_name = "RemainderBackward0"
+    edges = 1  # (PyTorch's remainder.Scalar: the number is no input)
 
 
 class Fmod(Remainder):
@@ -745,12 +758,14 @@ class Fmod(Remainder):
 
 class FmodScalar(Fmod):
     backward_name = "FmodBackward0"
+    edges = 1
 
 
 class RemainderOfScalar(_NoDerivative):
     """``number % tensor``."""
 
     aten = "remainder"
+    edges = slice(1, 2)  # (the tensor only)
 
     @staticmethod
     def forward(ctx, a, b, dt):
@@ -892,6 +907,7 @@ class PowTensor(Function):
 
 class PowOfScalar(PowTensor):
     backward_name = "PowBackward2"
+    edges = slice(1, 2)  # (PyTorch's pow.Scalar: the number base is no input)
 
 
 def pow(input, exponent, *, out=None) -> Tensor:
@@ -1484,6 +1500,7 @@ class Logit(Function):
 
     raw = True
     backward_name = "LogitBackward0"
+    edges = 1  # (PyTorch's inputs: the tensor arguments before the numbers)
 
     @_fp_safe
     def forward(ctx, a, eps):
@@ -1574,6 +1591,7 @@ def hypot(input, other, *, out=None) -> Tensor:
 class Copysign(Function):
     raw = True
     backward_name = "CopysignBackward0"
+    edges = 2  # (not ``dt``)
 
     @staticmethod
     def forward(ctx, a, b, dt):
@@ -1603,7 +1621,13 @@ def copysign(input, other, *, out=None) -> Tensor:
     input = need_tensor(input, "copysign", wrap_arrays=True)
     if not isinstance(other, Tensor):
         other = _operand(other, "copysign")
-    return _out(Copysign.apply(input, other, float_dtype(result_dtype(input, other))), out)
+    cls = Copysign if isinstance(other, Tensor) else CopysignScalar
+    return _out(cls.apply(input, other, float_dtype(result_dtype(input, other))), out)
+
+
+class CopysignScalar(Copysign):
+    backward_name = "CopysignBackward1"
+    edges = 1  # (PyTorch's copysign.Scalar: the number is no input)
 
 
 # ---- erf, erfc, erfinv ----------------------------------------------------------------------
@@ -1713,6 +1737,7 @@ class Clamp(Function):
 
     raw = True
     backward_name = "ClampBackward1"
+    edges = 1
 
     @staticmethod
     def forward(ctx, a, lo, hi, dt):
@@ -1777,6 +1802,7 @@ class ClampTensor(Function):
 
     raw = True
     backward_name = "ClampBackward0"
+    edges = 3  # (clamp_max's are input and max: ClampMaxTensor keeps min's None between)
 
     @staticmethod
     def forward(ctx, a, lo, hi, dt):
@@ -1810,6 +1836,7 @@ class ClampTensor(Function):
 
 class ClampMinTensor(ClampTensor):
     backward_name = "ClampMinBackward1"
+    edges = 2
 
 
 class ClampMaxTensor(ClampTensor):
@@ -2012,6 +2039,7 @@ def _lerp_array(xp, a, e, w):
 class Lerp(Function):
     raw = True
     backward_name = "LerpBackward0"
+    edges = 2  # (a number weight is no input of PyTorch's node)
 
     @_fp_safe
     def forward(ctx, a, e, w):
@@ -2037,6 +2065,7 @@ class Lerp(Function):
 
 class LerpTensor(Lerp):
     backward_name = "LerpBackward1"
+    edges = None
 
 
 def lerp(input, end, weight, *, out=None) -> Tensor:
@@ -2063,6 +2092,7 @@ def lerp(input, end, weight, *, out=None) -> Tensor:
 class Addcmul(Function):
     raw = True
     backward_name = "AddcmulBackward0"
+    edges = 3
     # Whether t2's own gradient reads t2 too: PyTorch then keeps it whatever is needed.
     keep_t2 = False
 
@@ -2457,6 +2487,7 @@ def isneginf(input, *, out=None) -> Tensor:
 class NanToNum(Function):
     raw = True
     backward_name = "NanToNumBackward0"
+    edges = 1
 
     @staticmethod
     def forward(ctx, a, nan, posinf, neginf):
@@ -2823,7 +2854,7 @@ def _methods():
         "__mul__": _arith_operator(Mul, "multiply"),
         "__rmul__": _arith_operator(Mul, "multiply", True),
         "__truediv__": _arith_operator(Div, "true_divide", floating=True),
-        "__rtruediv__": _operator(_rdiv_op, True),
+        "__rtruediv__": _operator(_rdiv_op, True), "__rdiv__": _operator(_rdiv_op, True),
         "__floordiv__": _operator(floor_divide), "__rfloordiv__": _operator(floor_divide, True),
         "__mod__": _operator(remainder), "__rmod__": _operator(remainder, True),
         "__pow__": _operator(pow), "__rpow__": _operator(pow, True),

@@ -648,6 +648,7 @@ class _Binary(Function):
     """A float-valued binary op: ``fn(xp, a, b)`` on float64 arrays, ``grads(ctx, g, a, b, y)``."""
 
     raw = True
+    edges = 2  # (not ``dt``)
 
     @classmethod
     def forward(cls, ctx, a, b, dt):
@@ -741,18 +742,29 @@ class Igammac(_Binary):
         return None, -g * _igamma_grad_x(a, x, "igammac")
 
 
-def _binary_op(cls, name, doc):
+def _binary_op(cls, name, doc, scalar_forms=False):
+    forms = {}
+    if scalar_forms:  # PyTorch's self_scalar/other_scalar overloads: their node, one edge
+        stem = cls.backward_name[:-1]
+        forms[False] = type(cls.__name__ + "OfScalar", (cls,),
+                            {"backward_name": stem + "1", "edges": slice(1, 2)})
+        forms[True] = type(cls.__name__ + "Scalar", (cls,),
+                           {"backward_name": stem + "2", "edges": 1})
+
     def fn(input, other, *, out=None) -> Tensor:
         a, b, dt = _binary_operands(name, input, other)
-        return _out(cls.apply(a, b, dt), out)
+        c = cls if not forms or isinstance(a, Tensor) and isinstance(b, Tensor) else \
+            forms[isinstance(a, Tensor)]
+        return _out(c.apply(a, b, dt), out)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc
     return fn
 
 
-xlogy = _binary_op(Xlogy, "xlogy", "``input * log(other)``, 0 where input is 0.")
-special_xlog1py = _binary_op(Xlog1py, "xlog1py", "``input * log1p(other)``, 0 where input is 0.")
-special_zeta = _binary_op(Zeta, "zeta", "The Hurwitz zeta ``sum_k (k + other)^-input``.")
+xlogy = _binary_op(Xlogy, "xlogy", "``input * log(other)``, 0 where input is 0.", True)
+special_xlog1py = _binary_op(Xlog1py, "xlog1py", "``input * log1p(other)``, 0 where input is 0.",
+                             True)
+special_zeta = _binary_op(Zeta, "zeta", "The Hurwitz zeta ``sum_k (k + other)^-input``.", True)
 igamma = _binary_op(Igamma, "igamma", "The regularized lower incomplete gamma P(input, other).")
 igammac = _binary_op(Igammac, "igammac",
                      "The regularized upper incomplete gamma Q(input, other).")
