@@ -146,11 +146,11 @@ def test_eager_then_compile_counts_backend_calls_as_torch():
 @pytest.mark.parametrize("call,err,match", [
     (lambda: ember.compiler.set_stance("force_eager", force_backend="eager"), RuntimeError,
      "non-default stance cannot have force_backend set"),
-    (lambda: ember.compiler.set_stance("bogus"), RuntimeError, "invalid torch.compile stance"),
 ])
 def test_bad_stances_raise(call, err, match):
     with pytest.raises(err, match=match):
         call()
+# an unknown stance raises at the compiled call, as PyTorch's: tests/test_compile_parity.py
 
 
 def test_force_backend_compiles_with_that_backend():

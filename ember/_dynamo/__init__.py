@@ -35,8 +35,8 @@ closure cells (their tensors' shapes and dtypes too), each reached module's tree
 [ Module tree guard ]), plain attributes and globals (``is`` for None/bools; other values by
 identity with the captured object first, then ``==``).  The wrapper remembers ``(epoch,
 guard, entry)`` of the entry the last call ran and tries that guard first; an entry
-leaving a cache (a failed guard, ``reset()``, an evicted dynamic size) bumps ``_epoch``, and a
-re-discovery of what the function reaches fails the guard by identity.  A guard that fails
+leaving a cache (a failed guard, ``reset()``, an evicted dynamic size) or a module hook
+registered or removed (NOTE [ Hook guard ]) bumps ``_epoch``, and a re-discovery of what the function reaches fails the guard by identity.  A guard that fails
 only sends the call down the general path (never runs a stale entry); ~1.8 us instead of ~5.
 On a batch-1 inference call the guard's cost is mostly cache misses, not bytecode: the call's
 weights (2.1 MB on the MLP, twice L2) have just streamed through, so each object the guard

@@ -50,6 +50,7 @@ def _custom(backend):
             gm.recompile()  # (the backend may have edited the graph without regenerating)
             out.gm = gm
         return out
+    compile_with._ember_custom = True  # NOTE [ Custom backends and sizes ] in eval_frame.py
     return compile_with
 
 

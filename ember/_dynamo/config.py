@@ -13,6 +13,11 @@ accumulated_recompile_limit = 256
 # ``fullgraph=True``.
 suppress_errors = False
 verbose = False
+# Whether compiled code ignores module forward/backward hooks added or removed after it was
+# captured (NOTE [ Hook guard ] in eval_frame.py).  PyTorch's default is True, which it
+# documents as unsafe (the hooks first compiled keep running); ember's is False, so a hook
+# change recompiles and the numbers are eager's.
+skip_nnmodule_hook_guards = False
 # Sizes a dynamic graph keeps generated code for (NOTE [ Dynamic compiled graphs ]); past it
 # the oldest size's code is dropped (made again, from the graph, if that size comes back).
 dynamic_instance_limit = 64

@@ -234,6 +234,8 @@ class DynamicGraph:
         self._fit = None      # a fit from two regions, not yet checked at a third size
         self._built = []      # (dynamic sizes, region) of the last two regions built by replay
         self._misfits = 0
+        self.fixed = None     # a user backend's callable for every size (NOTE [ Custom
+        # backends and sizes ] in eval_frame.py)
 
     def sizes(self, shapes) -> tuple:
         """The dynamic sizes of inputs with these shapes, in ``dims`` order."""
@@ -307,6 +309,9 @@ class DynamicGraph:
         inst = self.instances.get(key)
         if inst is not None:
             return inst(*leaves)
+        if self.fixed is not None:
+            self._keep(key, self.fixed)
+            return self.fixed(*leaves)
         s = self.sizes(key_shapes(leaves))
         if self.generic is not None and all(s[j] == n for j, n in self.generic.fixed):
             inst = self.generic.at(s)  # the one region, its constants at these sizes

@@ -25,6 +25,7 @@ from .. import _dtype as _dtype_mod
 from .._state import state
 from .._tensor import Tensor, _version_counter
 from ..nn import Module
+from ..nn.modules import module as _mm
 from ..optim.optimizer import Optimizer
 from ..autograd import modes as _modes
 from ..fx.experimental.proxy_tensor import (COPY_, DROPOUT_MASK, OpRecorder, flatten,
@@ -635,11 +636,15 @@ class _routed_modules:
             _routed_modules.table = self.saved
 
 
+def _hooked_globally() -> bool:
+    return bool(_mm._global_forward_pre_hooks or _mm._global_forward_hooks or
+                _mm._global_backward_hooks or _mm._global_backward_pre_hooks)
+
+
 def _hooked(m) -> bool:
     """Whether a call of ``m`` runs module hooks (its own, a submodule's or global ones): a
     hook's Python (an activation collected into a list) is not replayed by compiled code, so
     such a call stays eager."""
-    from ..nn.modules import module as _mm
     if _mm._global_forward_pre_hooks or _mm._global_forward_hooks or \
             _mm._global_backward_hooks or _mm._global_backward_pre_hooks:
         return True
@@ -1037,14 +1042,144 @@ _EVENT_NAMES = {"backward": "backward()", "step": "optimizer.step()", "item": "T
 # sees those through its ``_modules`` guards).
 
 
+# NOTE [ Hook guard ]
+# A capture runs the module hooks present then (their ops are in the graph) and none that
+# came later, so an entry holds only while every reached module (and the global registry)
+# has the same forward/backward hooks, by handle id.  Checking each module's four hook dicts
+# on every call would cost more than the rest of the guard, so registering or removing such
+# a hook (``nn.modules.module._HookHandle``) bumps ``_epoch``, which every remembered fast
+# guard is checked against: the next call of each compiled function takes the general path,
+# where ``_Entry.ok`` compares the hooks once (``_hook_state``) and, if they are the same,
+# notes the epoch as seen.  A hook added on an ``OptimizedModule`` itself runs eagerly
+# around the compiled call, as PyTorch's.  PyTorch skips these guards by default
+# (``torch._dynamo.config.skip_nnmodule_hook_guards = True``, documented as unsafe: the
+# first-compiled hooks keep running); ember's default is False, the numbers eager gives, and
+# True skips them as PyTorch does.  Not seen: a user's own write into a module's hook dicts.
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+
+
+def _hook_state(tree) -> tuple:
+    """The handle ids of the global module hooks and of each module's (``tree``: the
+    entry's module dicts) in call order: what a captured graph assumed (NOTE [ Hook guard ])."""
+    out = [tuple(_mm._global_forward_pre_hooks), tuple(_mm._global_forward_hooks),
+           tuple(_mm._global_backward_pre_hooks), tuple(_mm._global_backward_hooks)]
+    for i, (d, _) in enumerate(tree):
+        for n in _HOOK_DICTS:
+            h = d.get(n)
+            if h:
+                out.append((i, n, tuple(h)))
+    return tuple(out)
+
+
+# NOTE [ Buffers assigned in forward ]
+# ``self.steps = self.steps + 1`` or ``self.ema = 0.9 * self.ema + 0.1 * x.mean()`` in a
+# forward puts a new tensor in the module's ``_buffers`` each call.  A graph that read the old
+# buffer as a constant would fail its identity guard on every later call (a capture per call,
+# then the cache limit and eager); so, as PyTorch's dynamo does, the capture makes each such
+# buffer (``_lift_buffers``): its old value read by the graph a placeholder fed from the
+# module's ``_buffers`` at each call and guarded by layout (``_Entry.lifted``), and its new
+# value one more output of the graph, which ``_WriteBack`` assigns back into ``_buffers``
+# after the compiled call (no tree change: NOTE [ Module tree guard ]).  Only where every
+# buffer that changed holds a tensor the graph computed that needs no gradient, in a graph
+# that is no training step; otherwise, as before, each call captures.  Such an entry stays
+# size-specialised (each new size captures) and gets no batch-1 inference call.
+def _lift_buffers(rec, recording, before) -> tuple:
+    """``(lifted, written)`` for the buffers a capture re-assigned (NOTE [ Buffers assigned
+    in forward ]), rewriting its graph: ``lifted`` (dict, name, layout) per placeholder added,
+    ``written`` (dict, name) per output added; ``((), None)`` where it does not apply."""
+    changed = [(d, k, old, d.get(k, _MISSING)) for d, k, old in before
+               if d.get(k, _MISSING) is not old]
+    if not changed or any(not isinstance(new, Tensor) or new.requires_grad or
+                          id(new) not in rec._nodes for _, _, _, new in changed):
+        return (), None
+    graph = rec.graph
+    nodes = list(graph.nodes)
+    out = nodes[-1]
+    phs = [n for n in nodes if n.op == "placeholder"]
+    lifted = []
+    for d, k, old, _ in changed:
+        name = next((nm for nm, t in recording.constants.items() if t is old), None)
+        if name is None:
+            continue  # the old value was never read
+        reads = [n for n in graph.nodes if n.op == "get_attr" and n.target == name]
+        where = graph.inserting_after(phs[-1]) if phs else graph.inserting_before(nodes[0])
+        with where:
+            ph = graph.placeholder(f"b_{k}")
+        ph.meta["val"] = old
+        phs.append(ph)
+        for n in reads:
+            n.replace_all_uses_with(ph)
+            graph.erase_node(n)
+        del recording.constants[name]
+        lifted.append((d, k, _leaf_key(old)))
+    out.args = ((out.args[0], tuple(rec.node_of(new) for _, _, _, new in changed)),)
+    return lifted, [(d, k) for d, k, _, _ in changed]
+
+
+class _WriteBack:
+    """A compiled graph whose forward re-assigns buffers (NOTE [ Buffers assigned in
+    forward ]): each lifted buffer read as one more input, each new value assigned back."""
+
+    __slots__ = ("compiled", "lifted", "written")
+
+    def __init__(self, compiled, lifted, written):
+        self.compiled, self.lifted, self.written = compiled, lifted, written
+
+    def __call__(self, *leaves):
+        res, new = self.compiled(*leaves, *[d[k] for d, k, _ in self.lifted])
+        for (d, k), t in zip(self.written, new):
+            d[k] = t
+        return res
+
+
+# NOTE [ Custom backends and sizes ]
+# PyTorch's automatic dynamic hands a custom ``backend(gm, example_inputs)`` the first size's
+# graph, then, at a second size, the size-generic graph, and never again for further sizes
+# (sizes 0 and 1 are specialised: each its own graph).  ember makes a dynamic graph from two
+# captures, after the second one ran; so a recompile's graph is handed to a user's backend
+# only after that (``_Deferred``): where the two captures make a ``DynamicGraph`` the backend
+# gets its size-generic graph (``sym_size`` nodes read the sizes from the inputs) and the
+# callable it returns runs every size (``DynamicGraph.fixed``); otherwise it gets the
+# capture's own graph, in the same call.  ember's own backends still make code per size
+# (NOTE [ Dynamic compiled graphs ]).  A training step's program (a backward inside) keeps
+# handing each size's graph.
+class _Deferred:
+    """A backend call put off to the end of the capturing call (NOTE [ Custom backends and
+    sizes ]): ``target`` is what the backend returned (or the dynamic graph's callable)."""
+
+    __slots__ = ("compiler", "gm", "example", "target")
+
+    def __init__(self, compiler, gm, example):
+        self.compiler, self.gm, self.example, self.target = compiler, gm, example, None
+
+    def force(self) -> None:
+        if self.target is None:
+            self.target = self.compiler(self.gm, self.example)
+        self.example = None
+
+    def __call__(self, *args):
+        if self.target is None:
+            self.force()
+        return self.target(*args)
+
+
 class _Entry:
     """One compiled version of a function, valid while its guards hold."""
 
     __slots__ = ("key", "owned", "cells", "values", "run", "breaks", "side", "gm", "compiled",
                  "compile_time", "unsupported", "steps", "template", "dynamic", "regions",
-                 "pieces", "fast", "tree")
+                 "pieces", "fast", "tree", "hooks", "lifted")
 
     def ok(self) -> bool:
+        hooks = self.hooks  # NOTE [ Hook guard ]: looked at again only when one came or went
+        if hooks[0] != _epoch[0]:
+            if not config.skip_nnmodule_hook_guards and _hook_state(self.tree) != hooks[1]:
+                return False
+            hooks[0] = _epoch[0]
+        for d, k, lay in self.lifted:  # NOTE [ Buffers assigned in forward ]
+            t = d.get(k)
+            if not isinstance(t, Tensor) or _leaf_key(t) != lay:
+                return False
         for d, v in self.tree:  # NOTE [ Module tree guard ]
             if d.get("_tree_version", _MISSING) != v:
                 return False
@@ -1066,7 +1201,9 @@ class _Entry:
         return True
 
 
-_epoch = [0]  # bumped whenever an entry leaves a cache: a remembered fast guard is stale
+# bumped whenever an entry leaves a cache, and when a module hook is registered or removed
+# (NOTE [ Hook guard ]): a remembered fast guard is stale
+_epoch = _mm._guard_epoch
 
 
 def _fast_guard(entry, key, disc, leaves):
@@ -1102,6 +1239,12 @@ def _fast_guard(entry, key, disc, leaves):
         dn = dicts.get(id(d)) or bind(d)
         conds.append(f"'_tree_version' not in {dn}" if v is _MISSING else
                      f"{dn}['_tree_version'] == {v!r}")
+    for j, (d, k, (typ, shape, strides, dtype, rg)) in enumerate(entry.lifted):
+        # NOTE [ Buffers assigned in forward ]: the buffer this call reads, by layout
+        conds.append(f"isinstance(b{j} := {bind(d)}[{k!r}], Tensor) and "
+                     f"type(e{j} := b{j}._data) is {bind(typ)} and e{j}.shape == {shape!r} and "
+                     f"e{j}.strides == {strides!r} and e{j}.dtype is {bind(dtype)} and "
+                     f"b{j}._requires_grad is {rg!r}")
     fetch = []
     for i, lk in enumerate(leaf_keys):
         fetch.append(f"a{i} = args[{i}]")
@@ -1291,12 +1434,26 @@ def _discover(fn, depth: int = 2):
             if depth > 0 and inspect.isfunction(v):
                 visit(v, depth - 1)
     visit(fn, depth)
+    hooks = set()
+    while True:
+        allmods = []
+        for m in modules:
+            for sub in m.modules():
+                if sub not in allmods:
+                    allmods.append(sub)
+        # the module hooks a call runs are its code too (NOTE [ Hook guard ]): what they reach
+        # (a list an activation is appended to) is checked for side effects as fn's globals are
+        new = [h for h in (*_mm._global_forward_pre_hooks.values(),
+                           *_mm._global_forward_hooks.values(),
+                           *(h for m in allmods for n in ("_forward_pre_hooks", "_forward_hooks")
+                             for h in m.__dict__.get(n, {}).values()))
+               if id(h) not in hooks]
+        if not new:
+            break
+        for h in new:
+            hooks.add(id(h))
+            visit(h, depth)
     visit = None  # the recursive closure refers to itself: a cycle holding what it reached
-    allmods = []
-    for m in modules:
-        for sub in m.modules():
-            if sub not in allmods:
-                allmods.append(sub)
     return allmods, owned, cells, plain, objects
 
 
@@ -1530,6 +1687,7 @@ class _Compiled:
         self._pieces = {}  # id(module) -> its compiled region (held: the id stays its own)
         self._last = None  # (epoch, fast guard, entry) of the entry the last call ran
         self._explaining = False
+        self._defer = False  # NOTE [ Custom backends and sizes ]
 
     def __reduce__(self):
         # a copy or pickle compiles afresh: the cache holds this object's tensors
@@ -1568,6 +1726,8 @@ class _Compiled:
             if ok is not True:  # a region's inference call ran inside the guard: its result
                 return ok       # (NOTE [ Batch-1 inference ] in _functorch/aot_autograd.py)
             return self._passed(last[2], args)
+        if _stance_invalid[0] is not None:  # NOTE [ Stances ]
+            raise RuntimeError(_stance_invalid[0])
         if self._disc is None:
             self._disc = _discover(self.fn)
         if kwargs or any(isinstance(a, _NESTED) for a in args):
@@ -1630,14 +1790,28 @@ class _Compiled:
             # [ Module tree guard ]): else that call misses and captures once more
             self._disc = disc
             key = (self._token, self._guard_key(leaves, len(args), tuple(kwargs)))
-        result, entry = self._capture(args, kwargs, leaves)
+        # NOTE [ Custom backends and sizes ]: a recompile's graph reaches a user's backend
+        # only once it is known not to become a dynamic graph
+        self._defer = getattr(self.compiler, "_ember_custom", False) and \
+            any(k[0] == self._token for k in cache.entries)
+        try:
+            result, entry = self._capture(args, kwargs, leaves)
+        finally:
+            self._defer = False
         entry.key = key
         cache.entries[key] = entry
         if entry.run is not None and (self.dynamic is not False or _marked(leaves)) and \
-                not getattr(getattr(entry.run, "tail", None), "static", False):
+                not getattr(getattr(entry.run, "tail", None), "static", False) and \
+                not entry.lifted and not isinstance(entry.run, _WriteBack):
             _make_dynamic(cache, key, entry, leaves, self.dynamic, self.compiler)
             if self.dynamic is True and entry.dynamic is None:
                 self._grow(cache, key, entry, args, kwargs)
+        deferred = entry.compiled
+        if isinstance(deferred, _Deferred):
+            deferred.force()  # not made dynamic: the backend gets this size's graph now
+            entry.compiled = deferred.target
+            if entry.run is deferred:
+                entry.run = deferred.target
         return result
 
     def _passed(self, entry, args):
@@ -1783,6 +1957,7 @@ class _Compiled:
         (``lower=False``: the graph only, not handed to the backend)."""
         t0 = time.perf_counter()
         allmods, owned, cells, plain, objects = self._disc = _discover(self.fn)
+        buffers_before = [(m._buffers, k, t) for m in allmods for k, t in m._buffers.items()]
         objects = objects + [v for v in leaves if isinstance(v, Optimizer) or
                                        (not isinstance(v, Module) and _stateful(v))]
         objects_before = _object_state(objects)
@@ -1811,6 +1986,12 @@ class _Compiled:
             hook.remove()
             _capturing.pop()
         rec.check_rng("at the end")
+        if _mm._global_backward_hooks or _mm._global_backward_pre_hooks or \
+                any(m._backward_hooks or m._backward_pre_hooks for m in allmods):
+            # NOTE [ Hook guard ]: the hook runs in eager's backward, which a compiled region's
+            # one node does not have
+            cap.brk("a module backward hook (register_full_backward_hook or "
+                    "register_full_backward_pre_hook): the compiled backward would not run it")
         entry = _Entry()
         # an instance of a dynamic graph points at the entry it copies; None: this one (not
         # itself: the self-reference kept the region's buffers until a collection)
@@ -1822,6 +2003,7 @@ class _Compiled:
         entry.steps = bool(cap.stepped)
         entry.regions, entry.pieces = None, ()
         entry.fast = _MISSING  # the generated guard, made at the first call that checks it
+        entry.lifted = ()
         written = rec.written
         bn_counters = {id(m.num_batches_tracked): m for m in allmods
                        if getattr(m, "num_batches_tracked", None) is not None}
@@ -1872,6 +2054,7 @@ class _Compiled:
         entry.cells = [(w[1], t, (t._data.shape, t._data.dtype)) for w, t in cells]
         entry.values = _value_guards(allmods, plain)
         entry.tree = [(m.__dict__, m.__dict__.get("_tree_version", _MISSING)) for m in allmods]
+        entry.hooks = [_epoch[0], _hook_state(entry.tree)]  # NOTE [ Hook guard ]
         # a scheduler's step() is replayed (an event): its and its optimizer's changes are not
         # side effects
         replayed = {id(o) for s in cap.schedulers for o in (s, s.optimizer, *_children(s))}
@@ -1927,6 +2110,9 @@ class _Compiled:
                 entry.pieces = [(c, ops, _piece_graph(consts, span, _callee_name(c)))
                                 for c, ops, span in entry.pieces]
         else:
+            written = None
+            if program is None:  # NOTE [ Buffers assigned in forward ]
+                entry.lifted, written = _lift_buffers(rec, recording, buffers_before)
             for name, t in recording.constants.items():
                 if isinstance(t, Tensor) and id(t) in owners:
                     d, k = owners[id(t)]
@@ -1941,9 +2127,16 @@ class _Compiled:
             counters["stats"]["calls_captured"] += sum(1 for n in gm.graph.nodes
                                                        if n.op == "call_function")
             compiler = _stance_backend[0] or self.compiler  # set_stance's force_backend
-            compiled = entry.compiled = compiler(gm, leaves)
+            example = list(leaves) + [d[k] for d, k, _ in entry.lifted] if written else leaves
+            if self._defer and compiler is self.compiler:
+                compiled = _Deferred(compiler, gm, example)  # NOTE [ Custom backends and sizes ]
+            else:
+                compiled = compiler(gm, example)
+            entry.compiled = compiled
             entry.unsupported = getattr(gm, "meta_unsupported", None)
             entry.run = compiled if program is None else _Program(compiled, *program)
+            if written:
+                entry.run = _WriteBack(compiled, entry.lifted, written)
             if _log_on("graph"):
                 print(f"[ember.compile] captured graph:\n{gm.code}", file=sys.stderr)
             if _log_on("code") and hasattr(compiled, "forward_src"):
@@ -2026,6 +2219,12 @@ def _make_dynamic(cache, key, entry, leaves, dynamic, compiler) -> None:
             if _log_on("dynamic") or _log_on("recompiles"):
                 print(f"[ember.compile] sizes stay static: {e}", file=sys.stderr)
             return
+        if isinstance(entry.compiled, _Deferred) and entry.run is entry.compiled:
+            # NOTE [ Custom backends and sizes ]: the size-generic graph, once, for every size
+            from ..fx.graph_module import GraphModule
+            gm = GraphModule(dict(dg.consts), dg.graph)
+            gm.meta_no_fold = True
+            dg.fixed = entry.compiled.target = compiler(gm, list(leaves))
         _register_dynamic(cache, key, dims, dg, entry, (old.run, entry.run), "")
         return
 
@@ -2105,10 +2304,16 @@ _disabled = [0]
 # compile a frame: "eager_on_recompile" runs that call eagerly, "fail_on_recompile" raises,
 # "eager_then_compile" (and "aot_eager_then_compile") runs a function's first call eagerly
 # and captures from its second.  Cached entries run as before under every stance but
-# force_eager.  Setting a stance bumps ``_epoch``, so no fast guard skips these checks.
+# force_eager.  Setting a stance bumps ``_epoch``, so no fast guard skips these checks.  An
+# unknown stance is set without complaint and every compiled call then raises PyTorch's
+# RuntimeError (``_stance_invalid``: its message), as PyTorch's does.
 _FORCE_EAGER = "force_eager"
+_STANCES = (None, "force_eager", "eager_on_recompile", "fail_on_recompile",
+            "eager_then_compile", "aot_eager_then_compile")
 _stance = _utils.stance
 _stance_backend = [None]  # force_backend's callable (stance "default" only), else None
+_stance_unsafe = [False]  # skip_guard_eval_unsafe: accepted, ember's guards stay on
+_stance_invalid = [None]
 _ran_eager_first = weakref.WeakSet()  # eager_then_compile: functions whose first call ran
 
 
@@ -2134,12 +2339,16 @@ def _stance_says_eager(compiled, cache, reason) -> bool:
     return False
 
 
-def set_stance(stance: str, backend=None) -> tuple:
+def set_stance(stance: str, backend=None, unsafe: bool = False) -> tuple:
     """Set the stance (and ``force_backend``'s compiler) every compiled function reads; returns
-    the previous pair, for ``torch.compiler.set_stance`` to put back."""
-    prev = (_stance[0], _stance_backend[0])
+    the previous values, for ``torch.compiler.set_stance`` to put back."""
+    prev = (_stance[0], _stance_backend[0], _stance_unsafe[0])
     _stance[0] = None if stance == "default" else stance
     _stance_backend[0] = backend
+    _stance_unsafe[0] = unsafe
+    _stance_invalid[0] = None if _stance[0] in _STANCES else (
+        f"invalid torch.compile stance 'DynamoStance(stance={stance!r}, "
+        f"skip_guard_eval_unsafe={unsafe!r}, backend=None)'")
     _epoch[0] += 1
     return prev
 
@@ -2226,7 +2435,7 @@ class OptimizedModule(Module):
     def __call__(self, *args, **kwargs):
         c = self._compiled
         if kwargs or type(c) is not _Compiled:  # (``_WithKernels`` wraps its calls)
-            return c(*args, **kwargs)
+            return self._hooked_call(c, args, kwargs)
         # the compiled function's fast path (NOTE [ Guard cost ]) without its frame: a batch-1
         # call's frames and the objects they touch are cache misses after its weights streamed
         last = c._last
@@ -2236,7 +2445,20 @@ class OptimizedModule(Module):
             if ok is not True:  # NOTE [ Batch-1 inference ] (_functorch/aot_autograd.py)
                 return ok
             return c._passed(last[2], args)
-        return c(*args)
+        return self._hooked_call(c, args, {})
+
+    def _hooked_call(self, c, args, kwargs):
+        """A call off the fast path: with hooks on this wrapper (or global ones) they run
+        around the compiled call, as Module.__call__ runs them (NOTE [ Hook guard ])."""
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or \
+                self._backward_pre_hooks or _hooked_globally():
+            try:
+                return _CALL_IMPL(self, *args, **kwargs)
+            finally:
+                # registering a hook bumped the epoch; this keeps the fast path, which does
+                # not look at this wrapper's hooks, off until they are gone
+                c._last = None
+        return c(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         return self._compiled(*args, **kwargs)

@@ -885,7 +885,10 @@ class CompiledRegion:
                            [f"{{d}} = _fresh_mm_t({x}, {w}.T, {b})"], False)
             if d is not None:
                 fdirect[n] = d
-                if issubclass(f[1], _Linear) and self._row_linear(vals):
+                # (a weight the graph computes, weight_norm's, is no array a buffer set holds)
+                if issubclass(f[1], _Linear) and self._row_linear(vals) and \
+                        all(getattr(a, "op", "get_attr") in ("placeholder", "get_attr")
+                            for a in n.args[1:3]):
                     rows[n] = f[2][:3] + [(vals[0].shape, vals[0].dtype)]
         if not self.options.get("buffers", True):
             return plan, store, fdirect

@@ -31,10 +31,14 @@ def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="induc
         raise RuntimeError(f"Unrecognized mode={mode}, should be one of: {', '.join(_MODES)}")
     _ef.lookup_backend(backend)  # an unknown backend fails here, as in PyTorch
     if model is None:
+        if options and backend == "inductor":
+            _check_options(options)  # when decorating, as PyTorch's
         return lambda m: compile(m, fullgraph=fullgraph, dynamic=dynamic, backend=backend,
                                  mode=mode, options=options, disable=disable)
     if not callable(model):
         raise RuntimeError("torch.compile: model must be callable")
+    if options and backend == "inductor":
+        _check_options(options)
     if disable:
         return model
     from ..nn import Module
@@ -43,6 +47,27 @@ def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="induc
     if isinstance(model, Module):
         return _ef.OptimizedModule(model, compiled)
     return compiled
+
+
+_OWN_OPTIONS = {"numba": bool}  # ember's own (README, docs/compile.md)
+
+
+def _check_options(options) -> None:
+    """PyTorch's check of inductor ``options``: each name (``-`` read as ``_``) must be one of
+    its config's, and the value an instance of that option's type."""
+    from .._inductor._options import OPTIONS, TYPES
+    known = dict(line.split(" ") for line in OPTIONS.splitlines())
+    for key, val in options.items():
+        name = key.replace("-", "_")
+        if name in _OWN_OPTIONS:
+            continue
+        code = known.get(name)
+        if code is None:
+            raise RuntimeError(f"Unexpected optimization option {key}, known options are "
+                               f"{list(known)}")
+        if code[0] != "-" and not isinstance(val, TYPES[code[0]]):
+            raise RuntimeError(f"Unexpected type of attr {key}, got {type(val).__name__} "
+                               f"should be {TYPES[code[1]].__name__}")
 
 
 def explain(fn, *args, **kwargs):
@@ -64,10 +89,6 @@ def assume_constant_result(fn):
     return fn
 
 
-_STANCES = ("default", "force_eager", "eager_on_recompile", "fail_on_recompile",
-            "eager_then_compile", "aot_eager_then_compile")
-
-
 def _forbidden(what) -> None:
     if _ef._capturing:  # PyTorch's dynamo refuses to trace a stance change
         raise AssertionError(f"Attempt to trace forbidden callable {what!r}")
@@ -83,13 +104,12 @@ class set_stance:
         _forbidden(set_stance)
         if force_backend is not None and stance != "default":
             raise RuntimeError("non-default stance cannot have force_backend set")
-        if stance not in _STANCES:
-            raise RuntimeError(f"invalid torch.compile stance '{stance}'")
+        # an unknown stance is set, and compiled calls raise PyTorch's error (NOTE [ Stances ]);
         # skip_guard_eval_unsafe is accepted and ignored: ember's guards stay on (safe)
         self.stance, self.force_backend = stance, force_backend
         backend = None if force_backend is None else _ef.lookup_backend(force_backend)
-        self._backend = backend
-        self.prev = _ef.set_stance(stance, backend)
+        self._backend, self._unsafe = backend, skip_guard_eval_unsafe
+        self.prev = _ef.set_stance(stance, backend, skip_guard_eval_unsafe)
 
     def __call__(self, fn):
         _ef.set_stance(*self.prev)  # as a decorator it applies only while ``fn`` runs
@@ -98,7 +118,7 @@ class set_stance:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             _forbidden(fn)
-            prev = _ef.set_stance(self.stance, self._backend)
+            prev = _ef.set_stance(self.stance, self._backend, self._unsafe)
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -106,7 +126,7 @@ class set_stance:
         return wrapper
 
     def __enter__(self):
-        _ef.set_stance(self.stance, self._backend)
+        _ef.set_stance(self.stance, self._backend, self._unsafe)
 
     def __exit__(self, *exc):
         _ef.set_stance(*self.prev)

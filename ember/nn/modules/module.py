@@ -27,6 +27,25 @@ _global_backward_hooks: dict = OrderedDict()
 _global_backward_pre_hooks: dict = OrderedDict()
 _global_is_full_backward_hook = None
 _EXTRA_STATE_KEY_SUFFIX = "_extra_state"
+# bumped when a forward/backward hook of any module (or a global one) is registered or removed:
+# compiled code re-checks the hooks it captured only then (NOTE [ Hook guard ] in
+# ``ember/_dynamo/eval_frame.py``, whose ``_epoch`` this list is)
+_guard_epoch = [0]
+
+
+class _HookHandle(RemovableHandle):
+    """A module forward/backward hook's handle: registering or removing it bumps
+    ``_guard_epoch``, so compiled calls look at the module hooks again."""
+
+    __slots__ = ()
+
+    def __init__(self, hooks_dict, *, extra_dict=None):
+        super().__init__(hooks_dict, extra_dict=extra_dict)
+        _guard_epoch[0] += 1
+
+    def remove(self) -> None:
+        RemovableHandle.remove(self)
+        _guard_epoch[0] += 1
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -826,8 +845,8 @@ class Module:
     def register_forward_pre_hook(self, hook, *, prepend: bool = False,
                                   with_kwargs: bool = False):
         """``hook(module, args)`` (or ``(module, args, kwargs)``) runs before ``forward``."""
-        h = RemovableHandle(self._forward_pre_hooks,
-                            extra_dict=self._forward_pre_hooks_with_kwargs)
+        h = _HookHandle(self._forward_pre_hooks,
+                        extra_dict=self._forward_pre_hooks_with_kwargs)
         self._forward_pre_hooks[h.id] = hook
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs[h.id] = True
@@ -838,7 +857,7 @@ class Module:
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False):
         """``hook(module, args, output)`` runs after ``forward``; may replace the output."""
-        h = RemovableHandle(self._forward_hooks, extra_dict=(
+        h = _HookHandle(self._forward_hooks, extra_dict=(
             self._forward_hooks_with_kwargs, self._forward_hooks_always_called))
         self._forward_hooks[h.id] = hook
         if with_kwargs:
@@ -856,7 +875,7 @@ class Module:
             raise RuntimeError("Cannot use both regular backward hooks and full backward hooks "
                                "on a single Module. Please use only one of them.")
         self._is_full_backward_hook = True
-        h = RemovableHandle(self._backward_hooks)
+        h = _HookHandle(self._backward_hooks)
         self._backward_hooks[h.id] = hook
         if prepend:
             self._backward_hooks.move_to_end(h.id, last=False)
@@ -864,7 +883,7 @@ class Module:
 
     def register_full_backward_pre_hook(self, hook, prepend: bool = False):
         """``hook(module, grad_output)`` runs before the module's backward; may replace it."""
-        h = RemovableHandle(self._backward_pre_hooks)
+        h = _HookHandle(self._backward_pre_hooks)
         self._backward_pre_hooks[h.id] = hook
         if prepend:
             self._backward_pre_hooks.move_to_end(h.id, last=False)
@@ -876,7 +895,7 @@ class Module:
             raise RuntimeError("Cannot use both regular backward hooks and full backward hooks "
                                "on a single Module. Please use only one of them.")
         self._is_full_backward_hook = False
-        h = RemovableHandle(self._backward_hooks)
+        h = _HookHandle(self._backward_hooks)
         self._backward_hooks[h.id] = hook
         return h
 
@@ -1065,14 +1084,14 @@ def _remove_from(name, d, *containers):
 
 def register_module_forward_pre_hook(hook):
     """A forward pre-hook run by every module (before its own)."""
-    h = RemovableHandle(_global_forward_pre_hooks)
+    h = _HookHandle(_global_forward_pre_hooks)
     _global_forward_pre_hooks[h.id] = hook
     return h
 
 
 def register_module_forward_hook(hook, *, with_kwargs: bool = False, always_call: bool = False):
     """A forward hook run by every module (before its own)."""
-    h = RemovableHandle(_global_forward_hooks, extra_dict=(
+    h = _HookHandle(_global_forward_hooks, extra_dict=(
         _global_forward_hooks_with_kwargs, _global_forward_hooks_always_called))
     _global_forward_hooks[h.id] = hook
     if with_kwargs:
@@ -1084,7 +1103,7 @@ def register_module_forward_hook(hook, *, with_kwargs: bool = False, always_call
 
 def register_module_full_backward_pre_hook(hook):
     """A backward pre-hook run by every module."""
-    h = RemovableHandle(_global_backward_pre_hooks)
+    h = _HookHandle(_global_backward_pre_hooks)
     _global_backward_pre_hooks[h.id] = hook
     return h
 
@@ -1096,6 +1115,6 @@ def register_module_full_backward_hook(hook):
         raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a "
                            "global Module hook. Please use only one of them.")
     _global_is_full_backward_hook = True
-    h = RemovableHandle(_global_backward_hooks)
+    h = _HookHandle(_global_backward_hooks)
     _global_backward_hooks[h.id] = hook
     return h
