@@ -14,7 +14,8 @@ module must give NumPy's functions; moving between devices goes through host mem
 compare on the all-cpu path) and only on a difference asks for their devices, raising
 PyTorch's "Expected all tensors to be on the same device" error when they differ.
 Factories without ``device=`` use the default device: ``set_default_device`` or the
-innermost ``with ember.device(...):``.
+innermost ``with ember.device(...):``.  ``meta`` (shapes and dtypes, no data) is a backend
+like any other, registered on first use (NOTE [ Meta device ] in _meta.py).
 """
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ CPU = device("cpu")
 
 # array type -> (array module, device); register_backend adds a row
 _BY_ARRAY_TYPE = {np.ndarray: (np, CPU)}
+_CPU_ROW = (np, CPU)
 
 _default = [CPU]        # the default device of factories (a one-item list: set in place)
 _DEFAULT_STACK = []     # what each open ``with device(...)`` block replaced
@@ -123,14 +125,15 @@ def _as_device(dev) -> device:
     return dev if type(dev) is device else device(dev)
 
 
-def register_backend(device_type: str, array_type: type, xp) -> device:
+def register_backend(device_type: str, array_type: type, xp, index=0) -> device:
     """Add a device type whose tensors hold ``array_type`` arrays made by module ``xp``
-    (NOTE [ Device backends ]); returns the device, index 0 as PyTorch's cuda tensors."""
+    (NOTE [ Device backends ]); returns the device, index 0 as PyTorch's cuda tensors (None:
+    a device without an index, as ``meta``)."""
     if device_type == "cpu" or array_type in _BY_ARRAY_TYPE:
         raise RuntimeError(f"a backend for '{device_type}' or {array_type.__name__} is already "
                            "registered")
     _XP_BY_TYPE[device_type] = xp
-    dev = device(device_type, 0)
+    dev = device(device_type, index)
     _BY_ARRAY_TYPE[array_type] = (xp, dev)
     return dev
 
@@ -162,6 +165,9 @@ def xp_for(dev) -> object:
     xp = _XP_BY_TYPE.get(dev.type)
     if xp is not None:
         return xp
+    if dev.type == "meta":  # registered on first use (NOTE [ Meta device ] in _meta.py)
+        from . import _meta
+        return _meta.meta_xp
     if dev.type == "cuda":  # torch.cuda._lazy_init's error on a build without CUDA
         raise AssertionError(NO_CUDA)
     raise RuntimeError(f"ember has no backend for device '{dev}' (its devices: "
@@ -178,16 +184,26 @@ def to_device(arr, dev):
     return host if xp is np else xp.asarray(host)
 
 
-def check_same_device(first_type, arr) -> None:
+def check_same_device(first_type, arr, arrays=None) -> type:
     """Raise PyTorch's error when ``arr`` is not on the device of arrays of ``first_type``
-    (called by ``Function.apply`` only when the two array types differ)."""
+    (called by ``Function.apply`` only when the two array types differ); returns the array
+    type of the op's device.  A 0-d cpu tensor joins a tensor of any device, as PyTorch's cpu
+    scalars do (``arrays``: the op's arrays so far, to tell whether the first was one)."""
     r0, r1 = _BY_ARRAY_TYPE.get(first_type), _BY_ARRAY_TYPE.get(type(arr))
     if r0 is None or r1 is None:  # a NumPy scalar some op left in a tensor: host data, let be
-        return
+        return first_type
     d0, d1 = r0[1], r1[1]
-    if d0 != d1:
-        raise RuntimeError("Expected all tensors to be on the same device, but found at least "
-                           f"two devices, {d0} and {d1}!")
+    if d0 == d1:
+        return first_type
+    if d1 is CPU and arr.ndim == 0:
+        return first_type
+    if d0 is CPU and arrays is not None and all(a.ndim == 0 for a in arrays
+                                                if type(a) is first_type):
+        return type(arr)  # every earlier tensor was a cpu scalar: the op runs on arr's device
+    if d0.type == "meta" or d1.type == "meta":  # the meta kernels' device check
+        raise RuntimeError(f"Tensor on device {d1} is not on the expected device {d0}!")
+    raise RuntimeError("Expected all tensors to be on the same device, but found at least "
+                       f"two devices, {d0} and {d1}!")
 
 
 def asarray(x):
@@ -196,8 +212,17 @@ def asarray(x):
 
 
 # ---- memory layout of arrays (in-place writes through views) -------------------------------
+def is_meta(arr) -> bool:
+    """Whether ``arr`` is a meta tensor's array (NOTE [ Meta device ] in _meta.py)."""
+    return arr.__class__ is not np.ndarray and _BY_ARRAY_TYPE.get(
+        type(arr), _CPU_ROW)[1].type == "meta"
+
+
 def has_internal_overlap(a) -> bool:
-    """c10's ``has_internal_overlap``: a stride-0 dim of size > 1 (an expanded dim)."""
+    """c10's ``has_internal_overlap``: a stride-0 dim of size > 1 (an expanded dim); never
+    on meta, whose strides are all zero and which is never written."""
+    if a.__class__ is not np.ndarray and is_meta(a):
+        return False
     return any(st == 0 and n > 1 for n, st in zip(a.shape, a.strides))
 
 

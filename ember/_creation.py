@@ -471,6 +471,12 @@ def _complex_draw(fn, size, generator, dtype, device, requires_grad, scale):
     return _finish(arr, requires_grad, _backend.default_device(device))
 
 
+def _on_meta(device) -> bool:
+    """Whether factories with ``device`` make meta tensors (which draw nothing: PyTorch's meta
+    kernels neither fill them nor advance the generator)."""
+    return _backend.default_device(device).type == "meta"
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
          layout=None, pin_memory=False) -> Tensor:
     """Uniform samples on [0, 1) (each part of a complex dtype)."""
@@ -479,6 +485,8 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
         return _complex_draw(rand, size, generator, dtype, device, requires_grad, 1.0)
     _float_only(dtype, "check_uniform_bounds")
     dt = _dt(dtype)
+    if _on_meta(device):
+        return _finish(_xp(device).empty(_size(size), dt), requires_grad)
     g = _gen(generator)
     if dt.itemsize == 2:
         # k / 2**digits, exact in the 16-bit type: rounding a float32 draw could give 1.0
@@ -497,6 +505,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, o
         return _complex_draw(randn, size, generator, dtype, device, requires_grad, 0.5 ** 0.5)
     _float_only(dtype, "normal_kernel_cpu")
     dt = _dt(dtype)
+    if _on_meta(device):
+        return _finish(_xp(device).empty(_size(size), dt), requires_grad)
     arr = _gen(generator).standard_normal(_size(size),
                                           dtype="float64" if dt.itemsize == 8 else "float32")
     return _finish(arr.astype(dt, copy=False), requires_grad, _backend.default_device(device))
@@ -515,6 +525,9 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
+    if _on_meta(device):
+        return _finish(_xp(device).empty(_size((size,) if isinstance(size, int) else size),
+                                         _dt(dtype, _dtype.int64)), requires_grad)
     arr = _gen(generator).integers(low, high, _size((size,) if isinstance(size, int) else size))
     return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad,
                    _backend.default_device(device))
@@ -526,6 +539,8 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False,
     _check_pin(pin_memory)
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
+    if _on_meta(device):
+        return _finish(_xp(device).empty((n,), _dt(dtype, _dtype.int64)), requires_grad)
     arr = _gen(generator).permutation(n)
     return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad,
                    _backend.default_device(device))
@@ -543,8 +558,16 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
         _float_only(dtype, "normal_kernel_cpu")
         dt = _dt(dtype)
+        if _on_meta(device):
+            return _finish(_xp(device).empty(_size((size,) if isinstance(size, int) else size),
+                                             dt), requires_grad)
         arr = g.normal(mean, std, _size((size,) if isinstance(size, int) else size))
         return _finish(arr.astype(dt), requires_grad, device)
+    ref = mean if mt else std
+    if _backend.is_meta(ref._data):
+        shape = _backend.xp_of(ref._data).broadcast_shapes(
+            *(x.shape for x in (mean, std) if isinstance(x, Tensor)))
+        return _finish(_backend.xp_of(ref._data).empty(shape, ref._data.dtype), requires_grad)
     m = _host(mean._data) if mt else mean
     s = _host(std._data) if st else std
     if st and (s < 0).any():
@@ -568,6 +591,8 @@ def _onto(arr, like):
 
 def bernoulli(input, p=None, *, generator=None, out=None) -> Tensor:
     """Samples in {0, 1} with probabilities ``input`` (or scalar ``p``)."""
+    if _backend.is_meta(input._data):
+        return _finish(input._data.copy())
     probs = _host(input._data) if p is None else p
     if p is None and ((probs < 0) | (probs > 1)).any():
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
@@ -644,12 +669,15 @@ def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_g
 
 # ---- in-place samplers (used by nn.init) -------------------------------------------------
 
-def _sample_into(t: Tensor, arr) -> Tensor:
+def _sample_into(t: Tensor, draw, generator=None) -> Tensor:
+    """Fill ``t`` with ``draw(gen, shape)``, drawn on the host; a meta tensor draws nothing
+    (no data, and the generator does not advance, as PyTorch's meta kernels)."""
     _check_inplace(t)
     if state.grad and t._requires_grad and t._grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation.")
-    t._data[...] = _onto(arr, t._data)  # drawn on the host
+    if not _backend.is_meta(t._data):
+        t._data[...] = _onto(draw(_gen(generator), t._data.shape), t._data)
     _version_counter(t)[0] += 1
     return t
 
@@ -659,41 +687,42 @@ def uniform_(self, a=0.0, b=1.0, *, generator=None) -> Tensor:
     if a > b:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > "
                            f"to={b}")
-    return _sample_into(self, _gen(generator).uniform(a, b, self._data.shape))
+    return _sample_into(self, lambda g, shape: g.uniform(a, b, shape), generator)
 
 
 def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
     """Fill with samples from N(mean, std²)."""
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    return _sample_into(self, _gen(generator).normal(mean, std, self._data.shape))
+    return _sample_into(self, lambda g, shape: g.normal(mean, std, shape), generator)
 
 
 def bernoulli_(self, p=0.5, *, generator=None) -> Tensor:
-    pr = _host(p._data) if isinstance(p, Tensor) else p
-    return _sample_into(self, _gen(generator).random(self._data.shape) < pr)
+    pr = _host(p._data) if isinstance(p, Tensor) and not _backend.is_meta(self._data) else p
+    return _sample_into(self, lambda g, shape: g.random(shape) < pr, generator)
 
 
 def exponential_(self, lambd=1.0, *, generator=None) -> Tensor:
-    return _sample_into(self, _gen(generator).exponential(1.0 / lambd, self._data.shape))
+    return _sample_into(self, lambda g, shape: g.exponential(1.0 / lambd, shape), generator)
 
 
 def log_normal_(self, mean=1.0, std=2.0, *, generator=None) -> Tensor:
-    return _sample_into(self, _gen(generator).lognormal(mean, std, self._data.shape))
+    return _sample_into(self, lambda g, shape: g.lognormal(mean, std, shape), generator)
 
 
 def cauchy_(self, median=0.0, sigma=1.0, *, generator=None) -> Tensor:
-    return _sample_into(self, median + sigma * _gen(generator).standard_cauchy(self._data.shape))
+    return _sample_into(self, lambda g, shape: median + sigma * g.standard_cauchy(shape),
+                        generator)
 
 
 def geometric_(self, p, *, generator=None) -> Tensor:
-    return _sample_into(self, _gen(generator).geometric(p, self._data.shape))
+    return _sample_into(self, lambda g, shape: g.geometric(p, shape), generator)
 
 
 def random_(self, from_=0, to=None, *, generator=None) -> Tensor:
     if to is None:
         from_, to = 0, from_ if from_ else 2 ** 24
-    return _sample_into(self, _gen(generator).integers(from_, to, self._data.shape))
+    return _sample_into(self, lambda g, shape: g.integers(from_, to, shape), generator)
 
 
 def _new_method(fn):

@@ -150,12 +150,29 @@ def _add_suffixes(text: str, suffixes, indent: int) -> str:
     return "".join(out)
 
 
+def _grad_suffix(t) -> list:
+    if t._grad_fn is not None:
+        # "torch::autograd::CopySlices" prints as <CopySlices>, as in PyTorch
+        return [f"grad_fn=<{t._grad_fn.name().rsplit('::', 1)[-1]}>"]
+    return ["requires_grad=True"] if t._requires_grad else []
+
+
+def _meta_repr(t) -> str:
+    """``tensor(..., device='meta', size=(2, 3))``, with the dtype unless it is the default."""
+    suffixes = ["device='meta'", f"size={tuple(t._data.shape)}"]
+    if t.dtype is not _dtype.get_default_dtype():
+        suffixes.append(f"dtype={t.dtype!r}")
+    return _add_suffixes("tensor(...", suffixes + _grad_suffix(t), len("tensor("))
+
+
 def tensor_repr(t) -> str:
     a = t._data
     if hasattr(a, "layout"):  # a sparse tensor's storage (ember/sparse) prints its parts
         from .sparse._repr import sparse_repr
         return sparse_repr(t)
     if type(a) is not np.ndarray:
+        if t.device.type == "meta":  # no data to show (PyTorch's _tensor_str for meta)
+            return _meta_repr(t)
         a = a.get()  # device array → host
     dt = t.dtype
     floating = dt.is_floating_point
@@ -184,9 +201,4 @@ def tensor_repr(t) -> str:
         else:
             fmt = _Formatter(shown.astype(np.float64) if floating else shown, floating)
         body = _body(vals, fmt, indent, summarize)
-    if t._grad_fn is not None:
-        # "torch::autograd::CopySlices" prints as <CopySlices>, as in PyTorch
-        suffixes.append(f"grad_fn=<{t._grad_fn.name().rsplit('::', 1)[-1]}>")
-    elif t._requires_grad:
-        suffixes.append("requires_grad=True")
-    return _add_suffixes(prefix + body, suffixes, indent)
+    return _add_suffixes(prefix + body, suffixes + _grad_suffix(t), indent)

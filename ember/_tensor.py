@@ -112,7 +112,9 @@ class Tensor:
 
     def stride(self, dim=None):
         """Strides in elements, as PyTorch reports them."""
-        if self._data.size == 0:  # PyTorch reports contiguous strides (NumPy reports zeros)
+        d = self._data
+        if d.size == 0 or d.__class__ is not _backend.np.ndarray and _backend.is_meta(d):
+            # PyTorch reports contiguous strides (NumPy reports zeros; meta's are all zero)
             st = []
             n = 1
             for s in reversed(self._data.shape):

@@ -1,13 +1,17 @@
 """``nn.init``: PyTorch's weight initialisers, run under no-grad.
 
 Every initialiser fills its tensor in place (bumping its version counter, so a
-graph that saved it notices) and returns it; ``generator=`` picks the stream.
+graph that saved it notices) and returns it; ``generator=`` picks the stream.  A meta tensor
+(NOTE [ Meta device ] in ember/_meta.py) has no data: the initialisers that compute their
+values (trunc_normal_, eye_, dirac_, orthogonal_, sparse_) check their arguments and return
+it untouched, the samplers and fills behind the others write nothing.
 """
 from __future__ import annotations
 
 import math
 import warnings
 
+from .. import _backend
 from .._tensor import Tensor
 from ..autograd.grad_mode import no_grad
 
@@ -19,6 +23,11 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_"
 
 _LINEAR_FNS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                "conv_transpose3d", "sigmoid")
+
+
+def _no_data(tensor: Tensor) -> bool:
+    """A meta tensor: nothing to fill (and no work in proportion to its size)."""
+    return _backend.is_meta(tensor._data)
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -84,6 +93,8 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     if mean < a - 2 * std or mean > b + 2 * std:
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The "
                       "distribution of values may be incorrect.", stacklevel=2)
+    if _no_data(tensor):
+        return tensor
     with no_grad():
         lo = _norm_cdf((a - mean) / std)
         hi = _norm_cdf((b - mean) / std)
@@ -123,6 +134,8 @@ def eye_(tensor: Tensor) -> Tensor:
     """Fill a 2-D tensor with the identity matrix (ones on the main diagonal)."""
     if tensor.dim() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
+    if _no_data(tensor):
+        return tensor
     from .._creation import eye
     with no_grad():
         return tensor.copy_(eye(*tensor.shape, dtype=tensor.dtype))
@@ -138,6 +151,8 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
         raise ValueError("dim 0 must be divisible by groups")
     out_per_group = sizes[0] // groups
     min_dim = min(out_per_group, sizes[1])
+    if _no_data(tensor):
+        return tensor
     from .._creation import arange
     with no_grad():
         tensor.zero_()
@@ -192,7 +207,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator=None) -> Tensor:
     """A (semi-)orthogonal matrix from the QR of a Gaussian one, dims 1+ flattened."""
     if tensor.dim() < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
-    if tensor.numel() == 0:
+    if tensor.numel() == 0 or _no_data(tensor):
         return tensor
     from ..linalg import qr
     rows = tensor.size(0)
@@ -217,6 +232,8 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
         raise ValueError("Only tensors with 2 dimensions are supported")
     rows, cols = tensor.shape
     num_zeros = math.ceil(sparsity * rows)
+    if _no_data(tensor):
+        return tensor
     with no_grad():
         tensor.normal_(0, std, generator=generator)
         # a random permutation per column: rank each column's random keys

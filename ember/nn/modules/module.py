@@ -602,7 +602,14 @@ class Module:
             if fmt is not None and t.dim() in (4, 5):
                 return t.to(dev, cast, non_blocking, memory_format=fmt)
             return t.to(dev, cast, non_blocking)
-        return self._apply(convert)
+        try:
+            return self._apply(convert)
+        except NotImplementedError as e:  # PyTorch's hint for a module built on meta
+            if str(e) != "Cannot copy out of meta tensor; no data!":
+                raise
+            raise NotImplementedError(
+                f"{e} Please use torch.nn.Module.to_empty() instead of torch.nn.Module.to() "
+                "when moving module from meta to a different device.") from None
 
     def to_empty(self, *, device, recurse: bool = True) -> "Module":
         """Parameters and buffers replaced by uninitialised tensors on ``device``."""
