@@ -370,17 +370,23 @@ def test_module_state_changed_after_compile_is_seen(case, mode, batch):
         _check(em, ee, tm, f, x, mode)
 
 
-@pytest.mark.parametrize("change", ["double()", "to(float64)", "data of another shape"])
-def test_a_changed_parameter_dtype_or_shape_raises_eagers_error(change):
+@pytest.mark.parametrize("change", ["double()", "to(float64)", "half()", "to(bfloat16)",
+                                    "data of another shape"])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_changed_parameter_dtype_or_shape_raises_eagers_error(change, batch):
     m = _seq(ember)
     f = ember.compile(m)
-    x = ember.randn(4, 6)
+    x = ember.randn(batch, 6)
     f(x)
     f(x)
+    dtype = {"double()": ember.float64, "to(float64)": ember.float64, "half()": ember.float16,
+             "to(bfloat16)": ember.bfloat16}.get(change)
     if change == "double()":
         m.double()
-    elif change == "to(float64)":
-        m.to(ember.float64)
+    elif change == "half()":
+        m.half()
+    elif dtype is not None:
+        m.to(dtype)
     else:
         m[0].weight.data = ember.ones(5, 7)
     with pytest.raises(RuntimeError) as got:
@@ -388,10 +394,12 @@ def test_a_changed_parameter_dtype_or_shape_raises_eagers_error(change):
     with pytest.raises(RuntimeError) as want:
         m(x)
     assert str(got.value) == str(want.value)
-    if change != "data of another shape":  # a float64 input: eager's float64 numbers
-        xd = x.double()
-        np.testing.assert_allclose(f(xd).detach().numpy(), m(xd).detach().numpy(), rtol=1e-12)
-        assert f(xd).dtype == ember.float64
+    if dtype is not None:  # an input of the new dtype: eager's numbers in that dtype
+        xd = x.to(dtype)
+        got, want = f(xd), m(xd)
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_array_equal(got.detach().float().numpy(),
+                                      want.detach().float().numpy())
 
 
 # ---- buffers assigned in forward (NOTE [ Buffers assigned in forward ]) ----------------------
