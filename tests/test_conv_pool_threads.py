@@ -175,9 +175,9 @@ def _spy_rows(monkeypatch):
     calls = []
     real = _threads.rows
 
-    def spy(fn, n, numel, align=1):
+    def spy(fn, n, numel, align=1, **kw):  # (blas1: conv._bmm's split on a loaded machine)
         calls.append(numel >= _threads.MIN_NUMEL and n // align >= 2)
-        return real(fn, n, numel, align)
+        return real(fn, n, numel, align, **kw)
     monkeypatch.setattr(_threads, "rows", spy)
     return calls
 

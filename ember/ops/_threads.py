@@ -189,6 +189,85 @@ def rows(fn, n: int, numel: int, align: int = 1, blas1: bool = False) -> None:
         raise job.err
 
 
+# NOTE [ BLAS under load ]
+# OpenBLAS threads a large product by handing parts to its own workers and joining them; on an
+# oversubscribed machine a worker is often descheduled, and every join then waits for it.  In
+# ResNet-18's step (resnet18_step, 2 threads, 2-core machine at load 5.6-6.9 from others) the
+# products' wall time was 3-5x their CPU time: the 36 products of Winograd's weight gradient
+# 1,289 ms wall against 241 ms CPU a step, batch norm's channel-sum GEMVs 344 against 87.  So
+# while the 1-minute load average is at least ``LOADED_PER_CPU`` per CPU this process may use:
+# convolution's F, T and W run their BLAS calls on one OpenBLAS thread (``blas_one``), batches
+# of products split by product over the ops threads (``conv._bmm``), and batch norm cuts its
+# channel sums into GEMVs OpenBLAS does not thread (``normalization._chan_sum``; it sets no
+# count, see below); elementwise passes still split (their caller claims the parts a late
+# worker has not).  The same bits either way (tests/test_blas_under_load.py; resnet18_step's
+# loss and parameters after two steps too).  resnet18_step in one process, alternating with
+# torch (torch at 2 threads, medians of 6): load 6.6-6.9 ember 5,358 -> 629-722 ms against
+# torch's 3,284 (1.63 -> 0.19-0.22x); load 5.7-6.3, products split only, 6,260 -> 1,951
+# against 2,617.  Below the bound nothing changes: with a core to spare OpenBLAS's spinning
+# workers take each part at once (NOTE [ Threads ]: products split by product lost, 1.17 ->
+# 1.21x torch median at load 2.5-3.5).  The load average is read at most every
+# ``_LOAD_EVERY`` seconds (``os.getloadavg``, ~2 us); it counts this process's own threads
+# (about 2-3 on the 2 cores while a step runs), hence 2 per CPU.  The count ``blas_one`` sets
+# is the process's, as ``rows(..., blas1=True)``'s: a user's threadpoolctl limit entered in
+# another thread while a convolution runs reads 1 and restores 1 (BLAS then stays on one
+# thread: slower, the same numbers); a limit set meanwhile is kept (the exit restores only a
+# count still at 1).  Batch norm, the reviewed case, sets none.  Nothing is set on one thread
+# (``set_num_threads(1)``), inside an ops worker or inside another ``blas_one``.
+LOADED_PER_CPU = 2.0  # None: never (tests set 0.0 to force it)
+_LOAD_EVERY = 1.0
+_load = {"t": None, "on": False}
+
+
+def loaded() -> bool:
+    """Whether the machine is oversubscribed (NOTE [ BLAS under load ]): the 1-minute load
+    average at least ``LOADED_PER_CPU`` per usable CPU, read at most every ``_LOAD_EVERY`` s."""
+    if LOADED_PER_CPU is None:
+        return False
+    import time
+    now = time.monotonic()
+    t = _load["t"]
+    if t is None or now - t >= _LOAD_EVERY:
+        _load["t"] = now
+        try:
+            avg = os.getloadavg()[0]
+        except (OSError, AttributeError):  # not available on this platform
+            avg = 0.0
+        _load["on"] = avg >= LOADED_PER_CPU * _cpus()
+    return _load["on"]
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class blas_one:
+    """``with blas_one():`` NumPy's OpenBLAS on one thread inside, when more than one thread
+    is set and the machine is ``loaded()`` (NOTE [ BLAS under load ]); restored on leaving."""
+
+    __slots__ = ("prev",)
+
+    def __enter__(self):
+        self.prev = 1
+        if num_threads() > 1 and not getattr(_local, "worker", False) and loaded():
+            fns = _blas_threads()
+            if fns is not None:
+                self.prev = fns[0]()
+                if self.prev > 1:
+                    fns[1](1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev > 1:
+            get, put = _blas_threads()
+            if get() == 1:  # another thread's limit set meanwhile is left as it is
+                put(self.prev)
+        return False
+
+
 _BLAS_NAMES = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
                ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
                ("openblas_get_num_threads", "openblas_set_num_threads"))

@@ -1010,9 +1010,11 @@ def _bmm(xp, a, b, out) -> None:
     on the 2-core machine at load 5.5, the 36 products of Winograd's weight gradient took a
     median of 22-44 ms against 6-9 ms split by products (ResNet-18's 64/128/256-channel
     layers; process CPU 13-23 ms against ~6 ms), but at load ~3 1.95-2.44 against 2.46-3.38
-    (best 1.6-2.2 against 1.9-2.6): so only with ``_BMM_SPLIT``.
+    (best 1.6-2.2 against 1.9-2.6): so only on a loaded machine (``_BMM_SPLIT``, NOTE
+    [ BLAS under load ]).
     """
-    if out.ndim < 3 or out.shape[0] < 2 or not _BMM_SPLIT:
+    split = _BMM_SPLIT if _BMM_SPLIT is not None else _threads.loaded()
+    if out.ndim < 3 or out.shape[0] < 2 or not split:
         xp.matmul(a, b, out=out)
         return
     nd = out.ndim
@@ -1032,8 +1034,9 @@ def _bmm(xp, a, b, out) -> None:
 # 0.80x torch, median 1.02 -> 0.59x; at load 2.5-3.5 best 1.44 -> 1.54x (median 1.17 ->
 # 1.21), and the 36 W products alone 1.6-2.2 -> 1.9-2.6 ms (best of 40): with a core to
 # spare, OpenBLAS's spinning workers take each product at once, where the ops worker has to
-# be woken.  True splits (tests run both).
-_BMM_SPLIT = False
+# be woken.  True splits, False does not (tests run both); None: split while the machine is
+# loaded (``_threads.loaded``, NOTE [ BLAS under load ]), where OpenBLAS's joins stall.
+_BMM_SPLIT = None
 
 
 def _conv_wgrad(xp, x, gy, g: _Geom, cols=None):
@@ -1407,7 +1410,8 @@ class _Conv(Function):
     def forward(ctx, x, w, b, g):
         _conv_dtypes(x, w, b)
         xc, wc, bc = _half(ctx.xp, x, w, b)
-        y, cols = _conv_fwd(ctx.xp, xc, wc, g, keep=ctx._record)
+        with _threads.blas_one():  # NOTE [ BLAS under load ]
+            y, cols = _conv_fwd(ctx.xp, xc, wc, g, keep=ctx._record)
         if bc is not None:
             y += bc.reshape((-1,) + (1,) * len(g.k))
         if ctx._record:
@@ -1440,7 +1444,8 @@ class _ConvTranspose(Function):
     def forward(ctx, gy, w, b, g):
         _conv_dtypes(gy, w, b)
         gc, wc, bc = _half(ctx.xp, gy, w, b)
-        x = _conv_tr(ctx.xp, gc, wc, g)
+        with _threads.blas_one():
+            x = _conv_tr(ctx.xp, gc, wc, g)
         if bc is not None:
             x += bc.reshape((-1,) + (1,) * len(g.k))
         if ctx._record:
@@ -1480,7 +1485,8 @@ class _ConvWeight(Function):
         xc, gc = _half(ctx.xp, x, gy)
         if cols is not None and cols.dtype != xc.dtype:
             cols = None
-        gw = _conv_wgrad(ctx.xp, xc, gc, g, cols)
+        with _threads.blas_one():
+            gw = _conv_wgrad(ctx.xp, xc, gc, g, cols)
         return gw if gw.dtype == x.dtype else gw.astype(x.dtype)
 
     @staticmethod

@@ -269,6 +269,10 @@ def _chan_sum(xp, a2, c, s, ones_s):
     threads a large GEMV by its outputs: the same bits at any thread count; NOTE [ Threads ])."""
     nb = a2.shape[0]
     cb = _chan_block(c, s)
+    if _threads.num_threads() > 1 and _threads.loaded():
+        # blocks OpenBLAS does not thread: its joins stall on a loaded machine, and the count
+        # is not ember's to set here (NOTE [ BLAS under load ]); each sum is the same call
+        cb = min(cb, max(4, (_GEMV_THREADED - 1) // max(nb * s, 1) // 4 * 4))
     ones_n = _ones(xp, nb, a2.dtype) if nb > 1 else None
     if cb >= c:  # one block
         r = xp.matmul(ones_n, a2) if nb > 1 else a2
@@ -296,6 +300,8 @@ def _chan_block(c: int, s: int) -> int:
 # smaller arrays were as fast or faster in one call ((32, 128, 8, 8) 30 us, 40 in two
 # blocks), so they keep it
 _CHAN_COLS = 16384
+# OpenBLAS 0.3.31 threads a GEMV from M * N >= 460,800 (NOTE [ Batch-1 linear by GEMV ])
+_GEMV_THREADED = 460800
 
 
 def _rowvec(xp, v, s):
