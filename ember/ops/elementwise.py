@@ -101,8 +101,8 @@ def _number(x):
             return x
         raise OverflowError("int too big to convert" if x > 0 else
                             "can't convert negative int to unsigned")
-    if type(x) in _ARRAY_TYPES:
-        return _make(x)  # PyTorch takes a NumPy array as a tensor operand
+    if type(x) in _ARRAY_TYPES:  # PyTorch's functions refuse a NumPy array (its operators
+        return None  # leave it to NumPy: _array_operand)
     if hasattr(x, "dtype") and hasattr(x, "item"):  # a NumPy scalar
         v = x.item()
         # PyTorch reads a NumPy bool as a float: t - np.bool_(True) is t - 1.0 (t - True
@@ -116,8 +116,14 @@ def _operand(x, name: str, arg: str = "other", pos: int = 2):
     y = _number(x)
     if y is None:
         raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, not "
-                        f"{type(x).__name__}")
+                        f"{_type_name(x)}")
     return y
+
+
+def _type_name(x) -> str:
+    """``x``'s type as PyTorch's errors print it (``numpy.ndarray``, ``str``)."""
+    tp = type(x)
+    return tp.__qualname__ if tp.__module__ == "builtins" else f"{tp.__module__}.{tp.__qualname__}"
 
 
 def _dt(x):
@@ -2510,16 +2516,46 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None) -> Tensor:
 
 # ---- operators and methods ------------------------------------------------------------------
 
-def _operator(fn, reflected=False):
-    """Python operator form of binary ``fn``: NotImplemented for operands PyTorch rejects."""
+def _operator(fn, reflected=False, ufunc=None):
+    """Python operator form of binary ``fn``: NotImplemented for operands PyTorch rejects
+    (``ufunc``: NumPy's, for a NumPy array operand: ``_array_operand``)."""
     def op(self, other):
         if not isinstance(other, Tensor):
+            if ufunc is not None and type(other) in _ARRAY_TYPES:
+                if ufunc is _AS_TENSOR:  # (``==``: PyTorch compares with the array's values)
+                    return fn(self, _make(other))
+                if ufunc is _RDIV:  # PyTorch's ``array / t`` is ``t.reciprocal() * array``
+                    return _array_operand(reciprocal(self), other, "multiply", False)
+                return _array_operand(self, other, ufunc, reflected)
             other = _number(other)
             if other is None:
                 return NotImplemented
         return fn(other, self) if reflected else fn(self, other)
     op.__name__ = fn.__name__
     return op
+
+
+_AS_TENSOR = "as a tensor"  # an operator's ``ufunc`` that takes a NumPy array as a tensor
+_RDIV = "reciprocal times"  # ``__rtruediv__``'s
+
+
+def _array_operand(self, other, ufunc: str, reflected: bool):
+    """``self op other`` for a NumPy array ``other``, as PyTorch gives it: its operator leaves
+    the array to NumPy, which computes on ``self``'s values with its own promotion (a 0-d array
+    is no Python number: float32 ** np.array(2.0) is float64) and gets a tensor back, with no
+    history; ``array op tensor`` is a TypeError."""
+    if reflected:
+        return NotImplemented
+    if self._requires_grad and state.grad:  # (PyTorch's Tensor.__array__ refuses it)
+        raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                           "tensor.detach().numpy() instead.")
+    d = self._data
+    if d.dtype.name == "bfloat16":
+        raise TypeError("Got unsupported ScalarType BFloat16")
+    xp = _ARRAY_TYPES[type(other)][0]
+    with _quiet(xp):
+        r = _backend.asarray(getattr(xp, ufunc)(d, other))
+    return _make(r.astype("uint8") if r.dtype.kind == "b" else r)  # (as torch's __array_wrap__)
 
 
 def _arith_operator(cls, ufunc: str, reflected=False, floating=False):
@@ -2536,6 +2572,8 @@ def _arith_operator(cls, ufunc: str, reflected=False, floating=False):
         if dt.kind != "f" or not (type(other) is builtins.float or isinstance(
                 other, Tensor) and other._data.dtype is dt):
             if not isinstance(other, Tensor):
+                if type(other) in _ARRAY_TYPES:
+                    return _array_operand(self, other, ufunc, reflected)
                 other = _number(other)
                 if other is None:
                     return NotImplemented
@@ -2850,22 +2888,29 @@ def _methods():
         "where", "equal", "allclose", "isclose", "rsub", "true_divide")}
     ops = {
         "__add__": _arith_operator(Add, "add"), "__radd__": _arith_operator(Add, "add", True),
-        "__sub__": _arith_operator(Sub, "subtract"), "__rsub__": _operator(_rsub_op, True),
+        "__sub__": _arith_operator(Sub, "subtract"),
+        "__rsub__": _operator(_rsub_op, True, "subtract"),
         "__mul__": _arith_operator(Mul, "multiply"),
         "__rmul__": _arith_operator(Mul, "multiply", True),
         "__truediv__": _arith_operator(Div, "true_divide", floating=True),
-        "__rtruediv__": _operator(_rdiv_op, True), "__rdiv__": _operator(_rdiv_op, True),
-        "__floordiv__": _operator(floor_divide), "__rfloordiv__": _operator(floor_divide, True),
-        "__mod__": _operator(remainder), "__rmod__": _operator(remainder, True),
-        "__pow__": _operator(pow), "__rpow__": _operator(pow, True),
-        "__and__": _operator(bitwise_and), "__rand__": _operator(bitwise_and, True),
-        "__or__": _operator(bitwise_or), "__ror__": _operator(bitwise_or, True),
-        "__xor__": _operator(bitwise_xor), "__rxor__": _operator(bitwise_xor, True),
-        "__lshift__": _operator(bitwise_left_shift),
-        "__rlshift__": _operator(bitwise_left_shift, True),
-        "__rshift__": _operator(bitwise_right_shift),
-        "__rrshift__": _operator(bitwise_right_shift, True),
-        "__eq__": _operator(eq), "__ne__": _operator(ne), "__lt__": _operator(lt),
+        "__rtruediv__": _operator(_rdiv_op, True, _RDIV),
+        "__rdiv__": _operator(_rdiv_op, True, _RDIV),
+        "__floordiv__": _operator(floor_divide, ufunc="floor_divide"),
+        "__rfloordiv__": _operator(floor_divide, True, "floor_divide"),
+        "__mod__": _operator(remainder, ufunc="remainder"),
+        "__rmod__": _operator(remainder, True, "remainder"),
+        "__pow__": _operator(pow, ufunc="power"), "__rpow__": _operator(pow, True, "power"),
+        "__and__": _operator(bitwise_and, ufunc="bitwise_and"),
+        "__rand__": _operator(bitwise_and, True, "bitwise_and"),
+        "__or__": _operator(bitwise_or, ufunc="bitwise_or"),
+        "__ror__": _operator(bitwise_or, True, "bitwise_or"),
+        "__xor__": _operator(bitwise_xor, ufunc="bitwise_xor"),
+        "__rxor__": _operator(bitwise_xor, True, "bitwise_xor"),
+        "__lshift__": _operator(bitwise_left_shift, ufunc="left_shift"),
+        "__rlshift__": _operator(bitwise_left_shift, True, "left_shift"),
+        "__rshift__": _operator(bitwise_right_shift, ufunc="right_shift"),
+        "__rrshift__": _operator(bitwise_right_shift, True, "right_shift"),
+        "__eq__": _operator(eq, ufunc=_AS_TENSOR), "__ne__": _operator(ne), "__lt__": _operator(lt),
         "__le__": _operator(le), "__gt__": _operator(gt), "__ge__": _operator(ge),
         "__neg__": neg, "__pos__": positive, "__abs__": abs, "__invert__": _invert,
         # NumPy defers to ``Tensor``'s reflected operators instead of converting it
