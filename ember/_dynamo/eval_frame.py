@@ -5,10 +5,8 @@ See the design note in ``ember/_dynamo/__init__.py`` for the life of one call.
 from __future__ import annotations
 
 import builtins
-import collections
 import contextlib
 import copy
-import enum
 import functools
 import inspect
 import itertools
@@ -19,8 +17,6 @@ import time
 import types
 import warnings
 import weakref
-
-import numpy as _np
 
 from . import config
 from .backends import lookup_backend
@@ -37,7 +33,6 @@ from ..fx.experimental.proxy_tensor import (COPY_, DROPOUT_MASK, OpRecorder, fla
 from .optim_step import (CompiledStep, routed_steps, optimizer_of, capture_hook,
                          compiled_step_for)
 from .dynamic import ATTEMPTS, DynamicGraph, NotDynamic, Snapshot, general_leaf, resize, size_maps
-from .dynamic import keep_audit, pair_ok, probe_dims, track_sizes
 from .utils import counters
 from . import utils as _utils
 from ..optim import optimizer as _optmod
@@ -297,136 +292,6 @@ def _requires(a):
     if isinstance(a, (list, tuple)) and any(isinstance(e, Tensor) for e in a):
         return tuple(isinstance(e, Tensor) and e._requires_grad for e in a)
     return None
-
-
-# NOTE [ Impure calls ]
-# A capture runs the function once and a graph replays its ops, not its Python: a call whose
-# result changes from call to call with no op behind it (``random.random()``, ``next()`` on an
-# iterator, ``time.time()``, ``os.environ``, ``input()``, an ``ember.Generator`` made inside
-# the function) would be frozen into the graph at the capture's value.  PyTorch's dynamo reads
-# bytecode and replays or breaks on them; ember sees calls, so during a capture only a profile
-# hook (``sys.setprofile``) watches the user's frames for them, and each becomes a graph break
-# naming the call and the user's line (``fullgraph=True`` raises).  numpy.random's streams,
-# whose Cython calls the hook does not see, are compared by state before and after instead
-# (``_object_state``).  ``next()`` resuming one of ember's generators (``next(m.parameters())``)
-# is pure; on any other iterator it is a break.
-_GEN_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR | inspect.CO_COROUTINE
-_STDLIB = os.path.dirname(os.__file__)
-_kinds = {}  # code object -> "ember", "lib" (the standard library) or "user"
-
-
-def _kind(code) -> str:
-    k = _kinds.get(code)
-    if k is None:
-        f = code.co_filename
-        if f.startswith("<frozen") or f.startswith(_STDLIB) and "site-packages" not in f:
-            k = "lib"
-        else:
-            f = os.path.abspath(f)
-            k = "ember" if f.startswith(_EMBER_DIR) else "lib" if f.startswith(_STDLIB) and \
-                "site-packages" not in f else "user"
-        _kinds[code] = k
-    return k
-
-
-def _caller(frame):
-    """``(user frame, outermost library function's name)`` of a call made in ``frame``, or
-    ``(None, None)`` where ember made it."""
-    name = None
-    while frame is not None:
-        k = _kind(frame.f_code)
-        if k != "lib":
-            return (frame, name) if k == "user" else (None, None)
-        name = frame.f_code.co_name
-        frame = frame.f_back
-    return None, None
-
-
-def _stack_at(frame) -> list:
-    """``_user_stack``'s lines from ``frame`` up."""
-    import linecache
-    out = []
-    while frame is not None and len(out) < 3:
-        if _kind(frame.f_code) == "user":
-            fname = os.path.abspath(frame.f_code.co_filename)
-            src = linecache.getline(fname, frame.f_lineno).strip()
-            out.append(f'File "{fname}", line {frame.f_lineno}, in '
-                       f'{frame.f_code.co_name}: {src}')
-        frame = frame.f_back
-    return out[::-1]
-
-
-class _Impure:
-    """The profile hook of NOTE [ Impure calls ]: ``found`` holds (what, user stack)."""
-
-    def __init__(self):
-        import random
-        from ..random import Generator
-        self.found = []
-        self.pending = None  # a next() made by user code, until its iterator shows itself
-        self.random = random.Random
-        self.watched = {
-            Generator.__init__.__code__: "an ember.Generator() made inside the function (a "
-            "graph would go on drawing from the capture's generator)",
-            os._Environ.__getitem__.__code__: "a read of os.environ",
-            os._Environ.__iter__.__code__: "a read of os.environ"}
-
-    def __enter__(self):
-        self.old = sys.getprofile()
-        sys.setprofile(self.hook)
-        return self
-
-    def __exit__(self, *exc):
-        sys.setprofile(self.old)
-        self.pending = None
-
-    def note(self, what, frame) -> None:
-        if len(self.found) < 8:
-            self.found.append((f"an impure call, {what}: its value would be frozen into the "
-                               "graph", _stack_at(frame)))
-
-    def hook(self, frame, event, arg):
-        if event == "c_call":
-            if self.pending is not None:
-                self.note("next() on an iterator", self.pending)
-                self.pending = None
-            if arg is next:
-                if _kind(frame.f_code) == "user":
-                    self.pending = frame
-                return
-            s = getattr(arg, "__self__", None)
-            if s is time or arg is input:
-                if _kind(frame.f_code) == "user":
-                    self.note(f"{'' if arg is input else 'time.'}{arg.__name__}()", frame)
-            elif isinstance(s, self.random):
-                user, name = _caller(frame)
-                if user is not None:
-                    self.note(f"random.{name or arg.__name__}()", user)
-        elif event == "call":
-            code = frame.f_code
-            if self.pending is not None:
-                user, self.pending = self.pending, None
-                if not (code.co_flags & _GEN_FLAGS and _kind(code) == "ember"):
-                    self.note("next() on an iterator", user)
-            what = self.watched.get(code)
-            if what is not None:
-                user, _ = _caller(frame.f_back)
-                if user is not None:
-                    self.note(what, user)
-        elif self.pending is not None and arg is next:  # c_return / c_exception: a C iterator
-            self.note("next() on an iterator", self.pending)
-            self.pending = None
-
-
-def _np_random(v) -> bool:
-    """A NumPy random stream (a Generator, RandomState or bit generator)."""
-    return type(v).__module__.startswith("numpy.random")
-
-
-def _np_state(v):
-    import pickle
-    bg = getattr(v, "bit_generator", getattr(v, "_bit_generator", v))
-    return pickle.dumps(bg.state)
 
 
 class _Patches:
@@ -1515,18 +1380,14 @@ def _leaf_key(v):
     return ("id", id(v))
 
 
-def _discover(fn, depth: int = 4):
+def _discover(fn, depth: int = 2):
     """Modules, tensors, plain globals and other objects (optimizers, schedulers) ``fn``
-    reaches: itself, ``self``, its globals, closure cells and defaults, the helpers it names
-    (``depth`` calls deep) and the class attributes its code names."""
+    reaches: itself, ``self``, its globals and closure cells."""
     modules, owned, cells, plain, seen, objects = [], [], [], [], set(), []
 
     def add(v, where):
-        if where is not None and where[0] in ("dict", "cell") and _guardable(v):
-            # a number in a closure cell too: a ``nonlocal`` setter changes it (NOTE [ Python
-            # values ])
-            plain.append((where[1], where[2], v) if where[0] == "dict" else
-                         (_Cell(where[1], where[2]), "contents", v))
+        if type(v) in _PLAIN and where is not None and where[0] == "dict":
+            plain.append((where[1], where[2], v))
         elif isinstance(v, Module):
             if id(v) not in seen:
                 seen.add(id(v))
@@ -1544,20 +1405,10 @@ def _discover(fn, depth: int = 4):
                 for p in g["params"]:
                     owned.append((None, p))
             objects.append(v)
-        elif where is not None and (_stateful(v) or isinstance(v, _CONTAINERS) or
-                                    _np_random(v)) and id(v) not in seen:
+        elif where is not None and (_stateful(v) or type(v) in (list, dict)) and \
+                id(v) not in seen:
             seen.add(id(v))
             objects.append(v)
-
-    def classes(cls, names):
-        # ``Cfg.scale`` / ``type(self).scale``: a user class's plain attributes the code names
-        for k in getattr(cls, "__mro__", ()):
-            if k.__module__.startswith(("ember.", "builtins")) or issubclass(k, enum.Enum):
-                continue
-            d = k.__dict__
-            for name in names:
-                if name in d and _guardable(d[name]):
-                    plain.append((d, name, d[name]))
 
     def visit(f, depth):
         if isinstance(f, Module):
@@ -1582,31 +1433,24 @@ def _discover(fn, depth: int = 4):
             for name in code.co_names:
                 if name in d:
                     add(d[name], ("dict", d, name))
-            classes(type(me), code.co_names)
-        # a mutable default (``def f(x, cfg={...})``) is a container it reaches
-        for v in (*(getattr(f, "__defaults__", None) or ()),
-                  *(getattr(f, "__kwdefaults__", None) or {}).values()):
-            add(v, ("default",))
         g = getattr(f, "__globals__", {})
         for name in code.co_names:
             v = g.get(name)
             add(v, ("dict", g, name))
             if depth > 0 and inspect.isfunction(v) and not v.__module__.startswith("ember"):
                 visit(v, depth - 1)
-            if isinstance(v, type):
-                classes(v, code.co_names)
             if isinstance(v, types.ModuleType):  # ``config.SCALE``: its plain attributes the
                 # code names are guarded as globals are (NOTE [ Python values ])
                 d = vars(v)
                 for attr in code.co_names:
-                    if attr in d and _guardable(d[attr]):
+                    if type(d.get(attr, _MISSING)) in _PLAIN:
                         plain.append((d, attr, d[attr]))
         for name, cell in zip(code.co_freevars, f.__closure__ or ()):
             try:
                 v = cell.cell_contents
             except ValueError:
                 continue
-            add(v, ("cell", cell, name))
+            add(v, ("cell", cell))
             if depth > 0 and inspect.isfunction(v):
                 visit(v, depth - 1)
     visit(fn, depth)
@@ -1629,10 +1473,6 @@ def _discover(fn, depth: int = 4):
         for h in new:
             hooks.add(id(h))
             visit(h, depth)
-    for m in allmods:  # a user module class's attributes its forward names
-        fwd = getattr(type(m).forward, "__code__", None)
-        if fwd is not None and not type(m).__module__.startswith("ember."):
-            classes(type(m), fwd.co_names)
     visit = None  # the recursive closure refers to itself: a cycle holding what it reached
     return allmods, owned, cells, plain, objects
 
@@ -1653,16 +1493,12 @@ def _object_state(objects) -> list:
         if isinstance(o, Optimizer):
             out.append([{k: v for k, v in g.items() if k != "params" and
                          (type(v) in _PLAIN or type(v) is tuple)} for g in o.param_groups])
-        elif isinstance(o, (list, tuple, collections.deque)):  # an append (a loss history)
+        elif type(o) is list:  # an append (a loss history) or an assignment
             out.append([id(e) for e in o])
-        elif isinstance(o, dict):  # OrderedDict and defaultdict too
+        elif type(o) is dict:
             out.append([(k, id(v)) for k, v in o.items()])
-        elif isinstance(o, (set, frozenset)):
-            out.append(set(map(id, o)))
-        elif _np_random(o):  # NOTE [ Impure calls ]: its draws by its state
-            out.append(_np_state(o))
-        else:  # a tensor re-bound too (``state.h = state.h + x``): by identity
-            out.append({k: v if _guardable(v) else ("id", id(v)) for k, v in vars(o).items()})
+        else:
+            out.append({k: v for k, v in vars(o).items() if type(v) in _PLAIN})
     return out
 
 
@@ -1672,8 +1508,7 @@ def _value_guards(allmods, plain) -> list:
     out = []
     for m in allmods:
         # (the tree's count has a guard of its own: NOTE [ Module tree guard ])
-        # (tuples too: Conv2d's padding, stride and dilation, which a graph bakes in)
-        keys = tuple(k for k, v in m.__dict__.items() if _guardable(v) and
+        keys = tuple(k for k, v in m.__dict__.items() if type(v) in _PLAIN and
                      k != "training" and k != "_tree_version")
         if keys:
             out.append((m.__dict__, keys, tuple(m.__dict__[k] for k in keys)))
@@ -1707,11 +1542,10 @@ _GUARD_ITEMS = 64
 class _Cell:
     """A closure cell seen as a mapping of ``"contents"`` (a value guard's container)."""
 
-    __slots__ = ("cell", "name")
+    __slots__ = ("cell",)
 
-    def __init__(self, cell, name: str = "contents"):
+    def __init__(self, cell):
         self.cell = cell
-        self.name = name  # the variable's name, for a break's reason
 
     def __getitem__(self, k):
         try:
@@ -1727,8 +1561,7 @@ class _Cell:
 
 
 class _Items:
-    """A list (tuple, deque) seen as a mapping of its indices, ``"len"`` and ``"all"`` (the
-    whole of a long list as one tuple) (a value guard's container)."""
+    """A list seen as a mapping of its indices and ``"len"`` (a value guard's container)."""
 
     __slots__ = ("seq",)
 
@@ -1739,8 +1572,6 @@ class _Items:
         seq = self.seq
         if k == "len":
             return len(seq)
-        if k == "all":
-            return tuple(seq)
         if k < len(seq):
             return seq[k]
         raise KeyError(k)
@@ -1752,130 +1583,45 @@ class _Items:
             return default
 
 
-class _Set:
-    """A set seen as a mapping of ``"set"``, its frozen contents (a value guard's container)."""
-
-    __slots__ = ("seq",)
-
-    def __init__(self, seq):
-        self.seq = seq
-
-    def __getitem__(self, k):
-        return frozenset(self.seq)
-
-    def get(self, k, default=None):
-        return frozenset(self.seq)
-
-
-class _Ids:
-    """A container's slots seen by the identity of what they hold: a tensor a graph holds as
-    a constant, read from a dict, list or object (``CFG["mask"]``), re-bound between calls."""
-
-    __slots__ = ("seq",)
-
-    def __init__(self, seq):
-        self.seq = seq
-
-    def __getitem__(self, k):
-        return id(self.seq[k])
-
-    def get(self, k, default=None):
-        try:
-            return id(self.seq[k])
-        except (KeyError, IndexError):
-            return default
-
-
-# what a Python value guard walks into: dicts (and subclasses), lists, tuples, sets, deques
-_CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
-_LONG_ITEMS = 1 << 16  # a longer list is neither guarded nor walked (a data set's)
-
-
 def _guardable(v) -> bool:
-    """A value a graph may bake in and a guard compares by ``==`` and type: None, bool, int,
-    float, str, a NumPy scalar, an Enum member, tuples of them."""
-    t = type(v)
-    return t in _PLAIN or t is tuple and len(v) <= 16 and all(_guardable(e) for e in v) or \
-        isinstance(v, (_np.generic, enum.Enum))
-
-
-_INTERNALS = []
-
-
-def _module_internals() -> frozenset:
-    """The attribute names every Module has (its parameter, buffer and hook dicts)."""
-    if not _INTERNALS:
-        _INTERNALS.append(frozenset(vars(Module())))
-    return _INTERNALS[0]
-
-
-def _walk(objects, allmods):
-    """``(mapping, items)`` of each container and object a function reaches (NOTE [ Python
-    values ]), two levels in."""
-    from ..optim.lr_scheduler import LRScheduler
-    skip = (Module, Tensor, Optimizer, LRScheduler, _Compiled, CompiledStep)
-    todo = [(o, 0) for o in objects]
-    internals = _module_internals()
-    for m in allmods:
-        # a user module's ``_private`` containers too; a library module's are its own
-        lib = type(m).__module__.startswith("ember.")
-        todo += [(v, 1) for k, v in m.__dict__.items() if k not in internals and
-                 not (lib and k.startswith("_")) and
-                 (isinstance(v, _CONTAINERS) or _stateful(v))]
-    seen = set()
-    while todo:
-        o, depth = todo.pop(0)
-        if id(o) in seen or isinstance(o, skip):
-            continue
-        seen.add(id(o))
-        if isinstance(o, dict):
-            d, items = o, list(o.items())
-        elif isinstance(o, (list, tuple, collections.deque)):
-            d, items = _Items(o), [("len", len(o))] + list(enumerate(o))
-        elif isinstance(o, (set, frozenset)):
-            d, items = _Set(o), list(o)
-            if len(items) <= _LONG_ITEMS and all(map(_guardable, items)):
-                yield d, [("set", frozenset(items))], depth
-            continue
-        elif _stateful(o):
-            d, items = vars(o), list(vars(o).items())
-        else:
-            continue
-        if len(items) > _GUARD_ITEMS + 1:
-            # a long list of numbers: one guard on all of it (a tuple compared at C speed);
-            # anything else long (a data set's list) is neither guarded nor walked
-            if type(d) is _Items and len(items) <= _LONG_ITEMS + 1 and \
-                    all(_guardable(v) for _, v in items):
-                yield d, [("all", tuple(o))], depth
-            continue
-        yield d, items, depth
-        if depth < 2:
-            todo += [(v, depth + 1) for _, v in items
-                     if not _guardable(v) and (isinstance(v, _CONTAINERS) or _stateful(v))]
+    return type(v) in _PLAIN or type(v) is tuple and len(v) <= 16 and \
+        all(_guardable(e) for e in v)
 
 
 def _python_values(objects, allmods) -> list:
     """``(mapping, keys, values)`` of the plain values in the containers and objects a
     function reaches (NOTE [ Python values ])."""
-    out = []
-    for d, items, _ in _walk(objects, allmods):
-        whole = type(d) is _Set or type(d) is _Items and items[0][0] == "all"
-        kv = items if whole else [(k, v) for k, v in items if _guardable(v)]
-        if kv and len(kv) <= _GUARD_ITEMS:
-            out.append((d, tuple(k for k, _ in kv), tuple(v for _, v in kv)))
-    return out
-
-
-def _tensor_slots(objects, allmods, consts, owners) -> list:
-    """``(_Ids(container), keys, ids)`` of the slots of the containers and objects a function
-    reaches that hold a tensor the graph holds as a constant (NOTE [ Python values ])."""
-    out = []
-    for d, items, _ in _walk(objects, allmods):
-        keys = tuple(k for k, v in items if isinstance(v, Tensor) and id(v) in consts and
-                     id(v) not in owners)
-        if keys:
-            seq = d.seq if type(d) is _Items else d
-            out.append((_Ids(seq), keys, tuple(id(seq[k]) for k in keys)))
+    from ..optim.lr_scheduler import LRScheduler
+    skip = (Module, Tensor, Optimizer, LRScheduler, _Compiled, CompiledStep)
+    todo = [(o, 0) for o in objects]
+    for m in allmods:
+        todo += [(v, 1) for k, v in m.__dict__.items() if not k.startswith("_") and
+                 (type(v) in (list, dict) or _stateful(v))]
+    out, seen = [], set()
+    while todo:
+        o, depth = todo.pop(0)
+        if id(o) in seen or isinstance(o, skip):
+            continue
+        seen.add(id(o))
+        if type(o) is dict:
+            d, items = o, list(o.items())
+        elif type(o) is list:
+            d, items = _Items(o), [("len", len(o))] + list(enumerate(o))
+        elif _stateful(o):
+            d, items = vars(o), list(vars(o).items())
+        else:
+            continue
+        if len(items) > _GUARD_ITEMS + 1:  # a data set's list: neither guarded nor walked
+            continue
+        keys, vals = [], []
+        for k, v in items:
+            if _guardable(v):
+                keys.append(k)
+                vals.append(v)
+            elif depth < 2 and (type(v) in (list, dict) or _stateful(v)):
+                todo.append((v, depth + 1))
+        if keys and len(keys) <= _GUARD_ITEMS:
+            out.append((d, tuple(keys), tuple(vals)))
     return out
 
 
@@ -1962,14 +1708,6 @@ class _Compiled:
         self._last = None  # (epoch, fast guard, entry) of the entry the last call ran
         self._explaining = False
         self._defer = False  # NOTE [ Custom backends and sizes ]
-
-    def __get__(self, obj, objtype=None):
-        """``@compile`` on a method (a Module's ``forward`` too) binds ``self`` as a function
-        does (torch.compile returns a function): the instance is the first argument, guarded
-        as any argument is (a module argument's parameters are inputs, not constants)."""
-        if obj is None or not inspect.isfunction(self.fn):
-            return self
-        return types.MethodType(self, obj)
 
     def __reduce__(self):
         # a copy or pickle compiles afresh: the cache holds this object's tensors
@@ -2076,15 +1814,10 @@ class _Compiled:
         # only once it is known not to become a dynamic graph
         self._defer = getattr(self.compiler, "_ember_custom", False) and \
             any(k[0] == self._token for k in cache.entries)
-        # NOTE [ Size decisions ]: a capture that may make a size-generic graph tracks sizes
-        probe = probe_dims(cache, key, leaves, self.dynamic) if \
-            self.dynamic is not False or _marked(leaves) else None
         try:
-            with track_sizes(leaves, probe) as ts:
-                result, entry = self._capture(args, kwargs, leaves)
+            result, entry = self._capture(args, kwargs, leaves)
         finally:
             self._defer = False
-        keep_audit(entry, ts)
         entry.key = key
         cache.entries[key] = entry
         if entry.run is not None and (self.dynamic is not False or _marked(leaves)) and \
@@ -2146,9 +1879,7 @@ class _Compiled:
             rng, explained = _gen_state(), self.explained
             snap = Snapshot(snap_tensors, optimizers)
             try:
-                with track_sizes(moved, dims) as ts:  # NOTE [ Size decisions ]
-                    _, entry2 = self._capture(args2, kwargs2, moved, lower=False)
-                keep_audit(entry2, ts)
+                _, entry2 = self._capture(args2, kwargs2, moved, lower=False)
             except Exception:  # noqa: BLE001 (the function refuses these sizes)
                 raised = True
                 continue
@@ -2250,9 +1981,6 @@ class _Compiled:
         trees_before = {id(m): _tree_shape(m) for m in allmods}
         objects = objects + [v for v in leaves if isinstance(v, Optimizer) or
                                        (not isinstance(v, Module) and _stateful(v))]
-        npr = sys.modules.get("numpy.random")
-        if npr is not None:  # NOTE [ Impure calls ]: numpy.random's global stream
-            objects = objects + [npr.mtrand._rand]
         objects_before = _object_state(objects)
         for v in leaves:  # a module passed as an argument: its parameters are not constants
             if isinstance(v, Module):
@@ -2271,24 +1999,14 @@ class _Compiled:
         fn = self.fn
         _capturing.append(cap)
         hook = _optmod.register_optimizer_step_pre_hook(capture_hook)
-        grad_before = state.grad
         try:
-            with _Patches(rec), routed_steps(), _Impure() as impure:
+            with _Patches(rec), routed_steps():
                 recording = record(lambda a, k: fn(*a, **k), (args, kwargs), known=known,
                                    recorder=rec, offer=True, arg_names=self._names(leaves))
         finally:
             hook.remove()
             _capturing.pop()
         rec.check_rng("at the end")
-        for what, stack in impure.found:  # NOTE [ Impure calls ]
-            cap.brk(what, stack)
-        for cls in dict.fromkeys(rec.custom_functions):
-            # its forward's ops were recorded, its own backward would be lost on replays
-            cap.brk(f"a custom autograd.Function ({cls.__qualname__}.apply) with inputs that "
-                    "require grad: the graph would record its forward's ops, not its backward")
-        if state.grad != grad_before:
-            cap.brk("a Python side effect: the function changed grad mode "
-                    "(set_grad_enabled(...) as a statement), which a compiled replay would not")
         if _mm._global_backward_hooks or _mm._global_backward_pre_hooks or \
                 any(m._backward_hooks or m._backward_pre_hooks for m in allmods):
             # NOTE [ Hook guard ]: the hook runs in eager's backward, which a compiled region's
@@ -2363,10 +2081,6 @@ class _Compiled:
         replayed = {id(o) for s in cap.schedulers for o in (s, s.optimizer, *_children(s))}
         for o, a, b in zip(objects, objects_before, _object_state(objects)):
             if a != b and id(o) not in replayed:
-                if _np_random(o):  # NOTE [ Impure calls ]
-                    cap.brk("an impure call, a numpy.random draw: its values would be frozen "
-                            "into the graph")
-                    break
                 what = "contents" if type(o) in (list, dict) else "attributes"
                 cap.brk(f"a Python side effect: the function changed a {type(o).__name__}'s "
                         f"{what} (an append, a counter?), which a compiled replay "
@@ -2375,10 +2089,8 @@ class _Compiled:
         for (d, keys, vals), (_, keys2, vals2) in zip(values_before, entry.values):
             if keys != keys2 or vals != vals2:
                 changed = [k for k, a, b in zip(keys, vals, vals2) if a != b] or list(keys2)
-                what = f"the closure variable {d.name!r} (nonlocal)" if type(d) is _Cell \
-                    else f"{changed[0]!r} (a module attribute or global)"
-                cap.brk(f"a Python side effect: the function changed {what}, which a compiled "
-                        "replay would not")
+                cap.brk(f"a Python side effect: the function changed {changed[0]!r} (a module "
+                        "attribute or global), which a compiled replay would not")
                 break
         python_after = _python_values(objects, allmods)
         if [(id(getattr(d, "seq", d)), k, v) for d, k, v in python_before] != \
@@ -2388,9 +2100,6 @@ class _Compiled:
                         "or object it reaches, which a compiled replay would not")
         elif not cap.breaks:  # an entry that runs eagerly needs no guard on them
             entry.values += python_after
-            # a constant tensor read from a container (``CFG["mask"]``): that slot by identity
-            consts = {id(t) for t in recording.constants.values() if isinstance(t, Tensor)}
-            entry.values += _tensor_slots(objects, allmods, consts, owners)
         if not cap.breaks:
             _detach_outputs(rec, recording)
         program = _program(cap, rec, recording) if not cap.breaks else None
@@ -2531,7 +2240,7 @@ def _make_dynamic(cache, key, entry, leaves, dynamic, compiler) -> None:
         if old is entry or old.run is None or not old.ok() or _lifts(old) != _lifts(entry):
             continue
         dims = _changed_dims(old_key, key, leaves, dynamic)
-        if dims is None or not pair_ok(entry.gm, old.gm):  # NOTE [ Size decisions ]
+        if dims is None:
             continue
         for dk, ddims, _, _ in cache.dynamic:  # dims already dynamic for this code stay so
             if _general_key(key, ddims) == dk:
