@@ -159,6 +159,9 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
         device = data.device
     device = _backend.default_device(device)
     xp = _backend.xp_for(device)
+    meta = device.type == "meta"
+    if meta:  # Python data is read and checked on the host; meta keeps its shape and dtype
+        xp = np
     if isinstance(data, Tensor):
         arr = _backend.to_device(data._data, device)
         arr = arr.copy() if arr is data._data else arr
@@ -195,7 +198,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     npd = dt.np
     if arr.dtype != npd:
         arr = arr.astype(npd)
-    return _finish(xp.ascontiguousarray(arr) if arr.ndim else arr, requires_grad)
+    return _finish(xp.ascontiguousarray(arr) if arr.ndim else arr, requires_grad,
+                   device if meta else None)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:

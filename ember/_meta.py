@@ -28,8 +28,10 @@ What an op on meta tensors costs:
   peaks at 8 MiB, its output's size) and does the op's work on zeros.
 Data reads raise PyTorch's errors (``item``, ``bool``, ``float``: "Tensor.item() cannot be
 called on meta tensors"; ``tolist`` and copies to another device: "Cannot copy out of meta
-tensor; no data!").  NumPy's floating-point warnings are silenced on meta data (the element is
-0: 1/0 and log(0) mean nothing here).  Strides: a meta tensor reports the contiguous strides
+tensor; no data!"); an op's own checks of its arrays' values (index bounds, "any NaN?") read
+the zero element and pass, as PyTorch's meta kernels make no data checks.  NumPy's
+floating-point warnings are silenced on meta data (the element is 0: 1/0 and log(0) mean
+nothing here).  Strides: a meta tensor reports the contiguous strides
 of its shape (PyTorch's for a freshly made tensor; a transposed meta view reports them too,
 where PyTorch reports the transposed ones).
 """
@@ -251,14 +253,12 @@ class MetaArray(np.ndarray):
     def fill(self, value):
         return None
 
-    # data reads: PyTorch's errors
+    # data reads: PyTorch's errors for ``item``/``tolist``/copies out (the Tensor-level
+    # ``bool``/``int``/``float`` go through ``item``).  An op's own data checks on its arrays
+    # (``if idx.max() >= n``, ``int(idx.min())``) read the zero element, so they pass as
+    # PyTorch's meta kernels, which make no data checks.
     def item(self, *args):
         raise RuntimeError(_NO_ITEM)
-
-    def __bool__(self):
-        raise RuntimeError(_NO_ITEM)
-
-    __float__ = __int__ = __index__ = __complex__ = __bool__
 
     def tolist(self):
         raise NotImplementedError(_NO_DATA)

@@ -260,8 +260,8 @@ def is_contiguous(self: Tensor, memory_format=None) -> bool:
     """Whether ``self`` is dense in ``memory_format``'s layout (row-major by default)."""
     check_memory_format(memory_format, "is_contiguous")
     if memory_format is None or memory_format is contiguous_format or \
-            memory_format is preserve_format:
-        return self._data.flags.c_contiguous
+            memory_format is preserve_format:  # (meta: its contiguous strides, as stride())
+        return self._data.flags.c_contiguous or _backend.is_meta(self._data)
     return is_contiguous_as(self._data.shape, self.stride(), memory_format)
 
 
@@ -327,7 +327,9 @@ def _iter(self):
 def _bool(self):
     if self._data.size != 1:
         raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-    return builtins.bool(self._data.reshape(()))
+    d = self._data.reshape(())
+    # (another device's array through item: a meta tensor's raises, it has no data)
+    return builtins.bool(d if d.__class__ is _backend.np.ndarray else d.item())
 
 
 def _scalar(self):
@@ -348,7 +350,8 @@ def _index(self):
     if self.dtype.is_floating_point or self._data.size != 1:
         raise TypeError("only integer tensors of a single element can be converted to an "
                         "index")
-    return builtins.int(self._data.reshape(()))
+    d = self._data.reshape(())
+    return builtins.int(d if d.__class__ is _backend.np.ndarray else d.item())
 
 
 def _complex(self):
@@ -385,7 +388,7 @@ def _reduce_ex(self, protocol):
 def get_device(self) -> int:
     """The device index; -1 on the cpu, as PyTorch's ``Tensor.get_device``."""
     d = self.device
-    return -1 if d.type == "cpu" else (d.index or 0)
+    return -1 if d.type == "cpu" or d.type == "meta" else (d.index or 0)
 
 
 # the other device and tensor kinds PyTorch's Tensor asks about; none exists in ember

@@ -740,6 +740,13 @@ class Module:
                             else:
                                 val = Parameter(val, requires_grad=param.requires_grad)
                         setattr(self, name, val)
+                    elif param.is_meta and not val.is_meta:  # PyTorch's warning: no data
+                        warnings.warn(
+                            f"for {key}: copying from a non-meta parameter in the checkpoint "
+                            "to a meta parameter in the current model, which is a no-op. (Did "
+                            "you mean to pass `assign=True` to assign items in the state "
+                            "dictionary to their corresponding key in the module instead of "
+                            "copying them in place?)", stacklevel=3)
                     else:
                         param.copy_(val)
             except Exception as e:
