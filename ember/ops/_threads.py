@@ -39,7 +39,9 @@ one thread's, and the caller waits only for parts a worker has started.
   before and after): at 2 threads and load ~3 its 256-channel ``U`` took best 1.90 ms
   against 1.19 (median 5.3 against 28), and the step's best went 267 -> 281 ms (median
   311 -> 317): not kept.  Measured with the guard on and off in one process (load 2-3),
-  the step was within noise (best 272 -> 281 ms, median 344 -> 317).
+  the step was within noise (best 272 -> 281 ms, median 344 -> 317).  On an oversubscribed
+  machine the split is on, and convolution runs on one BLAS thread (NOTE [ BLAS under load ]
+  below: there OpenBLAS's joins stall).
 - Safety: a worker that calls ``rows`` again runs its range serially (no nested hand-off);
   after ``fork`` the child starts its own workers (threads do not survive a fork); an exception
   in any range is re-raised in the caller after every range has finished.
