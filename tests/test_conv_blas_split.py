@@ -1,7 +1,7 @@
 """Convolution's batches of BLAS products split over the ops threads by product, each on one
-BLAS thread (NOTE [ Threads ], ``conv._bmm``, off by default): the same bits on 1, 2 and 3
-threads and as the unsplit call, torch's numbers, and the BLAS thread count restored after
-every split."""
+BLAS thread (NOTE [ Threads ], ``conv._bmm``; by default only on a loaded machine, NOTE [ BLAS
+under load ]): the same bits on 1, 2 and 3 threads and as the unsplit call, torch's numbers,
+and the BLAS thread count restored after every split."""
 from __future__ import annotations
 
 import numpy as np
