@@ -19,6 +19,18 @@ from ._runtime import check_memory_format, memory_order, copy_as, preserve_forma
 from .random import _gen
 
 
+_INT64, _UINT64 = 2 ** 63, 2 ** 64  # PyTorch's Scalar holds the Python ints in [-2**63, 2**64)
+
+
+def check_scalar_int(v: int) -> int:
+    """Python int ``v`` as PyTorch's Scalar takes it (an int64 or a uint64), or its
+    OverflowError."""
+    if -_INT64 <= v < _UINT64:
+        return v
+    raise OverflowError("int too big to convert" if v > 0 else
+                        "can't convert negative int to unsigned")
+
+
 def _finish(arr, requires_grad=False, device=None) -> Tensor:
     if device is not None:
         arr = _backend.to_device(arr, device)
@@ -117,6 +129,38 @@ def _scan_dtype(data):
     return dt if dt is not None else get_default_dtype()
 
 
+def _big_ints(xp, arr, plain, dtype):
+    """``arr`` of Python data that may hold ints past int64, as PyTorch reads them: each is a
+    double in a float, complex or bool tensor (``dtype``, or floats among the data); for an
+    integer one its ValueError."""
+    big, kind = _scan_ints(plain)
+    if not big:
+        return arr
+    dt = _dtype.as_dtype(dtype, "tensor") if dtype is not None else kind
+    if dt is None or dt.np.kind in "iu":
+        raise ValueError("Overflow when unpacking long long")
+    return xp.asarray(arr if arr.dtype.kind == "f" else arr.astype("float64"))
+
+
+def _scan_ints(data):
+    """(whether ``data`` holds a Python int past int64, the default float or complex dtype
+    when it holds a float or complex, else None)."""
+    stack = [data]
+    big = False
+    kind = None
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif x.__class__ is builtins.int:
+            big = big or not -_INT64 <= x < _INT64
+        elif isinstance(x, builtins.complex):
+            kind = _dtype.get_default_complex_dtype()
+        elif isinstance(x, builtins.float) and kind is None:
+            kind = get_default_dtype()
+    return big, kind
+
+
 def _check_ragged(data):
     """Raise PyTorch's error for nested lists that do not form a rectangular shape."""
     shape = []
@@ -187,6 +231,9 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
             if arr.ndim and isinstance(_first_leaf(plain), str):
                 raise ValueError("too many dimensions 'str'")
             raise TypeError("new(): invalid data type 'str'")
+        if arr.dtype.kind in "uO" or arr.dtype.kind == "f" and arr.size and \
+                xp.abs(arr).max() >= _INT64:
+            arr = _big_ints(xp, arr, plain, dtype)  # (NumPy's uint64, object or float64)
         dt = _infer_dtype(arr, plain)
     if dtype is not None:
         dt = _dtype.as_dtype(dtype, "tensor")
@@ -194,7 +241,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
             # Python values are converted one by one in torch: one that does not fit raises
             for v in (arr.min(), arr.max()) if arr.dtype.kind != "f" or \
                     not xp.isnan(arr).any() else (math.nan,):
-                _check_fill(v.item() if hasattr(v, "item") else v, dt)
+                _check_fill(v.item() if hasattr(v, "item") else v, dt, {})
     npd = dt.np
     if arr.dtype != npd:
         arr = arr.astype(npd)
@@ -313,7 +360,10 @@ def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False, layout=Non
             raise RuntimeError(f"value cannot be converted to type {_C_NAMES.get(name, name)} "
                                f"without overflow")
         s = s.real
-    s = _check_fill(s, dt)
+    if dt.np.itemsize == 2 and dt.is_floating_point:  # (torch's half types take it unchecked)
+        s = float(check_scalar_int(s)) if s.__class__ is builtins.int else s
+    else:
+        s = _check_fill(s, dt)
     _check_pin(pin_memory)
     return _finish(_xp(device).full((), s, dt.np), requires_grad)
 
@@ -323,16 +373,24 @@ _C_NAMES = {"int8": "int8_t", "int16": "int16_t", "int32": "int", "int64": "int6
             "float32": "float", "float64": "double"}
 
 
-def _check_fill(value, dt):
+def _check_fill(value, dt, names=None):
     """PyTorch's checked scalar conversion: a fill value the dtype cannot hold raises.
 
     As c10's ``overflows``: NaN/inf never fit an integer type, a finite value past the
     float type's range overflows (inf itself is fine), and an unsigned type also takes
-    negatives down to ``-max`` (they wrap, ``-1`` -> 255).
+    negatives down to ``-max`` (they wrap, ``-1`` -> 255).  A Python int is first taken as
+    PyTorch's Scalar takes it (``check_scalar_int``), as a double for a float, complex or bool
+    dtype.  ``names``: the dtype names of the message (C's by default, as ``full``'s).
     """
+    if value.__class__ is builtins.int:
+        check_scalar_int(value)
+        kind = dt.np.kind
+        if kind not in "iu" and not -_INT64 <= value < _INT64:  # (NumPy's full refuses it)
+            value = value != 0 if kind == "b" else float(value)
     if isinstance(value, bool) or dt.np.kind in "bc" or not isinstance(value, (int, float)):
         return value
     name = str(dt).split(".")[1]
+    names = _C_NAMES if names is None else names
     kind = dt.np.kind
     if kind in "iu":
         info = np.iinfo(dt.np)
@@ -341,7 +399,7 @@ def _check_fill(value, dt):
     else:
         bad = math.isfinite(value) and abs(value) > (dt.finite_max or math.inf)
     if bad:
-        raise RuntimeError(f"value cannot be converted to type {_C_NAMES.get(name, name)} "
+        raise RuntimeError(f"value cannot be converted to type {names.get(name, name)} "
                            f"without overflow")
     if kind == "u" and value < 0:
         return int(value) % (int(np.iinfo(dt.np).max) + 1)
@@ -402,7 +460,15 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    for v in vals:
+        if v.__class__ is builtins.int:
+            check_scalar_int(v)
     start, end, step = vals
+    if dtype is not None:
+        dtype = _dtype.as_dtype(dtype, "arange")
+        if dtype.np.kind in "bc":
+            raise NotImplementedError(f"\"arange_cpu\" not implemented for "
+                                      f"'{dtype.scalar_name}'")
     for v in (start, end):
         if isinstance(v, builtins.float) and not math.isfinite(v):
             raise RuntimeError(f"unsupported range: {start} -> {end}")
@@ -410,12 +476,15 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
-    if dtype is not None:
-        dtype = _dtype.as_dtype(dtype, "arange")
     if dtype is None:  # integers (Python or NumPy) give int64, anything else the default float
         dtype = _dtype.int64 if all(hasattr(v, "__index__") for v in vals) \
             else get_default_dtype()
-    n = math.ceil((end - start) / step)
+    # integers count in int64 (the end too for int64 itself), and sizes in double but for int64
+    if dtype.np.kind in "iu" and not all(-_INT64 <= v < _INT64 for v in (
+            vals if dtype is _dtype.int64 else (start, step))):
+        raise RuntimeError("value cannot be converted to type int64_t without overflow")
+    n = math.ceil((end - start) / step) if dtype is _dtype.int64 else \
+        math.ceil((float(end) - float(start)) / float(step))
     _check_pin(pin_memory)
     xp = _xp(device)
     arr = (start + xp.arange(n, dtype="float64") * step) if dtype.is_floating_point else \
@@ -435,6 +504,9 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False,
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     dt = dtype or get_default_dtype()
+    for v in (start, end):
+        if v.__class__ is builtins.int:
+            check_scalar_int(v)
     arr = _xp(device).linspace(float(start), float(end), steps, dtype="float64")
     return _finish(arr.astype(dt.np), requires_grad)
 

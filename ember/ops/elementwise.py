@@ -26,6 +26,7 @@ import operator
 import warnings
 
 from .. import _backend
+from .._creation import check_scalar_int
 from .._dtype import result_type_of
 from .._tensor import Tensor, _make, _version_counter
 from ..autograd.function import (Function, accumulate_node, _NO_EDGE, _NONE_SAVED, _NEEDS1,
@@ -99,8 +100,7 @@ def _number(x):
     if isinstance(x, builtins.int):
         if -_INT64 <= x < _UINT64:
             return x
-        raise OverflowError("int too big to convert" if x > 0 else
-                            "can't convert negative int to unsigned")
+        return check_scalar_int(x)  # (its OverflowError)
     if type(x) in _ARRAY_TYPES:  # PyTorch's functions refuse a NumPy array (its operators
         return None  # leave it to NumPy: _array_operand)
     if hasattr(x, "dtype") and hasattr(x, "item"):  # a NumPy scalar

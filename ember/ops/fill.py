@@ -10,6 +10,7 @@ from ..autograd.inplace import inplace
 from .._tensor import Tensor, _make
 from .._dtype import from_np
 from .._backend import xp_of
+from .._creation import _check_fill
 from ._util import reduce_grad
 
 
@@ -55,6 +56,8 @@ def _fill(self, value):
     if isinstance(value, Tensor) and value._data.ndim != 0:
         raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value._data.ndim} dimensions.")
+    if value.__class__ is int or value.__class__ is float:  # (as full's: PyTorch's Scalar)
+        value = _check_fill(value, from_np(self._data.dtype))
     return Fill.apply(self, value)
 
 
