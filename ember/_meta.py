@@ -21,7 +21,8 @@ What an op on meta tensors costs:
   output shape and NumPy's shape errors come from the same call on a zero-size or one-element
   stand-in: no memory, no work in proportion to the size;
 - writes (``a[k] = v``, ``copyto``, ``fill``, ``ufunc(..., out=a)``): nothing is written;
-- every other NumPy function (``concatenate``, ``take``, ``einsum``, advanced indexing,
+- ``take`` (embedding): its output's shape, nothing read;
+- every other NumPy function (``concatenate``, ``einsum``, advanced indexing,
   ``linalg`` ...) runs on the zero-stride arrays as they are, then its result is made a
   zero-stride array: such an op transiently allocates its output once (the output's bytes;
   measured in tests/test_meta_device.py: ``cat`` of two (1024, 1024) float32 meta tensors
@@ -190,7 +191,26 @@ def _full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **k
     return _like(a, dt, shape=shape)
 
 
+def _take(a, indices, axis=None, out=None, mode="raise"):
+    """``take`` (embedding's lookup): NumPy's would copy a zero-stride ``a`` to contiguous
+    memory first (a 32000 x 4096 table: 500 MiB), so the shape is computed here."""
+    idx = np.shape(indices)
+    if axis is None:
+        shape = idx
+        n = a.size
+    else:
+        axis = np.lib.array_utils.normalize_axis_index(axis, a.ndim)
+        shape = a.shape[:axis] + idx + a.shape[axis + 1:]
+        n = a.shape[axis]
+    if n == 0 and np.size(indices):
+        raise IndexError("cannot do a non-empty take from an empty axes.")
+    if out is not None:
+        return out
+    return _meta_of(shape, a.dtype)
+
+
 _FUNCTIONS = {
+    np.take: _take,
     np.copyto: lambda dst, src, **kw: _copyto(dst, src, **kw),
     np.ascontiguousarray: _same_shape, np.asfortranarray: _same_shape,
     np.copy: lambda a, order="K", subok=False: _meta_of(a.shape, a.dtype),

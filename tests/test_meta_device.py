@@ -267,6 +267,8 @@ OPS = {
     "index_tensor": lambda m: _f(m, 5, 6)[_i(m, 3)],
     "index_select": lambda m: _f(m, 3, 4).index_select(0, _i(m, 2)),
     "gather": lambda m: _f(m, 3, 4).gather(1, _i(m, 3, 2)),
+    "take": lambda m: _f(m, 3, 4).take(_i(m, 2, 2)),
+    "embedding_empty_index": lambda m: m.nn.functional.embedding(_i(m, 0, 2), _f(m, 10, 3)),
     "split": lambda m: _f(m, 6, 2).split([2, 4]),
     "chunk": lambda m: _f(m, 6, 2).chunk(3),
     "expand": lambda m: _f(m, 3, 1).expand(3, 4).contiguous(),
@@ -506,6 +508,11 @@ BIG_OPS = [
     ("transpose_view", lambda a, b: a.t()[3:, :7].reshape(-1)),
     ("to_float16", lambda a, b: a.half()),
     ("copy_", lambda a, b: a.copy_(b)),
+    ("embedding", lambda a, b: ember.nn.functional.embedding(
+        ember.zeros(2, 3, dtype=ember.int64, device="meta"), a)),
+    ("take", lambda a, b: a.take(ember.zeros(5, dtype=ember.int64, device="meta"))),
+    ("index_select", lambda a, b: a.index_select(1, ember.zeros(5, dtype=ember.int64,
+                                                                device="meta"))),
 ]
 
 
