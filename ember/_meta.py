@@ -46,7 +46,6 @@ from . import _backend
 
 _NO_ITEM = "Tensor.item() cannot be called on meta tensors"
 _NO_DATA = "Cannot copy out of meta tensor; no data!"
-_UNSET = object()
 
 
 def _meta_of(shape, dtype) -> "MetaArray":
@@ -122,9 +121,10 @@ def _reduce(ufunc, x, kwargs):
     """``ufunc.reduce`` (sum, max, any ...): NumPy reduces a stand-in whose kept dims have
     length 1 and reduced dims their own length clipped to 1 (so empty reductions raise as
     NumPy's); the output's shape is then computed from ``x``'s."""
-    if kwargs.get("out") is not None or kwargs.get("where", True) is not True or \
-            "initial" in kwargs and x.ndim == 0:
-        return _generic(getattr(ufunc, "reduce"), (x,), kwargs)
+    out = kwargs.pop("out", None)
+    out = out[0] if isinstance(out, tuple) else out
+    if kwargs.get("where", True) is not True or "initial" in kwargs and x.ndim == 0:
+        return _generic(ufunc.reduce, (x,), dict(kwargs, out=out))
     axis = kwargs.get("axis", 0)
     keepdims = kwargs.get("keepdims", False)
     axes = tuple(range(x.ndim)) if axis is None else \
@@ -132,7 +132,12 @@ def _reduce(ufunc, x, kwargs):
     small = np.zeros(tuple(min(n, 1) for n in x.shape), x.dtype)
     res = np.asarray(ufunc.reduce(small, **kwargs))  # dtype, and the empty-reduction errors
     shape = tuple((1 if keepdims else None) if i in axes else n for i, n in enumerate(x.shape))
-    return _meta_of(tuple(n for n in shape if n is not None), res.dtype)
+    shape = tuple(n for n in shape if n is not None)
+    if out is None:
+        return _meta_of(shape, res.dtype)
+    if out.shape != shape:  # NumPy's error for a wrong ``out``
+        return _generic(ufunc.reduce, (x,), dict(kwargs, out=out))
+    return out
 
 
 def _matmul(inputs, kwargs):
@@ -305,11 +310,10 @@ def _from_host(a, dtype=None, copy=None, order=None, **kwargs):
     return _to_meta(np.asarray(a, dtype=dtype))
 
 
-def _factory(fill=None):
-    def make(shape, dtype=float, order="C", **kwargs):
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        return _meta_of(shape, np.dtype(dtype))
-    return make
+def _empty(shape, dtype=float, order="C", **kwargs):
+    """``empty``/``zeros``/``ones``: the shape and dtype asked for, nothing allocated."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return _meta_of(shape, np.dtype(dtype))
 
 
 def _full(shape, fill_value, dtype=None, order="C", **kwargs):
@@ -327,7 +331,7 @@ def _sliding_window_view(x, window_shape, axis=None, **kwargs):
 
 
 _XP_FUNCTIONS = {
-    "empty": _factory(), "zeros": _factory(), "ones": _factory(), "full": _full,
+    "empty": _empty, "zeros": _empty, "ones": _empty, "full": _full,
     "asarray": _from_host, "array": _from_host, "asanyarray": _from_host,
     "ascontiguousarray": _from_host,
 }
