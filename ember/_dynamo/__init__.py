@@ -143,7 +143,7 @@ from .exc import Unsupported, InvalidBackend
 __all__ = ["config", "utils", "OptimizedModule", "optimize", "explain", "reset", "disable",
            "is_compiling", "register_backend", "lookup_backend", "list_backends",
            "Unsupported", "InvalidBackend", "ExplainOutput", "BreakReason", "mark_dynamic",
-           "mark_static", "allow_in_graph"]
+           "mark_static", "allow_in_graph", "graph_break"]
 
 
 def _dims(t, index) -> set:
@@ -176,3 +176,10 @@ def mark_static(t, index=None) -> None:
 def allow_in_graph(fn):
     """Accepted for PyTorch scripts: the ops ``fn`` runs are recorded anyway."""
     return fn
+
+
+def graph_break(msg: str = "") -> None:
+    """Force a graph break here (``torch._dynamo.graph_break``); eagerly, nothing."""
+    from .eval_frame import _capturing
+    if _capturing:
+        _capturing[-1].brk("torch._dynamo.graph_break()" + (f": {msg}" if msg else ""))
