@@ -29,7 +29,7 @@ from ..nn.modules import module as _mm
 from ..optim.optimizer import Optimizer
 from ..autograd import modes as _modes
 from ..fx.experimental.proxy_tensor import (COPY_, DROPOUT_MASK, OpRecorder, flatten,
-                                            record, unflatten)
+                                            plain_output, record, unflatten)
 from .optim_step import (CompiledStep, routed_steps, optimizer_of, capture_hook,
                          compiled_step_for)
 from .dynamic import ATTEMPTS, DynamicGraph, NotDynamic, Snapshot, general_leaf, resize, size_maps
@@ -1188,7 +1188,7 @@ class _Entry:
 
     __slots__ = ("key", "owned", "cells", "values", "run", "breaks", "side", "gm", "compiled",
                  "compile_time", "unsupported", "steps", "template", "dynamic", "regions",
-                 "pieces", "fast", "tree", "hooks", "lifted")
+                 "pieces", "fast", "tree", "hooks", "lifted", "rebuild")
 
     def ok(self) -> bool:
         hooks = self.hooks  # NOTE [ Hook guard ]: looked at again only when one came or went
@@ -1709,6 +1709,14 @@ class _Compiled:
         self._explaining = False
         self._defer = False  # NOTE [ Custom backends and sizes ]
 
+    def __get__(self, obj, objtype=None):
+        """``@compile`` on a method (a Module's ``forward`` too) binds ``self`` as a function
+        does (torch.compile returns a function): the instance is the first argument, guarded
+        as any argument is (a module argument's parameters are inputs, not constants)."""
+        if obj is None or not inspect.isfunction(self.fn):
+            return self
+        return types.MethodType(self, obj)
+
     def __reduce__(self):
         # a copy or pickle compiles afresh: the cache holds this object's tensors
         return (optimize, (self.fn,), {"backend": self.backend, "fullgraph": self.fullgraph,
@@ -1839,9 +1847,11 @@ class _Compiled:
         run = entry.run
         if run is not None and not entry.side:  # ``_run``'s common case, inline
             try:
-                return run(*args)
+                out = run(*args)
             except _GuardMismatch:
                 return self._mismatch(entry, args, {})
+            rebuild = entry.rebuild
+            return out if rebuild is None else rebuild(out)
         return self._run(entry, args, {}, args)
 
     def _grow(self, cache, key, entry, args, kwargs) -> None:
@@ -1923,7 +1933,8 @@ class _Compiled:
         for t, delta in entry.side:
             t._data += delta
             _version_counter(t)[0] += 1
-        return out
+        rebuild = entry.rebuild
+        return out if rebuild is None else rebuild(out)
 
     def _mismatch(self, entry, args, kwargs):
         """A program's ``bool(tensor)`` guard failed: this call runs eagerly (nothing the
@@ -2001,12 +2012,24 @@ class _Compiled:
         hook = _optmod.register_optimizer_step_pre_hook(capture_hook)
         try:
             with _Patches(rec), routed_steps():
-                recording = record(lambda a, k: fn(*a, **k), (args, kwargs), known=known,
-                                   recorder=rec, offer=True, arg_names=self._names(leaves))
+                # the graph returns the result's containers as plain tuples and dicts: each
+                # call makes the namedtuples, dataclasses ... again (``entry.rebuild``)
+                held = []
+                recording = record(lambda a, k: _held(held, fn(*a, **k)), (args, kwargs),
+                                   known=known, recorder=rec, offer=True,
+                                   arg_names=self._names(leaves))
         finally:
             hook.remove()
             _capturing.pop()
+        recording.result, rebuild, opaque = held
+        if opaque is not None:
+            cap.brk(f"the function returns a {opaque} object holding tensors: a replay would "
+                    "return the captured object itself")
         rec.check_rng("at the end")
+        for cls in dict.fromkeys(rec.custom_functions):
+            # its forward's ops were recorded, its own backward would be lost on replays
+            cap.brk(f"a custom autograd.Function ({cls.__qualname__}.apply) with inputs that "
+                    "require grad: the graph would record its forward's ops, not its backward")
         if _mm._global_backward_hooks or _mm._global_backward_pre_hooks or \
                 any(m._backward_hooks or m._backward_pre_hooks for m in allmods):
             # NOTE [ Hook guard ]: the hook runs in eager's backward, which a compiled region's
@@ -2014,6 +2037,7 @@ class _Compiled:
             cap.brk("a module backward hook (register_full_backward_hook or "
                     "register_full_backward_pre_hook): the compiled backward would not run it")
         entry = _Entry()
+        entry.rebuild = rebuild
         # an instance of a dynamic graph points at the entry it copies; None: this one (not
         # itself: the self-reference kept the region's buffers until a collection)
         entry.template = None
@@ -2178,6 +2202,14 @@ class _Compiled:
         entry.compile_time = time.perf_counter() - t0
         self.explained = entry
         return recording.result, entry
+
+
+def _held(held: list, result):
+    """``result`` made plain for the graph (``plain_output``), what it gives kept in
+    ``held``: the real result, the rebuild, the type of an opaque object holding tensors."""
+    plain, rebuild, opaque = plain_output(result)
+    held[:] = [result, rebuild, opaque]
+    return plain
 
 
 def _children(sched) -> list:

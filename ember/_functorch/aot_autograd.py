@@ -520,11 +520,15 @@ class CompiledRegion:
                 self._out_leaves.append(("value", leaf))
         self._nondiff = tuple(nondiff)
         self._n_region_outs = len(region_outs)
+        self._out_views = _out_views(region_outs)
         # fn returned one computed tensor: the region's output is the result as it is
         self._single = self._out_spec is None and len(region_outs) == 1
 
         # ---- backward plan: each recorded op's formula lowered to array code, or called ----
         recorded = [n for n in order if fwd[n][0] == "op" and fwd[n][4]]
+        # ops that ran with grad on: where the caller's grad mode is off, the function turned
+        # it on itself (``with enable_grad():``), so a call under no_grad records the node too
+        self._grad_inside = bool(recorded)
         self._fwd_maps = None
         lowered = {}
         for n in recorded:
@@ -1339,7 +1343,7 @@ class CompiledRegion:
         if self._folds is not None:  # values folded from buffers (NOTE [ Constant folding ])
             self._folds.check()
         consts = self._consts
-        if self._single and not (state.grad or state.intercept):
+        if self._single and not (state.grad or state.intercept or self._grad_inside):
             # inference's one result: the arrays gathered by one generated expression, the
             # result wrapped inline (a batch-1 MLP call is ~50 us; this path was ~5 of it)
             o = self._fwd(*self._gather(flat, consts))[1][0]
@@ -1350,7 +1354,15 @@ class CompiledRegion:
                 t._inference = True
             return t
         args = [flat[i] if kind == "input" else consts[i] for kind, i in self._tensor_args]
-        if state.grad or state.intercept:
+        if state.grad:
+            outs = CompiledFunction.apply(self, *args)
+        elif self._grad_inside and not state.inference:
+            state.grad = True  # as the function's ``enable_grad()`` did (not in inference mode)
+            try:
+                outs = CompiledFunction.apply(self, *args)
+            finally:
+                state.grad = False
+        elif state.intercept:
             outs = CompiledFunction.apply(self, *args)
         else:  # nothing to record: the node's forward without building one (inference)
             outs = _wrap_outs(self._fwd(*[a._data for a in args])[1])
@@ -1358,6 +1370,13 @@ class CompiledRegion:
             return outs
         if type(outs) is not tuple:
             outs = (outs,)
+        if self._out_views:  # outputs that view other outputs: made again from them
+            outs = list(outs)
+            for k, j, steps in self._out_views:
+                v = outs[j]
+                for op, rest, kw in steps:
+                    v = op(v, *rest, **kw)
+                outs[k] = v
         leaves = []
         for kind, v in self._out_leaves:
             if kind == "region":
@@ -1367,6 +1386,32 @@ class CompiledRegion:
             else:
                 leaves.append(v)
         return unflatten(leaves, self._out_spec)
+
+
+def _out_views(region_outs) -> tuple:
+    """``(k, j, steps)`` for each region output ``k`` made by view ops (``steps``: each op and
+    its other arguments) from output ``j``: the region makes them again from ``j``'s tensor at
+    each call, so that they are autograd views of it as in eager (a write through one rebases
+    the other's history; AOTAutograd regenerates such outputs the same way)."""
+    first = {}
+    for k, n in enumerate(region_outs):
+        first.setdefault(n, k)
+    found = []
+    for k, n in enumerate(region_outs):
+        steps = []
+        m = n
+        while m.op == "call_function" and m not in (first if steps else ()):
+            cls = _op_class(m.target)
+            if cls is None or not getattr(cls, "view", False) or not m.args or \
+                    not hasattr(m.args[0], "op") or \
+                    any(hasattr(a, "op") for a in (*m.args[1:], *m.kwargs.values())):
+                break
+            steps.append((m.target, m.args[1:], dict(m.kwargs)))
+            m = m.args[0]
+        if steps and m in first and first[m] != k and \
+                region_outs[first[m]] is not n:
+            found.append((k, first[m], tuple(reversed(steps))))
+    return tuple(found)
 
 
 def _wrap_outs(outs):

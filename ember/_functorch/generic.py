@@ -278,7 +278,7 @@ def _render(src: str, slots, s) -> str:
 
 
 _ATTRS = ("_tensor_args", "_n_placeholders", "_random", "_nondiff", "_n_region_outs",
-          "_single", "_out_spec", "records", "options")
+          "_single", "_out_spec", "records", "options", "_out_views", "_grad_inside")
 
 
 class GenericRegion:

@@ -60,7 +60,8 @@ from ...nn.parameter import Parameter
 from ..graph import Graph
 from ..graph_module import GraphModule
 
-__all__ = ["make_fx", "record", "Recording", "OpRecorder", "flatten", "unflatten"]
+__all__ = ["make_fx", "record", "Recording", "OpRecorder", "flatten", "unflatten",
+           "plain_output"]
 
 
 def flatten(tree) -> tuple:
@@ -92,10 +93,68 @@ def unflatten(leaves, spec):
         vals = [build(e) for e in items]
         if kind is list:
             return vals
-        return tuple(vals) if kind is tuple else kind(*vals)  # namedtuples
+        if kind is tuple:
+            return tuple(vals)
+        # a namedtuple takes its fields one by one; other tuple subclasses (``Size``) one
+        # iterable
+        return kind(*vals) if hasattr(kind, "_fields") else kind(vals)
     out = build(spec)
     build = None  # the recursive closure refers to itself: a cycle holding the leaves
     return out
+
+
+def plain_output(tree) -> tuple:
+    """``(plain, rebuild, opaque)`` for a function's result: ``plain`` is ``tree`` with the
+    containers a graph's output spells as tuples and dicts (namedtuples, other tuple
+    subclasses such as ``Size``, dict subclasses such as ``OrderedDict`` and HuggingFace's
+    ``ModelOutput``, dataclasses by their ``__init__`` fields) made plain; ``rebuild(plain)``
+    makes those containers again around a replay's values (``None``: nothing to make); and
+    ``opaque`` names the type of another object in it that holds tensors (which a graph
+    would return as the captured object itself), else ``None``."""
+    import dataclasses
+    opaque = []
+
+    def walk(a):
+        if isinstance(a, Tensor):
+            return a, None
+        if dataclasses.is_dataclass(a) and not isinstance(a, type):
+            items = [(f.name, walk(getattr(a, f.name)))
+                     for f in dataclasses.fields(a) if f.init]
+            return ({k: p for k, (p, _) in items},
+                    ("fields", type(a), [(k, r) for k, (_, r) in items]))
+        if isinstance(a, (tuple, list)):
+            items = [walk(e) for e in a]
+            kind = type(a)
+            spec = None if kind in (tuple, list) and all(r is None for _, r in items) else \
+                ("seq", kind, [r for _, r in items])
+            return (list if kind is list else tuple)(p for p, _ in items), spec
+        if isinstance(a, dict):
+            items = [(k, walk(v)) for k, v in a.items()]
+            kind = type(a)
+            spec = None if kind is dict and all(r is None for _, (_, r) in items) else \
+                ("dict", functools.partial(kind, a.default_factory)
+                 if hasattr(a, "default_factory") else kind, [(k, r) for k, (_, r) in items])
+            return {k: p for k, (p, _) in items}, spec
+        if hasattr(a, "__dict__") and not isinstance(a, type) and \
+                any(isinstance(v, Tensor) for v in vars(a).values()):
+            opaque.append(type(a).__qualname__)
+        return a, None
+
+    def build(p, spec):
+        if spec is None:
+            return p
+        what, kind, subs = spec
+        if what == "seq":
+            vals = [build(e, r) for e, r in zip(p, subs)]
+            if kind is tuple or kind is list:
+                return kind(vals)
+            return kind(*vals) if hasattr(kind, "_fields") else kind(vals)
+        vals = {k: build(p[k], r) for k, r in subs}
+        return kind(**vals) if what == "fields" else kind(vals)
+    plain, spec = walk(tree)
+    walk = None  # the recursive closure refers to itself: a cycle holding the leaves
+    rebuild = None if spec is None else functools.partial(build, spec=spec)
+    return plain, rebuild, (opaque[0] if opaque else None)
 
 
 class OpRecorder(TorchDispatchMode):
@@ -123,6 +182,9 @@ class OpRecorder(TorchDispatchMode):
         self._by_fn = {}
         self._n_param = self._n_tensor = self._n_other = 0
         self.written = set()       # ids of tensors an in-place op wrote (``copy_`` nodes)
+        # the custom ``autograd.Function`` classes applied with grad recorded: their forward's
+        # ops are nodes, their backward is not (``ember.compile`` breaks the graph there)
+        self.custom_functions = []
 
     def bind(self, t: Tensor, node) -> None:
         """From now on ``t`` (and any tensor over the same array) is the value of ``node``."""
@@ -334,14 +396,26 @@ def record(fn, args=(), kwargs=None, *, forward_only: bool = False,
                 x.size == 0 or (kept_dims >= 0 and x.ndim < 2):
             return dropout(input, p, training, inplace, kept_dims, alpha)
         return rec.record_dropout(input, p, kept_dims, inplace)
+    from ...autograd.function import Function
+    apply = Function.__dict__["apply"]
+
+    def recording_apply(cls, *args, **kwargs):
+        # a custom Function (not a built-in op) runs its forward's ops, which the recorder
+        # sees, under a node whose backward is the user's: noted, as the graph lacks it
+        if rec in state.modes and state.grad and \
+                any(isinstance(a, Tensor) and a._requires_grad for a in args):
+            rec.custom_functions.append(cls)
+        return apply.__func__(cls, *args, **kwargs)
     _inplace._write = recording_write
     layers._dropout = recording_dropout
+    Function.apply = classmethod(recording_apply)
     try:
         with offering() if offer else contextlib.nullcontext(), rec:
             result = fn(*unflatten(leaves, spec), **(kwargs or {}))
     finally:
         _inplace._write = write
         layers._dropout = dropout
+        Function.apply = apply
     rec.graph.output(rec.map(result))
     return Recording(rec, leaves, spec, result)
 
