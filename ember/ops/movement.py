@@ -29,7 +29,7 @@ __all__ = ["reshape", "view", "expand", "permute", "transpose", "swapaxes", "swa
            "stack", "hstack", "vstack", "dstack", "row_stack", "column_stack", "atleast_1d",
            "atleast_2d", "atleast_3d", "split", "tensor_split", "chunk", "unbind", "narrow",
            "select", "tril", "triu", "diagonal", "diag", "diag_embed", "diagflat", "adjoint",
-           "meshgrid", "cartesian_prod", "expand_copy", "combinations"]
+           "meshgrid", "cartesian_prod", "expand_copy", "combinations", "as_strided"]
 
 
 # ---- argument helpers ------------------------------------------------------------------------
@@ -1521,6 +1521,119 @@ def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> T
     return input.index_select(0, index).reshape(-1, r)
 
 
+# ---- as_strided ------------------------------------------------------------------------------
+def _storage_of(arr):
+    """``arr``'s storage as a flat array of its dtype (the last array down its ``.base`` chain,
+    through stride tricks' wrappers) and ``arr``'s offset in it, in elements."""
+    root, obj = arr, arr
+    while True:
+        b = getattr(obj, "base", None)
+        if b is None or b is obj:
+            break
+        if hasattr(b, "dtype") and hasattr(b, "strides"):
+            root = b
+        obj = b
+    flat = xp_of(arr).ravel(root, order="K")  # (a view: an owner's memory is contiguous)
+    if flat.dtype != arr.dtype:  # a dtype view (``x.view(torch.int32)``) reads it in its type
+        flat = flat.view(arr.dtype)
+    start = flat.__array_interface__["data"][0]
+    return flat, (arr.__array_interface__["data"][0] - start) // arr.itemsize
+
+
+def _positions(xp, size, stride, offset):
+    """The storage position of each element of a strided geometry (an int64 array of ``size``)."""
+    pos = xp.full(size, offset, dtype=xp.int64)
+    for d, (n, st) in enumerate(zip(size, stride)):
+        shape = [1] * len(size)
+        shape[d] = n
+        pos = pos + xp.arange(n, dtype=xp.int64).reshape(shape) * st
+    return pos
+
+
+class AsStrided(Function):
+    """A view of the input's storage with the given sizes, strides (in elements) and offset."""
+
+    raw = True
+    view = True
+    backward_name = "AsStridedBackward0"
+
+    @staticmethod
+    def forward(ctx, a, size, stride, offset):
+        flat, own = _storage_of(a)
+        ctx.meta = (a.shape, tuple(st // a.itemsize for st in a.strides), own, size, stride,
+                    offset)
+        item = a.itemsize
+        return ctx.xp.lib.stride_tricks.as_strided(flat[offset:], size,
+                                                   tuple(st * item for st in stride),
+                                                   writeable=a.flags.writeable)
+
+    @staticmethod
+    def backward(ctx, g):
+        # PyTorch's AsStridedBackward0: the gradient summed onto the storage positions the
+        # output read (overlapping strides add up), then read back in the input's geometry,
+        # each position divided by how many input elements share it (an expanded input)
+        in_shape, in_stride, own, size, stride, offset = ctx.meta
+        xp = ctx.xp
+        zeros = g.new_zeros(in_shape)
+        if not zeros.numel() or not g.numel():
+            return zeros, None, None, None
+        out_pos = _positions(xp, size, stride, offset).reshape(-1)
+        in_pos = _positions(xp, in_shape, in_stride, own).reshape(-1)
+        lo = min(int(out_pos.min()), int(in_pos.min()))
+        n = max(int(out_pos.max()), int(in_pos.max())) + 1 - lo
+        storage = g.new_zeros((n,)).index_add(0, _make(out_pos - lo), g.reshape(-1))
+        gi = storage.index_select(0, _make(in_pos - lo)).reshape(in_shape)
+        count = xp.bincount(in_pos - lo, minlength=n)
+        if count.max() > 1:
+            gi = gi / _make(count[in_pos - lo].reshape(in_shape).astype(g._data.dtype))
+        return gi, None, None, None
+
+
+def _int_tuple(v, what: str, pos: int) -> tuple:
+    if not isinstance(v, (tuple, list)):
+        raise TypeError(f"as_strided(): argument '{what}' (position {pos}) must be tuple of "
+                        f"ints, not {type(v).__name__}")
+    for i, e in enumerate(v):
+        if isinstance(e, builtins.bool) or not hasattr(e, "__index__"):
+            raise TypeError(f"as_strided(): argument '{what}' (position {pos}) must be tuple of "
+                            f"ints, but found element of type {type(e).__name__} at pos {i}")
+    return tuple(e.__index__() for e in v)
+
+
+def as_strided(input: Tensor, size, stride, storage_offset=None) -> Tensor:
+    """A view of ``input``'s storage with ``size``, ``stride`` (elements) and
+    ``storage_offset`` (``None``: ``input``'s own), as ``torch.as_strided``."""
+    size = _int_tuple(size, "size", 1)
+    stride = _int_tuple(stride, "stride", 2)
+    if storage_offset is not None and (isinstance(storage_offset, builtins.bool) or
+                                       not hasattr(storage_offset, "__index__")):
+        raise TypeError(f"as_strided(): argument 'storage_offset' (position 3) must be int, "
+                        f"not {type(storage_offset).__name__}")
+    if len(size) != len(stride):
+        raise RuntimeError("mismatch in length of strides and shape")
+    if any(st < 0 for st in stride):
+        raise RuntimeError("as_strided: Negative strides are not supported at the moment, got "
+                           f"strides: {list(stride)}")
+    flat, own = _storage_of(input._data)
+    offset = own if storage_offset is None else storage_offset.__index__()
+    if offset < 0:
+        raise RuntimeError(f"Tensor: invalid storage offset {offset}")
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"Storage size calculation overflowed with sizes={list(size)} and "
+                           f"strides={list(stride)}")
+    item = input._data.itemsize
+    if all(size):
+        need = (offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1) * item
+        if need > flat.size * item:
+            raise RuntimeError(
+                f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset "
+                f"{offset}, and itemsize {item} requiring a storage size of {need} are out of "
+                f"bounds for storage of size {flat.size * item}")
+    elif offset > flat.size:  # (an empty view reads nothing: NumPy still needs its start)
+        offset = flat.size
+    return AsStrided.apply(input, size, stride, offset)
+
+
 METHODS = {
     "reshape": reshape, "view": view, "expand": expand, "permute": permute,
     "transpose": transpose, "swapaxes": transpose, "swapdims": transpose, "t": t,
@@ -1536,5 +1649,5 @@ METHODS = {
     "split": split, "tensor_split": tensor_split, "chunk": chunk, "unbind": unbind,
     "narrow": narrow, "select": select, "tril": tril, "triu": triu, "diagonal": diagonal,
     "diag": diag, "diag_embed": diag_embed, "diagflat": diagflat, "unfold": unfold,
-    "tril_": make_inplace(tril), "triu_": make_inplace(triu),
+    "tril_": make_inplace(tril), "triu_": make_inplace(triu), "as_strided": as_strided,
 }
