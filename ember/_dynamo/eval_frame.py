@@ -5,8 +5,10 @@ See the design note in ``ember/_dynamo/__init__.py`` for the life of one call.
 from __future__ import annotations
 
 import builtins
+import collections
 import contextlib
 import copy
+import enum
 import functools
 import inspect
 import itertools
@@ -17,6 +19,8 @@ import time
 import types
 import warnings
 import weakref
+
+import numpy as _np
 
 from . import config
 from .backends import lookup_backend
@@ -292,6 +296,165 @@ def _requires(a):
     if isinstance(a, (list, tuple)) and any(isinstance(e, Tensor) for e in a):
         return tuple(isinstance(e, Tensor) and e._requires_grad for e in a)
     return None
+
+
+# NOTE [ Impure calls ]
+# A capture runs the function once and a graph replays its ops, not its Python: a call whose
+# result changes from call to call with no op behind it (``random.random()``, ``next()`` on an
+# iterator, ``time.time()``, ``os.environ``, ``input()``, an ``ember.Generator`` made inside
+# the function) would be frozen into the graph at the capture's value.  PyTorch's dynamo reads
+# bytecode and replays or breaks on them; ember sees calls, so during a capture only a profile
+# hook (``sys.setprofile``) watches the user's frames for them, and each becomes a graph break
+# naming the call and the user's line (``fullgraph=True`` raises).  numpy.random's streams,
+# whose Cython calls the hook does not see, are compared by state before and after instead
+# (``_object_state``).  ``next()`` resuming one of ember's generators (``next(m.parameters())``)
+# is pure; on any other iterator it is a break.
+_GEN_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR | inspect.CO_COROUTINE
+_STDLIB = os.path.dirname(os.__file__)
+_kinds = {}  # code object -> "ember", "lib" (the standard library, installed packages) or "user"
+
+
+def _kind(code) -> str:
+    k = _kinds.get(code)
+    if k is None:
+        f = code.co_filename
+        if f.startswith("<frozen") or f.startswith(_STDLIB) or "-packages/" in f:
+            k = "lib"
+        else:
+            f = os.path.abspath(f)
+            k = "ember" if f.startswith(_EMBER_DIR) else \
+                "lib" if f.startswith(_STDLIB) or "-packages/" in f else "user"
+        _kinds[code] = k
+    return k
+
+
+def _caller(frame):
+    """``(user frame, outermost library function's name)`` of a call made in ``frame``, or
+    ``(None, None)`` where ember made it."""
+    name = None
+    while frame is not None:
+        k = _kind(frame.f_code)
+        if k != "lib":
+            return (frame, name) if k == "user" else (None, None)
+        name = frame.f_code.co_name
+        frame = frame.f_back
+    return None, None
+
+
+def _stack_at(frame) -> list:
+    """``_user_stack``'s lines from ``frame`` up."""
+    import linecache
+    out = []
+    while frame is not None and len(out) < 3:
+        if _kind(frame.f_code) == "user":
+            fname = os.path.abspath(frame.f_code.co_filename)
+            src = linecache.getline(fname, frame.f_lineno).strip()
+            out.append(f'File "{fname}", line {frame.f_lineno}, in '
+                       f'{frame.f_code.co_name}: {src}')
+        frame = frame.f_back
+    return out[::-1]
+
+
+def _gc_callback(frame) -> bool:
+    """Whether ``frame`` runs a ``gc.callbacks`` entry (a collection that happened during the
+    capture, such as Hypothesis timing its collections): not the function's own call."""
+    import gc
+    codes = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
+
+
+class _Impure:
+    """The profile hook of NOTE [ Impure calls ]: ``found`` holds (what, user stack)."""
+
+    def __init__(self):
+        self.found = []
+
+    def __enter__(self):
+        self.old = sys.getprofile()
+        sys.setprofile(self._hook())
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self.old)
+
+    def note(self, what, frame) -> None:
+        if len(self.found) < 8:
+            self.found.append((f"an impure call, {what}: its value would be frozen into the "
+                               "graph", _stack_at(frame)))
+
+    def _hook(self):
+        # a closure over locals: it runs at every call and return of the capture
+        import random
+        from ..random import Generator
+        note, kinds, kind, nxt, inp, tm = self.note, _kinds, _kind, next, input, time
+        rand, gen_flags = random.Random, _GEN_FLAGS
+        watched = {
+            Generator.__init__.__code__: "an ember.Generator() made inside the function (a "
+            "graph would go on drawing from the capture's generator)",
+            os._Environ.__getitem__.__code__: "a read of os.environ",
+            os._Environ.__iter__.__code__: "a read of os.environ"}
+        pending = [None]  # a next() made by user code, until its iterator shows itself
+
+        def hook(frame, event, arg):
+            if event == "call":
+                code = frame.f_code
+                if pending[0] is not None:
+                    user, pending[0] = pending[0], None
+                    if not (code.co_flags & gen_flags and kind(code) == "ember"):
+                        note("next() on an iterator", user)
+                if code in watched:
+                    user, _ = _caller(frame.f_back)
+                    if user is not None:
+                        note(watched[code], user)
+            elif event == "c_call":
+                if pending[0] is not None:
+                    note("next() on an iterator", pending[0])
+                    pending[0] = None
+                if arg is nxt:
+                    if (kinds.get(frame.f_code) or kind(frame.f_code)) == "user":
+                        pending[0] = frame
+                    return
+                s = getattr(arg, "__self__", None)
+                if s is tm or arg is inp:
+                    if kind(frame.f_code) == "user":
+                        note(f"{'' if arg is inp else 'time.'}{arg.__name__}()", frame)
+                elif isinstance(s, rand):
+                    user, name = _caller(frame)
+                    if user is not None:
+                        note(f"random.{name or arg.__name__}()", user)
+            elif pending[0] is not None and arg is nxt:  # c_return, c_exception: a C iterator
+                note("next() on an iterator", pending[0])
+                pending[0] = None
+        return hook
+
+
+def _np_random(v) -> bool:
+    """A NumPy random stream (a Generator, RandomState or bit generator)."""
+    return type(v).__module__.startswith("numpy.random")
+
+
+def _np_streams(objects, allmods) -> list:
+    """numpy.random's global stream and the NumPy streams held by the containers and modules
+    a function reaches (one level in): their state is compared before and after a capture."""
+    npr = sys.modules.get("numpy.random")
+    if npr is None:  # not imported: nothing drew from it
+        return []
+    out = [npr.mtrand._rand]
+    for o in (*objects, *(m.__dict__ for m in allmods)):
+        if isinstance(o, dict) and len(o) <= _GUARD_ITEMS or isinstance(o, (list, tuple)) and \
+                len(o) <= _GUARD_ITEMS:
+            out += [v for v in (o.values() if isinstance(o, dict) else o) if _np_random(v)]
+    return out
+
+
+def _np_state(v):
+    import pickle
+    bg = getattr(v, "bit_generator", getattr(v, "_bit_generator", v))
+    return pickle.dumps(bg.state)
 
 
 class _Patches:
@@ -1380,14 +1543,18 @@ def _leaf_key(v):
     return ("id", id(v))
 
 
-def _discover(fn, depth: int = 2):
+def _discover(fn, depth: int = 4):
     """Modules, tensors, plain globals and other objects (optimizers, schedulers) ``fn``
-    reaches: itself, ``self``, its globals and closure cells."""
+    reaches: itself, ``self``, its globals, closure cells and defaults, the helpers it names
+    (``depth`` calls deep) and the class attributes its code names."""
     modules, owned, cells, plain, seen, objects = [], [], [], [], set(), []
 
     def add(v, where):
-        if type(v) in _PLAIN and where is not None and where[0] == "dict":
-            plain.append((where[1], where[2], v))
+        if where is not None and where[0] in ("dict", "cell") and _guardable(v):
+            # a number in a closure cell too: a ``nonlocal`` setter changes it (NOTE [ Python
+            # values ])
+            plain.append((where[1], where[2], v) if where[0] == "dict" else
+                         (_Cell(where[1], where[2]), "contents", v))
         elif isinstance(v, Module):
             if id(v) not in seen:
                 seen.add(id(v))
@@ -1405,10 +1572,20 @@ def _discover(fn, depth: int = 2):
                 for p in g["params"]:
                     owned.append((None, p))
             objects.append(v)
-        elif where is not None and (_stateful(v) or type(v) in (list, dict)) and \
-                id(v) not in seen:
+        elif where is not None and (_stateful(v) or isinstance(v, _CONTAINERS) or
+                                    _np_random(v)) and id(v) not in seen:
             seen.add(id(v))
             objects.append(v)
+
+    def classes(cls, names):
+        # ``Cfg.scale`` / ``type(self).scale``: a user class's plain attributes the code names
+        for k in getattr(cls, "__mro__", ()):
+            if k.__module__.startswith(("ember.", "builtins")) or issubclass(k, enum.Enum):
+                continue
+            d = k.__dict__
+            for name in names:
+                if name in d and _guardable(d[name]):
+                    plain.append((d, name, d[name]))
 
     def visit(f, depth):
         if isinstance(f, Module):
@@ -1433,24 +1610,31 @@ def _discover(fn, depth: int = 2):
             for name in code.co_names:
                 if name in d:
                     add(d[name], ("dict", d, name))
+            classes(type(me), code.co_names)
+        # a mutable default (``def f(x, cfg={...})``) is a container it reaches
+        for v in (*(getattr(f, "__defaults__", None) or ()),
+                  *(getattr(f, "__kwdefaults__", None) or {}).values()):
+            add(v, ("default",))
         g = getattr(f, "__globals__", {})
         for name in code.co_names:
             v = g.get(name)
             add(v, ("dict", g, name))
             if depth > 0 and inspect.isfunction(v) and not v.__module__.startswith("ember"):
                 visit(v, depth - 1)
+            if isinstance(v, type):
+                classes(v, code.co_names)
             if isinstance(v, types.ModuleType):  # ``config.SCALE``: its plain attributes the
                 # code names are guarded as globals are (NOTE [ Python values ])
                 d = vars(v)
                 for attr in code.co_names:
-                    if type(d.get(attr, _MISSING)) in _PLAIN:
+                    if attr in d and _guardable(d[attr]):
                         plain.append((d, attr, d[attr]))
         for name, cell in zip(code.co_freevars, f.__closure__ or ()):
             try:
                 v = cell.cell_contents
             except ValueError:
                 continue
-            add(v, ("cell", cell))
+            add(v, ("cell", cell, name))
             if depth > 0 and inspect.isfunction(v):
                 visit(v, depth - 1)
     visit(fn, depth)
@@ -1473,6 +1657,10 @@ def _discover(fn, depth: int = 2):
         for h in new:
             hooks.add(id(h))
             visit(h, depth)
+    for m in allmods:  # a user module class's attributes its forward names
+        fwd = getattr(type(m).forward, "__code__", None)
+        if fwd is not None and not type(m).__module__.startswith("ember."):
+            classes(type(m), fwd.co_names)
     visit = None  # the recursive closure refers to itself: a cycle holding what it reached
     return allmods, owned, cells, plain, objects
 
@@ -1493,12 +1681,16 @@ def _object_state(objects) -> list:
         if isinstance(o, Optimizer):
             out.append([{k: v for k, v in g.items() if k != "params" and
                          (type(v) in _PLAIN or type(v) is tuple)} for g in o.param_groups])
-        elif type(o) is list:  # an append (a loss history) or an assignment
+        elif isinstance(o, (list, tuple, collections.deque)):  # an append (a loss history)
             out.append([id(e) for e in o])
-        elif type(o) is dict:
+        elif isinstance(o, dict):  # OrderedDict and defaultdict too
             out.append([(k, id(v)) for k, v in o.items()])
-        else:
-            out.append({k: v for k, v in vars(o).items() if type(v) in _PLAIN})
+        elif isinstance(o, (set, frozenset)):
+            out.append(set(map(id, o)))
+        elif _np_random(o):  # NOTE [ Impure calls ]: its draws by its state
+            out.append(_np_state(o))
+        else:  # a tensor re-bound too (``state.h = state.h + x``): by identity
+            out.append({k: v if _guardable(v) else ("id", id(v)) for k, v in vars(o).items()})
     return out
 
 
@@ -1508,7 +1700,8 @@ def _value_guards(allmods, plain) -> list:
     out = []
     for m in allmods:
         # (the tree's count has a guard of its own: NOTE [ Module tree guard ])
-        keys = tuple(k for k, v in m.__dict__.items() if type(v) in _PLAIN and
+        # (tuples too: Conv2d's padding, stride and dilation, which a graph bakes in)
+        keys = tuple(k for k, v in m.__dict__.items() if _guardable(v) and
                      k != "training" and k != "_tree_version")
         if keys:
             out.append((m.__dict__, keys, tuple(m.__dict__[k] for k in keys)))
@@ -1525,27 +1718,35 @@ def _value_guards(allmods, plain) -> list:
 # ``x * self.scale``, ``torch.tensor([w[0], 2.])``) and guards on them where it read them.
 # ember records ops, not bytecode, so it cannot see where a number in the graph came from: the
 # graph holds the number itself (a literal is folded, NOTE [ Constant folding ]).  So an entry
-# guards on every plain value (None, bool, int, float, str, tuples of them) in the containers
-# and objects the function reaches: the dicts, lists and plain objects named by its globals
-# and closure cells, passed as arguments, or its bound method's ``self``, the non-underscore
-# dicts, lists and objects of the modules it reaches, and those inside them (two levels); for
-# a list its length too.  A changed value recompiles, as PyTorch's guard does (a value that
-# keeps changing ends at the cache limit, eager with a warning); a value the function changes
-# itself is a side effect, a break.  Not guarded: optimizers and lr schedulers (a compiled step
-# reads their hyper-parameters at each call), containers of more than ``_GUARD_ITEMS`` entries
-# (the guard would cost more than the call), and values read from anything else
-# (a NumPy array's elements).  A Python module's plain attributes the code names (``config.
-# SCALE``) are guarded with the globals (``_discover``).
+# guards on every plain value (None, bool, int, float, str, NumPy scalars, Enum members, tuples
+# of them: ``_guardable``) in the containers and objects the function reaches: the dicts (and
+# subclasses), lists, tuples, sets, deques and plain objects named by its globals, closure
+# cells and default arguments, passed as arguments, or its bound method's ``self``, the
+# dicts, lists and objects of the modules it reaches (a library module's ``_private`` ones
+# excepted), and those inside them (two levels); for a list its length too, and a list of more
+# than ``_GUARD_ITEMS`` numbers as one tuple (compared at C speed).  Numbers in closure cells,
+# globals, a Python module's attributes (``config.SCALE``) and a user class's attributes
+# (``Cfg.scale``, ``type(self).scale``) the code names are guarded too, in the function and
+# the helpers it names up to ``depth`` calls deep (``_discover``), and a tensor the graph holds
+# as a constant, read from one of those containers, by identity (``_Ids``).  A changed value
+# recompiles, as PyTorch's guard does (a value that keeps changing ends at the cache limit,
+# eager with a warning); a value the function changes itself is a side effect, a break.  Not
+# guarded: optimizers and lr schedulers (a compiled step reads their hyper-parameters at each
+# call), lists of more than ``_LONG_ITEMS`` entries or long lists of anything but numbers (a
+# data set's), values read through helpers deeper than ``depth`` or through methods of other
+# objects, and values read from anything else (a NumPy array's elements).  Impure calls are
+# breaks (NOTE [ Impure calls ]).
 _GUARD_ITEMS = 64
 
 
 class _Cell:
     """A closure cell seen as a mapping of ``"contents"`` (a value guard's container)."""
 
-    __slots__ = ("cell",)
+    __slots__ = ("cell", "name")
 
-    def __init__(self, cell):
+    def __init__(self, cell, name: str = "contents"):
         self.cell = cell
+        self.name = name  # the variable's name, for a break's reason
 
     def __getitem__(self, k):
         try:
@@ -1561,7 +1762,8 @@ class _Cell:
 
 
 class _Items:
-    """A list seen as a mapping of its indices and ``"len"`` (a value guard's container)."""
+    """A list (tuple, deque) seen as a mapping of its indices, ``"len"`` and ``"all"`` (the
+    whole of a long list as one tuple) (a value guard's container)."""
 
     __slots__ = ("seq",)
 
@@ -1572,6 +1774,8 @@ class _Items:
         seq = self.seq
         if k == "len":
             return len(seq)
+        if k == "all":
+            return tuple(seq)
         if k < len(seq):
             return seq[k]
         raise KeyError(k)
@@ -1583,45 +1787,130 @@ class _Items:
             return default
 
 
+class _Set:
+    """A set seen as a mapping of ``"set"``, its frozen contents (a value guard's container)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq):
+        self.seq = seq
+
+    def __getitem__(self, k):
+        return frozenset(self.seq)
+
+    def get(self, k, default=None):
+        return frozenset(self.seq)
+
+
+class _Ids:
+    """A container's slots seen by the identity of what they hold: a tensor a graph holds as
+    a constant, read from a dict, list or object (``CFG["mask"]``), re-bound between calls."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq):
+        self.seq = seq
+
+    def __getitem__(self, k):
+        return id(self.seq[k])
+
+    def get(self, k, default=None):
+        try:
+            return id(self.seq[k])
+        except (KeyError, IndexError):
+            return default
+
+
+# what a Python value guard walks into: dicts (and subclasses), lists, tuples, sets, deques
+_CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
+_LONG_ITEMS = 1 << 16  # a longer list is neither guarded nor walked (a data set's)
+
+
 def _guardable(v) -> bool:
-    return type(v) in _PLAIN or type(v) is tuple and len(v) <= 16 and \
-        all(_guardable(e) for e in v)
+    """A value a graph may bake in and a guard compares by ``==`` and type: None, bool, int,
+    float, str, a NumPy scalar, an Enum member, tuples of them."""
+    t = type(v)
+    return t in _PLAIN or t is tuple and len(v) <= 16 and all(_guardable(e) for e in v) or \
+        isinstance(v, (_np.generic, enum.Enum))
 
 
-def _python_values(objects, allmods) -> list:
-    """``(mapping, keys, values)`` of the plain values in the containers and objects a
-    function reaches (NOTE [ Python values ])."""
+_INTERNALS = []
+
+
+def _module_internals() -> frozenset:
+    """The attribute names every Module has (its parameter, buffer and hook dicts)."""
+    if not _INTERNALS:
+        _INTERNALS.append(frozenset(vars(Module())))
+    return _INTERNALS[0]
+
+
+def _walk(objects, allmods):
+    """``(mapping, items)`` of each container and object a function reaches (NOTE [ Python
+    values ]), two levels in."""
     from ..optim.lr_scheduler import LRScheduler
     skip = (Module, Tensor, Optimizer, LRScheduler, _Compiled, CompiledStep)
     todo = [(o, 0) for o in objects]
+    internals = _module_internals()
     for m in allmods:
-        todo += [(v, 1) for k, v in m.__dict__.items() if not k.startswith("_") and
-                 (type(v) in (list, dict) or _stateful(v))]
-    out, seen = [], set()
+        # a user module's ``_private`` containers too; a library module's are its own
+        lib = type(m).__module__.startswith("ember.")
+        todo += [(v, 1) for k, v in m.__dict__.items() if k not in internals and
+                 not (lib and k.startswith("_")) and
+                 (isinstance(v, _CONTAINERS) or _stateful(v))]
+    seen = set()
     while todo:
         o, depth = todo.pop(0)
         if id(o) in seen or isinstance(o, skip):
             continue
         seen.add(id(o))
-        if type(o) is dict:
+        if isinstance(o, dict):
             d, items = o, list(o.items())
-        elif type(o) is list:
+        elif isinstance(o, (list, tuple, collections.deque)):
             d, items = _Items(o), [("len", len(o))] + list(enumerate(o))
+        elif isinstance(o, (set, frozenset)):
+            d, items = _Set(o), list(o)
+            if len(items) <= _LONG_ITEMS and all(map(_guardable, items)):
+                yield d, [("set", frozenset(items))], depth
+            continue
         elif _stateful(o):
             d, items = vars(o), list(vars(o).items())
         else:
             continue
-        if len(items) > _GUARD_ITEMS + 1:  # a data set's list: neither guarded nor walked
+        if len(items) > _GUARD_ITEMS + 1:
+            # a long list of numbers: one guard on all of it (a tuple compared at C speed);
+            # anything else long (a data set's list) is neither guarded nor walked
+            if type(d) is _Items and len(items) <= _LONG_ITEMS + 1 and \
+                    all(_guardable(v) for _, v in items):
+                yield d, [("all", tuple(o))], depth
             continue
-        keys, vals = [], []
-        for k, v in items:
-            if _guardable(v):
-                keys.append(k)
-                vals.append(v)
-            elif depth < 2 and (type(v) in (list, dict) or _stateful(v)):
-                todo.append((v, depth + 1))
-        if keys and len(keys) <= _GUARD_ITEMS:
-            out.append((d, tuple(keys), tuple(vals)))
+        yield d, items, depth
+        if depth < 2:
+            todo += [(v, depth + 1) for _, v in items
+                     if not _guardable(v) and (isinstance(v, _CONTAINERS) or _stateful(v))]
+
+
+def _python_values(objects, allmods) -> list:
+    """``(mapping, keys, values)`` of the plain values in the containers and objects a
+    function reaches (NOTE [ Python values ])."""
+    out = []
+    for d, items, _ in _walk(objects, allmods):
+        whole = type(d) is _Set or type(d) is _Items and items[0][0] == "all"
+        kv = items if whole else [(k, v) for k, v in items if _guardable(v)]
+        if kv and len(kv) <= _GUARD_ITEMS:
+            out.append((d, tuple(k for k, _ in kv), tuple(v for _, v in kv)))
+    return out
+
+
+def _tensor_slots(objects, allmods, consts, owners) -> list:
+    """``(_Ids(container), keys, ids)`` of the slots of the containers and objects a function
+    reaches that hold a tensor the graph holds as a constant (NOTE [ Python values ])."""
+    out = []
+    for d, items, _ in _walk(objects, allmods):
+        keys = tuple(k for k, v in items if isinstance(v, Tensor) and id(v) in consts and
+                     id(v) not in owners)
+        if keys:
+            seq = d.seq if type(d) is _Items else d
+            out.append((_Ids(seq), keys, tuple(id(seq[k]) for k in keys)))
     return out
 
 
@@ -1992,6 +2281,7 @@ class _Compiled:
         trees_before = {id(m): _tree_shape(m) for m in allmods}
         objects = objects + [v for v in leaves if isinstance(v, Optimizer) or
                                        (not isinstance(v, Module) and _stateful(v))]
+        objects = objects + _np_streams(objects, allmods)  # NOTE [ Impure calls ]
         objects_before = _object_state(objects)
         for v in leaves:  # a module passed as an argument: its parameters are not constants
             if isinstance(v, Module):
@@ -2010,8 +2300,9 @@ class _Compiled:
         fn = self.fn
         _capturing.append(cap)
         hook = _optmod.register_optimizer_step_pre_hook(capture_hook)
+        grad_before = state.grad
         try:
-            with _Patches(rec), routed_steps():
+            with _Patches(rec), routed_steps(), _Impure() as impure:
                 # the graph returns the result's containers as plain tuples and dicts: each
                 # call makes the namedtuples, dataclasses ... again (``entry.rebuild``)
                 held = []
@@ -2026,6 +2317,11 @@ class _Compiled:
             cap.brk(f"the function returns a {opaque} object holding tensors: a replay would "
                     "return the captured object itself")
         rec.check_rng("at the end")
+        for what, stack in impure.found:  # NOTE [ Impure calls ]
+            cap.brk(what, stack)
+        if state.grad != grad_before:
+            cap.brk("a Python side effect: the function changed grad mode "
+                    "(set_grad_enabled(...) as a statement), which a compiled replay would not")
         for cls in dict.fromkeys(rec.custom_functions):
             # its forward's ops were recorded, its own backward would be lost on replays
             cap.brk(f"a custom autograd.Function ({cls.__qualname__}.apply) with inputs that "
@@ -2105,6 +2401,10 @@ class _Compiled:
         replayed = {id(o) for s in cap.schedulers for o in (s, s.optimizer, *_children(s))}
         for o, a, b in zip(objects, objects_before, _object_state(objects)):
             if a != b and id(o) not in replayed:
+                if _np_random(o):  # NOTE [ Impure calls ]
+                    cap.brk("an impure call, a numpy.random draw: its values would be frozen "
+                            "into the graph")
+                    break
                 what = "contents" if type(o) in (list, dict) else "attributes"
                 cap.brk(f"a Python side effect: the function changed a {type(o).__name__}'s "
                         f"{what} (an append, a counter?), which a compiled replay "
@@ -2113,8 +2413,10 @@ class _Compiled:
         for (d, keys, vals), (_, keys2, vals2) in zip(values_before, entry.values):
             if keys != keys2 or vals != vals2:
                 changed = [k for k, a, b in zip(keys, vals, vals2) if a != b] or list(keys2)
-                cap.brk(f"a Python side effect: the function changed {changed[0]!r} (a module "
-                        "attribute or global), which a compiled replay would not")
+                what = f"the closure variable {d.name!r} (nonlocal)" if type(d) is _Cell \
+                    else f"{changed[0]!r} (a module attribute or global)"
+                cap.brk(f"a Python side effect: the function changed {what}, which a compiled "
+                        "replay would not")
                 break
         python_after = _python_values(objects, allmods)
         if [(id(getattr(d, "seq", d)), k, v) for d, k, v in python_before] != \
@@ -2124,6 +2426,9 @@ class _Compiled:
                         "or object it reaches, which a compiled replay would not")
         elif not cap.breaks:  # an entry that runs eagerly needs no guard on them
             entry.values += python_after
+            # a constant tensor read from a container (``CFG["mask"]``): that slot by identity
+            consts = {id(t) for t in recording.constants.values() if isinstance(t, Tensor)}
+            entry.values += _tensor_slots(objects, allmods, consts, owners)
         if not cap.breaks:
             _detach_outputs(rec, recording)
         program = _program(cap, rec, recording) if not cap.breaks else None
