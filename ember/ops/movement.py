@@ -1203,7 +1203,7 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0):
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a "
                            "tensor with 0 dims")
     d = _wrap_dim(dim, len(shape))
-    n = shape[d]
+    n = input.size(d)  # read as Tensor.size: tracked while a capture may go size-generic
     ios = indices_or_sections
     if isinstance(ios, Tensor):
         ios = ios.item() if ios._data.ndim == 0 else ios.tolist()

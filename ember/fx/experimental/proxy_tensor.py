@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
+import threading
 
 from ...autograd import inplace as _inplace
 from ...autograd.modes import Op, TorchDispatchMode, TorchFunctionMode
@@ -157,6 +158,20 @@ def plain_output(tree) -> tuple:
     return plain, rebuild, (opaque[0] if opaque else None)
 
 
+def _plain(a):
+    """A tracked size (``SizeInt``, NOTE [ Size decisions ]) as the plain int a graph holds."""
+    return int.__int__(a) if getattr(type(a), "_ember_size", False) else a
+
+
+class _OpBody(threading.local):
+    depth = 0
+
+
+# > 0 while a recorded op runs: what its Python decides from sizes is decided again when the
+# graph runs (NOTE [ Size decisions ] in ``_dynamo/dynamic.py`` does not track it)
+OP_BODY = _OpBody()
+
+
 class OpRecorder(TorchDispatchMode):
     """A mode that appends one ``call_function`` node per op it sees (NOTE [ Op recording ]).
 
@@ -240,7 +255,9 @@ class OpRecorder(TorchDispatchMode):
             return tuple(self.map(e) for e in a)  # a (values, indices) result: a tuple
         if isinstance(a, dict):
             return {k: self.map(v) for k, v in a.items()}
-        return a
+        if isinstance(a, slice):
+            return slice(_plain(a.start), _plain(a.stop), _plain(a.step))
+        return _plain(a)
 
     def constant(self, value):
         """A ``get_attr`` node for a non-tensor constant the generated code cannot spell."""
@@ -268,10 +285,16 @@ class OpRecorder(TorchDispatchMode):
             if self.forward_only:
                 return func(*args, **kwargs)
         grad_mode = state.grad
-        out = func(*args, **kwargs)
+        OP_BODY.depth += 1  # NOTE [ Size decisions ]: its Python runs again at each replay
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            OP_BODY.depth -= 1
         node = self.graph.call_function(func, self.map(args), self.map(kwargs))
         node.meta["val"] = out
         node.meta["grad_mode"] = grad_mode
+        if args and isinstance(args[0], Tensor):  # kept once values are dropped (NOTE [ Size
+            node.meta["shape0"] = args[0]._data.shape  # decisions ]: a pool's input)
         if isinstance(out, Tensor):
             self.bind(out, node)
         elif isinstance(out, tuple):
