@@ -37,6 +37,7 @@ from ..fx.experimental.proxy_tensor import (COPY_, DROPOUT_MASK, OpRecorder, fla
 from .optim_step import (CompiledStep, routed_steps, optimizer_of, capture_hook,
                          compiled_step_for)
 from .dynamic import ATTEMPTS, DynamicGraph, NotDynamic, Snapshot, general_leaf, resize, size_maps
+from .dynamic import keep_audit, pair_ok, probe_dims, track_sizes
 from .utils import counters
 from . import utils as _utils
 from ..optim import optimizer as _optmod
@@ -2111,10 +2112,15 @@ class _Compiled:
         # only once it is known not to become a dynamic graph
         self._defer = getattr(self.compiler, "_ember_custom", False) and \
             any(k[0] == self._token for k in cache.entries)
+        # NOTE [ Size decisions ]: a capture that may make a size-generic graph tracks sizes
+        probe = probe_dims(cache, key, leaves, self.dynamic) if \
+            self.dynamic is not False or _marked(leaves) else None
         try:
-            result, entry = self._capture(args, kwargs, leaves)
+            with track_sizes(leaves, probe) as ts:
+                result, entry = self._capture(args, kwargs, leaves)
         finally:
             self._defer = False
+        keep_audit(entry, ts)
         entry.key = key
         cache.entries[key] = entry
         if entry.run is not None and (self.dynamic is not False or _marked(leaves)) and \
@@ -2178,7 +2184,9 @@ class _Compiled:
             rng, explained = _gen_state(), self.explained
             snap = Snapshot(snap_tensors, optimizers)
             try:
-                _, entry2 = self._capture(args2, kwargs2, moved, lower=False)
+                with track_sizes(moved, dims) as ts:  # NOTE [ Size decisions ]
+                    _, entry2 = self._capture(args2, kwargs2, moved, lower=False)
+                keep_audit(entry2, ts)
             except Exception:  # noqa: BLE001 (the function refuses these sizes)
                 raised = True
                 continue
@@ -2577,7 +2585,7 @@ def _make_dynamic(cache, key, entry, leaves, dynamic, compiler) -> None:
         if old is entry or old.run is None or not old.ok() or _lifts(old) != _lifts(entry):
             continue
         dims = _changed_dims(old_key, key, leaves, dynamic)
-        if dims is None:
+        if dims is None or not pair_ok(entry.gm, old.gm):  # NOTE [ Size decisions ]
             continue
         for dk, ddims, _, _ in cache.dynamic:  # dims already dynamic for this code stay so
             if _general_key(key, ddims) == dk:
