@@ -387,3 +387,60 @@ def test_set_grad_enabled_as_a_statement_leaves_grad_off_as_eager():
     with pytest.raises(Unsupported, match="grad mode"):
         ember.compile(f, fullgraph=True)(ember.ones(2))
     ember.set_grad_enabled(True)
+
+
+# ---- helpers deeper than the discovery walk: the functions the capture ran ------------------
+_DEEP = {"s": 1.0}
+_DEEP_N = 1.0
+
+
+def _d6(x):
+    return x * _DEEP["s"] * _DEEP_N
+
+
+def _d5(x):
+    return _d6(x)
+
+
+def _d4(x):
+    return _d5(x)
+
+
+def _d3(x):
+    return _d4(x)
+
+
+def _d2(x):
+    return _d3(x)
+
+
+def _d1(x):
+    return _d2(x)
+
+
+def _bump_deep(i):
+    global _DEEP_N
+    _DEEP["s"] += 1.0
+    _DEEP_N += 0.5
+
+
+def test_a_helper_six_calls_deep_is_guarded():
+    got, want = _run(_d1, _bump_deep)
+    assert got == want and len({str(w) for w in want}) > 1
+
+
+class _Inner(ember.nn.Module):
+    def forward(self, x):
+        return x * _DEEP_N
+
+
+def test_a_submodules_forward_globals_are_guarded():
+    global _DEEP_N
+    outer = ember.nn.Sequential(ember.nn.Identity(), _Inner())
+    cm = ember.compile(outer)
+    try:
+        for i in range(3):
+            assert cm(ember.ones(2)).tolist() == outer(ember.ones(2)).tolist()
+            _DEEP_N += 1.0
+    finally:
+        _DEEP_N = 1.0

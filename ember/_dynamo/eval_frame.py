@@ -373,6 +373,7 @@ class _Impure:
 
     def __init__(self):
         self.found = []
+        self.ran = {}  # code object of each user function the capture ran -> its globals
 
     def __enter__(self):
         self.old = sys.getprofile()
@@ -392,6 +393,7 @@ class _Impure:
         import random
         from ..random import Generator
         note, kinds, kind, nxt, inp, tm = self.note, _kinds, _kind, next, input, time
+        ran = self.ran
         rand, gen_flags = random.Random, _GEN_FLAGS
         watched = {
             Generator.__init__.__code__: "an ember.Generator() made inside the function (a "
@@ -403,6 +405,8 @@ class _Impure:
         def hook(frame, event, arg):
             if event == "call":
                 code = frame.f_code
+                if code not in ran and (kinds.get(code) or kind(code)) == "user":
+                    ran[code] = frame.f_globals  # NOTE [ Python values ]: any depth
                 if pending[0] is not None:
                     user, pending[0] = pending[0], None
                     if not (code.co_flags & gen_flags and kind(code) == "ember"):
@@ -1902,6 +1906,27 @@ def _python_values(objects, allmods) -> list:
     return out
 
 
+def _ran_values(ran, values, objects) -> list:
+    """Value guards for the globals the user functions a capture ran name (a helper deeper
+    than ``_discover``'s walk, a submodule's ``forward``) that the entry does not guard yet: the
+    plain ones, and those in the dicts and lists they hold."""
+    have = {(id(d), k) for d, keys, _ in values for k in keys}
+    known = {id(o) for o in objects}
+    plain, more = [], []
+    for code, g in ran.items():
+        for name in code.co_names:
+            v = g.get(name, _MISSING)
+            if v is _MISSING or (id(g), name) in have:
+                continue
+            if _guardable(v):
+                have.add((id(g), name))
+                plain.append((g, name, v))
+            elif isinstance(v, _CONTAINERS) and id(v) not in known:
+                known.add(id(v))
+                more.append(v)
+    return _value_guards((), plain) + _python_values(more, ())
+
+
 def _tensor_slots(objects, allmods, consts, owners) -> list:
     """``(_Ids(container), keys, ids)`` of the slots of the containers and objects a function
     reaches that hold a tensor the graph holds as a constant (NOTE [ Python values ])."""
@@ -2437,6 +2462,7 @@ class _Compiled:
             # a constant tensor read from a container (``CFG["mask"]``): that slot by identity
             consts = {id(t) for t in recording.constants.values() if isinstance(t, Tensor)}
             entry.values += _tensor_slots(objects, allmods, consts, owners)
+            entry.values += _ran_values(impure.ran, entry.values, objects)
         if not cap.breaks:
             _detach_outputs(rec, recording)
         program = _program(cap, rec, recording) if not cap.breaks else None
