@@ -1738,8 +1738,10 @@ def _value_guards(allmods, plain) -> list:
 # eager with a warning); a value the function changes itself is a side effect, a break.  Not
 # guarded: optimizers and lr schedulers (a compiled step reads their hyper-parameters at each
 # call), lists of more than ``_LONG_ITEMS`` entries or long lists of anything but numbers (a
-# data set's), values read through helpers deeper than ``depth`` or through methods of other
-# objects, and values read from anything else (a NumPy array's elements).  Impure calls are
+# data set's), objects reached only inside a helper deeper than ``depth`` (its globals' plain
+# values and containers are guarded: the capture records every user function it ran and its
+# globals, ``_ran_values``), containers a function builds or reads through another object's
+# method, and values read from anything else (a NumPy array's elements).  Impure calls are
 # breaks (NOTE [ Impure calls ]).
 _GUARD_ITEMS = 64
 
