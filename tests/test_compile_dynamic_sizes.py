@@ -288,3 +288,29 @@ def test_random_size_expressions_compiled_equal_eager(steps, sizes):
         x = ember.arange(float(2 * n)).reshape(n, 2)
         got, want = cf(x), fn(x)
         np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=f"{steps} {n}")
+
+
+@pytest.mark.parametrize("name", ["adaptive_max", "topk", "softmax"])
+def test_op_bodies_decide_again_in_the_one_generic_region(name):
+    """An op that decides from the size inside its own call (adaptive windows, top-k, softmax)
+    stays dynamic and reaches the one generic region (NOTE [ Size-generic regions ]): its
+    values and gradients equal eager's at every size."""
+    op = {"adaptive_max": lambda h: F.adaptive_max_pool1d(h, 3),
+          "topk": lambda h: h.topk(2, dim=2)[0],
+          "softmax": lambda h: h.softmax(2)[..., :1]}[name]
+    w = ember.ones(2, 1, requires_grad=True)
+
+    def step(x):
+        loss = (op(x * w) ** 2).sum()
+        loss.backward()
+        return loss.detach()
+    ember.compiler.reset()
+    counters.clear()
+    cf = ember.compile(step)
+    for n in (8, 10, 12, 7, 9, 11, 13, 17, 6, 23, 5):
+        w.grad = None
+        got = cf(_x(n))
+        g1 = w.grad.clone()
+        w.grad = None
+        assert _same(got, step(_x(n))) and _same(g1, w.grad), n
+    assert counters["frames"]["total"] == 2 and counters["stats"]["generic_instances"] > 0
