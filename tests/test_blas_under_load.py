@@ -13,6 +13,14 @@ import ember
 from ember.ops import _threads, conv
 
 
+@pytest.fixture(autouse=True)
+def fresh_load(monkeypatch):
+    """Every ``loaded()`` reads the average again: an answer cached by an earlier test (within
+    ``_LOAD_EVERY`` of it, under the real bound) would override the bound a test sets."""
+    monkeypatch.setattr(_threads, "_load", {"t": None, "on": False})
+    monkeypatch.setattr(_threads, "_LOAD_EVERY", 0.0)
+
+
 def _rand(shape, dtype, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
