@@ -92,8 +92,11 @@ def _saved(c) -> None:
     """Turn what ``save_for_backward`` kept into saved entries (done only if backward runs)."""
     items = c._to_save
     if items is not None:
-        c._saved = tuple((_CONST, _make(i) if hasattr(i, "dtype") and hasattr(i, "shape")
-                          else i) for i in items)
+        # (a NumPy scalar a forward kept, its own 0-d result: an array, NOTE [ 0-d values
+        # are arrays ])
+        c._saved = tuple((_CONST, _make(i if type(i) in _ARRAY_TYPES else _asarray(i))
+                          if hasattr(i, "dtype") and hasattr(i, "shape") else i)
+                         for i in items)
         c._to_save = None
 
 
@@ -271,6 +274,20 @@ def _reading(fn, flags: list):
 def _data(t):
     """A gradient tensor's array (``None`` stays ``None``)."""
     return None if t is None else t._data
+
+
+def _zero_d(v) -> bool:
+    """Whether a captured value is a 0-d tensor (NOTE [ 0-d values are arrays ]).
+
+    NOTE [ 0-d values are arrays ]
+    NumPy returns a scalar (``np.float32``, ``np.int64``), not a 0-d array, from a full
+    reduction, an all-integer index and any ufunc of 0-d operands.  ``Function.apply`` makes
+    such a result an array before it becomes a tensor; the generated code calls the ops'
+    ``forward``s and formulas directly, so a 0-d value is made an array (``xp.asarray``, no
+    copy of an array) right where it is computed, in the forward and in each lowered
+    backward formula.  A scalar fed on crashed an op that reads its array type (a cast's
+    ``device_of``: ``(a > 2).sum().float()``) and made gradient tensors over scalars."""
+    return isinstance(v, Tensor) and v._data.ndim == 0
 
 
 def _needs_grad(v) -> bool:
@@ -587,6 +604,8 @@ class CompiledRegion:
                     body.append(f"{name[n]} = {cname}_f({c}, {', '.join(args)})")
                     if n in saves:  # what save_for_backward kept, for the lowered formula
                         body.append(f"sv_{n.name} = {c}._to_save; {c} = None")
+            if _zero_d(n.meta.get("val")):  # NOTE [ 0-d values are arrays ]
+                body.append(f"{name[n]} = xp.asarray({name[n]})")
             ibody += self._infer_row(n) if n in self._rowplan else body[start:]
             dead = [name[a] for a, user in last_use.items() if user is n and
                     a.op == "call_function" and a not in region_outs and name[a] not in keep
@@ -738,7 +757,7 @@ class CompiledRegion:
                 lines.append(f"{ind}{target} = {src}")
                 st[target] = "maybe" if maybe else "yes"
                 owned[target] = owned.get(src, False)
-            elif t == "yes" and not src_maybe and self._meta_of.get(target, (None,))[0] != ():
+            elif t == "yes" and not src_maybe and target not in zd:
                 lines.append(f"{ind}{target} = {target} + {src}")  # _acc's sum, unwrapped
                 owned[target] = True  # a new array
             else:  # a new sum, or whichever of the two is not None
@@ -750,6 +769,9 @@ class CompiledRegion:
             v = n.meta.get("val")
             if isinstance(v, Tensor) and not isinstance(gname[n], list):
                 self._meta_of[gname[n]] = (v._data.shape, v._data.dtype)
+        # 0-d gradients add up with _acc: ``+`` of two 0-d arrays gives a NumPy scalar
+        zd = {gname[n] for n in (*order, *arg_nodes)
+              if _zero_d(n.meta.get("val")) and not isinstance(gname[n], list)}
         for i, o in enumerate(region_outs):
             if isinstance(gname[o], list):
                 raise Unsupported("the graph returns a multi-result op's tuple")
@@ -1317,6 +1339,12 @@ class CompiledRegion:
                 self._env[key] = scratch
                 self._env[key + "_f"] = scls.forward
             lines.append(f"{var} = {key}_f({key}, {', '.join(args)})")
+        zd = {sub[m] for m in rec.graph.nodes
+              if m.op == "call_function" and _zero_d(m.meta.get("val"))}
+        if zd:  # NOTE [ 0-d values are arrays ]: each 0-d result made an array where computed
+            lines = [e for ln in lines for e in ((ln, f"{_var_of(ln)} = xp.asarray("
+                                                      f"{_var_of(ln)})")
+                                                 if _var_of(ln) in zd else (ln,))]
         reads = [v for v in rec.fwd_used if v != gvar]
         return lines, reads, [(j, sub[o]) for j, o in outs]
 
@@ -1538,7 +1566,8 @@ class CompiledFunction(Function):
         # grad mode is off here (on, create_graph returned above); the saved values go with
         # the call, freed as backward proceeds
         gs = region._bwd(ctx.__dict__.pop("cs"), *grads)
-        return (None,) + tuple(None if g is None else _make(g) for g in gs)
+        return (None,) + tuple(None if g is None else _make(
+            g if type(g) in _ARRAY_TYPES else _asarray(g)) for g in gs)
 
     def _free(self):
         # the engine frees a node's saved values after its backward (unless retain_graph)
