@@ -100,6 +100,10 @@ def check_betas(lr, eps, betas, weight_decay) -> None:
         raise ValueError(f"Invalid weight_decay value: {weight_decay}")
 
 
+# the devices PyTorch's fused optimizers name in their error
+_FUSED_DEVICES = ["mps", "cuda", "xpu", "hpu", "cpu", "mtia", "privateuseone"]
+
+
 def check_fused(fused, foreach, differentiable) -> None:
     """PyTorch's checks of the (here ignored) ``fused`` flag."""
     if fused:
@@ -154,6 +158,10 @@ class Adam(Optimizer):
             group.setdefault("fused", None)
 
     def _init_state(self, p, state, group):
+        if group["fused"] and not p.dtype.is_floating_point:  # PyTorch's check, at the step
+            raise RuntimeError("`fused=True` requires all the params to be floating point "
+                               f"Tensors of supported devices: {_FUSED_DEVICES} but {p.dtype} "
+                               f"and {p.device.type}")
         xp = xp_of(p._data)
         state["step"] = step_tensor(xp)
         state["exp_avg"] = _make(xp.zeros_like(p._data))

@@ -47,31 +47,40 @@ def register_optimizer_step_post_hook(hook):
     return h
 
 
-def _real_view(a):
-    """Complex array ``a`` as float pairs sharing its memory (``view_as_real``), or None."""
+def _real_view(a, xp, back: list):
+    """Complex array ``a`` as float pairs (``view_as_real``): a view of its memory, or of a
+    contiguous copy listed in ``back`` (``(a, copy)``) to be written back after the update."""
+    if a.ndim == 0:  # NumPy changes no 0-d array's itemsize; its 1-element view can
+        a = a.reshape(1)
     try:
         return a.view(a.real.dtype)
     except ValueError:  # a last axis that is not contiguous cannot be reinterpreted
-        return None
+        c = xp.ascontiguousarray(a)
+        back.append((a, c))
+        return c.view(c.real.dtype)
 
 
 def _update_as_real(opt, p, g, state, group, xp) -> None:
     """``opt._update`` on a complex parameter as PyTorch's optimizers run it: on
     ``view_as_real`` of the parameter, its gradient and its complex state, so element-wise
-    rules (Adam's squared gradient, sign-based steps) act on real and imaginary parts."""
-    pr, gr = _real_view(p), _real_view(xp.ascontiguousarray(g))  # g is only read
-    if pr is None:
-        return opt._update(p, g, state, group, xp)
+    rules (Adam's squared gradient, sign-based steps) act on real and imaginary parts (a 0-d
+    or non-contiguous parameter too: the complex rule gives other numbers)."""
+    back = []
+    pr, gr = _real_view(p, xp, back), _real_view(g, xp, [])  # g is only read
     views = {}
     for k, v in state.items():
         if isinstance(v, Tensor) and v._data.dtype.kind == "c":
-            r = _real_view(v._data)
-            if r is not None:
-                views[k] = _make(r)
+            views[k] = _make(_real_view(v._data, xp, back))
     real_state = dict(state, **views)
     opt._update(pr, gr, real_state, group, xp)
+    for a, c in back:
+        a[...] = c
     for k, v in real_state.items():  # entries the update replaced (step counters) go back
         if views.get(k) is not v:
+            if isinstance(v, Tensor) and v._data.shape == pr.shape and \
+                    v._data.dtype == pr.dtype:  # state made on the pairs (SGD's momentum
+                # buffer) is complex, as PyTorch's
+                v = _make(xp.ascontiguousarray(v._data).view(p.dtype).reshape(p.shape))
             state[k] = v
 
 

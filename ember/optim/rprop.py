@@ -40,7 +40,10 @@ class Rprop(Optimizer):
         xp = xp_of(p._data)
         state["step"] = step_tensor(xp)
         state["prev"] = _make(xp.zeros_like(p._data))
-        state["step_size"] = _make(xp.full_like(p._data, float(group["lr"])))
+        lr = float(group["lr"])
+        # a complex parameter is two real ones (PyTorch): the imaginary part gets lr too
+        state["step_size"] = _make(xp.full_like(p._data, complex(lr, lr) if p.is_complex()
+                                                else lr))
 
     def _update(self, p, g, state, group, xp):
         eta_minus, eta_plus = group["etas"]
