@@ -66,6 +66,7 @@ class _Activation(Function):
     raw = True
     kernel = ""
     saves_inputs = True  # the input (NOTE [ Saved tensors ])
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, *params):
@@ -135,6 +136,7 @@ class Hardtanh(Function):
 
     raw = True
     backward_name = "HardtanhBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, lo, hi):
@@ -743,6 +745,7 @@ class Threshold(Function):
 
     raw = True
     backward_name = "ThresholdBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, threshold, value):

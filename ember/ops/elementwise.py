@@ -1977,6 +1977,7 @@ fmin = _binary_function(_binary_tensors, Fmin, "fmin",
 class Where(Function):
     raw = True
     backward_name = "WhereBackward0"
+    edges = slice(1, 3)  # (PyTorch's node: self and other, not the condition nor ``dt``)
 
     @staticmethod
     def forward(ctx, c, x, y, dt):

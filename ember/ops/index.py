@@ -1212,6 +1212,7 @@ def _check_mask(mask: Tensor, msg: str):
 class MaskedFill(Function):
     raw = True
     backward_name = "MaskedFillBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, mask, value):
@@ -1235,6 +1236,8 @@ class MaskedFill(Function):
 
 class MaskedFillTensor(MaskedFill):
     backward_name = "MaskedFillBackward1"
+    # (PyTorch's edges are self and value, not the mask between them: no one slice)
+    edges = None
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:

@@ -333,6 +333,7 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
 class Sum(Function):
     raw = True
     backward_name = "SumBackward1"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, dims, keepdim, dt):
@@ -395,6 +396,7 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None) -> Tensor:
 class Mean(Function):
     raw = True
     backward_name = "MeanBackward1"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, dims, keepdim, dt):
@@ -623,6 +625,7 @@ class _VarStd(Function):
     """
 
     raw = True
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
     op = "var"
     is_std = False
     with_mean = False
@@ -1021,6 +1024,7 @@ def logsumexp(input, dim, keepdim=False) -> Tensor:
 class VectorNorm(Function):
     raw = True
     backward_name = "LinalgVectorNormBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, ord, dims, keepdim):
@@ -1153,6 +1157,7 @@ def _matrix_norm(input, p, dim, keepdim, dtype):
 class Cumsum(Function):
     raw = True
     backward_name = "CumsumBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, axis, dt):
