@@ -1,10 +1,10 @@
 """Graph nodes have PyTorch's edges where an op takes numbers (issue 17, review rv2 C5):
 ``where(cond, x, 2.0)`` had 4 ``next_functions`` (the condition, x, the number, the dtype) and a
 node hook got 4 ``grad_inputs`` where PyTorch has 2, so ``grad_inputs[0]`` was the condition's
-None instead of x's gradient; reductions, scans and activations with number arguments had one
-extra edge per number.  Each row compares, against torch, the node's name, its
-``next_functions`` names, the length and values of a node hook's ``grad_inputs``, and first and
-second derivatives, in float32 and float64."""
+None instead of x's gradient; reductions, scans, activations, softmax and movement ops (flip,
+roll, repeat, tril) with number arguments had one extra edge per number.  Each row compares,
+against torch, the node's name, its ``next_functions`` names, the length and values of a node
+hook's ``grad_inputs``, and first and second derivatives, in float32 and float64."""
 from __future__ import annotations
 
 import numpy as np
@@ -49,6 +49,23 @@ ROWS = {
     "linalg.vector_norm(x, 2, 1)": lambda L, x: L.linalg.vector_norm(x, 2, 1),
     "cumsum(1)": lambda L, x: x.cumsum(1),
     "cumsum(0, dtype=float64)": lambda L, x: x.cumsum(0, dtype=L.float64),
+    "cumprod(1)": lambda L, x: x.cumprod(1),
+    "logcumsumexp(1)": lambda L, x: x.logcumsumexp(1),
+    "logsumexp(1)": lambda L, x: x.logsumexp(1),
+    "amax(1)": lambda L, x: x.amax(1),
+    "amin()": lambda L, x: x.amin(),
+    "prod(1)": lambda L, x: x.prod(1),
+    "prod()": lambda L, x: x.prod(),
+    "nansum(1)": lambda L, x: x.nansum(1),
+    "gelu": lambda L, x: L.nn.functional.gelu(x),
+    "gelu(tanh)": lambda L, x: L.nn.functional.gelu(x, approximate="tanh"),
+    "softmax(1)": lambda L, x: L.softmax(x, 1),
+    "log_softmax(0)": lambda L, x: L.log_softmax(x, 0),
+    "tril(0)": lambda L, x: x.tril(),
+    "triu(1)": lambda L, x: x.triu(1),
+    "roll(1, 1)": lambda L, x: x.roll(1, 1),
+    "flip(1)": lambda L, x: x.flip(1),
+    "repeat(2, 1)": lambda L, x: x.repeat(2, 1),
 }
 X = np.array([[1.0, -2.0, 0.5], [0.3, 3.0, -1.5]])
 

@@ -555,6 +555,7 @@ class Gelu(Function):
 
     raw = True
     backward_name = "GeluBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, approximate):
@@ -837,6 +838,7 @@ class Softmax(Function):
 
     raw = True
     backward_name = "SoftmaxBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
     saves_inputs = True  # the result
 
     @staticmethod
@@ -868,6 +870,7 @@ class LogSoftmax(Function):
 
     raw = True
     backward_name = "LogSoftmaxBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
     saves_inputs = True  # the result
 
     @staticmethod

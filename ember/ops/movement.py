@@ -538,6 +538,7 @@ def broadcast_tensors(*tensors):
 class Repeat(Function):
     raw = True
     backward_name = "RepeatBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, reps):
@@ -634,6 +635,7 @@ def _xp(t: Tensor):
 class Flip(Function):
     raw = True
     backward_name = "FlipBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, dims):
@@ -670,6 +672,7 @@ def flipud(input: Tensor) -> Tensor:
 class Roll(Function):
     raw = True
     backward_name = "RollBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, shifts, dims):
@@ -1260,6 +1263,7 @@ class _Triangle(Function):
     """
 
     raw = True
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
     op = "tril"
 
     @staticmethod

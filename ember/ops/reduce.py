@@ -370,6 +370,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None) -> Tensor:
 class Nansum(Function):
     raw = True
     backward_name = "NansumBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, dims, keepdim, dt):
@@ -513,6 +514,7 @@ def _prod_others_graph(x: Tensor, dims) -> Tensor:
 class Prod(Function):
     raw = True
     backward_name = "ProdBackward1"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, dims, keepdim, dt):
@@ -853,6 +855,7 @@ def min(input, dim=None, keepdim=False, *, other=None, out=None):
 
 class _AmaxAmin(Function):
     raw = True
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
     is_max = True
 
     @staticmethod
@@ -977,6 +980,7 @@ def aminmax(input, *, dim=None, keepdim=False):
 class Logsumexp(Function):
     raw = True
     backward_name = "LogsumexpBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, dims, keepdim):
@@ -1242,6 +1246,7 @@ def _cumprod_zero_grad_graph(g: Tensor, x: Tensor, axis: int) -> Tensor:
 class Cumprod(Function):
     raw = True
     backward_name = "CumprodBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, axis, dt):
@@ -1318,6 +1323,7 @@ def cummin(input, dim):
 class Logcumsumexp(Function):
     raw = True
     backward_name = "LogcumsumexpBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, axis):
