@@ -2,7 +2,8 @@
 ``where(cond, x, 2.0)`` had 4 ``next_functions`` (the condition, x, the number, the dtype) and a
 node hook got 4 ``grad_inputs`` where PyTorch has 2, so ``grad_inputs[0]`` was the condition's
 None instead of x's gradient; reductions, scans, activations, softmax and movement ops (flip,
-roll, repeat, tril) with number arguments had one extra edge per number.  Each row compares,
+roll, repeat, tril), sort/topk/max(dim), pad and the pointwise losses with number arguments had
+one extra edge per number.  Each row compares,
 against torch, the node's name, its ``next_functions`` names, the length and values of a node
 hook's ``grad_inputs``, and first and second derivatives, in float32 and float64."""
 from __future__ import annotations
@@ -66,6 +67,23 @@ ROWS = {
     "roll(1, 1)": lambda L, x: x.roll(1, 1),
     "flip(1)": lambda L, x: x.flip(1),
     "repeat(2, 1)": lambda L, x: x.repeat(2, 1),
+    "max(1).values": lambda L, x: x.max(1)[0],
+    "min(0).values": lambda L, x: x.min(0)[0],
+    "cummax(1).values": lambda L, x: x.cummax(1)[0],
+    "kthvalue(2, 1).values": lambda L, x: x.kthvalue(2, 1)[0],
+    "median(1).values": lambda L, x: x.median(1)[0],
+    "sort(1).values": lambda L, x: x.sort(1)[0],
+    "topk(2, 1).values": lambda L, x: x.topk(2, 1)[0],
+    "aminmax(dim=1).min": lambda L, x: L.aminmax(x, dim=1)[0],
+    "glu(x[:, :2], 1)": lambda L, x: L.nn.functional.glu(x[:, 1:], 1),
+    "rrelu(training=False)": lambda L, x: L.nn.functional.rrelu(x, training=False),
+    "pad(x, (1, 1), value=2.0)": lambda L, x: L.nn.functional.pad(x, (1, 1), value=2.0),
+    "round(decimals=1)": lambda L, x: x.round(decimals=1),
+    "mse_loss(x, y)": lambda L, x: L.nn.functional.mse_loss(x, x * 2),
+    "mse_loss(x, const)": lambda L, x: L.nn.functional.mse_loss(x, x.detach() * 2),
+    "smooth_l1_loss(x, y)":  # (beta off the data's kinks |x - y| = 1)
+        lambda L, x: L.nn.functional.smooth_l1_loss(x, x.detach() * 2, beta=0.7),
+    "huber_loss(x, y)": lambda L, x: L.nn.functional.huber_loss(x, x * 3, delta=0.5),
 }
 X = np.array([[1.0, -2.0, 0.5], [0.3, 3.0, -1.5]])
 

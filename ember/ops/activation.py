@@ -255,6 +255,7 @@ class RreluWithNoise(Function):
 
     raw = True
     backward_name = "RreluWithNoiseBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, noise):
@@ -786,6 +787,7 @@ class Glu(Function):
 
     raw = True
     backward_name = "GluBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, x, dim):

@@ -2231,6 +2231,7 @@ def _round_decimals(xp, x, decimals):
 
 class RoundDecimals(_Rounding):
     backward_name = "RoundBackward1"
+    edges = 1  # (PyTorch's node: the tensor only, not ``decimals``)
     kernel = "round_cpu"
     _n_args = 2
     fn = staticmethod(_round_decimals)

@@ -151,6 +151,7 @@ class _DiffLoss(Function):
     """
 
     raw = True
+    edges = 2  # (PyTorch's node: input and target, not the dtype, reduction, parameter)
 
     @_fp_safe
     def forward(ctx, a, b, dt, reduction, param):

@@ -62,6 +62,7 @@ class _ConstantPad(Function):
 
     raw = True
     backward_name = "ConstantPadNdBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, x, pad, value):

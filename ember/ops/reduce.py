@@ -796,6 +796,7 @@ class _ExtremeDim(Function):
     """max/min over one dim: (values, indices); the gradient goes to the selected index."""
 
     raw = True
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
     is_max = True
 
     @staticmethod
@@ -937,6 +938,7 @@ def argmin(input, dim=None, keepdim=False) -> Tensor:
 class Aminmax(Function):
     raw = True
     backward_name = "AminmaxBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, dims, keepdim):
@@ -1279,6 +1281,7 @@ def cumprod(input, dim, *, dtype=None) -> Tensor:
 
 class _CumExtreme(Function):
     raw = True
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
     is_max = True
 
     @staticmethod
@@ -1425,6 +1428,7 @@ def _argsort(xp, a, axis, descending):
 class Sort(Function):
     raw = True
     backward_name = "SortBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, axis, descending):
@@ -1467,6 +1471,7 @@ def msort(input) -> Tensor:
 class Topk(Function):
     raw = True
     backward_name = "TopkBackward0"
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, k, axis, largest):
@@ -1508,6 +1513,7 @@ class _KthSelect(Function):
     """The k-th smallest value along a dim (stable order among ties), with its index."""
 
     raw = True
+    edges = 1  # (PyTorch's node: the tensor only, not the numbers after it)
 
     @staticmethod
     def forward(ctx, a, k, axis, keepdim, op):
