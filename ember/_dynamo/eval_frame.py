@@ -1621,7 +1621,7 @@ def _discover(fn, depth: int = 4):
                   *(getattr(f, "__kwdefaults__", None) or {}).values()):
             add(v, ("default",))
         g = getattr(f, "__globals__", {})
-        for name in code.co_names:
+        for name in _global_names(code):
             v = g.get(name)
             add(v, ("dict", g, name))
             if depth > 0 and inspect.isfunction(v) and not v.__module__.startswith("ember"):
@@ -1908,6 +1908,28 @@ def _python_values(objects, allmods) -> list:
     return out
 
 
+_GLOBAL_OPS = frozenset(("LOAD_GLOBAL", "LOAD_NAME"))
+_global_names_cache: dict = {}
+
+
+def _global_names(code) -> tuple:
+    """The names ``code`` (and the comprehensions/lambdas inside it) loads as globals.
+
+    ``co_names`` also holds attribute names: a module-level ``for step in range(N):`` loop
+    variable would be guarded by a capture whose code calls ``opt.step()`` and recompile every
+    iteration (PyTorch guards only the globals a frame loads)."""
+    names = _global_names_cache.get(code)
+    if names is None:
+        import dis
+        found = dict.fromkeys(i.argval for i in dis.get_instructions(code)
+                              if i.opname in _GLOBAL_OPS)
+        for c in code.co_consts:
+            if isinstance(c, types.CodeType):
+                found.update(dict.fromkeys(_global_names(c)))
+        names = _global_names_cache[code] = tuple(found)
+    return names
+
+
 def _ran_values(ran, values, objects) -> list:
     """Value guards for the globals the user functions a capture ran name (a helper deeper
     than ``_discover``'s walk, a submodule's ``forward``) that the entry does not guard yet: the
@@ -1916,7 +1938,7 @@ def _ran_values(ran, values, objects) -> list:
     known = {id(o) for o in objects}
     plain, more = [], []
     for code, g in ran.items():
-        for name in code.co_names:
+        for name in _global_names(code):
             v = g.get(name, _MISSING)
             if v is _MISSING or (id(g), name) in have:
                 continue
