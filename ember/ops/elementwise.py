@@ -2885,6 +2885,20 @@ def _float_power_(self, exponent):
     return inplace(self, float_power, exponent)
 
 
+def _augmented(method):
+    """``t += other`` and the other augmented assignments: ``method`` (``add_``, ...), or
+    NotImplemented for an operand PyTorch's in-place dunders refuse (an ndarray, a str, a
+    list), so Python falls back to ``t + other`` (an ndarray: NumPy's result, a new tensor;
+    anything else: Python's "unsupported operand" TypeError), as in PyTorch."""
+    def augmented(self, other):
+        if other.__class__ is not Tensor and not isinstance(other, Tensor) and \
+                _number(other) is None:
+            return NotImplemented
+        return method(self, other)
+    augmented.__name__ = augmented.__qualname__ = method.__name__
+    return augmented
+
+
 def _methods():
     plain = {name: globals()[name] for name in __all__ if name not in (
         "where", "equal", "allclose", "isclose", "rsub", "true_divide")}
@@ -2930,7 +2944,7 @@ def _methods():
                      ("floordiv", "floor_divide"), ("mod", "remainder"), ("pow", "pow"),
                      ("and", "bitwise_and"), ("or", "bitwise_or"), ("xor", "bitwise_xor"),
                      ("lshift", "bitwise_left_shift"), ("rshift", "bitwise_right_shift")):
-        ops[f"__i{op}__"] = inplace[name + "_"]
+        ops[f"__i{op}__"] = _augmented(inplace[name + "_"])
     inplace["float_power_"] = _float_power_
     return {**plain, **ops, **inplace, "where": _where_method, "true_divide": true_divide,
             "equal": equal, "allclose": allclose, "isclose": isclose}
