@@ -316,16 +316,21 @@ _kinds = {}  # code object -> "ember", "lib" (the standard library, installed pa
 
 
 def _kind(code) -> str:
-    k = _kinds.get(code)
+    # keyed with the file name too: code objects compare equal across files when their
+    # name, first line and body are the same
+    key = (code, code.co_filename)
+    k = _kinds.get(key)
     if k is None:
         f = code.co_filename
-        if f.startswith("<frozen") or f.startswith(_STDLIB) or "-packages/" in f:
+        if f.startswith("<frozen"):
             k = "lib"
         else:
+            # ember's own directory first: a pip-installed ember lives under site-packages,
+            # and its own calls (an os.environ read) are never the user's (review rv2 C0)
             f = os.path.abspath(f)
             k = "ember" if f.startswith(_EMBER_DIR) else \
                 "lib" if f.startswith(_STDLIB) or "-packages/" in f else "user"
-        _kinds[code] = k
+        _kinds[key] = k
     return k
 
 
