@@ -2363,6 +2363,7 @@ class _Compiled:
         _capturing.append(cap)
         hook = _optmod.register_optimizer_step_pre_hook(capture_hook)
         grad_before = state.grad
+        training_before = [m.training for m in allmods]
         try:
             with _Patches(rec), routed_steps(), _Impure() as impure:
                 # the graph returns the result's containers as plain tuples and dicts: each
@@ -2384,6 +2385,11 @@ class _Compiled:
         if state.grad != grad_before:
             cap.brk("a Python side effect: the function changed grad mode "
                     "(set_grad_enabled(...) as a statement), which a compiled replay would not")
+        changed = [m for m, was in zip(allmods, training_before) if m.training != was]
+        if changed:  # (a save and restore, ``m.eval(); ...; m.train(was)``, changes nothing)
+            cap.brk(f"a Python side effect: the function left {type(changed[0]).__name__}'s "
+                    f"training flag {changed[0].training} (m.eval()/m.train() as a statement), "
+                    "which a compiled replay would not")
         for cls in dict.fromkeys(rec.custom_functions):
             # its forward's ops were recorded, its own backward would be lost on replays
             cap.brk(f"a custom autograd.Function ({cls.__qualname__}.apply) with inputs that "
