@@ -53,3 +53,38 @@ def guard_source(c) -> str:
     finally:
         eval_frame._log_on = old
     return buf.getvalue()
+
+
+def check_call(em, ee, tm, f, x, modes, grads: bool) -> None:
+    """One call of ``f`` (``em`` compiled) against ``ee`` run eagerly (``em`` itself or an
+    ember copy) and torch's ``tm``, under ``modes`` = (ember mode, torch mode): values, and with
+    ``grads`` the parameters' gradients of ``square().sum()`` (present in all three or none)."""
+    import numpy as np
+    import torch
+    emode, tmode = modes
+    xt = torch.from_numpy(x.numpy().copy())
+    with emode():
+        got = f(x)
+        want = ee(x)
+    with tmode():
+        ref = tm(xt)
+    # (a batch-1 linear is one GEMV compiled: within rounding of eager, not bit for bit)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(got.detach().numpy(), ref.detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    if not grads:
+        return
+    em.zero_grad()
+    f(x).square().sum().backward()
+    gc = {k: p.grad.numpy().copy() for k, p in em.named_parameters() if p.grad is not None}
+    ee.zero_grad()
+    ee(x).square().sum().backward()
+    tm.zero_grad()
+    tm(xt).square().sum().backward()
+    tg = dict(tm.named_parameters())
+    for k, p in ee.named_parameters():
+        assert (k in gc) == (p.grad is not None) == (tg[k].grad is not None), k
+        if k in gc:
+            np.testing.assert_allclose(gc[k], p.grad.numpy(), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(gc[k], tg[k].grad.numpy(), rtol=1e-5, atol=1e-6)

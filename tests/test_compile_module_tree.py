@@ -107,30 +107,7 @@ MODES = {"grad": (ember.enable_grad, torch.enable_grad),
 def _check(em, tm, f, x, mode, train):
     """One compiled call against ember eager and torch eager: values, and gradients with
     grad on in training."""
-    emode, tmode = MODES[mode]
-    xt = torch.from_numpy(x.numpy().copy())
-    with emode():
-        got = f(x)
-        want = em(x)
-    with tmode():
-        ref = tm(xt)
-    # (a batch-1 linear is one GEMV compiled: within rounding of eager, not bit for bit)
-    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6,
-                               atol=1e-7)
-    np.testing.assert_allclose(got.detach().numpy(), ref.detach().numpy(), rtol=1e-5,
-                               atol=1e-6)
-    if mode == "grad" and train:
-        em.zero_grad()
-        f(x).square().sum().backward()
-        gc = {k: p.grad.numpy().copy() for k, p in em.named_parameters()}
-        em.zero_grad()
-        em(x).square().sum().backward()
-        tm.zero_grad()
-        tm(xt).square().sum().backward()
-        tg = dict(tm.named_parameters())
-        for k, p in em.named_parameters():
-            np.testing.assert_allclose(gc[k], p.grad.numpy(), rtol=1e-6, atol=1e-7)
-            np.testing.assert_allclose(gc[k], tg[k].grad.numpy(), rtol=1e-5, atol=1e-6)
+    compilecheck.check_call(em, em, tm, f, x, MODES[mode], mode == "grad" and train)
 
 
 @pytest.mark.parametrize("case", list(CASES))

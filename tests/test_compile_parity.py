@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import compilecheck
 import ember
 from ember._dynamo import config
 from ember._dynamo.utils import counters
@@ -127,31 +128,7 @@ MODES = {"grad": (ember.enable_grad, torch.enable_grad),
 def _check(em, ee, tm, f, x, mode):
     """One call of ``f`` (compiled ``em``) against ``ee`` (an ember copy run eagerly) and torch
     eager: values, and with grad on the parameters' gradients."""
-    emode, tmode = MODES[mode]
-    xt = torch.from_numpy(x.numpy().copy())
-    with emode():
-        got = f(x)
-        want = ee(x)
-    with tmode():
-        ref = tm(xt)
-    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6,
-                               atol=1e-7)
-    np.testing.assert_allclose(got.detach().numpy(), ref.detach().numpy(), rtol=1e-5,
-                               atol=1e-6)
-    if mode == "grad":
-        em.zero_grad()
-        f(x).square().sum().backward()
-        gc = {k: p.grad.numpy().copy() for k, p in em.named_parameters() if p.grad is not None}
-        ee.zero_grad()
-        ee(x).square().sum().backward()
-        tm.zero_grad()
-        tm(xt).square().sum().backward()
-        tg = dict(tm.named_parameters())
-        for k, p in ee.named_parameters():
-            assert (k in gc) == (p.grad is not None) == (tg[k].grad is not None), k
-            if k in gc:
-                np.testing.assert_allclose(gc[k], p.grad.numpy(), rtol=1e-6, atol=1e-7)
-                np.testing.assert_allclose(gc[k], tg[k].grad.numpy(), rtol=1e-5, atol=1e-6)
+    compilecheck.check_call(em, ee, tm, f, x, MODES[mode], mode == "grad")
 
 
 # ---- module hooks after compile (NOTE [ Hook guard ]) ----------------------------------------
